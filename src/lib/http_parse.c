@@ -1,0 +1,671 @@
+/*
+ * Strict HTTP/1.1 head parser and chunked decoder. See http_parse.h for the contract.
+ *
+ * The head parser is a single forward pass over buf[0..len) with a cursor. Every step returns
+ * 0 (ok, cursor advanced), HTTP_PARSE_INCOMPLETE (ran off the end of the input before the
+ * construct could be judged) or HTTP_PARSE_BAD (a byte that can never become valid). Because
+ * a byte is only judged once it is present, any prefix of a valid head yields INCOMPLETE and a
+ * malformed head is rejected as soon as the offending byte arrives.
+ */
+#include "lib/http_parse.h"
+
+#include <limits.h>
+#include <string.h>
+
+#define HTTP_DEFAULT_MAX_HEAD (64 * 1024)
+/* Bounds on bytes the chunked decoder skips without handing them to the caller. */
+#define CHUNK_MAX_EXT_BYTES     4096
+#define CHUNK_MAX_TRAILER_BYTES (64 * 1024)
+#define CHUNK_MAX_HEX_DIGITS    16
+
+struct cursor {
+    const char *p;
+    const char *end;
+};
+
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && memchr("!#$%&'*+-.^_`|~", c, 15) != NULL;
+}
+
+/* Bytes allowed in a field value or reason phrase: HTAB, SP, VCHAR, obs-text. */
+static bool is_field_byte(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int expect_crlf(struct cursor *c)
+{
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (*c->p != '\r')
+        return HTTP_PARSE_BAD;
+    c->p++;
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (*c->p != '\n')
+        return HTTP_PARSE_BAD;
+    c->p++;
+    return 0;
+}
+
+static int expect_byte(struct cursor *c, char want)
+{
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (*c->p != want)
+        return HTTP_PARSE_BAD;
+    c->p++;
+    return 0;
+}
+
+/* "HTTP/1.0" or "HTTP/1.1"; any other version is BAD (we speak nothing else). */
+static int parse_version(struct cursor *c, int *minor)
+{
+    static const char prefix[] = "HTTP/1.";
+
+    for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
+        int rc = expect_byte(c, prefix[i]);
+        if (rc)
+            return rc;
+    }
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (*c->p != '0' && *c->p != '1')
+        return HTTP_PARSE_BAD;
+    *minor = *c->p - '0';
+    c->p++;
+    return 0;
+}
+
+static int parse_token(struct cursor *c, struct str *out)
+{
+    const char *start = c->p;
+
+    while (c->p < c->end && is_tchar((unsigned char)*c->p))
+        c->p++;
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (c->p == start)
+        return HTTP_PARSE_BAD;
+    *out = (struct str){start, (size_t)(c->p - start)};
+    return 0;
+}
+
+/* One field line after its first byte has been checked not to be CR. */
+static int parse_header_line(struct cursor *c, struct http_header *h)
+{
+    const char *value;
+    int rc;
+
+    /* obs-fold: a continuation line is never accepted (RFC 9112 section 5.2). */
+    if (is_ows(*c->p))
+        return HTTP_PARSE_BAD;
+    rc = parse_token(c, &h->name);
+    if (rc)
+        return rc;
+    /* Anything but ':' right after the name, whitespace included, is BAD. */
+    rc = expect_byte(c, ':');
+    if (rc)
+        return rc;
+    value = c->p;
+    while (c->p < c->end && *c->p != '\r') {
+        if (!is_field_byte((unsigned char)*c->p))
+            return HTTP_PARSE_BAD;
+        c->p++;
+    }
+    h->value = str_trim((struct str){value, (size_t)(c->p - value)});
+    return expect_crlf(c);
+}
+
+static int parse_headers(struct cursor *c, struct http_header *headers, size_t *num, size_t max)
+{
+    *num = 0;
+    for (;;) {
+        if (c->p == c->end)
+            return HTTP_PARSE_INCOMPLETE;
+        if (*c->p == '\r')
+            return expect_crlf(c);
+        if (*num == max)
+            return HTTP_PARSE_TOO_LARGE;
+        int rc = parse_header_line(c, &headers[*num]);
+        if (rc)
+            return rc;
+        (*num)++;
+    }
+}
+
+/* Splits the next element off a comma-separated list; false when the list is exhausted. */
+static bool list_next(struct str *list, struct str *elem)
+{
+    while (list->n) {
+        const char *comma = memchr(list->p, ',', list->n);
+        size_t n = comma ? (size_t)(comma - list->p) : list->n;
+
+        *elem = str_trim((struct str){list->p, n});
+        *list = str_skip(*list, comma ? n + 1 : n);
+        /* RFC 9110 section 5.6.1: empty list elements are ignored. */
+        if (elem->n)
+            return true;
+    }
+    return false;
+}
+
+static bool parse_decimal(struct str s, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (s.n == 0)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        int d = s.p[i] - '0';
+        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Content-Length: every element of every instance must be the same decimal number. */
+static int framing_content_length(struct str value, struct http_framing *f)
+{
+    struct str elem;
+    int64_t v;
+    bool any = false;
+
+    while (list_next(&value, &elem)) {
+        if (!parse_decimal(elem, &v))
+            return HTTP_PARSE_BAD;
+        if (f->content_length >= 0 && f->content_length != v)
+            return HTTP_PARSE_BAD;
+        f->content_length = v;
+        any = true;
+    }
+    return any ? 0 : HTTP_PARSE_BAD;
+}
+
+/*
+ * Transfer-Encoding: tracks whether the last coding seen so far is chunked. "chunked" anywhere
+ * but last means the message cannot be framed by it (RFC 9112 section 6.1).
+ */
+static int framing_transfer_encoding(struct str value, bool *chunked_last, bool *seen_chunked)
+{
+    struct str elem;
+    bool any = false;
+
+    while (list_next(&value, &elem)) {
+        size_t n = 0;
+        while (n < elem.n && is_tchar((unsigned char)elem.p[n]))
+            n++;
+        if (n == 0 || (n < elem.n && elem.p[n] != ';' && !is_ows(elem.p[n])))
+            return HTTP_PARSE_BAD;
+        if (*seen_chunked)
+            return HTTP_PARSE_BAD; /* a coding after chunked, or chunked twice */
+        *chunked_last = n == elem.n && str_ieq_cstr(elem, "chunked");
+        *seen_chunked = *chunked_last;
+        any = true;
+    }
+    return any ? 0 : HTTP_PARSE_BAD;
+}
+
+static void framing_connection(struct str value, bool *close, bool *keep_alive, bool *upgrade)
+{
+    struct str elem;
+
+    while (list_next(&value, &elem)) {
+        if (str_ieq_cstr(elem, "close"))
+            *close = true;
+        else if (str_ieq_cstr(elem, "keep-alive"))
+            *keep_alive = true;
+        else if (str_ieq_cstr(elem, "upgrade"))
+            *upgrade = true;
+    }
+}
+
+static int compute_framing(const struct http_header *headers, size_t n, int minor, bool is_request,
+                           struct http_framing *f)
+{
+    bool close = false, keep_alive = false, has_te = false, chunked = false, seen = false;
+    int rc;
+
+    *f = (struct http_framing){.content_length = -1};
+    for (size_t i = 0; i < n; i++) {
+        const struct http_header *h = &headers[i];
+
+        if (str_ieq_cstr(h->name, "content-length")) {
+            rc = framing_content_length(h->value, f);
+            if (rc)
+                return rc;
+        } else if (str_ieq_cstr(h->name, "transfer-encoding")) {
+            has_te = true;
+            rc = framing_transfer_encoding(h->value, &chunked, &seen);
+            if (rc)
+                return rc;
+        } else if (str_ieq_cstr(h->name, "connection")) {
+            framing_connection(h->value, &close, &keep_alive, &f->upgrade);
+        } else if (is_request && str_ieq_cstr(h->name, "expect")) {
+            f->expect_continue = str_ieq_cstr(h->value, "100-continue");
+        }
+    }
+    if (has_te) {
+        /* Both present is the classic smuggling vector: refuse rather than pick one. */
+        if (f->content_length >= 0)
+            return HTTP_PARSE_BAD;
+        /* HTTP/1.0 has no chunked coding; a request body we cannot delimit is BAD. */
+        if (is_request && (!chunked || minor == 0))
+            return HTTP_PARSE_BAD;
+        /* Responses: a body not ending in chunked (or on 1.0) runs until the close. */
+        f->chunked = chunked && minor == 1;
+        if (!f->chunked)
+            close = true;
+    }
+    f->keep_alive = !close && (minor == 1 || keep_alive);
+    return 0;
+}
+
+static void resolve_limits(const struct http_limits *limits, size_t *max_bytes, size_t *max_headers)
+{
+    *max_bytes = HTTP_DEFAULT_MAX_HEAD;
+    *max_headers = HTTP_MAX_HEADERS;
+    if (limits && limits->max_head_bytes)
+        *max_bytes = limits->max_head_bytes;
+    if (limits && limits->max_headers && limits->max_headers < HTTP_MAX_HEADERS)
+        *max_headers = limits->max_headers;
+    /* The consumed count is returned as an int. */
+    if (*max_bytes > INT_MAX)
+        *max_bytes = INT_MAX;
+}
+
+static int parse_request_line(struct cursor *c, struct http_request_head *req)
+{
+    const char *target;
+    int rc;
+
+    /* RFC 9112 section 2.2: ignore empty lines before the request-line (CRLF only). */
+    while (c->p < c->end && *c->p == '\r') {
+        rc = expect_crlf(c);
+        if (rc)
+            return rc;
+    }
+    rc = parse_token(c, &req->method);
+    if (rc)
+        return rc;
+    rc = expect_byte(c, ' ');
+    if (rc)
+        return rc;
+    target = c->p;
+    while (c->p < c->end && *c->p != ' ') {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch < 0x20 || ch == 0x7f)
+            return HTTP_PARSE_BAD;
+        c->p++;
+    }
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    if (c->p == target)
+        return HTTP_PARSE_BAD;
+    req->target = (struct str){target, (size_t)(c->p - target)};
+    c->p++;
+    rc = parse_version(c, &req->minor_version);
+    if (rc)
+        return rc;
+    return expect_crlf(c);
+}
+
+static int parse_request_in(const char *buf, size_t len, size_t max_headers,
+                            struct http_request_head *req)
+{
+    struct cursor c = {buf, buf + len};
+    int rc;
+
+    rc = parse_request_line(&c, req);
+    if (rc)
+        return rc;
+    rc = parse_headers(&c, req->headers, &req->num_headers, max_headers);
+    if (rc)
+        return rc;
+    rc = compute_framing(req->headers, req->num_headers, req->minor_version, true, &req->framing);
+    if (rc)
+        return rc;
+    return (int)(c.p - buf);
+}
+
+int http_parse_request(const char *buf, size_t len, const struct http_limits *limits,
+                       struct http_request_head *req)
+{
+    size_t max_bytes, max_headers;
+    int rc;
+
+    resolve_limits(limits, &max_bytes, &max_headers);
+    /* Parse only the allowed window: a head not ended inside it is too large, not incomplete. */
+    rc = parse_request_in(buf, len < max_bytes ? len : max_bytes, max_headers, req);
+    if (rc == HTTP_PARSE_INCOMPLETE && len >= max_bytes)
+        return HTTP_PARSE_TOO_LARGE;
+    return rc;
+}
+
+static int parse_status_line(struct cursor *c, struct http_response_head *res)
+{
+    const char *reason;
+    int rc;
+
+    rc = parse_version(c, &res->minor_version);
+    if (rc)
+        return rc;
+    rc = expect_byte(c, ' ');
+    if (rc)
+        return rc;
+    res->status = 0;
+    for (int i = 0; i < 3; i++) {
+        if (c->p == c->end)
+            return HTTP_PARSE_INCOMPLETE;
+        if (*c->p < '0' || *c->p > '9' || (i == 0 && *c->p == '0'))
+            return HTTP_PARSE_BAD;
+        res->status = res->status * 10 + (*c->p - '0');
+        c->p++;
+    }
+    if (c->p == c->end)
+        return HTTP_PARSE_INCOMPLETE;
+    /* The SP before an empty reason is sometimes omitted; "200\r\n" is accepted. */
+    if (*c->p == ' ')
+        c->p++;
+    else if (*c->p != '\r')
+        return HTTP_PARSE_BAD;
+    reason = c->p;
+    while (c->p < c->end && *c->p != '\r') {
+        if (!is_field_byte((unsigned char)*c->p))
+            return HTTP_PARSE_BAD;
+        c->p++;
+    }
+    res->reason = (struct str){reason, (size_t)(c->p - reason)};
+    return expect_crlf(c);
+}
+
+static int parse_response_in(const char *buf, size_t len, size_t max_headers,
+                             struct http_response_head *res)
+{
+    struct cursor c = {buf, buf + len};
+    int rc;
+
+    rc = parse_status_line(&c, res);
+    if (rc)
+        return rc;
+    rc = parse_headers(&c, res->headers, &res->num_headers, max_headers);
+    if (rc)
+        return rc;
+    rc = compute_framing(res->headers, res->num_headers, res->minor_version, false, &res->framing);
+    if (rc)
+        return rc;
+    return (int)(c.p - buf);
+}
+
+int http_parse_response(const char *buf, size_t len, const struct http_limits *limits,
+                        struct http_response_head *res)
+{
+    size_t max_bytes, max_headers;
+    int rc;
+
+    resolve_limits(limits, &max_bytes, &max_headers);
+    rc = parse_response_in(buf, len < max_bytes ? len : max_bytes, max_headers, res);
+    if (rc == HTTP_PARSE_INCOMPLETE && len >= max_bytes)
+        return HTTP_PARSE_TOO_LARGE;
+    return rc;
+}
+
+bool http_response_has_body(const struct http_response_head *res, bool request_was_head)
+{
+    if (request_was_head)
+        return false;
+    return !(res->status < 200 || res->status == 204 || res->status == 304);
+}
+
+const struct http_header *http_find_header(const struct http_header *headers, size_t n,
+                                           const char *name)
+{
+    struct str want = str_from(name);
+
+    for (size_t i = 0; i < n; i++) {
+        if (str_ieq(headers[i].name, want))
+            return &headers[i];
+    }
+    return NULL;
+}
+
+/* ---- chunked transfer coding ---- */
+
+enum chunk_state {
+    CH_SIZE = 0, /* hex digits of chunk-size */
+    CH_EXT_BWS,  /* whitespace after the size: only more BWS or ';' may follow */
+    CH_EXT,      /* chunk extensions, skipped up to CR */
+    CH_SIZE_LF,  /* LF ending the chunk-size line */
+    CH_DATA,     /* bytes_left_in_chunk data bytes */
+    CH_DATA_CR,  /* CRLF after chunk data */
+    CH_DATA_LF,
+    CH_TRAILER_START, /* start of a trailer line, or the final CRLF */
+    CH_TRAILER,       /* inside a trailer field line */
+    CH_TRAILER_LF,    /* LF ending a trailer field line */
+    CH_END_LF,        /* LF of the final CRLF */
+    CH_DONE,
+};
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* After the size line: a zero size starts the trailer section. */
+static int chunk_after_size_line(struct http_chunked_decoder *dec)
+{
+    if (dec->bytes_left_in_chunk == 0) {
+        dec->state = CH_TRAILER_START;
+        dec->hex_count = 0; /* counts trailer bytes from here on */
+        return CH_TRAILER_START;
+    }
+    return CH_DATA;
+}
+
+/* Consumes one byte of the chunk-size line (states CH_SIZE..CH_SIZE_LF). */
+static int chunk_size_byte(struct http_chunked_decoder *dec, char ch)
+{
+    int v;
+
+    switch (dec->state) {
+    case CH_SIZE:
+        v = hex_value(ch);
+        if (v >= 0) {
+            if (++dec->hex_count > CHUNK_MAX_HEX_DIGITS)
+                return HTTP_PARSE_BAD;
+            dec->bytes_left_in_chunk = dec->bytes_left_in_chunk * 16 + (uint64_t)v;
+            return CH_SIZE;
+        }
+        if (dec->hex_count == 0)
+            return HTTP_PARSE_BAD;
+        dec->hex_count = 0; /* counts extension bytes from here on */
+        if (ch == '\r')
+            return CH_SIZE_LF;
+        if (ch == ';')
+            return CH_EXT;
+        return is_ows(ch) ? CH_EXT_BWS : HTTP_PARSE_BAD;
+    case CH_EXT_BWS:
+        if (++dec->hex_count > CHUNK_MAX_EXT_BYTES)
+            return HTTP_PARSE_BAD;
+        if (ch == ';')
+            return CH_EXT;
+        return is_ows(ch) ? CH_EXT_BWS : HTTP_PARSE_BAD;
+    case CH_EXT:
+        if (++dec->hex_count > CHUNK_MAX_EXT_BYTES)
+            return HTTP_PARSE_BAD;
+        if (ch == '\r')
+            return CH_SIZE_LF;
+        return is_field_byte((unsigned char)ch) ? CH_EXT : HTTP_PARSE_BAD;
+    default: /* CH_SIZE_LF */
+        if (ch != '\n')
+            return HTTP_PARSE_BAD;
+        return chunk_after_size_line(dec);
+    }
+}
+
+/* Consumes one byte of the trailer section and the final CRLF. */
+static int chunk_trailer_byte(struct http_chunked_decoder *dec, char ch)
+{
+    if (++dec->hex_count > CHUNK_MAX_TRAILER_BYTES)
+        return HTTP_PARSE_BAD;
+    switch (dec->state) {
+    case CH_TRAILER_START:
+        if (ch == '\r')
+            return CH_END_LF;
+        /* A trailer line is a field line: no obs-fold, and it needs a name. */
+        return is_tchar((unsigned char)ch) ? CH_TRAILER : HTTP_PARSE_BAD;
+    case CH_TRAILER:
+        if (ch == '\r')
+            return CH_TRAILER_LF;
+        return is_field_byte((unsigned char)ch) ? CH_TRAILER : HTTP_PARSE_BAD;
+    case CH_TRAILER_LF:
+        return ch == '\n' ? CH_TRAILER_START : HTTP_PARSE_BAD;
+    default: /* CH_END_LF */
+        return ch == '\n' ? CH_DONE : HTTP_PARSE_BAD;
+    }
+}
+
+ssize_t http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len)
+{
+    size_t src = 0, dst = 0, n = *len;
+    int next;
+
+    while (src < n && dec->state != CH_DONE) {
+        if (dec->state == CH_DATA) {
+            size_t avail = n - src;
+            size_t take =
+                dec->bytes_left_in_chunk < avail ? (size_t)dec->bytes_left_in_chunk : avail;
+            memmove(buf + dst, buf + src, take);
+            dst += take;
+            src += take;
+            dec->bytes_left_in_chunk -= take;
+            if (dec->bytes_left_in_chunk == 0)
+                dec->state = CH_DATA_CR;
+            continue;
+        }
+        char ch = buf[src++];
+        if (dec->state <= CH_SIZE_LF)
+            next = chunk_size_byte(dec, ch);
+        else if (dec->state == CH_DATA_CR)
+            next = ch == '\r' ? CH_DATA_LF : HTTP_PARSE_BAD;
+        else if (dec->state == CH_DATA_LF)
+            next = ch == '\n' ? CH_SIZE : HTTP_PARSE_BAD;
+        else
+            next = chunk_trailer_byte(dec, ch);
+        if (next < 0) {
+            *len = dst;
+            return HTTP_PARSE_BAD;
+        }
+        if (dec->state == CH_DATA_LF && next == CH_SIZE)
+            dec->hex_count = 0;
+        dec->state = next;
+    }
+    *len = dst;
+    if (dec->state != CH_DONE)
+        return HTTP_PARSE_INCOMPLETE;
+    /* Leave what followed the body right after the decoded data. */
+    memmove(buf + dst, buf + src, n - src);
+    return (ssize_t)(n - src);
+}
+
+static const struct {
+    int status;
+    const char *reason;
+} status_reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {102, "Processing"},
+    {103, "Early Hints"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {203, "Non-Authoritative Information"},
+    {204, "No Content"},
+    {205, "Reset Content"},
+    {206, "Partial Content"},
+    {207, "Multi-Status"},
+    {208, "Already Reported"},
+    {226, "IM Used"},
+    {300, "Multiple Choices"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {305, "Use Proxy"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {407, "Proxy Authentication Required"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {418, "I'm a teapot"},
+    {421, "Misdirected Request"},
+    {422, "Unprocessable Content"},
+    {423, "Locked"},
+    {424, "Failed Dependency"},
+    {425, "Too Early"},
+    {426, "Upgrade Required"},
+    {428, "Precondition Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {451, "Unavailable For Legal Reasons"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+    {506, "Variant Also Negotiates"},
+    {507, "Insufficient Storage"},
+    {508, "Loop Detected"},
+    {510, "Not Extended"},
+    {511, "Network Authentication Required"},
+};
+
+const char *http_status_reason(int status)
+{
+    /* The table is sorted; a binary search keeps this cheap on every response. */
+    size_t lo = 0, hi = sizeof(status_reasons) / sizeof(status_reasons[0]);
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (status_reasons[mid].status == status)
+            return status_reasons[mid].reason;
+        if (status_reasons[mid].status < status)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return "";
+}

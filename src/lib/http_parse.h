@@ -1,0 +1,149 @@
+/*
+ * HTTP/1.1 message head parser and chunked-body decoder, shaped like picohttpparser: it
+ * allocates nothing, every result is a slice into the caller's buffer, and it returns
+ *   > 0   bytes consumed (the whole head, through the blank line),
+ *   HTTP_PARSE_INCOMPLETE (-2)  need more bytes,
+ *   HTTP_PARSE_BAD (-1)         malformed: answer 400 and close,
+ *   HTTP_PARSE_TOO_LARGE (-3)   head over the byte or header-count limit: answer 431 and close.
+ *
+ * It is strict where leniency causes request smuggling (RFC 9112): a bare LF anywhere in the
+ * head, obsolete line folding, whitespace between a field name and its colon, a field name that
+ * is not a token, conflicting or malformed Content-Length, Content-Length together with
+ * Transfer-Encoding, and a Transfer-Encoding whose last coding is not "chunked" (requests) are
+ * all HTTP_PARSE_BAD. So are: a request line with anything but single SPs between its parts,
+ * a method or field name that is not a token, a request-target that is empty or holds SP or
+ * control bytes, a version other than HTTP/1.0 or HTTP/1.1, control bytes other than HTAB in
+ * a field value or reason phrase, "chunked" applied twice, and Transfer-Encoding in an
+ * HTTP/1.0 request. Empty lines (CRLF) before a request line are skipped and counted in the
+ * consumed bytes. Identical Content-Length values ("5, 5" or repeated fields) are collapsed.
+ *
+ * The parser is re-run from the start on each new read; it keeps no state. Any prefix of a
+ * valid head returns HTTP_PARSE_INCOMPLETE; a malformed head is reported as soon as the first
+ * offending byte is present. Only the first max_head_bytes of buf are looked at: a head that
+ * has not ended within them is HTTP_PARSE_TOO_LARGE even though more input is pending. On any
+ * negative return the output struct holds garbage.
+ */
+#ifndef MESH_LIB_HTTP_PARSE_H
+#define MESH_LIB_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/str.h"
+
+#define HTTP_PARSE_BAD        (-1)
+#define HTTP_PARSE_INCOMPLETE (-2)
+#define HTTP_PARSE_TOO_LARGE  (-3)
+
+/* Hard cap on header fields per message; callers may set a lower limit. */
+#define HTTP_MAX_HEADERS 100
+
+struct http_header {
+    struct str name;
+    struct str value; /* leading and trailing whitespace removed */
+};
+
+/* Message framing derived from the headers, shared by requests and responses. */
+struct http_framing {
+    int64_t content_length; /* -1 when absent */
+    bool chunked;           /* Transfer-Encoding ends in chunked */
+    /*
+     * HTTP/1.1 unless Connection lists "close"; 1.0 only when it lists "keep-alive". False
+     * for a response whose Transfer-Encoding is not chunked (its body runs until the close).
+     * A response with neither Content-Length nor chunked but with a body (see
+     * http_response_has_body) is also read until the close: the caller must not reuse it.
+     */
+    bool keep_alive;
+    bool expect_continue; /* "Expect: 100-continue" (requests) */
+    bool upgrade;         /* Connection lists "upgrade" */
+};
+
+struct http_limits {
+    size_t max_head_bytes; /* request line + headers + blank line; 0 = 64 KiB */
+    size_t max_headers;    /* 0 = HTTP_MAX_HEADERS; never above it */
+};
+
+struct http_request_head {
+    struct str method;
+    struct str target; /* request-target as sent, e.g. "/v1/kv/a%2Fb?recurse" */
+    int minor_version; /* 0 or 1 */
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t num_headers;
+    struct http_framing framing;
+};
+
+struct http_response_head {
+    int minor_version;
+    int status; /* 100..999 */
+    struct str reason;
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t num_headers;
+    struct http_framing framing;
+};
+
+/*
+ * Parses a request head from buf[0..len) (borrowed) into *req (caller-owned; its slices point
+ * into buf and live as long as buf does). limits may be NULL (defaults). Returns the head's
+ * length in bytes, or HTTP_PARSE_INCOMPLETE / _BAD / _TOO_LARGE. A request without
+ * Content-Length or chunked coding has no body.
+ */
+int http_parse_request(const char *buf, size_t len, const struct http_limits *limits,
+                       struct http_request_head *req);
+
+/*
+ * Parses a response head, as http_parse_request does. Status is three digits, 100..999; the
+ * reason may be empty (and the SP before an empty reason may be missing). Whether the response
+ * has a body also depends on the request method (HEAD) and status (1xx, 204, 304): see
+ * http_response_has_body().
+ */
+int http_parse_response(const char *buf, size_t len, const struct http_limits *limits,
+                        struct http_response_head *res);
+
+/* False for a response to HEAD and for 1xx, 204 and 304; true otherwise. */
+bool http_response_has_body(const struct http_response_head *res, bool request_was_head);
+
+/* Case-insensitive lookup of the first header called `name`; NULL when absent. */
+const struct http_header *http_find_header(const struct http_header *headers, size_t n,
+                                           const char *name);
+
+/*
+ * Chunked transfer-coding decoder (RFC 9112 section 7.1), in place, picohttpparser style.
+ *
+ * Feed it the body bytes that have NOT been passed to it before: on each call buf[0..*len)
+ * holds only new, undecoded input (the first call starts right after the head). The decoder
+ * consumes all of it (keeping its position inside a chunk, size line or trailer in *dec),
+ * moves the chunk data it found to the front of buf and sets *len to the number of decoded
+ * data bytes now in buf[0..*len). The caller takes those bytes out before the next call and
+ * then passes the next undecoded bytes. Chunk extensions are skipped (at most 4 KiB per
+ * chunk), trailer fields are checked for shape and discarded (at most 64 KiB in all).
+ * Returns
+ *   >= 0  the body is complete (last chunk, trailers and final CRLF read); the value is the
+ *         number of input bytes that followed it (the start of a pipelined message), which the
+ *         decoder moves to buf[*len .. *len + ret). A call after completion decodes nothing
+ *         and returns all of its input that way.
+ *   HTTP_PARSE_INCOMPLETE  all input consumed, more needed (decoded bytes in buf[0..*len)),
+ *   HTTP_PARSE_BAD         malformed: a chunk size that is empty, not hex or over 16 hex
+ *                          digits, whitespace after the size not followed by ';', a missing
+ *                          CRLF after the size line or the data, a bare LF, a control byte
+ *                          in an extension or trailer, an obs-folded trailer, or extensions or
+ *                          trailers over their limits. *len is then the bytes decoded before
+ *                          the error; answer 400 and close.
+ * The decoder does not bound the body size: the caller counts decoded bytes against its limit.
+ * Initialise with memset 0 (or HTTP_CHUNKED_DECODER_INIT) before the first call.
+ */
+struct http_chunked_decoder {
+    uint64_t bytes_left_in_chunk; /* data bytes still to come in the current chunk */
+    int state;                    /* private */
+    int hex_count;                /* private: digits, then extension or trailer bytes */
+};
+
+#define HTTP_CHUNKED_DECODER_INIT ((struct http_chunked_decoder){0, 0, 0})
+
+ssize_t http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len);
+
+/* Standard reason phrase for a status code ("OK", "Not Found", ...; "" when unknown). Static. */
+const char *http_status_reason(int status);
+
+#endif
