@@ -1,0 +1,638 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/http_parse.h"
+
+static struct http_request_head req;
+static struct http_response_head res;
+
+static int parse_req(const char *s)
+{
+    return http_parse_request(s, strlen(s), NULL, &req);
+}
+
+static int parse_res(const char *s)
+{
+    return http_parse_response(s, strlen(s), NULL, &res);
+}
+
+static void assert_str(struct str s, const char *want)
+{
+    assert_int_equal(s.n, strlen(want));
+    assert_memory_equal(s.p, want, s.n);
+}
+
+/* ---- requests ---- */
+
+static void test_simple_get(void **state)
+{
+    const char *s = "GET /v1/kv/a%2Fb?recurse HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n";
+
+    assert_int_equal(parse_req(s), (int)strlen(s));
+    assert_str(req.method, "GET");
+    assert_str(req.target, "/v1/kv/a%2Fb?recurse");
+    assert_int_equal(req.minor_version, 1);
+    assert_int_equal(req.num_headers, 2);
+    assert_str(req.headers[0].name, "Host");
+    assert_str(req.headers[0].value, "example");
+    assert_str(req.headers[1].name, "Accept");
+    assert_str(req.headers[1].value, "*/*");
+    assert_int_equal(req.framing.content_length, -1);
+    assert_false(req.framing.chunked);
+    assert_true(req.framing.keep_alive);
+    assert_false(req.framing.expect_continue);
+    assert_false(req.framing.upgrade);
+    /* Slices point into the input. */
+    assert_ptr_equal(req.method.p, s);
+}
+
+static void test_headers_trimmed(void **state)
+{
+    const char *s = "POST /x HTTP/1.1\r\nA:   spaced \t \r\nB:\tx y\t\r\nEmpty:\r\n"
+                    "Ws: \t \r\ncontent-LENGTH:  12 \r\n\r\n";
+
+    assert_int_equal(parse_req(s), (int)strlen(s));
+    assert_int_equal(req.num_headers, 5);
+    assert_str(req.headers[0].value, "spaced");
+    assert_str(req.headers[1].value, "x y");
+    assert_str(req.headers[2].value, "");
+    assert_str(req.headers[3].value, "");
+    assert_int_equal(req.framing.content_length, 12);
+
+    const struct http_header *h = http_find_header(req.headers, req.num_headers, "b");
+    assert_non_null(h);
+    assert_str(h->value, "x y");
+    assert_null(http_find_header(req.headers, req.num_headers, "missing"));
+    h = http_find_header(req.headers, req.num_headers, "Content-Length");
+    assert_ptr_equal(h, &req.headers[4]);
+}
+
+static void test_pipelined(void **state)
+{
+    const char *first = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+    const char *s = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    int n = parse_req(s);
+
+    assert_int_equal(n, (int)strlen(first));
+    assert_str(req.target, "/a");
+    assert_int_equal(http_parse_request(s + n, strlen(s) - n, NULL, &req), (int)strlen(first));
+    assert_str(req.target, "/b");
+}
+
+static void test_leading_empty_lines(void **state)
+{
+    const char *s = "\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+
+    assert_int_equal(parse_req(s), (int)strlen(s));
+    assert_str(req.method, "GET");
+    assert_int_equal(parse_req("\n\nGET / HTTP/1.1\r\n\r\n"), HTTP_PARSE_BAD);
+}
+
+static void check_every_prefix_incomplete(const char *s, bool request)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len; i++) {
+        /* A private copy of exactly i bytes lets ASan catch any read past the end. */
+        char *copy = malloc(i ? i : 1);
+        memcpy(copy, s, i);
+        int rc = request ? http_parse_request(copy, i, NULL, &req)
+                         : http_parse_response(copy, i, NULL, &res);
+        if (rc != HTTP_PARSE_INCOMPLETE)
+            fail_msg("prefix of %zu bytes returned %d", i, rc);
+        free(copy);
+    }
+    int rc =
+        request ? http_parse_request(s, len, NULL, &req) : http_parse_response(s, len, NULL, &res);
+    assert_int_equal(rc, (int)len);
+}
+
+static void test_incomplete_every_prefix(void **state)
+{
+    check_every_prefix_incomplete("\r\nPUT /v1/kv/key?cas=5 HTTP/1.1\r\nHost: localhost:8500\r\n"
+                                  "Content-Length: 5\r\nX-Empty:\r\nX-Tab: a\tb\r\n\r\n",
+                                  true);
+    check_every_prefix_incomplete("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n",
+                                  false);
+    check_every_prefix_incomplete("HTTP/1.0 204\r\n\r\n", false);
+}
+
+static void test_bad_requests(void **state)
+{
+    static const char *const bad[] = {
+        /* bare LF */
+        "GET / HTTP/1.1\n\n",
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+        /* obs-fold */
+        "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n",
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+        /* whitespace before the colon, non-token names */
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n",
+        "GET / HTTP/1.1\r\n: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+        "GET / HTTP/1.1\r\nX\x80: a\r\n\r\n",
+        /* control bytes in values */
+        "GET / HTTP/1.1\r\nX: a\x01z\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\x7fz\r\n\r\n",
+        /* request line */
+        "G@T / HTTP/1.1\r\n\r\n",
+        "GET/ HTTP/1.1\r\n\r\n",
+        " GET / HTTP/1.1\r\n\r\n",
+        "GET  / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1 \r\n\r\n",
+        "GET /a b HTTP/1.1\r\n\r\n",
+        "GET /a\tb HTTP/1.1\r\n\r\n",
+        "GET /a\x01 HTTP/1.1\r\n\r\n",
+        "GET /\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GET / HTTP/1.2\r\n\r\n",
+        "GET / HTTP/1.10\r\n\r\n",
+        "GET / http/1.1\r\n\r\n",
+        "GET / HTTP/1\r\n\r\n",
+        /* Content-Length */
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: ,\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        /* Transfer-Encoding */
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked-false\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_req(bad[i]);
+        if (rc != HTTP_PARSE_BAD)
+            fail_msg("case %zu (%s) returned %d", i, bad[i], rc);
+    }
+}
+
+static void test_content_length_collapse(void **state)
+{
+    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n") > 0);
+    assert_int_equal(req.framing.content_length, 5);
+    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n") > 0);
+    assert_int_equal(req.framing.content_length, 7);
+    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 9223372036854775807\r\n\r\n") > 0);
+    assert_int_equal(req.framing.content_length, INT64_MAX);
+    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n") > 0);
+    assert_int_equal(req.framing.content_length, 0);
+}
+
+static void test_transfer_encoding(void **state)
+{
+    assert_true(parse_req("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n") > 0);
+    assert_true(req.framing.chunked);
+    assert_int_equal(req.framing.content_length, -1);
+    assert_true(
+        parse_req(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n") >
+        0);
+    assert_true(req.framing.chunked);
+}
+
+static void test_expect_upgrade(void **state)
+{
+    assert_true(parse_req("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n") >
+                0);
+    assert_true(req.framing.expect_continue);
+    assert_true(parse_req("GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\n") > 0);
+    assert_true(req.framing.upgrade);
+    assert_true(req.framing.keep_alive);
+}
+
+static void test_keep_alive_rules(void **state)
+{
+    static const struct {
+        const char *req;
+        bool keep_alive;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: CLOSE\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: upgrade,  close \r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: foo\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nKeep-Alive: timeout=5\r\n\r\n", false},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_true(parse_req(cases[i].req) > 0);
+        if (req.framing.keep_alive != cases[i].keep_alive)
+            fail_msg("case %zu: keep_alive %d", i, req.framing.keep_alive);
+    }
+}
+
+static void test_limits(void **state)
+{
+    const char *s = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    size_t len = strlen(s);
+    struct http_limits lim = {.max_headers = 3};
+
+    assert_int_equal(http_parse_request(s, len, &lim, &req), (int)len);
+    lim.max_headers = 2;
+    assert_int_equal(http_parse_request(s, len, &lim, &req), HTTP_PARSE_TOO_LARGE);
+    /* The head fits in exactly max_head_bytes. */
+    lim = (struct http_limits){.max_head_bytes = len};
+    assert_int_equal(http_parse_request(s, len, &lim, &req), (int)len);
+    lim.max_head_bytes = len - 1;
+    assert_int_equal(http_parse_request(s, len, &lim, &req), HTTP_PARSE_TOO_LARGE);
+    /* Incomplete and already over the limit: too large, not incomplete. */
+    lim.max_head_bytes = 10;
+    assert_int_equal(http_parse_request(s, 11, &lim, &req), HTTP_PARSE_TOO_LARGE);
+    assert_int_equal(http_parse_request(s, 9, &lim, &req), HTTP_PARSE_INCOMPLETE);
+    /* Malformed bytes inside the window are still reported as BAD. */
+    assert_int_equal(http_parse_request("GET /\x01 HTTP/1.1\r\n", 18, &lim, &req), HTTP_PARSE_BAD);
+
+    /* The default header cap is HTTP_MAX_HEADERS, even if a caller asks for more. */
+    char big[4096];
+    size_t n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < HTTP_MAX_HEADERS; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "H%d: v\r\n", i);
+    size_t with_all = n;
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n");
+    assert_int_equal(http_parse_request(big, n, NULL, &req), (int)n);
+    assert_int_equal(req.num_headers, HTTP_MAX_HEADERS);
+    n = with_all + (size_t)snprintf(big + with_all, sizeof(big) - with_all, "X: y\r\n\r\n");
+    lim = (struct http_limits){.max_headers = 1000};
+    assert_int_equal(http_parse_request(big, n, &lim, &req), HTTP_PARSE_TOO_LARGE);
+    assert_int_equal(http_parse_request(big, n, NULL, &req), HTTP_PARSE_TOO_LARGE);
+
+    /* Default byte limit: 64 KiB. */
+    size_t huge_len = 70 * 1024;
+    char *huge = malloc(huge_len);
+    memset(huge, 'a', huge_len);
+    memcpy(huge, "GET /", 5);
+    assert_int_equal(http_parse_request(huge, huge_len, NULL, &req), HTTP_PARSE_TOO_LARGE);
+    assert_int_equal(http_parse_request(huge, 60 * 1024, NULL, &req), HTTP_PARSE_INCOMPLETE);
+    free(huge);
+}
+
+/* ---- responses ---- */
+
+static void test_response(void **state)
+{
+    const char *s =
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nX-Consul-Index: 42\r\n\r\nnot found";
+
+    assert_int_equal(parse_res(s), (int)strlen(s) - 9);
+    assert_int_equal(res.minor_version, 1);
+    assert_int_equal(res.status, 404);
+    assert_str(res.reason, "Not Found");
+    assert_int_equal(res.num_headers, 2);
+    assert_int_equal(res.framing.content_length, 9);
+    assert_true(res.framing.keep_alive);
+    assert_true(http_response_has_body(&res, false));
+    assert_false(http_response_has_body(&res, true));
+
+    assert_true(parse_res("HTTP/1.1 200 \r\n\r\n") > 0);
+    assert_str(res.reason, "");
+    assert_true(parse_res("HTTP/1.0 200\r\n\r\n") > 0);
+    assert_str(res.reason, "");
+    assert_false(res.framing.keep_alive);
+    assert_true(parse_res("HTTP/1.1 200 OK \t odd\r\n\r\n") > 0);
+    assert_str(res.reason, "OK \t odd");
+    assert_true(parse_res("HTTP/1.1 999 X\r\n\r\n") > 0);
+    assert_int_equal(res.status, 999);
+}
+
+static void test_response_has_body(void **state)
+{
+    static const struct {
+        int status;
+        bool body;
+    } cases[] = {{100, false}, {101, false}, {199, false}, {200, true}, {204, false},
+                 {205, true},  {304, false}, {404, true},  {500, true}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        res.status = cases[i].status;
+        assert_int_equal(http_response_has_body(&res, false), cases[i].body);
+        assert_false(http_response_has_body(&res, true));
+    }
+}
+
+static void test_response_framing(void **state)
+{
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
+    assert_true(res.framing.chunked);
+    assert_true(res.framing.keep_alive);
+    /* Not ending in chunked: the body runs until the close. */
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n") > 0);
+    assert_false(res.framing.chunked);
+    assert_int_equal(res.framing.content_length, -1);
+    assert_false(res.framing.keep_alive);
+    assert_true(parse_res("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
+    assert_false(res.framing.chunked);
+    assert_false(res.framing.keep_alive);
+    assert_true(parse_res("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n") > 0);
+    assert_true(res.framing.upgrade);
+    /* Expect is a request header only. */
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nExpect: 100-continue\r\n\r\n") > 0);
+    assert_false(res.framing.expect_continue);
+}
+
+static void test_bad_responses(void **state)
+{
+    static const char *const bad[] = {
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 099 OK\r\n\r\n",
+        "HTTP/1.1 2x0 OK\r\n\r\n",
+        "HTTP/1.1  200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\n\r\n",
+        "HTTP/2 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "ICY 200 OK\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_res(bad[i]);
+        if (rc != HTTP_PARSE_BAD)
+            fail_msg("case %zu (%s) returned %d", i, bad[i], rc);
+    }
+}
+
+static void test_status_reason(void **state)
+{
+    assert_string_equal(http_status_reason(100), "Continue");
+    assert_string_equal(http_status_reason(200), "OK");
+    assert_string_equal(http_status_reason(404), "Not Found");
+    assert_string_equal(http_status_reason(431), "Request Header Fields Too Large");
+    assert_string_equal(http_status_reason(503), "Service Unavailable");
+    assert_string_equal(http_status_reason(511), "Network Authentication Required");
+    assert_string_equal(http_status_reason(299), "");
+    assert_string_equal(http_status_reason(0), "");
+    assert_string_equal(http_status_reason(600), "");
+}
+
+/* ---- chunked ---- */
+
+/* Decodes s in one call; returns the decoder's result and the decoded text in out. */
+static ssize_t decode_all(const char *s, size_t len, char *out, size_t *out_len)
+{
+    struct http_chunked_decoder dec = HTTP_CHUNKED_DECODER_INIT;
+    char *buf = malloc(len ? len : 1);
+    size_t n = len;
+
+    memcpy(buf, s, len);
+    ssize_t rc = http_decode_chunked(&dec, buf, &n);
+    memcpy(out, buf, n + (rc > 0 ? (size_t)rc : 0));
+    *out_len = n;
+    free(buf);
+    return rc;
+}
+
+static void test_chunked_single_call(void **state)
+{
+    const char *s = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    char out[64];
+    size_t n;
+
+    assert_int_equal(decode_all(s, strlen(s), out, &n), 0);
+    assert_int_equal(n, 11);
+    assert_memory_equal(out, "hello world", 11);
+
+    s = "A\r\n0123456789\r\na\r\nabcdefghij\r\n0000\r\n\r\n";
+    assert_int_equal(decode_all(s, strlen(s), out, &n), 0);
+    assert_int_equal(n, 20);
+    assert_memory_equal(out, "0123456789abcdefghij", 20);
+
+    s = "0\r\n\r\n";
+    assert_int_equal(decode_all(s, strlen(s), out, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void test_chunked_byte_by_byte(void **state)
+{
+    const char *s = "3;name=val\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    struct http_chunked_decoder dec;
+    char out[64];
+    size_t total = 0, len = strlen(s);
+    ssize_t rc = HTTP_PARSE_INCOMPLETE;
+
+    memset(&dec, 0, sizeof(dec));
+    for (size_t i = 0; i < len; i++) {
+        char b = s[i];
+        size_t n = 1;
+        rc = http_decode_chunked(&dec, &b, &n);
+        assert_true(n <= 1);
+        if (n)
+            out[total++] = b;
+        if (rc != HTTP_PARSE_INCOMPLETE) {
+            /* Completes on the final LF; "NEXT" must not have been fed yet. */
+            assert_int_equal(i, len - 5);
+            assert_int_equal(rc, 0);
+            break;
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(total, 19);
+    assert_memory_equal(out, "abc0123456789abcdef", 19);
+}
+
+/* Splits the input at every position into two calls, as reads would. */
+static void test_chunked_split_everywhere(void **state)
+{
+    const char *s = "4 ; a=\"b\"\r\nwiki\r\n5\r\npedia\r\n0;x\r\nA: b\r\nC: d\r\n\r\nGET";
+    size_t len = strlen(s);
+
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct http_chunked_decoder dec = HTTP_CHUNKED_DECODER_INIT;
+        char buf[128], out[128];
+        size_t n = cut, total = 0;
+
+        memcpy(buf, s, len);
+        ssize_t rc = http_decode_chunked(&dec, buf, &n);
+        memcpy(out, buf, n);
+        total = n;
+        if (rc >= 0) {
+            /* Complete within the first part: what followed is left after the data. */
+            assert_int_equal((size_t)rc, cut - (len - 3));
+            assert_memory_equal(buf + n, "GET", (size_t)rc);
+            continue;
+        }
+        assert_int_equal(rc, HTTP_PARSE_INCOMPLETE);
+        memmove(buf, s + cut, len - cut);
+        n = len - cut;
+        rc = http_decode_chunked(&dec, buf, &n);
+        assert_int_equal(rc, 3);
+        memcpy(out + total, buf, n);
+        total += n;
+        assert_memory_equal(buf + n, "GET", 3);
+        assert_int_equal(total, 9);
+        assert_memory_equal(out, "wikipedia", 9);
+    }
+}
+
+static void test_chunked_trailers_and_pipelined(void **state)
+{
+    const char *s = "2\r\nok\r\n0\r\nExpires: never\r\nX-Sum:\tabc\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+    char out[128];
+    size_t n;
+
+    assert_int_equal(decode_all(s, strlen(s), out, &n), 18);
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, "okGET / HTTP/1.1\r\n\r\n", 20);
+
+    /* Calls after completion decode nothing and hand back their input. */
+    struct http_chunked_decoder dec = HTTP_CHUNKED_DECODER_INIT;
+    char buf[16] = "0\r\n\r\nab";
+    size_t len = 7;
+    assert_int_equal(http_decode_chunked(&dec, buf, &len), 2);
+    assert_int_equal(len, 0);
+    assert_memory_equal(buf, "ab", 2);
+    len = 2;
+    assert_int_equal(http_decode_chunked(&dec, buf, &len), 2);
+    assert_int_equal(len, 0);
+}
+
+static void test_chunked_incomplete(void **state)
+{
+    const char *s = "5\r\nhel";
+    char out[64];
+    size_t n;
+
+    assert_int_equal(decode_all(s, strlen(s), out, &n), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "hel", 3);
+    assert_int_equal(decode_all("", 0, out, &n), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(n, 0);
+    s = "0\r\nTrailer: x\r\n";
+    assert_int_equal(decode_all(s, strlen(s), out, &n), HTTP_PARSE_INCOMPLETE);
+    /* Sixteen hex digits are allowed (and the data is then incomplete). */
+    s = "000000000000000A\r\n";
+    assert_int_equal(decode_all(s, strlen(s), out, &n), HTTP_PARSE_INCOMPLETE);
+    s = "FFFFFFFFFFFFFFFF\r\nabc";
+    assert_int_equal(decode_all(s, strlen(s), out, &n), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(n, 3);
+}
+
+static void test_chunked_bad(void **state)
+{
+    static const char *const bad[] = {
+        "\r\nabc\r\n",               /* empty size */
+        "g\r\n",                     /* not hex */
+        "-1\r\n",                    /* not hex */
+        "0x5\r\nhello\r\n0\r\n\r\n", /* prefix */
+        "+5\r\n",                    /* sign */
+        "00000000000000001\r\n",     /* 17 digits */
+        "5\nhello\r\n0\r\n\r\n",     /* bare LF after size */
+        "5\r\rhello",                /* CR not followed by LF */
+        "5\r\nhelloX\r\n0\r\n\r\n",  /* missing CRLF after data */
+        "5\r\nhello\n0\r\n\r\n",     /* bare LF after data */
+        "5\r\nhello\r0\r\n\r\n",     /* CR without LF after data */
+        "5 \r\nhello\r\n0\r\n\r\n",  /* trailing whitespace without ';' */
+        "5 x\r\nhello\r\n0\r\n\r\n", /* junk after the size */
+        "5;a\x01\r\nhello\r\n",      /* control byte in an extension */
+        "5;a\nhello\r\n",            /* bare LF in an extension */
+        "0\r\nX: y\n\r\n",           /* bare LF in a trailer */
+        "0\r\n y\r\n\r\n",           /* obs-fold trailer */
+        "0\r\nX: \x7f\r\n\r\n",      /* control byte in a trailer */
+        "0\r\n\n",                   /* bare LF ending the trailers */
+        "0\r\n\rx",                  /* CR not followed by LF at the end */
+    };
+    char out[64];
+    size_t n;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ssize_t rc = decode_all(bad[i], strlen(bad[i]), out, &n);
+        if (rc != HTTP_PARSE_BAD)
+            fail_msg("case %zu returned %zd", i, rc);
+    }
+}
+
+static void test_chunked_limits(void **state)
+{
+    /* Extensions are bounded per chunk, trailers in total. */
+    size_t len = 8192;
+    char *buf = malloc(len);
+    struct http_chunked_decoder dec = HTTP_CHUNKED_DECODER_INIT;
+    size_t n = len;
+
+    memset(buf, 'e', len);
+    memcpy(buf, "1;", 2);
+    assert_int_equal(http_decode_chunked(&dec, buf, &n), HTTP_PARSE_BAD);
+    free(buf);
+
+    dec = HTTP_CHUNKED_DECODER_INIT;
+    char head[] = "0\r\n";
+    n = 3;
+    assert_int_equal(http_decode_chunked(&dec, head, &n), HTTP_PARSE_INCOMPLETE);
+    ssize_t rc = HTTP_PARSE_INCOMPLETE;
+    for (int i = 0; i < 10000 && rc == HTTP_PARSE_INCOMPLETE; i++) {
+        char line[] = "X-Pad: 0123456789\r\n";
+        n = sizeof(line) - 1;
+        rc = http_decode_chunked(&dec, line, &n);
+    }
+    assert_int_equal(rc, HTTP_PARSE_BAD);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_headers_trimmed),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_leading_empty_lines),
+        cmocka_unit_test(test_incomplete_every_prefix),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_content_length_collapse),
+        cmocka_unit_test(test_transfer_encoding),
+        cmocka_unit_test(test_expect_upgrade),
+        cmocka_unit_test(test_keep_alive_rules),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_response),
+        cmocka_unit_test(test_response_has_body),
+        cmocka_unit_test(test_response_framing),
+        cmocka_unit_test(test_bad_responses),
+        cmocka_unit_test(test_status_reason),
+        cmocka_unit_test(test_chunked_single_call),
+        cmocka_unit_test(test_chunked_byte_by_byte),
+        cmocka_unit_test(test_chunked_split_everywhere),
+        cmocka_unit_test(test_chunked_trailers_and_pipelined),
+        cmocka_unit_test(test_chunked_incomplete),
+        cmocka_unit_test(test_chunked_bad),
+        cmocka_unit_test(test_chunked_limits),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
