@@ -1,0 +1,50 @@
+# Porcelain over CMake. `make` builds; `make check` sets up and runs every test;
+# `make up` / `make down` start and stop the local cluster.
+
+BUILD      ?= build
+CHECKBUILD ?= build-check
+JOBS       ?= $(shell nproc)
+PYTEST     := /usr/bin/python3 -m pytest
+RUNDIR     ?= $(CURDIR)/run
+
+.PHONY: all deps check unit e2e compat fuzz bench up down clean format
+
+all: $(BUILD)/mesh
+
+$(BUILD)/mesh: FORCE
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+FORCE:
+
+deps:
+	@scripts/install-deps
+
+# The whole suite runs against a -Werror ASan+UBSan build.
+check: deps
+	cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DWERROR=ON -DSANITIZE=ON >/dev/null
+	cmake --build $(CHECKBUILD) -j $(JOBS)
+	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q tests/e2e
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
+
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	@echo "run e.g.: build-fuzz/fuzz_http_parse -max_total_time=60 tests/fuzz/corpus/http_parse"
+
+bench: all
+	bench/registry
+
+up: deps all
+	@scripts/up "$(BUILD)" "$(RUNDIR)"
+
+down:
+	@scripts/down "$(RUNDIR)"
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(CHECKBUILD) build-fuzz

@@ -1,0 +1,40 @@
+/*
+ * Growable byte buffer. Owns its memory; data is always NUL-terminated past len so it can be
+ * handed to C string functions, but may contain NULs.
+ */
+#ifndef MESH_LIB_BUF_H
+#define MESH_LIB_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "lib/str.h"
+
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+#define BUF_INIT ((struct buf){NULL, 0, 0})
+
+void buf_free(struct buf *b);
+/* Ensures room for `extra` more bytes (plus the terminator). */
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_append_str(struct buf *b, struct str s);
+void buf_append_cstr(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Removes the first n bytes (n <= len), keeping the rest. */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/* Gives the heap string to the caller (who frees it) and leaves b empty. Never NULL. */
+char *buf_steal(struct buf *b);
+
+static inline struct str buf_str(const struct buf *b)
+{
+    return (struct str){b->data, b->len};
+}
+
+#endif

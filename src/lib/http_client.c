@@ -1,0 +1,519 @@
+#include "lib/http_client.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/net.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_MAX_BODY   (16u << 20)
+
+struct client_conn {
+    uv_tcp_t tcp;
+    struct http_client *client;
+    struct client_conn *next_idle;
+    struct http_call *call; /* NULL while idle in the pool */
+    char key[280];          /* "host:port" */
+    struct buf in;
+    bool closing;
+};
+
+enum call_phase {
+    CALL_RESOLVING = 0,
+    CALL_CONNECTING,
+    CALL_HEAD,    /* request sent or being sent; reading the response head */
+    CALL_BODY,    /* Content-Length body */
+    CALL_CHUNKED, /* chunked body */
+    CALL_TO_EOF,  /* body delimited by the connection closing */
+    CALL_DONE,
+};
+
+struct http_call {
+    struct http_client *client;
+    struct http_call *next;
+    struct http_call **pprev;
+    http_client_cb cb;
+    void *data;
+    char *host;
+    int port;
+    char key[280];
+    size_t max_body;
+    bool no_keep_alive;
+    bool head_request;
+    bool retried;
+    enum call_phase phase;
+    struct buf out; /* the serialised request */
+    uv_timer_t timer;
+    uv_getaddrinfo_t gai;
+    uv_connect_t connect;
+    struct client_conn *conn;
+    struct http_response_head head;
+    char *head_raw; /* copy of the head bytes the parsed slices point into */
+    struct buf body;
+    uint64_t body_left;
+    struct http_chunked_decoder dec;
+    bool got_bytes;
+    /* The call is freed when the last of these is done: its timer handle, a getaddrinfo or a
+     * connect in flight (their callbacks still point at the call after it finished). */
+    int refs;
+};
+
+struct http_client {
+    uv_loop_t *loop;
+    struct client_conn *idle;
+    struct http_call *calls;
+};
+
+static void conn_close(struct client_conn *conn);
+static void call_finish(struct http_call *call, int status);
+static void call_connect_fresh(struct http_call *call);
+
+struct http_client *http_client_new(uv_loop_t *loop)
+{
+    struct http_client *c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+    while (c->calls)
+        http_call_cancel(c->calls);
+    while (c->idle) {
+        struct client_conn *conn = c->idle;
+        c->idle = conn->next_idle;
+        conn->next_idle = NULL;
+        conn_close(conn);
+    }
+    free(c);
+}
+
+const char *http_client_header(const struct http_client_response *res, const char *name,
+                               size_t *len)
+{
+    const struct http_header *h = http_find_header(res->headers, res->num_headers, name);
+    if (!h)
+        return NULL;
+    if (len)
+        *len = h->value.n;
+    return h->value.p;
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct client_conn *conn = h->data;
+    buf_free(&conn->in);
+    free(conn);
+}
+
+static void pool_remove(struct client_conn *conn)
+{
+    struct client_conn **pp = &conn->client->idle;
+    while (*pp && *pp != conn)
+        pp = &(*pp)->next_idle;
+    if (*pp)
+        *pp = conn->next_idle;
+    conn->next_idle = NULL;
+}
+
+static void conn_close(struct client_conn *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    if (!conn->call)
+        pool_remove(conn);
+    uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct client_conn *conn = h->data;
+    buf_reserve(&conn->in, 16384);
+    *b = uv_buf_init(conn->in.data + conn->in.len, (unsigned)(conn->in.cap - conn->in.len - 1));
+}
+
+static void call_process(struct http_call *call);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct client_conn *conn = s->data;
+    struct http_call *call = conn->call;
+
+    if (!call) { /* idle: the server closed it, or sent junk */
+        conn_close(conn);
+        return;
+    }
+    if (nread < 0) {
+        if (call->phase == CALL_TO_EOF) {
+            call_finish(call, 0);
+        } else if (!call->got_bytes && !call->retried && conn->in.len == 0) {
+            call->conn = NULL;
+            conn->call = NULL;
+            conn->closing = true;
+            uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+            call->retried = true;
+            call_connect_fresh(call);
+        } else {
+            call_finish(call, nread == UV_EOF ? UV_EPROTO : (int)nread);
+        }
+        return;
+    }
+    call->got_bytes = true;
+    conn->in.len += (size_t)nread;
+    conn->in.data[conn->in.len] = '\0';
+    call_process(call);
+}
+
+/* The write request names the connection, not the call: a cancelled write reports after the
+ * call may be gone, but never after its connection's close callback. */
+static void on_write(uv_write_t *w, int status)
+{
+    struct client_conn *conn = w->data;
+    free(w);
+    if (status < 0 && conn->call)
+        call_finish(conn->call, status);
+}
+
+static void call_send(struct http_call *call)
+{
+    struct client_conn *conn = call->conn;
+    uv_write_t *w = xcalloc(1, sizeof(*w));
+    uv_buf_t b = uv_buf_init(call->out.data, (unsigned)call->out.len);
+
+    w->data = conn;
+    call->phase = CALL_HEAD;
+    int rc = uv_write(w, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        call_finish(call, rc);
+    }
+}
+
+/* ---- response parsing ---------------------------------------------------------------------- */
+
+static void process_head(struct http_call *call)
+{
+    struct client_conn *conn = call->conn;
+    int rc = http_parse_response(conn->in.data, conn->in.len, NULL, &call->head);
+
+    if (rc == HTTP_PARSE_INCOMPLETE)
+        return;
+    if (rc < 0) {
+        call_finish(call, UV_EPROTO);
+        return;
+    }
+    if (call->head.status >= 100 && call->head.status < 200) {
+        buf_consume(&conn->in, (size_t)rc); /* interim response: skip it */
+        return;
+    }
+    call->head_raw = xmemdup(conn->in.data, (size_t)rc);
+    http_parse_response(call->head_raw, (size_t)rc, NULL, &call->head);
+    buf_consume(&conn->in, (size_t)rc);
+    const struct http_framing *f = &call->head.framing;
+    if (!http_response_has_body(&call->head, call->head_request)) {
+        call_finish(call, 0);
+    } else if (f->chunked) {
+        call->phase = CALL_CHUNKED;
+    } else if (f->content_length >= 0) {
+        if ((uint64_t)f->content_length > call->max_body) {
+            call_finish(call, UV_E2BIG);
+            return;
+        }
+        call->body_left = (uint64_t)f->content_length;
+        call->phase = CALL_BODY;
+        if (call->body_left == 0)
+            call_finish(call, 0);
+    } else {
+        call->phase = CALL_TO_EOF;
+    }
+}
+
+static void call_process(struct http_call *call)
+{
+    struct client_conn *conn = call->conn;
+
+    if (call->phase == CALL_HEAD)
+        process_head(call);
+    if (call->phase == CALL_DONE || !call->conn)
+        return;
+    if (call->phase == CALL_BODY || call->phase == CALL_TO_EOF) {
+        size_t n = conn->in.len;
+        if (call->phase == CALL_BODY && n > call->body_left)
+            n = (size_t)call->body_left;
+        buf_append(&call->body, conn->in.data, n);
+        buf_consume(&conn->in, n);
+        if (call->body.len > call->max_body) {
+            call_finish(call, UV_E2BIG);
+            return;
+        }
+        if (call->phase == CALL_BODY && (call->body_left -= n) == 0)
+            call_finish(call, 0);
+    } else if (call->phase == CALL_CHUNKED && conn->in.len) {
+        size_t len = conn->in.len;
+        ssize_t rc = http_decode_chunked(&call->dec, conn->in.data, &len);
+        if (rc == HTTP_PARSE_BAD) {
+            call_finish(call, UV_EPROTO);
+            return;
+        }
+        buf_append(&call->body, conn->in.data, len);
+        if (rc == HTTP_PARSE_INCOMPLETE) {
+            buf_reset(&conn->in);
+        } else {
+            buf_consume(&conn->in, len);
+            conn->in.len = (size_t)rc;
+            call_finish(call, 0);
+            return;
+        }
+        if (call->body.len > call->max_body)
+            call_finish(call, UV_E2BIG);
+    }
+}
+
+/* ---- call lifecycle ------------------------------------------------------------------------ */
+
+static void call_free(struct http_call *call)
+{
+    buf_free(&call->out);
+    buf_free(&call->body);
+    free(call->head_raw);
+    free(call->host);
+    free(call);
+}
+
+static void call_unref(struct http_call *call)
+{
+    if (--call->refs == 0)
+        call_free(call);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    call_unref(h->data);
+}
+
+/* Hands the connection back to the pool when it can carry another request, else closes it. */
+static void release_conn(struct http_call *call, bool reusable)
+{
+    struct client_conn *conn = call->conn;
+
+    if (!conn)
+        return;
+    call->conn = NULL;
+    conn->call = NULL;
+    if (reusable && conn->in.len == 0 && !conn->closing) {
+        conn->next_idle = conn->client->idle;
+        conn->client->idle = conn;
+    } else {
+        conn_close(conn);
+    }
+}
+
+static void call_finish(struct http_call *call, int status)
+{
+    if (call->phase == CALL_DONE)
+        return;
+    bool ok = status == 0;
+    bool reusable = ok && !call->no_keep_alive && call->head.framing.keep_alive &&
+                    call->phase != CALL_TO_EOF;
+    call->phase = CALL_DONE;
+    *call->pprev = call->next;
+    if (call->next)
+        call->next->pprev = call->pprev;
+    uv_timer_stop(&call->timer);
+    release_conn(call, reusable);
+    if (ok) {
+        struct http_client_response res = {
+            .status = call->head.status,
+            .reason = call->head.reason,
+            .headers = call->head.headers,
+            .num_headers = call->head.num_headers,
+            .body = call->body.data ? call->body.data : "",
+            .body_len = call->body.len,
+        };
+        call->cb(0, &res, call->data);
+    } else {
+        call->cb(status, NULL, call->data);
+    }
+    uv_close((uv_handle_t *)&call->timer, on_timer_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    call_finish(t->data, UV_ETIMEDOUT);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct http_call *call = req->data;
+    struct client_conn *conn = CONTAINER_OF(req->handle, struct client_conn, tcp);
+
+    if (call->phase == CALL_DONE) { /* cancelled or timed out while connecting */
+        conn_close(conn);
+        call_unref(call);
+        return;
+    }
+    call_unref(call);
+    if (status < 0) {
+        call->conn = NULL;
+        conn->call = NULL;
+        conn_close(conn);
+        call_finish(call, status);
+        return;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    call_send(call);
+}
+
+static void call_connect_addr(struct http_call *call, const struct sockaddr *sa)
+{
+    struct client_conn *conn = xcalloc(1, sizeof(*conn));
+
+    conn->client = call->client;
+    snprintf(conn->key, sizeof(conn->key), "%s", call->key);
+    uv_tcp_init(call->client->loop, &conn->tcp);
+    conn->tcp.data = conn;
+    conn->call = call;
+    call->conn = conn;
+    call->phase = CALL_CONNECTING;
+    call->connect.data = call;
+    int rc = uv_tcp_connect(&call->connect, &conn->tcp, sa, on_connect);
+    if (rc < 0) {
+        call->conn = NULL;
+        conn->call = NULL;
+        conn_close(conn);
+        call_finish(call, rc);
+        return;
+    }
+    call->refs++;
+}
+
+static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
+{
+    struct http_call *call = gai->data;
+
+    bool done = call->phase == CALL_DONE;
+    call_unref(call);
+    if (done) {
+        uv_freeaddrinfo(res);
+        return;
+    }
+    if (status < 0 || !res) {
+        uv_freeaddrinfo(res);
+        call_finish(call, status < 0 ? status : UV_EAI_NONAME);
+        return;
+    }
+    struct sockaddr_storage ss;
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)call->port); /* same offset in v6 */
+    call_connect_addr(call, (struct sockaddr *)&ss);
+}
+
+static void call_connect_fresh(struct http_call *call)
+{
+    struct sockaddr_storage ss;
+
+    if (net_parse_addr(call->host, call->port, &ss) == 0) {
+        call_connect_addr(call, (struct sockaddr *)&ss);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[16];
+    snprintf(port, sizeof(port), "%d", call->port);
+    call->gai.data = call;
+    call->phase = CALL_RESOLVING;
+    int rc = uv_getaddrinfo(call->client->loop, &call->gai, on_resolved, call->host, port, &hints);
+    if (rc < 0)
+        call_finish(call, rc);
+    else
+        call->refs++;
+}
+
+static struct client_conn *pool_take(struct http_client *c, const char *key)
+{
+    for (struct client_conn **pp = &c->idle; *pp; pp = &(*pp)->next_idle) {
+        struct client_conn *conn = *pp;
+        if (strcmp(conn->key, key) == 0) {
+            *pp = conn->next_idle;
+            conn->next_idle = NULL;
+            return conn;
+        }
+    }
+    return NULL;
+}
+
+static void serialise(struct http_call *call, const struct http_client_request *r)
+{
+    const char *method = r->method ? r->method : "GET";
+    bool v6 = strchr(r->host, ':') != NULL;
+
+    buf_printf(&call->out, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n", method,
+               r->target ? r->target : "/", v6 ? "[" : "", r->host, v6 ? "]" : "", r->port);
+    if (r->headers)
+        buf_append_cstr(&call->out, r->headers);
+    if (r->no_keep_alive)
+        buf_append_cstr(&call->out, "Connection: close\r\n");
+    if (r->body_len || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0)
+        buf_printf(&call->out, "Content-Length: %zu\r\n", r->body_len);
+    buf_append(&call->out, "\r\n", 2);
+    if (r->body_len)
+        buf_append(&call->out, r->body, r->body_len);
+    call->head_request = strcmp(method, "HEAD") == 0;
+}
+
+/* Defers an early failure so the callback never runs inside http_client_send(). */
+static void on_early_failure(uv_timer_t *t)
+{
+    struct http_call *call = t->data;
+    call_finish(call, UV_EINVAL);
+}
+
+struct http_call *http_client_send(struct http_client *c, const struct http_client_request *r,
+                                   http_client_cb cb, void *data)
+{
+    struct http_call *call = xcalloc(1, sizeof(*call));
+
+    call->client = c;
+    call->cb = cb;
+    call->data = data;
+    call->host = xstrdup(r->host ? r->host : "");
+    call->port = r->port;
+    call->max_body = r->max_body ? r->max_body : DEFAULT_MAX_BODY;
+    call->no_keep_alive = r->no_keep_alive;
+    snprintf(call->key, sizeof(call->key), "%s:%d", call->host, call->port);
+    call->next = c->calls;
+    if (call->next)
+        call->next->pprev = &call->next;
+    call->pprev = &c->calls;
+    c->calls = call;
+    uv_timer_init(c->loop, &call->timer);
+    call->timer.data = call;
+    call->refs = 1;
+    if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535) {
+        uv_timer_start(&call->timer, on_early_failure, 0, 0);
+        return call;
+    }
+    serialise(call, r);
+    uv_timer_start(&call->timer, on_timeout, r->timeout_ms ? r->timeout_ms : DEFAULT_TIMEOUT_MS,
+                   0);
+    struct client_conn *conn = r->no_keep_alive ? NULL : pool_take(c, call->key);
+    if (conn) {
+        conn->call = call;
+        call->conn = conn;
+        call_send(call);
+    } else {
+        call->retried = true; /* a fresh connection gets no retry */
+        call_connect_fresh(call);
+    }
+    return call;
+}
+
+void http_call_cancel(struct http_call *call)
+{
+    call_finish(call, UV_ECANCELED);
+}

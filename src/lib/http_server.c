@@ -1,0 +1,555 @@
+#include "lib/http_server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "lib/net.h"
+
+enum conn_state {
+    CONN_READ_HEAD = 0,
+    CONN_READ_BODY,    /* Content-Length body */
+    CONN_READ_CHUNKED, /* chunked body */
+    CONN_DISPATCHED,   /* the handler has the request */
+    CONN_CLOSING,      /* an error answer is on its way, or the peer is gone */
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct http_server *srv;
+    struct http_conn *next;
+    struct http_conn **pprev;
+    struct buf in; /* bytes read and not yet consumed */
+    enum conn_state state;
+    struct http_request *req; /* being read or dispatched */
+    struct http_chunked_decoder dec;
+    uint64_t body_left;
+    int writes_pending;
+    int handles_open;
+    bool close_after_write;
+    bool in_process; /* process_input() is on the stack */
+    bool reading;
+    bool closed;
+    char peer[64];
+};
+
+struct write_req {
+    uv_write_t w;
+    struct http_conn *conn;
+    struct buf data;
+};
+
+#define READ_CHUNK 16384
+
+static void process_input(struct http_conn *c);
+static void conn_close(struct http_conn *c);
+
+static void config_defaults(struct http_server_config *cfg)
+{
+    if (!cfg->max_head_bytes)
+        cfg->max_head_bytes = 64 * 1024;
+    if (!cfg->max_headers || cfg->max_headers > HTTP_MAX_HEADERS)
+        cfg->max_headers = HTTP_MAX_HEADERS;
+    if (!cfg->max_body_bytes)
+        cfg->max_body_bytes = 1024 * 1024;
+    if (!cfg->head_timeout_ms)
+        cfg->head_timeout_ms = 30000;
+    if (!cfg->idle_timeout_ms)
+        cfg->idle_timeout_ms = 120000;
+    if (!cfg->max_conns)
+        cfg->max_conns = 10000;
+}
+
+void http_server_init(struct http_server *srv, uv_loop_t *loop, const struct http_server_config *cfg,
+                      http_handler_cb handler, void *data)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    if (cfg)
+        srv->cfg = *cfg;
+    config_defaults(&srv->cfg);
+    srv->handler = handler;
+    srv->handler_data = data;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static void request_free(struct http_request *req)
+{
+    free(req->_raw);
+    buf_free(&req->_body);
+    buf_free(&req->_headers);
+    free(req);
+}
+
+const struct http_header *http_request_header(const struct http_request *req, const char *name)
+{
+    return http_find_header(req->headers, req->num_headers, name);
+}
+
+void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    buf_append_cstr(&req->_headers, name);
+    buf_append(&req->_headers, ": ", 2);
+    va_start(ap, fmt);
+    buf_vprintf(&req->_headers, fmt, ap);
+    va_end(ap);
+    buf_append(&req->_headers, "\r\n", 2);
+}
+
+/* "Date:" value, formatted at most once per second. */
+static const char *http_date(void)
+{
+    static char cached[64];
+    static time_t cached_at;
+    time_t now = time(NULL);
+
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_at = now;
+    }
+    return cached;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct write_req *wr = CONTAINER_OF(w, struct write_req, w);
+    struct http_conn *c = wr->conn;
+
+    buf_free(&wr->data);
+    free(wr);
+    c->writes_pending--;
+    if (status < 0 || (c->close_after_write && c->writes_pending == 0))
+        conn_close(c);
+}
+
+/* Queues data (taken over) on the connection. */
+static void conn_write(struct http_conn *c, struct buf *data)
+{
+    struct write_req *wr = xcalloc(1, sizeof(*wr));
+    wr->conn = c;
+    wr->data = *data;
+    *data = BUF_INIT;
+    uv_buf_t b = uv_buf_init(wr->data.data, (unsigned)wr->data.len);
+    c->writes_pending++;
+    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        c->writes_pending--;
+        buf_free(&wr->data);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void arm_timer(struct http_conn *c, uint64_t ms);
+static void on_timer(uv_timer_t *t);
+
+/* Answers an error the server found itself and closes once it is written. */
+static void conn_fail(struct http_conn *c, int status, const char *text)
+{
+    struct buf out = BUF_INIT;
+
+    buf_printf(&out,
+               "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+               status, http_status_reason(status), strlen(text), text);
+    if (c->req && c->state != CONN_DISPATCHED) {
+        request_free(c->req);
+        c->req = NULL;
+    }
+    c->state = CONN_CLOSING;
+    c->close_after_write = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    uv_timer_stop(&c->timer);
+    conn_write(c, &out);
+}
+
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    struct http_conn *c = req->conn;
+    struct buf out = BUF_INIT;
+    bool head_only = str_eq_cstr(req->method, "HEAD");
+
+    if (!c) { /* the peer is gone; nothing to send */
+        request_free(req);
+        return;
+    }
+    buf_reserve(&out, 256 + req->_headers.len + len);
+    buf_printf(&out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_reason(status),
+               http_date());
+    if (content_type)
+        buf_printf(&out, "Content-Type: %s\r\n", content_type);
+    buf_append(&out, req->_headers.data, req->_headers.len);
+    buf_printf(&out, "Content-Length: %zu\r\n", len);
+    if (!req->_keep_alive)
+        buf_append_cstr(&out, "Connection: close\r\n");
+    buf_append(&out, "\r\n", 2);
+    if (!head_only && len)
+        buf_append(&out, body, len);
+
+    c->req = NULL;
+    bool keep_alive = req->_keep_alive;
+    request_free(req);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (!keep_alive) {
+        c->state = CONN_CLOSING;
+        c->close_after_write = true;
+    } else {
+        c->state = CONN_READ_HEAD;
+        arm_timer(c, c->in.len ? c->srv->cfg.head_timeout_ms : c->srv->cfg.idle_timeout_ms);
+    }
+    conn_write(c, &out);
+    if (keep_alive && !c->in_process && !c->closed)
+        process_input(c);
+}
+
+void http_respond_text(struct http_request *req, int status, const char *text)
+{
+    http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+static void arm_timer(struct http_conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+
+    if (c->state == CONN_READ_HEAD && c->in.len == 0)
+        conn_close(c); /* idle keep-alive connection */
+    else if (c->state != CONN_DISPATCHED && c->state != CONN_CLOSING)
+        conn_fail(c, 408, "request timeout\n");
+}
+
+static void dispatch(struct http_conn *c)
+{
+    struct http_request *req = c->req;
+    struct http_server *srv = c->srv;
+
+    c->state = CONN_DISPATCHED;
+    uv_timer_stop(&c->timer);
+    req->body = req->_body.data ? req->_body.data : "";
+    req->body_len = req->_body.len;
+    srv->handler(req, srv->handler_data);
+}
+
+/* A complete head is at the front of c->in: make the request own a copy of it. */
+static int start_request(struct http_conn *c, size_t head_len)
+{
+    struct http_limits limits = {c->srv->cfg.max_head_bytes, c->srv->cfg.max_headers};
+    struct http_request *req = xcalloc(1, sizeof(*req));
+
+    req->_raw = xmemdup(c->in.data, head_len);
+    /* Re-parse on the copy so the slices point into memory the request owns. */
+    int rc = http_parse_request(req->_raw, head_len, &limits, &req->_head);
+    if (rc != (int)head_len) {
+        request_free(req);
+        return -1;
+    }
+    buf_consume(&c->in, head_len);
+    req->server = c->srv;
+    req->conn = c;
+    req->method = req->_head.method;
+    req->target = req->_head.target;
+    req->headers = req->_head.headers;
+    req->num_headers = req->_head.num_headers;
+    req->_keep_alive = req->_head.framing.keep_alive && !c->srv->closing;
+    const char *q = memchr(req->target.p, '?', req->target.n);
+    if (q) {
+        req->path = (struct str){req->target.p, (size_t)(q - req->target.p)};
+        req->query = (struct str){q + 1, req->target.n - req->path.n - 1};
+    } else {
+        req->path = req->target;
+        req->query = (struct str){req->target.p + req->target.n, 0};
+    }
+    memcpy(req->peer, c->peer, sizeof(req->peer));
+    c->req = req;
+    return 0;
+}
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void send_continue(struct http_conn *c)
+{
+    struct buf out = BUF_INIT;
+    buf_append(&out, continue_line, sizeof(continue_line) - 1);
+    conn_write(c, &out);
+}
+
+/* Reads a head; returns true when the caller should keep processing. */
+static bool process_head(struct http_conn *c)
+{
+    const struct http_server_config *cfg = &c->srv->cfg;
+    struct http_limits limits = {cfg->max_head_bytes, cfg->max_headers};
+    struct http_request_head head;
+
+    if (c->in.len == 0)
+        return false;
+    int rc = http_parse_request(c->in.data, c->in.len, &limits, &head);
+    if (rc == HTTP_PARSE_INCOMPLETE) {
+        if (c->in.len > cfg->max_head_bytes) {
+            conn_fail(c, 431, "request header fields too large\n");
+            return false;
+        }
+        return false;
+    }
+    if (rc == HTTP_PARSE_TOO_LARGE) {
+        conn_fail(c, 431, "request header fields too large\n");
+        return false;
+    }
+    if (rc < 0 || start_request(c, (size_t)rc) < 0) {
+        conn_fail(c, 400, "malformed HTTP request\n");
+        return false;
+    }
+    const struct http_framing *f = &c->req->_head.framing;
+    if (f->chunked) {
+        c->dec = HTTP_CHUNKED_DECODER_INIT;
+        c->state = CONN_READ_CHUNKED;
+    } else if (f->content_length > 0) {
+        if ((uint64_t)f->content_length > cfg->max_body_bytes) {
+            conn_fail(c, 413, "request body too large\n");
+            return false;
+        }
+        c->body_left = (uint64_t)f->content_length;
+        buf_reserve(&c->req->_body, (size_t)c->body_left);
+        c->state = CONN_READ_BODY;
+    } else {
+        dispatch(c);
+        return true;
+    }
+    if (f->expect_continue && c->in.len == 0)
+        send_continue(c);
+    return true;
+}
+
+static bool process_body(struct http_conn *c)
+{
+    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
+
+    buf_append(&c->req->_body, c->in.data, n);
+    buf_consume(&c->in, n);
+    c->body_left -= n;
+    if (c->body_left)
+        return false;
+    dispatch(c);
+    return true;
+}
+
+static bool process_chunked(struct http_conn *c)
+{
+    size_t len = c->in.len;
+
+    if (len == 0)
+        return false;
+    ssize_t rc = http_decode_chunked(&c->dec, c->in.data, &len);
+    if (rc == HTTP_PARSE_BAD) {
+        conn_fail(c, 400, "malformed chunked body\n");
+        return false;
+    }
+    buf_append(&c->req->_body, c->in.data, len);
+    if (c->req->_body.len > c->srv->cfg.max_body_bytes) {
+        conn_fail(c, 413, "request body too large\n");
+        return false;
+    }
+    if (rc == HTTP_PARSE_INCOMPLETE) {
+        buf_reset(&c->in);
+        return false;
+    }
+    /* Bytes after the body (a pipelined request) follow the decoded data: keep only them. */
+    buf_consume(&c->in, len);
+    c->in.len = (size_t)rc;
+    c->in.data[c->in.len] = '\0';
+    dispatch(c);
+    return true;
+}
+
+static void process_input(struct http_conn *c)
+{
+    bool more = true;
+
+    c->in_process = true;
+    while (more && !c->closed) {
+        switch (c->state) {
+        case CONN_READ_HEAD:
+            more = process_head(c);
+            break;
+        case CONN_READ_BODY:
+            more = process_body(c);
+            break;
+        case CONN_READ_CHUNKED:
+            more = process_chunked(c);
+            break;
+        default:
+            more = false;
+        }
+    }
+    c->in_process = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct http_conn *c = h->data;
+
+    buf_reserve(&c->in, READ_CHUNK);
+    *b = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct http_conn *c = s->data;
+
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    c->in.len += (size_t)nread;
+    c->in.data[c->in.len] = '\0';
+    if (c->state == CONN_READ_HEAD && c->in.len == (size_t)nread && nread > 0)
+        arm_timer(c, c->srv->cfg.head_timeout_ms); /* first bytes of a new head */
+    if (c->state == CONN_DISPATCHED) {
+        /* Pipelined bytes wait for the answer; stop reading past a bound rather than buffer
+         * without limit (the peer then sees TCP backpressure). */
+        if (c->in.len > c->srv->cfg.max_head_bytes) {
+            uv_read_stop(s);
+            c->reading = false;
+        }
+        return;
+    }
+    if (!c->in_process)
+        process_input(c);
+}
+
+/* ---- connection lifecycle ---------------------------------------------------------------- */
+
+static void maybe_server_closed(struct http_server *srv)
+{
+    if (srv->closing && srv->num_conns == 0 && !srv->listening && srv->on_closed) {
+        void (*cb)(struct http_server *) = srv->on_closed;
+        srv->on_closed = NULL;
+        cb(srv);
+    }
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+
+    if (--c->handles_open > 0)
+        return;
+    struct http_server *srv = c->srv;
+    buf_free(&c->in);
+    free(c);
+    srv->num_conns--;
+    maybe_server_closed(srv);
+}
+
+static void conn_close(struct http_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    c->state = CONN_CLOSING;
+    if (c->req) {
+        struct http_request *req = c->req;
+        c->req = NULL;
+        req->conn = NULL;
+        if (req->on_abort)
+            req->on_abort(req);
+        request_free(req);
+    }
+    *c->pprev = c->next;
+    if (c->next)
+        c->next->pprev = c->pprev;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *srv = listener->data;
+
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    struct http_conn *c = xcalloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles_open = 2;
+    c->next = srv->conns;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &srv->conns;
+    srv->conns = c;
+    srv->num_conns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || srv->num_conns > srv->cfg.max_conns ||
+        srv->closing) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
+    c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    arm_timer(c, srv->cfg.idle_timeout_ms);
+}
+
+int http_server_listen(struct http_server *srv, const char *host, int port, struct err *e)
+{
+    struct sockaddr_storage ss;
+    int rc = net_parse_addr(host, port, &ss);
+
+    if (rc < 0)
+        return err_set(e, "invalid listen address %s", host), rc;
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    if (rc < 0) {
+        err_set(e, "listen %s:%d: %s", host, port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        return rc;
+    }
+    srv->listening = true;
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct http_server *srv = h->data;
+    srv->listening = false;
+    maybe_server_closed(srv);
+}
+
+void http_server_close(struct http_server *srv, void (*on_closed)(struct http_server *srv))
+{
+    srv->closing = true;
+    srv->on_closed = on_closed;
+    while (srv->conns)
+        conn_close(srv->conns);
+    if (srv->listening)
+        uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    else
+        maybe_server_closed(srv);
+}

@@ -1,0 +1,115 @@
+/*
+ * HTTP/1.1 server on a libuv loop: keep-alive, pipelining-safe (one request at a time per
+ * connection, answered in order), head and body limits, timeouts, "Expect: 100-continue".
+ *
+ * A request is handed to the handler whole (head and body). The handler answers at once with
+ * http_respond(), or later: a blocking query parks the request and answers when data changes.
+ * While a request is parked the connection keeps reading, so a client that goes away is noticed
+ * and reported through req->on_abort, after which the request is freed.
+ *
+ * Malformed input is answered by the server itself, text/plain, and the connection closed:
+ * 400 malformed head or body framing, 431 head over the limits, 413 body over max_body_bytes,
+ * 408 head not received within head_timeout_ms.
+ */
+#ifndef MESH_LIB_HTTP_SERVER_H
+#define MESH_LIB_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/http_parse.h"
+#include "lib/str.h"
+
+struct http_request;
+struct http_conn;
+
+/* Called once per complete request. The handler must eventually call http_respond(). */
+typedef void (*http_handler_cb)(struct http_request *req, void *data);
+/* The connection died before the response: forget req, it is freed when this returns. */
+typedef void (*http_abort_cb)(struct http_request *req);
+
+struct http_server_config {
+    size_t max_head_bytes;    /* default 64 KiB, over it: 431 */
+    size_t max_headers;       /* default 100, over it: 431 */
+    size_t max_body_bytes;    /* default 1 MiB, over it: 413 */
+    uint64_t head_timeout_ms; /* default 30 s from the first byte of a head to its end: 408 */
+    uint64_t idle_timeout_ms; /* default 120 s between requests on a keep-alive connection */
+    size_t max_conns;         /* default 10000; over it new connections are closed at once */
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct http_server_config cfg;
+    http_handler_cb handler;
+    void *handler_data;
+    size_t num_conns;
+    struct http_conn *conns; /* list of live connections */
+    bool listening;
+    bool closing;
+    void (*on_closed)(struct http_server *srv);
+};
+
+struct http_request {
+    struct http_server *server;
+    struct http_conn *conn; /* NULL once the connection is gone */
+    struct str method;
+    struct str target; /* as sent: path plus optional "?query" */
+    struct str path;   /* target before '?', still percent-encoded */
+    struct str query;  /* after '?', still encoded; empty when none */
+    const struct http_header *headers;
+    size_t num_headers;
+    const char *body; /* NUL-terminated copy, body_len bytes */
+    size_t body_len;
+    char peer[64]; /* client address "ip:port" */
+
+    /* Owned by the handler: context and the abort hook for a parked request. */
+    void *data;
+    http_abort_cb on_abort;
+
+    /* private */
+    struct http_request_head _head;
+    char *_raw;          /* copy of the head bytes the slices point into */
+    struct buf _body;    /* the body */
+    struct buf _headers; /* response headers added so far */
+    bool _keep_alive;
+};
+
+/*
+ * Sets up a server on loop. cfg may be NULL (defaults); zero fields take defaults.
+ * The handler and its data are borrowed for the server's life.
+ */
+void http_server_init(struct http_server *srv, uv_loop_t *loop, const struct http_server_config *cfg,
+                      http_handler_cb handler, void *data);
+
+/* Binds and listens on host:port (numeric IPv4/IPv6). Returns 0 or a negative UV error. */
+int http_server_listen(struct http_server *srv, const char *host, int port, struct err *e);
+
+/*
+ * Stops listening and closes every connection (parked requests get on_abort). on_closed, if
+ * not NULL, runs once every handle is closed; srv may be freed then.
+ */
+void http_server_close(struct http_server *srv, void (*on_closed)(struct http_server *srv));
+
+/* Lookup of a request header (case-insensitive); NULL when absent. */
+const struct http_header *http_request_header(const struct http_request *req, const char *name);
+
+/* Adds a response header for the coming http_respond(). */
+void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Sends the response and releases req (do not touch it afterwards). Adds Content-Length,
+ * Content-Type when given, and Date. For HEAD requests the body is not sent. body is copied.
+ */
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len);
+
+/* http_respond with a text/plain body (a trailing newline is not added). */
+void http_respond_text(struct http_request *req, int status, const char *text);
+
+#endif

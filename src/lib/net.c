@@ -1,0 +1,89 @@
+#include "lib/net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int net_parse_addr(const char *host, int port, struct sockaddr_storage *out)
+{
+    char tmp[64];
+    size_t n = strlen(host);
+
+    memset(out, 0, sizeof(*out));
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(tmp)) {
+        memcpy(tmp, host + 1, n - 2);
+        tmp[n - 2] = '\0';
+        host = tmp;
+    }
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+        return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+        return 0;
+    return UV_EINVAL;
+}
+
+void net_addr_name(const struct sockaddr *sa, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uv_ip4_name(in, ip, sizeof(ip));
+        snprintf(out, n, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(in6, ip, sizeof(ip));
+        snprintf(out, n, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, n, "?");
+    }
+}
+
+void net_peer_name(const uv_tcp_t *tcp, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
+        net_addr_name((struct sockaddr *)&ss, out, n);
+    else
+        snprintf(out, n, "?");
+}
+
+int net_split_host_port(const char *s, char *host, size_t host_len, int *port, int default_port)
+{
+    const char *colon;
+    size_t hn;
+
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end)
+            return -EINVAL;
+        hn = (size_t)(end - s - 1);
+        if (hn >= host_len)
+            return -EINVAL;
+        memcpy(host, s + 1, hn);
+        host[hn] = '\0';
+        colon = end[1] == ':' ? end + 1 : NULL;
+        if (!colon && end[1] != '\0')
+            return -EINVAL;
+    } else {
+        colon = strrchr(s, ':');
+        hn = colon ? (size_t)(colon - s) : strlen(s);
+        if (hn >= host_len || (colon && strchr(s, ':') != colon))
+            return -EINVAL;
+        memcpy(host, s, hn);
+        host[hn] = '\0';
+    }
+    if (!colon) {
+        *port = default_port;
+        return 0;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535 || colon[1] == '\0')
+        return -EINVAL;
+    *port = (int)p;
+    return 0;
+}

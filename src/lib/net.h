@@ -1,0 +1,21 @@
+/* Socket address helpers. */
+#ifndef MESH_LIB_NET_H
+#define MESH_LIB_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+/* Parses a numeric IPv4 or IPv6 address (brackets allowed) with port. 0 or UV_EINVAL. */
+int net_parse_addr(const char *host, int port, struct sockaddr_storage *out);
+
+/* Formats "ip:port" ("[ip]:port" for IPv6) into out. */
+void net_addr_name(const struct sockaddr *sa, char *out, size_t n);
+
+/* The peer's "ip:port", or "?" when unknown. */
+void net_peer_name(const uv_tcp_t *tcp, char *out, size_t n);
+
+/* Splits "host:port" / "[v6]:port" / "host" (port = default_port) into host and port. 0/-EINVAL. */
+int net_split_host_port(const char *s, char *host, size_t host_len, int *port, int default_port);
+
+#endif

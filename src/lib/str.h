@@ -1,0 +1,66 @@
+/*
+ * Length-carrying string slices. A slice borrows its bytes: it is valid as long as the memory
+ * it points into (often a connection's read buffer) is.
+ */
+#ifndef MESH_LIB_STR_H
+#define MESH_LIB_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <strings.h>
+
+struct str {
+    const char *p;
+    size_t n;
+};
+
+#define STR_LIT(s) ((struct str){(s), sizeof(s) - 1})
+#define STR_NULL ((struct str){NULL, 0})
+/* printf("%.*s", STR_FMT(s)) */
+#define STR_FMT(s) (int)(s).n, (s).p
+
+static inline struct str str_from(const char *s)
+{
+    return (struct str){s, s ? strlen(s) : 0};
+}
+
+static inline bool str_eq(struct str a, struct str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static inline bool str_eq_cstr(struct str a, const char *b)
+{
+    return str_eq(a, str_from(b));
+}
+
+/* ASCII case-insensitive equality (HTTP header names, Consul service names). */
+static inline bool str_ieq(struct str a, struct str b)
+{
+    return a.n == b.n && (a.n == 0 || strncasecmp(a.p, b.p, a.n) == 0);
+}
+
+static inline bool str_ieq_cstr(struct str a, const char *b)
+{
+    return str_ieq(a, str_from(b));
+}
+
+static inline bool str_has_prefix(struct str s, struct str prefix)
+{
+    return s.n >= prefix.n && memcmp(s.p, prefix.p, prefix.n) == 0;
+}
+
+/* Drops `n` bytes from the front (n <= s.n). */
+static inline struct str str_skip(struct str s, size_t n)
+{
+    return (struct str){s.p + n, s.n - n};
+}
+
+/* Removes leading and trailing spaces and tabs. */
+struct str str_trim(struct str s);
+
+/* Parses all of `s` as a decimal unsigned 64-bit number; false on junk or overflow. */
+bool str_to_u64(struct str s, unsigned long long *out);
+
+#endif
