@@ -194,10 +194,11 @@ static int framing_content_length(struct str value, struct http_framing *f)
 }
 
 /*
- * Transfer-Encoding: tracks whether the last coding seen so far is chunked. "chunked" anywhere
- * but last means the message cannot be framed by it (RFC 9112 section 6.1).
+ * Transfer-Encoding: records whether the last coding seen so far is chunked and how often
+ * chunked appeared. Only a list ending in a single "chunked" frames the body (RFC 9112
+ * section 6.1); "chunked;param" is not chunked.
  */
-static int framing_transfer_encoding(struct str value, bool *chunked_last, bool *seen_chunked)
+static int framing_transfer_encoding(struct str value, bool *chunked_last, int *chunked_count)
 {
     struct str elem;
     bool any = false;
@@ -208,10 +209,9 @@ static int framing_transfer_encoding(struct str value, bool *chunked_last, bool 
             n++;
         if (n == 0 || (n < elem.n && elem.p[n] != ';' && !is_ows(elem.p[n])))
             return HTTP_PARSE_BAD;
-        if (*seen_chunked)
-            return HTTP_PARSE_BAD; /* a coding after chunked, or chunked twice */
         *chunked_last = n == elem.n && str_ieq_cstr(elem, "chunked");
-        *seen_chunked = *chunked_last;
+        if (*chunked_last)
+            (*chunked_count)++;
         any = true;
     }
     return any ? 0 : HTTP_PARSE_BAD;
@@ -234,8 +234,8 @@ static void framing_connection(struct str value, bool *close, bool *keep_alive, 
 static int compute_framing(const struct http_header *headers, size_t n, int minor, bool is_request,
                            struct http_framing *f)
 {
-    bool close = false, keep_alive = false, has_te = false, chunked = false, seen = false;
-    int rc;
+    bool close = false, keep_alive = false, has_te = false, chunked = false;
+    int rc, chunked_count = 0;
 
     *f = (struct http_framing){.content_length = -1};
     for (size_t i = 0; i < n; i++) {
@@ -247,7 +247,7 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
                 return rc;
         } else if (str_ieq_cstr(h->name, "transfer-encoding")) {
             has_te = true;
-            rc = framing_transfer_encoding(h->value, &chunked, &seen);
+            rc = framing_transfer_encoding(h->value, &chunked, &chunked_count);
             if (rc)
                 return rc;
         } else if (str_ieq_cstr(h->name, "connection")) {
@@ -259,6 +259,9 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
     if (has_te) {
         /* Both present is the classic smuggling vector: refuse rather than pick one. */
         if (f->content_length >= 0)
+            return HTTP_PARSE_BAD;
+        /* Chunked twice is never valid (RFC 9112 section 6.1). */
+        if (chunked_count > 1)
             return HTTP_PARSE_BAD;
         /* HTTP/1.0 has no chunked coding; a request body we cannot delimit is BAD. */
         if (is_request && (!chunked || minor == 0))

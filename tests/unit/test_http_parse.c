@@ -182,6 +182,9 @@ static void test_bad_requests(void **state)
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked-false\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked , \r\nX: y\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
         "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -355,6 +358,11 @@ static void test_response_framing(void **state)
     assert_false(res.framing.chunked);
     assert_int_equal(res.framing.content_length, -1);
     assert_false(res.framing.keep_alive);
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") > 0);
+    assert_false(res.framing.chunked);
+    assert_false(res.framing.keep_alive);
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;x=1\r\n\r\n") > 0);
+    assert_false(res.framing.chunked);
     assert_true(parse_res("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
     assert_false(res.framing.chunked);
     assert_false(res.framing.keep_alive);
@@ -381,6 +389,10 @@ static void test_bad_responses(void **state)
         "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: g(zip\r\n\r\n",
         "ICY 200 OK\r\n\r\n",
     };
 
