@@ -20,27 +20,35 @@ struct config_doc {
 };
 
 /*
- * Reads and parses path. Returns 0, or -errno / -EINVAL with e = "path:line: message" (syntax
- * error, or the top level is not an object) or "path: strerror" (unreadable).
+ * Reads and parses path (blocking: for startup and reload, not for the loop's hot path).
+ * Duplicate keys are allowed, the last one wins, as in Go. Returns 0, or -EINVAL with
+ * e = "path:line: <jansson's message>" (syntax error) or "path:line: configuration must be a
+ * JSON object, not an array", or -errno with e = "path: strerror" (unreadable, or -EFBIG past
+ * 16 MiB). On error doc holds nothing to free.
  */
 int config_doc_load(const char *path, struct config_doc *doc, struct err *e);
+/* Frees what doc owns and clears it; safe to call twice. */
 void config_doc_free(struct config_doc *doc);
 
 /*
- * Lists the *.json files of dir in lexical order (heap array of heap strings, NULL-terminated).
- * Returns 0 or -errno with e set.
+ * Lists the regular files (symlinks followed) named *.json in dir, as "dir/name" paths in strcmp
+ * order: a heap array of heap strings, NULL-terminated, possibly empty; free it with
+ * config_dir_list_free. Returns 0 or -errno with e = "dir: strerror" (-ENOENT for a missing dir).
  */
 int config_dir_list(const char *dir, char ***paths, struct err *e);
 void config_dir_list_free(char **paths);
 
 /*
- * 1-based line of the value at `path` in the document's text: keys separated by '.', array
- * elements as "[i]", e.g. "ports.http" or "services[1].check.interval". Returns the line of the
- * deepest component found (1 when nothing matched).
+ * 1-based line where the value at `path` starts in the document's text: keys separated by '.',
+ * array elements as "[i]", e.g. "ports.http" or "services[1].check.interval". Keys match as
+ * json_iget_snake does (exact, then ignoring case, then also ignoring '_'), so a path written
+ * the way the reader looked the key up finds it. Keys containing '.' or '[' cannot be named.
+ * Returns the line of the deepest component found (1 when nothing matched). Never reads past
+ * doc->len, even on text that is not valid JSON.
  */
 int config_locate(const struct config_doc *doc, const char *path);
 
-/* Fills e with "file:line: message" for the value at path. Returns -EINVAL. */
+/* Fills e with "file:line: message" for the value at path (see config_locate). Returns -EINVAL. */
 int config_error(const struct config_doc *doc, const char *path, struct err *e, const char *fmt,
                  ...) __attribute__((format(printf, 4, 5)));
 
