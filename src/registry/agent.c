@@ -1,0 +1,327 @@
+/* `mesh agent`: setup, the local node, signals and shutdown. */
+#include "registry/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/flags.h"
+#include "lib/log.h"
+#include "registry/agent_internal.h"
+#include "registry/api.h"
+#include "registry/decode.h"
+
+#define HOUSEKEEPING_MS 10000
+
+struct reg_node *agent_local_node(struct reg_agent *a)
+{
+    struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
+    if (!n) { /* removed through the catalog API: the agent's own node always exists */
+        agent_ensure_local_node(a);
+        n = reg_node_get(&a->state, a->cfg.node_name);
+    }
+    return n;
+}
+
+/* ---- node identity ----------------------------------------------------------------------- */
+
+static void random_uuid(char out[37])
+{
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+        for (size_t i = 0; i < sizeof(b); i++)
+            b[i] = (unsigned char)rand();
+    }
+    if (fd >= 0)
+        close(fd);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+/* The node ID survives restarts through <data-dir>/node-id, as Consul's does. */
+static void load_node_id(struct reg_agent *a)
+{
+    char path[4096];
+
+    random_uuid(a->node_id);
+    if (!a->cfg.data_dir)
+        return;
+    snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char id[64] = "";
+        if (fgets(id, sizeof(id), f) && strlen(id) >= 36) {
+            memcpy(a->node_id, id, 36);
+            a->node_id[36] = '\0';
+        }
+        fclose(f);
+        return;
+    }
+    f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", a->node_id);
+        fclose(f);
+    }
+}
+
+static const char *advertise_addr(const struct reg_agent *a)
+{
+    const char *b = a->cfg.bind_addr;
+    return strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0 ? "127.0.0.1" : b;
+}
+
+void agent_ensure_local_node(struct reg_agent *a)
+{
+    const char *addr = advertise_addr(a);
+    json_t *tagged = json_pack("{s:s, s:s, s:s, s:s}", "lan", addr, "lan_ipv4", addr, "wan", addr,
+                               "wan_ipv4", addr);
+    json_t *meta = json_pack("{s:s}", "consul-network-segment", "");
+    struct reg_node_fields f = {
+        .name = a->cfg.node_name,
+        .id = a->node_id,
+        .address = addr,
+        .datacenter = a->cfg.datacenter,
+        .tagged_addresses = tagged,
+        .meta = meta,
+    };
+
+    reg_node_upsert(&a->state, &f);
+    json_decref(tagged);
+    json_decref(meta);
+    struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    struct reg_check serf = {
+        .id = "serfHealth",
+        .name = "Serf Health Status",
+        .status = REG_PASSING,
+        .output = "Agent alive and reachable",
+        .service_id = "",
+        .type = "",
+    };
+    reg_check_upsert(&a->state, node, &serf);
+    if (a->cfg.server) {
+        struct reg_service consul = {
+            .id = "consul", .name = "consul", .port = 8300, .address = ""};
+        reg_service_upsert(&a->state, node, &consul);
+    }
+}
+
+/* ---- local services and checks ----------------------------------------------------------- */
+
+int agent_service_deregister(struct reg_agent *a, const char *service_id)
+{
+    struct reg_node *node = agent_local_node(a);
+
+    if (!reg_service_get(node, service_id))
+        return -ENOENT;
+    smap_foreach(&node->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        if (strcmp(chk->service_id, service_id) == 0)
+            reg_checks_stop(a->checks, chk->id);
+    }
+    reg_service_delete(&a->state, node, service_id);
+    return 0;
+}
+
+static void on_reap(const char *service_id, void *data)
+{
+    struct reg_agent *a = data;
+
+    log_info("deregistering service %s: its check stayed critical past "
+             "DeregisterCriticalServiceAfter",
+             service_id);
+    agent_service_deregister(a, service_id);
+}
+
+/*
+ * Restarts the runners of the local node's checks after a restart with a data dir: each
+ * check's stored Definition is the probe as registered, decoded again as a check body.
+ */
+static void restore_check_runners(struct reg_agent *a)
+{
+    struct reg_node *node = agent_local_node(a);
+    struct decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
+                                                a->cfg.enable_local_script_checks};
+
+    smap_foreach(&node->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        struct check_reg r;
+        struct err err;
+        if (!chk->type[0] || strcmp(chk->type, "maintenance") == 0)
+            continue;
+        json_t *def = json_deep_copy(chk->definition);
+        json_object_set_new(def, "CheckID", json_string(chk->id));
+        json_object_set_new(def, "Name", json_string(chk->name));
+        json_object_set_new(def, "ServiceID", json_string(chk->service_id));
+        if (decode_check(def, &opts, NULL, NULL, NULL, &r, &err) == 0) {
+            reg_checks_start(a->checks, r.run);
+            r.run = NULL;
+        } else {
+            log_warn("check %s not restarted: %s", chk->id, err.msg);
+        }
+        check_reg_free(&r);
+        json_decref(def);
+    }
+}
+
+/* Registers the services of the config files. Returns 0 or -EINVAL with "file:line: ...". */
+static int register_config_services(struct reg_agent *a, struct err *e)
+{
+    struct decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
+                                                a->cfg.enable_local_script_checks};
+
+    for (size_t i = 0; i < a->cfg.nservices; i++) {
+        const struct config_service *cs = &a->cfg.services[i];
+        struct service_reg r;
+        struct err derr;
+        int rc = decode_service(cs->def, &opts, &r, &derr);
+        if (rc == 0)
+            agent_register_service(a, &r, true);
+        service_reg_free(&r);
+        if (rc < 0)
+            return config_error(cs->doc, cs->path, e, "%s", derr.msg);
+    }
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void on_http_closed(struct http_server *srv)
+{
+    (void)srv;
+}
+
+void agent_shutdown(struct reg_agent *a)
+{
+    if (a->leaving)
+        return;
+    a->leaving = true;
+    log_info("shutting down");
+    watch_set_close(&a->watches);
+    http_server_close(&a->http, on_http_closed);
+    uv_close((uv_handle_t *)&a->sig_int, NULL);
+    uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->housekeeping, NULL);
+    reg_checks_free(a->checks);
+    a->checks = NULL;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct reg_agent *a = s->data;
+    log_info("caught signal %d", signum);
+    agent_shutdown(a);
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    struct reg_agent *a = t->data;
+    if (a->persist)
+        reg_persist_maybe_compact(a->persist);
+}
+
+static int write_pid_file(const char *path, struct err *e)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return err_set(e, "pid file %s: %s", path, strerror(errno)), -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+    return 0;
+}
+
+static int agent_start(struct reg_agent *a, struct err *e)
+{
+    int rc;
+
+    reg_state_init(&a->state);
+    if (a->cfg.data_dir && !a->cfg.dev) {
+        rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
+        if (rc < 0)
+            return rc;
+    }
+    load_node_id(a);
+    watch_set_init(&a->watches, a->loop);
+    a->state.on_change = watch_on_change;
+    a->state.change_data = &a->watches;
+    a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
+    agent_ensure_local_node(a);
+    restore_check_runners(a);
+    rc = register_config_services(a, e);
+    if (rc < 0)
+        return rc;
+    http_server_init(&a->http, a->loop, NULL, api_handle, a);
+    rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
+    if (rc < 0)
+        return rc;
+    if (a->cfg.pid_file && (rc = write_pid_file(a->cfg.pid_file, e)) < 0)
+        return rc;
+    uv_signal_init(a->loop, &a->sig_int);
+    uv_signal_init(a->loop, &a->sig_term);
+    a->sig_int.data = a->sig_term.data = a;
+    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_timer_init(a->loop, &a->housekeeping);
+    a->housekeeping.data = a;
+    uv_timer_start(&a->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+    return 0;
+}
+
+int agent_main(int argc, char **argv)
+{
+    struct reg_agent *a = xcalloc(1, sizeof(*a));
+    struct err e = {""};
+    enum log_level lvl;
+
+    log_set_component("agent");
+    int rc = agent_config_load(&a->cfg, argc - 1, argv + 1, &e);
+    if (rc == FLAGS_HELP) {
+        agent_config_free(&a->cfg);
+        free(a);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "mesh agent: %s\n", e.msg);
+        agent_config_free(&a->cfg);
+        free(a);
+        return 1;
+    }
+    if (log_level_parse(a->cfg.log_level, &lvl))
+        log_min_level = lvl;
+    if (a->cfg.unknown_keys.len)
+        log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
+    a->loop = uv_default_loop();
+    srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+    rc = agent_start(a, &e);
+    if (rc < 0) {
+        fprintf(stderr, "mesh agent: %s\n", e.msg);
+        a->exit_status = 1;
+        agent_shutdown(a);
+    } else {
+        log_info("agent started: node=%s datacenter=%s http=%s:%d server=%s data-dir=%s",
+                 a->cfg.node_name, a->cfg.datacenter, a->cfg.client_addr, a->cfg.http_port,
+                 a->cfg.server ? "true" : "false", a->cfg.data_dir ? a->cfg.data_dir : "(none)");
+    }
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    if (a->persist)
+        reg_persist_close(a->persist);
+    if (a->cfg.pid_file && rc == 0)
+        unlink(a->cfg.pid_file);
+    reg_state_free(&a->state);
+    int status = a->exit_status;
+    agent_config_free(&a->cfg);
+    uv_loop_close(a->loop);
+    free(a);
+    return status;
+}

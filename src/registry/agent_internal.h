@@ -1,0 +1,52 @@
+/*
+ * The running agent, shared by the API handlers, the watch engine and the agent's setup code.
+ */
+#ifndef MESH_REGISTRY_AGENT_INTERNAL_H
+#define MESH_REGISTRY_AGENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/http_server.h"
+#include "registry/agent_config.h"
+#include "registry/checks.h"
+#include "registry/persist.h"
+#include "registry/state.h"
+#include "registry/watch.h"
+
+struct reg_agent {
+    uv_loop_t *loop;
+    struct agent_config cfg;
+    struct reg_state state;
+    struct reg_persist *persist; /* NULL without a data dir */
+    struct reg_checks *checks;
+    struct http_server http;
+    struct reg_watch_set watches;
+    char node_id[37];
+    uint64_t started_ms;
+    bool node_maintenance;
+    bool leaving;
+    uv_signal_t sig_int;
+    uv_signal_t sig_term;
+    uv_timer_t housekeeping;
+    int exit_status;
+};
+
+/* The local node in the catalog (always present while the agent runs). */
+struct reg_node *agent_local_node(struct reg_agent *a);
+
+/* Registers or replaces the node's serfHealth check and the local node entry. */
+void agent_ensure_local_node(struct reg_agent *a);
+
+struct service_reg;
+/* Registers a decoded service and its checks on the local node, starting their runners. */
+int agent_register_service(struct reg_agent *a, struct service_reg *r, bool replace_checks);
+
+/* Deregisters a local service, its checks and their runners. 0 or -ENOENT. */
+int agent_service_deregister(struct reg_agent *a, const char *service_id);
+
+/* Starts a graceful shutdown: stop accepting, answer parked queries, close, exit the loop. */
+void agent_shutdown(struct reg_agent *a);
+
+#endif

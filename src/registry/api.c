@@ -1,0 +1,421 @@
+/* Routing and the response conventions of Consul's HTTP API. */
+#include "registry/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/duration.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "registry/agent_internal.h"
+#include "registry/api_routes.h"
+
+#define WAIT_DEFAULT_MS (5 * 60 * 1000)
+#define WAIT_MAX_MS     (10 * 60 * 1000)
+
+struct api_route {
+    const char *method;
+    const char *path;
+    bool prefix; /* path is a prefix; the rest is the call's arg */
+    api_write_fn write;
+    api_read_fn read;
+    enum reg_table table; /* what a blocking read depends on */
+    bool blocking;
+};
+
+#define READ(m, p, pre, fn, tbl, blk) {m, p, pre, NULL, fn, tbl, blk}
+#define WRITE(m, p, pre, fn)          {m, p, pre, fn, NULL, REG_TABLE_CATALOG, false}
+#define CAT                           REG_TABLE_CATALOG
+
+static const struct api_route routes[] = {
+    READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false),
+    READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false),
+    READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false),
+    READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false),
+    READ("GET", "/v1/agent/checks", false, api_agent_checks, CAT, false),
+    READ("GET", "/v1/agent/health/service/id/", true, api_agent_health_service_id, CAT, false),
+    READ("GET", "/v1/agent/health/service/name/", true, api_agent_health_service_name, CAT, false),
+    WRITE("PUT", "/v1/agent/service/register", false, api_agent_service_register),
+    WRITE("PUT", "/v1/agent/service/deregister/", true, api_agent_service_deregister),
+    WRITE("PUT", "/v1/agent/service/maintenance/", true, api_agent_service_maintenance),
+    WRITE("PUT", "/v1/agent/check/register", false, api_agent_check_register),
+    WRITE("PUT", "/v1/agent/check/deregister/", true, api_agent_check_deregister),
+    WRITE("PUT", "/v1/agent/check/pass/", true, api_agent_check_pass),
+    WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn),
+    WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail),
+    WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update),
+    WRITE("PUT", "/v1/agent/maintenance", false, api_agent_maintenance),
+    WRITE("PUT", "/v1/agent/join/", true, api_agent_join),
+    WRITE("PUT", "/v1/agent/leave", false, api_agent_leave),
+    WRITE("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave),
+    WRITE("PUT", "/v1/agent/reload", false, api_agent_reload),
+
+    READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false),
+    READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true),
+    READ("GET", "/v1/catalog/services", false, api_catalog_services, CAT, true),
+    READ("GET", "/v1/catalog/service/", true, api_catalog_service, CAT, true),
+    READ("GET", "/v1/catalog/node/", true, api_catalog_node, CAT, true),
+    READ("GET", "/v1/catalog/node-services/", true, api_catalog_node_services, CAT, true),
+    WRITE("PUT", "/v1/catalog/register", false, api_catalog_register),
+    WRITE("PUT", "/v1/catalog/deregister", false, api_catalog_deregister),
+
+    READ("GET", "/v1/health/service/", true, api_health_service, CAT, true),
+    READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true),
+    READ("GET", "/v1/health/node/", true, api_health_node, CAT, true),
+    READ("GET", "/v1/health/state/", true, api_health_state, CAT, true),
+
+    READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true),
+    WRITE("PUT", "/v1/kv/", true, api_kv_put),
+    WRITE("DELETE", "/v1/kv/", true, api_kv_delete),
+
+    READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
+    READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
+    READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
+         false),
+};
+
+/* ---- call lifetime ----------------------------------------------------------------------- */
+
+void api_call_free(struct api_call *c)
+{
+    url_query_free(&c->query);
+    free(c->path);
+    free(c);
+}
+
+static void add_common_headers(struct http_request *req)
+{
+    http_response_header(req, "X-Consul-Default-ACL-Policy", "allow");
+}
+
+static void respond(struct api_call *c, int status, const char *type, const void *body, size_t len)
+{
+    add_common_headers(c->req);
+    http_respond(c->req, status, type, body, len);
+    api_call_free(c);
+}
+
+void api_error(struct api_call *c, int status, const char *fmt, ...)
+{
+    struct buf b = BUF_INIT;
+    va_list ap;
+
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (b.len == 0 || b.data[b.len - 1] != '\n')
+        buf_append(&b, "\n", 1);
+    respond(c, status, "text/plain; charset=utf-8", b.data, b.len);
+    buf_free(&b);
+}
+
+void api_ok_empty(struct api_call *c)
+{
+    respond(c, 200, NULL, "", 0);
+}
+
+void api_ok_json(struct api_call *c, json_t *v)
+{
+    struct buf b = BUF_INIT;
+
+    json_append(&b, v, c->pretty);
+    json_decref(v);
+    respond(c, 200, "application/json", b.data, b.len);
+    buf_free(&b);
+}
+
+void api_result_json(struct api_call *c, struct api_result *res, json_t *v)
+{
+    buf_reset(&res->body);
+    json_append(&res->body, v, c->pretty);
+    json_decref(v);
+    res->status = 200;
+    res->content_type = "application/json";
+}
+
+void api_result_error(struct api_result *res, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    buf_reset(&res->body);
+    va_start(ap, fmt);
+    buf_vprintf(&res->body, fmt, ap);
+    va_end(ap);
+    buf_append(&res->body, "\n", 1);
+    res->status = status;
+    res->content_type = "text/plain; charset=utf-8";
+    res->index_headers = false;
+}
+
+json_t *api_body_json(struct api_call *c, bool allow_empty)
+{
+    json_error_t jerr;
+
+    if (c->req->body_len == 0 && allow_empty)
+        return json_object();
+    json_t *v = json_loadb(c->req->body, c->req->body_len, 0, &jerr);
+    if (!v) {
+        api_error(c, 400, "Request decode failed: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        api_error(c, 400, "Request decode failed: json: cannot unmarshal %s into Go value of type "
+                          "map[string]interface {}",
+                  json_type_name(v));
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+const char *api_query(const struct api_call *c, const char *name)
+{
+    return url_query_get(&c->query, name);
+}
+
+bool api_query_has(const struct api_call *c, const char *name)
+{
+    return url_query_has(&c->query, name);
+}
+
+int api_query_bool(const struct api_call *c, const char *name, bool *out)
+{
+    const char *v = url_query_get(&c->query, name);
+
+    *out = false;
+    if (!v)
+        return 0;
+    static const char *const yes[] = {"", "1", "t", "T", "true", "TRUE", "True"};
+    static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++)
+        if (strcmp(v, yes[i]) == 0)
+            return *out = true, 0;
+    for (size_t i = 0; i < ARRAY_LEN(no); i++)
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    return -EINVAL;
+}
+
+/* ---- reads and blocking ------------------------------------------------------------------ */
+
+static uint64_t result_hash(const struct api_result *res)
+{
+    uint64_t h = watch_hash(res->body.data, res->body.len);
+    return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
+}
+
+static void send_result(struct api_call *c, struct api_result *res)
+{
+    struct http_request *req = c->req;
+
+    if (res->index_headers) {
+        http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
+        http_response_header(req, "X-Consul-KnownLeader", "true");
+        http_response_header(req, "X-Consul-LastContact", "0");
+    }
+    if (res->content_hash)
+        http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
+    respond(c, res->status, res->content_type, res->body.data, res->body.len);
+}
+
+static void run_read(struct api_call *c, struct api_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = 200;
+    res->content_type = "application/json";
+    c->read(c, res);
+}
+
+void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool *answered)
+{
+    struct api_result res;
+
+    run_read(c, &res);
+    *answered = always || result_hash(&res) != parked_hash;
+    if (*answered)
+        send_result(c, &res);
+    buf_free(&res.body);
+}
+
+/* Parses ?index and ?wait; answers 400 and returns false when malformed. */
+static bool parse_blocking(struct api_call *c, uint64_t *wait_ms)
+{
+    const char *idx = api_query(c, "index");
+    const char *wait = api_query(c, "wait");
+    unsigned long long v;
+    int64_t ns;
+
+    *wait_ms = WAIT_DEFAULT_MS;
+    if (idx && idx[0] && !str_to_u64(str_from(idx), &v)) {
+        api_error(c, 400, "Invalid index");
+        return false;
+    }
+    c->min_index = idx && idx[0] ? v : 0;
+    if (wait && wait[0]) {
+        if (duration_parse(str_from(wait), &ns) < 0) {
+            api_error(c, 400, "Invalid wait time");
+            return false;
+        }
+        *wait_ms = (uint64_t)(ns / DURATION_MS);
+        if (*wait_ms > WAIT_MAX_MS)
+            *wait_ms = WAIT_MAX_MS;
+    }
+    /* Consul adds up to wait/16 of jitter so that many watchers do not return in lockstep. */
+    *wait_ms += *wait_ms >= 16 ? (uint64_t)rand() % (*wait_ms / 16) : 0;
+    return true;
+}
+
+static void serve_read(struct api_call *c, const struct api_route *r)
+{
+    struct api_result res;
+    uint64_t wait_ms = 0;
+
+    c->read = r->read;
+    c->table = r->table;
+    if (r->blocking && !parse_blocking(c, &wait_ms))
+        return;
+    c->hash = api_query(c, "hash");
+    run_read(c, &res);
+    bool park = r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index;
+    if (park) {
+        watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
+    } else {
+        send_result(c, &res);
+    }
+    buf_free(&res.body);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+static bool route_matches(const struct api_route *r, const char *path)
+{
+    size_t n = strlen(r->path);
+    if (r->prefix)
+        return strncmp(path, r->path, n) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+/* Rejects parameters Consul rejects for every endpoint. Returns false after answering. */
+static bool check_common_params(struct api_call *c)
+{
+    const char *dc = api_query(c, "dc");
+    const char *ns = api_query(c, "ns");
+    const struct http_header *nsh = http_request_header(c->req, "X-Consul-Namespace");
+
+    if (api_query_has(c, "stale") && api_query_has(c, "consistent")) {
+        api_error(c, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+        return false;
+    }
+    if (api_query_has(c, "cached") && api_query_has(c, "consistent")) {
+        api_error(c, 400, "Cannot specify ?cached with ?consistent, conflicting semantics.");
+        return false;
+    }
+    if ((ns && ns[0] && strcmp(ns, "default") != 0) ||
+        (nsh && nsh->value.n && !str_eq_cstr(nsh->value, "default"))) {
+        api_error(c, 400,
+                  "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+        return false;
+    }
+    if (dc && dc[0] && strcasecmp(dc, c->agent->cfg.datacenter) != 0) {
+        api_error(c, 500, "No path to datacenter");
+        return false;
+    }
+    return true;
+}
+
+static void answer_root(struct api_call *c)
+{
+    if (c->agent->cfg.ui && strcmp(c->path, "/") == 0) {
+        http_response_header(c->req, "Location", "/ui/");
+        respond(c, 301, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
+    if (strcmp(c->path, "/") == 0) {
+        static const char text[] = "Consul Agent: meshkit registry\n";
+        respond(c, 200, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+        return;
+    }
+    api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+}
+
+/* Lists the methods of every route matching the path into allow ("OPTIONS,GET,PUT"). */
+static void allowed_methods(const char *path, struct buf *allow)
+{
+    buf_append_cstr(allow, "OPTIONS");
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        if (route_matches(&routes[i], path) && !strstr(allow->data, routes[i].method)) {
+            buf_append(allow, ",", 1);
+            buf_append_cstr(allow, routes[i].method);
+        }
+    }
+}
+
+static const struct api_route *find_route(const char *path, struct str method, bool *path_known)
+{
+    const struct api_route *best = NULL;
+
+    *path_known = false;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        const struct api_route *r = &routes[i];
+        if (!route_matches(r, path))
+            continue;
+        *path_known = true;
+        /* Older Consul took GET and POST for writes; both are harmless aliases of PUT. */
+        bool alias = strcmp(r->method, "PUT") == 0 &&
+                     (str_eq_cstr(method, "POST") ||
+                      (str_eq_cstr(method, "GET") && strncmp(path, "/v1/agent/check/", 16) == 0));
+        if (str_eq_cstr(method, r->method) || (str_eq_cstr(method, "HEAD") && r->read) || alias)
+            if (!best || strlen(r->path) > strlen(best->path))
+                best = r;
+    }
+    return best;
+}
+
+void api_handle(struct http_request *req, void *data)
+{
+    struct api_call *c = xcalloc(1, sizeof(*c));
+    struct buf path = BUF_INIT;
+
+    c->agent = data;
+    c->req = req;
+    if (url_decode(req->path, false, &path) < 0 || url_query_parse(req->query, &c->query) < 0) {
+        buf_free(&path);
+        c->path = xstrdup("");
+        api_error(c, 400, "Invalid URL escape in request");
+        return;
+    }
+    c->path = buf_steal(&path);
+    c->pretty = api_query_has(c, "pretty");
+    if (strncmp(c->path, "/v1/", 4) != 0) {
+        answer_root(c);
+        return;
+    }
+    bool path_known;
+    const struct api_route *r = find_route(c->path, req->method, &path_known);
+    if (!r) {
+        if (!path_known) {
+            api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+            return;
+        }
+        struct buf allow = BUF_INIT;
+        allowed_methods(c->path, &allow);
+        http_response_header(req, "Allow", "%s", allow.data);
+        buf_free(&allow);
+        if (str_eq_cstr(req->method, "OPTIONS"))
+            api_ok_empty(c);
+        else
+            api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
+        return;
+    }
+    c->arg = r->prefix ? c->path + strlen(r->path) : "";
+    if (!check_common_params(c))
+        return;
+    if (r->write)
+        r->write(c);
+    else
+        serve_read(c, r);
+}

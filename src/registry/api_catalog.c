@@ -1,0 +1,185 @@
+/* The /v1/catalog endpoints: the cluster-wide view (consul-api.md section 2). */
+#include <errno.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "registry/agent_internal.h"
+#include "registry/api_routes.h"
+#include "registry/catalog_query.h"
+#include "registry/render.h"
+
+void api_catalog_datacenters(struct api_call *c, struct api_result *res)
+{
+    api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
+}
+
+void api_catalog_nodes(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    json_t *list = json_array();
+
+    if (catalog_filter_parse(c, &f, res) < 0) {
+        json_decref(list);
+        return;
+    }
+    smap_foreach(&c->agent->state.nodes, e)
+    {
+        if (catalog_node_matches(&f, e->val))
+            json_array_append_new(list, render_node(e->val));
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}
+
+void api_catalog_services(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    json_t *out = json_object();
+
+    if (catalog_filter_parse(c, &f, res) < 0) {
+        json_decref(out);
+        return;
+    }
+    smap_foreach(&c->agent->state.nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            const struct reg_service *s = se->val;
+            json_t *tags = json_object_get(out, s->name);
+            if (!tags) {
+                tags = json_array();
+                json_object_set_new(out, s->name, tags);
+            }
+            for (size_t i = 0; i < s->ntags; i++) {
+                bool seen = false;
+                size_t k;
+                json_t *t;
+                json_array_foreach(tags, k, t) seen = seen || strcmp(json_string_value(t), s->tags[i]) == 0;
+                if (!seen)
+                    json_array_append_new(tags, json_string(s->tags[i]));
+            }
+        }
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, out);
+}
+
+void api_catalog_service(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    json_t *list = json_array();
+
+    if (catalog_filter_parse(c, &f, res) < 0) {
+        json_decref(list);
+        return;
+    }
+    smap_foreach(&c->agent->state.nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            if (catalog_service_matches(&f, se->val, c->arg))
+                json_array_append_new(list, render_service_node(se->val));
+        }
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}
+
+static void node_view(struct api_call *c, struct api_result *res, bool as_list)
+{
+    const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
+
+    catalog_result_index(c, res);
+    if (!n) {
+        api_result_json(c, res, json_null());
+        return;
+    }
+    json_t *services = as_list ? json_array() : json_object();
+    smap_foreach(&n->services, e)
+    {
+        if (as_list)
+            json_array_append_new(services, render_node_service(e->val));
+        else
+            json_object_set_new(services, e->key, render_node_service(e->val));
+    }
+    api_result_json(c, res, json_pack("{s:o, s:o}", "Node", render_node(n), "Services", services));
+}
+
+void api_catalog_node(struct api_call *c, struct api_result *res)
+{
+    node_view(c, res, false);
+}
+
+void api_catalog_node_services(struct api_call *c, struct api_result *res)
+{
+    node_view(c, res, true);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+void api_catalog_register(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    struct catalog_registration r;
+    struct err e;
+
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    int rc = catalog_registration_decode(body, &r, &e);
+    json_decref(body);
+    if (rc < 0) {
+        catalog_registration_free(&r);
+        api_error(c, 400, "%s", e.msg);
+        return;
+    }
+    rc = catalog_registration_apply(&a->state, &r, &e);
+    catalog_registration_free(&r);
+    if (rc < 0) {
+        api_error(c, 400, "%s", e.msg);
+        return;
+    }
+    api_ok_json(c, json_true());
+}
+
+void api_catalog_deregister(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    const char *node = NULL, *service_id = NULL, *check_id = NULL;
+    struct err e;
+
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    if (json_read_string(body, "Node", "DeregisterRequest.Node", &node, &e) < 0 ||
+        json_read_string(body, "ServiceID", "DeregisterRequest.ServiceID", &service_id, &e) < 0 ||
+        json_read_string(body, "CheckID", "DeregisterRequest.CheckID", &check_id, &e) < 0) {
+        api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!node || !node[0]) {
+        api_error(c, 400, "Must provide node");
+    } else {
+        struct reg_node *n = reg_node_get(&a->state, node);
+        if (n && service_id && service_id[0]) {
+            reg_checks_stop_service(a, n, service_id);
+            reg_service_delete(&a->state, n, service_id);
+        } else if (n && check_id && check_id[0]) {
+            if (n == agent_local_node(a))
+                reg_checks_stop(a->checks, check_id);
+            reg_check_delete(&a->state, n, check_id);
+        } else if (n && n != agent_local_node(a)) {
+            reg_node_delete(&a->state, node);
+        }
+        api_ok_json(c, json_true());
+    }
+    json_decref(body);
+}

@@ -1,0 +1,131 @@
+/* The /v1/health endpoints: services with their checks (consul-api.md section 3). */
+#include <string.h>
+
+#include "registry/agent_internal.h"
+#include "registry/api_routes.h"
+#include "registry/catalog_query.h"
+#include "registry/render.h"
+
+/* The checks that decide an instance's health: its node's checks and its own. */
+static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
+{
+    json_t *list = json_array();
+
+    *all_passing = true;
+    smap_foreach(&s->node->checks, e)
+    {
+        const struct reg_check *c = e->val;
+        if (c->service_id[0] && strcmp(c->service_id, s->id) != 0)
+            continue;
+        if (c->status != REG_PASSING)
+            *all_passing = false;
+        json_array_append_new(list, render_check(c));
+    }
+    return list;
+}
+
+void api_health_service(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    bool passing_only;
+
+    if (api_query_bool(c, "passing", &passing_only) < 0) {
+        api_result_error(res, 400, "Invalid value for ?passing");
+        return;
+    }
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    json_t *list = json_array();
+    smap_foreach(&c->agent->state.nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            const struct reg_service *s = se->val;
+            bool all_passing;
+            if (!catalog_service_matches(&f, s, c->arg))
+                continue;
+            json_t *checks = instance_checks(s, &all_passing);
+            if (passing_only && !all_passing) {
+                json_decref(checks);
+                continue;
+            }
+            json_array_append_new(list, json_pack("{s:o, s:o, s:o}", "Node", render_node(n),
+                                                  "Service", render_node_service(s), "Checks",
+                                                  checks));
+        }
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}
+
+void api_health_checks(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    json_t *list = json_array();
+    smap_foreach(&c->agent->state.nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        smap_foreach(&n->checks, ce)
+        {
+            const struct reg_check *chk = ce->val;
+            const struct reg_service *s =
+                chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
+            if (s && strcasecmp(s->name, c->arg) == 0)
+                json_array_append_new(list, render_check(chk));
+        }
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}
+
+void api_health_node(struct api_call *c, struct api_result *res)
+{
+    const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
+    json_t *list = json_array();
+
+    if (n) {
+        smap_foreach(&n->checks, e) json_array_append_new(list, render_check(e->val));
+    }
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}
+
+void api_health_state(struct api_call *c, struct api_result *res)
+{
+    enum reg_health want;
+    bool any = strcmp(c->arg, "any") == 0;
+
+    if (!any && !reg_health_parse(c->arg, &want)) {
+        api_result_error(res, 400, "Invalid check state: %s", c->arg);
+        return;
+    }
+    struct catalog_filter f;
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    json_t *list = json_array();
+    smap_foreach(&c->agent->state.nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        smap_foreach(&n->checks, ce)
+        {
+            const struct reg_check *chk = ce->val;
+            if (any || chk->status == want)
+                json_array_append_new(list, render_check(chk));
+        }
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(c, res);
+    api_result_json(c, res, list);
+}

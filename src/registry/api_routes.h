@@ -1,0 +1,56 @@
+/* The API's handlers, one file per area (api_agent.c, api_catalog.c, ...). */
+#ifndef MESH_REGISTRY_API_ROUTES_H
+#define MESH_REGISTRY_API_ROUTES_H
+
+#include "registry/api.h"
+
+/* agent */
+void api_agent_self(struct api_call *c, struct api_result *res);
+void api_agent_members(struct api_call *c, struct api_result *res);
+void api_agent_services(struct api_call *c, struct api_result *res);
+void api_agent_service(struct api_call *c, struct api_result *res);
+void api_agent_checks(struct api_call *c, struct api_result *res);
+void api_agent_health_service_id(struct api_call *c, struct api_result *res);
+void api_agent_health_service_name(struct api_call *c, struct api_result *res);
+void api_agent_service_register(struct api_call *c);
+void api_agent_service_deregister(struct api_call *c);
+void api_agent_service_maintenance(struct api_call *c);
+void api_agent_check_register(struct api_call *c);
+void api_agent_check_deregister(struct api_call *c);
+void api_agent_check_pass(struct api_call *c);
+void api_agent_check_warn(struct api_call *c);
+void api_agent_check_fail(struct api_call *c);
+void api_agent_check_update(struct api_call *c);
+void api_agent_maintenance(struct api_call *c);
+void api_agent_join(struct api_call *c);
+void api_agent_leave(struct api_call *c);
+void api_agent_force_leave(struct api_call *c);
+void api_agent_reload(struct api_call *c);
+
+/* catalog */
+void api_catalog_datacenters(struct api_call *c, struct api_result *res);
+void api_catalog_nodes(struct api_call *c, struct api_result *res);
+void api_catalog_services(struct api_call *c, struct api_result *res);
+void api_catalog_service(struct api_call *c, struct api_result *res);
+void api_catalog_node(struct api_call *c, struct api_result *res);
+void api_catalog_node_services(struct api_call *c, struct api_result *res);
+void api_catalog_register(struct api_call *c);
+void api_catalog_deregister(struct api_call *c);
+
+/* health */
+void api_health_service(struct api_call *c, struct api_result *res);
+void api_health_checks(struct api_call *c, struct api_result *res);
+void api_health_node(struct api_call *c, struct api_result *res);
+void api_health_state(struct api_call *c, struct api_result *res);
+
+/* kv */
+void api_kv_get(struct api_call *c, struct api_result *res);
+void api_kv_put(struct api_call *c);
+void api_kv_delete(struct api_call *c);
+
+/* status and operator */
+void api_status_leader(struct api_call *c, struct api_result *res);
+void api_status_peers(struct api_call *c, struct api_result *res);
+void api_operator_raft_configuration(struct api_call *c, struct api_result *res);
+
+#endif

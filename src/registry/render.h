@@ -1,0 +1,27 @@
+/*
+ * The JSON shapes of Consul's API (consul-api.md sections 1-4), built from registry entities.
+ * Every function returns a new reference; field order follows Consul's.
+ */
+#ifndef MESH_REGISTRY_RENDER_H
+#define MESH_REGISTRY_RENDER_H
+
+#include <jansson.h>
+
+#include "registry/state.h"
+
+/* Node object (catalog/nodes, "Node" in health results). */
+json_t *render_node(const struct reg_node *n);
+/* NodeService ("Service" in health results, catalog/node "Services" values). */
+json_t *render_node_service(const struct reg_service *s);
+/* ServiceNode (catalog/service elements). */
+json_t *render_service_node(const struct reg_service *s);
+/* HealthCheck object. */
+json_t *render_check(const struct reg_check *c);
+/* Agent view of a service (agent/services values). */
+json_t *render_agent_service(const struct reg_service *s, const char *datacenter);
+/* KV entry (Value base64, Session only while locked). */
+json_t *render_kv(const struct reg_kv *kv);
+/* Tags as a JSON array ([] when none). */
+json_t *render_tags(const struct reg_service *s);
+
+#endif

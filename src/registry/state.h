@@ -1,0 +1,193 @@
+/*
+ * The registry's state: the catalog (nodes, their services and checks) and the KV store, with
+ * Consul's raft-style index. Every write takes the next value of one global 64-bit index and
+ * stamps it on what it created or changed (CreateIndex / ModifyIndex) and on the table it
+ * touched, so a reader can tell whether anything it depends on changed since a given index.
+ *
+ * All mutations go through this interface, which makes it the single place that (a) bumps the
+ * index, (b) tells the watch engine which table changed and (c) hands a journal record to
+ * persistence. Replaying journal records through state_apply() rebuilds the same state.
+ *
+ * Name matching follows Consul: node and service names and tags compare case-insensitively,
+ * KV keys and IDs case-sensitively. Everything here runs on the loop thread.
+ */
+#ifndef MESH_REGISTRY_STATE_H
+#define MESH_REGISTRY_STATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/smap.h"
+
+enum reg_table {
+    REG_TABLE_CATALOG = 0, /* nodes, services, checks */
+    REG_TABLE_KV,
+    /* count sentinel */
+    REG_TABLE_COUNT
+};
+
+enum reg_health {
+    REG_PASSING = 0,
+    REG_WARNING,
+    REG_CRITICAL,
+    /* count sentinel */
+    REG_HEALTH_COUNT
+};
+
+const char *reg_health_name(enum reg_health h);
+/* "passing" / "warning" / "critical" (exact, lower case); false otherwise. */
+bool reg_health_parse(const char *s, enum reg_health *out);
+
+struct reg_node {
+    char *name;
+    char *id; /* UUID */
+    char *address;
+    char *datacenter;
+    json_t *tagged_addresses; /* object of strings, owned */
+    json_t *meta;             /* object of strings, owned */
+    struct smap services;     /* service ID -> struct reg_service */
+    struct smap checks;       /* check ID -> struct reg_check */
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+struct reg_service {
+    struct reg_node *node; /* back pointer */
+    char *id;
+    char *name;
+    char **tags; /* tags[ntags], as given */
+    size_t ntags;
+    char *address;
+    int port;
+    json_t *meta;             /* object of strings, owned */
+    json_t *tagged_addresses; /* object {name: {Address, Port}}, owned, may be NULL */
+    int weight_passing;
+    int weight_warning;
+    bool enable_tag_override;
+    char *kind;    /* "" for typical services */
+    json_t *proxy; /* opaque, owned, may be NULL */
+    json_t *connect;
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+struct reg_check {
+    struct reg_node *node;
+    char *id;
+    char *name;
+    enum reg_health status;
+    char *notes;
+    char *output;
+    char *service_id;  /* "" for node checks */
+    char *type;        /* "http", "tcp", "ttl", "script", "" */
+    json_t *definition; /* Consul's Definition object, owned */
+    int64_t interval_ns;
+    int64_t timeout_ns;
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+struct reg_kv {
+    char *key;
+    unsigned char *value; /* NULL when the value is empty */
+    size_t value_len;
+    uint64_t flags;
+    char *session; /* NULL unless locked */
+    uint64_t lock_index;
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+/* Receives one journal record (a JSON object, borrowed) for each committed mutation. */
+typedef void (*reg_journal_cb)(const json_t *record, void *data);
+/* Told after each mutation which table changed. */
+typedef void (*reg_change_cb)(enum reg_table table, void *data);
+
+struct reg_state {
+    uint64_t index;                      /* last index handed out, >= 1 */
+    uint64_t table_index[REG_TABLE_COUNT]; /* last write (including deletes) per table */
+    struct smap nodes;                   /* lower-cased node name -> struct reg_node */
+    struct smap kv;                      /* key -> struct reg_kv */
+    reg_journal_cb journal;
+    void *journal_data;
+    reg_change_cb on_change;
+    void *change_data;
+};
+
+void reg_state_init(struct reg_state *st);
+void reg_state_free(struct reg_state *st);
+
+/* ---- catalog reads ---- */
+
+struct reg_node *reg_node_get(const struct reg_state *st, const char *name);
+struct reg_service *reg_service_get(const struct reg_node *node, const char *id);
+struct reg_check *reg_check_get(const struct reg_node *node, const char *id);
+/* True when the service carries every tag in tags (case-insensitive). */
+bool reg_service_has_tags(const struct reg_service *svc, const char *const *tags, size_t ntags);
+
+/* ---- catalog writes: each returns the index it committed at ---- */
+
+/*
+ * Creates or updates a node. Fields not NULL replace the current ones; json objects are
+ * copied. A node is only rewritten (and its ModifyIndex bumped) when something changed.
+ */
+struct reg_node_fields {
+    const char *name;
+    const char *id;
+    const char *address;
+    const char *datacenter;
+    const json_t *tagged_addresses;
+    const json_t *meta;
+};
+uint64_t reg_node_upsert(struct reg_state *st, const struct reg_node_fields *f);
+/* Removes a node with its services and checks. Returns 0 when there was no such node. */
+uint64_t reg_node_delete(struct reg_state *st, const char *name);
+
+/*
+ * Creates or replaces a service on an existing node. `svc` is a template the state copies
+ * (node, indexes ignored). CreateIndex survives a replace; ModifyIndex moves only on change.
+ */
+uint64_t reg_service_upsert(struct reg_state *st, struct reg_node *node,
+                            const struct reg_service *svc);
+/* Removes a service and the checks bound to it. 0 when absent. */
+uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const char *id);
+
+/* Creates or replaces a check (copied from `chk`), as reg_service_upsert. */
+uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const struct reg_check *chk);
+/*
+ * Sets status and output. A status change is a write (index, journal); an output-only change
+ * updates memory only, as Consul defers output-only syncs, and returns 0.
+ */
+uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum reg_health status,
+                              const char *output);
+uint64_t reg_check_delete(struct reg_state *st, struct reg_node *node, const char *id);
+
+/* ---- KV ---- */
+
+struct reg_kv *reg_kv_get(const struct reg_state *st, const char *key);
+/*
+ * Writes a value (copied). With cas, the write happens only if the key's ModifyIndex equals
+ * *cas (0: only if absent). Returns the commit index, or 0 when the CAS failed.
+ */
+uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, size_t len,
+                    uint64_t flags, const uint64_t *cas);
+/* Deletes one key (cas as above; the delete always counts as a write, even of a missing key). */
+uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *cas);
+/* Deletes every key with the prefix. */
+uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix);
+
+/* ---- journal ---- */
+
+/*
+ * Applies one journal record, as produced through st->journal, without producing another.
+ * Returns 0, or -EINVAL for a record it does not understand.
+ */
+int reg_state_apply(struct reg_state *st, const json_t *record);
+/* Calls emit for a sequence of records that rebuilds the whole state (a snapshot). */
+void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data);
+
+/* Lower-cases s into a heap string: the key of case-insensitive maps. */
+char *reg_fold(const char *s);
+
+#endif
