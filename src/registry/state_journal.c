@@ -275,7 +275,9 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else {
         rc = -EINVAL;
     }
-    if (rc == 0)
+    if (rc == 0 && strcmp(op, "index") == 0)
+        st->index = index > st->index ? index : st->index; /* not a write to either table */
+    else if (rc == 0)
         reg_state_advance(st, table, index);
     return rc;
 }
