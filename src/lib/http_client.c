@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/net.h"
@@ -447,13 +448,32 @@ static struct client_conn *pool_take(struct http_client *c, const char *key)
     return NULL;
 }
 
+/* True when the raw header lines hold a field called name (case-insensitive). */
+static bool lines_have_header(const char *lines, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = lines;
+
+    while (p && *p) {
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':')
+            return true;
+        p = strstr(p, "\r\n");
+        if (p)
+            p += 2;
+    }
+    return false;
+}
+
 static void serialise(struct http_call *call, const struct http_client_request *r)
 {
     const char *method = r->method ? r->method : "GET";
     bool v6 = strchr(r->host, ':') != NULL;
 
-    buf_printf(&call->out, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n", method,
-               r->target ? r->target : "/", v6 ? "[" : "", r->host, v6 ? "]" : "", r->port);
+    buf_printf(&call->out, "%s %s HTTP/1.1\r\n", method, r->target ? r->target : "/");
+    /* A caller's Host line names a virtual host; two Host fields would be a 400. */
+    if (!lines_have_header(r->headers, "Host"))
+        buf_printf(&call->out, "Host: %s%s%s:%d\r\n", v6 ? "[" : "", r->host, v6 ? "]" : "",
+                   r->port);
     if (r->headers)
         buf_append_cstr(&call->out, r->headers);
     if (r->no_keep_alive)

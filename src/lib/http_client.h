@@ -41,7 +41,8 @@ struct http_client_request {
     const char *host;   /* numeric address or name (resolved with getaddrinfo off the loop) */
     int port;
     const char *target;      /* "/path?query"; default "/" */
-    const char *headers;     /* extra raw header lines, each ending in "\r\n"; may be NULL */
+    const char *headers;     /* extra raw header lines, each ending in "\r\n"; may be NULL;
+                                a "Host:" line replaces the default Host */
     const void *body;        /* copied */
     size_t body_len;
     uint64_t timeout_ms;     /* whole exchange; 0 = 30 s */
