@@ -173,13 +173,12 @@ static void test_catalog_render(void **state)
     buf_reset(&out);
     cli_catalog_render_nodes(&out, nodes, true);
     /* TaggedAddresses is 26 wide ("lan=127.0.0.1, wan=1.2.3.4"); empty cells still pad. */
-    assert_string_equal(out.data,
-                        "Node          ID                Address    DC   TaggedAddresses"
-                        "             Meta\n"
-                        "loadbalancer  0123456789abcdef  127.0.0.1  dc1  lan=127.0.0.1, "
-                        "wan=1.2.3.4  a=b\n"
-                        "web1                            10.0.0.2   dc1  "
-                        "                            \n");
+    assert_string_equal(out.data, "Node          ID                Address    DC   TaggedAddresses"
+                                  "             Meta\n"
+                                  "loadbalancer  0123456789abcdef  127.0.0.1  dc1  lan=127.0.0.1, "
+                                  "wan=1.2.3.4  a=b\n"
+                                  "web1                            10.0.0.2   dc1  "
+                                  "                            \n");
     buf_reset(&out);
     assert_int_equal(cli_catalog_render_services(&out, services, false), 2);
     assert_string_equal(out.data, "consul\nweb\n");
