@@ -175,6 +175,40 @@ static void restore_check_runners(struct reg_agent *a)
     }
 }
 
+/*
+ * The key path of the field a decode error names ("... Go struct field CheckType.Interval of
+ * type ..."), so the error points at its line: the service's own key, else one of its checks'.
+ */
+static void locate_decode_error(const struct config_service *cs, const char *msg, char *out,
+                                size_t n)
+{
+    const char *f = strstr(msg, "Go struct field ");
+    char field[64], candidate[160];
+
+    snprintf(out, n, "%s", cs->path);
+    if (!f)
+        return;
+    f += strlen("Go struct field ");
+    const char *end = strchr(f, ' ');
+    const char *dot = memrchr(f, '.', end ? (size_t)(end - f) : strlen(f));
+    if (!end || !dot || (size_t)(end - dot - 1) >= sizeof(field))
+        return;
+    snprintf(field, sizeof(field), "%.*s", (int)(end - dot - 1), dot + 1);
+    int base = config_locate(cs->doc, cs->path);
+    for (int i = -2; i < 16; i++) {
+        if (i == -2)
+            snprintf(candidate, sizeof(candidate), "%s.%s", cs->path, field);
+        else if (i == -1)
+            snprintf(candidate, sizeof(candidate), "%s.check.%s", cs->path, field);
+        else
+            snprintf(candidate, sizeof(candidate), "%s.checks[%d].%s", cs->path, i, field);
+        if (config_locate(cs->doc, candidate) != base) {
+            snprintf(out, n, "%s", candidate);
+            return;
+        }
+    }
+}
+
 /* Registers the services of the config files. Returns 0 or -EINVAL with "file:line: ...". */
 static int register_config_services(struct reg_agent *a, struct err *e)
 {
@@ -189,8 +223,11 @@ static int register_config_services(struct reg_agent *a, struct err *e)
         if (rc == 0)
             agent_register_service(a, &r, true);
         service_reg_free(&r);
-        if (rc < 0)
-            return config_error(cs->doc, cs->path, e, "%s", derr.msg);
+        if (rc < 0) {
+            char path[160];
+            locate_decode_error(cs, derr.msg, path, sizeof(path));
+            return config_error(cs->doc, path, e, "%s", derr.msg);
+        }
     }
     return 0;
 }
@@ -213,7 +250,8 @@ void agent_shutdown(struct reg_agent *a)
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->housekeeping, NULL);
-    reg_checks_free(a->checks);
+    if (a->checks)
+        reg_checks_free(a->checks);
     a->checks = NULL;
 }
 
@@ -241,39 +279,44 @@ static int write_pid_file(const char *path, struct err *e)
     return 0;
 }
 
+/* Handles first, so that a failure at any later step can shut down through one path. */
+static void agent_init_handles(struct reg_agent *a)
+{
+    reg_state_init(&a->state);
+    watch_set_init(&a->watches, a->loop);
+    a->state.on_change = watch_on_change;
+    a->state.change_data = &a->watches;
+    http_server_init(&a->http, a->loop, NULL, api_handle, a);
+    uv_signal_init(a->loop, &a->sig_int);
+    uv_signal_init(a->loop, &a->sig_term);
+    a->sig_int.data = a->sig_term.data = a;
+    uv_timer_init(a->loop, &a->housekeeping);
+    a->housekeeping.data = a;
+}
+
 static int agent_start(struct reg_agent *a, struct err *e)
 {
     int rc;
 
-    reg_state_init(&a->state);
     if (a->cfg.data_dir && !a->cfg.dev) {
         rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
         if (rc < 0)
             return rc;
     }
     load_node_id(a);
-    watch_set_init(&a->watches, a->loop);
-    a->state.on_change = watch_on_change;
-    a->state.change_data = &a->watches;
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
     agent_ensure_local_node(a);
     restore_check_runners(a);
     rc = register_config_services(a, e);
     if (rc < 0)
         return rc;
-    http_server_init(&a->http, a->loop, NULL, api_handle, a);
     rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
     if (rc < 0)
         return rc;
     if (a->cfg.pid_file && (rc = write_pid_file(a->cfg.pid_file, e)) < 0)
         return rc;
-    uv_signal_init(a->loop, &a->sig_int);
-    uv_signal_init(a->loop, &a->sig_term);
-    a->sig_int.data = a->sig_term.data = a;
     uv_signal_start(&a->sig_int, on_signal, SIGINT);
     uv_signal_start(&a->sig_term, on_signal, SIGTERM);
-    uv_timer_init(a->loop, &a->housekeeping);
-    a->housekeeping.data = a;
     uv_timer_start(&a->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     return 0;
 }
@@ -303,6 +346,7 @@ int agent_main(int argc, char **argv)
         log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
     a->loop = uv_default_loop();
     srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+    agent_init_handles(a);
     rc = agent_start(a, &e);
     if (rc < 0) {
         fprintf(stderr, "mesh agent: %s\n", e.msg);

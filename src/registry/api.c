@@ -276,11 +276,14 @@ static void serve_read(struct api_call *c, const struct api_route *r)
 
     c->read = r->read;
     c->table = r->table;
-    if (r->blocking && !parse_blocking(c, &wait_ms))
-        return;
     c->hash = api_query(c, "hash");
+    if ((r->blocking || (c->hash && c->hash[0])) && !parse_blocking(c, &wait_ms))
+        return;
     run_read(c, &res);
-    bool park = r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index;
+    /* Index blocking (catalog, health, KV), or hash blocking (agent/service/:id). */
+    bool park = (r->blocking && c->min_index > 0 && res.index_headers &&
+                 res.index <= c->min_index) ||
+                (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
     if (park) {
         watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
     } else {
@@ -342,37 +345,55 @@ static void answer_root(struct api_call *c)
     api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
 }
 
-/* Lists the methods of every route matching the path into allow ("OPTIONS,GET,PUT"). */
-static void allowed_methods(const char *path, struct buf *allow)
+/* Length of the longest route path matching `path`: the route that owns it (a prefix route
+ * such as /v1/agent/service/ must not answer for /v1/agent/service/register). */
+static size_t owner_len(const char *path)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        if (route_matches(&routes[i], path) && strlen(routes[i].path) > best)
+            best = strlen(routes[i].path);
+    return best;
+}
+
+/* Lists the methods of the routes owning the path into allow ("OPTIONS,GET,PUT"). */
+static void allowed_methods(const char *path, size_t owner, struct buf *allow)
 {
     buf_append_cstr(allow, "OPTIONS");
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
-        if (route_matches(&routes[i], path) && !strstr(allow->data, routes[i].method)) {
+        const struct api_route *r = &routes[i];
+        if (route_matches(r, path) && strlen(r->path) == owner && !strstr(allow->data, r->method)) {
             buf_append(allow, ",", 1);
-            buf_append_cstr(allow, routes[i].method);
+            buf_append_cstr(allow, r->method);
         }
     }
 }
 
-static const struct api_route *find_route(const char *path, struct str method, bool *path_known)
+/* Older Consul took GET for check pass/warn/fail (its docs' curl samples still do), and POST
+ * for writes: harmless aliases of PUT. */
+static bool method_alias(const struct api_route *r, struct str method)
 {
-    const struct api_route *best = NULL;
+    if (strcmp(r->method, "PUT") != 0)
+        return false;
+    if (str_eq_cstr(method, "POST"))
+        return true;
+    return str_eq_cstr(method, "GET") && (strcmp(r->path, "/v1/agent/check/pass/") == 0 ||
+                                          strcmp(r->path, "/v1/agent/check/warn/") == 0 ||
+                                          strcmp(r->path, "/v1/agent/check/fail/") == 0);
+}
 
-    *path_known = false;
+static const struct api_route *find_route(const char *path, struct str method, size_t *owner)
+{
+    *owner = owner_len(path);
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
         const struct api_route *r = &routes[i];
-        if (!route_matches(r, path))
+        if (!route_matches(r, path) || strlen(r->path) != *owner)
             continue;
-        *path_known = true;
-        /* Older Consul took GET and POST for writes; both are harmless aliases of PUT. */
-        bool alias = strcmp(r->method, "PUT") == 0 &&
-                     (str_eq_cstr(method, "POST") ||
-                      (str_eq_cstr(method, "GET") && strncmp(path, "/v1/agent/check/", 16) == 0));
-        if (str_eq_cstr(method, r->method) || (str_eq_cstr(method, "HEAD") && r->read) || alias)
-            if (!best || strlen(r->path) > strlen(best->path))
-                best = r;
+        if (str_eq_cstr(method, r->method) || (str_eq_cstr(method, "HEAD") && r->read) ||
+            method_alias(r, method))
+            return r;
     }
-    return best;
+    return NULL;
 }
 
 void api_handle(struct http_request *req, void *data)
@@ -394,15 +415,15 @@ void api_handle(struct http_request *req, void *data)
         answer_root(c);
         return;
     }
-    bool path_known;
-    const struct api_route *r = find_route(c->path, req->method, &path_known);
+    size_t owner;
+    const struct api_route *r = find_route(c->path, req->method, &owner);
     if (!r) {
-        if (!path_known) {
+        if (!owner) {
             api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
             return;
         }
         struct buf allow = BUF_INIT;
-        allowed_methods(c->path, &allow);
+        allowed_methods(c->path, owner, &allow);
         http_response_header(req, "Allow", "%s", allow.data);
         buf_free(&allow);
         if (str_eq_cstr(req->method, "OPTIONS"))

@@ -331,6 +331,14 @@ void api_agent_check_register(struct api_call *c)
     json_t *body = api_body_json(c, false);
     if (!body)
         return;
+    json_t *status = json_iget(body, "Status");
+    enum reg_health h;
+    if (json_is_string(status) && json_string_length(status) &&
+        !reg_health_parse(json_string_value(status), &h)) {
+        json_decref(body);
+        api_error(c, 400, "Bad check status");
+        return;
+    }
     int rc = decode_check(body, &opts, NULL, NULL, NULL, &r, &e);
     json_decref(body);
     if (rc < 0) {

@@ -1,4 +1,5 @@
 /* The /v1/health endpoints: services with their checks (consul-api.md section 3). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "registry/agent_internal.h"
@@ -10,17 +11,18 @@
 static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
 {
     json_t *list = json_array();
+    const struct reg_check **ordered = reg_node_checks_ordered(s->node);
 
     *all_passing = true;
-    smap_foreach(&s->node->checks, e)
-    {
-        const struct reg_check *c = e->val;
+    for (size_t i = 0; i < s->node->checks.n; i++) {
+        const struct reg_check *c = ordered[i];
         if (c->service_id[0] && strcmp(c->service_id, s->id) != 0)
             continue;
         if (c->status != REG_PASSING)
             *all_passing = false;
         json_array_append_new(list, render_check(c));
     }
+    free(ordered);
     return list;
 }
 
@@ -94,7 +96,10 @@ void api_health_node(struct api_call *c, struct api_result *res)
     json_t *list = json_array();
 
     if (n) {
-        smap_foreach(&n->checks, e) json_array_append_new(list, render_check(e->val));
+        const struct reg_check **ordered = reg_node_checks_ordered(n);
+        for (size_t i = 0; i < n->checks.n; i++)
+            json_array_append_new(list, render_check(ordered[i]));
+        free(ordered);
     }
     catalog_result_index(c, res);
     api_result_json(c, res, list);
@@ -118,12 +123,11 @@ void api_health_state(struct api_call *c, struct api_result *res)
         const struct reg_node *n = ne->val;
         if (!catalog_node_matches(&f, n))
             continue;
-        smap_foreach(&n->checks, ce)
-        {
-            const struct reg_check *chk = ce->val;
-            if (any || chk->status == want)
-                json_array_append_new(list, render_check(chk));
-        }
+        const struct reg_check **ordered = reg_node_checks_ordered(n);
+        for (size_t i = 0; i < n->checks.n; i++)
+            if (any || ordered[i]->status == want)
+                json_array_append_new(list, render_check(ordered[i]));
+        free(ordered);
     }
     catalog_filter_free(&f);
     catalog_result_index(c, res);

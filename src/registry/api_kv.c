@@ -1,6 +1,7 @@
 /* The /v1/kv endpoints: the key/value store (consul-api.md section 4). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/alloc.h"
@@ -10,6 +11,39 @@
 #include "registry/render.h"
 
 #define KV_MAX_VALUE_SIZE (512 * 1024)
+
+/*
+ * KV flags are uint64 (the Go lock helper writes 0x2ddccbc058a50c18, and clients may use all
+ * 64 bits) but jansson integers are int64, so flags above INT64_MAX leave jansson negative.
+ * Flags are never negative, so a negative "Flags" value in the rendered text is such a number:
+ * print it back as unsigned. Matching the raw text is sound because inside JSON strings every
+ * '"' is escaped, so '"Flags":' can only be an object key.
+ */
+static void unsign_flags(struct buf *body)
+{
+    static const char key[] = "\"Flags\":";
+    struct buf out = BUF_INIT;
+    const char *p = body->data, *end = body->data + body->len, *hit;
+
+    if (!memmem(p, body->len, "\"Flags\":", sizeof(key) - 1) || !memchr(p, '-', body->len))
+        return;
+    while ((hit = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+        const char *v = hit + sizeof(key) - 1;
+        while (v < end && *v == ' ')
+            v++;
+        buf_append(&out, p, (size_t)(v - p));
+        p = v;
+        if (v < end && *v == '-') {
+            char *num_end;
+            long long n = strtoll(v, &num_end, 10);
+            buf_printf(&out, "%llu", (unsigned long long)n);
+            p = num_end;
+        }
+    }
+    buf_append(&out, p, (size_t)(end - p));
+    buf_free(body);
+    *body = out;
+}
 
 static void kv_index(struct api_call *c, struct api_result *res, uint64_t index)
 {
@@ -59,7 +93,7 @@ static void kv_keys(struct api_call *c, struct api_result *res)
         not_found(c, res);
         return;
     }
-    kv_index(c, res, 0);
+    kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
 }
 
@@ -76,8 +110,9 @@ static void kv_recurse(struct api_call *c, struct api_result *res)
     json_t *list = json_array();
     for (size_t i = first; i < end; i++)
         json_array_append_new(list, render_kv(kv->v[i].val));
-    kv_index(c, res, 0);
+    kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
+    unsign_flags(&res->body);
 }
 
 void api_kv_get(struct api_call *c, struct api_result *res)
@@ -107,6 +142,7 @@ void api_kv_get(struct api_call *c, struct api_result *res)
         return;
     }
     api_result_json(c, res, json_pack("[o]", render_kv(kv)));
+    unsign_flags(&res->body);
 }
 
 /* Parses a uint64 query parameter; answers 400 and fails when malformed. */

@@ -2,7 +2,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "registry/state_journal.h"
@@ -104,6 +107,7 @@ void reg_state_free(struct reg_state *st)
     smap_free(&st->nodes);
     smap_foreach(&st->kv, e) kv_free(e->val);
     smap_free(&st->kv);
+    smap_free(&st->kv_tombstones);
 }
 
 static json_t *json_copy_or_empty(const json_t *v)
@@ -228,6 +232,24 @@ struct reg_service *reg_service_get(const struct reg_node *node, const char *id)
 struct reg_check *reg_check_get(const struct reg_node *node, const char *id)
 {
     return smap_get(&node->checks, id);
+}
+
+static int check_order(const void *a, const void *b)
+{
+    const struct reg_check *x = *(const struct reg_check *const *)a;
+    const struct reg_check *y = *(const struct reg_check *const *)b;
+    int c = strcasecmp(x->id, y->id);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+const struct reg_check **reg_node_checks_ordered(const struct reg_node *node)
+{
+    const struct reg_check **v = xcalloc(node->checks.n ? node->checks.n : 1, sizeof(*v));
+
+    for (size_t i = 0; i < node->checks.n; i++)
+        v[i] = node->checks.v[i].val;
+    qsort(v, node->checks.n, sizeof(*v), check_order);
+    return v;
 }
 
 bool reg_service_has_tags(const struct reg_service *svc, const char *const *tags, size_t ntags)
@@ -487,6 +509,7 @@ uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, si
         .modify_index = index,
     };
     reg_state_kv_put(st, &t);
+    smap_del(&st->kv_tombstones, key);
     commit(st, REG_TABLE_KV, journal_kv(smap_get(&st->kv, key), index));
     return index;
 }
@@ -498,32 +521,72 @@ uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *ca
     if (cas && (!old || old->modify_index != *cas))
         return 0;
     uint64_t index = next_index(st, REG_TABLE_KV);
-    reg_state_kv_remove(st, key);
+    reg_state_kv_remove(st, key, index);
     commit(st, REG_TABLE_KV, journal_kv_delete(key, false, index));
     return index;
 }
 
-void reg_state_kv_remove(struct reg_state *st, const char *key)
+#define KV_TOMBSTONES_MAX 4096
+
+static void add_tombstone(struct reg_state *st, const char *key, uint64_t index)
 {
-    struct reg_kv *kv = smap_del(&st->kv, key);
-    if (kv)
-        kv_free(kv);
+    if (st->kv_tombstones.n >= KV_TOMBSTONES_MAX) {
+        smap_foreach(&st->kv_tombstones, e)
+        {
+            uint64_t i = (uint64_t)(uintptr_t)e->val;
+            if (i > st->kv_tombstone_floor)
+                st->kv_tombstone_floor = i;
+        }
+        smap_free(&st->kv_tombstones);
+    }
+    smap_put(&st->kv_tombstones, key, (void *)(uintptr_t)index);
 }
 
-void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix)
+void reg_state_kv_remove(struct reg_state *st, const char *key, uint64_t index)
+{
+    struct reg_kv *kv = smap_del(&st->kv, key);
+    if (kv) {
+        add_tombstone(st, key, index);
+        kv_free(kv);
+    }
+}
+
+void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix, uint64_t index)
 {
     size_t first, end;
 
     smap_prefix_range(&st->kv, prefix, &first, &end);
-    for (size_t i = end; i > first; i--)
+    for (size_t i = end; i > first; i--) {
+        add_tombstone(st, st->kv.v[i - 1].key, index);
         kv_free(smap_del_at(&st->kv, i - 1));
+    }
+}
+
+uint64_t reg_kv_prefix_index(const struct reg_state *st, const char *prefix)
+{
+    uint64_t max = st->kv_tombstone_floor;
+    size_t first, end;
+
+    smap_prefix_range(&st->kv, prefix, &first, &end);
+    for (size_t i = first; i < end; i++) {
+        const struct reg_kv *kv = st->kv.v[i].val;
+        if (kv->modify_index > max)
+            max = kv->modify_index;
+    }
+    smap_prefix_range(&st->kv_tombstones, prefix, &first, &end);
+    for (size_t i = first; i < end; i++) {
+        uint64_t t = (uint64_t)(uintptr_t)st->kv_tombstones.v[i].val;
+        if (t > max)
+            max = t;
+    }
+    return max ? max : st->table_index[REG_TABLE_KV];
 }
 
 uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix)
 {
     uint64_t index = next_index(st, REG_TABLE_KV);
 
-    reg_state_kv_remove_tree(st, prefix);
+    reg_state_kv_remove_tree(st, prefix, index);
     commit(st, REG_TABLE_KV, journal_kv_delete(prefix, true, index));
     return index;
 }

@@ -109,6 +109,11 @@ struct reg_state {
     uint64_t table_index[REG_TABLE_COUNT]; /* last write (including deletes) per table */
     struct smap nodes;                   /* lower-cased node name -> struct reg_node */
     struct smap kv;                      /* key -> struct reg_kv */
+    /* Deleted keys -> their delete index (uint64_t in the pointer's place), so a prefix query's
+     * index moves on a delete; when too many pile up they are dropped and their highest index
+     * becomes a floor every prefix query reports at least. */
+    struct smap kv_tombstones;
+    uint64_t kv_tombstone_floor;
     reg_journal_cb journal;
     void *journal_data;
     reg_change_cb on_change;
@@ -123,6 +128,12 @@ void reg_state_free(struct reg_state *st);
 struct reg_node *reg_node_get(const struct reg_state *st, const char *name);
 struct reg_service *reg_service_get(const struct reg_node *node, const char *id);
 struct reg_check *reg_check_get(const struct reg_node *node, const char *id);
+/*
+ * The node's checks in the order Consul lists them: by check ID, case-insensitively (its
+ * index lower-cases IDs, so "serfHealth" comes before "Zed"). Heap array of node->checks.n
+ * borrowed pointers; the caller frees the array.
+ */
+const struct reg_check **reg_node_checks_ordered(const struct reg_node *node);
 /* True when the service carries every tag in tags (case-insensitive). */
 bool reg_service_has_tags(const struct reg_service *svc, const char *const *tags, size_t ntags);
 
@@ -174,6 +185,11 @@ uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, si
                     uint64_t flags, const uint64_t *cas);
 /* Deletes one key (cas as above; the delete always counts as a write, even of a missing key). */
 uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *cas);
+/*
+ * Index of a prefix query (recurse/keys): the highest ModifyIndex under the prefix, including
+ * deleted keys' tombstones; the KV table index when nothing was ever there.
+ */
+uint64_t reg_kv_prefix_index(const struct reg_state *st, const char *prefix);
 /* Deletes every key with the prefix. */
 uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix);
 

@@ -266,9 +266,9 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else if (strcmp(op, "kv") == 0) {
         rc = apply_kv(st, r);
     } else if (strcmp(op, "kv-delete") == 0) {
-        reg_state_kv_remove(st, get_str(r, "key"));
+        reg_state_kv_remove(st, get_str(r, "key"), index);
     } else if (strcmp(op, "kv-delete-tree") == 0) {
-        reg_state_kv_remove_tree(st, get_str(r, "key"));
+        reg_state_kv_remove_tree(st, get_str(r, "key"), index);
     } else if (strcmp(op, "index") == 0) {
         reg_state_advance(st, REG_TABLE_CATALOG, get_u64(r, "catalog"));
         reg_state_advance(st, REG_TABLE_KV, get_u64(r, "kv"));

@@ -36,8 +36,8 @@ bool reg_state_service_remove(struct reg_node *node, const char *id);
 void reg_state_check_put(struct reg_node *node, const struct reg_check *t, uint64_t index);
 bool reg_state_node_remove(struct reg_state *st, const char *name);
 void reg_state_kv_put(struct reg_state *st, const struct reg_kv *t);
-void reg_state_kv_remove(struct reg_state *st, const char *key);
-void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix);
+void reg_state_kv_remove(struct reg_state *st, const char *key, uint64_t index);
+void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix, uint64_t index);
 void reg_state_advance(struct reg_state *st, enum reg_table table, uint64_t index);
 
 #endif
