@@ -1,6 +1,8 @@
 # Porcelain over CMake. `make` builds; `make check` sets up and runs every test;
 # `make up` / `make down` start and stop the local cluster.
 
+MAKEFLAGS += --no-print-directory
+
 BUILD      ?= build
 CHECKBUILD ?= build-check
 JOBS       ?= $(shell nproc)
