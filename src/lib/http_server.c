@@ -546,8 +546,23 @@ void http_server_close(struct http_server *srv, void (*on_closed)(struct http_se
 {
     srv->closing = true;
     srv->on_closed = on_closed;
-    while (srv->conns)
-        conn_close(srv->conns);
+    /* Connections still writing a response (e.g. the 200 of a "leave" request) finish it
+     * first; the others close now. */
+    struct http_conn *next;
+    for (struct http_conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->writes_pending > 0 && c->state != CONN_DISPATCHED) {
+            c->close_after_write = true;
+            c->state = CONN_CLOSING;
+            if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = false;
+            }
+            uv_timer_stop(&c->timer);
+        } else {
+            conn_close(c);
+        }
+    }
     if (srv->listening)
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
     else
