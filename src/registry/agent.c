@@ -342,6 +342,11 @@ int agent_main(int argc, char **argv)
     }
     if (log_level_parse(a->cfg.log_level, &lvl))
         log_min_level = lvl;
+    if (a->cfg.ui)
+        log_warn("-ui: the web UI is not built yet; the HTTP API is served as usual");
+    if (a->cfg.bootstrap_expect > 1)
+        log_warn("-bootstrap-expect=%d: this agent runs a single server for now",
+                 a->cfg.bootstrap_expect);
     if (a->cfg.unknown_keys.len)
         log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
     a->loop = uv_default_loop();

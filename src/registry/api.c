@@ -332,11 +332,6 @@ static bool check_common_params(struct api_call *c)
 
 static void answer_root(struct api_call *c)
 {
-    if (c->agent->cfg.ui && strcmp(c->path, "/") == 0) {
-        http_response_header(c->req, "Location", "/ui/");
-        respond(c, 301, "text/plain; charset=utf-8", "", 0);
-        return;
-    }
     if (strcmp(c->path, "/") == 0) {
         static const char text[] = "Consul Agent: meshkit registry\n";
         respond(c, 200, "text/plain; charset=utf-8", text, sizeof(text) - 1);
