@@ -33,63 +33,51 @@ void api_catalog_nodes(struct api_call *c, struct api_result *res)
     api_result_json(c, res, list);
 }
 
+/* Collects the distinct tags of each service name. */
+static void add_service_tags(const struct reg_service *s, void *ctx)
+{
+    json_t *out = ctx;
+    json_t *tags = json_object_get(out, s->name);
+
+    if (!tags) {
+        tags = json_array();
+        json_object_set_new(out, s->name, tags);
+    }
+    for (size_t i = 0; i < s->ntags; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(tags) && !seen; k++)
+            seen = strcmp(json_string_value(json_array_get(tags, k)), s->tags[i]) == 0;
+        if (!seen)
+            json_array_append_new(tags, json_string(s->tags[i]));
+    }
+}
+
 void api_catalog_services(struct api_call *c, struct api_result *res)
 {
     struct catalog_filter f;
-    json_t *out = json_object();
 
-    if (catalog_filter_parse(c, &f, res) < 0) {
-        json_decref(out);
+    if (catalog_filter_parse(c, &f, res) < 0)
         return;
-    }
-    smap_foreach(&c->agent->state.nodes, ne)
-    {
-        const struct reg_node *n = ne->val;
-        if (!catalog_node_matches(&f, n))
-            continue;
-        smap_foreach(&n->services, se)
-        {
-            const struct reg_service *s = se->val;
-            json_t *tags = json_object_get(out, s->name);
-            if (!tags) {
-                tags = json_array();
-                json_object_set_new(out, s->name, tags);
-            }
-            for (size_t i = 0; i < s->ntags; i++) {
-                bool seen = false;
-                size_t k;
-                json_t *t;
-                json_array_foreach(tags, k, t) seen = seen || strcmp(json_string_value(t), s->tags[i]) == 0;
-                if (!seen)
-                    json_array_append_new(tags, json_string(s->tags[i]));
-            }
-        }
-    }
+    json_t *out = json_object();
+    catalog_foreach_service(&c->agent->state, &f, NULL, add_service_tags, out);
     catalog_filter_free(&f);
     catalog_result_index(c, res);
     api_result_json(c, res, out);
 }
 
+static void add_service_node(const struct reg_service *s, void *ctx)
+{
+    json_array_append_new(ctx, render_service_node(s));
+}
+
 void api_catalog_service(struct api_call *c, struct api_result *res)
 {
     struct catalog_filter f;
-    json_t *list = json_array();
 
-    if (catalog_filter_parse(c, &f, res) < 0) {
-        json_decref(list);
+    if (catalog_filter_parse(c, &f, res) < 0)
         return;
-    }
-    smap_foreach(&c->agent->state.nodes, ne)
-    {
-        const struct reg_node *n = ne->val;
-        if (!catalog_node_matches(&f, n))
-            continue;
-        smap_foreach(&n->services, se)
-        {
-            if (catalog_service_matches(&f, se->val, c->arg))
-                json_array_append_new(list, render_service_node(se->val));
-        }
-    }
+    json_t *list = json_array();
+    catalog_foreach_service(&c->agent->state, &f, c->arg, add_service_node, list);
     catalog_filter_free(&f);
     catalog_result_index(c, res);
     api_result_json(c, res, list);

@@ -26,42 +26,44 @@ static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
     return list;
 }
 
+struct health_service_ctx {
+    json_t *list;
+    bool passing_only;
+};
+
+static void add_health_entry(const struct reg_service *s, void *data)
+{
+    struct health_service_ctx *ctx = data;
+    bool all_passing;
+    json_t *checks = instance_checks(s, &all_passing);
+
+    /* ?passing drops an instance when any of its checks, node-level included, is not
+     * exactly passing: warning instances go too. */
+    if (ctx->passing_only && !all_passing) {
+        json_decref(checks);
+        return;
+    }
+    json_array_append_new(ctx->list, json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node),
+                                               "Service", render_node_service(s), "Checks",
+                                               checks));
+}
+
 void api_health_service(struct api_call *c, struct api_result *res)
 {
+    struct health_service_ctx ctx = {NULL, false};
     struct catalog_filter f;
-    bool passing_only;
 
-    if (api_query_bool(c, "passing", &passing_only) < 0) {
+    if (api_query_bool(c, "passing", &ctx.passing_only) < 0) {
         api_result_error(res, 400, "Invalid value for ?passing");
         return;
     }
     if (catalog_filter_parse(c, &f, res) < 0)
         return;
-    json_t *list = json_array();
-    smap_foreach(&c->agent->state.nodes, ne)
-    {
-        const struct reg_node *n = ne->val;
-        if (!catalog_node_matches(&f, n))
-            continue;
-        smap_foreach(&n->services, se)
-        {
-            const struct reg_service *s = se->val;
-            bool all_passing;
-            if (!catalog_service_matches(&f, s, c->arg))
-                continue;
-            json_t *checks = instance_checks(s, &all_passing);
-            if (passing_only && !all_passing) {
-                json_decref(checks);
-                continue;
-            }
-            json_array_append_new(list, json_pack("{s:o, s:o, s:o}", "Node", render_node(n),
-                                                  "Service", render_node_service(s), "Checks",
-                                                  checks));
-        }
-    }
+    ctx.list = json_array();
+    catalog_foreach_service(&c->agent->state, &f, c->arg, add_health_entry, &ctx);
     catalog_filter_free(&f);
     catalog_result_index(c, res);
-    api_result_json(c, res, list);
+    api_result_json(c, res, ctx.list);
 }
 
 void api_health_checks(struct api_call *c, struct api_result *res)

@@ -61,6 +61,22 @@ bool catalog_service_matches(const struct catalog_filter *f, const struct reg_se
     return reg_service_has_tags(s, f->tags, f->ntags);
 }
 
+void catalog_foreach_service(const struct reg_state *st, const struct catalog_filter *f,
+                             const char *name, catalog_service_fn fn, void *ctx)
+{
+    smap_foreach(&st->nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            if (catalog_service_matches(f, se->val, name))
+                fn(se->val, ctx);
+        }
+    }
+}
+
 void catalog_result_index(struct api_call *c, struct api_result *res)
 {
     res->index = c->agent->state.table_index[REG_TABLE_CATALOG];

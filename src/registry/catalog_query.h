@@ -29,6 +29,13 @@ bool catalog_node_matches(const struct catalog_filter *f, const struct reg_node 
 /* Name compared case-insensitively (NULL: any), then the tag filter. */
 bool catalog_service_matches(const struct catalog_filter *f, const struct reg_service *s,
                              const char *name);
+typedef void (*catalog_service_fn)(const struct reg_service *s, void *ctx);
+/*
+ * Calls fn for every service instance on a node matching the filter whose service matches
+ * (name NULL: any name), in catalog order: by node name, then service ID.
+ */
+void catalog_foreach_service(const struct reg_state *st, const struct catalog_filter *f,
+                             const char *name, catalog_service_fn fn, void *ctx);
 /* Sets the X-Consul-Index of a catalog read. */
 void catalog_result_index(struct api_call *c, struct api_result *res);
 
