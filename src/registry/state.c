@@ -171,14 +171,21 @@ static bool json_same(const json_t *a, const json_t *b)
     return json_equal(a, b);
 }
 
+/* A template's weight of 0 means the default, 1, as reg_service_copy stores it. */
+static int weight_or_one(int w)
+{
+    return w ? w : 1;
+}
+
 static bool service_same(const struct reg_service *a, const struct reg_service *b)
 {
     if (!str_same(a->name, b->name) || !str_same(a->address, b->address) || a->port != b->port ||
-        a->ntags != b->ntags || a->weight_passing != b->weight_passing ||
-        a->weight_warning != b->weight_warning || a->enable_tag_override != b->enable_tag_override ||
-        !str_same(a->kind, b->kind) || !json_same(a->meta, b->meta) ||
-        !json_same(a->tagged_addresses, b->tagged_addresses) || !json_same(a->proxy, b->proxy) ||
-        !json_same(a->connect, b->connect))
+        a->ntags != b->ntags ||
+        weight_or_one(a->weight_passing) != weight_or_one(b->weight_passing) ||
+        weight_or_one(a->weight_warning) != weight_or_one(b->weight_warning) ||
+        a->enable_tag_override != b->enable_tag_override || !str_same(a->kind, b->kind) ||
+        !json_same(a->meta, b->meta) || !json_same(a->tagged_addresses, b->tagged_addresses) ||
+        !json_same(a->proxy, b->proxy) || !json_same(a->connect, b->connect))
         return false;
     for (size_t i = 0; i < a->ntags; i++)
         if (strcmp(a->tags[i], b->tags[i]) != 0)
