@@ -486,12 +486,15 @@ void reg_state_kv_put(struct reg_state *st, const struct reg_kv *t)
         kv->key = xstrdup(t->key);
         smap_put(&st->kv, t->key, kv);
     }
+    /* Copy before freeing: a rewrite passes the entry's own value or session back in. */
+    unsigned char *value = t->value_len ? xmemdup(t->value, t->value_len) : NULL;
+    char *session = t->session ? xstrdup(t->session) : NULL;
     free(kv->value);
-    kv->value = t->value_len ? xmemdup(t->value, t->value_len) : NULL;
+    kv->value = value;
     kv->value_len = t->value_len;
     kv->flags = t->flags;
     free(kv->session);
-    kv->session = t->session ? xstrdup(t->session) : NULL;
+    kv->session = session;
     kv->lock_index = t->lock_index;
     kv->create_index = t->create_index;
     kv->modify_index = t->modify_index;
