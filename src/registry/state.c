@@ -531,8 +531,10 @@ uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *ca
     if (cas && (!old || old->modify_index != *cas))
         return 0;
     uint64_t index = next_index(st, REG_TABLE_KV);
+    /* The record first: key may be the entry's own string, freed by the removal. */
+    json_t *record = journal_kv_delete(key, false, index);
     reg_state_kv_remove(st, key, index);
-    commit(st, REG_TABLE_KV, journal_kv_delete(key, false, index));
+    commit(st, REG_TABLE_KV, record);
     return index;
 }
 
