@@ -80,9 +80,12 @@ int net_split_host_port(const char *s, char *host, size_t host_len, int *port, i
         *port = default_port;
         return 0;
     }
+    /* Digits only: strtol alone would also take leading whitespace and a sign. */
+    if (colon[1] < '0' || colon[1] > '9')
+        return -EINVAL;
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (*end || p <= 0 || p > 65535 || colon[1] == '\0')
+    if (*end || p <= 0 || p > 65535)
         return -EINVAL;
     *port = (int)p;
     return 0;
