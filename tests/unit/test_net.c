@@ -1,0 +1,136 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/net.h"
+
+static void check_addr(const char *host, int port, int family, const char *want_name)
+{
+    struct sockaddr_storage ss;
+    char name[80];
+
+    assert_int_equal(net_parse_addr(host, port, &ss), 0);
+    assert_int_equal(ss.ss_family, family);
+    net_addr_name((struct sockaddr *)&ss, name, sizeof(name));
+    assert_string_equal(name, want_name);
+}
+
+static void test_parse_addr(void **state)
+{
+    check_addr("127.0.0.1", 8500, AF_INET, "127.0.0.1:8500");
+    check_addr("0.0.0.0", 0, AF_INET, "0.0.0.0:0");
+    check_addr("10.1.2.3", 65535, AF_INET, "10.1.2.3:65535");
+    check_addr("::1", 80, AF_INET6, "[::1]:80");
+    check_addr("[::1]", 8080, AF_INET6, "[::1]:8080");
+    check_addr("[2001:db8::5]", 443, AF_INET6, "[2001:db8::5]:443");
+    check_addr("::", 1, AF_INET6, "[::]:1");
+    check_addr("::ffff:1.2.3.4", 9, AF_INET6, "[::ffff:1.2.3.4]:9");
+
+    struct sockaddr_storage ss;
+    assert_int_equal(net_parse_addr("127.0.0.1", 8500, &ss), 0);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+    assert_int_equal(ntohs(in->sin_port), 8500);
+    assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
+
+    static const char *const bad[] = {
+        "",     "localhost", "1.2.3",  "1.2.3.4.5", "256.1.1.1", "1.2.3.4:80", "[1.2.3.4", "::1]",
+        "[::1", "[]",        "[:::1]", "::g",       "1.2.3.4 ",  " 1.2.3.4",   "[[::1]]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (net_parse_addr(bad[i], 80, &ss) == 0)
+            print_error("accepted: \"%s\"\n", bad[i]);
+        assert_int_equal(net_parse_addr(bad[i], 80, &ss), UV_EINVAL);
+    }
+    /* A bracketed string too long for any address is rejected, not overflowed. */
+    char big[200];
+    memset(big, '1', sizeof(big) - 1);
+    big[0] = '[';
+    big[sizeof(big) - 2] = ']';
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(net_parse_addr(big, 80, &ss), UV_EINVAL);
+}
+
+static void test_addr_name(void **state)
+{
+    struct sockaddr_storage ss = {0};
+    char name[80];
+
+    ss.ss_family = AF_UNIX;
+    net_addr_name((struct sockaddr *)&ss, name, sizeof(name));
+    assert_string_equal(name, "?");
+    /* Truncation keeps a terminated string. */
+    net_parse_addr("127.0.0.1", 8500, &ss);
+    net_addr_name((struct sockaddr *)&ss, name, 6);
+    assert_string_equal(name, "127.0");
+}
+
+static void check_split(const char *s, int def, const char *want_host, int want_port)
+{
+    char host[64] = "junk";
+    int port = -7;
+
+    assert_int_equal(net_split_host_port(s, host, sizeof(host), &port, def), 0);
+    assert_string_equal(host, want_host);
+    assert_int_equal(port, want_port);
+}
+
+static void test_split_host_port(void **state)
+{
+    check_split("127.0.0.1:8500", 1, "127.0.0.1", 8500);
+    check_split("localhost:80", 1, "localhost", 80);
+    check_split("localhost", 8500, "localhost", 8500);
+    check_split("[::1]:8080", 1, "::1", 8080);
+    check_split("[::1]", 443, "::1", 443);
+    check_split("[fe80::1%eth0]:1", 2, "fe80::1%eth0", 1);
+    check_split(":8500", 1, "", 8500); /* Go's listen form: every address */
+    check_split("h:65535", 1, "h", 65535);
+    check_split("h:1", 9, "h", 1);
+
+    static const char *const bad[] = {"h:",
+                                      "h:0",
+                                      "h:65536",
+                                      "h:-1",
+                                      "h:80x",
+                                      "h:x80",
+                                      "::1",
+                                      "a:b:80",
+                                      "[::1",
+                                      "[::1]x",
+                                      "[::1]:",
+                                      "[::1]:0",
+                                      "h:99999999999999999999",
+                                      "h: 80",
+                                      "h:+80",
+                                      "h:\t80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char host[64];
+        int port = -7;
+        if (net_split_host_port(bad[i], host, sizeof(host), &port, 1) == 0)
+            print_error("accepted: \"%s\"\n", bad[i]);
+        assert_int_equal(net_split_host_port(bad[i], host, sizeof(host), &port, 1), -EINVAL);
+    }
+
+    /* Host longer than the caller's buffer. */
+    char small[4];
+    int port;
+    assert_int_equal(net_split_host_port("abcd:80", small, sizeof(small), &port, 1), -EINVAL);
+    assert_int_equal(net_split_host_port("abc:80", small, sizeof(small), &port, 1), 0);
+    assert_string_equal(small, "abc");
+    assert_int_equal(net_split_host_port("[::12]:80", small, sizeof(small), &port, 1), -EINVAL);
+    assert_int_equal(net_split_host_port("[::1]:80", small, sizeof(small), &port, 1), 0);
+    assert_string_equal(small, "::1");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_addr),
+        cmocka_unit_test(test_addr_name),
+        cmocka_unit_test(test_split_host_port),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
