@@ -47,6 +47,8 @@ struct write_req {
 
 static void process_input(struct http_conn *c);
 static void conn_close(struct http_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void config_defaults(struct http_server_config *cfg)
 {
@@ -214,6 +216,9 @@ void http_respond(struct http_request *req, int status, const char *content_type
         arm_timer(c, c->in.len ? c->srv->cfg.head_timeout_ms : c->srv->cfg.idle_timeout_ms);
     }
     conn_write(c, &out);
+    /* on_read stops reading while pipelined bytes pile up behind a parked request: resume. */
+    if (keep_alive && !c->reading && !c->closed)
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
     if (keep_alive && !c->in_process && !c->closed)
         process_input(c);
 }
