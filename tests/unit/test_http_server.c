@@ -1,0 +1,778 @@
+/*
+ * The server runs on a libuv loop in a second thread; the test body drives it from the main
+ * thread with plain blocking sockets (every read bounded by SO_RCVTIMEO), so cmocka's asserts
+ * stay on the main thread. alarm() bounds each test as a last resort.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/http_parse.h"
+#include "lib/http_server.h"
+
+#define WAIT_MS 3000
+
+struct fx {
+    uv_loop_t loop;
+    struct http_server srv;
+    uv_async_t close_async;
+    pthread_t thread;
+    int port;
+    bool running;
+    atomic_bool close_sent;
+    atomic_int requests;
+    atomic_int parked;
+    atomic_int aborted;
+    atomic_int closed_cb;
+};
+
+static struct fx fx;
+
+/* ---- loop thread ----------------------------------------------------------------------------- */
+
+static void on_later_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_later(uv_timer_t *t)
+{
+    struct http_request *req = t->data;
+    req->on_abort = NULL;
+    http_respond_text(req, 200, "later");
+    uv_close((uv_handle_t *)t, on_later_timer_closed);
+}
+
+static void on_abort(struct http_request *req)
+{
+    if (req->data) { /* a /later timer */
+        uv_timer_t *t = req->data;
+        uv_close((uv_handle_t *)t, on_later_timer_closed);
+    }
+    atomic_fetch_add(&fx.aborted, 1);
+}
+
+static void handler(struct http_request *req, void *data)
+{
+    struct fx *f = data;
+    atomic_fetch_add(&f->requests, 1);
+
+    if (str_eq_cstr(req->path, "/park")) {
+        req->on_abort = on_abort;
+        atomic_fetch_add(&f->parked, 1);
+        return;
+    }
+    if (str_eq_cstr(req->path, "/later")) {
+        uv_timer_t *t = xcalloc(1, sizeof(*t));
+        uv_timer_init(&f->loop, t);
+        t->data = req;
+        req->data = t;
+        req->on_abort = on_abort;
+        uv_timer_start(t, on_later, 150, 0);
+        return;
+    }
+    if (str_eq_cstr(req->path, "/echo")) {
+        http_response_header(req, "X-Len", "%zu", req->body_len);
+        http_respond(req, 200, "application/octet-stream", req->body, req->body_len);
+        return;
+    }
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "%.*s %.*s q=%.*s peer=%s", STR_FMT(req->method), STR_FMT(req->path),
+               STR_FMT(req->query), req->peer);
+    const struct http_header *h = http_request_header(req, "x-test");
+    if (h)
+        buf_printf(&b, " x-test=%.*s", STR_FMT(h->value));
+    http_response_header(req, "X-Seq", "%d", atomic_load(&f->requests));
+    http_respond(req, 200, "text/plain", b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_server_closed(struct http_server *srv)
+{
+    atomic_fetch_add(&fx.closed_cb, 1);
+}
+
+static void on_close_async(uv_async_t *a)
+{
+    http_server_close(&fx.srv, on_server_closed);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *loop_thread(void *arg)
+{
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static void start_server(const struct http_server_config *cfg)
+{
+    struct err e;
+
+    memset(&fx, 0, sizeof(fx));
+    assert_int_equal(uv_loop_init(&fx.loop), 0);
+    http_server_init(&fx.srv, &fx.loop, cfg, handler, &fx);
+    fx.port = free_port();
+    assert_int_equal(http_server_listen(&fx.srv, "127.0.0.1", fx.port, &e), 0);
+    assert_int_equal(uv_async_init(&fx.loop, &fx.close_async, on_close_async), 0);
+    assert_int_equal(pthread_create(&fx.thread, NULL, loop_thread, NULL), 0);
+    fx.running = true;
+}
+
+/* Asks the loop thread to close the server (once). */
+static void request_close(void)
+{
+    if (!atomic_exchange(&fx.close_sent, true))
+        uv_async_send(&fx.close_async);
+}
+
+static void stop_server(void)
+{
+    if (!fx.running)
+        return;
+    fx.running = false;
+    request_close();
+    pthread_join(fx.thread, NULL);
+    assert_int_equal(uv_loop_close(&fx.loop), 0);
+}
+
+static int setup(void **state)
+{
+    alarm(30);
+    return 0;
+}
+
+static void client_close_all(void);
+
+static int teardown(void **state)
+{
+    client_close_all(); /* after a failed assert */
+    stop_server();
+    alarm(0);
+    return 0;
+}
+
+/* ---- client side ----------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits (bounded) until *v reaches want. */
+static void wait_for(atomic_int *v, int want)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(v) < want && now_ms() < end)
+        usleep(2000);
+    assert_int_equal(atomic_load(v), want);
+}
+
+struct client {
+    int fd;
+    struct buf in;
+};
+
+/* Clients still open, so a failed test does not leak them. */
+static struct client *open_clients[8];
+
+struct resp {
+    int status;
+    int64_t content_length;
+    bool keep_alive;
+    char headers[1024]; /* the raw head */
+    char body[4096];
+    size_t body_len;
+};
+
+static void client_open(struct client *c)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)fx.port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = WAIT_MS / 1000};
+
+    c->in = BUF_INIT;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    for (size_t i = 0; i < ARRAY_LEN(open_clients); i++) {
+        if (!open_clients[i]) {
+            open_clients[i] = c;
+            break;
+        }
+    }
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+}
+
+static void client_close(struct client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    buf_free(&c->in);
+    for (size_t i = 0; i < ARRAY_LEN(open_clients); i++) {
+        if (open_clients[i] == c)
+            open_clients[i] = NULL;
+    }
+}
+
+static void client_close_all(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(open_clients); i++) {
+        if (open_clients[i])
+            client_close(open_clients[i]);
+    }
+}
+
+static void client_send(struct client *c, const char *s)
+{
+    size_t n = strlen(s), off = 0;
+    while (off < n) {
+        ssize_t w = send(c->fd, s + off, n - off, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        off += (size_t)w;
+    }
+}
+
+/* Reads more bytes; returns what recv returned (0 at EOF, <0 on timeout or reset). */
+static ssize_t client_fill(struct client *c)
+{
+    buf_reserve(&c->in, 4096);
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, 4096, 0);
+    if (n > 0) {
+        c->in.len += (size_t)n;
+        c->in.data[c->in.len] = '\0';
+    }
+    return n;
+}
+
+/* Reads one whole response (the server always frames with Content-Length). */
+static void client_read(struct client *c, struct resp *r, bool head_request)
+{
+    struct http_response_head h;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    while ((rc = http_parse_response(c->in.data, c->in.len, NULL, &h)) == HTTP_PARSE_INCOMPLETE) {
+        if (client_fill(c) <= 0)
+            fail_msg("no complete response head; got %zu bytes: %.*s", c->in.len, (int)c->in.len,
+                     c->in.data ? c->in.data : "");
+    }
+    assert_true(rc > 0);
+    r->status = h.status;
+    r->content_length = h.framing.content_length;
+    r->keep_alive = h.framing.keep_alive;
+    assert_true((size_t)rc < sizeof(r->headers));
+    memcpy(r->headers, c->in.data, (size_t)rc);
+    buf_consume(&c->in, (size_t)rc);
+    size_t want = 0;
+    if (http_response_has_body(&h, head_request)) {
+        assert_true(r->content_length >= 0);
+        want = (size_t)r->content_length;
+    }
+    assert_true(want < sizeof(r->body));
+    while (c->in.len < want)
+        assert_true(client_fill(c) > 0);
+    memcpy(r->body, c->in.data, want);
+    r->body_len = want;
+    buf_consume(&c->in, want);
+}
+
+/* Expects the server to close: EOF (or reset) with nothing more to read. */
+static void client_expect_close(struct client *c)
+{
+    ssize_t n = client_fill(c);
+    if (n > 0)
+        fail_msg("unexpected bytes: %.*s", (int)c->in.len, c->in.data);
+    assert_true(n == 0 || errno == ECONNRESET);
+    assert_int_equal(c->in.len, 0);
+}
+
+/* Expects no bytes and no close for ms milliseconds. */
+static void client_expect_quiet(struct client *c, int ms)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = ms * 1000};
+    struct timeval back = {.tv_sec = WAIT_MS / 1000};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = client_fill(c);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &back, sizeof(back));
+    assert_int_equal(n, -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static bool has_header(const struct resp *r, const char *line)
+{
+    return strstr(r->headers, line) != NULL;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+static void test_get(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /hello?x=1&y HTTP/1.1\r\nHost: a\r\nX-Test:  v1 \r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_true(r.keep_alive);
+    assert_true(has_header(&r, "HTTP/1.1 200 OK\r\n"));
+    assert_true(has_header(&r, "Content-Type: text/plain\r\n"));
+    assert_true(has_header(&r, "\r\nDate: "));
+    assert_true(has_header(&r, "X-Seq: 1\r\n"));
+    assert_false(has_header(&r, "Connection: close"));
+    char want[128];
+    snprintf(want, sizeof(want), "GET /hello q=x=1&y peer=127.0.0.1:");
+    assert_int_equal(strncmp(r.body, want, strlen(want)), 0);
+    assert_non_null(strstr(r.body, " x-test=v1"));
+    assert_int_equal(r.content_length, (int64_t)r.body_len);
+    client_close(&c);
+}
+
+static void test_keep_alive_sequential(void **state)
+{
+    struct client c;
+    struct resp r1, r2;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r1, false);
+    client_send(&c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r2, false);
+    assert_int_equal(r1.status, 200);
+    assert_int_equal(r2.status, 200);
+    assert_non_null(strstr(r1.body, "GET /one"));
+    assert_non_null(strstr(r2.body, "GET /two"));
+    /* Same peer address: both requests came over one connection. */
+    assert_string_equal(strstr(r1.body, "peer="), strstr(r2.body, "peer="));
+    assert_int_equal(atomic_load(&fx.requests), 2);
+    client_close(&c);
+}
+
+static void test_pipelining(void **state)
+{
+    struct client c;
+    struct resp r[3];
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /p1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"
+                    "GET /p3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < 3; i++)
+        client_read(&c, &r[i], false);
+    assert_non_null(strstr(r[0].body, "GET /p1"));
+    assert_int_equal(r[1].body_len, 4);
+    assert_memory_equal(r[1].body, "body", 4);
+    assert_non_null(strstr(r[2].body, "GET /p3"));
+    client_close(&c);
+}
+
+static void test_pipelining_after_later_answer(void **state)
+{
+    struct client c;
+    struct resp r1, r2;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /later HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r1, false);
+    client_read(&c, &r2, false);
+    assert_int_equal(r1.body_len, 5);
+    assert_memory_equal(r1.body, "later", 5);
+    assert_non_null(strstr(r2.body, "GET /after"));
+    client_close(&c);
+}
+
+/*
+ * Pipelined bytes that arrive while a request is parked stop the reading past max_head_bytes;
+ * answering must start it again, or the connection hangs on its next request.
+ */
+static void test_pipelining_backpressure_resumes(void **state)
+{
+    struct http_server_config cfg = {.max_head_bytes = 1024};
+    struct client c;
+    struct resp r;
+    struct buf batch = BUF_INIT;
+    char pad[150];
+
+    memset(pad, 'p', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    start_server(&cfg);
+    client_open(&c);
+    client_send(&c, "GET /later HTTP/1.1\r\nHost: a\r\n\r\n");
+    usleep(50 * 1000); /* parked now */
+    for (int i = 0; i < 12; i++)
+        buf_printf(&batch, "GET /b%d HTTP/1.1\r\nHost: a\r\nX-Pad: %s\r\n\r\n", i, pad);
+    assert_true(batch.len > 2 * cfg.max_head_bytes);
+    client_send(&c, batch.data);
+    buf_free(&batch);
+    client_read(&c, &r, false);
+    assert_memory_equal(r.body, "later", 5);
+    for (int i = 0; i < 12; i++) {
+        char want[32];
+        client_read(&c, &r, false);
+        snprintf(want, sizeof(want), "GET /b%d ", i);
+        assert_non_null(strstr(r.body, want));
+    }
+    client_send(&c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_non_null(strstr(r.body, "GET /next"));
+    client_close(&c);
+}
+
+static void test_content_length_body(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    /* Head and body in separate writes, the body itself split. */
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
+    usleep(20 * 1000);
+    client_send(&c, "hello");
+    usleep(20 * 1000);
+    client_send(&c, " world");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 11);
+    assert_memory_equal(r.body, "hello world", 11);
+    assert_true(has_header(&r, "X-Len: 11\r\n"));
+    /* Binary body with a NUL. */
+    client_send(&c, "PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n");
+    assert_int_equal(send(c.fd, "a\0b", 3, MSG_NOSIGNAL), 3);
+    client_read(&c, &r, false);
+    assert_int_equal(r.body_len, 3);
+    assert_memory_equal(r.body, "a\0b", 3);
+    client_close(&c);
+}
+
+static void test_chunked_body(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n");
+    usleep(20 * 1000);
+    client_send(&c, "6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+                    "GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 11);
+    assert_memory_equal(r.body, "hello world", 11);
+    client_read(&c, &r, false);
+    assert_non_null(strstr(r.body, "GET /after"));
+    client_close(&c);
+}
+
+static void test_expect_continue(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 5\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 100);
+    assert_int_equal(c.in.len, 0); /* nothing else before the body was sent */
+    client_send(&c, "12345");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "12345", 5);
+    client_close(&c);
+}
+
+static void expect_error(const char *note, const char *request, int status)
+{
+    struct client c;
+    struct resp r;
+
+    client_open(&c);
+    client_send(&c, request);
+    client_read(&c, &r, false);
+    if (r.status != status)
+        print_error("%s: got %d\n", note, r.status);
+    assert_int_equal(r.status, status);
+    assert_false(r.keep_alive);
+    assert_true(has_header(&r, "Connection: close\r\n"));
+    assert_true(has_header(&r, "Content-Type: text/plain"));
+    client_expect_close(&c);
+    client_close(&c);
+}
+
+static void test_bad_requests(void **state)
+{
+    start_server(NULL);
+    expect_error("request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_error("version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400);
+    expect_error("CL+TE",
+                 "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                 400);
+    expect_error("bad chunk",
+                 "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400);
+    assert_int_equal(atomic_load(&fx.requests), 0);
+}
+
+static void test_limits(void **state)
+{
+    struct http_server_config cfg = {
+        .max_head_bytes = 512, .max_body_bytes = 100, .max_headers = 5};
+    char req[2048];
+    char big[1000];
+
+    memset(big, 'h', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    start_server(&cfg);
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %s\r\n\r\n", big);
+    expect_error("head size", req, 431);
+    /* A head over the limit that has not even ended yet. */
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %s", big);
+    expect_error("unfinished head", req, 431);
+    expect_error("header count",
+                 "GET / HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\n\r\n", 431);
+    expect_error("content-length", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n",
+                 413);
+    char chunk[300];
+    snprintf(chunk, sizeof(chunk),
+             "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n%.101s\r\n",
+             big);
+    expect_error("chunked", chunk, 413);
+
+    /* At the limit is fine. */
+    struct client c;
+    struct resp r;
+    client_open(&c);
+    snprintf(req, sizeof(req),
+             "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n%.100s", big);
+    client_send(&c, req);
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 100);
+    client_close(&c);
+}
+
+static void test_head_timeout(void **state)
+{
+    struct http_server_config cfg = {.head_timeout_ms = 200};
+    struct client c;
+    struct resp r;
+
+    start_server(&cfg);
+    client_open(&c);
+    uint64_t t0 = now_ms();
+    client_send(&c, "GET / HTTP/1.1\r\nHo");
+    client_read(&c, &r, false);
+    uint64_t dt = now_ms() - t0;
+    assert_int_equal(r.status, 408);
+    assert_true(dt >= 150);
+    assert_true(dt < 2000);
+    client_expect_close(&c);
+    client_close(&c);
+}
+
+static void test_idle_timeout(void **state)
+{
+    struct http_server_config cfg = {.idle_timeout_ms = 200};
+    struct client c;
+    struct resp r;
+
+    start_server(&cfg);
+    client_open(&c);
+    client_send(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    uint64_t t0 = now_ms();
+    client_expect_close(&c); /* silently, no 408 */
+    uint64_t dt = now_ms() - t0;
+    assert_true(dt >= 150);
+    assert_true(dt < 2000);
+    client_close(&c);
+
+    /* A connection that never sends anything is closed as idle too. */
+    client_open(&c);
+    client_expect_close(&c);
+    client_close(&c);
+}
+
+static void test_abort_on_disconnect(void **state)
+{
+    struct client c;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /park HTTP/1.1\r\nHost: a\r\n\r\n");
+    wait_for(&fx.parked, 1);
+    assert_int_equal(atomic_load(&fx.aborted), 0);
+    client_close(&c);
+    wait_for(&fx.aborted, 1);
+
+    /* A parked /later whose client leaves: abort, and its timer never answers. */
+    client_open(&c);
+    client_send(&c, "GET /later HTTP/1.1\r\nHost: a\r\n\r\n");
+    wait_for(&fx.requests, 2);
+    client_close(&c);
+    wait_for(&fx.aborted, 2);
+}
+
+static void test_head_method(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, true);
+    assert_int_equal(r.status, 200);
+    assert_true(r.content_length > 0); /* the length of the GET body */
+    assert_int_equal(r.body_len, 0);
+    /* No body bytes follow: the next response starts right after the head. */
+    client_send(&c, "GET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "GET /y"));
+    client_close(&c);
+}
+
+static void test_connection_close(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Connection: close\r\n"));
+    client_expect_close(&c);
+    client_close(&c);
+
+    /* HTTP/1.0 without keep-alive closes too. */
+    client_open(&c);
+    client_send(&c, "GET /x HTTP/1.0\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    client_expect_close(&c);
+    client_close(&c);
+
+    /* HTTP/1.0 with keep-alive stays open. */
+    client_open(&c);
+    client_send(&c, "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_false(has_header(&r, "Connection: close"));
+    client_expect_quiet(&c, 100);
+    client_close(&c);
+}
+
+static void test_close_with_parked_request(void **state)
+{
+    struct client c, idle;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&idle);
+    client_send(&idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&idle, &r, false);
+    client_open(&c);
+    client_send(&c, "GET /park HTTP/1.1\r\nHost: a\r\n\r\n");
+    wait_for(&fx.parked, 1);
+    request_close();
+    wait_for(&fx.aborted, 1);
+    wait_for(&fx.closed_cb, 1);
+    client_expect_close(&c);
+    client_expect_close(&idle);
+    client_close(&c);
+    client_close(&idle);
+    stop_server();
+    assert_int_equal(atomic_load(&fx.closed_cb), 1);
+}
+
+static void test_listen_errors(void **state)
+{
+    uv_loop_t loop;
+    struct http_server a, b;
+    struct err e = {{0}};
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    http_server_init(&a, &loop, NULL, handler, NULL);
+    assert_int_equal(http_server_listen(&a, "not-an-ip", 80, &e), UV_EINVAL);
+    assert_non_null(strstr(e.msg, "not-an-ip"));
+    int port = free_port();
+    http_server_init(&a, &loop, NULL, handler, NULL);
+    assert_int_equal(http_server_listen(&a, "127.0.0.1", port, &e), 0);
+    http_server_init(&b, &loop, NULL, handler, NULL);
+    assert_int_equal(http_server_listen(&b, "127.0.0.1", port, &e), UV_EADDRINUSE);
+    assert_non_null(strstr(e.msg, "address already in use"));
+    http_server_close(&a, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_get),
+        T(test_keep_alive_sequential),
+        T(test_pipelining),
+        T(test_pipelining_after_later_answer),
+        T(test_pipelining_backpressure_resumes),
+        T(test_content_length_body),
+        T(test_chunked_body),
+        T(test_expect_continue),
+        T(test_bad_requests),
+        T(test_limits),
+        T(test_head_timeout),
+        T(test_idle_timeout),
+        T(test_abort_on_disconnect),
+        T(test_head_method),
+        T(test_connection_close),
+        T(test_close_with_parked_request),
+        T(test_listen_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
