@@ -199,17 +199,20 @@ static void call_send(struct http_call *call)
 static void process_head(struct http_call *call)
 {
     struct client_conn *conn = call->conn;
-    int rc = http_parse_response(conn->in.data, conn->in.len, NULL, &call->head);
+    int rc;
 
-    if (rc == HTTP_PARSE_INCOMPLETE)
-        return;
-    if (rc < 0) {
-        call_finish(call, UV_EPROTO);
-        return;
-    }
-    if (call->head.status >= 100 && call->head.status < 200) {
-        buf_consume(&conn->in, (size_t)rc); /* interim response: skip it */
-        return;
+    /* Skip interim (1xx) responses; the final one may have come in the same read. */
+    for (;;) {
+        rc = http_parse_response(conn->in.data, conn->in.len, NULL, &call->head);
+        if (rc == HTTP_PARSE_INCOMPLETE)
+            return;
+        if (rc < 0) {
+            call_finish(call, UV_EPROTO);
+            return;
+        }
+        if (call->head.status >= 200)
+            break;
+        buf_consume(&conn->in, (size_t)rc);
     }
     call->head_raw = xmemdup(conn->in.data, (size_t)rc);
     http_parse_response(call->head_raw, (size_t)rc, NULL, &call->head);
@@ -266,7 +269,7 @@ static void call_process(struct http_call *call)
         } else {
             buf_consume(&conn->in, len);
             conn->in.len = (size_t)rc;
-            call_finish(call, 0);
+            call_finish(call, call->body.len > call->max_body ? UV_E2BIG : 0);
             return;
         }
         if (call->body.len > call->max_body)
