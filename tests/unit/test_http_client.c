@@ -501,7 +501,7 @@ static void test_timeout(void **state)
     http_client_send(fx.client, &q, on_done, &r);
     run_until(&r.calls, 1);
     assert_int_equal(r.status, UV_ETIMEDOUT);
-    assert_true(r.at_ms - t0 >= 190);
+    assert_true(r.at_ms - t0 >= 150); /* loop time may lag the wall clock a little */
     assert_true(r.at_ms - t0 < 2000);
     assert_int_equal(fx.parked, 1);
     run_until(&fx.aborted, 1); /* the client dropped the connection */
