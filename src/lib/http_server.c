@@ -8,6 +8,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/tls.h"
 
 enum conn_state {
     CONN_READ_HEAD = 0,
@@ -35,6 +36,7 @@ struct http_conn {
     bool reading;
     bool closed;
     char peer[64];
+    struct tls_conn *tls; /* NULL on a plain connection */
 };
 
 struct write_req {
@@ -76,6 +78,8 @@ void http_server_init(struct http_server *srv, uv_loop_t *loop, const struct htt
     config_defaults(&srv->cfg);
     srv->handler = handler;
     srv->handler_data = data;
+    if (srv->cfg.tls)
+        srv->tls_scratch = xmalloc(READ_CHUNK);
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -135,8 +139,8 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c);
 }
 
-/* Queues data (taken over) on the connection. */
-static void conn_write(struct http_conn *c, struct buf *data)
+/* Queues bytes for the socket (taken over). */
+static void conn_write_raw(struct http_conn *c, struct buf *data)
 {
     struct write_req *wr = xcalloc(1, sizeof(*wr));
     wr->conn = c;
@@ -151,6 +155,31 @@ static void conn_write(struct http_conn *c, struct buf *data)
         free(wr);
         conn_close(c);
     }
+}
+
+/* Writes what TLS has ready for the peer (handshake records, alerts). */
+static void conn_flush_tls(struct http_conn *c)
+{
+    struct buf out = BUF_INIT;
+
+    if (tls_conn_take_output(c->tls, &out))
+        conn_write_raw(c, &out);
+    buf_free(&out);
+}
+
+/* Queues plaintext (taken over) on the connection, encrypted on a TLS one. */
+static void conn_write(struct http_conn *c, struct buf *data)
+{
+    if (!c->tls) {
+        conn_write_raw(c, data);
+        return;
+    }
+    int rc = tls_conn_write(c->tls, data->data, data->len);
+    buf_free(data);
+    if (rc < 0)
+        conn_close(c);
+    else
+        conn_flush_tls(c);
 }
 
 static void arm_timer(struct http_conn *c, uint64_t ms);
@@ -414,6 +443,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     struct http_conn *c = h->data;
 
+    if (c->tls) { /* on_read follows at once, so one buffer serves every connection */
+        *b = uv_buf_init(c->srv->tls_scratch, READ_CHUNK);
+        return;
+    }
     buf_reserve(&c->in, READ_CHUNK);
     *b = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
 }
@@ -426,8 +459,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
-    c->in.len += (size_t)nread;
-    c->in.data[c->in.len] = '\0';
+    if (c->tls) {
+        size_t before = c->in.len;
+        int rc = tls_conn_recv(c->tls, c->srv->tls_scratch, (size_t)nread, &c->in);
+        conn_flush_tls(c);
+        if (rc < 0) {
+            if (rc != TLS_CLOSED)
+                log_debug("tls %s: %s", c->peer, tls_conn_error(c->tls));
+            conn_close(c);
+            return;
+        }
+        nread = (ssize_t)(c->in.len - before);
+        if (nread == 0)
+            return;
+    } else {
+        c->in.len += (size_t)nread;
+        c->in.data[c->in.len] = '\0';
+    }
     if (c->state == CONN_READ_HEAD && c->in.len == (size_t)nread && nread > 0)
         arm_timer(c, c->srv->cfg.head_timeout_ms); /* first bytes of a new head */
     if (c->state == CONN_DISPATCHED) {
@@ -447,7 +495,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void maybe_server_closed(struct http_server *srv)
 {
-    if (srv->closing && srv->num_conns == 0 && !srv->listening && srv->on_closed) {
+    if (!srv->closing || srv->num_conns > 0 || srv->listening)
+        return;
+    FREE_NULL(srv->tls_scratch);
+    if (srv->on_closed) {
         void (*cb)(struct http_server *) = srv->on_closed;
         srv->on_closed = NULL;
         cb(srv);
@@ -462,6 +513,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
         return;
     struct http_server *srv = c->srv;
     buf_free(&c->in);
+    if (c->tls)
+        tls_conn_free(c->tls);
     free(c);
     srv->num_conns--;
     maybe_server_closed(srv);
@@ -515,6 +568,8 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
+    if (srv->cfg.tls)
+        c->tls = tls_conn_new(srv->cfg.tls, NULL);
     c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
     arm_timer(c, srv->cfg.idle_timeout_ms);
 }

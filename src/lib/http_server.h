@@ -25,6 +25,7 @@
 #include "lib/str.h"
 
 struct http_request;
+struct tls_ctx;
 struct http_conn;
 
 /* Called once per complete request. The handler must eventually call http_respond(). */
@@ -39,6 +40,12 @@ struct http_server_config {
     uint64_t head_timeout_ms; /* default 30 s from the first byte of a head to its end: 408 */
     uint64_t idle_timeout_ms; /* default 120 s between requests on a keep-alive connection */
     size_t max_conns;         /* default 10000; over it new connections are closed at once */
+    /*
+     * A server context (lib/tls.h; borrowed, must outlive the server): every connection speaks
+     * TLS and the handler sees plaintext as usual. NULL = plain HTTP. The handshake runs under
+     * idle_timeout_ms; a failed handshake just closes the connection (logged at debug).
+     */
+    struct tls_ctx *tls;
 };
 
 struct http_server {
@@ -52,6 +59,7 @@ struct http_server {
     bool listening;
     bool closing;
     void (*on_closed)(struct http_server *srv);
+    char *tls_scratch; /* private: ciphertext read, before decryption; freed once closed */
 };
 
 struct http_request {
