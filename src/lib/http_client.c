@@ -6,18 +6,35 @@
 
 #include "lib/alloc.h"
 #include "lib/net.h"
+#include "lib/tls.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_BODY   (16u << 20)
+#define READ_CHUNK         16384
 
 struct client_conn {
     uv_tcp_t tcp;
     struct http_client *client;
     struct client_conn *next_idle;
     struct http_call *call; /* NULL while idle in the pool */
-    char key[280];          /* "host:port" */
-    struct buf in;
+    char *key;              /* the pool key of the call that opened it */
+    struct buf in;          /* plaintext read and not yet consumed */
+    struct tls_conn *tls;   /* NULL for plain http */
     bool closing;
+    bool eof; /* the server ended the stream: never pool */
+};
+
+/* A write of ciphertext: the buffer lives with the request. */
+struct tls_write {
+    uv_write_t w;
+    struct buf data;
+};
+
+/* One TLS context per distinct set of client TLS settings. */
+struct client_tls_ctx {
+    struct client_tls_ctx *next;
+    char *key;
+    struct tls_ctx *ctx;
 };
 
 enum call_phase {
@@ -38,7 +55,10 @@ struct http_call {
     void *data;
     char *host;
     int port;
-    char key[280];
+    char *key;               /* pool key: "host:port" plus the TLS settings */
+    struct tls_ctx *tls_ctx; /* borrowed from the client; NULL for plain http */
+    char *tls_name;          /* certificate name and SNI */
+    char error[640];         /* detail for http_client_error(); "" when none */
     size_t max_body;
     bool no_keep_alive;
     bool head_request;
@@ -64,6 +84,10 @@ struct http_client {
     uv_loop_t *loop;
     struct client_conn *idle;
     struct http_call *calls;
+    struct client_tls_ctx *tls_ctxs;
+    bool has_error; /* error holds the detail of the failure being reported */
+    char error[640];
+    char scratch[READ_CHUNK]; /* ciphertext read, before decryption */
 };
 
 static void conn_close(struct client_conn *conn);
@@ -87,7 +111,19 @@ void http_client_free(struct http_client *c)
         conn->next_idle = NULL;
         conn_close(conn);
     }
+    while (c->tls_ctxs) {
+        struct client_tls_ctx *t = c->tls_ctxs;
+        c->tls_ctxs = t->next;
+        tls_ctx_free(t->ctx);
+        free(t->key);
+        free(t);
+    }
     free(c);
+}
+
+const char *http_client_error(const struct http_client *c)
+{
+    return c->has_error ? c->error : NULL;
 }
 
 const char *http_client_header(const struct http_client_response *res, const char *name,
@@ -107,6 +143,9 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct client_conn *conn = h->data;
     buf_free(&conn->in);
+    if (conn->tls)
+        tls_conn_free(conn->tls);
+    free(conn->key);
     free(conn);
 }
 
@@ -133,40 +172,120 @@ static void conn_close(struct client_conn *conn)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     struct client_conn *conn = h->data;
-    buf_reserve(&conn->in, 16384);
+    /* libuv calls on_read right after on_alloc, so one scratch buffer serves every TLS
+     * connection of the client. */
+    if (conn->tls) {
+        *b = uv_buf_init(conn->client->scratch, sizeof(conn->client->scratch));
+        return;
+    }
+    buf_reserve(&conn->in, READ_CHUNK);
     *b = uv_buf_init(conn->in.data + conn->in.len, (unsigned)(conn->in.cap - conn->in.len - 1));
 }
 
 static void call_process(struct http_call *call);
 
+static void on_tls_write(uv_write_t *w, int status)
+{
+    struct tls_write *tw = CONTAINER_OF(w, struct tls_write, w);
+    struct client_conn *conn = w->data;
+
+    buf_free(&tw->data);
+    free(tw);
+    if (status < 0 && conn->call)
+        call_finish(conn->call, status);
+}
+
+/* Writes the ciphertext TLS has ready (handshake records, encrypted requests). */
+static int conn_flush_tls(struct client_conn *conn)
+{
+    struct tls_write *tw = xcalloc(1, sizeof(*tw));
+
+    if (conn->closing || !tls_conn_take_output(conn->tls, &tw->data)) {
+        buf_free(&tw->data);
+        free(tw);
+        return 0;
+    }
+    tw->w.data = conn;
+    uv_buf_t b = uv_buf_init(tw->data.data, (unsigned)tw->data.len);
+    int rc = uv_write(&tw->w, (uv_stream_t *)&conn->tcp, &b, 1, on_tls_write);
+    if (rc < 0) {
+        buf_free(&tw->data);
+        free(tw);
+    }
+    return rc;
+}
+
+/* Fails the call with the TLS layer's reason (Go's words for a plain-http server). */
+static void call_fail_tls(struct http_call *call, struct client_conn *conn)
+{
+    if (!tls_conn_handshake_done(conn->tls) && strncmp(call->client->scratch, "HTTP/", 5) == 0)
+        snprintf(call->error, sizeof(call->error),
+                 "http: server gave HTTP response to HTTPS "
+                 "client");
+    else
+        snprintf(call->error, sizeof(call->error), "%s", tls_conn_error(conn->tls));
+    call_finish(call, UV_EPROTO);
+}
+
+/* The stream ended (end < 0) while a call was on it. */
+static void call_on_end(struct http_call *call, struct client_conn *conn, int end)
+{
+    if (call->phase == CALL_TO_EOF) {
+        call_finish(call, 0);
+    } else if (!call->got_bytes && !call->retried && conn->in.len == 0) {
+        call->conn = NULL;
+        conn->call = NULL;
+        conn->closing = true;
+        uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+        call->retried = true;
+        call_connect_fresh(call);
+    } else {
+        if (conn->tls && !tls_conn_handshake_done(conn->tls) && end == UV_EOF)
+            snprintf(call->error, sizeof(call->error), "EOF"); /* as Go says it */
+        call_finish(call, end == UV_EOF ? UV_EPROTO : end);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct client_conn *conn = s->data;
     struct http_call *call = conn->call;
+    size_t plain_before = conn->in.len;
+    int end = nread < 0 ? (int)nread : 0; /* UV_EOF or a read error */
+    bool tls_failed = false;
 
-    if (!call) { /* idle: the server closed it, or sent junk */
+    if (nread > 0 && conn->tls) {
+        int rc = tls_conn_recv(conn->tls, conn->client->scratch, (size_t)nread, &conn->in);
+        conn_flush_tls(conn);
+        if (rc == TLS_CLOSED)
+            end = UV_EOF;
+        tls_failed = rc < 0 && rc != TLS_CLOSED;
+    } else if (nread > 0) {
+        conn->in.len += (size_t)nread;
+        conn->in.data[conn->in.len] = '\0';
+    }
+    bool got = conn->in.len > plain_before;
+    conn->eof = conn->eof || end < 0 || tls_failed;
+
+    if (!call) { /* idle: the server closed it or sent junk (TLS session tickets are fine) */
+        if (conn->eof || got)
+            conn_close(conn);
+        return;
+    }
+    if (got) {
+        call->got_bytes = true;
+        call_process(call);
+    }
+    if (!conn->eof)
+        return;
+    if (conn->call != call) { /* the call finished on what arrived before the end */
         conn_close(conn);
         return;
     }
-    if (nread < 0) {
-        if (call->phase == CALL_TO_EOF) {
-            call_finish(call, 0);
-        } else if (!call->got_bytes && !call->retried && conn->in.len == 0) {
-            call->conn = NULL;
-            conn->call = NULL;
-            conn->closing = true;
-            uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
-            call->retried = true;
-            call_connect_fresh(call);
-        } else {
-            call_finish(call, nread == UV_EOF ? UV_EPROTO : (int)nread);
-        }
-        return;
-    }
-    call->got_bytes = true;
-    conn->in.len += (size_t)nread;
-    conn->in.data[conn->in.len] = '\0';
-    call_process(call);
+    if (tls_failed)
+        call_fail_tls(call, conn);
+    else
+        call_on_end(call, conn, end);
 }
 
 /* The write request names the connection, not the call: a cancelled write reports after the
@@ -187,6 +306,19 @@ static void call_send(struct http_call *call)
 
     w->data = conn;
     call->phase = CALL_HEAD;
+    if (conn->tls) {
+        /* Queued until the handshake is over, then sent encrypted. */
+        free(w);
+        int rc = tls_conn_write(conn->tls, call->out.data, call->out.len);
+        if (rc < 0) {
+            call_fail_tls(call, conn);
+            return;
+        }
+        rc = conn_flush_tls(conn);
+        if (rc < 0)
+            call_finish(call, rc);
+        return;
+    }
     int rc = uv_write(w, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
     if (rc < 0) {
         free(w);
@@ -285,6 +417,8 @@ static void call_free(struct http_call *call)
     buf_free(&call->body);
     free(call->head_raw);
     free(call->host);
+    free(call->key);
+    free(call->tls_name);
     free(call);
 }
 
@@ -308,7 +442,7 @@ static void release_conn(struct http_call *call, bool reusable)
         return;
     call->conn = NULL;
     conn->call = NULL;
-    if (reusable && conn->in.len == 0 && !conn->closing) {
+    if (reusable && conn->in.len == 0 && !conn->closing && !conn->eof) {
         conn->next_idle = conn->client->idle;
         conn->client->idle = conn;
     } else {
@@ -329,6 +463,10 @@ static void call_finish(struct http_call *call, int status)
         call->next->pprev = call->pprev;
     uv_timer_stop(&call->timer);
     release_conn(call, reusable);
+    /* The client may be freed by the callback: set the detail before, never touch it after. */
+    call->client->has_error = !ok && call->error[0];
+    if (call->client->has_error)
+        snprintf(call->client->error, sizeof(call->client->error), "%s", call->error);
     if (ok) {
         struct http_client_response res = {
             .status = call->head.status,
@@ -369,6 +507,8 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
+    if (call->tls_ctx)
+        conn->tls = tls_conn_new(call->tls_ctx, call->tls_name);
     uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     call_send(call);
 }
@@ -378,7 +518,7 @@ static void call_connect_addr(struct http_call *call, const struct sockaddr *sa)
     struct client_conn *conn = xcalloc(1, sizeof(*conn));
 
     conn->client = call->client;
-    snprintf(conn->key, sizeof(conn->key), "%s", call->key);
+    conn->key = xstrdup(call->key);
     uv_tcp_init(call->client->loop, &conn->tcp);
     conn->tcp.data = conn;
     conn->call = call;
@@ -489,6 +629,57 @@ static void serialise(struct http_call *call, const struct http_client_request *
     call->head_request = strcmp(method, "HEAD") == 0;
 }
 
+/* The client's TLS context for the request's settings, made on first use. NULL with call->error
+ * set when the files cannot be used. */
+static struct tls_ctx *client_tls_ctx(struct http_client *c, const struct http_client_request *r,
+                                      struct http_call *call)
+{
+    struct buf key = BUF_INIT;
+    struct tls_ctx *ctx = NULL;
+
+    /* Newlines cannot occur in the paths that matter; they only keep the fields apart. */
+    buf_printf(&key, "%d\n%s\n%s\n%s", r->tls_skip_verify, r->tls_ca_file ? r->tls_ca_file : "",
+               r->tls_cert_file ? r->tls_cert_file : "", r->tls_key_file ? r->tls_key_file : "");
+    for (struct client_tls_ctx *t = c->tls_ctxs; t; t = t->next) {
+        if (strcmp(t->key, key.data) == 0) {
+            ctx = t->ctx;
+            goto out;
+        }
+    }
+    struct tls_ctx_config cfg = {
+        .ca_file = r->tls_ca_file,
+        .cert_file = r->tls_cert_file,
+        .key_file = r->tls_key_file,
+        .verify_peer = !r->tls_skip_verify,
+    };
+    struct err e;
+    if (tls_ctx_new(&cfg, &ctx, &e) < 0) {
+        snprintf(call->error, sizeof(call->error), "tls: %s", e.msg);
+        goto out;
+    }
+    struct client_tls_ctx *t = xcalloc(1, sizeof(*t));
+    t->key = buf_steal(&key);
+    t->ctx = ctx;
+    t->next = c->tls_ctxs;
+    c->tls_ctxs = t;
+out:
+    buf_free(&key);
+    return ctx;
+}
+
+/* "host:port", plus for https the name to verify and the context's settings. */
+static void call_set_key(struct http_call *call, const struct http_client_request *r)
+{
+    struct buf key = BUF_INIT;
+
+    buf_printf(&key, "%s:%d", call->host, call->port);
+    if (call->tls_name)
+        buf_printf(&key, "\ntls\n%s\n%d\n%s\n%s\n%s", call->tls_name, r->tls_skip_verify,
+                   r->tls_ca_file ? r->tls_ca_file : "", r->tls_cert_file ? r->tls_cert_file : "",
+                   r->tls_key_file ? r->tls_key_file : "");
+    call->key = buf_steal(&key);
+}
+
 /* Defers an early failure so the callback never runs inside http_client_send(). */
 static void on_early_failure(uv_timer_t *t)
 {
@@ -508,7 +699,10 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
     call->port = r->port;
     call->max_body = r->max_body ? r->max_body : DEFAULT_MAX_BODY;
     call->no_keep_alive = r->no_keep_alive;
-    snprintf(call->key, sizeof(call->key), "%s:%d", call->host, call->port);
+    if (r->tls)
+        call->tls_name =
+            xstrdup(r->tls_server_name && r->tls_server_name[0] ? r->tls_server_name : call->host);
+    call_set_key(call, r);
     call->next = c->calls;
     if (call->next)
         call->next->pprev = &call->next;
@@ -517,7 +711,9 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
     uv_timer_init(c->loop, &call->timer);
     call->timer.data = call;
     call->refs = 1;
-    if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535) {
+    if (r->tls && r->host && r->host[0])
+        call->tls_ctx = client_tls_ctx(c, r, call);
+    if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535 || (r->tls && !call->tls_ctx)) {
         uv_timer_start(&call->timer, on_early_failure, 0, 0);
         return call;
     }

@@ -5,6 +5,11 @@
  *
  * A request on a pooled connection that fails before any response byte arrives (the server
  * closed the idle connection meanwhile) is retried once on a fresh connection.
+ *
+ * https: a request with tls set runs over TLS (lib/tls.h). Connections are pooled per host,
+ * port and TLS settings, so a connection verified one way never carries a request that asked
+ * for another. The client keeps one TLS context per distinct (skip verify, CA, certificate)
+ * set for its life; the first request with a given set reads those files on the loop.
  */
 #ifndef MESH_LIB_HTTP_CLIENT_H
 #define MESH_LIB_HTTP_CLIENT_H
@@ -31,8 +36,10 @@ struct http_client_response {
 
 /*
  * Completion: status is 0 and res is set, or status is a negative UV error (UV_ETIMEDOUT,
- * UV_ECONNREFUSED, UV_EPROTO for a malformed response, UV_E2BIG when over max_body,
+ * UV_ECONNREFUSED, UV_EPROTO for a malformed response or a failed TLS handshake or record,
+ * UV_E2BIG when over max_body, UV_EINVAL for a bad request or unusable TLS files,
  * UV_ECANCELED after http_call_cancel) and res is NULL. res is valid during the callback only.
+ * During a failure's callback, http_client_error() may hold the detail.
  */
 typedef void (*http_client_cb)(int status, const struct http_client_response *res, void *data);
 
@@ -48,6 +55,16 @@ struct http_client_request {
     uint64_t timeout_ms;     /* whole exchange; 0 = 30 s */
     size_t max_body;         /* 0 = 16 MiB */
     bool no_keep_alive;      /* send "Connection: close" and do not pool */
+
+    /* https. Strings are borrowed for the call to http_client_send(). */
+    bool tls;
+    /* The name the server's certificate must match, and the SNI when it is a DNS name (Go's
+     * TLSServerName); NULL or "" = host. */
+    const char *tls_server_name;
+    bool tls_skip_verify;      /* accept any certificate (Consul's TLSSkipVerify) */
+    const char *tls_ca_file;   /* PEM CAs to trust; NULL = the system store */
+    const char *tls_cert_file; /* client certificate and key, for servers that ask; optional */
+    const char *tls_key_file;
 };
 
 /* A client owns its pool. */
@@ -63,6 +80,15 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
                                    http_client_cb cb, void *data);
 /* Runs the callback with UV_ECANCELED before returning; the call is then gone. */
 void http_call_cancel(struct http_call *call);
+
+/*
+ * Inside a callback reporting a failure: readable detail that the status code cannot carry, in
+ * Go's words where Go has them, e.g. "tls: failed to verify certificate: x509: certificate
+ * signed by unknown authority", "EOF" (the server closed during the TLS handshake),
+ * "http: server gave HTTP response to HTTPS client", or why a TLS file could not be used.
+ * NULL when the failure has none or the call succeeded. Read it only inside the callback.
+ */
+const char *http_client_error(const struct http_client *c);
 
 /* Case-insensitive header lookup in a response; NULL when absent. */
 const char *http_client_header(const struct http_client_response *res, const char *name,

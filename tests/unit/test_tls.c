@@ -20,6 +20,8 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/http_client.h"
+#include "lib/http_server.h"
 #include "lib/tls.h"
 
 /* ---- certificates -------------------------------------------------------------------------- */
@@ -379,13 +381,285 @@ static void test_ctx_errors(void **state)
     tls_ctx_free(NULL);
 }
 
+/* ---- https over a real loop ---------------------------------------------------------------- */
+
+struct net {
+    uv_loop_t loop;
+    struct tls_ctx *sctx;
+    struct http_server srv; /* TLS */
+    int port;
+    struct http_server plain; /* plain HTTP */
+    int plain_port;
+    uv_tcp_t raw; /* closes each connection after its first bytes */
+    int raw_port;
+    struct http_client *client;
+    int requests;
+    char peer[64]; /* of the last request */
+    bool done;
+    int status;
+    int code;
+    char body[64];
+    char error[640];
+};
+
+static int bound_port(uv_tcp_t *tcp)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    assert_int_equal(uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len), 0);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void handler(struct http_request *req, void *data)
+{
+    struct net *n = data;
+
+    n->requests++;
+    snprintf(n->peer, sizeof(n->peer), "%s", req->peer);
+    http_respond_text(req, 200, "secure hello");
+}
+
+static void on_raw_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_raw_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    static char scratch[4096];
+    *b = uv_buf_init(scratch, sizeof(scratch));
+}
+
+/* The ClientHello arrived: hang up mid-handshake. */
+static void on_raw_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    if (nread != 0)
+        uv_close((uv_handle_t *)s, on_raw_closed);
+}
+
+static void on_raw_connection(uv_stream_t *listener, int status)
+{
+    uv_tcp_t *t = xcalloc(1, sizeof(*t));
+
+    uv_tcp_init(listener->loop, t);
+    if (status < 0 || uv_accept(listener, (uv_stream_t *)t) < 0) {
+        uv_close((uv_handle_t *)t, on_raw_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)t, on_raw_alloc, on_raw_read);
+}
+
+static int net_setup(void **state)
+{
+    struct net *n = xcalloc(1, sizeof(*n));
+    struct err e;
+    struct sockaddr_in sa;
+
+    assert_int_equal(uv_loop_init(&n->loop), 0);
+    n->sctx = server_ctx(false);
+    struct http_server_config cfg = {.tls = n->sctx};
+    http_server_init(&n->srv, &n->loop, &cfg, handler, n);
+    assert_int_equal(http_server_listen(&n->srv, "127.0.0.1", 0, &e), 0);
+    n->port = bound_port(&n->srv.listener);
+    http_server_init(&n->plain, &n->loop, NULL, handler, n);
+    assert_int_equal(http_server_listen(&n->plain, "127.0.0.1", 0, &e), 0);
+    n->plain_port = bound_port(&n->plain.listener);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_init(&n->loop, &n->raw);
+    assert_int_equal(uv_tcp_bind(&n->raw, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&n->raw, 16, on_raw_connection), 0);
+    n->raw_port = bound_port(&n->raw);
+    n->client = http_client_new(&n->loop);
+    *state = n;
+    return 0;
+}
+
+static int net_teardown(void **state)
+{
+    struct net *n = *state;
+
+    http_client_free(n->client);
+    http_server_close(&n->srv, NULL);
+    http_server_close(&n->plain, NULL);
+    uv_close((uv_handle_t *)&n->raw, NULL);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    tls_ctx_free(n->sctx);
+    int rc = uv_loop_close(&n->loop);
+    free(n);
+    return rc == 0 ? 0 : -1;
+}
+
+static void on_done(int status, const struct http_client_response *res, void *data)
+{
+    struct net *n = data;
+    const char *e = http_client_error(n->client);
+
+    n->done = true;
+    n->status = status;
+    n->code = res ? res->status : 0;
+    snprintf(n->body, sizeof(n->body), "%s", res ? res->body : "");
+    snprintf(n->error, sizeof(n->error), "%s", e ? e : "(none)");
+}
+
+/* GET / over https on port with the given settings; runs the loop until it completes. */
+static void get(struct net *n, int port, const char *ca, const char *name, bool skip)
+{
+    struct http_client_request req = {
+        .host = "127.0.0.1",
+        .port = port,
+        .timeout_ms = 5000,
+        .tls = true,
+        .tls_ca_file = ca,
+        .tls_server_name = name,
+        .tls_skip_verify = skip,
+    };
+    n->done = false;
+    http_client_send(n->client, &req, on_done, n);
+    while (!n->done)
+        uv_run(&n->loop, UV_RUN_ONCE);
+}
+
+static void test_https_get(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->port, ca_file, "localhost", false);
+    assert_int_equal(n->status, 0);
+    assert_int_equal(n->code, 200);
+    assert_string_equal(n->body, "secure hello");
+    assert_string_equal(n->error, "(none)");
+    /* No server name: the host, an IP, must be in the certificate's IP SANs (it is). */
+    get(n, n->port, ca_file, NULL, false);
+    assert_int_equal(n->status, 0);
+    assert_int_equal(n->code, 200);
+    assert_int_equal(n->requests, 2);
+}
+
+static void test_https_unknown_authority(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->port, other_ca_file, "localhost", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    assert_string_equal(n->error, "tls: failed to verify certificate: x509: certificate signed "
+                                  "by unknown authority");
+    assert_int_equal(n->requests, 0);
+}
+
+static void test_https_skip_verify(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->port, other_ca_file, "wrong.example", true);
+    assert_int_equal(n->status, 0);
+    assert_int_equal(n->code, 200);
+    assert_string_equal(n->body, "secure hello");
+}
+
+static void test_https_wrong_name(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->port, ca_file, "wrong.example", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    assert_string_equal(n->error, "tls: failed to verify certificate: x509: certificate is valid "
+                                  "for localhost, not wrong.example");
+    assert_int_equal(n->requests, 0);
+}
+
+static void test_https_closed_mid_handshake(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->raw_port, ca_file, "localhost", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    assert_string_equal(n->error, "EOF");
+}
+
+static void test_https_to_plain_server(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->plain_port, ca_file, "localhost", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    assert_string_equal(n->error, "http: server gave HTTP response to HTTPS client");
+}
+
+static void test_plain_to_tls_server(void **state)
+{
+    struct net *n = *state;
+    struct http_client_request req = {.host = "127.0.0.1", .port = n->port, .timeout_ms = 5000};
+
+    n->done = false;
+    http_client_send(n->client, &req, on_done, n);
+    while (!n->done)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    assert_int_equal(n->status, UV_EPROTO); /* the server hangs up without a word */
+    assert_int_equal(n->requests, 0);
+}
+
+static void test_https_bad_ca_file(void **state)
+{
+    struct net *n = *state;
+
+    get(n, n->port, "/nonexistent/ca.pem", "localhost", false);
+    assert_int_equal(n->status, UV_EINVAL);
+    assert_non_null(strstr(n->error, "tls: load CA file /nonexistent/ca.pem: "));
+}
+
+static void test_https_keep_alive(void **state)
+{
+    struct net *n = *state;
+    char first[64];
+
+    get(n, n->port, ca_file, "localhost", false);
+    assert_int_equal(n->code, 200);
+    snprintf(first, sizeof(first), "%s", n->peer);
+    get(n, n->port, ca_file, "localhost", false);
+    assert_int_equal(n->code, 200);
+    assert_string_equal(n->peer, first); /* same client port: the connection was reused */
+    assert_int_equal(n->requests, 2);
+
+    /* Other TLS settings never ride on that connection: a CA that does not sign the server's
+     * certificate must fail even though a verified connection sits in the pool. */
+    get(n, n->port, other_ca_file, "localhost", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    get(n, n->port, ca_file, "wrong.example", false);
+    assert_int_equal(n->status, UV_EPROTO);
+    get(n, n->port, ca_file, "localhost", true);
+    assert_int_equal(n->code, 200);
+    assert_string_not_equal(n->peer, first);
+    /* And the first connection is still there for its own settings. */
+    get(n, n->port, ca_file, "localhost", false);
+    assert_string_equal(n->peer, first);
+    assert_int_equal(n->requests, 4);
+}
+
+#define NET_TEST(f) cmocka_unit_test_setup_teardown(f, net_setup, net_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_and_data), cmocka_unit_test(test_write_before_handshake),
-        cmocka_unit_test(test_unknown_authority),  cmocka_unit_test(test_wrong_name),
-        cmocka_unit_test(test_skip_verify),        cmocka_unit_test(test_client_certificates),
-        cmocka_unit_test(test_garbage_from_peer),  cmocka_unit_test(test_ctx_errors),
+        /* clang-format off */
+        cmocka_unit_test(test_handshake_and_data),
+        cmocka_unit_test(test_write_before_handshake),
+        cmocka_unit_test(test_unknown_authority),
+        cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_skip_verify),
+        cmocka_unit_test(test_client_certificates),
+        cmocka_unit_test(test_garbage_from_peer),
+        cmocka_unit_test(test_ctx_errors),
+        NET_TEST(test_https_get),
+        NET_TEST(test_https_unknown_authority),
+        NET_TEST(test_https_skip_verify),
+        NET_TEST(test_https_wrong_name),
+        NET_TEST(test_https_closed_mid_handshake),
+        NET_TEST(test_https_to_plain_server),
+        NET_TEST(test_plain_to_tls_server),
+        NET_TEST(test_https_bad_ca_file),
+        NET_TEST(test_https_keep_alive),
+        /* clang-format on */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
