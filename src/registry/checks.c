@@ -204,7 +204,13 @@ static void http_error_prefix(const struct runner *r, struct buf *out)
 /* Text close to what Go's net/http client reports for a transport error. */
 static void http_error_text(const struct runner *r, int status, struct buf *out)
 {
+    const char *detail = http_client_error(r->owner->http);
+
     http_error_prefix(r, out);
+    if (detail) { /* TLS failures: the client has Go's words for them */
+        buf_append_cstr(out, detail);
+        return;
+    }
     switch (status) {
     case UV_ETIMEDOUT:
         buf_append_cstr(out, "context deadline exceeded (Client.Timeout exceeded while awaiting "
@@ -351,10 +357,6 @@ static void http_send_hop(struct runner *r)
         runner_probe_done(r, REG_CRITICAL, err.data);
         goto out;
     }
-    if (u.https) {
-        runner_probe_done(r, REG_CRITICAL, "https checks are not supported yet");
-        goto out_parts;
-    }
     bool v6 = strchr(u.host, ':') != NULL;
     snprintf(r->host_port, sizeof(r->host_port), "%s%s%s:%d", v6 ? "[" : "", u.host, v6 ? "]" : "",
              u.port);
@@ -373,9 +375,13 @@ static void http_send_hop(struct runner *r)
         .body_len = send_body ? strlen(d->body) : 0,
         .timeout_ms = r->deadline > now ? r->deadline - now : 1,
         .no_keep_alive = true,
+        /* Go's TLS config: verified against the system CAs unless TLSSkipVerify; TLSServerName
+         * names the certificate to expect and the SNI, else the URL's host does. */
+        .tls = u.https,
+        .tls_server_name = d->tls_server_name,
+        .tls_skip_verify = d->tls_skip_verify,
     };
     r->call = http_client_send(r->owner->http, &req, on_http_done, r);
-out_parts:
     url_parts_free(&u);
 out:
     buf_free(&hdr);

@@ -20,9 +20,12 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/duration.h"
 #include "lib/http_client.h"
 #include "lib/http_server.h"
 #include "lib/tls.h"
+#include "registry/checks.h"
+#include "registry/state.h"
 
 /* ---- certificates -------------------------------------------------------------------------- */
 
@@ -636,6 +639,106 @@ static void test_https_keep_alive(void **state)
     assert_int_equal(n->requests, 4);
 }
 
+/* ---- https health checks ------------------------------------------------------------------- */
+
+struct https_case {
+    const char *id;
+    const char *server_name; /* TLSServerName */
+    bool skip;               /* TLSSkipVerify */
+    enum reg_health want;
+    const char *want_error; /* after `Get "<url>": ` when critical */
+};
+
+static void on_reap(const char *service_id, void *data)
+{
+}
+
+static enum reg_health status_of(struct reg_state *st, const char *id)
+{
+    struct reg_check *c = reg_check_get(reg_node_get(st, "n1"), id);
+    assert_non_null(c);
+    return c->status;
+}
+
+/*
+ * Runs the cases as checks of one agent whose system CA store is store_file (OpenSSL reads
+ * SSL_CERT_FILE), until each has its wanted status; then compares outputs.
+ */
+static void run_https_checks(struct net *n, const char *store_file, const struct https_case *cases,
+                             size_t count)
+{
+    struct reg_state st;
+    char url[128], want[512];
+
+    setenv("SSL_CERT_FILE", store_file, 1);
+    reg_state_init(&st);
+    struct reg_node_fields nf = {.name = "n1", .address = "127.0.0.1", .datacenter = "dc1"};
+    reg_node_upsert(&st, &nf);
+    struct reg_checks *checks = reg_checks_new(&n->loop, &st, "n1", on_reap, NULL);
+    for (size_t i = 0; i < count; i++) {
+        enum reg_health start = cases[i].want == REG_PASSING ? REG_CRITICAL : REG_PASSING;
+        struct reg_check t = {.id = (char *)cases[i].id, .status = start, .service_id = ""};
+        reg_check_upsert(&st, reg_node_get(&st, "n1"), &t);
+        struct check_def *d = xcalloc(1, sizeof(*d));
+        d->id = xstrdup(cases[i].id);
+        d->name = xstrdup(cases[i].id);
+        d->service_id = xstrdup("");
+        d->kind = CHECK_HTTP;
+        d->interval = DURATION_SEC;
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", n->port);
+        d->http = xstrdup(url);
+        d->tls_server_name = cases[i].server_name ? xstrdup(cases[i].server_name) : NULL;
+        d->tls_skip_verify = cases[i].skip;
+        reg_checks_start(checks, d);
+    }
+    uint64_t deadline = uv_now(&n->loop) + 5000;
+    size_t settled = 0;
+    while (settled < count && uv_now(&n->loop) < deadline) {
+        uv_run(&n->loop, UV_RUN_ONCE);
+        settled = 0;
+        for (size_t i = 0; i < count; i++)
+            settled += status_of(&st, cases[i].id) == cases[i].want;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct https_case *c = &cases[i];
+        struct reg_check *chk = reg_check_get(reg_node_get(&st, "n1"), c->id);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", n->port);
+        if (c->want == REG_PASSING)
+            snprintf(want, sizeof(want), "HTTP GET %s: 200 OK Output: secure hello", url);
+        else
+            snprintf(want, sizeof(want), "Get \"%s\": %s", url, c->want_error);
+        if (chk->status != c->want || strcmp(chk->output, want) != 0)
+            fail_msg("check %s: status %d, output \"%s\"; want %d, \"%s\"", c->id, (int)chk->status,
+                     chk->output ? chk->output : "", (int)c->want, want);
+    }
+    reg_checks_free(checks);
+    uv_run(&n->loop, UV_RUN_NOWAIT);
+    reg_state_free(&st);
+    unsetenv("SSL_CERT_FILE");
+}
+
+static void test_https_checks(void **state)
+{
+    struct net *n = *state;
+    const struct https_case trusted[] = {
+        {"by-ip", NULL, false, REG_PASSING, NULL},
+        {"server-name", "localhost", false, REG_PASSING, NULL},
+        {"wrong-name", "wrong.example", false, REG_CRITICAL,
+         "tls: failed to verify certificate: x509: certificate is valid for localhost, not "
+         "wrong.example"},
+        {"skip-wrong-name", "wrong.example", true, REG_PASSING, NULL},
+    };
+    const struct https_case untrusted[] = {
+        {"unknown-ca", NULL, false, REG_CRITICAL,
+         "tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+        {"skip", NULL, true, REG_PASSING, NULL},
+    };
+
+    run_https_checks(n, ca_file, trusted, ARRAY_LEN(trusted));
+    run_https_checks(n, other_ca_file, untrusted, ARRAY_LEN(untrusted));
+    assert_true(n->requests >= 4); /* one probe at least for each passing one */
+}
+
 #define NET_TEST(f) cmocka_unit_test_setup_teardown(f, net_setup, net_teardown)
 
 int main(void)
@@ -659,6 +762,7 @@ int main(void)
         NET_TEST(test_plain_to_tls_server),
         NET_TEST(test_https_bad_ca_file),
         NET_TEST(test_https_keep_alive),
+        NET_TEST(test_https_checks),
         /* clang-format on */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
