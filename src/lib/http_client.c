@@ -75,6 +75,7 @@ struct http_call {
     uint64_t body_left;
     struct http_chunked_decoder dec;
     bool got_bytes;
+    int early_status; /* a failure found before any I/O, reported from the timer */
     /* The call is freed when the last of these is done: its timer handle, a getaddrinfo or a
      * connect in flight (their callbacks still point at the call after it finished). */
     int refs;
@@ -93,6 +94,7 @@ struct http_client {
 static void conn_close(struct client_conn *conn);
 static void call_finish(struct http_call *call, int status);
 static void call_connect_fresh(struct http_call *call);
+static void call_fail_soon(struct http_call *call, int status);
 
 struct http_client *http_client_new(uv_loop_t *loop)
 {
@@ -316,13 +318,13 @@ static void call_send(struct http_call *call)
         }
         rc = conn_flush_tls(conn);
         if (rc < 0)
-            call_finish(call, rc);
+            call_fail_soon(call, rc);
         return;
     }
     int rc = uv_write(w, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
     if (rc < 0) {
         free(w);
-        call_finish(call, rc);
+        call_fail_soon(call, rc);
     }
 }
 
@@ -513,6 +515,20 @@ static void on_connect(uv_connect_t *req, int status)
     call_send(call);
 }
 
+/* Reports a failure found synchronously from the loop instead, so that the callback never
+ * runs inside http_client_send(). */
+static void on_early_failure(uv_timer_t *t)
+{
+    struct http_call *call = t->data;
+    call_finish(call, call->early_status);
+}
+
+static void call_fail_soon(struct http_call *call, int status)
+{
+    call->early_status = status;
+    uv_timer_start(&call->timer, on_early_failure, 0, 0);
+}
+
 static void call_connect_addr(struct http_call *call, const struct sockaddr *sa)
 {
     struct client_conn *conn = xcalloc(1, sizeof(*conn));
@@ -530,7 +546,7 @@ static void call_connect_addr(struct http_call *call, const struct sockaddr *sa)
         call->conn = NULL;
         conn->call = NULL;
         conn_close(conn);
-        call_finish(call, rc);
+        call_fail_soon(call, rc);
         return;
     }
     call->refs++;
@@ -573,7 +589,7 @@ static void call_connect_fresh(struct http_call *call)
     call->phase = CALL_RESOLVING;
     int rc = uv_getaddrinfo(call->client->loop, &call->gai, on_resolved, call->host, port, &hints);
     if (rc < 0)
-        call_finish(call, rc);
+        call_fail_soon(call, rc);
     else
         call->refs++;
 }
@@ -680,12 +696,6 @@ static void call_set_key(struct http_call *call, const struct http_client_reques
     call->key = buf_steal(&key);
 }
 
-/* Defers an early failure so the callback never runs inside http_client_send(). */
-static void on_early_failure(uv_timer_t *t)
-{
-    struct http_call *call = t->data;
-    call_finish(call, UV_EINVAL);
-}
 
 struct http_call *http_client_send(struct http_client *c, const struct http_client_request *r,
                                    http_client_cb cb, void *data)
@@ -714,7 +724,7 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
     if (r->tls && r->host && r->host[0])
         call->tls_ctx = client_tls_ctx(c, r, call);
     if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535 || (r->tls && !call->tls_ctx)) {
-        uv_timer_start(&call->timer, on_early_failure, 0, 0);
+        call_fail_soon(call, UV_EINVAL);
         return call;
     }
     serialise(call, r);
