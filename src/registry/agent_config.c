@@ -43,9 +43,22 @@ static bool is_known(const char *k)
     return false;
 }
 
+/* True when the ", "-separated list holds exactly key. */
+static bool list_has(const struct buf *list, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = list->len ? list->data : NULL; p; p = strstr(p, ", ")) {
+        if (p != list->data)
+            p += 2;
+        if (strncmp(p, key, n) == 0 && (p[n] == '\0' || p[n] == ','))
+            return true;
+    }
+    return false;
+}
+
 static void note_unknown(struct agent_config *cfg, const char *key)
 {
-    if (cfg->unknown_keys.len && strstr(cfg->unknown_keys.data, key))
+    if (list_has(&cfg->unknown_keys, key))
         return;
     if (cfg->unknown_keys.len)
         buf_append_cstr(&cfg->unknown_keys, ", ");
@@ -151,7 +164,8 @@ static int apply_doc(struct agent_config *cfg, const struct config_doc *doc, str
         if (!json_is_object(v))
             return config_error(doc, "ports", e, "ports: expected an object, got %s",
                                 json_type_name(v));
-        json_object_foreach(v, key, v)
+        json_t *port;
+        json_object_foreach(v, key, port)
         {
             if (strcmp(key, "http") != 0) {
                 char k[64];

@@ -1,0 +1,153 @@
+/* `mesh agent` configuration: flags over files, unknown keys, file:line errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/flags.h"
+#include "registry/agent_config.h"
+
+static char dir[] = "/tmp/mesh-agent-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int load(struct agent_config *cfg, struct err *e, int argc, const char **argv)
+{
+    return agent_config_load(cfg, argc, (char **)argv, e);
+}
+
+static void test_defaults(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-node", "n1"};
+
+    assert_int_equal(load(&cfg, &e, 2, argv), 0);
+    assert_string_equal(cfg.node_name, "n1");
+    assert_string_equal(cfg.datacenter, "dc1");
+    assert_string_equal(cfg.client_addr, "127.0.0.1");
+    assert_int_equal(cfg.http_port, 8500);
+    assert_false(cfg.server);
+    agent_config_free(&cfg);
+}
+
+static void test_flags_override_files(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file("a.json", "{\"datacenter\": \"east\", \"node_name\": \"file\",\n"
+                                            " \"ports\": {\"http\": 9000}, \"server\": true}\n");
+    const char *argv[] = {"-config-file", path, "-node", "flag"};
+
+    assert_int_equal(load(&cfg, &e, 4, argv), 0);
+    assert_string_equal(cfg.node_name, "flag");
+    assert_string_equal(cfg.datacenter, "east");
+    assert_int_equal(cfg.http_port, 9000);
+    assert_true(cfg.server);
+    agent_config_free(&cfg);
+}
+
+static void test_unknown_keys_named_once_each(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file("b.json", "{\"acl_x\": 1, \"acl\": {}, \"telemetry\": {},\n"
+                                            " \"ports\": {\"http\": 9001, \"dns\": 8600, "
+                                            "\"grpc\": 8502}}\n");
+    const char *argv[] = {"-config-file", path, "-config-file", path};
+
+    assert_int_equal(load(&cfg, &e, 4, argv), 0);
+    /* "acl" is not hidden by "acl_x", every ports key is seen, and loading twice adds nothing. */
+    assert_string_equal(cfg.unknown_keys.data, "acl_x, acl, telemetry, ports.dns, ports.grpc");
+    agent_config_free(&cfg);
+}
+
+static void test_wrong_type_names_file_and_line(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file("c.json", "{\n  \"server\": true,\n  \"ports\": {\n"
+                                            "    \"http\": \"abc\"\n  }\n}\n");
+    const char *argv[] = {"-config-file", path};
+    char want[300];
+
+    assert_int_equal(load(&cfg, &e, 2, argv), -22);
+    snprintf(want, sizeof(want), "%s:4: ", path);
+    assert_true(strncmp(e.msg, want, strlen(want)) == 0);
+    assert_non_null(strstr(e.msg, "ports.http"));
+    agent_config_free(&cfg);
+}
+
+static void test_syntax_error_line(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file("d.json", "{\n  \"server\": true,\n  \"x\": [1,\n}\n");
+    const char *argv[] = {"-config-file", path};
+    char want[300];
+
+    assert_int_equal(load(&cfg, &e, 2, argv), -22);
+    snprintf(want, sizeof(want), "%s:4: ", path);
+    assert_true(strncmp(e.msg, want, strlen(want)) == 0);
+    agent_config_free(&cfg);
+}
+
+static void test_bad_flag(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-no-such-flag"};
+
+    assert_int_equal(load(&cfg, &e, 1, argv), -22);
+    assert_string_equal(e.msg, "flag provided but not defined: -no-such-flag");
+    agent_config_free(&cfg);
+}
+
+static void test_dev_implies_server_on_loopback(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-dev"};
+
+    assert_int_equal(load(&cfg, &e, 1, argv), 0);
+    assert_true(cfg.server);
+    assert_true(cfg.bootstrap);
+    assert_string_equal(cfg.bind_addr, "127.0.0.1");
+    agent_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_flags_override_files),
+        cmocka_unit_test(test_unknown_keys_named_once_each),
+        cmocka_unit_test(test_wrong_type_names_file_and_line),
+        cmocka_unit_test(test_syntax_error_line),
+        cmocka_unit_test(test_bad_flag),
+        cmocka_unit_test(test_dev_implies_server_on_loopback),
+    };
+    if (!mkdtemp(dir))
+        return 1;
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = rc ? rc : 1;
+    return rc;
+}
