@@ -54,7 +54,7 @@ static void load_node_id(struct reg_agent *a)
     char path[4096];
 
     random_uuid(a->node_id);
-    if (!a->cfg.data_dir)
+    if (!a->cfg.data_dir || a->cfg.dev) /* -dev keeps everything in memory */
         return;
     snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);
     FILE *f = fopen(path, "r");

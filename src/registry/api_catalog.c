@@ -131,6 +131,8 @@ void api_catalog_register(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
+    if (!r.node.datacenter || !r.node.datacenter[0])
+        r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
     rc = catalog_registration_apply(&a->state, &r, &e);
     catalog_registration_free(&r);
     if (rc < 0) {
