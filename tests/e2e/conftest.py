@@ -1,0 +1,88 @@
+"""Fixtures for meshkit's end-to-end tests: agents on free ports, stopped by PID.
+
+Run: /usr/bin/python3 -m pytest -q tests/e2e   (MESH_BIN selects the binary, default
+<repo>/build/mesh). When a test fails, the log (stdout+stderr) of every agent it started is
+attached to the report.
+"""
+
+import json
+import os
+import socket
+
+import pytest
+
+from helpers import Agent, Target, mesh_bin
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for agent in getattr(item, "_mesh_agents", []):
+            rep.sections.append((f"mesh agent '{agent.name}' log ({agent.log_path})",
+                                 agent.log_tail()))
+
+
+@pytest.fixture(scope="session")
+def mesh():
+    path = mesh_bin()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"mesh binary not found or not executable: {path} "
+                    "(build it, or set MESH_BIN)", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def agent_factory(request, tmp_path, mesh):
+    """make(**kw) -> Agent (not started unless start=True). Every agent is stopped by PID."""
+    agents = []
+    request.node._mesh_agents = agents
+
+    def make(start=True, **kw):
+        kw.setdefault("name", f"a{len(agents)}")
+        a = Agent(tmp_path, **kw)
+        agents.append(a)
+        if start:
+            a.start()
+        return a
+
+    yield make
+    for a in agents:
+        a.stop()
+
+
+@pytest.fixture
+def agent(agent_factory):
+    """A fresh in-memory server agent, node "node1", datacenter "dc1"."""
+    return agent_factory()
+
+
+@pytest.fixture
+def target():
+    """An HTTP server on a free port whose answers a test switches (health-check target)."""
+    t = Target()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def listener():
+    """A listening TCP socket on 127.0.0.1 (TCP-check target); yields its port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(obj_or_text, name="config.json") -> path of a config file in tmp_path."""
+
+    def write(content, name="config.json"):
+        p = tmp_path / name
+        p.write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
+        return p
+
+    return write

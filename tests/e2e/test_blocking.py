@@ -1,0 +1,250 @@
+"""Blocking queries and query metadata: contract §5 (and §4.1 for KV indexes)."""
+
+import time
+
+from helpers import assert_query_meta, assert_text_error, run_blocking
+
+READ_ENDPOINTS = ["/v1/catalog/nodes", "/v1/catalog/services", "/v1/catalog/service/web",
+                  "/v1/catalog/node/node1", "/v1/health/service/web", "/v1/health/checks/web",
+                  "/v1/health/node/node1", "/v1/health/state/any", "/v1/kv/k", "/v1/kv/?recurse",
+                  "/v1/kv/?keys"]
+
+
+def test_wait_returns_after_wait_with_same_index(agent):
+    """§5.1: index=current & wait=1s -> returns at the deadline with the same index."""
+    agent.put_true("/v1/kv/k", "v")
+    idx = agent.get("/v1/kv/k").index
+    r = agent.get(f"/v1/kv/k?index={idx}&wait=1s")
+    assert r.status == 200
+    assert 0.9 <= r.elapsed < 3.0, f"elapsed {r.elapsed:.2f}s for wait=1s"
+    assert r.index == idx
+    assert_query_meta(r)
+
+
+def test_wait_in_milliseconds(agent):
+    """§5.1: the Go client sends wait as "<n>ms"."""
+    r0 = agent.get("/v1/catalog/services")
+    r = agent.get(f"/v1/catalog/services?index={r0.index}&wait=1200ms")
+    assert r.status == 200
+    assert 1.1 <= r.elapsed < 3.0, f"elapsed {r.elapsed:.2f}s for wait=1200ms"
+    assert r.index == r0.index
+
+
+def test_index_zero_or_lower_returns_at_once(agent):
+    """§5.1: no index, index=0, or an index below the current one -> answer now."""
+    agent.put_true("/v1/kv/k", "v")
+    idx = agent.get("/v1/kv/k").index
+    for q in ("", "?index=0&wait=5s", f"?index={idx - 1}&wait=5s"):
+        r = agent.get("/v1/kv/k" + q)
+        assert r.status == 200
+        assert r.elapsed < 1.0, f"{q}: took {r.elapsed:.2f}s"
+
+
+def test_put_wakes_blocked_get(agent):
+    """§5.1/§5.3: a PUT to the watched key wakes the blocked GET within 1 s, higher index."""
+    agent.put_true("/v1/kv/k", "old")
+    idx = agent.get("/v1/kv/k").index
+    result = run_blocking(lambda: agent.get(f"/v1/kv/k?index={idx}&wait=10s", timeout=20))
+    time.sleep(0.5)
+    t_put = time.monotonic()
+    agent.put_true("/v1/kv/k", "new")
+    r, _ = result(timeout=15)
+    woke_after = time.monotonic() - t_put
+    assert r.status == 200
+    assert woke_after < 1.0, f"watcher woke {woke_after:.2f}s after the change"
+    assert r.index > idx
+    assert r.json()[0]["Value"] == "bmV3"  # base64("new")
+
+
+def test_unrelated_key_does_not_wake(agent):
+    """§5.3/issue 2: a change to another key does not wake an exact-key query before its wait."""
+    agent.put_true("/v1/kv/k1", "v")
+    idx = agent.get("/v1/kv/k1").index
+    result = run_blocking(lambda: agent.get(f"/v1/kv/k1?index={idx}&wait=2s", timeout=20))
+    time.sleep(0.3)
+    agent.put_true("/v1/kv/k2", "other")
+    agent.put_true("/v1/kv/k1x", "prefix-sibling")
+    r, elapsed = result(timeout=15)
+    assert r.status == 200
+    assert elapsed >= 1.5, f"exact-key watcher returned after {elapsed:.2f}s (woken by k2?)"
+    assert r.index == idx
+
+
+def test_missing_key_watch_wakes_on_create(agent):
+    """§4.1: consul-template blocks on a 404; creating the key wakes it with 200."""
+    r0 = agent.get("/v1/kv/later")
+    assert r0.status == 404
+    result = run_blocking(lambda: agent.get(f"/v1/kv/later?index={r0.index}&wait=10s",
+                                            timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_true("/v1/kv/later", "here")
+    r, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert r.status == 200
+    assert r.index > r0.index
+
+
+def test_delete_wakes_watcher_with_404(agent):
+    """§4.1: a delete wakes the key's watcher; 404 with a higher index."""
+    agent.put_true("/v1/kv/gone", "x")
+    idx = agent.get("/v1/kv/gone").index
+    result = run_blocking(lambda: agent.get(f"/v1/kv/gone?index={idx}&wait=10s", timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.delete("/v1/kv/gone")
+    r, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert r.status == 404
+    assert r.index > idx
+
+
+def test_recurse_watch_wakes_on_prefix_change(agent):
+    """§4.1/§5.1: a recurse watcher wakes on a new key under the prefix."""
+    agent.put_true("/v1/kv/cfg/a", "1")
+    idx = agent.get("/v1/kv/cfg/?recurse").index
+    result = run_blocking(lambda: agent.get(f"/v1/kv/cfg/?recurse&index={idx}&wait=10s",
+                                            timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_true("/v1/kv/cfg/b", "2")
+    r, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert [e["Key"] for e in r.json()] == ["cfg/a", "cfg/b"]
+    assert r.index > idx
+
+
+def test_catalog_service_watch_wakes_on_register(agent):
+    """§5.1: catalog/service blocking wakes when an instance registers."""
+    r0 = agent.get("/v1/catalog/service/web")
+    result = run_blocking(lambda: agent.get(f"/v1/catalog/service/web?index={r0.index}&wait=10s",
+                                            timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.register_service({"ID": "w1", "Name": "web"})
+    r, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert [e["ServiceID"] for e in r.json()] == ["w1"]
+    assert r.index > r0.index
+
+
+def test_health_passing_watch_wakes_on_check_change(agent):
+    """§5.1/DESIGN: health/service?passing wakes when a check turns passing, then critical."""
+    agent.register_service({"ID": "w1", "Name": "web", "Check": {"CheckID": "c1", "TTL": "30s"}})
+    r0 = agent.get("/v1/health/service/web?passing")
+    assert r0.json() == []
+    result = run_blocking(lambda: agent.get(
+        f"/v1/health/service/web?passing&index={r0.index}&wait=10s", timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_ok("/v1/agent/check/pass/c1")
+    r1, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert [e["Service"]["ID"] for e in r1.json()] == ["w1"]
+    assert r1.index > r0.index
+    result = run_blocking(lambda: agent.get(
+        f"/v1/health/service/web?passing&index={r1.index}&wait=10s", timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_ok("/v1/agent/check/fail/c1")
+    r2, _ = result(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert r2.json() == []
+    assert r2.index > r1.index
+
+
+def test_index_headers_on_every_read_of_fresh_agent(agent):
+    """§5.2: every read endpoint sends X-Consul-Index >= 1, KnownLeader, LastContact 0."""
+    for path in READ_ENDPOINTS:
+        r = agent.get(path)
+        assert r.status in (200, 404), f"{path}: {r!r}"
+        assert_query_meta(r)
+
+
+def test_index_never_decreases(agent):
+    """§5.2/§5.3: the index seen by each endpoint never goes backwards across writes/deletes."""
+    last = {p: 0 for p in READ_ENDPOINTS}
+    ops = [
+        lambda: agent.put_true("/v1/kv/k", "1"),
+        lambda: agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}}),
+        lambda: agent.put_true("/v1/kv/z", "2"),
+        lambda: agent.put_ok("/v1/agent/check/pass/service:w1"),
+        lambda: agent.delete("/v1/kv/z"),  # the max-index key of the recurse listing
+        lambda: agent.put_ok("/v1/agent/service/deregister/w1"),
+        lambda: agent.delete("/v1/kv/k"),
+        lambda: agent.put_true("/v1/catalog/register", {"Node": "n2", "Address": "10.0.0.2"}),
+        lambda: agent.put_true("/v1/catalog/deregister", {"Node": "n2"}),
+    ]
+    for i, op in enumerate(ops):
+        op()
+        for p in READ_ENDPOINTS:
+            idx = agent.get(p).index
+            assert idx >= 1, f"{p}: X-Consul-Index 0"
+            assert idx >= last[p], f"{p}: index went back from {last[p]} to {idx} after op {i}"
+            last[p] = idx
+
+
+def test_recurse_index_survives_deleting_max_key(agent):
+    """§4.1: recurse index includes deleted keys' tombstones: deleting the newest key raises it."""
+    agent.put_true("/v1/kv/t/a", "1")
+    agent.put_true("/v1/kv/t/b", "2")
+    idx = agent.get("/v1/kv/t/?recurse").index
+    agent.delete("/v1/kv/t/b")
+    r = agent.get("/v1/kv/t/?recurse")
+    assert r.status == 200
+    assert r.index > idx
+
+
+def test_known_leader_and_last_contact(agent):
+    """§5.2: X-Consul-KnownLeader: true and X-Consul-LastContact: 0 on the leader."""
+    agent.register_service({"ID": "w1", "Name": "web"})
+    for path in ("/v1/catalog/service/web", "/v1/health/service/web", "/v1/kv/missing"):
+        r = agent.get(path)
+        assert r.header("X-Consul-KnownLeader") == "true", path
+        assert r.header("X-Consul-LastContact") == "0", path
+
+
+def test_bad_index_400(agent):
+    """§5.1: a bad index -> 400 "Invalid index"."""
+    for path in ("/v1/kv/k?index=abc", "/v1/catalog/services?index=-1",
+                 "/v1/health/service/web?index=1x"):
+        assert_text_error(agent.get(path), 400, contains="Invalid index")
+
+
+def test_bad_wait_400(agent):
+    """§5.1: a bad wait -> 400 "Invalid wait time"."""
+    for path in ("/v1/kv/k?index=1&wait=abc", "/v1/catalog/services?index=1&wait=10parsecs",
+                 "/v1/health/service/web?index=1&wait=5"):
+        assert_text_error(agent.get(path), 400, contains="Invalid wait time")
+
+
+def test_consistency_params(agent):
+    """§5.5: stale/consistent/leader accepted; stale+consistent -> 400."""
+    for q in ("?stale", "?stale=1", "?consistent", "?leader", "?stale="):
+        r = agent.get("/v1/catalog/services" + q)
+        assert r.status == 200, q
+        assert_query_meta(r)
+    assert_text_error(agent.get("/v1/catalog/services?stale&consistent"), 400,
+                      contains="Cannot specify ?stale with ?consistent")
+
+
+def test_dc_param(agent):
+    """§5.6: ?dc=<local> is normal; an unknown dc -> 500 "No path to datacenter"."""
+    assert agent.get_json("/v1/catalog/services?dc=dc1") == {"consul": []}
+    assert_text_error(agent.get("/v1/catalog/services?dc=dc9"), 500,
+                      contains="No path to datacenter")
+
+
+def test_many_parked_watchers_all_wake(agent):
+    """§0/§5: dozens of parked queries on one key all wake on one change."""
+    agent.put_true("/v1/kv/hot", "0")
+    idx = agent.get("/v1/kv/hot").index
+    getters = [run_blocking(lambda: agent.get(f"/v1/kv/hot?index={idx}&wait=10s", timeout=20))
+               for _ in range(40)]
+    time.sleep(0.5)
+    t = time.monotonic()
+    agent.put_true("/v1/kv/hot", "1")
+    for g in getters:
+        r, _ = g(timeout=15)
+        assert r.status == 200 and r.index > idx
+    assert time.monotonic() - t < 2.0

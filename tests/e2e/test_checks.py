@@ -1,0 +1,229 @@
+"""Health checks run by the agent: contract §8 (and §1.1 for definitions)."""
+
+import socket
+import time
+
+from helpers import assert_text_error, free_port, wait_until
+
+
+def closed_port():
+    """A port with no listener (bound then released)."""
+    return free_port()
+
+
+# ---------------------------------------------------------------- HTTP checks (§8.2)
+
+
+def test_http_check_follows_status(agent, target):
+    """§8.2: 2xx -> passing, 429 -> warning, anything else -> critical; and back."""
+    agent.register_service({"ID": "w1", "Name": "web",
+                            "Check": {"HTTP": target.url(), "Interval": "1s", "Timeout": "1s"}})
+    c = agent.wait_check("service:w1", "passing", timeout=6)
+    assert c["Type"] == "http"
+    target.set(status=429)
+    agent.wait_check("service:w1", "warning", timeout=5)
+    target.set(status=500)
+    agent.wait_check("service:w1", "critical", timeout=5)
+    target.set(status=204)
+    agent.wait_check("service:w1", "passing", timeout=5)
+
+
+def test_http_check_output_and_default_headers(agent, target):
+    """§8.2: Output "HTTP GET <url>: <status line> Output: <body>"; default UA and Accept."""
+    target.set(status=200, body=b"all good")
+    url = target.url("/healthz")
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": url, "Interval": "1s", "Timeout": "1s"})
+    c = agent.wait_check("h", "passing", timeout=6)
+    assert c["Output"] == f"HTTP GET {url}: 200 OK Output: all good"
+    method, path, headers = target.requests[0]
+    assert (method, path) == ("GET", "/healthz")
+    assert headers.get("User-Agent") == "Consul Health Check"
+    assert headers.get("Accept") == "text/plain, text/*, */*"
+
+
+def test_http_check_method_and_headers(agent, target):
+    """§8.2: Method and Header (map of lists) are sent."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url("/p"), "Method": "POST", "Interval": "1s",
+                  "Header": {"X-Probe": ["yes"], "Authorization": ["Bearer t0k"]}})
+    agent.wait_check("h", "passing", timeout=6)
+    method, path, headers = target.requests[0]
+    assert method == "POST"
+    assert headers.get("X-Probe") == "yes"
+    assert headers.get("Authorization") == "Bearer t0k"
+
+
+def test_http_check_timeout_is_critical(agent, target):
+    """§8.2: no answer within Timeout -> critical."""
+    target.set(status=200)
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s", "Timeout": "1s"})
+    agent.wait_check("h", "passing", timeout=6)
+    target.set(delay=3.0)
+    agent.wait_check("h", "critical", timeout=6)
+    target.set(delay=0.0)
+    agent.wait_check("h", "passing", timeout=8)
+
+
+def test_http_check_connection_refused_is_critical(agent):
+    """§8.2: a transport error -> critical (registration Status is only the initial status)."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": f"http://127.0.0.1:{closed_port()}/", "Interval": "1s",
+                  "Status": "passing"})
+    c = agent.wait_check("h", "critical", timeout=6)
+    assert c["Output"], "a failed check explains itself in Output"
+
+
+def test_http_check_interval(agent, target):
+    """§8.2/§8.6: probes run every Interval (1s -> about 3 probes in 3.5 s)."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s"})
+    agent.wait_check("h", "passing", timeout=6)
+    n0 = target.count()
+    time.sleep(3.5)
+    n = target.count() - n0
+    assert 2 <= n <= 5, f"{n} probes in 3.5 s with Interval 1s"
+
+
+def test_check_deregistered_stops_probing(agent, target):
+    """§1.7: a deregistered check is no longer run."""
+    agent.put_ok("/v1/agent/check/register", {"Name": "h", "HTTP": target.url(), "Interval": "1s"})
+    agent.wait_check("h", "passing", timeout=6)
+    agent.put_ok("/v1/agent/check/deregister/h")
+    time.sleep(0.3)
+    n0 = target.count()
+    time.sleep(2.2)
+    assert target.count() == n0
+
+
+# ---------------------------------------------------------------- TCP checks (§8.3)
+
+
+def test_tcp_check_listening_port_passing(agent, listener):
+    """§8.3: connect succeeds -> passing, Output "TCP connect <addr>: Success"."""
+    addr = f"127.0.0.1:{listener}"
+    agent.register_service({"ID": "t1", "Name": "tcpsvc",
+                            "Check": {"TCP": addr, "Interval": "1s", "Timeout": "1s"}})
+    c = agent.wait_check("service:t1", "passing", timeout=6)
+    assert c["Type"] == "tcp"
+    assert c["Output"] == f"TCP connect {addr}: Success"
+
+
+def test_tcp_check_closed_port_critical(agent):
+    """§8.3: connect fails -> critical with the error text."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "t", "TCP": f"127.0.0.1:{closed_port()}", "Interval": "1s",
+                  "Status": "passing"})
+    c = agent.wait_check("t", "critical", timeout=6)
+    assert c["Output"]
+
+
+def test_tcp_check_goes_critical_when_listener_closes(agent):
+    """§8.3: passing while listening, critical once the port closes."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    port = s.getsockname()[1]
+    try:
+        agent.put_ok("/v1/agent/check/register",
+                     {"Name": "t", "TCP": f"127.0.0.1:{port}", "Interval": "1s"})
+        agent.wait_check("t", "passing", timeout=6)
+    finally:
+        s.close()
+    agent.wait_check("t", "critical", timeout=5)
+
+
+# ---------------------------------------------------------------- TTL checks (§8.4)
+
+
+def test_ttl_check_lifecycle(agent):
+    """§8.4: starts critical; pass -> passing; no pass within TTL -> critical "TTL expired"."""
+    agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "1s"}})
+    assert agent.check_status("service:w1") == "critical"
+    agent.put_ok("/v1/agent/check/pass/service:w1?note=ok")
+    assert agent.check_status("service:w1") == "passing"
+    t0 = time.monotonic()
+    c = agent.wait_check("service:w1", "critical", timeout=4)
+    assert time.monotonic() - t0 >= 0.5, "TTL expired too early"
+    assert c["Output"].startswith("TTL expired")
+    agent.put_ok("/v1/agent/check/pass/service:w1")
+    assert agent.check_status("service:w1") == "passing"
+
+
+def test_ttl_initial_status(agent):
+    """§8.4: Status at registration sets the initial status."""
+    agent.put_ok("/v1/agent/check/register", {"Name": "t", "TTL": "30s", "Status": "warning"})
+    assert agent.check_status("t") == "warning"
+
+
+# ---------------------------------------------------------------- DeregisterCriticalServiceAfter
+
+
+def test_deregister_critical_service_after(agent):
+    """§8.6: a service whose check stays critical longer than the limit is deregistered."""
+    agent.register_service({"ID": "doomed", "Name": "doomed",
+                            "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1s"}})
+    agent.register_service({"ID": "fine", "Name": "fine",
+                            "Check": {"TTL": "30s", "Status": "passing",
+                                      "DeregisterCriticalServiceAfter": "1s"}})
+    svcs = agent.get_json("/v1/agent/services")
+    assert "doomed" in svcs and "fine" in svcs
+
+    def gone():
+        return "doomed" not in agent.get_json("/v1/agent/services")
+
+    wait_until(gone, 5.0, 0.2, "service 'doomed' to be deregistered")
+    assert "service:doomed" not in agent.agent_checks()
+    assert agent.get_json("/v1/catalog/service/doomed") == []
+    assert "fine" in agent.get_json("/v1/agent/services"), "a passing service must stay"
+
+
+def test_deregister_critical_snake_case_alias(agent):
+    """§0: agent definitions accept snake_case aliases (deregister_critical_service_after)."""
+    agent.register_service({"id": "doomed", "name": "doomed",
+                            "check": {"ttl": "30s", "deregister_critical_service_after": "1s"}})
+    wait_until(lambda: "doomed" not in agent.get_json("/v1/agent/services"), 5.0, 0.2,
+               "service 'doomed' to be deregistered")
+
+
+# ---------------------------------------------------------------- script checks (§8.5)
+
+
+def test_script_check_refused_by_default(agent):
+    """§8.5: Args checks are refused unless enable_script_checks -> 400; nothing written."""
+    r = agent.put("/v1/agent/check/register",
+                  {"Name": "s", "Args": ["/bin/true"], "Interval": "1s"})
+    assert_text_error(r, 400)
+    r = agent.put("/v1/agent/service/register",
+                  {"Name": "web", "Check": {"Args": ["/bin/true"], "Interval": "1s"}})
+    assert_text_error(r, 400)
+    assert "s" not in agent.agent_checks()
+    assert "web" not in agent.get_json("/v1/agent/services")
+
+
+def test_script_check_exit_codes(agent_factory, write_config):
+    """§8.5: with enable_script_checks: exit 0 passing, 1 warning, other critical."""
+    cfg = write_config({"enable_script_checks": True})
+    agent = agent_factory(config_files=[cfg])
+    for cid, code in (("ok", 0), ("warn", 1), ("crit", 2)):
+        agent.put_ok("/v1/agent/check/register",
+                     {"Name": cid, "Args": ["/bin/sh", "-c", f"echo out-{cid}; exit {code}"],
+                      "Interval": "1s"})
+    for cid, status in (("ok", "passing"), ("warn", "warning"), ("crit", "critical")):
+        c = agent.wait_check(cid, status, timeout=6)
+        assert c["Type"] == "script"
+        assert f"out-{cid}" in c["Output"]
+
+
+def test_script_check_runs_without_shell(agent_factory, write_config, tmp_path):
+    """§8.5: Args are executed directly: shell metacharacters reach the program verbatim."""
+    cfg = write_config({"enable_script_checks": True})
+    agent = agent_factory(config_files=[cfg])
+    marker = tmp_path / "should-not-exist"
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "echo", "Args": ["/bin/echo", "a;b", "$HOME", f"; touch {marker}"],
+                  "Interval": "1s"})
+    c = agent.wait_check("echo", "passing", timeout=6)
+    assert f"a;b $HOME ; touch {marker}" in c["Output"]
+    assert not marker.exists(), "the arguments went through a shell"

@@ -1,0 +1,168 @@
+"""Persistence with -data-dir: every acknowledged write survives kill -9 (issue 2, contract §5.3).
+
+Indexes are part of the state: after a restart every entity keeps its CreateIndex/ModifyIndex
+and new writes get higher indexes (X-Consul-Index never goes backwards, §5.2).
+"""
+
+import os
+
+from helpers import b64
+
+GARBAGE = b"\x00\xff\xfe torn-write {\"Key\": \"half" + bytes(range(200))
+
+
+def populate(agent):
+    """Services, checks and KV of every kind; some created then removed. Returns nothing."""
+    agent.register_service({"ID": "w1", "Name": "web", "Tags": ["v1"], "Port": 3000,
+                            "Meta": {"env": "t"},
+                            "Check": {"CheckID": "w1-ttl", "TTL": "1h", "Status": "passing"}})
+    agent.register_service({"ID": "w2", "Name": "web", "Port": 3001,
+                            "Check": {"CheckID": "w2-tcp", "TCP": "127.0.0.1:1",
+                                      "Interval": "30s"}})
+    agent.register_service({"ID": "tmp", "Name": "tmp"})
+    agent.put_ok("/v1/agent/service/deregister/tmp")
+    agent.put_ok("/v1/agent/check/register", {"Name": "node-ttl", "TTL": "1h"})
+    agent.put_true("/v1/catalog/register",
+                   {"Node": "ext1", "Address": "10.0.0.7",
+                    "Service": {"ID": "db1", "Service": "db", "Port": 5432}})
+    for i in range(50):
+        agent.put_true(f"/v1/kv/bulk/{i:03d}", f"value-{i}")
+    agent.put_true(f"/v1/kv/flags?flags={2**63 + 5}", b"\x00\x01binary\xff")
+    agent.put_true("/v1/kv/a%2Fb", "slash")
+    agent.put_true("/v1/kv/overwritten", "one")
+    agent.put_true("/v1/kv/overwritten", "two")
+    agent.put_true("/v1/kv/deleted", "x")
+    agent.delete("/v1/kv/deleted")
+    agent.put_true("/v1/kv/gone/1", "x")
+    agent.delete("/v1/kv/gone/?recurse")
+
+
+def snapshot(agent):
+    """What must survive: KV entries (with indexes), catalog services, agent services/checks."""
+    kv = agent.get_json("/v1/kv/?recurse")
+    services = agent.get_json("/v1/agent/services")
+    checks = agent.agent_checks()
+    web = agent.get_json("/v1/catalog/service/web")
+    db = agent.get_json("/v1/catalog/service/db")
+    high = max(agent.get("/v1/kv/?recurse").index, agent.get("/v1/catalog/services").index)
+    return {"kv": kv, "services": services, "web": web, "db": db,
+            "check_defs": {k: (c["Name"], c["ServiceID"], c["Type"]) for k, c in checks.items()},
+            "high": high}
+
+
+def assert_same_state(before, after):
+    assert after["kv"] == before["kv"], "KV entries (values, flags, indexes) changed"
+    assert after["services"] == before["services"]
+    assert after["check_defs"] == before["check_defs"]
+    idx = lambda entries: [(e["ServiceID"], e["CreateIndex"], e["ModifyIndex"]) for e in entries]
+    assert idx(after["web"]) == idx(before["web"]), "catalog service indexes changed"
+    assert idx(after["db"]) == idx(before["db"])
+    assert after["high"] >= before["high"], "X-Consul-Index went backwards over a restart"
+
+
+def check_contents(snap):
+    keys = [e["Key"] for e in snap["kv"]]
+    assert keys == sorted([f"bulk/{i:03d}" for i in range(50)] + ["flags", "a/b", "overwritten"])
+    by_key = {e["Key"]: e for e in snap["kv"]}
+    assert by_key["overwritten"]["Value"] == b64("two")
+    assert by_key["flags"]["Flags"] == 2**63 + 5
+    assert by_key["flags"]["Value"] == b64(b"\x00\x01binary\xff")
+    assert set(snap["services"]) - {"consul"} == {"w1", "w2"}
+    assert set(snap["check_defs"]) - {"serfHealth"} == {"w1-ttl", "w2-tcp", "node-ttl"}
+    assert [e["ServiceID"] for e in snap["db"]] == ["db1"]
+
+
+def test_kill9_restart_keeps_everything(agent_factory, tmp_path):
+    """Issue 2: kill -9 after acknowledged writes; restart; same data and indexes."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    populate(a)
+    before = snapshot(a)
+    check_contents(before)
+    a.kill9()
+    a.start()
+    after = snapshot(a)
+    assert_same_state(before, after)
+    # New writes continue above every index seen before the crash.
+    a.put_true("/v1/kv/after", "x")
+    assert a.get("/v1/kv/after").index > before["high"]
+
+
+def test_sigterm_restart_keeps_everything(agent_factory, tmp_path):
+    """Issue 2: a clean stop (SIGTERM) and restart also keep everything."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    populate(a)
+    before = snapshot(a)
+    assert a.stop() is not None
+    a.start()
+    assert_same_state(before, snapshot(a))
+
+
+def test_torn_tail_is_truncated(agent_factory, tmp_path):
+    """Issue 2: garbage appended to every data file after kill -9: the agent still starts and
+    every acknowledged write is there; a second crash/restart cycle works too."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    populate(a)
+    before = snapshot(a)
+    a.kill9()
+    files = [os.path.join(d, f) for d, _, fs in os.walk(data) for f in fs]
+    assert files, "the agent wrote nothing to its data dir"
+    for f in files:
+        with open(f, "ab") as fh:
+            fh.write(GARBAGE)
+    a.start()
+    after = snapshot(a)
+    assert_same_state(before, after)
+    # The recovered store keeps accepting durable writes.
+    a.put_true("/v1/kv/post-recovery", "ok")
+    a.register_service({"ID": "w3", "Name": "web"})
+    a.kill9()
+    a.start()
+    assert a.get("/v1/kv/post-recovery?raw").body == b"ok"
+    assert "w3" in a.get_json("/v1/agent/services")
+    snap2 = snapshot(a)
+    assert [e for e in snap2["kv"] if e["Key"] != "post-recovery"] == before["kv"]
+    assert {k: v for k, v in snap2["services"].items() if k != "w3"} == before["services"]
+
+
+def test_torn_tail_mid_record(agent_factory, tmp_path):
+    """Issue 2: a file cut in the middle of its last record (a torn write) is recovered: the
+    agent starts and keeps everything written before the last acknowledged write."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    populate(a)
+    before = snapshot(a)
+    a.put_true("/v1/kv/zz-last", "the last write")
+    a.kill9()
+    sizes = {os.path.join(d, f): os.path.getsize(os.path.join(d, f))
+             for d, _, fs in os.walk(data) for f in fs}
+    # Cut the most recently written file by a few bytes: the last record becomes torn.
+    newest = max(sizes, key=lambda f: os.path.getmtime(f))
+    assert sizes[newest] > 8
+    with open(newest, "r+b") as fh:
+        fh.truncate(sizes[newest] - 5)
+    a.start()
+    after = snapshot(a)
+    # Everything before the torn record is intact; the torn last write may be lost.
+    after_kv = [e for e in after["kv"] if e["Key"] != "zz-last"]
+    assert after_kv == before["kv"]
+    assert after["services"] == before["services"]
+    a.put_true("/v1/kv/again", "1")
+    assert a.get("/v1/kv/again").index > before["high"]
+
+
+def test_restart_with_empty_data_dir_ok(agent_factory, tmp_path):
+    """A fresh data dir starts an empty store; a restart of an untouched store works."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    assert a.get("/v1/kv/?keys").json() == []
+    a.kill9()
+    a.start()
+    assert a.get("/v1/kv/?keys").json() == []
