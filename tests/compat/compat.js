@@ -1,0 +1,246 @@
+// Compatibility test: the npm `consul` client (silas/node-consul 2.x) against `mesh agent`.
+// Usage: node compat.js PORT. Exits 0 when every step passes, 1 with a message otherwise.
+// Contract: /work/shared/reference/consul-api.md (sections cited per step).
+"use strict";
+
+const assert = require("assert");
+const Consul = require("consul");
+
+const port = Number(process.argv[2] || process.env.MESH_HTTP_PORT);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error("usage: node compat.js PORT");
+  process.exit(2);
+}
+
+const consul = new Consul({ host: "127.0.0.1", port });
+const SVC = "compat-web";
+const SID = "compat-web-1";
+const CHECK = `service:${SID}`;
+let current = "start";
+
+function step(name) {
+  current = name;
+  console.log(`compat: ${name}`);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Resolves with the first value of `events` (emitted by a watch) that satisfies pred.
+function waitForChange(watch, pred, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`watch: no change matching "${what}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onChange = (data, res) => {
+      if (pred(data, res)) {
+        cleanup();
+        resolve({ data, res });
+      }
+    };
+    const onError = (err) => {
+      cleanup();
+      reject(new Error(`watch error: ${err.message}`));
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      watch.removeListener("change", onChange);
+      watch.removeListener("error", onError);
+    }
+    watch.on("change", onChange);
+    watch.on("error", onError);
+  });
+}
+
+async function agentAndStatus() {
+  step("status.leader / status.peers (§6)");
+  assert.strictEqual(await consul.status.leader(), "127.0.0.1:8300");
+  assert.deepStrictEqual(await consul.status.peers(), ["127.0.0.1:8300"]);
+
+  step("agent.self / agent.members (§1.10, §1.11)");
+  const self = await consul.agent.self();
+  assert.strictEqual(typeof self.Config.NodeName, "string");
+  const members = await consul.agent.members();
+  assert.strictEqual(members.length, 1);
+  assert.strictEqual(members[0].Status, 1);
+}
+
+async function services() {
+  step("agent.service.register with a TTL check (§1.1)");
+  await consul.agent.service.register({
+    name: SVC,
+    id: SID,
+    port: 3000,
+    tags: ["compat", "v1"],
+    check: { ttl: "30s" },
+  });
+  const svcs = await consul.agent.service.list();
+  assert.ok(svcs[SID], `agent.service.list lacks ${SID}`);
+  assert.strictEqual(svcs[SID].Service, SVC);
+  assert.strictEqual(svcs[SID].Port, 3000);
+
+  step("agent.check.list: new TTL check is critical (§1.5, §8.4)");
+  let checks = await consul.agent.check.list();
+  assert.ok(checks[CHECK], `no check ${CHECK}`);
+  assert.strictEqual(checks[CHECK].Status, "critical");
+
+  step("health.service passing=true excludes it while critical (§3.1)");
+  assert.deepStrictEqual(await consul.health.service({ service: SVC, passing: true }), []);
+
+  step("agent.check.pass (§1.8)");
+  await consul.agent.check.pass({ id: CHECK, note: "compat ok" });
+  checks = await consul.agent.check.list();
+  assert.strictEqual(checks[CHECK].Status, "passing");
+  assert.strictEqual(checks[CHECK].Output, "compat ok");
+
+  step("catalog.service.list / catalog.service.nodes (§2.3, §2.4)");
+  const list = await consul.catalog.service.list();
+  assert.deepStrictEqual(list.consul, []);
+  assert.deepStrictEqual([...list[SVC]].sort(), ["compat", "v1"]);
+  const nodes = await consul.catalog.service.nodes(SVC);
+  assert.strictEqual(nodes.length, 1);
+  assert.strictEqual(nodes[0].ServiceID, SID);
+  assert.strictEqual(nodes[0].ServicePort, 3000);
+  const tagged = await consul.catalog.service.nodes({ service: SVC, tag: "COMPAT" });
+  assert.strictEqual(tagged.length, 1, "tag filter is case-insensitive");
+
+  step("health.service passing=true (§3.1)");
+  const healthy = await consul.health.service({ service: SVC, passing: true });
+  assert.strictEqual(healthy.length, 1);
+  assert.strictEqual(healthy[0].Service.ID, SID);
+  const ids = healthy[0].Checks.map((c) => c.CheckID).sort();
+  assert.deepStrictEqual(ids, [CHECK, "serfHealth"].sort());
+  assert.ok(healthy[0].Checks.every((c) => c.Status === "passing"));
+
+  step("health.node: serfHealth first (§3.3)");
+  const nodeChecks = await consul.health.node(self_node(nodes));
+  assert.strictEqual(nodeChecks[0].CheckID, "serfHealth");
+
+  step("health.state critical/any (§3.4)");
+  assert.deepStrictEqual(await consul.health.state("critical"), []);
+  assert.strictEqual((await consul.health.state("any")).length, 2);
+}
+
+function self_node(nodes) {
+  return nodes[0].Node;
+}
+
+async function kv() {
+  step("kv.set / kv.get (§4.1, §4.2)");
+  assert.strictEqual(await consul.kv.set("compat/x/1", "v1"), true);
+  assert.strictEqual(await consul.kv.set("compat/y/2", "v2"), true);
+  const e = await consul.kv.get("compat/x/1");
+  assert.ok(e, "kv.get returned nothing");
+  assert.strictEqual(e.Key, "compat/x/1");
+  assert.strictEqual(e.Value, "v1");
+  assert.deepStrictEqual(
+    Object.keys(e).sort(),
+    ["CreateIndex", "Flags", "Key", "LockIndex", "ModifyIndex", "Value"],
+  );
+
+  step("kv.set with flags and cas (§4.2)");
+  assert.strictEqual(await consul.kv.set("compat/flags", "f", { flags: 42 }), true);
+  assert.strictEqual((await consul.kv.get("compat/flags")).Flags, 42);
+  assert.strictEqual(await consul.kv.set("compat/flags", "g", { cas: 0 }), false);
+
+  step("kv.get recurse (§4.1)");
+  const all = await consul.kv.get({ key: "compat/", recurse: true });
+  assert.deepStrictEqual(
+    all.map((x) => x.Key),
+    ["compat/flags", "compat/x/1", "compat/y/2"],
+  );
+
+  step("kv.keys with and without separator (§4.1)");
+  assert.deepStrictEqual(await consul.kv.keys("compat/"), [
+    "compat/flags",
+    "compat/x/1",
+    "compat/y/2",
+  ]);
+  assert.deepStrictEqual(await consul.kv.keys({ key: "compat/", separator: "/" }), [
+    "compat/flags",
+    "compat/x/",
+    "compat/y/",
+  ]);
+
+  step("kv.get missing key -> undefined (404, §4.1)");
+  assert.strictEqual(await consul.kv.get("compat/missing"), undefined);
+
+  step("kv.del (§4.3)");
+  assert.strictEqual(await consul.kv.del("compat/x/1"), true);
+  assert.strictEqual(await consul.kv.get("compat/x/1"), undefined);
+  assert.strictEqual(await consul.kv.del({ key: "compat/", recurse: true }), true);
+  assert.deepStrictEqual(await consul.kv.keys(""), []);
+}
+
+async function watchKv() {
+  step("watch kv.get: sees the key appear, change and go away (§5)");
+  const key = "compat/watched";
+  const watch = consul.watch({
+    method: consul.kv.get,
+    options: { key, wait: "2s" },
+    backoffFactor: 100,
+    maxAttempts: 3,
+  });
+  try {
+    // First answer: the key is missing (404 with an index), data undefined.
+    await waitForChange(watch, (data) => data === undefined, 5000, "initial 404");
+    const appeared = waitForChange(watch, (d) => d && d.Value === "one", 5000, "value one");
+    await sleep(200);
+    await consul.kv.set(key, "one");
+    const a = await appeared;
+    const idxA = BigInt(a.res.headers["x-consul-index"]);
+    const changed = waitForChange(watch, (d) => d && d.Value === "two", 5000, "value two");
+    await sleep(200);
+    const t0 = Date.now();
+    await consul.kv.set(key, "two");
+    const b = await changed;
+    assert.ok(Date.now() - t0 < 1500, "watch woke late");
+    const idxB = BigInt(b.res.headers["x-consul-index"]);
+    assert.ok(idxB > idxA, `index did not grow: ${idxA} -> ${idxB}`);
+    const gone = waitForChange(watch, (d) => d === undefined, 5000, "deleted (404)");
+    await sleep(200);
+    await consul.kv.del(key);
+    const c = await gone;
+    const idxC = BigInt(c.res.headers["x-consul-index"]);
+    assert.ok(idxC > idxB, `delete did not raise the index: ${idxB} -> ${idxC}`);
+  } finally {
+    watch.end();
+  }
+}
+
+async function cleanup() {
+  step("agent.service.deregister (§1.2)");
+  await consul.agent.service.deregister(SID);
+  assert.deepStrictEqual(await consul.catalog.service.nodes(SVC), []);
+  const checks = await consul.agent.check.list();
+  assert.ok(!checks[CHECK], "check survived its service");
+}
+
+async function main() {
+  await agentAndStatus();
+  await services();
+  await kv();
+  await watchKv();
+  await cleanup();
+}
+
+const overall = setTimeout(() => {
+  console.error(`compat: FAIL: timed out during "${current}"`);
+  process.exit(1);
+}, 60000);
+
+main().then(
+  () => {
+    clearTimeout(overall);
+    consul.destroy();
+    console.log("compat: all steps passed");
+    process.exit(0);
+  },
+  (err) => {
+    clearTimeout(overall);
+    console.error(`compat: FAIL in "${current}": ${err && err.stack ? err.stack : err}`);
+    process.exit(1);
+  },
+);
