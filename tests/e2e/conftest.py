@@ -13,6 +13,8 @@ import pytest
 
 from helpers import Agent, Target, mesh_bin
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -50,6 +52,14 @@ def agent_factory(request, tmp_path, mesh):
     yield make
     for a in agents:
         a.stop()
+    # A sanitizer build reports memory errors and UB on stderr and may keep running: any report
+    # fails the test even when every assertion passed.
+    for a in agents:
+        text = a.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                pytest.fail(f"agent '{a.name}' log has a sanitizer report ({marker!r}):\n"
+                            f"{a.log_tail(80)}", pytrace=False)
 
 
 @pytest.fixture

@@ -95,10 +95,10 @@ def test_health_checks_service_level_only(agent):
 
 
 def test_health_node_serf_health_first(agent):
-    """§3.3/§3.5: serfHealth is the first check of the node, passing, with Consul's texts."""
-    agent.register_service({"ID": "a1", "Name": "aaa", "Check": {"CheckID": "aaa-chk",
-                                                                   "TTL": "30s"}})
-    agent.put_ok("/v1/agent/check/register", {"Name": "Zed", "ID": "Zed", "TTL": "30s"})
+    """§3/§3.3/§3.5: ordered by CheckID, so serfHealth comes before service:<id> checks (what
+    node-consul expects); passing, with Consul's texts."""
+    agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}})
+    agent.put_ok("/v1/agent/check/register", {"Name": "zzz", "TTL": "30s"})
     r = agent.get("/v1/health/node/node1")
     assert r.status == 200
     assert_query_meta(r)
@@ -111,7 +111,15 @@ def test_health_node_serf_health_first(agent):
     assert s["ServiceID"] == ""
     assert s["Type"] == ""
     assert s["Node"] == "node1"
-    assert sorted(ids(checks)) == sorted(["serfHealth", "aaa-chk", "Zed"])
+    assert ids(checks) == ["serfHealth", "service:w1", "zzz"]
+
+
+def test_health_node_ordered_by_check_id(agent):
+    """§3: lists are ordered by node then CheckID."""
+    for cid in ("b-chk", "zed", "aaa", "t1"):
+        agent.put_ok("/v1/agent/check/register", {"Name": cid, "TTL": "30s"})
+    got = ids(agent.get_json("/v1/health/node/node1"))
+    assert got == ["aaa", "b-chk", "serfHealth", "t1", "zed"], got
 
 
 def test_health_node_unknown_is_empty(agent):
