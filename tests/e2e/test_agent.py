@@ -524,3 +524,25 @@ def test_members_segment_all(agent):
     """§1.10: the `consul members` CLI sends segment=_all; same list."""
     assert [m["Name"] for m in agent.get_json("/v1/agent/members?segment=_all")] == ["node1"]
 
+
+
+# ---------------------------------------------------------------- join / leave (§1.12)
+
+
+def test_join_single_node(agent):
+    """§1.12: join is a no-op (200 empty) or a 500 failure on a single-node registry."""
+    r = agent.put("/v1/agent/join/127.0.0.1")
+    assert r.status in (200, 500), r
+    if r.status == 200:
+        assert r.body == b""
+    else:
+        assert r.content_type == "text/plain"
+
+
+def test_leave_answers_then_shuts_down(agent):
+    """§1.12: leave answers 200 empty, then the agent shuts down."""
+    agent.put_ok("/v1/agent/leave")
+    try:
+        agent.proc.wait(timeout=5)
+    except Exception:
+        raise AssertionError("agent still running 5 s after /v1/agent/leave") from None

@@ -248,3 +248,75 @@ def test_many_parked_watchers_all_wake(agent):
         r, _ = g(timeout=15)
         assert r.status == 200 and r.index > idx
     assert time.monotonic() - t < 2.0
+
+
+def test_other_service_does_not_wake_service_watch(agent):
+    """Issue 2 ("wakes exactly the watchers whose result changed"): registering db does not
+    wake a watcher of catalog/service/web or health/service/web."""
+    agent.register_service({"ID": "w1", "Name": "web"})
+    i1 = agent.get("/v1/catalog/service/web").index
+    i2 = agent.get("/v1/health/service/web").index
+    g1 = run_blocking(lambda: agent.get(f"/v1/catalog/service/web?index={i1}&wait=2s",
+                                        timeout=20))
+    g2 = run_blocking(lambda: agent.get(f"/v1/health/service/web?index={i2}&wait=2s",
+                                        timeout=20))
+    time.sleep(0.3)
+    agent.register_service({"ID": "d1", "Name": "db", "Check": {"TTL": "30s"}})
+    agent.put_true("/v1/kv/unrelated", "x")
+    for g, idx in ((g1, i1), (g2, i2)):
+        r, elapsed = g(timeout=15)
+        assert r.status == 200
+        assert elapsed >= 1.5, f"web watcher woken after {elapsed:.2f}s by an unrelated change"
+        # §5.3 allows a table-wide index here (a spurious change for the client), not a lower one.
+        assert r.index >= idx
+        assert [e["Service"]["ID"] if "Service" in e else e["ServiceID"] for e in r.json()] \
+            == ["w1"]
+
+
+def test_catalog_nodes_watch_wakes_on_node_register(agent):
+    """§5.1: catalog/nodes blocking wakes when a node is added."""
+    r0 = agent.get("/v1/catalog/nodes")
+    g = run_blocking(lambda: agent.get(f"/v1/catalog/nodes?index={r0.index}&wait=10s",
+                                       timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_true("/v1/catalog/register", {"Node": "n2", "Address": "10.0.0.2"})
+    r, _ = g(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert [n["Node"] for n in r.json()] == ["n2", "node1"]
+    assert r.index > r0.index
+
+
+def test_health_state_watch_wakes_on_status_change(agent):
+    """§5.1: health/state/critical wakes when a check turns critical."""
+    agent.put_ok("/v1/agent/check/register", {"Name": "c", "TTL": "30s", "Status": "passing"})
+    r0 = agent.get("/v1/health/state/critical")
+    assert r0.json() == []
+    g = run_blocking(lambda: agent.get(f"/v1/health/state/critical?index={r0.index}&wait=10s",
+                                       timeout=20))
+    time.sleep(0.3)
+    t = time.monotonic()
+    agent.put_ok("/v1/agent/check/fail/c")
+    r, _ = g(timeout=15)
+    assert time.monotonic() - t < 1.0
+    assert [c["CheckID"] for c in r.json()] == ["c"]
+
+
+def test_ttl_expiry_wakes_health_watch(agent):
+    """§5.3: TTL expiry is a change: it wakes a ?passing watcher with a higher index."""
+    agent.register_service({"ID": "w1", "Name": "web",
+                            "Check": {"CheckID": "c1", "TTL": "1s", "Status": "passing"}})
+    r0 = agent.get("/v1/health/service/web?passing")
+    assert len(r0.json()) == 1
+    r, elapsed = run_blocking(lambda: agent.get(
+        f"/v1/health/service/web?passing&index={r0.index}&wait=8s", timeout=20))(timeout=15)
+    assert elapsed < 4, f"TTL expiry woke the watcher only after {elapsed:.2f}s"
+    assert r.json() == []
+    assert r.index > r0.index
+
+
+def test_cached_with_consistent_400(agent):
+    """§5.5: cached + consistent -> 400."""
+    r = agent.get("/v1/catalog/services?cached&consistent")
+    assert r.status == 400, r
+    assert r.content_type == "text/plain"

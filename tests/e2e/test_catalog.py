@@ -247,3 +247,16 @@ def test_catalog_register_wrong_type_is_400(agent):
                                            "Service": {"Service": "db", "Port": "x"}})
     assert_text_error(r, 400, startswith="Request decode failed")
     assert [n["Node"] for n in agent.get_json("/v1/catalog/nodes")] == ["node1"]
+
+
+def test_nodes_node_meta_filter(agent):
+    """§2.2: node-meta=key:value (repeatable, AND)."""
+    agent.put_true("/v1/catalog/register", {"Node": "r1", "Address": "10.0.0.1",
+                                            "NodeMeta": {"rack": "a", "os": "linux"}})
+    agent.put_true("/v1/catalog/register", {"Node": "r2", "Address": "10.0.0.2",
+                                            "NodeMeta": {"rack": "b", "os": "linux"}})
+    names = lambda q: [n["Node"] for n in agent.get_json("/v1/catalog/nodes" + q)]
+    assert names("?node-meta=rack:a") == ["r1"]
+    assert names("?node-meta=os:linux") == ["r1", "r2"]
+    assert names("?node-meta=os:linux&node-meta=rack:b") == ["r2"]
+    assert names("?node-meta=rack:c") == []

@@ -227,3 +227,93 @@ def test_script_check_runs_without_shell(agent_factory, write_config, tmp_path):
     c = agent.wait_check("echo", "passing", timeout=6)
     assert f"a;b $HOME ; touch {marker}" in c["Output"]
     assert not marker.exists(), "the arguments went through a shell"
+
+
+# ---------------------------------------------------------------- more knobs (§8.2, §8.6)
+
+
+def test_interval_below_one_second_raised(agent, target):
+    """§8.6: an Interval under 1 s is raised to 1 s."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "100ms"})
+    agent.wait_check("h", "passing", timeout=6)
+    n0 = target.count()
+    time.sleep(2.5)
+    n = target.count() - n0
+    assert n <= 4, f"{n} probes in 2.5 s: Interval 100ms was not raised to 1s"
+
+
+def test_http_check_host_header(agent, target):
+    """§8.2: a Host header in Header sets the virtual host."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s",
+                  "Header": {"Host": ["svc.example"]}})
+    agent.wait_check("h", "passing", timeout=6)
+    assert target.requests[0][2].get("Host") == "svc.example"
+
+
+def test_failures_before_critical(agent, target):
+    """§8.6: FailuresBeforeCritical=3: the status flips only after 3 consecutive failures."""
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s",
+                  "FailuresBeforeCritical": 3})
+    agent.wait_check("h", "passing", timeout=6)
+    target.set(status=500)
+    t0 = time.monotonic()
+    agent.wait_check("h", "critical", timeout=8)
+    assert time.monotonic() - t0 >= 1.5, "went critical before 3 consecutive failures"
+
+
+def test_success_before_passing(agent, target):
+    """§8.6: SuccessBeforePassing=2: a critical check needs 2 consecutive successes."""
+    target.set(status=500)
+    agent.put_ok("/v1/agent/check/register",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s",
+                  "SuccessBeforePassing": 2})
+    agent.wait_check("h", "critical", timeout=6)
+    n0 = target.count()
+    target.set(status=200)
+    agent.wait_check("h", "passing", timeout=8)
+    assert target.count() - n0 >= 2, "passing after fewer than 2 successes"
+
+
+def test_https_check_tls_skip_verify(agent, tmp_path):
+    """§8.2: TLS is verified unless TLSSkipVerify; a self-signed server passes only with it."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    th.start()
+    try:
+        url = f"https://127.0.0.1:{srv.server_address[1]}/"
+        agent.put_ok("/v1/agent/check/register",
+                     {"Name": "skip", "HTTP": url, "Interval": "1s", "TLSSkipVerify": True})
+        agent.put_ok("/v1/agent/check/register",
+                     {"Name": "verify", "HTTP": url, "Interval": "1s", "Status": "passing"})
+        agent.wait_check("skip", "passing", timeout=6)
+        agent.wait_check("verify", "critical", timeout=6)
+    finally:
+        srv.shutdown()
+        srv.server_close()

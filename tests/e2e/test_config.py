@@ -139,3 +139,43 @@ def test_dev_flag_with_http_port(agent_factory):
     a.start()
     assert a.get_json("/v1/status/leader")
     wait_until(lambda: a.get("/v1/catalog/nodes").status == 200, 2, what="catalog")
+
+
+def test_config_dir_files_in_lexical_order(agent_factory, tmp_path):
+    """-config-dir loads every *.json file (lexical order; later files add services)."""
+    d = tmp_path / "conf.d"
+    d.mkdir()
+    (d / "10-web.json").write_text('{"services": [{"name": "web", "port": 80}]}')
+    (d / "20-db.json").write_text('{"service": {"name": "db", "port": 5432}}')
+    (d / "README.txt").write_text("not json, ignored")
+    a = agent_factory(extra_args=["-config-dir", str(d)])
+    svcs = a.get_json("/v1/agent/services")
+    assert svcs["web"]["Port"] == 80
+    assert svcs["db"]["Port"] == 5432
+
+
+def test_config_dir_bad_file_names_it(mesh, tmp_path):
+    """A broken file in -config-dir -> non-zero exit naming that file and line."""
+    d = tmp_path / "conf.d"
+    d.mkdir()
+    (d / "a.json").write_text('{"datacenter": "dc1"}')
+    (d / "b.json").write_text('{\n  "ports": {"http": true}\n}\n')
+    p = run_agent_expect_exit(BASE + ["-http-port", str(free_port()), "-config-dir", str(d)],
+                              cwd=tmp_path)
+    assert p.returncode != 0
+    assert re.search(r"b\.json:2: \S", p.stderr), p.stderr
+
+
+def test_pid_file(agent_factory, tmp_path):
+    """-pid-file writes the agent's PID."""
+    pid_file = tmp_path / "agent.pid"
+    a = agent_factory(extra_args=["-pid-file", str(pid_file)])
+    assert pid_file.read_text().strip() == str(a.proc.pid)
+
+
+def test_enable_script_checks_flag(agent_factory):
+    """-enable-script-checks on the command line enables Args checks."""
+    a = agent_factory(extra_args=["-enable-script-checks"])
+    a.put_ok("/v1/agent/check/register",
+             {"Name": "s", "Args": ["/bin/sh", "-c", "exit 0"], "Interval": "1s"})
+    a.wait_check("s", "passing", timeout=6)

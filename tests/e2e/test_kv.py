@@ -275,3 +275,29 @@ def test_put_any_content_type(agent):
     assert r.status == 200 and r.json() is True
     assert agent.get("/v1/kv/form?raw").body == b"a=1&b=2"
     assert agent.get("/v1/kv/form2?raw").body == b'{"x":1}'
+
+
+def test_seperator_misspelling_accepted(agent):
+    """§4.1: the misspelling "seperator" is accepted too."""
+    for k in ("a/x/1", "a/y/2"):
+        agent.put_true("/v1/kv/" + k, "v")
+    assert agent.get_json("/v1/kv/a/?keys&seperator=/") == ["a/x/", "a/y/"]
+
+
+def test_raw_ignored_with_recurse(agent):
+    """§4.1: raw is ignored with recurse (JSON entries come back)."""
+    agent.put_true("/v1/kv/r/a", "1")
+    r = agent.get("/v1/kv/r/?recurse&raw")
+    assert r.status == 200
+    assert r.content_type == "application/json"
+    assert [e["Key"] for e in r.json()] == ["r/a"]
+
+
+def test_plain_put_replaces_flags(agent):
+    """§4.2: without cas/acquire/release a PUT always answers true; the entry is replaced, so
+    flags not given are 0 (Consul writes the whole entry)."""
+    agent.put_true("/v1/kv/f?flags=9", "a")
+    agent.put_true("/v1/kv/f", "b")
+    e, _ = get_entry(agent, "f")
+    assert e["Value"] == b64("b")
+    assert e["Flags"] == 0

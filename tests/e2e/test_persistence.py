@@ -45,7 +45,8 @@ def snapshot(agent):
     web = agent.get_json("/v1/catalog/service/web")
     db = agent.get_json("/v1/catalog/service/db")
     high = max(agent.get("/v1/kv/?recurse").index, agent.get("/v1/catalog/services").index)
-    return {"kv": kv, "services": services, "web": web, "db": db,
+    nodes = {n["Node"]: n["ID"] for n in agent.get_json("/v1/catalog/nodes")}
+    return {"kv": kv, "services": services, "web": web, "db": db, "node_ids": nodes,
             "check_defs": {k: (c["Name"], c["ServiceID"], c["Type"]) for k, c in checks.items()},
             "high": high}
 
@@ -58,6 +59,7 @@ def assert_same_state(before, after):
     assert idx(after["web"]) == idx(before["web"]), "catalog service indexes changed"
     assert idx(after["db"]) == idx(before["db"])
     assert after["high"] >= before["high"], "X-Consul-Index went backwards over a restart"
+    assert after["node_ids"]["node1"] == before["node_ids"]["node1"], "node ID changed"
 
 
 def check_contents(snap):
@@ -115,9 +117,11 @@ def test_torn_tail_is_truncated(agent_factory, tmp_path):
     for f in files:
         with open(f, "ab") as fh:
             fh.write(GARBAGE)
+    log_before = len(a.log_text())
     a.start()
     after = snapshot(a)
     assert_same_state(before, after)
+    assert "trunc" in a.log_text()[log_before:].lower(), "the torn tail must be logged"
     # The recovered store keeps accepting durable writes.
     a.put_true("/v1/kv/post-recovery", "ok")
     a.register_service({"ID": "w3", "Name": "web"})
