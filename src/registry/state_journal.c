@@ -2,6 +2,7 @@
 #include "registry/state_journal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lib/alloc.h"
@@ -272,6 +273,8 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else if (strcmp(op, "index") == 0) {
         reg_state_advance(st, REG_TABLE_CATALOG, get_u64(r, "catalog"));
         reg_state_advance(st, REG_TABLE_KV, get_u64(r, "kv"));
+        if (get_u64(r, "kv_floor") > st->kv_tombstone_floor)
+            st->kv_tombstone_floor = get_u64(r, "kv_floor");
     } else {
         rc = -EINVAL;
     }
@@ -314,10 +317,19 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
         emit(r, data);
         json_decref(r);
     }
-    /* The indexes themselves: deletes leave no entity behind but moved the tables. */
-    r = json_pack("{s:s, s:I, s:I, s:I}", "op", "index", "index", (json_int_t)st->index, "catalog",
-                  (json_int_t)st->table_index[REG_TABLE_CATALOG], "kv",
-                  (json_int_t)st->table_index[REG_TABLE_KV]);
+    /* The indexes themselves: deletes leave no entity behind but moved the tables. KV
+     * tombstones are not kept in a snapshot; their highest index becomes the floor of every
+     * prefix query, so a prefix's index never goes backwards across a restore. */
+    uint64_t kv_floor = st->kv_tombstone_floor;
+    smap_foreach(&st->kv_tombstones, e)
+    {
+        uint64_t t = (uint64_t)(uintptr_t)e->val;
+        if (t > kv_floor)
+            kv_floor = t;
+    }
+    r = json_pack("{s:s, s:I, s:I, s:I, s:I}", "op", "index", "index", (json_int_t)st->index,
+                  "catalog", (json_int_t)st->table_index[REG_TABLE_CATALOG], "kv",
+                  (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor);
     emit(r, data);
     json_decref(r);
 }
