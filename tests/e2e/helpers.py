@@ -322,11 +322,16 @@ class Agent:
         c = self.agent_checks().get(check_id)
         return c["Status"] if c else None
 
-    def wait_check(self, check_id, status, timeout=6.0):
-        """Waits until check_id has status; returns the check object."""
+    def wait_check(self, check_id, status, timeout=6.0, output_contains=None):
+        """Waits until check_id has status (and Output containing output_contains); returns
+        the check object. New checks start critical: pass output_contains to wait for a run."""
         def probe():
             c = self.agent_checks().get(check_id)
-            return c if c and c["Status"] == status else None
+            if not c or c["Status"] != status:
+                return None
+            if output_contains is not None and output_contains not in c["Output"]:
+                return None
+            return c
         try:
             return wait_until(probe, timeout, 0.1, f"check {check_id} to be {status}")
         except AssertionError:

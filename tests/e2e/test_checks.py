@@ -211,9 +211,9 @@ def test_script_check_exit_codes(agent_factory, write_config):
                      {"Name": cid, "Args": ["/bin/sh", "-c", f"echo out-{cid}; exit {code}"],
                       "Interval": "1s"})
     for cid, status in (("ok", "passing"), ("warn", "warning"), ("crit", "critical")):
-        c = agent.wait_check(cid, status, timeout=6)
+        # "crit" starts critical (§1.6): wait for the output of a run, not the initial state.
+        c = agent.wait_check(cid, status, timeout=6, output_contains=f"out-{cid}")
         assert c["Type"] == "script"
-        assert f"out-{cid}" in c["Output"]
 
 
 def test_script_check_runs_without_shell(agent_factory, write_config, tmp_path):
@@ -268,7 +268,7 @@ def test_success_before_passing(agent, target):
     """§8.6: SuccessBeforePassing=2: a critical check needs 2 consecutive successes."""
     target.set(status=500)
     agent.put_ok("/v1/agent/check/register",
-                 {"Name": "h", "HTTP": target.url(), "Interval": "1s",
+                 {"Name": "h", "HTTP": target.url(), "Interval": "1s", "Status": "passing",
                   "SuccessBeforePassing": 2})
     agent.wait_check("h", "critical", timeout=6)
     n0 = target.count()
