@@ -457,8 +457,8 @@ static void call_finish(struct http_call *call, int status)
     if (call->phase == CALL_DONE)
         return;
     bool ok = status == 0;
-    bool reusable = ok && !call->no_keep_alive && call->head.framing.keep_alive &&
-                    call->phase != CALL_TO_EOF;
+    bool reusable =
+        ok && !call->no_keep_alive && call->head.framing.keep_alive && call->phase != CALL_TO_EOF;
     call->phase = CALL_DONE;
     *call->pprev = call->next;
     if (call->next)
@@ -696,7 +696,6 @@ static void call_set_key(struct http_call *call, const struct http_client_reques
     call->key = buf_steal(&key);
 }
 
-
 struct http_call *http_client_send(struct http_client *c, const struct http_client_request *r,
                                    http_client_cb cb, void *data)
 {
@@ -728,8 +727,7 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
         return call;
     }
     serialise(call, r);
-    uv_timer_start(&call->timer, on_timeout, r->timeout_ms ? r->timeout_ms : DEFAULT_TIMEOUT_MS,
-                   0);
+    uv_timer_start(&call->timer, on_timeout, r->timeout_ms ? r->timeout_ms : DEFAULT_TIMEOUT_MS, 0);
     struct client_conn *conn = r->no_keep_alive ? NULL : pool_take(c, call->key);
     if (conn) {
         conn->call = call;

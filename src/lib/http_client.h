@@ -47,14 +47,14 @@ struct http_client_request {
     const char *method; /* default "GET" */
     const char *host;   /* numeric address or name (resolved with getaddrinfo off the loop) */
     int port;
-    const char *target;      /* "/path?query"; default "/" */
-    const char *headers;     /* extra raw header lines, each ending in "\r\n"; may be NULL;
-                                a "Host:" line replaces the default Host */
-    const void *body;        /* copied */
+    const char *target;  /* "/path?query"; default "/" */
+    const char *headers; /* extra raw header lines, each ending in "\r\n"; may be NULL;
+                            a "Host:" line replaces the default Host */
+    const void *body;    /* copied */
     size_t body_len;
-    uint64_t timeout_ms;     /* whole exchange; 0 = 30 s */
-    size_t max_body;         /* 0 = 16 MiB */
-    bool no_keep_alive;      /* send "Connection: close" and do not pool */
+    uint64_t timeout_ms; /* whole exchange; 0 = 30 s */
+    size_t max_body;     /* 0 = 16 MiB */
+    bool no_keep_alive;  /* send "Connection: close" and do not pool */
 
     /* https. Strings are borrowed for the call to http_client_send(). */
     bool tls;

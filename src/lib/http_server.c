@@ -68,8 +68,8 @@ static void config_defaults(struct http_server_config *cfg)
         cfg->max_conns = 10000;
 }
 
-void http_server_init(struct http_server *srv, uv_loop_t *loop, const struct http_server_config *cfg,
-                      http_handler_cb handler, void *data)
+void http_server_init(struct http_server *srv, uv_loop_t *loop,
+                      const struct http_server_config *cfg, http_handler_cb handler, void *data)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;

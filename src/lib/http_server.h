@@ -91,8 +91,8 @@ struct http_request {
  * Sets up a server on loop. cfg may be NULL (defaults); zero fields take defaults.
  * The handler and its data are borrowed for the server's life.
  */
-void http_server_init(struct http_server *srv, uv_loop_t *loop, const struct http_server_config *cfg,
-                      http_handler_cb handler, void *data);
+void http_server_init(struct http_server *srv, uv_loop_t *loop,
+                      const struct http_server_config *cfg, http_handler_cb handler, void *data);
 
 /* Binds and listens on host:port (numeric IPv4/IPv6). Returns 0 or a negative UV error. */
 int http_server_listen(struct http_server *srv, const char *host, int port, struct err *e);

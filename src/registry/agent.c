@@ -109,8 +109,7 @@ void agent_ensure_local_node(struct reg_agent *a)
     };
     reg_check_upsert(&a->state, node, &serf);
     if (a->cfg.server) {
-        struct reg_service consul = {
-            .id = "consul", .name = "consul", .port = 8300, .address = ""};
+        struct reg_service consul = {.id = "consul", .name = "consul", .port = 8300, .address = ""};
         reg_service_upsert(&a->state, node, &consul);
     }
 }

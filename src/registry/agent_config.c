@@ -30,10 +30,23 @@ static void set_str(char **dst, const char *v)
 
 /* ---- config files ------------------------------------------------------------------------ */
 
-static const char *const known_keys[] = {
-    "server", "bootstrap", "bootstrap_expect", "node_name", "datacenter", "data_dir",
-    "bind_addr", "client_addr", "ports", "services", "service", "enable_script_checks",
-    "enable_local_script_checks", "ui", "ui_config", "log_level", "pid_file"};
+static const char *const known_keys[] = {"server",
+                                         "bootstrap",
+                                         "bootstrap_expect",
+                                         "node_name",
+                                         "datacenter",
+                                         "data_dir",
+                                         "bind_addr",
+                                         "client_addr",
+                                         "ports",
+                                         "services",
+                                         "service",
+                                         "enable_script_checks",
+                                         "enable_local_script_checks",
+                                         "ui",
+                                         "ui_config",
+                                         "log_level",
+                                         "pid_file"};
 
 static bool is_known(const char *k)
 {
@@ -142,17 +155,28 @@ static int apply_doc(struct agent_config *cfg, const struct config_doc *doc, str
             note_unknown(cfg, key);
     }
     rc = read_bool(doc, "server", &cfg->server, e);
-    if (!rc) rc = read_bool(doc, "bootstrap", &cfg->bootstrap, e);
-    if (!rc) rc = read_string(doc, "node_name", &cfg->node_name, e);
-    if (!rc) rc = read_string(doc, "datacenter", &cfg->datacenter, e);
-    if (!rc) rc = read_string(doc, "data_dir", &cfg->data_dir, e);
-    if (!rc) rc = read_string(doc, "bind_addr", &cfg->bind_addr, e);
-    if (!rc) rc = read_string(doc, "client_addr", &cfg->client_addr, e);
-    if (!rc) rc = read_string(doc, "log_level", &cfg->log_level, e);
-    if (!rc) rc = read_string(doc, "pid_file", &cfg->pid_file, e);
-    if (!rc) rc = read_bool(doc, "enable_script_checks", &cfg->enable_script_checks, e);
-    if (!rc) rc = read_bool(doc, "enable_local_script_checks", &cfg->enable_local_script_checks, e);
-    if (!rc) rc = read_bool(doc, "ui", &cfg->ui, e);
+    if (!rc)
+        rc = read_bool(doc, "bootstrap", &cfg->bootstrap, e);
+    if (!rc)
+        rc = read_string(doc, "node_name", &cfg->node_name, e);
+    if (!rc)
+        rc = read_string(doc, "datacenter", &cfg->datacenter, e);
+    if (!rc)
+        rc = read_string(doc, "data_dir", &cfg->data_dir, e);
+    if (!rc)
+        rc = read_string(doc, "bind_addr", &cfg->bind_addr, e);
+    if (!rc)
+        rc = read_string(doc, "client_addr", &cfg->client_addr, e);
+    if (!rc)
+        rc = read_string(doc, "log_level", &cfg->log_level, e);
+    if (!rc)
+        rc = read_string(doc, "pid_file", &cfg->pid_file, e);
+    if (!rc)
+        rc = read_bool(doc, "enable_script_checks", &cfg->enable_script_checks, e);
+    if (!rc)
+        rc = read_bool(doc, "enable_local_script_checks", &cfg->enable_local_script_checks, e);
+    if (!rc)
+        rc = read_bool(doc, "ui", &cfg->ui, e);
     if (!rc && (v = json_object_get(doc->root, "bootstrap_expect"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             rc = config_error(doc, "bootstrap_expect", e,
@@ -209,20 +233,34 @@ static void apply_flags(struct agent_config *cfg, struct agent_flags *f, struct 
         const struct flag *fl = &flags[i];
         if (!fl->seen)
             continue;
-        if (fl->ptr == &f->server) cfg->server = f->server;
-        else if (fl->ptr == &f->bootstrap) cfg->bootstrap = f->bootstrap;
-        else if (fl->ptr == &f->dev) cfg->dev = f->dev;
-        else if (fl->ptr == &f->ui) cfg->ui = f->ui;
-        else if (fl->ptr == &f->enable_script_checks) cfg->enable_script_checks = f->enable_script_checks;
-        else if (fl->ptr == &f->bootstrap_expect) cfg->bootstrap_expect = f->bootstrap_expect;
-        else if (fl->ptr == &f->http_port) cfg->http_port = f->http_port;
-        else if (fl->ptr == &f->node) set_str(&cfg->node_name, f->node);
-        else if (fl->ptr == &f->datacenter) set_str(&cfg->datacenter, f->datacenter);
-        else if (fl->ptr == &f->bind) set_str(&cfg->bind_addr, f->bind);
-        else if (fl->ptr == &f->client) set_str(&cfg->client_addr, f->client);
-        else if (fl->ptr == &f->data_dir) set_str(&cfg->data_dir, f->data_dir);
-        else if (fl->ptr == &f->pid_file) set_str(&cfg->pid_file, f->pid_file);
-        else if (fl->ptr == &f->log_level) set_str(&cfg->log_level, f->log_level);
+        if (fl->ptr == &f->server)
+            cfg->server = f->server;
+        else if (fl->ptr == &f->bootstrap)
+            cfg->bootstrap = f->bootstrap;
+        else if (fl->ptr == &f->dev)
+            cfg->dev = f->dev;
+        else if (fl->ptr == &f->ui)
+            cfg->ui = f->ui;
+        else if (fl->ptr == &f->enable_script_checks)
+            cfg->enable_script_checks = f->enable_script_checks;
+        else if (fl->ptr == &f->bootstrap_expect)
+            cfg->bootstrap_expect = f->bootstrap_expect;
+        else if (fl->ptr == &f->http_port)
+            cfg->http_port = f->http_port;
+        else if (fl->ptr == &f->node)
+            set_str(&cfg->node_name, f->node);
+        else if (fl->ptr == &f->datacenter)
+            set_str(&cfg->datacenter, f->datacenter);
+        else if (fl->ptr == &f->bind)
+            set_str(&cfg->bind_addr, f->bind);
+        else if (fl->ptr == &f->client)
+            set_str(&cfg->client_addr, f->client);
+        else if (fl->ptr == &f->data_dir)
+            set_str(&cfg->data_dir, f->data_dir);
+        else if (fl->ptr == &f->pid_file)
+            set_str(&cfg->pid_file, f->pid_file);
+        else if (fl->ptr == &f->log_level)
+            set_str(&cfg->log_level, f->log_level);
     }
 }
 
@@ -280,12 +318,15 @@ int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct er
         {"dev", FLAG_BOOL, &f.dev, "Development mode: in-memory server on 127.0.0.1:8500.", false},
         {"node", FLAG_STRING, &f.node, "Node name (default: the hostname).", false},
         {"datacenter", FLAG_STRING, &f.datacenter, "Datacenter name (default dc1).", false},
-        {"bind", FLAG_STRING, &f.bind, "Address advertised for this node (default 0.0.0.0).", false},
-        {"client", FLAG_STRING, &f.client, "Address the HTTP API listens on (default 127.0.0.1).", false},
+        {"bind", FLAG_STRING, &f.bind, "Address advertised for this node (default 0.0.0.0).",
+         false},
+        {"client", FLAG_STRING, &f.client, "Address the HTTP API listens on (default 127.0.0.1).",
+         false},
         {"http-port", FLAG_INT, &f.http_port, "HTTP API port (default 8500).", false},
         {"data-dir", FLAG_STRING, &f.data_dir, "Directory for durable state.", false},
         {"config-file", FLAG_STRING_LIST, &f.config_files, "JSON config file (repeatable).", false},
-        {"config-dir", FLAG_STRING_LIST, &f.config_dirs, "Directory of *.json config files.", false},
+        {"config-dir", FLAG_STRING_LIST, &f.config_dirs, "Directory of *.json config files.",
+         false},
         {"pid-file", FLAG_STRING, &f.pid_file, "Write the agent's PID to this file.", false},
         {"ui", FLAG_BOOL, &f.ui, "Serve the web UI on /ui/.", false},
         {"log-level", FLAG_STRING, &f.log_level, "trace, debug, info, warn or error.", false},

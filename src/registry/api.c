@@ -27,9 +27,15 @@ struct api_route {
     bool blocking;
 };
 
-#define READ(m, p, pre, fn, tbl, blk) {m, p, pre, NULL, fn, tbl, blk}
-#define WRITE(m, p, pre, fn)          {m, p, pre, fn, NULL, REG_TABLE_CATALOG, false}
-#define CAT                           REG_TABLE_CATALOG
+#define READ(m, p, pre, fn, tbl, blk)                                                              \
+    {                                                                                              \
+        m, p, pre, NULL, fn, tbl, blk                                                              \
+    }
+#define WRITE(m, p, pre, fn)                                                                       \
+    {                                                                                              \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false                                              \
+    }
+#define CAT REG_TABLE_CATALOG
 
 static const struct api_route routes[] = {
     READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false),
@@ -163,8 +169,9 @@ json_t *api_body_json(struct api_call *c, bool allow_empty)
         return NULL;
     }
     if (!json_is_object(v)) {
-        api_error(c, 400, "Request decode failed: json: cannot unmarshal %s into Go value of type "
-                          "map[string]interface {}",
+        api_error(c, 400,
+                  "Request decode failed: json: cannot unmarshal %s into Go value of type "
+                  "map[string]interface {}",
                   json_type_name(v));
         json_decref(v);
         return NULL;
@@ -281,9 +288,9 @@ static void serve_read(struct api_call *c, const struct api_route *r)
         return;
     run_read(c, &res);
     /* Index blocking (catalog, health, KV), or hash blocking (agent/service/:id). */
-    bool park = (r->blocking && c->min_index > 0 && res.index_headers &&
-                 res.index <= c->min_index) ||
-                (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
+    bool park =
+        (r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index) ||
+        (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
     if (park) {
         watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
     } else {

@@ -23,8 +23,8 @@ struct api_result {
     int status;               /* 200 unless an error */
     const char *content_type; /* default application/json */
     struct buf body;
-    uint64_t index;     /* X-Consul-Index when index_headers */
-    bool index_headers; /* send X-Consul-Index, KnownLeader, LastContact */
+    uint64_t index;           /* X-Consul-Index when index_headers */
+    bool index_headers;       /* send X-Consul-Index, KnownLeader, LastContact */
     const char *content_hash; /* X-Consul-ContentHash (agent service), may be NULL */
 };
 
@@ -35,8 +35,8 @@ typedef void (*api_read_fn)(struct api_call *c, struct api_result *res);
 struct api_call {
     struct reg_agent *agent;
     struct http_request *req;
-    char *path;       /* percent-decoded path */
-    const char *arg;  /* decoded path after the route prefix ("" when none) */
+    char *path;      /* percent-decoded path */
+    const char *arg; /* decoded path after the route prefix ("" when none) */
     struct url_query query;
     bool pretty;
     api_read_fn read; /* the read being served (blocking queries re-run it) */

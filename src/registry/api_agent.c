@@ -27,12 +27,12 @@ void api_agent_self(struct api_call *c, struct api_result *res)
     struct reg_agent *a = c->agent;
     json_t *self = json_object();
 
-    json_object_set_new(
-        self, "Config",
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "Datacenter", a->cfg.datacenter,
-                  "PrimaryDatacenter", a->cfg.datacenter, "NodeName", a->cfg.node_name, "NodeID",
-                  a->node_id, "Revision", "meshkit", "Server", a->cfg.server, "Version",
-                  MESH_VERSION, "BuildDate", "2026-11-27T00:00:00Z"));
+    json_object_set_new(self, "Config",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "Datacenter",
+                                  a->cfg.datacenter, "PrimaryDatacenter", a->cfg.datacenter,
+                                  "NodeName", a->cfg.node_name, "NodeID", a->node_id, "Revision",
+                                  "meshkit", "Server", a->cfg.server, "Version", MESH_VERSION,
+                                  "BuildDate", "2026-11-27T00:00:00Z"));
     json_object_set_new(self, "DebugConfig",
                         json_pack("{s:s, s:i, s:s, s:b}", "ClientAddr", a->cfg.client_addr,
                                   "HTTPPort", a->cfg.http_port, "DataDir",
@@ -41,8 +41,8 @@ void api_agent_self(struct api_call *c, struct api_result *res)
     json_object_set_new(self, "Coord", json_null());
     json_object_set_new(self, "Member", members_local(a));
     json_object_set_new(self, "Stats",
-                        json_pack("{s:{s:s, s:s}, s:{s:s}}", "agent", "services",
-                                  "meshkit", "checks", "meshkit", "raft", "state", "Leader"));
+                        json_pack("{s:{s:s, s:s}, s:{s:s}}", "agent", "services", "meshkit",
+                                  "checks", "meshkit", "raft", "state", "Leader"));
     json_object_set_new(self, "Meta", json_pack("{s:s}", "consul-network-segment", ""));
     api_result_json(c, res, self);
 }
@@ -60,8 +60,9 @@ static bool reject_filter(struct api_call *c, struct api_result *res)
     const char *f = api_query(c, "filter");
     if (!f || !f[0])
         return false;
-    api_result_error(res, 400, "Failed to create boolean expression evaluator: filter "
-                               "expressions are not supported by this agent");
+    api_result_error(res, 400,
+                     "Failed to create boolean expression evaluator: filter "
+                     "expressions are not supported by this agent");
     return true;
 }
 
@@ -91,8 +92,7 @@ void api_agent_service(struct api_call *c, struct api_result *res)
     json_t *o = render_agent_service(s, c->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
     json_append(&b, o, false);
-    snprintf(hash_hex, sizeof(hash_hex), "%016llx",
-             (unsigned long long)watch_hash(b.data, b.len));
+    snprintf(hash_hex, sizeof(hash_hex), "%016llx", (unsigned long long)watch_hash(b.data, b.len));
     buf_free(&b);
     json_object_set_new(o, "ContentHash", json_string(hash_hex));
     res->content_hash = hash_hex;
@@ -499,8 +499,9 @@ void api_agent_service_maintenance(struct api_call *c)
 
 void api_agent_join(struct api_call *c)
 {
-    api_error(c, 500, "Failed to join %s: joining other agents is not supported by this agent "
-                      "yet (single-node registry)",
+    api_error(c, 500,
+              "Failed to join %s: joining other agents is not supported by this agent "
+              "yet (single-node registry)",
               c->arg);
 }
 
@@ -527,6 +528,7 @@ void api_agent_force_leave(struct api_call *c)
 
 void api_agent_reload(struct api_call *c)
 {
-    api_error(c, 500, "Reload is not supported by this agent: restart it to apply new "
-                      "configuration");
+    api_error(c, 500,
+              "Reload is not supported by this agent: restart it to apply new "
+              "configuration");
 }

@@ -43,9 +43,9 @@ static void add_health_entry(const struct reg_service *s, void *data)
         json_decref(checks);
         return;
     }
-    json_array_append_new(ctx->list, json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node),
-                                               "Service", render_node_service(s), "Checks",
-                                               checks));
+    json_array_append_new(ctx->list,
+                          json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
+                                    render_node_service(s), "Checks", checks));
 }
 
 void api_health_service(struct api_call *c, struct api_result *res)

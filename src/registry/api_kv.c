@@ -212,8 +212,8 @@ void api_kv_put(struct api_call *c)
     if (!valid_key(c) || query_u64(c, "flags", &flags, &has_flags) < 0 ||
         query_u64(c, "cas", &cas, &has_cas) < 0 || reject_lock_ops(c))
         return;
-    uint64_t index = reg_kv_set(st, c->arg, c->req->body, c->req->body_len, flags,
-                                has_cas ? &cas : NULL);
+    uint64_t index =
+        reg_kv_set(st, c->arg, c->req->body, c->req->body_len, flags, has_cas ? &cas : NULL);
     api_ok_json(c, json_boolean(index != 0));
 }
 

@@ -14,8 +14,9 @@ int catalog_filter_parse(struct api_call *c, struct catalog_filter *f, struct ap
 
     memset(f, 0, sizeof(*f));
     if (filter && filter[0]) {
-        api_result_error(res, 400, "Failed to create boolean expression evaluator: filter "
-                                   "expressions are not supported by this agent");
+        api_result_error(res, 400,
+                         "Failed to create boolean expression evaluator: filter "
+                         "expressions are not supported by this agent");
         return -EINVAL;
     }
     f->ntags = url_query_get_all(&c->query, "tag", f->tags, CATALOG_MAX_FILTERS);
@@ -99,8 +100,7 @@ void catalog_registration_free(struct catalog_registration *r)
 /* Decodes one catalog check: stored as given, never run. */
 static int decode_catalog_check(const json_t *obj, struct check_reg *out, struct err *e)
 {
-    const char *id = NULL, *name = NULL, *status = NULL, *notes = NULL, *output = NULL,
-               *sid = NULL;
+    const char *id = NULL, *name = NULL, *status = NULL, *notes = NULL, *output = NULL, *sid = NULL;
     json_t *def = NULL;
     enum reg_health h = REG_CRITICAL;
 
@@ -144,8 +144,8 @@ int catalog_registration_decode(const json_t *body, struct catalog_registration 
                          e) < 0 ||
         json_read_object(r->body, "TaggedAddresses", "RegisterRequest.TaggedAddresses",
                          (json_t **)&r->node.tagged_addresses, e) < 0 ||
-        json_read_object(r->body, "NodeMeta", "RegisterRequest.NodeMeta",
-                         (json_t **)&r->node.meta, e) < 0 ||
+        json_read_object(r->body, "NodeMeta", "RegisterRequest.NodeMeta", (json_t **)&r->node.meta,
+                         e) < 0 ||
         json_read_object(r->body, "Service", "RegisterRequest.Service", &svc, e) < 0 ||
         json_read_object(r->body, "Check", "RegisterRequest.Check", &chk, e) < 0 ||
         json_read_array(r->body, "Checks", "RegisterRequest.Checks", &chks, e) < 0 ||
@@ -176,11 +176,13 @@ int catalog_registration_decode(const json_t *body, struct catalog_registration 
     size_t n = (chk ? 1 : 0) + json_array_size(chks);
     r->checks = xcalloc(n ? n : 1, sizeof(*r->checks));
     for (size_t i = 0; i < n; i++) {
-        const json_t *c = chk ? (i == 0 ? chk : json_array_get(chks, i - 1)) : json_array_get(chks, i);
+        const json_t *c =
+            chk ? (i == 0 ? chk : json_array_get(chks, i - 1)) : json_array_get(chks, i);
         r->nchecks = i + 1;
         if (!json_is_object(c))
-            return err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct "
-                              "field RegisterRequest.Checks of type structs.HealthCheck",
+            return err_set(e,
+                           "Request decode failed: json: cannot unmarshal %s into Go struct "
+                           "field RegisterRequest.Checks of type structs.HealthCheck",
                            json_type_name(c));
         if (decode_catalog_check(c, &r->checks[i], e) < 0)
             return -EINVAL;
@@ -188,8 +190,7 @@ int catalog_registration_decode(const json_t *body, struct catalog_registration 
     return 0;
 }
 
-int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r,
-                               struct err *e)
+int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r, struct err *e)
 {
     struct reg_node *node = reg_node_get(st, r->node.name);
 

@@ -50,11 +50,9 @@ struct catalog_registration {
     bool skip_node_update;
 };
 
-int catalog_registration_decode(const json_t *body, struct catalog_registration *r,
-                                struct err *e);
+int catalog_registration_decode(const json_t *body, struct catalog_registration *r, struct err *e);
 /* Writes node, service and checks (checks are stored, never run: Consul's catalog checks). */
-int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r,
-                               struct err *e);
+int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r, struct err *e);
 void catalog_registration_free(struct catalog_registration *r);
 
 struct reg_agent;

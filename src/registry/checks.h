@@ -28,10 +28,10 @@ struct check_def {
     char *service_id; /* "" for node checks */
     enum check_kind kind;
     /* HTTP */
-    char *http;         /* URL */
-    char *method;       /* default GET */
-    json_t *header;     /* {"Name": ["v1", ...]}, may be NULL */
-    char *body;         /* may be NULL */
+    char *http;     /* URL */
+    char *method;   /* default GET */
+    json_t *header; /* {"Name": ["v1", ...]}, may be NULL */
+    char *body;     /* may be NULL */
     bool tls_skip_verify;
     char *tls_server_name;
     bool disable_redirects;
@@ -41,9 +41,9 @@ struct check_def {
     char **args; /* NULL-terminated argv */
     /* timing, nanoseconds */
     int64_t interval;
-    int64_t timeout;                    /* default 10 s (script: 30 s) */
+    int64_t timeout; /* default 10 s (script: 30 s) */
     int64_t ttl;
-    int64_t deregister_critical_after;  /* 0 = never */
+    int64_t deregister_critical_after; /* 0 = never */
     int success_before_passing;
     int failures_before_warning;
     int failures_before_critical;

@@ -98,9 +98,9 @@ static char **rd_string_list(struct reader *r, const char *key, size_t *n)
     for (size_t i = 0; i < len && r->rc == 0; i++) {
         json_t *s = json_array_get(a, i);
         if (!json_is_string(s)) {
-            r->rc = err_set(r->e,
-                            "json: cannot unmarshal %s into Go struct field %s.%s of type string",
-                            json_type_name(s), r->type, key);
+            r->rc =
+                err_set(r->e, "json: cannot unmarshal %s into Go struct field %s.%s of type string",
+                        json_type_name(s), r->type, key);
             break;
         }
         v[(*n)++] = xstrdup(json_string_value(s));
@@ -193,7 +193,8 @@ static json_t *definition(const struct check_def *d)
     json_t *args = json_array();
     for (size_t i = 0; d->args && d->args[i]; i++)
         json_array_append_new(args, json_string(d->args[i]));
-    json_object_set_new(o, "ScriptArgs", json_array_size(args) ? args : (json_decref(args), json_null()));
+    json_object_set_new(o, "ScriptArgs",
+                        json_array_size(args) ? args : (json_decref(args), json_null()));
     return o;
 }
 
@@ -208,8 +209,10 @@ static int check_header_shape(const json_t *h, struct err *e)
         size_t i;
         json_t *s;
         if (!json_is_array(v))
-            return err_set(e, "json: cannot unmarshal %s into Go struct field CheckType.Header of "
-                              "type []string", json_type_name(v));
+            return err_set(e,
+                           "json: cannot unmarshal %s into Go struct field CheckType.Header of "
+                           "type []string",
+                           json_type_name(v));
         json_array_foreach(v, i, s) if (!json_is_string(s)) return err_set(
             e, "json: cannot unmarshal %s into Go struct field CheckType.Header of type string",
             json_type_name(s));
@@ -229,8 +232,8 @@ static int decode_check_fields(struct reader *r, struct check_def *d, const char
     d->tls_server_name = rd_str(r, "TLSServerName", NULL);
     d->disable_redirects = rd_bool(r, "DisableRedirects");
     d->tcp = rd_str(r, "TCP", NULL);
-    d->args = rd_string_list(r, json_iget_snake(r->obj, "ScriptArgs") ? "ScriptArgs" : "Args",
-                             &nargs);
+    d->args =
+        rd_string_list(r, json_iget_snake(r->obj, "ScriptArgs") ? "ScriptArgs" : "Args", &nargs);
     d->interval = rd_duration(r, "Interval");
     d->timeout = rd_duration(r, "Timeout");
     d->ttl = rd_duration(r, "TTL");
@@ -260,8 +263,8 @@ static int decode_check_fields(struct reader *r, struct check_def *d, const char
 static int classify_check(struct check_def *d, const json_t *obj, const struct decode_opts *opts,
                           struct err *e)
 {
-    static const char *const unsupported[] = {"GRPC", "UDP", "H2PING", "DockerContainerID",
-                                              "AliasService", "AliasNode", "OSService"};
+    static const char *const unsupported[] = {
+        "GRPC", "UDP", "H2PING", "DockerContainerID", "AliasService", "AliasNode", "OSService"};
 
     for (size_t i = 0; i < ARRAY_LEN(unsupported); i++) {
         json_t *v = json_iget_snake(obj, unsupported[i]);
@@ -374,13 +377,17 @@ static int validate_meta(const json_t *meta, struct err *e)
     if (!meta)
         return 0;
     if (json_object_size(meta) > META_MAX_PAIRS)
-        return err_set(e, "Invalid Service Meta: Node metadata cannot contain more than %d "
-                          "key/value pairs", META_MAX_PAIRS);
+        return err_set(e,
+                       "Invalid Service Meta: Node metadata cannot contain more than %d "
+                       "key/value pairs",
+                       META_MAX_PAIRS);
     json_object_foreach((json_t *)meta, k, v)
     {
         if (!json_is_string(v))
-            return err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct "
-                              "field ServiceDefinition.Meta of type string", json_type_name(v));
+            return err_set(e,
+                           "Request decode failed: json: cannot unmarshal %s into Go struct "
+                           "field ServiceDefinition.Meta of type string",
+                           json_type_name(v));
         if (strlen(k) > META_MAX_KEY_LEN)
             return err_set(e, "Invalid Service Meta: Key is too long (limit: %d characters)",
                            META_MAX_KEY_LEN);
@@ -403,9 +410,11 @@ static json_t *tagged_addresses(const json_t *in, struct err *e, int *rc)
     json_object_foreach((json_t *)in, k, v)
     {
         if (!json_is_object(v)) {
-            *rc = err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct "
-                             "field ServiceDefinition.TaggedAddresses of type "
-                             "structs.ServiceAddress", json_type_name(v));
+            *rc = err_set(e,
+                          "Request decode failed: json: cannot unmarshal %s into Go struct "
+                          "field ServiceDefinition.TaggedAddresses of type "
+                          "structs.ServiceAddress",
+                          json_type_name(v));
             break;
         }
         json_t *addr = json_iget(v, "Address"), *port = json_iget(v, "Port");
@@ -427,19 +436,25 @@ static int decode_service_checks(const json_t *obj, const struct decode_opts *op
     int rc = 0;
 
     if (one && !json_is_null(one) && !json_is_object(one))
-        rc = err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct field "
-                        "ServiceDefinition.Check of type structs.CheckType", json_type_name(one));
+        rc = err_set(e,
+                     "Request decode failed: json: cannot unmarshal %s into Go struct field "
+                     "ServiceDefinition.Check of type structs.CheckType",
+                     json_type_name(one));
     if (many && !json_is_null(many) && !json_is_array(many))
-        rc = err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct field "
-                        "ServiceDefinition.Checks of type structs.CheckTypes", json_type_name(many));
+        rc = err_set(e,
+                     "Request decode failed: json: cannot unmarshal %s into Go struct field "
+                     "ServiceDefinition.Checks of type structs.CheckTypes",
+                     json_type_name(many));
     out->checks = xcalloc(n ? n : 1, sizeof(*out->checks));
     for (size_t i = 0; i < n && rc == 0; i++) {
         const json_t *c = json_is_object(one) ? (i == 0 ? one : json_array_get(many, i - 1))
                                               : json_array_get(many, i);
-        char *id = n == 1 ? xasprintf("service:%s", s->id) : xasprintf("service:%s:%zu", s->id, i + 1);
+        char *id =
+            n == 1 ? xasprintf("service:%s", s->id) : xasprintf("service:%s:%zu", s->id, i + 1);
         if (!json_is_object(c))
-            rc = err_set(e, "Request decode failed: json: cannot unmarshal %s into Go struct "
-                            "field ServiceDefinition.Checks of type structs.CheckType",
+            rc = err_set(e,
+                         "Request decode failed: json: cannot unmarshal %s into Go struct "
+                         "field ServiceDefinition.Checks of type structs.CheckType",
                          json_type_name(c));
         else
             rc = decode_check(c, opts, s->id, id, default_name, &out->checks[i], e);

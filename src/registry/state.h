@@ -79,8 +79,8 @@ struct reg_check {
     enum reg_health status;
     char *notes;
     char *output;
-    char *service_id;  /* "" for node checks */
-    char *type;        /* "http", "tcp", "ttl", "script", "" */
+    char *service_id;   /* "" for node checks */
+    char *type;         /* "http", "tcp", "ttl", "script", "" */
     json_t *definition; /* Consul's Definition object, owned */
     int64_t interval_ns;
     int64_t timeout_ns;
@@ -105,10 +105,10 @@ typedef void (*reg_journal_cb)(const json_t *record, void *data);
 typedef void (*reg_change_cb)(enum reg_table table, void *data);
 
 struct reg_state {
-    uint64_t index;                      /* last index handed out, >= 1 */
+    uint64_t index;                        /* last index handed out, >= 1 */
     uint64_t table_index[REG_TABLE_COUNT]; /* last write (including deletes) per table */
-    struct smap nodes;                   /* lower-cased node name -> struct reg_node */
-    struct smap kv;                      /* key -> struct reg_kv */
+    struct smap nodes;                     /* lower-cased node name -> struct reg_node */
+    struct smap kv;                        /* key -> struct reg_kv */
     /* Deleted keys -> their delete index (uint64_t in the pointer's place), so a prefix query's
      * index moves on a delete; when too many pile up they are dropped and their highest index
      * becomes a floor every prefix query reports at least. */

@@ -54,8 +54,8 @@ json_t *journal_service(const struct reg_service *s, uint64_t index)
                   json_or_null(s->tagged_addresses), "weight_passing", s->weight_passing,
                   "weight_warning", s->weight_warning, "enable_tag_override",
                   s->enable_tag_override, "kind", s->kind, "proxy", json_or_null(s->proxy),
-                  "connect", json_or_null(s->connect), "create_index",
-                  (json_int_t)s->create_index, "modify_index", (json_int_t)s->modify_index));
+                  "connect", json_or_null(s->connect), "create_index", (json_int_t)s->create_index,
+                  "modify_index", (json_int_t)s->modify_index));
     return r;
 }
 
@@ -97,12 +97,11 @@ json_t *journal_kv(const struct reg_kv *kv, uint64_t index)
     json_t *r = record("kv", index);
     char *b64 = base64_encode(kv->value, kv->value_len);
 
-    json_object_set_new(r, "kv",
-                        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "key", kv->key, "value", b64,
-                                  "flags", (json_int_t)kv->flags, "lock_index",
-                                  (json_int_t)kv->lock_index, "create_index",
-                                  (json_int_t)kv->create_index, "modify_index",
-                                  (json_int_t)kv->modify_index));
+    json_object_set_new(
+        r, "kv",
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "key", kv->key, "value", b64, "flags",
+                  (json_int_t)kv->flags, "lock_index", (json_int_t)kv->lock_index, "create_index",
+                  (json_int_t)kv->create_index, "modify_index", (json_int_t)kv->modify_index));
     if (kv->session)
         json_object_set_new(json_object_get(r, "kv"), "session", json_string(kv->session));
     free(b64);
