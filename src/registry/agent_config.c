@@ -1,26 +1,103 @@
 #include "registry/agent_config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
-#include "lib/flags.h"
+#include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
 static const char usage[] =
     "mesh agent [options]\n\n"
-    "  Runs a registry agent that speaks Consul's HTTP API. With -dev: an in-memory server on\n"
-    "  127.0.0.1:8500. With -data-dir: every acknowledged write survives a crash and restart.";
+    "  Runs a registry agent that speaks Consul's HTTP API. With -server it holds the catalog\n"
+    "  and KV; without it, it is a client agent that owns its node's services and checks and\n"
+    "  syncs them to the servers it joins (-join / -retry-join). With -dev: an in-memory server\n"
+    "  on 127.0.0.1:8500. With -data-dir: every acknowledged write survives a crash and restart.";
 
-/* Values given on the command line, applied over the files'. */
-struct agent_flags {
-    bool server, bootstrap, dev, ui, enable_script_checks;
-    int bootstrap_expect, http_port;
-    char *node, *datacenter, *bind, *client, *data_dir, *pid_file, *log_level;
-    struct flag_list config_files, config_dirs;
+enum opt_type {
+    OPT_BOOL = 0,
+    OPT_STRING,
+    OPT_INT,
+    OPT_PORT,
+    OPT_DURATION,
+    OPT_STRING_LIST,
 };
+
+/*
+ * Every setting once: its key in config files (a dotted path into nested objects; NULL for
+ * flag-only settings), its command-line flag (NULL for file-only settings), its type and where
+ * it lives in struct agent_config. Loading, flag parsing, -help and the unknown-key warning all
+ * come from this table. Several keys may share a field (Consul's older spellings).
+ */
+struct agent_option {
+    const char *key;
+    const char *flag;
+    enum opt_type type;
+    size_t offset;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct agent_config, f)
+
+static const struct agent_option options[] = {
+    {"server", "server", OPT_BOOL, OFF(server), "Run in server mode (holds the catalog and KV)."},
+    {"bootstrap", "bootstrap", OPT_BOOL, OFF(bootstrap), "Elect this server leader on its own."},
+    {"bootstrap_expect", "bootstrap-expect", OPT_INT, OFF(bootstrap_expect),
+     "Servers expected (1 for now)."},
+    {NULL, "dev", OPT_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
+    {"node_name", "node", OPT_STRING, OFF(node_name), "Node name (default: the hostname)."},
+    {"datacenter", "datacenter", OPT_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
+    {"bind_addr", "bind", OPT_STRING, OFF(bind_addr),
+     "Address advertised for this node (default 0.0.0.0: 127.0.0.1 is advertised)."},
+    {"client_addr", "client", OPT_STRING, OFF(client_addr),
+     "Address the HTTP API listens on (default 127.0.0.1)."},
+    {"ports.http", "http-port", OPT_PORT, OFF(http_port), "HTTP API port (default 8500)."},
+    {"ports.https", "https-port", OPT_PORT, OFF(https_port),
+     "HTTPS API port (default off; needs tls cert_file and key_file)."},
+    {"data_dir", "data-dir", OPT_STRING, OFF(data_dir), "Directory for durable state."},
+    {NULL, "config-file", OPT_STRING_LIST, OFF(config_files), "JSON config file (repeatable)."},
+    {NULL, "config-dir", OPT_STRING_LIST, OFF(config_dirs), "Directory of *.json config files."},
+    {"pid_file", "pid-file", OPT_STRING, OFF(pid_file), "Write the agent's PID to this file."},
+    {"ui", "ui", OPT_BOOL, OFF(ui), "Serve the web UI on /ui/."},
+    {"ui_config.enabled", NULL, OPT_BOOL, OFF(ui), NULL},
+    {"log_level", "log-level", OPT_STRING, OFF(log_level), "trace, debug, info, warn or error."},
+    {"enable_script_checks", "enable-script-checks", OPT_BOOL, OFF(enable_script_checks),
+     "Allow script checks (run without a shell)."},
+    {"enable_local_script_checks", "enable-local-script-checks", OPT_BOOL,
+     OFF(enable_local_script_checks), "Allow script checks from config files only."},
+    {"start_join", "join", OPT_STRING_LIST, OFF(start_join),
+     "Server address to join at start (repeatable)."},
+    {"retry_join", "retry-join", OPT_STRING_LIST, OFF(retry_join),
+     "Server address to join, retried until it answers (repeatable)."},
+    {"retry_interval", "retry-interval", OPT_DURATION, OFF(retry_interval_ns),
+     "Time between join attempts (default 30s)."},
+    {"failure_timeout", "failure-timeout", OPT_DURATION, OFF(failure_timeout_ns),
+     "A node that does not heartbeat for this long is failed (default 5s)."},
+    {"acl.enabled", NULL, OPT_BOOL, OFF(acl_enabled), NULL},
+    {"acl.default_policy", NULL, OPT_STRING, OFF(acl_default_policy), NULL},
+    {"acl.tokens.initial_management", NULL, OPT_STRING, OFF(acl_initial_management), NULL},
+    {"acl.tokens.master", NULL, OPT_STRING, OFF(acl_initial_management), NULL},
+    {"acl.tokens.agent", NULL, OPT_STRING, OFF(acl_agent_token), NULL},
+    {"acl.tokens.default", NULL, OPT_STRING, OFF(acl_default_token), NULL},
+    {"tls.defaults.ca_file", NULL, OPT_STRING, OFF(tls_ca_file), NULL},
+    {"tls.defaults.cert_file", NULL, OPT_STRING, OFF(tls_cert_file), NULL},
+    {"tls.defaults.key_file", NULL, OPT_STRING, OFF(tls_key_file), NULL},
+    {"tls.defaults.verify_incoming", NULL, OPT_BOOL, OFF(tls_verify_incoming), NULL},
+    {"tls.defaults.verify_outgoing", NULL, OPT_BOOL, OFF(tls_verify_outgoing), NULL},
+    {"ca_file", NULL, OPT_STRING, OFF(tls_ca_file), NULL},
+    {"cert_file", NULL, OPT_STRING, OFF(tls_cert_file), NULL},
+    {"key_file", NULL, OPT_STRING, OFF(tls_key_file), NULL},
+    {"verify_incoming", NULL, OPT_BOOL, OFF(tls_verify_incoming), NULL},
+    {"verify_outgoing", NULL, OPT_BOOL, OFF(tls_verify_outgoing), NULL},
+};
+
+static void *field(struct agent_config *cfg, const struct agent_option *o)
+{
+    return (char *)cfg + o->offset;
+}
 
 static void set_str(char **dst, const char *v)
 {
@@ -29,32 +106,6 @@ static void set_str(char **dst, const char *v)
 }
 
 /* ---- config files ------------------------------------------------------------------------ */
-
-static const char *const known_keys[] = {"server",
-                                         "bootstrap",
-                                         "bootstrap_expect",
-                                         "node_name",
-                                         "datacenter",
-                                         "data_dir",
-                                         "bind_addr",
-                                         "client_addr",
-                                         "ports",
-                                         "services",
-                                         "service",
-                                         "enable_script_checks",
-                                         "enable_local_script_checks",
-                                         "ui",
-                                         "ui_config",
-                                         "log_level",
-                                         "pid_file"};
-
-static bool is_known(const char *k)
-{
-    for (size_t i = 0; i < ARRAY_LEN(known_keys); i++)
-        if (strcmp(k, known_keys[i]) == 0)
-            return true;
-    return false;
-}
 
 /* True when the ", "-separated list holds exactly key. */
 static bool list_has(const struct buf *list, const char *key)
@@ -78,38 +129,78 @@ static void note_unknown(struct agent_config *cfg, const char *key)
     buf_append_cstr(&cfg->unknown_keys, key);
 }
 
-static int read_bool(const struct config_doc *doc, const char *key, bool *out, struct err *e)
+static const struct agent_option *option_for_key(const char *path)
 {
-    json_t *v = json_object_get(doc->root, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return config_error(doc, key, e, "%s: expected a boolean, got %s", key, json_type_name(v));
-    *out = json_is_true(v);
-    return 0;
+    for (size_t i = 0; i < ARRAY_LEN(options); i++)
+        if (options[i].key && strcmp(options[i].key, path) == 0)
+            return &options[i];
+    return NULL;
 }
 
-static int read_string(const struct config_doc *doc, const char *key, char **out, struct err *e)
+/* True when some option lives below path ("acl" for "acl.tokens.agent"). */
+static bool is_section(const char *path)
 {
-    json_t *v = json_object_get(doc->root, key);
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return config_error(doc, key, e, "%s: expected a string, got %s", key, json_type_name(v));
-    set_str(out, json_string_value(v));
-    return 0;
+    size_t n = strlen(path);
+    for (size_t i = 0; i < ARRAY_LEN(options); i++)
+        if (options[i].key && strncmp(options[i].key, path, n) == 0 && options[i].key[n] == '.')
+            return true;
+    return false;
 }
 
-static int read_port(const struct config_doc *doc, const json_t *obj, const char *key,
-                     const char *path, int *out, struct err *e)
+static int read_option(struct agent_config *cfg, const struct config_doc *doc,
+                       const struct agent_option *o, const char *path, const json_t *v,
+                       struct err *e)
 {
-    json_t *v = json_object_get(obj, key);
-    if (!v)
+    void *dst = field(cfg, o);
+
+    switch (o->type) {
+    case OPT_BOOL:
+        if (!json_is_boolean(v))
+            return config_error(doc, path, e, "%s: expected a boolean, got %s", path,
+                                json_type_name(v));
+        *(bool *)dst = json_is_true(v);
         return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) > 65535)
-        return config_error(doc, path, e, "%s: expected a port number (0-65535), got %s", path,
-                            json_is_string(v) ? json_string_value(v) : json_type_name(v));
-    *out = (int)json_integer_value(v);
+    case OPT_STRING:
+        if (!json_is_string(v))
+            return config_error(doc, path, e, "%s: expected a string, got %s", path,
+                                json_type_name(v));
+        set_str(dst, json_string_value(v));
+        return 0;
+    case OPT_INT:
+    case OPT_PORT:
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (o->type == OPT_PORT && json_integer_value(v) > 65535))
+            return config_error(doc, path, e, "%s: expected %s, got %s", path,
+                                o->type == OPT_PORT ? "a port number (0-65535)"
+                                                    : "a non-negative integer",
+                                json_is_string(v) ? json_string_value(v) : json_type_name(v));
+        *(int *)dst = (int)json_integer_value(v);
+        return 0;
+    case OPT_DURATION: {
+        int64_t ns;
+        if (!json_is_string(v) || duration_parse(str_from(json_string_value(v)), &ns) < 0)
+            return config_error(doc, path, e, "%s: expected a duration such as \"10s\", got %s",
+                                path, json_is_string(v) ? json_string_value(v) : json_type_name(v));
+        *(int64_t *)dst = ns;
+        return 0;
+    }
+    case OPT_STRING_LIST: {
+        struct flag_list *l = dst;
+        size_t i;
+        json_t *s;
+        if (!json_is_array(v))
+            return config_error(doc, path, e, "%s: expected a list of strings, got %s", path,
+                                json_type_name(v));
+        json_array_foreach(v, i, s)
+        {
+            if (!json_is_string(s))
+                return config_error(doc, path, e, "%s: expected a list of strings", path);
+            l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
+            l->items[l->n++] = xstrdup(json_string_value(s));
+        }
+        return 0;
+    }
+    }
     return 0;
 }
 
@@ -143,71 +234,34 @@ static int read_services(struct agent_config *cfg, const struct config_doc *doc,
     return 0;
 }
 
-static int apply_doc(struct agent_config *cfg, const struct config_doc *doc, struct err *e)
+/* Reads every key of obj (at path prefix) that the table knows; notes the others. */
+static int read_object(struct agent_config *cfg, const struct config_doc *doc, const json_t *obj,
+                       const char *prefix, struct err *e)
 {
     const char *key;
     json_t *v;
-    int rc = 0;
 
-    json_object_foreach(doc->root, key, v)
+    json_object_foreach((json_t *)obj, key, v)
     {
-        if (!is_known(key))
-            note_unknown(cfg, key);
-    }
-    rc = read_bool(doc, "server", &cfg->server, e);
-    if (!rc)
-        rc = read_bool(doc, "bootstrap", &cfg->bootstrap, e);
-    if (!rc)
-        rc = read_string(doc, "node_name", &cfg->node_name, e);
-    if (!rc)
-        rc = read_string(doc, "datacenter", &cfg->datacenter, e);
-    if (!rc)
-        rc = read_string(doc, "data_dir", &cfg->data_dir, e);
-    if (!rc)
-        rc = read_string(doc, "bind_addr", &cfg->bind_addr, e);
-    if (!rc)
-        rc = read_string(doc, "client_addr", &cfg->client_addr, e);
-    if (!rc)
-        rc = read_string(doc, "log_level", &cfg->log_level, e);
-    if (!rc)
-        rc = read_string(doc, "pid_file", &cfg->pid_file, e);
-    if (!rc)
-        rc = read_bool(doc, "enable_script_checks", &cfg->enable_script_checks, e);
-    if (!rc)
-        rc = read_bool(doc, "enable_local_script_checks", &cfg->enable_local_script_checks, e);
-    if (!rc)
-        rc = read_bool(doc, "ui", &cfg->ui, e);
-    if (!rc && (v = json_object_get(doc->root, "bootstrap_expect"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0)
-            rc = config_error(doc, "bootstrap_expect", e,
-                              "bootstrap_expect: expected a non-negative integer");
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", key);
+        if (!prefix[0] && (strcmp(key, "service") == 0 || strcmp(key, "services") == 0))
+            continue;
+        const struct agent_option *o = option_for_key(path);
+        int rc = 0;
+        if (o)
+            rc = read_option(cfg, doc, o, path, v, e);
+        else if (is_section(path) && json_is_object(v))
+            rc = read_object(cfg, doc, v, path, e);
+        else if (is_section(path))
+            rc = config_error(doc, path, e, "%s: expected an object, got %s", path,
+                              json_type_name(v));
         else
-            cfg->bootstrap_expect = (int)json_integer_value(v);
+            note_unknown(cfg, path);
+        if (rc < 0)
+            return rc;
     }
-    if (!rc && (v = json_object_get(doc->root, "ports"))) {
-        if (!json_is_object(v))
-            return config_error(doc, "ports", e, "ports: expected an object, got %s",
-                                json_type_name(v));
-        json_t *port;
-        json_object_foreach(v, key, port)
-        {
-            if (strcmp(key, "http") != 0) {
-                char k[64];
-                snprintf(k, sizeof(k), "ports.%s", key);
-                note_unknown(cfg, k);
-            }
-        }
-        rc = read_port(doc, json_object_get(doc->root, "ports"), "http", "ports.http",
-                       &cfg->http_port, e);
-    }
-    if (!rc && (v = json_object_get(doc->root, "ui_config"))) {
-        json_t *en = json_object_get(v, "enabled");
-        if (json_is_boolean(en))
-            cfg->ui = json_is_true(en);
-    }
-    if (!rc)
-        rc = read_services(cfg, doc, e);
-    return rc;
+    return 0;
 }
 
 static int load_file(struct agent_config *cfg, const char *path, struct err *e)
@@ -221,60 +275,46 @@ static int load_file(struct agent_config *cfg, const char *path, struct err *e)
     /* Documents stay put (services point at them for error positions): an array of pointers. */
     cfg->docs = xrealloc(cfg->docs, (cfg->ndocs + 1) * sizeof(*cfg->docs));
     cfg->docs[cfg->ndocs++] = doc;
-    return apply_doc(cfg, doc, e);
+    rc = read_object(cfg, doc, doc->root, "", e);
+    return rc < 0 ? rc : read_services(cfg, doc, e);
+}
+
+static int load_config_sources(struct agent_config *cfg, const struct flag_list *files,
+                               const struct flag_list *dirs, struct err *e)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < files->n && rc == 0; i++)
+        rc = load_file(cfg, files->items[i], e);
+    for (size_t i = 0; i < dirs->n && rc == 0; i++) {
+        char **paths;
+        rc = config_dir_list(dirs->items[i], &paths, e);
+        for (size_t j = 0; rc == 0 && paths[j]; j++)
+            rc = load_file(cfg, paths[j], e);
+        if (paths && rc >= 0)
+            config_dir_list_free(paths);
+    }
+    return rc;
 }
 
 /* ---- flags ------------------------------------------------------------------------------- */
 
-static void apply_flags(struct agent_config *cfg, struct agent_flags *f, struct flag *flags,
-                        size_t n)
+/* The flag table bound to cfg's fields. Returns the number of flags written to out. */
+static size_t bind_flags(struct agent_config *cfg, struct flag *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const struct flag *fl = &flags[i];
-        if (!fl->seen)
-            continue;
-        if (fl->ptr == &f->server)
-            cfg->server = f->server;
-        else if (fl->ptr == &f->bootstrap)
-            cfg->bootstrap = f->bootstrap;
-        else if (fl->ptr == &f->dev)
-            cfg->dev = f->dev;
-        else if (fl->ptr == &f->ui)
-            cfg->ui = f->ui;
-        else if (fl->ptr == &f->enable_script_checks)
-            cfg->enable_script_checks = f->enable_script_checks;
-        else if (fl->ptr == &f->bootstrap_expect)
-            cfg->bootstrap_expect = f->bootstrap_expect;
-        else if (fl->ptr == &f->http_port)
-            cfg->http_port = f->http_port;
-        else if (fl->ptr == &f->node)
-            set_str(&cfg->node_name, f->node);
-        else if (fl->ptr == &f->datacenter)
-            set_str(&cfg->datacenter, f->datacenter);
-        else if (fl->ptr == &f->bind)
-            set_str(&cfg->bind_addr, f->bind);
-        else if (fl->ptr == &f->client)
-            set_str(&cfg->client_addr, f->client);
-        else if (fl->ptr == &f->data_dir)
-            set_str(&cfg->data_dir, f->data_dir);
-        else if (fl->ptr == &f->pid_file)
-            set_str(&cfg->pid_file, f->pid_file);
-        else if (fl->ptr == &f->log_level)
-            set_str(&cfg->log_level, f->log_level);
-    }
-}
+    static const enum flag_type types[] = {
+        [OPT_BOOL] = FLAG_BOOL,         [OPT_STRING] = FLAG_STRING,
+        [OPT_INT] = FLAG_INT,           [OPT_PORT] = FLAG_INT,
+        [OPT_DURATION] = FLAG_DURATION, [OPT_STRING_LIST] = FLAG_STRING_LIST,
+    };
+    size_t n = 0;
 
-static void free_flags(struct agent_flags *f)
-{
-    free(f->node);
-    free(f->datacenter);
-    free(f->bind);
-    free(f->client);
-    free(f->data_dir);
-    free(f->pid_file);
-    free(f->log_level);
-    flag_list_free(&f->config_files);
-    flag_list_free(&f->config_dirs);
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        const struct agent_option *o = &options[i];
+        if (o->flag)
+            out[n++] = (struct flag){o->flag, types[o->type], field(cfg, o), o->help, false};
+    }
+    return n;
 }
 
 static void defaults(struct agent_config *cfg)
@@ -289,92 +329,74 @@ static void defaults(struct agent_config *cfg)
     cfg->client_addr = xstrdup("127.0.0.1");
     cfg->http_port = 8500;
     cfg->log_level = xstrdup("info");
+    cfg->retry_interval_ns = 30 * DURATION_SEC;
+    cfg->failure_timeout_ns = 5 * DURATION_SEC;
+    cfg->acl_default_policy = xstrdup("allow");
 }
 
-static int load_config_sources(struct agent_config *cfg, struct agent_flags *f, struct err *e)
+static int validate(struct agent_config *cfg, struct err *e)
 {
-    int rc = 0;
+    enum log_level lvl;
 
-    for (size_t i = 0; i < f->config_files.n && rc == 0; i++)
-        rc = load_file(cfg, f->config_files.items[i], e);
-    for (size_t i = 0; i < f->config_dirs.n && rc == 0; i++) {
-        char **paths;
-        rc = config_dir_list(f->config_dirs.items[i], &paths, e);
-        for (size_t j = 0; rc == 0 && paths[j]; j++)
-            rc = load_file(cfg, paths[j], e);
-        if (paths && rc >= 0)
-            config_dir_list_free(paths);
-    }
-    return rc;
+    if (cfg->http_port <= 0)
+        return err_set(e, "invalid HTTP port %d", cfg->http_port);
+    if (!log_level_parse(cfg->log_level, &lvl))
+        return err_set(e, "invalid log level \"%s\"", cfg->log_level);
+    if (strcmp(cfg->acl_default_policy, "allow") != 0 &&
+        strcmp(cfg->acl_default_policy, "deny") != 0)
+        return err_set(e, "acl.default_policy must be \"allow\" or \"deny\", not \"%s\"",
+                       cfg->acl_default_policy);
+    if (cfg->failure_timeout_ns < DURATION_SEC / 2)
+        return err_set(e, "failure_timeout must be at least 500ms");
+    if (cfg->https_port && (!cfg->tls_cert_file || !cfg->tls_key_file))
+        return err_set(e, "an HTTPS port needs tls.defaults.cert_file and key_file");
+    return 0;
 }
 
 int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e)
 {
-    struct agent_flags f = {0};
-    struct flag flags[] = {
-        {"server", FLAG_BOOL, &f.server, "Run in server mode (holds the catalog and KV).", false},
-        {"bootstrap", FLAG_BOOL, &f.bootstrap, "Elect this server leader on its own.", false},
-        {"bootstrap-expect", FLAG_INT, &f.bootstrap_expect, "Servers expected (1 for now).", false},
-        {"dev", FLAG_BOOL, &f.dev, "Development mode: in-memory server on 127.0.0.1:8500.", false},
-        {"node", FLAG_STRING, &f.node, "Node name (default: the hostname).", false},
-        {"datacenter", FLAG_STRING, &f.datacenter, "Datacenter name (default dc1).", false},
-        {"bind", FLAG_STRING, &f.bind, "Address advertised for this node (default 0.0.0.0).",
-         false},
-        {"client", FLAG_STRING, &f.client, "Address the HTTP API listens on (default 127.0.0.1).",
-         false},
-        {"http-port", FLAG_INT, &f.http_port, "HTTP API port (default 8500).", false},
-        {"data-dir", FLAG_STRING, &f.data_dir, "Directory for durable state.", false},
-        {"config-file", FLAG_STRING_LIST, &f.config_files, "JSON config file (repeatable).", false},
-        {"config-dir", FLAG_STRING_LIST, &f.config_dirs, "Directory of *.json config files.",
-         false},
-        {"pid-file", FLAG_STRING, &f.pid_file, "Write the agent's PID to this file.", false},
-        {"ui", FLAG_BOOL, &f.ui, "Serve the web UI on /ui/.", false},
-        {"log-level", FLAG_STRING, &f.log_level, "trace, debug, info, warn or error.", false},
-        {"enable-script-checks", FLAG_BOOL, &f.enable_script_checks,
-         "Allow script checks (run without a shell).", false},
-    };
+    struct flag flags[ARRAY_LEN(options)];
+    struct agent_config scratch;
     int first;
 
+    /* Flags win over files, but name the files: read them once to learn the files, load the
+     * files, then apply the flags again on top. */
+    defaults(&scratch);
+    size_t nflags = bind_flags(&scratch, flags);
+    int rc = flags_parse(flags, nflags, argc, argv, &first, e);
+    if (rc == FLAGS_HELP)
+        flags_usage(stdout, usage, flags, nflags);
     defaults(cfg);
-    int rc = flags_parse(flags, ARRAY_LEN(flags), argc, argv, &first, e);
-    if (rc == FLAGS_HELP) {
-        flags_usage(stdout, usage, flags, ARRAY_LEN(flags));
-        free_flags(&f);
-        return FLAGS_HELP;
-    }
     if (rc == 0 && first < argc)
         rc = err_set(e, "unexpected argument: %s", argv[first]);
     if (rc == 0)
-        rc = load_config_sources(cfg, &f, e);
-    if (rc == 0) {
-        apply_flags(cfg, &f, flags, ARRAY_LEN(flags));
-        if (cfg->dev) {
-            cfg->server = true;
-            cfg->bootstrap = true;
-            if (!f.bind && cfg->ndocs == 0)
-                set_str(&cfg->bind_addr, "127.0.0.1");
-        }
+        rc = load_config_sources(cfg, &scratch.config_files, &scratch.config_dirs, e);
+    agent_config_free(&scratch);
+    if (rc != 0)
+        return rc;
+    nflags = bind_flags(cfg, flags);
+    rc = flags_parse(flags, nflags, argc, argv, &first, e);
+    if (rc == 0 && cfg->dev) {
+        cfg->server = true;
+        cfg->bootstrap = true;
+        bool bind_given = false;
+        for (size_t i = 0; i < nflags; i++)
+            bind_given |= flags[i].seen && strcmp(flags[i].name, "bind") == 0;
+        if (!bind_given && cfg->ndocs == 0)
+            set_str(&cfg->bind_addr, "127.0.0.1");
     }
-    if (rc == 0 && cfg->http_port <= 0)
-        rc = err_set(e, "invalid HTTP port %d", cfg->http_port);
-    if (rc == 0) {
-        enum log_level lvl;
-        if (!log_level_parse(cfg->log_level, &lvl))
-            rc = err_set(e, "invalid log level \"%s\"", cfg->log_level);
-    }
-    free_flags(&f);
-    return rc;
+    return rc == 0 ? validate(cfg, e) : rc;
 }
 
 void agent_config_free(struct agent_config *cfg)
 {
-    free(cfg->node_name);
-    free(cfg->datacenter);
-    free(cfg->bind_addr);
-    free(cfg->client_addr);
-    free(cfg->data_dir);
-    free(cfg->pid_file);
-    free(cfg->log_level);
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        const struct agent_option *o = &options[i];
+        if (o->type == OPT_STRING)
+            FREE_NULL(*(char **)field(cfg, o));
+        else if (o->type == OPT_STRING_LIST)
+            flag_list_free(field(cfg, o));
+    }
     for (size_t i = 0; i < cfg->nservices; i++)
         json_decref(cfg->services[i].def);
     free(cfg->services);

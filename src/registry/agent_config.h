@@ -9,10 +9,12 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/err.h"
+#include "lib/flags.h"
 
 /* A service definition from a config file, with where it came from for error messages. */
 struct config_service {
@@ -32,16 +34,40 @@ struct agent_config {
     char *bind_addr;
     char *client_addr;
     int http_port;
+    int https_port; /* 0: no HTTPS listener */
     char *data_dir;
     char *pid_file;
     char *log_level;
     bool enable_script_checks;
     bool enable_local_script_checks;
+
+    /* Cluster membership: servers to join at start, and to retry until one answers. */
+    struct flag_list start_join;
+    struct flag_list retry_join;
+    int64_t retry_interval_ns;  /* default 30 s */
+    int64_t failure_timeout_ns; /* a node silent this long is failed; default 5 s */
+
+    /* ACLs (Consul's acl block). */
+    bool acl_enabled;
+    char *acl_default_policy; /* "allow" (default) or "deny" */
+    char *acl_initial_management;
+    char *acl_agent_token;
+    char *acl_default_token;
+
+    /* TLS (Consul's tls.defaults block, or its older top-level keys). */
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
+    bool tls_verify_incoming;
+    bool tls_verify_outgoing;
+
     struct config_service *services;
     size_t nservices;
-    struct buf unknown_keys; /* "telemetry, acl.tokens, ..." */
+    struct buf unknown_keys; /* "telemetry, ports.dns, ..." */
     struct config_doc **docs;
     size_t ndocs;
+    struct flag_list config_files; /* -config-file, in order */
+    struct flag_list config_dirs;  /* -config-dir, in order */
 };
 
 /*

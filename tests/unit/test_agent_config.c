@@ -66,14 +66,18 @@ static void test_unknown_keys_named_once_each(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file("b.json", "{\"acl_x\": 1, \"acl\": {}, \"telemetry\": {},\n"
+    const char *path = write_file("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
+                                            "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
+                                            " \"telemetry\": {},\n"
                                             " \"ports\": {\"http\": 9001, \"dns\": 8600, "
                                             "\"grpc\": 8502}}\n");
     const char *argv[] = {"-config-file", path, "-config-file", path};
 
     assert_int_equal(load(&cfg, &e, 4, argv), 0);
-    /* "acl" is not hidden by "acl_x", every ports key is seen, and loading twice adds nothing. */
-    assert_string_equal(cfg.unknown_keys.data, "acl_x, acl, telemetry, ports.dns, ports.grpc");
+    /* Nested keys are named by path, every ports key is seen, and loading twice adds nothing. */
+    assert_string_equal(cfg.unknown_keys.data,
+                        "acl_x, acl.tokens.replication, telemetry, ports.dns, ports.grpc");
+    assert_string_equal(cfg.acl_agent_token, "a");
     agent_config_free(&cfg);
 }
 
@@ -104,6 +108,34 @@ static void test_syntax_error_line(void **state)
     assert_int_equal(load(&cfg, &e, 2, argv), -22);
     snprintf(want, sizeof(want), "%s:4: ", path);
     assert_true(strncmp(e.msg, want, strlen(want)) == 0);
+    agent_config_free(&cfg);
+}
+
+static void test_cluster_acl_and_tls_keys(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file(
+        "e.json",
+        "{\"retry_join\": [\"127.0.0.1:8500\"], \"retry_interval\": \"2s\",\n"
+        " \"acl\": {\"enabled\": true, \"default_policy\": \"deny\",\n"
+        "         \"tokens\": {\"initial_management\": \"root\"}},\n"
+        " \"tls\": {\"defaults\": {\"ca_file\": \"ca.pem\", \"verify_incoming\": true}}}\n");
+    const char *argv[] = {"-config-file",     path, "-retry-join", "10.0.0.1",
+                          "-failure-timeout", "3s"};
+
+    assert_int_equal(load(&cfg, &e, 6, argv), 0);
+    assert_int_equal(cfg.retry_join.n, 2);
+    assert_string_equal(cfg.retry_join.items[0], "127.0.0.1:8500");
+    assert_string_equal(cfg.retry_join.items[1], "10.0.0.1");
+    assert_int_equal(cfg.retry_interval_ns, 2000000000);
+    assert_int_equal(cfg.failure_timeout_ns, 3000000000);
+    assert_true(cfg.acl_enabled);
+    assert_string_equal(cfg.acl_default_policy, "deny");
+    assert_string_equal(cfg.acl_initial_management, "root");
+    assert_string_equal(cfg.tls_ca_file, "ca.pem");
+    assert_true(cfg.tls_verify_incoming);
+    assert_int_equal(cfg.unknown_keys.len, 0);
     agent_config_free(&cfg);
 }
 
@@ -139,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys_named_once_each),
         cmocka_unit_test(test_wrong_type_names_file_and_line),
         cmocka_unit_test(test_syntax_error_line),
+        cmocka_unit_test(test_cluster_acl_and_tls_keys),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_dev_implies_server_on_loopback),
     };
