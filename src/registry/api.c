@@ -78,6 +78,10 @@ static const struct api_route routes[] = {
     WRITE("PUT", "/v1/kv/", true, api_kv_put),
     WRITE("DELETE", "/v1/kv/", true, api_kv_delete),
 
+    /* sessions: api_session.c */
+    /* transactions and events: api_txn.c, api_event.c */
+    /* ACLs: api_acl.c */
+
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
     READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,

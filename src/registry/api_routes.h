@@ -48,6 +48,35 @@ void api_kv_get(struct api_call *c, struct api_result *res);
 void api_kv_put(struct api_call *c);
 void api_kv_delete(struct api_call *c);
 
+/* sessions (api_session.c) */
+void api_session_create(struct api_call *c);
+void api_session_destroy(struct api_call *c);
+void api_session_renew(struct api_call *c);
+void api_session_info(struct api_call *c, struct api_result *res);
+void api_session_node(struct api_call *c, struct api_result *res);
+void api_session_list(struct api_call *c, struct api_result *res);
+
+/* transactions and events (api_txn.c, api_event.c) */
+void api_txn(struct api_call *c);
+void api_event_fire(struct api_call *c);
+void api_event_list(struct api_call *c, struct api_result *res);
+
+/* ACLs (api_acl.c) */
+void api_acl_bootstrap(struct api_call *c);
+void api_acl_token_self(struct api_call *c, struct api_result *res);
+void api_acl_token_create(struct api_call *c);
+void api_acl_token_read(struct api_call *c, struct api_result *res);
+void api_acl_token_update(struct api_call *c);
+void api_acl_token_delete(struct api_call *c);
+void api_acl_token_list(struct api_call *c, struct api_result *res);
+void api_acl_policy_create(struct api_call *c);
+void api_acl_policy_read(struct api_call *c, struct api_result *res);
+void api_acl_policy_read_by_name(struct api_call *c, struct api_result *res);
+void api_acl_policy_update(struct api_call *c);
+void api_acl_policy_delete(struct api_call *c);
+void api_acl_policy_list(struct api_call *c, struct api_result *res);
+void api_agent_token(struct api_call *c);
+
 /* status and operator */
 void api_status_leader(struct api_call *c, struct api_result *res);
 void api_status_peers(struct api_call *c, struct api_result *res);

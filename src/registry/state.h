@@ -23,6 +23,9 @@
 enum reg_table {
     REG_TABLE_CATALOG = 0, /* nodes, services, checks */
     REG_TABLE_KV,
+    REG_TABLE_SESSIONS,
+    REG_TABLE_ACL,    /* tokens and policies */
+    REG_TABLE_EVENTS, /* user events (not persisted, as in Consul) */
     /* count sentinel */
     REG_TABLE_COUNT
 };
