@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"catalog", cli_catalog, "Read the catalog: services, nodes, service NAME"},
     {"kv", cli_kv, "Read and write the key/value store"},
     {"services", cli_services, "Register and deregister services with the local agent"},
+    {"tls", cli_tls, "Create a CA and agent certificates for TLS"},
     {"version", cli_version, "Print the version"},
 };
 
