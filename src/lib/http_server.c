@@ -37,6 +37,7 @@ struct http_conn {
     bool closed;
     char peer[64];
     struct tls_conn *tls; /* NULL on a plain connection */
+    bool tls_sniffed;     /* the first bytes were checked for plain HTTP */
 };
 
 struct write_req {
@@ -451,6 +452,33 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
 }
 
+/*
+ * Plain HTTP sent to a TLS port gets Go's net/http answer, as Consul gives it: the first five
+ * bytes are checked like Go's tlsRecordHeaderLooksLikeHTTP (a TLS record starts with 0x16).
+ */
+static bool plain_http_on_tls(struct http_conn *c, const char *data, size_t len)
+{
+    static const char answer[] =
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    static const char *const methods[] = {"GET /", "HEAD ", "POST ", "PUT /", "OPTIO"};
+    bool http = false;
+
+    c->tls_sniffed = true;
+    for (size_t i = 0; len >= 5 && i < sizeof(methods) / sizeof(methods[0]); i++)
+        http = http || memcmp(data, methods[i], 5) == 0;
+    if (!http)
+        return false;
+    struct buf out = BUF_INIT;
+    buf_append(&out, answer, sizeof(answer) - 1);
+    c->state = CONN_CLOSING;
+    c->close_after_write = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_timer_stop(&c->timer);
+    conn_write_raw(c, &out);
+    return true;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct http_conn *c = s->data;
@@ -459,6 +487,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
+    if (c->tls && !c->tls_sniffed && nread > 0 &&
+        plain_http_on_tls(c, c->srv->tls_scratch, (size_t)nread))
+        return;
     if (c->tls) {
         size_t before = c->in.len;
         int rc = tls_conn_recv(c->tls, c->srv->tls_scratch, (size_t)nread, &c->in);
