@@ -13,6 +13,7 @@
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
+#include "registry/agent_tls.h"
 #include "registry/api.h"
 #include "registry/decode.h"
 
@@ -246,6 +247,7 @@ void agent_shutdown(struct reg_agent *a)
     log_info("shutting down");
     watch_set_close(&a->watches);
     http_server_close(&a->http, on_http_closed);
+    agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->housekeeping, NULL);
@@ -310,6 +312,9 @@ static int agent_start(struct reg_agent *a, struct err *e)
     if (rc < 0)
         return rc;
     rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
+    if (rc < 0)
+        return rc;
+    rc = agent_tls_start(a, e);
     if (rc < 0)
         return rc;
     if (a->cfg.pid_file && (rc = write_pid_file(a->cfg.pid_file, e)) < 0)

@@ -22,6 +22,9 @@ struct reg_agent {
     struct reg_persist *persist; /* NULL without a data dir */
     struct reg_checks *checks;
     struct http_server http;
+    struct http_server https; /* HTTPS API (agent_tls.c); running when https_on */
+    struct tls_ctx *https_ctx;
+    bool https_on;
     struct reg_watch_set watches;
     char node_id[37];
     uint64_t started_ms;
