@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include "cli/cli_internal.h"
@@ -86,11 +87,44 @@ static int resolve_token(const struct cli_http_opts *o, struct cli_endpoint *out
     return 0;
 }
 
+/* The first of two variables that is set and not empty: MESH_x, else CONSUL_x. */
+static const char *env_pair(const char *mesh, const char *consul)
+{
+    const char *v = env_nonempty(mesh);
+    return v ? v : env_nonempty(consul);
+}
+
+/* Go's strconv.ParseBool for the true words; anything else is false. */
+static bool env_true(const char *v)
+{
+    return v && (strcmp(v, "1") == 0 || strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0);
+}
+
+static bool env_false(const char *v)
+{
+    return v && (strcmp(v, "0") == 0 || strcasecmp(v, "f") == 0 || strcasecmp(v, "false") == 0);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* The https settings of the consul CLI's environment variables. */
+static void resolve_tls(struct cli_endpoint *out)
+{
+    out->tls_ca_file = dup_or_null(env_pair("MESH_CACERT", "CONSUL_CACERT"));
+    out->tls_cert_file = dup_or_null(env_pair("MESH_CLIENT_CERT", "CONSUL_CLIENT_CERT"));
+    out->tls_key_file = dup_or_null(env_pair("MESH_CLIENT_KEY", "CONSUL_CLIENT_KEY"));
+    out->tls_server_name = dup_or_null(env_pair("MESH_TLS_SERVER_NAME", "CONSUL_TLS_SERVER_NAME"));
+    out->tls_skip_verify = env_false(env_pair("MESH_HTTP_SSL_VERIFY", "CONSUL_HTTP_SSL_VERIFY"));
+}
+
 int cli_endpoint_resolve(const struct cli_http_opts *o, struct cli_endpoint *out, struct err *e)
 {
     struct url_parts parts;
     const char *addr = o->http_addr && *o->http_addr ? o->http_addr : NULL;
-    const char *ssl = getenv("CONSUL_HTTP_SSL");
+    const char *ssl = env_pair("MESH_HTTP_SSL", "CONSUL_HTTP_SSL");
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -101,8 +135,10 @@ int cli_endpoint_resolve(const struct cli_http_opts *o, struct cli_endpoint *out
         return err_set(e, "Error parsing HTTP address %s: expected host:port or http://host:port",
                        addr);
     url_parts_free(&parts); /* only host and port are used: a path prefix is ignored */
-    if (parts.https || (ssl && (strcmp(ssl, "true") == 0 || strcmp(ssl, "1") == 0)))
-        return err_set(e, "Error: HTTPS (%s) is not supported; use a plain http:// address", addr);
+    /* An explicit scheme wins over CONSUL_HTTP_SSL, as in the Go API client. */
+    out->tls = parts.https || (env_true(ssl) && strncmp(addr, "http://", 7) != 0);
+    if (out->tls)
+        resolve_tls(out);
     snprintf(out->host, sizeof(out->host), "%s", parts.host);
     out->port = parts.port;
     rc = resolve_token(o, out, e);
@@ -114,6 +150,10 @@ int cli_endpoint_resolve(const struct cli_http_opts *o, struct cli_endpoint *out
 void cli_endpoint_free(struct cli_endpoint *ep)
 {
     FREE_NULL(ep->token);
+    FREE_NULL(ep->tls_ca_file);
+    FREE_NULL(ep->tls_cert_file);
+    FREE_NULL(ep->tls_key_file);
+    FREE_NULL(ep->tls_server_name);
 }
 
 int cli_http_open(struct cli_http *h, const struct cli_http_opts *o, struct err *e)
@@ -171,14 +211,19 @@ struct call_wait {
     bool done;
     int status;
     struct cli_response *res;
+    const struct http_client *client;
+    char detail[256]; /* http_client_error() of a failure, e.g. a TLS verification error */
 };
 
 static void on_response(int status, const struct http_client_response *r, void *data)
 {
     struct call_wait *w = data;
+    const char *detail = status < 0 ? http_client_error(w->client) : NULL;
 
     w->done = true;
     w->status = status;
+    if (detail)
+        snprintf(w->detail, sizeof(w->detail), "%s", detail);
     if (status == 0) {
         w->res->status = r->status;
         buf_append(&w->res->body, r->body, r->body_len);
@@ -187,8 +232,10 @@ static void on_response(int status, const struct http_client_response *r, void *
 
 /* Go's url.Error text for a transport failure: `Get "<url>": <reason>`. */
 static void transport_error(const struct cli_http *h, const char *method, const char *target,
-                            int status, struct err *e)
+                            const struct call_wait *w, struct err *e)
 {
+    int status = w->status;
+    const char *scheme = h->ep.tls ? "https" : "http";
     char op[16];
     const char *host = h->ep.host;
     bool v6 = strchr(host, ':') != NULL;
@@ -203,24 +250,26 @@ static void transport_error(const struct cli_http *h, const char *method, const 
     case UV_EHOSTUNREACH:
     case UV_ENETUNREACH:
     case UV_EADDRNOTAVAIL:
-        err_set(e, "%s \"http://%s%s\": dial tcp %s: connect: %s", op, hp, target, hp,
+        err_set(e, "%s \"%s://%s%s\": dial tcp %s: connect: %s", op, scheme, hp, target, hp,
                 uv_strerror(status));
         break;
     case UV_EAI_NONAME:
     case UV_EAI_AGAIN:
     case UV_EAI_FAIL:
     case UV_EAI_NODATA:
-        err_set(e, "%s \"http://%s%s\": dial tcp: lookup %s: no such host", op, hp, target, host);
+        err_set(e, "%s \"%s://%s%s\": dial tcp: lookup %s: no such host", op, scheme, hp, target,
+                host);
         break;
     case UV_ETIMEDOUT:
-        err_set(e, "%s \"http://%s%s\": context deadline exceeded", op, hp, target);
+        err_set(e, "%s \"%s://%s%s\": context deadline exceeded", op, scheme, hp, target);
         break;
     case UV_EOF:
     case UV_ECONNRESET:
-        err_set(e, "%s \"http://%s%s\": EOF", op, hp, target);
+        err_set(e, "%s \"%s://%s%s\": EOF", op, scheme, hp, target);
         break;
     default:
-        err_set(e, "%s \"http://%s%s\": %s", op, hp, target, uv_strerror(status));
+        err_set(e, "%s \"%s://%s%s\": %s", op, scheme, hp, target,
+                w->detail[0] ? w->detail : uv_strerror(status));
         break;
     }
 }
@@ -230,7 +279,7 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
 {
     struct buf t = BUF_INIT;
     struct buf headers = BUF_INIT;
-    struct call_wait w = {.res = res};
+    struct call_wait w = {.res = res, .client = h->client};
     int rc = 0;
 
     res->status = 0;
@@ -254,6 +303,12 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
         .body_len = body_len,
         .timeout_ms = CLI_TIMEOUT_MS,
         .max_body = CLI_MAX_BODY,
+        .tls = h->ep.tls,
+        .tls_skip_verify = h->ep.tls_skip_verify,
+        .tls_ca_file = h->ep.tls_ca_file,
+        .tls_cert_file = h->ep.tls_cert_file,
+        .tls_key_file = h->ep.tls_key_file,
+        .tls_server_name = h->ep.tls_server_name,
     };
     http_client_send(h->client, &req, on_response, &w);
     /* The callback always comes (success, error or timeout); it ends the wait. */
@@ -261,7 +316,7 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
         uv_run(&h->loop, UV_RUN_ONCE);
 
     if (w.status < 0) {
-        transport_error(h, method, t.data, w.status, e);
+        transport_error(h, method, t.data, &w, e);
         rc = w.status;
     } else if (res->status != 200 && !(res->status == 404 && (flags & CLI_ALLOW_404))) {
         struct str trimmed = cli_trim(buf_str(&res->body));

@@ -66,12 +66,23 @@ struct cli_endpoint {
     char host[256];
     int port;
     char *token; /* heap; NULL when none */
+    /* https (lib/http_client.h's tls fields); the strings are heap or NULL. */
+    bool tls;
+    bool tls_skip_verify;
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_server_name;
 };
 
 /*
  * Address: -http-addr, else MESH_HTTP_ADDR, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500, as
- * "host:port" or "http://host:port" (CONSUL_HTTP_SSL=true or https:// are refused: the client
- * speaks plain HTTP). Token: -token, else -token-file, else MESH_HTTP_TOKEN, CONSUL_HTTP_TOKEN,
+ * "host:port", "http://host:port" or "https://host:port"; a bare host:port is https when
+ * MESH_HTTP_SSL or CONSUL_HTTP_SSL is true. For https, as the consul CLI: MESH_CACERT or
+ * CONSUL_CACERT (CA bundle; default the system store), MESH_CLIENT_CERT / CONSUL_CLIENT_CERT and
+ * MESH_CLIENT_KEY / CONSUL_CLIENT_KEY (client certificate), MESH_TLS_SERVER_NAME /
+ * CONSUL_TLS_SERVER_NAME, MESH_HTTP_SSL_VERIFY / CONSUL_HTTP_SSL_VERIFY=false (no verification).
+ * Token: -token, else -token-file, else MESH_HTTP_TOKEN, CONSUL_HTTP_TOKEN,
  * MESH_HTTP_TOKEN_FILE, CONSUL_HTTP_TOKEN_FILE (empty values skipped). Returns 0, or -EINVAL with
  * e set; out->token is then NULL.
  */

@@ -205,6 +205,10 @@ static void clear_env(void)
     unsetenv("MESH_HTTP_TOKEN_FILE");
     unsetenv("CONSUL_HTTP_TOKEN_FILE");
     unsetenv("CONSUL_HTTP_SSL");
+    unsetenv("CONSUL_HTTP_SSL_VERIFY");
+    unsetenv("CONSUL_CACERT");
+    unsetenv("MESH_CLIENT_CERT");
+    unsetenv("CONSUL_CLIENT_KEY");
 }
 
 static void test_endpoint_env(void **state)
@@ -246,8 +250,31 @@ static void test_endpoint_env(void **state)
 
     FREE_NULL(o.http_addr);
     o.http_addr = xstrdup("https://10.0.0.1:8501");
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), -EINVAL);
-    assert_non_null(strstr(e.msg, "HTTPS"));
+    setenv("CONSUL_CACERT", "/ca.pem", 1);
+    setenv("MESH_CLIENT_CERT", "/c.pem", 1);
+    setenv("CONSUL_CLIENT_KEY", "/k.pem", 1);
+    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
+    assert_true(ep.tls);
+    assert_int_equal(ep.port, 8501);
+    assert_string_equal(ep.tls_ca_file, "/ca.pem");
+    assert_string_equal(ep.tls_cert_file, "/c.pem");
+    assert_string_equal(ep.tls_key_file, "/k.pem");
+    assert_false(ep.tls_skip_verify);
+    cli_endpoint_free(&ep);
+    FREE_NULL(o.http_addr);
+    o.http_addr = xstrdup("10.0.0.1:8501");
+    setenv("CONSUL_HTTP_SSL", "true", 1);
+    setenv("CONSUL_HTTP_SSL_VERIFY", "false", 1);
+    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
+    assert_true(ep.tls);
+    assert_true(ep.tls_skip_verify);
+    cli_endpoint_free(&ep);
+    FREE_NULL(o.http_addr);
+    o.http_addr = xstrdup("http://10.0.0.1:8500");
+    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
+    assert_false(ep.tls); /* an explicit scheme wins over CONSUL_HTTP_SSL */
+    assert_null(ep.tls_ca_file);
+    cli_endpoint_free(&ep);
     FREE_NULL(o.http_addr);
     o.http_addr = xstrdup("ftp://x:1");
     assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), -EINVAL);
