@@ -44,6 +44,9 @@ struct http_server_config {
      * A server context (lib/tls.h; borrowed, must outlive the server): every connection speaks
      * TLS and the handler sees plaintext as usual. NULL = plain HTTP. The handshake runs under
      * idle_timeout_ms; a failed handshake just closes the connection (logged at debug).
+     * Plain HTTP on it (the first bytes read "GET /", "POST ", ...) is answered as Go's
+     * net/http does, "HTTP/1.0 400 Bad Request" with "Client sent an HTTP request to an
+     * HTTPS server.\n", and closed; the handler never sees it.
      */
     struct tls_ctx *tls;
 };
