@@ -16,6 +16,7 @@
 #include "registry/agent_tls.h"
 #include "registry/api.h"
 #include "registry/decode.h"
+#include "registry/sync.h"
 
 #define HOUSEKEEPING_MS 10000
 
@@ -99,6 +100,8 @@ void agent_ensure_local_node(struct reg_agent *a)
     reg_node_upsert(&a->state, &f);
     json_decref(tagged);
     json_decref(meta);
+    if (!a->cfg.server)
+        return; /* a client's serfHealth is the servers' to keep (members.c) */
     struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
     struct reg_check serf = {
         .id = "serfHealth",
@@ -241,10 +244,16 @@ static void on_http_closed(struct http_server *srv)
 
 void agent_shutdown(struct reg_agent *a)
 {
-    if (a->leaving)
+    if (a->shutting_down)
         return;
-    a->leaving = true;
+    a->shutting_down = true;
     log_info("shutting down");
+    if (a->members.agent)
+        members_close(&a->members);
+    sync_stop(a);
+    if (a->client)
+        http_client_free(a->client);
+    a->client = NULL;
     watch_set_close(&a->watches);
     http_server_close(&a->http, on_http_closed);
     agent_tls_close(a);
@@ -256,11 +265,24 @@ void agent_shutdown(struct reg_agent *a)
     a->checks = NULL;
 }
 
+void agent_leave(struct reg_agent *a)
+{
+    if (a->leaving || a->shutting_down)
+        return;
+    a->leaving = true;
+    if (a->cfg.server)
+        agent_shutdown(a);
+    else
+        sync_leave(a, agent_shutdown);
+}
+
+/* As Consul's defaults: a client agent leaves gracefully on SIGTERM and SIGINT (its services
+ * are deregistered at once); a server just stops, and the cluster keeps its catalog. */
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct reg_agent *a = s->data;
     log_info("caught signal %d", signum);
-    agent_shutdown(a);
+    agent_leave(a);
 }
 
 static void on_housekeeping(uv_timer_t *t)
@@ -280,13 +302,24 @@ static int write_pid_file(const char *path, struct err *e)
     return 0;
 }
 
+/* Every committed change wakes the blocking queries that read it and, on a client agent,
+ * schedules pushing it to the servers. */
+static void agent_on_change(enum reg_table table, void *data)
+{
+    struct reg_agent *a = data;
+
+    watch_on_change(table, &a->watches);
+    if (!a->cfg.server)
+        sync_on_change(table, a);
+}
+
 /* Handles first, so that a failure at any later step can shut down through one path. */
 static void agent_init_handles(struct reg_agent *a)
 {
     reg_state_init(&a->state);
     watch_set_init(&a->watches, a->loop);
-    a->state.on_change = watch_on_change;
-    a->state.change_data = &a->watches;
+    a->state.on_change = agent_on_change;
+    a->state.change_data = a;
     http_server_init(&a->http, a->loop, NULL, api_handle, a);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
@@ -311,6 +344,14 @@ static int agent_start(struct reg_agent *a, struct err *e)
     rc = register_config_services(a, e);
     if (rc < 0)
         return rc;
+    if (a->cfg.server) {
+        members_init(&a->members, a);
+    } else {
+        a->client = http_client_new(a->loop);
+        rc = sync_start(a, e);
+        if (rc < 0)
+            return rc;
+    }
     rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
     if (rc < 0)
         return rc;
@@ -367,6 +408,7 @@ int agent_main(int argc, char **argv)
                  a->cfg.server ? "true" : "false", a->cfg.data_dir ? a->cfg.data_dir : "(none)");
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
+    sync_free(a);
     if (a->persist)
         reg_persist_close(a->persist);
     if (a->cfg.pid_file && rc == 0)

@@ -11,6 +11,7 @@
 #include "lib/http_server.h"
 #include "registry/agent_config.h"
 #include "registry/checks.h"
+#include "registry/members.h"
 #include "registry/persist.h"
 #include "registry/state.h"
 #include "registry/watch.h"
@@ -26,10 +27,14 @@ struct reg_agent {
     struct tls_ctx *https_ctx;
     bool https_on;
     struct reg_watch_set watches;
+    struct reg_members members;  /* servers: who is in the cluster (members.h) */
+    struct reg_sync *sync;       /* client agents: the link to the servers (sync.h) */
+    struct http_client *client;  /* client agents: requests to servers */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;
-    bool leaving;
+    bool leaving;       /* a graceful leave is under way */
+    bool shutting_down; /* handles are closing */
     uv_signal_t sig_int;
     uv_signal_t sig_term;
     uv_timer_t housekeeping;
@@ -51,5 +56,7 @@ int agent_service_deregister(struct reg_agent *a, const char *service_id);
 
 /* Starts a graceful shutdown: stop accepting, answer parked queries, close, exit the loop. */
 void agent_shutdown(struct reg_agent *a);
+/* Leaves the cluster (client agents tell the servers first), then shuts down. */
+void agent_leave(struct reg_agent *a);
 
 #endif

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
+#include "registry/forward.h"
 
 #define WAIT_DEFAULT_MS (5 * 60 * 1000)
 #define WAIT_MAX_MS     (10 * 60 * 1000)
@@ -82,6 +83,9 @@ static const struct api_route routes[] = {
     /* transactions and events: api_txn.c, api_event.c */
     /* ACLs: api_acl.c */
 
+    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat),
+    WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave),
+
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
     READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
@@ -107,6 +111,12 @@ static void respond(struct api_call *c, int status, const char *type, const void
     add_common_headers(c->req);
     http_respond(c->req, status, type, body, len);
     api_call_free(c);
+}
+
+void api_answer(struct api_call *c, int status, const char *content_type, const void *body,
+                size_t len)
+{
+    respond(c, status, content_type, body, len);
 }
 
 void api_error(struct api_call *c, int status, const char *fmt, ...)
@@ -439,6 +449,10 @@ void api_handle(struct http_request *req, void *data)
         return;
     }
     c->arg = r->prefix ? c->path + strlen(r->path) : "";
+    if (!c->agent->cfg.server && forward_wanted(c->path)) {
+        forward_call(c->agent, c); /* a client agent: the servers answer */
+        return;
+    }
     if (!check_common_params(c))
         return;
     if (r->write)

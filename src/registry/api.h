@@ -58,6 +58,9 @@ void api_call_free(struct api_call *c);
 /* Answers with a text/plain error (adds a newline unless present). Frees the call. */
 void api_error(struct api_call *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answers with any status and body (copied). Frees the call. */
+void api_answer(struct api_call *c, int status, const char *content_type, const void *body,
+                size_t len);
 /* Answers 200 with an empty body. Frees the call. */
 void api_ok_empty(struct api_call *c);
 /* Answers 200 with JSON v (stolen). Frees the call. */

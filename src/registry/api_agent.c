@@ -49,8 +49,15 @@ void api_agent_self(struct api_call *c, struct api_result *res)
 
 void api_agent_members(struct api_call *c, struct api_result *res)
 {
-    json_t *list = json_array();
-    json_array_append_new(list, members_local(c->agent));
+    struct reg_agent *a = c->agent;
+    json_t *list;
+
+    if (a->members.agent) {
+        list = members_list(&a->members);
+    } else {
+        list = json_array();
+        json_array_append_new(list, members_local(a));
+    }
     api_result_json(c, res, list);
 }
 
@@ -510,20 +517,22 @@ void api_agent_leave(struct api_call *c)
     struct reg_agent *a = c->agent;
 
     api_ok_empty(c);
-    agent_shutdown(a);
+    agent_leave(a);
 }
 
 void api_agent_force_leave(struct api_call *c)
 {
     struct reg_agent *a = c->agent;
-    struct reg_node *node = reg_node_get(&a->state, c->arg);
+    int rc = strcasecmp(c->arg, a->cfg.node_name) == 0 || !a->members.agent
+                 ? -ENOENT
+                 : members_force_leave(&a->members, c->arg);
 
-    if (!node || node == agent_local_node(a)) {
+    if (rc == -ENOENT)
         api_error(c, 500, "agent: No node found with name '%s'", c->arg);
-        return;
-    }
-    reg_node_delete(&a->state, c->arg);
-    api_ok_empty(c);
+    else if (rc == -EBUSY)
+        api_error(c, 500, "agent: node '%s' is alive: force-leave is for failed nodes", c->arg);
+    else
+        api_ok_empty(c);
 }
 
 void api_agent_reload(struct api_call *c)

@@ -77,6 +77,10 @@ void api_acl_policy_delete(struct api_call *c);
 void api_acl_policy_list(struct api_call *c, struct api_result *res);
 void api_agent_token(struct api_call *c);
 
+/* meshkit internal: client agents to servers (api_internal.c) */
+void api_internal_heartbeat(struct api_call *c);
+void api_internal_leave(struct api_call *c);
+
 /* status and operator */
 void api_status_leader(struct api_call *c, struct api_result *res);
 void api_status_peers(struct api_call *c, struct api_result *res);

@@ -1,12 +1,76 @@
-/* Gossip-member objects (/v1/agent/members, agent/self "Member"). */
+/*
+ * Cluster membership, kept by servers. Client agents announce themselves with a heartbeat
+ * (PUT /v1/internal/mesh/heartbeat) every second or so; a server registers each one's node in
+ * the catalog with a passing serfHealth check, and a failure detector turns serfHealth
+ * critical ("Agent not live or unreachable") when a node has been silent for failure_timeout,
+ * which drops all its instances from ?passing results. The node comes back passing with its
+ * next heartbeat. A graceful leave deregisters the node; force-leave does it for a failed one.
+ *
+ * This stands in for Consul's gossip (Serf) with a simpler mechanism of the same outcome: a
+ * dead node is noticed within seconds and its services stop receiving traffic.
+ */
 #ifndef MESH_REGISTRY_MEMBERS_H
 #define MESH_REGISTRY_MEMBERS_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/err.h"
+#include "lib/smap.h"
 
 struct reg_agent;
 
+/* Serf's member status codes, as /v1/agent/members reports them. */
+enum member_status {
+    MEMBER_NONE = 0,
+    MEMBER_ALIVE,
+    MEMBER_LEAVING,
+    MEMBER_LEFT,
+    MEMBER_FAILED,
+};
+
+struct reg_member {
+    char *name;
+    char *id;
+    char *addr;
+    char *datacenter;
+    bool server;
+    enum member_status status;
+    uint64_t last_seen_ms; /* loop time of the last heartbeat */
+};
+
+struct reg_members {
+    struct reg_agent *agent;
+    struct smap by_name; /* lower-cased node name -> struct reg_member */
+    uv_timer_t detector;
+};
+
+/*
+ * Starts the failure detector. Nodes already in the catalog with a serfHealth check (members
+ * before a restart) get a grace period of one failure timeout to heartbeat again.
+ */
+void members_init(struct reg_members *m, struct reg_agent *a);
+void members_close(struct reg_members *m);
+
+/*
+ * Records a heartbeat (the body of PUT /v1/internal/mesh/heartbeat: Node, ID, Address,
+ * Datacenter, TaggedAddresses, Meta). Returns 0 and sets *known (false when the server had no
+ * record of the node: the agent should then push its whole state), or -EINVAL with e set.
+ */
+int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e);
+
+/* A graceful leave: the node and its services are deregistered, the member is "left". */
+void members_leave(struct reg_members *m, const char *node);
+
+/* force-leave: as leave, for a node that is not alive. -ENOENT unknown, -EBUSY when alive. */
+int members_force_leave(struct reg_members *m, const char *node);
+
 /* The local agent as a member object (consul-api.md 1.10). New reference. */
 json_t *members_local(const struct reg_agent *a);
+
+/* Every member (this server first), as /v1/agent/members returns them. New reference. */
+json_t *members_list(const struct reg_members *m);
 
 #endif

@@ -182,10 +182,13 @@ class AgentError(Exception):
 
 
 class Agent:
-    """A `mesh agent -server` process on a free loopback port, stopped by PID."""
+    """A `mesh agent` process (a server unless server=False) on a free loopback port, stopped
+    by PID."""
 
     def __init__(self, tmp_path, name="a", node="node1", data_dir=None, config_files=(),
-                 extra_args=(), http_port=None, pass_http_port=True, log_level="debug"):
+                 extra_args=(), http_port=None, pass_http_port=True, log_level="debug",
+                 server=True):
+        self.server = server
         self.name = name
         self.node = node
         self.data_dir = data_dir
@@ -199,8 +202,8 @@ class Agent:
         self.starts = 0
 
     def argv(self):
-        a = [mesh_bin(), "agent", "-server", "-bootstrap", "-node", self.node,
-             "-datacenter", "dc1", "-bind", HOST, "-client", HOST]
+        a = [mesh_bin(), "agent"] + (["-server", "-bootstrap"] if self.server else []) + [
+            "-node", self.node, "-datacenter", "dc1", "-bind", HOST, "-client", HOST]
         if self.pass_http_port:
             a += ["-http-port", str(self.port)]
         if self.data_dir is not None:

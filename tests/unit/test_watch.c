@@ -57,6 +57,7 @@ static int setup(void **state)
     a->loop = &f->loop;
     a->cfg.datacenter = xstrdup("dc1");
     a->cfg.node_name = xstrdup("node1");
+    a->cfg.server = true; /* a server answers from its own state; a client would forward */
     reg_state_init(&a->state);
     watch_set_init(&a->watches, &f->loop);
     a->state.on_change = watch_on_change;

@@ -1,0 +1,21 @@
+/*
+ * Client agents answer what they own (their node's services and checks: the agent endpoints) and
+ * forward everything else (catalog, health, KV, sessions, ...) to a server, relaying the
+ * answer: status, body and the X-Consul-* headers. Blocking queries keep working through a
+ * client agent because the server parks them; the forwarded call simply waits as long.
+ */
+#ifndef MESH_REGISTRY_FORWARD_H
+#define MESH_REGISTRY_FORWARD_H
+
+#include <stdbool.h>
+
+struct api_call;
+struct reg_agent;
+
+/* True when a client agent must forward a request for this decoded path to a server. */
+bool forward_wanted(const char *path);
+
+/* Forwards the call to the agent's current server and answers it (the call is taken over). */
+void forward_call(struct reg_agent *a, struct api_call *c);
+
+#endif
