@@ -26,20 +26,35 @@ struct api_route {
     api_read_fn read;
     enum reg_table table; /* what a blocking read depends on */
     bool blocking;
+    /* The permission the route needs before its handler runs. ACL_RES_NONE: none, or the
+     * handler authorizes itself (names from the body, filtered lists). */
+    enum acl_resource acl_res;
+    enum acl_access acl_acc;
+    enum { ACL_NAME_NONE = 0, ACL_NAME_ARG, ACL_NAME_NODE } acl_name; /* path arg, agent's node */
 };
 
 #define READ(m, p, pre, fn, tbl, blk)                                                              \
     {                                                                                              \
-        m, p, pre, NULL, fn, tbl, blk                                                              \
+        m, p, pre, NULL, fn, tbl, blk, ACL_RES_NONE, ACL_ACCESS_READ, ACL_NAME_NONE                \
     }
 #define WRITE(m, p, pre, fn)                                                                       \
     {                                                                                              \
-        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false                                              \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_NONE, ACL_ACCESS_READ, ACL_NAME_NONE \
+    }
+/* The same with a permission: resource, access (READ_/WRITE), name (ARG, NODE, NONE). */
+#define READ_A(m, p, pre, fn, tbl, blk, res, acc, name)                                            \
+    {                                                                                              \
+        m, p, pre, NULL, fn, tbl, blk, ACL_RES_##res, ACL_ACCESS_##acc, ACL_NAME_##name            \
+    }
+#define WRITE_A(m, p, pre, fn, res, acc, name)                                                     \
+    {                                                                                              \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_##res, ACL_ACCESS_##acc,            \
+            ACL_NAME_##name                                                                        \
     }
 #define CAT REG_TABLE_CATALOG
 
 static const struct api_route routes[] = {
-    READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false),
+    READ_A("GET", "/v1/agent/self", false, api_agent_self, CAT, false, AGENT, READ, NODE),
     READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false),
     READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false),
     READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false),
@@ -55,11 +70,11 @@ static const struct api_route routes[] = {
     WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn),
     WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail),
     WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update),
-    WRITE("PUT", "/v1/agent/maintenance", false, api_agent_maintenance),
-    WRITE("PUT", "/v1/agent/join/", true, api_agent_join),
-    WRITE("PUT", "/v1/agent/leave", false, api_agent_leave),
-    WRITE("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave),
-    WRITE("PUT", "/v1/agent/reload", false, api_agent_reload),
+    WRITE_A("PUT", "/v1/agent/maintenance", false, api_agent_maintenance, NODE, WRITE, NODE),
+    WRITE_A("PUT", "/v1/agent/join/", true, api_agent_join, AGENT, WRITE, NODE),
+    WRITE_A("PUT", "/v1/agent/leave", false, api_agent_leave, AGENT, WRITE, NODE),
+    WRITE_A("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave, OPERATOR, WRITE, NONE),
+    WRITE_A("PUT", "/v1/agent/reload", false, api_agent_reload, AGENT, WRITE, NODE),
 
     READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false),
     READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true),
@@ -76,20 +91,37 @@ static const struct api_route routes[] = {
     READ("GET", "/v1/health/state/", true, api_health_state, CAT, true),
 
     READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true),
-    WRITE("PUT", "/v1/kv/", true, api_kv_put),
-    WRITE("DELETE", "/v1/kv/", true, api_kv_delete),
+    WRITE_A("PUT", "/v1/kv/", true, api_kv_put, KEY, WRITE, ARG),
+    WRITE_A("DELETE", "/v1/kv/", true, api_kv_delete, KEY, WRITE, ARG),
 
     /* sessions: api_session.c */
     /* transactions and events: api_txn.c, api_event.c */
     /* ACLs: api_acl.c */
+    WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap),
+    READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false),
+    WRITE_A("PUT", "/v1/acl/token", false, api_acl_token_create, ACL, WRITE, NONE),
+    READ_A("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true, ACL, READ, NONE),
+    WRITE_A("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL, WRITE, NONE),
+    WRITE_A("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL, WRITE, NONE),
+    READ_A("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true, ACL, READ, NONE),
+    WRITE_A("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL, WRITE, NONE),
+    READ_A("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true, ACL, READ,
+           NONE),
+    READ_A("GET", "/v1/acl/policy/name/", true, api_acl_policy_read_by_name, REG_TABLE_ACL, true,
+           ACL, READ, NONE),
+    WRITE_A("PUT", "/v1/acl/policy/", true, api_acl_policy_update, ACL, WRITE, NONE),
+    WRITE_A("DELETE", "/v1/acl/policy/", true, api_acl_policy_delete, ACL, WRITE, NONE),
+    READ_A("GET", "/v1/acl/policies", false, api_acl_policy_list, REG_TABLE_ACL, true, ACL, READ,
+           NONE),
+    WRITE_A("PUT", "/v1/agent/token/", true, api_agent_token, AGENT, WRITE, NODE),
 
     WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat),
     WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave),
 
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
-    READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
-         false),
+    READ_A("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
+           false, OPERATOR, READ, NONE),
 };
 
 /* ---- call lifetime ----------------------------------------------------------------------- */
@@ -98,17 +130,22 @@ void api_call_free(struct api_call *c)
 {
     url_query_free(&c->query);
     free(c->path);
+    free(c->token);
+    acl_authz_free(&c->authz);
     free(c);
 }
 
-static void add_common_headers(struct http_request *req)
+static void add_common_headers(struct api_call *c)
 {
-    http_response_header(req, "X-Consul-Default-ACL-Policy", "allow");
+    const struct agent_config *cfg = &c->agent->cfg;
+    const char *policy = cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy
+                                                                     : "allow";
+    http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
 }
 
 static void respond(struct api_call *c, int status, const char *type, const void *body, size_t len)
 {
-    add_common_headers(c->req);
+    add_common_headers(c);
     http_respond(c->req, status, type, body, len);
     api_call_free(c);
 }
@@ -240,6 +277,8 @@ static void send_result(struct api_call *c, struct api_result *res)
     }
     if (res->content_hash)
         http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
+    if (res->acl_filtered)
+        http_response_header(req, "X-Consul-Results-Filtered-By-ACLs", "true");
     respond(c, res->status, res->content_type, res->body.data, res->body.len);
 }
 
@@ -248,6 +287,11 @@ static void run_read(struct api_call *c, struct api_result *res)
     memset(res, 0, sizeof(*res));
     res->status = 200;
     res->content_type = "application/json";
+    /* Again on every run: a parked query outlives policy and token changes. */
+    if (api_acl_resolve(c) < 0) {
+        api_result_error(res, 403, "ACL not found");
+        return;
+    }
     c->read(c, res);
 }
 
@@ -349,6 +393,27 @@ static bool check_common_params(struct api_call *c)
         return false;
     }
     return true;
+}
+
+/* Resolves the call's token and checks the route's permission. Returns false after answering. */
+static bool authorize(struct api_call *c, const struct api_route *r)
+{
+    struct reg_agent *a = c->agent;
+
+    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready) {
+        acl_state_ensure(&a->state, &a->cfg); /* built-in policy and tokens, once */
+        a->state.acl_ready = true;
+    }
+    if (api_acl_resolve(c) < 0) {
+        api_error(c, 403, "ACL not found");
+        return false;
+    }
+    if (r->acl_res == ACL_RES_NONE)
+        return true;
+    const char *name = r->acl_name == ACL_NAME_ARG    ? c->arg
+                       : r->acl_name == ACL_NAME_NODE ? a->cfg.node_name
+                                                      : "";
+    return api_acl_require(c, r->acl_res, name, r->acl_acc);
 }
 
 static void answer_root(struct api_call *c)
@@ -453,7 +518,7 @@ void api_handle(struct http_request *req, void *data)
         forward_call(c->agent, c); /* a client agent: the servers answer */
         return;
     }
-    if (!check_common_params(c))
+    if (!check_common_params(c) || !authorize(c, r))
         return;
     if (r->write)
         r->write(c);

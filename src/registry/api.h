@@ -14,6 +14,7 @@
 #include "lib/buf.h"
 #include "lib/http_server.h"
 #include "lib/url.h"
+#include "registry/acl.h"
 #include "registry/state.h"
 
 struct reg_agent;
@@ -26,6 +27,7 @@ struct api_result {
     uint64_t index;           /* X-Consul-Index when index_headers */
     bool index_headers;       /* send X-Consul-Index, KnownLeader, LastContact */
     const char *content_hash; /* X-Consul-ContentHash (agent service), may be NULL */
+    bool acl_filtered;        /* X-Consul-Results-Filtered-By-ACLs: true */
 };
 
 struct api_call;
@@ -43,6 +45,10 @@ struct api_call {
     enum reg_table table;
     uint64_t min_index; /* ?index */
     const char *hash;   /* ?hash (agent service hash blocking) */
+    char *token;        /* the secret in use (request or default token), owned, may be NULL */
+    bool token_picked;  /* token was looked up */
+    bool token_given;   /* the request itself carried a token */
+    struct acl_authz authz; /* what the token may do (api_acl_resolve) */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */

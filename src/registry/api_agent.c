@@ -83,7 +83,11 @@ void api_agent_services(struct api_call *c, struct api_result *res)
         return;
     }
     smap_foreach(&node->services, e)
-        json_object_set_new(out, e->key, render_agent_service(e->val, c->agent->cfg.datacenter));
+    {
+        if (api_acl_service_visible(c, res, e->val, false))
+            json_object_set_new(out, e->key,
+                                render_agent_service(e->val, c->agent->cfg.datacenter));
+    }
     api_result_json(c, res, out);
 }
 
@@ -311,6 +315,10 @@ void api_agent_service_register(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
+    if (!api_acl_require(c, ACL_RES_SERVICE, r.svc.name, ACL_ACCESS_WRITE)) {
+        service_reg_free(&r);
+        return;
+    }
     agent_register_service(a, &r, replace);
     service_reg_free(&r);
     api_ok_empty(c);
@@ -318,6 +326,10 @@ void api_agent_service_register(struct api_call *c)
 
 void api_agent_service_deregister(struct api_call *c)
 {
+    const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
+
+    if (svc && !api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE))
+        return;
     if (agent_service_deregister(c->agent, c->arg) < 0) {
         api_error(c, 404,
                   "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "

@@ -9,6 +9,22 @@
 #include "registry/catalog_query.h"
 #include "registry/render.h"
 
+/* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
+struct acl_visit {
+    struct api_call *c;
+    struct api_result *res;
+    bool need_node;
+    catalog_service_fn fn;
+    void *ctx;
+};
+
+static void acl_visit_service(const struct reg_service *s, void *data)
+{
+    struct acl_visit *v = data;
+    if (api_acl_service_visible(v->c, v->res, s, v->need_node))
+        v->fn(s, v->ctx);
+}
+
 void api_catalog_datacenters(struct api_call *c, struct api_result *res)
 {
     api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
@@ -25,8 +41,13 @@ void api_catalog_nodes(struct api_call *c, struct api_result *res)
     }
     smap_foreach(&c->agent->state.nodes, e)
     {
-        if (catalog_node_matches(&f, e->val))
-            json_array_append_new(list, render_node(e->val));
+        const struct reg_node *n = e->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+            json_array_append_new(list, render_node(n));
+        else
+            api_acl_filtered(c, res);
     }
     catalog_filter_free(&f);
     catalog_result_index(c, res);
@@ -59,7 +80,8 @@ void api_catalog_services(struct api_call *c, struct api_result *res)
     if (catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *out = json_object();
-    catalog_foreach_service(&c->agent->state, &f, NULL, add_service_tags, out);
+    struct acl_visit v = {c, res, false, add_service_tags, out};
+    catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
     catalog_filter_free(&f);
     catalog_result_index(c, res);
     api_result_json(c, res, out);
@@ -77,7 +99,8 @@ void api_catalog_service(struct api_call *c, struct api_result *res)
     if (catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
-    catalog_foreach_service(&c->agent->state, &f, c->arg, add_service_node, list);
+    struct acl_visit v = {c, res, true, add_service_node, list};
+    catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
     catalog_filter_free(&f);
     catalog_result_index(c, res);
     api_result_json(c, res, list);
@@ -88,6 +111,10 @@ static void node_view(struct api_call *c, struct api_result *res, bool as_list)
     const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
 
     catalog_result_index(c, res);
+    if (n && !api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ)) {
+        api_acl_filtered(c, res);
+        n = NULL;
+    }
     if (!n) {
         api_result_json(c, res, json_null());
         return;
@@ -95,6 +122,8 @@ static void node_view(struct api_call *c, struct api_result *res, bool as_list)
     json_t *services = as_list ? json_array() : json_object();
     smap_foreach(&n->services, e)
     {
+        if (!api_acl_service_visible(c, res, e->val, false))
+            continue;
         if (as_list)
             json_array_append_new(services, render_node_service(e->val));
         else
@@ -133,6 +162,12 @@ void api_catalog_register(struct api_call *c)
     }
     if (!r.node.datacenter || !r.node.datacenter[0])
         r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
+    if (!api_acl_require(c, ACL_RES_NODE, r.node.name ? r.node.name : "", ACL_ACCESS_WRITE) ||
+        (r.has_service &&
+         !api_acl_require(c, ACL_RES_SERVICE, r.service.svc.name, ACL_ACCESS_WRITE))) {
+        catalog_registration_free(&r);
+        return;
+    }
     rc = catalog_registration_apply(&a->state, &r, &e);
     catalog_registration_free(&r);
     if (rc < 0) {
@@ -157,7 +192,7 @@ void api_catalog_deregister(struct api_call *c)
         api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!node || !node[0]) {
         api_error(c, 400, "Must provide node");
-    } else {
+    } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
         struct reg_node *n = reg_node_get(&a->state, node);
         if (n && service_id && service_id[0]) {
             reg_checks_stop_service(a, n, service_id);

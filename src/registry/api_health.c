@@ -29,12 +29,17 @@ static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
 struct health_service_ctx {
     json_t *list;
     bool passing_only;
+    struct api_call *c;
+    struct api_result *res;
 };
 
 static void add_health_entry(const struct reg_service *s, void *data)
 {
     struct health_service_ctx *ctx = data;
     bool all_passing;
+
+    if (!api_acl_service_visible(ctx->c, ctx->res, s, true))
+        return;
     json_t *checks = instance_checks(s, &all_passing);
 
     /* ?passing drops an instance when any of its checks, node-level included, is not
@@ -50,7 +55,7 @@ static void add_health_entry(const struct reg_service *s, void *data)
 
 void api_health_service(struct api_call *c, struct api_result *res)
 {
-    struct health_service_ctx ctx = {NULL, false};
+    struct health_service_ctx ctx = {NULL, false, c, res};
     struct catalog_filter f;
 
     if (api_query_bool(c, "passing", &ctx.passing_only) < 0) {

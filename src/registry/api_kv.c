@@ -75,6 +75,10 @@ static void kv_keys(struct api_call *c, struct api_result *res)
     for (size_t i = first; i < end; i++) {
         const char *key = kv->v[i].key;
         size_t len = strlen(key);
+        if (!api_acl_allow(c, ACL_RES_KEY, key, ACL_ACCESS_READ)) {
+            api_acl_filtered(c, res);
+            continue;
+        }
         /* With a separator, list each "folder" once: the key cut just after the first
          * separator past the prefix. Keys are sorted, so duplicates are adjacent. */
         if (sep && sep[0]) {
@@ -108,8 +112,17 @@ static void kv_recurse(struct api_call *c, struct api_result *res)
         return;
     }
     json_t *list = json_array();
-    for (size_t i = first; i < end; i++)
-        json_array_append_new(list, render_kv(kv->v[i].val));
+    for (size_t i = first; i < end; i++) {
+        if (api_acl_allow(c, ACL_RES_KEY, kv->v[i].key, ACL_ACCESS_READ))
+            json_array_append_new(list, render_kv(kv->v[i].val));
+        else
+            api_acl_filtered(c, res);
+    }
+    if (json_array_size(list) == 0) { /* everything filtered out: as if absent */
+        json_decref(list);
+        not_found(c, res);
+        return;
+    }
     kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
     unsign_flags(&res->body);
@@ -129,6 +142,8 @@ void api_kv_get(struct api_call *c, struct api_result *res)
         api_result_error(res, 400, "Missing key name");
         return;
     }
+    if (!api_acl_require_read(c, res, ACL_RES_KEY, c->arg))
+        return;
     const struct reg_kv *kv = reg_kv_get(&c->agent->state, c->arg);
     if (!kv) {
         not_found(c, res);

@@ -108,6 +108,7 @@ void reg_state_free(struct reg_state *st)
     smap_foreach(&st->kv, e) kv_free(e->val);
     smap_free(&st->kv);
     smap_free(&st->kv_tombstones);
+    reg_acl_state_free(st);
 }
 
 static json_t *json_copy_or_empty(const json_t *v)

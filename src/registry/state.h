@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/err.h"
 #include "lib/smap.h"
 
 enum reg_table {
@@ -121,6 +122,11 @@ struct reg_state {
     void *journal_data;
     reg_change_cb on_change;
     void *change_data;
+    /* ACLs (state_acl.c) */
+    struct smap acl_tokens;   /* AccessorID -> struct reg_acl_token */
+    struct smap acl_secrets;  /* SecretID -> struct reg_acl_token (same objects, borrowed) */
+    struct smap acl_policies; /* ID -> struct reg_acl_policy */
+    bool acl_ready;           /* runtime only: the built-in ACL objects were ensured */
 };
 
 void reg_state_init(struct reg_state *st);
@@ -195,6 +201,62 @@ uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *ca
 uint64_t reg_kv_prefix_index(const struct reg_state *st, const char *prefix);
 /* Deletes every key with the prefix. */
 uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix);
+
+/* ---- ACLs (state_acl.c): tokens and policies, journaled as acl-token[-delete] and
+ * acl-policy[-delete]. Tokens link policies by ID; a link to a deleted policy is ignored. ---- */
+
+#define REG_ACL_ANONYMOUS_ID         "00000000-0000-0000-0000-000000000002"
+#define REG_ACL_MANAGEMENT_POLICY_ID "00000000-0000-0000-0000-000000000001"
+
+struct acl_rules;
+
+struct reg_acl_policy {
+    char *id;
+    char *name;
+    char *description;
+    char *rules;              /* as given */
+    json_t *datacenters;      /* array of strings, owned */
+    struct acl_rules *parsed; /* owned */
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+struct reg_acl_token {
+    char *accessor_id;
+    char *secret_id;
+    char *description;
+    char **policy_ids; /* policy_ids[npolicies] */
+    size_t npolicies;
+    bool local;
+    char *create_time; /* RFC 3339 */
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+const struct reg_acl_token *reg_acl_token_get(const struct reg_state *st, const char *accessor);
+const struct reg_acl_token *reg_acl_token_by_secret(const struct reg_state *st,
+                                                    const char *secret);
+const struct reg_acl_policy *reg_acl_policy_get(const struct reg_state *st, const char *id);
+/* Policy names are unique (case-sensitive). NULL when absent. */
+const struct reg_acl_policy *reg_acl_policy_by_name(const struct reg_state *st, const char *name);
+/* Creates or replaces a token (copied; CreateIndex survives a replace). Returns the index. */
+uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t);
+/* Deletes a token. 0 when absent. */
+uint64_t reg_acl_token_delete(struct reg_state *st, const char *accessor);
+/* Creates or replaces a policy (copied). Returns 0 with *index set, or -EINVAL with e set when
+ * its Rules do not parse (nothing changes then). */
+int reg_acl_policy_put(struct reg_state *st, const struct reg_acl_policy *p, uint64_t *index,
+                       struct err *e);
+/* Deletes a policy. 0 when absent. */
+uint64_t reg_acl_policy_delete(struct reg_state *st, const char *id);
+/* True when the token links the global-management policy. */
+bool reg_acl_token_is_management(const struct reg_acl_token *t);
+/* Frees the ACL tables (called by reg_state_free). */
+void reg_acl_state_free(struct reg_state *st);
+/* Replay of one acl-* journal record (state_journal.c). 0 or -EINVAL. */
+int reg_acl_apply(struct reg_state *st, const json_t *record);
+/* Emits the records that rebuild the ACL tables (reg_state_dump). */
+void reg_acl_dump(const struct reg_state *st, reg_journal_cb emit, void *data);
 
 /* ---- journal ---- */
 

@@ -247,7 +247,10 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
 
     if (index == 0)
         return -EINVAL;
-    if (strcmp(op, "node") == 0) {
+    if (strncmp(op, "acl-", 4) == 0) {
+        table = REG_TABLE_ACL;
+        rc = reg_acl_apply(st, r);
+    } else if (strcmp(op, "node") == 0) {
         rc = apply_node(st, get_obj(r, "node"), index);
     } else if (strcmp(op, "node-delete") == 0) {
         reg_state_node_remove(st, get_str(r, "node"));
@@ -272,6 +275,7 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else if (strcmp(op, "index") == 0) {
         reg_state_advance(st, REG_TABLE_CATALOG, get_u64(r, "catalog"));
         reg_state_advance(st, REG_TABLE_KV, get_u64(r, "kv"));
+        reg_state_advance(st, REG_TABLE_ACL, get_u64(r, "acl"));
         if (get_u64(r, "kv_floor") > st->kv_tombstone_floor)
             st->kv_tombstone_floor = get_u64(r, "kv_floor");
     } else {
@@ -316,6 +320,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
         emit(r, data);
         json_decref(r);
     }
+    reg_acl_dump(st, emit, data);
     /* The indexes themselves: deletes leave no entity behind but moved the tables. KV
      * tombstones are not kept in a snapshot; their highest index becomes the floor of every
      * prefix query, so a prefix's index never goes backwards across a restore. */
@@ -329,6 +334,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     r = json_pack("{s:s, s:I, s:I, s:I, s:I}", "op", "index", "index", (json_int_t)st->index,
                   "catalog", (json_int_t)st->table_index[REG_TABLE_CATALOG], "kv",
                   (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor);
+    json_object_set_new(r, "acl", json_integer((json_int_t)st->table_index[REG_TABLE_ACL]));
     emit(r, data);
     json_decref(r);
 }

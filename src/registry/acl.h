@@ -1,0 +1,151 @@
+/*
+ * ACLs, Consul's model (a subset): policies hold rules written in HCL or JSON
+ * (`key_prefix "app/" { policy = "write" }`, `operator = "read"`), tokens link policies, and an
+ * authorizer built from a token answers "may this token read/write that resource?".
+ *
+ * Rule precedence, as Consul's radix-tree authorizer: an exact rule beats any prefix rule, the
+ * longest matching prefix beats shorter ones, and among rules for the same name (from several
+ * policies) deny wins, else the most permissive. When no rule matches, the agent's default
+ * policy (allow or deny) decides, except for `acl`, which only explicit rules or a management
+ * token grant. Names compare case-sensitively.
+ *
+ * The second half of this header is the HTTP glue (api_acl.c): token extraction, resolution of
+ * a call's authorizer and Consul's 403 texts.
+ */
+#ifndef MESH_REGISTRY_ACL_H
+#define MESH_REGISTRY_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+enum acl_resource {
+    ACL_RES_NONE = 0, /* no permission needed */
+    ACL_RES_AGENT,
+    ACL_RES_NODE,
+    ACL_RES_SERVICE,
+    ACL_RES_KEY,
+    ACL_RES_SESSION,
+    ACL_RES_EVENT,
+    ACL_RES_OPERATOR, /* unnamed */
+    ACL_RES_ACL,      /* unnamed */
+    /* count sentinel */
+    ACL_RES_COUNT
+};
+
+enum acl_access {
+    ACL_ACCESS_READ = 0,
+    ACL_ACCESS_LIST, /* key only */
+    ACL_ACCESS_WRITE,
+};
+
+/* A rule's policy. Ordered by permissiveness, except deny, which wins any tie. */
+enum acl_level {
+    ACL_LEVEL_UNSET = 0,
+    ACL_LEVEL_DENY,
+    ACL_LEVEL_READ,
+    ACL_LEVEL_LIST,
+    ACL_LEVEL_WRITE,
+};
+
+struct acl_rule {
+    enum acl_resource res;
+    bool prefix; /* key_prefix, service_prefix, ...; unnamed resources are prefix "" */
+    char *name;  /* owned */
+    enum acl_level level;
+};
+
+struct acl_rules {
+    struct acl_rule *v; /* owned */
+    size_t n;
+};
+
+/*
+ * Parses a policy's Rules (HCL subset or JSON; empty text is no rules) into out, which the
+ * caller frees with acl_rules_free even on failure. Returns 0, or -EINVAL with e set.
+ */
+int acl_rules_parse(const char *text, struct acl_rules *out, struct err *e);
+void acl_rules_free(struct acl_rules *r);
+
+/* "key", "service", ... as in permission names ("key:write"). */
+const char *acl_resource_name(enum acl_resource res);
+const char *acl_access_name(enum acl_access acc);
+
+/* What one resolved token may do. Pointers are borrowed from the state they came from. */
+struct acl_authz {
+    bool enabled;       /* false: everything is allowed */
+    bool management;    /* a global-management token: everything is allowed */
+    bool default_allow; /* the agent's acl.default_policy */
+    const char *accessor_id;
+    const struct acl_rules **rules; /* heap array of borrowed rule sets */
+    size_t nrules;
+};
+
+/* The decision for one request; name is ignored for unnamed resources (operator, acl). */
+bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
+                 enum acl_access acc);
+/* Frees the rules array (not the rule sets) and zeroes a. */
+void acl_authz_free(struct acl_authz *a);
+
+/* Consul's text: Permission denied: token with AccessorID '<id>' lacks permission 'key:write'
+ * on "foo" (no 'on ...' for unnamed resources). Appends to out. */
+void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const char *name,
+                     enum acl_access acc, struct buf *out);
+
+/* A random RFC 4122 version 4 UUID. */
+void acl_uuid(char out[37]);
+/* The current time as Consul prints CreateTime (RFC 3339, nanoseconds, UTC). */
+void acl_now_rfc3339(char out[40]);
+
+/* ---- resolution against the replicated state (acl.c) ---- */
+
+struct reg_state;
+struct agent_config;
+
+/*
+ * Builds the authorizer of secret (NULL or "": the anonymous token) into a (freed first).
+ * With ACLs disabled, a allows everything. Returns 0, or -ENOENT for an unknown secret
+ * ("ACL not found"); a then denies everything.
+ */
+int acl_resolve(const struct reg_state *st, const struct agent_config *cfg, const char *secret,
+                struct acl_authz *a);
+
+/*
+ * Creates the built-in objects when ACLs are enabled and they are missing: the
+ * global-management policy, the anonymous token, and the initial management token of the
+ * config. Writes go through the state (journaled). Idempotent.
+ */
+void acl_state_ensure(struct reg_state *st, const struct agent_config *cfg);
+
+/* ---- HTTP glue (api_acl.c) ---- */
+
+struct api_call;
+struct api_result;
+
+/*
+ * Picks the call's token (?token=, X-Consul-Token, Authorization: Bearer, then the agent's
+ * default token) into c->token and resolves c->authz. Returns 0 or -ENOENT (ACL not found).
+ * Called by the router for each call and again before each rerun of a blocking read.
+ */
+int api_acl_resolve(struct api_call *c);
+/* True when the call's token may access the resource. */
+bool api_acl_allow(const struct api_call *c, enum acl_resource res, const char *name,
+                   enum acl_access acc);
+/* As api_acl_allow, but answers 403 (freeing the call) and returns false when denied. */
+bool api_acl_require(struct api_call *c, enum acl_resource res, const char *name,
+                     enum acl_access acc);
+/* As api_acl_require, for reads: sets res to the 403. */
+bool api_acl_require_read(struct api_call *c, struct api_result *res, enum acl_resource res_kind,
+                          const char *name);
+struct reg_service;
+/* True when the call may read the service (and its node, with need_node); else marks res
+ * filtered. */
+bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
+                             const struct reg_service *s, bool need_node);
+/* Marks a read's result as filtered (X-Consul-Results-Filtered-By-ACLs when a token was
+ * given in the request). */
+void api_acl_filtered(const struct api_call *c, struct api_result *res);
+
+#endif

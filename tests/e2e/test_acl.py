@@ -1,0 +1,169 @@
+"""ACLs enforced by a server (issue 3 "Security: ACL tokens", contract §7.1-7.2, §0 header).
+
+One agent with acl.enabled, default_policy deny and initial_management "root"; state kept in a
+data dir so a restart shows the tokens and policies survive.
+"""
+
+import json
+
+import pytest
+
+from helpers import assert_text_error
+
+ROOT = {"X-Consul-Token": "root"}
+ANON = "00000000-0000-0000-0000-000000000002"
+
+
+def acl_agent(agent_factory, tmp_path, policy="deny"):
+    cfg = tmp_path / "acl.json"
+    cfg.write_text(json.dumps({"acl": {"enabled": True, "default_policy": policy,
+                                       "tokens": {"initial_management": "root"}}}))
+    return agent_factory(config_files=[cfg], data_dir=tmp_path / "data")
+
+
+def create_policy(agent, name, rules):
+    r = agent.put("/v1/acl/policy", {"Name": name, "Rules": rules}, headers=ROOT)
+    assert r.status == 200, r
+    return r.json()
+
+
+def create_token(agent, policy_name):
+    r = agent.put("/v1/acl/token", {"Description": policy_name,
+                                    "Policies": [{"Name": policy_name}]}, headers=ROOT)
+    assert r.status == 200, r
+    tok = r.json()
+    assert tok["SecretID"] and tok["AccessorID"] and tok["Policies"][0]["Name"] == policy_name
+    return tok
+
+
+@pytest.fixture
+def setup(agent_factory, tmp_path):
+    a = acl_agent(agent_factory, tmp_path)
+    create_policy(a, "app-write", 'key_prefix "app/" { policy = "write" }  # app keys only')
+    create_policy(a, "read-only", 'service_prefix "" { policy = "read" }\n'
+                                  'node_prefix "" {\n  policy = "read"\n}\n')
+    create_policy(a, "svc-read-only", 'service_prefix "" { policy = "read" }')
+    toks = {n: create_token(a, n) for n in ("app-write", "read-only", "svc-read-only")}
+    return a, toks
+
+
+def test_default_policy_header(setup):
+    a, _ = setup
+    assert a.get("/v1/status/leader").header("X-Consul-Default-ACL-Policy") == "deny"
+
+
+def test_writes_without_token_refused(setup):
+    a, _ = setup
+    r = a.put("/v1/kv/foo", "x")
+    assert_text_error(r, 403, equals=f"Permission denied: token with AccessorID '{ANON}' "
+                                     "lacks permission 'key:write' on \"foo\"")
+    assert_text_error(a.put("/v1/agent/service/register", {"Name": "web"}), 403,
+                      contains="lacks permission 'service:write' on \"web\"")
+    r = a.put("/v1/kv/foo", "x", headers=ROOT)
+    assert r.status == 200 and r.json() is True
+
+
+def test_prefix_token(setup):
+    a, toks = setup
+    t = {"X-Consul-Token": toks["app-write"]["SecretID"]}
+    assert a.put("/v1/kv/app/x", "1", headers=t).json() is True
+    r = a.put("/v1/kv/other/x", "1", headers=t)
+    acc = toks["app-write"]["AccessorID"]
+    assert_text_error(r, 403, equals=f"Permission denied: token with AccessorID '{acc}' lacks "
+                                     "permission 'key:write' on \"other/x\"")
+    assert a.put("/v1/kv/other/y", "2", headers=ROOT).status == 200
+    r = a.get("/v1/kv/?recurse", headers=t)
+    assert r.status == 200
+    assert [e["Key"] for e in r.json()] == ["app/x"]
+    assert r.header("X-Consul-Results-Filtered-By-ACLs") == "true"
+    all_keys = a.get_json("/v1/kv/?keys", headers=ROOT)
+    assert "other/y" in all_keys and "app/x" in all_keys
+    assert a.get("/v1/kv/?keys", headers=t).json() == ["app/x"]
+    assert_text_error(a.get("/v1/kv/other/y", headers=t), 403, contains="'key:read'")
+
+
+def test_read_only_token(setup):
+    a, toks = setup
+    a.put("/v1/agent/service/register", {"Name": "web", "Port": 80}, headers=ROOT)
+    ro = {"X-Consul-Token": toks["read-only"]["SecretID"]}
+    entries = a.get_json("/v1/health/service/web", headers=ro)
+    assert [e["Service"]["Service"] for e in entries] == ["web"]
+    assert "web" in a.get_json("/v1/catalog/services", headers=ro)
+    assert_text_error(a.put("/v1/agent/service/register", {"Name": "web2"}, headers=ro), 403,
+                      contains="lacks permission 'service:write' on \"web2\"")
+    # Without node:read, health entries are filtered (Consul needs both).
+    svc_only = {"X-Consul-Token": toks["svc-read-only"]["SecretID"]}
+    r = a.get("/v1/health/service/web", headers=svc_only)
+    assert r.status == 200 and r.json() == []
+    assert r.header("X-Consul-Results-Filtered-By-ACLs") == "true"
+    # Anonymous sees nothing, and is not told about filtering.
+    r = a.get("/v1/catalog/services")
+    assert r.status == 200 and r.json() == {}
+    assert r.header("X-Consul-Results-Filtered-By-ACLs") is None
+
+
+def test_token_sources_and_unknown(setup):
+    a, toks = setup
+    secret = toks["app-write"]["SecretID"]
+    assert a.put(f"/v1/kv/app/q?token={secret}", "1").status == 200
+    assert a.put("/v1/kv/app/h", "1", headers={"X-Consul-Token": secret}).status == 200
+    assert a.put("/v1/kv/app/b", "1", headers={"Authorization": f"bearer {secret}"}).status == 200
+    assert a.put("/v1/kv/app/b", "1", headers={"Authorization": f"Bearer {secret}"}).status == 200
+    # ?token= wins over the header.
+    assert a.put(f"/v1/kv/app/q?token={secret}", "1", headers=ROOT).status == 200
+    assert_text_error(a.put("/v1/kv/app/q", "1", headers={"X-Consul-Token": "nope"}), 403,
+                      equals="ACL not found")
+    assert_text_error(a.get("/v1/kv/app/q?token=nope"), 403, equals="ACL not found")
+    me = a.get_json("/v1/acl/token/self", headers={"X-Consul-Token": secret})
+    assert me["AccessorID"] == toks["app-write"]["AccessorID"]
+
+
+def test_acl_api_needs_acl_permission(setup):
+    a, toks = setup
+    t = {"X-Consul-Token": toks["app-write"]["SecretID"]}
+    assert_text_error(a.get("/v1/acl/tokens", headers=t), 403, contains="'acl:read'")
+    assert_text_error(a.put("/v1/acl/policy", {"Name": "x", "Rules": ""}, headers=t), 403,
+                      contains="'acl:write'")
+    names = {p["Name"] for p in a.get_json("/v1/acl/policies", headers=ROOT)}
+    assert {"global-management", "app-write", "read-only"} <= names
+    r = a.put("/v1/acl/policy", {"Name": "bad", "Rules": 'key_prefix "" { policy = "nope" }'},
+              headers=ROOT)
+    assert_text_error(r, 400, contains="invalid policy")
+    assert_text_error(a.put("/v1/acl/bootstrap"), 403, contains="ACL bootstrap no longer allowed")
+
+
+def test_state_survives_restart(setup):
+    a, toks = setup
+    secret = toks["app-write"]["SecretID"]
+    a.stop()
+    a.start()
+    assert a.put("/v1/kv/app/after", "1", headers={"X-Consul-Token": secret}).json() is True
+    assert a.put("/v1/kv/other/after", "1", headers={"X-Consul-Token": secret}).status == 403
+    tokens = a.get_json("/v1/acl/tokens", headers=ROOT)
+    assert toks["app-write"]["AccessorID"] in {t["AccessorID"] for t in tokens}
+    # The initial management token was not duplicated.
+    assert sum(1 for t in tokens if t["SecretID"] == "root") == 1
+
+
+def test_acls_disabled(agent_factory):
+    a = agent_factory()
+    r = a.put("/v1/kv/x", "1")
+    assert r.status == 200
+    assert r.header("X-Consul-Default-ACL-Policy") == "allow"
+    assert_text_error(a.put("/v1/agent/token/default", {"Token": "x"}), 401,
+                      equals="ACL support disabled")
+
+
+def test_bootstrap_once(agent_factory, tmp_path):
+    cfg = tmp_path / "acl.json"
+    cfg.write_text(json.dumps({"acl": {"enabled": True, "default_policy": "deny"}}))
+    a = agent_factory(config_files=[cfg])
+    r = a.put("/v1/acl/bootstrap")
+    assert r.status == 200, r
+    secret = r.json()["SecretID"]
+    assert a.put("/v1/kv/k", "1", headers={"X-Consul-Token": secret}).json() is True
+    assert_text_error(a.put("/v1/acl/bootstrap"), 403, contains="ACL bootstrap no longer allowed")
+    # The agent's default token applies to requests without one.
+    assert a.put("/v1/agent/token/default", {"Token": secret},
+                 headers={"X-Consul-Token": secret}).status == 200
+    assert a.put("/v1/kv/k2", "1").json() is True
