@@ -263,6 +263,8 @@ void agent_shutdown(struct reg_agent *a)
     if (a->checks)
         reg_checks_free(a->checks);
     a->checks = NULL;
+    reg_sessions_free(a->sessions);
+    a->sessions = NULL;
 }
 
 void agent_leave(struct reg_agent *a)
@@ -338,6 +340,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
             return rc;
     }
     load_node_id(a);
+    a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
     agent_ensure_local_node(a);
     restore_check_runners(a);

@@ -13,6 +13,7 @@
 #include "registry/checks.h"
 #include "registry/members.h"
 #include "registry/persist.h"
+#include "registry/sessions.h"
 #include "registry/state.h"
 #include "registry/watch.h"
 
@@ -22,6 +23,7 @@ struct reg_agent {
     struct reg_state state;
     struct reg_persist *persist; /* NULL without a data dir */
     struct reg_checks *checks;
+    struct reg_sessions *sessions; /* session TTLs, lock-delay clock, user events */
     struct http_server http;
     struct http_server https; /* HTTPS API (agent_tls.c); running when https_on */
     struct tls_ctx *https_ctx;

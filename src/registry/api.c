@@ -95,7 +95,16 @@ static const struct api_route routes[] = {
     WRITE_A("DELETE", "/v1/kv/", true, api_kv_delete, KEY, WRITE, ARG),
 
     /* sessions: api_session.c */
+    WRITE("PUT", "/v1/session/create", false, api_session_create),
+    WRITE("PUT", "/v1/session/destroy/", true, api_session_destroy),
+    WRITE("PUT", "/v1/session/renew/", true, api_session_renew),
+    READ("GET", "/v1/session/info/", true, api_session_info, REG_TABLE_SESSIONS, true),
+    READ("GET", "/v1/session/node/", true, api_session_node, REG_TABLE_SESSIONS, true),
+    READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true),
     /* transactions and events: api_txn.c, api_event.c */
+    WRITE("PUT", "/v1/txn", false, api_txn),
+    WRITE("PUT", "/v1/event/fire/", true, api_event_fire),
+    READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true),
     /* ACLs: api_acl.c */
     WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap),
     READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false),

@@ -189,15 +189,29 @@ static bool valid_key(struct api_call *c)
     return true;
 }
 
-/* Sessions and locks arrive with the session API; until then no session ID is valid. */
-static bool reject_lock_ops(struct api_call *c)
+/*
+ * ?acquire / ?release: the lock operations (consul-api.md 4.2). Returns false when neither is
+ * present; otherwise answers and returns true.
+ */
+static bool lock_ops(struct api_call *c, uint64_t flags)
 {
     const char *acquire = api_query(c, "acquire"), *release = api_query(c, "release");
-    const char *session = acquire ? acquire : release;
+    struct reg_state *st = &c->agent->state;
+    uint64_t index;
+    int rc;
 
-    if (!session)
+    if (!acquire && !release)
         return false;
-    api_error(c, 500, "invalid session \"%s\"", session);
+    if (acquire) {
+        rc = reg_kv_acquire(st, c->arg, c->req->body, c->req->body_len, flags, acquire, &index);
+        if (rc == -ENOENT) {
+            api_error(c, 500, "invalid session \"%s\"", acquire);
+            return true;
+        }
+    } else {
+        rc = reg_kv_release(st, c->arg, c->req->body, c->req->body_len, flags, release, &index);
+    }
+    api_ok_json(c, json_boolean(rc == 0));
     return true;
 }
 
@@ -225,7 +239,7 @@ void api_kv_put(struct api_call *c)
         return;
     }
     if (!valid_key(c) || query_u64(c, "flags", &flags, &has_flags) < 0 ||
-        query_u64(c, "cas", &cas, &has_cas) < 0 || reject_lock_ops(c))
+        query_u64(c, "cas", &cas, &has_cas) < 0 || lock_ops(c, flags))
         return;
     uint64_t index =
         reg_kv_set(st, c->arg, c->req->body, c->req->body_len, flags, has_cas ? &cas : NULL);

@@ -109,6 +109,9 @@ void reg_state_free(struct reg_state *st)
     smap_free(&st->kv);
     smap_free(&st->kv_tombstones);
     reg_acl_state_free(st);
+    smap_foreach(&st->sessions, e) reg_session_free(e->val);
+    smap_free(&st->sessions);
+    smap_free(&st->lock_delay);
 }
 
 static json_t *json_copy_or_empty(const json_t *v)
@@ -356,6 +359,7 @@ uint64_t reg_node_delete(struct reg_state *st, const char *name)
 
     if (!n)
         return 0;
+    reg_sessions_node_gone(st, n->name); /* a session lives no longer than its node */
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_node_delete(n->name, index);
     reg_state_node_remove(st, name);
@@ -412,6 +416,11 @@ uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const c
 {
     if (!smap_get(&node->services, id))
         return 0;
+    for (size_t i = 0; i < node->checks.n; i++) { /* its checks go with it */
+        const struct reg_check *c = node->checks.v[i].val;
+        if (strcmp(c->service_id, id) == 0)
+            reg_sessions_check_gone(st, node->name, c->id);
+    }
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_service_delete(node->name, id, index);
     reg_state_service_remove(node, id);
@@ -440,6 +449,8 @@ uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const str
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     reg_state_check_put(node, chk, index);
     commit(st, REG_TABLE_CATALOG, journal_check(smap_get(&node->checks, chk->id), index));
+    if (chk->status == REG_CRITICAL)
+        reg_sessions_check_gone(st, node->name, chk->id);
     return index;
 }
 
@@ -456,11 +467,15 @@ uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum 
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     chk->modify_index = index;
     commit(st, REG_TABLE_CATALOG, journal_check(chk, index));
+    if (status == REG_CRITICAL)
+        reg_sessions_check_gone(st, chk->node->name, chk->id);
     return index;
 }
 
 uint64_t reg_check_delete(struct reg_state *st, struct reg_node *node, const char *id)
 {
+    if (smap_get(&node->checks, id))
+        reg_sessions_check_gone(st, node->name, id);
     struct reg_check *c = smap_del(&node->checks, id);
 
     if (!c)

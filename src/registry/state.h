@@ -103,6 +103,28 @@ struct reg_kv {
     uint64_t modify_index;
 };
 
+enum reg_session_behavior {
+    REG_SESSION_RELEASE = 0, /* keys held are released on invalidation */
+    REG_SESSION_DELETE,      /* keys held are deleted on invalidation */
+};
+
+struct reg_session {
+    char *id; /* UUID */
+    char *name;
+    char *node; /* node name as registered */
+    int64_t lock_delay_ns;
+    enum reg_session_behavior behavior;
+    char *ttl;      /* as given ("30s"), "" when none */
+    int64_t ttl_ns; /* 0 when none */
+    char **node_checks; /* node_checks[n_node_checks] check IDs */
+    size_t n_node_checks;
+    char **service_checks; /* service_checks[n_service_checks] check IDs */
+    size_t n_service_checks;
+    uint64_t create_index;
+    uint64_t modify_index;
+    uint64_t expires_ms; /* runtime only (sessions.c): TTL reap deadline, 0 when none */
+};
+
 /* Receives one journal record (a JSON object, borrowed) for each committed mutation. */
 typedef void (*reg_journal_cb)(const json_t *record, void *data);
 /* Told after each mutation which table changed. */
@@ -127,6 +149,11 @@ struct reg_state {
     struct smap acl_secrets;  /* SecretID -> struct reg_acl_token (same objects, borrowed) */
     struct smap acl_policies; /* ID -> struct reg_acl_policy */
     bool acl_ready;           /* runtime only: the built-in ACL objects were ensured */
+    struct smap sessions;   /* session ID -> struct reg_session */
+    struct smap lock_delay; /* key -> lock-delay end in clock ms (uint64_t in the pointer) */
+    /* The lock-delay clock in ms (sessions.c sets it; tests use a fake). NULL: no lock-delay. */
+    uint64_t (*clock)(void *data);
+    void *clock_data;
 };
 
 void reg_state_init(struct reg_state *st);
@@ -257,6 +284,54 @@ void reg_acl_state_free(struct reg_state *st);
 int reg_acl_apply(struct reg_state *st, const json_t *record);
 /* Emits the records that rebuild the ACL tables (reg_state_dump). */
 void reg_acl_dump(const struct reg_state *st, reg_journal_cb emit, void *data);
+
+/* ---- sessions (state_session.c) ---- */
+
+struct reg_session *reg_session_get(const struct reg_state *st, const char *id);
+/*
+ * Creates a session from the template t (copied, id included; indexes ignored). The node must
+ * exist and every listed check must exist on it and not be critical. Returns 0 with *index
+ * set, or -ENOENT with e set to Consul's text (answered with a 500).
+ */
+int reg_session_create(struct reg_state *st, const struct reg_session *t, uint64_t *index,
+                       struct err *e);
+/*
+ * Invalidates a session: releases (or, with Behavior delete, deletes) every key it holds, puts
+ * those keys in lock-delay, then removes the session. Returns the index, 0 when absent.
+ */
+uint64_t reg_session_destroy(struct reg_state *st, const char *id);
+/* Invalidation hooks (called by state.c): sessions of a node being deleted, or tied to a check
+ * that turned critical or is being deleted. */
+void reg_sessions_node_gone(struct reg_state *st, const char *node);
+void reg_sessions_check_gone(struct reg_state *st, const char *node, const char *check_id);
+/* Sessions as a JSON array (new reference), all of them or only node's (node != NULL). */
+json_t *reg_session_list_json(const struct reg_state *st, const char *node);
+/* Consul's session object (new reference). */
+json_t *reg_session_json(const struct reg_session *s);
+void reg_session_free(struct reg_session *s);
+
+/*
+ * KV locks. acquire: 0 when the session holds the key afterwards (value and flags written,
+ * LockIndex bumped on a new hold); -EBUSY when held by another session or in lock-delay;
+ * -ENOENT for an unknown session. release: 0 when the session held it (Session cleared,
+ * value written); -EPERM otherwise. *index gets the commit index on 0.
+ */
+int reg_kv_acquire(struct reg_state *st, const char *key, const void *value, size_t len,
+                   uint64_t flags, const char *session, uint64_t *index);
+int reg_kv_release(struct reg_state *st, const char *key, const void *value, size_t len,
+                   uint64_t flags, const char *session, uint64_t *index);
+/* True while key is in lock-delay. */
+bool reg_kv_lock_delayed(struct reg_state *st, const char *key);
+
+/*
+ * Applies a KV transaction: ops is Consul's array of {"KV": {...}} (validated by the caller for
+ * shape and size). Either every op applies at one index and *results gets the Results array,
+ * or nothing changes and *errors gets the Errors array. Returns 0 or -EINVAL (errors set).
+ */
+int reg_txn_apply(struct reg_state *st, const json_t *ops, json_t **results, json_t **errors);
+
+/* Bumps a table's index without a journal record (user events) and tells the watchers. */
+uint64_t reg_state_touch(struct reg_state *st, enum reg_table table);
 
 /* ---- journal ---- */
 

@@ -115,6 +115,36 @@ json_t *journal_kv_delete(const char *key, bool tree, uint64_t index)
     return r;
 }
 
+static json_t *string_array(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+json_t *journal_session(const struct reg_session *s, uint64_t index)
+{
+    json_t *r = record("session", index);
+    json_object_set_new(
+        r, "session",
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:I}", "id", s->id, "name",
+                  s->name, "node", s->node, "lock_delay_ns", (json_int_t)s->lock_delay_ns,
+                  "behavior", s->behavior == REG_SESSION_DELETE ? "delete" : "release", "ttl",
+                  s->ttl, "ttl_ns", (json_int_t)s->ttl_ns, "node_checks",
+                  string_array(s->node_checks, s->n_node_checks), "service_checks",
+                  string_array(s->service_checks, s->n_service_checks), "create_index",
+                  (json_int_t)s->create_index, "modify_index", (json_int_t)s->modify_index));
+    return r;
+}
+
+json_t *journal_session_delete(const char *id, uint64_t index)
+{
+    json_t *r = record("session-delete", index);
+    json_object_set_new(r, "id", json_string(id));
+    return r;
+}
+
 /* ---- replay ------------------------------------------------------------------------------ */
 
 static const char *get_str(const json_t *o, const char *k)
@@ -238,6 +268,43 @@ static int apply_kv(struct reg_state *st, const json_t *r)
     return 0;
 }
 
+static char **get_strings(const json_t *o, const char *k, size_t *n)
+{
+    const json_t *a = json_object_get(o, k);
+    char **v = xcalloc(json_array_size(a) + 1, sizeof(char *));
+
+    *n = json_array_size(a);
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (char *)json_string_value(json_array_get(a, i));
+    return v;
+}
+
+static int apply_session(struct reg_state *st, const json_t *r)
+{
+    const json_t *s = get_obj(r, "session");
+
+    if (!s || !get_str(s, "id")[0])
+        return -EINVAL;
+    struct reg_session t = {
+        .id = (char *)get_str(s, "id"),
+        .name = (char *)get_str(s, "name"),
+        .node = (char *)get_str(s, "node"),
+        .lock_delay_ns = (int64_t)get_u64(s, "lock_delay_ns"),
+        .behavior = strcmp(get_str(s, "behavior"), "delete") == 0 ? REG_SESSION_DELETE
+                                                                  : REG_SESSION_RELEASE,
+        .ttl = (char *)get_str(s, "ttl"),
+        .ttl_ns = (int64_t)get_u64(s, "ttl_ns"),
+        .create_index = get_u64(s, "create_index"),
+        .modify_index = get_u64(s, "modify_index"),
+    };
+    t.node_checks = get_strings(s, "node_checks", &t.n_node_checks);
+    t.service_checks = get_strings(s, "service_checks", &t.n_service_checks);
+    reg_state_session_put(st, &t);
+    free(t.node_checks);
+    free(t.service_checks);
+    return 0;
+}
+
 int reg_state_apply(struct reg_state *st, const json_t *r)
 {
     const char *op = get_str(r, "op");
@@ -272,8 +339,15 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
         reg_state_kv_remove(st, get_str(r, "key"), index);
     } else if (strcmp(op, "kv-delete-tree") == 0) {
         reg_state_kv_remove_tree(st, get_str(r, "key"), index);
+    } else if (strcmp(op, "session") == 0) {
+        table = REG_TABLE_SESSIONS;
+        rc = apply_session(st, r);
+    } else if (strcmp(op, "session-delete") == 0) {
+        table = REG_TABLE_SESSIONS;
+        reg_session_free(smap_del(&st->sessions, get_str(r, "id")));
     } else if (strcmp(op, "index") == 0) {
         reg_state_advance(st, REG_TABLE_CATALOG, get_u64(r, "catalog"));
+        reg_state_advance(st, REG_TABLE_SESSIONS, get_u64(r, "sessions"));
         reg_state_advance(st, REG_TABLE_KV, get_u64(r, "kv"));
         reg_state_advance(st, REG_TABLE_ACL, get_u64(r, "acl"));
         if (get_u64(r, "kv_floor") > st->kv_tombstone_floor)
@@ -321,6 +395,13 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
         json_decref(r);
     }
     reg_acl_dump(st, emit, data);
+    smap_foreach(&st->sessions, e)
+    {
+        const struct reg_session *s = e->val;
+        r = journal_session(s, s->modify_index);
+        emit(r, data);
+        json_decref(r);
+    }
     /* The indexes themselves: deletes leave no entity behind but moved the tables. KV
      * tombstones are not kept in a snapshot; their highest index becomes the floor of every
      * prefix query, so a prefix's index never goes backwards across a restore. */
@@ -331,9 +412,10 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
         if (t > kv_floor)
             kv_floor = t;
     }
-    r = json_pack("{s:s, s:I, s:I, s:I, s:I}", "op", "index", "index", (json_int_t)st->index,
+    r = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "op", "index", "index", (json_int_t)st->index,
                   "catalog", (json_int_t)st->table_index[REG_TABLE_CATALOG], "kv",
-                  (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor);
+                  (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor,
+                  "sessions", (json_int_t)st->table_index[REG_TABLE_SESSIONS]);
     json_object_set_new(r, "acl", json_integer((json_int_t)st->table_index[REG_TABLE_ACL]));
     emit(r, data);
     json_decref(r);

@@ -21,6 +21,8 @@ json_t *journal_check(const struct reg_check *c, uint64_t index);
 json_t *journal_check_delete(const char *node, const char *id, uint64_t index);
 json_t *journal_kv(const struct reg_kv *kv, uint64_t index);
 json_t *journal_kv_delete(const char *key, bool tree, uint64_t index);
+json_t *journal_session(const struct reg_session *s, uint64_t index);
+json_t *journal_session_delete(const char *id, uint64_t index);
 
 /* Entity helpers shared by state.c and state_journal.c. */
 struct reg_service *reg_service_copy(const struct reg_service *t);
@@ -38,6 +40,8 @@ bool reg_state_node_remove(struct reg_state *st, const char *name);
 void reg_state_kv_put(struct reg_state *st, const struct reg_kv *t);
 void reg_state_kv_remove(struct reg_state *st, const char *key, uint64_t index);
 void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix, uint64_t index);
+/* Stores a copy of a session template at its own indexes (state_session.c). */
+void reg_state_session_put(struct reg_state *st, const struct reg_session *t);
 void reg_state_advance(struct reg_state *st, enum reg_table table, uint64_t index);
 
 #endif

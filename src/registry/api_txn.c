@@ -1,0 +1,82 @@
+/* PUT /v1/txn: atomic KV transactions (Consul's txn endpoint, KV operations only). */
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "registry/agent_internal.h"
+#include "registry/api_routes.h"
+
+#define TXN_MAX_OPS        64
+#define TXN_MAX_VALUE_SIZE (512 * 1024) /* per value, as kv_max_value_size */
+
+/* Checks the request's shape; answers 400/413 and returns false when it is wrong. */
+static bool txn_valid(struct api_call *c, const json_t *ops)
+{
+    if (!json_is_array(ops)) {
+        api_error(c, 400,
+                  "Failed to parse body: json: cannot unmarshal %s into Go value of type "
+                  "[]*api.TxnOp",
+                  json_type_name(ops));
+        return false;
+    }
+    if (json_array_size(ops) > TXN_MAX_OPS) {
+        api_error(c, 413, "Transaction contains too many operations (%zu > %d)",
+                  json_array_size(ops), TXN_MAX_OPS);
+        return false;
+    }
+    for (size_t i = 0; i < json_array_size(ops); i++) {
+        const json_t *op = json_array_get(ops, i);
+        const json_t *kv = json_object_get(op, "KV");
+        const json_t *value = json_object_get(kv, "Value");
+        if (!json_is_object(op)) {
+            api_error(c, 400, "Failed to parse body: operation %zu is not an object", i);
+            return false;
+        }
+        if (kv && !json_is_object(kv)) {
+            api_error(c, 400, "Failed to parse body: operation %zu: KV is not an object", i);
+            return false;
+        }
+        if (value && !json_is_null(value) &&
+            (!json_is_string(value) || json_string_length(value) / 4 * 3 > TXN_MAX_VALUE_SIZE)) {
+            api_error(c, json_is_string(value) ? 413 : 400,
+                      "Failed to parse body: operation %zu: bad Value", i);
+            return false;
+        }
+    }
+    return true;
+}
+
+void api_txn(struct api_call *c)
+{
+    json_error_t jerr;
+    json_t *results, *errors;
+    json_t *ops = json_loadb(c->req->body, c->req->body_len, 0, &jerr);
+
+    if (!ops) {
+        api_error(c, 400, "Failed to parse body: %s", jerr.text);
+        return;
+    }
+    if (!txn_valid(c, ops)) {
+        json_decref(ops);
+        return;
+    }
+    int rc = reg_txn_apply(&c->agent->state, ops, &results, &errors);
+    json_decref(ops);
+    if (rc < 0) {
+        struct buf b = BUF_INIT;
+        json_t *body = json_pack("{s:n, s:o}", "Results", "Errors", errors);
+        json_append(&b, body, c->pretty);
+        json_decref(body);
+        http_response_header(c->req, "X-Consul-Default-ACL-Policy", "allow");
+        http_respond(c->req, 409, "application/json", b.data, b.len);
+        buf_free(&b);
+        api_call_free(c);
+        return;
+    }
+    /* Go encodes an empty results slice as null. */
+    if (json_array_size(results) == 0) {
+        json_decref(results);
+        results = json_null();
+    }
+    api_ok_json(c, json_pack("{s:o, s:n}", "Results", results, "Errors"));
+}
