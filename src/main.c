@@ -18,6 +18,8 @@ static const struct subcommand subcommands[] = {
     {"kv", cli_kv, "Read and write the key/value store"},
     {"services", cli_services, "Register and deregister services with the local agent"},
     {"tls", cli_tls, "Create a CA and agent certificates for TLS"},
+    {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
+    {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"version", cli_version, "Print the version"},
 };
 

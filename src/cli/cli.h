@@ -11,6 +11,8 @@ int cli_catalog(int argc, char **argv);
 int cli_kv(int argc, char **argv);
 int cli_services(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_leave(int argc, char **argv);
+int cli_force_leave(int argc, char **argv);
 /* `mesh tls ca create` / `mesh tls cert create`: files in the current directory. */
 int cli_tls(int argc, char **argv);
 

@@ -5,6 +5,7 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/http_client.h"
+#include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
 #include "registry/api.h"
@@ -102,6 +103,26 @@ static uint64_t timeout_for(const struct api_call *c)
     return ms + ms / 16 + 15000;
 }
 
+/*
+ * A session created through a client agent belongs to that agent's node (its serfHealth then
+ * guards the session's locks), as in Consul where the client fills in its node. Returns the
+ * body to send instead (heap), or NULL to send the client's as it is.
+ */
+static char *session_body(const struct reg_agent *a, const struct api_call *c)
+{
+    if (strcmp(c->path, "/v1/session/create") != 0)
+        return NULL;
+    json_t *v = c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, NULL)
+                                 : json_object();
+    char *out = NULL;
+    if (json_is_object(v) && !json_iget(v, "Node")) {
+        json_object_set_new(v, "Node", json_string(a->cfg.node_name));
+        out = json_dumps(v, JSON_COMPACT);
+    }
+    json_decref(v); /* a malformed body goes as it is: the server answers 400 */
+    return out;
+}
+
 void forward_call(struct reg_agent *a, struct api_call *c)
 {
     const struct sync_server *server = sync_current_server(a);
@@ -124,14 +145,15 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         buf_printf(&headers, "X-Consul-Token: %s\r\n", dflt);
     char *target = xstrndup(c->req->target.p, c->req->target.n);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
+    char *body = session_body(a, c);
     struct http_client_request r = {
         .method = method,
         .host = server->host,
         .port = server->port,
         .target = target,
         .headers = headers.data,
-        .body = c->req->body,
-        .body_len = c->req->body_len,
+        .body = body ? body : c->req->body,
+        .body_len = body ? strlen(body) : c->req->body_len,
         .timeout_ms = timeout_for(c),
     };
     sync_client_options(a, &r);
@@ -142,5 +164,6 @@ void forward_call(struct reg_agent *a, struct api_call *c)
     f->http = http_client_send(a->client, &r, on_answer, f);
     free(target);
     free(method);
+    free(body);
     buf_free(&headers);
 }

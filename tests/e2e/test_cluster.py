@@ -164,3 +164,34 @@ def test_force_leave_a_failed_node(cluster):
     server.put_ok("/v1/agent/force-leave/web1")
     assert server.get_json("/v1/catalog/node/web1") is None
     assert members(server)["web1"] == 3
+
+
+def test_cli_leave_and_force_leave(cluster, mesh):
+    """`mesh leave` makes a client agent leave and exit; `mesh force-leave` removes a failed
+    node."""
+    import subprocess
+    server, client = cluster
+    web1, web2 = client("web1"), client("web2")
+    register_web(web1, "web-1", 3000)
+    register_web(web2, "web-2", 3000)
+    wait_until(lambda: passing_nodes(server) == ["web1", "web2"], 5, what="both passing")
+
+    out = subprocess.run([mesh, "leave", "-http-addr", f"127.0.0.1:{web1.port}"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Graceful leave complete"
+    assert web1.proc.wait(timeout=10) == 0
+    assert members(server)["web1"] == 3
+    assert passing_nodes(server) == ["web2"]
+
+    web2.kill9()
+    wait_until(lambda: members(server)["web2"] == 4, 6, what="web2 failed")
+    out = subprocess.run([mesh, "force-leave", "-http-addr", f"127.0.0.1:{server.port}", "web2"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Force leave complete"
+    assert server.get_json("/v1/catalog/node/web2") is None
+    out = subprocess.run([mesh, "force-leave", "-http-addr", f"127.0.0.1:{server.port}", "nope"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "No node found with name 'nope'" in out.stderr
