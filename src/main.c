@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"catalog", cli_catalog, "Read the catalog: services, nodes, service NAME"},
     {"kv", cli_kv, "Read and write the key/value store"},
     {"services", cli_services, "Register and deregister services with the local agent"},
+    {"lock", cli_lock, "Run a command while holding a lock in the KV store"},
     {"tls", cli_tls, "Create a CA and agent certificates for TLS"},
     {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},

@@ -15,5 +15,7 @@ int cli_leave(int argc, char **argv);
 int cli_force_leave(int argc, char **argv);
 /* `mesh tls ca create` / `mesh tls cert create`: files in the current directory. */
 int cli_tls(int argc, char **argv);
+/* `mesh lock PREFIX CMD...`: runs CMD while holding the lock PREFIX/.lock (as consul lock). */
+int cli_lock(int argc, char **argv);
 
 #endif
