@@ -69,6 +69,10 @@ void api_event_fire(struct api_call *c)
         api_error(c, 400, "Missing name");
         return;
     }
+    if (!a->sessions) { /* shutting down */
+        api_error(c, 503, "agent is shutting down");
+        return;
+    }
     if (tag && tag[0] && !(svc && svc[0])) {
         api_error(c, 400, "Cannot provide tag filter without service filter");
         return;
