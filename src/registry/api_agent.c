@@ -340,6 +340,25 @@ void api_agent_service_deregister(struct api_call *c)
     api_ok_empty(c);
 }
 
+/*
+ * Consul's rule for check operations: service:write on the check's service, or node:write on
+ * the agent's node for a node-level check. An unknown check passes (the handler answers 404).
+ * Answers 403 and returns false when denied.
+ */
+static bool may_write_check(struct api_call *c, const char *check_id, const char *service_id)
+{
+    struct reg_node *node = agent_local_node(c->agent);
+    const struct reg_check *chk = check_id ? reg_check_get(node, check_id) : NULL;
+    const char *sid = service_id ? service_id : chk ? chk->service_id : NULL;
+
+    if (!sid)
+        return true;
+    const struct reg_service *svc = sid[0] ? reg_service_get(node, sid) : NULL;
+    if (svc)
+        return api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE);
+    return api_acl_require(c, ACL_RES_NODE, node->name, ACL_ACCESS_WRITE);
+}
+
 void api_agent_check_register(struct api_call *c)
 {
     struct reg_agent *a = c->agent;
@@ -365,6 +384,10 @@ void api_agent_check_register(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
+    if (!may_write_check(c, NULL, r.chk.service_id)) {
+        check_reg_free(&r);
+        return;
+    }
     if (r.chk.service_id[0] && !reg_service_get(agent_local_node(a), r.chk.service_id)) {
         api_error(c, 404, "ServiceID \"%s\" does not exist", r.chk.service_id);
         check_reg_free(&r);
@@ -379,6 +402,8 @@ void api_agent_check_deregister(struct api_call *c)
 {
     struct reg_agent *a = c->agent;
 
+    if (!may_write_check(c, c->arg, NULL))
+        return;
     reg_checks_stop(a->checks, c->arg);
     if (!reg_check_delete(&a->state, agent_local_node(a), c->arg)) {
         api_error(c, 404,
@@ -392,6 +417,8 @@ void api_agent_check_deregister(struct api_call *c)
 
 static void ttl_update(struct api_call *c, enum reg_health status, const char *output)
 {
+    if (!may_write_check(c, c->arg, NULL))
+        return;
     int rc = reg_checks_ttl_update(c->agent->checks, c->arg, status, output ? output : "");
 
     if (rc == -ENOENT)

@@ -167,3 +167,27 @@ def test_bootstrap_once(agent_factory, tmp_path):
     assert a.put("/v1/agent/token/default", {"Token": secret},
                  headers={"X-Consul-Token": secret}).status == 200
     assert a.put("/v1/kv/k2", "1").json() is True
+
+
+def test_check_operations_need_service_or_node_write(setup):
+    """Check operations need service:write on the check's service, or node:write for a
+    node-level check (Consul's rule): a service token may pass its own TTL check only."""
+    a, toks = setup
+    create_policy(a, "web-write", 'service "web" { policy = "write" }')
+    web = {"X-Consul-Token": create_token(a, "web-write")["SecretID"]}
+    r = a.put("/v1/agent/service/register",
+              {"ID": "web1", "Name": "web", "Check": {"CheckID": "web-ttl", "TTL": "60s"}},
+              headers=web)
+    assert r.status == 200, r
+    assert a.put("/v1/agent/check/pass/web-ttl", headers=web).status == 200
+    assert a.get_json("/v1/agent/checks", headers=ROOT)["web-ttl"]["Status"] == "passing"
+    r = a.put("/v1/agent/check/register", {"Name": "node-ttl", "TTL": "60s"}, headers=web)
+    assert_text_error(r, 403, contains="lacks permission 'node:write'")
+    assert a.put("/v1/agent/check/register", {"Name": "node-ttl", "TTL": "60s"},
+                 headers=ROOT).status == 200
+    assert_text_error(a.put("/v1/agent/check/pass/node-ttl", headers=web), 403,
+                      contains="lacks permission 'node:write'")
+    assert_text_error(a.put("/v1/agent/check/fail/web-ttl"), 403,
+                      contains="lacks permission 'service:write' on \"web\"")
+    assert_text_error(a.put("/v1/agent/check/deregister/web-ttl", headers=web | {
+        "X-Consul-Token": toks["read-only"]["SecretID"]}), 403, contains="service:write")
