@@ -195,3 +195,32 @@ def test_cli_leave_and_force_leave(cluster, mesh):
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 1
     assert "No node found with name 'nope'" in out.stderr
+
+
+def test_lock_released_when_the_holders_node_dies(cluster):
+    """A session made through a client agent belongs to its node; when that node fails, the
+    session is invalidated, its lock released, and the key can be taken again after the
+    lock-delay."""
+    server, client = cluster
+    web1, web2 = client("web1"), client("web2")
+    wait_until(lambda: members(server) == {"loadbalancer": 1, "web1": 1, "web2": 1}, 5,
+               what="both clients alive")
+    r = web1.put("/v1/session/create", {"Name": "holder", "LockDelay": "1s"})
+    assert r.status == 200, r
+    holder = r.json()["ID"]
+    info = server.get_json(f"/v1/session/info/{holder}")
+    assert info[0]["Node"] == "web1"
+    assert web1.put(f"/v1/kv/service/web/leader?acquire={holder}", "web1").json() is True
+    other = web2.put("/v1/session/create", {"Name": "contender", "LockDelay": "1s"}).json()["ID"]
+    assert web2.put(f"/v1/kv/service/web/leader?acquire={other}", "web2").json() is False
+
+    web1.kill9()
+    wait_until(lambda: server.get_json(f"/v1/session/info/{holder}") == [], 6,
+               what="the holder's session invalidated")
+    entry = server.get_json("/v1/kv/service/web/leader")[0]
+    assert "Session" not in entry
+    # Within the lock-delay nobody may take it; after it, the contender does.
+    assert web2.put(f"/v1/kv/service/web/leader?acquire={other}", "web2").json() is False
+    wait_until(lambda: web2.put(f"/v1/kv/service/web/leader?acquire={other}", "web2").json(),
+               5, what="the contender acquires after the lock-delay")
+    assert server.get_json("/v1/kv/service/web/leader")[0]["Session"] == other
