@@ -39,7 +39,8 @@ struct api_route {
     }
 #define WRITE(m, p, pre, fn)                                                                       \
     {                                                                                              \
-        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_NONE, ACL_ACCESS_READ, ACL_NAME_NONE \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_NONE, ACL_ACCESS_READ,              \
+            ACL_NAME_NONE                                                                          \
     }
 /* The same with a permission: resource, access (READ_/WRITE), name (ARG, NODE, NONE). */
 #define READ_A(m, p, pre, fn, tbl, blk, res, acc, name)                                            \
@@ -103,8 +104,9 @@ static const struct api_route routes[] = {
     READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true),
     /* transactions and events: api_txn.c, api_event.c */
     WRITE("PUT", "/v1/txn", false, api_txn),
-    WRITE("PUT", "/v1/event/fire/", true, api_event_fire),
-    READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true),
+    WRITE_A("PUT", "/v1/event/fire/", true, api_event_fire, EVENT, WRITE, ARG),
+    READ_A("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, EVENT, READ,
+           NONE),
     /* ACLs: api_acl.c */
     WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap),
     READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false),
@@ -112,7 +114,8 @@ static const struct api_route routes[] = {
     READ_A("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true, ACL, READ, NONE),
     WRITE_A("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL, WRITE, NONE),
     WRITE_A("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL, WRITE, NONE),
-    READ_A("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true, ACL, READ, NONE),
+    READ_A("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true, ACL, READ,
+           NONE),
     WRITE_A("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL, WRITE, NONE),
     READ_A("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true, ACL, READ,
            NONE),
@@ -147,8 +150,8 @@ void api_call_free(struct api_call *c)
 static void add_common_headers(struct api_call *c)
 {
     const struct agent_config *cfg = &c->agent->cfg;
-    const char *policy = cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy
-                                                                     : "allow";
+    const char *policy =
+        cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
     http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
 }
 

@@ -149,6 +149,11 @@ void api_session_create(struct api_call *c)
     if (!body)
         return;
     int rc = parse_create(c, body, &r, &e);
+    if (rc == 0 && !api_acl_require(c, ACL_RES_SESSION, r.t.node, ACL_ACCESS_WRITE)) {
+        create_req_free(&r);
+        json_decref(body);
+        return;
+    }
     if (rc == 0)
         rc = reg_session_create(&a->state, &r.t, &index, &e) < 0 ? -EINVAL : 1;
     if (rc < 0) {
@@ -167,6 +172,9 @@ void api_session_destroy(struct api_call *c)
         api_error(c, 400, "Missing session");
         return;
     }
+    const struct reg_session *s = reg_session_get(&c->agent->state, c->arg);
+    if (s && !api_acl_require(c, ACL_RES_SESSION, s->node, ACL_ACCESS_WRITE))
+        return;
     reg_session_destroy(&c->agent->state, c->arg);
     api_ok_json(c, json_true());
 }
@@ -184,12 +192,22 @@ void api_session_renew(struct api_call *c)
         api_error(c, 404, "Session id '%s' not found", c->arg);
         return;
     }
+    if (!api_acl_require(c, ACL_RES_SESSION, s->node, ACL_ACCESS_WRITE))
+        return;
     reg_sessions_track(c->agent->sessions, s);
     api_ok_json(c, json_pack("[o]", reg_session_json(s)));
 }
 
+/* Drops the sessions of nodes the token may not read (session:read), as Consul filters. */
 static void session_result(struct api_call *c, struct api_result *res, json_t *list)
 {
+    for (size_t i = json_array_size(list); i > 0; i--) {
+        const char *node = json_string_value(json_object_get(json_array_get(list, i - 1), "Node"));
+        if (!api_acl_allow(c, ACL_RES_SESSION, node ? node : "", ACL_ACCESS_READ)) {
+            json_array_remove(list, i - 1);
+            api_acl_filtered(c, res);
+        }
+    }
     res->index = c->agent->state.table_index[REG_TABLE_SESSIONS];
     res->index_headers = true;
     api_result_json(c, res, list);

@@ -9,6 +9,18 @@
 #define TXN_MAX_OPS        64
 #define TXN_MAX_VALUE_SIZE (512 * 1024) /* per value, as kv_max_value_size */
 
+/* Each KV operation needs key:read (get, get-tree, check-*) or key:write (the others) on its
+ * key. Answers 403 and returns false when the token lacks it. */
+static bool txn_op_allowed(struct api_call *c, const json_t *kv)
+{
+    const char *verb = json_string_value(json_object_get(kv, "Verb"));
+    const char *key = json_string_value(json_object_get(kv, "Key"));
+    bool read = verb && (strncmp(verb, "get", 3) == 0 || strncmp(verb, "check-", 6) == 0);
+
+    return api_acl_require(c, ACL_RES_KEY, key ? key : "",
+                           read ? ACL_ACCESS_READ : ACL_ACCESS_WRITE);
+}
+
 /* Checks the request's shape; answers 400/413 and returns false when it is wrong. */
 static bool txn_valid(struct api_call *c, const json_t *ops)
 {
@@ -42,6 +54,8 @@ static bool txn_valid(struct api_call *c, const json_t *ops)
                       "Failed to parse body: operation %zu: bad Value", i);
             return false;
         }
+        if (kv && !txn_op_allowed(c, kv))
+            return false;
     }
     return true;
 }
@@ -67,10 +81,8 @@ void api_txn(struct api_call *c)
         json_t *body = json_pack("{s:n, s:o}", "Results", "Errors", errors);
         json_append(&b, body, c->pretty);
         json_decref(body);
-        http_response_header(c->req, "X-Consul-Default-ACL-Policy", "allow");
-        http_respond(c->req, 409, "application/json", b.data, b.len);
+        api_answer(c, 409, "application/json", b.data, b.len);
         buf_free(&b);
-        api_call_free(c);
         return;
     }
     /* Go encodes an empty results slice as null. */

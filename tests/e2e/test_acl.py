@@ -191,3 +191,30 @@ def test_check_operations_need_service_or_node_write(setup):
                       contains="lacks permission 'service:write' on \"web\"")
     assert_text_error(a.put("/v1/agent/check/deregister/web-ttl", headers=web | {
         "X-Consul-Token": toks["read-only"]["SecretID"]}), 403, contains="service:write")
+
+
+def test_sessions_txn_and_events_need_permissions(setup):
+    """session:write on the node for sessions, key permissions per txn operation, event:write
+    on the event's name; session lists are filtered by session:read."""
+    import base64
+    a, toks = setup
+    app = {"X-Consul-Token": toks["app-write"]["SecretID"]}
+    assert_text_error(a.put("/v1/session/create", {"Name": "s"}, headers=app), 403,
+                      contains="lacks permission 'session:write' on \"node1\"")
+    sid = a.put("/v1/session/create", {"Name": "s"}, headers=ROOT).json()["ID"]
+    assert a.get_json("/v1/session/list", headers=app) == []
+    assert [s["ID"] for s in a.get_json("/v1/session/list", headers=ROOT)] == [sid]
+    assert_text_error(a.put(f"/v1/session/destroy/{sid}", headers=app), 403,
+                      contains="session:write")
+
+    ok = [{"KV": {"Verb": "set", "Key": "app/t", "Value": base64.b64encode(b"v").decode()}}]
+    assert a.put("/v1/txn", ok, headers=app).status == 200
+    bad = ok + [{"KV": {"Verb": "set", "Key": "other/t",
+                        "Value": base64.b64encode(b"v").decode()}}]
+    assert_text_error(a.put("/v1/txn", bad, headers=app), 403,
+                      contains="lacks permission 'key:write' on \"other/t\"")
+    assert a.get("/v1/kv/other/t", headers=ROOT).status == 404
+
+    assert_text_error(a.put("/v1/event/fire/deploy", "x", headers=app), 403,
+                      contains="event:write")
+    assert a.put("/v1/event/fire/deploy", "x", headers=ROOT).status == 200
