@@ -54,6 +54,7 @@ struct reg_sync {
     struct http_call *read_calls[2];
     void (*leave_done)(struct reg_agent *a);
     bool stopping;
+    char last_error[512]; /* the last heartbeat failure logged ("" after a success) */
 };
 
 static void pass_next(struct reg_sync *s);
@@ -416,13 +417,20 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
     if (status == UV_ECANCELED)
         return;
     if (status < 0 || res->status != 200) {
-        if (s->joined || !s->nservers)
-            log_warn("heartbeat to %s:%d failed: %s", srv->host, srv->port,
-                     status < 0 ? uv_strerror(status) : res->body);
+        /* Say why, once per distinct reason, so a node that cannot join is not silent and
+         * one that keeps failing does not flood the log. */
+        const char *detail = status < 0 ? http_client_error(s->agent->client) : NULL;
+        char why[512];
+        snprintf(why, sizeof(why), "%s", status < 0 ? (detail ? detail : uv_strerror(status))
+                                                    : res->body);
+        if (strcmp(why, s->last_error) != 0)
+            log_warn("heartbeat to %s:%d failed: %s", srv->host, srv->port, why);
+        memcpy(s->last_error, why, sizeof(s->last_error));
         sync_server_failed(s->agent, status < 0 ? status : UV_EPROTO);
         s->joined = false;
         return;
     }
+    s->last_error[0] = '\0';
     json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
     bool known = json_is_true(json_object_get(v, "Known"));
     json_decref(v);

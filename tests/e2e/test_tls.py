@@ -187,3 +187,42 @@ def test_bad_tls_config_stops_the_agent(agent_factory, write_config, certs):
     b.start(wait=False)
     assert b.proc.wait(timeout=10) == 1
     assert "verify_incoming needs tls.defaults.ca_file" in b.log_text()
+
+
+def test_client_agent_syncs_to_the_server_over_tls(agent_factory, write_config, certs):
+    """Agent-to-server traffic with TLS configured: a client agent with a CA-signed client
+    certificate joins the server's HTTPS port (verify_incoming) and its services reach the
+    catalog; one without a certificate never gets in."""
+    import time
+    from helpers import wait_until
+    server = tls_agent(agent_factory, write_config, certs, verify_incoming=True)
+
+    def client(node, cert):
+        tls = {"ca_file": str(certs / "consul-agent-ca.pem"), "verify_outgoing": True}
+        if cert:
+            tls.update(cert_file=str(certs / f"{cert}.pem"),
+                       key_file=str(certs / f"{cert}-key.pem"))
+        cfg = write_config({"tls": {"defaults": tls},
+                            "retry_join": [f"127.0.0.1:{server.https_port}"]},
+                           name=f"{node}.json")
+        c = agent_factory(node=node, server=False, config_files=[cfg], start=False)
+        c.start(wait=False)
+        return c
+
+    def up(agent):
+        try:
+            return agent.get("/v1/agent/self").status == 200
+        except OSError:
+            return False
+
+    good = client("web1", "dc1-client-consul-0")
+    wait_until(lambda: up(good), 10, what="web1 up")
+    good.register_service({"ID": "web-1", "Name": "web", "Port": 3000})
+    wait_until(lambda: [e["ServiceID"] for e in server.get_json("/v1/catalog/service/web")]
+               == ["web-1"], 10, what="web-1 in the catalog through HTTPS")
+    bad = client("web2", None)
+    wait_until(lambda: up(bad), 10, what="web2 up")
+    bad.register_service({"ID": "web-2", "Name": "web", "Port": 3000})
+    time.sleep(1.5)
+    assert server.get_json("/v1/catalog/node/web2") is None
+    assert "heartbeat to" in bad.log_text() and "certificate required" in bad.log_text()
