@@ -12,6 +12,7 @@
 #include "lib/alloc.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "registry/acl_client.h"
 #include "registry/agent_internal.h"
 #include "registry/agent_tls.h"
 #include "registry/api.h"
@@ -251,6 +252,8 @@ void agent_shutdown(struct reg_agent *a)
     if (a->members.agent)
         members_close(&a->members);
     sync_stop(a);
+    acl_cache_free(a->acl_cache);
+    a->acl_cache = NULL;
     if (a->client)
         http_client_free(a->client);
     a->client = NULL;
@@ -351,6 +354,8 @@ static int agent_start(struct reg_agent *a, struct err *e)
         members_init(&a->members, a);
     } else {
         a->client = http_client_new(a->loop);
+        if (a->cfg.acl_enabled)
+            a->acl_cache = acl_cache_new(a);
         rc = sync_start(a, e);
         if (rc < 0)
             return rc;

@@ -32,6 +32,7 @@ struct reg_agent {
     struct reg_members members;  /* servers: who is in the cluster (members.h) */
     struct reg_sync *sync;       /* client agents: the link to the servers (sync.h) */
     struct http_client *client;  /* client agents: requests to servers */
+    struct acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;

@@ -12,6 +12,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
+#include "registry/acl_client.h"
 #include "registry/api_routes.h"
 #include "registry/forward.h"
 
@@ -129,6 +130,8 @@ static const struct api_route routes[] = {
 
     WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat),
     WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave),
+    READ("GET", "/v1/internal/mesh/acl/resolve", false, api_internal_acl_resolve, REG_TABLE_ACL,
+         false),
 
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
@@ -299,8 +302,10 @@ static void run_read(struct api_call *c, struct api_result *res)
     memset(res, 0, sizeof(*res));
     res->status = 200;
     res->content_type = "application/json";
-    /* Again on every run: a parked query outlives policy and token changes. */
-    if (api_acl_resolve(c) < 0) {
+    /* Again on every run: a parked query outlives policy and token changes. (A client
+     * agent's stale cache entry is good enough here; the next request refreshes it.) */
+    int rc = api_acl_resolve(c);
+    if (rc < 0 && rc != -EAGAIN) {
         api_result_error(res, 403, "ACL not found");
         return;
     }
@@ -407,6 +412,8 @@ static bool check_common_params(struct api_call *c)
     return true;
 }
 
+static void dispatch(struct api_call *c);
+
 /* Resolves the call's token and checks the route's permission. Returns false after answering. */
 static bool authorize(struct api_call *c, const struct api_route *r)
 {
@@ -416,7 +423,13 @@ static bool authorize(struct api_call *c, const struct api_route *r)
         acl_state_ensure(&a->state, &a->cfg); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
-    if (api_acl_resolve(c) < 0) {
+    int rc = api_acl_resolve(c);
+    if (rc == -EAGAIN || rc == ACL_CACHE_STALE) {
+        /* A client agent learning what the token may do from a server: resume after. */
+        acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
+        return false;
+    }
+    if (rc < 0) {
         api_error(c, 403, "ACL not found");
         return false;
     }
@@ -530,7 +543,17 @@ void api_handle(struct http_request *req, void *data)
         forward_call(c->agent, c); /* a client agent: the servers answer */
         return;
     }
-    if (!check_common_params(c) || !authorize(c, r))
+    c->route = r;
+    if (check_common_params(c))
+        dispatch(c);
+}
+
+/* Authorizes the call for its route, then runs the handler. */
+static void dispatch(struct api_call *c)
+{
+    const struct api_route *r = c->route;
+
+    if (!authorize(c, r))
         return;
     if (r->write)
         r->write(c);

@@ -34,6 +34,8 @@ struct api_call;
 typedef void (*api_write_fn)(struct api_call *c);
 typedef void (*api_read_fn)(struct api_call *c, struct api_result *res);
 
+struct api_route;
+
 struct api_call {
     struct reg_agent *agent;
     struct http_request *req;
@@ -45,6 +47,7 @@ struct api_call {
     enum reg_table table;
     uint64_t min_index; /* ?index */
     const char *hash;   /* ?hash (agent service hash blocking) */
+    const struct api_route *route; /* the route being served */
     char *token;        /* the secret in use (request or default token), owned, may be NULL */
     bool token_picked;  /* token was looked up */
     bool token_given;   /* the request itself carried a token */

@@ -10,6 +10,7 @@
 #include "lib/base64.h"
 #include "lib/json.h"
 #include "registry/acl.h"
+#include "registry/acl_client.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 
@@ -52,6 +53,9 @@ int api_acl_resolve(struct api_call *c)
         if (!c->token && a->cfg.acl_default_token && a->cfg.acl_default_token[0])
             c->token = xstrdup(a->cfg.acl_default_token);
     }
+    /* A client agent holds no tokens: the servers say what one may do (acl_client.h). */
+    if (!a->cfg.server && a->cfg.acl_enabled)
+        return acl_cache_lookup(a->acl_cache, c->token, &c->authz);
     return acl_resolve(&a->state, &a->cfg, c->token, &c->authz);
 }
 

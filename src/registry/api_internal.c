@@ -47,3 +47,27 @@ void api_internal_leave(struct api_call *c)
     json_decref(body);
     api_ok_empty(c);
 }
+
+/*
+ * What the call's token may do, for a client agent's ACL cache (acl_client.h): its accessor,
+ * whether it is a management token, and the rules of each of its policies. An unknown token
+ * never gets here (the router answers 403 "ACL not found").
+ */
+void api_internal_acl_resolve(struct api_call *c, struct api_result *res)
+{
+    const struct reg_state *st = &c->agent->state;
+    const struct reg_acl_token *t = c->token && c->token[0]
+                                        ? reg_acl_token_by_secret(st, c->token)
+                                        : reg_acl_token_get(st, REG_ACL_ANONYMOUS_ID);
+    json_t *rules = json_array();
+
+    for (size_t i = 0; t && i < t->npolicies; i++) {
+        const struct reg_acl_policy *p = reg_acl_policy_get(st, t->policy_ids[i]);
+        if (p)
+            json_array_append_new(rules, json_string(p->rules));
+    }
+    api_result_json(c, res,
+                    json_pack("{s:s, s:b, s:o}", "AccessorID",
+                              t ? t->accessor_id : REG_ACL_ANONYMOUS_ID, "Management",
+                              c->authz.management, "Rules", rules));
+}

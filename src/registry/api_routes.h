@@ -80,6 +80,7 @@ void api_agent_token(struct api_call *c);
 /* meshkit internal: client agents to servers (api_internal.c) */
 void api_internal_heartbeat(struct api_call *c);
 void api_internal_leave(struct api_call *c);
+void api_internal_acl_resolve(struct api_call *c, struct api_result *res);
 
 /* status and operator */
 void api_status_leader(struct api_call *c, struct api_result *res);

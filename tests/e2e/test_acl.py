@@ -218,3 +218,33 @@ def test_sessions_txn_and_events_need_permissions(setup):
     assert_text_error(a.put("/v1/event/fire/deploy", "x", headers=app), 403,
                       contains="event:write")
     assert a.put("/v1/event/fire/deploy", "x", headers=ROOT).status == 200
+
+
+def test_client_agent_enforces_tokens_resolved_by_the_server(agent_factory, tmp_path):
+    """A client agent holds no tokens: it asks the server what one may do, then enforces it on
+    its own endpoints; its sync to the server uses its agent token."""
+    from helpers import wait_until
+    server = acl_agent(agent_factory, tmp_path)
+    create_policy(server, "web-write", 'service "web" { policy = "write" }\n'
+                                       'node_prefix "" { policy = "read" }')
+    web = {"X-Consul-Token": create_token(server, "web-write")["SecretID"]}
+    cfg = tmp_path / "client.json"
+    cfg.write_text(json.dumps({"acl": {"enabled": True, "default_policy": "deny",
+                                       "tokens": {"agent": "root"}},
+                               "retry_join": [f"127.0.0.1:{server.port}"]}))
+    client = agent_factory(node="web1", server=False, config_files=[cfg])
+
+    svc = {"ID": "web-1", "Name": "web", "Port": 3000}
+    assert_text_error(client.put("/v1/agent/service/register", svc), 403,
+                      contains="lacks permission 'service:write' on \"web\"")
+    assert_text_error(client.put("/v1/agent/service/register", svc,
+                                 headers={"X-Consul-Token": "nope"}), 403, equals="ACL not found")
+    assert client.put("/v1/agent/service/register", svc, headers=web).status == 200
+    wait_until(lambda: [e["ServiceID"] for e in
+                        server.get_json("/v1/catalog/service/web", headers=ROOT)] == ["web-1"],
+               5, what="web-1 synced with the agent token")
+    assert client.get_json("/v1/agent/services") == {}
+    assert list(client.get_json("/v1/agent/services", headers=web)) == ["web-1"]
+    # Reads forwarded to the server are judged there, with the caller's token.
+    assert client.get_json("/v1/catalog/service/web") == []
+    assert len(client.get_json("/v1/catalog/service/web", headers=web)) == 1
