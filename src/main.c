@@ -28,7 +28,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: mesh <command> [flags] [args]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-        fprintf(f, "    %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(f, "    %-12s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(f, "\nRun 'mesh <command> -help' for a command's flags.\n");
 }
 
