@@ -16,6 +16,12 @@ void api_internal_heartbeat(struct api_call *c)
     json_t *body = api_body_json(c, false);
     if (!body)
         return;
+    /* An agent may only speak for its own node: node:write on the name it announces. */
+    const char *node = json_string_value(json_iget(body, "Node"));
+    if (!api_acl_require(c, ACL_RES_NODE, node ? node : "", ACL_ACCESS_WRITE)) {
+        json_decref(body);
+        return;
+    }
     int rc = members_heartbeat(&a->members, body, &known, &e);
     json_decref(body);
     if (rc < 0) {
@@ -41,6 +47,10 @@ void api_internal_leave(struct api_call *c)
     if (json_read_string(body, "Node", "Leave.Node", &node, &e) < 0 || !node || !node[0]) {
         json_decref(body);
         api_error(c, 400, "Leave needs a Node");
+        return;
+    }
+    if (!api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+        json_decref(body);
         return;
     }
     members_leave(&a->members, node);

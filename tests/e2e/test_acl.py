@@ -248,3 +248,16 @@ def test_client_agent_enforces_tokens_resolved_by_the_server(agent_factory, tmp_
     # Reads forwarded to the server are judged there, with the caller's token.
     assert client.get_json("/v1/catalog/service/web") == []
     assert len(client.get_json("/v1/catalog/service/web", headers=web)) == 1
+
+
+def test_heartbeats_need_node_write(setup):
+    """Only a token with node:write on a node may announce it (agents use their agent token)."""
+    a, toks = setup
+    hb = {"Node": "web9", "Address": "127.0.0.1"}
+    assert_text_error(a.put("/v1/internal/mesh/heartbeat", hb), 403,
+                      contains="lacks permission 'node:write' on \"web9\"")
+    assert a.get_json("/v1/catalog/node/web9", headers=ROOT) is None
+    assert a.put("/v1/internal/mesh/heartbeat", hb, headers=ROOT).json() == {"Known": False}
+    assert a.get_json("/v1/catalog/node/web9", headers=ROOT)["Node"]["Node"] == "web9"
+    assert_text_error(a.put("/v1/internal/mesh/leave", {"Node": "web9"}), 403,
+                      contains="node:write")
