@@ -1,0 +1,33 @@
+/*
+ * The data path: worker threads, each with its own libuv loop and its own listening socket on
+ * the frontend address (SO_REUSEPORT, so the kernel spreads connections), proxying HTTP/1.1
+ * requests to the backend's servers over pools of keep-alive upstream connections.
+ */
+#ifndef MESH_LB_WORKERS_H
+#define MESH_LB_WORKERS_H
+
+#include "lib/err.h"
+#include "lb/config.h"
+#include "lb/lb.h"
+
+struct lb_workers;
+
+/*
+ * Binds the frontend (in every worker, so a bind error is reported here) and starts
+ * cfg->workers threads. cfg, backend and frontend are borrowed until lb_workers_join returns.
+ * Returns 0 or a negative error with e set ("listen 0.0.0.0:8080: address already in use").
+ */
+int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
+                     struct lb_backend *backend, struct lb_counters *frontend, struct err *e);
+
+/*
+ * Graceful stop: workers stop accepting, answer the requests in flight (keep-alive
+ * connections are closed after their current response), then their loops end. Callable from
+ * any thread.
+ */
+void lb_workers_drain(struct lb_workers *w);
+
+/* Waits for every worker thread to end and frees w. */
+void lb_workers_join(struct lb_workers *w);
+
+#endif
