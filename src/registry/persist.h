@@ -33,9 +33,11 @@ int reg_persist_open(struct reg_persist **out, uv_loop_t *loop, const char *data
                      struct reg_state *st, struct err *e);
 
 /*
- * Writes a new snapshot and empties the journal once the journal has grown past
- * max(1 MiB, 4 x the snapshot's size), or, after a failed journal write, retries that every few
- * seconds. Cheap to call often (for example from a housekeeping timer); failures are logged.
+ * Once the journal has grown past a threshold (several times the snapshot's size), writes a
+ * new snapshot in a forked child (the loop goes on serving) and, when it is in place, cuts the
+ * journal down to the records written since. Cheap to call often; the loop must run for the
+ * compaction to complete. A journal broken by a write error is repaired by a snapshot taken
+ * in place instead.
  */
 void reg_persist_maybe_compact(struct reg_persist *p);
 
