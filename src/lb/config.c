@@ -1,0 +1,492 @@
+/*
+ * `mesh lb` configuration: one table of options serves the flags, the JSON config file keys
+ * (the flag name with '-' replaced by '_') and -help, as the agent's configuration does.
+ */
+#include "lb/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/config.h"
+#include "lib/duration.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/net.h"
+
+static const char usage[] =
+    "mesh lb [options]\n\n"
+    "  Runs the HTTP load balancer: traffic on -port is spread over the passing instances of\n"
+    "  -service in the registry (followed live with blocking queries), or over the -server\n"
+    "  list. Stats and the admin API listen on -stats-port. Flags win over -config FILE, a\n"
+    "  JSON object whose keys are the flag names with '_' for '-' (\"servers\" for -server).\n"
+    "  SIGTERM drains and exits; SIGHUP re-reads the configuration.";
+
+enum opt_type {
+    OPT_BOOL = 0,
+    OPT_STRING,
+    OPT_INT,
+    OPT_PORT,
+    OPT_DURATION,
+    OPT_STRING_LIST,
+};
+
+/* The config plus the settings that are parsed from text into another type. */
+struct lb_config_src {
+    struct lb_config c;
+    char *balance;
+};
+
+/*
+ * Every setting once: its config file key (NULL for flag-only), its flag, its type, where it
+ * lives, its help. Flags, the file reader and -help all come from this table.
+ */
+struct lb_option {
+    const char *key;
+    const char *flag;
+    enum opt_type type;
+    size_t offset;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct lb_config_src, c.f)
+
+static const struct lb_option options[] = {
+    {NULL, "config", OPT_STRING, OFF(config_file), "JSON config file (re-read on SIGHUP)."},
+    {"bind", "bind", OPT_STRING, OFF(bind_addr), "Frontend address."},
+    {"port", "port", OPT_PORT, OFF(port), "Frontend port."},
+    {"workers", "workers", OPT_INT, OFF(workers), "Worker threads (default: one per CPU)."},
+    {"maxconn", "maxconn", OPT_INT, OFF(maxconn), "Client connections per worker."},
+    {"backend", "backend", OPT_STRING, OFF(backend_name),
+     "Backend name in stats (default: the service name, or web)."},
+    {"balance", "balance", OPT_STRING, offsetof(struct lb_config_src, balance),
+     "roundrobin (weighted), leastconn or random (two choices)."},
+    {"service", "service", OPT_STRING, OFF(service),
+     "Registry service to balance over (its passing instances)."},
+    {"tag", "tag", OPT_STRING, OFF(service_tag), "Only instances with this tag."},
+    {"registry_addr", "registry-addr", OPT_STRING, OFF(registry_addr),
+     "Registry agent HOST:PORT ($CONSUL_HTTP_ADDR when set)."},
+    {"registry_token", "registry-token", OPT_STRING, OFF(registry_token),
+     "ACL token for the registry (default $CONSUL_HTTP_TOKEN)."},
+    {"registry_tls", "registry-tls", OPT_BOOL, OFF(registry_tls), "Speak HTTPS to the registry."},
+    {"registry_ca_file", "registry-ca-file", OPT_STRING, OFF(registry_ca_file),
+     "PEM CA bundle for the registry's certificate (default: the system store)."},
+    {"servers", "server", OPT_STRING_LIST, OFF(servers),
+     "Static server HOST:PORT[,WEIGHT] (repeatable), instead of or besides -service."},
+    {"server", NULL, OPT_STRING_LIST, OFF(servers), NULL},
+    {"server_maxconn", "server-maxconn", OPT_INT, OFF(server_maxconn),
+     "Concurrent requests per server, more wait in the queue (default 0: unlimited)."},
+    {"queue_max", "queue-max", OPT_INT, OFF(queue_max),
+     "Requests waiting for a server slot, per backend."},
+    {"check", "check", OPT_BOOL, OFF(check), "Active health checks."},
+    {"check_path", "check-path", OPT_STRING, OFF(check_path), "Path of the health check GET."},
+    {"check_inter", "check-inter", OPT_DURATION, OFF(check_inter_ns),
+     "Time between checks of a server."},
+    {"check_rise", "check-rise", OPT_INT, OFF(check_rise),
+     "Consecutive passing checks to bring a server UP."},
+    {"check_fall", "check-fall", OPT_INT, OFF(check_fall),
+     "Consecutive failed checks to mark a server DOWN."},
+    {"check_timeout", "check-timeout", OPT_DURATION, OFF(check_timeout_ns),
+     "Timeout of one check."},
+    {"eject_after_errors", "eject-after-errors", OPT_INT, OFF(eject_after_errors),
+     "Consecutive connect failures or 5xx that eject a server (0 = off)."},
+    {"eject_for", "eject-for", OPT_DURATION, OFF(eject_for_ns),
+     "How long an ejected server stays out without active checks."},
+    {"retries", "retries", OPT_INT, OFF(retries), "Extra attempts after a connect failure."},
+    {"redispatch", "redispatch", OPT_BOOL, OFF(redispatch), "Retry on another server."},
+    {"timeout_connect", "timeout-connect", OPT_DURATION, OFF(timeout_connect_ns),
+     "Connect to a server."},
+    {"timeout_client", "timeout-client", OPT_DURATION, OFF(timeout_client_ns),
+     "Client inactivity."},
+    {"timeout_server", "timeout-server", OPT_DURATION, OFF(timeout_server_ns),
+     "Server inactivity."},
+    {"timeout_queue", "timeout-queue", OPT_DURATION, OFF(timeout_queue_ns),
+     "Time a request may wait for a server slot."},
+    {"timeout_keepalive", "timeout-keepalive", OPT_DURATION, OFF(timeout_keepalive_ns),
+     "Idle keep-alive client connection."},
+    {"timeout_http_request", "timeout-http-request", OPT_DURATION, OFF(timeout_http_request_ns),
+     "Time to receive a request's headers."},
+    {"x_forwarded_for", "x-forwarded-for", OPT_BOOL, OFF(x_forwarded_for),
+     "Add X-Forwarded-For and X-Forwarded-Proto."},
+    {"forwarded", "forwarded", OPT_BOOL, OFF(forwarded), "Add an RFC 7239 Forwarded header."},
+    {"via", "via", OPT_BOOL, OFF(via), "Add Via: 1.1 mesh-lb."},
+    {"errorfile_503", "errorfile-503", OPT_STRING, OFF(errorfile_503),
+     "HTML file served when no server is usable (default: a built-in page)."},
+    {"stats_addr", "stats-addr", OPT_STRING, OFF(stats_addr), "Stats and admin address."},
+    {"stats_port", "stats-port", OPT_PORT, OFF(stats_port), "Stats and admin port (0 = off)."},
+    {"stats_path", "stats-path", OPT_STRING, OFF(stats_path), "Stats page path."},
+    {"stats_user", "stats-user", OPT_STRING, OFF(stats_user), "Stats user."},
+    {"stats_password", "stats-password", OPT_STRING, OFF(stats_password), "Stats password."},
+    {"stats_refresh", "stats-refresh", OPT_INT, OFF(stats_refresh_s),
+     "Stats page auto-refresh in seconds (0 = off)."},
+    {"pid_file", "pid-file", OPT_STRING, OFF(pid_file), "Write the PID to this file."},
+    {"log_level", "log-level", OPT_STRING, OFF(log_level), "debug, info, warn or error."},
+};
+
+static void *field(struct lb_config_src *s, const struct lb_option *o)
+{
+    return (char *)s + o->offset;
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = v ? xstrdup(v) : NULL;
+}
+
+/* ---- config file ------------------------------------------------------------------------- */
+
+static int read_duration(const struct config_doc *doc, const char *key, const json_t *v,
+                         int64_t *out, struct err *e)
+{
+    /* A bare number is milliseconds, as in HAProxy's configuration. */
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (int64_t)json_integer_value(v) * DURATION_MS;
+        return 0;
+    }
+    if (json_is_string(v) && duration_parse(str_from(json_string_value(v)), out) == 0)
+        return 0;
+    return config_error(doc, key, e, "%s: expected a duration such as \"5s\", got %s", key,
+                        json_is_string(v) ? json_string_value(v) : json_type_name(v));
+}
+
+static int read_list(const struct config_doc *doc, const char *key, const json_t *v,
+                     struct flag_list *l, struct err *e)
+{
+    size_t i;
+    json_t *s;
+
+    if (json_is_string(v)) {
+        l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
+        l->items[l->n++] = xstrdup(json_string_value(v));
+        return 0;
+    }
+    if (!json_is_array(v))
+        return config_error(doc, key, e, "%s: expected a list of strings, got %s", key,
+                            json_type_name(v));
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s)) {
+            char path[96];
+            snprintf(path, sizeof(path), "%s[%zu]", key, i);
+            return config_error(doc, path, e, "%s: expected a string, got %s", path,
+                                json_type_name(s));
+        }
+        l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
+        l->items[l->n++] = xstrdup(json_string_value(s));
+    }
+    return 0;
+}
+
+static int read_option(struct lb_config_src *src, const struct config_doc *doc,
+                       const struct lb_option *o, const json_t *v, struct err *e)
+{
+    void *dst = field(src, o);
+
+    switch (o->type) {
+    case OPT_BOOL:
+        if (!json_is_boolean(v))
+            return config_error(doc, o->key, e, "%s: expected a boolean, got %s", o->key,
+                                json_type_name(v));
+        *(bool *)dst = json_is_true(v);
+        return 0;
+    case OPT_STRING:
+        if (!json_is_string(v))
+            return config_error(doc, o->key, e, "%s: expected a string, got %s", o->key,
+                                json_type_name(v));
+        set_str(dst, json_string_value(v));
+        return 0;
+    case OPT_INT:
+    case OPT_PORT:
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > (o->type == OPT_PORT ? 65535 : 1000000000))
+            return config_error(doc, o->key, e, "%s: expected %s, got %s", o->key,
+                                o->type == OPT_PORT ? "a port number (0-65535)"
+                                                    : "a non-negative integer",
+                                json_is_string(v) ? json_string_value(v) : json_type_name(v));
+        *(int *)dst = (int)json_integer_value(v);
+        return 0;
+    case OPT_DURATION:
+        return read_duration(doc, o->key, v, dst, e);
+    case OPT_STRING_LIST:
+        return read_list(doc, o->key, v, dst, e);
+    }
+    return 0;
+}
+
+static int read_file(struct lb_config_src *src, const struct config_doc *doc, struct err *e)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(doc->root, key, v)
+    {
+        const struct lb_option *o = NULL;
+        for (size_t i = 0; i < ARRAY_LEN(options) && !o; i++)
+            if (options[i].key && strcmp(options[i].key, key) == 0)
+                o = &options[i];
+        if (!o) /* a typo must not silently fall back to a default */
+            return config_error(doc, key, e, "unknown key \"%s\"", key);
+        int rc = read_option(src, doc, o, v, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- flags, defaults, validation --------------------------------------------------------- */
+
+static size_t bind_flags(struct lb_config_src *src, struct flag *out)
+{
+    static const enum flag_type types[] = {
+        [OPT_BOOL] = FLAG_BOOL,         [OPT_STRING] = FLAG_STRING,
+        [OPT_INT] = FLAG_INT,           [OPT_PORT] = FLAG_INT,
+        [OPT_DURATION] = FLAG_DURATION, [OPT_STRING_LIST] = FLAG_STRING_LIST,
+    };
+    size_t n = 0;
+
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        const struct lb_option *o = &options[i];
+        if (o->flag)
+            out[n++] = (struct flag){o->flag, types[o->type], field(src, o), o->help, false};
+    }
+    return n;
+}
+
+/* "http://host:port" (CONSUL_HTTP_ADDR's usual form) to host:port; https turns TLS on. */
+static void registry_from_env(struct lb_config *c)
+{
+    const char *addr = getenv("CONSUL_HTTP_ADDR");
+    const char *token = getenv("CONSUL_HTTP_TOKEN");
+
+    if (addr && strncmp(addr, "https://", 8) == 0) {
+        c->registry_tls = true;
+        addr += 8;
+    } else if (addr && strncmp(addr, "http://", 7) == 0) {
+        addr += 7;
+    }
+    c->registry_addr = xstrdup(addr && addr[0] ? addr : "127.0.0.1:8500");
+    size_t n = strlen(c->registry_addr);
+    if (n > 0 && c->registry_addr[n - 1] == '/')
+        c->registry_addr[n - 1] = '\0';
+    if (token && token[0])
+        c->registry_token = xstrdup(token);
+}
+
+static void defaults(struct lb_config_src *src)
+{
+    struct lb_config *c = &src->c;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(src, 0, sizeof(*src));
+    c->bind_addr = xstrdup("0.0.0.0");
+    c->port = 8080;
+    c->workers = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
+    c->maxconn = 10000;
+    c->x_forwarded_for = true;
+    c->via = true;
+    src->balance = xstrdup("roundrobin");
+    registry_from_env(c);
+    c->queue_max = 1000;
+    c->check = true;
+    c->check_path = xstrdup("/health");
+    c->check_inter_ns = 5 * DURATION_SEC;
+    c->check_rise = 2;
+    c->check_fall = 3;
+    c->check_timeout_ns = 2 * DURATION_SEC;
+    c->eject_after_errors = 5;
+    c->eject_for_ns = 10 * DURATION_SEC;
+    c->retries = 3;
+    c->redispatch = true;
+    c->timeout_connect_ns = 2 * DURATION_SEC;
+    c->timeout_client_ns = 30 * DURATION_SEC;
+    c->timeout_server_ns = 30 * DURATION_SEC;
+    c->timeout_queue_ns = 5 * DURATION_SEC;
+    c->timeout_keepalive_ns = 30 * DURATION_SEC;
+    c->timeout_http_request_ns = 10 * DURATION_SEC;
+    c->stats_addr = xstrdup("0.0.0.0");
+    c->stats_port = 8404;
+    c->stats_path = xstrdup("/stats");
+    c->stats_user = xstrdup("admin");
+    c->stats_password = xstrdup("admin");
+    c->stats_refresh_s = 5;
+    c->log_level = xstrdup("info");
+}
+
+static void src_free(struct lb_config_src *src)
+{
+    lb_config_free(&src->c);
+    FREE_NULL(src->balance);
+}
+
+/* Checks "host:port[,weight]" of a static server; 0 or -EINVAL with msg set. */
+static int check_server(const char *s, char *msg, size_t n)
+{
+    char host[256];
+    int port, weight = 1;
+    const char *comma = strchr(s, ',');
+    char *addr = comma ? xstrndup(s, (size_t)(comma - s)) : xstrdup(s);
+    struct sockaddr_storage sa;
+    int rc = 0;
+
+    if (net_split_host_port(addr, host, sizeof(host), &port, 0) < 0 || port <= 0 || port > 65535)
+        rc = -EINVAL, snprintf(msg, n, "server \"%s\": expected HOST:PORT[,WEIGHT]", s);
+    else if (strcmp(host, "localhost") != 0 && net_parse_addr(host, port, &sa) < 0)
+        rc = -EINVAL, snprintf(msg, n, "server \"%s\": the host must be an IP address", s);
+    else if (comma && (sscanf(comma + 1, "%d", &weight) != 1 || weight < 0 || weight > 256))
+        rc = -EINVAL, snprintf(msg, n, "server \"%s\": weight must be 0..256", s);
+    free(addr);
+    return rc;
+}
+
+/* What is wrong with the option's value, or NULL. msg is scratch space. */
+static const char *bad_value(const struct lb_config_src *src, const char *key, char *msg, size_t n)
+{
+    const struct lb_config *c = &src->c;
+    enum log_level lvl;
+
+    if (strcmp(key, "balance") == 0 && strcmp(src->balance, "roundrobin") != 0 &&
+        strcmp(src->balance, "leastconn") != 0 && strcmp(src->balance, "random") != 0)
+        return snprintf(msg, n, "balance must be roundrobin, leastconn or random, not \"%s\"",
+                        src->balance),
+               msg;
+    if (strcmp(key, "port") == 0 && c->port <= 0)
+        return "port must be 1-65535";
+    if (strcmp(key, "workers") == 0 && (c->workers < 1 || c->workers > 256))
+        return "workers must be 1-256";
+    if (strcmp(key, "maxconn") == 0 && c->maxconn < 1)
+        return "maxconn must be at least 1";
+    if (strcmp(key, "log_level") == 0 && !log_level_parse(c->log_level, &lvl))
+        return snprintf(msg, n, "invalid log level \"%s\"", c->log_level), msg;
+    if (strcmp(key, "check_path") == 0 && c->check_path[0] != '/')
+        return "check_path must start with '/'";
+    if (strcmp(key, "stats_path") == 0 && c->stats_path[0] != '/')
+        return "stats_path must start with '/'";
+    if ((strcmp(key, "check_rise") == 0 && c->check_rise < 1) ||
+        (strcmp(key, "check_fall") == 0 && c->check_fall < 1))
+        return "check_rise and check_fall must be at least 1";
+    if (strcmp(key, "check_inter") == 0 && c->check_inter_ns < 10 * DURATION_MS)
+        return "check_inter must be at least 10ms";
+    if (strcmp(key, "check_timeout") == 0 && c->check_timeout_ns < DURATION_MS)
+        return "check_timeout must be at least 1ms";
+    if (strcmp(key, "timeout_connect") == 0 && c->timeout_connect_ns < DURATION_MS)
+        return "timeout_connect must be at least 1ms";
+    if (strcmp(key, "servers") == 0)
+        for (size_t i = 0; i < c->servers.n; i++)
+            if (check_server(c->servers.items[i], msg, n) < 0)
+                return msg;
+    if (strcmp(key, "service") == 0 && c->service && !c->service[0])
+        return "service must not be empty";
+    return NULL;
+}
+
+/* Validates every option; a value that came from the file is reported at its file:line. */
+static int validate(struct lb_config_src *src, const struct config_doc *doc,
+                    const struct flag *flags, size_t nflags, struct err *e)
+{
+    char msg[300];
+
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        const struct lb_option *o = &options[i];
+        if (!o->key)
+            continue;
+        const char *bad = bad_value(src, o->key, msg, sizeof(msg));
+        if (!bad)
+            continue;
+        bool from_flag = false;
+        for (size_t j = 0; j < nflags; j++)
+            from_flag |= flags[j].seen && flags[j].ptr == field(src, o);
+        if (!from_flag && doc && json_object_get(doc->root, o->key))
+            return config_error(doc, o->key, e, "%s", bad);
+        return err_set(e, "%s", bad);
+    }
+    if (!src->c.service && src->c.servers.n == 0)
+        return err_set(e, "no servers: give -service NAME (registry) or -server HOST:PORT");
+    return 0;
+}
+
+static void finish(struct lb_config_src *src)
+{
+    struct lb_config *c = &src->c;
+
+    c->balance = strcmp(src->balance, "leastconn") == 0 ? LB_BALANCE_LEASTCONN
+                 : strcmp(src->balance, "random") == 0  ? LB_BALANCE_RANDOM
+                                                        : LB_BALANCE_ROUNDROBIN;
+    if (c->service && !c->service[0])
+        FREE_NULL(c->service);
+    if (!c->backend_name)
+        c->backend_name = xstrdup(c->service ? c->service : "web");
+}
+
+int lb_config_load(struct lb_config *cfg, int argc, char **argv, struct err *e)
+{
+    struct flag flags[ARRAY_LEN(options)];
+    struct lb_config_src src;
+    struct config_doc doc = {0};
+    bool have_doc = false;
+    int first;
+
+    /* Flags win over the file, but name it: parse them once to learn the file, read the file
+     * into fresh defaults, then apply the flags again on top. */
+    defaults(&src);
+    size_t nflags = bind_flags(&src, flags);
+    int rc = flags_parse(flags, nflags, argc, argv, &first, e);
+    if (rc == FLAGS_HELP)
+        flags_usage(stdout, usage, flags, nflags);
+    if (rc == 0 && first < argc)
+        rc = err_set(e, "unexpected argument: %s", argv[first]);
+    char *file = src.c.config_file ? xstrdup(src.c.config_file) : NULL;
+    src_free(&src);
+    defaults(&src);
+    if (rc == 0 && file && (rc = config_doc_load(file, &doc, e)) == 0) {
+        have_doc = true;
+        rc = read_file(&src, &doc, e);
+    }
+    free(file);
+    if (rc == 0) {
+        nflags = bind_flags(&src, flags);
+        rc = flags_parse(flags, nflags, argc, argv, &first, e);
+    }
+    if (rc == 0)
+        rc = validate(&src, have_doc ? &doc : NULL, flags, nflags, e);
+    if (have_doc)
+        config_doc_free(&doc);
+    if (rc == 0) {
+        finish(&src);
+        *cfg = src.c;
+        free(src.balance);
+        return 0;
+    }
+    src_free(&src);
+    memset(cfg, 0, sizeof(*cfg));
+    return rc;
+}
+
+int lb_config_reload(const struct lb_config *cur, int argc, char **argv, struct lb_config *out,
+                     struct err *e)
+{
+    (void)cur; /* the flags name the same file: loading again re-reads it */
+    int rc = lb_config_load(out, argc, argv, e);
+    return rc == FLAGS_HELP ? -EINVAL : rc;
+}
+
+void lb_config_free(struct lb_config *cfg)
+{
+    struct lb_config_src *src = (struct lb_config_src *)cfg;
+
+    /* cfg is the first member of struct lb_config_src: the table's offsets of its fields hold
+     * for a bare struct lb_config too. */
+    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+        const struct lb_option *o = &options[i];
+        if (o->offset >= sizeof(struct lb_config))
+            continue;
+        if (o->type == OPT_STRING)
+            FREE_NULL(*(char **)field(src, o));
+        else if (o->type == OPT_STRING_LIST)
+            flag_list_free(field(src, o));
+    }
+}

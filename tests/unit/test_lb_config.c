@@ -1,0 +1,260 @@
+/* `mesh lb` configuration: defaults, flags over the file, file:line errors, -help. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lb/config.h"
+#include "lib/duration.h"
+#include "lib/flags.h"
+
+static char dir[] = "/tmp/mesh-lb-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int load(struct lb_config *cfg, struct err *e, int argc, const char **argv)
+{
+    return lb_config_load(cfg, argc, (char **)argv, e);
+}
+
+static void test_defaults(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-service", "api"};
+
+    (void)state;
+    unsetenv("CONSUL_HTTP_ADDR");
+    unsetenv("CONSUL_HTTP_TOKEN");
+    assert_int_equal(load(&cfg, &e, 2, argv), 0);
+    assert_string_equal(cfg.bind_addr, "0.0.0.0");
+    assert_int_equal(cfg.port, 8080);
+    assert_true(cfg.workers >= 1);
+    assert_int_equal(cfg.maxconn, 10000);
+    assert_string_equal(cfg.service, "api");
+    assert_string_equal(cfg.backend_name, "api");
+    assert_int_equal(cfg.balance, LB_BALANCE_ROUNDROBIN);
+    assert_string_equal(cfg.registry_addr, "127.0.0.1:8500");
+    assert_null(cfg.registry_token);
+    assert_true(cfg.check);
+    assert_string_equal(cfg.check_path, "/health");
+    assert_int_equal(cfg.check_inter_ns, 5 * DURATION_SEC);
+    assert_int_equal(cfg.check_rise, 2);
+    assert_int_equal(cfg.check_fall, 3);
+    assert_int_equal(cfg.check_timeout_ns, 2 * DURATION_SEC);
+    assert_int_equal(cfg.eject_after_errors, 5);
+    assert_int_equal(cfg.retries, 3);
+    assert_true(cfg.redispatch);
+    assert_int_equal(cfg.timeout_connect_ns, 2 * DURATION_SEC);
+    assert_int_equal(cfg.timeout_http_request_ns, 10 * DURATION_SEC);
+    assert_int_equal(cfg.queue_max, 1000);
+    assert_true(cfg.x_forwarded_for);
+    assert_false(cfg.forwarded);
+    assert_true(cfg.via);
+    assert_int_equal(cfg.stats_port, 8404);
+    assert_string_equal(cfg.stats_path, "/stats");
+    assert_string_equal(cfg.stats_user, "admin");
+    assert_string_equal(cfg.stats_password, "admin");
+    assert_int_equal(cfg.stats_refresh_s, 5);
+    assert_string_equal(cfg.log_level, "info");
+    lb_config_free(&cfg);
+}
+
+static void test_env_registry(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-service", "web"};
+
+    (void)state;
+    setenv("CONSUL_HTTP_ADDR", "https://10.0.0.5:8501", 1);
+    setenv("CONSUL_HTTP_TOKEN", "secret", 1);
+    assert_int_equal(load(&cfg, &e, 2, argv), 0);
+    assert_string_equal(cfg.registry_addr, "10.0.0.5:8501");
+    assert_true(cfg.registry_tls);
+    assert_string_equal(cfg.registry_token, "secret");
+    assert_string_equal(cfg.backend_name, "web");
+    lb_config_free(&cfg);
+    unsetenv("CONSUL_HTTP_ADDR");
+    unsetenv("CONSUL_HTTP_TOKEN");
+}
+
+static void test_flags_override_file(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *path = write_file("a.json", "{\n  \"port\": 9000,\n  \"service\": \"web\",\n"
+                                            "  \"balance\": \"leastconn\",\n"
+                                            "  \"check_inter\": \"1s\",\n"
+                                            "  \"timeout_server\": 1500,\n"
+                                            "  \"servers\": [\"127.0.0.1:3000\"],\n"
+                                            "  \"stats_user\": \"ops\"\n}\n");
+    const char *argv[] = {"-config",     path,     "-port",   "9100",
+                          "-balance",    "random", "-server", "127.0.0.1:3001,5",
+                          "-check=false"};
+
+    (void)state;
+    assert_int_equal(load(&cfg, &e, 9, argv), 0);
+    assert_int_equal(cfg.port, 9100);
+    assert_int_equal(cfg.balance, LB_BALANCE_RANDOM);
+    assert_string_equal(cfg.service, "web");
+    assert_string_equal(cfg.stats_user, "ops");
+    assert_int_equal(cfg.check_inter_ns, DURATION_SEC);
+    assert_int_equal(cfg.timeout_server_ns, 1500 * DURATION_MS);
+    assert_false(cfg.check);
+    /* lists add up: the file's server, then the flag's */
+    assert_int_equal(cfg.servers.n, 2);
+    assert_string_equal(cfg.servers.items[0], "127.0.0.1:3000");
+    assert_string_equal(cfg.servers.items[1], "127.0.0.1:3001,5");
+    assert_string_equal(cfg.config_file, path);
+    lb_config_free(&cfg);
+}
+
+static void test_file_errors_have_lines(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    char want[300];
+    const char *path = write_file("bad.json", "{\n  \"service\": \"web\",\n  \"port\": \"x\"\n}\n");
+    const char *argv[] = {"-config", path};
+
+    (void)state;
+    assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
+    snprintf(want, sizeof(want), "%s:3: port: expected a port number (0-65535), got x", path);
+    assert_string_equal(e.msg, want);
+
+    path = write_file("typo.json", "{\n  \"service\": \"web\",\n\n  \"prot\": 80\n}\n");
+    argv[1] = path;
+    assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
+    snprintf(want, sizeof(want), "%s:4: unknown key \"prot\"", path);
+    assert_string_equal(e.msg, want);
+
+    path = write_file("bal.json", "{\"service\": \"web\",\n \"balance\": \"source\"}\n");
+    argv[1] = path;
+    assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
+    snprintf(want, sizeof(want),
+             "%s:2: balance must be roundrobin, leastconn or random, not \"source\"", path);
+    assert_string_equal(e.msg, want);
+
+    path = write_file("srv.json", "{\n\"servers\": [\n\"127.0.0.1\"]}\n");
+    argv[1] = path;
+    assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
+    assert_non_null(strstr(e.msg, ":2: server \"127.0.0.1\": expected HOST:PORT[,WEIGHT]"));
+
+    path = write_file("syntax.json", "{\n\"service\": \"web\",,\n}\n");
+    argv[1] = path;
+    assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
+    snprintf(want, sizeof(want), "%s:2:", path);
+    assert_memory_equal(e.msg, want, strlen(want));
+}
+
+static void test_flag_errors(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *nothing[] = {"-port", "80"};
+    const char *bad_balance[] = {"-service", "web", "-balance", "hash"};
+    const char *bad_server[] = {"-server", "web1:3000"};
+    const char *bad_weight[] = {"-server", "127.0.0.1:3000,999"};
+    const char *unknown[] = {"-frobnicate"};
+
+    (void)state;
+    assert_int_equal(load(&cfg, &e, 2, nothing), -EINVAL);
+    assert_string_equal(e.msg, "no servers: give -service NAME (registry) or -server HOST:PORT");
+    assert_int_equal(load(&cfg, &e, 4, bad_balance), -EINVAL);
+    assert_string_equal(e.msg, "balance must be roundrobin, leastconn or random, not \"hash\"");
+    assert_int_equal(load(&cfg, &e, 2, bad_server), -EINVAL);
+    assert_string_equal(e.msg, "server \"web1:3000\": the host must be an IP address");
+    assert_int_equal(load(&cfg, &e, 2, bad_weight), -EINVAL);
+    assert_string_equal(e.msg, "server \"127.0.0.1:3000,999\": weight must be 0..256");
+    assert_int_equal(load(&cfg, &e, 1, unknown), -EINVAL);
+    assert_string_equal(e.msg, "flag provided but not defined: -frobnicate");
+}
+
+static void test_help(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *argv[] = {"-help"};
+    char out[] = "/tmp/mesh-lb-help-XXXXXX";
+    int fd = mkstemp(out);
+    char text[16384];
+
+    (void)state;
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int rc = load(&cfg, &e, 1, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, FLAGS_HELP);
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    close(fd);
+    unlink(out);
+    assert_true(n > 0);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "Usage: mesh lb [options]"));
+    assert_non_null(strstr(text, "  -check-inter <duration>\n"));
+    assert_non_null(strstr(text, "(default 5s)"));
+    assert_non_null(strstr(text, "  -server <string>\n"));
+    assert_non_null(strstr(text, "  -registry-tls\n"));
+}
+
+static void test_reload_rereads_file(void **state)
+{
+    struct lb_config a, b;
+    struct err e = {""};
+    const char *path = write_file("r.json", "{\"servers\": [\"127.0.0.1:3000\"]}\n");
+    const char *argv[] = {"-config", path};
+
+    (void)state;
+    assert_int_equal(load(&a, &e, 2, argv), 0);
+    write_file("r.json", "{\"servers\": [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]}\n");
+    assert_int_equal(lb_config_reload(&a, 2, (char **)argv, &b, &e), 0);
+    assert_int_equal(a.servers.n, 1);
+    assert_int_equal(b.servers.n, 2);
+    write_file("r.json", "{\"servers\": 3}\n");
+    struct lb_config c;
+    assert_int_equal(lb_config_reload(&b, 2, (char **)argv, &c, &e), -EINVAL);
+    lb_config_free(&a);
+    lb_config_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_env_registry),
+        cmocka_unit_test(test_flags_override_file),
+        cmocka_unit_test(test_file_errors_have_lines),
+        cmocka_unit_test(test_flag_errors),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_reload_rereads_file),
+    };
+    if (!mkdtemp(dir))
+        return 1;
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = rc ? rc : 1;
+    return rc;
+}
