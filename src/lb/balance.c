@@ -1,0 +1,214 @@
+/* Server pickers: smooth weighted round robin, least connections, random with two choices. */
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lb/balance.h"
+
+void lb_picker_init(struct lb_picker *p, enum lb_balance algo, uint64_t seed)
+{
+    memset(p, 0, sizeof(*p));
+    p->algo = algo;
+    p->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+}
+
+void lb_picker_close(struct lb_picker *p)
+{
+    lb_server_set_unref(p->set);
+    p->set = NULL;
+    FREE_NULL(p->cw);
+    FREE_NULL(p->scratch);
+}
+
+void lb_picker_use(struct lb_picker *p, struct lb_server_set *set)
+{
+    size_t n = set ? set->n : 0;
+
+    lb_server_set_unref(p->set);
+    p->set = set;
+    p->generation = set ? set->generation : 0;
+    free(p->cw);
+    free(p->scratch);
+    /* Fresh weights: nginx also restarts its sequence when the peer list changes. */
+    p->cw = xcalloc(n ? n : 1, sizeof(*p->cw));
+    p->scratch = xcalloc(n ? n : 1, sizeof(*p->scratch));
+    p->rr = 0;
+}
+
+void lb_picker_sync(struct lb_picker *p, struct lb_backend *b)
+{
+    uint64_t gen = atomic_load_explicit(&b->generation, memory_order_acquire);
+
+    if (gen == p->generation && (p->set || gen == 0))
+        return;
+    lb_picker_use(p, lb_backend_acquire(b));
+}
+
+static uint64_t picker_rand(struct lb_picker *p)
+{
+    uint64_t x = p->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static int server_maxconn(const struct lb_server *s, int default_maxconn)
+{
+    return s->maxconn > 0 ? s->maxconn : default_maxconn;
+}
+
+bool lb_server_take_slot(struct lb_server *s, int maxconn)
+{
+    struct lb_counters *c = &s->c;
+
+    if (maxconn <= 0) {
+        lb_scur_inc(c);
+        return true;
+    }
+    /* CAS so that workers racing for the last slot cannot both take it. */
+    uint64_t cur = atomic_load_explicit(&c->scur, memory_order_relaxed);
+    do {
+        if (cur >= (uint64_t)maxconn)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&c->scur, &cur, cur + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    uint64_t max = atomic_load_explicit(&c->smax, memory_order_relaxed);
+    while (cur + 1 > max &&
+           !atomic_compare_exchange_weak_explicit(&c->smax, &max, cur + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    lb_count(&c->stot, 1);
+    return true;
+}
+
+void lb_server_release(struct lb_server *s)
+{
+    lb_scur_dec(&s->c);
+}
+
+/* 0: not usable; 1: usable but full; 2: usable with a free slot. */
+static int server_usability(const struct lb_server *s, int default_maxconn)
+{
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) != LB_SRV_UP ||
+        atomic_load_explicit(&s->weight, memory_order_relaxed) <= 0)
+        return 0;
+    int maxconn = server_maxconn(s, default_maxconn);
+    if (maxconn > 0 && lb_read(&s->c.scur) >= (uint64_t)maxconn)
+        return 1;
+    return 2;
+}
+
+/*
+ * Marks the candidates in scratch (indices), skipping avoid when something else is usable.
+ * Returns their number; *full gets a usable-but-full server when there is none.
+ */
+static size_t collect(struct lb_picker *p, int default_maxconn, const struct lb_server *avoid,
+                      struct lb_server **full)
+{
+    struct lb_server_set *set = p->set;
+    size_t k = 0;
+    bool avoided = false;
+
+    *full = NULL;
+    for (size_t i = 0; set && i < set->n; i++) {
+        int u = server_usability(set->v[i], default_maxconn);
+        if (u == 1 && !*full)
+            *full = set->v[i];
+        if (u != 2)
+            continue;
+        if (set->v[i] == avoid) {
+            avoided = true;
+            continue;
+        }
+        p->scratch[k++] = i;
+    }
+    if (k == 0 && avoided) {
+        for (size_t i = 0; i < set->n; i++)
+            if (set->v[i] == avoid)
+                p->scratch[k++] = i;
+    }
+    return k;
+}
+
+/* nginx's smooth weighted round robin over the candidates. */
+static size_t pick_swrr(struct lb_picker *p, size_t k)
+{
+    int64_t total = 0;
+    size_t best = p->scratch[0];
+
+    for (size_t j = 0; j < k; j++) {
+        size_t i = p->scratch[j];
+        int64_t w = atomic_load_explicit(&p->set->v[i]->weight, memory_order_relaxed);
+        p->cw[i] += w;
+        total += w;
+        if (p->cw[i] > p->cw[best])
+            best = i;
+    }
+    p->cw[best] -= total;
+    return best;
+}
+
+/* Fewest requests in flight; ties go round robin from where the last pick left off. */
+static size_t pick_leastconn(struct lb_picker *p, size_t k)
+{
+    size_t n = p->set->n;
+    size_t best = SIZE_MAX;
+    uint64_t best_cur = UINT64_MAX;
+
+    for (size_t j = 0; j < k; j++) {
+        size_t i = p->scratch[j];
+        /* distance from the rotating start decides ties */
+        uint64_t cur = lb_read(&p->set->v[i]->c.scur);
+        if (cur < best_cur || (cur == best_cur && (i + n - p->rr) % n < (best + n - p->rr) % n)) {
+            best = i;
+            best_cur = cur;
+        }
+    }
+    p->rr = (best + 1) % n;
+    return best;
+}
+
+/* Power of two choices: two distinct random candidates, the less loaded wins. */
+static size_t pick_random2(struct lb_picker *p, size_t k)
+{
+    if (k == 1)
+        return p->scratch[0];
+    size_t a = (size_t)(picker_rand(p) % k);
+    size_t b = (size_t)(picker_rand(p) % (k - 1));
+    if (b >= a)
+        b++;
+    struct lb_server *sa = p->set->v[p->scratch[a]], *sb = p->set->v[p->scratch[b]];
+    return lb_read(&sb->c.scur) < lb_read(&sa->c.scur) ? p->scratch[b] : p->scratch[a];
+}
+
+struct lb_server *lb_picker_pick(struct lb_picker *p, int default_maxconn,
+                                 const struct lb_server *avoid, struct lb_server **full)
+{
+    struct lb_server *dummy;
+    struct lb_server **fullp = full ? full : &dummy;
+    size_t k = collect(p, default_maxconn, avoid, fullp);
+
+    if (k == 0)
+        return NULL;
+    size_t i;
+    switch (p->algo) {
+    case LB_BALANCE_LEASTCONN:
+        i = pick_leastconn(p, k);
+        break;
+    case LB_BALANCE_RANDOM:
+        i = pick_random2(p, k);
+        break;
+    default:
+        i = pick_swrr(p, k);
+        break;
+    }
+    struct lb_server *s = p->set->v[i];
+    if (!lb_server_take_slot(s, server_maxconn(s, default_maxconn))) {
+        /* Another worker took the last slot between the check and now. */
+        *fullp = s;
+        return NULL;
+    }
+    return s;
+}
