@@ -1,0 +1,1401 @@
+/*
+ * One client connection's state machine:
+ *
+ *   HEAD --head parsed--> (QUEUED) --slot--> CONNECT --connected--> PROXY --response sent--> HEAD
+ *     \--bad/too large/timeout--> ERROR --page written--> LINGER --EOF or timer--> closed
+ *
+ * Bytes move without copies: a read lands in the connection's buffer (c->in from the client,
+ * c->rsp from the server), the part that belongs to the current message is written to the
+ * other side (uv_try_write first, uv_write for the rest) and consumed once written. While a
+ * write is pending the source is not read (backpressure bounded by one buffer). Framing is
+ * tracked (Content-Length, chunked through a decoder run on a scratch copy) so the bytes of
+ * the next pipelined request are never sent to the server of the current one.
+ */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/http_parse.h"
+#include "lb/proxy.h"
+
+#define IO_LIMIT        65536 /* bytes buffered per direction; also the head size limit */
+#define READ_CHUNK      16384
+#define LINGER_MS       1000
+#define QUEUE_POLL_MS   10
+#define MAX_CONN_TOKENS 16
+
+const char lb_proxy_default_503[] = "<html><body><h1>503 Service Unavailable</h1>\n"
+                                    "No server is available to handle this request.\n"
+                                    "</body></html>\n";
+
+enum client_state {
+    CS_HEAD,    /* reading a request head (or idle between requests) */
+    CS_QUEUED,  /* waiting for a server slot */
+    CS_CONNECT, /* connecting to the server */
+    CS_PROXY,   /* request and response flowing */
+    CS_ERROR,   /* writing a generated response, then linger */
+    CS_LINGER,  /* write side shut down, draining input until EOF so no RST eats the answer */
+};
+
+enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_DECHUNK, BODY_UNTIL_CLOSE };
+
+struct lb_client {
+    union {
+        uv_handle_t h;
+        uv_stream_t s;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } io;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    struct lb_proxy *px;
+    struct lb_client *prev, *next; /* px->clients */
+    struct lb_client *qnext;       /* px queue */
+    int open_handles;
+    char ip[64];
+    bool ipv6;
+
+    enum client_state state;
+    bool closing, cli_eof, cli_reading, up_reading, first;
+    struct buf in;      /* client bytes not yet forwarded (body, or the next request) */
+    struct buf rsp;     /* server bytes not yet forwarded */
+    struct buf uphead;  /* the rewritten request head (kept until sent, for retries) */
+    struct buf clihead; /* the rewritten response head, or a generated response */
+
+    /* current request */
+    bool is_head, idempotent, cli_keep, req_done, head_sent, minor0;
+    enum body_mode req_mode;
+    uint64_t req_left;
+    struct http_chunked_decoder req_dec;
+    uint64_t req_body_sent;
+    bool up_write_busy;
+    size_t up_write_consume;
+    int retries_left;
+
+    /* upstream */
+    struct lb_upconn *up;
+    struct lb_server *srv;        /* holds a slot and a reference */
+    struct lb_server *queued_srv; /* reference while queued */
+    bool in_backend;              /* backend scur counted */
+
+    /* current response */
+    uint64_t rsp_bytes;
+    bool rsp_head_done, rsp_started, rsp_done, up_keep, clihead_pending;
+    enum body_mode rsp_mode;
+    uint64_t rsp_left;
+    struct http_chunked_decoder rsp_dec;
+    bool cli_write_busy;
+    size_t cli_write_consume;
+    int status;
+};
+
+static void client_process(struct lb_client *c);
+static void rsp_pump(struct lb_client *c);
+static void req_pump(struct lb_client *c);
+static void dispatch(struct lb_client *c, struct lb_server *avoid);
+static void send_error(struct lb_client *c, int status);
+static void client_close(struct lb_client *c);
+static void update_reading(struct lb_client *c);
+static void queue_try(struct lb_proxy *px);
+
+static uint64_t ns_to_ms(int64_t ns)
+{
+    return ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000);
+}
+
+static void count_status(struct lb_counters *c, int status)
+{
+    int cls = status / 100;
+    lb_count(&c->hrsp[cls >= 1 && cls <= 5 ? cls : 0], 1);
+}
+
+static void note_qmax(lb_counter *qcur, lb_counter *qmax)
+{
+    uint64_t cur = lb_read(qcur), max = lb_read(qmax);
+    while (cur > max && !atomic_compare_exchange_weak_explicit(
+                            qmax, &max, cur, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* Passive ejection: a streak of failures takes the server DOWN until health checks restore it. */
+static void note_failure(struct lb_proxy *px, struct lb_server *s)
+{
+    int limit = px->cfg->eject_after_errors;
+    int n = atomic_fetch_add_explicit(&s->consecutive_errors, 1, memory_order_relaxed) + 1;
+
+    if (limit > 0 && n >= limit &&
+        atomic_load_explicit(&s->state, memory_order_relaxed) == LB_SRV_UP)
+        lb_server_set_state(s, LB_SRV_DOWN);
+}
+
+static void note_success(struct lb_server *s)
+{
+    /* Read first: a store on every response would bounce the cache line between workers. */
+    if (atomic_load_explicit(&s->consecutive_errors, memory_order_relaxed) != 0)
+        atomic_store_explicit(&s->consecutive_errors, 0, memory_order_relaxed);
+}
+
+/* Writes bufs: 1 when all written now, 0 when the rest is queued (cb follows), or < 0. */
+static int send_bufs(uv_stream_t *s, uv_write_t *req, uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+{
+    size_t total = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int r = uv_try_write(s, bufs, n);
+    if (r == UV_EAGAIN || r == UV_ENOSYS)
+        r = 0;
+    if (r < 0)
+        return r;
+    if ((size_t)r == total)
+        return 1;
+    size_t done = (size_t)r;
+    while (n > 0 && done >= bufs->len) {
+        done -= bufs->len;
+        bufs++;
+        n--;
+    }
+    bufs->base += done;
+    bufs->len -= done;
+    r = uv_write(req, s, bufs, n, cb);
+    return r < 0 ? r : 0;
+}
+
+/* ---- client timers ------------------------------------------------------------------------ */
+
+static void client_timeout(uv_timer_t *t);
+
+static void client_timer(struct lb_client *c, int64_t ns)
+{
+    uint64_t ms = ns_to_ms(ns);
+
+    if (ms)
+        uv_timer_start(&c->timer, client_timeout, ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* The timer of the HEAD state: keep-alive while idle, http-request once bytes arrived. */
+static void head_timer(struct lb_client *c)
+{
+    const struct lb_config *cfg = c->px->cfg;
+
+    if (c->in.len == 0 && !c->first)
+        client_timer(c, cfg->timeout_keepalive_ns);
+    else
+        client_timer(c, cfg->timeout_http_request_ns);
+}
+
+static void client_timeout(uv_timer_t *t)
+{
+    struct lb_client *c = t->data;
+    struct lb_proxy *px = c->px;
+
+    switch (c->state) {
+    case CS_HEAD:
+        if (c->in.len == 0)
+            client_close(c);
+        else
+            send_error(c, 408);
+        break;
+    case CS_QUEUED:
+        send_error(c, 503);
+        break;
+    case CS_CONNECT:
+    case CS_PROXY:
+        lb_count(&px->fe->cli_abrt, 1);
+        lb_count(&px->backend->c.cli_abrt, 1);
+        if (c->srv)
+            lb_count(&c->srv->c.cli_abrt, 1);
+        client_close(c);
+        break;
+    default:
+        client_close(c);
+        break;
+    }
+}
+
+/* ---- request head rewriting ----------------------------------------------------------------- */
+
+static bool is_hop_by_hop(struct str name, const struct str *tokens, size_t ntokens)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "te",
+                                      "trailer",    "upgrade",    "proxy-connection"};
+
+    for (size_t i = 0; i < ARRAY_LEN(hop); i++)
+        if (str_ieq_cstr(name, hop[i]))
+            return true;
+    for (size_t i = 0; i < ntokens; i++)
+        if (str_ieq(name, tokens[i]))
+            return true;
+    return false;
+}
+
+/* The header names listed in Connection fields (they are hop-by-hop too). */
+static size_t connection_tokens(const struct http_header *h, size_t n, struct str *out, size_t max)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!str_ieq_cstr(h[i].name, "connection"))
+            continue;
+        const char *p = h[i].value.p, *end = p + h[i].value.n;
+        while (p < end && k < max) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            struct str tok = str_trim((struct str){p, (size_t)(e - p)});
+            /* never let Connection strip the framing or Host: that would desynchronise us */
+            if (str_ieq_cstr(tok, "content-length") || str_ieq_cstr(tok, "transfer-encoding") ||
+                str_ieq_cstr(tok, "host"))
+                tok.n = 0;
+            if (tok.n)
+                out[k++] = tok;
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return k;
+}
+
+/* Appends "Name: old1, old2, extra\r\n" joining every field called name. */
+static void append_joined(struct buf *b, const char *name, const struct http_header *h, size_t n,
+                          const char *extra)
+{
+    bool any = false;
+
+    buf_append_cstr(b, name);
+    buf_append(b, ": ", 2);
+    for (size_t i = 0; i < n; i++) {
+        if (!str_ieq_cstr(h[i].name, name) || h[i].value.n == 0)
+            continue;
+        if (any)
+            buf_append(b, ", ", 2);
+        buf_append_str(b, h[i].value);
+        any = true;
+    }
+    if (any)
+        buf_append(b, ", ", 2);
+    buf_append_cstr(b, extra);
+    buf_append(b, "\r\n", 2);
+}
+
+static void build_request_head(struct lb_client *c, const struct http_request_head *req)
+{
+    const struct lb_config *cfg = c->px->cfg;
+    struct buf *b = &c->uphead;
+    struct str tokens[MAX_CONN_TOKENS];
+    size_t ntok = connection_tokens(req->headers, req->num_headers, tokens, MAX_CONN_TOKENS);
+
+    buf_reset(b);
+    buf_append_str(b, req->method);
+    buf_append(b, " ", 1);
+    buf_append_str(b, req->target);
+    buf_append(b, " HTTP/1.1\r\n", 11);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        struct str name = req->headers[i].name;
+        if (is_hop_by_hop(name, tokens, ntok))
+            continue;
+        if (cfg->x_forwarded_for &&
+            (str_ieq_cstr(name, "x-forwarded-for") || str_ieq_cstr(name, "x-forwarded-proto")))
+            continue;
+        if ((cfg->via && str_ieq_cstr(name, "via")) ||
+            (cfg->forwarded && str_ieq_cstr(name, "forwarded")))
+            continue;
+        buf_append_str(b, name);
+        buf_append(b, ": ", 2);
+        buf_append_str(b, req->headers[i].value);
+        buf_append(b, "\r\n", 2);
+    }
+    if (cfg->x_forwarded_for) {
+        append_joined(b, "X-Forwarded-For", req->headers, req->num_headers, c->ip);
+        buf_append_cstr(b, "X-Forwarded-Proto: http\r\n");
+    }
+    if (cfg->via)
+        append_joined(b, "Via", req->headers, req->num_headers, "1.1 mesh-lb");
+    if (cfg->forwarded) {
+        char fwd[128];
+        snprintf(fwd, sizeof(fwd), c->ipv6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http",
+                 c->ip);
+        append_joined(b, "Forwarded", req->headers, req->num_headers, fwd);
+    }
+    buf_append(b, "\r\n", 2);
+}
+
+static bool method_idempotent(struct str m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+
+    for (size_t i = 0; i < ARRAY_LEN(ok); i++)
+        if (str_eq_cstr(m, ok[i]))
+            return true;
+    return false;
+}
+
+/* ---- body framing ------------------------------------------------------------------------- */
+
+/*
+ * How many of the n bytes at p belong to the current body, advancing the framing state.
+ * *done is set when the body ends within them. -1 on malformed chunked framing.
+ */
+static ssize_t body_span(struct lb_proxy *px, enum body_mode mode, uint64_t *left,
+                         struct http_chunked_decoder *dec, const char *p, size_t n, bool *done)
+{
+    *done = false;
+    switch (mode) {
+    case BODY_NONE:
+        *done = true;
+        return 0;
+    case BODY_LENGTH: {
+        size_t k = *left < n ? (size_t)*left : n;
+        *left -= k;
+        *done = *left == 0;
+        return (ssize_t)k;
+    }
+    case BODY_CHUNKED: {
+        /* The decoder works in place: run it on a copy to find the end, forward the original. */
+        size_t k = n < sizeof(px->scratch) ? n : sizeof(px->scratch);
+        size_t len = k;
+        memcpy(px->scratch, p, k);
+        ssize_t r = http_decode_chunked(dec, px->scratch, &len);
+        if (r == HTTP_PARSE_BAD)
+            return -1;
+        if (r >= 0) {
+            *done = true;
+            return (ssize_t)(k - (size_t)r);
+        }
+        return (ssize_t)k;
+    }
+    default: /* BODY_UNTIL_CLOSE (responses) */
+        return (ssize_t)n;
+    }
+}
+
+/* ---- upstream ----------------------------------------------------------------------------- */
+
+static void release_upstream(struct lb_client *c, bool keep)
+{
+    struct lb_proxy *px = c->px;
+    struct lb_upconn *u = c->up;
+
+    if (u) {
+        c->up = NULL;
+        uv_timer_stop(&u->timer);
+        if (keep && !u->closing) {
+            lb_pool_put(u);
+        } else {
+            lb_upconn_close(u);
+        }
+    }
+    c->up_write_busy = false;
+    c->up_reading = false;
+    if (c->srv) {
+        lb_server_release(c->srv);
+        lb_server_unref(c->srv);
+        c->srv = NULL;
+        /* A slot freed: a queued request of this worker may take it. */
+        if (px->queue_head)
+            queue_try(px);
+    }
+}
+
+static void leave_backend(struct lb_client *c)
+{
+    if (c->in_backend) {
+        lb_scur_dec(&c->px->backend->c);
+        c->in_backend = false;
+    }
+}
+
+static void up_timeout(uv_timer_t *t);
+
+static void up_timer(struct lb_client *c, int64_t ns)
+{
+    uint64_t ms = ns_to_ms(ns);
+
+    if (!c->up)
+        return;
+    if (ms)
+        uv_timer_start(&c->up->timer, up_timeout, ms, 0);
+    else
+        uv_timer_stop(&c->up->timer);
+}
+
+/* The connection to the server failed before the response started: retry or answer. */
+static void upstream_failed(struct lb_client *c, bool connecting)
+{
+    struct lb_proxy *px = c->px;
+    const struct lb_config *cfg = px->cfg;
+    struct lb_server *s = c->srv;
+    bool reused = c->up && c->up->reused;
+    bool nothing_sent = c->req_body_sent == 0;
+    bool retryable = connecting || (c->rsp_bytes == 0 && nothing_sent);
+
+    if (c->up) {
+        lb_upconn_close(c->up);
+        c->up = NULL;
+    }
+    c->up_write_busy = false;
+    c->up_reading = false;
+    if (!retryable) {
+        lb_count(&s->c.srv_abrt, 1);
+        lb_count(&px->backend->c.srv_abrt, 1);
+        send_error(c, 502);
+        return;
+    }
+    if (reused && !connecting) {
+        /* A pooled connection the server had closed: not the server's fault, not a retry. */
+        c->state = CS_CONNECT;
+        dispatch(c, NULL);
+        return;
+    }
+    if (connecting) {
+        lb_count(&s->c.econ, 1);
+        lb_count(&px->backend->c.econ, 1);
+        note_failure(px, s);
+    }
+    if (c->retries_left <= 0) {
+        send_error(c, connecting ? 503 : 502);
+        return;
+    }
+    c->retries_left--;
+    lb_count(&s->c.wretr, 1);
+    lb_count(&px->backend->c.wretr, 1);
+    if (cfg->redispatch) {
+        lb_count(&s->c.wredis, 1);
+        lb_count(&px->backend->c.wredis, 1);
+        /* keep s alive while avoiding it */
+        struct lb_server *old = lb_server_ref(s);
+        release_upstream(c, false);
+        dispatch(c, old);
+        lb_server_unref(old);
+        return;
+    }
+    c->srv = s;
+    c->state = CS_CONNECT;
+    dispatch(c, NULL);
+}
+
+static void up_timeout(uv_timer_t *t)
+{
+    struct lb_upconn *u = t->data;
+    struct lb_client *c = u->owner;
+
+    if (!c)
+        return;
+    if (c->state == CS_CONNECT) {
+        upstream_failed(c, true);
+        return;
+    }
+    lb_count(&c->srv->c.srv_abrt, 1);
+    lb_count(&c->px->backend->c.srv_abrt, 1);
+    send_error(c, 504);
+}
+
+static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct lb_upconn *u = h->data;
+    struct lb_client *c = u->owner;
+
+    (void)hint;
+    if (!c) {
+        *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
+        return;
+    }
+    size_t room = IO_LIMIT - c->rsp.len;
+    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
+    buf_reserve(&c->rsp, want);
+    *b = uv_buf_init(c->rsp.data + c->rsp.len, (unsigned)want);
+}
+
+/* EOF or error from the server while it was lent to c. */
+static void upstream_eof(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+
+    if (c->rsp_done) {
+        c->up_keep = false; /* closed after a complete response: just not reusable */
+        return;
+    }
+    if (c->rsp_bytes == 0) {
+        upstream_failed(c, false);
+        return;
+    }
+    if (c->rsp_head_done && c->rsp_mode == BODY_UNTIL_CLOSE) {
+        c->rsp_done = true;
+        c->up_keep = false;
+        rsp_pump(c);
+        return;
+    }
+    lb_count(&c->srv->c.srv_abrt, 1);
+    lb_count(&px->backend->c.srv_abrt, 1);
+    send_error(c, 502);
+}
+
+static void up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct lb_upconn *u = s->data;
+    struct lb_client *c = u->owner;
+
+    (void)b;
+    if (!c || nread == 0)
+        return;
+    if (nread < 0) {
+        upstream_eof(c);
+        return;
+    }
+    c->rsp.len += (size_t)nread;
+    c->rsp_bytes += (uint64_t)nread;
+    lb_count(&c->srv->c.bout, (uint64_t)nread);
+    lb_count(&c->px->backend->c.bout, (uint64_t)nread);
+    up_timer(c, c->px->cfg->timeout_server_ns);
+    rsp_pump(c);
+}
+
+static void on_up_write(uv_write_t *req, int status)
+{
+    struct lb_upconn *u = req->data;
+    struct lb_client *c = u->owner;
+
+    if (u->closing || !c)
+        return;
+    c->up_write_busy = false;
+    if (status < 0) {
+        upstream_eof(c);
+        return;
+    }
+    buf_consume(&c->in, c->up_write_consume);
+    c->up_write_consume = 0;
+    up_timer(c, c->px->cfg->timeout_server_ns);
+    req_pump(c);
+    update_reading(c);
+}
+
+/*
+ * Forwards what c->in holds of the request body (after the head when it is not sent yet),
+ * until the body ends, the buffer is empty or a write is pending.
+ */
+static void req_pump(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+
+    while (c->up && c->up->connected && !c->up_write_busy && (!c->head_sent || !c->req_done)) {
+        uv_buf_t bufs[2];
+        unsigned nb = 0;
+        bool done = c->req_done;
+        ssize_t n = 0;
+
+        if (!c->head_sent)
+            bufs[nb++] = uv_buf_init(c->uphead.data, (unsigned)c->uphead.len);
+        if (!c->req_done && c->in.len > 0) {
+            n = body_span(px, c->req_mode, &c->req_left, &c->req_dec, c->in.data, c->in.len, &done);
+            if (n < 0) {
+                /* malformed chunked body: the server has seen part of it, drop the connection */
+                release_upstream(c, false);
+                send_error(c, 400);
+                return;
+            }
+            if (n > 0)
+                bufs[nb++] = uv_buf_init(c->in.data, (unsigned)n);
+        }
+        if (nb == 0)
+            break;
+        size_t total = (c->head_sent ? 0 : c->uphead.len) + (size_t)n;
+        c->head_sent = true;
+        c->req_body_sent += (uint64_t)n;
+        c->req_done = done;
+        if (done && !c->cli_write_busy)
+            uv_timer_stop(&c->timer); /* the client owes nothing until the response is out */
+        lb_count(&c->srv->c.bin, total);
+        lb_count(&px->backend->c.bin, total);
+        int r = send_bufs((uv_stream_t *)&c->up->tcp, &c->up->wreq, bufs, nb, on_up_write);
+        if (r < 0) {
+            upstream_eof(c);
+            return;
+        }
+        if (r == 0) {
+            c->up_write_busy = true;
+            c->up_write_consume = (size_t)n;
+            break;
+        }
+        buf_consume(&c->in, (size_t)n);
+    }
+}
+
+/* The connection is ready (fresh or from the pool): send the head and start reading. */
+static void upstream_ready(struct lb_client *c)
+{
+    c->state = CS_PROXY;
+    c->head_sent = false;
+    c->rsp_bytes = 0;
+    c->up_reading = false;
+    up_timer(c, c->px->cfg->timeout_server_ns);
+    if (!c->req_done)
+        client_timer(c, c->px->cfg->timeout_client_ns);
+    req_pump(c);
+    update_reading(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct lb_upconn *u = req->data;
+    struct lb_client *c = u->owner;
+
+    if (u->closing || !c)
+        return;
+    if (status < 0) {
+        upstream_failed(c, true);
+        return;
+    }
+    u->connected = true;
+    upstream_ready(c);
+}
+
+/* c holds a slot on c->srv: get a pooled connection or open one. */
+static void connect_server(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+    int rc = 0;
+
+    lb_count(&c->srv->c.req_tot, 1);
+    c->up = lb_pool_get(&px->pool, c->srv, c);
+    if (c->up) {
+        upstream_ready(c);
+        return;
+    }
+    c->state = CS_CONNECT;
+    c->up = lb_pool_connect(&px->pool, c->srv, c, on_connect, &rc);
+    if (!c->up) {
+        upstream_failed(c, true);
+        return;
+    }
+    up_timer(c, px->cfg->timeout_connect_ns);
+}
+
+/* ---- queue -------------------------------------------------------------------------------- */
+
+static void unqueue(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+    struct lb_client **pp = &px->queue_head, *prev = NULL;
+
+    if (c->state != CS_QUEUED || !c->queued_srv)
+        return;
+    for (; *pp && *pp != c; pp = &(*pp)->qnext)
+        prev = *pp;
+    if (*pp) {
+        *pp = c->qnext;
+        if (px->queue_tail == c)
+            px->queue_tail = prev;
+        px->queued--;
+    }
+    c->qnext = NULL;
+    atomic_fetch_sub_explicit(&px->backend->qcur, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->queued_srv->qcur, 1, memory_order_relaxed);
+    lb_server_unref(c->queued_srv);
+    c->queued_srv = NULL;
+    if (!px->queue_head)
+        uv_timer_stop(&px->queue_timer);
+}
+
+static void queue_poll(uv_timer_t *t)
+{
+    queue_try(t->data);
+}
+
+static void enqueue(struct lb_client *c, struct lb_server *full)
+{
+    struct lb_proxy *px = c->px;
+    struct lb_backend *b = px->backend;
+
+    if (lb_read(&b->qcur) >= (uint64_t)(px->cfg->queue_max > 0 ? px->cfg->queue_max : 0)) {
+        send_error(c, 503);
+        return;
+    }
+    c->state = CS_QUEUED;
+    c->queued_srv = lb_server_ref(full);
+    c->qnext = NULL;
+    if (px->queue_tail)
+        px->queue_tail->qnext = c;
+    else
+        px->queue_head = c;
+    px->queue_tail = c;
+    px->queued++;
+    lb_count(&b->qcur, 1);
+    lb_count(&full->qcur, 1);
+    note_qmax(&b->qcur, &b->qmax);
+    note_qmax(&full->qcur, &full->qmax);
+    client_timer(c, px->cfg->timeout_queue_ns);
+    if (!uv_is_active((uv_handle_t *)&px->queue_timer))
+        uv_timer_start(&px->queue_timer, queue_poll, QUEUE_POLL_MS, QUEUE_POLL_MS);
+}
+
+/*
+ * Gives free slots to queued requests in order. Slots freed by other workers are seen by the
+ * poll timer, which runs only while the queue is not empty.
+ */
+static void queue_try(struct lb_proxy *px)
+{
+    while (!px->closing && px->queue_head) {
+        struct lb_client *c = px->queue_head;
+        struct lb_server *full = NULL;
+        lb_picker_sync(&px->picker, px->backend);
+        struct lb_server *s = lb_picker_pick(&px->picker, px->cfg->server_maxconn, NULL, &full);
+        if (!s && full)
+            return;
+        unqueue(c);
+        if (!s) {
+            send_error(c, 503);
+            continue;
+        }
+        c->srv = lb_server_ref(s);
+        connect_server(c);
+    }
+}
+
+/* Picks a server for the parsed request (avoid: the one that just failed, may be NULL). */
+static void dispatch(struct lb_client *c, struct lb_server *avoid)
+{
+    struct lb_proxy *px = c->px;
+    struct lb_server *full = NULL;
+
+    if (!c->in_backend) {
+        lb_scur_inc(&px->backend->c);
+        lb_count(&px->backend->c.req_tot, 1);
+        c->in_backend = true;
+    }
+    if (c->srv) {
+        connect_server(c);
+        return;
+    }
+    lb_picker_sync(&px->picker, px->backend);
+    struct lb_server *s = lb_picker_pick(&px->picker, px->cfg->server_maxconn, avoid, &full);
+    if (!s) {
+        if (full)
+            enqueue(c, full);
+        else
+            send_error(c, 503);
+        return;
+    }
+    c->srv = lb_server_ref(s);
+    connect_server(c);
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+static void build_response_head(struct lb_client *c, const struct http_response_head *res,
+                                bool final)
+{
+    struct buf *b = &c->clihead;
+    struct str tokens[MAX_CONN_TOKENS];
+    size_t ntok = connection_tokens(res->headers, res->num_headers, tokens, MAX_CONN_TOKENS);
+    struct str reason = res->reason.n ? res->reason : str_from(http_status_reason(res->status));
+
+    buf_reset(b);
+    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", res->status, STR_FMT(reason));
+    for (size_t i = 0; i < res->num_headers; i++) {
+        struct str name = res->headers[i].name;
+        if (is_hop_by_hop(name, tokens, ntok))
+            continue;
+        if (c->rsp_mode == BODY_DECHUNK && str_ieq_cstr(name, "transfer-encoding"))
+            continue;
+        buf_append_str(b, name);
+        buf_append(b, ": ", 2);
+        buf_append_str(b, res->headers[i].value);
+        buf_append(b, "\r\n", 2);
+    }
+    if (final && !c->cli_keep)
+        buf_append_cstr(b, "Connection: close\r\n");
+    else if (final && c->minor0)
+        buf_append_cstr(b, "Connection: keep-alive\r\n");
+    buf_append(b, "\r\n", 2);
+    c->clihead_pending = true;
+}
+
+/* A final response head arrived: decide its framing and what to do with both connections. */
+static void response_head(struct lb_client *c, const struct http_response_head *res)
+{
+    struct lb_proxy *px = c->px;
+
+    c->status = res->status;
+    if (!http_response_has_body(res, c->is_head)) {
+        c->rsp_mode = BODY_NONE;
+    } else if (res->framing.chunked) {
+        c->rsp_mode = c->minor0 ? BODY_DECHUNK : BODY_CHUNKED;
+        if (c->minor0)
+            c->cli_keep = false; /* an HTTP/1.0 client sees the end of the body as the close */
+    } else if (res->framing.content_length >= 0) {
+        c->rsp_mode = res->framing.content_length > 0 ? BODY_LENGTH : BODY_NONE;
+        c->rsp_left = (uint64_t)res->framing.content_length;
+    } else {
+        c->rsp_mode = BODY_UNTIL_CLOSE;
+        c->cli_keep = false;
+    }
+    c->up_keep = res->framing.keep_alive && c->rsp_mode != BODY_UNTIL_CLOSE;
+    if (!c->req_done)
+        c->cli_keep = false; /* the rest of the request body would be taken for a request */
+    if (px->draining)
+        c->cli_keep = false;
+    c->rsp_dec = HTTP_CHUNKED_DECODER_INIT;
+    c->rsp_head_done = true;
+    c->rsp_done = c->rsp_mode == BODY_NONE;
+    count_status(px->fe, res->status);
+    count_status(&px->backend->c, res->status);
+    count_status(&c->srv->c, res->status);
+    if (res->status >= 500)
+        note_failure(px, c->srv);
+    else
+        note_success(c->srv);
+    build_response_head(c, res, true);
+}
+
+/* Parses a response head from c->rsp. 1 parsed (consumed), 0 incomplete, -1 answered 502. */
+static int parse_response_head(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+    struct http_response_head *res = &px->reshead;
+    int r = http_parse_response(c->rsp.data, c->rsp.len, NULL, res);
+
+    if (r == HTTP_PARSE_INCOMPLETE && c->rsp.len < IO_LIMIT)
+        return 0;
+    if (r < 0 || res->status == 101) {
+        lb_count(&c->srv->c.eresp, 1);
+        lb_count(&px->backend->c.eresp, 1);
+        note_failure(px, c->srv);
+        send_error(c, 502);
+        return -1;
+    }
+    if (res->status < 200) {
+        /* interim response (100 Continue, 103): HTTP/1.0 clients do not get them */
+        if (c->minor0)
+            c->clihead_pending = false;
+        else
+            build_response_head(c, res, false);
+    } else {
+        response_head(c, res);
+    }
+    buf_consume(&c->rsp, (size_t)r);
+    return 1;
+}
+
+static void finish_request(struct lb_client *c);
+
+static void on_cli_write(uv_write_t *req, int status)
+{
+    struct lb_client *c = req->data;
+
+    if (c->closing)
+        return;
+    c->cli_write_busy = false;
+    if (status < 0) {
+        if (c->state != CS_ERROR && c->state != CS_LINGER)
+            lb_count(&c->px->fe->cli_abrt, 1);
+        client_close(c);
+        return;
+    }
+    if (c->state == CS_ERROR && c->cli_eof) {
+        client_close(c);
+        return;
+    }
+    if (c->state == CS_ERROR) {
+        c->state = CS_LINGER;
+        update_reading(c);
+        uv_shutdown(&c->sreq, &c->io.s, NULL);
+        uv_timer_start(&c->timer, client_timeout, LINGER_MS, 0);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    buf_consume(&c->rsp, c->cli_write_consume);
+    c->cli_write_consume = 0;
+    rsp_pump(c);
+}
+
+/* Moves response bytes from c->rsp to the client, one write at a time. */
+static void rsp_pump(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+
+    while (!c->cli_write_busy && c->state == CS_PROXY) {
+        if (!c->rsp_head_done) {
+            int r = parse_response_head(c);
+            if (r < 0)
+                return;
+            if (r == 0 && !c->clihead_pending)
+                break;
+            if (r == 1 && !c->clihead_pending)
+                continue; /* an interim response an HTTP/1.0 client does not get */
+        }
+        uv_buf_t bufs[2];
+        unsigned nb = 0;
+        ssize_t n = 0;
+        if (c->clihead_pending)
+            bufs[nb++] = uv_buf_init(c->clihead.data, (unsigned)c->clihead.len);
+        if (c->rsp_head_done && !c->rsp_done && c->rsp.len > 0) {
+            bool done = false;
+            if (c->rsp_mode == BODY_DECHUNK) {
+                size_t len = c->rsp.len;
+                ssize_t r = http_decode_chunked(&c->rsp_dec, c->rsp.data, &len);
+                if (r == HTTP_PARSE_BAD) {
+                    lb_count(&c->srv->c.eresp, 1);
+                    lb_count(&px->backend->c.eresp, 1);
+                    send_error(c, 502);
+                    return;
+                }
+                done = r >= 0;
+                c->rsp.len = len; /* bytes after the body are dropped (and the link too) */
+                if (r > 0)
+                    c->up_keep = false;
+                n = (ssize_t)len;
+            } else {
+                n = body_span(px, c->rsp_mode, &c->rsp_left, &c->rsp_dec, c->rsp.data, c->rsp.len,
+                              &done);
+                if (n < 0) {
+                    lb_count(&c->srv->c.eresp, 1);
+                    lb_count(&px->backend->c.eresp, 1);
+                    send_error(c, 502);
+                    return;
+                }
+            }
+            c->rsp_done = done;
+            if (n > 0)
+                bufs[nb++] = uv_buf_init(c->rsp.data, (unsigned)n);
+        }
+        if (nb == 0)
+            break;
+        size_t total = (c->clihead_pending ? c->clihead.len : 0) + (size_t)n;
+        if (c->clihead_pending && c->rsp_head_done)
+            c->rsp_started = true;
+        c->clihead_pending = false;
+        lb_count(&px->fe->bout, total);
+        int r = send_bufs(&c->io.s, &c->wreq, bufs, nb, on_cli_write);
+        if (r < 0) {
+            lb_count(&px->fe->cli_abrt, 1);
+            client_close(c);
+            return;
+        }
+        if (r == 0) {
+            c->cli_write_busy = true;
+            c->cli_write_consume = (size_t)n;
+            client_timer(c, px->cfg->timeout_client_ns);
+            break;
+        }
+        buf_consume(&c->rsp, (size_t)n);
+    }
+    if (c->state == CS_PROXY && c->rsp_done && !c->cli_write_busy) {
+        finish_request(c);
+        return;
+    }
+    update_reading(c);
+}
+
+static void reset_request(struct lb_client *c)
+{
+    c->is_head = c->idempotent = c->cli_keep = c->req_done = c->head_sent = c->minor0 = false;
+    c->req_mode = BODY_NONE;
+    c->req_left = 0;
+    c->req_dec = HTTP_CHUNKED_DECODER_INIT;
+    c->req_body_sent = 0;
+    c->up_write_consume = 0;
+    c->rsp_bytes = 0;
+    c->rsp_head_done = c->rsp_started = c->rsp_done = c->up_keep = c->clihead_pending = false;
+    c->rsp_mode = BODY_NONE;
+    c->rsp_left = 0;
+    c->rsp_dec = HTTP_CHUNKED_DECODER_INIT;
+    c->cli_write_consume = 0;
+    c->status = 0;
+}
+
+/* The response is fully written: recycle the server connection, then the next request. */
+static void finish_request(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+    bool keep = c->cli_keep && c->req_done && !px->draining;
+
+    release_upstream(c, c->up_keep && c->req_done && c->rsp.len == 0 && !px->draining);
+    leave_backend(c);
+    buf_reset(&c->rsp);
+    if (!keep || c->cli_eof) {
+        if (c->cli_eof) {
+            client_close(c);
+            return;
+        }
+        c->state = CS_LINGER;
+        uv_shutdown(&c->sreq, &c->io.s, NULL);
+        uv_timer_start(&c->timer, client_timeout, LINGER_MS, 0);
+        update_reading(c);
+        return;
+    }
+    reset_request(c);
+    c->state = CS_HEAD;
+    head_timer(c);
+    if (c->in.len)
+        client_process(c);
+    else
+        update_reading(c);
+}
+
+/* Answers a generated response (then closes). status is 400, 408, 431, 502, 503 or 504. */
+static void send_error(struct lb_client *c, int status)
+{
+    struct lb_proxy *px = c->px;
+    struct buf *b = &c->clihead;
+
+    unqueue(c);
+    release_upstream(c, false);
+    if (c->rsp_started || c->state == CS_ERROR || c->state == CS_LINGER) {
+        /* part of a response is out already: the client sees a truncated message */
+        client_close(c);
+        return;
+    }
+    c->state = CS_ERROR;
+    c->cli_keep = false;
+    buf_reset(b);
+    if (status == 503 && px->page503_len >= 5 && memcmp(px->page503, "HTTP/", 5) == 0) {
+        buf_append(b, px->page503, px->page503_len);
+    } else {
+        char body[256];
+        const char *page = body;
+        size_t len;
+        if (status == 503) {
+            page = px->page503 ? px->page503 : lb_proxy_default_503;
+            len = px->page503 ? px->page503_len : strlen(lb_proxy_default_503);
+        } else {
+            int n = snprintf(body, sizeof(body), "<html><body><h1>%d %s</h1>\n</body></html>\n",
+                             status, http_status_reason(status));
+            len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
+        }
+        buf_printf(b,
+                   "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %zu\r\n"
+                   "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                   status, http_status_reason(status), len);
+        if (!c->is_head)
+            buf_append(b, page, len);
+    }
+    count_status(px->fe, status);
+    if (status >= 500)
+        count_status(&px->backend->c, status);
+    else
+        lb_count(&px->fe->ereq, 1);
+    leave_backend(c);
+    lb_count(&px->fe->bout, b->len);
+    update_reading(c);
+    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
+    int r = send_bufs(&c->io.s, &c->wreq, &buf, 1, on_cli_write);
+    if (r < 0) {
+        client_close(c);
+    } else if (r == 1) {
+        on_cli_write(&c->wreq, 0);
+    } else {
+        c->cli_write_busy = true;
+        client_timer(c, px->cfg->timeout_client_ns);
+    }
+}
+
+/* ---- client side ------------------------------------------------------------------------ */
+
+static void parse_request(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+    struct http_request_head *req = &px->reqhead;
+    int r = http_parse_request(c->in.data, c->in.len, NULL, req);
+
+    if (r == HTTP_PARSE_INCOMPLETE) {
+        if (c->in.len >= IO_LIMIT)
+            send_error(c, 431);
+        return;
+    }
+    lb_count(&px->fe->req_tot, 1);
+    if (r == HTTP_PARSE_TOO_LARGE) {
+        send_error(c, 431);
+        return;
+    }
+    if (r < 0) {
+        send_error(c, 400);
+        return;
+    }
+    c->first = false;
+    c->is_head = str_eq_cstr(req->method, "HEAD");
+    c->idempotent = method_idempotent(req->method);
+    c->minor0 = req->minor_version == 0;
+    c->cli_keep = req->framing.keep_alive && !px->draining;
+    if (req->framing.chunked) {
+        c->req_mode = BODY_CHUNKED;
+    } else if (req->framing.content_length > 0) {
+        c->req_mode = BODY_LENGTH;
+        c->req_left = (uint64_t)req->framing.content_length;
+    } else {
+        c->req_mode = BODY_NONE;
+    }
+    c->req_done = c->req_mode == BODY_NONE;
+    c->req_dec = HTTP_CHUNKED_DECODER_INIT;
+    c->retries_left = px->cfg->retries;
+    build_request_head(c, req);
+    buf_consume(&c->in, (size_t)r);
+    uv_timer_stop(&c->timer);
+    c->state = CS_CONNECT;
+    dispatch(c, NULL);
+}
+
+static void client_process(struct lb_client *c)
+{
+    if (c->state == CS_HEAD && c->in.len > 0) {
+        parse_request(c);
+    } else if (c->state == CS_PROXY && !c->req_done) {
+        client_timer(c, c->px->cfg->timeout_client_ns);
+        req_pump(c);
+    } else if (c->state == CS_LINGER) {
+        c->in.len = 0; /* discarded */
+    }
+    if (!c->closing)
+        update_reading(c);
+}
+
+static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct lb_client *c = h->data;
+    size_t room = IO_LIMIT - c->in.len;
+    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
+
+    (void)hint;
+    buf_reserve(&c->in, want);
+    *b = uv_buf_init(c->in.data + c->in.len, (unsigned)want);
+}
+
+static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct lb_client *c = s->data;
+    struct lb_proxy *px = c->px;
+
+    (void)b;
+    if (nread == 0)
+        return;
+    if (nread > 0) {
+        c->in.len += (size_t)nread;
+        c->in.data[c->in.len] = '\0';
+        lb_count(&px->fe->bin, (uint64_t)nread);
+        if (c->state == CS_HEAD && c->in.len == (size_t)nread)
+            client_timer(c, px->cfg->timeout_http_request_ns);
+        client_process(c);
+        return;
+    }
+    c->cli_eof = true;
+    bool complete = c->req_done && nread == UV_EOF;
+    switch (c->state) {
+    case CS_QUEUED:
+    case CS_CONNECT:
+    case CS_PROXY:
+        if (complete)
+            break; /* half-close after a whole request: answer it, then close */
+        lb_count(&px->fe->cli_abrt, 1);
+        lb_count(&px->backend->c.cli_abrt, 1);
+        if (c->srv)
+            lb_count(&c->srv->c.cli_abrt, 1);
+        client_close(c);
+        return;
+    case CS_ERROR:
+        break;
+    default:
+        client_close(c);
+        return;
+    }
+    update_reading(c);
+}
+
+static void update_reading(struct lb_client *c)
+{
+    if (c->closing)
+        return;
+    bool want = !c->cli_eof && !c->up_write_busy && c->in.len < IO_LIMIT && c->state != CS_ERROR;
+    if (want != c->cli_reading) {
+        if (want)
+            uv_read_start(&c->io.s, client_alloc, client_read);
+        else
+            uv_read_stop(&c->io.s);
+        c->cli_reading = want;
+    }
+    if (c->up && c->up->connected) {
+        bool up_want =
+            !c->cli_write_busy && !c->rsp_done && c->rsp.len < IO_LIMIT && c->state == CS_PROXY;
+        if (up_want != c->up_reading) {
+            if (up_want)
+                uv_read_start((uv_stream_t *)&c->up->tcp, up_alloc, up_read);
+            else
+                uv_read_stop((uv_stream_t *)&c->up->tcp);
+            c->up_reading = up_want;
+        }
+    }
+}
+
+static void client_handle_closed(uv_handle_t *h)
+{
+    struct lb_client *c = h->data;
+    struct lb_proxy *px = c->px;
+
+    if (--c->open_handles > 0)
+        return;
+    buf_free(&c->in);
+    buf_free(&c->rsp);
+    buf_free(&c->uphead);
+    buf_free(&c->clihead);
+    free(c);
+    if (px->draining && px->nclients == 0 && px->on_idle)
+        px->on_idle(px);
+}
+
+static void client_close(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+
+    if (c->closing)
+        return;
+    unqueue(c);
+    release_upstream(c, false);
+    leave_backend(c);
+    c->closing = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        px->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    px->nclients--;
+    lb_scur_dec(px->fe);
+    uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+    uv_close(&c->io.h, client_handle_closed);
+}
+
+static struct lb_client *client_new(struct lb_proxy *px)
+{
+    struct lb_client *c = xcalloc(1, sizeof(*c));
+
+    c->px = px;
+    c->io.h.data = c;
+    c->timer.data = c;
+    c->wreq.data = c;
+    c->sreq.data = c;
+    c->open_handles = 2;
+    c->first = true;
+    c->state = CS_HEAD;
+    uv_timer_init(px->loop, &c->timer);
+    c->next = px->clients;
+    if (c->next)
+        c->next->prev = c;
+    px->clients = c;
+    px->nclients++;
+    lb_scur_inc(px->fe);
+    snprintf(c->ip, sizeof(c->ip), "unknown");
+    return c;
+}
+
+static void client_peer(struct lb_client *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
+    } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
+        c->ipv6 = true;
+    }
+}
+
+static void client_start(struct lb_client *c)
+{
+    struct lb_proxy *px = c->px;
+
+    if (px->draining || (px->cfg->maxconn > 0 && px->nclients > (size_t)px->cfg->maxconn)) {
+        client_close(c);
+        return;
+    }
+    client_timer(c, px->cfg->timeout_http_request_ns);
+    update_reading(c);
+}
+
+int lb_proxy_accept(struct lb_proxy *px, uv_stream_t *listener)
+{
+    struct lb_client *c = client_new(px);
+
+    uv_tcp_init(px->loop, &c->io.tcp);
+    int rc = uv_accept(listener, &c->io.s);
+    if (rc < 0) {
+        client_close(c);
+        return rc;
+    }
+    uv_tcp_nodelay(&c->io.tcp, 1);
+    client_peer(c);
+    client_start(c);
+    return 0;
+}
+
+int lb_proxy_open_fd(struct lb_proxy *px, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct lb_client *c = client_new(px);
+    int rc;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
+        uv_pipe_init(px->loop, &c->io.pipe, 0);
+        rc = uv_pipe_open(&c->io.pipe, fd);
+    } else {
+        uv_tcp_init(px->loop, &c->io.tcp);
+        rc = uv_tcp_open(&c->io.tcp, fd);
+        if (rc == 0)
+            client_peer(c);
+    }
+    if (rc < 0) {
+        client_close(c);
+        return rc;
+    }
+    client_start(c);
+    return 0;
+}
+
+void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config *cfg,
+                   struct lb_backend *backend, struct lb_counters *fe, const char *page503,
+                   size_t page503_len)
+{
+    memset(px, 0, sizeof(*px));
+    px->loop = loop;
+    px->cfg = cfg;
+    px->backend = backend;
+    px->fe = fe;
+    px->page503 = page503;
+    px->page503_len = page503 ? page503_len : 0;
+    lb_picker_init(&px->picker, backend->balance, (uint64_t)(uintptr_t)px ^ uv_hrtime());
+    lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns));
+    uv_timer_init(loop, &px->queue_timer);
+    px->queue_timer.data = px;
+}
+
+void lb_proxy_drain(struct lb_proxy *px)
+{
+    px->draining = true;
+    lb_pool_close_idle(&px->pool);
+    for (struct lb_client *c = px->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CS_HEAD && c->in.len == 0)
+            client_close(c);
+    }
+    if (px->nclients == 0 && px->on_idle)
+        px->on_idle(px);
+}
+
+void lb_proxy_abort_all(struct lb_proxy *px)
+{
+    px->closing = true;
+    while (px->clients)
+        client_close(px->clients);
+    lb_pool_close(&px->pool);
+}
+
+void lb_proxy_close(struct lb_proxy *px)
+{
+    lb_proxy_abort_all(px);
+    lb_picker_close(&px->picker);
+    if (!uv_is_closing((uv_handle_t *)&px->queue_timer))
+        uv_close((uv_handle_t *)&px->queue_timer, NULL);
+}

@@ -1,0 +1,197 @@
+/* Per-worker pools of keep-alive upstream connections. */
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lb/upstream.h"
+
+void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms)
+{
+    memset(pool, 0, sizeof(*pool));
+    pool->loop = loop;
+    pool->idle_timeout_ms = idle_timeout_ms;
+}
+
+static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server *srv, bool add)
+{
+    struct lb_pool_server **pp = &pool->servers;
+
+    for (; *pp; pp = &(*pp)->next) {
+        struct lb_pool_server *ps = *pp;
+        if (ps->srv != srv)
+            continue;
+        /* move to front: the servers in use stay at the head of the list */
+        *pp = ps->next;
+        ps->next = pool->servers;
+        pool->servers = ps;
+        return ps;
+    }
+    if (!add)
+        return NULL;
+    struct lb_pool_server *ps = xcalloc(1, sizeof(*ps));
+    ps->srv = lb_server_ref(srv);
+    ps->next = pool->servers;
+    pool->servers = ps;
+    return ps;
+}
+
+static void list_unlink(struct lb_upconn **head, struct lb_upconn *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else if (*head == u)
+        *head = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+}
+
+static void list_push(struct lb_upconn **head, struct lb_upconn *u)
+{
+    u->prev = NULL;
+    u->next = *head;
+    if (*head)
+        (*head)->prev = u;
+    *head = u;
+}
+
+/* Takes u out of whichever list holds it. */
+static void upconn_detach(struct lb_upconn *u)
+{
+    struct lb_pool *pool = u->pool;
+
+    if (u->idle) {
+        struct lb_pool_server *ps = pool_server(pool, u->srv, false);
+        if (ps) {
+            list_unlink(&ps->idle, u);
+            ps->nidle--;
+        }
+        u->idle = false;
+    } else {
+        list_unlink(&pool->busy, u);
+    }
+}
+
+static void upconn_handle_closed(uv_handle_t *h)
+{
+    struct lb_upconn *u = h->data;
+
+    if (--u->open_handles > 0)
+        return;
+    lb_server_unref(u->srv);
+    u->srv = NULL;
+    free(u);
+}
+
+void lb_upconn_close(struct lb_upconn *u)
+{
+    if (u->closing)
+        return;
+    u->closing = true;
+    upconn_detach(u);
+    u->pool->nconns--;
+    u->owner = NULL;
+    uv_close((uv_handle_t *)&u->timer, upconn_handle_closed);
+    uv_close((uv_handle_t *)&u->tcp, upconn_handle_closed);
+}
+
+struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void *owner)
+{
+    struct lb_pool_server *ps = pool_server(pool, srv, false);
+
+    if (!ps || !ps->idle)
+        return NULL;
+    struct lb_upconn *u = ps->idle;
+    list_unlink(&ps->idle, u);
+    ps->nidle--;
+    u->idle = false;
+    list_push(&pool->busy, u);
+    uv_read_stop((uv_stream_t *)&u->tcp);
+    uv_timer_stop(&u->timer);
+    u->owner = owner;
+    u->reused = true;
+    return u;
+}
+
+struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, void *owner,
+                                  uv_connect_cb cb, int *rc)
+{
+    struct lb_upconn *u = xcalloc(1, sizeof(*u));
+
+    u->pool = pool;
+    u->srv = lb_server_ref(srv);
+    u->owner = owner;
+    uv_tcp_init(pool->loop, &u->tcp);
+    uv_timer_init(pool->loop, &u->timer);
+    u->tcp.data = u;
+    u->timer.data = u;
+    u->creq.data = u;
+    u->wreq.data = u;
+    u->open_handles = 2;
+    list_push(&pool->busy, u);
+    pool->nconns++;
+    uv_tcp_nodelay(&u->tcp, 1);
+    *rc = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&srv->sa, cb);
+    if (*rc < 0) {
+        lb_upconn_close(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void idle_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct lb_upconn *u = h->data;
+
+    (void)hint;
+    *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
+}
+
+/* An idle connection that says anything (EOF, error, stray bytes) cannot be reused. */
+static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    (void)b;
+    if (nread != 0)
+        lb_upconn_close(s->data);
+}
+
+static void idle_timeout(uv_timer_t *t)
+{
+    lb_upconn_close(t->data);
+}
+
+void lb_pool_put(struct lb_upconn *u)
+{
+    struct lb_pool *pool = u->pool;
+    struct lb_pool_server *ps = pool_server(pool, u->srv, true);
+
+    list_unlink(&pool->busy, u);
+    u->owner = NULL;
+    u->idle = true;
+    list_push(&ps->idle, u);
+    ps->nidle++;
+    uv_read_start((uv_stream_t *)&u->tcp, idle_alloc, idle_read);
+    if (pool->idle_timeout_ms)
+        uv_timer_start(&u->timer, idle_timeout, pool->idle_timeout_ms, 0);
+    else
+        uv_timer_stop(&u->timer);
+}
+
+void lb_pool_close_idle(struct lb_pool *pool)
+{
+    for (struct lb_pool_server *ps = pool->servers; ps; ps = ps->next)
+        while (ps->idle)
+            lb_upconn_close(ps->idle);
+}
+
+void lb_pool_close(struct lb_pool *pool)
+{
+    lb_pool_close_idle(pool);
+    while (pool->busy)
+        lb_upconn_close(pool->busy);
+    while (pool->servers) {
+        struct lb_pool_server *ps = pool->servers;
+        pool->servers = ps->next;
+        lb_server_unref(ps->srv);
+        free(ps);
+    }
+}
