@@ -400,8 +400,19 @@ static int validate(struct lb_config_src *src, const struct config_doc *doc,
         bool from_flag = false;
         for (size_t j = 0; j < nflags; j++)
             from_flag |= flags[j].seen && flags[j].ptr == field(src, o);
-        if (!from_flag && doc && json_object_get(doc->root, o->key))
-            return config_error(doc, o->key, e, "%s", bad);
+        json_t *in_file = doc ? json_object_get(doc->root, o->key) : NULL;
+        if (!from_flag && in_file) {
+            char path[64];
+            snprintf(path, sizeof(path), "%s", o->key);
+            /* a bad server: the line of its own entry */
+            for (size_t k = 0; o->type == OPT_STRING_LIST && k < json_array_size(in_file); k++)
+                if (check_server(json_string_value(json_array_get(in_file, k)), path,
+                                 sizeof(path)) < 0) {
+                    snprintf(path, sizeof(path), "%s[%zu]", o->key, k);
+                    break;
+                }
+            return config_error(doc, path, e, "%s", bad);
+        }
         return err_set(e, "%s", bad);
     }
     if (!src->c.service && src->c.servers.n == 0)

@@ -155,7 +155,7 @@ static void test_file_errors_have_lines(void **state)
     path = write_file("srv.json", "{\n\"servers\": [\n\"127.0.0.1\"]}\n");
     argv[1] = path;
     assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
-    assert_non_null(strstr(e.msg, ":2: server \"127.0.0.1\": expected HOST:PORT[,WEIGHT]"));
+    assert_non_null(strstr(e.msg, ":3: server \"127.0.0.1\": expected HOST:PORT[,WEIGHT]"));
 
     path = write_file("syntax.json", "{\n\"service\": \"web\",,\n}\n");
     argv[1] = path;
