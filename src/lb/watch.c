@@ -249,6 +249,9 @@ static void watch_failed(struct lb_watch *w, const char *why)
         w->outage = true;
     }
     atomic_store(&w->b->registry_ok, 0);
+    /* The registry may come back restarted with a lower index, on which a blocking query
+     * would wait out its whole timeout: start over with a query that answers at once. */
+    w->index = 0;
     w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : WATCH_BACKOFF_MIN;
     if (w->backoff_ms > WATCH_BACKOFF_MAX)
         w->backoff_ms = WATCH_BACKOFF_MAX;
