@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lb/lb_main.h"
 #include "registry/agent.h"
 
 struct subcommand {
@@ -13,6 +14,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"agent", agent_main, "Run a registry agent (Consul's HTTP API)"},
+    {"lb", lb_main, "Run the HTTP load balancer"},
     {"members", cli_members, "List the members of the cluster"},
     {"catalog", cli_catalog, "Read the catalog: services, nodes, service NAME"},
     {"kv", cli_kv, "Read and write the key/value store"},
