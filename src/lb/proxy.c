@@ -98,6 +98,8 @@ static void dispatch(struct lb_client *c, struct lb_server *avoid);
 static void send_error(struct lb_client *c, int status);
 static void client_close(struct lb_client *c);
 static void update_reading(struct lb_client *c);
+static bool client_eof_check(struct lb_client *c);
+static void count_client_abort(struct lb_client *c);
 static void queue_try(struct lb_proxy *px);
 
 static uint64_t ns_to_ms(int64_t ns)
@@ -620,6 +622,7 @@ static void req_pump(struct lb_client *c)
         }
         buf_consume(&c->in, (size_t)n);
     }
+    client_eof_check(c);
 }
 
 /* The connection is ready (fresh or from the pool): send the head and start reading. */
@@ -1014,7 +1017,7 @@ static void finish_request(struct lb_client *c)
     release_upstream(c, c->up_keep && c->req_done && c->rsp.len == 0 && !px->draining);
     leave_backend(c);
     buf_reset(&c->rsp);
-    if (!keep || c->cli_eof) {
+    if (!keep || (c->cli_eof && c->in.len == 0)) {
         if (c->cli_eof) {
             client_close(c);
             return;
@@ -1100,7 +1103,9 @@ static void parse_request(struct lb_client *c)
     int r = http_parse_request(c->in.data, c->in.len, NULL, req);
 
     if (r == HTTP_PARSE_INCOMPLETE) {
-        if (c->in.len >= IO_LIMIT)
+        if (c->cli_eof)
+            client_close(c); /* half a request and nothing more to come */
+        else if (c->in.len >= IO_LIMIT)
             send_error(c, 431);
         return;
     }
@@ -1179,19 +1184,19 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     c->cli_eof = true;
-    bool complete = c->req_done && nread == UV_EOF;
     switch (c->state) {
     case CS_QUEUED:
     case CS_CONNECT:
     case CS_PROXY:
-        if (complete)
-            break; /* half-close after a whole request: answer it, then close */
-        lb_count(&px->fe->cli_abrt, 1);
-        lb_count(&px->backend->c.cli_abrt, 1);
-        if (c->srv)
-            lb_count(&c->srv->c.cli_abrt, 1);
-        client_close(c);
-        return;
+        if (nread != UV_EOF) {
+            count_client_abort(c);
+            client_close(c);
+            return;
+        }
+        /* half-close: what is buffered is still forwarded, and a whole request answered */
+        if (client_eof_check(c))
+            return;
+        break;
     case CS_ERROR:
         break;
     default:
@@ -1199,6 +1204,27 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     update_reading(c);
+}
+
+static void count_client_abort(struct lb_client *c)
+{
+    lb_count(&c->px->fe->cli_abrt, 1);
+    lb_count(&c->px->backend->c.cli_abrt, 1);
+    if (c->srv)
+        lb_count(&c->srv->c.cli_abrt, 1);
+}
+
+/*
+ * The client shut its side down: fine once the whole request is forwarded (the answer still
+ * goes out), an abort when the body can no longer complete. True when c was closed.
+ */
+static bool client_eof_check(struct lb_client *c)
+{
+    if (!c->cli_eof || c->req_done || c->state != CS_PROXY || c->up_write_busy || c->in.len > 0)
+        return false;
+    count_client_abort(c);
+    client_close(c);
+    return true;
 }
 
 static void update_reading(struct lb_client *c)
