@@ -205,7 +205,7 @@ int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
         goto err_after_alloc;
     }
     for (i = 0; i < n; i++) {
-        int fd;
+        int fd = -1;
         rc = bind_socket(&sa, host, cfg->port, &fd, e);
         if (rc < 0)
             goto err_after_workers;
