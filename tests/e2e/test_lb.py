@@ -1,0 +1,405 @@
+"""End-to-end tests of `mesh lb`'s data path: balancing over static servers and over the
+registry's live instances, forwarding, bodies, health checks, retries and bad input.
+
+Backends are real processes (lb_helpers.Backend), the registry is a real `mesh agent`; every
+process listens on a free 127.0.0.1 port and is stopped by PID. The behaviour is issue 4 and
+/tmp/lb_common.md; HAProxy's semantics (peers.md A) where those leave a detail open.
+"""
+
+import http.client
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from lb_helpers import (HOST, KeepAlive, Load, backends, lb_factory, spread,  # noqa: F401
+                        wait_until)
+
+
+def static_args(bs, weights=None):
+    args = []
+    for i, b in enumerate(bs):
+        args += ["-server", b.addr + (f",{weights[i]}" if weights else "")]
+    return args
+
+
+def assert_even(counts, bs, n):
+    """Every backend got n/len(bs) requests within +-2 (and nothing else answered)."""
+    assert set(counts) == {str(b.port) for b in bs}, counts
+    for b in bs:
+        got = counts[str(b.port)]
+        assert abs(got - n / len(bs)) <= 2, f"uneven spread over {len(bs)}: {counts}"
+
+
+# ---------------------------------------------------------------- static servers
+
+
+@pytest.mark.parametrize("n_backends", [2, 3])
+def test_roundrobin_spreads_evenly(backends, lb_factory, n_backends):
+    bs = backends(n_backends)
+    lb = lb_factory(static_args(bs))
+    assert_even(spread(lb.port, 300), bs, 300)
+
+
+def test_roundrobin_honours_weights(backends, lb_factory):
+    bs = backends(2)
+    lb = lb_factory(static_args(bs, weights=[2, 1]))
+    counts = spread(lb.port, 300)
+    assert abs(counts[str(bs[0].port)] - 200) <= 2, counts
+    assert abs(counts[str(bs[1].port)] - 100) <= 2, counts
+
+
+def test_keepalive_client_gets_every_response(backends, lb_factory):
+    """One client connection, 200 requests in sequence (GET, HEAD, POST): the proxy keeps it
+    open and never mixes up responses."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs))
+    c = KeepAlive(lb.port)
+    try:
+        for i in range(200):
+            if i % 3 == 0:
+                body = f"request {i}".encode()
+                st, h, got = c.request("POST", "/echo", body=body)
+                assert (st, got) == (200, body), (i, st, got)
+            elif i % 3 == 1:
+                st, h, got = c.request("HEAD", "/")
+                assert (st, got) == (200, b""), (i, st, got)
+                by = h["x-served-by"]
+                assert h["content-length"] == str(len(f"ok from {by}\n")), h
+            else:
+                st, h, got = c.request("GET", "/")
+                assert st == 200 and got == f"ok from {h['x-served-by']}\n".encode(), (i, got)
+    finally:
+        c.close()
+
+
+def backend_headers(lb, headers):
+    st, _, body = lb.get("/headers", headers=headers)
+    assert st == 200, body
+    return json.loads(body)
+
+
+def values(pairs, name):
+    return [v for k, v in pairs if k.lower() == name.lower()]
+
+
+def test_forwarded_headers_reach_the_backend(backends, lb_factory):
+    bs = backends(1)
+    lb = lb_factory(static_args(bs))
+    seen = backend_headers(lb, {})
+    assert values(seen, "X-Forwarded-For") == ["127.0.0.1"], seen
+    via = values(seen, "Via")
+    assert len(via) == 1 and via[0].startswith("1.1 "), seen
+    assert values(seen, "Host"), "Host must be forwarded"
+    # A client-supplied X-Forwarded-For is kept and the client's address added last.
+    seen = backend_headers(lb, {"X-Forwarded-For": "10.1.2.3"})
+    xff = ", ".join(values(seen, "X-Forwarded-For"))
+    parts = [p.strip() for p in xff.split(",")]
+    assert parts == ["10.1.2.3", "127.0.0.1"], seen
+
+
+def test_hop_by_hop_headers_are_removed(backends, lb_factory):
+    bs = backends(1)
+    lb = lb_factory(static_args(bs))
+    seen = backend_headers(lb, {"Connection": "keep-alive, X-Client-Hop",
+                                "X-Client-Hop": "secret", "Keep-Alive": "timeout=5",
+                                "X-End-To-End": "kept"})
+    names = {k.lower() for k, _ in seen}
+    assert "x-client-hop" not in names, f"header named by Connection forwarded: {seen}"
+    assert "keep-alive" not in names, f"Keep-Alive forwarded: {seen}"
+    assert "x-client-hop" not in " ".join(values(seen, "Connection")).lower(), seen
+    assert values(seen, "X-End-To-End") == ["kept"], seen
+    # and in the other direction
+    c = KeepAlive(lb.port)
+    try:
+        st, h, body = c.request("GET", "/hop")
+    finally:
+        c.close()
+    assert st == 200 and body == b"hop\n"
+    assert "x-backend-hop" not in h, f"response header named by Connection forwarded: {h}"
+    assert "timeout=99" not in h.get("keep-alive", ""), f"backend's Keep-Alive forwarded: {h}"
+    assert h.get("x-end-to-end") == "kept", h
+
+
+def test_post_bodies_are_echoed_intact(backends, lb_factory):
+    bs = backends(2)
+    lb = lb_factory(static_args(bs))
+    body = os.urandom(1 << 20)
+    st, _, got = lb.get("/echo", method="POST", body=body,
+                        headers={"Content-Type": "application/octet-stream"})
+    assert st == 200 and got == body, (st, len(got))
+
+    def chunks():
+        for i in range(0, len(body), 100_000):
+            yield body[i:i + 100_000]
+
+    c = http.client.HTTPConnection(HOST, lb.port, timeout=10)
+    try:
+        c.request("POST", "/echo", body=chunks(), encode_chunked=True,
+                  headers={"Transfer-Encoding": "chunked"})
+        r = c.getresponse()
+        got = r.read()
+        assert r.status == 200 and got == body, (r.status, len(got))
+        # a chunked response streamed back on the same connection
+        c.request("POST", "/echo?chunked=1", body=body)
+        r = c.getresponse()
+        got = r.read()
+        assert r.status == 200 and got == body, (r.status, len(got))
+    finally:
+        c.close()
+
+
+def test_head_and_backend_errors_pass_through(backends, lb_factory):
+    bs = backends(1)
+    lb = lb_factory(static_args(bs))
+    c = KeepAlive(lb.port)
+    try:
+        st, h, body = c.request("HEAD", "/")
+        assert (st, body) == (200, b"")
+        assert h["content-length"] == str(len(f"ok from {bs[0].port}\n")), h
+        for code in (404, 500, 503):
+            st, h, body = c.request("GET", f"/status/{code}")
+            assert st == code and body == f"status {code} from {bs[0].port}\n".encode(), body
+        st, _, body = c.request("GET", "/")  # the connection still works after HEAD and errors
+        assert (st, body) == (200, f"ok from {bs[0].port}\n".encode())
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- active health checks
+
+
+def test_health_checks_take_a_server_down_and_up(backends, lb_factory):
+    b1, b2 = backends(2)
+    lb = lb_factory(static_args([b1, b2]) + ["-check-inter", "500ms", "-check-fall", "3",
+                                             "-check-rise", "2"])
+    wait_until(lambda: (lb.row("srv2") or {}).get("status") == "UP", 5, what="srv2 UP")
+    b2.set_health(500)
+    before = b2.stats()["health_fail"]
+    row = wait_until(lambda: (r := lb.row("srv2")) and r["status"] == "DOWN" and r, 6,
+                     what="srv2 DOWN")
+    fails = b2.stats()["health_fail"] - before
+    assert fails >= 3, f"DOWN after {fails} failed checks, fall is 3"
+    assert row["check_status"] == "L7STS" and row["check_code"] == "500", row
+    counts = spread(lb.port, 40)
+    assert counts == {str(b1.port): 40}, f"a DOWN server got traffic: {counts}"
+    b2.set_health(200)
+    before = b2.stats()["health_ok"]
+    wait_until(lambda: (lb.row("srv2") or {}).get("status") == "UP", 5, what="srv2 UP again")
+    oks = b2.stats()["health_ok"] - before
+    assert oks >= 2, f"UP after {oks} passed checks, rise is 2"
+    assert_even(spread(lb.port, 40), [b1, b2], 40)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def register(agent, sid, backend, passing=True):
+    agent.register_service({"ID": sid, "Name": "web", "Address": HOST, "Port": backend.port,
+                            "Check": {"TTL": "60s"}})
+    if passing:
+        agent.put_ok(f"/v1/agent/check/pass/service:{sid}")
+
+
+def registry_args(agent):
+    return ["-service", "web", "-registry-addr", f"{HOST}:{agent.port}"]
+
+
+def test_registry_instances_join_and_leave_under_load(agent, backends, lb_factory):
+    b1, b2, b3 = backends(3)
+    register(agent, "web-1", b1)
+    register(agent, "web-2", b2)
+    lb = lb_factory(registry_args(agent))
+    wait_until(lambda: len(spread(lb.port, 4)) == 2, 5, what="both instances served")
+    assert_even(spread(lb.port, 300), [b1, b2], 300)
+    names = {r["svname"] for r in lb.server_rows()}
+    assert names == {f"node1_{b1.port}", f"node1_{b2.port}"}, names
+
+    # A third instance, registered critical, passes its check under a steady load.
+    register(agent, "web-3", b3, passing=False)
+    load = Load(lb.port, seconds=20).start()
+    try:
+        time.sleep(0.5)
+        assert not load.served_by(b3.port), "an instance with a critical check got traffic"
+        t_pass = time.monotonic()
+        agent.put_ok("/v1/agent/check/pass/service:web-3")
+        wait_until(lambda: load.served_by(b3.port), 3, 0.01, what="web-3 to take traffic")
+        joined = load.served_by(b3.port)[0][0] - t_pass
+        print(f"\nweb-3 took traffic {joined * 1000:.1f} ms after its check passed")
+        assert joined < 1.0, f"web-3 took traffic only {joined:.3f}s after its check passed"
+    finally:
+        load.stop()
+    assert not load.errors and {r[1] for r in load.results} == {200}, load.errors[:5]
+    assert_even(spread(lb.port, 300), [b1, b2, b3], 300)
+
+    # Deregistered under load: nothing reaches it afterwards.
+    load = Load(lb.port, seconds=20).start()
+    try:
+        time.sleep(0.3)
+        agent.put_ok("/v1/agent/service/deregister/web-3")
+        t_dereg = time.monotonic()
+        time.sleep(0.5)
+        served = b3.stats()["served"]
+        time.sleep(1.0)
+        assert b3.stats()["served"] == served, "a deregistered instance still gets requests"
+    finally:
+        load.stop()
+    late = load.served_by(b3.port, after=t_dereg)
+    print(f"web-3 answered {len(late)} requests in flight after its deregistration")
+    assert not load.served_by(b3.port, after=t_dereg + 0.5), "traffic 0.5 s after deregister"
+    assert not load.errors and {r[1] for r in load.results} == {200}, load.errors[:5]
+    assert {r[2] for r in load.results if r[0] > t_dereg + 0.5} == {str(b1.port), str(b2.port)}
+
+    # The registry goes away: the last known set keeps serving.
+    agent.kill9()
+    time.sleep(0.3)
+    assert_even(spread(lb.port, 30), [b1, b2], 30)
+
+
+def test_registry_all_instances_gone_gives_503(agent, backends, lb_factory, tmp_path):
+    (b1,) = backends(1)
+    register(agent, "web-1", b1)
+    page = tmp_path / "503.http"
+    page.write_bytes(b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\n"
+                     b"Connection: close\r\nContent-Type: text/html\r\n\r\n"
+                     b"<html><body><h1>lbtest custom 503 page 7f3a</h1></body></html>\n")
+    builtin = lb_factory(registry_args(agent))
+    custom = lb_factory(registry_args(agent) + ["-errorfile-503", str(page)])
+    for lb in (builtin, custom):
+        wait_until(lambda: lb.get("/")[0] == 200, 5, what="served")
+    agent.put_ok("/v1/agent/service/deregister/web-1")
+    for lb in (builtin, custom):
+        wait_until(lambda: lb.get("/")[0] == 503, 5, what="503 once no instance is left")
+    st, h, body = builtin.get("/")
+    assert st == 503 and (h.get("Content-Type") or "").startswith("text/html"), (st, dict(h))
+    assert b"503" in body and b"ok from" not in body, body
+    st, h, body = custom.get("/")
+    assert st == 503 and b"lbtest custom 503 page 7f3a" in body, (st, body)
+    # an instance comes back: traffic again
+    register(agent, "web-1", b1)
+    wait_until(lambda: builtin.get("/")[0] == 200, 5, what="served again")
+
+
+def test_kill9_of_a_backend_under_load_loses_no_request(agent, backends, lb_factory):
+    bs = backends(3)
+    for i, b in enumerate(bs):
+        register(agent, f"web-{i}", b)
+    lb = lb_factory(registry_args(agent) + ["-check-inter", "500ms", "-check-fall", "2"])
+    wait_until(lambda: len(spread(lb.port, 6)) == 3, 5, what="three instances served")
+    load = Load(lb.port, threads=2, seconds=20).start()
+    try:
+        time.sleep(1.0)
+        bs[1].kill9()
+        t_kill = time.monotonic()
+        time.sleep(2.0)
+    finally:
+        load.stop()
+    statuses = {}
+    for r in load.results:
+        statuses[r[1]] = statuses.get(r[1], 0) + 1
+    print(f"\n{len(load.results)} requests, statuses {statuses}, errors {len(load.errors)}")
+    assert not load.errors, f"requests lost: {load.errors[:5]}"
+    assert statuses.keys() == {200}, statuses
+    after = [r for r in load.results if r[0] > t_kill + 0.1]
+    assert len(after) > 50 and {r[2] for r in after} <= {str(bs[0].port), str(bs[2].port)}
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def raw_exchange(port, data, timeout=3.0):
+    """Sends data; reads until the peer closes. Returns (status, raw bytes, closed)."""
+    buf = b""
+    closed = False
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(data)
+        deadline = time.monotonic() + timeout
+        for _ in range(1000):
+            if time.monotonic() >= deadline:
+                break
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            buf += b
+    status = int(buf.split(b" ", 2)[1]) if buf.startswith(b"HTTP/1.") else None
+    return status, buf, closed
+
+
+SMUGGLING = {
+    "cl_and_te": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+    "duplicate_cl": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                    b"Content-Length: 4\r\n\r\nabcd",
+    "space_before_colon": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 4\r\n\r\nabcd",
+    "obs_fold": b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n",
+    "bad_chunk_size": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"zz\r\nabc\r\n0\r\n\r\n",
+    "bad_header_name": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+    "bad_method": b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.fixture
+def one_lb(backends, lb_factory):
+    bs = backends(1)
+    return lb_factory(static_args(bs)), bs[0]
+
+
+def test_smuggling_attempts_get_400_and_close(one_lb):
+    lb, b = one_lb
+    for name, data in SMUGGLING.items():
+        st, raw, closed = raw_exchange(lb.port, data)
+        assert st == 400, f"{name}: expected 400, got {raw[:200]!r}"
+        assert closed, f"{name}: the connection must close after the 400"
+        assert b"ok from" not in raw and raw.count(b"HTTP/1.") == 1, f"{name}: {raw!r}"
+    assert lb.running()
+    assert lb.get("/")[0] == 200
+
+
+def test_oversized_head_gets_431(one_lb):
+    lb, _ = one_lb
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    buf = b""
+    with socket.create_connection((HOST, lb.port), timeout=3) as s:
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        for _ in range(100000):  # send in pieces, stop as soon as the proxy answers
+            if time.monotonic() >= deadline:
+                break
+            try:
+                b = s.recv(65536)
+                if not b:
+                    break
+                buf += b
+                continue
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                break
+            if sent < len(head):
+                try:
+                    sent += s.send(head[sent:sent + 4096])
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+            else:
+                time.sleep(0.01)
+    assert buf.startswith(b"HTTP/1.1 431") or buf.startswith(b"HTTP/1.0 431"), buf[:200]
+    assert lb.get("/")[0] == 200
+
+
+def test_malformed_backend_response_gives_502(one_lb):
+    lb, _ = one_lb
+    st, _, body = lb.get("/bad")
+    assert st == 502, (st, body)
+    assert lb.running()
+    assert lb.get("/")[0] == 200
