@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Benchmark `mesh lb` against HAProxy (Debian's) and nginx as a reverse proxy, in one script,
+# interleaved (house rule: ratios to peers run in the same script, medians, no absolute claims).
+#
+#   backends: two nginx (worker_processes 1) answering 200 "ok from PORT\n"
+#   targets:  mesh lb -workers 1|2, HAProxy nbthread 1|2 (perf-anchors.md config),
+#             nginx proxy worker_processes 1|2 (upstream keepalive 256)
+#   client:   wrk -t1 -cC -d10s --latency, C = 50 and 200, one 1 s warm-up per run,
+#             3 repetitions interleaved (rep -> conns -> target), medians
+#   prints:   a markdown table of req/s, p50, p99, errors and the ratio to HAProxy with the same
+#             threads and conns; RSS of mesh lb and HAProxy sampled 5 s into the c200 runs.
+#
+# Everything listens on free 127.0.0.1 ports and is stopped by PID (trap). Bounded: each wrk is
+# wrapped in `timeout`, and the whole run stops after MAX_SECONDS (default 470).
+# Run as root, it installs haproxy, nginx and wrk with apt-get when missing.
+#
+# Usage: bench/lb.sh [--quick]          (--quick: 1 rep of 3 s, a smoke test)
+# Env:   MESH_BIN (default build/mesh), REPS, DURATION (s), MAX_SECONDS
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MESH=${MESH_BIN:-$ROOT/build/mesh}
+REPS=${REPS:-3}
+DURATION=${DURATION:-10}
+MAX_SECONDS=${MAX_SECONDS:-470}
+CONNS=(50 200)
+if [[ "${1:-}" == "--quick" ]]; then REPS=1; DURATION=3; fi
+
+log() { echo "lb.sh: $*" >&2; }
+
+# ---------------------------------------------------------------- tools
+
+need=()
+for t in haproxy nginx wrk curl; do command -v "$t" >/dev/null || need+=("$t"); done
+if ((${#need[@]})); then
+    if [[ $(id -u) == 0 ]]; then
+        log "installing ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q "${need[@]}" >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
+    else
+        log "missing: ${need[*]} (run as root, or apt-get install ${need[*]})"
+        exit 1
+    fi
+fi
+[[ -x "$MESH" ]] || { log "no mesh binary at $MESH (build it, or set MESH_BIN)"; exit 1; }
+"$MESH" lb -help >/dev/null 2>&1 || { log "$MESH has no 'lb' command"; exit 1; }
+
+# ---------------------------------------------------------------- processes, stopped by PID
+
+TMP=$(mktemp -d /tmp/lbbench.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http PORT: up to 10 s for a 200 on GET /
+wait_http() {
+    local i
+    for i in $(seq 100); do
+        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "nothing answers on port $1"; return 1
+}
+
+start_nginx() { # start_nginx NAME CONF_BODY -> sets LAST_PID
+    local dir=$TMP/$1
+    mkdir -p "$dir/logs"
+    printf '%s\n' "$2" >"$dir/nginx.conf"
+    nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/stderr" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+NGINX_COMMON='error_log logs/error.log warn; pid nginx.pid;
+events { worker_connections 4096; }'
+NGINX_HTTP_COMMON='access_log off; keepalive_requests 1000000; keepalive_timeout 60s;
+client_body_temp_path tmp_body; proxy_temp_path tmp_proxy; fastcgi_temp_path tmp_fcgi;
+uwsgi_temp_path tmp_uwsgi; scgi_temp_path tmp_scgi;'
+
+B1=$(free_port); B2=$(free_port)
+for b in "$B1" "$B2"; do
+    start_nginx "backend-$b" "worker_processes 1; $NGINX_COMMON
+http { $NGINX_HTTP_COMMON
+  server { listen 127.0.0.1:$b;
+    location / { add_header X-Served-By $b; return 200 \"ok from $b\n\"; } } }"
+done
+wait_http "$B1"; wait_http "$B2"
+
+declare -A PORT PID
+TARGETS=()
+
+for n in 1 2; do
+    # mesh lb
+    p=$(free_port); s=$(free_port)
+    "$MESH" lb -bind 127.0.0.1 -port "$p" -workers "$n" -stats-addr 127.0.0.1 -stats-port "$s" \
+        -server "127.0.0.1:$B1" -server "127.0.0.1:$B2" -check-inter 1s -check-rise 2 \
+        -check-fall 2 -retries 3 -log-level warn >"$TMP/mesh-$n.log" 2>&1 &
+    PID[mesh-$n]=$!; PIDS+=("$!"); PORT[mesh-$n]=$p; TARGETS+=("mesh-$n")
+
+    # HAProxy, the perf-anchors.md configuration
+    p=$(free_port)
+    cat >"$TMP/haproxy-$n.cfg" <<EOF
+global
+    nbthread $n
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse safe
+    retries 3
+    option redispatch
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+frontend fe
+    bind 127.0.0.1:$p
+    default_backend be
+backend be
+    balance roundrobin
+    option httpchk GET /
+    server s1 127.0.0.1:$B1 check inter 1s fall 2 rise 2
+    server s2 127.0.0.1:$B2 check inter 1s fall 2 rise 2
+EOF
+    haproxy -db -f "$TMP/haproxy-$n.cfg" >"$TMP/haproxy-$n.log" 2>&1 &
+    PID[haproxy-$n]=$!; PIDS+=("$!"); PORT[haproxy-$n]=$p; TARGETS+=("haproxy-$n")
+
+    # nginx as a proxy, a backend pool as large as the concurrency
+    p=$(free_port)
+    start_nginx "proxy-$n" "worker_processes $n; $NGINX_COMMON
+http { $NGINX_HTTP_COMMON
+  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
+  server { listen 127.0.0.1:$p;
+    location / { proxy_pass http://be; proxy_http_version 1.1;
+                 proxy_set_header Connection \"\"; } } }"
+    PID[nginx-$n]=$LAST_PID; PORT[nginx-$n]=$p; TARGETS+=("nginx-$n")
+done
+for t in "${TARGETS[@]}"; do wait_http "${PORT[$t]}"; done
+sleep 2 # let the health checks settle
+
+# ---------------------------------------------------------------- runs
+
+to_ms() { # "1.75ms" | "850.00us" | "1.02s" -> milliseconds
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0;
+                           else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+RESULTS=$TMP/results.tsv
+RSS=$TMP/rss.tsv
+: >"$RESULTS"; : >"$RSS"
+START=$SECONDS
+for rep in $(seq "$REPS"); do
+    for c in "${CONNS[@]}"; do
+        for t in "${TARGETS[@]}"; do
+            if ((SECONDS - START > MAX_SECONDS)); then log "time bound reached"; break 3; fi
+            url="http://127.0.0.1:${PORT[$t]}/"
+            timeout 10 wrk -t1 -c"$c" -d1s "$url" >/dev/null 2>&1 || true
+            sampler=
+            if [[ $c == 200 && $t != nginx-* ]]; then
+                (sleep $((DURATION / 2)); echo -e "$t\t$(rss_kb "${PID[$t]}")" >>"$RSS") &
+                sampler=$!
+            fi
+            out=$(timeout $((DURATION + 20)) wrk -t1 -c"$c" -d"${DURATION}s" --latency "$url" \
+                  2>&1 || true)
+            [[ -z $sampler ]] || wait "$sampler"
+            rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+            p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+            p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+            errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+                        END { print e + 0 }' <<<"$out")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "$p50" "$p99" \
+                "$errs" >>"$RESULTS"
+            log "rep $rep c$c $t: ${rps:-0} req/s p50 ${p50} ms p99 ${p99} ms errors $errs"
+        done
+    done
+done
+for t in "${TARGETS[@]}"; do
+    kill -0 "${PID[$t]}" 2>/dev/null || log "WARNING: $t died during the run (log in $TMP)"
+done
+
+# ---------------------------------------------------------------- report
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0;
+    else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v t="$1" -v c="$2" -v k="$3" '$1 == t && $2 == c { print $k }' "$RESULTS"; }
+
+echo
+echo "mesh lb vs HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }') vs nginx" \
+     "$(nginx -v 2>&1 | sed 's|.*/||'), wrk -t1 -d${DURATION}s, medians of $REPS," \
+     "$(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "| target | threads | conns | req/s (median) | req/s range | p50 ms | p99 ms | errors | vs HAProxy |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for c in "${CONNS[@]}"; do
+    for n in 1 2; do
+        h=$(col "haproxy-$n" "$c" 4 | median)
+        for kind in mesh haproxy nginx; do
+            t=$kind-$n
+            r=$(col "$t" "$c" 4 | median)
+            lo=$(col "$t" "$c" 4 | sort -g | head -1)
+            hi=$(col "$t" "$c" 4 | sort -g | tail -1)
+            p50=$(col "$t" "$c" 5 | median)
+            p99=$(col "$t" "$c" 6 | median)
+            e=$(col "$t" "$c" 7 | awk '{ s += $1 } END { print s + 0 }')
+            case $kind in mesh) name="mesh lb -workers $n";; haproxy) name="HAProxy nbthread $n";;
+                          nginx) name="nginx proxy, $n worker(s)";; esac
+            ratio=$(awk -v a="$r" -v b="$h" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }')
+            printf '| %s | %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s |\n' "$name" "$n" "$c" \
+                "$r" "$lo" "$hi" "$p50" "$p99" "$e" "$ratio"
+        done
+    done
+done
+echo
+echo "RSS under -c200 (sampled $((DURATION / 2)) s into each run, median):"
+echo
+echo "| process | RSS MB |"
+echo "|---|---|"
+for t in mesh-1 mesh-2 haproxy-1 haproxy-2; do
+    kb=$(awk -F'\t' -v t="$t" '$1 == t { print $2 }' "$RSS" | median)
+    printf '| %s | %.1f |\n' "$t" "$(awk -v k="$kb" 'BEGIN { print k / 1024 }')"
+done
+log "done in $((SECONDS - START)) s of runs"
