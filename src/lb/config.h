@@ -40,36 +40,36 @@ struct lb_config {
     int queue_max;      /* requests waiting for a slot, per backend; default 1000 */
 
     /* active health checks (HAProxy defaults) */
-    bool check;          /* default on */
-    char *check_path;    /* default /health */
-    int64_t check_inter_ns; /* default 5s */
-    int check_rise;      /* default 2 */
-    int check_fall;      /* default 3 */
+    bool check;               /* default on */
+    char *check_path;         /* default /health */
+    int64_t check_inter_ns;   /* default 5s */
+    int check_rise;           /* default 2 */
+    int check_fall;           /* default 3 */
     int64_t check_timeout_ns; /* default 2s */
     /* passive ejection */
     int eject_after_errors; /* consecutive connect failures or 5xx; default 5; 0 = off */
     int64_t eject_for_ns;   /* default 10s */
 
     /* retries */
-    int retries;    /* default 3 */
+    int retries;     /* default 3 */
     bool redispatch; /* retry on another server; default on */
 
     /* timeouts */
-    int64_t timeout_connect_ns;    /* default 2s */
-    int64_t timeout_client_ns;     /* default 30s (client inactivity) */
-    int64_t timeout_server_ns;     /* default 30s (server inactivity) */
-    int64_t timeout_queue_ns;      /* default 5s */
-    int64_t timeout_keepalive_ns;  /* default 30s (idle client connection) */
+    int64_t timeout_connect_ns;      /* default 2s */
+    int64_t timeout_client_ns;       /* default 30s (client inactivity) */
+    int64_t timeout_server_ns;       /* default 30s (server inactivity) */
+    int64_t timeout_queue_ns;        /* default 5s */
+    int64_t timeout_keepalive_ns;    /* default 30s (idle client connection) */
     int64_t timeout_http_request_ns; /* default 10s (request headers) */
 
     /* 503 page when no server is usable: a file, or the built-in page */
     char *errorfile_503;
 
     /* stats and admin */
-    char *stats_addr; /* default 0.0.0.0 */
-    int stats_port;   /* default 8404 */
-    char *stats_path; /* default /stats */
-    char *stats_user; /* default admin */
+    char *stats_addr;     /* default 0.0.0.0 */
+    int stats_port;       /* default 8404 */
+    char *stats_path;     /* default /stats */
+    char *stats_user;     /* default admin */
     char *stats_password; /* default admin */
     int stats_refresh_s;  /* HTML auto-refresh, default 5 */
 

@@ -64,10 +64,10 @@ void lb_scur_inc(struct lb_counters *c);
 void lb_scur_dec(struct lb_counters *c);
 
 enum lb_server_state {
-    LB_SRV_UP = 0,   /* takes traffic */
-    LB_SRV_DOWN,     /* failed health checks or ejected after errors */
-    LB_SRV_DRAIN,    /* admin or registry maintenance: no new requests, in-flight finish */
-    LB_SRV_MAINT,    /* admin: disabled */
+    LB_SRV_UP = 0, /* takes traffic */
+    LB_SRV_DOWN,   /* failed health checks or ejected after errors */
+    LB_SRV_DRAIN,  /* admin or registry maintenance: no new requests, in-flight finish */
+    LB_SRV_MAINT,  /* admin: disabled */
 };
 
 const char *lb_server_state_name(enum lb_server_state s); /* "UP", "DOWN", "DRAIN", "MAINT" */
@@ -79,18 +79,18 @@ struct lb_server {
     char *host; /* numeric address */
     int port;
     struct sockaddr_storage sa;
-    _Atomic int weight;  /* effective weight, 0..256 (registry Weights.Passing, admin) */
-    _Atomic int state;   /* enum lb_server_state */
+    _Atomic int weight; /* effective weight, 0..256 (registry Weights.Passing, admin) */
+    _Atomic int state;  /* enum lb_server_state */
     _Atomic uint64_t last_change_ms; /* when state last changed (wall clock ms) */
     _Atomic uint64_t downtime_ms;    /* total time spent DOWN */
     int maxconn;                     /* 0 = unlimited */
     struct lb_counters c;
-    lb_counter qcur, qmax;           /* requests queued for this server (maxconn) */
+    lb_counter qcur, qmax; /* requests queued for this server (maxconn) */
     /* health checks (health.c): written by the control thread only */
-    char check_status[16];           /* HAProxy's "L7OK", "L7STS", "L4CON", "L4TOUT", ... */
-    int check_code;                  /* last HTTP status of the check */
+    char check_status[16]; /* HAProxy's "L7OK", "L7STS", "L4CON", "L4TOUT", ... */
+    int check_code;        /* last HTTP status of the check */
     uint64_t check_duration_ms;
-    int check_rise, check_fall;      /* consecutive successes / failures so far */
+    int check_rise, check_fall; /* consecutive successes / failures so far */
     lb_counter chkfail, chkdown;
     /* passive ejection: consecutive failures seen by workers */
     _Atomic int consecutive_errors;

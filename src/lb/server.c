@@ -18,9 +18,8 @@ void lb_scur_inc(struct lb_counters *c)
     uint64_t now = atomic_fetch_add_explicit(&c->scur, 1, memory_order_relaxed) + 1;
     uint64_t max = atomic_load_explicit(&c->smax, memory_order_relaxed);
 
-    while (now > max &&
-           !atomic_compare_exchange_weak_explicit(&c->smax, &max, now, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (now > max && !atomic_compare_exchange_weak_explicit(
+                            &c->smax, &max, now, memory_order_relaxed, memory_order_relaxed))
         ;
     atomic_fetch_add_explicit(&c->stot, 1, memory_order_relaxed);
 }

@@ -45,12 +45,12 @@ struct api_call {
     bool pretty;
     api_read_fn read; /* the read being served (blocking queries re-run it) */
     enum reg_table table;
-    uint64_t min_index; /* ?index */
-    const char *hash;   /* ?hash (agent service hash blocking) */
+    uint64_t min_index;            /* ?index */
+    const char *hash;              /* ?hash (agent service hash blocking) */
     const struct api_route *route; /* the route being served */
-    char *token;        /* the secret in use (request or default token), owned, may be NULL */
-    bool token_picked;  /* token was looked up */
-    bool token_given;   /* the request itself carried a token */
+    char *token;            /* the secret in use (request or default token), owned, may be NULL */
+    bool token_picked;      /* token was looked up */
+    bool token_given;       /* the request itself carried a token */
     struct acl_authz authz; /* what the token may do (api_acl_resolve) */
 };
 

@@ -112,8 +112,8 @@ static char *session_body(const struct reg_agent *a, const struct api_call *c)
 {
     if (strcmp(c->path, "/v1/session/create") != 0)
         return NULL;
-    json_t *v = c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, NULL)
-                                 : json_object();
+    json_t *v =
+        c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, NULL) : json_object();
     char *out = NULL;
     if (json_is_object(v) && !json_iget(v, "Node")) {
         json_object_set_new(v, "Node", json_string(a->cfg.node_name));

@@ -114,8 +114,8 @@ struct reg_session {
     char *node; /* node name as registered */
     int64_t lock_delay_ns;
     enum reg_session_behavior behavior;
-    char *ttl;      /* as given ("30s"), "" when none */
-    int64_t ttl_ns; /* 0 when none */
+    char *ttl;          /* as given ("30s"), "" when none */
+    int64_t ttl_ns;     /* 0 when none */
     char **node_checks; /* node_checks[n_node_checks] check IDs */
     size_t n_node_checks;
     char **service_checks; /* service_checks[n_service_checks] check IDs */
@@ -149,8 +149,8 @@ struct reg_state {
     struct smap acl_secrets;  /* SecretID -> struct reg_acl_token (same objects, borrowed) */
     struct smap acl_policies; /* ID -> struct reg_acl_policy */
     bool acl_ready;           /* runtime only: the built-in ACL objects were ensured */
-    struct smap sessions;   /* session ID -> struct reg_session */
-    struct smap lock_delay; /* key -> lock-delay end in clock ms (uint64_t in the pointer) */
+    struct smap sessions;     /* session ID -> struct reg_session */
+    struct smap lock_delay;   /* key -> lock-delay end in clock ms (uint64_t in the pointer) */
     /* The lock-delay clock in ms (sessions.c sets it; tests use a fake). NULL: no lock-delay. */
     uint64_t (*clock)(void *data);
     void *clock_data;
@@ -261,8 +261,7 @@ struct reg_acl_token {
 };
 
 const struct reg_acl_token *reg_acl_token_get(const struct reg_state *st, const char *accessor);
-const struct reg_acl_token *reg_acl_token_by_secret(const struct reg_state *st,
-                                                    const char *secret);
+const struct reg_acl_token *reg_acl_token_by_secret(const struct reg_state *st, const char *secret);
 const struct reg_acl_policy *reg_acl_policy_get(const struct reg_state *st, const char *id);
 /* Policy names are unique (case-sensitive). NULL when absent. */
 const struct reg_acl_policy *reg_acl_policy_by_name(const struct reg_state *st, const char *name);

@@ -421,8 +421,8 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
          * one that keeps failing does not flood the log. */
         const char *detail = status < 0 ? http_client_error(s->agent->client) : NULL;
         char why[512];
-        snprintf(why, sizeof(why), "%s", status < 0 ? (detail ? detail : uv_strerror(status))
-                                                    : res->body);
+        snprintf(why, sizeof(why), "%s",
+                 status < 0 ? (detail ? detail : uv_strerror(status)) : res->body);
         if (strcmp(why, s->last_error) != 0)
             log_warn("heartbeat to %s:%d failed: %s", srv->host, srv->port, why);
         memcpy(s->last_error, why, sizeof(s->last_error));
