@@ -17,6 +17,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/options.h"
 
 static const char usage[] =
     "mesh lb [options]\n\n"
@@ -26,15 +27,6 @@ static const char usage[] =
     "  JSON object whose keys are the flag names with '_' for '-' (\"servers\" for -server).\n"
     "  SIGTERM drains and exits; SIGHUP re-reads the configuration.";
 
-enum opt_type {
-    OPT_BOOL = 0,
-    OPT_STRING,
-    OPT_INT,
-    OPT_PORT,
-    OPT_DURATION,
-    OPT_STRING_LIST,
-};
-
 /* The config plus the settings that are parsed from text into another type. */
 struct lb_config_src {
     struct lb_config c;
@@ -42,181 +34,90 @@ struct lb_config_src {
 };
 
 /*
- * Every setting once: its config file key (NULL for flag-only), its flag, its type, where it
- * lives, its help. Flags, the file reader and -help all come from this table.
+ * Every setting once (lib/options.h): its config file key (NULL for flag-only), its flag, its
+ * type, where it lives, its help. Flags, the file reader and -help all come from this table.
  */
-struct lb_option {
-    const char *key;
-    const char *flag;
-    enum opt_type type;
-    size_t offset;
-    const char *help;
-};
-
 #define OFF(f) offsetof(struct lb_config_src, c.f)
 
-static const struct lb_option options[] = {
-    {NULL, "config", OPT_STRING, OFF(config_file), "JSON config file (re-read on SIGHUP)."},
-    {"bind", "bind", OPT_STRING, OFF(bind_addr), "Frontend address."},
-    {"port", "port", OPT_PORT, OFF(port), "Frontend port."},
-    {"workers", "workers", OPT_INT, OFF(workers), "Worker threads (default: one per CPU)."},
-    {"maxconn", "maxconn", OPT_INT, OFF(maxconn), "Client connections per worker."},
-    {"backend", "backend", OPT_STRING, OFF(backend_name),
+static const struct option_def options[] = {
+    {NULL, "config", OPTION_STRING, OFF(config_file), "JSON config file (re-read on SIGHUP)."},
+    {"bind", "bind", OPTION_STRING, OFF(bind_addr), "Frontend address."},
+    {"port", "port", OPTION_PORT, OFF(port), "Frontend port."},
+    {"workers", "workers", OPTION_INT, OFF(workers), "Worker threads (default: one per CPU)."},
+    {"maxconn", "maxconn", OPTION_INT, OFF(maxconn), "Client connections per worker."},
+    {"backend", "backend", OPTION_STRING, OFF(backend_name),
      "Backend name in stats (default: the service name, or web)."},
-    {"balance", "balance", OPT_STRING, offsetof(struct lb_config_src, balance),
+    {"balance", "balance", OPTION_STRING, offsetof(struct lb_config_src, balance),
      "roundrobin (weighted), leastconn or random (two choices)."},
-    {"service", "service", OPT_STRING, OFF(service),
+    {"service", "service", OPTION_STRING, OFF(service),
      "Registry service to balance over (its passing instances)."},
-    {"tag", "tag", OPT_STRING, OFF(service_tag), "Only instances with this tag."},
-    {"registry_addr", "registry-addr", OPT_STRING, OFF(registry_addr),
+    {"tag", "tag", OPTION_STRING, OFF(service_tag), "Only instances with this tag."},
+    {"registry_addr", "registry-addr", OPTION_STRING, OFF(registry_addr),
      "Registry agent HOST:PORT ($CONSUL_HTTP_ADDR when set)."},
-    {"registry_token", "registry-token", OPT_STRING, OFF(registry_token),
+    {"registry_token", "registry-token", OPTION_STRING, OFF(registry_token),
      "ACL token for the registry (default $CONSUL_HTTP_TOKEN)."},
-    {"registry_tls", "registry-tls", OPT_BOOL, OFF(registry_tls), "Speak HTTPS to the registry."},
-    {"registry_ca_file", "registry-ca-file", OPT_STRING, OFF(registry_ca_file),
+    {"registry_tls", "registry-tls", OPTION_BOOL, OFF(registry_tls),
+     "Speak HTTPS to the registry."},
+    {"registry_ca_file", "registry-ca-file", OPTION_STRING, OFF(registry_ca_file),
      "PEM CA bundle for the registry's certificate (default: the system store)."},
-    {"servers", "server", OPT_STRING_LIST, OFF(servers),
+    {"servers", "server", OPTION_STRING_LIST, OFF(servers),
      "Static server HOST:PORT[,WEIGHT] (repeatable), instead of or besides -service."},
-    {"server", NULL, OPT_STRING_LIST, OFF(servers), NULL},
-    {"server_maxconn", "server-maxconn", OPT_INT, OFF(server_maxconn),
+    {"server", NULL, OPTION_STRING_LIST, OFF(servers), NULL},
+    {"server_maxconn", "server-maxconn", OPTION_INT, OFF(server_maxconn),
      "Concurrent requests per server, more wait in the queue (default 0: unlimited)."},
-    {"queue_max", "queue-max", OPT_INT, OFF(queue_max),
+    {"queue_max", "queue-max", OPTION_INT, OFF(queue_max),
      "Requests waiting for a server slot, per backend."},
-    {"check", "check", OPT_BOOL, OFF(check), "Active health checks."},
-    {"check_path", "check-path", OPT_STRING, OFF(check_path), "Path of the health check GET."},
-    {"check_inter", "check-inter", OPT_DURATION, OFF(check_inter_ns),
+    {"check", "check", OPTION_BOOL, OFF(check), "Active health checks."},
+    {"check_path", "check-path", OPTION_STRING, OFF(check_path), "Path of the health check GET."},
+    {"check_inter", "check-inter", OPTION_DURATION, OFF(check_inter_ns),
      "Time between checks of a server."},
-    {"check_rise", "check-rise", OPT_INT, OFF(check_rise),
+    {"check_rise", "check-rise", OPTION_INT, OFF(check_rise),
      "Consecutive passing checks to bring a server UP."},
-    {"check_fall", "check-fall", OPT_INT, OFF(check_fall),
+    {"check_fall", "check-fall", OPTION_INT, OFF(check_fall),
      "Consecutive failed checks to mark a server DOWN."},
-    {"check_timeout", "check-timeout", OPT_DURATION, OFF(check_timeout_ns),
+    {"check_timeout", "check-timeout", OPTION_DURATION, OFF(check_timeout_ns),
      "Timeout of one check."},
-    {"eject_after_errors", "eject-after-errors", OPT_INT, OFF(eject_after_errors),
+    {"eject_after_errors", "eject-after-errors", OPTION_INT, OFF(eject_after_errors),
      "Consecutive connect failures or 5xx that eject a server (0 = off)."},
-    {"eject_for", "eject-for", OPT_DURATION, OFF(eject_for_ns),
+    {"eject_for", "eject-for", OPTION_DURATION, OFF(eject_for_ns),
      "How long an ejected server stays out without active checks."},
-    {"retries", "retries", OPT_INT, OFF(retries), "Extra attempts after a connect failure."},
-    {"redispatch", "redispatch", OPT_BOOL, OFF(redispatch), "Retry on another server."},
-    {"timeout_connect", "timeout-connect", OPT_DURATION, OFF(timeout_connect_ns),
+    {"retries", "retries", OPTION_INT, OFF(retries), "Extra attempts after a connect failure."},
+    {"redispatch", "redispatch", OPTION_BOOL, OFF(redispatch), "Retry on another server."},
+    {"timeout_connect", "timeout-connect", OPTION_DURATION, OFF(timeout_connect_ns),
      "Connect to a server."},
-    {"timeout_client", "timeout-client", OPT_DURATION, OFF(timeout_client_ns),
+    {"timeout_client", "timeout-client", OPTION_DURATION, OFF(timeout_client_ns),
      "Client inactivity."},
-    {"timeout_server", "timeout-server", OPT_DURATION, OFF(timeout_server_ns),
+    {"timeout_server", "timeout-server", OPTION_DURATION, OFF(timeout_server_ns),
      "Server inactivity."},
-    {"timeout_queue", "timeout-queue", OPT_DURATION, OFF(timeout_queue_ns),
+    {"timeout_queue", "timeout-queue", OPTION_DURATION, OFF(timeout_queue_ns),
      "Time a request may wait for a server slot."},
-    {"timeout_keepalive", "timeout-keepalive", OPT_DURATION, OFF(timeout_keepalive_ns),
+    {"timeout_keepalive", "timeout-keepalive", OPTION_DURATION, OFF(timeout_keepalive_ns),
      "Idle keep-alive client connection."},
-    {"timeout_http_request", "timeout-http-request", OPT_DURATION, OFF(timeout_http_request_ns),
+    {"timeout_http_request", "timeout-http-request", OPTION_DURATION, OFF(timeout_http_request_ns),
      "Time to receive a request's headers."},
-    {"x_forwarded_for", "x-forwarded-for", OPT_BOOL, OFF(x_forwarded_for),
+    {"x_forwarded_for", "x-forwarded-for", OPTION_BOOL, OFF(x_forwarded_for),
      "Add X-Forwarded-For and X-Forwarded-Proto."},
-    {"forwarded", "forwarded", OPT_BOOL, OFF(forwarded), "Add an RFC 7239 Forwarded header."},
-    {"via", "via", OPT_BOOL, OFF(via), "Add Via: 1.1 mesh-lb."},
-    {"errorfile_503", "errorfile-503", OPT_STRING, OFF(errorfile_503),
+    {"forwarded", "forwarded", OPTION_BOOL, OFF(forwarded), "Add an RFC 7239 Forwarded header."},
+    {"via", "via", OPTION_BOOL, OFF(via), "Add Via: 1.1 mesh-lb."},
+    {"errorfile_503", "errorfile-503", OPTION_STRING, OFF(errorfile_503),
      "HTML file served when no server is usable (default: a built-in page)."},
-    {"stats_addr", "stats-addr", OPT_STRING, OFF(stats_addr), "Stats and admin address."},
-    {"stats_port", "stats-port", OPT_PORT, OFF(stats_port), "Stats and admin port (0 = off)."},
-    {"stats_path", "stats-path", OPT_STRING, OFF(stats_path), "Stats page path."},
-    {"stats_user", "stats-user", OPT_STRING, OFF(stats_user), "Stats user."},
-    {"stats_password", "stats-password", OPT_STRING, OFF(stats_password), "Stats password."},
-    {"stats_refresh", "stats-refresh", OPT_INT, OFF(stats_refresh_s),
+    {"stats_addr", "stats-addr", OPTION_STRING, OFF(stats_addr), "Stats and admin address."},
+    {"stats_port", "stats-port", OPTION_PORT, OFF(stats_port), "Stats and admin port (0 = off)."},
+    {"stats_path", "stats-path", OPTION_STRING, OFF(stats_path), "Stats page path."},
+    {"stats_user", "stats-user", OPTION_STRING, OFF(stats_user), "Stats user."},
+    {"stats_password", "stats-password", OPTION_STRING, OFF(stats_password), "Stats password."},
+    {"stats_refresh", "stats-refresh", OPTION_INT, OFF(stats_refresh_s),
      "Stats page auto-refresh in seconds (0 = off)."},
-    {"pid_file", "pid-file", OPT_STRING, OFF(pid_file), "Write the PID to this file."},
-    {"log_level", "log-level", OPT_STRING, OFF(log_level), "debug, info, warn or error."},
+    {"pid_file", "pid-file", OPTION_STRING, OFF(pid_file), "Write the PID to this file."},
+    {"log_level", "log-level", OPTION_STRING, OFF(log_level), "debug, info, warn or error."},
 };
 
-static void *field(struct lb_config_src *s, const struct lb_option *o)
+static void *field(struct lb_config_src *s, const struct option_def *o)
 {
     return (char *)s + o->offset;
 }
 
-static void set_str(char **dst, const char *v)
-{
-    free(*dst);
-    *dst = v ? xstrdup(v) : NULL;
-}
-
 /* ---- config file ------------------------------------------------------------------------- */
-
-static int read_duration(const struct config_doc *doc, const char *key, const json_t *v,
-                         int64_t *out, struct err *e)
-{
-    /* A bare number is milliseconds, as in HAProxy's configuration. */
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (int64_t)json_integer_value(v) * DURATION_MS;
-        return 0;
-    }
-    if (json_is_string(v) && duration_parse(str_from(json_string_value(v)), out) == 0)
-        return 0;
-    return config_error(doc, key, e, "%s: expected a duration such as \"5s\", got %s", key,
-                        json_is_string(v) ? json_string_value(v) : json_type_name(v));
-}
-
-static int read_list(const struct config_doc *doc, const char *key, const json_t *v,
-                     struct flag_list *l, struct err *e)
-{
-    size_t i;
-    json_t *s;
-
-    if (json_is_string(v)) {
-        l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
-        l->items[l->n++] = xstrdup(json_string_value(v));
-        return 0;
-    }
-    if (!json_is_array(v))
-        return config_error(doc, key, e, "%s: expected a list of strings, got %s", key,
-                            json_type_name(v));
-    json_array_foreach(v, i, s)
-    {
-        if (!json_is_string(s)) {
-            char path[96];
-            snprintf(path, sizeof(path), "%s[%zu]", key, i);
-            return config_error(doc, path, e, "%s: expected a string, got %s", path,
-                                json_type_name(s));
-        }
-        l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
-        l->items[l->n++] = xstrdup(json_string_value(s));
-    }
-    return 0;
-}
-
-static int read_option(struct lb_config_src *src, const struct config_doc *doc,
-                       const struct lb_option *o, const json_t *v, struct err *e)
-{
-    void *dst = field(src, o);
-
-    switch (o->type) {
-    case OPT_BOOL:
-        if (!json_is_boolean(v))
-            return config_error(doc, o->key, e, "%s: expected a boolean, got %s", o->key,
-                                json_type_name(v));
-        *(bool *)dst = json_is_true(v);
-        return 0;
-    case OPT_STRING:
-        if (!json_is_string(v))
-            return config_error(doc, o->key, e, "%s: expected a string, got %s", o->key,
-                                json_type_name(v));
-        set_str(dst, json_string_value(v));
-        return 0;
-    case OPT_INT:
-    case OPT_PORT:
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > (o->type == OPT_PORT ? 65535 : 1000000000))
-            return config_error(doc, o->key, e, "%s: expected %s, got %s", o->key,
-                                o->type == OPT_PORT ? "a port number (0-65535)"
-                                                    : "a non-negative integer",
-                                json_is_string(v) ? json_string_value(v) : json_type_name(v));
-        *(int *)dst = (int)json_integer_value(v);
-        return 0;
-    case OPT_DURATION:
-        return read_duration(doc, o->key, v, dst, e);
-    case OPT_STRING_LIST:
-        return read_list(doc, o->key, v, dst, e);
-    }
-    return 0;
-}
 
 static int read_file(struct lb_config_src *src, const struct config_doc *doc, struct err *e)
 {
@@ -225,13 +126,13 @@ static int read_file(struct lb_config_src *src, const struct config_doc *doc, st
 
     json_object_foreach(doc->root, key, v)
     {
-        const struct lb_option *o = NULL;
+        const struct option_def *o = NULL;
         for (size_t i = 0; i < ARRAY_LEN(options) && !o; i++)
             if (options[i].key && strcmp(options[i].key, key) == 0)
                 o = &options[i];
         if (!o) /* a typo must not silently fall back to a default */
             return config_error(doc, key, e, "unknown key \"%s\"", key);
-        int rc = read_option(src, doc, o, v, e);
+        int rc = options_read(o, src, doc, key, v, e);
         if (rc < 0)
             return rc;
     }
@@ -242,19 +143,7 @@ static int read_file(struct lb_config_src *src, const struct config_doc *doc, st
 
 static size_t bind_flags(struct lb_config_src *src, struct flag *out)
 {
-    static const enum flag_type types[] = {
-        [OPT_BOOL] = FLAG_BOOL,         [OPT_STRING] = FLAG_STRING,
-        [OPT_INT] = FLAG_INT,           [OPT_PORT] = FLAG_INT,
-        [OPT_DURATION] = FLAG_DURATION, [OPT_STRING_LIST] = FLAG_STRING_LIST,
-    };
-    size_t n = 0;
-
-    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct lb_option *o = &options[i];
-        if (o->flag)
-            out[n++] = (struct flag){o->flag, types[o->type], field(src, o), o->help, false};
-    }
-    return n;
+    return options_bind_flags(options, ARRAY_LEN(options), src, out);
 }
 
 /* "http://host:port" (CONSUL_HTTP_ADDR's usual form) to host:port; https turns TLS on. */
@@ -391,7 +280,7 @@ static int validate(struct lb_config_src *src, const struct config_doc *doc,
     char msg[300];
 
     for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct lb_option *o = &options[i];
+        const struct option_def *o = &options[i];
         if (!o->key)
             continue;
         const char *bad = bad_value(src, o->key, msg, sizeof(msg));
@@ -405,7 +294,7 @@ static int validate(struct lb_config_src *src, const struct config_doc *doc,
             char path[64];
             snprintf(path, sizeof(path), "%s", o->key);
             /* a bad server: the line of its own entry */
-            for (size_t k = 0; o->type == OPT_STRING_LIST && k < json_array_size(in_file); k++)
+            for (size_t k = 0; o->type == OPTION_STRING_LIST && k < json_array_size(in_file); k++)
                 if (check_server(json_string_value(json_array_get(in_file, k)), path,
                                  sizeof(path)) < 0) {
                     snprintf(path, sizeof(path), "%s[%zu]", o->key, k);
@@ -492,12 +381,12 @@ void lb_config_free(struct lb_config *cfg)
     /* cfg is the first member of struct lb_config_src: the table's offsets of its fields hold
      * for a bare struct lb_config too. */
     for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct lb_option *o = &options[i];
+        const struct option_def *o = &options[i];
         if (o->offset >= sizeof(struct lb_config))
             continue;
-        if (o->type == OPT_STRING)
+        if (o->type == OPTION_STRING)
             FREE_NULL(*(char **)field(src, o));
-        else if (o->type == OPT_STRING_LIST)
+        else if (o->type == OPTION_STRING_LIST)
             flag_list_free(field(src, o));
     }
 }

@@ -9,6 +9,7 @@
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/options.h"
 
 static const char usage[] =
     "mesh agent [options]\n\n"
@@ -17,87 +18,67 @@ static const char usage[] =
     "  syncs them to the servers it joins (-join / -retry-join). With -dev: an in-memory server\n"
     "  on 127.0.0.1:8500. With -data-dir: every acknowledged write survives a crash and restart.";
 
-enum opt_type {
-    OPT_BOOL = 0,
-    OPT_STRING,
-    OPT_INT,
-    OPT_PORT,
-    OPT_DURATION,
-    OPT_STRING_LIST,
-};
-
 /*
  * Every setting once: its key in config files (a dotted path into nested objects; NULL for
  * flag-only settings), its command-line flag (NULL for file-only settings), its type and where
  * it lives in struct agent_config. Loading, flag parsing, -help and the unknown-key warning all
- * come from this table. Several keys may share a field (Consul's older spellings).
+ * come from this table (lib/options.h). Several keys may share a field (Consul's older
+ * spellings).
  */
-struct agent_option {
-    const char *key;
-    const char *flag;
-    enum opt_type type;
-    size_t offset;
-    const char *help;
-};
-
 #define OFF(f) offsetof(struct agent_config, f)
 
-static const struct agent_option options[] = {
-    {"server", "server", OPT_BOOL, OFF(server), "Run in server mode (holds the catalog and KV)."},
-    {"bootstrap", "bootstrap", OPT_BOOL, OFF(bootstrap), "Elect this server leader on its own."},
-    {"bootstrap_expect", "bootstrap-expect", OPT_INT, OFF(bootstrap_expect),
+static const struct option_def options[] = {
+    {"server", "server", OPTION_BOOL, OFF(server),
+     "Run in server mode (holds the catalog and KV)."},
+    {"bootstrap", "bootstrap", OPTION_BOOL, OFF(bootstrap), "Elect this server leader on its own."},
+    {"bootstrap_expect", "bootstrap-expect", OPTION_INT, OFF(bootstrap_expect),
      "Servers expected (1 for now)."},
-    {NULL, "dev", OPT_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
-    {"node_name", "node", OPT_STRING, OFF(node_name), "Node name (default: the hostname)."},
-    {"datacenter", "datacenter", OPT_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
-    {"bind_addr", "bind", OPT_STRING, OFF(bind_addr),
+    {NULL, "dev", OPTION_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
+    {"node_name", "node", OPTION_STRING, OFF(node_name), "Node name (default: the hostname)."},
+    {"datacenter", "datacenter", OPTION_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
+    {"bind_addr", "bind", OPTION_STRING, OFF(bind_addr),
      "Address advertised for this node (default 0.0.0.0: 127.0.0.1 is advertised)."},
-    {"client_addr", "client", OPT_STRING, OFF(client_addr),
+    {"client_addr", "client", OPTION_STRING, OFF(client_addr),
      "Address the HTTP API listens on (default 127.0.0.1)."},
-    {"ports.http", "http-port", OPT_PORT, OFF(http_port), "HTTP API port (default 8500)."},
-    {"ports.https", "https-port", OPT_PORT, OFF(https_port),
+    {"ports.http", "http-port", OPTION_PORT, OFF(http_port), "HTTP API port (default 8500)."},
+    {"ports.https", "https-port", OPTION_PORT, OFF(https_port),
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
-    {"data_dir", "data-dir", OPT_STRING, OFF(data_dir), "Directory for durable state."},
-    {NULL, "config-file", OPT_STRING_LIST, OFF(config_files), "JSON config file (repeatable)."},
-    {NULL, "config-dir", OPT_STRING_LIST, OFF(config_dirs), "Directory of *.json config files."},
-    {"pid_file", "pid-file", OPT_STRING, OFF(pid_file), "Write the agent's PID to this file."},
-    {"ui", "ui", OPT_BOOL, OFF(ui), "Serve the web UI on /ui/."},
-    {"ui_config.enabled", NULL, OPT_BOOL, OFF(ui), NULL},
-    {"log_level", "log-level", OPT_STRING, OFF(log_level), "trace, debug, info, warn or error."},
-    {"enable_script_checks", "enable-script-checks", OPT_BOOL, OFF(enable_script_checks),
+    {"data_dir", "data-dir", OPTION_STRING, OFF(data_dir), "Directory for durable state."},
+    {NULL, "config-file", OPTION_STRING_LIST, OFF(config_files), "JSON config file (repeatable)."},
+    {NULL, "config-dir", OPTION_STRING_LIST, OFF(config_dirs), "Directory of *.json config files."},
+    {"pid_file", "pid-file", OPTION_STRING, OFF(pid_file), "Write the agent's PID to this file."},
+    {"ui", "ui", OPTION_BOOL, OFF(ui), "Serve the web UI on /ui/."},
+    {"ui_config.enabled", NULL, OPTION_BOOL, OFF(ui), NULL},
+    {"log_level", "log-level", OPTION_STRING, OFF(log_level), "trace, debug, info, warn or error."},
+    {"enable_script_checks", "enable-script-checks", OPTION_BOOL, OFF(enable_script_checks),
      "Allow script checks (run without a shell)."},
-    {"enable_local_script_checks", "enable-local-script-checks", OPT_BOOL,
+    {"enable_local_script_checks", "enable-local-script-checks", OPTION_BOOL,
      OFF(enable_local_script_checks), "Allow script checks from config files only."},
-    {"start_join", "join", OPT_STRING_LIST, OFF(start_join),
+    {"start_join", "join", OPTION_STRING_LIST, OFF(start_join),
      "Server address to join at start (repeatable)."},
-    {"retry_join", "retry-join", OPT_STRING_LIST, OFF(retry_join),
+    {"retry_join", "retry-join", OPTION_STRING_LIST, OFF(retry_join),
      "Server address to join, retried until it answers (repeatable)."},
-    {"retry_interval", "retry-interval", OPT_DURATION, OFF(retry_interval_ns),
+    {"retry_interval", "retry-interval", OPTION_DURATION, OFF(retry_interval_ns),
      "Time between join attempts (default 30s)."},
-    {"failure_timeout", "failure-timeout", OPT_DURATION, OFF(failure_timeout_ns),
+    {"failure_timeout", "failure-timeout", OPTION_DURATION, OFF(failure_timeout_ns),
      "A node that does not heartbeat for this long is failed (default 5s)."},
-    {"acl.enabled", NULL, OPT_BOOL, OFF(acl_enabled), NULL},
-    {"acl.default_policy", NULL, OPT_STRING, OFF(acl_default_policy), NULL},
-    {"acl.tokens.initial_management", NULL, OPT_STRING, OFF(acl_initial_management), NULL},
-    {"acl.tokens.master", NULL, OPT_STRING, OFF(acl_initial_management), NULL},
-    {"acl.tokens.agent", NULL, OPT_STRING, OFF(acl_agent_token), NULL},
-    {"acl.tokens.default", NULL, OPT_STRING, OFF(acl_default_token), NULL},
-    {"tls.defaults.ca_file", NULL, OPT_STRING, OFF(tls_ca_file), NULL},
-    {"tls.defaults.cert_file", NULL, OPT_STRING, OFF(tls_cert_file), NULL},
-    {"tls.defaults.key_file", NULL, OPT_STRING, OFF(tls_key_file), NULL},
-    {"tls.defaults.verify_incoming", NULL, OPT_BOOL, OFF(tls_verify_incoming), NULL},
-    {"tls.defaults.verify_outgoing", NULL, OPT_BOOL, OFF(tls_verify_outgoing), NULL},
-    {"ca_file", NULL, OPT_STRING, OFF(tls_ca_file), NULL},
-    {"cert_file", NULL, OPT_STRING, OFF(tls_cert_file), NULL},
-    {"key_file", NULL, OPT_STRING, OFF(tls_key_file), NULL},
-    {"verify_incoming", NULL, OPT_BOOL, OFF(tls_verify_incoming), NULL},
-    {"verify_outgoing", NULL, OPT_BOOL, OFF(tls_verify_outgoing), NULL},
+    {"acl.enabled", NULL, OPTION_BOOL, OFF(acl_enabled), NULL},
+    {"acl.default_policy", NULL, OPTION_STRING, OFF(acl_default_policy), NULL},
+    {"acl.tokens.initial_management", NULL, OPTION_STRING, OFF(acl_initial_management), NULL},
+    {"acl.tokens.master", NULL, OPTION_STRING, OFF(acl_initial_management), NULL},
+    {"acl.tokens.agent", NULL, OPTION_STRING, OFF(acl_agent_token), NULL},
+    {"acl.tokens.default", NULL, OPTION_STRING, OFF(acl_default_token), NULL},
+    {"tls.defaults.ca_file", NULL, OPTION_STRING, OFF(tls_ca_file), NULL},
+    {"tls.defaults.cert_file", NULL, OPTION_STRING, OFF(tls_cert_file), NULL},
+    {"tls.defaults.key_file", NULL, OPTION_STRING, OFF(tls_key_file), NULL},
+    {"tls.defaults.verify_incoming", NULL, OPTION_BOOL, OFF(tls_verify_incoming), NULL},
+    {"tls.defaults.verify_outgoing", NULL, OPTION_BOOL, OFF(tls_verify_outgoing), NULL},
+    {"ca_file", NULL, OPTION_STRING, OFF(tls_ca_file), NULL},
+    {"cert_file", NULL, OPTION_STRING, OFF(tls_cert_file), NULL},
+    {"key_file", NULL, OPTION_STRING, OFF(tls_key_file), NULL},
+    {"verify_incoming", NULL, OPTION_BOOL, OFF(tls_verify_incoming), NULL},
+    {"verify_outgoing", NULL, OPTION_BOOL, OFF(tls_verify_outgoing), NULL},
 };
-
-static void *field(struct agent_config *cfg, const struct agent_option *o)
-{
-    return (char *)cfg + o->offset;
-}
 
 static void set_str(char **dst, const char *v)
 {
@@ -127,81 +108,6 @@ static void note_unknown(struct agent_config *cfg, const char *key)
     if (cfg->unknown_keys.len)
         buf_append_cstr(&cfg->unknown_keys, ", ");
     buf_append_cstr(&cfg->unknown_keys, key);
-}
-
-static const struct agent_option *option_for_key(const char *path)
-{
-    for (size_t i = 0; i < ARRAY_LEN(options); i++)
-        if (options[i].key && strcmp(options[i].key, path) == 0)
-            return &options[i];
-    return NULL;
-}
-
-/* True when some option lives below path ("acl" for "acl.tokens.agent"). */
-static bool is_section(const char *path)
-{
-    size_t n = strlen(path);
-    for (size_t i = 0; i < ARRAY_LEN(options); i++)
-        if (options[i].key && strncmp(options[i].key, path, n) == 0 && options[i].key[n] == '.')
-            return true;
-    return false;
-}
-
-static int read_option(struct agent_config *cfg, const struct config_doc *doc,
-                       const struct agent_option *o, const char *path, const json_t *v,
-                       struct err *e)
-{
-    void *dst = field(cfg, o);
-
-    switch (o->type) {
-    case OPT_BOOL:
-        if (!json_is_boolean(v))
-            return config_error(doc, path, e, "%s: expected a boolean, got %s", path,
-                                json_type_name(v));
-        *(bool *)dst = json_is_true(v);
-        return 0;
-    case OPT_STRING:
-        if (!json_is_string(v))
-            return config_error(doc, path, e, "%s: expected a string, got %s", path,
-                                json_type_name(v));
-        set_str(dst, json_string_value(v));
-        return 0;
-    case OPT_INT:
-    case OPT_PORT:
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            (o->type == OPT_PORT && json_integer_value(v) > 65535))
-            return config_error(doc, path, e, "%s: expected %s, got %s", path,
-                                o->type == OPT_PORT ? "a port number (0-65535)"
-                                                    : "a non-negative integer",
-                                json_is_string(v) ? json_string_value(v) : json_type_name(v));
-        *(int *)dst = (int)json_integer_value(v);
-        return 0;
-    case OPT_DURATION: {
-        int64_t ns;
-        if (!json_is_string(v) || duration_parse(str_from(json_string_value(v)), &ns) < 0)
-            return config_error(doc, path, e, "%s: expected a duration such as \"10s\", got %s",
-                                path, json_is_string(v) ? json_string_value(v) : json_type_name(v));
-        *(int64_t *)dst = ns;
-        return 0;
-    }
-    case OPT_STRING_LIST: {
-        struct flag_list *l = dst;
-        size_t i;
-        json_t *s;
-        if (!json_is_array(v))
-            return config_error(doc, path, e, "%s: expected a list of strings, got %s", path,
-                                json_type_name(v));
-        json_array_foreach(v, i, s)
-        {
-            if (!json_is_string(s))
-                return config_error(doc, path, e, "%s: expected a list of strings", path);
-            l->items = xrealloc(l->items, (l->n + 1) * sizeof(char *));
-            l->items[l->n++] = xstrdup(json_string_value(s));
-        }
-        return 0;
-    }
-    }
-    return 0;
 }
 
 static int read_services(struct agent_config *cfg, const struct config_doc *doc, struct err *e)
@@ -247,13 +153,14 @@ static int read_object(struct agent_config *cfg, const struct config_doc *doc, c
         snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", key);
         if (!prefix[0] && (strcmp(key, "service") == 0 || strcmp(key, "services") == 0))
             continue;
-        const struct agent_option *o = option_for_key(path);
+        const struct option_def *o = options_find(options, ARRAY_LEN(options), path);
+        bool section = options_is_section(options, ARRAY_LEN(options), path);
         int rc = 0;
         if (o)
-            rc = read_option(cfg, doc, o, path, v, e);
-        else if (is_section(path) && json_is_object(v))
+            rc = options_read(o, cfg, doc, path, v, e);
+        else if (section && json_is_object(v))
             rc = read_object(cfg, doc, v, path, e);
-        else if (is_section(path))
+        else if (section)
             rc = config_error(doc, path, e, "%s: expected an object, got %s", path,
                               json_type_name(v));
         else
@@ -299,22 +206,9 @@ static int load_config_sources(struct agent_config *cfg, const struct flag_list 
 
 /* ---- flags ------------------------------------------------------------------------------- */
 
-/* The flag table bound to cfg's fields. Returns the number of flags written to out. */
 static size_t bind_flags(struct agent_config *cfg, struct flag *out)
 {
-    static const enum flag_type types[] = {
-        [OPT_BOOL] = FLAG_BOOL,         [OPT_STRING] = FLAG_STRING,
-        [OPT_INT] = FLAG_INT,           [OPT_PORT] = FLAG_INT,
-        [OPT_DURATION] = FLAG_DURATION, [OPT_STRING_LIST] = FLAG_STRING_LIST,
-    };
-    size_t n = 0;
-
-    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct agent_option *o = &options[i];
-        if (o->flag)
-            out[n++] = (struct flag){o->flag, types[o->type], field(cfg, o), o->help, false};
-    }
-    return n;
+    return options_bind_flags(options, ARRAY_LEN(options), cfg, out);
 }
 
 static void defaults(struct agent_config *cfg)
@@ -390,13 +284,7 @@ int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct er
 
 void agent_config_free(struct agent_config *cfg)
 {
-    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct agent_option *o = &options[i];
-        if (o->type == OPT_STRING)
-            FREE_NULL(*(char **)field(cfg, o));
-        else if (o->type == OPT_STRING_LIST)
-            flag_list_free(field(cfg, o));
-    }
+    options_free(options, ARRAY_LEN(options), cfg);
     for (size_t i = 0; i < cfg->nservices; i++)
         json_decref(cfg->services[i].def);
     free(cfg->services);
