@@ -1,0 +1,74 @@
+/*
+ * webapp: the example service (the original's app.js). One loop thread serves HTTP; /work burns
+ * CPU on libuv's threadpool. The process registers itself with the local agent and, on SIGTERM
+ * or SIGINT, deregisters, drains (in-flight requests finish, /health answers 503) and exits 0.
+ */
+#ifndef MESH_WEBAPP_H
+#define MESH_WEBAPP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/flags.h"
+#include "lib/http_client.h"
+#include "lib/http_server.h"
+
+#define WEBAPP_WORK_MAX_MS 10000
+
+struct webapp {
+    uv_loop_t *loop;
+    struct http_server srv;
+    struct http_client *client;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t reg_timer; /* registration retries, then the deferred shutdown */
+
+    /* configuration (heap strings, freed at exit) */
+    char *address;
+    int port;
+    char *node;
+    char *instance;
+    char *service;
+    char *service_id; /* "<service>-<node>-<port>" */
+    struct flag_list tags;
+    struct flag_list meta; /* "k=v" */
+    char *agent;           /* as given: "host:port" or a URL */
+    bool agent_https;
+    char agent_host[256];
+    int agent_port;
+    bool no_register;
+    int64_t check_interval_ns;
+
+    /* state */
+    uint64_t start_ns; /* uv_hrtime() at start */
+    uint64_t requests; /* requests handled, the current one included */
+    size_t in_flight;  /* /work jobs queued or running */
+    bool draining;
+    bool registered;    /* the agent accepted the registration */
+    bool reg_attempted; /* a registration was sent at least once */
+    bool reg_failure_logged;
+    struct http_call *reg_call; /* registration in flight; NULL otherwise */
+    bool deregistering;         /* deregistration in flight */
+    bool shutting_down;
+};
+
+/* The HTTP handler (routes.c); data is the struct webapp. */
+void webapp_handle(struct http_request *req, void *data);
+
+/* Starts registering in the background, retrying every second until the agent answers. */
+void webapp_register_start(struct webapp *app);
+
+/*
+ * Stops registration retries and, when a registration was sent, deregisters (bounded by 2 s).
+ * Calls webapp_drain_check() when done (later, never from inside this call).
+ */
+void webapp_deregister(struct webapp *app);
+
+/* Exits the process cleanly once deregistration is over and no /work job is in flight. */
+void webapp_drain_check(struct webapp *app);
+
+/* Uptime in seconds (fractional). */
+double webapp_uptime_s(const struct webapp *app);
+
+#endif
