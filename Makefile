@@ -26,7 +26,7 @@ deps:
 # warning-free (-O2 finds what -O0 does not, e.g. maybe-uninitialized).
 check: deps
 	cmake -S . -B $(CHECKBUILD)-O2 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON >/dev/null
-	cmake --build $(CHECKBUILD)-O2 -j $(JOBS) --target mesh
+	cmake --build $(CHECKBUILD)-O2 -j $(JOBS) --target mesh webapp
 	cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DWERROR=ON -DSANITIZE=ON >/dev/null
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
