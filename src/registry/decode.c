@@ -136,13 +136,7 @@ void check_def_free(struct check_def *d)
 
 void check_reg_free(struct check_reg *r)
 {
-    free(r->chk.id);
-    free(r->chk.name);
-    free(r->chk.notes);
-    free(r->chk.output);
-    free(r->chk.service_id);
-    free(r->chk.type);
-    json_decref(r->chk.definition);
+    reg_check_clear(&r->chk);
     check_def_free(r->run);
     memset(r, 0, sizeof(*r));
 }
@@ -350,19 +344,7 @@ int decode_check(const json_t *obj, const struct decode_opts *opts, const char *
 
 void service_reg_free(struct service_reg *r)
 {
-    struct reg_service *s = &r->svc;
-
-    free(s->id);
-    free(s->name);
-    for (size_t i = 0; i < s->ntags; i++)
-        free(s->tags[i]);
-    free(s->tags);
-    free(s->address);
-    free(s->kind);
-    json_decref(s->meta);
-    json_decref(s->tagged_addresses);
-    json_decref(s->proxy);
-    json_decref(s->connect);
+    reg_service_clear(&r->svc);
     for (size_t i = 0; i < r->nchecks; i++)
         check_reg_free(&r->checks[i]);
     free(r->checks);

@@ -46,10 +46,8 @@ void reg_state_init(struct reg_state *st)
 
 /* ---- entity lifetimes -------------------------------------------------------------------- */
 
-void reg_service_free(struct reg_service *s)
+void reg_service_clear(struct reg_service *s)
 {
-    if (!s)
-        return;
     free(s->id);
     free(s->name);
     for (size_t i = 0; i < s->ntags; i++)
@@ -61,13 +59,19 @@ void reg_service_free(struct reg_service *s)
     json_decref(s->tagged_addresses);
     json_decref(s->proxy);
     json_decref(s->connect);
+    memset(s, 0, sizeof(*s));
+}
+
+void reg_service_free(struct reg_service *s)
+{
+    if (!s)
+        return;
+    reg_service_clear(s);
     free(s);
 }
 
-void reg_check_free(struct reg_check *c)
+void reg_check_clear(struct reg_check *c)
 {
-    if (!c)
-        return;
     free(c->id);
     free(c->name);
     free(c->notes);
@@ -75,6 +79,14 @@ void reg_check_free(struct reg_check *c)
     free(c->service_id);
     free(c->type);
     json_decref(c->definition);
+    memset(c, 0, sizeof(*c));
+}
+
+void reg_check_free(struct reg_check *c)
+{
+    if (!c)
+        return;
+    reg_check_clear(c);
     free(c);
 }
 

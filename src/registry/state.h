@@ -159,6 +159,13 @@ struct reg_state {
 void reg_state_init(struct reg_state *st);
 void reg_state_free(struct reg_state *st);
 
+/*
+ * Frees what a service or check template owns (strings, tags, JSON) and zeroes it; the struct
+ * itself is the caller's (decoded registrations embed them).
+ */
+void reg_service_clear(struct reg_service *s);
+void reg_check_clear(struct reg_check *c);
+
 /* ---- catalog reads ---- */
 
 struct reg_node *reg_node_get(const struct reg_state *st, const char *name);
