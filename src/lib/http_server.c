@@ -113,8 +113,8 @@ void http_response_header(struct http_request *req, const char *name, const char
 /* "Date:" value, formatted at most once per second. */
 static const char *http_date(void)
 {
-    static char cached[64];
-    static time_t cached_at;
+    static _Thread_local char cached[64]; /* per thread: servers run on several loops */
+    static _Thread_local time_t cached_at;
     time_t now = time(NULL);
 
     if (now != cached_at) {
