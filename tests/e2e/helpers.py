@@ -177,11 +177,53 @@ def raw_header(head, name):
     return None
 
 
+class ManagedProcess:
+    """Process bookkeeping shared by the test's processes (agents, load balancers): a child in
+    self.proc writing its log to self.log_path, stopped by PID."""
+
+    proc = None
+    log_path = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM by PID, wait, then SIGKILL. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        return self.proc.returncode
+
+    def kill9(self):
+        """SIGKILL by PID (a crash) and reap."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=200):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
 class AgentError(Exception):
     pass
 
 
-class Agent:
+class Agent(ManagedProcess):
     """A `mesh agent` process (a server unless server=False) on a free loopback port, stopped
     by PID."""
 
@@ -246,40 +288,6 @@ class Agent:
             time.sleep(0.05)
         raise AgentError(f"agent not ready within {timeout}s (last: {last!r})\n"
                          f"--- log ---\n{self.log_tail()}")
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM by PID, wait, then SIGKILL. Returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        return self.proc.returncode
-
-    def kill9(self):
-        """SIGKILL by PID (a crash) and reap."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines=200):
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     # HTTP conveniences
     def req(self, method, path, body=None, headers=None, timeout=10.0):

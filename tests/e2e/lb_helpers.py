@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from helpers import ManagedProcess
+
 HOST = "127.0.0.1"
 STATS_USER = "admin"
 STATS_PASSWORD = "admin"
@@ -239,7 +241,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-class Lb:
+class Lb(ManagedProcess):
     """A `mesh lb` process on free 127.0.0.1 ports, stopped by PID.
 
     args are appended after the defaults (-bind, -port, -stats-addr, -stats-port, -workers 2,
@@ -297,34 +299,6 @@ class Lb:
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM by PID, wait, then SIGKILL. Returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        return self.proc.returncode
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines=200):
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     # ---- frontend
 
