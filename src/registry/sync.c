@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/buf.h"
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -37,6 +38,10 @@ struct reg_sync {
     bool running;    /* a pass is in flight */
     uint64_t pushed; /* local index up to which changes are on the server */
     uint64_t pass_index;
+    /* Service and check IDs ("s:ID", "c:ID") on the server after the last good pass, and those
+     * the current pass pushes: a removal is "in pushed, not local any more". */
+    struct smap pushed_ids;
+    struct smap pass_ids;
     struct sync_op *ops; /* the current pass's remaining requests */
     struct sync_op **ops_tail;
     int pending_reads; /* the two reads of the removal step */
@@ -203,6 +208,47 @@ static json_t *catalog_service(const struct reg_service *svc)
     return o;
 }
 
+/* ---- what the server holds ---------------------------------------------------------------- */
+
+static void ids_clear(struct smap *m)
+{
+    smap_free(m);
+    *m = SMAP_INIT;
+}
+
+static void ids_add(struct smap *m, char kind, const char *id)
+{
+    struct buf k = BUF_INIT;
+    buf_printf(&k, "%c:%s", kind, id);
+    smap_put(m, k.data, m);
+    buf_free(&k);
+}
+
+/* Records the node's services and checks as this pass will leave them on the server. */
+static void remember_pass_ids(struct reg_sync *s)
+{
+    struct reg_node *n = agent_local_node(s->agent);
+
+    ids_clear(&s->pass_ids);
+    smap_foreach(&n->services, e) ids_add(&s->pass_ids, 's', e->key);
+    smap_foreach(&n->checks, e) ids_add(&s->pass_ids, 'c', e->key);
+}
+
+/* True when something pushed earlier is gone locally: only then must the server be asked what
+ * it holds. A full pass asks anyway, to catch entries others put under this node's name. */
+static bool removed_since_push(struct reg_sync *s)
+{
+    struct reg_node *n = agent_local_node(s->agent);
+
+    smap_foreach(&s->pushed_ids, e)
+    {
+        const char *id = e->key + 2;
+        if (e->key[0] == 's' ? !reg_service_get(n, id) : !reg_check_get(n, id))
+            return true;
+    }
+    return false;
+}
+
 /* Queues a register for each service (with its checks) and node check changed since the last
  * pass, or all of them on a full pass. */
 static void queue_pushes(struct reg_sync *s)
@@ -288,6 +334,9 @@ static void pass_done(struct reg_sync *s, bool ok)
     if (ok) {
         s->pushed = s->pass_index;
         s->full = false;
+        struct smap done = s->pushed_ids;
+        s->pushed_ids = s->pass_ids;
+        s->pass_ids = done;
     } else {
         s->full = true; /* something may be missing: push everything next time */
     }
@@ -377,8 +426,13 @@ static void pass_start(struct reg_sync *s)
     s->running = true;
     s->dirty = false;
     s->pass_index = s->agent->state.index;
+    bool read_view = s->full || removed_since_push(s);
+    remember_pass_ids(s);
     queue_pushes(s);
-    read_server_view(s);
+    if (read_view)
+        read_server_view(s);
+    else
+        pass_next(s);
 }
 
 static void on_kick(uv_timer_t *t)
@@ -513,6 +567,9 @@ void sync_stop(struct reg_agent *a)
     ops_clear(s);
     json_decref(s->server_services);
     json_decref(s->server_checks);
+    s->server_services = s->server_checks = NULL;
+    ids_clear(&s->pushed_ids);
+    ids_clear(&s->pass_ids);
     uv_close((uv_handle_t *)&s->heartbeat, on_sync_closed);
     uv_close((uv_handle_t *)&s->full_timer, on_sync_closed);
     uv_close((uv_handle_t *)&s->kick, on_sync_closed);
