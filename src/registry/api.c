@@ -9,10 +9,12 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/bexpr.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
 #include "registry/acl_client.h"
+#include "registry/api_filter.h"
 #include "registry/api_routes.h"
 #include "registry/forward.h"
 
@@ -147,6 +149,7 @@ void api_call_free(struct api_call *c)
     free(c->path);
     free(c->token);
     acl_authz_free(&c->authz);
+    bexpr_free(c->filter);
     free(c);
 }
 
@@ -202,6 +205,13 @@ void api_ok_json(struct api_call *c, json_t *v)
 
 void api_result_json(struct api_call *c, struct api_result *res, json_t *v)
 {
+    struct err e;
+
+    if (api_filter_apply(c, v, &e) < 0) {
+        json_decref(v);
+        api_result_error(res, 400, "Failed to evaluate the filter: %s", e.msg);
+        return;
+    }
     buf_reset(&res->body);
     json_append(&res->body, v, c->pretty);
     json_decref(v);
@@ -359,6 +369,8 @@ static void serve_read(struct api_call *c, const struct api_route *r)
     c->read = r->read;
     c->table = r->table;
     c->hash = api_query(c, "hash");
+    if (api_filter_prepare(c, r->path) < 0)
+        return;
     if ((r->blocking || (c->hash && c->hash[0])) && !parse_blocking(c, &wait_ms))
         return;
     run_read(c, &res);

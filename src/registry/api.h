@@ -36,6 +36,8 @@ typedef void (*api_read_fn)(struct api_call *c, struct api_result *res);
 
 struct api_route;
 
+struct bexpr;
+
 struct api_call {
     struct reg_agent *agent;
     struct http_request *req;
@@ -52,6 +54,8 @@ struct api_call {
     bool token_picked;      /* token was looked up */
     bool token_given;       /* the request itself carried a token */
     struct acl_authz authz; /* what the token may do (api_acl_resolve) */
+    struct bexpr *filter;   /* ?filter, parsed (api_filter.c); owned, may be NULL */
+    int filter_target;      /* what the filter selects from (api_filter.c) */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */

@@ -61,27 +61,11 @@ void api_agent_members(struct api_call *c, struct api_result *res)
     api_result_json(c, res, list);
 }
 
-/* Applies ?filter, which meshkit does not evaluate: refuse rather than return unfiltered data. */
-static bool reject_filter(struct api_call *c, struct api_result *res)
-{
-    const char *f = api_query(c, "filter");
-    if (!f || !f[0])
-        return false;
-    api_result_error(res, 400,
-                     "Failed to create boolean expression evaluator: filter "
-                     "expressions are not supported by this agent");
-    return true;
-}
-
 void api_agent_services(struct api_call *c, struct api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
     json_t *out = json_object();
 
-    if (reject_filter(c, res)) {
-        json_decref(out);
-        return;
-    }
     smap_foreach(&node->services, e)
     {
         if (api_acl_service_visible(c, res, e->val, false))
@@ -115,10 +99,6 @@ void api_agent_checks(struct api_call *c, struct api_result *res)
     struct reg_node *node = agent_local_node(c->agent);
     json_t *out = json_object();
 
-    if (reject_filter(c, res)) {
-        json_decref(out);
-        return;
-    }
     smap_foreach(&node->checks, e)
     {
         const struct reg_check *chk = e->val;

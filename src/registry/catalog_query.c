@@ -10,15 +10,8 @@
 int catalog_filter_parse(struct api_call *c, struct catalog_filter *f, struct api_result *res)
 {
     const char *meta[CATALOG_MAX_FILTERS];
-    const char *filter = api_query(c, "filter");
 
     memset(f, 0, sizeof(*f));
-    if (filter && filter[0]) {
-        api_result_error(res, 400,
-                         "Failed to create boolean expression evaluator: filter "
-                         "expressions are not supported by this agent");
-        return -EINVAL;
-    }
     f->ntags = url_query_get_all(&c->query, "tag", f->tags, CATALOG_MAX_FILTERS);
     size_t n = url_query_get_all(&c->query, "node-meta", meta, CATALOG_MAX_FILTERS);
     for (size_t i = 0; i < n && i < CATALOG_MAX_FILTERS; i++) {

@@ -1,0 +1,83 @@
+"""?filter= on the read endpoints (contract §5.7): go-bexpr expressions over the answer."""
+
+import threading
+import time
+import urllib.parse
+
+from helpers import assert_text_error, run_blocking
+
+
+def q(expr):
+    return "filter=" + urllib.parse.quote(expr)
+
+
+def register(agent):
+    for sid, port, tags, env in (("web-1", 3000, ["primary", "v2"], "prod"),
+                                 ("web-2", 3001, ["v2"], "staging"),
+                                 ("api-1", 4000, ["v1"], "prod")):
+        agent.register_service({"ID": sid, "Name": sid.split("-")[0], "Port": port, "Tags": tags,
+                                "Meta": {"env": env},
+                                "Check": {"CheckID": "c-" + sid, "TTL": "30s"}})
+    agent.put_ok("/v1/agent/check/pass/c-web-1")
+
+
+def test_agent_services_filtered_by_meta_and_tags(agent):
+    register(agent)
+    got = agent.get_json("/v1/agent/services?" + q('Meta.env == prod and Service != api'))
+    assert sorted(got) == ["web-1"]
+    got = agent.get_json("/v1/agent/services?" + q('"v2" in Tags'))
+    assert sorted(got) == ["web-1", "web-2"]
+    got = agent.get_json("/v1/agent/services?" + q("not (Port == 3000 or Port == 4000 or Service == consul)"))
+    assert sorted(got) == ["web-2"]
+
+
+def test_health_service_filters_on_checks_and_node(agent):
+    register(agent)
+    got = agent.get_json("/v1/health/service/web?" + q("Checks.Status == critical"))
+    assert [e["Service"]["ID"] for e in got] == ["web-2"]
+    got = agent.get_json("/v1/health/service/web?" + q('Service.Tags contains "primary"'))
+    assert [e["Service"]["ID"] for e in got] == ["web-1"]
+    got = agent.get_json("/v1/health/service/web?" + q("Node.Node == node1"))
+    assert len(got) == 2
+
+
+def test_catalog_endpoints_filter_their_elements(agent):
+    register(agent)
+    got = agent.get_json("/v1/catalog/service/web?" + q("ServicePort == 3001"))
+    assert [e["ServiceID"] for e in got] == ["web-2"]
+    got = agent.get_json("/v1/catalog/node/node1?" + q("Meta.env == staging"))
+    assert sorted(got["Services"]) == ["web-2"]
+    got = agent.get_json("/v1/catalog/nodes?" + q("Node matches \"^node\""))
+    assert [n["Node"] for n in got] == ["node1"]
+    got = agent.get_json("/v1/health/state/any?" + q("ServiceName == api"))
+    assert [c["CheckID"] for c in got] == ["c-api-1"]
+
+
+def test_bad_filter_is_400_with_the_position(agent):
+    r = agent.get("/v1/health/service/web?" + q("Service.Port =="))
+    assert_text_error(r, 400, startswith="Failed to create boolean expression evaluator",
+                      contains="1:16")
+    r = agent.get("/v1/agent/services?" + q("Port == abc"))
+    assert_text_error(r, 400, contains="abc")
+    # Endpoints that take no filter refuse it rather than answer unfiltered.
+    r = agent.get("/v1/catalog/services?" + q("ServiceName == web"))
+    assert_text_error(r, 400, contains="not supported")
+
+
+def test_blocking_query_wakes_only_when_the_filtered_answer_changes(agent):
+    register(agent)
+    path = "/v1/health/service/web?" + q("Service.Meta.env == prod")
+    first = agent.get(path)
+    idx = first.index
+    woke = threading.Event()
+    result = run_blocking(lambda: (agent.get(f"{path}&index={idx}&wait=10s"), woke.set())[0])
+    time.sleep(0.5)  # let the query park before the registry changes
+    # A change outside the filter (web-2 is staging) raises the index but not the answer.
+    agent.put_ok("/v1/agent/check/pass/c-web-2")
+    assert agent.get("/v1/health/service/web").index > idx
+    assert not woke.wait(0.5), "a change the filter hides woke the query"
+    # One inside it wakes the query.
+    agent.put_ok("/v1/agent/check/fail/c-web-1")
+    r, _ = result()
+    assert r.status == 200
+    assert [c["Status"] for c in r.json()[0]["Checks"] if c["CheckID"] == "c-web-1"] == ["critical"]
