@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lb/stats.h"
+#include "lib/html.h"
 
 void lb_stats_human_time(char *out, size_t size, uint64_t s)
 {
@@ -20,28 +21,6 @@ void lb_stats_human_time(char *out, size_t size, uint64_t s)
         snprintf(out, size, "%" PRIu64 "h%" PRIu64 "m", s / 3600, s % 3600 / 60);
     else
         snprintf(out, size, "%" PRIu64 "d%" PRIu64 "h", s / 86400, s % 86400 / 3600);
-}
-
-static void html_escape(struct buf *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            buf_append_cstr(out, "&lt;");
-            break;
-        case '>':
-            buf_append_cstr(out, "&gt;");
-            break;
-        case '&':
-            buf_append_cstr(out, "&amp;");
-            break;
-        case '"':
-            buf_append_cstr(out, "&quot;");
-            break;
-        default:
-            buf_append(out, s, 1);
-        }
-    }
 }
 
 static const char page_style[] =
