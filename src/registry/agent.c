@@ -179,63 +179,6 @@ static void restore_check_runners(struct reg_agent *a)
     }
 }
 
-/*
- * The key path of the field a decode error names ("... Go struct field CheckType.Interval of
- * type ..."), so the error points at its line: the service's own key, else one of its checks'.
- */
-static void locate_decode_error(const struct config_service *cs, const char *msg, char *out,
-                                size_t n)
-{
-    const char *f = strstr(msg, "Go struct field ");
-    char field[64], candidate[160];
-
-    snprintf(out, n, "%s", cs->path);
-    if (!f)
-        return;
-    f += strlen("Go struct field ");
-    const char *end = strchr(f, ' ');
-    const char *dot = memrchr(f, '.', end ? (size_t)(end - f) : strlen(f));
-    if (!end || !dot || (size_t)(end - dot - 1) >= sizeof(field))
-        return;
-    snprintf(field, sizeof(field), "%.*s", (int)(end - dot - 1), dot + 1);
-    int base = config_locate(cs->doc, cs->path);
-    for (int i = -2; i < 16; i++) {
-        if (i == -2)
-            snprintf(candidate, sizeof(candidate), "%s.%s", cs->path, field);
-        else if (i == -1)
-            snprintf(candidate, sizeof(candidate), "%s.check.%s", cs->path, field);
-        else
-            snprintf(candidate, sizeof(candidate), "%s.checks[%d].%s", cs->path, i, field);
-        if (config_locate(cs->doc, candidate) != base) {
-            snprintf(out, n, "%s", candidate);
-            return;
-        }
-    }
-}
-
-/* Registers the services of the config files. Returns 0 or -EINVAL with "file:line: ...". */
-static int register_config_services(struct reg_agent *a, struct err *e)
-{
-    struct decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
-                                                a->cfg.enable_local_script_checks};
-
-    for (size_t i = 0; i < a->cfg.nservices; i++) {
-        const struct config_service *cs = &a->cfg.services[i];
-        struct service_reg r;
-        struct err derr;
-        int rc = decode_service(cs->def, &opts, &r, &derr);
-        if (rc == 0)
-            agent_register_service(a, &r, true);
-        service_reg_free(&r);
-        if (rc < 0) {
-            char path[160];
-            locate_decode_error(cs, derr.msg, path, sizeof(path));
-            return config_error(cs->doc, path, e, "%s", derr.msg);
-        }
-    }
-    return 0;
-}
-
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
 static void on_http_closed(struct http_server *srv)
@@ -262,6 +205,7 @@ void agent_shutdown(struct reg_agent *a)
     agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->sig_hup, NULL);
     uv_close((uv_handle_t *)&a->housekeeping, NULL);
     if (a->checks)
         reg_checks_free(a->checks);
@@ -288,6 +232,17 @@ static void on_signal(uv_signal_t *s, int signum)
     struct reg_agent *a = s->data;
     log_info("caught signal %d", signum);
     agent_leave(a);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    struct reg_agent *a = s->data;
+    struct err e;
+
+    (void)signum;
+    log_info("caught SIGHUP: reloading the configuration");
+    if (agent_reload(a, &e) < 0)
+        log_error("reload failed, the running configuration stays: %s", e.msg);
 }
 
 static void on_housekeeping(uv_timer_t *t)
@@ -328,7 +283,8 @@ static void agent_init_handles(struct reg_agent *a)
     http_server_init(&a->http, a->loop, NULL, api_handle, a);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
-    a->sig_int.data = a->sig_term.data = a;
+    uv_signal_init(a->loop, &a->sig_hup);
+    a->sig_int.data = a->sig_term.data = a->sig_hup.data = a;
     uv_timer_init(a->loop, &a->housekeeping);
     a->housekeeping.data = a;
 }
@@ -347,7 +303,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
     agent_ensure_local_node(a);
     restore_check_runners(a);
-    rc = register_config_services(a, e);
+    rc = agent_config_services_apply(a, NULL, &a->cfg, e);
     if (rc < 0)
         return rc;
     if (a->cfg.server) {
@@ -370,6 +326,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
         return rc;
     uv_signal_start(&a->sig_int, on_signal, SIGINT);
     uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&a->sig_hup, on_sighup, SIGHUP);
     uv_timer_start(&a->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     return 0;
 }
@@ -381,6 +338,8 @@ int agent_main(int argc, char **argv)
     enum log_level lvl;
 
     log_set_component("agent");
+    a->argc = argc - 1; /* kept for reloads */
+    a->argv = argv + 1;
     int rc = agent_config_load(&a->cfg, argc - 1, argv + 1, &e);
     if (rc == FLAGS_HELP) {
         agent_config_free(&a->cfg);

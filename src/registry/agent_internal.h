@@ -40,6 +40,9 @@ struct reg_agent {
     bool shutting_down; /* handles are closing */
     uv_signal_t sig_int;
     uv_signal_t sig_term;
+    uv_signal_t sig_hup; /* reload */
+    int argc;            /* the agent's arguments, read again on reload (borrowed from main) */
+    char **argv;
     uv_timer_t housekeeping;
     int exit_status;
 };
@@ -56,6 +59,18 @@ int agent_register_service(struct reg_agent *a, struct service_reg *r, bool repl
 
 /* Deregisters a local service, its checks and their runners. 0 or -ENOENT. */
 int agent_service_deregister(struct reg_agent *a, const char *service_id);
+
+/*
+ * Registers the services of cfg's config files (replacing earlier definitions of the same IDs)
+ * and, when before is given, deregisters those it defined that cfg no longer does. Validates
+ * every definition first: returns 0, or -EINVAL with e = "file:line: message" and nothing
+ * changed. (agent_reload.c)
+ */
+int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
+                                const struct agent_config *cfg, struct err *e);
+/* Reads flags and config files again and applies what can change while running (services
+ * from config files, log level). Returns 0, or -EINVAL with e set and nothing changed. */
+int agent_reload(struct reg_agent *a, struct err *e);
 
 /* Starts a graceful shutdown: stop accepting, answer parked queries, close, exit the loop. */
 void agent_shutdown(struct reg_agent *a);

@@ -556,7 +556,11 @@ void api_agent_force_leave(struct api_call *c)
 
 void api_agent_reload(struct api_call *c)
 {
-    api_error(c, 500,
-              "Reload is not supported by this agent: restart it to apply new "
-              "configuration");
+    struct err e;
+
+    if (agent_reload(c->agent, &e) < 0) {
+        api_error(c, 500, "Failed reloading: %s", e.msg);
+        return;
+    }
+    api_ok_empty(c);
 }
