@@ -23,6 +23,7 @@ static const struct subcommand subcommands[] = {
     {"tls", cli_tls, "Create a CA and agent certificates for TLS"},
     {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
+    {"reload", cli_reload, "Make the agent reload its configuration files"},
     {"version", cli_version, "Print the version"},
 };
 

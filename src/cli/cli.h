@@ -13,6 +13,7 @@ int cli_services(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_leave(int argc, char **argv);
 int cli_force_leave(int argc, char **argv);
+int cli_reload(int argc, char **argv);
 /* `mesh tls ca create` / `mesh tls cert create`: files in the current directory. */
 int cli_tls(int argc, char **argv);
 /* `mesh lock PREFIX CMD...`: runs CMD while holding the lock PREFIX/.lock (as consul lock). */

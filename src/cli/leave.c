@@ -1,4 +1,5 @@
-/* `mesh leave` and `mesh force-leave NODE`, as consul's. */
+/* The agent control commands `mesh leave`, `mesh force-leave NODE` and `mesh reload`, as
+ * consul's. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,11 @@
     "mesh force-leave [options] NODE\n\n"                                                          \
     "  Removes a failed node from the cluster, as if it had left gracefully. An alive node\n"      \
     "  cannot be forced out."
+
+#define RELOAD_USAGE                                                                               \
+    "mesh reload [options]\n\n"                                                                    \
+    "  Causes the agent to reload its configuration files: services defined there are\n"           \
+    "  registered, updated or deregistered, and the log level applied. Same as SIGHUP."
 
 /* Sends one PUT and prints msg on success. */
 static int put(struct cli_http_opts *o, const char *target, const char *what, const char *msg)
@@ -74,6 +80,22 @@ int cli_force_leave(int argc, char **argv)
             status = put(&o, target.data, "force leaving", "Force leave complete");
             buf_free(&target);
         }
+    }
+    cli_http_opts_free(&o);
+    return status;
+}
+
+int cli_reload(int argc, char **argv)
+{
+    struct cli_http_opts o = {0};
+    struct flag flags[] = {CLI_HTTP_FLAGS(&o)};
+    int first, status = 1;
+
+    if (cli_parse_flags(flags, ARRAY_LEN(flags), RELOAD_USAGE, argc - 1, argv + 1, &first,
+                        &status)) {
+        status = first == argc - 1
+                     ? put(&o, "/v1/agent/reload", "reloading", "Configuration reload triggered")
+                     : (fprintf(stderr, "Too many arguments (expected 0)\n"), 1);
     }
     cli_http_opts_free(&o);
     return status;
