@@ -226,11 +226,14 @@ void http_respond(struct http_request *req, int status, const char *content_type
     if (content_type)
         buf_printf(&out, "Content-Type: %s\r\n", content_type);
     buf_append(&out, req->_headers.data, req->_headers.len);
-    buf_printf(&out, "Content-Length: %zu\r\n", len);
+    /* A 304 carries no body; a Content-Length there would have to be the 200's (RFC 9110
+     * 8.6), so leave it out. */
+    if (status != 304)
+        buf_printf(&out, "Content-Length: %zu\r\n", len);
     if (!req->_keep_alive)
         buf_append_cstr(&out, "Connection: close\r\n");
     buf_append(&out, "\r\n", 2);
-    if (!head_only && len)
+    if (!head_only && len && status != 304)
         buf_append(&out, body, len);
 
     c->req = NULL;

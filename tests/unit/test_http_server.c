@@ -88,6 +88,10 @@ static void handler(struct http_request *req, void *data)
         uv_timer_start(t, on_later, 150, 0);
         return;
     }
+    if (str_eq_cstr(req->path, "/304")) { /* a body given by mistake must not be sent */
+        http_respond(req, 304, NULL, "stray", 5);
+        return;
+    }
     if (str_eq_cstr(req->path, "/echo")) {
         http_response_header(req, "X-Len", "%zu", req->body_len);
         http_respond(req, 200, "application/octet-stream", req->body, req->body_len);
@@ -676,6 +680,25 @@ static void test_head_method(void **state)
     client_close(&c);
 }
 
+static void test_not_modified(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /304 HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 304);
+    assert_null(strstr(r.headers, "Content-Length"));
+    /* Nothing follows the head: the next response on the connection parses cleanly. */
+    client_send(&c, "GET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "GET /y"));
+    client_close(&c);
+}
+
 static void test_connection_close(void **state)
 {
     struct client c;
@@ -770,6 +793,7 @@ int main(void)
         T(test_idle_timeout),
         T(test_abort_on_disconnect),
         T(test_head_method),
+        T(test_not_modified),
         T(test_connection_close),
         T(test_close_with_parked_request),
         T(test_listen_errors),
