@@ -354,8 +354,6 @@ int agent_main(int argc, char **argv)
     }
     if (log_level_parse(a->cfg.log_level, &lvl))
         log_min_level = lvl;
-    if (a->cfg.ui)
-        log_warn("-ui: the web UI is not built yet; the HTTP API is served as usual");
     if (a->cfg.bootstrap_expect > 1)
         log_warn("-bootstrap-expect=%d: this agent runs a single server for now",
                  a->cfg.bootstrap_expect);
@@ -373,6 +371,8 @@ int agent_main(int argc, char **argv)
         log_info("agent started: node=%s datacenter=%s http=%s:%d server=%s data-dir=%s",
                  a->cfg.node_name, a->cfg.datacenter, a->cfg.client_addr, a->cfg.http_port,
                  a->cfg.server ? "true" : "false", a->cfg.data_dir ? a->cfg.data_dir : "(none)");
+        if (a->cfg.ui)
+            log_info("web UI on http://%s:%d/ui/", a->cfg.client_addr, a->cfg.http_port);
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
     sync_free(a);

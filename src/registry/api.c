@@ -135,6 +135,9 @@ static const struct api_route routes[] = {
     READ("GET", "/v1/internal/mesh/acl/resolve", false, api_internal_acl_resolve, REG_TABLE_ACL,
          false),
 
+    READ("GET", "/v1/internal/ui/services", false, api_ui_services, CAT, true),
+    READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true),
+
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
     READ_A("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
@@ -455,6 +458,18 @@ static bool authorize(struct api_call *c, const struct api_route *r)
 
 static void answer_root(struct api_call *c)
 {
+    bool ui = c->agent->cfg.ui;
+
+    if (ui && (strcmp(c->path, "/ui") == 0 || strncmp(c->path, "/ui/", 4) == 0)) {
+        api_ui_serve(c);
+        return;
+    }
+    if (ui && strcmp(c->path, "/") == 0) {
+        /* 302, not Consul's 301: a browser would remember a 301 after the UI is turned off. */
+        http_response_header(c->req, "Location", "/ui/");
+        respond(c, 302, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
     if (strcmp(c->path, "/") == 0) {
         static const char text[] = "Consul Agent: meshkit registry\n";
         respond(c, 200, "text/plain; charset=utf-8", text, sizeof(text) - 1);

@@ -82,6 +82,11 @@ void api_internal_heartbeat(struct api_call *c);
 void api_internal_leave(struct api_call *c);
 void api_internal_acl_resolve(struct api_call *c, struct api_result *res);
 
+/* the web UI (api_ui.c): its files under /ui/, and the summaries its views read */
+void api_ui_serve(struct api_call *c);
+void api_ui_services(struct api_call *c, struct api_result *res);
+void api_ui_nodes(struct api_call *c, struct api_result *res);
+
 /* status and operator */
 void api_status_leader(struct api_call *c, struct api_result *res);
 void api_status_peers(struct api_call *c, struct api_result *res);
