@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 RUNDIR     ?= $(CURDIR)/run
 
-.PHONY: all deps check unit e2e compat fuzz bench up down clean format
+.PHONY: all deps check unit e2e compat browser fuzz bench up down clean format
 
 all: $(BUILD)/mesh
 
@@ -33,6 +33,13 @@ check: deps
 		ctest --output-on-failure -j $(JOBS)
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q tests/e2e
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
+		tests/browser/run
+
+# The browser suite alone (Debian's chromium via playwright-core), against the check build.
+browser:
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
+		tests/browser/run
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=ON >/dev/null
