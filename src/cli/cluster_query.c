@@ -1,0 +1,168 @@
+/*
+ * What the operator commands ask the running cluster: the registry server (Consul's API) and
+ * the load balancer's stats (HAProxy's rows as JSON). Each GET runs on a private loop that
+ * lives for the one request: these are short, sequential commands.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cli/cluster.h"
+#include "lib/alloc.h"
+#include "lib/base64.h"
+#include "lib/http_client.h"
+
+#define QUERY_TIMEOUT_MS 5000
+#define QUERY_MAX_BODY   (8u << 20)
+
+struct get_wait {
+    bool done;
+    int status;
+    struct cluster_reply *r;
+};
+
+static void on_reply(int status, const struct http_client_response *res, void *data)
+{
+    struct get_wait *w = data;
+    size_t len = 0;
+    const char *by;
+
+    w->done = true;
+    w->status = status;
+    if (status < 0)
+        return;
+    w->r->status = res->status;
+    buf_append(&w->r->body, res->body, res->body_len);
+    by = http_client_header(res, "X-Served-By", &len);
+    if (by)
+        snprintf(w->r->served_by, sizeof(w->r->served_by), "%.*s", (int)len, by);
+}
+
+int cluster_get(const char *host, int port, const char *target, const char *headers, int timeout_ms,
+                struct cluster_reply *r, struct err *e)
+{
+    uv_loop_t loop;
+    struct http_client *c;
+    struct get_wait w = {.r = r};
+    int rc = uv_loop_init(&loop);
+
+    r->status = 0;
+    r->served_by[0] = '\0';
+    buf_reset(&r->body);
+    if (rc < 0) {
+        err_set(e, "event loop: %s", uv_strerror(rc));
+        return rc;
+    }
+    c = http_client_new(&loop);
+    struct http_client_request req = {
+        .method = "GET",
+        .host = host,
+        .port = port,
+        .target = target,
+        .headers = headers,
+        .timeout_ms = (uint64_t)timeout_ms,
+        .max_body = QUERY_MAX_BODY,
+        .no_keep_alive = true,
+    };
+    http_client_send(c, &req, on_reply, &w);
+    while (!w.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    if (w.status < 0)
+        err_set(e, "GET http://%s:%d%s: %s", host, port, target, uv_strerror(w.status));
+    http_client_free(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return w.status;
+}
+
+/* The JSON of a 200 answer; NULL with e set otherwise. */
+static json_t *reply_json(const char *host, int port, const char *target, const char *headers,
+                          struct err *e)
+{
+    struct cluster_reply r = {0};
+    json_error_t je;
+    json_t *v = NULL;
+
+    if (cluster_get(host, port, target, headers, QUERY_TIMEOUT_MS, &r, e) < 0)
+        goto out;
+    if (r.status != 200) {
+        err_set(e, "GET http://%s:%d%s: status %d", host, port, target, r.status);
+        goto out;
+    }
+    v = json_loadb(r.body.data ? r.body.data : "", r.body.len, JSON_DECODE_ANY, &je);
+    if (!v)
+        err_set(e, "GET http://%s:%d%s: %s", host, port, target, je.text);
+out:
+    buf_free(&r.body);
+    return v;
+}
+
+json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e)
+{
+    return reply_json(s->nodes[0].addr, s->nodes[0].agent_port, target, NULL, e);
+}
+
+const char *cluster_lb_host(const struct cluster_state *s)
+{
+    return s->nodes[0].addr;
+}
+
+json_t *cluster_lb_stats(const struct cluster_state *s, struct err *e)
+{
+    char cred[160];
+    char *b64, *headers;
+    json_t *v;
+
+    snprintf(cred, sizeof(cred), "%s:%s", s->stats_user, s->stats_password);
+    b64 = base64_encode(cred, strlen(cred));
+    headers = s->stats_user[0] ? xasprintf("Authorization: Basic %s\r\n", b64) : NULL;
+    v = reply_json(cluster_lb_host(s), s->stats_port, "/stats;json", headers, e);
+    if (v && !json_is_array(v)) {
+        err_set(e, "lb stats: expected a JSON array");
+        json_decref(v);
+        v = NULL;
+    }
+    free(headers);
+    free(b64);
+    return v;
+}
+
+int cluster_passing(const struct cluster_state *s, const char *node, struct err *e)
+{
+    json_t *v = cluster_registry_json(s, "/v1/health/service/" CLUSTER_SERVICE "?passing", e);
+    int n = 0;
+
+    if (!v)
+        return -EIO;
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        json_t *nd = json_object_get(json_object_get(json_array_get(v, i), "Node"), "Node");
+        if (!node || (json_is_string(nd) && strcmp(json_string_value(nd), node) == 0))
+            n++;
+    }
+    json_decref(v);
+    return n;
+}
+
+int cluster_wait_passing(const struct cluster_state *s, const char *node, int want, int timeout_ms,
+                         struct err *e)
+{
+    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int last = -1;
+
+    for (;;) {
+        int n = cluster_passing(s, node, e);
+        if (n == want)
+            return 0;
+        last = n;
+        if (cluster_now_ms() >= deadline)
+            break;
+        cluster_sleep_ms(100);
+    }
+    if (last >= 0)
+        err_set(e, "%s%s has %d passing instance(s) of %s after %d s, expected %d",
+                node ? "node " : "the cluster", node ? node : "", last, CLUSTER_SERVICE,
+                timeout_ms / 1000, want);
+    return -ETIMEDOUT;
+}

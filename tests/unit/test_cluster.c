@@ -1,0 +1,212 @@
+/*
+ * The local cluster's pieces that need no running cluster: the state file round trip and its
+ * validation, aligned tables with and without colour, views rendered as tables, and the
+ * process helpers (bounded runs, PID checks, pidfiles).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cli/cluster.h"
+#include "lib/alloc.h"
+
+static void sample_state(struct cluster_state *s)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->run_dir, sizeof(s->run_dir), "/tmp/run");
+    snprintf(s->mesh, sizeof(s->mesh), "/usr/bin/mesh");
+    snprintf(s->webapp, sizeof(s->webapp), "/usr/bin/webapp");
+    snprintf(s->stats_user, sizeof(s->stats_user), "admin");
+    snprintf(s->stats_password, sizeof(s->stats_password), "pw");
+    s->lb_port = 8080;
+    s->stats_port = 8404;
+    s->failure_timeout_ns = 3000000000;
+    s->check_interval_ns = 2000000000;
+    s->n_nodes = 2;
+    snprintf(s->nodes[0].name, sizeof(s->nodes[0].name), "loadbalancer");
+    s->nodes[0].server = true;
+    snprintf(s->nodes[0].addr, sizeof(s->nodes[0].addr), "127.0.0.1");
+    s->nodes[0].agent_port = 8500;
+    snprintf(s->nodes[1].name, sizeof(s->nodes[1].name), "web1");
+    snprintf(s->nodes[1].addr, sizeof(s->nodes[1].addr), "10.77.0.11");
+    snprintf(s->nodes[1].netns, sizeof(s->nodes[1].netns), "mesh-web1");
+    snprintf(s->nodes[1].veth, sizeof(s->nodes[1].veth), "mv-web1");
+    s->nodes[1].agent_port = 8501;
+    s->nodes[1].web_port = 3000;
+}
+
+static void test_state_round_trip(void **state)
+{
+    struct cluster_state a, b;
+    struct err e;
+    json_t *doc;
+
+    (void)state;
+    sample_state(&a);
+    a.netns = true;
+    snprintf(a.bridge, sizeof(a.bridge), "meshbr0");
+    doc = cluster_state_to_json(&a);
+    assert_string_equal(json_string_value(json_object_get(doc, "mode")), "netns");
+    assert_int_equal(cluster_state_from_json(doc, &b, &e), 0);
+    assert_memory_equal(&a, &b, sizeof(a));
+    assert_non_null(cluster_node_find(&b, "web1", &e));
+    assert_null(cluster_node_find(&b, "web9", &e));
+    assert_string_equal(e.msg, "no node \"web9\" in this cluster (nodes: loadbalancer, web1)");
+    json_decref(doc);
+}
+
+static void test_state_rejects_damage(void **state)
+{
+    struct cluster_state a, b;
+    struct err e;
+    json_t *doc;
+
+    (void)state;
+    sample_state(&a);
+    doc = cluster_state_to_json(&a);
+    json_object_set_new(doc, "mode", json_string("vm"));
+    assert_int_equal(cluster_state_from_json(doc, &b, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "\"mode\""));
+    json_object_set_new(doc, "mode", json_string("loopback"));
+    json_object_set_new(doc, "lb_port", json_integer(70000));
+    assert_int_equal(cluster_state_from_json(doc, &b, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "lb_port"));
+    json_object_set_new(doc, "lb_port", json_integer(8080));
+    json_object_set_new(json_array_get(json_object_get(doc, "nodes"), 0), "server", json_false());
+    assert_int_equal(cluster_state_from_json(doc, &b, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "first node must be the server"));
+    json_object_del(doc, "nodes");
+    assert_int_equal(cluster_state_from_json(doc, &b, &e), -EINVAL);
+    json_decref(doc);
+}
+
+static void test_state_file(void **state)
+{
+    char dir[] = "/tmp/test_cluster_XXXXXX";
+    struct cluster_state a, b;
+    struct err e;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(cluster_state_load(dir, &b, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "mesh up"));
+    sample_state(&a);
+    snprintf(a.run_dir, sizeof(a.run_dir), "%s", dir);
+    assert_int_equal(cluster_state_save(&a, &e), 0);
+    assert_int_equal(cluster_state_load(dir, &b, &e), 0);
+    assert_memory_equal(&a, &b, sizeof(a));
+    assert_int_equal(cluster_rm_tree(dir), 0);
+    assert_int_not_equal(access(dir, F_OK), 0);
+}
+
+static void test_table_aligns(void **state)
+{
+    struct cluster_table t;
+    struct buf plain = BUF_INIT, colored = BUF_INIT;
+
+    (void)state;
+    cluster_table_init(&t, 3);
+    cluster_table_row(&t, (const char *[]){"NODE", "STATUS", "NOTE"});
+    cluster_table_row(&t, (const char *[]){"loadbalancer", "passing", ""});
+    cluster_table_color(&t, 1, cluster_status_color("passing"));
+    cluster_table_row(&t, (const char *[]){"web1", "critical", "down"});
+    cluster_table_color(&t, 1, cluster_status_color("critical"));
+    cluster_table_render(&t, false, &plain);
+    assert_string_equal(plain.data, "NODE          STATUS    NOTE\n"
+                                    "loadbalancer  passing\n"
+                                    "web1          critical  down\n");
+    cluster_table_render(&t, true, &colored);
+    assert_string_equal(colored.data,
+                        "\033[1mNODE\033[0m          \033[1mSTATUS\033[0m    \033[1mNOTE\033[0m\n"
+                        "loadbalancer  \033[32mpassing\033[0m\n"
+                        "web1          \033[31mcritical\033[0m  down\n");
+    cluster_table_free(&t);
+    buf_free(&plain);
+    buf_free(&colored);
+}
+
+static void test_status_colors(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_status_color("UP"), CLUSTER_GREEN);
+    assert_int_equal(cluster_status_color("online"), CLUSTER_GREEN);
+    assert_int_equal(cluster_status_color("warning"), CLUSTER_YELLOW);
+    assert_int_equal(cluster_status_color("waiting restart"), CLUSTER_YELLOW);
+    assert_int_equal(cluster_status_color("DOWN"), CLUSTER_RED);
+    assert_int_equal(cluster_status_color("failed"), CLUSTER_RED);
+}
+
+static void test_view_render(void **state)
+{
+    static const struct cluster_column cols[] = {
+        {"ID", "id", false}, {"PORT", "port", false}, {"OUTPUT", "output", false}};
+    json_error_t je;
+    json_t *view = json_loads("[{\"id\": \"web-1\", \"port\": 3000, \"output\": \"ok\\nmore\"},"
+                              " {\"id\": \"web-22\"}]",
+                              0, &je);
+    struct buf out = BUF_INIT;
+
+    (void)state;
+    assert_non_null(view);
+    cluster_view_render(view, cols, 3, false, &out);
+    assert_string_equal(out.data, "ID      PORT  OUTPUT\n"
+                                  "web-1   3000  ok\n"
+                                  "web-22\n");
+    buf_free(&out);
+    json_decref(view);
+}
+
+static void test_run_and_pids(void **state)
+{
+    char *ok[] = {"/bin/sh", "-c", "echo hi; exit 3", NULL};
+    char *slow[] = {"/bin/sh", "-c", "exec sleep 5", NULL};
+    char *missing[] = {"/nonexistent/binary", NULL};
+    char self[PATH_MAX], pidf[] = "/tmp/test_cluster_pid_XXXXXX";
+    struct buf out = BUF_INIT;
+    struct err e;
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    assert_int_equal(cluster_run(NULL, ok, &out, 5000, &e), 3);
+    assert_string_equal(out.data, "hi\n");
+    assert_int_equal(cluster_run(NULL, slow, NULL, 100, &e), -ETIMEDOUT);
+    assert_true(cluster_run(NULL, missing, NULL, 1000, &e) < 0);
+    buf_free(&out);
+
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    assert_true(cluster_pid_alive(getpid(), NULL));
+    assert_true(cluster_pid_alive(getpid(), self));
+    assert_false(cluster_pid_alive(getpid(), "/bin/true"));
+    assert_false(cluster_pid_alive(0, NULL));
+
+    fd = mkstemp(pidf);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cluster_pidfile_read(pidf), 0);
+    assert_int_equal(cluster_pidfile_write(pidf, 4242, &e), 0);
+    assert_int_equal(cluster_pidfile_read(pidf), 4242);
+    unlink(pidf);
+    assert_int_equal(cluster_pidfile_read(pidf), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_round_trip), cmocka_unit_test(test_state_rejects_damage),
+        cmocka_unit_test(test_state_file),       cmocka_unit_test(test_table_aligns),
+        cmocka_unit_test(test_status_colors),    cmocka_unit_test(test_view_render),
+        cmocka_unit_test(test_run_and_pids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
