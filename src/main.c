@@ -25,13 +25,36 @@ static const struct subcommand subcommands[] = {
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"reload", cli_reload, "Make the agent reload its configuration files"},
     {"version", cli_version, "Print the version"},
+    /* The local cluster and its operator commands (cluster_utils.sh's). */
+    {"up", cli_up, "Start the local cluster (loopback, or -netns) and print its URLs"},
+    {"down", cli_down, "Stop everything 'mesh up' started"},
+    {"cleanup", cli_cleanup, "Stop the cluster and remove its state and logs"},
+    {"status", cli_status, "The cluster at a glance: nodes, services, apps, lb backends"},
+    {"nodes", cli_nodes, "The cluster's nodes and their agents"},
+    {"health", cli_health, "Every health check (exit 2 when one fails)"},
+    {"lb-status", cli_lb_status, "Backends as the load balancer sees them"},
+    {"stop-service", cli_stop_service, "Stop the web service on a node (no failed request)"},
+    {"start-service", cli_start_service, "Start the web service on a node again"},
+    {"scale-up", cli_scale_up, "One more web instance on a node"},
+    {"scale-down", cli_scale_down, "One web instance less on a node"},
+    {"kill-node", cli_kill_node, "Hard failure of a node (SIGKILL of all its processes)"},
+    {"revive-node", cli_revive_node, "Bring a killed node back"},
+    {"reload-lb", cli_reload_lb, "Make the load balancer re-read its config (SIGHUP)"},
+    {"test-lb", cli_test_lb, "Send N requests through the lb; print the spread"},
 };
+
+/* Where `mesh help` starts the operator commands' section. */
+#define FIRST_CLUSTER_COMMAND "up"
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: mesh <command> [flags] [args]\n\nCommands:\n");
-    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-        fprintf(f, "    %-12s %s\n", subcommands[i].name, subcommands[i].summary);
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        if (strcmp(subcommands[i].name, FIRST_CLUSTER_COMMAND) == 0)
+            fprintf(f,
+                    "\nLocal cluster (run directory ./run, -run-dir or MESH_RUN_DIR; --json):\n");
+        fprintf(f, "    %-14s %s\n", subcommands[i].name, subcommands[i].summary);
+    }
     fprintf(f, "\nRun 'mesh <command> -help' for a command's flags.\n");
 }
 

@@ -19,4 +19,26 @@ int cli_tls(int argc, char **argv);
 /* `mesh lock PREFIX CMD...`: runs CMD while holding the lock PREFIX/.lock (as consul lock). */
 int cli_lock(int argc, char **argv);
 
+/*
+ * The local cluster (cluster_*.c): `mesh up`, `down`, `cleanup` and the operator commands,
+ * which read the cluster state `up` leaves in the run directory.
+ */
+int cli_up(int argc, char **argv);
+int cli_down(int argc, char **argv);
+int cli_cleanup(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_nodes(int argc, char **argv);
+int cli_health(int argc, char **argv);
+int cli_lb_status(int argc, char **argv);
+/* `mesh services` without a subcommand: the cluster's services and their instances. */
+int cli_services_list(int argc, char **argv);
+int cli_stop_service(int argc, char **argv);
+int cli_start_service(int argc, char **argv);
+int cli_scale_up(int argc, char **argv);
+int cli_scale_down(int argc, char **argv);
+int cli_kill_node(int argc, char **argv);
+int cli_revive_node(int argc, char **argv);
+int cli_reload_lb(int argc, char **argv);
+int cli_test_lb(int argc, char **argv);
+
 #endif

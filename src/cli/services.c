@@ -19,7 +19,10 @@
 #define SERVICES_USAGE_TOP                                                                         \
     "mesh services <subcommand> [options] [args]\n\n"                                              \
     "  Registers and deregisters services with the local agent.\n\n"                               \
+    "  Without a subcommand (or with list): the local cluster's services, one row per\n"           \
+    "  instance with its health (see mesh services list -help).\n\n"                               \
     "Subcommands:\n"                                                                               \
+    "    list          The local cluster's service instances and their health\n"                   \
     "    deregister    Deregister services with the local agent\n"                                 \
     "    register      Register services with the local agent\n"
 
@@ -337,6 +340,14 @@ out:
 
 int cli_services(int argc, char **argv)
 {
+    /* No subcommand (flags only): the cluster's services, as cluster_utils.sh's "services". */
+    bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
+                              strcmp(argv[1], "--help") == 0);
+
+    if (argc < 2 || (argv[1][0] == '-' && !help))
+        return cli_services_list(argc, argv);
+    if (strcmp(argv[1], "list") == 0)
+        return cli_services_list(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "register") == 0)
         return services_register(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "deregister") == 0)

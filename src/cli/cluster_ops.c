@@ -1,0 +1,277 @@
+/*
+ * The operator commands that change the cluster (cluster_utils.sh's): stop and start a web
+ * node's service, scale it, kill a whole node hard and bring it back, reload the load balancer.
+ * Each drives the node's supervisor as a `mesh pm` process and waits, bounded, until the
+ * registry shows the result, so a script can run the next step at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_internal.h"
+#include "cli/cluster.h"
+#include "lib/alloc.h"
+#include "lib/duration.h"
+
+#define OP_WAIT_MS 30000
+#define MAX_KILL   256
+
+enum op { OP_STOP, OP_START, OP_SCALE_UP, OP_SCALE_DOWN, OP_KILL, OP_REVIVE };
+
+struct op_def {
+    const char *name;
+    const char *usage;
+};
+
+static const struct op_def ops[] = {
+    [OP_STOP] = {"stop-service",
+                 "mesh stop-service [options] NODE\n\n"
+                 "  Stops the web service on a node (its supervisor stops every instance\n"
+                 "  gracefully: they deregister and drain, so no request fails)."},
+    [OP_START] = {"start-service",
+                  "mesh start-service [options] NODE\n\n"
+                  "  Starts the web service on a node again and waits until its instances pass."},
+    [OP_SCALE_UP] = {"scale-up",
+                     "mesh scale-up [options] NODE\n\n"
+                     "  Adds one instance of the web service on a node and waits until it passes."},
+    [OP_SCALE_DOWN] = {"scale-down",
+                       "mesh scale-down [options] NODE\n\n"
+                       "  Removes one instance of the web service on a node (it deregisters and\n"
+                       "  drains first). The last instance stays: stop-service stops it."},
+    [OP_KILL] = {"kill-node",
+                 "mesh kill-node [options] NODE\n\n"
+                 "  Hard failure of a web node: SIGKILL of its agent, supervisor and apps, so\n"
+                 "  nothing deregisters. Waits until the server marks the node failed."},
+    [OP_REVIVE] = {"revive-node",
+                   "mesh revive-node [options] NODE\n\n"
+                   "  Starts a killed node's agent and supervisor again (the supervisor brings\n"
+                   "  its apps back) and waits until its instances pass."},
+};
+
+/* Instances of the web service the node's supervisor knows, or -errno with e set. */
+static int pm_instances(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
+{
+    json_t *apps = cluster_pm_ls(s, n, e);
+    int count = 0;
+
+    if (!apps)
+        return -EIO;
+    for (size_t i = 0; i < json_array_size(apps); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(apps, i), "name"));
+        if (name && strcmp(name, CLUSTER_SERVICE) == 0)
+            count++;
+    }
+    json_decref(apps);
+    return count;
+}
+
+/* `mesh pm ... ARGS` on the node; a non-zero exit becomes -EIO. */
+static int pm_do(const struct cluster_state *s, const struct cluster_node *n, const char *a1,
+                 const char *a2, const char *a3, struct err *e)
+{
+    int rc = cluster_pm(s, n, NULL, e, a1, a2, a3, NULL);
+
+    if (rc > 0) {
+        err_set(e, "mesh pm %s %s on %s exited with status %d", a1, a2, n->name, rc);
+        rc = -EIO;
+    }
+    return rc;
+}
+
+/* SIGKILL of everything of a web node: supervisor first, so it restarts nothing. */
+static int kill_node(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
+{
+    char pidf[PATH_MAX + 64];
+    pid_t apps[MAX_KILL];
+    size_t napps = cluster_webapp_pids(s, n, apps, MAX_KILL);
+    pid_t daemon = cluster_pm_daemon_pid(s, n);
+    pid_t agent;
+    int killed = 0;
+
+    cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
+    agent = cluster_pidfile_read(pidf);
+    if (daemon && cluster_stop_pid(daemon, s->mesh, SIGKILL, 2000))
+        killed++;
+    if (cluster_stop_pid(agent, s->mesh, SIGKILL, 2000))
+        killed++;
+    for (size_t i = 0; i < napps; i++)
+        killed += cluster_stop_pid(apps[i], s->webapp, SIGKILL, 2000) ? 1 : 0;
+    if (!killed)
+        return err_set(e, "node %s is not running (revive-node starts it)", n->name);
+    return killed;
+}
+
+static int revive_node(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
+{
+    char pidf[PATH_MAX + 64];
+    int rc;
+
+    cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
+    if (cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh))
+        return err_set(e, "node %s's agent is running", n->name);
+    if ((rc = cluster_start_agent(s, n, e)) < 0)
+        return rc;
+    /* Any supervisor command starts its daemon, which brings the recorded apps back. */
+    return pm_instances(s, n, e);
+}
+
+/* Runs the operation; returns the instances the node should end with passing, or -errno. */
+static int run_op(enum op op, const struct cluster_state *s, const struct cluster_node *n,
+                  struct err *e)
+{
+    int count, rc;
+
+    switch (op) {
+    case OP_STOP:
+        return (rc = pm_do(s, n, "stop", CLUSTER_SERVICE, NULL, e)) < 0 ? rc : 0;
+    case OP_START:
+        if ((rc = pm_do(s, n, "restart", CLUSTER_SERVICE, NULL, e)) < 0)
+            return rc;
+        return pm_instances(s, n, e);
+    case OP_SCALE_UP:
+        if ((rc = pm_do(s, n, "scale", CLUSTER_SERVICE, "+1", e)) < 0)
+            return rc;
+        return pm_instances(s, n, e);
+    case OP_SCALE_DOWN:
+        if ((count = pm_instances(s, n, e)) < 0)
+            return count;
+        if (count <= 1)
+            return err_set(e, "%s runs %d instance(s) of %s; stop-service stops the last one",
+                           n->name, count, CLUSTER_SERVICE);
+        if ((rc = pm_do(s, n, "scale", CLUSTER_SERVICE, "-1", e)) < 0)
+            return rc;
+        return pm_instances(s, n, e);
+    case OP_KILL:
+        return (rc = kill_node(s, n, e)) < 0 ? rc : 0;
+    case OP_REVIVE:
+        return revive_node(s, n, e);
+    }
+    return -EINVAL;
+}
+
+static void report(enum op op, const struct cluster_node *n, int want, bool json)
+{
+    static const char *const done[] = {"stopped",     "started", "scaled up",
+                                       "scaled down", "killed",  "revived"};
+
+    if (json) {
+        json_t *v =
+            json_pack("{s:s, s:s, s:i}", "node", n->name, "action", ops[op].name, "passing", want);
+        cluster_print_json(v);
+        json_decref(v);
+        return;
+    }
+    if (op == OP_KILL)
+        printf("%s killed (SIGKILL); the registry marks it failed and the load balancer routes "
+               "around it.\n",
+               n->name);
+    else
+        printf("%s: %s %s; %d instance(s) passing.\n", n->name, CLUSTER_SERVICE, done[op], want);
+}
+
+static int node_op(enum op op, int argc, char **argv)
+{
+    struct cluster_cmd c = {0};
+    struct flag flags[] = {CLUSTER_CMD_FLAGS(&c)};
+    struct cluster_state s;
+    struct cluster_node *n;
+    struct err e;
+    int first, status = 1, want;
+
+    if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), ops[op].usage, argc, argv, &first, &status,
+                           &s))
+        goto out;
+    status = 1;
+    if (first != argc - 1) {
+        fprintf(stderr, "%s: give one node name (see -help)\n", argv[0]);
+        goto out;
+    }
+    if (!(n = cluster_node_find(&s, argv[first], &e)) ||
+        (n->server && err_set(&e, "%s is not a web node", n->name))) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
+    /* A killed node is failed after the failure timeout; allow that plus a margin. */
+    int wait_ms = OP_WAIT_MS + (int)(s.failure_timeout_ns / DURATION_MS);
+    if ((want = run_op(op, &s, n, &e)) < 0 ||
+        cluster_wait_passing(&s, n->name, want, wait_ms, &e) < 0) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
+    report(op, n, want, c.json);
+    status = 0;
+out:
+    free(c.run_dir);
+    return status;
+}
+
+int cli_stop_service(int argc, char **argv)
+{
+    return node_op(OP_STOP, argc, argv);
+}
+
+int cli_start_service(int argc, char **argv)
+{
+    return node_op(OP_START, argc, argv);
+}
+
+int cli_scale_up(int argc, char **argv)
+{
+    return node_op(OP_SCALE_UP, argc, argv);
+}
+
+int cli_scale_down(int argc, char **argv)
+{
+    return node_op(OP_SCALE_DOWN, argc, argv);
+}
+
+int cli_kill_node(int argc, char **argv)
+{
+    return node_op(OP_KILL, argc, argv);
+}
+
+int cli_revive_node(int argc, char **argv)
+{
+    return node_op(OP_REVIVE, argc, argv);
+}
+
+int cli_reload_lb(int argc, char **argv)
+{
+    struct cluster_cmd c = {0};
+    struct flag flags[] = {CLUSTER_CMD_FLAGS(&c)};
+    struct cluster_state s;
+    char pidf[PATH_MAX + 64];
+    pid_t pid;
+    int first, status = 1;
+
+    if (!cluster_cmd_begin(
+            &c, flags, ARRAY_LEN(flags),
+            "mesh reload-lb [options]\n\n"
+            "  Makes mesh lb re-read its configuration (SIGHUP); no connection drops.",
+            argc, argv, &first, &status, &s))
+        goto out;
+    status = 1;
+    cluster_path(&s, &s.nodes[0], "lb.pid", pidf, sizeof(pidf));
+    pid = cluster_pidfile_read(pidf);
+    if (!cluster_pid_alive(pid, s.mesh) || kill(pid, SIGHUP) != 0) {
+        fprintf(stderr, "%s: the load balancer is not running\n", argv[0]);
+        goto out;
+    }
+    if (c.json) {
+        json_t *v = json_pack("{s:s, s:i}", "action", "reload-lb", "pid", (int)pid);
+        cluster_print_json(v);
+        json_decref(v);
+    } else {
+        printf("Sent SIGHUP to mesh lb (pid %d): it re-reads its configuration without dropping "
+               "connections.\n",
+               (int)pid);
+    }
+    status = 0;
+out:
+    free(c.run_dir);
+    return status;
+}
