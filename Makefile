@@ -6,10 +6,11 @@ MAKEFLAGS += --no-print-directory
 BUILD      ?= build
 CHECKBUILD ?= build-check
 JOBS       ?= $(shell nproc)
-PYTEST     := /usr/bin/python3 -m pytest
+PYTHON     := /usr/bin/python3
+PYTEST     := $(PYTHON) -m pytest
 RUNDIR     ?= $(CURDIR)/run
 
-.PHONY: all deps check unit e2e compat browser fuzz bench up down clean format
+.PHONY: all deps check check-peers unit e2e compat browser fuzz bench up down clean format
 
 all: $(BUILD)/mesh
 
@@ -40,6 +41,11 @@ check: deps
 browser:
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
 		tests/browser/run
+
+# The scenarios under real Artillery and under mesh load, side by side (quick variants). Artillery
+# is about 500 MB from npm (pinned by tests/peers/package-lock.json), so `make check` leaves it out.
+check-peers: deps all
+	MESH_BIN=$(CURDIR)/$(BUILD)/mesh $(PYTHON) tests/peers/check_peers.py
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=ON >/dev/null

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""make check-peers: each scenario's quick variant under real Artillery and under `mesh load`.
+
+Usage: MESH_BIN=build/mesh tests/peers/check_peers.py [scenario.yml ...]
+
+Installs Artillery (pinned by tests/peers/package-lock.json) with `npm ci` when it is missing,
+starts the local cluster with scripts/up on free loopback ports in a temporary run directory
+(registry, mesh lb, two webapps behind it), runs `artillery run -e quick` and `mesh load run -e
+quick` one after the other against the load balancer, and compares what they report: both must
+exit 0, create about the same number of virtual users and send about the same number of
+requests (the same arrival schedule; which scenario a user picks is random, so a tolerance),
+with no errors. Stops the cluster with scripts/down. Exit status 0 when every scenario agrees.
+Standard library only; every wait is bounded.
+"""
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SCENARIOS = ["basic.yml", "stress.yml", "failover.yml"]
+RUN_TIMEOUT = 120  # seconds per tool per scenario; the quick variants last a few seconds
+NPM_TIMEOUT = 900
+
+
+def tool_env():
+    env = dict(os.environ)
+    # Artillery's optional Playwright engine would download a browser, and its telemetry
+    # would call out: neither is wanted (or reachable) here.
+    env["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    env["ARTILLERY_DISABLE_TELEMETRY"] = "true"
+    env["ARTILLERY_TELEMETRY_DEFAULTS"] = "{}"
+    return env
+
+
+def artillery_bin():
+    return HERE / "node_modules" / ".bin" / "artillery"
+
+
+def install_artillery():
+    if artillery_bin().exists():
+        return
+    if not shutil.which("npm"):
+        sys.exit("check-peers: npm is not installed (scripts/install-deps installs it)")
+    print("check-peers: installing Artillery with npm ci (about 500 MB, once)", flush=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, env=tool_env(),
+                   check=True, timeout=NPM_TIMEOUT)
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_run(n):
+    """A base port with n consecutive free ports after it (scripts/up numbers nodes from it)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - n)
+        if all(port_free(base + i) for i in range(n)):
+            return base
+    sys.exit("check-peers: no free loopback ports")
+
+
+class Cluster:
+    """The local cluster of `make up`, on free ports, in a temporary run directory."""
+
+    def __init__(self, mesh, run_dir):
+        self.mesh = Path(mesh)
+        self.run_dir = run_dir
+        self.env = dict(os.environ)
+        self.env.update({
+            "MESH_HTTP_PORT": str(free_run(1)),
+            "MESH_LB_PORT": str(free_run(1)),
+            "MESH_STATS_PORT": str(free_run(1)),
+            "MESH_WEB_AGENT_PORT": str(free_run(2)),
+            "MESH_WEBAPP_PORT": str(free_run(2)),
+        })
+        self.url = "http://127.0.0.1:" + self.env["MESH_LB_PORT"]
+
+    def start(self):
+        subprocess.run([str(REPO / "scripts" / "up"), str(self.mesh.parent), str(self.run_dir)],
+                       env=self.env, check=True, timeout=90, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run([str(REPO / "scripts" / "down"), str(self.run_dir)], env=self.env,
+                       timeout=60, stdout=subprocess.DEVNULL, check=False)
+
+
+def run_tool(name, argv, log_path):
+    with open(log_path, "w") as log:
+        try:
+            p = subprocess.run(argv, env=tool_env(), stdout=log, stderr=subprocess.STDOUT,
+                               timeout=RUN_TIMEOUT, check=False)
+            return p.returncode
+        except subprocess.TimeoutExpired:
+            log.write(f"\ncheck-peers: {name} did not finish in {RUN_TIMEOUT} s\n")
+            return -1
+
+
+def counters(path):
+    try:
+        with open(path) as f:
+            return json.load(f)["aggregate"]["counters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def close(a, b):
+    """Same schedule, random scenario picks: within 20 % (or 5 for small counts)."""
+    return abs(a - b) <= max(5, 0.2 * max(a, b))
+
+
+def compare(name, art_rc, art, mesh_rc, mine):
+    problems = []
+    if art_rc != 0:
+        problems.append(f"artillery exited {art_rc}")
+    if mesh_rc != 0:
+        problems.append(f"mesh load exited {mesh_rc}")
+    if art is None or mine is None:
+        problems.append("a report is missing or not Artillery's shape")
+        return problems
+    for key in ("vusers.created", "http.requests"):
+        a, m = art.get(key, 0), mine.get(key, 0)
+        if a == 0 or not close(a, m):
+            problems.append(f"{key}: artillery {a}, mesh load {m}")
+    for who, c in (("artillery", art), ("mesh load", mine)):
+        errors = {k: v for k, v in c.items() if k.startswith("errors.") and v}
+        if errors:
+            problems.append(f"{who} saw errors {errors}")
+    return problems
+
+
+def check_scenario(scenario, url, mesh, out_dir):
+    stem = Path(scenario).stem
+    art_json, mesh_json = out_dir / f"{stem}.artillery.json", out_dir / f"{stem}.mesh.json"
+    art_rc = run_tool("artillery", [str(artillery_bin()), "run", "-e", "quick", "-t", url,
+                                    "--output", str(art_json), scenario],
+                      out_dir / f"{stem}.artillery.log")
+    mesh_rc = run_tool("mesh load", [str(mesh), "load", "run", "-e", "quick", "-t", url,
+                                     "--output", str(mesh_json), scenario],
+                       out_dir / f"{stem}.mesh.log")
+    art, mine = counters(art_json), counters(mesh_json)
+    problems = compare(stem, art_rc, art, mesh_rc, mine)
+    row = [stem]
+    for c in (art, mine):
+        row += [str((c or {}).get("vusers.created", "-")), str((c or {}).get("http.requests", "-"))]
+    print("{:<10} {:>10} {:>10} {:>10} {:>10}  {}".format(*row, "ok" if not problems else
+                                                         "; ".join(problems)), flush=True)
+    return not problems
+
+
+def main():
+    mesh = Path(os.environ.get("MESH_BIN", REPO / "build" / "mesh")).resolve()
+    if not mesh.exists() or not (mesh.parent / "webapp").exists():
+        sys.exit(f"check-peers: {mesh} and webapp next to it are needed (make)")
+    probe = subprocess.run([str(mesh), "load", "run", "--help"], capture_output=True, timeout=10)
+    if probe.returncode != 0:
+        sys.exit("check-peers: this mesh has no `mesh load run`")
+    scenarios = [str(Path(s).resolve()) for s in sys.argv[1:]] or \
+        [str(REPO / "scenarios" / s) for s in SCENARIOS]
+    install_artillery()
+
+    out_dir = Path(tempfile.mkdtemp(prefix="mesh-peers."))
+    cluster = Cluster(mesh, out_dir / "run")
+    failed = 0
+    try:
+        cluster.start()
+        print(f"check-peers: cluster behind {cluster.url}; logs and reports in {out_dir}")
+        print("{:<10} {:>10} {:>10} {:>10} {:>10}".format(
+            "scenario", "art vusers", "art reqs", "mesh vusers", "mesh reqs"), flush=True)
+        for s in scenarios:
+            failed += not check_scenario(s, cluster.url, mesh, out_dir)
+    finally:
+        cluster.stop()
+    print(f"{len(scenarios) - failed} passed, {failed} failed")
+    if failed == 0:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return 0
+    print(f"check-peers: logs and reports kept in {out_dir}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
