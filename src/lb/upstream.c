@@ -34,6 +34,20 @@ static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server
     return ps;
 }
 
+/* Forgets a server whose last idle connection went: the pool holds entries (and references)
+ * only for servers with idle connections, so servers that left the registry do not pile up
+ * in a long-running worker. */
+static void pool_server_drop(struct lb_pool *pool, struct lb_pool_server *ps)
+{
+    struct lb_pool_server **pp = &pool->servers;
+
+    while (*pp != ps)
+        pp = &(*pp)->next;
+    *pp = ps->next;
+    lb_server_unref(ps->srv);
+    free(ps);
+}
+
 static void list_unlink(struct lb_upconn **head, struct lb_upconn *u)
 {
     if (u->prev)
@@ -63,7 +77,8 @@ static void upconn_detach(struct lb_upconn *u)
         struct lb_pool_server *ps = pool_server(pool, u->srv, false);
         if (ps) {
             list_unlink(&ps->idle, u);
-            ps->nidle--;
+            if (--ps->nidle == 0)
+                pool_server_drop(pool, ps);
         }
         u->idle = false;
     } else {
@@ -102,7 +117,8 @@ struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void 
         return NULL;
     struct lb_upconn *u = ps->idle;
     list_unlink(&ps->idle, u);
-    ps->nidle--;
+    if (--ps->nidle == 0)
+        pool_server_drop(pool, ps);
     u->idle = false;
     list_push(&pool->busy, u);
     uv_read_stop((uv_stream_t *)&u->tcp);
@@ -178,9 +194,9 @@ void lb_pool_put(struct lb_upconn *u)
 
 void lb_pool_close_idle(struct lb_pool *pool)
 {
-    for (struct lb_pool_server *ps = pool->servers; ps; ps = ps->next)
-        while (ps->idle)
-            lb_upconn_close(ps->idle);
+    /* Each entry has an idle connection; closing a server's last one drops its entry. */
+    while (pool->servers)
+        lb_upconn_close(pool->servers->idle);
 }
 
 void lb_pool_close(struct lb_pool *pool)
@@ -188,10 +204,4 @@ void lb_pool_close(struct lb_pool *pool)
     lb_pool_close_idle(pool);
     while (pool->busy)
         lb_upconn_close(pool->busy);
-    while (pool->servers) {
-        struct lb_pool_server *ps = pool->servers;
-        pool->servers = ps->next;
-        lb_server_unref(ps->srv);
-        free(ps);
-    }
 }

@@ -29,10 +29,11 @@ struct lb_upconn {
     bool connected, reused, closing, idle;
 };
 
+/* A server's idle connections; the entry exists only while there is at least one. */
 struct lb_pool_server {
     struct lb_server *srv;  /* reference */
     struct lb_upconn *idle; /* most recently used first */
-    size_t nidle;
+    size_t nidle;           /* >= 1 */
     struct lb_pool_server *next;
 };
 
