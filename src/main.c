@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "lb/lb_main.h"
+#include "pm/pm.h"
 #include "registry/agent.h"
 
 struct subcommand {
@@ -24,6 +25,7 @@ static const struct subcommand subcommands[] = {
     {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"reload", cli_reload, "Make the agent reload its configuration files"},
+    {"pm", pm_main, "Supervise processes: start, stop, scale, restart on crash (PM2's job)"},
     {"version", cli_version, "Print the version"},
     /* The local cluster and its operator commands (cluster_utils.sh's). */
     {"up", cli_up, "Start the local cluster (loopback, or -netns) and print its URLs"},

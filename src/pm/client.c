@@ -1,0 +1,187 @@
+/* Control-socket requests and daemon start-up, for the CLI (see client.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/json.h"
+#include "pm/client.h"
+
+#define PM_REPLY_MAX       (64 * 1024 * 1024)
+#define PM_START_WAIT_MS   10000
+#define PM_CONNECT_RETRIES 3
+
+static int connect_socket(const char *home, int *fd_out, struct err *e)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/pm.sock", home);
+    int fd;
+
+    if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
+        return err_set(e, "%s/pm.sock: socket path too long (max %zu bytes); use a shorter -home",
+                       home, sizeof(sun.sun_path) - 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        int rc = -errno;
+        err_set(e, "connect %s: %s", sun.sun_path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One exchange on a connected socket. */
+static int exchange(int fd, const json_t *req, json_t **reply, struct err *e)
+{
+    struct buf b = BUF_INIT;
+    json_error_t je;
+    char chunk[65536];
+    ssize_t n;
+    int rc;
+
+    json_append(&b, req, false);
+    buf_append_cstr(&b, "\n");
+    rc = write_all(fd, b.data, b.len);
+    buf_reset(&b);
+    if (rc != 0) {
+        err_set(e, "send to the pm daemon: %s", strerror(-rc));
+        goto out;
+    }
+    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || b.len + (size_t)n > PM_REPLY_MAX) {
+            rc = n < 0 ? -errno : -EFBIG;
+            err_set(e, "read from the pm daemon: %s", strerror(-rc));
+            goto out;
+        }
+        buf_append(&b, chunk, (size_t)n);
+    }
+    *reply = json_loadb(b.data ? b.data : "", b.len, 0, &je);
+    if (!json_is_object(*reply)) {
+        json_decref(*reply);
+        *reply = NULL;
+        rc = -EPROTO;
+        err_set(e, "the pm daemon closed the connection without a reply");
+    }
+out:
+    buf_free(&b);
+    return rc;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int pm_client_spawn_daemon(const char *home, struct err *e)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    json_t *req = json_pack("{s:s}", "cmd", "ping");
+    json_t *reply = NULL;
+    pid_t pid;
+    int rc = -ETIMEDOUT;
+
+    if (n <= 0) {
+        rc = -errno;
+        err_set(e, "readlink /proc/self/exe: %s", strerror(errno));
+        goto out;
+    }
+    self[n] = '\0';
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        err_set(e, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        /* Twice forked and in its own session, so the daemon is nobody's child here. */
+        char *log = xasprintf("%s/pm.log", home);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        /* Never keep the caller's stdio: whoever reads our output to EOF would wait forever. */
+        if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(1);
+        close(fd);
+        close(nul);
+        if (setsid() < 0 || fork() != 0)
+            _exit(0);
+        execl(self, self, "pm", "-home", home, "daemon", "-foreground", (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, NULL, 0);
+    for (int waited = 0; waited < PM_START_WAIT_MS; waited += 50) {
+        int fd;
+        if (connect_socket(home, &fd, NULL) == 0) {
+            rc = exchange(fd, req, &reply, NULL);
+            close(fd);
+            if (rc == 0)
+                goto out;
+        }
+        sleep_ms(50);
+    }
+    err_set(e, "the pm daemon did not answer on %s/pm.sock within %d s (see %s/pm.log)", home,
+            PM_START_WAIT_MS / 1000, home);
+out:
+    json_decref(reply);
+    json_decref(req);
+    return rc;
+}
+
+int pm_client_request(const char *home, const json_t *req, bool autostart, json_t **reply,
+                      struct err *e)
+{
+    const char *msg;
+    int fd = -1;
+    int rc = connect_socket(home, &fd, e);
+
+    *reply = NULL;
+    for (int k = 0; rc != 0 && autostart && k < PM_CONNECT_RETRIES; k++) {
+        if (rc != -ENOENT && rc != -ECONNREFUSED)
+            return rc;
+        rc = pm_client_spawn_daemon(home, e);
+        if (rc == 0)
+            rc = connect_socket(home, &fd, e);
+    }
+    if (rc != 0)
+        return rc;
+    rc = exchange(fd, req, reply, e);
+    close(fd);
+    if (rc == 0 && (msg = json_string_value(json_object_get(*reply, "error"))) != NULL) {
+        rc = err_set(e, "%s", msg);
+        json_decref(*reply);
+        *reply = NULL;
+    }
+    return rc;
+}

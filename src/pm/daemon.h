@@ -1,0 +1,140 @@
+/*
+ * The supervisor daemon (src/pm only): one libuv loop owns the app table, the control socket,
+ * the children and the sampling timer. daemon.c runs the loop and the socket, proc.c the
+ * lifecycle of one instance, state.c the saved table, rotate.c log rotation.
+ */
+#ifndef MESH_PM_DAEMON_H
+#define MESH_PM_DAEMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "pm/policy.h"
+#include "pm/spec.h"
+
+#define PM_REQUEST_MAX (1024 * 1024)
+
+struct pm_daemon;
+struct pm_app;
+
+enum pm_after_stop { PM_AFTER_NONE = 0, PM_AFTER_RESTART, PM_AFTER_DELETE };
+
+/* A running process we watch: our child (uv_process_t) or one adopted from an earlier daemon
+ * (its pidfd polled). Freed in its close callback. */
+struct pm_child {
+    union {
+        uv_process_t proc;
+        uv_poll_t poll;
+    } h;
+    bool adopted;
+    int pidfd;
+    struct pm_inst *inst; /* NULL once the instance let go of it */
+};
+
+struct pm_inst {
+    struct pm_app *app;
+    int instance;
+    int pm_id;
+    enum pm_status status;
+    int pid; /* 0 when no process */
+    uint64_t start_ticks;
+    int restarts;
+    struct pm_backoff backoff;
+    int64_t started_ms; /* wall clock, so uptime survives a daemon restart */
+    bool has_exit;
+    int exit_code; /* -1: unknown (an adopted process's status is not ours to reap) */
+    int exit_signal;
+    bool stop_requested;
+    enum pm_after_stop after_stop;
+    uv_timer_t timer; /* restart delay, or the kill timeout while stopping */
+    struct pm_child *child;
+    uint64_t cpu_ticks; /* at the last sample */
+    uint64_t cpu_sample_ns;
+    double cpu;
+    uint64_t rss;
+};
+
+struct pm_app {
+    struct pm_daemon *d;
+    struct pm_spec spec;
+    struct pm_inst **insts; /* ordered by instance number */
+    size_t ninsts;
+    bool deleting;
+};
+
+/* A control connection; pending ones wait for instances to settle before answering. */
+struct pm_conn {
+    uv_pipe_t pipe;
+    struct pm_daemon *d;
+    struct buf in;
+    int *await; /* pm_ids that must leave stopping/launching */
+    size_t nawait;
+    json_t *reply;
+    bool exit_after;      /* the kill command: stop the daemon once answered */
+    struct pm_conn *next; /* in d->pending */
+};
+
+struct pm_daemon {
+    uv_loop_t *loop;
+    char *home;
+    char *sock_path;
+    char *state_path;
+    char *logs_dir;
+    int lock_fd;
+    uv_pipe_t server;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t sample;
+    struct pm_app **apps;
+    size_t napps;
+    int next_id;
+    struct pm_conn *pending;
+    bool rotating;
+    bool quitting;
+    bool forget_state; /* after kill: no apps to bring back */
+    long ticks_per_sec;
+    long page_size;
+};
+
+/* Runs the daemon in this process until SIGTERM or `kill`. home must exist. Returns 0 or
+ * -errno with e set (another daemon holds the lock, the socket cannot be bound). */
+int pm_daemon_run(const char *home, struct err *e);
+
+/* daemon.c */
+int64_t pm_now_ms(void);
+struct pm_app *pm_app_find(struct pm_daemon *d, const char *name);
+void pm_app_remove(struct pm_daemon *d, struct pm_app *a);
+/* Answers the connections whose instances have settled. Call after every state change. */
+void pm_daemon_changed(struct pm_daemon *d);
+
+/* proc.c */
+struct pm_inst *pm_inst_new(struct pm_app *a, int instance, int pm_id);
+/* Log file path of an instance ("out" or "err"). Heap string. */
+char *pm_inst_log_path(const struct pm_inst *i, const char *which);
+/* Starts the process. Returns 0 or -errno with e = "exec CMD: reason" (status errored). */
+int pm_inst_spawn(struct pm_inst *i, struct err *e);
+/* Takes back a process an earlier daemon started, if pid is still that process. 0 or -errno. */
+int pm_inst_adopt(struct pm_inst *i);
+/* SIGTERM, then SIGKILL after kill_timeout; then `after`. Immediate when nothing runs. */
+void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after);
+/* Removes the instance from its app and frees it once its handles are closed. */
+void pm_inst_destroy(struct pm_inst *i);
+/* Lets go of the process (daemon exit: it keeps running) and closes the handles. */
+void pm_inst_release(struct pm_inst *i);
+bool pm_inst_busy(const struct pm_inst *i);
+void pm_inst_sample(struct pm_inst *i);
+json_t *pm_inst_to_json(const struct pm_inst *i, bool detail);
+
+/* state.c */
+void pm_state_save(struct pm_daemon *d);
+/* Reads the saved table and adopts or restarts its processes. */
+void pm_state_load(struct pm_daemon *d);
+
+/* rotate.c: one pass over the log files on the threadpool, when none is running. */
+void pm_rotate_start(struct pm_daemon *d);
+
+#endif

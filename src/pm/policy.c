@@ -1,0 +1,183 @@
+/* Restart policy, /proc parsing and formats: pure functions (see policy.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pm/policy.h"
+
+static const char *const status_names[PM_STATUS_COUNT] = {
+    [PM_ONLINE] = "online",   [PM_LAUNCHING] = "launching", [PM_STOPPING] = "stopping",
+    [PM_STOPPED] = "stopped", [PM_ERRORED] = "errored",     [PM_WAITING] = "waiting restart",
+};
+
+const char *pm_status_name(enum pm_status s)
+{
+    return (unsigned)s < PM_STATUS_COUNT ? status_names[s] : "unknown";
+}
+
+bool pm_status_parse(const char *s, enum pm_status *out)
+{
+    for (int i = 0; i < PM_STATUS_COUNT; i++) {
+        if (strcmp(s, status_names[i]) == 0) {
+            *out = (enum pm_status)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
+                     int64_t *delay_ms)
+{
+    if (uptime_ms >= PM_BACKOFF_RESET_MS)
+        b->delay_ms = 0;
+    if (uptime_ms < p->min_uptime_ms)
+        b->unstable++;
+    else
+        b->unstable = 0;
+    if (b->unstable > p->max_restarts)
+        return false;
+    if (b->delay_ms <= 0) {
+        b->delay_ms = p->base_delay_ms;
+    } else {
+        double next = (double)b->delay_ms * PM_BACKOFF_FACTOR;
+        b->delay_ms = next > PM_BACKOFF_CAP_MS ? PM_BACKOFF_CAP_MS : (int64_t)next;
+    }
+    if (b->delay_ms > PM_BACKOFF_CAP_MS)
+        b->delay_ms = PM_BACKOFF_CAP_MS;
+    *delay_ms = b->delay_ms;
+    return true;
+}
+
+/* Reads one unsigned decimal field at *p (after spaces); advances past it. */
+static bool next_u64(const char **p, const char *end, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    while (s < end && *s == ' ')
+        s++;
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (s < end && *s != ' ' && *s != '\n')
+        return false;
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* Skips one field of any content (fields 4..13 may be negative). */
+static bool skip_field(const char **p, const char *end)
+{
+    const char *s = *p;
+
+    while (s < end && *s == ' ')
+        s++;
+    if (s == end)
+        return false;
+    while (s < end && *s != ' ' && *s != '\n')
+        s++;
+    *p = s;
+    return true;
+}
+
+int pm_proc_parse_stat(const char *text, size_t len, struct pm_proc_stat *out)
+{
+    const char *end = text + len;
+    const char *p = NULL;
+    uint64_t v;
+
+    for (const char *s = text; s < end; s++) {
+        if (*s == ')')
+            p = s;
+    }
+    if (!p || p + 3 > end || p[1] != ' ')
+        return -EINVAL;
+    out->state = p[2];
+    p += 3;
+    /* Fields 4..13, then utime (14), stime (15), then 16..21, then starttime (22). */
+    for (int f = 4; f <= 22; f++) {
+        if (f == 14 || f == 15 || f == 22) {
+            if (!next_u64(&p, end, &v))
+                return -EINVAL;
+            if (f == 14)
+                out->utime = v;
+            else if (f == 15)
+                out->stime = v;
+            else
+                out->start_time = v;
+        } else if (!skip_field(&p, end)) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int pm_proc_parse_statm(const char *text, size_t len, uint64_t *resident_pages)
+{
+    const char *p = text;
+    const char *end = text + len;
+    uint64_t size;
+
+    if (!next_u64(&p, end, &size) || !next_u64(&p, end, resident_pages))
+        return -EINVAL;
+    return 0;
+}
+
+int pm_rotate_name(const char *path, int k, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s.%d", path, k);
+
+    return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+void pm_format_uptime(int64_t ms, char *out, size_t outlen)
+{
+    int64_t s = ms > 0 ? ms / 1000 : 0;
+
+    if (s < 60)
+        snprintf(out, outlen, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, outlen, "%lldm", (long long)(s / 60));
+    else if (s < 86400)
+        snprintf(out, outlen, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(out, outlen, "%lldD", (long long)(s / 86400));
+}
+
+void pm_format_bytes(uint64_t bytes, char *out, size_t outlen)
+{
+    static const char *const units[] = {"kb", "mb", "gb", "tb"};
+    double v = (double)bytes;
+    int u = -1;
+
+    if (bytes < 1024) {
+        snprintf(out, outlen, "%llub", (unsigned long long)bytes);
+        return;
+    }
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, outlen, "%.1f%s", v, units[u]);
+}
+
+bool pm_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 64 || name[0] == '-' || name[0] == '.' || strcmp(name, "all") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}

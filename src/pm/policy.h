@@ -1,0 +1,91 @@
+/*
+ * The supervisor's pure parts, kept free of I/O so unit tests pin them: PM2's restart policy,
+ * /proc parsing, log rotation names and the human formats of ls.
+ */
+#ifndef MESH_PM_POLICY_H
+#define MESH_PM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PM_BACKOFF_FACTOR      1.5
+#define PM_BACKOFF_CAP_MS      15000
+#define PM_BACKOFF_RESET_MS    30000 /* PM2's EXP_BACKOFF_RESET_TIMER */
+#define PM_DEFAULT_DELAY_MS    100
+#define PM_DEFAULT_MIN_UPTIME  1000
+#define PM_DEFAULT_MAX_RESTART 16
+#define PM_DEFAULT_KILL_MS     1600
+#define PM_DEFAULT_LOG_SIZE    (10 * 1024 * 1024) /* pm2-logrotate's max_size 10M */
+#define PM_LOG_KEEP            5
+
+enum pm_status {
+    PM_ONLINE = 0,
+    PM_LAUNCHING,
+    PM_STOPPING,
+    PM_STOPPED,
+    PM_ERRORED,
+    PM_WAITING, /* "waiting restart": in the backoff delay */
+    PM_STATUS_COUNT
+};
+
+/* PM2's status text ("waiting restart" for PM_WAITING). */
+const char *pm_status_name(enum pm_status s);
+/* Parses pm_status_name's text; false when unknown. */
+bool pm_status_parse(const char *s, enum pm_status *out);
+
+/* What the restart policy keeps per instance between exits. */
+struct pm_backoff {
+    int64_t delay_ms; /* the last delay used; 0 after a reset */
+    int unstable;     /* consecutive exits before min_uptime */
+};
+
+struct pm_policy {
+    int64_t base_delay_ms; /* exp_backoff_restart_delay */
+    int64_t min_uptime_ms;
+    int max_restarts;
+};
+
+/*
+ * Decides what follows an exit that nobody asked for, after the process was up for uptime_ms.
+ * Returns false when the instance must go errored (more than max_restarts consecutive unstable
+ * exits); else true with *delay_ms, the wait before the next start: the base delay first, x1.5
+ * per crash, capped at 15 s, back to the base after a run of 30 s or more.
+ */
+bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
+                     int64_t *delay_ms);
+
+/* What the supervisor reads from /proc/PID/stat. */
+struct pm_proc_stat {
+    char state;
+    uint64_t utime;      /* clock ticks */
+    uint64_t stime;      /* clock ticks */
+    uint64_t start_time; /* clock ticks after boot: identifies the process across pid reuse */
+};
+
+/*
+ * Parses the text of /proc/PID/stat (len bytes, need not be terminated). The command name may
+ * hold spaces and parentheses: fields are counted after the last ')'. Returns 0 or -EINVAL.
+ */
+int pm_proc_parse_stat(const char *text, size_t len, struct pm_proc_stat *out);
+/* Resident pages from the text of /proc/PID/statm (second field). Returns 0 or -EINVAL. */
+int pm_proc_parse_statm(const char *text, size_t len, uint64_t *resident_pages);
+
+/*
+ * Name of rotated file k (1..PM_LOG_KEEP) of path: "path.k", into out (outlen bytes).
+ * Returns 0, or -ENAMETOOLONG when it does not fit.
+ */
+int pm_rotate_name(const char *path, int k, char *out, size_t outlen);
+
+/* Uptime as PM2 prints it: "45s", "12m", "5h", "3D"; "0s" below a second. */
+void pm_format_uptime(int64_t ms, char *out, size_t outlen);
+/* Memory as PM2 prints it: "512b", "12.3kb", "45.6mb", "1.2gb". */
+void pm_format_bytes(uint64_t bytes, char *out, size_t outlen);
+
+/*
+ * True when name is usable as an app name: 1..64 bytes of [A-Za-z0-9_.-], not starting with
+ * '-' or '.', and not "all" (a keyword of stop/restart/delete).
+ */
+bool pm_name_valid(const char *name);
+
+#endif

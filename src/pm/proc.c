@@ -1,0 +1,465 @@
+/*
+ * One instance's life: spawn (own process group, detached, stdio straight into its log files),
+ * adopt a survivor of an earlier daemon (pidfd polled), stop (SIGTERM to the group, SIGKILL after
+ * the kill timeout), and what follows an exit (PM2's restart policy).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "pm/daemon.h"
+
+extern char **environ;
+
+#define PM_ENV_MAX 8192
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(CONTAINER_OF((uv_timer_t *)h, struct pm_inst, timer));
+}
+
+struct pm_inst *pm_inst_new(struct pm_app *a, int instance, int pm_id)
+{
+    struct pm_inst *i = xcalloc(1, sizeof(*i));
+
+    i->app = a;
+    i->instance = instance;
+    i->pm_id = pm_id;
+    i->status = PM_STOPPED;
+    i->exit_code = -1;
+    uv_timer_init(a->d->loop, &i->timer);
+    return i;
+}
+
+char *pm_inst_log_path(const struct pm_inst *i, const char *which)
+{
+    return xasprintf("%s/%s-%d-%s.log", i->app->d->logs_dir, i->app->spec.name, i->instance, which);
+}
+
+/* The environment of a child: the daemon's, then the app's -env, then the instance's own. */
+static char **build_env(const struct pm_inst *i)
+{
+    const struct pm_spec *s = &i->app->spec;
+    struct pm_spec tmp;
+    char *v;
+    char **env;
+
+    pm_spec_init(&tmp);
+    for (size_t k = 0; environ[k] && k < PM_ENV_MAX; k++)
+        pm_spec_set_env(&tmp, environ[k]);
+    for (size_t k = 0; k < s->nenv; k++)
+        pm_spec_set_env(&tmp, s->env[k]);
+    v = xasprintf("INSTANCE_ID=%d", i->instance);
+    pm_spec_set_env(&tmp, v);
+    free(v);
+    v = xasprintf("NODE_APP_INSTANCE=%d", i->instance);
+    pm_spec_set_env(&tmp, v);
+    free(v);
+    v = xasprintf("PM_ID=%d", i->pm_id);
+    pm_spec_set_env(&tmp, v);
+    free(v);
+    if (s->port_base > 0) {
+        v = xasprintf("PORT=%d", s->port_base + i->instance);
+        pm_spec_set_env(&tmp, v);
+        free(v);
+    }
+    env = xrealloc(tmp.env, (tmp.nenv + 1) * sizeof(*env));
+    env[tmp.nenv] = NULL;
+    tmp.env = NULL;
+    tmp.nenv = 0;
+    pm_spec_free(&tmp);
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (size_t k = 0; env[k]; k++)
+        free(env[k]);
+    free(env);
+}
+
+/* Start ticks of pid from /proc, or 0 when it is gone. */
+static uint64_t proc_start_ticks(int pid, struct pm_proc_stat *st)
+{
+    char path[64];
+    char text[1024];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, text, sizeof(text));
+    close(fd);
+    if (n <= 0 || pm_proc_parse_stat(text, (size_t)n, st) != 0 || st->state == 'Z')
+        return 0;
+    return st->start_time;
+}
+
+static void on_child_closed(uv_handle_t *h)
+{
+    struct pm_child *c = CONTAINER_OF(h, struct pm_child, h);
+
+    if (c->adopted)
+        close(c->pidfd);
+    free(c);
+}
+
+static void release_child(struct pm_inst *i)
+{
+    struct pm_child *c = i->child;
+
+    if (!c)
+        return;
+    c->inst = NULL;
+    i->child = NULL;
+    uv_close((uv_handle_t *)&c->h, on_child_closed);
+}
+
+static void on_restart_timer(uv_timer_t *t);
+
+/* After an exit: a stop completes, or the restart policy decides. */
+static void child_exited(struct pm_inst *i, int code, int sig)
+{
+    struct pm_app *a = i->app;
+    struct pm_policy p = {a->spec.restart_delay_ms, a->spec.min_uptime_ms, a->spec.max_restarts};
+    int64_t uptime = pm_now_ms() - i->started_ms;
+    int64_t delay;
+
+    release_child(i);
+    uv_timer_stop(&i->timer);
+    log_info("%s-%d (pid %d) exited: code %d signal %d", a->spec.name, i->instance, i->pid, code,
+             sig);
+    i->pid = 0;
+    i->has_exit = true;
+    i->exit_code = code;
+    i->exit_signal = sig;
+    i->cpu = 0;
+    i->rss = 0;
+    if (i->stop_requested) {
+        i->stop_requested = false;
+        i->status = PM_STOPPED;
+        pm_inst_stop(i, i->after_stop);
+        return;
+    }
+    if (a->d->quitting)
+        return;
+    if (pm_backoff_next(&i->backoff, &p, uptime, &delay)) {
+        i->status = PM_WAITING;
+        uv_timer_start(&i->timer, on_restart_timer, (uint64_t)delay, 0);
+    } else {
+        i->status = PM_ERRORED;
+        log_warn("%s-%d: too many unstable restarts (%d), errored", a->spec.name, i->instance,
+                 i->backoff.unstable - 1);
+    }
+    pm_daemon_changed(a->d);
+}
+
+static void on_restart_timer(uv_timer_t *t)
+{
+    struct pm_inst *i = CONTAINER_OF(t, struct pm_inst, timer);
+    struct err e = {{0}};
+
+    i->restarts++;
+    if (pm_inst_spawn(i, &e) != 0)
+        log_error("%s-%d: %s", i->app->spec.name, i->instance, e.msg);
+    pm_daemon_changed(i->app->d);
+}
+
+static void on_child_exit(uv_process_t *p, int64_t status, int term_signal)
+{
+    struct pm_child *c = CONTAINER_OF(p, struct pm_child, h.proc);
+
+    if (c->inst)
+        child_exited(c->inst, (int)status, term_signal);
+    else
+        uv_close((uv_handle_t *)p, on_child_closed);
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+    struct pm_child *c = CONTAINER_OF(h, struct pm_child, h.poll);
+
+    uv_poll_stop(h);
+    if (c->inst)
+        child_exited(c->inst, -1, 0);
+}
+
+static int open_log(const struct pm_inst *i, const char *which)
+{
+    char *path = pm_inst_log_path(i, which);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : fd;
+
+    if (fd < 0)
+        log_error("open %s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
+int pm_inst_spawn(struct pm_inst *i, struct err *e)
+{
+    const struct pm_spec *s = &i->app->spec;
+    struct pm_child *c = xcalloc(1, sizeof(*c));
+    uv_process_options_t o = {0};
+    uv_stdio_container_t stdio[3];
+    struct pm_proc_stat st;
+    char **env = build_env(i);
+    int out = open_log(i, "out");
+    int errfd = open_log(i, "err");
+    int rc;
+
+    if (out < 0 || errfd < 0) {
+        rc = out < 0 ? out : errfd;
+        err_set(e, "open log files in %s: %s", i->app->d->logs_dir, strerror(-rc));
+        goto fail;
+    }
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = out;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = errfd;
+    o.exit_cb = on_child_exit;
+    o.file = s->argv[0];
+    o.args = s->argv;
+    o.env = env;
+    o.cwd = s->cwd;
+    /* Own session and process group: a stop signal reaches the whole tree, and the child
+     * outlives the daemon. */
+    o.flags = UV_PROCESS_DETACHED;
+    o.stdio_count = 3;
+    o.stdio = stdio;
+    rc = uv_spawn(i->app->d->loop, &c->h.proc, &o);
+    if (rc != 0) {
+        err_set(e, "exec %s: %s", s->argv[0], uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->h.proc, on_child_closed);
+        c = NULL;
+        goto fail;
+    }
+    c->inst = i;
+    i->child = c;
+    i->pid = c->h.proc.pid;
+    i->start_ticks = proc_start_ticks(i->pid, &st);
+    i->started_ms = pm_now_ms();
+    i->status = PM_ONLINE;
+    i->cpu_ticks = 0;
+    i->cpu_sample_ns = 0;
+    log_info("%s-%d started: pid %d", s->name, i->instance, i->pid);
+    goto out;
+fail:
+    free(c);
+    i->status = PM_ERRORED;
+out:
+    if (out >= 0)
+        close(out);
+    if (errfd >= 0)
+        close(errfd);
+    free_env(env);
+    return rc;
+}
+
+int pm_inst_adopt(struct pm_inst *i)
+{
+    struct pm_proc_stat st;
+    struct pm_child *c;
+    int fd;
+    int rc;
+
+    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks || !i->start_ticks)
+        return -ESRCH;
+    fd = (int)syscall(SYS_pidfd_open, i->pid, 0);
+    if (fd < 0)
+        return -errno;
+    c = xcalloc(1, sizeof(*c));
+    c->adopted = true;
+    c->pidfd = fd;
+    rc = uv_poll_init(i->app->d->loop, &c->h.poll, fd);
+    if (rc != 0) {
+        close(fd);
+        free(c);
+        return rc;
+    }
+    uv_poll_start(&c->h.poll, UV_READABLE, on_pidfd);
+    c->inst = i;
+    i->child = c;
+    i->status = PM_ONLINE;
+    log_info("%s-%d adopted: pid %d", i->app->spec.name, i->instance, i->pid);
+    return 0;
+}
+
+static void signal_group(const struct pm_inst *i, int sig)
+{
+    if (i->pid <= 0)
+        return;
+    if (kill(-i->pid, sig) != 0)
+        kill(i->pid, sig);
+}
+
+static void on_kill_timeout(uv_timer_t *t)
+{
+    struct pm_inst *i = CONTAINER_OF(t, struct pm_inst, timer);
+
+    log_warn("%s-%d (pid %d) still running after the kill timeout: SIGKILL", i->app->spec.name,
+             i->instance, i->pid);
+    signal_group(i, SIGKILL);
+}
+
+void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
+{
+    struct pm_daemon *d = i->app->d;
+    struct err e = {{0}};
+
+    if (i->child) {
+        i->after_stop = after > i->after_stop ? after : i->after_stop;
+        if (i->stop_requested)
+            return;
+        i->stop_requested = true;
+        i->status = PM_STOPPING;
+        signal_group(i, SIGTERM);
+        uv_timer_start(&i->timer, on_kill_timeout, (uint64_t)i->app->spec.kill_timeout_ms, 0);
+        pm_daemon_changed(d);
+        return;
+    }
+    uv_timer_stop(&i->timer);
+    i->after_stop = PM_AFTER_NONE;
+    i->status = PM_STOPPED;
+    if (after == PM_AFTER_RESTART) {
+        i->restarts++;
+        i->backoff = (struct pm_backoff){0};
+        if (pm_inst_spawn(i, &e) != 0)
+            log_error("%s-%d: %s", i->app->spec.name, i->instance, e.msg);
+    } else if (after == PM_AFTER_DELETE) {
+        pm_inst_destroy(i);
+    }
+    pm_daemon_changed(d);
+}
+
+void pm_inst_destroy(struct pm_inst *i)
+{
+    struct pm_app *a = i->app;
+    size_t k;
+
+    release_child(i);
+    for (k = 0; k < a->ninsts && a->insts[k] != i; k++)
+        ;
+    if (k < a->ninsts) {
+        memmove(a->insts + k, a->insts + k + 1, (a->ninsts - k - 1) * sizeof(*a->insts));
+        a->ninsts--;
+    }
+    uv_close((uv_handle_t *)&i->timer, on_timer_closed);
+    if (a->deleting && a->ninsts == 0)
+        pm_app_remove(a->d, a);
+}
+
+void pm_inst_release(struct pm_inst *i)
+{
+    release_child(i);
+    uv_close((uv_handle_t *)&i->timer, on_timer_closed);
+}
+
+bool pm_inst_busy(const struct pm_inst *i)
+{
+    return i->status == PM_STOPPING || i->status == PM_LAUNCHING || i->stop_requested;
+}
+
+void pm_inst_sample(struct pm_inst *i)
+{
+    struct pm_proc_stat st;
+    char path[64];
+    char text[256];
+    uint64_t pages;
+    uint64_t now = uv_hrtime();
+    uint64_t ticks;
+    ssize_t n;
+    int fd;
+
+    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks)
+        return;
+    ticks = st.utime + st.stime;
+    if (i->cpu_sample_ns && now > i->cpu_sample_ns && ticks >= i->cpu_ticks)
+        i->cpu = (double)(ticks - i->cpu_ticks) / (double)i->app->d->ticks_per_sec /
+                 ((double)(now - i->cpu_sample_ns) / 1e9) * 100.0;
+    i->cpu_ticks = ticks;
+    i->cpu_sample_ns = now;
+    snprintf(path, sizeof(path), "/proc/%d/statm", i->pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = read(fd, text, sizeof(text));
+    close(fd);
+    if (n > 0 && pm_proc_parse_statm(text, (size_t)n, &pages) == 0)
+        i->rss = pages * (uint64_t)i->app->d->page_size;
+}
+
+static json_t *command_json(const struct pm_spec *s)
+{
+    struct buf b = BUF_INIT;
+    json_t *v;
+
+    for (size_t k = 0; k < s->argc; k++)
+        buf_printf(&b, "%s%s", k ? " " : "", s->argv[k]);
+    v = json_str_or_empty(b.data);
+    buf_free(&b);
+    return v;
+}
+
+/* "SIGKILL" for 9. */
+static json_t *signal_json(int sig)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    char name[32];
+
+    snprintf(name, sizeof(name), "SIG%s", abbrev ? abbrev : "UNKNOWN");
+    return json_string(name);
+}
+
+/* A JSON string of a heap string, which it frees. */
+static json_t *string_own(char *s)
+{
+    json_t *v = json_str_or_empty(s);
+
+    free(s);
+    return v;
+}
+
+json_t *pm_inst_to_json(const struct pm_inst *i, bool detail)
+{
+    const struct pm_spec *s = &i->app->spec;
+    json_t *o = json_object();
+    bool up = i->pid > 0;
+
+    json_object_set_new(o, "name", json_str_or_empty(s->name));
+    json_object_set_new(o, "pm_id", json_integer(i->pm_id));
+    json_object_set_new(o, "instance", json_integer(i->instance));
+    json_object_set_new(o, "pid", up ? json_integer(i->pid) : json_null());
+    json_object_set_new(o, "status", json_string(pm_status_name(i->status)));
+    json_object_set_new(o, "restarts", json_integer(i->restarts));
+    json_object_set_new(o, "unstable_restarts", json_integer(i->backoff.unstable));
+    json_object_set_new(o, "uptime_ms", json_integer(up ? pm_now_ms() - i->started_ms : 0));
+    json_object_set_new(o, "cpu", json_real(up ? i->cpu : 0));
+    json_object_set_new(o, "memory", json_integer(up ? (json_int_t)i->rss : 0));
+    json_object_set_new(o, "port",
+                        s->port_base > 0 ? json_integer(s->port_base + i->instance) : json_null());
+    json_object_set_new(o, "exit_code",
+                        i->has_exit && i->exit_code >= 0 ? json_integer(i->exit_code)
+                                                         : json_null());
+    json_object_set_new(
+        o, "signal", i->has_exit && i->exit_signal > 0 ? signal_json(i->exit_signal) : json_null());
+    json_object_set_new(o, "restart_delay_ms", json_integer(i->backoff.delay_ms));
+    json_object_set_new(o, "command", command_json(s));
+    if (detail) {
+        json_object_set_new(o, "started_at_ms", json_integer(i->started_ms));
+        json_object_set_new(o, "out_log", string_own(pm_inst_log_path(i, "out")));
+        json_object_set_new(o, "err_log", string_own(pm_inst_log_path(i, "err")));
+        json_object_set_new(o, "spec", pm_spec_to_json(s));
+    }
+    return o;
+}

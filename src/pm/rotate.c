@@ -1,0 +1,118 @@
+/*
+ * Size-based log rotation. Children hold their log files open with O_APPEND, so the daemon
+ * rotates by copy-truncate: file.4 -> file.5, ..., file -> file.1 (copied), then file is
+ * truncated and the writers carry on at offset 0. Bytes written between the copy and the
+ * truncate are lost, as with logrotate's copytruncate. The file work runs on libuv's threadpool.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "pm/daemon.h"
+
+struct rotate_file {
+    char *path;
+    int64_t max;
+};
+
+struct rotate_job {
+    uv_work_t work;
+    struct pm_daemon *d;
+    struct rotate_file *files;
+    size_t n;
+};
+
+static int copy_file(const char *from, const char *to)
+{
+    char chunk[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = in < 0 || out < 0 ? -errno : 0;
+    ssize_t n;
+
+    while (rc == 0 && (n = read(in, chunk, sizeof(chunk))) != 0) {
+        if (n < 0 || write(out, chunk, (size_t)n) != n)
+            rc = -errno;
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+static void rotate_one(const struct rotate_file *f)
+{
+    char older[PATH_MAX];
+    char newer[PATH_MAX];
+    struct stat st;
+
+    if (stat(f->path, &st) != 0 || st.st_size <= f->max)
+        return;
+    if (pm_rotate_name(f->path, PM_LOG_KEEP, older, sizeof(older)) != 0)
+        return;
+    unlink(older);
+    for (int k = PM_LOG_KEEP - 1; k >= 1; k--) {
+        if (pm_rotate_name(f->path, k, newer, sizeof(newer)) != 0)
+            return;
+        rename(newer, older);
+        memcpy(older, newer, sizeof(older));
+    }
+    if (copy_file(f->path, older) != 0 || truncate(f->path, 0) != 0)
+        log_warn("rotate %s: %s", f->path, strerror(errno));
+}
+
+static void rotate_work(uv_work_t *w)
+{
+    struct rotate_job *j = CONTAINER_OF(w, struct rotate_job, work);
+
+    for (size_t k = 0; k < j->n; k++)
+        rotate_one(&j->files[k]);
+}
+
+static void rotate_done(uv_work_t *w, int status)
+{
+    struct rotate_job *j = CONTAINER_OF(w, struct rotate_job, work);
+
+    j->d->rotating = false;
+    for (size_t k = 0; k < j->n; k++)
+        free(j->files[k].path);
+    free(j->files);
+    free(j);
+}
+
+static void job_add(struct rotate_job *j, char *path, int64_t max)
+{
+    j->files = xrealloc(j->files, (j->n + 1) * sizeof(*j->files));
+    j->files[j->n++] = (struct rotate_file){path, max};
+}
+
+void pm_rotate_start(struct pm_daemon *d)
+{
+    struct rotate_job *j;
+
+    if (d->rotating || d->quitting)
+        return;
+    j = xcalloc(1, sizeof(*j));
+    j->d = d;
+    for (size_t k = 0; k < d->napps; k++) {
+        struct pm_app *a = d->apps[k];
+        if (a->spec.max_log_size <= 0)
+            continue;
+        for (size_t i = 0; i < a->ninsts; i++) {
+            job_add(j, pm_inst_log_path(a->insts[i], "out"), a->spec.max_log_size);
+            job_add(j, pm_inst_log_path(a->insts[i], "err"), a->spec.max_log_size);
+        }
+    }
+    if (j->n == 0 || uv_queue_work(d->loop, &j->work, rotate_work, rotate_done) != 0) {
+        rotate_done(&j->work, 0);
+        return;
+    }
+    d->rotating = true;
+}

@@ -1,0 +1,386 @@
+/* App specs: defaults, checks, JSON in and out, ecosystem files (see spec.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/duration.h"
+#include "lib/json.h"
+#include "pm/policy.h"
+#include "pm/spec.h"
+
+void pm_spec_init(struct pm_spec *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->argv = xcalloc(1, sizeof(*s->argv));
+    s->instances = 1;
+    s->max_restarts = PM_DEFAULT_MAX_RESTART;
+    s->kill_timeout_ms = PM_DEFAULT_KILL_MS;
+    s->min_uptime_ms = PM_DEFAULT_MIN_UPTIME;
+    s->restart_delay_ms = PM_DEFAULT_DELAY_MS;
+    s->max_log_size = PM_DEFAULT_LOG_SIZE;
+}
+
+void pm_spec_free(struct pm_spec *s)
+{
+    for (size_t i = 0; i < s->argc; i++)
+        free(s->argv[i]);
+    for (size_t i = 0; i < s->nenv; i++)
+        free(s->env[i]);
+    free(s->argv);
+    free(s->env);
+    free(s->name);
+    free(s->cwd);
+    memset(s, 0, sizeof(*s));
+}
+
+void pm_spec_add_arg(struct pm_spec *s, const char *arg)
+{
+    s->argv = xrealloc(s->argv, (s->argc + 2) * sizeof(*s->argv));
+    s->argv[s->argc++] = xstrdup(arg);
+    s->argv[s->argc] = NULL;
+}
+
+void pm_spec_set_env(struct pm_spec *s, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+
+    for (size_t i = 0; i < s->nenv; i++) {
+        if (strncmp(s->env[i], kv, klen) == 0 && s->env[i][klen] == '=') {
+            free(s->env[i]);
+            s->env[i] = xstrdup(kv);
+            return;
+        }
+    }
+    s->env = xrealloc(s->env, (s->nenv + 1) * sizeof(*s->env));
+    s->env[s->nenv++] = xstrdup(kv);
+}
+
+int pm_spec_check(const struct pm_spec *s, struct err *e)
+{
+    if (!s->name || !pm_name_valid(s->name))
+        return err_set(e, "name: invalid app name \"%s\" (1..64 of A-Z a-z 0-9 _ . -, not \"all\")",
+                       s->name ? s->name : "");
+    if (s->argc == 0 || !s->argv[0][0])
+        return err_set(e, "script: no command to run");
+    if (s->instances < 1 || s->instances > PM_MAX_INSTANCES)
+        return err_set(e, "instances: %d out of range 1..%d", s->instances, PM_MAX_INSTANCES);
+    if (s->port_base < 0 || s->port_base + s->instances - 1 > 65535)
+        return err_set(e, "port_base: %d with %d instances goes past port 65535", s->port_base,
+                       s->instances);
+    if (s->max_restarts < 0)
+        return err_set(e, "max_restarts: must not be negative");
+    if (s->kill_timeout_ms < 0 || s->min_uptime_ms < 0 || s->restart_delay_ms < 0 ||
+        s->max_log_size < 0)
+        return err_set(e, "durations and sizes must not be negative");
+    for (size_t i = 0; i < s->nenv; i++) {
+        if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
+            return err_set(e, "env: \"%s\" is not K=V", s->env[i]);
+    }
+    return 0;
+}
+
+/* Where errors go: "file:line: path.key: msg" with a doc, else "path.key: msg". */
+struct reader {
+    const struct config_doc *doc;
+    const char *path;
+    struct err *e;
+};
+
+static int fail(const struct reader *r, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const struct reader *r, const char *key, const char *fmt, ...)
+{
+    char msg[400];
+    char *where = xasprintf("%s%s%s", r->path, key[0] ? "." : "", key);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->doc)
+        config_error(r->doc, where, r->e, "%s: %s", where, msg);
+    else
+        err_set(r->e, "%s: %s", where, msg);
+    free(where);
+    return -EINVAL;
+}
+
+static int read_int(const struct reader *r, const char *key, const json_t *v, int64_t lo,
+                    int64_t hi, int64_t *out)
+{
+    if (!json_is_integer(v))
+        return fail(r, key, "expected an integer, got %s",
+                    json_is_real(v) ? "a fraction" : "another type");
+    if (json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return fail(r, key, "%" PRId64 " out of range %" PRId64 "..%" PRId64,
+                    (int64_t)json_integer_value(v), lo, hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Milliseconds as a number, or a Go duration string. */
+static int read_ms(const struct reader *r, const char *key, const json_t *v, int64_t *out)
+{
+    int64_t ns;
+
+    if (json_is_string(v)) {
+        if (duration_parse(str_from(json_string_value(v)), &ns) != 0)
+            return fail(r, key, "invalid duration \"%s\"", json_string_value(v));
+        *out = ns / DURATION_MS;
+        return 0;
+    }
+    return read_int(r, key, v, 0, INT64_C(1) << 40, out);
+}
+
+static int read_args(const struct reader *r, const json_t *v, struct pm_spec *s)
+{
+    size_t i;
+    json_t *a;
+
+    if (json_is_string(v)) {
+        char *copy = xstrdup(json_string_value(v));
+        char *save = NULL;
+        for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+            pm_spec_add_arg(s, t);
+        free(copy);
+        return 0;
+    }
+    if (!json_is_array(v))
+        return fail(r, "args", "expected an array of strings or a string");
+    if (json_array_size(v) > PM_MAX_ARGS)
+        return fail(r, "args", "more than %d arguments", PM_MAX_ARGS);
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_string(a))
+            return fail(r, "args", "element %zu is not a string", i);
+        pm_spec_add_arg(s, json_string_value(a));
+    }
+    return 0;
+}
+
+static int read_env(const struct reader *r, const json_t *v, struct pm_spec *s)
+{
+    const char *k;
+    json_t *val;
+
+    if (!json_is_object(v))
+        return fail(r, "env", "expected an object");
+    json_object_foreach((json_t *)v, k, val)
+    {
+        char *kv;
+        if (!k[0] || strchr(k, '='))
+            return fail(r, "env", "invalid variable name \"%s\"", k);
+        if (json_is_string(val))
+            kv = xasprintf("%s=%s", k, json_string_value(val));
+        else if (json_is_integer(val))
+            kv = xasprintf("%s=%" JSON_INTEGER_FORMAT, k, json_integer_value(val));
+        else if (json_is_boolean(val))
+            kv = xasprintf("%s=%s", k, json_is_true(val) ? "true" : "false");
+        else
+            return fail(r, "env", "%s: expected a string, number or bool", k);
+        pm_spec_set_env(s, kv);
+        free(kv);
+    }
+    return 0;
+}
+
+static int read_string(const struct reader *r, const char *key, const json_t *v, char **out)
+{
+    if (!json_is_string(v))
+        return fail(r, key, "expected a string");
+    free(*out);
+    *out = xstrdup(json_string_value(v));
+    return 0;
+}
+
+/* One key of an app object. */
+static int read_key(const struct reader *r, const char *key, const json_t *v, struct pm_spec *s,
+                    char **script)
+{
+    int64_t n;
+    int rc;
+
+    if (strcmp(key, "name") == 0)
+        return read_string(r, key, v, &s->name);
+    if (strcmp(key, "script") == 0)
+        return read_string(r, key, v, script);
+    if (strcmp(key, "cwd") == 0)
+        return read_string(r, key, v, &s->cwd);
+    if (strcmp(key, "args") == 0)
+        return read_args(r, v, s);
+    if (strcmp(key, "env") == 0)
+        return read_env(r, v, s);
+    if (strcmp(key, "instances") == 0) {
+        rc = read_int(r, key, v, 1, PM_MAX_INSTANCES, &n);
+        s->instances = (int)n;
+    } else if (strcmp(key, "port_base") == 0) {
+        rc = read_int(r, key, v, 0, 65535, &n);
+        s->port_base = (int)n;
+    } else if (strcmp(key, "max_restarts") == 0) {
+        rc = read_int(r, key, v, 0, 1000000, &n);
+        s->max_restarts = (int)n;
+    } else if (strcmp(key, "max_log_size") == 0) {
+        rc = read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
+    } else if (strcmp(key, "kill_timeout") == 0) {
+        rc = read_ms(r, key, v, &s->kill_timeout_ms);
+    } else if (strcmp(key, "min_uptime") == 0) {
+        rc = read_ms(r, key, v, &s->min_uptime_ms);
+    } else if (strcmp(key, "exp_backoff_restart_delay") == 0 || strcmp(key, "restart_delay") == 0) {
+        rc = read_ms(r, key, v, &s->restart_delay_ms);
+    } else {
+        rc = fail(r, key, "unknown key");
+    }
+    return rc;
+}
+
+int pm_spec_from_json(const json_t *obj, struct pm_spec *s, const struct config_doc *doc,
+                      const char *path, struct err *e)
+{
+    struct reader r = {doc, path, e};
+    char *script = NULL;
+    const char *key;
+    json_t *v;
+    struct err ce = {{0}};
+    int rc = 0;
+
+    if (!json_is_object(obj))
+        return fail(&r, "", "expected an object");
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (json_is_null(v))
+            continue;
+        rc = read_key(&r, key, v, s, &script);
+        if (rc != 0)
+            goto out;
+    }
+    if (!script) {
+        rc = fail(&r, "script", "missing (the command to run)");
+        goto out;
+    }
+    /* script goes first: args were appended as they came. */
+    s->argv = xrealloc(s->argv, (s->argc + 2) * sizeof(*s->argv));
+    memmove(s->argv + 1, s->argv, s->argc * sizeof(*s->argv));
+    s->argv[0] = script;
+    s->argv[++s->argc] = NULL;
+    script = NULL;
+    rc = pm_spec_check(s, &ce);
+    if (rc != 0) {
+        size_t klen = strcspn(ce.msg, ":");
+        char *k = xstrndup(ce.msg, klen);
+        rc = fail(&r, strchr(k, ' ') ? "" : k, "%s", ce.msg[klen] ? ce.msg + klen + 2 : ce.msg);
+        free(k);
+    }
+out:
+    free(script);
+    return rc;
+}
+
+json_t *pm_spec_to_json(const struct pm_spec *s)
+{
+    json_t *o = json_object();
+    json_t *args = json_array();
+    json_t *env = json_object();
+
+    json_object_set_new(o, "name", json_str_or_empty(s->name));
+    json_object_set_new(o, "script", json_str_or_empty(s->argc ? s->argv[0] : ""));
+    for (size_t i = 1; i < s->argc; i++)
+        json_array_append_new(args, json_str_or_empty(s->argv[i]));
+    json_object_set_new(o, "args", args);
+    for (size_t i = 0; i < s->nenv; i++) {
+        char *k = xstrndup(s->env[i], strcspn(s->env[i], "="));
+        json_object_set_new(env, k, json_str_or_empty(s->env[i] + strlen(k) + 1));
+        free(k);
+    }
+    json_object_set_new(o, "env", env);
+    if (s->cwd)
+        json_object_set_new(o, "cwd", json_str_or_empty(s->cwd));
+    json_object_set_new(o, "instances", json_integer(s->instances));
+    json_object_set_new(o, "port_base", json_integer(s->port_base));
+    json_object_set_new(o, "kill_timeout", json_integer(s->kill_timeout_ms));
+    json_object_set_new(o, "max_restarts", json_integer(s->max_restarts));
+    json_object_set_new(o, "min_uptime", json_integer(s->min_uptime_ms));
+    json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->restart_delay_ms));
+    json_object_set_new(o, "max_log_size", json_integer(s->max_log_size));
+    return o;
+}
+
+/* Makes s->cwd absolute against dir (the ecosystem file's directory). */
+static void resolve_cwd(struct pm_spec *s, const char *dir)
+{
+    char *abs;
+
+    if (s->cwd && s->cwd[0] == '/')
+        return;
+    abs = s->cwd ? xasprintf("%s/%s", dir, s->cwd) : xstrdup(dir);
+    free(s->cwd);
+    s->cwd = abs;
+}
+
+static int load_apps(const struct config_doc *doc, const char *dir, struct pm_spec **specs,
+                     size_t *n, struct err *e)
+{
+    json_t *apps = json_object_get(doc->root, "apps");
+    json_t *a;
+    size_t i;
+
+    if (!apps)
+        return config_error(doc, "", e, "%s: no \"apps\" array", doc->path);
+    if (!json_is_array(apps) || json_array_size(apps) == 0)
+        return config_error(doc, "apps", e, "apps: expected a non-empty array of apps");
+    *specs = xcalloc(json_array_size(apps), sizeof(**specs));
+    json_array_foreach(apps, i, a)
+    {
+        char path[32];
+        struct pm_spec *s = &(*specs)[i];
+        snprintf(path, sizeof(path), "apps[%zu]", i);
+        pm_spec_init(s);
+        *n = i + 1;
+        if (pm_spec_from_json(a, s, doc, path, e) != 0)
+            return -EINVAL;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp((*specs)[j].name, s->name) == 0) {
+                char key[48];
+                snprintf(key, sizeof(key), "%s.name", path);
+                return config_error(doc, key, e, "%s: \"%s\" appears twice", key, s->name);
+            }
+        }
+        resolve_cwd(s, dir);
+    }
+    return 0;
+}
+
+int pm_ecosystem_load(const char *path, struct pm_spec **specs, size_t *n, struct err *e)
+{
+    struct config_doc doc;
+    char *abs = NULL;
+    int rc;
+
+    *specs = NULL;
+    *n = 0;
+    rc = config_doc_load(path, &doc, e);
+    if (rc != 0)
+        return rc;
+    abs = realpath(path, NULL);
+    if (!abs) {
+        rc = -errno;
+        err_set(e, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = load_apps(&doc, dirname(abs), specs, n, e);
+    if (rc != 0) {
+        for (size_t i = 0; i < *n; i++)
+            pm_spec_free(&(*specs)[i]);
+        FREE_NULL(*specs);
+        *n = 0;
+    }
+out:
+    free(abs);
+    config_doc_free(&doc);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * What an app is: its command, environment and policy. One JSON form serves the ecosystem file
+ * (PM2's "apps" entries), the request the CLI sends the daemon and the daemon's saved state.
+ */
+#ifndef MESH_PM_SPEC_H
+#define MESH_PM_SPEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "lib/err.h"
+
+#define PM_MAX_INSTANCES 1024
+#define PM_MAX_ARGS      4096
+
+/* Owns every string and array it points to; free with pm_spec_free. */
+struct pm_spec {
+    char *name;
+    char **argv; /* argc entries plus a NULL; argv[0] is the script */
+    size_t argc;
+    char **env; /* "K=V", nenv entries */
+    size_t nenv;
+    char *cwd; /* NULL: the daemon's */
+    int instances;
+    int port_base; /* 0: no PORT */
+    int max_restarts;
+    int64_t kill_timeout_ms;
+    int64_t min_uptime_ms;
+    int64_t restart_delay_ms; /* exp_backoff_restart_delay */
+    int64_t max_log_size;     /* bytes; 0: never rotate */
+};
+
+/* Sets PM2's defaults (1 instance, 1600 ms kill timeout, ...) on an empty spec. */
+void pm_spec_init(struct pm_spec *s);
+void pm_spec_free(struct pm_spec *s);
+/* Appends a heap copy of arg to argv / of "K=V" to env (replacing an earlier K). */
+void pm_spec_add_arg(struct pm_spec *s, const char *arg);
+void pm_spec_set_env(struct pm_spec *s, const char *kv);
+
+/*
+ * Checks the values (name, instances 1..1024, ports within 65535, non-negative durations).
+ * Returns 0 or -EINVAL with e = "<what>: message".
+ */
+int pm_spec_check(const struct pm_spec *s, struct err *e);
+
+/*
+ * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
+ * (object), instances, port_base, kill_timeout, max_restarts, min_uptime,
+ * exp_backoff_restart_delay (or restart_delay), max_log_size; durations as milliseconds or Go
+ * strings ("2s"). Unknown keys are errors. With doc, errors read "file:line: apps[0].key: ..."
+ * (path is the object's path in doc); without, "path.key: ...". s must be initialised; on error
+ * it holds what was read so far (free it).
+ */
+int pm_spec_from_json(const json_t *obj, struct pm_spec *s, const struct config_doc *doc,
+                      const char *path, struct err *e);
+/* The JSON form pm_spec_from_json reads. New reference. */
+json_t *pm_spec_to_json(const struct pm_spec *s);
+
+/*
+ * Loads an ecosystem file {"apps": [...]} (blocking; CLI only). A relative or absent cwd is taken
+ * relative to the file's directory. Returns 0 with *specs (heap array of *n specs, free each and
+ * the array) or -errno with e = "file:line: message".
+ */
+int pm_ecosystem_load(const char *path, struct pm_spec **specs, size_t *n, struct err *e);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * The saved app table: written (temp + rename) on every change, read by the next daemon, which
+ * adopts each recorded process that is still the same process (start time in /proc/PID/stat)
+ * and starts again the ones that are gone, unless they were stopped (PM2's resurrect).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "pm/daemon.h"
+
+static json_t *inst_state(const struct pm_inst *i)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "instance", json_integer(i->instance));
+    json_object_set_new(o, "pm_id", json_integer(i->pm_id));
+    json_object_set_new(o, "pid", json_integer(i->pid));
+    json_object_set_new(o, "start_ticks", json_integer((json_int_t)i->start_ticks));
+    json_object_set_new(o, "status", json_string(pm_status_name(i->status)));
+    json_object_set_new(o, "restarts", json_integer(i->restarts));
+    json_object_set_new(o, "unstable", json_integer(i->backoff.unstable));
+    json_object_set_new(o, "delay_ms", json_integer(i->backoff.delay_ms));
+    json_object_set_new(o, "started_ms", json_integer(i->started_ms));
+    return o;
+}
+
+void pm_state_save(struct pm_daemon *d)
+{
+    json_t *root = json_object();
+    json_t *apps = json_array();
+    char *tmp = xasprintf("%s.tmp", d->state_path);
+    struct buf b = BUF_INIT;
+    int fd;
+
+    for (size_t k = 0; k < d->napps; k++) {
+        struct pm_app *a = d->apps[k];
+        json_t *insts = json_array();
+        for (size_t j = 0; j < a->ninsts; j++)
+            json_array_append_new(insts, inst_state(a->insts[j]));
+        json_array_append_new(apps, json_pack("{s:o,s:b,s:o}", "spec", pm_spec_to_json(&a->spec),
+                                              "deleting", a->deleting, "instances", insts));
+    }
+    json_object_set_new(root, "version", json_integer(1));
+    json_object_set_new(root, "next_id", json_integer(d->next_id));
+    json_object_set_new(root, "apps", apps);
+    json_append(&b, root, true);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || rename(tmp, d->state_path) != 0)
+        log_error("save %s: %s", d->state_path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    buf_free(&b);
+    free(tmp);
+    json_decref(root);
+}
+
+/* Brings one recorded instance back: adopt, restart, or leave stopped. */
+static void revive(struct pm_inst *i, enum pm_status was, bool deleting)
+{
+    struct err e = {{0}};
+
+    if (pm_inst_adopt(i) == 0) {
+        if (was == PM_STOPPING || deleting)
+            pm_inst_stop(i, deleting ? PM_AFTER_DELETE : PM_AFTER_NONE);
+        return;
+    }
+    i->pid = 0;
+    if (deleting) {
+        pm_inst_stop(i, PM_AFTER_DELETE);
+        return;
+    }
+    if (was == PM_STOPPED || was == PM_ERRORED || was == PM_STOPPING) {
+        i->status = was == PM_ERRORED ? PM_ERRORED : PM_STOPPED;
+        return;
+    }
+    i->restarts++;
+    if (pm_inst_spawn(i, &e) != 0)
+        log_error("%s-%d: %s", i->app->spec.name, i->instance, e.msg);
+    else
+        log_info("%s-%d was gone: started again", i->app->spec.name, i->instance);
+}
+
+static void load_app(struct pm_daemon *d, const json_t *o)
+{
+    struct pm_app *a = xcalloc(1, sizeof(*a));
+    bool deleting = json_is_true(json_object_get(o, "deleting"));
+    struct err e = {{0}};
+    json_t *v;
+    size_t k;
+
+    a->d = d;
+    pm_spec_init(&a->spec);
+    if (pm_spec_from_json(json_object_get(o, "spec"), &a->spec, NULL, "state", &e) != 0 ||
+        pm_app_find(d, a->spec.name)) {
+        log_error("saved state: skipping an app: %s", e.msg[0] ? e.msg : "duplicate name");
+        pm_spec_free(&a->spec);
+        free(a);
+        return;
+    }
+    a->deleting = deleting;
+    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
+    d->apps[d->napps++] = a;
+    json_array_foreach(json_object_get(o, "instances"), k, v)
+    {
+        int id = (int)json_integer_value(json_object_get(v, "pm_id"));
+        struct pm_inst *i =
+            pm_inst_new(a, (int)json_integer_value(json_object_get(v, "instance")), id);
+        i->pid = (int)json_integer_value(json_object_get(v, "pid"));
+        i->start_ticks = (uint64_t)json_integer_value(json_object_get(v, "start_ticks"));
+        i->restarts = (int)json_integer_value(json_object_get(v, "restarts"));
+        i->backoff.unstable = (int)json_integer_value(json_object_get(v, "unstable"));
+        i->backoff.delay_ms = json_integer_value(json_object_get(v, "delay_ms"));
+        i->started_ms = json_integer_value(json_object_get(v, "started_ms"));
+        const char *status = json_string_value(json_object_get(v, "status"));
+        if (!status || !pm_status_parse(status, &i->status))
+            i->status = PM_ONLINE;
+        d->next_id = id >= d->next_id ? id + 1 : d->next_id;
+        a->insts = xrealloc(a->insts, (a->ninsts + 1) * sizeof(*a->insts));
+        a->insts[a->ninsts++] = i;
+    }
+}
+
+void pm_state_load(struct pm_daemon *d)
+{
+    json_error_t je;
+    json_t *root = json_load_file(d->state_path, 0, &je);
+    json_t *v;
+    size_t k;
+
+    if (!root) {
+        if (access(d->state_path, F_OK) == 0)
+            log_error("%s:%d: %s (starting empty)", d->state_path, je.line, je.text);
+        return;
+    }
+    json_int_t next = json_integer_value(json_object_get(root, "next_id"));
+    d->next_id = next > 0 && next < (1 << 30) ? (int)next : 0;
+    json_array_foreach(json_object_get(root, "apps"), k, v) load_app(d, v);
+    json_decref(root);
+    /* Revive after the whole table is in place: a start may look up other apps. */
+    for (size_t n = d->napps; n > 0; n--) {
+        struct pm_app *a = d->apps[n - 1];
+        bool deleting = a->deleting;
+        if (deleting && a->ninsts == 0) {
+            pm_app_remove(d, a);
+            continue;
+        }
+        for (size_t j = a->ninsts; j > 0; j--) {
+            struct pm_inst *i = a->insts[j - 1];
+            enum pm_status was = i->status;
+            revive(i, was, deleting);
+        }
+    }
+}
