@@ -1,0 +1,299 @@
+/* The supervisor's pure parts: restart policy, /proc parsing, rotation names, formats, specs,
+ * ecosystem files and the ls table. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "pm/policy.h"
+#include "pm/spec.h"
+#include "pm/table.h"
+
+static char *tmpdir;
+
+static int setup(void **state)
+{
+    const char *base = getenv("MESH_TEST_TMPDIR");
+    if (!base)
+        base = "/tmp";
+    mkdir(base, 0755);
+    tmpdir = xasprintf("%s/test_pm.XXXXXX", base);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+    int rc = system(cmd);
+    free(cmd);
+    FREE_NULL(tmpdir);
+    return rc == 0 ? 0 : -1;
+}
+
+static char *write_file(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_backoff_grows_caps_and_resets(void **state)
+{
+    struct pm_policy p = {100, 1000, 16};
+    struct pm_backoff b = {0};
+    int64_t delay = 0;
+    int64_t want[] = {100, 150, 225, 337, 505, 757, 1135, 1702, 2553, 3829, 5743, 8614, 12921};
+
+    for (size_t k = 0; k < ARRAY_LEN(want); k++) {
+        assert_true(pm_backoff_next(&b, &p, 5000, &delay));
+        assert_int_equal(delay, want[k]);
+    }
+    assert_true(pm_backoff_next(&b, &p, 5000, &delay));
+    assert_int_equal(delay, PM_BACKOFF_CAP_MS);
+    assert_true(pm_backoff_next(&b, &p, 5000, &delay));
+    assert_int_equal(delay, PM_BACKOFF_CAP_MS);
+    /* 30 s up: back to the first delay. */
+    assert_true(pm_backoff_next(&b, &p, PM_BACKOFF_RESET_MS, &delay));
+    assert_int_equal(delay, 100);
+    assert_int_equal(b.unstable, 0);
+}
+
+static void test_backoff_unstable_errors(void **state)
+{
+    struct pm_policy p = {100, 1000, 3};
+    struct pm_backoff b = {0};
+    int64_t delay = 0;
+
+    for (int k = 0; k < 3; k++)
+        assert_true(pm_backoff_next(&b, &p, 10, &delay));
+    assert_false(pm_backoff_next(&b, &p, 10, &delay));
+    /* A stable run in between resets the unstable count. */
+    b = (struct pm_backoff){0};
+    for (int k = 0; k < 3; k++)
+        assert_true(pm_backoff_next(&b, &p, 10, &delay));
+    assert_true(pm_backoff_next(&b, &p, 2000, &delay));
+    assert_int_equal(b.unstable, 0);
+    assert_true(pm_backoff_next(&b, &p, 10, &delay));
+    /* max_restarts 0: the first unstable exit is final. */
+    struct pm_policy none = {100, 1000, 0};
+    b = (struct pm_backoff){0};
+    assert_false(pm_backoff_next(&b, &none, 10, &delay));
+}
+
+static void test_proc_stat(void **state)
+{
+    const char *text = "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 131 0 0 0 17 5 0 0 "
+                       "20 0 1 0 987654 12345678 250 18446744073709551615 1 1 0 0 0 0 0\n";
+    struct pm_proc_stat st;
+
+    assert_int_equal(pm_proc_parse_stat(text, strlen(text), &st), 0);
+    assert_int_equal(st.state, 'S');
+    assert_int_equal(st.utime, 17);
+    assert_int_equal(st.stime, 5);
+    assert_int_equal(st.start_time, 987654);
+    assert_int_equal(pm_proc_parse_stat("12 (x) S 1 2", 12, &st), -EINVAL);
+    assert_int_equal(pm_proc_parse_stat("no paren", 8, &st), -EINVAL);
+    assert_int_equal(pm_proc_parse_stat("", 0, &st), -EINVAL);
+
+    uint64_t pages = 0;
+    assert_int_equal(pm_proc_parse_statm("2710 612 480 1 0 152 0\n", 23, &pages), 0);
+    assert_int_equal(pages, 612);
+    assert_int_equal(pm_proc_parse_statm("2710", 4, &pages), -EINVAL);
+    assert_int_equal(pm_proc_parse_statm("x y", 3, &pages), -EINVAL);
+}
+
+static void test_rotation_names_and_formats(void **state)
+{
+    char out[64];
+    char tiny[8];
+
+    assert_int_equal(pm_rotate_name("/l/web-0-out.log", 1, out, sizeof(out)), 0);
+    assert_string_equal(out, "/l/web-0-out.log.1");
+    assert_int_equal(pm_rotate_name("/l/web-0-out.log", PM_LOG_KEEP, out, sizeof(out)), 0);
+    assert_string_equal(out, "/l/web-0-out.log.5");
+    assert_int_equal(pm_rotate_name("/l/web-0-out.log", 1, tiny, sizeof(tiny)), -ENAMETOOLONG);
+
+    pm_format_uptime(999, out, sizeof(out));
+    assert_string_equal(out, "0s");
+    pm_format_uptime(45000, out, sizeof(out));
+    assert_string_equal(out, "45s");
+    pm_format_uptime(12 * 60000 + 5, out, sizeof(out));
+    assert_string_equal(out, "12m");
+    pm_format_uptime(5 * 3600000LL, out, sizeof(out));
+    assert_string_equal(out, "5h");
+    pm_format_uptime(3 * 86400000LL, out, sizeof(out));
+    assert_string_equal(out, "3D");
+    pm_format_bytes(512, out, sizeof(out));
+    assert_string_equal(out, "512b");
+    pm_format_bytes(12 * 1024 + 300, out, sizeof(out));
+    assert_string_equal(out, "12.3kb");
+    pm_format_bytes(45 * 1024 * 1024, out, sizeof(out));
+    assert_string_equal(out, "45.0mb");
+
+    enum pm_status s;
+    assert_true(pm_status_parse("waiting restart", &s));
+    assert_int_equal(s, PM_WAITING);
+    assert_string_equal(pm_status_name(PM_ERRORED), "errored");
+    assert_false(pm_status_parse("sleeping", &s));
+
+    assert_true(pm_name_valid("web-1.a_b"));
+    assert_false(pm_name_valid("all"));
+    assert_false(pm_name_valid("-x"));
+    assert_false(pm_name_valid("a/b"));
+    assert_false(pm_name_valid(""));
+}
+
+static void test_spec_json_round_trip(void **state)
+{
+    struct pm_spec s;
+    struct pm_spec back;
+    struct err e = {{0}};
+    json_t *j;
+
+    pm_spec_init(&s);
+    s.name = xstrdup("web");
+    pm_spec_add_arg(&s, "/bin/webapp");
+    pm_spec_add_arg(&s, "-no-register");
+    pm_spec_set_env(&s, "A=1");
+    pm_spec_set_env(&s, "A=2");
+    s.instances = 3;
+    s.port_base = 3000;
+    assert_int_equal(pm_spec_check(&s, &e), 0);
+    j = pm_spec_to_json(&s);
+    pm_spec_init(&back);
+    assert_int_equal(pm_spec_from_json(j, &back, NULL, "app", &e), 0);
+    assert_string_equal(back.name, "web");
+    assert_int_equal(back.argc, 2);
+    assert_string_equal(back.argv[0], "/bin/webapp");
+    assert_string_equal(back.argv[1], "-no-register");
+    assert_null(back.argv[2]);
+    assert_int_equal(back.nenv, 1);
+    assert_string_equal(back.env[0], "A=2");
+    assert_int_equal(back.instances, 3);
+    assert_int_equal(back.port_base, 3000);
+    assert_int_equal(back.kill_timeout_ms, PM_DEFAULT_KILL_MS);
+    json_decref(j);
+    pm_spec_free(&back);
+
+    /* Too many ports: the check names the key. */
+    s.port_base = 65535;
+    assert_int_equal(pm_spec_check(&s, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "port_base"));
+    pm_spec_free(&s);
+}
+
+static void test_ecosystem(void **state)
+{
+    struct pm_spec *specs = NULL;
+    size_t n = 0;
+    struct err e = {{0}};
+    char *good = write_file(
+        "eco.json", "{\"apps\": [\n"
+                    "  {\"name\": \"web\", \"script\": \"./webapp\", \"args\": \"-a  -b\",\n"
+                    "   \"instances\": 2, \"port_base\": 3000, \"kill_timeout\": \"3s\",\n"
+                    "   \"env\": {\"NODE_ENV\": \"production\", \"N\": 5},\n"
+                    "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\"},\n"
+                    "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
+                    "]}\n");
+
+    assert_int_equal(pm_ecosystem_load(good, &specs, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(specs[0].name, "web");
+    assert_int_equal(specs[0].argc, 3);
+    assert_string_equal(specs[0].argv[0], "./webapp");
+    assert_string_equal(specs[0].argv[2], "-b");
+    assert_int_equal(specs[0].kill_timeout_ms, 3000);
+    assert_int_equal(specs[0].restart_delay_ms, 250);
+    assert_int_equal(specs[0].nenv, 2);
+    assert_string_equal(specs[0].env[1], "N=5");
+    assert_non_null(strstr(specs[0].cwd, "/sub"));
+    assert_int_equal(specs[0].cwd[0], '/');
+    assert_string_equal(specs[1].argv[1], "60");
+    /* No cwd: the file's own directory. */
+    char *dir = realpath(tmpdir, NULL);
+    assert_string_equal(specs[1].cwd, dir);
+    free(dir);
+    for (size_t k = 0; k < n; k++)
+        pm_spec_free(&specs[k]);
+    free(specs);
+    free(good);
+
+    struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"{\"apps\": [\n {\"name\": \"a\",\n  \"instances\": \"two\", \"script\": \"x\"}]}",
+         ":3: apps[0].instances: expected an integer"},
+        {"{\"apps\": [\n {\"name\": \"a\"}\n]}", ":2: apps[0].script: missing"},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\"},\n {\"name\": \"a\", \"script\": "
+         "\"y\"}]}",
+         ":2: apps[1].name: \"a\" appears twice"},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"colour\": 1}]}",
+         ":2: apps[0].colour: unknown key"},
+        {"{\"apps\": [{\"name\": \"all\", \"script\": \"x\"}]}", ":1: apps[0].name: invalid app"},
+        {"{\"apps\": []}", ":1: apps: expected a non-empty array"},
+        {"{\"apps\": [{\"name\": \"a\",\n\"script\": \"x\", \"min_uptime\": \"soon\"}]}",
+         ":2: apps[0].min_uptime: invalid duration"},
+        {"{\"apps\": [ {\"name\": \"a\" ", ":1: "},
+    };
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        char *path = write_file("bad.json", bad[k].text);
+        e.msg[0] = '\0';
+        assert_int_not_equal(pm_ecosystem_load(path, &specs, &n, &e), 0);
+        assert_null(specs);
+        if (!strstr(e.msg, bad[k].want) || strncmp(e.msg, path, strlen(path)) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\" after the path", k, e.msg, bad[k].want);
+        free(path);
+    }
+}
+
+static void test_ls_table(void **state)
+{
+    json_t *rows = json_loads(
+        "[{\"name\": \"web\", \"pm_id\": 0, \"instance\": 0, \"pid\": 4242, \"status\": \"online\","
+        "  \"restarts\": 2, \"uptime_ms\": 125000, \"cpu\": 3.4, \"memory\": 10485760},"
+        " {\"name\": \"worker-long\", \"pm_id\": 11, \"instance\": 1, \"pid\": null,"
+        "  \"status\": \"waiting restart\", \"restarts\": 0, \"uptime_ms\": 0, \"cpu\": 0,"
+        "  \"memory\": 0}]",
+        0, NULL);
+    struct buf b = BUF_INIT;
+
+    pm_format_ls(rows, &b);
+    assert_string_equal(
+        b.data, "name         id  instance  pid   status           restarts  uptime  cpu  memory\n"
+                "web          0   0         4242  online           2         2m      3%   10.0mb\n"
+                "worker-long  11  1         -     waiting restart  0         0       0%   0b\n");
+    buf_reset(&b);
+    pm_format_describe(rows, &b);
+    assert_non_null(strstr(b.data, "status             online\n"));
+    assert_non_null(strstr(b.data, "\nname               worker-long\n"));
+    assert_non_null(strstr(b.data, "pid                -\n"));
+    buf_free(&b);
+    json_decref(rows);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff_grows_caps_and_resets),
+        cmocka_unit_test(test_backoff_unstable_errors),
+        cmocka_unit_test(test_proc_stat),
+        cmocka_unit_test(test_rotation_names_and_formats),
+        cmocka_unit_test(test_spec_json_round_trip),
+        cmocka_unit_test(test_ecosystem),
+        cmocka_unit_test(test_ls_table),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
