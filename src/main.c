@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "lb/lb_main.h"
+#include "load/load.h"
 #include "pm/pm.h"
 #include "registry/agent.h"
 
@@ -16,6 +17,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"agent", agent_main, "Run a registry agent (Consul's HTTP API)"},
     {"lb", lb_main, "Run the HTTP load balancer"},
+    {"load", load_main, "Run Artillery load test scripts"},
     {"members", cli_members, "List the members of the cluster"},
     {"catalog", cli_catalog, "Read the catalog: services, nodes, service NAME"},
     {"kv", cli_kv, "Read and write the key/value store"},

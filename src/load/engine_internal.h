@@ -1,0 +1,100 @@
+/* Shared by the engine's worker (worker.c) and virtual users (vu.c). */
+#ifndef MESH_LOAD_ENGINE_INTERNAL_H
+#define MESH_LOAD_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+
+#include "lib/buf.h"
+#include "lib/http_parse.h"
+#include "load/engine.h"
+#include "load/schedule.h"
+
+#define LOAD_MAX_BODY      (1u << 20) /* response bytes kept for captures */
+#define LOAD_MAX_HEAD      (64u << 10)
+#define LOAD_MAX_LOOP_NEST 9
+
+struct load_target {
+    struct sockaddr_storage addr;
+    char host[256];
+    int port;
+    char host_header[300]; /* "host:port" (port left out when 80) */
+};
+
+struct load_worker {
+    struct load_engine *eng;
+    size_t id;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_timer_t arrivals;
+    uv_async_t wake; /* stop requests from the main thread */
+    struct load_stats stats;
+    struct load_schedule sched;
+    bool have_next; /* next_t_ms / next_phase hold the next arrival of this worker */
+    double next_t_ms;
+    size_t next_phase;
+    bool sched_done;
+    bool stopping;
+    uint64_t rng;
+    size_t active;       /* VUs alive */
+    struct load_vu *vus; /* list of live VUs */
+    struct buf scratch;
+};
+
+struct load_engine {
+    struct load_script *script;
+    struct load_target target;
+    size_t n_workers;
+    int pool;
+    uint64_t pool_deadline_ns;
+    struct load_worker *workers;
+    uint64_t start_ns;
+    int64_t start_epoch_ms;
+    atomic_size_t running;
+    atomic_bool stop;
+    uv_async_t done_async;
+    void (*on_done)(void *data);
+    void *data;
+};
+
+struct load_frame {
+    const struct load_step *steps;
+    size_t n, idx;
+    int64_t iter, count;
+};
+
+struct load_conn;
+
+struct load_vu {
+    struct load_worker *w;
+    const struct load_scenario *sc;
+    json_t *vars;
+    struct load_frame stack[LOAD_MAX_LOOP_NEST];
+    int depth;
+    struct load_conn *conn;
+    uv_timer_t timer;               /* think and request timeout */
+    uint64_t start_ns;              /* scheduled arrival */
+    uint64_t ready_ns;              /* latency origin of the next request */
+    const struct load_request *req; /* in flight */
+    bool pool;
+    bool failed;
+    struct load_vu *prev, *next;
+};
+
+/* Second-bucket index for a monotonic time. */
+static inline size_t load_sec_index(const struct load_engine *eng, uint64_t ns)
+{
+    return ns <= eng->start_ns ? 0 : (size_t)((ns - eng->start_ns) / 1000000000u);
+}
+
+/* vu.c */
+void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64_t sched_ns,
+                   bool pool);
+/* Ends the VU now without counting it (stop requested). */
+void load_vu_abort(struct load_vu *vu);
+/* Builds the bytes of requests that hold no template. */
+void load_vu_prepare_static(struct load_script *s, const struct load_target *t);
+
+/* worker.c */
+void load_worker_vu_ended(struct load_worker *w);
+
+#endif

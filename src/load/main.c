@@ -1,0 +1,303 @@
+/*
+ * `mesh load run`: reads the script, runs the engine on worker threads while the main loop
+ * prints a live line and waits for Ctrl-C, then merges the measurements, prints Artillery's
+ * summary, writes the report JSON and applies the ensure checks.
+ */
+#include "load/load.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "lib/alloc.h"
+#include "lib/flags.h"
+#include "lib/json.h"
+#include "load/engine.h"
+#include "load/ensure.h"
+#include "load/report.h"
+#include "load/report_html.h"
+#include "load/script.h"
+
+#define LIVE_EVERY_S 5
+#define EXIT_ENSURE  1
+#define EXIT_USAGE   2
+
+static const char run_usage[] =
+    "mesh load run [flags] FILE.yml\n\n"
+    "Runs an Artillery 2 test script (config.target, phases, variables, environments,\n"
+    "http.timeout, ensure; scenarios with get/post/put/patch/delete/head, think, loop, log).\n"
+    "Exit status: 0 done, 1 an ensure check failed, 2 bad flags or script.";
+
+struct run_opts {
+    char *target, *env, *output, *report;
+    int workers, pool;
+    bool progress, quiet;
+};
+
+struct run_ctx {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    uv_signal_t sig_int, sig_term;
+    struct load_engine *eng;
+    struct run_opts *o;
+    bool live;
+    bool interrupted;
+    int ticks;
+};
+
+static void on_tick(uv_timer_t *t)
+{
+    struct run_ctx *ctx = CONTAINER_OF(t, struct run_ctx, tick);
+    uint64_t start = load_engine_start_ns(ctx->eng);
+    size_t now_s = (size_t)((uv_hrtime() - start) / 1000000000u);
+    struct load_result r;
+    struct load_sec *sum;
+
+    if (!ctx->live || now_s < LIVE_EVERY_S || now_s % LIVE_EVERY_S != 0)
+        return;
+    load_result_collect(ctx->eng, now_s - LIVE_EVERY_S, now_s, &r);
+    sum = load_result_sum(&r, 0, r.n_secs);
+    load_print_live(stdout, sum, LIVE_EVERY_S, (double)now_s);
+    load_sec_free(sum);
+    load_result_free(&r);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct run_ctx *ctx = s->data;
+
+    (void)signum;
+    if (ctx->interrupted)
+        return;
+    ctx->interrupted = true;
+    fprintf(stderr, "mesh load: stopping (interrupted)\n");
+    load_engine_stop(ctx->eng);
+}
+
+static void on_engine_done(void *data)
+{
+    struct run_ctx *ctx = data;
+
+    uv_close((uv_handle_t *)&ctx->tick, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_int, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_term, NULL);
+}
+
+static int parse_args(int argc, char **argv, struct run_opts *o, const char **file)
+{
+    struct flag flags[] = {
+        {"t", FLAG_STRING, &o->target, "target URL (overrides config.target)", false},
+        {"target", FLAG_STRING, &o->target, "same as -t", false},
+        {"e", FLAG_STRING, &o->env, "environment from config.environments", false},
+        {"environment", FLAG_STRING, &o->env, "same as -e", false},
+        {"output", FLAG_STRING, &o->output, "write the report JSON (Artillery's shape) here",
+         false},
+        {"o", FLAG_STRING, &o->output, "same as --output", false},
+        {"report", FLAG_STRING, &o->report, "write the HTML report (charts) here", false},
+        {"workers", FLAG_INT, &o->workers, "worker threads", false},
+        {"pool", FLAG_INT, &o->pool,
+         "N persistent connections sending the first scenario's flow back to back for the "
+         "phases' total duration (raw throughput, like wrk)",
+         false},
+        {"progress", FLAG_BOOL, &o->progress, "print the live line even when not on a terminal",
+         false},
+        {"quiet", FLAG_BOOL, &o->quiet, "no live line and no summary", false},
+    };
+    int first = 0, rc;
+    struct err e = {""};
+
+    *file = NULL;
+    /* flags may come before and after the file, as Artillery allows */
+    while (argc > 0) {
+        rc = flags_parse(flags, ARRAY_LEN(flags), argc, argv, &first, &e);
+        if (rc == FLAGS_HELP) {
+            flags_usage(stdout, run_usage, flags, ARRAY_LEN(flags));
+            return 0;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "%s\n", e.msg);
+            flags_usage(stderr, run_usage, flags, ARRAY_LEN(flags));
+            return -EINVAL;
+        }
+        if (first >= argc)
+            break;
+        if (*file) {
+            fprintf(stderr, "mesh load run: one script file only (got %s and %s)\n", *file,
+                    argv[first]);
+            return -EINVAL;
+        }
+        *file = argv[first];
+        argc -= first + 1;
+        argv += first + 1;
+    }
+    if (!*file) {
+        fprintf(stderr, "mesh load run: missing the script file\n");
+        flags_usage(stderr, run_usage, flags, ARRAY_LEN(flags));
+        return -EINVAL;
+    }
+    if (o->workers < 1 || o->workers > 64 || o->pool < 0 || o->pool > 100000) {
+        fprintf(stderr, "mesh load run: -workers wants 1..64 and -pool 0..100000\n");
+        return -EINVAL;
+    }
+    return 1;
+}
+
+static bool has_request(const struct load_step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (steps[i].kind == LOAD_STEP_REQUEST ||
+            (steps[i].kind == LOAD_STEP_LOOP && steps[i].count > 0 &&
+             has_request(steps[i].steps, steps[i].n_steps)))
+            return true;
+    return false;
+}
+
+static int write_output(const char *path, const json_t *report)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int rc = json_dump_file(report, tmp, JSON_INDENT(2)) == 0 ? 0 : -EIO;
+
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        fprintf(stderr, "mesh load run: %s: cannot write the report\n", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* Merges the run, prints and writes the report, applies ensure: the exit code. */
+static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_opts *o)
+{
+    struct load_engine *eng = ctx->eng;
+    double elapsed = (double)(uv_hrtime() - load_engine_start_ns(eng)) / 1e9;
+    size_t n = (size_t)ceil(elapsed);
+    struct load_result r;
+    json_t *report;
+    struct err e = {""};
+    int rc = 0;
+
+    for (size_t w = 0; w < load_engine_workers(eng); w++) {
+        struct load_stats *st = load_engine_stats(eng, w);
+
+        for (size_t i = n; i < st->n; i++)
+            if (st->secs[i])
+                n = i + 1;
+    }
+    load_result_collect(eng, 0, n, &r);
+    r.elapsed_s = elapsed;
+    report = load_report_json(&r, s, o->pool);
+    if (!o->quiet) {
+        printf("All VUs finished. Total time: %.1f seconds\n\n", elapsed);
+        load_print_summary(stdout, report);
+    }
+    if (o->output && write_output(o->output, report) < 0)
+        rc = EXIT_USAGE;
+    if (o->report && load_report_html_write(report, o->report, &e) < 0) {
+        fprintf(stderr, "mesh load run: %s\n", e.msg);
+        rc = EXIT_USAGE;
+    }
+    if (load_ensure_check(s, json_object_get(report, "aggregate"), stdout) > 0 && rc == 0)
+        rc = EXIT_ENSURE;
+    fflush(stdout);
+    json_decref(report);
+    load_result_free(&r);
+    return rc;
+}
+
+static int run(struct load_script *s, struct run_opts *o)
+{
+    struct run_ctx ctx = {.o = o};
+    struct load_engine_opts eo = {s, o->workers, o->pool, &ctx.loop, on_engine_done, &ctx};
+    struct err e = {""};
+    int rc;
+
+    uv_loop_init(&ctx.loop);
+    ctx.eng = load_engine_new(s, &eo, &e);
+    if (!ctx.eng) {
+        fprintf(stderr, "mesh load run: %s\n", e.msg);
+        rc = EXIT_USAGE;
+        goto out_loop;
+    }
+    ctx.live = !o->quiet && (o->progress || isatty(STDOUT_FILENO));
+    uv_timer_init(&ctx.loop, &ctx.tick);
+    uv_signal_init(&ctx.loop, &ctx.sig_int);
+    uv_signal_init(&ctx.loop, &ctx.sig_term);
+    ctx.sig_int.data = ctx.sig_term.data = &ctx;
+    uv_signal_start(&ctx.sig_int, on_signal, SIGINT);
+    uv_signal_start(&ctx.sig_term, on_signal, SIGTERM);
+    if (!o->quiet)
+        printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
+    fflush(stdout);
+    load_engine_start(ctx.eng);
+    uv_timer_start(&ctx.tick, on_tick, 1000, 1000);
+    uv_run(&ctx.loop, UV_RUN_DEFAULT);
+    load_engine_join(ctx.eng);
+    rc = finish(&ctx, s, o);
+    load_engine_free(ctx.eng);
+out_loop:
+    uv_run(&ctx.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&ctx.loop);
+    return rc;
+}
+
+int load_run_main(int argc, char **argv)
+{
+    struct run_opts o = {.workers = 1};
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+    struct err e = {""};
+    const char *file;
+    int rc;
+
+    rc = parse_args(argc - 1, argv + 1, &o, &file);
+    if (rc <= 0) {
+        rc = rc == 0 ? 0 : EXIT_USAGE;
+        goto out;
+    }
+    if (load_script_load(file, o.env, o.target, &s, &msgs, &e) < 0) {
+        fputs(msgs.data ? msgs.data : e.msg, stderr);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (o.pool > 0 && (!has_request(s.scenarios[0].steps, s.scenarios[0].n_steps) ||
+                       load_script_duration_ms(&s) <= 0)) {
+        fprintf(stderr, "mesh load run: -pool needs a first scenario with a request and "
+                        "phases that last\n");
+        rc = EXIT_USAGE;
+    } else {
+        rc = run(&s, &o);
+    }
+    load_script_free(&s);
+out:
+    buf_free(&msgs);
+    free(o.target);
+    free(o.env);
+    free(o.output);
+    free(o.report);
+    return rc;
+}
+
+int load_main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "run") == 0)
+        return load_run_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "report") == 0)
+        return load_report_main(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
+                      strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
+        printf("Usage: mesh load <command> [flags]\n\nCommands:\n"
+               "    run      Run an Artillery test script\n"
+               "    report   Write the HTML page of a report JSON\n\n"
+               "Run 'mesh load <command> -help' for a command's flags.\n");
+        return 0;
+    }
+    fprintf(stderr, "Usage: mesh load run [flags] FILE.yml\n"
+                    "       mesh load report REPORT.json [-o REPORT.html]\n");
+    return EXIT_USAGE;
+}

@@ -1,0 +1,383 @@
+/* Report JSON and console output of a run: see report.h. */
+#include "load/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/alloc.h"
+#include "lib/histogram.h"
+
+#define DOTS_COL          80 /* where Artillery's dotted metric lines put their values */
+#define MAX_TIMELINE_ROWS 60
+
+void load_result_collect(struct load_engine *eng, size_t from, size_t to, struct load_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->start_epoch_ms = load_engine_start_epoch_ms(eng);
+    r->n_secs = to > from ? to - from : 0;
+    r->secs = xcalloc(r->n_secs + 1, sizeof(*r->secs));
+    for (size_t i = 0; i < r->n_secs; i++)
+        r->secs[i] = load_sec_new();
+    for (size_t w = 0; w < load_engine_workers(eng); w++) {
+        struct load_stats *st = load_engine_stats(eng, w);
+
+        uv_mutex_lock(&st->lock);
+        for (size_t i = from; i < to && i < st->n; i++)
+            if (st->secs[i])
+                load_sec_merge(r->secs[i - from], st->secs[i]);
+        uv_mutex_unlock(&st->lock);
+    }
+}
+
+void load_result_free(struct load_result *r)
+{
+    for (size_t i = 0; i < r->n_secs; i++)
+        load_sec_free(r->secs[i]);
+    FREE_NULL(r->secs);
+    r->n_secs = 0;
+}
+
+struct load_sec *load_result_sum(const struct load_result *r, size_t from, size_t to)
+{
+    struct load_sec *sum = load_sec_new();
+
+    for (size_t i = from; i < to && i < r->n_secs; i++)
+        load_sec_merge(sum, r->secs[i]);
+    return sum;
+}
+
+/* ms from us, to the microsecond */
+static double ms(double us)
+{
+    return round(us) / 1000;
+}
+
+static json_t *summary(const struct histogram *h)
+{
+    return json_pack(
+        "{s:f,s:f,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "min", ms(h->count ? (double)h->min : 0),
+        "max", ms((double)h->max), "count", (json_int_t)h->count, "mean", ms(histogram_mean(h)),
+        "p50", ms(histogram_percentile(h, 0.5)), "median", ms(histogram_percentile(h, 0.5)), "p75",
+        ms(histogram_percentile(h, 0.75)), "p90", ms(histogram_percentile(h, 0.9)), "p95",
+        ms(histogram_percentile(h, 0.95)), "p99", ms(histogram_percentile(h, 0.99)), "p999",
+        ms(histogram_percentile(h, 0.999)));
+}
+
+static void set_count(json_t *obj, const char *name, uint64_t v)
+{
+    json_object_set_new(obj, name, json_integer((json_int_t)v));
+}
+
+static json_t *counters(const struct load_sec *s)
+{
+    json_t *c = json_object();
+    char name[300];
+
+    set_count(c, "http.requests", s->requests);
+    set_count(c, "http.responses", s->responses);
+    for (int code = 0; code < LOAD_CODES; code++) {
+        if (!s->codes[code])
+            continue;
+        snprintf(name, sizeof(name), "http.codes.%d", code);
+        set_count(c, name, s->codes[code]);
+    }
+    set_count(c, "http.downloaded_bytes", s->bytes);
+    set_count(c, "vusers.created", s->created);
+    set_count(c, "vusers.completed", s->completed);
+    set_count(c, "vusers.failed", s->failed);
+    if (s->skipped)
+        set_count(c, "vusers.skipped", s->skipped);
+    for (size_t i = 0; i < s->created_by.n; i++) {
+        snprintf(name, sizeof(name), "vusers.created_by_name.%s", s->created_by.names[i]);
+        set_count(c, name, s->created_by.vals[i]);
+    }
+    for (size_t i = 0; i < s->errors.n; i++) {
+        snprintf(name, sizeof(name), "errors.%s", s->errors.names[i]);
+        set_count(c, name, s->errors.vals[i]);
+    }
+    if (s->expect_ok || s->expect_failed) {
+        set_count(c, "plugins.expect.ok", s->expect_ok);
+        set_count(c, "plugins.expect.failed", s->expect_failed);
+    }
+    return c;
+}
+
+/* METRICS for the seconds [from, to) of r; period_ms > 0 adds "period". */
+static json_t *metrics(const struct load_result *r, size_t from, size_t to, bool period)
+{
+    struct load_sec *s = load_result_sum(r, from, to);
+    double secs = (double)(to - from);
+    json_t *m;
+    int64_t first = r->start_epoch_ms + (int64_t)from * 1000;
+    int64_t last = r->start_epoch_ms + (int64_t)to * 1000;
+
+    if (to >= r->n_secs && r->elapsed_s > (double)from)
+        secs = r->elapsed_s - (double)from; /* the last period may be short */
+    if (secs <= 0)
+        secs = 1;
+    if (last > r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000))
+        last = r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000);
+    m = json_pack("{s:o,s:{s:f},s:{s:o,s:o},s:{s:o,s:o},s:I,s:I,s:I,s:I}", "counters", counters(s),
+                  "rates", "http.request_rate", round((double)s->requests / secs), "summaries",
+                  "http.response_time", summary(&s->rt), "vusers.session_length",
+                  summary(&s->session), "histograms", "http.response_time", summary(&s->rt),
+                  "vusers.session_length", summary(&s->session), "firstCounterAt",
+                  (json_int_t)first, "lastCounterAt", (json_int_t)last, "firstMetricAt",
+                  (json_int_t)first, "lastMetricAt", (json_int_t)last);
+    if (period)
+        json_object_set_new(m, "period", json_integer(first));
+    load_sec_free(s);
+    return m;
+}
+
+static json_t *counts_obj(const struct load_counts *c)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < c->n; i++)
+        set_count(o, c->names[i], c->vals[i]);
+    return o;
+}
+
+static json_t *timeline(const struct load_result *r)
+{
+    json_t *tl = json_array();
+    char code[8];
+
+    for (size_t i = 0; i < r->n_secs; i++) {
+        const struct load_sec *s = r->secs[i];
+        json_t *codes = json_object();
+
+        for (int c = 0; c < LOAD_CODES; c++) {
+            if (!s->codes[c])
+                continue;
+            snprintf(code, sizeof(code), "%d", c);
+            set_count(codes, code, s->codes[c]);
+        }
+        json_array_append_new(
+            tl, json_pack("{s:I,s:I,s:I,s:o,s:o,s:f,s:f,s:f,s:I,s:I,s:I,s:o}", "t", (json_int_t)i,
+                          "requests", (json_int_t)s->requests, "responses",
+                          (json_int_t)s->responses, "codes", codes, "errors",
+                          counts_obj(&s->errors), "p50", ms(histogram_percentile(&s->rt, 0.5)),
+                          "p99", ms(histogram_percentile(&s->rt, 0.99)), "max",
+                          ms((double)s->rt.max), "vusers_created", (json_int_t)s->created,
+                          "vusers_completed", (json_int_t)s->completed, "vusers_failed",
+                          (json_int_t)s->failed, "served_by", counts_obj(&s->served_by)));
+    }
+    return tl;
+}
+
+static json_t *phases(const struct load_script *s)
+{
+    json_t *list = json_array();
+    int64_t start = 0;
+
+    for (size_t i = 0; i < s->n_phases; i++) {
+        const struct load_phase *p = &s->phases[i];
+        json_t *o = json_pack("{s:s?,s:I,s:I}", "name", p->name, "start_ms", (json_int_t)start,
+                              "duration_ms", (json_int_t)p->duration_ms);
+
+        if (p->pause)
+            json_object_set_new(o, "pause", json_integer(p->duration_ms / 1000));
+        else if (p->arrival_count >= 0)
+            json_object_set_new(o, "arrivalCount", json_integer(p->arrival_count));
+        else
+            json_object_set_new(o, "arrivalRate", json_real(p->arrival_rate));
+        if (p->ramp_to >= 0)
+            json_object_set_new(o, "rampTo", json_real(p->ramp_to));
+        if (p->max_vusers >= 0)
+            json_object_set_new(o, "maxVusers", json_integer(p->max_vusers));
+        json_array_append_new(list, o);
+        start += p->duration_ms;
+    }
+    return list;
+}
+
+json_t *load_report_json(const struct load_result *r, const struct load_script *s, int pool)
+{
+    json_t *inter = json_array();
+    struct load_sec *total = load_result_sum(r, 0, r->n_secs);
+    json_t *mk;
+
+    for (size_t from = 0; from < r->n_secs; from += LOAD_PERIOD_S) {
+        size_t to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
+
+        json_array_append_new(inter, metrics(r, from, to, true));
+    }
+    mk = json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:o,s:[],s:f}", "version", MESH_VERSION, "target",
+                   s->target, "scenario_file", s->path, "environment", s->environment, "phases",
+                   phases(s), "served_by", counts_obj(&total->served_by), "timeline", timeline(r),
+                   "events", "histogram_error", HISTOGRAM_REL_ERROR);
+    if (pool > 0)
+        json_object_set_new(mk, "pool", json_integer(pool));
+    load_sec_free(total);
+    return json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, 0, r->n_secs, false), "intermediate",
+                     inter, "meshkit", mk);
+}
+
+/* ---- console ----------------------------------------------------------------------------- */
+
+static void dotted(FILE *f, int indent, const char *name, const char *value)
+{
+    int used = indent + (int)strlen(name) + 2;
+
+    fprintf(f, "%*s%s: ", indent, "", name);
+    for (int i = used; i < DOTS_COL; i++)
+        fputc('.', f);
+    fprintf(f, " %s\n", value);
+}
+
+static void num_text(const json_t *v, char *out, size_t n)
+{
+    double d = json_number_value(v);
+
+    if (json_is_integer(v) || d == floor(d))
+        snprintf(out, n, "%.0f", d);
+    else
+        snprintf(out, n, "%.1f", d);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Counters and rates in one alphabetical list, then summaries, as Artillery prints them. */
+static void print_metrics(FILE *f, const json_t *agg)
+{
+    static const char *const stats[] = {"min", "max", "mean", "median", "p95", "p99"};
+    const json_t *c = json_object_get(agg, "counters"), *r = json_object_get(agg, "rates");
+    const json_t *sums = json_object_get(agg, "summaries");
+    size_t n = json_object_size(c) + json_object_size(r) + json_object_size(sums), k = 0;
+    const char **names = xcalloc(n + 1, sizeof(*names));
+    const char *key;
+    json_t *v;
+    char text[64];
+
+    json_object_foreach((json_t *)c, key, v) names[k++] = key;
+    json_object_foreach((json_t *)r, key, v) names[k++] = key;
+    json_object_foreach((json_t *)sums, key, v)
+    {
+        if (json_integer_value(json_object_get(v, "count")) > 0)
+            names[k++] = key;
+    }
+    qsort(names, k, sizeof(*names), cmp_key);
+    for (size_t i = 0; i < k; i++) {
+        if ((v = json_object_get(sums, names[i]))) {
+            fprintf(f, "%s:\n", names[i]);
+            for (size_t j = 0; j < sizeof(stats) / sizeof(stats[0]); j++) {
+                num_text(json_object_get(v, stats[j]), text, sizeof(text));
+                dotted(f, 2, stats[j], text);
+            }
+            continue;
+        }
+        if ((v = json_object_get(r, names[i]))) {
+            char num[48];
+
+            num_text(v, num, sizeof(num));
+            snprintf(text, sizeof(text), "%s/sec", num);
+        } else {
+            num_text(json_object_get(c, names[i]), text, sizeof(text));
+        }
+        dotted(f, 0, names[i], text);
+    }
+    free(names);
+}
+
+static void print_served_by(FILE *f, const json_t *sb)
+{
+    const char *key;
+    json_t *v;
+    double total = 0;
+
+    if (json_object_size(sb) == 0)
+        return;
+    json_object_foreach((json_t *)sb, key, v) total += (double)json_integer_value(v);
+    fprintf(f, "\nServed by (X-Served-By):\n");
+    json_object_foreach((json_t *)sb, key, v)
+    {
+        fprintf(f, "  %-24s %10lld  %5.1f%%\n", key, (long long)json_integer_value(v),
+                100 * (double)json_integer_value(v) / total);
+    }
+}
+
+/* Compact per-second timeline: one row per second, or per group of seconds on long runs. */
+static void print_timeline(FILE *f, const json_t *tl)
+{
+    size_t n = json_array_size(tl), group = (n + MAX_TIMELINE_ROWS - 1) / MAX_TIMELINE_ROWS;
+
+    if (n == 0)
+        return;
+    if (group == 0)
+        group = 1;
+    fprintf(f, "\nTimeline (%s):\n%6s %8s %9s %9s %7s  %s\n",
+            group == 1 ? "per second" : "per group of seconds", "t", "req/s", "p50 ms", "p99 ms",
+            "errors", "codes");
+    for (size_t i = 0; i < n; i += group) {
+        double req = 0, errs = 0, p50 = 0, p99 = 0;
+        json_t *codes = json_object();
+        const char *key;
+        json_t *v;
+        size_t j;
+
+        for (j = i; j < i + group && j < n; j++) {
+            const json_t *row = json_array_get(tl, j);
+
+            req += (double)json_integer_value(json_object_get(row, "requests"));
+            json_object_foreach(json_object_get(row, "errors"), key, v) errs +=
+                (double)json_integer_value(v);
+            json_object_foreach(json_object_get(row, "codes"), key, v)
+            {
+                json_int_t old = json_integer_value(json_object_get(codes, key));
+
+                json_object_set_new(codes, key, json_integer(old + json_integer_value(v)));
+            }
+            /* the worst second of the group */
+            p50 = fmax(p50, json_real_value(json_object_get(row, "p50")));
+            p99 = fmax(p99, json_real_value(json_object_get(row, "p99")));
+        }
+        fprintf(f, "%6zu %8.0f %9.2f %9.2f %7.0f ", i, req / (double)(j - i), p50, p99, errs);
+        json_object_foreach(codes, key, v)
+            fprintf(f, " %s:%lld", key, (long long)json_integer_value(v));
+        fputc('\n', f);
+        json_decref(codes);
+    }
+}
+
+void load_print_summary(FILE *f, const json_t *report)
+{
+    const json_t *agg = json_object_get(report, "aggregate");
+    const json_t *mk = json_object_get(report, "meshkit");
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[64];
+
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%H:%M:%S(+0000)", &tm);
+    fprintf(f,
+            "--------------------------------\nSummary report @ %s\n"
+            "--------------------------------\n\n",
+            when);
+    print_metrics(f, agg);
+    print_served_by(f, json_object_get(mk, "served_by"));
+    print_timeline(f, json_object_get(mk, "timeline"));
+}
+
+void load_print_live(FILE *f, const struct load_sec *s, double secs, double t)
+{
+    uint64_t errs = 0;
+
+    for (size_t i = 0; i < s->errors.n; i++)
+        errs += s->errors.vals[i];
+    fprintf(f, "[%5.0fs] rate %.0f/s  p50 %.2f ms  p99 %.2f ms  vusers %llu  errors %llu  codes", t,
+            secs > 0 ? (double)s->requests / secs : 0, ms(histogram_percentile(&s->rt, 0.5)),
+            ms(histogram_percentile(&s->rt, 0.99)), (unsigned long long)s->created,
+            (unsigned long long)errs);
+    for (int c = 0; c < LOAD_CODES; c++)
+        if (s->codes[c])
+            fprintf(f, " %d:%u", c, s->codes[c]);
+    fputc('\n', f);
+    fflush(f);
+}

@@ -1,0 +1,537 @@
+/*
+ * Checking and compiling an Artillery script: the config part. The flow (scenarios and their
+ * steps) is in script_flow.c. Every problem is collected, with its line, before giving up, so
+ * one run lists all the keys a file uses that we do not support.
+ */
+#include "load/script.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/duration.h"
+#include "lib/url.h"
+#include "load/script_internal.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+
+void script_diag(struct script_ctx *c, const json_t *parent, const char *key, size_t index,
+                 const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    int line = parent ? load_yaml_line(c->y, parent, key, index) : 0;
+
+    if (line == 0 && parent)
+        line = load_yaml_line(c->y, parent, NULL, SIZE_MAX);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    buf_printf(c->msgs, "%s:%d: %s\n", c->y->path, line > 0 ? line : 1, msg);
+    if (c->n_errors++ == 0)
+        err_set(c->e, "%s:%d: %s", c->y->path, line > 0 ? line : 1, msg);
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, key) == 0)
+            return true;
+    return false;
+}
+
+void script_check_keys(struct script_ctx *c, const json_t *obj, const char *where,
+                       const char *const *allowed, const char *const *unsupported)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (in_list(key, allowed))
+            continue;
+        script_diag(c, obj, key, 0, "%s%s%s: %s", where, *where ? "." : "", key,
+                    in_list(key, unsupported) ? "not supported" : "unknown key");
+    }
+}
+
+bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *key, size_t index,
+                        const char *where, const char *s)
+{
+    for (const char *p = s; (p = strstr(p, "{{")) != NULL; p += 2) {
+        const char *end = strstr(p + 2, "}}");
+
+        if (!end) {
+            script_diag(c, parent, key, index, "%s: \"{{\" without \"}}\"", where);
+            return false;
+        }
+        p = end;
+    }
+    return true;
+}
+
+/* A number of seconds, or a duration string ("5m", "30s", "1m30s", "500ms", "60"). */
+int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
+                         const char *where, int64_t *ms)
+{
+    const json_t *v = json_object_get(parent, key);
+    const char *s;
+    int64_t ns;
+    double d;
+    char *end;
+
+    if (json_is_number(v)) {
+        d = json_number_value(v);
+        if (d < 0 || d > 1e9)
+            goto bad;
+        *ms = (int64_t)llround(d * 1000);
+        return 0;
+    }
+    if (!json_is_string(v))
+        goto bad;
+    s = json_string_value(v);
+    d = strtod(s, &end);
+    if (end != s && *end == '\0' && d >= 0 && d <= 1e9) {
+        *ms = (int64_t)llround(d * 1000);
+        return 0;
+    }
+    if (duration_parse(str_from(s), &ns) == 0) {
+        *ms = ns / DURATION_MS;
+        return 0;
+    }
+bad:
+    script_diag(c, parent, key, 0, "%s.%s: want seconds or a duration such as \"5m\"", where, key);
+    return -EINVAL;
+}
+
+static int read_number(struct script_ctx *c, const json_t *parent, const char *key,
+                       const char *where, double min, double *out)
+{
+    const json_t *v = json_object_get(parent, key);
+
+    if (!json_is_number(v) || json_number_value(v) < min) {
+        script_diag(c, parent, key, 0, "%s.%s: want a number >= %g", where, key, min);
+        return -EINVAL;
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+/* ---- phases ------------------------------------------------------------------------------ */
+
+static void parse_phase(struct script_ctx *c, const json_t *ph, size_t i, struct load_phase *p)
+{
+    static const char *const allowed[] = {"duration", "arrivalRate", "rampTo", "arrivalCount",
+                                          "pause",    "maxVusers",   "name",   NULL};
+    static const char *const unsupported[] = {"arrivalRatePerSecond", NULL};
+    char where[48];
+    double d;
+
+    snprintf(where, sizeof(where), "config.phases[%zu]", i);
+    *p = (struct load_phase){.ramp_to = -1, .arrival_count = -1, .max_vusers = -1};
+    script_check_keys(c, ph, where, allowed, unsupported);
+    if (json_is_string(json_object_get(ph, "name")))
+        p->name = xstrdup(json_string_value(json_object_get(ph, "name")));
+    if (json_object_get(ph, "pause")) {
+        p->pause = true;
+        script_read_duration(c, ph, "pause", where, &p->duration_ms);
+        return;
+    }
+    if (!json_object_get(ph, "duration")) {
+        script_diag(c, ph, NULL, SIZE_MAX, "%s: needs duration (or pause)", where);
+        return;
+    }
+    script_read_duration(c, ph, "duration", where, &p->duration_ms);
+    if (json_object_get(ph, "arrivalRate"))
+        read_number(c, ph, "arrivalRate", where, 0, &p->arrival_rate);
+    if (json_object_get(ph, "rampTo"))
+        read_number(c, ph, "rampTo", where, 0, &p->ramp_to);
+    if (json_object_get(ph, "arrivalCount") &&
+        read_number(c, ph, "arrivalCount", where, 0, &d) == 0)
+        p->arrival_count = (int64_t)d;
+    if (json_object_get(ph, "maxVusers") && read_number(c, ph, "maxVusers", where, 1, &d) == 0)
+        p->max_vusers = (int64_t)d;
+    if (!json_object_get(ph, "arrivalRate") && !json_object_get(ph, "arrivalCount") &&
+        !json_object_get(ph, "rampTo"))
+        script_diag(c, ph, NULL, SIZE_MAX, "%s: needs arrivalRate, arrivalCount or pause", where);
+    if (p->arrival_rate == 0 && p->ramp_to < 0 && p->arrival_count < 0)
+        p->pause = true; /* arrivalRate: 0 is a pause, as Artillery has it */
+}
+
+static void parse_phases(struct script_ctx *c, const json_t *phases, struct load_script *s)
+{
+    size_t i;
+    json_t *ph;
+
+    if (!json_is_array(phases) || json_array_size(phases) == 0) {
+        script_diag(c, c->cfg_parent_phases, "phases", 0, "config.phases: want a list of phases");
+        return;
+    }
+    s->phases = xcalloc(json_array_size(phases), sizeof(*s->phases));
+    json_array_foreach(phases, i, ph)
+    {
+        if (!json_is_object(ph)) {
+            script_diag(c, phases, NULL, i, "config.phases[%zu]: want a mapping", i);
+            continue;
+        }
+        parse_phase(c, ph, i, &s->phases[s->n_phases++]);
+    }
+}
+
+/* ---- ensure ------------------------------------------------------------------------------ */
+
+static void add_threshold(struct load_script *s, const char *metric, double max)
+{
+    s->thresholds = xrealloc(s->thresholds, (s->n_thresholds + 1) * sizeof(*s->thresholds));
+    s->thresholds[s->n_thresholds++] = (struct load_threshold){xstrdup(metric), max};
+}
+
+static void parse_thresholds(struct script_ctx *c, const json_t *list, struct load_script *s)
+{
+    size_t i;
+    json_t *t;
+
+    if (!json_is_array(list)) {
+        script_diag(c, list, NULL, SIZE_MAX, "config.ensure.thresholds: want a list");
+        return;
+    }
+    json_array_foreach(list, i, t)
+    {
+        const char *metric;
+        json_t *v;
+
+        if (!json_is_object(t) || json_object_size(t) != 1) {
+            script_diag(c, list, NULL, i,
+                        "config.ensure.thresholds[%zu]: want one \"metric: value\" pair", i);
+            continue;
+        }
+        json_object_foreach(t, metric, v)
+        {
+            if (!json_is_number(v))
+                script_diag(c, t, metric, 0, "config.ensure.thresholds[%zu].%s: want a number", i,
+                            metric);
+            else
+                add_threshold(s, metric, json_number_value(v));
+        }
+    }
+}
+
+static void parse_conditions(struct script_ctx *c, const json_t *list, struct load_script *s)
+{
+    static const char *const allowed[] = {"expression", "strict", NULL};
+    size_t i;
+    json_t *t;
+
+    if (!json_is_array(list)) {
+        script_diag(c, list, NULL, SIZE_MAX, "config.ensure.conditions: want a list");
+        return;
+    }
+    s->conditions = xcalloc(json_array_size(list) + 1, sizeof(*s->conditions));
+    json_array_foreach(list, i, t)
+    {
+        const json_t *ex = json_object_get(t, "expression");
+
+        if (!json_is_object(t) || !json_is_string(ex)) {
+            script_diag(c, list, NULL, i, "config.ensure.conditions[%zu]: want an expression", i);
+            continue;
+        }
+        script_check_keys(c, t, "config.ensure.conditions[]", allowed, NULL);
+        s->conditions[s->n_conditions++] = (struct load_condition){
+            xstrdup(json_string_value(ex)), !json_is_false(json_object_get(t, "strict"))};
+    }
+}
+
+static void parse_ensure(struct script_ctx *c, const json_t *ens, struct load_script *s)
+{
+    static const char *const allowed[] = {"thresholds", "conditions", "maxErrorRate", "min", "max",
+                                          "median",     "p95",        "p99",          NULL};
+    static const char *const legacy[] = {"min", "max", "median", "p95", "p99", NULL};
+    double d;
+
+    if (!json_is_object(ens)) {
+        script_diag(c, ens, NULL, SIZE_MAX, "config.ensure: want a mapping");
+        return;
+    }
+    script_check_keys(c, ens, "config.ensure", allowed, NULL);
+    if (json_object_get(ens, "thresholds"))
+        parse_thresholds(c, json_object_get(ens, "thresholds"), s);
+    if (json_object_get(ens, "conditions"))
+        parse_conditions(c, json_object_get(ens, "conditions"), s);
+    if (json_object_get(ens, "maxErrorRate") &&
+        read_number(c, ens, "maxErrorRate", "config.ensure", 0, &d) == 0)
+        s->max_error_rate = d;
+    /* Artillery 1's form: ensure: {p95: 200} means http.response_time.p95 <= 200 */
+    for (const char *const *k = legacy; *k; k++) {
+        char metric[64];
+
+        if (!json_object_get(ens, *k) || read_number(c, ens, *k, "config.ensure", 0, &d) < 0)
+            continue;
+        snprintf(metric, sizeof(metric), "http.response_time.%s", *k);
+        add_threshold(s, metric, d);
+    }
+}
+
+/* ---- config ------------------------------------------------------------------------------ */
+
+/* A config key, from the selected environment when it sets it; *parent is where it lives. */
+static json_t *cfg_get(struct script_ctx *c, const char *key, const json_t **parent)
+{
+    json_t *v = c->env ? json_object_get(c->env, key) : NULL;
+
+    *parent = v ? c->env : c->config;
+    return v ? v : json_object_get(c->config, key);
+}
+
+static void parse_http(struct script_ctx *c, const json_t *http, const json_t *parent,
+                       struct load_script *s)
+{
+    static const char *const allowed[] = {"timeout", NULL};
+    static const char *const unsupported[] = {"pool", "maxSockets", "extendedMetrics", "defaults",
+                                              NULL};
+    double d;
+
+    if (!json_is_object(http)) {
+        script_diag(c, parent, "http", 0, "config.http: want a mapping");
+        return;
+    }
+    script_check_keys(c, http, "config.http", allowed, unsupported);
+    if (json_object_get(http, "timeout") &&
+        read_number(c, http, "timeout", "config.http", 0.001, &d) == 0)
+        s->timeout_ms = (int64_t)llround(d * 1000);
+}
+
+static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct load_script *s)
+{
+    static const char *const allowed[] = {"ensure", "expect", NULL};
+    static const char *const unsupported[] = {"metrics-by-endpoint", "publish-metrics", "apdex",
+                                              "fake-data",           "slack",           NULL};
+    static const char *const expect_allowed[] = {"outputFormat", "reportFailuresAsErrors", NULL};
+    static const char *const expect_unsupported[] = {"expectDefault200", NULL};
+    const json_t *ens = json_object_get(plugins, "ensure");
+
+    if (!json_is_object(plugins)) {
+        script_diag(c, c->config, "plugins", 0, "config.plugins: want a mapping");
+        return;
+    }
+    script_check_keys(c, plugins, "config.plugins", allowed, unsupported);
+    if (json_is_object(json_object_get(plugins, "expect")))
+        script_check_keys(c, json_object_get(plugins, "expect"), "config.plugins.expect",
+                          expect_allowed, expect_unsupported);
+    if (ens && json_object_size(ens) > 0)
+        parse_ensure(c, ens, s);
+}
+
+static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *parent,
+                            struct load_script *s)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(vars)) {
+        script_diag(c, parent, "variables", 0, "config.variables: want a mapping");
+        return;
+    }
+    json_object_foreach(vars, key, v)
+    {
+        if (json_is_object(v))
+            script_diag(c, vars, key, 0, "config.variables.%s: want a value or a list of values",
+                        key);
+    }
+    json_decref(s->variables);
+    s->variables = json_deep_copy(vars);
+}
+
+static void parse_target(struct script_ctx *c, const char *target_flag, struct load_script *s)
+{
+    const json_t *parent;
+    const json_t *t = cfg_get(c, "target", &parent);
+    struct url_parts u;
+
+    if (target_flag)
+        s->target = xstrdup(target_flag);
+    else if (json_is_string(t))
+        s->target = xstrdup(json_string_value(t));
+    if (!s->target) {
+        script_diag(c, c->config, NULL, SIZE_MAX,
+                    "config.target: missing (set it in the file or with -t URL)");
+        return;
+    }
+    while (s->target[0] && s->target[strlen(s->target) - 1] == '/')
+        s->target[strlen(s->target) - 1] = '\0';
+    if (strncmp(s->target, "http://", 7) != 0 || url_split(s->target, &u) < 0) {
+        if (target_flag)
+            script_diag(c, NULL, NULL, 0, "-t %s: want an http:// URL", target_flag);
+        else
+            script_diag(c, parent, "target", 0, "config.target: want an http:// URL%s",
+                        strncmp(s->target, "https://", 8) == 0 ? " (https is not supported)" : "");
+        return;
+    }
+    url_parts_free(&u);
+}
+
+static void parse_config(struct script_ctx *c, const char *target_flag, struct load_script *s)
+{
+    static const char *const allowed[] = {"target", "phases", "variables", "environments",
+                                          "http",   "ensure", "plugins",   NULL};
+    static const char *const unsupported[] = {
+        "processor", "payload",      "tls",           "engines", "socketio", "ws",
+        "defaults",  "includeFiles", "statsInterval", "timeout", "bundling", NULL};
+    const json_t *parent;
+    json_t *v;
+
+    script_check_keys(c, c->config, "config", allowed, unsupported);
+    if (c->env) {
+        static const char *const env_allowed[] = {"target", "phases", "variables",
+                                                  "http",   "ensure", NULL};
+        char where[160];
+
+        snprintf(where, sizeof(where), "config.environments.%s", s->environment);
+        script_check_keys(c, c->env, where, env_allowed, unsupported);
+    }
+    parse_target(c, target_flag, s);
+    v = cfg_get(c, "phases", &parent);
+    c->cfg_parent_phases = parent;
+    if (!v)
+        script_diag(c, c->config, NULL, SIZE_MAX, "config.phases: missing");
+    else
+        parse_phases(c, v, s);
+    /* variables from the environment add to (and override) the file's */
+    if ((v = json_object_get(c->config, "variables")))
+        parse_variables(c, v, c->config, s);
+    if (c->env && (v = json_object_get(c->env, "variables"))) {
+        json_t *base = s->variables ? json_incref(s->variables) : json_object();
+
+        parse_variables(c, v, c->env, s);
+        if (json_is_object(s->variables))
+            json_object_update_missing(s->variables, base);
+        json_decref(base);
+    }
+    if (!s->variables)
+        s->variables = json_object();
+    if ((v = cfg_get(c, "http", &parent)))
+        parse_http(c, v, parent, s);
+    if ((v = json_object_get(c->config, "plugins")))
+        parse_plugins(c, v, s);
+    if ((v = cfg_get(c, "ensure", &parent)))
+        parse_ensure(c, v, s);
+}
+
+static int select_env(struct script_ctx *c, const char *env, struct load_script *s)
+{
+    const json_t *envs = json_object_get(c->config, "environments");
+
+    if (!env)
+        return 0;
+    s->environment = xstrdup(env);
+    c->env = json_object_get(envs, env);
+    if (!json_is_object(c->env)) {
+        script_diag(c, envs ? envs : c->config, envs ? env : NULL, SIZE_MAX,
+                    "environment \"%s\" not found in config.environments", env);
+        c->env = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_root(struct script_ctx *c, const char *env, const char *target,
+                      struct load_script *s)
+{
+    static const char *const allowed[] = {"config", "scenarios", NULL};
+    static const char *const unsupported[] = {"before", "after", NULL};
+    const json_t *root = c->y->root;
+
+    script_check_keys(c, root, "", allowed, unsupported);
+    c->config = json_object_get(root, "config");
+    if (!json_is_object(c->config)) {
+        script_diag(c, root, c->config ? "config" : NULL, SIZE_MAX,
+                    "config: missing or not a mapping");
+        return -EINVAL;
+    }
+    if (select_env(c, env, s) == 0)
+        parse_config(c, target, s);
+    script_parse_scenarios(c, json_object_get(root, "scenarios"), s);
+    return c->n_errors ? -EINVAL : 0;
+}
+
+static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *target,
+                          struct load_script *s, struct buf *msgs, struct err *e)
+{
+    struct script_ctx c = {.y = y, .msgs = msgs, .e = e};
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->path = xstrdup(y->path);
+    s->timeout_ms = DEFAULT_TIMEOUT_MS;
+    s->max_error_rate = -1;
+    rc = parse_root(&c, env, target, s);
+    if (rc < 0)
+        load_script_free(s);
+    return rc;
+}
+
+int load_script_parse(const char *path, const char *text, size_t len, const char *env,
+                      const char *target, struct load_script *s, struct buf *msgs, struct err *e)
+{
+    struct load_yaml y;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    if ((rc = load_yaml_parse(path, text, len, &y, e)) < 0) {
+        buf_printf(msgs, "%s\n", e->msg);
+        return rc;
+    }
+    rc = parse_yaml_doc(&y, env, target, s, msgs, e);
+    load_yaml_free(&y);
+    return rc;
+}
+
+int load_script_load(const char *path, const char *env, const char *target, struct load_script *s,
+                     struct buf *msgs, struct err *e)
+{
+    struct load_yaml y;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    if ((rc = load_yaml_load(path, &y, e)) < 0) {
+        buf_printf(msgs, "%s\n", e->msg);
+        return rc;
+    }
+    rc = parse_yaml_doc(&y, env, target, s, msgs, e);
+    load_yaml_free(&y);
+    return rc;
+}
+
+int64_t load_script_duration_ms(const struct load_script *s)
+{
+    int64_t total = 0;
+
+    for (size_t i = 0; i < s->n_phases; i++)
+        total += s->phases[i].duration_ms;
+    return total;
+}
+
+void load_script_free(struct load_script *s)
+{
+    for (size_t i = 0; i < s->n_phases; i++)
+        free(s->phases[i].name);
+    free(s->phases);
+    for (size_t i = 0; i < s->n_thresholds; i++)
+        free(s->thresholds[i].metric);
+    free(s->thresholds);
+    for (size_t i = 0; i < s->n_conditions; i++)
+        free(s->conditions[i].expression);
+    free(s->conditions);
+    for (size_t i = 0; i < s->n_scenarios; i++)
+        script_free_scenario(&s->scenarios[i]);
+    free(s->scenarios);
+    json_decref(s->variables);
+    free(s->target);
+    free(s->environment);
+    free(s->path);
+    memset(s, 0, sizeof(*s));
+}

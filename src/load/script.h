@@ -1,0 +1,134 @@
+/*
+ * An Artillery 2 test script, checked and compiled from its YAML: the config (target, phases,
+ * variables, environments, http.timeout, ensure) and the scenarios with their flows. Keys we
+ * do not implement (processors, plugins, payload files, ...) are reported by name with their
+ * line, never ignored.
+ */
+#ifndef MESH_LOAD_SCRIPT_H
+#define MESH_LOAD_SCRIPT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+struct load_phase {
+    char *name;            /* NULL when unnamed */
+    int64_t duration_ms;   /* of the phase, pauses included */
+    double arrival_rate;   /* per second at the start */
+    double ramp_to;        /* per second at the end; < 0 when absent */
+    int64_t arrival_count; /* < 0 when absent */
+    bool pause;            /* no arrivals */
+    int64_t max_vusers;    /* < 0 when absent */
+};
+
+/* A name and a value template (headers, query parameters). */
+struct load_kv {
+    char *name;
+    char *value;
+};
+
+struct load_capture {
+    bool header; /* header name, else a JSONPath such as "$.items[0].id" */
+    char *expr;
+    char *as;
+};
+
+enum load_expect_kind { LOAD_EXPECT_STATUS, LOAD_EXPECT_CONTENT_TYPE, LOAD_EXPECT_HAS_HEADER };
+
+struct load_expect {
+    enum load_expect_kind kind;
+    int status[8]; /* LOAD_EXPECT_STATUS: any of these */
+    size_t n_status;
+    char *text; /* content type or header name */
+};
+
+struct load_request {
+    char *method; /* "GET" ... */
+    char *url;    /* template: a path or an absolute http:// URL */
+    struct load_kv *headers;
+    size_t n_headers;
+    struct load_kv *qs;
+    size_t n_qs;
+    json_t *json; /* body as JSON (strings are templates), or NULL */
+    char *body;   /* raw body template, or NULL */
+    struct load_expect *expects;
+    size_t n_expects;
+    struct load_capture *captures;
+    size_t n_captures;
+    bool needs_body; /* JSON captures: keep the response body */
+    /* The request's bytes when nothing in it is templated and the URL is relative, built by
+     * load_script_prepare; NULL otherwise. */
+    char *wire;
+    size_t wire_len;
+};
+
+enum load_step_kind { LOAD_STEP_REQUEST, LOAD_STEP_THINK, LOAD_STEP_LOOP, LOAD_STEP_LOG };
+
+struct load_step {
+    enum load_step_kind kind;
+    int line;
+    struct load_request req; /* LOAD_STEP_REQUEST */
+    int64_t think_ms;        /* LOAD_STEP_THINK */
+    struct load_step *steps; /* LOAD_STEP_LOOP */
+    size_t n_steps;
+    int64_t count;
+    char *log; /* LOAD_STEP_LOG: template */
+};
+
+struct load_scenario {
+    char *name; /* "scenario N" when unnamed (1-based), as our metric names need one */
+    double weight;
+    struct load_step *steps;
+    size_t n_steps;
+};
+
+struct load_threshold {
+    char *metric; /* "http.response_time.p99" */
+    double max;
+};
+
+struct load_condition {
+    char *expression; /* "http.response_time.p95 < 200 and http.request_rate > 10" */
+    bool strict;
+};
+
+struct load_script {
+    char *path;
+    char *environment; /* NULL when none */
+    char *target;      /* "http://host:port" */
+    struct load_phase *phases;
+    size_t n_phases;
+    json_t *variables; /* object: name -> value or array of values */
+    int64_t timeout_ms;
+    struct load_threshold *thresholds;
+    size_t n_thresholds;
+    struct load_condition *conditions;
+    size_t n_conditions;
+    double max_error_rate; /* percent; < 0 when absent */
+    struct load_scenario *scenarios;
+    size_t n_scenarios;
+    double total_weight;
+};
+
+/*
+ * Reads path (blocking: startup only), applies environment env (may be NULL) and target
+ * (may be NULL; overrides the file's), and checks everything. Returns 0; or -EINVAL with the
+ * problems in msgs, one "path:line: message" per line (every unsupported or unknown key,
+ * every bad value), and e set to the first; or -errno when the file cannot be read. On error s
+ * holds nothing to free.
+ */
+int load_script_load(const char *path, const char *env, const char *target, struct load_script *s,
+                     struct buf *msgs, struct err *e);
+/* The same from text already in memory (tests). */
+int load_script_parse(const char *path, const char *text, size_t len, const char *env,
+                      const char *target, struct load_script *s, struct buf *msgs, struct err *e);
+void load_script_free(struct load_script *s);
+
+/* Total length of all phases in ms. */
+int64_t load_script_duration_ms(const struct load_script *s);
+
+#endif

@@ -1,0 +1,418 @@
+/* Checking and compiling scenarios and their flows (see script.h). */
+#include <ctype.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "load/script_internal.h"
+
+#define MAX_LOOP_DEPTH 8
+
+static const char *const methods[] = {"get",    "post", "put",     "patch",
+                                      "delete", "head", "options", NULL};
+
+static bool in_expect_text(const char *key)
+{
+    return strcmp(key, "contentType") == 0 || strcmp(key, "hasHeader") == 0;
+}
+
+static bool in_list_flow(const char *key, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(*list, key) == 0)
+            return true;
+    return false;
+}
+
+static char *upper_dup(const char *s)
+{
+    char *u = xstrdup(s);
+
+    for (char *p = u; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    return u;
+}
+
+/* A scalar as template text: strings as they are, numbers and bools written out. */
+static char *scalar_text(const json_t *v)
+{
+    if (json_is_string(v))
+        return xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return xasprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_real(v))
+        return xasprintf("%.17g", json_real_value(v));
+    if (json_is_boolean(v))
+        return xstrdup(json_is_true(v) ? "true" : "false");
+    return NULL;
+}
+
+static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *where,
+                        struct load_kv **out)
+{
+    const char *key;
+    json_t *v;
+    size_t n = 0;
+
+    if (!json_is_object(obj)) {
+        script_diag(c, obj, NULL, SIZE_MAX, "%s: want a mapping", where);
+        return 0;
+    }
+    *out = xcalloc(json_object_size(obj) + 1, sizeof(**out));
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char *text = scalar_text(v);
+
+        if (!text) {
+            script_diag(c, obj, key, 0, "%s.%s: want a scalar", where, key);
+            continue;
+        }
+        if (!script_template_ok(c, obj, key, 0, where, text) || strpbrk(key, "\r\n:") ||
+            strpbrk(text, "\r\n")) {
+            if (strpbrk(key, "\r\n:") || strpbrk(text, "\r\n"))
+                script_diag(c, obj, key, 0, "%s.%s: line breaks are not allowed", where, key);
+            free(text);
+            continue;
+        }
+        (*out)[n++] = (struct load_kv){xstrdup(key), text};
+    }
+    return n;
+}
+
+static void add_expect_status(struct script_ctx *c, const json_t *parent, size_t i, const json_t *v,
+                              struct load_expect *x)
+{
+    json_t *one;
+    size_t j;
+
+    x->kind = LOAD_EXPECT_STATUS;
+    if (json_is_integer(v)) {
+        x->status[x->n_status++] = (int)json_integer_value(v);
+        return;
+    }
+    if (json_is_array(v) && json_array_size(v) <= ARRAY_LEN(x->status)) {
+        json_array_foreach(v, j, one)
+        {
+            if (!json_is_integer(one))
+                break;
+            x->status[x->n_status++] = (int)json_integer_value(one);
+        }
+        if (x->n_status == json_array_size(v) && x->n_status > 0)
+            return;
+    }
+    script_diag(c, parent, NULL, i, "expect.statusCode: want a status code or a list of them");
+}
+
+static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_request *r)
+{
+    static const char *const allowed[] = {"statusCode", "contentType", "hasHeader", NULL};
+    static const char *const unsupported[] = {
+        "hasProperty",   "notHasProperty", "equals",   "headerEquals",
+        "matchesRegexp", "cdnHit",         "jmespath", NULL};
+    json_t *list = json_is_array(ex) ? json_incref((json_t *)ex) : json_pack("[O]", ex);
+    json_t *item;
+    size_t i;
+
+    r->expects = xcalloc(json_array_size(list) + 1, sizeof(*r->expects));
+    json_array_foreach(list, i, item)
+    {
+        const char *key;
+        json_t *v;
+
+        if (!json_is_object(item)) {
+            script_diag(c, ex, NULL, i, "expect: want a mapping such as {statusCode: 200}");
+            continue;
+        }
+        script_check_keys(c, item, "expect", allowed, unsupported);
+        json_object_foreach(item, key, v)
+        {
+            struct load_expect *x = &r->expects[r->n_expects];
+
+            if (strcmp(key, "statusCode") == 0) {
+                add_expect_status(c, item, 0, v, x);
+                r->n_expects++;
+            } else if (in_expect_text(key) && json_is_string(v)) {
+                x->kind = strcmp(key, "contentType") == 0 ? LOAD_EXPECT_CONTENT_TYPE
+                                                          : LOAD_EXPECT_HAS_HEADER;
+                x->text = xstrdup(json_string_value(v));
+                r->n_expects++;
+            } else if (in_expect_text(key)) {
+                script_diag(c, item, key, 0, "expect.%s: want a string", key);
+            }
+            break; /* one check per list item, as Artillery's expect plugin reads it */
+        }
+    }
+    json_decref(list);
+}
+
+static void parse_captures(struct script_ctx *c, const json_t *cap, struct load_request *r)
+{
+    static const char *const allowed[] = {"json", "header", "as", "strict", NULL};
+    static const char *const unsupported[] = {"xpath", "regexp", "selector", "transform",
+                                              "group", "flags",  "value",    NULL};
+    json_t *list = json_is_array(cap) ? json_incref((json_t *)cap) : json_pack("[O]", cap);
+    json_t *item;
+    size_t i;
+
+    r->captures = xcalloc(json_array_size(list) + 1, sizeof(*r->captures));
+    json_array_foreach(list, i, item)
+    {
+        const json_t *js = json_object_get(item, "json"), *hd = json_object_get(item, "header");
+        const json_t *as = json_object_get(item, "as");
+
+        if (!json_is_object(item)) {
+            script_diag(c, cap, NULL, i, "capture: want a mapping with json or header and as");
+            continue;
+        }
+        script_check_keys(c, item, "capture", allowed, unsupported);
+        if (!json_is_string(as) || (!json_is_string(js) && !json_is_string(hd))) {
+            if (!json_object_get(item, "regexp") && !json_object_get(item, "xpath") &&
+                !json_object_get(item, "selector"))
+                script_diag(c, cap, NULL, i,
+                            "capture: want json: \"$.path\" or header: NAME, "
+                            "and as: NAME");
+            continue;
+        }
+        if (js && strncmp(json_string_value(js), "$", 1) != 0) {
+            script_diag(c, item, "json", 0, "capture.json: a JSONPath starts with \"$\"");
+            continue;
+        }
+        r->captures[r->n_captures++] = (struct load_capture){
+            hd != NULL, xstrdup(json_string_value(js ? js : hd)), xstrdup(json_string_value(as))};
+        if (js)
+            r->needs_body = true;
+    }
+    json_decref(list);
+}
+
+static bool templates_ok(struct script_ctx *c, const json_t *parent, const char *key,
+                         const json_t *v)
+{
+    const char *k;
+    json_t *child;
+    size_t i;
+
+    if (json_is_string(v))
+        return script_template_ok(c, parent, key, 0, "json", json_string_value(v));
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, child) if (!templates_ok(c, v, k, child)) return false;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child) if (!templates_ok(c, v, NULL, child)) return false;
+    }
+    return true;
+}
+
+static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
+                          struct load_step *out)
+{
+    static const char *const allowed[] = {"url",    "headers", "json", "body", "qs",
+                                          "expect", "capture", "name", NULL};
+    static const char *const unsupported[] = {
+        "form",   "formData",       "cookie", "auth", "beforeRequest", "afterResponse",
+        "ifTrue", "followRedirect", "match",  "gzip", "think",         "timeout",
+        NULL};
+    const json_t *req = json_object_get(step, method);
+    struct load_request *r = &out->req;
+    const json_t *v;
+
+    out->kind = LOAD_STEP_REQUEST;
+    r->method = upper_dup(method);
+    if (!json_is_object(req) || !json_is_string(json_object_get(req, "url"))) {
+        script_diag(c, step, method, 0, "%s: want a mapping with url", method);
+        return;
+    }
+    script_check_keys(c, req, method, allowed, unsupported);
+    r->url = xstrdup(json_string_value(json_object_get(req, "url")));
+    script_template_ok(c, req, "url", 0, "url", r->url);
+    if ((v = json_object_get(req, "headers")))
+        r->n_headers = parse_kvs(c, v, "headers", &r->headers);
+    if ((v = json_object_get(req, "qs")))
+        r->n_qs = parse_kvs(c, v, "qs", &r->qs);
+    if ((v = json_object_get(req, "json")) && templates_ok(c, req, "json", v))
+        r->json = json_deep_copy(v);
+    if ((v = json_object_get(req, "body"))) {
+        r->body = scalar_text(v);
+        if (!r->body)
+            script_diag(c, req, "body", 0, "body: want a string");
+        else
+            script_template_ok(c, req, "body", 0, "body", r->body);
+    }
+    if (r->json && r->body)
+        script_diag(c, req, "body", 0, "%s: json and body cannot both be set", method);
+    if ((v = json_object_get(req, "expect")))
+        parse_expects(c, v, r);
+    if ((v = json_object_get(req, "capture")))
+        parse_captures(c, v, r);
+}
+
+static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *where, int depth,
+                         struct load_step **out);
+
+static void parse_step(struct script_ctx *c, const json_t *step, int depth, struct load_step *out)
+{
+    static const char *const unsupported[] = {"function", "parallel", "emit",
+                                              "ws",       "socketio", NULL};
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(step) || json_object_size(step) == 0) {
+        script_diag(c, step, NULL, SIZE_MAX, "flow: each step is a mapping such as get: {url}");
+        return;
+    }
+    key = json_object_iter_key(json_object_iter((json_t *)step));
+    for (const char *const *m = methods; *m; m++) {
+        if (strcmp(key, *m) == 0 && json_object_size(step) == 1) {
+            parse_request(c, step, key, out);
+            return;
+        }
+    }
+    if (json_object_get(step, "loop")) {
+        static const char *const allowed[] = {"loop", "count", NULL};
+        static const char *const loop_unsupported[] = {"over", "whileTrue", NULL};
+        double d = -1;
+
+        out->kind = LOAD_STEP_LOOP;
+        script_check_keys(c, step, "loop", allowed, loop_unsupported);
+        v = json_object_get(step, "count");
+        if (json_is_number(v))
+            d = json_number_value(v);
+        if (d < 0 || d > 1e9)
+            script_diag(c, step, v ? "count" : "loop", 0,
+                        "loop: want count (a number >= 0); over and whileTrue are not "
+                        "supported");
+        out->count = d < 0 ? 0 : (int64_t)d;
+        if (depth >= MAX_LOOP_DEPTH)
+            script_diag(c, step, "loop", 0, "loop: nested too deep");
+        else
+            out->n_steps =
+                parse_flow(c, json_object_get(step, "loop"), "loop", depth + 1, &out->steps);
+        return;
+    }
+    if (json_object_size(step) == 1 && strcmp(key, "think") == 0) {
+        out->kind = LOAD_STEP_THINK;
+        script_read_duration(c, step, "think", "flow", &out->think_ms);
+        return;
+    }
+    if (json_object_size(step) == 1 && strcmp(key, "log") == 0) {
+        out->kind = LOAD_STEP_LOG;
+        out->log = scalar_text(json_object_get(step, "log"));
+        if (!out->log)
+            script_diag(c, step, "log", 0, "log: want a string");
+        return;
+    }
+    out->kind = LOAD_STEP_THINK; /* harmless placeholder: the script fails anyway */
+    json_object_foreach((json_t *)step, key, v)
+    {
+        bool known = false;
+
+        for (const char *const *m = methods; *m; m++)
+            known |= strcmp(key, *m) == 0;
+        if (known || strcmp(key, "think") == 0 || strcmp(key, "log") == 0)
+            script_diag(c, step, key, 0, "flow: a step holds one action; %s has company", key);
+        else
+            script_diag(c, step, key, 0, "flow.%s: %s", key,
+                        in_list_flow(key, unsupported) ? "not supported" : "unknown step");
+    }
+}
+
+static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *where, int depth,
+                         struct load_step **out)
+{
+    size_t i, n = 0;
+    json_t *step;
+
+    if (!json_is_array(flow)) {
+        script_diag(c, flow, NULL, SIZE_MAX, "%s: want a list of steps", where);
+        return 0;
+    }
+    *out = xcalloc(json_array_size(flow) + 1, sizeof(**out));
+    json_array_foreach(flow, i, step)
+    {
+        (*out)[n].line = load_yaml_line(c->y, flow, NULL, i);
+        parse_step(c, step, depth, &(*out)[n]);
+        n++;
+    }
+    return n;
+}
+
+void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s)
+{
+    static const char *const allowed[] = {"name", "weight", "flow", "engine", NULL};
+    static const char *const unsupported[] = {"beforeScenario", "afterScenario", "beforeRequest",
+                                              "afterResponse",  "onError",       NULL};
+    json_t *sc;
+    size_t i;
+
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        script_diag(c, c->y->root, list ? "scenarios" : NULL, SIZE_MAX,
+                    "scenarios: want a list of scenarios");
+        return;
+    }
+    s->scenarios = xcalloc(json_array_size(list), sizeof(*s->scenarios));
+    json_array_foreach(list, i, sc)
+    {
+        struct load_scenario *out = &s->scenarios[s->n_scenarios++];
+        const json_t *name = json_object_get(sc, "name"), *w = json_object_get(sc, "weight");
+        const json_t *engine = json_object_get(sc, "engine");
+
+        out->weight = 1;
+        if (!json_is_object(sc)) {
+            script_diag(c, list, NULL, i, "scenarios[%zu]: want a mapping", i);
+            continue;
+        }
+        script_check_keys(c, sc, "scenarios[]", allowed, unsupported);
+        if (engine && !(json_is_string(engine) && strcmp(json_string_value(engine), "http") == 0))
+            script_diag(c, sc, "engine", 0, "scenarios[%zu].engine: only http is supported", i);
+        out->name = json_is_string(name) ? xstrdup(json_string_value(name))
+                                         : xasprintf("scenario %zu", i + 1);
+        if (w && (!json_is_number(w) || json_number_value(w) < 0))
+            script_diag(c, sc, "weight", 0, "scenarios[%zu].weight: want a number >= 0", i);
+        else if (w)
+            out->weight = json_number_value(w);
+        s->total_weight += out->weight;
+        if (!json_object_get(sc, "flow"))
+            script_diag(c, sc, NULL, SIZE_MAX, "scenarios[%zu]: missing flow", i);
+        else
+            out->n_steps = parse_flow(c, json_object_get(sc, "flow"), "flow", 0, &out->steps);
+    }
+    if (s->n_scenarios && s->total_weight <= 0)
+        script_diag(c, list, NULL, 0, "scenarios: the weights add up to 0");
+}
+
+static void free_steps(struct load_step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct load_step *st = &steps[i];
+        struct load_request *r = &st->req;
+
+        free(r->method);
+        free(r->url);
+        for (size_t j = 0; j < r->n_headers; j++)
+            free(r->headers[j].name), free(r->headers[j].value);
+        free(r->headers);
+        for (size_t j = 0; j < r->n_qs; j++)
+            free(r->qs[j].name), free(r->qs[j].value);
+        free(r->qs);
+        json_decref(r->json);
+        free(r->body);
+        for (size_t j = 0; j < r->n_expects; j++)
+            free(r->expects[j].text);
+        free(r->expects);
+        for (size_t j = 0; j < r->n_captures; j++)
+            free(r->captures[j].expr), free(r->captures[j].as);
+        free(r->captures);
+        free(r->wire);
+        free_steps(st->steps, st->n_steps);
+        free(st->log);
+    }
+    free(steps);
+}
+
+void script_free_scenario(struct load_scenario *sc)
+{
+    free(sc->name);
+    free_steps(sc->steps, sc->n_steps);
+}

@@ -1,0 +1,33 @@
+/* Shared between script.c (config) and script_flow.c (scenarios). */
+#ifndef MESH_LOAD_SCRIPT_INTERNAL_H
+#define MESH_LOAD_SCRIPT_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "load/script.h"
+#include "load/yaml.h"
+
+struct script_ctx {
+    struct load_yaml *y;
+    struct buf *msgs;
+    struct err *e;
+    int n_errors;
+    const json_t *config;
+    const json_t *env; /* the selected environment, or NULL */
+    const json_t *cfg_parent_phases;
+};
+
+/* Records "path:line: message" for parent's key (or element index; parent may be NULL). */
+void script_diag(struct script_ctx *c, const json_t *parent, const char *key, size_t index,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Reports every key of obj not in allowed: "not supported" when in unsupported, else unknown. */
+void script_check_keys(struct script_ctx *c, const json_t *obj, const char *where,
+                       const char *const *allowed, const char *const *unsupported);
+bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *key, size_t index,
+                        const char *where, const char *s);
+int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
+                         const char *where, int64_t *ms);
+void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s);
+void script_free_scenario(struct load_scenario *sc);
+
+#endif

@@ -1,0 +1,256 @@
+/* Templating and JSONPath for scenario flows: see template.h. */
+#include "load/template.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+
+#define MAX_NAME 256
+
+uint64_t load_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void append_value(struct buf *out, const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return;
+    if (json_is_string(v))
+        buf_append(out, json_string_value(v), json_string_length(v));
+    else if (json_is_integer(v))
+        buf_printf(out, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        buf_printf(out, "%.17g", json_real_value(v));
+    else if (json_is_boolean(v))
+        buf_append_cstr(out, json_is_true(v) ? "true" : "false");
+    else
+        json_append(out, v, false);
+}
+
+/* "a.b.c" into vars; borrowed result or NULL. */
+static const json_t *lookup(const json_t *vars, const char *name)
+{
+    char part[MAX_NAME];
+    const json_t *v = vars;
+    const char *p = name;
+
+    while (*p && v) {
+        size_t n = strcspn(p, ".");
+
+        if (n >= sizeof(part))
+            return NULL;
+        memcpy(part, p, n);
+        part[n] = '\0';
+        v = json_is_array(v) && isdigit((unsigned char)part[0])
+                ? json_array_get(v, strtoul(part, NULL, 10))
+                : json_object_get(v, part);
+        p += n + (p[n] == '.');
+    }
+    return v;
+}
+
+/* $randomNumber(a, b) and $randomString(n); false when name is neither. */
+static bool render_function(struct buf *out, const char *name, uint64_t *rng)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    long a = 0, b = 0;
+
+    if (sscanf(name, "$randomNumber(%ld ,%ld )", &a, &b) == 2 ||
+        sscanf(name, "$randomNumber(%ld,%ld)", &a, &b) == 2) {
+        if (b < a)
+            b = a;
+        buf_printf(out, "%ld", a + (long)(load_rand(rng) % (uint64_t)(b - a + 1)));
+        return true;
+    }
+    if (sscanf(name, "$randomString(%ld)", &a) == 1) {
+        for (long i = 0; i < a && i < 4096; i++)
+            buf_append(out, &alnum[load_rand(rng) % (sizeof(alnum) - 1)], 1);
+        return true;
+    }
+    if (strcmp(name, "$randomString()") == 0) {
+        for (int i = 0; i < 10; i++)
+            buf_append(out, &alnum[load_rand(rng) % (sizeof(alnum) - 1)], 1);
+        return true;
+    }
+    return false;
+}
+
+/* Copies the trimmed name between "{{" and "}}" into name; false when too long. */
+static bool take_name(const char *start, const char *end, char *name)
+{
+    while (start < end && isspace((unsigned char)*start))
+        start++;
+    while (end > start && isspace((unsigned char)end[-1]))
+        end--;
+    if ((size_t)(end - start) >= MAX_NAME)
+        return false;
+    memcpy(name, start, (size_t)(end - start));
+    name[end - start] = '\0';
+    return true;
+}
+
+static void render_name(struct buf *out, const char *name, const json_t *vars, uint64_t *rng)
+{
+    const char *env = NULL;
+
+    if (strncmp(name, "$env.", 5) == 0)
+        env = getenv(name + 5);
+    else if (strncmp(name, "$processEnvironment.", 20) == 0)
+        env = getenv(name + 20);
+    else if (name[0] == '$' && render_function(out, name, rng))
+        return;
+    if (env)
+        buf_append_cstr(out, env);
+    else
+        append_value(out, lookup(vars, name));
+}
+
+void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uint64_t *rng)
+{
+    const char *p = tmpl;
+    char name[MAX_NAME];
+
+    for (;;) {
+        const char *open = strstr(p, "{{"), *close;
+
+        if (!open || !(close = strstr(open + 2, "}}"))) {
+            buf_append_cstr(out, p);
+            return;
+        }
+        buf_append(out, p, (size_t)(open - p));
+        if (take_name(open + 2, close, name))
+            render_name(out, name, vars, rng);
+        p = close + 2;
+    }
+}
+
+json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
+{
+    const char *key;
+    json_t *child, *out;
+    size_t i;
+
+    if (json_is_string(tmpl)) {
+        const char *s = json_string_value(tmpl);
+        size_t n = json_string_length(tmpl);
+        char name[MAX_NAME];
+        struct buf b = BUF_INIT;
+
+        if (load_tmpl_is_static(s))
+            return json_incref((json_t *)tmpl);
+        /* "{{ n }}" alone keeps the variable's type */
+        if (n > 4 && strncmp(s, "{{", 2) == 0 && strcmp(s + n - 2, "}}") == 0 &&
+            !strstr(s + 2, "{{") && strstr(s + 2, "}}") == s + n - 2 &&
+            take_name(s + 2, s + n - 2, name) && name[0] != '$') {
+            const json_t *v = lookup(vars, name);
+
+            if (v)
+                return json_deep_copy(v);
+        }
+        load_tmpl_render(&b, s, vars, rng);
+        out = json_stringn(b.data ? b.data : "", b.len);
+        buf_free(&b);
+        return out ? out : json_string("");
+    }
+    if (json_is_object(tmpl)) {
+        out = json_object();
+        json_object_foreach((json_t *)tmpl, key, child)
+            json_object_set_new(out, key, load_tmpl_json(child, vars, rng));
+        return out;
+    }
+    if (json_is_array(tmpl)) {
+        out = json_array();
+        json_array_foreach(tmpl, i, child)
+            json_array_append_new(out, load_tmpl_json(child, vars, rng));
+        return out;
+    }
+    return json_deep_copy(tmpl);
+}
+
+bool load_tmpl_json_is_static(const json_t *v)
+{
+    const char *key;
+    json_t *child;
+    size_t i;
+
+    if (json_is_string(v))
+        return load_tmpl_is_static(json_string_value(v));
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key,
+                            child) if (!load_tmpl_json_is_static(child)) return false;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child) if (!load_tmpl_json_is_static(child)) return false;
+    }
+    return true;
+}
+
+const json_t *load_json_path(const json_t *doc, const char *path)
+{
+    const char *p = path;
+    const json_t *v = doc;
+    char key[MAX_NAME];
+
+    if (*p++ != '$')
+        return NULL;
+    while (*p && v) {
+        size_t n;
+
+        if (*p == '.') {
+            p++;
+            n = strcspn(p, ".[");
+            if (n == 0 || n >= sizeof(key))
+                return NULL;
+            memcpy(key, p, n);
+            key[n] = '\0';
+            v = json_object_get(v, key);
+            p += n;
+        } else if (p[0] == '[' && (p[1] == '\'' || p[1] == '"')) {
+            const char *end = strchr(p + 2, p[1]);
+
+            if (!end || end[1] != ']' || (size_t)(end - p - 2) >= sizeof(key))
+                return NULL;
+            memcpy(key, p + 2, (size_t)(end - p - 2));
+            key[end - p - 2] = '\0';
+            v = json_object_get(v, key);
+            p = end + 2;
+        } else if (*p == '[') {
+            char *end;
+            long idx = strtol(p + 1, &end, 10);
+
+            if (*end != ']' || end == p + 1)
+                return NULL;
+            if (idx < 0)
+                idx += (long)json_array_size(v);
+            v = idx < 0 ? NULL : json_array_get(v, (size_t)idx);
+            p = end + 1;
+        } else {
+            return NULL;
+        }
+    }
+    return v;
+}
+
+json_t *load_vars_new(const json_t *variables, uint64_t *rng)
+{
+    json_t *vars = json_object(), *v;
+    const char *key;
+
+    json_object_foreach((json_t *)variables, key, v)
+    {
+        if (json_is_array(v) && json_array_size(v) > 0)
+            v = json_array_get(v, load_rand(rng) % json_array_size(v));
+        json_object_set(vars, key, v);
+    }
+    return vars;
+}

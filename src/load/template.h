@@ -1,0 +1,49 @@
+/*
+ * Artillery's "{{ name }}" templating over a virtual user's variables, and the JSONPath subset
+ * captures use. A name is a variable (config.variables, captures, $loopCount), a dotted path
+ * into one ("user.id"), $env.NAME / $processEnvironment.NAME, $randomNumber(min, max) or
+ * $randomString(length). An unknown name renders as "" (Artillery renders undefined the same).
+ */
+#ifndef MESH_LOAD_TEMPLATE_H
+#define MESH_LOAD_TEMPLATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/buf.h"
+
+static inline bool load_tmpl_is_static(const char *s)
+{
+    return s == NULL || strstr(s, "{{") == NULL;
+}
+
+/* Appends tmpl (borrowed) with its {{ }} replaced from vars (borrowed). rng: xorshift state. */
+void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uint64_t *rng);
+
+/*
+ * A deep copy of tmpl with every string rendered; a string that is only "{{ name }}" takes the
+ * variable's value with its JSON type (a number stays a number). Caller owns the result.
+ */
+json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng);
+
+/* True when any string in v holds a template. */
+bool load_tmpl_json_is_static(const json_t *v);
+
+/*
+ * The value at a JSONPath in doc: "$", "$.a.b", "$.items[0].id", "$['a b']", "$[2]". Borrowed;
+ * NULL when absent or the path is outside that subset.
+ */
+const json_t *load_json_path(const json_t *doc, const char *path);
+
+/*
+ * One virtual user's variables: for each config variable (borrowed object), its value, or one
+ * element picked at random when it is a list. Caller owns the result.
+ */
+json_t *load_vars_new(const json_t *variables, uint64_t *rng);
+
+/* xorshift64*: a per-thread generator (state never 0). */
+uint64_t load_rand(uint64_t *state);
+
+#endif

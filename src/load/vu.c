@@ -1,0 +1,725 @@
+/*
+ * A virtual user: walks its scenario's flow (requests, think, loop, log) over one keep-alive
+ * connection of its own, as Artillery gives each VU its own agent. A request's latency runs
+ * from the instant it was due (the scheduled arrival for the first, the end of the previous
+ * step after that) to its last response byte, so a generator that falls behind shows up as
+ * latency rather than as fewer requests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/net.h"
+#include "lib/url.h"
+#include "load/engine_internal.h"
+#include "load/template.h"
+
+struct load_conn {
+    uv_tcp_t tcp;
+    struct load_vu *vu; /* NULL once detached: late callbacks then only free */
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct sockaddr_storage addr;
+    bool connected;
+    bool used;      /* carried a response already: a close before the next is a stale reuse */
+    bool got_byte;  /* response bytes seen for the request in flight */
+    struct buf out; /* request bytes when templated */
+    const char *wire;
+    size_t wire_len;
+    struct buf in;
+    /* response state */
+    bool head_done, chunked, until_close, keep_alive;
+    int status;
+    int64_t body_left;
+    struct http_chunked_decoder dec;
+    struct buf body;
+    bool expect_header_failed;
+};
+
+static void vu_next(struct load_vu *vu);
+static void vu_end(struct load_vu *vu, bool failed);
+
+/* ---- recording --------------------------------------------------------------------------- */
+
+#define STATS_LOCKED(w, now, sec, body)                                                            \
+    do {                                                                                           \
+        struct load_stats *st_ = &(w)->stats;                                                      \
+        uv_mutex_lock(&st_->lock);                                                                 \
+        struct load_sec *sec = load_stats_at(st_, load_sec_index((w)->eng, (now)));                \
+        body;                                                                                      \
+        uv_mutex_unlock(&st_->lock);                                                               \
+    } while (0)
+
+static void record_error(struct load_vu *vu, const char *code)
+{
+    uint64_t now = uv_hrtime();
+
+    STATS_LOCKED(vu->w, now, sec,
+                 load_counts_add(&sec->errors, code, strlen(code), 1, LOAD_COUNTS_MAX));
+}
+
+/* ---- connection -------------------------------------------------------------------------- */
+
+static void conn_close_cb(uv_handle_t *h)
+{
+    struct load_conn *c = CONTAINER_OF((uv_tcp_t *)h, struct load_conn, tcp);
+
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->body);
+    free(c);
+}
+
+/* Cuts the connection loose from its VU and closes it. */
+static void conn_drop(struct load_vu *vu)
+{
+    struct load_conn *c = vu->conn;
+
+    if (!c)
+        return;
+    vu->conn = NULL;
+    c->vu = NULL;
+    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+/* The request failed: count the error, and the VU fails (Artillery ends the VU). */
+static void request_failed(struct load_vu *vu, const char *code)
+{
+    uv_timer_stop(&vu->timer);
+    record_error(vu, code);
+    conn_drop(vu);
+    vu->req = NULL;
+    vu_end(vu, true);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct load_conn *c = CONTAINER_OF((uv_tcp_t *)h, struct load_conn, tcp);
+
+    (void)hint;
+    buf_reserve(&c->in, 16384);
+    b->base = c->in.data + c->in.len;
+    b->len = c->in.cap - c->in.len - 1;
+}
+
+static bool expect_status_ok(const struct load_request *r, int status)
+{
+    for (size_t i = 0; i < r->n_expects; i++) {
+        const struct load_expect *x = &r->expects[i];
+        bool ok = false;
+
+        if (x->kind != LOAD_EXPECT_STATUS)
+            continue;
+        for (size_t j = 0; j < x->n_status; j++)
+            ok |= x->status[j] == status;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Header checks, header captures and X-Served-By: all while the head's slices are valid. */
+static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_response_head *h)
+{
+    const struct load_request *r = vu->req;
+    const struct http_header *sb = http_find_header(h->headers, h->num_headers, "X-Served-By");
+    uint64_t now = uv_hrtime();
+
+    c->status = h->status;
+    for (size_t i = 0; i < r->n_expects; i++) {
+        const struct load_expect *x = &r->expects[i];
+        const struct http_header *hd;
+
+        if (x->kind == LOAD_EXPECT_CONTENT_TYPE) {
+            hd = http_find_header(h->headers, h->num_headers, "Content-Type");
+            if (!hd || !memmem(hd->value.p, hd->value.n, x->text, strlen(x->text)))
+                c->expect_header_failed = true;
+        } else if (x->kind == LOAD_EXPECT_HAS_HEADER) {
+            if (!http_find_header(h->headers, h->num_headers, x->text))
+                c->expect_header_failed = true;
+        }
+    }
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const struct http_header *hd;
+
+        if (!r->captures[i].header)
+            continue;
+        hd = http_find_header(h->headers, h->num_headers, r->captures[i].expr);
+        if (hd)
+            json_object_set_new(vu->vars, r->captures[i].as,
+                                json_stringn_nocheck(hd->value.p, hd->value.n));
+    }
+    if (sb) {
+        size_t n = sb->value.n < 128 ? sb->value.n : 128;
+
+        STATS_LOCKED(vu->w, now, sec,
+                     load_counts_add(&sec->served_by, sb->value.p, n, 1, LOAD_COUNTS_MAX));
+    }
+}
+
+/* JSON captures from the body; false when one is missing (Artillery fails the VU). */
+static bool json_captures(struct load_vu *vu, struct load_conn *c)
+{
+    const struct load_request *r = vu->req;
+    json_t *doc = NULL;
+    bool ok = true;
+
+    if (!r->needs_body)
+        return true;
+    doc = json_loadb(c->body.data ? c->body.data : "", c->body.len, JSON_DECODE_ANY, NULL);
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const json_t *v;
+
+        if (r->captures[i].header) {
+            ok &= json_object_get(vu->vars, r->captures[i].as) != NULL;
+            continue;
+        }
+        v = doc ? load_json_path(doc, r->captures[i].expr) : NULL;
+        if (v)
+            json_object_set(vu->vars, r->captures[i].as, (json_t *)v);
+        else
+            ok = false;
+    }
+    json_decref(doc);
+    return ok;
+}
+
+static void response_done(struct load_vu *vu, struct load_conn *c)
+{
+    const struct load_request *r = vu->req;
+    uint64_t now = uv_hrtime();
+    uint64_t us = (now - vu->ready_ns) / 1000;
+    bool expect_ok = expect_status_ok(r, c->status) && !c->expect_header_failed;
+    bool capture_ok;
+    int status = c->status;
+
+    uv_timer_stop(&vu->timer);
+    STATS_LOCKED(vu->w, now, sec, {
+        sec->responses++;
+        sec->codes[status < LOAD_CODES ? status : 0]++;
+        histogram_record(&sec->rt, us);
+        if (r->n_expects) {
+            sec->expect_ok += expect_ok;
+            sec->expect_failed += !expect_ok;
+        }
+    });
+    c->used = true;
+    if (!c->keep_alive || c->until_close)
+        conn_drop(vu);
+    else
+        c->head_done = false;
+    capture_ok = json_captures(vu, c);
+    buf_reset(&c->body);
+    vu->req = NULL;
+    vu->ready_ns = now;
+    if (!expect_ok) {
+        vu_end(vu, true);
+        return;
+    }
+    if (!capture_ok) {
+        record_error(vu, "Failed capture or match");
+        vu_end(vu, true);
+        return;
+    }
+    vu_next(vu);
+}
+
+static void keep_body(struct load_vu *vu, struct load_conn *c, const char *p, size_t n)
+{
+    uint64_t now = uv_hrtime();
+
+    if (vu->req->needs_body && c->body.len + n <= LOAD_MAX_BODY)
+        buf_append(&c->body, p, n);
+    STATS_LOCKED(vu->w, now, sec, sec->bytes += n);
+}
+
+static int start_body(struct load_vu *vu, struct load_conn *c, const struct http_response_head *h)
+{
+    c->keep_alive = h->framing.keep_alive;
+    c->chunked = c->until_close = false;
+    c->body_left = 0;
+    if (!http_response_has_body(h, strcmp(vu->req->method, "HEAD") == 0))
+        return 0;
+    if (h->framing.chunked) {
+        c->chunked = true;
+        c->dec = HTTP_CHUNKED_DECODER_INIT;
+    } else if (h->framing.content_length >= 0) {
+        c->body_left = h->framing.content_length;
+    } else {
+        c->until_close = true;
+    }
+    return 0;
+}
+
+/* Consumes what c->in holds; returns 1 when the response is complete, 0 for more, <0 bad. */
+static int parse_input(struct load_vu *vu, struct load_conn *c)
+{
+    if (!c->head_done) {
+        static __thread struct http_response_head head;
+        struct http_limits lim = {LOAD_MAX_HEAD, 0};
+        int n = http_parse_response(c->in.data, c->in.len, &lim, &head);
+
+        if (n == HTTP_PARSE_INCOMPLETE)
+            return 0;
+        if (n < 0)
+            return -1;
+        if (head.status < 200) { /* 100 Continue and friends: skip */
+            buf_consume(&c->in, (size_t)n);
+            return parse_input(vu, c);
+        }
+        on_head(vu, c, &head);
+        start_body(vu, c, &head);
+        c->head_done = true;
+        buf_consume(&c->in, (size_t)n);
+    }
+    if (c->chunked) {
+        size_t len = c->in.len;
+        ssize_t rc = http_decode_chunked(&c->dec, c->in.data, &len);
+
+        if (rc == HTTP_PARSE_BAD)
+            return -1;
+        keep_body(vu, c, c->in.data, len);
+        buf_reset(&c->in);
+        return rc >= 0 ? 1 : 0;
+    }
+    if (c->until_close) {
+        keep_body(vu, c, c->in.data, c->in.len);
+        buf_reset(&c->in);
+        return 0;
+    }
+    if (c->in.len) {
+        size_t take = (uint64_t)c->body_left < c->in.len ? (size_t)c->body_left : c->in.len;
+
+        keep_body(vu, c, c->in.data, take);
+        c->body_left -= (int64_t)take;
+        buf_consume(&c->in, take);
+    }
+    /* bytes past the response (nothing was pipelined) are dropped with the buffer */
+    return c->body_left == 0 ? 1 : 0;
+}
+
+static void send_request(struct load_vu *vu, bool retry);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct load_conn *c = CONTAINER_OF((uv_tcp_t *)s, struct load_conn, tcp);
+    struct load_vu *vu = c->vu;
+    int rc;
+
+    (void)b;
+    if (!vu || nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF && c->until_close && c->head_done) {
+            response_done(vu, c);
+            return;
+        }
+        if (!vu->req) { /* idle keep-alive connection closed by the server */
+            conn_drop(vu);
+            return;
+        }
+        if (nread == UV_EOF && c->used && !c->got_byte) {
+            /* the server closed an idle connection as we reused it: once more, fresh */
+            conn_drop(vu);
+            send_request(vu, true);
+            return;
+        }
+        request_failed(vu, nread == UV_EOF ? "ECONNRESET" : uv_err_name((int)nread));
+        return;
+    }
+    c->in.len += (size_t)nread;
+    c->in.data[c->in.len] = '\0';
+    if (!vu->req) { /* bytes nobody asked for */
+        request_failed(vu, "EPROTO");
+        return;
+    }
+    c->got_byte = true;
+    rc = parse_input(vu, c);
+    if (rc < 0)
+        request_failed(vu, "EPROTO");
+    else if (rc > 0)
+        response_done(vu, c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct load_conn *c = CONTAINER_OF(req, struct load_conn, wreq);
+
+    if (!c->vu || status == 0)
+        return;
+    request_failed(c->vu, uv_err_name(status));
+}
+
+static void write_request(struct load_vu *vu, struct load_conn *c)
+{
+    uv_buf_t b = uv_buf_init((char *)c->wire, (unsigned)c->wire_len);
+    int rc;
+
+    c->got_byte = false;
+    c->head_done = false;
+    buf_reset(&c->in);
+    rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0)
+        request_failed(vu, uv_err_name(rc));
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct load_conn *c = CONTAINER_OF(req, struct load_conn, creq);
+    struct load_vu *vu = c->vu;
+    int rc;
+
+    if (!vu)
+        return;
+    if (status < 0) {
+        request_failed(vu, uv_err_name(status));
+        return;
+    }
+    c->connected = true;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) < 0) {
+        request_failed(vu, uv_err_name(rc));
+        return;
+    }
+    write_request(vu, c);
+}
+
+static struct load_conn *conn_new(struct load_vu *vu, const struct sockaddr_storage *addr)
+{
+    struct load_conn *c = xcalloc(1, sizeof(*c));
+
+    c->vu = vu;
+    c->addr = *addr;
+    uv_tcp_init(&vu->w->loop, &c->tcp);
+    vu->conn = c;
+    return c;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct load_vu *vu = CONTAINER_OF(t, struct load_vu, timer);
+
+    if (vu->req)
+        request_failed(vu, "ETIMEDOUT");
+    else
+        vu_next(vu); /* think time over */
+}
+
+static void append_request(struct buf *out, const struct load_request *r, const char *path,
+                           const char *host, const json_t *vars, uint64_t *rng)
+{
+    struct buf body = BUF_INIT;
+    bool has_ct = false;
+
+    buf_printf(out, "%s ", r->method);
+    load_tmpl_render(out, path, vars, rng);
+    for (size_t i = 0; i < r->n_qs; i++) {
+        struct buf v = BUF_INIT;
+
+        buf_append_cstr(out, i == 0 && !strchr(path, '?') ? "?" : "&");
+        url_encode(out, str_from(r->qs[i].name), false);
+        buf_append_cstr(out, "=");
+        load_tmpl_render(&v, r->qs[i].value, vars, rng);
+        url_encode(out, buf_str(&v), false);
+        buf_free(&v);
+    }
+    buf_printf(out, " HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-load/" MESH_VERSION "\r\n", host);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        buf_printf(out, "%s: ", r->headers[i].name);
+        load_tmpl_render(out, r->headers[i].value, vars, rng);
+        buf_append_cstr(out, "\r\n");
+        has_ct |= strcasecmp(r->headers[i].name, "Content-Type") == 0;
+    }
+    if (r->json) {
+        json_t *doc = load_tmpl_json(r->json, vars, rng);
+
+        json_append(&body, doc, false);
+        json_decref(doc);
+        if (!has_ct)
+            buf_append_cstr(out, "Content-Type: application/json\r\n");
+    } else if (r->body) {
+        load_tmpl_render(&body, r->body, vars, rng);
+    }
+    if (r->json || r->body || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+        strcmp(r->method, "PATCH") == 0)
+        buf_printf(out, "Content-Length: %zu\r\n", body.len);
+    buf_append_cstr(out, "\r\n");
+    buf_append(out, body.data ? body.data : "", body.len);
+    buf_free(&body);
+}
+
+static bool request_is_static(const struct load_request *r)
+{
+    if (!load_tmpl_is_static(r->url) || strncmp(r->url, "http", 4) == 0 ||
+        !load_tmpl_is_static(r->body) || (r->json && !load_tmpl_json_is_static(r->json)))
+        return false;
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (!load_tmpl_is_static(r->headers[i].value))
+            return false;
+    for (size_t i = 0; i < r->n_qs; i++)
+        if (!load_tmpl_is_static(r->qs[i].value))
+            return false;
+    return true;
+}
+
+static void prepare_steps(struct load_step *steps, size_t n, const struct load_target *t)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct load_request *r = &steps[i].req;
+        struct buf b = BUF_INIT;
+        uint64_t rng = 1;
+
+        if (steps[i].kind == LOAD_STEP_LOOP)
+            prepare_steps(steps[i].steps, steps[i].n_steps, t);
+        if (steps[i].kind != LOAD_STEP_REQUEST || !request_is_static(r))
+            continue;
+        append_request(&b, r, r->url, t->host_header, NULL, &rng);
+        r->wire_len = b.len;
+        r->wire = buf_steal(&b);
+    }
+}
+
+void load_vu_prepare_static(struct load_script *s, const struct load_target *t)
+{
+    for (size_t i = 0; i < s->n_scenarios; i++)
+        prepare_steps(s->scenarios[i].steps, s->scenarios[i].n_steps, t);
+}
+
+/*
+ * Where the request goes: the target, or an absolute http:// URL's host when it is a numeric
+ * address (names would need a resolver on the loop; they fail with ENOTFOUND).
+ */
+static int request_addr(struct load_vu *vu, const char *url, struct sockaddr_storage *addr,
+                        char *host_header, size_t hlen, const char **path, struct buf *pathbuf)
+{
+    const struct load_target *t = &vu->w->eng->target;
+    struct url_parts u;
+
+    if (strncmp(url, "http://", 7) != 0) {
+        *addr = t->addr;
+        snprintf(host_header, hlen, "%s", t->host_header);
+        *path = url;
+        return 0;
+    }
+    if (url_split(url, &u) < 0)
+        return -1;
+    buf_append_cstr(pathbuf, u.path);
+    *path = pathbuf->data;
+    if (u.port == t->port && strcmp(u.host, t->host) == 0)
+        *addr = t->addr;
+    else if (net_parse_addr(u.host, u.port, addr) < 0) {
+        url_parts_free(&u);
+        return -2;
+    }
+    snprintf(host_header, hlen, u.port == 80 ? "%s" : "%s:%d", u.host, u.port);
+    url_parts_free(&u);
+    return 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    return memcmp(a, b,
+                  a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                          : sizeof(struct sockaddr_in6)) == 0;
+}
+
+/*
+ * Builds the request's bytes and sends them, on the VU's connection or a new one. A retry
+ * (stale keep-alive connection) is not counted as a second request.
+ */
+static void send_request(struct load_vu *vu, bool retry)
+{
+    const struct load_request *r = vu->req;
+    struct sockaddr_storage addr;
+    struct load_conn *c;
+    struct buf url = BUF_INIT, pathbuf = BUF_INIT;
+    const char *path = NULL;
+    char host[300];
+    int rc;
+
+    uv_timer_start(&vu->timer, on_timeout, (uint64_t)vu->w->eng->script->timeout_ms, 0);
+    if (r->wire) {
+        addr = vu->w->eng->target.addr;
+    } else {
+        load_tmpl_render(&url, r->url, vu->vars, &vu->w->rng);
+        rc =
+            request_addr(vu, url.data ? url.data : "/", &addr, host, sizeof(host), &path, &pathbuf);
+        if (rc < 0) {
+            buf_free(&url);
+            buf_free(&pathbuf);
+            request_failed(vu, rc == -2 ? "ENOTFOUND" : "EINVALIDURL");
+            return;
+        }
+    }
+    if (vu->conn && !same_addr(&vu->conn->addr, &addr))
+        conn_drop(vu);
+    c = vu->conn ? vu->conn : conn_new(vu, &addr);
+    if (r->wire) {
+        c->wire = r->wire;
+        c->wire_len = r->wire_len;
+    } else {
+        buf_reset(&c->out);
+        append_request(&c->out, r, path, host, vu->vars, &vu->w->rng);
+        c->wire = c->out.data;
+        c->wire_len = c->out.len;
+    }
+    buf_free(&url);
+    buf_free(&pathbuf);
+    if (!retry) {
+        uint64_t now = uv_hrtime();
+
+        STATS_LOCKED(vu->w, now, sec, sec->requests++);
+    }
+    if (c->connected) {
+        write_request(vu, c);
+        return;
+    }
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->addr, on_connect);
+    if (rc < 0)
+        request_failed(vu, uv_err_name(rc));
+}
+
+/* ---- flow -------------------------------------------------------------------------------- */
+
+static void run_log(struct load_vu *vu, const char *tmpl)
+{
+    struct buf b = BUF_INIT;
+
+    load_tmpl_render(&b, tmpl, vu->vars, &vu->w->rng);
+    fprintf(stdout, "%s\n", b.data ? b.data : "");
+    buf_free(&b);
+}
+
+/* The next step to run, advancing through loops; NULL at the end of the flow. */
+static const struct load_step *next_step(struct load_vu *vu)
+{
+    while (vu->depth > 0) {
+        struct load_frame *f = &vu->stack[vu->depth - 1];
+
+        if (f->idx < f->n)
+            return &f->steps[f->idx++];
+        if (vu->depth > 1 && ++f->iter < f->count) {
+            f->idx = 0;
+            json_object_set_new(vu->vars, "$loopCount", json_integer(f->iter));
+            continue;
+        }
+        vu->depth--;
+    }
+    return NULL;
+}
+
+static void vu_next(struct load_vu *vu)
+{
+    const struct load_step *st;
+
+    while (!vu->w->stopping && (st = next_step(vu)) != NULL) {
+        switch (st->kind) {
+        case LOAD_STEP_REQUEST:
+            if (vu->pool && uv_hrtime() >= vu->w->eng->pool_deadline_ns)
+                goto done;
+            vu->req = &st->req;
+            send_request(vu, false);
+            return;
+        case LOAD_STEP_THINK:
+            uv_timer_start(&vu->timer, on_timeout, (uint64_t)st->think_ms, 0);
+            return;
+        case LOAD_STEP_LOG:
+            run_log(vu, st->log);
+            break;
+        case LOAD_STEP_LOOP:
+            if (st->count > 0 && st->n_steps > 0 && vu->depth < LOAD_MAX_LOOP_NEST) {
+                vu->stack[vu->depth++] =
+                    (struct load_frame){st->steps, st->n_steps, 0, 0, st->count};
+                json_object_set_new(vu->vars, "$loopCount", json_integer(0));
+            }
+            break;
+        }
+    }
+    /* pool mode: a connection runs the flow again and again until the deadline */
+    if (vu->pool && !vu->w->stopping && uv_hrtime() < vu->w->eng->pool_deadline_ns &&
+        vu->sc->n_steps > 0) {
+        vu->stack[0] = (struct load_frame){vu->sc->steps, vu->sc->n_steps, 0, 0, 1};
+        vu->depth = 1;
+        vu->ready_ns = uv_hrtime();
+        vu_next(vu);
+        return;
+    }
+done:
+    vu_end(vu, false);
+}
+
+static void vu_close_cb(uv_handle_t *h)
+{
+    struct load_vu *vu = CONTAINER_OF((uv_timer_t *)h, struct load_vu, timer);
+    struct load_worker *w = vu->w;
+
+    json_decref(vu->vars);
+    free(vu);
+    load_worker_vu_ended(w);
+}
+
+static void vu_unlink_close(struct load_vu *vu)
+{
+    struct load_worker *w = vu->w;
+
+    conn_drop(vu);
+    if (vu->prev)
+        vu->prev->next = vu->next;
+    else
+        w->vus = vu->next;
+    if (vu->next)
+        vu->next->prev = vu->prev;
+    uv_close((uv_handle_t *)&vu->timer, vu_close_cb);
+}
+
+static void vu_end(struct load_vu *vu, bool failed)
+{
+    uint64_t now = uv_hrtime();
+
+    STATS_LOCKED(vu->w, now, sec, {
+        if (failed) {
+            sec->failed++;
+        } else {
+            sec->completed++;
+            histogram_record(&sec->session, (now - vu->start_ns) / 1000);
+        }
+    });
+    vu_unlink_close(vu);
+}
+
+void load_vu_abort(struct load_vu *vu)
+{
+    uv_timer_stop(&vu->timer);
+    vu_unlink_close(vu);
+}
+
+void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64_t sched_ns,
+                   bool pool)
+{
+    struct load_vu *vu = xcalloc(1, sizeof(*vu));
+    uint64_t now = uv_hrtime();
+
+    vu->w = w;
+    vu->sc = sc;
+    vu->pool = pool;
+    vu->vars = load_vars_new(w->eng->script->variables, &w->rng);
+    vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
+    vu->stack[0] = (struct load_frame){sc->steps, sc->n_steps, 0, 0, 1};
+    vu->depth = 1;
+    uv_timer_init(&w->loop, &vu->timer);
+    vu->next = w->vus;
+    if (w->vus)
+        w->vus->prev = vu;
+    w->vus = vu;
+    w->active++;
+    STATS_LOCKED(w, now, sec, {
+        sec->created++;
+        load_counts_add(&sec->created_by, sc->name, strlen(sc->name), 1, SIZE_MAX);
+    });
+    vu_next(vu);
+}

@@ -1,0 +1,252 @@
+/*
+ * Engine and worker threads. Arrivals are dealt round robin: worker w fires the arrivals whose
+ * index is w modulo the worker count, each at its scheduled instant on its own loop's timer.
+ */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "lib/alloc.h"
+#include "lib/url.h"
+#include "load/engine_internal.h"
+#include "load/template.h"
+
+/* Arrivals due within this much of now fire together, so timer granularity adds no lag. */
+#define EARLY_MS 1.0
+
+static const struct load_scenario *pick_scenario(struct load_worker *w)
+{
+    const struct load_script *s = w->eng->script;
+    double x = (double)(load_rand(&w->rng) >> 11) / 9007199254740992.0 * s->total_weight;
+
+    for (size_t i = 0; i < s->n_scenarios; i++) {
+        if (x < s->scenarios[i].weight)
+            return &s->scenarios[i];
+        x -= s->scenarios[i].weight;
+    }
+    return &s->scenarios[s->n_scenarios - 1];
+}
+
+/* Advances to this worker's next arrival (every n-th of the whole schedule). */
+static void next_arrival(struct load_worker *w)
+{
+    while ((w->have_next = load_schedule_next(&w->sched, &w->next_t_ms, &w->next_phase))) {
+        if ((w->sched.index - 1) % w->eng->n_workers == w->id)
+            return;
+    }
+    w->sched_done = true;
+}
+
+static bool over_max_vusers(struct load_worker *w, size_t phase)
+{
+    int64_t max = w->eng->script->phases[phase].max_vusers;
+    int64_t share;
+
+    if (max < 0)
+        return false;
+    /* each worker keeps its share of the cap, rounded up */
+    share = (max + (int64_t)w->eng->n_workers - 1) / (int64_t)w->eng->n_workers;
+    return (int64_t)w->active >= share;
+}
+
+static void on_arrivals(uv_timer_t *t)
+{
+    struct load_worker *w = CONTAINER_OF(t, struct load_worker, arrivals);
+    uint64_t now = uv_hrtime();
+    double now_ms = (double)(now - w->eng->start_ns) / 1e6;
+
+    while (w->have_next && !w->stopping && w->next_t_ms <= now_ms + EARLY_MS) {
+        uint64_t sched = w->eng->start_ns + (uint64_t)(w->next_t_ms * 1e6);
+
+        if (over_max_vusers(w, w->next_phase)) {
+            struct load_stats *st = &w->stats;
+
+            uv_mutex_lock(&st->lock);
+            load_stats_at(st, load_sec_index(w->eng, now))->skipped++;
+            uv_mutex_unlock(&st->lock);
+        } else {
+            load_vu_start(w, pick_scenario(w), sched, false);
+        }
+        next_arrival(w);
+    }
+    if (w->have_next && !w->stopping) {
+        double wait = w->next_t_ms - now_ms - EARLY_MS;
+
+        uv_timer_start(&w->arrivals, on_arrivals, wait > 0 ? (uint64_t)ceil(wait) : 0, 0);
+        return;
+    }
+}
+
+/* The loop ends by itself once no VU, connection or pending arrival is left. */
+void load_worker_vu_ended(struct load_worker *w)
+{
+    w->active--;
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct load_worker *w = CONTAINER_OF(a, struct load_worker, wake);
+
+    if (!atomic_load(&w->eng->stop) || w->stopping)
+        return;
+    w->stopping = true;
+    uv_timer_stop(&w->arrivals);
+    while (w->vus)
+        load_vu_abort(w->vus);
+}
+
+static void worker_run(void *arg)
+{
+    struct load_worker *w = arg;
+    struct load_engine *eng = w->eng;
+
+    if (eng->pool > 0) {
+        /* this worker's share of the pool connections, all created at once */
+        int n = eng->pool / (int)eng->n_workers + ((int)w->id < eng->pool % (int)eng->n_workers);
+
+        w->sched_done = true;
+        for (int i = 0; i < n && !w->stopping; i++)
+            load_vu_start(w, &eng->script->scenarios[0], eng->start_ns, true);
+    } else {
+        next_arrival(w);
+        on_arrivals(&w->arrivals);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (atomic_fetch_sub(&eng->running, 1) == 1)
+        uv_async_send(&eng->done_async);
+}
+
+static void on_done_async(uv_async_t *a)
+{
+    struct load_engine *eng = CONTAINER_OF(a, struct load_engine, done_async);
+
+    uv_close((uv_handle_t *)a, NULL);
+    eng->on_done(eng->data);
+}
+
+static int resolve_target(struct load_engine *eng, struct err *e)
+{
+    struct url_parts u;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char port[16];
+    int rc;
+
+    if (url_split(eng->script->target, &u) < 0)
+        return err_set(e, "target %s: not an http:// URL", eng->script->target);
+    snprintf(eng->target.host, sizeof(eng->target.host), "%s", u.host);
+    eng->target.port = u.port;
+    snprintf(eng->target.host_header, sizeof(eng->target.host_header),
+             u.port == 80 ? "%s" : (strchr(u.host, ':') ? "[%s]:%d" : "%s:%d"), u.host, u.port);
+    snprintf(port, sizeof(port), "%d", u.port);
+    url_parts_free(&u);
+    rc = getaddrinfo(eng->target.host, port, &hints, &res);
+    if (rc != 0)
+        return err_set(e, "target %s: %s", eng->script->target, gai_strerror(rc));
+    memcpy(&eng->target.addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+struct load_engine *load_engine_new(struct load_script *script, const struct load_engine_opts *opts,
+                                    struct err *e)
+{
+    struct load_engine *eng = xcalloc(1, sizeof(*eng));
+
+    eng->script = script;
+    eng->n_workers = opts->workers > 0 ? (size_t)opts->workers : 1;
+    eng->pool = opts->pool;
+    eng->on_done = opts->on_done;
+    eng->data = opts->data;
+    if (resolve_target(eng, e) < 0) {
+        free(eng);
+        return NULL;
+    }
+    load_vu_prepare_static(script, &eng->target);
+    eng->workers = xcalloc(eng->n_workers, sizeof(*eng->workers));
+    for (size_t i = 0; i < eng->n_workers; i++) {
+        struct load_worker *w = &eng->workers[i];
+
+        w->eng = eng;
+        w->id = i;
+        w->rng = 0x853c49e6748fea9bull ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull) ^
+                 (uint64_t)time(NULL);
+        uv_loop_init(&w->loop);
+        uv_timer_init(&w->loop, &w->arrivals);
+        uv_async_init(&w->loop, &w->wake, on_wake);
+        uv_unref((uv_handle_t *)&w->wake);
+        load_stats_init(&w->stats);
+        load_schedule_init(&w->sched, script->phases, script->n_phases);
+    }
+    uv_async_init(opts->main_loop, &eng->done_async, on_done_async);
+    return eng;
+}
+
+void load_engine_start(struct load_engine *eng)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    eng->start_epoch_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    eng->start_ns = uv_hrtime();
+    eng->pool_deadline_ns =
+        eng->start_ns + (uint64_t)load_script_duration_ms(eng->script) * 1000000u;
+    atomic_store(&eng->running, eng->n_workers);
+    for (size_t i = 0; i < eng->n_workers; i++)
+        if (uv_thread_create(&eng->workers[i].thread, worker_run, &eng->workers[i]) != 0)
+            abort();
+}
+
+void load_engine_stop(struct load_engine *eng)
+{
+    atomic_store(&eng->stop, true);
+    for (size_t i = 0; i < eng->n_workers; i++)
+        uv_async_send(&eng->workers[i].wake);
+}
+
+void load_engine_join(struct load_engine *eng)
+{
+    for (size_t i = 0; i < eng->n_workers; i++)
+        uv_thread_join(&eng->workers[i].thread);
+}
+
+void load_engine_free(struct load_engine *eng)
+{
+    if (!eng)
+        return;
+    for (size_t i = 0; i < eng->n_workers; i++) {
+        struct load_worker *w = &eng->workers[i];
+
+        uv_close((uv_handle_t *)&w->arrivals, NULL);
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+        uv_loop_close(&w->loop);
+        load_stats_destroy(&w->stats);
+        buf_free(&w->scratch);
+    }
+    free(eng->workers);
+    free(eng);
+}
+
+uint64_t load_engine_start_ns(const struct load_engine *eng)
+{
+    return eng->start_ns;
+}
+
+int64_t load_engine_start_epoch_ms(const struct load_engine *eng)
+{
+    return eng->start_epoch_ms;
+}
+
+size_t load_engine_workers(const struct load_engine *eng)
+{
+    return eng->n_workers;
+}
+
+struct load_stats *load_engine_stats(struct load_engine *eng, size_t i)
+{
+    return &eng->workers[i].stats;
+}
