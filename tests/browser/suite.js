@@ -262,7 +262,9 @@ async function uiNodes() {
   const row = page.locator('tr[data-node="browser"]');
   await row.waitFor({timeout: WAIT_MS});
   assert.match(await row.textContent(), /127\.0\.0\.1/);
-  assert.match(await row.textContent(), /api/);
+  /* The services on it, each a link to its view, shown as text (nothing stringified). */
+  assert.equal(await row.locator('a[href="#/services/api"]').textContent(), 'api');
+  assert.doesNotMatch(await row.textContent(), /http:|\[object/);
   await shot(page, 'ui-nodes');
   await row.locator('a').first().click();
   await page.waitForURL(/#\/nodes\/browser$/);
@@ -346,8 +348,11 @@ async function uiAccessible() {
   await page.setViewportSize({width: 320, height: 640});
   for (const [view, ready] of [['services', 'tr[data-service="api"]'],
                                ['services/api', '[data-check="api-ttl"]'],
+                               ['nodes', 'tr[data-node="browser"]'],
                                ['nodes/browser', 'tr[data-service="api1"]'],
-                               ['kv/app/config/maxconn', '#kv-value']]) {
+                               ['kv/app/', 'li[data-key="app/config/"]'],
+                               ['kv/app/config/maxconn', '#kv-value'],
+                               ['settings', '#token']]) {
     await page.goto(`http://${HOST}:${agent.port}/ui/#/${view}`);
     await page.locator(ready).first().waitFor({timeout: WAIT_MS});
     await assertNoOverflow(page, view);

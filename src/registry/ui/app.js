@@ -25,7 +25,7 @@ function h(tag, attrs, ...children) {
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -48,8 +48,12 @@ function notice(kind, ...text) {
 
 function table(headers, rows, label) {
   /* Each cell names its column, for the stacked layout of narrow screens (app.css). */
-  for (const tr of rows)
-    [...tr.children].forEach((td, i) => td.setAttribute('data-label', headers[i]));
+  for (const tr of rows) {
+    [...tr.children].forEach((td, i) => {
+      td.setAttribute('data-label', headers[i]);
+      td.append(h('div', {}, [...td.childNodes])); /* one box beside the label */
+    });
+  }
   return h('div', {class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label},
            h('table', {}, h('thead', {}, h('tr', {}, headers.map((t) => h('th', {scope: 'col'}, t)))),
              h('tbody', {}, rows)));
@@ -119,22 +123,28 @@ async function follow(path, signal, onData, onError, opts) {
   let pause = 1000;
   const sep = path.includes('?') ? '&' : '?';
   while (!signal.aborted) {
+    let r;
     try {
       const url = index > 0 ? `${path}${sep}index=${index}&wait=${WAIT}` : path;
-      const r = await api(url, Object.assign({signal}, opts));
-      if (signal.aborted) return;
-      pause = 1000;
-      setLive(true, r.index);
-      if (r.index < index) index = 0; /* the registry restarted: start over */
-      const changed = r.index !== index || index === 0;
-      index = Math.max(r.index, 1);
-      if (changed) onData(r);
+      r = await api(url, Object.assign({signal}, opts));
     } catch (e) {
       if (signal.aborted || e.name === 'AbortError') return;
       if (e instanceof ApiError) onError(e);
       else setLive(false);
       await sleep(pause, signal);
       pause = Math.min(pause * 2, 10000);
+      continue;
+    }
+    if (signal.aborted) return;
+    pause = 1000;
+    setLive(true, r.index);
+    if (r.index < index) index = 0; /* the registry restarted: start over */
+    const changed = r.index !== index || index === 0;
+    index = Math.max(r.index, 1);
+    try {
+      if (changed) onData(r);
+    } catch (e) {
+      reportError(e); /* a bug in a view: surface it as uncaught, keep following */
     }
   }
 }
@@ -146,10 +156,13 @@ function sleep(ms, signal) {
   });
 }
 
+/* The connection state is announced (role=status) only when it changes; the index is not. */
 function setLive(ok, index) {
   const el = document.getElementById('live');
-  el.className = 'live ' + (ok ? 'ok' : 'bad');
-  el.textContent = ok ? `live · index ${index}` : 'registry unreachable, retrying';
+  const text = ok ? 'live' : 'registry unreachable, retrying';
+  if (el.textContent !== text) el.textContent = text;
+  el.parentElement.className = 'live ' + (ok ? 'ok' : 'bad');
+  document.getElementById('index').textContent = ok ? `· index ${index}` : '';
 }
 
 /* What a failed call means to the person looking. */
