@@ -258,17 +258,6 @@ static void watch_failed(struct lb_watch *w, const char *why)
     watch_schedule(w, w->backoff_ms);
 }
 
-static uint64_t header_index(const struct http_client_response *res)
-{
-    size_t len;
-    const char *v = http_client_header(res, "X-Consul-Index", &len);
-    unsigned long long idx = 0;
-
-    if (!v || !str_to_u64((struct str){v, len}, &idx))
-        return 0;
-    return idx;
-}
-
 static void on_answer(int status, const struct http_client_response *res, void *data)
 {
     struct lb_watch *w = data;
@@ -295,7 +284,7 @@ static void on_answer(int status, const struct http_client_response *res, void *
         watch_failed(w, "the answer is not a JSON array");
         return;
     }
-    uint64_t idx = header_index(res);
+    uint64_t idx = http_client_index(res);
     /* consul-api.md 5.4: a lower index means the registry's history restarted: refetch */
     w->index = idx < w->index ? 0 : idx;
     if (w->outage)

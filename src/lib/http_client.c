@@ -139,6 +139,17 @@ const char *http_client_header(const struct http_client_response *res, const cha
     return h->value.p;
 }
 
+uint64_t http_client_index(const struct http_client_response *res)
+{
+    size_t len;
+    const char *v = http_client_header(res, "X-Consul-Index", &len);
+    unsigned long long idx = 0;
+
+    if (!v || !str_to_u64((struct str){v, len}, &idx))
+        return 0;
+    return idx;
+}
+
 /* ---- connections --------------------------------------------------------------------------- */
 
 static void on_conn_closed(uv_handle_t *h)

@@ -94,4 +94,8 @@ const char *http_client_error(const struct http_client *c);
 const char *http_client_header(const struct http_client_response *res, const char *name,
                                size_t *len);
 
+/* A registry answer's X-Consul-Index (the index of blocking queries); 0 when absent or not a
+ * decimal uint64. */
+uint64_t http_client_index(const struct http_client_response *res);
+
 #endif

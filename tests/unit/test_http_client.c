@@ -280,6 +280,21 @@ static void assert_body(const struct result *r, const char *want)
 /* ---- tests -------------------------------------------------------------------------------------
  */
 
+static void test_consul_index(void **state)
+{
+    struct http_header h[2] = {{STR_LIT("Content-Type"), STR_LIT("application/json")},
+                               {STR_LIT("x-consul-index"), STR_LIT("18446744073709551615")}};
+    struct http_client_response res = {.status = 200, .headers = h, .num_headers = 2};
+
+    assert_true(http_client_index(&res) == UINT64_MAX);
+    h[1].value = STR_LIT("12x");
+    assert_true(http_client_index(&res) == 0);
+    h[1].value = STR_LIT("");
+    assert_true(http_client_index(&res) == 0);
+    res.num_headers = 1;
+    assert_true(http_client_index(&res) == 0);
+}
+
 static void test_get_and_post(void **state)
 {
     struct result r1 = {0}, r2 = {0}, r3 = {0};
@@ -687,6 +702,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_consul_index),
         T(test_get_and_post),
         T(test_host_header),
         T(test_keep_alive_reuse),
