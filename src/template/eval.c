@@ -1,0 +1,387 @@
+/*
+ * The evaluator: walks the tree with Go's text/template semantics (truth, variable scopes that
+ * end at {{end}}, range over maps in key order, pipelines passing their value as the last
+ * argument, "and"/"or" stopping at the deciding argument).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "template/tmpl_internal.h"
+
+#define EVAL_MAX_DEPTH 200
+
+int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return err_set(ev->e, "%s:%d:%d: %s", ev->t->name, ev->at ? ev->at->line : 0,
+                   ev->at ? ev->at->col : 0, msg);
+}
+
+void tmpl_used_free(struct tmpl_used *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        tmpl_dep_clear(&u->deps[i]);
+    FREE_NULL(u->deps);
+    u->n = 0;
+    u->missing = 0;
+}
+
+int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data)
+{
+    struct tmpl_dep dep;
+    struct err e;
+    bool seen = false;
+
+    if (tmpl_dep_parse(kind, arg, &dep, &e) < 0)
+        return tmpl_fail(ev, "%s", e.msg);
+    *data = smap_get(ev->store, dep.id);
+    for (size_t i = 0; i < ev->used->n && !seen; i++)
+        seen = strcmp(ev->used->deps[i].id, dep.id) == 0;
+    if (seen) {
+        tmpl_dep_clear(&dep);
+        return 0;
+    }
+    ev->used->deps = xrealloc(ev->used->deps, (ev->used->n + 1) * sizeof(*ev->used->deps));
+    ev->used->deps[ev->used->n++] = dep;
+    if (!*data)
+        ev->used->missing++;
+    return 0;
+}
+
+/* ---- variables --------------------------------------------------------------------------- */
+
+static void var_push(struct tmpl_eval *ev, char *name, json_t *val)
+{
+    if (ev->nvars == ev->capvars) {
+        ev->capvars = ev->capvars ? ev->capvars * 2 : 16;
+        ev->vars = xrealloc(ev->vars, ev->capvars * sizeof(*ev->vars));
+    }
+    ev->vars[ev->nvars++] = (struct tmpl_var){name, val};
+}
+
+static void vars_pop(struct tmpl_eval *ev, size_t mark)
+{
+    while (ev->nvars > mark)
+        json_decref(ev->vars[--ev->nvars].val);
+}
+
+static struct tmpl_var *var_find(struct tmpl_eval *ev, const char *name)
+{
+    for (size_t i = ev->nvars; i-- > 0;)
+        if (strcmp(ev->vars[i].name, name) == 0)
+            return &ev->vars[i];
+    return NULL;
+}
+
+/* ---- operands ---------------------------------------------------------------------------- */
+
+static int eval_pipe(struct tmpl_eval *ev, const struct tmpl_node *pipe, json_t *dot, json_t **out);
+
+/* v.f1.f2...: map lookups; a missing key is nil, as for Go maps. Consumes v. */
+static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, size_t n, json_t **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *next;
+        if (!v || json_is_null(v)) {
+            json_decref(v);
+            return tmpl_fail(ev, "nil pointer evaluating interface {}.%s", fields[i]);
+        }
+        if (!json_is_object(v)) {
+            int rc =
+                tmpl_fail(ev, "can't evaluate field %s in type %s", fields[i], tmpl_type_name(v));
+            json_decref(v);
+            return rc;
+        }
+        next = json_incref(json_object_get(v, fields[i]));
+        json_decref(v);
+        v = next;
+    }
+    *out = v;
+    return 0;
+}
+
+static int eval_arg(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot, json_t **out)
+{
+    struct tmpl_var *var;
+    json_t *v = NULL;
+    int rc;
+
+    ev->at = n;
+    switch (n->kind) {
+    case NODE_DOT:
+        *out = json_incref(dot);
+        return 0;
+    case NODE_FIELD:
+        return eval_fields(ev, json_incref(dot), n->fields, n->nfields, out);
+    case NODE_VAR:
+        if (!(var = var_find(ev, n->text)))
+            return tmpl_fail(ev, "undefined variable \"%s\"", n->text);
+        return eval_fields(ev, json_incref(var->val), n->fields, n->nfields, out);
+    case NODE_CHAIN:
+        if ((rc = eval_pipe(ev, n->pipe, dot, &v)) < 0)
+            return rc;
+        ev->at = n;
+        return eval_fields(ev, v, n->fields, n->nfields, out);
+    case NODE_STRING:
+        *out = json_stringn_nocheck(n->text, n->len);
+        return 0;
+    case NODE_NUMBER:
+    case NODE_BOOL:
+        *out = json_incref(n->value);
+        return 0;
+    case NODE_NIL:
+        *out = NULL;
+        return 0;
+    case NODE_IDENT: {
+        /* a function named as an argument is called without arguments */
+        const struct tmpl_func *f = tmpl_func_find(n->text);
+        if (f->min_args > 0)
+            return tmpl_fail(ev, "wrong number of args for %s: want %d got 0", n->text,
+                             f->min_args);
+        return f->fn(ev, NULL, 0, out);
+    }
+    default:
+        return tmpl_fail(ev, "can't evaluate node");
+    }
+}
+
+/* and / or: evaluates arguments left to right until one decides. */
+static int eval_logic(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *dot, json_t *final,
+                      json_t **out)
+{
+    bool is_and = cmd->kids[0]->text[0] == 'a';
+    size_t nargs = cmd->nkids - 1 + (final ? 1 : 0);
+    json_t *v = NULL;
+
+    if (nargs < 1)
+        return tmpl_fail(ev, "wrong number of args for %s: want at least 1 got 0",
+                         cmd->kids[0]->text);
+    for (size_t i = 1; i < cmd->nkids + (final ? 1 : 0); i++) {
+        json_decref(v);
+        v = NULL;
+        if (i < cmd->nkids) {
+            int rc = eval_arg(ev, cmd->kids[i], dot, &v);
+            if (rc < 0)
+                return rc;
+        } else {
+            v = json_incref(final);
+        }
+        if (tmpl_truth(v) != is_and)
+            break;
+    }
+    *out = v;
+    return 0;
+}
+
+static int call_func(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *dot, json_t *final,
+                     bool has_final, json_t **out)
+{
+    const struct tmpl_func *f = tmpl_func_find(cmd->kids[0]->text);
+    size_t nargs = cmd->nkids - 1 + (has_final ? 1 : 0), got = 0;
+    json_t **args = xcalloc(nargs ? nargs : 1, sizeof(*args));
+    int rc = 0;
+
+    if (strcmp(f->name, "and") == 0 || strcmp(f->name, "or") == 0) {
+        free(args);
+        return eval_logic(ev, cmd, dot, has_final ? final : NULL, out);
+    }
+    if ((int)nargs < f->min_args || (f->max_args >= 0 && (int)nargs > f->max_args)) {
+        ev->at = cmd->kids[0];
+        rc = tmpl_fail(ev, "wrong number of args for %s: want %d got %zu", f->name,
+                       (int)nargs < f->min_args ? f->min_args : f->max_args, nargs);
+        goto done;
+    }
+    for (; got < cmd->nkids - 1; got++)
+        if ((rc = eval_arg(ev, cmd->kids[got + 1], dot, &args[got])) < 0)
+            goto done;
+    if (has_final)
+        args[got++] = json_incref(final);
+    ev->at = cmd->kids[0];
+    rc = f->fn(ev, args, nargs, out);
+done:
+    for (size_t i = 0; i < got; i++)
+        json_decref(args[i]);
+    free(args);
+    return rc;
+}
+
+static int eval_cmd(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *dot, json_t *final,
+                    bool has_final, json_t **out)
+{
+    const struct tmpl_node *first = cmd->kids[0];
+
+    if (first->kind == NODE_IDENT)
+        return call_func(ev, cmd, dot, final, has_final, out);
+    if (cmd->nkids > 1 || has_final) {
+        ev->at = first;
+        if (first->kind == NODE_FIELD)
+            return tmpl_fail(ev, "%s is not a method but has arguments",
+                             first->fields[first->nfields - 1]);
+        return tmpl_fail(ev, "can't give argument to non-function %s",
+                         first->text ? first->text : ".");
+    }
+    return eval_arg(ev, first, dot, out);
+}
+
+static int eval_pipe(struct tmpl_eval *ev, const struct tmpl_node *pipe, json_t *dot, json_t **out)
+{
+    json_t *v = NULL;
+    int rc = 0;
+
+    if (++ev->depth > EVAL_MAX_DEPTH) {
+        ev->depth--;
+        return tmpl_fail(ev, "exceeded maximum template depth (%d)", EVAL_MAX_DEPTH);
+    }
+    for (size_t i = 0; i < pipe->nkids && rc == 0; i++) {
+        json_t *next = NULL;
+        rc = eval_cmd(ev, pipe->kids[i], dot, v, i > 0, &next);
+        json_decref(v);
+        v = next;
+    }
+    ev->depth--;
+    if (rc < 0) {
+        json_decref(v);
+        return rc;
+    }
+    for (size_t i = 0; i < pipe->ndecl; i++) {
+        struct tmpl_var *var = pipe->assign ? var_find(ev, pipe->decl[i]) : NULL;
+        if (var) {
+            json_decref(var->val);
+            var->val = json_incref(v);
+        } else {
+            var_push(ev, pipe->decl[i], json_incref(v));
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- statements -------------------------------------------------------------------------- */
+
+static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t *dot);
+
+static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *key,
+                           json_t *item)
+{
+    size_t mark = ev->nvars;
+    int rc;
+
+    if (n->pipe->ndecl == 1) {
+        var_push(ev, n->pipe->decl[0], json_incref(item));
+    } else if (n->pipe->ndecl == 2) {
+        var_push(ev, n->pipe->decl[0], json_incref(key));
+        var_push(ev, n->pipe->decl[1], json_incref(item));
+    }
+    rc = eval_list(ev, n->list, item);
+    vars_pop(ev, mark);
+    return rc;
+}
+
+static int eval_range(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *v, json_t *dot)
+{
+    int rc = 0;
+    size_t count = 0;
+
+    if (json_is_array(v)) {
+        count = json_array_size(v);
+        for (size_t i = 0; i < count && rc == 0; i++) {
+            json_t *k = json_integer((json_int_t)i);
+            rc = eval_range_item(ev, n, k, json_array_get(v, i));
+            json_decref(k);
+        }
+    } else if (json_is_object(v)) {
+        const char **keys = tmpl_sorted_keys(v, &count);
+        for (size_t i = 0; i < count && rc == 0; i++) {
+            json_t *k = json_string(keys[i]);
+            rc = eval_range_item(ev, n, k, json_object_get(v, keys[i]));
+            json_decref(k);
+        }
+        free(keys);
+    } else if (json_is_integer(v)) {
+        json_int_t top = json_integer_value(v);
+        for (json_int_t i = 0; i < top && rc == 0; i++, count++) {
+            json_t *k = json_integer(i);
+            rc = eval_range_item(ev, n, k, k);
+            json_decref(k);
+        }
+    } else if (v && !json_is_null(v)) {
+        ev->at = n;
+        return tmpl_fail(ev, "range can't iterate over %s", tmpl_type_name(v));
+    }
+    if (rc == 0 && count == 0 && n->else_list)
+        rc = eval_list(ev, n->else_list, dot);
+    return rc;
+}
+
+static int eval_control(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot)
+{
+    size_t mark = ev->nvars;
+    json_t *v = NULL;
+    int rc;
+
+    ev->at = n;
+    if (n->kind == NODE_RANGE) {
+        /* the range's own variables are bound per item, not to the whole value */
+        struct tmpl_node plain = *n->pipe;
+        plain.ndecl = 0;
+        if ((rc = eval_pipe(ev, &plain, dot, &v)) == 0)
+            rc = eval_range(ev, n, v, dot);
+    } else if ((rc = eval_pipe(ev, n->pipe, dot, &v)) == 0) {
+        if (tmpl_truth(v))
+            rc = eval_list(ev, n->list, n->kind == NODE_WITH ? v : dot);
+        else if (n->else_list)
+            rc = eval_list(ev, n->else_list, dot);
+    }
+    json_decref(v);
+    vars_pop(ev, mark);
+    return rc;
+}
+
+static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t *dot)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < list->nkids && rc == 0; i++) {
+        const struct tmpl_node *n = list->kids[i];
+        json_t *v = NULL;
+        switch (n->kind) {
+        case NODE_TEXT:
+            buf_append(ev->out, n->text, n->len);
+            break;
+        case NODE_ACTION:
+            ev->at = n;
+            if ((rc = eval_pipe(ev, n->pipe, dot, &v)) == 0 && n->pipe->ndecl == 0)
+                tmpl_print(ev->out, v);
+            json_decref(v);
+            break;
+        default:
+            rc = eval_control(ev, n, dot);
+            break;
+        }
+    }
+    return rc;
+}
+
+int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
+                struct tmpl_used *used, struct err *e)
+{
+    static char dollar[] = "$";
+    struct tmpl_eval ev = {.t = t, .store = store, .used = used, .out = out, .e = e};
+    int rc;
+
+    *used = (struct tmpl_used){NULL, 0, 0};
+    var_push(&ev, dollar, NULL);
+    rc = eval_list(&ev, t->root, NULL);
+    vars_pop(&ev, 0);
+    free(ev.vars);
+    return rc;
+}

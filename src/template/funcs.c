@@ -1,0 +1,509 @@
+/*
+ * The functions that need no registry data: Go's builtins (eq ne lt le gt ge and or not len
+ * index printf print println) and consul-template's string and list helpers. Argument order is
+ * consul-template's, shaped for pipelines: {{ .Tags | join "," }} calls join "," .Tags.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "template/tmpl_internal.h"
+
+static int want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
+{
+    if (!json_is_string(v))
+        return tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(v));
+    *s = json_string_value(v);
+    *n = json_string_length(v);
+    return 0;
+}
+
+/* ---- comparisons ------------------------------------------------------------------------- */
+
+static bool is_nil(const json_t *v)
+{
+    return !v || json_is_null(v);
+}
+
+/* Orders a and b (numbers with numbers, strings with strings, bools for equality only). */
+static int compare(struct tmpl_eval *ev, const json_t *a, const json_t *b, bool ordered, int *cmp)
+{
+    if (json_is_number(a) && json_is_number(b)) {
+        if (json_is_integer(a) && json_is_integer(b)) {
+            json_int_t x = json_integer_value(a), y = json_integer_value(b);
+            *cmp = x < y ? -1 : x > y;
+        } else {
+            double x = json_number_value(a), y = json_number_value(b);
+            *cmp = x < y ? -1 : x > y;
+        }
+        return 0;
+    }
+    if (json_is_string(a) && json_is_string(b)) {
+        size_t na = json_string_length(a), nb = json_string_length(b);
+        int c = memcmp(json_string_value(a), json_string_value(b), na < nb ? na : nb);
+        *cmp = c ? (c < 0 ? -1 : 1) : na < nb ? -1 : na > nb;
+        return 0;
+    }
+    if (!ordered && json_is_boolean(a) && json_is_boolean(b)) {
+        *cmp = json_is_true(a) != json_is_true(b);
+        return 0;
+    }
+    if (!ordered && (is_nil(a) || is_nil(b))) {
+        *cmp = !(is_nil(a) && is_nil(b));
+        return 0;
+    }
+    if (!ordered && (json_is_array(a) || json_is_object(a)) && json_typeof(a) == json_typeof(b)) {
+        *cmp = !json_equal((json_t *)a, (json_t *)b);
+        return 0;
+    }
+    if (ordered && (is_nil(a) || json_is_boolean(a) || json_is_array(a) || json_is_object(a)))
+        return tmpl_fail(ev, "invalid type for comparison");
+    return tmpl_fail(ev, "incompatible types for comparison");
+}
+
+static int fn_eq(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    bool eq = false;
+    int cmp;
+
+    for (size_t i = 1; i < nargs && !eq; i++) {
+        if (compare(ev, args[0], args[i], false, &cmp) < 0)
+            return -EINVAL;
+        eq = cmp == 0;
+    }
+    *out = json_boolean(eq);
+    return 0;
+}
+
+static int fn_order(struct tmpl_eval *ev, json_t *const *args, const char *op, json_t **out)
+{
+    int cmp;
+    bool ordered = op[0] == 'l' || op[0] == 'g';
+
+    if (compare(ev, args[0], args[1], ordered, &cmp) < 0)
+        return -EINVAL;
+    bool r = op[0] == 'n'   ? cmp != 0
+             : op[0] == 'l' ? (op[1] == 't' ? cmp < 0 : cmp <= 0)
+                            : (op[1] == 't' ? cmp > 0 : cmp >= 0);
+    *out = json_boolean(r);
+    return 0;
+}
+
+#define ORDER_FN(name)                                                                             \
+    static int fn_##name(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)    \
+    {                                                                                              \
+        return fn_order(ev, args, #name, out);                                                     \
+    }
+ORDER_FN(ne)
+ORDER_FN(lt)
+ORDER_FN(le)
+ORDER_FN(gt)
+ORDER_FN(ge)
+
+/* Never called: eval.c evaluates and/or lazily; the entries make the names known. */
+static int fn_lazy(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return tmpl_fail(ev, "and/or called directly");
+}
+
+static int fn_not(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    *out = json_boolean(!tmpl_truth(args[0]));
+    return 0;
+}
+
+/* ---- containers -------------------------------------------------------------------------- */
+
+static int fn_len(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const json_t *v = args[0];
+    size_t n;
+
+    if (json_is_string(v))
+        n = json_string_length(v);
+    else if (json_is_array(v))
+        n = json_array_size(v);
+    else if (json_is_object(v))
+        n = json_object_size(v);
+    else
+        return tmpl_fail(ev, "error calling len: len of type %s", tmpl_type_name(v));
+    *out = json_integer((json_int_t)n);
+    return 0;
+}
+
+static int fn_index(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *v = args[0];
+
+    if (is_nil(v))
+        return tmpl_fail(ev, "error calling index: index of untyped nil");
+    for (size_t i = 1; i < nargs; i++) {
+        const json_t *k = args[i];
+        if (json_is_array(v) && json_is_integer(k)) {
+            json_int_t at = json_integer_value(k);
+            if (at < 0 || (size_t)at >= json_array_size(v))
+                return tmpl_fail(ev, "error calling index: index out of range: %lld",
+                                 (long long)at);
+            v = json_array_get(v, (size_t)at);
+        } else if (json_is_object(v) && json_is_string(k)) {
+            v = json_object_get(v, json_string_value(k));
+        } else if (is_nil(v)) {
+            v = NULL; /* a missing map entry indexes to nil, as Go's zero value */
+        } else {
+            return tmpl_fail(ev, "error calling index: cannot index %s with %s", tmpl_type_name(v),
+                             tmpl_type_name(k));
+        }
+    }
+    *out = json_incref(v);
+    return 0;
+}
+
+/* ---- printing ---------------------------------------------------------------------------- */
+
+static int fn_printf(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    struct buf b = BUF_INIT;
+    const char *fmt;
+    size_t n;
+
+    if (want_string(ev, args[0], &fmt, &n) < 0)
+        return -EINVAL;
+    tmpl_sprintf(&b, fmt, n, args + 1, nargs - 1);
+    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return 0;
+}
+
+/* Go's fmt.Sprint adds spaces between operands when neither is a string; Sprintln always. */
+static int print_common(json_t *const *args, size_t nargs, bool ln, json_t **out)
+{
+    struct buf b = BUF_INIT;
+
+    for (size_t i = 0; i < nargs; i++) {
+        if (i && (ln || (!json_is_string(args[i]) && !json_is_string(args[i - 1]))))
+            buf_append_cstr(&b, " ");
+        tmpl_sprintf(&b, "%v", 2, &args[i], 1);
+    }
+    if (ln)
+        buf_append_cstr(&b, "\n");
+    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return 0;
+}
+
+static int fn_print(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return print_common(args, nargs, false, out);
+}
+
+static int fn_println(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return print_common(args, nargs, true, out);
+}
+
+/* ---- consul-template's helpers ----------------------------------------------------------- */
+
+static bool has_item(const json_t *haystack, const json_t *needle)
+{
+    size_t i;
+    json_t *x;
+
+    if (json_is_string(haystack) && json_is_string(needle))
+        return memmem(json_string_value(haystack), json_string_length(haystack),
+                      json_string_value(needle), json_string_length(needle)) != NULL;
+    json_array_foreach(haystack, i, x) if (json_equal(x, (json_t *)needle)) return true;
+    return false;
+}
+
+/* contains NEEDLE HAYSTACK: {{ if .Tags | contains "prod" }} */
+static int fn_contains(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    *out = json_boolean(has_item(args[1], args[0]));
+    return 0;
+}
+
+/* containsAny / containsAll NEEDLES HAYSTACK */
+static int contains_set(struct tmpl_eval *ev, json_t *const *args, bool all, json_t **out)
+{
+    size_t i;
+    json_t *x;
+    bool r = all;
+
+    if (!json_is_array(args[0]))
+        return tmpl_fail(ev, "wrong type for value; expected []string; got %s",
+                         tmpl_type_name(args[0]));
+    json_array_foreach(args[0], i, x)
+    {
+        if (has_item(args[1], x) != all) {
+            r = !all;
+            break;
+        }
+    }
+    *out = json_boolean(r);
+    return 0;
+}
+
+static int fn_contains_any(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return contains_set(ev, args, false, out);
+}
+
+static int fn_contains_all(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return contains_set(ev, args, true, out);
+}
+
+static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    struct buf b = BUF_INIT;
+    const char *sep;
+    size_t seplen, i;
+    json_t *x;
+
+    if (want_string(ev, args[0], &sep, &seplen) < 0)
+        return -EINVAL;
+    if (!json_is_array(args[1]) && !is_nil(args[1]))
+        return tmpl_fail(ev, "wrong type for value; expected []string; got %s",
+                         tmpl_type_name(args[1]));
+    json_array_foreach(args[1], i, x)
+    {
+        if (i)
+            buf_append(&b, sep, seplen);
+        tmpl_print(&b, x);
+    }
+    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return 0;
+}
+
+static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *sep, *s;
+    size_t seplen, n;
+
+    if (want_string(ev, args[0], &sep, &seplen) < 0 || want_string(ev, args[1], &s, &n) < 0)
+        return -EINVAL;
+    *out = json_array();
+    if (n == 0)
+        return 0; /* consul-template: an empty string splits into no items */
+    for (;;) {
+        const char *at = seplen ? memmem(s, n, sep, seplen) : (n > 1 ? s + 1 : NULL);
+        size_t len = at ? (size_t)(at - s) : n;
+        json_array_append_new(*out, json_stringn_nocheck(s, len));
+        if (!at)
+            break;
+        n -= len + seplen;
+        s = at + seplen;
+    }
+    return 0;
+}
+
+static int fn_replace_all(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *from, *to, *s;
+    size_t nfrom, nto, n;
+    struct buf b = BUF_INIT;
+
+    if (want_string(ev, args[0], &from, &nfrom) < 0 || want_string(ev, args[1], &to, &nto) < 0 ||
+        want_string(ev, args[2], &s, &n) < 0)
+        return -EINVAL;
+    while (n) {
+        const char *at = nfrom ? memmem(s, n, from, nfrom) : NULL;
+        size_t len = at ? (size_t)(at - s) : n;
+        buf_append(&b, s, len);
+        if (!at)
+            break;
+        buf_append(&b, to, nto);
+        n -= len + nfrom;
+        s = at + nfrom;
+    }
+    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return 0;
+}
+
+/* toLower, toUpper, trimSpace */
+static int map_string(struct tmpl_eval *ev, const json_t *v, char how, json_t **out)
+{
+    const char *s;
+    size_t n;
+
+    if (want_string(ev, v, &s, &n) < 0)
+        return -EINVAL;
+    if (how == 't') {
+        while (n && s[0] && strchr(" \t\r\n\v\f", s[0]))
+            s++, n--;
+        while (n && s[n - 1] && strchr(" \t\r\n\v\f", s[n - 1]))
+            n--;
+        *out = json_stringn_nocheck(s, n);
+        return 0;
+    }
+    char *c = xstrndup(s, n);
+    for (size_t i = 0; i < n; i++)
+        if ((how == 'l' && c[i] >= 'A' && c[i] <= 'Z') ||
+            (how == 'u' && c[i] >= 'a' && c[i] <= 'z'))
+            c[i] = (char)(c[i] ^ 0x20);
+    *out = json_stringn_nocheck(c, n);
+    free(c);
+    return 0;
+}
+
+static int fn_to_lower(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return map_string(ev, args[0], 'l', out);
+}
+
+static int fn_to_upper(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return map_string(ev, args[0], 'u', out);
+}
+
+static int fn_trim_space(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return map_string(ev, args[0], 't', out);
+}
+
+static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *s;
+    size_t n;
+    char *end;
+
+    if (want_string(ev, args[0], &s, &n) < 0)
+        return -EINVAL;
+    char *c = xstrndup(s, n);
+    errno = 0;
+    long long v = strtoll(c, &end, 10);
+    int rc = 0;
+    if (n == 0 || *end || errno || c[0] == ' ' || c[0] == '\t' || c[0] == '\n')
+        rc = tmpl_fail(ev, "error calling parseInt: strconv.ParseInt: parsing \"%s\": %s", c,
+                       errno == ERANGE ? "value out of range" : "invalid syntax");
+    else
+        *out = json_integer(v);
+    free(c);
+    return rc;
+}
+
+/* Go's json.Marshal: compact, and <, > and & escaped for embedding in HTML. */
+static int fn_to_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    struct buf b = BUF_INIT, esc = BUF_INIT;
+
+    if (is_nil(args[0]))
+        buf_append_cstr(&b, "null");
+    else
+        json_append(&b, args[0], false);
+    for (size_t i = 0; i < b.len; i++) {
+        const char *m = strchr("<>&", b.data[i]);
+        if (b.data[i] && m)
+            buf_printf(&esc, "\\u00%s", m[0] == '<' ? "3c" : m[0] == '>' ? "3e" : "26");
+        else
+            buf_append(&esc, &b.data[i], 1);
+    }
+    *out = json_stringn_nocheck(esc.data, esc.len);
+    buf_free(&b);
+    buf_free(&esc);
+    return 0;
+}
+
+/* Go's reference-time layout tokens, longest first, and their strftime equivalents. */
+static const char *const layout_map[][2] = {
+    {"2006", "%Y"},    {"Z07:00", "%Z07"}, {"-0700", "%z"}, {"Monday", "%A"},
+    {"January", "%B"}, {"Mon", "%a"},      {"Jan", "%b"},   {"MST", "%Z"},
+    {"01", "%m"},      {"02", "%d"},       {"15", "%H"},    {"03", "%I"},
+    {"04", "%M"},      {"05", "%S"},       {"PM", "%p"},    {"06", "%y"},
+};
+
+static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *layout = "2006-01-02T15:04:05Z07:00";
+    size_t n;
+    time_t now = time(NULL);
+    struct tm tm;
+    struct buf f = BUF_INIT;
+    char res[256];
+
+    if (nargs && want_string(ev, args[0], &layout, &n) < 0)
+        return -EINVAL;
+    if (strcmp(layout, "unix") == 0) {
+        *out = json_sprintf("%lld", (long long)now);
+        return 0;
+    }
+    gmtime_r(&now, &tm);
+    for (const char *p = layout; *p;) {
+        size_t k = 0;
+        while (k < ARRAY_LEN(layout_map) && strncmp(p, layout_map[k][0], strlen(layout_map[k][0])))
+            k++;
+        if (k == ARRAY_LEN(layout_map)) {
+            buf_append_cstr(&f, *p == '%' ? "%%" : (char[]){*p, '\0'});
+            p++;
+        } else {
+            /* UTC: Go writes "Z" for Z07:00 */
+            buf_append_cstr(&f, strcmp(layout_map[k][0], "Z07:00") == 0 ? "Z" : layout_map[k][1]);
+            p += strlen(layout_map[k][0]);
+        }
+    }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    size_t len = f.len ? strftime(res, sizeof(res), f.data, &tm) : 0;
+#pragma GCC diagnostic pop
+    buf_free(&f);
+    *out = json_stringn_nocheck(res, len);
+    return 0;
+}
+
+static int fn_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *name;
+    size_t n;
+
+    if (want_string(ev, args[0], &name, &n) < 0)
+        return -EINVAL;
+    const char *v = getenv(name);
+    if (!(v && *v) && nargs > 1)
+        return want_string(ev, args[1], &v, &n) < 0 ? -EINVAL : (*out = json_incref(args[1]), 0);
+    *out = json_str_or_empty(v);
+    return 0;
+}
+
+static const struct tmpl_func builtins[] = {
+    {"and", fn_lazy, 1, -1},
+    {"or", fn_lazy, 1, -1},
+    {"not", fn_not, 1, 1},
+    {"eq", fn_eq, 2, -1},
+    {"ne", fn_ne, 2, 2},
+    {"lt", fn_lt, 2, 2},
+    {"le", fn_le, 2, 2},
+    {"gt", fn_gt, 2, 2},
+    {"ge", fn_ge, 2, 2},
+    {"len", fn_len, 1, 1},
+    {"index", fn_index, 1, -1},
+    {"printf", fn_printf, 1, -1},
+    {"print", fn_print, 0, -1},
+    {"println", fn_println, 0, -1},
+    {"contains", fn_contains, 2, 2},
+    {"containsAny", fn_contains_any, 2, 2},
+    {"containsAll", fn_contains_all, 2, 2},
+    {"join", fn_join, 2, 2},
+    {"split", fn_split, 2, 2},
+    {"replaceAll", fn_replace_all, 3, 3},
+    {"toLower", fn_to_lower, 1, 1},
+    {"toUpper", fn_to_upper, 1, 1},
+    {"trimSpace", fn_trim_space, 1, 1},
+    {"parseInt", fn_parse_int, 1, 1},
+    {"toJSON", fn_to_json, 1, 1},
+    {"timestamp", fn_timestamp, 0, 1},
+    {"env", fn_env, 1, 1},
+    {"envOrDefault", fn_env, 2, 2},
+};
+
+const struct tmpl_func *tmpl_func_find(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(builtins); i++)
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    return tmpl_data_func_find(name);
+}

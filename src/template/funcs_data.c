@@ -1,0 +1,221 @@
+/*
+ * The functions that read the registry (service, services, key, keyOrDefault, keyExists, ls,
+ * tree, node, nodes) and byTag, which regroups service lists. Each records its dependency;
+ * until the dependency has data it yields an empty value and the render counts as incomplete.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "template/tmpl_internal.h"
+
+/* The query argument: a string, optionally joined by more ("service "web" "any"). */
+static int query_arg(struct tmpl_eval *ev, json_t *const *args, size_t nargs, char **out)
+{
+    struct buf b = BUF_INIT;
+
+    for (size_t i = 0; i < nargs; i++) {
+        if (!json_is_string(args[i])) {
+            buf_free(&b);
+            return tmpl_fail(ev, "wrong type for value; expected string; got %s",
+                             tmpl_type_name(args[i]));
+        }
+        if (i)
+            buf_append_cstr(&b, "|");
+        buf_append_cstr(&b, json_string_value(args[i]));
+    }
+    *out = buf_steal(&b);
+    return 0;
+}
+
+static int data_of(struct tmpl_eval *ev, enum tmpl_dep_kind kind, json_t *const *args, size_t nargs,
+                   json_t **data)
+{
+    char *arg;
+    int rc;
+
+    if ((rc = query_arg(ev, args, nargs, &arg)) < 0)
+        return rc;
+    rc = tmpl_eval_dep(ev, kind, arg, data);
+    free(arg);
+    return rc;
+}
+
+static int fn_service(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (data_of(ev, TMPL_DEP_SERVICE, args, nargs, &data) < 0)
+        return -EINVAL;
+    *out = data ? json_incref(data) : json_array();
+    return 0;
+}
+
+static int fn_services(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (data_of(ev, TMPL_DEP_SERVICES, args, nargs, &data) < 0)
+        return -EINVAL;
+    *out = data ? json_incref(data) : json_array();
+    return 0;
+}
+
+static int fn_nodes(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (data_of(ev, TMPL_DEP_NODES, args, nargs, &data) < 0)
+        return -EINVAL;
+    *out = data ? json_incref(data) : json_array();
+    return 0;
+}
+
+/* key: the value; a key that does not exist holds the render back until it does. */
+static int fn_key(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (data_of(ev, TMPL_DEP_KEY, args, 1, &data) < 0)
+        return -EINVAL;
+    if (data && json_is_null(data))
+        ev->used->missing++;
+    *out = json_is_string(data) ? json_incref(data) : json_string("");
+    return 0;
+}
+
+static int fn_key_or_default(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (!json_is_string(args[1]))
+        return tmpl_fail(ev, "wrong type for value; expected string; got %s",
+                         tmpl_type_name(args[1]));
+    if (data_of(ev, TMPL_DEP_KEY, args, 1, &data) < 0)
+        return -EINVAL;
+    *out = json_incref(json_string_length(data) ? data : args[1]);
+    return 0;
+}
+
+static int fn_key_exists(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (data_of(ev, TMPL_DEP_KEY, args, 1, &data) < 0)
+        return -EINVAL;
+    *out = json_boolean(json_is_string(data));
+    return 0;
+}
+
+/* ls (top-level pairs only) and tree (every pair but folders), Key relative to the prefix. */
+static int list_pairs(struct tmpl_eval *ev, json_t *const *args, bool top_only, json_t **out)
+{
+    json_t *data, *p;
+    size_t i;
+
+    if (data_of(ev, TMPL_DEP_KEY_LIST, args, 1, &data) < 0)
+        return -EINVAL;
+    const char *arg = json_string_value(args[0]);
+    size_t plen = strcspn(arg, "@");
+    while (plen && *arg == '/')
+        arg++, plen--;
+    *out = json_array();
+    json_array_foreach(data, i, p)
+    {
+        const char *full = json_string_value(json_object_get(p, "Path"));
+        if (!full || strncmp(full, arg, plen) != 0)
+            continue;
+        const char *rel = full + plen;
+        while (*rel == '/')
+            rel++;
+        size_t flen = strlen(full);
+        bool skip = top_only ? (!rel[0] || strchr(rel, '/')) : (flen && full[flen - 1] == '/');
+        if (skip)
+            continue;
+        json_t *o = json_deep_copy(p);
+        json_object_set_new(o, "Key", json_string(rel));
+        json_array_append_new(*out, o);
+    }
+    return 0;
+}
+
+static int fn_ls(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return list_pairs(ev, args, true, out);
+}
+
+static int fn_tree(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return list_pairs(ev, args, false, out);
+}
+
+/* node [name]: without a name, the node of the agent asked (agent/self first). */
+static int fn_node(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    char *arg = NULL;
+    json_t *self = NULL, *data = NULL;
+    int rc;
+
+    if ((rc = query_arg(ev, args, nargs, &arg)) < 0)
+        return rc;
+    if (arg[0] == '\0' || arg[0] == '@') {
+        if ((rc = tmpl_eval_dep(ev, TMPL_DEP_SELF, "", &self)) < 0 || !self)
+            goto done;
+        char *named = xasprintf("%s%s", json_string_value(self), arg);
+        free(arg);
+        arg = named;
+    }
+    rc = tmpl_eval_dep(ev, TMPL_DEP_NODE, arg, &data);
+done:
+    free(arg);
+    *out = data && !json_is_null(data) ? json_incref(data) : NULL;
+    return rc;
+}
+
+/* byTag: map from each tag to the services carrying it (a service with two tags is in both). */
+static int fn_by_tag(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *s, *t;
+    size_t i, j;
+
+    if (!json_is_array(args[0]))
+        return tmpl_fail(ev, "byTag: wrong argument type %s", tmpl_type_name(args[0]));
+    *out = json_object();
+    json_array_foreach(args[0], i, s)
+    {
+        json_array_foreach(json_object_get(s, "Tags"), j, t)
+        {
+            const char *tag = json_string_value(t);
+            json_t *list = tag ? json_object_get(*out, tag) : NULL;
+            if (!tag)
+                continue;
+            if (!list) {
+                list = json_array();
+                json_object_set_new(*out, tag, list);
+            }
+            json_array_append(list, s);
+        }
+    }
+    return 0;
+}
+
+static const struct tmpl_func data_funcs[] = {
+    {"service", fn_service, 1, 2},
+    {"services", fn_services, 0, 1},
+    {"key", fn_key, 1, 1},
+    {"keyOrDefault", fn_key_or_default, 2, 2},
+    {"keyExists", fn_key_exists, 1, 1},
+    {"ls", fn_ls, 1, 1},
+    {"tree", fn_tree, 1, 1},
+    {"node", fn_node, 0, 1},
+    {"nodes", fn_nodes, 0, 1},
+    {"byTag", fn_by_tag, 1, 1},
+};
+
+const struct tmpl_func *tmpl_data_func_find(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(data_funcs); i++)
+        if (strcmp(data_funcs[i].name, name) == 0)
+            return &data_funcs[i];
+    return NULL;
+}

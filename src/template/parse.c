@@ -1,0 +1,469 @@
+/*
+ * The parser: tokens into a tree, with Go's checks made at parse time (undefined functions and
+ * variables, a missing {{end}}, a stray {{else}}) so that a typo fails before any query runs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "template/tmpl_internal.h"
+
+#define PARSE_MAX_DEPTH 100 /* nesting of controls and parentheses */
+
+struct parser {
+    const char *name;
+    struct tmpl_toks toks;
+    size_t i;
+    char **scope; /* variable names visible here (borrowed from tokens) */
+    size_t nscope, capscope;
+    unsigned depth;
+    struct err *e;
+};
+
+static int parse_fail(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int parse_fail(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return err_set(p->e, "%s:%d:%d: %s", p->name, t->line, t->col, msg);
+}
+
+static const struct tmpl_tok *peek(const struct parser *p)
+{
+    return &p->toks.v[p->i];
+}
+
+static const struct tmpl_tok *next(struct parser *p)
+{
+    const struct tmpl_tok *t = &p->toks.v[p->i];
+    if (t->kind != TOK_EOF)
+        p->i++;
+    return t;
+}
+
+static bool is_ident(const struct tmpl_tok *t, const char *word)
+{
+    return t->kind == TOK_IDENT && strcmp(t->text, word) == 0;
+}
+
+static struct tmpl_node *node_new(enum tmpl_node_kind kind, const struct tmpl_tok *t)
+{
+    struct tmpl_node *n = xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    n->line = t->line;
+    n->col = t->col;
+    return n;
+}
+
+static void node_add(struct tmpl_node *parent, struct tmpl_node *kid)
+{
+    parent->kids = xrealloc(parent->kids, (parent->nkids + 1) * sizeof(*parent->kids));
+    parent->kids[parent->nkids++] = kid;
+}
+
+void tmpl_node_free(struct tmpl_node *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->nkids; i++)
+        tmpl_node_free(n->kids[i]);
+    for (size_t i = 0; i < n->nfields; i++)
+        free(n->fields[i]);
+    for (size_t i = 0; i < n->ndecl; i++)
+        free(n->decl[i]);
+    free(n->kids);
+    free(n->fields);
+    free(n->decl);
+    free(n->text);
+    json_decref(n->value);
+    tmpl_node_free(n->pipe);
+    tmpl_node_free(n->list);
+    tmpl_node_free(n->else_list);
+    free(n);
+}
+
+static void scope_push(struct parser *p, char *name)
+{
+    if (p->nscope == p->capscope) {
+        p->capscope = p->capscope ? p->capscope * 2 : 16;
+        p->scope = xrealloc(p->scope, p->capscope * sizeof(*p->scope));
+    }
+    p->scope[p->nscope++] = name;
+}
+
+static bool scope_has(const struct parser *p, const char *name)
+{
+    if (strcmp(name, "$") == 0)
+        return true;
+    for (size_t i = p->nscope; i-- > 0;)
+        if (strcmp(p->scope[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int parse_pipeline(struct parser *p, struct tmpl_node **out, bool in_parens,
+                          const char *context);
+
+/* .A.B after an operand, written without spaces between. */
+static void parse_fields(struct parser *p, struct tmpl_node *n)
+{
+    while (peek(p)->kind == TOK_FIELD && !peek(p)->space_before) {
+        n->fields = xrealloc(n->fields, (n->nfields + 1) * sizeof(*n->fields));
+        n->fields[n->nfields++] = xstrdup(next(p)->text);
+    }
+}
+
+static int parse_number(struct parser *p, const struct tmpl_tok *t, struct tmpl_node **out)
+{
+    char *end;
+    bool is_float = strpbrk(t->text, ".eEpP") && strncmp(t->text, "0x", 2) != 0 &&
+                    strncmp(t->text, "-0x", 3) != 0;
+    json_t *v;
+
+    errno = 0;
+    if (is_float) {
+        double d = strtod(t->text, &end);
+        v = json_real(d);
+    } else {
+        long long ll = strtoll(t->text, &end, 0);
+        v = json_integer(ll);
+    }
+    if (*end || errno) {
+        json_decref(v);
+        return parse_fail(p, t, "bad number syntax: \"%s\"", t->text);
+    }
+    *out = node_new(NODE_NUMBER, t);
+    (*out)->value = v;
+    return 0;
+}
+
+/* A term: a constant, a function name, dot, a field, a variable or (pipeline). */
+static int parse_term(struct parser *p, struct tmpl_node **out)
+{
+    const struct tmpl_tok *t = next(p);
+    struct tmpl_node *n = NULL;
+    int rc = 0;
+
+    switch (t->kind) {
+    case TOK_IDENT:
+        if (strcmp(t->text, "true") == 0 || strcmp(t->text, "false") == 0) {
+            n = node_new(NODE_BOOL, t);
+            n->value = json_boolean(t->text[0] == 't');
+        } else if (strcmp(t->text, "nil") == 0) {
+            n = node_new(NODE_NIL, t);
+        } else if (!tmpl_func_find(t->text)) {
+            return parse_fail(p, t, "function \"%s\" not defined", t->text);
+        } else {
+            n = node_new(NODE_IDENT, t);
+            n->text = xstrdup(t->text);
+        }
+        break;
+    case TOK_DOT:
+        n = node_new(NODE_DOT, t);
+        break;
+    case TOK_FIELD:
+        n = node_new(NODE_FIELD, t);
+        n->fields = xcalloc(1, sizeof(*n->fields));
+        n->fields[n->nfields++] = xstrdup(t->text);
+        break;
+    case TOK_VAR:
+        if (!scope_has(p, t->text))
+            return parse_fail(p, t, "undefined variable \"%s\"", t->text);
+        n = node_new(NODE_VAR, t);
+        n->text = xstrdup(t->text);
+        break;
+    case TOK_STRING:
+        n = node_new(NODE_STRING, t);
+        n->text = xmemdup(t->text, t->len + 1);
+        n->len = t->len;
+        break;
+    case TOK_NUMBER:
+        if ((rc = parse_number(p, t, &n)) < 0)
+            return rc;
+        break;
+    case TOK_LPAREN:
+        n = node_new(NODE_CHAIN, t);
+        if ((rc = parse_pipeline(p, &n->pipe, true, "parenthesized pipeline")) < 0) {
+            tmpl_node_free(n);
+            return rc;
+        }
+        break;
+    default:
+        p->i--;
+        return 1; /* not a term */
+    }
+    parse_fields(p, n);
+    if (n->nfields && (n->kind == NODE_BOOL || n->kind == NODE_NIL || n->kind == NODE_STRING ||
+                       n->kind == NODE_NUMBER || n->kind == NODE_IDENT || n->kind == NODE_DOT)) {
+        tmpl_node_free(n);
+        return parse_fail(p, t, "unexpected . after term \"%s\"", t->text);
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_command(struct parser *p, struct tmpl_node **out)
+{
+    struct tmpl_node *cmd = node_new(NODE_CMD, peek(p));
+    int rc;
+
+    for (;;) {
+        struct tmpl_node *arg;
+        const struct tmpl_tok *t = peek(p);
+        if (t->kind == TOK_RIGHT || t->kind == TOK_RPAREN || t->kind == TOK_PIPE)
+            break;
+        if (cmd->nkids && !t->space_before && t->kind != TOK_LPAREN) {
+            rc = parse_fail(p, t, "missing space before \"%s\"", t->text);
+            goto fail;
+        }
+        if ((rc = parse_term(p, &arg)) < 0)
+            goto fail;
+        if (rc > 0) {
+            rc = t->kind == TOK_EOF ? parse_fail(p, t, "unclosed action")
+                                    : parse_fail(p, t, "unexpected \"%s\" in operand", t->text);
+            goto fail;
+        }
+        node_add(cmd, arg);
+    }
+    if (cmd->nkids == 0) {
+        rc = parse_fail(p, peek(p), "missing value for command");
+        goto fail;
+    }
+    *out = cmd;
+    return 0;
+fail:
+    tmpl_node_free(cmd);
+    return rc;
+}
+
+/* "$x :=", "$i, $x :=" or "$x =" at the start of a pipeline. */
+static int parse_decl(struct parser *p, struct tmpl_node *pipe, const char *context)
+{
+    size_t save = p->i;
+    const struct tmpl_tok *v1 = next(p), *v2 = NULL;
+
+    if (peek(p)->kind == TOK_COMMA && strcmp(context, "range") == 0) {
+        next(p);
+        if (peek(p)->kind != TOK_VAR)
+            return parse_fail(p, peek(p), "range can only initialize variables");
+        v2 = next(p);
+    }
+    const struct tmpl_tok *op = peek(p);
+    if (op->kind != TOK_DECLARE && op->kind != TOK_ASSIGN) {
+        p->i = save; /* a plain variable operand */
+        return 0;
+    }
+    next(p);
+    pipe->assign = op->kind == TOK_ASSIGN;
+    pipe->decl = xcalloc(2, sizeof(*pipe->decl));
+    pipe->decl[pipe->ndecl++] = xstrdup(v1->text);
+    if (v2)
+        pipe->decl[pipe->ndecl++] = xstrdup(v2->text);
+    for (size_t i = 0; i < pipe->ndecl; i++) {
+        if (pipe->assign && !scope_has(p, pipe->decl[i]))
+            return parse_fail(p, v1, "undefined variable \"%s\"", pipe->decl[i]);
+        if (!pipe->assign)
+            scope_push(p, pipe->decl[i]);
+    }
+    return 0;
+}
+
+static int parse_pipeline(struct parser *p, struct tmpl_node **out, bool in_parens,
+                          const char *context)
+{
+    struct tmpl_node *pipe = node_new(NODE_PIPE, peek(p));
+    enum tmpl_tok_kind end = in_parens ? TOK_RPAREN : TOK_RIGHT;
+    int rc = 0;
+
+    if (++p->depth > PARSE_MAX_DEPTH) {
+        rc = parse_fail(p, peek(p), "template nested too deeply");
+        goto fail;
+    }
+    if (peek(p)->kind == TOK_VAR && (rc = parse_decl(p, pipe, context)) < 0)
+        goto fail;
+    for (;;) {
+        struct tmpl_node *cmd;
+        if ((rc = parse_command(p, &cmd)) < 0)
+            goto fail;
+        node_add(pipe, cmd);
+        const struct tmpl_tok *t = next(p);
+        if (t->kind == end)
+            break;
+        if (t->kind != TOK_PIPE) {
+            rc = parse_fail(p, t, "unexpected \"%s\" in %s", t->text, context);
+            goto fail;
+        }
+    }
+    p->depth--;
+    *out = pipe;
+    return 0;
+fail:
+    tmpl_node_free(pipe);
+    return rc;
+}
+
+static int parse_list(struct parser *p, struct tmpl_node **out, const struct tmpl_tok **term);
+
+static int expect_right(struct parser *p, const char *what)
+{
+    const struct tmpl_tok *t = next(p);
+    if (t->kind != TOK_RIGHT)
+        return parse_fail(p, t, "unexpected \"%s\" in %s", t->text, what);
+    return 0;
+}
+
+/* if / range / with, after the keyword: pipeline, list, optional else, end. */
+static int parse_control(struct parser *p, enum tmpl_node_kind kind, const struct tmpl_tok *kw,
+                         struct tmpl_node **out)
+{
+    struct tmpl_node *n = node_new(kind, kw);
+    const struct tmpl_tok *term;
+    size_t mark = p->nscope;
+    int rc;
+
+    if ((rc = parse_pipeline(p, &n->pipe, false, kw->text)) < 0)
+        goto done;
+    if (kind != NODE_RANGE && n->pipe->ndecl > 1) {
+        rc = parse_fail(p, kw, "too many declarations in %s", kw->text);
+        goto done;
+    }
+    if ((rc = parse_list(p, &n->list, &term)) < 0)
+        goto done;
+    if (is_ident(term, "else")) {
+        const struct tmpl_tok *t = peek(p);
+        if (kind == NODE_IF && (is_ident(t, "if") || is_ident(t, "with"))) {
+            /* "else if" is an if inside else that shares the outer end */
+            next(p);
+            n->else_list = node_new(NODE_LIST, t);
+            struct tmpl_node *inner;
+            if ((rc = parse_control(p, is_ident(t, "if") ? NODE_IF : NODE_WITH, t, &inner)) < 0)
+                goto done;
+            node_add(n->else_list, inner);
+            goto done;
+        }
+        if ((rc = expect_right(p, "else")) < 0 || (rc = parse_list(p, &n->else_list, &term)) < 0)
+            goto done;
+    }
+    if (!is_ident(term, "end")) {
+        rc = parse_fail(p, term, "unexpected %s in %s", term->kind == TOK_EOF ? "EOF" : "{{else}}",
+                        kw->text);
+        goto done;
+    }
+    rc = expect_right(p, "end");
+done:
+    p->nscope = mark;
+    if (rc < 0)
+        tmpl_node_free(n);
+    else
+        *out = n;
+    return rc;
+}
+
+/* One action after "{{": a control, a terminator (returned in *term), or a pipeline. */
+static int parse_action(struct parser *p, struct tmpl_node *list, const struct tmpl_tok **term)
+{
+    const struct tmpl_tok *t = peek(p);
+    static const char *const unsupported[] = {"define", "template", "block", "break", "continue"};
+    struct tmpl_node *n;
+    int rc;
+
+    for (size_t k = 0; k < ARRAY_LEN(unsupported); k++)
+        if (is_ident(t, unsupported[k]))
+            return parse_fail(p, t, "{{%s}} is not supported", t->text);
+    if (is_ident(t, "end") || is_ident(t, "else")) {
+        next(p);
+        *term = t; /* the control that owns it reads the rest */
+        return 0;
+    }
+    if (is_ident(t, "if") || is_ident(t, "range") || is_ident(t, "with")) {
+        next(p);
+        enum tmpl_node_kind k = t->text[0] == 'i'   ? NODE_IF
+                                : t->text[0] == 'r' ? NODE_RANGE
+                                                    : NODE_WITH;
+        if ((rc = parse_control(p, k, t, &n)) < 0)
+            return rc;
+        node_add(list, n);
+        return 0;
+    }
+    n = node_new(NODE_ACTION, t);
+    if ((rc = parse_pipeline(p, &n->pipe, false, "command")) < 0) {
+        tmpl_node_free(n);
+        return rc;
+    }
+    node_add(list, n);
+    return 0;
+}
+
+/* Items until {{end}}, {{else}} or EOF; *term is that token. */
+static int parse_list(struct parser *p, struct tmpl_node **out, const struct tmpl_tok **term)
+{
+    struct tmpl_node *list = node_new(NODE_LIST, peek(p));
+    int rc = 0;
+
+    *term = NULL;
+    if (++p->depth > PARSE_MAX_DEPTH) {
+        rc = parse_fail(p, peek(p), "template nested too deeply");
+        goto done;
+    }
+    while (rc == 0 && !*term) {
+        const struct tmpl_tok *t = next(p);
+        if (t->kind == TOK_EOF) {
+            *term = t;
+        } else if (t->kind == TOK_TEXT) {
+            struct tmpl_node *n = node_new(NODE_TEXT, t);
+            n->text = xmemdup(t->text, t->len + 1);
+            n->len = t->len;
+            node_add(list, n);
+        } else {
+            rc = parse_action(p, list, term);
+        }
+    }
+    p->depth--;
+done:
+    if (rc < 0)
+        tmpl_node_free(list);
+    else
+        *out = list;
+    return rc;
+}
+
+int tmpl_parse(const char *name, const char *text, size_t len, struct tmpl **out, struct err *e)
+{
+    struct parser p = {.name = name, .e = e};
+    struct tmpl_node *root = NULL;
+    const struct tmpl_tok *term;
+    int rc;
+
+    if ((rc = tmpl_lex(name, text, len, &p.toks, e)) < 0)
+        return rc;
+    if ((rc = parse_list(&p, &root, &term)) == 0 && term->kind != TOK_EOF) {
+        rc = parse_fail(&p, term, "unexpected {{%s}}", term->text);
+        tmpl_node_free(root);
+    }
+    if (rc == 0) {
+        *out = xcalloc(1, sizeof(**out));
+        (*out)->name = xstrdup(name);
+        (*out)->root = root;
+    }
+    free(p.scope);
+    tmpl_toks_free(&p.toks);
+    return rc;
+}
+
+void tmpl_free(struct tmpl *t)
+{
+    if (!t)
+        return;
+    tmpl_node_free(t->root);
+    free(t->name);
+    free(t);
+}

@@ -1,0 +1,165 @@
+/*
+ * Inside the template language: tokens (lex.c), the tree (parse.c), the evaluator's state
+ * (eval.c) shared with the function table (funcs.c, funcs_data.c) and value helpers (value.c).
+ */
+#ifndef MESH_TEMPLATE_TMPL_INTERNAL_H
+#define MESH_TEMPLATE_TMPL_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "template/tmpl.h"
+
+/* ---- tokens ------------------------------------------------------------------------------ */
+
+enum tmpl_tok_kind {
+    TOK_TEXT,    /* text outside actions (after trimming) */
+    TOK_LEFT,    /* {{ */
+    TOK_RIGHT,   /* }} */
+    TOK_IDENT,   /* a keyword or a function name */
+    TOK_FIELD,   /* .Name (text without the dot) */
+    TOK_DOT,     /* . */
+    TOK_VAR,     /* $ or $name (text with the dollar) */
+    TOK_STRING,  /* "quoted" or `raw`; text is the decoded value */
+    TOK_NUMBER,  /* text is the literal */
+    TOK_PIPE,    /* | */
+    TOK_LPAREN,  /* ( */
+    TOK_RPAREN,  /* ) */
+    TOK_DECLARE, /* := */
+    TOK_ASSIGN,  /* = */
+    TOK_COMMA,   /* , */
+    TOK_EOF,
+};
+
+struct tmpl_tok {
+    enum tmpl_tok_kind kind;
+    char *text; /* owned; NUL-terminated, may hold NULs for TEXT and STRING (see len) */
+    size_t len;
+    int line, col;
+    bool space_before; /* separated from the previous token by spaces */
+};
+
+struct tmpl_toks {
+    struct tmpl_tok *v;
+    size_t n;
+};
+
+/* Splits a template into tokens. 0, or -EINVAL with e set to "name:line:col: message". */
+int tmpl_lex(const char *name, const char *text, size_t len, struct tmpl_toks *out, struct err *e);
+void tmpl_toks_free(struct tmpl_toks *t);
+
+/* ---- the tree ---------------------------------------------------------------------------- */
+
+enum tmpl_node_kind {
+    NODE_LIST,   /* kids: the items */
+    NODE_TEXT,   /* text, len */
+    NODE_ACTION, /* pipe: printed unless it declares variables */
+    NODE_IF,     /* pipe, list, else_list (an "else if" is an IF inside else_list) */
+    NODE_RANGE,  /* pipe (with 1 or 2 declared variables), list, else_list */
+    NODE_WITH,   /* pipe, list, else_list */
+    NODE_PIPE,   /* kids: commands; decl/ndecl variables, assign when "=" */
+    NODE_CMD,    /* kids: operands */
+    NODE_IDENT,  /* text: a function name */
+    NODE_FIELD,  /* fields: .A.B on dot */
+    NODE_VAR,    /* text: "$x"; fields: $x.A.B */
+    NODE_DOT,    /* . */
+    NODE_CHAIN,  /* pipe in parentheses; fields after it */
+    NODE_STRING, /* text, len */
+    NODE_NUMBER, /* value: an integer or real */
+    NODE_BOOL,   /* value */
+    NODE_NIL,
+};
+
+struct tmpl_node {
+    enum tmpl_node_kind kind;
+    int line, col;
+    char *text;
+    size_t len;
+    char **fields;
+    size_t nfields;
+    json_t *value;
+    struct tmpl_node **kids;
+    size_t nkids;
+    struct tmpl_node *pipe, *list, *else_list;
+    char **decl;
+    size_t ndecl;
+    bool assign;
+};
+
+struct tmpl {
+    char *name;
+    struct tmpl_node *root;
+};
+
+void tmpl_node_free(struct tmpl_node *n);
+
+/* ---- evaluation -------------------------------------------------------------------------- */
+
+struct tmpl_var {
+    char *name; /* borrowed from the tree */
+    json_t *val;
+};
+
+struct tmpl_eval {
+    const struct tmpl *t;
+    const struct smap *store;
+    struct tmpl_used *used;
+    struct buf *out;
+    struct tmpl_var *vars;
+    size_t nvars, capvars;
+    const struct tmpl_node *at; /* the node being evaluated, for error positions */
+    struct err *e;
+    unsigned depth;
+};
+
+/* Sets the error at the current node: "name:line:col: message". Returns -EINVAL. */
+int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A function: args are borrowed (any may be NULL for nil); *out receives a new reference (or
+ * NULL for nil). 0 or -EINVAL through tmpl_fail.
+ */
+typedef int (*tmpl_fn)(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out);
+
+struct tmpl_func {
+    const char *name;
+    tmpl_fn fn;
+    int min_args, max_args; /* max -1: variadic */
+};
+
+/* The function called name, or NULL. "and" and "or" are here but evaluated lazily by eval.c. */
+const struct tmpl_func *tmpl_func_find(const char *name);
+/* The data functions' table (funcs_data.c), searched by tmpl_func_find. */
+const struct tmpl_func *tmpl_data_func_find(const char *name);
+
+/*
+ * The store's data for a dependency parsed from a function's argument; records the dependency
+ * in ev->used. *data is borrowed: NULL when not fetched yet, which counts as missing (even for
+ * keyOrDefault and keyExists: the file waits for the first answer rather than being written
+ * with defaults and rewritten a moment later). 0 or -EINVAL (a malformed argument).
+ */
+int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data);
+
+/* ---- values (value.c) -------------------------------------------------------------------- */
+
+/* Go's truth: false, 0, nil and empty strings, lists and maps are false. */
+bool tmpl_truth(const json_t *v);
+/* Appends v as Go's fmt %v prints it (nil as "<no value>"). */
+void tmpl_print(struct buf *out, const json_t *v);
+/* The Go type name used in error messages: string, int, float64, bool, []interface {}, ... */
+const char *tmpl_type_name(const json_t *v);
+/* Go's strconv.Quote of s. */
+void tmpl_quote(struct buf *out, const char *s, size_t len);
+/*
+ * Go's fmt.Sprintf for the verbs templates use (%s %d %v %q %f %x %t %% with flags, width and
+ * precision); a mismatched verb prints "%!d(string=abc)" as Go does.
+ */
+void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const *args,
+                  size_t nargs);
+/* Sorted keys of an object (pointers borrowed from it); *n receives the count. Free the array. */
+const char **tmpl_sorted_keys(const json_t *obj, size_t *n);
+
+#endif

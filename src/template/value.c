@@ -1,0 +1,356 @@
+/*
+ * Values as Go prints and judges them: truth, fmt's %v (floats in their shortest form, maps in
+ * key order), strconv.Quote, and the printf verbs templates use.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "template/tmpl_internal.h"
+
+bool tmpl_truth(const json_t *v)
+{
+    if (!v)
+        return false;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return json_string_length(v) > 0;
+    case JSON_INTEGER:
+        return json_integer_value(v) != 0;
+    case JSON_REAL:
+        return json_real_value(v) != 0.0;
+    case JSON_TRUE:
+        return true;
+    case JSON_ARRAY:
+        return json_array_size(v) > 0;
+    case JSON_OBJECT:
+        return json_object_size(v) > 0;
+    default:
+        return false;
+    }
+}
+
+const char *tmpl_type_name(const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return "<nil>";
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "int";
+    case JSON_REAL:
+        return "float64";
+    case JSON_ARRAY:
+        return "[]interface {}";
+    case JSON_OBJECT:
+        return "map[string]interface {}";
+    default:
+        return "bool";
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **tmpl_sorted_keys(const json_t *obj, size_t *n)
+{
+    const char **keys = xcalloc(json_object_size(obj) + 1, sizeof(*keys));
+    const char *k;
+    json_t *v;
+
+    *n = 0;
+    json_object_foreach((json_t *)obj, k, v) keys[(*n)++] = k;
+    qsort(keys, *n, sizeof(*keys), cmp_str);
+    return keys;
+}
+
+/* Go's %v of a float64: the shortest digits that read back, %e for large and small exponents. */
+static void print_float(struct buf *out, double d)
+{
+    char s[64];
+    int prec = 1;
+
+    if (d != d || d == 1.0 / 0.0 || d == -1.0 / 0.0) {
+        buf_append_cstr(out, d != d ? "NaN" : d > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    for (; prec < 17; prec++) {
+        snprintf(s, sizeof(s), "%.*e", prec - 1, d);
+        if (strtod(s, NULL) == d)
+            break;
+    }
+    snprintf(s, sizeof(s), "%.*e", prec - 1, d);
+    int exp = atoi(strchr(s, 'e') + 1), dp = exp + 1, eprec = 6;
+    if (eprec > prec && prec >= dp)
+        eprec = prec;
+    if (exp < -4 || exp >= eprec) {
+        buf_append_cstr(out, s);
+        return;
+    }
+    buf_printf(out, "%.*f", prec - dp > 0 ? prec - dp : 0, d);
+}
+
+static void print_value(struct buf *out, const json_t *v, bool top)
+{
+    size_t n;
+
+    if (!v || json_is_null(v)) {
+        buf_append_cstr(out, top ? "<no value>" : "<nil>");
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        buf_append(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        print_float(out, json_real_value(v));
+        break;
+    case JSON_ARRAY:
+        buf_append_cstr(out, "[");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                buf_append_cstr(out, " ");
+            print_value(out, json_array_get(v, i), false);
+        }
+        buf_append_cstr(out, "]");
+        break;
+    case JSON_OBJECT: {
+        const char **keys = tmpl_sorted_keys(v, &n);
+        buf_append_cstr(out, "map[");
+        for (size_t i = 0; i < n; i++) {
+            buf_printf(out, "%s%s:", i ? " " : "", keys[i]);
+            print_value(out, json_object_get(v, keys[i]), false);
+        }
+        buf_append_cstr(out, "]");
+        free(keys);
+        break;
+    }
+    default:
+        buf_append_cstr(out, json_is_true(v) ? "true" : "false");
+        break;
+    }
+}
+
+void tmpl_print(struct buf *out, const json_t *v)
+{
+    print_value(out, v, true);
+}
+
+void tmpl_quote(struct buf *out, const char *s, size_t len)
+{
+    static const char named_from[] = "\a\b\f\n\r\t\v", named_to[] = "abfnrtv";
+
+    buf_append_cstr(out, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *m = c ? memchr(named_from, c, sizeof(named_from) - 1) : NULL;
+        if (c == '"' || c == '\\')
+            buf_printf(out, "\\%c", c);
+        else if (m)
+            buf_printf(out, "\\%c", named_to[m - named_from]);
+        else if (c < 0x20 || c == 0x7f)
+            buf_printf(out, "\\x%02x", c);
+        else
+            buf_append(out, &s[i], 1);
+    }
+    buf_append_cstr(out, "\"");
+}
+
+/* ---- printf ------------------------------------------------------------------------------ */
+
+struct spec {
+    bool minus, plus, space, zero, sharp;
+    int width, prec; /* -1 when absent */
+    char verb;
+};
+
+static void pad(struct buf *out, const struct spec *sp, const char *s, size_t n)
+{
+    size_t w = sp->width > 0 ? (size_t)sp->width : 0;
+    char fill = sp->zero && !sp->minus ? '0' : ' ';
+
+    if (sp->minus)
+        buf_append(out, s, n);
+    for (size_t i = n; i < w; i++)
+        buf_append(out, &fill, 1);
+    if (!sp->minus)
+        buf_append(out, s, n);
+}
+
+static void bad_verb(struct buf *out, char verb, const json_t *v)
+{
+    buf_printf(out, "%%!%c(", verb);
+    if (!v || json_is_null(v)) {
+        buf_append_cstr(out, "<nil>");
+    } else {
+        buf_printf(out, "%s=", tmpl_type_name(v));
+        print_value(out, v, false);
+    }
+    buf_append_cstr(out, ")");
+}
+
+/* A C conversion for one number, with the spec's flags, width and precision. */
+static void c_number(struct buf *out, const struct spec *sp, const char *conv, const json_t *v)
+{
+    char fmt[32];
+    bool is_int = json_is_integer(v);
+    /* C ignores the 0 flag of an integer given a precision: pass one only when written */
+    bool with_prec = !is_int || sp->prec >= 0;
+    int n = snprintf(fmt, sizeof(fmt), "%%%s%s%s%s%s*%s%s", sp->minus ? "-" : "",
+                     sp->plus ? "+" : "", sp->space ? " " : "", sp->zero ? "0" : "",
+                     sp->sharp ? "#" : "", with_prec ? ".*" : "", conv);
+    int prec = sp->prec >= 0 ? sp->prec : 6;
+
+    if (n < 0 || (size_t)n >= sizeof(fmt))
+        return;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    if (is_int && with_prec)
+        buf_printf(out, fmt, sp->width, prec, (long long)json_integer_value(v));
+    else if (is_int)
+        buf_printf(out, fmt, sp->width, (long long)json_integer_value(v));
+    else
+        buf_printf(out, fmt, sp->width, prec, json_real_value(v));
+#pragma GCC diagnostic pop
+}
+
+static void format_one(struct buf *out, const struct spec *sp, const json_t *v)
+{
+    struct buf tmp = BUF_INIT;
+    bool is_int = json_is_integer(v), is_num = is_int || json_is_real(v);
+
+    switch (sp->verb) {
+    case 'v':
+    case 's':
+        if (sp->verb == 's' && !json_is_string(v) && !json_is_array(v) && !json_is_object(v)) {
+            bad_verb(out, sp->verb, v);
+            break;
+        }
+        print_value(&tmp, v, false);
+        if (sp->prec >= 0 && tmp.len > (size_t)sp->prec && json_is_string(v))
+            tmp.len = (size_t)sp->prec;
+        pad(out, sp, tmp.data, tmp.len);
+        break;
+    case 'q':
+        if (!json_is_string(v)) {
+            bad_verb(out, sp->verb, v);
+            break;
+        }
+        tmpl_quote(&tmp, json_string_value(v), json_string_length(v));
+        pad(out, sp, tmp.data, tmp.len);
+        break;
+    case 't':
+        if (!json_is_boolean(v)) {
+            bad_verb(out, sp->verb, v);
+            break;
+        }
+        pad(out, sp, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
+        break;
+    case 'd':
+    case 'x':
+    case 'X':
+    case 'o':
+        if (!is_int) {
+            if (json_is_string(v) && sp->verb != 'd' && sp->verb != 'o') {
+                for (size_t i = 0; i < json_string_length(v); i++)
+                    buf_printf(&tmp, sp->verb == 'x' ? "%02x" : "%02X",
+                               (unsigned char)json_string_value(v)[i]);
+                pad(out, sp, tmp.data, tmp.len);
+            } else {
+                bad_verb(out, sp->verb, v);
+            }
+            break;
+        }
+        c_number(out, sp,
+                 sp->verb == 'd'   ? "lld"
+                 : sp->verb == 'x' ? "llx"
+                 : sp->verb == 'X' ? "llX"
+                                   : "llo",
+                 v);
+        break;
+    case 'f':
+    case 'F':
+    case 'e':
+    case 'E':
+    case 'g':
+    case 'G':
+        if (!is_num || is_int) {
+            bad_verb(out, sp->verb, v);
+            break;
+        }
+        c_number(out, sp, (char[]){sp->verb == 'F' ? 'f' : sp->verb, '\0'}, v);
+        break;
+    default:
+        bad_verb(out, sp->verb, v);
+        break;
+    }
+    buf_free(&tmp);
+}
+
+/* Reads flags, width and precision after '%' at fmt[*i]; 0, or -1 at the end of fmt. */
+static int read_spec(const char *fmt, size_t len, size_t *i, struct spec *sp)
+{
+    *sp = (struct spec){.width = -1, .prec = -1};
+    for (; *i < len && fmt[*i] && strchr("-+ 0#", fmt[*i]); (*i)++) {
+        sp->minus |= fmt[*i] == '-';
+        sp->plus |= fmt[*i] == '+';
+        sp->space |= fmt[*i] == ' ';
+        sp->zero |= fmt[*i] == '0';
+        sp->sharp |= fmt[*i] == '#';
+    }
+    for (; *i < len && isdigit((unsigned char)fmt[*i]) && sp->width < 100000; (*i)++)
+        sp->width = (sp->width < 0 ? 0 : sp->width * 10) + (fmt[*i] - '0');
+    if (*i < len && fmt[*i] == '.') {
+        sp->prec = 0;
+        for ((*i)++; *i < len && isdigit((unsigned char)fmt[*i]) && sp->prec < 100000; (*i)++)
+            sp->prec = sp->prec * 10 + (fmt[*i] - '0');
+    }
+    if (*i >= len)
+        return -1;
+    sp->verb = fmt[(*i)++];
+    return 0;
+}
+
+void tmpl_sprintf(struct buf *out, const char *fmt, size_t len, json_t *const *args, size_t nargs)
+{
+    size_t argi = 0;
+    struct spec sp;
+
+    for (size_t i = 0; i < len;) {
+        if (fmt[i] != '%') {
+            buf_append(out, &fmt[i++], 1);
+            continue;
+        }
+        i++;
+        if (read_spec(fmt, len, &i, &sp) < 0) {
+            buf_append_cstr(out, "%!(NOVERB)");
+            break;
+        }
+        if (sp.verb == '%') {
+            buf_append_cstr(out, "%");
+            continue;
+        }
+        if (argi >= nargs) {
+            buf_printf(out, "%%!%c(MISSING)", sp.verb);
+            continue;
+        }
+        format_one(out, &sp, args[argi++]);
+    }
+    if (argi < nargs) {
+        buf_append_cstr(out, "%!(EXTRA ");
+        for (size_t i = argi; i < nargs; i++) {
+            buf_printf(out, "%s%s=", i > argi ? ", " : "", tmpl_type_name(args[i]));
+            print_value(out, args[i], false);
+        }
+        buf_append_cstr(out, ")");
+    }
+}
