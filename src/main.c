@@ -7,6 +7,7 @@
 #include "load/load.h"
 #include "pm/pm.h"
 #include "registry/agent.h"
+#include "template/template.h"
 
 struct subcommand {
     const char *name;
@@ -18,6 +19,8 @@ static const struct subcommand subcommands[] = {
     {"agent", agent_main, "Run a registry agent (Consul's HTTP API)"},
     {"lb", lb_main, "Run the HTTP load balancer"},
     {"load", load_main, "Run Artillery load test scripts"},
+    {"template", template_main,
+     "Render config files from the registry and run a command on change"},
     {"members", cli_members, "List the members of the cluster"},
     {"catalog", cli_catalog, "Read the catalog: services, nodes, service NAME"},
     {"kv", cli_kv, "Read and write the key/value store"},
