@@ -193,7 +193,8 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     r.elapsed_s = elapsed;
     report = load_report_json(&r, s, o->pool);
     if (!o->quiet) {
-        printf("All VUs finished. Total time: %.1f seconds\n\n", elapsed);
+        printf("%s Total time: %.1f seconds\n\n",
+               ctx->interrupted ? "Run interrupted." : "All VUs finished.", elapsed);
         load_print_summary(stdout, report);
     }
     if (o->output && write_output(o->output, report) < 0)

@@ -1,0 +1,268 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "load/script.h"
+#include "load/template.h"
+
+static const char good[] = "config:\n"
+                           "  target: \"http://127.0.0.1:8080\"\n"
+                           "  phases:\n"
+                           "    - duration: 60\n"
+                           "      arrivalRate: 5\n"
+                           "      name: warm up\n"
+                           "    - {duration: \"2m\", arrivalRate: 5, rampTo: 50}\n"
+                           "    - {duration: 10, arrivalCount: 100, maxVusers: 20}\n"
+                           "    - pause: 30s\n"
+                           "  variables:\n"
+                           "    color: [red, green]\n"
+                           "    n: 3\n"
+                           "  http: {timeout: 2.5}\n"
+                           "  environments:\n"
+                           "    quick:\n"
+                           "      target: \"http://127.0.0.1:9090\"\n"
+                           "      phases: [{duration: 1, arrivalRate: 1}]\n"
+                           "  ensure:\n"
+                           "    thresholds:\n"
+                           "      - \"http.response_time.p99\": 100\n"
+                           "    conditions:\n"
+                           "      - expression: \"http.codes.200 > 1\"\n"
+                           "    maxErrorRate: 1\n"
+                           "    p95: 50\n"
+                           "scenarios:\n"
+                           "  - name: browse\n"
+                           "    weight: 3\n"
+                           "    flow:\n"
+                           "      - get:\n"
+                           "          url: \"/items?page={{ n }}\"\n"
+                           "          headers: {X-Id: \"1\"}\n"
+                           "          capture: [{json: \"$.items[0].id\", as: itemId}]\n"
+                           "          expect: [{statusCode: 200}, {contentType: json}]\n"
+                           "      - post: {url: /items, json: {color: \"{{ color }}\"}}\n"
+                           "      - think: 2\n"
+                           "      - loop:\n"
+                           "          - get: {url: /ping}\n"
+                           "        count: 5\n"
+                           "      - log: \"done {{ itemId }}\"\n"
+                           "  - flow:\n"
+                           "      - head: {url: /}\n";
+
+static int parse(const char *text, const char *env, const char *target, struct load_script *s,
+                 struct buf *msgs)
+{
+    struct err e = {""};
+
+    return load_script_parse("t.yml", text, strlen(text), env, target, s, msgs, &e);
+}
+
+static void test_good_script(void **state)
+{
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse(good, NULL, NULL, &s, &msgs), 0);
+    assert_string_equal(s.target, "http://127.0.0.1:8080");
+    assert_int_equal(s.n_phases, 4);
+    assert_string_equal(s.phases[0].name, "warm up");
+    assert_int_equal(s.phases[0].duration_ms, 60000);
+    assert_int_equal(s.phases[1].duration_ms, 120000);
+    assert_true(s.phases[1].ramp_to == 50);
+    assert_int_equal(s.phases[2].arrival_count, 100);
+    assert_int_equal(s.phases[2].max_vusers, 20);
+    assert_true(s.phases[3].pause);
+    assert_int_equal(s.phases[3].duration_ms, 30000);
+    assert_int_equal(load_script_duration_ms(&s), 220000);
+    assert_int_equal(s.timeout_ms, 2500);
+    assert_int_equal(s.n_thresholds, 2); /* p99 and the legacy p95 */
+    assert_string_equal(s.thresholds[1].metric, "http.response_time.p95");
+    assert_int_equal(s.n_conditions, 1);
+    assert_true(s.max_error_rate == 1);
+    assert_int_equal(s.n_scenarios, 2);
+    assert_string_equal(s.scenarios[1].name, "scenario 2");
+    assert_true(s.total_weight == 4);
+    assert_int_equal(s.scenarios[0].n_steps, 5);
+    assert_int_equal(s.scenarios[0].steps[0].kind, LOAD_STEP_REQUEST);
+    assert_string_equal(s.scenarios[0].steps[0].req.method, "GET");
+    assert_int_equal(s.scenarios[0].steps[0].req.n_captures, 1);
+    assert_true(s.scenarios[0].steps[0].req.needs_body);
+    assert_int_equal(s.scenarios[0].steps[0].req.n_expects, 2);
+    assert_int_equal(s.scenarios[0].steps[2].think_ms, 2000);
+    assert_int_equal(s.scenarios[0].steps[3].kind, LOAD_STEP_LOOP);
+    assert_int_equal(s.scenarios[0].steps[3].count, 5);
+    assert_int_equal(s.scenarios[0].steps[3].n_steps, 1);
+    assert_int_equal(s.scenarios[0].steps[4].kind, LOAD_STEP_LOG);
+    assert_int_equal(s.scenarios[0].steps[4].line, 39);
+    assert_int_equal(msgs.len, 0);
+    load_script_free(&s);
+    buf_free(&msgs);
+}
+
+static void test_environment_and_target(void **state)
+{
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse(good, "quick", NULL, &s, &msgs), 0);
+    assert_string_equal(s.target, "http://127.0.0.1:9090");
+    assert_int_equal(s.n_phases, 1);
+    assert_string_equal(s.environment, "quick");
+    load_script_free(&s);
+    assert_int_equal(parse(good, "quick", "http://127.0.0.1:1/", &s, &msgs), 0);
+    assert_string_equal(s.target, "http://127.0.0.1:1");
+    load_script_free(&s);
+    assert_int_equal(parse(good, "nope", NULL, &s, &msgs), -EINVAL);
+    assert_non_null(strstr(msgs.data, "environment \"nope\" not found"));
+    buf_free(&msgs);
+}
+
+/* Every unsupported key is named with its line; nothing is ignored silently. */
+static void test_unsupported_keys_listed(void **state)
+{
+    static const char text[] = "config:\n"
+                               "  target: http://127.0.0.1:1\n"
+                               "  processor: ./p.js\n"
+                               "  phases: [{duration: 1, arrivalRate: 1}]\n"
+                               "  plugins:\n"
+                               "    metrics-by-endpoint: {}\n"
+                               "  colour: red\n"
+                               "scenarios:\n"
+                               "  - beforeScenario: setup\n"
+                               "    flow:\n"
+                               "      - function: myFn\n"
+                               "      - get: {url: /, beforeRequest: sign}\n"
+                               "      - loop: [{get: {url: /}}]\n"
+                               "        over: items\n";
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse(text, NULL, NULL, &s, &msgs), -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:3: config.processor: not supported\n"));
+    assert_non_null(
+        strstr(msgs.data, "t.yml:6: config.plugins.metrics-by-endpoint: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:7: config.colour: unknown key\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].beforeScenario: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:11: flow.function: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:12: get.beforeRequest: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:14: loop.over: not supported\n"));
+    buf_free(&msgs);
+}
+
+static void test_bad_values(void **state)
+{
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse("config:\n  target: x\n  phases:\n    - {duration: soon, "
+                           "arrivalRate: 1}\nscenarios: []\n",
+                           NULL, NULL, &s, &msgs),
+                     -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:2: config.target: want an http:// URL"));
+    assert_non_null(strstr(msgs.data, "t.yml:4: config.phases[0].duration: want seconds"));
+    assert_non_null(strstr(msgs.data, "scenarios: want a list of scenarios"));
+    buf_reset(&msgs);
+    /* a YAML syntax error carries its line */
+    assert_int_equal(parse("config:\n  target: [1,\n  phases: {\n", NULL, NULL, &s, &msgs),
+                     -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:"));
+    buf_reset(&msgs);
+    assert_int_equal(parse("- a\n- b\n", NULL, NULL, &s, &msgs), -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:1: a scenario file must be a mapping"));
+    buf_reset(&msgs);
+    assert_int_equal(parse("config:\n  target: http://h\n  phases: [{duration: 1, arrivalRate: "
+                           "1}]\nscenarios:\n  - flow:\n      - get: {url: \"/{{ a\"}\n",
+                           NULL, NULL, &s, &msgs),
+                     -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:6: url: \"{{\" without \"}}\""));
+    buf_free(&msgs);
+}
+
+static void test_yaml_types_and_anchors(void **state)
+{
+    static const char text[] = "config:\n"
+                               "  target: http://127.0.0.1:1\n"
+                               "  phases: &p [{duration: 1, arrivalRate: 1}]\n"
+                               "  variables: {a: 012, b: '7', c: 1.5, d: true, e: ~, f: 0x10}\n"
+                               "  environments: {x: {phases: *p}}\n"
+                               "scenarios: [{flow: [{get: {url: /}}]}]\n";
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+    json_t *v;
+
+    (void)state;
+    assert_int_equal(parse(text, "x", NULL, &s, &msgs), 0);
+    v = s.variables;
+    assert_int_equal(json_integer_value(json_object_get(v, "a")), 12);
+    assert_true(json_is_string(json_object_get(v, "b")));
+    assert_true(json_real_value(json_object_get(v, "c")) == 1.5);
+    assert_true(json_is_true(json_object_get(v, "d")));
+    assert_true(json_is_null(json_object_get(v, "e")));
+    assert_int_equal(json_integer_value(json_object_get(v, "f")), 16);
+    assert_int_equal(s.n_phases, 1);
+    load_script_free(&s);
+    buf_free(&msgs);
+}
+
+static void test_templates(void **state)
+{
+    json_t *vars = json_pack("{s:s,s:i,s:{s:[i,i]}}", "color", "red", "n", 3, "user", "ids", 7, 9);
+    json_t *tmpl =
+        json_pack("{s:s,s:s,s:[s]}", "n", "{{ n }}", "s", "c={{color}}!", "l", "{{ user.ids.1 }}");
+    struct buf b = BUF_INIT;
+    uint64_t rng = 1;
+    json_t *out, *doc;
+
+    (void)state;
+    load_tmpl_render(&b, "/x/{{ color }}/{{n}}/{{ missing }}/{{ user.ids.0 }}", vars, &rng);
+    assert_string_equal(b.data, "/x/red/3//7");
+    buf_reset(&b);
+    load_tmpl_render(&b, "{{ $randomNumber(5, 5) }}-{{ $randomString(4) }}", vars, &rng);
+    assert_int_equal(b.len, 6);
+    assert_memory_equal(b.data, "5-", 2);
+    buf_reset(&b);
+    setenv("MESH_TEST_TMPL", "yes", 1);
+    load_tmpl_render(&b, "{{ $env.MESH_TEST_TMPL }}{{ $processEnvironment.MESH_TEST_TMPL }}", vars,
+                     &rng);
+    assert_string_equal(b.data, "yesyes");
+    out = load_tmpl_json(tmpl, vars, &rng);
+    assert_int_equal(json_integer_value(json_object_get(out, "n")), 3); /* type kept */
+    assert_string_equal(json_string_value(json_object_get(out, "s")), "c=red!");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(out, "l"), 0)), 9);
+    assert_false(load_tmpl_json_is_static(tmpl));
+    doc = json_pack("{s:[{s:i}],s:{s:s}}", "items", "id", 42, "a b", "c", "d");
+    assert_int_equal(json_integer_value(load_json_path(doc, "$.items[0].id")), 42);
+    assert_int_equal(json_integer_value(load_json_path(doc, "$.items[-1].id")), 42);
+    assert_string_equal(json_string_value(load_json_path(doc, "$['a b'].c")), "d");
+    assert_ptr_equal(load_json_path(doc, "$"), doc);
+    assert_null(load_json_path(doc, "$.nope.x"));
+    assert_null(load_json_path(doc, "items"));
+    json_decref(doc);
+    json_decref(out);
+    json_decref(tmpl);
+    json_decref(vars);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_script),
+        cmocka_unit_test(test_environment_and_target),
+        cmocka_unit_test(test_unsupported_keys_listed),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_yaml_types_and_anchors),
+        cmocka_unit_test(test_templates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
