@@ -135,7 +135,7 @@ int pm_client_spawn_daemon(const char *home, struct err *e)
             _exit(1);
         close(fd);
         close(nul);
-        if (setsid() < 0 || fork() != 0)
+        if (setsid() < 0 || fork() != 0 || chdir("/") != 0)
             _exit(0);
         execl(self, self, "pm", "-home", home, "daemon", "-foreground", (char *)NULL);
         _exit(127);

@@ -88,20 +88,38 @@ static char *resolve_home(const char *flag)
         free(dir);
         return NULL;
     }
+    /* An absolute path stays as given: `mesh up` finds the daemon by its -home argument. */
+    if (dir[0] == '/')
+        return dir;
     abs = realpath(dir, NULL);
     free(dir);
     return abs;
 }
 
-/* Parses a command's flags (argv[0] is the command); prints usage on -help. Returns 0, 2 for
- * help shown, or 1 with the error printed. *first is the first positional index in argv. */
-static int parse_flags(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
-                       int *first)
+/*
+ * Parses a command's flags (argv[0] is the command), which may come before, between or after
+ * its positional arguments; those go to pos[] (at most maxpos, more is an error). Prints usage
+ * on -help. Returns 0, 2 for help shown, or 1 with the error printed.
+ */
+static int parse_args(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
+                      char **pos, int maxpos, int *npos)
 {
     struct err e = {{0}};
-    int rc = flags_parse(flags, n, argc - 1, argv + 1, first, &e);
+    int at = 1;
+    int rc = 0;
 
-    *first += 1;
+    *npos = 0;
+    while (rc == 0 && at < argc) {
+        int first = 0;
+        rc = flags_parse(flags, n, argc - at, argv + at, &first, &e);
+        at += first;
+        if (rc == 0 && at < argc) {
+            if (*npos == maxpos)
+                rc = err_set(&e, "unexpected argument \"%s\"", argv[at]);
+            else
+                pos[(*npos)++] = argv[at++];
+        }
+    }
     if (rc == FLAGS_HELP) {
         flags_usage(stdout, usage, flags, n);
         return 2;
@@ -249,10 +267,10 @@ static int cmd_start(const char *home, int argc, char **argv)
         {"max-log-size", FLAG_INT, &o.max_log_size, "Rotate a log file past this many bytes.",
          false},
     };
-    const char *name = NULL;
+    char *name = NULL;
     int dd = argc;
-    int pos = 1;
-    int rc = 0;
+    int npos = 0;
+    int rc;
     json_t *apps = json_array();
     json_t *reply = NULL;
 
@@ -262,18 +280,7 @@ static int cmd_start(const char *home, int argc, char **argv)
             break;
         }
     }
-    /* NAME may come before, between or after the flags. */
-    while (rc == 0 && pos < dd) {
-        int first;
-        rc =
-            parse_flags(flags, ARRAY_LEN(flags), start_usage, dd - pos + 1, argv + pos - 1, &first);
-        pos += first - 1;
-        if (rc == 0 && pos < dd) {
-            if (name)
-                rc = fail("start: one NAME only (put the command after --)");
-            name = argv[pos++];
-        }
-    }
+    rc = parse_args(flags, ARRAY_LEN(flags), start_usage, dd, argv, &name, 1, &npos);
     if (rc == 0 && !name)
         rc = fail("start: missing NAME (or FILE.json)");
     if (rc == 0)
@@ -297,18 +304,17 @@ static int cmd_target(const char *home, int argc, char **argv)
     char usage[128];
     struct flag none[1];
     json_t *reply = NULL;
-    int first;
+    char *name = NULL;
+    int npos;
     int rc;
 
     snprintf(usage, sizeof(usage), "mesh pm %s NAME|all", argv[0]);
-    rc = parse_flags(none, 0, usage, argc, argv, &first);
+    rc = parse_args(none, 0, usage, argc, argv, &name, 1, &npos);
     if (rc != 0)
         return rc == 2 ? 0 : rc;
-    if (first != argc - 1) {
-        fprintf(stderr, "Usage: %s\n", usage);
-        return 1;
-    }
-    rc = request(home, json_pack("{s:s,s:s}", "cmd", argv[0], "name", argv[first]), &reply);
+    if (npos != 1)
+        return fail(usage);
+    rc = request(home, json_pack("{s:s,s:s}", "cmd", argv[0], "name", name), &reply);
     json_decref(reply);
     return rc == 0 ? print_ls(home) : rc;
 }
@@ -353,18 +359,17 @@ static int cmd_show(const char *home, int argc, char **argv)
     struct buf b = BUF_INIT;
     json_t *reply = NULL;
     json_t *rows;
-    int first;
-    int rc =
-        parse_flags(flags, 1, describe ? "mesh pm describe NAME [-json]" : "mesh pm ls [-json]",
-                    argc, argv, &first);
+    char *name = NULL;
+    int npos;
+    int rc = parse_args(flags, 1, describe ? "mesh pm describe NAME [-json]" : "mesh pm ls [-json]",
+                        argc, argv, &name, describe ? 1 : 0, &npos);
 
     if (rc != 0)
         return rc == 2 ? 0 : rc;
-    if (first != argc - (describe ? 1 : 0))
-        return fail(describe ? "usage: mesh pm describe NAME [-json]"
-                             : "usage: mesh pm ls [-json]");
+    if (describe && npos != 1)
+        return fail("usage: mesh pm describe NAME [-json]");
     rc = request(home,
-                 describe ? json_pack("{s:s,s:s}", "cmd", "describe", "name", argv[first])
+                 describe ? json_pack("{s:s,s:s}", "cmd", "describe", "name", name)
                           : json_pack("{s:s}", "cmd", "ls"),
                  &reply);
     if (rc != 0)
@@ -390,8 +395,9 @@ static int cmd_daemon(const char *home, int argc, char **argv)
     struct err e = {{0}};
     json_t *ping = json_pack("{s:s}", "cmd", "ping");
     json_t *reply = NULL;
-    int first;
-    int rc = parse_flags(flags, 1, "mesh pm daemon [-foreground]", argc, argv, &first);
+    char *none = NULL;
+    int npos;
+    int rc = parse_args(flags, 1, "mesh pm daemon [-foreground]", argc, argv, &none, 0, &npos);
 
     if (rc != 0)
         goto out;

@@ -1,0 +1,368 @@
+"""End-to-end tests of `mesh pm`, the supervisor (PM2's job), with the real webapp and small shell
+commands: instances and their PORT, crash restarts with backoff, errored after max_restarts,
+graceful stop and SIGKILL after the kill timeout, scale, log rotation, ecosystem files, and the
+daemon dying (kill -9) with and without its apps.
+
+Every test has its own -home under tmp_path and ends with `mesh pm kill`, then a SIGKILL sweep
+of every pid it saw (the daemon's and the apps'), so nothing outlives it.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from helpers import HOST, mesh_bin, request, wait_until
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+CMD_TIMEOUT = 30  # seconds for one `mesh pm` command
+
+
+def webapp_bin():
+    return os.path.join(os.path.dirname(mesh_bin()), "webapp")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def port_pair():
+    """P such that P and P+1 are free on 127.0.0.1 right now (bounded tries)."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind((HOST, 0))
+            p = a.getsockname()[1]
+            if p >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind((HOST, p + 1))
+                except OSError:
+                    continue
+                return p
+    raise AssertionError("no two consecutive free ports")
+
+
+class PM:
+    """Runs `mesh pm -home HOME ...` and remembers every pid it saw."""
+
+    def __init__(self, tmp_path):
+        self.home = str(tmp_path / "pm")
+        self.tmp = tmp_path
+        self.pids = set()
+
+    def run(self, *args, check=True, timeout=CMD_TIMEOUT):
+        r = subprocess.run([mesh_bin(), "pm", "-home", self.home, *map(str, args)],
+                           capture_output=True, text=True, timeout=timeout)
+        self._note_daemon()
+        if check:
+            assert r.returncode == 0, f"mesh pm {args} exited {r.returncode}:\n{r.stdout}{r.stderr}"
+        return r
+
+    def _note_daemon(self):
+        try:
+            with open(os.path.join(self.home, "pm.pid")) as f:
+                self.pids.add(int(f.read().strip()))
+        except (OSError, ValueError):
+            pass
+
+    def daemon_pid(self):
+        with open(os.path.join(self.home, "pm.pid")) as f:
+            return int(f.read().strip())
+
+    def ls(self):
+        rows = json.loads(self.run("ls", "-json").stdout)
+        self.pids.update(r["pid"] for r in rows if r["pid"])
+        return rows
+
+    def app(self, name):
+        return [r for r in self.ls() if r["name"] == name]
+
+    def wait_status(self, name, status, timeout=10):
+        return wait_until(lambda: (lambda rows: rows if rows and all(
+            r["status"] == status for r in rows) else None)(self.app(name)),
+            timeout, interval=0.1, what=f"{name} {status}")
+
+    def log(self):
+        try:
+            with open(os.path.join(self.home, "pm.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def teardown(self):
+        try:
+            self.run("kill", check=False)
+        finally:
+            for pid in self.pids:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def pm(tmp_path):
+    p = PM(tmp_path)
+    yield p
+    p.teardown()
+    text = p.log()
+    for marker in SANITIZER_MARKERS:
+        if marker in text:
+            pytest.fail(f"pm.log has a sanitizer report ({marker!r}):\n{text[-6000:]}",
+                        pytrace=False)
+
+
+def webapp_answers(port, pid=None):
+    try:
+        r = request(port, "GET", "/", timeout=2)
+    except OSError:
+        return None
+    if r.status != 200:
+        return None
+    body = r.json()
+    return body if pid is None or body["pid"] == pid else None
+
+
+def test_start_instances_ports_env_and_ls_json(pm):
+    base = port_pair()
+    r = pm.run("start", "web", "-i", 2, "-port-base", base, "--", webapp_bin(), "-no-register")
+    assert "web" in r.stdout and "online" in r.stdout
+    for i in range(2):
+        body = wait_until(lambda: webapp_answers(base + i), 10, what=f"instance {i}")
+        assert body["instance"] == str(i) and body["port"] == base + i
+    rows = wait_until(lambda: (lambda rs: rs if all(x["memory"] > 0 for x in rs) else None)(
+        pm.app("web")), 5, interval=0.2, what="memory sampled")
+    assert [x["instance"] for x in rows] == [0, 1]
+    assert len({x["pm_id"] for x in rows}) == 2
+    for i, x in enumerate(rows):
+        assert x["status"] == "online" and x["restarts"] == 0 and alive(x["pid"])
+        assert x["port"] == base + i
+        assert x["uptime_ms"] >= 0 and x["cpu"] >= 0
+        assert x["exit_code"] is None and x["signal"] is None
+        assert x["command"].endswith("webapp -no-register")
+    table = pm.run("ls").stdout.splitlines()
+    assert table[0].split() == ["name", "id", "instance", "pid", "status", "restarts", "uptime",
+                                "cpu", "memory"]
+    assert len(table) == 3 and all(" online " in line for line in table[1:])
+    assert pm.run("ping").returncode == 0
+    # Same name again, and a command that cannot run: clear errors, exit 1.
+    r = pm.run("start", "web", "--", "/bin/true", check=False)
+    assert r.returncode == 1 and 'app "web" already exists' in r.stderr
+    r = pm.run("start", "nope", "--", str(pm.tmp / "missing-binary"), check=False)
+    assert r.returncode == 1 and "no such file or directory" in r.stderr
+    assert not pm.app("nope")
+    r = pm.run("start", "x", "-i", "many", "--", "/bin/true", check=False)
+    assert r.returncode == 1 and "invalid value" in r.stderr
+
+
+def test_crash_is_restarted_with_a_new_pid(pm):
+    base = port_pair()
+    pm.run("start", "web", "-port-base", base, "--", webapp_bin(), "-no-register")
+    first = pm.wait_status("web", "online")[0]
+    wait_until(lambda: webapp_answers(base), 10, what="webapp")
+    os.kill(first["pid"], signal.SIGKILL)
+    row = wait_until(lambda: (lambda rs: rs[0] if rs and rs[0]["pid"] and rs[0]["pid"] != first[
+        "pid"] and rs[0]["status"] == "online" else None)(pm.app("web")), 10, interval=0.1,
+        what="restart with a new pid")
+    assert row["restarts"] == 1 and row["signal"] == "SIGKILL"
+    body = wait_until(lambda: webapp_answers(base, row["pid"]), 10, what="restarted webapp")
+    assert body["port"] == base
+
+
+def test_exiting_command_ends_errored_with_growing_delays(pm):
+    pm.run("start", "crash", "-max-restarts", 4, "-restart-delay", "50ms", "--", "sh", "-c",
+           "echo out-$INSTANCE_ID-$PM_ID; exit 3")
+    delays = []
+
+    def errored():
+        row = pm.app("crash")[0]
+        if row["restart_delay_ms"] and (not delays or delays[-1] != row["restart_delay_ms"]):
+            delays.append(row["restart_delay_ms"])
+        return row if row["status"] == "errored" else None
+
+    row = wait_until(errored, 15, interval=0.02, what="errored")
+    assert row["restarts"] == 4 and row["exit_code"] == 3 and row["pid"] is None
+    # 50, 75, 112, 168 ms: each delay seen is 1.5 times the one before.
+    assert delays == sorted(delays) and delays[-1] == 168, delays
+    assert set(delays) <= {50, 75, 112, 168}
+    time.sleep(0.5)
+    assert pm.app("crash")[0]["restarts"] == 4  # errored: no more restarts
+    out = pm.run("logs", "crash", "-out", "-lines", 2).stdout.splitlines()
+    assert out == ["crash-0 | out-0-0", "crash-0 | out-0-0"]
+
+
+def test_stop_is_graceful_and_sigkills_after_the_kill_timeout(pm):
+    base = port_pair()
+    pm.run("start", "web", "-port-base", base, "--", webapp_bin(), "-no-register")
+    pm.run("start", "stubborn", "-kill-timeout", "300ms", "--", "sh", "-c",
+           "trap '' TERM; while :; do sleep 0.05; done")
+    wait_until(lambda: webapp_answers(base), 10, what="webapp")
+    web = pm.wait_status("web", "online")[0]
+    stub = pm.wait_status("stubborn", "online")[0]
+    pm.run("stop", "web")
+    row = pm.app("web")[0]  # stop returns once the process has exited
+    assert row["status"] == "stopped" and row["exit_code"] == 0 and row["signal"] is None
+    assert not alive(web["pid"])
+    pm.run("stop", "stubborn")
+    row = pm.app("stubborn")[0]
+    assert row["status"] == "stopped" and row["signal"] == "SIGKILL"
+    assert not alive(stub["pid"])
+    # restart brings a stopped app back with a new pid and one more restart.
+    pm.run("restart", "web")
+    row = pm.wait_status("web", "online")[0]
+    assert row["restarts"] == 1 and row["pid"] != web["pid"]
+    wait_until(lambda: webapp_answers(base, row["pid"]), 10, what="restarted webapp")
+    pm.run("delete", "all")
+    assert pm.ls() == []
+    assert not alive(row["pid"])
+
+
+def test_scale_up_and_down(pm):
+    base = port_pair()
+    pm.run("start", "web", "-port-base", base, "--", webapp_bin(), "-no-register")
+    wait_until(lambda: webapp_answers(base), 10, what="instance 0")
+    pm.run("scale", "web", "+1")
+    rows = pm.wait_status("web", "online")
+    assert [r["instance"] for r in rows] == [0, 1] and rows[1]["port"] == base + 1
+    body = wait_until(lambda: webapp_answers(base + 1), 10, what="instance 1")
+    assert body["instance"] == "1"
+    gone = rows[1]["pid"]
+    pm.run("scale", "web", "-1")
+    rows = pm.app("web")
+    assert [r["instance"] for r in rows] == [0] and not alive(gone)
+    pm.run("scale", "web", "3")
+    assert [r["instance"] for r in pm.wait_status("web", "online")] == [0, 1, 2]
+    r = pm.run("scale", "web", "-3", check=False)
+    assert r.returncode == 1 and "out of range" in r.stderr
+    r = pm.run("scale", "ghost", "+1", check=False)
+    assert r.returncode == 1 and 'app "ghost" not found' in r.stderr
+
+
+def test_logs_rotate_and_are_followed(pm):
+    pm.run("start", "chatty", "-max-log-size", 4000, "--", "sh", "-c",
+           "i=0; while :; do echo line-$i; echo err-$i >&2; i=$((i+1)); sleep 0.002; done")
+    logs = os.path.join(pm.home, "logs")
+    out = os.path.join(logs, "chatty-0-out.log")
+    wait_until(lambda: os.path.exists(out + ".2"), 15, interval=0.1, what="two rotations")
+    assert os.path.getsize(out + ".1") > 4000
+    assert os.path.exists(os.path.join(logs, "chatty-0-err.log.1"))
+    with open(out + ".2") as f:
+        older = int(f.read().split()[-1].split("-")[1])
+    with open(out + ".1") as f:
+        newer = int(f.read().split()[0].split("-")[1])
+    assert newer > older
+    lines = pm.run("logs", "chatty", "-lines", 5, "-out").stdout.splitlines()
+    assert len(lines) == 5 and all(x.startswith("chatty-0 | line-") for x in lines)
+    lines = pm.run("logs", "chatty", "-lines", 3, "-err").stdout.splitlines()
+    assert len(lines) == 3 and all(x.startswith("chatty-0 err | err-") for x in lines)
+    # -f keeps printing across a rotation.
+    rotated = os.stat(out + ".1").st_mtime_ns
+    f = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "logs", "chatty", "-f", "-out",
+                          "-lines", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        deadline = time.monotonic() + 15
+        for _ in range(100000):
+            line = f.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                break
+            seen.append(int(line.split("line-")[1]))
+            if os.stat(out + ".1").st_mtime_ns != rotated and len(seen) > 50:
+                break
+        assert os.stat(out + ".1").st_mtime_ns != rotated, "no rotation while following"
+        assert len(seen) > 50 and seen == sorted(seen)
+    finally:
+        f.kill()
+        f.wait(5)
+
+
+def test_ecosystem_file_and_its_errors(pm):
+    base = port_pair()
+    eco = pm.tmp / "eco.json"
+    eco.write_text(json.dumps({"apps": [
+        {"name": "web", "script": webapp_bin(), "args": ["-no-register"], "instances": 2,
+         "port_base": base, "kill_timeout": "2s"},
+        {"name": "hello", "script": "sh", "args": ["-c", "echo $GREETING from $PWD; sleep 60"],
+         "env": {"GREETING": "bonjour"}, "cwd": "sub"},
+    ]}, indent=1))
+    (pm.tmp / "sub").mkdir()
+    pm.run("start", eco)
+    for i in range(2):
+        wait_until(lambda: webapp_answers(base + i), 10, what=f"web instance {i}")
+    wait_until(lambda: pm.run("logs", "hello", "-out").stdout.strip(), 10, what="hello's log")
+    assert pm.run("logs", "hello", "-out").stdout.strip() == \
+        f"hello-0 | bonjour from {pm.tmp / 'sub'}"
+    desc = json.loads(pm.run("describe", "web", "-json").stdout)
+    assert len(desc) == 2 and desc[0]["spec"]["kill_timeout"] == 2000
+    assert desc[0]["out_log"].endswith("/logs/web-0-out.log")
+    assert "kill_timeout" in pm.run("describe", "web").stdout
+    bad = pm.tmp / "bad.json"
+    bad.write_text('{"apps": [\n  {"name": "x",\n   "instances": "two",\n   "script": "sh"}]}\n')
+    r = pm.run("start", bad, check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"mesh pm: {bad}:3: apps[0].instances: expected an integer, " \
+                               "got another type"
+    bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n "watch": true}]}\n')
+    r = pm.run("start", bad, check=False)
+    assert r.returncode == 1 and f"{bad}:3: apps[0].watch: unknown key" in r.stderr
+    assert {r["name"] for r in pm.ls()} == {"web", "hello"}
+
+
+def test_daemon_kill9_readopts_running_apps(pm):
+    base = port_pair()
+    pm.run("start", "web", "-i", 2, "-port-base", base, "--", webapp_bin(), "-no-register")
+    before = pm.wait_status("web", "online")
+    old_daemon = pm.daemon_pid()
+    os.kill(old_daemon, signal.SIGKILL)
+    wait_until(lambda: not alive(old_daemon), 5, what="daemon gone")
+    assert pm.run("ping", check=False).returncode == 1
+    after = pm.app("web")  # starts a new daemon, which adopts
+    assert pm.daemon_pid() != old_daemon
+    assert [r["pid"] for r in after] == [r["pid"] for r in before]
+    assert all(r["status"] == "online" and r["restarts"] == 0 for r in after)
+    # The adopted process is watched: its crash is noticed and restarted.
+    os.kill(after[0]["pid"], signal.SIGKILL)
+    row = wait_until(lambda: (lambda rs: rs[0] if rs[0]["pid"] not in (None, after[0]["pid"])
+                              else None)(pm.app("web")), 10, interval=0.1, what="restart")
+    assert row["restarts"] == 1 and row["status"] == "online"
+    wait_until(lambda: webapp_answers(base, row["pid"]), 10, what="restarted webapp")
+    # SIGTERM to the daemon also leaves the apps running.
+    daemon = pm.daemon_pid()
+    os.kill(daemon, signal.SIGTERM)
+    wait_until(lambda: not alive(daemon), 10, what="daemon exit on SIGTERM")
+    assert alive(row["pid"]) and alive(after[1]["pid"])
+    assert [r["pid"] for r in pm.app("web")] == [row["pid"], after[1]["pid"]]
+
+
+def test_daemon_and_apps_kill9_resurrects(pm):
+    base = port_pair()
+    pm.run("start", "web", "-port-base", base, "--", webapp_bin(), "-no-register")
+    pm.run("start", "idle", "--", "sleep", "60")
+    pm.run("stop", "idle")
+    web = pm.wait_status("web", "online")[0]
+    os.kill(pm.daemon_pid(), signal.SIGKILL)
+    os.kill(web["pid"], signal.SIGKILL)
+    wait_until(lambda: not alive(web["pid"]), 5, what="app gone")
+    rows = {r["name"]: r for r in pm.ls()}
+    assert rows["web"]["status"] == "online" and rows["web"]["pid"] != web["pid"]
+    assert rows["idle"]["status"] == "stopped" and rows["idle"]["pid"] is None
+    wait_until(lambda: webapp_answers(base, rows["web"]["pid"]), 10, what="resurrected webapp")
+
+
+def test_kill_stops_everything_and_ping(pm):
+    assert pm.run("ping", check=False).returncode == 1
+    assert pm.run("kill").returncode == 0  # nothing to kill is fine
+    pm.run("start", "idle", "-i", 2, "--", "sleep", "60")
+    pids = [r["pid"] for r in pm.ls()]
+    daemon = pm.daemon_pid()
+    pm.run("kill")
+    assert not alive(daemon) and not any(alive(p) for p in pids)
+    assert pm.run("ping", check=False).returncode == 1
+    assert pm.ls() == []  # a new daemon starts with nothing to bring back
