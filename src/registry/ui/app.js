@@ -533,7 +533,7 @@ function viewKey(main, r, signal) {
   const del = h('button', {type: 'button', class: 'danger'}, 'Delete');
   const reload = h('button', {type: 'button', hidden: true}, 'Load the current value');
   const info = h('dl', {class: 'meta'});
-  const form = h('form', {class: 'kv-form', 'aria-label': 'Edit ' + key}, info, editor,
+  const form = h('form', {class: 'kv-form', 'aria-label': 'Edit ' + key, hidden: true}, info, editor,
                  h('div', {class: 'actions'}, save, reload, del), msg);
   let loaded = null; /* the entry the editor shows: its ModifyIndex is the CAS for writes */
   let latest = null; /* the newest entry the registry sent */
