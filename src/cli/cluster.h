@@ -91,10 +91,12 @@ int cluster_spawn(const struct cluster_node *n, char *const argv[], const char *
 /*
  * Runs argv in node n's namespace and waits for it, at most timeout_ms (then SIGKILL).
  * Its stdout is appended to out when out is not NULL (bounded to 16 MiB), else inherited;
- * stderr is inherited. Returns the exit status (0..255), or -errno with e set.
+ * stderr is inherited, or dropped with CLUSTER_RUN_QUIET. Returns the exit status (0..255), or
+ * -errno with e set.
  */
-int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *out, int timeout_ms,
-                struct err *e);
+#define CLUSTER_RUN_QUIET 1u
+int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *out, unsigned flags,
+                int timeout_ms, struct err *e);
 
 /* True when pid is a live (not zombie) process whose executable is exe (NULL: any). */
 bool cluster_pid_alive(pid_t pid, const char *exe);

@@ -12,7 +12,7 @@
 #define IP_TIMEOUT_MS 10000
 
 /* Runs `ip ARGS...` (NULL-terminated array); 0, or -EIO with e set to what ip said. */
-static int ip(char *const argv[], struct err *e)
+static int ip(unsigned flags, char *const argv[], struct err *e)
 {
     char *av[16] = {"ip"};
     struct buf cmd = BUF_INIT;
@@ -24,7 +24,7 @@ static int ip(char *const argv[], struct err *e)
         buf_printf(&cmd, " %s", argv[i]);
     }
     av[k] = NULL;
-    rc = cluster_run(NULL, av, NULL, IP_TIMEOUT_MS, e);
+    rc = cluster_run(NULL, av, NULL, flags, IP_TIMEOUT_MS, e);
     if (rc > 0) {
         err_set(e, "ip%s failed (status %d)", cmd.data, rc);
         rc = -EIO;
@@ -33,7 +33,8 @@ static int ip(char *const argv[], struct err *e)
     return rc;
 }
 
-#define IP(e, ...) ip((char *[]){__VA_ARGS__, NULL}, e)
+#define IP(e, ...)       ip(0, (char *[]){__VA_ARGS__, NULL}, e)
+#define IP_QUIET(e, ...) ip(CLUSTER_RUN_QUIET, (char *[]){__VA_ARGS__, NULL}, e)
 
 static int setup_node(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
@@ -82,12 +83,12 @@ int cluster_netns_teardown(const struct cluster_state *s)
     /* Each step may already be undone (a half-made setup, a second down): errors are fine. */
     for (size_t i = 0; i < s->n_nodes; i++) {
         const struct cluster_node *n = &s->nodes[i];
-        if (n->netns[0] && IP(&e, "netns", "del", (char *)n->netns) == 0)
+        if (n->netns[0] && IP_QUIET(&e, "netns", "del", (char *)n->netns) == 0)
             removed++;
         if (n->veth[0])
-            IP(&e, "link", "del", (char *)n->veth);
+            IP_QUIET(&e, "link", "del", (char *)n->veth);
     }
     if (s->bridge[0])
-        IP(&e, "link", "del", (char *)s->bridge);
+        IP_QUIET(&e, "link", "del", (char *)s->bridge);
     return removed;
 }

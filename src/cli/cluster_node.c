@@ -38,7 +38,7 @@ int cluster_pm(const struct cluster_state *s, const struct cluster_node *n, stru
         argv[k++] = (char *)a;
     va_end(ap);
     argv[k] = NULL;
-    return cluster_run(n, argv, out, PM_TIMEOUT_MS, e);
+    return cluster_run(n, argv, out, 0, PM_TIMEOUT_MS, e);
 }
 
 json_t *cluster_pm_ls(const struct cluster_state *s, const struct cluster_node *n, struct err *e)

@@ -127,8 +127,8 @@ static int wait_child(pid_t pid, int64_t deadline)
     }
 }
 
-int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *out, int timeout_ms,
-                struct err *e)
+int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *out, unsigned flags,
+                int timeout_ms, struct err *e)
 {
     posix_spawn_file_actions_t fa;
     char **av = node_argv(n, argv);
@@ -139,6 +139,8 @@ int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *ou
 
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (flags & CLUSTER_RUN_QUIET)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     if (out) {
         if (pipe2(fds, O_CLOEXEC) != 0) {
             rc = err_set(e, "pipe: %s", strerror(errno));

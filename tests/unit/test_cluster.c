@@ -176,10 +176,10 @@ static void test_run_and_pids(void **state)
     int fd;
 
     (void)state;
-    assert_int_equal(cluster_run(NULL, ok, &out, 5000, &e), 3);
+    assert_int_equal(cluster_run(NULL, ok, &out, 0, 5000, &e), 3);
     assert_string_equal(out.data, "hi\n");
-    assert_int_equal(cluster_run(NULL, slow, NULL, 100, &e), -ETIMEDOUT);
-    assert_true(cluster_run(NULL, missing, NULL, 1000, &e) < 0);
+    assert_int_equal(cluster_run(NULL, slow, NULL, 0, 100, &e), -ETIMEDOUT);
+    assert_true(cluster_run(NULL, missing, NULL, CLUSTER_RUN_QUIET, 1000, &e) < 0);
     buf_free(&out);
 
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
