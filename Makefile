@@ -55,11 +55,13 @@ fuzz: deps
 bench: all
 	bench/registry
 
+# `make up UPFLAGS=-netns` runs each node in its own network namespace (root).
 up: deps all
-	@scripts/up "$(BUILD)" "$(RUNDIR)"
+	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(UPFLAGS)
 
 down:
-	@scripts/down "$(RUNDIR)"
+	@if [ -x $(BUILD)/mesh ]; then $(BUILD)/mesh down -run-dir "$(RUNDIR)"; \
+	else echo "meshkit is not built, so nothing of it runs."; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,45 +1,115 @@
-"""`make up` / `make down` (scripts/up, scripts/down): the local cluster of the README comes up
-on loopback, the load balancer spreads traffic over web1 and web2, and down leaves no process
-behind. Runs the scripts with the binaries under test and free ports."""
+"""`make up` / `make down` are `mesh up` / `mesh down`: configured by environment variables alone
+(MESH_RUN_DIR and the MESH_* ports), the cluster of the README comes up, serves through both web
+nodes and goes away with nothing left running. With root, `mesh up -netns` does the same with one
+network namespace per node on a bridge, and `down` removes them. The operator commands are in
+test_cluster_up.py."""
 import json
 import os
+import shutil
 import subprocess
 import urllib.request
-from pathlib import Path
 
-from helpers import free_port, mesh_bin
+import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers import mesh_bin
+from test_cluster_up import SANITIZER_MARKERS, free_layout
 
 
-def test_up_serves_through_both_web_nodes_and_down_stops_everything(tmp_path):
+def mesh(*args, env=None, timeout=120):
+    return subprocess.run([mesh_bin(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def served_nodes(url, n=10):
+    nodes = set()
+    for _ in range(n):
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.status == 200
+            nodes.add(json.loads(r.read())["node"])
+    return nodes
+
+
+def cluster_pids(run):
+    pids = set()
+    for pidfile in run.glob("*/*.pid"):
+        pids.add(int(pidfile.read_text().split()[0]))
+    return pids
+
+
+def assert_clean_logs(run):
+    for log in run.glob("**/*.log"):
+        text = log.read_text(errors="replace")
+        assert not any(m in text for m in SANITIZER_MARKERS), log
+
+
+def test_up_from_environment_and_down_stops_everything(tmp_path):
     run = tmp_path / "run"
-    env = dict(os.environ, MESH_HTTP_PORT=str(free_port()), MESH_LB_PORT=str(free_port()),
-               MESH_STATS_PORT=str(free_port()), MESH_WEB_AGENT_PORT=str(free_port()),
-               MESH_WEBAPP_PORT=str(free_port()))
-    # The web nodes' agents and webapps take consecutive ports from their bases.
-    build = os.path.dirname(mesh_bin())
+    p = free_layout()
+    env = dict(os.environ, MESH_RUN_DIR=str(run), MESH_HTTP_PORT=str(p["http"]),
+               MESH_LB_PORT=str(p["lb"]), MESH_STATS_PORT=str(p["stats"]),
+               MESH_WEB_AGENT_PORT=str(p["agents"]), MESH_WEBAPP_PORT=str(p["web"]))
     try:
-        up = subprocess.run([str(REPO / "scripts" / "up"), build, str(run)], env=env,
-                            capture_output=True, text=True, timeout=60)
+        up = mesh("up", "-check-interval", "1s", env=env)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"http://127.0.0.1:{env['MESH_LB_PORT']}/" in up.stdout
-        nodes = set()
-        for _ in range(10):
-            with urllib.request.urlopen(f"http://127.0.0.1:{env['MESH_LB_PORT']}/",
-                                        timeout=5) as r:
-                assert r.status == 200
-                nodes.add(json.loads(r.read())["node"])
-        assert nodes == {"web1", "web2"}
-        pids = [int(p.read_text()) for p in run.glob("*/*.pid")]
-        assert len(pids) == 6
+        assert f"http://127.0.0.1:{p['lb']}/" in up.stdout
+        assert served_nodes(f"http://127.0.0.1:{p['lb']}/") == {"web1", "web2"}
+        state = json.loads((run / "cluster.json").read_text())
+        assert state["mode"] == "loopback"
+        assert [n["name"] for n in state["nodes"]] == ["loadbalancer", "web1", "web2"]
+        apps = json.loads(mesh("status", "-json", env=env).stdout)["apps"]
+        pids = cluster_pids(run) | {a["pid"] for a in apps}
+        assert len(pids) == 6, pids  # 3 agents, the lb, 2 webapps
     finally:
-        down = subprocess.run([str(REPO / "scripts" / "down"), str(run)], capture_output=True,
-                              text=True, timeout=60)
-    assert down.returncode == 0
-    assert "6 process(es) stopped" in down.stdout
+        down = mesh("down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "process(es) stopped" in down.stdout
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}"), f"process {pid} still running"
-    for log in run.glob("*/*.log"):
-        text = log.read_text(errors="replace")
-        assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, log
+    assert str(run) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                                          text=True).stdout
+    assert_clean_logs(run)
+
+
+def test_up_rejects_bad_settings(tmp_path):
+    env = dict(os.environ, MESH_RUN_DIR=str(tmp_path / "run"), MESH_LB_PORT="http")
+    p = mesh("up", env=env)
+    assert p.returncode == 1 and "MESH_LB_PORT=http" in p.stderr
+    p = mesh("up", "-nodes", "Web_1", "-run-dir", str(tmp_path / "run"))
+    assert p.returncode == 1 and "bad node name" in p.stderr
+    p = mesh("up", "-lb-port", "x", "-run-dir", str(tmp_path / "run"))
+    assert p.returncode == 1 and "invalid value" in p.stderr
+    assert not (tmp_path / "run" / "web1").exists()  # nothing started
+    p = mesh("down", "-run-dir", str(tmp_path / "run"))
+    assert p.returncode == 0 and "not up" in p.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
+                    reason="network namespaces need root and iproute2 (ip)")
+def test_up_netns_gives_each_node_a_namespace(tmp_path):
+    run = tmp_path / "run"
+    try:
+        up = mesh("up", "-netns", "-run-dir", str(run), "-check-interval", "1s")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "http://10.77.0.10:8080/" in up.stdout
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                    text=True).stdout
+        for ns in ("mesh-loadbalancer", "mesh-web1", "mesh-web2"):
+            assert ns in namespaces
+        # Standard ports on each node's own address, reached from the host over the bridge.
+        assert served_nodes("http://10.77.0.10:8080/") == {"web1", "web2"}
+        with urllib.request.urlopen("http://10.77.0.11:3000/", timeout=5) as r:
+            assert json.loads(r.read())["node"] == "web1"
+        nodes = json.loads(mesh("nodes", "-json", "-run-dir", str(run)).stdout)
+        assert {n["node"]: n["address"] for n in nodes} == {
+            "loadbalancer": "10.77.0.10", "web1": "10.77.0.11", "web2": "10.77.0.12"}
+    finally:
+        down = mesh("down", "-run-dir", str(run))
+    assert down.returncode == 0, down.stderr
+    assert "3 network namespace(s) removed" in down.stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "mesh-" not in namespaces
+    links = subprocess.run(["ip", "link", "show"], capture_output=True, text=True).stdout
+    assert "meshbr0" not in links and "mv-" not in links
+    assert str(run) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                                          text=True).stdout
+    assert_clean_logs(run)

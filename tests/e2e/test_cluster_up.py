@@ -1,0 +1,267 @@
+"""`mesh up` / `mesh down` and the operator commands (issue 5): the local cluster comes up
+healthy on free loopback ports, spreads traffic over web1 and web2, and survives the operator's
+moves: stop-service and scale-up/down under load with no failed request, both services stopped
+giving the 503 page, kill-node detected and routed around, a webapp killed with -9 restarted by
+its supervisor. `mesh down` leaves no process. One cluster serves the module, in order."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from helpers import HOST, mesh_bin, request, wait_until
+from lb_helpers import Load
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_layout():
+    """Ports for every part of the cluster, all free now: the web nodes' agents take base, +1
+    and their webapps base, +1.. (web1) and base+100, +101.. (web2)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 10)
+        ports = {"http": base, "lb": base + 1, "stats": base + 2, "agents": base + 3,
+                 "web": base + 500}
+        needed = [base, base + 1, base + 2, base + 3, base + 4] + \
+            [base + 500 + i for i in range(4)] + [base + 600 + i for i in range(4)]
+        if all(_port_free(p) for p in needed):
+            return ports
+    raise AssertionError("no free port layout found")
+
+
+class Cluster:
+    def __init__(self, run_dir):
+        self.run_dir = str(run_dir)
+        self.ports = free_layout()
+
+    def mesh(self, *args, timeout=120, check=True):
+        p = subprocess.run([mesh_bin(), *args, "-run-dir", self.run_dir], capture_output=True,
+                           text=True, timeout=timeout)
+        if check:
+            assert p.returncode == 0, f"mesh {' '.join(args)}: {p.returncode}\n{p.stdout}{p.stderr}"
+        return p
+
+    def json(self, *args):
+        return json.loads(self.mesh(*args, "-json").stdout)
+
+    def up(self, *extra):
+        p = self.ports
+        return self.mesh("up", "-http-port", str(p["http"]), "-lb-port", str(p["lb"]),
+                         "-stats-port", str(p["stats"]), "-agent-port-base", str(p["agents"]),
+                         "-web-port-base", str(p["web"]), "-failure-timeout", "2s",
+                         "-check-interval", "1s", *extra)
+
+    def get(self, path="/"):
+        return request(self.ports["lb"], "GET", path, timeout=10)
+
+    def passing(self, node):
+        return [i for i in self.json("services") if i["service"] == "web" and
+                i["node"] == node and i["status"] == "passing"]
+
+    def apps(self, node):
+        return [a for a in self.json("status")["apps"] if a["node"] == node and
+                a.get("name") == "web"]
+
+    def pids(self):
+        """Every process of the cluster: pidfiles, supervisors' apps, supervisor daemons."""
+        pids = set()
+        for root, _, files in os.walk(self.run_dir):
+            for f in files:
+                if f.endswith(".pid") and root.count(os.sep) == self.run_dir.count(os.sep) + 1:
+                    try:
+                        pids.add(int(open(os.path.join(root, f)).read().split()[0]))
+                    except (ValueError, IndexError, OSError):
+                        pass
+        for a in self.json("status")["apps"]:
+            if a.get("pid"):
+                pids.add(int(a["pid"]))
+        return pids
+
+
+def under_load(cluster, action, seconds=30.0):
+    """Runs action() while a thread sends requests through the lb; returns (results, errors)
+    after a short tail of traffic."""
+    load = Load(cluster.ports["lb"], threads=2, seconds=seconds).start()
+    try:
+        wait_until(lambda: len(load.snapshot()) >= 20, 10, what="load to start")
+        action()
+        n = len(load.snapshot())
+        wait_until(lambda: len(load.snapshot()) >= n + 50, 10, what="traffic after the action")
+    finally:
+        load.stop()
+    return load.snapshot(), load.errors
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster") / "run")
+    try:
+        c.up_result = c.up()
+        yield c
+    finally:
+        subprocess.run([mesh_bin(), "down", "-run-dir", c.run_dir], capture_output=True,
+                       timeout=120)
+        for root, _, files in os.walk(c.run_dir):
+            for f in files:
+                if f.endswith(".log"):
+                    text = open(os.path.join(root, f), errors="replace").read()
+                    assert not any(m in text for m in SANITIZER_MARKERS), (f, text[-3000:])
+
+
+def test_up_comes_up_healthy_and_prints_urls(cluster):
+    out = cluster.up_result.stdout
+    assert f"http://127.0.0.1:{cluster.ports['lb']}/" in out
+    assert f"http://127.0.0.1:{cluster.ports['stats']}/stats" in out
+    assert f"http://127.0.0.1:{cluster.ports['http']}/" in out
+    assert "admin / admin" in out
+    checks = cluster.json("health")
+    assert checks and all(c["status"] == "passing" for c in checks), checks
+    assert {c["node"] for c in checks} == {"loadbalancer", "web1", "web2"}
+    assert len(cluster.passing("web1")) == 1 and len(cluster.passing("web2")) == 1
+    assert cluster.mesh("health").returncode == 0
+
+
+def test_up_twice_says_so(cluster):
+    p = cluster.up()
+    assert "already up" in p.stdout
+
+
+def test_requests_spread_evenly(cluster):
+    res = cluster.json("test-lb", "-n", "40")
+    assert res["failed"] == 0, res
+    assert set(res["served_by"]) == {"web1/0", "web2/0"}, res
+    assert all(15 <= n <= 25 for n in res["served_by"].values()), res
+    table = cluster.mesh("test-lb", "-n", "4").stdout
+    assert "web1/0" in table and "web2/0" in table and "SHARE" in table
+
+
+def test_status_and_tables(cluster):
+    st = cluster.json("status")
+    assert {n["node"]: n["status"] for n in st["nodes"]} == {
+        "loadbalancer": "alive", "web1": "alive", "web2": "alive"}
+    assert {a["node"] for a in st["apps"]} == {"web1", "web2"}
+    assert all(a["status"] == "online" for a in st["apps"]), st["apps"]
+    servers = [r for r in st["lb"] if r["server"] != "BACKEND"]
+    assert len(servers) == 2 and all(r["status"] == "UP" for r in servers), st["lb"]
+    text = cluster.mesh("status").stdout
+    for word in ("Nodes", "Services", "Supervised apps", "Load balancer", "web1", "web2"):
+        assert word in text
+    assert "\033[" not in text  # no colour when stdout is not a terminal
+    nodes = cluster.mesh("nodes").stdout.splitlines()
+    assert nodes[0].split() == ["NODE", "ADDRESS", "AGENT", "CHECKS"]
+    # Aligned: every row's second column starts where the header's does.
+    col = nodes[0].index("ADDRESS")
+    assert all(line[col - 2:col] == "  " and line[col] != " " for line in nodes[1:]), nodes
+    lb = cluster.mesh("lb-status").stdout
+    assert "BACKEND" in lb and "UP" in lb
+    assert cluster.mesh("services").stdout.startswith("SERVICE")
+    assert "mesh lb" in cluster.mesh("reload-lb").stdout
+    assert cluster.get().status == 200
+
+
+def test_stop_service_under_load_moves_traffic_without_failures(cluster):
+    t0 = time.monotonic()
+    results, errors = under_load(cluster, lambda: cluster.mesh("stop-service", "web1"))
+    assert not errors, errors[:5]
+    assert all(r[1] == 200 for r in results), [r for r in results if r[1] != 200][:5]
+    assert any(r[2] == "web1/0" for r in results if r[0] > t0)  # web1 served before the stop
+    assert all(cluster.get().header("X-Served-By") == "web2/0" for _ in range(6))
+
+
+def test_both_stopped_gives_503_and_start_recovers(cluster):
+    cluster.mesh("stop-service", "web2")
+    r = wait_until(lambda: (lambda r: r if r.status == 503 else None)(cluster.get()), 15,
+                   what="the 503 page")
+    assert "text/html" in r.content_type
+    cluster.mesh("start-service", "web1")
+    cluster.mesh("start-service", "web2")
+    res = wait_until(lambda: (lambda r: r if set(r["served_by"]) == {"web1/0", "web2/0"} else
+                              None)(cluster.json("test-lb", "-n", "10")), 20,
+                     what="traffic to web1 and web2 again")
+    assert res["failed"] == 0
+
+
+def test_scale_up_and_down_under_load_without_failures(cluster):
+    results, errors = under_load(cluster, lambda: cluster.mesh("scale-up", "web1"))
+    assert not errors, errors[:5]
+    assert all(r[1] == 200 for r in results), [r for r in results if r[1] != 200][:5]
+    assert len(cluster.passing("web1")) == 2
+    assert len(cluster.apps("web1")) == 2
+    seen = wait_until(lambda: (lambda s: s if "web1/1" in s else None)(
+        cluster.json("test-lb", "-n", "12")["served_by"]), 15, what="web1/1 taking traffic")
+    assert set(seen) == {"web1/0", "web1/1", "web2/0"}, seen
+
+    results, errors = under_load(cluster, lambda: cluster.mesh("scale-down", "web1"))
+    assert not errors, errors[:5]
+    assert all(r[1] == 200 for r in results), [r for r in results if r[1] != 200][:5]
+    assert len(cluster.passing("web1")) == 1
+    p = cluster.mesh("scale-down", "web1", check=False)
+    assert p.returncode == 1 and "stop-service" in p.stderr
+
+
+def test_supervisor_restarts_a_webapp_killed_with_9(cluster):
+    old = cluster.apps("web2")[0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: any(a["pid"] not in (old, 0, None) and a["status"] == "online"
+                           for a in cluster.apps("web2")), 20, what="web2's webapp restarted")
+    wait_until(lambda: len(cluster.passing("web2")) == 1, 20, what="web2 passing again")
+    assert cluster.apps("web2")[0]["restarts"] >= 1
+
+
+def test_kill_node_is_detected_and_routed_around(cluster):
+    cluster.mesh("kill-node", "web1")  # returns once the server marked it failed
+    nodes = {n["node"]: n["status"] for n in cluster.json("nodes")}
+    assert nodes["web1"] == "failed", nodes
+    assert cluster.passing("web1") == []
+    res = wait_until(lambda: (lambda r: r if set(r["served_by"]) == {"web2/0"} else None)(
+        cluster.json("test-lb", "-n", "10")), 15, what="traffic only to web2")
+    assert res["failed"] == 0
+    p = cluster.mesh("kill-node", "web1", check=False)
+    assert p.returncode == 1 and "not running" in p.stderr
+    cluster.mesh("revive-node", "web1")
+    assert len(cluster.passing("web1")) == 1
+    wait_until(lambda: (lambda r: r if set(r["served_by"]) == {"web1/0", "web2/0"} else None)(
+        cluster.json("test-lb", "-n", "10")), 20, what="web1 back in rotation")
+
+
+def test_bad_input(cluster):
+    p = cluster.mesh("stop-service", "web9", check=False)
+    assert p.returncode == 1 and "no node \"web9\"" in p.stderr
+    p = cluster.mesh("scale-up", "loadbalancer", check=False)
+    assert p.returncode == 1 and "not a web node" in p.stderr
+    p = cluster.mesh("test-lb", "-n", "0", check=False)
+    assert p.returncode == 1
+    p = subprocess.run([mesh_bin(), "status", "-run-dir", cluster.run_dir + "-nothing"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "mesh up" in p.stderr
+    p = subprocess.run([mesh_bin(), "up", "-nodes", "web1,web1", "-run-dir",
+                        cluster.run_dir + "-bad"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "given twice" in p.stderr
+
+
+def test_down_stops_everything(cluster):
+    pids = cluster.pids()
+    assert len(pids) >= 7, pids  # 3 agents, lb, 2 supervisors' apps at least
+    p = cluster.mesh("down")
+    assert "process(es) stopped" in p.stdout
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z", pid
+    left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert cluster.run_dir not in left
+    assert "not up" in cluster.mesh("down").stdout
+    cluster.mesh("cleanup")
+    assert not os.path.exists(os.path.join(cluster.run_dir, "cluster.json"))
