@@ -234,8 +234,11 @@ cluster_view_lb(const struct cluster_state *s,
 struct cluster_column {
     const char *header;
     const char *key;
-    bool status; /* coloured by cluster_status_color */
+    unsigned how; /* CLUSTER_COL_* */
 };
+
+#define CLUSTER_COL_STATUS 1u /* coloured by cluster_status_color */
+#define CLUSTER_COL_BYTES  2u /* a byte count, shown as "11.2 MB" */
 
 /* A view as a table with the given columns (missing keys print empty). */
 void cluster_view_render(const json_t *view, const struct cluster_column *cols, size_t ncols,
@@ -247,6 +250,7 @@ void cluster_view_render(const json_t *view, const struct cluster_column *cols, 
 struct cluster_cmd {
     char *run_dir; /* flag value, heap or NULL */
     bool json;
+    const char *arg; /* the positional argument (a node name), borrowed from argv */
 };
 
 #define CLUSTER_CMD_FLAGS(c)                                                                       \
@@ -259,11 +263,13 @@ struct cluster_cmd {
     }
 
 /*
- * Parses a command's flags (plus `extra` flags) and loads the state. Returns true to go on with
- * *first set to the first positional argument; otherwise *exit_code is set (message printed).
+ * Parses a command's flags, which may surround its positional arguments; want_args (0 or 1) of
+ * those are expected, the one given in c->arg. Then loads the state. Returns true to go on;
+ * otherwise *exit_code is set (message printed).
  */
 bool cluster_cmd_begin(struct cluster_cmd *c, struct flag *flags, size_t n, const char *usage,
-                       int argc, char **argv, int *first, int *exit_code, struct cluster_state *s);
+                       int argc, char **argv, size_t want_args, int *exit_code,
+                       struct cluster_state *s);
 /* Prints a JSON value (pretty) and a newline to stdout. */
 void cluster_print_json(const json_t *v);
 

@@ -73,8 +73,10 @@ static int pm_instances(const struct cluster_state *s, const struct cluster_node
 static int pm_do(const struct cluster_state *s, const struct cluster_node *n, const char *a1,
                  const char *a2, const char *a3, struct err *e)
 {
-    int rc = cluster_pm(s, n, NULL, e, a1, a2, a3, NULL);
+    struct buf listing = BUF_INIT; /* pm's table after the change; the command says its own */
+    int rc = cluster_pm(s, n, &listing, e, a1, a2, a3, NULL);
 
+    buf_free(&listing);
     if (rc > 0) {
         err_set(e, "mesh pm %s %s on %s exited with status %d", a1, a2, n->name, rc);
         rc = -EIO;
@@ -180,17 +182,12 @@ static int node_op(enum op op, int argc, char **argv)
     struct cluster_state s;
     struct cluster_node *n;
     struct err e;
-    int first, status = 1, want;
+    int status = 1, want;
 
-    if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), ops[op].usage, argc, argv, &first, &status,
-                           &s))
+    if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), ops[op].usage, argc, argv, 1, &status, &s))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "%s: give one node name (see -help)\n", argv[0]);
-        goto out;
-    }
-    if (!(n = cluster_node_find(&s, argv[first], &e)) ||
+    if (!(n = cluster_node_find(&s, c.arg, &e)) ||
         (n->server && err_set(&e, "%s is not a web node", n->name))) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
@@ -246,13 +243,13 @@ int cli_reload_lb(int argc, char **argv)
     struct cluster_state s;
     char pidf[PATH_MAX + 64];
     pid_t pid;
-    int first, status = 1;
+    int status = 1;
 
     if (!cluster_cmd_begin(
             &c, flags, ARRAY_LEN(flags),
             "mesh reload-lb [options]\n\n"
             "  Makes mesh lb re-read its configuration (SIGHUP); no connection drops.",
-            argc, argv, &first, &status, &s))
+            argc, argv, 0, &status, &s))
         goto out;
     status = 1;
     cluster_path(&s, &s.nodes[0], "lb.pid", pidf, sizeof(pidf));

@@ -220,16 +220,32 @@ int cluster_rm_tree(const char *path)
 }
 
 bool cluster_cmd_begin(struct cluster_cmd *c, struct flag *flags, size_t n, const char *usage,
-                       int argc, char **argv, int *first, int *exit_code, struct cluster_state *s)
+                       int argc, char **argv, size_t want_args, int *exit_code,
+                       struct cluster_state *s)
 {
     struct err e;
+    size_t got = 0;
 
-    if (!cli_parse_flags(flags, n, usage, argc - 1, argv + 1, first, exit_code))
+    /* Flags may come before and after the node name: `mesh scale-up web1 -json`. */
+    for (int i = 1, first; i < argc; i++) {
+        if (!cli_parse_flags(flags, n, usage, argc - i, argv + i, &first, exit_code))
+            return false;
+        i += first;
+        if (i >= argc)
+            break;
+        if (got++ == 0)
+            c->arg = argv[i];
+    }
+    *exit_code = 1;
+    if (got != want_args) {
+        if (want_args)
+            fprintf(stderr, "%s: give one node name (see -help)\n", argv[0]);
+        else
+            fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], c->arg);
         return false;
-    *first += 1; /* index into argv */
+    }
     if (cluster_state_load(cluster_run_dir(c->run_dir), s, &e) < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
-        *exit_code = 1;
         return false;
     }
     return true;

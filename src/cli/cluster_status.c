@@ -13,28 +13,30 @@
 #include "lib/alloc.h"
 
 static const struct cluster_column node_cols[] = {
-    {"NODE", "node", false},
-    {"ADDRESS", "address", false},
-    {"AGENT", "status", true},
-    {"CHECKS", "checks", false},
+    {"NODE", "node", 0},
+    {"ADDRESS", "address", 0},
+    {"AGENT", "status", CLUSTER_COL_STATUS},
+    {"CHECKS", "checks", 0},
 };
 static const struct cluster_column check_cols[] = {
-    {"NODE", "node", false},    {"CHECK", "check", false},   {"SERVICE", "service", false},
-    {"STATUS", "status", true}, {"OUTPUT", "output", false},
+    {"NODE", "node", 0},       {"CHECK", "check", 0},
+    {"SERVICE", "service", 0}, {"STATUS", "status", CLUSTER_COL_STATUS},
+    {"OUTPUT", "output", 0},
 };
 static const struct cluster_column instance_cols[] = {
-    {"SERVICE", "service", false}, {"ID", "id", false},     {"NODE", "node", false},
-    {"ADDRESS", "address", false}, {"PORT", "port", false}, {"STATUS", "status", true},
+    {"SERVICE", "service", 0}, {"ID", "id", 0},     {"NODE", "node", 0},
+    {"ADDRESS", "address", 0}, {"PORT", "port", 0}, {"STATUS", "status", CLUSTER_COL_STATUS},
 };
 static const struct cluster_column app_cols[] = {
-    {"NODE", "node", false},         {"APP", "name", false},      {"INSTANCE", "instance", false},
-    {"PID", "pid", false},           {"PORT", "port", false},     {"STATUS", "status", true},
-    {"RESTARTS", "restarts", false}, {"MEMORY", "memory", false},
+    {"NODE", "node", 0},         {"APP", "name", 0},
+    {"INSTANCE", "instance", 0}, {"PID", "pid", 0},
+    {"PORT", "port", 0},         {"STATUS", "status", CLUSTER_COL_STATUS},
+    {"RESTARTS", "restarts", 0}, {"MEMORY", "memory", CLUSTER_COL_BYTES},
 };
 static const struct cluster_column lb_cols[] = {
-    {"SERVER", "server", false},  {"ADDRESS", "address", false}, {"STATUS", "status", true},
-    {"CHECK", "check", false},    {"ACTIVE", "active", false},   {"TOTAL", "total", false},
-    {"5XX", "errors_5xx", false},
+    {"SERVER", "server", 0},  {"ADDRESS", "address", 0}, {"STATUS", "status", CLUSTER_COL_STATUS},
+    {"CHECK", "check", 0},    {"ACTIVE", "active", 0},   {"TOTAL", "total", 0},
+    {"5XX", "errors_5xx", 0},
 };
 
 struct view_cmd {
@@ -63,15 +65,11 @@ static int view_cmd_run(const struct view_cmd *vc, int argc, char **argv)
     struct buf out = BUF_INIT;
     struct err e;
     json_t *view = NULL;
-    int first, status = 1;
+    int status = 1;
 
-    if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), vc->usage, argc, argv, &first, &status, &s))
+    if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), vc->usage, argc, argv, 0, &status, &s))
         goto out;
     status = 1;
-    if (first != argc) {
-        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[first]);
-        goto out;
-    }
     if (!(view = vc->fetch(&s, &e))) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
@@ -147,13 +145,13 @@ int cli_status(int argc, char **argv)
     struct err e[4];
     json_t *v[4] = {NULL};
     bool color = cluster_use_color();
-    int first, status = 1;
+    int status = 1;
 
     if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags),
                            "mesh status [options]\n\n"
                            "  The cluster at a glance: nodes, service instances and their health,\n"
                            "  the supervisors' apps per node, the load balancer's backends.",
-                           argc, argv, &first, &status, &s))
+                           argc, argv, 0, &status, &s))
         goto out;
     /* Each part is asked on its own: with the registry down the lb and apps still show. */
     v[0] = cluster_view_nodes(&s, &e[0]);

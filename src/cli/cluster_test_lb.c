@@ -79,14 +79,14 @@ int cli_test_lb(int argc, char **argv)
     };
     struct cluster_state s;
     json_t *tally = NULL;
-    int first, status = 1;
+    int status = 1;
 
     if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags),
                            "mesh test-lb [options]\n\n"
                            "  Sends -n GET / requests through the load balancer, one after the\n"
                            "  other, and prints how many each instance served (X-Served-By).\n"
                            "  Exits 1 when a request failed.",
-                           argc, argv, &first, &status, &s))
+                           argc, argv, 0, &status, &s))
         goto out;
     status = 1;
     if (n < 1 || n > TEST_LB_MAX_N) {

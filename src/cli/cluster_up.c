@@ -274,18 +274,20 @@ static int start_lb(const struct cluster_state *s, struct err *e)
 static int start_web(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
     char base[16], agent[96], inter[32], env[64];
+    struct buf table = BUF_INIT; /* pm's listing after start: up prints its own summary */
     int rc;
 
     snprintf(base, sizeof(base), "%d", n->web_port);
     snprintf(env, sizeof(env), "NODE_NAME=%s", n->name);
     cluster_webapp_agent(n, agent, sizeof(agent));
     duration_format(s->check_interval_ns, inter, sizeof(inter));
-    rc = cluster_pm(s, n, NULL, e, "start", CLUSTER_SERVICE, "-i", "1", "-port-base", base, "-env",
-                    env, "-kill-timeout", "10s", "--", s->webapp, "-node", n->name, "-agent", agent,
-                    "-address", n->addr, "-check-interval", inter, NULL);
+    rc = cluster_pm(s, n, &table, e, "start", CLUSTER_SERVICE, "-i", "1", "-port-base", base,
+                    "-env", env, "-kill-timeout", "10s", "--", s->webapp, "-node", n->name,
+                    "-agent", agent, "-address", n->addr, "-check-interval", inter, NULL);
     if (rc > 0)
         rc = err_set(e, "mesh pm start on %s exited with status %d (log: %s/%s/pm)", n->name, rc,
                      s->run_dir, n->name);
+    buf_free(&table);
     return rc;
 }
 

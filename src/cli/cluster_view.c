@@ -201,7 +201,9 @@ void cluster_view_render(const json_t *view, const struct cluster_column *cols, 
         json_t *row = json_array_get(view, r);
         for (size_t c = 0; c < ncols; c++) {
             json_t *v = json_object_get(row, cols[c].key);
-            if (json_is_integer(v))
+            if (json_is_integer(v) && (cols[c].how & CLUSTER_COL_BYTES))
+                owned[c] = xasprintf("%.1f MB", (double)json_integer_value(v) / 1e6);
+            else if (json_is_integer(v))
                 owned[c] = xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
             else if (json_is_real(v))
                 owned[c] = xasprintf("%.1f", json_real_value(v));
@@ -214,7 +216,7 @@ void cluster_view_render(const json_t *view, const struct cluster_column *cols, 
         }
         cluster_table_row(&t, cells);
         for (size_t c = 0; c < ncols; c++) {
-            if (cols[c].status)
+            if (cols[c].how & CLUSTER_COL_STATUS)
                 cluster_table_color(&t, c, cluster_status_color(cells[c]));
             FREE_NULL(owned[c]);
         }

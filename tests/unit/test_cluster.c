@@ -147,7 +147,7 @@ static void test_status_colors(void **state)
 static void test_view_render(void **state)
 {
     static const struct cluster_column cols[] = {
-        {"ID", "id", false}, {"PORT", "port", false}, {"OUTPUT", "output", false}};
+        {"ID", "id", 0}, {"PORT", "port", 0}, {"OUTPUT", "output", 0}};
     json_error_t je;
     json_t *view = json_loads("[{\"id\": \"web-1\", \"port\": 3000, \"output\": \"ok\\nmore\"},"
                               " {\"id\": \"web-22\"}]",
