@@ -37,11 +37,13 @@ static size_t stop_web_node(const struct cluster_state *s, const struct cluster_
     size_t napps = cluster_webapp_pids(s, n, apps, MAX_APPS);
     pid_t daemon = cluster_pm_daemon_pid(s, n);
     size_t stopped = 0;
+    struct buf said = BUF_INIT;
     struct err e;
 
     /* `pm kill` stops the apps gracefully, then the daemon; what survives it goes by PID. */
-    if (daemon && cluster_pm(s, n, NULL, &e, "kill", NULL) < 0)
+    if (daemon && cluster_pm(s, n, &said, &e, "kill", NULL) < 0)
         fprintf(stderr, "mesh down: %s: %s\n", n->name, e.msg);
+    buf_free(&said); /* down prints one summary for the whole cluster */
     for (size_t i = 0; i < napps; i++) {
         cluster_stop_pid(apps[i], s->webapp, SIGTERM, APP_STOP_MS);
         stopped++;
