@@ -178,6 +178,7 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
     if (n->server) {
         argv[k++] = "-server";
         argv[k++] = "-bootstrap";
+        argv[k++] = "-ui";
     } else {
         argv[k++] = "-retry-join";
         argv[k++] = join;

@@ -374,7 +374,8 @@ static void print_urls(const struct cluster_state *s, bool json)
     printf("  load balancer       %s\n", lb);
     printf("  stats               %s   (%s / %s; also ;csv and /metrics)\n", stats, s->stats_user,
            s->stats_password);
-    printf("  registry UI / API   %s   (Consul's API under /v1/)\n", reg);
+    printf("  registry web UI     %sui/   (services, nodes, KV, live)\n", reg);
+    printf("  registry HTTP API   %sv1/   (Consul's API)\n", reg);
     printf("State and logs: %s/.  'mesh status' shows the cluster; 'mesh down' stops it.\n",
            s->run_dir);
     buf_free(&web);

@@ -4,7 +4,7 @@
 Usage: MESH_BIN=build/mesh tests/peers/check_peers.py [scenario.yml ...]
 
 Installs Artillery (pinned by tests/peers/package-lock.json) with `npm ci` when it is missing,
-starts the local cluster with `mesh up` (or scripts/up when this mesh cannot run it) on free
+starts the local cluster with `mesh up` on free
 loopback ports in a temporary run directory (registry, mesh lb, two webapps behind it), runs
 `artillery run -e quick` and `mesh load run -e quick` one after the other against the load
 balancer, and compares what they report: both must exit 0, create about the same number of
@@ -65,7 +65,7 @@ def port_free(port):
     return True
 
 
-# The default ports of `mesh up` (and scripts/up) that the cluster takes on loopback.
+# The default ports of `mesh up` that the cluster takes on loopback.
 CLUSTER_PORTS = [8500, 8080, 8404, 8501, 8502, 3000, 3001, 3100, 3101]
 
 
@@ -80,21 +80,13 @@ def free_offset():
 
 
 class Cluster:
-    """The local cluster (`mesh up`; scripts/up where this mesh cannot run it yet) on free
-    ports, in a temporary run directory."""
+    """The local cluster (`mesh up`) on free ports, in a temporary run directory."""
 
     def __init__(self, mesh, run_dir):
         self.mesh = Path(mesh)
         self.run_dir = run_dir
         self.offset = free_offset()
         self.url = f"http://127.0.0.1:{8080 + self.offset}"
-        self.env = dict(os.environ)
-        self.env.update({"MESH_HTTP_PORT": str(8500 + self.offset),
-                         "MESH_LB_PORT": str(8080 + self.offset),
-                         "MESH_STATS_PORT": str(8404 + self.offset),
-                         "MESH_WEB_AGENT_PORT": str(8501 + self.offset),
-                         "MESH_WEBAPP_PORT": str(3000 + self.offset)})
-        self.scripts = False
 
     def _mesh(self, *args, timeout):
         return subprocess.run([str(self.mesh), *args, "-run-dir", str(self.run_dir)],
@@ -103,22 +95,12 @@ class Cluster:
 
     def start(self):
         p = self._mesh("up", "-port-offset", str(self.offset), timeout=120)
-        if p.returncode == 0:
-            return
-        # mesh up stops what it started when it fails; scripts/up needs no supervisor.
-        last = p.stderr.strip().splitlines()[-2:]
-        print("check-peers: mesh up failed, starting the cluster with scripts/up instead:\n  " +
-              "\n  ".join(last), flush=True)
-        self.scripts = True
-        subprocess.run([str(REPO / "scripts" / "up"), str(self.mesh.parent), str(self.run_dir)],
-                       env=self.env, check=True, timeout=90, stdout=subprocess.DEVNULL)
+        if p.returncode != 0:
+            sys.exit("check-peers: mesh up failed:\n  " +
+                     "\n  ".join(p.stderr.strip().splitlines()[-5:]))
 
     def stop(self):
-        if not self.scripts:
-            self._mesh("down", timeout=120)
-            return
-        subprocess.run([str(REPO / "scripts" / "down"), str(self.run_dir)], env=self.env,
-                       timeout=60, stdout=subprocess.DEVNULL, check=False)
+        self._mesh("down", timeout=120)
 
 
 def run_tool(name, argv, log_path):
