@@ -198,7 +198,10 @@ bool cluster_pid_alive(pid_t pid, const char *exe)
     if (n < 0)
         return false;
     target[n] = '\0';
-    return strcmp(target, exe) == 0;
+    /* A binary rebuilt while the cluster runs (make up, edit, make) reads "PATH (deleted)". */
+    size_t len = strlen(exe);
+    return strncmp(target, exe, len) == 0 &&
+           (target[len] == '\0' || strcmp(target + len, " (deleted)") == 0);
 }
 
 pid_t cluster_pidfile_read(const char *path)

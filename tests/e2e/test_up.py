@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from helpers import mesh_bin
-from test_cluster_up import SANITIZER_MARKERS, free_layout
+from test_cluster_up import SANITIZER_MARKERS, free_layout, gone
 
 
 def mesh(*args, env=None, timeout=120):
@@ -64,7 +64,7 @@ def test_up_from_environment_and_down_stops_everything(tmp_path):
     assert down.returncode == 0, down.stderr
     assert "process(es) stopped" in down.stdout
     for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} still running"
+        assert gone(pid), f"process {pid} still running"
     assert str(run) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
                                           text=True).stdout
     assert_clean_logs(run)
