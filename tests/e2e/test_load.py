@@ -1,0 +1,380 @@
+"""End-to-end tests of `mesh load run` against a small HTTP server living in the test.
+
+The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
+  /            200 "ok", X-Served-By alternating s1/s2
+  /sleep?ms=N  200 after sleeping N ms (a known latency)
+  /json        200 {"items": [{"id": 42}]}
+  /echo        200, records method, path, headers and body
+Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
+"""
+
+import http.server
+import json
+import subprocess
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from helpers import HOST, free_port
+
+RUN_TIMEOUT = 60  # seconds for one `mesh load run` (runs take 1-4 s; sanitizer builds are slower)
+HIST_ERR = 0.01  # the stated bound of the percentiles (meshkit.histogram_error)
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []  # (monotonic time, method, path, headers dict, body bytes)
+        self.peers = set()  # client (address, port): one per connection
+        self.flip = 0
+
+
+def make_handler(rec):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, body, ctype="text/plain", extra=None):
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            url = urlsplit(self.path)
+            with rec.lock:
+                rec.requests.append((time.monotonic(), self.command, self.path,
+                                     dict(self.headers.items()), body))
+                rec.peers.add(self.client_address)
+                rec.flip += 1
+                flip = rec.flip
+            if url.path == "/sleep":
+                time.sleep(int(parse_qs(url.query)["ms"][0]) / 1000)
+                self._answer(b"slept")
+            elif url.path == "/json":
+                self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            else:
+                self._answer(b"ok", extra={"X-Served-By": f"s{flip % 2 + 1}"})
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def server():
+    rec = Recorder()
+    srv = http.server.ThreadingHTTPServer((HOST, 0), make_handler(rec))
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    rec.url = f"http://{HOST}:{srv.server_address[1]}"
+    yield rec
+    srv.shutdown()
+    srv.server_close()
+
+
+def run_load(mesh, tmp_path, script, *args):
+    """Writes script to a file and runs `mesh load run`; returns (exit code, stdout, stderr)."""
+    path = tmp_path / "test.yml"
+    path.write_text(script)
+    proc = subprocess.Popen([mesh, "load", "run", *args, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"mesh load run did not finish in {RUN_TIMEOUT}s\n{out}\n{err}")
+    for marker in SANITIZER_MARKERS:
+        assert marker not in err, err
+    return proc.returncode, out, err
+
+
+def run_report(mesh, tmp_path, script, *args):
+    out_json = tmp_path / "report.json"
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json), *args)
+    assert code == 0, out + err
+    return json.loads(out_json.read_text()), out
+
+
+def test_phases_make_the_scheduled_arrivals(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases:
+    - {{duration: 2, arrivalRate: 10, name: steady}}
+    - {{duration: 1, arrivalCount: 6}}
+    - {{pause: 1}}
+    - {{duration: 2, arrivalRate: 0, rampTo: 10}}
+scenarios:
+  - name: home
+    flow:
+      - get: {{url: "/"}}
+"""
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    # 2 s x 10/s, 6, none, (0 + 10) / 2 x 2 s
+    assert c["vusers.created"] == 20 + 6 + 10
+    assert c["vusers.created_by_name.home"] == 36
+    assert c["vusers.completed"] == 36 and c["vusers.failed"] == 0
+    assert c["http.requests"] == 36 and c["http.codes.200"] == 36
+    assert len(server.requests) == 36
+    # open loop: the arrivals follow the schedule, so each phase's share lands in its own
+    # window (a 0.5 s margin either side for a loaded machine)
+    start = server.requests[0][0]
+    offsets = [t - start for t, *_ in server.requests]
+    assert sum(1 for o in offsets if o < 2.5) >= 20 + 1
+    assert sum(1 for o in offsets if 3.5 <= o) == 10
+    tl = rep["meshkit"]["timeline"]
+    assert sum(row["requests"] for row in tl) == 36
+    assert sum(row["vusers_created"] for row in tl) == 36
+    assert [p.get("name") for p in rep["meshkit"]["phases"]] == ["steady", None, None, None]
+    assert rep["meshkit"]["phases"][3]["start_ms"] == 4000
+    # the X-Served-By spread
+    sb = rep["meshkit"]["served_by"]
+    assert sorted(sb) == ["s1", "s2"] and sum(sb.values()) == 36
+    assert "Served by (X-Served-By):" in out and "Summary report @" in out
+    assert "http.codes.200: ....." in out
+
+
+def test_percentiles_match_a_known_latency(mesh, tmp_path, server):
+    sleep_ms = 100
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 2, arrivalRate: 10}}]
+scenarios:
+  - flow:
+      - get: {{url: "/sleep?ms={sleep_ms}"}}
+"""
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["meshkit"]["histogram_error"] == HIST_ERR
+    rt = rep["aggregate"]["summaries"]["http.response_time"]
+    assert rt["count"] == 20
+    # every request takes at least the sleep, so no percentile may read below it by more than
+    # the histogram's bound; above it only the server's and the loopback's overhead may add
+    for key in ("min", "p50", "median", "p75", "p90", "p95", "p99", "p999", "max"):
+        assert rt[key] >= sleep_ms * (1 - HIST_ERR), (key, rt)
+        assert rt[key] <= sleep_ms * (1 + HIST_ERR) + 60, (key, rt)
+    assert rt["min"] <= rt["p50"] <= rt["p95"] <= rt["p99"] <= rt["max"]
+
+
+def test_ensure_breaks_the_run(mesh, tmp_path, server):
+    base = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalRate: 5}}]
+  ensure:
+    thresholds:
+      - "http.response_time.p99": THRESHOLD
+    conditions:
+      - expression: "http.codes.200 == 5 and vusers.failed == 0"
+    maxErrorRate: 0
+scenarios:
+  - flow:
+      - get: {{url: "/sleep?ms=20"}}
+"""
+    code, out, _ = run_load(mesh, tmp_path, base.replace("THRESHOLD", "5000"))
+    assert code == 0, out
+    assert "ok: http.response_time.p99 < 5000" in out
+    assert "ok: http.codes.200 == 5 and vusers.failed == 0" in out
+    code, out, _ = run_load(mesh, tmp_path, base.replace("THRESHOLD", "1"))
+    assert code == 1, out
+    assert "fail: http.response_time.p99 < 1" in out
+
+
+def test_captures_and_templating(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalCount: 2}}]
+  variables:
+    color: ["red"]
+    n: 3
+scenarios:
+  - flow:
+      - get:
+          url: "/json"
+          capture:
+            - json: "$.items[0].id"
+              as: itemId
+      - get:
+          url: "/"
+          capture: {{header: "x-served-by", as: who}}
+      - loop:
+          - post:
+              url: "/echo/{{{{ itemId }}}}"
+              qs: {{c: "{{{{ color }}}}", i: "{{{{ $loopCount }}}}"}}
+              headers: {{X-Token: "t-{{{{ itemId }}}}-{{{{ who }}}}"}}
+              json: {{id: "{{{{ itemId }}}}", color: "{{{{ color }}}}", n: "{{{{ n }}}}"}}
+              expect: [{{statusCode: 200}}]
+        count: 2
+      - log: "done {{{{ itemId }}}}"
+"""
+    rep, out = run_report(mesh, tmp_path, script)
+    posts = [r for r in server.requests if r[1] == "POST"]
+    assert len(posts) == 4
+    for _, _, path, headers, body in posts:
+        url = urlsplit(path)
+        assert url.path == "/echo/42"
+        assert parse_qs(url.query)["c"] == ["red"]
+        assert headers["X-Token"] in ("t-42-s1", "t-42-s2")
+        assert headers["Content-Type"] == "application/json"
+        assert json.loads(body) == {"id": 42, "color": "red", "n": 3}
+    assert sorted(parse_qs(urlsplit(p[2]).query)["i"][0] for p in posts) == ["0", "0", "1", "1"]
+    assert out.count("done 42") == 2
+    # each VU keeps its one connection for its whole flow
+    assert len(server.peers) == 2
+    c = rep["aggregate"]["counters"]
+    assert c["plugins.expect.ok"] == 4 and c["vusers.completed"] == 2
+
+
+def test_failed_capture_and_expect_fail_the_vu(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalCount: 2}}]
+scenarios:
+  - flow:
+      - get: {{url: "/json", capture: {{json: "$.missing", as: x}}}}
+  - flow:
+      - get: {{url: "/", expect: {{statusCode: 201}}}}
+"""
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.failed"] == 2 and c["vusers.completed"] == 0
+    assert c.get("errors.Failed capture or match", 0) + c.get("plugins.expect.failed", 0) == 2
+
+
+def test_report_json_has_artillerys_keys(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 2, arrivalRate: 3}}]
+  environments:
+    quick:
+      phases: [{{duration: 1, arrivalRate: 4}}]
+scenarios:
+  - flow:
+      - get: {{url: "/"}}
+"""
+    rep, _ = run_report(mesh, tmp_path, script, "-e", "quick")
+    assert set(rep) == {"aggregate", "intermediate", "meshkit"}
+    summary_keys = {"min", "max", "count", "mean", "p50", "median", "p75", "p90", "p95", "p99",
+                    "p999"}
+    for m in [rep["aggregate"], *rep["intermediate"]]:
+        assert {"counters", "rates", "summaries", "histograms", "firstCounterAt", "lastCounterAt",
+                "firstMetricAt", "lastMetricAt"} <= set(m)
+        for name in ("http.requests", "http.responses", "http.downloaded_bytes", "vusers.created",
+                     "vusers.completed", "vusers.failed"):
+            assert isinstance(m["counters"][name], int)
+        assert "http.request_rate" in m["rates"]
+        for name in ("http.response_time", "vusers.session_length"):
+            assert set(m["summaries"][name]) == summary_keys
+            assert set(m["histograms"][name]) == summary_keys
+    assert all("period" in m for m in rep["intermediate"])
+    assert "period" not in rep["aggregate"]
+    assert rep["aggregate"]["counters"]["vusers.created"] == 4
+    mk = rep["meshkit"]
+    assert {"version", "target", "scenario_file", "environment", "phases", "served_by",
+            "timeline", "events", "histogram_error"} <= set(mk)
+    assert mk["environment"] == "quick" and mk["target"] == server.url
+    assert mk["phases"] == [{"name": None, "start_ms": 0, "duration_ms": 1000, "arrivalRate": 4.0}]
+    assert mk["events"] == []
+    row = mk["timeline"][0]
+    assert {"t", "requests", "codes", "errors", "p50", "p99", "vusers_created",
+            "served_by"} <= set(row)
+    assert row["t"] == 0
+
+
+def test_closed_port_counts_econnrefused(mesh, tmp_path):
+    script = """
+config:
+  target: "http://127.0.0.1:9"
+  phases: [{duration: 1, arrivalRate: 5}]
+scenarios:
+  - flow:
+      - get: {url: "/"}
+"""
+    port = free_port()
+    rep, _ = run_report(mesh, tmp_path, script, "-t", f"http://{HOST}:{port}")
+    c = rep["aggregate"]["counters"]
+    assert c["errors.ECONNREFUSED"] == 5
+    assert c["vusers.failed"] == 5 and c["http.responses"] == 0
+    assert rep["meshkit"]["timeline"][0]["errors"]["ECONNREFUSED"] >= 1
+
+
+def test_timeout_counts_etimedout(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalCount: 2}}]
+  http: {{timeout: 0.2}}
+scenarios:
+  - flow:
+      - get: {{url: "/sleep?ms=1000"}}
+"""
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.ETIMEDOUT"] == 2 and c["vusers.failed"] == 2
+
+
+def test_pool_mode_keeps_connections_busy(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalRate: 1}}]
+scenarios:
+  - flow:
+      - get: {{url: "/"}}
+"""
+    rep, out = run_report(mesh, tmp_path, script, "--pool", "3", "--workers", "2")
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.created"] == 3 and c["vusers.completed"] == 3
+    # back to back on 3 connections for a second: far more than the one arrival a second
+    assert c["http.codes.200"] > 30
+    assert c["http.requests"] == c["http.responses"]
+    assert "(pool mode)" in out
+    # keep-alive: one connection per pool member, not one per request
+    assert len(server.peers) == 3
+    assert rep["meshkit"]["pool"] == 3
+
+
+@pytest.mark.parametrize("body,message", [
+    ("config:\n  target: http://127.0.0.1:1\n  processor: ./x.js\n"
+     "  phases: [{duration: 1, arrivalRate: 1}]\nscenarios: [{flow: [{get: {url: /}}]}]\n",
+     "test.yml:3: config.processor: not supported"),
+    ("config:\n  target: http://127.0.0.1:1\n  phases: [{duration: 1, arrivalRate: 1}]\n"
+     "scenarios:\n  - flow:\n      - function: f\n",
+     "test.yml:6: flow.function: not supported"),
+    ("config:\n  target: http://127.0.0.1:1\n  phases: [{duration: 1, arrivalRate: 1}\n",
+     "test.yml:"),
+])
+def test_bad_scripts_exit_2(mesh, tmp_path, body, message):
+    code, out, err = run_load(mesh, tmp_path, body)
+    assert code == 2
+    assert message in err
+
+
+def test_help_and_bad_flags(mesh, tmp_path):
+    r = subprocess.run([mesh, "load", "run", "--help"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0 and "-pool" in r.stdout and "-workers" in r.stdout
+    r = subprocess.run([mesh, "load", "run", "--nope", "x.yml"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "flag provided but not defined: -nope" in r.stderr
+    r = subprocess.run([mesh, "load", "run", str(tmp_path / "missing.yml")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "missing.yml: No such file or directory" in r.stderr
