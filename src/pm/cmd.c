@@ -4,6 +4,7 @@
  * daemon, and `logs`, which reads the log files itself.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,8 +313,10 @@ static int cmd_target(const char *home, int argc, char **argv)
     rc = parse_args(none, 0, usage, argc, argv, &name, 1, &npos);
     if (rc != 0)
         return rc == 2 ? 0 : rc;
-    if (npos != 1)
-        return fail(usage);
+    if (npos != 1) {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return 1;
+    }
     rc = request(home, json_pack("{s:s,s:s}", "cmd", argv[0], "name", name), &reply);
     json_decref(reply);
     return rc == 0 ? print_ls(home) : rc;
@@ -435,6 +438,24 @@ static int cmd_ping(const char *home)
     return rc == 0 ? 0 : 1;
 }
 
+/* True while pid runs (a zombie has exited: its parent just has not reaped it yet). */
+static bool process_runs(pid_t pid)
+{
+    char path[64];
+    char text[1024];
+    struct pm_proc_stat st;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, text, sizeof(text));
+    close(fd);
+    return n > 0 && pm_proc_parse_stat(text, (size_t)n, &st) == 0 && st.state != 'Z';
+}
+
 /* Stops every app, then the daemon; returns when the daemon process is gone. */
 static int cmd_kill(const char *home)
 {
@@ -451,7 +472,7 @@ static int cmd_kill(const char *home)
     }
     pid = (pid_t)json_integer_value(json_object_get(reply, "pid"));
     json_decref(reply);
-    for (int waited = 0; pid > 0 && kill(pid, 0) == 0; waited += 20) {
+    for (int waited = 0; pid > 0 && process_runs(pid); waited += 20) {
         if (waited >= PM_KILL_WAIT_MS)
             return fail("kill: the daemon did not exit");
         nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);

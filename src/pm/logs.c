@@ -19,13 +19,15 @@
 #include "pm/policy.h"
 
 #define PM_TAIL_BYTES  (1024 * 1024) /* read at most this much from the end of a file */
-#define PM_FOLLOW_MS   200
+#define PM_FOLLOW_MS   100
 #define PM_MAX_FOLLOWS 2 * 1024
 
 struct follow {
     char *path;
     char *label;
     off_t offset;
+    ino_t rot_ino;      /* of path.1 when we last followed a rotation */
+    ino_t seen_ino;     /* a new path.1 put off for one round */
     struct buf partial; /* a line not yet terminated */
 };
 
@@ -123,19 +125,44 @@ static void emit(struct follow *f, struct buf *fresh)
     fflush(stdout);
 }
 
+/* Inode of path, 0 when absent. */
+static ino_t file_ino(const char *path, off_t *size)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return 0;
+    *size = st.st_size;
+    return st.st_ino;
+}
+
+/*
+ * A rotation shows as a new file.1 (the old one was renamed to .2). The current file may already
+ * have grown past our offset again, so its size alone does not tell; but until the truncate
+ * happened it is at least as long as the fresh copy, and then we wait one round.
+ */
 static void follow_once(struct follow *f)
 {
     char older[PATH_MAX];
     struct buf fresh = BUF_INIT;
     off_t size = file_size(f->path);
+    off_t osize = 0;
+    ino_t ino = 0;
 
-    if (size < 0)
+    if (size < 0 || pm_rotate_name(f->path, 1, older, sizeof(older)) != 0)
         return;
-    if (size < f->offset) {
-        /* Copy-truncated: the end of the old content now lives in .1. */
-        if (pm_rotate_name(f->path, 1, older, sizeof(older)) == 0 && file_size(older) >= f->offset)
+    ino = file_ino(older, &osize);
+    if (ino && ino != f->rot_ino) {
+        if (size >= f->offset && size >= osize && ino != f->seen_ino) {
+            f->seen_ino = ino; /* copied, maybe not yet truncated: look again next round */
+            return;
+        }
+        f->rot_ino = ino;
+        if (osize >= f->offset)
             read_from(older, f->offset, &fresh);
         f->offset = 0;
+    } else if (size < f->offset) {
+        f->offset = 0; /* truncated by someone else */
     }
     f->offset = read_from(f->path, f->offset, &fresh);
     emit(f, &fresh);
@@ -209,8 +236,13 @@ int pm_cmd_logs(const char *home, int argc, char **argv)
     fs = xcalloc(PM_MAX_FOLLOWS, sizeof(*fs));
     n = collect(json_object_get(reply, "processes"), !only_err, !only_out, fs);
     json_decref(reply);
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
+        char older[PATH_MAX];
+        off_t ignored;
+        if (pm_rotate_name(fs[k].path, 1, older, sizeof(older)) == 0)
+            fs[k].rot_ino = file_ino(older, &ignored);
         fs[k].offset = show_tail(fs[k].path, fs[k].label, (size_t)lines);
+    }
     fflush(stdout);
     /* Until interrupted: the user's Ctrl-C (or the caller's SIGTERM) ends it. */
     while (follow_flag) {
