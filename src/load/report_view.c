@@ -98,16 +98,20 @@ static void view_set_add_map(struct view_set *s, const json_t *obj, const char *
     }
 }
 
-static double view_series_total(const json_t *values)
+/* Sum of the absolute values; *numbers counts the buckets that have one. */
+static double view_series_total(const json_t *values, size_t *numbers)
 {
     double total = 0, v;
     size_t i;
     json_t *x;
 
+    *numbers = 0;
     json_array_foreach(values, i, x)
     {
-        if (view_num(x, &v))
+        if (view_num(x, &v)) {
             total += fabs(v);
+            (*numbers)++;
+        }
     }
     return total;
 }
@@ -133,21 +137,22 @@ static int view_by_name(const void *a, const void *b)
 }
 
 /*
- * Turns the set into the chart's "series" array and frees the map: series that are all null or
- * zero go; past LOAD_REPORT_MAX_SERIES the smallest are summed into "other"; named sets come
- * out sorted by name, fixed ones in their given order.
+ * Turns the set into the chart's "series" array and frees the map. A series goes when it has no
+ * value at all, and a counted one (sort_names) also when every count is zero: an error kind
+ * that never happened goes, but a measured 0 ms median stays. Past LOAD_REPORT_MAX_SERIES the
+ * smallest are summed into "other"; counted sets come out sorted by name, fixed ones in order.
  */
 static json_t *view_set_finish(struct view_set *s, bool sort_names)
 {
     struct view_ranked *r = xcalloc(json_object_size(s->map) + 1, sizeof(*r));
-    size_t n = 0, keep;
+    size_t n = 0, keep, numbers;
     json_t *series = json_array(), *other = NULL, *values;
     const char *key;
 
     json_object_foreach(s->map, key, values)
     {
-        double total = view_series_total(values);
-        if (total > 0)
+        double total = view_series_total(values, &numbers);
+        if (sort_names ? total > 0 : numbers > 0)
             r[n++] = (struct view_ranked){key, values, total};
     }
     keep = n;
@@ -228,7 +233,10 @@ static size_t view_count_objects(const json_t *array)
     size_t n = 0, i;
     json_t *e;
 
-    json_array_foreach(array, i, e) n += json_is_object(e);
+    json_array_foreach(array, i, e)
+    {
+        n += json_is_object(e);
+    }
     return n;
 }
 

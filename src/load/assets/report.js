@@ -45,7 +45,7 @@
     if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + 'M';
     if (a >= 1e4) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
     if (a >= 100 || v === Math.round(v)) return String(Math.round(v));
-    return v.toFixed(a >= 10 ? 1 : 2);
+    return String(parseFloat(v.toFixed(a >= 10 ? 1 : 2)));
   }
 
   function fmtTime(s) {
