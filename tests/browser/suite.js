@@ -454,8 +454,23 @@ async function loadReport() {
     const page = await openPage();
     await page.goto('file://' + html);
     await until(`${name}: charts`, async () => (await page.locator('svg, canvas').count()) > 0);
+    /* Every chart frame is filled: a drawing, or its "nothing to draw" line (errors: none). */
+    for (const id of ['rate', 'latency', 'codes', 'errors', 'served']) {
+      const n = await page.locator(`#chart-${id} .plot`).locator('svg, .empty').count();
+      assert.equal(n, 1, `${name}: chart ${id} was not drawn`);
+    }
+    assert.ok(await page.locator('#chart-rate .plot path.line').count() > 0,
+              `${name}: no request-rate line`);
     await assertNoOverflow(page, name);
     await shot(page, name);
+    /* The charts redraw to the width: nothing sticks out at 320 px. */
+    await page.setViewportSize({width: 320, height: 900});
+    await until(`${name}: redraw at 320 px`, async () => page.evaluate(() => {
+      const svg = document.querySelector('#chart-rate svg');
+      return svg && svg.viewBox.baseVal.width <= 320;
+    }));
+    await assertNoOverflow(page, `${name} at 320 px`);
+    await shot(page, name + '-320');
     await closePage(page);
   }
 }
