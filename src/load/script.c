@@ -163,6 +163,45 @@ static void parse_phase(struct script_ctx *c, const json_t *ph, size_t i, struct
         p->pause = true; /* arrivalRate: 0 is a pause, as Artillery has it */
 }
 
+/*
+ * Artillery merges an environment into config with lodash's merge: the environment's n-th
+ * phase is laid over config's n-th phase key by key, and config's phases past the
+ * environment's last one stay. The merged phases keep the lines they came from.
+ */
+static json_t *merge_phases(struct script_ctx *c, const json_t *base, const json_t *over)
+{
+    json_t *out = json_array();
+    size_t n = json_array_size(base) > json_array_size(over) ? json_array_size(base)
+                                                             : json_array_size(over);
+
+    load_yaml_add_line(c->y, out, NULL, SIZE_MAX, load_yaml_line(c->y, over, NULL, SIZE_MAX));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *b = json_array_get(base, i), *o = json_array_get(over, i);
+        const json_t *from = o ? over : base;
+        json_t *ph;
+        const char *key;
+        json_t *v;
+
+        if (!json_is_object(b) || !json_is_object(o)) {
+            json_array_append(out, o ? (json_t *)o : (json_t *)b);
+            load_yaml_add_line(c->y, out, NULL, i, load_yaml_line(c->y, from, NULL, i));
+            continue;
+        }
+        ph = json_copy((json_t *)b);
+        json_object_update(ph, (json_t *)o);
+        load_yaml_add_line(c->y, ph, NULL, SIZE_MAX, load_yaml_line(c->y, o, NULL, SIZE_MAX));
+        json_object_foreach(ph, key, v)
+        {
+            const json_t *src = json_object_get(o, key) ? o : b;
+
+            load_yaml_add_line(c->y, ph, key, 0, load_yaml_line(c->y, src, key, 0));
+        }
+        json_array_append_new(out, ph);
+        load_yaml_add_line(c->y, out, NULL, i, load_yaml_line(c->y, over, NULL, i));
+    }
+    return out;
+}
+
 static void parse_phases(struct script_ctx *c, const json_t *phases, struct load_script *s)
 {
     size_t i;
@@ -396,10 +435,18 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
     parse_target(c, target_flag, s);
     v = cfg_get(c, "phases", &parent);
     c->cfg_parent_phases = parent;
-    if (!v)
+    if (!v) {
         script_diag(c, c->config, NULL, SIZE_MAX, "config.phases: missing");
-    else
+    } else if (parent == c->env && json_is_array(v) &&
+               json_is_array(json_object_get(c->config, "phases"))) {
+        json_t *merged = merge_phases(c, json_object_get(c->config, "phases"), v);
+
+        parse_phases(c, merged, s);
+        /* kept while the line table may be asked about it */
+        json_array_append_new(c->keep, merged);
+    } else {
         parse_phases(c, v, s);
+    }
     /* variables from the environment add to (and override) the file's */
     if ((v = json_object_get(c->config, "variables")))
         parse_variables(c, v, c->config, s);
@@ -461,7 +508,7 @@ static int parse_root(struct script_ctx *c, const char *env, const char *target,
 static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *target,
                           struct load_script *s, struct buf *msgs, struct err *e)
 {
-    struct script_ctx c = {.y = y, .msgs = msgs, .e = e};
+    struct script_ctx c = {.y = y, .msgs = msgs, .e = e, .keep = json_array()};
     int rc;
 
     memset(s, 0, sizeof(*s));
@@ -469,6 +516,7 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
     s->max_error_rate = -1;
     rc = parse_root(&c, env, target, s);
+    json_decref(c.keep);
     if (rc < 0)
         load_script_free(s);
     return rc;

@@ -21,8 +21,8 @@ struct yaml_ctx {
     struct err *e;
 };
 
-static void add_line(struct load_yaml *y, const json_t *parent, const char *key, size_t index,
-                     int line)
+void load_yaml_add_line(struct load_yaml *y, const json_t *parent, const char *key, size_t index,
+                        int line)
 {
     if (y->n_lines == y->cap_lines) {
         y->cap_lines = y->cap_lines ? y->cap_lines * 2 : 64;
@@ -181,7 +181,7 @@ static int parse_children(struct yaml_ctx *c, json_t *node, bool mapping, int de
             free(key);
             return rc;
         }
-        add_line(c->y, node, key, index, line);
+        load_yaml_add_line(c->y, node, key, index, line);
         if (mapping)
             json_object_set_new_nocheck(node, key, child);
         else
@@ -227,7 +227,7 @@ static int parse_node(struct yaml_ctx *c, yaml_event_t *ev, int depth, json_t **
             anchor = xstrdup((const char *)a);
         yaml_event_delete(ev);
         v = mapping ? json_object() : json_array();
-        add_line(c->y, v, NULL, SIZE_MAX, line);
+        load_yaml_add_line(c->y, v, NULL, SIZE_MAX, line);
         rc = parse_children(c, v, mapping, depth);
         break;
     }

@@ -37,6 +37,10 @@ int load_yaml_parse(const char *path, const char *text, size_t len, struct load_
 int load_yaml_load(const char *path, struct load_yaml *y, struct err *e);
 void load_yaml_free(struct load_yaml *y);
 
+/* Records that parent's member key (or element index, key NULL) is at line. */
+void load_yaml_add_line(struct load_yaml *y, const json_t *parent, const char *key, size_t index,
+                        int line);
+
 /* Line of parent's member key (key != NULL) or element index; 0 when unknown. */
 int load_yaml_line(const struct load_yaml *y, const json_t *parent, const char *key, size_t index);
 

@@ -114,11 +114,40 @@ static void test_environment_and_target(void **state)
     (void)state;
     assert_int_equal(parse(good, "quick", NULL, &s, &msgs), 0);
     assert_string_equal(s.target, "http://127.0.0.1:9090");
-    assert_int_equal(s.n_phases, 1);
+    /* quick's one phase replaces the keys of config's first; the other three stay */
+    assert_int_equal(s.n_phases, 4);
+    assert_int_equal(s.phases[0].duration_ms, 1000);
+    assert_true(s.phases[0].arrival_rate == 1);
+    assert_string_equal(s.phases[0].name, "warm up");
+    assert_int_equal(s.phases[1].duration_ms, 120000);
     assert_string_equal(s.environment, "quick");
     load_script_free(&s);
     assert_int_equal(parse(good, "quick", "http://127.0.0.1:1/", &s, &msgs), 0);
     assert_string_equal(s.target, "http://127.0.0.1:1");
+    load_script_free(&s);
+    /* an environment's phases are laid over config's by index, key by key (lodash merge) */
+    assert_int_equal(parse("config:\n  target: http://h\n  phases:\n"
+                           "    - {duration: 60, arrivalRate: 2, name: a}\n"
+                           "    - {duration: 60, arrivalRate: 3, name: b}\n"
+                           "  environments:\n    q:\n      phases:\n        - {duration: 2}\n"
+                           "        - {rampTo: x}\n"
+                           "scenarios: [{flow: [{get: {url: /}}]}]\n",
+                           "q", NULL, &s, &msgs),
+                     -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:10: config.phases[1].rampTo: want a number"));
+    buf_reset(&msgs);
+    assert_int_equal(parse("config:\n  target: http://h\n  phases:\n"
+                           "    - {duration: 60, arrivalRate: 2, name: a}\n"
+                           "    - {duration: 60, arrivalRate: 3, name: b}\n"
+                           "  environments: {q: {phases: [{duration: 2}]}}\n"
+                           "scenarios: [{flow: [{get: {url: /}}]}]\n",
+                           "q", NULL, &s, &msgs),
+                     0);
+    assert_int_equal(s.n_phases, 2);
+    assert_int_equal(s.phases[0].duration_ms, 2000);
+    assert_true(s.phases[0].arrival_rate == 2);
+    assert_string_equal(s.phases[0].name, "a");
+    assert_int_equal(s.phases[1].duration_ms, 60000);
     load_script_free(&s);
     assert_int_equal(parse(good, "nope", NULL, &s, &msgs), -EINVAL);
     assert_non_null(strstr(msgs.data, "environment \"nope\" not found"));
