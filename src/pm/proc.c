@@ -85,7 +85,8 @@ static void free_env(char **env)
     free(env);
 }
 
-/* Start ticks of pid from /proc, or 0 when it is gone. */
+/* Start ticks of pid from /proc, or 0 when it is gone. /proc is served from memory, so this
+ * small read does not stall the loop. */
 static uint64_t proc_start_ticks(int pid, struct pm_proc_stat *st)
 {
     char path[64];

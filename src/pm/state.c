@@ -30,6 +30,11 @@ static json_t *inst_state(const struct pm_inst *i)
     return o;
 }
 
+/*
+ * Written synchronously on purpose: a reply ("started", "scaled") must never reach the client
+ * before the change is on disk, or a daemon killed right after it would forget the process. The
+ * file is a few KB, written without fsync (a daemon crash, not a power cut, is the case).
+ */
 void pm_state_save(struct pm_daemon *d)
 {
     json_t *root = json_object();
