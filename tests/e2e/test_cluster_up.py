@@ -5,6 +5,7 @@ giving the 503 page, kill-node detected and routed around, a webapp killed with 
 its supervisor. `mesh down` leaves no process. One cluster serves the module, in order."""
 import json
 import os
+import pty
 import random
 import signal
 import socket
@@ -259,6 +260,47 @@ def test_bad_input(cluster):
     p = subprocess.run([mesh_bin(), "up", "-nodes", "web1,web1", "-run-dir",
                         cluster.run_dir + "-bad"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "given twice" in p.stderr
+
+
+def on_terminal(args, env):
+    """Runs mesh with stdout on a pseudo-terminal; returns what it printed."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([mesh_bin(), *args], stdout=slave, stderr=subprocess.PIPE, env=env,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        os.close(slave)
+        slave = -1
+        out = b""
+        for _ in range(1000):
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out.decode(errors="replace")
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_colour_only_on_a_terminal_and_help(cluster):
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    out = on_terminal(["nodes", "-run-dir", cluster.run_dir], env)
+    assert "\033[32malive\033[0m" in out, out
+    out = on_terminal(["nodes", "-run-dir", cluster.run_dir], dict(env, NO_COLOR="1"))
+    assert "\033[" not in out and "alive" in out
+    helptext = subprocess.run([mesh_bin(), "help"], capture_output=True, text=True).stdout
+    for cmd in ("up", "down", "cleanup", "status", "services", "nodes", "health", "lb-status",
+                "stop-service", "start-service", "scale-up", "scale-down", "kill-node",
+                "revive-node", "reload-lb", "test-lb"):
+        assert f"\n    {cmd} " in helptext, cmd
+    for cmd in ("up", "status", "scale-up", "test-lb"):
+        p = subprocess.run([mesh_bin(), cmd, "-help"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout.startswith(f"Usage: mesh {cmd}"), p.stdout
 
 
 def test_down_stops_everything(cluster):
