@@ -52,20 +52,54 @@ static const struct op_def ops[] = {
                    "  its apps back) and waits until its instances pass."},
 };
 
-/* Instances of the web service the node's supervisor knows, or -errno with e set. */
-static int pm_instances(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
+/*
+ * Instances of the web service the node's supervisor knows, or -errno with e set. *online
+ * (when not NULL) gets how many of them are online.
+ */
+static int pm_count(const struct cluster_state *s, const struct cluster_node *n, int *online,
+                    struct err *e)
 {
     json_t *apps = cluster_pm_ls(s, n, e);
-    int count = 0;
+    int count = 0, up = 0;
 
     if (!apps)
         return -EIO;
     for (size_t i = 0; i < json_array_size(apps); i++) {
-        const char *name = json_string_value(json_object_get(json_array_get(apps, i), "name"));
-        if (name && strcmp(name, CLUSTER_SERVICE) == 0)
+        json_t *a = json_array_get(apps, i);
+        const char *name = json_string_value(json_object_get(a, "name"));
+        const char *status = json_string_value(json_object_get(a, "status"));
+        if (name && strcmp(name, CLUSTER_SERVICE) == 0) {
             count++;
+            up += status && strcmp(status, "online") == 0;
+        }
     }
     json_decref(apps);
+    if (online)
+        *online = up;
+    return count;
+}
+
+static int pm_instances(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
+{
+    return pm_count(s, n, NULL, e);
+}
+
+/*
+ * Waits until every instance the supervisor knows is online: after a revive the registry may
+ * still hold the instances' last (passing) state until the apps have re-registered.
+ */
+static int pm_wait_online(const struct cluster_state *s, const struct cluster_node *n,
+                          struct err *e)
+{
+    int64_t deadline = cluster_now_ms() + OP_WAIT_MS;
+    int online = 0, count;
+
+    while ((count = pm_count(s, n, &online, e)) >= 0 && online < count) {
+        if (cluster_now_ms() >= deadline)
+            return err_set(e, "%s: %d of %d instance(s) online after %d s", n->name, online, count,
+                           OP_WAIT_MS / 1000);
+        cluster_sleep_ms(100);
+    }
     return count;
 }
 
@@ -118,7 +152,7 @@ static int revive_node(const struct cluster_state *s, const struct cluster_node 
     if ((rc = cluster_start_agent(s, n, e)) < 0)
         return rc;
     /* Any supervisor command starts its daemon, which brings the recorded apps back. */
-    return pm_instances(s, n, e);
+    return pm_wait_online(s, n, e);
 }
 
 /* Runs the operation; returns the instances the node should end with passing, or -errno. */
