@@ -73,6 +73,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct pm_conn *c = CONTAINER_OF((uv_pipe_t *)h, struct pm_conn, pipe);
 
+    c->d->nconns--;
     buf_free(&c->in);
     free(c->await);
     json_decref(c->reply);
@@ -386,6 +387,34 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = 65536;
 }
 
+/* Takes c off the list of connections still sending their request. */
+static void reading_remove(struct pm_daemon *d, struct pm_conn *c)
+{
+    for (struct pm_conn **pp = &d->reading; *pp; pp = &(*pp)->next_reading) {
+        if (*pp == c) {
+            *pp = c->next_reading;
+            return;
+        }
+    }
+}
+
+/* Closes the connections that did not send a whole request in time (a peer holds no slot). */
+static void reading_expire(struct pm_daemon *d, bool all)
+{
+    int64_t now = pm_now_ms();
+    struct pm_conn **pp = &d->reading;
+
+    while (*pp) {
+        struct pm_conn *c = *pp;
+        if (all || now - c->accepted_ms > PM_REQUEST_TIMEOUT_MS) {
+            *pp = c->next_reading;
+            uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        } else {
+            pp = &c->next_reading;
+        }
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct pm_conn *c = CONTAINER_OF((uv_pipe_t *)s, struct pm_conn, pipe);
@@ -399,12 +428,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     if (c->in.len > PM_REQUEST_MAX) {
         uv_read_stop(s);
+        reading_remove(c->d, c);
         conn_error(c, "request too large");
         return;
     }
     if (n > 0 && !memchr(c->in.data, '\n', c->in.len))
         return;
     uv_read_stop(s);
+    reading_remove(c->d, c);
     if (n < 0 && c->in.len == 0) {
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
         return;
@@ -426,11 +457,15 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     c = xcalloc(1, sizeof(*c));
     c->d = d;
+    d->nconns++;
     uv_pipe_init(d->loop, &c->pipe, 0);
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || d->nconns > PM_MAX_CONNS) {
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
         return;
     }
+    c->accepted_ms = pm_now_ms();
+    c->next_reading = d->reading;
+    d->reading = c;
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
@@ -453,6 +488,7 @@ static void shutdown_daemon(struct pm_daemon *d)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sample, NULL);
+    reading_expire(d, true);
     while (d->pending) {
         struct pm_conn *c = d->pending;
         d->pending = c->next;
@@ -480,6 +516,7 @@ static void on_sample(uv_timer_t *t)
         for (size_t j = 0; j < d->apps[k]->ninsts; j++)
             pm_inst_sample(d->apps[k]->insts[j]);
     }
+    reading_expire(d, false);
     pm_rotate_start(d);
 }
 

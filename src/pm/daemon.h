@@ -16,7 +16,9 @@
 #include "pm/policy.h"
 #include "pm/spec.h"
 
-#define PM_REQUEST_MAX (1024 * 1024)
+#define PM_REQUEST_MAX        (1024 * 1024)
+#define PM_REQUEST_TIMEOUT_MS 10000 /* to send a whole request */
+#define PM_MAX_CONNS          256
 
 struct pm_daemon;
 struct pm_app;
@@ -74,8 +76,10 @@ struct pm_conn {
     int *await; /* pm_ids that must leave stopping/launching */
     size_t nawait;
     json_t *reply;
-    bool exit_after;      /* the kill command: stop the daemon once answered */
-    struct pm_conn *next; /* in d->pending */
+    bool exit_after;              /* the kill command: stop the daemon once answered */
+    struct pm_conn *next;         /* in d->pending */
+    struct pm_conn *next_reading; /* in d->reading, until the request is in */
+    int64_t accepted_ms;
 };
 
 struct pm_daemon {
@@ -93,6 +97,8 @@ struct pm_daemon {
     size_t napps;
     int next_id;
     struct pm_conn *pending;
+    struct pm_conn *reading; /* connections whose request is not in yet (bounded in time) */
+    int nconns;
     bool rotating;
     bool quitting;
     bool forget_state; /* after kill: no apps to bring back */
