@@ -210,23 +210,61 @@ bool cluster_is_up(const struct cluster_state *s)
     return cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh);
 }
 
-/* Waits until GET host:port/target answers (with 200 when ok200). */
-static int wait_http(const char *what, const char *host, int port, const char *target, bool ok200,
-                     int64_t deadline, struct err *e)
+/* The last line of a log (at most 300 bytes of it), for saying why a process stopped. */
+static void log_last_line(const char *path, char *out, size_t len)
 {
+    char tail[4096];
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    char *line;
+
+    out[0] = '\0';
+    if (!f)
+        return;
+    if (fseek(f, -(long)sizeof(tail) + 1, SEEK_END) != 0)
+        rewind(f);
+    n = fread(tail, 1, sizeof(tail) - 1, f);
+    fclose(f);
+    tail[n] = '\0';
+    while (n && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+        tail[--n] = '\0';
+    line = strrchr(tail, '\n');
+    snprintf(out, len, "%.300s", line ? line + 1 : tail);
+}
+
+/*
+ * Waits until node n's process `proc` ("agent" or "lb": RUN/<node>/<proc>.pid and .log) answers
+ * GET :port/target (with 200 when ok200). Fails at once when the process has exited, quoting
+ * the last line of its log (a port in use, a bad flag), rather than waiting out the deadline.
+ */
+static int wait_http(const struct cluster_state *s, const struct cluster_node *n, const char *proc,
+                     int port, const char *target, bool ok200, int64_t deadline, struct err *e)
+{
+    char file[64], pidf[PATH_MAX + 64], log[PATH_MAX + 64], last[320];
     struct cluster_reply r = {0};
+    pid_t pid;
     int rc = -ETIMEDOUT;
 
+    snprintf(file, sizeof(file), "%s.pid", proc);
+    cluster_path(s, n, file, pidf, sizeof(pidf));
+    snprintf(file, sizeof(file), "%s.log", proc);
+    cluster_path(s, n, file, log, sizeof(log));
+    pid = cluster_pidfile_read(pidf);
     while (cluster_now_ms() < deadline) {
-        if (cluster_get(host, port, target, NULL, 2000, &r, e) == 0 &&
+        if (cluster_get(n->addr, port, target, NULL, 2000, &r, e) == 0 &&
             (!ok200 || r.status == 200)) {
             rc = 0;
             break;
         }
+        if (!cluster_pid_alive(pid, NULL)) {
+            log_last_line(log, last, sizeof(last));
+            rc = err_set(e, "%s's %s exited: %s", n->name, proc, last[0] ? last : "(empty log)");
+            break;
+        }
         cluster_sleep_ms(50);
     }
-    if (rc < 0)
-        err_set(e, "%s did not answer on %s:%d in time", what, host, port);
+    if (rc == -ETIMEDOUT)
+        err_set(e, "%s's %s did not answer on %s:%d in time", n->name, proc, n->addr, port);
     buf_free(&r.body);
     return rc;
 }
@@ -327,16 +365,15 @@ static int start_all(const struct cluster_state *s, int64_t deadline, struct err
     if (s->netns && (rc = cluster_netns_setup(s, e)) < 0)
         return rc;
     if ((rc = cluster_start_agent(s, srv, e)) < 0 ||
-        (rc = wait_http("the registry server", srv->addr, srv->agent_port, "/v1/status/leader",
-                        true, deadline, e)) < 0 ||
+        (rc = wait_http(s, srv, "agent", srv->agent_port, "/v1/status/leader", true, deadline, e)) <
+            0 ||
         (rc = start_lb(s, e)) < 0 ||
-        (rc = wait_http("the load balancer", srv->addr, s->lb_port, "/", false, deadline, e)) < 0)
+        (rc = wait_http(s, srv, "lb", s->lb_port, "/", false, deadline, e)) < 0)
         return rc;
     for (size_t i = 1; i < s->n_nodes; i++) {
         const struct cluster_node *n = &s->nodes[i];
         if ((rc = cluster_start_agent(s, n, e)) < 0 ||
-            (rc = wait_http(n->name, n->addr, n->agent_port, "/v1/agent/self", true, deadline, e)) <
-                0)
+            (rc = wait_http(s, n, "agent", n->agent_port, "/v1/agent/self", true, deadline, e)) < 0)
             return rc;
     }
     for (size_t i = 1; i < s->n_nodes; i++) {

@@ -6,6 +6,7 @@ test_cluster_up.py."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import urllib.request
 
@@ -81,6 +82,22 @@ def test_up_rejects_bad_settings(tmp_path):
     assert not (tmp_path / "run" / "web1").exists()  # nothing started
     p = mesh("down", "-run-dir", str(tmp_path / "run"))
     assert p.returncode == 0 and "not up" in p.stdout
+
+
+def test_up_says_which_port_is_taken_and_leaves_nothing(tmp_path):
+    run = tmp_path / "run"
+    ports = free_layout()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["lb"]))
+        taken.listen()
+        p = mesh("up", "-run-dir", str(run), "-http-port", str(ports["http"]), "-lb-port",
+                 str(ports["lb"]), "-stats-port", str(ports["stats"]), "-agent-port-base",
+                 str(ports["agents"]), "-web-port-base", str(ports["web"]))
+    assert p.returncode == 1
+    assert f"loadbalancer's lb exited: mesh lb: listen 127.0.0.1:{ports['lb']}: address " \
+        "already in use" in p.stderr, p.stderr
+    assert str(run) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                                          text=True).stdout
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
