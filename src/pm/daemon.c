@@ -294,33 +294,50 @@ static void req_target(struct pm_conn *c, const json_t *req, enum pm_after_stop 
     conn_wait(c);
 }
 
+/* Instances that are not on their way out (a scale-down may still be stopping some). */
+static json_int_t live_insts(const struct pm_app *a)
+{
+    json_int_t n = 0;
+
+    for (size_t k = 0; k < a->ninsts; k++)
+        n += a->insts[k]->after_stop != PM_AFTER_DELETE;
+    return n;
+}
+
 static void req_scale(struct pm_conn *c, const json_t *req)
 {
     const char *name = json_string_value(json_object_get(req, "name"));
     struct pm_app *a = name ? pm_app_find(c->d, name) : NULL;
     json_int_t n = json_integer_value(json_object_get(req, "n"));
     json_int_t target;
+    json_int_t live;
     struct err e = {{0}};
 
     if (!a || a->deleting) {
         not_found(c, name);
         return;
     }
-    target = json_is_true(json_object_get(req, "relative")) ? (json_int_t)a->ninsts + n : n;
+    live = live_insts(a);
+    target = json_is_true(json_object_get(req, "relative")) ? live + n : n;
     if (target < 1 || target > PM_MAX_INSTANCES ||
         (a->spec.port_base > 0 && a->spec.port_base + target - 1 > 65535)) {
         conn_error(c, "instance count out of range (1..1024, ports up to 65535)");
         return;
     }
-    while ((json_int_t)a->ninsts < target) {
+    for (; live < target; live++) {
         int next = a->ninsts ? a->insts[a->ninsts - 1]->instance + 1 : 0;
         struct pm_inst *i = app_add_inst(a, next);
         if (pm_inst_spawn(i, &e) != 0)
             log_error("%s-%d: %s", a->spec.name, next, e.msg);
     }
-    for (size_t k = a->ninsts; (json_int_t)k > target; k--) {
-        await_add(c, a->insts[k - 1]->pm_id);
-        pm_inst_stop(a->insts[k - 1], PM_AFTER_DELETE);
+    /* The highest-numbered go first; a stopped one is removed at once, so walk by index. */
+    for (size_t k = a->ninsts; k > 0 && live > target; k--) {
+        struct pm_inst *i = a->insts[k - 1];
+        if (i->after_stop == PM_AFTER_DELETE)
+            continue;
+        live--;
+        await_add(c, i->pm_id);
+        pm_inst_stop(i, PM_AFTER_DELETE);
     }
     a->spec.instances = (int)target;
     c->reply = json_pack("{s:b,s:I}", "ok", 1, "instances", target);
