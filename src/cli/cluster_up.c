@@ -443,6 +443,34 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
     return cluster_state_save(s, e);
 }
 
+/* Parsed flags in, exit status out: says so when the cluster is up, else starts it. */
+static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
+{
+    struct cluster_state s, old;
+    struct err e;
+
+    if (cluster_state_load(cluster_run_dir(o->cmd.run_dir), &old, &e) == 0) {
+        if (cluster_is_up(&old)) {
+            printf("meshkit is already up (run directory %s); 'mesh down' stops it.\n",
+                   old.run_dir);
+            return 0;
+        }
+        cluster_down(&old, true); /* leftovers of a cluster that died: namespaces, pidfiles */
+    }
+    if (prepare(&s, o, flags, nflags, &e) < 0) {
+        fprintf(stderr, "mesh up: %s\n", e.msg);
+        return 1;
+    }
+    if (start_all(&s, cluster_now_ms() + o->timeout / DURATION_MS, &e) < 0) {
+        fprintf(stderr, "mesh up: %s\nmesh up: logs are in %s/*/; stopping what was started\n",
+                e.msg, s.run_dir);
+        cluster_down(&s, true);
+        return 1;
+    }
+    print_urls(&s, o->cmd.json);
+    return 0;
+}
+
 int cli_up(int argc, char **argv)
 {
     struct up_opts o = {.nodes = xstrdup("web1,web2"),
@@ -499,38 +527,15 @@ int cli_up(int argc, char **argv)
          .ptr = &o.timeout,
          .help = "How long to wait for the cluster to be healthy."},
     };
-    struct cluster_state s, old;
-    struct err e;
     int first, status = 1;
 
     if (!cli_parse_flags(flags, ARRAY_LEN(flags), UP_USAGE, argc - 1, argv + 1, &first, &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
+    if (first != argc - 1)
         fprintf(stderr, "mesh up: unexpected argument \"%s\"\n", argv[first + 1]);
-        goto out;
-    }
-    if (cluster_state_load(cluster_run_dir(o.cmd.run_dir), &old, &e) == 0) {
-        if (cluster_is_up(&old)) {
-            printf("meshkit is already up (run directory %s); 'mesh down' stops it.\n",
-                   old.run_dir);
-            status = 0;
-            goto out;
-        }
-        cluster_down(&old, true); /* leftovers of a cluster that died: namespaces, pidfiles */
-    }
-    if (prepare(&s, &o, flags, ARRAY_LEN(flags), &e) < 0) {
-        fprintf(stderr, "mesh up: %s\n", e.msg);
-        goto out;
-    }
-    if (start_all(&s, cluster_now_ms() + o.timeout / DURATION_MS, &e) < 0) {
-        fprintf(stderr, "mesh up: %s\nmesh up: logs are in %s/*/; stopping what was started\n",
-                e.msg, s.run_dir);
-        cluster_down(&s, true);
-        goto out;
-    }
-    print_urls(&s, o.cmd.json);
-    status = 0;
+    else
+        status = up_run(&o, flags, ARRAY_LEN(flags));
 out:
     free(o.nodes);
     free(o.cmd.run_dir);
