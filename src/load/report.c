@@ -119,9 +119,9 @@ static json_t *metrics(const struct load_result *r, size_t from, size_t to, bool
         secs = 1;
     if (last > r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000))
         last = r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000);
-    m = json_pack("{s:o,s:{s:f},s:{s:o,s:o},s:{s:o,s:o},s:I,s:I,s:I,s:I}", "counters", counters(s),
-                  "rates", "http.request_rate", round((double)s->requests / secs), "summaries",
-                  "http.response_time", summary(&s->rt), "vusers.session_length",
+    m = json_pack("{s:o,s:{s:I},s:{s:o,s:o},s:{s:o,s:o},s:I,s:I,s:I,s:I}", "counters", counters(s),
+                  "rates", "http.request_rate", (json_int_t)llround((double)s->requests / secs),
+                  "summaries", "http.response_time", summary(&s->rt), "vusers.session_length",
                   summary(&s->session), "histograms", "http.response_time", summary(&s->rt),
                   "vusers.session_length", summary(&s->session), "firstCounterAt",
                   (json_int_t)first, "lastCounterAt", (json_int_t)last, "firstMetricAt",
