@@ -26,56 +26,17 @@ MAX_SECONDS=${MAX_SECONDS:-470}
 CONNS=(50 200)
 if [[ "${1:-}" == "--quick" ]]; then REPS=1; DURATION=3; fi
 
-log() { echo "lb.sh: $*" >&2; }
+BENCH=lb.sh
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
 
-# ---------------------------------------------------------------- tools
-
-need=()
-for t in haproxy nginx wrk curl; do command -v "$t" >/dev/null || need+=("$t"); done
-if ((${#need[@]})); then
-    if [[ $(id -u) == 0 ]]; then
-        log "installing ${need[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -q "${need[@]}" >/dev/null ||
-            { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
-    else
-        log "missing: ${need[*]} (run as root, or apt-get install ${need[*]})"
-        exit 1
-    fi
-fi
+bench_tools haproxy nginx wrk curl
 [[ -x "$MESH" ]] || { log "no mesh binary at $MESH (build it, or set MESH_BIN)"; exit 1; }
 "$MESH" lb -help >/dev/null 2>&1 || { log "$MESH has no 'lb' command"; exit 1; }
 
 # ---------------------------------------------------------------- processes, stopped by PID
 
-TMP=$(mktemp -d /tmp/lbbench.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_http PORT: up to 10 s for a 200 on GET /
-wait_http() {
-    local i
-    for i in $(seq 100); do
-        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "nothing answers on port $1"; return 1
-}
+bench_start_tmp lbbench
 
 start_nginx() { # start_nginx NAME CONF_BODY -> sets LAST_PID
     local dir=$TMP/$1
@@ -197,8 +158,6 @@ done
 
 # ---------------------------------------------------------------- report
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0;
-    else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v t="$1" -v c="$2" -v k="$3" '$1 == t && $2 == c { print $k }' "$RESULTS"; }
 
 echo
