@@ -138,13 +138,17 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
 
 /* True while any process `up` recorded still runs. */
 bool cluster_is_up(const struct cluster_state *s);
+struct cluster_down_result {
+    size_t stopped; /* processes */
+    int namespaces; /* network namespaces removed */
+};
+
 /*
  * Stops everything of the cluster: each web node's supervisor and apps (gracefully through
  * `mesh pm kill`, then any leftover by PID), the web agents (they leave), the load balancer and
- * the server; removes the namespaces. Prints a summary unless quiet. Returns the number of
- * processes stopped.
+ * the server; removes the namespaces. Fills r when not NULL; prints nothing.
  */
-size_t cluster_down(const struct cluster_state *s, bool quiet);
+void cluster_down(const struct cluster_state *s, struct cluster_down_result *r);
 /* Removes a directory tree; nothing there is fine. 0 or -errno. */
 int cluster_rm_tree(const char *path);
 

@@ -68,44 +68,81 @@ static size_t stop_pidfile(const struct cluster_state *s, const struct cluster_n
     return stopped ? 1 : 0;
 }
 
-size_t cluster_down(const struct cluster_state *s, bool quiet)
+void cluster_down(const struct cluster_state *s, struct cluster_down_result *r)
 {
-    size_t stopped = 0;
-    int removed = 0;
+    struct cluster_down_result res = {0};
 
     for (size_t i = 1; i < s->n_nodes; i++)
-        stopped += stop_web_node(s, &s->nodes[i]);
+        res.stopped += stop_web_node(s, &s->nodes[i]);
     for (size_t i = 1; i < s->n_nodes; i++)
-        stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
-    stopped += stop_pidfile(s, &s->nodes[0], "lb.pid", LB_STOP_MS);
-    stopped += stop_pidfile(s, &s->nodes[0], "agent.pid", AGENT_STOP_MS);
+        res.stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
+    res.stopped += stop_pidfile(s, &s->nodes[0], "lb.pid", LB_STOP_MS);
+    res.stopped += stop_pidfile(s, &s->nodes[0], "agent.pid", AGENT_STOP_MS);
     if (s->netns)
-        removed = cluster_netns_teardown(s);
-    if (!quiet) {
-        printf("meshkit is down: %zu process(es) stopped", stopped);
-        if (s->netns)
-            printf(", %d network namespace(s) removed", removed);
-        printf(". State and logs are in %s ('mesh cleanup' removes them).\n", s->run_dir);
+        res.namespaces = cluster_netns_teardown(s);
+    if (r)
+        *r = res;
+}
+
+/* Removes the node directories and the state file; the run directory too when empty. */
+static int remove_state(const struct cluster_state *s)
+{
+    char path[PATH_MAX + 64];
+    int rc = 0;
+
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        snprintf(path, sizeof(path), "%s/%s", s->run_dir, s->nodes[i].name);
+        if (cluster_rm_tree(path) < 0)
+            rc = -EIO;
     }
-    return stopped;
+    snprintf(path, sizeof(path), "%s/%s", s->run_dir, CLUSTER_STATE_FILE);
+    unlink(path);
+    rmdir(s->run_dir); /* only when empty: it may hold the user's own files */
+    return rc;
+}
+
+static void report(const char *run_dir, bool was_up, const struct cluster_down_result *r,
+                   bool netns, bool cleanup, bool json)
+{
+    if (json) {
+        json_t *v = json_pack("{s:s, s:b, s:I, s:i, s:b}", "run_dir", run_dir, "was_up", was_up,
+                              "stopped", (json_int_t)r->stopped, "namespaces_removed",
+                              r->namespaces, "state_removed", cleanup);
+        cluster_print_json(v);
+        json_decref(v);
+        return;
+    }
+    if (!was_up)
+        printf("meshkit is not up (run directory %s); nothing to stop.\n", run_dir);
+    else if (!cleanup || r->stopped) {
+        printf("meshkit is down: %zu process(es) stopped", r->stopped);
+        if (netns)
+            printf(", %d network namespace(s) removed", r->namespaces);
+        printf(cleanup ? ".\n" : ". State and logs are in %s ('mesh cleanup' removes them).\n",
+               run_dir);
+    }
+    if (cleanup)
+        printf("Removed the cluster's state and logs from %s.\n", run_dir);
 }
 
 static int down_or_cleanup(int argc, char **argv, const char *usage, bool cleanup)
 {
     struct cluster_cmd c = {0};
     struct flag flags[] = {CLUSTER_CMD_FLAGS(&c)};
+    struct cluster_down_result r = {0};
     struct cluster_state s;
     struct err e;
     const char *run_dir;
     int first, status = 1, rc;
+    bool was_up;
 
     if (!cli_parse_flags(flags, ARRAY_LEN(flags), usage, argc - 1, argv + 1, &first, &status))
         goto out;
+    status = 1;
     run_dir = cluster_run_dir(c.run_dir);
     rc = cluster_state_load(run_dir, &s, &e);
     if (rc == -ENOENT) {
-        printf("meshkit is not up: no cluster in %s; nothing to %s.\n", run_dir,
-               cleanup ? "clean up" : "stop");
+        report(run_dir, false, &r, false, false, c.json);
         status = 0;
         goto out;
     }
@@ -113,26 +150,11 @@ static int down_or_cleanup(int argc, char **argv, const char *usage, bool cleanu
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
     }
-    if (!cluster_is_up(&s)) {
-        cluster_down(&s, true); /* namespaces or pidfiles a crash left */
-        if (!cleanup)
-            printf("meshkit is not up (run directory %s); nothing to stop.\n", s.run_dir);
-    } else {
-        cluster_down(&s, cleanup);
-    }
-    status = 0;
-    if (cleanup) {
-        char path[PATH_MAX + 64];
-        for (size_t i = 0; i < s.n_nodes; i++) {
-            snprintf(path, sizeof(path), "%s/%s", s.run_dir, s.nodes[i].name);
-            if (cluster_rm_tree(path) < 0)
-                status = 1;
-        }
-        snprintf(path, sizeof(path), "%s/%s", s.run_dir, CLUSTER_STATE_FILE);
-        unlink(path);
-        rmdir(s.run_dir); /* only when empty: it may hold the user's own files */
-        printf("meshkit is down and its state and logs are removed from %s.\n", s.run_dir);
-    }
+    /* Even when nothing runs: a crash may have left namespaces and pidfiles behind. */
+    was_up = cluster_is_up(&s);
+    cluster_down(&s, &r);
+    status = cleanup && remove_state(&s) < 0 ? 1 : 0;
+    report(s.run_dir, was_up, &r, s.netns, cleanup, c.json);
 out:
     free(c.run_dir);
     return status;

@@ -455,7 +455,7 @@ static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
                    old.run_dir);
             return 0;
         }
-        cluster_down(&old, true); /* leftovers of a cluster that died: namespaces, pidfiles */
+        cluster_down(&old, NULL); /* leftovers of a cluster that died: namespaces, pidfiles */
     }
     if (prepare(&s, o, flags, nflags, &e) < 0) {
         fprintf(stderr, "mesh up: %s\n", e.msg);
@@ -464,7 +464,7 @@ static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
     if (start_all(&s, cluster_now_ms() + o->timeout / DURATION_MS, &e) < 0) {
         fprintf(stderr, "mesh up: %s\nmesh up: logs are in %s/*/; stopping what was started\n",
                 e.msg, s.run_dir);
-        cluster_down(&s, true);
+        cluster_down(&s, NULL);
         return 1;
     }
     print_urls(&s, o->cmd.json);

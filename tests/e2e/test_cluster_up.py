@@ -313,5 +313,7 @@ def test_down_stops_everything(cluster):
     left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert cluster.run_dir not in left
     assert "not up" in cluster.mesh("down").stdout
-    cluster.mesh("cleanup")
+    again = cluster.json("down")
+    assert again["was_up"] is False and again["stopped"] == 0, again
+    assert cluster.json("cleanup")["state_removed"] is True
     assert not os.path.exists(os.path.join(cluster.run_dir, "cluster.json"))
