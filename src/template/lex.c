@@ -141,6 +141,9 @@ static void utf8_put(struct buf *b, unsigned long cp)
 static int lex_escape(struct lexer *lx, struct buf *b)
 {
     static const char from[] = "abfnrtv\\\"'", to[] = "\a\b\f\n\r\t\v\\\"'";
+
+    if (lx->pos >= lx->len) /* a backslash ends the input */
+        return lex_fail(lx, lx->pos, "unterminated quoted string");
     char c = lx->s[lx->pos];
     const char *m = c ? strchr(from, c) : NULL;
     int digits = c == 'x' ? 2 : c == 'u' ? 4 : c == 'U' ? 8 : 0;

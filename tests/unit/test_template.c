@@ -213,6 +213,9 @@ static void test_parse_errors(void **state)
     /* fuzz: a NUL byte inside an action was taken for one of the one-character tokens */
     assert_int_equal(tmpl_parse("in.ctmpl", "{{ \0\5", 5, &t, &e), -EINVAL);
     assert_string_equal(e.msg, "in.ctmpl:1:4: unrecognized character in action: U+0000");
+    /* fuzz: a backslash as the last byte of a quoted string read past the input */
+    assert_int_equal(tmpl_parse("in.ctmpl", "{{ \"a\\", 6, &t, &e), -EINVAL);
+    assert_string_equal(e.msg, "in.ctmpl:1:7: unterminated quoted string");
 }
 
 static void test_runtime_errors(void **state)
