@@ -53,6 +53,7 @@ struct cluster_state {
     char stats_password[64];
     int64_t failure_timeout_ns;
     int64_t check_interval_ns; /* webapp's registry check and the lb's active check */
+    bool lb_haproxy;           /* HAProxy driven by mesh template instead of mesh lb */
     size_t n_nodes;
     struct cluster_node nodes[CLUSTER_MAX_NODES]; /* nodes[0] is the server node */
 };
@@ -189,6 +190,31 @@ int cluster_wait_passing(const struct cluster_state *s, const char *node, int wa
                          struct err *e);
 /* The lb's address as "host" and port (the server node's address). */
 const char *cluster_lb_host(const struct cluster_state *s);
+
+/* ---- HAProxy in place of mesh lb (cluster_haproxy.c) ------------------------------------- */
+
+/*
+ * The template to render: flag_value when given, else configs/haproxy.ctmpl beside the
+ * directory of the mesh binary. Absolute path into out; -errno with e set when missing.
+ */
+int cluster_haproxy_template(const struct cluster_state *s, const char *flag_value, char *out,
+                             size_t len, struct err *e);
+/*
+ * Starts `mesh template` (rendering tmpl into RUN/loadbalancer/haproxy.cfg, reloading HAProxy
+ * after each change) and, once the file exists, HAProxy's master in the foreground (-W). PIDs in
+ * template.pid and haproxy.pid. 0, or -errno with e set (deadline: monotonic ms).
+ */
+int cluster_haproxy_start(const struct cluster_state *s, const char *tmpl, int64_t deadline,
+                          struct err *e);
+/* True while the renderer or HAProxy runs. */
+bool cluster_haproxy_alive(const struct cluster_state *s);
+/* Stops the renderer, then HAProxy; returns how many were running. */
+size_t cluster_haproxy_stop(const struct cluster_state *s);
+/* SIGUSR2 to HAProxy's master: a seamless reload. 0 with *pid set, or -ESRCH with e set. */
+int cluster_haproxy_reload(const struct cluster_state *s, pid_t *pid, struct err *e);
+/* The web backend's and its servers' rows of "show stat" on the stats socket, as objects keyed
+ * by HAProxy's CSV columns (numbers as integers); NULL with e set. */
+json_t *cluster_haproxy_stats(const struct cluster_state *s, struct err *e);
 
 /* ---- output (cluster_table.c) ------------------------------------------------------------ */
 

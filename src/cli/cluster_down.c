@@ -77,6 +77,7 @@ void cluster_down(const struct cluster_state *s, struct cluster_down_result *r)
     for (size_t i = 1; i < s->n_nodes; i++)
         res.stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
     res.stopped += stop_pidfile(s, &s->nodes[0], "lb.pid", LB_STOP_MS);
+    res.stopped += cluster_haproxy_stop(s);
     res.stopped += stop_pidfile(s, &s->nodes[0], "agent.pid", AGENT_STOP_MS);
     if (s->netns)
         res.namespaces = cluster_netns_teardown(s);

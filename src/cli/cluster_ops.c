@@ -286,9 +286,17 @@ int cli_reload_lb(int argc, char **argv)
             argc, argv, 0, &status, &s))
         goto out;
     status = 1;
-    cluster_path(&s, &s.nodes[0], "lb.pid", pidf, sizeof(pidf));
-    pid = cluster_pidfile_read(pidf);
-    if (!cluster_pid_alive(pid, s.mesh) || kill(pid, SIGHUP) != 0) {
+    if (s.lb_haproxy) {
+        struct err e;
+        if (cluster_haproxy_reload(&s, &pid, &e) < 0) {
+            fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+            goto out;
+        }
+    } else {
+        cluster_path(&s, &s.nodes[0], "lb.pid", pidf, sizeof(pidf));
+        pid = cluster_pidfile_read(pidf);
+    }
+    if (!s.lb_haproxy && (!cluster_pid_alive(pid, s.mesh) || kill(pid, SIGHUP) != 0)) {
         fprintf(stderr, "%s: the load balancer is not running\n", argv[0]);
         goto out;
     }
@@ -296,6 +304,10 @@ int cli_reload_lb(int argc, char **argv)
         json_t *v = json_pack("{s:s, s:i}", "action", "reload-lb", "pid", (int)pid);
         cluster_print_json(v);
         json_decref(v);
+    } else if (s.lb_haproxy) {
+        printf("Sent SIGUSR2 to HAProxy's master (pid %d): new workers take the current "
+               "config, the old ones finish their connections.\n",
+               (int)pid);
     } else {
         printf("Sent SIGHUP to mesh lb (pid %d): it re-reads its configuration without dropping "
                "connections.\n",

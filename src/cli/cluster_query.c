@@ -115,6 +115,8 @@ json_t *cluster_lb_stats(const struct cluster_state *s, struct err *e)
     char *b64, *headers;
     json_t *v;
 
+    if (s->lb_haproxy)
+        return cluster_haproxy_stats(s, e);
     snprintf(cred, sizeof(cred), "%s:%s", s->stats_user, s->stats_password);
     b64 = base64_encode(cred, strlen(cred));
     headers = s->stats_user[0] ? xasprintf("Authorization: Basic %s\r\n", b64) : NULL;

@@ -48,6 +48,7 @@ json_t *cluster_state_to_json(const struct cluster_state *s)
                     "stats_user", s->stats_user, "stats_password", s->stats_password,
                     "failure_timeout_ns", (json_int_t)s->failure_timeout_ns, "check_interval_ns",
                     (json_int_t)s->check_interval_ns, "nodes", nodes);
+    json_object_set_new(doc, "lb", json_string(s->lb_haproxy ? "haproxy" : "mesh"));
     return doc;
 }
 
@@ -116,6 +117,11 @@ int cluster_state_from_json(const json_t *doc, struct cluster_state *s, struct e
     if (!mode || (strcmp(mode, "netns") != 0 && strcmp(mode, "loopback") != 0))
         return err_set(e, "%s: \"mode\" must be \"loopback\" or \"netns\"", CLUSTER_STATE_FILE);
     s->netns = strcmp(mode, "netns") == 0;
+    /* "lb" is absent from the state of a cluster started before HAProxy mode: mesh lb */
+    const char *lb = json_string_value(json_object_get(doc, "lb"));
+    if (lb && strcmp(lb, "haproxy") != 0 && strcmp(lb, "mesh") != 0)
+        return err_set(e, "%s: \"lb\" must be \"mesh\" or \"haproxy\"", CLUSTER_STATE_FILE);
+    s->lb_haproxy = lb && strcmp(lb, "haproxy") == 0;
     if ((rc = read_str(doc, "run_dir", s->run_dir, sizeof(s->run_dir), e)) < 0 ||
         (rc = read_str(doc, "mesh", s->mesh, sizeof(s->mesh), e)) < 0 ||
         (rc = read_str(doc, "webapp", s->webapp, sizeof(s->webapp), e)) < 0 ||

@@ -38,6 +38,8 @@ struct up_opts {
     bool netns;
     int port_offset, http_port, lb_port, stats_port, agent_port_base, web_port_base;
     int64_t failure_timeout, check_interval, timeout;
+    char *lb, *haproxy_template;
+    char haproxy_tmpl[PATH_MAX]; /* resolved */
 };
 
 /* A port: the flag when given, else the environment variable, else def + offset. */
@@ -207,7 +209,8 @@ bool cluster_is_up(const struct cluster_state *s)
             return true;
     }
     cluster_path(s, &s->nodes[0], "lb.pid", pidf, sizeof(pidf));
-    return cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh);
+    return cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh) ||
+           (s->lb_haproxy && cluster_haproxy_alive(s));
 }
 
 /* The last line of a log (at most 300 bytes of it), for saying why a process stopped. */
@@ -233,9 +236,10 @@ static void log_last_line(const char *path, char *out, size_t len)
 }
 
 /*
- * Waits until node n's process `proc` ("agent" or "lb": RUN/<node>/<proc>.pid and .log) answers
- * GET :port/target (with 200 when ok200). Fails at once when the process has exited, quoting
- * the last line of its log (a port in use, a bad flag), rather than waiting out the deadline.
+ * Waits until node n's process `proc` ("agent", "lb" or "haproxy": RUN/<node>/<proc>.pid and .log)
+ * answers GET :port/target (with 200 when ok200). Fails at once when the process has exited,
+ * quoting the last line of its log (a port in use, a bad flag), rather than waiting out the
+ * deadline.
  */
 static int wait_http(const struct cluster_state *s, const struct cluster_node *n, const char *proc,
                      int port, const char *target, bool ok200, int64_t deadline, struct err *e)
@@ -357,7 +361,8 @@ static int wait_spread(const struct cluster_state *s, int64_t deadline, struct e
     return 0;
 }
 
-static int start_all(const struct cluster_state *s, int64_t deadline, struct err *e)
+static int start_all(const struct cluster_state *s, const struct up_opts *o, int64_t deadline,
+                     struct err *e)
 {
     const struct cluster_node *srv = &s->nodes[0];
     int rc;
@@ -367,8 +372,10 @@ static int start_all(const struct cluster_state *s, int64_t deadline, struct err
     if ((rc = cluster_start_agent(s, srv, e)) < 0 ||
         (rc = wait_http(s, srv, "agent", srv->agent_port, "/v1/status/leader", true, deadline, e)) <
             0 ||
-        (rc = start_lb(s, e)) < 0 ||
-        (rc = wait_http(s, srv, "lb", s->lb_port, "/", false, deadline, e)) < 0)
+        (rc = s->lb_haproxy ? cluster_haproxy_start(s, o->haproxy_tmpl, deadline, e)
+                            : start_lb(s, e)) < 0 ||
+        (rc = wait_http(s, srv, s->lb_haproxy ? "haproxy" : "lb", s->lb_port, "/", false, deadline,
+                        e)) < 0)
         return rc;
     for (size_t i = 1; i < s->n_nodes; i++) {
         const struct cluster_node *n = &s->nodes[i];
@@ -405,9 +412,10 @@ static void print_urls(const struct cluster_state *s, bool json)
     }
     for (size_t i = 1; i < s->n_nodes; i++)
         buf_printf(&web, "%s%s", i > 1 ? ", " : "", s->nodes[i].name);
-    printf("meshkit is up (%s): %s (registry server + mesh lb) and %s (agent + mesh pm + "
+    printf("meshkit is up (%s): %s (registry server + %s) and %s (agent + mesh pm + "
            "webapp).\n",
-           s->netns ? "a network namespace per node" : "loopback", srv->name, web.data);
+           s->netns ? "a network namespace per node" : "loopback", srv->name,
+           s->lb_haproxy ? "HAProxy rendered by mesh template" : "mesh lb", web.data);
     printf("  load balancer       %s\n", lb);
     printf("  stats               %s   (%s / %s; also ;csv and /metrics)\n", stats, s->stats_user,
            s->stats_password);
@@ -437,8 +445,14 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
     snprintf(s->stats_password, sizeof(s->stats_password), "admin");
     s->failure_timeout_ns = o->failure_timeout;
     s->check_interval_ns = o->check_interval;
+    if (strcmp(o->lb, "mesh") != 0 && strcmp(o->lb, "haproxy") != 0)
+        return err_set(e, "-lb %s: expected mesh or haproxy", o->lb);
+    s->lb_haproxy = strcmp(o->lb, "haproxy") == 0;
     if ((rc = parse_nodes(s, o->nodes, e)) < 0 || (rc = find_binaries(s, e)) < 0 ||
         (rc = assign_ports(s, o, flags, n, e)) < 0 || (rc = make_dirs(s, run_dir, e)) < 0)
+        return rc;
+    if (s->lb_haproxy && (rc = cluster_haproxy_template(s, o->haproxy_template, o->haproxy_tmpl,
+                                                        sizeof(o->haproxy_tmpl), e)) < 0)
         return rc;
     return cluster_state_save(s, e);
 }
@@ -461,7 +475,7 @@ static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
         fprintf(stderr, "mesh up: %s\n", e.msg);
         return 1;
     }
-    if (start_all(&s, cluster_now_ms() + o->timeout / DURATION_MS, &e) < 0) {
+    if (start_all(&s, o, cluster_now_ms() + o->timeout / DURATION_MS, &e) < 0) {
         fprintf(stderr, "mesh up: %s\nmesh up: logs are in %s/*/; stopping what was started\n",
                 e.msg, s.run_dir);
         cluster_down(&s, NULL);
@@ -474,6 +488,7 @@ static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
 int cli_up(int argc, char **argv)
 {
     struct up_opts o = {.nodes = xstrdup("web1,web2"),
+                        .lb = xstrdup("mesh"),
                         .failure_timeout = 3 * DURATION_SEC,
                         .check_interval = 2 * DURATION_SEC,
                         .timeout = 60 * DURATION_SEC};
@@ -526,6 +541,16 @@ int cli_up(int argc, char **argv)
          .type = FLAG_DURATION,
          .ptr = &o.timeout,
          .help = "How long to wait for the cluster to be healthy."},
+        {.name = "lb",
+         .type = FLAG_STRING,
+         .ptr = &o.lb,
+         .help = "The load balancer: mesh (mesh lb) or haproxy (Debian's HAProxy, its config\n"
+                 "rendered from the registry by mesh template and reloaded seamlessly)."},
+        {.name = "haproxy-template",
+         .type = FLAG_STRING,
+         .ptr = &o.haproxy_template,
+         .help = "With -lb haproxy: the template (default configs/haproxy.ctmpl beside the\n"
+                 "binary's directory)."},
     };
     int first, status = 1;
 
@@ -538,6 +563,8 @@ int cli_up(int argc, char **argv)
         status = up_run(&o, flags, ARRAY_LEN(flags));
 out:
     free(o.nodes);
+    free(o.lb);
+    free(o.haproxy_template);
     free(o.cmd.run_dir);
     return status;
 }

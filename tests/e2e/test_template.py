@@ -4,6 +4,7 @@ an outage that keeps the last file, -once / -dry / errors, and a real HAProxy dr
 configs/haproxy.ctmpl that follows a scale-up and serves its 503 page with no instance.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 
 from helpers import HOST, REPO, ManagedProcess, free_port, request, wait_until
 from lb_helpers import backends  # noqa: F401 (fixture)
+from test_cluster_up import Cluster, gone
 
 STOP_TIMEOUT = 5.0
 
@@ -259,3 +261,43 @@ def test_haproxy_follows_registry(agent, tmp_path, template_factory, backends):
         assert hap.proc.poll() is None, "the master must survive the reloads"
     finally:
         hap.stop()
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
+    """`mesh up -lb haproxy`: HAProxy in place of mesh lb, its config rendered by mesh template;
+    lb-status reads HAProxy's stats socket, a scale-up reaches HAProxy, down stops it all."""
+    c = Cluster(tmp_path / "run")  # free ports for every part of the cluster
+
+    def servers():
+        return {r["server"]: r for r in c.json("lb-status") if r["server"] != "BACKEND"}
+
+    pids = set()
+    try:
+        up = c.up("-lb", "haproxy")
+        assert "HAProxy rendered by mesh template" in up.stdout
+        assert json.loads((tmp_path / "run" / "cluster.json").read_text())["lb"] == "haproxy"
+        seen = served_by(c.ports["lb"], 6)
+        assert {k.split("/")[0] for k in seen} == {"web1", "web2"}, seen
+        # right after a reload a new worker's servers may still be in their first check
+        wait_until(lambda: len(servers()) == 2 and
+                   all(r["status"] == "UP" for r in servers().values()), 20, interval=0.3,
+                   what="both servers UP in lb-status")
+
+        c.mesh("scale-up", "web2")
+        wait_until(lambda: len(servers()) == 3, 20, interval=0.3, what="the third server")
+        cfg = (tmp_path / "run" / "loadbalancer" / "haproxy.cfg").read_text()
+        assert cfg.count("    server web2_") == 2, cfg
+
+        assert "SIGUSR2" in c.mesh("reload-lb").stdout
+        assert "L7OK" in c.mesh("status").stdout
+        pids = c.pids()
+        lb_pids = [int(p.read_text()) for p in (tmp_path / "run" / "loadbalancer").glob("*.pid")]
+        assert len(lb_pids) == 3  # the server's agent, mesh template, HAProxy's master
+    finally:
+        c.mesh("down", check=False)
+    for pid in pids:
+        assert gone(pid), f"process {pid} still running"
+    text = (tmp_path / "run" / "loadbalancer" / "template.log").read_text(errors="replace")
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert marker not in text
