@@ -14,6 +14,9 @@
 
 static int want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
 {
+    /* Set on failure too: -O2 cannot see that callers return then (-Wmaybe-uninitialized). */
+    *s = "";
+    *n = 0;
     if (!json_is_string(v))
         return tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(v));
     *s = json_string_value(v);

@@ -217,7 +217,7 @@ static int parse_command(struct parser *p, struct tmpl_node **out)
     int rc;
 
     for (;;) {
-        struct tmpl_node *arg;
+        struct tmpl_node *arg = NULL; /* -O2 cannot tell parse_term sets it */
         const struct tmpl_tok *t = peek(p);
         if (t->kind == TOK_RIGHT || t->kind == TOK_RPAREN || t->kind == TOK_PIPE)
             break;
@@ -291,7 +291,7 @@ static int parse_pipeline(struct parser *p, struct tmpl_node **out, bool in_pare
     if (peek(p)->kind == TOK_VAR && (rc = parse_decl(p, pipe, context)) < 0)
         goto fail;
     for (;;) {
-        struct tmpl_node *cmd;
+        struct tmpl_node *cmd = NULL; /* -O2 cannot tell parse_command sets it */
         if ((rc = parse_command(p, &cmd)) < 0)
             goto fail;
         node_add(pipe, cmd);
