@@ -114,8 +114,9 @@ static int read_number(struct script_ctx *c, const json_t *parent, const char *k
 {
     const json_t *v = json_object_get(parent, key);
 
-    if (!json_is_number(v) || json_number_value(v) < min) {
-        script_diag(c, parent, key, 0, "%s.%s: want a number >= %g", where, key, min);
+    /* the upper bound keeps rate x duration inside int64 */
+    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > 1e9) {
+        script_diag(c, parent, key, 0, "%s.%s: want a number from %g to 1e9", where, key, min);
         return -EINVAL;
     }
     *out = json_number_value(v);

@@ -390,19 +390,25 @@ static void free_steps(struct load_step *steps, size_t n)
 
         free(r->method);
         free(r->url);
-        for (size_t j = 0; j < r->n_headers; j++)
-            free(r->headers[j].name), free(r->headers[j].value);
+        for (size_t j = 0; j < r->n_headers; j++) {
+            free(r->headers[j].name);
+            free(r->headers[j].value);
+        }
         free(r->headers);
-        for (size_t j = 0; j < r->n_qs; j++)
-            free(r->qs[j].name), free(r->qs[j].value);
+        for (size_t j = 0; j < r->n_qs; j++) {
+            free(r->qs[j].name);
+            free(r->qs[j].value);
+        }
         free(r->qs);
         json_decref(r->json);
         free(r->body);
         for (size_t j = 0; j < r->n_expects; j++)
             free(r->expects[j].text);
         free(r->expects);
-        for (size_t j = 0; j < r->n_captures; j++)
-            free(r->captures[j].expr), free(r->captures[j].as);
+        for (size_t j = 0; j < r->n_captures; j++) {
+            free(r->captures[j].expr);
+            free(r->captures[j].as);
+        }
         free(r->captures);
         free(r->wire);
         free_steps(st->steps, st->n_steps);
