@@ -65,6 +65,9 @@ static int parse_conn(struct template_opts *o, struct tmpl_conn *c, struct err *
         free(o->token);
         o->token = t && *t ? xstrdup(t) : NULL;
     }
+    /* the token goes into a header line: a line break in it would forge headers */
+    if (o->token && strpbrk(o->token, "\r\n"))
+        return err_set(e, "invalid token: it contains a line break");
     c->token = o->token;
     c->ca_file =
         getenv("CONSUL_CACERT") && *getenv("CONSUL_CACERT") ? getenv("CONSUL_CACERT") : NULL;
