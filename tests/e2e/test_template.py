@@ -114,6 +114,16 @@ def test_follows_registry_and_runs_command_once_per_burst(agent, tmp_path, templ
     assert t.running()
     assert not list(tmp_path.glob("web.cfg.mesh-tmp*")), "temporary file left behind"
 
+    # SIGHUP re-reads the template; one that no longer parses is refused and the old one stays
+    src.write_text("{{ range service \"web\" }}{{ .ID }} {{ end }}\n")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: read(out) == "web-0 web-1 \n", 15, what="the re-read template")
+    src.write_text("{{ if }}\n")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "missing value for command; keeping the templates in use" in t.log_text(),
+               10, what="the refused reload")
+    assert read(out) == "web-0 web-1 \n" and t.running()
+
 
 def test_keeps_file_while_registry_is_down(agent, tmp_path, template_factory):
     src, out = tmp_path / "web.ctmpl", tmp_path / "web.cfg"
