@@ -5,6 +5,10 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /sleep?ms=N  200 after sleeping N ms (a known latency)
   /json        200 {"items": [{"id": 42}]}
   /echo        200, records method, path, headers and body
+  /chunked     200 {"id": 7} in two chunks
+  /close       200 "bye" with Connection: close (and the server closes)
+  /empty       204, no body
+  /eof         200 with neither Content-Length nor chunked: the body runs to the close
 Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
 """
 
@@ -64,6 +68,22 @@ def make_handler(rec):
                 self._answer(b"slept")
             elif url.path == "/json":
                 self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            elif url.path == "/chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b'5\r\n{"id"\r\n4;x=y\r\n: 7}\r\n0\r\nT: 1\r\n\r\n')
+            elif url.path == "/close":
+                self.close_connection = True
+                self._answer(b"bye", extra={"Connection": "close"})
+            elif url.path == "/empty":
+                self.send_response(204)
+                self.end_headers()
+            elif url.path == "/eof":
+                self.close_connection = True
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"until the end")
             else:
                 self._answer(b"ok", extra={"X-Served-By": f"s{flip % 2 + 1}"})
 
@@ -241,6 +261,30 @@ scenarios:
     assert len(server.peers) == 2
     c = rep["aggregate"]["counters"]
     assert c["plugins.expect.ok"] == 4 and c["vusers.completed"] == 2
+
+
+def test_response_framings(mesh, tmp_path, server):
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalCount: 3}}]
+scenarios:
+  - flow:
+      - get: {{url: "/chunked", capture: {{json: "$.id", as: id}}}}
+      - get: {{url: "/close"}}
+      - get: {{url: "/empty"}}
+      - head: {{url: "/"}}
+      - get: {{url: "/eof"}}
+      - get: {{url: "/echo/{{{{ id }}}}"}}
+"""
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 3, c
+    assert c["http.codes.200"] == 15 and c["http.codes.204"] == 3
+    assert not [k for k in c if k.startswith("errors.")]
+    assert sorted(p[2] for p in server.requests if p[2].startswith("/echo")) == ["/echo/7"] * 3
+    # "{"id": 7}" (9) + "bye" (3) + "until the end" (13) + "ok" for the echo (2), per VU
+    assert c["http.downloaded_bytes"] == 3 * (9 + 3 + 13 + 2)
 
 
 def test_failed_capture_and_expect_fail_the_vu(mesh, tmp_path, server):
