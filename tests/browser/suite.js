@@ -252,6 +252,16 @@ async function uiServicesLive() {
   await page.locator('select[name="tag"]').selectOption('internal');
   assert.match(page.url(), /tag=internal/);
   assert.equal(await page.locator('tr[data-service]').count(), 1);
+
+  /* A second instance with another tag: the instance view filters by tag too. */
+  await api(agent.port, 'PUT', '/v1/agent/service/register', {Name: 'api', ID: 'api2', Port: 9002,
+                                                                Tags: ['v2']});
+  await page.goto(`http://${HOST}:${agent.port}/ui/#/services/api?tag=v2`);
+  await page.locator('[data-instance="api2"]').waitFor({timeout: WAIT_MS});
+  assert.equal(await page.locator('[data-instance="api1"]').count(), 0);
+  await page.locator('select[name="tag"]').selectOption('');
+  await page.locator('[data-instance="api1"]').waitFor({timeout: WAIT_MS});
+  assert.doesNotMatch(page.url(), /tag=/);
   await closePage(page);
 }
 
@@ -264,6 +274,7 @@ async function uiNodes() {
   assert.match(await row.textContent(), /127\.0\.0\.1/);
   /* The services on it, each a link to its view, shown as text (nothing stringified). */
   assert.equal(await row.locator('a[href="#/services/api"]').textContent(), 'api');
+  assert.match(await row.textContent(), /api ×2/); /* api1 and api2, one link */
   assert.doesNotMatch(await row.textContent(), /http:|\[object/);
   await shot(page, 'ui-nodes');
   await row.locator('a').first().click();
@@ -507,6 +518,9 @@ async function setup() {
 
 async function main() {
   fs.mkdirSync(OUT, {recursive: true});
+  /* Last run's pictures and pages would pass for this run's (FAILED-* ones above all). */
+  for (const f of fs.readdirSync(OUT))
+    if (/\.(png|html)$/.test(f)) fs.rmSync(path.join(OUT, f), {force: true});
   const scenarios = [['ui: services appear live, a TTL check turns critical, filters', uiServicesLive],
                      ['ui: nodes and one node', uiNodes],
                      ['ui: KV browse, edit, CAS conflict, create, delete', uiKV],

@@ -266,6 +266,26 @@ function filterBar(params, fields, onChange) {
   return bar;
 }
 
+/* A tag select added to a filter bar; its choices follow the data (update(tags)). */
+function tagFilter(bar, params, onChange) {
+  const select = h('select', {name: 'tag'}, h('option', {value: ''}, 'any'));
+  bar.append(h('label', {}, 'Tag', select));
+  select.addEventListener('change', () => {
+    if (select.value) params.set('tag', select.value);
+    else params.delete('tag');
+    setParams(params);
+    onChange();
+  });
+  return {
+    want: () => params.get('tag') || '',
+    update(tags) {
+      const sorted = [...new Set(tags)].sort();
+      fill(select, h('option', {value: ''}, 'any'), sorted.map((t) => h('option', {value: t}, t)));
+      select.value = sorted.includes(this.want()) ? this.want() : '';
+    },
+  };
+}
+
 function matchText(hay, needle) {
   return !needle || hay.toLowerCase().includes(needle.toLowerCase());
 }
@@ -283,27 +303,17 @@ function viewServices(main, r, signal) {
   if (r.rest) return viewService(main, r, signal);
   let last = null;
   const out = h('div', {id: 'results'});
-  const tagSelect = h('select', {name: 'tag'}, h('option', {value: ''}, 'any'));
   const bar = filterBar(r.params, [
     {name: 'q', label: 'Name', placeholder: 'filter by name'},
     {name: 'status', label: 'Status', options: STATUS_OPTIONS},
   ], () => render());
-  bar.append(h('label', {}, 'Tag', tagSelect));
-  tagSelect.addEventListener('change', () => {
-    if (tagSelect.value) r.params.set('tag', tagSelect.value);
-    else r.params.delete('tag');
-    setParams(r.params);
-    render();
-  });
+  const tags = tagFilter(bar, r.params, () => render());
   main.append(h('h1', {}, 'Services'), bar, out);
 
   function render() {
     if (!last) return;
-    const tags = [...new Set(last.data.flatMap((s) => s.Tags))].sort();
-    const want = r.params.get('tag') || '';
-    fill(tagSelect, h('option', {value: ''}, 'any'),
-                              tags.map((t) => h('option', {value: t}, t)));
-    tagSelect.value = tags.includes(want) ? want : '';
+    tags.update(last.data.flatMap((s) => s.Tags));
+    const want = tags.want();
     const q = r.params.get('q') || '';
     const st = r.params.get('status') || '';
     const rows = last.data
@@ -356,16 +366,20 @@ function viewService(main, r, signal) {
     {name: 'q', label: 'Node or ID', placeholder: 'filter instances'},
     {name: 'status', label: 'Status', options: STATUS_OPTIONS},
   ], () => render());
+  const tags = tagFilter(bar, r.params, () => render());
   main.append(h('p', {class: 'crumbs'}, h('a', {href: '#/services'}, 'Services'), ' / '),
               h('h1', {}, name), bar, out);
 
   function render() {
     if (!last) return;
+    tags.update(last.data.flatMap((e) => e.Service.Tags));
+    const want = tags.want();
     const q = r.params.get('q') || '';
     const st = r.params.get('status') || '';
     const items = last.data.filter((e) => {
       const status = worst(e.Checks.map((c) => c.Status));
-      return (matchText(e.Node.Node, q) || matchText(e.Service.ID, q)) && (!st || status === st);
+      return (matchText(e.Node.Node, q) || matchText(e.Service.ID, q)) && (!st || status === st) &&
+        (!want || e.Service.Tags.includes(want));
     });
     const sections = items.map((e) => {
       const addr = (e.Service.Address || e.Node.Address) + ':' + e.Service.Port;
@@ -395,6 +409,13 @@ function nodeStatus(n) {
   return worst(n.Checks.filter((c) => !c.ServiceID).map((c) => c.Status));
 }
 
+/* [[service name, instances on the node], ...] in the node's order. */
+function serviceCounts(services) {
+  const counts = new Map();
+  for (const s of services) counts.set(s.Service, (counts.get(s.Service) || 0) + 1);
+  return [...counts];
+}
+
 function viewNodes(main, r, signal) {
   if (r.rest) return viewNode(main, r, signal);
   let last = null;
@@ -415,9 +436,9 @@ function viewNodes(main, r, signal) {
         h('td', {}, h('a', {href: '#/nodes/' + encPath(n.Node)}, n.Node)),
         h('td', {class: 'mono'}, n.Address),
         h('td', {}, badge(nodeStatus(n))),
-        h('td', {}, n.Services.length ? n.Services.map((s, i) => [i ? ', ' : '',
-          h('a', {href: '#/services/' + encPath(s.Service)}, s.Service)]) :
-          h('span', {class: 'muted'}, 'none'))));
+        h('td', {}, n.Services.length ? serviceCounts(n.Services).map(([svc, count], i) => [
+          i ? ', ' : '', h('a', {href: '#/services/' + encPath(svc)}, svc),
+          count > 1 ? ` ×${count}` : '']) : h('span', {class: 'muted'}, 'none'))));
     fill(out, filteredNote(last) || '',
       rows.length ? table(['Node', 'Address', 'Node health', 'Services'], rows, 'Nodes') :
         notice('', last.data.length ? 'No node matches the filter.' : 'No nodes are registered.'));
