@@ -189,7 +189,7 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
             if (st->secs[i])
                 n = i + 1;
     }
-    load_result_collect(eng, 0, n, &r);
+    load_result_take(eng, n, &r);
     r.elapsed_s = elapsed;
     report = load_report_json(&r, s, o->pool);
     if (!o->quiet) {

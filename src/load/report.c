@@ -31,6 +31,32 @@ void load_result_collect(struct load_engine *eng, size_t from, size_t to, struct
     }
 }
 
+void load_result_take(struct load_engine *eng, size_t n, struct load_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->start_epoch_ms = load_engine_start_epoch_ms(eng);
+    r->n_secs = n;
+    r->secs = xcalloc(n + 1, sizeof(*r->secs));
+    for (size_t w = 0; w < load_engine_workers(eng); w++) {
+        struct load_stats *st = load_engine_stats(eng, w);
+
+        for (size_t i = 0; i < n && i < st->n; i++) {
+            if (!st->secs[i])
+                continue;
+            if (!r->secs[i]) {
+                r->secs[i] = st->secs[i]; /* the first worker's bucket becomes the sum */
+            } else {
+                load_sec_merge(r->secs[i], st->secs[i]);
+                load_sec_free(st->secs[i]);
+            }
+            st->secs[i] = NULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!r->secs[i])
+            r->secs[i] = load_sec_new();
+}
+
 void load_result_free(struct load_result *r)
 {
     for (size_t i = 0; i < r->n_secs; i++)
