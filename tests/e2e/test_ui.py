@@ -181,3 +181,28 @@ def test_summaries_block_until_a_change(agent):
     assert web["ChecksCritical"] + web["ChecksPassing"] == 2
     wait_until(lambda: next(s for s in agent.get_json("/v1/internal/ui/services")
                             if s["Name"] == "web")["ChecksPassing"] == 2, 5, what="passing")
+
+
+def test_client_agent_serves_the_ui_with_the_servers_data(agent_factory):
+    """A client agent with -ui serves the files itself; the summaries come from the servers."""
+    server = agent_factory(node="loadbalancer")
+    client = agent_factory(node="web1", server=False,
+                           extra_args=["-ui", "-retry-join", f"127.0.0.1:{server.port}"])
+    assert client.get("/ui/app.js").status == 200
+    assert client.get("/").status == 302
+    assert server.get("/").status == 200  # the server runs without -ui
+    register(client, "web1", "web", 3000, ["v1"],
+             {"CheckID": "web1-ttl", "TTL": "60s", "Status": "passing"})
+
+    def web_summary():
+        for s in client.get_json("/v1/internal/ui/services"):
+            if s["Name"] == "web":
+                return s
+        return None
+
+    web = wait_until(web_summary, 10, what="web in the client's summary")
+    assert web["Nodes"] == ["web1"] and web["InstanceCount"] == 1
+    nodes = wait_until(lambda: {n["Node"]: n for n in client.get_json("/v1/internal/ui/nodes")
+                                if n["Node"] in ("web1", "loadbalancer")}, 10, what="nodes")
+    assert "web1" in nodes
+    assert [s["ID"] for s in nodes["web1"]["Services"]] == ["web1"]
