@@ -161,11 +161,10 @@ static void page_top(struct buf *out, const struct lb_stats_view *view, int refr
 {
     const char *path = view->cfg->stats_path ? view->cfg->stats_path : "/stats";
 
-    buf_append_cstr(out,
-                    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
-                    /* no icon: browsers would ask /favicon.ico on every refresh, a 404 */
-                    "<link rel=\"icon\" href=\"data:,\">\n");
+    buf_append_cstr(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+                         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
+                         /* no icon: browsers would ask /favicon.ico on every refresh, a 404 */
+                         "<link rel=\"icon\" href=\"data:,\">\n");
     if (refresh_s > 0)
         buf_printf(out, "<meta http-equiv=\"refresh\" content=\"%d\">\n", refresh_s);
     buf_printf(out, "<title>Statistics Report for mesh lb</title>\n<style>\n%s</style></head>\n",
