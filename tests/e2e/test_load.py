@@ -105,6 +105,14 @@ def server():
     srv.server_close()
 
 
+def one_flow(url, phases, steps, config=""):
+    """A script with one scenario. phases: YAML for config.phases; steps: the flow's steps, one
+    YAML line each; config: more lines for the config section (indented two spaces)."""
+    flow = "".join(f"      - {step}\n" for step in steps)
+    return (f'config:\n  target: "{url}"\n  phases: {phases}\n{config}'
+            f"scenarios:\n  - flow:\n{flow}")
+
+
 def run_load(mesh, tmp_path, script, *args):
     """Writes script to a file and runs `mesh load run`; returns (exit code, stdout, stderr)."""
     path = tmp_path / "test.yml"
@@ -173,14 +181,8 @@ scenarios:
 
 def test_percentiles_match_a_known_latency(mesh, tmp_path, server):
     sleep_ms = 100
-    script = f"""
-config:
-  target: "{server.url}"
-  phases: [{{duration: 2, arrivalRate: 10}}]
-scenarios:
-  - flow:
-      - get: {{url: "/sleep?ms={sleep_ms}"}}
-"""
+    script = one_flow(server.url, "[{duration: 2, arrivalRate: 10}]",
+                      [f'get: {{url: "/sleep?ms={sleep_ms}"}}'])
     rep, _ = run_report(mesh, tmp_path, script)
     assert rep["meshkit"]["histogram_error"] == HIST_ERR
     rt = rep["aggregate"]["summaries"]["http.response_time"]
@@ -194,20 +196,13 @@ scenarios:
 
 
 def test_ensure_breaks_the_run(mesh, tmp_path, server):
-    base = f"""
-config:
-  target: "{server.url}"
-  phases: [{{duration: 1, arrivalRate: 5}}]
-  ensure:
-    thresholds:
-      - "http.response_time.p99": THRESHOLD
-    conditions:
-      - expression: "http.codes.200 == 5 and vusers.failed == 0"
-    maxErrorRate: 0
-scenarios:
-  - flow:
-      - get: {{url: "/sleep?ms=20"}}
-"""
+    base = one_flow(server.url, "[{duration: 1, arrivalRate: 5}]", ['get: {url: "/sleep?ms=20"}'],
+                    "  ensure:\n"
+                    "    thresholds:\n"
+                    '      - "http.response_time.p99": THRESHOLD\n'
+                    "    conditions:\n"
+                    '      - expression: "http.codes.200 == 5 and vusers.failed == 0"\n'
+                    "    maxErrorRate: 0\n")
     code, out, _ = run_load(mesh, tmp_path, base.replace("THRESHOLD", "5000"))
     assert code == 0, out
     assert "ok: http.response_time.p99 < 5000" in out
@@ -264,19 +259,14 @@ scenarios:
 
 
 def test_response_framings(mesh, tmp_path, server):
-    script = f"""
-config:
-  target: "{server.url}"
-  phases: [{{duration: 1, arrivalCount: 3}}]
-scenarios:
-  - flow:
-      - get: {{url: "/chunked", capture: {{json: "$.id", as: id}}}}
-      - get: {{url: "/close"}}
-      - get: {{url: "/empty"}}
-      - head: {{url: "/"}}
-      - get: {{url: "/eof"}}
-      - get: {{url: "/echo/{{{{ id }}}}"}}
-"""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 3}]", [
+        'get: {url: "/chunked", capture: {json: "$.id", as: id}}',
+        'get: {url: "/close"}',
+        'get: {url: "/empty"}',
+        'head: {url: "/"}',
+        'get: {url: "/eof"}',
+        'get: {url: "/echo/{{ id }}"}',
+    ])
     rep, _ = run_report(mesh, tmp_path, script)
     c = rep["aggregate"]["counters"]
     assert c["vusers.completed"] == 3, c
@@ -346,14 +336,7 @@ scenarios:
 
 
 def test_closed_port_counts_econnrefused(mesh, tmp_path):
-    script = """
-config:
-  target: "http://127.0.0.1:9"
-  phases: [{duration: 1, arrivalRate: 5}]
-scenarios:
-  - flow:
-      - get: {url: "/"}
-"""
+    script = one_flow("http://127.0.0.1:9", "[{duration: 1, arrivalRate: 5}]", ['get: {url: "/"}'])
     port = free_port()
     rep, _ = run_report(mesh, tmp_path, script, "-t", f"http://{HOST}:{port}")
     c = rep["aggregate"]["counters"]
@@ -363,29 +346,15 @@ scenarios:
 
 
 def test_timeout_counts_etimedout(mesh, tmp_path, server):
-    script = f"""
-config:
-  target: "{server.url}"
-  phases: [{{duration: 1, arrivalCount: 2}}]
-  http: {{timeout: 0.2}}
-scenarios:
-  - flow:
-      - get: {{url: "/sleep?ms=1000"}}
-"""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/sleep?ms=1000"}'], "  http: {timeout: 0.2}\n")
     rep, _ = run_report(mesh, tmp_path, script)
     c = rep["aggregate"]["counters"]
     assert c["errors.ETIMEDOUT"] == 2 and c["vusers.failed"] == 2
 
 
 def test_pool_mode_keeps_connections_busy(mesh, tmp_path, server):
-    script = f"""
-config:
-  target: "{server.url}"
-  phases: [{{duration: 1, arrivalRate: 1}}]
-scenarios:
-  - flow:
-      - get: {{url: "/"}}
-"""
+    script = one_flow(server.url, "[{duration: 1, arrivalRate: 1}]", ['get: {url: "/"}'])
     rep, out = run_report(mesh, tmp_path, script, "--pool", "3", "--workers", "2")
     c = rep["aggregate"]["counters"]
     assert c["vusers.created"] == 3 and c["vusers.completed"] == 3

@@ -9,17 +9,7 @@
 #include <string.h>
 
 #include "lib/http_parse.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Like assert, but kept in release builds: the replay test runs with NDEBUG. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static void check_slice(struct str s, const char *buf, size_t consumed)
 {
