@@ -348,11 +348,15 @@ function lastChange(c) {
            `index ${c.ModifyIndex}` + (t ? ` · ${t.toLocaleTimeString()}` : ''));
 }
 
-function checkList(checks) {
+/* The checks as a table; withService adds what each check is about (a node's view). */
+function checkList(checks, withService) {
   if (!checks.length) return h('span', {class: 'muted'}, 'no checks');
-  return table(['Check', 'Status', 'Output', 'Last change'], checks.map((c) =>
+  const headers = ['Check', withService && 'For', 'Status', 'Output', 'Last change'].filter(Boolean);
+  return table(headers, checks.map((c) =>
     h('tr', {'data-check': c.CheckID, 'data-status': c.Status},
       h('td', {}, c.Name, h('div', {class: 'muted mono'}, c.CheckID)),
+      withService && h('td', {}, c.ServiceID ? h('a', {href: '#/services/' + encPath(c.ServiceName)},
+                                                   c.ServiceID) : 'the node'),
       h('td', {}, badge(c.Status)),
       h('td', {}, h('pre', {class: 'out'}, c.Output || '')),
       h('td', {}, lastChange(c)))), 'Checks');
@@ -475,7 +479,7 @@ function viewNode(main, r, signal) {
       h('h2', {}, 'Services'),
       services.length ? table(['Service', 'ID', 'Address', 'Health', 'Tags'], services, 'Services') :
         notice('', 'No services on this node.'),
-      h('h2', {}, 'Checks'), checkList(n.Checks));
+      h('h2', {}, 'Checks'), checkList(n.Checks, true));
     firstLoadDone = true;
   }, (err) => fill(out, explain(err)));
 }
