@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "lb/lb_main.h"
+#include "load/drill.h"
 #include "load/load.h"
 #include "pm/pm.h"
 #include "registry/agent.h"
@@ -19,6 +20,7 @@ static const struct subcommand subcommands[] = {
     {"agent", agent_main, "Run a registry agent (Consul's HTTP API)"},
     {"lb", lb_main, "Run the HTTP load balancer"},
     {"load", load_main, "Run Artillery load test scripts"},
+    {"drill", load_drill_main, "Failure drills under load: failover, scale, node-loss"},
     {"template", template_main,
      "Render config files from the registry and run a command on change"},
     {"members", cli_members, "List the members of the cluster"},
