@@ -1,0 +1,61 @@
+"""End-to-end tests of `mesh drill` against a cluster `mesh up` started on free ports: the
+failover drill loses nothing while one service is stopped gracefully, answers 503 (and only
+503) while both are, recovers once they start again, and marks its events in the report."""
+import json
+import subprocess
+
+from helpers import mesh_bin
+# The module-scoped cluster fixture: `mesh up` on free ports, `mesh down` and a sanitizer
+# check of every log at the end.
+from test_cluster_up import cluster  # noqa: F401
+
+
+def test_failover_drill(cluster, tmp_path):  # noqa: F811
+    out, page = tmp_path / "drill.json", tmp_path / "drill.html"
+    p = cluster.mesh("drill", "failover", "-duration", "15", "-rate", "20", "-output", str(out),
+                     "-report", str(page), timeout=120)
+    steps = ["stop-service web1", "stop-service web2", "start-service web1",
+             "start-service web2"]
+    for s in steps:
+        assert f"] mesh {s}\n" in p.stdout, p.stdout
+    assert "Drill failover, 15 s:" in p.stdout
+    assert f"Report written to {page}" in p.stdout
+
+    report = json.loads(out.read_text())
+    events = report["meshkit"]["events"]
+    assert [e["name"] for e in events] == steps
+    times = [e["t_ms"] for e in events]
+    assert times == sorted(times) and times[0] >= 2000, times
+    phases = report["meshkit"]["drill"]["phases"]
+    assert [ph["name"] for ph in phases] == ["before the first event"] + steps
+    before, web1_down, both_down, web1_up, web2_up = phases
+    # A graceful stop loses nothing; traffic left web1 for web2.
+    assert before["failures"] == 0 and before["requests"] > 0, before
+    assert web1_down["failures"] == 0 and web1_down["requests"] > 0, web1_down
+    assert web1_down["detect_s"] is not None and web1_down["detect_s"] < 3, web1_down
+    # With both stopped the load balancer answers its 503 page: nothing else goes wrong.
+    assert both_down["failures"] > 0, both_down
+    assert set(both_down["by_kind"]) == {"503"}, both_down
+    # web1 serves again once started, and nothing fails once both are back.
+    assert web1_up["recover_s"] is not None, web1_up
+    assert web2_up["failures"] == 0, web2_up
+    total = report["aggregate"]["counters"]["http.requests"]
+    assert sum(ph["requests"] for ph in phases) == total
+
+    text = page.read_text()
+    assert '"events":[{"t":' in text and "stop-service web2" in text
+
+
+def test_bad_input(cluster, tmp_path):  # noqa: F811
+    p = cluster.mesh("drill", "earthquake", check=False)
+    assert p.returncode == 2 and 'unknown drill "earthquake"' in p.stderr
+    p = cluster.mesh("drill", "failover", "-duration", "5", check=False)
+    assert p.returncode == 2 and "-duration wants 10..86400 seconds" in p.stderr
+    p = cluster.mesh("drill", "failover", "extra", check=False)
+    assert p.returncode == 2 and 'unexpected argument "extra"' in p.stderr
+    p = subprocess.run([mesh_bin(), "drill", "failover", "-run-dir", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "no cluster in" in p.stderr and "mesh up" in p.stderr
+    p = subprocess.run([mesh_bin(), "drill", "-help"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0 and "mesh drill failover|scale|node-loss" in p.stdout
