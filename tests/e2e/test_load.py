@@ -14,6 +14,8 @@ Each run is a few seconds at most; mesh load runs as a child process stopped by 
 
 import http.server
 import json
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -21,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import HOST, free_port
+from helpers import HOST, free_port, wait_until
 
 RUN_TIMEOUT = 60  # seconds for one `mesh load run` (runs take 1-4 s; sanitizer builds are slower)
 HIST_ERR = 0.01  # the stated bound of the percentiles (meshkit.histogram_error)
@@ -152,7 +154,7 @@ scenarios:
       - get: {{url: "/"}}
 """
     # two workers deal the arrivals between them: the schedule is the same
-    rep, out = run_report(mesh, tmp_path, script, "--workers", "2")
+    rep, out = run_report(mesh, tmp_path, script, "--workers", "2", "--progress")
     c = rep["aggregate"]["counters"]
     assert isinstance(rep["aggregate"]["rates"]["http.request_rate"], int)
     # 2 s x 10/s, 6, none, (0 + 10) / 2 x 2 s
@@ -177,6 +179,33 @@ scenarios:
     assert sorted(sb) == ["s1", "s2"] and sum(sb.values()) == 36
     assert "Served by (X-Served-By):" in out and "Summary report @" in out
     assert "http.codes.200: ....." in out
+    # the live line, every 5 s (the run lasts 6)
+    assert re.search(r"^\[ +5s\] rate \d+/s  p50 [\d.]+ ms  p99 [\d.]+ ms .* codes 200:\d+$", out,
+                     re.M), out
+
+
+def test_interrupt_stops_and_still_reports(mesh, tmp_path, server):
+    script = tmp_path / "long.yml"
+    script.write_text(one_flow(server.url, "[{duration: 60, arrivalRate: 5}]",
+                               ['get: {url: "/"}', "think: 30"]))
+    out_json = tmp_path / "report.json"
+    proc = subprocess.Popen([mesh, "load", "run", "-o", str(out_json), str(script)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(server.requests) >= 3, 10, what="the first requests")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopping (interrupted)" in err and "Run interrupted." in out
+    rep = json.loads(out_json.read_text())
+    c = rep["aggregate"]["counters"]
+    # the VUs in their think time were abandoned: created, neither completed nor failed
+    assert c["vusers.created"] >= 3 and c["vusers.completed"] == 0
+    assert c["http.codes.200"] >= 3
 
 
 def test_percentiles_match_a_known_latency(mesh, tmp_path, server):
