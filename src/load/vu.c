@@ -303,6 +303,20 @@ static int parse_input(struct load_vu *vu, struct load_conn *c)
 
 static void send_request(struct load_vu *vu, bool retry);
 
+/*
+ * A kept-alive connection that fails before any byte of the answer (EOF, reset, broken pipe)
+ * was most likely closed by the server while idle: the request goes once more on a fresh
+ * connection, as HTTP clients do. True when it did.
+ */
+static bool stale_reuse(struct load_vu *vu, struct load_conn *c)
+{
+    if (!vu->req || !c->used || c->got_byte)
+        return false;
+    conn_drop(vu);
+    send_request(vu, true);
+    return true;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct load_conn *c = CONTAINER_OF((uv_tcp_t *)s, struct load_conn, tcp);
@@ -321,12 +335,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn_drop(vu);
             return;
         }
-        if (nread == UV_EOF && c->used && !c->got_byte) {
-            /* the server closed an idle connection as we reused it: once more, fresh */
-            conn_drop(vu);
-            send_request(vu, true);
+        if (stale_reuse(vu, c))
             return;
-        }
         request_failed(vu, nread == UV_EOF ? "ECONNRESET" : uv_err_name((int)nread));
         return;
     }
@@ -348,7 +358,7 @@ static void on_write(uv_write_t *req, int status)
 {
     struct load_conn *c = CONTAINER_OF(req, struct load_conn, wreq);
 
-    if (!c->vu || status == 0)
+    if (!c->vu || status == 0 || stale_reuse(c->vu, c))
         return;
     request_failed(c->vu, uv_err_name(status));
 }

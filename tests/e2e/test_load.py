@@ -8,6 +8,7 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /chunked     200 {"id": 7} in two chunks
   /close       200 "bye" with Connection: close (and the server closes)
   /empty       204, no body
+  /drop        200 "ok", then the server closes the connection without saying so
   /eof         200 with neither Content-Length nor chunked: the body runs to the close
 Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
 """
@@ -78,6 +79,9 @@ def make_handler(rec):
             elif url.path == "/close":
                 self.close_connection = True
                 self._answer(b"bye", extra={"Connection": "close"})
+            elif url.path == "/drop":
+                self.close_connection = True
+                self._answer(b"ok")
             elif url.path == "/empty":
                 self.send_response(204)
                 self.end_headers()
@@ -291,6 +295,7 @@ def test_response_framings(mesh, tmp_path, server):
     script = one_flow(server.url, "[{duration: 1, arrivalCount: 3}]", [
         'get: {url: "/chunked", capture: {json: "$.id", as: id}}',
         'get: {url: "/close"}',
+        'get: {url: "/drop"}',
         'get: {url: "/empty"}',
         'head: {url: "/"}',
         'get: {url: "/eof"}',
@@ -299,11 +304,11 @@ def test_response_framings(mesh, tmp_path, server):
     rep, _ = run_report(mesh, tmp_path, script)
     c = rep["aggregate"]["counters"]
     assert c["vusers.completed"] == 3, c
-    assert c["http.codes.200"] == 15 and c["http.codes.204"] == 3
+    assert c["http.codes.200"] == 18 and c["http.codes.204"] == 3
     assert not [k for k in c if k.startswith("errors.")]
     assert sorted(p[2] for p in server.requests if p[2].startswith("/echo")) == ["/echo/7"] * 3
-    # "{"id": 7}" (9) + "bye" (3) + "until the end" (13) + "ok" for the echo (2), per VU
-    assert c["http.downloaded_bytes"] == 3 * (9 + 3 + 13 + 2)
+    # "{"id": 7}" (9) + "bye" (3) + "ok" (2) + "until the end" (13) + "ok" (2), per VU
+    assert c["http.downloaded_bytes"] == 3 * (9 + 3 + 2 + 13 + 2)
 
 
 def test_failed_capture_and_expect_fail_the_vu(mesh, tmp_path, server):
