@@ -307,6 +307,9 @@ static int drill_finish(struct drill *d, const char *json_path, const char *outp
         return rc;
     }
     drill_mark_events(doc.root, d->events);
+    /* The script was a temporary file: name what ran instead. */
+    json_object_set_new(json_object_get(doc.root, "meshkit"), "scenario_file",
+                        json_sprintf("mesh drill %s", d->kind->name));
     phases = load_drill_phases(doc.root);
     json_object_set_new(json_object_get(doc.root, "meshkit"), "drill",
                         json_pack("{s:s, s:O}", "kind", d->kind->name, "phases", phases));

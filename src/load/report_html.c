@@ -367,6 +367,62 @@ static void report_events(struct buf *out, const json_t *events)
     buf_append_cstr(out, "</table></div>\n");
 }
 
+/* A seconds cell: the value to a tenth, or "–" when the drill could not tell. */
+static void report_secs(struct buf *out, const json_t *v)
+{
+    if (json_is_number(v))
+        buf_printf(out, "<td>%.1f</td>", json_number_value(v));
+    else
+        buf_append_cstr(out, "<td>–</td>");
+}
+
+/* `mesh drill`'s phases (meshkit.drill): what the users saw between two steps. */
+static void report_drill(struct buf *out, const json_t *drill)
+{
+    const json_t *phases = json_object_get(drill, "phases");
+    const char *kind = json_string_value(json_object_get(drill, "kind")), *key;
+    size_t i;
+    json_t *p, *v;
+
+    if (json_array_size(phases) == 0)
+        return;
+    buf_append_cstr(out, "<h2>Drill");
+    if (kind) {
+        buf_append_cstr(out, ": ");
+        html_escape(out, kind);
+    }
+    buf_append_cstr(out, "</h2>\n<div class=\"scroll\"><table>\n<tr><th>phase</th><th>from (s)"
+                         "</th><th>requests</th><th>failures</th><th>p99 ms</th><th>detect (s)"
+                         "</th><th>recover (s)</th><th>failures by kind</th></tr>\n");
+    json_array_foreach(phases, i, p)
+    {
+        bool first = true;
+        buf_append_cstr(out, "<tr><td>");
+        html_escape(out, json_string_value(json_object_get(p, "name")));
+        buf_append_cstr(out, "</td>");
+        report_secs(out, json_object_get(p, "start_s"));
+        for (const char *const *k = (const char *const[]){"requests", "failures", "p99_ms", NULL};
+             *k; k++) {
+            buf_append_cstr(out, "<td>");
+            report_num(out, json_object_get(p, *k));
+            buf_append_cstr(out, "</td>");
+        }
+        report_secs(out, json_object_get(p, "detect_s"));
+        report_secs(out, json_object_get(p, "recover_s"));
+        buf_append_cstr(out, "<td>");
+        json_object_foreach(json_object_get(p, "by_kind"), key, v)
+        {
+            buf_append_cstr(out, first ? "" : ", ");
+            html_escape(out, key);
+            buf_append_cstr(out, ": ");
+            report_num(out, v);
+            first = false;
+        }
+        buf_append_cstr(out, "</td></tr>\n");
+    }
+    buf_append_cstr(out, "</table></div>\n");
+}
+
 static void report_page(struct buf *out, const json_t *report, const json_t *view)
 {
     const json_t *meshkit = json_object_get(report, "meshkit");
@@ -385,6 +441,7 @@ static void report_page(struct buf *out, const json_t *report, const json_t *vie
                load_report_css);
     report_meta(out, report, view);
     report_skipped(out, report);
+    report_drill(out, json_object_get(meshkit, "drill"));
     report_metrics(out, json_object_get(report, "aggregate"), view);
     report_served_by(out, json_object_get(meshkit, "served_by"));
     report_phases(out, json_object_get(meshkit, "phases"), json_object_get(view, "phases"));

@@ -42,7 +42,10 @@ def test_failover_drill(cluster, tmp_path):  # noqa: F811
     total = report["aggregate"]["counters"]["http.requests"]
     assert sum(ph["requests"] for ph in phases) == total
 
+    assert report["meshkit"]["scenario_file"] == "mesh drill failover"
+
     text = page.read_text()
+    assert "<h2>Drill: failover</h2>" in text
     assert '"events":[{"t":' in text and "stop-service web2" in text
 
 

@@ -46,7 +46,11 @@ static const char meshkit_report[] =
     "   \"p50\": 1.1, \"p99\": 2.0, \"vusers_created\": 10, \"served_by\": {\"" EVIL_JSON
     "\": 9}}],"
     " \"events\": [{\"t_ms\": 1500, \"name\": \"stop-service web1 " EVIL_JSON "\"}],"
-    " \"histogram_error\": 0.01}}";
+    " \"histogram_error\": 0.01,"
+    " \"drill\": {\"kind\": \"failover\", \"phases\": [{\"name\": \"stop-service web1\","
+    "   \"start_s\": 1.5, \"requests\": 20, \"failures\": 2, \"p99_ms\": 9.04,"
+    "   \"by_kind\": {\"503\": 1, \"" EVIL_JSON "\": 1}, \"detect_s\": 0.5,"
+    "   \"recover_s\": null}]}}}";
 
 /* What real Artillery 2 writes: no meshkit section, periods as strings of epoch ms. */
 static const char artillery_report[] =
@@ -180,6 +184,9 @@ static void test_meshkit_page(void **state)
     assert_non_null(strstr(page, "<td>http.response_time</td><td>0.4</td><td>9.5</td>"));
     assert_non_null(strstr(page, "within ±1% (log-linear histogram)"));
     assert_non_null(strstr(page, "<td>web1/0</td><td>15</td><td>51.7%</td>"));
+    assert_non_null(strstr(page, "<h2>Drill: failover</h2>"));
+    assert_non_null(strstr(page, "<tr><td>stop-service web1</td><td>1.5</td><td>20</td><td>2</td>"
+                                 "<td>9.0</td><td>0.5</td><td>–</td><td>503: 1, &lt;script&gt;"));
     for (const char *id = "rate\0latency\0codes\0errors\0served\0"; *id; id += strlen(id) + 1) {
         char frame[64];
         snprintf(frame, sizeof(frame), "<section class=\"chart\" id=\"chart-%s\">", id);
