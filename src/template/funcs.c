@@ -12,6 +12,8 @@
 #include "lib/json.h"
 #include "template/tmpl_internal.h"
 
+#define LOOP_MAX 1000000
+
 static int want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
 {
     /* Set on failure too: -O2 cannot see that callers return then (-Wmaybe-uninitialized). */
@@ -472,6 +474,26 @@ static int fn_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_
     return 0;
 }
 
+/* loop N (0..N-1) or loop FROM TO (FROM..TO-1): a list of integers, bounded. */
+static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_int_t from = 0, to;
+
+    for (size_t i = 0; i < nargs; i++)
+        if (!json_is_integer(args[i]))
+            return tmpl_fail(ev, "wrong type for value; expected int; got %s",
+                             tmpl_type_name(args[i]));
+    to = json_integer_value(args[nargs - 1]);
+    if (nargs == 2)
+        from = json_integer_value(args[0]);
+    if (to - from > LOOP_MAX)
+        return tmpl_fail(ev, "error calling loop: more than %d items", LOOP_MAX);
+    *out = json_array();
+    for (json_int_t i = from; i < to; i++)
+        json_array_append_new(*out, json_integer(i));
+    return 0;
+}
+
 static const struct tmpl_func builtins[] = {
     {"and", fn_lazy, 1, -1},
     {"or", fn_lazy, 1, -1},
@@ -501,12 +523,16 @@ static const struct tmpl_func builtins[] = {
     {"timestamp", fn_timestamp, 0, 1},
     {"env", fn_env, 1, 1},
     {"envOrDefault", fn_env, 2, 2},
+    {"loop", fn_loop, 1, 2},
 };
 
 const struct tmpl_func *tmpl_func_find(const char *name)
 {
+    const struct tmpl_func *f;
+
     for (size_t i = 0; i < ARRAY_LEN(builtins); i++)
         if (strcmp(builtins[i].name, name) == 0)
             return &builtins[i];
-    return tmpl_data_func_find(name);
+    f = tmpl_data_func_find(name);
+    return f ? f : tmpl_regex_func_find(name);
 }

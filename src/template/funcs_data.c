@@ -199,6 +199,32 @@ static int fn_by_tag(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
     return 0;
 }
 
+/* byMeta KEY SERVICES: map from each value of ServiceMeta[KEY] to the services carrying it
+ * (services without the key are grouped under ""). */
+static int fn_by_meta(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *s;
+    size_t i;
+
+    if (!json_is_string(args[0]) || !json_is_array(args[1]))
+        return tmpl_fail(ev, "byMeta: wrong argument types %s, %s", tmpl_type_name(args[0]),
+                         tmpl_type_name(args[1]));
+    *out = json_object();
+    json_array_foreach(args[1], i, s)
+    {
+        const json_t *v =
+            json_object_get(json_object_get(s, "ServiceMeta"), json_string_value(args[0]));
+        const char *key = json_is_string(v) ? json_string_value(v) : "";
+        json_t *list = json_object_get(*out, key);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(*out, key, list);
+        }
+        json_array_append(list, s);
+    }
+    return 0;
+}
+
 static const struct tmpl_func data_funcs[] = {
     {"service", fn_service, 1, 2},
     {"services", fn_services, 0, 1},
@@ -210,6 +236,7 @@ static const struct tmpl_func data_funcs[] = {
     {"node", fn_node, 0, 1},
     {"nodes", fn_nodes, 0, 1},
     {"byTag", fn_by_tag, 1, 1},
+    {"byMeta", fn_by_meta, 2, 2},
 };
 
 const struct tmpl_func *tmpl_data_func_find(const char *name)

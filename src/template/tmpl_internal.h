@@ -132,8 +132,10 @@ struct tmpl_func {
 
 /* The function called name, or NULL. "and" and "or" are here but evaluated lazily by eval.c. */
 const struct tmpl_func *tmpl_func_find(const char *name);
-/* The data functions' table (funcs_data.c), searched by tmpl_func_find. */
+/* The data functions' table (funcs_data.c) and the regex functions' (funcs_regex.c), searched
+ * by tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);
+const struct tmpl_func *tmpl_regex_func_find(const char *name);
 
 /*
  * The store's data for a dependency parsed from a function's argument; records the dependency

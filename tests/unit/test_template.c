@@ -237,6 +237,9 @@ static void test_runtime_errors(void **state)
         {"{{ len 3 }}", "in.ctmpl:1:4: error calling len: len of type int"},
         {"{{ join }}", "in.ctmpl:1:4: wrong number of args for join: want 2 got 0"},
         {"{{ \"x\" 1 }}", "in.ctmpl:1:4: can't give argument to non-function x"},
+        {"{{ regexMatch \"(\" \"x\" }}",
+         "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: Unmatched ( or \\(: `(`"},
+        {"{{ loop 1 2000000 }}", "in.ctmpl:1:4: error calling loop: more than 1000000 items"},
     };
     struct smap store = SMAP_INIT;
     struct buf out = BUF_INIT;
