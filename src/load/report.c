@@ -195,6 +195,12 @@ static json_t *timeline(const struct load_result *r)
     return tl;
 }
 
+/* An integer when the value is one ("arrivalRate": 5, as the script said), else a real. */
+static json_t *number(double d)
+{
+    return d == floor(d) && fabs(d) < 1e15 ? json_integer((json_int_t)d) : json_real(d);
+}
+
 static json_t *phases(const struct load_script *s)
 {
     json_t *list = json_array();
@@ -210,9 +216,9 @@ static json_t *phases(const struct load_script *s)
         else if (p->arrival_count >= 0)
             json_object_set_new(o, "arrivalCount", json_integer(p->arrival_count));
         else
-            json_object_set_new(o, "arrivalRate", json_real(p->arrival_rate));
+            json_object_set_new(o, "arrivalRate", number(p->arrival_rate));
         if (p->ramp_to >= 0)
-            json_object_set_new(o, "rampTo", json_real(p->ramp_to));
+            json_object_set_new(o, "rampTo", number(p->ramp_to));
         if (p->max_vusers >= 0)
             json_object_set_new(o, "maxVusers", json_integer(p->max_vusers));
         json_array_append_new(list, o);
