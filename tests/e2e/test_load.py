@@ -387,6 +387,17 @@ def test_timeout_counts_etimedout(mesh, tmp_path, server):
     assert c["errors.ETIMEDOUT"] == 2 and c["vusers.failed"] == 2
 
 
+def test_max_vusers_skips_arrivals(mesh, tmp_path, server):
+    # 10 arrivals within 0.9 s, each VU busy for a second: only 2 may run, 8 are skipped
+    script = one_flow(server.url, "[{duration: 1, arrivalRate: 10, maxVusers: 2}]",
+                      ['get: {url: "/sleep?ms=1000"}'])
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.created"] == 2 and c["vusers.skipped"] == 8
+    assert c["vusers.completed"] == 2
+    assert rep["meshkit"]["phases"][0]["maxVusers"] == 2
+
+
 def test_pool_mode_keeps_connections_busy(mesh, tmp_path, server):
     script = one_flow(server.url, "[{duration: 1, arrivalRate: 1}]", ['get: {url: "/"}'])
     rep, out = run_report(mesh, tmp_path, script, "--pool", "3", "--workers", "2")
