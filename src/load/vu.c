@@ -414,10 +414,13 @@ static void on_timeout(uv_timer_t *t)
 {
     struct load_vu *vu = CONTAINER_OF(t, struct load_vu, timer);
 
-    if (vu->req)
+    if (vu->req) {
         request_failed(vu, "ETIMEDOUT");
-    else
-        vu_next(vu); /* think time over */
+        return;
+    }
+    /* Think time over: the next request's response time starts now, not at the last answer. */
+    vu->ready_ns = uv_hrtime();
+    vu_next(vu);
 }
 
 static void append_request(struct buf *out, const struct load_request *r, const char *path,

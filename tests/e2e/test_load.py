@@ -228,6 +228,19 @@ def test_percentiles_match_a_known_latency(mesh, tmp_path, server):
     assert rt["min"] <= rt["p50"] <= rt["p95"] <= rt["p99"] <= rt["max"]
 
 
+def test_think_time_is_not_response_time(mesh, tmp_path, server):
+    sleep_ms = 100
+    script = one_flow(server.url, "[{duration: 1, arrivalRate: 5}]",
+                      [f'get: {{url: "/sleep?ms={sleep_ms}"}}', "think: 1",
+                       f'get: {{url: "/sleep?ms={sleep_ms}"}}'])
+    rep, _ = run_report(mesh, tmp_path, script)
+    rt = rep["aggregate"]["summaries"]["http.response_time"]
+    assert rt["count"] == 10
+    # the second request of each user follows a 1 s think: its response time is still the
+    # server's 100 ms, as in test_percentiles_match_a_known_latency
+    assert rt["max"] <= sleep_ms * (1 + HIST_ERR) + 60, rt
+
+
 def test_ensure_breaks_the_run(mesh, tmp_path, server):
     base = one_flow(server.url, "[{duration: 1, arrivalRate: 5}]", ['get: {url: "/sleep?ms=20"}'],
                     "  ensure:\n"
