@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -46,19 +47,53 @@ struct run_ctx {
     struct run_opts *o;
     bool live;
     bool interrupted;
-    int ticks;
+    size_t last_live; /* the last live line's slot (seconds / LIVE_EVERY_S) */
+    size_t phase;     /* phases announced so far */
+    const struct load_script *script;
 };
+
+/* "Phase started: warm up (index: 0, duration: 60s) 12:00:00(+0000)", as Artillery prints. */
+static void announce_phases(struct run_ctx *ctx, int64_t now_ms)
+{
+    const struct load_script *s = ctx->script;
+    int64_t start = 0;
+
+    for (size_t i = 0; i < s->n_phases; start += s->phases[i++].duration_ms) {
+        const struct load_phase *p = &s->phases[i];
+        char when[32];
+        time_t t = time(NULL);
+        struct tm tm;
+
+        if (i < ctx->phase || start > now_ms)
+            continue;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%H:%M:%S(+0000)", &tm);
+        if (i > 0)
+            printf("Phase completed: %s (index: %zu, duration: %.0fs) %s\n",
+                   s->phases[i - 1].name ? s->phases[i - 1].name : "unnamed", i - 1,
+                   (double)s->phases[i - 1].duration_ms / 1000, when);
+        printf("Phase started: %s (index: %zu, duration: %.0fs) %s\n",
+               p->name ? p->name : "unnamed", i, (double)p->duration_ms / 1000, when);
+        ctx->phase = i + 1;
+    }
+    fflush(stdout);
+}
 
 static void on_tick(uv_timer_t *t)
 {
     struct run_ctx *ctx = CONTAINER_OF(t, struct run_ctx, tick);
     uint64_t start = load_engine_start_ns(ctx->eng);
-    size_t now_s = (size_t)((uv_hrtime() - start) / 1000000000u);
+    uint64_t now_ns = uv_hrtime() - start;
+    size_t now_s = (size_t)(now_ns / 1000000000u), slot = now_s / LIVE_EVERY_S;
     struct load_result r;
     struct load_sec *sum;
 
-    if (!ctx->live || now_s < LIVE_EVERY_S || now_s % LIVE_EVERY_S != 0)
+    if (!ctx->o->quiet && !ctx->o->pool)
+        announce_phases(ctx, (int64_t)(now_ns / 1000000u));
+    if (!ctx->live || slot == 0 || slot <= ctx->last_live)
         return;
+    ctx->last_live = slot;
+    now_s = slot * LIVE_EVERY_S;
     load_result_collect(ctx->eng, now_s - LIVE_EVERY_S, now_s, &r);
     sum = load_result_sum(&r, 0, r.n_secs);
     load_print_live(stdout, sum, LIVE_EVERY_S, (double)now_s);
@@ -192,6 +227,12 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     load_result_take(eng, n, &r);
     r.elapsed_s = elapsed;
     report = load_report_json(&r, s, o->pool);
+    if (!o->quiet && !o->pool && ctx->phase > 0) {
+        const struct load_phase *p = &s->phases[ctx->phase - 1];
+
+        printf("Phase completed: %s (index: %zu, duration: %.0fs)\n", p->name ? p->name : "unnamed",
+               ctx->phase - 1, (double)p->duration_ms / 1000);
+    }
     if (!o->quiet) {
         printf("%s Total time: %.1f seconds\n\n",
                ctx->interrupted ? "Run interrupted." : "All VUs finished.", elapsed);
@@ -213,7 +254,7 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
 
 static int run(struct load_script *s, struct run_opts *o)
 {
-    struct run_ctx ctx = {.o = o};
+    struct run_ctx ctx = {.o = o, .script = s};
     struct load_engine_opts eo = {s, o->workers, o->pool, &ctx.loop, on_engine_done, &ctx};
     struct err e = {""};
     int rc;
@@ -236,6 +277,8 @@ static int run(struct load_script *s, struct run_opts *o)
         printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
     fflush(stdout);
     load_engine_start(ctx.eng);
+    if (!o->quiet && !o->pool)
+        announce_phases(&ctx, 0);
     uv_timer_start(&ctx.tick, on_tick, 1000, 1000);
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     load_engine_join(ctx.eng);

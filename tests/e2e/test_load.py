@@ -183,6 +183,8 @@ scenarios:
     assert sorted(sb) == ["s1", "s2"] and sum(sb.values()) == 36
     assert "Served by (X-Served-By):" in out and "Summary report @" in out
     assert "http.codes.200: ....." in out
+    assert "Phase started: steady (index: 0, duration: 2s)" in out
+    assert "Phase completed: unnamed (index: 3, duration: 2s)" in out
     # the live line, every 5 s (the run lasts 6)
     assert re.search(r"^\[ +5s\] rate \d+/s  p50 [\d.]+ ms  p99 [\d.]+ ms .* codes 200:\d+$", out,
                      re.M), out
