@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,8 @@ static int run(struct load_script *s, struct run_opts *o)
     struct err e = {""};
     int rc;
 
+    /* a server that closes while we write must give EPIPE, not end the process */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&ctx.loop);
     ctx.eng = load_engine_new(s, &eo, &e);
     if (!ctx.eng) {
