@@ -17,6 +17,8 @@ import http.server
 import json
 import re
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -392,6 +394,42 @@ def test_closed_port_counts_econnrefused(mesh, tmp_path):
     assert c["errors.ECONNREFUSED"] == 5
     assert c["vusers.failed"] == 5 and c["http.responses"] == 0
     assert rep["meshkit"]["timeline"][0]["errors"]["ECONNREFUSED"] >= 1
+
+
+def test_server_resetting_connections(mesh, tmp_path):
+    """A server that resets every connection while a large body is being sent: each VU fails
+    with a counted error and the run ends normally."""
+    lsock = socket.socket()
+    lsock.bind((HOST, 0))
+    lsock.listen(64)
+    lsock.settimeout(0.2)
+    stop = threading.Event()
+
+    def reset_all():
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    t = threading.Thread(target=reset_all, daemon=True)
+    t.start()
+    try:
+        url = f"http://{HOST}:{lsock.getsockname()[1]}"
+        script = one_flow(url, "[{duration: 1, arrivalCount: 4}]",
+                          ['post: {url: "/", body: "' + "x" * 200000 + '"}'])
+        rep, _ = run_report(mesh, tmp_path, script)
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        lsock.close()
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.failed"] == 4
+    errors = {k: v for k, v in c.items() if k.startswith("errors.")}
+    assert sum(errors.values()) == 4, errors
+    assert set(errors) <= {"errors.ECONNRESET", "errors.EPIPE"}, errors
 
 
 def test_timeout_counts_etimedout(mesh, tmp_path, server):
