@@ -49,6 +49,20 @@ def test_failover_drill(cluster, tmp_path):  # noqa: F811
     assert '"events":[{"t":' in text and "stop-service web2" in text
 
 
+def test_scale_drill_loses_nothing(cluster, tmp_path):  # noqa: F811
+    out = tmp_path / "scale.json"
+    p = cluster.mesh("drill", "scale", "-duration", "10", "-output", str(out), timeout=120)
+    report = json.loads(out.read_text())
+    phases = report["meshkit"]["drill"]["phases"]
+    assert [ph["name"] for ph in phases] == ["before the first event", "scale-up web1",
+                                             "scale-up web2", "scale-down web1",
+                                             "scale-down web2"], p.stdout
+    assert all(ph["failures"] == 0 for ph in phases), phases
+    # the instances the drill added took traffic before it removed them
+    served = report["meshkit"]["served_by"]
+    assert served.get("web1/1", 0) > 0 and served.get("web2/1", 0) > 0, served
+
+
 def test_bad_input(cluster, tmp_path):  # noqa: F811
     p = cluster.mesh("drill", "earthquake", check=False)
     assert p.returncode == 2 and 'unknown drill "earthquake"' in p.stderr
