@@ -6,7 +6,7 @@
  * -ui`, a second agent with ACLs (default deny), a `webapp` registered with the first agent,
  * a `mesh lb` in front of the webapp (stats page) and one in front of a dead port (503 page).
  * Then it drives the registry UI (services appear live, a TTL check turns critical, KV edit with
- * CAS, filters and deep links, ACL token, 320 px and dark scheme, keyboard), loads the stats
+ * CAS, filters and deep links, ACL token, 320 px to 2560 px, dark scheme, keyboard), loads the stats
  * page with basic auth, the 503 page and, when `mesh load report` exists, a load-test report.
  * Any JavaScript error or console error fails the scenario that caused it. Screenshots go to
  * $BROWSER_OUT (default <repo>/build-check/browser-screenshots).
@@ -324,6 +324,15 @@ async function uiKV() {
   await until('value loaded', async () => (await editor.inputValue()) === '<b>not html</b>');
   assert.equal(await page.locator('main b').count(), 0);
 
+  /* Creating a key that exists does not overwrite it (cas=0). */
+  await page.goto(`http://${HOST}:${agent.port}/ui/#/kv/app/config/`);
+  await page.locator('li[data-key="app/config/maxconn"]').waitFor({timeout: WAIT_MS});
+  await page.locator('#new-key').fill('maxconn');
+  await page.locator('#new-value').fill('1');
+  await page.getByRole('button', {name: 'Create'}).click();
+  await page.locator('.notice.error', {hasText: 'already exists'}).waitFor({timeout: WAIT_MS});
+  assert.equal(await api(agent.port, 'GET', '/v1/kv/app/config/maxconn?raw'), 300);
+
   /* Create a key in a folder, then delete it (two steps, with CAS). */
   await page.goto(`http://${HOST}:${agent.port}/ui/#/kv/app/new/`);
   await page.locator('.notice', {hasText: 'Nothing under app/new/'}).waitFor({timeout: WAIT_MS});
@@ -371,6 +380,14 @@ async function uiAccessible() {
   await page.goto(`http://${HOST}:${agent.port}/ui/#/services/api`);
   await page.locator('[data-check="api-ttl"]').waitFor({timeout: WAIT_MS});
   await shot(page, 'ui-service-320px');
+
+  /* A wide screen: the content keeps a readable width, nothing sticks out. */
+  await page.setViewportSize({width: 2560, height: 1000});
+  await page.goto(`http://${HOST}:${agent.port}/ui/#/services`);
+  await page.locator('tr[data-service="api"]').waitFor({timeout: WAIT_MS});
+  await assertNoOverflow(page, 'services at 2560 px');
+  const mainWidth = await page.locator('main').evaluate((el) => el.getBoundingClientRect().width);
+  assert.ok(mainWidth <= 1200, `main is ${mainWidth}px wide on a 2560px screen`);
 
   /* Dark scheme: dark background, light text. */
   await page.setViewportSize({width: 1280, height: 800});
