@@ -16,9 +16,13 @@ static void *field(void *settings, const struct option_def *d)
 size_t options_bind_flags(const struct option_def *defs, size_t n, void *settings, struct flag *out)
 {
     static const enum flag_type types[] = {
-        [OPTION_BOOL] = FLAG_BOOL,         [OPTION_STRING] = FLAG_STRING,
-        [OPTION_INT] = FLAG_INT,           [OPTION_PORT] = FLAG_INT,
-        [OPTION_DURATION] = FLAG_DURATION, [OPTION_STRING_LIST] = FLAG_STRING_LIST,
+        [OPTION_BOOL] = FLAG_BOOL,
+        [OPTION_STRING] = FLAG_STRING,
+        [OPTION_INT] = FLAG_INT,
+        [OPTION_PORT] = FLAG_INT,
+        [OPTION_PORT_OFF] = FLAG_INT,
+        [OPTION_DURATION] = FLAG_DURATION,
+        [OPTION_STRING_LIST] = FLAG_STRING_LIST,
     };
     size_t nflags = 0;
 
@@ -97,6 +101,13 @@ int options_read(const struct option_def *def, void *settings, const struct conf
             return config_error(doc, path, e, "%s: expected a string, got %s", path, got);
         free(*(char **)dst);
         *(char **)dst = xstrdup(json_string_value(v));
+        return 0;
+    case OPTION_PORT_OFF:
+        if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) > 65535)
+            return config_error(doc, path, e,
+                                "%s: expected a port number (0-65535, or -1: off), got %s", path,
+                                got);
+        *(int *)dst = (int)json_integer_value(v);
         return 0;
     case OPTION_INT:
     case OPTION_PORT:

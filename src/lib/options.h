@@ -21,6 +21,7 @@ enum option_type {
     OPTION_STRING,     /* char *, heap or NULL */
     OPTION_INT,        /* int, 0..1e9 */
     OPTION_PORT,       /* int, 0..65535 */
+    OPTION_PORT_OFF,   /* int, -1..65535: Consul's ports.* where -1 turns a listener off */
     OPTION_DURATION,   /* int64_t nanoseconds: "10s" in files and flags, or a bare number of
                         * milliseconds in files (as HAProxy's) */
     OPTION_STRING_LIST /* struct flag_list: repeatable flag; a list (or one string) in files */
