@@ -17,6 +17,7 @@
 #include "registry/agent_tls.h"
 #include "registry/api.h"
 #include "registry/decode.h"
+#include "registry/dns.h"
 #include "registry/sync.h"
 
 #define HOUSEKEEPING_MS 10000
@@ -201,6 +202,7 @@ void agent_shutdown(struct reg_agent *a)
         http_client_free(a->client);
     a->client = NULL;
     watch_set_close(&a->watches);
+    dns_close(a);
     http_server_close(&a->http, on_http_closed);
     agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -322,6 +324,10 @@ static int agent_start(struct reg_agent *a, struct err *e)
     rc = agent_tls_start(a, e);
     if (rc < 0)
         return rc;
+    struct err dns_err;
+    /* Several agents often share a host (tests, `mesh up`): a taken DNS port costs DNS only. */
+    if (dns_start(a, &dns_err) < 0)
+        log_error("%s; the agent runs without DNS", dns_err.msg);
     if (a->cfg.pid_file && (rc = write_pid_file(a->cfg.pid_file, e)) < 0)
         return rc;
     uv_signal_start(&a->sig_int, on_signal, SIGINT);

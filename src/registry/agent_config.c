@@ -43,6 +43,16 @@ static const struct option_def options[] = {
     {"ports.http", "http-port", OPTION_PORT, OFF(http_port), "HTTP API port (default 8500)."},
     {"ports.https", "https-port", OPTION_PORT, OFF(https_port),
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
+    {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port),
+     "DNS port, UDP and TCP (-1: off)."},
+    {"domain", "domain", OPTION_STRING, OFF(domain), "DNS domain."},
+    {"dns_config.only_passing", NULL, OPTION_BOOL, OFF(dns_only_passing), NULL},
+    {"dns_config.a_record_limit", NULL, OPTION_INT, OFF(dns_a_record_limit), NULL},
+    {"dns_config.udp_answer_limit", NULL, OPTION_INT, OFF(dns_udp_answer_limit), NULL},
+    {"dns_config.enable_truncate", NULL, OPTION_BOOL, OFF(dns_enable_truncate), NULL},
+    {"dns_config.enable_additional_node_meta_txt", NULL, OPTION_BOOL, OFF(dns_node_meta_txt), NULL},
+    {"dns_config.node_ttl", NULL, OPTION_DURATION, OFF(dns_node_ttl_ns), NULL},
+    {"dns_config.service_ttl.*", NULL, OPTION_DURATION, OFF(dns_service_ttl_ns), NULL},
     {"data_dir", "data-dir", OPTION_STRING, OFF(data_dir), "Directory for durable state."},
     {NULL, "config-file", OPTION_STRING_LIST, OFF(config_files), "JSON config file (repeatable)."},
     {NULL, "config-dir", OPTION_STRING_LIST, OFF(config_dirs), "Directory of *.json config files."},
@@ -222,6 +232,10 @@ static void defaults(struct agent_config *cfg)
     cfg->bind_addr = xstrdup("0.0.0.0");
     cfg->client_addr = xstrdup("127.0.0.1");
     cfg->http_port = 8500;
+    cfg->dns_port = 8600;
+    cfg->domain = xstrdup("consul.");
+    cfg->dns_udp_answer_limit = 3;
+    cfg->dns_node_meta_txt = true;
     cfg->log_level = xstrdup("info");
     cfg->retry_interval_ns = 30 * DURATION_SEC;
     cfg->failure_timeout_ns = 5 * DURATION_SEC;
@@ -234,6 +248,11 @@ static int validate(struct agent_config *cfg, struct err *e)
 
     if (cfg->http_port <= 0)
         return err_set(e, "invalid HTTP port %d", cfg->http_port);
+    if (cfg->dns_port < -1 || cfg->dns_port > 65535)
+        return err_set(e, "invalid DNS port %d", cfg->dns_port);
+    if (!cfg->domain[0] || cfg->domain[0] == '.' || strstr(cfg->domain, "..") ||
+        strlen(cfg->domain) > 200)
+        return err_set(e, "invalid DNS domain \"%s\"", cfg->domain);
     if (!log_level_parse(cfg->log_level, &lvl))
         return err_set(e, "invalid log level \"%s\"", cfg->log_level);
     if (strcmp(cfg->acl_default_policy, "allow") != 0 &&

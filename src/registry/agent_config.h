@@ -35,6 +35,17 @@ struct agent_config {
     char *client_addr;
     int http_port;
     int https_port; /* 0: no HTTPS listener */
+
+    /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */
+    int dns_port; /* default 8600; -1: no DNS */
+    char *domain; /* default "consul." */
+    bool dns_only_passing;
+    int dns_a_record_limit;   /* 0: no limit */
+    int dns_udp_answer_limit; /* default 3, as Consul */
+    bool dns_enable_truncate;
+    bool dns_node_meta_txt; /* enable_additional_node_meta_txt, default true */
+    int64_t dns_node_ttl_ns;
+    int64_t dns_service_ttl_ns; /* dns_config.service_ttl["*"] */
     char *data_dir;
     char *pid_file;
     char *log_level;

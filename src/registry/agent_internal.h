@@ -33,6 +33,7 @@ struct reg_agent {
     struct reg_sync *sync;       /* client agents: the link to the servers (sync.h) */
     struct http_client *client;  /* client agents: requests to servers */
     struct acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
+    struct reg_dns *dns;         /* the DNS listeners (dns.h); NULL when off */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;

@@ -127,6 +127,8 @@ static void warn_restart_needed(const struct agent_config *run, const struct age
         {"client_addr", str_changed(run->client_addr, cfg->client_addr)},
         {"ports.http", run->http_port != cfg->http_port},
         {"ports.https", run->https_port != cfg->https_port},
+        {"ports.dns", run->dns_port != cfg->dns_port},
+        {"domain", str_changed(run->domain, cfg->domain)},
         {"data_dir", str_changed(run->data_dir, cfg->data_dir)},
         {"acl.enabled", run->acl_enabled != cfg->acl_enabled},
         {"acl.default_policy", str_changed(run->acl_default_policy, cfg->acl_default_policy)},
@@ -165,12 +167,20 @@ int agent_reload(struct reg_agent *a, struct err *e)
     if (cfg.log_level && log_level_parse(cfg.log_level, &lvl))
         log_min_level = lvl;
     /* The running configuration takes the new service definitions (and the documents their
-     * error positions point into) and log level; the old ones go with cfg. */
+     * error positions point into), log level and dns_config; the old ones go with cfg. */
     SWAP(a->cfg.services, cfg.services);
     SWAP(a->cfg.nservices, cfg.nservices);
     SWAP(a->cfg.docs, cfg.docs);
     SWAP(a->cfg.ndocs, cfg.ndocs);
     SWAP(a->cfg.log_level, cfg.log_level);
+    /* dns_config applies to the next query, as Consul reloads it. */
+    a->cfg.dns_only_passing = cfg.dns_only_passing;
+    a->cfg.dns_a_record_limit = cfg.dns_a_record_limit;
+    a->cfg.dns_udp_answer_limit = cfg.dns_udp_answer_limit;
+    a->cfg.dns_enable_truncate = cfg.dns_enable_truncate;
+    a->cfg.dns_node_meta_txt = cfg.dns_node_meta_txt;
+    a->cfg.dns_node_ttl_ns = cfg.dns_node_ttl_ns;
+    a->cfg.dns_service_ttl_ns = cfg.dns_service_ttl_ns;
     agent_config_free(&cfg);
     log_info("reload: configuration reloaded (%zu services from config files)", a->cfg.nservices);
     return 0;

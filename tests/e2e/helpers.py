@@ -229,8 +229,9 @@ class Agent(ManagedProcess):
 
     def __init__(self, tmp_path, name="a", node="node1", data_dir=None, config_files=(),
                  extra_args=(), http_port=None, pass_http_port=True, log_level="debug",
-                 server=True):
+                 server=True, dns_port=-1):
         self.server = server
+        self.dns_port = dns_port  # -1: no DNS, so that agents never race for port 8600
         self.name = name
         self.node = node
         self.data_dir = data_dir
@@ -248,6 +249,8 @@ class Agent(ManagedProcess):
             "-node", self.node, "-datacenter", "dc1", "-bind", HOST, "-client", HOST]
         if self.pass_http_port:
             a += ["-http-port", str(self.port)]
+        if self.dns_port is not None:
+            a += [f"-dns-port={self.dns_port}"]
         if self.data_dir is not None:
             a += ["-data-dir", str(self.data_dir)]
         for f in self.config_files:

@@ -69,14 +69,14 @@ static void test_unknown_keys_named_once_each(void **state)
     const char *path = write_file("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
                                             "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
                                             " \"telemetry\": {},\n"
-                                            " \"ports\": {\"http\": 9001, \"dns\": 8600, "
+                                            " \"ports\": {\"http\": 9001, \"serf_lan\": 8301, "
                                             "\"grpc\": 8502}}\n");
     const char *argv[] = {"-config-file", path, "-config-file", path};
 
     assert_int_equal(load(&cfg, &e, 4, argv), 0);
     /* Nested keys are named by path, every ports key is seen, and loading twice adds nothing. */
     assert_string_equal(cfg.unknown_keys.data,
-                        "acl_x, acl.tokens.replication, telemetry, ports.dns, ports.grpc");
+                        "acl_x, acl.tokens.replication, telemetry, ports.serf_lan, ports.grpc");
     assert_string_equal(cfg.acl_agent_token, "a");
     agent_config_free(&cfg);
 }
@@ -139,6 +139,41 @@ static void test_cluster_acl_and_tls_keys(void **state)
     agent_config_free(&cfg);
 }
 
+static void test_dns_keys(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *path = write_file(
+        "dns.json", "{\"ports\": {\"dns\": -1}, \"domain\": \"mesh.internal\",\n"
+                    " \"dns_config\": {\"only_passing\": true, \"udp_answer_limit\": 5,\n"
+                    "  \"enable_truncate\": true, \"node_ttl\": \"10s\",\n"
+                    "  \"service_ttl\": {\"*\": \"5s\"}}}\n");
+    const char *argv[] = {"-config-file", path};
+
+    assert_int_equal(load(&cfg, &e, 2, argv), 0);
+    assert_int_equal(cfg.dns_port, -1);
+    assert_string_equal(cfg.domain, "mesh.internal");
+    assert_true(cfg.dns_only_passing && cfg.dns_enable_truncate);
+    assert_int_equal(cfg.dns_udp_answer_limit, 5);
+    assert_true(cfg.dns_node_ttl_ns == 10 * 1000000000LL);
+    assert_true(cfg.dns_service_ttl_ns == 5 * 1000000000LL);
+    assert_true(cfg.dns_node_meta_txt);
+    agent_config_free(&cfg);
+
+    path = write_file("dns-bad.json", "{\n  \"ports\": {\"dns\": -2}\n}\n");
+    const char *bad[] = {"-config-file", path};
+    char want[300];
+    assert_int_equal(load(&cfg, &e, 2, bad), -22);
+    snprintf(want, sizeof(want), "%s:2: ports.dns: expected a port number", path);
+    assert_true(strncmp(e.msg, want, strlen(want)) == 0);
+    agent_config_free(&cfg);
+
+    const char *domain[] = {"-domain", "..consul"};
+    assert_int_equal(load(&cfg, &e, 2, domain), -22);
+    assert_string_equal(e.msg, "invalid DNS domain \"..consul\"");
+    agent_config_free(&cfg);
+}
+
 static void test_bad_flag(void **state)
 {
     struct agent_config cfg;
@@ -172,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_wrong_type_names_file_and_line),
         cmocka_unit_test(test_syntax_error_line),
         cmocka_unit_test(test_cluster_acl_and_tls_keys),
+        cmocka_unit_test(test_dns_keys),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_dev_implies_server_on_loopback),
     };

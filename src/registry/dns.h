@@ -1,0 +1,56 @@
+/*
+ * The agent's DNS interface (Consul's port 8600): service, node, prepared-query and address
+ * lookups under the agent's domain ("consul." by default), over UDP and TCP, answered from the
+ * agent's own state on the loop thread.
+ */
+#ifndef MESH_REGISTRY_DNS_H
+#define MESH_REGISTRY_DNS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/dns_wire.h"
+#include "lib/err.h"
+
+enum dns_lookup_kind {
+    DNS_LOOKUP_OUTSIDE = 0, /* not under the domain: Consul without recursors refuses */
+    DNS_LOOKUP_INVALID,     /* under the domain but no name Consul knows: NXDOMAIN */
+    DNS_LOOKUP_APEX,        /* the domain itself: SOA and NS */
+    DNS_LOOKUP_SERVICE,     /* NAME.service, TAG.NAME.service, _NAME._TAG.service */
+    DNS_LOOKUP_NODE,        /* NODE.node */
+    DNS_LOOKUP_QUERY,       /* NAME.query (prepared queries) */
+    DNS_LOOKUP_ADDR,        /* HEX.addr: an IP address spelled in hex */
+};
+
+struct dns_lookup {
+    enum dns_lookup_kind kind;
+    char name[DNS_NAME_TEXT_MAX]; /* service, node or query name */
+    char tag[DNS_NAME_TEXT_MAX];  /* "" for none */
+    char dc[DNS_NAME_TEXT_MAX];   /* "" when the name gives none */
+    uint8_t addr[16];             /* DNS_LOOKUP_ADDR */
+    int addr_len;                 /* 4 or 16 */
+};
+
+/*
+ * Classifies qname (dotted, with or without the trailing dot; compared case-insensitively)
+ * against domain (e.g. "consul." or "consul"), as Consul reads its DNS names.
+ */
+void dns_lookup_parse(const char *qname, const char *domain, struct dns_lookup *out);
+
+struct reg_agent;
+
+/* Opens the UDP and TCP listeners on cfg.client_addr:cfg.dns_port (nothing when the port is
+ * -1). Returns 0 or -errno with e set. */
+int dns_start(struct reg_agent *a, struct err *e);
+/* Closes the listeners and open TCP connections; frees everything once their handles close. */
+void dns_close(struct reg_agent *a);
+
+/*
+ * Answers one query message (msg, len bytes) into out (cap bytes: at least DNS_MSG_MAX for TCP,
+ * which trims nothing). Over UDP (tcp false) the answer is trimmed as Consul trims it. Returns
+ * the answer's length, or 0 when the message deserves no answer (too short, or a response).
+ */
+size_t dns_answer(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, uint8_t *out,
+                  size_t cap);
+
+#endif

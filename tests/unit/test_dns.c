@@ -1,0 +1,119 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry/dns.h"
+
+static struct dns_lookup parse(const char *qname)
+{
+    struct dns_lookup l;
+    dns_lookup_parse(qname, "consul.", &l);
+    return l;
+}
+
+static void test_service_names(void **state)
+{
+    struct dns_lookup l;
+
+    (void)state;
+    l = parse("web.service.consul.");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "");
+    assert_string_equal(l.dc, "");
+    l = parse("web.service.dc2.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.dc, "dc2");
+    l = parse("primary.web.Service.CONSUL");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "primary");
+    /* Everything before the name is the tag, dots and all (as Consul joins it). */
+    l = parse("v1.2.web.service.consul");
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "v1.2");
+}
+
+static void test_rfc2782_names(void **state)
+{
+    struct dns_lookup l;
+
+    (void)state;
+    l = parse("_web._tcp.service.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, ""); /* the protocol, not a tag */
+    l = parse("_web._primary.service.dc1.consul");
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "primary");
+    assert_string_equal(l.dc, "dc1");
+    /* Only one underscore: the ordinary TAG.NAME form. */
+    l = parse("_x.web.service.consul");
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "_x");
+}
+
+static void test_node_query_addr(void **state)
+{
+    struct dns_lookup l;
+
+    (void)state;
+    l = parse("node1.node.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_NODE);
+    assert_string_equal(l.name, "node1");
+    l = parse("my.dotted.host.node.dc1.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_NODE);
+    assert_string_equal(l.name, "my.dotted.host");
+    assert_string_equal(l.dc, "dc1");
+    l = parse("geo.query.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_QUERY);
+    assert_string_equal(l.name, "geo");
+    l = parse("7f000001.addr.dc1.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_ADDR);
+    assert_int_equal(l.addr_len, 4);
+    assert_memory_equal(l.addr, ((uint8_t[]){127, 0, 0, 1}), 4);
+    l = parse("20010db8000000000000000000000001.addr.dc1.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_ADDR);
+    assert_int_equal(l.addr_len, 16);
+    assert_int_equal(l.addr[0], 0x20);
+    assert_int_equal(l.addr[15], 1);
+    assert_int_equal(parse("7f0001.addr.consul").kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse("7f00000g.addr.consul").kind, DNS_LOOKUP_INVALID);
+}
+
+static void test_apex_outside_invalid(void **state)
+{
+    (void)state;
+    assert_int_equal(parse("consul").kind, DNS_LOOKUP_APEX);
+    assert_int_equal(parse("Consul.").kind, DNS_LOOKUP_APEX);
+    assert_int_equal(parse("example.com").kind, DNS_LOOKUP_OUTSIDE);
+    assert_int_equal(parse("notconsul").kind, DNS_LOOKUP_OUTSIDE);
+    assert_int_equal(parse("").kind, DNS_LOOKUP_OUTSIDE);
+    assert_int_equal(parse("service.consul").kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse("web.consul").kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse("node.consul").kind, DNS_LOOKUP_INVALID);
+    /* Two labels after the type: not a datacenter. */
+    assert_int_equal(parse("web.service.a.b.consul").kind, DNS_LOOKUP_INVALID);
+    /* "services" is not "service". */
+    assert_int_equal(parse("web.services.consul").kind, DNS_LOOKUP_INVALID);
+    struct dns_lookup l;
+    dns_lookup_parse("web.service.mesh.internal", "mesh.internal", &l);
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_service_names),
+        cmocka_unit_test(test_rfc2782_names),
+        cmocka_unit_test(test_node_query_addr),
+        cmocka_unit_test(test_apex_outside_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
