@@ -138,9 +138,11 @@ static void drill_run_step(struct drill *d)
         d->events, json_pack("{s:I, s:s}", "epoch_ms", (json_int_t)drill_epoch_ms(), "name", name));
     rc = drill_spawn(d, &d->op, argv, drill_op_exit);
     if (rc < 0) {
+        /* The handle must still be closed, so it cannot take another step: stop the steps. */
         fprintf(stderr, "mesh drill: cannot run mesh %s: %s\n", name, uv_strerror(rc));
         d->op_failures++;
-        drill_schedule(d);
+        d->next = d->kind->n;
+        uv_close((uv_handle_t *)&d->op, drill_closed);
         return;
     }
     d->op_running = true;
