@@ -240,6 +240,16 @@ static void test_runtime_errors(void **state)
         {"{{ regexMatch \"(\" \"x\" }}",
          "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: Unmatched ( or \\(: `(`"},
         {"{{ loop 1 2000000 }}", "in.ctmpl:1:4: error calling loop: more than 1000000 items"},
+        /* fuzz: glibc's regcomp copies repeated atoms; these took gigabytes */
+        {"{{ regexMatch \"a*+++\" \"x\" }}",
+         "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: invalid nested "
+         "repetition operator: `a*+++`"},
+        {"{{ regexMatch \"(a{1,1000}){1,1000}\" \"x\" }}",
+         "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: expression too large: "
+         "`(a{1,1000}){1,1000}`"},
+        {"{{ regexMatch \"a{1001}\" \"x\" }}",
+         "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: invalid repeat count: "
+         "`a{1001}`"},
     };
     struct smap store = SMAP_INIT;
     struct buf out = BUF_INIT;
