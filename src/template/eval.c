@@ -13,6 +13,10 @@
 #include "template/tmpl_internal.h"
 
 #define EVAL_MAX_DEPTH 200
+/* Bounds on one render, so that a template cannot spin or fill memory forever (Go has none):
+ * range iterations in all, and the output's size. */
+#define EVAL_MAX_ITERATIONS 10000000
+#define EVAL_MAX_OUTPUT     (64u << 20)
 
 int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...)
 {
@@ -275,6 +279,10 @@ static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json
     size_t mark = ev->nvars;
     int rc;
 
+    if (++ev->iterations > EVAL_MAX_ITERATIONS) {
+        ev->at = n;
+        return tmpl_fail(ev, "range: more than %d iterations in one render", EVAL_MAX_ITERATIONS);
+    }
     if (n->pipe->ndecl == 1) {
         var_push(ev, n->pipe->decl[0], json_incref(item));
     } else if (n->pipe->ndecl == 2) {
@@ -353,6 +361,10 @@ static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t 
     for (size_t i = 0; i < list->nkids && rc == 0; i++) {
         const struct tmpl_node *n = list->kids[i];
         json_t *v = NULL;
+        if (ev->out->len > EVAL_MAX_OUTPUT) {
+            ev->at = n;
+            return tmpl_fail(ev, "output larger than %u bytes", EVAL_MAX_OUTPUT);
+        }
         switch (n->kind) {
         case NODE_TEXT:
             buf_append(ev->out, n->text, n->len);

@@ -113,6 +113,7 @@ struct tmpl_eval {
     const struct tmpl_node *at; /* the node being evaluated, for error positions */
     struct err *e;
     unsigned depth;
+    size_t iterations; /* range iterations so far, bounded */
 };
 
 /* Sets the error at the current node: "name:line:col: message". Returns -EINVAL. */
