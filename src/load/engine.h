@@ -23,6 +23,7 @@ struct load_engine_opts {
     const struct load_script *script; /* borrowed; prepared by load_engine_new */
     int workers;                      /* threads, >= 1 */
     int pool;                         /* > 0: pool mode with this many connections */
+    bool insecure;                    /* https: accept any certificate (-k) */
     uv_loop_t *main_loop;             /* told through an async handle when all workers end */
     void (*on_done)(void *data);      /* runs on main_loop */
     void *data;

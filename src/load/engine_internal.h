@@ -6,6 +6,7 @@
 
 #include "lib/buf.h"
 #include "lib/http_parse.h"
+#include "lib/tls.h"
 #include "load/engine.h"
 #include "load/schedule.h"
 
@@ -13,11 +14,17 @@
 #define LOAD_MAX_HEAD      (64u << 10)
 #define LOAD_MAX_LOOP_NEST 9
 
-struct load_target {
+/* Where a request goes. */
+struct load_dest {
     struct sockaddr_storage addr;
-    char host[256];
+    bool https;
+    char host[256];        /* for the certificate check and SNI */
+    char host_header[300]; /* "host:port" (port left out when the scheme's default) */
+};
+
+struct load_target {
+    struct load_dest dest;
     int port;
-    char host_header[300]; /* "host:port" (port left out when 80) */
 };
 
 struct load_worker {
@@ -43,6 +50,7 @@ struct load_worker {
 struct load_engine {
     struct load_script *script;
     struct load_target target;
+    struct tls_ctx *tls; /* for https, shared by the workers (OpenSSL's SSL_CTX is) */
     size_t n_workers;
     int pool;
     uint64_t pool_deadline_ns;

@@ -37,7 +37,7 @@ static const char run_usage[] =
 struct run_opts {
     char *target, *env, *output, *report;
     int workers, pool;
-    bool progress, quiet;
+    bool progress, quiet, insecure;
 };
 
 struct run_ctx {
@@ -142,6 +142,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"progress", FLAG_BOOL, &o->progress, "print the live line even when not on a terminal",
          false},
         {"quiet", FLAG_BOOL, &o->quiet, "no live line and no summary", false},
+        {"k", FLAG_BOOL, &o->insecure, "https: accept any certificate (Artillery's -k)", false},
+        {"insecure", FLAG_BOOL, &o->insecure, "same as -k", false},
     };
     int first = 0, rc;
     struct err e = {""};
@@ -256,7 +258,8 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
 static int run(struct load_script *s, struct run_opts *o)
 {
     struct run_ctx ctx = {.o = o, .script = s};
-    struct load_engine_opts eo = {s, o->workers, o->pool, &ctx.loop, on_engine_done, &ctx};
+    struct load_engine_opts eo = {s,         o->workers,     o->pool, o->insecure,
+                                  &ctx.loop, on_engine_done, &ctx};
     struct err e = {""};
     int rc;
 

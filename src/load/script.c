@@ -345,6 +345,23 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
         s->timeout_ms = (int64_t)llround(d * 1000);
 }
 
+/* Artillery's config.tls: only rejectUnauthorized (false = accept any certificate, like -k). */
+static void parse_tls(struct script_ctx *c, const json_t *tls, struct load_script *s)
+{
+    static const char *const allowed[] = {"rejectUnauthorized", NULL};
+    const json_t *v = json_object_get(tls, "rejectUnauthorized");
+
+    if (!json_is_object(tls)) {
+        script_diag(c, c->config, "tls", 0, "config.tls: want a mapping");
+        return;
+    }
+    script_check_keys(c, tls, "config.tls", allowed, NULL);
+    if (v && !json_is_boolean(v))
+        script_diag(c, tls, "rejectUnauthorized", 0,
+                    "config.tls.rejectUnauthorized: want true or false");
+    s->tls_insecure = json_is_false(v);
+}
+
 static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct load_script *s)
 {
     static const char *const allowed[] = {"ensure", "expect", NULL};
@@ -403,12 +420,12 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
     }
     while (s->target[0] && s->target[strlen(s->target) - 1] == '/')
         s->target[strlen(s->target) - 1] = '\0';
-    if (strncmp(s->target, "http://", 7) != 0 || url_split(s->target, &u) < 0) {
+    if ((strncmp(s->target, "http://", 7) != 0 && strncmp(s->target, "https://", 8) != 0) ||
+        url_split(s->target, &u) < 0) {
         if (target_flag)
-            script_diag(c, NULL, NULL, 0, "-t %s: want an http:// URL", target_flag);
+            script_diag(c, NULL, NULL, 0, "-t %s: want an http:// or https:// URL", target_flag);
         else
-            script_diag(c, parent, "target", 0, "config.target: want an http:// URL%s",
-                        strncmp(s->target, "https://", 8) == 0 ? " (https is not supported)" : "");
+            script_diag(c, parent, "target", 0, "config.target: want an http:// or https:// URL");
         return;
     }
     url_parts_free(&u);
@@ -416,11 +433,11 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
 
 static void parse_config(struct script_ctx *c, const char *target_flag, struct load_script *s)
 {
-    static const char *const allowed[] = {"target", "phases", "variables", "environments",
-                                          "http",   "ensure", "plugins",   NULL};
+    static const char *const allowed[] = {
+        "target", "phases", "variables", "environments", "http", "ensure", "plugins", "tls", NULL};
     static const char *const unsupported[] = {
-        "processor", "payload",      "tls",           "engines", "socketio", "ws",
-        "defaults",  "includeFiles", "statsInterval", "timeout", "bundling", NULL};
+        "processor",    "payload",       "engines", "socketio", "ws", "defaults",
+        "includeFiles", "statsInterval", "timeout", "bundling", NULL};
     const json_t *parent;
     json_t *v;
 
@@ -465,6 +482,8 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
         parse_http(c, v, parent, s);
     if ((v = json_object_get(c->config, "plugins")))
         parse_plugins(c, v, s);
+    if ((v = json_object_get(c->config, "tls")))
+        parse_tls(c, v, s);
     if ((v = cfg_get(c, "ensure", &parent)))
         parse_ensure(c, v, s);
 }

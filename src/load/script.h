@@ -99,11 +99,12 @@ struct load_condition {
 struct load_script {
     char *path;
     char *environment; /* NULL when none */
-    char *target;      /* "http://host:port" */
+    char *target;      /* "http://host:port" or https */
     struct load_phase *phases;
     size_t n_phases;
     json_t *variables; /* object: name -> value or array of values */
     int64_t timeout_ms;
+    bool tls_insecure; /* config.tls.rejectUnauthorized: false */
     struct load_threshold *thresholds;
     size_t n_thresholds;
     struct load_condition *conditions;

@@ -13,6 +13,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/tls.h"
 #include "lib/url.h"
 #include "load/engine_internal.h"
 #include "load/template.h"
@@ -37,6 +38,18 @@ struct load_conn {
     struct http_chunked_decoder dec;
     struct buf body;
     bool expect_header_failed;
+    /* https */
+    bool https;
+    struct tls_conn *tls;
+    struct buf raw;        /* ciphertext read, before tls_conn_recv */
+    char server_name[256]; /* the name the certificate must match */
+};
+
+/* One ciphertext write in flight (TLS sends handshake records and data as they come). */
+struct tls_write {
+    uv_write_t req;
+    struct load_conn *c;
+    struct buf data;
 };
 
 static void vu_next(struct load_vu *vu);
@@ -70,6 +83,8 @@ static void conn_close_cb(uv_handle_t *h)
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->body);
+    buf_free(&c->raw);
+    tls_conn_free(c->tls);
     free(c);
 }
 
@@ -99,10 +114,12 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct load_conn *c = CONTAINER_OF((uv_tcp_t *)h, struct load_conn, tcp);
 
+    struct buf *dst = c->tls ? &c->raw : &c->in;
+
     (void)hint;
-    buf_reserve(&c->in, 16384);
-    b->base = c->in.data + c->in.len;
-    b->len = c->in.cap - c->in.len - 1;
+    buf_reserve(dst, 16384);
+    b->base = dst->data + dst->len;
+    b->len = dst->cap - dst->len - 1;
 }
 
 static bool expect_status_ok(const struct load_request *r, int status)
@@ -317,30 +334,104 @@ static bool stale_reuse(struct load_vu *vu, struct load_conn *c)
     return true;
 }
 
+/* The connection ended (EOF or an error): the end of a close-delimited body, or a failure. */
+static void on_read_end(struct load_vu *vu, struct load_conn *c, int status)
+{
+    if (status == UV_EOF && c->until_close && c->head_done) {
+        response_done(vu, c);
+        return;
+    }
+    if (!vu->req) { /* idle keep-alive connection closed by the server */
+        conn_drop(vu);
+        return;
+    }
+    if (stale_reuse(vu, c))
+        return;
+    request_failed(vu, status == UV_EOF ? "ECONNRESET" : uv_err_name(status));
+}
+
+static void on_tls_write(uv_write_t *req, int status)
+{
+    struct tls_write *w = CONTAINER_OF(req, struct tls_write, req);
+    struct load_conn *c = w->c;
+
+    buf_free(&w->data);
+    free(w);
+    /* a closed connection cancels its writes before its close callback frees it */
+    if (!c->vu || status == 0 || stale_reuse(c->vu, c))
+        return;
+    request_failed(c->vu, uv_err_name(status));
+}
+
+/* Writes the ciphertext the TLS engine has for the socket. 0 or a UV error. */
+static int tls_flush(struct load_conn *c)
+{
+    struct tls_write *w = xcalloc(1, sizeof(*w));
+    uv_buf_t b;
+    int rc;
+
+    if (tls_conn_take_output(c->tls, &w->data) == 0) {
+        free(w);
+        return 0;
+    }
+    w->c = c;
+    b = uv_buf_init(w->data.data, (unsigned)w->data.len);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_write);
+    if (rc < 0) {
+        buf_free(&w->data);
+        free(w);
+    }
+    return rc;
+}
+
+/*
+ * Ciphertext in c->raw: decrypted into c->in. Returns 0, UV_EOF when the server closed the
+ * session, UV_EPROTO for a failed handshake (a certificate that does not verify) or record.
+ */
+static int tls_input(struct load_conn *c)
+{
+    int rc = tls_conn_recv(c->tls, c->raw.data, c->raw.len, &c->in);
+
+    buf_reset(&c->raw);
+    if (rc == TLS_ERR_PROTO) {
+        log_debug("mesh load: tls: %s", tls_conn_error(c->tls));
+        return UV_EPROTO;
+    }
+    if (tls_flush(c) < 0)
+        return UV_EPIPE;
+    return rc == TLS_CLOSED ? UV_EOF : 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct load_conn *c = CONTAINER_OF((uv_tcp_t *)s, struct load_conn, tcp);
     struct load_vu *vu = c->vu;
+    size_t before = c->in.len;
     int rc;
 
     (void)b;
     if (!vu || nread == 0)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->until_close && c->head_done) {
-            response_done(vu, c);
-            return;
-        }
-        if (!vu->req) { /* idle keep-alive connection closed by the server */
-            conn_drop(vu);
-            return;
-        }
-        if (stale_reuse(vu, c))
-            return;
-        request_failed(vu, nread == UV_EOF ? "ECONNRESET" : uv_err_name((int)nread));
+        on_read_end(vu, c, (int)nread);
         return;
     }
-    c->in.len += (size_t)nread;
+    if (c->tls) {
+        c->raw.len += (size_t)nread;
+        rc = tls_input(c);
+        if (rc == UV_EPROTO) {
+            request_failed(vu, "EPROTO");
+            return;
+        }
+        if (rc < 0 && c->in.len == before) {
+            on_read_end(vu, c, rc);
+            return;
+        }
+        if (c->in.len == before) /* handshake or session tickets: no plaintext yet */
+            return;
+    } else {
+        c->in.len += (size_t)nread;
+    }
     c->in.data[c->in.len] = '\0';
     if (!vu->req) { /* bytes nobody asked for */
         request_failed(vu, "EPROTO");
@@ -371,7 +462,11 @@ static void write_request(struct load_vu *vu, struct load_conn *c)
     c->got_byte = false;
     c->head_done = false;
     buf_reset(&c->in);
-    rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (c->tls) {
+        rc = tls_conn_write(c->tls, c->wire, c->wire_len) < 0 ? UV_EPROTO : tls_flush(c);
+    } else {
+        rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    }
     if (rc < 0)
         request_failed(vu, uv_err_name(rc));
 }
@@ -390,6 +485,8 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->connected = true;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->https)
+        c->tls = tls_conn_new(vu->w->eng->tls, c->server_name);
     if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) < 0) {
         request_failed(vu, uv_err_name(rc));
         return;
@@ -397,12 +494,14 @@ static void on_connect(uv_connect_t *req, int status)
     write_request(vu, c);
 }
 
-static struct load_conn *conn_new(struct load_vu *vu, const struct sockaddr_storage *addr)
+static struct load_conn *conn_new(struct load_vu *vu, const struct load_dest *d)
 {
     struct load_conn *c = xcalloc(1, sizeof(*c));
 
     c->vu = vu;
-    c->addr = *addr;
+    c->addr = d->addr;
+    c->https = d->https;
+    snprintf(c->server_name, sizeof(c->server_name), "%s", d->host);
     uv_tcp_init(&vu->w->loop, &c->tcp);
     vu->conn = c;
     return c;
@@ -491,7 +590,7 @@ static void prepare_steps(struct load_step *steps, size_t n, const struct load_t
             prepare_steps(steps[i].steps, steps[i].n_steps, t);
         if (steps[i].kind != LOAD_STEP_REQUEST || !request_is_static(r))
             continue;
-        append_request(&b, r, r->url, t->host_header, NULL, &rng);
+        append_request(&b, r, r->url, t->dest.host_header, NULL, &rng);
         r->wire_len = b.len;
         r->wire = buf_steal(&b);
     }
@@ -504,18 +603,19 @@ void load_vu_prepare_static(struct load_script *s, const struct load_target *t)
 }
 
 /*
- * Where the request goes: the target, or an absolute http:// URL's host when it is a numeric
- * address (names would need a resolver on the loop; they fail with ENOTFOUND).
+ * Where the request goes: the target, or an absolute http(s):// URL's host when it is the
+ * target's or a numeric address (names would need a resolver on the loop; they fail with
+ * ENOTFOUND). *path points into url or pathbuf.
  */
-static int request_addr(struct load_vu *vu, const char *url, struct sockaddr_storage *addr,
-                        char *host_header, size_t hlen, const char **path, struct buf *pathbuf)
+static int request_dest(struct load_vu *vu, const char *url, struct load_dest *d, const char **path,
+                        struct buf *pathbuf)
 {
     const struct load_target *t = &vu->w->eng->target;
     struct url_parts u;
+    int rc = 0;
 
-    if (strncmp(url, "http://", 7) != 0) {
-        *addr = t->addr;
-        snprintf(host_header, hlen, "%s", t->host_header);
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        *d = t->dest;
         *path = url;
         return 0;
     }
@@ -523,20 +623,25 @@ static int request_addr(struct load_vu *vu, const char *url, struct sockaddr_sto
         return -1;
     buf_append_cstr(pathbuf, u.path);
     *path = pathbuf->data;
-    if (u.port == t->port && strcmp(u.host, t->host) == 0)
-        *addr = t->addr;
-    else if (net_parse_addr(u.host, u.port, addr) < 0) {
-        url_parts_free(&u);
-        return -2;
-    }
-    snprintf(host_header, hlen, u.port == 80 ? "%s" : "%s:%d", u.host, u.port);
+    d->https = u.https;
+    snprintf(d->host, sizeof(d->host), "%s", u.host);
+    snprintf(d->host_header, sizeof(d->host_header),
+             u.port == (u.https ? 443 : 80) ? "%s" : (strchr(u.host, ':') ? "[%s]:%d" : "%s:%d"),
+             u.host, u.port);
+    if (u.port == t->port && strcmp(u.host, t->dest.host) == 0)
+        d->addr = t->dest.addr;
+    else if (net_parse_addr(u.host, u.port, &d->addr) < 0)
+        rc = -2;
     url_parts_free(&u);
-    return 0;
+    return rc;
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static bool same_dest(const struct load_conn *c, const struct load_dest *d)
 {
-    return memcmp(a, b,
+    const struct sockaddr_storage *a = &c->addr, *b = &d->addr;
+
+    return c->https == d->https && strcmp(c->server_name, d->host) == 0 &&
+           memcmp(a, b,
                   a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
                                           : sizeof(struct sockaddr_in6)) == 0;
 }
@@ -548,20 +653,18 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 static void send_request(struct load_vu *vu, bool retry)
 {
     const struct load_request *r = vu->req;
-    struct sockaddr_storage addr;
+    struct load_dest dest, *d = &dest;
     struct load_conn *c;
     struct buf url = BUF_INIT, pathbuf = BUF_INIT;
     const char *path = NULL;
-    char host[300];
     int rc;
 
     uv_timer_start(&vu->timer, on_timeout, (uint64_t)vu->w->eng->script->timeout_ms, 0);
     if (r->wire) {
-        addr = vu->w->eng->target.addr;
+        *d = vu->w->eng->target.dest;
     } else {
         load_tmpl_render(&url, r->url, vu->vars, &vu->w->rng);
-        rc =
-            request_addr(vu, url.data ? url.data : "/", &addr, host, sizeof(host), &path, &pathbuf);
+        rc = request_dest(vu, url.data ? url.data : "/", d, &path, &pathbuf);
         if (rc < 0) {
             buf_free(&url);
             buf_free(&pathbuf);
@@ -569,15 +672,15 @@ static void send_request(struct load_vu *vu, bool retry)
             return;
         }
     }
-    if (vu->conn && !same_addr(&vu->conn->addr, &addr))
+    if (vu->conn && !same_dest(vu->conn, d))
         conn_drop(vu);
-    c = vu->conn ? vu->conn : conn_new(vu, &addr);
+    c = vu->conn ? vu->conn : conn_new(vu, d);
     if (r->wire) {
         c->wire = r->wire;
         c->wire_len = r->wire_len;
     } else {
         buf_reset(&c->out);
-        append_request(&c->out, r, path, host, vu->vars, &vu->w->rng);
+        append_request(&c->out, r, path, d->host_header, vu->vars, &vu->w->rng);
         c->wire = c->out.data;
         c->wire_len = c->out.len;
     }

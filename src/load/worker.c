@@ -130,25 +130,36 @@ static void on_done_async(uv_async_t *a)
 
 static int resolve_target(struct load_engine *eng, struct err *e)
 {
+    struct load_dest *d = &eng->target.dest;
     struct url_parts u;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     char port[16];
     int rc;
 
     if (url_split(eng->script->target, &u) < 0)
-        return err_set(e, "target %s: not an http:// URL", eng->script->target);
-    snprintf(eng->target.host, sizeof(eng->target.host), "%s", u.host);
+        return err_set(e, "target %s: not an http(s):// URL", eng->script->target);
+    d->https = u.https;
+    snprintf(d->host, sizeof(d->host), "%s", u.host);
     eng->target.port = u.port;
-    snprintf(eng->target.host_header, sizeof(eng->target.host_header),
-             u.port == 80 ? "%s" : (strchr(u.host, ':') ? "[%s]:%d" : "%s:%d"), u.host, u.port);
+    snprintf(d->host_header, sizeof(d->host_header),
+             u.port == (u.https ? 443 : 80) ? "%s" : (strchr(u.host, ':') ? "[%s]:%d" : "%s:%d"),
+             u.host, u.port);
     snprintf(port, sizeof(port), "%d", u.port);
     url_parts_free(&u);
-    rc = getaddrinfo(eng->target.host, port, &hints, &res);
+    rc = getaddrinfo(d->host, port, &hints, &res);
     if (rc != 0)
         return err_set(e, "target %s: %s", eng->script->target, gai_strerror(rc));
-    memcpy(&eng->target.addr, res->ai_addr, res->ai_addrlen);
+    memcpy(&d->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return 0;
+}
+
+/* One client context for every https connection: the system's CAs unless insecure. */
+static int make_tls(struct load_engine *eng, bool insecure, struct err *e)
+{
+    struct tls_ctx_config cfg = {.server = false, .verify_peer = !insecure};
+
+    return tls_ctx_new(&cfg, &eng->tls, e);
 }
 
 struct load_engine *load_engine_new(struct load_script *script, const struct load_engine_opts *opts,
@@ -161,7 +172,8 @@ struct load_engine *load_engine_new(struct load_script *script, const struct loa
     eng->pool = opts->pool;
     eng->on_done = opts->on_done;
     eng->data = opts->data;
-    if (resolve_target(eng, e) < 0) {
+    if (resolve_target(eng, e) < 0 ||
+        make_tls(eng, opts->insecure || script->tls_insecure, e) < 0) {
         free(eng);
         return NULL;
     }
@@ -228,6 +240,7 @@ void load_engine_free(struct load_engine *eng)
         buf_free(&w->scratch);
     }
     free(eng->workers);
+    tls_ctx_free(eng->tls);
     free(eng);
 }
 

@@ -15,9 +15,11 @@ Each run is a few seconds at most; mesh load runs as a child process stopped by 
 
 import http.server
 import json
+import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -121,12 +123,36 @@ def one_flow(url, phases, steps, config=""):
             f"scenarios:\n  - flow:\n{flow}")
 
 
-def run_load(mesh, tmp_path, script, *args):
+@pytest.fixture
+def tls_server(tmp_path):
+    """The same server over https, with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-days", "1"], check=True,
+                   capture_output=True, timeout=60)
+    rec = Recorder()
+    srv = http.server.ThreadingHTTPServer((HOST, 0), make_handler(rec))
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    rec.url = f"https://{HOST}:{srv.server_address[1]}"
+    rec.cert = cert
+    yield rec
+    srv.shutdown()
+    srv.server_close()
+
+
+def run_load(mesh, tmp_path, script, *args, env=None):
     """Writes script to a file and runs `mesh load run`; returns (exit code, stdout, stderr)."""
     path = tmp_path / "test.yml"
     path.write_text(script)
     proc = subprocess.Popen([mesh, "load", "run", *args, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            env=None if env is None else {**os.environ, **env})
     try:
         out, err = proc.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -138,9 +164,9 @@ def run_load(mesh, tmp_path, script, *args):
     return proc.returncode, out, err
 
 
-def run_report(mesh, tmp_path, script, *args):
+def run_report(mesh, tmp_path, script, *args, env=None):
     out_json = tmp_path / "report.json"
-    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json), *args)
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json), *args, env=env)
     assert code == 0, out + err
     return json.loads(out_json.read_text()), out
 
@@ -430,6 +456,27 @@ def test_server_resetting_connections(mesh, tmp_path):
     errors = {k: v for k, v in c.items() if k.startswith("errors.")}
     assert sum(errors.values()) == 4, errors
     assert set(errors) <= {"errors.ECONNRESET", "errors.EPIPE"}, errors
+
+
+def test_https_targets(mesh, tmp_path, tls_server):
+    flow = ['get: {url: "/json", capture: {json: "$.items[0].id", as: id}}',
+            'get: {url: "/echo/{{ id }}"}']
+    script = one_flow(tls_server.url, "[{duration: 1, arrivalCount: 2}]", flow)
+    # a self-signed certificate does not verify against the system's CAs
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.EPROTO"] == 2 and c["vusers.failed"] == 2
+    # -k, config.tls.rejectUnauthorized: false, or a trusted CA (OpenSSL's SSL_CERT_FILE)
+    for args, config, env in ((["-k"], "", None),
+                              ([], "  tls: {rejectUnauthorized: false}\n", None),
+                              ([], "", {"SSL_CERT_FILE": str(tls_server.cert)})):
+        script = one_flow(tls_server.url, "[{duration: 1, arrivalCount: 2}]", flow, config)
+        rep, _ = run_report(mesh, tmp_path, script, *args, env=env)
+        c = rep["aggregate"]["counters"]
+        assert c["vusers.completed"] == 2 and c["http.codes.200"] == 4, (args, config, c)
+    # each VU kept its one TLS connection for both requests
+    assert [p[2] for p in tls_server.requests].count("/echo/42") == 6
+    assert len(tls_server.peers) == 6
 
 
 def test_timeout_counts_etimedout(mesh, tmp_path, server):
