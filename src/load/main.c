@@ -285,7 +285,9 @@ static int run(struct load_script *s, struct run_opts *o)
     load_engine_start(ctx.eng);
     if (!o->quiet && !o->pool)
         announce_phases(&ctx, 0);
-    uv_timer_start(&ctx.tick, on_tick, 1000, 1000);
+    /* ticks just after each whole second of the run, so each sees that second complete */
+    uv_update_time(&ctx.loop);
+    uv_timer_start(&ctx.tick, on_tick, 1020, 1000);
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     load_engine_join(ctx.eng);
     rc = finish(&ctx, s, o);

@@ -84,7 +84,8 @@ static void conn_close_cb(uv_handle_t *h)
     buf_free(&c->out);
     buf_free(&c->body);
     buf_free(&c->raw);
-    tls_conn_free(c->tls);
+    if (c->tls) /* tls_conn_free takes no NULL */
+        tls_conn_free(c->tls);
     free(c);
 }
 

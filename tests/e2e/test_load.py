@@ -102,11 +102,17 @@ def make_handler(rec):
     return Handler
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # failed TLS handshakes and resets are what some tests cause on purpose
+
+
 @pytest.fixture
 def server():
     rec = Recorder()
-    srv = http.server.ThreadingHTTPServer((HOST, 0), make_handler(rec))
-    srv.daemon_threads = True
+    srv = QuietServer((HOST, 0), make_handler(rec))
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     rec.url = f"http://{HOST}:{srv.server_address[1]}"
@@ -132,8 +138,7 @@ def tls_server(tmp_path):
                     "subjectAltName=IP:127.0.0.1", "-days", "1"], check=True,
                    capture_output=True, timeout=60)
     rec = Recorder()
-    srv = http.server.ThreadingHTTPServer((HOST, 0), make_handler(rec))
-    srv.daemon_threads = True
+    srv = QuietServer((HOST, 0), make_handler(rec))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)

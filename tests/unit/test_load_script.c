@@ -197,7 +197,7 @@ static void test_bad_values(void **state)
                            "arrivalRate: 1}\nscenarios: []\n",
                            NULL, NULL, &s, &msgs),
                      -EINVAL);
-    assert_non_null(strstr(msgs.data, "t.yml:2: config.target: want an http:// URL"));
+    assert_non_null(strstr(msgs.data, "t.yml:2: config.target: want an http:// or https:// URL"));
     assert_non_null(strstr(msgs.data, "t.yml:4: config.phases[0].duration: want seconds"));
     assert_non_null(strstr(msgs.data, "scenarios: want a list of scenarios"));
     buf_reset(&msgs);
