@@ -44,7 +44,6 @@ struct load_worker {
     uint64_t rng;
     size_t active;       /* VUs alive */
     struct load_vu *vus; /* list of live VUs */
-    struct buf scratch;
 };
 
 struct load_engine {

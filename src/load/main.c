@@ -31,7 +31,8 @@
 static const char run_usage[] =
     "mesh load run [flags] FILE.yml\n\n"
     "Runs an Artillery 2 test script (config.target, phases, variables, environments,\n"
-    "http.timeout, ensure; scenarios with get/post/put/patch/delete/head, think, loop, log).\n"
+    "http.timeout, tls, ensure; scenarios with get/post/put/patch/delete/head, think, loop,\n"
+    "log; {{ }} templates, captures and expect).\n"
     "Exit status: 0 done, 1 an ensure check failed, 2 bad flags or script.";
 
 struct run_opts {
@@ -136,7 +137,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"report", FLAG_STRING, &o->report, "write the HTML report (charts) here", false},
         {"workers", FLAG_INT, &o->workers, "worker threads", false},
         {"pool", FLAG_INT, &o->pool,
-         "N persistent connections sending the first scenario's flow back to back for the "
+         "N persistent connections sending the first scenario's flow back to back\nfor the "
          "phases' total duration (raw throughput, like wrk)",
          false},
         {"progress", FLAG_BOOL, &o->progress, "print the live line even when not on a terminal",

@@ -237,7 +237,6 @@ void load_engine_free(struct load_engine *eng)
         uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
         uv_loop_close(&w->loop);
         load_stats_destroy(&w->stats);
-        buf_free(&w->scratch);
     }
     free(eng->workers);
     tls_ctx_free(eng->tls);
