@@ -175,6 +175,7 @@ static void rrset_free(struct rrset *set)
 /* One answer under construction. */
 struct dns_ctx {
     struct reg_agent *a;
+    const struct reg_state *st; /* what the answer is read from */
     const struct dns_query *q;
     const char *domain; /* the configured domain with its trailing dot */
     struct rrset set;
@@ -272,7 +273,7 @@ static void answer_apex(struct dns_ctx *c)
     if (want(c, DNS_TYPE_SOA))
         add_soa(c, DNS_ANSWER);
     if (want(c, DNS_TYPE_NS)) {
-        smap_foreach(&c->a->state.nodes, e)
+        smap_foreach(&c->st->nodes, e)
         {
             const struct reg_node *n = e->val;
             if (!reg_service_get(n, "consul"))
@@ -292,7 +293,7 @@ static void answer_apex(struct dns_ctx *c)
 
 static void answer_node(struct dns_ctx *c, const struct dns_lookup *l)
 {
-    const struct reg_node *n = reg_node_get(&c->a->state, l->name);
+    const struct reg_node *n = reg_node_get(c->st, l->name);
     uint32_t ttl = ttl_secs(c->a->cfg.dns_node_ttl_ns);
 
     if (!n || !dc_matches(c, l) ||
@@ -348,7 +349,7 @@ static void find_instances(struct dns_ctx *c, const struct dns_lookup *l, struct
     enum reg_health worst_ok = c->a->cfg.dns_only_passing ? REG_PASSING : REG_WARNING;
     const char *tag = l->tag;
 
-    smap_foreach(&c->a->state.nodes, ne)
+    smap_foreach(&c->st->nodes, ne)
     {
         const struct reg_node *n = ne->val;
         if (!acl_allowed(&c->authz, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
@@ -538,8 +539,7 @@ static size_t encode_trimmed(const struct dns_ctx *c, bool tcp, uint8_t *out, si
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
-static size_t answer_error(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out,
-                           size_t cap)
+size_t dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out, size_t cap)
 {
     struct dns_writer *w = xmalloc(sizeof(*w));
     size_t len = dns_writer_init(w, out, cap, q, 0, rcode) == 0 ? w->len : 0;
@@ -548,44 +548,35 @@ static size_t answer_error(const struct dns_query *q, enum dns_rcode rcode, uint
     return len;
 }
 
-size_t dns_answer(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, uint8_t *out,
-                  size_t cap)
+void dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX])
 {
-    struct dns_query q;
-    struct dns_lookup l;
-    int rc = dns_query_parse(msg, len, &q);
-
-    if (len < DNS_HEADER_LEN || (q.flags & DNS_FLAG_QR))
-        return 0; /* nothing to answer, or a response: answering could loop two servers */
-    if (rc < 0) {
-        if (q.question && rc == -2)
-            q.question = NULL;
-        return answer_error(&q, DNS_RCODE_FORMERR, out, cap);
-    }
-    if (DNS_OPCODE(q.flags) != 0)
-        return answer_error(&q, DNS_RCODE_NOTIMP, out, cap);
-    char domain[DNS_NAME_TEXT_MAX];
     size_t dl = strlen(a->cfg.domain);
-    snprintf(domain, sizeof(domain), "%s%s", a->cfg.domain,
+    snprintf(out, DNS_NAME_TEXT_MAX, "%s%s", a->cfg.domain,
              dl && a->cfg.domain[dl - 1] == '.' ? "" : ".");
-    dns_lookup_parse(q.qname, domain, &l);
-    if (l.kind == DNS_LOOKUP_OUTSIDE) /* no recursors: what Consul answers without them */
-        return answer_error(&q, DNS_RCODE_REFUSED, out, cap);
+}
 
-    struct dns_ctx c = {.a = a, .q = &q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
-    acl_resolve(&a->state, &a->cfg, a->cfg.acl_default_token, &c.authz);
-    switch (l.kind) {
+size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
+                       const struct dns_query *q, const struct dns_lookup *l, bool tcp,
+                       uint8_t *out, size_t cap)
+{
+    char domain[DNS_NAME_TEXT_MAX];
+    struct dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
+
+    dns_domain(a, domain);
+    if (check_acl)
+        acl_resolve(st, &a->cfg, a->cfg.acl_default_token, &c.authz);
+    switch (l->kind) {
     case DNS_LOOKUP_APEX:
         answer_apex(&c);
         break;
     case DNS_LOOKUP_SERVICE:
-        answer_service(&c, &l);
+        answer_service(&c, l);
         break;
     case DNS_LOOKUP_NODE:
-        answer_node(&c, &l);
+        answer_node(&c, l);
         break;
     case DNS_LOOKUP_ADDR:
-        answer_addr(&c, &l);
+        answer_addr(&c, l);
         break;
     default: /* invalid names and prepared queries (meshkit has none): Consul's NXDOMAIN */
         c.rcode = DNS_RCODE_NXDOMAIN;
@@ -597,4 +588,57 @@ size_t dns_answer(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
     acl_authz_free(&c.authz);
     rrset_free(&c.set);
     return n;
+}
+
+/* Parses msg; returns 1 with q and l filled when it asks for a lookup, else 0 with *len the
+ * immediate answer's length (0: no answer due). */
+static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct dns_query *q,
+                    struct dns_lookup *l, uint8_t *out, size_t cap, size_t *n)
+{
+    char domain[DNS_NAME_TEXT_MAX];
+    int rc = dns_query_parse(msg, len, q);
+
+    *n = 0;
+    if (len < DNS_HEADER_LEN || (q->flags & DNS_FLAG_QR))
+        return 0; /* nothing to answer, or a response: answering could loop two servers */
+    if (rc < 0) {
+        if (rc == -2)
+            q->question = NULL;
+        *n = dns_answer_rcode(q, DNS_RCODE_FORMERR, out, cap);
+        return 0;
+    }
+    if (DNS_OPCODE(q->flags) != 0) {
+        *n = dns_answer_rcode(q, DNS_RCODE_NOTIMP, out, cap);
+        return 0;
+    }
+    dns_domain(a, domain);
+    dns_lookup_parse(q->qname, domain, l);
+    if (l->kind == DNS_LOOKUP_OUTSIDE) { /* no recursors: what Consul answers without them */
+        *n = dns_answer_rcode(q, DNS_RCODE_REFUSED, out, cap);
+        return 0;
+    }
+    return 1;
+}
+
+void dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, dns_done_cb done,
+               void *data)
+{
+    uint8_t *out = xmalloc(DNS_MSG_MAX);
+    struct dns_query q;
+    struct dns_lookup l;
+    size_t n;
+
+    if (classify(a, msg, len, &q, &l, out, DNS_MSG_MAX, &n)) {
+        /* A client agent holds only its own node: what needs the catalog comes from a server. */
+        bool remote = !a->cfg.server && (l.kind == DNS_LOOKUP_SERVICE ||
+                                         l.kind == DNS_LOOKUP_NODE || l.kind == DNS_LOOKUP_APEX);
+        if (remote) {
+            free(out);
+            dns_remote_lookup(a, msg, len, tcp, done, data);
+            return;
+        }
+        n = dns_answer_from(a, &a->state, true, &q, &l, tcp, out, DNS_MSG_MAX);
+    }
+    done(out, n, data);
+    free(out);
 }

@@ -45,12 +45,31 @@ int dns_start(struct reg_agent *a, struct err *e);
 /* Closes the listeners and open TCP connections; frees everything once their handles close. */
 void dns_close(struct reg_agent *a);
 
+/* Receives a query's answer (borrowed for the call; len 0: no answer is due). */
+typedef void (*dns_done_cb)(const uint8_t *answer, size_t len, void *data);
+
 /*
- * Answers one query message (msg, len bytes) into out (cap bytes: at least DNS_MSG_MAX for TCP,
- * which trims nothing). Over UDP (tcp false) the answer is trimmed as Consul trims it. Returns
- * the answer's length, or 0 when the message deserves no answer (too short, or a response).
+ * Answers one query message (msg, len bytes; borrowed for the call). Over UDP (tcp false) the
+ * answer is trimmed as Consul trims it; TCP answers are whole. done runs exactly once: inside
+ * this call on a server, or later when a client agent asks its server (dns_remote.c).
  */
-size_t dns_answer(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, uint8_t *out,
-                  size_t cap);
+void dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, dns_done_cb done,
+               void *data);
+
+/* ---- shared by dns.c and dns_remote.c ---- */
+
+struct reg_state;
+/* The answer to q (classified as l) read from st into out (cap bytes); its length. With
+ * check_acl, services and nodes the agent's default token may not read are left out. */
+size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
+                       const struct dns_query *q, const struct dns_lookup *l, bool tcp,
+                       uint8_t *out, size_t cap);
+/* A bare answer with rcode (the question echoed when q has one). Its length. */
+size_t dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out, size_t cap);
+/* The configured domain with its trailing dot. */
+void dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX]);
+/* A client agent's lookup through its server's HTTP API; calls done later. */
+void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+                       dns_done_cb done, void *data);
 
 #endif

@@ -16,7 +16,8 @@
 
 #define TCP_MAX_CONNS   256
 #define TCP_IDLE_MS     10000 /* a connection with no complete query for this long is closed */
-#define TCP_MAX_PENDING 16    /* answers queued on one connection before it stops reading */
+#define TCP_MAX_PENDING 16    /* queries in progress on one connection before it stops reading */
+#define UDP_MAX_PENDING 1024  /* UDP queries a client agent's server has not answered yet */
 
 struct reg_dns {
     struct reg_agent *a;
@@ -24,6 +25,7 @@ struct reg_dns {
     uv_tcp_t tcp;
     bool udp_open, tcp_open;
     int handles; /* open handles (listeners and connections): freed at zero after close */
+    int lookups; /* UDP queries whose answer is still to come */
     bool closing;
     struct dns_conn *conns;
     size_t nconns;
@@ -37,21 +39,34 @@ struct dns_conn {
     struct dns_conn *next, *prev;
     uint8_t in[2 + DNS_MSG_MAX];
     size_t in_len;
-    int pending; /* writes not yet completed */
+    int pending; /* queries whose answer is not written yet (looked up or being written) */
+    int lookups; /* of those, queries whose answer is still to come */
     int closing_handles;
+    bool closed;    /* its handles are closed: freed when the last lookup ends */
+    bool answering; /* inside conn_answer (a server answers within dns_query) */
 };
 
-struct dns_send {
-    uv_udp_send_t udp;
-    uv_write_t tcp;
-    struct dns_conn *conn; /* TCP only */
+struct udp_query {
+    struct reg_dns *d;
+    struct sockaddr_storage from;
+};
+
+struct tcp_send {
+    uv_write_t req;
+    struct dns_conn *conn;
     uint8_t data[];
 };
 
+static void maybe_free(struct reg_dns *d)
+{
+    if (d->handles == 0 && d->lookups == 0 && d->closing)
+        free(d);
+}
+
 static void handle_closed(struct reg_dns *d)
 {
-    if (--d->handles == 0 && d->closing)
-        free(d);
+    d->handles--;
+    maybe_free(d);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -74,44 +89,67 @@ static void on_udp_sent(uv_udp_send_t *req, int status)
     free(req->data);
 }
 
+static void on_udp_answer(const uint8_t *answer, size_t len, void *data)
+{
+    struct udp_query *uq = data;
+    struct reg_dns *d = uq->d;
+
+    d->lookups--;
+    if (len && !d->closing) {
+        uint8_t *copy = xmalloc(sizeof(uv_udp_send_t) + len);
+        uv_udp_send_t *req = (uv_udp_send_t *)copy;
+        memcpy(copy + sizeof(*req), answer, len);
+        uv_buf_t out = uv_buf_init((char *)copy + sizeof(*req), (unsigned)len);
+        req->data = copy;
+        if (uv_udp_send(req, &d->udp, &out, 1, (const struct sockaddr *)&uq->from, on_udp_sent) < 0)
+            free(copy);
+    }
+    free(uq);
+    maybe_free(d);
+}
+
 static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *from, unsigned flags)
 {
     struct reg_dns *d = h->data;
 
-    if (nread <= 0 || !from || (flags & UV_UDP_PARTIAL) || d->closing)
+    if (nread <= 0 || !from || (flags & UV_UDP_PARTIAL) || d->closing ||
+        d->lookups >= UDP_MAX_PENDING)
         return;
-    struct dns_send *s = xmalloc(sizeof(*s) + DNS_MSG_MAX);
-    size_t n =
-        dns_answer(d->a, (const uint8_t *)buf->base, (size_t)nread, false, s->data, DNS_MSG_MAX);
-    if (n == 0) {
-        free(s);
-        return;
-    }
-    uv_buf_t out = uv_buf_init((char *)s->data, (unsigned)n);
-    s->udp.data = s;
-    if (uv_udp_send(&s->udp, h, &out, 1, from, on_udp_sent) < 0)
-        free(s);
+    struct udp_query *uq = xmalloc(sizeof(*uq));
+    uq->d = d;
+    memcpy(&uq->from, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    d->lookups++;
+    dns_query(d->a, (const uint8_t *)buf->base, (size_t)nread, false, on_udp_answer, uq);
 }
 
 /* ---- TCP --------------------------------------------------------------------------------- */
 
+static void conn_free(struct dns_conn *c)
+{
+    struct reg_dns *d = c->d;
+
+    free(c);
+    handle_closed(d);
+}
+
 static void conn_closed(uv_handle_t *h)
 {
     struct dns_conn *c = h->data;
-    struct reg_dns *d = c->d;
 
     if (--c->closing_handles > 0)
         return;
-    free(c);
-    handle_closed(d);
+    c->closed = true;
+    if (c->lookups == 0)
+        conn_free(c);
 }
 
 static void conn_close(struct dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
-    if (c->closing_handles)
+    if (c->closing_handles || c->closed)
         return;
     if (c->prev)
         c->prev->next = c->next;
@@ -140,53 +178,82 @@ static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_answer(struct dns_conn *c);
 
-static void on_tcp_written(uv_write_t *req, int status)
+static bool conn_gone(const struct dns_conn *c)
 {
-    struct dns_send *s = req->data;
-    struct dns_conn *c = s->conn;
+    return c->closing_handles || c->closed;
+}
 
-    free(s);
-    if (c->closing_handles)
-        return;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->pending-- == TCP_MAX_PENDING) { /* it had stopped reading: the client reads again */
+/* One query is done with: a connection that had stopped reading at the limit reads again. */
+static void conn_release(struct dns_conn *c)
+{
+    if (c->pending-- == TCP_MAX_PENDING && !conn_gone(c) && !c->answering) {
         uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read);
         conn_answer(c);
     }
 }
 
-/* Answers every complete message in the input buffer. */
+static void on_tcp_written(uv_write_t *req, int status)
+{
+    struct tcp_send *s = req->data;
+    struct dns_conn *c = s->conn;
+
+    free(s);
+    if (conn_gone(c))
+        return;
+    if (status < 0)
+        conn_close(c);
+    else
+        conn_release(c);
+}
+
+static void on_tcp_answer(const uint8_t *answer, size_t len, void *data)
+{
+    struct dns_conn *c = data;
+
+    c->lookups--;
+    if (c->closed) {
+        if (c->lookups == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->closing_handles)
+        return;
+    if (len == 0) {
+        conn_release(c);
+        return;
+    }
+    struct tcp_send *s = xmalloc(sizeof(*s) + 2 + len);
+    s->data[0] = (uint8_t)(len >> 8);
+    s->data[1] = (uint8_t)len;
+    memcpy(s->data + 2, answer, len);
+    s->conn = c;
+    s->req.data = s;
+    uv_buf_t out = uv_buf_init((char *)s->data, (unsigned)(len + 2));
+    if (uv_write(&s->req, (uv_stream_t *)&c->tcp, &out, 1, on_tcp_written) < 0) {
+        free(s);
+        conn_close(c);
+    }
+}
+
+/* Starts answering every complete message in the input buffer. */
 static void conn_answer(struct dns_conn *c)
 {
     size_t off = 0;
 
-    while (c->in_len - off >= 2 && c->pending < TCP_MAX_PENDING) {
+    c->answering = true;
+    while (c->in_len - off >= 2 && c->pending < TCP_MAX_PENDING && !conn_gone(c)) {
         size_t mlen = (size_t)c->in[off] << 8 | c->in[off + 1];
         if (c->in_len - off - 2 < mlen)
             break;
-        struct dns_send *s = xmalloc(sizeof(*s) + 2 + DNS_MSG_MAX);
-        size_t n = dns_answer(c->d->a, c->in + off + 2, mlen, true, s->data + 2, DNS_MSG_MAX);
-        off += 2 + mlen;
         uv_timer_again(&c->idle);
-        if (n == 0) {
-            free(s);
-            continue;
-        }
-        s->data[0] = (uint8_t)(n >> 8);
-        s->data[1] = (uint8_t)n;
-        s->conn = c;
-        s->tcp.data = s;
-        uv_buf_t out = uv_buf_init((char *)s->data, (unsigned)(n + 2));
-        if (uv_write(&s->tcp, (uv_stream_t *)&c->tcp, &out, 1, on_tcp_written) < 0) {
-            free(s);
-            conn_close(c);
-            return;
-        }
         c->pending++;
+        c->lookups++;
+        dns_query(c->d->a, c->in + off + 2, mlen, true, on_tcp_answer, c);
+        off += 2 + mlen;
     }
+    c->answering = false;
+    if (conn_gone(c))
+        return;
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
     if (c->pending >= TCP_MAX_PENDING) /* a client that sends and never reads: stop reading */
@@ -288,6 +355,5 @@ void dns_close(struct reg_agent *a)
         uv_close((uv_handle_t *)&d->udp, on_listener_closed);
         uv_close((uv_handle_t *)&d->tcp, on_listener_closed);
     }
-    if (d->handles == 0)
-        free(d);
+    maybe_free(d);
 }

@@ -352,3 +352,28 @@ def test_malformed_queries(dns_agent):
         s.sendall(b"\x00\x40\x12")
     assert udp(port, "node1.node.consul", A).data(A) == ["127.0.0.1"]
     assert a.running()
+
+
+def test_client_agent_asks_its_server(agent_factory):
+    server = agent_factory(node="srv")
+    port = free_port()
+    client = agent_factory(node="web1", server=False, dns_port=port,
+                           extra_args=["-retry-join", f"127.0.0.1:{server.port}"])
+    register(server, "api-srv", "api", 9000, "127.0.0.60")  # on the server's node
+    register(client, "api-web1", "api", 9001, "127.0.0.61", tags=["v2"])  # the client's own
+    # The client's service reaches the server's catalog by its sync; then both answer.
+    wait_until(lambda: len(tcp(port, "api.service.consul", A).data(A)) == 2, 10.0,
+               what="both api instances through the client agent")
+    assert sorted(udp(port, "api.service.consul", A).data(A)) == ["127.0.0.60", "127.0.0.61"]
+    assert tcp(port, "v2.api.service.consul", A).data(A) == ["127.0.0.61"]
+    srv = tcp(port, "api.service.consul", SRV)
+    assert sorted(r[2] for r in srv.data(SRV)) == [9000, 9001]
+    assert tcp(port, "srv.node.consul", A).data(A) == ["127.0.0.1"]
+    assert tcp(port, "nope.node.consul", A).rcode == NXDOMAIN
+    assert tcp(port, "nope.service.consul", A).rcode == NXDOMAIN
+    assert udp(port, "consul", NS).data(NS) == ["srv.node.dc1.consul"]
+    # What needs no catalog is answered locally, server or not.
+    server.stop()
+    assert tcp(port, "7f00000a.addr.consul", A).data(A) == ["127.0.0.10"]
+    # A server that cannot be reached: SERVFAIL, as Consul's RPC errors.
+    assert udp(port, "api.service.consul", A).rcode == 2
