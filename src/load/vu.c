@@ -420,6 +420,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->tls) {
         c->raw.len += (size_t)nread;
         rc = tls_input(c);
+        if (rc == UV_EPROTO && !vu->req) { /* a bad record on an idle connection */
+            conn_drop(vu);
+            return;
+        }
         if (rc == UV_EPROTO) {
             request_failed(vu, "EPROTO");
             return;
