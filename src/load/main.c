@@ -119,6 +119,9 @@ static void on_engine_done(void *data)
 {
     struct run_ctx *ctx = data;
 
+    /* A loaded machine can run the last tick late or not at all: catch up, so a run that
+     * crossed a live-line boundary always prints its line. */
+    on_tick(&ctx->tick);
     uv_close((uv_handle_t *)&ctx->tick, NULL);
     uv_close((uv_handle_t *)&ctx->sig_int, NULL);
     uv_close((uv_handle_t *)&ctx->sig_term, NULL);
