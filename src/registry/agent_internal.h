@@ -34,6 +34,7 @@ struct reg_agent {
     struct http_client *client;  /* client agents: requests to servers */
     struct acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
     struct reg_dns *dns;         /* the DNS listeners (dns.h); NULL when off */
+    int dns_remote_inflight;     /* client agents: DNS lookups waiting for a server */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;

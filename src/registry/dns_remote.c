@@ -20,6 +20,9 @@
 
 #define REMOTE_TIMEOUT_MS 5000 /* resolvers give up after about 5 s anyway */
 #define REMOTE_MAX_BODY   (8u << 20)
+/* Lookups waiting for the server at once; beyond, SERVFAIL at once rather than a connection per
+ * query of a flood (a resolver retries). */
+#define REMOTE_MAX_INFLIGHT 128
 
 struct dns_remote {
     struct reg_agent *a;
@@ -28,6 +31,7 @@ struct dns_remote {
     bool tcp;
     dns_done_cb done;
     void *data;
+    bool counted; /* in a->dns_remote_inflight */
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
@@ -48,6 +52,8 @@ static void finish(struct dns_remote *r, const struct reg_state *st, enum dns_rc
     size_t n;
 
     reparse(r, &q, &l);
+    if (r->counted)
+        r->a->dns_remote_inflight--;
     if (st)
         n = dns_answer_from(r->a, st, false, &q, &l, r->tcp, out, DNS_MSG_MAX);
     else
@@ -150,7 +156,7 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     r->tcp = tcp;
     r->done = done;
     r->data = data;
-    if (!server || !a->client) {
+    if (!server || !a->client || a->dns_remote_inflight >= REMOTE_MAX_INFLIGHT) {
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
     }
@@ -168,6 +174,8 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
         .max_body = REMOTE_MAX_BODY,
     };
     sync_client_options(a, &req);
+    r->counted = true;
+    a->dns_remote_inflight++;
     http_client_send(a->client, &req, on_remote, r);
     free(target);
     free(headers);
