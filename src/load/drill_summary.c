@@ -1,7 +1,10 @@
 /*
  * What a drill's users saw, phase by phase, from the per-second timeline of its report (see
  * drill.h). Everything is read at one-second resolution: a bucket t holds what was answered in
- * [t, t+1) seconds after the start, and a bucket belongs to the phase its middle falls in.
+ * [t, t+1) seconds after the start, and a bucket belongs to the phase under way at its end. So
+ * the bucket an event falls in goes to the phase the event starts: what the event causes (the
+ * 503s once the last instance is stopped) comes after it, and must not be blamed on the phase
+ * before (where a graceful stop lost nothing).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -92,10 +95,10 @@ static void drill_sum(json_t *phase, const json_t *timeline, double from, double
     json_object_set_new(phase, "p99_ms", p99 >= 0 ? json_real(p99) : json_null());
 }
 
-/* The first bucket whose middle is at or after time s. */
+/* The first bucket that ends after time s: phase [start, end) owns [bucket(start), bucket(end)). */
 static double drill_bucket(double s)
 {
-    return ceil(s - 0.5);
+    return floor(s);
 }
 
 /* After a removal at ev: until the node's last bucket with traffic in [from, to) ends. */

@@ -72,7 +72,7 @@ static void test_failover_phases(void **state)
     json_t *phases = load_drill_phases(report);
 
     assert_int_equal(json_array_size(phases), 5);
-    /* Seconds 0..3 (second 4's middle, 4.5, is after the event at 4.2). */
+    /* Seconds 0..3 (second 4 ends after the event at 4.2: it is the next phase's). */
     assert_phase(json_array_get(phases, 0), "before the first event", 40, 0, "{}");
     assert_true(json_is_null(json_object_get(json_array_get(phases, 0), "detect_s")));
     /* 4..7: web1's last request was in second 4, so the lb stopped within 0.8 s. */
@@ -91,6 +91,25 @@ static void test_failover_phases(void **state)
     assert_phase(json_array_get(phases, 4), "start-service web2", 40, 0, "{}");
     assert_seconds(json_object_get(json_array_get(phases, 4), "recover_s"), 1.0);
 
+    json_decref(phases);
+    json_decref(report);
+}
+
+/*
+ * An event late in its second: the second it falls in belongs to the phase it starts, so the
+ * 503s that follow stopping web2 are not blamed on the phase where only web1 was stopped.
+ */
+static void test_event_late_in_its_second(void **state)
+{
+    json_t *report = failover_report();
+    json_t *events = json_object_get(json_object_get(report, "meshkit"), "events");
+    json_t *phases;
+
+    json_object_set_new(json_array_get(events, 1), "t_ms", json_integer(8700));
+    phases = load_drill_phases(report);
+    assert_phase(json_array_get(phases, 1), "stop-service web1", 40, 0, "{}");
+    assert_phase(json_array_get(phases, 2), "stop-service web2", 40, 40,
+                 "{\"503\": 38, \"ECONNREFUSED\": 2}");
     json_decref(phases);
     json_decref(report);
 }
@@ -167,9 +186,8 @@ static void test_no_events_and_print(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_failover_phases),
-        cmocka_unit_test(test_not_detected),
-        cmocka_unit_test(test_scale_up),
+        cmocka_unit_test(test_failover_phases),     cmocka_unit_test(test_event_late_in_its_second),
+        cmocka_unit_test(test_not_detected),        cmocka_unit_test(test_scale_up),
         cmocka_unit_test(test_no_events_and_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
