@@ -14,6 +14,7 @@
 #include "cli/cli_internal.h"
 #include "cli/cluster.h"
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/json.h"
 
 #define STATE_VERSION 1
@@ -151,16 +152,13 @@ int cluster_state_from_json(const json_t *doc, struct cluster_state *s, struct e
 
 int cluster_state_save(const struct cluster_state *s, struct err *e)
 {
-    char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+    char path[PATH_MAX + 32];
     json_t *doc = cluster_state_to_json(s);
-    int rc = 0;
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 
     snprintf(path, sizeof(path), "%s/%s", s->run_dir, CLUSTER_STATE_FILE);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
-        rc = err_set(e, "write %s: %s", tmp, strerror(errno));
-    else if (rename(tmp, path) != 0)
-        rc = err_set(e, "rename %s: %s", tmp, strerror(errno));
+    int rc = file_replace(path, text, strlen(text), 0644, 0, e);
+    free(text);
     json_decref(doc);
     return rc;
 }

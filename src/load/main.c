@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/json.h"
 #include "load/engine.h"
@@ -200,16 +201,13 @@ static bool has_request(const struct load_step *steps, size_t n)
 
 static int write_output(const char *path, const json_t *report)
 {
-    char *tmp = xasprintf("%s.tmp", path);
-    int rc = json_dump_file(report, tmp, JSON_INDENT(2)) == 0 ? 0 : -EIO;
+    char *text = json_dumps(report, JSON_INDENT(2));
+    struct err e;
+    int rc = file_replace(path, text, strlen(text), 0644, 0, &e);
 
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0) {
-        fprintf(stderr, "mesh load run: %s: cannot write the report\n", path);
-        unlink(tmp);
-    }
-    free(tmp);
+    if (rc < 0)
+        fprintf(stderr, "mesh load run: cannot write the report: %s\n", e.msg);
+    free(text);
     return rc;
 }
 

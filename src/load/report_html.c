@@ -4,16 +4,14 @@
  * chart view (report_view.c) as JSON; the page's own script (assets/report.js) draws it as SVG.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/html.h"
 #include "load/report_assets.h"
 #include "load/report_html.h"
@@ -469,48 +467,13 @@ int load_report_html_render(const json_t *report, struct buf *out, struct err *e
     return 0;
 }
 
-static int report_write_all(int fd, const struct buf *b)
-{
-    size_t off = 0;
-
-    while (off < b->len) {
-        ssize_t n = write(fd, b->data + off, b->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        off += (size_t)n;
-    }
-    return 0;
-}
-
 int load_report_html_write(const json_t *report, const char *path, struct err *err)
 {
     struct buf page = BUF_INIT;
-    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    int fd = -1, rc;
+    int rc = load_report_html_render(report, &page, err);
 
-    rc = load_report_html_render(report, &page, err);
-    if (rc < 0)
-        goto out;
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = -errno;
-        err_set(err, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    /* mkstemp makes 0600; a report is meant to be shared like any file the user writes. */
-    rc = fchmod(fd, 0644) < 0 ? -errno : report_write_all(fd, &page);
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        err_set(err, "%s: %s", path, strerror(-rc));
-        unlink(tmp);
-    }
-out:
+    if (rc == 0)
+        rc = file_replace(path, page.data, page.len, 0644, 0, err);
     buf_free(&page);
-    free(tmp);
     return rc;
 }

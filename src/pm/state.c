@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "pm/daemon.h"
@@ -39,9 +40,8 @@ void pm_state_save(struct pm_daemon *d)
 {
     json_t *root = json_object();
     json_t *apps = json_array();
-    char *tmp = xasprintf("%s.tmp", d->state_path);
     struct buf b = BUF_INIT;
-    int fd;
+    struct err e;
 
     for (size_t k = 0; k < d->napps; k++) {
         struct pm_app *a = d->apps[k];
@@ -55,13 +55,9 @@ void pm_state_save(struct pm_daemon *d)
     json_object_set_new(root, "next_id", json_integer(d->next_id));
     json_object_set_new(root, "apps", apps);
     json_append(&b, root, true);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || rename(tmp, d->state_path) != 0)
-        log_error("save %s: %s", d->state_path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    if (file_replace(d->state_path, b.data, b.len, 0600, 0, &e) < 0)
+        log_error("save: %s", e.msg);
     buf_free(&b);
-    free(tmp);
     json_decref(root);
 }
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/buf.h"
 #include "lib/crc32.h"
 #include "lib/log.h"
@@ -131,37 +132,6 @@ static long line_parse(const char *p, size_t n, const char **json, size_t *json_
 }
 
 /* ---- file helpers ------------------------------------------------------------------------ */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads the whole of fd from offset 0 into out. */
-static int read_all(int fd, struct buf *out)
-{
-    for (;;) {
-        buf_reserve(out, 64 * 1024);
-        ssize_t r = pread(fd, out->data + out->len, out->cap - out->len - 1, (off_t)out->len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return 0;
-        out->len += (size_t)r;
-        out->data[out->len] = '\0';
-    }
-}
 
 /* Makes the directory's entries (a created or renamed file) durable. */
 static int fsync_dir(const char *dir)
@@ -315,7 +285,7 @@ static int snapshot_load(struct reg_persist *p, struct err *e)
         err_set(e, "open %s: %s", p->snapshot_path, strerror(-rc));
         return rc;
     }
-    rc = read_all(fd, &data);
+    rc = file_read_all(fd, &data);
     if (rc < 0) {
         err_set(e, "read %s: %s", p->snapshot_path, strerror(-rc));
         goto out;
@@ -359,7 +329,7 @@ static int journal_start(struct reg_persist *p)
     int rc;
 
     header_append(&h);
-    rc = write_all(p->jfd, h.data, h.len);
+    rc = file_write_all(p->jfd, h.data, h.len);
     if (rc == 0 && fdatasync(p->jfd) < 0)
         rc = -errno;
     if (rc == 0)
@@ -383,7 +353,7 @@ static int journal_load(struct reg_persist *p, struct err *e)
         err_set(e, "open %s: %s", p->journal_path, strerror(-rc));
         return rc;
     }
-    rc = read_all(p->jfd, &data);
+    rc = file_read_all(p->jfd, &data);
     if (rc < 0) {
         err_set(e, "read %s: %s", p->journal_path, strerror(-rc));
         goto out;
@@ -506,7 +476,7 @@ static void persist_journal_cb(const json_t *record, void *data)
     buf_reset(&p->line);
     line_append(&p->line, json, len);
     free(json);
-    int rc = write_all(p->jfd, p->line.data, p->line.len);
+    int rc = file_write_all(p->jfd, p->line.data, p->line.len);
     if (rc < 0) {
         /* Remove a partial line so a later snapshot can reuse the journal; if even that fails,
          * the next open treats it as a torn tail. */
@@ -548,7 +518,7 @@ static int snapshot_write(struct reg_persist *p, size_t *size, struct err *e)
         goto err_open;
     }
     step = "write";
-    rc = write_all(fd, b.data, b.len);
+    rc = file_write_all(fd, b.data, b.len);
     if (rc == 0 && fsync(fd) < 0) {
         step = "fsync";
         rc = -errno;
@@ -638,7 +608,7 @@ static int journal_cut(struct reg_persist *p, struct err *e)
     }
     b.len += (size_t)tail;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
+    if (fd < 0 || file_write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
         rename(tmp, p->journal_path) < 0) {
         rc = -errno;
         goto out;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "template/runner_internal.h"
 
@@ -20,8 +21,8 @@
 /* What a write did, filled on the pool thread. */
 struct write_result {
     bool changed;
-    int err; /* 0 or a negative errno */
-    char what[64];
+    int err;        /* 0 or a negative errno */
+    struct err why; /* "rename DST: ..." when err */
 };
 
 static struct write_result *result_of(struct tmpl_job *j)
@@ -54,62 +55,17 @@ static bool same_content(const char *path, const char *content, size_t len, mode
     return same;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void write_work(uv_work_t *req)
 {
     struct tmpl_job *j = CONTAINER_OF(req, struct tmpl_job, work);
     struct write_result *res = result_of(j);
-    const char *dst = j->spec->dst;
     size_t len = strlen(j->write_content);
     mode_t mode = 0644;
-    char *tmp = xasprintf("%s.mesh-tmp.%d", dst, (int)getpid());
-    int fd = -1;
 
-    if (same_content(dst, j->write_content, len, &mode))
-        goto done;
-    snprintf(res->what, sizeof(res->what), "create");
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0) {
-        res->err = -errno;
-        goto done;
-    }
-    snprintf(res->what, sizeof(res->what), "write");
-    if ((res->err = write_all(fd, j->write_content, len)) < 0 || fchmod(fd, mode) < 0 ||
-        fsync(fd) < 0) {
-        res->err = res->err ? res->err : -errno;
-        goto err_after_open;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        res->err = -errno;
-        goto err_after_open;
-    }
-    fd = -1;
-    snprintf(res->what, sizeof(res->what), "rename");
-    if (rename(tmp, dst) < 0) {
-        res->err = -errno;
-        goto err_after_open;
-    }
-    res->changed = true;
-    goto done;
-err_after_open:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-done:
-    free(tmp);
+    if (same_content(j->spec->dst, j->write_content, len, &mode))
+        return;
+    res->err = file_replace(j->spec->dst, j->write_content, len, mode, FILE_SYNC, &res->why);
+    res->changed = res->err == 0;
 }
 
 static void run_command(struct tmpl_job *j);
@@ -121,8 +77,7 @@ static void after_write(uv_work_t *req, int status)
     bool changed = res->changed, ok = res->err == 0;
 
     if (!ok)
-        log_error("template %s: %s %s: %s", j->spec->src, res->what, j->spec->dst,
-                  strerror(-res->err));
+        log_error("template %s: %s", j->spec->src, res->why.msg);
     else if (changed)
         log_info("template %s: rendered %s", j->spec->src, j->spec->dst);
     FREE_NULL(j->write_content);

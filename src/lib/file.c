@@ -1,0 +1,88 @@
+#include "lib/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+
+int file_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int file_read_all(int fd, struct buf *out)
+{
+    off_t off = 0;
+
+    for (;;) {
+        buf_reserve(out, 64 * 1024);
+        ssize_t r = pread(fd, out->data + out->len, out->cap - out->len - 1, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return 0;
+        off += r;
+        out->len += (size_t)r;
+        out->data[out->len] = '\0';
+    }
+}
+
+int file_replace(const char *path, const void *data, size_t len, mode_t mode, unsigned flags,
+                 struct err *e)
+{
+    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    const char *step = "create";
+    int rc = 0;
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    step = "write";
+    if ((rc = file_write_all(fd, data, len)) < 0)
+        goto err_after_create;
+    if (fchmod(fd, mode) < 0 || ((flags & FILE_SYNC) && fsync(fd) < 0)) {
+        rc = -errno;
+        goto err_after_create;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = -errno;
+        goto err_after_create;
+    }
+    fd = -1;
+    step = "rename";
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        goto err_after_create;
+    }
+    goto out;
+err_after_create:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out:
+    if (rc < 0)
+        err_set(e, "%s %s: %s", step, path, strerror(-rc));
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,129 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "lib/file.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    const char *base = getenv("MESH_TEST_TMPDIR");
+    mkdir(base ? base : "/tmp", 0755);
+    snprintf(dir, sizeof(dir), "%s/test_file.XXXXXX", base ? base : "/tmp");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static size_t entries(void)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void read_back(const char *path, struct buf *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(file_read_all(fd, out), 0);
+    close(fd);
+}
+
+static void test_replace_writes_then_replaces_with_the_mode(void **state)
+{
+    char *path = xasprintf("%s/state.json", dir);
+    struct buf got = BUF_INIT;
+    struct stat st;
+    struct err e;
+
+    assert_int_equal(file_replace(path, "{\"v\": 1}\n", 9, 0600, 0, &e), 0);
+    read_back(path, &got);
+    assert_string_equal(got.data, "{\"v\": 1}\n");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* a larger file, past one read's worth, replaced whole, synced */
+    struct buf big = BUF_INIT;
+    for (int i = 0; i < 20000; i++)
+        buf_printf(&big, "line %d\n", i);
+    assert_int_equal(file_replace(path, big.data, big.len, 0644, FILE_SYNC, &e), 0);
+    buf_reset(&got);
+    read_back(path, &got);
+    assert_int_equal(got.len, big.len);
+    assert_memory_equal(got.data, big.data, big.len);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(entries(), 1); /* no temporary file left */
+    buf_free(&big);
+    buf_free(&got);
+    free(path);
+}
+
+static void test_failure_names_the_step_and_leaves_nothing(void **state)
+{
+    char *missing = xasprintf("%s/no/such/dir/out.cfg", dir);
+    char *blocked = xasprintf("%s/taken", dir);
+    struct err e;
+
+    assert_int_equal(file_replace(missing, "x", 1, 0644, 0, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "create "));
+    assert_non_null(strstr(e.msg, "out.cfg: No such file or directory"));
+    /* renaming over a directory fails after the write: the temporary file goes */
+    assert_int_equal(mkdir(blocked, 0755), 0);
+    assert_true(file_replace(blocked, "x", 1, 0644, 0, &e) < 0);
+    assert_non_null(strstr(e.msg, "rename "));
+    assert_int_equal(entries(), 1);
+    free(missing);
+    free(blocked);
+}
+
+static void test_read_all_reads_from_the_start(void **state)
+{
+    char *path = xasprintf("%s/journal", dir);
+    struct buf got = BUF_INIT;
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    assert_int_equal(file_write_all(fd, "abc", 3), 0);
+    assert_int_equal(file_write_all(fd, "def", 3), 0);
+    /* the offset is at the end: read_all still reads it all, and does not move it */
+    assert_int_equal(file_read_all(fd, &got), 0);
+    assert_string_equal(got.data, "abcdef");
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 6);
+    close(fd);
+    buf_free(&got);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_replace_writes_then_replaces_with_the_mode, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failure_names_the_step_and_leaves_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_all_reads_from_the_start, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
