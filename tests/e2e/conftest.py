@@ -11,9 +11,7 @@ import socket
 
 import pytest
 
-from helpers import Agent, Target, mesh_bin
-
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+from helpers import SANITIZER_MARKERS, Agent, Target, mesh_bin
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 10.0  # seconds for an agent to answer /v1/status/leader
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 HOST = "127.0.0.1"
+# What ASan, LSan and UBSan print: a process log holding one failed its run.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def mesh_bin():
@@ -36,6 +38,15 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def gone(pid):
+    """True when pid has exited (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
 
 
 def wait_until(fn, timeout, interval=0.05, what="condition"):

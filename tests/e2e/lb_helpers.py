@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from helpers import ManagedProcess
+from helpers import SANITIZER_MARKERS, ManagedProcess
 
 HOST = "127.0.0.1"
 STATS_USER = "admin"
@@ -523,8 +523,6 @@ except ImportError:  # run as the backend script
     pytest = None
 
 if pytest is not None:
-    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
     @pytest.fixture
     def backends(tmp_path):
         """make(n=1) -> [Backend]; every backend is stopped by PID at the end."""

@@ -3,132 +3,14 @@ healthy on free loopback ports, spreads traffic over web1 and web2, and survives
 moves: stop-service and scale-up/down under load with no failed request, both services stopped
 giving the 503 page, kill-node detected and routed around, a webapp killed with -9 restarted by
 its supervisor. `mesh down` leaves no process. One cluster serves the module, in order."""
-import json
 import os
 import pty
-import random
 import signal
-import socket
 import subprocess
 import time
 
-import pytest
-
-from helpers import HOST, mesh_bin, request, wait_until
-from lb_helpers import Load
-
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
-def _port_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_layout():
-    """Ports for every part of the cluster, all free now: the web nodes' agents take base, +1
-    and their webapps base, +1.. (web1) and base+100, +101.. (web2)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000, 10)
-        ports = {"http": base, "lb": base + 1, "stats": base + 2, "agents": base + 3,
-                 "web": base + 500}
-        needed = [base, base + 1, base + 2, base + 3, base + 4] + \
-            [base + 500 + i for i in range(4)] + [base + 600 + i for i in range(4)]
-        if all(_port_free(p) for p in needed):
-            return ports
-    raise AssertionError("no free port layout found")
-
-
-def gone(pid):
-    """True when pid has exited (a zombie waiting for init to reap it counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
-
-
-class Cluster:
-    def __init__(self, run_dir):
-        self.run_dir = str(run_dir)
-        self.ports = free_layout()
-
-    def mesh(self, *args, timeout=120, check=True):
-        p = subprocess.run([mesh_bin(), *args, "-run-dir", self.run_dir], capture_output=True,
-                           text=True, timeout=timeout)
-        if check:
-            assert p.returncode == 0, f"mesh {' '.join(args)}: {p.returncode}\n{p.stdout}{p.stderr}"
-        return p
-
-    def json(self, *args):
-        return json.loads(self.mesh(*args, "-json").stdout)
-
-    def up(self, *extra):
-        p = self.ports
-        return self.mesh("up", "-http-port", str(p["http"]), "-lb-port", str(p["lb"]),
-                         "-stats-port", str(p["stats"]), "-agent-port-base", str(p["agents"]),
-                         "-web-port-base", str(p["web"]), "-failure-timeout", "2s",
-                         "-check-interval", "1s", *extra)
-
-    def get(self, path="/"):
-        return request(self.ports["lb"], "GET", path, timeout=10)
-
-    def passing(self, node):
-        return [i for i in self.json("services") if i["service"] == "web" and
-                i["node"] == node and i["status"] == "passing"]
-
-    def apps(self, node):
-        return [a for a in self.json("status")["apps"] if a["node"] == node and
-                a.get("name") == "web"]
-
-    def pids(self):
-        """Every process of the cluster: pidfiles, supervisors' apps, supervisor daemons."""
-        pids = set()
-        for root, _, files in os.walk(self.run_dir):
-            for f in files:
-                if f.endswith(".pid") and root.count(os.sep) == self.run_dir.count(os.sep) + 1:
-                    try:
-                        pids.add(int(open(os.path.join(root, f)).read().split()[0]))
-                    except (ValueError, IndexError, OSError):
-                        pass
-        for a in self.json("status")["apps"]:
-            if a.get("pid"):
-                pids.add(int(a["pid"]))
-        return pids
-
-
-def under_load(cluster, action, seconds=30.0):
-    """Runs action() while a thread sends requests through the lb; returns (results, errors)
-    after a short tail of traffic."""
-    load = Load(cluster.ports["lb"], threads=2, seconds=seconds).start()
-    try:
-        wait_until(lambda: len(load.snapshot()) >= 20, 10, what="load to start")
-        action()
-        n = len(load.snapshot())
-        wait_until(lambda: len(load.snapshot()) >= n + 50, 10, what="traffic after the action")
-    finally:
-        load.stop()
-    return load.snapshot(), load.errors
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("cluster") / "run")
-    try:
-        c.up_result = c.up()
-        yield c
-    finally:
-        subprocess.run([mesh_bin(), "down", "-run-dir", c.run_dir], capture_output=True,
-                       timeout=120)
-        for root, _, files in os.walk(c.run_dir):
-            for f in files:
-                if f.endswith(".log"):
-                    text = open(os.path.join(root, f), errors="replace").read()
-                    assert not any(m in text for m in SANITIZER_MARKERS), (f, text[-3000:])
+from cluster_helpers import cluster, gone, under_load  # noqa: F401 (cluster: fixture)
+from helpers import mesh_bin, wait_until
 
 
 def test_up_comes_up_healthy_and_prints_urls(cluster):

@@ -7,7 +7,7 @@ import subprocess
 from helpers import mesh_bin
 # The module-scoped cluster fixture: `mesh up` on free ports, `mesh down` and a sanitizer
 # check of every log at the end.
-from test_cluster_up import cluster  # noqa: F401
+from cluster_helpers import cluster  # noqa: F401
 
 
 def test_failover_drill(cluster, tmp_path):  # noqa: F811

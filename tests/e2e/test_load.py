@@ -28,11 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import HOST, free_port, wait_until
+from helpers import HOST, SANITIZER_MARKERS, free_port, wait_until
 
 RUN_TIMEOUT = 60  # seconds for one `mesh load run` (runs take 1-4 s; sanitizer builds are slower)
 HIST_ERR = 0.01  # the stated bound of the percentiles (meshkit.histogram_error)
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 class Recorder:

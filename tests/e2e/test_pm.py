@@ -16,9 +16,8 @@ import time
 
 import pytest
 
-from helpers import HOST, mesh_bin, request, wait_until
+from helpers import HOST, SANITIZER_MARKERS, mesh_bin, request, wait_until
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 CMD_TIMEOUT = 30  # seconds for one `mesh pm` command
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import HOST, REPO, ManagedProcess, free_port, request, wait_until
+from helpers import HOST, REPO, SANITIZER_MARKERS, ManagedProcess, free_port, gone, request, wait_until
 from lb_helpers import backends  # noqa: F401 (fixture)
-from test_cluster_up import Cluster, gone
+from cluster_helpers import Cluster
 
 STOP_TIMEOUT = 5.0
 
@@ -48,7 +48,7 @@ def template_factory(request, tmp_path, mesh):
     for t in made:
         t.stop()
     for t in made:
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        for marker in SANITIZER_MARKERS:
             assert marker not in t.log_text(), t.log_tail(80)
 
 

@@ -13,7 +13,8 @@ import urllib.request
 import pytest
 
 from helpers import mesh_bin
-from test_cluster_up import SANITIZER_MARKERS, free_layout, gone
+from cluster_helpers import free_layout
+from helpers import SANITIZER_MARKERS, gone
 
 
 def mesh(*args, env=None, timeout=120):

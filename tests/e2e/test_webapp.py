@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-from helpers import HOST, free_port, mesh_bin, request, wait_until
-
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+from helpers import HOST, SANITIZER_MARKERS, free_port, mesh_bin, request, wait_until
 
 
 def webapp_bin():
