@@ -10,7 +10,7 @@ PYTHON     := /usr/bin/python3
 PYTEST     := $(PYTHON) -m pytest
 RUNDIR     ?= $(CURDIR)/run
 
-.PHONY: all deps check check-peers unit e2e compat browser fuzz bench up down clean format
+.PHONY: all deps deps-run check check-peers unit e2e compat browser fuzz bench up down clean format
 
 all: $(BUILD)/mesh
 
@@ -21,7 +21,10 @@ $(BUILD)/mesh: FORCE
 FORCE:
 
 deps:
-	@scripts/install-deps
+	@scripts/install-deps check
+
+deps-run:
+	@scripts/install-deps run
 
 # The whole suite runs against a -Werror ASan+UBSan build; the optimised build must also be
 # warning-free (-O2 finds what -O0 does not, e.g. maybe-uninitialized).
@@ -56,7 +59,7 @@ bench: all
 	bench/registry
 
 # `make up UPFLAGS=-netns` runs each node in its own network namespace (root).
-up: deps all
+up: deps-run all
 	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(UPFLAGS)
 
 down:
