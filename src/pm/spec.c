@@ -69,7 +69,7 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
         return err_set(e, "script: no command to run");
     if (s->instances < 1 || s->instances > PM_MAX_INSTANCES)
         return err_set(e, "instances: %d out of range 1..%d", s->instances, PM_MAX_INSTANCES);
-    if (s->port_base < 0 || s->port_base + s->instances - 1 > 65535)
+    if (s->port_base < 0 || (int64_t)s->port_base + s->instances - 1 > 65535)
         return err_set(e, "port_base: %d with %d instances goes past port 65535", s->port_base,
                        s->instances);
     if (s->max_restarts < 0)

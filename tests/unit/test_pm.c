@@ -1,6 +1,7 @@
 /* The supervisor's pure parts: restart policy, /proc parsing, rotation names, formats, specs,
  * ecosystem files and the ls table. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +190,11 @@ static void test_spec_json_round_trip(void **state)
 
     /* Too many ports: the check names the key. */
     s.port_base = 65535;
+    assert_int_equal(pm_spec_check(&s, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "port_base"));
+    /* -port-base is any int on the command line: the sum must not overflow into a pass. */
+    s.port_base = INT_MAX;
+    s.instances = 2;
     assert_int_equal(pm_spec_check(&s, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "port_base"));
     pm_spec_free(&s);
