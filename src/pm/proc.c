@@ -332,7 +332,8 @@ void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
     uv_timer_stop(&i->timer);
     i->after_stop = PM_AFTER_NONE;
     i->status = PM_STOPPED;
-    if (after == PM_AFTER_RESTART) {
+    /* After `kill` the table is forgotten: a restart started now would run unsupervised. */
+    if (after == PM_AFTER_RESTART && !d->forget_state) {
         i->restarts++;
         i->backoff = (struct pm_backoff){0};
         if (pm_inst_spawn(i, &e) != 0)

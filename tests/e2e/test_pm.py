@@ -404,3 +404,24 @@ def test_control_socket_refuses_bad_requests(pm):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
         idle.connect(os.path.join(pm.home, "pm.sock"))
         assert ask(b'{"cmd": "ping"}\n')["ok"] is True
+
+
+def test_kill_wins_over_a_restart_in_flight(pm):
+    """A restart still waiting for its process to exit must not start a new one once kill has
+    come: the daemon exits and forgets its table, so that process would run unsupervised."""
+    pids = pm.tmp / "pids"
+    pm.run("start", "stubborn", "-kill-timeout", "2s", "--", "sh", "-c",
+           f"echo $$ >> {pids}; trap '' TERM; while :; do sleep 0.05; done")
+    pm.wait_status("stubborn", "online")
+    restart = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "restart", "stubborn"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pm.wait_status("stubborn", "stopping")
+        pm.run("kill")
+    finally:
+        restart.wait(timeout=CMD_TIMEOUT)
+        pm._note_daemon()
+        pm.pids.update(int(p) for p in pids.read_text().split())
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 1, f"a process was started after kill: {started}"
+    assert not alive(started[0])
