@@ -318,7 +318,10 @@ static void req_scale(struct pm_conn *c, const json_t *req)
         return;
     }
     live = live_insts(a);
-    target = json_is_true(json_object_get(req, "relative")) ? live + n : n;
+    /* n comes from the socket: bound it before the sum can overflow. */
+    target = n < -PM_MAX_INSTANCES || n > PM_MAX_INSTANCES    ? 0
+             : json_is_true(json_object_get(req, "relative")) ? live + n
+                                                              : n;
     if (target < 1 || target > PM_MAX_INSTANCES ||
         (a->spec.port_base > 0 && a->spec.port_base + target - 1 > 65535)) {
         conn_error(c, "instance count out of range (1..1024, ports up to 65535)");

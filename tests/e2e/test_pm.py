@@ -400,6 +400,11 @@ def test_control_socket_refuses_bad_requests(pm):
     except ConnectionResetError:
         pass
     assert ask(b'{"cmd": "ping"}\n')["ok"] is True
+    # A relative scale far out of range is refused, not summed past the range of an integer.
+    pm.run("start", "idle", "--", "sleep", "60")
+    huge = b'{"cmd": "scale", "name": "idle", "n": 9223372036854775807, "relative": true}\n'
+    assert "out of range" in ask(huge)["error"]
+    assert [r["instance"] for r in pm.app("idle")] == [0]
     # An idle connection holds nothing up.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
         idle.connect(os.path.join(pm.home, "pm.sock"))
