@@ -37,8 +37,14 @@ static int copy_file(const char *from, const char *to)
     ssize_t n;
 
     while (rc == 0 && (n = read(in, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 || write(out, chunk, (size_t)n) != n)
+        if (n < 0)
             rc = -errno;
+        /* A short write (the disk filled up) sets no errno: ask again for the reason. */
+        for (ssize_t done = 0, w; rc == 0 && done < n; done += w) {
+            w = write(out, chunk + done, (size_t)(n - done));
+            if (w <= 0)
+                rc = w < 0 ? -errno : -EIO;
+        }
     }
     if (in >= 0)
         close(in);
@@ -51,12 +57,23 @@ static void rotate_one(const struct rotate_file *f)
 {
     char older[PATH_MAX];
     char newer[PATH_MAX];
+    char copy[PATH_MAX];
     struct stat st;
+    int n = snprintf(copy, sizeof(copy), "%s.tmp", f->path);
+    int rc;
 
-    if (stat(f->path, &st) != 0 || st.st_size <= f->max)
+    if (n < 0 || (size_t)n >= sizeof(copy) || stat(f->path, &st) != 0 || st.st_size <= f->max)
         return;
     if (pm_rotate_name(f->path, PM_LOG_KEEP, older, sizeof(older)) != 0)
         return;
+    /* Copy before shifting: when the copy fails (a full disk), retried every second, the older
+     * rotations must stay where they are instead of being pushed out one by one. */
+    rc = copy_file(f->path, copy);
+    if (rc != 0) {
+        unlink(copy);
+        log_warn("rotate %s: %s", f->path, strerror(-rc));
+        return;
+    }
     unlink(older);
     for (int k = PM_LOG_KEEP - 1; k >= 1; k--) {
         if (pm_rotate_name(f->path, k, newer, sizeof(newer)) != 0)
@@ -64,7 +81,7 @@ static void rotate_one(const struct rotate_file *f)
         rename(newer, older);
         memcpy(older, newer, sizeof(older));
     }
-    if (copy_file(f->path, older) != 0 || truncate(f->path, 0) != 0)
+    if (rename(copy, older) != 0 || truncate(f->path, 0) != 0)
         log_warn("rotate %s: %s", f->path, strerror(errno));
 }
 

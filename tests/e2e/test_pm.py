@@ -9,6 +9,7 @@ of every pid it saw (the daemon's and the apps'), so nothing outlives it.
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -430,3 +431,40 @@ def test_kill_wins_over_a_restart_in_flight(pm):
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 1, f"a process was started after kill: {started}"
     assert not alive(started[0])
+
+
+def test_a_failing_rotation_keeps_the_older_rotations(pm):
+    """A full disk makes the copy to .1 fail. The rotated files must not move on every retry,
+    which would push the older ones out (one a second) and keep only partial copies."""
+    logs = os.path.join(pm.home, "logs")
+    out = os.path.join(logs, "big-0-out.log")
+    os.makedirs(logs)
+    with open(out + ".1", "w") as f:
+        f.write("precious\n")
+
+    def small_disk():
+        # The daemon may write files of at most 8 KiB (EFBIG, as a full disk gives ENOSPC); the
+        # app raises its own soft limit back, so its log outgrows what the daemon can copy.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.RLIM_INFINITY))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    with open(pm.tmp / "daemon.log", "w") as err:
+        daemon = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "daemon", "-foreground"],
+                                  stdout=subprocess.DEVNULL, stderr=err, preexec_fn=small_disk,
+                                  restore_signals=False)
+    pm.pids.add(daemon.pid)
+    try:
+        wait_until(lambda: pm.run("ping", check=False).returncode == 0, 10, what="daemon")
+        pm.run("start", "big", "-max-log-size", 1000, "--", "sh", "-c",
+               "ulimit -f unlimited; printf '%20000s\\n' x; exec sleep 60")
+
+        def failures():
+            with open(pm.tmp / "daemon.log", errors="replace") as f:
+                return f.read().count("rotate " + out)
+        wait_until(lambda: failures() >= 6, 20, interval=0.2, what="six failed rotations")
+        kept = [open(out + f".{k}").read() for k in range(1, 6) if os.path.exists(out + f".{k}")]
+        assert "precious\n" in kept, f"the older rotation was pushed out: {kept!r}"
+        assert os.path.getsize(out) > 20000  # nothing truncated without a copy
+    finally:
+        pm.run("kill", check=False)
+        daemon.wait(timeout=CMD_TIMEOUT)
