@@ -119,7 +119,8 @@ static void conn_answer(struct pm_conn *c)
 static void conn_error(struct pm_conn *c, const char *msg)
 {
     json_decref(c->reply);
-    c->reply = json_pack("{s:s}", "error", msg);
+    /* msg may end inside a UTF-8 sequence (a name cut at 64 bytes); json_pack would fail. */
+    c->reply = json_pack("{s:o}", "error", json_str_or_empty(msg));
     conn_answer(c);
 }
 

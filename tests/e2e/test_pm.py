@@ -392,6 +392,10 @@ def test_control_socket_refuses_bad_requests(pm):
     assert ask(b"nonsense\n") == {"error": "malformed request"}
     assert ask(b'{"cmd": "frob"}\n') == {"error": "unknown command"}
     assert ask(b'{"cmd": "stop", "name": "ghost"}\n') == {"error": 'app "ghost" not found'}
+    # The name is cut at 64 bytes in the message, here inside a two-byte character.
+    long_name = "a" * 63 + "\u00e9"
+    assert "not found" in ask(json.dumps({"cmd": "stop", "name": long_name}).encode() +
+                              b"\n")["error"]
     assert ask(b'{"cmd": "start", "apps": [{"name": "a"}]}\n') == \
         {"error": "app.script: missing (the command to run)"}
     # Past 1 MiB the daemon answers and closes without reading the rest; the kernel may turn
