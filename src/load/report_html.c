@@ -394,9 +394,11 @@ static void report_drill(struct buf *out, const json_t *drill)
                          "</th><th>recover (s)</th><th>failures by kind</th></tr>\n");
     json_array_foreach(phases, i, p)
     {
+        const char *name = json_string_value(json_object_get(p, "name"));
         bool first = true;
+
         buf_append_cstr(out, "<tr><td>");
-        html_escape(out, json_string_value(json_object_get(p, "name")));
+        html_escape(out, name ? name : ""); /* a hand-edited report may have none */
         buf_append_cstr(out, "</td>");
         report_secs(out, json_object_get(p, "start_s"));
         for (const char *const *k = (const char *const[]){"requests", "failures", "p99_ms", NULL};

@@ -277,6 +277,14 @@ static void test_missing_sections(void **state)
                   "[{\"name\": \"phase 1\", \"start\": 0, \"end\": 0}]");
     json_decref(view);
     free(page);
+
+    /* A drill section whose phases are not objects or lack a name: an empty cell, no crash. */
+    page = render("{\"aggregate\": {}, \"meshkit\": {\"drill\": {\"kind\": 7,"
+                  " \"phases\": [1, {\"name\": 2, \"requests\": 3}]}}}");
+    assert_balanced(page);
+    assert_non_null(strstr(page, "<h2>Drill</h2>"));
+    assert_non_null(strstr(page, "<tr><td></td>"));
+    free(page);
 }
 
 static void test_not_a_report(void **state)
