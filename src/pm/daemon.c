@@ -371,6 +371,9 @@ static void dispatch(struct pm_conn *c, const json_t *req)
 
     if (!cmd) {
         conn_error(c, "request without \"cmd\"");
+    } else if (c->d->forget_state && (strcmp(cmd, "start") == 0 || strcmp(cmd, "scale") == 0)) {
+        /* The table is about to be forgotten: what starts now would run unsupervised. */
+        conn_error(c, "the daemon is shutting down (kill)");
     } else if (strcmp(cmd, "ping") == 0) {
         c->reply = json_pack("{s:b,s:i,s:s}", "ok", 1, "pid", (int)getpid(), "home", c->d->home);
         conn_answer(c);

@@ -418,23 +418,35 @@ def test_control_socket_refuses_bad_requests(pm):
 
 def test_kill_wins_over_a_restart_in_flight(pm):
     """A restart still waiting for its process to exit must not start a new one once kill has
-    come: the daemon exits and forgets its table, so that process would run unsupervised."""
+    come, nor may a start or scale that comes during the kill: the daemon exits and forgets its
+    table, so those processes would run unsupervised."""
     pids = pm.tmp / "pids"
-    pm.run("start", "stubborn", "-kill-timeout", "2s", "--", "sh", "-c",
+    pm.run("start", "stubborn", "-kill-timeout", "3s", "--", "sh", "-c",
            f"echo $$ >> {pids}; trap '' TERM; while :; do sleep 0.05; done")
+    pm.run("start", "idle", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 60")
     pm.wait_status("stubborn", "online")
-    restart = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "restart", "stubborn"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pm.wait_status("idle", "online")
+    bg = [subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "restart", "stubborn"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         pm.wait_status("stubborn", "stopping")
-        pm.run("kill")
+        bg.append(subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "kill"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        pm.wait_status("idle", "stopped")  # the kill is under way
+        r = pm.run("start", "late", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 60",
+                   check=False)
+        assert r.returncode == 1 and "shutting down" in r.stderr, r.stdout + r.stderr
+        r = pm.run("scale", "idle", "+1", check=False)
+        assert r.returncode == 1 and "shutting down" in r.stderr, r.stdout + r.stderr
     finally:
-        restart.wait(timeout=CMD_TIMEOUT)
+        for p in bg:
+            p.wait(timeout=CMD_TIMEOUT)
         pm._note_daemon()
         pm.pids.update(int(p) for p in pids.read_text().split())
+    assert bg[1].returncode == 0
     started = [int(p) for p in pids.read_text().split()]
-    assert len(started) == 1, f"a process was started after kill: {started}"
-    assert not alive(started[0])
+    assert len(started) == 2, f"a process was started after kill: {started}"
+    assert not any(alive(p) for p in started)
 
 
 def test_a_failing_rotation_keeps_the_older_rotations(pm):
