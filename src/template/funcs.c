@@ -4,6 +4,7 @@
  * consul-template's, shaped for pipelines: {{ .Tags | join "," }} calls join "," .Tags.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -486,7 +487,8 @@ static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     to = json_integer_value(args[nargs - 1]);
     if (nargs == 2)
         from = json_integer_value(args[0]);
-    if (to - from > LOOP_MAX)
+    /* in unsigned arithmetic: TO - FROM overflows int64 for far-apart bounds */
+    if (to > from && (uint64_t)to - (uint64_t)from > LOOP_MAX)
         return tmpl_fail(ev, "error calling loop: more than %d items", LOOP_MAX);
     *out = json_array();
     for (json_int_t i = from; i < to; i++)

@@ -240,6 +240,9 @@ static void test_runtime_errors(void **state)
         {"{{ regexMatch \"(\" \"x\" }}",
          "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: Unmatched ( or \\(: `(`"},
         {"{{ loop 1 2000000 }}", "in.ctmpl:1:4: error calling loop: more than 1000000 items"},
+        /* TO - FROM overflowed int64: undefined behaviour, then 2^64 items */
+        {"{{ loop -9223372036854775807 9223372036854775807 }}",
+         "in.ctmpl:1:4: error calling loop: more than 1000000 items"},
         /* fuzz: a range over a huge integer ran for ever */
         {"{{ range 5555555555 }}{{ end }}",
          "in.ctmpl:1:4: range: more than 10000000 iterations in one render"},
