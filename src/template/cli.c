@@ -2,6 +2,7 @@
 #include "template/template.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,8 @@ static int parse_wait(const char *s, int64_t *min, int64_t *max, struct err *e)
 
     if (duration_parse(a, min) < 0 || (colon && duration_parse(str_from(colon + 1), max) < 0))
         return err_set(e, "invalid value \"%s\" for flag -wait: expected MIN[:MAX] durations", s);
-    if (!colon)
-        *max = *min * 4;
+    if (!colon) /* saturated: 4 x MIN passes int64 from 640 000 hours */
+        *max = *min > INT64_MAX / 4 ? INT64_MAX : *min * 4;
     if (*max < *min)
         return err_set(e, "invalid value \"%s\" for flag -wait: max is less than min", s);
     return 0;

@@ -159,6 +159,13 @@ def test_once_dry_and_errors(agent, tmp_path, mesh):
     assert read(out) == f"\nserver web-1 {HOST}:3000\nmaxconn 100\n"
     assert r.stdout == "ran-once\n"
 
+    # a MIN whose default MAX (4 x MIN) passes int64 nanoseconds: MAX saturates
+    r = subprocess.run([mesh, "template", *addr, "-once", "-wait", "2562047h",
+                        "-template", f"{src}:{tmp_path / 'long.cfg'}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert read(tmp_path / "long.cfg") == read(out)
+
     r = subprocess.run([mesh, "template", *addr, "-once", "-dry",
                         "-template", f"{src}:{tmp_path / 'dry.cfg'}:echo never"],
                        capture_output=True, text=True, timeout=30)
