@@ -45,6 +45,29 @@ int file_read_all(int fd, struct buf *out)
     }
 }
 
+int file_mkdir_parents(const char *path, mode_t mode)
+{
+    char *p = xstrdup(path);
+    char *last = strrchr(p, '/');
+    int rc = 0;
+
+    if (last)
+        *last = '\0';
+    /* each prefix ending before a slash, then the whole directory; "/" and "" need nothing */
+    for (char *s = p + 1; last && rc == 0 && *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST)
+            rc = -errno;
+        *s = '/';
+    }
+    if (last && rc == 0 && *p && mkdir(p, mode) != 0 && errno != EEXIST)
+        rc = -errno;
+    free(p);
+    return rc;
+}
+
 int file_replace(const char *path, const void *data, size_t len, mode_t mode, unsigned flags,
                  struct err *e)
 {

@@ -20,6 +20,13 @@ int file_write_all(int fd, const void *p, size_t n);
  * NUL-terminated). Returns 0 or -errno. */
 int file_read_all(int fd, struct buf *out);
 
+/*
+ * Makes the directories above path's last component that do not exist yet (mkdir -p of its
+ * directory), each with mode (masked by the umask). Returns 0 (also when there is nothing to
+ * make), or -errno, e.g. -ENOTDIR when a file stands where a directory should be.
+ */
+int file_mkdir_parents(const char *path, mode_t mode);
+
 #define FILE_SYNC 1u /* fsync the data before the rename: it survives a power loss */
 
 /*

@@ -65,6 +65,9 @@ static void write_work(uv_work_t *req)
     if (same_content(j->spec->dst, j->write_content, len, &mode))
         return;
     res->err = file_replace(j->spec->dst, j->write_content, len, mode, FILE_SYNC, &res->why);
+    /* consul-template makes the directories above the destination (create_dest_dirs) */
+    if (res->err == -ENOENT && file_mkdir_parents(j->spec->dst, 0755) == 0)
+        res->err = file_replace(j->spec->dst, j->write_content, len, mode, FILE_SYNC, &res->why);
     res->changed = res->err == 0;
 }
 

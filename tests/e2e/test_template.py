@@ -166,6 +166,13 @@ def test_once_dry_and_errors(agent, tmp_path, mesh):
     assert r.returncode == 0, r.stderr
     assert read(tmp_path / "long.cfg") == read(out)
 
+    # as consul-template (create_dest_dirs), missing directories above the file are made
+    nested = tmp_path / "conf.d" / "lb" / "web.cfg"
+    r = subprocess.run([mesh, "template", *addr, "-once", "-template", f"{src}:{nested}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert read(nested) == read(out)
+
     r = subprocess.run([mesh, "template", *addr, "-once", "-dry",
                         "-template", f"{src}:{tmp_path / 'dry.cfg'}:echo never"],
                        capture_output=True, text=True, timeout=30)

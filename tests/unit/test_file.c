@@ -99,6 +99,33 @@ static void test_failure_names_the_step_and_leaves_nothing(void **state)
     free(blocked);
 }
 
+static void test_mkdir_parents_makes_the_missing_directories(void **state)
+{
+    char *deep = xasprintf("%s/a/b/c/out.cfg", dir);
+    char *file = xasprintf("%s/plain", dir);
+    char *under_file = xasprintf("%s/plain/x/out.cfg", dir);
+    struct stat st;
+
+    assert_int_equal(file_mkdir_parents(deep, 0755), 0);
+    /* the directories, not the file itself */
+    char *c = xasprintf("%s/a/b/c", dir);
+    assert_int_equal(stat(c, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(stat(deep, &st), -1);
+    /* again: all there already */
+    assert_int_equal(file_mkdir_parents(deep, 0755), 0);
+    assert_int_equal(file_replace(deep, "x", 1, 0644, 0, NULL), 0);
+    /* no slash: nothing to make */
+    assert_int_equal(file_mkdir_parents("out.cfg", 0755), 0);
+    /* a file in the way */
+    assert_int_equal(file_replace(file, "x", 1, 0644, 0, NULL), 0);
+    assert_int_equal(file_mkdir_parents(under_file, 0755), -ENOTDIR);
+    free(c);
+    free(deep);
+    free(file);
+    free(under_file);
+}
+
 static void test_read_all_reads_from_the_start(void **state)
 {
     char *path = xasprintf("%s/journal", dir);
@@ -122,6 +149,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replace_writes_then_replaces_with_the_mode, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failure_names_the_step_and_leaves_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mkdir_parents_makes_the_missing_directories, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_all_reads_from_the_start, setup, teardown),
     };
