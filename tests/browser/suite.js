@@ -287,7 +287,8 @@ async function uiNodes() {
 
 async function uiKV() {
   const {agent} = env;
-  await api(agent.port, 'PUT', '/v1/kv/app/config/maxconn', '100');
+  /* Flags above 2^53 (the Go lock helper's): JSON numbers cannot carry them exactly. */
+  await api(agent.port, 'PUT', '/v1/kv/app/config/maxconn?flags=3304740253564472344', '100');
   await api(agent.port, 'PUT', '/v1/kv/app/name', '<b>not html</b>');
   /* A missing key, or an empty folder (?keys), is Consul's 404: the views say "does not exist"
    * or "Nothing under", and Chromium logs the 404. */
@@ -306,6 +307,10 @@ async function uiKV() {
   await page.locator('#kv-message .notice.ok').waitFor({timeout: WAIT_MS});
   const got = await api(agent.port, 'GET', '/v1/kv/app/config/maxconn?raw');
   assert.equal(got, 200);
+  /* Saving the value keeps the key's flags, exactly (a PUT without ?flags= would zero them). */
+  const saved = await request(agent.port, 'GET', '/v1/kv/app/config/maxconn');
+  assert.match(saved.body, /"Flags":3304740253564472344[,}]/);
+  assert.match(await page.locator('form.kv-form dl.meta').textContent(), /3304740253564472344/);
 
   /* A concurrent write while editing: the view says so, and the CAS save is refused. */
   await editor.fill('250');

@@ -104,6 +104,7 @@ async function api(path, opts) {
     filtered: res.headers.get('X-Consul-Results-Filtered-By-ACLs') === 'true',
     defaultPolicy: res.headers.get('X-Consul-Default-ACL-Policy') || 'allow',
     data: null,
+    text, /* the body as sent: numbers JSON.parse would round (KV flags) are read from it */
   };
   if (res.ok) {
     out.data = text ? JSON.parse(text) : null;
@@ -549,6 +550,13 @@ function viewKV(main, r, signal) {
   }, (err) => fill(out, explain(err)), {notFoundOk: true});
 }
 
+/* A KV entry's flags are a uint64: JSON.parse rounds those above 2^53 (the Go lock helper's
+ * flag), so they are taken from the body's text, where the agent writes them exactly. */
+function kvFlags(text, entry) {
+  const m = /"Flags":(\d+)/.exec(text);
+  return m ? m[1] : String(entry.Flags);
+}
+
 function viewKey(main, r, signal) {
   const key = r.rest;
   const out = h('div', {id: 'results'});
@@ -574,7 +582,7 @@ function viewKey(main, r, signal) {
     editor.readOnly = v.binary;
     save.disabled = v.binary;
     fill(info, h('dt', {}, 'Modify index'), h('dd', {}, entry.ModifyIndex),
-      h('dt', {}, 'Flags'), h('dd', {}, entry.Flags),
+      h('dt', {}, 'Flags'), h('dd', {}, entry.flags),
       h('dt', {}, 'Size'), h('dd', {}, `${v.size} bytes` + (v.binary ? ' (binary, shown as base64, read only)' : '')),
       entry.Session ? [h('dt', {}, 'Locked by session'), h('dd', {class: 'mono'}, entry.Session)] : []);
   }
@@ -586,7 +594,8 @@ function viewKey(main, r, signal) {
     e.preventDefault();
     if (!loaded) return;
     try {
-      const res = await api(`/v1/kv/${encPath(key)}?cas=${loaded.ModifyIndex}`,
+      /* A PUT without ?flags= sets them to 0: the edit is of the value only. */
+      const res = await api(`/v1/kv/${encPath(key)}?cas=${loaded.ModifyIndex}&flags=${loaded.flags}`,
                             {method: 'PUT', body: editor.value});
       if (res.data === true) {
         dirty = false;
@@ -626,6 +635,7 @@ function viewKey(main, r, signal) {
   main.append(kvCrumbs(key), h('h1', {}, key), out, form);
   follow('/v1/kv/' + encPath(key), signal, (res) => {
     const entry = res.status === 404 || !res.data ? null : res.data[0];
+    if (entry) entry.flags = kvFlags(res.text, entry);
     latest = entry;
     if (!entry) {
       loaded = null;
