@@ -433,6 +433,14 @@ async function uiACL() {
   await page.locator('dd', {hasText: 'global-management'}).waitFor({timeout: WAIT_MS});
   await page.goto(`http://${HOST}:${aclAgent.port}/ui/#/kv/secret/db`);
   await until('value with token', async () => (await page.locator('#kv-value').inputValue()) === 'hunter2');
+  /* A refused read in the middle of following (the token stops working), then the token works
+   * again: the view recovers at once, not at the registry's next change (a blocking query). */
+  await page.evaluate(() => localStorage.setItem('meshkit.token', 'not-a-token'));
+  await api(aclAgent.port, 'PUT', '/v1/kv/secret/db', 'hunter3', {'X-Consul-Token': root});
+  await denied.waitFor({timeout: WAIT_MS});
+  await page.evaluate((t) => localStorage.setItem('meshkit.token', t), root);
+  await denied.waitFor({state: 'detached', timeout: WAIT_MS});
+  assert.equal(await page.locator('#kv-value').inputValue(), 'hunter3');
   await page.goto(`http://${HOST}:${aclAgent.port}/ui/#/services`);
   await page.locator('tr[data-service="billing"]').waitFor({timeout: WAIT_MS});
   await page.goto(`http://${HOST}:${aclAgent.port}/ui/#/settings`);

@@ -118,6 +118,8 @@ async function api(path, opts) {
  * Follows a blocking query: calls onData(result) with each new answer, onError(err) on failure
  * (then retries after 1 s, 2 s, ... up to 10 s). Stops when signal aborts. Consul's rules: an
  * index that goes backwards resets to 0; the index is never sent as 0 after the first answer.
+ * After a failure the retry does not block: the view shows the error until the next answer,
+ * and a blocking read would keep it there until the registry next changes.
  */
 async function follow(path, signal, onData, onError, opts) {
   let index = 0;
@@ -132,6 +134,7 @@ async function follow(path, signal, onData, onError, opts) {
       if (signal.aborted || e.name === 'AbortError') return;
       if (e instanceof ApiError) onError(e);
       else setLive(false);
+      index = 0;
       await sleep(pause, signal);
       pause = Math.min(pause * 2, 10000);
       continue;
