@@ -197,8 +197,19 @@ static struct pm_inst *app_add_inst(struct pm_app *a, int instance)
     return i;
 }
 
-/* Creates the app and starts its instances; on an exec failure the app is removed. */
-static int start_app(struct pm_daemon *d, struct pm_spec *spec, struct err *e)
+/* Stops and forgets an app, as delete does; c waits until its instances are gone. The last
+ * stop may free the app: count down without reading it again. */
+static void app_delete(struct pm_conn *c, struct pm_app *a)
+{
+    a->deleting = true;
+    for (size_t k = a->ninsts; k > 0; k--) {
+        await_add(c, a->insts[k - 1]->pm_id);
+        pm_inst_stop(a->insts[k - 1], PM_AFTER_DELETE);
+    }
+}
+
+/* Creates the app (*out) and starts its instances; stops at the first exec failure. */
+static int start_app(struct pm_daemon *d, struct pm_spec *spec, struct pm_app **out, struct err *e)
 {
     struct pm_app *a = xcalloc(1, sizeof(*a));
     int rc = 0;
@@ -208,17 +219,9 @@ static int start_app(struct pm_daemon *d, struct pm_spec *spec, struct err *e)
     memset(spec, 0, sizeof(*spec));
     d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
     d->apps[d->napps++] = a;
-    for (int n = 0; n < a->spec.instances; n++) {
+    *out = a;
+    for (int n = 0; rc == 0 && n < a->spec.instances; n++)
         rc = pm_inst_spawn(app_add_inst(a, n), e);
-        if (rc != 0)
-            break;
-    }
-    if (rc != 0) {
-        /* The last stop may free the app: count down without reading it again. */
-        a->deleting = true;
-        for (size_t k = a->ninsts; k > 0; k--)
-            pm_inst_stop(a->insts[k - 1], PM_AFTER_DELETE);
-    }
     return rc;
 }
 
@@ -227,6 +230,7 @@ static void req_start(struct pm_conn *c, const json_t *req)
     json_t *apps = json_object_get(req, "apps");
     size_t n = json_array_size(apps);
     struct pm_spec *specs = xcalloc(n ? n : 1, sizeof(*specs));
+    struct pm_app **started = xcalloc(n ? n : 1, sizeof(*started));
     struct err e = {{0}};
     json_t *v;
     size_t k;
@@ -245,18 +249,19 @@ static void req_start(struct pm_conn *c, const json_t *req)
         }
     }
     for (k = 0; rc == 0 && k < n; k++)
-        rc = start_app(c->d, &specs[k], &e);
+        rc = start_app(c->d, &specs[k], &started[k], &e);
+    /* All or nothing, as with a taken name: an exec failure takes back the apps started. */
+    for (k = 0; rc != 0 && k < n && started[k]; k++)
+        app_delete(c, started[k]);
     for (k = 0; k < n; k++)
         pm_spec_free(&specs[k]);
     free(specs);
-    if (rc != 0) {
-        pm_daemon_changed(c->d);
-        conn_error(c, e.msg);
-        return;
-    }
-    c->reply = json_pack("{s:b,s:o}", "ok", 1, "processes", rows_json(c->d, NULL, false));
-    pm_daemon_changed(c->d);
-    conn_answer(c);
+    free(started);
+    if (rc != 0)
+        c->reply = json_pack("{s:o}", "error", json_str_or_empty(e.msg));
+    else
+        c->reply = json_pack("{s:b,s:o}", "ok", 1, "processes", rows_json(c->d, NULL, false));
+    conn_wait(c);
 }
 
 /* stop / restart / delete NAME|all. */

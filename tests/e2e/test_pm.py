@@ -313,6 +313,23 @@ def test_ecosystem_file_and_its_errors(pm):
     r = pm.run("start", bad, check=False)
     assert r.returncode == 1 and f"{bad}:3: apps[0].watch: unknown key" in r.stderr
     assert {r["name"] for r in pm.ls()} == {"web", "hello"}
+    # A command that cannot be executed starts none of the file's apps, as a taken name does;
+    # the error comes once those started before it are gone, so the fixed file starts at once.
+    pids = pm.tmp / "pids"
+    two = {"apps": [{"name": "first", "script": "sh",
+                     "args": ["-c", f"echo $$ >> {pids}; exec sleep 60"]},
+                    {"name": "second", "script": str(pm.tmp / "missing")}]}
+    bad.write_text(json.dumps(two))
+    r = pm.run("start", bad, check=False)
+    pm.pids.update(int(p) for p in pids.read_text().split())
+    assert r.returncode == 1 and f"exec {pm.tmp / 'missing'}" in r.stderr, r.stderr
+    assert {r["name"] for r in pm.ls()} == {"web", "hello"}
+    assert not any(alive(int(p)) for p in pids.read_text().split())
+    two["apps"][1]["script"] = "sleep"
+    two["apps"][1]["args"] = ["60"]
+    bad.write_text(json.dumps(two))
+    pm.run("start", bad)
+    assert {r["name"] for r in pm.ls()} == {"web", "hello", "first", "second"}
 
 
 def test_daemon_kill9_readopts_running_apps(pm):
