@@ -802,6 +802,14 @@ static void vu_end(struct load_vu *vu, bool failed)
 {
     uint64_t now = uv_hrtime();
 
+    /* Pool mode: as wrk reconnects after an error, a failure costs the request (counted as an
+     * error or a failed expect), not the connection. The flow starts over on the next loop turn,
+     * so a failure that comes back at once cannot recurse. */
+    if (failed && vu->pool && !vu->w->stopping && now < vu->w->eng->pool_deadline_ns) {
+        vu->depth = 0;
+        uv_timer_start(&vu->timer, on_timeout, 0, 0);
+        return;
+    }
     STATS_LOCKED(vu->w, now, sec, {
         if (failed) {
             sec->failed++;

@@ -516,6 +516,24 @@ def test_pool_mode_keeps_connections_busy(mesh, tmp_path, server):
     assert rep["meshkit"]["pool"] == 3
 
 
+def test_pool_connections_outlive_failed_requests(mesh, tmp_path, server):
+    """As wrk reconnects after an error, a pool connection whose request or expect fails goes on
+    with a fresh flow until the end: failures must not shrink the pool and end the run early."""
+    script = one_flow(server.url, "[{duration: 1, arrivalRate: 1}]",
+                      ['get: {url: "/", expect: {statusCode: 201}}'])
+    rep, _ = run_report(mesh, tmp_path, script, "--pool", "2")
+    c = rep["aggregate"]["counters"]
+    # each connection's last flow failed too: it ends failed, once
+    assert c["vusers.created"] == 2 and c["vusers.failed"] == 2
+    assert c["http.requests"] > 2 and c["plugins.expect.failed"] == c["http.responses"]
+    port = free_port()
+    script = one_flow(f"http://{HOST}:{port}", "[{duration: 1, arrivalRate: 1}]",
+                      ['get: {url: "/"}'])
+    rep, _ = run_report(mesh, tmp_path, script, "--pool", "2")
+    c = rep["aggregate"]["counters"]
+    assert c["errors.ECONNREFUSED"] > 2 and c["vusers.created"] == 2
+
+
 @pytest.mark.parametrize("body,message", [
     ("config:\n  target: http://127.0.0.1:1\n  processor: ./x.js\n"
      "  phases: [{duration: 1, arrivalRate: 1}]\nscenarios: [{flow: [{get: {url: /}}]}]\n",
