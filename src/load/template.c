@@ -68,9 +68,13 @@ static bool render_function(struct buf *out, const char *name, uint64_t *rng)
 
     if (sscanf(name, "$randomNumber(%ld ,%ld )", &a, &b) == 2 ||
         sscanf(name, "$randomNumber(%ld,%ld)", &a, &b) == 2) {
+        uint64_t span, r = load_rand(rng);
+
         if (b < a)
             b = a;
-        buf_printf(out, "%ld", a + (long)(load_rand(rng) % (uint64_t)(b - a + 1)));
+        /* unsigned: b - a + 1 overflows a long, and is 0 for the whole range */
+        span = (uint64_t)b - (uint64_t)a + 1;
+        buf_printf(out, "%lld", (long long)((uint64_t)a + (span ? r % span : r)));
         return true;
     }
     if (sscanf(name, "$randomString(%ld)", &a) == 1) {

@@ -260,6 +260,14 @@ static void test_templates(void **state)
     assert_int_equal(b.len, 6);
     assert_memory_equal(b.data, "5-", 2);
     buf_reset(&b);
+    /* the widest range: no signed overflow, no modulo by zero */
+    load_tmpl_render(&b, "{{ $randomNumber(-9223372036854775808, 9223372036854775807) }}", vars,
+                     &rng);
+    assert_true(b.len > 0);
+    buf_reset(&b);
+    load_tmpl_render(&b, "{{ $randomNumber(-5, 9223372036854775807) }}", vars, &rng);
+    assert_true(b.len > 0 && strtoll(b.data, NULL, 10) >= -5);
+    buf_reset(&b);
     setenv("MESH_TEST_TMPL", "yes", 1);
     load_tmpl_render(&b, "{{ $env.MESH_TEST_TMPL }}{{ $processEnvironment.MESH_TEST_TMPL }}", vars,
                      &rng);
