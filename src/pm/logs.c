@@ -21,6 +21,7 @@
 #define PM_TAIL_BYTES  (1024 * 1024) /* read at most this much from the end of a file */
 #define PM_FOLLOW_MS   100
 #define PM_MAX_FOLLOWS 2 * 1024
+#define PM_LINE_MAX    (64 * 1024) /* a longer unterminated line is shown in pieces this long */
 
 struct follow {
     char *path;
@@ -121,6 +122,11 @@ static void emit(struct follow *f, struct buf *fresh)
         size_t len = (size_t)(nl - f->partial.data);
         printf("%s | %.*s\n", f->label, (int)len, f->partial.data);
         buf_consume(&f->partial, len + 1);
+    }
+    /* A line that does not end (a dump without newlines) is shown in pieces, not held in full. */
+    while (f->partial.len >= PM_LINE_MAX) {
+        printf("%s | %.*s\n", f->label, PM_LINE_MAX, f->partial.data);
+        buf_consume(&f->partial, PM_LINE_MAX);
     }
     fflush(stdout);
 }

@@ -10,6 +10,7 @@ of every pid it saw (the daemon's and the apps'), so nothing outlives it.
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -278,6 +279,44 @@ def test_logs_rotate_and_are_followed(pm):
                 break
         assert os.stat(out + ".1").st_mtime_ns != rotated, "no rotation while following"
         assert len(seen) > 50 and seen == sorted(seen)
+    finally:
+        f.kill()
+        f.wait(5)
+
+
+def test_logs_follow_shows_output_that_has_no_newline(pm):
+    """A line that does not end (a dump without newlines) is shown in pieces of 64 KiB, not held
+    back, and buffered without limit, for a newline that may never come."""
+    pm.run("start", "quiet", "--", "sleep", "60")
+    out = os.path.join(pm.home, "logs", "quiet-0-out.log")
+    f = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "logs", "quiet", "-f", "-out",
+                          "-lines", "0"], stdout=subprocess.PIPE)
+    got = bytearray()
+
+    def read_until(done, timeout):
+        deadline = time.monotonic() + timeout
+        for _ in range(10000):
+            if done() or time.monotonic() > deadline:
+                break
+            if select.select([f.stdout], [], [], 0.1)[0]:
+                chunk = os.read(f.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                got.extend(chunk)
+        return done()
+
+    try:
+        # Once "ready" shows, -f is past the initial tail and following the file.
+        for _ in range(50):
+            with open(out, "a") as o:
+                o.write("ready\n")
+            if read_until(lambda: b"ready" in got, 0.5):
+                break
+        with open(out, "a") as o:
+            o.write("x" * 300000)
+        assert read_until(lambda: got.count(b"x") >= 4 * 65536, 10), \
+            f"{got.count(b'x')} of 300000 bytes shown"
+        assert b"quiet-0 | " + b"x" * 65536 + b"\n" in got
     finally:
         f.kill()
         f.wait(5)
