@@ -508,31 +508,37 @@ static void order_sections(struct rrset *set)
 }
 
 /*
- * Consul's UDP trimming: without EDNS0 at most dns_config.udp_answer_limit answers, then answers
- * dropped from the end until the message fits 512 bytes (or the EDNS0 size). Consul sets TC on a
- * trimmed answer only with dns_config.enable_truncate: by default a UDP client gets fewer
- * records and no hint that TCP would give more.
+ * Consul's trimming: over UDP, without EDNS0 at most dns_config.udp_answer_limit answers, then
+ * answers dropped from the end until the message fits 512 bytes (or the EDNS0 size); over TCP,
+ * answers dropped until it fits one TCP message (65535 bytes). Consul sets TC on a trimmed UDP
+ * answer only with dns_config.enable_truncate: by default a UDP client gets fewer records and no
+ * hint that TCP would give more.
  */
 static size_t encode_trimmed(const struct dns_ctx *c, bool tcp, uint8_t *out, size_t cap)
 {
-    size_t max = DNS_UDP_MIN, nans = c->set.nanswers, len = 0;
+    size_t max = tcp ? cap : DNS_UDP_MIN, nans = c->set.nanswers, len = 0;
 
-    if (tcp)
-        return encode(c, nans, DNS_FLAG_AA, out, cap);
-    if (c->q->edns && c->q->edns_udp > max)
+    if (!tcp && c->q->edns && c->q->edns_udp > max)
         max = c->q->edns_udp;
     if (max > cap)
         max = cap;
-    if (!c->q->edns && c->a->cfg.dns_udp_answer_limit > 0 &&
+    if (!tcp && !c->q->edns && c->a->cfg.dns_udp_answer_limit > 0 &&
         nans > (size_t)c->a->cfg.dns_udp_answer_limit)
         nans = (size_t)c->a->cfg.dns_udp_answer_limit;
-    for (;;) {
+    len = encode(c, nans, DNS_FLAG_AA, out, max);
+    if (!len && nans > 0) { /* the most answers that fit: lo fits (or is 0), hi does not */
+        size_t lo = 0, hi = nans;
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (encode(c, mid, DNS_FLAG_AA, out, max))
+                lo = mid;
+            else
+                hi = mid;
+        }
+        nans = lo;
         len = encode(c, nans, DNS_FLAG_AA, out, max);
-        if (len || nans == 0)
-            break;
-        nans--;
     }
-    if (len && nans < c->set.nanswers && c->a->cfg.dns_enable_truncate)
+    if (len && !tcp && nans < c->set.nanswers && c->a->cfg.dns_enable_truncate)
         len = encode(c, nans, DNS_FLAG_AA | DNS_FLAG_TC, out, max);
     return len;
 }

@@ -319,6 +319,24 @@ def test_truncation_and_tcp_retry(dns_agent):
     assert srv.tc and len(srv.raw) <= 1232
 
 
+def test_tcp_answer_over_64k_is_trimmed(dns_agent):
+    """An answer larger than a TCP message can carry (65535 bytes) is trimmed to fit, as Consul
+    trims it, rather than left unanswered."""
+    a, port = dns_agent()
+    # SRV targets are written uncompressed (RFC 2782): ~220 bytes a record, 320 of them.
+    host = ".".join(["x" * 60] * 3)
+    for i in range(320):
+        register(a, f"wide{i}", "wide", 2000 + i, f"h{i}.{host}")
+
+    srv = tcp(port, "wide.service.consul", SRV)
+    assert srv.rcode == NOERROR and not srv.tc
+    assert 100 < len(srv.data(SRV)) < 320 and len(srv.raw) <= 65535
+    # The same connection keeps answering.
+    with socket.create_connection((HOST, port), timeout=5.0) as s:
+        assert Answer(tcp_exchange(s, build_query("wide.service.consul", SRV))).data(SRV)
+        assert Answer(tcp_exchange(s, build_query("consul", SOA))).data(SOA)
+
+
 def test_malformed_queries(dns_agent):
     a, port = dns_agent()
     # Too short for a header: dropped.
