@@ -180,7 +180,9 @@ static void on_cmd_timeout(uv_timer_t *t)
     struct tmpl_job *j = t->data;
 
     j->cmd_timed_out = true;
-    uv_process_kill(&j->proc, SIGKILL);
+    /* the command's group (see run_command): what sh started dies with it */
+    if (kill(-j->proc.pid, SIGKILL) != 0)
+        uv_process_kill(&j->proc, SIGKILL);
 }
 
 static void run_command(struct tmpl_job *j)
@@ -197,6 +199,8 @@ static void run_command(struct tmpl_job *j)
         .exit_cb = on_cmd_exit,
         .stdio_count = 3,
         .stdio = stdio,
+        /* its own process group, so that a timeout kills what the command started too */
+        .flags = UV_PROCESS_DETACHED,
     };
 
     if (j->cmd_running) {

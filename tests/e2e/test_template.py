@@ -211,6 +211,24 @@ def test_once_dry_and_errors(agent, tmp_path, mesh):
     assert r.returncode == 0 and "-template" in r.stdout and "-wait" in r.stdout
 
 
+def test_command_timeout_kills_the_whole_command(agent, tmp_path, mesh):
+    """A timed-out command is killed with what it started, not only its shell."""
+    src, out, child = tmp_path / "web.ctmpl", tmp_path / "web.cfg", tmp_path / "child.pid"
+    src.write_text(WEB_TEMPLATE)
+    # a non-interactive sh keeps its children in its process group; `wait` keeps sh running
+    cmd = f"sleep 60 >/dev/null 2>&1 & echo $! > {child}; wait"
+    r = subprocess.run([mesh, "template", "-consul-addr", f"{HOST}:{agent.port}", "-once",
+                        "-command-timeout", "300ms", "-template", f"{src}:{out}:{cmd}"],
+                       capture_output=True, text=True, timeout=30)
+    pid = int(child.read_text())
+    try:
+        assert r.returncode == 1 and "timed out: killed" in r.stderr, r.stderr
+        wait_until(lambda: gone(pid), 5, what=f"the command's child {pid} killed")
+    finally:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 class Haproxy:
     """HAProxy in master-worker mode (-W) in the foreground, stopped by its master's PID."""
 
