@@ -525,8 +525,12 @@ static void shutdown_daemon(struct pm_daemon *d)
     }
     while (d->napps) {
         struct pm_app *a = d->apps[d->napps - 1];
-        for (size_t j = 0; j < a->ninsts; j++)
+        for (size_t j = 0; j < a->ninsts; j++) {
+            /* After kill nothing will come back for what is still stopping: no waiting. */
+            if (d->forget_state)
+                pm_inst_kill(a->insts[j]);
             pm_inst_release(a->insts[j]);
+        }
         a->ninsts = 0;
         pm_app_remove(d, a);
     }

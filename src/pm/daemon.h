@@ -129,6 +129,8 @@ int pm_inst_adopt(struct pm_inst *i);
 void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after);
 /* Removes the instance from its app and frees it once its handles are closed. */
 void pm_inst_destroy(struct pm_inst *i);
+/* SIGKILL now to the process of an instance being stopped (a signal cut `kill`'s wait short). */
+void pm_inst_kill(struct pm_inst *i);
 /* Lets go of the process (daemon exit: it keeps running) and closes the handles. */
 void pm_inst_release(struct pm_inst *i);
 bool pm_inst_busy(const struct pm_inst *i);

@@ -361,6 +361,12 @@ void pm_inst_destroy(struct pm_inst *i)
         pm_app_remove(a->d, a);
 }
 
+void pm_inst_kill(struct pm_inst *i)
+{
+    if (i->child && i->stop_requested)
+        signal_group(i, SIGKILL);
+}
+
 void pm_inst_release(struct pm_inst *i)
 {
     release_child(i);

@@ -505,6 +505,28 @@ def test_kill_wins_over_a_restart_in_flight(pm):
     assert not any(alive(p) for p in started)
 
 
+def test_sigterm_during_kill_leaves_nothing_running(pm):
+    """SIGTERM (or Ctrl-C) while kill waits for a slow process: the table is already forgotten,
+    so the daemon must not exit leaving that process (and its SIGKILL) behind."""
+    pids = pm.tmp / "pids"
+    pm.run("start", "stubborn", "-kill-timeout", "60s", "--", "sh", "-c",
+           f"echo $$ >> {pids}; trap '' TERM; while :; do sleep 0.05; done")
+    pm.run("start", "idle", "--", "sleep", "60")
+    pm.wait_status("stubborn", "online")
+    daemon = pm.daemon_pid()
+    pm.pids.update(int(p) for p in pids.read_text().split())
+    kill = subprocess.Popen([mesh_bin(), "pm", "-home", pm.home, "kill"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pm.wait_status("idle", "stopped")  # the kill is under way
+        os.kill(daemon, signal.SIGTERM)
+    finally:
+        kill.wait(timeout=CMD_TIMEOUT)
+    wait_until(lambda: not alive(daemon), 10, what="the daemon's exit")
+    stubborn = int(pids.read_text().split()[0])
+    wait_until(lambda: not alive(stubborn), 10, what="the slow process's end")
+
+
 def test_a_failing_rotation_keeps_the_older_rotations(pm):
     """A full disk makes the copy to .1 fail. The rotated files must not move on every retry,
     which would push the older ones out (one a second) and keep only partial copies."""
