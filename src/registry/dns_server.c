@@ -44,6 +44,7 @@ struct dns_conn {
     int closing_handles;
     bool closed;    /* its handles are closed: freed when the last lookup ends */
     bool answering; /* inside conn_answer (a server answers within dns_query) */
+    bool eof;       /* the client sent all it will: closed once the pending answers are out */
 };
 
 struct udp_query {
@@ -183,10 +184,15 @@ static bool conn_gone(const struct dns_conn *c)
     return c->closing_handles || c->closed;
 }
 
-/* One query is done with: a connection that had stopped reading at the limit reads again. */
+/* One query is done with: a connection that had stopped reading at the limit reads again; one
+ * whose client half-closed closes after its last answer. */
 static void conn_release(struct dns_conn *c)
 {
-    if (c->pending-- == TCP_MAX_PENDING && !conn_gone(c) && !c->answering) {
+    if (--c->pending == 0 && c->eof && !conn_gone(c)) {
+        conn_close(c);
+        return;
+    }
+    if (c->pending + 1 == TCP_MAX_PENDING && !conn_gone(c) && !c->answering && !c->eof) {
         uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read);
         conn_answer(c);
     }
@@ -265,6 +271,13 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     struct dns_conn *c = st->data;
 
     (void)buf;
+    /* A client may half-close after its last query: the answers still due go out first, as
+     * Consul's server writes each answer before it reads on. */
+    if (nread == UV_EOF && c->pending > 0) {
+        c->eof = true;
+        uv_read_stop(st);
+        return;
+    }
     if (nread < 0) {
         conn_close(c);
         return;

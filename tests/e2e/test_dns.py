@@ -383,6 +383,14 @@ def test_client_agent_asks_its_server(agent_factory):
     wait_until(lambda: len(tcp(port, "api.service.consul", A).data(A)) == 2, 10.0,
                what="both api instances through the client agent")
     assert sorted(udp(port, "api.service.consul", A).data(A)) == ["127.0.0.60", "127.0.0.61"]
+    # A client that half-closes after its query still gets the answer the server gives later.
+    with socket.create_connection((HOST, port), timeout=5.0) as s:
+        q = build_query("api.service.consul", A)
+        s.sendall(struct.pack(">H", len(q)) + q)
+        s.shutdown(socket.SHUT_WR)
+        (n,) = struct.unpack(">H", recv_exact(s, 2))
+        assert sorted(Answer(recv_exact(s, n)).data(A)) == ["127.0.0.60", "127.0.0.61"]
+        assert s.recv(1) == b"", "the agent closes once it has answered"
     assert tcp(port, "v2.api.service.consul", A).data(A) == ["127.0.0.61"]
     srv = tcp(port, "api.service.consul", SRV)
     assert sorted(r[2] for r in srv.data(SRV)) == [9000, 9001]
