@@ -87,7 +87,8 @@ static void revive(struct pm_inst *i, enum pm_status was, bool deleting)
         log_info("%s-%d was gone: started again", i->app->spec.name, i->instance);
 }
 
-static void load_app(struct pm_daemon *d, const json_t *o)
+/* Adds one saved app to the table; false when it cannot be read (it is skipped). */
+static bool load_app(struct pm_daemon *d, const json_t *o)
 {
     struct pm_app *a = xcalloc(1, sizeof(*a));
     bool deleting = json_is_true(json_object_get(o, "deleting"));
@@ -102,7 +103,7 @@ static void load_app(struct pm_daemon *d, const json_t *o)
         log_error("saved state: skipping an app: %s", e.msg[0] ? e.msg : "duplicate name");
         pm_spec_free(&a->spec);
         free(a);
-        return;
+        return false;
     }
     a->deleting = deleting;
     d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
@@ -125,6 +126,17 @@ static void load_app(struct pm_daemon *d, const json_t *o)
         a->insts = xrealloc(a->insts, (a->ninsts + 1) * sizeof(*a->insts));
         a->insts[a->ninsts++] = i;
     }
+    return true;
+}
+
+/* The file is about to be rewritten without what could not be read: keep it for the user. */
+static void keep_aside(struct pm_daemon *d)
+{
+    char *bad = xasprintf("%s.bad", d->state_path);
+
+    if (rename(d->state_path, bad) == 0)
+        log_error("%s: kept as %s", d->state_path, bad);
+    free(bad);
 }
 
 void pm_state_load(struct pm_daemon *d)
@@ -133,16 +145,21 @@ void pm_state_load(struct pm_daemon *d)
     json_t *root = json_load_file(d->state_path, 0, &je);
     json_t *v;
     size_t k;
+    bool all = true;
 
     if (!root) {
-        if (access(d->state_path, F_OK) == 0)
+        if (access(d->state_path, F_OK) == 0) {
             log_error("%s:%d: %s (starting empty)", d->state_path, je.line, je.text);
+            keep_aside(d);
+        }
         return;
     }
     json_int_t next = json_integer_value(json_object_get(root, "next_id"));
     d->next_id = next > 0 && next < (1 << 30) ? (int)next : 0;
-    json_array_foreach(json_object_get(root, "apps"), k, v) load_app(d, v);
+    json_array_foreach(json_object_get(root, "apps"), k, v) all = load_app(d, v) && all;
     json_decref(root);
+    if (!all)
+        keep_aside(d);
     /* Revive after the whole table is in place: a start may look up other apps. */
     for (size_t n = d->napps; n > 0; n--) {
         struct pm_app *a = d->apps[n - 1];

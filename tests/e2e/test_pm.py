@@ -412,6 +412,27 @@ def test_daemon_and_apps_kill9_resurrects(pm):
     wait_until(lambda: webapp_answers(base, rows["web"]["pid"]), 10, what="resurrected webapp")
 
 
+def test_a_broken_state_file_is_kept_aside(pm):
+    """A state.json the daemon cannot read (edited by hand, a full disk) names processes it may
+    not supervise any more: it is kept as state.json.bad, not overwritten by the empty table."""
+    os.makedirs(pm.home)
+    state = os.path.join(pm.home, "state.json")
+    broken = '{"version": 1, "apps": [{"spec": {"name": "web", "script": "x", "args": ['
+    with open(state, "w") as f:
+        f.write(broken)
+    assert pm.ls() == []
+    with open(state + ".bad") as f:
+        assert f.read() == broken
+    assert "state.json.bad" in pm.log()
+    # An app it cannot read is kept aside the same way.
+    pm.run("kill")
+    with open(state, "w") as f:
+        json.dump({"version": 1, "apps": [{"spec": {"name": "a b", "script": "x"}}]}, f)
+    assert pm.ls() == []
+    with open(state + ".bad") as f:
+        assert '"a b"' in f.read()
+
+
 def test_kill_stops_everything_and_ping(pm):
     assert pm.run("ping", check=False).returncode == 1
     assert pm.run("kill").returncode == 0  # nothing to kill is fine
