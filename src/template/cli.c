@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
@@ -44,21 +45,51 @@ static int parse_wait(const char *s, int64_t *min, int64_t *max, struct err *e)
     return 0;
 }
 
-/* The registry address: -consul-addr, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500. */
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Go's strconv.ParseBool, as consul-template reads CONSUL_HTTP_SSL and _SSL_VERIFY. */
+static bool env_bool(const char *name, bool def)
+{
+    const char *v = env_nonempty(name);
+
+    if (!v)
+        return def;
+    if (strcmp(v, "1") == 0 || strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0)
+        return true;
+    if (strcmp(v, "0") == 0 || strcasecmp(v, "f") == 0 || strcasecmp(v, "false") == 0)
+        return false;
+    return def;
+}
+
+/* The registry address: -consul-addr, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500; https and
+ * its settings from consul-template's environment (CONSUL_HTTP_SSL, CONSUL_CACERT, ...). */
 static int parse_conn(struct template_opts *o, struct tmpl_conn *c, struct err *e)
 {
     const char *env = getenv("CONSUL_HTTP_ADDR");
     const char *addr = o->addr && *o->addr ? o->addr : env && *env ? env : DEFAULT_ADDR;
+    const char *scheme = strstr(addr, "://");
     struct url_parts u;
 
     if (url_split(addr, &u) < 0)
         return err_set(e, "invalid registry address \"%s\": expected [http[s]://]HOST:PORT", addr);
+    /* a bare HOST:PORT is https when CONSUL_HTTP_SSL says so; a scheme wins */
+    c->tls = u.https || (!scheme && env_bool("CONSUL_HTTP_SSL", false));
     /* "host" alone means Consul's port, not HTTP's */
-    if (!strchr(addr + (strstr(addr, "://") ? strstr(addr, "://") - addr + 3 : 0), ':'))
-        u.port = u.https ? 8501 : 8500;
+    if (!strchr(addr + (scheme ? scheme - addr + 3 : 0), ':'))
+        u.port = c->tls ? 8501 : 8500;
     snprintf(c->host, sizeof(c->host), "%s", strcmp(u.host, "localhost") ? u.host : "127.0.0.1");
     c->port = u.port;
-    c->tls = u.https;
+    c->cert_file = env_nonempty("CONSUL_CLIENT_CERT");
+    c->key_file = env_nonempty("CONSUL_CLIENT_KEY");
+    c->server_name = env_nonempty("CONSUL_TLS_SERVER_NAME");
+    /* the certificate is for the name given, not for the address it is reached at */
+    if (!c->server_name && strcmp(u.host, "localhost") == 0)
+        c->server_name = "localhost";
+    c->skip_verify = !env_bool("CONSUL_HTTP_SSL_VERIFY", true);
     c->addr = addr;
     url_parts_free(&u);
     if (!(o->token && *o->token)) {
@@ -70,8 +101,7 @@ static int parse_conn(struct template_opts *o, struct tmpl_conn *c, struct err *
     if (o->token && strpbrk(o->token, "\r\n"))
         return err_set(e, "invalid token: it contains a line break");
     c->token = o->token;
-    c->ca_file =
-        getenv("CONSUL_CACERT") && *getenv("CONSUL_CACERT") ? getenv("CONSUL_CACERT") : NULL;
+    c->ca_file = env_nonempty("CONSUL_CACERT");
     return 0;
 }
 

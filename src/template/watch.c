@@ -112,6 +112,10 @@ static void watch_fetch(struct tmpl_watch *w)
         .max_body = WATCH_MAX_BODY,
         .tls = w->conn->tls,
         .tls_ca_file = w->conn->ca_file,
+        .tls_cert_file = w->conn->cert_file,
+        .tls_key_file = w->conn->key_file,
+        .tls_server_name = w->conn->server_name,
+        .tls_skip_verify = w->conn->skip_verify,
     };
     w->last_fetch_ms = uv_now(w->loop);
     w->call = http_client_send(w->client, &req, on_answer, w);

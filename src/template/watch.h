@@ -27,8 +27,11 @@ struct tmpl_conn {
     char host[256];
     int port;
     bool tls;
-    const char *token;   /* NULL = none */
-    const char *ca_file; /* NULL = system store */
+    const char *token;                /* NULL = none */
+    const char *ca_file;              /* NULL = system store */
+    const char *cert_file, *key_file; /* client certificate, or NULL */
+    const char *server_name;          /* the name the certificate must match; NULL = host */
+    bool skip_verify;
 };
 
 struct tmpl_watch;

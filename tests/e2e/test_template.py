@@ -17,6 +17,7 @@ import pytest
 from helpers import HOST, REPO, SANITIZER_MARKERS, ManagedProcess, free_port, gone, request, wait_until
 from lb_helpers import backends  # noqa: F401 (fixture)
 from cluster_helpers import Cluster
+from test_tls import certs, tls_agent  # noqa: F401 (fixture)
 
 STOP_TIMEOUT = 5.0
 
@@ -227,6 +228,25 @@ def test_command_timeout_kills_the_whole_command(agent, tmp_path, mesh):
     finally:
         if not gone(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_https_registry_with_client_certificate(agent_factory, write_config, certs, tmp_path,
+                                               mesh):
+    """consul-template's TLS environment: CONSUL_CACERT, CONSUL_CLIENT_CERT / _KEY for an agent
+    that verifies clients, and CONSUL_HTTP_SSL for a bare host:port."""
+    a = tls_agent(agent_factory, write_config, certs, verify_incoming=True)
+    assert a.put("/v1/kv/tls/k", "secure").status == 200
+    src, out = tmp_path / "k.ctmpl", tmp_path / "k.cfg"
+    src.write_text('k={{ key "tls/k" }}\n')
+    env = dict(os.environ, CONSUL_CACERT=str(certs / "consul-agent-ca.pem"),
+               CONSUL_CLIENT_CERT=str(certs / "dc1-client-consul-0.pem"),
+               CONSUL_CLIENT_KEY=str(certs / "dc1-client-consul-0-key.pem"),
+               CONSUL_HTTP_SSL="true")
+    r = subprocess.run([mesh, "template", "-once", "-consul-addr", f"{HOST}:{a.https_port}",
+                        "-template", f"{src}:{out}"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stderr
+    assert read(out) == "k=secure\n"
 
 
 class Haproxy:
