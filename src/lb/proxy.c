@@ -1096,11 +1096,25 @@ static void send_error(struct lb_client *c, int status)
 
 /* ---- client side ------------------------------------------------------------------------ */
 
+/*
+ * The proxy adds up to four fields to a request head (X-Forwarded-For, X-Forwarded-Proto, Via,
+ * Forwarded) and re-emits every field as "Name: value\r\n" however it came. A client's head is
+ * held to the default limits minus that much, so what a server receives is within them too: a
+ * server with the same limits (the webapp, Python's http.server: 100 fields) would otherwise
+ * refuse a request the proxy accepted.
+ */
+#define ADDED_FIELDS     4
+#define ADDED_HEAD_BYTES (2 * HTTP_MAX_HEADERS + 512)
+static const struct http_limits client_head_limits = {
+    .max_head_bytes = HTTP_DEFAULT_MAX_HEAD - ADDED_HEAD_BYTES,
+    .max_headers = HTTP_MAX_HEADERS - ADDED_FIELDS,
+};
+
 static void parse_request(struct lb_client *c)
 {
     struct lb_proxy *px = c->px;
     struct http_request_head *req = &px->reqhead;
-    int r = http_parse_request(c->in.data, c->in.len, NULL, req);
+    int r = http_parse_request(c->in.data, c->in.len, &client_head_limits, req);
 
     if (r == HTTP_PARSE_INCOMPLETE) {
         if (c->cli_eof)

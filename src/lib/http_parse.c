@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <string.h>
 
-#define HTTP_DEFAULT_MAX_HEAD (64 * 1024)
 /* Bounds on bytes the chunked decoder skips without handing them to the caller. */
 #define CHUNK_MAX_EXT_BYTES     4096
 #define CHUNK_MAX_TRAILER_BYTES (64 * 1024)

@@ -39,6 +39,8 @@
 
 /* Hard cap on header fields per message; callers may set a lower limit. */
 #define HTTP_MAX_HEADERS 100
+/* Head size limit when the caller sets none. */
+#define HTTP_DEFAULT_MAX_HEAD (64 * 1024)
 
 struct http_header {
     struct str name;

@@ -397,6 +397,24 @@ def test_oversized_head_gets_431(one_lb):
     assert lb.get("/")[0] == 200
 
 
+def test_forwarded_heads_stay_within_the_limits(one_lb):
+    """The proxy adds X-Forwarded-For, X-Forwarded-Proto and Via: it takes a head only if the
+    result is within the limits a server like itself (or Python's: 100 fields) accepts."""
+    lb, b = one_lb
+
+    def head(fields):
+        extra = b"".join(b"X-F%d: v\r\n" % i for i in range(fields - 2))
+        return b"GET / HTTP/1.1\r\nHost: x\r\n" + extra + b"Connection: close\r\n\r\n"
+
+    st, raw, _ = raw_exchange(lb.port, head(96))
+    assert st == 200 and b"ok from" in raw, raw[:200]
+    served = b.stats()["served"]
+    st, raw, closed = raw_exchange(lb.port, head(97))
+    assert st == 431 and closed, raw[:200]
+    assert b.stats()["served"] == served  # answered by the proxy: nothing reached the server
+    assert lb.get("/")[0] == 200
+
+
 def test_malformed_backend_response_gives_502(one_lb):
     lb, _ = one_lb
     st, _, body = lb.get("/bad")
