@@ -220,16 +220,23 @@ int pm_cmd_logs(const char *home, int argc, char **argv)
     int rc = flags_parse(flags, ARRAY_LEN(flags), argc - 1, argv + 1, &first, &e);
 
     first++;
+    /* NAME first, flags after it, as people type it; nothing may be left over. */
+    if (rc == 0 && first < argc && first + 1 < argc) {
+        int rest = 0;
+        rc = flags_parse(flags, ARRAY_LEN(flags), argc - first - 1, argv + first + 1, &rest, &e);
+        if (rc == 0 && first + 1 + rest < argc)
+            rc = err_set(&e, "unexpected argument \"%s\"", argv[first + 1 + rest]);
+    }
     if (rc == FLAGS_HELP) {
         flags_usage(stdout, usage, flags, ARRAY_LEN(flags));
         return 0;
     }
-    /* NAME first, flags after it, as people type it. */
-    if (rc == 0 && first < argc && first + 1 < argc)
-        rc =
-            flags_parse(flags, ARRAY_LEN(flags), argc - first - 1, argv + first + 1, &(int){0}, &e);
-    if (rc != 0 || first >= argc || lines < 0) {
-        fprintf(stderr, "mesh pm: %s\nUsage: %s\n", rc ? e.msg : "logs: missing NAME", usage);
+    if (rc == 0 && first >= argc)
+        rc = err_set(&e, "logs: missing NAME");
+    if (rc == 0 && lines < 0)
+        rc = err_set(&e, "-lines must not be negative");
+    if (rc != 0) {
+        fprintf(stderr, "mesh pm: %s\nUsage: %s\n", e.msg, usage);
         return 1;
     }
     req = json_pack("{s:s,s:s}", "cmd", "describe", "name", argv[first]);

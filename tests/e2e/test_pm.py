@@ -322,6 +322,16 @@ def test_logs_follow_shows_output_that_has_no_newline(pm):
         f.wait(5)
 
 
+def test_logs_refuses_what_it_would_ignore(pm):
+    r = pm.run("logs", "web", "extra", "-lines", 2, check=False)
+    assert r.returncode == 1 and 'unexpected argument "extra"' in r.stderr, r.stderr
+    r = pm.run("logs", "web", "-lines", -1, check=False)
+    assert r.returncode == 1 and "-lines" in r.stderr.splitlines()[0], r.stderr
+    r = pm.run("logs", "web", "-help")
+    assert r.stdout.startswith("Usage: mesh pm logs NAME")
+    assert pm.run("ping", check=False).returncode == 1  # no daemon was needed for any of it
+
+
 def test_ecosystem_file_and_its_errors(pm):
     base = port_pair()
     eco = pm.tmp / "eco.json"
