@@ -415,12 +415,21 @@ static int fn_to_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
     return 0;
 }
 
-/* Go's reference-time layout tokens, longest first, and their strftime equivalents. */
+/*
+ * Go's reference-time layout words, in the order Go's layout scanner tries them (a longer
+ * word before its prefix: "2006" before "2", "15" before "1"), and their strftime
+ * equivalents. The time is UTC, so the zone words are constants.
+ */
 static const char *const layout_map[][2] = {
-    {"2006", "%Y"},    {"Z07:00", "%Z07"}, {"-0700", "%z"}, {"Monday", "%A"},
-    {"January", "%B"}, {"Mon", "%a"},      {"Jan", "%b"},   {"MST", "%Z"},
-    {"01", "%m"},      {"02", "%d"},       {"15", "%H"},    {"03", "%I"},
-    {"04", "%M"},      {"05", "%S"},       {"PM", "%p"},    {"06", "%y"},
+    {"January", "%B"},      {"Jan", "%b"},        {"Monday", "%A"},   {"Mon", "%a"},
+    {"MST", "UTC"},         {"2006", "%Y"},       {"_2006", "_%Y"},   {"002", "%j"},
+    {"01", "%m"},           {"02", "%d"},         {"03", "%I"},       {"04", "%M"},
+    {"05", "%S"},           {"06", "%y"},         {"15", "%H"},       {"1", "%-m"},
+    {"2", "%-d"},           {"_2", "%e"},         {"3", "%-I"},       {"4", "%-M"},
+    {"5", "%-S"},           {"PM", "%p"},         {"pm", "%P"},       {"-07:00:00", "+00:00:00"},
+    {"-070000", "+000000"}, {"-07:00", "+00:00"}, {"-0700", "+0000"}, {"-07", "+00"},
+    {"Z07:00:00", "Z"},     {"Z070000", "Z"},     {"Z07:00", "Z"},    {"Z0700", "Z"},
+    {"Z07", "Z"},
 };
 
 static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
@@ -447,8 +456,7 @@ static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
             buf_append_cstr(&f, *p == '%' ? "%%" : (char[]){*p, '\0'});
             p++;
         } else {
-            /* UTC: Go writes "Z" for Z07:00 */
-            buf_append_cstr(&f, strcmp(layout_map[k][0], "Z07:00") == 0 ? "Z" : layout_map[k][1]);
+            buf_append_cstr(&f, layout_map[k][1]);
             p += strlen(layout_map[k][0]);
         }
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -276,6 +277,46 @@ static void test_runtime_errors(void **state)
     buf_free(&out);
 }
 
+/* Renders src with no registry data; the output in out (a complete render expected). */
+static void render_plain(const char *src, struct buf *out)
+{
+    struct smap store = SMAP_INIT;
+    struct tmpl_used used;
+    struct tmpl *t;
+    struct err e;
+
+    if (tmpl_parse("in.ctmpl", src, strlen(src), &t, &e) < 0)
+        fail_msg("%s: %s", src, e.msg);
+    if (tmpl_render(t, &store, out, &used, &e) < 0)
+        fail_msg("%s: %s", src, e.msg);
+    tmpl_used_free(&used);
+    tmpl_free(t);
+}
+
+/* timestamp LAYOUT: Go's layout words, in UTC (the zone words are constants then). */
+static void test_timestamp_layouts(void **state)
+{
+    const char *src = "{{ timestamp \"Jan 2 _2 1/2 3:4:5 pm PM MST -07:00 -0700 Z0700 "
+                      "Z07:00 2006-01-02T15:04:05 x%y\" }}";
+    struct buf out = BUF_INIT;
+    char want[2][200];
+
+    for (int k = 0; k < 2; k++) {
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(want[k], sizeof(want[k]),
+                 "%b %-d %e %-m/%-d %-I:%-M:%-S %P %p UTC +00:00 +0000 Z Z %Y-%m-%dT%H:%M:%S x%%y",
+                 &tm);
+        if (k == 0)
+            render_plain(src, &out);
+    }
+    /* the second may have turned during the render */
+    if (strcmp(out.data, want[0]) != 0)
+        assert_string_equal(out.data, want[1]);
+    buf_free(&out);
+}
+
 static void test_dep_parse(void **state)
 {
     static const struct {
@@ -364,7 +405,8 @@ int main(void)
         cmocka_unit_test(test_golden_kv),          cmocka_unit_test(test_golden_lang),
         cmocka_unit_test(test_missing_key_blocks), cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_dep_parse),
-        cmocka_unit_test(test_dep_decode_errors),  cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_timestamp_layouts),  cmocka_unit_test(test_dep_decode_errors),
+        cmocka_unit_test(test_spec_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
