@@ -74,7 +74,7 @@ static void parse_prefix(struct dns_lookup *out, const char *type, const char *c
     }
 }
 
-void dns_lookup_parse(const char *qname, const char *domain, struct dns_lookup *out)
+void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, struct dns_lookup *out)
 {
     static const char *const types[] = {"service", "node", "query", "addr"};
     const char *labels[MAX_LABELS];
@@ -111,6 +111,13 @@ void dns_lookup_parse(const char *qname, const char *domain, struct dns_lookup *
             parse_prefix(out, types[t], labels, i, qname, i ? (size_t)(labels[i] - 1 - qname) : 0);
             return;
         }
+    }
+    /* No type label: Consul reads _NAME._TAG[.DC] as a service in an SRV question only. */
+    if (qtype == DNS_TYPE_SRV && (n == 2 || (n == 3 && labels[2][0] != '_')) &&
+        labels[0][0] == '_' && labels[1][0] == '_') {
+        if (n == 3)
+            copy_n(out->dc, labels[2], (size_t)(qname + rest - labels[2]));
+        parse_prefix(out, "service", labels, 2, qname, (size_t)(labels[1] - qname));
     }
 }
 
@@ -618,7 +625,7 @@ static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct 
         return 0;
     }
     dns_domain(a, domain);
-    dns_lookup_parse(q->qname, domain, l);
+    dns_lookup_parse(q->qname, q->qtype, domain, l);
     if (l->kind == DNS_LOOKUP_OUTSIDE) { /* no recursors: what Consul answers without them */
         *n = dns_answer_rcode(q, DNS_RCODE_REFUSED, out, cap);
         return 0;

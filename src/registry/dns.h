@@ -33,9 +33,11 @@ struct dns_lookup {
 
 /*
  * Classifies qname (dotted, with or without the trailing dot; compared case-insensitively)
- * against domain (e.g. "consul." or "consul"), as Consul reads its DNS names.
+ * against domain (e.g. "consul." or "consul"), as Consul reads its DNS names. qtype matters to
+ * one form: an SRV question may leave out the "service" label (_NAME._TAG[.DC].DOMAIN).
  */
-void dns_lookup_parse(const char *qname, const char *domain, struct dns_lookup *out);
+void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain,
+                      struct dns_lookup *out);
 
 struct reg_agent;
 

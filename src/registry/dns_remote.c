@@ -41,7 +41,7 @@ static void reparse(const struct dns_remote *r, struct dns_query *q, struct dns_
 
     dns_query_parse(r->msg, r->len, q);
     dns_domain(r->a, domain);
-    dns_lookup_parse(q->qname, domain, l);
+    dns_lookup_parse(q->qname, q->qtype, domain, l);
 }
 
 static void finish(struct dns_remote *r, const struct reg_state *st, enum dns_rcode failed)

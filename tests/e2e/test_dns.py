@@ -223,6 +223,13 @@ def test_tag_filter_and_rfc2782(dns_agent):
     assert [r[2] for r in tcp(port, "_db._primary.service.consul", SRV).data(SRV)] == [5432]
     both = tcp(port, "_db._tcp.service.consul", SRV).data(SRV)
     assert sorted(r[2] for r in both) == [5432, 5433]
+    # The "service" label is optional in an SRV question (consul-api.md section 9), datacenter
+    # or not; other questions need it, as in Consul.
+    both = tcp(port, "_db._tcp.consul", SRV).data(SRV)
+    assert sorted(r[2] for r in both) == [5432, 5433]
+    assert [r[2] for r in udp(port, "_db._primary.dc1.consul", SRV).data(SRV)] == [5432]
+    assert tcp(port, "_db._primary.dc2.consul", SRV).rcode == NXDOMAIN
+    assert tcp(port, "_db._tcp.consul", A).rcode == NXDOMAIN
 
 
 def test_unhealthy_instances_drop_out(dns_agent):

@@ -8,11 +8,16 @@
 
 #include "registry/dns.h"
 
-static struct dns_lookup parse(const char *qname)
+static struct dns_lookup parse_type(const char *qname, uint16_t qtype)
 {
     struct dns_lookup l;
-    dns_lookup_parse(qname, "consul.", &l);
+    dns_lookup_parse(qname, qtype, "consul.", &l);
     return l;
+}
+
+static struct dns_lookup parse(const char *qname)
+{
+    return parse_type(qname, DNS_TYPE_A);
 }
 
 static void test_service_names(void **state)
@@ -56,6 +61,21 @@ static void test_rfc2782_names(void **state)
     l = parse("_x.web.service.consul");
     assert_string_equal(l.name, "web");
     assert_string_equal(l.tag, "_x");
+    /* An SRV question may leave the "service" label out; other questions may not. */
+    l = parse_type("_web._tcp.consul", DNS_TYPE_SRV);
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "");
+    assert_string_equal(l.dc, "");
+    l = parse_type("_web._v2.dc1.consul.", DNS_TYPE_SRV);
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "v2");
+    assert_string_equal(l.dc, "dc1");
+    assert_int_equal(parse("_web._tcp.consul").kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse_type("_web.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse_type("web._tcp.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse_type("_web._tcp.a.b.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
 }
 
 static void test_node_query_addr(void **state)
@@ -102,7 +122,7 @@ static void test_apex_outside_invalid(void **state)
     /* "services" is not "service". */
     assert_int_equal(parse("web.services.consul").kind, DNS_LOOKUP_INVALID);
     struct dns_lookup l;
-    dns_lookup_parse("web.service.mesh.internal", "mesh.internal", &l);
+    dns_lookup_parse("web.service.mesh.internal", DNS_TYPE_A, "mesh.internal", &l);
     assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
     assert_string_equal(l.name, "web");
 }
