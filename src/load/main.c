@@ -53,6 +53,7 @@ struct run_ctx {
     size_t last_live; /* the last live line's slot (seconds / LIVE_EVERY_S) */
     size_t phase;     /* phases announced so far */
     const struct load_script *script;
+    struct load_result res; /* the seconds that have passed, out of the workers */
 };
 
 /* "Phase started: warm up (index: 0, duration: 60s) 12:00:00(+0000)", as Artillery prints. */
@@ -87,21 +88,24 @@ static void on_tick(uv_timer_t *t)
     struct run_ctx *ctx = CONTAINER_OF(t, struct run_ctx, tick);
     uint64_t start = load_engine_start_ns(ctx->eng);
     uint64_t now_ns = uv_hrtime() - start;
-    size_t now_s = (size_t)(now_ns / 1000000000u), slot = now_s / LIVE_EVERY_S;
-    struct load_result r;
+    size_t now_s = (size_t)(now_ns / 1000000000u), slot = now_s / LIVE_EVERY_S, keep;
     struct load_sec *sum;
 
     if (!ctx->o->quiet && !ctx->o->pool)
         announce_phases(ctx, (int64_t)(now_ns / 1000000u));
-    if (!ctx->live || slot == 0 || slot <= ctx->last_live)
-        return;
-    ctx->last_live = slot;
-    now_s = slot * LIVE_EVERY_S;
-    load_result_collect(ctx->eng, now_s - LIVE_EVERY_S, now_s, &r);
-    sum = load_result_sum(&r, 0, r.n_secs);
-    load_print_live(stdout, sum, LIVE_EVERY_S, (double)now_s);
-    load_sec_free(sum);
-    load_result_free(&r);
+    if (ctx->live && slot > 0 && slot > ctx->last_live) {
+        ctx->last_live = slot;
+        sum = load_result_peek(ctx->eng, slot * LIVE_EVERY_S - LIVE_EVERY_S, slot * LIVE_EVERY_S);
+        load_print_live(stdout, sum, LIVE_EVERY_S, (double)(slot * LIVE_EVERY_S));
+        load_sec_free(sum);
+    }
+    /* Seconds that have passed leave the workers, so a long run's memory stays flat: all but
+     * the last two (a worker may still record into the one that just ended) and what the next
+     * live line will read. */
+    keep = now_s > 2 ? now_s - 2 : 0;
+    if (ctx->live && keep > ctx->last_live * LIVE_EVERY_S)
+        keep = ctx->last_live * LIVE_EVERY_S;
+    load_result_drain(ctx->eng, keep, &ctx->res);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -217,7 +221,7 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     struct load_engine *eng = ctx->eng;
     double elapsed = (double)(uv_hrtime() - load_engine_start_ns(eng)) / 1e9;
     size_t n = (size_t)ceil(elapsed);
-    struct load_result r;
+    struct load_result *r = &ctx->res;
     json_t *report;
     struct err e = {""};
     int rc = 0;
@@ -229,9 +233,9 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
             if (st->secs[i])
                 n = i + 1;
     }
-    load_result_take(eng, n, &r);
-    r.elapsed_s = elapsed;
-    report = load_report_json(&r, s, o->pool);
+    load_result_drain(eng, n, r);
+    r->elapsed_s = elapsed;
+    report = load_report_json(r, s, o->pool);
     if (!o->quiet && !o->pool && ctx->phase > 0) {
         const struct load_phase *p = &s->phases[ctx->phase - 1];
 
@@ -253,7 +257,6 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
         rc = EXIT_ENSURE;
     fflush(stdout);
     json_decref(report);
-    load_result_free(&r);
     return rc;
 }
 
@@ -285,6 +288,7 @@ static int run(struct load_script *s, struct run_opts *o)
         printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
     fflush(stdout);
     load_engine_start(ctx.eng);
+    load_result_init(&ctx.res, ctx.eng);
     if (!o->quiet && !o->pool)
         announce_phases(&ctx, 0);
     /* ticks just after each whole second of the run, so each sees that second complete */
@@ -293,6 +297,7 @@ static int run(struct load_script *s, struct run_opts *o)
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     load_engine_join(ctx.eng);
     rc = finish(&ctx, s, o);
+    load_result_free(&ctx.res);
     load_engine_free(ctx.eng);
 out_loop:
     uv_run(&ctx.loop, UV_RUN_DEFAULT);

@@ -12,65 +12,133 @@
 #define DOTS_COL          80 /* where Artillery's dotted metric lines put their values */
 #define MAX_TIMELINE_ROWS 60
 
-void load_result_collect(struct load_engine *eng, size_t from, size_t to, struct load_result *r)
+void load_result_init(struct load_result *r, struct load_engine *eng)
 {
     memset(r, 0, sizeof(*r));
     r->start_epoch_ms = load_engine_start_epoch_ms(eng);
-    r->n_secs = to > from ? to - from : 0;
-    r->secs = xcalloc(r->n_secs + 1, sizeof(*r->secs));
+}
+
+/* Adds s's counts to row (not its percentiles, which a sum of rows cannot give). */
+static void row_add(struct load_row *row, const struct load_sec *s)
+{
+    char code[8];
+
+    row->requests += s->requests;
+    row->responses += s->responses;
+    row->created += s->created;
+    row->completed += s->completed;
+    row->failed += s->failed;
+    if (s->rt.count && s->rt.max > row->max_us)
+        row->max_us = s->rt.max;
+    for (int c = 0; c < LOAD_CODES; c++) {
+        if (!s->codes[c])
+            continue;
+        snprintf(code, sizeof(code), "%d", c);
+        load_counts_add(&row->codes, code, strlen(code), s->codes[c], SIZE_MAX);
+    }
+    load_counts_merge(&row->errors, &s->errors);
+    load_counts_merge(&row->served_by, &s->served_by);
+}
+
+static void row_free(struct load_row *row)
+{
+    load_counts_free(&row->codes);
+    load_counts_free(&row->errors);
+    load_counts_free(&row->served_by);
+}
+
+/* Takes second i out of every worker, merged (an empty bucket when none has it). */
+static struct load_sec *take_second(struct load_engine *eng, size_t i)
+{
+    struct load_sec *sum = NULL;
+
+    for (size_t w = 0; w < load_engine_workers(eng); w++) {
+        struct load_stats *st = load_engine_stats(eng, w);
+
+        uv_mutex_lock(&st->lock);
+        if (i < st->n && st->secs[i]) {
+            if (!sum) {
+                sum = st->secs[i];
+            } else {
+                load_sec_merge(sum, st->secs[i]);
+                load_sec_free(st->secs[i]);
+            }
+            st->secs[i] = NULL;
+        }
+        uv_mutex_unlock(&st->lock);
+    }
+    return sum ? sum : load_sec_new();
+}
+
+void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r)
+{
+    size_t from = r->n_secs;
+
+    if (to > from) {
+        size_t np = (to + LOAD_PERIOD_S - 1) / LOAD_PERIOD_S;
+
+        r->rows = xrealloc(r->rows, to * sizeof(*r->rows));
+        if (np > r->n_periods) {
+            r->periods = xrealloc(r->periods, np * sizeof(*r->periods));
+            for (size_t k = r->n_periods; k < np; k++)
+                r->periods[k] = load_sec_new();
+            r->n_periods = np;
+        }
+    }
+    /* late records first, so the seconds moved below cannot be taken for late ones */
+    for (size_t w = 0; w < load_engine_workers(eng); w++) {
+        struct load_stats *st = load_engine_stats(eng, w);
+
+        uv_mutex_lock(&st->lock);
+        for (size_t i = 0; i < from && i < st->n; i++) {
+            if (!st->secs[i])
+                continue;
+            row_add(&r->rows[i], st->secs[i]);
+            load_sec_merge(r->periods[i / LOAD_PERIOD_S], st->secs[i]);
+            load_sec_free(st->secs[i]);
+            st->secs[i] = NULL;
+        }
+        uv_mutex_unlock(&st->lock);
+    }
+    for (size_t i = from; i < to; i++) {
+        struct load_sec *sec = take_second(eng, i);
+        struct load_row *row = &r->rows[i];
+
+        memset(row, 0, sizeof(*row));
+        row_add(row, sec);
+        row->p50_us = histogram_percentile(&sec->rt, 0.5);
+        row->p99_us = histogram_percentile(&sec->rt, 0.99);
+        load_sec_merge(r->periods[i / LOAD_PERIOD_S], sec);
+        load_sec_free(sec);
+    }
+    if (to > from)
+        r->n_secs = to;
+}
+
+void load_result_free(struct load_result *r)
+{
     for (size_t i = 0; i < r->n_secs; i++)
-        r->secs[i] = load_sec_new();
+        row_free(&r->rows[i]);
+    for (size_t k = 0; k < r->n_periods; k++)
+        load_sec_free(r->periods[k]);
+    FREE_NULL(r->rows);
+    FREE_NULL(r->periods);
+    r->n_secs = r->n_periods = 0;
+}
+
+struct load_sec *load_result_peek(struct load_engine *eng, size_t from, size_t to)
+{
+    struct load_sec *sum = load_sec_new();
+
     for (size_t w = 0; w < load_engine_workers(eng); w++) {
         struct load_stats *st = load_engine_stats(eng, w);
 
         uv_mutex_lock(&st->lock);
         for (size_t i = from; i < to && i < st->n; i++)
             if (st->secs[i])
-                load_sec_merge(r->secs[i - from], st->secs[i]);
+                load_sec_merge(sum, st->secs[i]);
         uv_mutex_unlock(&st->lock);
     }
-}
-
-void load_result_take(struct load_engine *eng, size_t n, struct load_result *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->start_epoch_ms = load_engine_start_epoch_ms(eng);
-    r->n_secs = n;
-    r->secs = xcalloc(n + 1, sizeof(*r->secs));
-    for (size_t w = 0; w < load_engine_workers(eng); w++) {
-        struct load_stats *st = load_engine_stats(eng, w);
-
-        for (size_t i = 0; i < n && i < st->n; i++) {
-            if (!st->secs[i])
-                continue;
-            if (!r->secs[i]) {
-                r->secs[i] = st->secs[i]; /* the first worker's bucket becomes the sum */
-            } else {
-                load_sec_merge(r->secs[i], st->secs[i]);
-                load_sec_free(st->secs[i]);
-            }
-            st->secs[i] = NULL;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!r->secs[i])
-            r->secs[i] = load_sec_new();
-}
-
-void load_result_free(struct load_result *r)
-{
-    for (size_t i = 0; i < r->n_secs; i++)
-        load_sec_free(r->secs[i]);
-    FREE_NULL(r->secs);
-    r->n_secs = 0;
-}
-
-struct load_sec *load_result_sum(const struct load_result *r, size_t from, size_t to)
-{
-    struct load_sec *sum = load_sec_new();
-
-    for (size_t i = from; i < to && i < r->n_secs; i++)
-        load_sec_merge(sum, r->secs[i]);
     return sum;
 }
 
@@ -130,10 +198,10 @@ static json_t *counters(const struct load_sec *s)
     return c;
 }
 
-/* METRICS for the seconds [from, to) of r; period_ms > 0 adds "period". */
-static json_t *metrics(const struct load_result *r, size_t from, size_t to, bool period)
+/* METRICS of s, the seconds [from, to) of r; period adds "period". */
+static json_t *metrics(const struct load_result *r, const struct load_sec *s, size_t from,
+                       size_t to, bool period)
 {
-    struct load_sec *s = load_result_sum(r, from, to);
     double secs = (double)(to - from);
     json_t *m;
     int64_t first = r->start_epoch_ms + (int64_t)from * 1000;
@@ -154,7 +222,6 @@ static json_t *metrics(const struct load_result *r, size_t from, size_t to, bool
                   (json_int_t)first, "lastMetricAt", (json_int_t)last);
     if (period)
         json_object_set_new(m, "period", json_integer(first));
-    load_sec_free(s);
     return m;
 }
 
@@ -170,27 +237,19 @@ static json_t *counts_obj(const struct load_counts *c)
 static json_t *timeline(const struct load_result *r)
 {
     json_t *tl = json_array();
-    char code[8];
 
     for (size_t i = 0; i < r->n_secs; i++) {
-        const struct load_sec *s = r->secs[i];
-        json_t *codes = json_object();
+        const struct load_row *row = &r->rows[i];
 
-        for (int c = 0; c < LOAD_CODES; c++) {
-            if (!s->codes[c])
-                continue;
-            snprintf(code, sizeof(code), "%d", c);
-            set_count(codes, code, s->codes[c]);
-        }
         json_array_append_new(
-            tl, json_pack("{s:I,s:I,s:I,s:o,s:o,s:f,s:f,s:f,s:I,s:I,s:I,s:o}", "t", (json_int_t)i,
-                          "requests", (json_int_t)s->requests, "responses",
-                          (json_int_t)s->responses, "codes", codes, "errors",
-                          counts_obj(&s->errors), "p50", ms(histogram_percentile(&s->rt, 0.5)),
-                          "p99", ms(histogram_percentile(&s->rt, 0.99)), "max",
-                          ms((double)s->rt.max), "vusers_created", (json_int_t)s->created,
-                          "vusers_completed", (json_int_t)s->completed, "vusers_failed",
-                          (json_int_t)s->failed, "served_by", counts_obj(&s->served_by)));
+            tl,
+            json_pack("{s:I,s:I,s:I,s:o,s:o,s:f,s:f,s:f,s:I,s:I,s:I,s:o}", "t", (json_int_t)i,
+                      "requests", (json_int_t)row->requests, "responses",
+                      (json_int_t)row->responses, "codes", counts_obj(&row->codes), "errors",
+                      counts_obj(&row->errors), "p50", ms(row->p50_us), "p99", ms(row->p99_us),
+                      "max", ms((double)row->max_us), "vusers_created", (json_int_t)row->created,
+                      "vusers_completed", (json_int_t)row->completed, "vusers_failed",
+                      (json_int_t)row->failed, "served_by", counts_obj(&row->served_by)));
     }
     return tl;
 }
@@ -230,13 +289,15 @@ static json_t *phases(const struct load_script *s)
 json_t *load_report_json(const struct load_result *r, const struct load_script *s, int pool)
 {
     json_t *inter = json_array();
-    struct load_sec *total = load_result_sum(r, 0, r->n_secs);
-    json_t *mk;
+    struct load_sec *total = load_sec_new();
+    json_t *mk, *out;
 
     for (size_t from = 0; from < r->n_secs; from += LOAD_PERIOD_S) {
         size_t to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
+        const struct load_sec *p = r->periods[from / LOAD_PERIOD_S];
 
-        json_array_append_new(inter, metrics(r, from, to, true));
+        json_array_append_new(inter, metrics(r, p, from, to, true));
+        load_sec_merge(total, p);
     }
     mk = json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:o,s:[],s:f}", "version", MESH_VERSION, "target",
                    s->target, "scenario_file", s->path, "environment", s->environment, "phases",
@@ -244,9 +305,10 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
                    "events", "histogram_error", HISTOGRAM_REL_ERROR);
     if (pool > 0)
         json_object_set_new(mk, "pool", json_integer(pool));
+    out = json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, total, 0, r->n_secs, false),
+                    "intermediate", inter, "meshkit", mk);
     load_sec_free(total);
-    return json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, 0, r->n_secs, false), "intermediate",
-                     inter, "meshkit", mk);
+    return out;
 }
 
 /* ---- console ----------------------------------------------------------------------------- */

@@ -16,23 +16,41 @@
 
 #define LOAD_PERIOD_S 10 /* intermediate periods, as Artillery's */
 
+/* One second of the timeline, kept small: a long run keeps one a second. */
+struct load_row {
+    uint64_t requests, responses, created, completed, failed;
+    double p50_us, p99_us; /* of the second's response times, all workers merged */
+    uint64_t max_us;
+    struct load_counts codes; /* "200" -> n */
+    struct load_counts errors, served_by;
+};
+
+/*
+ * A run's results, built as it goes: each second that has passed leaves the workers (whose
+ * full buckets, about 36 KB a second each, would hold a long run's whole history) for a row of
+ * the timeline and the 10-second period it belongs to.
+ */
 struct load_result {
-    struct load_sec **secs; /* one per second, merged across workers, never NULL */
+    struct load_row *rows; /* seconds [0, n_secs) */
     size_t n_secs;
+    struct load_sec **periods; /* periods[k]: seconds [10k, 10k + 10), merged; never NULL */
+    size_t n_periods;
     int64_t start_epoch_ms;
     double elapsed_s;
 };
 
-/* Merges seconds [from, to) of every worker (locking each) into r (caller frees). */
-void load_result_collect(struct load_engine *eng, size_t from, size_t to, struct load_result *r);
+/* An empty result for eng's run (after load_engine_start). */
+void load_result_init(struct load_result *r, struct load_engine *eng);
 /*
- * After the workers ended: moves their first n seconds into r, merged, without copying the
- * buckets (a long run holds about 36 KB a second per worker).
+ * Moves seconds [r->n_secs, to) out of every worker (locking each) into r's rows and periods,
+ * and folds into r what a worker recorded late into a second already moved (a clock read just
+ * before the move): its counts, not the row's percentiles.
  */
-void load_result_take(struct load_engine *eng, size_t n, struct load_result *r);
+void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r);
 void load_result_free(struct load_result *r);
-/* Merges r's seconds [from, to) into a fresh bucket (caller frees with load_sec_free). */
-struct load_sec *load_result_sum(const struct load_result *r, size_t from, size_t to);
+/* Merges seconds [from, to) that the workers still hold into a fresh bucket (the live line;
+ * caller frees with load_sec_free). */
+struct load_sec *load_result_peek(struct load_engine *eng, size_t from, size_t to);
 
 /* The report JSON (caller owns). pool: connections in pool mode, 0 otherwise. */
 json_t *load_report_json(const struct load_result *r, const struct load_script *s, int pool);

@@ -1,7 +1,8 @@
 /*
  * What a run measures, one bucket per second since the start. Each worker thread fills its own
- * buckets under its own lock (uncontended but for the once-a-second live line); at the end the
- * main thread merges them into the per-second timeline, the 10-second periods and the total.
+ * buckets under its own lock (uncontended but for the main thread's once-a-second visit); the
+ * main thread moves each second out once it has passed, into a timeline row and its 10-second
+ * period (load_result_drain), so a worker holds a few seconds, not the whole run.
  */
 #ifndef MESH_LOAD_STATS_H
 #define MESH_LOAD_STATS_H

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
+#include "load/engine.h"
+#include "load/report.h"
 #include "load/report_html.h"
 #include "load/report_view.h"
 
@@ -379,13 +381,117 @@ static void test_write_file(void **state)
     json_decref(report);
 }
 
+static void engine_done(void *data)
+{
+    *(bool *)data = true;
+}
+
+/* Records one response of us microseconds and status code into worker w's second i. */
+static void record(struct load_engine *eng, size_t w, size_t i, uint64_t us, int code)
+{
+    struct load_stats *st = load_engine_stats(eng, w);
+    struct load_sec *sec;
+
+    uv_mutex_lock(&st->lock);
+    sec = load_stats_at(st, i);
+    sec->requests++;
+    sec->responses++;
+    sec->codes[code]++;
+    histogram_record(&sec->rt, us);
+    uv_mutex_unlock(&st->lock);
+}
+
+static size_t held(struct load_engine *eng, size_t w)
+{
+    struct load_stats *st = load_engine_stats(eng, w);
+    size_t n = 0;
+
+    for (size_t i = 0; i < st->n; i++)
+        n += st->secs[i] != NULL;
+    return n;
+}
+
+/* Passed seconds leave the workers (a long run must not keep 36 KB a second per worker), yet
+ * the timeline, the periods and the aggregate are as if every second had been kept. */
+static void test_drain_moves_seconds_out(void **state)
+{
+    struct load_script script = {.target = "http://127.0.0.1:1", .path = "t.yml"};
+    struct load_engine_opts o = {.workers = 2};
+    struct load_result r;
+    struct err e = {""};
+    uv_loop_t loop;
+    bool done = false;
+    struct load_engine *eng;
+    json_t *rep, *tl;
+
+    (void)state;
+    uv_loop_init(&loop);
+    o.main_loop = &loop;
+    o.on_done = engine_done;
+    o.data = &done;
+    eng = load_engine_new(&script, &o, &e);
+    assert_non_null(eng);
+    load_engine_start(eng); /* no phase: the workers end at once */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(done);
+    load_engine_join(eng);
+    load_result_init(&r, eng);
+    for (size_t i = 0; i < 25; i++) {
+        record(eng, 0, i, 1000, 200);
+        record(eng, 1, i, 3000, i == 3 ? 503 : 200);
+    }
+    load_result_drain(eng, 12, &r);
+    assert_int_equal(held(eng, 0), 13);
+    assert_int_equal(held(eng, 1), 13);
+    assert_int_equal(r.n_secs, 12);
+    assert_int_equal(r.n_periods, 2);
+    record(eng, 1, 4, 9000, 200); /* late, into a second already moved */
+    load_result_drain(eng, 25, &r);
+    assert_int_equal(held(eng, 0) + held(eng, 1), 0);
+    assert_int_equal(r.n_secs, 25);
+    assert_int_equal(r.n_periods, 3);
+    r.elapsed_s = 25;
+    rep = load_report_json(&r, &script, 0);
+    tl = json_object_get(json_object_get(rep, "meshkit"), "timeline");
+    assert_int_equal(json_array_size(tl), 25);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tl, 3), "requests")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(json_array_get(tl, 3), "codes"), "503")),
+        1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tl, 4), "requests")), 3);
+    assert_true(json_real_value(json_object_get(json_array_get(tl, 4), "max")) == 9);
+    assert_true(json_real_value(json_object_get(json_array_get(tl, 0), "p50")) < 1.1);
+    assert_true(json_real_value(json_object_get(json_array_get(tl, 0), "p99")) > 2.9);
+    assert_int_equal(json_array_size(json_object_get(rep, "intermediate")), 3);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(rep, "intermediate"), 0), "counters"),
+            "http.requests")),
+        21);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(rep, "aggregate"), "counters"), "http.requests")),
+        51);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(rep, "aggregate"), "summaries"),
+                            "http.response_time"),
+            "count")),
+        51);
+    json_decref(rep);
+    load_result_free(&r);
+    load_engine_free(eng);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meshkit_page),     cmocka_unit_test(test_names_are_escaped),
         cmocka_unit_test(test_artillery_report), cmocka_unit_test(test_missing_sections),
         cmocka_unit_test(test_not_a_report),     cmocka_unit_test(test_series_are_bounded),
-        cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_write_file),       cmocka_unit_test(test_drain_moves_seconds_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
