@@ -110,9 +110,18 @@ int pm_client_spawn_daemon(const char *home, struct err *e)
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     json_t *req = json_pack("{s:s}", "cmd", "ping");
     json_t *reply = NULL;
+    char *log = xasprintf("%s/pm.log", home);
+    /* Opened here, so that a log the daemon could not write is reported at once. */
+    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t pid;
     int rc = -ETIMEDOUT;
 
+    if (logfd < 0 || nul < 0) {
+        rc = -errno;
+        err_set(e, "open %s: %s", logfd < 0 ? log : "/dev/null", strerror(errno));
+        goto out;
+    }
     if (n <= 0) {
         rc = -errno;
         err_set(e, "readlink /proc/self/exe: %s", strerror(errno));
@@ -126,15 +135,10 @@ int pm_client_spawn_daemon(const char *home, struct err *e)
         goto out;
     }
     if (pid == 0) {
-        /* Twice forked and in its own session, so the daemon is nobody's child here. */
-        char *log = xasprintf("%s/pm.log", home);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        /* Never keep the caller's stdio: whoever reads our output to EOF would wait forever. */
-        if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+        /* Twice forked and in its own session, so the daemon is nobody's child here. Never
+         * keep the caller's stdio: whoever reads our output to EOF would wait forever. */
+        if (dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
             _exit(1);
-        close(fd);
-        close(nul);
         if (setsid() < 0 || fork() != 0 || chdir("/") != 0)
             _exit(0);
         execl(self, self, "pm", "-home", home, "daemon", "-foreground", (char *)NULL);
@@ -154,6 +158,11 @@ int pm_client_spawn_daemon(const char *home, struct err *e)
     err_set(e, "the pm daemon did not answer on %s/pm.sock within %d s (see %s/pm.log)", home,
             PM_START_WAIT_MS / 1000, home);
 out:
+    if (logfd >= 0)
+        close(logfd);
+    if (nul >= 0)
+        close(nul);
+    free(log);
     json_decref(reply);
     json_decref(req);
     return rc;

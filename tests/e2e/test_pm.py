@@ -443,6 +443,14 @@ def test_a_broken_state_file_is_kept_aside(pm):
         assert '"a b"' in f.read()
 
 
+def test_a_daemon_log_that_cannot_be_opened_is_reported(pm):
+    """The daemon cannot start without its log (a read-only or broken home): say so at once,
+    rather than wait for it to answer and point at a log that does not exist."""
+    os.makedirs(os.path.join(pm.home, "pm.log"))
+    r = pm.run("ls", check=False)
+    assert r.returncode == 1 and "pm.log: Is a directory" in r.stderr, r.stderr
+
+
 def test_kill_stops_everything_and_ping(pm):
     assert pm.run("ping", check=False).returncode == 1
     assert pm.run("kill").returncode == 0  # nothing to kill is fine
