@@ -74,10 +74,45 @@ static void parse_prefix(struct dns_lookup *out, const char *type, const char *c
     }
 }
 
-void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, struct dns_lookup *out)
+/*
+ * Reads labels[0..n) (ending at end) as PREFIX.TYPE[.DC]: the rightmost type label decides, and
+ * at most one label (the datacenter) may follow it. False when no type label is there.
+ */
+static bool parse_typed(struct dns_lookup *out, const char *const *labels, size_t n,
+                        const char *qname, const char *end)
 {
     static const char *const types[] = {"service", "node", "query", "addr"};
-    const char *labels[MAX_LABELS];
+
+    for (size_t i = n; i-- > 0 && n - i <= 2;) {
+        const char *lend = i + 1 < n ? labels[i + 1] - 1 : end;
+        size_t ll = (size_t)(lend - labels[i]);
+        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+            if (ll != strlen(types[t]) || strncasecmp(labels[i], types[t], ll) != 0)
+                continue;
+            if (i + 1 < n)
+                copy_n(out->dc, labels[i + 1], (size_t)(end - labels[i + 1]));
+            parse_prefix(out, types[t], labels, i, qname, i ? (size_t)(labels[i] - 1 - qname) : 0);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads labels[0..n) (ending at end) as _NAME._TAG[.DC], which Consul takes for a service in
+ * an SRV question only. */
+static void parse_rfc2782(struct dns_lookup *out, const char *const *labels, size_t n,
+                          const char *qname, const char *end)
+{
+    if ((n == 2 || (n == 3 && labels[2][0] != '_')) && labels[0][0] == '_' && labels[1][0] == '_') {
+        if (n == 3)
+            copy_n(out->dc, labels[2], (size_t)(end - labels[2]));
+        parse_prefix(out, "service", labels, 2, qname, (size_t)(labels[1] - qname));
+    }
+}
+
+void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, struct dns_lookup *out)
+{
+    const char *labels[MAX_LABELS] = {NULL}; /* initialized: gcc -O2 cannot see n bound reads */
     size_t qlen = strlen(qname), dlen = strlen(domain), n = 0;
 
     memset(out, 0, sizeof(*out));
@@ -99,26 +134,21 @@ void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, str
             labels[n++] = qname + i;
     if (n == MAX_LABELS)
         return;
-    /* The rightmost type label decides; at most one label (the datacenter) may follow it. */
-    for (size_t i = n; i-- > 0 && n - i <= 2;) {
-        const char *end = i + 1 < n ? labels[i + 1] - 1 : qname + rest;
-        size_t ll = (size_t)(end - labels[i]);
-        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
-            if (ll != strlen(types[t]) || strncasecmp(labels[i], types[t], ll) != 0)
-                continue;
-            if (i + 1 < n)
-                copy_n(out->dc, labels[i + 1], (size_t)(qname + rest - labels[i + 1]));
-            parse_prefix(out, types[t], labels, i, qname, i ? (size_t)(labels[i] - 1 - qname) : 0);
+    const char *end = qname + rest;
+    if (parse_typed(out, labels, n, qname, end))
+        return;
+    /* The datacenter spelled DC.dc (consul-api.md section 9): read without the "dc" label, DC is
+     * the label after the type. (A datacenter named "dc" was read above, as Consul reads it.) */
+    if (n >= 3 && end - labels[n - 1] == 2 && strncasecmp(labels[n - 1], "dc", 2) == 0) {
+        if (parse_typed(out, labels, n - 1, qname, labels[n - 1] - 1))
+            return;
+        if (qtype == DNS_TYPE_SRV && n == 4) {
+            parse_rfc2782(out, labels, 3, qname, labels[3] - 1);
             return;
         }
     }
-    /* No type label: Consul reads _NAME._TAG[.DC] as a service in an SRV question only. */
-    if (qtype == DNS_TYPE_SRV && (n == 2 || (n == 3 && labels[2][0] != '_')) &&
-        labels[0][0] == '_' && labels[1][0] == '_') {
-        if (n == 3)
-            copy_n(out->dc, labels[2], (size_t)(qname + rest - labels[2]));
-        parse_prefix(out, "service", labels, 2, qname, (size_t)(labels[1] - qname));
-    }
+    if (qtype == DNS_TYPE_SRV)
+        parse_rfc2782(out, labels, n, qname, end);
 }
 
 /* ---- records ----------------------------------------------------------------------------- */

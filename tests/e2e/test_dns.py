@@ -230,6 +230,10 @@ def test_tag_filter_and_rfc2782(dns_agent):
     assert [r[2] for r in udp(port, "_db._primary.dc1.consul", SRV).data(SRV)] == [5432]
     assert tcp(port, "_db._primary.dc2.consul", SRV).rcode == NXDOMAIN
     assert tcp(port, "_db._tcp.consul", A).rcode == NXDOMAIN
+    # The datacenter may also be spelled DC.dc.
+    assert tcp(port, "primary.db.service.dc1.dc.consul", A).data(A) == ["127.0.0.20"]
+    assert [r[2] for r in tcp(port, "_db._replica.dc1.dc.consul", SRV).data(SRV)] == [5433]
+    assert tcp(port, "db.service.dc2.dc.consul", A).rcode == NXDOMAIN
 
 
 def test_unhealthy_instances_drop_out(dns_agent):

@@ -76,6 +76,43 @@ static void test_rfc2782_names(void **state)
     assert_int_equal(parse_type("_web.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
     assert_int_equal(parse_type("web._tcp.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
     assert_int_equal(parse_type("_web._tcp.a.b.consul", DNS_TYPE_SRV).kind, DNS_LOOKUP_INVALID);
+    l = parse_type("_web._v2.dc1.dc.consul", DNS_TYPE_SRV);
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.tag, "v2");
+    assert_string_equal(l.dc, "dc1");
+    l = parse_type("_web._tcp.dc.consul", DNS_TYPE_SRV); /* a datacenter named "dc" */
+    assert_string_equal(l.dc, "dc");
+}
+
+static void test_dc_label(void **state)
+{
+    struct dns_lookup l;
+
+    (void)state;
+    /* DC.dc after the type label names the datacenter (the newer spelling). */
+    l = parse("v2.web.service.dc1.dc.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.tag, "v2");
+    assert_string_equal(l.dc, "dc1");
+    l = parse("_web._tcp.service.dc1.DC.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.name, "web");
+    assert_string_equal(l.dc, "dc1");
+    l = parse("node1.node.dc2.dc.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_NODE);
+    assert_string_equal(l.name, "node1");
+    assert_string_equal(l.dc, "dc2");
+    l = parse("7f000001.addr.dc1.dc.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_ADDR);
+    assert_string_equal(l.dc, "dc1");
+    /* A datacenter named "dc", the legacy way. */
+    l = parse("web.service.dc.consul");
+    assert_int_equal(l.kind, DNS_LOOKUP_SERVICE);
+    assert_string_equal(l.dc, "dc");
+    /* Still one datacenter label only, and "dc" needs one before it. */
+    assert_int_equal(parse("web.service.a.b.dc.consul").kind, DNS_LOOKUP_INVALID);
+    assert_int_equal(parse("web.dc.consul").kind, DNS_LOOKUP_INVALID);
 }
 
 static void test_node_query_addr(void **state)
@@ -130,9 +167,8 @@ static void test_apex_outside_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_service_names),
-        cmocka_unit_test(test_rfc2782_names),
-        cmocka_unit_test(test_node_query_addr),
+        cmocka_unit_test(test_service_names),        cmocka_unit_test(test_rfc2782_names),
+        cmocka_unit_test(test_node_query_addr),      cmocka_unit_test(test_dc_label),
         cmocka_unit_test(test_apex_outside_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
