@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
@@ -326,8 +327,10 @@ static int load_apps(const struct config_doc *doc, const char *dir, struct pm_sp
                      size_t *n, struct err *e)
 {
     json_t *apps = json_object_get(doc->root, "apps");
+    struct stat st;
     json_t *a;
     size_t i;
+    int err;
 
     if (!apps)
         return config_error(doc, "", e, "%s: no \"apps\" array", doc->path);
@@ -351,6 +354,13 @@ static int load_apps(const struct config_doc *doc, const char *dir, struct pm_sp
             }
         }
         resolve_cwd(s, dir);
+        /* Checked here: the daemon's exec error would blame the script. */
+        err = stat(s->cwd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (err != 0) {
+            char key[48];
+            snprintf(key, sizeof(key), "%s.cwd", path);
+            return config_error(doc, key, e, "%s: %s: %s", key, s->cwd, strerror(err));
+        }
     }
     return 0;
 }

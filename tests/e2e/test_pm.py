@@ -361,6 +361,12 @@ def test_ecosystem_file_and_its_errors(pm):
     bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n "watch": true}]}\n')
     r = pm.run("start", bad, check=False)
     assert r.returncode == 1 and f"{bad}:3: apps[0].watch: unknown key" in r.stderr
+    # A cwd that is not there is named as such (the exec error would blame the script).
+    bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n   "cwd": "nope"}]}\n')
+    r = pm.run("start", bad, check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"mesh pm: {bad}:3: apps[0].cwd: {pm.tmp / 'nope'}: " \
+                               "No such file or directory"
     assert {r["name"] for r in pm.ls()} == {"web", "hello"}
     # A command that cannot be executed starts none of the file's apps, as a taken name does;
     # the error comes once those started before it are gone, so the fixed file starts at once.

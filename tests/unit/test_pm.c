@@ -213,7 +213,10 @@ static void test_ecosystem(void **state)
                     "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\"},\n"
                     "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
                     "]}\n");
+    char *sub = xasprintf("%s/sub", tmpdir);
 
+    assert_int_equal(mkdir(sub, 0755), 0); /* a cwd must exist */
+    free(sub);
     assert_int_equal(pm_ecosystem_load(good, &specs, &n, &e), 0);
     assert_int_equal(n, 2);
     assert_string_equal(specs[0].name, "web");
