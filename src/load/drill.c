@@ -63,7 +63,7 @@ struct drill {
     uv_loop_t loop;
     uv_process_t load, op;
     uv_timer_t timer;
-    uv_signal_t sigint;
+    uv_signal_t sigint, sigterm;
     char exe[PATH_MAX];
     const char *run_dir;
     const struct drill_kind *kind;
@@ -90,6 +90,13 @@ static void drill_closed(uv_handle_t *h)
 {
 }
 
+static void drill_close_waits(struct drill *d)
+{
+    uv_close((uv_handle_t *)&d->timer, drill_closed);
+    uv_close((uv_handle_t *)&d->sigint, drill_closed);
+    uv_close((uv_handle_t *)&d->sigterm, drill_closed);
+}
+
 static void drill_schedule(struct drill *d);
 
 static void drill_op_exit(uv_process_t *p, int64_t status, int signo)
@@ -104,8 +111,7 @@ static void drill_op_exit(uv_process_t *p, int64_t status, int signo)
     }
     uv_close((uv_handle_t *)p, drill_closed);
     if (!d->load_running) {
-        uv_close((uv_handle_t *)&d->timer, drill_closed);
-        uv_close((uv_handle_t *)&d->sigint, drill_closed);
+        drill_close_waits(d);
         return;
     }
     drill_schedule(d);
@@ -175,17 +181,19 @@ static void drill_load_exit(uv_process_t *p, int64_t status, int signo)
         fprintf(stderr, "mesh drill: the load ended before %zu step(s) could run\n",
                 d->kind->n - d->next);
     uv_close((uv_handle_t *)p, drill_closed);
-    if (!d->op_running) {
-        uv_close((uv_handle_t *)&d->timer, drill_closed);
-        uv_close((uv_handle_t *)&d->sigint, drill_closed);
-    }
+    if (!d->op_running)
+        drill_close_waits(d);
 }
 
-/* Ctrl-C stops the load early; it still writes its report, and the drill prints what it has. */
+/*
+ * Ctrl-C stops the load early; it still writes its report, and the drill prints what it has.
+ * SIGTERM too: dying at once would leave the load running on, orphaned, against the cluster.
+ */
 static void drill_sigint(uv_signal_t *s, int signo)
 {
     struct drill *d = s->data;
 
+    (void)signo;
     if (d->load_running)
         uv_process_kill(&d->load, SIGINT);
 }
@@ -258,13 +266,15 @@ static int drill_run(struct drill *d, const char *script, const char *json_out)
     uv_signal_init(&d->loop, &d->sigint);
     d->sigint.data = d;
     uv_signal_start(&d->sigint, drill_sigint, SIGINT);
+    uv_signal_init(&d->loop, &d->sigterm);
+    d->sigterm.data = d;
+    uv_signal_start(&d->sigterm, drill_sigint, SIGTERM);
     d->start_ns = uv_hrtime();
     rc = drill_spawn(d, &d->load, argv, drill_load_exit);
     if (rc < 0) {
         fprintf(stderr, "mesh drill: cannot run mesh load: %s\n", uv_strerror(rc));
         uv_close((uv_handle_t *)&d->load, drill_closed);
-        uv_close((uv_handle_t *)&d->timer, drill_closed);
-        uv_close((uv_handle_t *)&d->sigint, drill_closed);
+        drill_close_waits(d);
     } else {
         d->load_running = true;
         drill_schedule(d);

@@ -2,9 +2,12 @@
 failover drill loses nothing while one service is stopped gracefully, answers 503 (and only
 503) while both are, recovers once they start again, and marks its events in the report."""
 import json
+import os
+import signal
 import subprocess
+import time
 
-from helpers import mesh_bin
+from helpers import free_port, mesh_bin
 # The module-scoped cluster fixture: `mesh up` on free ports, `mesh down` and a sanitizer
 # check of every log at the end.
 from cluster_helpers import cluster  # noqa: F401
@@ -76,3 +79,54 @@ def test_bad_input(cluster, tmp_path):  # noqa: F811
     p = subprocess.run([mesh_bin(), "drill", "-help"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0 and "mesh drill failover|scale|node-loss" in p.stdout
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_load_too(tmp_path):
+    """SIGTERM (a supervisor, `timeout`) ends the drill as Ctrl-C does: its `mesh load run`
+    must not be left behind, orphaned, loading the cluster."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "cluster.json").write_text(json.dumps({
+        "lb_port": free_port(), "nodes": [{"name": "lb", "server": True, "addr": "127.0.0.1"},
+                                          {"name": "web1"}, {"name": "web2"}]}))
+    p = subprocess.Popen([mesh_bin(), "drill", "failover", "-duration", "60", "-run-dir",
+                          str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    load = []
+    try:
+        for _ in range(200):
+            load = _children(p.pid)
+            if load:
+                break
+            time.sleep(0.05)
+        assert load, "the drill started no load"
+        time.sleep(0.5)  # let the load install its signal handlers
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        for _ in range(100):
+            if not _alive(load[0]):
+                break
+            time.sleep(0.05)
+        assert not _alive(load[0]), "mesh load run outlived the drill"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid in load:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
