@@ -527,14 +527,36 @@ static void on_timeout(uv_timer_t *t)
     vu_next(vu);
 }
 
-static void append_request(struct buf *out, const struct load_request *r, const char *path,
-                           const char *host, const json_t *vars, uint64_t *rng)
+/* Whether out[from..) holds a control byte other than tab (space_too: or a space). */
+static bool has_control(const struct buf *out, size_t from, bool space_too)
+{
+    for (size_t i = from; i < out->len; i++) {
+        unsigned char ch = (unsigned char)out->data[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f || (space_too && ch == ' '))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Appends the request's bytes. NULL, or the error code (Node's) when a rendered value, which
+ * may come from a capture the server controls, would break the request line or a header and
+ * inject others.
+ */
+static const char *append_request(struct buf *out, const struct load_request *r, const char *path,
+                                  const char *host, const json_t *vars, uint64_t *rng)
 {
     struct buf body = BUF_INIT;
     bool has_ct = false;
+    const char *bad = NULL;
+    size_t from;
 
     buf_printf(out, "%s ", r->method);
+    from = out->len;
     load_tmpl_render(out, path, vars, rng);
+    if (has_control(out, from, true))
+        bad = "ERR_UNESCAPED_CHARACTERS";
     for (size_t i = 0; i < r->n_qs; i++) {
         struct buf v = BUF_INIT;
 
@@ -548,7 +570,10 @@ static void append_request(struct buf *out, const struct load_request *r, const 
     buf_printf(out, " HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-load/" MESH_VERSION "\r\n", host);
     for (size_t i = 0; i < r->n_headers; i++) {
         buf_printf(out, "%s: ", r->headers[i].name);
+        from = out->len;
         load_tmpl_render(out, r->headers[i].value, vars, rng);
+        if (!bad && has_control(out, from, false))
+            bad = "ERR_INVALID_CHAR";
         buf_append_cstr(out, "\r\n");
         has_ct |= strcasecmp(r->headers[i].name, "Content-Type") == 0;
     }
@@ -568,6 +593,7 @@ static void append_request(struct buf *out, const struct load_request *r, const 
     buf_append_cstr(out, "\r\n");
     buf_append(out, body.data ? body.data : "", body.len);
     buf_free(&body);
+    return bad;
 }
 
 static bool request_is_static(const struct load_request *r)
@@ -595,7 +621,10 @@ static void prepare_steps(struct load_step *steps, size_t n, const struct load_t
             prepare_steps(steps[i].steps, steps[i].n_steps, t);
         if (steps[i].kind != LOAD_STEP_REQUEST || !request_is_static(r))
             continue;
-        append_request(&b, r, r->url, t->dest.host_header, NULL, &rng);
+        if (append_request(&b, r, r->url, t->dest.host_header, NULL, &rng)) {
+            buf_free(&b); /* sent as a templated request, which fails it */
+            continue;
+        }
         r->wire_len = b.len;
         r->wire = buf_steal(&b);
     }
@@ -684,8 +713,16 @@ static void send_request(struct load_vu *vu, bool retry)
         c->wire = r->wire;
         c->wire_len = r->wire_len;
     } else {
+        const char *bad;
+
         buf_reset(&c->out);
-        append_request(&c->out, r, path, d->host_header, vu->vars, &vu->w->rng);
+        bad = append_request(&c->out, r, path, d->host_header, vu->vars, &vu->w->rng);
+        if (bad) {
+            buf_free(&url);
+            buf_free(&pathbuf);
+            request_failed(vu, bad);
+            return;
+        }
         c->wire = c->out.data;
         c->wire_len = c->out.len;
     }

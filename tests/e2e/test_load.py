@@ -74,6 +74,9 @@ def make_handler(rec):
                 self._answer(b"slept")
             elif url.path == "/json":
                 self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            elif url.path == "/crlf":
+                self._answer(b'{"v": "a\\r\\nX-Injected: 1", "p": "/x HTTP/1.1\\r\\nX-Injected: 2"}',
+                             "application/json")
             elif url.path == "/chunked":
                 self.send_response(200)
                 self.send_header("Transfer-Encoding", "chunked")
@@ -373,6 +376,24 @@ scenarios:
     c = rep["aggregate"]["counters"]
     assert c["vusers.failed"] == 2 and c["vusers.completed"] == 0
     assert c.get("errors.Failed capture or match", 0) + c.get("plugins.expect.failed", 0) == 2
+
+
+def test_captured_line_breaks_are_not_sent(mesh, tmp_path, server):
+    """A value the server controls, captured and put in a header or the path, must not inject
+    headers (or a second request): the request fails, as Node's http refuses it."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", [
+        'get: {url: "/crlf", capture: [{json: "$.v", as: v}, {json: "$.p", as: p}]}',
+        'get: {url: "/h", headers: {X-V: "{{ v }}"}}',
+        'get: {url: "{{ p }}"}'])
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert not any("X-Injected" in h for _, _, _, h, _ in server.requests), server.requests
+    assert c["errors.ERR_INVALID_CHAR"] == 2 and c["vusers.failed"] == 2
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", [
+        'get: {url: "/crlf", capture: [{json: "$.p", as: p}]}', 'get: {url: "{{ p }}"}'])
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["errors.ERR_UNESCAPED_CHARACTERS"] == 1
+    assert not any("X-Injected" in h for _, _, _, h, _ in server.requests), server.requests
 
 
 def test_report_json_has_artillerys_keys(mesh, tmp_path, server):
