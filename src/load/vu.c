@@ -540,9 +540,9 @@ static bool has_control(const struct buf *out, size_t from, bool space_too)
 }
 
 /*
- * Appends the request's bytes. NULL, or the error code (Node's) when a rendered value, which
- * may come from a capture the server controls, would break the request line or a header and
- * inject others.
+ * Appends the request's bytes (path rendered already, the rest rendered here). NULL, or the error
+ * code (Node's) when a rendered value, which may come from a capture the server controls, would
+ * break the request line or a header and inject others.
  */
 static const char *append_request(struct buf *out, const struct load_request *r, const char *path,
                                   const char *host, const json_t *vars, uint64_t *rng)
@@ -554,7 +554,9 @@ static const char *append_request(struct buf *out, const struct load_request *r,
 
     buf_printf(out, "%s ", r->method);
     from = out->len;
-    load_tmpl_render(out, path, vars, rng);
+    /* path is rendered already (or static): rendering it again would expand "{{ }}" that a
+     * captured value brought, e.g. "{{ $env.SECRET }}" from the server */
+    buf_append_cstr(out, path);
     if (has_control(out, from, true))
         bad = "ERR_UNESCAPED_CHARACTERS";
     for (size_t i = 0; i < r->n_qs; i++) {

@@ -74,6 +74,8 @@ def make_handler(rec):
                 self._answer(b"slept")
             elif url.path == "/json":
                 self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            elif url.path == "/tmpl":
+                self._answer(b'{"v": "{{$env.MESH_TEST_SECRET}}"}', "application/json")
             elif url.path == "/crlf":
                 self._answer(b'{"v": "a\\r\\nX-Injected: 1", "p": "/x HTTP/1.1\\r\\nX-Injected: 2"}',
                              "application/json")
@@ -394,6 +396,17 @@ def test_captured_line_breaks_are_not_sent(mesh, tmp_path, server):
     rep, _ = run_report(mesh, tmp_path, script)
     assert rep["aggregate"]["counters"]["errors.ERR_UNESCAPED_CHARACTERS"] == 1
     assert not any("X-Injected" in h for _, _, _, h, _ in server.requests), server.requests
+
+
+def test_captured_values_are_not_rendered_again(mesh, tmp_path, server):
+    """A captured value is data: a server answering "{{ $env.NAME }}" must not get the load
+    generator's environment sent back in the next request's path."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", [
+        'get: {url: "/tmpl", capture: {json: "$.v", as: v}}', 'get: {url: "/echo/{{ v }}"}'])
+    rep, _ = run_report(mesh, tmp_path, script, env={"MESH_TEST_SECRET": "topsecret"})
+    assert rep["aggregate"]["counters"]["http.responses"] == 2
+    paths = [path for _, _, path, _, _ in server.requests]
+    assert not any("topsecret" in p for p in paths), paths
 
 
 def test_report_json_has_artillerys_keys(mesh, tmp_path, server):
