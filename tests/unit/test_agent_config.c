@@ -10,21 +10,10 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "lib/flags.h"
 #include "registry/agent_config.h"
-
-static char dir[] = "/tmp/mesh-agent-config-XXXXXX";
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
 
 static int load(struct agent_config *cfg, struct err *e, int argc, const char **argv)
 {
@@ -50,8 +39,9 @@ static void test_flags_override_files(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file("a.json", "{\"datacenter\": \"east\", \"node_name\": \"file\",\n"
-                                            " \"ports\": {\"http\": 9000}, \"server\": true}\n");
+    const char *path =
+        scratch_write("a.json", "{\"datacenter\": \"east\", \"node_name\": \"file\",\n"
+                                " \"ports\": {\"http\": 9000}, \"server\": true}\n");
     const char *argv[] = {"-config-file", path, "-node", "flag"};
 
     assert_int_equal(load(&cfg, &e, 4, argv), 0);
@@ -66,11 +56,11 @@ static void test_unknown_keys_named_once_each(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
-                                            "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
-                                            " \"telemetry\": {},\n"
-                                            " \"ports\": {\"http\": 9001, \"serf_lan\": 8301, "
-                                            "\"grpc\": 8502}}\n");
+    const char *path = scratch_write("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
+                                               "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
+                                               " \"telemetry\": {},\n"
+                                               " \"ports\": {\"http\": 9001, \"serf_lan\": 8301, "
+                                               "\"grpc\": 8502}}\n");
     const char *argv[] = {"-config-file", path, "-config-file", path};
 
     assert_int_equal(load(&cfg, &e, 4, argv), 0);
@@ -85,8 +75,8 @@ static void test_wrong_type_names_file_and_line(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file("c.json", "{\n  \"server\": true,\n  \"ports\": {\n"
-                                            "    \"http\": \"abc\"\n  }\n}\n");
+    const char *path = scratch_write("c.json", "{\n  \"server\": true,\n  \"ports\": {\n"
+                                               "    \"http\": \"abc\"\n  }\n}\n");
     const char *argv[] = {"-config-file", path};
     char want[300];
 
@@ -101,7 +91,7 @@ static void test_syntax_error_line(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file("d.json", "{\n  \"server\": true,\n  \"x\": [1,\n}\n");
+    const char *path = scratch_write("d.json", "{\n  \"server\": true,\n  \"x\": [1,\n}\n");
     const char *argv[] = {"-config-file", path};
     char want[300];
 
@@ -115,7 +105,7 @@ static void test_cluster_acl_and_tls_keys(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file(
+    const char *path = scratch_write(
         "e.json",
         "{\"retry_join\": [\"127.0.0.1:8500\"], \"retry_interval\": \"2s\",\n"
         " \"acl\": {\"enabled\": true, \"default_policy\": \"deny\",\n"
@@ -143,7 +133,7 @@ static void test_dns_keys(void **state)
 {
     struct agent_config cfg;
     struct err e = {""};
-    const char *path = write_file(
+    const char *path = scratch_write(
         "dns.json", "{\"ports\": {\"dns\": -1}, \"domain\": \"mesh.internal\",\n"
                     " \"dns_config\": {\"only_passing\": true, \"udp_answer_limit\": 5,\n"
                     "  \"enable_truncate\": true, \"node_ttl\": \"10s\",\n"
@@ -160,7 +150,7 @@ static void test_dns_keys(void **state)
     assert_true(cfg.dns_node_meta_txt);
     agent_config_free(&cfg);
 
-    path = write_file("dns-bad.json", "{\n  \"ports\": {\"dns\": -2}\n}\n");
+    path = scratch_write("dns-bad.json", "{\n  \"ports\": {\"dns\": -2}\n}\n");
     const char *bad[] = {"-config-file", path};
     char want[300];
     assert_int_equal(load(&cfg, &e, 2, bad), -22);
@@ -211,12 +201,10 @@ int main(void)
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_dev_implies_server_on_loopback),
     };
-    if (!mkdtemp(dir))
+    if (scratch_make("test_agent_config") < 0)
         return 1;
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (scratch_remove() < 0)
         rc = rc ? rc : 1;
     return rc;
 }

@@ -11,40 +11,19 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "lib/alloc.h"
 #include "lib/config.h"
 
-static char *tmpdir;
-
 static int setup(void **state)
 {
-    const char *base = getenv("MESH_TEST_TMPDIR");
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0755);
-    tmpdir = xasprintf("%s/test_config.XXXXXX", base);
-    if (!mkdtemp(tmpdir))
-        return -1;
-    return 0;
+    return scratch_make("test_config");
 }
 
 static int teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    int rc = system(cmd);
-    free(cmd);
-    FREE_NULL(tmpdir);
-    return rc == 0 ? 0 : -1;
-}
-
-static char *write_file(const char *name, const char *text)
-{
-    char *path = xasprintf("%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return scratch_remove();
 }
 
 /* Line numbers are part of the test: keep this text's layout. */
@@ -79,14 +58,13 @@ static const char doc_text[] =
 static void load_doc(struct config_doc *doc, const char *name, const char *text)
 {
     struct err e = {{0}};
-    char *path = write_file(name, text);
+    const char *path = scratch_write(name, text);
     int rc = config_doc_load(path, doc, &e);
     if (rc != 0)
         fail_msg("load: %s", e.msg);
     assert_string_equal(doc->path, path);
     assert_int_equal(doc->len, strlen(text));
     assert_true(json_is_object(doc->root));
-    free(path);
 }
 
 static void test_load_and_locate(void **state)
@@ -131,7 +109,7 @@ static void test_load_and_locate(void **state)
     assert_int_equal(
         config_error(&doc, "services[1].checks[1].interval", &e, "invalid duration \"%s\"", "bad"),
         -EINVAL);
-    char *want = xasprintf("%s/a.json:17: invalid duration \"bad\"", tmpdir);
+    char *want = xasprintf("%s/a.json:17: invalid duration \"bad\"", scratch_dir);
     assert_string_equal(e.msg, want);
     free(want);
     config_doc_free(&doc);
@@ -161,14 +139,13 @@ static void check_load_error(const char *text, const char *want_suffix)
 {
     struct config_doc doc;
     struct err e;
-    char *path = write_file("bad.json", text);
+    const char *path = scratch_write("bad.json", text);
     assert_int_equal(config_doc_load(path, &doc, &e), -EINVAL);
     char *want = xasprintf("%s%s", path, want_suffix);
     assert_string_equal(e.msg, want);
     assert_null(doc.root);
     assert_null(doc.text);
     free(want);
-    free(path);
 }
 
 static void test_load_errors(void **state)
@@ -183,20 +160,20 @@ static void test_load_errors(void **state)
 
     struct config_doc doc;
     struct err e;
-    char *path = xasprintf("%s/absent.json", tmpdir);
+    char *path = xasprintf("%s/absent.json", scratch_dir);
     assert_int_equal(config_doc_load(path, &doc, &e), -ENOENT);
     char *want = xasprintf("%s: No such file or directory", path);
     assert_string_equal(e.msg, want);
     free(want);
     free(path);
-    assert_int_equal(config_doc_load(tmpdir, &doc, &e), -EISDIR);
+    assert_int_equal(config_doc_load(scratch_dir, &doc, &e), -EISDIR);
 }
 
 static void test_dir_list(void **state)
 {
     struct err e;
     char **paths = NULL;
-    char *dir = xasprintf("%s/conf.d", tmpdir);
+    char *dir = xasprintf("%s/conf.d", scratch_dir);
     assert_int_equal(mkdir(dir, 0755), 0);
 
     assert_int_equal(config_dir_list(dir, &paths, &e), 0);
@@ -207,7 +184,7 @@ static void test_dir_list(void **state)
                                         "conf.d/notes.txt",   "conf.d/b.json.bak",
                                         "conf.d/A.json",      "conf.d/.json"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        free(write_file(names[i], "{}"));
+        scratch_write(names[i], "{}");
     char *sub = xasprintf("%s/sub.json", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     free(sub);
@@ -224,7 +201,7 @@ static void test_dir_list(void **state)
     config_dir_list_free(paths);
     config_dir_list_free(NULL);
 
-    char *missing = xasprintf("%s/nope", tmpdir);
+    char *missing = xasprintf("%s/nope", scratch_dir);
     assert_int_equal(config_dir_list(missing, &paths, &e), -ENOENT);
     char *msg = xasprintf("%s: No such file or directory", missing);
     assert_string_equal(e.msg, msg);

@@ -11,22 +11,11 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "lb/config.h"
 #include "lib/duration.h"
 #include "lib/flags.h"
-
-static char dir[] = "/tmp/mesh-lb-config-XXXXXX";
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
 
 static int load(struct lb_config *cfg, struct err *e, int argc, const char **argv)
 {
@@ -99,12 +88,12 @@ static void test_flags_override_file(void **state)
 {
     struct lb_config cfg;
     struct err e = {""};
-    const char *path = write_file("a.json", "{\n  \"port\": 9000,\n  \"service\": \"web\",\n"
-                                            "  \"balance\": \"leastconn\",\n"
-                                            "  \"check_inter\": \"1s\",\n"
-                                            "  \"timeout_server\": 1500,\n"
-                                            "  \"servers\": [\"127.0.0.1:3000\"],\n"
-                                            "  \"stats_user\": \"ops\"\n}\n");
+    const char *path = scratch_write("a.json", "{\n  \"port\": 9000,\n  \"service\": \"web\",\n"
+                                               "  \"balance\": \"leastconn\",\n"
+                                               "  \"check_inter\": \"1s\",\n"
+                                               "  \"timeout_server\": 1500,\n"
+                                               "  \"servers\": [\"127.0.0.1:3000\"],\n"
+                                               "  \"stats_user\": \"ops\"\n}\n");
     const char *argv[] = {"-config",     path,     "-port",   "9100",
                           "-balance",    "random", "-server", "127.0.0.1:3001,5",
                           "-check=false"};
@@ -131,7 +120,8 @@ static void test_file_errors_have_lines(void **state)
     struct lb_config cfg;
     struct err e = {""};
     char want[300];
-    const char *path = write_file("bad.json", "{\n  \"service\": \"web\",\n  \"port\": \"x\"\n}\n");
+    const char *path =
+        scratch_write("bad.json", "{\n  \"service\": \"web\",\n  \"port\": \"x\"\n}\n");
     const char *argv[] = {"-config", path};
 
     (void)state;
@@ -139,25 +129,25 @@ static void test_file_errors_have_lines(void **state)
     snprintf(want, sizeof(want), "%s:3: port: expected a port number (0-65535), got x", path);
     assert_string_equal(e.msg, want);
 
-    path = write_file("typo.json", "{\n  \"service\": \"web\",\n\n  \"prot\": 80\n}\n");
+    path = scratch_write("typo.json", "{\n  \"service\": \"web\",\n\n  \"prot\": 80\n}\n");
     argv[1] = path;
     assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
     snprintf(want, sizeof(want), "%s:4: unknown key \"prot\"", path);
     assert_string_equal(e.msg, want);
 
-    path = write_file("bal.json", "{\"service\": \"web\",\n \"balance\": \"source\"}\n");
+    path = scratch_write("bal.json", "{\"service\": \"web\",\n \"balance\": \"source\"}\n");
     argv[1] = path;
     assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
     snprintf(want, sizeof(want),
              "%s:2: balance must be roundrobin, leastconn or random, not \"source\"", path);
     assert_string_equal(e.msg, want);
 
-    path = write_file("srv.json", "{\n\"servers\": [\n\"127.0.0.1\"]}\n");
+    path = scratch_write("srv.json", "{\n\"servers\": [\n\"127.0.0.1\"]}\n");
     argv[1] = path;
     assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
     assert_non_null(strstr(e.msg, ":3: server \"127.0.0.1\": expected HOST:PORT[,WEIGHT]"));
 
-    path = write_file("syntax.json", "{\n\"service\": \"web\",,\n}\n");
+    path = scratch_write("syntax.json", "{\n\"service\": \"web\",,\n}\n");
     argv[1] = path;
     assert_int_equal(load(&cfg, &e, 2, argv), -EINVAL);
     snprintf(want, sizeof(want), "%s:2:", path);
@@ -222,16 +212,16 @@ static void test_reload_rereads_file(void **state)
 {
     struct lb_config a, b;
     struct err e = {""};
-    const char *path = write_file("r.json", "{\"servers\": [\"127.0.0.1:3000\"]}\n");
+    const char *path = scratch_write("r.json", "{\"servers\": [\"127.0.0.1:3000\"]}\n");
     const char *argv[] = {"-config", path};
 
     (void)state;
     assert_int_equal(load(&a, &e, 2, argv), 0);
-    write_file("r.json", "{\"servers\": [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]}\n");
+    scratch_write("r.json", "{\"servers\": [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]}\n");
     assert_int_equal(lb_config_reload(&a, 2, (char **)argv, &b, &e), 0);
     assert_int_equal(a.servers.n, 1);
     assert_int_equal(b.servers.n, 2);
-    write_file("r.json", "{\"servers\": 3}\n");
+    scratch_write("r.json", "{\"servers\": 3}\n");
     struct lb_config c;
     assert_int_equal(lb_config_reload(&b, 2, (char **)argv, &c, &e), -EINVAL);
     lb_config_free(&a);
@@ -249,12 +239,10 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_reload_rereads_file),
     };
-    if (!mkdtemp(dir))
+    if (scratch_make("test_lb_config") < 0)
         return 1;
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (scratch_remove() < 0)
         rc = rc ? rc : 1;
     return rc;
 }

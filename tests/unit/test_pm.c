@@ -14,40 +14,21 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "lib/alloc.h"
 #include "pm/policy.h"
 #include "pm/spec.h"
 #include "pm/table.h"
 
-static char *tmpdir;
-
 static int setup(void **state)
 {
-    const char *base = getenv("MESH_TEST_TMPDIR");
-    if (!base)
-        base = "/tmp";
-    mkdir(base, 0755);
-    tmpdir = xasprintf("%s/test_pm.XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return scratch_make("test_pm");
 }
 
 static int teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    int rc = system(cmd);
-    free(cmd);
-    FREE_NULL(tmpdir);
-    return rc == 0 ? 0 : -1;
-}
-
-static char *write_file(const char *name, const char *text)
-{
-    char *path = xasprintf("%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return scratch_remove();
 }
 
 static void test_backoff_grows_caps_and_resets(void **state)
@@ -205,7 +186,7 @@ static void test_ecosystem(void **state)
     struct pm_spec *specs = NULL;
     size_t n = 0;
     struct err e = {{0}};
-    char *good = write_file(
+    const char *good = scratch_write(
         "eco.json", "{\"apps\": [\n"
                     "  {\"name\": \"web\", \"script\": \"./webapp\", \"args\": \"-a  -b\",\n"
                     "   \"instances\": 2, \"port_base\": 3000, \"kill_timeout\": \"3s\",\n"
@@ -213,7 +194,7 @@ static void test_ecosystem(void **state)
                     "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\"},\n"
                     "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
                     "]}\n");
-    char *sub = xasprintf("%s/sub", tmpdir);
+    char *sub = xasprintf("%s/sub", scratch_dir);
 
     assert_int_equal(mkdir(sub, 0755), 0); /* a cwd must exist */
     free(sub);
@@ -231,13 +212,12 @@ static void test_ecosystem(void **state)
     assert_int_equal(specs[0].cwd[0], '/');
     assert_string_equal(specs[1].argv[1], "60");
     /* No cwd: the file's own directory. */
-    char *dir = realpath(tmpdir, NULL);
+    char *dir = realpath(scratch_dir, NULL);
     assert_string_equal(specs[1].cwd, dir);
     free(dir);
     for (size_t k = 0; k < n; k++)
         pm_spec_free(&specs[k]);
     free(specs);
-    free(good);
 
     struct {
         const char *text;
@@ -258,13 +238,12 @@ static void test_ecosystem(void **state)
         {"{\"apps\": [ {\"name\": \"a\" ", ":1: "},
     };
     for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
-        char *path = write_file("bad.json", bad[k].text);
+        const char *path = scratch_write("bad.json", bad[k].text);
         e.msg[0] = '\0';
         assert_int_not_equal(pm_ecosystem_load(path, &specs, &n, &e), 0);
         assert_null(specs);
         if (!strstr(e.msg, bad[k].want) || strncmp(e.msg, path, strlen(path)) != 0)
             fail_msg("case %zu: got \"%s\", want \"%s\" after the path", k, e.msg, bad[k].want);
-        free(path);
     }
 }
 
