@@ -194,6 +194,27 @@ class ManagedProcess:
 
     proc = None
     log_path = None
+    starts = 0
+
+    def argv(self):
+        raise NotImplementedError
+
+    def wait_ready(self, timeout):
+        raise NotImplementedError
+
+    def start(self, wait=True):
+        """Runs self.argv() with its output appended to the log (after a "=== start #N" line),
+        then, with wait, self.wait_ready()."""
+        assert not self.running(), "already running"
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== start #{self.starts}: {' '.join(self.argv())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, cwd=str(self.log_path.parent))
+        if wait:
+            self.wait_ready()
+        return self
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -253,7 +274,6 @@ class Agent(ManagedProcess):
         self.log_level = log_level
         self.log_path = Path(tmp_path) / f"agent-{name}.log"
         self.proc = None
-        self.starts = 0
 
     def argv(self):
         a = [mesh_bin(), "agent"] + (["-server", "-bootstrap"] if self.server else []) + [
@@ -269,18 +289,6 @@ class Agent(ManagedProcess):
         if self.log_level:
             a += ["-log-level", self.log_level]
         return a + self.extra_args
-
-    def start(self, wait=True):
-        assert self.proc is None or self.proc.poll() is not None, "agent already running"
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"=== start #{self.starts}: {' '.join(self.argv())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, cwd=str(self.log_path.parent))
-        if wait:
-            self.wait_ready()
-        return self
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         deadline = time.monotonic() + timeout

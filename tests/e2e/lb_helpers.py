@@ -263,16 +263,6 @@ class Lb(ManagedProcess):
                 "-balance", "roundrobin", "-check-inter", "1s",
                 "-log-level", "info"] + self.args
 
-    def start(self, wait=True):
-        with open(self.log_path, "ab") as log:
-            log.write(f"=== {' '.join(self.argv())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, cwd=str(self.log_path.parent))
-        if wait:
-            self.wait_ready()
-        return self
-
     def wait_ready(self, timeout=READY_TIMEOUT):
         """Ready when the frontend accepts connections and the stats port answers."""
         deadline = time.monotonic() + timeout
