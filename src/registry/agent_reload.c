@@ -60,14 +60,12 @@ static void regs_free(struct service_reg *regs, size_t n)
 
 /* Decodes every service of cfg. Returns a heap array of cfg->nservices, or NULL with e set to
  * "file:line: message" (nothing registered). */
-static struct service_reg *decode_all(const struct reg_agent *a, const struct agent_config *cfg,
-                                      struct err *e)
+static struct service_reg *decode_all(const struct agent_config *cfg, struct err *e)
 {
     struct decode_opts opts = {.allow_scripts =
                                    cfg->enable_script_checks || cfg->enable_local_script_checks};
     struct service_reg *regs = xcalloc(cfg->nservices ? cfg->nservices : 1, sizeof(*regs));
 
-    (void)a;
     for (size_t i = 0; i < cfg->nservices; i++) {
         const struct config_service *cs = &cfg->services[i];
         struct err derr;
@@ -85,7 +83,7 @@ static struct service_reg *decode_all(const struct reg_agent *a, const struct ag
 int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
                                 const struct agent_config *cfg, struct err *e)
 {
-    struct service_reg *now = decode_all(a, cfg, e);
+    struct service_reg *now = decode_all(cfg, e);
     if (!now)
         return -EINVAL;
     struct smap keep = SMAP_INIT;
@@ -94,7 +92,7 @@ int agent_config_services_apply(struct reg_agent *a, const struct agent_config *
         smap_put(&keep, now[i].svc.id, &keep);
     }
     if (before) {
-        struct service_reg *old = decode_all(a, before, NULL);
+        struct service_reg *old = decode_all(before, NULL);
         for (size_t i = 0; old && i < before->nservices; i++) {
             const char *id = old[i].svc.id;
             if (!smap_get(&keep, id) && agent_service_deregister(a, id) == 0)
