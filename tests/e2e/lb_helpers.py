@@ -65,7 +65,7 @@ class _BackendState:
 
 class _BackendHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
+    disable_nagle_algorithm = True  # streamed answers write in pieces: no 40 ms stalls
     server_version = "lbtest-backend"
     sys_version = ""
 
@@ -80,9 +80,13 @@ class _BackendHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Served-By", str(st.port))
         for k, v in extra:
             self.send_header(k, v)
-        self.end_headers()
+        # Head and body in one write, as a real server's small answer: a backend killed with -9
+        # has then either answered whole or not at all, and the lb can retry the latter. (Two
+        # writes let a kill land between them: a started response no proxy may retry.)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _read_body(self):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
