@@ -40,6 +40,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1, free now: each is held until all are picked, so two
+    calls for one process (an HTTP and a DNS port) cannot return the same port."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def gone(pid):
     """True when pid has exited (a zombie waiting for init to reap it counts as gone)."""
     try:

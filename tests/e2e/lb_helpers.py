@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from helpers import SANITIZER_MARKERS, ManagedProcess
+from helpers import SANITIZER_MARKERS, ManagedProcess, free_ports
 
 HOST = "127.0.0.1"
 STATS_USER = "admin"
@@ -239,12 +239,6 @@ class Backend:
 # ---------------------------------------------------------------- mesh lb
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 class Lb(ManagedProcess):
     """A `mesh lb` process on free 127.0.0.1 ports, stopped by PID.
 
@@ -254,8 +248,7 @@ class Lb(ManagedProcess):
     def __init__(self, mesh, tmp_path, name, args=(), workers=2):
         self.mesh = mesh
         self.name = name
-        self.port = _free_port()
-        self.stats_port = _free_port()
+        self.port, self.stats_port = free_ports(2)
         self.args = list(args)
         self.workers = workers
         self.log_path = Path(tmp_path) / f"lb-{name}.log"

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from helpers import HOST, free_port, wait_until
+from helpers import HOST, free_ports, wait_until
 
 A, NS, CNAME, SOA, TXT, AAAA, SRV, OPT, ANY = 1, 2, 5, 6, 16, 28, 33, 41, 255
 NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 3, 4, 5
@@ -151,9 +151,9 @@ def dns_agent(agent_factory, write_config):
     """make(config=None) -> (agent, dns port): an agent serving DNS on a free port."""
 
     def make(config=None):
-        port = free_port()
+        http, port = free_ports(2)
         files = [write_config(config, name=f"dns-{port}.json")] if config else []
-        a = agent_factory(dns_port=port, config_files=files)
+        a = agent_factory(http_port=http, dns_port=port, config_files=files)
         wait_until(lambda: udp_raw(port, build_query("consul", SOA), timeout=0.3, attempts=1),
                    5.0, what="the DNS listener")
         return a, port
@@ -385,8 +385,8 @@ def test_malformed_queries(dns_agent):
 
 def test_client_agent_asks_its_server(agent_factory):
     server = agent_factory(node="srv")
-    port = free_port()
-    client = agent_factory(node="web1", server=False, dns_port=port,
+    http, port = free_ports(2)
+    client = agent_factory(node="web1", server=False, http_port=http, dns_port=port,
                            extra_args=["-retry-join", f"127.0.0.1:{server.port}"])
     register(server, "api-srv", "api", 9000, "127.0.0.60")  # on the server's node
     register(client, "api-web1", "api", 9001, "127.0.0.61", tags=["v2"])  # the client's own
