@@ -389,7 +389,9 @@ void pm_inst_sample(struct pm_inst *i)
     ssize_t n;
     int fd;
 
-    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks)
+    /* Without start ticks the PID cannot be told from a reused one (and a failed read leaves st
+     * unset), so such a process goes unsampled. */
+    if (i->pid <= 0 || !i->start_ticks || proc_start_ticks(i->pid, &st) != i->start_ticks)
         return;
     ticks = st.utime + st.stime;
     if (i->cpu_sample_ns && now > i->cpu_sample_ns && ticks >= i->cpu_ticks)

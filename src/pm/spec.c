@@ -200,13 +200,22 @@ static int read_string(const struct reader *r, const char *key, const json_t *v,
     return 0;
 }
 
+/* An int-sized key: *out is set only when the value is good. */
+static int read_small_int(const struct reader *r, const char *key, const json_t *v, int lo, int hi,
+                          int *out)
+{
+    int64_t n;
+    int rc = read_int(r, key, v, lo, hi, &n);
+
+    if (rc == 0)
+        *out = (int)n;
+    return rc;
+}
+
 /* One key of an app object. */
 static int read_key(const struct reader *r, const char *key, const json_t *v, struct pm_spec *s,
                     char **script)
 {
-    int64_t n;
-    int rc;
-
     if (strcmp(key, "name") == 0)
         return read_string(r, key, v, &s->name);
     if (strcmp(key, "script") == 0)
@@ -217,27 +226,21 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_args(r, v, s);
     if (strcmp(key, "env") == 0)
         return read_env(r, v, s);
-    if (strcmp(key, "instances") == 0) {
-        rc = read_int(r, key, v, 1, PM_MAX_INSTANCES, &n);
-        s->instances = (int)n;
-    } else if (strcmp(key, "port_base") == 0) {
-        rc = read_int(r, key, v, 0, 65535, &n);
-        s->port_base = (int)n;
-    } else if (strcmp(key, "max_restarts") == 0) {
-        rc = read_int(r, key, v, 0, 1000000, &n);
-        s->max_restarts = (int)n;
-    } else if (strcmp(key, "max_log_size") == 0) {
-        rc = read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
-    } else if (strcmp(key, "kill_timeout") == 0) {
-        rc = read_ms(r, key, v, &s->kill_timeout_ms);
-    } else if (strcmp(key, "min_uptime") == 0) {
-        rc = read_ms(r, key, v, &s->min_uptime_ms);
-    } else if (strcmp(key, "exp_backoff_restart_delay") == 0 || strcmp(key, "restart_delay") == 0) {
-        rc = read_ms(r, key, v, &s->restart_delay_ms);
-    } else {
-        rc = fail(r, key, "unknown key");
-    }
-    return rc;
+    if (strcmp(key, "instances") == 0)
+        return read_small_int(r, key, v, 1, PM_MAX_INSTANCES, &s->instances);
+    if (strcmp(key, "port_base") == 0)
+        return read_small_int(r, key, v, 0, 65535, &s->port_base);
+    if (strcmp(key, "max_restarts") == 0)
+        return read_small_int(r, key, v, 0, 1000000, &s->max_restarts);
+    if (strcmp(key, "max_log_size") == 0)
+        return read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
+    if (strcmp(key, "kill_timeout") == 0)
+        return read_ms(r, key, v, &s->kill_timeout_ms);
+    if (strcmp(key, "min_uptime") == 0)
+        return read_ms(r, key, v, &s->min_uptime_ms);
+    if (strcmp(key, "exp_backoff_restart_delay") == 0 || strcmp(key, "restart_delay") == 0)
+        return read_ms(r, key, v, &s->restart_delay_ms);
+    return fail(r, key, "unknown key");
 }
 
 int pm_spec_from_json(const json_t *obj, struct pm_spec *s, const struct config_doc *doc,

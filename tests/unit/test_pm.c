@@ -17,6 +17,7 @@
 #include "scratch.h"
 
 #include "lib/alloc.h"
+#include "pm/daemon.h"
 #include "pm/policy.h"
 #include "pm/spec.h"
 #include "pm/table.h"
@@ -181,6 +182,43 @@ static void test_spec_json_round_trip(void **state)
     pm_spec_free(&s);
 }
 
+/* A bad value leaves the spec's field as it was, not set from an unread integer. */
+static void test_spec_bad_int_keeps_field(void **state)
+{
+    static const char *const keys[] = {"instances", "port_base", "max_restarts"};
+    struct pm_spec s;
+    struct err e = {{0}};
+
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        json_t *j =
+            json_pack("{s:s, s:s, s:s}", "name", "web", "script", "/bin/true", keys[k], "many");
+
+        pm_spec_init(&s);
+        s.instances = 7;
+        s.port_base = 7;
+        s.max_restarts = 7;
+        assert_int_equal(pm_spec_from_json(j, &s, NULL, "app", &e), -EINVAL);
+        assert_non_null(strstr(e.msg, keys[k]));
+        assert_int_equal(s.instances, 7);
+        assert_int_equal(s.port_base, 7);
+        assert_int_equal(s.max_restarts, 7);
+        pm_spec_free(&s);
+        json_decref(j);
+    }
+}
+
+/* A process whose start ticks could not be read is not sampled: its PID may have been reused. */
+static void test_sample_without_start_ticks(void **state)
+{
+    struct pm_inst i = {0};
+
+    i.pid = INT_MAX; /* above any pid_max: /proc has no such entry */
+    i.start_ticks = 0;
+    pm_inst_sample(&i);
+    assert_int_equal(i.cpu_sample_ns, 0);
+    assert_int_equal(i.cpu_ticks, 0);
+}
+
 static void test_ecosystem(void **state)
 {
     struct pm_spec *specs = NULL;
@@ -280,6 +318,8 @@ int main(void)
         cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_rotation_names_and_formats),
         cmocka_unit_test(test_spec_json_round_trip),
+        cmocka_unit_test(test_spec_bad_int_keeps_field),
+        cmocka_unit_test(test_sample_without_start_ticks),
         cmocka_unit_test(test_ecosystem),
         cmocka_unit_test(test_ls_table),
     };
