@@ -41,7 +41,7 @@ static size_t stop_web_node(const struct cluster_state *s, const struct cluster_
     struct err e;
 
     /* `pm kill` stops the apps gracefully, then the daemon; what survives it goes by PID. */
-    if (daemon && cluster_pm(s, n, &said, &e, "kill", NULL) < 0)
+    if (daemon && cluster_pm(s, n, &said, &e, "kill", (char *)NULL) < 0)
         fprintf(stderr, "mesh down: %s: %s\n", n->name, e.msg);
     buf_free(&said); /* down prints one summary for the whole cluster */
     for (size_t i = 0; i < napps; i++) {

@@ -46,7 +46,7 @@ json_t *cluster_pm_ls(const struct cluster_state *s, const struct cluster_node *
     struct buf out = BUF_INIT;
     json_error_t je;
     json_t *v = NULL;
-    int rc = cluster_pm(s, n, &out, e, "ls", "-json", NULL);
+    int rc = cluster_pm(s, n, &out, e, "ls", "-json", (char *)NULL);
 
     if (rc > 0)
         err_set(e, "mesh pm ls on %s exited with status %d", n->name, rc);

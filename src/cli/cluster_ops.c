@@ -108,7 +108,7 @@ static int pm_do(const struct cluster_state *s, const struct cluster_node *n, co
                  const char *a2, const char *a3, struct err *e)
 {
     struct buf listing = BUF_INIT; /* pm's table after the change; the command says its own */
-    int rc = cluster_pm(s, n, &listing, e, a1, a2, a3, NULL);
+    int rc = cluster_pm(s, n, &listing, e, a1, a2, a3, (char *)NULL);
 
     buf_free(&listing);
     if (rc > 0) {

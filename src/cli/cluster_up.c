@@ -325,7 +325,7 @@ static int start_web(const struct cluster_state *s, const struct cluster_node *n
     duration_format(s->check_interval_ns, inter, sizeof(inter));
     rc = cluster_pm(s, n, &table, e, "start", CLUSTER_SERVICE, "-i", "1", "-port-base", base,
                     "-env", env, "-kill-timeout", "10s", "--", s->webapp, "-node", n->name,
-                    "-agent", agent, "-address", n->addr, "-check-interval", inter, NULL);
+                    "-agent", agent, "-address", n->addr, "-check-interval", inter, (char *)NULL);
     if (rc > 0)
         rc = err_set(e, "mesh pm start on %s exited with status %d (log: %s/%s/pm)", n->name, rc,
                      s->run_dir, n->name);
