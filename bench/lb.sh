@@ -3,7 +3,7 @@
 # interleaved (house rule: ratios to peers run in the same script, medians, no absolute claims).
 #
 #   backends: two nginx (worker_processes 1) answering 200 "ok from PORT\n"
-#   targets:  mesh lb -workers 1|2, HAProxy nbthread 1|2 (perf-anchors.md config),
+#   targets:  mesh lb -workers 1|2, HAProxy nbthread 1|2 (docs/benchmarks.md config),
 #             nginx proxy worker_processes 1|2 (upstream keepalive 256)
 #   client:   wrk -t1 -cC -d10s --latency, C = 50 and 200, one 1 s warm-up per run,
 #             3 repetitions interleaved (rep -> conns -> target), medians
@@ -73,7 +73,7 @@ for n in 1 2; do
         -check-fall 2 -retries 3 -log-level warn >"$TMP/mesh-$n.log" 2>&1 &
     PID[mesh-$n]=$!; PIDS+=("$!"); PORT[mesh-$n]=$p; TARGETS+=("mesh-$n")
 
-    # HAProxy, the perf-anchors.md configuration
+    # HAProxy, the configuration in docs/benchmarks.md
     p=$(free_port)
     cat >"$TMP/haproxy-$n.cfg" <<EOF
 global

@@ -14,7 +14,7 @@
  * lb_backend_acquire, which takes a reference, so a set (and the servers in it) stays alive
  * while any worker still uses it.
  *
- * Counters follow HAProxy's stats columns (peers.md A10) so /stats;csv can be produced from
+ * Counters follow HAProxy's stats columns (docs/lb-stats.md) so /stats;csv can be produced from
  * them directly. All counters are monotonic 64-bit atomics updated with relaxed ordering.
  */
 #ifndef MESH_LB_LB_H

@@ -3,7 +3,8 @@
  * its whole life: it is either idle in its server's list (read for EOF, closed after the idle
  * timeout) or lent to one client request (owner set, the proxy drives its reads and writes).
  * The pool never caps the number of connections: a request that finds no idle connection
- * gets a new one, so the pool grows to the concurrency (perf-anchors.md, nginx keepalive 32).
+ * gets a new one, so the pool grows to the concurrency (an nginx with keepalive 32 falls behind at
+ * 200 connections for want of this: docs/benchmarks.md).
  */
 #ifndef MESH_LB_UPSTREAM_H
 #define MESH_LB_UPSTREAM_H

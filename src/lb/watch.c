@@ -285,7 +285,7 @@ static void on_answer(int status, const struct http_client_response *res, void *
         return;
     }
     uint64_t idx = http_client_index(res);
-    /* consul-api.md 5.4: a lower index means the registry's history restarted: refetch */
+    /* A lower index means the registry's history restarted: refetch (docs/api.md) */
     w->index = idx < w->index ? 0 : idx;
     if (w->outage)
         log_info("registry %s: reachable again", w->addr);

@@ -11,7 +11,7 @@
  * admin state survive; a changed weight is written into it. The set is published only when
  * its membership changed.
  *
- * Index handling follows the Consul contract (consul-api.md 5.4): a lower index resets to 0,
+ * Index handling follows the Consul contract (docs/api.md, Watching): a lower index resets to 0,
  * fetches are at least ~100 ms apart, failures back off from 250 ms to 30 s. While the registry
  * is unreachable (or refuses the query) the last set stays in use, backend->registry_ok is 0,
  * and the outage is logged once.

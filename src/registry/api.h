@@ -1,6 +1,6 @@
 /*
  * Consul's HTTP API: routing, request decoding helpers and response conventions
- * (/work/shared/reference/consul-api.md section 0): percent-decoded paths, method checks with
+ * (docs/api.md, Conventions): percent-decoded paths, method checks with
  * 405 + Allow, exactly 200 on success, text/plain errors, compact JSON unless ?pretty, and the
  * X-Consul-* headers on reads.
  */

@@ -16,7 +16,8 @@
 
 /* ---- token transport and authorization --------------------------------------------------- */
 
-/* The request's token: ?token=, X-Consul-Token, Authorization: Bearer (consul-api.md 7.1). */
+/* The request's token: ?token=, X-Consul-Token, Authorization: Bearer, first
+ * found wins (docs/agent.md, ACLs). */
 static char *request_token(const struct api_call *c)
 {
     const char *q = api_query(c, "token");

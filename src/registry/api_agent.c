@@ -1,4 +1,4 @@
-/* The /v1/agent endpoints: the local node's view (consul-api.md section 1). */
+/* The /v1/agent endpoints: the local node's view (docs/api.md). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

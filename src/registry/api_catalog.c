@@ -1,4 +1,4 @@
-/* The /v1/catalog endpoints: the cluster-wide view (consul-api.md section 2). */
+/* The /v1/catalog endpoints: the cluster-wide view (docs/api.md). */
 #include <errno.h>
 #include <string.h>
 

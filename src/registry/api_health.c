@@ -1,4 +1,4 @@
-/* The /v1/health endpoints: services with their checks (consul-api.md section 3). */
+/* The /v1/health endpoints: services with their checks (docs/api.md). */
 #include <stdlib.h>
 #include <string.h>
 

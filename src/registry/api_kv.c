@@ -1,4 +1,4 @@
-/* The /v1/kv endpoints: the key/value store (consul-api.md section 4). */
+/* The /v1/kv endpoints: the key/value store (docs/api.md). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -190,7 +190,7 @@ static bool valid_key(struct api_call *c)
 }
 
 /*
- * ?acquire / ?release: the lock operations (consul-api.md 4.2). Returns false when neither is
+ * ?acquire / ?release: the lock operations (docs/agent.md, Sessions). Returns false when neither is
  * present; otherwise answers and returns true.
  */
 static bool lock_ops(struct api_call *c, uint64_t flags)

@@ -1,4 +1,4 @@
-/* The /v1/session endpoints (consul-api.md section 7.3). */
+/* The /v1/session endpoints (docs/agent.md, Sessions). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -137,7 +137,7 @@ void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, str
     const char *end = qname + rest;
     if (parse_typed(out, labels, n, qname, end))
         return;
-    /* The datacenter spelled DC.dc (consul-api.md section 9): read without the "dc" label, DC is
+    /* The datacenter spelled DC.dc (docs/agent.md, DNS): read without the "dc" label, DC is
      * the label after the type. (A datacenter named "dc" was read above, as Consul reads it.) */
     if (n >= 3 && end - labels[n - 1] == 2 && strncasecmp(labels[n - 1], "dc", 2) == 0) {
         if (parse_typed(out, labels, n - 1, qname, labels[n - 1] - 1))

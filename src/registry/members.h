@@ -67,7 +67,7 @@ void members_leave(struct reg_members *m, const char *node);
 /* force-leave: as leave, for a node that is not alive. -ENOENT unknown, -EBUSY when alive. */
 int members_force_leave(struct reg_members *m, const char *node);
 
-/* The local agent as a member object (consul-api.md 1.10). New reference. */
+/* The local agent as a member object (/v1/agent/members in docs/api.md). New reference. */
 json_t *members_local(const struct reg_agent *a);
 
 /* Every member (this server first), as /v1/agent/members returns them. New reference. */

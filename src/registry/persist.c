@@ -10,9 +10,9 @@
  * fdatasync fails, the journal stops taking records (they stay in memory) until a snapshot of
  * the whole state has been written, which covers everything that was dropped.
  *
- * Opening and compaction use blocking file I/O on the loop thread: opening happens before the
- * agent serves anything, and compaction is rare (the journal must grow past several times the
- * snapshot), so the pause is accepted rather than copying the state to another thread.
+ * Opening uses blocking file I/O on the loop thread, before the agent serves anything.
+ * Compaction writes the snapshot in a forked child (below) so the loop goes on serving; only the
+ * repair of a broken journal writes a snapshot in place, on the loop.
  */
 #include "registry/persist.h"
 

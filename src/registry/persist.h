@@ -10,7 +10,8 @@
  * starts with every record before it. A corrupt snapshot, or a whole record that the state
  * rejects, fails the open instead: neither comes from a crash, and nothing is dropped silently.
  *
- * Everything runs on the loop thread. Opening and compaction do blocking file I/O there.
+ * Everything runs on the loop thread. Opening does blocking file I/O there; compaction writes
+ * its snapshot in a forked child (reg_persist_maybe_compact).
  */
 #ifndef MESH_REGISTRY_PERSIST_H
 #define MESH_REGISTRY_PERSIST_H

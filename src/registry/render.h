@@ -1,6 +1,6 @@
 /*
- * The JSON shapes of Consul's API (consul-api.md sections 1-4), built from registry entities.
- * Every function returns a new reference; field order follows Consul's.
+ * The JSON shapes of Consul's API (docs/api.md: agent, catalog, health, KV), built from registry
+ * entities. Every function returns a new reference; field order follows Consul's.
  */
 #ifndef MESH_REGISTRY_RENDER_H
 #define MESH_REGISTRY_RENDER_H

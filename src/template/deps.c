@@ -1,8 +1,8 @@
 /*
  * Dependencies: what a data function asks the registry for. Each parses from the function's
- * argument with consul-template's grammar (consul-api.md 10.1), names itself with a canonical
+ * argument with consul-template's grammar (docs/template.md), names itself with a canonical
  * id (one watch per distinct id), knows its request target, and turns the registry's answer
- * into the values templates read (the service object of 10.2, decoded KV values).
+ * into the values templates read (the service object, decoded KV values).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -224,7 +224,7 @@ static json_t *int_or_zero(const json_t *obj, const char *key)
     return json_integer(json_is_integer(v) ? json_integer_value(v) : 0);
 }
 
-/* Go's HealthChecks.AggregatedStatus (consul-api.md 8.1). */
+/* Go's HealthChecks.AggregatedStatus: maintenance, then critical, warning, passing. */
 static const char *aggregate(const json_t *checks)
 {
     bool critical = false, warning = false, maint = false;

@@ -5,7 +5,7 @@
  * views do. The first query carries index 0 and answers at once. Each answer is decoded
  * (tmpl_dep_decode); when the value differs from the previous one the callback gets it.
  *
- * Index rules follow consul-api.md 5.4: a lower index resets to 0, queries are at least
+ * Index rules follow docs/api.md (Watching): a lower index resets to 0, queries are at least
  * 100 ms apart. A failure (unreachable, a non-200 answer, a body that does not decode) is
  * logged once per outage and retried with backoff from 250 ms doubling to 1 min; nothing is
  * reported to the callback, so the last data (and the files rendered from it) stay.

@@ -1,6 +1,6 @@
 // Compatibility test: the npm `consul` client (silas/node-consul 2.x) against `mesh agent`.
 // Usage: node compat.js PORT. Exits 0 when every step passes, 1 with a message otherwise.
-// Contract: /work/shared/reference/consul-api.md (sections cited per step).
+// Contract: docs/api.md and docs/agent.md.
 "use strict";
 
 const assert = require("assert");
@@ -55,11 +55,11 @@ function waitForChange(watch, pred, timeoutMs, what) {
 }
 
 async function agentAndStatus() {
-  step("status.leader / status.peers (§6)");
+  step("status.leader / status.peers");
   assert.strictEqual(await consul.status.leader(), "127.0.0.1:8300");
   assert.deepStrictEqual(await consul.status.peers(), ["127.0.0.1:8300"]);
 
-  step("agent.self / agent.members (§1.10, §1.11)");
+  step("agent.self / agent.members");
   const self = await consul.agent.self();
   assert.strictEqual(typeof self.Config.NodeName, "string");
   const members = await consul.agent.members();
@@ -68,7 +68,7 @@ async function agentAndStatus() {
 }
 
 async function services() {
-  step("agent.service.register with a TTL check (§1.1)");
+  step("agent.service.register with a TTL check");
   await consul.agent.service.register({
     name: SVC,
     id: SID,
@@ -81,21 +81,21 @@ async function services() {
   assert.strictEqual(svcs[SID].Service, SVC);
   assert.strictEqual(svcs[SID].Port, 3000);
 
-  step("agent.check.list: new TTL check is critical (§1.5, §8.4)");
+  step("agent.check.list: new TTL check is critical");
   let checks = await consul.agent.check.list();
   assert.ok(checks[CHECK], `no check ${CHECK}`);
   assert.strictEqual(checks[CHECK].Status, "critical");
 
-  step("health.service passing=true excludes it while critical (§3.1)");
+  step("health.service passing=true excludes it while critical");
   assert.deepStrictEqual(await consul.health.service({ service: SVC, passing: true }), []);
 
-  step("agent.check.pass (§1.8)");
+  step("agent.check.pass");
   await consul.agent.check.pass({ id: CHECK, note: "compat ok" });
   checks = await consul.agent.check.list();
   assert.strictEqual(checks[CHECK].Status, "passing");
   assert.strictEqual(checks[CHECK].Output, "compat ok");
 
-  step("catalog.service.list / catalog.service.nodes (§2.3, §2.4)");
+  step("catalog.service.list / catalog.service.nodes");
   const list = await consul.catalog.service.list();
   assert.deepStrictEqual(list.consul, []);
   assert.deepStrictEqual([...list[SVC]].sort(), ["compat", "v1"]);
@@ -106,7 +106,7 @@ async function services() {
   const tagged = await consul.catalog.service.nodes({ service: SVC, tag: "COMPAT" });
   assert.strictEqual(tagged.length, 1, "tag filter is case-insensitive");
 
-  step("health.service passing=true (§3.1)");
+  step("health.service passing=true");
   const healthy = await consul.health.service({ service: SVC, passing: true });
   assert.strictEqual(healthy.length, 1);
   assert.strictEqual(healthy[0].Service.ID, SID);
@@ -114,11 +114,11 @@ async function services() {
   assert.deepStrictEqual(ids, [CHECK, "serfHealth"].sort());
   assert.ok(healthy[0].Checks.every((c) => c.Status === "passing"));
 
-  step("health.node: serfHealth first (§3.3)");
+  step("health.node: serfHealth first");
   const nodeChecks = await consul.health.node(self_node(nodes));
   assert.strictEqual(nodeChecks[0].CheckID, "serfHealth");
 
-  step("health.state critical/any (§3.4)");
+  step("health.state critical/any");
   assert.deepStrictEqual(await consul.health.state("critical"), []);
   assert.strictEqual((await consul.health.state("any")).length, 2);
 }
@@ -128,7 +128,7 @@ function self_node(nodes) {
 }
 
 async function kv() {
-  step("kv.set / kv.get (§4.1, §4.2)");
+  step("kv.set / kv.get");
   assert.strictEqual(await consul.kv.set("compat/x/1", "v1"), true);
   assert.strictEqual(await consul.kv.set("compat/y/2", "v2"), true);
   const e = await consul.kv.get("compat/x/1");
@@ -140,21 +140,21 @@ async function kv() {
     ["CreateIndex", "Flags", "Key", "LockIndex", "ModifyIndex", "Value"],
   );
 
-  step("kv.set with flags and cas (§4.2)");
+  step("kv.set with flags and cas");
   assert.strictEqual(await consul.kv.set("compat/flags", "f", { flags: 42 }), true);
   assert.strictEqual((await consul.kv.get("compat/flags")).Flags, 42);
   // A failed cas answers `false`; papi resolves a falsy body as undefined, so check the value.
   assert.notStrictEqual(await consul.kv.set("compat/flags", "g", { cas: 0 }), true);
   assert.strictEqual((await consul.kv.get("compat/flags")).Value, "f");
 
-  step("kv.get recurse (§4.1)");
+  step("kv.get recurse");
   const all = await consul.kv.get({ key: "compat/", recurse: true });
   assert.deepStrictEqual(
     all.map((x) => x.Key),
     ["compat/flags", "compat/x/1", "compat/y/2"],
   );
 
-  step("kv.keys with and without separator (§4.1)");
+  step("kv.keys with and without separator");
   assert.deepStrictEqual(await consul.kv.keys("compat/"), [
     "compat/flags",
     "compat/x/1",
@@ -166,10 +166,10 @@ async function kv() {
     "compat/y/",
   ]);
 
-  step("kv.get missing key -> undefined (404, §4.1)");
+  step("kv.get missing key -> undefined (404)");
   assert.strictEqual(await consul.kv.get("compat/missing"), undefined);
 
-  step("kv.del (§4.3)");
+  step("kv.del");
   assert.strictEqual(await consul.kv.del("compat/x/1"), true);
   assert.strictEqual(await consul.kv.get("compat/x/1"), undefined);
   assert.strictEqual(await consul.kv.del({ key: "compat/", recurse: true }), true);
@@ -177,7 +177,7 @@ async function kv() {
 }
 
 async function watchKv() {
-  step("watch kv.get: sees the key appear, change and go away (§5)");
+  step("watch kv.get: sees the key appear, change and go away");
   const key = "compat/watched";
   const watch = consul.watch({
     method: consul.kv.get,
@@ -213,7 +213,7 @@ async function watchKv() {
 }
 
 async function cleanup() {
-  step("agent.service.deregister (§1.2)");
+  step("agent.service.deregister");
   await consul.agent.service.deregister(SID);
   assert.deepStrictEqual(await consul.catalog.service.nodes(SVC), []);
   const checks = await consul.agent.check.list();

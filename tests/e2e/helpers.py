@@ -4,7 +4,7 @@ Everything here uses the Python standard library only: free loopback ports, a `m
 process driven by PID, an HTTP client that returns status, headers and raw body, raw-socket
 requests for malformed HTTP, a tiny HTTP server whose status a test can switch (health-check
 target), and bounded polling. The contract these tests encode is
-/work/shared/reference/consul-api.md ("contract §N" in docstrings).
+docs/api.md and docs/agent.md.
 """
 
 import base64
@@ -41,7 +41,7 @@ def free_port():
 
 
 def free_ports(n):
-    """n distinct TCP ports on 127.0.0.1, free now: each is held until all are picked, so two
+    """N distinct TCP ports on 127.0.0.1, free now: each is held until all are picked, so two
     calls for one process (an HTTP and a DNS port) cannot return the same port."""
     socks = []
     try:
@@ -346,14 +346,14 @@ class Agent(ManagedProcess):
         return r.json()
 
     def put_ok(self, path, body=None):
-        """An agent write: 200 with an empty body (contract §0)."""
+        """An agent write: 200 with an empty body."""
         r = self.put(path, body)
         assert r.status == 200, f"PUT {path}: {r!r}"
         assert r.body == b"", f"PUT {path}: agent writes answer an empty body, got {r.body!r}"
         return r
 
     def put_true(self, path, body=None):
-        """A write answering the JSON literal true (KV, catalog; contract §0)."""
+        """A write answering the JSON literal true (KV, catalog)."""
         r = self.put(path, body)
         assert r.status == 200, f"PUT {path}: {r!r}"
         assert r.content_type == "application/json", f"PUT {path}: {r.content_type}"
@@ -388,7 +388,7 @@ class Agent(ManagedProcess):
 
 
 def assert_text_error(r, status, startswith=None, contains=None, equals=None):
-    """An error answer: exact status, text/plain body with a human message (contract §0)."""
+    """An error answer: exact status, text/plain body with a human message."""
     assert r.status == status, f"expected {status}, got {r!r}"
     assert r.content_type == "text/plain", f"errors are text/plain, got {r.content_type!r}: {r!r}"
     text = r.text
@@ -402,7 +402,7 @@ def assert_text_error(r, status, startswith=None, contains=None, equals=None):
 
 
 def assert_query_meta(r):
-    """Read endpoints carry X-Consul-Index >= 1, KnownLeader true, LastContact 0 (§5.2)."""
+    """Read endpoints carry X-Consul-Index >= 1, KnownLeader true, LastContact 0."""
     idx = r.index
     assert idx >= 1, f"X-Consul-Index must never be 0, got {idx}"
     assert (r.header("X-Consul-KnownLeader") or "").lower() == "true", dict(r.headers)

@@ -1,4 +1,4 @@
-"""ACLs enforced by a server (issue 3 "Security: ACL tokens", contract §7.1-7.2, §0 header).
+"""ACLs enforced by a server (issue 3 "Security: ACL tokens").
 
 One agent with acl.enabled, default_policy deny and initial_management "root"; state kept in a
 data dir so a restart shows the tokens and policies survive.
@@ -194,7 +194,7 @@ def test_check_operations_need_service_or_node_write(setup):
 
 
 def test_sessions_txn_and_events_need_permissions(setup):
-    """session:write on the node for sessions, key permissions per txn operation, event:write
+    """Session:write on the node for sessions, key permissions per txn operation, event:write
     on the event's name; session lists are filtered by session:read."""
     import base64
     a, toks = setup

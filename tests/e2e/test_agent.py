@@ -1,11 +1,11 @@
-"""Agent endpoints (/v1/agent/*): contract §1, with the transport rules of §0."""
+"""Agent endpoints (/v1/agent/*), with the transport rules every endpoint follows."""
 
 import re
 import time
 
 from helpers import assert_text_error
 
-# Keys /v1/agent/services may carry besides the required ones (contract §1.3: omitted when empty).
+# Keys /v1/agent/services may carry besides the required ones (omitted when empty).
 SERVICE_REQUIRED = {"ID", "Service", "Tags", "Meta", "Port", "Address", "Weights",
                     "EnableTagOverride", "Datacenter"}
 SERVICE_OPTIONAL = {"Kind", "TaggedAddresses", "SocketPath", "Proxy", "Connect", "CreateIndex",
@@ -16,7 +16,7 @@ CHECK_FIELDS = {"Node", "CheckID", "Name", "Status", "Notes", "Output", "Service
 
 
 def local_services(agent):
-    """/v1/agent/services without the built-in `consul` service a server may list (§1.3)."""
+    """/v1/agent/services without the built-in `consul` service a server may list."""
     svcs = agent.get_json("/v1/agent/services")
     assert isinstance(svcs, dict)
     svcs.pop("consul", None)
@@ -24,7 +24,7 @@ def local_services(agent):
 
 
 def local_checks(agent):
-    """/v1/agent/checks without a synthesized serfHealth (a catalog-side check, §3.5)."""
+    """/v1/agent/checks without a synthesized serfHealth (a catalog-side check)."""
     checks = agent.agent_checks()
     assert isinstance(checks, dict)
     checks.pop("serfHealth", None)
@@ -35,7 +35,7 @@ def local_checks(agent):
 
 
 def test_register_minimal_service_defaults(agent):
-    """§1.1/§1.3: ID defaults to Name; Tags [] and Meta {} when unset; Weights {1,1}."""
+    """ID defaults to Name; Tags [] and Meta {} when unset; Weights {1,1}."""
     agent.register_service({"Name": "web"})
     svcs = local_services(agent)
     assert set(svcs) == {"web"}
@@ -55,7 +55,7 @@ def test_register_minimal_service_defaults(agent):
 
 
 def test_register_full_service_round_trips(agent):
-    """§1.1: every field is kept; TaggedAddresses: lower-case keys in, capitalised out (§2)."""
+    """Every field is kept; TaggedAddresses: lower-case keys in, capitalised out."""
     agent.register_service({
         "ID": "redis1", "Name": "redis", "Tags": ["primary", "v1"], "Address": "10.0.0.5",
         "Port": 8000, "Meta": {"k": "v"},
@@ -77,14 +77,14 @@ def test_register_full_service_round_trips(agent):
 
 
 def test_register_field_names_case_insensitive(agent):
-    """§0: JSON input field names match case-insensitively (name, NAME, Name)."""
+    """JSON input field names match case-insensitively (name, NAME, Name)."""
     agent.register_service({"name": "web", "id": "web-1", "PORT": 81, "tags": ["a"]})
     s = local_services(agent)["web-1"]
     assert (s["Service"], s["Port"], s["Tags"]) == ("web", 81, ["a"])
 
 
 def test_reregister_updates_in_place(agent):
-    """§1.1: re-registering an ID updates it (no duplicate)."""
+    """Re-registering an ID updates it (no duplicate)."""
     agent.register_service({"ID": "w1", "Name": "web", "Port": 80})
     agent.register_service({"ID": "w1", "Name": "web", "Port": 81, "Tags": ["new"]})
     svcs = local_services(agent)
@@ -94,14 +94,14 @@ def test_reregister_updates_in_place(agent):
 
 
 def test_register_missing_name_is_400(agent):
-    """§1.1: Name is required -> 400 "Missing service name"; nothing written."""
+    """Name is required -> 400 "Missing service name"; nothing written."""
     r = agent.put("/v1/agent/service/register", {"ID": "x", "Port": 80})
     assert_text_error(r, 400, contains="Missing service name")
     assert local_services(agent) == {}
 
 
 def test_register_unspecified_address_is_400(agent):
-    """§1.1: Address "0.0.0.0" / "::" -> 400 "Invalid service address"."""
+    """Address "0.0.0.0" / "::" -> 400 "Invalid service address"."""
     for addr in ("0.0.0.0", "::"):
         r = agent.put("/v1/agent/service/register", {"Name": "web", "Address": addr})
         assert_text_error(r, 400, contains="Invalid service address")
@@ -109,14 +109,14 @@ def test_register_unspecified_address_is_400(agent):
 
 
 def test_register_meta_reserved_prefix_is_400(agent):
-    """§1.1: a Meta key may not start with "consul-" -> 400."""
+    """A Meta key may not start with "consul-" -> 400."""
     r = agent.put("/v1/agent/service/register", {"Name": "web", "Meta": {"consul-x": "1"}})
     assert_text_error(r, 400)
     assert local_services(agent) == {}
 
 
 def test_register_bad_weights_is_400(agent):
-    """§1.1: Weights.Passing must be >= 1 -> 400 "Invalid Weights"."""
+    """Weights.Passing must be >= 1 -> 400 "Invalid Weights"."""
     r = agent.put("/v1/agent/service/register",
                   {"Name": "web", "Weights": {"Passing": 0, "Warning": 1}})
     assert_text_error(r, 400, startswith="Invalid Weights")
@@ -124,7 +124,7 @@ def test_register_bad_weights_is_400(agent):
 
 
 def test_get_service_has_content_hash(agent):
-    """§1.4: GET /v1/agent/service/:id = the list object plus ContentHash (and its header)."""
+    """GET /v1/agent/service/:id = the list object plus ContentHash (and its header)."""
     agent.register_service({"ID": "w1", "Name": "web", "Port": 80, "Tags": ["t"]})
     r = agent.get("/v1/agent/service/w1")
     assert r.status == 200 and r.content_type == "application/json"
@@ -139,7 +139,7 @@ def test_get_service_has_content_hash(agent):
 
 
 def test_get_service_hash_blocking_waits(agent):
-    """§1.4: ?hash=<current>&wait=1s blocks until the wait passes when nothing changes."""
+    """?hash=<current>&wait=1s blocks until the wait passes when nothing changes."""
     agent.register_service({"ID": "w1", "Name": "web"})
     h = agent.get_json("/v1/agent/service/w1")["ContentHash"]
     r = agent.get(f"/v1/agent/service/w1?hash={h}&wait=1s")
@@ -150,13 +150,13 @@ def test_get_service_hash_blocking_waits(agent):
 
 
 def test_get_unknown_service_is_404(agent):
-    """§1.4: unknown ID -> 404 "unknown service ID: <id>"."""
+    """Unknown ID -> 404 "unknown service ID: <id>"."""
     r = agent.get("/v1/agent/service/nope")
     assert_text_error(r, 404, equals="unknown service ID: nope")
 
 
 def test_service_id_with_slash_percent_encoded(agent):
-    """§0: paths are percent-decoded before routing; IDs may contain '/'."""
+    """Paths are percent-decoded before routing; IDs may contain '/'."""
     agent.register_service({"ID": "web/1", "Name": "web"})
     assert agent.get_json("/v1/agent/service/web%2F1")["ID"] == "web/1"
     agent.put_ok("/v1/agent/service/deregister/web%2F1")
@@ -167,7 +167,7 @@ def test_service_id_with_slash_percent_encoded(agent):
 
 
 def test_deregister_removes_service_and_checks(agent):
-    """§1.2: deregister removes the service and all its checks; 200 empty."""
+    """Deregister removes the service and all its checks; 200 empty."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}})
     agent.register_service({"ID": "w2", "Name": "web"})
     assert "service:w1" in local_checks(agent)
@@ -178,7 +178,7 @@ def test_deregister_removes_service_and_checks(agent):
 
 
 def test_deregister_unknown_service_is_404(agent):
-    """§1.2: unknown ID -> 404 with Consul's exact text."""
+    """Unknown ID -> 404 with Consul's exact text."""
     r = agent.put("/v1/agent/service/deregister/nope")
     assert_text_error(r, 404, equals='Unknown service ID "nope". Ensure that the service ID is '
                                      'passed, not the service name.')
@@ -188,7 +188,7 @@ def test_deregister_unknown_service_is_404(agent):
 
 
 def test_service_single_check_generated_id_and_name(agent):
-    """§1.1: one check -> CheckID service:<ID>, Name "Service '<Name>' check", starts critical."""
+    """One check -> CheckID service:<ID>, Name "Service '<Name>' check", starts critical."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["t1"], "Check": {"TTL": "30s"}})
     c = local_checks(agent)["service:w1"]
     assert CHECK_FIELDS <= set(c), f"missing {CHECK_FIELDS - set(c)}"
@@ -202,7 +202,7 @@ def test_service_single_check_generated_id_and_name(agent):
 
 
 def test_service_multiple_checks_numbered(agent):
-    """§1.1: several checks -> CheckIDs service:<ID>:1, :2 (1-based)."""
+    """Several checks -> CheckIDs service:<ID>:1, :2 (1-based)."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Checks": [{"TTL": "30s"}, {"TTL": "30s", "Status": "passing"}]})
     checks = local_checks(agent)
@@ -212,7 +212,7 @@ def test_service_multiple_checks_numbered(agent):
 
 
 def test_service_check_initial_status(agent):
-    """§1.1: Status sets the initial status."""
+    """Status sets the initial status."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Check": {"CheckID": "c1", "Name": "mine", "TTL": "30s",
                                       "Status": "warning", "Notes": "n"}})
@@ -221,7 +221,7 @@ def test_service_check_initial_status(agent):
 
 
 def test_service_check_bad_status_is_400(agent):
-    """§1.1: Status not passing|warning|critical -> 400; nothing written."""
+    """Status not passing|warning|critical -> 400; nothing written."""
     r = agent.put("/v1/agent/service/register",
                   {"Name": "web", "Check": {"TTL": "30s", "Status": "bogus"}})
     assert_text_error(r, 400, contains="Status for checks must 'passing', 'warning', 'critical'")
@@ -230,7 +230,7 @@ def test_service_check_bad_status_is_400(agent):
 
 
 def test_service_check_interval_and_ttl_is_400(agent):
-    """§1.1: Interval and TTL together -> 400 "Invalid check: ..."."""
+    """Interval and TTL together -> 400 "Invalid check: ..."."""
     r = agent.put("/v1/agent/service/register",
                   {"Name": "web", "Check": {"TTL": "30s", "Interval": "10s",
                                             "TCP": "127.0.0.1:1"}})
@@ -239,7 +239,7 @@ def test_service_check_interval_and_ttl_is_400(agent):
 
 
 def test_service_http_check_without_interval_is_400(agent):
-    """§1.1: an HTTP check needs Interval > 0."""
+    """An HTTP check needs Interval > 0."""
     r = agent.put("/v1/agent/service/register",
                   {"Name": "web", "Check": {"HTTP": "http://127.0.0.1:1/"}})
     assert_text_error(r, 400, contains="Invalid check")
@@ -247,7 +247,7 @@ def test_service_http_check_without_interval_is_400(agent):
 
 
 def test_replace_existing_checks(agent):
-    """§1.1: ?replace-existing-checks drops the service's checks missing from the body."""
+    """?replace-existing-checks drops the service's checks missing from the body."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Checks": [{"CheckID": "a", "TTL": "30s"},
                                        {"CheckID": "b", "TTL": "30s"}]})
@@ -257,7 +257,7 @@ def test_replace_existing_checks(agent):
 
 
 def test_reregister_without_replace_keeps_checks(agent):
-    """§1.1: without replace-existing-checks, checks not in the body stay."""
+    """Without replace-existing-checks, checks not in the body stay."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Checks": [{"CheckID": "a", "TTL": "30s"},
                                        {"CheckID": "b", "TTL": "30s"}]})
@@ -269,7 +269,7 @@ def test_reregister_without_replace_keeps_checks(agent):
 
 
 def test_check_register_node_level(agent):
-    """§1.5/§1.6: a node-level TTL check; ID defaults to Name; starts critical; ServiceTags []."""
+    """A node-level TTL check; ID defaults to Name; starts critical; ServiceTags []."""
     agent.put_ok("/v1/agent/check/register", {"Name": "mem", "TTL": "30s", "Notes": "memory"})
     checks = local_checks(agent)
     assert set(checks) == {"mem"}
@@ -287,7 +287,7 @@ def test_check_register_node_level(agent):
 
 
 def test_check_register_with_id_and_service(agent):
-    """§1.6: CheckID and ServiceID; the check carries the service's name and tags."""
+    """CheckID and ServiceID; the check carries the service's name and tags."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["x"]})
     agent.put_ok("/v1/agent/check/register",
                  {"ID": "w1-ttl", "Name": "web ttl", "ServiceID": "w1", "TTL": "30s",
@@ -298,35 +298,35 @@ def test_check_register_with_id_and_service(agent):
 
 
 def test_check_register_missing_name_is_400(agent):
-    """§1.6: Name required -> 400 "Missing check name"."""
+    """Name required -> 400 "Missing check name"."""
     r = agent.put("/v1/agent/check/register", {"ID": "c1", "TTL": "30s"})
     assert_text_error(r, 400, contains="Missing check name")
     assert local_checks(agent) == {}
 
 
 def test_check_register_unknown_service_is_404(agent):
-    """§1.6: ServiceID not on this agent -> 404 'ServiceID "<id>" does not exist'."""
+    """ServiceID not on this agent -> 404 'ServiceID "<id>" does not exist'."""
     r = agent.put("/v1/agent/check/register", {"Name": "c", "ServiceID": "nope", "TTL": "30s"})
     assert_text_error(r, 404, contains='ServiceID "nope" does not exist')
     assert local_checks(agent) == {}
 
 
 def test_check_register_bad_status_is_400(agent):
-    """§1.6: bad Status -> 400 "Bad check status"."""
+    """Bad Status -> 400 "Bad check status"."""
     r = agent.put("/v1/agent/check/register", {"Name": "c", "TTL": "30s", "Status": "sleepy"})
     assert_text_error(r, 400, contains="Bad check status")
     assert local_checks(agent) == {}
 
 
 def test_check_deregister(agent):
-    """§1.7: 200 empty; the check is gone."""
+    """200 empty; the check is gone."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "30s"})
     agent.put_ok("/v1/agent/check/deregister/c1")
     assert local_checks(agent) == {}
 
 
 def test_check_deregister_unknown_is_404(agent):
-    """§1.7: unknown ID -> 404 with Consul's exact text."""
+    """Unknown ID -> 404 with Consul's exact text."""
     r = agent.put("/v1/agent/check/deregister/nope")
     assert_text_error(r, 404, equals='Unknown check ID "nope". Ensure that the check ID is '
                                      'passed, not the check name.')
@@ -336,7 +336,7 @@ def test_check_deregister_unknown_is_404(agent):
 
 
 def test_pass_warn_fail_with_note(agent):
-    """§1.8: pass/warn/fail set the status; note= becomes Output."""
+    """Pass/warn/fail set the status; note= becomes Output."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "30s"})
     for verb, status in (("pass", "passing"), ("warn", "warning"), ("fail", "critical"),
                          ("pass", "passing")):
@@ -347,7 +347,7 @@ def test_pass_warn_fail_with_note(agent):
 
 
 def test_update_sets_status_and_output(agent):
-    """§1.8: update takes {"Status","Output"}."""
+    """Update takes {"Status","Output"}."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "30s"})
     agent.put_ok("/v1/agent/check/update/c1", {"Status": "warning", "Output": "disk 91%"})
     c = local_checks(agent)["c1"]
@@ -355,7 +355,7 @@ def test_update_sets_status_and_output(agent):
 
 
 def test_update_bad_status_is_400(agent):
-    """§1.8: update with another status -> 400 "Invalid check status: '<s>'"; unchanged."""
+    """Update with another status -> 400 "Invalid check status: '<s>'"; unchanged."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "30s", "Status": "passing"})
     r = agent.put("/v1/agent/check/update/c1", {"Status": "bogus", "Output": "x"})
     assert_text_error(r, 400, contains="Invalid check status: 'bogus'")
@@ -363,7 +363,7 @@ def test_update_bad_status_is_400(agent):
 
 
 def test_update_output_truncated(agent):
-    """§1.8: Output over 4096 bytes is cut and suffixed " ... (captured 4096 of N bytes)"."""
+    """Output over 4096 bytes is cut and suffixed " ... (captured 4096 of N bytes)"."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "30s"})
     agent.put_ok("/v1/agent/check/update/c1", {"Status": "passing", "Output": "x" * 5000})
     out = local_checks(agent)["c1"]["Output"]
@@ -371,7 +371,7 @@ def test_update_output_truncated(agent):
 
 
 def test_pass_unknown_check_is_404(agent):
-    """§1.8: unknown check -> 404 with the unknown-check text."""
+    """Unknown check -> 404 with the unknown-check text."""
     for verb in ("pass", "warn", "fail"):
         r = agent.put(f"/v1/agent/check/{verb}/nope")
         assert_text_error(r, 404, contains='Unknown check ID "nope"')
@@ -380,7 +380,7 @@ def test_pass_unknown_check_is_404(agent):
 
 
 def test_pass_non_ttl_check_is_500(agent):
-    """§1.8: not a TTL check -> 500 'CheckID "<id>" does not have associated TTL'."""
+    """Not a TTL check -> 500 'CheckID "<id>" does not have associated TTL'."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "tcp1", "TCP": "127.0.0.1:1", "Interval": "30s"})
     r = agent.put("/v1/agent/check/pass/tcp1")
@@ -390,7 +390,7 @@ def test_pass_non_ttl_check_is_500(agent):
 
 
 def test_ttl_expires_to_critical(agent):
-    """§1.8/§8.4: passes reset the TTL timer; without them: critical, "TTL expired"."""
+    """Passes reset the TTL timer; without them: critical, "TTL expired"."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c1", "TTL": "1s"})
     t0 = time.monotonic()
     for _ in range(5):  # keep it alive for ~2 s, twice the TTL
@@ -406,7 +406,7 @@ def test_ttl_expires_to_critical(agent):
 
 
 def test_node_maintenance(agent):
-    """§1.9: node maintenance adds the critical _node_maintenance check; disabling removes it."""
+    """Node maintenance adds the critical _node_maintenance check; disabling removes it."""
     agent.put_ok("/v1/agent/maintenance?enable=true&reason=upgrading%20kernel")
     c = local_checks(agent)["_node_maintenance"]
     assert c["Name"] == "Node Maintenance Mode"
@@ -423,7 +423,7 @@ def test_node_maintenance(agent):
 
 
 def test_node_maintenance_default_reason(agent):
-    """§1.9: without reason, Notes is Consul's default message."""
+    """Without reason, Notes is Consul's default message."""
     agent.put_ok("/v1/agent/maintenance?enable=true")
     assert local_checks(agent)["_node_maintenance"]["Notes"] == (
         "Maintenance mode is enabled for this node, but no reason was provided. "
@@ -431,7 +431,7 @@ def test_node_maintenance_default_reason(agent):
 
 
 def test_node_maintenance_hides_services_from_passing(agent):
-    """§1.9/§3.1: the node check is critical, so every instance drops out of ?passing."""
+    """The node check is critical, so every instance drops out of ?passing."""
     agent.register_service({"ID": "w1", "Name": "web"})
     assert len(agent.get_json("/v1/health/service/web?passing")) == 1
     agent.put_ok("/v1/agent/maintenance?enable=true")
@@ -441,7 +441,7 @@ def test_node_maintenance_hides_services_from_passing(agent):
 
 
 def test_maintenance_enable_param_errors(agent):
-    """§1.9: enable missing -> 400 "Missing value for enable"; not a bool -> 400."""
+    """Enable missing -> 400 "Missing value for enable"; not a bool -> 400."""
     assert_text_error(agent.put("/v1/agent/maintenance"), 400, contains="Missing value for enable")
     assert_text_error(agent.put("/v1/agent/maintenance?enable=maybe"), 400,
                       contains='Invalid value for enable: "maybe"')
@@ -454,7 +454,7 @@ def test_maintenance_enable_param_errors(agent):
 
 
 def test_service_maintenance(agent):
-    """§1.9: service maintenance adds _service_maintenance:<id>, critical, with service fields."""
+    """Service maintenance adds _service_maintenance:<id>, critical, with service fields."""
     agent.register_service({"ID": "w1", "Name": "web"})
     agent.register_service({"ID": "w2", "Name": "web"})
     agent.put_ok("/v1/agent/service/maintenance/w1?enable=true")
@@ -473,14 +473,14 @@ def test_service_maintenance(agent):
 
 
 def test_service_maintenance_reason(agent):
-    """§1.9: reason becomes Notes."""
+    """Reason becomes Notes."""
     agent.register_service({"ID": "w1", "Name": "web"})
     agent.put_ok("/v1/agent/service/maintenance/w1?enable=true&reason=deploy%201.2")
     assert local_checks(agent)["_service_maintenance:w1"]["Notes"] == "deploy 1.2"
 
 
 def test_service_maintenance_unknown_is_404(agent):
-    """§1.9: unknown service -> 404 'No service registered with ID "<id>"'."""
+    """Unknown service -> 404 'No service registered with ID "<id>"'."""
     r = agent.put("/v1/agent/service/maintenance/nope?enable=true")
     assert_text_error(r, 404, contains='No service registered with ID "nope"')
 
@@ -489,7 +489,7 @@ def test_service_maintenance_unknown_is_404(agent):
 
 
 def test_self_shape(agent):
-    """§1.11: Config.NodeName string; every top-level value is an object or null."""
+    """Config.NodeName string; every top-level value is an object or null."""
     r = agent.get("/v1/agent/self")
     assert r.status == 200 and r.content_type == "application/json"
     body = r.json()
@@ -505,7 +505,7 @@ def test_self_shape(agent):
 
 
 def test_members(agent):
-    """§1.10: one alive server member."""
+    """One alive server member."""
     members = agent.get_json("/v1/agent/members")
     assert isinstance(members, list) and len(members) == 1
     m = members[0]
@@ -521,16 +521,16 @@ def test_members(agent):
 
 
 def test_members_segment_all(agent):
-    """§1.10: the `consul members` CLI sends segment=_all; same list."""
+    """The `consul members` CLI sends segment=_all; same list."""
     assert [m["Name"] for m in agent.get_json("/v1/agent/members?segment=_all")] == ["node1"]
 
 
 
-# ---------------------------------------------------------------- join / leave (§1.12)
+# ---------------------------------------------------------------- join / leave
 
 
 def test_join_single_node(agent):
-    """§1.12: join is a no-op (200 empty) or a 500 failure on a single-node registry."""
+    """Join is a no-op (200 empty) or a 500 failure on a single-node registry."""
     r = agent.put("/v1/agent/join/127.0.0.1")
     assert r.status in (200, 500), r
     if r.status == 200:
@@ -540,7 +540,7 @@ def test_join_single_node(agent):
 
 
 def test_leave_answers_then_shuts_down(agent):
-    """§1.12: leave answers 200 empty, then the agent shuts down."""
+    """Leave answers 200 empty, then the agent shuts down."""
     agent.put_ok("/v1/agent/leave")
     try:
         agent.proc.wait(timeout=5)

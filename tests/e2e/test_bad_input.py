@@ -1,4 +1,4 @@
-"""Bad input and transport rules: contract §0 (and issue 2, "Bad input").
+"""Bad input and transport rules (issue 2, "Bad input").
 
 Every rejection is a 4xx with a text/plain reason, and nothing is written.
 """
@@ -34,7 +34,7 @@ def allow_set(r):
 @pytest.mark.parametrize("path", ["/v1/agent/service/register", "/v1/agent/check/register",
                                   "/v1/catalog/register", "/v1/catalog/deregister"])
 def test_malformed_json_400(agent, path):
-    """§0: malformed JSON -> 400 "Request decode failed: ..."."""
+    """Malformed JSON -> 400 "Request decode failed: ..."."""
     for body in (b'{"Name": "web",', b"{not json}", b'["Name"]x', b"\xff\xfe"):
         r = agent.put(path, body)
         assert_text_error(r, 400, startswith="Request decode failed")
@@ -42,7 +42,7 @@ def test_malformed_json_400(agent, path):
 
 
 def test_check_update_malformed_json_400(agent):
-    """§0/§1.8: update with a malformed body -> 400; the check is unchanged."""
+    """Update with a malformed body -> 400; the check is unchanged."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c", "TTL": "30s", "Status": "passing"})
     assert_text_error(agent.put("/v1/agent/check/update/c", b'{"Status":'), 400,
                       startswith="Request decode failed")
@@ -61,14 +61,14 @@ def test_check_update_malformed_json_400(agent):
 ], ids=["port-string", "tags-string", "name-number", "meta-list", "bool-string", "check-string",
         "checks-object", "weights-string"])
 def test_wrong_typed_field_400(agent, body):
-    """§0: a field of the wrong type is a decode failure -> 400; nothing written."""
+    """A field of the wrong type is a decode failure -> 400; nothing written."""
     assert_text_error(agent.put("/v1/agent/service/register", body), 400,
                       startswith="Request decode failed")
     assert_nothing_written(agent)
 
 
 def test_body_not_an_object_400(agent):
-    """§0: a JSON value that is not an object cannot decode into a definition."""
+    """A JSON value that is not an object cannot decode into a definition."""
     for body in (b"[]", b'"web"', b"42", b"null"):
         r = agent.put("/v1/agent/service/register", body)
         assert r.status == 400, (body, r)
@@ -82,7 +82,7 @@ def test_body_not_an_object_400(agent):
     {"TTL": "30s", "DeregisterCriticalServiceAfter": "1 minute"},
 ], ids=["ttl-unit", "ttl-word", "ttl-unitless", "interval-unit", "timeout-word", "dcsa-words"])
 def test_bad_duration_400(agent, check):
-    """§0: durations are Go duration strings; anything else -> 400; nothing written."""
+    """Durations are Go duration strings; anything else -> 400; nothing written."""
     r = agent.put("/v1/agent/service/register", {"Name": "web", "Check": check})
     assert r.status == 400, r
     assert r.content_type == "text/plain"
@@ -93,14 +93,14 @@ def test_bad_duration_400(agent, check):
 
 
 def test_duration_forms_accepted(agent):
-    """§0: "1m30s", "500ms", "1h" and integer nanoseconds are valid durations."""
+    """"1m30s", "500ms", "1h" and integer nanoseconds are valid durations."""
     for i, ttl in enumerate(("1m30s", "500ms", "1h", 30_000_000_000)):
         agent.put_ok("/v1/agent/check/register", {"Name": f"c{i}", "TTL": ttl})
     assert {f"c{i}" for i in range(4)} <= set(agent.agent_checks())
 
 
 def test_oversized_json_body_413(agent):
-    """Issue 2/§0: a body over the server's limit -> 413 text/plain; nothing written.
+    """Issue 2/a body over the server's limit -> 413 text/plain; nothing written.
 
     The head announces 8 MiB; the server must answer from the head (or after reading the body).
     """
@@ -143,7 +143,7 @@ def test_oversized_json_body_413(agent):
 
 
 def test_bad_percent_encoding_400(agent):
-    """§0: a malformed escape in the path or query -> 400; nothing written."""
+    """A malformed escape in the path or query -> 400; nothing written."""
     for method, path in (("PUT", "/v1/kv/a%zz"), ("PUT", "/v1/kv/a%4"), ("PUT", "/v1/kv/a%"),
                          ("GET", "/v1/kv/a%zz"), ("PUT", "/v1/kv/ok?flags=%zz"),
                          ("PUT", "/v1/agent/service/deregister/%zz"),
@@ -168,7 +168,7 @@ def test_bad_percent_encoding_400(agent):
     ("PUT", "/v1/status/leader", {"GET"}),
 ])
 def test_wrong_method_405_with_allow(agent, method, path, allowed):
-    """§0: a wrong method -> 405 with Allow: OPTIONS,<methods>; text/plain; nothing written."""
+    """A wrong method -> 405 with Allow: OPTIONS,<methods>; text/plain; nothing written."""
     r = agent.req(method, path, body=b"{}" if method in ("PUT", "POST", "PATCH") else None)
     assert r.status == 405, r
     assert r.content_type == "text/plain"
@@ -177,7 +177,7 @@ def test_wrong_method_405_with_allow(agent, method, path, allowed):
 
 
 def test_options_200_with_allow(agent):
-    """§0: OPTIONS -> 200 with Allow."""
+    """OPTIONS -> 200 with Allow."""
     r = agent.req("OPTIONS", "/v1/kv/x")
     assert r.status == 200
     assert allow_set(r) == {"OPTIONS", "GET", "PUT", "DELETE"}
@@ -187,20 +187,20 @@ def test_options_200_with_allow(agent):
 
 
 def test_unknown_v1_path_404(agent):
-    """§0: an unknown /v1/ path -> 404 text/plain."""
+    """An unknown /v1/ path -> 404 text/plain."""
     for path in ("/v1/nope", "/v1/catalog/nope", "/v1/agent/nope/x"):
         assert_text_error(agent.get(path), 404)
 
 
 def test_root_200_text(agent):
-    """§0: GET / -> 200 plain text (or a UI redirect when the UI is on; it is off here)."""
+    """GET / -> 200 plain text (or a UI redirect when the UI is on; it is off here)."""
     r = agent.get("/")
     assert r.status == 200
     assert r.content_type == "text/plain"
 
 
 def test_pretty_json(agent):
-    """§0: ?pretty -> indented JSON with a trailing newline; compact by default."""
+    """?pretty -> indented JSON with a trailing newline; compact by default."""
     agent.register_service({"ID": "w1", "Name": "web"})
     compact = agent.get("/v1/catalog/service/web")
     assert b"\n" not in compact.body.rstrip(b"\n")
@@ -212,7 +212,7 @@ def test_pretty_json(agent):
 
 
 def test_default_acl_policy_header(agent):
-    """§0: X-Consul-Default-ACL-Policy on wrapped responses (allow without ACLs)."""
+    """X-Consul-Default-ACL-Policy on wrapped responses (allow without ACLs)."""
     for path in ("/v1/catalog/services", "/v1/kv/missing", "/v1/agent/self"):
         assert agent.get(path).header("X-Consul-Default-ACL-Policy") == "allow", path
 

@@ -1,4 +1,4 @@
-"""Blocking queries and query metadata: contract §5 (and §4.1 for KV indexes)."""
+"""Blocking queries and query metadata, KV indexes included."""
 
 import time
 
@@ -11,7 +11,7 @@ READ_ENDPOINTS = ["/v1/catalog/nodes", "/v1/catalog/services", "/v1/catalog/serv
 
 
 def test_wait_returns_after_wait_with_same_index(agent):
-    """§5.1: index=current & wait=1s -> returns at the deadline with the same index."""
+    """Index=current & wait=1s -> returns at the deadline with the same index."""
     agent.put_true("/v1/kv/k", "v")
     idx = agent.get("/v1/kv/k").index
     r = agent.get(f"/v1/kv/k?index={idx}&wait=1s")
@@ -22,7 +22,7 @@ def test_wait_returns_after_wait_with_same_index(agent):
 
 
 def test_wait_in_milliseconds(agent):
-    """§5.1: the Go client sends wait as "<n>ms"."""
+    """The Go client sends wait as "<n>ms"."""
     r0 = agent.get("/v1/catalog/services")
     r = agent.get(f"/v1/catalog/services?index={r0.index}&wait=1200ms")
     assert r.status == 200
@@ -31,7 +31,7 @@ def test_wait_in_milliseconds(agent):
 
 
 def test_index_zero_or_lower_returns_at_once(agent):
-    """§5.1: no index, index=0, or an index below the current one -> answer now."""
+    """No index, index=0, or an index below the current one -> answer now."""
     agent.put_true("/v1/kv/k", "v")
     idx = agent.get("/v1/kv/k").index
     for q in ("", "?index=0&wait=5s", f"?index={idx - 1}&wait=5s"):
@@ -41,7 +41,7 @@ def test_index_zero_or_lower_returns_at_once(agent):
 
 
 def test_put_wakes_blocked_get(agent):
-    """§5.1/§5.3: a PUT to the watched key wakes the blocked GET within 1 s, higher index."""
+    """A PUT to the watched key wakes the blocked GET within 1 s, higher index."""
     agent.put_true("/v1/kv/k", "old")
     idx = agent.get("/v1/kv/k").index
     result = run_blocking(lambda: agent.get(f"/v1/kv/k?index={idx}&wait=10s", timeout=20))
@@ -57,7 +57,7 @@ def test_put_wakes_blocked_get(agent):
 
 
 def test_unrelated_key_does_not_wake(agent):
-    """§5.3/issue 2: a change to another key does not wake an exact-key query before its wait."""
+    """/issue 2: a change to another key does not wake an exact-key query before its wait."""
     agent.put_true("/v1/kv/k1", "v")
     idx = agent.get("/v1/kv/k1").index
     result = run_blocking(lambda: agent.get(f"/v1/kv/k1?index={idx}&wait=2s", timeout=20))
@@ -71,7 +71,7 @@ def test_unrelated_key_does_not_wake(agent):
 
 
 def test_missing_key_watch_wakes_on_create(agent):
-    """§4.1: consul-template blocks on a 404; creating the key wakes it with 200."""
+    """Consul-template blocks on a 404; creating the key wakes it with 200."""
     r0 = agent.get("/v1/kv/later")
     assert r0.status == 404
     result = run_blocking(lambda: agent.get(f"/v1/kv/later?index={r0.index}&wait=10s",
@@ -86,7 +86,7 @@ def test_missing_key_watch_wakes_on_create(agent):
 
 
 def test_delete_wakes_watcher_with_404(agent):
-    """§4.1: a delete wakes the key's watcher; 404 with a higher index."""
+    """A delete wakes the key's watcher; 404 with a higher index."""
     agent.put_true("/v1/kv/gone", "x")
     idx = agent.get("/v1/kv/gone").index
     result = run_blocking(lambda: agent.get(f"/v1/kv/gone?index={idx}&wait=10s", timeout=20))
@@ -100,7 +100,7 @@ def test_delete_wakes_watcher_with_404(agent):
 
 
 def test_recurse_watch_wakes_on_prefix_change(agent):
-    """§4.1/§5.1: a recurse watcher wakes on a new key under the prefix."""
+    """A recurse watcher wakes on a new key under the prefix."""
     agent.put_true("/v1/kv/cfg/a", "1")
     idx = agent.get("/v1/kv/cfg/?recurse").index
     result = run_blocking(lambda: agent.get(f"/v1/kv/cfg/?recurse&index={idx}&wait=10s",
@@ -115,7 +115,7 @@ def test_recurse_watch_wakes_on_prefix_change(agent):
 
 
 def test_catalog_service_watch_wakes_on_register(agent):
-    """§5.1: catalog/service blocking wakes when an instance registers."""
+    """Catalog/service blocking wakes when an instance registers."""
     r0 = agent.get("/v1/catalog/service/web")
     result = run_blocking(lambda: agent.get(f"/v1/catalog/service/web?index={r0.index}&wait=10s",
                                             timeout=20))
@@ -129,7 +129,7 @@ def test_catalog_service_watch_wakes_on_register(agent):
 
 
 def test_health_passing_watch_wakes_on_check_change(agent):
-    """§5.1/DESIGN: health/service?passing wakes when a check turns passing, then critical."""
+    """/DESIGN: health/service?passing wakes when a check turns passing, then critical."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"CheckID": "c1", "TTL": "30s"}})
     r0 = agent.get("/v1/health/service/web?passing")
     assert r0.json() == []
@@ -154,7 +154,7 @@ def test_health_passing_watch_wakes_on_check_change(agent):
 
 
 def test_index_headers_on_every_read_of_fresh_agent(agent):
-    """§5.2: every read endpoint sends X-Consul-Index >= 1, KnownLeader, LastContact 0."""
+    """Every read endpoint sends X-Consul-Index >= 1, KnownLeader, LastContact 0."""
     for path in READ_ENDPOINTS:
         r = agent.get(path)
         assert r.status in (200, 404), f"{path}: {r!r}"
@@ -162,7 +162,7 @@ def test_index_headers_on_every_read_of_fresh_agent(agent):
 
 
 def test_index_never_decreases(agent):
-    """§5.2/§5.3: the index seen by each endpoint never goes backwards across writes/deletes."""
+    """The index seen by each endpoint never goes backwards across writes/deletes."""
     last = {p: 0 for p in READ_ENDPOINTS}
     ops = [
         lambda: agent.put_true("/v1/kv/k", "1"),
@@ -185,7 +185,7 @@ def test_index_never_decreases(agent):
 
 
 def test_recurse_index_survives_deleting_max_key(agent):
-    """§4.1: recurse index includes deleted keys' tombstones: deleting the newest key raises it."""
+    """Recurse index includes deleted keys' tombstones: deleting the newest key raises it."""
     agent.put_true("/v1/kv/t/a", "1")
     agent.put_true("/v1/kv/t/b", "2")
     idx = agent.get("/v1/kv/t/?recurse").index
@@ -196,7 +196,7 @@ def test_recurse_index_survives_deleting_max_key(agent):
 
 
 def test_known_leader_and_last_contact(agent):
-    """§5.2: X-Consul-KnownLeader: true and X-Consul-LastContact: 0 on the leader."""
+    """X-Consul-KnownLeader: true and X-Consul-LastContact: 0 on the leader."""
     agent.register_service({"ID": "w1", "Name": "web"})
     for path in ("/v1/catalog/service/web", "/v1/health/service/web", "/v1/kv/missing"):
         r = agent.get(path)
@@ -205,21 +205,21 @@ def test_known_leader_and_last_contact(agent):
 
 
 def test_bad_index_400(agent):
-    """§5.1: a bad index -> 400 "Invalid index"."""
+    """A bad index -> 400 "Invalid index"."""
     for path in ("/v1/kv/k?index=abc", "/v1/catalog/services?index=-1",
                  "/v1/health/service/web?index=1x"):
         assert_text_error(agent.get(path), 400, contains="Invalid index")
 
 
 def test_bad_wait_400(agent):
-    """§5.1: a bad wait -> 400 "Invalid wait time"."""
+    """A bad wait -> 400 "Invalid wait time"."""
     for path in ("/v1/kv/k?index=1&wait=abc", "/v1/catalog/services?index=1&wait=10parsecs",
                  "/v1/health/service/web?index=1&wait=5"):
         assert_text_error(agent.get(path), 400, contains="Invalid wait time")
 
 
 def test_consistency_params(agent):
-    """§5.5: stale/consistent/leader accepted; stale+consistent -> 400."""
+    """Stale/consistent/leader accepted; stale+consistent -> 400."""
     for q in ("?stale", "?stale=1", "?consistent", "?leader", "?stale="):
         r = agent.get("/v1/catalog/services" + q)
         assert r.status == 200, q
@@ -229,14 +229,14 @@ def test_consistency_params(agent):
 
 
 def test_dc_param(agent):
-    """§5.6: ?dc=<local> is normal; an unknown dc -> 500 "No path to datacenter"."""
+    """?dc=<local> is normal; an unknown dc -> 500 "No path to datacenter"."""
     assert agent.get_json("/v1/catalog/services?dc=dc1") == {"consul": []}
     assert_text_error(agent.get("/v1/catalog/services?dc=dc9"), 500,
                       contains="No path to datacenter")
 
 
 def test_many_parked_watchers_all_wake(agent):
-    """§0/§5: dozens of parked queries on one key all wake on one change."""
+    """Dozens of parked queries on one key all wake on one change."""
     agent.put_true("/v1/kv/hot", "0")
     idx = agent.get("/v1/kv/hot").index
     getters = [run_blocking(lambda: agent.get(f"/v1/kv/hot?index={idx}&wait=10s", timeout=20))
@@ -267,14 +267,14 @@ def test_other_service_does_not_wake_service_watch(agent):
         r, elapsed = g(timeout=15)
         assert r.status == 200
         assert elapsed >= 1.5, f"web watcher woken after {elapsed:.2f}s by an unrelated change"
-        # §5.3 allows a table-wide index here (a spurious change for the client), not a lower one.
+        # allows a table-wide index here (a spurious change for the client), not a lower one.
         assert r.index >= idx
         assert [e["Service"]["ID"] if "Service" in e else e["ServiceID"] for e in r.json()] \
             == ["w1"]
 
 
 def test_catalog_nodes_watch_wakes_on_node_register(agent):
-    """§5.1: catalog/nodes blocking wakes when a node is added."""
+    """Catalog/nodes blocking wakes when a node is added."""
     r0 = agent.get("/v1/catalog/nodes")
     g = run_blocking(lambda: agent.get(f"/v1/catalog/nodes?index={r0.index}&wait=10s",
                                        timeout=20))
@@ -288,7 +288,7 @@ def test_catalog_nodes_watch_wakes_on_node_register(agent):
 
 
 def test_health_state_watch_wakes_on_status_change(agent):
-    """§5.1: health/state/critical wakes when a check turns critical."""
+    """Health/state/critical wakes when a check turns critical."""
     agent.put_ok("/v1/agent/check/register", {"Name": "c", "TTL": "30s", "Status": "passing"})
     r0 = agent.get("/v1/health/state/critical")
     assert r0.json() == []
@@ -303,7 +303,7 @@ def test_health_state_watch_wakes_on_status_change(agent):
 
 
 def test_ttl_expiry_wakes_health_watch(agent):
-    """§5.3: TTL expiry is a change: it wakes a ?passing watcher with a higher index."""
+    """TTL expiry is a change: it wakes a ?passing watcher with a higher index."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Check": {"CheckID": "c1", "TTL": "1s", "Status": "passing"}})
     r0 = agent.get("/v1/health/service/web?passing")
@@ -316,7 +316,7 @@ def test_ttl_expiry_wakes_health_watch(agent):
 
 
 def test_cached_with_consistent_400(agent):
-    """§5.5: cached + consistent -> 400."""
+    """Cached + consistent -> 400."""
     r = agent.get("/v1/catalog/services?cached&consistent")
     assert r.status == 400, r
     assert r.content_type == "text/plain"

@@ -1,10 +1,10 @@
-"""Catalog endpoints (/v1/catalog/*): contract §2."""
+"""Catalog endpoints (/v1/catalog/*)."""
 
 from helpers import assert_query_meta, assert_text_error
 
 NODE_FIELDS = {"ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta", "CreateIndex",
                "ModifyIndex"}
-# ServiceNode fields that are always present (contract §2, "full field list"); the others are
+# ServiceNode fields that are always present (Consul's full field list); the others are
 # omitted when empty (ServiceTaggedAddresses, ServiceSocketPath) or Enterprise-only.
 SERVICE_NODE_FIELDS = {"ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta",
                        "ServiceKind", "ServiceID", "ServiceName", "ServiceTags", "ServiceAddress",
@@ -17,7 +17,7 @@ NODE_SERVICE_FIELDS = {"ID", "Service", "Tags", "Address", "Meta", "Port", "Weig
 
 
 def test_datacenters(agent):
-    """§2.1: ["dc1"], JSON."""
+    """["dc1"], JSON."""
     r = agent.get("/v1/catalog/datacenters")
     assert r.status == 200
     assert r.content_type == "application/json"
@@ -25,7 +25,7 @@ def test_datacenters(agent):
 
 
 def test_nodes(agent):
-    """§2.2: the server's own node with the Node object shape, plus query metadata (§5.2)."""
+    """The server's own node with the Node object shape, plus query metadata."""
     r = agent.get("/v1/catalog/nodes")
     assert r.status == 200 and r.content_type == "application/json"
     assert_query_meta(r)
@@ -44,14 +44,14 @@ def test_nodes(agent):
 
 
 def test_nodes_sorted_by_name(agent):
-    """§2.2: ordered by node name."""
+    """Ordered by node name."""
     for node in ("zeta", "alpha"):
         agent.put_true("/v1/catalog/register", {"Node": node, "Address": "10.0.0.9"})
     assert [n["Node"] for n in agent.get_json("/v1/catalog/nodes")] == ["alpha", "node1", "zeta"]
 
 
 def test_services_fresh_server_has_consul(agent):
-    """§2.3: a server contributes "consul": []."""
+    """A server contributes "consul": []."""
     r = agent.get("/v1/catalog/services")
     assert r.status == 200 and r.content_type == "application/json"
     assert_query_meta(r)
@@ -59,7 +59,7 @@ def test_services_fresh_server_has_consul(agent):
 
 
 def test_services_union_of_tags(agent):
-    """§2.3: service name -> all distinct tags across instances; [] when none."""
+    """Service name -> all distinct tags across instances; [] when none."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["v1", "primary"]})
     agent.register_service({"ID": "w2", "Name": "web", "Tags": ["v1", "canary"]})
     agent.register_service({"ID": "d1", "Name": "db"})
@@ -71,7 +71,7 @@ def test_services_union_of_tags(agent):
 
 
 def test_service_nodes_shape(agent):
-    """§2/§2.4: ServiceNode field names and values."""
+    """ServiceNode field names and values."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["v1"], "Port": 3000,
                             "Meta": {"env": "test"}})
     r = agent.get("/v1/catalog/service/web")
@@ -102,7 +102,7 @@ def test_service_nodes_shape(agent):
 
 
 def test_service_nodes_ordered_by_node_then_id(agent):
-    """§2.4: ordered by node name then service ID."""
+    """Ordered by node name then service ID."""
     agent.register_service({"ID": "web-b", "Name": "web"})
     agent.register_service({"ID": "web-a", "Name": "web"})
     agent.put_true("/v1/catalog/register",
@@ -113,7 +113,7 @@ def test_service_nodes_ordered_by_node_then_id(agent):
 
 
 def test_service_tag_filter_case_insensitive(agent):
-    """§2.4: ?tag (repeatable, AND) matches case-insensitively."""
+    """?tag (repeatable, AND) matches case-insensitively."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["Primary", "v1"]})
     agent.register_service({"ID": "w2", "Name": "web", "Tags": ["secondary", "v1"]})
     ids = lambda q: sorted(e["ServiceID"] for e in agent.get_json("/v1/catalog/service/web" + q))
@@ -126,13 +126,13 @@ def test_service_tag_filter_case_insensitive(agent):
 
 
 def test_service_name_case_insensitive(agent):
-    """§0: service names are matched case-insensitively by the catalog."""
+    """Service names are matched case-insensitively by the catalog."""
     agent.register_service({"ID": "w1", "Name": "web"})
     assert [e["ServiceID"] for e in agent.get_json("/v1/catalog/service/WEB")] == ["w1"]
 
 
 def test_unknown_service_is_empty_list_with_index(agent):
-    """§2.4: unknown service -> 200 [] with index headers."""
+    """Unknown service -> 200 [] with index headers."""
     r = agent.get("/v1/catalog/service/nope")
     assert r.status == 200
     assert r.json() == []
@@ -140,7 +140,7 @@ def test_unknown_service_is_empty_list_with_index(agent):
 
 
 def test_node_services(agent):
-    """§2.5: {"Node": Node, "Services": {id: NodeService}}."""
+    """{"Node": Node, "Services": {id: NodeService}}."""
     agent.register_service({"ID": "w1", "Name": "web", "Port": 80, "Tags": ["a"]})
     r = agent.get("/v1/catalog/node/node1")
     assert r.status == 200 and r.content_type == "application/json"
@@ -160,7 +160,7 @@ def test_node_services(agent):
 
 
 def test_unknown_node_is_null(agent):
-    """§2.5: unknown node -> 200 with body null."""
+    """Unknown node -> 200 with body null."""
     r = agent.get("/v1/catalog/node/nope")
     assert r.status == 200
     assert r.content_type == "application/json"
@@ -169,7 +169,7 @@ def test_unknown_node_is_null(agent):
 
 
 def test_catalog_register_external_service(agent):
-    """§2.6: register returns true; node, service and (unexecuted) check appear."""
+    """Register returns true; node, service and (unexecuted) check appear."""
     agent.put_true("/v1/catalog/register", {
         "Node": "ext1", "Address": "10.1.2.3", "NodeMeta": {"rack": "r1"},
         "Service": {"ID": "db1", "Service": "db", "Port": 5432, "Tags": ["pg"]},
@@ -185,13 +185,13 @@ def test_catalog_register_external_service(agent):
     health = agent.get_json("/v1/health/service/db?passing")
     assert len(health) == 1
     assert [c["CheckID"] for c in health[0]["Checks"]] == ["db-alive"], \
-        "catalog-registered nodes get no serfHealth (§3.5)"
+        "catalog-registered nodes get no serfHealth"
     node_checks = agent.get_json("/v1/health/node/ext1")
     assert [c["CheckID"] for c in node_checks] == ["db-alive"]
 
 
 def test_catalog_register_check_default_status_critical(agent):
-    """§2.6: catalog checks default to critical and CheckID defaults to Name."""
+    """Catalog checks default to critical and CheckID defaults to Name."""
     agent.put_true("/v1/catalog/register", {"Node": "ext1", "Address": "10.1.2.3",
                                             "Check": {"Name": "ping"}})
     checks = agent.get_json("/v1/health/node/ext1")
@@ -200,7 +200,7 @@ def test_catalog_register_check_default_status_critical(agent):
 
 
 def test_catalog_register_missing_node_or_address(agent):
-    """§2.6: missing Node / Address -> error "Must provide node" / "Must provide address"."""
+    """Missing Node / Address -> error "Must provide node" / "Must provide address"."""
     r = agent.put("/v1/catalog/register", {"Address": "10.0.0.1"})
     assert r.status in (400, 500), r  # contract: an error; Consul answers it from the RPC layer
     assert r.content_type == "text/plain"
@@ -212,7 +212,7 @@ def test_catalog_register_missing_node_or_address(agent):
 
 
 def test_catalog_deregister_service_check_node(agent):
-    """§2.7: deregister ServiceID, CheckID, then the node; each returns true."""
+    """Deregister ServiceID, CheckID, then the node; each returns true."""
     agent.put_true("/v1/catalog/register", {
         "Node": "ext1", "Address": "10.1.2.3",
         "Service": {"ID": "db1", "Service": "db"},
@@ -234,7 +234,7 @@ def test_catalog_deregister_service_check_node(agent):
 
 
 def test_agent_services_appear_in_catalog(agent):
-    """§1/§2: an agent registration shows in the catalog view of the same node."""
+    """An agent registration shows in the catalog view of the same node."""
     agent.register_service({"ID": "w1", "Name": "web", "Address": "10.9.9.9", "Port": 8080})
     e = agent.get_json("/v1/catalog/service/web")
     assert [(x["Node"], x["ServiceAddress"], x["ServicePort"]) for x in e] == \
@@ -242,7 +242,7 @@ def test_agent_services_appear_in_catalog(agent):
 
 
 def test_catalog_register_wrong_type_is_400(agent):
-    """§0: a wrong-typed field is a decode failure -> 400; nothing written."""
+    """A wrong-typed field is a decode failure -> 400; nothing written."""
     r = agent.put("/v1/catalog/register", {"Node": "ext1", "Address": "10.1.2.3",
                                            "Service": {"Service": "db", "Port": "x"}})
     assert_text_error(r, 400, startswith="Request decode failed")
@@ -250,7 +250,7 @@ def test_catalog_register_wrong_type_is_400(agent):
 
 
 def test_nodes_node_meta_filter(agent):
-    """§2.2: node-meta=key:value (repeatable, AND)."""
+    """Node-meta=key:value (repeatable, AND)."""
     agent.put_true("/v1/catalog/register", {"Node": "r1", "Address": "10.0.0.1",
                                             "NodeMeta": {"rack": "a", "os": "linux"}})
     agent.put_true("/v1/catalog/register", {"Node": "r2", "Address": "10.0.0.2",

@@ -1,4 +1,4 @@
-"""Health checks run by the agent: contract §8 (and §1.1 for definitions)."""
+"""Health checks run by the agent, and their definitions."""
 
 import socket
 import time
@@ -11,11 +11,11 @@ def closed_port():
     return free_port()
 
 
-# ---------------------------------------------------------------- HTTP checks (§8.2)
+# ---------------------------------------------------------------- HTTP checks
 
 
 def test_http_check_follows_status(agent, target):
-    """§8.2: 2xx -> passing, 429 -> warning, anything else -> critical; and back."""
+    """2xx -> passing, 429 -> warning, anything else -> critical; and back."""
     agent.register_service({"ID": "w1", "Name": "web",
                             "Check": {"HTTP": target.url(), "Interval": "1s", "Timeout": "1s"}})
     c = agent.wait_check("service:w1", "passing", timeout=6)
@@ -29,7 +29,7 @@ def test_http_check_follows_status(agent, target):
 
 
 def test_http_check_output_and_default_headers(agent, target):
-    """§8.2: Output "HTTP GET <url>: <status line> Output: <body>"; default UA and Accept."""
+    """Output "HTTP GET <url>: <status line> Output: <body>"; default UA and Accept."""
     target.set(status=200, body=b"all good")
     url = target.url("/healthz")
     agent.put_ok("/v1/agent/check/register",
@@ -43,7 +43,7 @@ def test_http_check_output_and_default_headers(agent, target):
 
 
 def test_http_check_method_and_headers(agent, target):
-    """§8.2: Method and Header (map of lists) are sent."""
+    """Method and Header (map of lists) are sent."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url("/p"), "Method": "POST", "Interval": "1s",
                   "Header": {"X-Probe": ["yes"], "Authorization": ["Bearer t0k"]}})
@@ -55,7 +55,7 @@ def test_http_check_method_and_headers(agent, target):
 
 
 def test_http_check_timeout_is_critical(agent, target):
-    """§8.2: no answer within Timeout -> critical."""
+    """No answer within Timeout -> critical."""
     target.set(status=200)
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "1s", "Timeout": "1s"})
@@ -67,7 +67,7 @@ def test_http_check_timeout_is_critical(agent, target):
 
 
 def test_http_check_connection_refused_is_critical(agent):
-    """§8.2: a transport error -> critical (registration Status is only the initial status)."""
+    """A transport error -> critical (registration Status is only the initial status)."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": f"http://127.0.0.1:{closed_port()}/", "Interval": "1s",
                   "Status": "passing"})
@@ -76,7 +76,7 @@ def test_http_check_connection_refused_is_critical(agent):
 
 
 def test_http_check_interval(agent, target):
-    """§8.2/§8.6: probes run every Interval (1s -> about 3 probes in 3.5 s)."""
+    """Probes run every Interval (1s -> about 3 probes in 3.5 s)."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "1s"})
     agent.wait_check("h", "passing", timeout=6)
@@ -87,7 +87,7 @@ def test_http_check_interval(agent, target):
 
 
 def test_check_deregistered_stops_probing(agent, target):
-    """§1.7: a deregistered check is no longer run."""
+    """A deregistered check is no longer run."""
     agent.put_ok("/v1/agent/check/register", {"Name": "h", "HTTP": target.url(), "Interval": "1s"})
     agent.wait_check("h", "passing", timeout=6)
     agent.put_ok("/v1/agent/check/deregister/h")
@@ -97,11 +97,11 @@ def test_check_deregistered_stops_probing(agent, target):
     assert target.count() == n0
 
 
-# ---------------------------------------------------------------- TCP checks (§8.3)
+# ---------------------------------------------------------------- TCP checks
 
 
 def test_tcp_check_listening_port_passing(agent, listener):
-    """§8.3: connect succeeds -> passing, Output "TCP connect <addr>: Success"."""
+    """Connect succeeds -> passing, Output "TCP connect <addr>: Success"."""
     addr = f"127.0.0.1:{listener}"
     agent.register_service({"ID": "t1", "Name": "tcpsvc",
                             "Check": {"TCP": addr, "Interval": "1s", "Timeout": "1s"}})
@@ -111,7 +111,7 @@ def test_tcp_check_listening_port_passing(agent, listener):
 
 
 def test_tcp_check_closed_port_critical(agent):
-    """§8.3: connect fails -> critical with the error text."""
+    """Connect fails -> critical with the error text."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "t", "TCP": f"127.0.0.1:{closed_port()}", "Interval": "1s",
                   "Status": "passing"})
@@ -120,7 +120,7 @@ def test_tcp_check_closed_port_critical(agent):
 
 
 def test_tcp_check_goes_critical_when_listener_closes(agent):
-    """§8.3: passing while listening, critical once the port closes."""
+    """Passing while listening, critical once the port closes."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(16)
@@ -134,11 +134,11 @@ def test_tcp_check_goes_critical_when_listener_closes(agent):
     agent.wait_check("t", "critical", timeout=5)
 
 
-# ---------------------------------------------------------------- TTL checks (§8.4)
+# ---------------------------------------------------------------- TTL checks
 
 
 def test_ttl_check_lifecycle(agent):
-    """§8.4: starts critical; pass -> passing; no pass within TTL -> critical "TTL expired"."""
+    """Starts critical; pass -> passing; no pass within TTL -> critical "TTL expired"."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "1s"}})
     assert agent.check_status("service:w1") == "critical"
     agent.put_ok("/v1/agent/check/pass/service:w1?note=ok")
@@ -152,7 +152,7 @@ def test_ttl_check_lifecycle(agent):
 
 
 def test_ttl_initial_status(agent):
-    """§8.4: Status at registration sets the initial status."""
+    """Status at registration sets the initial status."""
     agent.put_ok("/v1/agent/check/register", {"Name": "t", "TTL": "30s", "Status": "warning"})
     assert agent.check_status("t") == "warning"
 
@@ -161,7 +161,7 @@ def test_ttl_initial_status(agent):
 
 
 def test_deregister_critical_service_after(agent):
-    """§8.6: a service whose check stays critical longer than the limit is deregistered."""
+    """A service whose check stays critical longer than the limit is deregistered."""
     agent.register_service({"ID": "doomed", "Name": "doomed",
                             "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1s"}})
     agent.register_service({"ID": "fine", "Name": "fine",
@@ -180,18 +180,18 @@ def test_deregister_critical_service_after(agent):
 
 
 def test_deregister_critical_snake_case_alias(agent):
-    """§0: agent definitions accept snake_case aliases (deregister_critical_service_after)."""
+    """Agent definitions accept snake_case aliases (deregister_critical_service_after)."""
     agent.register_service({"id": "doomed", "name": "doomed",
                             "check": {"ttl": "30s", "deregister_critical_service_after": "1s"}})
     wait_until(lambda: "doomed" not in agent.get_json("/v1/agent/services"), 5.0, 0.2,
                "service 'doomed' to be deregistered")
 
 
-# ---------------------------------------------------------------- script checks (§8.5)
+# ---------------------------------------------------------------- script checks
 
 
 def test_script_check_refused_by_default(agent):
-    """§8.5: Args checks are refused unless enable_script_checks -> 400; nothing written."""
+    """Args checks are refused unless enable_script_checks -> 400; nothing written."""
     r = agent.put("/v1/agent/check/register",
                   {"Name": "s", "Args": ["/bin/true"], "Interval": "1s"})
     assert_text_error(r, 400)
@@ -203,7 +203,7 @@ def test_script_check_refused_by_default(agent):
 
 
 def test_script_check_exit_codes(agent_factory, write_config):
-    """§8.5: with enable_script_checks: exit 0 passing, 1 warning, other critical."""
+    """With enable_script_checks: exit 0 passing, 1 warning, other critical."""
     cfg = write_config({"enable_script_checks": True})
     agent = agent_factory(config_files=[cfg])
     for cid, code in (("ok", 0), ("warn", 1), ("crit", 2)):
@@ -211,13 +211,13 @@ def test_script_check_exit_codes(agent_factory, write_config):
                      {"Name": cid, "Args": ["/bin/sh", "-c", f"echo out-{cid}; exit {code}"],
                       "Interval": "1s"})
     for cid, status in (("ok", "passing"), ("warn", "warning"), ("crit", "critical")):
-        # "crit" starts critical (§1.6): wait for the output of a run, not the initial state.
+        # "crit" starts critical: wait for the output of a run, not the initial state.
         c = agent.wait_check(cid, status, timeout=6, output_contains=f"out-{cid}")
         assert c["Type"] == "script"
 
 
 def test_script_check_runs_without_shell(agent_factory, write_config, tmp_path):
-    """§8.5: Args are executed directly: shell metacharacters reach the program verbatim."""
+    """Args are executed directly: shell metacharacters reach the program verbatim."""
     cfg = write_config({"enable_script_checks": True})
     agent = agent_factory(config_files=[cfg])
     marker = tmp_path / "should-not-exist"
@@ -229,11 +229,11 @@ def test_script_check_runs_without_shell(agent_factory, write_config, tmp_path):
     assert not marker.exists(), "the arguments went through a shell"
 
 
-# ---------------------------------------------------------------- more knobs (§8.2, §8.6)
+# ---------------------------------------------------------------- more knobs
 
 
 def test_interval_below_one_second_raised(agent, target):
-    """§8.6: an Interval under 1 s is raised to 1 s."""
+    """An Interval under 1 s is raised to 1 s."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "100ms"})
     agent.wait_check("h", "passing", timeout=6)
@@ -244,7 +244,7 @@ def test_interval_below_one_second_raised(agent, target):
 
 
 def test_http_check_host_header(agent, target):
-    """§8.2: a Host header in Header sets the virtual host."""
+    """A Host header in Header sets the virtual host."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "1s",
                   "Header": {"Host": ["svc.example"]}})
@@ -253,7 +253,7 @@ def test_http_check_host_header(agent, target):
 
 
 def test_failures_before_critical(agent, target):
-    """§8.6: FailuresBeforeCritical=3: the status flips only after 3 consecutive failures."""
+    """FailuresBeforeCritical=3: the status flips only after 3 consecutive failures."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "1s",
                   "FailuresBeforeCritical": 3})
@@ -265,7 +265,7 @@ def test_failures_before_critical(agent, target):
 
 
 def test_success_before_passing(agent, target):
-    """§8.6: SuccessBeforePassing=2: a critical check needs 2 consecutive successes."""
+    """SuccessBeforePassing=2: a critical check needs 2 consecutive successes."""
     target.set(status=500)
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "h", "HTTP": target.url(), "Interval": "1s", "Status": "passing",
@@ -278,7 +278,7 @@ def test_success_before_passing(agent, target):
 
 
 def test_https_check_tls_skip_verify(agent, tmp_path):
-    """§8.2: TLS is verified unless TLSSkipVerify; a self-signed server passes only with it."""
+    """TLS is verified unless TLSSkipVerify; a self-signed server passes only with it."""
     import http.server
     import ssl
     import subprocess

@@ -148,7 +148,7 @@ def tcp(port, name, qtype, **kw):
 
 @pytest.fixture
 def dns_agent(agent_factory, write_config):
-    """make(config=None) -> (agent, dns port): an agent serving DNS on a free port."""
+    """Make(config=None) -> (agent, dns port): an agent serving DNS on a free port."""
 
     def make(config=None):
         http, port = free_ports(2)
@@ -223,7 +223,7 @@ def test_tag_filter_and_rfc2782(dns_agent):
     assert [r[2] for r in tcp(port, "_db._primary.service.consul", SRV).data(SRV)] == [5432]
     both = tcp(port, "_db._tcp.service.consul", SRV).data(SRV)
     assert sorted(r[2] for r in both) == [5432, 5433]
-    # The "service" label is optional in an SRV question (consul-api.md section 9), datacenter
+    # The "service" label is optional in an SRV question (docs/agent.md, DNS), datacenter
     # or not; other questions need it, as in Consul.
     both = tcp(port, "_db._tcp.consul", SRV).data(SRV)
     assert sorted(r[2] for r in both) == [5432, 5433]

@@ -1,4 +1,4 @@
-"""?filter= on the read endpoints (contract §5.7): go-bexpr expressions over the answer."""
+"""?filter= on the read endpoints: go-bexpr expressions over the answer."""
 
 import threading
 import time

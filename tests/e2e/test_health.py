@@ -1,4 +1,4 @@
-"""Health endpoints (/v1/health/*): contract §3 and serfHealth (§3.5)."""
+"""Health endpoints (/v1/health/*) and serfHealth."""
 
 from helpers import assert_query_meta, assert_text_error
 
@@ -12,7 +12,7 @@ def ids(checks):
 
 
 def test_health_service_entry_shape(agent):
-    """§3.1: {Node, Service, Checks}; Checks = node checks (serfHealth) + this instance's."""
+    """{Node, Service, Checks}; Checks = node checks (serfHealth) + this instance's."""
     agent.register_service({"ID": "w1", "Name": "web", "Port": 80, "Check": {"TTL": "30s"}})
     agent.register_service({"ID": "w2", "Name": "web", "Port": 81, "Check": {"TTL": "30s"}})
     r = agent.get("/v1/health/service/web")
@@ -32,7 +32,7 @@ def test_health_service_entry_shape(agent):
 
 
 def test_health_service_passing_filter(agent):
-    """§3.1: ?passing drops entries with any non-passing check (warning too); any bool form."""
+    """?passing drops entries with any non-passing check (warning too); any bool form."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"CheckID": "c1", "TTL": "30s"}})
     agent.register_service({"ID": "w2", "Name": "web",
                             "Check": {"CheckID": "c2", "TTL": "30s", "Status": "passing"}})
@@ -52,13 +52,13 @@ def test_health_service_passing_filter(agent):
 
 
 def test_health_service_bad_passing_is_400(agent):
-    """§3.1: a bad ?passing value -> 400 "Invalid value for ?passing"."""
+    """A bad ?passing value -> 400 "Invalid value for ?passing"."""
     r = agent.get("/v1/health/service/web?passing=maybe")
     assert_text_error(r, 400, contains="Invalid value for ?passing")
 
 
 def test_health_service_tag_filter(agent):
-    """§3.1: ?tag repeatable, AND, case-insensitive."""
+    """?tag repeatable, AND, case-insensitive."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["Blue", "v2"]})
     agent.register_service({"ID": "w2", "Name": "web", "Tags": ["green", "v2"]})
 
@@ -73,14 +73,14 @@ def test_health_service_tag_filter(agent):
 
 
 def test_health_service_unknown_is_empty(agent):
-    """§3.1: unknown service -> [] with index headers."""
+    """Unknown service -> [] with index headers."""
     r = agent.get("/v1/health/service/nope")
     assert r.status == 200 and r.json() == []
     assert_query_meta(r)
 
 
 def test_health_checks_service_level_only(agent):
-    """§3.2: all checks of the service's instances, no node checks."""
+    """All checks of the service's instances, no node checks."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"CheckID": "c1", "TTL": "30s"}})
     agent.register_service({"ID": "w2", "Name": "web", "Check": {"CheckID": "c2", "TTL": "30s"}})
     agent.register_service({"ID": "d1", "Name": "db", "Check": {"CheckID": "c3", "TTL": "30s"}})
@@ -95,7 +95,7 @@ def test_health_checks_service_level_only(agent):
 
 
 def test_health_node_serf_health_first(agent):
-    """§3/§3.3/§3.5: ordered by CheckID, so serfHealth comes before service:<id> checks (what
+    """Ordered by CheckID, so serfHealth comes before service:<id> checks (what
     node-consul expects); passing, with Consul's texts."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}})
     agent.put_ok("/v1/agent/check/register", {"Name": "zzz", "TTL": "30s"})
@@ -115,7 +115,7 @@ def test_health_node_serf_health_first(agent):
 
 
 def test_health_node_ordered_by_check_id(agent):
-    """§3: lists are ordered by node then CheckID."""
+    """Lists are ordered by node then CheckID."""
     for cid in ("b-chk", "zed", "aaa", "t1"):
         agent.put_ok("/v1/agent/check/register", {"Name": cid, "TTL": "30s"})
     got = ids(agent.get_json("/v1/health/node/node1"))
@@ -123,14 +123,14 @@ def test_health_node_ordered_by_check_id(agent):
 
 
 def test_health_node_unknown_is_empty(agent):
-    """§3.3: unknown node -> []."""
+    """Unknown node -> []."""
     r = agent.get("/v1/health/node/nope")
     assert r.status == 200 and r.json() == []
     assert_query_meta(r)
 
 
 def test_health_state_node_consul_expectation(agent):
-    """§3.4: fresh server + one service with a TTL check: critical has 1, any has 2."""
+    """Fresh server + one service with a TTL check: critical has 1, any has 2."""
     agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}})
     crit = agent.get("/v1/health/state/critical")
     assert crit.status == 200
@@ -147,13 +147,13 @@ def test_health_state_node_consul_expectation(agent):
 
 
 def test_health_state_bad_state_is_400(agent):
-    """§3.4: state outside any|passing|warning|critical -> 400."""
+    """State outside any|passing|warning|critical -> 400."""
     r = agent.get("/v1/health/state/sleepy")
     assert_text_error(r, 400)
 
 
 def test_health_check_definition_fields(agent):
-    """§3: HealthCheck carries Type, Interval, Timeout and a Definition object."""
+    """HealthCheck carries Type, Interval, Timeout and a Definition object."""
     agent.put_ok("/v1/agent/check/register",
                  {"Name": "tcp", "TCP": "127.0.0.1:1", "Interval": "30s", "Timeout": "2s"})
     c = [x for x in agent.get_json("/v1/health/node/node1") if x["CheckID"] == "tcp"][0]

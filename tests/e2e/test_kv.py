@@ -1,4 +1,4 @@
-"""KV store (/v1/kv/:key): contract §4, index rules of §4.1 and §5."""
+"""KV store (/v1/kv/:key) and its index rules."""
 
 import base64
 
@@ -24,7 +24,7 @@ def kv_keys(agent):
 
 
 def test_put_get_entry_shape(agent):
-    """§4/§4.1/§4.2: PUT -> true; GET -> one-element array with exactly the entry keys."""
+    """PUT -> true; GET -> one-element array with exactly the entry keys."""
     agent.put_true("/v1/kv/service/web/maxconn", "100")
     e, r = get_entry(agent, "service/web/maxconn")
     assert set(e) == ENTRY_KEYS, "Session must be omitted when not locked"
@@ -38,7 +38,7 @@ def test_put_get_entry_shape(agent):
 
 
 def test_update_keeps_create_index(agent):
-    """§4.1/§5.3: an update raises ModifyIndex, CreateIndex stays."""
+    """An update raises ModifyIndex, CreateIndex stays."""
     agent.put_true("/v1/kv/k", "a")
     e1, _ = get_entry(agent, "k")
     agent.put_true("/v1/kv/k", "b")
@@ -50,7 +50,7 @@ def test_update_keeps_create_index(agent):
 
 
 def test_missing_key_404_with_index_headers(agent):
-    """§4.1: missing key -> 404, empty body, but X-Consul-Index (>=1)/KnownLeader/LastContact."""
+    """Missing key -> 404, empty body, but X-Consul-Index (>=1)/KnownLeader/LastContact."""
     r = agent.get("/v1/kv/nope")
     assert r.status == 404
     assert r.body == b""
@@ -58,14 +58,14 @@ def test_missing_key_404_with_index_headers(agent):
 
 
 def test_empty_value_is_null(agent):
-    """§4: empty value -> Value null."""
+    """Empty value -> Value null."""
     agent.put_true("/v1/kv/empty", b"")
     e, _ = get_entry(agent, "empty")
     assert e["Value"] is None
 
 
 def test_binary_value_round_trip(agent):
-    """§4: Value is base64 of the raw bytes; raw returns them as sent."""
+    """Value is base64 of the raw bytes; raw returns them as sent."""
     data = bytes(range(256)) * 4
     agent.put_true("/v1/kv/bin", data)
     e, _ = get_entry(agent, "bin")
@@ -76,7 +76,7 @@ def test_binary_value_round_trip(agent):
 
 
 def test_raw(agent):
-    """§4.1: ?raw -> the value bytes, text/plain; 404 when missing."""
+    """?raw -> the value bytes, text/plain; 404 when missing."""
     agent.put_true("/v1/kv/cfg", '{"not": "json-decoded"}')
     r = agent.get("/v1/kv/cfg?raw")
     assert r.status == 200
@@ -87,7 +87,7 @@ def test_raw(agent):
 
 
 def test_recurse_prefix_sorted(agent):
-    """§4.1: ?recurse is a plain string prefix; sorted by key; index = max ModifyIndex."""
+    """?recurse is a plain string prefix; sorted by key; index = max ModifyIndex."""
     for k in ("app/b", "app/a/x", "apple", "app/c", "other"):
         agent.put_true("/v1/kv/" + k, k)
     r = agent.get("/v1/kv/app?recurse")
@@ -101,7 +101,7 @@ def test_recurse_prefix_sorted(agent):
 
 
 def test_recurse_no_match_404(agent):
-    """§4.1: recurse with no match -> 404 (with index)."""
+    """Recurse with no match -> 404 (with index)."""
     agent.put_true("/v1/kv/a", "1")
     r = agent.get("/v1/kv/zzz/?recurse")
     assert r.status == 404
@@ -109,7 +109,7 @@ def test_recurse_no_match_404(agent):
 
 
 def test_keys_and_separator(agent):
-    """§4.1: ?keys lists sorted keys; separator truncates after the first separator."""
+    """?keys lists sorted keys; separator truncates after the first separator."""
     for k in ("a/x/1", "a/x/2", "a/y/2", "a/z", "b/q"):
         agent.put_true("/v1/kv/" + k, "v")
     r = agent.get("/v1/kv/a/?keys")
@@ -122,7 +122,7 @@ def test_keys_and_separator(agent):
 
 
 def test_keys_empty_prefix_never_404(agent):
-    """§4.1: keys with prefix "" -> 200 [] on an empty store; non-empty prefix, no keys -> 404."""
+    """Keys with prefix "" -> 200 [] on an empty store; non-empty prefix, no keys -> 404."""
     r = agent.get("/v1/kv/?keys")
     assert r.status == 200
     assert r.json() == []
@@ -130,13 +130,13 @@ def test_keys_empty_prefix_never_404(agent):
 
 
 def test_missing_key_name_400(agent):
-    """§4.1/§4.3: empty key without recurse -> 400 "Missing key name" (GET and DELETE)."""
+    """Empty key without recurse -> 400 "Missing key name" (GET and DELETE)."""
     assert_text_error(agent.get("/v1/kv/"), 400, contains="Missing key name")
     assert_text_error(agent.delete("/v1/kv/"), 400, contains="Missing key name")
 
 
 def test_flags(agent):
-    """§4.2/§0: flags stored as uint64, round-trip exactly (> 2^53)."""
+    """Flags stored as uint64, round-trip exactly (> 2^53)."""
     agent.put_true("/v1/kv/f?flags=42", "x")
     assert get_entry(agent, "f")[0]["Flags"] == 42
     big = 3304740253564472344
@@ -149,7 +149,7 @@ def test_flags(agent):
 
 
 def test_bad_flags_rejected(agent):
-    """§4.2: a bad flags number is an error; nothing written."""
+    """A bad flags number is an error; nothing written."""
     r = agent.put("/v1/kv/f?flags=abc", "x")
     assert r.status != 200 and r.status >= 400, r
     assert r.content_type == "text/plain"
@@ -157,7 +157,7 @@ def test_bad_flags_rejected(agent):
 
 
 def test_cas_zero_creates_only(agent):
-    """§4.2: cas=0 writes only if the key is absent; false otherwise, value unchanged."""
+    """Cas=0 writes only if the key is absent; false otherwise, value unchanged."""
     r = agent.put("/v1/kv/c?cas=0", "first")
     assert r.status == 200 and r.json() is True
     r = agent.put("/v1/kv/c?cas=0", "second")
@@ -166,7 +166,7 @@ def test_cas_zero_creates_only(agent):
 
 
 def test_cas_index(agent):
-    """§4.2: cas=N writes only when ModifyIndex == N."""
+    """Cas=N writes only when ModifyIndex == N."""
     agent.put_true("/v1/kv/c", "v1")
     idx = get_entry(agent, "c")[0]["ModifyIndex"]
     r = agent.put(f"/v1/kv/c?cas={idx + 1000}", "nope")
@@ -181,7 +181,7 @@ def test_cas_index(agent):
 
 
 def test_conflicting_flags_400(agent):
-    """§4.2: more than one of cas/acquire/release -> 400 "Conflicting flags"."""
+    """More than one of cas/acquire/release -> 400 "Conflicting flags"."""
     for q in ("cas=0&acquire=abc", "acquire=abc&release=abc", "cas=1&release=abc"):
         r = agent.put("/v1/kv/k?" + q, "v")
         assert_text_error(r, 400, startswith="Conflicting flags")
@@ -189,7 +189,7 @@ def test_conflicting_flags_400(agent):
 
 
 def test_delete(agent):
-    """§4.3: delete -> true; idempotent (true for a missing key)."""
+    """Delete -> true; idempotent (true for a missing key)."""
     agent.put_true("/v1/kv/d", "x")
     r = agent.delete("/v1/kv/d")
     assert r.status == 200 and r.content_type == "application/json" and r.json() is True
@@ -199,7 +199,7 @@ def test_delete(agent):
 
 
 def test_delete_recurse(agent):
-    """§4.3: ?recurse deletes the prefix only; /v1/kv/?recurse wipes everything."""
+    """?recurse deletes the prefix only; /v1/kv/?recurse wipes everything."""
     for k in ("p/1", "p/2", "p/q/3", "pz", "q"):
         agent.put_true("/v1/kv/" + k, "x")
     r = agent.delete("/v1/kv/p/?recurse")
@@ -211,7 +211,7 @@ def test_delete_recurse(agent):
 
 
 def test_delete_cas(agent):
-    """§4.3: cas deletes only on matching ModifyIndex; cas=0 never deletes; recurse+cas -> 400."""
+    """Cas deletes only on matching ModifyIndex; cas=0 never deletes; recurse+cas -> 400."""
     agent.put_true("/v1/kv/d", "x")
     idx = get_entry(agent, "d")[0]["ModifyIndex"]
     r = agent.delete("/v1/kv/d?cas=0")
@@ -227,7 +227,7 @@ def test_delete_cas(agent):
 
 
 def test_delete_raises_index(agent):
-    """§4.1: a delete raises the index a watcher of that key sees (404 carries a higher index)."""
+    """A delete raises the index a watcher of that key sees (404 carries a higher index)."""
     agent.put_true("/v1/kv/w", "x")
     idx = get_entry(agent, "w")[0]["ModifyIndex"]
     agent.delete("/v1/kv/w")
@@ -237,7 +237,7 @@ def test_delete_raises_index(agent):
 
 
 def test_value_size_limit(agent):
-    """§4.2: 512 KiB is accepted; one byte more -> 413 "Request body(<n> bytes) too large"."""
+    """512 KiB is accepted; one byte more -> 413 "Request body(<n> bytes) too large"."""
     agent.put_true("/v1/kv/big", b"a" * MAX_VALUE)
     assert len(agent.get("/v1/kv/big?raw").body) == MAX_VALUE
     r = agent.put("/v1/kv/toobig", b"a" * (MAX_VALUE + 1))
@@ -247,7 +247,7 @@ def test_value_size_limit(agent):
 
 
 def test_percent_encoded_key(agent):
-    """§0/§4: keys are percent-decoded: a%2Fb is the key "a/b" (node-consul's encoding)."""
+    """Keys are percent-decoded: a%2Fb is the key "a/b" (node-consul's encoding)."""
     agent.put_true("/v1/kv/a%2Fb", "slashed")
     e, _ = get_entry(agent, "a/b")
     assert e["Key"] == "a/b"
@@ -261,14 +261,14 @@ def test_percent_encoded_key(agent):
 
 
 def test_keys_case_sensitive(agent):
-    """§0: KV keys are case-sensitive."""
+    """KV keys are case-sensitive."""
     agent.put_true("/v1/kv/Foo", "1")
     assert agent.get("/v1/kv/foo").status == 404
     assert agent.get("/v1/kv/Foo").status == 200
 
 
 def test_put_any_content_type(agent):
-    """§4.2: the body is the raw value whatever the Content-Type."""
+    """The body is the raw value whatever the Content-Type."""
     agent.put_true("/v1/kv/form", "a=1&b=2")
     r = agent.req("PUT", "/v1/kv/form2", body=b'{"x":1}',
                   headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -278,14 +278,14 @@ def test_put_any_content_type(agent):
 
 
 def test_seperator_misspelling_accepted(agent):
-    """§4.1: the misspelling "seperator" is accepted too."""
+    """The misspelling "seperator" is accepted too."""
     for k in ("a/x/1", "a/y/2"):
         agent.put_true("/v1/kv/" + k, "v")
     assert agent.get_json("/v1/kv/a/?keys&seperator=/") == ["a/x/", "a/y/"]
 
 
 def test_raw_ignored_with_recurse(agent):
-    """§4.1: raw is ignored with recurse (JSON entries come back)."""
+    """Raw is ignored with recurse (JSON entries come back)."""
     agent.put_true("/v1/kv/r/a", "1")
     r = agent.get("/v1/kv/r/?recurse&raw")
     assert r.status == 200
@@ -294,7 +294,7 @@ def test_raw_ignored_with_recurse(agent):
 
 
 def test_plain_put_replaces_flags(agent):
-    """§4.2: without cas/acquire/release a PUT always answers true; the entry is replaced, so
+    """Without cas/acquire/release a PUT always answers true; the entry is replaced, so
     flags not given are 0 (Consul writes the whole entry)."""
     agent.put_true("/v1/kv/f?flags=9", "a")
     agent.put_true("/v1/kv/f", "b")

@@ -2,8 +2,8 @@
 registry's live instances, forwarding, bodies, health checks, retries and bad input.
 
 Backends are real processes (lb_helpers.Backend), the registry is a real `mesh agent`; every
-process listens on a free 127.0.0.1 port and is stopped by PID. The behaviour is issue 4 and
-/tmp/lb_common.md; HAProxy's semantics (peers.md A) where those leave a detail open.
+process listens on a free 127.0.0.1 port and is stopped by PID. The behaviour is docs/lb.md;
+HAProxy's semantics where it leaves a detail open.
 """
 
 import http.client

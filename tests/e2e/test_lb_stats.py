@@ -2,7 +2,7 @@
 Prometheus, HTML), the admin API (drain, weight), SIGHUP reload and SIGTERM drain.
 
 The CSV is parsed back with Python's csv module and checked against the requests the test sent
-(HAProxy's columns, peers.md A10).
+(HAProxy's columns, docs/lb-stats.md).
 """
 
 import json
@@ -15,7 +15,7 @@ import time
 from lb_helpers import (HOST, KeepAlive, Load, backends, lb_factory, spread,  # noqa: F401
                         wait_until)
 
-# HAProxy's fixed CSV columns 0..50, in order (peers.md A10).
+# HAProxy's fixed CSV columns 0..50, in order (docs/lb-stats.md).
 CSV_COLUMNS = ("pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,"
                "wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,"
                "iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,"

@@ -1,7 +1,7 @@
-"""Persistence with -data-dir: every acknowledged write survives kill -9 (issue 2, contract §5.3).
+"""Persistence with -data-dir: every acknowledged write survives kill -9 (issue 2).
 
 Indexes are part of the state: after a restart every entity keeps its CreateIndex/ModifyIndex
-and new writes get higher indexes (X-Consul-Index never goes backwards, §5.2).
+and new writes get higher indexes (X-Consul-Index never goes backwards).
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Sessions, KV locks, transactions and events: contract §4.2, §7.3 and section 0's table."""
+"""Sessions, KV locks, transactions and events."""
 
 import os
 import threading

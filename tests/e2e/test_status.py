@@ -1,8 +1,8 @@
-"""Status and operator endpoints: contract §6."""
+"""Status and operator endpoints."""
 
 
 def test_leader(agent):
-    """§6: leader -> JSON string "<ip>:8300" (node-consul expects "127.0.0.1:8300")."""
+    """Leader -> JSON string "<ip>:8300" (node-consul expects "127.0.0.1:8300")."""
     r = agent.get("/v1/status/leader")
     assert r.status == 200
     assert r.content_type == "application/json"
@@ -10,12 +10,12 @@ def test_leader(agent):
 
 
 def test_leader_accepts_dc(agent):
-    """§6: dc accepted."""
+    """Dc accepted."""
     assert agent.get_json("/v1/status/leader?dc=dc1") == "127.0.0.1:8300"
 
 
 def test_peers(agent):
-    """§6: peers -> ["127.0.0.1:8300"] (the one raft voter)."""
+    """Peers -> ["127.0.0.1:8300"] (the one raft voter)."""
     r = agent.get("/v1/status/peers")
     assert r.status == 200
     assert r.content_type == "application/json"
@@ -23,7 +23,7 @@ def test_peers(agent):
 
 
 def test_raft_configuration(agent):
-    """§6: one server, the leader and a voter, ProtocolVersion "3", with an Index."""
+    """One server, the leader and a voter, ProtocolVersion "3", with an Index."""
     for q in ("", "?stale"):
         r = agent.get("/v1/operator/raft/configuration" + q)
         assert r.status == 200, r
@@ -43,6 +43,6 @@ def test_raft_configuration(agent):
 
 
 def test_raft_configuration_id_matches_node_id(agent):
-    """§6/§2: the server ID is the node's ID (as in /v1/catalog/nodes)."""
+    """The server ID is the node's ID (as in /v1/catalog/nodes)."""
     node_id = agent.get_json("/v1/catalog/nodes")[0]["ID"]
     assert agent.get_json("/v1/operator/raft/configuration")["Servers"][0]["ID"] == node_id

@@ -1,4 +1,4 @@
-/* Consul's JSON shapes: exact field names and order (consul-api.md sections 1.3, 2, 3, 4). */
+/* Consul's JSON shapes: exact field names and order (docs/api.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
