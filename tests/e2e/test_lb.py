@@ -207,11 +207,18 @@ def registry_args(agent):
     return ["-service", "web", "-registry-addr", f"{HOST}:{agent.port}"]
 
 
+def wait_registry_set(lb):
+    """The lb listens before the registry's first answer, and answers 503 until then: wait for
+    a request served (the set is published whole, so every registered instance is in)."""
+    wait_until(lambda: lb.get("/")[0] == 200, 5, what="the registry's instances in the lb")
+
+
 def test_registry_instances_join_and_leave_under_load(agent, backends, lb_factory):
     b1, b2, b3 = backends(3)
     register(agent, "web-1", b1)
     register(agent, "web-2", b2)
     lb = lb_factory(registry_args(agent))
+    wait_registry_set(lb)
     wait_until(lambda: len(spread(lb.port, 4)) == 2, 5, what="both instances served")
     assert_even(spread(lb.port, 300), [b1, b2], 300)
     names = {r["svname"] for r in lb.server_rows()}
@@ -287,6 +294,7 @@ def test_kill9_of_a_backend_under_load_loses_no_request(agent, backends, lb_fact
     for i, b in enumerate(bs):
         register(agent, f"web-{i}", b)
     lb = lb_factory(registry_args(agent) + ["-check-inter", "500ms", "-check-fall", "2"])
+    wait_registry_set(lb)
     wait_until(lambda: len(spread(lb.port, 6)) == 3, 5, what="three instances served")
     load = Load(lb.port, threads=2, seconds=20).start()
     try:
