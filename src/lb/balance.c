@@ -1,7 +1,8 @@
-/* Server pickers: smooth weighted round robin, least connections, random with two choices. */
+/* Server pickers: shared weighted round robin, least connections, random with two choices. */
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lb/balance.h"
 
 void lb_picker_init(struct lb_picker *p, enum lb_balance algo, uint64_t seed)
@@ -15,7 +16,6 @@ void lb_picker_close(struct lb_picker *p)
 {
     lb_server_set_unref(p->set);
     p->set = NULL;
-    FREE_NULL(p->cw);
     FREE_NULL(p->scratch);
 }
 
@@ -26,16 +26,16 @@ void lb_picker_use(struct lb_picker *p, struct lb_server_set *set)
     lb_server_set_unref(p->set);
     p->set = set;
     p->generation = set ? set->generation : 0;
-    free(p->cw);
     free(p->scratch);
-    /* Fresh weights: nginx also restarts its sequence when the peer list changes. */
-    p->cw = xcalloc(n ? n : 1, sizeof(*p->cw));
     p->scratch = xcalloc(n ? n : 1, sizeof(*p->scratch));
     p->rr = 0;
 }
 
 void lb_picker_sync(struct lb_picker *p, struct lb_backend *b)
 {
+    if (p->algo == LB_BALANCE_ROUNDROBIN && p->set && p->set->weight_epoch != lb_weight_epoch())
+        lb_backend_reweigh(b, p->set);
+
     uint64_t gen = atomic_load_explicit(&b->generation, memory_order_acquire);
 
     if (gen == p->generation && (p->set || gen == 0))
@@ -132,22 +132,101 @@ static size_t collect(struct lb_picker *p, int default_maxconn, const struct lb_
     return k;
 }
 
-/* nginx's smooth weighted round robin over the candidates. */
-static size_t pick_swrr(struct lb_picker *p, size_t k)
-{
-    int64_t total = 0;
-    size_t best = p->scratch[0];
+/* ---- round robin sequence ------------------------------------------------------------------ */
 
-    for (size_t j = 0; j < k; j++) {
-        size_t i = p->scratch[j];
-        int64_t w = atomic_load_explicit(&p->set->v[i]->weight, memory_order_relaxed);
-        p->cw[i] += w;
-        total += w;
-        if (p->cw[i] > p->cw[best])
-            best = i;
+static int gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
     }
-    p->cw[best] -= total;
-    return best;
+    return a;
+}
+
+/* A server's next turn in the cycle: due at (2k+1) / (2w), compared without division. */
+struct rr_turn {
+    uint32_t idx;
+    uint32_t k, w;
+};
+
+static bool turn_before(const struct rr_turn *a, const struct rr_turn *b)
+{
+    uint64_t lhs = (2 * (uint64_t)a->k + 1) * b->w, rhs = (2 * (uint64_t)b->k + 1) * a->w;
+    return lhs < rhs || (lhs == rhs && a->idx < b->idx);
+}
+
+static void turn_sift_down(struct rr_turn *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t m = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && turn_before(&h[l], &h[m]))
+            m = l;
+        if (r < n && turn_before(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        struct rr_turn t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+void lb_rr_build(struct lb_server_set *set)
+{
+    struct rr_turn *heap = xcalloc(set->n ? set->n : 1, sizeof(*heap));
+    size_t nh = 0, len = 0;
+    int g = 0;
+
+    for (size_t i = 0; i < set->n; i++) {
+        int w = atomic_load_explicit(&set->v[i]->weight, memory_order_relaxed);
+        if (w > 0)
+            g = gcd(g, w);
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        int w = atomic_load_explicit(&set->v[i]->weight, memory_order_relaxed);
+        if (w <= 0)
+            continue;
+        heap[nh++] = (struct rr_turn){(uint32_t)i, 0, (uint32_t)(w / g)};
+        len += (size_t)(w / g);
+    }
+    for (size_t i = nh / 2; i-- > 0;)
+        turn_sift_down(heap, nh, i);
+    set->rr_len = len;
+    set->rr_seq = len ? xmalloc(len * sizeof(*set->rr_seq)) : NULL;
+    for (size_t j = 0; j < len; j++) {
+        /* every server's turns add up to len, so the heap never runs dry within the cycle */
+        MESH_BUG_ON(nh == 0 || heap[0].k >= heap[0].w);
+        set->rr_seq[j] = heap[0].idx;
+        if (++heap[0].k == heap[0].w)
+            heap[0] = heap[--nh];
+        turn_sift_down(heap, nh, 0);
+    }
+    free(heap);
+}
+
+/*
+ * The next candidate in the set's shared sequence. Every look consumes a position, also one
+ * whose server cannot take the request, so concurrent workers never get the same turn and the
+ * usable servers keep strict alternation. A candidate is usable and not avoid, unless avoid is
+ * the only candidate (collect put it alone in scratch).
+ */
+static size_t pick_rr(struct lb_picker *p, size_t k, int default_maxconn,
+                      const struct lb_server *avoid)
+{
+    struct lb_server_set *set = p->set;
+
+    if (k == 1 && set->v[p->scratch[0]] == avoid)
+        return p->scratch[0];
+    for (size_t t = 0; t < set->rr_len; t++) {
+        uint64_t pos = atomic_fetch_add_explicit(&set->rr_next, 1, memory_order_relaxed);
+        size_t i = set->rr_seq[pos % set->rr_len];
+        if (set->v[i] != avoid && server_usability(set->v[i], default_maxconn) == 2)
+            return i;
+    }
+    /* a whole cycle without a candidate: states or weights moved meanwhile */
+    return p->scratch[0];
 }
 
 /* Fewest requests in flight; ties go round robin from where the last pick left off. */
@@ -201,7 +280,7 @@ struct lb_server *lb_picker_pick(struct lb_picker *p, int default_maxconn,
         i = pick_random2(p, k);
         break;
     default:
-        i = pick_swrr(p, k);
+        i = pick_rr(p, k, default_maxconn, avoid);
         break;
     }
     struct lb_server *s = p->set->v[i];

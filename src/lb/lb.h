@@ -104,10 +104,25 @@ void lb_server_unref(struct lb_server *s);
 /* Changes state, recording last_change_ms and downtime. */
 void lb_server_set_state(struct lb_server *s, enum lb_server_state st);
 
-/* An immutable list of servers, refcounted; it holds a reference to each server. */
+/*
+ * An immutable list of servers, refcounted; it holds a reference to each server.
+ *
+ * Round robin is one sequence per set, shared by every worker: rr_seq is the weighted order of
+ * one cycle (built from the servers' weights when the set is made, see balance.c) and rr_next
+ * an atomic cursor into it, so requests alternate strictly whichever worker or connection they
+ * come from. A weight change (lb_server_set_weight) makes the set stale: the next pick replaces
+ * it with a copy built from the new weights (lb_backend_reweigh).
+ */
 struct lb_server_set {
     _Atomic int refs;
     uint64_t generation;
+    uint64_t weight_epoch; /* lb_weight_epoch() before rr_seq was built from the weights */
+    uint32_t *rr_seq;      /* owned: indices into v, one cycle; NULL when no weight is > 0 */
+    size_t rr_len;
+    /* written by every pick: kept off the cache lines the workers only read */
+    char rr_pad0_[64];
+    _Atomic uint64_t rr_next;
+    char rr_pad1_[64 - sizeof(uint64_t)];
     size_t n;
     struct lb_server *v[];
 };
@@ -115,8 +130,13 @@ struct lb_server_set {
 struct lb_server_set *lb_server_set_new(struct lb_server **servers, size_t n);
 void lb_server_set_unref(struct lb_server_set *set);
 
+/* Sets a server's weight (0..256) and marks every set built from older weights stale. */
+void lb_server_set_weight(struct lb_server *s, int weight);
+/* Moves on every weight change. */
+uint64_t lb_weight_epoch(void);
+
 enum lb_balance {
-    LB_BALANCE_ROUNDROBIN = 0, /* smooth weighted round robin */
+    LB_BALANCE_ROUNDROBIN = 0, /* weighted round robin, one sequence shared by all workers */
     LB_BALANCE_LEASTCONN,
     LB_BALANCE_RANDOM, /* power of two choices */
 };
@@ -137,5 +157,10 @@ struct lb_backend {
 void lb_backend_publish(struct lb_backend *b, struct lb_server_set *set);
 /* The current set with a reference the caller drops with lb_server_set_unref. */
 struct lb_server_set *lb_backend_acquire(struct lb_backend *b);
+/*
+ * Replaces seen, when it is still the backend's current set, with a copy whose round robin
+ * sequence follows the servers' present weights. Any thread; seen is borrowed.
+ */
+void lb_backend_reweigh(struct lb_backend *b, struct lb_server_set *seen);
 
 #endif

@@ -4,7 +4,10 @@
 
 #include "lib/alloc.h"
 #include "lib/net.h"
+#include "lb/balance.h"
 #include "lb/lb.h"
+
+static _Atomic uint64_t weight_epoch;
 
 static uint64_t wall_ms(void)
 {
@@ -84,6 +87,18 @@ void lb_server_set_state(struct lb_server *s, enum lb_server_state st)
         atomic_fetch_add(&s->downtime_ms, now - since);
 }
 
+void lb_server_set_weight(struct lb_server *s, int weight)
+{
+    atomic_store(&s->weight, weight);
+    /* after the store: a set built from an epoch read before it is rebuilt */
+    atomic_fetch_add(&weight_epoch, 1);
+}
+
+uint64_t lb_weight_epoch(void)
+{
+    return atomic_load(&weight_epoch);
+}
+
 struct lb_server_set *lb_server_set_new(struct lb_server **servers, size_t n)
 {
     static _Atomic uint64_t generations = 1;
@@ -91,9 +106,11 @@ struct lb_server_set *lb_server_set_new(struct lb_server **servers, size_t n)
 
     atomic_init(&set->refs, 1);
     set->generation = atomic_fetch_add(&generations, 1);
+    set->weight_epoch = lb_weight_epoch();
     set->n = n;
     for (size_t i = 0; i < n; i++)
         set->v[i] = lb_server_ref(servers[i]);
+    lb_rr_build(set);
     return set;
 }
 
@@ -103,17 +120,38 @@ void lb_server_set_unref(struct lb_server_set *set)
         return;
     for (size_t i = 0; i < set->n; i++)
         lb_server_unref(set->v[i]);
+    free(set->rr_seq);
     free(set);
+}
+
+/* Makes set current; the caller holds b->lock. Returns the old set (its reference). */
+static struct lb_server_set *backend_swap(struct lb_backend *b, struct lb_server_set *set)
+{
+    struct lb_server_set *old = b->current;
+
+    b->current = set;
+    atomic_store_explicit(&b->generation, set ? set->generation : 0, memory_order_release);
+    return old;
 }
 
 void lb_backend_publish(struct lb_backend *b, struct lb_server_set *set)
 {
     pthread_mutex_lock(&b->lock);
-    struct lb_server_set *old = b->current;
-    b->current = set;
-    atomic_store_explicit(&b->generation, set ? set->generation : 0, memory_order_release);
+    struct lb_server_set *old = backend_swap(b, set);
     pthread_mutex_unlock(&b->lock);
     atomic_store(&b->last_change_ms, wall_ms());
+    lb_server_set_unref(old);
+}
+
+void lb_backend_reweigh(struct lb_backend *b, struct lb_server_set *seen)
+{
+    struct lb_server_set *old = NULL;
+
+    pthread_mutex_lock(&b->lock);
+    /* Two workers may see the change at once: only the first replaces the set. */
+    if (b->current == seen && seen->weight_epoch != lb_weight_epoch())
+        old = backend_swap(b, lb_server_set_new(seen->v, seen->n));
+    pthread_mutex_unlock(&b->lock);
     lb_server_set_unref(old);
 }
 

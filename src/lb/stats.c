@@ -269,7 +269,7 @@ static const char *admin_apply(struct lb_server *srv, enum admin_action act, con
     }
     if ((w = parse_weight(weight)) < 0)
         return "weight must be an integer from 0 to 256\n";
-    atomic_store(&srv->weight, w);
+    lb_server_set_weight(srv, w);
     return NULL;
 }
 

@@ -140,7 +140,7 @@ static void merge_one(struct lb_watch *w, const struct cand *c, struct lb_server
     if (s) {
         /* a weight the source changed wins over an admin's; an unchanged one is left alone */
         if (w->last_weights[at] != c->weight)
-            atomic_store(&s->weight, c->weight);
+            lb_server_set_weight(s, c->weight);
         s = lb_server_ref(s);
     } else if (!(s = lb_server_new(c->id, c->name, c->host, c->port, c->weight))) {
         log_warn("backend %s: skipping server %s at %s:%d: not a numeric address", w->b->name,

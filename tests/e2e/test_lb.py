@@ -51,6 +51,41 @@ def test_roundrobin_honours_weights(backends, lb_factory):
     assert abs(counts[str(bs[1].port)] - 100) <= 2, counts
 
 
+def served_by_new_connections(lb, n):
+    """n GETs, each on a new connection (so the kernel spreads them over the workers): the
+    X-Served-By of each, in order."""
+    seq = []
+    for _ in range(n):
+        st, h, body = lb.get("/")
+        assert st == 200, (st, body[:200])
+        seq.append(h["X-Served-By"])
+    return seq
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_roundrobin_alternates_strictly_across_workers(backends, lb_factory, workers):
+    """HAProxy's balance roundrobin with several threads: one rotation for the backend,
+    whichever worker accepted the connection (issue 13 item 1)."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs), workers=workers)
+    seq = served_by_new_connections(lb, 40)
+    repeats = [i for i in range(1, len(seq)) if seq[i] == seq[i - 1]]
+    assert not repeats, f"same server twice in a row at {repeats}: {seq}"
+    assert set(seq) == {str(b.port) for b in bs}
+
+
+def test_roundrobin_weights_hold_across_workers(backends, lb_factory):
+    """Weights 2:1 over new connections and 2 workers: every 3 consecutive requests are one
+    whole turn of the cycle, 2 for the first server and 1 for the second."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs, weights=[2, 1]))
+    seq = served_by_new_connections(lb, 45)
+    heavy = str(bs[0].port)
+    for i in range(len(seq) - 2):
+        window = seq[i:i + 3]
+        assert window.count(heavy) == 2, f"requests {i}..{i + 2}: {window} in {seq}"
+
+
 def test_keepalive_client_gets_every_response(backends, lb_factory):
     """One client connection, 200 requests in sequence (GET, HEAD, POST): the proxy keeps it
     open and never mixes up responses."""

@@ -1,13 +1,15 @@
-/* Server pickers: SWRR sequence and proportions, leastconn, random two choices, skipping. */
+/* Server pickers: the shared round robin sequence, leastconn, random two choices, skipping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "lib/alloc.h"
 #include "lb/balance.h"
 
 static struct lb_server_set *make_set(const int *weights, size_t n)
@@ -44,15 +46,15 @@ static int pick_idx(struct lb_picker *p)
     return index_of(p->set, s);
 }
 
-static void test_swrr_5_1_1(void **state)
+static void test_rr_5_1_1(void **state)
 {
     (void)state;
     int w[] = {5, 1, 1};
     struct lb_picker p;
     lb_picker_init(&p, LB_BALANCE_ROUNDROBIN, 1);
     lb_picker_use(&p, make_set(w, 3));
-    /* nginx's smooth sequence: a a b a c a a, repeated */
-    int want[] = {0, 0, 1, 0, 2, 0, 0};
+    /* turns due at (k + 1/2) / w: a at .1 .3 .5 .7 .9, b and c at .5 (ties in set order) */
+    int want[] = {0, 0, 0, 1, 2, 0, 0};
     for (int round = 0; round < 3; round++) {
         int count[3] = {0};
         for (int i = 0; i < 7; i++) {
@@ -67,7 +69,7 @@ static void test_swrr_5_1_1(void **state)
     lb_picker_close(&p);
 }
 
-static void test_swrr_equal_and_skips(void **state)
+static void test_rr_equal_and_skips(void **state)
 {
     (void)state;
     int w[] = {1, 1, 1, 0};
@@ -91,6 +93,81 @@ static void test_swrr_equal_and_skips(void **state)
     assert_null(lb_picker_pick(&p, 0, NULL, &full));
     assert_null(full); /* nothing usable at all: no queueing */
     lb_picker_close(&p);
+}
+
+static struct lb_backend *backend_new(void)
+{
+    struct lb_backend *b = calloc(1, sizeof(*b));
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+static void backend_free(struct lb_backend *b)
+{
+    lb_backend_publish(b, NULL);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/* Like pick_idx for a picker that syncs with b first, as a worker does per request. */
+static int sync_pick_idx(struct lb_picker *p, struct lb_backend *b)
+{
+    lb_picker_sync(p, b);
+    return pick_idx(p);
+}
+
+/* Two workers (pickers) taking turns share one sequence: no server twice in a row. */
+static void test_rr_shared_between_workers(void **state)
+{
+    (void)state;
+    int w[] = {1, 1, 1};
+    struct lb_backend *b = backend_new();
+    struct lb_picker p[2];
+    lb_picker_init(&p[0], LB_BALANCE_ROUNDROBIN, 1);
+    lb_picker_init(&p[1], LB_BALANCE_ROUNDROBIN, 2);
+    lb_backend_publish(b, make_set(w, 3));
+    /* uneven interleaving: which worker serves a request must not matter */
+    int worker[] = {0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 0};
+    for (size_t i = 0; i < ARRAY_LEN(worker); i++)
+        assert_int_equal(sync_pick_idx(&p[worker[i]], b), (int)(i % 3));
+
+    /* a server going down is skipped without breaking the alternation of the others */
+    lb_server_set_state(b->current->v[1], LB_SRV_DOWN);
+    int last = -1;
+    for (int i = 0; i < 12; i++) {
+        int got = sync_pick_idx(&p[i % 3 == 0], b);
+        assert_int_not_equal(got, 1);
+        assert_int_not_equal(got, last);
+        last = got;
+    }
+    lb_picker_close(&p[0]);
+    lb_picker_close(&p[1]);
+    backend_free(b);
+}
+
+/* A weight change reaches the shared sequence at the next pick of any worker. */
+static void test_rr_reweigh(void **state)
+{
+    (void)state;
+    int w[] = {1, 1};
+    struct lb_backend *b = backend_new();
+    struct lb_picker p[2];
+    lb_picker_init(&p[0], LB_BALANCE_ROUNDROBIN, 1);
+    lb_picker_init(&p[1], LB_BALANCE_ROUNDROBIN, 2);
+    lb_backend_publish(b, make_set(w, 2));
+    assert_int_equal(sync_pick_idx(&p[0], b), 0);
+    assert_int_equal(sync_pick_idx(&p[1], b), 1);
+    struct lb_server_set *before = b->current;
+    lb_server_set_weight(before->v[0], 3);
+    int count[2] = {0};
+    for (int i = 0; i < 40; i++)
+        count[sync_pick_idx(&p[i % 2], b)]++;
+    assert_ptr_not_equal(b->current, before);
+    assert_int_equal(count[0], 30);
+    assert_int_equal(count[1], 10);
+    lb_picker_close(&p[0]);
+    lb_picker_close(&p[1]);
+    backend_free(b);
 }
 
 static void test_maxconn_full(void **state)
@@ -227,9 +304,14 @@ static void test_sync_generation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_swrr_5_1_1),      cmocka_unit_test(test_swrr_equal_and_skips),
-        cmocka_unit_test(test_maxconn_full),    cmocka_unit_test(test_avoid),
-        cmocka_unit_test(test_leastconn),       cmocka_unit_test(test_random_two),
+        cmocka_unit_test(test_rr_5_1_1),
+        cmocka_unit_test(test_rr_equal_and_skips),
+        cmocka_unit_test(test_rr_shared_between_workers),
+        cmocka_unit_test(test_rr_reweigh),
+        cmocka_unit_test(test_maxconn_full),
+        cmocka_unit_test(test_avoid),
+        cmocka_unit_test(test_leastconn),
+        cmocka_unit_test(test_random_two),
         cmocka_unit_test(test_sync_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
