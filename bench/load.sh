@@ -11,7 +11,10 @@
 #                           Node.js process and has no connection-pool mode)
 #   reps:    REPS repetitions, interleaved (rep -> client), medians and ranges
 #   prints:  a markdown table of req/s with the ratio of mesh load to each peer, and the goals
-#            (within 10 % of wrk, at least 10x Artillery).
+#            (within 10 % of wrk, at least 10x Artillery); then the cost of an Artillery
+#            processor hook: CPU time per request (user + system, the Node.js helper included)
+#            of the same pool run without hooks and with a no-op afterResponse hook on every
+#            request. CPU time, not throughput: it holds on a busy machine.
 #
 # Everything listens on free 127.0.0.1 ports and is stopped by PID (trap). Bounded: every client
 # run is wrapped in `timeout`. Run as root, it installs nginx and wrk with apt-get when missing;
@@ -94,6 +97,29 @@ scenarios:
         count: 100
 EOF
 
+cat >"$TMP/hooks.js" <<'EOF'
+module.exports = { noop(req, res, context, events, next) { return next(); } };
+EOF
+sed -e 's|^  phases:|  processor: "./hooks.js"\n  phases:|' -e 's|^  - flow:|  - afterResponse: noop\n    flow:|' \
+    "$TMP/pool.yml" >"$TMP/hooked.yml"
+
+# CPU microseconds per request of one `mesh load run` (its children, the helper, included):
+# prints "us_per_request requests"
+cpu_per_request() {
+    python3 - "$MESH" "$1" "$TMP/cpu.json" "$limit" <<'EOF'
+import json, resource, subprocess, sys
+mesh, script, out, limit = sys.argv[1:5]
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
+subprocess.run([mesh, "load", "run", "--quiet", "--workers", "1", "--pool", "10", "--output",
+                out, script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+               timeout=int(limit))
+after = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+n = json.load(open(out))["aggregate"]["counters"].get("http.requests", 0)
+print("%.1f\t%d" % (cpu / n * 1e6 if n else 0, n))
+EOF
+}
+
 # requests/s from a report JSON: http.requests over the time between its first and last counter
 report_rps() {
     python3 - "$1" <<'EOF'
@@ -171,3 +197,22 @@ awk -v m="$mesh_rps" -v w="$wrk_rps" -v a="$art_rps" 'BEGIN {
     printf "goal: within 10%% of wrk: %s (%.2f); at least 10x Artillery: %s (%.1fx)\n",
         (w > 0 && m >= 0.9 * w) ? "met" : "not met", (w > 0 ? m / w : 0),
         (a > 0 && m >= 10 * a) ? "met" : "not met", (a > 0 ? m / a : 0) }'
+
+# ---------------------------------------------------------------- the cost of a processor hook
+
+if command -v node >/dev/null 2>&1; then
+    : >"$TMP/cpu.tsv"
+    for rep in $(seq "$REPS"); do
+        printf 'plain\t%s\n' "$(cpu_per_request "$TMP/pool.yml")" >>"$TMP/cpu.tsv"
+        printf 'hooked\t%s\n' "$(cpu_per_request "$TMP/hooked.yml")" >>"$TMP/cpu.tsv"
+    done
+    plain=$(awk -F'\t' '$1 == "plain" { print $2 }' "$TMP/cpu.tsv" | median)
+    hooked=$(awk -F'\t' '$1 == "hooked" { print $2 }' "$TMP/cpu.tsv" | median)
+    echo
+    awk -v p="$plain" -v h="$hooked" 'BEGIN {
+        printf "processor hook cost (--pool 10, medians of CPU time per request, Node.js helper" \
+               " included): no hooks %.1f us, an afterResponse hook on every request %.1f us" \
+               " (+%.1f us per hooked request)\n", p, h, h - p }'
+else
+    log "node not installed: the processor hook cost is not measured"
+fi

@@ -8,6 +8,7 @@
 #include "lib/http_parse.h"
 #include "lib/tls.h"
 #include "load/engine.h"
+#include "load/processor.h"
 #include "load/schedule.h"
 
 #define LOAD_MAX_BODY      (1u << 20) /* response bytes kept for captures */
@@ -42,8 +43,10 @@ struct load_worker {
     bool sched_done;
     bool stopping;
     uint64_t rng;
-    size_t active;       /* VUs alive */
-    struct load_vu *vus; /* list of live VUs */
+    size_t active;          /* VUs alive */
+    struct load_vu *vus;    /* list of live VUs */
+    struct load_proc *proc; /* the script's processor, or NULL */
+    uint64_t next_uid;
 };
 
 struct load_engine {
@@ -84,6 +87,13 @@ struct load_vu {
     const struct load_request *req; /* in flight */
     bool pool;
     bool failed;
+    /* processor hooks (see processor.h) */
+    uint64_t uid;                    /* the helper keeps this VU's context under it */
+    uint64_t call;                   /* the call in flight, 0 when none */
+    json_t *params;                  /* the request in flight as beforeRequest left it */
+    json_t *res_headers;             /* the response's, for afterResponse */
+    const struct load_request *done; /* afterResponse runs for it; then what it found: */
+    bool done_expect_ok, done_capture_ok;
     struct load_vu *prev, *next;
 };
 
@@ -103,5 +113,19 @@ void load_vu_prepare_static(struct load_script *s, const struct load_target *t);
 
 /* worker.c */
 void load_worker_vu_ended(struct load_worker *w);
+
+/* hooks.c: the processor's side of a VU */
+/* The request params a hook gets (Artillery's requestParams): r's mapping as written, with
+ * the url made absolute, the method and the timeout. New reference. */
+json_t *load_hook_params(const struct load_vu *vu, const struct load_request *r);
+/* Artillery's response for afterResponse: statusCode, headers, body. New reference. */
+json_t *load_hook_response(int status, json_t *headers, const struct buf *body);
+/* Request r as beforeRequest's params say: *tmp borrows from r and params (keep them) until
+ * load_hook_request_free(tmp, *hdrs). */
+void load_hook_request(const struct load_request *r, const json_t *params, struct load_request *tmp,
+                       struct load_kv **hdrs);
+void load_hook_request_free(struct load_request *tmp, struct load_kv *hdrs);
+/* Records what a processor's events.emit gave (worker.c passes it to the helper). */
+void load_hook_metrics(void *worker, const json_t *list);
 
 #endif

@@ -32,8 +32,9 @@
 static const char run_usage[] =
     "mesh load run [flags] FILE.yml\n\n"
     "Runs an Artillery 2 test script (config.target, phases, variables, environments,\n"
-    "http.timeout, tls, ensure; scenarios with get/post/put/patch/delete/head, think, loop,\n"
-    "log; {{ }} templates, captures and expect).\n"
+    "http.timeout, tls, ensure, processor; scenarios with get/post/put/patch/delete/head,\n"
+    "think, loop, log, function; {{ }} templates, captures, expect, and processor hooks run\n"
+    "by Node.js).\n"
     "Exit status: 0 done, 1 an ensure check failed, 2 bad flags or script.";
 
 struct run_opts {

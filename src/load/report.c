@@ -195,7 +195,27 @@ static json_t *counters(const struct load_sec *s)
         set_count(c, "plugins.expect.ok", s->expect_ok);
         set_count(c, "plugins.expect.failed", s->expect_failed);
     }
+    /* a processor's counters, under its names (adding to ours when it reuses one) */
+    for (size_t i = 0; i < s->user.n; i++) {
+        const char *user = s->user.names[i];
+
+        set_count(c, user,
+                  (uint64_t)json_integer_value(json_object_get(c, user)) + s->user.vals[i]);
+    }
     return c;
+}
+
+/* The named summaries (response time by status class, a processor's histograms). */
+static void add_summaries(json_t *m, const struct load_sec *s)
+{
+    json_t *sums = json_object_get(m, "summaries"), *hists = json_object_get(m, "histograms");
+
+    for (size_t i = 0; i < s->hists.n; i++) {
+        if (s->hists.h[i]->count == 0)
+            continue;
+        json_object_set_new(sums, s->hists.names[i], summary(s->hists.h[i]));
+        json_object_set_new(hists, s->hists.names[i], summary(s->hists.h[i]));
+    }
 }
 
 /* METRICS of s, the seconds [from, to) of r; period adds "period". */
@@ -220,6 +240,10 @@ static json_t *metrics(const struct load_result *r, const struct load_sec *s, si
                   "vusers.session_length", summary(&s->session), "firstCounterAt",
                   (json_int_t)first, "lastCounterAt", (json_int_t)last, "firstMetricAt",
                   (json_int_t)first, "lastMetricAt", (json_int_t)last);
+    add_summaries(m, s);
+    for (size_t i = 0; i < s->rates.n; i++)
+        json_object_set_new(json_object_get(m, "rates"), s->rates.names[i],
+                            json_integer((json_int_t)llround((double)s->rates.vals[i] / secs)));
     if (period)
         json_object_set_new(m, "period", json_integer(first));
     return m;

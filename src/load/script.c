@@ -403,6 +403,24 @@ static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *pa
     s->variables = json_deep_copy(vars);
 }
 
+/* A module path, relative to the script's directory as Artillery resolves it. */
+static void parse_processor(struct script_ctx *c, const json_t *v, struct load_script *s)
+{
+    const char *file = json_string_value(v);
+    const char *slash = strrchr(s->path, '/');
+
+    if (!file || !*file) {
+        script_diag(c, c->config, "processor", 0,
+                    "config.processor: want the path of a JavaScript module");
+        return;
+    }
+    if (file[0] == '/' || !slash)
+        s->processor = xstrdup(file);
+    else
+        s->processor = xasprintf("%.*s/%s", (int)(slash - s->path), s->path, file);
+    c->has_processor = true;
+}
+
 static void parse_target(struct script_ctx *c, const char *target_flag, struct load_script *s)
 {
     const json_t *parent;
@@ -433,11 +451,11 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
 
 static void parse_config(struct script_ctx *c, const char *target_flag, struct load_script *s)
 {
-    static const char *const allowed[] = {
-        "target", "phases", "variables", "environments", "http", "ensure", "plugins", "tls", NULL};
+    static const char *const allowed[] = {"target", "phases",  "variables", "environments", "http",
+                                          "ensure", "plugins", "tls",       "processor",    NULL};
     static const char *const unsupported[] = {
-        "processor",    "payload",       "engines", "socketio", "ws", "defaults",
-        "includeFiles", "statsInterval", "timeout", "bundling", NULL};
+        "payload",      "engines",       "socketio", "ws",       "defaults",
+        "includeFiles", "statsInterval", "timeout",  "bundling", NULL};
     const json_t *parent;
     json_t *v;
 
@@ -486,6 +504,8 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
         parse_tls(c, v, s);
     if ((v = cfg_get(c, "ensure", &parent)))
         parse_ensure(c, v, s);
+    if ((v = json_object_get(c->config, "processor")))
+        parse_processor(c, v, s);
 }
 
 static int select_env(struct script_ctx *c, const char *env, struct load_script *s)
@@ -599,6 +619,7 @@ void load_script_free(struct load_script *s)
     free(s->scenarios);
     json_decref(s->variables);
     free(s->target);
+    free(s->processor);
     free(s->environment);
     free(s->path);
     memset(s, 0, sizeof(*s));

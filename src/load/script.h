@@ -1,8 +1,9 @@
 /*
  * An Artillery 2 test script, checked and compiled from its YAML: the config (target, phases,
- * variables, environments, http.timeout, ensure) and the scenarios with their flows. Keys we
- * do not implement (processors, plugins, payload files, ...) are reported by name with their
- * line, never ignored.
+ * variables, environments, http.timeout, ensure, processor) and the scenarios with their flows.
+ * Keys we do not implement (plugins, payload files, ...) are reported by name with their line,
+ * never ignored. A scenario's beforeScenario and afterScenario hooks become function steps at
+ * the start and end of its flow, as Artillery runs them.
  */
 #ifndef MESH_LOAD_SCRIPT_H
 #define MESH_LOAD_SCRIPT_H
@@ -46,6 +47,12 @@ struct load_expect {
     char *text; /* content type or header name */
 };
 
+/* Processor functions a hook runs, in order (Artillery's `beforeRequest: NAME` or a list). */
+struct load_hooks {
+    char **names;
+    size_t n;
+};
+
 struct load_request {
     char *method; /* "GET" ... */
     char *url;    /* template: a path or an absolute http:// URL */
@@ -59,14 +66,23 @@ struct load_request {
     size_t n_expects;
     struct load_capture *captures;
     size_t n_captures;
-    bool needs_body; /* JSON captures: keep the response body */
+    bool needs_body; /* JSON captures or afterResponse hooks: keep the response body */
+    /* beforeRequest and afterResponse: the scenario's, then the request's own */
+    struct load_hooks before, after;
+    json_t *params; /* the request's mapping as written, for hooks; NULL without hooks */
     /* The request's bytes when nothing in it is templated and the URL is relative, built by
      * load_script_prepare; NULL otherwise. */
     char *wire;
     size_t wire_len;
 };
 
-enum load_step_kind { LOAD_STEP_REQUEST, LOAD_STEP_THINK, LOAD_STEP_LOOP, LOAD_STEP_LOG };
+enum load_step_kind {
+    LOAD_STEP_REQUEST,
+    LOAD_STEP_THINK,
+    LOAD_STEP_LOOP,
+    LOAD_STEP_LOG,
+    LOAD_STEP_FUNCTION
+};
 
 struct load_step {
     enum load_step_kind kind;
@@ -77,6 +93,8 @@ struct load_step {
     size_t n_steps;
     int64_t count;
     char *log; /* LOAD_STEP_LOG: template */
+    char *fn;  /* LOAD_STEP_FUNCTION: a processor function (beforeScenario, afterScenario too) */
+    bool fn_missing; /* the processor has no such function (set by the engine at start) */
 };
 
 struct load_scenario {
@@ -98,6 +116,7 @@ struct load_condition {
 
 struct load_script {
     char *path;
+    char *processor;   /* config.processor, relative to the script's directory; or NULL */
     char *environment; /* NULL when none */
     char *target;      /* "http://host:port" or https */
     struct load_phase *phases;

@@ -205,15 +205,53 @@ static bool templates_ok(struct script_ctx *c, const json_t *parent, const char 
     return true;
 }
 
+/*
+ * Appends the function names of parent's key (one name or a list) to h. quiet: parent was
+ * checked already (a scenario's hooks, added to each of its requests).
+ */
+static void add_hooks(struct script_ctx *c, const json_t *parent, const char *key, bool quiet,
+                      struct load_hooks *h)
+{
+    const json_t *v = json_object_get(parent, key);
+    json_t *list, *one;
+    size_t i;
+
+    if (!v)
+        return;
+    if (!c->has_processor) {
+        if (!quiet)
+            script_diag(c, parent, key, 0, "%s: needs config.processor (the module with %s)", key,
+                        json_is_string(v) ? json_string_value(v) : "its functions");
+        return;
+    }
+    list = json_is_array(v) ? json_incref((json_t *)v) : json_pack("[O]", v);
+    h->names = xrealloc(h->names, (h->n + json_array_size(list) + 1) * sizeof(*h->names));
+    json_array_foreach(list, i, one)
+    {
+        if (json_is_string(one) && *json_string_value(one))
+            h->names[h->n++] = xstrdup(json_string_value(one));
+        else if (!quiet)
+            script_diag(c, parent, key, 0, "%s: want a function name or a list of them", key);
+    }
+    json_decref(list);
+}
+
+static void free_hooks(struct load_hooks *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->names[i]);
+    free(h->names);
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
-    static const char *const allowed[] = {"url",    "headers", "json", "body", "qs",
-                                          "expect", "capture", "name", NULL};
-    static const char *const unsupported[] = {
-        "form",   "formData",       "cookie", "auth", "beforeRequest", "afterResponse",
-        "ifTrue", "followRedirect", "match",  "gzip", "think",         "timeout",
-        NULL};
+    static const char *const allowed[] = {
+        "url",     "headers", "json",          "body",          "qs", "expect",
+        "capture", "name",    "beforeRequest", "afterResponse", NULL};
+    static const char *const unsupported[] = {"form",   "formData",       "cookie", "auth",
+                                              "ifTrue", "followRedirect", "match",  "gzip",
+                                              "think",  "timeout",        NULL};
     const json_t *req = json_object_get(step, method);
     struct load_request *r = &out->req;
     const json_t *v;
@@ -246,6 +284,14 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         parse_expects(c, v, r);
     if ((v = json_object_get(req, "capture")))
         parse_captures(c, v, r);
+    add_hooks(c, c->scenario, "beforeRequest", true, &r->before);
+    add_hooks(c, req, "beforeRequest", false, &r->before);
+    add_hooks(c, c->scenario, "afterResponse", true, &r->after);
+    add_hooks(c, req, "afterResponse", false, &r->after);
+    if (r->before.n || r->after.n)
+        r->params = json_deep_copy(req);
+    if (r->after.n)
+        r->needs_body = true;
 }
 
 static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *where, int depth,
@@ -253,8 +299,7 @@ static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *w
 
 static void parse_step(struct script_ctx *c, const json_t *step, int depth, struct load_step *out)
 {
-    static const char *const unsupported[] = {"function", "parallel", "emit",
-                                              "ws",       "socketio", NULL};
+    static const char *const unsupported[] = {"parallel", "emit", "ws", "socketio", NULL};
     const char *key;
     json_t *v;
 
@@ -296,6 +341,20 @@ static void parse_step(struct script_ctx *c, const json_t *step, int depth, stru
         script_read_duration(c, step, "think", "flow", &out->think_ms);
         return;
     }
+    if (json_object_size(step) == 1 && strcmp(key, "function") == 0) {
+        out->kind = LOAD_STEP_FUNCTION;
+        v = json_object_get(step, "function");
+        if (!json_is_string(v) || !*json_string_value(v))
+            script_diag(c, step, "function", 0, "function: want a function name");
+        else if (!c->has_processor)
+            script_diag(c, step, "function", 0,
+                        "function: needs config.processor (the module "
+                        "with %s)",
+                        json_string_value(v));
+        else
+            out->fn = xstrdup(json_string_value(v));
+        return;
+    }
     if (json_object_size(step) == 1 && strcmp(key, "log") == 0) {
         out->kind = LOAD_STEP_LOG;
         out->log = scalar_text(json_object_get(step, "log"));
@@ -310,7 +369,8 @@ static void parse_step(struct script_ctx *c, const json_t *step, int depth, stru
 
         for (const char *const *m = methods; *m; m++)
             known |= strcmp(key, *m) == 0;
-        if (known || strcmp(key, "think") == 0 || strcmp(key, "log") == 0)
+        if (known || strcmp(key, "think") == 0 || strcmp(key, "log") == 0 ||
+            strcmp(key, "function") == 0)
             script_diag(c, step, key, 0, "flow: a step holds one action; %s has company", key);
         else
             script_diag(c, step, key, 0, "flow.%s: %s", key,
@@ -338,11 +398,41 @@ static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *w
     return n;
 }
 
+/* beforeScenario and afterScenario: function steps around the flow, as Artillery makes them. */
+static void add_scenario_hooks(struct script_ctx *c, const json_t *sc, struct load_scenario *out)
+{
+    struct load_hooks before = {0}, after = {0};
+    struct load_step *steps;
+    size_t n = 0;
+    int line = load_yaml_line(c->y, sc, NULL, SIZE_MAX);
+
+    add_hooks(c, sc, "beforeScenario", false, &before);
+    add_hooks(c, sc, "afterScenario", false, &after);
+    if (before.n + after.n == 0)
+        return;
+    steps = xcalloc(before.n + out->n_steps + after.n + 1, sizeof(*steps));
+    for (size_t i = 0; i < before.n; i++, n++)
+        steps[n] = (struct load_step){
+            .kind = LOAD_STEP_FUNCTION, .line = line, .fn = xstrdup(before.names[i])};
+    if (out->n_steps)
+        memcpy(steps + n, out->steps, out->n_steps * sizeof(*steps));
+    n += out->n_steps;
+    for (size_t i = 0; i < after.n; i++, n++)
+        steps[n] = (struct load_step){
+            .kind = LOAD_STEP_FUNCTION, .line = line, .fn = xstrdup(after.names[i])};
+    free(out->steps);
+    out->steps = steps;
+    out->n_steps = n;
+    free_hooks(&before);
+    free_hooks(&after);
+}
+
 void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s)
 {
-    static const char *const allowed[] = {"name", "weight", "flow", "engine", NULL};
-    static const char *const unsupported[] = {"beforeScenario", "afterScenario", "beforeRequest",
-                                              "afterResponse",  "onError",       NULL};
+    static const char *const allowed[] = {"name",          "weight",         "flow",
+                                          "engine",        "beforeScenario", "afterScenario",
+                                          "beforeRequest", "afterResponse",  NULL};
+    static const char *const unsupported[] = {"onError", NULL};
     json_t *sc;
     size_t i;
 
@@ -373,10 +463,20 @@ void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct loa
         else if (w)
             out->weight = json_number_value(w);
         s->total_weight += out->weight;
+        c->scenario = sc;
+        for (const char *const *k = (const char *const[]){"beforeRequest", "afterResponse", NULL};
+             *k; k++) {
+            struct load_hooks h = {0}; /* checked here, once: each request adds them quietly */
+
+            add_hooks(c, sc, *k, false, &h);
+            free_hooks(&h);
+        }
         if (!json_object_get(sc, "flow"))
             script_diag(c, sc, NULL, SIZE_MAX, "scenarios[%zu]: missing flow", i);
         else
             out->n_steps = parse_flow(c, json_object_get(sc, "flow"), "flow", 0, &out->steps);
+        add_scenario_hooks(c, sc, out);
+        c->scenario = NULL;
     }
     if (s->n_scenarios && s->total_weight <= 0)
         script_diag(c, list, NULL, 0, "scenarios: the weights add up to 0");
@@ -411,8 +511,12 @@ static void free_steps(struct load_step *steps, size_t n)
         }
         free(r->captures);
         free(r->wire);
+        free_hooks(&r->before);
+        free_hooks(&r->after);
+        json_decref(r->params);
         free_steps(st->steps, st->n_steps);
         free(st->log);
+        free(st->fn);
     }
     free(steps);
 }

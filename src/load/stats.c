@@ -1,6 +1,7 @@
 /* Per-second measurement buckets: see stats.h. */
 #include "load/stats.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,47 @@ void load_counts_free(struct load_counts *c)
     c->n = 0;
 }
 
+/* name's histogram, added when missing; NULL when that would make more than max. */
+static struct histogram *hists_get(struct load_hists *hs, const char *name, size_t max)
+{
+    for (size_t i = 0; i < hs->n; i++)
+        if (strcmp(hs->names[i], name) == 0)
+            return hs->h[i];
+    if (hs->n >= max)
+        return NULL;
+    hs->names = xrealloc(hs->names, (hs->n + 1) * sizeof(*hs->names));
+    hs->h = xrealloc(hs->h, (hs->n + 1) * sizeof(*hs->h));
+    hs->names[hs->n] = xstrdup(name);
+    hs->h[hs->n] = xmalloc(sizeof(*hs->h[hs->n]));
+    histogram_init(hs->h[hs->n]);
+    return hs->h[hs->n++];
+}
+
+void load_hists_record(struct load_hists *hs, const char *name, uint64_t v, size_t max)
+{
+    struct histogram *h = hists_get(hs, name, max);
+
+    if (h)
+        histogram_record(h, v);
+}
+
+void load_hists_merge(struct load_hists *dst, const struct load_hists *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        histogram_merge(hists_get(dst, src->names[i], SIZE_MAX), src->h[i]);
+}
+
+void load_hists_free(struct load_hists *hs)
+{
+    for (size_t i = 0; i < hs->n; i++) {
+        free(hs->names[i]);
+        free(hs->h[i]);
+    }
+    FREE_NULL(hs->names);
+    FREE_NULL(hs->h);
+    hs->n = 0;
+}
+
 struct load_sec *load_sec_new(void)
 {
     struct load_sec *s = xcalloc(1, sizeof(*s));
@@ -73,6 +115,9 @@ void load_sec_merge(struct load_sec *dst, const struct load_sec *src)
     load_counts_merge(&dst->created_by, &src->created_by);
     histogram_merge(&dst->rt, &src->rt);
     histogram_merge(&dst->session, &src->session);
+    load_hists_merge(&dst->hists, &src->hists);
+    load_counts_merge(&dst->user, &src->user);
+    load_counts_merge(&dst->rates, &src->rates);
 }
 
 void load_sec_free(struct load_sec *s)
@@ -82,6 +127,9 @@ void load_sec_free(struct load_sec *s)
     load_counts_free(&s->errors);
     load_counts_free(&s->served_by);
     load_counts_free(&s->created_by);
+    load_hists_free(&s->hists);
+    load_counts_free(&s->user);
+    load_counts_free(&s->rates);
     free(s);
 }
 

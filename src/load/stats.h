@@ -29,6 +29,18 @@ void load_counts_add(struct load_counts *c, const char *name, size_t len, uint64
 void load_counts_merge(struct load_counts *dst, const struct load_counts *src);
 void load_counts_free(struct load_counts *c);
 
+/* Named histograms (a processor's, response time by status class), in insertion order. */
+struct load_hists {
+    char **names;
+    struct histogram **h;
+    size_t n;
+};
+
+/* Records v into name's histogram, created when missing; past max names, dropped. */
+void load_hists_record(struct load_hists *hs, const char *name, uint64_t v, size_t max);
+void load_hists_merge(struct load_hists *dst, const struct load_hists *src);
+void load_hists_free(struct load_hists *hs);
+
 struct load_sec {
     uint64_t requests, responses, bytes;
     uint64_t created, completed, failed, skipped;
@@ -39,6 +51,9 @@ struct load_sec {
     struct load_counts created_by; /* scenario name -> n */
     struct histogram rt;           /* response time, us */
     struct histogram session;      /* VU session length, us */
+    struct load_hists hists;       /* more summaries by their metric name, us */
+    struct load_counts user;       /* a processor's counters: events.emit('counter', ...) */
+    struct load_counts rates;      /* a processor's rates: events.emit('rate', name) */
 };
 
 struct load_sec *load_sec_new(void);

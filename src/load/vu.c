@@ -5,6 +5,7 @@
  * step after that) to its last response byte, so a generator that falls behind shows up as
  * latency rather than as fewer requests.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,8 @@ static void request_failed(struct load_vu *vu, const char *code)
     record_error(vu, code);
     conn_drop(vu);
     vu->req = NULL;
+    json_decref(vu->params);
+    vu->params = NULL;
     vu_end(vu, true);
 }
 
@@ -137,6 +140,34 @@ static bool expect_status_ok(const struct load_request *r, int status)
             return false;
     }
     return true;
+}
+
+/* The response's headers as Node gives them: lower-case names, repeats joined by ", ". */
+static void collect_headers(struct load_vu *vu, const struct http_response_head *h)
+{
+    json_decref(vu->res_headers);
+    vu->res_headers = json_object();
+    for (size_t i = 0; i < h->num_headers; i++) {
+        char name[128];
+        size_t n =
+            h->headers[i].name.n < sizeof(name) - 1 ? h->headers[i].name.n : sizeof(name) - 1;
+        const json_t *prev;
+        json_t *v;
+
+        for (size_t k = 0; k < n; k++)
+            name[k] = (char)tolower((unsigned char)h->headers[i].name.p[k]);
+        name[n] = '\0';
+        v = json_stringn_nocheck(h->headers[i].value.p, h->headers[i].value.n);
+        prev = json_object_get(vu->res_headers, name);
+        if (prev) {
+            char *joined = xasprintf("%s, %s", json_string_value(prev), json_string_value(v));
+
+            json_decref(v);
+            v = json_string_nocheck(joined);
+            free(joined);
+        }
+        json_object_set_new_nocheck(vu->res_headers, name, v);
+    }
 }
 
 /* Header checks, header captures and X-Served-By: all while the head's slices are valid. */
@@ -170,6 +201,8 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
             json_object_set_new(vu->vars, r->captures[i].as,
                                 json_stringn_nocheck(hd->value.p, hd->value.n));
     }
+    if (r->after.n)
+        collect_headers(vu, h);
     if (sb) {
         size_t n = sb->value.n < 128 ? sb->value.n : 128;
 
@@ -205,6 +238,27 @@ static bool json_captures(struct load_vu *vu, struct load_conn *c)
     return ok;
 }
 
+/* After a response and its afterResponse hooks: the expect and capture verdicts. */
+static void response_next(struct load_vu *vu, bool expect_ok, bool capture_ok)
+{
+    if (!expect_ok) {
+        vu_end(vu, true);
+        return;
+    }
+    if (!capture_ok) {
+        record_error(vu, "Failed capture or match");
+        vu_end(vu, true);
+        return;
+    }
+    vu_next(vu);
+}
+
+static void after_response(struct load_vu *vu, const struct load_request *r, json_t *res);
+
+/* Artillery's response time summaries by status class. */
+static const char *const rt_class[] = {"http.response_time.2xx", "http.response_time.3xx",
+                                       "http.response_time.4xx", "http.response_time.5xx"};
+
 static void response_done(struct load_vu *vu, struct load_conn *c)
 {
     const struct load_request *r = vu->req;
@@ -213,12 +267,15 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     bool expect_ok = expect_status_ok(r, c->status) && !c->expect_header_failed;
     bool capture_ok;
     int status = c->status;
+    json_t *res = NULL;
 
     uv_timer_stop(&vu->timer);
     STATS_LOCKED(vu->w, now, sec, {
         sec->responses++;
         sec->codes[status < LOAD_CODES ? status : 0]++;
         histogram_record(&sec->rt, us);
+        if (status >= 200 && status < 600)
+            load_hists_record(&sec->hists, rt_class[status / 100 - 2], us, SIZE_MAX);
         if (r->n_expects) {
             sec->expect_ok += expect_ok;
             sec->expect_failed += !expect_ok;
@@ -230,19 +287,20 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     else
         c->head_done = false;
     capture_ok = json_captures(vu, c);
+    if (r->after.n)
+        res = load_hook_response(status, vu->res_headers, &c->body);
     buf_reset(&c->body);
     vu->req = NULL;
     vu->ready_ns = now;
-    if (!expect_ok) {
-        vu_end(vu, true);
+    if (res) {
+        vu->done_expect_ok = expect_ok;
+        vu->done_capture_ok = capture_ok;
+        after_response(vu, r, res);
         return;
     }
-    if (!capture_ok) {
-        record_error(vu, "Failed capture or match");
-        vu_end(vu, true);
-        return;
-    }
-    vu_next(vu);
+    json_decref(vu->params);
+    vu->params = NULL;
+    response_next(vu, expect_ok, capture_ok);
 }
 
 static void keep_body(struct load_vu *vu, struct load_conn *c, const char *p, size_t n)
@@ -600,7 +658,7 @@ static const char *append_request(struct buf *out, const struct load_request *r,
 
 static bool request_is_static(const struct load_request *r)
 {
-    if (!load_tmpl_is_static(r->url) || strncmp(r->url, "http", 4) == 0 ||
+    if (r->before.n || !load_tmpl_is_static(r->url) || strncmp(r->url, "http", 4) == 0 ||
         !load_tmpl_is_static(r->body) || (r->json && !load_tmpl_json_is_static(r->json)))
         return false;
     for (size_t i = 0; i < r->n_headers; i++)
@@ -688,6 +746,8 @@ static bool same_dest(const struct load_conn *c, const struct load_dest *d)
  */
 static void send_request(struct load_vu *vu, bool retry)
 {
+    struct load_request hooked;
+    struct load_kv *hooked_headers = NULL;
     const struct load_request *r = vu->req;
     struct load_dest dest, *d = &dest;
     struct load_conn *c;
@@ -696,6 +756,10 @@ static void send_request(struct load_vu *vu, bool retry)
     int rc;
 
     uv_timer_start(&vu->timer, on_timeout, (uint64_t)vu->w->eng->script->timeout_ms, 0);
+    if (vu->params) {
+        load_hook_request(vu->req, vu->params, &hooked, &hooked_headers);
+        r = &hooked;
+    }
     if (r->wire) {
         *d = vu->w->eng->target.dest;
     } else {
@@ -704,6 +768,8 @@ static void send_request(struct load_vu *vu, bool retry)
         if (rc < 0) {
             buf_free(&url);
             buf_free(&pathbuf);
+            if (hooked_headers)
+                load_hook_request_free(&hooked, hooked_headers);
             request_failed(vu, rc == -2 ? "ENOTFOUND" : "EINVALIDURL");
             return;
         }
@@ -719,6 +785,8 @@ static void send_request(struct load_vu *vu, bool retry)
 
         buf_reset(&c->out);
         bad = append_request(&c->out, r, path, d->host_header, vu->vars, &vu->w->rng);
+        if (hooked_headers)
+            load_hook_request_free(&hooked, hooked_headers);
         if (bad) {
             buf_free(&url);
             buf_free(&pathbuf);
@@ -742,6 +810,116 @@ static void send_request(struct load_vu *vu, bool retry)
     rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->addr, on_connect);
     if (rc < 0)
         request_failed(vu, uv_err_name(rc));
+}
+
+/* ---- processor hooks ---------------------------------------------------------------------- */
+
+static json_t *hook_msg(struct load_vu *vu, const char *kind, json_t *fns)
+{
+    return json_pack("{s:s,s:I,s:o,s:O,s:s}", "kind", kind, "vu", (json_int_t)vu->uid, "fns", fns,
+                     "vars", vu->vars, "scenario", vu->sc->name);
+}
+
+static json_t *hook_names(const struct load_hooks *h)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < h->n; i++)
+        json_array_append_new(a, json_string(h->names[i]));
+    return a;
+}
+
+/*
+ * What every reply brings: the VU's vars as the functions left them, or their error, which
+ * fails the VU as Artillery fails it (errors.<code or message>). False when the VU ended.
+ */
+static bool hook_done(struct load_vu *vu, const json_t *reply)
+{
+    json_t *vars = json_object_get(reply, "vars");
+    const json_t *err = json_object_get(reply, "error");
+
+    vu->call = 0;
+    vu->ready_ns = uv_hrtime(); /* a function's time is not the next request's latency */
+    if (json_is_object(vars)) {
+        json_decref(vu->vars);
+        vu->vars = json_incref(vars);
+    }
+    if (!err)
+        return true;
+    record_error(vu, json_is_string(err) ? json_string_value(err) : "processor error");
+    vu->req = NULL;
+    json_decref(vu->params);
+    vu->params = NULL;
+    vu_end(vu, true);
+    return false;
+}
+
+static void on_function_reply(void *data, const json_t *reply)
+{
+    struct load_vu *vu = data;
+
+    if (hook_done(vu, reply))
+        vu_next(vu);
+}
+
+static void on_before_reply(void *data, const json_t *reply)
+{
+    struct load_vu *vu = data;
+    json_t *req = json_object_get(reply, "req");
+
+    if (!hook_done(vu, reply))
+        return;
+    if (json_is_object(req)) {
+        json_decref(vu->params);
+        vu->params = json_incref(req);
+    }
+    send_request(vu, false);
+}
+
+static void on_after_reply(void *data, const json_t *reply)
+{
+    struct load_vu *vu = data;
+
+    if (!hook_done(vu, reply))
+        return;
+    json_decref(vu->params);
+    vu->params = NULL;
+    response_next(vu, vu->done_expect_ok, vu->done_capture_ok);
+}
+
+/* vu->req's beforeRequest hooks; the request goes when they answer. */
+static void before_request(struct load_vu *vu)
+{
+    json_t *msg = hook_msg(vu, "request", hook_names(&vu->req->before));
+
+    json_decref(vu->params);
+    vu->params = load_hook_params(vu, vu->req);
+    json_object_set(msg, "req", vu->params);
+    vu->call = load_proc_call(vu->w->proc, msg, on_before_reply, vu);
+}
+
+static void after_response(struct load_vu *vu, const struct load_request *r, json_t *res)
+{
+    json_t *msg = hook_msg(vu, "response", hook_names(&r->after));
+
+    json_object_set_new(msg, "req", vu->params ? json_incref(vu->params) : load_hook_params(vu, r));
+    json_object_set_new(msg, "res", res);
+    vu->call = load_proc_call(vu->w->proc, msg, on_after_reply, vu);
+}
+
+/* A function step; false when it had nothing to call (the processor lacks it). */
+static bool run_function(struct load_vu *vu, const struct load_step *st)
+{
+    char err[300];
+
+    if (st->fn_missing) { /* Artillery counts it and goes on */
+        snprintf(err, sizeof(err), "Undefined function \"%s\"", st->fn);
+        record_error(vu, err);
+        return false;
+    }
+    vu->call = load_proc_call(vu->w->proc, hook_msg(vu, "function", json_pack("[s]", st->fn)),
+                              on_function_reply, vu);
+    return true;
 }
 
 /* ---- flow -------------------------------------------------------------------------------- */
@@ -783,8 +961,15 @@ static void vu_next(struct load_vu *vu)
             if (vu->pool && uv_hrtime() >= vu->w->eng->pool_deadline_ns)
                 goto done;
             vu->req = &st->req;
-            send_request(vu, false);
+            if (st->req.before.n)
+                before_request(vu);
+            else
+                send_request(vu, false);
             return;
+        case LOAD_STEP_FUNCTION:
+            if (run_function(vu, st))
+                return;
+            break;
         case LOAD_STEP_THINK:
             uv_timer_start(&vu->timer, on_timeout, (uint64_t)st->think_ms, 0);
             return;
@@ -819,6 +1004,8 @@ static void vu_close_cb(uv_handle_t *h)
     struct load_worker *w = vu->w;
 
     json_decref(vu->vars);
+    json_decref(vu->params);
+    json_decref(vu->res_headers);
     free(vu);
     load_worker_vu_ended(w);
 }
@@ -828,6 +1015,11 @@ static void vu_unlink_close(struct load_vu *vu)
     struct load_worker *w = vu->w;
 
     conn_drop(vu);
+    if (vu->call)
+        load_proc_cancel(w->proc, vu->call);
+    vu->call = 0;
+    if (w->proc)
+        load_proc_end_vu(w->proc, vu->uid);
     if (vu->prev)
         vu->prev->next = vu->next;
     else
@@ -875,6 +1067,7 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
     vu->w = w;
     vu->sc = sc;
     vu->pool = pool;
+    vu->uid = ++w->next_uid;
     vu->vars = load_vars_new(w->eng->script->variables, &w->rng);
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
     vu->stack[0] = (struct load_frame){sc->steps, sc->n_steps, 0, 0, 1};

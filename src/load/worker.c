@@ -116,6 +116,8 @@ static void worker_run(void *arg)
         on_arrivals(&w->arrivals);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    load_proc_free(w->proc);
+    w->proc = NULL;
     if (atomic_fetch_sub(&eng->running, 1) == 1)
         uv_async_send(&eng->done_async);
 }
@@ -162,6 +164,78 @@ static int make_tls(struct load_engine *eng, bool insecure, struct err *e)
     return tls_ctx_new(&cfg, &eng->tls, e);
 }
 
+/* Function steps naming what the processor lacks are marked; true when some are. */
+static bool mark_missing(struct load_step *steps, size_t n, const struct load_proc *p)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (steps[i].kind == LOAD_STEP_LOOP)
+            any |= mark_missing(steps[i].steps, steps[i].n_steps, p);
+        if (steps[i].kind == LOAD_STEP_FUNCTION && !load_proc_has(p, steps[i].fn)) {
+            steps[i].fn_missing = true;
+            any = true;
+        }
+    }
+    return any;
+}
+
+static void warn_missing_hooks(const struct load_step *steps, size_t n, const struct load_proc *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct load_request *r = &steps[i].req;
+
+        if (steps[i].kind == LOAD_STEP_LOOP)
+            warn_missing_hooks(steps[i].steps, steps[i].n_steps, p);
+        for (size_t k = 0; steps[i].kind == LOAD_STEP_REQUEST && k < r->before.n + r->after.n;
+             k++) {
+            const char *fn = k < r->before.n ? r->before.names[k] : r->after.names[k - r->before.n];
+
+            if (!load_proc_has(p, fn))
+                fprintf(stderr, "WARNING: custom function %s could not be found\n", fn);
+        }
+    }
+}
+
+/* One helper per worker loop, each loaded before the run starts. */
+static int start_processors(struct load_engine *eng, struct err *e)
+{
+    struct load_script *s = eng->script;
+
+    for (size_t i = 0; i < eng->n_workers; i++) {
+        struct load_worker *w = &eng->workers[i];
+        struct load_proc_opts o = {s->processor, load_hook_metrics, w};
+        int rc = load_proc_start(&w->loop, &o, &w->proc, e);
+
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < s->n_scenarios; i++) {
+        if (mark_missing(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc))
+            fprintf(stderr,
+                    "WARNING: scenario \"%s\" calls a function %s does not export "
+                    "(counted as errors.Undefined function)\n",
+                    s->scenarios[i].name, s->processor);
+        warn_missing_hooks(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc);
+    }
+    return 0;
+}
+
+static void workers_free(struct load_engine *eng)
+{
+    for (size_t i = 0; i < eng->n_workers; i++) {
+        struct load_worker *w = &eng->workers[i];
+
+        load_proc_free(w->proc);
+        uv_close((uv_handle_t *)&w->arrivals, NULL);
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+        uv_loop_close(&w->loop);
+        load_stats_destroy(&w->stats);
+    }
+    free(eng->workers);
+}
+
 struct load_engine *load_engine_new(struct load_script *script, const struct load_engine_opts *opts,
                                     struct err *e)
 {
@@ -192,6 +266,12 @@ struct load_engine *load_engine_new(struct load_script *script, const struct loa
         uv_unref((uv_handle_t *)&w->wake);
         load_stats_init(&w->stats);
         load_schedule_init(&w->sched, script->phases, script->n_phases);
+    }
+    if (script->processor && start_processors(eng, e) < 0) {
+        workers_free(eng);
+        tls_ctx_free(eng->tls);
+        free(eng);
+        return NULL;
     }
     uv_async_init(opts->main_loop, &eng->done_async, on_done_async);
     return eng;
@@ -229,16 +309,7 @@ void load_engine_free(struct load_engine *eng)
 {
     if (!eng)
         return;
-    for (size_t i = 0; i < eng->n_workers; i++) {
-        struct load_worker *w = &eng->workers[i];
-
-        uv_close((uv_handle_t *)&w->arrivals, NULL);
-        uv_close((uv_handle_t *)&w->wake, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
-        uv_loop_close(&w->loop);
-        load_stats_destroy(&w->stats);
-    }
-    free(eng->workers);
+    workers_free(eng);
     tls_ctx_free(eng->tls);
     free(eng);
 }

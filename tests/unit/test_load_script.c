@@ -159,16 +159,16 @@ static void test_unsupported_keys_listed(void **state)
 {
     static const char text[] = "config:\n"
                                "  target: http://127.0.0.1:1\n"
-                               "  processor: ./p.js\n"
+                               "  payload: {path: users.csv}\n"
                                "  phases: [{duration: 1, arrivalRate: 1}]\n"
                                "  plugins:\n"
                                "    metrics-by-endpoint: {}\n"
                                "  colour: red\n"
                                "scenarios:\n"
-                               "  - beforeScenario: setup\n"
+                               "  - onError: setup\n"
                                "    flow:\n"
-                               "      - function: myFn\n"
-                               "      - get: {url: /, beforeRequest: sign}\n"
+                               "      - parallel: []\n"
+                               "      - get: {url: /, cookie: {a: b}}\n"
                                "      - loop: [{get: {url: /}}]\n"
                                "        over: items\n";
     struct load_script s;
@@ -176,14 +176,67 @@ static void test_unsupported_keys_listed(void **state)
 
     (void)state;
     assert_int_equal(parse(text, NULL, NULL, &s, &msgs), -EINVAL);
-    assert_non_null(strstr(msgs.data, "t.yml:3: config.processor: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:3: config.payload: not supported\n"));
     assert_non_null(
         strstr(msgs.data, "t.yml:6: config.plugins.metrics-by-endpoint: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:7: config.colour: unknown key\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].beforeScenario: not supported\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:11: flow.function: not supported\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:12: get.beforeRequest: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].onError: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:11: flow.parallel: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:12: get.cookie: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:14: loop.over: not supported\n"));
+    buf_free(&msgs);
+}
+
+/* Processor hooks: scenario hooks become function steps around the flow; a request's hooks are
+ * the scenario's, then its own; the module's path is relative to the script's directory. */
+static void test_processor_hooks(void **state)
+{
+    static const char text[] = "config:\n"
+                               "  target: http://127.0.0.1:1\n"
+                               "  processor: ./p.js\n"
+                               "  phases: [{duration: 1, arrivalRate: 1}]\n"
+                               "scenarios:\n"
+                               "  - beforeScenario: setup\n"
+                               "    afterScenario: [down1, down2]\n"
+                               "    beforeRequest: all\n"
+                               "    afterResponse: seen\n"
+                               "    flow:\n"
+                               "      - function: myFn\n"
+                               "      - get: {url: /, beforeRequest: [sign, more]}\n"
+                               "      - loop: [{get: {url: /x}}]\n"
+                               "        count: 2\n";
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+    struct err e = {""};
+    const struct load_step *st;
+
+    (void)state;
+    assert_int_equal(load_script_parse("dir/t.yml", text, strlen(text), NULL, NULL, &s, &msgs, &e),
+                     0);
+    assert_string_equal(s.processor, "dir/./p.js");
+    assert_int_equal(s.scenarios[0].n_steps, 6);
+    st = s.scenarios[0].steps;
+    assert_int_equal(st[0].kind, LOAD_STEP_FUNCTION);
+    assert_string_equal(st[0].fn, "setup");
+    assert_string_equal(st[1].fn, "myFn");
+    assert_int_equal(st[2].req.before.n, 3);
+    assert_string_equal(st[2].req.before.names[0], "all");
+    assert_string_equal(st[2].req.before.names[2], "more");
+    assert_int_equal(st[2].req.after.n, 1);
+    assert_true(st[2].req.needs_body && st[2].req.params != NULL);
+    assert_string_equal(st[3].steps[0].req.before.names[0], "all");
+    assert_string_equal(st[4].fn, "down1");
+    assert_string_equal(st[5].fn, "down2");
+    load_script_free(&s);
+    /* without a processor, every hook says what it needs */
+    assert_int_equal(parse("config:\n  target: http://127.0.0.1:1\n"
+                           "  phases: [{duration: 1, arrivalRate: 1}]\n"
+                           "scenarios:\n  - afterResponse: seen\n    flow:\n"
+                           "      - function: myFn\n",
+                           NULL, NULL, &s, &msgs),
+                     -EINVAL);
+    assert_non_null(strstr(msgs.data, "t.yml:5: afterResponse: needs config.processor"));
+    assert_non_null(strstr(msgs.data, "t.yml:7: function: needs config.processor"));
     buf_free(&msgs);
 }
 
@@ -297,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_good_script),
         cmocka_unit_test(test_environment_and_target),
         cmocka_unit_test(test_unsupported_keys_listed),
+        cmocka_unit_test(test_processor_hooks),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_yaml_types_and_anchors),
         cmocka_unit_test(test_templates),
