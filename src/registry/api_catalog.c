@@ -50,7 +50,7 @@ void api_catalog_nodes(struct api_call *c, struct api_result *res)
             api_acl_filtered(c, res);
     }
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, c->agent->state.nodes_index);
     api_result_json(c, res, list);
 }
 
@@ -83,7 +83,7 @@ void api_catalog_services(struct api_call *c, struct api_result *res)
     struct acl_visit v = {c, res, false, add_service_tags, out};
     catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, c->agent->state.services_index);
     api_result_json(c, res, out);
 }
 
@@ -102,7 +102,7 @@ void api_catalog_service(struct api_call *c, struct api_result *res)
     struct acl_visit v = {c, res, true, add_service_node, list};
     catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
 }
 
@@ -110,7 +110,7 @@ static void node_view(struct api_call *c, struct api_result *res, bool as_list)
 {
     const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
 
-    catalog_result_index(c, res);
+    catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
     if (n && !api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ)) {
         api_acl_filtered(c, res);
         n = NULL;

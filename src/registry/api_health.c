@@ -67,7 +67,7 @@ void api_health_service(struct api_call *c, struct api_result *res)
     ctx.list = json_array();
     catalog_foreach_service(&c->agent->state, &f, c->arg, add_health_entry, &ctx);
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
     api_result_json(c, res, ctx.list);
 }
 
@@ -93,7 +93,7 @@ void api_health_checks(struct api_call *c, struct api_result *res)
         }
     }
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
 }
 
@@ -108,7 +108,7 @@ void api_health_node(struct api_call *c, struct api_result *res)
             json_array_append_new(list, render_check(ordered[i]));
         free(ordered);
     }
-    catalog_result_index(c, res);
+    catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
     api_result_json(c, res, list);
 }
 
@@ -137,6 +137,6 @@ void api_health_state(struct api_call *c, struct api_result *res)
         free(ordered);
     }
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, c->agent->state.checks_index);
     api_result_json(c, res, list);
 }

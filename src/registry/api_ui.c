@@ -148,7 +148,7 @@ void api_ui_services(struct api_call *c, struct api_result *res)
     catalog_foreach_service(&c->agent->state, &f, NULL, add_service_summary, &ctx);
     catalog_filter_free(&f);
     json_decref(ctx.by_name);
-    catalog_result_index(c, res);
+    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
     api_result_json(c, res, ctx.out);
 }
 
@@ -200,6 +200,6 @@ void api_ui_nodes(struct api_call *c, struct api_result *res)
             api_acl_filtered(c, res);
     }
     catalog_filter_free(&f);
-    catalog_result_index(c, res);
+    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
     api_result_json(c, res, list);
 }

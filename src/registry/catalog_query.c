@@ -71,9 +71,9 @@ void catalog_foreach_service(const struct reg_state *st, const struct catalog_fi
     }
 }
 
-void catalog_result_index(struct api_call *c, struct api_result *res)
+void catalog_result_index(struct api_result *res, uint64_t index)
 {
-    res->index = c->agent->state.table_index[REG_TABLE_CATALOG];
+    res->index = index;
     res->index_headers = true;
 }
 

@@ -36,8 +36,8 @@ typedef void (*catalog_service_fn)(const struct reg_service *s, void *ctx);
  */
 void catalog_foreach_service(const struct reg_state *st, const struct catalog_filter *f,
                              const char *name, catalog_service_fn fn, void *ctx);
-/* Sets the X-Consul-Index of a catalog read. */
-void catalog_result_index(struct api_call *c, struct api_result *res);
+/* Sets the X-Consul-Index of a catalog read to what it covers (state.h's covering indexes). */
+void catalog_result_index(struct api_result *res, uint64_t index);
 
 /* A decoded catalog registration. Owns everything. */
 struct catalog_registration {

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "lib/alloc.h"
+#include "registry/state_index.h"
 #include "registry/state_journal.h"
 
 static const char *const health_names[REG_HEALTH_COUNT] = {"passing", "warning", "critical"};
@@ -120,6 +121,7 @@ void reg_state_free(struct reg_state *st)
     smap_foreach(&st->kv, e) kv_free(e->val);
     smap_free(&st->kv);
     smap_free(&st->kv_tombstones);
+    reg_index_free(st);
     reg_acl_state_free(st);
     smap_foreach(&st->sessions, e) reg_session_free(e->val);
     smap_free(&st->sessions);
@@ -337,6 +339,7 @@ struct reg_node *reg_state_node_put(struct reg_state *st, const struct reg_node_
         replace_json(&n->tagged_addresses, f->tagged_addresses);
         replace_json(&n->meta, f->meta);
         n->modify_index = index;
+        reg_index_node(st, n, index);
     }
     return n;
 }
@@ -354,14 +357,16 @@ uint64_t reg_node_upsert(struct reg_state *st, const struct reg_node_fields *f)
     return index;
 }
 
-bool reg_state_node_remove(struct reg_state *st, const char *name)
+bool reg_state_node_remove(struct reg_state *st, const char *name, uint64_t index)
 {
     char *key = reg_fold(name);
     struct reg_node *n = smap_del(&st->nodes, key);
 
     free(key);
-    if (n)
+    if (n) {
+        reg_index_node_gone(st, n, index);
         node_free(n);
+    }
     return n != NULL;
 }
 
@@ -374,13 +379,14 @@ uint64_t reg_node_delete(struct reg_state *st, const char *name)
     reg_sessions_node_gone(st, n->name); /* a session lives no longer than its node */
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_node_delete(n->name, index);
-    reg_state_node_remove(st, name);
+    reg_state_node_remove(st, name, index);
     commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 
 /* Stores a copy of the template at index, keeping CreateIndex of a replaced service. */
-void reg_state_service_put(struct reg_node *node, const struct reg_service *t, uint64_t index)
+void reg_state_service_put(struct reg_state *st, struct reg_node *node, const struct reg_service *t,
+                           uint64_t index)
 {
     struct reg_service *s = reg_service_copy(t);
     struct reg_service *old = smap_get(&node->services, s->id);
@@ -388,8 +394,16 @@ void reg_state_service_put(struct reg_node *node, const struct reg_service *t, u
     s->node = node;
     s->create_index = old ? old->create_index : (t->create_index ? t->create_index : index);
     s->modify_index = index;
+    if (!old || strcasecmp(old->name, s->name) != 0) {
+        reg_index_instance_add(st, s->name);
+        if (old) /* renamed: the old name lost an instance */
+            reg_index_instance_drop(st, old->name, index);
+    }
     smap_put(&node->services, s->id, s);
     reg_service_free(old);
+    if (index > st->services_index)
+        st->services_index = index;
+    reg_index_service(st, node, s->name, index);
 }
 
 uint64_t reg_service_upsert(struct reg_state *st, struct reg_node *node,
@@ -401,26 +415,31 @@ uint64_t reg_service_upsert(struct reg_state *st, struct reg_node *node,
     if (old && service_same(old, svc))
         return st->index;
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
-    reg_state_service_put(node, svc, index);
+    reg_state_service_put(st, node, svc, index);
     commit(st, REG_TABLE_CATALOG, journal_service(smap_get(&node->services, id), index));
     return index;
 }
 
 /* Removes the service and its checks without journaling. */
-bool reg_state_service_remove(struct reg_node *node, const char *id)
+bool reg_state_service_remove(struct reg_state *st, struct reg_node *node, const char *id,
+                              uint64_t index)
 {
-    struct reg_service *s = smap_del(&node->services, id);
+    struct reg_service *s = smap_get(&node->services, id);
 
     if (!s)
         return false;
     for (size_t i = 0; i < node->checks.n;) {
         struct reg_check *c = node->checks.v[i].val;
-        if (strcmp(c->service_id, id) == 0)
+        if (strcmp(c->service_id, id) == 0) {
+            reg_index_check(st, node, id, index);
             reg_check_free(smap_del_at(&node->checks, i));
-        else
+        } else {
             i++;
+        }
     }
-    reg_service_free(s);
+    reg_index_service(st, node, s->name, index);
+    reg_index_instance_drop(st, s->name, index);
+    reg_service_free(smap_del(&node->services, id));
     return true;
 }
 
@@ -435,12 +454,13 @@ uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const c
     }
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_service_delete(node->name, id, index);
-    reg_state_service_remove(node, id);
+    reg_state_service_remove(st, node, id, index);
     commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 
-void reg_state_check_put(struct reg_node *node, const struct reg_check *t, uint64_t index)
+void reg_state_check_put(struct reg_state *st, struct reg_node *node, const struct reg_check *t,
+                         uint64_t index)
 {
     struct reg_check *c = reg_check_copy(t);
     struct reg_check *old = smap_get(&node->checks, c->id);
@@ -448,8 +468,24 @@ void reg_state_check_put(struct reg_node *node, const struct reg_check *t, uint6
     c->node = node;
     c->create_index = old ? old->create_index : (t->create_index ? t->create_index : index);
     c->modify_index = index;
+    /* A check moved from one instance to another changes both. */
+    if (old && strcmp(old->service_id, c->service_id) != 0)
+        reg_index_check(st, node, old->service_id, index);
     smap_put(&node->checks, c->id, c);
     reg_check_free(old);
+    reg_index_check(st, node, c->service_id, index);
+}
+
+bool reg_state_check_remove(struct reg_state *st, struct reg_node *node, const char *id,
+                            uint64_t index)
+{
+    struct reg_check *c = smap_get(&node->checks, id);
+
+    if (!c)
+        return false;
+    reg_index_check(st, node, c->service_id, index);
+    reg_check_free(smap_del(&node->checks, id));
+    return true;
 }
 
 uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const struct reg_check *chk)
@@ -459,7 +495,7 @@ uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const str
     if (old && check_same(old, chk))
         return st->index;
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
-    reg_state_check_put(node, chk, index);
+    reg_state_check_put(st, node, chk, index);
     commit(st, REG_TABLE_CATALOG, journal_check(smap_get(&node->checks, chk->id), index));
     if (chk->status == REG_CRITICAL)
         reg_sessions_check_gone(st, node->name, chk->id);
@@ -478,6 +514,7 @@ uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum 
     chk->status = status;
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
     chk->modify_index = index;
+    reg_index_check(st, chk->node, chk->service_id, index);
     commit(st, REG_TABLE_CATALOG, journal_check(chk, index));
     if (status == REG_CRITICAL)
         reg_sessions_check_gone(st, chk->node->name, chk->id);
@@ -486,15 +523,13 @@ uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum 
 
 uint64_t reg_check_delete(struct reg_state *st, struct reg_node *node, const char *id)
 {
-    if (smap_get(&node->checks, id))
-        reg_sessions_check_gone(st, node->name, id);
-    struct reg_check *c = smap_del(&node->checks, id);
-
-    if (!c)
+    if (!smap_get(&node->checks, id))
         return 0;
+    reg_sessions_check_gone(st, node->name, id);
     uint64_t index = next_index(st, REG_TABLE_CATALOG);
-    commit(st, REG_TABLE_CATALOG, journal_check_delete(node->name, id, index));
-    reg_check_free(c);
+    json_t *record = journal_check_delete(node->name, id, index);
+    reg_state_check_remove(st, node, id, index);
+    commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 

@@ -54,6 +54,7 @@ struct reg_node {
     struct smap checks;       /* check ID -> struct reg_check */
     uint64_t create_index;
     uint64_t modify_index;
+    uint64_t cover_index; /* last write to the node, its services or checks (state_index.h) */
 };
 
 struct reg_service {
@@ -140,6 +141,14 @@ struct reg_state {
      * becomes a floor every prefix query reports at least. */
     struct smap kv_tombstones;
     uint64_t kv_tombstone_floor;
+    /* Covering indexes (state_index.h): folded service name -> its entry, the floors absent
+     * names and nodes report, and Consul's nodes / services / checks table indexes. */
+    struct smap service_index;
+    uint64_t service_gone_index;
+    uint64_t node_gone_index;
+    uint64_t nodes_index;
+    uint64_t services_index;
+    uint64_t checks_index;
     reg_journal_cb journal;
     void *journal_data;
     reg_change_cb on_change;
@@ -179,6 +188,14 @@ struct reg_check *reg_check_get(const struct reg_node *node, const char *id);
 const struct reg_check **reg_node_checks_ordered(const struct reg_node *node);
 /* True when the service carries every tag in tags (case-insensitive). */
 bool reg_service_has_tags(const struct reg_service *svc, const char *const *tags, size_t ntags);
+
+/*
+ * X-Consul-Index of a read covering one service name (its instances, their checks and nodes)
+ * or one node (its fields, services and checks): the last write that changed it, deletes
+ * included; for an absent name, the last index at which a name (a node) went away, or 1.
+ */
+uint64_t reg_service_index(const struct reg_state *st, const char *name);
+uint64_t reg_node_index(const struct reg_state *st, const char *name);
 
 /* ---- catalog writes: each returns the index it committed at ---- */
 

@@ -1,5 +1,6 @@
 /* Journal records: encoding entities for persistence, and replaying them. */
 #include "registry/state_journal.h"
+#include "registry/state_index.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -28,6 +29,8 @@ json_t *journal_node(const struct reg_node *n, uint64_t index)
                                   json_deep_copy(n->meta), "create_index",
                                   (json_int_t)n->create_index, "modify_index",
                                   (json_int_t)n->modify_index));
+    json_object_set_new(json_object_get(r, "node"), "cover_index",
+                        json_integer((json_int_t)n->cover_index));
     return r;
 }
 
@@ -181,6 +184,8 @@ static int apply_node(struct reg_state *st, const json_t *n, uint64_t index)
     struct reg_node *node = reg_state_node_put(st, &f, index, &changed);
     node->create_index = get_u64(n, "create_index");
     node->modify_index = get_u64(n, "modify_index");
+    if (get_u64(n, "cover_index") > node->cover_index)
+        node->cover_index = get_u64(n, "cover_index");
     return 0;
 }
 
@@ -211,7 +216,7 @@ static int apply_service(struct reg_state *st, const json_t *r, uint64_t index)
     t.tags = xcalloc(t.ntags ? t.ntags : 1, sizeof(char *));
     for (size_t i = 0; i < t.ntags; i++)
         t.tags[i] = (char *)json_string_value(json_array_get(tags, i));
-    reg_state_service_put(node, &t, get_u64(s, "modify_index"));
+    reg_state_service_put(st, node, &t, get_u64(s, "modify_index"));
     free(t.tags);
     (void)index;
     return 0;
@@ -238,7 +243,7 @@ static int apply_check(struct reg_state *st, const json_t *r)
         .timeout_ns = (int64_t)get_u64(c, "timeout_ns"),
         .create_index = get_u64(c, "create_index"),
     };
-    reg_state_check_put(node, &t, get_u64(c, "modify_index"));
+    reg_state_check_put(st, node, &t, get_u64(c, "modify_index"));
     return 0;
 }
 
@@ -320,19 +325,19 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else if (strcmp(op, "node") == 0) {
         rc = apply_node(st, get_obj(r, "node"), index);
     } else if (strcmp(op, "node-delete") == 0) {
-        reg_state_node_remove(st, get_str(r, "node"));
+        reg_state_node_remove(st, get_str(r, "node"), index);
     } else if (strcmp(op, "service") == 0) {
         rc = apply_service(st, r, index);
     } else if (strcmp(op, "service-delete") == 0) {
         struct reg_node *n = reg_node_get(st, get_str(r, "node"));
         if (n)
-            reg_state_service_remove(n, get_str(r, "id"));
+            reg_state_service_remove(st, n, get_str(r, "id"), index);
     } else if (strcmp(op, "check") == 0) {
         rc = apply_check(st, r);
     } else if (strcmp(op, "check-delete") == 0) {
         struct reg_node *n = reg_node_get(st, get_str(r, "node"));
         if (n)
-            reg_check_free(smap_del(&n->checks, get_str(r, "id")));
+            reg_state_check_remove(st, n, get_str(r, "id"), index);
     } else if (strcmp(op, "kv") == 0) {
         rc = apply_kv(st, r);
     } else if (strcmp(op, "kv-delete") == 0) {
@@ -352,6 +357,7 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
         reg_state_advance(st, REG_TABLE_ACL, get_u64(r, "acl"));
         if (get_u64(r, "kv_floor") > st->kv_tombstone_floor)
             st->kv_tombstone_floor = get_u64(r, "kv_floor");
+        reg_index_apply(st, r);
     } else {
         rc = -EINVAL;
     }
@@ -417,6 +423,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
                   (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor,
                   "sessions", (json_int_t)st->table_index[REG_TABLE_SESSIONS]);
     json_object_set_new(r, "acl", json_integer((json_int_t)st->table_index[REG_TABLE_ACL]));
+    reg_index_dump(st, r);
     emit(r, data);
     json_decref(r);
 }

@@ -33,10 +33,15 @@ void reg_check_free(struct reg_check *c);
 /* Raw mutations at a given index, without journal or notification (used by replay). */
 struct reg_node *reg_state_node_put(struct reg_state *st, const struct reg_node_fields *f,
                                     uint64_t index, bool *changed);
-void reg_state_service_put(struct reg_node *node, const struct reg_service *t, uint64_t index);
-bool reg_state_service_remove(struct reg_node *node, const char *id);
-void reg_state_check_put(struct reg_node *node, const struct reg_check *t, uint64_t index);
-bool reg_state_node_remove(struct reg_state *st, const char *name);
+void reg_state_service_put(struct reg_state *st, struct reg_node *node, const struct reg_service *t,
+                           uint64_t index);
+bool reg_state_service_remove(struct reg_state *st, struct reg_node *node, const char *id,
+                              uint64_t index);
+void reg_state_check_put(struct reg_state *st, struct reg_node *node, const struct reg_check *t,
+                         uint64_t index);
+bool reg_state_check_remove(struct reg_state *st, struct reg_node *node, const char *id,
+                            uint64_t index);
+bool reg_state_node_remove(struct reg_state *st, const char *name, uint64_t index);
 void reg_state_kv_put(struct reg_state *st, const struct reg_kv *t);
 void reg_state_kv_remove(struct reg_state *st, const char *key, uint64_t index);
 void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix, uint64_t index);

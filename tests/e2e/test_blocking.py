@@ -267,10 +267,70 @@ def test_other_service_does_not_wake_service_watch(agent):
         r, elapsed = g(timeout=15)
         assert r.status == 200
         assert elapsed >= 1.5, f"web watcher woken after {elapsed:.2f}s by an unrelated change"
-        # allows a table-wide index here (a spurious change for the client), not a lower one.
-        assert r.index >= idx
+        assert r.index == idx  # the index of what the read covers: web did not change
         assert [e["Service"]["ID"] if "Service" in e else e["ServiceID"] for e in r.json()] \
             == ["w1"]
+
+
+def test_index_covers_the_service_read(agent):
+    """Issue 15 item 3: X-Consul-Index is the highest index of what the read covers, so a new
+    query with db's index keeps waiting while only web changes (same node included)."""
+    agent.register_service({"ID": "d1", "Name": "db", "Check": {"CheckID": "dc", "TTL": "30s"}})
+    paths = ["/v1/health/service/db", "/v1/catalog/service/db", "/v1/health/checks/db"]
+    before = {p: agent.get(p).index for p in paths}
+    agent.register_service({"ID": "w1", "Name": "web", "Check": {"TTL": "30s"}})
+    agent.put_ok("/v1/agent/check/pass/service:w1")
+    agent.put_true("/v1/catalog/register", {"Node": "n2", "Address": "10.0.0.2",
+                                            "Service": {"Service": "web"}})
+    for p in paths:
+        assert agent.get(p).index == before[p], p
+    waits = [run_blocking(lambda p=p: agent.get(f"{p}?index={before[p]}&wait=1500ms",
+                                                timeout=20)) for p in paths]
+    time.sleep(0.3)
+    agent.register_service({"ID": "w2", "Name": "web"})
+    for g, p in zip(waits, paths):
+        r, elapsed = g(timeout=15)
+        assert r.status == 200 and r.index == before[p], p
+        assert elapsed >= 1.2, f"{p}: returned after {elapsed:.2f}s though db did not change"
+    # A change to db itself (a check) moves all three and wakes a fresh query at once.
+    agent.put_ok("/v1/agent/check/pass/dc")
+    for p in paths:
+        r = agent.get(f"{p}?index={before[p]}&wait=10s")
+        assert r.index > before[p], p
+        assert r.elapsed < 5, p
+
+
+def test_index_covers_the_node_read(agent):
+    """Issue 15 item 3: node reads carry the node's index: another node's change leaves it."""
+    agent.put_true("/v1/catalog/register", {"Node": "n2", "Address": "10.0.0.2"})
+    paths = ["/v1/catalog/node/n2", "/v1/health/node/n2", "/v1/catalog/node-services/n2"]
+    before = {p: agent.get(p).index for p in paths}
+    agent.register_service({"ID": "w1", "Name": "web"})
+    agent.put_true("/v1/catalog/register", {"Node": "n3", "Address": "10.0.0.3"})
+    assert {p: agent.get(p).index for p in paths} == before
+    agent.put_true("/v1/catalog/register", {"Node": "n2", "Address": "10.0.0.2",
+                                            "Service": {"Service": "api"}})
+    after = {p: agent.get(p).index for p in paths}
+    assert all(after[p] > before[p] for p in paths), after
+
+
+def test_deleting_raises_the_covering_index(agent):
+    """Issue 15 item 3: removing an instance (or the last one, or a node) is a change of what
+    the read covers: the index rises, and a parked watcher wakes."""
+    for i in (1, 2):
+        agent.put_true("/v1/catalog/register", {"Node": f"n{i}", "Address": f"10.0.0.{i}",
+                                                "Service": {"ID": "db", "Service": "db"}})
+    r0 = agent.get("/v1/health/service/db")
+    g = run_blocking(lambda: agent.get(f"/v1/health/service/db?index={r0.index}&wait=10s",
+                                       timeout=20))
+    time.sleep(0.3)
+    agent.put_true("/v1/catalog/deregister", {"Node": "n2", "ServiceID": "db"})
+    r1, _ = g(timeout=15)
+    assert r1.index > r0.index and len(r1.json()) == 1
+    agent.put_true("/v1/catalog/deregister", {"Node": "n1"})
+    r2 = agent.get("/v1/health/service/db")
+    assert r2.json() == [] and r2.index > r1.index
+    assert agent.get("/v1/catalog/node/n1").index >= r2.index
 
 
 def test_catalog_nodes_watch_wakes_on_node_register(agent):

@@ -567,6 +567,104 @@ static void test_replay_rebuilds_state(void **state)
     reg_state_free(&snap);
 }
 
+/* ---- covering indexes ------------------------------------------------------------------------ */
+
+static void test_service_index_covers_its_instances_only(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_node *n = add_node(&f->st, "n1", "10.0.0.1");
+    struct reg_node *m = add_node(&f->st, "n2", "10.0.0.2");
+    uint64_t db = add_service(&f->st, n, "db1", "db", 5432);
+
+    assert_int_equal(reg_service_index(&f->st, "DB"), db);
+    /* Another service on the same node, its check, another node: db does not move. */
+    add_service(&f->st, n, "web1", "web", 80);
+    add_check(&f->st, n, "wc", "web1", REG_PASSING);
+    add_node(&f->st, "n3", "10.0.0.3");
+    assert_int_equal(reg_service_index(&f->st, "db"), db);
+    assert_int_equal(reg_node_index(&f->st, "n2"), m->cover_index);
+
+    /* Its own check, and a node check of its node, do. */
+    uint64_t c = add_check(&f->st, n, "dc", "db1", REG_PASSING);
+    assert_int_equal(reg_service_index(&f->st, "db"), c);
+    uint64_t nc = add_check(&f->st, n, "nodecheck", "", REG_PASSING);
+    assert_int_equal(reg_service_index(&f->st, "db"), nc);
+    assert_int_equal(reg_service_index(&f->st, "web"), nc);
+    assert_int_equal(reg_node_index(&f->st, "n1"), nc);
+    uint64_t st = reg_check_set_status(&f->st, reg_check_get(n, "dc"), REG_CRITICAL, "down");
+    assert_int_equal(reg_service_index(&f->st, "db"), st);
+    assert_int_equal(reg_node_index(&f->st, "N1"), st);
+
+    /* A delete raises it like a write: a check, then one of two instances. */
+    add_service(&f->st, m, "db2", "db", 5432);
+    uint64_t del = reg_check_delete(&f->st, n, "dc");
+    assert_int_equal(reg_service_index(&f->st, "db"), del);
+    del = reg_service_delete(&f->st, m, "db2");
+    assert_int_equal(reg_service_index(&f->st, "db"), del);
+    assert_int_equal(reg_node_index(&f->st, "n2"), del);
+    assert_int_equal(f->st.services_index, del);
+}
+
+static void test_absent_names_never_go_backwards(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_node *n = add_node(&f->st, "n1", "10.0.0.1");
+
+    assert_int_equal(reg_service_index(&f->st, "never"), 1);
+    assert_int_equal(reg_node_index(&f->st, "nobody"), 1);
+    add_service(&f->st, n, "db1", "db", 5432);
+    uint64_t gone = reg_service_delete(&f->st, n, "db1");
+    assert_int_equal(reg_service_index(&f->st, "db"), gone);
+    /* Renaming an instance is its old name's extinction too. */
+    add_service(&f->st, n, "x", "old", 1);
+    uint64_t renamed = add_service(&f->st, n, "x", "new", 1);
+    assert_int_equal(reg_service_index(&f->st, "old"), renamed);
+    assert_int_equal(reg_service_index(&f->st, "new"), renamed);
+    /* A deleted node: its reads report the delete, and so do its services'. */
+    struct reg_node *m = add_node(&f->st, "n2", "10.0.0.2");
+    add_service(&f->st, m, "c1", "cache", 6379);
+    uint64_t node_gone = reg_node_delete(&f->st, "n2");
+    assert_int_equal(reg_node_index(&f->st, "n2"), node_gone);
+    assert_int_equal(reg_service_index(&f->st, "cache"), node_gone);
+}
+
+static void test_covering_indexes_survive_replay_and_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_node *n = add_node(&f->st, "n1", "10.0.0.1");
+    struct reg_node *m = add_node(&f->st, "n2", "10.0.0.2");
+    add_service(&f->st, n, "db1", "db", 5432);
+    add_service(&f->st, m, "db2", "db", 5432);
+    add_service(&f->st, m, "web", "web", 80);
+    add_check(&f->st, m, "c", "db2", REG_PASSING);
+    reg_service_delete(&f->st, m, "db2"); /* db's newest change is a delete */
+    add_service(&f->st, n, "gone", "gone", 1);
+    reg_service_delete(&f->st, n, "gone");
+    reg_kv_set(&f->st, "k", "v", 1, 0, NULL);
+
+    struct reg_state replay, snap;
+    reg_state_init(&replay);
+    reg_state_init(&snap);
+    size_t i;
+    json_t *r;
+    json_array_foreach(f->rec.records, i, r) assert_int_equal(reg_state_apply(&replay, r), 0);
+    json_t *d = dump(&f->st);
+    json_array_foreach(d, i, r) assert_int_equal(reg_state_apply(&snap, r), 0);
+    const char *names[] = {"db", "web", "gone", "never"};
+    for (size_t k = 0; k < 4; k++) {
+        assert_int_equal(reg_service_index(&replay, names[k]), reg_service_index(&f->st, names[k]));
+        assert_int_equal(reg_service_index(&snap, names[k]), reg_service_index(&f->st, names[k]));
+    }
+    assert_int_equal(reg_node_index(&snap, "n2"), reg_node_index(&f->st, "n2"));
+    assert_int_equal(reg_node_index(&replay, "n2"), reg_node_index(&f->st, "n2"));
+    assert_int_equal(snap.services_index, f->st.services_index);
+    assert_int_equal(snap.checks_index, f->st.checks_index);
+    assert_int_equal(snap.nodes_index, f->st.nodes_index);
+    json_decref(d);
+    reg_state_free(&replay);
+    reg_state_free(&snap);
+}
+
 static void test_apply_rejects_bad_records(void **state)
 {
     struct fixture *f = *state;
@@ -606,6 +704,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_set_keeps_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_index_covers_its_instances_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_absent_names_never_go_backwards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_covering_indexes_survive_replay_and_snapshot, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_apply_rejects_bad_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
