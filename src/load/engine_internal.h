@@ -94,6 +94,7 @@ struct load_vu {
     json_t *res_headers;             /* the response's, for afterResponse */
     const struct load_request *done; /* afterResponse runs for it; then what it found: */
     bool done_expect_ok, done_capture_ok;
+    char *done_path; /* the path of a request whose checks failed, for the error's name */
     struct load_vu *prev, *next;
 };
 

@@ -28,6 +28,7 @@
 #define LIVE_EVERY_S 5
 #define EXIT_ENSURE  1
 #define EXIT_USAGE   2
+#define EXIT_EXPECT  21 /* a check of the expect plugin failed: Artillery's code */
 
 static const char run_usage[] =
     "mesh load run [flags] FILE.yml\n\n"
@@ -35,7 +36,8 @@ static const char run_usage[] =
     "http.timeout, tls, ensure, processor; scenarios with get/post/put/patch/delete/head,\n"
     "think, loop, log, function; {{ }} templates, captures, expect, and processor hooks run\n"
     "by Node.js).\n"
-    "Exit status: 0 done, 1 an ensure check failed, 2 bad flags or script.";
+    "Exit status: 0 done, 1 an ensure check failed, 2 bad flags or script, 21 an expect\n"
+    "check failed (config.plugins.expect).";
 
 struct run_opts {
     char *target, *env, *output, *report;
@@ -256,6 +258,10 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     }
     if (load_ensure_check(s, json_object_get(report, "aggregate"), stdout) > 0 && rc == 0)
         rc = EXIT_ENSURE;
+    if (rc == 0 && json_integer_value(json_object_get(
+                       json_object_get(json_object_get(report, "aggregate"), "counters"),
+                       "plugins.expect.failed")) > 0)
+        rc = EXIT_EXPECT;
     fflush(stdout);
     json_decref(report);
     return rc;

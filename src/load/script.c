@@ -362,13 +362,47 @@ static void parse_tls(struct script_ctx *c, const json_t *tls, struct load_scrip
     s->tls_insecure = json_is_false(v);
 }
 
+/* Artillery's expect plugin: its output format, and whether a failed check fails the user. */
+static void parse_expect_plugin(struct script_ctx *c, const json_t *ex, const char *const *allowed,
+                                struct load_script *s)
+{
+    static const char *const formats[] = {"pretty", "prettyError", "json", "silent", NULL};
+    const json_t *f;
+
+    s->expect_plugin = true;
+    if (json_is_null(ex))
+        return; /* "expect:" with nothing under it */
+    if (!json_is_object(ex)) {
+        script_diag(c, c->config, "plugins", 0, "config.plugins.expect: want a mapping");
+        return;
+    }
+    script_check_keys(c, ex, "config.plugins.expect", allowed, NULL);
+    f = json_object_get(ex, "formatter") ? json_object_get(ex, "formatter")
+                                         : json_object_get(ex, "outputFormat");
+    for (size_t i = 0; f && formats[i]; i++) {
+        if (json_is_string(f) && strcmp(json_string_value(f), formats[i]) == 0) {
+            s->expect_format = (enum load_expect_format)i;
+            f = NULL;
+        }
+    }
+    if (f)
+        script_diag(c, ex, json_object_get(ex, "formatter") ? "formatter" : "outputFormat", 0,
+                    "config.plugins.expect: the output format is pretty, prettyError, json or "
+                    "silent");
+    s->expect_as_errors = json_is_true(json_object_get(ex, "reportFailuresAsErrors"));
+    c->expect_default_200 =
+        json_is_true(json_object_get(ex, "expectDefault200")) ||
+        (json_is_string(json_object_get(ex, "expectDefault200")) &&
+         strcmp(json_string_value(json_object_get(ex, "expectDefault200")), "true") == 0);
+}
+
 static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct load_script *s)
 {
     static const char *const allowed[] = {"ensure", "expect", NULL};
     static const char *const unsupported[] = {"metrics-by-endpoint", "publish-metrics", "apdex",
                                               "fake-data",           "slack",           NULL};
-    static const char *const expect_allowed[] = {"outputFormat", "reportFailuresAsErrors", NULL};
-    static const char *const expect_unsupported[] = {"expectDefault200", NULL};
+    static const char *const expect_allowed[] = {
+        "outputFormat", "formatter", "reportFailuresAsErrors", "expectDefault200", NULL};
     const json_t *ens = json_object_get(plugins, "ensure");
 
     if (!json_is_object(plugins)) {
@@ -376,9 +410,8 @@ static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct lo
         return;
     }
     script_check_keys(c, plugins, "config.plugins", allowed, unsupported);
-    if (json_is_object(json_object_get(plugins, "expect")))
-        script_check_keys(c, json_object_get(plugins, "expect"), "config.plugins.expect",
-                          expect_allowed, expect_unsupported);
+    if (json_object_get(plugins, "expect"))
+        parse_expect_plugin(c, json_object_get(plugins, "expect"), expect_allowed, s);
     if (ens && json_object_size(ens) > 0)
         parse_ensure(c, ens, s);
 }

@@ -38,7 +38,23 @@ struct load_capture {
     char *as;
 };
 
-enum load_expect_kind { LOAD_EXPECT_STATUS, LOAD_EXPECT_CONTENT_TYPE, LOAD_EXPECT_HAS_HEADER };
+enum load_expect_kind {
+    LOAD_EXPECT_STATUS,
+    LOAD_EXPECT_CONTENT_TYPE,
+    LOAD_EXPECT_HAS_HEADER,
+    LOAD_EXPECT_KINDS
+};
+
+/* The check's name in Artillery's counters (plugins.expect.ok.statusCode). */
+extern const char *const load_expect_names[LOAD_EXPECT_KINDS];
+
+/* plugins.expect.outputFormat: what is printed per request. */
+enum load_expect_format {
+    LOAD_EXPECT_PRETTY,       /* every checked request (Artillery's default) */
+    LOAD_EXPECT_PRETTY_ERROR, /* the requests with a failed check */
+    LOAD_EXPECT_JSON,         /* every checked request, one JSON line */
+    LOAD_EXPECT_SILENT
+};
 
 struct load_expect {
     enum load_expect_kind kind;
@@ -53,8 +69,11 @@ struct load_hooks {
     size_t n;
 };
 
+#define LOAD_MAX_EXPECTS 32 /* checks per request */
+
 struct load_request {
     char *method; /* "GET" ... */
+    char *name;   /* name: as written, or NULL */
     char *url;    /* template: a path or an absolute http:// URL */
     struct load_kv *headers;
     size_t n_headers;
@@ -129,6 +148,10 @@ struct load_script {
     struct load_condition *conditions;
     size_t n_conditions;
     double max_error_rate; /* percent; < 0 when absent */
+    /* config.plugins.expect: without it, expect checks do nothing (as in Artillery) */
+    bool expect_plugin;
+    enum load_expect_format expect_format;
+    bool expect_as_errors; /* reportFailuresAsErrors: a failed check fails the user */
     struct load_scenario *scenarios;
     size_t n_scenarios;
     double total_weight;

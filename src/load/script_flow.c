@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 
 static const char *const methods[] = {"get",    "post", "put",     "patch",
                                       "delete", "head", "options", NULL};
+
+const char *const load_expect_names[LOAD_EXPECT_KINDS] = {"statusCode", "contentType", "hasHeader"};
 
 static bool in_expect_text(const char *key)
 {
@@ -125,6 +128,10 @@ static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_re
         if (!json_is_object(item)) {
             script_diag(c, ex, NULL, i, "expect: want a mapping such as {statusCode: 200}");
             continue;
+        }
+        if (r->n_expects >= LOAD_MAX_EXPECTS) {
+            script_diag(c, ex, NULL, i, "expect: at most %d checks per request", LOAD_MAX_EXPECTS);
+            break;
         }
         script_check_keys(c, item, "expect", allowed, unsupported);
         json_object_foreach(item, key, v)
@@ -243,6 +250,14 @@ static void free_hooks(struct load_hooks *h)
     free(h->names);
 }
 
+/* Whether config.plugins.expect is there (the flow is read after the config). */
+static bool s_expect_plugin(const struct script_ctx *c)
+{
+    const json_t *plugins = json_object_get(c->config, "plugins");
+
+    return json_object_get(plugins, "expect") != NULL;
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
@@ -280,8 +295,27 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
     }
     if (r->json && r->body)
         script_diag(c, req, "body", 0, "%s: json and body cannot both be set", method);
+    if (json_is_string(json_object_get(req, "name")))
+        r->name = xstrdup(json_string_value(json_object_get(req, "name")));
     if ((v = json_object_get(req, "expect")))
         parse_expects(c, v, r);
+    if (r->n_expects && !s_expect_plugin(c)) {
+        /* Artillery runs the checks only when its expect plugin is loaded */
+        if (!c->warned_expect)
+            fprintf(stderr,
+                    "%s:%d: warning: expect does nothing without config.plugins.expect "
+                    "(as in Artillery): add `plugins: {expect: {}}` to check responses\n",
+                    c->y->path, load_yaml_line(c->y, req, "expect", 0));
+        c->warned_expect = true;
+        for (size_t i = 0; i < r->n_expects; i++)
+            free(r->expects[i].text);
+        r->n_expects = 0;
+    } else if (!r->n_expects && c->expect_default_200 && s_expect_plugin(c)) {
+        r->expects = xrealloc(r->expects, sizeof(*r->expects));
+        r->expects[0] =
+            (struct load_expect){.kind = LOAD_EXPECT_STATUS, .status = {200}, .n_status = 1};
+        r->n_expects = 1;
+    }
     if ((v = json_object_get(req, "capture")))
         parse_captures(c, v, r);
     add_hooks(c, c->scenario, "beforeRequest", true, &r->before);
@@ -489,6 +523,7 @@ static void free_steps(struct load_step *steps, size_t n)
         struct load_request *r = &st->req;
 
         free(r->method);
+        free(r->name);
         free(r->url);
         for (size_t j = 0; j < r->n_headers; j++) {
             free(r->headers[j].name);

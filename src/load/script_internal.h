@@ -17,7 +17,9 @@ struct script_ctx {
     const json_t *cfg_parent_phases;
     json_t *keep; /* values built while checking (merged phases), freed at the end */
     bool has_processor;
-    const json_t *scenario; /* the one being read: its beforeRequest, afterResponse hooks */
+    bool expect_default_200; /* plugins.expect.expectDefault200 */
+    bool warned_expect;      /* expect without plugins.expect, said once */
+    const json_t *scenario;  /* the one being read: its beforeRequest, afterResponse hooks */
 };
 
 /* Records "path:line: message" for parent's key (or element index; parent may be NULL). */

@@ -106,8 +106,10 @@ void load_sec_merge(struct load_sec *dst, const struct load_sec *src)
     dst->completed += src->completed;
     dst->failed += src->failed;
     dst->skipped += src->skipped;
-    dst->expect_ok += src->expect_ok;
-    dst->expect_failed += src->expect_failed;
+    for (size_t i = 0; i < LOAD_EXPECT_KINDS; i++) {
+        dst->expect_ok[i] += src->expect_ok[i];
+        dst->expect_failed[i] += src->expect_failed[i];
+    }
     for (size_t i = 0; i < LOAD_CODES; i++)
         dst->codes[i] += src->codes[i];
     load_counts_merge(&dst->errors, &src->errors);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "lib/histogram.h"
+#include "load/script.h"
 
 /* Named counters (errors by code, X-Served-By values, scenarios), in insertion order. */
 struct load_counts {
@@ -44,7 +45,7 @@ void load_hists_free(struct load_hists *hs);
 struct load_sec {
     uint64_t requests, responses, bytes;
     uint64_t created, completed, failed, skipped;
-    uint64_t expect_ok, expect_failed;
+    uint64_t expect_ok[LOAD_EXPECT_KINDS], expect_failed[LOAD_EXPECT_KINDS]; /* checks */
     uint32_t codes[LOAD_CODES];
     struct load_counts errors;     /* "ECONNREFUSED" -> n */
     struct load_counts served_by;  /* X-Served-By value -> n */

@@ -17,6 +17,7 @@
 #include "lib/tls.h"
 #include "lib/url.h"
 #include "load/engine_internal.h"
+#include "load/expect.h"
 #include "load/template.h"
 
 struct load_conn {
@@ -38,7 +39,7 @@ struct load_conn {
     int64_t body_left;
     struct http_chunked_decoder dec;
     struct buf body;
-    bool expect_header_failed;
+    uint32_t expect_failed; /* the checks the response failed (load_expect_check) */
     /* https */
     bool https;
     struct tls_conn *tls;
@@ -126,22 +127,6 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = dst->cap - dst->len - 1;
 }
 
-static bool expect_status_ok(const struct load_request *r, int status)
-{
-    for (size_t i = 0; i < r->n_expects; i++) {
-        const struct load_expect *x = &r->expects[i];
-        bool ok = false;
-
-        if (x->kind != LOAD_EXPECT_STATUS)
-            continue;
-        for (size_t j = 0; j < x->n_status; j++)
-            ok |= x->status[j] == status;
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* The response's headers as Node gives them: lower-case names, repeats joined by ", ". */
 static void collect_headers(struct load_vu *vu, const struct http_response_head *h)
 {
@@ -178,19 +163,9 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     uint64_t now = uv_hrtime();
 
     c->status = h->status;
-    for (size_t i = 0; i < r->n_expects; i++) {
-        const struct load_expect *x = &r->expects[i];
-        const struct http_header *hd;
-
-        if (x->kind == LOAD_EXPECT_CONTENT_TYPE) {
-            hd = http_find_header(h->headers, h->num_headers, "Content-Type");
-            if (!hd || !memmem(hd->value.p, hd->value.n, x->text, strlen(x->text)))
-                c->expect_header_failed = true;
-        } else if (x->kind == LOAD_EXPECT_HAS_HEADER) {
-            if (!http_find_header(h->headers, h->num_headers, x->text))
-                c->expect_header_failed = true;
-        }
-    }
+    c->expect_failed =
+        r->n_expects ? load_expect_check(vu->w->eng->script, r, h, c->wire, c->wire_len, stdout)
+                     : 0;
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct http_header *hd;
 
@@ -238,13 +213,25 @@ static bool json_captures(struct load_vu *vu, struct load_conn *c)
     return ok;
 }
 
-/* After a response and its afterResponse hooks: the expect and capture verdicts. */
+/*
+ * After a response and its afterResponse hooks: the expect and capture verdicts. A failed check
+ * fails the user only with reportFailuresAsErrors, as Artillery's plugin has it.
+ */
 static void response_next(struct load_vu *vu, bool expect_ok, bool capture_ok)
 {
-    if (!expect_ok) {
+    const struct load_script *s = vu->w->eng->script;
+
+    if (!expect_ok && s->expect_as_errors) {
+        char *msg = xasprintf("Failed expectations for request %s%s", s->target,
+                              vu->done_path ? vu->done_path : "");
+
+        record_error(vu, msg);
+        free(msg);
+        FREE_NULL(vu->done_path);
         vu_end(vu, true);
         return;
     }
+    FREE_NULL(vu->done_path);
     if (!capture_ok) {
         record_error(vu, "Failed capture or match");
         vu_end(vu, true);
@@ -264,7 +251,8 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     const struct load_request *r = vu->req;
     uint64_t now = uv_hrtime();
     uint64_t us = (now - vu->ready_ns) / 1000;
-    bool expect_ok = expect_status_ok(r, c->status) && !c->expect_header_failed;
+    bool expect_ok = c->expect_failed == 0;
+    struct str path;
     bool capture_ok;
     int status = c->status;
     json_t *res = NULL;
@@ -276,11 +264,18 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         histogram_record(&sec->rt, us);
         if (status >= 200 && status < 600)
             load_hists_record(&sec->hists, rt_class[status / 100 - 2], us, SIZE_MAX);
-        if (r->n_expects) {
-            sec->expect_ok += expect_ok;
-            sec->expect_failed += !expect_ok;
+        for (size_t i = 0; i < r->n_expects; i++) {
+            if (c->expect_failed & (1u << i))
+                sec->expect_failed[r->expects[i].kind]++;
+            else
+                sec->expect_ok[r->expects[i].kind]++;
         }
     });
+    if (!expect_ok && vu->w->eng->script->expect_as_errors) {
+        path = load_expect_path(c->wire, c->wire_len);
+        free(vu->done_path);
+        vu->done_path = xstrndup(path.p, path.n);
+    }
     c->used = true;
     if (!c->keep_alive || c->until_close)
         conn_drop(vu);
@@ -954,6 +949,7 @@ static const struct load_step *next_step(struct load_vu *vu)
 static void vu_next(struct load_vu *vu)
 {
     const struct load_step *st;
+    bool after_failure = vu->depth == 0; /* pool mode: vu_end emptied the stack */
 
     while (!vu->w->stopping && (st = next_step(vu)) != NULL) {
         switch (st->kind) {
@@ -988,6 +984,8 @@ static void vu_next(struct load_vu *vu)
     /* pool mode: a connection runs the flow again and again until the deadline */
     if (vu->pool && !vu->w->stopping && uv_hrtime() < vu->w->eng->pool_deadline_ns &&
         vu->sc->n_steps > 0) {
+        if (!after_failure)
+            vu->failed = false; /* the flow ran to its end */
         vu->stack[0] = (struct load_frame){vu->sc->steps, vu->sc->n_steps, 0, 0, 1};
         vu->depth = 1;
         vu->ready_ns = uv_hrtime();
@@ -995,7 +993,9 @@ static void vu_next(struct load_vu *vu)
         return;
     }
 done:
-    vu_end(vu, false);
+    /* a pool connection whose last flow failed ends failed, even when the deadline came
+     * between the failure and the flow's restart */
+    vu_end(vu, vu->pool && vu->failed);
 }
 
 static void vu_close_cb(uv_handle_t *h)
@@ -1006,6 +1006,7 @@ static void vu_close_cb(uv_handle_t *h)
     json_decref(vu->vars);
     json_decref(vu->params);
     json_decref(vu->res_headers);
+    free(vu->done_path);
     free(vu);
     load_worker_vu_ended(w);
 }
@@ -1037,6 +1038,7 @@ static void vu_end(struct load_vu *vu, bool failed)
      * error or a failed expect), not the connection. The flow starts over on the next loop turn,
      * so a failure that comes back at once cannot recurse. */
     if (failed && vu->pool && !vu->w->stopping && now < vu->w->eng->pool_deadline_ns) {
+        vu->failed = true;
         vu->depth = 0;
         uv_timer_start(&vu->timer, on_timeout, 0, 0);
         return;

@@ -305,6 +305,7 @@ config:
   variables:
     color: ["red"]
     n: 3
+  plugins: {{expect: {{outputFormat: silent}}}}
 scenarios:
   - flow:
       - get:
@@ -364,20 +365,26 @@ def test_response_framings(mesh, tmp_path, server):
 
 
 def test_failed_capture_and_expect_fail_the_vu(mesh, tmp_path, server):
+    """A capture that finds nothing fails the user; so does a failed check when the expect
+    plugin reports failures as errors."""
     script = f"""
 config:
   target: "{server.url}"
   phases: [{{duration: 1, arrivalCount: 2}}]
+  plugins: {{expect: {{reportFailuresAsErrors: true, outputFormat: silent}}}}
 scenarios:
   - flow:
       - get: {{url: "/json", capture: {{json: "$.missing", as: x}}}}
   - flow:
       - get: {{url: "/", expect: {{statusCode: 201}}}}
 """
-    rep, _ = run_report(mesh, tmp_path, script)
-    c = rep["aggregate"]["counters"]
+    out_json = tmp_path / "report.json"
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json))
+    c = json.loads(out_json.read_text())["aggregate"]["counters"]
     assert c["vusers.failed"] == 2 and c["vusers.completed"] == 0
-    assert c.get("errors.Failed capture or match", 0) + c.get("plugins.expect.failed", 0) == 2
+    failed_expect = c.get(f"errors.Failed expectations for request {server.url}/", 0)
+    assert c.get("errors.Failed capture or match", 0) + failed_expect == 2
+    assert code == (21 if failed_expect else 0), out + err
 
 
 def test_captured_line_breaks_are_not_sent(mesh, tmp_path, server):
@@ -554,9 +561,12 @@ def test_pool_connections_outlive_failed_requests(mesh, tmp_path, server):
     """As wrk reconnects after an error, a pool connection whose request or expect fails goes on
     with a fresh flow until the end: failures must not shrink the pool and end the run early."""
     script = one_flow(server.url, "[{duration: 1, arrivalRate: 1}]",
-                      ['get: {url: "/", expect: {statusCode: 201}}'])
-    rep, _ = run_report(mesh, tmp_path, script, "--pool", "2")
-    c = rep["aggregate"]["counters"]
+                      ['get: {url: "/", expect: {statusCode: 201}}'],
+                      "  plugins: {expect: {reportFailuresAsErrors: true, outputFormat: silent}}\n")
+    out_json = tmp_path / "report.json"
+    code, out, err = run_load(mesh, tmp_path, script, "--pool", "2", "--output", str(out_json))
+    assert code == 21, out + err
+    c = json.loads(out_json.read_text())["aggregate"]["counters"]
     # each connection's last flow failed too: it ends failed, once
     assert c["vusers.created"] == 2 and c["vusers.failed"] == 2
     assert c["http.requests"] > 2 and c["plugins.expect.failed"] == c["http.responses"]

@@ -1,0 +1,81 @@
+"""End-to-end tests of `mesh load run` keeping Artillery 2's semantics and report: the expect
+plugin (checks only with plugins.expect, counted per check and type, printed, exit code 21),
+metric names, console output. Against the test server of test_load.py."""
+
+import json
+
+from test_load import one_flow, run_load, server  # noqa: F401
+
+EXPECTS = ('get: {url: "/", expect: [{statusCode: 200}, {hasHeader: x-served-by}, '
+           '{contentType: "text/plain"}]}')
+FAILING = 'get: {url: "/json", expect: [{statusCode: [201, 202]}, {hasHeader: x-nope}]}'
+
+
+def run_json(mesh, tmp_path, script, *args):
+    out_json = tmp_path / "report.json"
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json), *args)
+    return code, out, err, json.loads(out_json.read_text())
+
+
+def test_expect_needs_the_plugin(mesh, tmp_path, server):
+    """As in Artillery, checks run only with config.plugins.expect: without it they do nothing
+    (and mesh load says so once)."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", [FAILING, FAILING])
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert code == 0, out + err
+    assert err.count("expect does nothing without config.plugins.expect") == 1, err
+    assert "test.yml:6: warning" in err
+    assert not [k for k in c if k.startswith("plugins.expect")], c
+    assert c["vusers.completed"] == 2
+
+
+def test_expect_counts_checks_prints_them_and_exits_21(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", [EXPECTS, FAILING],
+                      "  plugins:\n    expect: {}\n")
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert code == 21, out + err
+    # checks, not requests; by type too; a failed check does not fail the user
+    assert c["plugins.expect.ok"] == 6 and c["plugins.expect.failed"] == 4
+    assert c["plugins.expect.ok.statusCode"] == 2 and c["plugins.expect.ok.hasHeader"] == 2
+    assert c["plugins.expect.ok.contentType"] == 2
+    assert c["plugins.expect.failed.statusCode"] == 2 and c["plugins.expect.failed.hasHeader"] == 2
+    assert c["vusers.completed"] == 2 and "vusers.failed" in c and c["vusers.failed"] == 0
+    # the pretty format: every checked request
+    assert out.count("* GET / \n\n  ok statusCode 200 \n  ok hasHeader x-served-by \n"
+                     "  ok contentType text/plain \n") == 2, out
+    assert out.count("* GET /json \n\n  not ok statusCode 200 \n  expected: 201,202\n"
+                     "       got: 200\n  not ok hasHeader response has no x-nope header \n") == 2
+
+
+def test_expect_output_formats(mesh, tmp_path, server):
+    for fmt, shows_ok, shows_failed in (("prettyError", False, True), ("silent", False, False)):
+        script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", [EXPECTS, FAILING],
+                          f"  plugins:\n    expect: {{outputFormat: {fmt}}}\n")
+        code, out, err, _ = run_json(mesh, tmp_path, script)
+        assert code == 21
+        assert ("* GET / \n" in out) == shows_ok, (fmt, out)
+        assert ("* GET /json \n" in out) == shows_failed, (fmt, out)
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/", name: home, expect: {statusCode: 200}}'],
+                      "  plugins:\n    expect: {outputFormat: json}\n")
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    assert code == 0 and "plugins.expect.failed" not in rep["aggregate"]["counters"]
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"name"')]
+    assert lines == [{"name": "home", "url": "/", "results": [
+        {"ok": True, "expected": 200, "type": "statusCode", "got": 200}]}], out
+
+
+def test_expect_default_200_and_failures_as_errors(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/"}', 'get: {url: "/empty"}', 'get: {url: "/"}'],
+                      "  plugins:\n    expect: {expectDefault200: true, "
+                      "reportFailuresAsErrors: true, outputFormat: silent}\n")
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert code == 21, out + err
+    # /empty answers 204: the default check fails it, and the error ends the user
+    assert c["plugins.expect.ok.statusCode"] == 2 and c["plugins.expect.failed.statusCode"] == 2
+    assert c[f"errors.Failed expectations for request {server.url}/empty"] == 2
+    assert c["vusers.failed"] == 2 and c["http.requests"] == 4
