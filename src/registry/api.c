@@ -164,8 +164,32 @@ static void add_common_headers(struct api_call *c)
     http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
 }
 
+/*
+ * True when a write handler's change did not reach the journal (a full disk, an I/O error): it
+ * must not be acknowledged. *err gets the failure.
+ */
+static bool write_unpersisted(const struct api_call *c, int *err)
+{
+    const struct reg_persist *p = c->agent->persist;
+
+    return c->route && c->route->write && p && reg_persist_unwritten(p, err) > c->unwritten;
+}
+
 static void respond(struct api_call *c, int status, const char *type, const void *body, size_t len)
 {
+    char msg[256];
+    int err;
+
+    if (status < 300 && write_unpersisted(c, &err)) {
+        int n = snprintf(msg, sizeof(msg),
+                         "failed to persist the change: %s (it is not acknowledged; the server "
+                         "retries writing its state)\n",
+                         strerror(-err));
+        status = 500;
+        type = "text/plain; charset=utf-8";
+        body = msg;
+        len = n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg);
+    }
     add_common_headers(c);
     http_respond(c->req, status, type, body, len);
     api_call_free(c);
@@ -582,6 +606,10 @@ static void dispatch(struct api_call *c)
 
     if (!authorize(c, r))
         return;
+    if (r->write && c->agent->persist) {
+        int err;
+        c->unwritten = reg_persist_unwritten(c->agent->persist, &err);
+    }
     if (r->write)
         r->write(c);
     else

@@ -56,6 +56,7 @@ struct api_call {
     struct acl_authz authz; /* what the token may do (api_acl_resolve) */
     struct bexpr *filter;   /* ?filter, parsed (api_filter.c); owned, may be NULL */
     int filter_target;      /* what the filter selects from (api_filter.c) */
+    uint64_t unwritten;     /* reg_persist_unwritten when a write handler started */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */

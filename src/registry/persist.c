@@ -22,18 +22,22 @@
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/file.h"
 #include "lib/buf.h"
 #include "lib/crc32.h"
 #include "lib/log.h"
 
-#define PERSIST_VERSION        1
-#define PERSIST_HEADER_JSON    "{\"meshkit\":\"registry\",\"version\":1}"
+#define PERSIST_VERSION     1
+#define PERSIST_HEADER_JSON "{\"meshkit\":\"registry\",\"version\":1}"
+#define PERSIST_HEADER_BASE                                                                        \
+    "{\"meshkit\":\"registry\",\"version\":1,\"snapshot_index\":%" PRIu64 "}"
 #define PERSIST_MAX_RECORD     (256u << 20) /* a longer length field is corruption */
 #define PERSIST_COMPACT_MIN    (1u << 20)   /* journal bytes before compaction is considered */
 #define PERSIST_COMPACT_FACTOR 4            /* ... and journal > factor x snapshot bytes */
@@ -55,15 +59,18 @@ struct reg_persist {
     bool sync_running; /* sync_req is in flight */
     bool sync_wanted;  /* records were written after the running sync started */
     bool closing;      /* closed while a sync ran: sync_done frees */
+    int sync_fd;       /* the descriptor sync_req flushes */
+    int stale_fd;      /* a replaced journal's descriptor, closed when its sync completes */
     bool broken;       /* the journal takes no records until a snapshot succeeds */
+    int broken_err;    /* -errno of the failure that broke it */
     uint64_t dropped;  /* records not written while broken */
-    uint64_t retry_at; /* uv_now() before which a broken journal does not retry */
+    uint64_t lost;     /* records not written since open (never reset): reg_persist_unwritten */
+    uv_timer_t *retry_timer; /* while broken: the next snapshot attempt */
     /* A background compaction: the forked child writing the snapshot, the state index and
      * the journal size at the fork, and the timer polling for the child's end. */
     pid_t child;
     uint64_t child_index;
     uint64_t child_journal_size;
-    bool swap_pending; /* the child succeeded; the journal's tail still has to be cut */
     uv_timer_t *child_timer;
 };
 
@@ -77,9 +84,21 @@ static void line_append(struct buf *b, const char *json, size_t len)
     buf_append(b, "\n", 1);
 }
 
-static void header_append(struct buf *b)
+/*
+ * The first line of a file. A journal that continues a snapshot names the snapshot's index
+ * (base), so that a journal whose snapshot went missing is told apart from a complete history.
+ */
+static void header_append(struct buf *b, uint64_t base)
 {
-    line_append(b, PERSIST_HEADER_JSON, strlen(PERSIST_HEADER_JSON));
+    char json[128];
+
+    if (base == 0) {
+        line_append(b, PERSIST_HEADER_JSON, strlen(PERSIST_HEADER_JSON));
+        return;
+    }
+    int n = snprintf(json, sizeof(json), PERSIST_HEADER_BASE, base);
+    MESH_BUG_ON(n < 0 || (size_t)n >= sizeof(json));
+    line_append(b, json, (size_t)n);
 }
 
 static int hex_digit(char c)
@@ -181,10 +200,12 @@ struct scan {
 };
 
 /*
- * Checks the header line. Returns its length, 0 when the file holds nothing but a prefix of a
- * header (a crash while creating it), or -EINVAL with e set when it is not our file.
+ * Checks the header line and reads its snapshot index into *base (0 when it names none).
+ * Returns its length, 0 when the file holds nothing but a prefix of a header (a crash while
+ * creating it), or -EINVAL with e set when it is not our file.
  */
-static long header_check(const char *name, const char *data, size_t len, struct err *e)
+static long header_check(const char *name, const char *data, size_t len, uint64_t *base,
+                         struct err *e)
 {
     struct buf want = BUF_INIT;
     const char *json;
@@ -192,7 +213,8 @@ static long header_check(const char *name, const char *data, size_t len, struct 
     long n = line_parse(data, len, &json, &json_len);
     long rc = n;
 
-    header_append(&want);
+    *base = 0;
+    header_append(&want, 0);
     if (n == -2 && len < want.len && memcmp(data, want.data, len) == 0) {
         rc = 0;
         goto out;
@@ -205,6 +227,8 @@ static long header_check(const char *name, const char *data, size_t len, struct 
     else if (version != PERSIST_VERSION)
         rc = err_set(e, "%s: format version %lld is not supported (this build reads %d)", name,
                      (long long)version, PERSIST_VERSION);
+    else
+        *base = (uint64_t)json_integer_value(json_object_get(h, "snapshot_index"));
     json_decref(h);
 out:
     buf_free(&want);
@@ -290,7 +314,8 @@ static int snapshot_load(struct reg_persist *p, struct err *e)
         err_set(e, "read %s: %s", p->snapshot_path, strerror(-rc));
         goto out;
     }
-    long h = header_check(p->snapshot_path, data.data ? data.data : "", data.len, e);
+    uint64_t base;
+    long h = header_check(p->snapshot_path, data.data ? data.data : "", data.len, &base, e);
     if (h <= 0) {
         rc = h < 0 ? (int)h : err_set(e, "%s: truncated header", p->snapshot_path);
         goto out;
@@ -328,7 +353,7 @@ static int journal_start(struct reg_persist *p)
     struct buf h = BUF_INIT;
     int rc;
 
-    header_append(&h);
+    header_append(&h, p->snapshot_index);
     rc = file_write_all(p->jfd, h.data, h.len);
     if (rc == 0 && fdatasync(p->jfd) < 0)
         rc = -errno;
@@ -340,11 +365,33 @@ static int journal_start(struct reg_persist *p)
     return rc;
 }
 
+/*
+ * True when a whole, checksummed record starts at a line boundary after offset `from`: the damage
+ * at `from` is then not a torn tail (a crash leaves nothing valid behind the write it cut) but
+ * corruption in the middle of the history, and cutting there would destroy intact records.
+ */
+static bool valid_record_after(const char *data, size_t len, size_t from)
+{
+    const char *json;
+    size_t json_len;
+
+    for (size_t i = from; i < len; i++) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - data);
+        if (i + 1 < len && line_parse(data + i + 1, len - i - 1, &json, &json_len) > 0)
+            return true;
+    }
+    return false;
+}
+
 /* Opens journal.log, replays it, and cuts off a torn tail. */
 static int journal_load(struct reg_persist *p, struct err *e)
 {
     struct buf data = BUF_INIT;
     struct scan sc = {.name = p->journal_path};
+    uint64_t base = 0;
     int rc;
 
     p->jfd = open(p->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -358,15 +405,32 @@ static int journal_load(struct reg_persist *p, struct err *e)
         err_set(e, "read %s: %s", p->journal_path, strerror(-rc));
         goto out;
     }
-    long h = header_check(p->journal_path, data.data ? data.data : "", data.len, e);
+    long h = header_check(p->journal_path, data.data ? data.data : "", data.len, &base, e);
     if (h < 0) {
         rc = (int)h;
+        goto out;
+    }
+    if (base > p->snapshot_index) {
+        rc = err_set(e,
+                     "%s continues a snapshot at index %" PRIu64 ", but %s %s; refusing to "
+                     "start with only the journal's changes (restore snapshot.json from a "
+                     "backup, or move the data directory away to start empty)",
+                     p->journal_path, base, p->snapshot_path,
+                     p->snapshot_size ? "is older" : "is missing");
         goto out;
     }
     if (h > 0)
         rc = records_apply(p, &sc, data.data, data.len, (size_t)h, e);
     if (rc < 0)
         goto out;
+    if (h > 0 && sc.torn && valid_record_after(data.data, data.len, sc.good)) {
+        rc = err_set(e,
+                     "%s: corrupt record at offset %zu, followed by intact records; refusing "
+                     "to start (restore the data directory from a backup, or, to keep only "
+                     "what precedes the damage, truncate the file to %zu bytes)",
+                     p->journal_path, sc.good, sc.good);
+        goto out;
+    }
     if (h > 0 && sc.torn) {
         log_warn("%s: torn tail at offset %zu (%zu bytes dropped), truncating", p->journal_path,
                  sc.good, data.len - sc.good);
@@ -395,12 +459,55 @@ static void persist_free(struct reg_persist *p)
 {
     if (p->jfd >= 0)
         close(p->jfd);
+    if (p->stale_fd >= 0)
+        close(p->stale_fd);
     free(p->journal_path);
     free(p->snapshot_path);
     free(p->tmp_path);
     free(p->dir);
     buf_free(&p->line);
     free(p);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Stops and frees a heap timer, NULLing the owner's pointer (the memory goes in close_cb). */
+static void timer_stop(uv_timer_t **t)
+{
+    if (!*t)
+        return;
+    uv_close((uv_handle_t *)*t, on_timer_closed);
+    *t = NULL;
+}
+
+/* Starts a one-shot or repeating heap timer into *t (which must be stopped). */
+static void timer_start(struct reg_persist *p, uv_timer_t **t, uv_timer_cb cb, uint64_t ms,
+                        uint64_t repeat)
+{
+    MESH_BUG_ON(*t != NULL);
+    *t = xcalloc(1, sizeof(**t));
+    uv_timer_init(p->loop, *t);
+    (*t)->data = p;
+    uv_timer_start(*t, cb, ms, repeat);
+}
+
+/* A broken journal's repair: a snapshot taken in place covers the records it lacks. */
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct reg_persist *p = t->data;
+    struct err e;
+
+    timer_stop(&p->retry_timer);
+    /* A background snapshot being written shares the temporary file: wait for it. */
+    bool busy = p->child > 0 || p->child_timer;
+    if (!busy && reg_persist_compact(p, &e) == 0)
+        return;
+    if (!busy)
+        log_error("compaction: %s; retrying in %d ms", e.msg, PERSIST_RETRY_MS);
+    timer_start(p, &p->retry_timer, on_retry_timer, PERSIST_RETRY_MS, 0);
 }
 
 /* Stops journaling until a snapshot has captured the state again (see the invariant above). */
@@ -410,7 +517,16 @@ static void journal_break(struct reg_persist *p, const char *what, int err)
               "written",
               p->journal_path, what, strerror(-err));
     p->broken = true;
-    p->retry_at = 0;
+    p->broken_err = err;
+    if (!p->retry_timer && !p->closing)
+        timer_start(p, &p->retry_timer, on_retry_timer, PERSIST_RETRY_MS, 0);
+}
+
+/* A record that did not reach the journal: the API must not acknowledge its change. */
+static void record_lost(struct reg_persist *p)
+{
+    p->dropped++;
+    p->lost++;
 }
 
 static void sync_start(struct reg_persist *p);
@@ -422,6 +538,10 @@ static void sync_done(uv_fs_t *req)
 
     uv_fs_req_cleanup(req);
     p->sync_running = false;
+    if (p->stale_fd >= 0) { /* the journal was replaced while this flush ran on the old file */
+        close(p->stale_fd);
+        p->stale_fd = -1;
+    }
     if (p->closing) {
         persist_free(p);
         return;
@@ -442,6 +562,7 @@ static void sync_start(struct reg_persist *p)
     }
     p->sync_wanted = false;
     p->sync_req.data = p;
+    p->sync_fd = p->jfd;
     int rc = uv_fs_fdatasync(p->loop, &p->sync_req, p->jfd, sync_done);
     if (rc < 0)
         journal_break(p, "fdatasync", rc);
@@ -455,14 +576,14 @@ static void persist_journal_cb(const json_t *record, void *data)
     struct reg_persist *p = data;
 
     if (p->broken) {
-        p->dropped++;
+        record_lost(p);
         return;
     }
     char *json = json_dumps(record, JSON_COMPACT);
     if (!json) {
         /* Cannot happen for records built by state_journal.c; never leave a gap silently. */
         journal_break(p, "encoding a record", -EINVAL);
-        p->dropped++;
+        record_lost(p);
         return;
     }
     size_t len = strlen(json);
@@ -470,7 +591,7 @@ static void persist_journal_cb(const json_t *record, void *data)
         /* Replay would take it for corruption and cut it off with everything after it. */
         free(json);
         journal_break(p, "writing an oversized record", -EFBIG);
-        p->dropped++;
+        record_lost(p);
         return;
     }
     buf_reset(&p->line);
@@ -483,11 +604,17 @@ static void persist_journal_cb(const json_t *record, void *data)
         if (ftruncate(p->jfd, (off_t)p->journal_size) < 0)
             log_error("%s: ftruncate: %s", p->journal_path, strerror(errno));
         journal_break(p, "write", rc);
-        p->dropped++;
+        record_lost(p);
         return;
     }
     p->journal_size += p->line.len;
     sync_start(p);
+}
+
+uint64_t reg_persist_unwritten(const struct reg_persist *p, int *err)
+{
+    *err = p->broken_err;
+    return p->lost;
 }
 
 /* ---- snapshots --------------------------------------------------------------------------- */
@@ -510,7 +637,7 @@ static int snapshot_write(struct reg_persist *p, size_t *size, struct err *e)
     const char *step = "open";
     int rc = 0;
 
-    header_append(&b);
+    header_append(&b, 0);
     reg_state_dump(p->st, dump_emit, &b);
     int fd = open(p->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -551,6 +678,55 @@ out:
     return rc;
 }
 
+/*
+ * Replaces journal.log by a header naming the snapshot at base and the journal's records from
+ * offset `from` on (those the snapshot lacks), through a synced temporary file and a rename, so
+ * a crash leaves the old journal or the new one. A flush still running on the old descriptor
+ * keeps it open until it completes.
+ */
+static int journal_replace(struct reg_persist *p, uint64_t from, uint64_t base, struct err *e)
+{
+    uint64_t tail = p->journal_size - from;
+    char *tmp = xasprintf("%s.tmp", p->journal_path);
+    struct buf b = BUF_INIT;
+    int rc = 0, fd = -1;
+
+    header_append(&b, base);
+    buf_reserve(&b, (size_t)tail);
+    ssize_t n = pread(p->jfd, b.data + b.len, (size_t)tail, (off_t)from);
+    if (n != (ssize_t)tail) {
+        rc = n < 0 ? -errno : -EIO;
+        goto out;
+    }
+    b.len += (size_t)tail;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || file_write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
+        rename(tmp, p->journal_path) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = fsync_dir(p->dir);
+    if (p->sync_running && p->sync_fd == p->jfd) {
+        MESH_BUG_ON(p->stale_fd >= 0);
+        p->stale_fd = p->jfd;
+    } else {
+        close(p->jfd);
+    }
+    p->jfd = fd;
+    fd = -1;
+    p->journal_size = b.len;
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    if (rc < 0)
+        err_set(e, "replace %s: %s", p->journal_path, strerror(-rc));
+    free(tmp);
+    buf_free(&b);
+    return rc;
+}
+
 int reg_persist_compact(struct reg_persist *p, struct err *e)
 {
     size_t size = 0;
@@ -562,20 +738,17 @@ int reg_persist_compact(struct reg_persist *p, struct err *e)
     p->snapshot_size = size;
     p->snapshot_index = index;
     /* From here the journal's records are all covered by the snapshot (and skipped on replay
-     * even if this truncation never happens), so a broken journal is whole again. */
-    struct buf h = BUF_INIT;
-    header_append(&h);
-    rc = journal_truncate(p, h.len);
-    buf_free(&h);
-    if (rc < 0) {
-        err_set(e, "truncate %s: %s", p->journal_path, strerror(-rc));
+     * even if the replacement never happens), so a broken journal is whole again. */
+    rc = journal_replace(p, p->journal_size, index, e);
+    if (rc < 0)
         return rc;
-    }
     if (p->broken)
         log_info("%s: journal resumed after a snapshot (%" PRIu64 " changes were only in memory)",
                  p->journal_path, p->dropped);
     p->broken = false;
+    p->broken_err = 0;
     p->dropped = 0;
+    timer_stop(&p->retry_timer);
     log_info("%s: snapshot written at index %" PRIu64 " (%zu bytes)", p->snapshot_path, index,
              size);
     return 0;
@@ -590,58 +763,6 @@ int reg_persist_compact(struct reg_persist *p, struct err *e)
  * since the fork. Until then, and across a crash at any point, replay stays right: records
  * already in a snapshot are skipped by index.
  */
-
-/* Replaces journal.log by its header and the records written since the fork. */
-static int journal_cut(struct reg_persist *p, struct err *e)
-{
-    uint64_t tail = p->journal_size - p->child_journal_size;
-    char *tmp = xasprintf("%s.tmp", p->journal_path);
-    struct buf b = BUF_INIT;
-    int rc = 0, fd = -1;
-
-    header_append(&b);
-    buf_reserve(&b, (size_t)tail);
-    ssize_t n = pread(p->jfd, b.data + b.len, (size_t)tail, (off_t)p->child_journal_size);
-    if (n != (ssize_t)tail) {
-        rc = n < 0 ? -errno : -EIO;
-        goto out;
-    }
-    b.len += (size_t)tail;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0 || file_write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
-        rename(tmp, p->journal_path) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    rc = fsync_dir(p->dir);
-    close(p->jfd);
-    p->jfd = fd;
-    fd = -1;
-    p->journal_size = b.len;
-out:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    if (rc < 0)
-        err_set(e, "cut %s: %s", p->journal_path, strerror(-rc));
-    free(tmp);
-    buf_free(&b);
-    return rc;
-}
-
-static void on_child_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void child_timer_stop(struct reg_persist *p)
-{
-    if (!p->child_timer)
-        return;
-    uv_close((uv_handle_t *)p->child_timer, on_child_timer_closed);
-    p->child_timer = NULL;
-}
 
 /* Polls for the child's end, then takes its snapshot into use. */
 static void on_child_timer(uv_timer_t *t)
@@ -658,19 +779,15 @@ static void on_child_timer(uv_timer_t *t)
         if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             log_error("compaction: the snapshot writer failed (status %d); retrying later",
                       r < 0 ? -1 : status);
-            child_timer_stop(p);
+            timer_stop(&p->child_timer);
             return;
         }
         struct stat sb;
         p->snapshot_index = p->child_index;
         p->snapshot_size = stat(p->snapshot_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-        p->swap_pending = true;
     }
-    if (p->sync_running)
-        return; /* the journal fd is in use by an fdatasync: cut it on the next tick */
-    p->swap_pending = false;
-    child_timer_stop(p);
-    if (journal_cut(p, &e) < 0) {
+    timer_stop(&p->child_timer);
+    if (journal_replace(p, p->child_journal_size, p->child_index, &e) < 0) {
         log_error("compaction: %s (the journal stays whole; replay skips what the snapshot "
                   "has)",
                   e.msg);
@@ -681,17 +798,32 @@ static void on_child_timer(uv_timer_t *t)
              p->snapshot_path, p->snapshot_index, p->snapshot_size);
 }
 
+/*
+ * The forked snapshot writer. It holds copies of every descriptor the agent had, its listening
+ * sockets among them: it closes them, so that a restart after the agent was killed can bind
+ * while the writer is still busy, and it dies with the agent, whose compaction it was.
+ */
+static void noreturn_child(struct reg_persist *p, pid_t parent)
+{
+    struct err e;
+    size_t size;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(1);
+    close_range(3, ~0u, 0);
+    _exit(snapshot_write(p, &size, &e) == 0 ? 0 : 1);
+}
+
 static void compact_in_background(struct reg_persist *p)
 {
     struct err e;
 
     p->child_index = p->st->index;
     p->child_journal_size = p->journal_size;
+    pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0) {
-        size_t size;
-        _exit(snapshot_write(p, &size, &e) == 0 ? 0 : 1);
-    }
+    if (pid == 0)
+        noreturn_child(p, parent);
     if (pid < 0) {
         log_warn("compaction: fork: %s; compacting in place", strerror(errno));
         if (reg_persist_compact(p, &e) < 0)
@@ -699,30 +831,18 @@ static void compact_in_background(struct reg_persist *p)
         return;
     }
     p->child = pid;
-    p->child_timer = xcalloc(1, sizeof(*p->child_timer));
-    uv_timer_init(p->loop, p->child_timer);
-    p->child_timer->data = p;
-    uv_timer_start(p->child_timer, on_child_timer, 20, 20);
+    timer_start(p, &p->child_timer, on_child_timer, 20, 20);
 }
 
 void reg_persist_maybe_compact(struct reg_persist *p)
 {
-    struct err e;
     uint64_t limit = p->snapshot_size * PERSIST_COMPACT_FACTOR;
 
     if (limit < PERSIST_COMPACT_MIN)
         limit = PERSIST_COMPACT_MIN;
-    if (p->child > 0 || p->swap_pending)
+    /* A broken journal is repaired by its retry timer, with a snapshot taken in place. */
+    if (p->child > 0 || p->child_timer || p->broken)
         return;
-    if (p->broken) {
-        /* The journal lacks records: only a snapshot taken now, in place, covers them. */
-        if (uv_now(p->loop) < p->retry_at)
-            return;
-        p->retry_at = uv_now(p->loop) + PERSIST_RETRY_MS;
-        if (reg_persist_compact(p, &e) < 0)
-            log_error("compaction: %s", e.msg);
-        return;
-    }
     if (p->journal_size > limit)
         compact_in_background(p);
 }
@@ -738,6 +858,7 @@ int reg_persist_open(struct reg_persist **out, uv_loop_t *loop, const char *data
     p->loop = loop;
     p->st = st;
     p->jfd = -1;
+    p->stale_fd = -1;
     p->dir = xstrdup(data_dir);
     p->journal_path = xasprintf("%s/journal.log", data_dir);
     p->snapshot_path = xasprintf("%s/snapshot.json", data_dir);
@@ -761,6 +882,9 @@ int reg_persist_open(struct reg_persist **out, uv_loop_t *loop, const char *data
         goto err;
     st->journal = persist_journal_cb;
     st->journal_data = p;
+    /* A server restarted more often than the compaction check runs would otherwise replay an
+     * ever longer journal: a large one is compacted now (in the background). */
+    reg_persist_maybe_compact(p);
     *out = p;
     return 0;
 
@@ -780,7 +904,8 @@ void reg_persist_close(struct reg_persist *p)
         unlink(p->tmp_path);
         p->child = 0;
     }
-    child_timer_stop(p);
+    timer_stop(&p->child_timer);
+    timer_stop(&p->retry_timer);
     if (p->st->journal_data == p) {
         p->st->journal = NULL;
         p->st->journal_data = NULL;

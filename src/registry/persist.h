@@ -5,10 +5,11 @@
  * process being killed; an fdatasync follows each batch of writes off the loop thread, so a
  * power loss can lose the last batch.
  *
- * On open, the snapshot then the journal are replayed. A torn or corrupt tail (a crash in the
- * middle of a write) is detected by its length and checksum, truncated, and logged; the agent
- * starts with every record before it. A corrupt snapshot, or a whole record that the state
- * rejects, fails the open instead: neither comes from a crash, and nothing is dropped silently.
+ * On open, the snapshot then the journal are replayed. A torn tail (a crash in the middle of a
+ * write: a record that fails its length or checksum with nothing valid after it) is truncated
+ * and logged; the agent starts with every record before it. A corrupt snapshot, a damaged record
+ * followed by intact ones, a journal whose snapshot is missing, or a whole record that the state
+ * rejects fails the open instead: none comes from a crash, and nothing is dropped silently.
  *
  * Everything runs on the loop thread. Opening does blocking file I/O there; compaction writes
  * its snapshot in a forked child (reg_persist_maybe_compact).
@@ -26,7 +27,8 @@ struct reg_persist;
 /*
  * Opens (creating if needed, mode 0700) data_dir, loads its contents into st (which must be
  * empty, fresh from reg_state_init) and installs itself as st's journal (st->journal and
- * st->journal_data), so st must outlive it. loop runs the background fdatasyncs. Returns 0 and
+ * st->journal_data), so st must outlive it. A journal grown past the compaction threshold is
+ * compacted at once, in the background. loop runs the background fdatasyncs. Returns 0 and
  * sets *out, or -errno (-EINVAL for a corrupt or foreign file) with e naming the file and
  * *out = NULL; st then holds whatever was loaded and should be freed.
  */
@@ -48,6 +50,14 @@ void reg_persist_maybe_compact(struct reg_persist *p);
  * snapshot and the journal stay valid.
  */
 int reg_persist_compact(struct reg_persist *p, struct err *e);
+
+/*
+ * How many records, since open, could not be written (the journal was broken by a write or
+ * flush error, such as a full disk), with the error (-errno) of the last failure in *err. The
+ * API compares the count around a write so that a change that was not persisted is not
+ * acknowledged.
+ */
+uint64_t reg_persist_unwritten(const struct reg_persist *p, int *err);
 
 /*
  * Removes p from st's journal hook, syncs the journal and frees p (NULL is a no-op). If a
