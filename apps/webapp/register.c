@@ -103,12 +103,14 @@ static void register_send(struct webapp *app)
 
     json_append(&body, o, false);
     json_decref(o);
+    struct http_header type = {STR_LIT("Content-Type"), STR_LIT("application/json")};
     struct http_client_request r = {
         .method = "PUT",
         .host = app->agent_host,
         .port = app->agent_port,
         .target = "/v1/agent/service/register",
-        .headers = "Content-Type: application/json\r\n",
+        .headers = &type,
+        .num_headers = 1,
         .body = body.data,
         .body_len = body.len,
         .timeout_ms = REGISTER_TIMEOUT_MS,

@@ -278,7 +278,10 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
                   size_t body_len, unsigned flags, struct cli_response *res, struct err *e)
 {
     struct buf t = BUF_INIT;
-    struct buf headers = BUF_INIT;
+    struct http_header headers[2] = {
+        {STR_LIT("User-Agent"), STR_LIT("mesh-cli/" MESH_VERSION)},
+        {STR_LIT("X-Consul-Token"), str_from(h->ep.token)},
+    };
     struct call_wait w = {.res = res, .client = h->client};
     int rc = 0;
 
@@ -289,16 +292,14 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
         cli_query_add(&t, "dc", h->datacenter);
     if ((flags & CLI_READ) && h->stale)
         cli_query_add(&t, "stale", NULL);
-    if (h->ep.token)
-        buf_printf(&headers, "X-Consul-Token: %s\r\n", h->ep.token);
-    buf_append_cstr(&headers, "User-Agent: mesh-cli/" MESH_VERSION "\r\n");
 
     struct http_client_request req = {
         .method = method,
         .host = h->ep.host,
         .port = h->ep.port,
         .target = t.data,
-        .headers = headers.data,
+        .headers = headers,
+        .num_headers = h->ep.token ? 2 : 1,
         .body = body,
         .body_len = body_len,
         .timeout_ms = CLI_TIMEOUT_MS,
@@ -325,7 +326,6 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
         rc = -EIO;
     }
     buf_free(&t);
-    buf_free(&headers);
     return rc;
 }
 

@@ -170,12 +170,12 @@ struct cluster_reply {
 };
 
 /*
- * GET http://host:port/target on a private loop, with optional extra header lines
- * (each ending in "\r\n"). Returns 0 with r filled (any status), or a negative UV error with e
- * set. Free r->body with buf_free.
+ * GET http://host:port/target on a private loop, with an Authorization field when
+ * authorization is not NULL. Returns 0 with r filled (any status), or a negative UV error with
+ * e set. Free r->body with buf_free.
  */
-int cluster_get(const char *host, int port, const char *target, const char *headers, int timeout_ms,
-                struct cluster_reply *r, struct err *e);
+int cluster_get(const char *host, int port, const char *target, const char *authorization,
+                int timeout_ms, struct cluster_reply *r, struct err *e);
 /* GET on the registry server as JSON; NULL with e set on failure or a non-200. */
 json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e);
 /* The lb's /stats;json rows (array), NULL with e set. */

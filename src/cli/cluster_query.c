@@ -40,9 +40,10 @@ static void on_reply(int status, const struct http_client_response *res, void *d
         snprintf(w->r->served_by, sizeof(w->r->served_by), "%.*s", (int)len, by);
 }
 
-int cluster_get(const char *host, int port, const char *target, const char *headers, int timeout_ms,
-                struct cluster_reply *r, struct err *e)
+int cluster_get(const char *host, int port, const char *target, const char *authorization,
+                int timeout_ms, struct cluster_reply *r, struct err *e)
 {
+    struct http_header auth = {STR_LIT("Authorization"), str_from(authorization)};
     uv_loop_t loop;
     struct http_client *c;
     struct get_wait w = {.r = r};
@@ -61,7 +62,8 @@ int cluster_get(const char *host, int port, const char *target, const char *head
         .host = host,
         .port = port,
         .target = target,
-        .headers = headers,
+        .headers = &auth,
+        .num_headers = authorization ? 1 : 0,
         .timeout_ms = (uint64_t)timeout_ms,
         .max_body = QUERY_MAX_BODY,
         .no_keep_alive = true,
@@ -78,14 +80,14 @@ int cluster_get(const char *host, int port, const char *target, const char *head
 }
 
 /* The JSON of a 200 answer; NULL with e set otherwise. */
-static json_t *reply_json(const char *host, int port, const char *target, const char *headers,
+static json_t *reply_json(const char *host, int port, const char *target, const char *authorization,
                           struct err *e)
 {
     struct cluster_reply r = {0};
     json_error_t je;
     json_t *v = NULL;
 
-    if (cluster_get(host, port, target, headers, QUERY_TIMEOUT_MS, &r, e) < 0)
+    if (cluster_get(host, port, target, authorization, QUERY_TIMEOUT_MS, &r, e) < 0)
         goto out;
     if (r.status != 200) {
         err_set(e, "GET http://%s:%d%s: status %d", host, port, target, r.status);
@@ -112,21 +114,21 @@ const char *cluster_lb_host(const struct cluster_state *s)
 json_t *cluster_lb_stats(const struct cluster_state *s, struct err *e)
 {
     char cred[160];
-    char *b64, *headers;
+    char *b64, *auth;
     json_t *v;
 
     if (s->lb_haproxy)
         return cluster_haproxy_stats(s, e);
     snprintf(cred, sizeof(cred), "%s:%s", s->stats_user, s->stats_password);
     b64 = base64_encode(cred, strlen(cred));
-    headers = s->stats_user[0] ? xasprintf("Authorization: Basic %s\r\n", b64) : NULL;
-    v = reply_json(cluster_lb_host(s), s->stats_port, "/stats;json", headers, e);
+    auth = s->stats_user[0] ? xasprintf("Basic %s", b64) : NULL;
+    v = reply_json(cluster_lb_host(s), s->stats_port, "/stats;json", auth, e);
     if (v && !json_is_array(v)) {
         err_set(e, "lb stats: expected a JSON array");
         json_decref(v);
         v = NULL;
     }
-    free(headers);
+    free(auth);
     free(b64);
     return v;
 }

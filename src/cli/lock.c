@@ -56,17 +56,16 @@ struct lock_run {
 static struct http_call *send_async(struct lock_run *l, const char *method, const char *target,
                                     const char *body, http_client_cb cb)
 {
-    char headers[512] = "";
     const struct cli_endpoint *ep = &l->h.ep;
+    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(ep->token)};
 
-    if (ep->token)
-        snprintf(headers, sizeof(headers), "X-Consul-Token: %s\r\n", ep->token);
     struct http_client_request req = {
         .method = method,
         .host = ep->host,
         .port = ep->port,
         .target = target,
-        .headers = headers,
+        .headers = &token,
+        .num_headers = ep->token ? 1 : 0,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = 60000,

@@ -302,7 +302,8 @@ static void on_answer(int status, const struct http_client_response *res, void *
 
 static void watch_fetch(struct lb_watch *w)
 {
-    struct buf target = BUF_INIT, headers = BUF_INIT;
+    struct buf target = BUF_INIT;
+    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(w->token)};
 
     if (!w->service || w->stopping)
         return;
@@ -314,14 +315,13 @@ static void watch_fetch(struct lb_watch *w)
         url_encode(&target, str_from(w->tag), false);
     }
     buf_printf(&target, "&index=%llu&wait=" WATCH_WAIT, (unsigned long long)w->index);
-    if (w->token)
-        buf_printf(&headers, "X-Consul-Token: %s\r\n", w->token);
     struct http_client_request req = {
         .method = "GET",
         .host = w->host,
         .port = w->port,
         .target = target.data,
-        .headers = headers.len ? headers.data : NULL,
+        .headers = &token,
+        .num_headers = w->token ? 1 : 0,
         .timeout_ms = WATCH_TIMEOUT_MS,
         .tls = w->tls,
         .tls_ca_file = w->ca_file,
@@ -329,7 +329,6 @@ static void watch_fetch(struct lb_watch *w)
     w->last_fetch_ms = uv_now(w->loop);
     w->call = http_client_send(w->client, &req, on_answer, w);
     buf_free(&target);
-    buf_free(&headers);
 }
 
 /* ---- settings ---------------------------------------------------------------------------- */

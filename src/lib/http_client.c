@@ -1,8 +1,8 @@
 #include "lib/http_client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/net.h"
@@ -618,20 +618,37 @@ static struct client_conn *pool_take(struct http_client *c, const char *key)
     return NULL;
 }
 
-/* True when the raw header lines hold a field called name (case-insensitive). */
-static bool lines_have_header(const char *lines, const char *name)
+/*
+ * Checks what the caller supplied before anything is sent: one bad byte would let it end a
+ * field or the request line and inject its own. Returns 0, or -EINVAL with call->error set in
+ * Go's words ("net/http: invalid header field value for ...").
+ */
+static int check_request(struct http_call *call, const struct http_client_request *r)
 {
-    size_t n = strlen(name);
-    const char *p = lines;
+    const char *what = NULL;
+    struct str bad = STR_NULL;
 
-    while (p && *p) {
-        if (strncasecmp(p, name, n) == 0 && p[n] == ':')
-            return true;
-        p = strstr(p, "\r\n");
-        if (p)
-            p += 2;
+    if (r->method && !http_valid_token(str_from(r->method)))
+        what = "method", bad = str_from(r->method);
+    else if (r->target && !http_valid_target(str_from(r->target)))
+        what = "request target", bad = str_from(r->target);
+    for (size_t i = 0; !what && i < r->num_headers; i++) {
+        const struct http_header *h = &r->headers[i];
+        if (!http_valid_token(h->name))
+            what = "header field name", bad = h->name;
+        else if (!http_valid_field_value(h->value))
+            what = "header field value for", bad = h->name;
     }
-    return false;
+    if (!what)
+        return 0;
+    /* The name is quoted as Go does; a name that is itself bad is cut at its first bad byte. */
+    size_t shown = 0;
+    while (shown < bad.n && shown < 64 && (unsigned char)bad.p[shown] > 0x20 &&
+           bad.p[shown] != 0x7f)
+        shown++;
+    snprintf(call->error, sizeof(call->error), "net/http: invalid %s \"%.*s\"", what, (int)shown,
+             bad.p);
+    return -EINVAL;
 }
 
 static void serialise(struct http_call *call, const struct http_client_request *r)
@@ -640,12 +657,13 @@ static void serialise(struct http_call *call, const struct http_client_request *
     bool v6 = strchr(r->host, ':') != NULL;
 
     buf_printf(&call->out, "%s %s HTTP/1.1\r\n", method, r->target ? r->target : "/");
-    /* A caller's Host line names a virtual host; two Host fields would be a 400. */
-    if (!lines_have_header(r->headers, "Host"))
+    /* A caller's Host field names a virtual host; two Host fields would be a 400. */
+    if (!http_find_header(r->headers, r->num_headers, "Host"))
         buf_printf(&call->out, "Host: %s%s%s:%d\r\n", v6 ? "[" : "", r->host, v6 ? "]" : "",
                    r->port);
-    if (r->headers)
-        buf_append_cstr(&call->out, r->headers);
+    for (size_t i = 0; i < r->num_headers; i++)
+        buf_printf(&call->out, "%.*s: %.*s\r\n", STR_FMT(r->headers[i].name),
+                   STR_FMT(r->headers[i].value));
     if (r->no_keep_alive)
         buf_append_cstr(&call->out, "Connection: close\r\n");
     if (r->body_len || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0)
@@ -733,7 +751,8 @@ struct http_call *http_client_send(struct http_client *c, const struct http_clie
     call->refs = 1;
     if (r->tls && r->host && r->host[0])
         call->tls_ctx = client_tls_ctx(c, r, call);
-    if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535 || (r->tls && !call->tls_ctx)) {
+    if (!r->host || !r->host[0] || r->port <= 0 || r->port > 65535 || (r->tls && !call->tls_ctx) ||
+        check_request(call, r) < 0) {
         call_fail_soon(call, UV_EINVAL);
         return call;
     }

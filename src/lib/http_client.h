@@ -47,10 +47,17 @@ struct http_client_request {
     const char *method; /* default "GET" */
     const char *host;   /* numeric address or name (resolved with getaddrinfo off the loop) */
     int port;
-    const char *target;  /* "/path?query"; default "/" */
-    const char *headers; /* extra raw header lines, each ending in "\r\n"; may be NULL;
-                            a "Host:" line replaces the default Host */
-    const void *body;    /* copied */
+    const char *target; /* "/path?query"; default "/" */
+    /*
+     * Extra header fields, num_headers of them (borrowed for the call to http_client_send());
+     * a "Host" field replaces the default Host. The serialiser refuses (UV_EINVAL, with the
+     * field named by http_client_error) a method or field name that is not a token, a target
+     * with SP or a control byte, and a value with CR, LF, NUL or another control byte but HTAB,
+     * so no caller can inject a header or a second request whatever it copies into them.
+     */
+    const struct http_header *headers;
+    size_t num_headers;
+    const void *body; /* copied */
     size_t body_len;
     uint64_t timeout_ms; /* whole exchange; 0 = 30 s */
     size_t max_body;     /* 0 = 16 MiB */

@@ -36,6 +36,12 @@ static bool is_field_byte(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+/* Bytes allowed in a request-target: anything but SP and control bytes. */
+static bool is_target_byte(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f;
+}
+
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';
@@ -306,8 +312,7 @@ static int parse_request_line(struct cursor *c, struct http_request_head *req)
         return rc;
     target = c->p;
     while (c->p < c->end && *c->p != ' ') {
-        unsigned char ch = (unsigned char)*c->p;
-        if (ch < 0x20 || ch == 0x7f)
+        if (!is_target_byte((unsigned char)*c->p))
             return HTTP_PARSE_BAD;
         c->p++;
     }
@@ -428,6 +433,33 @@ bool http_response_has_body(const struct http_response_head *res, bool request_w
     if (request_was_head)
         return false;
     return !(res->status < 200 || res->status == 204 || res->status == 304);
+}
+
+bool http_valid_token(struct str s)
+{
+    for (size_t i = 0; i < s.n; i++) {
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    }
+    return s.n > 0;
+}
+
+bool http_valid_field_value(struct str s)
+{
+    for (size_t i = 0; i < s.n; i++) {
+        if (!is_field_byte((unsigned char)s.p[i]))
+            return false;
+    }
+    return true;
+}
+
+bool http_valid_target(struct str s)
+{
+    for (size_t i = 0; i < s.n; i++) {
+        if (!is_target_byte((unsigned char)s.p[i]))
+            return false;
+    }
+    return s.n > 0;
 }
 
 const struct http_header *http_find_header(const struct http_header *headers, size_t n,

@@ -145,6 +145,17 @@ struct http_chunked_decoder {
 
 ssize_t http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len);
 
+/*
+ * What may be sent, checked by every serialiser (the client's request line and fields, the
+ * server's response fields) so that no caller can inject a line break: a token (RFC 9110
+ * 5.6.2) for a method or field name; a field value of HTAB, SP, VCHAR and obs-text only (no
+ * CR, LF, NUL or other control byte); a request-target that is not empty and holds no SP or
+ * control byte. Each accepts exactly what this parser accepts in that place.
+ */
+bool http_valid_token(struct str s);
+bool http_valid_field_value(struct str s);
+bool http_valid_target(struct str s);
+
 /* Standard reason phrase for a status code ("OK", "Not Found", ...; "" when unknown). Static. */
 const char *http_status_reason(int status);
 

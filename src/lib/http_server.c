@@ -1,5 +1,6 @@
 #include "lib/http_server.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,16 +99,28 @@ const struct http_header *http_request_header(const struct http_request *req, co
     return http_find_header(req->headers, req->num_headers, name);
 }
 
-void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
+int http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
 {
+    size_t start = req->_headers.len;
     va_list ap;
 
     buf_append_cstr(&req->_headers, name);
     buf_append(&req->_headers, ": ", 2);
+    size_t value = req->_headers.len;
     va_start(ap, fmt);
     buf_vprintf(&req->_headers, fmt, ap);
     va_end(ap);
+    struct str v = {req->_headers.data + value, req->_headers.len - value};
+    if (!http_valid_token(str_from(name)) || !http_valid_field_value(v)) {
+        log_warn("%.*s %.*s: refused response header %s (not a token, or a control byte in its "
+                 "value)",
+                 STR_FMT(req->method), STR_FMT(req->path), name);
+        req->_headers.len = start;
+        req->_bad_header = true;
+        return -EINVAL;
+    }
     buf_append(&req->_headers, "\r\n", 2);
+    return 0;
 }
 
 /* "Date:" value, formatted at most once per second. */
@@ -218,6 +231,13 @@ void http_respond(struct http_request *req, int status, const char *content_type
 
     if (!c) { /* the peer is gone; nothing to send */
         request_free(req);
+        return;
+    }
+    if (req->_bad_header || (content_type && !http_valid_field_value(str_from(content_type)))) {
+        static const char text[] = "invalid response header\n";
+        req->_bad_header = false;
+        buf_reset(&req->_headers);
+        http_respond(req, 500, "text/plain; charset=utf-8", text, sizeof(text) - 1);
         return;
     }
     buf_reserve(&out, 256 + req->_headers.len + len);

@@ -88,6 +88,7 @@ struct http_request {
     struct buf _body;    /* the body */
     struct buf _headers; /* response headers added so far */
     bool _keep_alive;
+    bool _bad_header; /* a header was refused: the answer is a 500 */
 };
 
 /*
@@ -109,13 +110,19 @@ void http_server_close(struct http_server *srv, void (*on_closed)(struct http_se
 /* Lookup of a request header (case-insensitive); NULL when absent. */
 const struct http_header *http_request_header(const struct http_request *req, const char *name);
 
-/* Adds a response header for the coming http_respond(). */
-void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
+/*
+ * Adds a response header for the coming http_respond(). Returns 0, or -EINVAL when name is not
+ * a token or the value holds CR, LF, NUL or another control byte but HTAB: nothing is added,
+ * and the response becomes a 500 (a handler never sends a line it did not mean to).
+ */
+int http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
  * Sends the response and releases req (do not touch it afterwards). Adds Content-Length,
  * Content-Type when given, and Date. For HEAD requests the body is not sent. body is copied.
+ * A content_type that is not a valid field value, or a header refused by
+ * http_response_header(), turns the answer into a 500 "invalid response header".
  */
 void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
                   size_t len);

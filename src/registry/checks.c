@@ -287,36 +287,35 @@ static char *resolve_location(const char *base, const char *loc, size_t n)
     return buf_steal(&out);
 }
 
-static bool header_value_ok(const char *s)
-{
-    return strpbrk(s, "\r\n") == NULL;
-}
-
 /*
- * Header lines from the definition ({"Name": ["v", ...]}), plus Consul's User-Agent and Accept
- * when the definition has none. Lines with CR or LF are dropped (no header injection); only the
- * first Host value is sent, as Go does.
+ * Header fields from the definition ({"Name": ["v", ...]}), plus Consul's User-Agent and Accept
+ * when the definition has none; only the first Host value is sent, as Go does. The fields
+ * borrow the definition's strings. A name or value that cannot be sent (a line break, say) is
+ * refused by the HTTP client, and the check goes critical saying which field, as Go's does.
+ * Returns the number of fields in *out (heap; free it).
  */
-static void http_build_headers(const struct check_def *d, struct buf *out)
+static size_t http_build_headers(const struct check_def *d, struct http_header **out)
 {
     bool ua = false, accept = false, host = false;
     const char *name;
     json_t *vals;
+    size_t n = 0, cap = 2;
+    struct http_header *h = xmalloc(cap * sizeof(*h));
 
     if (json_is_object(d->header)) {
         json_object_foreach(d->header, name, vals)
         {
-            if (!name[0] || !header_value_ok(name) || strpbrk(name, ": \t"))
-                continue;
             bool is_host = strcasecmp(name, "Host") == 0;
             size_t i;
             json_t *v;
             json_array_foreach(vals, i, v)
             {
                 const char *s = json_string_value(v);
-                if (!s || !header_value_ok(s) || (is_host && host))
+                if (!s || (is_host && host))
                     continue;
-                buf_printf(out, "%s: %s\r\n", name, s);
+                if (n + 2 >= cap)
+                    h = xrealloc(h, (cap *= 2) * sizeof(*h));
+                h[n++] = (struct http_header){str_from(name), str_from(s)};
                 ua = ua || strcasecmp(name, "User-Agent") == 0;
                 accept = accept || strcasecmp(name, "Accept") == 0;
                 host = host || is_host;
@@ -324,9 +323,11 @@ static void http_build_headers(const struct check_def *d, struct buf *out)
         }
     }
     if (!ua)
-        buf_append_cstr(out, "User-Agent: Consul Health Check\r\n");
+        h[n++] = (struct http_header){STR_LIT("User-Agent"), STR_LIT("Consul Health Check")};
     if (!accept)
-        buf_append_cstr(out, "Accept: text/plain, text/*, */*\r\n");
+        h[n++] = (struct http_header){STR_LIT("Accept"), STR_LIT("text/plain, text/*, */*")};
+    *out = h;
+    return n;
 }
 
 static void on_http_done(int status, const struct http_client_response *res, void *data);
@@ -348,7 +349,7 @@ static void http_send_hop(struct runner *r)
 {
     const struct check_def *d = r->def;
     struct url_parts u;
-    struct buf hdr = BUF_INIT;
+    struct http_header *hdr = NULL;
     struct buf err = BUF_INIT;
 
     if (url_split(r->url, &u) < 0) {
@@ -360,7 +361,7 @@ static void http_send_hop(struct runner *r)
     bool v6 = strchr(u.host, ':') != NULL;
     snprintf(r->host_port, sizeof(r->host_port), "%s%s%s:%d", v6 ? "[" : "", u.host, v6 ? "]" : "",
              u.port);
-    http_build_headers(d, &hdr);
+    size_t num_hdr = http_build_headers(d, &hdr);
     /* The body goes with the first request and with 307/308 redirects (method unchanged). */
     bool send_body =
         d->body && strcmp(r->method, d->method && d->method[0] ? d->method : "GET") == 0;
@@ -370,7 +371,8 @@ static void http_send_hop(struct runner *r)
         .host = u.host,
         .port = u.port,
         .target = u.path,
-        .headers = hdr.data,
+        .headers = hdr,
+        .num_headers = num_hdr,
         .body = send_body ? d->body : NULL,
         .body_len = send_body ? strlen(d->body) : 0,
         .timeout_ms = r->deadline > now ? r->deadline - now : 1,
@@ -384,7 +386,7 @@ static void http_send_hop(struct runner *r)
     r->call = http_client_send(r->owner->http, &req, on_http_done, r);
     url_parts_free(&u);
 out:
-    buf_free(&hdr);
+    free(hdr);
     buf_free(&err);
 }
 

@@ -162,14 +162,14 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     }
     reparse(r, &q, &l);
     char *target = remote_target(&l);
-    char *headers = NULL;
-    if (a->cfg.acl_default_token && a->cfg.acl_default_token[0])
-        headers = xasprintf("X-Consul-Token: %s\r\n", a->cfg.acl_default_token);
+    const char *token = a->cfg.acl_default_token;
+    struct http_header token_field = {STR_LIT("X-Consul-Token"), str_from(token)};
     struct http_client_request req = {
         .host = server->host,
         .port = server->port,
         .target = target,
-        .headers = headers,
+        .headers = &token_field,
+        .num_headers = token && token[0] ? 1 : 0,
         .timeout_ms = REMOTE_TIMEOUT_MS,
         .max_body = REMOTE_MAX_BODY,
     };
@@ -178,5 +178,4 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     a->dns_remote_inflight++;
     http_client_send(a->client, &req, on_remote, r);
     free(target);
-    free(headers);
 }

@@ -126,7 +126,8 @@ static char *session_body(const struct reg_agent *a, const struct api_call *c)
 void forward_call(struct reg_agent *a, struct api_call *c)
 {
     const struct sync_server *server = sync_current_server(a);
-    struct buf headers = BUF_INIT;
+    struct http_header headers[ARRAY_LEN(passed) + 1];
+    size_t n = 0;
 
     if (!server) {
         api_error(c, 500, "No known Consul servers");
@@ -136,13 +137,13 @@ void forward_call(struct reg_agent *a, struct api_call *c)
     for (size_t i = 0; i < ARRAY_LEN(passed); i++) {
         const struct http_header *h = http_request_header(c->req, passed[i]);
         if (h)
-            buf_printf(&headers, "%s: %.*s\r\n", passed[i], STR_FMT(h->value));
+            headers[n++] = *h;
         has_token |= h && i < 2;
     }
     /* A request without a token acts with the agent's default token, as in Consul. */
     const char *dflt = a->cfg.acl_default_token;
     if (!has_token && dflt && dflt[0])
-        buf_printf(&headers, "X-Consul-Token: %s\r\n", dflt);
+        headers[n++] = (struct http_header){STR_LIT("X-Consul-Token"), str_from(dflt)};
     char *target = xstrndup(c->req->target.p, c->req->target.n);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
     char *body = session_body(a, c);
@@ -151,7 +152,8 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         .host = server->host,
         .port = server->port,
         .target = target,
-        .headers = headers.data,
+        .headers = headers,
+        .num_headers = n,
         .body = body ? body : c->req->body,
         .body_len = body ? strlen(body) : c->req->body_len,
         .timeout_ms = timeout_for(c),
@@ -165,5 +167,4 @@ void forward_call(struct reg_agent *a, struct api_call *c)
     free(target);
     free(method);
     free(body);
-    buf_free(&headers);
 }

@@ -124,26 +124,27 @@ static void request(struct reg_sync *s, const char *method, const char *target, 
 {
     const struct sync_server *srv = &s->servers[s->current];
     const char *token = s->agent->cfg.acl_agent_token;
-    struct buf headers = BUF_INIT;
+    struct http_header headers[2];
+    size_t n = 0;
 
     /* The agent authenticates to the servers with its agent token (acl.tokens.agent). */
     if (body)
-        buf_append_cstr(&headers, "Content-Type: application/json\r\n");
+        headers[n++] = (struct http_header){STR_LIT("Content-Type"), STR_LIT("application/json")};
     if (token && token[0])
-        buf_printf(&headers, "X-Consul-Token: %s\r\n", token);
+        headers[n++] = (struct http_header){STR_LIT("X-Consul-Token"), str_from(token)};
     struct http_client_request r = {
         .method = method,
         .host = srv->host,
         .port = srv->port,
         .target = target,
-        .headers = headers.data,
+        .headers = headers,
+        .num_headers = n,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = REQUEST_MS,
     };
     sync_client_options(s->agent, &r);
     *slot = http_client_send(s->agent->client, &r, cb, data);
-    buf_free(&headers);
 }
 
 static char *dump(json_t *v)

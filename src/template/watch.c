@@ -92,7 +92,8 @@ static void on_answer(int status, const struct http_client_response *res, void *
 
 static void watch_fetch(struct tmpl_watch *w)
 {
-    struct buf target = BUF_INIT, headers = BUF_INIT;
+    struct buf target = BUF_INIT;
+    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(w->conn->token)};
 
     if (w->stopping || w->done)
         return;
@@ -100,14 +101,13 @@ static void watch_fetch(struct tmpl_watch *w)
     if (w->dep.kind != TMPL_DEP_SELF)
         buf_printf(&target, "%cindex=%llu&wait=" WATCH_WAIT, strchr(target.data, '?') ? '&' : '?',
                    (unsigned long long)w->index);
-    if (w->conn->token)
-        buf_printf(&headers, "X-Consul-Token: %s\r\n", w->conn->token);
     struct http_client_request req = {
         .method = "GET",
         .host = w->conn->host,
         .port = w->conn->port,
         .target = target.data,
-        .headers = headers.len ? headers.data : NULL,
+        .headers = &token,
+        .num_headers = w->conn->token ? 1 : 0,
         .timeout_ms = WATCH_TIMEOUT_MS,
         .max_body = WATCH_MAX_BODY,
         .tls = w->conn->tls,
@@ -120,7 +120,6 @@ static void watch_fetch(struct tmpl_watch *w)
     w->last_fetch_ms = uv_now(w->loop);
     w->call = http_client_send(w->client, &req, on_answer, w);
     buf_free(&target);
-    buf_free(&headers);
 }
 
 struct tmpl_watch *tmpl_watch_start(uv_loop_t *loop, struct http_client *client,

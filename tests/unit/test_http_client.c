@@ -147,6 +147,7 @@ struct fx {
     struct raw_server raw;
     int parked;
     int aborted;
+    int handled; /* requests the server saw */
 };
 
 static struct fx fx;
@@ -158,6 +159,7 @@ static void on_abort(struct http_request *req)
 
 static void handler(struct http_request *req, void *data)
 {
+    fx.handled++;
     http_response_header(req, "X-Peer", "%s", req->peer);
     if (str_eq_cstr(req->path, "/park")) {
         req->on_abort = on_abort;
@@ -347,7 +349,10 @@ static void test_host_header(void **state)
     assert_string_equal(got, want);
 
     got[0] = '\0';
-    q.headers = "X-A: 1\r\nhost: vhost.example\r\n";
+    struct http_header fields[] = {{STR_LIT("X-A"), STR_LIT("1")},
+                                   {STR_LIT("host"), STR_LIT("vhost.example")}};
+    q.headers = fields;
+    q.num_headers = 2;
     http_client_send(fx.client, &q, on_echo_host, got);
     for (int i = 0; i < 200 && !got[0]; i++)
         uv_run(&fx.loop, UV_RUN_ONCE);
@@ -548,6 +553,76 @@ static void test_bad_arguments(void **state)
     assert_int_equal(r2.status, UV_EINVAL);
 }
 
+/* The detail of a failure, copied while the callback runs. */
+static char fail_detail[256];
+
+static void on_done_detail(int status, const struct http_client_response *res, void *data)
+{
+    const char *d = http_client_error(fx.client);
+    snprintf(fail_detail, sizeof(fail_detail), "%s", d ? d : "");
+    on_done(status, res, data);
+}
+
+/* A line break copied from a caller's input (a ?token= percent-decoded, say) into a field,
+ * the method or the target never reaches the wire: the call fails before it connects. */
+static void test_refuses_line_breaks(void **state)
+{
+    static const struct {
+        const char *method, *target;
+        struct http_header field;
+        const char *detail;
+    } cases[] = {
+        {"GET",
+         "/",
+         {STR_LIT("X-Consul-Token"), STR_LIT("abc\r\nX-Injected: yes")},
+         "net/http: invalid header field value for \"X-Consul-Token\""},
+        {"GET",
+         "/",
+         {STR_LIT("X-Consul-Token"), STR_LIT("abc\nX")},
+         "net/http: invalid header field value for \"X-Consul-Token\""},
+        {"GET",
+         "/",
+         {STR_LIT("X-Consul-Token"), {"a\0b", 3}},
+         "net/http: invalid header field value for \"X-Consul-Token\""},
+        {"GET",
+         "/",
+         {STR_LIT("X-A\r\nX-B"), STR_LIT("1")},
+         "net/http: invalid header field name \"X-A\""},
+        {"GET", "/", {STR_LIT(""), STR_LIT("1")}, "net/http: invalid header field name \"\""},
+        {"GET",
+         "/a HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET /b",
+         {STR_LIT("X-A"), STR_LIT("1")},
+         "net/http: invalid request target \"/a\""},
+        {"GET", "/a\rb", {STR_LIT("X-A"), STR_LIT("1")}, "net/http: invalid request target \"/a\""},
+        {"GET /x HTTP/1.1\r\n",
+         "/",
+         {STR_LIT("X-A"), STR_LIT("1")},
+         "net/http: invalid method \"GET\""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct result r = {0};
+        struct http_client_request q = req_to(fx.port, cases[i].target);
+        q.method = cases[i].method;
+        q.headers = &cases[i].field;
+        q.num_headers = 1;
+        http_client_send(fx.client, &q, on_done_detail, &r);
+        run_until(&r.calls, 1);
+        assert_int_equal(r.status, UV_EINVAL);
+        assert_string_equal(fail_detail, cases[i].detail);
+    }
+    /* A tab and obs-text are field bytes; the same call with a clean value goes through. */
+    struct result ok = {0};
+    struct http_header fine = {STR_LIT("X-Consul-Token"), STR_LIT("a\tb\xc3\xa9")};
+    struct http_client_request q = req_to(fx.port, "/");
+    q.headers = &fine;
+    q.num_headers = 1;
+    http_client_send(fx.client, &q, on_done, &ok);
+    run_until(&ok.calls, 1);
+    assert_body(&ok, "hello");
+    assert_int_equal(fx.handled, 1);
+}
+
 static void test_malformed(void **state)
 {
     static const struct raw_script scripts[] = {
@@ -714,6 +789,7 @@ int main(void)
         T(test_timeout),
         T(test_refused),
         T(test_bad_arguments),
+        T(test_refuses_line_breaks),
         T(test_malformed),
         T(test_max_body),
         T(test_cancel),

@@ -617,6 +617,36 @@ static void test_chunked_limits(void **state)
     assert_int_equal(rc, HTTP_PARSE_BAD);
 }
 
+/* What the serialisers may send is exactly what this parser accepts, byte by byte: a byte the
+ * validators pass can never end a line or smuggle a field into a message we write. */
+static void test_valid_for_sending_matches_parser(void **state)
+{
+    for (int b = 0; b < 256; b++) {
+        char one = (char)b, msg[64];
+        struct str s = {&one, 1};
+
+        int n = snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nX: a%cb\r\n\r\n", b ? b : '?');
+        msg[n - 6] = one; /* the byte between 'a' and 'b', NUL included */
+        bool parsed = http_parse_request(msg, (size_t)n, NULL, &req) == n;
+        assert_int_equal(http_valid_field_value(s), parsed);
+
+        n = snprintf(msg, sizeof(msg), "GET /a%cb HTTP/1.1\r\n\r\n", b ? b : '?');
+        msg[6] = one;
+        parsed = http_parse_request(msg, (size_t)n, NULL, &req) == n;
+        assert_int_equal(http_valid_target(s), parsed);
+
+        n = snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nX%c: v\r\n\r\n", b ? b : '?');
+        msg[17] = one;
+        parsed = http_parse_request(msg, (size_t)n, NULL, &req) == n;
+        assert_int_equal(http_valid_token(s) || b == ':', parsed);
+    }
+    assert_false(http_valid_token(STR_LIT("")));
+    assert_false(http_valid_target(STR_LIT("")));
+    assert_true(http_valid_field_value(STR_LIT("")));
+    assert_false(http_valid_field_value(STR_LIT("abc\r\nX-Injected: yes")));
+    assert_true(http_valid_field_value(STR_LIT("Bearer a\tb")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_chunked_incomplete),
         cmocka_unit_test(test_chunked_bad),
         cmocka_unit_test(test_chunked_limits),
+        cmocka_unit_test(test_valid_for_sending_matches_parser),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,16 @@ static void handler(struct http_request *req, void *data)
         http_respond(req, 304, NULL, "stray", 5);
         return;
     }
+    if (str_eq_cstr(req->path, "/inject")) { /* a handler copying input into a field */
+        int rc = http_response_header(req, "X-Echo", "a\r\nX-Injected: %s", "yes");
+        http_response_header(req, "X-Rc", "%d", rc);
+        http_respond_text(req, 200, "ok");
+        return;
+    }
+    if (str_eq_cstr(req->path, "/inject-type")) {
+        http_respond(req, 200, "text/plain\r\nX-Injected: yes", "ok", 2);
+        return;
+    }
     if (str_eq_cstr(req->path, "/echo")) {
         http_response_header(req, "X-Len", "%zu", req->body_len);
         http_respond(req, 200, "application/octet-stream", req->body, req->body_len);
@@ -364,6 +374,32 @@ static void test_get(void **state)
     assert_int_equal(strncmp(r.body, want, strlen(want)), 0);
     assert_non_null(strstr(r.body, " x-test=v1"));
     assert_int_equal(r.content_length, (int64_t)r.body_len);
+    client_close(&c);
+}
+
+/* A response field the handler built with a line break is refused, never sent: the answer
+ * becomes a 500 and the connection stays usable. */
+static void test_refuses_line_breaks_in_response(void **state)
+{
+    static const char *const paths[] = {"/inject", "/inject-type"};
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+        char req[128];
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", paths[i]);
+        client_send(&c, req);
+        client_read(&c, &r, false);
+        assert_int_equal(r.status, 500);
+        assert_false(has_header(&r, "X-Injected"));
+        assert_false(has_header(&r, "X-Echo"));
+        assert_string_equal(r.body, "invalid response header\n");
+    }
+    client_send(&c, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
     client_close(&c);
 }
 
@@ -781,6 +817,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_get),
         T(test_keep_alive_sequential),
+        T(test_refuses_line_breaks_in_response),
         T(test_pipelining),
         T(test_pipelining_after_later_answer),
         T(test_pipelining_backpressure_resumes),

@@ -102,23 +102,29 @@ static void reply_clear(struct reply *r)
 static struct reply *fetch(const char *method, const char *target, const char *auth,
                            const char *body)
 {
-    char headers[256] = "";
+    char basic[256] = "";
+    struct http_header headers[2];
+    size_t n = 0;
+
+    reply_clear(&fx.r);
+    if (auth) {
+        char *b64 = base64_encode(auth, strlen(auth));
+        snprintf(basic, sizeof(basic), "Basic %s", b64);
+        free(b64);
+        headers[n++] = (struct http_header){STR_LIT("Authorization"), str_from(basic)};
+        if (body)
+            headers[n++] = (struct http_header){STR_LIT("Content-Type"),
+                                                STR_LIT("application/x-www-form-urlencoded")};
+    }
     struct http_client_request req = {.method = method,
                                       .host = "127.0.0.1",
                                       .port = fx.cfg.stats_port,
                                       .target = target,
                                       .headers = headers,
+                                      .num_headers = n,
                                       .body = body,
                                       .body_len = body ? strlen(body) : 0,
                                       .timeout_ms = 5000};
-
-    reply_clear(&fx.r);
-    if (auth) {
-        char *b64 = base64_encode(auth, strlen(auth));
-        snprintf(headers, sizeof(headers), "Authorization: Basic %s\r\n%s", b64,
-                 body ? "Content-Type: application/x-www-form-urlencoded\r\n" : "");
-        free(b64);
-    }
     http_client_send(fx.client, &req, on_reply, &fx.r);
     while (!fx.r.done)
         uv_run(&fx.loop, UV_RUN_ONCE);
