@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
 #include "lib/alloc.h"
+#include "lib/re.h"
 
 #define MEMBERS_USAGE                                                                              \
     "mesh members [options]\n\n"                                                                   \
@@ -225,11 +226,9 @@ int cli_members(int argc, char **argv)
         fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - 1 - first);
         goto out;
     }
-    int rc = regcomp(&re, status_filter, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[256];
-        regerror(rc, &re, msg, sizeof(msg));
-        fprintf(stderr, "Failed to compile status regexp: %s\n", msg);
+    struct err e;
+    if (re_compile(&re, status_filter, REG_NOSUB, &e) < 0) {
+        fprintf(stderr, "Failed to compile status regexp: %s\n", e.msg);
         goto out;
     }
     status = members_run(&o, detailed, wan, segment, &re);

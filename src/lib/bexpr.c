@@ -10,6 +10,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/re.h"
 
 enum bexpr_kind { BX_OR, BX_AND, BX_NOT, BX_MATCH };
 
@@ -297,15 +298,14 @@ static bool match_operator(struct parser *p, struct bexpr *m)
     return m->value != NULL;
 }
 
+/* The pattern comes from the request (?filter=): bounded, see lib/re.h. */
 static int compile_regex(struct parser *p, struct bexpr *m, size_t at)
 {
-    int rc = regcomp(&m->re, m->value, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char why[128];
-        regerror(rc, &m->re, why, sizeof(why));
-        char msg[256];
-        snprintf(msg, sizeof(msg), "failed to compile regular expression: %s", why);
-        fail(p, at, msg);
+    struct err e;
+
+    if (re_compile(&m->re, m->value, REG_NOSUB, &e) < 0) {
+        err_prefix(&e, "failed to compile regular expression");
+        fail(p, at, e.msg);
         return -EINVAL;
     }
     m->has_re = true;

@@ -5,6 +5,7 @@
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
+#include "lib/re.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/sessions.h"
@@ -26,10 +27,10 @@ static json_t *event_json(const struct reg_event *ev)
                      (json_int_t)ev->ltime);
 }
 
-/* Compiles a filter (POSIX extended, standing in for Go's regexp). false when invalid. */
-static bool filter_compile(const char *re, regex_t *out)
+/* Compiles a filter from the request, bounded (lib/re.h). false with e set when refused. */
+static bool filter_compile(const char *re, regex_t *out, struct err *e)
 {
-    return regcomp(out, re && re[0] ? re : ".*", REG_EXTENDED | REG_NOSUB) == 0;
+    return re_compile(out, re && re[0] ? re : ".*", REG_NOSUB, e) == 0;
 }
 
 /* Whether this agent receives the event: its node matches, and one of its services (and a tag
@@ -63,6 +64,7 @@ void api_event_fire(struct api_call *c)
     const char *node = api_query(c, "node"), *svc = api_query(c, "service");
     const char *tag = api_query(c, "tag");
     regex_t re[3];
+    struct err e;
     int ok = 0;
 
     if (!c->arg[0]) {
@@ -81,11 +83,15 @@ void api_event_fire(struct api_call *c)
         api_error(c, 413, "UserEvent exceeds size limit of %d bytes", EVENT_MAX_SIZE);
         return;
     }
-    ok += filter_compile(node, &re[0]);
-    ok += ok == 1 && filter_compile(svc, &re[1]);
-    ok += ok == 2 && filter_compile(tag, &re[2]);
+    ok += filter_compile(node, &re[0], &e);
+    ok += ok == 1 && filter_compile(svc, &re[1], &e);
+    ok += ok == 2 && filter_compile(tag, &re[2], &e);
     if (ok < 3) {
-        api_error(c, 400, "Invalid %s filter", ok == 0 ? "node" : ok == 1 ? "service" : "tag");
+        api_error(c, 400, "Invalid %s filter: %s",
+                  ok == 0   ? "node"
+                  : ok == 1 ? "service"
+                            : "tag",
+                  e.msg);
     } else if (event_for_us(a, &re[0], &re[1], &re[2], svc && svc[0], tag && tag[0])) {
         const struct reg_event *ev = reg_sessions_event_add(a->sessions, c->arg, c->req->body,
                                                             c->req->body_len, node, svc, tag);

@@ -1,8 +1,8 @@
 /*
- * regexMatch and regexReplaceAll, consul-template's regular-expression helpers. Go uses RE2;
- * this uses POSIX extended expressions (regex.h) with RE2's common shorthands translated
- * outside brackets (\d \D \w \W \s \S), which covers what HAProxy and nginx templates write
- * ("^v([0-9]+)", "[^a-z0-9]", "\d+"). Replacements expand $1..$9 and ${1}..${9} as Go does.
+ * regexMatch and regexReplaceAll, consul-template's regular-expression helpers, on the bounded
+ * POSIX expressions of lib/re.h (RE2's \d \w \s shorthands included), which covers what
+ * HAProxy and nginx templates write ("^v([0-9]+)", "[^a-z0-9]", "\d+"). Replacements expand
+ * $1..$9 and ${1}..${9} as Go does.
  */
 #include <errno.h>
 #include <regex.h>
@@ -10,148 +10,19 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/re.h"
 #include "template/tmpl_internal.h"
 
-#define REGEX_MAX_PATTERN 4096
-#define REGEX_GROUPS      10
-#define REGEX_MAX_REPEAT  1000  /* RE2's limit on {n,m} */
-#define REGEX_MAX_SIZE    20000 /* atoms after repetitions are expanded */
-#define REGEX_MAX_DEPTH   64
-
-/* RE2 shorthands into POSIX classes, outside brackets. */
-static char *translate(const char *re)
-{
-    static const char *const from = "dDwWsS";
-    static const char *const to[] = {"[0-9]",         "[^0-9]",      "[A-Za-z0-9_]",
-                                     "[^A-Za-z0-9_]", "[[:space:]]", "[^[:space:]]"};
-    struct buf b = BUF_INIT;
-    bool in_bracket = false;
-
-    for (const char *p = re; *p; p++) {
-        const char *m = p[0] == '\\' && p[1] ? strchr(from, p[1]) : NULL;
-        if (!in_bracket && m) {
-            buf_append_cstr(&b, to[m - from]);
-            p++;
-            continue;
-        }
-        if (p[0] == '\\' && p[1]) {
-            buf_append(&b, p, 2);
-            p++;
-            continue;
-        }
-        if (*p == '[' && !in_bracket) {
-            in_bracket = true;
-            buf_append(&b, p, 1);
-            /* "[]" and "[^]" take a literal ] first */
-            if (p[1] == '^')
-                buf_append(&b, ++p, 1);
-            if (p[1] == ']')
-                buf_append(&b, ++p, 1);
-            continue;
-        }
-        if (*p == ']')
-            in_bracket = false;
-        buf_append(&b, p, 1);
-    }
-    return b.data ? buf_steal(&b) : xstrdup("");
-}
-
-/* Skips a bracket expression starting at p ('['); returns the character after its ']'. */
-static const char *skip_bracket(const char *p)
-{
-    p++;
-    if (*p == '^')
-        p++;
-    if (*p == ']')
-        p++;
-    while (*p && *p != ']') {
-        if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            const char *end = strchr(p + 2, p[1]);
-            p = end && end[1] == ']' ? end + 2 : p + 1;
-        } else {
-            p++;
-        }
-    }
-    return *p ? p + 1 : p;
-}
-
-/*
- * glibc's regcomp copies a repeated atom once per repetition, so "a{1,1000}{1,1000}" or
- * "a*+++..." would take gigabytes. Refuse what RE2 refuses (a repetition of a repetition,
- * counts over 1000) and patterns whose expanded size passes REGEX_MAX_SIZE. NULL when fine,
- * else the reason.
- */
-static const char *too_large(const char *p)
-{
-    long size[REGEX_MAX_DEPTH + 1] = {0}, last = 0;
-    int depth = 0;
-    bool after_repeat = false;
-
-    while (*p) {
-        bool repeat = false;
-        if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
-            long max = *p == '+' ? 2 : 1;
-            if (after_repeat)
-                return "invalid nested repetition operator";
-            if (*p == '{') {
-                char *end;
-                long lo = strtol(p + 1, &end, 10), hi = lo;
-                if (*end == ',')
-                    hi = end[1] == '}' ? lo + 1 : strtol(end + 1, &end, 10);
-                if (lo > REGEX_MAX_REPEAT || hi > REGEX_MAX_REPEAT)
-                    return "invalid repeat count";
-                max = hi > lo ? hi : lo;
-                p = strchr(p, '}') ? strchr(p, '}') : p + strlen(p) - 1;
-            }
-            size[depth] += last * (max - 1);
-            last *= max;
-            repeat = true;
-            p++;
-        } else if (*p == '(') {
-            if (depth == REGEX_MAX_DEPTH)
-                return "expression nests too deeply";
-            size[++depth] = 0;
-            p++;
-        } else if (*p == ')' && depth > 0) {
-            last = size[depth--] + 1;
-            size[depth] += last;
-            p++;
-        } else {
-            p = *p == '[' ? skip_bracket(p) : p + (p[0] == '\\' && p[1] ? 2 : 1);
-            last = 1;
-            size[depth]++;
-        }
-        after_repeat = repeat;
-        if (size[depth] > REGEX_MAX_SIZE || last > REGEX_MAX_SIZE)
-            return "expression too large";
-    }
-    return NULL;
-}
+#define REGEX_GROUPS 10
 
 static int compile(struct tmpl_eval *ev, const char *fname, const json_t *v, regex_t *re)
 {
-    char msg[200];
+    struct err e;
 
     if (!json_is_string(v))
         return tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(v));
-    if (json_string_length(v) > REGEX_MAX_PATTERN)
-        return tmpl_fail(ev, "error calling %s: pattern longer than %d bytes", fname,
-                         REGEX_MAX_PATTERN);
-    char *pattern = translate(json_string_value(v));
-    const char *why = too_large(pattern);
-    if (why) {
-        free(pattern);
-        return tmpl_fail(ev, "error calling %s: error parsing regexp: %s: `%s`", fname, why,
-                         json_string_value(v));
-    }
-    int rc = regcomp(re, pattern, REG_EXTENDED);
-    free(pattern);
-    if (rc != 0) {
-        regerror(rc, re, msg, sizeof(msg));
-        regfree(re);
-        return tmpl_fail(ev, "error calling %s: error parsing regexp: %s: `%s`", fname, msg,
-                         json_string_value(v));
-    }
+    if (re_compile(re, json_string_value(v), 0, &e) < 0)
+        return tmpl_fail(ev, "error calling %s: %s", fname, e.msg);
     return 0;
 }
 

@@ -49,6 +49,9 @@ static const struct eval_case cases[] = {
     {"Service.Tags is nil", 0},
     {"Service.ID matches \"^web-[0-9]+$\"", 1},
     {"Service.ID not matches \"^api\"", 1},
+    {"Service.ID matches \"b-\\\\d$\"", 1}, /* RE2's \d, as Consul's Go regexp has it */
+    {"Service.ID matches \"^eb\"", 0},
+    {"Service.ID matches \"x|^w\"", 1},
     {"Service.ID contains \"eb-\"", 1},
     {"Service.ID contains xyz", 0},
     {"Node.Meta.rack == r1 and Service.Port == 8080", 1},
@@ -99,6 +102,14 @@ static const struct error_case parse_errors[] = {
     {"Service.Meta[env] == x", "1:13: invalid index"},
     {"Service.Meta[\"env\" == x", "1:13: unclosed index"},
     {"Service.ID matches \"(\"", "1:1: failed to compile regular expression"},
+    /* glibc's regcomp took 75 s and 3.85 GB on this one (issue 12): refused in bounds */
+    {"ID matches \"a{1,1000}{1,1000}\"",
+     "1:1: failed to compile regular expression: error parsing regexp: invalid nested repetition "
+     "operator: `a{1,1000}{1,1000}`"},
+    {"ID matches \"(a{1,1000}){1,1000}\"",
+     "1:1: failed to compile regular expression: error parsing regexp: expression too large"},
+    {"ID matches \"(a)\\\\1\"",
+     "1:1: failed to compile regular expression: error parsing regexp: invalid escape sequence"},
     {"Service.Tags is full", "1:17: expected \"empty\" or \"nil\""},
     {"Service.Port == 12abc", "1:17: invalid number literal"},
     {"\"web\" == Service.Service", "1:7: expected \"in\" or \"not in\""},
