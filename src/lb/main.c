@@ -18,6 +18,7 @@
 #include "lib/err.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/sd_notify.h"
 #include "lb/config.h"
 #include "lb/health.h"
 #include "lb/lb.h"
@@ -155,10 +156,13 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         log_info("caught SIGHUP: reloading %s",
                  ctl->cfg.config_file ? ctl->cfg.config_file : "(no config file)");
+        sd_notify_reloading();
         lb_reload(ctl);
+        sd_notify_ready("proxying");
         return;
     }
     log_info("caught %s: draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify_stopping();
     lb_stop(ctl);
 }
 
@@ -205,6 +209,7 @@ static int lb_start(struct lb_ctl *ctl, struct err *e)
     log_info("listening on %s:%d with %d worker%s, backend %s; stats on %s:%d%s",
              ctl->cfg.bind_addr, ctl->cfg.port, ctl->cfg.workers, ctl->cfg.workers == 1 ? "" : "s",
              ctl->backend.name, ctl->cfg.stats_addr, ctl->cfg.stats_port, ctl->cfg.stats_path);
+    sd_notify_ready("proxying");
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/sd_notify.h"
 #include "pm/daemon.h"
 
 #define PM_SAMPLE_MS    1000
@@ -510,6 +511,7 @@ static void shutdown_daemon(struct pm_daemon *d)
     else
         pm_state_save(d);
     d->quitting = true;
+    sd_notify_stopping();
     log_info("pm daemon %d exiting%s", (int)getpid(),
              d->forget_state ? "" : ": apps keep running, table saved");
     unlink(d->sock_path);
@@ -622,6 +624,7 @@ static void daemon_start(struct pm_daemon *d)
     pm_state_load(d);
     pm_state_save(d);
     log_info("pm daemon %d listening on %s", (int)getpid(), d->sock_path);
+    sd_notify_ready("supervising");
 }
 
 int pm_daemon_run(const char *home, struct err *e)

@@ -12,6 +12,7 @@
 #include "lib/alloc.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/sd_notify.h"
 #include "registry/acl_client.h"
 #include "registry/agent_internal.h"
 #include "registry/agent_tls.h"
@@ -193,6 +194,7 @@ void agent_shutdown(struct reg_agent *a)
         return;
     a->shutting_down = true;
     log_info("shutting down");
+    sd_notify_stopping();
     if (a->members.agent)
         members_close(&a->members);
     sync_stop(a);
@@ -243,8 +245,10 @@ static void on_sighup(uv_signal_t *s, int signum)
 
     (void)signum;
     log_info("caught SIGHUP: reloading the configuration");
+    sd_notify_reloading();
     if (agent_reload(a, &e) < 0)
         log_error("reload failed, the running configuration stays: %s", e.msg);
+    sd_notify_ready("serving the HTTP API");
 }
 
 static void on_housekeeping(uv_timer_t *t)
@@ -379,6 +383,7 @@ int agent_main(int argc, char **argv)
                  a->cfg.server ? "true" : "false", a->cfg.data_dir ? a->cfg.data_dir : "(none)");
         if (a->cfg.ui)
             log_info("web UI on http://%s:%d/ui/", a->cfg.client_addr, a->cfg.http_port);
+        sd_notify_ready("serving the HTTP API");
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
     sync_free(a);
