@@ -422,8 +422,22 @@ out:
     return rc == 2 ? 0 : rc;
 }
 
-static int cmd_ping(const char *home)
+/* Parses a command that takes no flags and no arguments: 0 to go on; else the exit status
+ * (0 after -help, which must never run the command: `kill -help` stopped every app). */
+static int parse_no_args(const char *usage, int argc, char **argv)
 {
+    int npos;
+    int rc = parse_args(NULL, 0, usage, argc, argv, NULL, 0, &npos);
+    return rc == 2 ? -1 : rc;
+}
+
+static int cmd_ping(const char *home, int argc, char **argv)
+{
+    int parsed = parse_no_args("mesh pm ping\n\n  Exits 0 when the daemon answers, 1 otherwise.",
+                               argc, argv);
+    if (parsed != 0)
+        return parsed < 0 ? 0 : parsed;
+
     struct err e = {{0}};
     json_t *req = json_pack("{s:s}", "cmd", "ping");
     json_t *reply = NULL;
@@ -457,8 +471,14 @@ static bool process_runs(pid_t pid)
 }
 
 /* Stops every app, then the daemon; returns when the daemon process is gone. */
-static int cmd_kill(const char *home)
+static int cmd_kill(const char *home, int argc, char **argv)
 {
+    int parsed = parse_no_args(
+        "mesh pm kill\n\n  Stops every app, then the daemon; returns when the daemon is gone.",
+        argc, argv);
+    if (parsed != 0)
+        return parsed < 0 ? 0 : parsed;
+
     struct err e = {{0}};
     json_t *req = json_pack("{s:s}", "cmd", "kill");
     json_t *reply = NULL;
@@ -525,9 +545,9 @@ int pm_main(int argc, char **argv)
     else if (strcmp(cmd, "daemon") == 0)
         rc = cmd_daemon(home, argc, argv);
     else if (strcmp(cmd, "ping") == 0)
-        rc = cmd_ping(home);
+        rc = cmd_ping(home, argc, argv);
     else if (strcmp(cmd, "kill") == 0)
-        rc = cmd_kill(home);
+        rc = cmd_kill(home, argc, argv);
     else if (strcmp(cmd, "help") == 0)
         rc = (fputs(usage_text, stdout), 0);
     else

@@ -469,6 +469,20 @@ def test_kill_stops_everything_and_ping(pm):
     assert pm.ls() == []  # a new daemon starts with nothing to bring back
 
 
+def test_help_of_kill_and_ping_only_prints_help(pm):
+    """`kill -help` once stopped every app: -help prints usage and touches nothing."""
+    pm.run("start", "idle", "--", "sleep", "60")
+    pids = [r["pid"] for r in pm.ls()]
+    daemon = pm.daemon_pid()
+    for cmd in ("kill", "ping"):
+        r = pm.run(cmd, "-help")
+        assert r.stdout.startswith(f"Usage: mesh pm {cmd}"), r.stdout
+    assert alive(daemon) and all(alive(p) for p in pids)
+    r = pm.run("kill", "now", check=False)
+    assert r.returncode == 1 and 'unexpected argument "now"' in r.stderr
+    assert alive(daemon)
+
+
 def test_control_socket_refuses_bad_requests(pm):
     pm.run("daemon")
     assert pm.run("ping").returncode == 0
