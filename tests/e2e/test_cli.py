@@ -1,6 +1,7 @@
 """CLI on the HTTP API (issue 2): members, catalog, kv, services; -http-addr and env vars."""
 
 import json
+import re
 import os
 import subprocess
 
@@ -164,3 +165,14 @@ def test_kv_put_then_api_value_is_exact(agent):
     """The CLI writes the value bytes exactly (no trailing newline)."""
     ok(run(["kv", "put", "-http-addr", addr(agent), "exact", "abc"]))
     assert agent.get_json("/v1/kv/exact")[0]["Value"] == b64("abc")
+
+
+def test_version_names_commit_and_libraries():
+    """`mesh version`: the version, the commit and the libraries, for bug reports."""
+    out = ok(run(["version"])).splitlines()
+    assert out[0].startswith("mesh v")
+    assert re.fullmatch(r"commit: ([0-9a-f]{12}(-dirty)?|unknown)", out[1]), out
+    for lib in ("libuv ", "jansson ", "OpenSSL ", "libyaml "):
+        assert lib in out[2], out
+    assert ok(run(["version", "-help"])).startswith("Usage: mesh version")
+    assert run(["version", "extra"]).returncode == 2
