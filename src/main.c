@@ -33,7 +33,8 @@ static const struct subcommand subcommands[] = {
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"reload", cli_reload, "Make the agent reload its configuration files"},
     {"pm", pm_main, "Supervise processes: start, stop, scale, restart on crash (PM2's job)"},
-    {"version", cli_version, "Print the version"},
+    {"version", cli_version, "Print the version, the commit and the libraries"},
+    {"man", cli_man, "Write the man pages of every command into a directory"},
     /* The local cluster and its operator commands (cluster_utils.sh's). */
     {"up", cli_up, "Start the local cluster (loopback, or -netns) and print its URLs"},
     {"down", cli_down, "Stop everything 'mesh up' started"},

@@ -11,6 +11,8 @@ int cli_catalog(int argc, char **argv);
 int cli_kv(int argc, char **argv);
 int cli_services(int argc, char **argv);
 int cli_version(int argc, char **argv);
+/* `mesh man DIR`: man pages for every command, written from their -help (manpage.c). */
+int cli_man(int argc, char **argv);
 int cli_leave(int argc, char **argv);
 int cli_force_leave(int argc, char **argv);
 int cli_reload(int argc, char **argv);

@@ -24,9 +24,10 @@
 
 #define TLS_USAGE                                                                                  \
     "mesh tls <subcommand> [options]\n\n"                                                          \
-    "  Creates a CA and certificates for agents, as `consul tls` does:\n\n"                        \
-    "      mesh tls ca create\n"                                                                   \
-    "      mesh tls cert create -server|-client|-cli"
+    "  Creates a CA and certificates for agents, as `consul tls` does.\n\n"                        \
+    "Subcommands:\n"                                                                               \
+    "    ca create      Create a certificate authority\n"                                          \
+    "    cert create    Create a -server, -client or -cli certificate signed by the CA"
 
 #define CA_USAGE                                                                                   \
     "mesh tls ca create [options]\n\n"                                                             \
