@@ -10,7 +10,12 @@ PYTHON     := /usr/bin/python3
 PYTEST     := $(PYTHON) -m pytest
 RUNDIR     ?= $(CURDIR)/run
 
-.PHONY: all deps deps-run check check-peers unit e2e compat browser fuzz bench up down clean format
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+DEBBUILD   ?= build-deb
+
+.PHONY: all deps deps-run check check-peers unit e2e compat browser fuzz bench up down clean format \
+	install deb check-package
 
 all: $(BUILD)/mesh
 
@@ -35,10 +40,11 @@ check: deps
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q tests/e2e
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q tests/e2e --ignore=tests/e2e/test_package.py
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
 		tests/browser/run
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(MAKE) check-package
 
 # The browser suite alone (Debian's chromium via playwright-core), against the check build.
 browser:
@@ -49,6 +55,27 @@ browser:
 # is about 500 MB from npm (pinned by tests/peers/package-lock.json), so `make check` leaves it out.
 check-peers: deps all
 	MESH_BIN=$(CURDIR)/$(BUILD)/mesh $(PYTHON) tests/peers/check_peers.py
+
+# `make install PREFIX=/usr DESTDIR=/tmp/root`: binaries, man pages (written by the installed
+# binary from its own -help), docs, example configuration and systemd units.
+install: deps-run
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target mesh webapp
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# The Debian package, in $(DEBBUILD)/ (dpkg-buildpackage writes next to the tree; moved here).
+deb: deps
+	rm -f ../meshkit_*.deb ../meshkit-dbgsym_*.deb ../meshkit_*.buildinfo ../meshkit_*.changes
+	dpkg-buildpackage -us -uc -b
+	mkdir -p $(DEBBUILD)
+	mv ../meshkit_*.deb ../meshkit-dbgsym_*.deb ../meshkit_*.buildinfo ../meshkit_*.changes \
+		$(DEBBUILD)/
+	debian/rules clean >/dev/null
+
+# Builds the package and tests what it holds (file list, lintian, units, the extracted binaries)
+# and the install rules of the $(MESH_BIN) build (default build/mesh).
+check-package: deb
+	MESH_DEB=$$(ls $(CURDIR)/$(DEBBUILD)/meshkit_*.deb) $(PYTEST) -q tests/e2e/test_package.py
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=ON >/dev/null
@@ -70,4 +97,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(CHECKBUILD) $(CHECKBUILD)-O2 build-fuzz
+	rm -rf $(BUILD) $(CHECKBUILD) $(CHECKBUILD)-O2 build-fuzz $(DEBBUILD)
