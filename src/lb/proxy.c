@@ -16,6 +16,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/bug.h"
 #include "lib/http_parse.h"
 #include "lb/proxy.h"
 
@@ -82,7 +83,8 @@ struct lb_client {
 
     /* current response */
     uint64_t rsp_bytes;
-    bool rsp_head_done, rsp_started, rsp_done, up_keep, clihead_pending;
+    bool rsp_head_done, rsp_done, up_keep, clihead_pending;
+    bool rsp_started; /* a byte of the answer (an interim head too) went to the client */
     enum body_mode rsp_mode;
     uint64_t rsp_left;
     struct http_chunked_decoder rsp_dec;
@@ -163,6 +165,35 @@ static int send_bufs(uv_stream_t *s, uv_write_t *req, uv_buf_t *bufs, unsigned n
     bufs->len -= done;
     r = uv_write(req, s, bufs, n, cb);
     return r < 0 ? r : 0;
+}
+
+static void on_cli_write(uv_write_t *req, int status);
+static void on_up_write(uv_write_t *req, int status);
+
+/*
+ * Every write to the client goes through here: c->wreq carries one write at a time, and the
+ * buffers of a write in flight (c->clihead, c->rsp) must not change until on_cli_write.
+ * Returns as send_bufs; cli_write_busy is set while the rest is queued.
+ */
+static int cli_send(struct lb_client *c, uv_buf_t *bufs, unsigned nb)
+{
+    if (MESH_BUG_ON(c->cli_write_busy))
+        return UV_EBUSY;
+    int r = send_bufs(&c->io.s, &c->wreq, bufs, nb, on_cli_write);
+    if (r == 0)
+        c->cli_write_busy = true;
+    return r;
+}
+
+/* The same for the server side: c->up->wreq, over c->uphead and c->in. */
+static int up_send(struct lb_client *c, uv_buf_t *bufs, unsigned nb)
+{
+    if (MESH_BUG_ON(c->up_write_busy || !c->up || !c->up->connected))
+        return UV_EBUSY;
+    int r = send_bufs((uv_stream_t *)&c->up->tcp, &c->up->wreq, bufs, nb, on_up_write);
+    if (r == 0)
+        c->up_write_busy = true;
+    return r;
 }
 
 /* ---- client timers ------------------------------------------------------------------------ */
@@ -566,6 +597,10 @@ static void on_up_write(uv_write_t *req, int status)
         upstream_eof(c);
         return;
     }
+    if (MESH_BUG_ON(c->up_write_consume > c->in.len)) {
+        client_close(c);
+        return;
+    }
     buf_consume(&c->in, c->up_write_consume);
     c->up_write_consume = 0;
     up_timer(c, c->px->cfg->timeout_server_ns);
@@ -610,13 +645,12 @@ static void req_pump(struct lb_client *c)
             uv_timer_stop(&c->timer); /* the client owes nothing until the response is out */
         lb_count(&c->srv->c.bin, total);
         lb_count(&px->backend->c.bin, total);
-        int r = send_bufs((uv_stream_t *)&c->up->tcp, &c->up->wreq, bufs, nb, on_up_write);
+        int r = up_send(c, bufs, nb);
         if (r < 0) {
             upstream_eof(c);
             return;
         }
         if (r == 0) {
-            c->up_write_busy = true;
             c->up_write_consume = (size_t)n;
             break;
         }
@@ -908,6 +942,10 @@ static void on_cli_write(uv_write_t *req, int status)
         return;
     }
     uv_timer_stop(&c->timer);
+    if (MESH_BUG_ON(c->cli_write_consume > c->rsp.len)) {
+        client_close(c);
+        return;
+    }
     buf_consume(&c->rsp, c->cli_write_consume);
     c->cli_write_consume = 0;
     rsp_pump(c);
@@ -966,18 +1004,18 @@ static void rsp_pump(struct lb_client *c)
         if (nb == 0)
             break;
         size_t total = (c->clihead_pending ? c->clihead.len : 0) + (size_t)n;
-        if (c->clihead_pending && c->rsp_head_done)
-            c->rsp_started = true;
+        /* From here on an error can only close: the client has part of an answer (an interim
+         * head counts, and its write may still be in flight over c->clihead). */
+        c->rsp_started = true;
         c->clihead_pending = false;
         lb_count(&px->fe->bout, total);
-        int r = send_bufs(&c->io.s, &c->wreq, bufs, nb, on_cli_write);
+        int r = cli_send(c, bufs, nb);
         if (r < 0) {
             lb_count(&px->fe->cli_abrt, 1);
             client_close(c);
             return;
         }
         if (r == 0) {
-            c->cli_write_busy = true;
             c->cli_write_consume = (size_t)n;
             client_timer(c, px->cfg->timeout_client_ns);
             break;
@@ -1014,6 +1052,11 @@ static void finish_request(struct lb_client *c)
     struct lb_proxy *px = c->px;
     bool keep = c->cli_keep && c->req_done && !px->draining;
 
+    /* the next request reuses c->rsp and c->clihead: nothing may still be written from them */
+    if (MESH_BUG_ON(c->cli_write_busy)) {
+        client_close(c);
+        return;
+    }
     release_upstream(c, c->up_keep && c->req_done && c->rsp.len == 0 && !px->draining);
     leave_backend(c);
     buf_reset(&c->rsp);
@@ -1050,6 +1093,11 @@ static void send_error(struct lb_client *c, int status)
         client_close(c);
         return;
     }
+    /* nothing went out for this request, so no write of ours can be in flight */
+    if (MESH_BUG_ON(c->cli_write_busy)) {
+        client_close(c);
+        return;
+    }
     c->state = CS_ERROR;
     c->cli_keep = false;
     buf_reset(b);
@@ -1083,15 +1131,13 @@ static void send_error(struct lb_client *c, int status)
     lb_count(&px->fe->bout, b->len);
     update_reading(c);
     uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
-    int r = send_bufs(&c->io.s, &c->wreq, &buf, 1, on_cli_write);
-    if (r < 0) {
+    int r = cli_send(c, &buf, 1);
+    if (r < 0)
         client_close(c);
-    } else if (r == 1) {
+    else if (r == 1)
         on_cli_write(&c->wreq, 0);
-    } else {
-        c->cli_write_busy = true;
+    else
         client_timer(c, px->cfg->timeout_client_ns);
-    }
 }
 
 /* ---- client side ------------------------------------------------------------------------ */
@@ -1130,6 +1176,11 @@ static void parse_request(struct lb_client *c)
     }
     if (r < 0) {
         send_error(c, 400);
+        return;
+    }
+    /* the previous request gave its server back (finish_request or send_error) */
+    if (MESH_BUG_ON(c->up || c->srv || c->in_backend)) {
+        client_close(c);
         return;
     }
     c->first = false;
