@@ -140,7 +140,8 @@ static void test_servers_that_come_and_go_do_not_pile_up(void **state)
         gone[i] = lb_server_new(id, id, "127.0.0.1", fx->port, 1);
         lb_pool_put(connect_to(fx, gone[i]));
     }
-    assert_int_equal(fx->pool.nconns, N);
+    /* (no count of the pooled connections here: on a busy machine the first ones may already
+     * have reached their 20 ms idle timeout while the last ones connect) */
     RUN_UNTIL(fx, fx->pool.nconns == 0); /* idle timeout: 20 ms */
     RUN_UNTIL(fx, refs(gone[N - 1]) == 1);
     assert_null(fx->pool.servers);
