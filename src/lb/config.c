@@ -95,6 +95,8 @@ static const struct option_def options[] = {
      "Idle keep-alive client connection."},
     {"timeout_http_request", "timeout-http-request", OPTION_DURATION, OFF(timeout_http_request_ns),
      "Time to receive a request's headers."},
+    {"timeout_tunnel", "timeout-tunnel", OPTION_DURATION, OFF(timeout_tunnel_ns),
+     "Inactivity of a tunnel (WebSocket after 101), both directions."},
     {"x_forwarded_for", "x-forwarded-for", OPTION_BOOL, OFF(x_forwarded_for),
      "Add X-Forwarded-For and X-Forwarded-Proto."},
     {"forwarded", "forwarded", OPTION_BOOL, OFF(forwarded), "Add an RFC 7239 Forwarded header."},
@@ -197,6 +199,7 @@ static void defaults(struct lb_config_src *src)
     c->timeout_queue_ns = 5 * DURATION_SEC;
     c->timeout_keepalive_ns = 30 * DURATION_SEC;
     c->timeout_http_request_ns = 10 * DURATION_SEC;
+    c->timeout_tunnel_ns = 3600 * DURATION_SEC;
     c->stats_addr = xstrdup("0.0.0.0");
     c->stats_port = 8404;
     c->stats_path = xstrdup("/stats");

@@ -61,6 +61,7 @@ struct lb_config {
     int64_t timeout_queue_ns;        /* default 5s */
     int64_t timeout_keepalive_ns;    /* default 30s (idle client connection) */
     int64_t timeout_http_request_ns; /* default 10s (request headers) */
+    int64_t timeout_tunnel_ns;       /* default 1h (both directions of a tunnel, after a 101) */
 
     /* 503 page when no server is usable: a file, or the built-in page */
     char *errorfile_503;

@@ -40,21 +40,23 @@ static inline uint64_t lb_read(const lb_counter *c)
 
 /* Traffic counters common to frontends, backends and servers (HAProxy names). */
 struct lb_counters {
-    lb_counter scur;      /* current sessions (connections / requests in flight) */
-    lb_counter smax;      /* max of scur (updated with a CAS loop by lb_scur_inc) */
-    lb_counter stot;      /* total sessions */
-    lb_counter bin;       /* bytes in (from clients, or to the server for servers) */
-    lb_counter bout;      /* bytes out */
-    lb_counter req_tot;   /* HTTP requests */
-    lb_counter hrsp[6];   /* responses by class: [1]..[5] = 1xx..5xx, [0] = other */
-    lb_counter ereq;      /* request errors (frontend) */
-    lb_counter econ;      /* connection errors (server) */
-    lb_counter eresp;     /* response errors (server) */
-    lb_counter wretr;     /* retries */
-    lb_counter wredis;    /* redispatches */
-    lb_counter dreq;      /* denied requests */
-    lb_counter cli_abrt;  /* aborted by the client */
-    lb_counter srv_abrt;  /* aborted by the server */
+    lb_counter scur;       /* current sessions (connections / requests in flight) */
+    lb_counter smax;       /* max of scur (updated with a CAS loop by lb_scur_inc) */
+    lb_counter stot;       /* total sessions */
+    lb_counter bin;        /* bytes in (from clients, or to the server for servers) */
+    lb_counter bout;       /* bytes out */
+    lb_counter req_tot;    /* HTTP requests */
+    lb_counter hrsp[6];    /* responses by class: [1]..[5] = 1xx..5xx, [0] = other */
+    lb_counter ereq;       /* request errors (frontend) */
+    lb_counter econ;       /* connection errors (server) */
+    lb_counter eresp;      /* response errors (server) */
+    lb_counter wretr;      /* retries */
+    lb_counter wredis;     /* redispatches */
+    lb_counter dreq;       /* denied requests */
+    lb_counter cli_abrt;   /* aborted by the client */
+    lb_counter srv_abrt;   /* aborted by the server */
+    lb_counter tunnel_cur; /* tunnels open (a 101 switched the connection to another protocol) */
+    lb_counter tunnel_tot;
     lb_counter rate_last; /* requests in the last full second (updated by the control thread) */
     lb_counter rate_max;
 };

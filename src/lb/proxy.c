@@ -4,6 +4,10 @@
  *   HEAD --head parsed--> (QUEUED) --slot--> CONNECT --connected--> PROXY --response sent--> HEAD
  *     \--bad/too large/timeout--> ERROR --page written--> LINGER --EOF or timer--> closed
  *
+ * A request asking for an Upgrade that the server grants with 101 turns PROXY into a tunnel:
+ * bytes flow both ways unparsed (both "bodies" last until close) under one inactivity
+ * timeout, and the connection ends when the server's side ends (see tunnel_start).
+ *
  * Bytes move without copies: a read lands in the connection's buffer (c->in from the client,
  * c->rsp from the server), the part that belongs to the current message is written to the
  * other side (uv_try_write first, uv_write for the rest) and consumed once written. While a
@@ -67,6 +71,9 @@ struct lb_client {
 
     /* current request */
     bool is_head, idempotent, cli_keep, req_done, head_sent, minor0;
+    bool upgrade_req; /* asks to switch protocols (Connection: upgrade + Upgrade) */
+    bool tunnel;      /* the server answered 101: relaying bytes both ways */
+    bool up_shut;     /* tunnel: the client's half-close was passed on to the server */
     enum body_mode req_mode;
     uint64_t req_left;
     struct http_chunked_decoder req_dec;
@@ -202,6 +209,10 @@ static void client_timeout(uv_timer_t *t);
 
 static void client_timer(struct lb_client *c, int64_t ns)
 {
+    /* a tunnel has one inactivity timeout for both sides, whatever the caller waits for */
+    if (c->tunnel)
+        ns = c->px->cfg->timeout_tunnel_ns;
+
     uint64_t ms = ns_to_ms(ns);
 
     if (ms)
@@ -238,6 +249,10 @@ static void client_timeout(uv_timer_t *t)
         break;
     case CS_CONNECT:
     case CS_PROXY:
+        if (c->tunnel) {
+            client_close(c); /* an idle tunnel ending is not an abort */
+            break;
+        }
         lb_count(&px->fe->cli_abrt, 1);
         lb_count(&px->backend->c.cli_abrt, 1);
         if (c->srv)
@@ -264,6 +279,12 @@ static bool is_hop_by_hop(struct str name, const struct str *tokens, size_t ntok
         if (str_ieq(name, tokens[i]))
             return true;
     return false;
+}
+
+/* Upgrade is hop-by-hop, but passed on (with Connection: Upgrade) when switching protocols. */
+static bool is_upgrade(struct str name)
+{
+    return str_ieq_cstr(name, "upgrade");
 }
 
 /* The header names listed in Connection fields (they are hop-by-hop too). */
@@ -327,7 +348,7 @@ static void build_request_head(struct lb_client *c, const struct http_request_he
     buf_append(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->num_headers; i++) {
         struct str name = req->headers[i].name;
-        if (is_hop_by_hop(name, tokens, ntok))
+        if (is_hop_by_hop(name, tokens, ntok) && !(c->upgrade_req && is_upgrade(name)))
             continue;
         if (cfg->x_forwarded_for &&
             (str_ieq_cstr(name, "x-forwarded-for") || str_ieq_cstr(name, "x-forwarded-proto")))
@@ -352,7 +373,21 @@ static void build_request_head(struct lb_client *c, const struct http_request_he
                  c->ip);
         append_joined(b, "Forwarded", req->headers, req->num_headers, fwd);
     }
+    if (c->upgrade_req)
+        buf_append_cstr(b, "Connection: Upgrade\r\n");
     buf_append(b, "\r\n", 2);
+}
+
+/* A protocol switch the proxy can relay: asked for properly, by HTTP/1.1, without a body. */
+static bool wants_upgrade(const struct http_request_head *req)
+{
+    if (!req->framing.upgrade || req->minor_version == 0 || req->framing.chunked ||
+        req->framing.content_length > 0)
+        return false;
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (is_upgrade(req->headers[i].name) && req->headers[i].value.n > 0)
+            return true;
+    return false;
 }
 
 static bool method_idempotent(struct str m)
@@ -422,6 +457,11 @@ static void release_upstream(struct lb_client *c, bool keep)
     }
     c->up_write_busy = false;
     c->up_reading = false;
+    if (c->tunnel) {
+        atomic_fetch_sub_explicit(&px->backend->c.tunnel_cur, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->srv->c.tunnel_cur, 1, memory_order_relaxed);
+        c->tunnel = false;
+    }
     if (c->srv) {
         lb_server_release(c->srv);
         lb_server_unref(c->srv);
@@ -448,6 +488,12 @@ static void up_timer(struct lb_client *c, int64_t ns)
 
     if (!c->up)
         return;
+    if (c->tunnel) {
+        /* the server's activity keeps the tunnel alive: one timer, the client's */
+        uv_timer_stop(&c->up->timer);
+        client_timer(c, 0);
+        return;
+    }
     if (ms)
         uv_timer_start(&c->up->timer, up_timeout, ms, 0);
     else
@@ -832,7 +878,7 @@ static void build_response_head(struct lb_client *c, const struct http_response_
     buf_printf(b, "HTTP/1.1 %d %.*s\r\n", res->status, STR_FMT(reason));
     for (size_t i = 0; i < res->num_headers; i++) {
         struct str name = res->headers[i].name;
-        if (is_hop_by_hop(name, tokens, ntok))
+        if (is_hop_by_hop(name, tokens, ntok) && !(c->tunnel && is_upgrade(name)))
             continue;
         if (c->rsp_mode == BODY_DECHUNK && str_ieq_cstr(name, "transfer-encoding"))
             continue;
@@ -845,6 +891,8 @@ static void build_response_head(struct lb_client *c, const struct http_response_
         buf_append_cstr(b, "Connection: close\r\n");
     else if (final && c->minor0)
         buf_append_cstr(b, "Connection: keep-alive\r\n");
+    if (c->tunnel)
+        buf_append_cstr(b, "Connection: Upgrade\r\n");
     buf_append(b, "\r\n", 2);
     c->clihead_pending = true;
 }
@@ -886,6 +934,36 @@ static void response_head(struct lb_client *c, const struct http_response_head *
     build_response_head(c, res, true);
 }
 
+/*
+ * The server switched protocols (101, to a request that asked): from here on the connection is
+ * a tunnel, as HAProxy's after a 101. Both directions are relayed unparsed ("bodies" that last
+ * until close) under timeout_tunnel alone. The client's half-close is passed on to the server
+ * (tunnel_pass_eof); the server's end ends the client's connection once its bytes are out.
+ */
+static void tunnel_start(struct lb_client *c, const struct http_response_head *res)
+{
+    struct lb_proxy *px = c->px;
+
+    c->tunnel = true;
+    c->up_shut = false;
+    c->status = res->status;
+    c->rsp_head_done = true;
+    c->rsp_mode = c->req_mode = BODY_UNTIL_CLOSE;
+    c->rsp_done = c->req_done = false;
+    c->cli_keep = c->up_keep = false;
+    count_status(px->fe, res->status);
+    count_status(&px->backend->c, res->status);
+    count_status(&c->srv->c, res->status);
+    note_success(c->srv);
+    lb_count(&px->backend->c.tunnel_cur, 1);
+    lb_count(&px->backend->c.tunnel_tot, 1);
+    lb_count(&c->srv->c.tunnel_cur, 1);
+    lb_count(&c->srv->c.tunnel_tot, 1);
+    uv_timer_stop(&c->up->timer);
+    client_timer(c, 0);
+    build_response_head(c, res, false);
+}
+
 /* Parses a response head from c->rsp. 1 parsed (consumed), 0 incomplete, -1 answered 502. */
 static int parse_response_head(struct lb_client *c)
 {
@@ -895,14 +973,16 @@ static int parse_response_head(struct lb_client *c)
 
     if (r == HTTP_PARSE_INCOMPLETE && c->rsp.len < IO_LIMIT)
         return 0;
-    if (r < 0 || res->status == 101) {
+    if (r < 0 || (res->status == 101 && !c->upgrade_req)) {
         lb_count(&c->srv->c.eresp, 1);
         lb_count(&px->backend->c.eresp, 1);
         note_failure(px, c->srv);
         send_error(c, 502);
         return -1;
     }
-    if (res->status < 200) {
+    if (res->status == 101) {
+        tunnel_start(c, res);
+    } else if (res->status < 200) {
         /* interim response (100 Continue, 103): HTTP/1.0 clients do not get them */
         if (c->minor0)
             c->clihead_pending = false;
@@ -941,7 +1021,7 @@ static void on_cli_write(uv_write_t *req, int status)
         uv_timer_start(&c->timer, client_timeout, LINGER_MS, 0);
         return;
     }
-    uv_timer_stop(&c->timer);
+    client_timer(c, 0); /* stopped, or the tunnel's re-armed */
     if (MESH_BUG_ON(c->cli_write_consume > c->rsp.len)) {
         client_close(c);
         return;
@@ -1026,12 +1106,19 @@ static void rsp_pump(struct lb_client *c)
         finish_request(c);
         return;
     }
+    /* a tunnel that just opened: what the client sent after its request goes over now */
+    if (c->tunnel && c->in.len > 0 && !c->up_write_busy) {
+        req_pump(c);
+        if (c->closing)
+            return;
+    }
     update_reading(c);
 }
 
 static void reset_request(struct lb_client *c)
 {
     c->is_head = c->idempotent = c->cli_keep = c->req_done = c->head_sent = c->minor0 = false;
+    c->upgrade_req = c->up_shut = false;
     c->req_mode = BODY_NONE;
     c->req_left = 0;
     c->req_dec = HTTP_CHUNKED_DECODER_INIT;
@@ -1198,6 +1285,7 @@ static void parse_request(struct lb_client *c)
     }
     c->req_done = c->req_mode == BODY_NONE;
     c->req_dec = HTTP_CHUNKED_DECODER_INIT;
+    c->upgrade_req = wants_upgrade(req);
     c->retries_left = px->cfg->retries;
     build_request_head(c, req);
     buf_consume(&c->in, (size_t)r);
@@ -1280,11 +1368,33 @@ static void count_client_abort(struct lb_client *c)
 }
 
 /*
+ * A tunnel's client shut its side down: once what it sent is written, shut the server's side
+ * down too, so the server sees the end (and ends its side in turn).
+ */
+static void on_up_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req; /* the server's answer to it (its EOF) is what ends the tunnel */
+    (void)status;
+}
+
+static void tunnel_pass_eof(struct lb_client *c)
+{
+    if (!c->cli_eof || c->up_shut || c->in.len > 0 || c->up_write_busy || !c->up)
+        return;
+    c->up_shut = true;
+    uv_shutdown(&c->up->sreq, (uv_stream_t *)&c->up->tcp, on_up_shutdown);
+}
+
+/*
  * The client shut its side down: fine once the whole request is forwarded (the answer still
  * goes out), an abort when the body can no longer complete. True when c was closed.
  */
 static bool client_eof_check(struct lb_client *c)
 {
+    if (c->tunnel) {
+        tunnel_pass_eof(c);
+        return false;
+    }
     if (!c->cli_eof || c->req_done || c->state != CS_PROXY || c->up_write_busy || c->in.len > 0)
         return false;
     count_client_abort(c);

@@ -149,6 +149,10 @@ enum lb_stat_col {
     LB_ST_AGG_SERVER_CHECK_STATUS,
     LB_ST_AGG_CHECK_STATUS,
     LB_ST_NCOLS, /* 103; then "-" and the ssl/h2/h1 module columns (stats_csv.c) */
+    /* fields of ours, not HAProxy columns: Prometheus and the HTML page only */
+    LB_ST_X_TUNNEL_CUR = LB_ST_NCOLS, /* tunnels open (after a 101) */
+    LB_ST_X_TUNNEL_TOT,
+    LB_ST_NFIELDS,
 };
 
 /* Values are a number, a string, or empty (printed as nothing in CSV, left out of JSON). */
@@ -169,7 +173,7 @@ enum lb_stat_type { LB_STAT_FRONTEND = 0, LB_STAT_BACKEND = 1, LB_STAT_SERVER = 
 struct lb_stat_row {
     enum lb_stat_type type;
     const struct lb_server *srv; /* servers only */
-    struct lb_stat_field f[LB_ST_NCOLS];
+    struct lb_stat_field f[LB_ST_NFIELDS];
     char addr[80]; /* "host:port" for LB_ST_ADDR */
 };
 

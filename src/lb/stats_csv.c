@@ -186,6 +186,8 @@ static void fill_traffic(struct lb_stat_row *r, const struct lb_counters *c)
     set_s(r, LB_ST_MODE, "http");
     set_u(r, LB_ST_WREW, 0);
     set_u(r, LB_ST_EINT, 0);
+    set_u(r, LB_ST_X_TUNNEL_CUR, lb_read(&c->tunnel_cur));
+    set_u(r, LB_ST_X_TUNNEL_TOT, lb_read(&c->tunnel_tot));
 }
 
 /* Columns backends and servers share (HAProxy's [..BS]). */
@@ -548,6 +550,11 @@ static const struct pm_metric {
      PM_F | PM_B, PM_VALUE},
     {"http_responses_total", "Total number of HTTP responses.", "counter", LB_ST_HRSP_1XX,
      PM_F | PM_B | PM_S, PM_CODES},
+    /* not in promex: connections switched to another protocol by a 101 (WebSocket) */
+    {"current_tunnels", "Current number of tunnels (connections switched by a 101).", "gauge",
+     LB_ST_X_TUNNEL_CUR, PM_B | PM_S, PM_VALUE},
+    {"tunnels_total", "Total number of tunnels (connections switched by a 101).", "counter",
+     LB_ST_X_TUNNEL_TOT, PM_B | PM_S, PM_VALUE},
 };
 
 static const char *const scope_names[] = {"frontend", "backend", "server"};

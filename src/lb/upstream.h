@@ -21,6 +21,7 @@ struct lb_upconn {
     uv_tcp_t tcp;
     uv_connect_t creq;
     uv_write_t wreq;
+    uv_shutdown_t sreq;    /* a tunnel passes the client's half-close on */
     uv_timer_t timer;      /* connect / server / idle timeout, whichever phase applies */
     struct lb_server *srv; /* reference */
     struct lb_pool *pool;

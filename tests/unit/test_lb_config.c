@@ -52,6 +52,7 @@ static void test_defaults(void **state)
     assert_true(cfg.redispatch);
     assert_int_equal(cfg.timeout_connect_ns, 2 * DURATION_SEC);
     assert_int_equal(cfg.timeout_http_request_ns, 10 * DURATION_SEC);
+    assert_int_equal(cfg.timeout_tunnel_ns, 3600 * DURATION_SEC);
     assert_int_equal(cfg.queue_max, 1000);
     assert_true(cfg.x_forwarded_for);
     assert_false(cfg.forwarded);
