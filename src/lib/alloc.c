@@ -1,5 +1,6 @@
 #include "lib/alloc.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,12 @@ void *xmalloc(size_t n)
     if (!p)
         oom(n);
     return p;
+}
+
+/* Before main, before any JSON is made: one place for every binary (see alloc.h). */
+__attribute__((constructor)) static void route_jansson(void)
+{
+    json_set_alloc_funcs(xmalloc, free);
 }
 
 void *xcalloc(size_t count, size_t size)

@@ -1,6 +1,10 @@
 /*
  * Allocation that never returns NULL: on out-of-memory the process logs and aborts, so call
  * sites do not test results. (The supervisor restarts what dies; a half-handled ENOMEM is worse.)
+ *
+ * jansson allocates through xmalloc too: every binary that links this file sets it up before
+ * main (json_set_alloc_funcs), so a json_object() or json_dumps() that returns NULL for want of
+ * memory, unchecked at a call site, cannot happen. Its strings are still freed with free().
  */
 #ifndef MESH_LIB_ALLOC_H
 #define MESH_LIB_ALLOC_H

@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/json.h"
 
@@ -240,13 +241,28 @@ static void test_str_or_empty(void **state)
     json_decref(v);
 }
 
+/* jansson allocates through xmalloc (alloc.h), set up before main. */
+static void test_jansson_allocates_through_xmalloc(void **state)
+{
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+
+    json_get_alloc_funcs(&m, &f);
+    assert_ptr_equal(m, xmalloc);
+    assert_ptr_equal(f, free);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_iget),          cmocka_unit_test(test_type_name),
-        cmocka_unit_test(test_read_ok),       cmocka_unit_test(test_read_type_errors),
-        cmocka_unit_test(test_read_duration), cmocka_unit_test(test_append),
+        cmocka_unit_test(test_iget),
+        cmocka_unit_test(test_type_name),
+        cmocka_unit_test(test_read_ok),
+        cmocka_unit_test(test_read_type_errors),
+        cmocka_unit_test(test_read_duration),
+        cmocka_unit_test(test_append),
         cmocka_unit_test(test_str_or_empty),
+        cmocka_unit_test(test_jansson_allocates_through_xmalloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
