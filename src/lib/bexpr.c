@@ -395,7 +395,9 @@ static struct bexpr *primary(struct parser *p)
 static struct bexpr *binary(struct parser *p, enum bexpr_kind kind, struct bexpr *left,
                             struct bexpr *(*operand)(struct parser *))
 {
-    while (left && take_word(p, kind == BX_OR ? "or" : "and")) {
+    if (!left)
+        return NULL;
+    while (take_word(p, kind == BX_OR ? "or" : "and")) {
         struct bexpr *right = operand(p);
         if (!right) {
             bexpr_free(left);
@@ -463,6 +465,8 @@ static int equal(const json_t *v, const char *raw)
 {
     char *end;
 
+    if (!v)
+        return 0; /* nothing there equals no literal */
     switch (json_typeof(v)) {
     case JSON_STRING:
         return strcmp(json_string_value(v), raw) == 0;

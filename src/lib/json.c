@@ -75,6 +75,8 @@ json_t *json_iget_snake(const json_t *obj, const char *key)
 
 const char *json_type_name(const json_t *v)
 {
+    if (!v)
+        return "null"; /* jansson's NULL, e.g. a missing key, reads as JSON null */
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "object";
