@@ -265,7 +265,7 @@ static size_t pick_random2(struct lb_picker *p, size_t k)
 struct lb_server *lb_picker_pick(struct lb_picker *p, int default_maxconn,
                                  const struct lb_server *avoid, struct lb_server **full)
 {
-    struct lb_server *dummy;
+    struct lb_server *dummy = NULL;
     struct lb_server **fullp = full ? full : &dummy;
     size_t k = collect(p, default_maxconn, avoid, fullp);
 
