@@ -91,7 +91,7 @@ static void view_set_add_map(struct view_set *s, const json_t *obj, const char *
     /* jansson's iteration macros take a non-const object but do not modify it. */
     json_object_foreach((json_t *)obj, key, value)
     {
-        if (plen && strncmp(key, prefix, plen) != 0)
+        if (prefix && strncmp(key, prefix, plen) != 0)
             continue;
         if (key[plen] != '\0' && view_num(value, &v))
             view_set_add(s, key + plen, i, v / width_s);
