@@ -52,7 +52,7 @@ static char **build_env(const struct pm_inst *i)
     char **env;
 
     pm_spec_init(&tmp);
-    for (size_t k = 0; environ[k] && k < PM_ENV_MAX; k++)
+    for (size_t k = 0; k < PM_ENV_MAX && environ[k]; k++)
         pm_spec_set_env(&tmp, environ[k]);
     for (size_t k = 0; k < s->nenv; k++)
         pm_spec_set_env(&tmp, s->env[k]);
