@@ -163,7 +163,7 @@ static void restore_check_runners(struct reg_agent *a)
     {
         const struct reg_check *chk = e->val;
         struct check_reg r;
-        struct err err;
+        struct err err = {{0}};
         if (!chk->type[0] || strcmp(chk->type, "maintenance") == 0)
             continue;
         json_t *def = json_deep_copy(chk->definition);

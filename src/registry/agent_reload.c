@@ -68,7 +68,7 @@ static struct service_reg *decode_all(const struct agent_config *cfg, struct err
 
     for (size_t i = 0; i < cfg->nservices; i++) {
         const struct config_service *cs = &cfg->services[i];
-        struct err derr;
+        struct err derr = {{0}};
         if (decode_service(cs->def, &opts, &regs[i], &derr) < 0) {
             char path[160];
             locate_decode_error(cs, derr.msg, path, sizeof(path));
