@@ -209,18 +209,17 @@ static void on_signal(uv_signal_t *s, int signum)
 static int run(struct webapp *app)
 {
     struct err e = {{0}};
-    uv_loop_t loop;
+    uv_loop_t *loop = uv_default_loop();
 
-    uv_loop_init(&loop);
-    app->loop = &loop;
+    app->loop = loop;
     app->start_ns = uv_hrtime();
-    app->client = http_client_new(&loop);
-    uv_timer_init(&loop, &app->reg_timer);
-    uv_signal_init(&loop, &app->sig_term);
-    uv_signal_init(&loop, &app->sig_int);
+    app->client = http_client_new(loop);
+    uv_timer_init(loop, &app->reg_timer);
+    uv_signal_init(loop, &app->sig_term);
+    uv_signal_init(loop, &app->sig_int);
     app->sig_term.data = app;
     app->sig_int.data = app;
-    http_server_init(&app->srv, &loop, NULL, webapp_handle, app);
+    http_server_init(&app->srv, loop, NULL, webapp_handle, app);
     int rc = http_server_listen(&app->srv, app->address, app->port, &e);
     if (rc != 0) {
         log_error("%s", e.msg);
@@ -237,8 +236,8 @@ static int run(struct webapp *app)
         else
             webapp_register_start(app);
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
     return rc == 0 ? 0 : 1;
 }
 
