@@ -25,7 +25,8 @@ READY_TIMEOUT = 10.0  # seconds for an agent to answer /v1/status/leader
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 HOST = "127.0.0.1"
 # What ASan, LSan and UBSan print: a process log holding one failed its run.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 def mesh_bin():
