@@ -53,13 +53,18 @@ static const struct option_def options[] = {
      "Registry service to balance over (its passing instances)."},
     {"tag", "tag", OPTION_STRING, OFF(service_tag), "Only instances with this tag."},
     {"registry_addr", "registry-addr", OPTION_STRING, OFF(registry_addr),
-     "Registry agent HOST:PORT ($CONSUL_HTTP_ADDR when set)."},
+     "Registry agent [http[s]://]HOST[:PORT] (default $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)."},
     {"registry_token", "registry-token", OPTION_STRING, OFF(registry_token),
      "ACL token for the registry (default $CONSUL_HTTP_TOKEN)."},
     {"registry_tls", "registry-tls", OPTION_BOOL, OFF(registry_tls),
-     "Speak HTTPS to the registry."},
+     "Speak HTTPS to the registry (also $CONSUL_HTTP_SSL)."},
     {"registry_ca_file", "registry-ca-file", OPTION_STRING, OFF(registry_ca_file),
-     "PEM CA bundle for the registry's certificate (default: the system store)."},
+     "PEM CA bundle for the registry's certificate (default $CONSUL_CACERT, else the\n"
+     "system store)."},
+    {"registry_cert_file", "registry-cert-file", OPTION_STRING, OFF(registry_cert_file),
+     "PEM client certificate for a registry with verify_incoming ($CONSUL_CLIENT_CERT)."},
+    {"registry_key_file", "registry-key-file", OPTION_STRING, OFF(registry_key_file),
+     "PEM key of -registry-cert-file ($CONSUL_CLIENT_KEY)."},
     {"servers", "server", OPTION_STRING_LIST, OFF(servers),
      "Static server HOST:PORT[,WEIGHT] (repeatable), instead of or besides -service."},
     {"server", NULL, OPTION_STRING_LIST, OFF(servers), NULL},
@@ -148,26 +153,6 @@ static size_t bind_flags(struct lb_config_src *src, struct flag *out)
     return options_bind_flags(options, ARRAY_LEN(options), src, out);
 }
 
-/* "http://host:port" (CONSUL_HTTP_ADDR's usual form) to host:port; https turns TLS on. */
-static void registry_from_env(struct lb_config *c)
-{
-    const char *addr = getenv("CONSUL_HTTP_ADDR");
-    const char *token = getenv("CONSUL_HTTP_TOKEN");
-
-    if (addr && strncmp(addr, "https://", 8) == 0) {
-        c->registry_tls = true;
-        addr += 8;
-    } else if (addr && strncmp(addr, "http://", 7) == 0) {
-        addr += 7;
-    }
-    c->registry_addr = xstrdup(addr && addr[0] ? addr : "127.0.0.1:8500");
-    size_t n = strlen(c->registry_addr);
-    if (n > 0 && c->registry_addr[n - 1] == '/')
-        c->registry_addr[n - 1] = '\0';
-    if (token && token[0])
-        c->registry_token = xstrdup(token);
-}
-
 static void defaults(struct lb_config_src *src)
 {
     struct lb_config *c = &src->c;
@@ -181,7 +166,6 @@ static void defaults(struct lb_config_src *src)
     c->x_forwarded_for = true;
     c->via = true;
     src->balance = xstrdup("roundrobin");
-    registry_from_env(c);
     c->queue_max = 1000;
     c->check = true;
     c->check_path = xstrdup("/health");

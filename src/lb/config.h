@@ -28,12 +28,16 @@ struct lb_config {
     char *backend_name; /* default: the service name, or "web" */
     enum lb_balance balance;
     /* servers from the registry ... */
-    char *service;       /* watch /v1/health/service/<service>?passing; NULL: static only */
-    char *service_tag;   /* optional ?tag= */
-    char *registry_addr; /* agent address, default $CONSUL_HTTP_ADDR or 127.0.0.1:8500 */
+    char *service;     /* watch /v1/health/service/<service>?passing; NULL: static only */
+    char *service_tag; /* optional ?tag= */
+    /* The registry agent: NULL (or false) leaves a setting to the environment and defaults of
+     * lib/consul_client.h (CONSUL_HTTP_ADDR, ...; 127.0.0.1:8500). */
+    char *registry_addr;
     char *registry_token;
     bool registry_tls;
     char *registry_ca_file;
+    char *registry_cert_file; /* client certificate, for an agent with verify_incoming */
+    char *registry_key_file;
     /* ... or a static list "host:port[,weight]" */
     struct flag_list servers;
     int server_maxconn; /* per server; 0 = unlimited */

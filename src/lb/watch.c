@@ -13,17 +13,11 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/consul_client.h"
 #include "lib/http_client.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/url.h"
-
-#define WATCH_MIN_GAP_MS  100   /* between fetches, as consul-template */
-#define WATCH_BACKOFF_MIN 250   /* ms, after the first failure */
-#define WATCH_BACKOFF_MAX 30000 /* ms */
-#define WATCH_WAIT        "5m"
-/* The server may hold the query for wait plus up to wait/16 of jitter. */
-#define WATCH_TIMEOUT_MS (5 * 60 * 1000 + 40 * 1000)
 
 /* A server the sources ask for. */
 struct cand {
@@ -37,27 +31,16 @@ struct lb_watch {
     lb_watch_cb on_publish;
     void *data;
     struct http_client *client;
-    struct http_call *call;
-    uv_timer_t timer;
-    bool stopping;
+    struct consul_watch *query; /* NULL without a service */
     /* registry settings */
-    char *service, *tag, *addr, *token, *ca_file;
-    bool tls;
-    char host[256];
-    int port;
-    /* query state */
-    uint64_t index;
-    uint64_t last_fetch_ms;
-    uint64_t backoff_ms;
-    bool outage; /* logged; cleared by the next good answer */
+    char *service, *tag;
+    struct consul_endpoint ep;
     /* sources and what was last published */
     struct cand *statics, *reg;
     size_t nstatics, nreg;
     struct lb_server_set *last; /* a reference */
     int *last_weights;          /* the weight each server of last was given by its source */
 };
-
-static void watch_fetch(struct lb_watch *w);
 
 static void cands_free(struct cand *v, size_t n)
 {
@@ -231,81 +214,47 @@ static int parse_instances(const char *body, size_t len, struct cand **out, size
     return 0;
 }
 
-static void on_timer(uv_timer_t *t)
-{
-    watch_fetch(t->data);
-}
-
-static void watch_schedule(struct lb_watch *w, uint64_t delay_ms)
-{
-    uv_timer_start(&w->timer, on_timer, delay_ms, 0);
-}
-
-static void watch_failed(struct lb_watch *w, const char *why)
-{
-    if (!w->outage) {
-        log_warn("registry %s: %s; keeping the last %zu server%s of %s", w->addr, why,
-                 w->last ? w->last->n : 0, w->last && w->last->n == 1 ? "" : "s", w->b->name);
-        w->outage = true;
-    }
-    atomic_store(&w->b->registry_ok, 0);
-    /* The registry may come back restarted with a lower index, on which a blocking query
-     * would wait out its whole timeout: start over with a query that answers at once. */
-    w->index = 0;
-    w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : WATCH_BACKOFF_MIN;
-    if (w->backoff_ms > WATCH_BACKOFF_MAX)
-        w->backoff_ms = WATCH_BACKOFF_MAX;
-    watch_schedule(w, w->backoff_ms);
-}
-
-static void on_answer(int status, const struct http_client_response *res, void *data)
+static void on_outage(void *data, const char *why)
 {
     struct lb_watch *w = data;
-    char why[300];
+
+    if (why)
+        log_warn("registry %s: %s; keeping the last %zu server%s of %s", w->ep.addr, why,
+                 w->last ? w->last->n : 0, w->last && w->last->n == 1 ? "" : "s", w->b->name);
+    else
+        log_info("registry %s: reachable again", w->ep.addr);
+    atomic_store(&w->b->registry_ok, why ? 0 : 1);
+}
+
+static int on_answer(void *data, const struct http_client_response *res, struct err *e)
+{
+    struct lb_watch *w = data;
     struct cand *reg;
     size_t nreg;
 
-    w->call = NULL;
-    if (status == UV_ECANCELED || w->stopping)
-        return;
-    if (status < 0) {
-        const char *detail = http_client_error(w->client);
-        snprintf(why, sizeof(why), "%s", detail ? detail : uv_strerror(status));
-        watch_failed(w, why);
-        return;
-    }
     if (res->status != 200) {
-        snprintf(why, sizeof(why), "HTTP %d: %.200s", res->status, res->body);
-        why[strcspn(why, "\r\n")] = '\0';
-        watch_failed(w, why);
-        return;
+        consul_status_error(res->status, res->body, res->body_len, e);
+        return -EINVAL;
     }
-    if (parse_instances(res->body, res->body_len, &reg, &nreg) < 0) {
-        watch_failed(w, "the answer is not a JSON array");
-        return;
-    }
-    uint64_t idx = http_client_index(res);
-    /* A lower index means the registry's history restarted: refetch (docs/api.md) */
-    w->index = idx < w->index ? 0 : idx;
-    if (w->outage)
-        log_info("registry %s: reachable again", w->addr);
-    w->outage = false;
-    w->backoff_ms = 0;
-    atomic_store(&w->b->registry_ok, 1);
+    if (parse_instances(res->body, res->body_len, &reg, &nreg) < 0)
+        return err_set(e, "the answer is not a JSON array");
     cands_free(w->reg, w->nreg);
     w->reg = reg;
     w->nreg = nreg;
     watch_rebuild(w);
-    uint64_t since = uv_now(w->loop) - w->last_fetch_ms;
-    watch_schedule(w, since >= WATCH_MIN_GAP_MS ? 0 : WATCH_MIN_GAP_MS - since);
+    return 0;
 }
 
-static void watch_fetch(struct lb_watch *w)
+static const struct consul_watch_ops watch_ops = {.answer = on_answer, .outage = on_outage};
+
+/* (Re)starts the blocking queries of the service at the endpoint, from index 0. */
+static void watch_restart(struct lb_watch *w)
 {
     struct buf target = BUF_INIT;
-    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(w->token)};
 
-    if (!w->service || w->stopping)
+    consul_watch_free(w->query);
+    w->query = NULL;
+    if (!w->service)
         return;
     buf_append_cstr(&target, "/v1/health/service/");
     url_encode(&target, str_from(w->service), false);
@@ -314,20 +263,7 @@ static void watch_fetch(struct lb_watch *w)
         buf_append_cstr(&target, "&tag=");
         url_encode(&target, str_from(w->tag), false);
     }
-    buf_printf(&target, "&index=%llu&wait=" WATCH_WAIT, (unsigned long long)w->index);
-    struct http_client_request req = {
-        .method = "GET",
-        .host = w->host,
-        .port = w->port,
-        .target = target.data,
-        .headers = &token,
-        .num_headers = w->token ? 1 : 0,
-        .timeout_ms = WATCH_TIMEOUT_MS,
-        .tls = w->tls,
-        .tls_ca_file = w->ca_file,
-    };
-    w->last_fetch_ms = uv_now(w->loop);
-    w->call = http_client_send(w->client, &req, on_answer, w);
+    w->query = consul_watch_start(w->client, w->loop, &w->ep, target.data, false, &watch_ops, w);
     buf_free(&target);
 }
 
@@ -344,46 +280,46 @@ static void set_str(char **dst, const char *v)
     *dst = v ? xstrdup(v) : NULL;
 }
 
-/* True when cfg's registry settings differ from w's. */
-static bool registry_changed(const struct lb_watch *w, const struct lb_config *cfg)
+/* The registry endpoint cfg asks for: its flags, then the environment (lib/consul_client.h). */
+static int resolve_endpoint(const struct lb_config *cfg, struct consul_endpoint *ep, struct err *e)
 {
-    return !str_same(w->service, cfg->service) || !str_same(w->tag, cfg->service_tag) ||
-           !str_same(w->addr, cfg->registry_addr) || !str_same(w->token, cfg->registry_token) ||
-           !str_same(w->ca_file, cfg->registry_ca_file) || w->tls != cfg->registry_tls;
+    const struct consul_flags flags = {
+        .addr = cfg->registry_addr,
+        .token = cfg->registry_token,
+        .ca_file = cfg->registry_ca_file,
+        .cert_file = cfg->registry_cert_file,
+        .key_file = cfg->registry_key_file,
+        .tls = cfg->registry_tls,
+    };
+    int rc = consul_endpoint_resolve(ep, &flags, e);
+
+    if (rc < 0)
+        err_prefix(e, "registry");
+    return rc;
 }
 
 int lb_watch_configure(struct lb_watch *w, const struct lb_config *cfg, struct err *e)
 {
+    struct consul_endpoint ep = {0};
     struct cand *statics;
     size_t nstatics;
-    char host[256];
-    int port;
 
-    if (cfg->service && net_split_host_port(cfg->registry_addr, host, sizeof(host), &port,
-                                            cfg->registry_tls ? 8501 : 8500) < 0)
-        return err_set(e, "registry address \"%s\": expected HOST:PORT", cfg->registry_addr);
-    if (parse_statics(&cfg->servers, &statics, &nstatics, e) < 0)
+    if (cfg->service && resolve_endpoint(cfg, &ep, e) < 0)
         return -EINVAL;
+    if (parse_statics(&cfg->servers, &statics, &nstatics, e) < 0) {
+        consul_endpoint_free(&ep);
+        return -EINVAL;
+    }
     cands_free(w->statics, w->nstatics);
     w->statics = statics;
     w->nstatics = nstatics;
-    if (registry_changed(w, cfg)) {
-        if (w->call)
-            http_call_cancel(w->call);
-        uv_timer_stop(&w->timer);
+    if (!str_same(w->service, cfg->service) || !str_same(w->tag, cfg->service_tag) ||
+        (cfg->service && !consul_endpoint_equal(&w->ep, &ep))) {
         set_str(&w->service, cfg->service);
         set_str(&w->tag, cfg->service_tag);
-        set_str(&w->addr, cfg->registry_addr);
-        set_str(&w->token, cfg->registry_token);
-        set_str(&w->ca_file, cfg->registry_ca_file);
-        w->tls = cfg->registry_tls;
-        if (w->service) {
-            snprintf(w->host, sizeof(w->host), "%s", host);
-            w->port = port;
-        }
-        w->index = 0;
-        w->backoff_ms = 0;
-        w->outage = false;
+        consul_endpoint_free(&w->ep);
+        w->ep = ep;
+        memset(&ep, 0, sizeof(ep));
         atomic_store(&w->b->registry_ok, 1);
         /* A new service keeps the old instances in use until its first answer replaces them. */
         if (!w->service) {
@@ -391,8 +327,9 @@ int lb_watch_configure(struct lb_watch *w, const struct lb_config *cfg, struct e
             w->reg = NULL;
             w->nreg = 0;
         }
-        watch_schedule(w, 0);
+        watch_restart(w);
     }
+    consul_endpoint_free(&ep);
     watch_rebuild(w);
     return 0;
 }
@@ -407,8 +344,6 @@ int lb_watch_start(struct lb_watch **out, uv_loop_t *loop, const struct lb_confi
     w->on_publish = on_publish;
     w->data = data;
     w->client = http_client_new(loop);
-    uv_timer_init(loop, &w->timer);
-    w->timer.data = w;
     atomic_store(&b->registry_ok, 1);
     int rc = lb_watch_configure(w, cfg, e);
     if (rc < 0) {
@@ -417,34 +352,23 @@ int lb_watch_start(struct lb_watch **out, uv_loop_t *loop, const struct lb_confi
     }
     if (w->service)
         log_info("backend %s: following service \"%s\"%s%s at %s", b->name, w->service,
-                 w->tag ? " tag " : "", w->tag ? w->tag : "", w->addr);
+                 w->tag ? " tag " : "", w->tag ? w->tag : "", w->ep.addr);
     *out = w;
     return 0;
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    struct lb_watch *w = h->data;
-
-    cands_free(w->statics, w->nstatics);
-    cands_free(w->reg, w->nreg);
-    lb_server_set_unref(w->last);
-    free(w->last_weights);
-    free(w->service);
-    free(w->tag);
-    free(w->addr);
-    free(w->token);
-    free(w->ca_file);
-    free(w);
 }
 
 void lb_watch_free(struct lb_watch *w)
 {
     if (!w)
         return;
-    w->stopping = true;
-    http_client_free(w->client); /* cancels the query in flight */
-    w->client = NULL;
-    w->call = NULL;
-    uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+    consul_watch_free(w->query); /* cancels the query in flight */
+    http_client_free(w->client);
+    cands_free(w->statics, w->nstatics);
+    cands_free(w->reg, w->nreg);
+    lb_server_set_unref(w->last);
+    free(w->last_weights);
+    free(w->service);
+    free(w->tag);
+    consul_endpoint_free(&w->ep);
+    free(w);
 }

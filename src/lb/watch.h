@@ -2,7 +2,8 @@
  * Where `mesh lb`'s servers come from: the static list (-server) and, with -service, the
  * registry, followed with blocking queries on
  *   GET /v1/health/service/<service>?passing[&tag=<tag>]&index=<N>&wait=5m
- * against cfg->registry_addr (any Consul agent; X-Consul-Token, HTTPS when registry_tls).
+ * against the registry agent cfg's registry_* settings and the environment name (any Consul agent;
+ * lib/consul_client.h: token, HTTPS with client certificates).
  *
  * Each answer rebuilds the backend's set: static servers first ("srv1", "srv2", ...; id
  * "host:port"), then one server per instance (name "<node>_<port>", id the service ID, address
@@ -11,10 +12,9 @@
  * admin state survive; a changed weight is written into it. The set is published only when
  * its membership changed.
  *
- * Index handling follows the Consul contract (docs/api.md, Watching): a lower index resets to 0,
- * fetches are at least ~100 ms apart, failures back off from 250 ms to 30 s. While the registry
- * is unreachable (or refuses the query) the last set stays in use, backend->registry_ok is 0,
- * and the outage is logged once.
+ * The queries follow Consul's index rules (consul_watch in lib/consul_client.h). While the
+ * registry is unreachable (or refuses the query) the last set stays in use,
+ * backend->registry_ok is 0, and the outage is logged once.
  */
 #ifndef MESH_LB_WATCH_H
 #define MESH_LB_WATCH_H
@@ -33,7 +33,8 @@ typedef void (*lb_watch_cb)(void *data);
 /*
  * Publishes the static servers of cfg at once and, when cfg->service is set, starts the
  * registry watch on loop. The settings of cfg are copied; loop, b and data are borrowed until
- * lb_watch_free. Returns 0, or -EINVAL with e set (a static server that does not parse).
+ * lb_watch_free. Returns 0, or -EINVAL with e set (a static server or a registry address that
+ * does not parse, a token file that cannot be read).
  */
 int lb_watch_start(struct lb_watch **out, uv_loop_t *loop, const struct lb_config *cfg,
                    struct lb_backend *b, lb_watch_cb on_publish, void *data, struct err *e);

@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from helpers import HOST, free_port
+from helpers import HOST, free_port, wait_until
+from lb_helpers import backends, lb_factory, spread  # noqa: F401 (fixtures)
 
 GO_PLAIN_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\n\r\n"
                    b"Client sent an HTTP request to an HTTPS server.\n")
@@ -164,6 +165,28 @@ def test_cli_over_https(agent_factory, write_config, certs, mesh):
     assert p.returncode == 1
     assert "certificate signed by unknown authority" in p.stderr
     assert f'Get "{addr}/v1/kv/cli/tls' in p.stderr
+
+
+def test_lb_follows_an_agent_with_verify_incoming(agent_factory, write_config, certs, backends,
+                                                  lb_factory):
+    """mesh lb presents a client certificate to an agent that demands one."""
+    a = tls_agent(agent_factory, write_config, certs, verify_incoming=True)
+    (b1,) = backends(1)
+    a.register_service({"ID": "web-1", "Name": "web", "Address": HOST, "Port": b1.port})
+    registry = ["-service", "web", "-registry-addr", f"https://{HOST}:{a.https_port}",
+                "-registry-ca-file", str(certs / "consul-agent-ca.pem")]
+
+    # Without a certificate the agent refuses the handshake: no servers, and the log says so.
+    bare = lb_factory(registry, workers=1)
+    wait_until(lambda: "keeping the last 0 servers of web" in bare.log_text(), 10,
+               what="the refused handshake logged")
+    assert bare.server_rows() == []
+
+    lb = lb_factory(registry + ["-registry-cert-file", str(certs / "dc1-client-consul-0.pem"),
+                                "-registry-key-file", str(certs / "dc1-client-consul-0-key.pem")],
+                    workers=1)
+    wait_until(lambda: len(lb.server_rows()) == 1, 10, what="web-1 from the agent")
+    assert spread(lb.port, 4) == {str(b1.port): 4}
 
 
 def test_bad_tls_config_stops_the_agent(agent_factory, write_config, certs):

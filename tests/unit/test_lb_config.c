@@ -39,7 +39,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.service, "api");
     assert_string_equal(cfg.backend_name, "api");
     assert_int_equal(cfg.balance, LB_BALANCE_ROUNDROBIN);
-    assert_string_equal(cfg.registry_addr, "127.0.0.1:8500");
+    assert_null(cfg.registry_addr); /* the environment, else 127.0.0.1:8500 (lib/consul_client) */
     assert_null(cfg.registry_token);
     assert_true(cfg.check);
     assert_string_equal(cfg.check_path, "/health");
@@ -66,23 +66,27 @@ static void test_defaults(void **state)
     lb_config_free(&cfg);
 }
 
-static void test_env_registry(void **state)
+/* The registry's client certificate from flags or the file (an agent with verify_incoming). */
+static void test_registry_tls_settings(void **state)
 {
     struct lb_config cfg;
     struct err e = {""};
-    const char *argv[] = {"-service", "web"};
+    const char *argv[] = {"-service",
+                          "web",
+                          "-registry-addr",
+                          "https://10.0.0.5",
+                          "-registry-cert-file",
+                          "/c.pem",
+                          "-registry-key-file",
+                          "/k.pem"};
 
     (void)state;
-    setenv("CONSUL_HTTP_ADDR", "https://10.0.0.5:8501", 1);
-    setenv("CONSUL_HTTP_TOKEN", "secret", 1);
-    assert_int_equal(load(&cfg, &e, 2, argv), 0);
-    assert_string_equal(cfg.registry_addr, "10.0.0.5:8501");
-    assert_true(cfg.registry_tls);
-    assert_string_equal(cfg.registry_token, "secret");
+    assert_int_equal(load(&cfg, &e, (int)(sizeof(argv) / sizeof(argv[0])), argv), 0);
+    assert_string_equal(cfg.registry_addr, "https://10.0.0.5");
+    assert_string_equal(cfg.registry_cert_file, "/c.pem");
+    assert_string_equal(cfg.registry_key_file, "/k.pem");
     assert_string_equal(cfg.backend_name, "web");
     lb_config_free(&cfg);
-    unsetenv("CONSUL_HTTP_ADDR");
-    unsetenv("CONSUL_HTTP_TOKEN");
 }
 
 static void test_flags_override_file(void **state)
@@ -233,7 +237,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_env_registry),
+        cmocka_unit_test(test_registry_tls_settings),
         cmocka_unit_test(test_flags_override_file),
         cmocka_unit_test(test_file_errors_have_lines),
         cmocka_unit_test(test_flag_errors),
