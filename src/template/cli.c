@@ -6,13 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/alloc.h"
+#include "lib/consul_client.h"
 #include "lib/duration.h"
 #include "lib/flags.h"
 #include "lib/log.h"
-#include "lib/url.h"
 #include "template/runner.h"
 
 #define TEMPLATE_USAGE                                                                             \
@@ -20,8 +19,6 @@
     "  Renders consul-template templates from the registry (mesh agent or Consul) and keeps\n"     \
     "  them current: each change rewrites the file (atomically, only when its content\n"           \
     "  changes) and runs its command. See docs/template.md."
-
-#define DEFAULT_ADDR "127.0.0.1:8500"
 
 struct template_opts {
     struct flag_list templates;
@@ -45,66 +42,6 @@ static int parse_wait(const char *s, int64_t *min, int64_t *max, struct err *e)
     return 0;
 }
 
-static const char *env_nonempty(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-/* Go's strconv.ParseBool, as consul-template reads CONSUL_HTTP_SSL and _SSL_VERIFY. */
-static bool env_bool(const char *name, bool def)
-{
-    const char *v = env_nonempty(name);
-
-    if (!v)
-        return def;
-    if (strcmp(v, "1") == 0 || strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0)
-        return true;
-    if (strcmp(v, "0") == 0 || strcasecmp(v, "f") == 0 || strcasecmp(v, "false") == 0)
-        return false;
-    return def;
-}
-
-/* The registry address: -consul-addr, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500; https and
- * its settings from consul-template's environment (CONSUL_HTTP_SSL, CONSUL_CACERT, ...). */
-static int parse_conn(struct template_opts *o, struct tmpl_conn *c, struct err *e)
-{
-    const char *env = getenv("CONSUL_HTTP_ADDR");
-    const char *addr = o->addr && *o->addr ? o->addr : env && *env ? env : DEFAULT_ADDR;
-    const char *scheme = strstr(addr, "://");
-    struct url_parts u;
-
-    if (url_split(addr, &u) < 0)
-        return err_set(e, "invalid registry address \"%s\": expected [http[s]://]HOST:PORT", addr);
-    /* a bare HOST:PORT is https when CONSUL_HTTP_SSL says so; a scheme wins */
-    c->tls = u.https || (!scheme && env_bool("CONSUL_HTTP_SSL", false));
-    /* "host" alone means Consul's port, not HTTP's */
-    if (!strchr(addr + (scheme ? scheme - addr + 3 : 0), ':'))
-        u.port = c->tls ? 8501 : 8500;
-    snprintf(c->host, sizeof(c->host), "%s", strcmp(u.host, "localhost") ? u.host : "127.0.0.1");
-    c->port = u.port;
-    c->cert_file = env_nonempty("CONSUL_CLIENT_CERT");
-    c->key_file = env_nonempty("CONSUL_CLIENT_KEY");
-    c->server_name = env_nonempty("CONSUL_TLS_SERVER_NAME");
-    /* the certificate is for the name given, not for the address it is reached at */
-    if (!c->server_name && strcmp(u.host, "localhost") == 0)
-        c->server_name = "localhost";
-    c->skip_verify = !env_bool("CONSUL_HTTP_SSL_VERIFY", true);
-    c->addr = addr;
-    url_parts_free(&u);
-    if (!(o->token && *o->token)) {
-        const char *t = getenv("CONSUL_HTTP_TOKEN");
-        free(o->token);
-        o->token = t && *t ? xstrdup(t) : NULL;
-    }
-    /* the token goes into a header line: a line break in it would forge headers */
-    if (o->token && strpbrk(o->token, "\r\n"))
-        return err_set(e, "invalid token: it contains a line break");
-    c->token = o->token;
-    c->ca_file = env_nonempty("CONSUL_CACERT");
-    return 0;
-}
-
 static int run(struct template_opts *o, struct err *e)
 {
     struct tmpl_runner_config cfg = {
@@ -113,8 +50,10 @@ static int run(struct template_opts *o, struct err *e)
     size_t n = 0;
     int rc;
 
+    const struct consul_flags registry = {.addr = o->addr, .token = o->token};
+
     if ((o->wait && (rc = parse_wait(o->wait, &cfg.wait_min_ns, &cfg.wait_max_ns, e)) < 0) ||
-        (rc = parse_conn(o, &cfg.conn, e)) < 0)
+        (rc = consul_endpoint_resolve(&cfg.registry, &registry, e)) < 0)
         goto done;
     if (o->templates.n == 0) {
         rc = err_set(e, "no templates: give -template \"in.ctmpl:out.cfg[:command]\"");
@@ -130,6 +69,7 @@ done:
     for (size_t i = 0; i < n; i++)
         tmpl_spec_clear(&specs[i]);
     free(specs);
+    consul_endpoint_free(&cfg.registry);
     return rc;
 }
 
@@ -142,8 +82,8 @@ int template_main(int argc, char **argv)
          "(through sh -c) after each change. Repeatable.",
          false},
         {"consul-addr", FLAG_STRING, &o.addr,
-         "The registry's HTTP address ([http[s]://]HOST:PORT); default $CONSUL_HTTP_ADDR,\n"
-         "else " DEFAULT_ADDR ".",
+         "The registry's HTTP address ([http[s]://]HOST[:PORT]); default $CONSUL_HTTP_ADDR,\n"
+         "else " CONSUL_DEFAULT_ADDR ". HTTPS settings: docs/template.md.",
          false},
         {"token", FLAG_STRING, &o.token, "ACL token; default $CONSUL_HTTP_TOKEN.", false},
         {"wait", FLAG_STRING, &o.wait,

@@ -98,9 +98,9 @@ static void sync_watches(struct tmpl_runner *r)
         const struct tmpl_used *u = &r->jobs[i].used;
         for (size_t k = 0; k < u->n; k++)
             if (!smap_get(&r->watches, u->deps[k].id))
-                smap_put(
-                    &r->watches, u->deps[k].id,
-                    tmpl_watch_start(&r->loop, r->client, &r->cfg->conn, &u->deps[k], on_data, r));
+                smap_put(&r->watches, u->deps[k].id,
+                         tmpl_watch_start(&r->loop, r->client, &r->cfg->registry, &u->deps[k],
+                                          on_data, r));
     }
     for (size_t w = 0; w < r->watches.n;) {
         const char *id = r->watches.v[w].key;
@@ -342,7 +342,7 @@ int tmpl_runner_run(const struct tmpl_runner_config *cfg, struct err *e)
         job_changed(j);
     }
     log_info("rendering %zu template%s from %s%s", r->njobs, r->njobs == 1 ? "" : "s",
-             cfg->conn.addr, cfg->once ? " (once)" : "");
+             cfg->registry.addr, cfg->once ? " (once)" : "");
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
     rc = r->status;

@@ -28,7 +28,7 @@ void tmpl_spec_clear(struct tmpl_spec *s);
 struct tmpl_runner_config {
     const struct tmpl_spec *specs; /* borrowed */
     size_t nspecs;
-    struct tmpl_conn conn;
+    struct consul_endpoint registry;  /* borrowed */
     int64_t wait_min_ns, wait_max_ns; /* 0: render at once */
     int64_t cmd_timeout_ns;
     bool once; /* render each template once, run its command, exit */
