@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "lib/consul_client.h"
 #include "lib/err.h"
 #include "lib/flags.h"
 
@@ -61,39 +62,11 @@ struct cli_http_opts {
 
 void cli_http_opts_free(struct cli_http_opts *o);
 
-/* Where the agent is and the token to send, resolved from the options and the environment. */
-struct cli_endpoint {
-    char host[256];
-    int port;
-    char *token; /* heap; NULL when none */
-    /* https (lib/http_client.h's tls fields); the strings are heap or NULL. */
-    bool tls;
-    bool tls_skip_verify;
-    char *tls_ca_file;
-    char *tls_cert_file;
-    char *tls_key_file;
-    char *tls_server_name;
-};
-
-/*
- * Address: -http-addr, else MESH_HTTP_ADDR, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500, as
- * "host:port", "http://host:port" or "https://host:port"; a bare host:port is https when
- * MESH_HTTP_SSL or CONSUL_HTTP_SSL is true. For https, as the consul CLI: MESH_CACERT or
- * CONSUL_CACERT (CA bundle; default the system store), MESH_CLIENT_CERT / CONSUL_CLIENT_CERT and
- * MESH_CLIENT_KEY / CONSUL_CLIENT_KEY (client certificate), MESH_TLS_SERVER_NAME /
- * CONSUL_TLS_SERVER_NAME, MESH_HTTP_SSL_VERIFY / CONSUL_HTTP_SSL_VERIFY=false (no verification).
- * Token: -token, else -token-file, else MESH_HTTP_TOKEN, CONSUL_HTTP_TOKEN,
- * MESH_HTTP_TOKEN_FILE, CONSUL_HTTP_TOKEN_FILE (empty values skipped). Returns 0, or -EINVAL with
- * e set; out->token is then NULL.
- */
-int cli_endpoint_resolve(const struct cli_http_opts *o, struct cli_endpoint *out, struct err *e);
-void cli_endpoint_free(struct cli_endpoint *ep);
-
 /* ---- blocking-style requests -------------------------------------------------------------- */
 
 /* A private loop and client; one request at a time runs the loop until its callback. */
 struct cli_http {
-    struct cli_endpoint ep;
+    struct consul_endpoint ep;
     char *datacenter; /* heap copy or NULL */
     bool stale;
     uv_loop_t loop;
@@ -105,7 +78,10 @@ struct cli_response {
     struct buf body;
 };
 
-/* Resolves the endpoint (see above) and opens a loop. Returns 0 or -EINVAL with e set. */
+/*
+ * Resolves the agent's endpoint from the options and the environment (lib/consul_client.h:
+ * MESH_x, else CONSUL_x) and opens a loop. Returns 0 or -EINVAL with e set.
+ */
 int cli_http_open(struct cli_http *h, const struct cli_http_opts *o, struct err *e);
 /* Closes the client and drains and closes the loop. */
 void cli_http_close(struct cli_http *h);

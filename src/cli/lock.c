@@ -56,26 +56,16 @@ struct lock_run {
 static struct http_call *send_async(struct lock_run *l, const char *method, const char *target,
                                     const char *body, http_client_cb cb)
 {
-    const struct cli_endpoint *ep = &l->h.ep;
-    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(ep->token)};
-
+    struct http_header fields[1];
     struct http_client_request req = {
         .method = method,
-        .host = ep->host,
-        .port = ep->port,
         .target = target,
-        .headers = &token,
-        .num_headers = ep->token ? 1 : 0,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = 60000,
-        .tls = ep->tls,
-        .tls_skip_verify = ep->tls_skip_verify,
-        .tls_ca_file = ep->tls_ca_file,
-        .tls_cert_file = ep->tls_cert_file,
-        .tls_key_file = ep->tls_key_file,
-        .tls_server_name = ep->tls_server_name,
     };
+
+    consul_request_init(&req, &l->h.ep, fields, 0);
     return http_client_send(l->h.client, &req, cb, l);
 }
 

@@ -211,102 +211,6 @@ static void clear_env(void)
     unsetenv("CONSUL_CLIENT_KEY");
 }
 
-static void test_endpoint_env(void **state)
-{
-    struct cli_http_opts o = {0};
-    struct cli_endpoint ep;
-    struct err e;
-
-    clear_env();
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_string_equal(ep.host, "127.0.0.1");
-    assert_int_equal(ep.port, 8500);
-    assert_null(ep.token);
-
-    setenv("CONSUL_HTTP_ADDR", "http://10.0.0.7:8501", 1);
-    setenv("CONSUL_HTTP_TOKEN", "consul-tok", 1);
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_string_equal(ep.host, "10.0.0.7");
-    assert_int_equal(ep.port, 8501);
-    assert_string_equal(ep.token, "consul-tok");
-    cli_endpoint_free(&ep);
-    assert_null(ep.token);
-
-    setenv("MESH_HTTP_ADDR", "localhost:9500", 1);
-    setenv("MESH_HTTP_TOKEN", "mesh-tok", 1);
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_string_equal(ep.host, "localhost");
-    assert_int_equal(ep.port, 9500);
-    assert_string_equal(ep.token, "mesh-tok");
-    cli_endpoint_free(&ep);
-
-    o.http_addr = xstrdup("[::1]:7000");
-    o.token = xstrdup("flag-tok");
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_string_equal(ep.host, "::1");
-    assert_int_equal(ep.port, 7000);
-    assert_string_equal(ep.token, "flag-tok");
-    cli_endpoint_free(&ep);
-
-    FREE_NULL(o.http_addr);
-    o.http_addr = xstrdup("https://10.0.0.1:8501");
-    setenv("CONSUL_CACERT", "/ca.pem", 1);
-    setenv("MESH_CLIENT_CERT", "/c.pem", 1);
-    setenv("CONSUL_CLIENT_KEY", "/k.pem", 1);
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_true(ep.tls);
-    assert_int_equal(ep.port, 8501);
-    assert_string_equal(ep.tls_ca_file, "/ca.pem");
-    assert_string_equal(ep.tls_cert_file, "/c.pem");
-    assert_string_equal(ep.tls_key_file, "/k.pem");
-    assert_false(ep.tls_skip_verify);
-    cli_endpoint_free(&ep);
-    FREE_NULL(o.http_addr);
-    o.http_addr = xstrdup("10.0.0.1:8501");
-    setenv("CONSUL_HTTP_SSL", "true", 1);
-    setenv("CONSUL_HTTP_SSL_VERIFY", "false", 1);
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_true(ep.tls);
-    assert_true(ep.tls_skip_verify);
-    cli_endpoint_free(&ep);
-    FREE_NULL(o.http_addr);
-    o.http_addr = xstrdup("http://10.0.0.1:8500");
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_false(ep.tls); /* an explicit scheme wins over CONSUL_HTTP_SSL */
-    assert_null(ep.tls_ca_file);
-    cli_endpoint_free(&ep);
-    FREE_NULL(o.http_addr);
-    o.http_addr = xstrdup("ftp://x:1");
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), -EINVAL);
-    assert_non_null(strstr(e.msg, "ftp://x:1"));
-    cli_http_opts_free(&o);
-    clear_env();
-}
-
-static void test_token_file(void **state)
-{
-    struct cli_http_opts o = {0};
-    struct cli_endpoint ep;
-    struct err e;
-    char path[] = "/tmp/test_cli_tokenXXXXXX";
-    int fd = mkstemp(path);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "  s3cret\n", 9), 9);
-    close(fd);
-    clear_env();
-    setenv("CONSUL_HTTP_TOKEN_FILE", path, 1);
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), 0);
-    assert_string_equal(ep.token, "s3cret");
-    cli_endpoint_free(&ep);
-    o.token_file = xstrdup("/nonexistent/token");
-    assert_int_equal(cli_endpoint_resolve(&o, &ep, &e), -EINVAL);
-    assert_non_null(strstr(e.msg, "/nonexistent/token"));
-    cli_http_opts_free(&o);
-    unlink(path);
-    clear_env();
-}
-
 static void test_query_add(void **state)
 {
     struct buf t = BUF_INIT;
@@ -481,7 +385,6 @@ int main(void)
         cmocka_unit_test(test_columnize),        cmocka_unit_test(test_tabwrite),
         cmocka_unit_test(test_members_standard), cmocka_unit_test(test_members_filter_detailed),
         cmocka_unit_test(test_kv_render),        cmocka_unit_test(test_catalog_render),
-        cmocka_unit_test(test_endpoint_env),     cmocka_unit_test(test_token_file),
         cmocka_unit_test(test_query_add),        cmocka_unit_test(test_http_ok),
         cmocka_unit_test(test_http_errors),      cmocka_unit_test(test_parse_flags),
     };
