@@ -80,18 +80,18 @@ static void on_registered(int status, const struct http_client_response *res, vo
     if (status == 0 && res->status == 200) {
         app->registered = true;
         log_info("registered service %s (%s) with the agent at %s", app->service_id, app->service,
-                 app->agent);
+                 app->agent_ep.addr);
         return;
     }
     if (!app->reg_failure_logged) {
         app->reg_failure_logged = true;
         if (status != 0)
-            log_warn("register with the agent at %s: %s; retrying every second", app->agent,
+            log_warn("register with the agent at %s: %s; retrying every second", app->agent_ep.addr,
                      uv_strerror(status));
         else
             log_warn("register with the agent at %s: HTTP %d: %.*s; retrying every second",
-                     app->agent, res->status, (int)(res->body_len > 200 ? 200 : res->body_len),
-                     res->body);
+                     app->agent_ep.addr, res->status,
+                     (int)(res->body_len > 200 ? 200 : res->body_len), res->body);
     }
     uv_timer_start(&app->reg_timer, retry_cb, REGISTER_RETRY_MS, 0);
 }
@@ -103,19 +103,15 @@ static void register_send(struct webapp *app)
 
     json_append(&body, o, false);
     json_decref(o);
-    struct http_header type = {STR_LIT("Content-Type"), STR_LIT("application/json")};
+    struct http_header fields[2] = {{STR_LIT("Content-Type"), STR_LIT("application/json")}};
     struct http_client_request r = {
         .method = "PUT",
-        .host = app->agent_host,
-        .port = app->agent_port,
         .target = "/v1/agent/service/register",
-        .headers = &type,
-        .num_headers = 1,
         .body = body.data,
         .body_len = body.len,
         .timeout_ms = REGISTER_TIMEOUT_MS,
-        .tls = app->agent_https,
     };
+    consul_request_init(&r, &app->agent_ep, fields, 1);
     app->reg_attempted = true;
     app->reg_call = http_client_send(app->client, &r, on_registered, app);
     buf_free(&body);
@@ -163,14 +159,13 @@ void webapp_deregister(struct webapp *app)
     struct buf target = BUF_INIT;
     buf_append_cstr(&target, "/v1/agent/service/deregister/");
     url_encode(&target, str_from(app->service_id), false);
+    struct http_header fields[1];
     struct http_client_request r = {
         .method = "PUT",
-        .host = app->agent_host,
-        .port = app->agent_port,
         .target = target.data,
         .timeout_ms = DEREGISTER_WAIT_MS,
-        .tls = app->agent_https,
     };
+    consul_request_init(&r, &app->agent_ep, fields, 0);
     app->deregistering = true;
     http_client_send(app->client, &r, on_deregistered, app);
     buf_free(&target);

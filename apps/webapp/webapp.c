@@ -77,7 +77,7 @@ static void tags_from_env(struct flag_list *l)
 /* Checks the parsed configuration and derives the service ID and agent endpoint. */
 static int config_finish(struct webapp *app, struct err *e)
 {
-    struct url_parts u;
+    const struct consul_flags agent = {.addr = app->agent};
 
     if (app->port < 1 || app->port > 65535)
         return err_set(e, "invalid port %d: want 1..65535", app->port);
@@ -90,12 +90,10 @@ static int config_finish(struct webapp *app, struct err *e)
         return err_set(e, "invalid -check-interval: must be positive");
     if (!app->service[0] || !app->node[0])
         return err_set(e, "-service and -node must not be empty");
-    if (url_split(app->agent, &u) != 0)
-        return err_set(e, "invalid agent address \"%s\"", app->agent);
-    snprintf(app->agent_host, sizeof(app->agent_host), "%s", u.host);
-    app->agent_port = u.port;
-    app->agent_https = u.https;
-    url_parts_free(&u);
+    if (consul_endpoint_resolve(&app->agent_ep, &agent, e) < 0) {
+        err_prefix(e, "invalid agent address");
+        return -EINVAL;
+    }
     app->service_id = xasprintf("%s-%s-%d", app->service, app->node, app->port);
     tags_from_env(&app->tags);
     return 0;
@@ -106,16 +104,11 @@ static int parse_args(struct webapp *app, int argc, char **argv)
 {
     struct err e = {{0}};
     int first = 0;
-    const char *agent_env = getenv("MESH_HTTP_ADDR");
-
-    if (!agent_env || !agent_env[0])
-        agent_env = getenv("CONSUL_HTTP_ADDR");
     app->port = default_port();
     app->address = xstrdup("127.0.0.1");
     app->node = default_node();
     app->instance = env_dup("INSTANCE_ID", "0");
     app->service = env_dup("SERVICE_NAME", "web");
-    app->agent = xstrdup(agent_env && agent_env[0] ? agent_env : "127.0.0.1:8500");
     app->check_interval_ns = 10 * DURATION_SEC;
     struct flag flags[] = {
         {"port", FLAG_INT, &app->port, "Port to listen on (env PORT).", false},
@@ -127,7 +120,9 @@ static int parse_args(struct webapp *app, int argc, char **argv)
         {"tag", FLAG_STRING_LIST, &app->tags, "Service tag; repeatable (env TAGS, a,b,c).", false},
         {"meta", FLAG_STRING_LIST, &app->meta, "Service meta key=value; repeatable.", false},
         {"agent", FLAG_STRING, &app->agent,
-         "Agent HTTP address (env MESH_HTTP_ADDR or CONSUL_HTTP_ADDR).", false},
+         "Agent HTTP address (env MESH_HTTP_ADDR or CONSUL_HTTP_ADDR, default\n" CONSUL_DEFAULT_ADDR
+         "; token and HTTPS from the environment as mesh's CLI).",
+         false},
         {"no-register", FLAG_BOOL, &app->no_register, "Do not register with the agent.", false},
         {"check-interval", FLAG_DURATION, &app->check_interval_ns,
          "Interval of the HTTP check on /health.", false},
@@ -157,6 +152,7 @@ static void config_free(struct webapp *app)
     free(app->service);
     free(app->service_id);
     free(app->agent);
+    consul_endpoint_free(&app->agent_ep);
     flag_list_free(&app->tags);
     flag_list_free(&app->meta);
 }

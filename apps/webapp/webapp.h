@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "lib/flags.h"
+#include "lib/consul_client.h"
 #include "lib/http_client.h"
 #include "lib/http_server.h"
 
@@ -32,11 +33,9 @@ struct webapp {
     char *service;
     char *service_id; /* "<service>-<node>-<port>" */
     struct flag_list tags;
-    struct flag_list meta; /* "k=v" */
-    char *agent;           /* as given: "host:port" or a URL */
-    bool agent_https;
-    char agent_host[256];
-    int agent_port;
+    struct flag_list meta;           /* "k=v" */
+    char *agent;                     /* -agent as given, or NULL: the environment decides */
+    struct consul_endpoint agent_ep; /* resolved (lib/consul_client.h) */
     bool no_register;
     int64_t check_interval_ns;
 
