@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/consul_client.h"
 #include "lib/http_client.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
@@ -180,14 +181,16 @@ void acl_cache_fetch(struct acl_cache *ac, struct api_call *c, const char *secre
     ac->fetches = f;
     /* The secret comes from the caller (?token= decoded): the client refuses line breaks in it,
      * and a refused request resolves to "ACL not found". */
-    struct http_header token = {STR_LIT("X-Consul-Token"), str_from(f->secret)};
+    struct http_header token;
+    size_t ntoken = consul_token_field(f->secret, &token);
     struct http_client_request r = {
         .host = srv->host,
         .port = srv->port,
         .target = "/v1/internal/mesh/acl/resolve",
         .headers = &token,
-        .num_headers = f->secret[0] ? 1 : 0,
+        .num_headers = ntoken,
         .timeout_ms = 5000,
+        .max_body = CONSUL_MAX_BODY,
     };
     sync_client_options(ac->agent, &r);
     c->req->data = f;

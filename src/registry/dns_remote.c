@@ -11,6 +11,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/consul_client.h"
 #include "lib/log.h"
 #include "lib/url.h"
 #include "registry/agent_internal.h"
@@ -19,7 +20,6 @@
 #include "registry/sync.h"
 
 #define REMOTE_TIMEOUT_MS 5000 /* resolvers give up after about 5 s anyway */
-#define REMOTE_MAX_BODY   (8u << 20)
 /* Lookups waiting for the server at once; beyond, SERVFAIL at once rather than a connection per
  * query of a flood (a resolver retries). */
 #define REMOTE_MAX_INFLIGHT 128
@@ -162,16 +162,16 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     }
     reparse(r, &q, &l);
     char *target = remote_target(&l);
-    const char *token = a->cfg.acl_default_token;
-    struct http_header token_field = {STR_LIT("X-Consul-Token"), str_from(token)};
+    struct http_header token;
+    size_t ntoken = consul_token_field(a->cfg.acl_default_token, &token);
     struct http_client_request req = {
         .host = server->host,
         .port = server->port,
         .target = target,
-        .headers = &token_field,
-        .num_headers = token && token[0] ? 1 : 0,
+        .headers = &token,
+        .num_headers = ntoken,
         .timeout_ms = REMOTE_TIMEOUT_MS,
-        .max_body = REMOTE_MAX_BODY,
+        .max_body = CONSUL_MAX_BODY,
     };
     sync_client_options(a, &req);
     r->counted = true;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/consul_client.h"
 #include "lib/duration.h"
 #include "lib/http_client.h"
 #include "lib/json.h"
@@ -142,8 +143,8 @@ void forward_call(struct reg_agent *a, struct api_call *c)
     }
     /* A request without a token acts with the agent's default token, as in Consul. */
     const char *dflt = a->cfg.acl_default_token;
-    if (!has_token && dflt && dflt[0])
-        headers[n++] = (struct http_header){STR_LIT("X-Consul-Token"), str_from(dflt)};
+    if (!has_token)
+        n += consul_token_field(dflt, &headers[n]);
     char *target = xstrndup(c->req->target.p, c->req->target.n);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
     char *body = session_body(a, c);
@@ -157,6 +158,7 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         .body = body ? body : c->req->body,
         .body_len = body ? strlen(body) : c->req->body_len,
         .timeout_ms = timeout_for(c),
+        .max_body = CONSUL_MAX_BODY,
     };
     sync_client_options(a, &r);
     struct forward *f = xcalloc(1, sizeof(*f));

@@ -5,6 +5,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/consul_client.h"
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -130,8 +131,7 @@ static void request(struct reg_sync *s, const char *method, const char *target, 
     /* The agent authenticates to the servers with its agent token (acl.tokens.agent). */
     if (body)
         headers[n++] = (struct http_header){STR_LIT("Content-Type"), STR_LIT("application/json")};
-    if (token && token[0])
-        headers[n++] = (struct http_header){STR_LIT("X-Consul-Token"), str_from(token)};
+    n += consul_token_field(token, &headers[n]);
     struct http_client_request r = {
         .method = method,
         .host = srv->host,
@@ -142,6 +142,7 @@ static void request(struct reg_sync *s, const char *method, const char *target, 
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = REQUEST_MS,
+        .max_body = CONSUL_MAX_BODY,
     };
     sync_client_options(s->agent, &r);
     *slot = http_client_send(s->agent->client, &r, cb, data);
