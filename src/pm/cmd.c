@@ -17,6 +17,7 @@
 #include "lib/duration.h"
 #include "lib/flags.h"
 #include "lib/json.h"
+#include "lib/procfs.h"
 #include "pm/client.h"
 #include "pm/daemon.h"
 #include "pm/pm.h"
@@ -39,7 +40,7 @@ static const char usage_text[] =
     "    describe NAME [-json]               details of an app's instances\n"
     "    logs NAME [-lines N] [-f] [-err|-out]  show (and follow) log files\n"
     "    daemon [-foreground]                start the daemon\n"
-    "    ping                                exit 0 if the daemon answers, 1 otherwise\n"
+    "    ping [-json]                        exit 0 if the daemon answers (-json: its pid)\n"
     "    kill                                stop every app, then the daemon\n"
     "\n"
     "Run 'mesh pm COMMAND -help' for a command's flags.\n";
@@ -431,43 +432,38 @@ static int parse_no_args(const char *usage, int argc, char **argv)
     return rc == 2 ? -1 : rc;
 }
 
+/* Whether a daemon answers on the socket, and its PID: how `mesh down` finds it. */
 static int cmd_ping(const char *home, int argc, char **argv)
 {
-    int parsed = parse_no_args("mesh pm ping\n\n  Exits 0 when the daemon answers, 1 otherwise.",
-                               argc, argv);
-    if (parsed != 0)
-        return parsed < 0 ? 0 : parsed;
-
+    bool as_json = false;
+    struct flag flags[] = {
+        {"json", FLAG_BOOL, &as_json, "Print the daemon's reply as JSON.", false}};
     struct err e = {{0}};
     json_t *req = json_pack("{s:s}", "cmd", "ping");
     json_t *reply = NULL;
-    int rc = pm_client_request(home, req, false, &reply, &e);
+    char *none = NULL;
+    int npos;
+    int rc = parse_args(flags, 1,
+                        "mesh pm ping [-json]\n\n  Exits 0 when the daemon answers, 1 otherwise.",
+                        argc, argv, &none, 0, &npos);
 
-    if (rc == 0)
-        printf("pong (pid %lld)\n", (long long)json_integer_value(json_object_get(reply, "pid")));
-    else
+    if (rc != 0)
+        goto out;
+    rc = pm_client_request(home, req, false, &reply, &e);
+    if (rc != 0) {
         fprintf(stderr, "mesh pm: no daemon answers: %s\n", e.msg);
+        rc = 1;
+    } else if (as_json) {
+        json_object_del(reply, "ok");
+        json_dumpf(reply, stdout, JSON_COMPACT);
+        putchar('\n');
+    } else {
+        printf("pong (pid %lld)\n", (long long)json_integer_value(json_object_get(reply, "pid")));
+    }
+out:
     json_decref(req);
     json_decref(reply);
-    return rc == 0 ? 0 : 1;
-}
-
-/* True while pid runs (a zombie has exited: its parent just has not reaped it yet). */
-static bool process_runs(pid_t pid)
-{
-    char path[64];
-    char text[1024];
-    struct pm_proc_stat st;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    n = read(fd, text, sizeof(text));
-    close(fd);
-    return n > 0 && pm_proc_parse_stat(text, (size_t)n, &st) == 0 && st.state != 'Z';
+    return rc == 2 ? 0 : rc;
 }
 
 /* Stops every app, then the daemon; returns when the daemon process is gone. */
@@ -492,7 +488,7 @@ static int cmd_kill(const char *home, int argc, char **argv)
     }
     pid = (pid_t)json_integer_value(json_object_get(reply, "pid"));
     json_decref(reply);
-    for (int waited = 0; pid > 0 && process_runs(pid); waited += 20) {
+    for (int waited = 0; pid > 0 && procfs_start_time(pid) != 0; waited += 20) {
         if (waited >= PM_KILL_WAIT_MS)
             return fail("kill: the daemon did not exit");
         nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);

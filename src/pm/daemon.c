@@ -17,6 +17,7 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 #include "lib/sd_notify.h"
 #include "pm/daemon.h"
 
@@ -559,7 +560,7 @@ static void on_sample(uv_timer_t *t)
 static int take_lock(struct pm_daemon *d, struct err *e)
 {
     char *path = xasprintf("%s/pm.pid", d->home);
-    char pid[32];
+    char pid[64];
     int rc = 0;
     int n;
 
@@ -577,9 +578,10 @@ static int take_lock(struct pm_daemon *d, struct err *e)
         }
         usleep(50 * 1000);
     }
-    n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-    if (ftruncate(d->lock_fd, 0) != 0 || write(d->lock_fd, pid, (size_t)n) != n) {
-        rc = -errno;
+    /* "PID START", as every pidfile here (lib/procfs.h): `mesh down` may trust it. */
+    n = procfs_pidfile_line(getpid(), pid, sizeof(pid));
+    if (n < 0 || ftruncate(d->lock_fd, 0) != 0 || write(d->lock_fd, pid, (size_t)n) != n) {
+        rc = n < 0 ? n : errno ? -errno : -EIO;
         err_set(e, "write %s: %s", path, strerror(errno));
     }
 out:
@@ -640,15 +642,18 @@ int pm_daemon_run(const char *home, struct err *e)
     d.sock_path = xasprintf("%s/pm.sock", home);
     d.state_path = xasprintf("%s/state.json", home);
     d.logs_dir = xasprintf("%s/logs", home);
+    d.pids_dir = xasprintf("%s/pids", home);
     d.ticks_per_sec = sysconf(_SC_CLK_TCK);
     d.page_size = sysconf(_SC_PAGESIZE);
     d.lock_fd = -1;
     uv_loop_init(&loop);
     d.loop = &loop;
-    if (mkdir(d.logs_dir, 0755) != 0 && errno != EEXIST) {
-        rc = -errno;
-        err_set(e, "mkdir %s: %s", d.logs_dir, strerror(errno));
-        goto out;
+    for (char **dir = (char *[]){d.logs_dir, d.pids_dir, NULL}; *dir; dir++) {
+        if (mkdir(*dir, 0755) != 0 && errno != EEXIST) {
+            rc = -errno;
+            err_set(e, "mkdir %s: %s", *dir, strerror(errno));
+            goto out;
+        }
     }
     rc = take_lock(&d, e);
     if (rc != 0)
@@ -668,5 +673,6 @@ out:
     free(d.sock_path);
     free(d.state_path);
     free(d.logs_dir);
+    free(d.pids_dir);
     return rc;
 }

@@ -88,6 +88,7 @@ struct pm_daemon {
     char *sock_path;
     char *state_path;
     char *logs_dir;
+    char *pids_dir; /* one pidfile per running instance (pm_inst_pid_path) */
     int lock_fd;
     uv_pipe_t server;
     uv_signal_t sigterm;
@@ -119,6 +120,12 @@ void pm_daemon_changed(struct pm_daemon *d);
 
 /* proc.c */
 struct pm_inst *pm_inst_new(struct pm_app *a, int instance, int pm_id);
+/*
+ * The pidfile of an instance's process while it runs: HOME/pids/NAME-INSTANCE.pid, holding
+ * "PID START" (lib/procfs.h), removed when the process exits. It outlives the daemon, so the
+ * next daemon (and `mesh down`) can find the process without trusting a bare PID. Heap string.
+ */
+char *pm_inst_pid_path(const struct pm_inst *i);
 /* Log file path of an instance ("out" or "err"). Heap string. */
 char *pm_inst_log_path(const struct pm_inst *i, const char *which);
 /* Starts the process. Returns 0 or -errno with e = "exec CMD: reason" (status errored). */

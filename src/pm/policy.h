@@ -55,22 +55,6 @@ struct pm_policy {
 bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
                      int64_t *delay_ms);
 
-/* What the supervisor reads from /proc/PID/stat. */
-struct pm_proc_stat {
-    char state;
-    uint64_t utime;      /* clock ticks */
-    uint64_t stime;      /* clock ticks */
-    uint64_t start_time; /* clock ticks after boot: identifies the process across pid reuse */
-};
-
-/*
- * Parses the text of /proc/PID/stat (len bytes, need not be terminated). The command name may
- * hold spaces and parentheses: fields are counted after the last ')'. Returns 0 or -EINVAL.
- */
-int pm_proc_parse_stat(const char *text, size_t len, struct pm_proc_stat *out);
-/* Resident pages from the text of /proc/PID/statm (second field). Returns 0 or -EINVAL. */
-int pm_proc_parse_statm(const char *text, size_t len, uint64_t *resident_pages);
-
 /*
  * Name of rotated file k (1..PM_LOG_KEEP) of path: "path.k", into out (outlen bytes).
  * Returns 0, or -ENAMETOOLONG when it does not fit.

@@ -14,6 +14,7 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 #include "pm/daemon.h"
 
 extern char **environ;
@@ -41,6 +42,32 @@ struct pm_inst *pm_inst_new(struct pm_app *a, int instance, int pm_id)
 char *pm_inst_log_path(const struct pm_inst *i, const char *which)
 {
     return xasprintf("%s/%s-%d-%s.log", i->app->d->logs_dir, i->app->spec.name, i->instance, which);
+}
+
+char *pm_inst_pid_path(const struct pm_inst *i)
+{
+    return xasprintf("%s/%s-%d.pid", i->app->d->pids_dir, i->app->spec.name, i->instance);
+}
+
+/* Records the instance's process in its pidfile (see pm_inst_pid_path). */
+static void pidfile_record(const struct pm_inst *i)
+{
+    char *path = pm_inst_pid_path(i);
+    struct err e;
+    int rc = procfs_pidfile_write(path, i->pid, &e);
+
+    /* -ESRCH: it is gone already, and its exit callback is on the way. */
+    if (rc < 0 && rc != -ESRCH)
+        log_error("%s", e.msg);
+    free(path);
+}
+
+static void pidfile_remove(const struct pm_inst *i)
+{
+    char *path = pm_inst_pid_path(i);
+
+    unlink(path);
+    free(path);
 }
 
 /* The environment of a child: the daemon's, then the app's -env, then the instance's own. */
@@ -87,20 +114,9 @@ static void free_env(char **env)
 
 /* Start ticks of pid from /proc, or 0 when it is gone. /proc is served from memory, so this
  * small read does not stall the loop. */
-static uint64_t proc_start_ticks(int pid, struct pm_proc_stat *st)
+static uint64_t proc_start_ticks(int pid, struct procfs_stat *st)
 {
-    char path[64];
-    char text[1024];
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, text, sizeof(text));
-    close(fd);
-    if (n <= 0 || pm_proc_parse_stat(text, (size_t)n, st) != 0 || st->state == 'Z')
+    if (procfs_read_stat(pid, st) != 0 || st->state == 'Z')
         return 0;
     return st->start_time;
 }
@@ -137,6 +153,7 @@ static void child_exited(struct pm_inst *i, int code, int sig)
 
     release_child(i);
     uv_timer_stop(&i->timer);
+    pidfile_remove(i);
     log_info("%s-%d (pid %d) exited: code %d signal %d", a->spec.name, i->instance, i->pid, code,
              sig);
     i->pid = 0;
@@ -212,7 +229,7 @@ int pm_inst_spawn(struct pm_inst *i, struct err *e)
     struct pm_child *c = xcalloc(1, sizeof(*c));
     uv_process_options_t o = {0};
     uv_stdio_container_t stdio[3];
-    struct pm_proc_stat st;
+    struct procfs_stat st;
     char **env = build_env(i);
     int out = open_log(i, "out");
     int errfd = open_log(i, "err");
@@ -253,6 +270,7 @@ int pm_inst_spawn(struct pm_inst *i, struct err *e)
     i->status = PM_ONLINE;
     i->cpu_ticks = 0;
     i->cpu_sample_ns = 0;
+    pidfile_record(i);
     log_info("%s-%d started: pid %d", s->name, i->instance, i->pid);
     goto out;
 fail:
@@ -269,7 +287,7 @@ out:
 
 int pm_inst_adopt(struct pm_inst *i)
 {
-    struct pm_proc_stat st;
+    struct procfs_stat st;
     struct pm_child *c;
     int fd;
     int rc;
@@ -292,6 +310,7 @@ int pm_inst_adopt(struct pm_inst *i)
     c->inst = i;
     i->child = c;
     i->status = PM_ONLINE;
+    pidfile_record(i);
     log_info("%s-%d adopted: pid %d", i->app->spec.name, i->instance, i->pid);
     return 0;
 }
@@ -380,7 +399,7 @@ bool pm_inst_busy(const struct pm_inst *i)
 
 void pm_inst_sample(struct pm_inst *i)
 {
-    struct pm_proc_stat st;
+    struct procfs_stat st;
     char path[64];
     char text[256];
     uint64_t pages;
@@ -405,7 +424,7 @@ void pm_inst_sample(struct pm_inst *i)
         return;
     n = read(fd, text, sizeof(text));
     close(fd);
-    if (n > 0 && pm_proc_parse_statm(text, (size_t)n, &pages) == 0)
+    if (n > 0 && procfs_parse_statm(text, (size_t)n, &pages) == 0)
         i->rss = pages * (uint64_t)i->app->d->page_size;
 }
 

@@ -71,13 +71,13 @@ class PM:
     def _note_daemon(self):
         try:
             with open(os.path.join(self.home, "pm.pid")) as f:
-                self.pids.add(int(f.read().strip()))
+                self.pids.add(int(f.read().split()[0]))  # "PID START"
         except (OSError, ValueError):
             pass
 
     def daemon_pid(self):
         with open(os.path.join(self.home, "pm.pid")) as f:
-            return int(f.read().strip())
+            return int(f.read().split()[0])
 
     def ls(self):
         rows = json.loads(self.run("ls", "-json").stdout)
@@ -481,6 +481,38 @@ def test_help_of_kill_and_ping_only_prints_help(pm):
     r = pm.run("kill", "now", check=False)
     assert r.returncode == 1 and 'unexpected argument "now"' in r.stderr
     assert alive(daemon)
+
+
+def start_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def test_pidfiles_name_each_process_for_good_and_ping_json(pm):
+    """pm.pid and one pidfile per running instance hold "PID START" (start time in clock ticks),
+    so `mesh down` finds the processes without a /proc scan; ping -json names the daemon."""
+    pm.run("start", "idle", "-i", 2, "--", "sleep", "60")
+    rows = pm.ls()
+    daemon = pm.daemon_pid()
+    assert json.loads(pm.run("ping", "-json").stdout) == {"pid": daemon, "home": pm.home}
+    with open(os.path.join(pm.home, "pm.pid")) as f:
+        assert f.read() == f"{daemon} {start_ticks(daemon)}\n"
+    pids = os.path.join(pm.home, "pids")
+    for r in rows:
+        with open(os.path.join(pids, f"idle-{r['instance']}.pid")) as f:
+            assert f.read() == f"{r['pid']} {start_ticks(r['pid'])}\n"
+    pm.run("scale", "idle", 1)
+    assert sorted(os.listdir(pids)) == ["idle-0.pid"]
+    # A crash: the pidfile follows the new process.
+    old = pm.app("idle")[0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    new = wait_until(lambda: (lambda a: a[0]["pid"] if a and a[0]["pid"] not in (None, old) and
+                              a[0]["status"] == "online" else None)(pm.app("idle")), 15,
+                     what="a restarted instance")
+    wait_until(lambda: open(os.path.join(pids, "idle-0.pid")).read().split()[0] == str(new), 10,
+               what="the pidfile to follow the restart")
+    pm.run("stop", "idle")
+    assert os.listdir(pids) == []
 
 
 def test_control_socket_refuses_bad_requests(pm):

@@ -75,28 +75,6 @@ static void test_backoff_unstable_errors(void **state)
     assert_false(pm_backoff_next(&b, &none, 10, &delay));
 }
 
-static void test_proc_stat(void **state)
-{
-    const char *text = "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 131 0 0 0 17 5 0 0 "
-                       "20 0 1 0 987654 12345678 250 18446744073709551615 1 1 0 0 0 0 0\n";
-    struct pm_proc_stat st;
-
-    assert_int_equal(pm_proc_parse_stat(text, strlen(text), &st), 0);
-    assert_int_equal(st.state, 'S');
-    assert_int_equal(st.utime, 17);
-    assert_int_equal(st.stime, 5);
-    assert_int_equal(st.start_time, 987654);
-    assert_int_equal(pm_proc_parse_stat("12 (x) S 1 2", 12, &st), -EINVAL);
-    assert_int_equal(pm_proc_parse_stat("no paren", 8, &st), -EINVAL);
-    assert_int_equal(pm_proc_parse_stat("", 0, &st), -EINVAL);
-
-    uint64_t pages = 0;
-    assert_int_equal(pm_proc_parse_statm("2710 612 480 1 0 152 0\n", 23, &pages), 0);
-    assert_int_equal(pages, 612);
-    assert_int_equal(pm_proc_parse_statm("2710", 4, &pages), -EINVAL);
-    assert_int_equal(pm_proc_parse_statm("x y", 3, &pages), -EINVAL);
-}
-
 static void test_rotation_names_and_formats(void **state)
 {
     char out[64];
@@ -315,7 +293,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backoff_grows_caps_and_resets),
         cmocka_unit_test(test_backoff_unstable_errors),
-        cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_rotation_names_and_formats),
         cmocka_unit_test(test_spec_json_round_trip),
         cmocka_unit_test(test_spec_bad_int_keeps_field),
