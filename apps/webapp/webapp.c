@@ -245,8 +245,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_set_component("webapp");
     int rc = parse_args(&app, argc, argv);
+    int status = rc == FLAGS_HELP ? 0 : rc == 0 ? 0 : 1;
+
+    /* run's failure must not be read as parse_args' FLAGS_HELP (both are 1). */
     if (rc == 0)
-        rc = run(&app);
+        status = run(&app);
     config_free(&app);
-    return rc == FLAGS_HELP ? 0 : rc == 0 ? 0 : 1;
+    return status;
 }

@@ -3,6 +3,7 @@ loop thread, registration with a `mesh agent` and deregistration plus drain on S
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -243,3 +244,16 @@ def test_help_and_bad_flags(tmp_path):
         r = subprocess.run([webapp_bin()] + args, capture_output=True, text=True, timeout=5)
         assert r.returncode == 1, args
         assert msg in r.stderr, (args, r.stderr)
+
+
+def test_a_port_in_use_exits_non_zero(tmp_path):
+    """A webapp that cannot bind says so and exits 1, so a supervisor sees a failure (and backs
+    off) rather than a clean exit it would restart forever."""
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([webapp_bin(), "-port", str(port), "-no-register"],
+                           capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{port}" in r.stderr and "address already in use" in r.stderr, r.stderr
