@@ -36,6 +36,7 @@ struct cluster_node {
     char addr[64];  /* where its agent and apps listen */
     int agent_port; /* its agent's HTTP API */
     int web_port;   /* web nodes: PORT of instance 0; instance i takes web_port + i */
+    int dns_port;   /* its agent's DNS (UDP and TCP); 0 in the state of an older `up`: off */
     char netns[64]; /* "" on loopback */
     char veth[16];  /* host side of its link; "" on loopback */
 };
@@ -99,16 +100,25 @@ int cluster_spawn(const struct cluster_node *n, char *const argv[], const char *
 int cluster_run(const struct cluster_node *n, char *const argv[], struct buf *out, unsigned flags,
                 int timeout_ms, struct err *e);
 
-/* True when pid is a live (not zombie) process whose executable is exe (NULL: any). */
-bool cluster_pid_alive(pid_t pid, const char *exe);
-/* The PID in a pidfile, or 0 when absent or unreadable. */
-pid_t cluster_pidfile_read(const char *path);
+/* A process the cluster started: its PID and start time, which together name it for good. */
+struct cluster_pid {
+    pid_t pid;
+    uint64_t start; /* clock ticks after boot (lib/procfs.h) */
+};
+
+/*
+ * The process of RUN/<node>/<file> while that very process runs: the pidfile holds "PID START"
+ * and /proc must show the same start time (lib/procfs.h). True with *p set (p may be NULL).
+ */
+bool cluster_pidfile_live(const struct cluster_state *s, const struct cluster_node *n,
+                          const char *file, struct cluster_pid *p);
+/* Records pid and its start time in path, atomically. */
 int cluster_pidfile_write(const char *path, pid_t pid, struct err *e);
 /*
- * Sends sig to pid and waits up to timeout_ms for it to be gone, then SIGKILLs it. Returns true
- * when it was running. Only a process running exe (NULL: any) is signalled.
+ * Sends sig to p while it is still that process, and waits up to timeout_ms for it to be gone,
+ * then SIGKILLs it. Returns true when it was running.
  */
-bool cluster_stop_pid(pid_t pid, const char *exe, int sig, int timeout_ms);
+bool cluster_stop_pid(const struct cluster_pid *p, int sig, int timeout_ms);
 /* Sleeps ms milliseconds. */
 void cluster_sleep_ms(int ms);
 /* Monotonic milliseconds. */
@@ -124,13 +134,21 @@ int cluster_pm(const struct cluster_state *s, const struct cluster_node *n, stru
                struct err *e, ...) __attribute__((sentinel));
 /* `pm ls -json` of a node as a new JSON array, or NULL with e set. */
 json_t *cluster_pm_ls(const struct cluster_state *s, const struct cluster_node *n, struct err *e);
-/* The PID of the node's supervisor daemon (found by its -home in /proc), or 0. */
-pid_t cluster_pm_daemon_pid(const struct cluster_state *s, const struct cluster_node *n);
-/* The agent address a node's webapps are given (-agent), which also tells them apart. */
+/*
+ * The node's supervisor daemon, asked through its control socket (`mesh pm ping -json`): true
+ * with *p set (p may be NULL) when one answers.
+ */
+bool cluster_pm_daemon(const struct cluster_state *s, const struct cluster_node *n,
+                       struct cluster_pid *p);
+/* The agent address a node's webapps are given (-agent). */
 void cluster_webapp_agent(const struct cluster_node *n, char *out, size_t len);
-/* PIDs of the node's live webapp processes (found by -node and -agent in /proc), at most max. */
-size_t cluster_webapp_pids(const struct cluster_state *s, const struct cluster_node *n, pid_t *out,
-                           size_t max);
+/*
+ * The node's supervised processes that run, from the supervisor's pidfiles
+ * (RUN/<node>/pm/pids/NAME-I.pid, which outlive a killed supervisor), at most max. Returns how
+ * many.
+ */
+size_t cluster_app_pids(const struct cluster_state *s, const struct cluster_node *n,
+                        struct cluster_pid *out, size_t max);
 /* Starts the node's agent (as `up` does) and records its PID. */
 int cluster_start_agent(const struct cluster_state *s, const struct cluster_node *n, struct err *e);
 
@@ -152,6 +170,16 @@ struct cluster_down_result {
 void cluster_down(const struct cluster_state *s, struct cluster_down_result *r);
 /* Removes a directory tree; nothing there is fine. 0 or -errno. */
 int cluster_rm_tree(const char *path);
+
+/* ---- ports (cluster_ports.c) ------------------------------------------------------------ */
+
+/*
+ * Checks, before anything starts, that every port the cluster will listen on is free on its
+ * node's address (in namespaces each node has fresh ones: nothing to check) and that no two
+ * parts were given the same port. -EADDRINUSE with e naming the port, what needed it and, when
+ * /proc lets us see it, the process holding it.
+ */
+int cluster_ports_check(const struct cluster_state *s, struct err *e);
 
 /* ---- network namespaces (cluster_netns.c) ----------------------------------------------- */
 

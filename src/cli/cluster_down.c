@@ -33,23 +33,23 @@
 /* A web node's supervisor and apps. Returns the processes stopped. */
 static size_t stop_web_node(const struct cluster_state *s, const struct cluster_node *n)
 {
-    pid_t apps[MAX_APPS];
-    size_t napps = cluster_webapp_pids(s, n, apps, MAX_APPS);
-    pid_t daemon = cluster_pm_daemon_pid(s, n);
+    struct cluster_pid apps[MAX_APPS], daemon;
+    size_t napps = cluster_app_pids(s, n, apps, MAX_APPS);
+    bool has_daemon = cluster_pm_daemon(s, n, &daemon);
     size_t stopped = 0;
     struct buf said = BUF_INIT;
     struct err e;
 
     /* `pm kill` stops the apps gracefully, then the daemon; what survives it goes by PID. */
-    if (daemon && cluster_pm(s, n, &said, &e, "kill", (char *)NULL) < 0)
+    if (has_daemon && cluster_pm(s, n, &said, &e, "kill", (char *)NULL) < 0)
         fprintf(stderr, "mesh down: %s: %s\n", n->name, e.msg);
     buf_free(&said); /* down prints one summary for the whole cluster */
     for (size_t i = 0; i < napps; i++) {
-        cluster_stop_pid(apps[i], s->webapp, SIGTERM, APP_STOP_MS);
+        cluster_stop_pid(&apps[i], SIGTERM, APP_STOP_MS);
         stopped++;
     }
-    if (daemon) {
-        cluster_stop_pid(daemon, s->mesh, SIGTERM, AGENT_STOP_MS);
+    if (has_daemon) {
+        cluster_stop_pid(&daemon, SIGTERM, AGENT_STOP_MS);
         stopped++;
     }
     return stopped;
@@ -60,10 +60,11 @@ static size_t stop_pidfile(const struct cluster_state *s, const struct cluster_n
                            const char *file, int timeout_ms)
 {
     char path[PATH_MAX + 64];
-    bool stopped;
+    struct cluster_pid p;
+    bool stopped =
+        cluster_pidfile_live(s, n, file, &p) && cluster_stop_pid(&p, SIGTERM, timeout_ms);
 
     cluster_path(s, n, file, path, sizeof(path));
-    stopped = cluster_stop_pid(cluster_pidfile_read(path), s->mesh, SIGTERM, timeout_ms);
     unlink(path);
     return stopped ? 1 : 0;
 }

@@ -153,45 +153,36 @@ int cluster_haproxy_start(const struct cluster_state *s, const char *tmpl, int64
     return rc;
 }
 
-static pid_t pid_of(const struct cluster_state *s, const char *file)
-{
-    char path[PATH_MAX + 64];
-
-    cluster_path(s, &s->nodes[0], file, path, sizeof(path));
-    return cluster_pidfile_read(path);
-}
-
 bool cluster_haproxy_alive(const struct cluster_state *s)
 {
-    char hap[PATH_MAX];
-
-    return cluster_pid_alive(pid_of(s, "template.pid"), s->mesh) ||
-           (haproxy_path(hap, sizeof(hap)) && cluster_pid_alive(pid_of(s, "haproxy.pid"), hap));
+    return cluster_pidfile_live(s, &s->nodes[0], "template.pid", NULL) ||
+           cluster_pidfile_live(s, &s->nodes[0], "haproxy.pid", NULL);
 }
 
 size_t cluster_haproxy_stop(const struct cluster_state *s)
 {
-    char hap[PATH_MAX], path[PATH_MAX + 64];
+    static const char *const files[] = {"template.pid", "haproxy.pid"};
+    char path[PATH_MAX + 64];
+    struct cluster_pid p;
     size_t stopped = 0;
 
     /* the renderer first, so that it does not reload a HAProxy on its way out */
-    stopped += cluster_stop_pid(pid_of(s, "template.pid"), s->mesh, SIGTERM, HAPROXY_STOP_MS);
-    if (haproxy_path(hap, sizeof(hap)))
-        stopped += cluster_stop_pid(pid_of(s, "haproxy.pid"), hap, SIGTERM, HAPROXY_STOP_MS);
-    cluster_path(s, &s->nodes[0], "template.pid", path, sizeof(path));
-    unlink(path);
-    cluster_path(s, &s->nodes[0], "haproxy.pid", path, sizeof(path));
-    unlink(path);
+    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+        if (cluster_pidfile_live(s, &s->nodes[0], files[i], &p))
+            stopped += cluster_stop_pid(&p, SIGTERM, HAPROXY_STOP_MS);
+        cluster_path(s, &s->nodes[0], files[i], path, sizeof(path));
+        unlink(path);
+    }
     return stopped;
 }
 
 int cluster_haproxy_reload(const struct cluster_state *s, pid_t *pid, struct err *e)
 {
-    char hap[PATH_MAX];
+    struct cluster_pid p;
 
-    *pid = pid_of(s, "haproxy.pid");
-    if (!haproxy_path(hap, sizeof(hap)) || !cluster_pid_alive(*pid, hap) || kill(*pid, SIGUSR2))
+    if (!cluster_pidfile_live(s, &s->nodes[0], "haproxy.pid", &p) || kill(p.pid, SIGUSR2) != 0)
         return err_set(e, "HAProxy is not running");
+    *pid = p.pid;
     return 0;
 }
 

@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +14,11 @@
 #include "cli/cluster.h"
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/procfs.h"
 
-#define PM_TIMEOUT_MS 60000 /* stop/scale wait for graceful exits (kill timeout 10 s each) */
-#define PM_MAX_ARGS   32
+#define PM_TIMEOUT_MS      60000 /* stop/scale wait for graceful exits (kill timeout 10 s each) */
+#define PM_MAX_ARGS        32
+#define PM_PING_TIMEOUT_MS 5000
 
 int cluster_pm(const struct cluster_state *s, const struct cluster_node *n, struct buf *out,
                struct err *e, ...)
@@ -61,87 +62,31 @@ json_t *cluster_pm_ls(const struct cluster_state *s, const struct cluster_node *
     return v;
 }
 
-/* True when the NUL-separated cmdline holds flag's value `value` ("-f v", "-f=v", "--f v"). */
-static bool cmdline_has(const char *cmd, size_t len, const char *flag, const char *value)
-{
-    bool prev_flag = false;
-    size_t flen = strlen(flag);
-
-    for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
-        const char *arg = cmd + i;
-        const char *f = arg[0] == '-' && arg[1] == '-' ? arg + 1 : arg;
-        if (prev_flag && strcmp(arg, value) == 0)
-            return true;
-        if (strncmp(f, flag, flen) == 0 && f[flen] == '=' && strcmp(f + flen + 1, value) == 0)
-            return true;
-        prev_flag = strcmp(f, flag) == 0;
-    }
-    return false;
-}
-
-/*
- * Live processes running exe whose cmdline satisfies match, into out (at most max). Returns
- * how many were found.
- */
-static size_t proc_scan(const char *exe, bool (*match)(const char *cmd, size_t len, const void *),
-                        const void *arg, pid_t *out, size_t max)
-{
-    char path[64], cmd[8192];
-    struct dirent *d;
-    DIR *proc = opendir("/proc");
-    size_t found = 0;
-
-    if (!proc)
-        return 0;
-    while (found < max && (d = readdir(proc)) != NULL) {
-        pid_t pid = (pid_t)atoi(d->d_name);
-        if (pid <= 0 || pid == getpid() || !cluster_pid_alive(pid, exe))
-            continue;
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t len = read(fd, cmd, sizeof(cmd) - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        cmd[len] = '\0';
-        if (match(cmd, (size_t)len, arg))
-            out[found++] = pid;
-    }
-    closedir(proc);
-    return found;
-}
-
-/* The daemon is the `mesh pm` process of this home that outlives its commands. */
-static bool is_pm_of(const char *cmd, size_t len, const void *home)
-{
-    size_t argv0_len = strlen(cmd);
-    const char *arg1 = argv0_len + 1 < len ? cmd + argv0_len + 1 : "";
-
-    return strcmp(arg1, "pm") == 0 && cmdline_has(cmd, len, "-home", home);
-}
-
-pid_t cluster_pm_daemon_pid(const struct cluster_state *s, const struct cluster_node *n)
+bool cluster_pm_daemon(const struct cluster_state *s, const struct cluster_node *n,
+                       struct cluster_pid *p)
 {
     char home[PATH_MAX + 64];
-    pid_t pid = 0;
+    char *argv[] = {(char *)s->mesh, "pm", "-home", home, "ping", "-json", NULL};
+    struct cluster_pid found = {0};
+    struct buf out = BUF_INIT;
+    struct err e;
+    json_t *reply;
 
     cluster_path(s, n, "pm", home, sizeof(home));
-    proc_scan(s->mesh, is_pm_of, home, &pid, 1);
-    return pid;
-}
-
-struct webapp_match {
-    const char *node;
-    char agent[96];
-};
-
-static bool is_webapp_of(const char *cmd, size_t len, const void *arg)
-{
-    const struct webapp_match *m = arg;
-
-    return cmdline_has(cmd, len, "-node", m->node) && cmdline_has(cmd, len, "-agent", m->agent);
+    /* No socket, no daemon: spare the process (a down cluster has none). */
+    if (access(home, F_OK) == 0 &&
+        cluster_run(n, argv, &out, CLUSTER_RUN_QUIET, PM_PING_TIMEOUT_MS, &e) == 0 &&
+        (reply = json_loadb(out.data ? out.data : "", out.len, 0, NULL)) != NULL) {
+        found.pid = (pid_t)json_integer_value(json_object_get(reply, "pid"));
+        found.start = procfs_start_time(found.pid);
+        if (!found.start)
+            found.pid = 0;
+        json_decref(reply);
+    }
+    buf_free(&out);
+    if (p)
+        *p = found;
+    return found.pid > 0;
 }
 
 void cluster_webapp_agent(const struct cluster_node *n, char *out, size_t len)
@@ -149,18 +94,33 @@ void cluster_webapp_agent(const struct cluster_node *n, char *out, size_t len)
     snprintf(out, len, "%s:%d", n->addr, n->agent_port);
 }
 
-size_t cluster_webapp_pids(const struct cluster_state *s, const struct cluster_node *n, pid_t *out,
-                           size_t max)
+size_t cluster_app_pids(const struct cluster_state *s, const struct cluster_node *n,
+                        struct cluster_pid *out, size_t max)
 {
-    struct webapp_match m = {.node = n->name};
+    char dir[PATH_MAX + 64], path[PATH_MAX + 384];
+    struct dirent *d;
+    DIR *pids;
+    size_t found = 0;
 
-    cluster_webapp_agent(n, m.agent, sizeof(m.agent));
-    return proc_scan(s->webapp, is_webapp_of, &m, out, max);
+    cluster_path(s, n, "pm/pids", dir, sizeof(dir));
+    if (!(pids = opendir(dir)))
+        return 0;
+    while (found < max && (d = readdir(pids)) != NULL) {
+        size_t len = strlen(d->d_name);
+        if (len < 5 || strcmp(d->d_name + len - 4, ".pid") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+        out[found].pid = procfs_pidfile_live(path, &out[found].start);
+        found += out[found].pid > 0;
+    }
+    closedir(pids);
+    return found;
 }
 
 int cluster_start_agent(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
-    char port[16], ft[32], join[96], data[PATH_MAX + 64], log[PATH_MAX + 64], pidf[PATH_MAX + 64];
+    char port[16], dns[16], ft[32], join[96], data[PATH_MAX + 64], log[PATH_MAX + 64],
+        pidf[PATH_MAX + 64];
     const struct cluster_node *server = &s->nodes[0];
     char *argv[24];
     size_t k = 0;
@@ -168,6 +128,7 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
     int rc;
 
     snprintf(port, sizeof(port), "%d", n->agent_port);
+    snprintf(dns, sizeof(dns), "%d", n->dns_port > 0 ? n->dns_port : -1);
     duration_format(s->failure_timeout_ns, ft, sizeof(ft));
     snprintf(join, sizeof(join), "%s:%d", server->addr, server->agent_port);
     cluster_path(s, n, "data", data, sizeof(data));
@@ -192,6 +153,8 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
     argv[k++] = n->netns[0] ? "0.0.0.0" : (char *)n->addr;
     argv[k++] = "-http-port";
     argv[k++] = port;
+    argv[k++] = "-dns-port";
+    argv[k++] = dns;
     argv[k++] = "-data-dir";
     argv[k++] = data;
     argv[k++] = "-failure-timeout";

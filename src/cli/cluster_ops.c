@@ -121,21 +121,16 @@ static int pm_do(const struct cluster_state *s, const struct cluster_node *n, co
 /* SIGKILL of everything of a web node: supervisor first, so it restarts nothing. */
 static int kill_node(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
-    char pidf[PATH_MAX + 64];
-    pid_t apps[MAX_KILL];
-    size_t napps = cluster_webapp_pids(s, n, apps, MAX_KILL);
-    pid_t daemon = cluster_pm_daemon_pid(s, n);
-    pid_t agent;
+    struct cluster_pid apps[MAX_KILL], daemon, agent;
+    size_t napps = cluster_app_pids(s, n, apps, MAX_KILL);
     int killed = 0;
 
-    cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
-    agent = cluster_pidfile_read(pidf);
-    if (daemon && cluster_stop_pid(daemon, s->mesh, SIGKILL, 2000))
+    if (cluster_pm_daemon(s, n, &daemon) && cluster_stop_pid(&daemon, SIGKILL, 2000))
         killed++;
-    if (cluster_stop_pid(agent, s->mesh, SIGKILL, 2000))
+    if (cluster_pidfile_live(s, n, "agent.pid", &agent) && cluster_stop_pid(&agent, SIGKILL, 2000))
         killed++;
     for (size_t i = 0; i < napps; i++)
-        killed += cluster_stop_pid(apps[i], s->webapp, SIGKILL, 2000) ? 1 : 0;
+        killed += cluster_stop_pid(&apps[i], SIGKILL, 2000) ? 1 : 0;
     if (!killed)
         return err_set(e, "node %s is not running (revive-node starts it)", n->name);
     return killed;
@@ -143,11 +138,9 @@ static int kill_node(const struct cluster_state *s, const struct cluster_node *n
 
 static int revive_node(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
-    char pidf[PATH_MAX + 64];
     int rc;
 
-    cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
-    if (cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh))
+    if (cluster_pidfile_live(s, n, "agent.pid", NULL))
         return err_set(e, "node %s's agent is running", n->name);
     if ((rc = cluster_start_agent(s, n, e)) < 0)
         return rc;
@@ -275,7 +268,7 @@ int cli_reload_lb(int argc, char **argv)
     struct cluster_cmd c = {0};
     struct flag flags[] = {CLUSTER_CMD_FLAGS(&c)};
     struct cluster_state s;
-    char pidf[PATH_MAX + 64];
+    struct cluster_pid lb;
     pid_t pid;
     int status = 1;
 
@@ -292,13 +285,11 @@ int cli_reload_lb(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", argv[0], e.msg);
             goto out;
         }
-    } else {
-        cluster_path(&s, &s.nodes[0], "lb.pid", pidf, sizeof(pidf));
-        pid = cluster_pidfile_read(pidf);
-    }
-    if (!s.lb_haproxy && (!cluster_pid_alive(pid, s.mesh) || kill(pid, SIGHUP) != 0)) {
+    } else if (!cluster_pidfile_live(&s, &s.nodes[0], "lb.pid", &lb) || kill(lb.pid, SIGHUP) != 0) {
         fprintf(stderr, "%s: the load balancer is not running\n", argv[0]);
         goto out;
+    } else {
+        pid = lb.pid;
     }
     if (c.json) {
         json_t *v = json_pack("{s:s, s:i}", "action", "reload-lb", "pid", (int)pid);

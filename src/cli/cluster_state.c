@@ -30,9 +30,9 @@ const char *cluster_run_dir(const char *flag_value)
 
 static json_t *node_to_json(const struct cluster_node *n)
 {
-    return json_pack("{s:s, s:b, s:s, s:i, s:i, s:s, s:s}", "name", n->name, "server", n->server,
-                     "addr", n->addr, "agent_port", n->agent_port, "web_port", n->web_port, "netns",
-                     n->netns, "veth", n->veth);
+    return json_pack("{s:s, s:b, s:s, s:i, s:i, s:i, s:s, s:s}", "name", n->name, "server",
+                     n->server, "addr", n->addr, "agent_port", n->agent_port, "web_port",
+                     n->web_port, "dns_port", n->dns_port, "netns", n->netns, "veth", n->veth);
 }
 
 json_t *cluster_state_to_json(const struct cluster_state *s)
@@ -80,7 +80,7 @@ static int read_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, 
 
 static int read_port(const json_t *obj, const char *key, int *out, struct err *e)
 {
-    int64_t v;
+    int64_t v = 0;
     int rc = read_int(obj, key, 0, 65535, &v, e);
 
     if (rc == 0)
@@ -102,6 +102,9 @@ static int node_from_json(const json_t *j, struct cluster_node *n, struct err *e
         (rc = read_str(j, "veth", n->veth, sizeof(n->veth), e)) < 0 ||
         (rc = read_port(j, "agent_port", &n->agent_port, e)) < 0 ||
         (rc = read_port(j, "web_port", &n->web_port, e)) < 0)
+        return rc;
+    /* Absent from the state of an `up` before DNS moved with the ports: it had none. */
+    if (json_object_get(j, "dns_port") && (rc = read_port(j, "dns_port", &n->dns_port, e)) < 0)
         return rc;
     return 0;
 }

@@ -145,6 +145,7 @@ int cli_status(int argc, char **argv)
     struct err e[4];
     json_t *v[4] = {NULL};
     bool color = cluster_use_color();
+    char lb_hostport[96];
     int status = 1;
 
     if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags),
@@ -158,9 +159,15 @@ int cli_status(int argc, char **argv)
     v[1] = cluster_view_instances(&s, &e[1]);
     v[2] = cluster_view_apps(&s, &e[2]);
     v[3] = cluster_view_lb(&s, &e[3]);
+    snprintf(lb_hostport, sizeof(lb_hostport), "%s:%d", cluster_lb_host(&s), s.lb_port);
     if (c.json) {
-        json_t *all = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?}", "mode",
-                                s.netns ? "netns" : "loopback", "run_dir", s.run_dir, "nodes", v[0],
+        json_t *webs = json_array();
+        for (size_t i = 1; i < s.n_nodes; i++)
+            json_array_append_new(webs, json_string(s.nodes[i].name));
+        /* lb_url and web_nodes come from the state: they are there with the registry down. */
+        json_t *all = json_pack("{s:s, s:s, s:s+, s:o, s:O?, s:O?, s:O?, s:O?}", "mode",
+                                s.netns ? "netns" : "loopback", "run_dir", s.run_dir, "lb_url",
+                                "http://", lb_hostport, "web_nodes", webs, "nodes", v[0],
                                 "services", v[1], "apps", v[2], "lb", v[3]);
         cluster_print_json(all);
         json_decref(all);

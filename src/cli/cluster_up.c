@@ -36,7 +36,7 @@ struct up_opts {
     struct cluster_cmd cmd;
     char *nodes;
     bool netns;
-    int port_offset, http_port, lb_port, stats_port, agent_port_base, web_port_base;
+    int port_offset, http_port, lb_port, stats_port, agent_port_base, web_port_base, dns_port;
     int64_t failure_timeout, check_interval, timeout;
     char *lb, *haproxy_template;
     char haproxy_tmpl[PATH_MAX]; /* resolved */
@@ -139,13 +139,14 @@ static int find_binaries(struct cluster_state *s, struct err *e)
 static int assign_ports(struct cluster_state *s, struct up_opts *o, struct flag *flags,
                         size_t nflags, struct err *e)
 {
-    const struct flag *f[6] = {0};
-    static const char *const names[6] = {"http-port",       "lb-port",       "stats-port",
-                                         "agent-port-base", "web-port-base", "port-offset"};
-    int http, agent_base, web_base;
+    static const char *const names[] = {"http-port",       "lb-port",       "stats-port",
+                                        "agent-port-base", "web-port-base", "port-offset",
+                                        "dns-port"};
+    const struct flag *f[ARRAY_LEN(names)] = {0};
+    int http, agent_base, web_base, dns;
 
     for (size_t i = 0; i < nflags; i++) {
-        for (size_t k = 0; k < 6; k++) {
+        for (size_t k = 0; k < ARRAY_LEN(names); k++) {
             if (strcmp(flags[i].name, names[k]) == 0)
                 f[k] = &flags[i];
         }
@@ -159,7 +160,8 @@ static int assign_ports(struct cluster_state *s, struct up_opts *o, struct flag 
         (agent_base = pick_port(f[3], o->agent_port_base, "MESH_WEB_AGENT_PORT", 8501,
                                 o->port_offset, e)) < 0 ||
         (web_base =
-             pick_port(f[4], o->web_port_base, "MESH_WEBAPP_PORT", 3000, o->port_offset, e)) < 0)
+             pick_port(f[4], o->web_port_base, "MESH_WEBAPP_PORT", 3000, o->port_offset, e)) < 0 ||
+        (dns = pick_port(f[6], o->dns_port, "MESH_DNS_PORT", 8600, o->port_offset, e)) < 0)
         return -EINVAL;
     for (size_t i = 0; i < s->n_nodes; i++) {
         struct cluster_node *n = &s->nodes[i];
@@ -168,7 +170,8 @@ static int assign_ports(struct cluster_state *s, struct up_opts *o, struct flag 
         n->web_port = n->server  ? 0
                       : s->netns ? web_base
                                  : web_base + WEB_PORT_STRIDE * ((int)i - 1);
-        if (n->agent_port > 65535 || n->web_port + WEB_PORT_STRIDE > 65535)
+        n->dns_port = s->netns ? dns : dns + (int)i;
+        if (n->agent_port > 65535 || n->web_port + WEB_PORT_STRIDE > 65535 || n->dns_port > 65535)
             return err_set(e, "node %s: ports out of range", n->name);
     }
     return 0;
@@ -199,17 +202,13 @@ static int make_dirs(struct cluster_state *s, const char *run_dir, struct err *e
 /* True while any process `up` recorded still runs. */
 bool cluster_is_up(const struct cluster_state *s)
 {
-    char pidf[PATH_MAX + 64];
-
     for (size_t i = 0; i < s->n_nodes; i++) {
-        cluster_path(s, &s->nodes[i], "agent.pid", pidf, sizeof(pidf));
-        if (cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh))
+        if (cluster_pidfile_live(s, &s->nodes[i], "agent.pid", NULL))
             return true;
-        if (!s->nodes[i].server && cluster_pm_daemon_pid(s, &s->nodes[i]))
+        if (!s->nodes[i].server && cluster_pm_daemon(s, &s->nodes[i], NULL))
             return true;
     }
-    cluster_path(s, &s->nodes[0], "lb.pid", pidf, sizeof(pidf));
-    return cluster_pid_alive(cluster_pidfile_read(pidf), s->mesh) ||
+    return cluster_pidfile_live(s, &s->nodes[0], "lb.pid", NULL) ||
            (s->lb_haproxy && cluster_haproxy_alive(s));
 }
 
@@ -244,23 +243,20 @@ static void log_last_line(const char *path, char *out, size_t len)
 static int wait_http(const struct cluster_state *s, const struct cluster_node *n, const char *proc,
                      int port, const char *target, bool ok200, int64_t deadline, struct err *e)
 {
-    char file[64], pidf[PATH_MAX + 64], log[PATH_MAX + 64], last[320];
+    char pidf[64], file[64], log[PATH_MAX + 64], last[320];
     struct cluster_reply r = {0};
-    pid_t pid;
     int rc = -ETIMEDOUT;
 
-    snprintf(file, sizeof(file), "%s.pid", proc);
-    cluster_path(s, n, file, pidf, sizeof(pidf));
+    snprintf(pidf, sizeof(pidf), "%s.pid", proc);
     snprintf(file, sizeof(file), "%s.log", proc);
     cluster_path(s, n, file, log, sizeof(log));
-    pid = cluster_pidfile_read(pidf);
     while (cluster_now_ms() < deadline) {
         if (cluster_get(n->addr, port, target, NULL, 2000, &r, e) == 0 &&
             (!ok200 || r.status == 200)) {
             rc = 0;
             break;
         }
-        if (!cluster_pid_alive(pid, NULL)) {
+        if (!cluster_pidfile_live(s, n, pidf, NULL)) {
             log_last_line(log, last, sizeof(last));
             rc = err_set(e, "%s's %s exited: %s", n->name, proc, last[0] ? last : "(empty log)");
             break;
@@ -449,7 +445,8 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
         return err_set(e, "-lb %s: expected mesh or haproxy", o->lb);
     s->lb_haproxy = strcmp(o->lb, "haproxy") == 0;
     if ((rc = parse_nodes(s, o->nodes, e)) < 0 || (rc = find_binaries(s, e)) < 0 ||
-        (rc = assign_ports(s, o, flags, n, e)) < 0 || (rc = make_dirs(s, run_dir, e)) < 0)
+        (rc = assign_ports(s, o, flags, n, e)) < 0 || (rc = cluster_ports_check(s, e)) < 0 ||
+        (rc = make_dirs(s, run_dir, e)) < 0)
         return rc;
     if (s->lb_haproxy && (rc = cluster_haproxy_template(s, o->haproxy_template, o->haproxy_tmpl,
                                                         sizeof(o->haproxy_tmpl), e)) < 0)
@@ -519,6 +516,11 @@ int cli_up(int argc, char **argv)
          .type = FLAG_INT,
          .ptr = &o.stats_port,
          .help = "Load balancer stats (MESH_STATS_PORT). Default 8404"},
+        {.name = "dns-port",
+         .type = FLAG_INT,
+         .ptr = &o.dns_port,
+         .help = "Registry server's DNS, UDP and TCP (MESH_DNS_PORT); on loopback the web\n"
+                 "nodes' agents take the next ones. Default 8600"},
         {.name = "agent-port-base",
          .type = FLAG_INT,
          .ptr = &o.agent_port_base,

@@ -142,7 +142,7 @@ json_t *cluster_view_apps(const struct cluster_state *s, struct err *e)
         const struct cluster_node *n = &s->nodes[i];
         json_t *apps;
         /* A killed node's supervisor stays down until revive-node: do not start it here. */
-        if (!cluster_pm_daemon_pid(s, n)) {
+        if (!cluster_pm_daemon(s, n, NULL)) {
             json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "node", n->name, "name", "-",
                                                  "status", "supervisor down"));
             continue;

@@ -1,6 +1,6 @@
 /*
  * `mesh drill failover|scale|node-loss`: runs `mesh load run` against the load balancer of the
- * cluster `mesh up` started (read from RUN_DIR/cluster.json) and, on a timeline scaled to
+ * cluster `mesh up` started (as `mesh status -json` names it) and, on a timeline scaled to
  * -duration, the operator commands of the original's scenarios, each as a `mesh` process, one
  * at a time. The events go into the report (meshkit.events, with the time each command
  * started), the per-phase summary is printed, and -report / -output write the page and JSON.
@@ -18,6 +18,7 @@
 #include "lib/alloc.h"
 #include "lib/config.h"
 #include "lib/flags.h"
+#include "lib/subproc.h"
 #include "load/drill.h"
 #include "load/report_html.h"
 
@@ -32,9 +33,10 @@
     "    node-loss  kill-node web2 at 1/4, revive-node web2 at 3/5\n"                              \
     "  (web1 and web2 stand for the cluster's first and second web nodes.)"
 
-#define DRILL_MIN_S     10
-#define DRILL_MAX_S     86400
-#define DRILL_MAX_STEPS 4
+#define DRILL_MIN_S             10
+#define DRILL_MAX_S             86400
+#define DRILL_MAX_STEPS         4
+#define DRILL_STATUS_TIMEOUT_MS 60000
 
 struct drill_step {
     double at;       /* fraction of the duration */
@@ -198,39 +200,34 @@ static void drill_sigint(uv_signal_t *s, int signo)
         uv_process_kill(&d->load, SIGINT);
 }
 
-/* The load balancer's URL and the web nodes' names from RUN_DIR/cluster.json ('mesh up'). */
+/*
+ * The load balancer's URL and the web nodes' names, from `mesh status -json` (the cluster's
+ * state belongs to the CLI; its JSON output is the interface).
+ */
 static int drill_read_cluster(struct drill *d, char *target, size_t tn, struct err *e)
 {
-    char *path = xasprintf("%s/cluster.json", d->run_dir);
-    struct config_doc doc = {0};
-    const json_t *nodes, *n;
-    const char *server_addr = NULL;
-    size_t i, webs = 0;
-    int rc = config_doc_load(path, &doc, e);
+    char *argv[] = {d->exe, "status", "-json", "-run-dir", (char *)d->run_dir, NULL};
+    struct buf out = BUF_INIT;
+    json_t *st = NULL, *webs;
+    const char *lb_url;
+    int rc = subproc_run(argv, &out, 0, DRILL_STATUS_TIMEOUT_MS, e);
 
-    if (rc < 0) {
-        if (rc == -ENOENT)
-            err_set(e, "no cluster in %s (run 'mesh up' first, or give -run-dir)", d->run_dir);
-        goto out;
-    }
-    nodes = json_object_get(doc.root, "nodes");
-    json_array_foreach(nodes, i, n)
-    {
-        const char *name = json_string_value(json_object_get(n, "name"));
-        if (json_is_true(json_object_get(n, "server")))
-            server_addr = json_string_value(json_object_get(n, "addr"));
-        else if (name && webs < 2)
-            snprintf(d->web[webs++], sizeof(d->web[0]), "%s", name);
-    }
-    if (!server_addr || webs < 2 || !json_is_integer(json_object_get(doc.root, "lb_port"))) {
-        rc = err_set(e, "%s: a drill needs the load balancer's node and two web nodes", path);
-        goto out;
-    }
-    snprintf(target, tn, "http://%s:%lld", server_addr,
-             (long long)json_integer_value(json_object_get(doc.root, "lb_port")));
-out:
-    config_doc_free(&doc);
-    free(path);
+    if (rc > 0)
+        rc =
+            err_set(e, "mesh status -run-dir %s failed (is the cluster up? 'mesh up')", d->run_dir);
+    if (rc == 0 && !(st = json_loadb(out.data ? out.data : "", out.len, 0, NULL)))
+        rc = err_set(e, "mesh status -json printed no JSON");
+    webs = json_object_get(st, "web_nodes");
+    lb_url = json_string_value(json_object_get(st, "lb_url"));
+    if (rc == 0 && (!lb_url || json_array_size(webs) < 2))
+        rc = err_set(e, "a drill needs the cluster's load balancer and two web nodes");
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        snprintf(d->web[i], sizeof(d->web[0]), "%s",
+                 json_string_value(json_array_get(webs, i)) ?: "");
+    if (rc == 0)
+        snprintf(target, tn, "%s", lb_url);
+    json_decref(st);
+    buf_free(&out);
     return rc;
 }
 
@@ -409,13 +406,17 @@ int load_drill_main(int argc, char **argv)
     }
     d.run_dir = o.run_dir ? o.run_dir : getenv("MESH_RUN_DIR") ? getenv("MESH_RUN_DIR") : "run";
     d.duration_s = o.duration_s;
+    if (uv_exepath(d.exe, &exe_len) != 0) {
+        fprintf(stderr, "mesh drill: cannot find its own binary\n");
+        goto out;
+    }
     if (drill_read_cluster(&d, target, sizeof(target), &e) < 0) {
         fprintf(stderr, "mesh drill: %s\n", e.msg);
         goto out;
     }
     if (o.target)
         snprintf(target, sizeof(target), "%s", o.target);
-    if (uv_exepath(d.exe, &exe_len) != 0 || !mkdtemp(tmpdir)) {
+    if (!mkdtemp(tmpdir)) {
         fprintf(stderr, "mesh drill: cannot set up: %s\n", strerror(errno));
         goto out;
     }

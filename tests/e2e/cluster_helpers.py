@@ -15,8 +15,8 @@ from helpers import HOST, SANITIZER_MARKERS, mesh_bin, request, wait_until
 from lb_helpers import Load
 
 
-def _port_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _port_free(port, udp=False):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
         try:
             s.bind((HOST, port))
         except OSError:
@@ -25,15 +25,17 @@ def _port_free(port):
 
 
 def free_layout():
-    """Ports for every part of the cluster, all free now: the web nodes' agents take base, +1
-    and their webapps base, +1.. (web1) and base+100, +101.. (web2)."""
+    """A -port-offset under which every port of the cluster is free now: the defaults (registry
+    8500, DNS 8600 for the server and 8601, 8602 for the web nodes' agents, lb 8080, stats 8404,
+    web agents 8501, 8502, webapps 3000.. and 3100..) plus the offset."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 10)
-        ports = {"http": base, "lb": base + 1, "stats": base + 2, "agents": base + 3,
-                 "web": base + 500}
-        needed = [base, base + 1, base + 2, base + 3, base + 4] + \
-            [base + 500 + i for i in range(4)] + [base + 600 + i for i in range(4)]
-        if all(_port_free(p) for p in needed):
+        o = random.randrange(10000, 50000, 10)
+        ports = {"offset": o, "http": 8500 + o, "lb": 8080 + o, "stats": 8404 + o,
+                 "agents": 8501 + o, "web": 3000 + o, "dns": 8600 + o}
+        needed = [8080 + o, 8404 + o, 8500 + o, 8501 + o, 8502 + o] + \
+            [3000 + o + i for i in range(4)] + [3100 + o + i for i in range(4)]
+        dns = [8600 + o, 8601 + o, 8602 + o]
+        if all(_port_free(p) for p in needed + dns) and all(_port_free(p, True) for p in dns):
             return ports
     raise AssertionError("no free port layout found")
 
@@ -63,10 +65,7 @@ class Cluster:
         return json.loads(self.mesh(*args, "-json").stdout)
 
     def up(self, *extra):
-        p = self.ports
-        return self.mesh("up", "-http-port", str(p["http"]), "-lb-port", str(p["lb"]),
-                         "-stats-port", str(p["stats"]), "-agent-port-base", str(p["agents"]),
-                         "-web-port-base", str(p["web"]), "-failure-timeout", "2s",
+        return self.mesh("up", "-port-offset", str(self.ports["offset"]), "-failure-timeout", "2s",
                          "-check-interval", "1s", *extra)
 
     def get(self, path="/"):

@@ -3,14 +3,17 @@ healthy on free loopback ports, spreads traffic over web1 and web2, and survives
 moves: stop-service and scale-up/down under load with no failed request, both services stopped
 giving the 503 page, kill-node detected and routed around, a webapp killed with -9 restarted by
 its supervisor. `mesh down` leaves no process. One cluster serves the module, in order."""
+import json
 import os
 import pty
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from cluster_helpers import cluster, gone, under_load  # noqa: F401 (cluster: fixture)
 from helpers import mesh_bin, wait_until
+from test_dns import udp
 
 
 def test_up_comes_up_healthy_and_prints_urls(cluster):
@@ -29,6 +32,40 @@ def test_up_comes_up_healthy_and_prints_urls(cluster):
 def test_up_twice_says_so(cluster):
     p = cluster.up()
     assert "already up" in p.stdout
+
+
+def test_dns_moves_with_the_port_offset(cluster):
+    """The server answers DNS on 8600 + the offset (two clusters no longer collide on 8600),
+    each web node's agent on the next port."""
+    assert udp(cluster.ports["dns"], "web.service.consul", 1).data(1) == ["127.0.0.1"]
+    srv = udp(cluster.ports["dns"], "web.service.consul", 33)
+    assert len(srv.data(33)) == 2, srv.answer  # one per web node
+    assert udp(cluster.ports["dns"] + 1, "web.service.consul", 1).data(1)
+    state = json.loads(Path(cluster.run_dir, "cluster.json").read_text())
+    assert [n["dns_port"] for n in state["nodes"]] == [cluster.ports["dns"] + i for i in range(3)]
+
+
+def test_a_second_cluster_cannot_hurt_the_first(cluster, tmp_path):
+    """A second `up` on the same ports fails before starting anything, naming the port and its
+    holder; a `down` in another run directory whose state names the very same nodes and ports
+    signals nothing of this cluster (no process is ever found by its command line)."""
+    before = cluster.pids()
+    other = tmp_path / "other"
+    p = subprocess.run([mesh_bin(), "up", "-run-dir", str(other), "-port-offset",
+                        str(cluster.ports["offset"])], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"port {cluster.ports['http']} (loadbalancer's agent HTTP API) is in use by pid" \
+        in p.stderr, p.stderr
+    assert "meshkit is up" not in p.stdout and not (other / "cluster.json").exists()
+    state = json.loads(Path(cluster.run_dir, "cluster.json").read_text())
+    state["run_dir"] = str(other)
+    other.mkdir()
+    (other / "cluster.json").write_text(json.dumps(state))
+    down = json.loads(subprocess.run([mesh_bin(), "down", "-run-dir", str(other), "-json"],
+                                     capture_output=True, text=True, timeout=120).stdout)
+    assert down["stopped"] == 0, down
+    assert cluster.pids() == before and not any(gone(pid) for pid in before)
+    assert cluster.json("test-lb", "-n", "4")["failed"] == 0
 
 
 def test_requests_spread_evenly(cluster):

@@ -49,7 +49,8 @@ def test_up_from_environment_and_down_stops_everything(tmp_path):
     p = free_layout()
     env = dict(os.environ, MESH_RUN_DIR=str(run), MESH_HTTP_PORT=str(p["http"]),
                MESH_LB_PORT=str(p["lb"]), MESH_STATS_PORT=str(p["stats"]),
-               MESH_WEB_AGENT_PORT=str(p["agents"]), MESH_WEBAPP_PORT=str(p["web"]))
+               MESH_WEB_AGENT_PORT=str(p["agents"]), MESH_WEBAPP_PORT=str(p["web"]),
+               MESH_DNS_PORT=str(p["dns"]))
     try:
         up = mesh("up", "-check-interval", "1s", env=env)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -85,18 +86,27 @@ def test_up_rejects_bad_settings(tmp_path):
     assert p.returncode == 0 and "not up" in p.stdout
 
 
-def test_up_says_which_port_is_taken_and_leaves_nothing(tmp_path):
+def test_up_checks_every_port_first_and_names_its_owner(tmp_path):
     run = tmp_path / "run"
     ports = free_layout()
+    args = ("up", "-run-dir", str(run), "-port-offset", str(ports["offset"]))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports["lb"]))
         taken.listen()
-        p = mesh("up", "-run-dir", str(run), "-http-port", str(ports["http"]), "-lb-port",
-                 str(ports["lb"]), "-stats-port", str(ports["stats"]), "-agent-port-base",
-                 str(ports["agents"]), "-web-port-base", str(ports["web"]))
+        p = mesh(*args)
     assert p.returncode == 1
-    assert f"loadbalancer's lb exited: mesh lb: listen 127.0.0.1:{ports['lb']}: address " \
-        "already in use" in p.stderr, p.stderr
+    assert f"port {ports['lb']} (loadbalancer's load balancer) is in use by pid {os.getpid()} " \
+        "(python" in p.stderr, p.stderr
+    assert not (run / "cluster.json").exists()  # nothing started, nothing recorded
+    # DNS moves with the offset, and its UDP side is checked too.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", ports["dns"] + 1))
+        p = mesh(*args)
+    assert p.returncode == 1
+    assert f"port {ports['dns'] + 1} (web1's agent DNS) is in use (UDP) by pid {os.getpid()}" \
+        in p.stderr, p.stderr
+    p = mesh(*args, "-dns-port", str(ports["lb"]))
+    assert p.returncode == 1 and f"port {ports['lb']} is given to both" in p.stderr, p.stderr
     assert str(run) not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
                                           text=True).stdout
 

@@ -5,12 +5,14 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -169,11 +171,8 @@ static void test_run_and_pids(void **state)
     char *ok[] = {"/bin/sh", "-c", "echo hi; exit 3", NULL};
     char *slow[] = {"/bin/sh", "-c", "exec sleep 5", NULL};
     char *missing[] = {"/nonexistent/binary", NULL};
-    char self[PATH_MAX], pidf[] = "/tmp/test_cluster_pid_XXXXXX";
     struct buf out = BUF_INIT;
     struct err e;
-    ssize_t n;
-    int fd;
 
     (void)state;
     assert_int_equal(cluster_run(NULL, ok, &out, 0, 5000, &e), 3);
@@ -182,22 +181,32 @@ static void test_run_and_pids(void **state)
     assert_true(cluster_run(NULL, missing, NULL, CLUSTER_RUN_QUIET, 1000, &e) < 0);
     buf_free(&out);
 
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    assert_true(n > 0);
-    self[n] = '\0';
-    assert_true(cluster_pid_alive(getpid(), NULL));
-    assert_true(cluster_pid_alive(getpid(), self));
-    assert_false(cluster_pid_alive(getpid(), "/bin/true"));
-    assert_false(cluster_pid_alive(0, NULL));
-
-    fd = mkstemp(pidf);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(cluster_pidfile_read(pidf), 0);
-    assert_int_equal(cluster_pidfile_write(pidf, 4242, &e), 0);
-    assert_int_equal(cluster_pidfile_read(pidf), 4242);
-    unlink(pidf);
-    assert_int_equal(cluster_pidfile_read(pidf), 0);
+    /* A process found through its pidfile is stopped; then nothing is found or signalled. */
+    struct cluster_state st = {.n_nodes = 1};
+    struct cluster_pid p;
+    char dir[] = "/tmp/test_cluster_run_XXXXXX", path[PATH_MAX + 64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(st.run_dir, sizeof(st.run_dir), "%s", dir);
+    snprintf(st.nodes[0].name, sizeof(st.nodes[0].name), "web1");
+    cluster_path(&st, &st.nodes[0], "", path, sizeof(path));
+    assert_int_equal(mkdir(path, 0755), 0);
+    cluster_path(&st, &st.nodes[0], "x.pid", path, sizeof(path));
+    assert_false(cluster_pidfile_live(&st, &st.nodes[0], "x.pid", &p));
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    assert_int_equal(cluster_pidfile_write(path, child, &e), 0);
+    assert_true(cluster_pidfile_live(&st, &st.nodes[0], "x.pid", &p));
+    assert_int_equal(p.pid, child);
+    assert_true(cluster_stop_pid(&p, SIGTERM, 5000));
+    assert_false(cluster_pidfile_live(&st, &st.nodes[0], "x.pid", NULL));
+    assert_false(cluster_stop_pid(&p, SIGTERM, 100));
+    unlink(path);
+    cluster_path(&st, &st.nodes[0], "", path, sizeof(path));
+    rmdir(path);
+    rmdir(dir);
 }
 
 int main(void)
