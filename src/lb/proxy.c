@@ -69,6 +69,9 @@ struct lb_client {
     struct buf uphead;  /* the rewritten request head (kept until sent, for retries) */
     struct buf clihead; /* the rewritten response head, or a generated response */
 
+    /* How far a head at the front of in / rsp was searched: each read scans only new bytes. */
+    struct http_head_scan req_scan, rsp_scan;
+
     /* current request */
     bool is_head, idempotent, cli_keep, req_done, head_sent, minor0;
     bool upgrade_req; /* asks to switch protocols (Connection: upgrade + Upgrade) */
@@ -969,7 +972,7 @@ static int parse_response_head(struct lb_client *c)
 {
     struct lb_proxy *px = c->px;
     struct http_response_head *res = &px->reshead;
-    int r = http_parse_response(c->rsp.data, c->rsp.len, NULL, res);
+    int r = http_scan_response(&c->rsp_scan, c->rsp.data, c->rsp.len, NULL, res);
 
     if (r == HTTP_PARSE_INCOMPLETE && c->rsp.len < IO_LIMIT)
         return 0;
@@ -992,6 +995,7 @@ static int parse_response_head(struct lb_client *c)
         response_head(c, res);
     }
     buf_consume(&c->rsp, (size_t)r);
+    c->rsp_scan = HTTP_HEAD_SCAN_INIT;
     return 1;
 }
 
@@ -1147,6 +1151,7 @@ static void finish_request(struct lb_client *c)
     release_upstream(c, c->up_keep && c->req_done && c->rsp.len == 0 && !px->draining);
     leave_backend(c);
     buf_reset(&c->rsp);
+    c->rsp_scan = HTTP_HEAD_SCAN_INIT;
     if (!keep || (c->cli_eof && c->in.len == 0)) {
         if (c->cli_eof) {
             client_close(c);
@@ -1247,7 +1252,7 @@ static void parse_request(struct lb_client *c)
 {
     struct lb_proxy *px = c->px;
     struct http_request_head *req = &px->reqhead;
-    int r = http_parse_request(c->in.data, c->in.len, &client_head_limits, req);
+    int r = http_scan_request(&c->req_scan, c->in.data, c->in.len, &client_head_limits, req);
 
     if (r == HTTP_PARSE_INCOMPLETE) {
         if (c->cli_eof)
@@ -1289,6 +1294,7 @@ static void parse_request(struct lb_client *c)
     c->retries_left = px->cfg->retries;
     build_request_head(c, req);
     buf_consume(&c->in, (size_t)r);
+    c->req_scan = HTTP_HEAD_SCAN_INIT;
     uv_timer_stop(&c->timer);
     c->state = CS_CONNECT;
     dispatch(c, NULL);

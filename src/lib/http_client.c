@@ -70,7 +70,8 @@ struct http_call {
     uv_connect_t connect;
     struct client_conn *conn;
     struct http_response_head head;
-    char *head_raw; /* copy of the head bytes the parsed slices point into */
+    struct http_head_scan scan; /* how far the head at the front of conn->in was searched */
+    char *head_raw;             /* copy of the head bytes the parsed slices point into */
     struct buf body;
     uint64_t body_left;
     struct http_chunked_decoder dec;
@@ -348,13 +349,14 @@ static void process_head(struct http_call *call)
 
     /* Skip interim (1xx) responses; the final one may have come in the same read. */
     for (;;) {
-        rc = http_parse_response(conn->in.data, conn->in.len, NULL, &call->head);
+        rc = http_scan_response(&call->scan, conn->in.data, conn->in.len, NULL, &call->head);
         if (rc == HTTP_PARSE_INCOMPLETE)
             return;
         if (rc < 0) {
             call_finish(call, UV_EPROTO);
             return;
         }
+        call->scan = HTTP_HEAD_SCAN_INIT; /* the next head starts after this one */
         if (call->head.status >= 200)
             break;
         buf_consume(&conn->in, (size_t)rc);
@@ -589,6 +591,7 @@ static void call_connect_fresh(struct http_call *call)
 {
     struct sockaddr_storage ss;
 
+    call->scan = HTTP_HEAD_SCAN_INIT; /* a retry reads its head from a new connection */
     if (net_parse_addr(call->host, call->port, &ss) == 0) {
         call_connect_addr(call, (struct sockaddr *)&ss);
         return;

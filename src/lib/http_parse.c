@@ -428,6 +428,70 @@ int http_parse_response(const char *buf, size_t len, const struct http_limits *l
     return rc;
 }
 
+/* ---- incremental head reading ---- */
+
+/*
+ * Searches the bytes not searched before for a reason to run the full parse (http_parse.h).
+ * Request heads may follow empty lines, so their end is a CRLF CRLF after the first byte that
+ * is neither CR nor LF; a response's starts at byte 0.
+ */
+static bool scan_says_parse(struct http_head_scan *s, const char *buf, size_t len, size_t window,
+                            bool request)
+{
+    size_t end = len < window ? len : window;
+    size_t i = s->scanned;
+    bool parse = false;
+
+    if (!request)
+        s->started = true;
+    for (; i < end && !parse; i++) {
+        char ch = buf[i];
+        if (!s->started && ch != '\r' && ch != '\n') {
+            s->start = i;
+            s->started = true;
+        }
+        if (ch != '\n')
+            continue;
+        if (i == 0 || buf[i - 1] != '\r')
+            parse = true; /* a bare LF: malformed wherever it is */
+        else if (s->started && i >= s->start + 4 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+            parse = true; /* CRLF CRLF: the end of the head */
+    }
+    s->examined += i - s->scanned;
+    s->scanned = i;
+    return parse || len >= window;
+}
+
+/* Whether the full parse runs now; if so, counts the bytes it will look at. */
+static bool scan_ready(struct http_head_scan *s, const char *buf, size_t len,
+                       const struct http_limits *limits, bool request)
+{
+    size_t max_bytes, max_headers;
+    bool first = s->scanned == 0;
+
+    resolve_limits(limits, &max_bytes, &max_headers);
+    if (!scan_says_parse(s, buf, len, max_bytes, request) && !first)
+        return false;
+    s->examined += len < max_bytes ? len : max_bytes;
+    return true;
+}
+
+int http_scan_request(struct http_head_scan *scan, const char *buf, size_t len,
+                      const struct http_limits *limits, struct http_request_head *req)
+{
+    if (!scan_ready(scan, buf, len, limits, true))
+        return HTTP_PARSE_INCOMPLETE;
+    return http_parse_request(buf, len, limits, req);
+}
+
+int http_scan_response(struct http_head_scan *scan, const char *buf, size_t len,
+                       const struct http_limits *limits, struct http_response_head *res)
+{
+    if (!scan_ready(scan, buf, len, limits, false))
+        return HTTP_PARSE_INCOMPLETE;
+    return http_parse_response(buf, len, limits, res);
+}
+
 bool http_response_has_body(const struct http_response_head *res, bool request_was_head)
 {
     if (request_was_head)

@@ -17,8 +17,9 @@
  * HTTP/1.0 request. Empty lines (CRLF) before a request line are skipped and counted in the
  * consumed bytes. Identical Content-Length values ("5, 5" or repeated fields) are collapsed.
  *
- * The parser is re-run from the start on each new read; it keeps no state. Any prefix of a
- * valid head returns HTTP_PARSE_INCOMPLETE; a malformed head is reported as soon as the first
+ * The parser keeps no state: readers call it through http_scan_request / _response (below),
+ * which re-run it only when a head may be complete. Any prefix of a valid head returns
+ * HTTP_PARSE_INCOMPLETE; a malformed head is reported as soon as the first
  * offending byte is present. Only the first max_head_bytes of buf are looked at: a head that
  * has not ended within them is HTTP_PARSE_TOO_LARGE even though more input is pending. On any
  * negative return the output struct holds garbage.
@@ -102,6 +103,38 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
  */
 int http_parse_response(const char *buf, size_t len, const struct http_limits *limits,
                         struct http_response_head *res);
+
+/*
+ * Reading a head as its bytes arrive. Re-parsing from byte 0 on every read costs O(n^2) for a
+ * head sent in small pieces (a 63 KB head one byte per read: ~2 GB of bytes looked at). The
+ * scan keeps where it stopped, as picohttpparser's last_len does: each call searches only the
+ * new bytes for the blank line ending the head, and runs the full parse only
+ *   - on the first call (so garbage in the first read is refused at once),
+ *   - when the end of the head is there,
+ *   - at a bare LF (always malformed, so the parse refuses it), and
+ *   - when max_head_bytes are there without an end (too large, or malformed).
+ * Between those it returns HTTP_PARSE_INCOMPLETE; otherwise it returns what
+ * http_parse_request / http_parse_response return for the same bytes. A malformed byte, or a
+ * field over max_headers, after the first read is thus refused when the head ends or fills
+ * the window (or the reader's head timeout fires), not at once.
+ *
+ * buf[0..len) must start where the head does and keep its earlier bytes from call to call (it
+ * may be reallocated: offsets are kept, not pointers). Start each head with a zeroed scan
+ * (HTTP_HEAD_SCAN_INIT), e.g. after consuming the previous message.
+ */
+struct http_head_scan {
+    size_t scanned;    /* bytes of buf already searched */
+    size_t start;      /* requests: offset of the first byte after leading empty lines */
+    bool started;      /* requests: start is known */
+    uint64_t examined; /* bytes searched plus bytes parsed: the cost, for tests and stats */
+};
+
+#define HTTP_HEAD_SCAN_INIT ((struct http_head_scan){0, 0, false, 0})
+
+int http_scan_request(struct http_head_scan *scan, const char *buf, size_t len,
+                      const struct http_limits *limits, struct http_request_head *req);
+int http_scan_response(struct http_head_scan *scan, const char *buf, size_t len,
+                       const struct http_limits *limits, struct http_response_head *res);
 
 /* False for a response to HEAD and for 1xx, 204 and 304; true otherwise. */
 bool http_response_has_body(const struct http_response_head *res, bool request_was_head);

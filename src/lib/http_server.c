@@ -25,7 +25,8 @@ struct http_conn {
     struct http_server *srv;
     struct http_conn *next;
     struct http_conn **pprev;
-    struct buf in; /* bytes read and not yet consumed */
+    struct buf in;              /* bytes read and not yet consumed */
+    struct http_head_scan scan; /* how far the head at the front of in was searched */
     enum conn_state state;
     struct http_request *req; /* being read or dispatched */
     struct http_chunked_decoder dec;
@@ -324,6 +325,8 @@ static int start_request(struct http_conn *c, size_t head_len)
         return -1;
     }
     buf_consume(&c->in, head_len);
+    c->srv->head_bytes_examined += c->scan.examined;
+    c->scan = HTTP_HEAD_SCAN_INIT;
     req->server = c->srv;
     req->conn = c;
     req->method = req->_head.method;
@@ -362,7 +365,7 @@ static bool process_head(struct http_conn *c)
 
     if (c->in.len == 0)
         return false;
-    int rc = http_parse_request(c->in.data, c->in.len, &limits, &head);
+    int rc = http_scan_request(&c->scan, c->in.data, c->in.len, &limits, &head);
     if (rc == HTTP_PARSE_INCOMPLETE) {
         if (c->in.len > cfg->max_head_bytes) {
             conn_fail(c, 431, "request header fields too large\n");
@@ -566,6 +569,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     struct http_server *srv = c->srv;
+    srv->head_bytes_examined += c->scan.examined;
     buf_free(&c->in);
     if (c->tls)
         tls_conn_free(c->tls);

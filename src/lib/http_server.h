@@ -59,6 +59,9 @@ struct http_server {
     void *handler_data;
     size_t num_conns;
     struct http_conn *conns; /* list of live connections */
+    /* Bytes the head parser searched or parsed, over all connections: stays O(bytes read)
+     * however a head is split across reads (see http_scan_request). */
+    uint64_t head_bytes_examined;
     bool listening;
     bool closing;
     void (*on_closed)(struct http_server *srv);

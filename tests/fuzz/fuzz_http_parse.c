@@ -1,8 +1,10 @@
 /*
  * Fuzz target for the HTTP/1.1 parser: feeds the input to the request parser, the response
- * parser (with default and tight limits) and the chunked decoder (in one call and split in
- * two), and checks the invariants every caller relies on.
+ * parser (with default and tight limits), the incremental head scan (in pieces whose sizes the
+ * input's first byte picks) and the chunked decoder (in one call and split in two), and checks
+ * the invariants every caller relies on.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,40 @@ static void fuzz_response(const char *buf, size_t size, const struct http_limits
 }
 
 /*
+ * Feeds buf to the incremental scan `step` bytes more per call, as reads would. It must give
+ * the one-shot parse's answer, except that a head refused (malformed, or over max_headers) may
+ * still be waiting (incomplete) when it has neither ended nor filled the window; and the bytes
+ * it examined stay linear.
+ */
+static void fuzz_scan(const char *buf, size_t size, size_t step, const struct http_limits *lim)
+{
+    struct http_request_head req, want_req;
+    struct http_response_head res, want_res;
+    struct http_head_scan rq = HTTP_HEAD_SCAN_INIT, rs = HTTP_HEAD_SCAN_INIT;
+    int want_q = http_parse_request(buf, size, lim, &want_req);
+    int want_s = http_parse_response(buf, size, lim, &want_res);
+    int q = HTTP_PARSE_INCOMPLETE, r = HTTP_PARSE_INCOMPLETE;
+
+    for (size_t len = step < size ? step : size; len <= size; len += step) {
+        if (q == HTTP_PARSE_INCOMPLETE)
+            q = http_scan_request(&rq, buf, len, lim, &req);
+        if (r == HTTP_PARSE_INCOMPLETE)
+            r = http_scan_response(&rs, buf, len, lim, &res);
+        if (len == size)
+            break;
+        if (len + step > size)
+            len = size - step; /* the last call sees the whole input */
+    }
+    /* A head found early is the same head the whole input holds. */
+    bool q_refused = want_q == HTTP_PARSE_BAD || want_q == HTTP_PARSE_TOO_LARGE;
+    bool r_refused = want_s == HTTP_PARSE_BAD || want_s == HTTP_PARSE_TOO_LARGE;
+    CHECK(q == want_q || (q_refused && q == HTTP_PARSE_INCOMPLETE));
+    CHECK(r == want_s || (r_refused && r == HTTP_PARSE_INCOMPLETE));
+    CHECK(rq.examined <= 2 * (uint64_t)size + step);
+    CHECK(rs.examined <= 2 * (uint64_t)size + step);
+}
+
+/*
  * Decodes data[0..size) split at `cut` into two calls. Returns the decoded byte count; *status
  * gets the final result, with the completed case folded to 0.
  */
@@ -134,6 +170,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct http_limits tight = {.max_head_bytes = 64, .max_headers = 3};
     fuzz_request(buf, size, &tight);
     fuzz_response(buf, size, &tight);
+    if (size > 0) {
+        size_t step = (size_t)(unsigned char)buf[0] % 7 + 1;
+        fuzz_scan(buf, size, step, NULL);
+        fuzz_scan(buf, size, 1, &tight);
+    }
 
     char *one = malloc(size ? size : 1);
     char *two = malloc(size ? size : 1);

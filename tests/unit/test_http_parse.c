@@ -617,6 +617,116 @@ static void test_chunked_limits(void **state)
     assert_int_equal(rc, HTTP_PARSE_BAD);
 }
 
+/* ---- incremental head reading ---- */
+
+/* A head of about 63 KB: a request line and 63 fields of ~1 KB each. Heap; free it. */
+static char *big_head(size_t *len)
+{
+    char *s = malloc(64 * 1024);
+    size_t n = (size_t)sprintf(s, "GET /big HTTP/1.1\r\nHost: a\r\n");
+
+    for (int i = 0; i < 63; i++) {
+        n += (size_t)sprintf(s + n, "X-Pad-%02d: ", i);
+        memset(s + n, 'p', 1024);
+        n += 1024;
+        n += (size_t)sprintf(s + n, "\r\n");
+    }
+    n += (size_t)sprintf(s + n, "\r\n");
+    *len = n;
+    return s;
+}
+
+/* Issue 12: a 63 KB head fed one byte per read must cost O(n) bytes looked at, not O(n^2)
+ * (re-parsing from byte 0 on every read looked at ~2 GB). */
+static void test_scan_one_byte_per_read_is_linear(void **state)
+{
+    size_t n;
+    char *head = big_head(&n);
+    struct http_head_scan scan = HTTP_HEAD_SCAN_INIT;
+    int rc = HTTP_PARSE_INCOMPLETE;
+
+    assert_true(n > 63 * 1024 && n < HTTP_DEFAULT_MAX_HEAD);
+    for (size_t len = 1; len <= n; len++) {
+        rc = http_scan_request(&scan, head, len, NULL, &req);
+        if (len < n)
+            assert_int_equal(rc, HTTP_PARSE_INCOMPLETE);
+    }
+    assert_int_equal(rc, (int)n);
+    assert_int_equal(req.num_headers, 64);
+    assert_str(req.target, "/big");
+    /* Every byte searched once, the whole head parsed once, plus the first byte's parse. */
+    assert_true(scan.examined <= 2 * n + 1);
+    free(head);
+}
+
+/*
+ * The scan answers what the parser answers, fed in every split of a set of heads. A malformed
+ * byte after the first read may wait for the end of the head, a bare LF or the window (the
+ * last two cases below); nothing else differs.
+ */
+static void test_scan_agrees_with_parse(void **state)
+{
+    static const struct {
+        const char *head;
+        bool may_wait;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+        {"\r\n\r\nGET / HTTP/1.1\r\n\r\n", false},  /* empty lines before the request line */
+        {"GET / HTTP/1.1\nHost: a\r\n\r\n", false}, /* bare LF */
+        {"GET / HTTP/1.1\r\nHost: a\n\n", false},
+        {"\n", false},
+        {"GET / HTTP/1.1\r\nBad Name: a\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: a\r\n", false},               /* incomplete */
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", true}, /* TLS on a plain port */
+        {"\r\r\n", true},
+    };
+    struct http_request_head want;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *head = cases[i].head;
+        size_t n = strlen(head);
+        int expected = http_parse_request(head, n, NULL, &want);
+        for (size_t step = 1; step <= n; step++) {
+            struct http_head_scan scan = HTTP_HEAD_SCAN_INIT;
+            int rc = HTTP_PARSE_INCOMPLETE;
+            for (size_t len = step; rc == HTTP_PARSE_INCOMPLETE; len += step) {
+                rc = http_scan_request(&scan, head, len < n ? len : n, NULL, &req);
+                if (len >= n)
+                    break;
+            }
+            bool waited = cases[i].may_wait && expected == HTTP_PARSE_BAD && step < n &&
+                          rc == HTTP_PARSE_INCOMPLETE;
+            if (rc != expected && !waited)
+                fail_msg("head %zu in steps of %zu: %d, want %d", i, step, rc, expected);
+        }
+    }
+}
+
+/* Garbage in the first read is refused at once; a head over the window is too large. */
+static void test_scan_first_read_and_window(void **state)
+{
+    struct http_head_scan scan = HTTP_HEAD_SCAN_INIT;
+    struct http_limits lim = {.max_head_bytes = 64};
+    char big[100];
+
+    assert_int_equal(http_scan_request(&scan, "\x16\x03\x01", 3, NULL, &req), HTTP_PARSE_BAD);
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET /", 5);
+    scan = HTTP_HEAD_SCAN_INIT;
+    assert_int_equal(http_scan_request(&scan, big, 10, &lim, &req), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(http_scan_request(&scan, big, 63, &lim, &req), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(http_scan_request(&scan, big, 64, &lim, &req), HTTP_PARSE_TOO_LARGE);
+
+    struct http_head_scan rs = HTTP_HEAD_SCAN_INIT;
+    static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    for (size_t len = 1; len < sizeof(r) - 1; len++)
+        assert_int_equal(http_scan_response(&rs, r, len, NULL, &res), HTTP_PARSE_INCOMPLETE);
+    assert_int_equal(http_scan_response(&rs, r, sizeof(r) - 1, NULL, &res), (int)sizeof(r) - 1);
+    assert_int_equal(res.status, 200);
+}
+
 /* What the serialisers may send is exactly what this parser accepts, byte by byte: a byte the
  * validators pass can never end a line or smuggle a field into a message we write. */
 static void test_valid_for_sending_matches_parser(void **state)
@@ -674,6 +784,9 @@ int main(void)
         cmocka_unit_test(test_chunked_bad),
         cmocka_unit_test(test_chunked_limits),
         cmocka_unit_test(test_valid_for_sending_matches_parser),
+        cmocka_unit_test(test_scan_one_byte_per_read_is_linear),
+        cmocka_unit_test(test_scan_agrees_with_parse),
+        cmocka_unit_test(test_scan_first_read_and_window),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -633,6 +634,43 @@ static void test_limits(void **state)
     client_close(&c);
 }
 
+/*
+ * Issue 12: the head parser re-ran from byte 0 on every read, so a 63 KB head trickled one byte
+ * per write cost the loop O(n^2) (~2 GB looked at, seconds of CPU per slow client). However the
+ * writes are coalesced into reads, the bytes the server examines stay within a few times n.
+ */
+static void test_head_one_byte_per_write_costs_linear(void **state)
+{
+    struct http_server_config cfg = {.head_timeout_ms = 20000};
+    struct buf head = BUF_INIT;
+    struct client c;
+    struct resp r;
+    int one = 1;
+
+    buf_append_cstr(&head, "GET /trickle HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < 63; i++) {
+        buf_printf(&head, "X-Pad-%02d: ", i);
+        for (int k = 0; k < 1024; k++)
+            buf_append(&head, "p", 1);
+        buf_append(&head, "\r\n", 2);
+    }
+    buf_append(&head, "\r\n", 2);
+    assert_true(head.len > 63 * 1024 && head.len < 64 * 1024);
+    start_server(&cfg);
+    client_open(&c);
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (size_t i = 0; i < head.len; i++)
+        assert_int_equal(send(c.fd, head.data + i, 1, MSG_NOSIGNAL), 1);
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    client_close(&c);
+    stop_server(); /* joins the loop thread: its counter is final */
+    uint64_t examined = fx.srv.head_bytes_examined;
+    if (examined > 3 * (uint64_t)head.len)
+        fail_msg("examined %llu bytes for a %zu-byte head", (unsigned long long)examined, head.len);
+    buf_free(&head);
+}
+
 static void test_head_timeout(void **state)
 {
     struct http_server_config cfg = {.head_timeout_ms = 200};
@@ -818,6 +856,7 @@ int main(void)
         T(test_get),
         T(test_keep_alive_sequential),
         T(test_refuses_line_breaks_in_response),
+        T(test_head_one_byte_per_write_costs_linear),
         T(test_pipelining),
         T(test_pipelining_after_later_answer),
         T(test_pipelining_backpressure_resumes),
