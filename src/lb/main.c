@@ -16,6 +16,7 @@
 
 #include "lib/alloc.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/sd_notify.h"
@@ -168,16 +169,6 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- startup ----------------------------------------------------------------------------- */
 
-static int write_pid_file(const char *path, struct err *e)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return err_set(e, "pid file %s: %s", path, strerror(errno)), -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
-    return 0;
-}
-
 static void backend_init(struct lb_backend *b, const struct lb_config *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -201,7 +192,7 @@ static int lb_start(struct lb_ctl *ctl, struct err *e)
     ctl->health = lb_health_new(&ctl->loop, &ctl->cfg, &ctl->backend);
     if ((rc = lb_workers_start(&ctl->workers, &ctl->cfg, &ctl->backend, &ctl->frontend, e)) < 0)
         return rc;
-    if (ctl->cfg.pid_file && (rc = write_pid_file(ctl->cfg.pid_file, e)) < 0)
+    if (ctl->cfg.pid_file && (rc = file_write_pid(ctl->cfg.pid_file, e)) < 0)
         return rc;
     uv_signal_start(&ctl->sig_term, on_signal, SIGTERM);
     uv_signal_start(&ctl->sig_int, on_signal, SIGINT);

@@ -109,3 +109,14 @@ out:
     free(tmp);
     return rc;
 }
+
+int file_write_pid(const char *path, struct err *e)
+{
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+    int rc = file_replace(path, text, (size_t)n, 0644, 0, NULL);
+
+    if (rc < 0)
+        err_set(e, "pid file %s: %s", path, strerror(-rc));
+    return rc;
+}

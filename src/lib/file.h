@@ -38,4 +38,11 @@ int file_mkdir_parents(const char *path, mode_t mode);
 int file_replace(const char *path, const void *data, size_t len, mode_t mode, unsigned flags,
                  struct err *e);
 
+/*
+ * Writes this process's PID and a newline to path, replacing it whole (file_replace, mode 0644),
+ * so a reader never sees a half-written number. Returns 0 or -errno with e set to
+ * "pid file PATH: reason".
+ */
+int file_write_pid(const char *path, struct err *e);
+
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/sd_notify.h"
@@ -258,16 +259,6 @@ static void on_housekeeping(uv_timer_t *t)
         reg_persist_maybe_compact(a->persist);
 }
 
-static int write_pid_file(const char *path, struct err *e)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return err_set(e, "pid file %s: %s", path, strerror(errno)), -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
-    return 0;
-}
-
 /* Every committed change wakes the blocking queries that read it and, on a client agent,
  * schedules pushing it to the servers. */
 static void agent_on_change(enum reg_table table, void *data)
@@ -332,7 +323,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
     /* Several agents often share a host (tests, `mesh up`): a taken DNS port costs DNS only. */
     if (dns_start(a, &dns_err) < 0)
         log_error("%s; the agent runs without DNS", dns_err.msg);
-    if (a->cfg.pid_file && (rc = write_pid_file(a->cfg.pid_file, e)) < 0)
+    if (a->cfg.pid_file && (rc = file_write_pid(a->cfg.pid_file, e)) < 0)
         return rc;
     uv_signal_start(&a->sig_int, on_signal, SIGINT);
     uv_signal_start(&a->sig_term, on_signal, SIGTERM);

@@ -143,6 +143,27 @@ static void test_read_all_reads_from_the_start(void **state)
     free(path);
 }
 
+static void test_write_pid(void **state)
+{
+    char *path = xasprintf("%s/agent.pid", dir);
+    char *want = xasprintf("%d\n", (int)getpid());
+    struct buf got = BUF_INIT;
+    struct err e;
+
+    assert_int_equal(file_write_pid(path, &e), 0);
+    read_back(path, &got);
+    assert_string_equal(got.data, want);
+    assert_int_equal(entries(), 1); /* no temporary file left */
+    free(path);
+    path = xasprintf("%s/missing/agent.pid", dir);
+    assert_int_equal(file_write_pid(path, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "pid file "));
+    assert_non_null(strstr(e.msg, "missing/agent.pid: No such file or directory"));
+    buf_free(&got);
+    free(want);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +174,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mkdir_parents_makes_the_missing_directories, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_all_reads_from_the_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_pid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
