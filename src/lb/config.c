@@ -27,17 +27,11 @@ static const char usage[] =
     "  JSON object whose keys are the flag names with '_' for '-' (\"servers\" for -server).\n"
     "  SIGTERM drains and exits; SIGHUP re-reads the configuration.";
 
-/* The config plus the settings that are parsed from text into another type. */
-struct lb_config_src {
-    struct lb_config c;
-    char *balance;
-};
-
 /*
  * Every setting once (lib/options.h): its config file key (NULL for flag-only), its flag, its
  * type, where it lives, its help. Flags, the file reader and -help all come from this table.
  */
-#define OFF(f) offsetof(struct lb_config_src, c.f)
+#define OFF(f) offsetof(struct lb_config, f)
 
 static const struct option_def options[] = {
     {NULL, "config", OPTION_STRING, OFF(config_file), "JSON config file (re-read on SIGHUP)."},
@@ -47,7 +41,7 @@ static const struct option_def options[] = {
     {"maxconn", "maxconn", OPTION_INT, OFF(maxconn), "Client connections per worker."},
     {"backend", "backend", OPTION_STRING, OFF(backend_name),
      "Backend name in stats (default: the service name, or web)."},
-    {"balance", "balance", OPTION_STRING, offsetof(struct lb_config_src, balance),
+    {"balance", "balance", OPTION_STRING, OFF(balance_name),
      "roundrobin (weighted), leastconn or random (two choices)."},
     {"service", "service", OPTION_STRING, OFF(service),
      "Registry service to balance over (its passing instances)."},
@@ -119,14 +113,14 @@ static const struct option_def options[] = {
     {"log_level", "log-level", OPTION_STRING, OFF(log_level), "debug, info, warn or error."},
 };
 
-static void *field(struct lb_config_src *s, const struct option_def *o)
+static void *field(struct lb_config *s, const struct option_def *o)
 {
     return (char *)s + o->offset;
 }
 
 /* ---- config file ------------------------------------------------------------------------- */
 
-static int read_file(struct lb_config_src *src, const struct config_doc *doc, struct err *e)
+static int read_file(struct lb_config *src, const struct config_doc *doc, struct err *e)
 {
     const char *key;
     json_t *v;
@@ -148,24 +142,18 @@ static int read_file(struct lb_config_src *src, const struct config_doc *doc, st
 
 /* ---- flags, defaults, validation --------------------------------------------------------- */
 
-static size_t bind_flags(struct lb_config_src *src, struct flag *out)
+static void defaults(struct lb_config *c)
 {
-    return options_bind_flags(options, ARRAY_LEN(options), src, out);
-}
-
-static void defaults(struct lb_config_src *src)
-{
-    struct lb_config *c = &src->c;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-    memset(src, 0, sizeof(*src));
+    memset(c, 0, sizeof(*c));
     c->bind_addr = xstrdup("0.0.0.0");
     c->port = 8080;
     c->workers = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
     c->maxconn = 10000;
     c->x_forwarded_for = true;
     c->via = true;
-    src->balance = xstrdup("roundrobin");
+    c->balance_name = xstrdup("roundrobin");
     c->queue_max = 1000;
     c->check = true;
     c->check_path = xstrdup("/health");
@@ -193,12 +181,6 @@ static void defaults(struct lb_config_src *src)
     c->log_level = xstrdup("info");
 }
 
-static void src_free(struct lb_config_src *src)
-{
-    lb_config_free(&src->c);
-    FREE_NULL(src->balance);
-}
-
 /* Checks "host:port[,weight]" of a static server; 0 or -EINVAL with msg set. */
 static int check_server(const char *s, char *msg, size_t n)
 {
@@ -220,15 +202,14 @@ static int check_server(const char *s, char *msg, size_t n)
 }
 
 /* What is wrong with the option's value, or NULL. msg is scratch space. */
-static const char *bad_value(const struct lb_config_src *src, const char *key, char *msg, size_t n)
+static const char *bad_value(const struct lb_config *c, const char *key, char *msg, size_t n)
 {
-    const struct lb_config *c = &src->c;
     enum log_level lvl;
 
-    if (strcmp(key, "balance") == 0 && strcmp(src->balance, "roundrobin") != 0 &&
-        strcmp(src->balance, "leastconn") != 0 && strcmp(src->balance, "random") != 0)
+    if (strcmp(key, "balance") == 0 && strcmp(c->balance_name, "roundrobin") != 0 &&
+        strcmp(c->balance_name, "leastconn") != 0 && strcmp(c->balance_name, "random") != 0)
         return snprintf(msg, n, "balance must be roundrobin, leastconn or random, not \"%s\"",
-                        src->balance),
+                        c->balance_name),
                msg;
     if (strcmp(key, "port") == 0 && c->port <= 0)
         return "port must be 1-65535";
@@ -261,8 +242,8 @@ static const char *bad_value(const struct lb_config_src *src, const char *key, c
 }
 
 /* Validates every option; a value that came from the file is reported at its file:line. */
-static int validate(struct lb_config_src *src, const struct config_doc *doc,
-                    const struct flag *flags, size_t nflags, struct err *e)
+static int validate(struct lb_config *src, const struct config_doc *doc, const struct flag *flags,
+                    size_t nflags, struct err *e)
 {
     char msg[300];
 
@@ -291,64 +272,66 @@ static int validate(struct lb_config_src *src, const struct config_doc *doc,
         }
         return err_set(e, "%s", bad);
     }
-    if (!src->c.service && src->c.servers.n == 0)
+    if (!src->service && src->servers.n == 0)
         return err_set(e, "no servers: give -service NAME (registry) or -server HOST:PORT");
     return 0;
 }
 
-static void finish(struct lb_config_src *src)
+static void finish(struct lb_config *c)
 {
-    struct lb_config *c = &src->c;
-
-    c->balance = strcmp(src->balance, "leastconn") == 0 ? LB_BALANCE_LEASTCONN
-                 : strcmp(src->balance, "random") == 0  ? LB_BALANCE_RANDOM
-                                                        : LB_BALANCE_ROUNDROBIN;
+    c->balance = strcmp(c->balance_name, "leastconn") == 0 ? LB_BALANCE_LEASTCONN
+                 : strcmp(c->balance_name, "random") == 0  ? LB_BALANCE_RANDOM
+                                                           : LB_BALANCE_ROUNDROBIN;
     if (c->service && !c->service[0])
         FREE_NULL(c->service);
     if (!c->backend_name)
         c->backend_name = xstrdup(c->service ? c->service : "web");
 }
 
+/* The -config file the flags name, into c; doc (struct config_doc *) keeps it for validate. */
+static int read_files(void *c, const void *named, void *doc, struct err *e)
+{
+    const char *file = ((const struct lb_config *)named)->config_file;
+    int rc;
+
+    if (!file)
+        return 0;
+    rc = config_doc_load(file, doc, e);
+    return rc < 0 ? rc : read_file(c, doc, e);
+}
+
+static void defaults_cb(void *c)
+{
+    defaults(c);
+}
+
+static void free_cb(void *c)
+{
+    lb_config_free(c);
+}
+
+static const struct options_loader loader = {
+    options, ARRAY_LEN(options), usage, defaults_cb, free_cb, read_files,
+};
+
 int lb_config_load(struct lb_config *cfg, int argc, char **argv, struct err *e)
 {
     struct flag flags[ARRAY_LEN(options)];
-    struct lb_config_src src;
+    struct lb_config src, scratch;
     struct config_doc doc = {0};
-    bool have_doc = false;
-    int first;
+    size_t nflags;
+    int rc = options_load(&loader, &src, &scratch, flags, &nflags, argc, argv, &doc, e);
 
-    /* Flags win over the file, but name it: parse them once to learn the file, read the file
-     * into fresh defaults, then apply the flags again on top. */
-    defaults(&src);
-    size_t nflags = bind_flags(&src, flags);
-    int rc = flags_parse(flags, nflags, argc, argv, &first, e);
-    if (rc == FLAGS_HELP)
-        flags_usage(stdout, usage, flags, nflags);
-    if (rc == 0 && first < argc)
-        rc = err_set(e, "unexpected argument: %s", argv[first]);
-    char *file = src.c.config_file ? xstrdup(src.c.config_file) : NULL;
-    src_free(&src);
-    defaults(&src);
-    if (rc == 0 && file && (rc = config_doc_load(file, &doc, e)) == 0) {
-        have_doc = true;
-        rc = read_file(&src, &doc, e);
-    }
-    free(file);
-    if (rc == 0) {
-        nflags = bind_flags(&src, flags);
-        rc = flags_parse(flags, nflags, argc, argv, &first, e);
-    }
     if (rc == 0)
-        rc = validate(&src, have_doc ? &doc : NULL, flags, nflags, e);
-    if (have_doc)
+        rc = validate(&src, doc.root ? &doc : NULL, flags, nflags, e);
+    if (doc.root)
         config_doc_free(&doc);
     if (rc == 0) {
         finish(&src);
-        *cfg = src.c;
-        free(src.balance);
+        *cfg = src;
         return 0;
     }
-    src_free(&src);
+    lb_config_free(&src);
     memset(cfg, 0, sizeof(*cfg));
     return rc;
 }
@@ -363,17 +346,5 @@ int lb_config_reload(const struct lb_config *cur, int argc, char **argv, struct 
 
 void lb_config_free(struct lb_config *cfg)
 {
-    struct lb_config_src *src = (struct lb_config_src *)cfg;
-
-    /* cfg is the first member of struct lb_config_src: the table's offsets of its fields hold
-     * for a bare struct lb_config too. */
-    for (size_t i = 0; i < ARRAY_LEN(options); i++) {
-        const struct option_def *o = &options[i];
-        if (o->offset >= sizeof(struct lb_config))
-            continue;
-        if (o->type == OPTION_STRING)
-            FREE_NULL(*(char **)field(src, o));
-        else if (o->type == OPTION_STRING_LIST)
-            flag_list_free(field(src, o));
-    }
+    options_free(options, ARRAY_LEN(options), cfg);
 }

@@ -25,8 +25,9 @@ struct lb_config {
     bool via;             /* Via: 1.1 mesh-lb, default on */
 
     /* backend */
-    char *backend_name; /* default: the service name, or "web" */
-    enum lb_balance balance;
+    char *backend_name;      /* default: the service name, or "web" */
+    enum lb_balance balance; /* parsed from balance_name */
+    char *balance_name;      /* as given: roundrobin, leastconn or random */
     /* servers from the registry ... */
     char *service;     /* watch /v1/health/service/<service>?passing; NULL: static only */
     char *service_tag; /* optional ?tag= */

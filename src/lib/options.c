@@ -143,3 +143,26 @@ void options_free(const struct option_def *defs, size_t n, void *settings)
             flag_list_free(field(settings, &defs[i]));
     }
 }
+
+int options_load(const struct options_loader *l, void *settings, void *scratch, struct flag *flags,
+                 size_t *nflags, int argc, char **argv, void *data, struct err *e)
+{
+    int first;
+    int rc;
+
+    l->defaults(scratch);
+    *nflags = options_bind_flags(l->defs, l->n, scratch, flags);
+    rc = flags_parse(flags, *nflags, argc, argv, &first, e);
+    if (rc == FLAGS_HELP)
+        flags_usage(stdout, l->usage, flags, *nflags);
+    if (rc == 0 && first < argc)
+        rc = err_set(e, "unexpected argument: %s", argv[first]);
+    l->defaults(settings);
+    if (rc == 0)
+        rc = l->read_files(settings, scratch, data, e);
+    l->free(scratch);
+    *nflags = options_bind_flags(l->defs, l->n, settings, flags);
+    if (rc == 0)
+        rc = flags_parse(flags, *nflags, argc, argv, &first, e);
+    return rc;
+}

@@ -58,4 +58,28 @@ int options_read(const struct option_def *def, void *settings, const struct conf
 /* Frees the strings and lists that the options' fields hold, and clears them. */
 void options_free(const struct option_def *defs, size_t n, void *settings);
 
+/* How a command's settings are made: see options_load. */
+struct options_loader {
+    const struct option_def *defs;
+    size_t n;
+    const char *usage; /* printed for -help */
+    /* Fills settings with the defaults (they hold nothing to free before). */
+    void (*defaults)(void *settings);
+    /* Frees what settings hold (options_free and more). */
+    void (*free)(void *settings);
+    /* Reads into settings the config files that the flags parsed into named ask for. */
+    int (*read_files)(void *settings, const void *named, void *data, struct err *e);
+};
+
+/*
+ * Flags win over config files, yet the flags name the files: parses argv into defaults (in
+ * scratch, a second settings struct) to learn the files, reads them into settings made from the
+ * defaults, then parses argv again on top. flags (room for l->n entries) is left bound to
+ * settings, *nflags entries, for checks of what was given (flags[i].seen). Returns 0,
+ * FLAGS_HELP (usage printed), or -EINVAL with e set ("unexpected argument: x", a bad flag, what
+ * read_files says). settings must be freed with l->free whatever the result.
+ */
+int options_load(const struct options_loader *l, void *settings, void *scratch, struct flag *flags,
+                 size_t *nflags, int argc, char **argv, void *data, struct err *e);
+
 #endif

@@ -215,11 +215,6 @@ static int load_config_sources(struct agent_config *cfg, const struct flag_list 
 
 /* ---- flags ------------------------------------------------------------------------------- */
 
-static size_t bind_flags(struct agent_config *cfg, struct flag *out)
-{
-    return options_bind_flags(options, ARRAY_LEN(options), cfg, out);
-}
-
 static void defaults(struct agent_config *cfg)
 {
     char host[256] = "node";
@@ -265,29 +260,35 @@ static int validate(struct agent_config *cfg, struct err *e)
     return 0;
 }
 
+/* The config files and directories the flags name (-config-file, -config-dir), into cfg. */
+static int read_files(void *cfg, const void *named, void *data, struct err *e)
+{
+    const struct agent_config *n = named;
+
+    return load_config_sources(cfg, &n->config_files, &n->config_dirs, e);
+}
+
+static void defaults_cb(void *cfg)
+{
+    defaults(cfg);
+}
+
+static void free_cb(void *cfg)
+{
+    agent_config_free(cfg);
+}
+
+static const struct options_loader loader = {
+    options, ARRAY_LEN(options), usage, defaults_cb, free_cb, read_files,
+};
+
 int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e)
 {
     struct flag flags[ARRAY_LEN(options)];
     struct agent_config scratch;
-    int first;
+    size_t nflags;
+    int rc = options_load(&loader, cfg, &scratch, flags, &nflags, argc, argv, NULL, e);
 
-    /* Flags win over files, but name the files: read them once to learn the files, load the
-     * files, then apply the flags again on top. */
-    defaults(&scratch);
-    size_t nflags = bind_flags(&scratch, flags);
-    int rc = flags_parse(flags, nflags, argc, argv, &first, e);
-    if (rc == FLAGS_HELP)
-        flags_usage(stdout, usage, flags, nflags);
-    defaults(cfg);
-    if (rc == 0 && first < argc)
-        rc = err_set(e, "unexpected argument: %s", argv[first]);
-    if (rc == 0)
-        rc = load_config_sources(cfg, &scratch.config_files, &scratch.config_dirs, e);
-    agent_config_free(&scratch);
-    if (rc != 0)
-        return rc;
-    nflags = bind_flags(cfg, flags);
-    rc = flags_parse(flags, nflags, argc, argv, &first, e);
     if (rc == 0 && cfg->dev) {
         cfg->server = true;
         cfg->bootstrap = true;

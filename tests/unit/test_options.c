@@ -1,4 +1,5 @@
 /* lib/options: one table for flags, config keys and their types. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,12 +142,74 @@ static void test_errors_name_file_line_and_path(void **state)
     }
 }
 
+/* ---- options_load: flags, then the files they name, then the flags again ---------------- */
+
+static void settings_defaults(void *s)
+{
+    memset(s, 0, sizeof(struct settings));
+    ((struct settings *)s)->port = 1;
+}
+
+static void settings_free(void *s)
+{
+    options_free(defs, ARRAY_LEN(defs), s);
+}
+
+/* The "file" is data's JSON text, read only when the flags named it (-name file). */
+static int settings_read_files(void *s, const void *named, void *data, struct err *e)
+{
+    const struct settings *n = named;
+    struct config_doc doc;
+    int rc;
+
+    if (!n->name || strcmp(n->name, "file") != 0)
+        return 0;
+    assert_int_equal(load(&doc, data), 0);
+    rc = read_all(s, &doc, e);
+    config_doc_free(&doc);
+    return rc;
+}
+
+static const struct options_loader loader = {
+    defs, ARRAY_LEN(defs), "usage", settings_defaults, settings_free, settings_read_files,
+};
+
+static void test_load_flags_win_over_the_file_they_name(void **state)
+{
+    struct settings s, scratch;
+    struct flag flags[ARRAY_LEN(defs)];
+    size_t n;
+    struct err e = {""};
+    char *argv[] = {"-name", "file", "-port", "99"};
+    char *help[] = {"-help"};
+    char *extra[] = {"-on", "stray"};
+    char *text = "{\"port\": 7, \"wait\": \"5s\", \"on\": true}";
+
+    assert_int_equal(options_load(&loader, &s, &scratch, flags, &n, 4, argv, text, &e), 0);
+    assert_int_equal(s.port, 99);                         /* the flag wins */
+    assert_int_equal(s.wait_ns, 5 * INT64_C(1000000000)); /* the file fills the rest */
+    assert_true(s.on);
+    assert_string_equal(s.name, "file");
+    assert_int_equal(n, 5);
+    assert_ptr_equal(flags[2].ptr, &s.port); /* bound to s, as given */
+    assert_true(flags[2].seen);
+    settings_free(&s);
+
+    assert_int_equal(options_load(&loader, &s, &scratch, flags, &n, 1, help, text, &e), FLAGS_HELP);
+    settings_free(&s);
+    assert_int_equal(options_load(&loader, &s, &scratch, flags, &n, 2, extra, text, &e), -EINVAL);
+    assert_string_equal(e.msg, "unexpected argument: stray");
+    assert_int_equal(s.port, 1); /* the defaults, nothing read */
+    settings_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_bind_to_fields),
         cmocka_unit_test(test_file_values),
         cmocka_unit_test(test_errors_name_file_line_and_path),
+        cmocka_unit_test(test_load_flags_win_over_the_file_they_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
