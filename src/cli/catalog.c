@@ -242,16 +242,12 @@ static int catalog_services(int argc, char **argv)
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
         CLI_STALE_FLAG(&o),
-        {.name = "node",
-         .type = FLAG_STRING,
-         .ptr = &node,
-         .help = "Node `id or name` for which to list services."},
+        {"node", FLAG_STRING, &node, "Node `id or name` for which to list services.", false},
         {.name = "node-meta", .type = FLAG_STRING_LIST, .ptr = &meta, .help = HELP_NODE_META},
-        {.name = "tags",
-         .type = FLAG_BOOL,
-         .ptr = &tags,
-         .help = "Display each service's tags as a comma-separated list beside each\n"
-                 "service entry."},
+        {"tags", FLAG_BOOL, &tags,
+         "Display each service's tags as a comma-separated list beside each\n"
+         "service entry.",
+         false},
     };
     struct buf t = BUF_INIT, out = BUF_INIT;
     json_t *v = NULL, *services = NULL;
@@ -321,23 +317,20 @@ static int catalog_nodes(int argc, char **argv)
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
         CLI_STALE_FLAG(&o),
-        {.name = "detailed",
-         .type = FLAG_BOOL,
-         .ptr = &detailed,
-         .help = "Output detailed information about the nodes including their addresses\n"
-                 "and metadata."},
-        {.name = "near",
-         .type = FLAG_STRING,
-         .ptr = &near,
-         .help = "Node name to sort the node list in ascending order based on estimated\n"
-                 "round-trip time from that node. Passing \"_agent\" will use this agent's\n"
-                 "node for sorting."},
+        {"detailed", FLAG_BOOL, &detailed,
+         "Output detailed information about the nodes including their addresses\n"
+         "and metadata.",
+         false},
+        {"near", FLAG_STRING, &near,
+         "Node name to sort the node list in ascending order based on estimated\n"
+         "round-trip time from that node. Passing \"_agent\" will use this agent's\n"
+         "node for sorting.",
+         false},
         {.name = "node-meta", .type = FLAG_STRING_LIST, .ptr = &meta, .help = HELP_NODE_META},
-        {.name = "service",
-         .type = FLAG_STRING,
-         .ptr = &service,
-         .help = "Service `id or name` to filter nodes. Only nodes which are providing the\n"
-                 "given service will be returned."},
+        {"service", FLAG_STRING, &service,
+         "Service `id or name` to filter nodes. Only nodes which are providing the\n"
+         "given service will be returned.",
+         false},
     };
     struct buf t = BUF_INIT, out = BUF_INIT;
     json_t *v = NULL, *nodes = NULL;
@@ -392,10 +385,8 @@ static int catalog_service(int argc, char **argv)
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
         CLI_STALE_FLAG(&o),
-        {.name = "tag",
-         .type = FLAG_STRING_LIST,
-         .ptr = &tags,
-         .help = "Only list instances carrying this tag. May be repeated (all must match)."},
+        {"tag", FLAG_STRING_LIST, &tags,
+         "Only list instances carrying this tag. May be repeated (all must match).", false},
     };
     struct buf t = BUF_INIT, out = BUF_INIT;
     json_t *v = NULL;

@@ -222,6 +222,27 @@ out:
     return status;
 }
 
+/*
+ * Parses a command's flags and its one optional KEY argument ("" when none). Returns false when
+ * the command should stop, with *status its exit status (the reason printed).
+ */
+static bool kv_parse_args(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
+                          const char **key, int *status)
+{
+    int first;
+
+    if (!cli_parse_flags(flags, n, usage, argc - 1, argv + 1, &first, status))
+        return false;
+    *status = 1;
+    int nargs = argc - 1 - first;
+    if (nargs > 1) {
+        fprintf(stderr, "Too many arguments (expected 1, got %d)\n", nargs);
+        return false;
+    }
+    *key = nargs == 1 ? kv_key(argv[1 + first]) : "";
+    return true;
+}
+
 static int kv_get(int argc, char **argv)
 {
     struct cli_http_opts o = {0};
@@ -229,49 +250,34 @@ static int kv_get(int argc, char **argv)
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
         CLI_STALE_FLAG(&o),
-        {.name = "base64",
-         .type = FLAG_BOOL,
-         .ptr = &g.b64,
-         .help = "Base64 encode the value. The default value is false."},
-        {.name = "detailed",
-         .type = FLAG_BOOL,
-         .ptr = &g.detailed,
-         .help = "Provide additional metadata about the key in addition to the value such\n"
-                 "as the ModifyIndex and any flags that may have been set on the key.\n"
-                 "The default value is false."},
-        {.name = "keys",
-         .type = FLAG_BOOL,
-         .ptr = &g.keys,
-         .help = "List keys which start with the given prefix, but not their values.\n"
-                 "This is especially useful if you only need the key names themselves.\n"
-                 "This option is commonly combined with the -separator option.\n"
-                 "The default value is false."},
-        {.name = "recurse",
-         .type = FLAG_BOOL,
-         .ptr = &g.recurse,
-         .help = "Recursively look at all keys prefixed with the given path. The default\n"
-                 "value is false."},
-        {.name = "separator",
-         .type = FLAG_STRING,
-         .ptr = &g.separator,
-         .help = "String to use as a separator between keys. The default value is \"/\",\n"
-                 "but this option is only taken into account when paired with the -keys\n"
-                 "flag."},
+        {"base64", FLAG_BOOL, &g.b64, "Base64 encode the value. The default value is false.",
+         false},
+        {"detailed", FLAG_BOOL, &g.detailed,
+         "Provide additional metadata about the key in addition to the value such\n"
+         "as the ModifyIndex and any flags that may have been set on the key.\n"
+         "The default value is false.",
+         false},
+        {"keys", FLAG_BOOL, &g.keys,
+         "List keys which start with the given prefix, but not their values.\n"
+         "This is especially useful if you only need the key names themselves.\n"
+         "This option is commonly combined with the -separator option.\n"
+         "The default value is false.",
+         false},
+        {"recurse", FLAG_BOOL, &g.recurse,
+         "Recursively look at all keys prefixed with the given path. The default\n"
+         "value is false.",
+         false},
+        {"separator", FLAG_STRING, &g.separator,
+         "String to use as a separator between keys. The default value is \"/\",\n"
+         "but this option is only taken into account when paired with the -keys\n"
+         "flag.",
+         false},
     };
-    int first, status = 1;
-    const char *key = "";
+    int status = 1;
+    const char *key;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), KV_GET_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!kv_parse_args(flags, ARRAY_LEN(flags), KV_GET_USAGE, argc, argv, &key, &status))
         goto out;
-    status = 1;
-    int nargs = argc - 1 - first;
-    if (nargs > 1) {
-        fprintf(stderr, "Too many arguments (expected 1, got %d)\n", nargs);
-        goto out;
-    }
-    if (nargs == 1)
-        key = kv_key(argv[1 + first]);
     if (!*key && !(g.recurse || g.keys)) {
         fprintf(stderr, "Error! Missing KEY argument\n");
         goto out;
@@ -452,43 +458,35 @@ static int kv_put(int argc, char **argv)
     struct kv_put_opts p = {0};
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "acquire",
-         .type = FLAG_BOOL,
-         .ptr = &p.acquire,
-         .help = "Obtain a lock on the key. If the key does not exist, this operation\n"
-                 "will create the key and obtain the lock. The session must already\n"
-                 "exist and be specified via the -session flag. The default value is false."},
-        {.name = "base64",
-         .type = FLAG_BOOL,
-         .ptr = &p.b64,
-         .help = "Treat the data as base 64 encoded. The default value is false."},
-        {.name = "cas",
-         .type = FLAG_BOOL,
-         .ptr = &p.cas,
-         .help = "Perform a Check-And-Set operation. Specifying this value also\n"
-                 "requires the -modify-index flag to be set. The default value is false."},
-        {.name = "flags",
-         .type = FLAG_STRING,
-         .ptr = &p.flags_s,
-         .help = "Unsigned integer value to assign to this key-value pair. This value is\n"
-                 "not read by the registry, so clients can use it for any purpose. The\n"
-                 "default value is 0."},
-        {.name = "modify-index",
-         .type = FLAG_STRING,
-         .ptr = &p.index_s,
-         .help = "Unsigned integer representing the ModifyIndex of the key. This is used\n"
-                 "in combination with the -cas flag."},
-        {.name = "release",
-         .type = FLAG_BOOL,
-         .ptr = &p.release,
-         .help = "Forfeit the lock on the key at the given path. This requires the\n"
-                 "-session flag to be set. The default value is false."},
-        {.name = "session",
-         .type = FLAG_STRING,
-         .ptr = &p.session,
-         .help = "User-defined identifier for this session as a string. This is commonly\n"
-                 "used with the -acquire and -release operations to build robust locking,\n"
-                 "but it can be set on any key."},
+        {"acquire", FLAG_BOOL, &p.acquire,
+         "Obtain a lock on the key. If the key does not exist, this operation\n"
+         "will create the key and obtain the lock. The session must already\n"
+         "exist and be specified via the -session flag. The default value is false.",
+         false},
+        {"base64", FLAG_BOOL, &p.b64,
+         "Treat the data as base 64 encoded. The default value is false.", false},
+        {"cas", FLAG_BOOL, &p.cas,
+         "Perform a Check-And-Set operation. Specifying this value also\n"
+         "requires the -modify-index flag to be set. The default value is false.",
+         false},
+        {"flags", FLAG_STRING, &p.flags_s,
+         "Unsigned integer value to assign to this key-value pair. This value is\n"
+         "not read by the registry, so clients can use it for any purpose. The\n"
+         "default value is 0.",
+         false},
+        {"modify-index", FLAG_STRING, &p.index_s,
+         "Unsigned integer representing the ModifyIndex of the key. This is used\n"
+         "in combination with the -cas flag.",
+         false},
+        {"release", FLAG_BOOL, &p.release,
+         "Forfeit the lock on the key at the given path. This requires the\n"
+         "-session flag to be set. The default value is false.",
+         false},
+        {"session", FLAG_STRING, &p.session,
+         "User-defined identifier for this session as a string. This is commonly\n"
+         "used with the -acquire and -release operations to build robust locking,\n"
+         "but it can be set on any key.",
+         false},
     };
     int first, status = 1;
 
@@ -568,35 +566,22 @@ static int kv_delete(int argc, char **argv)
     unsigned long long index = 0;
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "cas",
-         .type = FLAG_BOOL,
-         .ptr = &cas,
-         .help = "Perform a Check-And-Set operation. Specifying this value also requires\n"
-                 "the -modify-index flag to be set. The default value is false."},
-        {.name = "modify-index",
-         .type = FLAG_STRING,
-         .ptr = &index_s,
-         .help = "Unsigned integer representing the ModifyIndex of the key. This is used\n"
-                 "in combination with the -cas flag."},
-        {.name = "recurse",
-         .type = FLAG_BOOL,
-         .ptr = &recurse,
-         .help = "Recursively delete all keys with the path. The default value is false."},
+        {"cas", FLAG_BOOL, &cas,
+         "Perform a Check-And-Set operation. Specifying this value also requires\n"
+         "the -modify-index flag to be set. The default value is false.",
+         false},
+        {"modify-index", FLAG_STRING, &index_s,
+         "Unsigned integer representing the ModifyIndex of the key. This is used\n"
+         "in combination with the -cas flag.",
+         false},
+        {"recurse", FLAG_BOOL, &recurse,
+         "Recursively delete all keys with the path. The default value is false.", false},
     };
-    int first, status = 1;
-    const char *key = "";
+    int status = 1;
+    const char *key;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), KV_DELETE_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!kv_parse_args(flags, ARRAY_LEN(flags), KV_DELETE_USAGE, argc, argv, &key, &status))
         goto out;
-    status = 1;
-    int nargs = argc - 1 - first;
-    if (nargs > 1) {
-        fprintf(stderr, "Too many arguments (expected 1, got %d)\n", nargs);
-        goto out;
-    }
-    if (nargs == 1)
-        key = kv_key(argv[1 + first]);
     if (!parse_u64_flag("modify-index", index_s, &index))
         goto out;
     if (!*key && !recurse)

@@ -354,12 +354,10 @@ int cli_lock(int argc, char **argv)
     bool verbose = false;
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "n", .type = FLAG_INT, .ptr = &n, .help = "Maximum number of lock holders (1)."},
-        {.name = "timeout",
-         .type = FLAG_DURATION,
-         .ptr = &timeout_ns,
-         .help = "Maximum amount of time to wait to acquire the lock (0: no limit)."},
-        {.name = "verbose", .type = FLAG_BOOL, .ptr = &verbose, .help = "Print progress."},
+        {"n", FLAG_INT, &n, "Maximum number of lock holders (1).", false},
+        {"timeout", FLAG_DURATION, &timeout_ns,
+         "Maximum amount of time to wait to acquire the lock (0: no limit).", false},
+        {"verbose", FLAG_BOOL, &verbose, "Print progress.", false},
     };
     struct err e;
 

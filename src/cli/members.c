@@ -195,25 +195,19 @@ int cli_members(int argc, char **argv)
     char *segment = NULL;
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "detailed",
-         .type = FLAG_BOOL,
-         .ptr = &detailed,
-         .help = "Provides detailed information about nodes."},
-        {.name = "status",
-         .type = FLAG_STRING,
-         .ptr = &status_filter,
-         .help = "If provided, output is filtered to only nodes matching the regular\n"
-                 "expression for status."},
-        {.name = "wan",
-         .type = FLAG_BOOL,
-         .ptr = &wan,
-         .help = "If the agent is in server mode, this can be used to return the other\n"
-                 "peers in the WAN pool."},
-        {.name = "segment",
-         .type = FLAG_STRING,
-         .ptr = &segment,
-         .help = "(Enterprise-only) If provided, output is filtered to only nodes in the\n"
-                 "given segment."},
+        {"detailed", FLAG_BOOL, &detailed, "Provides detailed information about nodes.", false},
+        {"status", FLAG_STRING, &status_filter,
+         "If provided, output is filtered to only nodes matching the regular\n"
+         "expression for status.",
+         false},
+        {"wan", FLAG_BOOL, &wan,
+         "If the agent is in server mode, this can be used to return the other\n"
+         "peers in the WAN pool.",
+         false},
+        {"segment", FLAG_STRING, &segment,
+         "(Enterprise-only) If provided, output is filtered to only nodes in the\n"
+         "given segment.",
+         false},
     };
     regex_t re;
     int first, status = 1;

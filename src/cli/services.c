@@ -172,6 +172,23 @@ static json_t *service_from_flags(const char *name, const char *id, const char *
     return svc;
 }
 
+/*
+ * A command takes definition files as arguments or its flags, one of the two: false (why printed,
+ * in consul's words) when it got neither or both.
+ */
+static bool args_or_flag(int nargs, bool flag_given, const char *what, const char *flags)
+{
+    if (nargs == 0 && !flag_given) {
+        fprintf(stderr, "Service %s requires at least one argument or %s.\n", what, flags);
+        return false;
+    }
+    if (nargs > 0 && flag_given) {
+        fprintf(stderr, "Service %s requires arguments or -id, not both.\n", what);
+        return false;
+    }
+    return true;
+}
+
 static int services_register(int argc, char **argv)
 {
     struct cli_http_opts o = {0};
@@ -180,33 +197,24 @@ static int services_register(int argc, char **argv)
     struct flag_list tags = {0}, meta = {0};
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "address",
-         .type = FLAG_STRING,
-         .ptr = &address,
-         .help = "Address of the service to register for arg-based registration."},
-        {.name = "id",
-         .type = FLAG_STRING,
-         .ptr = &id,
-         .help = "ID of the service to register for arg-based registration. If this\n"
-                 "isn't set, it will default to the -name value."},
-        {.name = "meta",
-         .type = FLAG_STRING_LIST,
-         .ptr = &meta,
-         .help = "Metadata to set on the service, formatted as key=value. This flag\n"
-                 "may be specified multiple times to set multiple meta fields."},
-        {.name = "name",
-         .type = FLAG_STRING,
-         .ptr = &name,
-         .help = "Name of the service to register for arg-based registration."},
-        {.name = "port",
-         .type = FLAG_INT,
-         .ptr = &port,
-         .help = "Port of the service to register for arg-based registration."},
-        {.name = "tag",
-         .type = FLAG_STRING_LIST,
-         .ptr = &tags,
-         .help = "Tag to add to the service. This flag can be specified multiple\n"
-                 "times to set multiple tags."},
+        {"address", FLAG_STRING, &address,
+         "Address of the service to register for arg-based registration.", false},
+        {"id", FLAG_STRING, &id,
+         "ID of the service to register for arg-based registration. If this\n"
+         "isn't set, it will default to the -name value.",
+         false},
+        {"meta", FLAG_STRING_LIST, &meta,
+         "Metadata to set on the service, formatted as key=value. This flag\n"
+         "may be specified multiple times to set multiple meta fields.",
+         false},
+        {"name", FLAG_STRING, &name, "Name of the service to register for arg-based registration.",
+         false},
+        {"port", FLAG_INT, &port, "Port of the service to register for arg-based registration.",
+         false},
+        {"tag", FLAG_STRING_LIST, &tags,
+         "Tag to add to the service. This flag can be specified multiple\n"
+         "times to set multiple tags.",
+         false},
     };
     json_t *svcs = NULL;
     int first, status = 1;
@@ -216,15 +224,8 @@ static int services_register(int argc, char **argv)
         goto out;
     status = 1;
     int nargs = argc - 1 - first;
-    bool has_name = name && *name;
-    if (nargs == 0 && !has_name) {
-        fprintf(stderr, "Service registration requires at least one argument or flags.\n");
+    if (!args_or_flag(nargs, name && *name, "registration", "flags"))
         goto out;
-    }
-    if (nargs > 0 && has_name) {
-        fprintf(stderr, "Service registration requires arguments or -id, not both.\n");
-        goto out;
-    }
     if (nargs > 0) {
         svcs = services_from_files(argv + 1 + first, nargs);
     } else {
@@ -297,10 +298,8 @@ static int services_deregister(int argc, char **argv)
     char *id = NULL;
     struct flag flags[] = {
         CLI_HTTP_FLAGS(&o),
-        {.name = "id",
-         .type = FLAG_STRING,
-         .ptr = &id,
-         .help = "ID to delete. This must not be set if arguments are given."},
+        {"id", FLAG_STRING, &id, "ID to delete. This must not be set if arguments are given.",
+         false},
     };
     json_t *svcs = NULL;
     int first, status = 1;
@@ -310,15 +309,8 @@ static int services_deregister(int argc, char **argv)
         goto out;
     status = 1;
     int nargs = argc - 1 - first;
-    bool has_id = id && *id;
-    if (nargs == 0 && !has_id) {
-        fprintf(stderr, "Service deregistration requires at least one argument or -id.\n");
+    if (!args_or_flag(nargs, id && *id, "deregistration", "-id"))
         goto out;
-    }
-    if (nargs > 0 && has_id) {
-        fprintf(stderr, "Service deregistration requires arguments or -id, not both.\n");
-        goto out;
-    }
     if (nargs == 1 && !is_file_arg(argv[1 + first])) {
         /* mesh extra: a bare ID argument, like -id. */
         svcs = json_array();
