@@ -2,6 +2,7 @@
 # Run as a script: cmake -DSRC=<dir of assets> -DOUT=<generated .c> -P embed_ui.cmake
 # Only CMake is needed at build time (file(READ ... HEX)), no xxd or other generator.
 cmake_minimum_required(VERSION 3.25)
+include("${CMAKE_CURRENT_LIST_DIR}/embed_bytes.cmake")
 
 if(NOT SRC OR NOT OUT)
   message(FATAL_ERROR "embed_ui.cmake: set -DSRC=dir and -DOUT=file.c")
@@ -38,15 +39,11 @@ foreach(name ${assets})
     message(FATAL_ERROR "embed_ui.cmake: ${SRC}/${name}: no content type for '${ext}' "
                         "(add it to cmake/embed_ui.cmake)")
   endif()
-  file(READ "${SRC}/${name}" hex HEX)
-  string(LENGTH "${hex}" hexlen)
-  if(hexlen EQUAL 0)
+  # 32 bytes a line keeps the generated file readable in a debugger.
+  embed_bytes("${SRC}/${name}" 32 bytes size)
+  if(size EQUAL 0)
     message(FATAL_ERROR "embed_ui.cmake: ${SRC}/${name} is empty")
   endif()
-  math(EXPR size "${hexlen} / 2")
-  # 32 bytes a line keeps the generated file readable in a debugger.
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){32})" "\\1\n    " bytes "${bytes}")
   file(SHA256 "${SRC}/${name}" sha)
   string(SUBSTRING "${sha}" 0 24 etag)
   string(APPEND arrays "static const unsigned char asset_${count}[${size}] = {\n    ${bytes}\n};\n")
