@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "lib/alloc.h"
+#include "lib/uuid.h"
 #include "registry/agent_config.h"
 #include "registry/state.h"
 
@@ -423,20 +423,6 @@ void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const cha
         buf_printf(out, " on \"%s\"", name ? name : "");
 }
 
-void acl_uuid(char out[37])
-{
-    unsigned char b[16];
-
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        for (size_t i = 0; i < sizeof(b); i++)
-            b[i] = (unsigned char)rand();
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 /* ---- resolution -------------------------------------------------------------------------- */
 
 int acl_resolve(const struct reg_state *st, const struct agent_config *cfg, const char *secret,
@@ -502,11 +488,7 @@ static void derived_uuid(const char *secret, char out[37])
         b[i] = (unsigned char)(h1 >> (8 * i));
         b[8 + i] = (unsigned char)(h2 >> (8 * i));
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format_v4(b, out);
 }
 
 void acl_now_rfc3339(char out[40])

@@ -94,8 +94,6 @@ void acl_authz_free(struct acl_authz *a);
 void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const char *name,
                      enum acl_access acc, struct buf *out);
 
-/* A random RFC 4122 version 4 UUID. */
-void acl_uuid(char out[37]);
 /* The current time as Consul prints CreateTime (RFC 3339, nanoseconds, UTC). */
 void acl_now_rfc3339(char out[40]);
 

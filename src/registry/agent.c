@@ -2,7 +2,6 @@
 #include "registry/agent.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/sd_notify.h"
+#include "lib/uuid.h"
 #include "registry/acl_client.h"
 #include "registry/agent_internal.h"
 #include "registry/agent_tls.h"
@@ -36,30 +36,12 @@ struct reg_node *agent_local_node(struct reg_agent *a)
 
 /* ---- node identity ----------------------------------------------------------------------- */
 
-static void random_uuid(char out[37])
-{
-    unsigned char b[16];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
-        for (size_t i = 0; i < sizeof(b); i++)
-            b[i] = (unsigned char)rand();
-    }
-    if (fd >= 0)
-        close(fd);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 /* The node ID survives restarts through <data-dir>/node-id, as Consul's does. */
 static void load_node_id(struct reg_agent *a)
 {
     char path[4096];
 
-    random_uuid(a->node_id);
+    uuid_v4(a->node_id);
     if (!a->cfg.data_dir || a->cfg.dev) /* -dev keeps everything in memory */
         return;
     snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);

@@ -9,6 +9,7 @@
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/json.h"
+#include "lib/uuid.h"
 #include "registry/acl.h"
 #include "registry/acl_client.h"
 #include "registry/agent_internal.h"
@@ -188,8 +189,8 @@ void api_acl_bootstrap(struct api_call *c)
             return;
         }
     }
-    acl_uuid(accessor);
-    acl_uuid(secret);
+    uuid_v4(accessor);
+    uuid_v4(secret);
     acl_now_rfc3339(now);
     char *policies[1] = {(char *)REG_ACL_MANAGEMENT_POLICY_ID};
     struct reg_acl_token t = {
@@ -267,11 +268,11 @@ static void token_write(struct api_call *c, const struct reg_acl_token *existing
     if (decode_policy_links(c, body, &t) < 0)
         goto done;
     if (!acc[0])
-        acl_uuid(accessor), acc = accessor;
+        uuid_v4(accessor), acc = accessor;
     if (existing)
         sec = existing->secret_id;
     else if (!sec[0])
-        acl_uuid(secret), sec = secret;
+        uuid_v4(secret), sec = secret;
     acl_now_rfc3339(now);
     t.accessor_id = (char *)acc;
     t.secret_id = (char *)sec;
@@ -392,7 +393,7 @@ static void policy_write(struct api_call *c, const struct reg_acl_policy *existi
         if (existing)
             snprintf(id, sizeof(id), "%s", existing->id);
         else
-            acl_uuid(id);
+            uuid_v4(id);
         struct reg_acl_policy p = {
             .id = id,
             .name = (char *)name,

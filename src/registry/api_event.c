@@ -6,6 +6,7 @@
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/re.h"
+#include "lib/uuid.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/sessions.h"
@@ -104,7 +105,7 @@ void api_event_fire(struct api_call *c)
                                .node_filter = (char *)(node ? node : ""),
                                .service_filter = (char *)(svc ? svc : ""),
                                .tag_filter = (char *)(tag ? tag : "")};
-        reg_sessions_uuid(ev.id);
+        uuid_v4(ev.id);
         api_ok_json(c, event_json(&ev));
     }
     for (int i = 0; i < ok; i++)

@@ -6,6 +6,7 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/uuid.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/sessions.h"
@@ -104,7 +105,7 @@ static int parse_create(struct api_call *c, const json_t *body, struct create_re
     static char *serf[] = {"serfHealth"};
     const json_t *v;
 
-    reg_sessions_uuid(r->id);
+    uuid_v4(r->id);
     r->t.id = r->id;
     r->t.name = "";
     r->t.node = c->agent->cfg.node_name;

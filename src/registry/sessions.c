@@ -7,6 +7,7 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "lib/uuid.h"
 
 /*
  * TTL deadlines live in a binary min-heap with lazy removal: a renew pushes a new entry and
@@ -160,21 +161,6 @@ void reg_sessions_free(struct reg_sessions *s)
     uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
-void reg_sessions_uuid(char out[37])
-{
-    unsigned char b[16];
-
-    if (uv_random(NULL, NULL, b, sizeof(b), 0, NULL) != 0) {
-        for (size_t i = 0; i < sizeof(b); i++)
-            b[i] = (unsigned char)rand();
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 static char *dup_or_empty(const char *s)
 {
     return xstrdup(s ? s : "");
@@ -195,7 +181,7 @@ const struct reg_event *reg_sessions_event_add(struct reg_sessions *s, const cha
     }
     struct reg_event *ev = &s->events[slot];
     event_clear(ev);
-    reg_sessions_uuid(ev->id);
+    uuid_v4(ev->id);
     ev->name = xstrdup(name);
     ev->payload = len ? xmemdup(payload, len) : NULL;
     ev->payload_len = len;

@@ -40,9 +40,6 @@ void reg_sessions_free(struct reg_sessions *s);
  * without a TTL. */
 void reg_sessions_track(struct reg_sessions *s, struct reg_session *sess);
 
-/* A random RFC 4122 version 4 UUID. */
-void reg_sessions_uuid(char out[37]);
-
 /*
  * Stores an event (fields copied; filters may be NULL), giving it an ID and the next Lamport
  * time; the oldest is dropped past REG_EVENTS_MAX. Bumps REG_TABLE_EVENTS. Returns the stored
