@@ -284,8 +284,13 @@ static void admin_server(struct lb_stats *s, struct http_request *req, struct st
         respond_405(req, "POST, PUT");
         return;
     }
-    if (url_decode(name_enc, false, &name) < 0 || name.len == 0 ||
-        memchr(name.data, '/', name.len)) {
+    /* A NUL or invalid UTF-8 in the name is a bad request, not a shorter name. */
+    int rc = url_decode(name_enc, false, &name);
+    if (rc == -EILSEQ) {
+        http_respond_text(req, 400, "server name is not UTF-8 text (NUL or invalid byte)\n");
+        goto out;
+    }
+    if (rc < 0 || name.len == 0 || memchr(name.data, '/', name.len)) {
         http_respond_text(req, 404, "no such server\n");
         goto out;
     }
@@ -293,7 +298,7 @@ static void admin_server(struct lb_stats *s, struct http_request *req, struct st
     if (url_query_parse(req->query, &q) < 0 ||
         (!url_query_has(&q, "action") && req->body_len > 0 &&
          (url_query_free(&q), url_query_parse((struct str){req->body, req->body_len}, &q)) < 0)) {
-        http_respond_text(req, 400, "malformed query\n");
+        http_respond_text(req, 400, "malformed query (bad escape, NUL or invalid UTF-8)\n");
         goto out;
     }
     action = url_query_get(&q, "action");

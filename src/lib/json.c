@@ -270,44 +270,21 @@ void json_append(struct buf *out, const json_t *v, bool pretty)
         buf_append(out, "\n", 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0 when the byte starts none. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
-
 json_t *json_str_or_empty(const char *s)
 {
     json_t *v = json_string(s ? s : "");
 
     if (!v) {
-        /* Invalid UTF-8: replace each bad byte with U+FFFD, as Go's encoder does. The checks
-         * above stop at the NUL terminator, which is never a continuation byte. */
+        /* Invalid UTF-8: replace each bad byte with U+FFFD, as Go's encoder does. */
         struct buf b = BUF_INIT;
-        const unsigned char *p = (const unsigned char *)s;
-        while (*p) {
-            size_t n = utf8_seq_len(p);
-            if (n) {
-                buf_append(&b, p, n);
-                p += n;
-            } else {
+        struct str rest = str_from(s);
+        while (rest.n) {
+            size_t n = str_utf8_seq_len(rest);
+            if (n)
+                buf_append(&b, rest.p, n);
+            else
                 buf_append(&b, "\xef\xbf\xbd", 3);
-                p++;
-            }
+            rest = str_skip(rest, n ? n : 1);
         }
         v = json_stringn(b.data, b.len);
         buf_free(&b);

@@ -26,3 +26,39 @@ bool str_to_u64(struct str s, unsigned long long *out)
     *out = v;
     return true;
 }
+
+size_t str_utf8_seq_len(struct str s)
+{
+    const unsigned char *p = (const unsigned char *)s.p;
+
+    if (s.n == 0)
+        return 0;
+    unsigned char c = p[0];
+    size_t need = c < 0x80                 ? 1
+                  : c >= 0xc2 && c <= 0xdf ? 2
+                  : c >= 0xe0 && c <= 0xef ? 3
+                  : c >= 0xf0 && c <= 0xf4 ? 4
+                                           : 0;
+    if (need == 0 || s.n < need)
+        return 0;
+    /* The second byte's range excludes overlongs (e0, f0), surrogates (ed) and > U+10FFFF. */
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (need > 1 && (p[1] < lo || p[1] > hi))
+        return 0;
+    for (size_t i = 2; i < need; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return need;
+}
+
+bool str_is_text(struct str s)
+{
+    while (s.n) {
+        size_t n = str_utf8_seq_len(s);
+        if (n == 0 || s.p[0] == '\0')
+            return false;
+        s = str_skip(s, n);
+    }
+    return true;
+}

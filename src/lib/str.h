@@ -63,4 +63,12 @@ struct str str_trim(struct str s);
 /* Parses all of `s` as a decimal unsigned 64-bit number; false on junk or overflow. */
 bool str_to_u64(struct str s, unsigned long long *out);
 
+/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, surrogates or code points
+ * past U+10FFFF) at the start of s, or 0 when s is empty or starts with none. */
+size_t str_utf8_seq_len(struct str s);
+
+/* True when s is well-formed UTF-8 without NUL: text that can be a key, a name or an ID, and
+ * that a C string cannot truncate. */
+bool str_is_text(struct str s);
+
 #endif

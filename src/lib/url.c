@@ -22,7 +22,7 @@ static int hex_val(char c)
 
 int url_decode(struct str s, bool plus_is_space, struct buf *out)
 {
-    size_t i = 0;
+    size_t i = 0, start = out->len;
 
     buf_reserve(out, s.n);
     out->data[out->len] = '\0'; /* buf_reserve leaves a fresh buffer unterminated */
@@ -50,7 +50,7 @@ int url_decode(struct str s, bool plus_is_space, struct buf *out)
         buf_append(out, &c, 1);
         i += 3;
     }
-    return 0;
+    return str_is_text((struct str){out->data + start, out->len - start}) ? 0 : -EILSEQ;
 }
 
 static bool is_unreserved(unsigned char c)

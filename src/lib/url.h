@@ -13,7 +13,10 @@
 
 /*
  * Appends the percent-decoded form of s to out. With plus_is_space (query strings), '+' decodes
- * to ' '. Returns 0, or -EINVAL on a malformed escape ("%", "%4", "%zz"); out is then undefined.
+ * to ' '. Returns 0; -EINVAL on a malformed escape ("%", "%4", "%zz"); -EILSEQ when the decoded
+ * bytes are not text (str_is_text: a NUL, as from "%00", or invalid UTF-8), so that no key,
+ * name or ID taken from a URL is cut short by a C string or stored as bytes no client can
+ * print. out is undefined after an error.
  */
 int url_decode(struct str s, bool plus_is_space, struct buf *out);
 
@@ -35,7 +38,8 @@ struct url_query {
 /*
  * Parses the part after '?' (without the '?'). Separators: '&' only; ';' is kept as an
  * ordinary byte (Go >= 1.17 no longer splits on it). Empty pairs ("a&&b") are skipped; the first
- * '=' splits name from value. Returns 0 or -EINVAL on a bad escape; on error q is left empty
+ * '=' splits name from value. Returns 0, or url_decode's error for a bad escape (-EINVAL) or
+ * a component that is not text (-EILSEQ); on error q is left empty
  * (params NULL, n 0). Unlike Go's URL.Query(), which silently drops a bad pair, the caller
  * decides what a bad escape means.
  */

@@ -560,10 +560,21 @@ void api_handle(struct http_request *req, void *data)
 
     c->agent = data;
     c->req = req;
-    if (url_decode(req->path, false, &path) < 0 || url_query_parse(req->query, &c->query) < 0) {
+    /* Every key, name and ID a handler reads from the path or the query comes through here:
+     * a NUL or invalid UTF-8 is refused once, so no endpoint can store "victim%00x" as
+     * "victim" or let "%00junk?recurse" become the empty prefix. */
+    int rc = url_decode(req->path, false, &path);
+    if (rc == 0)
+        rc = url_query_parse(req->query, &c->query);
+    if (rc < 0) {
         buf_free(&path);
         c->path = xstrdup("");
-        api_error(c, 400, "Invalid URL escape in request");
+        if (rc == -EILSEQ)
+            api_error(c, 400,
+                      "Invalid URL: a path segment or query value is not UTF-8 text "
+                      "(NUL or invalid byte)");
+        else
+            api_error(c, 400, "Invalid URL escape in request");
         return;
     }
     c->path = buf_steal(&path);

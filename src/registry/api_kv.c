@@ -177,18 +177,6 @@ static int query_u64(struct api_call *c, const char *name, uint64_t *out, bool *
     return 0;
 }
 
-static bool valid_key(struct api_call *c)
-{
-    json_t *s = json_string(c->arg); /* NULL when not valid UTF-8 */
-
-    if (!s) {
-        api_error(c, 400, "Invalid key: not valid UTF-8");
-        return false;
-    }
-    json_decref(s);
-    return true;
-}
-
 /*
  * ?acquire / ?release: the lock operations (docs/agent.md, Sessions). Returns false when neither is
  * present; otherwise answers and returns true.
@@ -238,8 +226,8 @@ void api_kv_put(struct api_call *c)
                   c->req->body_len, KV_MAX_VALUE_SIZE);
         return;
     }
-    if (!valid_key(c) || query_u64(c, "flags", &flags, &has_flags) < 0 ||
-        query_u64(c, "cas", &cas, &has_cas) < 0 || lock_ops(c, flags))
+    if (query_u64(c, "flags", &flags, &has_flags) < 0 || query_u64(c, "cas", &cas, &has_cas) < 0 ||
+        lock_ops(c, flags))
         return;
     uint64_t index =
         reg_kv_set(st, c->arg, c->req->body, c->req->body_len, flags, has_cas ? &cas : NULL);

@@ -153,6 +153,50 @@ def test_bad_percent_encoding_400(agent):
     assert_nothing_written(agent)
 
 
+def test_nul_in_kv_key_refused_and_nothing_lost(agent):
+    """Issue 12 item 14: a decoded NUL used to cut the key short, so `victim%00x` overwrote
+    `victim` and `%00junk?recurse` deleted every key. Now 400, and every key is intact."""
+    agent.put_true("/v1/kv/victim", "precious")
+    agent.put_true("/v1/kv/other/key", "kept")
+    assert_text_error(agent.put("/v1/kv/victim%00x", "overwritten"), 400, contains="NUL")
+    assert_text_error(agent.delete("/v1/kv/%00junk?recurse"), 400, contains="NUL")
+    assert_text_error(agent.delete("/v1/kv/victim%00"), 400)
+    assert_text_error(agent.get("/v1/kv/victim%00x"), 400)
+    assert agent.get("/v1/kv/victim?raw").body == b"precious"
+    assert agent.get_json("/v1/kv/?keys") == ["other/key", "victim"]
+
+
+@pytest.mark.parametrize("method,path", [
+    ("PUT", "/v1/kv/caf%E9"),                          # Latin-1, not UTF-8
+    ("PUT", "/v1/kv/a%C0%AF"),                         # overlong '/'
+    ("PUT", "/v1/kv/a%ED%A0%80"),                      # a UTF-16 surrogate
+    ("PUT", "/v1/kv/ok?flags=1%00"),                   # in a query value
+    ("PUT", "/v1/kv/ok?acquire=%00"),
+    ("PUT", "/v1/agent/service/deregister/web%00x"),
+    ("PUT", "/v1/agent/service/maintenance/web%00?enable=true"),
+    ("PUT", "/v1/agent/check/pass/c%00x"),
+    ("PUT", "/v1/agent/check/deregister/c%FF"),
+    ("PUT", "/v1/event/fire/deploy%00x"),
+    ("PUT", "/v1/session/destroy/%00"),
+    ("GET", "/v1/catalog/service/web%00x"),
+    ("GET", "/v1/health/service/web?tag=%00"),
+    ("GET", "/v1/agent/services?filter=Service%20%3D%3D%20%22w%00%22"),
+    ("GET", "/v1/kv/%FF?keys"),
+])
+def test_non_text_path_or_query_400(agent, method, path):
+    """Item 14: a NUL or invalid UTF-8 anywhere in a decoded path or query value is a 400 for
+    every endpoint (the router refuses it before any handler runs), and nothing changes."""
+    agent.register_service({"ID": "web", "Name": "web", "Check": {"CheckID": "c", "TTL": "60s"}})
+    agent.put_true("/v1/kv/ok", "v")
+    r = agent.req(method, path, body=b"x" if method == "PUT" else None)
+    assert_text_error(r, 400, contains="not UTF-8 text")
+    assert "web" in agent.get_json("/v1/agent/services")
+    assert agent.check_status("c") == "critical"
+    assert agent.get("/v1/agent/health/service/id/web").status == 503  # not in maintenance
+    assert agent.get_json("/v1/kv/?keys") == ["ok"]
+    assert agent.get("/v1/kv/ok?raw").body == b"v"
+
+
 # ---------------------------------------------------------------- methods and routes
 
 

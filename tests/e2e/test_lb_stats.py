@@ -151,6 +151,18 @@ def test_admin_drain_and_weight(backends, lb_factory):
     assert abs(counts[str(b1.port)] - 50) <= 3 and abs(counts[str(b2.port)] - 150) <= 3, counts
 
 
+def test_admin_refuses_nul_and_invalid_utf8_in_names(backends, lb_factory):
+    """Issue 12 item 14: `srv1%00x` used to act on srv1 (the name was cut at the NUL)."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs))
+    for name in ("srv1%00x", "srv1%00", "srv%FF1", "srv1%C0%AF"):
+        st, _, body = lb.admin(name, "drain")
+        assert st == 400 and b"not UTF-8" in body, (name, st, body)
+    st, _, body = lb.stats_get(path="/stats/admin/server/srv1?action=drain%00x", method="POST")
+    assert st == 400, (st, body)
+    assert lb.row("srv1")["status"] == "UP", lb.row("srv1")
+
+
 def test_sighup_reload_applies_the_new_server_list(backends, lb_factory, tmp_path):
     b1, b2 = backends(2)
     cfg = tmp_path / "lb.json"

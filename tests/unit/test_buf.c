@@ -177,6 +177,29 @@ static void test_str_trim(void **state)
     assert_int_equal(t.n, 0);
 }
 
+static void test_str_utf8(void **state)
+{
+    assert_int_equal(str_utf8_seq_len(STR_LIT("a")), 1);
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xc3\xa9")), 2);
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xe2\x82\xac")), 3);
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xf4\x8f\xbf\xbf")), 4); /* U+10FFFF */
+    assert_int_equal(str_utf8_seq_len(STR_NULL), 0);
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xc3")), 0);             /* cut short */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xe2\x82")), 0);         /* cut short */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xc0\xaf")), 0);         /* overlong '/' */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xe0\x80\xaf")), 0);     /* overlong */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xed\xa0\x80")), 0);     /* surrogate */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xf4\x90\x80\x80")), 0); /* > U+10FFFF */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\x80")), 0);             /* continuation */
+    assert_int_equal(str_utf8_seq_len(STR_LIT("\xff")), 0);
+
+    assert_true(str_is_text(STR_LIT("")));
+    assert_true(str_is_text(STR_LIT("app/caf\xc3\xa9 \xf0\x9f\x98\x80")));
+    assert_false(str_is_text(STR_LIT("victim\0x")));
+    assert_false(str_is_text(STR_LIT("\0")));
+    assert_false(str_is_text(STR_LIT("caf\xe9")));
+}
+
 static void test_str_to_u64(void **state)
 {
     unsigned long long v = 7;
@@ -312,9 +335,9 @@ int main(void)
         cmocka_unit_test(test_buf_append_growth), cmocka_unit_test(test_buf_printf),
         cmocka_unit_test(test_buf_consume),       cmocka_unit_test(test_buf_steal),
         cmocka_unit_test(test_buf_reserve),       cmocka_unit_test(test_str_trim),
-        cmocka_unit_test(test_str_to_u64),        cmocka_unit_test(test_str_helpers),
-        cmocka_unit_test(test_base64_known),      cmocka_unit_test(test_base64_round_trip),
-        cmocka_unit_test(test_base64_bad),
+        cmocka_unit_test(test_str_utf8),          cmocka_unit_test(test_str_to_u64),
+        cmocka_unit_test(test_str_helpers),       cmocka_unit_test(test_base64_known),
+        cmocka_unit_test(test_base64_round_trip), cmocka_unit_test(test_base64_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -28,12 +29,27 @@ static void test_decode(void **state)
     check_decode("%2B", true, "+");
     check_decode("100%25", true, "100%");
     check_decode("caf%C3%A9", true, "caf\xc3\xa9");
+    check_decode("%F0%9F%98%80", false, "\xf0\x9f\x98\x80"); /* U+1F600 */
+}
 
-    struct buf b = BUF_INIT;
-    assert_int_equal(url_decode(STR_LIT("a%00b"), false, &b), 0);
-    assert_int_equal(b.len, 3);
-    assert_int_equal(b.data[1], '\0');
-    buf_free(&b);
+/* What decodes to a NUL or to bytes that are not UTF-8 is refused: a key or name taken from a
+ * URL must not be cut short by a C string ("victim%00x" is not "victim"). */
+static void test_decode_not_text(void **state)
+{
+    static const char *const bad[] = {
+        "%00",       "a%00b",        "%00junk", "%FF",   "caf%E9", "%C3",        "%C0%AF",
+        "%ED%A0%80", "%F4%90%80%80", "\xff",    "a\xc3", "%E2%82", "x%F0%9F%98",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct buf b = BUF_INIT;
+        assert_int_equal(url_decode(str_from(bad[i]), false, &b), -EILSEQ);
+        buf_free(&b);
+    }
+    struct url_query q;
+    assert_int_equal(url_query_parse(STR_LIT("a=1&token=x%00y"), &q), -EILSEQ);
+    assert_int_equal(q.n, 0);
+    assert_int_equal(url_query_parse(STR_LIT("k%FF=1"), &q), -EILSEQ);
+    assert_int_equal(url_query_parse(STR_LIT("a=%zz"), &q), -EINVAL);
 }
 
 static void test_decode_bad(void **state)
@@ -62,9 +78,11 @@ static void test_encode(void **state)
 
 static void test_encode_round_trip(void **state)
 {
-    char all[256];
-    for (int i = 0; i < 256; i++)
-        all[i] = (char)i;
+    /* Every ASCII byte but NUL, and multi-byte characters. */
+    char all[127 + 9];
+    for (int i = 1; i < 128; i++)
+        all[i - 1] = (char)i;
+    memcpy(all + 127, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
     struct buf enc = BUF_INIT, dec = BUF_INIT;
     url_encode(&enc, (struct str){all, sizeof(all)}, false);
     assert_int_equal(url_decode(buf_str(&enc), true, &dec), 0);
@@ -204,10 +222,15 @@ static void test_split_bad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode),    cmocka_unit_test(test_decode_bad),
-        cmocka_unit_test(test_encode),    cmocka_unit_test(test_encode_round_trip),
-        cmocka_unit_test(test_query),     cmocka_unit_test(test_query_edge),
-        cmocka_unit_test(test_query_bad), cmocka_unit_test(test_split),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_bad),
+        cmocka_unit_test(test_decode_not_text),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_query_edge),
+        cmocka_unit_test(test_query_bad),
+        cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
