@@ -384,14 +384,11 @@ static enum acl_level lookup(const struct acl_authz *a, enum acl_resource res, c
     return exact != ACL_LEVEL_UNSET ? exact : pref;
 }
 
-bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
-                 enum acl_access acc)
+/* Whether a rule's level grants acc; unset: the default policy decides. */
+static bool level_grants(const struct acl_authz *a, enum acl_resource res, enum acl_level level,
+                         enum acl_access acc)
 {
-    if (!a->enabled || a->management || res == ACL_RES_NONE)
-        return true;
-    if (res == ACL_RES_OPERATOR || res == ACL_RES_ACL)
-        name = "";
-    switch (lookup(a, res, name ? name : "")) {
+    switch (level) {
     case ACL_LEVEL_WRITE:
         return true;
     case ACL_LEVEL_LIST:
@@ -405,6 +402,36 @@ bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *n
     }
     /* Consul's allow-all default still keeps ACL management to explicit grants. */
     return a->default_allow && res != ACL_RES_ACL;
+}
+
+bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
+                 enum acl_access acc)
+{
+    if (!a->enabled || a->management || res == ACL_RES_NONE)
+        return true;
+    if (res == ACL_RES_OPERATOR || res == ACL_RES_ACL)
+        name = "";
+    return level_grants(a, res, lookup(a, res, name ? name : ""), acc);
+}
+
+bool acl_allowed_subtree(const struct acl_authz *a, enum acl_resource res, const char *prefix,
+                         enum acl_access acc)
+{
+    size_t plen = strlen(prefix);
+
+    if (!acl_allowed(a, res, prefix, acc))
+        return false;
+    if (!a->enabled || a->management)
+        return true;
+    /* Any rule for a name under the prefix governs some of the names: each must grant acc. */
+    for (size_t i = 0; i < a->nrules; i++)
+        for (size_t j = 0; j < a->rules[i]->n; j++) {
+            const struct acl_rule *r = &a->rules[i]->v[j];
+            if (r->res == res && strncmp(r->name, prefix, plen) == 0 &&
+                !level_grants(a, res, r->level, acc))
+                return false;
+        }
+    return true;
 }
 
 void acl_authz_free(struct acl_authz *a)

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "lib/buf.h"
 #include "lib/err.h"
 
@@ -86,6 +88,11 @@ struct acl_authz {
 /* The decision for one request; name is ignored for unnamed resources (operator, acl). */
 bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
                  enum acl_access acc);
+/* As acl_allowed, for every name that starts with prefix: a recursive delete needs write on
+ * all of them, so a rule under the prefix that grants less refuses it (Consul's
+ * KeyWritePrefix). */
+bool acl_allowed_subtree(const struct acl_authz *a, enum acl_resource res, const char *prefix,
+                         enum acl_access acc);
 /* Frees the rules array (not the rule sets) and zeroes a. */
 void acl_authz_free(struct acl_authz *a);
 
@@ -142,6 +149,14 @@ struct reg_service;
  * filtered. */
 bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
                              const struct reg_service *s, bool need_node);
+struct reg_check;
+/* True when the call may see the check: service:read on its service (and node:read on its
+ * node with need_node), node:read for a node-level check; else marks res filtered. */
+bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
+                           const struct reg_check *chk, bool need_node);
+/* The check as the call may see it: with its definition's secrets (Header, Body, ...) only
+ * for a token with service:write on its service (node:write for a node-level check). */
+json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk);
 /* Marks a read's result as filtered (X-Consul-Results-Filtered-By-ACLs when a token was
  * given in the request). */
 void api_acl_filtered(const struct api_call *c, struct api_result *res);

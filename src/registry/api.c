@@ -10,6 +10,7 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/bexpr.h"
+#include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
@@ -21,128 +22,143 @@
 #define WAIT_DEFAULT_MS (5 * 60 * 1000)
 #define WAIT_MAX_MS     (10 * 60 * 1000)
 
-struct api_route {
-    const char *method;
-    const char *path;
-    bool prefix; /* path is a prefix; the rest is the call's arg */
-    api_write_fn write;
-    api_read_fn read;
-    enum reg_table table; /* what a blocking read depends on */
-    bool blocking;
-    /* The permission the route needs before its handler runs. ACL_RES_NONE: none, or the
-     * handler authorizes itself (names from the body, filtered lists). */
-    enum acl_resource acl_res;
-    enum acl_access acl_acc;
-    enum { ACL_NAME_NONE = 0, ACL_NAME_ARG, ACL_NAME_NODE } acl_name; /* path arg, agent's node */
-};
-
-#define READ(m, p, pre, fn, tbl, blk)                                                              \
+#define READ(m, p, pre, fn, tbl, blk, acl)                                                         \
     {                                                                                              \
-        m, p, pre, NULL, fn, tbl, blk, ACL_RES_NONE, ACL_ACCESS_READ, ACL_NAME_NONE                \
+        m, p, pre, NULL, fn, tbl, blk, acl                                                         \
     }
-#define WRITE(m, p, pre, fn)                                                                       \
+#define WRITE(m, p, pre, fn, acl)                                                                  \
     {                                                                                              \
-        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_NONE, ACL_ACCESS_READ,              \
-            ACL_NAME_NONE                                                                          \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, acl                                         \
     }
-/* The same with a permission: resource, access (READ_/WRITE), name (ARG, NODE, NONE). */
-#define READ_A(m, p, pre, fn, tbl, blk, res, acc, name)                                            \
+/* How each route is authorized (api_routes.h); docs/acl.md states the same, row by row. */
+#define ACL_PUBLIC                                                                                 \
     {                                                                                              \
-        m, p, pre, NULL, fn, tbl, blk, ACL_RES_##res, ACL_ACCESS_##acc, ACL_NAME_##name            \
+        API_ACL_PUBLIC, ACL_RES_NONE, ACL_ACCESS_READ, API_ACL_NAME_NONE                           \
     }
-#define WRITE_A(m, p, pre, fn, res, acc, name)                                                     \
+#define ACL_ROUTE(res, acc, name)                                                                  \
     {                                                                                              \
-        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, ACL_RES_##res, ACL_ACCESS_##acc,            \
-            ACL_NAME_##name                                                                        \
+        API_ACL_ROUTE, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_##name                        \
+    }
+#define ACL_HANDLER(res, acc)                                                                      \
+    {                                                                                              \
+        API_ACL_HANDLER, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_NONE                        \
+    }
+#define ACL_FILTER(res)                                                                            \
+    {                                                                                              \
+        API_ACL_FILTER, ACL_RES_##res, ACL_ACCESS_READ, API_ACL_NAME_NONE                          \
     }
 #define CAT REG_TABLE_CATALOG
 
 static const struct api_route routes[] = {
-    READ_A("GET", "/v1/agent/self", false, api_agent_self, CAT, false, AGENT, READ, NODE),
-    READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false),
-    READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false),
-    READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false),
-    READ("GET", "/v1/agent/checks", false, api_agent_checks, CAT, false),
-    READ("GET", "/v1/agent/health/service/id/", true, api_agent_health_service_id, CAT, false),
-    READ("GET", "/v1/agent/health/service/name/", true, api_agent_health_service_name, CAT, false),
-    WRITE("PUT", "/v1/agent/service/register", false, api_agent_service_register),
-    WRITE("PUT", "/v1/agent/service/deregister/", true, api_agent_service_deregister),
-    WRITE("PUT", "/v1/agent/service/maintenance/", true, api_agent_service_maintenance),
-    WRITE("PUT", "/v1/agent/check/register", false, api_agent_check_register),
-    WRITE("PUT", "/v1/agent/check/deregister/", true, api_agent_check_deregister),
-    WRITE("PUT", "/v1/agent/check/pass/", true, api_agent_check_pass),
-    WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn),
-    WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail),
-    WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update),
-    WRITE_A("PUT", "/v1/agent/maintenance", false, api_agent_maintenance, NODE, WRITE, NODE),
-    WRITE_A("PUT", "/v1/agent/join/", true, api_agent_join, AGENT, WRITE, NODE),
-    WRITE_A("PUT", "/v1/agent/leave", false, api_agent_leave, AGENT, WRITE, NODE),
-    WRITE_A("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave, OPERATOR, WRITE, NONE),
-    WRITE_A("PUT", "/v1/agent/reload", false, api_agent_reload, AGENT, WRITE, NODE),
+    READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false, ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false, ACL_FILTER(NODE)),
+    READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/checks", false, api_agent_checks, CAT, false, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/agent/health/service/id/", true, api_agent_health_service_id, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/health/service/name/", true, api_agent_health_service_name, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    WRITE("PUT", "/v1/agent/service/register", false, api_agent_service_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/deregister/", true, api_agent_service_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/maintenance/", true, api_agent_service_maintenance,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/register", false, api_agent_check_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/deregister/", true, api_agent_check_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/pass/", true, api_agent_check_pass, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/maintenance", false, api_agent_maintenance,
+          ACL_ROUTE(NODE, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/join/", true, api_agent_join, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/leave", false, api_agent_leave, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("PUT", "/v1/agent/reload", false, api_agent_reload, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/token/", true, api_agent_token, ACL_ROUTE(AGENT, WRITE, NODE)),
 
-    READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false),
-    READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true),
-    READ("GET", "/v1/catalog/services", false, api_catalog_services, CAT, true),
-    READ("GET", "/v1/catalog/service/", true, api_catalog_service, CAT, true),
-    READ("GET", "/v1/catalog/node/", true, api_catalog_node, CAT, true),
-    READ("GET", "/v1/catalog/node-services/", true, api_catalog_node_services, CAT, true),
-    WRITE("PUT", "/v1/catalog/register", false, api_catalog_register),
-    WRITE("PUT", "/v1/catalog/deregister", false, api_catalog_deregister),
+    READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/services", false, api_catalog_services, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/service/", true, api_catalog_service, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/node/", true, api_catalog_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/node-services/", true, api_catalog_node_services, CAT, true,
+         ACL_FILTER(NODE)),
+    WRITE("PUT", "/v1/catalog/register", false, api_catalog_register, ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/catalog/deregister", false, api_catalog_deregister, ACL_HANDLER(NODE, WRITE)),
 
-    READ("GET", "/v1/health/service/", true, api_health_service, CAT, true),
-    READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true),
-    READ("GET", "/v1/health/node/", true, api_health_node, CAT, true),
-    READ("GET", "/v1/health/state/", true, api_health_state, CAT, true),
+    READ("GET", "/v1/health/service/", true, api_health_service, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/node/", true, api_health_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/state/", true, api_health_state, CAT, true, ACL_FILTER(NODE)),
 
-    READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true),
-    WRITE_A("PUT", "/v1/kv/", true, api_kv_put, KEY, WRITE, ARG),
-    WRITE_A("DELETE", "/v1/kv/", true, api_kv_delete, KEY, WRITE, ARG),
+    READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true, ACL_HANDLER(KEY, READ)),
+    WRITE("PUT", "/v1/kv/", true, api_kv_put, ACL_ROUTE(KEY, WRITE, ARG)),
+    WRITE("DELETE", "/v1/kv/", true, api_kv_delete, ACL_ROUTE(KEY, WRITE, ARG)),
 
     /* sessions: api_session.c */
-    WRITE("PUT", "/v1/session/create", false, api_session_create),
-    WRITE("PUT", "/v1/session/destroy/", true, api_session_destroy),
-    WRITE("PUT", "/v1/session/renew/", true, api_session_renew),
-    READ("GET", "/v1/session/info/", true, api_session_info, REG_TABLE_SESSIONS, true),
-    READ("GET", "/v1/session/node/", true, api_session_node, REG_TABLE_SESSIONS, true),
-    READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true),
+    WRITE("PUT", "/v1/session/create", false, api_session_create, ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/destroy/", true, api_session_destroy, ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/renew/", true, api_session_renew, ACL_HANDLER(SESSION, WRITE)),
+    READ("GET", "/v1/session/info/", true, api_session_info, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
+    READ("GET", "/v1/session/node/", true, api_session_node, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
+    READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
     /* transactions and events: api_txn.c, api_event.c */
-    WRITE("PUT", "/v1/txn", false, api_txn),
-    WRITE_A("PUT", "/v1/event/fire/", true, api_event_fire, EVENT, WRITE, ARG),
-    READ_A("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, EVENT, READ,
-           NONE),
+    WRITE("PUT", "/v1/txn", false, api_txn, ACL_HANDLER(KEY, WRITE)),
+    WRITE("PUT", "/v1/event/fire/", true, api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
+    READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, ACL_FILTER(EVENT)),
     /* ACLs: api_acl.c */
-    WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap),
-    READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false),
-    WRITE_A("PUT", "/v1/acl/token", false, api_acl_token_create, ACL, WRITE, NONE),
-    READ_A("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true, ACL, READ, NONE),
-    WRITE_A("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL, WRITE, NONE),
-    WRITE_A("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL, WRITE, NONE),
-    READ_A("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true, ACL, READ,
-           NONE),
-    WRITE_A("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL, WRITE, NONE),
-    READ_A("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true, ACL, READ,
-           NONE),
-    READ_A("GET", "/v1/acl/policy/name/", true, api_acl_policy_read_by_name, REG_TABLE_ACL, true,
-           ACL, READ, NONE),
-    WRITE_A("PUT", "/v1/acl/policy/", true, api_acl_policy_update, ACL, WRITE, NONE),
-    WRITE_A("DELETE", "/v1/acl/policy/", true, api_acl_policy_delete, ACL, WRITE, NONE),
-    READ_A("GET", "/v1/acl/policies", false, api_acl_policy_list, REG_TABLE_ACL, true, ACL, READ,
-           NONE),
-    WRITE_A("PUT", "/v1/agent/token/", true, api_agent_token, AGENT, WRITE, NODE),
+    WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap, ACL_PUBLIC),
+    READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false, ACL_PUBLIC),
+    WRITE("PUT", "/v1/acl/token", false, api_acl_token_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    READ("GET", "/v1/acl/policy/name/", true, api_acl_policy_read_by_name, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/policy/", true, api_acl_policy_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/policy/", true, api_acl_policy_delete, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policies", false, api_acl_policy_list, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
 
-    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat),
-    WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave),
+    /* meshkit internal: api_internal.c */
+    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat,
+          ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave, ACL_HANDLER(NODE, WRITE)),
     READ("GET", "/v1/internal/mesh/acl/resolve", false, api_internal_acl_resolve, REG_TABLE_ACL,
-         false),
+         false, ACL_PUBLIC),
 
-    READ("GET", "/v1/internal/ui/services", false, api_ui_services, CAT, true),
-    READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true),
+    READ("GET", "/v1/internal/ui/services", false, api_ui_services, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true, ACL_FILTER(NODE)),
 
-    READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false),
-    READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false),
-    READ_A("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
-           false, OPERATOR, READ, NONE),
+    READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
+         false, ACL_ROUTE(OPERATOR, READ, NONE)),
 };
+
+const struct api_route *api_route_table(size_t *n)
+{
+    *n = ARRAY_LEN(routes);
+    return routes;
+}
 
 /* ---- call lifetime ----------------------------------------------------------------------- */
 
@@ -472,12 +488,16 @@ static bool authorize(struct api_call *c, const struct api_route *r)
         api_error(c, 403, "ACL not found");
         return false;
     }
-    if (r->acl_res == ACL_RES_NONE)
-        return true;
-    const char *name = r->acl_name == ACL_NAME_ARG    ? c->arg
-                       : r->acl_name == ACL_NAME_NODE ? a->cfg.node_name
-                                                      : "";
-    return api_acl_require(c, r->acl_res, name, r->acl_acc);
+    if (MESH_BUG_ON(r->acl.kind == API_ACL_UNSET)) {
+        api_error(c, 500, "route %s declares no ACL rule", r->path);
+        return false;
+    }
+    if (r->acl.kind != API_ACL_ROUTE)
+        return true; /* public, or the handler checks and filters (api_routes.h) */
+    const char *name = r->acl.name == API_ACL_NAME_ARG    ? c->arg
+                       : r->acl.name == API_ACL_NAME_NODE ? a->cfg.node_name
+                                                          : "";
+    return api_acl_require(c, r->acl.res, name, r->acl.acc);
 }
 
 static void answer_root(struct api_call *c)

@@ -14,6 +14,7 @@
 #include "registry/acl_client.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
+#include "registry/render.h"
 
 /* ---- token transport and authorization --------------------------------------------------- */
 
@@ -528,4 +529,32 @@ bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
         return true;
     api_acl_filtered(c, res);
     return false;
+}
+
+/* The service a check belongs to; NULL for a node-level check (or one whose service is gone). */
+static const struct reg_service *check_service(const struct reg_check *chk)
+{
+    return chk->service_id[0] ? reg_service_get(chk->node, chk->service_id) : NULL;
+}
+
+bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
+                           const struct reg_check *chk, bool need_node)
+{
+    const struct reg_service *s = check_service(chk);
+
+    if (s)
+        return api_acl_service_visible(c, res, s, need_node);
+    if (api_acl_allow(c, ACL_RES_NODE, chk->node->name, ACL_ACCESS_READ))
+        return true;
+    api_acl_filtered(c, res);
+    return false;
+}
+
+json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk)
+{
+    const struct reg_service *s = check_service(chk);
+    bool secrets = s ? api_acl_allow(c, ACL_RES_SERVICE, s->name, ACL_ACCESS_WRITE)
+                     : api_acl_allow(c, ACL_RES_NODE, chk->node->name, ACL_ACCESS_WRITE);
+
+    return render_check(chk, secrets);
 }

@@ -58,6 +58,14 @@ void api_agent_members(struct api_call *c, struct api_result *res)
         list = json_array();
         json_array_append_new(list, members_local(a));
     }
+    /* Consul lists only the members the token has node:read on. */
+    for (size_t i = json_array_size(list); i > 0; i--) {
+        const char *name = json_string_value(json_object_get(json_array_get(list, i - 1), "Name"));
+        if (!api_acl_allow(c, ACL_RES_NODE, name ? name : "", ACL_ACCESS_READ)) {
+            json_array_remove(list, i - 1);
+            api_acl_filtered(c, res);
+        }
+    }
     api_result_json(c, res, list);
 }
 
@@ -84,6 +92,8 @@ void api_agent_service(struct api_call *c, struct api_result *res)
         api_result_error(res, 404, "unknown service ID: %s", c->arg);
         return;
     }
+    if (!api_acl_require_read(c, res, ACL_RES_SERVICE, s->name))
+        return;
     json_t *o = render_agent_service(s, c->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
     json_append(&b, o, false);
@@ -102,8 +112,8 @@ void api_agent_checks(struct api_call *c, struct api_result *res)
     smap_foreach(&node->checks, e)
     {
         const struct reg_check *chk = e->val;
-        if (strcmp(chk->id, "serfHealth") != 0)
-            json_object_set_new(out, e->key, render_check(chk));
+        if (strcmp(chk->id, "serfHealth") != 0 && api_acl_check_visible(c, res, chk, false))
+            json_object_set_new(out, e->key, api_acl_render_check(c, chk));
     }
     api_result_json(c, res, out);
 }
@@ -129,8 +139,8 @@ static const char *aggregate(const struct reg_node *node, const struct reg_servi
     return maint ? "maintenance" : reg_health_name(worst);
 }
 
-static json_t *local_health(const struct reg_node *node, const struct reg_service *s,
-                            const char *datacenter, int *http_status)
+static json_t *local_health(const struct api_call *c, const struct reg_node *node,
+                            const struct reg_service *s, int *http_status)
 {
     json_t *checks = json_array();
     const char *agg = aggregate(node, s, http_status);
@@ -139,10 +149,10 @@ static json_t *local_health(const struct reg_node *node, const struct reg_servic
     {
         const struct reg_check *chk = e->val;
         if (!chk->service_id[0] || strcmp(chk->service_id, s->id) == 0)
-            json_array_append_new(checks, render_check(chk));
+            json_array_append_new(checks, api_acl_render_check(c, chk));
     }
     return json_pack("{s:s, s:o, s:o}", "AggregatedStatus", agg, "Service",
-                     render_agent_service(s, datacenter), "Checks", checks);
+                     render_agent_service(s, c->agent->cfg.datacenter), "Checks", checks);
 }
 
 static bool wants_text(const struct api_call *c)
@@ -174,7 +184,9 @@ void api_agent_health_service_id(struct api_call *c, struct api_result *res)
         api_result_error(res, 404, "ServiceId %s not found", c->arg);
         return;
     }
-    json_t *h = local_health(node, s, c->agent->cfg.datacenter, &status);
+    if (!api_acl_require_read(c, res, ACL_RES_SERVICE, s->name))
+        return;
+    json_t *h = local_health(c, node, s, &status);
     if (wants_text(c)) {
         health_text(res, json_string_value(json_object_get(h, "AggregatedStatus")));
         json_decref(h);
@@ -190,6 +202,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
     json_t *list = json_array();
     int worst = 0, status;
     const char *worst_text = "passing";
+    const char *denied = NULL; /* a matching service the token may not read */
 
     if (!c->arg[0]) {
         json_decref(list);
@@ -201,7 +214,11 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
         const struct reg_service *s = e->val;
         if (strcasecmp(s->name, c->arg) != 0)
             continue;
-        json_t *h = local_health(node, s, c->agent->cfg.datacenter, &status);
+        if (!api_acl_allow(c, ACL_RES_SERVICE, s->name, ACL_ACCESS_READ)) {
+            denied = s->name;
+            continue;
+        }
+        json_t *h = local_health(c, node, s, &status);
         if (status > worst) {
             worst = status;
             worst_text = json_string_value(json_object_get(h, "AggregatedStatus"));
@@ -210,7 +227,8 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
     }
     if (json_array_size(list) == 0) {
         json_decref(list);
-        api_result_error(res, 404, "ServiceName %s Not Found", c->arg);
+        if (!denied || api_acl_require_read(c, res, ACL_RES_SERVICE, denied))
+            api_result_error(res, 404, "ServiceName %s Not Found", c->arg);
         return;
     }
     if (wants_text(c)) {
@@ -507,10 +525,14 @@ void api_agent_service_maintenance(struct api_call *c)
 
     if (parse_enable(c, &enable) < 0)
         return;
-    if (!reg_service_get(agent_local_node(c->agent), c->arg)) {
+    const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
+    if (!svc) {
         api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
         return;
     }
+    /* Taking a service out of rotation is a write on it (Consul's service:write). */
+    if (!api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE))
+        return;
     char *id = xasprintf(SERVICE_MAINT_PREF "%s", c->arg);
     set_maintenance(c->agent, id, "Service Maintenance Mode", c->arg,
                     reason && reason[0] ? reason

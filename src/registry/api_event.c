@@ -120,8 +120,12 @@ void api_event_list(struct api_call *c, struct api_result *res)
 
     for (size_t i = 0; s && i < reg_sessions_event_count(s); i++) {
         const struct reg_event *ev = reg_sessions_event_at(s, i);
-        if (!name || !name[0] || strcmp(name, ev->name) == 0)
+        if (name && name[0] && strcmp(name, ev->name) != 0)
+            continue;
+        if (api_acl_allow(c, ACL_RES_EVENT, ev->name, ACL_ACCESS_READ))
             json_array_append_new(list, event_json(ev));
+        else
+            api_acl_filtered(c, res);
     }
     res->index = c->agent->state.table_index[REG_TABLE_EVENTS];
     res->index_headers = true;

@@ -8,7 +8,8 @@
 #include "registry/render.h"
 
 /* The checks that decide an instance's health: its node's checks and its own. */
-static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
+static json_t *instance_checks(const struct api_call *call, const struct reg_service *s,
+                               bool *all_passing)
 {
     json_t *list = json_array();
     const struct reg_check **ordered = reg_node_checks_ordered(s->node);
@@ -20,7 +21,7 @@ static json_t *instance_checks(const struct reg_service *s, bool *all_passing)
             continue;
         if (c->status != REG_PASSING)
             *all_passing = false;
-        json_array_append_new(list, render_check(c));
+        json_array_append_new(list, api_acl_render_check(call, c));
     }
     free(ordered);
     return list;
@@ -40,7 +41,7 @@ static void add_health_entry(const struct reg_service *s, void *data)
 
     if (!api_acl_service_visible(ctx->c, ctx->res, s, true))
         return;
-    json_t *checks = instance_checks(s, &all_passing);
+    json_t *checks = instance_checks(ctx->c, s, &all_passing);
 
     /* ?passing drops an instance when any of its checks, node-level included, is not
      * exactly passing: warning instances go too. */
@@ -88,8 +89,8 @@ void api_health_checks(struct api_call *c, struct api_result *res)
             const struct reg_check *chk = ce->val;
             const struct reg_service *s =
                 chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
-            if (s && strcasecmp(s->name, c->arg) == 0)
-                json_array_append_new(list, render_check(chk));
+            if (s && strcasecmp(s->name, c->arg) == 0 && api_acl_check_visible(c, res, chk, true))
+                json_array_append_new(list, api_acl_render_check(c, chk));
         }
     }
     catalog_filter_free(&f);
@@ -105,7 +106,8 @@ void api_health_node(struct api_call *c, struct api_result *res)
     if (n) {
         const struct reg_check **ordered = reg_node_checks_ordered(n);
         for (size_t i = 0; i < n->checks.n; i++)
-            json_array_append_new(list, render_check(ordered[i]));
+            if (api_acl_check_visible(c, res, ordered[i], true))
+                json_array_append_new(list, api_acl_render_check(c, ordered[i]));
         free(ordered);
     }
     catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
@@ -132,8 +134,9 @@ void api_health_state(struct api_call *c, struct api_result *res)
             continue;
         const struct reg_check **ordered = reg_node_checks_ordered(n);
         for (size_t i = 0; i < n->checks.n; i++)
-            if (any || ordered[i]->status == want)
-                json_array_append_new(list, render_check(ordered[i]));
+            if ((any || ordered[i]->status == want) &&
+                api_acl_check_visible(c, res, ordered[i], true))
+                json_array_append_new(list, api_acl_render_check(c, ordered[i]));
         free(ordered);
     }
     catalog_filter_free(&f);

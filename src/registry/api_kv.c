@@ -252,6 +252,14 @@ void api_kv_delete(struct api_call *c)
     if (query_u64(c, "cas", &cas, &has_cas) < 0)
         return;
     if (recurse) {
+        /* The router checked key:write on the prefix; every key under it must be writable. */
+        if (!acl_allowed_subtree(&c->authz, ACL_RES_KEY, c->arg, ACL_ACCESS_WRITE)) {
+            struct buf b = BUF_INIT;
+            acl_denied_text(&c->authz, ACL_RES_KEY, c->arg, ACL_ACCESS_WRITE, &b);
+            api_error(c, 403, "%s (a rule under the prefix grants less)", b.data);
+            buf_free(&b);
+            return;
+        }
         reg_kv_delete_tree(st, c->arg);
         api_ok_json(c, json_true());
         return;

@@ -4,6 +4,49 @@
 
 #include "registry/api.h"
 
+/*
+ * How a route is authorized. Every route declares one kind, and docs/acl.md states each route's
+ * kind and permission (tests/unit/test_api_routes.c holds the two together):
+ *  - PUBLIC: no permission; shows nothing of the catalog, KV or other tokens.
+ *  - ROUTE: the router requires acl.res:acl.acc on the path argument, the agent's node, or
+ *    nothing named (operator, acl) before the handler runs; 403 otherwise.
+ *  - HANDLER: the name is known only inside the handler (a body, the service a check belongs
+ *    to, a session's node), which requires acl.res:acl.acc (or the related permission
+ *    docs/acl.md names) before it changes or shows anything; 403 otherwise.
+ *  - FILTER: a read that leaves out what the token may not read (acl.res:read).
+ */
+enum api_acl_kind {
+    API_ACL_UNSET = 0, /* a route that forgot: refused (MESH_BUG_ON) and caught by the test */
+    API_ACL_PUBLIC,
+    API_ACL_ROUTE,
+    API_ACL_HANDLER,
+    API_ACL_FILTER,
+};
+
+/* What a ROUTE check names: nothing, the path after the prefix, or the agent's own node. */
+enum api_acl_name { API_ACL_NAME_NONE = 0, API_ACL_NAME_ARG, API_ACL_NAME_NODE };
+
+struct api_route_acl {
+    enum api_acl_kind kind;
+    enum acl_resource res; /* ACL_RES_NONE only for PUBLIC */
+    enum acl_access acc;
+    enum api_acl_name name;
+};
+
+struct api_route {
+    const char *method;
+    const char *path;
+    bool prefix; /* path is a prefix; the rest is the call's arg */
+    api_write_fn write;
+    api_read_fn read;
+    enum reg_table table; /* what a blocking read depends on */
+    bool blocking;
+    struct api_route_acl acl;
+};
+
+/* The route table (api.c), n entries; for tests that walk it. */
+const struct api_route *api_route_table(size_t *n);
+
 /* agent */
 void api_agent_self(struct api_call *c, struct api_result *res);
 void api_agent_members(struct api_call *c, struct api_result *res);

@@ -172,7 +172,7 @@ static json_t *node_summary(struct api_call *c, struct api_result *res, const st
         const struct reg_service *s =
             chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
         if (!s || api_acl_service_visible(c, res, s, false))
-            json_array_append_new(checks, render_check(chk));
+            json_array_append_new(checks, api_acl_render_check(c, chk));
     }
     free(ordered);
     json_object_set_new(node, "Services", services);

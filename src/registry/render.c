@@ -1,5 +1,6 @@
 #include "registry/render.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/alloc.h"
@@ -92,7 +93,41 @@ json_t *render_service_node(const struct reg_service *s)
     return o;
 }
 
-json_t *render_check(const struct reg_check *c)
+/* "http://user:pass@host/..." -> "http://user:xxxxx@host/..."; NULL when there is no password. */
+static char *redact_url_password(const char *url)
+{
+    const char *auth = strstr(url, "://");
+
+    if (!auth)
+        return NULL;
+    auth += 3;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', auth_len);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return NULL;
+    return xasprintf("%.*sxxxxx%s", (int)(colon + 1 - url), url, at);
+}
+
+static json_t *definition_without_secrets(const json_t *def)
+{
+    json_t *o = copy_or_empty(def);
+    const char *http = json_string_value(json_object_get(o, "HTTP"));
+    char *url = http ? redact_url_password(http) : NULL;
+
+    if (json_object_get(o, "Header"))
+        json_object_set_new(o, "Header", json_null());
+    if (json_object_get(o, "Body"))
+        json_object_set_new(o, "Body", json_string(""));
+    if (json_object_get(o, "ScriptArgs"))
+        json_object_set_new(o, "ScriptArgs", json_null());
+    if (url)
+        json_object_set_new(o, "HTTP", json_string(url));
+    free(url);
+    return o;
+}
+
+json_t *render_check(const struct reg_check *c, bool with_secrets)
 {
     const struct reg_service *s = c->service_id[0] ? reg_service_get(c->node, c->service_id) : NULL;
     char interval[32] = "", timeout[32] = "";
@@ -101,15 +136,16 @@ json_t *render_check(const struct reg_check *c)
         duration_format(c->interval_ns, interval, sizeof(interval));
     if (c->timeout_ns)
         duration_format(c->timeout_ns, timeout, sizeof(timeout));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:i, s:o, s:I, "
-                     "s:I}",
-                     "Node", c->node->name, "CheckID", c->id, "Name", c->name, "Status",
-                     reg_health_name(c->status), "Notes", c->notes, "Output", c->output,
-                     "ServiceID", c->service_id, "ServiceName", s ? s->name : "", "ServiceTags",
-                     s ? render_tags(s) : json_array(), "Type", c->type, "Interval", interval,
-                     "Timeout", timeout, "ExposedPort", 0, "Definition",
-                     copy_or_empty(c->definition), "CreateIndex", (json_int_t)c->create_index,
-                     "ModifyIndex", (json_int_t)c->modify_index);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:i, s:o, s:I, "
+        "s:I}",
+        "Node", c->node->name, "CheckID", c->id, "Name", c->name, "Status",
+        reg_health_name(c->status), "Notes", c->notes, "Output", c->output, "ServiceID",
+        c->service_id, "ServiceName", s ? s->name : "", "ServiceTags",
+        s ? render_tags(s) : json_array(), "Type", c->type, "Interval", interval, "Timeout",
+        timeout, "ExposedPort", 0, "Definition",
+        with_secrets ? copy_or_empty(c->definition) : definition_without_secrets(c->definition),
+        "CreateIndex", (json_int_t)c->create_index, "ModifyIndex", (json_int_t)c->modify_index);
 }
 
 json_t *render_agent_service(const struct reg_service *s, const char *datacenter)

@@ -6,6 +6,7 @@
 #define MESH_REGISTRY_RENDER_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "registry/state.h"
 
@@ -15,8 +16,13 @@ json_t *render_node(const struct reg_node *n);
 json_t *render_node_service(const struct reg_service *s);
 /* ServiceNode (catalog/service elements). */
 json_t *render_service_node(const struct reg_service *s);
-/* HealthCheck object. */
-json_t *render_check(const struct reg_check *c);
+/*
+ * HealthCheck object. Without with_secrets, the parts of its Definition that may hold
+ * credentials are blanked: Header (null), Body (""), ScriptArgs (null) and the password of a
+ * user:password@ in the HTTP URL (xxxxx, as Go's URL.Redacted). The API passes with_secrets only
+ * to tokens that could have registered the check (docs/acl.md).
+ */
+json_t *render_check(const struct reg_check *c, bool with_secrets);
 /* Agent view of a service (agent/services values). */
 json_t *render_agent_service(const struct reg_service *s, const char *datacenter);
 /* KV entry (Value base64, Session only while locked). */

@@ -108,6 +108,26 @@ static void test_prefix_precedence(void **state)
     acl_rules_free(&f.rules);
 }
 
+/* A recursive delete needs write on every key under the prefix (Consul's KeyWritePrefix). */
+static void test_subtree_write(void **state)
+{
+    (void)state;
+    struct fixture f;
+    load(&f,
+         "key_prefix \"\" { policy = \"write\" }\n"
+         "key_prefix \"app/secret/\" { policy = \"deny\" }\n"
+         "key \"ro/frozen\" { policy = \"read\" }\n",
+         false);
+    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "app/", ACL_ACCESS_WRITE));
+    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/", ACL_ACCESS_WRITE));
+    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "", ACL_ACCESS_WRITE));
+    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "ro", ACL_ACCESS_WRITE));
+    assert_true(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/public/", ACL_ACCESS_WRITE));
+    assert_true(acl_allowed_subtree(&f.a, ACL_RES_KEY, "ro/other", ACL_ACCESS_WRITE));
+    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/secret/x", ACL_ACCESS_WRITE));
+    acl_rules_free(&f.rules);
+}
+
 static void test_deny_wins_ties(void **state)
 {
     (void)state;
@@ -223,10 +243,11 @@ static void test_resolve_and_replay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_hcl),      cmocka_unit_test(test_parse_json),
-        cmocka_unit_test(test_parse_errors),   cmocka_unit_test(test_prefix_precedence),
-        cmocka_unit_test(test_deny_wins_ties), cmocka_unit_test(test_levels_and_defaults),
-        cmocka_unit_test(test_denied_text),    cmocka_unit_test(test_resolve_and_replay),
+        cmocka_unit_test(test_parse_hcl),           cmocka_unit_test(test_parse_json),
+        cmocka_unit_test(test_parse_errors),        cmocka_unit_test(test_prefix_precedence),
+        cmocka_unit_test(test_subtree_write),       cmocka_unit_test(test_deny_wins_ties),
+        cmocka_unit_test(test_levels_and_defaults), cmocka_unit_test(test_denied_text),
+        cmocka_unit_test(test_resolve_and_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

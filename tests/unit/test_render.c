@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
+#include "lib/buf.h"
 #include "lib/duration.h"
+#include "lib/json.h"
 #include "registry/render.h"
 #include "registry/state.h"
 
@@ -161,7 +163,7 @@ static void test_render_check(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_check(reg_check_get(f->node, "service:web1")),
+    assert_json(render_check(reg_check_get(f->node, "service:web1"), true),
                 "{\"Node\":\"node1\",\"CheckID\":\"service:web1\","
                 "\"Name\":\"Service 'web' check\",\"Status\":\"passing\",\"Notes\":\"\","
                 "\"Output\":\"HTTP GET: 200 OK\",\"ServiceID\":\"web1\",\"ServiceName\":\"web\","
@@ -169,7 +171,7 @@ static void test_render_check(void **state)
                 "\"Timeout\":\"1s\",\"ExposedPort\":0,\"Definition\":{},"
                 "\"CreateIndex\":5,\"ModifyIndex\":5}");
     /* A node check: no service, ServiceTags [], empty durations. */
-    assert_json(render_check(reg_check_get(f->node, "serfHealth")),
+    assert_json(render_check(reg_check_get(f->node, "serfHealth"), true),
                 "{\"Node\":\"node1\",\"CheckID\":\"serfHealth\",\"Name\":\"Serf Health Status\","
                 "\"Status\":\"passing\",\"Notes\":\"\",\"Output\":\"Agent alive and reachable\","
                 "\"ServiceID\":\"\",\"ServiceName\":\"\",\"ServiceTags\":[],\"Type\":\"\","
@@ -183,15 +185,52 @@ static void test_render_check_status_names(void **state)
     struct reg_check *c = reg_check_get(f->node, "serfHealth");
 
     reg_check_set_status(&f->st, c, REG_CRITICAL, "Agent not live or unreachable");
-    json_t *v = render_check(c);
+    json_t *v = render_check(c, true);
     assert_string_equal(json_string_value(json_object_get(v, "Status")), "critical");
     assert_int_equal(json_integer_value(json_object_get(v, "ModifyIndex")), 7);
     assert_int_equal(json_integer_value(json_object_get(v, "CreateIndex")), 6);
     json_decref(v);
     reg_check_set_status(&f->st, c, REG_WARNING, NULL);
-    v = render_check(c);
+    v = render_check(c, true);
     assert_string_equal(json_string_value(json_object_get(v, "Status")), "warning");
     json_decref(v);
+}
+
+/* What a check's definition may hold of credentials is shown only with_secrets. */
+static void test_render_check_hides_definition_secrets(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_check *c = reg_check_get(f->node, "service:web1");
+    const char *def = "{\"HTTP\":\"https://ops:hunter2@10.0.0.5:3000/health?at=@x\","
+                      "\"Header\":{\"Authorization\":[\"Bearer s3cret\"]},"
+                      "\"Method\":\"POST\",\"Body\":\"token=s3cret\","
+                      "\"ScriptArgs\":[\"probe\",\"--password=s3cret\"],\"TCP\":\"\"}";
+    struct buf b = BUF_INIT;
+
+    json_decref(c->definition);
+    c->definition = json_loads(def, 0, NULL);
+    json_t *full = render_check(c, true);
+    json_append(&b, json_object_get(full, "Definition"), false);
+    assert_non_null(strstr(b.data, "Bearer s3cret"));
+    assert_non_null(strstr(b.data, "hunter2"));
+    json_decref(full);
+
+    json_t *v = render_check(c, false);
+    buf_reset(&b);
+    json_append(&b, json_object_get(v, "Definition"), false);
+    assert_string_equal(b.data, "{\"HTTP\":\"https://ops:xxxxx@10.0.0.5:3000/health?at=@x\","
+                                "\"Header\":null,\"Method\":\"POST\",\"Body\":\"\","
+                                "\"ScriptArgs\":null,\"TCP\":\"\"}");
+    json_decref(v);
+
+    /* A URL without a password, and one with only a user, are shown as they are. */
+    json_object_set_new(c->definition, "HTTP", json_string("http://ops@10.0.0.5/h?q=a:b@c"));
+    v = render_check(c, false);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "Definition"), "HTTP")),
+        "http://ops@10.0.0.5/h?q=a:b@c");
+    json_decref(v);
+    buf_free(&b);
 }
 
 static void test_render_agent_service(void **state)
@@ -241,6 +280,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render_service_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_check_status_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_render_check_hides_definition_secrets, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_render_agent_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_kv, setup, teardown),
     };
