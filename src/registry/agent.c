@@ -295,9 +295,11 @@ static int agent_start(struct reg_agent *a, struct err *e)
         if (rc < 0)
             return rc;
     }
-    rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
-    if (rc < 0)
-        return rc;
+    if (a->cfg.http_port > 0) {
+        rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
+        if (rc < 0)
+            return rc;
+    }
     rc = agent_tls_start(a, e);
     if (rc < 0)
         return rc;
@@ -351,11 +353,14 @@ int agent_main(int argc, char **argv)
         a->exit_status = 1;
         agent_shutdown(a);
     } else {
-        log_info("agent started: node=%s datacenter=%s http=%s:%d server=%s data-dir=%s",
-                 a->cfg.node_name, a->cfg.datacenter, a->cfg.client_addr, a->cfg.http_port,
-                 a->cfg.server ? "true" : "false", a->cfg.data_dir ? a->cfg.data_dir : "(none)");
-        if (a->cfg.ui)
-            log_info("web UI on http://%s:%d/ui/", a->cfg.client_addr, a->cfg.http_port);
+        char http[300] = "off";
+        if (a->cfg.http_port > 0)
+            snprintf(http, sizeof(http), "%s:%d", a->cfg.client_addr, a->cfg.http_port);
+        log_info("agent started: node=%s datacenter=%s http=%s server=%s data-dir=%s",
+                 a->cfg.node_name, a->cfg.datacenter, http, a->cfg.server ? "true" : "false",
+                 a->cfg.data_dir ? a->cfg.data_dir : "(none)");
+        if (a->cfg.ui && a->cfg.http_port > 0)
+            log_info("web UI on http://%s/ui/", http);
         sd_notify_ready("serving the HTTP API");
     }
     uv_run(a->loop, UV_RUN_DEFAULT);

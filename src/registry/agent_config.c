@@ -27,6 +27,8 @@ static const char usage[] =
  */
 #define OFF(f) offsetof(struct agent_config, f)
 
+#define HTTP_PORT_UNSET (-2) /* neither ports.http nor -http-port: resolve_http_port decides */
+
 static const struct option_def options[] = {
     {"server", "server", OPTION_BOOL, OFF(server),
      "Run in server mode (holds the catalog and KV)."},
@@ -40,7 +42,9 @@ static const struct option_def options[] = {
      "Address advertised for this node (default 0.0.0.0: 127.0.0.1 is advertised)."},
     {"client_addr", "client", OPTION_STRING, OFF(client_addr),
      "Address the HTTP API listens on (default 127.0.0.1)."},
-    {"ports.http", "http-port", OPTION_PORT, OFF(http_port), "HTTP API port (default 8500)."},
+    {"ports.http", "http-port", OPTION_PORT_OFF, OFF(http_port),
+     "HTTP API port (default 8500; -1: off, the default with verify_incoming and an HTTPS "
+     "port)."},
     {"ports.https", "https-port", OPTION_PORT, OFF(https_port),
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
     {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port), "DNS port, UDP and TCP (-1: off)."},
@@ -225,7 +229,7 @@ static void defaults(struct agent_config *cfg)
     cfg->datacenter = xstrdup("dc1");
     cfg->bind_addr = xstrdup("0.0.0.0");
     cfg->client_addr = xstrdup("127.0.0.1");
-    cfg->http_port = 8500;
+    cfg->http_port = HTTP_PORT_UNSET;
     cfg->dns_port = 8600;
     cfg->domain = xstrdup("consul.");
     cfg->dns_udp_answer_limit = 3;
@@ -236,12 +240,25 @@ static void defaults(struct agent_config *cfg)
     cfg->acl_default_policy = xstrdup("allow");
 }
 
+/*
+ * Plain HTTP serves anyone who can connect, certificate or not: with verify_incoming and an
+ * HTTPS port, it stays closed unless ports.http (or -http-port) asks for it, so requiring client
+ * certificates is not undone by the default port 8500.
+ */
+static void resolve_http_port(struct agent_config *cfg)
+{
+    if (cfg->http_port == HTTP_PORT_UNSET)
+        cfg->http_port = cfg->https_port && cfg->tls_verify_incoming ? -1 : 8500;
+}
+
 static int validate(struct agent_config *cfg, struct err *e)
 {
     enum log_level lvl;
 
-    if (cfg->http_port <= 0)
+    if (cfg->http_port == 0 || cfg->http_port < -1 || cfg->http_port > 65535)
         return err_set(e, "invalid HTTP port %d", cfg->http_port);
+    if (cfg->http_port == -1 && !cfg->https_port)
+        return err_set(e, "no API listener: ports.http is -1 and no ports.https is set");
     if (cfg->dns_port < -1 || cfg->dns_port > 65535)
         return err_set(e, "invalid DNS port %d", cfg->dns_port);
     if (!cfg->domain[0] || cfg->domain[0] == '.' || strstr(cfg->domain, "..") ||
@@ -298,6 +315,8 @@ int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct er
         if (!bind_given && cfg->ndocs == 0)
             set_str(&cfg->bind_addr, "127.0.0.1");
     }
+    if (rc == 0)
+        resolve_http_port(cfg);
     return rc == 0 ? validate(cfg, e) : rc;
 }
 

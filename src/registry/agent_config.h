@@ -33,7 +33,7 @@ struct agent_config {
     char *datacenter;
     char *bind_addr;
     char *client_addr;
-    int http_port;
+    int http_port;  /* -1: no plain HTTP listener (see agent_config_load) */
     int https_port; /* 0: no HTTPS listener */
 
     /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */

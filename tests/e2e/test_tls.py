@@ -8,6 +8,7 @@ its plain HTTP port.
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -249,3 +250,81 @@ def test_client_agent_syncs_to_the_server_over_tls(agent_factory, write_config, 
     time.sleep(1.5)
     assert server.get_json("/v1/catalog/node/web2") is None
     assert "heartbeat to" in bad.log_text() and "certificate required" in bad.log_text()
+
+
+# ---------------------------------------------------------------- verify_incoming closes plain HTTP
+
+
+def listening_tcp_ports(pid):
+    """The TCP ports process pid listens on, from /proc (its socket inodes in LISTEN state)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # 0A: LISTEN
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def verify_incoming_agent(agent_factory, write_config, certs, ports):
+    """An agent with verify_incoming and the given `ports` config, started without -http-port;
+    ready once it answers over HTTPS with a client certificate."""
+    cfg = write_config({"ports": ports, "tls": {"defaults": {
+        "ca_file": str(certs / "consul-agent-ca.pem"),
+        "cert_file": str(certs / "dc1-server-consul-0.pem"),
+        "key_file": str(certs / "dc1-server-consul-0-key.pem"),
+        "verify_incoming": True,
+    }}}, name="verify-incoming.json")
+    a = agent_factory(start=False, pass_http_port=False, config_files=[cfg])
+    a.start(wait=False)
+    ctx = client_ctx(certs, "dc1-client-consul-0")
+    wait_until(lambda: a.running() and https_answers(ports["https"], ctx), 10,
+               what="the agent to answer over HTTPS")
+    return a, ctx
+
+
+def https_answers(port, ctx):
+    try:
+        return https_get(port, ctx)[0] == 200
+    except OSError:
+        return False
+
+
+def test_verify_incoming_closes_plain_http_unless_asked(agent_factory, write_config, certs):
+    """Issue 12 item 15: with verify_incoming and only ports.https, the plain HTTP port (8500 by
+    default) used to serve the API to anyone without a certificate."""
+    https_port = free_port()
+    a, ctx = verify_incoming_agent(agent_factory, write_config, certs, {"https": https_port})
+    assert listening_tcp_ports(a.proc.pid) == {https_port}
+    assert "http=off" in a.log_text()
+    status, body = https_get(https_port, ctx, "/v1/agent/self")
+    assert status == 200 and json.loads(body)["DebugConfig"]["HTTPPort"] == -1
+    a.stop()
+
+    # Asked for explicitly, plain HTTP stays (Consul's rule).
+    http_port = free_port()
+    b, _ = verify_incoming_agent(agent_factory, write_config, certs,
+                                 {"http": http_port, "https": https_port})
+    assert listening_tcp_ports(b.proc.pid) == {http_port, https_port}
+    c = http.client.HTTPConnection(HOST, http_port, timeout=5)
+    c.request("GET", "/v1/status/leader")
+    assert c.getresponse().status == 200
+    c.close()
+
+
+def test_http_port_off_needs_https(agent_factory, write_config):
+    """ports.http -1 without an HTTPS port would leave no API at all: refused at start."""
+    cfg = write_config({"ports": {"http": -1}})
+    a = agent_factory(start=False, pass_http_port=False, config_files=[cfg])
+    a.start(wait=False)
+    assert a.proc.wait(timeout=10) != 0
+    assert "no API listener: ports.http is -1 and no ports.https is set" in a.log_text()

@@ -129,6 +129,47 @@ static void test_cluster_acl_and_tls_keys(void **state)
     agent_config_free(&cfg);
 }
 
+/* verify_incoming with an HTTPS port closes plain HTTP unless ports.http asks for it. */
+static void test_http_port_under_verify_incoming(void **state)
+{
+    struct agent_config cfg;
+    struct err e = {""};
+    const char *tls = scratch_write(
+        "vi.json", "{\"ports\": {\"https\": 8501},\n"
+                   " \"tls\": {\"defaults\": {\"ca_file\": \"ca.pem\", \"cert_file\": \"c.pem\",\n"
+                   "  \"key_file\": \"k.pem\", \"verify_incoming\": true}}}\n");
+    const char *only_https[] = {"-config-file", tls};
+    const char *with_flag[] = {"-config-file", tls, "-http-port", "8600"};
+    const char *nothing[] = {"-node", "n"};
+
+    (void)state;
+    assert_int_equal(load(&cfg, &e, 2, only_https), 0);
+    assert_int_equal(cfg.http_port, -1);
+    agent_config_free(&cfg);
+    assert_int_equal(load(&cfg, &e, 4, with_flag), 0);
+    assert_int_equal(cfg.http_port, 8600);
+    agent_config_free(&cfg);
+    assert_int_equal(load(&cfg, &e, 2, nothing), 0);
+    assert_int_equal(cfg.http_port, 8500);
+    agent_config_free(&cfg);
+
+    const char *explicit_http = scratch_write("vi2.json", "{\"ports\": {\"http\": 8500}}\n");
+    const char *both[] = {"-config-file", tls, "-config-file", explicit_http};
+    assert_int_equal(load(&cfg, &e, 4, both), 0);
+    assert_int_equal(cfg.http_port, 8500);
+    agent_config_free(&cfg);
+
+    const char *off = scratch_write("off.json", "{\"ports\": {\"http\": -1}}\n");
+    const char *no_api[] = {"-config-file", off};
+    assert_int_equal(load(&cfg, &e, 2, no_api), -22);
+    assert_string_equal(e.msg, "no API listener: ports.http is -1 and no ports.https is set");
+    agent_config_free(&cfg);
+    const char *zero[] = {"-http-port", "0"};
+    assert_int_equal(load(&cfg, &e, 2, zero), -22);
+    assert_string_equal(e.msg, "invalid HTTP port 0");
+    agent_config_free(&cfg);
+}
+
 static void test_dns_keys(void **state)
 {
     struct agent_config cfg;
@@ -197,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_wrong_type_names_file_and_line),
         cmocka_unit_test(test_syntax_error_line),
         cmocka_unit_test(test_cluster_acl_and_tls_keys),
+        cmocka_unit_test(test_http_port_under_verify_incoming),
         cmocka_unit_test(test_dns_keys),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_dev_implies_server_on_loopback),
