@@ -414,3 +414,23 @@ def test_client_agent_asks_its_server(agent_factory):
     assert tcp(port, "7f00000a.addr.consul", A).data(A) == ["127.0.0.10"]
     # A server that cannot be reached: SERVFAIL, as Consul's RPC errors.
     assert udp(port, "api.service.consul", A).rcode == 2
+
+
+def test_lookups_use_the_default_token_under_acls(dns_agent):
+    """With ACLs (default deny), DNS answers what the agent's default token may read, as
+    Consul's DNS does: nothing for the anonymous token, the service once the default token
+    has service:read and node:read."""
+    root = {"X-Consul-Token": "root"}
+    a, port = dns_agent({"acl": {"enabled": True, "default_policy": "deny",
+                                 "tokens": {"initial_management": "root"}}})
+    assert a.put("/v1/agent/service/register", {"ID": "web1", "Name": "web", "Port": 80,
+                                                "Address": "127.0.0.10"}, headers=root).status == 200
+    assert tcp(port, "web.service.consul", A).rcode == NXDOMAIN
+    assert tcp(port, "node1.node.consul", A).rcode == NXDOMAIN
+    pol = a.put("/v1/acl/policy", {"Name": "dns", "Rules": 'service_prefix "" { policy = "read" }'
+                                   '\nnode_prefix "" { policy = "read" }'}, headers=root).json()
+    tok = a.put("/v1/acl/token", {"Policies": [{"ID": pol["ID"]}]}, headers=root).json()
+    assert a.put("/v1/agent/token/default", {"Token": tok["SecretID"]},
+                 headers=root).status == 200
+    assert tcp(port, "web.service.consul", A).data(A) == ["127.0.0.10"]
+    assert tcp(port, "node1.node.consul", A).data(A) == ["127.0.0.1"]
