@@ -148,6 +148,12 @@ static int revive_node(const struct cluster_state *s, const struct cluster_node 
     return pm_wait_online(s, n, e);
 }
 
+/* Both of a web node's daemons run: its agent and its supervisor. */
+static bool node_running(const struct cluster_state *s, const struct cluster_node *n)
+{
+    return cluster_pidfile_live(s, n, "agent.pid", NULL) && cluster_pm_daemon(s, n, NULL);
+}
+
 /* Runs the operation; returns the instances the node should end with passing, or -errno. */
 static int run_op(enum op op, const struct cluster_state *s, const struct cluster_node *n,
                   struct err *e)
@@ -217,6 +223,12 @@ static int node_op(enum op op, int argc, char **argv)
     if (!(n = cluster_node_find(&s, c.arg, &e)) ||
         (n->server && err_set(&e, "%s is not a web node", n->name))) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
+    /* The supervisor commands would start a fresh, empty supervisor on a killed node. */
+    if (op != OP_KILL && op != OP_REVIVE && !node_running(&s, n)) {
+        fprintf(stderr, "%s: node %s is down (killed?); 'mesh revive-node %s' brings it back\n",
+                argv[0], n->name, n->name);
         goto out;
     }
     /* A killed node is failed after the failure timeout; allow that plus a margin. */

@@ -255,6 +255,14 @@ bool cluster_cmd_begin(struct cluster_cmd *c, struct flag *flags, size_t n, cons
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         return false;
     }
+    /* A state file outlives its processes: say so rather than print "unavailable" tables. */
+    if (!cluster_is_up(s)) {
+        fprintf(stderr,
+                "%s: the cluster in %s is down (none of its processes runs); 'mesh up' "
+                "starts it\n",
+                argv[0], s->run_dir);
+        return false;
+    }
     return true;
 }
 

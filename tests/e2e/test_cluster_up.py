@@ -160,6 +160,13 @@ def test_kill_node_is_detected_and_routed_around(cluster):
     assert res["failed"] == 0
     p = cluster.mesh("kill-node", "web1", check=False)
     assert p.returncode == 1 and "not running" in p.stderr
+    # The supervisor commands say the node is down instead of starting an empty supervisor.
+    for cmd in ("stop-service", "start-service", "scale-up"):
+        p = cluster.mesh(cmd, "web1", check=False)
+        assert p.returncode == 1 and "node web1 is down" in p.stderr, (cmd, p.stderr)
+    pm = subprocess.run([mesh_bin(), "pm", "-home", os.path.join(cluster.run_dir, "web1", "pm"),
+                         "ping"], capture_output=True, text=True, timeout=30)
+    assert pm.returncode == 1, "a supervisor was started on the killed node"
     cluster.mesh("revive-node", "web1")
     assert len(cluster.passing("web1")) == 1
     wait_until(lambda: (lambda r: r if set(r["served_by"]) == {"web1/0", "web2/0"} else None)(
@@ -231,6 +238,12 @@ def test_down_stops_everything(cluster):
         assert gone(pid), f"process {pid} still running"
     left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert cluster.run_dir not in left
+    # The state file is still there: the commands say the cluster is down, exit 1, start nothing.
+    for args in (("status",), ("status", "-json"), ("services",), ("health",), ("test-lb",),
+                 ("stop-service", "web1"), ("reload-lb",)):
+        p = cluster.mesh(*args, check=False)
+        assert p.returncode == 1 and "is down" in p.stderr and "mesh up" in p.stderr, (args, p)
+    assert not os.path.exists(os.path.join(cluster.run_dir, "web1", "pm", "pm.sock"))
     assert "not up" in cluster.mesh("down").stdout
     again = cluster.json("down")
     assert again["was_up"] is False and again["stopped"] == 0, again
