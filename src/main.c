@@ -51,7 +51,28 @@ static const struct subcommand subcommands[] = {
     {"revive-node", cli_revive_node, "Bring a killed node back"},
     {"reload-lb", cli_reload_lb, "Make the load balancer re-read its config (SIGHUP)"},
     {"test-lb", cli_test_lb, "Send N requests through the lb; print the spread"},
+    {"test-load", cli_test_load, "Run scenarios/basic|stress|failover.yml against the lb"},
 };
+
+/*
+ * The original's cluster_utils.sh names, so its scripts and habits keep working: each runs
+ * `mesh COMMAND [ARG]` with the rest of the command line.
+ */
+static const struct alias {
+    const char *name;
+    const char *command;
+    const char *arg; /* inserted before the user's arguments, or NULL */
+} aliases[] = {
+    {"consul-status", "nodes", NULL},
+    {"haproxy-status", "lb-status", NULL},
+    {"reload-haproxy", "reload-lb", NULL},
+    {"test-loadbalancer", "test-lb", NULL},
+    {"artillery-basic", "test-load", "basic"},
+    {"artillery-stress", "test-load", "stress"},
+    {"artillery-failover", "test-load", "failover"},
+};
+
+#define ALIAS_MAX_ARGS 256
 
 /* Where `mesh help` starts the operator commands' section. */
 #define FIRST_CLUSTER_COMMAND "up"
@@ -65,7 +86,34 @@ static void usage(FILE *f)
                     "\nLocal cluster (run directory ./run, -run-dir or MESH_RUN_DIR; --json):\n");
         fprintf(f, "    %-14s %s\n", subcommands[i].name, subcommands[i].summary);
     }
+    fprintf(f, "\nThe original's cluster_utils.sh names, accepted as they were:\n");
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        fprintf(f, "    %-18s = mesh %s%s%s\n", aliases[i].name, aliases[i].command,
+                aliases[i].arg ? " " : "", aliases[i].arg ? aliases[i].arg : "");
     fprintf(f, "\nRun 'mesh <command> -help' for a command's flags.\n");
+}
+
+/* Runs the alias's command with argv[0] its name (its messages and -help say what it is). */
+static int run_alias(const struct alias *a, int argc, char **argv)
+{
+    char *args[ALIAS_MAX_ARGS + 2];
+    int n = 0;
+
+    if (argc > ALIAS_MAX_ARGS) {
+        fprintf(stderr, "mesh %s: too many arguments\n", a->name);
+        return 1;
+    }
+    args[n++] = (char *)a->command;
+    if (a->arg)
+        args[n++] = (char *)a->arg;
+    for (int i = 2; i < argc; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        if (strcmp(subcommands[i].name, a->command) == 0)
+            return subcommands[i].run(n, args);
+    }
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -85,6 +133,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         if (strcmp(argv[1], subcommands[i].name) == 0)
             return subcommands[i].run(argc - 1, argv + 1);
+    }
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+        if (strcmp(argv[1], aliases[i].name) == 0)
+            return run_alias(&aliases[i], argc, argv);
     }
     fprintf(stderr, "mesh: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);

@@ -42,5 +42,7 @@ int cli_kill_node(int argc, char **argv);
 int cli_revive_node(int argc, char **argv);
 int cli_reload_lb(int argc, char **argv);
 int cli_test_lb(int argc, char **argv);
+/* `mesh test-load basic|stress|failover`: scenarios/NAME.yml against the cluster's lb. */
+int cli_test_load(int argc, char **argv);
 
 #endif

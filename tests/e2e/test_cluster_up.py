@@ -77,6 +77,32 @@ def test_requests_spread_evenly(cluster):
     assert "web1/0" in table and "web2/0" in table and "SHARE" in table
 
 
+def test_the_original_command_names_still_work(cluster):
+    """cluster_utils.sh's names answer as the commands they became, listed once in mesh help."""
+    names = {n["node"] for n in cluster.json("consul-status")}
+    assert names == {n["node"] for n in cluster.json("nodes")} == {"loadbalancer", "web1", "web2"}
+    assert any(r["server"] == "BACKEND" for r in cluster.json("haproxy-status"))
+    assert cluster.json("test-loadbalancer", "-n", "4")["failed"] == 0
+    assert "SIGHUP" in cluster.mesh("reload-haproxy").stdout
+    p = subprocess.run([mesh_bin(), "artillery-basic", "-run-dir", cluster.run_dir, "--", "-e",
+                        "quick", "--quiet", "--output", os.path.join(cluster.run_dir, "basic.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    report = json.loads(Path(cluster.run_dir, "basic.json").read_text())
+    assert report["meshkit"]["target"] == f"http://127.0.0.1:{cluster.ports['lb']}", report["meshkit"]
+    assert report["aggregate"]["counters"]["http.codes.200"] > 0
+    p = cluster.mesh("test-load", "earthquake", check=False)
+    assert p.returncode == 1 and 'unknown scenario "earthquake"' in p.stderr
+    helptext = subprocess.run([mesh_bin(), "help"], capture_output=True, text=True).stdout
+    for old, new in (("consul-status", "nodes"), ("haproxy-status", "lb-status"),
+                     ("reload-haproxy", "reload-lb"), ("test-loadbalancer", "test-lb"),
+                     ("artillery-basic", "test-load basic"),
+                     ("artillery-stress", "test-load stress"),
+                     ("artillery-failover", "test-load failover")):
+        assert helptext.count(old) == 1 and f"{old} " in helptext, old
+        assert f"= mesh {new}\n" in helptext, new
+
+
 def test_status_and_tables(cluster):
     st = cluster.json("status")
     assert {n["node"]: n["status"] for n in st["nodes"]} == {
