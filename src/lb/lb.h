@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "lb/timing.h"
+
 typedef _Atomic uint64_t lb_counter;
 
 static inline void lb_count(lb_counter *c, uint64_t n)
@@ -96,6 +98,7 @@ struct lb_server {
     lb_counter chkfail, chkdown;
     /* passive ejection: consecutive failures seen by workers */
     _Atomic int consecutive_errors;
+    struct lb_times times; /* queue / connect / response / total of its requests */
 };
 
 /* Creates a server with one reference. host must be numeric. Returns NULL on a bad address. */
@@ -151,6 +154,7 @@ struct lb_backend {
     _Atomic uint64_t generation; /* of current: workers compare before locking */
     struct lb_counters c;
     lb_counter qcur, qmax;
+    struct lb_times times;   /* of every request of the backend */
     _Atomic int registry_ok; /* 0 when the registry is unreachable (last known set in use) */
     _Atomic uint64_t last_change_ms;
 };

@@ -91,6 +91,9 @@ struct lb_client {
     struct lb_server *queued_srv; /* reference while queued */
     bool in_backend;              /* backend scur counted */
 
+    /* when the current request reached each phase (uv_hrtime, ns; 0 = not yet): lb_times */
+    uint64_t t_req, t_slot, t_connect, t_ready, t_rsp_head;
+
     /* current response */
     uint64_t rsp_bytes;
     bool rsp_head_done, rsp_done, up_keep, clihead_pending;
@@ -711,6 +714,7 @@ static void req_pump(struct lb_client *c)
 /* The connection is ready (fresh or from the pool): send the head and start reading. */
 static void upstream_ready(struct lb_client *c)
 {
+    c->t_ready = uv_hrtime();
     c->state = CS_PROXY;
     c->head_sent = false;
     c->rsp_bytes = 0;
@@ -743,6 +747,9 @@ static void connect_server(struct lb_client *c)
     struct lb_proxy *px = c->px;
     int rc = 0;
 
+    c->t_connect = uv_hrtime();
+    if (!c->t_slot)
+        c->t_slot = c->t_connect; /* the end of the queue time; a retry does not move it */
     lb_count(&c->srv->c.req_tot, 1);
     c->up = lb_pool_get(&px->pool, c->srv, c);
     if (c->up) {
@@ -926,6 +933,7 @@ static void response_head(struct lb_client *c, const struct http_response_head *
         c->cli_keep = false;
     c->rsp_dec = HTTP_CHUNKED_DECODER_INIT;
     c->rsp_head_done = true;
+    c->t_rsp_head = uv_hrtime();
     c->rsp_done = c->rsp_mode == BODY_NONE;
     count_status(px->fe, res->status);
     count_status(&px->backend->c, res->status);
@@ -951,6 +959,7 @@ static void tunnel_start(struct lb_client *c, const struct http_response_head *r
     c->up_shut = false;
     c->status = res->status;
     c->rsp_head_done = true;
+    c->t_rsp_head = uv_hrtime();
     c->rsp_mode = c->req_mode = BODY_UNTIL_CLOSE;
     c->rsp_done = c->req_done = false;
     c->cli_keep = c->up_keep = false;
@@ -1138,6 +1147,25 @@ static void reset_request(struct lb_client *c)
 }
 
 /* The response is fully written: recycle the server connection, then the next request. */
+/* A request answered by its server: its phases go into the server's and backend's times. */
+static void record_times(struct lb_client *c)
+{
+    uint64_t now = uv_hrtime();
+
+    if (!c->t_rsp_head || !c->srv ||
+        MESH_BUG_ON(c->t_slot < c->t_req || c->t_ready < c->t_connect ||
+                    c->t_rsp_head < c->t_ready))
+        return;
+    struct lb_time_sample s = {{
+        [LB_PHASE_QUEUE] = (c->t_slot - c->t_req) / 1000,
+        [LB_PHASE_CONNECT] = (c->t_ready - c->t_connect) / 1000,
+        [LB_PHASE_RESPONSE] = (c->t_rsp_head - c->t_ready) / 1000,
+        [LB_PHASE_TOTAL] = (now - c->t_req) / 1000,
+    }};
+    lb_times_record(&c->srv->times, &s);
+    lb_times_record(&c->px->backend->times, &s);
+}
+
 static void finish_request(struct lb_client *c)
 {
     struct lb_proxy *px = c->px;
@@ -1148,6 +1176,7 @@ static void finish_request(struct lb_client *c)
         client_close(c);
         return;
     }
+    record_times(c);
     release_upstream(c, c->up_keep && c->req_done && c->rsp.len == 0 && !px->draining);
     leave_backend(c);
     buf_reset(&c->rsp);
@@ -1292,6 +1321,8 @@ static void parse_request(struct lb_client *c)
     c->req_dec = HTTP_CHUNKED_DECODER_INIT;
     c->upgrade_req = wants_upgrade(req);
     c->retries_left = px->cfg->retries;
+    c->t_req = uv_hrtime();
+    c->t_slot = c->t_rsp_head = 0;
     build_request_head(c, req);
     buf_consume(&c->in, (size_t)r);
     c->req_scan = HTTP_HEAD_SCAN_INIT;

@@ -207,6 +207,21 @@ static void fill_upstream(struct lb_stat_row *r, const struct lb_counters *c, ui
     set_u(r, LB_ST_BCK, 0);
 }
 
+/* qtime..ttime (HAProxy's averages over the last 1,024 requests) and their maxima, in ms. */
+static void fill_times(struct lb_stat_row *r, const struct lb_times *t)
+{
+    static const enum lb_stat_col avg[LB_PHASES] = {LB_ST_QTIME, LB_ST_CTIME, LB_ST_RTIME,
+                                                    LB_ST_TTIME};
+    static const enum lb_stat_col max[LB_PHASES] = {LB_ST_QTIME_MAX, LB_ST_CTIME_MAX,
+                                                    LB_ST_RTIME_MAX, LB_ST_TTIME_MAX};
+
+    r->times = t;
+    for (int p = 0; p < LB_PHASES; p++) {
+        set_u(r, avg[p], (lb_times_avg_us(t, (enum lb_phase)p) + 500) / 1000);
+        set_u(r, max[p], (atomic_load_explicit(&t->max_us[p], memory_order_relaxed) + 500) / 1000);
+    }
+}
+
 static uint64_t seconds_since(uint64_t now_ms, uint64_t then_ms)
 {
     return now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
@@ -305,6 +320,7 @@ static void fill_server(struct lb_stat_row *r, const struct lb_stats_view *v,
     r->srv = s;
     fill_traffic(r, &s->c);
     fill_upstream(r, &s->c, lb_read(&s->qcur), lb_read(&s->qmax));
+    fill_times(r, &s->times);
     set_s(r, LB_ST_PXNAME, v->b->name);
     set_s(r, LB_ST_SVNAME, s->name);
     if (s->maxconn > 0)
@@ -350,6 +366,7 @@ static void fill_backend(struct lb_stat_row *r, const struct lb_stats_view *v)
     r->type = LB_STAT_BACKEND;
     fill_traffic(r, &b->c);
     fill_upstream(r, &b->c, lb_read(&b->qcur), lb_read(&b->qmax));
+    fill_times(r, &b->times);
     for (size_t i = 0; v->set && i < v->set->n; i++) {
         const struct lb_server *s = v->set->v[i];
         chkdown += lb_read(&s->chkdown);
@@ -550,6 +567,26 @@ static const struct pm_metric {
      PM_F | PM_B, PM_VALUE},
     {"http_responses_total", "Total number of HTTP responses.", "counter", LB_ST_HRSP_1XX,
      PM_F | PM_B | PM_S, PM_CODES},
+    {"queue_time_average_seconds", "Avg. queue time for last 1024 successful connections.", "gauge",
+     LB_ST_QTIME, PM_B | PM_S, PM_MS},
+    {"connect_time_average_seconds", "Avg. connect time for last 1024 successful connections.",
+     "gauge", LB_ST_CTIME, PM_B | PM_S, PM_MS},
+    {"response_time_average_seconds", "Avg. response time for last 1024 successful connections.",
+     "gauge", LB_ST_RTIME, PM_B | PM_S, PM_MS},
+    {"total_time_average_seconds", "Avg. total time for last 1024 successful connections.", "gauge",
+     LB_ST_TTIME, PM_B | PM_S, PM_MS},
+    {"max_queue_time_seconds", "Maximum observed time spent in the queue", "gauge", LB_ST_QTIME_MAX,
+     PM_B | PM_S, PM_MS},
+    {"max_connect_time_seconds",
+     "Maximum observed time spent waiting for a connection to "
+     "complete",
+     "gauge", LB_ST_CTIME_MAX, PM_B | PM_S, PM_MS},
+    {"max_response_time_seconds", "Maximum observed time spent waiting for a server response",
+     "gauge", LB_ST_RTIME_MAX, PM_B | PM_S, PM_MS},
+    {"max_total_time_seconds",
+     "Maximum observed total request+response time (request+queue+"
+     "connect+response+processing)",
+     "gauge", LB_ST_TTIME_MAX, PM_B | PM_S, PM_MS},
     /* not in promex: connections switched to another protocol by a 101 (WebSocket) */
     {"current_tunnels", "Current number of tunnels (connections switched by a 101).", "gauge",
      LB_ST_X_TUNNEL_CUR, PM_B | PM_S, PM_VALUE},
@@ -647,6 +684,64 @@ static void pm_sample(struct buf *out, const char *scope, const struct pm_metric
     }
 }
 
+/* Histograms of ours (promex has none): queue, connect and response time. */
+static const struct pm_metric pm_histograms[LB_HIST_PHASES] = {
+    [LB_PHASE_QUEUE] = {"queue_time_seconds", "Time requests waited for a server slot.",
+                        "histogram", LB_ST_QTIME, PM_B | PM_S, PM_VALUE},
+    [LB_PHASE_CONNECT] = {"connect_time_seconds",
+                          "Time to connect to a server (0 on a reused connection).", "histogram",
+                          LB_ST_CTIME, PM_B | PM_S, PM_VALUE},
+    [LB_PHASE_RESPONSE] = {"http_response_time_seconds",
+                           "Time from a request sent to its response head received.", "histogram",
+                           LB_ST_RTIME, PM_B | PM_S, PM_VALUE},
+};
+
+/* name_bucket{...,le="..."} cumulative counts, then name_sum and name_count. */
+static void pm_histogram(struct buf *out, const char *scope, const struct pm_metric *m,
+                         const struct lb_stat_row *r, enum lb_phase p)
+{
+    const struct lb_times *t = r->times;
+    struct pm_metric part = *m;
+    char name[96], le[32];
+    uint64_t cum = 0;
+
+    snprintf(name, sizeof(name), "%s_bucket", m->name);
+    part.name = name;
+    for (int i = 0; i <= LB_HIST_BOUNDS; i++) {
+        cum += atomic_load_explicit(&t->hist[p][i], memory_order_relaxed);
+        if (i < LB_HIST_BOUNDS)
+            snprintf(le, sizeof(le), "%g", (double)lb_hist_bounds_us[i] / 1e6);
+        pm_name(out, scope, &part, r, "le", i < LB_HIST_BOUNDS ? le : "+Inf");
+        buf_printf(out, "%" PRIu64 "\n", cum);
+    }
+    snprintf(name, sizeof(name), "%s_sum", m->name);
+    pm_name(out, scope, &part, r, NULL, NULL);
+    buf_printf(out, "%.6f\n",
+               (double)atomic_load_explicit(&t->hist_sum_us[p], memory_order_relaxed) / 1e6);
+    snprintf(name, sizeof(name), "%s_count", m->name);
+    pm_name(out, scope, &part, r, NULL, NULL);
+    buf_printf(out, "%" PRIu64 "\n", cum);
+}
+
+static void pm_histogram_families(struct buf *out, int t, const struct lb_stat_row *rows, size_t n)
+{
+    const char *scope = scope_names[t];
+
+    for (int p = 0; p < LB_HIST_PHASES; p++) {
+        const struct pm_metric *m = &pm_histograms[p];
+        bool any = false;
+        for (size_t i = 0; i < n && !any; i++)
+            any = (int)rows[i].type == t && rows[i].times;
+        if (!any || !(m->scopes & (1u << t)))
+            continue;
+        buf_printf(out, "# HELP haproxy_%s_%s %s\n# TYPE haproxy_%s_%s %s\n", scope, m->name,
+                   m->help, scope, m->name, m->type);
+        for (size_t i = 0; i < n; i++)
+            if ((int)rows[i].type == t && rows[i].times)
+                pm_histogram(out, scope, m, &rows[i], (enum lb_phase)p);
+    }
+}
+
 void lb_stats_prometheus(struct buf *out, const struct lb_stat_row *rows, size_t n)
 {
     /* promex's order: every frontend family, then backends, then servers */
@@ -670,5 +765,6 @@ void lb_stats_prometheus(struct buf *out, const struct lb_stat_row *rows, size_t
             if (!any) /* a family with no sample (no servers, no limit set) is left out */
                 out->len = before, out->data[before] = '\0';
         }
+        pm_histogram_families(out, t, rows, n);
     }
 }

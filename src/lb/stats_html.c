@@ -75,6 +75,13 @@ static const struct {
      6},
     {"Errors", {{"Req", LB_ST_EREQ}, {"Conn", LB_ST_ECON}, {"Resp", LB_ST_ERESP}}, 3},
     {"Warnings", {{"Retr", LB_ST_WRETR}, {"Redis", LB_ST_WREDIS}}, 2},
+    /* HAProxy's averages over the last 1,024 requests (its page has them as tooltips) */
+    {"Time (ms)",
+     {{"Queue", LB_ST_QTIME},
+      {"Connect", LB_ST_CTIME},
+      {"Resp", LB_ST_RTIME},
+      {"Total", LB_ST_TTIME}},
+     4},
     {"Server",
      {{"Status", LB_ST_STATUS},
       {"LastChg", LB_ST_LASTCHG},

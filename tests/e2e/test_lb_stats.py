@@ -115,6 +115,79 @@ def test_stats_csv_json_metrics_html_account_for_requests(backends, lb_factory):
     assert 'http-equiv="refresh"' in page.lower() or h.get("Refresh"), "no auto-refresh"
 
 
+def metric(text, name, **labels):
+    """The value of one Prometheus sample, matched by name and exact labels."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        lbl, _, value = line[len(name) + 1:].rpartition("} ")
+        got = dict(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', lbl))
+        if got == labels:
+            return float(value)
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+def test_response_times_in_csv_metrics_and_page(backends, lb_factory):
+    """Issue 13 item 4: HAProxy's qtime/ctime/rtime/ttime (ms, averages over the last 1,024
+    requests) and their maxima; Prometheus averages and histograms; the page shows them.
+    The backend sleeps 60 ms per request, so every response time is at least that."""
+    bs = backends(1)
+    lb = lb_factory(static_args(bs) + ["-check=false"])
+    for _ in range(3):
+        assert lb.get("/slow?ms=60")[0] == 200
+    for name in ("srv1", "BACKEND"):
+        row = lb.row(name)
+        assert num(row, "rtime") >= 60 and num(row, "rtime_max") >= 60, row
+        assert num(row, "ttime") >= num(row, "rtime"), row
+        assert num(row, "ttime_max") >= num(row, "rtime_max"), row
+        for col in ("qtime", "ctime", "qtime_max", "ctime_max"):
+            assert row[col] != "", (col, row)
+    assert lb.row("FRONTEND")["rtime"] == ""  # HAProxy has them for backends and servers
+
+    st, _, body = lb.stats_get(path="/metrics")
+    assert st == 200
+    m = body.decode()
+    for scope, labels in (("server", {"proxy": "web", "server": "srv1"}),
+                          ("backend", {"proxy": "web"})):
+        hist = f"haproxy_{scope}_http_response_time_seconds"
+        assert metric(m, hist + "_bucket", **labels, le="0.05") == 0
+        assert metric(m, hist + "_bucket", **labels, le="+Inf") == 3
+        assert metric(m, hist + "_count", **labels) == 3
+        assert metric(m, hist + "_sum", **labels) >= 0.18
+        for part in ("queue_time_seconds", "connect_time_seconds"):
+            assert metric(m, f"haproxy_{scope}_{part}_count", **labels) == 3
+        assert metric(m, f"haproxy_{scope}_response_time_average_seconds", **labels) >= 0.06
+        assert metric(m, f"haproxy_{scope}_max_total_time_seconds", **labels) >= 0.06
+    assert f"# TYPE haproxy_server_http_response_time_seconds histogram" in m
+
+    st, _, page = lb.stats_get()
+    assert st == 200 and b"Time (ms)" in page
+    rtime = num(lb.row("srv1"), "rtime")
+    assert f"<td>{rtime}</td>".encode() in page
+
+
+def test_queue_time_counts_the_wait_for_a_slot(backends, lb_factory):
+    """With one slot, a request sent while another holds it waits in the queue: qtime."""
+    bs = backends(1)
+    lb = lb_factory(static_args(bs) + ["-check=false", "-server-maxconn", "1"])
+    first = threading.Thread(target=lambda: lb.get("/slow?ms=3000"), daemon=True)
+    first.start()
+    wait_until(lambda: bs[0].stats()["slow_started"] == 1, 5, what="the first request")
+    second = threading.Thread(target=lambda: lb.get("/"), daemon=True)
+    second.start()
+    wait_until(lambda: num(lb.row("BACKEND"), "qcur") == 1, 5, what="the second one queued")
+    assert bs[0].stats()["slow_done"] == 0  # still queued behind the first one now
+    first.join(timeout=15)
+    second.join(timeout=15)
+    row = lb.row("srv1")
+    assert num(row, "qtime_max") >= 1 and num(row, "qtime") >= 1, row
+    st, _, body = lb.stats_get(path="/metrics")
+    m = body.decode()
+    q = "haproxy_server_queue_time_seconds"
+    assert metric(m, q + "_count", proxy="web", server="srv1") == 2
+    assert metric(m, q + "_bucket", proxy="web", server="srv1", le="0.0005") == 1
+
+
 def served_by_slow(bs):
     for b in bs:
         if b.stats()["slow_started"]:

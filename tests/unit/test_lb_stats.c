@@ -385,10 +385,24 @@ static void test_prometheus(void **state)
         if (regexec(&re, line, 2, m, 0) != 0)
             fail_msg("bad sample line: %s", line);
         char type_line[160];
-        snprintf(type_line, sizeof(type_line), "# TYPE %.*s ", (int)(m[1].rm_eo - m[1].rm_so),
-                 line + m[1].rm_so);
-        if (!strstr(r->body, type_line))
-            fail_msg("no TYPE for %s", line);
+        int len = (int)(m[1].rm_eo - m[1].rm_so);
+        snprintf(type_line, sizeof(type_line), "# TYPE %.*s ", len, line + m[1].rm_so);
+        if (!strstr(r->body, type_line)) {
+            /* a histogram's samples are its family name plus _bucket, _sum or _count */
+            static const char *const parts[] = {"_bucket", "_sum", "_count"};
+            bool found = false;
+            for (size_t k = 0; k < ARRAY_LEN(parts) && !found; k++) {
+                int plen = (int)strlen(parts[k]);
+                if (len <= plen ||
+                    strncmp(line + m[1].rm_so + len - plen, parts[k], (size_t)plen) != 0)
+                    continue;
+                snprintf(type_line, sizeof(type_line), "# TYPE %.*s histogram\n", len - plen,
+                         line + m[1].rm_so);
+                found = strstr(r->body, type_line) != NULL;
+            }
+            if (!found)
+                fail_msg("no TYPE for %s", line);
+        }
         samples++;
     }
     free(body);
