@@ -79,10 +79,13 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
 {
     const struct cluster_node *lb = &s->nodes[0];
     char cfg[PATH_MAX + 64], pidf[PATH_MAX + 64], sock[PATH_MAX + 64], log[PATH_MAX + 64];
-    char tpid[PATH_MAX + 64], reg[96];
+    char tpid[PATH_MAX + 64], reg[96], dir[PATH_MAX], page[PATH_MAX + 64];
     struct buf cmd = BUF_INIT, spec = BUF_INIT;
     pid_t pid;
 
+    /* the 503 page mesh lb has built in, beside the template (configs/errors/503.http) */
+    snprintf(dir, sizeof(dir), "%s", tmpl);
+    snprintf(page, sizeof(page), "%s/errors/503.http", dirname(dir));
     cluster_path(s, lb, "haproxy.cfg", cfg, sizeof(cfg));
     cluster_path(s, lb, "haproxy.pid", pidf, sizeof(pidf));
     cluster_path(s, lb, "haproxy.sock", sock, sizeof(sock));
@@ -108,11 +111,12 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
         xasprintf("MESH_HAPROXY_STATS_PASSWORD=%s", s->stats_password),
         xasprintf("MESH_HAPROXY_SERVICE=%s", CLUSTER_SERVICE),
         xasprintf("MESH_HAPROXY_SOCKET=%s", sock),
+        xasprintf("MESH_HAPROXY_ERRORFILE_503=%s", access(page, R_OK) == 0 ? page : ""),
     };
-    char *argv[] = {"/usr/bin/env", env[0], env[1],  env[2],          env[3],
-                    env[4],         env[5], env[6],  (char *)s->mesh, "template",
-                    "-consul-addr", reg,    "-wait", "200ms:2s",      "-template",
-                    spec.data,      NULL};
+    char *argv[] = {"/usr/bin/env", env[0],         env[1], env[2],  env[3],
+                    env[4],         env[5],         env[6], env[7],  (char *)s->mesh,
+                    "template",     "-consul-addr", reg,    "-wait", "200ms:2s",
+                    "-template",    spec.data,      NULL};
     int rc = cluster_spawn(lb, argv, log, &pid, e);
     if (rc == 0)
         rc = cluster_pidfile_write(tpid, pid, e);

@@ -273,10 +273,16 @@ static int start_lb(const struct cluster_state *s, struct err *e)
 {
     const struct cluster_node *lb = &s->nodes[0];
     char port[16], sport[16], reg[96], inter[32], log[PATH_MAX + 64], pidf[PATH_MAX + 64];
+    char dir[PATH_MAX], page[PATH_MAX + 64];
     char *bind = lb->netns[0] ? "0.0.0.0" : (char *)lb->addr;
     pid_t pid;
     int rc;
 
+    /* the 503 page beside the binary (build/mesh -> configs/errors/503.http), for an operator
+     * to edit; without it mesh lb's built-in copy of the same page answers */
+    snprintf(dir, sizeof(dir), "%s", s->mesh);
+    snprintf(page, sizeof(page), "%s/configs/errors/503.http", dirname(dirname(dir)));
+    bool have_page = access(page, R_OK) == 0;
     snprintf(port, sizeof(port), "%d", s->lb_port);
     snprintf(sport, sizeof(sport), "%d", s->stats_port);
     snprintf(reg, sizeof(reg), "%s:%d", lb->addr, lb->agent_port);
@@ -301,6 +307,8 @@ static int start_lb(const struct cluster_state *s, struct err *e)
                     inter,
                     "-workers",
                     "2",
+                    have_page ? "-errorfile-503" : NULL,
+                    page,
                     NULL};
     rc = cluster_spawn(lb, argv, log, &pid, e);
     if (rc == 0)

@@ -30,10 +30,6 @@
 #define QUEUE_POLL_MS   10
 #define MAX_CONN_TOKENS 16
 
-const char lb_proxy_default_503[] = "<html><body><h1>503 Service Unavailable</h1>\n"
-                                    "No server is available to handle this request.\n"
-                                    "</body></html>\n";
-
 enum client_state {
     CS_HEAD,    /* reading a request head (or idle between requests) */
     CS_QUEUED,  /* waiting for a server slot */
@@ -1229,8 +1225,8 @@ static void send_error(struct lb_client *c, int status)
         const char *page = body;
         size_t len;
         if (status == 503) {
-            page = px->page503 ? px->page503 : lb_proxy_default_503;
-            len = px->page503 ? px->page503_len : strlen(lb_proxy_default_503);
+            page = px->page503; /* an HTML body of the operator's */
+            len = px->page503_len;
         } else {
             int n = snprintf(body, sizeof(body), "<html><body><h1>%d %s</h1>\n</body></html>\n",
                              status, http_status_reason(status));
@@ -1601,8 +1597,8 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
     px->cfg = cfg;
     px->backend = backend;
     px->fe = fe;
-    px->page503 = page503;
-    px->page503_len = page503 ? page503_len : 0;
+    px->page503 = page503 ? page503 : lb_default_503;
+    px->page503_len = page503 ? page503_len : strlen(lb_default_503);
     lb_picker_init(&px->picker, backend->balance, (uint64_t)(uintptr_t)px ^ uv_hrtime());
     lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns));
     uv_timer_init(loop, &px->queue_timer);

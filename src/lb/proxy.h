@@ -48,7 +48,7 @@ struct lb_proxy {
 
 /*
  * Initialises px on loop. cfg, backend and fe are borrowed for px's life. page503 (borrowed,
- * may be NULL for the built-in page) is a complete HTTP response when it starts with "HTTP/",
+ * may be NULL for lb_default_503) is a complete HTTP response when it starts with "HTTP/",
  * else an HTML body sent with status 503.
  */
 void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config *cfg,
@@ -79,7 +79,10 @@ void lb_proxy_abort_all(struct lb_proxy *px);
  */
 void lb_proxy_close(struct lb_proxy *px);
 
-/* The built-in 503 page body. */
-extern const char lb_proxy_default_503[];
+/*
+ * The built-in 503: a whole HTTP response (status line, headers, a self-contained HTML page),
+ * configs/errors/503.http embedded at build time.
+ */
+extern const char lb_default_503[];
 
 #endif

@@ -470,8 +470,19 @@ async function lb503() {
   const page = await openPage([{url: /.*/, status: 503}]);
   const res = await page.goto(`http://${HOST}:${lbDead.port}/`);
   assert.equal(res.status(), 503);
-  assert.ok(((await page.locator('body').textContent()) || '').trim().length > 0, 'empty 503 page');
+  const text = (await page.locator('body').textContent()) || '';
+  assert.ok(/503/.test(text) && /try again/.test(text), `503 page without status or retry: ${text}`);
+  await assertNoOverflow(page, '503 page');
   await shot(page, 'lb-503');
+  /* The designed page follows the system's scheme: dark background, light text. */
+  await page.emulateMedia({colorScheme: 'dark'});
+  const [bg, fg] = await page.evaluate(() => {
+    const s = getComputedStyle(document.body);
+    return [s.backgroundColor, s.color];
+  });
+  const lum = (c) => c.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b, 0) / 3;
+  assert.ok(lum(bg) < 60 && lum(fg) > 180, `503 dark scheme: background ${bg}, text ${fg}`);
+  await shot(page, 'lb-503-dark');
   await closePage(page);
 }
 

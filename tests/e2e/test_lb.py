@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -317,6 +318,9 @@ def test_registry_all_instances_gone_gives_503(agent, backends, lb_factory, tmp_
     st, h, body = builtin.get("/")
     assert st == 503 and (h.get("Content-Type") or "").startswith("text/html"), (st, dict(h))
     assert b"503" in body and b"ok from" not in body, body
+    # the built-in page is configs/errors/503.http, HAProxy's errorfile in the template too
+    page = (Path(__file__).resolve().parents[2] / "configs/errors/503.http").read_bytes()
+    assert body == page.partition(b"\r\n\r\n")[2] and h.get("Retry-After") == "5"
     st, h, body = custom.get("/")
     assert st == 503 and b"lbtest custom 503 page 7f3a" in body, (st, body)
     # an instance comes back: traffic again

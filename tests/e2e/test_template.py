@@ -282,7 +282,8 @@ def test_haproxy_follows_registry(agent, tmp_path, template_factory, backends):
     port, stats_port = free_port(), free_port()
     cfg, pidfile = tmp_path / "haproxy.cfg", tmp_path / "haproxy.pid"
     env = dict(os.environ, MESH_HAPROXY_BIND=HOST, MESH_HAPROXY_PORT=str(port),
-               MESH_HAPROXY_STATS_PORT=str(stats_port), MESH_HAPROXY_SERVICE="web")
+               MESH_HAPROXY_STATS_PORT=str(stats_port), MESH_HAPROXY_SERVICE="web",
+               MESH_HAPROXY_ERRORFILE_503=f"{REPO}/configs/errors/503.http")
     register(agent, "web-1", b1.port)
     reload_cmd = f"test -f {pidfile} && haproxy -c -q -f {cfg} && kill -USR2 $(cat {pidfile})"
     t = template_factory(["-consul-addr", f"{HOST}:{agent.port}", "-wait", "200ms:1s",
@@ -319,7 +320,10 @@ def test_haproxy_follows_registry(agent, tmp_path, template_factory, backends):
             r = request(port, "GET", "/", timeout=5)
             return r if r.status == 503 else None
         r = wait_until(unavailable, 20, what="the 503 page")
-        assert b"No server is available to handle this request." in r.body
+        # mesh lb's page, configs/errors/503.http, as HAProxy's errorfile
+        page = (REPO / "configs/errors/503.http").read_bytes()
+        assert r.body == page.partition(b"\r\n\r\n")[2], r.body[:200]
+        assert r.header("Retry-After") == "5"
         assert hap.proc.poll() is None, "the master must survive the reloads"
     finally:
         hap.stop()

@@ -62,6 +62,11 @@ def test_up_from_environment_and_down_stops_everything(tmp_path):
         apps = json.loads(mesh("status", "-json", env=env).stdout)["apps"]
         pids = cluster_pids(run) | {a["pid"] for a in apps}
         assert len(pids) == 6, pids  # 3 agents, the lb, 2 webapps
+        # the lb answers with configs/errors/503.http, the page the HAProxy template uses too
+        lb_pid = (run / "loadbalancer" / "lb.pid").read_text().split()[0]
+        argv = open(f"/proc/{lb_pid}/cmdline", "rb").read().split(b"\0")
+        assert b"-errorfile-503" in argv, argv
+        assert argv[argv.index(b"-errorfile-503") + 1].endswith(b"/configs/errors/503.http")
     finally:
         down = mesh("down", env=env)
     assert down.returncode == 0, down.stderr

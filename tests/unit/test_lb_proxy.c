@@ -551,7 +551,8 @@ static void test_503_no_server(void **state)
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.head.data, "Content-Type: text/html"));
     assert_non_null(strstr(r.body.data, "503 Service Unavailable"));
-    assert_non_null(strstr(r.body.data, "No server is available to handle this request."));
+    assert_non_null(strstr(r.body.data, "This service is briefly unavailable"));
+    assert_non_null(strstr(r.head.data, "Retry-After: 5"));
     response_free(&r);
     fixture_stop(&fx);
     assert_int_equal(lb_read(&fx.fe.hrsp[5]), 1);
