@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lib/alloc.h"
 
@@ -169,6 +170,21 @@ size_t url_query_get_all(const struct url_query *q, const char *name, const char
         found++;
     }
     return found;
+}
+
+char *url_redacted(const char *url)
+{
+    const char *auth = strstr(url, "://");
+
+    if (!auth)
+        return xstrdup(url);
+    auth += 3;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', auth_len);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return xstrdup(url);
+    return xasprintf("%.*sxxxxx%s", (int)(colon + 1 - url), url, at);
 }
 
 /* Parses a decimal port 1..65535. */

@@ -54,6 +54,13 @@ bool url_query_has(const struct url_query *q, const char *name);
  */
 size_t url_query_get_all(const struct url_query *q, const char *name, const char **out, size_t max);
 
+/*
+ * A copy of url (caller frees) with the password of a "scheme://user:password@host" replaced by
+ * "xxxxx", as Go's URL.Redacted() prints it: for showing a URL to someone who may not know the
+ * password (check output, check definitions). Anything else is copied unchanged.
+ */
+char *url_redacted(const char *url);
+
 /* Pieces of "http[s]://host[:port][/path?query]". host is unbracketed for IPv6. */
 struct url_parts {
     bool https;

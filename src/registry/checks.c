@@ -198,7 +198,9 @@ static void http_error_prefix(const struct runner *r, struct buf *out)
         char ch = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
         buf_append(out, &ch, 1);
     }
-    buf_printf(out, " \"%s\": ", r->url);
+    char *url = url_redacted(r->url); /* the output is shown to readers of the service */
+    buf_printf(out, " \"%s\": ", url);
+    free(url);
 }
 
 /* Text close to what Go's net/http client reports for a transport error. */
@@ -438,8 +440,10 @@ static void on_http_done(int status, const struct http_client_response *res, voi
         goto done;
     const struct check_def *d = r->def;
     size_t body = res->body_len < def_output_max(d) ? res->body_len : def_output_max(d);
-    buf_printf(&out, "HTTP %s %s: %d", d->method && d->method[0] ? d->method : "GET", d->http,
+    char *url = url_redacted(d->http);
+    buf_printf(&out, "HTTP %s %s: %d", d->method && d->method[0] ? d->method : "GET", url,
                res->status);
+    free(url);
     if (res->reason.n)
         buf_printf(&out, " %.*s", STR_FMT(res->reason));
     buf_append_cstr(&out, " Output: ");

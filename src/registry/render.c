@@ -6,6 +6,7 @@
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/duration.h"
+#include "lib/url.h"
 
 static json_t *copy_or_empty(const json_t *v)
 {
@@ -93,27 +94,11 @@ json_t *render_service_node(const struct reg_service *s)
     return o;
 }
 
-/* "http://user:pass@host/..." -> "http://user:xxxxx@host/..."; NULL when there is no password. */
-static char *redact_url_password(const char *url)
-{
-    const char *auth = strstr(url, "://");
-
-    if (!auth)
-        return NULL;
-    auth += 3;
-    size_t auth_len = strcspn(auth, "/?#");
-    const char *at = memrchr(auth, '@', auth_len);
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon)
-        return NULL;
-    return xasprintf("%.*sxxxxx%s", (int)(colon + 1 - url), url, at);
-}
-
 static json_t *definition_without_secrets(const json_t *def)
 {
     json_t *o = copy_or_empty(def);
     const char *http = json_string_value(json_object_get(o, "HTTP"));
-    char *url = http ? redact_url_password(http) : NULL;
+    char *url = http ? url_redacted(http) : NULL;
 
     if (json_object_get(o, "Header"))
         json_object_set_new(o, "Header", json_null());

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -60,6 +61,28 @@ static void test_decode_bad(void **state)
         assert_int_equal(url_decode(str_from(bad[i]), true, &b), -EINVAL);
         buf_free(&b);
     }
+}
+
+static void check_redacted(const char *in, const char *want)
+{
+    char *got = url_redacted(in);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* A password in a URL is not shown (Go's URL.Redacted); everything else is kept. */
+static void test_redacted(void **state)
+{
+    check_redacted("http://ops:hunter2@10.0.0.5:3000/health",
+                   "http://ops:xxxxx@10.0.0.5:3000/health");
+    check_redacted("https://u:p@h", "https://u:xxxxx@h");
+    check_redacted("http://u:p:q@h/", "http://u:xxxxx@h/");
+    check_redacted("http://a@b:c@h/x", "http://a@b:xxxxx@h/x"); /* the last '@' ends userinfo */
+    check_redacted("http://ops@h/", "http://ops@h/");
+    check_redacted("http://h/p?u=a:b@c", "http://h/p?u=a:b@c");
+    check_redacted("http://h:80/#a:b@c", "http://h:80/#a:b@c");
+    check_redacted("h:p@x", "h:p@x");
+    check_redacted("", "");
 }
 
 static void test_encode(void **state)
@@ -222,15 +245,11 @@ static void test_split_bad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_decode_bad),
-        cmocka_unit_test(test_decode_not_text),
-        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_encode_round_trip),
-        cmocka_unit_test(test_query),
-        cmocka_unit_test(test_query_edge),
-        cmocka_unit_test(test_query_bad),
-        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_decode),          cmocka_unit_test(test_decode_bad),
+        cmocka_unit_test(test_decode_not_text), cmocka_unit_test(test_redacted),
+        cmocka_unit_test(test_encode),          cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_query),           cmocka_unit_test(test_query_edge),
+        cmocka_unit_test(test_query_bad),       cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
