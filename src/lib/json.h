@@ -73,4 +73,12 @@ void json_append(struct buf *out, const json_t *v, bool pretty);
  */
 json_t *json_str_or_empty(const char *s);
 
+/*
+ * How deeply arrays and objects nest in JSON text (0 for a scalar), counted without parsing: a
+ * cheap check before jansson's parser, which refuses documents deeper than
+ * JSON_PARSER_MAX_DEPTH (2048). Brackets inside strings do not count. Works on any bytes; for
+ * malformed text the count is what the brackets say.
+ */
+size_t json_text_depth(const char *text, size_t len);
+
 #endif

@@ -276,13 +276,23 @@ void api_result_error(struct api_result *res, int status, const char *fmt, ...)
     res->index_headers = false;
 }
 
+json_t *api_body_load(const struct api_call *c, json_error_t *jerr)
+{
+    if (json_text_depth(c->req->body, c->req->body_len) > API_MAX_JSON_DEPTH) {
+        snprintf(jerr->text, sizeof(jerr->text), "JSON nested deeper than %d levels",
+                 API_MAX_JSON_DEPTH);
+        return NULL;
+    }
+    return json_loadb(c->req->body, c->req->body_len, 0, jerr);
+}
+
 json_t *api_body_json(struct api_call *c, bool allow_empty)
 {
     json_error_t jerr;
 
     if (c->req->body_len == 0 && allow_empty)
         return json_object();
-    json_t *v = json_loadb(c->req->body, c->req->body_len, 0, &jerr);
+    json_t *v = api_body_load(c, &jerr);
     if (!v) {
         api_error(c, 400, "Request decode failed: %s", jerr.text);
         return NULL;

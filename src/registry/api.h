@@ -87,11 +87,25 @@ void api_result_error(struct api_result *res, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * How deeply a request's JSON body may nest. What the API accepts is journaled, snapshotted and
+ * forwarded inside a few more levels (a journal record wraps a service two levels deeper, a
+ * client agent's sync one more), and jansson refuses to parse past 2048: well under that, a
+ * body that was accepted always replays after a restart.
+ */
+#define API_MAX_JSON_DEPTH 512
+
+/*
  * Decodes the request body as a JSON object. On failure answers 400 "Request decode failed:
- * ..." and returns NULL (the call is then freed). An empty body gives an empty object when
- * allow_empty.
+ * ..." and returns NULL (the call is then freed): also for a body nested deeper than
+ * API_MAX_JSON_DEPTH. An empty body gives an empty object when allow_empty.
  */
 json_t *api_body_json(struct api_call *c, bool allow_empty);
+
+/*
+ * The request body parsed as any JSON value (NULL, with jerr set, when malformed or nested
+ * deeper than API_MAX_JSON_DEPTH). The caller owns the result.
+ */
+json_t *api_body_load(const struct api_call *c, json_error_t *jerr);
 
 /* Query parameter lookup on the call. */
 const char *api_query(const struct api_call *c, const char *name);

@@ -64,7 +64,7 @@ void api_txn(struct api_call *c)
 {
     json_error_t jerr;
     json_t *results, *errors;
-    json_t *ops = json_loadb(c->req->body, c->req->body_len, 0, &jerr);
+    json_t *ops = api_body_load(c, &jerr);
 
     if (!ops) {
         api_error(c, 400, "Failed to parse body: %s", jerr.text);

@@ -252,6 +252,31 @@ static void test_jansson_allocates_through_xmalloc(void **state)
     assert_ptr_equal(f, free);
 }
 
+/* The depth the API checks before jansson parses (jansson stops at 2048): brackets in strings,
+ * escaped quotes included, do not count. */
+static void test_text_depth(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t depth;
+    } cases[] = {
+        {"1", 0},
+        {"{}", 1},
+        {"[[], {\"a\": [1]}]", 3},
+        {"{\"a\": \"[[[{{{\"}", 1},
+        {"{\"a\": \"\\\"[[[\"}", 1},
+        {"]]]{", 1}, /* malformed: what the brackets say */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(json_text_depth(cases[i].text, strlen(cases[i].text)), cases[i].depth);
+    char deep[4096 + 1];
+    memset(deep, '[', 2048);
+    memset(deep + 2048, ']', 2048);
+    deep[4096] = '\0';
+    assert_int_equal(json_text_depth(deep, 4096), 2048);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_read_type_errors),
         cmocka_unit_test(test_read_duration),
         cmocka_unit_test(test_append),
+        cmocka_unit_test(test_text_depth),
         cmocka_unit_test(test_str_or_empty),
         cmocka_unit_test(test_jansson_allocates_through_xmalloc),
     };
