@@ -2,6 +2,7 @@
 #include "registry/agent.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "registry/agent_internal.h"
 #include "registry/agent_tls.h"
 #include "registry/api.h"
+#include "registry/cluster.h"
 #include "registry/decode.h"
 #include "registry/dns.h"
 #include "registry/sync.h"
@@ -27,6 +29,13 @@
 struct reg_node *agent_local_node(struct reg_agent *a)
 {
     struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
+    if (!n && !agent_may_write(a)) {
+        /* A replicated server that does not lead: the leader registers servers' nodes. */
+        a->shadow_node.name = a->cfg.node_name;
+        a->shadow_node.id = a->node_id;
+        a->shadow_node.datacenter = a->cfg.datacenter;
+        return &a->shadow_node;
+    }
     if (!n) { /* removed through the catalog API: the agent's own node always exists */
         agent_ensure_local_node(a);
         n = reg_node_get(&a->state, a->cfg.node_name);
@@ -126,6 +135,8 @@ static void on_reap(const char *service_id, void *data)
 {
     struct reg_agent *a = data;
 
+    if (!agent_may_write(a))
+        return; /* the leader reaps */
     log_info("deregistering service %s: its check stayed critical past "
              "DeregisterCriticalServiceAfter",
              service_id);
@@ -180,6 +191,7 @@ void agent_shutdown(struct reg_agent *a)
     sd_notify_stopping();
     if (a->members.agent)
         members_close(&a->members);
+    cluster_stop(a);
     sync_stop(a);
     acl_cache_free(a->acl_cache);
     a->acl_cache = NULL;
@@ -272,7 +284,11 @@ static int agent_start(struct reg_agent *a, struct err *e)
 {
     int rc;
 
-    if (a->cfg.data_dir && !a->cfg.dev) {
+    if (cluster_wanted(a)) {
+        rc = cluster_start(a, e); /* the state comes from the replicated log */
+        if (rc < 0)
+            return rc;
+    } else if (a->cfg.data_dir && !a->cfg.dev) {
         rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
         if (rc < 0)
             return rc;
@@ -280,7 +296,8 @@ static int agent_start(struct reg_agent *a, struct err *e)
     load_node_id(a);
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
-    agent_ensure_local_node(a);
+    if (agent_may_write(a))
+        agent_ensure_local_node(a);
     restore_check_runners(a);
     rc = agent_config_services_apply(a, NULL, &a->cfg, e);
     if (rc < 0)
@@ -339,12 +356,12 @@ int agent_main(int argc, char **argv)
     }
     if (log_level_parse(a->cfg.log_level, &lvl))
         log_min_level = lvl;
-    if (a->cfg.bootstrap_expect > 1)
-        log_warn("-bootstrap-expect=%d: this agent runs a single server for now",
-                 a->cfg.bootstrap_expect);
     if (a->cfg.unknown_keys.len)
         log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
     a->loop = uv_default_loop();
+    /* A replication peer that dies while a message is being written to it must cost an EPIPE,
+     * not the process (libuv's stream writes do not suppress SIGPIPE). */
+    signal(SIGPIPE, SIG_IGN);
     srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
     agent_init_handles(a);
     rc = agent_start(a, &e);

@@ -34,7 +34,8 @@ static const struct option_def options[] = {
      "Run in server mode (holds the catalog and KV)."},
     {"bootstrap", "bootstrap", OPTION_BOOL, OFF(bootstrap), "Elect this server leader on its own."},
     {"bootstrap_expect", "bootstrap-expect", OPTION_INT, OFF(bootstrap_expect),
-     "Servers expected (1 for now)."},
+     "Servers expected: with more than 1, a replicated cluster forms once that many see each "
+     "other (-retry-join); needs -data-dir."},
     {NULL, "dev", OPTION_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
     {"node_name", "node", OPTION_STRING, OFF(node_name), "Node name (default: the hostname)."},
     {"datacenter", "datacenter", OPTION_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
@@ -45,6 +46,8 @@ static const struct option_def options[] = {
     {"ports.http", "http-port", OPTION_PORT_OFF, OFF(http_port),
      "HTTP API port (default 8500; -1: off, the default with verify_incoming and an HTTPS "
      "port)."},
+    {"ports.server", "server-port", OPTION_PORT, OFF(server_port),
+     "Replication port between servers (default 8300; numeric IPv4 -bind only)."},
     {"ports.https", "https-port", OPTION_PORT, OFF(https_port),
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
     {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port), "DNS port, UDP and TCP (-1: off)."},
@@ -230,6 +233,7 @@ static void defaults(struct agent_config *cfg)
     cfg->bind_addr = xstrdup("0.0.0.0");
     cfg->client_addr = xstrdup("127.0.0.1");
     cfg->http_port = HTTP_PORT_UNSET;
+    cfg->server_port = 8300;
     cfg->dns_port = 8600;
     cfg->domain = xstrdup("consul.");
     cfg->dns_udp_answer_limit = 3;
@@ -272,6 +276,11 @@ static int validate(struct agent_config *cfg, struct err *e)
                        cfg->acl_default_policy);
     if (cfg->failure_timeout_ns < DURATION_SEC / 2)
         return err_set(e, "failure_timeout must be at least 500ms");
+    if (cfg->bootstrap_expect < 0 || cfg->bootstrap_expect > 16)
+        return err_set(e, "invalid -bootstrap-expect %d (1 to 16)", cfg->bootstrap_expect);
+    if (cfg->bootstrap && cfg->bootstrap_expect > 1)
+        return err_set(e, "-bootstrap and -bootstrap-expect %d are mutually exclusive",
+                       cfg->bootstrap_expect);
     if (cfg->https_port && (!cfg->tls_cert_file || !cfg->tls_key_file))
         return err_set(e, "an HTTPS port needs tls.defaults.cert_file and key_file");
     return 0;

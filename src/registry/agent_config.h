@@ -33,8 +33,9 @@ struct agent_config {
     char *datacenter;
     char *bind_addr;
     char *client_addr;
-    int http_port;  /* -1: no plain HTTP listener (see agent_config_load) */
-    int https_port; /* 0: no HTTPS listener */
+    int http_port;   /* -1: no plain HTTP listener (see agent_config_load) */
+    int server_port; /* replication between servers (Consul's ports.server), default 8300 */
+    int https_port;  /* 0: no HTTPS listener */
 
     /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */
     int dns_port; /* default 8600; -1: no DNS */

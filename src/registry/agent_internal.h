@@ -21,7 +21,11 @@ struct reg_agent {
     uv_loop_t *loop;
     struct agent_config cfg;
     struct reg_state state;
-    struct reg_persist *persist; /* NULL without a data dir */
+    struct reg_persist *persist; /* NULL without a data dir, or in a replicated cluster */
+    struct reg_cluster *cluster; /* a server of a replicated cluster (cluster.h); else NULL */
+    /* What agent_local_node returns on a replicated server that may not write while its node
+     * is not in the state yet: an empty node outside the catalog. */
+    struct reg_node shadow_node;
     struct reg_checks *checks;
     struct reg_sessions *sessions; /* session TTLs, lock-delay clock, user events */
     struct http_server http;

@@ -17,6 +17,7 @@
 #include "registry/acl_client.h"
 #include "registry/api_filter.h"
 #include "registry/api_routes.h"
+#include "registry/cluster.h"
 #include "registry/forward.h"
 
 #define WAIT_DEFAULT_MS (5 * 60 * 1000)
@@ -149,6 +150,9 @@ static const struct api_route routes[] = {
     READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true, ACL_FILTER(NODE)),
 
     READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/internal/mesh/raft/info", false, api_cluster_info, CAT, false, ACL_PUBLIC),
+    WRITE("PUT", "/v1/internal/mesh/raft/join", false, api_cluster_join,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
     READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false, ACL_PUBLIC),
     READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
          false, ACL_ROUTE(OPERATOR, READ, NONE)),
@@ -207,6 +211,12 @@ static void respond(struct api_call *c, int status, const char *type, const void
         len = n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg);
     }
     add_common_headers(c);
+    /* In a replicated cluster a write is acknowledged once its records are committed. */
+    if (c->route && c->route->write &&
+        cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
+        api_call_free(c);
+        return;
+    }
     http_respond(c->req, status, type, body, len);
     api_call_free(c);
 }
@@ -349,9 +359,12 @@ static void send_result(struct api_call *c, struct api_result *res)
     struct http_request *req = c->req;
 
     if (res->index_headers) {
+        bool known;
+        uint64_t contact;
+        cluster_read_headers(c->agent, &known, &contact);
         http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
-        http_response_header(req, "X-Consul-KnownLeader", "true");
-        http_response_header(req, "X-Consul-LastContact", "0");
+        http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
+        http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
     }
     if (res->content_hash)
         http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
@@ -484,7 +497,7 @@ static bool authorize(struct api_call *c, const struct api_route *r)
 {
     struct reg_agent *a = c->agent;
 
-    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready) {
+    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
         acl_state_ensure(&a->state, &a->cfg); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
@@ -636,6 +649,14 @@ void api_handle(struct http_request *req, void *data)
         return;
     }
     c->route = r;
+    if (cluster_forward(c->agent, c, r->write != NULL))
+        return; /* a follower of a replicated cluster: the leader answers */
+    if (check_common_params(c))
+        dispatch(c);
+}
+
+void api_call_resume(struct api_call *c)
+{
     if (check_common_params(c))
         dispatch(c);
 }
@@ -651,6 +672,7 @@ static void dispatch(struct api_call *c)
         int err;
         c->unwritten = reg_persist_unwritten(c->agent->persist, &err);
     }
+    c->records = cluster_records(c->agent);
     if (r->write)
         r->write(c);
     else

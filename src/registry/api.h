@@ -57,6 +57,7 @@ struct api_call {
     struct bexpr *filter;   /* ?filter, parsed (api_filter.c); owned, may be NULL */
     int filter_target;      /* what the filter selects from (api_filter.c) */
     uint64_t unwritten;     /* reg_persist_unwritten when a write handler started */
+    uint64_t records;       /* cluster_records when a write handler started */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */
@@ -66,6 +67,9 @@ void api_handle(struct http_request *req, void *data);
 void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool *answered);
 /* The connection went away while parked. */
 void api_call_free(struct api_call *c);
+
+/* Serves a call that was held before its route's handler ran (cluster.c: no leader yet). */
+void api_call_resume(struct api_call *c);
 
 /* ---- helpers for handlers ---- */
 

@@ -130,6 +130,10 @@ void api_ui_serve(struct api_call *c);
 void api_ui_services(struct api_call *c, struct api_result *res);
 void api_ui_nodes(struct api_call *c, struct api_result *res);
 
+/* replicated servers (cluster.c): formation */
+void api_cluster_info(struct api_call *c, struct api_result *res);
+void api_cluster_join(struct api_call *c);
+
 /* status and operator */
 void api_status_leader(struct api_call *c, struct api_result *res);
 void api_status_peers(struct api_call *c, struct api_result *res);

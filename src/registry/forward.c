@@ -65,7 +65,8 @@ static void on_answer(int status, const struct http_client_response *res, void *
     c->req->on_abort = NULL;
     free(f);
     if (status < 0) {
-        sync_server_failed(c->agent, status);
+        if (!c->agent->cfg.server)
+            sync_server_failed(c->agent, status);
         api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
@@ -127,13 +128,18 @@ static char *session_body(const struct reg_agent *a, const struct api_call *c)
 void forward_call(struct reg_agent *a, struct api_call *c)
 {
     const struct sync_server *server = sync_current_server(a);
-    struct http_header headers[ARRAY_LEN(passed) + 1];
-    size_t n = 0;
 
     if (!server) {
         api_error(c, 500, "No known Consul servers");
         return;
     }
+    forward_to(a, c, server->host, server->port, server->https);
+}
+
+void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https)
+{
+    struct http_header headers[ARRAY_LEN(passed) + 1];
+    size_t n = 0;
     bool has_token = api_query(c, "token") != NULL;
     for (size_t i = 0; i < ARRAY_LEN(passed); i++) {
         const struct http_header *h = http_request_header(c->req, passed[i]);
@@ -147,11 +153,11 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         n += consul_token_field(dflt, &headers[n]);
     char *target = xstrndup(c->req->target.p, c->req->target.n);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
-    char *body = session_body(a, c);
+    char *body = a->cfg.server ? NULL : session_body(a, c);
     struct http_client_request r = {
         .method = method,
-        .host = server->host,
-        .port = server->port,
+        .host = host,
+        .port = port,
         .target = target,
         .headers = headers,
         .num_headers = n,
@@ -160,7 +166,10 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         .timeout_ms = timeout_for(c),
         .max_body = CONSUL_MAX_BODY,
     };
-    sync_client_options(a, &r);
+    if (a->cfg.server)
+        r.tls = https;
+    else
+        sync_client_options(a, &r);
     struct forward *f = xcalloc(1, sizeof(*f));
     f->call = c;
     c->req->data = f;

@@ -18,4 +18,7 @@ bool forward_wanted(const char *path);
 /* Forwards the call to the agent's current server and answers it (the call is taken over). */
 void forward_call(struct reg_agent *a, struct api_call *c);
 
+/* Forwards the call to the server at host:port (a replicated cluster's leader) and answers it. */
+void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https);
+
 #endif

@@ -8,6 +8,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent_internal.h"
+#include "registry/cluster.h"
 
 #define DETECTOR_INTERVAL_MS 250
 
@@ -193,6 +194,8 @@ static void on_detector(uv_timer_t *t)
     uint64_t now = uv_now(a->loop);
     uint64_t timeout_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS);
 
+    if (!agent_may_write(a))
+        return; /* a replicated cluster's leader detects failures */
     smap_foreach(&m->by_name, e)
     {
         struct reg_member *mb = e->val;
@@ -205,23 +208,34 @@ static void on_detector(uv_timer_t *t)
     }
 }
 
+void members_grace(struct reg_members *m)
+{
+    struct reg_agent *a = m->agent;
+
+    smap_foreach(&a->state.nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        if (strcasecmp(n->name, a->cfg.node_name) == 0 || !reg_check_get(n, SERF_CHECK_ID))
+            continue;
+        char *key = reg_fold(n->name);
+        struct reg_member *mb = smap_get(&m->by_name, key);
+        free(key);
+        if (!mb)
+            mb = member_add(m, n->name);
+        replace(&mb->id, n->id);
+        replace(&mb->addr, n->address);
+        mb->status = MEMBER_ALIVE;
+        mb->last_seen_ms = uv_now(a->loop);
+    }
+}
+
 void members_init(struct reg_members *m, struct reg_agent *a)
 {
     memset(m, 0, sizeof(*m));
     m->agent = a;
     /* Members known before a restart: their nodes carry serfHealth. Give them one failure
      * timeout to be heard from again before they are failed. */
-    smap_foreach(&a->state.nodes, e)
-    {
-        const struct reg_node *n = e->val;
-        if (strcasecmp(n->name, a->cfg.node_name) == 0 || !reg_check_get(n, SERF_CHECK_ID))
-            continue;
-        struct reg_member *mb = member_add(m, n->name);
-        replace(&mb->id, n->id);
-        replace(&mb->addr, n->address);
-        mb->status = MEMBER_ALIVE;
-        mb->last_seen_ms = uv_now(a->loop);
-    }
+    members_grace(m);
     uv_timer_init(a->loop, &m->detector);
     m->detector.data = m;
     uv_timer_start(&m->detector, on_detector, DETECTOR_INTERVAL_MS, DETECTOR_INTERVAL_MS);

@@ -55,6 +55,12 @@ void members_init(struct reg_members *m, struct reg_agent *a);
 void members_close(struct reg_members *m);
 
 /*
+ * Gives every node in the catalog with a serfHealth check one failure timeout to be heard from
+ * (a new leader of a replicated cluster, or a restart), registering it as an alive member.
+ */
+void members_grace(struct reg_members *m);
+
+/*
  * Records a heartbeat (the body of PUT /v1/internal/mesh/heartbeat: Node, ID, Address,
  * Datacenter, TaggedAddresses, Meta). Returns 0 and sets *known (false when the server had no
  * record of the node: the agent should then push its whole state), or -EINVAL with e set.

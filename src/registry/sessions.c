@@ -28,6 +28,7 @@ struct reg_sessions {
     struct reg_event events[REG_EVENTS_MAX]; /* ring */
     size_t ev_first, ev_count;
     uint64_t ltime;
+    bool inactive; /* not the replicated cluster's leader: no reaping */
 };
 
 static uint64_t clock_ms(void *data)
@@ -108,11 +109,20 @@ static void on_timer(uv_timer_t *t)
 
 void reg_sessions_track(struct reg_sessions *s, struct reg_session *sess)
 {
-    if (!s || sess->ttl_ns <= 0)
+    if (!s || s->inactive || sess->ttl_ns <= 0)
         return;
     uint64_t ttl_ms = (uint64_t)sess->ttl_ns / 1000000;
     sess->expires_ms = uv_now(s->loop) + 2 * ttl_ms;
     heap_push(s, sess->expires_ms, sess->id);
+    arm(s);
+}
+
+void reg_sessions_set_active(struct reg_sessions *s, bool active)
+{
+    s->n = 0;
+    s->inactive = !active;
+    if (active)
+        smap_foreach(&s->st->sessions, e) reg_sessions_track(s, e->val);
     arm(s);
 }
 

@@ -6,6 +6,7 @@
 #ifndef MESH_REGISTRY_SESSIONS_H
 #define MESH_REGISTRY_SESSIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -39,6 +40,12 @@ void reg_sessions_free(struct reg_sessions *s);
 /* (Re)starts sess's TTL: it is invalidated when 2 x TTL pass without another call. No-op
  * without a TTL. */
 void reg_sessions_track(struct reg_sessions *s, struct reg_session *sess);
+
+/*
+ * Turns TTL reaping off (a replicated server that stopped leading: the leader reaps) or on
+ * again (it leads now): every session's TTL restarts in full, as on a new Consul leader.
+ */
+void reg_sessions_set_active(struct reg_sessions *s, bool active);
 
 /*
  * Stores an event (fields copied; filters may be NULL), giving it an ID and the next Lamport

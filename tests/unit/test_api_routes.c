@@ -138,6 +138,7 @@ static void test_public_routes_are_the_known_ones(void **state)
     static const char *const allowed[] = {
         "GET /v1/catalog/datacenters",       "PUT /v1/acl/bootstrap", "GET /v1/acl/token/self",
         "GET /v1/internal/mesh/acl/resolve", "GET /v1/status/leader", "GET /v1/status/peers",
+        "GET /v1/internal/mesh/raft/info", /* servers' names and addresses, as status/peers */
     };
     size_t n;
     const struct api_route *routes = api_route_table(&n);
