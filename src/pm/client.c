@@ -17,6 +17,7 @@
 #include "lib/buf.h"
 #include "lib/json.h"
 #include "pm/client.h"
+#include "pm/daemon.h"
 
 #define PM_REPLY_MAX       (64 * 1024 * 1024)
 #define PM_START_WAIT_MS   10000
@@ -69,6 +70,15 @@ static int exchange(int fd, const json_t *req, json_t **reply, struct err *e)
 
     json_append(&b, req, false);
     buf_append_cstr(&b, "\n");
+    /* The daemon would cut it off with a bare "request too large": say which limit. */
+    if (b.len > PM_REQUEST_MAX) {
+        rc = -EMSGSIZE;
+        err_set(e,
+                "the request is %zu bytes, over the control socket's limit of %d MiB (an "
+                "ecosystem file that large: split it, or move big env values into files)",
+                b.len, PM_REQUEST_MAX >> 20);
+        goto out;
+    }
     rc = write_all(fd, b.data, b.len);
     buf_reset(&b);
     if (rc != 0) {

@@ -378,6 +378,9 @@ static int cmd_show(const char *home, int argc, char **argv)
                  &reply);
     if (rc != 0)
         return rc;
+    if (json_string_value(json_object_get(reply, "warning")))
+        fprintf(stderr, "mesh pm: warning: %s\n",
+                json_string_value(json_object_get(reply, "warning")));
     rows = json_object_get(reply, "processes");
     if (as_json)
         json_append(&b, rows, true);

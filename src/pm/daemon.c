@@ -147,13 +147,23 @@ static bool conn_settled(struct pm_conn *c)
 void pm_daemon_changed(struct pm_daemon *d)
 {
     struct pm_conn **pp = &d->pending;
+    struct err e;
+    int saved = d->quitting ? 0 : pm_state_save(d, &e);
 
-    if (!d->quitting)
-        pm_state_save(d);
     while (*pp) {
         struct pm_conn *c = *pp;
         if (conn_settled(c)) {
             *pp = c->next;
+            /* A change the next daemon would not know of is not acknowledged. */
+            if (saved < 0 && json_is_true(json_object_get(c->reply, "ok"))) {
+                char msg[600];
+                snprintf(msg, sizeof(msg),
+                         "done, but the state could not be saved (%s): a "
+                         "restarted daemon would not know of it",
+                         e.msg);
+                conn_error(c, msg);
+                continue;
+            }
             conn_answer(c);
         } else {
             pp = &c->next;
@@ -396,6 +406,8 @@ static void dispatch(struct pm_conn *c, const json_t *req)
         req_scale(c, req);
     } else if (strcmp(cmd, "ls") == 0) {
         c->reply = json_pack("{s:b,s:o}", "ok", 1, "processes", rows_json(c->d, NULL, false));
+        if (c->d->state_warning)
+            json_object_set_new(c->reply, "warning", json_string(c->d->state_warning));
         conn_answer(c);
     } else if (strcmp(cmd, "describe") == 0) {
         struct pm_app *a = name ? pm_app_find(c->d, name) : NULL;
@@ -505,12 +517,14 @@ static void on_connection(uv_stream_t *server, int status)
 /* Leaves the processes running (unless `kill` stopped them), saves the table, closes all. */
 static void shutdown_daemon(struct pm_daemon *d)
 {
+    struct err e;
+
     if (d->quitting)
         return;
     if (d->forget_state)
         unlink(d->state_path);
     else
-        pm_state_save(d);
+        pm_state_save(d, &e);
     d->quitting = true;
     sd_notify_stopping();
     log_info("pm daemon %d exiting%s", (int)getpid(),
@@ -614,6 +628,8 @@ static int listen_socket(struct pm_daemon *d, struct err *e)
 
 static void daemon_start(struct pm_daemon *d)
 {
+    struct err e;
+
     uv_signal_init(d->loop, &d->sigterm);
     uv_signal_init(d->loop, &d->sigint);
     d->sigterm.data = d;
@@ -624,7 +640,7 @@ static void daemon_start(struct pm_daemon *d)
     d->sample.data = d;
     uv_timer_start(&d->sample, on_sample, PM_SAMPLE_MS, PM_SAMPLE_MS);
     pm_state_load(d);
-    pm_state_save(d);
+    pm_state_save(d, &e);
     log_info("pm daemon %d listening on %s", (int)getpid(), d->sock_path);
     sd_notify_ready("supervising");
 }
@@ -674,5 +690,6 @@ out:
     free(d.state_path);
     free(d.logs_dir);
     free(d.pids_dir);
+    free(d.state_warning);
     return rc;
 }

@@ -19,6 +19,7 @@
 #define PM_REQUEST_MAX        (1024 * 1024)
 #define PM_REQUEST_TIMEOUT_MS 10000 /* to send a whole request */
 #define PM_MAX_CONNS          256
+#define PM_STATE_BAD_KEEP     100 /* state.json.bad, .bad.1 .. .bad.100 */
 
 struct pm_daemon;
 struct pm_app;
@@ -88,7 +89,8 @@ struct pm_daemon {
     char *sock_path;
     char *state_path;
     char *logs_dir;
-    char *pids_dir; /* one pidfile per running instance (pm_inst_pid_path) */
+    char *pids_dir;      /* one pidfile per running instance (pm_inst_pid_path) */
+    char *state_warning; /* a damaged state.json at start: every ls reply says so */
     int lock_fd;
     uv_pipe_t server;
     uv_signal_t sigterm;
@@ -145,7 +147,8 @@ void pm_inst_sample(struct pm_inst *i);
 json_t *pm_inst_to_json(const struct pm_inst *i, bool detail);
 
 /* state.c */
-void pm_state_save(struct pm_daemon *d);
+/* Writes the table to state.json. 0, or -errno with e set (and logged). */
+int pm_state_save(struct pm_daemon *d, struct err *e);
 /* Reads the saved table and adopts or restarts its processes. */
 void pm_state_load(struct pm_daemon *d);
 

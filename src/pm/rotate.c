@@ -2,7 +2,9 @@
  * Size-based log rotation. Children hold their log files open with O_APPEND, so the daemon
  * rotates by copy-truncate: file.4 -> file.5, ..., file -> file.1 (copied), then file is
  * truncated and the writers carry on at offset 0. Bytes written between the copy and the
- * truncate are lost, as with logrotate's copytruncate. The file work runs on libuv's threadpool.
+ * truncate are lost, as with logrotate's copytruncate. When the copy fails (a full disk) the
+ * file is truncated anyway: a log must not keep the disk full. The file work runs on libuv's
+ * threadpool.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,12 +68,17 @@ static void rotate_one(const struct rotate_file *f)
         return;
     if (pm_rotate_name(f->path, PM_LOG_KEEP, older, sizeof(older)) != 0)
         return;
-    /* Copy before shifting: when the copy fails (a full disk), retried every second, the older
-     * rotations must stay where they are instead of being pushed out one by one. */
+    /* Copy before shifting: when the copy fails (a full disk), the older rotations must stay
+     * where they are. The log itself is truncated then: it is what filled the disk, and copying
+     * it needs the very space it holds, so keeping it would keep the disk full for good. */
     rc = copy_file(f->path, copy);
     if (rc != 0) {
         unlink(copy);
-        log_warn("rotate %s: %s", f->path, strerror(-rc));
+        log_error("rotate %s: cannot copy it (%s): truncated it to free the disk, its %lld bytes "
+                  "are lost",
+                  f->path, strerror(-rc), (long long)st.st_size);
+        if (truncate(f->path, 0) != 0)
+            log_error("rotate %s: truncate: %s", f->path, strerror(errno));
         return;
     }
     unlink(older);

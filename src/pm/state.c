@@ -3,8 +3,10 @@
  * adopts each recorded process that is still the same process (start time in /proc/PID/stat)
  * and starts again the ones that are gone, unless they were stopped (PM2's resurrect).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 #include "pm/daemon.h"
 
 static json_t *inst_state(const struct pm_inst *i)
@@ -36,12 +39,12 @@ static json_t *inst_state(const struct pm_inst *i)
  * before the change is on disk, or a daemon killed right after it would forget the process. The
  * file is a few KB, written without fsync (a daemon crash, not a power cut, is the case).
  */
-void pm_state_save(struct pm_daemon *d)
+int pm_state_save(struct pm_daemon *d, struct err *e)
 {
     json_t *root = json_object();
     json_t *apps = json_array();
     struct buf b = BUF_INIT;
-    struct err e;
+    int rc;
 
     for (size_t k = 0; k < d->napps; k++) {
         struct pm_app *a = d->apps[k];
@@ -55,10 +58,11 @@ void pm_state_save(struct pm_daemon *d)
     json_object_set_new(root, "next_id", json_integer(d->next_id));
     json_object_set_new(root, "apps", apps);
     json_append(&b, root, true);
-    if (file_replace(d->state_path, b.data, b.len, 0600, 0, &e) < 0)
-        log_error("save: %s", e.msg);
+    if ((rc = file_replace(d->state_path, b.data, b.len, 0600, 0, e)) < 0)
+        log_error("save: %s", e->msg);
     buf_free(&b);
     json_decref(root);
+    return rc;
 }
 
 /* Brings one recorded instance back: adopt, restart, or leave stopped. */
@@ -129,14 +133,123 @@ static bool load_app(struct pm_daemon *d, const json_t *o)
     return true;
 }
 
-/* The file is about to be rewritten without what could not be read: keep it for the user. */
+/*
+ * The file is about to be rewritten without what could not be read: keep it for the user, as
+ * state.json.bad, else .bad.1, .bad.2, ...: an earlier bad copy is never overwritten.
+ */
 static void keep_aside(struct pm_daemon *d)
 {
     char *bad = xasprintf("%s.bad", d->state_path);
 
+    for (int k = 1; k <= PM_STATE_BAD_KEEP && access(bad, F_OK) == 0; k++) {
+        free(bad);
+        bad = xasprintf("%s.bad.%d", d->state_path, k);
+    }
     if (rename(d->state_path, bad) == 0)
         log_error("%s: kept as %s", d->state_path, bad);
+    free(d->state_warning);
+    d->state_warning = xasprintf("%s was damaged (kept as %s); apps were taken back from their "
+                                 "pidfiles only",
+                                 d->state_path, bad);
     free(bad);
+}
+
+/* A NUL-separated /proc/PID/FILE (cmdline, environ) into s's arguments or environment. */
+static void proc_strings(int pid, const char *file, struct pm_spec *s, bool env)
+{
+    char path[64];
+    struct buf b = BUF_INIT;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    if (file_read_all(fd, &b) == 0) {
+        for (size_t i = 0; i < b.len; i += strlen(b.data + i) + 1) {
+            if (env)
+                pm_spec_set_env(s, b.data + i);
+            else
+                pm_spec_add_arg(s, b.data + i);
+        }
+    }
+    close(fd);
+    buf_free(&b);
+}
+
+/* The app NAME for a process found through its pidfile: its spec read back from /proc. */
+static struct pm_app *app_from_proc(struct pm_daemon *d, const char *name, int pid)
+{
+    struct pm_app *a = pm_app_find(d, name);
+    char cwd[PATH_MAX], path[64];
+    ssize_t n;
+
+    if (a)
+        return a;
+    a = xcalloc(1, sizeof(*a));
+    a->d = d;
+    pm_spec_init(&a->spec);
+    a->spec.name = xstrdup(name);
+    a->spec.instances = 0;
+    proc_strings(pid, "cmdline", &a->spec, false);
+    proc_strings(pid, "environ", &a->spec, true);
+    snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+    if ((n = readlink(path, cwd, sizeof(cwd) - 1)) > 0) {
+        cwd[n] = '\0';
+        a->spec.cwd = xstrdup(cwd);
+    }
+    if (a->spec.argc == 0) {
+        pm_spec_free(&a->spec);
+        free(a);
+        return NULL;
+    }
+    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
+    d->apps[d->napps++] = a;
+    return a;
+}
+
+/*
+ * After a state file that could not be read: takes back the processes earlier daemons started,
+ * found through their pidfiles (pids/NAME-I.pid, checked against the start time), so `ls`
+ * shows them and `stop` or `kill` reach them. Their command line, directory and environment
+ * are read back from /proc; limits and policies not kept there return to their defaults.
+ */
+static void readopt_from_pidfiles(struct pm_daemon *d)
+{
+    char path[PATH_MAX + 300], name[256];
+    struct dirent *de;
+    DIR *dir = opendir(d->pids_dir);
+
+    while (dir && (de = readdir(dir)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char *dash;
+        uint64_t start;
+        int inst;
+        if (len < 7 || len >= sizeof(name) || strcmp(de->d_name + len - 4, ".pid") != 0)
+            continue;
+        snprintf(name, sizeof(name), "%.*s", (int)(len - 4), de->d_name);
+        if (!(dash = strrchr(name, '-')) || sscanf(dash + 1, "%d", &inst) != 1 || inst < 0)
+            continue;
+        *dash = '\0';
+        snprintf(path, sizeof(path), "%s/%s", d->pids_dir, de->d_name);
+        pid_t pid = procfs_pidfile_live(path, &start);
+        struct pm_app *a = pid && pm_name_valid(name) ? app_from_proc(d, name, pid) : NULL;
+        if (!a) {
+            unlink(path);
+            continue;
+        }
+        struct pm_inst *i = pm_inst_new(a, inst, d->next_id++);
+        i->pid = pid;
+        i->start_ticks = start;
+        i->started_ms = pm_now_ms();
+        a->insts = xrealloc(a->insts, (a->ninsts + 1) * sizeof(*a->insts));
+        a->insts[a->ninsts++] = i;
+        a->spec.instances = (int)a->ninsts;
+        if (pm_inst_adopt(i) != 0)
+            i->status = PM_STOPPED;
+        log_error("%s-%d (pid %d) taken back from its pidfile", name, inst, (int)pid);
+    }
+    if (dir)
+        closedir(dir);
 }
 
 void pm_state_load(struct pm_daemon *d)
@@ -149,8 +262,9 @@ void pm_state_load(struct pm_daemon *d)
 
     if (!root) {
         if (access(d->state_path, F_OK) == 0) {
-            log_error("%s:%d: %s (starting empty)", d->state_path, je.line, je.text);
+            log_error("%s:%d: %s", d->state_path, je.line, je.text);
             keep_aside(d);
+            readopt_from_pidfiles(d);
         }
         return;
     }
@@ -158,8 +272,10 @@ void pm_state_load(struct pm_daemon *d)
     d->next_id = next > 0 && next < (1 << 30) ? (int)next : 0;
     json_array_foreach(json_object_get(root, "apps"), k, v) all = load_app(d, v) && all;
     json_decref(root);
-    if (!all)
+    if (!all) {
         keep_aside(d);
+        readopt_from_pidfiles(d);
+    }
     /* Revive after the whole table is in place: a start may look up other apps. */
     for (size_t n = d->napps; n > 0; n--) {
         struct pm_app *a = d->apps[n - 1];

@@ -445,8 +445,51 @@ def test_a_broken_state_file_is_kept_aside(pm):
     with open(state, "w") as f:
         json.dump({"version": 1, "apps": [{"spec": {"name": "a b", "script": "x"}}]}, f)
     assert pm.ls() == []
-    with open(state + ".bad") as f:
+    with open(state + ".bad.1") as f:  # the first bad copy is kept too
         assert '"a b"' in f.read()
+    with open(state + ".bad") as f:
+        assert f.read() == broken
+
+
+def test_a_damaged_state_file_takes_the_apps_back_from_their_pidfiles(pm):
+    """With state.json damaged while apps run, the next daemon says so on every ls, keeps the
+    bad copy, and takes the running apps back through their pidfiles, so kill still stops them."""
+    pm.run("start", "idle", "-i", 2, "--", "sleep", "60")
+    pids = sorted(r["pid"] for r in pm.ls())
+    os.kill(pm.daemon_pid(), signal.SIGKILL)
+    state = os.path.join(pm.home, "state.json")
+    with open(state, "w") as f:
+        f.write('{"version": 1, "apps": [')
+    r = pm.run("ls", "-json")
+    assert "warning" in r.stderr and "state.json.bad" in r.stderr, r.stderr
+    rows = json.loads(r.stdout)
+    assert sorted(x["pid"] for x in rows) == pids, rows
+    assert all(x["name"] == "idle" and x["status"] == "online" for x in rows), rows
+    assert rows[0]["command"] == "sleep 60"
+    assert os.path.exists(state + ".bad")
+    pm.run("kill")
+    assert not any(alive(p) for p in pids)
+
+
+def test_a_state_that_cannot_be_saved_is_not_acknowledged(pm):
+    pm.run("start", "idle", "--", "sleep", "60")
+    state = os.path.join(pm.home, "state.json")
+    os.remove(state)
+    os.mkdir(state)  # the rename over it fails, as a full disk would fail the write
+    try:
+        r = pm.run("scale", "idle", 2, check=False)
+        assert r.returncode == 1 and "could not be saved" in r.stderr, r.stdout + r.stderr
+    finally:
+        os.rmdir(state)
+        pm.ls()
+
+
+def test_an_ecosystem_file_over_the_socket_limit_names_the_limit(pm):
+    eco = pm.tmp / "big.json"
+    eco.write_text(json.dumps({"apps": [{"name": "big", "script": "sleep",
+                                         "args": ["60"], "env": {"X": "x" * (1100 * 1024)}}]}))
+    r = pm.run("start", str(eco), check=False)
+    assert r.returncode == 1 and "limit of 1 MiB" in r.stderr, r.stderr
 
 
 def test_a_daemon_log_that_cannot_be_opened_is_reported(pm):
@@ -618,9 +661,10 @@ def test_sigterm_during_kill_leaves_nothing_running(pm):
     wait_until(lambda: not alive(stubborn), 10, what="the slow process's end")
 
 
-def test_a_failing_rotation_keeps_the_older_rotations(pm):
-    """A full disk makes the copy to .1 fail. The rotated files must not move on every retry,
-    which would push the older ones out (one a second) and keep only partial copies."""
+def test_a_failing_rotation_truncates_and_keeps_the_older_rotations(pm):
+    """A full disk makes the copy to .1 fail. The rotated files must not move (which would push
+    the older ones out and keep only partial copies), and the log that filled the disk is
+    truncated, or the disk would never recover."""
     logs = os.path.join(pm.home, "logs")
     out = os.path.join(logs, "big-0-out.log")
     os.makedirs(logs)
@@ -646,10 +690,13 @@ def test_a_failing_rotation_keeps_the_older_rotations(pm):
         def failures():
             with open(pm.tmp / "daemon.log", errors="replace") as f:
                 return f.read().count("rotate " + out)
-        wait_until(lambda: failures() >= 6, 20, interval=0.2, what="six failed rotations")
+        # The log that filled the disk cannot be copied: it is truncated, so the disk recovers.
+        wait_until(lambda: failures() >= 1 and os.path.getsize(out) == 0, 20, interval=0.2,
+                   what="the log truncated after a failed copy")
+        with open(pm.tmp / "daemon.log", errors="replace") as f:
+            assert "truncated it to free the disk" in f.read()
         kept = [open(out + f".{k}").read() for k in range(1, 6) if os.path.exists(out + f".{k}")]
-        assert "precious\n" in kept, f"the older rotation was pushed out: {kept!r}"
-        assert os.path.getsize(out) > 20000  # nothing truncated without a copy
+        assert kept == ["precious\n"], f"the older rotation was pushed out: {kept!r}"
     finally:
         pm.run("kill", check=False)
         daemon.wait(timeout=CMD_TIMEOUT)
