@@ -99,7 +99,8 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
     quote_into(&cmd, hap);
     buf_append_cstr(&cmd, " -c -q -f ");
     quote_into(&cmd, cfg);
-    buf_append_cstr(&cmd, " && kill -USR2 \"$(cat ");
+    /* the pidfile holds "PID START_TICKS" (cluster_pidfile_write): signal the first word */
+    buf_append_cstr(&cmd, " && kill -USR2 \"$(cut -d' ' -f1 ");
     quote_into(&cmd, pidf);
     buf_append_cstr(&cmd, ")\"; }");
     buf_printf(&spec, "%s:%s:%s", tmpl, cfg, cmd.data);

@@ -358,7 +358,9 @@ def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
         assert "SIGUSR2" in c.mesh("reload-lb").stdout
         assert "L7OK" in c.mesh("status").stdout
         pids = c.pids()
-        lb_pids = [int(p.read_text()) for p in (tmp_path / "run" / "loadbalancer").glob("*.pid")]
+        # a pidfile holds "PID START_TICKS"
+        lb_pids = [int(p.read_text().split()[0])
+                   for p in (tmp_path / "run" / "loadbalancer").glob("*.pid")]
         assert len(lb_pids) == 3  # the server's agent, mesh template, HAProxy's master
     finally:
         c.mesh("down", check=False)
