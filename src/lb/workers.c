@@ -18,8 +18,6 @@
 #include "lb/proxy.h"
 #include "lb/workers.h"
 
-#define LISTEN_BACKLOG 1024
-
 struct lb_worker {
     struct lb_workers *all;
     pthread_t thread;
@@ -108,7 +106,7 @@ static int bind_socket(const struct sockaddr_storage *sa, const char *host, int 
         sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, net_listen_backlog()) < 0) {
         rc = -errno;
         err_set(e, "listen %s:%d: %s", host, port, uv_strerror(rc));
         close(fd);
@@ -159,7 +157,7 @@ static int worker_init(struct lb_workers *all, int i, int fd, struct lb_backend 
     if (rc < 0)
         close(fd); /* not taken over by the handle */
     else
-        rc = uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, worker_accept);
+        rc = uv_listen((uv_stream_t *)&w->listener, net_listen_backlog(), worker_accept);
     if (rc < 0) {
         err_set(e, "listen %s:%d: %s", all->cfg->bind_addr, all->cfg->port, uv_strerror(rc));
     }

@@ -643,7 +643,7 @@ int http_server_listen(struct http_server *srv, const char *host, int port, stru
     srv->listener.data = srv;
     rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+        rc = uv_listen((uv_stream_t *)&srv->listener, net_listen_backlog(), on_connection);
     if (rc < 0) {
         err_set(e, "listen %s:%d: %s", host, port, uv_strerror(rc));
         uv_close((uv_handle_t *)&srv->listener, NULL);

@@ -1,9 +1,35 @@
 #include "lib/net.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int read_somaxconn(void)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    int v = 0;
+
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v > 0 ? v : SOMAXCONN;
+}
+
+int net_listen_backlog(void)
+{
+    static _Atomic int cached; /* 0 until read; two threads reading it at once agree */
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+    if (v == 0) {
+        v = read_somaxconn();
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
 
 int net_parse_addr(const char *host, int port, struct sockaddr_storage *out)
 {

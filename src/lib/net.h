@@ -15,6 +15,13 @@ void net_addr_name(const struct sockaddr *sa, char *out, size_t n);
 /* The peer's "ip:port", or "?" when unknown. */
 void net_peer_name(const uv_tcp_t *tcp, char *out, size_t n);
 
+/*
+ * The listen backlog for a server socket: net.core.somaxconn (/proc/sys/net/core/somaxconn),
+ * the most the kernel grants, so a burst of new connections waits in the accept queue instead
+ * of timing out; SOMAXCONN when the file cannot be read. Read once, then cached (any thread).
+ */
+int net_listen_backlog(void);
+
 /* Splits "host:port" / "[v6]:port" / "host" (port = default_port) into host and port. 0/-EINVAL. */
 int net_split_host_port(const char *s, char *host, size_t host_len, int *port, int default_port);
 

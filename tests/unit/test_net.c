@@ -125,12 +125,27 @@ static void test_split_host_port(void **state)
     assert_string_equal(small, "::1");
 }
 
+/* The backlog is net.core.somaxconn, what the kernel grants at most. */
+static void test_listen_backlog(void **state)
+{
+    (void)state;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    int want = SOMAXCONN;
+    if (f) {
+        assert_int_equal(fscanf(f, "%d", &want), 1);
+        fclose(f);
+    }
+    assert_int_equal(net_listen_backlog(), want);
+    assert_int_equal(net_listen_backlog(), want); /* cached */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test(test_addr_name),
         cmocka_unit_test(test_split_host_port),
+        cmocka_unit_test(test_listen_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
