@@ -1,6 +1,8 @@
 #include "lib/str.h"
 
 #include <limits.h>
+#include <stdint.h>
+#include <string.h>
 
 struct str str_trim(struct str s)
 {
@@ -61,4 +63,35 @@ bool str_is_text(struct str s)
         s = str_skip(s, n);
     }
     return true;
+}
+
+size_t str_distance(const char *a, const char *b)
+{
+    /* three rows of the dynamic programme: the one before last is for swaps */
+    size_t rows[3][STR_DISTANCE_MAX + 1];
+    size_t na = strlen(a), nb = strlen(b);
+
+    if (na > STR_DISTANCE_MAX || nb > STR_DISTANCE_MAX)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= nb; j++)
+        rows[0][j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t d = prev[j - 1] + cost;
+
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+    }
+    return rows[na % 3][nb];
 }

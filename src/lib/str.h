@@ -71,4 +71,12 @@ size_t str_utf8_seq_len(struct str s);
  * that a C string cannot truncate. */
 bool str_is_text(struct str s);
 
+/*
+ * Edit distance between a and b: insertions, deletions, substitutions and swaps of two
+ * neighbours each cost 1 ("ur" -> "url" is 1, "timeuot" -> "timeout" is 1). For "did you
+ * mean" hints; SIZE_MAX when either is longer than STR_DISTANCE_MAX.
+ */
+#define STR_DISTANCE_MAX 64
+size_t str_distance(const char *a, const char *b);
+
 #endif
