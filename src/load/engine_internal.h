@@ -87,6 +87,7 @@ struct load_vu {
     const struct load_request *req; /* in flight */
     bool pool;
     bool failed;
+    bool socket_checked; /* the 8 s socket floor passed for the request in flight */
     /* processor hooks (see processor.h) */
     uint64_t uid;                    /* the helper keeps this VU's context under it */
     uint64_t call;                   /* the call in flight, 0 when none */

@@ -55,6 +55,8 @@ struct run_ctx {
     bool interrupted;
     size_t last_live; /* the last live line's slot (seconds / LIVE_EVERY_S) */
     size_t phase;     /* phases announced so far */
+    size_t periods;   /* "Metrics for period" blocks printed so far */
+    char *hide;       /* what the console leaves out (metrics-by-endpoint's), or NULL */
     const struct load_script *script;
     struct load_result res; /* the seconds that have passed, out of the workers */
 };
@@ -68,13 +70,10 @@ static void announce_phases(struct run_ctx *ctx, int64_t now_ms)
     for (size_t i = 0; i < s->n_phases; start += s->phases[i++].duration_ms) {
         const struct load_phase *p = &s->phases[i];
         char when[32];
-        time_t t = time(NULL);
-        struct tm tm;
 
         if (i < ctx->phase || start > now_ms)
             continue;
-        gmtime_r(&t, &tm);
-        strftime(when, sizeof(when), "%H:%M:%S(+0000)", &tm);
+        load_clock_text(time(NULL), when, sizeof(when));
         if (i > 0)
             printf("Phase completed: %s (index: %zu, duration: %.0fs) %s\n",
                    s->phases[i - 1].name ? s->phases[i - 1].name : "unnamed", i - 1,
@@ -84,6 +83,19 @@ static void announce_phases(struct run_ctx *ctx, int64_t now_ms)
         ctx->phase = i + 1;
     }
     fflush(stdout);
+}
+
+/* The blocks of the periods drained whole (all: and the last, partial one). */
+static void print_periods(struct run_ctx *ctx, bool all)
+{
+    if (ctx->o->quiet)
+        return;
+    while (ctx->periods < ctx->res.n_periods &&
+           (all || (ctx->periods + 1) * LOAD_PERIOD_S <= ctx->res.n_secs)) {
+        if (ctx->periods * LOAD_PERIOD_S < ctx->res.n_secs)
+            load_print_period(stdout, &ctx->res, ctx->periods, ctx->hide);
+        ctx->periods++;
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -109,6 +121,7 @@ static void on_tick(uv_timer_t *t)
     if (ctx->live && keep > ctx->last_live * LIVE_EVERY_S)
         keep = ctx->last_live * LIVE_EVERY_S;
     load_result_drain(ctx->eng, keep, &ctx->res);
+    print_periods(ctx, false);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -241,10 +254,13 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     report = load_report_json(r, s, o->pool);
     if (!o->quiet && !o->pool && ctx->phase > 0) {
         const struct load_phase *p = &s->phases[ctx->phase - 1];
+        char when[32];
 
-        printf("Phase completed: %s (index: %zu, duration: %.0fs)\n", p->name ? p->name : "unnamed",
-               ctx->phase - 1, (double)p->duration_ms / 1000);
+        printf("Phase completed: %s (index: %zu, duration: %.0fs) %s\n",
+               p->name ? p->name : "unnamed", ctx->phase - 1, (double)p->duration_ms / 1000,
+               load_clock_text(time(NULL), when, sizeof(when)));
     }
+    print_periods(ctx, true);
     if (!o->quiet) {
         printf("%s Total time: %.1f seconds\n\n",
                ctx->interrupted ? "Run interrupted." : "All VUs finished.", elapsed);
@@ -277,6 +293,7 @@ static int run(struct load_script *s, struct run_opts *o)
 
     /* a server that closes while we write must give EPIPE, not end the process */
     signal(SIGPIPE, SIG_IGN);
+    ctx.hide = s->endpoint_print ? NULL : xasprintf("%s.", s->endpoint_prefix);
     uv_loop_init(&ctx.loop);
     ctx.eng = load_engine_new(s, &eo, &e);
     if (!ctx.eng) {
@@ -309,6 +326,7 @@ static int run(struct load_script *s, struct run_opts *o)
 out_loop:
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     uv_loop_close(&ctx.loop);
+    free(ctx.hide);
     return rc;
 }
 

@@ -347,6 +347,8 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
                    "events", "histogram_error", HISTOGRAM_REL_ERROR);
     if (pool > 0)
         json_object_set_new(mk, "pool", json_integer(pool));
+    if (s->endpoint_prefix && !s->endpoint_print)
+        json_object_set_new(mk, "console_hide", json_sprintf("%s.", s->endpoint_prefix));
     out = json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, total, 0, r->n_secs, false),
                     "intermediate", inter, "meshkit", mk);
     load_sec_free(total);
@@ -381,7 +383,7 @@ static int cmp_key(const void *a, const void *b)
 }
 
 /* Counters and rates in one alphabetical list, then summaries, as Artillery prints them. */
-static void print_metrics(FILE *f, const json_t *agg)
+static void print_metrics(FILE *f, const json_t *agg, const char *hide)
 {
     static const char *const stats[] = {"min", "max", "mean", "median", "p95", "p99"};
     const json_t *c = json_object_get(agg, "counters"), *r = json_object_get(agg, "rates");
@@ -399,6 +401,9 @@ static void print_metrics(FILE *f, const json_t *agg)
         if (json_integer_value(json_object_get(v, "count")) > 0)
             names[k++] = key;
     }
+    for (size_t i = 0; hide && i < k; i++) /* metrics-by-endpoint's suppressOutput */
+        if (strncmp(names[i], hide, strlen(hide)) == 0)
+            names[i--] = names[--k];
     qsort(names, k, sizeof(*names), cmp_key);
     for (size_t i = 0; i < k; i++) {
         if ((v = json_object_get(sums, names[i]))) {
@@ -482,23 +487,54 @@ static void print_timeline(FILE *f, const json_t *tl)
     }
 }
 
+/* The prefix of metrics the console leaves out (metrics-by-endpoint's), or NULL. */
+static const char *console_hide(const json_t *report)
+{
+    return json_string_value(json_object_get(json_object_get(report, "meshkit"), "console_hide"));
+}
+
+const char *load_clock_text(time_t t, char *out, size_t n)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%H:%M:%S(+0000)", &tm);
+    return out;
+}
+
 void load_print_summary(FILE *f, const json_t *report)
 {
     const json_t *agg = json_object_get(report, "aggregate");
     const json_t *mk = json_object_get(report, "meshkit");
-    time_t now = time(NULL);
-    struct tm tm;
-    char when[64];
+    char when[32];
 
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%H:%M:%S(+0000)", &tm);
     fprintf(f,
             "--------------------------------\nSummary report @ %s\n"
             "--------------------------------\n\n",
-            when);
-    print_metrics(f, agg);
+            load_clock_text(time(NULL), when, sizeof(when)));
+    print_metrics(f, agg, console_hide(report));
     print_served_by(f, json_object_get(mk, "served_by"));
     print_timeline(f, json_object_get(mk, "timeline"));
+}
+
+void load_print_period(FILE *f, const struct load_result *r, size_t k, const char *hide)
+{
+    size_t from = k * LOAD_PERIOD_S,
+           to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
+    json_t *m = metrics(r, r->periods[k], from, to, true);
+    int64_t end_ms = json_integer_value(json_object_get(m, "lastCounterAt"));
+    int64_t start_ms = json_integer_value(json_object_get(m, "firstCounterAt"));
+    char when[32];
+
+    load_clock_text((time_t)(end_ms / 1000), when, sizeof(when));
+    fprintf(f,
+            "--------------------------------------\nMetrics for period to: %s (width: %.3fs)\n"
+            "--------------------------------------\n\n",
+            when, (double)(end_ms - start_ms) / 1000);
+    print_metrics(f, m, hide);
+    fputc('\n', f);
+    fflush(f);
+    json_decref(m);
 }
 
 void load_print_live(FILE *f, const struct load_sec *s, double secs, double t)

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "load/engine.h"
 #include "load/script.h"
@@ -55,8 +56,18 @@ struct load_sec *load_result_peek(struct load_engine *eng, size_t from, size_t t
 /* The report JSON (caller owns). pool: connections in pool mode, 0 otherwise. */
 json_t *load_report_json(const struct load_result *r, const struct load_script *s, int pool);
 
+/* t as Artillery writes times on its console, "12:00:00(+0000)"; returns out. */
+const char *load_clock_text(time_t t, char *out, size_t n);
+
 /* Artillery-style console summary of the report's aggregate, served-by spread and timeline. */
 void load_print_summary(FILE *f, const json_t *report);
+
+/*
+ * Artillery's block for period k of r ("Metrics for period to: 12:00:10(+0000) (width: 10s)"
+ * and its metrics), as it prints one every 10 s whether or not stdout is a terminal. Metrics
+ * whose names start with hide (may be NULL) are left out.
+ */
+void load_print_period(FILE *f, const struct load_result *r, size_t k, const char *hide);
 
 /* One live line for the seconds in sum (covering secs seconds, ending at t seconds). */
 void load_print_live(FILE *f, const struct load_sec *sum, double secs, double t);

@@ -15,6 +15,7 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/str.h"
 #include "lib/url.h"
 #include "load/script_internal.h"
 
@@ -45,18 +46,44 @@ static bool in_list(const char *key, const char *const *list)
     return false;
 }
 
+/* The known key nearest to key, when it is a likely misspelling of one; else NULL. */
+static const char *nearest_key(const char *key, const char *const *allowed,
+                               const char *const *unsupported)
+{
+    const char *best = NULL;
+    /* one edit for short keys, two from six letters on: "ur" is "url", not "qs" */
+    size_t best_d = strlen(key) >= 6 ? 3 : 2;
+
+    for (const char *const *list = allowed; list; list = list == allowed ? unsupported : NULL) {
+        for (const char *const *k = list; *k; k++) {
+            size_t d = str_distance(key, *k);
+
+            if (d < best_d) {
+                best = *k;
+                best_d = d;
+            }
+        }
+    }
+    return best;
+}
+
 void script_check_keys(struct script_ctx *c, const json_t *obj, const char *where,
                        const char *const *allowed, const char *const *unsupported)
 {
-    const char *key;
+    const char *key, *near;
     json_t *v;
 
     json_object_foreach((json_t *)obj, key, v)
     {
         if (in_list(key, allowed))
             continue;
-        script_diag(c, obj, key, 0, "%s%s%s: %s", where, *where ? "." : "", key,
-                    in_list(key, unsupported) ? "not supported" : "unknown key");
+        if (in_list(key, unsupported))
+            script_diag(c, obj, key, 0, "%s%s%s: not supported", where, *where ? "." : "", key);
+        else if ((near = nearest_key(key, allowed, unsupported)) != NULL)
+            script_diag(c, obj, key, 0, "%s%s%s: unknown key `%s`, did you mean `%s`?", where,
+                        *where ? "." : "", key, key, near);
+        else
+            script_diag(c, obj, key, 0, "%s%s%s: unknown key", where, *where ? "." : "", key);
     }
 }
 
@@ -341,8 +368,10 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
     }
     script_check_keys(c, http, "config.http", allowed, unsupported);
     if (json_object_get(http, "timeout") &&
-        read_number(c, http, "timeout", "config.http", 0.001, &d) == 0)
+        read_number(c, http, "timeout", "config.http", 0.001, &d) == 0) {
         s->timeout_ms = (int64_t)llround(d * 1000);
+        s->timeout_set = true;
+    }
 }
 
 /* Artillery's config.tls: only rejectUnauthorized (false = accept any certificate, like -k). */
@@ -396,11 +425,46 @@ static void parse_expect_plugin(struct script_ctx *c, const json_t *ex, const ch
          strcmp(json_string_value(json_object_get(ex, "expectDefault200")), "true") == 0);
 }
 
+/*
+ * metrics-by-endpoint: Artillery 2 adds it to every script (suppressOutput, stripQueryString);
+ * a script that configures it gets its own settings, whose defaults are off.
+ */
+static void parse_endpoint_plugin(struct script_ctx *c, const json_t *p, struct load_script *s)
+{
+    static const char *const allowed[] = {"useOnlyRequestNames",
+                                          "stripQueryString",
+                                          "ignoreUnnamedRequests",
+                                          "metricsNamespace",
+                                          "suppressOutput",
+                                          "groupDynamicURLs",
+                                          NULL};
+    const json_t *ns = json_object_get(p, "metricsNamespace");
+
+    if (json_is_null(p))
+        p = NULL;
+    if (p && !json_is_object(p)) {
+        script_diag(c, c->config, "plugins", 0,
+                    "config.plugins.metrics-by-endpoint: want a mapping");
+        return;
+    }
+    script_check_keys(c, p, "config.plugins.metrics-by-endpoint", allowed, NULL);
+    if (json_is_false(json_object_get(p, "groupDynamicURLs")))
+        script_diag(c, p, "groupDynamicURLs", 0,
+                    "config.plugins.metrics-by-endpoint.groupDynamicURLs: false is not supported "
+                    "(endpoints are named by their url as written)");
+    c->ep_only_names = json_is_true(json_object_get(p, "useOnlyRequestNames"));
+    c->ep_strip_query = json_is_true(json_object_get(p, "stripQueryString"));
+    c->ep_ignore_unnamed = json_is_true(json_object_get(p, "ignoreUnnamedRequests"));
+    if (json_is_string(ns))
+        c->ep_prefix = json_string_value(ns);
+    s->endpoint_print = !json_is_true(json_object_get(p, "suppressOutput"));
+}
+
 static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct load_script *s)
 {
-    static const char *const allowed[] = {"ensure", "expect", NULL};
-    static const char *const unsupported[] = {"metrics-by-endpoint", "publish-metrics", "apdex",
-                                              "fake-data",           "slack",           NULL};
+    static const char *const allowed[] = {"ensure", "expect", "metrics-by-endpoint", NULL};
+    static const char *const unsupported[] = {"publish-metrics", "apdex", "fake-data", "slack",
+                                              NULL};
     static const char *const expect_allowed[] = {
         "outputFormat", "formatter", "reportFailuresAsErrors", "expectDefault200", NULL};
     const json_t *ens = json_object_get(plugins, "ensure");
@@ -412,6 +476,8 @@ static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct lo
     script_check_keys(c, plugins, "config.plugins", allowed, unsupported);
     if (json_object_get(plugins, "expect"))
         parse_expect_plugin(c, json_object_get(plugins, "expect"), expect_allowed, s);
+    if (json_object_get(plugins, "metrics-by-endpoint"))
+        parse_endpoint_plugin(c, json_object_get(plugins, "metrics-by-endpoint"), s);
     if (ens && json_object_size(ens) > 0)
         parse_ensure(c, ens, s);
 }
@@ -434,6 +500,38 @@ static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *pa
     }
     json_decref(s->variables);
     s->variables = json_deep_copy(vars);
+}
+
+char *script_endpoint_name(const struct script_ctx *c, const char *url, const char *name)
+{
+    struct buf b = BUF_INIT;
+    size_t n = strlen(url);
+
+    if (!name && c->ep_ignore_unnamed)
+        return NULL;
+    if (name && c->ep_only_names)
+        return xstrdup(name);
+    /* an absolute url to the target is its path; to another host, host[:port] and path */
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+        const char *host = strstr(url, "//") + 2, *path = strchr(host, '/');
+        size_t tn = c->target ? strlen(c->target) : 0;
+
+        if (c->target && strncmp(url, c->target, tn) == 0 && (!url[tn] || url[tn] == '/'))
+            url += tn;
+        else if (path)
+            buf_append(&b, host, (size_t)(path - host)), url = path;
+        else
+            buf_append_cstr(&b, host), url = "/";
+        if (!*url)
+            url = "/";
+        n = strlen(url);
+    }
+    if (c->ep_strip_query && strchr(url, '?'))
+        n = (size_t)(strchr(url, '?') - url);
+    buf_append(&b, url, n);
+    if (name)
+        buf_printf(&b, " (%s)", name);
+    return buf_steal(&b);
 }
 
 /* A module path, relative to the script's directory as Artillery resolves it. */
@@ -574,6 +672,8 @@ static int parse_root(struct script_ctx *c, const char *env, const char *target,
     }
     if (select_env(c, env, s) == 0)
         parse_config(c, target, s);
+    c->target = s->target;
+    s->endpoint_prefix = xstrdup(c->ep_prefix);
     script_parse_scenarios(c, json_object_get(root, "scenarios"), s);
     return c->n_errors ? -EINVAL : 0;
 }
@@ -581,7 +681,13 @@ static int parse_root(struct script_ctx *c, const char *env, const char *target,
 static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *target,
                           struct load_script *s, struct buf *msgs, struct err *e)
 {
-    struct script_ctx c = {.y = y, .msgs = msgs, .e = e, .keep = json_array()};
+    /* metrics-by-endpoint as Artillery adds it when the script does not configure it */
+    struct script_ctx c = {.y = y,
+                           .msgs = msgs,
+                           .e = e,
+                           .keep = json_array(),
+                           .ep_strip_query = true,
+                           .ep_prefix = "plugins.metrics-by-endpoint"};
     int rc;
 
     memset(s, 0, sizeof(*s));
@@ -653,6 +759,7 @@ void load_script_free(struct load_script *s)
     json_decref(s->variables);
     free(s->target);
     free(s->processor);
+    free(s->endpoint_prefix);
     free(s->environment);
     free(s->path);
     memset(s, 0, sizeof(*s));

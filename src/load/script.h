@@ -89,6 +89,9 @@ struct load_request {
     /* beforeRequest and afterResponse: the scenario's, then the request's own */
     struct load_hooks before, after;
     json_t *params; /* the request's mapping as written, for hooks; NULL without hooks */
+    /* metrics-by-endpoint: "PREFIX.ENDPOINT." (counters) and "PREFIX.response_time.ENDPOINT";
+     * NULL when the plugin leaves the request out */
+    char *endpoint_counters, *endpoint_rt;
     /* The request's bytes when nothing in it is templated and the URL is relative, built by
      * load_script_prepare; NULL otherwise. */
     char *wire;
@@ -117,7 +120,7 @@ struct load_step {
 };
 
 struct load_scenario {
-    char *name; /* "scenario N" when unnamed (1-based), as our metric names need one */
+    char *name; /* its index ("0") when unnamed, as Artillery names it in its metrics */
     double weight;
     struct load_step *steps;
     size_t n_steps;
@@ -142,6 +145,7 @@ struct load_script {
     size_t n_phases;
     json_t *variables; /* object: name -> value or array of values */
     int64_t timeout_ms;
+    bool timeout_set;  /* http.timeout given: else Artillery's 8 s socket floor applies too */
     bool tls_insecure; /* config.tls.rejectUnauthorized: false */
     struct load_threshold *thresholds;
     size_t n_thresholds;
@@ -152,6 +156,9 @@ struct load_script {
     bool expect_plugin;
     enum load_expect_format expect_format;
     bool expect_as_errors; /* reportFailuresAsErrors: a failed check fails the user */
+    /* metrics-by-endpoint (always on, as in Artillery 2): also on the console? */
+    bool endpoint_print;
+    char *endpoint_prefix; /* its metricsNamespace */
     struct load_scenario *scenarios;
     size_t n_scenarios;
     double total_weight;

@@ -258,6 +258,17 @@ static bool s_expect_plugin(const struct script_ctx *c)
     return json_object_get(plugins, "expect") != NULL;
 }
 
+static void add_endpoint(struct script_ctx *c, struct load_request *r)
+{
+    char *ep = script_endpoint_name(c, r->url, r->name);
+
+    if (!ep)
+        return;
+    r->endpoint_counters = xasprintf("%s.%s.", c->ep_prefix, ep);
+    r->endpoint_rt = xasprintf("%s.response_time.%s", c->ep_prefix, ep);
+    free(ep);
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
@@ -273,11 +284,12 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
 
     out->kind = LOAD_STEP_REQUEST;
     r->method = upper_dup(method);
+    if (json_is_object(req)) /* first: a misspelt url is named as such */
+        script_check_keys(c, req, method, allowed, unsupported);
     if (!json_is_object(req) || !json_is_string(json_object_get(req, "url"))) {
         script_diag(c, step, method, 0, "%s: want a mapping with url", method);
         return;
     }
-    script_check_keys(c, req, method, allowed, unsupported);
     r->url = xstrdup(json_string_value(json_object_get(req, "url")));
     script_template_ok(c, req, "url", 0, "url", r->url);
     if ((v = json_object_get(req, "headers")))
@@ -297,6 +309,7 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         script_diag(c, req, "body", 0, "%s: json and body cannot both be set", method);
     if (json_is_string(json_object_get(req, "name")))
         r->name = xstrdup(json_string_value(json_object_get(req, "name")));
+    add_endpoint(c, r);
     if ((v = json_object_get(req, "expect")))
         parse_expects(c, v, r);
     if (r->n_expects && !s_expect_plugin(c)) {
@@ -490,8 +503,7 @@ void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct loa
         script_check_keys(c, sc, "scenarios[]", allowed, unsupported);
         if (engine && !(json_is_string(engine) && strcmp(json_string_value(engine), "http") == 0))
             script_diag(c, sc, "engine", 0, "scenarios[%zu].engine: only http is supported", i);
-        out->name = json_is_string(name) ? xstrdup(json_string_value(name))
-                                         : xasprintf("scenario %zu", i + 1);
+        out->name = json_is_string(name) ? xstrdup(json_string_value(name)) : xasprintf("%zu", i);
         if (w && (!json_is_number(w) || json_number_value(w) < 0))
             script_diag(c, sc, "weight", 0, "scenarios[%zu].weight: want a number >= 0", i);
         else if (w)
@@ -524,6 +536,8 @@ static void free_steps(struct load_step *steps, size_t n)
 
         free(r->method);
         free(r->name);
+        free(r->endpoint_counters);
+        free(r->endpoint_rt);
         free(r->url);
         for (size_t j = 0; j < r->n_headers; j++) {
             free(r->headers[j].name);

@@ -17,6 +17,10 @@ struct script_ctx {
     const json_t *cfg_parent_phases;
     json_t *keep; /* values built while checking (merged phases), freed at the end */
     bool has_processor;
+    /* metrics-by-endpoint: see script_endpoint_name */
+    bool ep_only_names, ep_strip_query, ep_ignore_unnamed;
+    const char *ep_prefix;
+    const char *target;
     bool expect_default_200; /* plugins.expect.expectDefault200 */
     bool warned_expect;      /* expect without plugins.expect, said once */
     const json_t *scenario;  /* the one being read: its beforeRequest, afterResponse hooks */
@@ -32,6 +36,9 @@ bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *
                         const char *where, const char *s);
 int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
                          const char *where, int64_t *ms);
+/* metrics-by-endpoint's name for a request: its url as written (templates and all), the query
+ * left out with stripQueryString, the name added; NULL when ignoreUnnamedRequests drops it. */
+char *script_endpoint_name(const struct script_ctx *c, const char *url, const char *name);
 void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s);
 void script_free_scenario(struct load_scenario *sc);
 

@@ -68,6 +68,23 @@ static void vu_end(struct load_vu *vu, bool failed);
         uv_mutex_unlock(&st_->lock);                                                               \
     } while (0)
 
+/* Distinct endpoint counters a second keeps (codes and errors come from the peer). */
+#define ENDPOINT_COUNTS_MAX 4096
+
+/* metrics-by-endpoint: "<endpoint>.codes.200" and the response time, or "<endpoint>.errors.X". */
+static void endpoint_record(struct load_sec *sec, const struct load_request *r, const char *what,
+                            int status, const char *code, uint64_t us)
+{
+    char name[512];
+    int n = code ? snprintf(name, sizeof(name), "%s%s.%s", r->endpoint_counters, what, code)
+                 : snprintf(name, sizeof(name), "%s%s.%d", r->endpoint_counters, what, status);
+
+    if (n > 0 && (size_t)n < sizeof(name))
+        load_counts_add(&sec->user, name, (size_t)n, 1, ENDPOINT_COUNTS_MAX);
+    if (!code)
+        load_hists_record(&sec->hists, r->endpoint_rt, us, SIZE_MAX);
+}
+
 static void record_error(struct load_vu *vu, const char *code)
 {
     uint64_t now = uv_hrtime();
@@ -108,6 +125,11 @@ static void request_failed(struct load_vu *vu, const char *code)
 {
     uv_timer_stop(&vu->timer);
     record_error(vu, code);
+    if (vu->req && vu->req->endpoint_rt) {
+        uint64_t now = uv_hrtime();
+
+        STATS_LOCKED(vu->w, now, sec, endpoint_record(sec, vu->req, "errors", 0, code, 0));
+    }
     conn_drop(vu);
     vu->req = NULL;
     json_decref(vu->params);
@@ -262,6 +284,8 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         sec->responses++;
         sec->codes[status < LOAD_CODES ? status : 0]++;
         histogram_record(&sec->rt, us);
+        if (r->endpoint_rt)
+            endpoint_record(sec, r, "codes", status, NULL, us);
         if (status >= 200 && status < 600)
             load_hists_record(&sec->hists, rt_class[status / 100 - 2], us, SIZE_MAX);
         for (size_t i = 0; i < r->n_expects; i++) {
@@ -567,10 +591,32 @@ static struct load_conn *conn_new(struct load_vu *vu, const struct load_dest *d)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
+/* Artillery's agent closes a socket silent this long when http.timeout is not set. */
+#define SOCKET_FLOOR_MS 8000
+
+static uint64_t request_timer_ms(const struct load_script *s)
+{
+    if (!s->timeout_set && s->timeout_ms > SOCKET_FLOOR_MS)
+        return SOCKET_FLOOR_MS;
+    return (uint64_t)s->timeout_ms;
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     struct load_vu *vu = CONTAINER_OF(t, struct load_vu, timer);
+    const struct load_script *s = vu->w->eng->script;
 
+    /* Without http.timeout, Artillery's keep-alive agent gives up on a socket that has been
+     * silent for 8 s (ERR_SOCKET_TIMEOUT), before the 10 s request timeout (ETIMEDOUT). */
+    if (vu->req && !s->timeout_set && !vu->socket_checked) {
+        vu->socket_checked = true;
+        if (!vu->conn || !vu->conn->got_byte) {
+            request_failed(vu, "ERR_SOCKET_TIMEOUT");
+            return;
+        }
+        uv_timer_start(&vu->timer, on_timeout, (uint64_t)(s->timeout_ms - SOCKET_FLOOR_MS), 0);
+        return;
+    }
     if (vu->req) {
         request_failed(vu, "ETIMEDOUT");
         return;
@@ -750,7 +796,8 @@ static void send_request(struct load_vu *vu, bool retry)
     const char *path = NULL;
     int rc;
 
-    uv_timer_start(&vu->timer, on_timeout, (uint64_t)vu->w->eng->script->timeout_ms, 0);
+    vu->socket_checked = false;
+    uv_timer_start(&vu->timer, on_timeout, request_timer_ms(vu->w->eng->script), 0);
     if (vu->params) {
         load_hook_request(vu->req, vu->params, &hooked, &hooked_headers);
         r = &hooked;

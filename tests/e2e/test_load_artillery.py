@@ -3,6 +3,7 @@ plugin (checks only with plugins.expect, counted per check and type, printed, ex
 metric names, console output. Against the test server of test_load.py."""
 
 import json
+import re
 
 from test_load import one_flow, run_load, server  # noqa: F401
 
@@ -79,3 +80,71 @@ def test_expect_default_200_and_failures_as_errors(mesh, tmp_path, server):
     assert c["plugins.expect.ok.statusCode"] == 2 and c["plugins.expect.failed.statusCode"] == 2
     assert c[f"errors.Failed expectations for request {server.url}/empty"] == 2
     assert c["vusers.failed"] == 2 and c["http.requests"] == 4
+
+
+def test_unknown_keys_name_the_nearest_known_one(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {ur: "/", heders: {a: b}}', 'get: {url: "/", zzzzzz: 1}'])
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2
+    assert "test.yml:6: get.ur: unknown key `ur`, did you mean `url`?" in err, err
+    assert "get.heders: unknown key `heders`, did you mean `headers`?" in err, err
+    assert "test.yml:7: get.zzzzzz: unknown key\n" in err, err
+
+
+def test_console_reads_like_artillerys_when_not_a_terminal(mesh, tmp_path, server):
+    """stdout is a pipe here: Artillery still prints a "Metrics for period" block per period,
+    and timestamps every phase line."""
+    script = one_flow(server.url, "[{duration: 2, arrivalRate: 2, name: warm}]",
+                      ['get: {url: "/"}'])
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    assert code == 0, out + err
+    stamp = r"\d\d:\d\d:\d\d\(\+0000\)"
+    assert re.search(r"Phase started: warm \(index: 0, duration: 2s\) " + stamp, out), out
+    assert re.search(r"Phase completed: warm \(index: 0, duration: 2s\) " + stamp, out), out
+    block = re.search(r"Metrics for period to: " + stamp + r" \(width: [\d.]+s\)\n-+\n\n"
+                      r"(.*?)\n\n", out, re.S)
+    assert block and "http.requests: " in block.group(1), out
+    assert out.index("Metrics for period") < out.index("Summary report")
+
+
+def test_artillerys_metric_names(mesh, tmp_path, server):
+    """Unnamed scenarios by index, response time by status class, and metrics-by-endpoint (on
+    by default, off the console) named by the url as written, query left out."""
+    script = f"""
+config:
+  target: "{server.url}"
+  phases: [{{duration: 1, arrivalCount: 2}}]
+  variables: {{id: [7]}}
+scenarios:
+  - flow:
+      - get: {{url: "/echo/{{{{ id }}}}?q=1"}}
+      - get: {{url: "/empty", name: nothing}}
+"""
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    a = rep["aggregate"]
+    c = a["counters"]
+    assert code == 0, out + err
+    assert c["vusers.created_by_name.0"] == 2
+    assert a["summaries"]["http.response_time.2xx"]["count"] == 4
+    assert c["plugins.metrics-by-endpoint./echo/{{ id }}.codes.200"] == 2
+    assert c["plugins.metrics-by-endpoint./empty (nothing).codes.204"] == 2
+    assert a["summaries"]["plugins.metrics-by-endpoint.response_time./echo/{{ id }}"]["count"] == 2
+    assert "metrics-by-endpoint" not in out
+    # configured without suppressOutput, the plugin's metrics are printed
+    script = script.replace("  variables:", "  plugins: {metrics-by-endpoint: {}}\n  variables:")
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert "plugins.metrics-by-endpoint./echo/{{ id }}?q=1.codes.200" in c, c
+    assert "plugins.metrics-by-endpoint./echo/{{ id }}?q=1.codes.200" in out
+
+
+def test_socket_floor_without_http_timeout(mesh, tmp_path, server):
+    """Without http.timeout, Artillery's agent drops a socket silent for 8 s: ERR_SOCKET_TIMEOUT,
+    not the 10 s ETIMEDOUT (which a set http.timeout gives)."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/sleep?ms=9000"}'])
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c.get("errors.ERR_SOCKET_TIMEOUT") == 1, c
+    assert c["plugins.metrics-by-endpoint./sleep.errors.ERR_SOCKET_TIMEOUT"] == 1

@@ -89,7 +89,7 @@ static void test_good_script(void **state)
     assert_int_equal(s.n_conditions, 1);
     assert_true(s.max_error_rate == 1);
     assert_int_equal(s.n_scenarios, 2);
-    assert_string_equal(s.scenarios[1].name, "scenario 2");
+    assert_string_equal(s.scenarios[1].name, "1"); /* unnamed: its index, as Artillery */
     assert_true(s.total_weight == 4);
     assert_int_equal(s.scenarios[0].n_steps, 5);
     assert_int_equal(s.scenarios[0].steps[0].kind, LOAD_STEP_REQUEST);
@@ -164,13 +164,13 @@ static void test_unsupported_keys_listed(void **state)
                                "  payload: {path: users.csv}\n"
                                "  phases: [{duration: 1, arrivalRate: 1}]\n"
                                "  plugins:\n"
-                               "    metrics-by-endpoint: {}\n"
+                               "    apdex: {}\n"
                                "  colour: red\n"
                                "scenarios:\n"
                                "  - onError: setup\n"
                                "    flow:\n"
                                "      - parallel: []\n"
-                               "      - get: {url: /, cookie: {a: b}}\n"
+                               "      - get: {url: /, cookie: {a: b}, heders: {}}\n"
                                "      - loop: [{get: {url: /}}]\n"
                                "        over: items\n";
     struct load_script s;
@@ -179,9 +179,10 @@ static void test_unsupported_keys_listed(void **state)
     (void)state;
     assert_int_equal(parse(text, NULL, NULL, &s, &msgs), -EINVAL);
     assert_non_null(strstr(msgs.data, "t.yml:3: config.payload: not supported\n"));
-    assert_non_null(
-        strstr(msgs.data, "t.yml:6: config.plugins.metrics-by-endpoint: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:6: config.plugins.apdex: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:7: config.colour: unknown key\n"));
+    assert_non_null(
+        strstr(msgs.data, "t.yml:12: get.heders: unknown key `heders`, did you mean `headers`?\n"));
     assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].onError: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:11: flow.parallel: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:12: get.cookie: not supported\n"));
