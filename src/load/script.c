@@ -343,6 +343,38 @@ static void parse_ensure(struct script_ctx *c, const json_t *ens, struct load_sc
     }
 }
 
+/*
+ * Artillery runs the checks only when its ensure plugin is loaded (config.plugins.ensure, even
+ * empty), and then takes config.ensure before plugins.ensure. config.ensure alone does nothing:
+ * it is still checked for mistakes, and mesh load says it is ignored.
+ */
+static void parse_ensure_config(struct script_ctx *c, struct load_script *s)
+{
+    const json_t *plugins = json_object_get(c->config, "plugins");
+    const json_t *plugin = json_is_object(plugins) ? json_object_get(plugins, "ensure") : NULL;
+    const json_t *env_ens = c->env ? json_object_get(c->env, "ensure") : NULL;
+    const json_t *ens = env_ens ? env_ens : json_object_get(c->config, "ensure");
+    struct load_script ignored = {0};
+
+    if (plugin && ens) {
+        parse_ensure(c, ens, s);
+    } else if (plugin && json_object_size(plugin) > 0) {
+        parse_ensure(c, plugin, s);
+    } else if (ens) {
+        parse_ensure(c, ens, &ignored);
+        fprintf(stderr,
+                "%s:%d: warning: config.ensure does nothing without config.plugins.ensure (as "
+                "in Artillery): add `plugins: {ensure: {}}` to apply its checks\n",
+                c->y->path, load_yaml_line(c->y, env_ens ? c->env : c->config, "ensure", 0));
+        for (size_t i = 0; i < ignored.n_thresholds; i++)
+            free(ignored.thresholds[i].metric);
+        free(ignored.thresholds);
+        for (size_t i = 0; i < ignored.n_conditions; i++)
+            free(ignored.conditions[i].expression);
+        free(ignored.conditions);
+    }
+}
+
 /* ---- config ------------------------------------------------------------------------------ */
 
 /* A config key, from the selected environment when it sets it; *parent is where it lives. */
@@ -478,8 +510,7 @@ static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct lo
         parse_expect_plugin(c, json_object_get(plugins, "expect"), expect_allowed, s);
     if (json_object_get(plugins, "metrics-by-endpoint"))
         parse_endpoint_plugin(c, json_object_get(plugins, "metrics-by-endpoint"), s);
-    if (ens && json_object_size(ens) > 0)
-        parse_ensure(c, ens, s);
+    (void)ens; /* read by parse_config, with config.ensure */
 }
 
 static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *parent,
@@ -633,8 +664,7 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
         parse_plugins(c, v, s);
     if ((v = json_object_get(c->config, "tls")))
         parse_tls(c, v, s);
-    if ((v = cfg_get(c, "ensure", &parent)))
-        parse_ensure(c, v, s);
+    parse_ensure_config(c, s);
     if ((v = json_object_get(c->config, "processor")))
         parse_processor(c, v, s);
 }

@@ -282,6 +282,7 @@ def test_think_time_is_not_response_time(mesh, tmp_path, server):
 
 def test_ensure_breaks_the_run(mesh, tmp_path, server):
     base = one_flow(server.url, "[{duration: 1, arrivalRate: 5}]", ['get: {url: "/sleep?ms=20"}'],
+                    "  plugins: {ensure: {}}\n"
                     "  ensure:\n"
                     "    thresholds:\n"
                     '      - "http.response_time.p99": THRESHOLD\n'
@@ -295,6 +296,11 @@ def test_ensure_breaks_the_run(mesh, tmp_path, server):
     code, out, _ = run_load(mesh, tmp_path, base.replace("THRESHOLD", "1"))
     assert code == 1, out
     assert "fail: http.response_time.p99 < 1" in out
+    # as in Artillery, config.ensure without the plugin is ignored (and mesh load says so)
+    code, out, err = run_load(mesh, tmp_path, base.replace("THRESHOLD", "1").replace(
+        "  plugins: {ensure: {}}\n", ""))
+    assert code == 0, out + err
+    assert "fail:" not in out and "test.yml:4: warning: config.ensure does nothing" in err, err
 
 
 def test_captures_and_templating(mesh, tmp_path, server):

@@ -32,6 +32,7 @@ static const char good[] = "config:\n"
                            "      phases: [{duration: 1, arrivalRate: 1}]\n"
                            "  plugins:\n"
                            "    expect: {outputFormat: silent}\n"
+                           "    ensure: {}\n"
                            "  ensure:\n"
                            "    thresholds:\n"
                            "      - \"http.response_time.p99\": 100\n"
@@ -102,7 +103,7 @@ static void test_good_script(void **state)
     assert_int_equal(s.scenarios[0].steps[3].count, 5);
     assert_int_equal(s.scenarios[0].steps[3].n_steps, 1);
     assert_int_equal(s.scenarios[0].steps[4].kind, LOAD_STEP_LOG);
-    assert_int_equal(s.scenarios[0].steps[4].line, 41); /* two lines of plugins above */
+    assert_int_equal(s.scenarios[0].steps[4].line, 42); /* three lines of plugins above */
     assert_int_equal(msgs.len, 0);
     load_script_free(&s);
     buf_free(&msgs);
