@@ -21,6 +21,7 @@
 #include "lib/subproc.h"
 #include "load/drill.h"
 #include "load/report_html.h"
+#include "load/script.h"
 
 #define DRILL_USAGE                                                                                \
     "mesh drill failover|scale|node-loss [options]\n\n"                                            \
@@ -31,7 +32,10 @@
     "               web2 at 1/5, 2/5, 3/5 and 4/5 of the duration\n"                               \
     "    scale      scale-up web1, scale-up web2, scale-down web1, scale-down web2\n"              \
     "    node-loss  kill-node web2 at 1/4, revive-node web2 at 3/5\n"                              \
-    "  (web1 and web2 stand for the cluster's first and second web nodes.)"
+    "  (web1 and web2 stand for the cluster's first and second web nodes.)\n"                      \
+    "  With -script, the load is the user's Artillery script (its phases set the duration,\n"      \
+    "  its target is the cluster's lb) and the answers its expect checks accept, such as\n"        \
+    "  503, are shown as accepted, not as failures."
 
 #define DRILL_MIN_S             10
 #define DRILL_MAX_S             86400
@@ -77,7 +81,8 @@ struct drill {
     bool load_running;
     int64_t load_status;
     int op_failures;
-    json_t *events; /* [{"epoch_ms", "name"}], turned into t_ms once the run's start is known */
+    json_t *events;   /* [{"epoch_ms", "name"}], turned into t_ms once the run's start is known */
+    json_t *accepted; /* status codes the user's script accepts (-script), or NULL */
 };
 
 static int64_t drill_epoch_ms(void)
@@ -251,10 +256,12 @@ static int drill_write_script(const char *path, const char *target, int duration
 }
 
 /* Runs the load and the steps on the loop until both are done. */
-static int drill_run(struct drill *d, const char *script, const char *json_out)
+static int drill_run(struct drill *d, const char *script, const char *target, const char *env,
+                     const char *json_out)
 {
-    char *argv[] = {d->exe,     "load",           "run",          "--quiet",
-                    "--output", (char *)json_out, (char *)script, NULL};
+    char *argv[] = {d->exe,           "load", "run",          "--quiet",      "--output",
+                    (char *)json_out, "-t",   (char *)target, (char *)script, env ? "-e" : NULL,
+                    (char *)env,      NULL};
     int rc;
 
     uv_loop_init(&d->loop);
@@ -316,9 +323,11 @@ static int drill_finish(struct drill *d, const char *json_path, const char *outp
         return rc;
     }
     drill_mark_events(doc.root, d->events);
-    /* The script was a temporary file: name what ran instead. */
-    json_object_set_new(json_object_get(doc.root, "meshkit"), "scenario_file",
-                        json_sprintf("mesh drill %s", d->kind->name));
+    if (d->accepted) /* the user's script: what its checks accept is no failure */
+        json_object_set(json_object_get(doc.root, "meshkit"), "accepted_codes", d->accepted);
+    else /* the script was a temporary file: name what ran instead */
+        json_object_set_new(json_object_get(doc.root, "meshkit"), "scenario_file",
+                            json_sprintf("mesh drill %s", d->kind->name));
     phases = load_drill_phases(doc.root);
     json_object_set_new(json_object_get(doc.root, "meshkit"), "drill",
                         json_pack("{s:s, s:O}", "kind", d->kind->name, "phases", phases));
@@ -339,6 +348,55 @@ static int drill_finish(struct drill *d, const char *json_path, const char *outp
     return rc;
 }
 
+/* The status codes any statusCode check of steps accepts, added to set. */
+static void drill_accepted_in(const struct load_step *steps, size_t n, json_t *set)
+{
+    char code[16];
+
+    for (size_t i = 0; i < n; i++) {
+        const struct load_request *r = &steps[i].req;
+
+        drill_accepted_in(steps[i].steps, steps[i].n_steps, set);
+        for (size_t k = 0; steps[i].kind == LOAD_STEP_REQUEST && k < r->n_expects; k++) {
+            for (size_t j = 0;
+                 r->expects[k].kind == LOAD_EXPECT_STATUS && j < r->expects[k].n_status; j++) {
+                snprintf(code, sizeof(code), "%d", r->expects[k].status[j]);
+                json_object_set_new(set, code, json_true());
+            }
+        }
+    }
+}
+
+/*
+ * -script: reads the user's script for its duration and the codes its checks accept (only
+ * with the expect plugin, as only then do they apply). Returns 0 or -1 (problems printed).
+ */
+static int drill_read_script(struct drill *d, const char *file, const char *env, const char *target)
+{
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+    struct err e = {{0}};
+    json_t *set = json_object();
+    const char *key;
+    json_t *v;
+
+    if (load_script_load(file, env, target, &s, &msgs, &e) < 0) {
+        fputs(msgs.data ? msgs.data : e.msg, stderr);
+        buf_free(&msgs);
+        json_decref(set);
+        return -1;
+    }
+    d->duration_s = (int)((load_script_duration_ms(&s) + 999) / 1000);
+    for (size_t i = 0; s.expect_plugin && i < s.n_scenarios; i++)
+        drill_accepted_in(s.scenarios[i].steps, s.scenarios[i].n_steps, set);
+    d->accepted = json_array();
+    json_object_foreach(set, key, v) json_array_append_new(d->accepted, json_integer(atoi(key)));
+    json_decref(set);
+    load_script_free(&s);
+    buf_free(&msgs);
+    return 0;
+}
+
 static const struct drill_kind *drill_find(const char *name)
 {
     for (size_t i = 0; i < ARRAY_LEN(drill_kinds); i++) {
@@ -350,7 +408,7 @@ static const struct drill_kind *drill_find(const char *name)
 
 struct drill_opts {
     int duration_s, rate;
-    char *report, *output, *run_dir, *target;
+    char *report, *output, *run_dir, *target, *script, *env;
 };
 
 /* Flags after KIND. Returns 0, 1 for help (usage printed) or -1 (message and usage printed). */
@@ -365,6 +423,9 @@ static int drill_parse(int argc, char **argv, struct drill_opts *o, const struct
         {"run-dir", FLAG_STRING, &o->run_dir,
          "Run directory of the cluster (also MESH_RUN_DIR). Default ./run", false},
         {"target", FLAG_STRING, &o->target, "Load this URL instead of the cluster's lb.", false},
+        {"script", FLAG_STRING, &o->script,
+         "Run this Artillery script as the load (its phases set the duration).", false},
+        {"e", FLAG_STRING, &o->env, "With -script: its environment to use.", false},
     };
     struct err e = {{0}};
     int first = 0, rc = argc < 2 ? FLAGS_HELP : 0;
@@ -416,26 +477,35 @@ int load_drill_main(int argc, char **argv)
     }
     if (o.target)
         snprintf(target, sizeof(target), "%s", o.target);
+    if (o.script && drill_read_script(&d, o.script, o.env, target) < 0) {
+        exit_code = 2;
+        goto out;
+    }
     if (!mkdtemp(tmpdir)) {
         fprintf(stderr, "mesh drill: cannot set up: %s\n", strerror(errno));
         goto out;
     }
     script = xasprintf("%s/drill.yml", tmpdir);
     json_out = xasprintf("%s/drill.json", tmpdir);
-    if ((rc = drill_write_script(script, target, o.duration_s, o.rate)) < 0) {
+    if (!o.script && (rc = drill_write_script(script, target, o.duration_s, o.rate)) < 0) {
         fprintf(stderr, "mesh drill: %s: %s\n", script, strerror(-rc));
         goto out_tmp;
     }
-    printf("Drill %s: %d users/s against %s for %d s\n", d.kind->name, o.rate, target,
-           o.duration_s);
+    if (o.script)
+        printf("Drill %s: %s against %s for %d s\n", d.kind->name, o.script, target, d.duration_s);
+    else
+        printf("Drill %s: %d users/s against %s for %d s\n", d.kind->name, o.rate, target,
+               o.duration_s);
     fflush(stdout);
-    if (drill_run(&d, script, json_out) == 0 &&
+    if (drill_run(&d, o.script ? o.script : script, target, o.script ? o.env : NULL, json_out) ==
+            0 &&
         drill_finish(&d, json_out, o.output, o.report) == 0 && d.load_status == 0 &&
         d.op_failures == 0)
         exit_code = 0;
 out_tmp:
     unlink(json_out);
-    unlink(script);
+    if (!o.script)
+        unlink(script);
     rmdir(tmpdir);
 out:
     free(script);
@@ -444,6 +514,9 @@ out:
     free(o.output);
     free(o.run_dir);
     free(o.target);
+    free(o.script);
+    free(o.env);
     json_decref(d.events);
+    json_decref(d.accepted);
     return exit_code;
 }

@@ -18,7 +18,10 @@ int load_drill_main(int argc, char **argv);
  * wrote, with meshkit.events set): one phase before the first event and one from each event to
  * the next. Caller owns the result, an array of
  *   {"name", "start_s", "end_s", "requests", "failures", "by_kind": {"503": n, "ECONNREFUSED":
- *    n}, "p99_ms" (worst per-second p99, null without responses), "detect_s", "recover_s"}
+ *    n}, "accepted": {"503": n}, "p99_ms" (worst per-second p99, null without responses),
+ *    "detect_s", "recover_s"}
+ * A status >= 400 is a failure unless meshkit.accepted_codes (the user's script's checks, from
+ * `mesh drill -script`) lists it: then it is counted under "accepted".
  * detect_s (after stop-service / kill-node / scale-down NODE): seconds until the load balancer
  * stopped sending to NODE's instances for the rest of the phase; recover_s (after start-service /
  * revive-node / scale-up NODE): seconds until an instance of NODE that was not serving before

@@ -58,11 +58,22 @@ static void drill_add_kind(json_t *by_kind, const char *kind, double n)
         json_integer((json_int_t)(drill_num(json_object_get(by_kind, kind), 0) + n)));
 }
 
-/* Requests, failures by kind and the worst p99 of the buckets [from, to). */
-static void drill_sum(json_t *phase, const json_t *timeline, double from, double to)
+/* Whether the script's checks accept status code (meshkit.accepted_codes, from -script). */
+static bool drill_accepted(const json_t *accepted, const char *code)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(accepted, i, v) if (json_integer_value(v) == atoi(code)) return true;
+    return false;
+}
+
+/* Requests, failures by kind, accepted answers and the worst p99 of the buckets [from, to). */
+static void drill_sum(json_t *phase, const json_t *timeline, const json_t *accepted, double from,
+                      double to)
 {
     double requests = 0, failures = 0, p99 = -1;
-    json_t *by_kind = json_object(), *e, *v;
+    json_t *by_kind = json_object(), *ok_kind = json_object(), *e, *v;
     const char *key;
     size_t i;
 
@@ -76,7 +87,9 @@ static void drill_sum(json_t *phase, const json_t *timeline, double from, double
             p99 = fmax(p99, drill_num(json_object_get(e, "p99"), 0));
         json_object_foreach(json_object_get(e, "codes"), key, v)
         {
-            if (atoi(key) >= 400 && drill_num(v, 0) > 0) {
+            if (atoi(key) >= 400 && drill_num(v, 0) > 0 && drill_accepted(accepted, key)) {
+                drill_add_kind(ok_kind, key, drill_num(v, 0));
+            } else if (atoi(key) >= 400 && drill_num(v, 0) > 0) {
                 drill_add_kind(by_kind, key, drill_num(v, 0));
                 failures += drill_num(v, 0);
             }
@@ -92,6 +105,7 @@ static void drill_sum(json_t *phase, const json_t *timeline, double from, double
     json_object_set_new(phase, "requests", json_integer((json_int_t)requests));
     json_object_set_new(phase, "failures", json_integer((json_int_t)failures));
     json_object_set_new(phase, "by_kind", by_kind);
+    json_object_set_new(phase, "accepted", ok_kind);
     json_object_set_new(phase, "p99_ms", p99 >= 0 ? json_real(p99) : json_null());
 }
 
@@ -152,14 +166,15 @@ static json_t *drill_recover(const json_t *timeline, const char *node, double ev
     return out;
 }
 
-static json_t *drill_phase(const json_t *timeline, const char *name, double start, double end)
+static json_t *drill_phase(const json_t *timeline, const json_t *accepted, const char *name,
+                           double start, double end)
 {
     char verb[32], node[64];
     json_t *phase = json_pack("{s:s, s:f, s:f}", "name", name, "start_s", start, "end_s", end);
     json_t *detect = json_null(), *recover = json_null();
     double from = drill_bucket(start), to = drill_bucket(end);
 
-    drill_sum(phase, timeline, from, to);
+    drill_sum(phase, timeline, accepted, from, to);
     drill_split(name, verb, sizeof(verb), node, sizeof(node));
     if (*node && (!strcmp(verb, "stop-service") || !strcmp(verb, "kill-node"))) {
         json_decref(detect);
@@ -179,6 +194,7 @@ json_t *load_drill_phases(const json_t *report)
     const json_t *mk = json_object_get(report, "meshkit");
     const json_t *timeline = json_object_get(mk, "timeline");
     const json_t *events = json_object_get(mk, "events");
+    const json_t *accepted = json_object_get(mk, "accepted_codes");
     json_t *phases = json_array(), *ev;
     double end = 0, start = 0;
     const char *name = json_array_size(events) ? "before the first event" : "whole run";
@@ -191,13 +207,13 @@ json_t *load_drill_phases(const json_t *report)
     json_array_foreach(events, i, ev)
     {
         double t = drill_num(json_object_get(ev, "t_ms"), 0) / 1000;
-        json_array_append_new(phases, drill_phase(timeline, name, start, fmax(t, start)));
+        json_array_append_new(phases, drill_phase(timeline, accepted, name, start, fmax(t, start)));
         start = fmax(t, start);
         name = json_string_value(json_object_get(ev, "name"));
         if (!name)
             name = "event";
     }
-    json_array_append_new(phases, drill_phase(timeline, name, start, fmax(end, start)));
+    json_array_append_new(phases, drill_phase(timeline, accepted, name, start, fmax(end, start)));
     return phases;
 }
 
@@ -232,6 +248,11 @@ void load_drill_print(FILE *f, const json_t *phases)
         json_object_foreach(json_object_get(p, "by_kind"), key, v)
         {
             buf_printf(&kinds, "%s%s: %lld", kinds.len ? ", " : "", key,
+                       (long long)json_integer_value(v));
+        }
+        json_object_foreach(json_object_get(p, "accepted"), key, v)
+        {
+            buf_printf(&kinds, "%s%s: %lld accepted", kinds.len ? ", " : "", key,
                        (long long)json_integer_value(v));
         }
         fprintf(f, "%-26.26s %8s %9lld %9lld %8s %7s %8s%s%s\n",
