@@ -348,25 +348,6 @@ static int drill_finish(struct drill *d, const char *json_path, const char *outp
     return rc;
 }
 
-/* The status codes any statusCode check of steps accepts, added to set. */
-static void drill_accepted_in(const struct load_step *steps, size_t n, json_t *set)
-{
-    char code[16];
-
-    for (size_t i = 0; i < n; i++) {
-        const struct load_request *r = &steps[i].req;
-
-        drill_accepted_in(steps[i].steps, steps[i].n_steps, set);
-        for (size_t k = 0; steps[i].kind == LOAD_STEP_REQUEST && k < r->n_expects; k++) {
-            for (size_t j = 0;
-                 r->expects[k].kind == LOAD_EXPECT_STATUS && j < r->expects[k].n_status; j++) {
-                snprintf(code, sizeof(code), "%d", r->expects[k].status[j]);
-                json_object_set_new(set, code, json_true());
-            }
-        }
-    }
-}
-
 /*
  * -script: reads the user's script for its duration and the codes its checks accept (only
  * with the expect plugin, as only then do they apply). Returns 0 or -1 (problems printed).
@@ -376,22 +357,14 @@ static int drill_read_script(struct drill *d, const char *file, const char *env,
     struct load_script s;
     struct buf msgs = BUF_INIT;
     struct err e = {{0}};
-    json_t *set = json_object();
-    const char *key;
-    json_t *v;
 
     if (load_script_load(file, env, target, &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         buf_free(&msgs);
-        json_decref(set);
         return -1;
     }
     d->duration_s = (int)((load_script_duration_ms(&s) + 999) / 1000);
-    for (size_t i = 0; s.expect_plugin && i < s.n_scenarios; i++)
-        drill_accepted_in(s.scenarios[i].steps, s.scenarios[i].n_steps, set);
-    d->accepted = json_array();
-    json_object_foreach(set, key, v) json_array_append_new(d->accepted, json_integer(atoi(key)));
-    json_decref(set);
+    d->accepted = s.expect_plugin ? load_script_accepted_codes(&s) : json_array();
     load_script_free(&s);
     buf_free(&msgs);
     return 0;

@@ -8,6 +8,7 @@
 #define MESH_LOAD_DRILL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* `mesh drill KIND [flags]`: argv[0] is "drill". Returns the exit code. */
@@ -28,6 +29,13 @@ int load_drill_main(int argc, char **argv);
  * the event served a request. Null when not applicable or not seen within the phase.
  */
 json_t *load_drill_phases(const json_t *report);
+
+/*
+ * Whether a response with this status failed: 400 or higher, unless the script's checks accept
+ * it (accepted: meshkit.accepted_codes, may be NULL). The drill's failures column and the
+ * report's errors card both count these, with the transport errors.
+ */
+bool load_status_failed(const json_t *accepted, int status);
 
 /* Prints phases (from load_drill_phases) as an aligned table to f. */
 void load_drill_print(FILE *f, const json_t *phases);

@@ -58,14 +58,15 @@ static void drill_add_kind(json_t *by_kind, const char *kind, double n)
         json_integer((json_int_t)(drill_num(json_object_get(by_kind, kind), 0) + n)));
 }
 
-/* Whether the script's checks accept status code (meshkit.accepted_codes, from -script). */
-static bool drill_accepted(const json_t *accepted, const char *code)
+bool load_status_failed(const json_t *accepted, int status)
 {
     size_t i;
     json_t *v;
 
-    json_array_foreach(accepted, i, v) if (json_integer_value(v) == atoi(code)) return true;
-    return false;
+    if (status < 400)
+        return false;
+    json_array_foreach(accepted, i, v) if (json_integer_value(v) == status) return false;
+    return true;
 }
 
 /* Requests, failures by kind, accepted answers and the worst p99 of the buckets [from, to). */
@@ -87,9 +88,10 @@ static void drill_sum(json_t *phase, const json_t *timeline, const json_t *accep
             p99 = fmax(p99, drill_num(json_object_get(e, "p99"), 0));
         json_object_foreach(json_object_get(e, "codes"), key, v)
         {
-            if (atoi(key) >= 400 && drill_num(v, 0) > 0 && drill_accepted(accepted, key)) {
+            if (atoi(key) >= 400 && drill_num(v, 0) > 0 &&
+                !load_status_failed(accepted, atoi(key))) {
                 drill_add_kind(ok_kind, key, drill_num(v, 0));
-            } else if (atoi(key) >= 400 && drill_num(v, 0) > 0) {
+            } else if (drill_num(v, 0) > 0 && load_status_failed(accepted, atoi(key))) {
                 drill_add_kind(by_kind, key, drill_num(v, 0));
                 failures += drill_num(v, 0);
             }

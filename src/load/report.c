@@ -107,6 +107,7 @@ void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r
         memset(row, 0, sizeof(*row));
         row_add(row, sec);
         row->p50_us = histogram_percentile(&sec->rt, 0.5);
+        row->p95_us = histogram_percentile(&sec->rt, 0.95);
         row->p99_us = histogram_percentile(&sec->rt, 0.99);
         load_sec_merge(r->periods[i / LOAD_PERIOD_S], sec);
         load_sec_free(sec);
@@ -284,14 +285,14 @@ static json_t *timeline(const struct load_result *r)
         const struct load_row *row = &r->rows[i];
 
         json_array_append_new(
-            tl,
-            json_pack("{s:I,s:I,s:I,s:o,s:o,s:f,s:f,s:f,s:I,s:I,s:I,s:o}", "t", (json_int_t)i,
-                      "requests", (json_int_t)row->requests, "responses",
-                      (json_int_t)row->responses, "codes", counts_obj(&row->codes), "errors",
-                      counts_obj(&row->errors), "p50", ms(row->p50_us), "p99", ms(row->p99_us),
-                      "max", ms((double)row->max_us), "vusers_created", (json_int_t)row->created,
-                      "vusers_completed", (json_int_t)row->completed, "vusers_failed",
-                      (json_int_t)row->failed, "served_by", counts_obj(&row->served_by)));
+            tl, json_pack("{s:I,s:I,s:I,s:o,s:o,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:o}", "t",
+                          (json_int_t)i, "requests", (json_int_t)row->requests, "responses",
+                          (json_int_t)row->responses, "codes", counts_obj(&row->codes), "errors",
+                          counts_obj(&row->errors), "p50", ms(row->p50_us), "p95", ms(row->p95_us),
+                          "p99", ms(row->p99_us), "max", ms((double)row->max_us), "vusers_created",
+                          (json_int_t)row->created, "vusers_completed", (json_int_t)row->completed,
+                          "vusers_failed", (json_int_t)row->failed, "served_by",
+                          counts_obj(&row->served_by)));
     }
     return tl;
 }
@@ -347,6 +348,8 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
                    "events", "histogram_error", HISTOGRAM_REL_ERROR);
     if (pool > 0)
         json_object_set_new(mk, "pool", json_integer(pool));
+    if (s->expect_plugin)
+        json_object_set_new(mk, "accepted_codes", load_script_accepted_codes(s));
     if (s->endpoint_prefix && !s->endpoint_print)
         json_object_set_new(mk, "console_hide", json_sprintf("%s.", s->endpoint_prefix));
     out = json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, total, 0, r->n_secs, false),

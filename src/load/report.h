@@ -20,7 +20,7 @@
 /* One second of the timeline, kept small: a long run keeps one a second. */
 struct load_row {
     uint64_t requests, responses, created, completed, failed;
-    double p50_us, p99_us; /* of the second's response times, all workers merged */
+    double p50_us, p95_us, p99_us; /* of the second's response times, all workers merged */
     uint64_t max_us;
     struct load_counts codes; /* "200" -> n */
     struct load_counts errors, served_by;

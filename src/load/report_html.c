@@ -13,6 +13,7 @@
 #include "lib/alloc.h"
 #include "lib/file.h"
 #include "lib/html.h"
+#include "load/drill.h"
 #include "load/report_assets.h"
 #include "load/report_html.h"
 #include "load/report_view.h"
@@ -129,7 +130,7 @@ static void report_card(struct buf *out, const char *label, const json_t *v, con
     buf_printf(out, "%s</b></div>\n", json_is_number(v) ? unit : "");
 }
 
-static void report_cards(struct buf *out, const json_t *agg)
+static void report_cards(struct buf *out, const json_t *agg, const json_t *accepted)
 {
     const json_t *counters = json_object_get(agg, "counters");
     const json_t *rt = json_object_get(json_object_get(agg, "summaries"), "http.response_time");
@@ -140,6 +141,9 @@ static void report_cards(struct buf *out, const json_t *agg)
     json_object_foreach((json_t *)counters, key, v)
     {
         if (strncmp(key, "errors.", 7) == 0 && json_is_integer(v))
+            sum += json_integer_value(v);
+        else if (strncmp(key, "http.codes.", 11) == 0 && json_is_integer(v) &&
+                 load_status_failed(accepted, atoi(key + 11)))
             sum += json_integer_value(v);
     }
     json_integer_set(errors, sum);
@@ -271,7 +275,8 @@ static void report_charts(struct buf *out, const json_t *view)
 }
 
 /* Key numbers first, then the charts, then Artillery's full tables. */
-static void report_metrics(struct buf *out, const json_t *agg, const json_t *view)
+static void report_metrics(struct buf *out, const json_t *agg, const json_t *view,
+                           const json_t *accepted)
 {
     buf_append_cstr(out, "<h2>Summary</h2>\n");
     if (!json_is_object(agg)) {
@@ -279,7 +284,7 @@ static void report_metrics(struct buf *out, const json_t *agg, const json_t *vie
         report_charts(out, view);
         return;
     }
-    report_cards(out, agg);
+    report_cards(out, agg, accepted);
     report_charts(out, view);
     buf_append_cstr(out, "<h2>Metrics</h2>\n");
     report_values_table(out, "Counters", json_object_get(agg, "counters"));
@@ -442,7 +447,8 @@ static void report_page(struct buf *out, const json_t *report, const json_t *vie
     report_meta(out, report, view);
     report_skipped(out, report);
     report_drill(out, json_object_get(meshkit, "drill"));
-    report_metrics(out, json_object_get(report, "aggregate"), view);
+    report_metrics(out, json_object_get(report, "aggregate"), view,
+                   json_object_get(json_object_get(report, "meshkit"), "accepted_codes"));
     report_served_by(out, json_object_get(meshkit, "served_by"));
     report_phases(out, json_object_get(meshkit, "phases"), json_object_get(view, "phases"));
     report_events(out, json_object_get(view, "events"));

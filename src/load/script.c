@@ -763,6 +763,33 @@ int load_script_load(const char *path, const char *env, const char *target, stru
     return rc;
 }
 
+static void accepted_in(const struct load_step *steps, size_t n, bool *codes)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct load_request *r = &steps[i].req;
+
+        accepted_in(steps[i].steps, steps[i].n_steps, codes);
+        for (size_t k = 0; steps[i].kind == LOAD_STEP_REQUEST && k < r->n_expects; k++)
+            for (size_t j = 0;
+                 r->expects[k].kind == LOAD_EXPECT_STATUS && j < r->expects[k].n_status; j++)
+                if (r->expects[k].status[j] >= 0 && r->expects[k].status[j] < 1000)
+                    codes[r->expects[k].status[j]] = true;
+    }
+}
+
+json_t *load_script_accepted_codes(const struct load_script *s)
+{
+    bool codes[1000] = {false};
+    json_t *out = json_array();
+
+    for (size_t i = 0; i < s->n_scenarios; i++)
+        accepted_in(s->scenarios[i].steps, s->scenarios[i].n_steps, codes);
+    for (int c = 0; c < 1000; c++)
+        if (codes[c])
+            json_array_append_new(out, json_integer(c));
+    return out;
+}
+
 int64_t load_script_duration_ms(const struct load_script *s)
 {
     int64_t total = 0;

@@ -178,6 +178,9 @@ int load_script_parse(const char *path, const char *text, size_t len, const char
                       const char *target, struct load_script *s, struct buf *msgs, struct err *e);
 void load_script_free(struct load_script *s);
 
+/* The status codes the script's statusCode checks accept, sorted: a new JSON array. */
+json_t *load_script_accepted_codes(const struct load_script *s);
+
 /* Total length of all phases in ms. */
 int64_t load_script_duration_ms(const struct load_script *s);
 

@@ -8,6 +8,7 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /chunked     200 {"id": 7} in two chunks
   /close       200 "bye" with Connection: close (and the server closes)
   /empty       204, no body
+  /unavailable 503, no body
   /drop        200 "ok", then the server closes the connection without saying so
   /eof         200 with neither Content-Length nor chunked: the body runs to the close
 Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
@@ -90,6 +91,10 @@ def make_handler(rec):
             elif url.path == "/drop":
                 self.close_connection = True
                 self._answer(b"ok")
+            elif url.path == "/unavailable":
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             elif url.path == "/empty":
                 self.send_response(204)
                 self.end_headers()
