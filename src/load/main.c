@@ -6,6 +6,7 @@
 #include "load/load.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "lib/json.h"
 #include "load/engine.h"
 #include "load/ensure.h"
+#include "load/marks.h"
 #include "load/report.h"
 #include "load/report_html.h"
 #include "load/script.h"
@@ -48,7 +50,7 @@ struct run_opts {
 struct run_ctx {
     uv_loop_t loop;
     uv_timer_t tick;
-    uv_signal_t sig_int, sig_term;
+    uv_signal_t sig_int, sig_term, sig_usr1;
     struct load_engine *eng;
     struct run_opts *o;
     bool live;
@@ -59,6 +61,9 @@ struct run_ctx {
     char *hide;       /* what the console leaves out (metrics-by-endpoint's), or NULL */
     const struct load_script *script;
     struct load_result res; /* the seconds that have passed, out of the workers */
+    char *marks;            /* the marks file (`mesh load mark`), removed at the end */
+    size_t marks_off;       /* what was read of it */
+    json_t *events;         /* the markers: [{"t_ms", "name"}] */
 };
 
 /* "Phase started: warm up (index: 0, duration: 60s) 12:00:00(+0000)", as Artillery prints. */
@@ -136,6 +141,16 @@ static void on_signal(uv_signal_t *s, int signum)
     load_engine_stop(ctx->eng);
 }
 
+/* `mesh load mark TEXT` (or SIGUSR1): a step marker on the timeline. */
+static void on_mark(uv_signal_t *s, int signum)
+{
+    struct run_ctx *ctx = s->data;
+    int64_t t_ms = (int64_t)((uv_hrtime() - load_engine_start_ns(ctx->eng)) / 1000000u);
+
+    (void)signum;
+    load_marks_take(ctx->marks, &ctx->marks_off, t_ms, ctx->events, stdout);
+}
+
 static void on_engine_done(void *data)
 {
     struct run_ctx *ctx = data;
@@ -146,6 +161,7 @@ static void on_engine_done(void *data)
     uv_close((uv_handle_t *)&ctx->tick, NULL);
     uv_close((uv_handle_t *)&ctx->sig_int, NULL);
     uv_close((uv_handle_t *)&ctx->sig_term, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_usr1, NULL);
 }
 
 static int parse_args(int argc, char **argv, struct run_opts *o, const char **file)
@@ -252,6 +268,7 @@ static int finish(struct run_ctx *ctx, struct load_script *s, const struct run_o
     load_result_drain(eng, n, r);
     r->elapsed_s = elapsed;
     report = load_report_json(r, s, o->pool);
+    json_object_set(json_object_get(report, "meshkit"), "events", ctx->events);
     if (!o->quiet && !o->pool && ctx->phase > 0) {
         const struct load_phase *p = &s->phases[ctx->phase - 1];
         char when[32];
@@ -305,7 +322,13 @@ static int run(struct load_script *s, struct run_opts *o)
     uv_timer_init(&ctx.loop, &ctx.tick);
     uv_signal_init(&ctx.loop, &ctx.sig_int);
     uv_signal_init(&ctx.loop, &ctx.sig_term);
-    ctx.sig_int.data = ctx.sig_term.data = &ctx;
+    uv_signal_init(&ctx.loop, &ctx.sig_usr1);
+    ctx.sig_int.data = ctx.sig_term.data = ctx.sig_usr1.data = &ctx;
+    uv_signal_start(&ctx.sig_usr1, on_mark, SIGUSR1);
+    ctx.marks = load_marks_path(getpid());
+    ctx.events = json_array();
+    /* created empty, for `mesh load mark` to find; only this user may mark the run */
+    close(open(ctx.marks, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     uv_signal_start(&ctx.sig_int, on_signal, SIGINT);
     uv_signal_start(&ctx.sig_term, on_signal, SIGTERM);
     if (!o->quiet)
@@ -327,6 +350,10 @@ out_loop:
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     uv_loop_close(&ctx.loop);
     free(ctx.hide);
+    if (ctx.marks)
+        unlink(ctx.marks);
+    free(ctx.marks);
+    json_decref(ctx.events);
     return rc;
 }
 
@@ -371,12 +398,15 @@ int load_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "run") == 0)
         return load_run_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "mark") == 0)
+        return load_mark_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "report") == 0)
         return load_report_main(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
                       strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
         printf("Usage: mesh load <command> [flags]\n\nCommands:\n"
                "    run      Run an Artillery test script\n"
+               "    mark     Drop a step marker into a running test's timeline\n"
                "    report   Write the HTML page of a report JSON\n\n"
                "Run 'mesh load <command> -help' for a command's flags.\n");
         return 0;

@@ -1,11 +1,15 @@
 """End-to-end tests of `mesh load run` keeping Artillery 2's semantics and report: the expect
 plugin (checks only with plugins.expect, counted per check and type, printed, exit code 21),
-metric names, console output. Against the test server of test_load.py."""
+metric names, console output, step markers. Against the test server of test_load.py."""
 
 import json
+import os
 import re
+import signal
+import subprocess
 
-from test_load import one_flow, run_load, server  # noqa: F401
+from helpers import wait_until
+from test_load import RUN_TIMEOUT, one_flow, run_load, server  # noqa: F401
 
 EXPECTS = ('get: {url: "/", expect: [{statusCode: 200}, {hasHeader: x-served-by}, '
            '{contentType: "text/plain"}]}')
@@ -148,3 +152,56 @@ def test_socket_floor_without_http_timeout(mesh, tmp_path, server):
     c = rep["aggregate"]["counters"]
     assert c.get("errors.ERR_SOCKET_TIMEOUT") == 1, c
     assert c["plugins.metrics-by-endpoint./sleep.errors.ERR_SOCKET_TIMEOUT"] == 1
+
+
+def test_marks_drop_step_markers(mesh, tmp_path, server):
+    """`mesh load mark TEXT` (and SIGUSR1) put step markers into a running test's timeline:
+    meshkit.events, and the HTML report's charts."""
+    path = tmp_path / "test.yml"
+    path.write_text(one_flow(server.url, "[{duration: 4, arrivalRate: 2}]", ['get: {url: "/"}']))
+    out_json, page = tmp_path / "r.json", tmp_path / "r.html"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    r = subprocess.run([mesh, "load", "mark", "nothing runs"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "no `mesh load run` is going on" in r.stderr, r.stderr
+    proc = subprocess.Popen([mesh, "load", "run", "--output", str(out_json), "--report",
+                             str(page), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        marks = tmp_path / f"mesh-load-{proc.pid}.marks"
+        wait_until(marks.exists, 30, what="the run's marks file")
+        r = subprocess.run([mesh, "load", "mark", "stop-service web1"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for line in proc.stdout:  # ends at the latest when the run does
+            if "mark: stop-service web1" in line:
+                os.kill(proc.pid, signal.SIGUSR1)
+                break
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    events = json.loads(out_json.read_text())["meshkit"]["events"]
+    assert [e["name"] for e in events] == ["stop-service web1", "mark 2"], events
+    assert 0 <= events[0]["t_ms"] <= events[1]["t_ms"]
+    assert "stop-service web1" in page.read_text()
+    assert not marks.exists()
+
+
+def test_errors_card_agrees_with_the_drills_failures(mesh, tmp_path, server):
+    """The report's errors card counts what a drill counts as failures: transport errors and
+    statuses of 400 or more that the script's checks do not accept; and the timeline has the
+    p95 the latency chart draws."""
+    flow = ['get: {url: "/", expect: {statusCode: [200, 503]}}',
+            'get: {url: "/unavailable", expect: {statusCode: [200, 503]}}']
+    page = tmp_path / "r.html"
+    for plugin, accepted, errors in (("  plugins: {expect: {outputFormat: silent}}\n",
+                                      [200, 503], 0), ("", None, 2)):
+        script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", flow, plugin)
+        code, out, err, rep = run_json(mesh, tmp_path, script, "--report", str(page))
+        assert code == 0, out + err
+        assert rep["meshkit"].get("accepted_codes") == accepted
+        assert f"<span>errors</span><b>{errors}</b>" in page.read_text()
+    assert all("p95" in row for row in rep["meshkit"]["timeline"])
