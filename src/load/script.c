@@ -386,12 +386,32 @@ static json_t *cfg_get(struct script_ctx *c, const char *key, const json_t **par
     return v ? v : json_object_get(c->config, key);
 }
 
+/*
+ * config.defaults or config.http.defaults: headers every request gets unless it sets them
+ * itself (Artillery takes http.defaults.headers over defaults.headers).
+ */
+static void parse_defaults(struct script_ctx *c, const json_t *d, const char *where)
+{
+    static const char *const allowed[] = {"headers", NULL};
+    static const char *const unsupported[] = {"cookie", "think", "strictCapture", NULL};
+    const json_t *h = json_object_get(d, "headers");
+
+    if (!json_is_object(d)) {
+        script_diag(c, d, NULL, SIZE_MAX, "%s: want a mapping", where);
+        return;
+    }
+    script_check_keys(c, d, where, allowed, unsupported);
+    if (h && !json_is_object(h))
+        script_diag(c, d, "headers", 0, "%s.headers: want a mapping", where);
+    else if (h && (!c->default_headers || strcmp(where, "config.http.defaults") == 0))
+        c->default_headers = h;
+}
+
 static void parse_http(struct script_ctx *c, const json_t *http, const json_t *parent,
                        struct load_script *s)
 {
-    static const char *const allowed[] = {"timeout", NULL};
-    static const char *const unsupported[] = {"pool", "maxSockets", "extendedMetrics", "defaults",
-                                              NULL};
+    static const char *const allowed[] = {"timeout", "defaults", NULL};
+    static const char *const unsupported[] = {"pool", "maxSockets", "extendedMetrics", NULL};
     double d;
 
     if (!json_is_object(http)) {
@@ -403,6 +423,9 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
         read_number(c, http, "timeout", "config.http", 0.001, &d) == 0) {
         s->timeout_ms = (int64_t)llround(d * 1000);
         s->timeout_set = true;
+    }
+    if (json_object_get(http, "defaults")) {
+        parse_defaults(c, json_object_get(http, "defaults"), "config.http.defaults");
     }
 }
 
@@ -613,11 +636,12 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
 
 static void parse_config(struct script_ctx *c, const char *target_flag, struct load_script *s)
 {
-    static const char *const allowed[] = {"target", "phases",  "variables", "environments", "http",
-                                          "ensure", "plugins", "tls",       "processor",    NULL};
-    static const char *const unsupported[] = {
-        "payload",      "engines",       "socketio", "ws",       "defaults",
-        "includeFiles", "statsInterval", "timeout",  "bundling", NULL};
+    static const char *const allowed[] = {"target",    "phases",   "variables", "environments",
+                                          "http",      "ensure",   "plugins",   "tls",
+                                          "processor", "defaults", NULL};
+    static const char *const unsupported[] = {"payload", "engines",      "socketio",
+                                              "ws",      "includeFiles", "statsInterval",
+                                              "timeout", "bundling",     NULL};
     const json_t *parent;
     json_t *v;
 
@@ -665,6 +689,8 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
     if ((v = json_object_get(c->config, "tls")))
         parse_tls(c, v, s);
     parse_ensure_config(c, s);
+    if ((v = json_object_get(c->config, "defaults")))
+        parse_defaults(c, v, "config.defaults");
     if ((v = json_object_get(c->config, "processor")))
         parse_processor(c, v, s);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "load/script_internal.h"
@@ -269,6 +270,28 @@ static void add_endpoint(struct script_ctx *c, struct load_request *r)
     free(ep);
 }
 
+/* The config's default headers the request does not set itself (names case aside). */
+static void add_default_headers(struct script_ctx *c, struct load_request *r)
+{
+    struct load_kv *defs = NULL;
+    size_t n = parse_kvs(c, c->default_headers, "defaults.headers", &defs);
+
+    r->headers = xrealloc(r->headers, (r->n_headers + n + 1) * sizeof(*r->headers));
+    for (size_t i = 0; i < n; i++) {
+        bool set = false;
+
+        for (size_t j = 0; j < r->n_headers && !set; j++)
+            set = strcasecmp(r->headers[j].name, defs[i].name) == 0;
+        if (set) {
+            free(defs[i].name);
+            free(defs[i].value);
+        } else {
+            r->headers[r->n_headers++] = defs[i];
+        }
+    }
+    free(defs);
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
@@ -294,6 +317,8 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
     script_template_ok(c, req, "url", 0, "url", r->url);
     if ((v = json_object_get(req, "headers")))
         r->n_headers = parse_kvs(c, v, "headers", &r->headers);
+    if (c->default_headers)
+        add_default_headers(c, r);
     if ((v = json_object_get(req, "qs")))
         r->n_qs = parse_kvs(c, v, "qs", &r->qs);
     if ((v = json_object_get(req, "json")) && templates_ok(c, req, "json", v))

@@ -17,6 +17,7 @@ struct script_ctx {
     const json_t *cfg_parent_phases;
     json_t *keep; /* values built while checking (merged phases), freed at the end */
     bool has_processor;
+    const json_t *default_headers; /* config.http.defaults.headers or config.defaults.headers */
     /* metrics-by-endpoint: see script_endpoint_name */
     bool ep_only_names, ep_strip_query, ep_ignore_unnamed;
     const char *ep_prefix;

@@ -649,7 +649,7 @@ static const char *append_request(struct buf *out, const struct load_request *r,
     struct buf body = BUF_INIT;
     bool has_ct = false;
     const char *bad = NULL;
-    size_t from;
+    size_t from, ua;
 
     buf_printf(out, "%s ", r->method);
     from = out->len;
@@ -668,7 +668,11 @@ static const char *append_request(struct buf *out, const struct load_request *r,
         url_encode(out, buf_str(&v), false);
         buf_free(&v);
     }
-    buf_printf(out, " HTTP/1.1\r\nHost: %s\r\nUser-Agent: mesh-load/" MESH_VERSION "\r\n", host);
+    buf_printf(out, " HTTP/1.1\r\nHost: %s\r\n", host);
+    for (ua = 0; ua < r->n_headers && strcasecmp(r->headers[ua].name, "User-Agent") != 0; ua++)
+        ;
+    if (ua == r->n_headers) /* the script's own, else ours */
+        buf_append_cstr(out, "User-Agent: mesh-load/" MESH_VERSION "\r\n");
     for (size_t i = 0; i < r->n_headers; i++) {
         buf_printf(out, "%s: ", r->headers[i].name);
         from = out->len;

@@ -205,3 +205,19 @@ def test_errors_card_agrees_with_the_drills_failures(mesh, tmp_path, server):
         assert rep["meshkit"].get("accepted_codes") == accepted
         assert f"<span>errors</span><b>{errors}</b>" in page.read_text()
     assert all("p95" in row for row in rep["meshkit"]["timeline"])
+
+
+def test_default_headers(mesh, tmp_path, server):
+    """config.http.defaults.headers (over config.defaults.headers) go with every request that
+    does not set them itself, templates rendered; a User-Agent there replaces mesh load's."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", [
+        'get: {url: "/a"}', 'get: {url: "/b", headers: {x-team: "own"}}'],
+        "  variables: {team: [blue]}\n"
+        "  defaults: {headers: {x-old: \"1\"}}\n"
+        "  http:\n    defaults:\n      headers: {X-Team: \"{{ team }}\", User-Agent: tester}\n")
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    assert code == 0, out + err
+    heads = {path: h for _, _, path, h, _ in server.requests}
+    assert heads["/a"]["X-Team"] == "blue" and heads["/a"]["User-Agent"] == "tester"
+    assert heads["/b"]["x-team"] == "own" and "X-Team" not in heads["/b"]
+    assert "x-old" not in {k.lower() for k in heads["/a"]}
