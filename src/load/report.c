@@ -329,11 +329,32 @@ static json_t *phases(const struct load_script *s)
     return list;
 }
 
+/* As Artillery aggregates a rate: the mean of the periods' rates (a period without it: 0). */
+static void mean_rates(json_t *rates, const json_t *periods)
+{
+    const char *name;
+    json_t *v;
+
+    json_object_foreach(rates, name, v)
+    {
+        double sum = 0;
+        size_t i;
+        json_t *p;
+
+        json_array_foreach(periods, i, p)
+        {
+            sum += json_number_value(json_object_get(json_object_get(p, "rates"), name));
+        }
+        json_object_set_new(
+            rates, name, json_integer((json_int_t)llround(sum / (double)json_array_size(periods))));
+    }
+}
+
 json_t *load_report_json(const struct load_result *r, const struct load_script *s, int pool)
 {
     json_t *inter = json_array();
     struct load_sec *total = load_sec_new();
-    json_t *mk, *out;
+    json_t *mk, *out, *agg;
 
     for (size_t from = 0; from < r->n_secs; from += LOAD_PERIOD_S) {
         size_t to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
@@ -352,8 +373,10 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
         json_object_set_new(mk, "accepted_codes", load_script_accepted_codes(s));
     if (s->endpoint_prefix && !s->endpoint_print)
         json_object_set_new(mk, "console_hide", json_sprintf("%s.", s->endpoint_prefix));
-    out = json_pack("{s:o,s:o,s:o}", "aggregate", metrics(r, total, 0, r->n_secs, false),
-                    "intermediate", inter, "meshkit", mk);
+    agg = metrics(r, total, 0, r->n_secs, false);
+    if (json_array_size(inter) > 0)
+        mean_rates(json_object_get(agg, "rates"), inter);
+    out = json_pack("{s:o,s:o,s:o}", "aggregate", agg, "intermediate", inter, "meshkit", mk);
     load_sec_free(total);
     return out;
 }

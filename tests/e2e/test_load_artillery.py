@@ -221,3 +221,14 @@ def test_default_headers(mesh, tmp_path, server):
     assert heads["/a"]["X-Team"] == "blue" and heads["/a"]["User-Agent"] == "tester"
     assert heads["/b"]["x-team"] == "own" and "X-Team" not in heads["/b"]
     assert "x-old" not in {k.lower() for k in heads["/a"]}
+
+
+def test_aggregate_rate_is_the_mean_of_the_periods(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 12, arrivalRate: 1}, {duration: 1, "
+                      "arrivalRate: 20}]", ['get: {url: "/"}'])
+    code, out, err, rep = run_json(mesh, tmp_path, script)
+    assert code == 0, out + err
+    rates = [p["rates"]["http.request_rate"] for p in rep["intermediate"]]
+    assert len(rates) >= 2, rates
+    # rounded half away from zero, as Artillery's round
+    assert rep["aggregate"]["rates"]["http.request_rate"] == int(sum(rates) / len(rates) + 0.5)
