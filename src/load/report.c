@@ -185,6 +185,28 @@ static void expect_counters(json_t *c, const char *verdict, const uint64_t *by_k
     }
 }
 
+/*
+ * Artillery writes a counter only when something counted it: zero ones go, but for
+ * vusers.failed (counted 0 for each user that completed) and http.downloaded_bytes (counted for
+ * each response, empty or not).
+ */
+static void drop_zeros(json_t *c, const struct load_sec *s)
+{
+    const char *key;
+    json_t *v, *tmp;
+
+    json_object_foreach_safe(c, tmp, key, v)
+    {
+        if (json_integer_value(v) != 0)
+            continue;
+        if (strcmp(key, "vusers.failed") == 0 && s->completed > 0)
+            continue;
+        if (strcmp(key, "http.downloaded_bytes") == 0 && s->responses > 0)
+            continue;
+        json_object_del(c, key);
+    }
+}
+
 static json_t *counters(const struct load_sec *s)
 {
     json_t *c = json_object();
@@ -221,7 +243,21 @@ static json_t *counters(const struct load_sec *s)
         set_count(c, user,
                   (uint64_t)json_integer_value(json_object_get(c, user)) + s->user.vals[i]);
     }
+    drop_zeros(c, s);
     return c;
+}
+
+/* Summaries of nothing go, as Artillery writes none. */
+static void drop_empty(json_t *sums)
+{
+    const char *key;
+    json_t *v, *tmp;
+
+    json_object_foreach_safe(sums, tmp, key, v)
+    {
+        if (json_integer_value(json_object_get(v, "count")) == 0)
+            json_object_del(sums, key);
+    }
 }
 
 /* The named summaries (response time by status class, a processor's histograms). */
@@ -260,6 +296,8 @@ static json_t *metrics(const struct load_result *r, const struct load_sec *s, si
                   (json_int_t)first, "lastCounterAt", (json_int_t)last, "firstMetricAt",
                   (json_int_t)first, "lastMetricAt", (json_int_t)last);
     add_summaries(m, s);
+    drop_empty(json_object_get(m, "summaries"));
+    drop_empty(json_object_get(m, "histograms"));
     for (size_t i = 0; i < s->rates.n; i++)
         json_object_set_new(json_object_get(m, "rates"), s->rates.names[i],
                             json_integer((json_int_t)llround((double)s->rates.vals[i] / secs)));

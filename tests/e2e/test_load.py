@@ -252,7 +252,7 @@ def test_interrupt_stops_and_still_reports(mesh, tmp_path, server):
     rep = json.loads(out_json.read_text())
     c = rep["aggregate"]["counters"]
     # the VUs in their think time were abandoned: created, neither completed nor failed
-    assert c["vusers.created"] >= 3 and c["vusers.completed"] == 0
+    assert c["vusers.created"] >= 3 and "vusers.completed" not in c  # zero: left out
     assert c["http.codes.200"] >= 3
 
 
@@ -392,7 +392,7 @@ scenarios:
     out_json = tmp_path / "report.json"
     code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json))
     c = json.loads(out_json.read_text())["aggregate"]["counters"]
-    assert c["vusers.failed"] == 2 and c["vusers.completed"] == 0
+    assert c["vusers.failed"] == 2 and c.get("vusers.completed", 0) == 0
     failed_expect = c.get(f"errors.Failed expectations for request {server.url}/", 0)
     assert c.get("errors.Failed capture or match", 0) + failed_expect == 2
     assert code == (21 if failed_expect else 0), out + err
@@ -474,7 +474,7 @@ def test_closed_port_counts_econnrefused(mesh, tmp_path):
     rep, _ = run_report(mesh, tmp_path, script, "-t", f"http://{HOST}:{port}")
     c = rep["aggregate"]["counters"]
     assert c["errors.ECONNREFUSED"] == 5
-    assert c["vusers.failed"] == 5 and c["http.responses"] == 0
+    assert c["vusers.failed"] == 5 and "http.responses" not in c  # zero: left out, as Artillery
     assert rep["meshkit"]["timeline"][0]["errors"]["ECONNREFUSED"] >= 1
 
 

@@ -127,7 +127,7 @@ scenarios:
     rep, _ = run_report(mesh, tmp_path, script)
     c = counters(rep)
     assert c["errors.EBOOM"] == 2 and c["vusers.failed"] == 2
-    assert c["http.requests"] == 0 and "custom.answers" not in c
+    assert "http.requests" not in c and "custom.answers" not in c
 
 
 def test_undefined_function_is_counted_and_skipped(mesh, tmp_path, server):
