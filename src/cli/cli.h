@@ -7,6 +7,7 @@
 #define MESH_CLI_CLI_H
 
 int cli_members(int argc, char **argv);
+int cli_join(int argc, char **argv);
 int cli_catalog(int argc, char **argv);
 int cli_kv(int argc, char **argv);
 int cli_services(int argc, char **argv);

@@ -1,5 +1,5 @@
-/* The agent control commands `mesh leave`, `mesh force-leave NODE` and `mesh reload`, as
- * consul's. */
+/* The agent control commands `mesh join ADDR`, `mesh leave`, `mesh force-leave NODE` and
+ * `mesh reload`, as consul's. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,10 +13,16 @@
     "  Causes the agent to gracefully leave the cluster and shut down. A client agent's\n"         \
     "  services are deregistered at once."
 
+#define JOIN_USAGE                                                                                 \
+    "mesh join [options] ADDRESS...\n\n"                                                           \
+    "  Tells a running client agent to join the cluster through a server: ADDRESS is the\n"        \
+    "  server's HTTP API, host or host:port (port 8500 when omitted), or http(s)://host:port.\n"   \
+    "  Succeeds when at least one address answers."
+
 #define FORCE_LEAVE_USAGE                                                                          \
     "mesh force-leave [options] NODE\n\n"                                                          \
-    "  Removes a failed node from the cluster, as if it had left gracefully. An alive node\n"      \
-    "  cannot be forced out."
+    "  Forces a member into the left state and removes its node from the catalog. A failed\n"      \
+    "  node stays out; an alive one rejoins with its next heartbeat."
 
 #define RELOAD_USAGE                                                                               \
     "mesh reload [options]\n\n"                                                                    \
@@ -38,7 +44,8 @@ static int put(struct cli_http_opts *o, const char *target, const char *what, co
     if (cli_http_call(&h, "PUT", target, NULL, 0, 0, &res, &e) < 0) {
         fprintf(stderr, "Error %s: %s\n", what, e.msg);
     } else {
-        printf("%s\n", msg);
+        if (msg)
+            printf("%s\n", msg);
         status = 0;
     }
     cli_response_free(&res);
@@ -62,10 +69,44 @@ int cli_leave(int argc, char **argv)
     return status;
 }
 
-int cli_force_leave(int argc, char **argv)
+int cli_join(int argc, char **argv)
 {
     struct cli_http_opts o = {0};
     struct flag flags[] = {CLI_HTTP_FLAGS(&o)};
+    int first, status = 1, joined = 0;
+
+    if (cli_parse_flags(flags, ARRAY_LEN(flags), JOIN_USAGE, argc - 1, argv + 1, &first, &status)) {
+        status = 1;
+        if (first == argc - 1)
+            fprintf(stderr, "At least one address to join must be specified.\n");
+        for (int i = first + 1; i < argc; i++) {
+            struct buf target = BUF_INIT;
+            buf_append_cstr(&target, "/v1/agent/join/");
+            url_encode(&target, str_from(argv[i]), false);
+            if (put(&o, target.data, "joining the cluster", NULL) == 0)
+                joined++;
+            buf_free(&target);
+        }
+        if (joined) {
+            printf("Successfully joined cluster by contacting %d nodes.\n", joined);
+            status = 0;
+        }
+    }
+    cli_http_opts_free(&o);
+    return status;
+}
+
+int cli_force_leave(int argc, char **argv)
+{
+    struct cli_http_opts o = {0};
+    bool prune = false;
+    struct flag flags[] = {
+        CLI_HTTP_FLAGS(&o),
+        {.name = "prune",
+         .type = FLAG_BOOL,
+         .ptr = &prune,
+         .help = "Also remove the member from the list of members."},
+    };
     int first, status = 1;
 
     if (cli_parse_flags(flags, ARRAY_LEN(flags), FORCE_LEAVE_USAGE, argc - 1, argv + 1, &first,
@@ -77,6 +118,8 @@ int cli_force_leave(int argc, char **argv)
             struct buf target = BUF_INIT;
             buf_append_cstr(&target, "/v1/agent/force-leave/");
             url_encode(&target, str_from(argv[argc - 1]), false);
+            if (prune)
+                buf_append_cstr(&target, "?prune=1");
             status = put(&o, target.data, "force leaving", "Force leave complete");
             buf_free(&target);
         }

@@ -644,7 +644,7 @@ void api_handle(struct http_request *req, void *data)
         return;
     }
     c->arg = r->prefix ? c->path + strlen(r->path) : "";
-    if (!c->agent->cfg.server && forward_wanted(c->path)) {
+    if (!c->agent->cfg.server && forward_wanted(c->agent, c->path)) {
         forward_call(c->agent, c); /* a client agent: the servers answer */
         return;
     }

@@ -47,28 +47,6 @@ void api_agent_self(struct api_call *c, struct api_result *res)
     api_result_json(c, res, self);
 }
 
-void api_agent_members(struct api_call *c, struct api_result *res)
-{
-    struct reg_agent *a = c->agent;
-    json_t *list;
-
-    if (a->members.agent) {
-        list = members_list(&a->members);
-    } else {
-        list = json_array();
-        json_array_append_new(list, members_local(a));
-    }
-    /* Consul lists only the members the token has node:read on. */
-    for (size_t i = json_array_size(list); i > 0; i--) {
-        const char *name = json_string_value(json_object_get(json_array_get(list, i - 1), "Name"));
-        if (!api_acl_allow(c, ACL_RES_NODE, name ? name : "", ACL_ACCESS_READ)) {
-            json_array_remove(list, i - 1);
-            api_acl_filtered(c, res);
-        }
-    }
-    api_result_json(c, res, list);
-}
-
 void api_agent_services(struct api_call *c, struct api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
@@ -543,15 +521,7 @@ void api_agent_service_maintenance(struct api_call *c)
     api_ok_empty(c);
 }
 
-/* ---- membership (single node for now) ---------------------------------------------------- */
-
-void api_agent_join(struct api_call *c)
-{
-    api_error(c, 500,
-              "Failed to join %s: joining other agents is not supported by this agent "
-              "yet (single-node registry)",
-              c->arg);
-}
+/* ---- leave and reload --------------------------------------------------------------------- */
 
 void api_agent_leave(struct api_call *c)
 {
@@ -559,21 +529,6 @@ void api_agent_leave(struct api_call *c)
 
     api_ok_empty(c);
     agent_leave(a);
-}
-
-void api_agent_force_leave(struct api_call *c)
-{
-    struct reg_agent *a = c->agent;
-    int rc = strcasecmp(c->arg, a->cfg.node_name) == 0 || !a->members.agent
-                 ? -ENOENT
-                 : members_force_leave(&a->members, c->arg);
-
-    if (rc == -ENOENT)
-        api_error(c, 500, "agent: No node found with name '%s'", c->arg);
-    else if (rc == -EBUSY)
-        api_error(c, 500, "agent: node '%s' is alive: force-leave is for failed nodes", c->arg);
-    else
-        api_ok_empty(c);
 }
 
 void api_agent_reload(struct api_call *c)

@@ -28,10 +28,10 @@ static const char *const relayed[] = {
 static const char *const passed[] = {"X-Consul-Token", "Authorization", "Content-Type",
                                      "X-Consul-Namespace"};
 
-bool forward_wanted(const char *path)
+bool forward_wanted(struct reg_agent *a, const char *path)
 {
     if (strncmp(path, "/v1/agent/", 10) == 0)
-        return strcmp(path, "/v1/agent/members") == 0 ||
+        return (strcmp(path, "/v1/agent/members") == 0 && sync_current_server(a)) ||
                strncmp(path, "/v1/agent/force-leave/", 22) == 0;
     return strncmp(path, "/v1/", 4) == 0;
 }

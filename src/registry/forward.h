@@ -12,8 +12,9 @@
 struct api_call;
 struct reg_agent;
 
-/* True when a client agent must forward a request for this decoded path to a server. */
-bool forward_wanted(const char *path);
+/* True when a client agent must forward a request for this decoded path to a server. Before
+ * it knows one, /v1/agent/members is its own (it lists itself). */
+bool forward_wanted(struct reg_agent *a, const char *path);
 
 /* Forwards the call to the agent's current server and answers it (the call is taken over). */
 void forward_call(struct reg_agent *a, struct api_call *c);

@@ -16,8 +16,11 @@
 #define SERF_OUTPUT_ALIVE "Agent alive and reachable"
 #define SERF_OUTPUT_DEAD  "Agent not live or unreachable"
 
+#define SERF_LAN_PORT 8301
+#define SERF_WAN_PORT 8302
+
 static json_t *member_json(const char *name, const char *addr, const char *id, const char *dc,
-                           bool server, bool bootstrap, enum member_status status)
+                           bool server, bool bootstrap, enum member_status status, int port)
 {
     json_t *tags = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "role",
                              server ? "consul" : "node", "dc", dc, "port", "8300", "id", id,
@@ -27,7 +30,7 @@ static json_t *member_json(const char *name, const char *addr, const char *id, c
     if (bootstrap)
         json_object_set_new(tags, "bootstrap", json_string("1"));
     return json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "Name", name,
-                     "Addr", addr, "Port", 8301, "Tags", tags, "Status", status, "ProtocolMin", 1,
+                     "Addr", addr, "Port", port, "Tags", tags, "Status", status, "ProtocolMin", 1,
                      "ProtocolMax", 5, "ProtocolCur", 2, "DelegateMin", 2, "DelegateMax", 5,
                      "DelegateCur", 4);
 }
@@ -38,7 +41,7 @@ json_t *members_local(const struct reg_agent *a)
 
     return member_json(a->cfg.node_name, node ? node->address : "127.0.0.1", a->node_id,
                        a->cfg.datacenter, a->cfg.server, a->cfg.bootstrap,
-                       a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE);
+                       a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_LAN_PORT);
 }
 
 json_t *members_list(const struct reg_members *m)
@@ -51,7 +54,33 @@ json_t *members_list(const struct reg_members *m)
     {
         const struct reg_member *mb = e->val;
         json_array_append_new(list, member_json(mb->name, mb->addr, mb->id, mb->datacenter,
-                                                mb->server, false, mb->status));
+                                                mb->server, false, mb->status, SERF_LAN_PORT));
+    }
+    return list;
+}
+
+json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a)
+{
+    json_t *list = json_array();
+
+    if (!a->cfg.server)
+        return list;
+    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
+    json_array_append_new(list,
+                          member_json(name, node ? node->address : "127.0.0.1", a->node_id,
+                                      a->cfg.datacenter, true, a->cfg.bootstrap,
+                                      a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_WAN_PORT));
+    free(name);
+    smap_foreach(&m->by_name, e)
+    {
+        const struct reg_member *mb = e->val;
+        if (!mb->server)
+            continue;
+        name = xasprintf("%s.%s", mb->name, mb->datacenter);
+        json_array_append_new(list, member_json(name, mb->addr, mb->id, mb->datacenter, true, false,
+                                                mb->status, SERF_WAN_PORT));
+        free(name);
     }
     return list;
 }
@@ -174,15 +203,18 @@ void members_leave(struct reg_members *m, const char *node)
     log_info("member %s left", node);
 }
 
-int members_force_leave(struct reg_members *m, const char *node)
+int members_force_leave(struct reg_members *m, const char *node, bool prune)
 {
     struct reg_member *mb = member_get(m, node);
 
     if (!mb && !reg_node_get(&m->agent->state, node))
         return -ENOENT;
-    if (mb && mb->status == MEMBER_ALIVE)
-        return -EBUSY;
     members_leave(m, node);
+    if (prune) {
+        char *key = reg_fold(node);
+        member_free(smap_del(&m->by_name, key));
+        free(key);
+    }
     return 0;
 }
 

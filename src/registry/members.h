@@ -70,13 +70,19 @@ int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, st
 /* A graceful leave: the node and its services are deregistered, the member is "left". */
 void members_leave(struct reg_members *m, const char *node);
 
-/* force-leave: as leave, for a node that is not alive. -ENOENT unknown, -EBUSY when alive. */
-int members_force_leave(struct reg_members *m, const char *node);
+/*
+ * force-leave: as leave, failed or alive (an alive node comes back with its next heartbeat,
+ * as in Consul). With prune the member is dropped from the list too. -ENOENT when unknown.
+ */
+int members_force_leave(struct reg_members *m, const char *node, bool prune);
 
 /* The local agent as a member object (/v1/agent/members in docs/api.md). New reference. */
 json_t *members_local(const struct reg_agent *a);
 
 /* Every member (this server first), as /v1/agent/members returns them. New reference. */
 json_t *members_list(const struct reg_members *m);
+/* The WAN pool as /v1/agent/members?wan=1 shows it: the servers, named NAME.DC, on port 8302.
+ * m may be unstarted (a client agent: no server, an empty list). New reference. */
+json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a);
 
 #endif

@@ -59,6 +59,11 @@ struct reg_sync {
     struct http_call *op_call;
     struct http_call *read_calls[2];
     void (*leave_done)(struct reg_agent *a);
+    /* A join asked through the API (sync_join): the probe and whom to tell. */
+    struct http_call *join_call;
+    struct sync_server join_server;
+    sync_join_cb join_done;
+    void *join_data;
     bool stopping;
     char last_error[512]; /* the last heartbeat failure logged ("" after a success) */
 };
@@ -94,36 +99,54 @@ void sync_client_options(struct reg_agent *a, struct http_client_request *r)
     agent_tls_client_options(&a->cfg, r);
 }
 
+/* Reads a join address: host, host:port, http://... or https://... 0 or -EINVAL with e set. */
+static int parse_server(const char *text, struct sync_server *srv, struct err *e)
+{
+    const char *addr = text;
+
+    memset(srv, 0, sizeof(*srv));
+    if (strncmp(addr, "http://", 7) == 0) {
+        addr += 7;
+    } else if (strncmp(addr, "https://", 8) == 0) {
+        addr += 8;
+        srv->https = true;
+    }
+    if (net_split_host_port(addr, srv->host, sizeof(srv->host), &srv->port, DEFAULT_API_PORT) < 0)
+        return err_set(e,
+                       "invalid join address \"%s\" (want host or host:port of a server's "
+                       "HTTP API)",
+                       text);
+    return 0;
+}
+
+/* The server's position in the list, adding it when new. */
+static size_t add_server(struct reg_sync *s, const struct sync_server *srv)
+{
+    for (size_t i = 0; i < s->nservers; i++)
+        if (strcmp(s->servers[i].host, srv->host) == 0 && s->servers[i].port == srv->port &&
+            s->servers[i].https == srv->https)
+            return i;
+    s->servers = xrealloc(s->servers, (s->nservers + 1) * sizeof(*s->servers));
+    s->servers[s->nservers] = *srv;
+    return s->nservers++;
+}
+
 static void add_servers(struct reg_sync *s, const struct flag_list *l, struct err *e, int *rc)
 {
     for (size_t i = 0; i < l->n && *rc == 0; i++) {
-        struct sync_server srv = {.https = false};
-        const char *addr = l->items[i];
-        if (strncmp(addr, "http://", 7) == 0) {
-            addr += 7;
-        } else if (strncmp(addr, "https://", 8) == 0) {
-            addr += 8;
-            srv.https = true;
-        }
-        if (net_split_host_port(addr, srv.host, sizeof(srv.host), &srv.port, DEFAULT_API_PORT) <
-            0) {
-            *rc = err_set(e,
-                          "invalid join address \"%s\" (want host or host:port of a server's "
-                          "HTTP API)",
-                          l->items[i]);
-            return;
-        }
-        s->servers = xrealloc(s->servers, (s->nservers + 1) * sizeof(*s->servers));
-        s->servers[s->nservers++] = srv;
+        struct sync_server srv;
+        *rc = parse_server(l->items[i], &srv, e);
+        if (*rc == 0)
+            add_server(s, &srv);
     }
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static void request(struct reg_sync *s, const char *method, const char *target, const char *body,
-                    http_client_cb cb, void *data, struct http_call **slot)
+static void request_to(struct reg_sync *s, const struct sync_server *srv, const char *method,
+                       const char *target, const char *body, http_client_cb cb, void *data,
+                       struct http_call **slot)
 {
-    const struct sync_server *srv = &s->servers[s->current];
     const char *token = s->agent->cfg.acl_agent_token;
     struct http_header headers[2];
     size_t n = 0;
@@ -144,8 +167,15 @@ static void request(struct reg_sync *s, const char *method, const char *target, 
         .timeout_ms = REQUEST_MS,
         .max_body = CONSUL_MAX_BODY,
     };
-    sync_client_options(s->agent, &r);
+    r.tls = srv->https;
+    agent_tls_client_options(&s->agent->cfg, &r);
     *slot = http_client_send(s->agent->client, &r, cb, data);
+}
+
+static void request(struct reg_sync *s, const char *method, const char *target, const char *body,
+                    http_client_cb cb, void *data, struct http_call **slot)
+{
+    request_to(s, &s->servers[s->current], method, target, body, cb, data, slot);
 }
 
 static char *dump(json_t *v)
@@ -464,6 +494,26 @@ static void on_full_sync(uv_timer_t *t)
 
 /* ---- heartbeat --------------------------------------------------------------------------- */
 
+/* A server answered a heartbeat: the node is in the cluster. */
+static void heartbeat_answered(struct reg_sync *s, const struct http_client_response *res)
+{
+    const struct sync_server *srv = &s->servers[s->current];
+
+    s->last_error[0] = '\0';
+    json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
+    bool known = json_is_true(json_object_get(v, "Known"));
+    json_decref(v);
+    if (!s->joined)
+        log_info("joined the cluster through %s:%d", srv->host, srv->port);
+    s->joined = true;
+    if (!known) { /* a server that lost or never had this node: push everything */
+        s->full = true;
+        s->dirty = true;
+    }
+    if (s->dirty && !s->running)
+        pass_start(s);
+}
+
 static void on_heartbeat(int status, const struct http_client_response *res, void *data)
 {
     struct reg_sync *s = data;
@@ -486,35 +536,101 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
         s->joined = false;
         return;
     }
-    s->last_error[0] = '\0';
-    json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
-    bool known = json_is_true(json_object_get(v, "Known"));
-    json_decref(v);
-    if (!s->joined)
-        log_info("joined the cluster through %s:%d", srv->host, srv->port);
-    s->joined = true;
-    if (!known) { /* a server that lost or never had this node: push everything */
-        s->full = true;
-        s->dirty = true;
-    }
-    if (s->dirty && !s->running)
-        pass_start(s);
+    heartbeat_answered(s, res);
+}
+
+static char *heartbeat_body(struct reg_agent *a)
+{
+    struct reg_node *n = agent_local_node(a);
+
+    return dump(json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "Node", n->name, "ID", n->id, "Address",
+                          n->address, "Datacenter", a->cfg.datacenter, "TaggedAddresses",
+                          n->tagged_addresses, "Meta", n->meta));
 }
 
 static void send_heartbeat(uv_timer_t *t)
 {
     struct reg_sync *s = t->data;
-    struct reg_agent *a = s->agent;
-    struct reg_node *n = agent_local_node(a);
 
     if (s->hb_call || s->stopping)
         return;
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "Node", n->name, "ID", n->id,
-                             "Address", n->address, "Datacenter", a->cfg.datacenter,
-                             "TaggedAddresses", n->tagged_addresses, "Meta", n->meta);
-    char *text = dump(body);
+    char *text = heartbeat_body(s->agent);
     request(s, "PUT", "/v1/internal/mesh/heartbeat", text, on_heartbeat, s, &s->hb_call);
     free(text);
+}
+
+/* Heartbeats (the first after first_ms) and periodic syncs, once a server is known. */
+static void start_timers(struct reg_sync *s, uint64_t first_ms)
+{
+    struct reg_agent *a = s->agent;
+    /* A third of the failure timeout, so one lost heartbeat does not fail the node. */
+    uint64_t every = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS / 3);
+
+    if (every > HEARTBEAT_MAX_MS)
+        every = HEARTBEAT_MAX_MS;
+    if (!uv_is_active((uv_handle_t *)&s->heartbeat))
+        uv_timer_start(&s->heartbeat, send_heartbeat, first_ms, every);
+    if (!uv_is_active((uv_handle_t *)&s->full_timer))
+        uv_timer_start(&s->full_timer, on_full_sync, FULL_SYNC_MS, FULL_SYNC_MS);
+}
+
+/* ---- join through the API ---------------------------------------------------------------- */
+
+static void on_join_probe(int status, const struct http_client_response *res, void *data)
+{
+    struct reg_sync *s = data;
+    sync_join_cb done = s->join_done;
+    void *done_data = s->join_data;
+    char why[512];
+
+    s->join_call = NULL;
+    s->join_done = NULL;
+    if (status < 0 || res->status != 200) {
+        const char *detail = status < 0 ? http_client_error(s->agent->client) : NULL;
+        snprintf(why, sizeof(why), "%s",
+                 status < 0 ? (detail ? detail : uv_strerror(status)) : res->body);
+        if (done)
+            done(status < 0 ? status : -EPROTO, why, done_data);
+        return;
+    }
+    s->current = add_server(s, &s->join_server);
+    start_timers(s, HEARTBEAT_MAX_MS);
+    heartbeat_answered(s, res);
+    if (done)
+        done(0, NULL, done_data);
+}
+
+int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *data, struct err *e)
+{
+    struct reg_sync *s = a->sync;
+
+    if (!s || s->stopping) {
+        err_set(e, "the agent is shutting down");
+        return -EBUSY;
+    }
+    if (s->join_call) {
+        err_set(e, "another join is under way");
+        return -EBUSY;
+    }
+    if (parse_server(addr, &s->join_server, e) < 0)
+        return -EINVAL;
+    s->join_done = done;
+    s->join_data = data;
+    char *text = heartbeat_body(a);
+    request_to(s, &s->join_server, "PUT", "/v1/internal/mesh/heartbeat", text, on_join_probe, s,
+               &s->join_call);
+    free(text);
+    return 0;
+}
+
+void sync_join_cancel(struct reg_agent *a)
+{
+    struct reg_sync *s = a->sync;
+
+    if (!s || !s->join_call)
+        return;
+    s->join_done = NULL;
+    http_call_cancel(s->join_call);
 }
 
 int sync_start(struct reg_agent *a, struct err *e)
@@ -535,15 +651,11 @@ int sync_start(struct reg_agent *a, struct err *e)
     if (rc < 0)
         return rc;
     if (!s->nservers) {
-        log_warn("client agent without -join or -retry-join: it will serve its own node only");
+        log_warn("client agent without -join or -retry-join: it serves its own node until "
+                 "joined (PUT /v1/agent/join/ADDR, mesh join ADDR)");
         return 0;
     }
-    /* A third of the failure timeout, so one lost heartbeat does not fail the node. */
-    uint64_t every = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS / 3);
-    if (every > HEARTBEAT_MAX_MS)
-        every = HEARTBEAT_MAX_MS;
-    uv_timer_start(&s->heartbeat, send_heartbeat, 0, every);
-    uv_timer_start(&s->full_timer, on_full_sync, FULL_SYNC_MS, FULL_SYNC_MS);
+    start_timers(s, 0);
     return 0;
 }
 
@@ -561,6 +673,8 @@ void sync_stop(struct reg_agent *a)
     s->stopping = true;
     if (s->hb_call)
         http_call_cancel(s->hb_call);
+    if (s->join_call)
+        http_call_cancel(s->join_call);
     if (s->op_call)
         http_call_cancel(s->op_call);
     for (int i = 0; i < 2; i++)

@@ -41,6 +41,19 @@ void sync_server_failed(struct reg_agent *a, int status);
 /* Adds what every request to a server carries (the agent token, TLS settings). */
 void sync_client_options(struct reg_agent *a, struct http_client_request *r);
 
+/*
+ * Joins the cluster through addr (a server's HTTP API: host, host:port, http:// or https://):
+ * sends it a heartbeat and, when it answers, makes it the agent's current server (added to
+ * the -join list) and starts heartbeats and syncs if they were not running. done is called
+ * once with 0, or with -errno and why (the server's answer or the transport error): also with
+ * -ECANCELED when the agent stops first. Returns 0, or -EINVAL (a bad address) or -EBUSY
+ * (another join is under way) with e set, and then done is not called.
+ */
+typedef void (*sync_join_cb)(int status, const char *why, void *data);
+int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *data, struct err *e);
+/* Abandons the join under way (done is not called). */
+void sync_join_cancel(struct reg_agent *a);
+
 /* Tells the server this node leaves (its services are deregistered), then calls done. */
 void sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
 
