@@ -318,6 +318,11 @@ json_t *api_body_json(struct api_call *c, bool allow_empty)
     return v;
 }
 
+bool api_dc_known(const struct api_call *c, const char *dc)
+{
+    return !dc || !dc[0] || strcasecmp(dc, c->agent->cfg.datacenter) == 0;
+}
+
 const char *api_query(const struct api_call *c, const char *name)
 {
     return url_query_get(&c->query, name);
@@ -483,7 +488,7 @@ static bool check_common_params(struct api_call *c)
                   "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
         return false;
     }
-    if (dc && dc[0] && strcasecmp(dc, c->agent->cfg.datacenter) != 0) {
+    if (!api_dc_known(c, dc)) {
         api_error(c, 500, "No path to datacenter");
         return false;
     }

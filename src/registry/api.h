@@ -111,6 +111,10 @@ json_t *api_body_json(struct api_call *c, bool allow_empty);
  */
 json_t *api_body_load(const struct api_call *c, json_error_t *jerr);
 
+/* True when dc (from ?dc= or a body's Datacenter) is empty or the agent's own: the only
+ * datacenter there is a path to. Otherwise a request answers 500 "No path to datacenter". */
+bool api_dc_known(const struct api_call *c, const char *dc);
+
 /* Query parameter lookup on the call. */
 const char *api_query(const struct api_call *c, const char *name);
 bool api_query_has(const struct api_call *c, const char *name);

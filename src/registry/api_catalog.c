@@ -160,6 +160,11 @@ void api_catalog_register(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
+    if (!api_dc_known(c, r.node.datacenter)) {
+        catalog_registration_free(&r);
+        api_error(c, 500, "No path to datacenter");
+        return;
+    }
     if (!r.node.datacenter || !r.node.datacenter[0])
         r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
     if (!api_acl_require(c, ACL_RES_NODE, r.node.name ? r.node.name : "", ACL_ACCESS_WRITE) ||
@@ -180,7 +185,7 @@ void api_catalog_register(struct api_call *c)
 void api_catalog_deregister(struct api_call *c)
 {
     struct reg_agent *a = c->agent;
-    const char *node = NULL, *service_id = NULL, *check_id = NULL;
+    const char *node = NULL, *service_id = NULL, *check_id = NULL, *dc = NULL;
     struct err e;
 
     json_t *body = api_body_json(c, false);
@@ -188,8 +193,11 @@ void api_catalog_deregister(struct api_call *c)
         return;
     if (json_read_string(body, "Node", "DeregisterRequest.Node", &node, &e) < 0 ||
         json_read_string(body, "ServiceID", "DeregisterRequest.ServiceID", &service_id, &e) < 0 ||
-        json_read_string(body, "CheckID", "DeregisterRequest.CheckID", &check_id, &e) < 0) {
+        json_read_string(body, "CheckID", "DeregisterRequest.CheckID", &check_id, &e) < 0 ||
+        json_read_string(body, "Datacenter", "DeregisterRequest.Datacenter", &dc, &e) < 0) {
         api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!api_dc_known(c, dc)) {
+        api_error(c, 500, "No path to datacenter");
     } else if (!node || !node[0]) {
         api_error(c, 400, "Must provide node");
     } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {

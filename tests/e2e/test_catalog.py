@@ -260,3 +260,18 @@ def test_nodes_node_meta_filter(agent):
     assert names("?node-meta=os:linux") == ["r1", "r2"]
     assert names("?node-meta=os:linux&node-meta=rack:b") == ["r2"]
     assert names("?node-meta=rack:c") == []
+
+
+def test_unknown_datacenter(agent):
+    """Issue 15 item 5: ?dc= and a body's Datacenter naming another datacenter: 500 "No path to datacenter",
+    and nothing is written."""
+    body = {"Datacenter": "dc2", "Node": "n2", "Address": "10.0.0.2"}
+    assert_text_error(agent.put("/v1/catalog/register", body), 500,
+                      equals="No path to datacenter")
+    assert agent.get_json("/v1/catalog/node/n2") is None
+    agent.put_true("/v1/catalog/register", dict(body, Datacenter="DC1"))
+    assert_text_error(agent.put("/v1/catalog/deregister", {"Datacenter": "dc2", "Node": "n2"}),
+                      500, equals="No path to datacenter")
+    assert agent.get_json("/v1/catalog/node/n2") is not None
+    for path in ("/v1/health/service/web?dc=dc2", "/v1/kv/k?dc=dc9", "/v1/agent/self?dc=x"):
+        assert_text_error(agent.get(path), 500, equals="No path to datacenter")
