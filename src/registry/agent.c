@@ -269,6 +269,7 @@ static void agent_init_handles(struct reg_agent *a)
 {
     reg_state_init(&a->state);
     watch_set_init(&a->watches, a->loop);
+    reg_metrics_init(&a->metrics);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
     http_server_init(&a->http, a->loop, NULL, api_handle, a);
@@ -292,6 +293,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
         rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
         if (rc < 0)
             return rc;
+        reg_metrics_time_journal(&a->metrics, &a->state);
     }
     load_node_id(a);
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */

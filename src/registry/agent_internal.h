@@ -12,6 +12,7 @@
 #include "registry/agent_config.h"
 #include "registry/checks.h"
 #include "registry/members.h"
+#include "registry/metrics.h"
 #include "registry/persist.h"
 #include "registry/sessions.h"
 #include "registry/state.h"
@@ -33,6 +34,7 @@ struct reg_agent {
     struct tls_ctx *https_ctx;
     bool https_on;
     struct reg_watch_set watches;
+    struct reg_metrics metrics;  /* /v1/agent/metrics (metrics.h) */
     struct reg_members members;  /* servers: who is in the cluster (members.h) */
     struct reg_sync *sync;       /* client agents: the link to the servers (sync.h) */
     struct http_client *client;  /* client agents: requests to servers */

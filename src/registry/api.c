@@ -52,6 +52,12 @@
 
 static const struct api_route routes[] = {
     READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false, ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/version", false, api_agent_version, CAT, false,
+         ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/host", false, api_agent_host, CAT, false,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    READ("GET", "/v1/agent/metrics", false, api_agent_metrics, CAT, false,
+         ACL_ROUTE(AGENT, READ, NODE)),
     READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false, ACL_FILTER(NODE)),
     READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false, ACL_FILTER(SERVICE)),
     READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false,
@@ -100,6 +106,8 @@ static const struct api_route routes[] = {
     READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true, ACL_FILTER(SERVICE)),
     READ("GET", "/v1/health/node/", true, api_health_node, CAT, true, ACL_FILTER(NODE)),
     READ("GET", "/v1/health/state/", true, api_health_state, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/ingress/", true, api_health_ingress, CAT, true,
+         ACL_ROUTE(SERVICE, READ, ARG)),
 
     READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true, ACL_HANDLER(KEY, READ)),
     WRITE("PUT", "/v1/kv/", true, api_kv_put, ACL_ROUTE(KEY, WRITE, ARG)),
@@ -608,6 +616,7 @@ void api_handle(struct http_request *req, void *data)
 
     c->agent = data;
     c->req = req;
+    reg_metrics_request(&c->agent->metrics, req->method);
     /* Every key, name and ID a handler reads from the path or the query comes through here:
      * a NUL or invalid UTF-8 is refused once, so no endpoint can store "victim%00x" as
      * "victim" or let "%00junk?recurse" become the empty prefix. */

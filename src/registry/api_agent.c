@@ -22,31 +22,6 @@ static struct decode_opts decode_opts_of(const struct reg_agent *a)
 
 /* ---- reads ------------------------------------------------------------------------------- */
 
-void api_agent_self(struct api_call *c, struct api_result *res)
-{
-    struct reg_agent *a = c->agent;
-    json_t *self = json_object();
-
-    json_object_set_new(self, "Config",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "Datacenter",
-                                  a->cfg.datacenter, "PrimaryDatacenter", a->cfg.datacenter,
-                                  "NodeName", a->cfg.node_name, "NodeID", a->node_id, "Revision",
-                                  "meshkit", "Server", a->cfg.server, "Version", MESH_VERSION,
-                                  "BuildDate", "2026-11-27T00:00:00Z"));
-    json_object_set_new(self, "DebugConfig",
-                        json_pack("{s:s, s:i, s:s, s:b}", "ClientAddr", a->cfg.client_addr,
-                                  "HTTPPort", a->cfg.http_port, "DataDir",
-                                  a->cfg.data_dir ? a->cfg.data_dir : "", "EnableScriptChecks",
-                                  a->cfg.enable_script_checks));
-    json_object_set_new(self, "Coord", json_null());
-    json_object_set_new(self, "Member", members_local(a));
-    json_object_set_new(self, "Stats",
-                        json_pack("{s:{s:s, s:s}, s:{s:s}}", "agent", "services", "meshkit",
-                                  "checks", "meshkit", "raft", "state", "Leader"));
-    json_object_set_new(self, "Meta", json_pack("{s:s}", "consul-network-segment", ""));
-    api_result_json(c, res, self);
-}
-
 void api_agent_services(struct api_call *c, struct api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);

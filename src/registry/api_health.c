@@ -114,6 +114,14 @@ void api_health_node(struct api_call *c, struct api_result *res)
     api_result_json(c, res, list);
 }
 
+/* Instances reachable through ingress gateways: there are no gateways here, so none, with the
+ * service's index so a watcher waits as it would on Consul. */
+void api_health_ingress(struct api_call *c, struct api_result *res)
+{
+    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    api_result_json(c, res, json_array());
+}
+
 void api_health_state(struct api_call *c, struct api_result *res)
 {
     enum reg_health want;

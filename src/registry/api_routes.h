@@ -49,6 +49,9 @@ const struct api_route *api_route_table(size_t *n);
 
 /* agent */
 void api_agent_self(struct api_call *c, struct api_result *res);
+void api_agent_version(struct api_call *c, struct api_result *res);
+void api_agent_host(struct api_call *c, struct api_result *res);
+void api_agent_metrics(struct api_call *c, struct api_result *res);
 void api_agent_members(struct api_call *c, struct api_result *res);
 void api_agent_services(struct api_call *c, struct api_result *res);
 void api_agent_service(struct api_call *c, struct api_result *res);
@@ -85,6 +88,7 @@ void api_health_service(struct api_call *c, struct api_result *res);
 void api_health_checks(struct api_call *c, struct api_result *res);
 void api_health_node(struct api_call *c, struct api_result *res);
 void api_health_state(struct api_call *c, struct api_result *res);
+void api_health_ingress(struct api_call *c, struct api_result *res);
 
 /* kv */
 void api_kv_get(struct api_call *c, struct api_result *res);

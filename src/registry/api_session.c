@@ -13,8 +13,6 @@
 
 #define LOCK_DELAY_DEFAULT_NS (15 * DURATION_SEC)
 #define LOCK_DELAY_MAX_NS     (60 * DURATION_SEC)
-#define TTL_MIN_NS            (10 * DURATION_SEC)
-#define TTL_MAX_NS            (86400 * DURATION_SEC)
 
 /* Go's JSON decoder matches field names case-insensitively. */
 static json_t *field(const json_t *obj, const char *name)
@@ -74,7 +72,7 @@ static int parse_ttl(struct create_req *r, const json_t *v, struct err *e)
     if (duration_parse(str_from(r->t.ttl), &r->t.ttl_ns) < 0)
         return err_set(e, "Session TTL '%s' invalid: time: invalid duration \"%s\"", r->t.ttl,
                        r->t.ttl);
-    if (r->t.ttl_ns != 0 && (r->t.ttl_ns < TTL_MIN_NS || r->t.ttl_ns > TTL_MAX_NS))
+    if (r->t.ttl_ns != 0 && (r->t.ttl_ns < SESSION_TTL_MIN_NS || r->t.ttl_ns > SESSION_TTL_MAX_NS))
         return err_set(e, "Invalid Session TTL '%lld', must be between [10s=24h0m0s]",
                        (long long)r->t.ttl_ns);
     return 0;

@@ -80,6 +80,12 @@ const struct sync_server *sync_current_server(struct reg_agent *a)
     return s && s->nservers ? &s->servers[s->current] : NULL;
 }
 
+size_t sync_known_servers(struct reg_agent *a)
+{
+    struct reg_sync *s = a->sync;
+    return s && s->joined ? s->nservers : 0;
+}
+
 void sync_server_failed(struct reg_agent *a, int status)
 {
     struct reg_sync *s = a->sync;

@@ -34,6 +34,8 @@ void sync_free(struct reg_agent *a);
 /* The state's change hook on client agents: schedules a push. data is the agent. */
 void sync_on_change(enum reg_table table, void *data);
 
+/* How many servers the agent knows once joined (Stats' consul.known_servers); 0 before. */
+size_t sync_known_servers(struct reg_agent *a);
 /* The server requests are sent to, or NULL before any is known. */
 const struct sync_server *sync_current_server(struct reg_agent *a);
 /* A request to the current server failed at the transport level: try the next one. */
