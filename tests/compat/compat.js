@@ -1,5 +1,6 @@
 // Compatibility test: the npm `consul` client (silas/node-consul 2.x) against `mesh agent`.
-// Usage: node compat.js PORT. Exits 0 when every step passes, 1 with a message otherwise.
+// Usage: node compat.js PORT CLIENT_PORT NODE_PORT... Exits 0 when every step passes, 1 with a
+// message otherwise. PORT is a server agent; CLIENT_PORT a client agent started without -join.
 // Contract: docs/api.md and docs/agent.md.
 "use strict";
 
@@ -7,12 +8,15 @@ const assert = require("assert");
 const Consul = require("consul");
 
 const port = Number(process.argv[2] || process.env.MESH_HTTP_PORT);
-if (!Number.isInteger(port) || port <= 0) {
-  console.error("usage: node compat.js PORT");
+const clientPort = Number(process.argv[3]);
+if (![port, clientPort].every((p) => Number.isInteger(p) && p > 0)) {
+  console.error("usage: node compat.js PORT CLIENT_PORT");
   process.exit(2);
 }
 
 const consul = new Consul({ host: "127.0.0.1", port });
+const client = new Consul({ host: "127.0.0.1", port: clientPort });
+const CLIENT_NODE = "compat-client";
 const SVC = "compat-web";
 const SID = "compat-web-1";
 const CHECK = `service:${SID}`;
@@ -212,6 +216,77 @@ async function watchKv() {
   }
 }
 
+// Polls fn until it resolves truthy (at most timeoutMs), for what another agent does on its own.
+async function eventually(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(100);
+  }
+}
+
+async function memberStatus(agent, node) {
+  const m = (await agent.agent.members()).find((x) => x.Name === node);
+  return m ? m.Status : undefined;
+}
+
+async function joinAndForceLeave() {
+  step("agent.members on a client that has not joined: itself");
+  const alone = await client.agent.members();
+  assert.deepStrictEqual(alone.map((m) => [m.Name, m.Status]), [[CLIENT_NODE, 1]]);
+
+  step("agent.join through the client");
+  await client.agent.join(`127.0.0.1:${port}`);
+  await eventually(async () => (await memberStatus(consul, CLIENT_NODE)) === 1, 10000,
+    "client alive on the server");
+  assert.ok(await consul.catalog.node.services(CLIENT_NODE), "client node not in the catalog");
+
+  step("agent.forceLeave of the live client: left, then back with its next heartbeat");
+  const before = (await consul.catalog.node.services(CLIENT_NODE)).Node.CreateIndex;
+  await consul.agent.forceLeave(CLIENT_NODE);
+  await eventually(async () => {
+    const n = await consul.catalog.node.services(CLIENT_NODE);
+    return n && n.Node.CreateIndex > before && (await memberStatus(consul, CLIENT_NODE)) === 1;
+  }, 10000, "client rejoined as a new node entry");
+}
+
+async function perResourceBlocking() {
+  step("health.service watch: waits while another service changes, wakes on its own");
+  await consul.catalog.register({ Node: "compat-n1", Address: "10.0.0.1",
+    Service: { ID: "db1", Service: "compat-db" } });
+  const watch = consul.watch({
+    method: consul.health.service,
+    options: { service: "compat-db", wait: "1s" },
+    backoffFactor: 100,
+    maxAttempts: 3,
+  });
+  try {
+    const first = await waitForChange(watch, (d) => d && d.length === 1, 5000, "one db");
+    const idx = BigInt(first.res.headers["x-consul-index"]);
+    let woke = null;
+    const onChange = (d, res) => { woke = woke || BigInt(res.headers["x-consul-index"]); };
+    watch.on("change", onChange);
+    await consul.catalog.register({ Node: "compat-n1", Address: "10.0.0.1",
+      Service: { ID: "other1", Service: "compat-other" } });
+    // Long enough for the watch to come back from its 1 s waits: each answer carries db's
+    // index, unchanged, so no change is emitted.
+    await sleep(2500);
+    watch.removeListener("change", onChange);
+    assert.strictEqual(woke, null, "a change to compat-other woke the compat-db watch");
+    const grown = waitForChange(watch, (d) => d && d.length === 2, 5000, "two db");
+    await consul.catalog.register({ Node: "compat-n2", Address: "10.0.0.2",
+      Service: { ID: "db2", Service: "compat-db" } });
+    const second = await grown;
+    assert.ok(BigInt(second.res.headers["x-consul-index"]) > idx, "index did not grow");
+  } finally {
+    watch.end();
+  }
+  await consul.catalog.deregister({ Node: "compat-n1" });
+  await consul.catalog.deregister({ Node: "compat-n2" });
+}
+
 async function cleanup() {
   step("agent.service.deregister");
   await consul.agent.service.deregister(SID);
@@ -225,6 +300,8 @@ async function main() {
   await services();
   await kv();
   await watchKv();
+  await joinAndForceLeave();
+  await perResourceBlocking();
   await cleanup();
 }
 
@@ -237,6 +314,7 @@ main().then(
   () => {
     clearTimeout(overall);
     consul.destroy();
+    client.destroy();
     console.log("compat: all steps passed");
     process.exit(0);
   },
