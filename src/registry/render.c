@@ -173,3 +173,22 @@ json_t *render_kv(const struct reg_kv *kv)
     json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)kv->modify_index));
     return o;
 }
+
+json_t *render_health_entry(const struct reg_service *s, bool *all_passing)
+{
+    json_t *list = json_array();
+    const struct reg_check **ordered = reg_node_checks_ordered(s->node);
+
+    *all_passing = true;
+    for (size_t i = 0; i < s->node->checks.n; i++) {
+        const struct reg_check *c = ordered[i];
+        if (c->service_id[0] && strcmp(c->service_id, s->id) != 0)
+            continue;
+        if (c->status != REG_PASSING)
+            *all_passing = false;
+        json_array_append_new(list, render_check(c, false));
+    }
+    free(ordered);
+    return json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
+                     render_node_service(s), "Checks", list);
+}

@@ -23,6 +23,10 @@ json_t *render_service_node(const struct reg_service *s);
  * to tokens that could have registered the check (docs/acl.md).
  */
 json_t *render_check(const struct reg_check *c, bool with_secrets);
+/* A health entry {"Node", "Service", "Checks"} (prepared query execute): the checks are the
+ * node's and the instance's, in Consul's order, without secrets; *all_passing tells whether
+ * each passes. */
+json_t *render_health_entry(const struct reg_service *s, bool *all_passing);
 /* Agent view of a service (agent/services values). */
 json_t *render_agent_service(const struct reg_service *s, const char *datacenter);
 /* KV entry (Value base64, Session only while locked). */
