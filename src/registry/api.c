@@ -127,6 +127,15 @@ static const struct api_route routes[] = {
     WRITE("PUT", "/v1/txn", false, api_txn, ACL_HANDLER(KEY, WRITE)),
     WRITE("PUT", "/v1/event/fire/", true, api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
     READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, ACL_FILTER(EVENT)),
+    /* prepared queries: api_query.c (Consul creates with POST, an alias of PUT here). No
+     * query:* rules here: reading and managing queries is an operator's. */
+    WRITE("PUT", "/v1/query", false, api_query_create, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    READ("GET", "/v1/query", false, api_query_list, REG_TABLE_QUERIES, true,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    READ("GET", "/v1/query/", true, api_query_get, REG_TABLE_QUERIES, false,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    WRITE("PUT", "/v1/query/", true, api_query_update, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("DELETE", "/v1/query/", true, api_query_delete, ACL_ROUTE(OPERATOR, WRITE, NONE)),
     /* ACLs: api_acl.c */
     WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap, ACL_PUBLIC),
     READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false, ACL_PUBLIC),

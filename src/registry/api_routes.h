@@ -108,6 +108,13 @@ void api_txn(struct api_call *c);
 void api_event_fire(struct api_call *c);
 void api_event_list(struct api_call *c, struct api_result *res);
 
+/* prepared queries (api_query.c) */
+void api_query_create(struct api_call *c);
+void api_query_list(struct api_call *c, struct api_result *res);
+void api_query_get(struct api_call *c, struct api_result *res);
+void api_query_update(struct api_call *c);
+void api_query_delete(struct api_call *c);
+
 /* ACLs (api_acl.c) */
 void api_acl_bootstrap(struct api_call *c);
 void api_acl_token_self(struct api_call *c, struct api_result *res);

@@ -379,12 +379,28 @@ struct instances {
     size_t n, cap;
 };
 
-/* The healthy instances of the service the lookup names, shuffled (Consul's DNS shuffles every
- * answer so that clients spread over the instances). */
-static void find_instances(struct dns_ctx *c, const struct dns_lookup *l, struct instances *out)
+/* Whether an instance answers: the prepared query's rules when there is one, else the lookup's
+ * tag and the agent's health rule. */
+static bool instance_wanted(const struct dns_ctx *c, const struct dns_lookup *l,
+                            const struct reg_query *query, const struct reg_service *s)
 {
     enum reg_health worst_ok = c->a->cfg.dns_only_passing ? REG_PASSING : REG_WARNING;
     const char *tag = l->tag;
+
+    if (query)
+        return reg_query_selects(query, s);
+    return (!tag[0] || reg_service_has_tags(s, &tag, 1)) && instance_health(s) <= worst_ok;
+}
+
+/* The healthy instances of the service the lookup (or the prepared query) names, shuffled
+ * (Consul's DNS shuffles every answer so that clients spread over the instances). */
+static void find_instances(struct dns_ctx *c, const struct dns_lookup *l,
+                           const struct reg_query *query, struct instances *out)
+{
+    const char *name =
+        query
+            ? json_string_value(json_object_get(json_object_get(query->def, "Service"), "Service"))
+            : l->name;
 
     smap_foreach(&c->st->nodes, ne)
     {
@@ -394,8 +410,7 @@ static void find_instances(struct dns_ctx *c, const struct dns_lookup *l, struct
         smap_foreach(&n->services, se)
         {
             const struct reg_service *s = se->val;
-            if (strcasecmp(s->name, l->name) != 0 ||
-                (tag[0] && !reg_service_has_tags(s, &tag, 1)) || instance_health(s) > worst_ok ||
+            if (strcasecmp(s->name, name) != 0 || !instance_wanted(c, l, query, s) ||
                 !acl_allowed(&c->authz, ACL_RES_SERVICE, s->name, ACL_ACCESS_READ))
                 continue;
             if (out->n == out->cap) {
@@ -478,13 +493,21 @@ static void service_srv_answers(struct dns_ctx *c, const struct instances *in, u
     }
 }
 
-static void answer_service(struct dns_ctx *c, const struct dns_lookup *l)
+/* NAME.service lookups, and NAME.query ones (query set: its DNS.TTL, when given, wins). */
+static void answer_service(struct dns_ctx *c, const struct dns_lookup *l,
+                           const struct reg_query *query)
 {
     struct instances in = {NULL, 0, 0};
     uint32_t ttl = ttl_secs(c->a->cfg.dns_service_ttl_ns);
+    const char *qttl =
+        query ? json_string_value(json_object_get(json_object_get(query->def, "DNS"), "TTL"))
+              : NULL;
+    int64_t ns;
 
+    if (qttl && qttl[0] && duration_parse(str_from(qttl), &ns) == 0)
+        ttl = ttl_secs(ns);
     if (dc_matches(c, l))
-        find_instances(c, l, &in);
+        find_instances(c, l, query, &in);
     if (in.n == 0) {
         c->rcode = DNS_RCODE_NXDOMAIN;
     } else if (c->q->qtype == DNS_TYPE_SRV) {
@@ -613,15 +636,25 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
         answer_apex(&c);
         break;
     case DNS_LOOKUP_SERVICE:
-        answer_service(&c, l);
+        answer_service(&c, l, NULL);
         break;
+    case DNS_LOOKUP_QUERY: {
+        const struct reg_query *query = reg_query_find(st, l->name);
+        if (query) {
+            answer_service(&c, l, query);
+            break;
+        }
+        c.rcode = DNS_RCODE_NXDOMAIN;
+        add_soa(&c, DNS_AUTHORITY);
+        break;
+    }
     case DNS_LOOKUP_NODE:
         answer_node(&c, l);
         break;
     case DNS_LOOKUP_ADDR:
         answer_addr(&c, l);
         break;
-    default: /* invalid names and prepared queries (meshkit has none): Consul's NXDOMAIN */
+    default: /* invalid names: Consul's NXDOMAIN */
         c.rcode = DNS_RCODE_NXDOMAIN;
         add_soa(&c, DNS_AUTHORITY);
         break;

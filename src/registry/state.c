@@ -126,6 +126,7 @@ void reg_state_free(struct reg_state *st)
     smap_foreach(&st->sessions, e) reg_session_free(e->val);
     smap_free(&st->sessions);
     smap_free(&st->lock_delay);
+    reg_query_state_free(st);
 }
 
 static json_t *json_copy_or_empty(const json_t *v)
@@ -221,16 +222,14 @@ static bool check_same(const struct reg_check *a, const struct reg_check *b)
 
 /* ---- commit ------------------------------------------------------------------------------ */
 
-/* Takes the next index for a write to table. */
-static uint64_t next_index(struct reg_state *st, enum reg_table table)
+uint64_t reg_state_next_index(struct reg_state *st, enum reg_table table)
 {
     st->index++;
     st->table_index[table] = st->index;
     return st->index;
 }
 
-/* Journals a record (consumed) and tells the watchers. */
-static void commit(struct reg_state *st, enum reg_table table, json_t *record)
+void reg_state_commit(struct reg_state *st, enum reg_table table, json_t *record)
 {
     if (st->journal)
         st->journal(record, st->journal_data);
@@ -352,8 +351,8 @@ uint64_t reg_node_upsert(struct reg_state *st, const struct reg_node_fields *f)
 
     if (!changed)
         return st->index;
-    next_index(st, REG_TABLE_CATALOG);
-    commit(st, REG_TABLE_CATALOG, journal_node(n, index));
+    reg_state_next_index(st, REG_TABLE_CATALOG);
+    reg_state_commit(st, REG_TABLE_CATALOG, journal_node(n, index));
     return index;
 }
 
@@ -377,10 +376,10 @@ uint64_t reg_node_delete(struct reg_state *st, const char *name)
     if (!n)
         return 0;
     reg_sessions_node_gone(st, n->name); /* a session lives no longer than its node */
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_node_delete(n->name, index);
     reg_state_node_remove(st, name, index);
-    commit(st, REG_TABLE_CATALOG, record);
+    reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 
@@ -414,9 +413,9 @@ uint64_t reg_service_upsert(struct reg_state *st, struct reg_node *node,
 
     if (old && service_same(old, svc))
         return st->index;
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     reg_state_service_put(st, node, svc, index);
-    commit(st, REG_TABLE_CATALOG, journal_service(smap_get(&node->services, id), index));
+    reg_state_commit(st, REG_TABLE_CATALOG, journal_service(smap_get(&node->services, id), index));
     return index;
 }
 
@@ -452,10 +451,10 @@ uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const c
         if (strcmp(c->service_id, id) == 0)
             reg_sessions_check_gone(st, node->name, c->id);
     }
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_service_delete(node->name, id, index);
     reg_state_service_remove(st, node, id, index);
-    commit(st, REG_TABLE_CATALOG, record);
+    reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 
@@ -494,9 +493,9 @@ uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const str
 
     if (old && check_same(old, chk))
         return st->index;
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     reg_state_check_put(st, node, chk, index);
-    commit(st, REG_TABLE_CATALOG, journal_check(smap_get(&node->checks, chk->id), index));
+    reg_state_commit(st, REG_TABLE_CATALOG, journal_check(smap_get(&node->checks, chk->id), index));
     if (chk->status == REG_CRITICAL)
         reg_sessions_check_gone(st, node->name, chk->id);
     return index;
@@ -512,10 +511,10 @@ uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum 
     if (status == chk->status)
         return 0;
     chk->status = status;
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     chk->modify_index = index;
     reg_index_check(st, chk->node, chk->service_id, index);
-    commit(st, REG_TABLE_CATALOG, journal_check(chk, index));
+    reg_state_commit(st, REG_TABLE_CATALOG, journal_check(chk, index));
     if (status == REG_CRITICAL)
         reg_sessions_check_gone(st, chk->node->name, chk->id);
     return index;
@@ -526,10 +525,10 @@ uint64_t reg_check_delete(struct reg_state *st, struct reg_node *node, const cha
     if (!smap_get(&node->checks, id))
         return 0;
     reg_sessions_check_gone(st, node->name, id);
-    uint64_t index = next_index(st, REG_TABLE_CATALOG);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     json_t *record = journal_check_delete(node->name, id, index);
     reg_state_check_remove(st, node, id, index);
-    commit(st, REG_TABLE_CATALOG, record);
+    reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
 }
 
@@ -570,7 +569,7 @@ uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, si
 
     if (cas && (old ? old->modify_index != *cas : *cas != 0))
         return 0;
-    uint64_t index = next_index(st, REG_TABLE_KV);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_KV);
     struct reg_kv t = {
         .key = (char *)key,
         .value = (unsigned char *)value,
@@ -583,7 +582,7 @@ uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, si
     };
     reg_state_kv_put(st, &t);
     smap_del(&st->kv_tombstones, key);
-    commit(st, REG_TABLE_KV, journal_kv(smap_get(&st->kv, key), index));
+    reg_state_commit(st, REG_TABLE_KV, journal_kv(smap_get(&st->kv, key), index));
     return index;
 }
 
@@ -593,11 +592,11 @@ uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *ca
 
     if (cas && (!old || old->modify_index != *cas))
         return 0;
-    uint64_t index = next_index(st, REG_TABLE_KV);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_KV);
     /* The record first: key may be the entry's own string, freed by the removal. */
     json_t *record = journal_kv_delete(key, false, index);
     reg_state_kv_remove(st, key, index);
-    commit(st, REG_TABLE_KV, record);
+    reg_state_commit(st, REG_TABLE_KV, record);
     return index;
 }
 
@@ -659,10 +658,10 @@ uint64_t reg_kv_prefix_index(const struct reg_state *st, const char *prefix)
 
 uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix)
 {
-    uint64_t index = next_index(st, REG_TABLE_KV);
+    uint64_t index = reg_state_next_index(st, REG_TABLE_KV);
 
     reg_state_kv_remove_tree(st, prefix, index);
-    commit(st, REG_TABLE_KV, journal_kv_delete(prefix, true, index));
+    reg_state_commit(st, REG_TABLE_KV, journal_kv_delete(prefix, true, index));
     return index;
 }
 

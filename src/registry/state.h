@@ -25,8 +25,9 @@ enum reg_table {
     REG_TABLE_CATALOG = 0, /* nodes, services, checks */
     REG_TABLE_KV,
     REG_TABLE_SESSIONS,
-    REG_TABLE_ACL,    /* tokens and policies */
-    REG_TABLE_EVENTS, /* user events (not persisted, as in Consul) */
+    REG_TABLE_ACL,     /* tokens and policies */
+    REG_TABLE_EVENTS,  /* user events (not persisted, as in Consul) */
+    REG_TABLE_QUERIES, /* prepared queries */
     /* count sentinel */
     REG_TABLE_COUNT
 };
@@ -159,6 +160,7 @@ struct reg_state {
     struct smap acl_policies; /* ID -> struct reg_acl_policy */
     bool acl_ready;           /* runtime only: the built-in ACL objects were ensured */
     struct smap sessions;     /* session ID -> struct reg_session */
+    struct smap queries;      /* prepared query ID -> struct reg_query (state_query.c) */
     struct smap lock_delay;   /* key -> lock-delay end in clock ms (uint64_t in the pointer) */
     /* The lock-delay clock in ms (sessions.c sets it; tests use a fake). NULL: no lock-delay. */
     uint64_t (*clock)(void *data);
@@ -352,6 +354,36 @@ bool reg_kv_lock_delayed(struct reg_state *st, const char *key);
  * or nothing changes and *errors gets the Errors array. Returns 0 or -EINVAL (errors set).
  */
 int reg_txn_apply(struct reg_state *st, const json_t *ops, json_t **results, json_t **errors);
+
+/* ---- prepared queries (state_query.c), journaled as query and query-delete ---- */
+
+struct reg_query {
+    char *id;
+    char *name;  /* "" when unnamed */
+    json_t *def; /* the definition as the API returns it, without ID and indexes; owned */
+    uint64_t create_index;
+    uint64_t modify_index;
+};
+
+const struct reg_query *reg_query_get(const struct reg_state *st, const char *id);
+/* By name, case-insensitively; NULL for "" or none. */
+const struct reg_query *reg_query_by_name(const struct reg_state *st, const char *name);
+/* By ID, else by name: how execute and DNS name a query. */
+const struct reg_query *reg_query_find(const struct reg_state *st, const char *id_or_name);
+/* Creates or replaces the query id (def copied). Returns the index. */
+uint64_t reg_query_put(struct reg_state *st, const char *id, const char *name, const json_t *def);
+/* 0 when absent. */
+uint64_t reg_query_delete(struct reg_state *st, const char *id);
+/*
+ * Whether the query selects an instance of its service: every tag of Service.Tags carried
+ * ("!tag": not carried), and no check of the instance or its node critical (nor warning with
+ * OnlyPassing) but those in IgnoreCheckIDs.
+ */
+bool reg_query_selects(const struct reg_query *q, const struct reg_service *s);
+/* Frees the table (reg_state_free); replay of query records; snapshot records. */
+void reg_query_state_free(struct reg_state *st);
+int reg_query_apply(struct reg_state *st, const json_t *record);
+void reg_query_dump(const struct reg_state *st, reg_journal_cb emit, void *data);
 
 /* Bumps a table's index without a journal record (user events) and tells the watchers. */
 uint64_t reg_state_touch(struct reg_state *st, enum reg_table table);

@@ -350,11 +350,15 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     } else if (strcmp(op, "session-delete") == 0) {
         table = REG_TABLE_SESSIONS;
         reg_session_free(smap_del(&st->sessions, get_str(r, "id")));
+    } else if (strncmp(op, "query", 5) == 0) {
+        table = REG_TABLE_QUERIES;
+        rc = reg_query_apply(st, r);
     } else if (strcmp(op, "index") == 0) {
         reg_state_advance(st, REG_TABLE_CATALOG, get_u64(r, "catalog"));
         reg_state_advance(st, REG_TABLE_SESSIONS, get_u64(r, "sessions"));
         reg_state_advance(st, REG_TABLE_KV, get_u64(r, "kv"));
         reg_state_advance(st, REG_TABLE_ACL, get_u64(r, "acl"));
+        reg_state_advance(st, REG_TABLE_QUERIES, get_u64(r, "queries"));
         if (get_u64(r, "kv_floor") > st->kv_tombstone_floor)
             st->kv_tombstone_floor = get_u64(r, "kv_floor");
         reg_index_apply(st, r);
@@ -401,6 +405,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
         json_decref(r);
     }
     reg_acl_dump(st, emit, data);
+    reg_query_dump(st, emit, data);
     smap_foreach(&st->sessions, e)
     {
         const struct reg_session *s = e->val;
@@ -423,6 +428,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
                   (json_int_t)st->table_index[REG_TABLE_KV], "kv_floor", (json_int_t)kv_floor,
                   "sessions", (json_int_t)st->table_index[REG_TABLE_SESSIONS]);
     json_object_set_new(r, "acl", json_integer((json_int_t)st->table_index[REG_TABLE_ACL]));
+    json_object_set_new(r, "queries", json_integer((json_int_t)st->table_index[REG_TABLE_QUERIES]));
     reg_index_dump(st, r);
     emit(r, data);
     json_decref(r);

@@ -48,5 +48,9 @@ void reg_state_kv_remove_tree(struct reg_state *st, const char *prefix, uint64_t
 /* Stores a copy of a session template at its own indexes (state_session.c). */
 void reg_state_session_put(struct reg_state *st, const struct reg_session *t);
 void reg_state_advance(struct reg_state *st, enum reg_table table, uint64_t index);
+/* Takes the next index for a write to table; then journals a record (consumed) and tells the
+ * watchers. Every write goes through these two. */
+uint64_t reg_state_next_index(struct reg_state *st, enum reg_table table);
+void reg_state_commit(struct reg_state *st, enum reg_table table, json_t *record);
 
 #endif

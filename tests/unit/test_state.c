@@ -569,6 +569,19 @@ static void test_replay_rebuilds_state(void **state)
 
 /* ---- covering indexes ------------------------------------------------------------------------ */
 
+/* Rebuilds the fixture's state twice: from its journal records, and from a snapshot of it. */
+static void rebuild(struct fixture *f, struct reg_state *replay, struct reg_state *snap)
+{
+    size_t i;
+    json_t *r, *d = dump(&f->st);
+
+    reg_state_init(replay);
+    reg_state_init(snap);
+    json_array_foreach(f->rec.records, i, r) assert_int_equal(reg_state_apply(replay, r), 0);
+    json_array_foreach(d, i, r) assert_int_equal(reg_state_apply(snap, r), 0);
+    json_decref(d);
+}
+
 static void test_service_index_covers_its_instances_only(void **state)
 {
     struct fixture *f = *state;
@@ -643,13 +656,7 @@ static void test_covering_indexes_survive_replay_and_snapshot(void **state)
     reg_kv_set(&f->st, "k", "v", 1, 0, NULL);
 
     struct reg_state replay, snap;
-    reg_state_init(&replay);
-    reg_state_init(&snap);
-    size_t i;
-    json_t *r;
-    json_array_foreach(f->rec.records, i, r) assert_int_equal(reg_state_apply(&replay, r), 0);
-    json_t *d = dump(&f->st);
-    json_array_foreach(d, i, r) assert_int_equal(reg_state_apply(&snap, r), 0);
+    rebuild(f, &replay, &snap);
     const char *names[] = {"db", "web", "gone", "never"};
     for (size_t k = 0; k < 4; k++) {
         assert_int_equal(reg_service_index(&replay, names[k]), reg_service_index(&f->st, names[k]));
@@ -660,7 +667,39 @@ static void test_covering_indexes_survive_replay_and_snapshot(void **state)
     assert_int_equal(snap.services_index, f->st.services_index);
     assert_int_equal(snap.checks_index, f->st.checks_index);
     assert_int_equal(snap.nodes_index, f->st.nodes_index);
-    json_decref(d);
+    reg_state_free(&replay);
+    reg_state_free(&snap);
+}
+
+static void test_queries_replay_and_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    json_t *def = json_pack("{s:s, s:{s:s}}", "Name", "q1", "Service", "Service", "db");
+
+    uint64_t i1 = reg_query_put(&f->st, "id-1", "q1", def);
+    reg_query_put(&f->st, "id-2", "Q2", def);
+    uint64_t i3 = reg_query_put(&f->st, "id-1", "q1", def);
+    assert_int_equal(reg_query_get(&f->st, "id-1")->create_index, i1);
+    assert_int_equal(reg_query_get(&f->st, "id-1")->modify_index, i3);
+    assert_ptr_equal(reg_query_find(&f->st, "q2"), reg_query_get(&f->st, "id-2"));
+    assert_int_equal(reg_query_delete(&f->st, "nope"), 0);
+    uint64_t del = reg_query_delete(&f->st, "id-2");
+    assert_int_equal(f->st.table_index[REG_TABLE_QUERIES], del);
+    assert_int_equal(f->rec.changes[REG_TABLE_QUERIES], 4);
+
+    struct reg_state replay, snap;
+    rebuild(f, &replay, &snap);
+    const struct reg_state *both[] = {&replay, &snap};
+    for (size_t k = 0; k < 2; k++) {
+        const struct reg_query *q = reg_query_get(both[k], "id-1");
+        assert_non_null(q);
+        assert_null(reg_query_get(both[k], "id-2"));
+        assert_int_equal(q->create_index, i1);
+        assert_int_equal(q->modify_index, i3);
+        assert_true(json_equal(q->def, def));
+        assert_int_equal(both[k]->table_index[REG_TABLE_QUERIES], del);
+    }
+    json_decref(def);
     reg_state_free(&replay);
     reg_state_free(&snap);
 }
@@ -709,6 +748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absent_names_never_go_backwards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_covering_indexes_survive_replay_and_snapshot, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_queries_replay_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rejects_bad_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
