@@ -30,6 +30,7 @@ static const struct subcommand subcommands[] = {
     {"lock", cli_lock, "Run a command while holding a lock in the KV store"},
     {"tls", cli_tls, "Create a CA and agent certificates for TLS"},
     {"join", cli_join, "Tell a client agent to join the cluster through a server"},
+    {"rtt", cli_rtt, "Estimate the network round-trip time between two nodes"},
     {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"reload", cli_reload, "Make the agent reload its configuration files"},

@@ -8,6 +8,7 @@
 
 int cli_members(int argc, char **argv);
 int cli_join(int argc, char **argv);
+int cli_rtt(int argc, char **argv);
 int cli_catalog(int argc, char **argv);
 int cli_kv(int argc, char **argv);
 int cli_services(int argc, char **argv);

@@ -270,6 +270,8 @@ static void agent_init_handles(struct reg_agent *a)
     reg_state_init(&a->state);
     watch_set_init(&a->watches, a->loop);
     reg_metrics_init(&a->metrics);
+    vivaldi_client_init(&a->vivaldi);
+    coords_init(&a->coords);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
     http_server_init(&a->http, a->loop, NULL, api_handle, a);
@@ -389,6 +391,7 @@ int agent_main(int argc, char **argv)
     if (a->cfg.pid_file && rc == 0)
         unlink(a->cfg.pid_file);
     reg_state_free(&a->state);
+    coords_free(&a->coords);
     int status = a->exit_status;
     agent_config_free(&a->cfg);
     uv_loop_close(a->loop);

@@ -136,6 +136,14 @@ static const struct api_route routes[] = {
          ACL_ROUTE(OPERATOR, READ, NONE)),
     WRITE("PUT", "/v1/query/", true, api_query_update, ACL_ROUTE(OPERATOR, WRITE, NONE)),
     WRITE("DELETE", "/v1/query/", true, api_query_delete, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    /* network coordinates: api_coord.c */
+    READ("GET", "/v1/coordinate/datacenters", false, api_coordinate_datacenters, CAT, false,
+         ACL_FILTER(NODE)),
+    READ("GET", "/v1/coordinate/nodes", false, api_coordinate_nodes, REG_TABLE_COORDS, true,
+         ACL_FILTER(NODE)),
+    READ("GET", "/v1/coordinate/node/", true, api_coordinate_node, REG_TABLE_COORDS, true,
+         ACL_ROUTE(NODE, READ, ARG)),
+    WRITE("PUT", "/v1/coordinate/update", false, api_coordinate_update, ACL_HANDLER(NODE, WRITE)),
     /* ACLs: api_acl.c */
     WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap, ACL_PUBLIC),
     READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false, ACL_PUBLIC),

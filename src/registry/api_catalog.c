@@ -7,6 +7,7 @@
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/catalog_query.h"
+#include "registry/coord.h"
 #include "registry/render.h"
 
 /* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
@@ -87,6 +88,12 @@ void api_catalog_services(struct api_call *c, struct api_result *res)
     api_result_json(c, res, out);
 }
 
+static const char *service_node_name(const json_t *entry)
+{
+    const char *name = json_string_value(json_object_get(entry, "Node"));
+    return name ? name : "";
+}
+
 static void add_service_node(const struct reg_service *s, void *ctx)
 {
     json_array_append_new(ctx, render_service_node(s));
@@ -103,6 +110,7 @@ void api_catalog_service(struct api_call *c, struct api_result *res)
     catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
     catalog_filter_free(&f);
     catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    coords_sort_near(c->agent, api_query(c, "near"), list, service_node_name);
     api_result_json(c, res, list);
 }
 

@@ -5,6 +5,7 @@
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/catalog_query.h"
+#include "registry/coord.h"
 #include "registry/render.h"
 
 /* The checks that decide an instance's health: its node's checks and its own. */
@@ -69,6 +70,7 @@ void api_health_service(struct api_call *c, struct api_result *res)
     catalog_foreach_service(&c->agent->state, &f, c->arg, add_health_entry, &ctx);
     catalog_filter_free(&f);
     catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    coords_sort_near(c->agent, api_query(c, "near"), ctx.list, render_health_entry_node);
     api_result_json(c, res, ctx.list);
 }
 

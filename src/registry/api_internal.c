@@ -28,7 +28,8 @@ void api_internal_heartbeat(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
-    api_ok_json(c, json_pack("{s:b}", "Known", known));
+    /* The server's coordinate: the agent measures its RTT to it (coord.h). */
+    api_ok_json(c, json_pack("{s:b, s:o}", "Known", known, "Coord", coord_json(&a->vivaldi.coord)));
 }
 
 void api_internal_leave(struct api_call *c)

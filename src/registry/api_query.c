@@ -15,6 +15,7 @@
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
 #include "registry/catalog_query.h"
+#include "registry/coord.h"
 #include "registry/render.h"
 #include "registry/sessions.h"
 
@@ -205,7 +206,7 @@ static void add_instance(const struct reg_service *s, void *data)
 }
 
 /* The instances a query selects, shuffled (no coordinates to sort by Near). New reference. */
-static json_t *run_query(const struct reg_agent *a, const struct reg_query *q)
+static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, const char *near)
 {
     struct catalog_filter f = {.ntags = 0};
     struct exec_ctx x = {q, json_array()};
@@ -219,6 +220,9 @@ static json_t *run_query(const struct reg_agent *a, const struct reg_query *q)
         json_array_set(x.nodes, i - 1, json_array_get(x.nodes, j));
         json_array_set_new(x.nodes, j, t);
     }
+    /* Near ("_agent" or a node) sorts by estimated RTT; a ?near= on the request wins. */
+    coords_sort_near(a, near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
+                     x.nodes, render_health_entry_node);
     return x.nodes;
 }
 
@@ -242,7 +246,7 @@ void api_query_get(struct api_call *c, struct api_result *res)
     } else if (strcmp(verb, "explain") == 0) {
         api_result_json(c, res, json_pack("{s:o}", "Query", query_json(q)));
     } else {
-        json_t *nodes = run_query(c->agent, q);
+        json_t *nodes = run_query(c->agent, q, api_query(c, "near"));
         const char *limit = api_query(c, "limit");
         long n = limit ? strtol(limit, NULL, 10) : 0;
         while (n > 0 && json_array_size(nodes) > (size_t)n)

@@ -115,6 +115,12 @@ void api_query_get(struct api_call *c, struct api_result *res);
 void api_query_update(struct api_call *c);
 void api_query_delete(struct api_call *c);
 
+/* network coordinates (api_coord.c) */
+void api_coordinate_datacenters(struct api_call *c, struct api_result *res);
+void api_coordinate_nodes(struct api_call *c, struct api_result *res);
+void api_coordinate_node(struct api_call *c, struct api_result *res);
+void api_coordinate_update(struct api_call *c);
+
 /* ACLs (api_acl.c) */
 void api_acl_bootstrap(struct api_call *c);
 void api_acl_token_self(struct api_call *c, struct api_result *res);

@@ -216,7 +216,7 @@ void api_agent_self(struct api_call *c, struct api_result *res)
                                   "meshkit", "Server", a->cfg.server, "Version", MESH_VERSION,
                                   "BuildDate", BUILD_DATE));
     json_object_set_new(self, "DebugConfig", debug_config(a));
-    json_object_set_new(self, "Coord", json_null());
+    json_object_set_new(self, "Coord", coord_json(&a->vivaldi.coord));
     json_object_set_new(self, "Member", members_local(a));
     json_object_set_new(self, "Stats", agent_stats(a));
     json_object_set_new(self, "Meta", json_pack("{s:s}", "consul-network-segment", ""));

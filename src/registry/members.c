@@ -189,6 +189,10 @@ int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, st
     };
     reg_node_upsert(&a->state, &f);
     set_serf_health(a, node, true);
+    const json_t *coord = json_iget(body, "Coord");
+    struct vivaldi_coord vc;
+    if (coord && !json_is_null(coord) && coord_from_json(coord, &vc, NULL) == 0)
+        coords_set(a, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
     return 0;
 }
 

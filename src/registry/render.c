@@ -192,3 +192,9 @@ json_t *render_health_entry(const struct reg_service *s, bool *all_passing)
     return json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
                      render_node_service(s), "Checks", list);
 }
+
+const char *render_health_entry_node(const json_t *entry)
+{
+    const char *name = json_string_value(json_object_get(json_object_get(entry, "Node"), "Node"));
+    return name ? name : "";
+}

@@ -27,6 +27,8 @@ json_t *render_check(const struct reg_check *c, bool with_secrets);
  * node's and the instance's, in Consul's order, without secrets; *all_passing tells whether
  * each passes. */
 json_t *render_health_entry(const struct reg_service *s, bool *all_passing);
+/* The node name of a health entry ("" when it has none). */
+const char *render_health_entry_node(const json_t *entry);
 /* Agent view of a service (agent/services values). */
 json_t *render_agent_service(const struct reg_service *s, const char *datacenter);
 /* KV entry (Value base64, Session only while locked). */

@@ -28,6 +28,7 @@ enum reg_table {
     REG_TABLE_ACL,     /* tokens and policies */
     REG_TABLE_EVENTS,  /* user events (not persisted, as in Consul) */
     REG_TABLE_QUERIES, /* prepared queries */
+    REG_TABLE_COORDS,  /* network coordinates (coord.h; not journaled) */
     /* count sentinel */
     REG_TABLE_COUNT
 };

@@ -66,6 +66,9 @@ struct reg_sync {
     void *join_data;
     bool stopping;
     char last_error[512]; /* the last heartbeat failure logged ("" after a success) */
+    uint64_t hb_sent_ns;  /* uv_hrtime() when the heartbeat in flight left */
+    unsigned coord_sends; /* heartbeats that carried the coordinate */
+    uint64_t coord_sent_ms;
 };
 
 static void pass_next(struct reg_sync *s);
@@ -500,14 +503,29 @@ static void on_full_sync(uv_timer_t *t)
 
 /* ---- heartbeat --------------------------------------------------------------------------- */
 
-/* A server answered a heartbeat: the node is in the cluster. */
-static void heartbeat_answered(struct reg_sync *s, const struct http_client_response *res)
+/* The heartbeat's round trip, sent_ns ago, against the server's coordinate in the answer. */
+static void measure_rtt(struct reg_sync *s, const json_t *answer, uint64_t sent_ns)
+{
+    const struct sync_server *srv = &s->servers[s->current];
+    struct vivaldi_coord server;
+    char peer[300];
+
+    if (!sent_ns || coord_from_json(json_object_get(answer, "Coord"), &server, NULL) < 0)
+        return;
+    snprintf(peer, sizeof(peer), "%s:%d", srv->host, srv->port);
+    vivaldi_update(&s->agent->vivaldi, peer, &server, (double)(uv_hrtime() - sent_ns) / 1e9);
+}
+
+/* A server answered a heartbeat (sent sent_ns, 0: not timed): the node is in the cluster. */
+static void heartbeat_answered(struct reg_sync *s, const struct http_client_response *res,
+                               uint64_t sent_ns)
 {
     const struct sync_server *srv = &s->servers[s->current];
 
     s->last_error[0] = '\0';
     json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
     bool known = json_is_true(json_object_get(v, "Known"));
+    measure_rtt(s, v, sent_ns);
     json_decref(v);
     if (!s->joined)
         log_info("joined the cluster through %s:%d", srv->host, srv->port);
@@ -542,16 +560,30 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
         s->joined = false;
         return;
     }
-    heartbeat_answered(s, res);
+    heartbeat_answered(s, res, s->hb_sent_ns);
 }
 
-static char *heartbeat_body(struct reg_agent *a)
-{
-    struct reg_node *n = agent_local_node(a);
+/* The coordinate rides on the first heartbeats, then every 15 s: enough for servers to sort
+ * by RTT without a write to the coordinate table every second (Consul's agents send theirs
+ * every 15 s or more). */
+#define COORD_EVERY_MS 15000
+#define COORD_WARMUP   10
 
-    return dump(json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "Node", n->name, "ID", n->id, "Address",
-                          n->address, "Datacenter", a->cfg.datacenter, "TaggedAddresses",
-                          n->tagged_addresses, "Meta", n->meta));
+static char *heartbeat_body(struct reg_sync *s)
+{
+    struct reg_agent *a = s->agent;
+    struct reg_node *n = agent_local_node(a);
+    uint64_t now = uv_now(a->loop);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "Node", n->name, "ID", n->id,
+                             "Address", n->address, "Datacenter", a->cfg.datacenter,
+                             "TaggedAddresses", n->tagged_addresses, "Meta", n->meta);
+
+    if (s->coord_sends < COORD_WARMUP || now - s->coord_sent_ms >= COORD_EVERY_MS) {
+        json_object_set_new(body, "Coord", coord_json(&a->vivaldi.coord));
+        s->coord_sends++;
+        s->coord_sent_ms = now;
+    }
+    return dump(body);
 }
 
 static void send_heartbeat(uv_timer_t *t)
@@ -560,7 +592,8 @@ static void send_heartbeat(uv_timer_t *t)
 
     if (s->hb_call || s->stopping)
         return;
-    char *text = heartbeat_body(s->agent);
+    char *text = heartbeat_body(s);
+    s->hb_sent_ns = uv_hrtime();
     request(s, "PUT", "/v1/internal/mesh/heartbeat", text, on_heartbeat, s, &s->hb_call);
     free(text);
 }
@@ -601,7 +634,7 @@ static void on_join_probe(int status, const struct http_client_response *res, vo
     }
     s->current = add_server(s, &s->join_server);
     start_timers(s, HEARTBEAT_MAX_MS);
-    heartbeat_answered(s, res);
+    heartbeat_answered(s, res, 0);
     if (done)
         done(0, NULL, done_data);
 }
@@ -622,7 +655,7 @@ int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *da
         return -EINVAL;
     s->join_done = done;
     s->join_data = data;
-    char *text = heartbeat_body(a);
+    char *text = heartbeat_body(s);
     request_to(s, &s->join_server, "PUT", "/v1/internal/mesh/heartbeat", text, on_join_probe, s,
                &s->join_call);
     free(text);

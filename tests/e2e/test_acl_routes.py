@@ -38,6 +38,8 @@ BODIES = {
     "PUT /v1/catalog/deregister": {"Node": NODE, "ServiceID": "canary-1"},
     "PUT /v1/session/create": {"Name": "s"},
     "PUT /v1/txn": [{"KV": {"Verb": "get", "Key": "canary/key"}}],
+    "PUT /v1/coordinate/update": {"Node": NODE, "Coord": {"Vec": [0.0] * 8, "Error": 1.5,
+                                                          "Adjustment": 0.0, "Height": 1e-05}},
     "PUT /v1/acl/token": {"Description": "t"},
     "PUT /v1/acl/token/<accessor>": {"Description": "t"},
     "PUT /v1/acl/policy": {"Name": "p"},
@@ -99,7 +101,7 @@ def world(agent_factory, tmp_path):
               "<node>": NODE, "<key>": "canary/key", "<session>": sid, "<event>": "canary-event",
               "<accessor>": tok["AccessorID"], "<policy-id>": pol["ID"],
               "<policy-name>": "canary-policy", "<state>": "any", "<address>": "127.0.0.1:1",
-              "<kind>": "default"}
+              "<kind>": "default", "<id>": "no-such-query"}
     tokens = {n: {"X-Consul-Token": create_token(a, n)["SecretID"]}
               for n in ("app-write", "read-all", "canary-owner")}
     return a, places, tokens
