@@ -16,6 +16,7 @@
 #include "lib/file.h"
 #include "registry/agent_internal.h"
 #include "registry/api_routes.h"
+#include "registry/cluster.h"
 #include "registry/members.h"
 #include "registry/metrics.h"
 #include "registry/sync.h"
@@ -47,11 +48,24 @@ static const char *go_arch(const char *machine)
     return machine;
 }
 
-/* The leader's RPC address as /v1/status/leader gives it: this server, on port 8300. */
-static void leader_addr(const struct reg_agent *a, char *out, size_t n)
+/*
+ * What the Raft engine knows (cluster.h) on a replicated server; a single server is its own
+ * leader at the registry's index, on its server port.
+ */
+static void raft_facts(const struct reg_agent *a, struct reg_repl_status *st)
 {
+    if (a->cluster) {
+        cluster_status(a, st);
+        return;
+    }
     const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
-    snprintf(out, n, "%s:8300", node ? node->address : "127.0.0.1");
+    memset(st, 0, sizeof(*st));
+    st->role = REG_REPL_LEADER;
+    st->term = 1;
+    st->commit_index = st->applied_index = st->last_index = a->state.index;
+    snprintf(st->leader_address, sizeof(st->leader_address), "%s:%d",
+             node ? node->address : "127.0.0.1", a->cfg.server_port);
+    st->nservers = 1;
 }
 
 static json_t *stats_agent(const struct reg_agent *a)
@@ -84,7 +98,7 @@ static json_t *stats_agent(const struct reg_agent *a)
 static json_t *stats_consul(const struct reg_agent *a)
 {
     json_t *o = json_object();
-    char addr[300];
+    struct reg_repl_status st;
 
     set_bool(o, "acl", a->cfg.acl_enabled);
     if (!a->cfg.server) {
@@ -92,30 +106,32 @@ static json_t *stats_consul(const struct reg_agent *a)
         set_bool(o, "server", false);
         return o;
     }
-    leader_addr(a, addr, sizeof(addr));
+    raft_facts(a, &st);
     set_bool(o, "bootstrap", a->cfg.bootstrap);
     set_u64(o, "known_datacenters", 1);
-    set_bool(o, "leader", true);
-    json_object_set_new(o, "leader_addr", json_string(addr));
+    set_bool(o, "leader", st.role == REG_REPL_LEADER);
+    json_object_set_new(o, "leader_addr", json_string(st.leader_address));
     set_bool(o, "server", true);
     return o;
 }
 
-/* What a Raft peer would report; a single server is its own leader at the registry's index. */
 static json_t *stats_raft(const struct reg_agent *a)
 {
+    static const char *const roles[] = {"Shutdown", "Follower", "Candidate", "Leader"};
+    struct reg_repl_status st;
     json_t *o = json_object();
 
-    set_u64(o, "applied_index", a->state.index);
-    set_u64(o, "commit_index", a->state.index);
-    set_u64(o, "last_log_index", a->state.index);
-    set_u64(o, "last_log_term", 1);
+    raft_facts(a, &st);
+    set_u64(o, "applied_index", st.applied_index);
+    set_u64(o, "commit_index", st.commit_index);
+    set_u64(o, "last_log_index", st.last_index);
+    set_u64(o, "last_log_term", st.term);
     set_u64(o, "fsm_pending", 0);
-    set_u64(o, "last_contact", 0);
-    set_u64(o, "num_peers", 0);
+    set_u64(o, "last_contact", st.last_contact_ms);
+    set_u64(o, "num_peers", st.nservers ? st.nservers - 1 : 0);
     set_u64(o, "protocol_version", 3);
-    json_object_set_new(o, "state", json_string("Leader"));
-    set_u64(o, "term", 1);
+    json_object_set_new(o, "state", json_string(roles[st.role <= REG_REPL_LEADER ? st.role : 0]));
+    set_u64(o, "term", st.term);
     return o;
 }
 
