@@ -40,6 +40,11 @@ struct http_conn {
     char peer[64];
     struct tls_conn *tls; /* NULL on a plain connection */
     bool tls_sniffed;     /* the first bytes were checked for plain HTTP */
+    /* Waiting for a request (in srv's idle list), and the slot under ip in srv->per_client. */
+    struct http_conn *idle_prev, *idle_next;
+    bool in_idle;
+    bool counted;
+    char ip[64];
 };
 
 struct write_req {
@@ -64,7 +69,7 @@ static void config_defaults(struct http_server_config *cfg)
     if (!cfg->max_body_bytes)
         cfg->max_body_bytes = 1024 * 1024;
     if (!cfg->head_timeout_ms)
-        cfg->head_timeout_ms = 30000;
+        cfg->head_timeout_ms = 10000;
     if (!cfg->idle_timeout_ms)
         cfg->idle_timeout_ms = 120000;
     if (!cfg->max_conns)
@@ -83,6 +88,58 @@ void http_server_init(struct http_server *srv, uv_loop_t *loop,
     srv->handler_data = data;
     if (srv->cfg.tls)
         srv->tls_scratch = xmalloc(READ_CHUNK);
+}
+
+/* ---- idle connections and clients -------------------------------------------------------- */
+
+/* c waits for a request: it joins the idle list as its newest member. */
+static void idle_enter(struct http_conn *c)
+{
+    struct http_server *srv = c->srv;
+
+    if (c->in_idle || c->closed)
+        return;
+    c->in_idle = true;
+    c->idle_prev = srv->idle_newest;
+    c->idle_next = NULL;
+    if (srv->idle_newest)
+        srv->idle_newest->idle_next = c;
+    else
+        srv->idle_oldest = c;
+    srv->idle_newest = c;
+}
+
+static void idle_leave(struct http_conn *c)
+{
+    struct http_server *srv = c->srv;
+
+    if (!c->in_idle)
+        return;
+    c->in_idle = false;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        srv->idle_oldest = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        srv->idle_newest = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
+
+/* Open connections from ip, adjusted by delta. */
+static size_t client_count(struct http_server *srv, const char *ip, int delta)
+{
+    uintptr_t n = (uintptr_t)smap_get(&srv->per_client, ip);
+
+    if (delta == 0)
+        return n;
+    n = delta > 0 ? n + 1 : n - 1;
+    if (n == 0)
+        smap_del(&srv->per_client, ip);
+    else
+        smap_put(&srv->per_client, ip, (void *)n);
+    return n;
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -268,6 +325,8 @@ void http_respond(struct http_request *req, int status, const char *content_type
     } else {
         c->state = CONN_READ_HEAD;
         arm_timer(c, c->in.len ? c->srv->cfg.head_timeout_ms : c->srv->cfg.idle_timeout_ms);
+        if (c->in.len == 0)
+            idle_enter(c);
     }
     conn_write(c, &out);
     /* on_read stops reading while pipelined bytes pile up behind a parked request: resume. */
@@ -513,6 +572,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_close(c);
         return;
     }
+    if (nread > 0)
+        idle_leave(c);
     if (c->tls && !c->tls_sniffed && nread > 0 &&
         plain_http_on_tls(c, c->srv->tls_scratch, (size_t)nread))
         return;
@@ -555,6 +616,7 @@ static void maybe_server_closed(struct http_server *srv)
     if (!srv->closing || srv->num_conns > 0 || srv->listening)
         return;
     FREE_NULL(srv->tls_scratch);
+    smap_free(&srv->per_client);
     if (srv->on_closed) {
         void (*cb)(struct http_server *) = srv->on_closed;
         srv->on_closed = NULL;
@@ -584,6 +646,10 @@ static void conn_close(struct http_conn *c)
         return;
     c->closed = true;
     c->state = CONN_CLOSING;
+    idle_leave(c);
+    if (c->counted)
+        client_count(c->srv, c->ip, -1);
+    c->counted = false;
     if (c->req) {
         struct http_request *req = c->req;
         c->req = NULL;
@@ -597,6 +663,38 @@ static void conn_close(struct http_conn *c)
         c->next->pprev = c->pprev;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* The client's address, without the port ("" when unknown). */
+static void peer_ip(const uv_tcp_t *tcp, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    out[0] = '\0';
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
+        uv_ip_name((const struct sockaddr *)&ss, out, n);
+}
+
+/* A client over max_conns_per_client: Consul's answer, then the close. */
+static void refuse_client(struct http_conn *c)
+{
+    static const char text[] = "too many connections from this client\n";
+    struct buf out = BUF_INIT;
+
+    log_debug("%s: over %zu connections from one client: 429", c->peer,
+              c->srv->cfg.max_conns_per_client);
+    if (c->srv->cfg.tls) { /* a TLS client could not read a plaintext answer */
+        conn_close(c);
+        return;
+    }
+    buf_printf(&out,
+               "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+               sizeof(text) - 1, text);
+    c->state = CONN_CLOSING;
+    c->close_after_write = true;
+    conn_write_raw(c, &out);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -619,17 +717,36 @@ static void on_connection(uv_stream_t *listener, int status)
     c->pprev = &srv->conns;
     srv->conns = c;
     srv->num_conns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || srv->num_conns > srv->cfg.max_conns ||
-        srv->closing) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || srv->closing) {
         conn_close(c);
         return;
     }
+    /* At the cap the longest-idle connection makes room; with none idle the newcomer goes. */
+    if (srv->num_conns > srv->cfg.max_conns) {
+        if (!srv->idle_oldest) {
+            conn_close(c);
+            return;
+        }
+        log_debug("%zu connections: closing the longest idle one", srv->cfg.max_conns);
+        conn_close(srv->idle_oldest);
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
+    peer_ip(&c->tcp, c->ip, sizeof(c->ip));
+    if (srv->cfg.max_conns_per_client &&
+        client_count(srv, c->ip, 0) >= srv->cfg.max_conns_per_client) {
+        refuse_client(c);
+        return;
+    }
+    client_count(srv, c->ip, +1);
+    c->counted = true;
     if (srv->cfg.tls)
         c->tls = tls_conn_new(srv->cfg.tls, NULL);
     c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
-    arm_timer(c, srv->cfg.idle_timeout_ms);
+    /* A new connection sends its head within head_timeout_ms; the idle timeout is for
+     * keep-alive connections between requests. */
+    arm_timer(c, srv->cfg.head_timeout_ms);
+    idle_enter(c);
 }
 
 int http_server_listen(struct http_server *srv, const char *host, int port, struct err *e)

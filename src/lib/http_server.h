@@ -10,6 +10,13 @@
  * Malformed input is answered by the server itself, text/plain, and the connection closed:
  * 400 malformed head or body framing, 431 head over the limits, 413 body over max_body_bytes,
  * 408 head not received within head_timeout_ms.
+ *
+ * Idle connections cannot lock users out: a new connection must send a complete head within
+ * head_timeout_ms (it is closed otherwise, silently when it sent nothing); one client address
+ * may hold at most max_conns_per_client connections (the next is answered 429 and closed, as
+ * Consul's limits.http_max_conns_per_client does); and at max_conns a newcomer takes the place
+ * of the connection idle the longest (no request in progress), as nginx reuses idle
+ * keep-alive connections, instead of being turned away.
  */
 #ifndef MESH_LIB_HTTP_SERVER_H
 #define MESH_LIB_HTTP_SERVER_H
@@ -22,6 +29,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/http_parse.h"
+#include "lib/smap.h"
 #include "lib/str.h"
 
 struct http_request;
@@ -34,12 +42,14 @@ typedef void (*http_handler_cb)(struct http_request *req, void *data);
 typedef void (*http_abort_cb)(struct http_request *req);
 
 struct http_server_config {
-    size_t max_head_bytes;    /* default 64 KiB, over it: 431 */
-    size_t max_headers;       /* default 100, over it: 431 */
-    size_t max_body_bytes;    /* default 1 MiB, over it: 413 */
-    uint64_t head_timeout_ms; /* default 30 s from the first byte of a head to its end: 408 */
-    uint64_t idle_timeout_ms; /* default 120 s between requests on a keep-alive connection */
-    size_t max_conns;         /* default 10000; over it new connections are closed at once */
+    size_t max_head_bytes;       /* default 64 KiB, over it: 431 */
+    size_t max_headers;          /* default 100, over it: 431 */
+    size_t max_body_bytes;       /* default 1 MiB, over it: 413 */
+    uint64_t head_timeout_ms;    /* default 10 s for a new connection's head, and from the first
+                                    byte of a later head to its end: 408 */
+    uint64_t idle_timeout_ms;    /* default 120 s between requests on a keep-alive connection */
+    size_t max_conns;            /* default 10000; at it the longest-idle connection gives way */
+    size_t max_conns_per_client; /* per client IP address; 0 = no limit; over it: 429 */
     /*
      * A server context (lib/tls.h; borrowed, must outlive the server): every connection speaks
      * TLS and the handler sees plaintext as usual. NULL = plain HTTP. The handshake runs under
@@ -59,6 +69,10 @@ struct http_server {
     void *handler_data;
     size_t num_conns;
     struct http_conn *conns; /* list of live connections */
+    /* Connections waiting for a request, longest idle first: the ones that give way at
+     * max_conns. */
+    struct http_conn *idle_oldest, *idle_newest;
+    struct smap per_client; /* client IP -> open connections (uintptr_t) */
     /* Bytes the head parser searched or parsed, over all connections: stays O(bytes read)
      * however a head is split across reads (see http_scan_request). */
     uint64_t head_bytes_examined;

@@ -274,7 +274,9 @@ static void agent_init_handles(struct reg_agent *a)
     coords_init(&a->coords);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
-    http_server_init(&a->http, a->loop, NULL, api_handle, a);
+    struct http_server_config hc = {.max_conns_per_client =
+                                        (size_t)a->cfg.http_max_conns_per_client};
+    http_server_init(&a->http, a->loop, &hc, api_handle, a);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
     uv_signal_init(a->loop, &a->sig_hup);

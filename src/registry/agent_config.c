@@ -51,6 +51,7 @@ static const struct option_def options[] = {
     {"ports.https", "https-port", OPTION_PORT, OFF(https_port),
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
     {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port), "DNS port, UDP and TCP (-1: off)."},
+    {"limits.http_max_conns_per_client", NULL, OPTION_INT, OFF(http_max_conns_per_client), NULL},
     {"domain", "domain", OPTION_STRING, OFF(domain), "DNS domain."},
     {"dns_config.only_passing", NULL, OPTION_BOOL, OFF(dns_only_passing), NULL},
     {"dns_config.a_record_limit", NULL, OPTION_INT, OFF(dns_a_record_limit), NULL},
@@ -235,6 +236,7 @@ static void defaults(struct agent_config *cfg)
     cfg->http_port = HTTP_PORT_UNSET;
     cfg->server_port = 8300;
     cfg->dns_port = 8600;
+    cfg->http_max_conns_per_client = 200;
     cfg->domain = xstrdup("consul.");
     cfg->dns_udp_answer_limit = 3;
     cfg->dns_node_meta_txt = true;

@@ -38,8 +38,9 @@ struct agent_config {
     int https_port;  /* 0: no HTTPS listener */
 
     /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */
-    int dns_port; /* default 8600; -1: no DNS */
-    char *domain; /* default "consul." */
+    int dns_port;                  /* default 8600; -1: no DNS */
+    int http_max_conns_per_client; /* limits.http_max_conns_per_client, default 200; 0: none */
+    char *domain;                  /* default "consul." */
     bool dns_only_passing;
     int dns_a_record_limit;   /* 0: no limit */
     int dns_udp_answer_limit; /* default 3, as Consul */

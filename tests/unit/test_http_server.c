@@ -707,11 +707,88 @@ static void test_idle_timeout(void **state)
     assert_true(dt >= 150);
     assert_true(dt < 2000);
     client_close(&c);
+}
 
-    /* A connection that never sends anything is closed as idle too. */
+/* A new connection has head_timeout_ms for its head, not the keep-alive idle timeout: idle
+ * sockets opened by the thousand cannot sit on the server for minutes (issue 12). */
+static void test_new_connection_gets_the_head_timeout(void **state)
+{
+    struct http_server_config cfg = {.head_timeout_ms = 200, .idle_timeout_ms = 60000};
+    struct client c;
+
+    start_server(&cfg);
     client_open(&c);
+    client_expect_close(&c); /* silently, nothing was sent */
+    client_close(&c);
+}
+
+static void get_ok(struct client *c)
+{
+    struct resp r;
+
+    client_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(c, &r, false);
+    assert_int_equal(r.status, 200);
+}
+
+/* One client address holds at most max_conns_per_client connections: the next is answered
+ * 429 and closed, as Consul's limits.http_max_conns_per_client does. */
+static void test_connections_per_client_limited(void **state)
+{
+    struct http_server_config cfg = {.max_conns_per_client = 2};
+    struct client a, b, c;
+    struct resp r;
+
+    start_server(&cfg);
+    client_open(&a);
+    client_open(&b);
+    get_ok(&a);
+    get_ok(&b);
+    client_open(&c);
+    client_read(&c, &r, false); /* said at once: a request sent meanwhile could meet a reset */
+    assert_int_equal(r.status, 429);
+    assert_string_equal(r.body, "too many connections from this client\n");
     client_expect_close(&c);
     client_close(&c);
+    /* A slot given back is free again (the close reaches the server a little later). */
+    client_close(&a);
+    for (int i = 0; i < 100; i++) {
+        client_open(&c);
+        client_send(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        client_read(&c, &r, false);
+        if (r.status == 200)
+            break;
+        client_close(&c);
+        usleep(10000);
+    }
+    assert_int_equal(r.status, 200);
+    client_close(&c);
+    client_close(&b);
+}
+
+/* At max_conns a newcomer is served and the connection idle the longest gives way, as nginx
+ * reuses idle keep-alive connections; before, the newcomer was closed. */
+static void test_newcomer_takes_the_longest_idle_place(void **state)
+{
+    struct http_server_config cfg = {.max_conns = 3};
+    struct client a, b, c, d;
+
+    start_server(&cfg);
+    client_open(&a);
+    get_ok(&a); /* idle from here on: the longest */
+    client_open(&b);
+    get_ok(&b);
+    client_open(&c);
+    get_ok(&c);
+    client_open(&d);
+    get_ok(&d);
+    client_expect_close(&a);
+    get_ok(&b);
+    get_ok(&c);
+    client_close(&a);
+    client_close(&b);
+    client_close(&c);
+    client_close(&d);
 }
 
 static void test_abort_on_disconnect(void **state)
@@ -867,6 +944,9 @@ int main(void)
         T(test_limits),
         T(test_head_timeout),
         T(test_idle_timeout),
+        T(test_new_connection_gets_the_head_timeout),
+        T(test_connections_per_client_limited),
+        T(test_newcomer_takes_the_longest_idle_place),
         T(test_abort_on_disconnect),
         T(test_head_method),
         T(test_not_modified),
