@@ -5,24 +5,33 @@
 #   backends: two nginx (worker_processes 1) answering 200 "ok from PORT\n"
 #   targets:  mesh lb -workers 1|2, HAProxy nbthread 1|2 (docs/benchmarks.md config),
 #             nginx proxy worker_processes 1|2 (upstream keepalive 256)
-#   client:   wrk -t1 -cC -d10s --latency, C = 50 and 200, one 1 s warm-up per run,
-#             3 repetitions interleaved (rep -> conns -> target), medians
-#   prints:   a markdown table of req/s, p50, p99, errors and the ratio to HAProxy with the same
-#             threads and conns; RSS of mesh lb and HAProxy sampled 5 s into the c200 runs.
+#   client:   wrk -t1 -cC -d8s --latency, C = 50 and 200, one 1 s warm-up per run,
+#             5 repetitions interleaved (rep -> conns -> threads -> mesh lb, HAProxy, nginx)
+#   prints:   a markdown table of req/s, p50, p99, errors, and the ratio to HAProxy taken per
+#             repetition (mesh lb's run against the HAProxy run right after it, same threads and
+#             conns) with its median and range; the 1-minute load average before every run;
+#             RSS of mesh lb and HAProxy sampled halfway into the c200 runs.
+#
+# A figure taken on a busy machine is worthless, so the 1-minute load average is read before
+# every run: above MAX_LOAD (0.5) the script says so and exits 3 without a report.
+# MESH_BENCH_IGNORE_LOAD=1 runs anyway (to check the script, never for figures to publish).
 #
 # Everything listens on free 127.0.0.1 ports and is stopped by PID (trap). Bounded: each wrk is
-# wrapped in `timeout`, and the whole run stops after MAX_SECONDS (default 470).
+# wrapped in `timeout`, and the whole run stops after MAX_SECONDS (default 900).
 # Run as root, it installs haproxy, nginx and wrk with apt-get when missing.
 #
 # Usage: bench/lb.sh [--quick]          (--quick: 1 rep of 3 s, a smoke test)
-# Env:   MESH_BIN (default build/mesh), REPS, DURATION (s), MAX_SECONDS
+# Env:   MESH_BIN (default build/mesh), REPS, DURATION (s), MAX_SECONDS, MAX_LOAD,
+#        MESH_BENCH_IGNORE_LOAD
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MESH=${MESH_BIN:-$ROOT/build/mesh}
-REPS=${REPS:-3}
-DURATION=${DURATION:-10}
-MAX_SECONDS=${MAX_SECONDS:-470}
+REPS=${REPS:-5}
+DURATION=${DURATION:-8}
+MAX_SECONDS=${MAX_SECONDS:-900}
+MAX_LOAD=${MAX_LOAD:-0.5}
+IGNORE_LOAD=${MESH_BENCH_IGNORE_LOAD:-0}
 CONNS=(50 200)
 if [[ "${1:-}" == "--quick" ]]; then REPS=1; DURATION=3; fi
 
@@ -123,6 +132,25 @@ to_ms() { # "1.75ms" | "850.00us" | "1.02s" -> milliseconds
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+load1() { awk '{ print $1 }' /proc/loadavg; }
+
+# Refuses to go on (exit 3, no report) when the machine is busy before a run.
+check_load() { # check_load WHAT -> prints the load average
+    local l
+    l=$(load1)
+    if awk -v l="$l" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
+        if [[ $IGNORE_LOAD == 1 ]]; then
+            log "load average $l > $MAX_LOAD before $1: going on (MESH_BENCH_IGNORE_LOAD=1)," \
+                "the figures are not publishable"
+        else
+            log "REFUSED: the 1-minute load average is $l (> $MAX_LOAD) before $1: the machine" \
+                "is busy, so the figures would be worthless. Run it on a quiet machine."
+            exit 3
+        fi
+    fi
+    echo "$l"
+}
+
 RESULTS=$TMP/results.tsv
 RSS=$TMP/rss.tsv
 : >"$RESULTS"; : >"$RSS"
@@ -132,6 +160,7 @@ for rep in $(seq "$REPS"); do
         for t in "${TARGETS[@]}"; do
             if ((SECONDS - START > MAX_SECONDS)); then log "time bound reached"; break 3; fi
             url="http://127.0.0.1:${PORT[$t]}/"
+            load=$(check_load "rep $rep c$c $t") || exit 3
             timeout 10 wrk -t1 -c"$c" -d1s "$url" >/dev/null 2>&1 || true
             sampler=
             if [[ $c == 200 && $t != nginx-* ]]; then
@@ -146,9 +175,10 @@ for rep in $(seq "$REPS"); do
             p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
             errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
                         END { print e + 0 }' <<<"$out")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "$p50" "$p99" \
-                "$errs" >>"$RESULTS"
-            log "rep $rep c$c $t: ${rps:-0} req/s p50 ${p50} ms p99 ${p99} ms errors $errs"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "$p50" \
+                "$p99" "$errs" "$load" >>"$RESULTS"
+            log "rep $rep c$c $t (load $load): ${rps:-0} req/s p50 ${p50} ms p99 ${p99} ms" \
+                "errors $errs"
         done
     done
 done
@@ -160,16 +190,29 @@ done
 
 col() { awk -F'\t' -v t="$1" -v c="$2" -v k="$3" '$1 == t && $2 == c { print $k }' "$RESULTS"; }
 
+# The ratio of target $1 to HAProxy per repetition (same threads $2 and conns $3), one a line.
+rep_ratios() {
+    awk -F'\t' -v t="$1-$2" -v h="haproxy-$2" -v c="$3" '
+        $2 == c && $1 == t { a[$3] = $4 } $2 == c && $1 == h { b[$3] = $4 }
+        END { for (r = 1; r in a || r in b; r++) if (b[r] > 0 && r in a) printf "%.3f\n", a[r] / b[r] }' \
+        "$RESULTS"
+}
+
+load_summary() {
+    awk -F'\t' '{ print $8 }' "$RESULTS" | sort -g |
+        awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s to %s over %d runs", lo, hi, NR }'
+}
+
 echo
 echo "mesh lb vs HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }') vs nginx" \
      "$(nginx -v 2>&1 | sed 's|.*/||'), wrk -t1 -d${DURATION}s, medians of $REPS," \
      "$(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "| target | threads | conns | req/s (median) | req/s range | p50 ms | p99 ms | errors | vs HAProxy |"
+echo "| target | threads | conns | req/s (median) | req/s range | p50 ms | p99 ms | errors |" \
+     "vs HAProxy, per rep: median (range) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for c in "${CONNS[@]}"; do
     for n in 1 2; do
-        h=$(col "haproxy-$n" "$c" 4 | median)
         for kind in mesh haproxy nginx; do
             t=$kind-$n
             r=$(col "$t" "$c" 4 | median)
@@ -180,12 +223,27 @@ for c in "${CONNS[@]}"; do
             e=$(col "$t" "$c" 7 | awk '{ s += $1 } END { print s + 0 }')
             case $kind in mesh) name="mesh lb -workers $n";; haproxy) name="HAProxy nbthread $n";;
                           nginx) name="nginx proxy, $n worker(s)";; esac
-            ratio=$(awk -v a="$r" -v b="$h" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }')
+            ratios=$(rep_ratios "$kind" "$n" "$c")
+            ratio=$(printf '%.2f (%.2f–%.2f)' "$(median <<<"$ratios")" \
+                    "$(sort -g <<<"$ratios" | head -1)" "$(sort -g <<<"$ratios" | tail -1)")
+            [[ $kind != haproxy ]] || ratio=1
             printf '| %s | %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s |\n' "$name" "$n" "$c" \
                 "$r" "$lo" "$hi" "$p50" "$p99" "$e" "$ratio"
         done
     done
 done
+echo
+echo "Per repetition, mesh lb / HAProxy req/s (each mesh lb run against the HAProxy run that"
+echo "follows it):"
+echo
+for c in "${CONNS[@]}"; do
+    for n in 1 2; do
+        printf -- '- c%s, %s thread(s): %s\n' "$c" "$n" \
+            "$(rep_ratios mesh "$n" "$c" | paste -sd' ' -)"
+    done
+done
+echo
+echo "1-minute load average before the runs: $(load_summary)"
 echo
 echo "RSS under -c200 (sampled $((DURATION / 2)) s into each run, median):"
 echo
