@@ -179,17 +179,18 @@ void lb_rr_build(struct lb_server_set *set)
     size_t nh = 0, len = 0;
     int g = 0;
 
-    for (size_t i = 0; i < set->n; i++) {
-        int w = atomic_load_explicit(&set->v[i]->weight, memory_order_relaxed);
-        if (w > 0)
-            g = gcd(g, w);
-    }
+    /* Each weight is read once: the admin API may change it meanwhile, and a second read
+     * could see a positive weight where the first saw 0 and divide by a gcd of 0. */
     for (size_t i = 0; i < set->n; i++) {
         int w = atomic_load_explicit(&set->v[i]->weight, memory_order_relaxed);
         if (w <= 0)
             continue;
-        heap[nh++] = (struct rr_turn){(uint32_t)i, 0, (uint32_t)(w / g)};
-        len += (size_t)(w / g);
+        heap[nh++] = (struct rr_turn){(uint32_t)i, 0, (uint32_t)w};
+        g = gcd(g, w);
+    }
+    for (size_t j = 0; j < nh; j++) {
+        heap[j].w /= (uint32_t)g;
+        len += heap[j].w;
     }
     for (size_t i = nh / 2; i-- > 0;)
         turn_sift_down(heap, nh, i);
