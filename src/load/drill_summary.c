@@ -16,8 +16,10 @@
 #include "lib/buf.h"
 #include "load/drill.h"
 
-/* Buckets before an event that show which instances of a node were serving already. */
-#define DRILL_LOOKBACK_S 5
+/* Buckets before an event that show which instances of a node were serving already. Short:
+ * drill steps are a few seconds apart, and a longer look back reached the seconds before the
+ * node's previous stop, so a node started again counted as already serving (no recovery). */
+#define DRILL_LOOKBACK_S 2
 
 static double drill_num(const json_t *v, double fallback)
 {
