@@ -9,6 +9,9 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 PYTEST     := $(PYTHON) -m pytest
 RUNDIR     ?= $(CURDIR)/run
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+DEBBUILD   ?= build-deb
 
 .PHONY: all deps deps-run check check-rules check-tsan check-peers lint unit e2e compat \
 	browser fuzz bench up down clean format install deb check-package
