@@ -8,24 +8,10 @@
 #include "registry/coord.h"
 #include "registry/render.h"
 
-/* The checks that decide an instance's health: its node's checks and its own. */
-static json_t *instance_checks(const struct api_call *call, const struct reg_service *s,
-                               bool *all_passing)
+/* A check as the call's token may see it (render_check_fn). */
+static json_t *check_for_call(const struct reg_check *c, const void *call)
 {
-    json_t *list = json_array();
-    const struct reg_check **ordered = reg_node_checks_ordered(s->node);
-
-    *all_passing = true;
-    for (size_t i = 0; i < s->node->checks.n; i++) {
-        const struct reg_check *c = ordered[i];
-        if (c->service_id[0] && strcmp(c->service_id, s->id) != 0)
-            continue;
-        if (c->status != REG_PASSING)
-            *all_passing = false;
-        json_array_append_new(list, api_acl_render_check(call, c));
-    }
-    free(ordered);
-    return list;
+    return api_acl_render_check(call, c);
 }
 
 struct health_service_ctx {
@@ -42,7 +28,7 @@ static void add_health_entry(const struct reg_service *s, void *data)
 
     if (!api_acl_service_visible(ctx->c, ctx->res, s, true))
         return;
-    json_t *checks = instance_checks(ctx->c, s, &all_passing);
+    json_t *checks = render_health_checks(s, check_for_call, ctx->c, &all_passing);
 
     /* ?passing drops an instance when any of its checks, node-level included, is not
      * exactly passing: warning instances go too. */
@@ -50,9 +36,7 @@ static void add_health_entry(const struct reg_service *s, void *data)
         json_decref(checks);
         return;
     }
-    json_array_append_new(ctx->list,
-                          json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
-                                    render_node_service(s), "Checks", checks));
+    json_array_append_new(ctx->list, render_health_entry(s, checks));
 }
 
 void api_health_service(struct api_call *c, struct api_result *res)

@@ -202,7 +202,8 @@ static void add_instance(const struct reg_service *s, void *data)
     bool all_passing;
 
     if (reg_query_selects(x->q, s))
-        json_array_append_new(x->nodes, render_health_entry(s, &all_passing));
+        json_array_append_new(
+            x->nodes, render_health_entry(s, render_health_checks(s, NULL, NULL, &all_passing)));
 }
 
 /* The instances a query selects, shuffled (no coordinates to sort by Near). New reference. */

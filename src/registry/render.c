@@ -174,7 +174,8 @@ json_t *render_kv(const struct reg_kv *kv)
     return o;
 }
 
-json_t *render_health_entry(const struct reg_service *s, bool *all_passing)
+json_t *render_health_checks(const struct reg_service *s, render_check_fn render, const void *arg,
+                             bool *all_passing)
 {
     json_t *list = json_array();
     const struct reg_check **ordered = reg_node_checks_ordered(s->node);
@@ -186,11 +187,16 @@ json_t *render_health_entry(const struct reg_service *s, bool *all_passing)
             continue;
         if (c->status != REG_PASSING)
             *all_passing = false;
-        json_array_append_new(list, render_check(c, false));
+        json_array_append_new(list, render ? render(c, arg) : render_check(c, false));
     }
     free(ordered);
+    return list;
+}
+
+json_t *render_health_entry(const struct reg_service *s, json_t *checks)
+{
     return json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
-                     render_node_service(s), "Checks", list);
+                     render_node_service(s), "Checks", checks);
 }
 
 const char *render_health_entry_node(const json_t *entry)

@@ -23,10 +23,14 @@ json_t *render_service_node(const struct reg_service *s);
  * to tokens that could have registered the check (docs/acl.md).
  */
 json_t *render_check(const struct reg_check *c, bool with_secrets);
-/* A health entry {"Node", "Service", "Checks"} (prepared query execute): the checks are the
- * node's and the instance's, in Consul's order, without secrets; *all_passing tells whether
- * each passes. */
-json_t *render_health_entry(const struct reg_service *s, bool *all_passing);
+/* Renders one check for a caller: with or without secrets, as its token allows. */
+typedef json_t *(*render_check_fn)(const struct reg_check *c, const void *arg);
+/* The checks that decide an instance's health: its node's and its own, in Consul's order, each
+ * through render (NULL: without secrets); *all_passing tells whether each passes. */
+json_t *render_health_checks(const struct reg_service *s, render_check_fn render, const void *arg,
+                             bool *all_passing);
+/* A health entry {"Node", "Service", "Checks"}; takes the reference to checks. */
+json_t *render_health_entry(const struct reg_service *s, json_t *checks);
 /* The node name of a health entry ("" when it has none). */
 const char *render_health_entry_node(const json_t *entry);
 /* Agent view of a service (agent/services values). */
