@@ -195,6 +195,12 @@ static void add_children(const struct man_words *parent, struct man_line l,
                          struct man_words *children, char summaries[][160], int *n, char *storage)
 {
     const char *s = l.s + 4, *end = l.s + l.n;
+    /* "NAME = mesh OTHER": an alias, documented by OTHER's page. */
+    const char *after = memchr(s, ' ', (size_t)(end - s));
+    while (after && after < end && *after == ' ')
+        after++;
+    if (after && after < end && *after == '=')
+        return;
     const char *gap = strstr(s, "  ");
     const char *form_end = gap && gap < end ? gap : end;
     const char *sum = form_end;
