@@ -9,19 +9,20 @@
 #             5 repetitions interleaved (rep -> conns -> threads -> mesh lb, HAProxy, nginx)
 #   prints:   a markdown table of req/s, p50, p99, errors, and the ratio to HAProxy taken per
 #             repetition (mesh lb's run against the HAProxy run right after it, same threads and
-#             conns) with its median and range; the 1-minute load average before every run;
+#             conns) with its median and range; the machine's idle-time CPU use before each run;
 #             RSS of mesh lb and HAProxy sampled halfway into the c200 runs.
 #
-# A figure taken on a busy machine is worthless, so the 1-minute load average is read before
-# every run: above MAX_LOAD (0.5) the script says so and exits 3 without a report.
-# MESH_BENCH_IGNORE_LOAD=1 runs anyway (to check the script, never for figures to publish).
+# A figure taken on a busy machine is worthless: the 1-minute load average must be <= MAX_LOAD
+# (0.5) at start, and before every run the CPUs may be at most MAX_BUSY (15) percent busy over a
+# second while the bench is idle; otherwise the script says so and exits 3 without a report
+# (bench/common.sh). MESH_BENCH_IGNORE_LOAD=1 runs anyway (never for figures to publish).
 #
 # Everything listens on free 127.0.0.1 ports and is stopped by PID (trap). Bounded: each wrk is
 # wrapped in `timeout`, and the whole run stops after MAX_SECONDS (default 900).
 # Run as root, it installs haproxy, nginx and wrk with apt-get when missing.
 #
 # Usage: bench/lb.sh [--quick]          (--quick: 1 rep of 3 s, a smoke test)
-# Env:   MESH_BIN (default build/mesh), REPS, DURATION (s), MAX_SECONDS, MAX_LOAD,
+# Env:   MESH_BIN (default build/mesh), REPS, DURATION (s), MAX_SECONDS, MAX_LOAD, MAX_BUSY,
 #        MESH_BENCH_IGNORE_LOAD
 set -euo pipefail
 
@@ -30,8 +31,6 @@ MESH=${MESH_BIN:-$ROOT/build/mesh}
 REPS=${REPS:-5}
 DURATION=${DURATION:-8}
 MAX_SECONDS=${MAX_SECONDS:-900}
-MAX_LOAD=${MAX_LOAD:-0.5}
-IGNORE_LOAD=${MESH_BENCH_IGNORE_LOAD:-0}
 CONNS=(50 200)
 if [[ "${1:-}" == "--quick" ]]; then REPS=1; DURATION=3; fi
 
@@ -40,6 +39,8 @@ BENCH=lb.sh
 . "$ROOT/bench/common.sh"
 
 bench_tools haproxy nginx wrk curl
+bench_check_start
+START_LOAD=$(load1)
 [[ -x "$MESH" ]] || { log "no mesh binary at $MESH (build it, or set MESH_BIN)"; exit 1; }
 "$MESH" lb -help >/dev/null 2>&1 || { log "$MESH has no 'lb' command"; exit 1; }
 
@@ -132,25 +133,6 @@ to_ms() { # "1.75ms" | "850.00us" | "1.02s" -> milliseconds
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-load1() { awk '{ print $1 }' /proc/loadavg; }
-
-# Refuses to go on (exit 3, no report) when the machine is busy before a run.
-check_load() { # check_load WHAT -> prints the load average
-    local l
-    l=$(load1)
-    if awk -v l="$l" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
-        if [[ $IGNORE_LOAD == 1 ]]; then
-            log "load average $l > $MAX_LOAD before $1: going on (MESH_BENCH_IGNORE_LOAD=1)," \
-                "the figures are not publishable"
-        else
-            log "REFUSED: the 1-minute load average is $l (> $MAX_LOAD) before $1: the machine" \
-                "is busy, so the figures would be worthless. Run it on a quiet machine."
-            exit 3
-        fi
-    fi
-    echo "$l"
-}
-
 RESULTS=$TMP/results.tsv
 RSS=$TMP/rss.tsv
 : >"$RESULTS"; : >"$RSS"
@@ -160,7 +142,7 @@ for rep in $(seq "$REPS"); do
         for t in "${TARGETS[@]}"; do
             if ((SECONDS - START > MAX_SECONDS)); then log "time bound reached"; break 3; fi
             url="http://127.0.0.1:${PORT[$t]}/"
-            load=$(check_load "rep $rep c$c $t") || exit 3
+            load=$(bench_check_between "rep $rep c$c $t") || exit 3
             timeout 10 wrk -t1 -c"$c" -d1s "$url" >/dev/null 2>&1 || true
             sampler=
             if [[ $c == 200 && $t != nginx-* ]]; then
@@ -177,7 +159,7 @@ for rep in $(seq "$REPS"); do
                         END { print e + 0 }' <<<"$out")
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "$p50" \
                 "$p99" "$errs" "$load" >>"$RESULTS"
-            log "rep $rep c$c $t (load $load): ${rps:-0} req/s p50 ${p50} ms p99 ${p99} ms" \
+            log "rep $rep c$c $t (busy $load%, load average $(load1)): ${rps:-0} req/s p50 ${p50} ms p99 ${p99} ms" \
                 "errors $errs"
         done
     done
@@ -200,7 +182,7 @@ rep_ratios() {
 
 load_summary() {
     awk -F'\t' '{ print $8 }' "$RESULTS" | sort -g |
-        awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s to %s over %d runs", lo, hi, NR }'
+        awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s%% to %s%% over %d runs", lo, hi, NR }'
 }
 
 echo
@@ -243,7 +225,7 @@ for c in "${CONNS[@]}"; do
     done
 done
 echo
-echo "1-minute load average before the runs: $(load_summary)"
+echo "1-minute load average at start: $START_LOAD; CPUs busy in the idle second before each run: $(load_summary)"
 echo
 echo "RSS under -c200 (sampled $((DURATION / 2)) s into each run, median):"
 echo
