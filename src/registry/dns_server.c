@@ -14,7 +14,7 @@
 #include "registry/agent_internal.h"
 #include "registry/dns.h"
 
-#define TCP_MAX_CONNS   256
+#define TCP_MAX_CONNS   256   /* at the cap the longest-idle connection gives way (conn_evict) */
 #define TCP_IDLE_MS     10000 /* a connection with no complete query for this long is closed */
 #define TCP_MAX_PENDING 16    /* queries in progress on one connection before it stops reading */
 #define UDP_MAX_PENDING 1024  /* UDP queries a client agent's server has not answered yet */
@@ -27,7 +27,7 @@ struct reg_dns {
     int handles; /* open handles (listeners and connections): freed at zero after close */
     int lookups; /* UDP queries whose answer is still to come */
     bool closing;
-    struct dns_conn *conns;
+    struct dns_conn *conns; /* most recently active first: the idle tail gives way at the cap */
     size_t nconns;
     uint8_t rbuf[DNS_MSG_MAX]; /* UDP datagrams land here, one at a time */
 };
@@ -146,18 +146,47 @@ static void conn_closed(uv_handle_t *h)
         conn_free(c);
 }
 
-static void conn_close(struct dns_conn *c)
+static void conn_unlink(struct dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
-    if (c->closing_handles || c->closed)
-        return;
     if (c->prev)
         c->prev->next = c->next;
     else
         d->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+static void conn_push_front(struct dns_conn *c)
+{
+    struct reg_dns *d = c->d;
+
+    c->prev = NULL;
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+}
+
+/* A complete query arrived: the connection moves to the front, away from eviction. */
+static void conn_touch(struct dns_conn *c)
+{
+    if (c->d->conns != c) {
+        conn_unlink(c);
+        conn_push_front(c);
+    }
+    uv_timer_again(&c->idle);
+}
+
+static void conn_close(struct dns_conn *c)
+{
+    struct reg_dns *d = c->d;
+
+    if (c->closing_handles || c->closed)
+        return;
+    conn_unlink(c);
     d->nconns--;
     c->closing_handles = 2;
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
@@ -251,7 +280,7 @@ static void conn_answer(struct dns_conn *c)
         size_t mlen = (size_t)c->in[off] << 8 | c->in[off + 1];
         if (c->in_len - off - 2 < mlen)
             break;
-        uv_timer_again(&c->idle);
+        conn_touch(c);
         c->pending++;
         c->lookups++;
         dns_query(c->d->a, c->in + off + 2, mlen, true, on_tcp_answer, c);
@@ -286,24 +315,41 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     conn_answer(c);
 }
 
+/*
+ * At the cap, the connection idle the longest (no answer in progress) is closed so that
+ * sockets opened and held silent cannot lock resolvers out; true if one made room. With every
+ * connection busy answering, the newcomer is the one refused.
+ */
+static bool conn_evict_idlest(struct reg_dns *d)
+{
+    struct dns_conn *idlest = NULL;
+
+    for (struct dns_conn *c = d->conns; c; c = c->next)
+        if (c->pending == 0)
+            idlest = c; /* the list runs from most to least recently active */
+    if (!idlest)
+        return false;
+    log_debug("dns: %d tcp connections: closing the longest idle one", TCP_MAX_CONNS);
+    conn_close(idlest);
+    return true;
+}
+
 static void on_tcp_connection(uv_stream_t *server, int status)
 {
     struct reg_dns *d = server->data;
 
     if (status < 0 || d->closing)
         return;
+    bool room = d->nconns < TCP_MAX_CONNS || conn_evict_idlest(d);
     struct dns_conn *c = xcalloc(1, sizeof(*c));
     c->d = d;
     uv_tcp_init(d->a->loop, &c->tcp);
     uv_timer_init(d->a->loop, &c->idle);
     c->tcp.data = c->idle.data = c;
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
+    conn_push_front(c);
     d->nconns++;
     d->handles++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || d->nconns > TCP_MAX_CONNS) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !room) {
         conn_close(c);
         return;
     }

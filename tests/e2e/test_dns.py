@@ -434,3 +434,27 @@ def test_lookups_use_the_default_token_under_acls(dns_agent):
                  headers=root).status == 200
     assert tcp(port, "web.service.consul", A).data(A) == ["127.0.0.10"]
     assert tcp(port, "node1.node.consul", A).data(A) == ["127.0.0.1"]
+
+
+def test_tcp_idle_connections_give_way_to_a_newcomer(dns_agent):
+    """Connections opened and held silent fill the TCP listener's 256 slots: at the cap the one
+    idle the longest is closed for a newcomer (as the HTTP server does), so holding sockets open
+    cannot lock resolvers out of DNS over TCP."""
+    a, port = dns_agent()
+    register(a, "w", "web", 80, "127.0.0.50")
+    held = []
+    try:
+        for _ in range(256):
+            held.append(socket.create_connection((HOST, port), timeout=5.0))
+        # One that did ask something recently is not the one to give way.
+        assert Answer(tcp_exchange(held[-1], build_query("consul", SOA))).data(SOA)
+        for i in range(3):
+            ans = tcp(port, "web.service.consul", A)
+            assert ans.data(A) == ["127.0.0.50"], f"newcomer {i} was refused at the cap"
+        # The oldest silent connections were the ones closed.
+        held[0].settimeout(5.0)
+        assert held[0].recv(1) == b""
+        assert Answer(tcp_exchange(held[-1], build_query("consul", SOA))).data(SOA)
+    finally:
+        for s in held:
+            s.close()
