@@ -7,7 +7,7 @@
 #include "load/drill.h"
 #include "load/load.h"
 #include "pm/pm.h"
-#include "registry/agent.h"
+#include "registry/agent/agent.h"
 #include "template/template.h"
 
 struct subcommand {

@@ -1,7 +1,7 @@
 """Every route of the registry against limited tokens (issue 12 items 1 and 2; docs/acl.md).
 
 The routes come from docs/acl.md's endpoint table, which tests/unit/test_api_routes.c holds
-equal to the route table in src/registry/api.c: a route added to the code without a row fails
+equal to the route table in src/registry/api/api.c: a route added to the code without a row fails
 the unit test, and a row makes this test call it. Each row is called as an anonymous caller and
 with a token that may only write `app/` keys, on an agent with `default_policy: deny` whose
 every object (node, service, check, key, session, event, token, policy) is named "canary...":

@@ -1,4 +1,4 @@
-/* ACL rules parsing and authorization (registry/acl.h). */
+/* ACL rules parsing and authorization (registry/state/acl.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "registry/acl.h"
-#include "registry/agent_config.h"
-#include "registry/state.h"
+#include "registry/state/acl.h"
+#include "registry/agent/agent_config.h"
+#include "registry/state/state.h"
 
 /* An authorizer over one parsed rule set. */
 struct fixture {

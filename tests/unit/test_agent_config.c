@@ -13,7 +13,7 @@
 #include "scratch.h"
 
 #include "lib/flags.h"
-#include "registry/agent_config.h"
+#include "registry/agent/agent_config.h"
 
 static int load(struct agent_config *cfg, struct err *e, int argc, const char **argv)
 {

@@ -21,8 +21,8 @@
 #include "cli/cli.h"
 #include "lib/alloc.h"
 #include "lib/http_client.h"
-#include "registry/agent_config.h"
-#include "registry/agent_tls.h"
+#include "registry/agent/agent_config.h"
+#include "registry/agent/agent_tls.h"
 
 static char old_cwd[4096];
 static char dir[4096];

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
-#include "registry/api_routes.h"
+#include "registry/api/api_routes.h"
 
 static const char *kind_name(enum api_acl_kind k)
 {

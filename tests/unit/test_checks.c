@@ -15,8 +15,8 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/http_server.h"
-#include "registry/checks.h"
-#include "registry/state.h"
+#include "registry/agent/checks.h"
+#include "registry/state/state.h"
 
 struct fixture {
     uv_loop_t loop;

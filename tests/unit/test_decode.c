@@ -12,7 +12,7 @@
 
 #include "lib/buf.h"
 #include "lib/duration.h"
-#include "registry/decode.h"
+#include "registry/api/decode.h"
 
 static const struct decode_opts no_scripts = {.allow_scripts = false};
 static const struct decode_opts scripts = {.allow_scripts = true};

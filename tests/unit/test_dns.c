@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "registry/dns.h"
+#include "registry/dns/dns.h"
 
 static struct dns_lookup parse_type(const char *qname, uint16_t qtype)
 {

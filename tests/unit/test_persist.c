@@ -15,8 +15,8 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
-#include "registry/persist.h"
-#include "registry/state.h"
+#include "registry/agent/persist.h"
+#include "registry/state/state.h"
 
 /* One test's world: a data directory, a loop, and the state persisted into it. */
 struct world {

@@ -13,8 +13,8 @@
 #include "lib/buf.h"
 #include "lib/duration.h"
 #include "lib/json.h"
-#include "registry/render.h"
-#include "registry/state.h"
+#include "registry/api/render.h"
+#include "registry/state/state.h"
 
 struct fixture {
     struct reg_state st;

@@ -15,9 +15,9 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
-#include "registry/sessions.h"
-#include "registry/state.h"
-#include "registry/state_journal.h"
+#include "registry/agent/sessions.h"
+#include "registry/state/state.h"
+#include "registry/state/state_journal.h"
 
 #define SID_A "aaaaaaaa-0000-4000-8000-000000000001"
 #define SID_B "bbbbbbbb-0000-4000-8000-000000000002"

@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
-#include "registry/state.h"
-#include "registry/state_journal.h"
+#include "registry/state/state.h"
+#include "registry/state/state_journal.h"
 
 struct recorder {
     json_t *records; /* every journal record, in order */

@@ -24,8 +24,8 @@
 #include "lib/http_client.h"
 #include "lib/http_server.h"
 #include "lib/tls.h"
-#include "registry/checks.h"
-#include "registry/state.h"
+#include "registry/agent/checks.h"
+#include "registry/state/state.h"
 
 /* ---- certificates -------------------------------------------------------------------------- */
 

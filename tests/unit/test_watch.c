@@ -17,9 +17,9 @@
 #include "lib/alloc.h"
 #include "lib/http_client.h"
 #include "lib/http_server.h"
-#include "registry/agent_internal.h"
-#include "registry/api.h"
-#include "registry/watch.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api.h"
+#include "registry/api/watch.h"
 
 struct answer {
     bool done;

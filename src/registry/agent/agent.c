@@ -1,0 +1,402 @@
+/* `mesh agent`: setup, the local node, signals and shutdown. */
+#include "registry/agent/agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/file.h"
+#include "lib/flags.h"
+#include "lib/log.h"
+#include "lib/sd_notify.h"
+#include "lib/uuid.h"
+#include "registry/agent/acl_client.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_tls.h"
+#include "registry/api/api.h"
+#include "registry/cluster/cluster.h"
+#include "registry/api/decode.h"
+#include "registry/dns/dns.h"
+#include "registry/agent/sync.h"
+
+#define HOUSEKEEPING_MS 10000
+
+struct reg_node *agent_local_node(struct reg_agent *a)
+{
+    struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
+    if (!n && !agent_may_write(a)) {
+        /* A replicated server that does not lead: the leader registers servers' nodes. */
+        a->shadow_node.name = a->cfg.node_name;
+        a->shadow_node.id = a->node_id;
+        a->shadow_node.datacenter = a->cfg.datacenter;
+        return &a->shadow_node;
+    }
+    if (!n) { /* removed through the catalog API: the agent's own node always exists */
+        agent_ensure_local_node(a);
+        n = reg_node_get(&a->state, a->cfg.node_name);
+    }
+    return n;
+}
+
+/* ---- node identity ----------------------------------------------------------------------- */
+
+/* The node ID survives restarts through <data-dir>/node-id, as Consul's does. */
+static void load_node_id(struct reg_agent *a)
+{
+    char path[4096];
+
+    uuid_v4(a->node_id);
+    if (!a->cfg.data_dir || a->cfg.dev) /* -dev keeps everything in memory */
+        return;
+    snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char id[64] = "";
+        if (fgets(id, sizeof(id), f) && strlen(id) >= 36) {
+            memcpy(a->node_id, id, 36);
+            a->node_id[36] = '\0';
+        }
+        fclose(f);
+        return;
+    }
+    f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", a->node_id);
+        fclose(f);
+    }
+}
+
+static const char *advertise_addr(const struct reg_agent *a)
+{
+    const char *b = a->cfg.bind_addr;
+    return strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0 ? "127.0.0.1" : b;
+}
+
+void agent_ensure_local_node(struct reg_agent *a)
+{
+    const char *addr = advertise_addr(a);
+    json_t *tagged = json_pack("{s:s, s:s, s:s, s:s}", "lan", addr, "lan_ipv4", addr, "wan", addr,
+                               "wan_ipv4", addr);
+    json_t *meta = json_pack("{s:s}", "consul-network-segment", "");
+    struct reg_node_fields f = {
+        .name = a->cfg.node_name,
+        .id = a->node_id,
+        .address = addr,
+        .datacenter = a->cfg.datacenter,
+        .tagged_addresses = tagged,
+        .meta = meta,
+    };
+
+    reg_node_upsert(&a->state, &f);
+    json_decref(tagged);
+    json_decref(meta);
+    if (!a->cfg.server)
+        return; /* a client's serfHealth is the servers' to keep (members.c) */
+    struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    struct reg_check serf = {
+        .id = "serfHealth",
+        .name = "Serf Health Status",
+        .status = REG_PASSING,
+        .output = "Agent alive and reachable",
+        .service_id = "",
+        .type = "",
+    };
+    reg_check_upsert(&a->state, node, &serf);
+    if (a->cfg.server) {
+        struct reg_service consul = {.id = "consul", .name = "consul", .port = 8300, .address = ""};
+        reg_service_upsert(&a->state, node, &consul);
+    }
+}
+
+/* ---- local services and checks ----------------------------------------------------------- */
+
+int agent_service_deregister(struct reg_agent *a, const char *service_id)
+{
+    struct reg_node *node = agent_local_node(a);
+
+    if (!reg_service_get(node, service_id))
+        return -ENOENT;
+    smap_foreach(&node->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        if (strcmp(chk->service_id, service_id) == 0)
+            reg_checks_stop(a->checks, chk->id);
+    }
+    reg_service_delete(&a->state, node, service_id);
+    return 0;
+}
+
+static void on_reap(const char *service_id, void *data)
+{
+    struct reg_agent *a = data;
+
+    if (!agent_may_write(a))
+        return; /* the leader reaps */
+    log_info("deregistering service %s: its check stayed critical past "
+             "DeregisterCriticalServiceAfter",
+             service_id);
+    agent_service_deregister(a, service_id);
+}
+
+/*
+ * Restarts the runners of the local node's checks after a restart with a data dir: each
+ * check's stored Definition is the probe as registered, decoded again as a check body.
+ */
+static void restore_check_runners(struct reg_agent *a)
+{
+    struct reg_node *node = agent_local_node(a);
+    struct decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
+                                                a->cfg.enable_local_script_checks};
+
+    smap_foreach(&node->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        struct check_reg r;
+        struct err err = {{0}};
+        if (!chk->type[0] || strcmp(chk->type, "maintenance") == 0)
+            continue;
+        json_t *def = json_deep_copy(chk->definition);
+        json_object_set_new(def, "CheckID", json_string(chk->id));
+        json_object_set_new(def, "Name", json_string(chk->name));
+        json_object_set_new(def, "ServiceID", json_string(chk->service_id));
+        if (decode_check(def, &opts, NULL, NULL, NULL, &r, &err) == 0) {
+            reg_checks_start(a->checks, r.run);
+            r.run = NULL;
+        } else {
+            log_warn("check %s not restarted: %s", chk->id, err.msg);
+        }
+        check_reg_free(&r);
+        json_decref(def);
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void on_http_closed(struct http_server *srv)
+{
+    (void)srv;
+}
+
+void agent_shutdown(struct reg_agent *a)
+{
+    if (a->shutting_down)
+        return;
+    a->shutting_down = true;
+    log_info("shutting down");
+    sd_notify_stopping();
+    if (a->members.agent)
+        members_close(&a->members);
+    cluster_stop(a);
+    sync_stop(a);
+    acl_cache_free(a->acl_cache);
+    a->acl_cache = NULL;
+    if (a->client)
+        http_client_free(a->client);
+    a->client = NULL;
+    watch_set_close(&a->watches);
+    dns_close(a);
+    http_server_close(&a->http, on_http_closed);
+    agent_tls_close(a);
+    uv_close((uv_handle_t *)&a->sig_int, NULL);
+    uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->sig_hup, NULL);
+    uv_close((uv_handle_t *)&a->housekeeping, NULL);
+    if (a->checks)
+        reg_checks_free(a->checks);
+    a->checks = NULL;
+    reg_sessions_free(a->sessions);
+    a->sessions = NULL;
+}
+
+void agent_leave(struct reg_agent *a)
+{
+    if (a->leaving || a->shutting_down)
+        return;
+    a->leaving = true;
+    if (a->cfg.server)
+        agent_shutdown(a);
+    else
+        sync_leave(a, agent_shutdown);
+}
+
+/* As Consul's defaults: a client agent leaves gracefully on SIGTERM and SIGINT (its services
+ * are deregistered at once); a server just stops, and the cluster keeps its catalog. */
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct reg_agent *a = s->data;
+    log_info("caught signal %d", signum);
+    agent_leave(a);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    struct reg_agent *a = s->data;
+    struct err e;
+
+    (void)signum;
+    log_info("caught SIGHUP: reloading the configuration");
+    sd_notify_reloading();
+    if (agent_reload(a, &e) < 0)
+        log_error("reload failed, the running configuration stays: %s", e.msg);
+    sd_notify_ready("serving the HTTP API");
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    struct reg_agent *a = t->data;
+    if (a->persist)
+        reg_persist_maybe_compact(a->persist);
+}
+
+/* Every committed change wakes the blocking queries that read it and, on a client agent,
+ * schedules pushing it to the servers. */
+static void agent_on_change(enum reg_table table, void *data)
+{
+    struct reg_agent *a = data;
+
+    watch_on_change(table, &a->watches);
+    if (!a->cfg.server)
+        sync_on_change(table, a);
+}
+
+/* Handles first, so that a failure at any later step can shut down through one path. */
+static void agent_init_handles(struct reg_agent *a)
+{
+    reg_state_init(&a->state);
+    watch_set_init(&a->watches, a->loop);
+    reg_metrics_init(&a->metrics);
+    vivaldi_client_init(&a->vivaldi);
+    coords_init(&a->coords);
+    a->state.on_change = agent_on_change;
+    a->state.change_data = a;
+    struct http_server_config hc = {.max_conns_per_client =
+                                        (size_t)a->cfg.http_max_conns_per_client};
+    http_server_init(&a->http, a->loop, &hc, api_handle, a);
+    uv_signal_init(a->loop, &a->sig_int);
+    uv_signal_init(a->loop, &a->sig_term);
+    uv_signal_init(a->loop, &a->sig_hup);
+    a->sig_int.data = a->sig_term.data = a->sig_hup.data = a;
+    uv_timer_init(a->loop, &a->housekeeping);
+    a->housekeeping.data = a;
+}
+
+static int agent_start(struct reg_agent *a, struct err *e)
+{
+    int rc;
+
+    if (cluster_wanted(a)) {
+        rc = cluster_start(a, e); /* the state comes from the replicated log */
+        if (rc < 0)
+            return rc;
+    } else if (a->cfg.data_dir && !a->cfg.dev) {
+        rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
+        if (rc < 0)
+            return rc;
+        reg_metrics_time_journal(&a->metrics, &a->state);
+    }
+    load_node_id(a);
+    a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
+    a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
+    if (agent_may_write(a))
+        agent_ensure_local_node(a);
+    restore_check_runners(a);
+    rc = agent_config_services_apply(a, NULL, &a->cfg, e);
+    if (rc < 0)
+        return rc;
+    if (a->cfg.server) {
+        members_init(&a->members, a);
+    } else {
+        a->client = http_client_new(a->loop);
+        if (a->cfg.acl_enabled)
+            a->acl_cache = acl_cache_new(a);
+        rc = sync_start(a, e);
+        if (rc < 0)
+            return rc;
+    }
+    if (a->cfg.http_port > 0) {
+        rc = http_server_listen(&a->http, a->cfg.client_addr, a->cfg.http_port, e);
+        if (rc < 0)
+            return rc;
+    }
+    rc = agent_tls_start(a, e);
+    if (rc < 0)
+        return rc;
+    struct err dns_err;
+    /* Several agents often share a host (tests, `mesh up`): a taken DNS port costs DNS only. */
+    if (dns_start(a, &dns_err) < 0)
+        log_error("%s; the agent runs without DNS", dns_err.msg);
+    if (a->cfg.pid_file && (rc = file_write_pid(a->cfg.pid_file, e)) < 0)
+        return rc;
+    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&a->sig_hup, on_sighup, SIGHUP);
+    uv_timer_start(&a->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+    return 0;
+}
+
+int agent_main(int argc, char **argv)
+{
+    struct reg_agent *a = xcalloc(1, sizeof(*a));
+    struct err e = {""};
+    enum log_level lvl;
+
+    log_set_component("agent");
+    a->argc = argc - 1; /* kept for reloads */
+    a->argv = argv + 1;
+    int rc = agent_config_load(&a->cfg, argc - 1, argv + 1, &e);
+    if (rc == FLAGS_HELP) {
+        agent_config_free(&a->cfg);
+        free(a);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "mesh agent: %s\n", e.msg);
+        agent_config_free(&a->cfg);
+        free(a);
+        return 1;
+    }
+    if (log_level_parse(a->cfg.log_level, &lvl))
+        log_min_level = lvl;
+    if (a->cfg.unknown_keys.len)
+        log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
+    a->loop = uv_default_loop();
+    /* A replication peer that dies while a message is being written to it must cost an EPIPE,
+     * not the process (libuv's stream writes do not suppress SIGPIPE). */
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+    agent_init_handles(a);
+    rc = agent_start(a, &e);
+    if (rc < 0) {
+        fprintf(stderr, "mesh agent: %s\n", e.msg);
+        a->exit_status = 1;
+        agent_shutdown(a);
+    } else {
+        char http[300] = "off";
+        if (a->cfg.http_port > 0)
+            snprintf(http, sizeof(http), "%s:%d", a->cfg.client_addr, a->cfg.http_port);
+        log_info("agent started: node=%s datacenter=%s http=%s server=%s data-dir=%s",
+                 a->cfg.node_name, a->cfg.datacenter, http, a->cfg.server ? "true" : "false",
+                 a->cfg.data_dir ? a->cfg.data_dir : "(none)");
+        if (a->cfg.ui && a->cfg.http_port > 0)
+            log_info("web UI on http://%s/ui/", http);
+        sd_notify_ready("serving the HTTP API");
+    }
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    sync_free(a);
+    if (a->persist)
+        reg_persist_close(a->persist);
+    if (a->cfg.pid_file && rc == 0)
+        unlink(a->cfg.pid_file);
+    reg_state_free(&a->state);
+    coords_free(&a->coords);
+    int status = a->exit_status;
+    agent_config_free(&a->cfg);
+    uv_loop_close(a->loop);
+    free(a);
+    return status;
+}

@@ -1,0 +1,92 @@
+/*
+ * The running agent, shared by the API handlers, the watch engine and the agent's setup code.
+ */
+#ifndef MESH_REGISTRY_AGENT_INTERNAL_H
+#define MESH_REGISTRY_AGENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/http_server.h"
+#include "registry/agent/agent_config.h"
+#include "registry/agent/checks.h"
+#include "lib/vivaldi.h"
+#include "registry/cluster/coord.h"
+#include "registry/cluster/members.h"
+#include "registry/agent/metrics.h"
+#include "registry/agent/persist.h"
+#include "registry/agent/sessions.h"
+#include "registry/state/state.h"
+#include "registry/api/watch.h"
+
+struct reg_agent {
+    uv_loop_t *loop;
+    struct agent_config cfg;
+    struct reg_state state;
+    struct reg_persist *persist; /* NULL without a data dir, or in a replicated cluster */
+    struct reg_cluster *cluster; /* a server of a replicated cluster (cluster.h); else NULL */
+    /* What agent_local_node returns on a replicated server that may not write while its node
+     * is not in the state yet: an empty node outside the catalog. */
+    struct reg_node shadow_node;
+    struct reg_checks *checks;
+    struct reg_sessions *sessions; /* session TTLs, lock-delay clock, user events */
+    struct http_server http;
+    struct http_server https; /* HTTPS API (agent_tls.c); running when https_on */
+    struct tls_ctx *https_ctx;
+    bool https_on;
+    struct reg_watch_set watches;
+    struct reg_metrics metrics;    /* /v1/agent/metrics (metrics.h) */
+    struct vivaldi_client vivaldi; /* this node's network coordinate */
+    struct reg_coords coords;      /* servers: the other nodes' coordinates (coord.h) */
+    struct reg_members members;    /* servers: who is in the cluster (members.h) */
+    struct reg_sync *sync;         /* client agents: the link to the servers (sync.h) */
+    struct http_client *client;    /* client agents: requests to servers */
+    struct acl_cache *acl_cache;   /* client agents with ACLs: tokens as servers resolve them */
+    struct reg_dns *dns;           /* the DNS listeners (dns.h); NULL when off */
+    int dns_remote_inflight;       /* client agents: DNS lookups waiting for a server */
+    char node_id[37];
+    uint64_t started_ms;
+    bool node_maintenance;
+    bool leaving;       /* a graceful leave is under way */
+    bool shutting_down; /* handles are closing */
+    uv_signal_t sig_int;
+    uv_signal_t sig_term;
+    uv_signal_t sig_hup; /* reload */
+    int argc;            /* the agent's arguments, read again on reload (borrowed from main) */
+    char **argv;
+    uv_timer_t housekeeping;
+    int exit_status;
+};
+
+/* The local node in the catalog (always present while the agent runs). */
+struct reg_node *agent_local_node(struct reg_agent *a);
+
+/* Registers or replaces the node's serfHealth check and the local node entry. */
+void agent_ensure_local_node(struct reg_agent *a);
+
+struct service_reg;
+/* Registers a decoded service and its checks on the local node, starting their runners. */
+int agent_register_service(struct reg_agent *a, struct service_reg *r, bool replace_checks);
+
+/* Deregisters a local service, its checks and their runners. 0 or -ENOENT. */
+int agent_service_deregister(struct reg_agent *a, const char *service_id);
+
+/*
+ * Registers the services of cfg's config files (replacing earlier definitions of the same IDs)
+ * and, when before is given, deregisters those it defined that cfg no longer does. Validates
+ * every definition first: returns 0, or -EINVAL with e = "file:line: message" and nothing
+ * changed. (agent_reload.c)
+ */
+int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
+                                const struct agent_config *cfg, struct err *e);
+/* Reads flags and config files again and applies what can change while running (services
+ * from config files, log level). Returns 0, or -EINVAL with e set and nothing changed. */
+int agent_reload(struct reg_agent *a, struct err *e);
+
+/* Starts a graceful shutdown: stop accepting, answer parked queries, close, exit the loop. */
+void agent_shutdown(struct reg_agent *a);
+/* Leaves the cluster (client agents tell the servers first), then shuts down. */
+void agent_leave(struct reg_agent *a);
+
+#endif

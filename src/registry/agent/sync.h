@@ -1,0 +1,62 @@
+/*
+ * A client agent's link to the servers (Consul's anti-entropy, over the HTTP API):
+ *   - a heartbeat to the current server every second announces the node (see members.h);
+ *   - every local change (a service or check registered or removed, a check changing status)
+ *     is pushed at once with catalog register/deregister calls, and a full pass every 30 s
+ *     re-pushes everything and removes what the server holds for this node that the agent no
+ *     longer has;
+ *   - a server that stops answering is replaced by the next address of -join / -retry-join.
+ * The agent's own state stays authoritative for its node, as in Consul.
+ */
+#ifndef MESH_REGISTRY_SYNC_H
+#define MESH_REGISTRY_SYNC_H
+
+#include <stdbool.h>
+
+#include "lib/err.h"
+#include "lib/http_client.h"
+#include "registry/state/state.h"
+
+struct reg_agent;
+
+struct sync_server {
+    char host[256];
+    int port;
+    bool https; /* given as https://host:port */
+};
+
+/* Starts joining (client agents only). Returns 0, or -EINVAL with e set for a bad address. */
+int sync_start(struct reg_agent *a, struct err *e);
+/* Stops timers and calls in flight; sync_free once the loop has run the close callbacks. */
+void sync_stop(struct reg_agent *a);
+void sync_free(struct reg_agent *a);
+
+/* The state's change hook on client agents: schedules a push. data is the agent. */
+void sync_on_change(enum reg_table table, void *data);
+
+/* How many servers the agent knows once joined (Stats' consul.known_servers); 0 before. */
+size_t sync_known_servers(struct reg_agent *a);
+/* The server requests are sent to, or NULL before any is known. */
+const struct sync_server *sync_current_server(struct reg_agent *a);
+/* A request to the current server failed at the transport level: try the next one. */
+void sync_server_failed(struct reg_agent *a, int status);
+/* Adds what every request to a server carries (the agent token, TLS settings). */
+void sync_client_options(struct reg_agent *a, struct http_client_request *r);
+
+/*
+ * Joins the cluster through addr (a server's HTTP API: host, host:port, http:// or https://):
+ * sends it a heartbeat and, when it answers, makes it the agent's current server (added to
+ * the -join list) and starts heartbeats and syncs if they were not running. done is called
+ * once with 0, or with -errno and why (the server's answer or the transport error): also with
+ * -ECANCELED when the agent stops first. Returns 0, or -EINVAL (a bad address) or -EBUSY
+ * (another join is under way) with e set, and then done is not called.
+ */
+typedef void (*sync_join_cb)(int status, const char *why, void *data);
+int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *data, struct err *e);
+/* Abandons the join under way (done is not called). */
+void sync_join_cancel(struct reg_agent *a);
+
+/* Tells the server this node leaves (its services are deregistered), then calls done. */
+void sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
+
+#endif

@@ -1,0 +1,711 @@
+/* Routing and the response conventions of Consul's HTTP API. */
+#include "registry/api/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/duration.h"
+#include "lib/bexpr.h"
+#include "lib/bug.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/agent/acl_client.h"
+#include "registry/api/api_filter.h"
+#include "registry/api/api_routes.h"
+#include "registry/cluster/cluster.h"
+#include "registry/cluster/forward.h"
+
+#define WAIT_DEFAULT_MS (5 * 60 * 1000)
+#define WAIT_MAX_MS     (10 * 60 * 1000)
+
+#define READ(m, p, pre, fn, tbl, blk, acl)                                                         \
+    {                                                                                              \
+        m, p, pre, NULL, fn, tbl, blk, acl                                                         \
+    }
+#define WRITE(m, p, pre, fn, acl)                                                                  \
+    {                                                                                              \
+        m, p, pre, fn, NULL, REG_TABLE_CATALOG, false, acl                                         \
+    }
+/* How each route is authorized (api_routes.h); docs/acl.md states the same, row by row. */
+#define ACL_PUBLIC                                                                                 \
+    {                                                                                              \
+        API_ACL_PUBLIC, ACL_RES_NONE, ACL_ACCESS_READ, API_ACL_NAME_NONE                           \
+    }
+#define ACL_ROUTE(res, acc, name)                                                                  \
+    {                                                                                              \
+        API_ACL_ROUTE, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_##name                        \
+    }
+#define ACL_HANDLER(res, acc)                                                                      \
+    {                                                                                              \
+        API_ACL_HANDLER, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_NONE                        \
+    }
+#define ACL_FILTER(res)                                                                            \
+    {                                                                                              \
+        API_ACL_FILTER, ACL_RES_##res, ACL_ACCESS_READ, API_ACL_NAME_NONE                          \
+    }
+#define CAT REG_TABLE_CATALOG
+
+static const struct api_route routes[] = {
+    READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false, ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/version", false, api_agent_version, CAT, false,
+         ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/host", false, api_agent_host, CAT, false,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    READ("GET", "/v1/agent/metrics", false, api_agent_metrics, CAT, false,
+         ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false, ACL_FILTER(NODE)),
+    READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/checks", false, api_agent_checks, CAT, false, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/agent/health/service/id/", true, api_agent_health_service_id, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/health/service/name/", true, api_agent_health_service_name, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    WRITE("PUT", "/v1/agent/service/register", false, api_agent_service_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/deregister/", true, api_agent_service_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/maintenance/", true, api_agent_service_maintenance,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/register", false, api_agent_check_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/deregister/", true, api_agent_check_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/pass/", true, api_agent_check_pass, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail, ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/maintenance", false, api_agent_maintenance,
+          ACL_ROUTE(NODE, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/join/", true, api_agent_join, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/leave", false, api_agent_leave, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("PUT", "/v1/agent/reload", false, api_agent_reload, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/token/", true, api_agent_token, ACL_ROUTE(AGENT, WRITE, NODE)),
+
+    READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/services", false, api_catalog_services, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/service/", true, api_catalog_service, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/node/", true, api_catalog_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/node-services/", true, api_catalog_node_services, CAT, true,
+         ACL_FILTER(NODE)),
+    WRITE("PUT", "/v1/catalog/register", false, api_catalog_register, ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/catalog/deregister", false, api_catalog_deregister, ACL_HANDLER(NODE, WRITE)),
+
+    READ("GET", "/v1/health/service/", true, api_health_service, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/node/", true, api_health_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/state/", true, api_health_state, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/ingress/", true, api_health_ingress, CAT, true,
+         ACL_ROUTE(SERVICE, READ, ARG)),
+
+    READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true, ACL_HANDLER(KEY, READ)),
+    WRITE("PUT", "/v1/kv/", true, api_kv_put, ACL_ROUTE(KEY, WRITE, ARG)),
+    WRITE("DELETE", "/v1/kv/", true, api_kv_delete, ACL_ROUTE(KEY, WRITE, ARG)),
+
+    /* sessions: api_session.c */
+    WRITE("PUT", "/v1/session/create", false, api_session_create, ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/destroy/", true, api_session_destroy, ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/renew/", true, api_session_renew, ACL_HANDLER(SESSION, WRITE)),
+    READ("GET", "/v1/session/info/", true, api_session_info, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
+    READ("GET", "/v1/session/node/", true, api_session_node, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
+    READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true,
+         ACL_FILTER(SESSION)),
+    /* transactions and events: api_txn.c, api_event.c */
+    WRITE("PUT", "/v1/txn", false, api_txn, ACL_HANDLER(KEY, WRITE)),
+    WRITE("PUT", "/v1/event/fire/", true, api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
+    READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, ACL_FILTER(EVENT)),
+    /* prepared queries: api_query.c (Consul creates with POST, an alias of PUT here). No
+     * query:* rules here: reading and managing queries is an operator's. */
+    WRITE("PUT", "/v1/query", false, api_query_create, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    READ("GET", "/v1/query", false, api_query_list, REG_TABLE_QUERIES, true,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    READ("GET", "/v1/query/", true, api_query_get, REG_TABLE_QUERIES, false,
+         ACL_ROUTE(OPERATOR, READ, NONE)),
+    WRITE("PUT", "/v1/query/", true, api_query_update, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("DELETE", "/v1/query/", true, api_query_delete, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    /* network coordinates: api_coord.c */
+    READ("GET", "/v1/coordinate/datacenters", false, api_coordinate_datacenters, CAT, false,
+         ACL_FILTER(NODE)),
+    READ("GET", "/v1/coordinate/nodes", false, api_coordinate_nodes, REG_TABLE_COORDS, true,
+         ACL_FILTER(NODE)),
+    READ("GET", "/v1/coordinate/node/", true, api_coordinate_node, REG_TABLE_COORDS, true,
+         ACL_ROUTE(NODE, READ, ARG)),
+    WRITE("PUT", "/v1/coordinate/update", false, api_coordinate_update, ACL_HANDLER(NODE, WRITE)),
+    /* ACLs: api_acl.c */
+    WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap, ACL_PUBLIC),
+    READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false, ACL_PUBLIC),
+    WRITE("PUT", "/v1/acl/token", false, api_acl_token_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    READ("GET", "/v1/acl/policy/name/", true, api_acl_policy_read_by_name, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+    WRITE("PUT", "/v1/acl/policy/", true, api_acl_policy_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/policy/", true, api_acl_policy_delete, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policies", false, api_acl_policy_list, REG_TABLE_ACL, true,
+         ACL_ROUTE(ACL, READ, NONE)),
+
+    /* meshkit internal: api_internal.c */
+    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat,
+          ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave, ACL_HANDLER(NODE, WRITE)),
+    READ("GET", "/v1/internal/mesh/acl/resolve", false, api_internal_acl_resolve, REG_TABLE_ACL,
+         false, ACL_PUBLIC),
+
+    READ("GET", "/v1/internal/ui/services", false, api_ui_services, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true, ACL_FILTER(NODE)),
+
+    READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/internal/mesh/raft/info", false, api_cluster_info, CAT, false, ACL_PUBLIC),
+    WRITE("PUT", "/v1/internal/mesh/raft/join", false, api_cluster_join,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
+         false, ACL_ROUTE(OPERATOR, READ, NONE)),
+};
+
+const struct api_route *api_route_table(size_t *n)
+{
+    *n = ARRAY_LEN(routes);
+    return routes;
+}
+
+/* ---- call lifetime ----------------------------------------------------------------------- */
+
+void api_call_free(struct api_call *c)
+{
+    url_query_free(&c->query);
+    free(c->path);
+    free(c->token);
+    acl_authz_free(&c->authz);
+    bexpr_free(c->filter);
+    free(c);
+}
+
+static void add_common_headers(struct api_call *c)
+{
+    const struct agent_config *cfg = &c->agent->cfg;
+    const char *policy =
+        cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
+    http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
+}
+
+/*
+ * True when a write handler's change did not reach the journal (a full disk, an I/O error): it
+ * must not be acknowledged. *err gets the failure.
+ */
+static bool write_unpersisted(const struct api_call *c, int *err)
+{
+    const struct reg_persist *p = c->agent->persist;
+
+    return c->route && c->route->write && p && reg_persist_unwritten(p, err) > c->unwritten;
+}
+
+static void respond(struct api_call *c, int status, const char *type, const void *body, size_t len)
+{
+    char msg[256];
+    int err;
+
+    if (status < 300 && write_unpersisted(c, &err)) {
+        int n = snprintf(msg, sizeof(msg),
+                         "failed to persist the change: %s (it is not acknowledged; the server "
+                         "retries writing its state)\n",
+                         strerror(-err));
+        status = 500;
+        type = "text/plain; charset=utf-8";
+        body = msg;
+        len = n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg);
+    }
+    add_common_headers(c);
+    /* In a replicated cluster a write is acknowledged once its records are committed. */
+    if (c->route && c->route->write &&
+        cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
+        api_call_free(c);
+        return;
+    }
+    http_respond(c->req, status, type, body, len);
+    api_call_free(c);
+}
+
+void api_answer(struct api_call *c, int status, const char *content_type, const void *body,
+                size_t len)
+{
+    respond(c, status, content_type, body, len);
+}
+
+void api_error(struct api_call *c, int status, const char *fmt, ...)
+{
+    struct buf b = BUF_INIT;
+    va_list ap;
+
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (b.len == 0 || b.data[b.len - 1] != '\n')
+        buf_append(&b, "\n", 1);
+    respond(c, status, "text/plain; charset=utf-8", b.data, b.len);
+    buf_free(&b);
+}
+
+void api_ok_empty(struct api_call *c)
+{
+    respond(c, 200, NULL, "", 0);
+}
+
+void api_ok_json(struct api_call *c, json_t *v)
+{
+    struct buf b = BUF_INIT;
+
+    json_append(&b, v, c->pretty);
+    json_decref(v);
+    respond(c, 200, "application/json", b.data, b.len);
+    buf_free(&b);
+}
+
+void api_result_json(struct api_call *c, struct api_result *res, json_t *v)
+{
+    struct err e;
+
+    if (api_filter_apply(c, v, &e) < 0) {
+        json_decref(v);
+        api_result_error(res, 400, "Failed to evaluate the filter: %s", e.msg);
+        return;
+    }
+    buf_reset(&res->body);
+    json_append(&res->body, v, c->pretty);
+    json_decref(v);
+    res->status = 200;
+    res->content_type = "application/json";
+}
+
+void api_result_error(struct api_result *res, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    buf_reset(&res->body);
+    va_start(ap, fmt);
+    buf_vprintf(&res->body, fmt, ap);
+    va_end(ap);
+    buf_append(&res->body, "\n", 1);
+    res->status = status;
+    res->content_type = "text/plain; charset=utf-8";
+    res->index_headers = false;
+}
+
+json_t *api_body_load(const struct api_call *c, json_error_t *jerr)
+{
+    if (json_text_depth(c->req->body, c->req->body_len) > API_MAX_JSON_DEPTH) {
+        snprintf(jerr->text, sizeof(jerr->text), "JSON nested deeper than %d levels",
+                 API_MAX_JSON_DEPTH);
+        return NULL;
+    }
+    return json_loadb(c->req->body, c->req->body_len, 0, jerr);
+}
+
+json_t *api_body_json(struct api_call *c, bool allow_empty)
+{
+    json_error_t jerr;
+
+    if (c->req->body_len == 0 && allow_empty)
+        return json_object();
+    json_t *v = api_body_load(c, &jerr);
+    if (!v) {
+        api_error(c, 400, "Request decode failed: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        api_error(c, 400,
+                  "Request decode failed: json: cannot unmarshal %s into Go value of type "
+                  "map[string]interface {}",
+                  json_type_name(v));
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+bool api_dc_known(const struct api_call *c, const char *dc)
+{
+    return !dc || !dc[0] || strcasecmp(dc, c->agent->cfg.datacenter) == 0;
+}
+
+const char *api_query(const struct api_call *c, const char *name)
+{
+    return url_query_get(&c->query, name);
+}
+
+bool api_query_has(const struct api_call *c, const char *name)
+{
+    return url_query_has(&c->query, name);
+}
+
+int api_query_bool(const struct api_call *c, const char *name, bool *out)
+{
+    const char *v = url_query_get(&c->query, name);
+
+    *out = false;
+    if (!v)
+        return 0;
+    static const char *const yes[] = {"", "1", "t", "T", "true", "TRUE", "True"};
+    static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++)
+        if (strcmp(v, yes[i]) == 0)
+            return *out = true, 0;
+    for (size_t i = 0; i < ARRAY_LEN(no); i++)
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    return -EINVAL;
+}
+
+/* ---- reads and blocking ------------------------------------------------------------------ */
+
+static uint64_t result_hash(const struct api_result *res)
+{
+    uint64_t h = watch_hash(res->body.data, res->body.len);
+    return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
+}
+
+static void send_result(struct api_call *c, struct api_result *res)
+{
+    struct http_request *req = c->req;
+
+    if (res->index_headers) {
+        bool known;
+        uint64_t contact;
+        cluster_read_headers(c->agent, &known, &contact);
+        http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
+        http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
+        http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
+    }
+    if (res->content_hash)
+        http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
+    if (res->acl_filtered)
+        http_response_header(req, "X-Consul-Results-Filtered-By-ACLs", "true");
+    respond(c, res->status, res->content_type, res->body.data, res->body.len);
+}
+
+static void run_read(struct api_call *c, struct api_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = 200;
+    res->content_type = "application/json";
+    /* Again on every run: a parked query outlives policy and token changes. (A client
+     * agent's stale cache entry is good enough here; the next request refreshes it.) */
+    int rc = api_acl_resolve(c);
+    if (rc < 0 && rc != -EAGAIN) {
+        api_result_error(res, 403, "ACL not found");
+        return;
+    }
+    c->read(c, res);
+}
+
+void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool *answered)
+{
+    struct api_result res;
+
+    run_read(c, &res);
+    *answered = always || result_hash(&res) != parked_hash;
+    if (*answered)
+        send_result(c, &res);
+    buf_free(&res.body);
+}
+
+/* Parses ?index and ?wait; answers 400 and returns false when malformed. */
+static bool parse_blocking(struct api_call *c, uint64_t *wait_ms)
+{
+    const char *idx = api_query(c, "index");
+    const char *wait = api_query(c, "wait");
+    unsigned long long v;
+    int64_t ns;
+
+    *wait_ms = WAIT_DEFAULT_MS;
+    if (idx && idx[0] && !str_to_u64(str_from(idx), &v)) {
+        api_error(c, 400, "Invalid index");
+        return false;
+    }
+    c->min_index = idx && idx[0] ? v : 0;
+    if (wait && wait[0]) {
+        if (duration_parse(str_from(wait), &ns) < 0) {
+            api_error(c, 400, "Invalid wait time");
+            return false;
+        }
+        *wait_ms = (uint64_t)(ns / DURATION_MS);
+        if (*wait_ms > WAIT_MAX_MS)
+            *wait_ms = WAIT_MAX_MS;
+    }
+    /* Consul adds up to wait/16 of jitter so that many watchers do not return in lockstep. */
+    *wait_ms += *wait_ms >= 16 ? (uint64_t)rand() % (*wait_ms / 16) : 0;
+    return true;
+}
+
+static void serve_read(struct api_call *c, const struct api_route *r)
+{
+    struct api_result res;
+    uint64_t wait_ms = 0;
+
+    c->read = r->read;
+    c->table = r->table;
+    c->hash = api_query(c, "hash");
+    if (api_filter_prepare(c, r->path) < 0)
+        return;
+    if ((r->blocking || (c->hash && c->hash[0])) && !parse_blocking(c, &wait_ms))
+        return;
+    run_read(c, &res);
+    /* Index blocking (catalog, health, KV), or hash blocking (agent/service/:id). */
+    bool park =
+        (r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index) ||
+        (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
+    if (park) {
+        watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
+    } else {
+        send_result(c, &res);
+    }
+    buf_free(&res.body);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+static bool route_matches(const struct api_route *r, const char *path)
+{
+    size_t n = strlen(r->path);
+    if (r->prefix)
+        return strncmp(path, r->path, n) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+/* Rejects parameters Consul rejects for every endpoint. Returns false after answering. */
+static bool check_common_params(struct api_call *c)
+{
+    const char *dc = api_query(c, "dc");
+    const char *ns = api_query(c, "ns");
+    const struct http_header *nsh = http_request_header(c->req, "X-Consul-Namespace");
+
+    if (api_query_has(c, "stale") && api_query_has(c, "consistent")) {
+        api_error(c, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+        return false;
+    }
+    if (api_query_has(c, "cached") && api_query_has(c, "consistent")) {
+        api_error(c, 400, "Cannot specify ?cached with ?consistent, conflicting semantics.");
+        return false;
+    }
+    if ((ns && ns[0] && strcmp(ns, "default") != 0) ||
+        (nsh && nsh->value.n && !str_eq_cstr(nsh->value, "default"))) {
+        api_error(c, 400,
+                  "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+        return false;
+    }
+    if (!api_dc_known(c, dc)) {
+        api_error(c, 500, "No path to datacenter");
+        return false;
+    }
+    return true;
+}
+
+static void dispatch(struct api_call *c);
+
+/* Resolves the call's token and checks the route's permission. Returns false after answering. */
+static bool authorize(struct api_call *c, const struct api_route *r)
+{
+    struct reg_agent *a = c->agent;
+
+    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
+        acl_state_ensure(&a->state, &a->cfg); /* built-in policy and tokens, once */
+        a->state.acl_ready = true;
+    }
+    int rc = api_acl_resolve(c);
+    if (rc == -EAGAIN || rc == ACL_CACHE_STALE) {
+        /* A client agent learning what the token may do from a server: resume after. */
+        acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
+        return false;
+    }
+    if (rc < 0) {
+        api_error(c, 403, "ACL not found");
+        return false;
+    }
+    if (MESH_BUG_ON(r->acl.kind == API_ACL_UNSET)) {
+        api_error(c, 500, "route %s declares no ACL rule", r->path);
+        return false;
+    }
+    if (r->acl.kind != API_ACL_ROUTE)
+        return true; /* public, or the handler checks and filters (api_routes.h) */
+    const char *name = r->acl.name == API_ACL_NAME_ARG    ? c->arg
+                       : r->acl.name == API_ACL_NAME_NODE ? a->cfg.node_name
+                                                          : "";
+    return api_acl_require(c, r->acl.res, name, r->acl.acc);
+}
+
+static void answer_root(struct api_call *c)
+{
+    bool ui = c->agent->cfg.ui;
+
+    if (ui && (strcmp(c->path, "/ui") == 0 || strncmp(c->path, "/ui/", 4) == 0)) {
+        api_ui_serve(c);
+        return;
+    }
+    if (ui && strcmp(c->path, "/") == 0) {
+        /* 302, not Consul's 301: a browser would remember a 301 after the UI is turned off. */
+        http_response_header(c->req, "Location", "/ui/");
+        respond(c, 302, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
+    if (strcmp(c->path, "/") == 0) {
+        static const char text[] = "Consul Agent: meshkit registry\n";
+        respond(c, 200, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+        return;
+    }
+    api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+}
+
+/* Length of the longest route path matching `path`: the route that owns it (a prefix route
+ * such as /v1/agent/service/ must not answer for /v1/agent/service/register). */
+static size_t owner_len(const char *path)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        if (route_matches(&routes[i], path) && strlen(routes[i].path) > best)
+            best = strlen(routes[i].path);
+    return best;
+}
+
+/* Lists the methods of the routes owning the path into allow ("OPTIONS,GET,PUT"). */
+static void allowed_methods(const char *path, size_t owner, struct buf *allow)
+{
+    buf_append_cstr(allow, "OPTIONS");
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        const struct api_route *r = &routes[i];
+        if (route_matches(r, path) && strlen(r->path) == owner && !strstr(allow->data, r->method)) {
+            buf_append(allow, ",", 1);
+            buf_append_cstr(allow, r->method);
+        }
+    }
+}
+
+/* Older Consul took GET for check pass/warn/fail (its docs' curl samples still do), and POST
+ * for writes: harmless aliases of PUT. */
+static bool method_alias(const struct api_route *r, struct str method)
+{
+    if (strcmp(r->method, "PUT") != 0)
+        return false;
+    if (str_eq_cstr(method, "POST"))
+        return true;
+    return str_eq_cstr(method, "GET") && (strcmp(r->path, "/v1/agent/check/pass/") == 0 ||
+                                          strcmp(r->path, "/v1/agent/check/warn/") == 0 ||
+                                          strcmp(r->path, "/v1/agent/check/fail/") == 0);
+}
+
+static const struct api_route *find_route(const char *path, struct str method, size_t *owner)
+{
+    *owner = owner_len(path);
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        const struct api_route *r = &routes[i];
+        if (!route_matches(r, path) || strlen(r->path) != *owner)
+            continue;
+        if (str_eq_cstr(method, r->method) || (str_eq_cstr(method, "HEAD") && r->read) ||
+            method_alias(r, method))
+            return r;
+    }
+    return NULL;
+}
+
+void api_handle(struct http_request *req, void *data)
+{
+    struct api_call *c = xcalloc(1, sizeof(*c));
+    struct buf path = BUF_INIT;
+
+    c->agent = data;
+    c->req = req;
+    reg_metrics_request(&c->agent->metrics, req->method);
+    /* Every key, name and ID a handler reads from the path or the query comes through here:
+     * a NUL or invalid UTF-8 is refused once, so no endpoint can store "victim%00x" as
+     * "victim" or let "%00junk?recurse" become the empty prefix. */
+    int rc = url_decode(req->path, false, &path);
+    if (rc == 0)
+        rc = url_query_parse(req->query, &c->query);
+    if (rc < 0) {
+        buf_free(&path);
+        c->path = xstrdup("");
+        if (rc == -EILSEQ)
+            api_error(c, 400,
+                      "Invalid URL: a path segment or query value is not UTF-8 text "
+                      "(NUL or invalid byte)");
+        else
+            api_error(c, 400, "Invalid URL escape in request");
+        return;
+    }
+    c->path = buf_steal(&path);
+    c->pretty = api_query_has(c, "pretty");
+    if (strncmp(c->path, "/v1/", 4) != 0) {
+        answer_root(c);
+        return;
+    }
+    size_t owner;
+    const struct api_route *r = find_route(c->path, req->method, &owner);
+    if (!r) {
+        if (!owner) {
+            api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+            return;
+        }
+        struct buf allow = BUF_INIT;
+        allowed_methods(c->path, owner, &allow);
+        http_response_header(req, "Allow", "%s", allow.data);
+        buf_free(&allow);
+        if (str_eq_cstr(req->method, "OPTIONS"))
+            api_ok_empty(c);
+        else
+            api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
+        return;
+    }
+    c->arg = r->prefix ? c->path + strlen(r->path) : "";
+    if (!c->agent->cfg.server && forward_wanted(c->agent, c->path)) {
+        forward_call(c->agent, c); /* a client agent: the servers answer */
+        return;
+    }
+    c->route = r;
+    if (cluster_forward(c->agent, c, r->write != NULL))
+        return; /* a follower of a replicated cluster: the leader answers */
+    if (check_common_params(c))
+        dispatch(c);
+}
+
+void api_call_resume(struct api_call *c)
+{
+    if (check_common_params(c))
+        dispatch(c);
+}
+
+/* Authorizes the call for its route, then runs the handler. */
+static void dispatch(struct api_call *c)
+{
+    const struct api_route *r = c->route;
+
+    if (!authorize(c, r))
+        return;
+    if (r->write && c->agent->persist) {
+        int err;
+        c->unwritten = reg_persist_unwritten(c->agent->persist, &err);
+    }
+    c->records = cluster_records(c->agent);
+    if (r->write)
+        r->write(c);
+    else
+        serve_read(c, r);
+}

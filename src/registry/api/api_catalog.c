@@ -1,0 +1,226 @@
+/* The /v1/catalog endpoints: the cluster-wide view (docs/api.md). */
+#include <errno.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api_routes.h"
+#include "registry/api/catalog_query.h"
+#include "registry/cluster/coord.h"
+#include "registry/api/render.h"
+
+/* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
+struct acl_visit {
+    struct api_call *c;
+    struct api_result *res;
+    bool need_node;
+    catalog_service_fn fn;
+    void *ctx;
+};
+
+static void acl_visit_service(const struct reg_service *s, void *data)
+{
+    struct acl_visit *v = data;
+    if (api_acl_service_visible(v->c, v->res, s, v->need_node))
+        v->fn(s, v->ctx);
+}
+
+void api_catalog_datacenters(struct api_call *c, struct api_result *res)
+{
+    api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
+}
+
+void api_catalog_nodes(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    json_t *list = json_array();
+
+    if (catalog_filter_parse(c, &f, res) < 0) {
+        json_decref(list);
+        return;
+    }
+    smap_foreach(&c->agent->state.nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+            json_array_append_new(list, render_node(n));
+        else
+            api_acl_filtered(c, res);
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(res, c->agent->state.nodes_index);
+    api_result_json(c, res, list);
+}
+
+/* Collects the distinct tags of each service name. */
+static void add_service_tags(const struct reg_service *s, void *ctx)
+{
+    json_t *out = ctx;
+    json_t *tags = json_object_get(out, s->name);
+
+    if (!tags) {
+        tags = json_array();
+        json_object_set_new(out, s->name, tags);
+    }
+    for (size_t i = 0; i < s->ntags; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(tags) && !seen; k++)
+            seen = strcmp(json_string_value(json_array_get(tags, k)), s->tags[i]) == 0;
+        if (!seen)
+            json_array_append_new(tags, json_string(s->tags[i]));
+    }
+}
+
+void api_catalog_services(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    json_t *out = json_object();
+    struct acl_visit v = {c, res, false, add_service_tags, out};
+    catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
+    catalog_filter_free(&f);
+    catalog_result_index(res, c->agent->state.services_index);
+    api_result_json(c, res, out);
+}
+
+static const char *service_node_name(const json_t *entry)
+{
+    const char *name = json_string_value(json_object_get(entry, "Node"));
+    return name ? name : "";
+}
+
+static void add_service_node(const struct reg_service *s, void *ctx)
+{
+    json_array_append_new(ctx, render_service_node(s));
+}
+
+void api_catalog_service(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    json_t *list = json_array();
+    struct acl_visit v = {c, res, true, add_service_node, list};
+    catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
+    catalog_filter_free(&f);
+    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    coords_sort_near(c->agent, api_query(c, "near"), list, service_node_name);
+    api_result_json(c, res, list);
+}
+
+static void node_view(struct api_call *c, struct api_result *res, bool as_list)
+{
+    const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
+
+    catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
+    if (n && !api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ)) {
+        api_acl_filtered(c, res);
+        n = NULL;
+    }
+    if (!n) {
+        api_result_json(c, res, json_null());
+        return;
+    }
+    json_t *services = as_list ? json_array() : json_object();
+    smap_foreach(&n->services, e)
+    {
+        if (!api_acl_service_visible(c, res, e->val, false))
+            continue;
+        if (as_list)
+            json_array_append_new(services, render_node_service(e->val));
+        else
+            json_object_set_new(services, e->key, render_node_service(e->val));
+    }
+    api_result_json(c, res, json_pack("{s:o, s:o}", "Node", render_node(n), "Services", services));
+}
+
+void api_catalog_node(struct api_call *c, struct api_result *res)
+{
+    node_view(c, res, false);
+}
+
+void api_catalog_node_services(struct api_call *c, struct api_result *res)
+{
+    node_view(c, res, true);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+void api_catalog_register(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    struct catalog_registration r;
+    struct err e;
+
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    int rc = catalog_registration_decode(body, &r, &e);
+    json_decref(body);
+    if (rc < 0) {
+        catalog_registration_free(&r);
+        api_error(c, 400, "%s", e.msg);
+        return;
+    }
+    if (!api_dc_known(c, r.node.datacenter)) {
+        catalog_registration_free(&r);
+        api_error(c, 500, "No path to datacenter");
+        return;
+    }
+    if (!r.node.datacenter || !r.node.datacenter[0])
+        r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
+    if (!api_acl_require(c, ACL_RES_NODE, r.node.name ? r.node.name : "", ACL_ACCESS_WRITE) ||
+        (r.has_service &&
+         !api_acl_require(c, ACL_RES_SERVICE, r.service.svc.name, ACL_ACCESS_WRITE))) {
+        catalog_registration_free(&r);
+        return;
+    }
+    rc = catalog_registration_apply(&a->state, &r, &e);
+    catalog_registration_free(&r);
+    if (rc < 0) {
+        api_error(c, 400, "%s", e.msg);
+        return;
+    }
+    api_ok_json(c, json_true());
+}
+
+void api_catalog_deregister(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    const char *node = NULL, *service_id = NULL, *check_id = NULL, *dc = NULL;
+    struct err e;
+
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    if (json_read_string(body, "Node", "DeregisterRequest.Node", &node, &e) < 0 ||
+        json_read_string(body, "ServiceID", "DeregisterRequest.ServiceID", &service_id, &e) < 0 ||
+        json_read_string(body, "CheckID", "DeregisterRequest.CheckID", &check_id, &e) < 0 ||
+        json_read_string(body, "Datacenter", "DeregisterRequest.Datacenter", &dc, &e) < 0) {
+        api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!api_dc_known(c, dc)) {
+        api_error(c, 500, "No path to datacenter");
+    } else if (!node || !node[0]) {
+        api_error(c, 400, "Must provide node");
+    } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+        struct reg_node *n = reg_node_get(&a->state, node);
+        if (n && service_id && service_id[0]) {
+            reg_checks_stop_service(a, n, service_id);
+            reg_service_delete(&a->state, n, service_id);
+        } else if (n && check_id && check_id[0]) {
+            if (n == agent_local_node(a))
+                reg_checks_stop(a->checks, check_id);
+            reg_check_delete(&a->state, n, check_id);
+        } else if (n && n != agent_local_node(a)) {
+            reg_node_delete(&a->state, node);
+        }
+        api_ok_json(c, json_true());
+    }
+    json_decref(body);
+}

@@ -1,0 +1,105 @@
+/* The /v1/coordinate endpoints (coord.h). */
+#include <string.h>
+#include <strings.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api_routes.h"
+#include "registry/cluster/coord.h"
+
+static json_t *node_coord_json(const char *node, const struct vivaldi_coord *c)
+{
+    return json_pack("{s:s, s:s, s:o}", "Node", node, "Segment", "", "Coord", coord_json(c));
+}
+
+/* Every catalog node with a coordinate the token may read, by name: a server's own, and
+ * those agents reported. */
+static json_t *all_nodes(struct api_call *c, struct api_result *res)
+{
+    const struct reg_agent *a = c->agent;
+    json_t *list = json_array();
+
+    smap_foreach(&a->state.nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        const struct vivaldi_coord *co = coords_get(a, n->name);
+        if (!co)
+            continue;
+        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+            json_array_append_new(list, node_coord_json(n->name, co));
+        else
+            api_acl_filtered(c, res);
+    }
+    return list;
+}
+
+static void coord_index(struct api_call *c, struct api_result *res)
+{
+    res->index = c->agent->state.table_index[REG_TABLE_COORDS];
+    res->index_headers = true;
+}
+
+void api_coordinate_datacenters(struct api_call *c, struct api_result *res)
+{
+    struct reg_agent *a = c->agent;
+    char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
+    json_t *servers = json_array();
+
+    /* The WAN pool is this datacenter's servers: this one, when it is a server. */
+    if (a->cfg.server && api_acl_allow(c, ACL_RES_NODE, a->cfg.node_name, ACL_ACCESS_READ))
+        json_array_append_new(servers, node_coord_json(name, &a->vivaldi.coord));
+    else if (a->cfg.server)
+        api_acl_filtered(c, res);
+    free(name);
+    api_result_json(c, res,
+                    json_pack("[{s:s, s:s, s:o}]", "Datacenter", a->cfg.datacenter, "AreaID", "wan",
+                              "Coordinates", servers));
+}
+
+void api_coordinate_nodes(struct api_call *c, struct api_result *res)
+{
+    coord_index(c, res);
+    api_result_json(c, res, all_nodes(c, res));
+}
+
+void api_coordinate_node(struct api_call *c, struct api_result *res)
+{
+    const struct reg_agent *a = c->agent;
+    const struct reg_node *n = reg_node_get(&a->state, c->arg);
+    const struct vivaldi_coord *co = n ? coords_get(a, n->name) : NULL;
+
+    if (!co) { /* Consul's 404 here has an empty body, and the index headers */
+        res->status = 404;
+        res->content_type = "text/plain; charset=utf-8";
+        coord_index(c, res);
+        return;
+    }
+    coord_index(c, res);
+    api_result_json(c, res, json_pack("[o]", node_coord_json(n->name, co)));
+}
+
+void api_coordinate_update(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    const char *node = NULL;
+    struct vivaldi_coord co;
+    struct err e;
+    json_t *body = api_body_json(c, false);
+
+    if (!body)
+        return;
+    if (json_read_string(body, "Node", "CoordinateUpdateRequest.Node", &node, &e) < 0) {
+        api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!node || !node[0]) {
+        api_error(c, 400, "Must provide node");
+    } else if (coord_from_json(json_iget(body, "Coord"), &co, &e) < 0) {
+        api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!reg_node_get(&a->state, node)) {
+        api_error(c, 500, "rpc error making call: node \"%s\" not found", node);
+    } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+        coords_set(a, node, &co);
+        api_ok_empty(c);
+    }
+    json_decref(body);
+}

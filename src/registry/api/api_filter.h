@@ -1,0 +1,23 @@
+/* ?filter= (Consul's bexpr filtering) for the API's read endpoints. */
+#ifndef MESH_REGISTRY_API_FILTER_H
+#define MESH_REGISTRY_API_FILTER_H
+
+#include <jansson.h>
+
+#include "lib/err.h"
+#include "registry/api/api.h"
+
+/*
+ * Parses the call's ?filter for the route at route_path into c->filter. Returns 0 (also when
+ * there is none), or -1 after answering 400: a malformed expression ("...: 1:17: expected a
+ * value"), or a filter on an endpoint that takes none.
+ */
+int api_filter_prepare(struct api_call *c, const char *route_path);
+
+/*
+ * Drops from v (a rendered answer, modified in place) what the call's filter rejects. Returns 0,
+ * or -EINVAL with e set when the filter cannot be evaluated against the data.
+ */
+int api_filter_apply(const struct api_call *c, json_t *v, struct err *e);
+
+#endif

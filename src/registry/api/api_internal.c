@@ -1,0 +1,84 @@
+/* meshkit's internal endpoints: client agents' heartbeats and leaves (members.h). */
+#include "lib/json.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api_routes.h"
+
+void api_internal_heartbeat(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    struct err e;
+    bool known;
+
+    if (!a->cfg.server) {
+        api_error(c, 500, "heartbeats go to servers; this agent is a client");
+        return;
+    }
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    /* An agent may only speak for its own node: node:write on the name it announces. */
+    const char *node = json_string_value(json_iget(body, "Node"));
+    if (!api_acl_require(c, ACL_RES_NODE, node ? node : "", ACL_ACCESS_WRITE)) {
+        json_decref(body);
+        return;
+    }
+    int rc = members_heartbeat(&a->members, body, &known, &e);
+    json_decref(body);
+    if (rc < 0) {
+        api_error(c, 400, "%s", e.msg);
+        return;
+    }
+    /* The server's coordinate: the agent measures its RTT to it (coord.h). */
+    api_ok_json(c, json_pack("{s:b, s:o}", "Known", known, "Coord", coord_json(&a->vivaldi.coord)));
+}
+
+void api_internal_leave(struct api_call *c)
+{
+    struct reg_agent *a = c->agent;
+    const char *node = NULL;
+    struct err e;
+
+    if (!a->cfg.server) {
+        api_error(c, 500, "leaves go to servers; this agent is a client");
+        return;
+    }
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    if (json_read_string(body, "Node", "Leave.Node", &node, &e) < 0 || !node || !node[0]) {
+        json_decref(body);
+        api_error(c, 400, "Leave needs a Node");
+        return;
+    }
+    if (!api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+        json_decref(body);
+        return;
+    }
+    members_leave(&a->members, node);
+    json_decref(body);
+    api_ok_empty(c);
+}
+
+/*
+ * What the call's token may do, for a client agent's ACL cache (acl_client.h): its accessor,
+ * whether it is a management token, and the rules of each of its policies. An unknown token
+ * never gets here (the router answers 403 "ACL not found").
+ */
+void api_internal_acl_resolve(struct api_call *c, struct api_result *res)
+{
+    const struct reg_state *st = &c->agent->state;
+    const struct reg_acl_token *t = c->token && c->token[0]
+                                        ? reg_acl_token_by_secret(st, c->token)
+                                        : reg_acl_token_get(st, REG_ACL_ANONYMOUS_ID);
+    json_t *rules = json_array();
+
+    for (size_t i = 0; t && i < t->npolicies; i++) {
+        const struct reg_acl_policy *p = reg_acl_policy_get(st, t->policy_ids[i]);
+        if (p)
+            json_array_append_new(rules, json_string(p->rules));
+    }
+    api_result_json(c, res,
+                    json_pack("{s:s, s:b, s:o}", "AccessorID",
+                              t ? t->accessor_id : REG_ACL_ANONYMOUS_ID, "Management",
+                              c->authz.management, "Rules", rules));
+}

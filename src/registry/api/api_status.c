@@ -1,0 +1,86 @@
+/*
+ * The /v1/status endpoints and the raft configuration. A single server is always the leader of
+ * a configuration of one, whose entry is the log's first (index 1); a replicated server reports
+ * the engine's view (cluster.h).
+ */
+#include <stdio.h>
+
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api_routes.h"
+#include "registry/cluster/cluster.h"
+
+/* The server RPC address Consul reports: the node address on port 8300. */
+static void server_addr(const struct reg_agent *a, char *out, size_t n)
+{
+    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    snprintf(out, n, "%s:%d", node ? node->address : "127.0.0.1", a->cfg.server_port);
+}
+
+void api_status_leader(struct api_call *c, struct api_result *res)
+{
+    struct reg_repl_status st;
+    char addr[300];
+
+    if (c->agent->cluster) {
+        cluster_status(c->agent, &st);
+        api_result_json(c, res, json_string(st.leader_address));
+        return;
+    }
+    server_addr(c->agent, addr, sizeof(addr));
+    api_result_json(c, res, json_string(c->agent->cfg.server ? addr : ""));
+}
+
+void api_status_peers(struct api_call *c, struct api_result *res)
+{
+    struct reg_repl_status st;
+    char addr[300];
+
+    if (c->agent->cluster) {
+        json_t *peers = json_array();
+        cluster_status(c->agent, &st);
+        for (size_t i = 0; i < st.nservers; i++)
+            if (st.servers[i].voter)
+                json_array_append_new(peers, json_string(st.servers[i].address));
+        api_result_json(c, res, peers);
+        return;
+    }
+    server_addr(c->agent, addr, sizeof(addr));
+    api_result_json(c, res, c->agent->cfg.server ? json_pack("[s]", addr) : json_array());
+}
+
+/* The replicated configuration: every server with its role, and the entry's index. */
+static json_t *cluster_configuration(const struct reg_agent *a)
+{
+    struct reg_repl_status st;
+    json_t *servers = json_array();
+
+    cluster_status(a, &st);
+    for (size_t i = 0; i < st.nservers; i++) {
+        const struct reg_repl_server *s = &st.servers[i];
+        const char *node = cluster_server_node(a, s->id);
+        char id[24];
+        snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+        json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "ID", id, "Node",
+                                                 node ? node : "", "Address", s->address, "Leader",
+                                                 s->id == st.leader_id, "Voter", s->voter,
+                                                 "ProtocolVersion", "3"));
+    }
+    return json_pack("{s:o, s:I}", "Servers", servers, "Index", (json_int_t)st.config_index);
+}
+
+void api_operator_raft_configuration(struct api_call *c, struct api_result *res)
+{
+    struct reg_agent *a = c->agent;
+    char addr[300];
+
+    if (a->cluster) {
+        api_result_json(c, res, cluster_configuration(a));
+        return;
+    }
+    server_addr(a, addr, sizeof(addr));
+    /* A single server's configuration is the first entry of its log. */
+    api_result_json(c, res,
+                    json_pack("{s:[{s:s, s:s, s:s, s:b, s:b, s:s}], s:i}", "Servers", "ID",
+                              a->node_id, "Node", a->cfg.node_name, "Address", addr, "Leader", 1,
+                              "Voter", 1, "ProtocolVersion", "3", "Index", 1));
+}

@@ -1,0 +1,205 @@
+/*
+ * The web UI: its static files under /ui/ (compiled in, see ui_assets.h) and the two summary
+ * reads it uses where the public API would need one request per service or per node
+ * (GET /v1/internal/ui/services and /v1/internal/ui/nodes, Consul's shapes; docs/api.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/json.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api_routes.h"
+#include "registry/api/catalog_query.h"
+#include "registry/api/render.h"
+#include "registry/api/ui_assets.h"
+
+/* The pages fetch only from the agent itself; nothing inline, nothing from elsewhere. */
+#define UI_CSP                                                                                     \
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+static const struct ui_asset *find_asset(const char *name)
+{
+    for (size_t i = 0; i < ui_assets_count; i++)
+        if (strcmp(ui_assets[i].name, name) == 0)
+            return &ui_assets[i];
+    return NULL;
+}
+
+/* If-None-Match: "*" or a comma-separated list of entity tags, weak ones compared weakly. */
+static bool etag_matches(const struct http_request *req, const char *etag)
+{
+    const struct http_header *h = http_request_header(req, "If-None-Match");
+    size_t elen = strlen(etag);
+
+    if (!h)
+        return false;
+    struct str rest = h->value;
+    while (rest.n) {
+        const char *comma = memchr(rest.p, ',', rest.n);
+        size_t n = comma ? (size_t)(comma - rest.p) : rest.n;
+        struct str item = str_trim((struct str){rest.p, n});
+        rest = str_skip(rest, comma ? n + 1 : n);
+        if (item.n >= 2 && item.p[0] == 'W' && item.p[1] == '/')
+            item = str_skip(item, 2);
+        if (str_eq_cstr(item, "*") || (item.n == elen && memcmp(item.p, etag, elen) == 0))
+            return true;
+    }
+    return false;
+}
+
+void api_ui_serve(struct api_call *c)
+{
+    struct http_request *req = c->req;
+    const char *rest = c->path + 3; /* after "/ui" */
+
+    if (rest[0] == '\0') { /* "/ui": relative links in the page need the slash */
+        http_response_header(req, "Location", "/ui/");
+        api_answer(c, 301, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
+    if (!str_eq_cstr(req->method, "GET") && !str_eq_cstr(req->method, "HEAD")) {
+        http_response_header(req, "Allow", "GET, HEAD");
+        api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
+        return;
+    }
+    const struct ui_asset *a = find_asset(rest[1] ? rest + 1 : "index.html");
+    if (!a) {
+        api_error(c, 404, "no such file in the web UI: %s", c->path);
+        return;
+    }
+    /* Revalidate on each load (no-cache): an upgraded agent serves its new UI at once, and an
+     * unchanged file costs a 304. */
+    http_response_header(req, "ETag", "%s", a->etag);
+    http_response_header(req, "Cache-Control", "no-cache");
+    http_response_header(req, "X-Content-Type-Options", "nosniff");
+    if (strncmp(a->content_type, "text/html", 9) == 0) {
+        http_response_header(req, "Content-Security-Policy", "%s", UI_CSP);
+        http_response_header(req, "Referrer-Policy", "no-referrer");
+    }
+    if (etag_matches(req, a->etag))
+        api_answer(c, 304, NULL, "", 0);
+    else
+        api_answer(c, 200, a->content_type, a->data, a->len);
+}
+
+/* ---- /v1/internal/ui/services ------------------------------------------------------------ */
+
+struct ui_services_ctx {
+    struct api_call *c;
+    struct api_result *res;
+    json_t *by_name; /* service name -> summary object */
+    json_t *out;     /* the summaries in catalog order */
+};
+
+static void add_unique_string(json_t *arr, const char *s)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        if (strcmp(json_string_value(json_array_get(arr, i)), s) == 0)
+            return;
+    json_array_append_new(arr, json_string(s));
+}
+
+static void count_check(json_t *sum, enum reg_health status)
+{
+    static const char *const keys[REG_HEALTH_COUNT] = {"ChecksPassing", "ChecksWarning",
+                                                       "ChecksCritical"};
+    json_t *v = json_object_get(sum, keys[status]);
+    json_integer_set(v, json_integer_value(v) + 1);
+}
+
+static void add_service_summary(const struct reg_service *s, void *data)
+{
+    struct ui_services_ctx *ctx = data;
+
+    if (!api_acl_service_visible(ctx->c, ctx->res, s, false))
+        return;
+    json_t *sum = json_object_get(ctx->by_name, s->name);
+    if (!sum) {
+        sum = json_pack("{s:s, s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:I}", "Kind", s->kind, "Name",
+                        s->name, "Datacenter", ctx->c->agent->cfg.datacenter, "Tags", "Nodes",
+                        "InstanceCount", (json_int_t)0, "ChecksPassing", (json_int_t)0,
+                        "ChecksWarning", (json_int_t)0, "ChecksCritical", (json_int_t)0);
+        json_object_set_new(ctx->by_name, s->name, sum);
+        json_array_append(ctx->out, sum);
+    }
+    json_t *n = json_object_get(sum, "InstanceCount");
+    json_integer_set(n, json_integer_value(n) + 1);
+    for (size_t i = 0; i < s->ntags; i++)
+        add_unique_string(json_object_get(sum, "Tags"), s->tags[i]);
+    add_unique_string(json_object_get(sum, "Nodes"), s->node->name);
+    /* As Consul counts them: the instance's own checks and its node's. */
+    smap_foreach(&s->node->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        if (!chk->service_id[0] || strcmp(chk->service_id, s->id) == 0)
+            count_check(sum, chk->status);
+    }
+}
+
+void api_ui_services(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+
+    if (catalog_filter_parse(c, &f, res) < 0)
+        return;
+    struct ui_services_ctx ctx = {c, res, json_object(), json_array()};
+    catalog_foreach_service(&c->agent->state, &f, NULL, add_service_summary, &ctx);
+    catalog_filter_free(&f);
+    json_decref(ctx.by_name);
+    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    api_result_json(c, res, ctx.out);
+}
+
+/* ---- /v1/internal/ui/nodes --------------------------------------------------------------- */
+
+static json_t *node_summary(struct api_call *c, struct api_result *res, const struct reg_node *n)
+{
+    json_t *node = render_node(n);
+    json_t *services = json_array();
+    json_t *checks = json_array();
+
+    smap_foreach(&n->services, e)
+    {
+        const struct reg_service *s = e->val;
+        if (api_acl_service_visible(c, res, s, false))
+            json_array_append_new(services, render_node_service(s));
+    }
+    const struct reg_check **ordered = reg_node_checks_ordered(n);
+    for (size_t i = 0; i < n->checks.n; i++) {
+        const struct reg_check *chk = ordered[i];
+        const struct reg_service *s =
+            chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
+        if (!s || api_acl_service_visible(c, res, s, false))
+            json_array_append_new(checks, api_acl_render_check(c, chk));
+    }
+    free(ordered);
+    json_object_set_new(node, "Services", services);
+    json_object_set_new(node, "Checks", checks);
+    return node;
+}
+
+void api_ui_nodes(struct api_call *c, struct api_result *res)
+{
+    struct catalog_filter f;
+    json_t *list = json_array();
+
+    if (catalog_filter_parse(c, &f, res) < 0) {
+        json_decref(list);
+        return;
+    }
+    smap_foreach(&c->agent->state.nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        if (!catalog_node_matches(&f, n))
+            continue;
+        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+            json_array_append_new(list, node_summary(c, res, n));
+        else
+            api_acl_filtered(c, res);
+    }
+    catalog_filter_free(&f);
+    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    api_result_json(c, res, list);
+}

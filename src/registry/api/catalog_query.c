@@ -1,0 +1,216 @@
+#include "registry/api/catalog_query.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/json.h"
+#include "registry/agent/agent_internal.h"
+
+int catalog_filter_parse(struct api_call *c, struct catalog_filter *f, struct api_result *res)
+{
+    const char *meta[CATALOG_MAX_FILTERS];
+
+    memset(f, 0, sizeof(*f));
+    f->ntags = url_query_get_all(&c->query, "tag", f->tags, CATALOG_MAX_FILTERS);
+    size_t n = url_query_get_all(&c->query, "node-meta", meta, CATALOG_MAX_FILTERS);
+    for (size_t i = 0; i < n && i < CATALOG_MAX_FILTERS; i++) {
+        const char *colon = strchr(meta[i], ':');
+        if (!colon) {
+            catalog_filter_free(f);
+            api_result_error(res, 400, "Invalid node-meta filter: \"%s\" (want key:value)",
+                             meta[i]);
+            return -EINVAL;
+        }
+        f->meta_keys[f->nmeta] = xstrndup(meta[i], (size_t)(colon - meta[i]));
+        f->meta_values[f->nmeta++] = colon + 1;
+    }
+    if (f->ntags > CATALOG_MAX_FILTERS)
+        f->ntags = CATALOG_MAX_FILTERS;
+    return 0;
+}
+
+void catalog_filter_free(struct catalog_filter *f)
+{
+    for (size_t i = 0; i < f->nmeta; i++)
+        free(f->meta_keys[i]);
+    f->nmeta = 0;
+}
+
+bool catalog_node_matches(const struct catalog_filter *f, const struct reg_node *n)
+{
+    for (size_t i = 0; i < f->nmeta; i++) {
+        const char *v = json_string_value(json_object_get(n->meta, f->meta_keys[i]));
+        if (!v || strcmp(v, f->meta_values[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+bool catalog_service_matches(const struct catalog_filter *f, const struct reg_service *s,
+                             const char *name)
+{
+    if (name && strcasecmp(s->name, name) != 0)
+        return false;
+    return reg_service_has_tags(s, f->tags, f->ntags);
+}
+
+void catalog_foreach_service(const struct reg_state *st, const struct catalog_filter *f,
+                             const char *name, catalog_service_fn fn, void *ctx)
+{
+    smap_foreach(&st->nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!catalog_node_matches(f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            if (catalog_service_matches(f, se->val, name))
+                fn(se->val, ctx);
+        }
+    }
+}
+
+void catalog_result_index(struct api_result *res, uint64_t index)
+{
+    res->index = index;
+    res->index_headers = true;
+}
+
+/* ---- registration ------------------------------------------------------------------------ */
+
+void catalog_registration_free(struct catalog_registration *r)
+{
+    json_decref(r->body);
+    if (r->has_service)
+        service_reg_free(&r->service);
+    for (size_t i = 0; i < r->nchecks; i++)
+        check_reg_free(&r->checks[i]);
+    free(r->checks);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Decodes one catalog check: stored as given, never run. */
+static int decode_catalog_check(const json_t *obj, struct check_reg *out, struct err *e)
+{
+    const char *id = NULL, *name = NULL, *status = NULL, *notes = NULL, *output = NULL, *sid = NULL;
+    json_t *def = NULL;
+    enum reg_health h = REG_CRITICAL;
+
+    memset(out, 0, sizeof(*out));
+    if (json_read_string(obj, "CheckID", "HealthCheck.CheckID", &id, e) < 0 ||
+        json_read_string(obj, "Name", "HealthCheck.Name", &name, e) < 0 ||
+        json_read_string(obj, "Status", "HealthCheck.Status", &status, e) < 0 ||
+        json_read_string(obj, "Notes", "HealthCheck.Notes", &notes, e) < 0 ||
+        json_read_string(obj, "Output", "HealthCheck.Output", &output, e) < 0 ||
+        json_read_string(obj, "ServiceID", "HealthCheck.ServiceID", &sid, e) < 0 ||
+        json_read_object(obj, "Definition", "HealthCheck.Definition", &def, e) < 0) {
+        err_prefix(e, "Request decode failed");
+        return -EINVAL;
+    }
+    if ((!id || !id[0]) && (!name || !name[0]))
+        return err_set(e, "Missing check ID or name");
+    if (status && status[0] && !reg_health_parse(status, &h))
+        return err_set(e, "Status for checks must 'passing', 'warning', 'critical'");
+    out->chk.id = xstrdup(id && id[0] ? id : name);
+    out->chk.name = xstrdup(name && name[0] ? name : id);
+    out->chk.status = h;
+    out->chk.notes = xstrdup(notes ? notes : "");
+    out->chk.output = xstrdup(output ? output : "");
+    out->chk.service_id = xstrdup(sid ? sid : "");
+    out->chk.type = xstrdup("");
+    out->chk.definition = def ? json_deep_copy(def) : json_object();
+    return 0;
+}
+
+int catalog_registration_decode(const json_t *body, struct catalog_registration *r, struct err *e)
+{
+    json_t *svc = NULL, *chk = NULL, *chks = NULL;
+    struct decode_opts opts = {.allow_scripts = true}; /* catalog checks are never run */
+
+    memset(r, 0, sizeof(*r));
+    r->body = json_deep_copy(body);
+    if (json_read_string(r->body, "Node", "RegisterRequest.Node", &r->node.name, e) < 0 ||
+        json_read_string(r->body, "ID", "RegisterRequest.ID", &r->node.id, e) < 0 ||
+        json_read_string(r->body, "Address", "RegisterRequest.Address", &r->node.address, e) < 0 ||
+        json_read_string(r->body, "Datacenter", "RegisterRequest.Datacenter", &r->node.datacenter,
+                         e) < 0 ||
+        json_read_object(r->body, "TaggedAddresses", "RegisterRequest.TaggedAddresses",
+                         (json_t **)&r->node.tagged_addresses, e) < 0 ||
+        json_read_object(r->body, "NodeMeta", "RegisterRequest.NodeMeta", (json_t **)&r->node.meta,
+                         e) < 0 ||
+        json_read_object(r->body, "Service", "RegisterRequest.Service", &svc, e) < 0 ||
+        json_read_object(r->body, "Check", "RegisterRequest.Check", &chk, e) < 0 ||
+        json_read_array(r->body, "Checks", "RegisterRequest.Checks", &chks, e) < 0 ||
+        json_read_bool(r->body, "SkipNodeUpdate", "RegisterRequest.SkipNodeUpdate",
+                       &r->skip_node_update, e) < 0) {
+        err_prefix(e, "Request decode failed");
+        return -EINVAL;
+    }
+    if (!r->node.name || !r->node.name[0])
+        return err_set(e, "Must provide node");
+    if (!r->node.address || !r->node.address[0])
+        return err_set(e, "Must provide address");
+    if (svc) {
+        /* The catalog's service object names the service "Service", not "Name". */
+        json_t *copy = json_deep_copy(svc);
+        json_t *name = json_iget(copy, "Service");
+        if (name && !json_iget(copy, "Name"))
+            json_object_set(copy, "Name", name);
+        json_object_del(copy, "Service");
+        json_object_del(copy, "Check");
+        json_object_del(copy, "Checks");
+        r->has_service = true;
+        int rc = decode_service(copy, &opts, &r->service, e);
+        json_decref(copy);
+        if (rc < 0)
+            return rc;
+    }
+    size_t n = (chk ? 1 : 0) + json_array_size(chks);
+    r->checks = xcalloc(n ? n : 1, sizeof(*r->checks));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c =
+            chk ? (i == 0 ? chk : json_array_get(chks, i - 1)) : json_array_get(chks, i);
+        r->nchecks = i + 1;
+        if (!json_is_object(c))
+            return err_set(e,
+                           "Request decode failed: json: cannot unmarshal %s into Go struct "
+                           "field RegisterRequest.Checks of type structs.HealthCheck",
+                           json_type_name(c));
+        if (decode_catalog_check(c, &r->checks[i], e) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r, struct err *e)
+{
+    struct reg_node *node = reg_node_get(st, r->node.name);
+
+    if (!node || !r->skip_node_update) {
+        reg_node_upsert(st, &r->node);
+        node = reg_node_get(st, r->node.name);
+    }
+    if (r->has_service)
+        reg_service_upsert(st, node, &r->service.svc);
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const char *sid = r->checks[i].chk.service_id;
+        if (sid[0] && !reg_service_get(node, sid))
+            return err_set(e, "Unknown service ID '%s' for check ID '%s'", sid,
+                           r->checks[i].chk.id);
+        reg_check_upsert(st, node, &r->checks[i].chk);
+    }
+    return 0;
+}
+
+void reg_checks_stop_service(struct reg_agent *a, struct reg_node *n, const char *service_id)
+{
+    if (n != agent_local_node(a))
+        return;
+    smap_foreach(&n->checks, e)
+    {
+        const struct reg_check *chk = e->val;
+        if (strcmp(chk->service_id, service_id) == 0)
+            reg_checks_stop(a->checks, chk->id);
+    }
+}

@@ -1,0 +1,46 @@
+/*
+ * Blocking queries. A read with ?index=N parks when its result's index is not above N. Parked
+ * queries are grouped by the table they read; when a write touches a table, every query parked
+ * on it is re-run once per loop iteration (writes in one iteration are batched) and answered
+ * only if its response body differs from the one it parked with. So a change wakes exactly the
+ * watchers whose result changed, while X-Consul-Index keeps Consul's meaning (it may move on
+ * unrelated writes, never backwards). A query also answers when its wait time runs out.
+ */
+#ifndef MESH_REGISTRY_WATCH_H
+#define MESH_REGISTRY_WATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "registry/state/state.h"
+
+struct api_call;
+struct reg_watch;
+
+struct reg_watch_set {
+    uv_loop_t *loop;
+    struct reg_watch *parked[REG_TABLE_COUNT]; /* lists per table */
+    bool dirty[REG_TABLE_COUNT];
+    uv_prepare_t before_poll; /* re-runs dirty tables' queries once per iteration */
+    size_t count;
+};
+
+void watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop);
+/* Answers every parked query with its current result, then closes the set's handle. */
+void watch_set_close(struct reg_watch_set *ws);
+
+/* The state's change hook: marks a table dirty. data is the struct reg_watch_set. */
+void watch_on_change(enum reg_table table, void *data);
+
+/*
+ * Parks call (taken over) on table until its result's body hash differs from body_hash or
+ * wait_ms passes. The call is re-run with api_call_rerun() and freed after it answers.
+ */
+void watch_park(struct reg_watch_set *ws, struct api_call *call, enum reg_table table,
+                uint64_t body_hash, uint64_t wait_ms);
+
+/* 64-bit FNV-1a of a buffer (the change test of parked queries). */
+uint64_t watch_hash(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,970 @@
+/*
+ * Replicated registry servers: formation, the state machine glue, held answers and forwarding
+ * to the leader (cluster.h). The consensus engine is behind replication.h.
+ */
+#include "registry/cluster/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/bug.h"
+#include "lib/file.h"
+#include "lib/http_client.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/net.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api.h"
+#include "registry/api/api_routes.h"
+#include "registry/cluster/forward.h"
+#include "registry/cluster/members.h"
+#include "registry/agent/sessions.h"
+
+#define DISCOVER_MS        1000 /* between formation probes */
+#define DISCOVER_FORMED_MS 5000 /* between probes once formed (learning peers' HTTP addresses) */
+#define PROBE_TIMEOUT_MS   2000
+#define DEFAULT_API_PORT   8500
+#define HOLD_MS            7000 /* a call waits this long for a leader (Consul's rpc_hold_timeout) */
+#define HOLD_RETRY_MS      50
+
+/* A server as formation and forwarding know it. */
+struct peer {
+    uint64_t id;
+    char node[128];
+    char raft_addr[REG_REPL_ADDR_MAX];
+    char http_host[256];
+    int http_port;
+};
+
+/* An answer held until its entry is committed. */
+struct held {
+    struct held *next;
+    struct http_request *req; /* NULL once the client went away */
+    int status;
+    char *type;
+    char *body;
+    size_t len;
+};
+
+/* One log entry: the records of one loop turn, and the answers waiting for them. */
+struct batch {
+    struct reg_cluster *cl;
+    struct buf data;
+    struct held *held;
+    bool proposed;
+};
+
+struct reg_cluster {
+    struct reg_agent *agent;
+    struct reg_repl *repl;
+    struct batch *open;   /* collecting this turn's records; NULL when none */
+    struct batch *newest; /* the last proposed batch still in flight */
+    uint64_t records;
+    bool applying; /* records come from the log: not proposed again */
+    uv_prepare_t flush;
+    uv_timer_t discover;
+    struct peer peers[REG_REPL_MAX_SERVERS]; /* peers[0] is this server */
+    size_t npeers;
+    bool cluster_seen; /* some probe answered from a formed cluster */
+    bool join_sent;
+    bool resyncing;
+    bool stopping;      /* cluster_stop ran: failures are the shutdown's, not a divergence */
+    int closes_pending; /* handles and the engine still closing; the last frees */
+};
+
+static void resync(struct reg_cluster *cl, const char *why);
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+bool cluster_wanted(const struct reg_agent *a)
+{
+    return a->cfg.server && !a->cfg.dev && !a->cfg.bootstrap && a->cfg.bootstrap_expect > 1;
+}
+
+bool agent_may_write(const struct reg_agent *a)
+{
+    if (!a->cluster)
+        return true;
+    return reg_repl_leader_ready(a->cluster->repl) && !a->cluster->resyncing;
+}
+
+uint64_t cluster_records(const struct reg_agent *a)
+{
+    return a->cluster ? a->cluster->records : 0;
+}
+
+void cluster_status(const struct reg_agent *a, struct reg_repl_status *out)
+{
+    if (!a->cluster) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    reg_repl_status(a->cluster->repl, out);
+}
+
+static struct peer *peer_by_id(struct reg_cluster *cl, uint64_t id)
+{
+    for (size_t i = 0; i < cl->npeers; i++)
+        if (cl->peers[i].id == id)
+            return &cl->peers[i];
+    return NULL;
+}
+
+const char *cluster_server_node(const struct reg_agent *a, uint64_t id)
+{
+    const struct peer *p = a->cluster ? peer_by_id(a->cluster, id) : NULL;
+    return p && p->node[0] ? p->node : NULL;
+}
+
+void cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
+{
+    struct reg_repl_status st;
+
+    *known_leader = true;
+    *last_contact = 0;
+    if (!a->cluster)
+        return;
+    reg_repl_status(a->cluster->repl, &st);
+    *known_leader = st.leader_id != 0;
+    *last_contact = st.last_contact_ms;
+}
+
+/* ---- the state machine ------------------------------------------------------------------- */
+
+/* The table a record changes, for the watchers. */
+static void notify_record(struct reg_agent *a, const char *op)
+{
+    enum reg_table t = REG_TABLE_CATALOG;
+
+    if (strncmp(op, "kv", 2) == 0)
+        t = REG_TABLE_KV;
+    else if (strncmp(op, "session", 7) == 0)
+        t = REG_TABLE_SESSIONS;
+    else if (strncmp(op, "acl", 3) == 0)
+        t = REG_TABLE_ACL;
+    if (a->state.on_change)
+        a->state.on_change(t, a->state.change_data);
+}
+
+/* Applies newline-separated JSON records. Returns 0 or -EINVAL. */
+static int apply_records(struct reg_cluster *cl, const char *data, size_t len)
+{
+    struct reg_agent *a = cl->agent;
+    int rc = 0;
+
+    cl->applying = true;
+    for (size_t i = 0; i < len && rc == 0;) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (data + i)) : len - i;
+        json_error_t jerr;
+        json_t *r = n ? json_loadb(data + i, n, 0, &jerr) : NULL;
+        if (n && (!r || reg_state_apply(&a->state, r) < 0)) {
+            log_error("cluster: a committed record cannot be applied: %.*s",
+                      (int)(n > 200 ? 200 : n), data + i);
+            rc = -EINVAL;
+        } else if (r) {
+            notify_record(a, json_string_value(json_object_get(r, "op")) ?: "");
+        }
+        json_decref(r);
+        i += n + 1;
+    }
+    cl->applying = false;
+    return rc;
+}
+
+static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+
+    if (own)
+        return 0; /* proposed here: its effect is in the state already */
+    if (agent_may_write(cl->agent)) {
+        /* A leader only applies its own entries; anything else means its state diverged. */
+        resync(cl, "a leader was handed an entry it did not propose");
+        return 0;
+    }
+    return apply_records(cl, data, len);
+}
+
+static void emit_line(const json_t *record, void *data)
+{
+    struct buf *b = data;
+    char *json = json_dumps(record, JSON_COMPACT);
+
+    if (!json)
+        abort(); /* out of memory only, as x*alloc */
+    buf_append_cstr(b, json);
+    buf_append(b, "\n", 1);
+    free(json);
+}
+
+static void fsm_snapshot(struct buf *out, void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+    reg_state_dump(&cl->agent->state, emit_line, out);
+}
+
+static int fsm_restore(const void *data, size_t len, void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+    struct reg_state *st = &cl->agent->state;
+    struct reg_state keep = *st;
+
+    /* The whole state is replaced; the hooks the agent installed stay. */
+    reg_state_free(st);
+    reg_state_init(st);
+    st->journal = keep.journal;
+    st->journal_data = keep.journal_data;
+    st->on_change = keep.on_change;
+    st->change_data = keep.change_data;
+    st->clock = keep.clock;
+    st->clock_data = keep.clock_data;
+    int rc = apply_records(cl, data, len);
+    for (int t = 0; t < REG_TABLE_COUNT; t++)
+        if (st->on_change)
+            st->on_change((enum reg_table)t, st->change_data);
+    log_info("cluster: state restored from a snapshot (%zu bytes, index %" PRIu64 ")", len,
+             st->index);
+    return rc;
+}
+
+/* Leadership moved: start or stop the leader-only duties. */
+static void fsm_leadership(bool leader, bool lost, void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+    struct reg_agent *a = cl->agent;
+
+    if (!leader) {
+        if (lost)
+            resync(cl, "leadership was lost with writes in flight");
+        if (a->sessions)
+            reg_sessions_set_active(a->sessions, false);
+        return;
+    }
+    /* Every entry before this term is applied: the state is the cluster's. */
+    agent_ensure_local_node(a);
+    if (a->sessions)
+        reg_sessions_set_active(a->sessions, true);
+    members_grace(&a->members);
+}
+
+static const struct reg_repl_fsm cluster_fsm = {
+    .apply = fsm_apply,
+    .snapshot = fsm_snapshot,
+    .restore = fsm_restore,
+    .leadership = fsm_leadership,
+};
+
+/* ---- held answers and proposals ---------------------------------------------------------- */
+
+static void held_send(struct held *h, int status)
+{
+    if (h->req) {
+        struct http_request *req = h->req;
+        req->on_abort = NULL;
+        req->data = NULL;
+        if (status == 0) {
+            http_respond(req, h->status, h->type, h->body, h->len);
+        } else {
+            static const char msg[] = "rpc error: the write was not committed (leadership "
+                                      "changed); it may or may not have been applied\n";
+            http_respond(req, 500, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
+        }
+    }
+    free(h->type);
+    free(h->body);
+    free(h);
+}
+
+static void batch_free(struct batch *b, int status)
+{
+    while (b->held) {
+        struct held *h = b->held;
+        b->held = h->next;
+        held_send(h, status);
+    }
+    buf_free(&b->data);
+    free(b);
+}
+
+static void on_committed(int status, void *arg)
+{
+    struct batch *b = arg;
+    struct reg_cluster *cl = b->cl;
+
+    if (cl->newest == b)
+        cl->newest = NULL;
+    if (status < 0)
+        log_warn("cluster: an entry of %zu bytes was not committed: %s", b->data.len,
+                 strerror(-status));
+    batch_free(b, status);
+    if (status == -ECANCELED)
+        resync(cl, "leadership was lost with writes in flight");
+}
+
+/* Before the loop sleeps: this turn's records become one entry. */
+static void on_flush(uv_prepare_t *h)
+{
+    struct reg_cluster *cl = h->data;
+    struct batch *b = cl->open;
+
+    if (!b)
+        return;
+    cl->open = NULL;
+    int rc = reg_repl_propose(cl->repl, b->data.data, b->data.len, on_committed, b);
+    if (rc < 0) {
+        batch_free(b, rc);
+        resync(cl, "a change could not be proposed");
+        return;
+    }
+    b->proposed = true;
+    cl->newest = b;
+}
+
+/* The state's journal hook: a mutation made here becomes part of this turn's entry. */
+static void cluster_journal_cb(const json_t *record, void *data)
+{
+    struct reg_cluster *cl = data;
+
+    if (cl->applying)
+        return;
+    if (!agent_may_write(cl->agent)) {
+        char *json = json_dumps(record, JSON_COMPACT);
+        log_error("cluster: a change made on a server that does not lead: %s", json ? json : "");
+        free(json);
+        resync(cl, "its state changed outside the log");
+        return;
+    }
+    if (!cl->open) {
+        cl->open = xcalloc(1, sizeof(*cl->open));
+        cl->open->cl = cl;
+    }
+    emit_line(record, &cl->open->data);
+    cl->records++;
+}
+
+static void on_held_abort(struct http_request *req)
+{
+    struct held *h = req->data;
+    h->req = NULL;
+}
+
+bool cluster_defer_answer(struct reg_agent *a, struct http_request *req, uint64_t records_before,
+                          int status, const char *type, const void *body, size_t len)
+{
+    struct reg_cluster *cl = a->cluster;
+
+    if (!cl)
+        return false;
+    struct batch *b = cl->records > records_before && cl->open ? cl->open : cl->newest;
+    if (!b || cl->records == records_before)
+        return false;
+    struct held *h = xcalloc(1, sizeof(*h));
+    h->req = req;
+    h->status = status;
+    h->type = type ? xstrdup(type) : NULL;
+    h->body = xmemdup(body, len);
+    h->len = len;
+    h->next = b->held;
+    b->held = h;
+    req->data = h;
+    req->on_abort = on_held_abort;
+    return true;
+}
+
+/* ---- resync ------------------------------------------------------------------------------ */
+
+/*
+ * The state may hold effects the log will never have. The server restarts itself with the same
+ * command line and rebuilds its state from its log, as after a crash; its sockets are
+ * close-on-exec.
+ */
+static void resync(struct reg_cluster *cl, const char *why)
+{
+    struct buf cmd = BUF_INIT;
+    char *argv[256];
+    int fd, argc = 0;
+
+    if (cl->resyncing || cl->stopping)
+        return;
+    cl->resyncing = true;
+    log_error("cluster: %s; restarting to rebuild the state from the replicated log", why);
+    fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || file_read_all(fd, &cmd) < 0 || cmd.len == 0) {
+        log_error("cluster: cannot read the command line; exiting");
+        _exit(1);
+    }
+    close(fd);
+    for (size_t i = 0; i < cmd.len && argc < (int)ARRAY_LEN(argv) - 1;
+         i += strlen(cmd.data + i) + 1)
+        argv[argc++] = cmd.data + i;
+    argv[argc] = NULL;
+    execv("/proc/self/exe", argv);
+    log_error("cluster: exec: %s; exiting", strerror(errno));
+    _exit(1);
+}
+
+/* ---- forwarding to the leader ------------------------------------------------------------ */
+
+/* Paths a follower answers itself whatever the method or consistency. */
+static bool answered_locally(const char *path)
+{
+    return strncmp(path, "/v1/status/", 11) == 0 ||
+           strcmp(path, "/v1/operator/raft/configuration") == 0 ||
+           strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
+           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
+}
+
+/* A call waiting for a leader to be elected (or to finish taking over). */
+struct hold {
+    struct reg_cluster *cl;
+    struct api_call *call; /* NULL once the client went away */
+    uint64_t deadline;
+    uv_timer_t timer;
+};
+
+/* Where a call goes now: 1 answered here, 0 forwarded (or answered), -EAGAIN no leader yet. */
+static int route_call(struct reg_cluster *cl, struct api_call *c)
+{
+    struct reg_repl_status st;
+
+    reg_repl_status(cl->repl, &st);
+    if (st.leader_ready && !cl->resyncing)
+        return 1;
+    const struct peer *p = st.leader_id ? peer_by_id(cl, st.leader_id) : NULL;
+    if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
+        return -EAGAIN;
+    forward_to(cl->agent, c, p->http_host, p->http_port, false);
+    return 0;
+}
+
+static void on_hold_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_hold_abort(struct http_request *req)
+{
+    struct hold *h = req->data;
+    struct api_call *c = h->call;
+
+    h->call = NULL;
+    api_call_free(c);
+}
+
+static void on_hold_timer(uv_timer_t *t)
+{
+    struct hold *h = t->data;
+    struct api_call *c = h->call;
+    int rc = 1;
+
+    if (c && !h->cl->stopping) {
+        c->req->on_abort = NULL;
+        c->req->data = NULL;
+        rc = route_call(h->cl, c);
+        if (rc == -EAGAIN && uv_now(t->loop) < h->deadline) {
+            c->req->on_abort = on_hold_abort;
+            c->req->data = h;
+            return; /* the repeating timer tries again */
+        }
+        h->call = NULL;
+        if (rc == 1)
+            api_call_resume(c);
+        else if (rc == -EAGAIN)
+            api_error(c, 500, "No cluster leader"); /* Consul's text: clients retry on it */
+    } else if (c) {
+        c->req->on_abort = NULL;
+        h->call = NULL;
+        api_error(c, 500, "No cluster leader");
+    }
+    uv_close((uv_handle_t *)t, on_hold_closed);
+}
+
+bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
+{
+    struct reg_cluster *cl = a->cluster;
+
+    if (!cl)
+        return false;
+    if (write && (strncmp(c->path, "/v1/agent/service/", 18) == 0 ||
+                  strncmp(c->path, "/v1/agent/check/", 16) == 0)) {
+        /* Their check runners would write from whichever server ran them, leader or not. */
+        api_error(c, 500,
+                  "services and checks cannot be registered on a server of a replicated "
+                  "cluster: register them through a client agent, or through "
+                  "/v1/catalog/register");
+        return true;
+    }
+    if (answered_locally(c->path))
+        return false;
+    if (!write && api_query_has(c, "stale"))
+        return false;
+    int rc = route_call(cl, c);
+    if (rc == 1)
+        return false;
+    if (rc == 0)
+        return true;
+    struct hold *h = xcalloc(1, sizeof(*h));
+    h->cl = cl;
+    h->call = c;
+    h->deadline = uv_now(a->loop) + HOLD_MS;
+    uv_timer_init(a->loop, &h->timer);
+    h->timer.data = h;
+    uv_timer_start(&h->timer, on_hold_timer, HOLD_RETRY_MS, HOLD_RETRY_MS);
+    c->req->data = h;
+    c->req->on_abort = on_hold_abort;
+    return true;
+}
+
+/* ---- formation --------------------------------------------------------------------------- */
+
+static void peer_from_json(struct peer *p, const json_t *v)
+{
+    const char *id = json_string_value(json_object_get(v, "ID"));
+    const char *node = json_string_value(json_object_get(v, "Node"));
+    const char *addr = json_string_value(json_object_get(v, "Address"));
+    const char *http = json_string_value(json_object_get(v, "HTTPAddr"));
+
+    memset(p, 0, sizeof(*p));
+    p->id = id ? strtoull(id, NULL, 10) : 0;
+    snprintf(p->node, sizeof(p->node), "%s", node ? node : "");
+    snprintf(p->raft_addr, sizeof(p->raft_addr), "%s", addr ? addr : "");
+    if (!http || net_split_host_port(http, p->http_host, sizeof(p->http_host), &p->http_port,
+                                     DEFAULT_API_PORT) < 0)
+        p->http_host[0] = '\0';
+}
+
+static json_t *peer_json(const struct peer *p)
+{
+    char id[24], http[300];
+
+    snprintf(id, sizeof(id), "%" PRIu64, p->id);
+    snprintf(http, sizeof(http), "%s:%d", p->http_host, p->http_port);
+    return json_pack("{s:s, s:s, s:s, s:s}", "ID", id, "Node", p->node, "Address", p->raft_addr,
+                     "HTTPAddr", p->http_host[0] ? http : "");
+}
+
+/* Learns a server (or more about one): a new one is added, a known one's addresses refreshed. */
+static void peer_learn(struct reg_cluster *cl, const struct peer *p)
+{
+    if (p->id == 0 || !reg_repl_address_valid(p->raft_addr))
+        return;
+    struct peer *known = peer_by_id(cl, p->id);
+    if (!known) {
+        if (cl->npeers == REG_REPL_MAX_SERVERS)
+            return;
+        known = &cl->peers[cl->npeers++];
+        log_info("cluster: learned of server %s (%s)", p->node, p->raft_addr);
+    }
+    if (known != &cl->peers[0])
+        *known = *p;
+}
+
+static int peer_order(const void *x, const void *y)
+{
+    const struct peer *a = x, *b = y;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void on_join_answer(int status, const struct http_client_response *res, void *data)
+{
+    struct reg_cluster *cl = data;
+
+    if (status < 0 || res->status != 200) {
+        log_warn("cluster: asking to join failed (%s); retrying",
+                 status < 0 ? uv_strerror(status) : res->body);
+        cl->join_sent = false;
+        return;
+    }
+    log_info("cluster: the leader added this server");
+}
+
+/* A formed cluster answered: start without bootstrapping and ask to be added. */
+static void join_formed(struct reg_cluster *cl, const struct peer *via)
+{
+    struct err e;
+
+    if (!reg_repl_started(cl->repl) && reg_repl_start(cl->repl, NULL, 0, &e) < 0) {
+        log_error("cluster: %s", e.msg);
+        return;
+    }
+    if (cl->join_sent)
+        return;
+    json_t *body = peer_json(&cl->peers[0]);
+    char *json = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct http_client_request r = {
+        .method = "PUT",
+        .host = via->http_host,
+        .port = via->http_port,
+        .target = "/v1/internal/mesh/raft/join",
+        .body = json,
+        .body_len = strlen(json),
+        .timeout_ms = 30000,
+    };
+    cl->join_sent = true;
+    http_client_send(cl->agent->client, &r, on_join_answer, cl);
+    free(json);
+}
+
+/* Bootstraps once exactly bootstrap_expect servers see each other. */
+static void maybe_bootstrap(struct reg_cluster *cl)
+{
+    struct reg_agent *a = cl->agent;
+    struct reg_repl_server servers[REG_REPL_MAX_SERVERS];
+    struct peer sorted[REG_REPL_MAX_SERVERS];
+    struct err e;
+
+    if (reg_repl_started(cl->repl) || cl->cluster_seen)
+        return;
+    if (cl->npeers != (size_t)a->cfg.bootstrap_expect) {
+        if (cl->npeers > (size_t)a->cfg.bootstrap_expect)
+            log_error("cluster: %zu servers found but -bootstrap-expect is %d; not bootstrapping",
+                      cl->npeers, a->cfg.bootstrap_expect);
+        return;
+    }
+    memcpy(sorted, cl->peers, cl->npeers * sizeof(*sorted));
+    qsort(sorted, cl->npeers, sizeof(*sorted), peer_order);
+    for (size_t i = 0; i < cl->npeers; i++) {
+        servers[i].id = sorted[i].id;
+        snprintf(servers[i].address, sizeof(servers[i].address), "%s", sorted[i].raft_addr);
+        servers[i].voter = true;
+    }
+    if (reg_repl_start(cl->repl, servers, cl->npeers, &e) < 0) {
+        log_error("cluster: %s", e.msg);
+        return;
+    }
+    log_info("cluster: bootstrapped with %zu servers", cl->npeers);
+}
+
+/*
+ * A cluster formed while this server was still looking. If its first configuration names this
+ * server, this server bootstraps with that same configuration (every member must write the
+ * same one): it is one of the founders, and without it the others may lack a quorum. Returns 0
+ * when it did, -ENOENT when the configuration does not name it (it must ask to be added).
+ */
+static int bootstrap_as_member(struct reg_cluster *cl, const json_t *conf)
+{
+    struct reg_repl_server servers[REG_REPL_MAX_SERVERS];
+    size_t n = 0, i;
+    bool named = false;
+    json_t *each;
+    struct err e;
+
+    json_array_foreach(conf, i, each)
+    {
+        struct peer p;
+        peer_from_json(&p, each);
+        if (n == REG_REPL_MAX_SERVERS || !p.id || !reg_repl_address_valid(p.raft_addr))
+            return -ENOENT;
+        servers[n].id = p.id;
+        snprintf(servers[n].address, sizeof(servers[n].address), "%s", p.raft_addr);
+        servers[n++].voter = true;
+        named |= p.id == cl->peers[0].id;
+    }
+    if (!named)
+        return -ENOENT;
+    if (reg_repl_start(cl->repl, servers, n, &e) < 0) {
+        log_error("cluster: %s", e.msg);
+        return -EIO;
+    }
+    log_info("cluster: joined the cluster its other founders formed (%zu servers)", n);
+    return 0;
+}
+
+/* One probe of a -retry-join address. */
+struct probe {
+    struct reg_cluster *cl;
+    struct peer via;
+};
+
+static void on_probe(int status, const struct http_client_response *res, void *data)
+{
+    struct probe *pr = data;
+    struct reg_cluster *cl = pr->cl;
+    json_t *v = NULL;
+
+    if (status < 0 || res->status != 200)
+        goto out;
+    v = json_loadb(res->body, res->body_len, 0, NULL);
+    struct peer p;
+    peer_from_json(&p, v);
+    /* Reached through the address the operator gave: that is its HTTP address from here. */
+    snprintf(p.http_host, sizeof(p.http_host), "%s", pr->via.http_host);
+    p.http_port = pr->via.http_port;
+    peer_learn(cl, &p);
+    size_t i;
+    json_t *each;
+    json_array_foreach(json_object_get(v, "Peers"), i, each)
+    {
+        struct peer q;
+        peer_from_json(&q, each);
+        if (!peer_by_id(cl, q.id))
+            peer_learn(cl, &q);
+    }
+    if (json_is_true(json_object_get(v, "Cluster")) && !reg_repl_started(cl->repl)) {
+        cl->cluster_seen = true;
+        if (bootstrap_as_member(cl, json_object_get(v, "Configuration")) == 0)
+            goto out;
+        join_formed(cl, &p);
+    }
+    maybe_bootstrap(cl);
+out:
+    json_decref(v);
+    free(pr);
+}
+
+static void on_discover(uv_timer_t *t)
+{
+    struct reg_cluster *cl = t->data;
+    struct reg_agent *a = cl->agent;
+    const struct flag_list *joins[] = {&a->cfg.retry_join, &a->cfg.start_join};
+
+    for (size_t k = 0; k < ARRAY_LEN(joins); k++) {
+        for (size_t i = 0; i < joins[k]->n; i++) {
+            struct probe *pr = xcalloc(1, sizeof(*pr));
+            const char *addr = joins[k]->items[i];
+            if (strncmp(addr, "http://", 7) == 0)
+                addr += 7;
+            pr->cl = cl;
+            if (net_split_host_port(addr, pr->via.http_host, sizeof(pr->via.http_host),
+                                    &pr->via.http_port, DEFAULT_API_PORT) < 0) {
+                free(pr);
+                continue;
+            }
+            struct http_client_request r = {
+                .host = pr->via.http_host,
+                .port = pr->via.http_port,
+                .target = "/v1/internal/mesh/raft/info",
+                .timeout_ms = PROBE_TIMEOUT_MS,
+            };
+            http_client_send(a->client, &r, on_probe, pr);
+        }
+    }
+    if (reg_repl_started(cl->repl))
+        uv_timer_set_repeat(t, DISCOVER_FORMED_MS);
+}
+
+/* ---- API: formation and operator endpoints ----------------------------------------------- */
+
+void api_cluster_info(struct api_call *c, struct api_result *res)
+{
+    struct reg_cluster *cl = c->agent->cluster;
+    struct reg_repl_status st;
+
+    if (!cl) {
+        api_result_error(res, 404, "not a replicated server");
+        return;
+    }
+    reg_repl_status(cl->repl, &st);
+    json_t *v = peer_json(&cl->peers[0]);
+    json_t *peers = json_array();
+    for (size_t i = 1; i < cl->npeers; i++)
+        json_array_append_new(peers, peer_json(&cl->peers[i]));
+    json_object_set_new(v, "Peers", peers);
+    json_object_set_new(v, "Cluster", json_boolean(st.config_index > 0));
+    /* The first configuration, which founders that were late to see it bootstrap with. */
+    json_t *conf = json_array();
+    for (size_t i = 0; i < st.nservers && st.config_index == 1; i++) {
+        struct peer p = {.id = st.servers[i].id};
+        snprintf(p.raft_addr, sizeof(p.raft_addr), "%s", st.servers[i].address);
+        json_array_append_new(conf, peer_json(&p));
+    }
+    json_object_set_new(v, "Configuration", conf);
+    api_result_json(c, res, v);
+}
+
+struct join_call {
+    struct api_call *call;
+};
+
+static void on_join_abort(struct http_request *req)
+{
+    struct join_call *j = req->data;
+    struct api_call *c = j->call;
+
+    j->call = NULL;
+    api_call_free(c);
+}
+
+static void on_joined(int status, void *arg)
+{
+    struct join_call *j = arg;
+    struct api_call *c = j->call;
+
+    free(j);
+    if (!c)
+        return;
+    c->req->on_abort = NULL;
+    if (status < 0)
+        api_error(c, 500, "adding the server failed: %s", strerror(-status));
+    else
+        api_ok_json(c, json_true());
+}
+
+void api_cluster_join(struct api_call *c)
+{
+    struct reg_cluster *cl = c->agent->cluster;
+    struct reg_repl_status st;
+    struct peer p;
+
+    if (!cl) {
+        api_error(c, 404, "not a replicated server");
+        return;
+    }
+    json_t *body = api_body_json(c, false);
+    if (!body)
+        return;
+    peer_from_json(&p, body);
+    json_decref(body);
+    if (p.id == 0 || !reg_repl_address_valid(p.raft_addr)) {
+        api_error(c, 400, "a join needs ID and a numeric IPv4 Address (a.b.c.d:port)");
+        return;
+    }
+    peer_learn(cl, &p);
+    reg_repl_status(cl->repl, &st);
+    for (size_t i = 0; i < st.nservers; i++) {
+        if (st.servers[i].id == p.id && st.servers[i].voter) {
+            api_ok_json(c, json_true()); /* already a voter: it catches up by itself */
+            return;
+        }
+    }
+    struct join_call *j = xcalloc(1, sizeof(*j));
+    j->call = c;
+    int rc = reg_repl_add_voter(cl->repl, p.id, p.raft_addr, on_joined, j);
+    if (rc < 0) {
+        free(j);
+        api_error(c, 500, "adding the server failed: %s", strerror(-rc));
+        return;
+    }
+    c->req->data = j;
+    c->req->on_abort = on_join_abort;
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+/* Refuses a data dir that holds a single server's journal (see docs/replication.md). */
+static int check_data_dir(const struct reg_agent *a, struct err *e)
+{
+    const char *files[] = {"journal.log", "snapshot.json"};
+    struct stat sb;
+    char path[4096];
+
+    if (!a->cfg.data_dir)
+        return err_set(e,
+                       "-bootstrap-expect %d needs -data-dir: a replicated server keeps its "
+                       "log on disk",
+                       a->cfg.bootstrap_expect);
+    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+        snprintf(path, sizeof(path), "%s/%s", a->cfg.data_dir, files[i]);
+        if (stat(path, &sb) == 0)
+            return err_set(e,
+                           "%s holds a single server's state (%s); a server of a replicated "
+                           "cluster (-bootstrap-expect %d) keeps its state in %s/raft and "
+                           "cannot take it over: start the cluster on empty data directories "
+                           "and copy the data through the API, or keep running this server "
+                           "alone (-bootstrap)",
+                           a->cfg.data_dir, files[i], a->cfg.bootstrap_expect, a->cfg.data_dir);
+    }
+    if (a->cfg.nservices > 0)
+        return err_set(e, "services in configuration files are not supported on a server of a "
+                          "replicated cluster; register them through a client agent");
+    return 0;
+}
+
+int cluster_start(struct reg_agent *a, struct err *e)
+{
+    struct reg_cluster *cl;
+    char dir[4096], addr[REG_REPL_ADDR_MAX];
+    int rc = check_data_dir(a, e);
+
+    if (rc < 0)
+        return rc;
+    const char *bind = a->cfg.bind_addr && strcmp(a->cfg.bind_addr, "0.0.0.0") != 0
+                           ? a->cfg.bind_addr
+                           : "127.0.0.1";
+    snprintf(addr, sizeof(addr), "%s:%d", bind, a->cfg.server_port);
+    snprintf(dir, sizeof(dir), "%s/raft", a->cfg.data_dir);
+    cl = xcalloc(1, sizeof(*cl));
+    cl->agent = a;
+    struct reg_repl_config rc_cfg = {
+        .dir = dir,
+        .id = reg_repl_id_for(a->cfg.node_name),
+        .address = addr,
+        .fsm = &cluster_fsm,
+        .ctx = cl,
+    };
+    rc = reg_repl_open(&cl->repl, a->loop, &rc_cfg, e);
+    if (rc < 0) {
+        free(cl);
+        return rc;
+    }
+    a->cluster = cl;
+    struct peer *self = &cl->peers[cl->npeers++];
+    self->id = rc_cfg.id;
+    snprintf(self->node, sizeof(self->node), "%s", a->cfg.node_name);
+    snprintf(self->raft_addr, sizeof(self->raft_addr), "%s", addr);
+    snprintf(self->http_host, sizeof(self->http_host), "%s", a->cfg.client_addr);
+    self->http_port = a->cfg.http_port;
+    a->state.journal = cluster_journal_cb;
+    a->state.journal_data = cl;
+    if (!a->client)
+        a->client = http_client_new(a->loop);
+    uv_prepare_init(a->loop, &cl->flush);
+    cl->flush.data = cl;
+    uv_prepare_start(&cl->flush, on_flush);
+    uv_timer_init(a->loop, &cl->discover);
+    cl->discover.data = cl;
+    if (reg_repl_has_state(cl->repl)) {
+        rc = reg_repl_start(cl->repl, NULL, 0, e);
+        if (rc < 0)
+            return rc;
+    }
+    uv_timer_start(&cl->discover, on_discover, 0, DISCOVER_MS);
+    log_info("cluster: server %s, replication on %s, expecting %d servers", a->cfg.node_name, addr,
+             a->cfg.bootstrap_expect);
+    return 0;
+}
+
+static void cluster_closed_one(struct reg_cluster *cl)
+{
+    if (--cl->closes_pending == 0)
+        free(cl);
+}
+
+static void on_repl_closed(void *arg)
+{
+    cluster_closed_one(arg);
+}
+
+static void on_cluster_handle_closed(uv_handle_t *h)
+{
+    cluster_closed_one(h->data);
+}
+
+void cluster_stop(struct reg_agent *a)
+{
+    struct reg_cluster *cl = a->cluster;
+
+    if (!cl)
+        return;
+    cl->stopping = true;
+    if (cl->open) {
+        batch_free(cl->open, -ECANCELED);
+        cl->open = NULL;
+    }
+    a->state.journal = NULL;
+    a->state.journal_data = NULL;
+    cl->closes_pending = 3;
+    reg_repl_close(cl->repl, on_repl_closed, cl);
+    uv_close((uv_handle_t *)&cl->flush, on_cluster_handle_closed);
+    uv_close((uv_handle_t *)&cl->discover, on_cluster_handle_closed);
+    a->cluster = NULL;
+}

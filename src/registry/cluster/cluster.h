@@ -1,0 +1,81 @@
+/*
+ * Replicated registry servers (`-server -bootstrap-expect N`, N > 1): the registry's state as
+ * the state machine of a replicated log (replication.h), and what a server of such a cluster
+ * does beyond a single one (docs/replication.md).
+ *
+ * - Formation: each server polls the HTTP addresses of -retry-join for the servers they know;
+ *   when N servers see each other, every one bootstraps the same configuration. A server that
+ *   finds a cluster already formed asks its leader to add it.
+ * - Writes: the leader runs a write as a single server does, mutating its state; the journal
+ *   records the mutation produces (state_journal.h) become one log entry, and the answer is held
+ *   until that entry is committed. Every other server applies the records of each committed
+ *   entry, which is exactly what replaying a journal does, so every server holds the same
+ *   entities at the same indexes. Followers forward writes and default-consistency reads to the
+ *   leader; `?stale` reads are served locally.
+ * - A leader that loses leadership with writes of its own in flight cannot know whether they
+ *   will commit, and its state may hold effects the log will never have: it restarts itself
+ *   (exec of the same command line) and rebuilds its state from its log, as after a crash.
+ * - Leader-only duties (session TTLs, node failure detection, critical-service reaping, ACL
+ *   bootstrap) run where agent_may_write() is true.
+ */
+#ifndef MESH_REGISTRY_CLUSTER_H
+#define MESH_REGISTRY_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "lib/http_server.h"
+#include "registry/cluster/replication.h"
+
+struct reg_agent;
+struct api_call;
+struct reg_cluster;
+
+/* True when the configuration asks for a replicated server (-server -bootstrap-expect > 1). */
+bool cluster_wanted(const struct reg_agent *a);
+
+/*
+ * Sets the agent up as a server of a replicated cluster: checks the data directory (a
+ * single-server one is refused with a message saying why and what to do), installs the state's
+ * journal hook and starts formation. Returns 0 or -errno with e set.
+ */
+int cluster_start(struct reg_agent *a, struct err *e);
+
+/* Leaves gracefully (hands leadership over, asks to be removed) before a stop; done runs after. */
+void cluster_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
+
+/* Stops replication; the loop must run for its handles to close. NULL cluster: no-op. */
+void cluster_stop(struct reg_agent *a);
+
+/* True when this agent may change the state itself: no cluster, or its ready leader. */
+bool agent_may_write(const struct reg_agent *a);
+
+/* Records handed to the log so far (the API compares it around a write). */
+uint64_t cluster_records(const struct reg_agent *a);
+
+/*
+ * Holds a write's answer until the entry holding its records (those after records_before) is
+ * committed, then sends it; an entry that fails turns it into a 500. Returns false when there is
+ * nothing to wait for (the caller answers at once). Takes over req when it returns true.
+ */
+bool cluster_defer_answer(struct reg_agent *a, struct http_request *req, uint64_t records_before,
+                          int status, const char *type, const void *body, size_t len);
+
+/*
+ * Sends a call a follower must not answer itself (a write, or a read without ?stale) to the
+ * leader, relaying its answer. Returns true when it took the call over.
+ */
+bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write);
+
+/* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
+void cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact);
+
+/* The engine's status (zeroed when a is not clustered). */
+void cluster_status(const struct reg_agent *a, struct reg_repl_status *out);
+
+/* Node name and HTTP address of the server with this replication ID, when known. */
+const char *cluster_server_node(const struct reg_agent *a, uint64_t id);
+
+#endif

@@ -1,0 +1,181 @@
+#include "registry/cluster/forward.h"
+
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/consul_client.h"
+#include "lib/duration.h"
+#include "lib/http_client.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/api/api.h"
+#include "registry/agent/sync.h"
+
+/* Headers of the server's answer worth relaying to the client. */
+static const char *const relayed[] = {
+    "X-Consul-Index",
+    "X-Consul-KnownLeader",
+    "X-Consul-LastContact",
+    "X-Consul-ContentHash",
+    "X-Consul-Results-Filtered-By-ACLs",
+    "X-Consul-Effective-Consistency",
+    "X-Content-Type-Options",
+    "Allow",
+};
+
+/* Headers of the client's request the server needs. */
+static const char *const passed[] = {"X-Consul-Token", "Authorization", "Content-Type",
+                                     "X-Consul-Namespace"};
+
+bool forward_wanted(struct reg_agent *a, const char *path)
+{
+    if (strncmp(path, "/v1/agent/", 10) == 0)
+        return (strcmp(path, "/v1/agent/members") == 0 && sync_current_server(a)) ||
+               strncmp(path, "/v1/agent/force-leave/", 22) == 0;
+    return strncmp(path, "/v1/", 4) == 0;
+}
+
+struct forward {
+    struct api_call *call;
+    struct http_call *http;
+};
+
+static void on_abort(struct http_request *req)
+{
+    struct forward *f = req->data;
+    struct api_call *c = f->call;
+
+    /* The client went away: stop waiting for the server (a parked blocking query). The
+     * cancelled call's callback runs now and frees f. */
+    f->call = NULL;
+    http_call_cancel(f->http);
+    api_call_free(c);
+}
+
+static void on_answer(int status, const struct http_client_response *res, void *data)
+{
+    struct forward *f = data;
+    struct api_call *c = f->call;
+
+    if (!c) { /* aborted */
+        free(f);
+        return;
+    }
+    c->req->on_abort = NULL;
+    free(f);
+    if (status < 0) {
+        if (!c->agent->cfg.server)
+            sync_server_failed(c->agent, status);
+        api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(relayed); i++) {
+        size_t len;
+        const char *v = http_client_header(res, relayed[i], &len);
+        if (v)
+            http_response_header(c->req, relayed[i], "%.*s", (int)len, v);
+    }
+    size_t type_len = 0;
+    const char *type = http_client_header(res, "Content-Type", &type_len);
+    char type_buf[128] = "";
+    if (type && type_len < sizeof(type_buf))
+        memcpy(type_buf, type, type_len);
+    api_answer(c, res->status, type ? type_buf : NULL, res->body, res->body_len);
+}
+
+/*
+ * How long a forwarded call may take: a blocking query's wait (default 5 min, at most 10, plus
+ * Consul's jitter of wait/16) with a margin; 30 s for anything else.
+ */
+static uint64_t timeout_for(const struct api_call *c)
+{
+    const char *index = api_query(c, "index");
+    const char *hash = api_query(c, "hash");
+    const char *wait = api_query(c, "wait");
+    int64_t ns = 5 * 60 * DURATION_SEC;
+
+    if ((!index || !index[0]) && (!hash || !hash[0]))
+        return 30000;
+    if (wait && wait[0])
+        duration_parse(str_from(wait), &ns);
+    if (ns > 10 * 60 * DURATION_SEC)
+        ns = 10 * 60 * DURATION_SEC;
+    uint64_t ms = (uint64_t)(ns / DURATION_MS);
+    return ms + ms / 16 + 15000;
+}
+
+/*
+ * A session created through a client agent belongs to that agent's node (its serfHealth then
+ * guards the session's locks), as in Consul where the client fills in its node. Returns the
+ * body to send instead (heap), or NULL to send the client's as it is.
+ */
+static char *session_body(const struct reg_agent *a, const struct api_call *c)
+{
+    if (strcmp(c->path, "/v1/session/create") != 0)
+        return NULL;
+    json_t *v =
+        c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, NULL) : json_object();
+    char *out = NULL;
+    if (json_is_object(v) && !json_iget(v, "Node")) {
+        json_object_set_new(v, "Node", json_string(a->cfg.node_name));
+        out = json_dumps(v, JSON_COMPACT);
+    }
+    json_decref(v); /* a malformed body goes as it is: the server answers 400 */
+    return out;
+}
+
+void forward_call(struct reg_agent *a, struct api_call *c)
+{
+    const struct sync_server *server = sync_current_server(a);
+
+    if (!server) {
+        api_error(c, 500, "No known Consul servers");
+        return;
+    }
+    forward_to(a, c, server->host, server->port, server->https);
+}
+
+void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https)
+{
+    struct http_header headers[ARRAY_LEN(passed) + 1];
+    size_t n = 0;
+    bool has_token = api_query(c, "token") != NULL;
+    for (size_t i = 0; i < ARRAY_LEN(passed); i++) {
+        const struct http_header *h = http_request_header(c->req, passed[i]);
+        if (h)
+            headers[n++] = *h;
+        has_token |= h && i < 2;
+    }
+    /* A request without a token acts with the agent's default token, as in Consul. */
+    const char *dflt = a->cfg.acl_default_token;
+    if (!has_token)
+        n += consul_token_field(dflt, &headers[n]);
+    char *target = xstrndup(c->req->target.p, c->req->target.n);
+    char *method = xstrndup(c->req->method.p, c->req->method.n);
+    char *body = a->cfg.server ? NULL : session_body(a, c);
+    struct http_client_request r = {
+        .method = method,
+        .host = host,
+        .port = port,
+        .target = target,
+        .headers = headers,
+        .num_headers = n,
+        .body = body ? body : c->req->body,
+        .body_len = body ? strlen(body) : c->req->body_len,
+        .timeout_ms = timeout_for(c),
+        .max_body = CONSUL_MAX_BODY,
+    };
+    if (a->cfg.server)
+        r.tls = https;
+    else
+        sync_client_options(a, &r);
+    struct forward *f = xcalloc(1, sizeof(*f));
+    f->call = c;
+    c->req->data = f;
+    c->req->on_abort = on_abort;
+    f->http = http_client_send(a->client, &r, on_answer, f);
+    free(target);
+    free(method);
+    free(body);
+}

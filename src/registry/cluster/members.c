@@ -1,0 +1,285 @@
+#include "registry/cluster/members.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/duration.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "registry/agent/agent_internal.h"
+#include "registry/cluster/cluster.h"
+
+#define DETECTOR_INTERVAL_MS 250
+
+#define SERF_CHECK_ID     "serfHealth"
+#define SERF_OUTPUT_ALIVE "Agent alive and reachable"
+#define SERF_OUTPUT_DEAD  "Agent not live or unreachable"
+
+#define SERF_LAN_PORT 8301
+#define SERF_WAN_PORT 8302
+
+static json_t *member_json(const char *name, const char *addr, const char *id, const char *dc,
+                           bool server, bool bootstrap, enum member_status status, int port)
+{
+    json_t *tags = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "role",
+                             server ? "consul" : "node", "dc", dc, "port", "8300", "id", id,
+                             "build", MESH_VERSION ":meshkit", "vsn", "2", "vsn_min", "2",
+                             "vsn_max", "3", "raft_vsn", "3", "segment", "");
+
+    if (bootstrap)
+        json_object_set_new(tags, "bootstrap", json_string("1"));
+    return json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "Name", name,
+                     "Addr", addr, "Port", port, "Tags", tags, "Status", status, "ProtocolMin", 1,
+                     "ProtocolMax", 5, "ProtocolCur", 2, "DelegateMin", 2, "DelegateMax", 5,
+                     "DelegateCur", 4);
+}
+
+json_t *members_local(const struct reg_agent *a)
+{
+    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+
+    return member_json(a->cfg.node_name, node ? node->address : "127.0.0.1", a->node_id,
+                       a->cfg.datacenter, a->cfg.server, a->cfg.bootstrap,
+                       a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_LAN_PORT);
+}
+
+json_t *members_list(const struct reg_members *m)
+{
+    const struct reg_agent *a = m->agent;
+    json_t *list = json_array();
+
+    json_array_append_new(list, members_local(a));
+    smap_foreach(&m->by_name, e)
+    {
+        const struct reg_member *mb = e->val;
+        json_array_append_new(list, member_json(mb->name, mb->addr, mb->id, mb->datacenter,
+                                                mb->server, false, mb->status, SERF_LAN_PORT));
+    }
+    return list;
+}
+
+json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a)
+{
+    json_t *list = json_array();
+
+    if (!a->cfg.server)
+        return list;
+    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
+    json_array_append_new(list,
+                          member_json(name, node ? node->address : "127.0.0.1", a->node_id,
+                                      a->cfg.datacenter, true, a->cfg.bootstrap,
+                                      a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_WAN_PORT));
+    free(name);
+    smap_foreach(&m->by_name, e)
+    {
+        const struct reg_member *mb = e->val;
+        if (!mb->server)
+            continue;
+        name = xasprintf("%s.%s", mb->name, mb->datacenter);
+        json_array_append_new(list, member_json(name, mb->addr, mb->id, mb->datacenter, true, false,
+                                                mb->status, SERF_WAN_PORT));
+        free(name);
+    }
+    return list;
+}
+
+static void member_free(struct reg_member *mb)
+{
+    free(mb->name);
+    free(mb->id);
+    free(mb->addr);
+    free(mb->datacenter);
+    free(mb);
+}
+
+/* Sets the node's serfHealth check, creating it when missing. */
+static void set_serf_health(struct reg_agent *a, const char *node_name, bool alive)
+{
+    struct reg_node *node = reg_node_get(&a->state, node_name);
+    if (!node)
+        return;
+    struct reg_check *chk = reg_check_get(node, SERF_CHECK_ID);
+    enum reg_health status = alive ? REG_PASSING : REG_CRITICAL;
+    const char *output = alive ? SERF_OUTPUT_ALIVE : SERF_OUTPUT_DEAD;
+
+    if (chk) {
+        reg_check_set_status(&a->state, chk, status, output);
+        return;
+    }
+    struct reg_check t = {
+        .id = SERF_CHECK_ID,
+        .name = "Serf Health Status",
+        .status = status,
+        .output = (char *)output,
+        .service_id = "",
+        .type = "",
+    };
+    reg_check_upsert(&a->state, node, &t);
+}
+
+static struct reg_member *member_get(const struct reg_members *m, const char *name)
+{
+    char *key = reg_fold(name);
+    struct reg_member *mb = smap_get(&m->by_name, key);
+    free(key);
+    return mb;
+}
+
+static struct reg_member *member_add(struct reg_members *m, const char *name)
+{
+    struct reg_member *mb = xcalloc(1, sizeof(*mb));
+    char *key = reg_fold(name);
+
+    mb->name = xstrdup(name);
+    mb->id = xstrdup("");
+    mb->addr = xstrdup("");
+    mb->datacenter = xstrdup(m->agent->cfg.datacenter);
+    smap_put(&m->by_name, key, mb);
+    free(key);
+    return mb;
+}
+
+static void replace(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = xstrdup(src ? src : "");
+}
+
+int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e)
+{
+    struct reg_agent *a = m->agent;
+    const char *node = NULL, *id = NULL, *addr = NULL, *dc = NULL;
+    json_t *tagged = NULL, *meta = NULL;
+
+    if (json_read_string(body, "Node", "Heartbeat.Node", &node, e) < 0 ||
+        json_read_string(body, "ID", "Heartbeat.ID", &id, e) < 0 ||
+        json_read_string(body, "Address", "Heartbeat.Address", &addr, e) < 0 ||
+        json_read_string(body, "Datacenter", "Heartbeat.Datacenter", &dc, e) < 0 ||
+        json_read_object(body, "TaggedAddresses", "Heartbeat.TaggedAddresses", &tagged, e) < 0 ||
+        json_read_object(body, "Meta", "Heartbeat.Meta", &meta, e) < 0)
+        return -EINVAL;
+    if (!node || !node[0] || !addr || !addr[0])
+        return err_set(e, "Heartbeat needs Node and Address");
+    if (dc && dc[0] && strcasecmp(dc, a->cfg.datacenter) != 0)
+        return err_set(e, "Node %s is in datacenter %s, this server serves %s", node, dc,
+                       a->cfg.datacenter);
+    if (strcasecmp(node, a->cfg.node_name) == 0)
+        return err_set(e, "Node name %s is this server's own", node);
+
+    struct reg_member *mb = member_get(m, node);
+    *known = mb && mb->status != MEMBER_LEFT && reg_node_get(&a->state, node);
+    if (!mb)
+        mb = member_add(m, node);
+    if (mb->status != MEMBER_ALIVE)
+        log_info("member %s (%s) is alive", node, addr);
+    replace(&mb->id, id);
+    replace(&mb->addr, addr);
+    mb->status = MEMBER_ALIVE;
+    mb->last_seen_ms = uv_now(a->loop);
+
+    struct reg_node_fields f = {
+        .name = node,
+        .id = id,
+        .address = addr,
+        .datacenter = a->cfg.datacenter,
+        .tagged_addresses = tagged,
+        .meta = meta,
+    };
+    reg_node_upsert(&a->state, &f);
+    set_serf_health(a, node, true);
+    const json_t *coord = json_iget(body, "Coord");
+    struct vivaldi_coord vc;
+    if (coord && !json_is_null(coord) && coord_from_json(coord, &vc, NULL) == 0)
+        coords_set(a, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
+    return 0;
+}
+
+void members_leave(struct reg_members *m, const char *node)
+{
+    struct reg_member *mb = member_get(m, node);
+
+    if (!mb)
+        mb = member_add(m, node);
+    mb->status = MEMBER_LEFT;
+    reg_node_delete(&m->agent->state, node);
+    log_info("member %s left", node);
+}
+
+int members_force_leave(struct reg_members *m, const char *node, bool prune)
+{
+    struct reg_member *mb = member_get(m, node);
+
+    if (!mb && !reg_node_get(&m->agent->state, node))
+        return -ENOENT;
+    members_leave(m, node);
+    if (prune) {
+        char *key = reg_fold(node);
+        member_free(smap_del(&m->by_name, key));
+        free(key);
+    }
+    return 0;
+}
+
+/* Turns members silent for longer than the failure timeout to failed. */
+static void on_detector(uv_timer_t *t)
+{
+    struct reg_members *m = t->data;
+    struct reg_agent *a = m->agent;
+    uint64_t now = uv_now(a->loop);
+    uint64_t timeout_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS);
+
+    if (!agent_may_write(a))
+        return; /* a replicated cluster's leader detects failures */
+    smap_foreach(&m->by_name, e)
+    {
+        struct reg_member *mb = e->val;
+        if (mb->status != MEMBER_ALIVE || now - mb->last_seen_ms < timeout_ms)
+            continue;
+        mb->status = MEMBER_FAILED;
+        log_warn("member %s failed: no heartbeat for %llu ms", mb->name,
+                 (unsigned long long)(now - mb->last_seen_ms));
+        set_serf_health(a, mb->name, false);
+    }
+}
+
+void members_grace(struct reg_members *m)
+{
+    struct reg_agent *a = m->agent;
+
+    smap_foreach(&a->state.nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        if (strcasecmp(n->name, a->cfg.node_name) == 0 || !reg_check_get(n, SERF_CHECK_ID))
+            continue;
+        char *key = reg_fold(n->name);
+        struct reg_member *mb = smap_get(&m->by_name, key);
+        free(key);
+        if (!mb)
+            mb = member_add(m, n->name);
+        replace(&mb->id, n->id);
+        replace(&mb->addr, n->address);
+        mb->status = MEMBER_ALIVE;
+        mb->last_seen_ms = uv_now(a->loop);
+    }
+}
+
+void members_init(struct reg_members *m, struct reg_agent *a)
+{
+    memset(m, 0, sizeof(*m));
+    m->agent = a;
+    /* Members known before a restart: their nodes carry serfHealth. Give them one failure
+     * timeout to be heard from again before they are failed. */
+    members_grace(m);
+    uv_timer_init(a->loop, &m->detector);
+    m->detector.data = m;
+    uv_timer_start(&m->detector, on_detector, DETECTOR_INTERVAL_MS, DETECTOR_INTERVAL_MS);
+}
+
+void members_close(struct reg_members *m)
+{
+    smap_foreach(&m->by_name, e) member_free(e->val);
+    smap_free(&m->by_name);
+    uv_close((uv_handle_t *)&m->detector, NULL);
+}

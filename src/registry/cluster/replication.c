@@ -1,0 +1,605 @@
+/*
+ * The registry's replicated log on canonical raft 0.15 with its libuv I/O back end.
+ *
+ * Entries are framed here: 8 bytes of the proposing process's incarnation (random per start, so
+ * a server knows its own proposals when they come back through apply), 8 bytes of payload
+ * length, the payload, then zero padding to a multiple of 8 bytes, which raft_uv 0.15 requires
+ * of every entry (it asserts, and aborts, otherwise). Entry and snapshot buffers handed to the
+ * engine come from raft_malloc, as it frees them with raft_free.
+ *
+ * 0.15 has no state-change callback, so a timer polls raft_state(). On becoming leader the
+ * server issues a barrier and serves writes only once it completes: the barrier commits an entry
+ * of the new term, which is the Raft paper's no-op rule (0.17 added it to the engine itself).
+ */
+#include "registry/cluster/replication.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/file.h"
+#include "lib/log.h"
+
+#define REPL_POLL_MS   50
+#define REPL_FRAME_HDR 16
+
+struct reg_repl {
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    const struct reg_repl_fsm *app;
+    void *ctx;
+    char *dir;
+    char *address;
+    uint64_t incarnation;
+    uv_timer_t poll;
+    bool started;
+    bool was_leader;   /* the role seen by the last poll */
+    bool leader_ready; /* the barrier of this term completed */
+    bool barrier_running;
+    uint64_t barrier_term;
+    unsigned in_flight; /* own proposals not completed */
+    bool closing;
+    void (*close_done)(void *arg);
+    void *close_arg;
+};
+
+/* One proposal, barrier or membership change in flight. */
+struct repl_req {
+    struct reg_repl *repl;
+    reg_repl_done_cb cb;
+    void *arg;
+    union {
+        struct raft_apply apply;
+        struct raft_barrier barrier;
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } u;
+};
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+bool reg_repl_address_valid(const char *s)
+{
+    char host[INET_ADDRSTRLEN];
+    struct in_addr in;
+    const char *colon = strrchr(s, ':');
+    char *end;
+
+    if (!colon || (size_t)(colon - s) >= sizeof(host))
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    long port = strtol(colon + 1, &end, 10);
+    return inet_pton(AF_INET, host, &in) == 1 && colon[1] && *end == '\0' && port > 0 &&
+           port < 65536;
+}
+
+uint64_t reg_repl_id_for(const char *node_name)
+{
+    /* FNV-1a: stable across builds and hosts, unlike any engine-internal digest. */
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)node_name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static int from_raft(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOTLEADER:
+        return -ENOTCONN;
+    case RAFT_LEADERSHIPLOST:
+    case RAFT_SHUTDOWN:
+        return -ECANCELED;
+    case RAFT_NOMEM:
+        return -ENOMEM;
+    case RAFT_CANTCHANGE:
+        return -EBUSY;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+        return -EEXIST;
+    case RAFT_NOTFOUND:
+        return -ENOENT;
+    default:
+        return -EIO;
+    }
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* ---- the FSM the engine drives ------------------------------------------------------------ */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct reg_repl *r = fsm->data;
+    const unsigned char *p = buf->base;
+
+    *result = NULL;
+    if (buf->len < REPL_FRAME_HDR || get64(p + 8) > buf->len - REPL_FRAME_HDR) {
+        log_error("replication: malformed entry of %zu bytes", buf->len);
+        return RAFT_MALFORMED;
+    }
+    bool own = get64(p) == r->incarnation;
+    int rc = r->app->apply(p + REPL_FRAME_HDR, (size_t)get64(p + 8), own, r->ctx);
+    return rc == 0 ? 0 : RAFT_MALFORMED;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct reg_repl *r = fsm->data;
+    struct buf b = BUF_INIT;
+
+    r->app->snapshot(&b, r->ctx);
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (!*bufs)
+        abort(); /* out of memory, as x*alloc */
+    (*bufs)[0].len = b.len;
+    (*bufs)[0].base = raft_malloc(b.len ? b.len : 1);
+    if (!(*bufs)[0].base)
+        abort();
+    memcpy((*bufs)[0].base, b.data ? b.data : "", b.len);
+    *n_bufs = 1;
+    buf_free(&b);
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct reg_repl *r = fsm->data;
+    int rc = r->app->restore(buf->base, buf->len, r->ctx);
+
+    if (rc == 0)
+        raft_free(buf->base); /* on success the buffer is ours */
+    return rc == 0 ? 0 : RAFT_MALFORMED;
+}
+
+/* ---- leadership -------------------------------------------------------------------------- */
+
+static void on_ready_barrier(struct raft_barrier *req, int status)
+{
+    struct repl_req *q = req->data;
+    struct reg_repl *r = q->repl;
+
+    r->barrier_running = false;
+    if (status == 0 && raft_state(&r->raft) == RAFT_LEADER &&
+        r->raft.current_term == r->barrier_term && !r->closing) {
+        r->leader_ready = true;
+        log_info("replication: leading term %" PRIu64 " at index %" PRIu64,
+                 (uint64_t)r->raft.current_term, (uint64_t)raft_last_applied(&r->raft));
+        r->app->leadership(true, false, r->ctx);
+    }
+    free(q);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct reg_repl *r = t->data;
+    bool leader = raft_state(&r->raft) == RAFT_LEADER;
+
+    if (r->was_leader && (!leader || r->raft.current_term != r->barrier_term)) {
+        bool was_ready = r->leader_ready;
+        r->leader_ready = false;
+        r->was_leader = false;
+        log_info("replication: no longer leading (term %" PRIu64 ")",
+                 (uint64_t)r->raft.current_term);
+        if (was_ready)
+            r->app->leadership(false, r->in_flight > 0, r->ctx);
+    }
+    if (leader && !r->was_leader && !r->barrier_running) {
+        struct repl_req *q = xcalloc(1, sizeof(*q));
+        q->repl = r;
+        q->u.barrier.data = q;
+        r->barrier_term = r->raft.current_term;
+        if (raft_barrier(&r->raft, &q->u.barrier, on_ready_barrier) == 0) {
+            r->was_leader = true;
+            r->barrier_running = true;
+        } else {
+            free(q); /* retried on the next poll */
+        }
+    }
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_config *cfg,
+                  struct err *e)
+{
+    struct reg_repl *r = xcalloc(1, sizeof(*r));
+    int rc;
+
+    *out = NULL;
+    MESH_BUG_ON(cfg->id == 0 || !cfg->fsm);
+    if (!reg_repl_address_valid(cfg->address)) {
+        free(r);
+        return err_set(e,
+                       "replication address %s: must be a numeric IPv4 address and port "
+                       "(a.b.c.d:port)",
+                       cfg->address);
+    }
+    if ((rc = file_mkdir_parents(cfg->dir, 0700)) < 0 ||
+        (mkdir(cfg->dir, 0700) < 0 && errno != EEXIST && (rc = -errno))) {
+        err_set(e, "create %s: %s", cfg->dir, strerror(-rc));
+        free(r);
+        return rc;
+    }
+    if (getrandom(&r->incarnation, sizeof(r->incarnation), 0) != sizeof(r->incarnation))
+        abort(); /* no entropy at all: nothing sensible to do */
+    r->loop = loop;
+    r->app = cfg->fsm;
+    r->ctx = cfg->ctx;
+    r->dir = xstrdup(cfg->dir);
+    r->address = xstrdup(cfg->address);
+    r->fsm.version = 1;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply;
+    r->fsm.snapshot = fsm_snapshot;
+    r->fsm.restore = fsm_restore;
+    rc = raft_uv_tcp_init(&r->transport, loop);
+    if (rc != 0) {
+        err_set(e, "replication transport: %s", raft_strerror(rc));
+        goto err_tcp;
+    }
+    rc = raft_uv_init(&r->io, loop, r->dir, &r->transport);
+    if (rc != 0) {
+        err_set(e, "replication storage in %s: %s", r->dir, r->io.errmsg);
+        goto err_io;
+    }
+    rc = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, r->address);
+    if (rc != 0) {
+        err_set(e, "replication: %s", raft_errmsg(&r->raft));
+        goto err_raft;
+    }
+    r->raft.data = r;
+    raft_set_election_timeout(&r->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
+    raft_set_heartbeat_timeout(&r->raft,
+                               cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
+    raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);
+    raft_set_snapshot_trailing(&r->raft, 128);
+    raft_set_pre_vote(&r->raft, true);
+    uv_timer_init(loop, &r->poll);
+    r->poll.data = r;
+    *out = r;
+    return 0;
+
+err_raft:
+    raft_uv_close(&r->io);
+err_io:
+    raft_uv_tcp_close(&r->transport);
+err_tcp:
+    free(r->dir);
+    free(r->address);
+    free(r);
+    return -EIO;
+}
+
+bool reg_repl_has_state(const struct reg_repl *r)
+{
+    struct stat sb;
+    char path[4096];
+
+    for (int i = 1; i <= 2; i++) {
+        snprintf(path, sizeof(path), "%s/metadata%d", r->dir, i);
+        if (stat(path, &sb) == 0 && sb.st_size > 0)
+            return true;
+    }
+    return false;
+}
+
+int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, size_t n,
+                   struct err *e)
+{
+    int rc = 0;
+
+    MESH_BUG_ON(r->started);
+    if (n > 0 && !reg_repl_has_state(r)) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = raft_configuration_add(&conf, servers[i].id, servers[i].address,
+                                        servers[i].voter ? RAFT_VOTER : RAFT_SPARE);
+        if (rc == 0)
+            rc = raft_bootstrap(&r->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rc != 0 && rc != RAFT_CANTBOOTSTRAP)
+            return err_set(e, "replication bootstrap: %s", raft_strerror(rc)), -EIO;
+    }
+    rc = raft_start(&r->raft);
+    if (rc != 0)
+        return err_set(e, "replication start: %s", raft_errmsg(&r->raft)), -EIO;
+    r->started = true;
+    uv_timer_start(&r->poll, on_poll, REPL_POLL_MS, REPL_POLL_MS);
+    return 0;
+}
+
+bool reg_repl_started(const struct reg_repl *r)
+{
+    return r->started;
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct reg_repl *r = h->data;
+    void (*done)(void *) = r->close_done;
+    void *arg = r->close_arg;
+
+    free(r->dir);
+    free(r->address);
+    free(r);
+    if (done)
+        done(arg);
+}
+
+static void on_raft_closed(struct raft *raft)
+{
+    struct reg_repl *r = raft->data;
+
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+}
+
+void reg_repl_close(struct reg_repl *r, void (*done)(void *arg), void *arg)
+{
+    MESH_BUG_ON(r->closing);
+    r->closing = true;
+    r->close_done = done;
+    r->close_arg = arg;
+    uv_timer_stop(&r->poll);
+    raft_close(&r->raft, on_raft_closed);
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* A request for the engine; the caller points the union member it uses back at it. */
+static struct repl_req *req_new(struct reg_repl *r, reg_repl_done_cb cb, void *arg)
+{
+    struct repl_req *q = xcalloc(1, sizeof(*q));
+
+    q->repl = r;
+    q->cb = cb;
+    q->arg = arg;
+    return q;
+}
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    struct repl_req *q = req->data;
+
+    q->repl->in_flight--;
+    q->cb(from_raft(status), q->arg);
+    free(q);
+}
+
+int reg_repl_propose(struct reg_repl *r, const void *data, size_t len, reg_repl_done_cb cb,
+                     void *arg)
+{
+    if (!r->leader_ready || r->closing)
+        return -ENOTCONN;
+    size_t total = (REPL_FRAME_HDR + len + 7) & ~(size_t)7;
+    struct raft_buffer b = {.base = raft_calloc(1, total), .len = total};
+    if (!b.base)
+        abort();
+    put64(b.base, r->incarnation);
+    put64((unsigned char *)b.base + 8, len);
+    memcpy((unsigned char *)b.base + REPL_FRAME_HDR, data, len);
+    struct repl_req *q = req_new(r, cb, arg);
+    q->u.apply.data = q;
+    int rv = raft_apply(&r->raft, &q->u.apply, &b, 1, on_applied);
+    if (rv != 0) {
+        raft_free(b.base);
+        free(q);
+        return from_raft(rv);
+    }
+    r->in_flight++;
+    return 0;
+}
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    struct repl_req *q = req->data;
+
+    q->cb(from_raft(status), q->arg);
+    free(q);
+}
+
+int reg_repl_barrier(struct reg_repl *r, reg_repl_done_cb cb, void *arg)
+{
+    if (!r->leader_ready || r->closing)
+        return -ENOTCONN;
+    struct repl_req *q = req_new(r, cb, arg);
+    q->u.barrier.data = q;
+    int rv = raft_barrier(&r->raft, &q->u.barrier, on_barrier);
+    if (rv != 0) {
+        free(q);
+        return from_raft(rv);
+    }
+    return 0;
+}
+
+static void on_change(struct raft_change *req, int status)
+{
+    struct repl_req *q = req->data;
+
+    q->cb(from_raft(status), q->arg);
+    free(q);
+}
+
+/* Adding a voter is two changes: raft_add (as a spare), then raft_assign to voter, which the
+ * engine does only once the new server has caught up. */
+struct add_voter {
+    struct reg_repl *repl;
+    uint64_t id;
+    reg_repl_done_cb cb;
+    void *arg;
+};
+
+static void add_voter_assigned(int status, void *arg)
+{
+    struct add_voter *av = arg;
+
+    av->cb(status, av->arg);
+    free(av);
+}
+
+static void add_voter_added(int status, void *arg)
+{
+    struct add_voter *av = arg;
+    struct reg_repl *r = av->repl;
+
+    if (status == 0 || status == -EEXIST) {
+        struct repl_req *q = req_new(r, add_voter_assigned, av);
+        q->u.change.data = q;
+        int rv = raft_assign(&r->raft, &q->u.change, av->id, RAFT_VOTER, on_change);
+        if (rv == 0)
+            return;
+        free(q);
+        status = from_raft(rv);
+    }
+    av->cb(status, av->arg);
+    free(av);
+}
+
+int reg_repl_add_voter(struct reg_repl *r, uint64_t id, const char *address, reg_repl_done_cb cb,
+                       void *arg)
+{
+    if (!reg_repl_address_valid(address))
+        return -EINVAL;
+    if (!r->leader_ready || r->closing)
+        return -ENOTCONN;
+    struct add_voter *av = xcalloc(1, sizeof(*av));
+    av->repl = r;
+    av->id = id;
+    av->cb = cb;
+    av->arg = arg;
+    struct repl_req *q = req_new(r, add_voter_added, av);
+    q->u.change.data = q;
+    int rv = raft_add(&r->raft, &q->u.change, id, address, on_change);
+    if (rv == RAFT_DUPLICATEID) { /* already a member (a spare, say): just promote it */
+        free(q);
+        add_voter_added(-EEXIST, av);
+        return 0;
+    }
+    if (rv != 0) {
+        free(q);
+        free(av);
+        return from_raft(rv);
+    }
+    return 0;
+}
+
+int reg_repl_remove(struct reg_repl *r, uint64_t id, reg_repl_done_cb cb, void *arg)
+{
+    if (!r->leader_ready || r->closing)
+        return -ENOTCONN;
+    struct repl_req *q = req_new(r, cb, arg);
+    q->u.change.data = q;
+    int rv = raft_remove(&r->raft, &q->u.change, id, on_change);
+    if (rv != 0) {
+        free(q);
+        return from_raft(rv);
+    }
+    return 0;
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    struct repl_req *q = req->data;
+    int status = raft_state(&q->repl->raft) == RAFT_LEADER ? -EAGAIN : 0;
+
+    q->cb(status, q->arg);
+    free(q);
+}
+
+int reg_repl_transfer(struct reg_repl *r, reg_repl_done_cb cb, void *arg)
+{
+    if (raft_state(&r->raft) != RAFT_LEADER || r->closing)
+        return -ENOTCONN;
+    struct repl_req *q = req_new(r, cb, arg);
+    q->u.transfer.data = q;
+    int rv = raft_transfer(&r->raft, &q->u.transfer, 0, on_transferred);
+    if (rv != 0) {
+        free(q);
+        return from_raft(rv);
+    }
+    return 0;
+}
+
+bool reg_repl_leader_ready(const struct reg_repl *r)
+{
+    return r->leader_ready && !r->closing;
+}
+
+/* ---- status ------------------------------------------------------------------------------ */
+
+void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out)
+{
+    struct raft *raft = (struct raft *)&r->raft; /* the accessors take a non-const pointer */
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+
+    memset(out, 0, sizeof(*out));
+    out->id = raft->id;
+    if (!r->started)
+        return;
+    switch (raft_state(raft)) {
+    case RAFT_FOLLOWER:
+        out->role = REG_REPL_FOLLOWER;
+        break;
+    case RAFT_CANDIDATE:
+        out->role = REG_REPL_CANDIDATE;
+        break;
+    case RAFT_LEADER:
+        out->role = REG_REPL_LEADER;
+        break;
+    default:
+        out->role = REG_REPL_UNAVAILABLE;
+    }
+    out->leader_ready = r->leader_ready;
+    out->term = raft->current_term;
+    out->commit_index = raft->commit_index;
+    out->applied_index = raft_last_applied(raft);
+    out->last_index = raft_last_index(raft);
+    out->config_index = raft->configuration_index;
+    raft_leader(raft, &leader_id, &leader_addr);
+    out->leader_id = leader_id;
+    if (leader_addr)
+        snprintf(out->leader_address, sizeof(out->leader_address), "%s", leader_addr);
+    if (out->role == REG_REPL_FOLLOWER)
+        out->last_contact_ms = raft->io->time(raft->io) - raft->election_timer_start;
+    for (unsigned i = 0; i < raft->configuration.n && i < REG_REPL_MAX_SERVERS; i++) {
+        const struct raft_server *s = &raft->configuration.servers[i];
+        struct reg_repl_server *o = &out->servers[out->nservers++];
+        o->id = s->id;
+        snprintf(o->address, sizeof(o->address), "%s", s->address);
+        o->voter = s->role == RAFT_VOTER;
+    }
+}
