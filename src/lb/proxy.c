@@ -1566,7 +1566,7 @@ int lb_proxy_accept(struct lb_proxy *px, uv_stream_t *listener)
 
 int lb_proxy_open_fd(struct lb_proxy *px, int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
     socklen_t len = sizeof(ss);
     struct lb_client *c = client_new(px);
     int rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/net.h"
 #include "lib/tls.h"
 
@@ -513,6 +514,9 @@ static void on_connect(uv_connect_t *req, int status)
         call_unref(call);
         return;
     }
+    /* Not done, so the caller's reference outlives the connect's. */
+    if (MESH_BUG_ON(call->refs < 2))
+        return;
     call_unref(call);
     if (status < 0) {
         call->conn = NULL;
@@ -569,12 +573,17 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 {
     struct http_call *call = gai->data;
 
-    bool done = call->phase == CALL_DONE;
-    call_unref(call);
-    if (done) {
+    if (call->phase == CALL_DONE) {
+        call_unref(call);
         uv_freeaddrinfo(res);
         return;
     }
+    /* Not done, so the caller's reference outlives the lookup's. */
+    if (MESH_BUG_ON(call->refs < 2)) {
+        uv_freeaddrinfo(res);
+        return;
+    }
+    call_unref(call);
     if (status < 0 || !res) {
         uv_freeaddrinfo(res);
         call_finish(call, status < 0 ? status : UV_EAI_NONAME);
