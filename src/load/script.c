@@ -588,21 +588,26 @@ char *script_endpoint_name(const struct script_ctx *c, const char *url, const ch
     return buf_steal(&b);
 }
 
+char *script_path_near(const struct load_script *s, const char *file)
+{
+    const char *slash = strrchr(s->path, '/');
+
+    if (file[0] == '/' || !slash)
+        return xstrdup(file);
+    return xasprintf("%.*s/%s", (int)(slash - s->path), s->path, file);
+}
+
 /* A module path, relative to the script's directory as Artillery resolves it. */
 static void parse_processor(struct script_ctx *c, const json_t *v, struct load_script *s)
 {
     const char *file = json_string_value(v);
-    const char *slash = strrchr(s->path, '/');
 
     if (!file || !*file) {
         script_diag(c, c->config, "processor", 0,
                     "config.processor: want the path of a JavaScript module");
         return;
     }
-    if (file[0] == '/' || !slash)
-        s->processor = xstrdup(file);
-    else
-        s->processor = xasprintf("%.*s/%s", (int)(slash - s->path), s->path, file);
+    s->processor = script_path_near(s, file);
     c->has_processor = true;
 }
 
@@ -638,17 +643,16 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
 {
     static const char *const allowed[] = {"target",    "phases",   "variables", "environments",
                                           "http",      "ensure",   "plugins",   "tls",
-                                          "processor", "defaults", NULL};
-    static const char *const unsupported[] = {"payload", "engines",      "socketio",
-                                              "ws",      "includeFiles", "statsInterval",
-                                              "timeout", "bundling",     NULL};
+                                          "processor", "defaults", "payload",   NULL};
+    static const char *const unsupported[] = {
+        "engines", "socketio", "ws", "includeFiles", "statsInterval", "timeout", "bundling", NULL};
     const json_t *parent;
     json_t *v;
 
     script_check_keys(c, c->config, "config", allowed, unsupported);
     if (c->env) {
-        static const char *const env_allowed[] = {"target", "phases", "variables",
-                                                  "http",   "ensure", NULL};
+        static const char *const env_allowed[] = {"target", "phases",  "variables", "http",
+                                                  "ensure", "payload", NULL};
         char where[160];
 
         snprintf(where, sizeof(where), "config.environments.%s", s->environment);
@@ -682,6 +686,8 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
     }
     if (!s->variables)
         s->variables = json_object();
+    if ((v = cfg_get(c, "payload", &parent)))
+        script_parse_payloads(c, v, s);
     if ((v = cfg_get(c, "http", &parent)))
         parse_http(c, v, parent, s);
     if ((v = json_object_get(c->config, "plugins")))
@@ -840,6 +846,9 @@ void load_script_free(struct load_script *s)
         script_free_scenario(&s->scenarios[i]);
     free(s->scenarios);
     json_decref(s->variables);
+    for (size_t i = 0; i < s->n_payloads; i++)
+        load_payload_free(&s->payloads[i]);
+    free(s->payloads);
     free(s->target);
     free(s->processor);
     free(s->endpoint_prefix);

@@ -1,7 +1,7 @@
 /*
  * An Artillery 2 test script, checked and compiled from its YAML: the config (target, phases,
  * variables, environments, http.timeout, ensure, processor) and the scenarios with their flows.
- * Keys we do not implement (plugins, payload files, ...) are reported by name with their line,
+ * Keys we do not implement (other engines, http.pool, ...) are reported by name with their line,
  * never ignored. A scenario's beforeScenario and afterScenario hooks become function steps at
  * the start and end of its flow, as Artillery runs them.
  */
@@ -15,6 +15,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "load/payload.h"
 
 struct load_phase {
     char *name;            /* NULL when unnamed */
@@ -143,7 +144,9 @@ struct load_script {
     char *target;      /* "http://host:port" or https */
     struct load_phase *phases;
     size_t n_phases;
-    json_t *variables; /* object: name -> value or array of values */
+    json_t *variables;             /* object: name -> value or array of values */
+    struct load_payload *payloads; /* config.payload: CSV rows as variables */
+    size_t n_payloads;
     int64_t timeout_ms;
     bool timeout_set;  /* http.timeout given: else Artillery's 8 s socket floor applies too */
     bool tls_insecure; /* config.tls.rejectUnauthorized: false */

@@ -40,6 +40,11 @@ int script_read_duration(struct script_ctx *c, const json_t *parent, const char 
 /* metrics-by-endpoint's name for a request: its url as written (templates and all), the query
  * left out with stripQueryString, the name added; NULL when ignoreUnnamedRequests drops it. */
 char *script_endpoint_name(const struct script_ctx *c, const char *url, const char *name);
+/* file as Artillery resolves it: relative to the script's directory unless absolute. Caller
+ * frees. */
+char *script_path_near(const struct load_script *s, const char *file);
+/* config.payload (payload.c): one file or a list of them, each read and parsed now. */
+void script_parse_payloads(struct script_ctx *c, const json_t *v, struct load_script *s);
 void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s);
 void script_free_scenario(struct load_scenario *sc);
 

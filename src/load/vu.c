@@ -1122,6 +1122,13 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
     vu->pool = pool;
     vu->uid = ++w->next_uid;
     vu->vars = load_vars_new(w->eng->script->variables, &w->rng);
+    if (w->eng->script->n_payloads) { /* config.variables win over a row, as in Artillery */
+        json_t *row = json_object();
+
+        load_payload_vars(w->eng->script->payloads, w->eng->script->n_payloads, row, &w->rng);
+        json_object_update_missing(vu->vars, row);
+        json_decref(row);
+    }
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
     vu->stack[0] = (struct load_frame){sc->steps, sc->n_steps, 0, 0, 1};
     vu->depth = 1;
