@@ -48,78 +48,19 @@ START_LOAD=$(load1)
 
 bench_start_tmp lbbench
 
-start_nginx() { # start_nginx NAME CONF_BODY -> sets LAST_PID
-    local dir=$TMP/$1
-    mkdir -p "$dir/logs"
-    printf '%s\n' "$2" >"$dir/nginx.conf"
-    nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/stderr" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-NGINX_COMMON='error_log logs/error.log warn; pid nginx.pid;
-events { worker_connections 4096; }'
-NGINX_HTTP_COMMON='access_log off; keepalive_requests 1000000; keepalive_timeout 60s;
-client_body_temp_path tmp_body; proxy_temp_path tmp_proxy; fastcgi_temp_path tmp_fcgi;
-uwsgi_temp_path tmp_uwsgi; scgi_temp_path tmp_scgi;'
-
-B1=$(free_port); B2=$(free_port)
-for b in "$B1" "$B2"; do
-    start_nginx "backend-$b" "worker_processes 1; $NGINX_COMMON
-http { $NGINX_HTTP_COMMON
-  server { listen 127.0.0.1:$b;
-    location / { add_header X-Served-By $b; return 200 \"ok from $b\n\"; } } }"
-done
-wait_http "$B1"; wait_http "$B2"
+# shellcheck source=bench/lb-peers.sh
+. "$ROOT/bench/lb-peers.sh"
+start_backends
 
 declare -A PORT PID
 TARGETS=()
-
 for n in 1 2; do
-    # mesh lb
-    p=$(free_port); s=$(free_port)
-    "$MESH" lb -bind 127.0.0.1 -port "$p" -workers "$n" -stats-addr 127.0.0.1 -stats-port "$s" \
-        -server "127.0.0.1:$B1" -server "127.0.0.1:$B2" -check-inter 1s -check-rise 2 \
-        -check-fall 2 -retries 3 -log-level warn >"$TMP/mesh-$n.log" 2>&1 &
-    PID[mesh-$n]=$!; PIDS+=("$!"); PORT[mesh-$n]=$p; TARGETS+=("mesh-$n")
-
-    # HAProxy, the configuration in docs/benchmarks.md
-    p=$(free_port)
-    cat >"$TMP/haproxy-$n.cfg" <<EOF
-global
-    nbthread $n
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse safe
-    retries 3
-    option redispatch
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 30s
-frontend fe
-    bind 127.0.0.1:$p
-    default_backend be
-backend be
-    balance roundrobin
-    option httpchk GET /
-    server s1 127.0.0.1:$B1 check inter 1s fall 2 rise 2
-    server s2 127.0.0.1:$B2 check inter 1s fall 2 rise 2
-EOF
-    haproxy -db -f "$TMP/haproxy-$n.cfg" >"$TMP/haproxy-$n.log" 2>&1 &
-    PID[haproxy-$n]=$!; PIDS+=("$!"); PORT[haproxy-$n]=$p; TARGETS+=("haproxy-$n")
-
-    # nginx as a proxy, a backend pool as large as the concurrency
-    p=$(free_port)
-    start_nginx "proxy-$n" "worker_processes $n; $NGINX_COMMON
-http { $NGINX_HTTP_COMMON
-  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 256; }
-  server { listen 127.0.0.1:$p;
-    location / { proxy_pass http://be; proxy_http_version 1.1;
-                 proxy_set_header Connection \"\"; } } }"
-    PID[nginx-$n]=$LAST_PID; PORT[nginx-$n]=$p; TARGETS+=("nginx-$n")
+    start_mesh_lb "mesh-$n" "$n"
+    PID[mesh-$n]=$LAST_PID; PORT[mesh-$n]=$LAST_PORT; TARGETS+=("mesh-$n")
+    start_haproxy "haproxy-$n" "$n"
+    PID[haproxy-$n]=$LAST_PID; PORT[haproxy-$n]=$LAST_PORT; TARGETS+=("haproxy-$n")
+    start_nginx_proxy "proxy-$n" "$n"
+    PID[nginx-$n]=$LAST_PID; PORT[nginx-$n]=$LAST_PORT; TARGETS+=("nginx-$n")
 done
 for t in "${TARGETS[@]}"; do wait_http "${PORT[$t]}"; done
 sleep 2 # let the health checks settle
