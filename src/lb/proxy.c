@@ -59,7 +59,7 @@ struct lb_client {
     bool ipv6;
 
     enum client_state state;
-    bool closing, cli_eof, cli_reading, up_reading, first;
+    bool closing, cli_eof, cli_reading, first;
     struct buf in;      /* client bytes not yet forwarded (body, or the next request) */
     struct buf rsp;     /* server bytes not yet forwarded */
     struct buf uphead;  /* the rewritten request head (kept until sent, for retries) */
@@ -458,7 +458,6 @@ static void release_upstream(struct lb_client *c, bool keep)
         }
     }
     c->up_write_busy = false;
-    c->up_reading = false;
     if (c->tunnel) {
         atomic_fetch_sub_explicit(&px->backend->c.tunnel_cur, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&c->srv->c.tunnel_cur, 1, memory_order_relaxed);
@@ -517,7 +516,6 @@ static void upstream_failed(struct lb_client *c, bool connecting)
         c->up = NULL;
     }
     c->up_write_busy = false;
-    c->up_reading = false;
     if (!retryable) {
         lb_count(&s->c.srv_abrt, 1);
         lb_count(&px->backend->c.srv_abrt, 1);
@@ -573,18 +571,12 @@ static void up_timeout(uv_timer_t *t)
     send_error(c, 504);
 }
 
-static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static void up_alloc(struct lb_upconn *u, uv_buf_t *b)
 {
-    struct lb_upconn *u = h->data;
     struct lb_client *c = u->owner;
-
-    (void)hint;
-    if (!c) {
-        *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
-        return;
-    }
     size_t room = IO_LIMIT - c->rsp.len;
     size_t want = room < READ_CHUNK ? room : READ_CHUNK;
+
     buf_reserve(&c->rsp, want);
     *b = uv_buf_init(c->rsp.data + c->rsp.len, (unsigned)want);
 }
@@ -613,14 +605,10 @@ static void upstream_eof(struct lb_client *c)
     send_error(c, 502);
 }
 
-static void up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+static void up_read(struct lb_upconn *u, ssize_t nread)
 {
-    struct lb_upconn *u = s->data;
     struct lb_client *c = u->owner;
 
-    (void)b;
-    if (!c || nread == 0)
-        return;
     if (nread < 0) {
         upstream_eof(c);
         return;
@@ -714,7 +702,6 @@ static void upstream_ready(struct lb_client *c)
     c->state = CS_PROXY;
     c->head_sent = false;
     c->rsp_bytes = 0;
-    c->up_reading = false;
     up_timer(c, c->px->cfg->timeout_server_ns);
     if (!c->req_done)
         client_timer(c, c->px->cfg->timeout_client_ns);
@@ -1447,17 +1434,11 @@ static void update_reading(struct lb_client *c)
             uv_read_stop(&c->io.s);
         c->cli_reading = want;
     }
-    if (c->up && c->up->connected) {
-        bool up_want =
-            !c->cli_write_busy && !c->rsp_done && c->rsp.len < IO_LIMIT && c->state == CS_PROXY;
-        if (up_want != c->up_reading) {
-            if (up_want)
-                uv_read_start((uv_stream_t *)&c->up->tcp, up_alloc, up_read);
-            else
-                uv_read_stop((uv_stream_t *)&c->up->tcp);
-            c->up_reading = up_want;
-        }
-    }
+    /* The server's bytes land in c->rsp, which must not move while a write from it is
+     * pending. Bytes after a complete response are not forwarded: they keep the connection
+     * out of the pool (finish_request). */
+    if (c->up && c->up->connected)
+        lb_upconn_read(c->up, !c->cli_write_busy && c->rsp.len < IO_LIMIT);
 }
 
 static void client_handle_closed(uv_handle_t *h)
@@ -1600,7 +1581,7 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
     px->page503 = page503 ? page503 : lb_default_503;
     px->page503_len = page503 ? page503_len : strlen(lb_default_503);
     lb_picker_init(&px->picker, backend->balance, (uint64_t)(uintptr_t)px ^ uv_hrtime());
-    lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns));
+    lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns), up_alloc, up_read);
     uv_timer_init(loop, &px->queue_timer);
     px->queue_timer.data = px;
 }

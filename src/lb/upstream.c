@@ -4,11 +4,14 @@
 #include "lib/alloc.h"
 #include "lb/upstream.h"
 
-void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms)
+void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms,
+                  lb_upconn_alloc_cb on_alloc, lb_upconn_read_cb on_read)
 {
     memset(pool, 0, sizeof(*pool));
     pool->loop = loop;
     pool->idle_timeout_ms = idle_timeout_ms;
+    pool->on_alloc = on_alloc;
+    pool->on_read = on_read;
 }
 
 static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server *srv, bool add)
@@ -121,7 +124,6 @@ struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void 
         pool_server_drop(pool, ps);
     u->idle = false;
     list_push(&pool->busy, u);
-    uv_read_stop((uv_stream_t *)&u->tcp);
     uv_timer_stop(&u->timer);
     u->owner = owner;
     u->reused = true;
@@ -154,20 +156,39 @@ struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, v
     return u;
 }
 
-static void idle_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static void upconn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct lb_upconn *u = h->data;
 
     (void)hint;
-    *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
+    if (u->owner)
+        u->pool->on_alloc(u, b);
+    else
+        *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
 }
 
-/* An idle connection that says anything (EOF, error, stray bytes) cannot be reused. */
-static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+static void upconn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
+    struct lb_upconn *u = s->data;
+
     (void)b;
-    if (nread != 0)
-        lb_upconn_close(s->data);
+    if (nread == 0)
+        return;
+    if (u->owner)
+        u->pool->on_read(u, nread);
+    else
+        lb_upconn_close(u); /* an idle connection that says anything (EOF, error, stray bytes) */
+}
+
+void lb_upconn_read(struct lb_upconn *u, bool on)
+{
+    if (on == u->reading || u->closing)
+        return;
+    if (on)
+        uv_read_start((uv_stream_t *)&u->tcp, upconn_alloc, upconn_read);
+    else
+        uv_read_stop((uv_stream_t *)&u->tcp);
+    u->reading = on;
 }
 
 static void idle_timeout(uv_timer_t *t)
@@ -185,7 +206,7 @@ void lb_pool_put(struct lb_upconn *u)
     u->idle = true;
     list_push(&ps->idle, u);
     ps->nidle++;
-    uv_read_start((uv_stream_t *)&u->tcp, idle_alloc, idle_read);
+    lb_upconn_read(u, true); /* for the server's close; a lent connection may be paused */
     if (pool->idle_timeout_ms)
         uv_timer_start(&u->timer, idle_timeout, pool->idle_timeout_ms, 0);
     else

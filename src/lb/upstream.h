@@ -2,6 +2,9 @@
  * Per-worker pools of keep-alive connections to servers. A connection belongs to its pool for
  * its whole life: it is either idle in its server's list (read for EOF, closed after the idle
  * timeout) or lent to one client request (owner set, the proxy drives its reads and writes).
+ * A connected connection reads all the time, idle or lent, through the pool's callbacks, which
+ * hand a lent connection's bytes to its owner: reading is switched off only while the owner
+ * pauses it (backpressure), so lending and taking back costs no system call.
  * The pool never caps the number of connections: a request that finds no idle connection
  * gets a new one, so the pool grows to the concurrency (an nginx with keepalive 32 falls behind at
  * 200 connections for want of this: docs/benchmarks.md).
@@ -16,6 +19,12 @@
 #include "lb/lb.h"
 
 struct lb_pool;
+struct lb_upconn;
+
+/* A lent connection's reads, for its owner: where to read into, then what was read (as
+ * uv_read_cb's nread: bytes, or a negative uv error such as UV_EOF). */
+typedef void (*lb_upconn_alloc_cb)(struct lb_upconn *u, uv_buf_t *buf);
+typedef void (*lb_upconn_read_cb)(struct lb_upconn *u, ssize_t nread);
 
 struct lb_upconn {
     uv_tcp_t tcp;
@@ -29,6 +38,7 @@ struct lb_upconn {
     struct lb_upconn *prev, *next; /* idle list of its server, or the busy list */
     int open_handles;              /* tcp and timer: freed when both closed */
     bool connected, reused, closing, idle;
+    bool reading; /* uv_read_start in effect */
 };
 
 /* A server's idle connections; the entry exists only while there is at least one. */
@@ -42,21 +52,25 @@ struct lb_pool_server {
 struct lb_pool {
     uv_loop_t *loop;
     uint64_t idle_timeout_ms; /* 0 = none */
+    lb_upconn_alloc_cb on_alloc;
+    lb_upconn_read_cb on_read;
     struct lb_pool_server *servers;
     struct lb_upconn *busy; /* lent connections, for forced shutdown */
     size_t nconns;          /* open connections (idle, lent or connecting) */
     char scratch[512];      /* read buffer of idle connections (anything read closes them) */
 };
 
-void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms);
+/* on_alloc and on_read receive the reads of lent connections (never of idle ones). */
+void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms,
+                  lb_upconn_alloc_cb on_alloc, lb_upconn_read_cb on_read);
 /* Closes every connection (idle or lent: their owners must be gone) and frees the lists. */
 void lb_pool_close(struct lb_pool *pool);
 /* Closes the idle connections only (drain). */
 void lb_pool_close_idle(struct lb_pool *pool);
 
 /*
- * Lends an idle connection to srv to owner (reused set; reading stopped), or NULL when none
- * is idle. The connection is in the busy list until lb_pool_put or lb_upconn_close.
+ * Lends an idle connection to srv to owner (reused set; still reading, now for owner), or NULL
+ * when none is idle. The connection is in the busy list until lb_pool_put or lb_upconn_close.
  */
 struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void *owner);
 
@@ -70,6 +84,12 @@ struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, v
 
 /* Gives a connection whose response ended cleanly back to the pool (idle, read for EOF). */
 void lb_pool_put(struct lb_upconn *u);
+
+/*
+ * Starts (on) or pauses reading a connected, lent connection; a system call only when the
+ * state changes. A connection reads nothing before its owner first turns reading on.
+ */
+void lb_upconn_read(struct lb_upconn *u, bool on);
 
 /* Closes the connection (idempotent); it is freed after its handles are closed. */
 void lb_upconn_close(struct lb_upconn *u);

@@ -40,6 +40,7 @@ struct backend {
     pthread_t thread;
     atomic_bool stop;
     atomic_int accepted, requests;
+    atomic_int closed_by_peer; /* /half-close: the proxy closed its side after the server's */
     pthread_t conns[64];
     atomic_int nconns;
 };
@@ -134,6 +135,8 @@ static void *backend_conn_main(void *arg)
         buf_append(&head, in.data, (size_t)r);
         bool chunked_rsp = req->target.n >= 8 && memcmp(req->target.p, "/chunked", 8) == 0;
         bool close_after = req->target.n >= 6 && memcmp(req->target.p, "/close", 6) == 0;
+        /* keep-alive answer, then the server ends the connection as an idle timeout would */
+        bool half_close = req->target.n >= 11 && memcmp(req->target.p, "/half-close", 11) == 0;
         struct http_framing f = req->framing;
         buf_consume(&in, (size_t)r);
         buf_reset(&body);
@@ -164,6 +167,13 @@ static void *backend_conn_main(void *arg)
         buf_free(&head);
         if (!send_all(bc->fd, out.data, out.len) || close_after)
             goto done;
+        if (half_close) {
+            char ch;
+            shutdown(bc->fd, SHUT_WR);
+            if (recv(bc->fd, &ch, 1, 0) == 0) /* within the 3 s receive timeout */
+                atomic_fetch_add(&be->closed_by_peer, 1);
+            goto done;
+        }
     }
 done:
     close(bc->fd);
@@ -489,6 +499,39 @@ static void test_keepalive_reuse(void **state)
     fixture_free(&fx);
 }
 
+/*
+ * A server that ends an idle pooled connection (its keep-alive timeout) gets the connection
+ * closed by the proxy at once, not left half-open until the proxy's own idle timeout (5 s
+ * here) or its next use.
+ */
+static void test_server_close_of_idle_connection(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct backend *be = backend_start(BACKEND_ECHO);
+    fixture_config(&fx);
+    fixture_add(&fx, be->port);
+    fixture_start(&fx);
+
+    struct response r;
+    roundtrip(fx.cfg.port, "GET /half-close HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    for (int i = 0; i < 400 && atomic_load(&be->closed_by_peer) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&be->closed_by_peer), 1);
+
+    /* the next request gets a new connection, without a failed attempt on the old one */
+    roundtrip(fx.cfg.port, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    assert_int_equal(atomic_load(&be->accepted), 2);
+
+    fixture_stop(&fx);
+    backend_stop(be);
+    fixture_free(&fx);
+}
+
 static void test_chunked_bodies(void **state)
 {
     (void)state;
@@ -750,11 +793,17 @@ static void test_bind_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_through_proxy),      cmocka_unit_test(test_keepalive_reuse),
-        cmocka_unit_test(test_chunked_bodies),         cmocka_unit_test(test_503_no_server),
-        cmocka_unit_test(test_503_errorfile_and_down), cmocka_unit_test(test_502_garbage),
-        cmocka_unit_test(test_retry_refused),          cmocka_unit_test(test_smuggling_400),
-        cmocka_unit_test(test_queue_maxconn),          cmocka_unit_test(test_bind_error),
+        cmocka_unit_test(test_get_through_proxy),
+        cmocka_unit_test(test_keepalive_reuse),
+        cmocka_unit_test(test_server_close_of_idle_connection),
+        cmocka_unit_test(test_chunked_bodies),
+        cmocka_unit_test(test_503_no_server),
+        cmocka_unit_test(test_503_errorfile_and_down),
+        cmocka_unit_test(test_502_garbage),
+        cmocka_unit_test(test_retry_refused),
+        cmocka_unit_test(test_smuggling_400),
+        cmocka_unit_test(test_queue_maxconn),
+        cmocka_unit_test(test_bind_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,9 @@ struct fixture {
     int port;
     struct lb_pool pool;
     int connects_done;
+    char rbuf[64];
+    size_t nread; /* bytes the owner got */
+    bool owner_eof;
 };
 
 static void on_conn(uv_stream_t *l, int status)
@@ -34,6 +37,21 @@ static void on_conn(uv_stream_t *l, int status)
     uv_tcp_t *c = &fx->accepted[fx->naccepted++];
     uv_tcp_init(&fx->loop, c);
     assert_int_equal(uv_accept(l, (uv_stream_t *)c), 0);
+}
+
+static void owner_alloc(struct lb_upconn *u, uv_buf_t *b)
+{
+    struct fixture *fx = u->owner;
+    *b = uv_buf_init(fx->rbuf + fx->nread, (unsigned)(sizeof(fx->rbuf) - fx->nread));
+}
+
+static void owner_read(struct lb_upconn *u, ssize_t nread)
+{
+    struct fixture *fx = u->owner;
+    if (nread < 0)
+        fx->owner_eof = true;
+    else
+        fx->nread += (size_t)nread;
 }
 
 static int setup(void **state)
@@ -50,7 +68,7 @@ static int setup(void **state)
     assert_int_equal(uv_listen((uv_stream_t *)&fx->listener, 256, on_conn), 0);
     uv_tcp_getsockname(&fx->listener, (struct sockaddr *)&sa, &len);
     fx->port = ntohs(sa.sin_port);
-    lb_pool_init(&fx->pool, &fx->loop, 20);
+    lb_pool_init(&fx->pool, &fx->loop, 20, owner_alloc, owner_read);
     *state = fx;
     return 0;
 }
@@ -169,6 +187,55 @@ static void test_close_idle_drops_every_entry(void **state)
     lb_server_unref(b);
 }
 
+/* The server says something on the accepted side of connection i. */
+static void server_says(struct fixture *fx, int i, const char *text)
+{
+    uv_buf_t b = uv_buf_init((char *)text, (unsigned)strlen(text));
+    assert_int_equal(uv_try_write((uv_stream_t *)&fx->accepted[i], &b, 1), (int)strlen(text));
+}
+
+/*
+ * A connection reads from its first lending on, for its owner while lent and for the pool
+ * while idle: lending it again needs no new read start, and a server closing an idle one
+ * takes it out of the pool at once.
+ */
+static void test_reads_reach_the_owner_and_an_idle_close_drops_the_connection(void **state)
+{
+    struct fixture *fx = *state;
+    struct lb_server *a = lb_server_new("a", "a", "127.0.0.1", fx->port, 1);
+
+    struct lb_upconn *u = connect_to(fx, a);
+    lb_upconn_read(u, true);
+    RUN_UNTIL(fx, fx->naccepted == 1);
+    server_says(fx, 0, "one");
+    RUN_UNTIL(fx, fx->nread == 3);
+    lb_pool_put(u);
+    assert_true(u->reading);
+
+    assert_ptr_equal(lb_pool_get(&fx->pool, a, fx), u);
+    assert_true(u->reading); /* the owner's reads go on without a new start */
+    server_says(fx, 0, "two");
+    RUN_UNTIL(fx, fx->nread == 6);
+    assert_memory_equal(fx->rbuf, "onetwo", 6);
+
+    lb_upconn_read(u, false); /* paused: bytes wait in the socket */
+    server_says(fx, 0, "3");
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->nread, 6);
+    lb_upconn_read(u, true);
+    RUN_UNTIL(fx, fx->nread == 7);
+
+    lb_pool_put(u);
+    uv_close((uv_handle_t *)&fx->accepted[0], NULL); /* the server ends the idle connection */
+    RUN_UNTIL(fx, fx->pool.nconns == 0);
+    assert_null(fx->pool.servers);
+    assert_false(fx->owner_eof); /* nobody owned it */
+    fx->naccepted = 0;           /* closed already */
+    RUN_UNTIL(fx, refs(a) == 1);
+    lb_server_unref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +244,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_servers_that_come_and_go_do_not_pile_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_idle_drops_every_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reads_reach_the_owner_and_an_idle_close_drops_the_connection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
