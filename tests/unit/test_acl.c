@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include "registry/state/acl.h"
-#include "registry/agent/agent_config.h"
 #include "registry/state/state.h"
 
 /* An authorizer over one parsed rule set. */
@@ -187,20 +186,19 @@ static void test_resolve_and_replay(void **state)
 {
     (void)state;
     struct reg_state st, st2;
-    struct agent_config cfg = {.acl_enabled = true,
-                               .acl_default_policy = (char *)"deny",
-                               .acl_initial_management = (char *)"root"};
+    struct acl_settings set = {
+        .enabled = true, .default_allow = false, .initial_management = "root"};
     struct acl_authz a = {0};
     struct err e;
     uint64_t index;
 
     reg_state_init(&st);
-    acl_state_ensure(&st, &cfg);
-    assert_int_equal(acl_resolve(&st, &cfg, "root", &a), 0);
+    acl_state_ensure(&st, &set);
+    assert_int_equal(acl_resolve(&st, &set, "root", &a), 0);
     assert_true(a.management);
-    assert_int_equal(acl_resolve(&st, &cfg, "nope", &a), -ENOENT);
+    assert_int_equal(acl_resolve(&st, &set, "nope", &a), -ENOENT);
     assert_false(acl_allowed(&a, ACL_RES_KEY, "x", ACL_ACCESS_READ));
-    assert_int_equal(acl_resolve(&st, &cfg, NULL, &a), 0);
+    assert_int_equal(acl_resolve(&st, &set, NULL, &a), 0);
     assert_string_equal(a.accessor_id, REG_ACL_ANONYMOUS_ID);
     assert_false(acl_allowed(&a, ACL_RES_KEY, "x", ACL_ACCESS_READ));
 
@@ -214,7 +212,7 @@ static void test_resolve_and_replay(void **state)
     struct reg_acl_token t = {
         .accessor_id = (char *)"t1", .secret_id = (char *)"s1", .policy_ids = ids, .npolicies = 1};
     reg_acl_token_put(&st, &t);
-    assert_int_equal(acl_resolve(&st, &cfg, "s1", &a), 0);
+    assert_int_equal(acl_resolve(&st, &set, "s1", &a), 0);
     assert_true(acl_allowed(&a, ACL_RES_KEY, "app/x", ACL_ACCESS_WRITE));
     assert_false(acl_allowed(&a, ACL_RES_KEY, "other", ACL_ACCESS_WRITE));
 
@@ -226,15 +224,15 @@ static void test_resolve_and_replay(void **state)
     json_t *r;
     json_array_foreach(records, i, r) assert_int_equal(reg_state_apply(&st2, r), 0);
     json_decref(records);
-    assert_int_equal(acl_resolve(&st2, &cfg, "s1", &a), 0);
+    assert_int_equal(acl_resolve(&st2, &set, "s1", &a), 0);
     assert_true(acl_allowed(&a, ACL_RES_KEY, "app/y", ACL_ACCESS_WRITE));
     assert_false(acl_allowed(&a, ACL_RES_KEY, "zzz", ACL_ACCESS_WRITE));
     assert_int_equal(st2.table_index[REG_TABLE_ACL], st.table_index[REG_TABLE_ACL]);
-    assert_int_equal(acl_resolve(&st2, &cfg, "root", &a), 0);
+    assert_int_equal(acl_resolve(&st2, &set, "root", &a), 0);
     assert_true(a.management);
 
     assert_true(reg_acl_token_delete(&st, "t1") > 0);
-    assert_int_equal(acl_resolve(&st, &cfg, "s1", &a), -ENOENT);
+    assert_int_equal(acl_resolve(&st, &set, "s1", &a), -ENOENT);
     acl_authz_free(&a);
     reg_state_free(&st);
     reg_state_free(&st2);

@@ -32,6 +32,10 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.client_addr, "127.0.0.1");
     assert_int_equal(cfg.http_port, 8500);
     assert_false(cfg.server);
+    struct acl_settings set;
+    agent_config_acl(&cfg, &set);
+    assert_false(set.enabled);
+    assert_true(set.default_allow); /* default_policy "allow" */
     agent_config_free(&cfg);
 }
 
@@ -123,6 +127,11 @@ static void test_cluster_acl_and_tls_keys(void **state)
     assert_true(cfg.acl_enabled);
     assert_string_equal(cfg.acl_default_policy, "deny");
     assert_string_equal(cfg.acl_initial_management, "root");
+    struct acl_settings set;
+    agent_config_acl(&cfg, &set);
+    assert_true(set.enabled);
+    assert_false(set.default_allow);
+    assert_string_equal(set.initial_management, "root");
     assert_string_equal(cfg.tls_ca_file, "ca.pem");
     assert_true(cfg.tls_verify_incoming);
     assert_int_equal(cfg.unknown_keys.len, 0);

@@ -15,6 +15,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/flags.h"
+#include "registry/state/acl.h"
 
 /* A service definition from a config file, with where it came from for error messages. */
 struct config_service {
@@ -89,5 +90,8 @@ struct agent_config {
  */
 int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e);
 void agent_config_free(struct agent_config *cfg);
+
+/* The ACL settings of cfg, for acl_resolve (strings borrowed from cfg). */
+void agent_config_acl(const struct agent_config *cfg, struct acl_settings *out);
 
 #endif

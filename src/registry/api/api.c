@@ -16,6 +16,7 @@
 #include "registry/agent/agent_internal.h"
 #include "registry/agent/acl_client.h"
 #include "registry/api/api_filter.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"
 #include "registry/cluster/forward.h"
@@ -528,7 +529,9 @@ static bool authorize(struct api_call *c, const struct api_route *r)
     struct reg_agent *a = c->agent;
 
     if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
-        acl_state_ensure(&a->state, &a->cfg); /* built-in policy and tokens, once */
+        struct acl_settings set;
+        agent_config_acl(&a->cfg, &set);
+        acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
     int rc = api_acl_resolve(c);

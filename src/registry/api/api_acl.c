@@ -10,7 +10,7 @@
 #include "lib/base64.h"
 #include "lib/json.h"
 #include "lib/uuid.h"
-#include "registry/state/acl.h"
+#include "registry/api/api_acl.h"
 #include "registry/agent/acl_client.h"
 #include "registry/agent/agent_internal.h"
 #include "registry/api/api_routes.h"
@@ -59,7 +59,9 @@ int api_acl_resolve(struct api_call *c)
     /* A client agent holds no tokens: the servers say what one may do (acl_client.h). */
     if (!a->cfg.server && a->cfg.acl_enabled)
         return acl_cache_lookup(a->acl_cache, c->token, &c->authz);
-    return acl_resolve(&a->state, &a->cfg, c->token, &c->authz);
+    struct acl_settings set;
+    agent_config_acl(&a->cfg, &set);
+    return acl_resolve(&a->state, &set, c->token, &c->authz);
 }
 
 bool api_acl_allow(const struct api_call *c, enum acl_resource res, const char *name,

@@ -5,6 +5,7 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/cluster/coord.h"

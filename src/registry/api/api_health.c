@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/cluster/coord.h"

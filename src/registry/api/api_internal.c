@@ -1,6 +1,7 @@
 /* meshkit's internal endpoints: client agents' heartbeats and leaves (members.h). */
 #include "lib/json.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 
 void api_internal_heartbeat(struct api_call *c)

@@ -4,6 +4,7 @@
 
 #include "lib/alloc.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/members.h"
 #include "registry/agent/sync.h"

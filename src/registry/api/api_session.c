@@ -8,6 +8,7 @@
 #include "lib/duration.h"
 #include "lib/uuid.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/agent/sessions.h"
 

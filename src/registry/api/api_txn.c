@@ -4,7 +4,9 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
+#include "registry/api/render.h"
 
 #define TXN_MAX_OPS        64
 #define TXN_MAX_VALUE_SIZE (512 * 1024) /* per value, as kv_max_value_size */
@@ -74,7 +76,7 @@ void api_txn(struct api_call *c)
         json_decref(ops);
         return;
     }
-    int rc = reg_txn_apply(&c->agent->state, ops, &results, &errors);
+    int rc = reg_txn_apply(&c->agent->state, ops, render_kv, &results, &errors);
     json_decref(ops);
     if (rc < 0) {
         struct buf b = BUF_INIT;

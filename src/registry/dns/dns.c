@@ -629,8 +629,11 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
     struct dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
 
     dns_domain(a, domain);
-    if (check_acl)
-        acl_resolve(st, &a->cfg, a->cfg.acl_default_token, &c.authz);
+    if (check_acl) {
+        struct acl_settings set;
+        agent_config_acl(&a->cfg, &set);
+        acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
+    }
     switch (l->kind) {
     case DNS_LOOKUP_APEX:
         answer_apex(&c);

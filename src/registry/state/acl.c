@@ -12,7 +12,6 @@
 
 #include "lib/alloc.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_config.h"
 #include "registry/state/state.h"
 
 /* ---- names ------------------------------------------------------------------------------- */
@@ -452,14 +451,14 @@ void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const cha
 
 /* ---- resolution -------------------------------------------------------------------------- */
 
-int acl_resolve(const struct reg_state *st, const struct agent_config *cfg, const char *secret,
+int acl_resolve(const struct reg_state *st, const struct acl_settings *set, const char *secret,
                 struct acl_authz *a)
 {
     const struct reg_acl_token *t;
 
     acl_authz_free(a);
-    a->enabled = cfg->acl_enabled;
-    a->default_allow = !cfg->acl_default_policy || strcmp(cfg->acl_default_policy, "deny") != 0;
+    a->enabled = set->enabled;
+    a->default_allow = set->default_allow;
     if (!a->enabled)
         return 0;
     if (secret && secret[0]) {
@@ -529,12 +528,12 @@ void acl_now_rfc3339(char out[40])
     snprintf(out + n, 40 - n, ".%09ldZ", ts.tv_nsec);
 }
 
-void acl_state_ensure(struct reg_state *st, const struct agent_config *cfg)
+void acl_state_ensure(struct reg_state *st, const struct acl_settings *set)
 {
     char now[40];
     struct err e;
 
-    if (!cfg->acl_enabled)
+    if (!set->enabled)
         return;
     acl_now_rfc3339(now);
     if (!reg_acl_policy_get(st, REG_ACL_MANAGEMENT_POLICY_ID)) {
@@ -556,7 +555,7 @@ void acl_state_ensure(struct reg_state *st, const struct agent_config *cfg)
         };
         reg_acl_token_put(st, &t);
     }
-    const char *root = cfg->acl_initial_management;
+    const char *root = set->initial_management;
     if (root && root[0] && !reg_acl_token_by_secret(st, root)) {
         char accessor[37];
         char *policies[1] = {(char *)REG_ACL_MANAGEMENT_POLICY_ID};

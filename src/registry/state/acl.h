@@ -9,8 +9,7 @@
  * policy (allow or deny) decides, except for `acl`, which only explicit rules or a management
  * token grant. Names compare case-sensitively.
  *
- * The second half of this header is the HTTP glue (api_acl.c): token extraction, resolution of
- * a call's authorizer and Consul's 403 texts.
+ * The HTTP side (a call's token, its authorizer, Consul's 403 texts) is api/api_acl.h.
  */
 #ifndef MESH_REGISTRY_ACL_H
 #define MESH_REGISTRY_ACL_H
@@ -107,58 +106,27 @@ void acl_now_rfc3339(char out[40]);
 /* ---- resolution against the replicated state (acl.c) ---- */
 
 struct reg_state;
-struct agent_config;
+
+/* What the agent's configuration says about ACLs: the only settings resolution depends on. */
+struct acl_settings {
+    bool enabled;                   /* false: everything is allowed */
+    bool default_allow;             /* acl.default_policy is not "deny" */
+    const char *initial_management; /* the secret of the bootstrap token, may be NULL; borrowed */
+};
 
 /*
  * Builds the authorizer of secret (NULL or "": the anonymous token) into a (freed first).
  * With ACLs disabled, a allows everything. Returns 0, or -ENOENT for an unknown secret
  * ("ACL not found"); a then denies everything.
  */
-int acl_resolve(const struct reg_state *st, const struct agent_config *cfg, const char *secret,
+int acl_resolve(const struct reg_state *st, const struct acl_settings *set, const char *secret,
                 struct acl_authz *a);
 
 /*
  * Creates the built-in objects when ACLs are enabled and they are missing: the
  * global-management policy, the anonymous token, and the initial management token of the
- * config. Writes go through the state (journaled). Idempotent.
+ * settings. Writes go through the state (journaled). Idempotent.
  */
-void acl_state_ensure(struct reg_state *st, const struct agent_config *cfg);
-
-/* ---- HTTP glue (api_acl.c) ---- */
-
-struct api_call;
-struct api_result;
-
-/*
- * Picks the call's token (?token=, X-Consul-Token, Authorization: Bearer, then the agent's
- * default token) into c->token and resolves c->authz. Returns 0 or -ENOENT (ACL not found).
- * Called by the router for each call and again before each rerun of a blocking read.
- */
-int api_acl_resolve(struct api_call *c);
-/* True when the call's token may access the resource. */
-bool api_acl_allow(const struct api_call *c, enum acl_resource res, const char *name,
-                   enum acl_access acc);
-/* As api_acl_allow, but answers 403 (freeing the call) and returns false when denied. */
-bool api_acl_require(struct api_call *c, enum acl_resource res, const char *name,
-                     enum acl_access acc);
-/* As api_acl_require, for reads: sets res to the 403. */
-bool api_acl_require_read(struct api_call *c, struct api_result *res, enum acl_resource res_kind,
-                          const char *name);
-struct reg_service;
-/* True when the call may read the service (and its node, with need_node); else marks res
- * filtered. */
-bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
-                             const struct reg_service *s, bool need_node);
-struct reg_check;
-/* True when the call may see the check: service:read on its service (and node:read on its
- * node with need_node), node:read for a node-level check; else marks res filtered. */
-bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
-                           const struct reg_check *chk, bool need_node);
-/* The check as the call may see it: with its definition's secrets (Header, Body, ...) only
- * for a token with service:write on its service (node:write for a node-level check). */
-json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk);
-/* Marks a read's result as filtered (X-Consul-Results-Filtered-By-ACLs when a token was
- * given in the request). */
-void api_acl_filtered(const struct api_call *c, struct api_result *res);
+void acl_state_ensure(struct reg_state *st, const struct acl_settings *set);
 
 #endif

@@ -349,12 +349,17 @@ int reg_kv_release(struct reg_state *st, const char *key, const void *value, siz
 /* True while key is in lock-delay. */
 bool reg_kv_lock_delayed(struct reg_state *st, const char *key);
 
+/* The caller's JSON shape of a KV entry in a transaction's Results (a new reference). */
+typedef json_t *(*reg_txn_render_fn)(const struct reg_kv *kv);
+
 /*
  * Applies a KV transaction: ops is Consul's array of {"KV": {...}} (validated by the caller for
- * shape and size). Either every op applies at one index and *results gets the Results array,
- * or nothing changes and *errors gets the Errors array. Returns 0 or -EINVAL (errors set).
+ * shape and size). Either every op applies at one index and *results gets the Results array
+ * (each entry through render: the state knows no response shapes), or nothing changes and
+ * *errors gets the Errors array. Returns 0 or -EINVAL (errors set).
  */
-int reg_txn_apply(struct reg_state *st, const json_t *ops, json_t **results, json_t **errors);
+int reg_txn_apply(struct reg_state *st, const json_t *ops, reg_txn_render_fn render,
+                  json_t **results, json_t **errors);
 
 /* ---- prepared queries (state_query.c), journaled as query and query-delete ---- */
 

@@ -14,7 +14,6 @@
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
-#include "registry/api/render.h"
 #include "registry/state/state.h"
 #include "registry/state/state_journal.h"
 
@@ -372,6 +371,7 @@ struct txn {
     struct smap over;
     uint64_t index; /* the index the writes will commit at */
     bool writes;
+    reg_txn_render_fn render;
     json_t *results;
     json_t *errors;
 };
@@ -440,7 +440,7 @@ static char **view_keys(const struct txn *t, const char *prefix, size_t *n)
 
 static void add_result(struct txn *t, const struct reg_kv *kv, bool with_value)
 {
-    json_t *entry = render_kv(kv);
+    json_t *entry = t->render(kv);
     if (!with_value)
         json_object_set_new(entry, "Value", json_null());
     json_array_append_new(t->results, json_pack("{s:o}", "KV", entry));
@@ -593,12 +593,14 @@ static void txn_commit(struct txn *t)
     }
 }
 
-int reg_txn_apply(struct reg_state *st, const json_t *ops, json_t **results, json_t **errors)
+int reg_txn_apply(struct reg_state *st, const json_t *ops, reg_txn_render_fn render,
+                  json_t **results, json_t **errors)
 {
     struct txn t = {
         .st = st,
         .over = SMAP_INIT,
         .index = st->index + 1,
+        .render = render,
         .results = json_array(),
         .errors = json_array(),
     };
