@@ -61,7 +61,7 @@ static void handle_root(struct webapp *app, struct http_request *req)
     json_object_set_new(o, "address", json_str_or_empty(app->address));
     json_object_set_new(o, "port", json_integer(app->port));
     json_object_set_new(o, "pid", json_integer(getpid()));
-    json_object_set_new(o, "uptime_s", json_real(webapp_uptime_s(app)));
+    json_object_set_new(o, "uptime_s", json_real_round(webapp_uptime_s(app), 0.001));
     json_object_set_new(o, "requests", json_integer((json_int_t)app->requests));
     respond_json(app, req, 200, o);
 }
@@ -104,10 +104,11 @@ static json_t *cpu_json(const struct webapp *app)
     double user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
     double sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     double up = webapp_uptime_s(app);
-    json_object_set_new(o, "user_s", json_real(user));
-    json_object_set_new(o, "system_s", json_real(sys));
+    json_object_set_new(o, "user_s", json_real_round(user, 0.001));
+    json_object_set_new(o, "system_s", json_real_round(sys, 0.001));
     /* Average over the process's life, as a share of one core. */
-    json_object_set_new(o, "percent", json_real(up > 0 ? (user + sys) / up * 100.0 : 0.0));
+    json_object_set_new(o, "percent",
+                        json_real_round(up > 0 ? (user + sys) / up * 100.0 : 0.0, 0.1));
     return o;
 }
 
@@ -124,14 +125,14 @@ static void handle_info(struct webapp *app, struct http_request *req)
         snprintf(host, sizeof(host), "%s", "unknown");
     uv_loadavg(avg);
     for (int i = 0; i < 3; i++)
-        json_array_append_new(load, json_real(avg[i]));
+        json_array_append_new(load, json_real_round(avg[i], 0.01));
     json_object_set_new(mem, "rss_bytes", json_integer(rss_bytes()));
     json_object_set_new(o, "node", json_str_or_empty(app->node));
     json_object_set_new(o, "instance", json_str_or_empty(app->instance));
     json_object_set_new(o, "hostname", json_str_or_empty(host));
     json_object_set_new(o, "pid", json_integer(getpid()));
     json_object_set_new(o, "version", json_string(MESH_VERSION));
-    json_object_set_new(o, "uptime_s", json_real(webapp_uptime_s(app)));
+    json_object_set_new(o, "uptime_s", json_real_round(webapp_uptime_s(app), 0.001));
     json_object_set_new(o, "requests", json_integer((json_int_t)app->requests));
     json_object_set_new(o, "cpu", cpu_json(app));
     json_object_set_new(o, "memory", mem);
@@ -176,7 +177,7 @@ static void work_done(uv_work_t *w, int status)
     if (job->req) {
         json_t *o = json_object();
         json_object_set_new(o, "duration_ms", json_integer(job->duration_ms));
-        json_object_set_new(o, "elapsed_ms", json_real(job->elapsed_ms));
+        json_object_set_new(o, "elapsed_ms", json_real_round(job->elapsed_ms, 0.01));
         json_object_set_new(o, "node", json_str_or_empty(app->node));
         json_object_set_new(o, "instance", json_str_or_empty(app->instance));
         job->req->on_abort = NULL;

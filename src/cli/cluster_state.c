@@ -157,7 +157,7 @@ int cluster_state_save(const struct cluster_state *s, struct err *e)
 {
     char path[PATH_MAX + 32];
     json_t *doc = cluster_state_to_json(s);
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_MESH_REAL_PRECISION);
 
     snprintf(path, sizeof(path), "%s/%s", s->run_dir, CLUSTER_STATE_FILE);
     int rc = file_replace(path, text, strlen(text), 0644, 0, e);

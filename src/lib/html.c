@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "lib/html.h"
+#include "lib/json.h"
 
 void html_escape(struct buf *out, const char *s)
 {
@@ -30,6 +31,9 @@ void html_escape(struct buf *out, const char *s)
 
 void html_append_json(struct buf *out, const json_t *v, size_t flags)
 {
+    /* The caller's precision, else the house one. */
+    if (!(flags & JSON_REAL_PRECISION(0x1F)))
+        flags |= JSON_MESH_REAL_PRECISION;
     char *text = json_dumps(v, flags | JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
 
     if (!text) {

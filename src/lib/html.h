@@ -17,7 +17,8 @@ void html_escape(struct buf *out, const char *s);
  * Appends v as compact JSON that can sit inside <script type="application/json">: non-ASCII is
  * \u-escaped and so are < > & (which JSON only allows inside strings), so neither "</script>" nor
  * "<!--" can appear. flags adds jansson dump flags, e.g. JSON_REAL_PRECISION(6) to keep a page
- * of measurements small. A value jansson cannot encode is written as null.
+ * of measurements small (without one, JSON_MESH_REAL_PRECISION). A value jansson cannot encode is
+ * written as null.
  */
 void html_append_json(struct buf *out, const json_t *v, size_t flags);
 

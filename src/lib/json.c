@@ -5,12 +5,14 @@
 #include "lib/json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/duration.h"
 
 /* ASCII case-insensitive comparison that skips '_' on both sides. */
@@ -256,7 +258,7 @@ static int append_cb(const char *p, size_t n, void *data)
 
 void json_append(struct buf *out, const json_t *v, bool pretty)
 {
-    size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+    size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_MESH_REAL_PRECISION;
     size_t start = out->len;
 
     flags |= pretty ? JSON_INDENT(2) : JSON_COMPACT;
@@ -268,6 +270,15 @@ void json_append(struct buf *out, const json_t *v, bool pretty)
     }
     if (pretty)
         buf_append(out, "\n", 1);
+}
+
+json_t *json_real_round(double v, double unit)
+{
+    if (MESH_BUG_ON(!(unit > 0)) || !isfinite(v))
+        return json_real(0);
+    /* Dividing by the reciprocal gives the double nearest the decimal (7041 / 1000.0 is 7.041's
+     * nearest double; 7041 * 0.001 is not). */
+    return json_real(round(v / unit) / (1.0 / unit));
 }
 
 json_t *json_str_or_empty(const char *s)

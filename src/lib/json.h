@@ -60,9 +60,23 @@ int json_read_duration(const json_t *obj, const char *key, const char *where, in
                        struct err *e);
 
 /*
+ * Every JSON writer in meshkit dumps with this flag: 15 significant digits print a value rounded
+ * by json_real_round as it was meant (7.041, not jansson's default 17 digits'
+ * 7.0409999999999995) and still keep more precision than anything meshkit measures.
+ */
+#define JSON_MESH_REAL_PRECISION JSON_REAL_PRECISION(15)
+
+/*
+ * A JSON real of v rounded to a multiple of unit: 0.001 keeps milliseconds of a value in seconds,
+ * 0.1 a tenth of a percentage. A non-finite v gives 0. unit must be positive. New reference.
+ */
+json_t *json_real_round(double v, double unit);
+
+/*
  * Serialises v (any type) and appends to out: compact like Go's json.Marshal, or with a 2-space
  * indent and a trailing newline when pretty (json.MarshalIndent plus the newline Consul's
- * ?pretty adds). Object members come out in insertion order. A value jansson cannot encode
+ * ?pretty adds). Object members come out in insertion order, reals with
+ * JSON_MESH_REAL_PRECISION. A value jansson cannot encode
  * (invalid UTF-8 from a _nocheck constructor, NaN) is written as null.
  */
 void json_append(struct buf *out, const json_t *v, bool pretty);

@@ -18,6 +18,7 @@
 #include "lib/alloc.h"
 #include "lib/config.h"
 #include "lib/flags.h"
+#include "lib/json.h"
 #include "lib/subproc.h"
 #include "load/drill.h"
 #include "load/report_html.h"
@@ -333,7 +334,8 @@ static int drill_finish(struct drill *d, const char *json_path, const char *outp
                         json_pack("{s:s, s:O}", "kind", d->kind->name, "phases", phases));
     printf("\nDrill %s, %d s:\n", d->kind->name, d->duration_s);
     load_drill_print(stdout, phases);
-    if (output && json_dump_file(doc.root, output, JSON_INDENT(2)) != 0) {
+    if (output &&
+        json_dump_file(doc.root, output, JSON_INDENT(2) | JSON_MESH_REAL_PRECISION) != 0) {
         fprintf(stderr, "mesh drill: %s: cannot write the report\n", output);
         rc = -EIO;
     }

@@ -14,6 +14,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/json.h"
 #include "load/drill.h"
 
 /* Buckets before an event that show which instances of a node were serving already. Short:
@@ -110,7 +111,7 @@ static void drill_sum(json_t *phase, const json_t *timeline, const json_t *accep
     json_object_set_new(phase, "failures", json_integer((json_int_t)failures));
     json_object_set_new(phase, "by_kind", by_kind);
     json_object_set_new(phase, "accepted", ok_kind);
-    json_object_set_new(phase, "p99_ms", p99 >= 0 ? json_real(p99) : json_null());
+    json_object_set_new(phase, "p99_ms", p99 >= 0 ? json_real_round(p99, 0.1) : json_null());
 }
 
 /* The first bucket that ends after time s: phase [start, end) owns [bucket(start), bucket(end)). */
@@ -135,7 +136,7 @@ static json_t *drill_detect(const json_t *timeline, const char *node, double ev,
     }
     if (last + 1 >= to)
         return json_null(); /* still served when the phase ended */
-    return json_real(last < 0 ? 0 : fmax(0, last + 1 - ev));
+    return json_real_round(last < 0 ? 0 : fmax(0, last + 1 - ev), 0.001);
 }
 
 /* After an addition at ev: until an instance of node that was not serving just before serves. */
@@ -162,7 +163,7 @@ static json_t *drill_recover(const json_t *timeline, const char *node, double ev
         double t = drill_num(json_object_get(e, "t"), (double)i);
         if (t >= from && t < to && drill_node_served(e, node, before)) {
             json_decref(out);
-            out = json_real(fmax(0, t - ev));
+            out = json_real_round(fmax(0, t - ev), 0.001);
             break;
         }
     }
@@ -174,7 +175,8 @@ static json_t *drill_phase(const json_t *timeline, const json_t *accepted, const
                            double start, double end)
 {
     char verb[32], node[64];
-    json_t *phase = json_pack("{s:s, s:f, s:f}", "name", name, "start_s", start, "end_s", end);
+    json_t *phase = json_pack("{s:s, s:o, s:o}", "name", name, "start_s",
+                              json_real_round(start, 0.001), "end_s", json_real_round(end, 0.001));
     json_t *detect = json_null(), *recover = json_null();
     double from = drill_bucket(start), to = drill_bucket(end);
 

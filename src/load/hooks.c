@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/json.h"
 #include "load/engine_internal.h"
 
 json_t *load_hook_params(const struct load_vu *vu, const struct load_request *r)
@@ -45,7 +46,7 @@ static char *text_of(const json_t *v)
         return xstrdup(json_string_value(v));
     if (json_is_integer(v))
         return xasprintf("%lld", (long long)json_integer_value(v));
-    return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_MESH_REAL_PRECISION);
 }
 
 void load_hook_request(const struct load_request *r, const json_t *params, struct load_request *tmp,

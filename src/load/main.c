@@ -237,7 +237,7 @@ static bool has_request(const struct load_step *steps, size_t n)
 
 static int write_output(const char *path, const json_t *report)
 {
-    char *text = json_dumps(report, JSON_INDENT(2));
+    char *text = json_dumps(report, JSON_INDENT(2) | JSON_MESH_REAL_PRECISION);
     struct err e;
     int rc = file_replace(path, text, strlen(text), 0644, 0, &e);
 

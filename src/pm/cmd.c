@@ -458,7 +458,7 @@ static int cmd_ping(const char *home, int argc, char **argv)
         rc = 1;
     } else if (as_json) {
         json_object_del(reply, "ok");
-        json_dumpf(reply, stdout, JSON_COMPACT);
+        json_dumpf(reply, stdout, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
         putchar('\n');
     } else {
         printf("pong (pid %lld)\n", (long long)json_integer_value(json_object_get(reply, "pid")));

@@ -473,7 +473,7 @@ json_t *pm_inst_to_json(const struct pm_inst *i, bool detail)
     json_object_set_new(o, "restarts", json_integer(i->restarts));
     json_object_set_new(o, "unstable_restarts", json_integer(i->backoff.unstable));
     json_object_set_new(o, "uptime_ms", json_integer(up ? pm_now_ms() - i->started_ms : 0));
-    json_object_set_new(o, "cpu", json_real(up ? i->cpu : 0));
+    json_object_set_new(o, "cpu", json_real_round(up ? i->cpu : 0, 0.1));
     json_object_set_new(o, "memory", json_integer(up ? (json_int_t)i->rss : 0));
     json_object_set_new(o, "port",
                         s->port_base > 0 ? json_integer(s->port_base + i->instance) : json_null());

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/json.h"
 #include "pm/policy.h"
 #include "pm/table.h"
 
@@ -75,7 +76,7 @@ static void value_text(struct buf *out, const json_t *v)
     } else if (!v || json_is_null(v)) {
         buf_append_cstr(out, "-");
     } else {
-        s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_MESH_REAL_PRECISION);
         buf_append_cstr(out, s ? s : "?");
         free(s);
     }

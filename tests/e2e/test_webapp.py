@@ -2,6 +2,7 @@
 loop thread, registration with a `mesh agent` and deregistration plus drain on SIGTERM."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -257,3 +258,25 @@ def test_a_port_in_use_exits_non_zero(tmp_path):
                            capture_output=True, text=True, timeout=10)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"{port}" in r.stderr and "address already in use" in r.stderr, r.stderr
+
+
+def decimals(text, key):
+    """Digits after the point of every number written as "key": N in raw JSON text."""
+    found = re.findall(r'"%s":\s*(-?\d+(?:\.(\d+))?(?:[eE][-+]?\d+)?)' % re.escape(key), text)
+    assert found, (key, text)
+    return [len(frac) for _, frac in found]
+
+
+def test_json_numbers_are_rounded_to_what_they_mean(webapp_factory):
+    """Seconds to the millisecond, percentages to a tenth: no 17-digit floats
+    ("uptime_s": 7.0412578039999998)."""
+    w = webapp_factory("-no-register")
+    time.sleep(0.01)  # not a timing assertion: only makes uptime non-integral
+    assert max(decimals(w.get("/").text, "uptime_s")) <= 3
+    info = w.get("/info").text
+    for key, most in (("uptime_s", 3), ("user_s", 3), ("system_s", 3), ("percent", 1)):
+        assert max(decimals(info, key)) <= most, (key, info)
+    loads = re.search(r'"loadavg":\s*\[([^\]]*)\]', info).group(1)
+    assert all(len(x.strip().partition(".")[2]) <= 2 for x in loads.split(",")), info
+    assert max(decimals(w.get("/work?duration=3").text, "elapsed_ms")) <= 2
+

@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -217,6 +219,28 @@ static void test_append(void **state)
     buf_free(&b);
 }
 
+/* Rounded reals print as the decimal they were rounded to, in json_append and in any dump that
+ * passes JSON_MESH_REAL_PRECISION. */
+static void test_real_round(void **state)
+{
+    json_t *a = json_array();
+    json_array_append_new(a, json_real_round(7.0412578039999998, 0.001));
+    json_array_append_new(a, json_real_round(0.30416251057267074, 0.1));
+    json_array_append_new(a, json_real_round(12.345000000000001, 0.001));
+    json_array_append_new(a, json_real_round(-2.25, 0.1));
+    json_array_append_new(a, json_real_round(NAN, 0.1));
+    json_array_append_new(a, json_real(0.1 + 0.2));
+
+    struct buf b = BUF_INIT;
+    json_append(&b, a, false);
+    assert_string_equal(b.data, "[7.041,0.3,12.345,-2.3,0.0,0.3]");
+    char *text = json_dumps(a, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
+    assert_string_equal(text, b.data);
+    free(text);
+    json_decref(a);
+    buf_free(&b);
+}
+
 static void test_str_or_empty(void **state)
 {
     json_t *v = json_str_or_empty(NULL);
@@ -286,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_read_type_errors),
         cmocka_unit_test(test_read_duration),
         cmocka_unit_test(test_append),
+        cmocka_unit_test(test_real_round),
         cmocka_unit_test(test_text_depth),
         cmocka_unit_test(test_str_or_empty),
         cmocka_unit_test(test_jansson_allocates_through_xmalloc),

@@ -30,6 +30,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/file.h"
+#include "lib/json.h"
 #include "lib/buf.h"
 #include "lib/crc32.h"
 #include "lib/log.h"
@@ -579,7 +580,7 @@ static void persist_journal_cb(const json_t *record, void *data)
         record_lost(p);
         return;
     }
-    char *json = json_dumps(record, JSON_COMPACT);
+    char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     if (!json) {
         /* Cannot happen for records built by state_journal.c; never leave a gap silently. */
         journal_break(p, "encoding a record", -EINVAL);
@@ -622,7 +623,7 @@ uint64_t reg_persist_unwritten(const struct reg_persist *p, int *err)
 static void dump_emit(const json_t *record, void *data)
 {
     struct buf *b = data;
-    char *json = json_dumps(record, JSON_COMPACT);
+    char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
 
     if (!json)
         abort(); /* only on out-of-memory, like x*alloc */

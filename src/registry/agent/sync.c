@@ -189,7 +189,7 @@ static void request(struct reg_sync *s, const char *method, const char *target, 
 
 static char *dump(json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     json_decref(v);
     return s;
 }

@@ -196,7 +196,7 @@ static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
 static void emit_line(const json_t *record, void *data)
 {
     struct buf *b = data;
-    char *json = json_dumps(record, JSON_COMPACT);
+    char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
 
     if (!json)
         abort(); /* out of memory only, as x*alloc */
@@ -336,7 +336,7 @@ static void cluster_journal_cb(const json_t *record, void *data)
     if (cl->applying)
         return;
     if (!agent_may_write(cl->agent)) {
-        char *json = json_dumps(record, JSON_COMPACT);
+        char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
         log_error("cluster: a change made on a server that does not lead: %s", json ? json : "");
         free(json);
         resync(cl, "its state changed outside the log");
@@ -598,7 +598,7 @@ static void join_formed(struct reg_cluster *cl, const struct peer *via)
     if (cl->join_sent)
         return;
     json_t *body = peer_json(&cl->peers[0]);
-    char *json = json_dumps(body, JSON_COMPACT);
+    char *json = json_dumps(body, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     json_decref(body);
     struct http_client_request r = {
         .method = "PUT",

@@ -119,7 +119,7 @@ static char *session_body(const struct reg_agent *a, const struct api_call *c)
     char *out = NULL;
     if (json_is_object(v) && !json_iget(v, "Node")) {
         json_object_set_new(v, "Node", json_string(a->cfg.node_name));
-        out = json_dumps(v, JSON_COMPACT);
+        out = json_dumps(v, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     }
     json_decref(v); /* a malformed body goes as it is: the server answers 400 */
     return out;
