@@ -244,6 +244,8 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof(app));
     signal(SIGPIPE, SIG_IGN);
     log_set_component("webapp");
+    /* As an Express app under PM2: notices in the output log, failures in the error log. */
+    log_set_split(true);
     int rc = parse_args(&app, argc, argv);
     int status = rc == FLAGS_HELP ? 0 : rc == 0 ? 0 : 1;
 

@@ -11,12 +11,18 @@
 enum log_level log_min_level = LOG_INFO;
 
 static const char *component = "mesh";
+static bool split;
 
 static const char *const level_names[LOG_LEVEL_COUNT] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 void log_set_component(const char *name)
 {
     component = name;
+}
+
+void log_set_split(bool on)
+{
+    split = on;
 }
 
 bool log_level_parse(const char *s, enum log_level *out)
@@ -59,6 +65,6 @@ void log_write(enum log_level level, const char *fmt, ...)
         len = sizeof(line) - 2; /* truncated: keep the line, lose the tail */
     line[len++] = '\n';
     /* One write per line so concurrent writers do not interleave within a line. */
-    ssize_t w = write(STDERR_FILENO, line, len);
+    ssize_t w = write(split && level < LOG_WARN ? STDOUT_FILENO : STDERR_FILENO, line, len);
     (void)w;
 }

@@ -280,3 +280,28 @@ def test_json_numbers_are_rounded_to_what_they_mean(webapp_factory):
     assert all(len(x.strip().partition(".")[2]) <= 2 for x in loads.split(",")), info
     assert max(decimals(w.get("/work?duration=3").text, "elapsed_ms")) <= 2
 
+
+def test_info_lines_on_stdout_errors_on_stderr(tmp_path):
+    """Under a supervisor the output log gets the notices and the error log only failures."""
+    port = free_port()
+    out, err = tmp_path / "out.log", tmp_path / "err.log"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([webapp_bin(), "-port", str(port), "-no-register"],
+                                stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+    try:
+        wait_until(lambda: "listening on" in out.read_text(), 10, what="webapp's INFO line")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert " INFO " in out.read_text() and "ERROR" not in out.read_text()
+    assert " INFO " not in err.read_text(), err.read_text()
+
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        r = subprocess.run([webapp_bin(), "-port", str(taken.getsockname()[1]), "-no-register"],
+                           capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "ERROR" in r.stderr and "ERROR" not in r.stdout, r
