@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 struct str str_trim(struct str s)
@@ -63,6 +64,25 @@ bool str_is_text(struct str s)
         s = str_skip(s, n);
     }
     return true;
+}
+
+void str_format_bytes(uint64_t bytes, char *out, size_t outlen)
+{
+    static const char *const units[] = {"kB", "MB", "GB", "TB", "PB", "EB"};
+    double v = (double)bytes;
+    size_t u = 0;
+
+    if (bytes < 1000) {
+        snprintf(out, outlen, "%u B", (unsigned)bytes);
+        return;
+    }
+    v /= 1000;
+    /* 999.96 kB would print as "1000.0 kB": move up a unit before rounding does. */
+    while (v >= 999.95 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(out, outlen, "%.1f %s", v, units[u]);
 }
 
 size_t str_distance(const char *a, const char *b)

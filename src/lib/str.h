@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -70,6 +71,13 @@ size_t str_utf8_seq_len(struct str s);
 /* True when s is well-formed UTF-8 without NUL: text that can be a key, a name or an ID, and
  * that a C string cannot truncate. */
 bool str_is_text(struct str s);
+
+/*
+ * A size in bytes for people, in decimal units with one digit after the point: "512 B",
+ * "12.6 kB", "3.8 MB", "1.2 GB". Every meshkit table prints memory this way. Truncates to outlen
+ * (16 bytes always suffice).
+ */
+void str_format_bytes(uint64_t bytes, char *out, size_t outlen);
 
 /*
  * Edit distance between a and b: insertions, deletions, substitutions and swaps of two

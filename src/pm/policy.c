@@ -70,23 +70,6 @@ void pm_format_uptime(int64_t ms, char *out, size_t outlen)
         snprintf(out, outlen, "%lldD", (long long)(s / 86400));
 }
 
-void pm_format_bytes(uint64_t bytes, char *out, size_t outlen)
-{
-    static const char *const units[] = {"kb", "mb", "gb", "tb"};
-    double v = (double)bytes;
-    int u = -1;
-
-    if (bytes < 1024) {
-        snprintf(out, outlen, "%llub", (unsigned long long)bytes);
-        return;
-    }
-    while (v >= 1024 && u < 3) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, outlen, "%.1f%s", v, units[u]);
-}
-
 bool pm_name_valid(const char *name)
 {
     size_t n = strlen(name);

@@ -63,8 +63,6 @@ int pm_rotate_name(const char *path, int k, char *out, size_t outlen);
 
 /* Uptime as PM2 prints it: "45s", "12m", "5h", "3D"; "0s" below a second. */
 void pm_format_uptime(int64_t ms, char *out, size_t outlen);
-/* Memory as PM2 prints it: "512b", "12.3kb", "45.6mb", "1.2gb". */
-void pm_format_bytes(uint64_t bytes, char *out, size_t outlen);
 
 /*
  * True when name is usable as an app name: 1..64 bytes of [A-Za-z0-9_.-], not starting with

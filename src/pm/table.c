@@ -4,6 +4,7 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
+#include "lib/str.h"
 #include "pm/policy.h"
 #include "pm/table.h"
 
@@ -34,7 +35,8 @@ static void ls_cells(const json_t *row, char **cells)
     pm_format_uptime(json_integer_value(json_object_get(row, "uptime_ms")), tmp, sizeof(tmp));
     cells[6] = xstrdup(up ? tmp : "0");
     cells[7] = xasprintf("%.0f%%", json_number_value(json_object_get(row, "cpu")));
-    pm_format_bytes((uint64_t)json_integer_value(json_object_get(row, "memory")), tmp, sizeof(tmp));
+    str_format_bytes((uint64_t)json_integer_value(json_object_get(row, "memory")), tmp,
+                     sizeof(tmp));
     cells[8] = xstrdup(tmp);
 }
 
@@ -82,6 +84,39 @@ static void value_text(struct buf *out, const json_t *v)
     }
 }
 
+/* Whether describe prints a row's member: the spec's members print after the row's own. */
+static bool describe_shows(const char *key, const json_t *v, bool in_spec)
+{
+    return in_spec ? strcmp(key, "name") != 0 : !json_is_object(v);
+}
+
+/* The row's members, then its spec's, each "key  value" with the values in one column. */
+static void describe_one(const json_t *row, struct buf *out)
+{
+    const json_t *parts[2] = {row, json_object_get(row, "spec")};
+    size_t width = 0;
+    const char *key;
+    json_t *v;
+
+    for (int p = 0; p < 2; p++) {
+        json_object_foreach((json_t *)parts[p], key, v)
+        {
+            if (describe_shows(key, v, p == 1) && strlen(key) > width)
+                width = strlen(key);
+        }
+    }
+    for (int p = 0; p < 2; p++) {
+        json_object_foreach((json_t *)parts[p], key, v)
+        {
+            if (!describe_shows(key, v, p == 1))
+                continue;
+            buf_printf(out, "%-*s  ", (int)width, key);
+            value_text(out, v);
+            buf_append_cstr(out, "\n");
+        }
+    }
+}
+
 void pm_format_describe(const json_t *rows, struct buf *out)
 {
     size_t r;
@@ -89,25 +124,8 @@ void pm_format_describe(const json_t *rows, struct buf *out)
 
     json_array_foreach(rows, r, row)
     {
-        const char *key;
-        json_t *v;
         if (r)
             buf_append_cstr(out, "\n");
-        json_object_foreach((json_t *)row, key, v)
-        {
-            if (json_is_object(v))
-                continue;
-            buf_printf(out, "%-18s ", key);
-            value_text(out, v);
-            buf_append_cstr(out, "\n");
-        }
-        json_object_foreach(json_object_get(row, "spec"), key, v)
-        {
-            if (strcmp(key, "name") == 0)
-                continue;
-            buf_printf(out, "%-18s ", key);
-            value_text(out, v);
-            buf_append_cstr(out, "\n");
-        }
+        describe_one(row, out);
     }
 }

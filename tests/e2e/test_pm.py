@@ -9,6 +9,7 @@ of every pid it saw (the daemon's and the apps'), so nothing outlives it.
 
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -152,6 +153,8 @@ def test_start_instances_ports_env_and_ls_json(pm):
     assert table[0].split() == ["name", "id", "instance", "pid", "status", "restarts", "uptime",
                                 "cpu", "memory"]
     assert len(table) == 3 and all(" online " in line for line in table[1:])
+    # Memory as every meshkit table prints it ("3.8 MB", as in mesh status).
+    assert all(re.search(r"  \d+\.\d (kB|MB|GB)$", line) for line in table[1:]), table
     assert pm.run("ping").returncode == 0
     # Same name again, and a command that cannot run: clear errors, exit 1.
     r = pm.run("start", "web", "--", "/bin/true", check=False)
@@ -351,7 +354,12 @@ def test_ecosystem_file_and_its_errors(pm):
     desc = json.loads(pm.run("describe", "web", "-json").stdout)
     assert len(desc) == 2 and desc[0]["spec"]["kill_timeout"] == 2000
     assert desc[0]["out_log"].endswith("/logs/web-0-out.log")
-    assert "kill_timeout" in pm.run("describe", "web").stdout
+    text = pm.run("describe", "web").stdout
+    assert "kill_timeout" in text and "exp_backoff_restart_delay" in text
+    # One column of values per instance, however long a key ("exp_backoff_restart_delay").
+    for block in text.split("\n\n"):
+        starts = {re.match(r"\S+\s+", line).end() for line in block.splitlines()}
+        assert len(starts) == 1, block
     bad = pm.tmp / "bad.json"
     bad.write_text('{"apps": [\n  {"name": "x",\n   "instances": "two",\n   "script": "sh"}]}\n')
     r = pm.run("start", bad, check=False)

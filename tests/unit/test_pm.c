@@ -96,12 +96,6 @@ static void test_rotation_names_and_formats(void **state)
     assert_string_equal(out, "5h");
     pm_format_uptime(3 * 86400000LL, out, sizeof(out));
     assert_string_equal(out, "3D");
-    pm_format_bytes(512, out, sizeof(out));
-    assert_string_equal(out, "512b");
-    pm_format_bytes(12 * 1024 + 300, out, sizeof(out));
-    assert_string_equal(out, "12.3kb");
-    pm_format_bytes(45 * 1024 * 1024, out, sizeof(out));
-    assert_string_equal(out, "45.0mb");
 
     enum pm_status s;
     assert_true(pm_status_parse("waiting restart", &s));
@@ -267,7 +261,8 @@ static void test_ls_table(void **state)
 {
     json_t *rows = json_loads(
         "[{\"name\": \"web\", \"pm_id\": 0, \"instance\": 0, \"pid\": 4242, \"status\": \"online\","
-        "  \"restarts\": 2, \"uptime_ms\": 125000, \"cpu\": 3.4, \"memory\": 10485760},"
+        "  \"restarts\": 2, \"uptime_ms\": 125000, \"cpu\": 3.4, \"memory\": 10485760,"
+        "  \"spec\": {\"name\": \"web\", \"exp_backoff_restart_delay\": 100}},"
         " {\"name\": \"worker-long\", \"pm_id\": 11, \"instance\": 1, \"pid\": null,"
         "  \"status\": \"waiting restart\", \"restarts\": 0, \"uptime_ms\": 0, \"cpu\": 0,"
         "  \"memory\": 0}]",
@@ -277,13 +272,14 @@ static void test_ls_table(void **state)
     pm_format_ls(rows, &b);
     assert_string_equal(
         b.data, "name         id  instance  pid   status           restarts  uptime  cpu  memory\n"
-                "web          0   0         4242  online           2         2m      3%   10.0mb\n"
-                "worker-long  11  1         -     waiting restart  0         0       0%   0b\n");
+                "web          0   0         4242  online           2         2m      3%   10.5 MB\n"
+                "worker-long  11  1         -     waiting restart  0         0       0%   0 B\n");
     buf_reset(&b);
     pm_format_describe(rows, &b);
-    assert_non_null(strstr(b.data, "status             online\n"));
-    assert_non_null(strstr(b.data, "\nname               worker-long\n"));
-    assert_non_null(strstr(b.data, "pid                -\n"));
+    assert_non_null(strstr(b.data, "status                     online\n"));
+    assert_non_null(strstr(b.data, "exp_backoff_restart_delay  100\n"));
+    assert_non_null(strstr(b.data, "\n\nname       worker-long\n"));
+    assert_non_null(strstr(b.data, "pid        -\n"));
     buf_free(&b);
     json_decref(rows);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for lib/str: the edit distance behind "did you mean" hints. */
+/* Unit tests for lib/str: the edit distance behind "did you mean" hints, sizes for people. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,10 +26,32 @@ static void test_distance(void **state)
     assert_int_equal(str_distance(long_key, "a"), SIZE_MAX);
 }
 
+static void test_format_bytes(void **state)
+{
+    char out[16], tiny[4];
+
+    (void)state;
+    str_format_bytes(0, out, sizeof(out));
+    assert_string_equal(out, "0 B");
+    str_format_bytes(512, out, sizeof(out));
+    assert_string_equal(out, "512 B");
+    str_format_bytes(12600, out, sizeof(out));
+    assert_string_equal(out, "12.6 kB");
+    str_format_bytes(3801088, out, sizeof(out));
+    assert_string_equal(out, "3.8 MB");
+    str_format_bytes(999960, out, sizeof(out)); /* not "1000.0 kB" */
+    assert_string_equal(out, "1.0 MB");
+    str_format_bytes(UINT64_MAX, out, sizeof(out));
+    assert_string_equal(out, "18.4 EB");
+    str_format_bytes(3801088, tiny, sizeof(tiny));
+    assert_string_equal(tiny, "3.8");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distance),
+        cmocka_unit_test(test_format_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
