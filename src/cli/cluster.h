@@ -265,6 +265,7 @@ void cluster_table_color(struct cluster_table *t, size_t col, enum cluster_color
 /*
  * Renders the table: the first row is the header (bold when coloured); columns padded to their
  * widest cell (measured without colour codes) and separated by two spaces; no trailing spaces.
+ * A cell with newlines spans as many lines, the row's other cells blank below their first line.
  */
 void cluster_table_render(const struct cluster_table *t, bool color, struct buf *out);
 void cluster_table_free(struct cluster_table *t);
@@ -297,6 +298,7 @@ struct cluster_column {
 
 #define CLUSTER_COL_STATUS 1u /* coloured by cluster_status_color */
 #define CLUSTER_COL_BYTES  2u /* a byte count, shown as "11.2 MB" */
+#define CLUSTER_COL_LINES  4u /* text shown whole, on as many lines as it has */
 
 /* A view as a table with the given columns (missing keys print empty). */
 void cluster_view_render(const json_t *view, const struct cluster_column *cols, size_t ncols,

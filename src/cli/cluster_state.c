@@ -270,7 +270,7 @@ void cluster_print_json(const json_t *v)
 {
     struct buf b = BUF_INIT;
 
-    json_append(&b, v, true);
-    printf("%s\n", b.data ? b.data : "null");
+    json_append(&b, v, true); /* ends with its newline */
+    fwrite(b.data, 1, b.len, stdout);
     buf_free(&b);
 }

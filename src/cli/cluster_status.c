@@ -19,9 +19,11 @@ static const struct cluster_column node_cols[] = {
     {"CHECKS", "checks", 0},
 };
 static const struct cluster_column check_cols[] = {
-    {"NODE", "node", 0},       {"CHECK", "check", 0},
-    {"SERVICE", "service", 0}, {"STATUS", "status", CLUSTER_COL_STATUS},
-    {"OUTPUT", "output", 0},
+    {"NODE", "node", 0},
+    {"CHECK", "check", 0},
+    {"SERVICE", "service", 0},
+    {"STATUS", "status", CLUSTER_COL_STATUS},
+    {"OUTPUT", "output", CLUSTER_COL_LINES},
 };
 static const struct cluster_column instance_cols[] = {
     {"SERVICE", "service", 0}, {"ID", "id", 0},     {"NODE", "node", 0},

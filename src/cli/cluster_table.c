@@ -11,6 +11,7 @@
 
 #include "cli/cluster.h"
 #include "lib/alloc.h"
+#include "lib/str.h"
 
 void cluster_table_init(struct cluster_table *t, size_t ncols)
 {
@@ -54,35 +55,76 @@ static const char *color_code(enum cluster_color c)
     }
 }
 
+/* Line k of a cell (cells may span lines; a missing line is empty). */
+static struct str cell_line(const char *cell, size_t k)
+{
+    struct str line = str_from(cell);
+
+    for (;;) {
+        const char *nl = memchr(line.p, '\n', line.n);
+        size_t len = nl ? (size_t)(nl - line.p) : line.n;
+        if (k-- == 0)
+            return (struct str){line.p, len};
+        if (!nl)
+            return (struct str){line.p + line.n, 0};
+        line = str_skip(line, len + 1);
+    }
+}
+
+static size_t cell_lines(const char *cell)
+{
+    size_t n = 1;
+
+    for (const char *p = strchr(cell, '\n'); p; p = strchr(p + 1, '\n'))
+        n++;
+    return n;
+}
+
+/* Line k of row r, padded to the widths w. */
+static void render_line(const struct cluster_table *t, size_t r, size_t k, const size_t *w,
+                        bool color, struct buf *out)
+{
+    size_t line_start = out->len;
+
+    for (size_t c = 0; c < t->ncols; c++) {
+        struct str cell = cell_line(t->cells[r * t->ncols + c], k);
+        const char *code =
+            color ? color_code(r == 0 ? CLUSTER_BOLD : t->color[r * t->ncols + c]) : NULL;
+        if (code && cell.n)
+            buf_printf(out, "%s%.*s\033[0m", code, (int)cell.n, cell.p);
+        else
+            buf_append(out, cell.p, cell.n);
+        if (c + 1 < t->ncols)
+            buf_printf(out, "%*s", (int)(w[c] - cell.n + 2), "");
+    }
+    /* No trailing spaces when the last cells are empty. */
+    while (out->len > line_start && out->data[out->len - 1] == ' ')
+        out->len--;
+    buf_append_cstr(out, "\n");
+}
+
 void cluster_table_render(const struct cluster_table *t, bool color, struct buf *out)
 {
     size_t *w = xcalloc(t->ncols ? t->ncols : 1, sizeof(*w));
+    size_t *lines = xcalloc(t->nrows ? t->nrows : 1, sizeof(*lines));
 
     for (size_t r = 0; r < t->nrows; r++) {
+        lines[r] = 1;
         for (size_t c = 0; c < t->ncols; c++) {
-            size_t n = strlen(t->cells[r * t->ncols + c]);
-            w[c] = n > w[c] ? n : w[c];
+            const char *cell = t->cells[r * t->ncols + c];
+            size_t n = cell_lines(cell);
+            lines[r] = n > lines[r] ? n : lines[r];
+            for (size_t k = 0; k < n; k++) {
+                size_t len = cell_line(cell, k).n;
+                w[c] = len > w[c] ? len : w[c];
+            }
         }
     }
     for (size_t r = 0; r < t->nrows; r++) {
-        size_t line_start = out->len;
-        for (size_t c = 0; c < t->ncols; c++) {
-            const char *cell = t->cells[r * t->ncols + c];
-            const char *code =
-                color ? color_code(r == 0 ? CLUSTER_BOLD : t->color[r * t->ncols + c]) : NULL;
-            bool last = c + 1 == t->ncols;
-            if (code && *cell)
-                buf_printf(out, "%s%s\033[0m", code, cell);
-            else
-                buf_append_cstr(out, cell);
-            if (!last)
-                buf_printf(out, "%*s", (int)(w[c] - strlen(cell) + 2), "");
-        }
-        /* No trailing spaces when the last cells are empty. */
-        while (out->len > line_start && out->data[out->len - 1] == ' ')
-            out->len--;
-        buf_append_cstr(out, "\n");
+        for (size_t k = 0; k < lines[r]; k++)
+            render_line(t, r, k, w, color, out);
     }
+    free(lines);
     free(w);
 }
 

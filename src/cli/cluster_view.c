@@ -11,9 +11,10 @@
 #include "cli/cli_internal.h"
 #include "cli/cluster.h"
 #include "lib/alloc.h"
+#include "lib/str.h"
 #include "lib/url.h"
 
-#define OUTPUT_MAX 60 /* check output shown in tables; --json has it whole */
+#define OUTPUT_MAX 60 /* one-line text shown in tables; --json has it whole */
 
 static const char *jstr(const json_t *o, const char *key)
 {
@@ -186,6 +187,27 @@ json_t *cluster_view_lb(const struct cluster_state *s, struct err *e)
     return out;
 }
 
+/*
+ * A text value as a cell: its first line cut at OUTPUT_MAX, or with lines, all of it without
+ * carriage returns and trailing newlines (a check's output often ends with one).
+ */
+static char *text_cell(const char *text, bool lines)
+{
+    size_t first = strcspn(text, "\r\n");
+
+    if (!lines)
+        return xasprintf("%.*s", (int)(first < OUTPUT_MAX ? first : OUTPUT_MAX), text);
+    char *cell = xstrdup(text), *w = cell;
+    for (const char *r = text; *r; r++) {
+        if (*r != '\r')
+            *w++ = *r;
+    }
+    while (w > cell && w[-1] == '\n')
+        w--;
+    *w = '\0';
+    return cell;
+}
+
 void cluster_view_render(const json_t *view, const struct cluster_column *cols, size_t ncols,
                          bool color, struct buf *out)
 {
@@ -201,17 +223,17 @@ void cluster_view_render(const json_t *view, const struct cluster_column *cols, 
         json_t *row = json_array_get(view, r);
         for (size_t c = 0; c < ncols; c++) {
             json_t *v = json_object_get(row, cols[c].key);
-            if (json_is_integer(v) && (cols[c].how & CLUSTER_COL_BYTES))
-                owned[c] = xasprintf("%.1f MB", (double)json_integer_value(v) / 1e6);
-            else if (json_is_integer(v))
+            if (json_is_integer(v) && (cols[c].how & CLUSTER_COL_BYTES)) {
+                char bytes[16];
+                str_format_bytes((uint64_t)json_integer_value(v), bytes, sizeof(bytes));
+                owned[c] = xstrdup(bytes);
+            } else if (json_is_integer(v))
                 owned[c] = xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
             else if (json_is_real(v))
                 owned[c] = xasprintf("%.1f", json_real_value(v));
             else
-                owned[c] =
-                    xasprintf("%.*s", OUTPUT_MAX, json_is_string(v) ? json_string_value(v) : "");
-            /* One line per row: a check's output may span several. */
-            owned[c][strcspn(owned[c], "\r\n")] = '\0';
+                owned[c] = text_cell(json_is_string(v) ? json_string_value(v) : "",
+                                     cols[c].how & CLUSTER_COL_LINES);
             cells[c] = owned[c];
         }
         cluster_table_row(&t, cells);

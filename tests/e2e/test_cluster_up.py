@@ -6,13 +6,15 @@ its supervisor. `mesh down` leaves no process. One cluster serves the module, in
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 from cluster_helpers import cluster, gone, under_load  # noqa: F401 (cluster: fixture)
-from helpers import mesh_bin, wait_until
+from helpers import mesh_bin, request, wait_until
 from test_dns import udp
 
 
@@ -125,6 +127,29 @@ def test_status_and_tables(cluster):
     assert cluster.mesh("services").stdout.startswith("SERVICE")
     assert "mesh lb" in cluster.mesh("reload-lb").stdout
     assert cluster.get().status == 200
+    # Memory as mesh pm ls prints it; JSON ends with one newline, not a blank line.
+    assert re.search(r"  \d+\.\d MB\n", text.split("Supervised apps")[1]), text
+    for cmd in ("status", "nodes", "services", "health", "lb-status"):
+        out = cluster.mesh(cmd, "-json").stdout
+        assert out.endswith("\n") and not out.endswith("\n\n"), (cmd, out[-20:])
+
+
+def test_health_shows_multi_line_output_whole(cluster):
+    agent = cluster.ports["agents"]  # web1's agent
+    check = {"ID": "multi", "Name": "multi", "TTL": "1h"}
+    assert request(agent, "PUT", "/v1/agent/check/register", check).status == 200
+    try:
+        note = urllib.parse.quote("first line\nsecond line\nthird line")
+        assert request(agent, "PUT", f"/v1/agent/check/pass/multi?note={note}").status == 200
+        wait_until(lambda: any(c["check"] == "multi" and c["status"] == "passing"
+                               for c in cluster.json("health")), 30, what="the check to sync")
+        lines = cluster.mesh("health").stdout.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.endswith("first line"))
+        col = lines[first].index("first line")
+        assert lines[first + 1] == " " * col + "second line", lines
+        assert lines[first + 2] == " " * col + "third line", lines
+    finally:
+        request(agent, "PUT", "/v1/agent/check/deregister/multi")
 
 
 def test_stop_service_under_load_moves_traffic_without_failures(cluster):

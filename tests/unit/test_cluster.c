@@ -149,19 +149,33 @@ static void test_status_colors(void **state)
 static void test_view_render(void **state)
 {
     static const struct cluster_column cols[] = {
-        {"ID", "id", 0}, {"PORT", "port", 0}, {"OUTPUT", "output", 0}};
+        {"ID", "id", 0}, {"PORT", "port", 0}, {"NOTE", "note", 0}, {"OUTPUT", "output", 0}};
+    static const struct cluster_column health_cols[] = {{"ID", "id", 0},
+                                                        {"OUTPUT", "output", CLUSTER_COL_LINES},
+                                                        {"MEMORY", "mem", CLUSTER_COL_BYTES}};
     json_error_t je;
-    json_t *view = json_loads("[{\"id\": \"web-1\", \"port\": 3000, \"output\": \"ok\\nmore\"},"
-                              " {\"id\": \"web-22\"}]",
+    json_t *view = json_loads("[{\"id\": \"web-1\", \"port\": 3000, \"output\": \"ok\\nmore\","
+                              "   \"note\": \"x\", \"mem\": 3801088},"
+                              " {\"id\": \"web-22\", \"output\": \"HTTP GET\\r\\nline two\\n\\n\","
+                              "   \"mem\": 512}]",
                               0, &je);
     struct buf out = BUF_INIT;
 
     (void)state;
     assert_non_null(view);
-    cluster_view_render(view, cols, 3, false, &out);
-    assert_string_equal(out.data, "ID      PORT  OUTPUT\n"
-                                  "web-1   3000  ok\n"
-                                  "web-22\n");
+    /* One line per row unless a column keeps its lines. */
+    cluster_view_render(view, cols, 4, false, &out);
+    assert_string_equal(out.data, "ID      PORT  NOTE  OUTPUT\n"
+                                  "web-1   3000  x     ok\n"
+                                  "web-22              HTTP GET\n");
+    buf_reset(&out);
+    /* A check's output whole (mesh health), its lines under each other. */
+    cluster_view_render(view, health_cols, 3, false, &out);
+    assert_string_equal(out.data, "ID      OUTPUT    MEMORY\n"
+                                  "web-1   ok        3.8 MB\n"
+                                  "        more\n"
+                                  "web-22  HTTP GET  512 B\n"
+                                  "        line two\n");
     buf_free(&out);
     json_decref(view);
 }
