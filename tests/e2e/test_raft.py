@@ -12,58 +12,8 @@ import random
 import threading
 import time
 
-import pytest
-
-from helpers import Agent, free_ports, wait_until
-
-EXPECT = 3
-
-
-class Server(Agent):
-    """A server of a replicated cluster (Agent's -bootstrap replaced by -bootstrap-expect)."""
-
-    def __init__(self, tmp_path, i, http_port, raft_port, join_ports):
-        super().__init__(tmp_path, name=f"s{i}", node=f"server{i}", data_dir=tmp_path / f"s{i}",
-                         http_port=http_port, server=False,
-                         extra_args=["-server", "-bootstrap-expect", str(EXPECT),
-                                     "-server-port", str(raft_port)]
-                         + [a for p in join_ports for a in ("-retry-join", f"127.0.0.1:{p}")])
-        self.raft_addr = f"127.0.0.1:{raft_port}"
-
-    def leader(self):
-        try:
-            r = self.get("/v1/status/leader", timeout=2.0)
-            return r.json() if r.status == 200 else ""
-        except (OSError, ValueError):
-            return ""
-
-
-@pytest.fixture
-def cluster(request, tmp_path, agent_factory):
-    """Three servers, formed (every one knows the leader). agent_factory stops them by PID and
-    fails the test on a sanitizer report in their logs."""
-    ports = free_ports(2 * EXPECT)
-    http, raft = ports[:EXPECT], ports[EXPECT:]
-    servers = [Server(tmp_path, i, http[i], raft[i], [p for p in http if p != http[i]])
-               for i in range(EXPECT)]
-    request.node._mesh_agents.extend(servers)
-    for s in servers:
-        s.start(wait=False)
-    for s in servers:
-        s.wait_ready(timeout=30)
-    return servers
-
-
-def leader_of(servers):
-    """The live server that every live server names as leader (bounded wait)."""
-    def agreed():
-        live = [s for s in servers if s.running()]
-        names = {s.leader() for s in live}
-        if len(names) != 1 or "" in names:
-            return None
-        addr = names.pop()
-        return next((s for s in live if s.raft_addr == addr), None)
-    return wait_until(agreed, 30, interval=0.1, what="the servers to agree on a leader")
+from helpers import free_ports, wait_until
+from raft_helpers import EXPECT, Server, cluster, leader_of  # noqa: F401 (fixture)
 
 
 def test_three_servers_form_and_report_the_configuration(cluster):
