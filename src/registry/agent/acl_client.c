@@ -35,6 +35,7 @@ struct fetch {
     struct api_call *call; /* NULL once its client went away */
     char *secret;
     struct http_call *http;
+    uint64_t epoch; /* the server epoch it was sent at (sync_server_epoch) */
     void (*resume)(struct api_call *c);
 };
 
@@ -137,7 +138,7 @@ static void on_resolved(int status, const struct http_client_response *res, void
     if (status == 0 && (res->status == 200 || res->status == 403))
         store(ac, f->secret, res->status, res->body, res->body_len);
     else if (status != UV_ECANCELED)
-        sync_server_failed(ac->agent, status < 0 ? status : UV_EPROTO);
+        sync_server_failed(ac->agent, f->epoch, status < 0 ? status : UV_EPROTO);
     if (c) {
         c->req->on_abort = NULL;
         struct cached_token *t = smap_get(&ac->tokens, f->secret);
@@ -177,6 +178,7 @@ void acl_cache_fetch(struct acl_cache *ac, struct api_call *c, const char *secre
     f->call = c;
     f->secret = xstrdup(secret ? secret : "");
     f->resume = resume;
+    f->epoch = sync_server_epoch(ac->agent);
     f->next = ac->fetches;
     ac->fetches = f;
     /* The secret comes from the caller (?token= decoded): the client refuses line breaks in it,

@@ -33,11 +33,13 @@ struct reg_sync {
     struct sync_server *servers;
     size_t nservers;
     size_t current;
-    bool joined;     /* some server has answered a heartbeat */
-    bool dirty;      /* local changes not pushed yet */
-    bool full;       /* the next pass re-pushes everything */
-    bool running;    /* a pass is in flight */
-    uint64_t pushed; /* local index up to which changes are on the server */
+    uint64_t epoch;              /* bumped whenever current changes (sync_server_epoch) */
+    uint64_t hb_epoch, op_epoch; /* the epoch the heartbeat and the pass's request went at */
+    bool joined;                 /* some server has answered a heartbeat */
+    bool dirty;                  /* local changes not pushed yet */
+    bool full;                   /* the next pass re-pushes everything */
+    bool running;                /* a pass is in flight */
+    uint64_t pushed;             /* local index up to which changes are on the server */
     uint64_t pass_index;
     /* Service and check IDs ("s:ID", "c:ID") on the server after the last good pass, and those
      * the current pass pushes: a removal is "in pushed, not local any more". */
@@ -89,13 +91,19 @@ size_t sync_known_servers(struct reg_agent *a)
     return s && s->joined ? s->nservers : 0;
 }
 
-void sync_server_failed(struct reg_agent *a, int status)
+uint64_t sync_server_epoch(struct reg_agent *a)
+{
+    return a->sync ? a->sync->epoch : 0;
+}
+
+void sync_server_failed(struct reg_agent *a, uint64_t epoch, int status)
 {
     struct reg_sync *s = a->sync;
 
-    if (!s || s->nservers < 2 || status == UV_ECANCELED)
+    if (!s || s->nservers < 2 || status == UV_ECANCELED || epoch != s->epoch)
         return;
     s->current = (s->current + 1) % s->nservers;
+    s->epoch++;
     log_warn("server unreachable (%s); switching to %s:%d", uv_strerror(status),
              s->servers[s->current].host, s->servers[s->current].port);
 }
@@ -132,12 +140,57 @@ static int parse_server(const char *text, struct sync_server *srv, struct err *e
 static size_t add_server(struct reg_sync *s, const struct sync_server *srv)
 {
     for (size_t i = 0; i < s->nservers; i++)
-        if (strcmp(s->servers[i].host, srv->host) == 0 && s->servers[i].port == srv->port &&
-            s->servers[i].https == srv->https)
+        if (strcmp(s->servers[i].host, srv->host) == 0 && s->servers[i].port == srv->port)
             return i;
     s->servers = xrealloc(s->servers, (s->nservers + 1) * sizeof(*s->servers));
     s->servers[s->nservers] = *srv;
     return s->nservers++;
+}
+
+/*
+ * A server's heartbeat answer named the servers of its cluster (servers: ["host:port"], or NULL
+ * from a single server): those become the learned part of the list, replacing the last answer's,
+ * so a server removed from the cluster is forgotten. Servers given by -join / -retry-join stay.
+ * The current server stays current.
+ */
+static void learn_servers(struct reg_sync *s, const json_t *servers)
+{
+    struct sync_server current = s->servers[s->current];
+    size_t i, kept = 0;
+    json_t *each;
+
+    if (!json_is_array(servers) || json_array_size(servers) == 0)
+        return;
+    for (i = 0; i < s->nservers; i++) {
+        const struct sync_server *srv = &s->servers[i];
+        bool named = !srv->learned;
+        for (size_t k = 0; k < json_array_size(servers) && !named; k++) {
+            struct sync_server n;
+            struct err e;
+            const char *text = json_string_value(json_array_get(servers, k));
+            named = text && parse_server(text, &n, &e) == 0 && strcmp(n.host, srv->host) == 0 &&
+                    n.port == srv->port;
+        }
+        if (named || (strcmp(srv->host, current.host) == 0 && srv->port == current.port))
+            s->servers[kept++] = *srv;
+        else
+            log_info("server %s:%d left the cluster; no longer using it", srv->host, srv->port);
+    }
+    s->nservers = kept;
+    json_array_foreach(servers, i, each)
+    {
+        struct sync_server srv;
+        struct err e;
+        const char *text = json_string_value(each);
+        if (!text || parse_server(text, &srv, &e) < 0)
+            continue;
+        srv.https = current.https; /* a cluster's servers serve their API alike */
+        srv.learned = true;
+        size_t before = s->nservers;
+        if (add_server(s, &srv) == before)
+            log_info("learned of server %s:%d", srv.host, srv.port);
+    }
+    s->current = add_server(s, &current);
 }
 
 static void add_servers(struct reg_sync *s, const struct flag_list *l, struct err *e, int *rc)
@@ -397,7 +450,7 @@ static void on_op(int status, const struct http_client_response *res, void *data
         log_warn("sync: %s %s failed: %s", op->method, op->target,
                  status < 0 ? uv_strerror(status) : res->body);
         if (status < 0)
-            sync_server_failed(s->agent, status);
+            sync_server_failed(s->agent, s->op_epoch, status);
         pass_done(s, false);
         return;
     }
@@ -414,6 +467,7 @@ static void pass_next(struct reg_sync *s)
         pass_done(s, true);
         return;
     }
+    s->op_epoch = s->epoch;
     request(s, s->ops->method, s->ops->target, s->ops->body, on_op, s, &s->op_call);
 }
 
@@ -526,9 +580,10 @@ static void heartbeat_answered(struct reg_sync *s, const struct http_client_resp
     json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
     bool known = json_is_true(json_object_get(v, "Known"));
     measure_rtt(s, v, sent_ns);
-    json_decref(v);
     if (!s->joined)
         log_info("joined the cluster through %s:%d", srv->host, srv->port);
+    learn_servers(s, json_object_get(v, "Servers")); /* srv may move */
+    json_decref(v);
     s->joined = true;
     if (!known) { /* a server that lost or never had this node: push everything */
         s->full = true;
@@ -556,7 +611,7 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
         if (strcmp(why, s->last_error) != 0)
             log_warn("heartbeat to %s:%d failed: %s", srv->host, srv->port, why);
         memcpy(s->last_error, why, sizeof(s->last_error));
-        sync_server_failed(s->agent, status < 0 ? status : UV_EPROTO);
+        sync_server_failed(s->agent, s->hb_epoch, status < 0 ? status : UV_EPROTO);
         s->joined = false;
         return;
     }
@@ -594,6 +649,7 @@ static void send_heartbeat(uv_timer_t *t)
         return;
     char *text = heartbeat_body(s);
     s->hb_sent_ns = uv_hrtime();
+    s->hb_epoch = s->epoch;
     request(s, "PUT", "/v1/internal/mesh/heartbeat", text, on_heartbeat, s, &s->hb_call);
     free(text);
 }
@@ -633,6 +689,7 @@ static void on_join_probe(int status, const struct http_client_response *res, vo
         return;
     }
     s->current = add_server(s, &s->join_server);
+    s->epoch++;
     start_timers(s, HEARTBEAT_MAX_MS);
     heartbeat_answered(s, res, 0);
     if (done)

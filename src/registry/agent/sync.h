@@ -5,13 +5,16 @@
  *     is pushed at once with catalog register/deregister calls, and a full pass every 30 s
  *     re-pushes everything and removes what the server holds for this node that the agent no
  *     longer has;
- *   - a server that stops answering is replaced by the next address of -join / -retry-join.
+ *   - the servers of a replicated cluster name each other in their heartbeat answers: the
+ *     agent keeps that list (beside -join / -retry-join) and a server that stops answering is
+ *     replaced by the next one known.
  * The agent's own state stays authoritative for its node, as in Consul.
  */
 #ifndef MESH_REGISTRY_SYNC_H
 #define MESH_REGISTRY_SYNC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lib/err.h"
 #include "lib/http_client.h"
@@ -22,7 +25,8 @@ struct reg_agent;
 struct sync_server {
     char host[256];
     int port;
-    bool https; /* given as https://host:port */
+    bool https;   /* given as https://host:port */
+    bool learned; /* named by a server's heartbeat answer, not by -join / -retry-join */
 };
 
 /* Starts joining (client agents only). Returns 0, or -EINVAL with e set for a bad address. */
@@ -38,8 +42,16 @@ void sync_on_change(enum reg_table table, void *data);
 size_t sync_known_servers(struct reg_agent *a);
 /* The server requests are sent to, or NULL before any is known. */
 const struct sync_server *sync_current_server(struct reg_agent *a);
-/* A request to the current server failed at the transport level: try the next one. */
-void sync_server_failed(struct reg_agent *a, int status);
+/*
+ * Which server is current: the value changes each time the agent moves to another. A caller
+ * takes it when it sends a request, and hands it to sync_server_failed.
+ */
+uint64_t sync_server_epoch(struct reg_agent *a);
+/*
+ * A request sent to the server current at epoch failed at the transport level: move to the next
+ * one, unless the agent already moved since (several calls failing at once move it once).
+ */
+void sync_server_failed(struct reg_agent *a, uint64_t epoch, int status);
 /* Adds what every request to a server carries (the agent token, TLS settings). */
 void sync_client_options(struct reg_agent *a, struct http_client_request *r);
 

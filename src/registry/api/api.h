@@ -58,6 +58,7 @@ struct api_call {
     int filter_target;      /* what the filter selects from (api_filter.c) */
     uint64_t unwritten;     /* reg_persist_unwritten when a write handler started */
     uint64_t records;       /* cluster_records when a write handler started */
+    uint64_t hold_until;    /* cluster.c: loop time a call waiting for a leader gives up at */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */

@@ -3,6 +3,7 @@
 #include "registry/agent/agent_internal.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
+#include "registry/cluster/cluster.h"
 
 void api_internal_heartbeat(struct api_call *c)
 {
@@ -29,8 +30,14 @@ void api_internal_heartbeat(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
-    /* The server's coordinate: the agent measures its RTT to it (coord.h). */
-    api_ok_json(c, json_pack("{s:b, s:o}", "Known", known, "Coord", coord_json(&a->vivaldi.coord)));
+    /* The server's coordinate: the agent measures its RTT to it (coord.h). On a replicated
+     * cluster, every server's address: the agent fails over to them (sync.h). */
+    json_t *answer =
+        json_pack("{s:b, s:o}", "Known", known, "Coord", coord_json(&a->vivaldi.coord));
+    json_t *servers = cluster_http_servers(a);
+    if (servers)
+        json_object_set_new(answer, "Servers", servers);
+    api_ok_json(c, answer);
 }
 
 void api_internal_leave(struct api_call *c)

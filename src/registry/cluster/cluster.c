@@ -123,6 +123,25 @@ const char *cluster_server_node(const struct reg_agent *a, uint64_t id)
     return p && p->node[0] ? p->node : NULL;
 }
 
+json_t *cluster_http_servers(const struct reg_agent *a)
+{
+    struct reg_repl_status st;
+    char addr[300];
+
+    if (!a->cluster)
+        return NULL;
+    json_t *out = json_array();
+    reg_repl_status(a->cluster->repl, &st);
+    for (size_t i = 0; i < st.nservers; i++) {
+        const struct peer *p = peer_by_id(a->cluster, st.servers[i].id);
+        if (!p || !p->http_host[0])
+            continue;
+        snprintf(addr, sizeof(addr), "%s:%d", p->http_host, p->http_port);
+        json_array_append_new(out, json_string(addr));
+    }
+    return out;
+}
+
 void cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
 {
     struct reg_repl_status st;
@@ -426,9 +445,24 @@ static bool answered_locally(const char *path)
 struct hold {
     struct reg_cluster *cl;
     struct api_call *call; /* NULL once the client went away */
-    uint64_t deadline;
     uv_timer_t timer;
 };
+
+static void hold_call(struct reg_cluster *cl, struct api_call *c);
+
+/*
+ * The leader could not be reached (killed, or cut off, before this server noticed): the call
+ * waits for the next leader like one that arrived with none known.
+ */
+static bool on_leader_unreachable(struct api_call *c, void *data)
+{
+    struct reg_cluster *cl = data;
+
+    if (cl->stopping || uv_now(cl->agent->loop) >= c->hold_until)
+        return false;
+    hold_call(cl, c);
+    return true;
+}
 
 /* Where a call goes now: 1 answered here, 0 forwarded (or answered), -EAGAIN no leader yet. */
 static int route_call(struct reg_cluster *cl, struct api_call *c)
@@ -441,7 +475,7 @@ static int route_call(struct reg_cluster *cl, struct api_call *c)
     const struct peer *p = st.leader_id ? peer_by_id(cl, st.leader_id) : NULL;
     if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
         return -EAGAIN;
-    forward_to(cl->agent, c, p->http_host, p->http_port, false);
+    forward_to(cl->agent, c, p->http_host, p->http_port, false, on_leader_unreachable, cl);
     return 0;
 }
 
@@ -469,7 +503,7 @@ static void on_hold_timer(uv_timer_t *t)
         c->req->on_abort = NULL;
         c->req->data = NULL;
         rc = route_call(h->cl, c);
-        if (rc == -EAGAIN && uv_now(t->loop) < h->deadline) {
+        if (rc == -EAGAIN && uv_now(t->loop) < c->hold_until) {
             c->req->on_abort = on_hold_abort;
             c->req->data = h;
             return; /* the repeating timer tries again */
@@ -485,6 +519,20 @@ static void on_hold_timer(uv_timer_t *t)
         api_error(c, 500, "No cluster leader");
     }
     uv_close((uv_handle_t *)t, on_hold_closed);
+}
+
+/* Parks c until a leader is known (or its hold_until passes). */
+static void hold_call(struct reg_cluster *cl, struct api_call *c)
+{
+    struct hold *h = xcalloc(1, sizeof(*h));
+
+    h->cl = cl;
+    h->call = c;
+    uv_timer_init(cl->agent->loop, &h->timer);
+    h->timer.data = h;
+    uv_timer_start(&h->timer, on_hold_timer, HOLD_RETRY_MS, HOLD_RETRY_MS);
+    c->req->data = h;
+    c->req->on_abort = on_hold_abort;
 }
 
 bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
@@ -506,20 +554,12 @@ bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
         return false;
     if (!write && api_query_has(c, "stale"))
         return false;
+    c->hold_until = uv_now(a->loop) + HOLD_MS;
     int rc = route_call(cl, c);
     if (rc == 1)
         return false;
-    if (rc == 0)
-        return true;
-    struct hold *h = xcalloc(1, sizeof(*h));
-    h->cl = cl;
-    h->call = c;
-    h->deadline = uv_now(a->loop) + HOLD_MS;
-    uv_timer_init(a->loop, &h->timer);
-    h->timer.data = h;
-    uv_timer_start(&h->timer, on_hold_timer, HOLD_RETRY_MS, HOLD_RETRY_MS);
-    c->req->data = h;
-    c->req->on_abort = on_hold_abort;
+    if (rc == -EAGAIN)
+        hold_call(cl, c);
     return true;
 }
 
@@ -911,7 +951,12 @@ int cluster_start(struct reg_agent *a, struct err *e)
     self->id = rc_cfg.id;
     snprintf(self->node, sizeof(self->node), "%s", a->cfg.node_name);
     snprintf(self->raft_addr, sizeof(self->raft_addr), "%s", addr);
-    snprintf(self->http_host, sizeof(self->http_host), "%s", a->cfg.client_addr);
+    /* Where the others and client agents reach this server's API: a wildcard listen address
+     * names no host, so the replication address stands in for it. */
+    const char *http = a->cfg.client_addr;
+    if (strcmp(http, "0.0.0.0") == 0 || strcmp(http, "::") == 0)
+        http = bind;
+    snprintf(self->http_host, sizeof(self->http_host), "%s", http);
     self->http_port = a->cfg.http_port;
     a->state.journal = cluster_journal_cb;
     a->state.journal_data = cl;

@@ -27,6 +27,7 @@
 
 #include "lib/err.h"
 #include "lib/http_server.h"
+#include "lib/json.h"
 #include "registry/cluster/replication.h"
 
 struct reg_agent;
@@ -68,6 +69,13 @@ bool cluster_defer_answer(struct reg_agent *a, struct http_request *req, uint64_
  * leader, relaying its answer. Returns true when it took the call over.
  */
 bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write);
+
+/*
+ * The HTTP API addresses ("host:port") of the servers in the configuration, as far as this
+ * server knows them: what client agents learn to fail over to. NULL when a is not clustered;
+ * else a new reference the caller owns.
+ */
+json_t *cluster_http_servers(const struct reg_agent *a);
 
 /* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
 void cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact);

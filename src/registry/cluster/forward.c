@@ -39,7 +39,15 @@ bool forward_wanted(struct reg_agent *a, const char *path)
 struct forward {
     struct api_call *call;
     struct http_call *http;
+    uint64_t epoch; /* a client agent's server epoch when sent (sync_server_epoch) */
+    forward_unreachable_cb unreachable;
+    void *unreachable_data;
 };
+
+static bool undelivered(int status)
+{
+    return status == UV_ECONNREFUSED || status == UV_EHOSTUNREACH || status == UV_ENETUNREACH;
+}
 
 static void on_abort(struct http_request *req)
 {
@@ -62,11 +70,15 @@ static void on_answer(int status, const struct http_client_response *res, void *
         free(f);
         return;
     }
+    struct forward done = *f;
     c->req->on_abort = NULL;
+    c->req->data = NULL;
     free(f);
+    if (undelivered(status) && done.unreachable && done.unreachable(c, done.unreachable_data))
+        return;
     if (status < 0) {
         if (!c->agent->cfg.server)
-            sync_server_failed(c->agent, status);
+            sync_server_failed(c->agent, done.epoch, status);
         api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
@@ -133,10 +145,11 @@ void forward_call(struct reg_agent *a, struct api_call *c)
         api_error(c, 500, "No known Consul servers");
         return;
     }
-    forward_to(a, c, server->host, server->port, server->https);
+    forward_to(a, c, server->host, server->port, server->https, NULL, NULL);
 }
 
-void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https)
+void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https,
+                forward_unreachable_cb unreachable, void *data)
 {
     struct http_header headers[ARRAY_LEN(passed) + 1];
     size_t n = 0;
@@ -172,6 +185,9 @@ void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int p
         sync_client_options(a, &r);
     struct forward *f = xcalloc(1, sizeof(*f));
     f->call = c;
+    f->epoch = sync_server_epoch(a);
+    f->unreachable = unreachable;
+    f->unreachable_data = data;
     c->req->data = f;
     c->req->on_abort = on_abort;
     f->http = http_client_send(a->client, &r, on_answer, f);

@@ -31,7 +31,8 @@ struct dns_remote {
     bool tcp;
     dns_done_cb done;
     void *data;
-    bool counted; /* in a->dns_remote_inflight */
+    bool counted;   /* in a->dns_remote_inflight */
+    uint64_t epoch; /* the server epoch it was sent at (sync_server_epoch) */
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
@@ -99,7 +100,7 @@ static void on_remote(int status, const struct http_client_response *res, void *
 
     if (status < 0 || res->status != 200) {
         if (status < 0 && status != UV_ECANCELED)
-            sync_server_failed(r->a, status);
+            sync_server_failed(r->a, r->epoch, status);
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
     }
@@ -156,6 +157,7 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     r->tcp = tcp;
     r->done = done;
     r->data = data;
+    r->epoch = sync_server_epoch(a);
     if (!server || !a->client || a->dns_remote_inflight >= REMOTE_MAX_INFLIGHT) {
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
