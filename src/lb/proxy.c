@@ -21,6 +21,7 @@
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/bug.h"
+#include "lib/deadline.h"
 #include "lib/http_parse.h"
 #include "lb/proxy.h"
 
@@ -48,7 +49,7 @@ struct lb_client {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } io;
-    uv_timer_t timer;
+    struct deadline timer; /* whichever timeout the state waits under (client_timer) */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     struct lb_proxy *px;
@@ -207,8 +208,9 @@ static int up_send(struct lb_client *c, uv_buf_t *bufs, unsigned nb)
 
 /* ---- client timers ------------------------------------------------------------------------ */
 
-static void client_timeout(uv_timer_t *t);
+static void client_timeout(struct deadline *d);
 
+/* Re-armed on every request, so a deadline (lib/deadline.h): moving it later costs nothing. */
 static void client_timer(struct lb_client *c, int64_t ns)
 {
     /* a tunnel has one inactivity timeout for both sides, whatever the caller waits for */
@@ -218,9 +220,9 @@ static void client_timer(struct lb_client *c, int64_t ns)
     uint64_t ms = ns_to_ms(ns);
 
     if (ms)
-        uv_timer_start(&c->timer, client_timeout, ms, 0);
+        deadline_set(&c->timer, ms);
     else
-        uv_timer_stop(&c->timer);
+        deadline_clear(&c->timer);
 }
 
 /* The timer of the HEAD state: keep-alive while idle, http-request once bytes arrived. */
@@ -234,9 +236,9 @@ static void head_timer(struct lb_client *c)
         client_timer(c, cfg->timeout_http_request_ns);
 }
 
-static void client_timeout(uv_timer_t *t)
+static void client_timeout(struct deadline *d)
 {
-    struct lb_client *c = t->data;
+    struct lb_client *c = d->data;
     struct lb_proxy *px = c->px;
 
     switch (c->state) {
@@ -450,7 +452,7 @@ static void release_upstream(struct lb_client *c, bool keep)
 
     if (u) {
         c->up = NULL;
-        uv_timer_stop(&u->timer);
+        lb_upconn_timeout(u, 0);
         if (keep && !u->closing) {
             lb_pool_put(u);
         } else {
@@ -481,8 +483,6 @@ static void leave_backend(struct lb_client *c)
     }
 }
 
-static void up_timeout(uv_timer_t *t);
-
 static void up_timer(struct lb_client *c, int64_t ns)
 {
     uint64_t ms = ns_to_ms(ns);
@@ -491,14 +491,11 @@ static void up_timer(struct lb_client *c, int64_t ns)
         return;
     if (c->tunnel) {
         /* the server's activity keeps the tunnel alive: one timer, the client's */
-        uv_timer_stop(&c->up->timer);
+        lb_upconn_timeout(c->up, 0);
         client_timer(c, 0);
         return;
     }
-    if (ms)
-        uv_timer_start(&c->up->timer, up_timeout, ms, 0);
-    else
-        uv_timer_stop(&c->up->timer);
+    lb_upconn_timeout(c->up, ms);
 }
 
 /* The connection to the server failed before the response started: retry or answer. */
@@ -555,13 +552,10 @@ static void upstream_failed(struct lb_client *c, bool connecting)
     dispatch(c, NULL);
 }
 
-static void up_timeout(uv_timer_t *t)
+static void up_timeout(struct lb_upconn *u)
 {
-    struct lb_upconn *u = t->data;
     struct lb_client *c = u->owner;
 
-    if (!c)
-        return;
     if (c->state == CS_CONNECT) {
         upstream_failed(c, true);
         return;
@@ -678,7 +672,7 @@ static void req_pump(struct lb_client *c)
         c->req_body_sent += (uint64_t)n;
         c->req_done = done;
         if (done && !c->cli_write_busy)
-            uv_timer_stop(&c->timer); /* the client owes nothing until the response is out */
+            deadline_clear(&c->timer); /* the client owes nothing until the response is out */
         lb_count(&c->srv->c.bin, total);
         lb_count(&px->backend->c.bin, total);
         int r = up_send(c, bufs, nb);
@@ -954,7 +948,7 @@ static void tunnel_start(struct lb_client *c, const struct http_response_head *r
     lb_count(&px->backend->c.tunnel_tot, 1);
     lb_count(&c->srv->c.tunnel_cur, 1);
     lb_count(&c->srv->c.tunnel_tot, 1);
-    uv_timer_stop(&c->up->timer);
+    lb_upconn_timeout(c->up, 0);
     client_timer(c, 0);
     build_response_head(c, res, false);
 }
@@ -1014,7 +1008,7 @@ static void on_cli_write(uv_write_t *req, int status)
         c->state = CS_LINGER;
         update_reading(c);
         uv_shutdown(&c->sreq, &c->io.s, NULL);
-        uv_timer_start(&c->timer, client_timeout, LINGER_MS, 0);
+        deadline_set(&c->timer, LINGER_MS);
         return;
     }
     client_timer(c, 0); /* stopped, or the tunnel's re-armed */
@@ -1171,7 +1165,7 @@ static void finish_request(struct lb_client *c)
         }
         c->state = CS_LINGER;
         uv_shutdown(&c->sreq, &c->io.s, NULL);
-        uv_timer_start(&c->timer, client_timeout, LINGER_MS, 0);
+        deadline_set(&c->timer, LINGER_MS);
         update_reading(c);
         return;
     }
@@ -1309,7 +1303,7 @@ static void parse_request(struct lb_client *c)
     build_request_head(c, req);
     buf_consume(&c->in, (size_t)r);
     c->req_scan = HTTP_HEAD_SCAN_INIT;
-    uv_timer_stop(&c->timer);
+    deadline_clear(&c->timer);
     c->state = CS_CONNECT;
     dispatch(c, NULL);
 }
@@ -1348,12 +1342,15 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0)
         return;
     if (nread > 0) {
+        bool head_begins = c->state == CS_HEAD && c->in.len == 0;
         c->in.len += (size_t)nread;
         c->in.data[c->in.len] = '\0';
         lb_count(&px->fe->bin, (uint64_t)nread);
-        if (c->state == CS_HEAD && c->in.len == (size_t)nread)
-            client_timer(c, px->cfg->timeout_http_request_ns);
         client_process(c);
+        /* Part of a head came: it has timeout_http_request to complete. A whole head was
+         * parsed already, without moving the keep-alive deadline earlier and back. */
+        if (head_begins && !c->closing && c->state == CS_HEAD && c->in.len > 0)
+            client_timer(c, px->cfg->timeout_http_request_ns);
         return;
     }
     c->cli_eof = true;
@@ -1475,7 +1472,7 @@ static void client_close(struct lb_client *c)
         c->next->prev = c->prev;
     px->nclients--;
     lb_scur_dec(px->fe);
-    uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+    deadline_close(&c->timer, client_handle_closed);
     uv_close(&c->io.h, client_handle_closed);
 }
 
@@ -1485,13 +1482,12 @@ static struct lb_client *client_new(struct lb_proxy *px)
 
     c->px = px;
     c->io.h.data = c;
-    c->timer.data = c;
     c->wreq.data = c;
     c->sreq.data = c;
     c->open_handles = 2;
     c->first = true;
     c->state = CS_HEAD;
-    uv_timer_init(px->loop, &c->timer);
+    deadline_init(&c->timer, px->loop, client_timeout, c);
     c->next = px->clients;
     if (c->next)
         c->next->prev = c;
@@ -1569,6 +1565,8 @@ int lb_proxy_open_fd(struct lb_proxy *px, int fd)
     return 0;
 }
 
+static const struct lb_upconn_ops upconn_ops = {up_alloc, up_read, up_timeout};
+
 void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config *cfg,
                    struct lb_backend *backend, struct lb_counters *fe, const char *page503,
                    size_t page503_len)
@@ -1581,7 +1579,7 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
     px->page503 = page503 ? page503 : lb_default_503;
     px->page503_len = page503 ? page503_len : strlen(lb_default_503);
     lb_picker_init(&px->picker, backend->balance, (uint64_t)(uintptr_t)px ^ uv_hrtime());
-    lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns), up_alloc, up_read);
+    lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns), &upconn_ops);
     uv_timer_init(loop, &px->queue_timer);
     px->queue_timer.data = px;
 }

@@ -5,13 +5,12 @@
 #include "lb/upstream.h"
 
 void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms,
-                  lb_upconn_alloc_cb on_alloc, lb_upconn_read_cb on_read)
+                  const struct lb_upconn_ops *ops)
 {
     memset(pool, 0, sizeof(*pool));
     pool->loop = loop;
     pool->idle_timeout_ms = idle_timeout_ms;
-    pool->on_alloc = on_alloc;
-    pool->on_read = on_read;
+    pool->ops = ops;
 }
 
 static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server *srv, bool add)
@@ -108,8 +107,19 @@ void lb_upconn_close(struct lb_upconn *u)
     upconn_detach(u);
     u->pool->nconns--;
     u->owner = NULL;
-    uv_close((uv_handle_t *)&u->timer, upconn_handle_closed);
+    deadline_close(&u->timer, upconn_handle_closed);
     uv_close((uv_handle_t *)&u->tcp, upconn_handle_closed);
+}
+
+/* The owner's timeout, or the end of an idle connection. */
+static void upconn_expired(struct deadline *d)
+{
+    struct lb_upconn *u = d->data;
+
+    if (u->owner)
+        u->pool->ops->timeout(u);
+    else
+        lb_upconn_close(u);
 }
 
 struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void *owner)
@@ -124,7 +134,7 @@ struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void 
         pool_server_drop(pool, ps);
     u->idle = false;
     list_push(&pool->busy, u);
-    uv_timer_stop(&u->timer);
+    deadline_clear(&u->timer);
     u->owner = owner;
     u->reused = true;
     return u;
@@ -139,9 +149,8 @@ struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, v
     u->srv = lb_server_ref(srv);
     u->owner = owner;
     uv_tcp_init(pool->loop, &u->tcp);
-    uv_timer_init(pool->loop, &u->timer);
+    deadline_init(&u->timer, pool->loop, upconn_expired, u);
     u->tcp.data = u;
-    u->timer.data = u;
     u->creq.data = u;
     u->wreq.data = u;
     u->open_handles = 2;
@@ -162,7 +171,7 @@ static void upconn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 
     (void)hint;
     if (u->owner)
-        u->pool->on_alloc(u, b);
+        u->pool->ops->alloc(u, b);
     else
         *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
 }
@@ -175,7 +184,7 @@ static void upconn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0)
         return;
     if (u->owner)
-        u->pool->on_read(u, nread);
+        u->pool->ops->read(u, nread);
     else
         lb_upconn_close(u); /* an idle connection that says anything (EOF, error, stray bytes) */
 }
@@ -191,9 +200,12 @@ void lb_upconn_read(struct lb_upconn *u, bool on)
     u->reading = on;
 }
 
-static void idle_timeout(uv_timer_t *t)
+void lb_upconn_timeout(struct lb_upconn *u, uint64_t ms)
 {
-    lb_upconn_close(t->data);
+    if (ms)
+        deadline_set(&u->timer, ms);
+    else
+        deadline_clear(&u->timer);
 }
 
 void lb_pool_put(struct lb_upconn *u)
@@ -208,9 +220,9 @@ void lb_pool_put(struct lb_upconn *u)
     ps->nidle++;
     lb_upconn_read(u, true); /* for the server's close; a lent connection may be paused */
     if (pool->idle_timeout_ms)
-        uv_timer_start(&u->timer, idle_timeout, pool->idle_timeout_ms, 0);
+        deadline_set(&u->timer, pool->idle_timeout_ms);
     else
-        uv_timer_stop(&u->timer);
+        deadline_clear(&u->timer);
 }
 
 void lb_pool_close_idle(struct lb_pool *pool)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/deadline.h"
 #include "lb/lb.h"
 
 struct lb_pool;
@@ -25,13 +26,22 @@ struct lb_upconn;
  * uv_read_cb's nread: bytes, or a negative uv error such as UV_EOF). */
 typedef void (*lb_upconn_alloc_cb)(struct lb_upconn *u, uv_buf_t *buf);
 typedef void (*lb_upconn_read_cb)(struct lb_upconn *u, ssize_t nread);
+/* A lent connection's timeout (lb_upconn_timeout) passed. */
+typedef void (*lb_upconn_timeout_cb)(struct lb_upconn *u);
+
+/* What the owners of lent connections are told (never about idle ones). */
+struct lb_upconn_ops {
+    lb_upconn_alloc_cb alloc;
+    lb_upconn_read_cb read;
+    lb_upconn_timeout_cb timeout;
+};
 
 struct lb_upconn {
     uv_tcp_t tcp;
     uv_connect_t creq;
     uv_write_t wreq;
     uv_shutdown_t sreq;    /* a tunnel passes the client's half-close on */
-    uv_timer_t timer;      /* connect / server / idle timeout, whichever phase applies */
+    struct deadline timer; /* the owner's connect or server timeout, or the idle timeout */
     struct lb_server *srv; /* reference */
     struct lb_pool *pool;
     void *owner;                   /* the client using it; NULL while idle */
@@ -51,18 +61,17 @@ struct lb_pool_server {
 
 struct lb_pool {
     uv_loop_t *loop;
-    uint64_t idle_timeout_ms; /* 0 = none */
-    lb_upconn_alloc_cb on_alloc;
-    lb_upconn_read_cb on_read;
+    uint64_t idle_timeout_ms;        /* 0 = none */
+    const struct lb_upconn_ops *ops; /* borrowed */
     struct lb_pool_server *servers;
     struct lb_upconn *busy; /* lent connections, for forced shutdown */
     size_t nconns;          /* open connections (idle, lent or connecting) */
     char scratch[512];      /* read buffer of idle connections (anything read closes them) */
 };
 
-/* on_alloc and on_read receive the reads of lent connections (never of idle ones). */
+/* ops (borrowed for the pool's life) receives the reads and timeouts of lent connections. */
 void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms,
-                  lb_upconn_alloc_cb on_alloc, lb_upconn_read_cb on_read);
+                  const struct lb_upconn_ops *ops);
 /* Closes every connection (idle or lent: their owners must be gone) and frees the lists. */
 void lb_pool_close(struct lb_pool *pool);
 /* Closes the idle connections only (drain). */
@@ -90,6 +99,12 @@ void lb_pool_put(struct lb_upconn *u);
  * state changes. A connection reads nothing before its owner first turns reading on.
  */
 void lb_upconn_read(struct lb_upconn *u, bool on);
+
+/*
+ * Sets a lent connection's timeout ms from now (ops->timeout runs when it passes), or clears
+ * it (0). Moving it later is cheap (lib/deadline.h): call it on every read.
+ */
+void lb_upconn_timeout(struct lb_upconn *u, uint64_t ms);
 
 /* Closes the connection (idempotent); it is freed after its handles are closed. */
 void lb_upconn_close(struct lb_upconn *u);

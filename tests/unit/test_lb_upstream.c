@@ -54,6 +54,14 @@ static void owner_read(struct lb_upconn *u, ssize_t nread)
         fx->nread += (size_t)nread;
 }
 
+static void owner_timeout(struct lb_upconn *u)
+{
+    (void)u;
+    fail_msg("no test sets a lent connection's timeout");
+}
+
+static const struct lb_upconn_ops owner_ops = {owner_alloc, owner_read, owner_timeout};
+
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -68,7 +76,7 @@ static int setup(void **state)
     assert_int_equal(uv_listen((uv_stream_t *)&fx->listener, 256, on_conn), 0);
     uv_tcp_getsockname(&fx->listener, (struct sockaddr *)&sa, &len);
     fx->port = ntohs(sa.sin_port);
-    lb_pool_init(&fx->pool, &fx->loop, 20, owner_alloc, owner_read);
+    lb_pool_init(&fx->pool, &fx->loop, 20, &owner_ops);
     *state = fx;
     return 0;
 }
