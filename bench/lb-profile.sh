@@ -183,8 +183,10 @@ if [[ $CALLGRIND == 1 ]]; then
         echo
         callgrind_annotate --threshold=100 "$TMP/cg-$t.out" 2>/dev/null |
             awk -v n="$n" '/file:function/ { on = 1; next }
-                on && $1 ~ /^[0-9,]+$/ { gsub(",", "", $1); fn = $3; sub(/^.*\//, "", fn)
-                    printf "    %8.0f  %s\n", $1 / n, fn; if (++k == 20) exit }'
+                on && $1 ~ /^[0-9,]+$/ { ir = $1; gsub(",", "", ir); fn = $0
+                    sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", fn); sub(/ .*/, "", fn)
+                    sub(/^.*\//, "", fn); printf "    %8.0f  %s\n", ir / n, fn
+                    if (++k == 20) exit }'
     done
 fi
 
