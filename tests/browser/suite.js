@@ -209,6 +209,10 @@ async function uiServicesLive() {
   await page.goto(`http://${HOST}:${agent.port}/`);
   assert.match(page.url(), /\/ui\/#\/services$/);
   await page.locator('tr[data-service="web"]').waitFor({timeout: WAIT_MS}); /* the webapp */
+  /* Its own check only: the node's serfHealth is the node's, not the service's (1, not 2). */
+  const web = page.locator('tr[data-service="web"]');
+  await until('service check counts', async () => (await web.locator('td').nth(4).textContent()) === '1');
+  assert.equal(await web.locator('td').nth(3).textContent(), '1');
 
   /* A service registered now appears without a reload. */
   await api(agent.port, 'PUT', '/v1/agent/service/register', {
@@ -231,6 +235,13 @@ async function uiServicesLive() {
   await api(agent.port, 'PUT', '/v1/agent/check/fail/api-ttl?note=no%20heartbeat');
   await page.locator('[data-check="api-ttl"][data-status="critical"]').waitFor({timeout: WAIT_MS});
   env.criticalMs = Date.now() - t0;
+  /* "Last change" is a time: the change was seen live, so when it happened, not an index. */
+  const changed = check.locator('time');
+  assert.equal(await changed.getAttribute('data-live'), 'true');
+  const at = Date.parse(await changed.getAttribute('datetime'));
+  assert.ok(Math.abs(at - Date.now()) < 10 * 60 * 1000, `last change ${at} is not now`);
+  assert.match(await changed.textContent(), /^\d{1,2}:\d{2}:\d{2}/);
+  assert.doesNotMatch(await check.textContent(), /index \d/);
   const colour = await check.locator('.badge').evaluate((el) => getComputedStyle(el).color);
   const [r, g, b] = colour.match(/\d+/g).map(Number);
   assert.ok(r > 150 && g < 100 && b < 100, `critical badge is not red: ${colour}`);
@@ -265,6 +276,30 @@ async function uiServicesLive() {
   await closePage(page);
 }
 
+/* The shell and a loading state paint before the registry answers: never an empty page. */
+async function uiFirstPaint() {
+  const {agent} = env;
+  const page = await openPage();
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/v1/internal/ui/services*', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(`http://${HOST}:${agent.port}/ui/#/services`);
+  await page.locator('main h1', {hasText: 'Services'}).waitFor({timeout: WAIT_MS});
+  const wait = page.locator('main .loading[role="status"]');
+  await wait.waitFor({timeout: WAIT_MS});
+  assert.match(await wait.textContent(), /Loading services/);
+  assert.ok(await page.locator('nav a[data-nav="nodes"]').isVisible());
+  await shot(page, 'ui-loading');
+  release();
+  await page.locator('tr[data-service="web"]').waitFor({timeout: WAIT_MS});
+  assert.equal(await wait.count(), 0);
+  await page.unrouteAll({behavior: 'ignoreErrors'});
+  await closePage(page);
+}
+
 async function uiNodes() {
   const {agent} = env;
   const page = await openPage();
@@ -294,7 +329,12 @@ async function uiKV() {
    * or "Nothing under", and Chromium logs the 404. */
   const page = await openPage([{url: /\/v1\/kv\//, status: 404}]);
   await page.goto(`http://${HOST}:${agent.port}/ui/#/kv/`);
-  await page.locator('li[data-key="app/"] a').click();
+  /* A folder's icon is an inline SVG (an emoji is a box without an emoji font). */
+  const folder = page.locator('li[data-key="app/"] a');
+  await folder.waitFor({timeout: WAIT_MS});
+  assert.equal(await folder.locator('svg.icon').count(), 1);
+  assert.equal(await folder.textContent(), 'app/');
+  await folder.click();
   await page.locator('li[data-key="app/config/"] a').click();
   await page.waitForURL(/#\/kv\/app\/config\/$/);
   await page.locator('li[data-key="app/config/maxconn"] a').click();
@@ -563,6 +603,7 @@ async function main() {
   for (const f of fs.readdirSync(OUT))
     if (/\.(png|html)$/.test(f)) fs.rmSync(path.join(OUT, f), {force: true});
   const scenarios = [['ui: services appear live, a TTL check turns critical, filters', uiServicesLive],
+                     ['ui: first paint: shell and loading state', uiFirstPaint],
                      ['ui: nodes and one node', uiNodes],
                      ['ui: KV browse, edit, CAS conflict, create, delete', uiKV],
                      ['ui: keyboard, 320 px, dark scheme', uiAccessible],

@@ -42,6 +42,26 @@ function badge(status) {
   return h('span', {class: 'badge ' + status, 'data-status': status}, status);
 }
 
+/* What a view shows until its first answer: the page is never blank while the registry thinks. */
+function loading(what) {
+  return h('p', {class: 'loading muted', role: 'status'}, `Loading ${what}\u2026`);
+}
+
+/* An inline SVG icon (no font or image to fetch): a folder. Decorative: hidden from readers,
+ * the text beside it says what it is. */
+function folderIcon() {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  for (const [k, v] of Object.entries({class: 'icon', viewBox: '0 0 16 16', width: '16', height: '16',
+                                       'aria-hidden': 'true', focusable: 'false'}))
+    svg.setAttribute(k, v);
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', 'M1.5 3.5A1.5 1.5 0 0 1 3 2h3.4l1.6 1.8H13a1.5 1.5 0 0 1 1.5 1.5v7.2A1.5 ' +
+                         '1.5 0 0 1 13 14H3a1.5 1.5 0 0 1-1.5-1.5z');
+  svg.append(path);
+  return svg;
+}
+
 function notice(kind, ...text) {
   return h('div', {class: 'notice ' + kind, role: kind === 'error' ? 'alert' : 'status'}, ...text);
 }
@@ -303,10 +323,25 @@ function serviceStatus(s) {
   return s.ChecksCritical > 0 ? 'critical' : s.ChecksWarning > 0 ? 'warning' : 'passing';
 }
 
+/* Each service's own checks by status, {name: {passing, warning, critical}}: the summary's
+ * ChecksPassing also counts the instances' node checks (as Consul's does), which the services
+ * view must not show as the service's. */
+function serviceCheckCounts(checks) {
+  const counts = new Map();
+  for (const c of checks) {
+    if (!c.ServiceID) continue;
+    if (!counts.has(c.ServiceName)) counts.set(c.ServiceName, {passing: 0, warning: 0, critical: 0});
+    const n = counts.get(c.ServiceName);
+    if (c.Status in n) n[c.Status]++;
+  }
+  return counts;
+}
+
 function viewServices(main, r, signal) {
   if (r.rest) return viewService(main, r, signal);
   let last = null;
-  const out = h('div', {id: 'results'});
+  let counts = null;
+  const out = h('div', {id: 'results'}, loading('services'));
   const bar = filterBar(r.params, [
     {name: 'q', label: 'Name', placeholder: 'filter by name'},
     {name: 'status', label: 'Status', options: STATUS_OPTIONS},
@@ -315,7 +350,7 @@ function viewServices(main, r, signal) {
   main.append(h('h1', {}, 'Services'), bar, out);
 
   function render() {
-    if (!last) return;
+    if (!last || !counts) return;
     tags.update(last.data.flatMap((s) => s.Tags));
     const want = tags.want();
     const q = r.params.get('q') || '';
@@ -328,9 +363,8 @@ function viewServices(main, r, signal) {
         h('td', {}, badge(serviceStatus(s))),
         h('td', {}, s.Tags.map((t) => h('span', {class: 'tag'}, t))),
         h('td', {class: 'num'}, s.InstanceCount),
-        h('td', {class: 'num count passing'}, s.ChecksPassing),
-        h('td', {class: 'num count warning'}, s.ChecksWarning),
-        h('td', {class: 'num count critical'}, s.ChecksCritical)));
+        ['passing', 'warning', 'critical'].map((st) =>
+          h('td', {class: 'num count ' + st}, (counts.get(s.Name) || {})[st] || 0))));
     fill(out, filteredNote(last) || '',
       rows.length ? table(['Service', 'Health', 'Tags', 'Instances', 'Passing', 'Warning',
                            'Critical'], rows, 'Services') :
@@ -338,18 +372,28 @@ function viewServices(main, r, signal) {
   }
   follow('/v1/internal/ui/services', signal, (res) => { last = res; render(); },
          (err) => fill(out, explain(err)));
+  follow('/v1/health/state/any', signal, (res) => { counts = serviceCheckCounts(res.data); render(); },
+         (err) => fill(out, explain(err)));
 }
 
-/* When the UI saw each check's ModifyIndex first: "last change" for changes seen live. */
+/*
+ * "Last change" of a check, as a time. The registry keeps no clock time for checks (Consul's
+ * API has none), so the UI notes when it first saw each check's ModifyIndex: a change seen live
+ * shows that time; a check unchanged since the page opened shows "before" the opening time.
+ */
 const seenAt = new Map();
+const openedAt = new Date();
 let firstLoadDone = false;
 
 function lastChange(c) {
   const key = `${c.Node}/${c.CheckID}/${c.ModifyIndex}`;
   if (!seenAt.has(key)) seenAt.set(key, firstLoadDone ? new Date() : null);
   const t = seenAt.get(key);
-  return h('span', {title: 'the registry index of the last change'},
-           `index ${c.ModifyIndex}` + (t ? ` · ${t.toLocaleTimeString()}` : ''));
+  const when = t || openedAt;
+  return h('time', {datetime: when.toISOString(), 'data-live': t ? 'true' : 'false',
+                    title: (t ? 'changed at ' : 'unchanged since this page opened at ') +
+                      when.toLocaleString() + ` (registry index ${c.ModifyIndex})`},
+           (t ? '' : 'before ') + when.toLocaleTimeString());
 }
 
 /* The checks as a table; withService adds what each check is about (a node's view). */
@@ -369,7 +413,7 @@ function checkList(checks, withService) {
 function viewService(main, r, signal) {
   const name = r.rest;
   let last = null;
-  const out = h('div', {id: 'results'});
+  const out = h('div', {id: 'results'}, loading('instances'));
   const bar = filterBar(r.params, [
     {name: 'q', label: 'Node or ID', placeholder: 'filter instances'},
     {name: 'status', label: 'Status', options: STATUS_OPTIONS},
@@ -427,7 +471,7 @@ function serviceCounts(services) {
 function viewNodes(main, r, signal) {
   if (r.rest) return viewNode(main, r, signal);
   let last = null;
-  const out = h('div', {id: 'results'});
+  const out = h('div', {id: 'results'}, loading('nodes'));
   const bar = filterBar(r.params, [
     {name: 'q', label: 'Name', placeholder: 'filter by name'},
     {name: 'status', label: 'Node health', options: STATUS_OPTIONS},
@@ -457,7 +501,7 @@ function viewNodes(main, r, signal) {
 
 function viewNode(main, r, signal) {
   const name = r.rest;
-  const out = h('div', {id: 'results'});
+  const out = h('div', {id: 'results'}, loading('the node'));
   main.append(h('p', {class: 'crumbs'}, h('a', {href: '#/nodes'}, 'Nodes'), ' / '),
               h('h1', {}, name), out);
   /* One query serves the node list and one node: the summary has services and checks. */
@@ -514,7 +558,7 @@ function kvCrumbs(path) {
 function viewKV(main, r, signal) {
   if (r.rest && !r.rest.endsWith('/')) return viewKey(main, r, signal);
   const prefix = r.rest;
-  const out = h('div', {id: 'results'});
+  const out = h('div', {id: 'results'}, loading('keys'));
   const msg = h('div', {});
   const keyInput = h('input', {name: 'key', id: 'new-key', required: true, autocomplete: 'off',
                                placeholder: 'name, or folder/name'});
@@ -546,7 +590,7 @@ function viewKV(main, r, signal) {
     const items = keys.map((k) => {
       const label = k.slice(prefix.length);
       return h('li', {'data-key': k}, h('a', {href: '#/kv/' + encPath(k)},
-        k.endsWith('/') ? '\u{1F4C1} ' : '', label));
+        k.endsWith('/') ? folderIcon() : '', label));
     });
     fill(out, filteredNote(res) || '', items.length ? h('ul', {class: 'kv-list'}, items) :
       notice('', prefix ? `Nothing under ${prefix}.` : 'The KV store is empty.'));
@@ -562,7 +606,7 @@ function kvFlags(text, entry) {
 
 function viewKey(main, r, signal) {
   const key = r.rest;
-  const out = h('div', {id: 'results'});
+  const out = h('div', {id: 'results'}, loading('the key'));
   const msg = h('div', {id: 'kv-message'});
   const editor = h('textarea', {id: 'kv-value', 'aria-label': 'Value'});
   const save = h('button', {type: 'submit', class: 'primary'}, 'Save');
