@@ -54,6 +54,7 @@ static const struct subcommand subcommands[] = {
     {"reload-lb", cli_reload_lb, "Make the load balancer re-read its config (SIGHUP)"},
     {"test-lb", cli_test_lb, "Send N requests through the lb; print the spread"},
     {"test-load", cli_test_load, "Run scenarios/basic|stress|failover.yml against the lb"},
+    {"exec", cli_exec, "Run a command as if on a node: its namespace, its agent (vagrant ssh)"},
 };
 
 /*

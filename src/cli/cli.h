@@ -46,5 +46,7 @@ int cli_reload_lb(int argc, char **argv);
 int cli_test_lb(int argc, char **argv);
 /* `mesh test-load basic|stress|failover`: scenarios/NAME.yml against the cluster's lb. */
 int cli_test_load(int argc, char **argv);
+/* mesh exec NODE -- CMD: CMD as if on the node (its namespace, its agent's address). */
+int cli_exec(int argc, char **argv);
 
 #endif

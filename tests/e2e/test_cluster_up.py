@@ -152,6 +152,33 @@ def test_health_shows_multi_line_output_whole(cluster):
         request(agent, "PUT", "/v1/agent/check/deregister/multi")
 
 
+def test_exec_runs_a_command_as_if_on_the_node(cluster):
+    """mesh exec NODE -- CMD (the original's vagrant ssh): the node's agent in the environment,
+    CMD's exit status passed through."""
+    def run(*args):
+        return subprocess.run([mesh_bin(), "exec", "-run-dir", cluster.run_dir, *args],
+                              capture_output=True, text=True, timeout=60)
+    ask = ("import json, os, urllib.request; print(os.environ['NODE_NAME'], json.load("
+           "urllib.request.urlopen('http://' + os.environ['CONSUL_HTTP_ADDR'] + "
+           "'/v1/agent/self'))['Config']['NodeName'])")
+    for i, node in enumerate(("web1", "web2")):
+        p = run(node, "--", "/usr/bin/python3", "-c", ask)
+        assert p.returncode == 0 and p.stdout == f"{node} {node}\n", p
+        p = run(node, "sh", "-c", "echo $MESH_HTTP_ADDR")  # no --: CMD follows NODE
+        assert p.stdout == f"127.0.0.1:{cluster.ports['agents'] + i}\n", p
+    # The mesh CLI inside talks to that node's agent: its own services are web2's.
+    p = run("web2", "--", mesh_bin(), "kv", "put", "from-exec", "web2")
+    assert p.returncode == 0, p
+    assert run("loadbalancer", "--", mesh_bin(), "kv", "get", "from-exec").stdout == "web2\n"
+    assert run("web1", "--", "sh", "-c", "exit 7").returncode == 7
+    p = run("web1", "--", "/nonexistent/cmd")
+    assert p.returncode == 127 and "/nonexistent/cmd: No such file or directory" in p.stderr, p
+    p = run("web9", "--", "true")
+    assert p.returncode == 1 and 'no node "web9"' in p.stderr, p
+    p = run("web1")
+    assert p.returncode == 1 and "give the command" in p.stderr, p
+
+
 def test_stop_service_under_load_moves_traffic_without_failures(cluster):
     t0 = time.monotonic()
     results, errors = under_load(cluster, lambda: cluster.mesh("stop-service", "web1"))

@@ -135,6 +135,12 @@ def test_up_netns_gives_each_node_a_namespace(tmp_path):
         nodes = json.loads(mesh("nodes", "-json", "-run-dir", str(run)).stdout)
         assert {n["node"]: n["address"] for n in nodes} == {
             "loadbalancer": "10.77.0.10", "web1": "10.77.0.11", "web2": "10.77.0.12"}
+        # mesh exec runs inside the node's namespace: its address, its agent on :8500.
+        ex = mesh("exec", "-run-dir", str(run), "web2", "--", "ip", "-o", "-4", "addr", "show")
+        assert ex.returncode == 0 and "10.77.0.12/" in ex.stdout and "10.77.0.11/" not in ex.stdout
+        ex = mesh("exec", "-run-dir", str(run), "web2", "--", "sh", "-c",
+                  "echo $CONSUL_HTTP_ADDR; exit 3")
+        assert ex.returncode == 3 and ex.stdout == "10.77.0.12:8500\n", ex
     finally:
         down = mesh("down", "-run-dir", str(run))
     assert down.returncode == 0, down.stderr
