@@ -110,8 +110,24 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
                    bool pool);
 /* Ends the VU now without counting it (stop requested). */
 void load_vu_abort(struct load_vu *vu);
+
+/* request.c */
 /* Builds the bytes of requests that hold no template. */
 void load_vu_prepare_static(struct load_script *s, const struct load_target *t);
+/*
+ * Appends r's bytes to out: path (rendered already, or static), host for the Host header, the
+ * rest rendered from vars. Returns NULL, or the error code (Node's) when a rendered value, which
+ * may come from a capture the server controls, would break the request line or a header.
+ */
+const char *load_request_append(struct buf *out, const struct load_request *r, const char *path,
+                                const char *host, const json_t *vars, uint64_t *rng);
+/*
+ * Where url (rendered) goes: t's destination for a path, else the absolute URL's host when it
+ * is t's or a numeric address. *path points into url or pathbuf. 0, -1 for a malformed URL,
+ * -2 for a host name that is not the target's (names are resolved once, at start).
+ */
+int load_request_dest(const struct load_target *t, const char *url, struct load_dest *d,
+                      const char **path, struct buf *pathbuf);
 
 /* worker.c */
 void load_worker_vu_ended(struct load_worker *w);
