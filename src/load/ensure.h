@@ -1,9 +1,8 @@
 /*
  * Artillery's ensure checks over a finished run's aggregate metrics (the report's "aggregate"):
- * thresholds ("http.response_time.p99": 100 means p99 < 100), conditions (filtrex-like
- * expressions: metric names, numbers, + - * /, < <= > >= == !=, and, or, not, parentheses)
- * and maxErrorRate (percent of VUs that did not complete). A metric the run never produced
- * counts as 0.
+ * thresholds ("http.response_time.p99": 100 means p99 < 100), conditions (filtrex expressions,
+ * filtrex.h, over metric names) and maxErrorRate (percent of VUs that did not complete). A metric
+ * the run never produced counts as 0.
  */
 #ifndef MESH_LOAD_ENSURE_H
 #define MESH_LOAD_ENSURE_H

@@ -2,6 +2,7 @@
 #include "load/template.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,50 @@ uint64_t load_rand(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+int load_loop_count(const char *s, int64_t *from, int64_t *to)
+{
+    char *end;
+    long long a = strtoll(s, &end, 10), b;
+
+    if (end == s || a < 0 || a > 1000000000)
+        return -1;
+    if (*end == '\0') {
+        *from = 0;
+        *to = a;
+        return 0;
+    }
+    if (*end != '-' || !isdigit((unsigned char)end[1]))
+        return -1;
+    b = strtoll(end + 1, &end, 10);
+    if (*end != '\0' || b > 1000000000)
+        return -1;
+    *from = a;
+    *to = b;
+    return 0;
+}
+
+void load_append_number(struct buf *out, double d)
+{
+    char text[40];
+
+    if (isnan(d)) {
+        buf_append_cstr(out, "NaN");
+        return;
+    }
+    if (isinf(d)) {
+        buf_append_cstr(out, d < 0 ? "-Infinity" : "Infinity");
+        return;
+    }
+    /* the fewest digits that read back as d, as JavaScript writes a number: 0.1, not
+     * 0.10000000000000001 */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(text, sizeof(text), "%.*g", prec, d);
+        if (strtod(text, NULL) == d)
+            break;
+    }
+    buf_append_cstr(out, text);
+}
+
 static void append_value(struct buf *out, const json_t *v)
 {
     if (!v || json_is_null(v))
@@ -31,7 +76,7 @@ static void append_value(struct buf *out, const json_t *v)
     else if (json_is_integer(v))
         buf_printf(out, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
-        buf_printf(out, "%.17g", json_real_value(v));
+        load_append_number(out, json_real_value(v));
     else if (json_is_boolean(v))
         buf_append_cstr(out, json_is_true(v) ? "true" : "false");
     else
@@ -58,6 +103,11 @@ static const json_t *lookup(const json_t *vars, const char *name)
         p += n + (p[n] == '.');
     }
     return v;
+}
+
+const json_t *load_vars_get(const json_t *vars, const char *path)
+{
+    return lookup(vars, path);
 }
 
 /* $randomNumber(a, b) and $randomString(n); false when name is neither. */

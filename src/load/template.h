@@ -22,6 +22,10 @@ static inline bool load_tmpl_is_static(const char *s)
 /* Appends tmpl (borrowed) with its {{ }} replaced from vars (borrowed). rng: xorshift state. */
 void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uint64_t *rng);
 
+/* The value at a dotted path ("user.id", "items.0") in vars, as lodash's get finds it.
+ * Borrowed; NULL when absent. */
+const json_t *load_vars_get(const json_t *vars, const char *path);
+
 /*
  * A deep copy of tmpl with every string rendered; a string that is only "{{ name }}" takes the
  * variable's value with its JSON type (a number stays a number). Caller owns the result.
@@ -42,6 +46,16 @@ const json_t *load_json_path(const json_t *doc, const char *path);
  * element picked at random when it is a list. Caller owns the result.
  */
 json_t *load_vars_new(const json_t *variables, uint64_t *rng);
+
+/* Appends d as JavaScript writes a number: the fewest digits that read back as d, NaN,
+ * Infinity. */
+void load_append_number(struct buf *out, double d);
+
+/*
+ * A loop's count as Artillery reads a string: "5" (0..4) or a range "2-5" (2..4). Returns 0
+ * with *from and *to, or -1 when s is neither.
+ */
+int load_loop_count(const char *s, int64_t *from, int64_t *to);
 
 /* xorshift64*: a per-thread generator (state never 0). */
 uint64_t load_rand(uint64_t *state);
