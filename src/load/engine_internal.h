@@ -66,10 +66,13 @@ struct load_engine {
     void *data;
 };
 
+/* A flow being walked: the scenario's (loop NULL) or a loop's pass. */
 struct load_frame {
+    const struct load_step *loop;
     const struct load_step *steps;
     size_t n, idx;
-    int64_t iter, count;
+    int64_t iter, count; /* count < 0: no bound (over or whileTrue ends the loop) */
+    json_t *over;        /* a reference to the list iterated, or NULL */
 };
 
 struct load_conn;
@@ -78,6 +81,7 @@ struct load_vu {
     struct load_worker *w;
     const struct load_scenario *sc;
     json_t *vars;
+    json_t *found; /* the captures of the response in flight, before they are applied */
     struct load_frame stack[LOAD_MAX_LOOP_NEST];
     int depth;
     struct load_conn *conn;

@@ -392,9 +392,9 @@ static json_t *cfg_get(struct script_ctx *c, const char *key, const json_t **par
  */
 static void parse_defaults(struct script_ctx *c, const json_t *d, const char *where)
 {
-    static const char *const allowed[] = {"headers", NULL};
-    static const char *const unsupported[] = {"cookie", "think", "strictCapture", NULL};
-    const json_t *h = json_object_get(d, "headers");
+    static const char *const allowed[] = {"headers", "strictCapture", NULL};
+    static const char *const unsupported[] = {"cookie", "think", NULL};
+    const json_t *h = json_object_get(d, "headers"), *strict = json_object_get(d, "strictCapture");
 
     if (!json_is_object(d)) {
         script_diag(c, d, NULL, SIZE_MAX, "%s: want a mapping", where);
@@ -405,6 +405,10 @@ static void parse_defaults(struct script_ctx *c, const json_t *d, const char *wh
         script_diag(c, d, "headers", 0, "%s.headers: want a mapping", where);
     else if (h && (!c->default_headers || strcmp(where, "config.http.defaults") == 0))
         c->default_headers = h;
+    if (strict && !json_is_boolean(strict))
+        script_diag(c, d, "strictCapture", 0, "%s.strictCapture: want true or false", where);
+    else if (json_is_false(strict)) /* either one turns it off, as in Artillery */
+        c->strict_capture = false;
 }
 
 static void parse_http(struct script_ctx *c, const json_t *http, const json_t *parent,
@@ -749,6 +753,7 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
                            .e = e,
                            .keep = json_array(),
                            .ep_strip_query = true,
+                           .strict_capture = true,
                            .ep_prefix = "plugins.metrics-by-endpoint"};
     int rc;
 

@@ -9,6 +9,7 @@
 #define MESH_LOAD_SCRIPT_H
 
 #include <jansson.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,10 +34,16 @@ struct load_kv {
     char *value;
 };
 
+enum load_capture_kind { LOAD_CAPTURE_JSON, LOAD_CAPTURE_HEADER, LOAD_CAPTURE_REGEXP };
+
 struct load_capture {
-    bool header; /* header name, else a JSONPath such as "$.items[0].id" */
-    char *expr;
+    enum load_capture_kind kind;
+    char *expr; /* a JSONPath such as "$.items[0].id", a header name or a pattern */
     char *as;
+    bool strict; /* finding nothing fails the user (Artillery's default) */
+    regex_t *re; /* LOAD_CAPTURE_REGEXP: compiled (capture.h) */
+    int group;   /* its submatch to take; 0 for the whole match */
+    bool named;  /* the group was given by name */
 };
 
 enum load_expect_kind {
@@ -86,7 +93,11 @@ struct load_request {
     size_t n_expects;
     struct load_capture *captures;
     size_t n_captures;
-    bool needs_body; /* JSON captures or afterResponse hooks: keep the response body */
+    bool needs_body; /* body captures or afterResponse hooks: keep the response body */
+    /* ifTrue: a filtrex expression over the user's variables, or a processor function (the
+     * engine sets if_true_fn at start when the processor exports one of that name) */
+    char *if_true;
+    bool if_true_fn;
     /* beforeRequest and afterResponse: the scenario's, then the request's own */
     struct load_hooks before, after;
     json_t *params; /* the request's mapping as written, for hooks; NULL without hooks */
@@ -114,9 +125,14 @@ struct load_step {
     int64_t think_ms;        /* LOAD_STEP_THINK */
     struct load_step *steps; /* LOAD_STEP_LOOP */
     size_t n_steps;
-    int64_t count;
-    char *log; /* LOAD_STEP_LOG: template */
-    char *fn;  /* LOAD_STEP_FUNCTION: a processor function (beforeScenario, afterScenario too) */
+    int64_t count, count_from;       /* iterations count_from..count-1; count < 0: no bound */
+    char *count_tmpl;                /* count as a template ("{{ n }}" or "1-{{ n }}"), or NULL */
+    json_t *over;                    /* over: a list, iterated as $loopElement */
+    char *over_var;                  /* over: the variable holding the list */
+    char *while_fn;                  /* whileTrue: a processor function, asked after each pass */
+    char *loop_value, *loop_element; /* "$loopCount", "$loopElement" unless renamed */
+    char *log;                       /* LOAD_STEP_LOG: template */
+    char *fn; /* LOAD_STEP_FUNCTION: a processor function (beforeScenario, afterScenario too) */
     bool fn_missing; /* the processor has no such function (set by the engine at start) */
 };
 

@@ -9,7 +9,10 @@
 #include <strings.h>
 
 #include "lib/alloc.h"
+#include "load/capture.h"
+#include "load/filtrex.h"
 #include "load/script_internal.h"
+#include "load/template.h"
 
 #define MAX_LOOP_DEPTH 8
 
@@ -156,11 +159,31 @@ static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_re
     json_decref(list);
 }
 
+/* A regexp capture's pattern, flags and group, compiled into x. */
+static void compile_regexp(struct script_ctx *c, const json_t *item, struct load_capture *x)
+{
+    const json_t *flags = json_object_get(item, "flags");
+    struct err e = {""};
+
+    if (flags && !json_is_string(flags)) {
+        script_diag(c, item, "flags", 0, "capture.flags: want a string such as \"i\"");
+        return;
+    }
+    x->re = xmalloc(sizeof(*x->re));
+    if (load_regexp_compile(x->expr, json_string_value(flags), json_object_get(item, "group"),
+                            x->re, &x->group, &x->named, &e) < 0) {
+        script_diag(c, item, "regexp", 0, "capture.regexp: %s", e.msg);
+        FREE_NULL(x->re);
+    }
+}
+
 static void parse_captures(struct script_ctx *c, const json_t *cap, struct load_request *r)
 {
-    static const char *const allowed[] = {"json", "header", "as", "strict", NULL};
-    static const char *const unsupported[] = {"xpath", "regexp", "selector", "transform",
-                                              "group", "flags",  "value",    NULL};
+    static const char *const allowed[] = {"json",   "header", "regexp", "as",
+                                          "strict", "group",  "flags",  NULL};
+    static const char *const unsupported[] = {"xpath", "selector", "transform", "value",
+                                              "index", "attr",     NULL};
+    static const char *const kinds[] = {"json", "header", "regexp"};
     json_t *list = json_is_array(cap) ? json_incref((json_t *)cap) : json_pack("[O]", cap);
     json_t *item;
     size_t i;
@@ -168,29 +191,39 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, struct load_
     r->captures = xcalloc(json_array_size(list) + 1, sizeof(*r->captures));
     json_array_foreach(list, i, item)
     {
-        const json_t *js = json_object_get(item, "json"), *hd = json_object_get(item, "header");
-        const json_t *as = json_object_get(item, "as");
+        const json_t *as = json_object_get(item, "as"), *strict = json_object_get(item, "strict");
+        const json_t *expr = NULL;
+        struct load_capture *x;
+        size_t k;
 
         if (!json_is_object(item)) {
-            script_diag(c, cap, NULL, i, "capture: want a mapping with json or header and as");
+            script_diag(c, cap, NULL, i, "capture: want a mapping with json, header or regexp");
             continue;
         }
         script_check_keys(c, item, "capture", allowed, unsupported);
-        if (!json_is_string(as) || (!json_is_string(js) && !json_is_string(hd))) {
-            if (!json_object_get(item, "regexp") && !json_object_get(item, "xpath") &&
-                !json_object_get(item, "selector"))
+        for (k = 0; k < ARRAY_LEN(kinds) && !(expr = json_object_get(item, kinds[k])); k++)
+            ;
+        if (!json_is_string(as) || !json_is_string(expr)) {
+            if (!json_object_get(item, "xpath") && !json_object_get(item, "selector"))
                 script_diag(c, cap, NULL, i,
-                            "capture: want json: \"$.path\" or header: NAME, "
+                            "capture: want json: \"$.path\", header: NAME or regexp: PATTERN, "
                             "and as: NAME");
             continue;
         }
-        if (js && strncmp(json_string_value(js), "$", 1) != 0) {
+        if (k == LOAD_CAPTURE_JSON && json_string_value(expr)[0] != '$') {
             script_diag(c, item, "json", 0, "capture.json: a JSONPath starts with \"$\"");
             continue;
         }
-        r->captures[r->n_captures++] = (struct load_capture){
-            hd != NULL, xstrdup(json_string_value(js ? js : hd)), xstrdup(json_string_value(as))};
-        if (js)
+        if (strict && !json_is_boolean(strict))
+            script_diag(c, item, "strict", 0, "capture.strict: want true or false");
+        x = &r->captures[r->n_captures++];
+        *x = (struct load_capture){.kind = (enum load_capture_kind)k,
+                                   .expr = xstrdup(json_string_value(expr)),
+                                   .as = xstrdup(json_string_value(as)),
+                                   .strict = strict ? json_is_true(strict) : c->strict_capture};
+        if (k == LOAD_CAPTURE_REGEXP)
+            compile_regexp(c, item, x);
+        if (k != LOAD_CAPTURE_HEADER)
             r->needs_body = true;
     }
     json_decref(list);
@@ -292,15 +325,33 @@ static void add_default_headers(struct script_ctx *c, struct load_request *r)
     free(defs);
 }
 
+/* ifTrue: a filtrex expression, or (with a processor) a function's name, decided at start. */
+static void parse_if_true(struct script_ctx *c, const json_t *req, const json_t *v,
+                          struct load_request *r)
+{
+    struct err e = {""};
+
+    if (!json_is_string(v) || !*json_string_value(v)) {
+        script_diag(c, req, "ifTrue", 0, "ifTrue: want an expression such as \"n > 1\"");
+        return;
+    }
+    /* a function's name also parses as an expression (one variable) */
+    if (load_fx_check(json_string_value(v), &e) < 0) {
+        script_diag(c, req, "ifTrue", 0, "ifTrue: %s", e.msg);
+        return;
+    }
+    r->if_true = xstrdup(json_string_value(v));
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
     static const char *const allowed[] = {
-        "url",     "headers", "json",          "body",          "qs", "expect",
-        "capture", "name",    "beforeRequest", "afterResponse", NULL};
-    static const char *const unsupported[] = {"form",   "formData",       "cookie", "auth",
-                                              "ifTrue", "followRedirect", "match",  "gzip",
-                                              "think",  "timeout",        NULL};
+        "url",     "headers", "json",          "body",          "qs",     "expect",
+        "capture", "name",    "beforeRequest", "afterResponse", "ifTrue", NULL};
+    static const char *const unsupported[] = {"form",           "formData", "cookie", "auth",
+                                              "followRedirect", "match",    "gzip",   "think",
+                                              "timeout",        NULL};
     const json_t *req = json_object_get(step, method);
     struct load_request *r = &out->req;
     const json_t *v;
@@ -334,6 +385,8 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         script_diag(c, req, "body", 0, "%s: json and body cannot both be set", method);
     if (json_is_string(json_object_get(req, "name")))
         r->name = xstrdup(json_string_value(json_object_get(req, "name")));
+    if ((v = json_object_get(req, "ifTrue")))
+        parse_if_true(c, req, v, r);
     add_endpoint(c, r);
     if ((v = json_object_get(req, "expect")))
         parse_expects(c, v, r);
@@ -369,6 +422,74 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
 static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *where, int depth,
                          struct load_step **out);
 
+/* count: a number, "N", a range "A-B" (A..B-1) or a template of one, rendered at run time. */
+static void parse_loop_count(struct script_ctx *c, const json_t *step, struct load_step *out)
+{
+    const json_t *v = json_object_get(step, "count");
+    const char *s = json_string_value(v);
+    double d = -1;
+
+    if (json_is_number(v))
+        d = json_number_value(v);
+    if (s && !load_tmpl_is_static(s)) {
+        if (script_template_ok(c, step, "count", 0, "loop.count", s))
+            out->count_tmpl = xstrdup(s);
+        return;
+    }
+    if (s && load_loop_count(s, &out->count_from, &out->count) == 0)
+        return;
+    if (d < 0 || d > 1e9) {
+        script_diag(c, step, "count", 0,
+                    "loop.count: want a number >= 0, a range such as \"1-5\" or a template");
+        return;
+    }
+    out->count = (int64_t)d;
+}
+
+static char *loop_name(const json_t *step, const char *key, const char *dflt)
+{
+    const json_t *v = json_object_get(step, key);
+
+    return xstrdup(json_is_string(v) && *json_string_value(v) ? json_string_value(v) : dflt);
+}
+
+/* loop: its steps, and count, over (a list or a variable's name) or whileTrue. */
+static void parse_loop(struct script_ctx *c, const json_t *step, int depth, struct load_step *out)
+{
+    static const char *const allowed[] = {"loop",      "count",       "over", "whileTrue",
+                                          "loopValue", "loopElement", NULL};
+    const json_t *over = json_object_get(step, "over"), *wt = json_object_get(step, "whileTrue");
+
+    out->kind = LOAD_STEP_LOOP;
+    out->count = -1;
+    script_check_keys(c, step, "loop", allowed, NULL);
+    if (json_object_get(step, "count"))
+        parse_loop_count(c, step, out);
+    if (json_is_array(over))
+        out->over = json_deep_copy(over);
+    else if (json_is_string(over) && *json_string_value(over))
+        out->over_var = xstrdup(json_string_value(over));
+    else if (over)
+        script_diag(c, step, "over", 0, "loop.over: want a list or a variable's name");
+    if (wt && !(json_is_string(wt) && *json_string_value(wt)))
+        script_diag(c, step, "whileTrue", 0, "loop.whileTrue: want a function's name");
+    else if (wt && !c->has_processor)
+        script_diag(c, step, "whileTrue", 0,
+                    "loop.whileTrue: needs config.processor (the module with %s)",
+                    json_string_value(wt));
+    else if (wt)
+        out->while_fn = xstrdup(json_string_value(wt));
+    if (!json_object_get(step, "count") && !over && !wt)
+        script_diag(c, step, "loop", 0,
+                    "loop: want count, over or whileTrue (without them Artillery loops forever)");
+    out->loop_value = loop_name(step, "loopValue", "$loopCount");
+    out->loop_element = loop_name(step, "loopElement", "$loopElement");
+    if (depth >= MAX_LOOP_DEPTH)
+        script_diag(c, step, "loop", 0, "loop: nested too deep");
+    else
+        out->n_steps = parse_flow(c, json_object_get(step, "loop"), "loop", depth + 1, &out->steps);
+}
+
 static void parse_step(struct script_ctx *c, const json_t *step, int depth, struct load_step *out)
 {
     static const char *const unsupported[] = {"parallel", "emit", "ws", "socketio", NULL};
@@ -387,25 +508,7 @@ static void parse_step(struct script_ctx *c, const json_t *step, int depth, stru
         }
     }
     if (json_object_get(step, "loop")) {
-        static const char *const allowed[] = {"loop", "count", NULL};
-        static const char *const loop_unsupported[] = {"over", "whileTrue", NULL};
-        double d = -1;
-
-        out->kind = LOAD_STEP_LOOP;
-        script_check_keys(c, step, "loop", allowed, loop_unsupported);
-        v = json_object_get(step, "count");
-        if (json_is_number(v))
-            d = json_number_value(v);
-        if (d < 0 || d > 1e9)
-            script_diag(c, step, v ? "count" : "loop", 0,
-                        "loop: want count (a number >= 0); over and whileTrue are not "
-                        "supported");
-        out->count = d < 0 ? 0 : (int64_t)d;
-        if (depth >= MAX_LOOP_DEPTH)
-            script_diag(c, step, "loop", 0, "loop: nested too deep");
-        else
-            out->n_steps =
-                parse_flow(c, json_object_get(step, "loop"), "loop", depth + 1, &out->steps);
+        parse_loop(c, step, depth, out);
         return;
     }
     if (json_object_size(step) == 1 && strcmp(key, "think") == 0) {
@@ -582,7 +685,17 @@ static void free_steps(struct load_step *steps, size_t n)
         for (size_t j = 0; j < r->n_captures; j++) {
             free(r->captures[j].expr);
             free(r->captures[j].as);
+            if (r->captures[j].re)
+                regfree(r->captures[j].re);
+            free(r->captures[j].re);
         }
+        free(r->if_true);
+        free(st->count_tmpl);
+        json_decref(st->over);
+        free(st->over_var);
+        free(st->while_fn);
+        free(st->loop_value);
+        free(st->loop_element);
         free(r->captures);
         free(r->wire);
         free_hooks(&r->before);

@@ -23,6 +23,7 @@ struct script_ctx {
     const char *ep_prefix;
     const char *target;
     bool expect_default_200; /* plugins.expect.expectDefault200 */
+    bool strict_capture;     /* captures are strict unless http.defaults.strictCapture: false */
     bool warned_expect;      /* expect without plugins.expect, said once */
     const json_t *scenario;  /* the one being read: its beforeRequest, afterResponse hooks */
 };

@@ -15,7 +15,9 @@
 #include "lib/log.h"
 #include "lib/tls.h"
 #include "load/engine_internal.h"
+#include "load/capture.h"
 #include "load/expect.h"
+#include "load/filtrex.h"
 #include "load/template.h"
 
 struct load_conn {
@@ -189,11 +191,13 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct http_header *hd;
 
-        if (!r->captures[i].header)
+        if (r->captures[i].kind != LOAD_CAPTURE_HEADER)
             continue;
         hd = http_find_header(h->headers, h->num_headers, r->captures[i].expr);
+        if (!vu->found)
+            vu->found = json_object();
         if (hd)
-            json_object_set_new(vu->vars, r->captures[i].as,
+            json_object_set_new(vu->found, r->captures[i].as,
                                 json_stringn_nocheck(hd->value.p, hd->value.n));
     }
     if (r->after.n)
@@ -206,30 +210,19 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     }
 }
 
-/* JSON captures from the body; false when one is missing (Artillery fails the VU). */
-static bool json_captures(struct load_vu *vu, struct load_conn *c)
+/* The request's captures into the user's variables; false when one failed the user. */
+static bool captures(struct load_vu *vu, struct load_conn *c)
 {
     const struct load_request *r = vu->req;
-    json_t *doc = NULL;
-    bool ok = true;
+    bool ok;
 
-    if (!r->needs_body)
+    if (!r->n_captures)
         return true;
-    doc = json_loadb(c->body.data ? c->body.data : "", c->body.len, JSON_DECODE_ANY, NULL);
-    for (size_t i = 0; i < r->n_captures; i++) {
-        const json_t *v;
-
-        if (r->captures[i].header) {
-            ok &= json_object_get(vu->vars, r->captures[i].as) != NULL;
-            continue;
-        }
-        v = doc ? load_json_path(doc, r->captures[i].expr) : NULL;
-        if (v)
-            json_object_set(vu->vars, r->captures[i].as, (json_t *)v);
-        else
-            ok = false;
-    }
-    json_decref(doc);
+    if (!vu->found)
+        vu->found = json_object();
+    load_captures_body(r, &c->body, vu->found);
+    ok = load_captures_apply(r, vu->found, vu->vars);
+    json_object_clear(vu->found);
     return ok;
 }
 
@@ -303,7 +296,7 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         conn_drop(vu);
     else
         c->head_done = false;
-    capture_ok = json_captures(vu, c);
+    capture_ok = captures(vu, c);
     if (r->after.n)
         res = load_hook_response(status, vu->res_headers, &c->body);
     buf_reset(&c->body);
@@ -828,7 +821,125 @@ static void run_log(struct load_vu *vu, const char *tmpl)
     buf_free(&b);
 }
 
-/* The next step to run, advancing through loops; NULL at the end of the flow. */
+static void frame_pop(struct load_vu *vu)
+{
+    struct load_frame *f = &vu->stack[--vu->depth];
+
+    json_decref(f->over);
+    f->over = NULL;
+}
+
+static void frames_clear(struct load_vu *vu)
+{
+    while (vu->depth > 0)
+        frame_pop(vu);
+}
+
+static void frame_push_flow(struct load_vu *vu)
+{
+    frames_clear(vu);
+    vu->stack[0] = (struct load_frame){.steps = vu->sc->steps, .n = vu->sc->n_steps, .count = 1};
+    vu->depth = 1;
+}
+
+/* A loop's variables for pass f->iter: $loopCount and $loopElement (or their new names). */
+static void loop_vars(struct load_vu *vu, const struct load_frame *f)
+{
+    const struct load_step *st = f->loop;
+
+    json_object_set_new(vu->vars, st->loop_value, json_integer(f->iter));
+    if (!f->over)
+        json_object_set_new(vu->vars, st->loop_element, json_integer(f->iter));
+    else if ((size_t)f->iter < json_array_size(f->over)) /* over: [a, "{{ b }}"] renders b */
+        json_object_set_new(
+            vu->vars, st->loop_element,
+            load_tmpl_json(json_array_get(f->over, (size_t)f->iter), vu->vars, &vu->w->rng));
+    else
+        json_object_del(vu->vars, st->loop_element);
+}
+
+/* Whether loop f makes pass f->iter (whileTrue asks after each pass, not here). */
+static bool loop_test(const struct load_frame *f)
+{
+    if (f->loop->while_fn)
+        return true;
+    if (f->loop->over || f->loop->over_var)
+        return f->over && (size_t)f->iter < json_array_size(f->over);
+    return f->count < 0 || f->iter < f->count;
+}
+
+/* Enters loop st as Artillery's createLoopWithCount does; false when it makes no pass. */
+static bool loop_enter(struct load_vu *vu, const struct load_step *st)
+{
+    struct load_frame *f;
+
+    if (vu->depth >= LOAD_MAX_LOOP_NEST || st->n_steps == 0)
+        return false;
+    f = &vu->stack[vu->depth++];
+    *f = (struct load_frame){.loop = st,
+                             .steps = st->steps,
+                             .n = st->n_steps,
+                             .iter = st->count_from,
+                             .count = st->count};
+    if (st->count_tmpl) { /* a count that does not read as one makes no pass, as in Artillery */
+        struct buf b = BUF_INIT;
+
+        load_tmpl_render(&b, st->count_tmpl, vu->vars, &vu->w->rng);
+        if (load_loop_count(b.data ? b.data : "", &f->iter, &f->count) < 0)
+            f->iter = f->count = 0;
+        buf_free(&b);
+    }
+    if (st->over) {
+        f->over = json_incref(st->over);
+    } else if (st->over_var) {
+        json_t *v = (json_t *)load_vars_get(vu->vars, st->over_var);
+
+        f->over = json_is_array(v) ? json_incref(v) : NULL;
+    }
+    loop_vars(vu, f);
+    if (loop_test(f))
+        return true;
+    frame_pop(vu);
+    return false;
+}
+
+static void on_while_reply(void *data, const json_t *reply);
+
+/*
+ * A loop's pass ended: the next one, or the end of the loop (popped). False when whileTrue was
+ * asked: its reply goes on.
+ */
+static bool loop_next(struct load_vu *vu, struct load_frame *f)
+{
+    f->iter++;
+    loop_vars(vu, f);
+    if (f->loop->while_fn) {
+        vu->call =
+            load_proc_call(vu->w->proc, hook_msg(vu, "while", json_pack("[s]", f->loop->while_fn)),
+                           on_while_reply, vu);
+        return false;
+    }
+    f->idx = 0;
+    if (!loop_test(f))
+        frame_pop(vu);
+    return true;
+}
+
+static void on_while_reply(void *data, const json_t *reply)
+{
+    struct load_vu *vu = data;
+
+    if (!hook_done(vu, reply))
+        return;
+    if (json_is_true(json_object_get(reply, "result")))
+        vu->stack[vu->depth - 1].idx = 0;
+    else
+        frame_pop(vu);
+    vu_next(vu);
+}
+
+/* The next step to run, advancing through loops; NULL at the end of the flow or when a
+ * whileTrue function was asked (vu->call). */
 static const struct load_step *next_step(struct load_vu *vu)
 {
     while (vu->depth > 0) {
@@ -836,31 +947,83 @@ static const struct load_step *next_step(struct load_vu *vu)
 
         if (f->idx < f->n)
             return &f->steps[f->idx++];
-        if (vu->depth > 1 && ++f->iter < f->count) {
-            f->idx = 0;
-            json_object_set_new(vu->vars, "$loopCount", json_integer(f->iter));
-            continue;
+        if (!f->loop) {
+            frame_pop(vu);
+        } else if (!loop_next(vu, f)) {
+            return NULL;
         }
-        vu->depth--;
     }
     return NULL;
+}
+
+/* A request step's ifTrue: false when the request is skipped, or when a function was asked. */
+static const json_t *lookup_var(void *data, const char *name)
+{
+    return json_object_get(data, name);
+}
+
+static void on_if_reply(void *data, const json_t *reply);
+
+static bool if_true(struct load_vu *vu, const struct load_request *r, bool *asked)
+{
+    struct err e;
+    bool t = true;
+    double n;
+
+    *asked = false;
+    if (r->if_true_fn) {
+        vu->req = r;
+        vu->call = load_proc_call(
+            vu->w->proc, hook_msg(vu, "condition", json_pack("[s]", r->if_true)), on_if_reply, vu);
+        *asked = true;
+        return false;
+    }
+    /* an expression that fails at run time lets the request go, as in Artillery */
+    if (load_fx_eval(r->if_true, lookup_var, vu->vars, &t, &n, &e) < 0)
+        return true;
+    return t;
+}
+
+static void start_request(struct load_vu *vu, const struct load_request *r)
+{
+    vu->req = r;
+    if (r->before.n)
+        before_request(vu);
+    else
+        send_request(vu, false);
+}
+
+static void on_if_reply(void *data, const json_t *reply)
+{
+    struct load_vu *vu = data;
+    const struct load_request *r = vu->req;
+
+    vu->req = NULL;
+    if (!hook_done(vu, reply))
+        return;
+    if (json_is_true(json_object_get(reply, "result")))
+        start_request(vu, r);
+    else
+        vu_next(vu);
 }
 
 static void vu_next(struct load_vu *vu)
 {
     const struct load_step *st;
     bool after_failure = vu->depth == 0; /* pool mode: vu_end emptied the stack */
+    bool asked;
 
     while (!vu->w->stopping && (st = next_step(vu)) != NULL) {
         switch (st->kind) {
         case LOAD_STEP_REQUEST:
             if (vu->pool && uv_hrtime() >= vu->w->eng->pool_deadline_ns)
                 goto done;
-            vu->req = &st->req;
-            if (st->req.before.n)
-                before_request(vu);
-            else
-                send_request(vu, false);
+            if (st->req.if_true && !if_true(vu, &st->req, &asked)) {
+                if (asked)
+                    return;
+                break;
+            }
+            start_request(vu, &st->req);
             return;
         case LOAD_STEP_FUNCTION:
             if (run_function(vu, st))
@@ -873,21 +1036,18 @@ static void vu_next(struct load_vu *vu)
             run_log(vu, st->log);
             break;
         case LOAD_STEP_LOOP:
-            if (st->count > 0 && st->n_steps > 0 && vu->depth < LOAD_MAX_LOOP_NEST) {
-                vu->stack[vu->depth++] =
-                    (struct load_frame){st->steps, st->n_steps, 0, 0, st->count};
-                json_object_set_new(vu->vars, "$loopCount", json_integer(0));
-            }
+            loop_enter(vu, st);
             break;
         }
     }
+    if (vu->call) /* whileTrue was asked */
+        return;
     /* pool mode: a connection runs the flow again and again until the deadline */
     if (vu->pool && !vu->w->stopping && uv_hrtime() < vu->w->eng->pool_deadline_ns &&
         vu->sc->n_steps > 0) {
         if (!after_failure)
             vu->failed = false; /* the flow ran to its end */
-        vu->stack[0] = (struct load_frame){vu->sc->steps, vu->sc->n_steps, 0, 0, 1};
-        vu->depth = 1;
+        frame_push_flow(vu);
         vu->ready_ns = uv_hrtime();
         vu_next(vu);
         return;
@@ -903,6 +1063,8 @@ static void vu_close_cb(uv_handle_t *h)
     struct load_vu *vu = CONTAINER_OF((uv_timer_t *)h, struct load_vu, timer);
     struct load_worker *w = vu->w;
 
+    frames_clear(vu);
+    json_decref(vu->found);
     json_decref(vu->vars);
     json_decref(vu->params);
     json_decref(vu->res_headers);
@@ -939,7 +1101,7 @@ static void vu_end(struct load_vu *vu, bool failed)
      * so a failure that comes back at once cannot recurse. */
     if (failed && vu->pool && !vu->w->stopping && now < vu->w->eng->pool_deadline_ns) {
         vu->failed = true;
-        vu->depth = 0;
+        frames_clear(vu);
         uv_timer_start(&vu->timer, on_timeout, 0, 0);
         return;
     }
@@ -979,8 +1141,7 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
         json_decref(row);
     }
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
-    vu->stack[0] = (struct load_frame){sc->steps, sc->n_steps, 0, 0, 1};
-    vu->depth = 1;
+    frame_push_flow(vu);
     uv_timer_init(&w->loop, &vu->timer);
     vu->next = w->vus;
     if (w->vus)

@@ -172,12 +172,31 @@ static bool mark_missing(struct load_step *steps, size_t n, const struct load_pr
     for (size_t i = 0; i < n; i++) {
         if (steps[i].kind == LOAD_STEP_LOOP)
             any |= mark_missing(steps[i].steps, steps[i].n_steps, p);
+        if (steps[i].kind == LOAD_STEP_REQUEST && steps[i].req.if_true)
+            steps[i].req.if_true_fn = load_proc_has(p, steps[i].req.if_true);
         if (steps[i].kind == LOAD_STEP_FUNCTION && !load_proc_has(p, steps[i].fn)) {
             steps[i].fn_missing = true;
             any = true;
         }
     }
     return any;
+}
+
+/* A whileTrue naming what the processor lacks: the first, or NULL (Artillery would loop
+ * forever). */
+static const struct load_step *missing_while(const struct load_step *steps, size_t n,
+                                             const struct load_proc *p)
+{
+    const struct load_step *bad = NULL;
+
+    for (size_t i = 0; i < n && !bad; i++) {
+        if (steps[i].kind != LOAD_STEP_LOOP)
+            continue;
+        if (steps[i].while_fn && !load_proc_has(p, steps[i].while_fn))
+            return &steps[i];
+        bad = missing_while(steps[i].steps, steps[i].n_steps, p);
+    }
+    return bad;
 }
 
 static void warn_missing_hooks(const struct load_step *steps, size_t n, const struct load_proc *p)
@@ -211,6 +230,12 @@ static int start_processors(struct load_engine *eng, struct err *e)
             return rc;
     }
     for (size_t i = 0; i < s->n_scenarios; i++) {
+        const struct load_step *bad =
+            missing_while(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc);
+
+        if (bad)
+            return err_set(e, "%s:%d: loop.whileTrue: %s does not export %s", s->path, bad->line,
+                           s->processor, bad->while_fn);
         if (mark_missing(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc))
             fprintf(stderr,
                     "WARNING: scenario \"%s\" calls a function %s does not export "

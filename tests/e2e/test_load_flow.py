@@ -47,3 +47,78 @@ def test_payload_errors_name_file_and_line(mesh, tmp_path, server):
     assert "test.yml:4: config.payload: " in err and "users.csv: line 2: 1 fields, where the " \
         "first row has 2" in err, err
     assert not paths(server, "/")
+
+
+FLOW = [
+    'get: {url: /json, capture: [{regexp: "\\"id\\": (\\\\d+)", group: 1, as: rid}, '
+    '{json: "$.items", as: items}, {header: content-type, as: ct}]}',
+    'get: {url: "/echo?rid={{ rid }}&ct={{ ct }}"}',
+    'loop: [{get: {url: "/echo?el={{ $loopElement.id }}&i={{ $loopCount }}"}}]\n'
+    '        over: items',
+    'loop: [{get: {url: "/echo?c={{ n }}"}}]\n        count: "2-4"\n        loopValue: n',
+    'loop: [{get: {url: "/echo?o={{ $loopElement }}"}}]\n        over: [a, "{{ rid }}"]',
+    'get: {url: "/echo?skip=1", ifTrue: "rid > 100"}',
+    'get: {url: "/echo?go=1", ifTrue: "rid == 42 and ct != \\"\\""}',
+    # as filtrex computes it: Number(1 && "application/json") is NaN, which is false
+    'get: {url: "/echo?skip=2", ifTrue: "rid == 42 and ct"}',
+    'get: {url: /json, capture: {regexp: "nomatch", as: x, strict: false}}',
+    'get: {url: "/echo?x={{ x }}"}',
+]
+
+
+def test_captures_conditions_and_loops(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", FLOW)
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 1 and "errors.Failed capture or match" not in c, c
+    assert paths(server, "/echo") == [
+        "/echo?rid=42&ct=application/json", "/echo?el=42&i=0", "/echo?c=2", "/echo?c=3",
+        "/echo?o=a", "/echo?o=42", "/echo?go=1", "/echo?x="]
+
+
+def test_failed_captures_set_nothing_and_fail_the_user(mesh, tmp_path, server):
+    """A strict capture that finds nothing (or "") fails the user and sets none of the request's
+    captures; http.defaults.strictCapture: false makes them all lenient."""
+    steps = ['get: {url: /json, capture: [{json: "$.items[0].id", as: id}, '
+             '{regexp: "(nomatch)?", as: empty}]}', 'get: {url: "/echo?id={{ id }}"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.Failed capture or match"] == 2 and c["vusers.failed"] == 2, c
+    assert not paths(server, "/echo")
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", steps,
+                      "  http: {defaults: {strictCapture: false}}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2
+    assert paths(server, "/echo") == ["/echo?id=42"] * 2
+
+
+def test_while_true_and_if_true_functions(mesh, tmp_path, server):
+    (tmp_path / "f.js").write_text(
+        "module.exports = {\n"
+        "  more(context, done) { context.vars.k = (context.vars.k || 0) + 1;"
+        " return done(context.vars.k < 3); },\n"
+        "  odd(vars) { return vars.k % 2 === 1; },\n"
+        "};\n")
+    steps = ['loop: [{get: {url: "/echo?k={{ k }}"}}, {get: {url: "/echo?odd={{ k }}", '
+             'ifTrue: odd}}]\n        whileTrue: more']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  processor: ./f.js\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    # the first pass always runs; whileTrue is asked after each
+    assert paths(server, "/echo") == ["/echo?k=", "/echo?k=1", "/echo?odd=1", "/echo?k=2"]
+
+
+def test_flow_errors_are_named(mesh, tmp_path, server):
+    steps = ['get: {url: /json, capture: {regexp: "(?=x)", as: a}}',
+             'get: {url: /json, capture: {regexp: "\\"(.*?)\\"", as: b}}',
+             'get: {url: /, ifTrue: "n >"}',
+             'loop: [{get: {url: /}}]']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2
+    assert "test.yml:6: capture.regexp: lookahead and lookbehind are not supported" in err, err
+    assert "test.yml:7: capture.regexp: lazy quantifiers such as *? are not supported" in err
+    assert "test.yml:8: ifTrue: unexpected end of expression" in err
+    assert "test.yml:9: loop: want count, over or whileTrue" in err

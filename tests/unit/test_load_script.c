@@ -173,7 +173,7 @@ static void test_unsupported_keys_listed(void **state)
                                "      - parallel: []\n"
                                "      - get: {url: /, cookie: {a: b}, heders: {}}\n"
                                "      - loop: [{get: {url: /}}]\n"
-                               "        over: items\n";
+                               "        times: 3\n";
     struct load_script s;
     struct buf msgs = BUF_INIT;
 
@@ -187,7 +187,7 @@ static void test_unsupported_keys_listed(void **state)
     assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].onError: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:11: flow.parallel: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:12: get.cookie: not supported\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:14: loop.over: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:14: loop.times: unknown key\n"));
     buf_free(&msgs);
 }
 

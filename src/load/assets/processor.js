@@ -6,11 +6,13 @@
 //   -> {"op":"ready","functions":[names]}           once the module is loaded
 //   -> {"op":"fatal","message":"..."}                when it cannot be
 //   <- {"id":N,"vu":V,"kind":K,"fns":[names],"vars":{...},"scenario":"...","req":{...},"res":{...}}
-//   -> {"id":N,"vars":{...},"req":{...},"error":"..."}    when the chain of fns has finished
+//   -> {"id":N,"vars":{...},"req":{...},"result":B,"error":"..."}  when the fns have finished
 //   -> {"op":"metrics","m":[[type,name,value],...]}  what ee.emit recorded since the last one
 //   <- {"op":"end","vu":V}                           the virtual user is gone: forget its context
-// K is "function" (fn(context, ee, next)), "request" (fn(req, context, ee, next)) or "response"
-// (fn(req, res, context, ee, next)). Replies written in one tick leave in one write.
+// K is "function" (fn(context, ee, next)), "request" (fn(req, context, ee, next)), "response"
+// (fn(req, res, context, ee, next)), "condition" (an ifTrue: fn(context.vars)) or "while" (a
+// whileTrue: fn(context, done)); the last two reply with "result": true or false. Replies
+// written in one tick leave in one write.
 'use strict';
 
 const net = require('net');
@@ -81,6 +83,26 @@ function callOne(fn, args) {
   });
 }
 
+// ifTrue: fn(context.vars), truthy or not (a throw lets the request go, as in Artillery);
+// whileTrue: fn(context, done), done(true) for another pass (or a promise of it).
+function decide(fn, kind, ctx) {
+  if (kind === 'condition') {
+    try {
+      return Promise.resolve(Boolean(fn(ctx.vars)));
+    } catch (err) {
+      return Promise.resolve(true);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    try {
+      const r = fn(ctx, (b) => resolve(Boolean(b)));
+      if (r && typeof r.then === 'function') r.then((b) => resolve(Boolean(b)), reject);
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
 const contexts = new Map();
 
 function contextOf(msg) {
@@ -101,6 +123,10 @@ function main(mod) {
     const ctx = contextOf(msg);
     const reply = { id: msg.id };
     try {
+      if (msg.kind === 'condition' || msg.kind === 'while') {
+        reply.result = await decide(fns[msg.fns[0]], msg.kind, ctx);
+        msg.fns = [];
+      }
       for (const name of msg.fns) {
         const fn = fns[name];
         if (typeof fn !== 'function') continue; // warned about at start, as Artillery warns

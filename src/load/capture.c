@@ -1,0 +1,238 @@
+/* Captures from a response (see capture.h). */
+#include "load/capture.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/re.h"
+#include "load/template.h"
+
+#define MAX_GROUPS 64 /* JavaScript groups a pattern may have */
+
+struct js_groups {
+    int posix[MAX_GROUPS + 1]; /* JavaScript group k is POSIX submatch posix[k] */
+    char *names[MAX_GROUPS + 1];
+    int n;
+};
+
+/* Copies a bracket expression [...] from *p to out; *p ends past it. */
+static void copy_bracket(const char **p, struct buf *out)
+{
+    const char *s = *p;
+
+    buf_append(out, s++, 1);
+    if (*s == '^')
+        buf_append(out, s++, 1);
+    if (*s == ']')
+        buf_append(out, s++, 1);
+    while (*s && *s != ']') {
+        /* JavaScript escapes inside brackets; POSIX takes a backslash literally there */
+        if (*s == '\\' && s[1]) {
+            s++;
+            if (*s == 'd')
+                buf_append_cstr(out, "0-9");
+            else if (*s == 'w')
+                buf_append_cstr(out, "A-Za-z0-9_");
+            else if (*s == 's')
+                buf_append_cstr(out, " \t\r\n\f\v");
+            else if (*s == 'n' || *s == 't' || *s == 'r')
+                buf_append(out, *s == 'n' ? "\n" : *s == 't' ? "\t" : "\r", 1);
+            else if (*s == '\\' || *s == ']')
+                buf_append(out, s, 1); /* a POSIX list takes ']' first only: good enough */
+            else
+                buf_append(out, s, 1);
+            s++;
+            continue;
+        }
+        buf_append(out, s++, 1);
+    }
+    if (*s == ']')
+        buf_append(out, s++, 1);
+    *p = s;
+}
+
+/* The pattern in POSIX form, with JavaScript's groups mapped to submatches. */
+static int translate(const char *pattern, struct buf *out, struct js_groups *g, struct err *e)
+{
+    int posix = 0;
+
+    for (const char *p = pattern; *p;) {
+        if (*p == '\\' && p[1]) {
+            if (p[1] >= '1' && p[1] <= '9')
+                return err_set(e, "backreferences such as \\%c are not supported", p[1]);
+            buf_append(out, p, 2);
+            p += 2;
+        } else if (*p == '[') {
+            copy_bracket(&p, out);
+        } else if (*p == '(') {
+            bool capture = true;
+
+            posix++;
+            if (p[1] == '?') {
+                if (p[2] == ':') {
+                    capture = false;
+                    p += 2;
+                } else if (p[2] == '<' && p[3] != '=' && p[3] != '!') {
+                    const char *end = strchr(p + 3, '>');
+
+                    if (!end)
+                        return err_set(e, "a group name without \">\"");
+                    if (g->n < MAX_GROUPS)
+                        g->names[g->n + 1] = xstrndup(p + 3, (size_t)(end - p - 3));
+                    p = end;
+                } else {
+                    return err_set(e, "lookahead and lookbehind are not supported");
+                }
+            }
+            if (capture && g->n == MAX_GROUPS)
+                return err_set(e, "more than %d groups", MAX_GROUPS);
+            if (capture)
+                g->posix[++g->n] = posix;
+            buf_append(out, "(", 1);
+            p++;
+        } else if ((*p == '*' || *p == '+' || *p == '?' || *p == '}') && p[1] == '?') {
+            return err_set(e,
+                           "lazy quantifiers such as %c? are not supported (try [^\"]* "
+                           "instead of .*? before a \")",
+                           *p);
+        } else {
+            buf_append(out, p++, 1);
+        }
+    }
+    return 0;
+}
+
+static void groups_free(struct js_groups *g)
+{
+    for (int i = 0; i <= g->n; i++)
+        free(g->names[i]);
+}
+
+/* The JavaScript group group names: its index, or -1. */
+static int group_of(const struct js_groups *g, const json_t *group, bool *named, struct err *e)
+{
+    const char *s = json_string_value(group);
+    char *end;
+    long k;
+
+    *named = false;
+    if (!group)
+        return 0;
+    if (json_is_integer(group)) {
+        k = (long)json_integer_value(group);
+    } else if (s && (k = strtol(s, &end, 10), *s && *end == '\0')) {
+        /* "1": match["1"], as JavaScript indexes with the string */
+    } else if (s) {
+        for (int i = 1; i <= g->n; i++) {
+            if (g->names[i] && strcmp(g->names[i], s) == 0) {
+                *named = true;
+                return g->posix[i];
+            }
+        }
+        return err_set(e, "group \"%s\": no group of that name", s);
+    } else {
+        return err_set(e, "group: want a number or a group's name");
+    }
+    if (k < 0 || k > g->n)
+        return err_set(e, "group %ld: the pattern has %d", k, g->n);
+    return k == 0 ? 0 : g->posix[k];
+}
+
+int load_regexp_compile(const char *pattern, const char *flags, const json_t *group, regex_t *re,
+                        int *group_index, bool *named, struct err *e)
+{
+    struct js_groups g = {.n = 0};
+    struct buf posix = BUF_INIT;
+    int cflags = 0, rc;
+
+    for (const char *f = flags ? flags : ""; *f; f++) {
+        if (*f == 'i')
+            cflags |= REG_ICASE;
+        else if (*f == 'm')
+            cflags |= REG_NEWLINE;
+        else if (!strchr("gsu", *f)) {
+            rc = err_set(e, "flags: \"%c\" is not supported (i, m, g, s, u are)", *f);
+            goto out;
+        }
+    }
+    if ((rc = translate(pattern, &posix, &g, e)) < 0)
+        goto out;
+    if ((rc = group_of(&g, group, named, e)) < 0)
+        goto out;
+    *group_index = rc;
+    rc = re_compile(re, posix.data ? posix.data : "", cflags, e);
+out:
+    groups_free(&g);
+    buf_free(&posix);
+    return rc < 0 ? -EINVAL : 0;
+}
+
+bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s, size_t len,
+                         struct buf *out)
+{
+    size_t n = re->re_nsub + 1;
+    regmatch_t *m = xcalloc(n, sizeof(*m));
+    bool found;
+
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)len;
+    found = regexec(re, s, n, m, REG_STARTEND) == 0;
+    if (found) {
+        /* Artillery: a named group's text as it is; a numbered one when it matched something,
+         * else the whole match */
+        int k = group > 0 && (named || m[group].rm_eo > m[group].rm_so) ? group : 0;
+
+        if (m[k].rm_so >= 0)
+            buf_append(out, s + m[k].rm_so, (size_t)(m[k].rm_eo - m[k].rm_so));
+    }
+    free(m);
+    return found;
+}
+
+void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found)
+{
+    const char *text = body->data ? body->data : "";
+    json_t *doc = NULL;
+    bool parsed = false;
+
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const struct load_capture *c = &r->captures[i];
+        const json_t *v;
+
+        if (c->kind == LOAD_CAPTURE_JSON) {
+            if (!parsed)
+                doc = json_loadb(text, body->len, JSON_DECODE_ANY, NULL);
+            parsed = true;
+            if (doc && (v = load_json_path(doc, c->expr)))
+                json_object_set(found, c->as, (json_t *)v);
+        } else if (c->kind == LOAD_CAPTURE_REGEXP) {
+            struct buf m = BUF_INIT;
+
+            if (load_regexp_extract(c->re, c->group, c->named, text, body->len, &m))
+                json_object_set_new(found, c->as, json_stringn(m.data ? m.data : "", m.len));
+            buf_free(&m);
+        }
+    }
+    json_decref(doc);
+}
+
+static bool missing(const json_t *v)
+{
+    return !v || (json_is_string(v) && json_string_length(v) == 0);
+}
+
+bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars)
+{
+    for (size_t i = 0; i < r->n_captures; i++)
+        if (r->captures[i].strict && missing(json_object_get(found, r->captures[i].as)))
+            return false;
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const json_t *v = json_object_get(found, r->captures[i].as);
+
+        json_object_set_new(vars, r->captures[i].as,
+                            v ? json_incref((json_t *)v) : json_string(""));
+    }
+    return true;
+}

@@ -1,0 +1,52 @@
+/*
+ * Captures, as Artillery's engine_util takes them: `json` (a JSONPath into the body), `header`
+ * (a response header) and `regexp` (a regular expression over the body, with `group` and
+ * `flags`), each into the variable `as`. A capture that finds nothing, or finds "", fails;
+ * unless it is `strict: false` (or http.defaults.strictCapture is false), a failed capture
+ * fails the user and sets none of the request's captures.
+ *
+ * Regular expressions are JavaScript's as far as POSIX extended expressions (lib/re.h) can
+ * take them: \d \w \s and their negations, (?:...) and named groups (?<name>...) are
+ * translated; lookarounds, backreferences and lazy quantifiers (*?, +?) are refused, naming
+ * what is wrong. Unlike JavaScript, `.` matches a line end too (JavaScript's `s` flag), and
+ * alternatives take the longest match rather than the first.
+ */
+#ifndef MESH_LOAD_CAPTURE_H
+#define MESH_LOAD_CAPTURE_H
+
+#include <jansson.h>
+#include <regex.h>
+#include <stdbool.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "load/script.h"
+
+/*
+ * Compiles a JavaScript pattern with its flags (i, m, g, s, u; may be NULL) into *re. group
+ * (borrowed, may be NULL): the submatch to take, a number or a group's name; *group_index
+ * is set to its submatch in *re (0 for the whole match) and *named to whether it was named.
+ * Returns 0 (regfree *re later), or -EINVAL with e saying why.
+ */
+int load_regexp_compile(const char *pattern, const char *flags, const json_t *group, regex_t *re,
+                        int *group_index, bool *named, struct err *e);
+
+/*
+ * The capture of re in s[len] into out, as Artillery's extractRegExp picks it: the group's
+ * text when it matched something (a named group's even when empty), else the whole match.
+ * False when there is no match.
+ */
+bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s, size_t len,
+                         struct buf *out);
+
+/* The body's captures of r (json and regexp) into found (name -> value). */
+void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found);
+
+/*
+ * Applies what found holds to vars, as Artillery does: when a strict capture of r found
+ * nothing (or ""), none is set and false is returned; else every capture is set (a non-strict
+ * one that found nothing as "") and true is returned.
+ */
+bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars);
+
+#endif

@@ -1,0 +1,102 @@
+/* Captures: JavaScript regular expressions over POSIX ones, and Artillery's rules for what a
+ * capture finds and when it fails. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "load/capture.h"
+
+/* What pattern (flags, group as JSON text or NULL) captures in s, or "ERR: ..." / "NONE". */
+static char *capture(const char *pattern, const char *flags, const char *group, const char *s)
+{
+    json_t *g = group ? json_loads(group, JSON_DECODE_ANY, NULL) : NULL;
+    struct buf out = BUF_INIT;
+    struct err e = {""};
+    regex_t re;
+    int k;
+    bool named;
+    char *r;
+
+    if (load_regexp_compile(pattern, flags, g, &re, &k, &named, &e) < 0) {
+        json_decref(g);
+        return xasprintf("ERR: %s", e.msg);
+    }
+    if (load_regexp_extract(&re, k, named, s, strlen(s), &out))
+        r = xstrndup(out.data ? out.data : "", out.len);
+    else
+        r = xstrdup("NONE");
+    regfree(&re);
+    buf_free(&out);
+    json_decref(g);
+    return r;
+}
+
+#define ASSERT_CAPTURE(pattern, flags, group, s, want)                                             \
+    do {                                                                                           \
+        char *got_ = capture(pattern, flags, group, s);                                            \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+static void test_regexp(void **state)
+{
+    (void)state;
+    ASSERT_CAPTURE("\"id\": (\\d+)", NULL, "1", "{\"id\": 42}", "42");
+    ASSERT_CAPTURE("\"id\": (\\d+)", NULL, NULL, "{\"id\": 42}", "\"id\": 42");
+    ASSERT_CAPTURE("\"id\": (\\d+)", NULL, "\"1\"", "{\"id\": 42}", "42");
+    /* a non-capturing group does not count; a named one is found by name */
+    ASSERT_CAPTURE("(?:a|b)(c+)", NULL, "1", "xbccy", "cc");
+    ASSERT_CAPTURE("t=(?<tok>[a-z]+);(\\w+)", NULL, "\"tok\"", "t=abc;d1", "abc");
+    ASSERT_CAPTURE("t=(?<tok>[a-z]+);(\\w+)", NULL, "2", "t=abc;d1", "d1");
+    /* an empty numbered group gives the whole match, as Artillery's extractRegExp does */
+    ASSERT_CAPTURE("a(x*)b", NULL, "1", "ab", "ab");
+    ASSERT_CAPTURE("ABC", "i", NULL, "xabcx", "abc");
+    ASSERT_CAPTURE("[\\d]+", "g", NULL, "ab12", "12");
+    ASSERT_CAPTURE("zzz", NULL, NULL, "abc", "NONE");
+    ASSERT_CAPTURE("(a", NULL, NULL, "a", "ERR: error parsing regexp: Unmatched ( or \\(: `(a`");
+    ASSERT_CAPTURE("a(?=b)", NULL, NULL, "ab", "ERR: lookahead and lookbehind are not supported");
+    ASSERT_CAPTURE("(a)\\1", NULL, NULL, "aa", "ERR: backreferences such as \\1 are not supported");
+    ASSERT_CAPTURE("\"(.+?)\"", NULL, "1", "\"a\"",
+                   "ERR: lazy quantifiers such as +? are not supported (try [^\"]* instead of .*? "
+                   "before a \")");
+    ASSERT_CAPTURE("(a)", NULL, "2", "a", "ERR: group 2: the pattern has 1");
+    ASSERT_CAPTURE("(a)", NULL, "\"x\"", "a", "ERR: group \"x\": no group of that name");
+    ASSERT_CAPTURE("a", "y", NULL, "a", "ERR: flags: \"y\" is not supported (i, m, g, s, u are)");
+}
+
+static void test_apply_all_or_nothing(void **state)
+{
+    struct load_capture caps[2] = {{.kind = LOAD_CAPTURE_JSON, .as = "a", .strict = true},
+                                   {.kind = LOAD_CAPTURE_HEADER, .as = "b", .strict = true}};
+    struct load_request r = {.captures = caps, .n_captures = 2};
+    json_t *vars = json_object(), *found = json_pack("{s:i,s:s}", "a", 1, "b", "");
+
+    (void)state;
+    /* "" is nothing: the strict capture fails and a is not set either */
+    assert_false(load_captures_apply(&r, found, vars));
+    assert_int_equal(json_object_size(vars), 0);
+    /* lenient: what was found is set, and what was not as "" */
+    caps[1].strict = false;
+    json_object_del(found, "b");
+    assert_true(load_captures_apply(&r, found, vars));
+    assert_int_equal(json_integer_value(json_object_get(vars, "a")), 1);
+    assert_string_equal(json_string_value(json_object_get(vars, "b")), "");
+    json_decref(found);
+    json_decref(vars);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_regexp),
+        cmocka_unit_test(test_apply_all_or_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
