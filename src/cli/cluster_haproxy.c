@@ -9,6 +9,7 @@
  * haproxy.sock, template.pid and template.log.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -18,14 +19,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli/cluster.h"
 #include "lib/alloc.h"
+#include "lib/unix_path.h"
 
 #define HAPROXY_STOP_MS   5000
 #define HAPROXY_SOCK_MS   2000
+#define HAPROXY_SOCKET    "haproxy.sock" /* in the loadbalancer node's directory */
 #define HAPROXY_STATS_MAX (4u << 20)
 #define HAPROXY_COLUMNS   128
 
@@ -78,7 +80,7 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
                           struct err *e)
 {
     const struct cluster_node *lb = &s->nodes[0];
-    char cfg[PATH_MAX + 64], pidf[PATH_MAX + 64], sock[PATH_MAX + 64], log[PATH_MAX + 64];
+    char cfg[PATH_MAX + 64], pidf[PATH_MAX + 64], log[PATH_MAX + 64], lbdir[PATH_MAX + 64];
     char tpid[PATH_MAX + 64], reg[96], dir[PATH_MAX], page[PATH_MAX + 64];
     struct buf cmd = BUF_INIT, spec = BUF_INIT;
     pid_t pid;
@@ -88,7 +90,6 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
     snprintf(page, sizeof(page), "%s/errors/503.http", dirname(dir));
     cluster_path(s, lb, "haproxy.cfg", cfg, sizeof(cfg));
     cluster_path(s, lb, "haproxy.pid", pidf, sizeof(pidf));
-    cluster_path(s, lb, "haproxy.sock", sock, sizeof(sock));
     cluster_path(s, lb, "template.log", log, sizeof(log));
     cluster_path(s, lb, "template.pid", tpid, sizeof(tpid));
     snprintf(reg, sizeof(reg), "%s:%d", lb->addr, lb->agent_port);
@@ -96,7 +97,10 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
     buf_append_cstr(&cmd, "test ! -f ");
     quote_into(&cmd, pidf);
     buf_append_cstr(&cmd, " || { ");
+    cluster_path(s, lb, ".", lbdir, sizeof(lbdir));
     quote_into(&cmd, hap);
+    buf_append_cstr(&cmd, " -C ");
+    quote_into(&cmd, lbdir);
     buf_append_cstr(&cmd, " -c -q -f ");
     quote_into(&cmd, cfg);
     /* the pidfile holds "PID START_TICKS" (cluster_pidfile_write): signal the first word */
@@ -111,7 +115,9 @@ static int start_template(const struct cluster_state *s, const char *tmpl, const
         xasprintf("MESH_HAPROXY_STATS_USER=%s", s->stats_user),
         xasprintf("MESH_HAPROXY_STATS_PASSWORD=%s", s->stats_password),
         xasprintf("MESH_HAPROXY_SERVICE=%s", CLUSTER_SERVICE),
-        xasprintf("MESH_HAPROXY_SOCKET=%s", sock),
+        /* relative to HAProxy's directory (-C): an absolute path in a deep run directory
+         * would not fit a Unix socket address (108 bytes, and HAProxy wants 97) */
+        xasprintf("MESH_HAPROXY_SOCKET=unix@%s", HAPROXY_SOCKET),
         xasprintf("MESH_HAPROXY_ERRORFILE_503=%s", access(page, R_OK) == 0 ? page : ""),
     };
     char *argv[] = {"/usr/bin/env", env[0],         env[1], env[2],  env[3],
@@ -133,6 +139,7 @@ int cluster_haproxy_start(const struct cluster_state *s, const char *tmpl, int64
 {
     const struct cluster_node *lb = &s->nodes[0];
     char hap[PATH_MAX], cfg[PATH_MAX + 64], pidf[PATH_MAX + 64], log[PATH_MAX + 64];
+    char dir[PATH_MAX + 64];
     struct stat st;
     pid_t pid;
     int rc;
@@ -152,7 +159,8 @@ int cluster_haproxy_start(const struct cluster_state *s, const char *tmpl, int64
                            cfg, s->run_dir, lb->name);
         cluster_sleep_ms(50);
     }
-    char *argv[] = {hap, "-W", "-f", cfg, NULL};
+    cluster_path(s, lb, ".", dir, sizeof(dir));
+    char *argv[] = {hap, "-W", "-C", dir, "-f", cfg, NULL};
     if ((rc = cluster_spawn(lb, argv, log, &pid, e)) == 0)
         rc = cluster_pidfile_write(pidf, pid, e);
     return rc;
@@ -196,20 +204,23 @@ int cluster_haproxy_reload(const struct cluster_state *s, pid_t *pid, struct err
 /* Sends "show stat" and reads the CSV answer (HAProxy closes after one command). */
 static int show_stat(const char *path, struct buf *out, struct err *e)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct unix_path addr;
     struct timeval tv = {HAPROXY_SOCK_MS / 1000, 0};
     char chunk[8192];
     ssize_t n;
     int rc = 0, fd;
 
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return err_set(e, "stats socket path too long: %s", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+    if ((rc = unix_path_open(&addr, path, e)) < 0)
+        return rc;
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        unix_path_close(&addr);
         return err_set(e, "socket: %s", strerror(errno));
+    }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "show stat\n", 10) != 10) {
+    int connected = connect(fd, (struct sockaddr *)&addr.sa, sizeof(addr.sa));
+    unix_path_close(&addr);
+    if (connected < 0 || write(fd, "show stat\n", 10) != 10) {
         rc = err_set(e, "HAProxy stats socket %s: %s", path, strerror(errno));
         goto done;
     }
@@ -255,7 +266,7 @@ json_t *cluster_haproxy_stats(const struct cluster_state *s, struct err *e)
     json_t *rows = NULL;
     size_t ncols;
 
-    cluster_path(s, &s->nodes[0], "haproxy.sock", sock, sizeof(sock));
+    cluster_path(s, &s->nodes[0], HAPROXY_SOCKET, sock, sizeof(sock));
     if (show_stat(sock, &text, e) < 0)
         goto done;
     char *save = NULL, *line = strtok_r(text.data ? text.data : "", "\n", &save);

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/json.h"
+#include "lib/unix_path.h"
 #include "pm/client.h"
 #include "pm/daemon.h"
 
@@ -25,24 +25,27 @@
 
 static int connect_socket(const char *home, int *fd_out, struct err *e)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/pm.sock", home);
-    int fd;
+    char *path = xasprintf("%s/pm.sock", home);
+    struct unix_path addr;
+    int rc, fd = -1;
 
-    if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
-        return err_set(e, "%s/pm.sock: socket path too long (max %zu bytes); use a shorter -home",
-                       home, sizeof(sun.sun_path) - 1);
+    if ((rc = unix_path_open(&addr, path, e)) < 0)
+        goto out;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        int rc = -errno;
-        err_set(e, "connect %s: %s", sun.sun_path, strerror(errno));
+    if (fd < 0) {
+        rc = -errno;
+        err_set(e, "socket: %s", strerror(errno));
+    } else if (connect(fd, (struct sockaddr *)&addr.sa, sizeof(addr.sa)) != 0) {
+        rc = -errno;
+        err_set(e, "connect %s: %s", path, strerror(errno));
         close(fd);
-        return rc;
+    } else {
+        *fd_out = fd;
     }
-    *fd_out = fd;
-    return 0;
+    unix_path_close(&addr);
+out:
+    free(path);
+    return rc;
 }
 
 static int write_all(int fd, const char *p, size_t n)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/unix_path.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/procfs.h"
@@ -605,16 +606,16 @@ out:
 
 static int listen_socket(struct pm_daemon *d, struct err *e)
 {
-    struct sockaddr_un sun;
+    struct unix_path addr;
     int rc;
 
-    if (strlen(d->sock_path) >= sizeof(sun.sun_path))
-        return err_set(e, "%s: socket path too long (max %zu bytes); use a shorter -home",
-                       d->sock_path, sizeof(sun.sun_path) - 1);
+    if ((rc = unix_path_open(&addr, d->sock_path, e)) < 0)
+        return rc;
     unlink(d->sock_path);
     uv_pipe_init(d->loop, &d->server, 0);
     d->server.data = d;
-    rc = uv_pipe_bind(&d->server, d->sock_path);
+    rc = uv_pipe_bind(&d->server, addr.sa.sun_path);
+    unix_path_close(&addr);
     if (rc == 0) {
         chmod(d->sock_path, 0600);
         rc = uv_listen((uv_stream_t *)&d->server, 128, on_connection);

@@ -332,8 +332,12 @@ def test_haproxy_follows_registry(agent, tmp_path, template_factory, backends):
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
     """`mesh up -lb haproxy`: HAProxy in place of mesh lb, its config rendered by mesh template;
-    lb-status reads HAProxy's stats socket, a scale-up reaches HAProxy, down stops it all."""
-    c = Cluster(tmp_path / "run")  # free ports for every part of the cluster
+    lb-status reads HAProxy's stats socket, a scale-up reaches HAProxy, down stops it all. The
+    run directory is deep: the socket's path is longer than a Unix socket address can hold."""
+    run = tmp_path / ("a-deep-run-directory-" * 4) / "run"
+    assert len(str(run / "loadbalancer" / "haproxy.sock")) > 108
+    run.parent.mkdir()
+    c = Cluster(run)  # free ports for every part of the cluster
 
     def servers():
         return {r["server"]: r for r in c.json("lb-status") if r["server"] != "BACKEND"}
@@ -342,7 +346,7 @@ def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
     try:
         up = c.up("-lb", "haproxy")
         assert "HAProxy rendered by mesh template" in up.stdout
-        assert json.loads((tmp_path / "run" / "cluster.json").read_text())["lb"] == "haproxy"
+        assert json.loads((run / "cluster.json").read_text())["lb"] == "haproxy"
         seen = served_by(c.ports["lb"], 6)
         assert {k.split("/")[0] for k in seen} == {"web1", "web2"}, seen
         # right after a reload a new worker's servers may still be in their first check
@@ -352,7 +356,7 @@ def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
 
         c.mesh("scale-up", "web2")
         wait_until(lambda: len(servers()) == 3, 20, interval=0.3, what="the third server")
-        cfg = (tmp_path / "run" / "loadbalancer" / "haproxy.cfg").read_text()
+        cfg = (run / "loadbalancer" / "haproxy.cfg").read_text()
         assert cfg.count("    server web2_") == 2, cfg
 
         assert "SIGUSR2" in c.mesh("reload-lb").stdout
@@ -360,12 +364,12 @@ def test_up_with_haproxy_reads_its_stats_socket(tmp_path):
         pids = c.pids()
         # a pidfile holds "PID START_TICKS"
         lb_pids = [int(p.read_text().split()[0])
-                   for p in (tmp_path / "run" / "loadbalancer").glob("*.pid")]
+                   for p in (run / "loadbalancer").glob("*.pid")]
         assert len(lb_pids) == 3  # the server's agent, mesh template, HAProxy's master
     finally:
         c.mesh("down", check=False)
     for pid in pids:
         assert gone(pid), f"process {pid} still running"
-    text = (tmp_path / "run" / "loadbalancer" / "template.log").read_text(errors="replace")
+    text = (run / "loadbalancer" / "template.log").read_text(errors="replace")
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         assert marker not in text
