@@ -12,6 +12,7 @@ RUNDIR     ?= $(CURDIR)/run
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 DEBBUILD   ?= build-deb
+E2E_PROCS  ?= 3
 
 .PHONY: all deps deps-run check check-rules check-tsan check-peers lint unit e2e compat \
 	browser fuzz bench up down clean format install deb check-package
@@ -32,7 +33,9 @@ deps-run:
 
 # The whole suite runs against a -Werror ASan+UBSan build; the optimised build must also be
 # warning-free (-O2 finds what -O0 does not, e.g. maybe-uninitialized). The lb and load tests
-# run once more under ThreadSanitizer: they are the multithreaded parts.
+# run once more under ThreadSanitizer: they are the multithreaded parts. The end-to-end tests
+# run E2E_PROCS at a time, one file per process (most of their time is spent waiting on timers),
+# then the timing-sensitive ones alone (SERIAL in tests/e2e/conftest.py).
 check: deps check-rules
 	cmake -S . -B $(CHECKBUILD)-O2 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON >/dev/null
 	cmake --build $(CHECKBUILD)-O2 -j $(JOBS) --target mesh webapp
@@ -40,7 +43,10 @@ check: deps check-rules
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q tests/e2e --ignore=tests/e2e/test_package.py
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -n $(E2E_PROCS) --dist loadfile \
+		-m 'not serial' tests/e2e --ignore=tests/e2e/test_package.py
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -m serial tests/e2e \
+		--ignore=tests/e2e/test_package.py
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
 		tests/browser/run

@@ -94,3 +94,33 @@ def write_config(tmp_path):
         return p
 
     return write
+
+
+# `make check` runs the suite in two passes: everything else spread over several processes
+# (pytest-xdist; most tests spend their time waiting on timers, not on the CPU), then these
+# alone. They measure rates, latencies or timings against what they configured (a drill's
+# detection time, an arrival rate, a queue wait), so a neighbour's CPU use can skew them.
+# A module name selects the whole module. New timing-sensitive tests belong here.
+SERIAL = (
+    "test_drill.py",
+    "test_lb_stats.py::test_queue_time_counts_the_wait_for_a_slot",
+    "test_load.py::test_phases_make_the_scheduled_arrivals",
+    "test_load.py::test_percentiles_match_a_known_latency",
+    "test_load.py::test_think_time_is_not_response_time",
+    "test_load_artillery.py::test_socket_floor_without_http_timeout",
+    "test_load_artillery.py::test_aggregate_rate_is_the_mean_of_the_periods",
+    "test_pm.py::test_logs_rotate_and_are_followed",
+    "test_pm.py::test_kill_wins_over_a_restart_in_flight",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: timing-sensitive, run alone (see SERIAL)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.nodeid.split("/")[-1]
+        if any(name == s or name.startswith(s + "::") or name.startswith(s + "[")
+               for s in SERIAL):
+            item.add_marker(pytest.mark.serial)
