@@ -15,6 +15,7 @@
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/bug.h"
+#include "lib/duration.h"
 #include "lib/file.h"
 #include "lib/http_client.h"
 #include "lib/json.h"
@@ -464,6 +465,61 @@ static bool on_leader_unreachable(struct api_call *c, void *data)
     return true;
 }
 
+/* A ?consistent read waiting for a barrier to confirm that this server still leads. */
+struct confirm {
+    struct reg_cluster *cl;
+    struct api_call *call; /* NULL once the client went away */
+};
+
+static void on_confirm_abort(struct http_request *req)
+{
+    struct confirm *k = req->data;
+    struct api_call *c = k->call;
+
+    k->call = NULL;
+    api_call_free(c);
+}
+
+static void on_confirmed(int status, void *arg)
+{
+    struct confirm *k = arg;
+    struct reg_cluster *cl = k->cl;
+    struct api_call *c = k->call;
+
+    free(k);
+    if (!c)
+        return;
+    c->req->on_abort = NULL;
+    c->req->data = NULL;
+    if (status == 0)
+        api_call_resume(c);
+    else if (!on_leader_unreachable(c, cl)) /* it no longer leads: wait for who does */
+        api_error(c, 500, "No cluster leader");
+}
+
+/*
+ * Serves a call this server may answer: a ?consistent read only once a barrier committed by a
+ * majority shows that no other leader was elected meanwhile (Consul's leadership check).
+ */
+static void serve_here(struct reg_cluster *cl, struct api_call *c)
+{
+    if (c->route->write || !api_query_has(c, "consistent")) {
+        api_call_resume(c);
+        return;
+    }
+    struct confirm *k = xcalloc(1, sizeof(*k));
+    k->cl = cl;
+    k->call = c;
+    c->req->data = k;
+    c->req->on_abort = on_confirm_abort;
+    if (reg_repl_barrier(cl->repl, on_confirmed, k) < 0) {
+        c->req->on_abort = NULL;
+        c->req->data = NULL;
+        free(k);
+        hold_call(cl, c);
+    }
+}
+
 /* Where a call goes now: 1 answered here, 0 forwarded (or answered), -EAGAIN no leader yet. */
 static int route_call(struct reg_cluster *cl, struct api_call *c)
 {
@@ -510,7 +566,7 @@ static void on_hold_timer(uv_timer_t *t)
         }
         h->call = NULL;
         if (rc == 1)
-            api_call_resume(c);
+            serve_here(h->cl, c);
         else if (rc == -EAGAIN)
             api_error(c, 500, "No cluster leader"); /* Consul's text: clients retry on it */
     } else if (c) {
@@ -535,6 +591,22 @@ static void hold_call(struct reg_cluster *cl, struct api_call *c)
     c->req->on_abort = on_hold_abort;
 }
 
+/*
+ * A ?stale read is answered here unless ?max_stale is given and this server heard from a leader
+ * longer ago than that: then the leader answers it (Consul's max_stale).
+ */
+static bool fresh_enough(struct reg_cluster *cl, const struct api_call *c)
+{
+    const char *max = api_query(c, "max_stale");
+    struct reg_repl_status st;
+    int64_t ns;
+
+    if (!max || !max[0] || duration_parse(str_from(max), &ns) < 0)
+        return true;
+    reg_repl_status(cl->repl, &st);
+    return st.last_contact_ms <= (uint64_t)(ns / DURATION_MS);
+}
+
 bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
 {
     struct reg_cluster *cl = a->cluster;
@@ -552,13 +624,15 @@ bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
     }
     if (answered_locally(c->path))
         return false;
-    if (!write && api_query_has(c, "stale"))
+    if (!write && api_query_has(c, "stale") && fresh_enough(cl, c))
         return false;
     c->hold_until = uv_now(a->loop) + HOLD_MS;
     int rc = route_call(cl, c);
-    if (rc == 1)
+    if (rc == 1 && (write || !api_query_has(c, "consistent")))
         return false;
-    if (rc == -EAGAIN)
+    if (rc == 1)
+        serve_here(cl, c);
+    else if (rc == -EAGAIN)
         hold_call(cl, c);
     return true;
 }

@@ -50,7 +50,8 @@ struct reg_repl {
     bool leader_ready; /* the barrier of this term completed */
     bool barrier_running;
     uint64_t barrier_term;
-    unsigned in_flight; /* own proposals not completed */
+    unsigned in_flight;  /* own proposals not completed */
+    uint64_t contact_at; /* engine time (ms) a leader was last heard from, or the start */
     bool closing;
     void (*close_done)(void *arg);
     void *close_arg;
@@ -200,10 +201,29 @@ static void on_ready_barrier(struct raft_barrier *req, int status)
     free(q);
 }
 
+/*
+ * The engine knows when a follower last heard from its leader only while it follows one: a
+ * follower whose election timer ran out (a candidate, or cut off) starts counting afresh. The
+ * poll keeps the last such moment, so a stale read on a cut-off server says how stale it is.
+ */
+static void note_contact(struct reg_repl *r)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+
+    raft_leader(&r->raft, &id, &addr);
+    if (raft_state(&r->raft) == RAFT_LEADER)
+        r->contact_at = r->io.time(&r->io);
+    else if (raft_state(&r->raft) == RAFT_FOLLOWER && id != 0)
+        r->contact_at = r->raft.election_timer_start;
+}
+
 static void on_poll(uv_timer_t *t)
 {
     struct reg_repl *r = t->data;
     bool leader = raft_state(&r->raft) == RAFT_LEADER;
+
+    note_contact(r);
 
     if (r->was_leader && (!leader || r->raft.current_term != r->barrier_term)) {
         bool was_ready = r->leader_ready;
@@ -336,6 +356,7 @@ int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, si
     if (rc != 0)
         return err_set(e, "replication start: %s", raft_errmsg(&r->raft)), -EIO;
     r->started = true;
+    r->contact_at = r->io.time(&r->io);
     uv_timer_start(&r->poll, on_poll, REPL_POLL_MS, REPL_POLL_MS);
     return 0;
 }
@@ -593,8 +614,11 @@ void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out)
     out->leader_id = leader_id;
     if (leader_addr)
         snprintf(out->leader_address, sizeof(out->leader_address), "%s", leader_addr);
-    if (out->role == REG_REPL_FOLLOWER)
-        out->last_contact_ms = raft->io->time(raft->io) - raft->election_timer_start;
+    uint64_t now = raft->io->time(raft->io);
+    if (out->role == REG_REPL_FOLLOWER && leader_id != 0)
+        out->last_contact_ms = now - raft->election_timer_start;
+    else if (out->role != REG_REPL_LEADER)
+        out->last_contact_ms = now > r->contact_at ? now - r->contact_at : 0;
     for (unsigned i = 0; i < raft->configuration.n && i < REG_REPL_MAX_SERVERS; i++) {
         const struct raft_server *s = &raft->configuration.servers[i];
         struct reg_repl_server *o = &out->servers[out->nservers++];

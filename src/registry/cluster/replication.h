@@ -84,7 +84,8 @@ struct reg_repl_status {
     uint64_t config_index; /* index of the committed configuration entry */
     uint64_t leader_id;    /* 0 when unknown */
     char leader_address[REG_REPL_ADDR_MAX];
-    uint64_t last_contact_ms; /* since the leader was last heard; 0 on the leader */
+    uint64_t last_contact_ms; /* since a leader was last heard (or since the start, before any
+                                 was); 0 on the leader */
     size_t nservers;
     struct reg_repl_server servers[REG_REPL_MAX_SERVERS];
 };

@@ -1,0 +1,59 @@
+"""Read consistency on replicated servers (issue 14): `?consistent` is answered only by a
+leader a quorum still follows, and `?stale` reads say how stale they may be
+(X-Consul-KnownLeader, X-Consul-LastContact), with `?max_stale` sending an old one to the leader.
+"""
+
+from helpers import wait_until
+from raft_helpers import cluster, leader_of  # noqa: F401 (fixture)
+
+
+def contact(r):
+    return int(r.header("X-Consul-LastContact"))
+
+
+def test_consistent_read_needs_a_quorum(cluster):
+    leader = leader_of(cluster)
+    follower = next(s for s in cluster if s is not leader)
+    leader.put_true("/v1/kv/k", "v")
+    for s in cluster:  # on the leader, and forwarded to it by a follower
+        r = s.get("/v1/kv/k?consistent&raw")
+        assert r.status == 200 and r.body == b"v"
+    for s in cluster:
+        if s is not leader:
+            s.kill9()
+    # The leader has not noticed yet; it must not vouch for data it can no longer confirm.
+    r = leader.get("/v1/kv/k?consistent", timeout=30)
+    assert r.status == 500 and r.text.startswith("No cluster leader"), r
+    # A stale read still answers, saying there is no leader.
+    r = leader.get("/v1/kv/k?stale")
+    assert r.status == 200 and r.header("X-Consul-KnownLeader") == "false"
+    assert follower.running() is False
+
+
+def test_stale_read_on_a_cut_off_server_says_how_stale(cluster):
+    leader = leader_of(cluster)
+    lone = next(s for s in cluster if s is not leader)
+    leader.put_true("/v1/kv/k", "v")
+    wait_until(lambda: lone.get("/v1/kv/k?stale").status == 200, 20,
+               what="the follower to apply the write")
+    r = lone.get("/v1/kv/k?stale")
+    assert r.header("X-Consul-KnownLeader") == "true"
+    assert contact(r) < 5000
+    assert leader.get("/v1/kv/k?stale").header("X-Consul-LastContact") == "0"
+    for s in cluster:
+        if s is not lone:
+            s.kill9()
+    # Alone, it keeps answering from what it has, and the age of its news keeps growing.
+    def stale_for_long():
+        r = lone.get("/v1/kv/k?stale")
+        return r if r.status == 200 and contact(r) >= 3000 else None
+    r = wait_until(stale_for_long, 30, interval=0.2, what="LastContact to pass 3 s")
+    assert r.header("X-Consul-KnownLeader") == "false"
+    assert r.body and r.json()[0]["Key"] == "k"
+    later = lone.get("/v1/kv/k?stale")
+    assert contact(later) >= contact(r)
+    # max_stale: a server that has not heard from a leader for longer sends the read to the
+    # leader (there is none); a bound it still meets answers from its own state.
+    assert lone.get("/v1/kv/k?stale&max_stale=1h").status == 200
+    r = lone.get("/v1/kv/k?stale&max_stale=1s", timeout=30)
+    assert r.status == 500 and r.text.startswith("No cluster leader"), r
