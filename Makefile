@@ -118,9 +118,10 @@ fuzz: deps
 bench: all
 	bench/registry
 
-# `make up UPFLAGS=-netns` runs each node in its own network namespace (root).
+# `make up UPFLAGS=-netns` runs each node in its own network namespace (root); `make up SECURE=1`
+# runs it encrypted, with ACLs (mesh up -secure).
 up: deps-run all
-	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(UPFLAGS)
+	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(if $(filter 1 yes true,$(SECURE)),-secure) $(UPFLAGS)
 
 down:
 	@if [ -x $(BUILD)/mesh ]; then $(BUILD)/mesh down -run-dir "$(RUNDIR)"; \

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cluster.h"
 #include "lib/alloc.h"
 #include "lib/http_client.h"
 #include "lib/url.h"
@@ -34,14 +35,42 @@ struct str cli_trim(struct str s)
     return s;
 }
 
+/*
+ * With no agent named by a flag or the environment, a -secure cluster in the run directory
+ * (MESH_RUN_DIR, else ./run) is the one meant, since its agents answer HTTPS only: true with
+ * its server's address in addr and the environment set to reach it (its CA, client certificate
+ * and token). A plain cluster needs nothing: the default address reaches it.
+ */
+static bool secure_cluster_addr(const struct cli_http_opts *o, char *addr, size_t len)
+{
+    static const char *const vars[] = {"MESH_HTTP_ADDR", "CONSUL_HTTP_ADDR"};
+    struct cluster_state s;
+    struct err e;
+
+    if (o->http_addr && *o->http_addr)
+        return false;
+    for (size_t i = 0; i < ARRAY_LEN(vars); i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return false;
+    }
+    if (cluster_state_load(cluster_run_dir(NULL), &s, &e) < 0 || !s.secure)
+        return false;
+    cluster_secure_env(&s);
+    snprintf(addr, len, "https://%s:%d", s.nodes[0].addr, s.nodes[0].agent_port);
+    return true;
+}
+
 int cli_http_open(struct cli_http *h, const struct cli_http_opts *o, struct err *e)
 {
+    struct consul_flags flags = {
+        .addr = o->http_addr, .token = o->token, .token_file = o->token_file};
+    char addr[96];
     int rc;
 
-    const struct consul_flags flags = {
-        .addr = o->http_addr, .token = o->token, .token_file = o->token_file};
-
     memset(h, 0, sizeof(*h));
+    if (secure_cluster_addr(o, addr, sizeof(addr)))
+        flags.addr = addr;
     rc = consul_endpoint_resolve(&h->ep, &flags, e);
     if (rc < 0)
         return rc;

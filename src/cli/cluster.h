@@ -9,6 +9,8 @@
  *   <node>/agent.pid, .log  the node's agent; loadbalancer also lb.pid / lb.log
  *   <node>/data             the agent's -data-dir
  *   <node>/pm               a web node's supervisor home (`mesh pm -home`)
+ *   <node>/secure.json      with -secure: the agent's TLS and ACL config (mode 0600)
+ *   tls/                    with -secure: CA, certificates and the management token (0600)
  */
 #ifndef MESH_CLI_CLUSTER_H
 #define MESH_CLI_CLUSTER_H
@@ -55,6 +57,7 @@ struct cluster_state {
     int64_t failure_timeout_ns;
     int64_t check_interval_ns; /* webapp's registry check and the lb's active check */
     bool lb_haproxy;           /* HAProxy driven by mesh template instead of mesh lb */
+    bool secure;               /* -secure: HTTPS, client certificates, ACLs (cluster_secure.c) */
     size_t n_nodes;
     struct cluster_node nodes[CLUSTER_MAX_NODES]; /* nodes[0] is the server node */
 };
@@ -204,6 +207,12 @@ struct cluster_reply {
  */
 int cluster_get(const char *host, int port, const char *target, const char *authorization,
                 int timeout_ms, struct cluster_reply *r, struct err *e);
+/*
+ * GET on node n's agent: plain, or for a -secure cluster over HTTPS with the client
+ * certificate and the management token. As cluster_get.
+ */
+int cluster_get_agent(const struct cluster_state *s, const struct cluster_node *n,
+                      const char *target, int timeout_ms, struct cluster_reply *r, struct err *e);
 /* GET on the registry server as JSON; NULL with e set on failure or a non-200. */
 json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e);
 /* The lb's /stats;json rows (array), NULL with e set. */
@@ -218,6 +227,32 @@ int cluster_wait_passing(const struct cluster_state *s, const char *node, int wa
                          struct err *e);
 /* The lb's address as "host" and port (the server node's address). */
 const char *cluster_lb_host(const struct cluster_state *s);
+
+/* ---- an encrypted cluster: -secure (cluster_secure.c) ------------------------------------ */
+
+#define CLUSTER_TLS_DIR         "tls" /* under the run directory */
+#define CLUSTER_TLS_CA          "consul-agent-ca.pem"
+#define CLUSTER_TLS_SERVER_CERT "dc1-server-consul-0.pem" /* every agent's */
+#define CLUSTER_TLS_SERVER_KEY  "dc1-server-consul-0-key.pem"
+#define CLUSTER_TLS_CLIENT_CERT "dc1-client-consul-0.pem" /* lb, template, webapps, CLI */
+#define CLUSTER_TLS_CLIENT_KEY  "dc1-client-consul-0-key.pem"
+#define CLUSTER_TLS_TOKEN       "token" /* the management token, mode 0600 */
+#define CLUSTER_SECURE_CONFIG   "secure.json"
+
+/* "RUN/tls/<file>" into out. */
+void cluster_secure_path(const struct cluster_state *s, const char *file, char *out, size_t len);
+/*
+ * Makes RUN/tls afresh (CA and certificates from `mesh tls`, a new management token) and each
+ * node's RUN/<node>/secure.json. The token goes into token[len] (len > UUID_STR_LEN) for `up`
+ * to print once. 0 or -errno with e set.
+ */
+int cluster_secure_setup(const struct cluster_state *s, char *token, size_t len, struct err *e);
+/*
+ * For a -secure cluster, sets this process's MESH_* and CONSUL_* client variables (HTTPS, the
+ * CA, the client certificate, the token file; a caller's own token variables are removed) so
+ * that every process it starts reaches the agents; nothing otherwise.
+ */
+void cluster_secure_env(const struct cluster_state *s);
 
 /* ---- HAProxy in place of mesh lb (cluster_haproxy.c) ------------------------------------- */
 

@@ -22,7 +22,7 @@
     "  Runs CMD as if on NODE (the original's 'vagrant ssh NODE'): in the node's network\n"        \
     "  namespace when the cluster runs with -netns, and with the node's environment:\n"            \
     "  CONSUL_HTTP_ADDR and MESH_HTTP_ADDR name its agent, NODE_NAME and MESH_NODE its name,\n"    \
-    "  MESH_RUN_DIR the cluster.\n"                                                                \
+    "  MESH_RUN_DIR the cluster (and, with -secure, its CA, client certificate and token).\n"      \
     "  The exit status is CMD's (127: not found, 126: not executable)."
 
 #define EXEC_MAX_ARGS 1024
@@ -32,7 +32,10 @@ static void exec_env(const struct cluster_state *s, const struct cluster_node *n
 {
     char addr[128];
 
-    cluster_webapp_agent(n, addr, sizeof(addr));
+    if (s->secure)
+        snprintf(addr, sizeof(addr), "https://%s:%d", n->addr, n->agent_port);
+    else
+        cluster_webapp_agent(n, addr, sizeof(addr));
     /* The mesh CLI takes the first non-empty of MESH_* and CONSUL_*: set both. */
     setenv("MESH_HTTP_ADDR", addr, 1);
     setenv("CONSUL_HTTP_ADDR", addr, 1);

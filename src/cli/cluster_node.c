@@ -120,9 +120,9 @@ size_t cluster_app_pids(const struct cluster_state *s, const struct cluster_node
 int cluster_start_agent(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
     char port[16], dns[16], ft[32], join[96], data[PATH_MAX + 64], log[PATH_MAX + 64],
-        pidf[PATH_MAX + 64];
+        pidf[PATH_MAX + 64], conf[PATH_MAX + 64];
     const struct cluster_node *server = &s->nodes[0];
-    char *argv[24];
+    char *argv[32];
     size_t k = 0;
     pid_t pid;
     int rc;
@@ -130,7 +130,8 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
     snprintf(port, sizeof(port), "%d", n->agent_port);
     snprintf(dns, sizeof(dns), "%d", n->dns_port > 0 ? n->dns_port : -1);
     duration_format(s->failure_timeout_ns, ft, sizeof(ft));
-    snprintf(join, sizeof(join), "%s:%d", server->addr, server->agent_port);
+    snprintf(join, sizeof(join), "%s%s:%d", s->secure ? "https://" : "", server->addr,
+             server->agent_port);
     cluster_path(s, n, "data", data, sizeof(data));
     cluster_path(s, n, "agent.log", log, sizeof(log));
     cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
@@ -151,8 +152,19 @@ int cluster_start_agent(const struct cluster_state *s, const struct cluster_node
     /* In a namespace the API also answers on the node's loopback, where its webapps look. */
     argv[k++] = "-client";
     argv[k++] = n->netns[0] ? "0.0.0.0" : (char *)n->addr;
-    argv[k++] = "-http-port";
-    argv[k++] = port;
+    if (s->secure) {
+        /* HTTPS only: the plain port off, TLS and ACLs from the node's secure.json. */
+        cluster_path(s, n, CLUSTER_SECURE_CONFIG, conf, sizeof(conf));
+        argv[k++] = "-https-port";
+        argv[k++] = port;
+        argv[k++] = "-http-port";
+        argv[k++] = "-1";
+        argv[k++] = "-config-file";
+        argv[k++] = conf;
+    } else {
+        argv[k++] = "-http-port";
+        argv[k++] = port;
+    }
     argv[k++] = "-dns-port";
     argv[k++] = dns;
     argv[k++] = "-data-dir";

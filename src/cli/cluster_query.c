@@ -4,14 +4,18 @@
  * lives for the one request: these are short, sequential commands.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cli/cluster.h"
 #include "lib/alloc.h"
 #include "lib/base64.h"
+#include "lib/consul_client.h"
+#include "lib/file.h"
 #include "lib/http_client.h"
 
 #define QUERY_TIMEOUT_MS 5000
@@ -40,10 +44,9 @@ static void on_reply(int status, const struct http_client_response *res, void *d
         snprintf(w->r->served_by, sizeof(w->r->served_by), "%.*s", (int)len, by);
 }
 
-int cluster_get(const char *host, int port, const char *target, const char *authorization,
-                int timeout_ms, struct cluster_reply *r, struct err *e)
+/* Runs req on a private loop until it answers; 0 with r filled, or a negative UV error. */
+static int get(struct http_client_request *req, struct cluster_reply *r, struct err *e)
 {
-    struct http_header auth = {STR_LIT("Authorization"), str_from(authorization)};
     uv_loop_t loop;
     struct http_client *c;
     struct get_wait w = {.r = r};
@@ -57,53 +60,102 @@ int cluster_get(const char *host, int port, const char *target, const char *auth
         return rc;
     }
     c = http_client_new(&loop);
-    struct http_client_request req = {
-        .method = "GET",
-        .host = host,
-        .port = port,
-        .target = target,
-        .headers = &auth,
-        .num_headers = authorization ? 1 : 0,
-        .timeout_ms = (uint64_t)timeout_ms,
-        .max_body = QUERY_MAX_BODY,
-        .no_keep_alive = true,
-    };
-    http_client_send(c, &req, on_reply, &w);
+    req->method = "GET";
+    req->max_body = QUERY_MAX_BODY;
+    req->no_keep_alive = true;
+    http_client_send(c, req, on_reply, &w);
     while (!w.done)
         uv_run(&loop, UV_RUN_ONCE);
     if (w.status < 0)
-        err_set(e, "GET http://%s:%d%s: %s", host, port, target, uv_strerror(w.status));
+        err_set(e, "GET %s://%s:%d%s: %s", req->tls ? "https" : "http", req->host, req->port,
+                req->target, uv_strerror(w.status));
     http_client_free(c);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return w.status;
 }
 
-/* The JSON of a 200 answer; NULL with e set otherwise. */
-static json_t *reply_json(const char *host, int port, const char *target, const char *authorization,
-                          struct err *e)
+int cluster_get(const char *host, int port, const char *target, const char *authorization,
+                int timeout_ms, struct cluster_reply *r, struct err *e)
 {
-    struct cluster_reply r = {0};
+    struct http_header auth = {STR_LIT("Authorization"), str_from(authorization)};
+    struct http_client_request req = {
+        .host = host,
+        .port = port,
+        .target = target,
+        .headers = &auth,
+        .num_headers = authorization ? 1 : 0,
+        .timeout_ms = (uint64_t)timeout_ms,
+    };
+
+    return get(&req, r, e);
+}
+
+int cluster_get_agent(const struct cluster_state *s, const struct cluster_node *n,
+                      const char *target, int timeout_ms, struct cluster_reply *r, struct err *e)
+{
+    char ca[PATH_MAX + 64], cert[PATH_MAX + 64], key[PATH_MAX + 64], path[PATH_MAX + 64];
+    struct buf token = BUF_INIT;
+    struct http_header field;
+    int rc, fd;
+
+    if (!s->secure)
+        return cluster_get(n->addr, n->agent_port, target, NULL, timeout_ms, r, e);
+    cluster_secure_path(s, CLUSTER_TLS_TOKEN, path, sizeof(path));
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || (rc = file_read_all(fd, &token)) < 0) {
+        rc = fd < 0 ? -errno : rc;
+        if (fd >= 0)
+            close(fd);
+        err_set(e, "token %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    close(fd);
+    buf_append(&token, "", 1);
+    token.data[strcspn(token.data, "\r\n")] = '\0';
+    cluster_secure_path(s, CLUSTER_TLS_CA, ca, sizeof(ca));
+    cluster_secure_path(s, CLUSTER_TLS_CLIENT_CERT, cert, sizeof(cert));
+    cluster_secure_path(s, CLUSTER_TLS_CLIENT_KEY, key, sizeof(key));
+    struct http_client_request req = {
+        .host = n->addr,
+        .port = n->agent_port,
+        .target = target,
+        .headers = &field,
+        .num_headers = consul_token_field(token.data, &field),
+        .timeout_ms = (uint64_t)timeout_ms,
+        .tls = true,
+        .tls_ca_file = ca,
+        .tls_cert_file = cert,
+        .tls_key_file = key,
+    };
+    rc = get(&req, r, e);
+out:
+    buf_free(&token);
+    return rc;
+}
+
+/* The JSON of a 200 answer to the GET that returned rc into r; NULL with e set otherwise. */
+static json_t *reply_json(int rc, const char *what, struct cluster_reply *r, struct err *e)
+{
     json_error_t je;
     json_t *v = NULL;
 
-    if (cluster_get(host, port, target, authorization, QUERY_TIMEOUT_MS, &r, e) < 0)
-        goto out;
-    if (r.status != 200) {
-        err_set(e, "GET http://%s:%d%s: status %d", host, port, target, r.status);
-        goto out;
-    }
-    v = json_loadb(r.body.data ? r.body.data : "", r.body.len, JSON_DECODE_ANY, &je);
-    if (!v)
-        err_set(e, "GET http://%s:%d%s: %s", host, port, target, je.text);
-out:
-    buf_free(&r.body);
+    if (rc < 0)
+        return NULL;
+    if (r->status != 200)
+        err_set(e, "GET %s: status %d", what, r->status);
+    else if (!(v = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_DECODE_ANY, &je)))
+        err_set(e, "GET %s: %s", what, je.text);
     return v;
 }
 
 json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e)
 {
-    return reply_json(s->nodes[0].addr, s->nodes[0].agent_port, target, NULL, e);
+    struct cluster_reply r = {0};
+    int rc = cluster_get_agent(s, &s->nodes[0], target, QUERY_TIMEOUT_MS, &r, e);
+    json_t *v = reply_json(rc, target, &r, e);
+
+    buf_free(&r.body);
+    return v;
 }
 
 const char *cluster_lb_host(const struct cluster_state *s)
@@ -122,7 +174,11 @@ json_t *cluster_lb_stats(const struct cluster_state *s, struct err *e)
     snprintf(cred, sizeof(cred), "%s:%s", s->stats_user, s->stats_password);
     b64 = base64_encode(cred, strlen(cred));
     auth = s->stats_user[0] ? xasprintf("Basic %s", b64) : NULL;
-    v = reply_json(cluster_lb_host(s), s->stats_port, "/stats;json", auth, e);
+    struct cluster_reply r = {0};
+    int rc = cluster_get(cluster_lb_host(s), s->stats_port, "/stats;json", auth, QUERY_TIMEOUT_MS,
+                         &r, e);
+    v = reply_json(rc, "/stats;json", &r, e);
+    buf_free(&r.body);
     if (v && !json_is_array(v)) {
         err_set(e, "lb stats: expected a JSON array");
         json_decref(v);

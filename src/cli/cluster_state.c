@@ -50,6 +50,7 @@ json_t *cluster_state_to_json(const struct cluster_state *s)
                     "failure_timeout_ns", (json_int_t)s->failure_timeout_ns, "check_interval_ns",
                     (json_int_t)s->check_interval_ns, "nodes", nodes);
     json_object_set_new(doc, "lb", json_string(s->lb_haproxy ? "haproxy" : "mesh"));
+    json_object_set_new(doc, "secure", json_boolean(s->secure));
     return doc;
 }
 
@@ -126,6 +127,7 @@ int cluster_state_from_json(const json_t *doc, struct cluster_state *s, struct e
     if (lb && strcmp(lb, "haproxy") != 0 && strcmp(lb, "mesh") != 0)
         return err_set(e, "%s: \"lb\" must be \"mesh\" or \"haproxy\"", CLUSTER_STATE_FILE);
     s->lb_haproxy = lb && strcmp(lb, "haproxy") == 0;
+    s->secure = json_is_true(json_object_get(doc, "secure")); /* absent before -secure: off */
     if ((rc = read_str(doc, "run_dir", s->run_dir, sizeof(s->run_dir), e)) < 0 ||
         (rc = read_str(doc, "mesh", s->mesh, sizeof(s->mesh), e)) < 0 ||
         (rc = read_str(doc, "webapp", s->webapp, sizeof(s->webapp), e)) < 0 ||
@@ -263,6 +265,8 @@ bool cluster_cmd_begin(struct cluster_cmd *c, struct flag *flags, size_t n, cons
                 argv[0], s->run_dir);
         return false;
     }
+    /* What this command starts (a revived agent, a supervisor) reaches the agents as up's did. */
+    cluster_secure_env(s);
     return true;
 }
 

@@ -40,6 +40,7 @@ struct up_opts {
     int64_t failure_timeout, check_interval, timeout;
     char *lb, *haproxy_template;
     char haproxy_tmpl[PATH_MAX]; /* resolved */
+    bool secure;
 };
 
 /* A port: the flag when given, else the environment variable, else def + offset. */
@@ -251,8 +252,10 @@ static int wait_http(const struct cluster_state *s, const struct cluster_node *n
     snprintf(file, sizeof(file), "%s.log", proc);
     cluster_path(s, n, file, log, sizeof(log));
     while (cluster_now_ms() < deadline) {
-        if (cluster_get(n->addr, port, target, NULL, 2000, &r, e) == 0 &&
-            (!ok200 || r.status == 200)) {
+        int got = strcmp(proc, "agent") == 0
+                      ? cluster_get_agent(s, n, target, 2000, &r, e)
+                      : cluster_get(n->addr, port, target, NULL, 2000, &r, e);
+        if (got == 0 && (!ok200 || r.status == 200)) {
             rc = 0;
             break;
         }
@@ -397,19 +400,26 @@ static int start_all(const struct cluster_state *s, const struct up_opts *o, int
     return rc < 0 ? rc : wait_spread(s, deadline, e);
 }
 
-static void print_urls(const struct cluster_state *s, bool json)
+/* The URLs, and for -secure the management token: printed here once, then only in its file. */
+static void print_urls(const struct cluster_state *s, const char *token, bool json)
 {
     const struct cluster_node *srv = &s->nodes[0];
-    char lb[96], stats[96], reg[96];
+    char lb[96], stats[96], reg[96], token_path[PATH_MAX + 64], cert[PATH_MAX + 64];
     struct buf web = BUF_INIT;
 
     snprintf(lb, sizeof(lb), "http://%s:%d/", srv->addr, s->lb_port);
     snprintf(stats, sizeof(stats), "http://%s:%d/stats", srv->addr, s->stats_port);
-    snprintf(reg, sizeof(reg), "http://%s:%d/", srv->addr, srv->agent_port);
+    snprintf(reg, sizeof(reg), "%s://%s:%d/", s->secure ? "https" : "http", srv->addr,
+             srv->agent_port);
+    cluster_secure_path(s, CLUSTER_TLS_TOKEN, token_path, sizeof(token_path));
+    cluster_secure_path(s, CLUSTER_TLS_CLIENT_CERT, cert, sizeof(cert));
     if (json) {
         json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "mode",
                               s->netns ? "netns" : "loopback", "lb", lb, "stats", stats, "registry",
                               reg, "stats_user", s->stats_user, "run_dir", s->run_dir);
+        if (s->secure)
+            json_object_update_new(v, json_pack("{s:s, s:s, s:s}", "token", token, "token_file",
+                                                token_path, "client_cert", cert));
         cluster_print_json(v);
         json_decref(v);
         return;
@@ -425,6 +435,14 @@ static void print_urls(const struct cluster_state *s, bool json)
            s->stats_password);
     printf("  registry web UI     %sui/   (services, nodes, KV, live)\n", reg);
     printf("  registry HTTP API   %sv1/   (Consul's API)\n", reg);
+    if (s->secure) {
+        printf("Secure: HTTPS only with client certificates (verify_incoming), ACLs deny by "
+               "default.\n");
+        printf("  management token    %s   (shown once; kept in %s, mode 0600)\n", token,
+               token_path);
+        printf("  client certificate  %s (and its -key.pem), CA %s/%s/%s\n", cert, s->run_dir,
+               CLUSTER_TLS_DIR, CLUSTER_TLS_CA);
+    }
     printf("State and logs: %s/.  'mesh status' shows the cluster; 'mesh down' stops it.\n",
            s->run_dir);
     buf_free(&web);
@@ -452,6 +470,7 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
     if (strcmp(o->lb, "mesh") != 0 && strcmp(o->lb, "haproxy") != 0)
         return err_set(e, "-lb %s: expected mesh or haproxy", o->lb);
     s->lb_haproxy = strcmp(o->lb, "haproxy") == 0;
+    s->secure = o->secure;
     if ((rc = parse_nodes(s, o->nodes, e)) < 0 || (rc = find_binaries(s, e)) < 0 ||
         (rc = assign_ports(s, o, flags, n, e)) < 0 || (rc = cluster_ports_check(s, e)) < 0 ||
         (rc = make_dirs(s, run_dir, e)) < 0)
@@ -466,6 +485,7 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
 static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
 {
     struct cluster_state s, old;
+    char token[64] = "";
     struct err e;
 
     if (cluster_state_load(cluster_run_dir(o->cmd.run_dir), &old, &e) == 0) {
@@ -476,17 +496,19 @@ static int up_run(struct up_opts *o, struct flag *flags, size_t nflags)
         }
         cluster_down(&old, NULL); /* leftovers of a cluster that died: namespaces, pidfiles */
     }
-    if (prepare(&s, o, flags, nflags, &e) < 0) {
+    if (prepare(&s, o, flags, nflags, &e) < 0 ||
+        (s.secure && cluster_secure_setup(&s, token, sizeof(token), &e) < 0)) {
         fprintf(stderr, "mesh up: %s\n", e.msg);
         return 1;
     }
+    cluster_secure_env(&s);
     if (start_all(&s, o, cluster_now_ms() + o->timeout / DURATION_MS, &e) < 0) {
         fprintf(stderr, "mesh up: %s\nmesh up: logs are in %s/*/; stopping what was started\n",
                 e.msg, s.run_dir);
         cluster_down(&s, NULL);
         return 1;
     }
-    print_urls(&s, o->cmd.json);
+    print_urls(&s, token, o->cmd.json);
     return 0;
 }
 
@@ -556,6 +578,12 @@ int cli_up(int argc, char **argv)
          .ptr = &o.lb,
          .help = "The load balancer: mesh (mesh lb) or haproxy (Debian's HAProxy, its config\n"
                  "rendered from the registry by mesh template and reloaded seamlessly)."},
+        {.name = "secure",
+         .type = FLAG_BOOL,
+         .ptr = &o.secure,
+         .help = "Encrypted and locked: a CA and certificates (mesh tls), HTTPS only between\n"
+                 "agents, lb, template and CLI, client certificates required, ACLs on with\n"
+                 "default deny and a management token in RUN/tls/token (mode 0600)."},
         {.name = "haproxy-template",
          .type = FLAG_STRING,
          .ptr = &o.haproxy_template,
