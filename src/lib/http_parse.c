@@ -22,12 +22,24 @@ struct cursor {
     const char *end;
 };
 
-/* RFC 9110 tchar. */
+/*
+ * RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as a bitmap of the 128 ASCII bytes (one
+ * lookup per byte of every field name).
+ */
+#define TCHAR_BIT(c) (UINT64_C(1) << ((c)&63))
+static const uint64_t tchar_map[2] = {
+    /* 0x00-0x3f: the digits and !#$%&'*+-. */
+    (UINT64_C(0x3ff) << '0') | TCHAR_BIT('!') | TCHAR_BIT('#') | TCHAR_BIT('$') | TCHAR_BIT('%') |
+        TCHAR_BIT('&') | TCHAR_BIT('\'') | TCHAR_BIT('*') | TCHAR_BIT('+') | TCHAR_BIT('-') |
+        TCHAR_BIT('.'),
+    /* 0x40-0x7f: the letters and ^_`|~ */
+    (UINT64_C(0x3ffffff) << ('A' - 64)) | (UINT64_C(0x3ffffff) << ('a' - 64)) | TCHAR_BIT('^') |
+        TCHAR_BIT('_') | TCHAR_BIT('`') | TCHAR_BIT('|') | TCHAR_BIT('~'),
+};
+
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && memchr("!#$%&'*+-.^_`|~", c, 15) != NULL;
+    return c < 128 && (tchar_map[c >> 6] >> (c & 63)) & 1;
 }
 
 /* Bytes allowed in a field value or reason phrase: HTAB, SP, VCHAR, obs-text. */
@@ -444,33 +456,51 @@ static bool scan_says_parse(struct http_head_scan *s, const char *buf, size_t le
 
     if (!request)
         s->started = true;
-    for (; i < end && !parse; i++) {
-        char ch = buf[i];
-        if (!s->started && ch != '\r' && ch != '\n') {
+    /* leading empty lines (requests): CR and LF until the first other byte */
+    for (; i < end && !s->started && !parse; i++) {
+        if (buf[i] != '\r' && buf[i] != '\n') {
             s->start = i;
             s->started = true;
+            break;
         }
-        if (ch != '\n')
-            continue;
-        if (i == 0 || buf[i - 1] != '\r')
+        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
             parse = true; /* a bare LF: malformed wherever it is */
-        else if (s->started && i >= s->start + 4 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+    }
+    /* then only the line ends matter: jump from one LF to the next */
+    while (i < end && !parse) {
+        const char *lf = memchr(buf + i, '\n', end - i);
+        if (!lf) {
+            i = end;
+            break;
+        }
+        i = (size_t)(lf - buf);
+        if (i == 0 || buf[i - 1] != '\r')
+            parse = true; /* a bare LF */
+        else if (i >= s->start + 4 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
             parse = true; /* CRLF CRLF: the end of the head */
+        i++;
     }
     s->examined += i - s->scanned;
     s->scanned = i;
     return parse || len >= window;
 }
 
-/* Whether the full parse runs now; if so, counts the bytes it will look at. */
+/*
+ * Whether the full parse runs now; if so, counts the bytes it will look at. The first call
+ * parses without searching (a head usually comes whole in one read); first_incomplete then
+ * tells the search to catch up with what that parse saw.
+ */
 static bool scan_ready(struct http_head_scan *s, const char *buf, size_t len,
-                       const struct http_limits *limits, bool request)
+                       const struct http_limits *limits, bool request, bool first_incomplete)
 {
     size_t max_bytes, max_headers;
-    bool first = s->scanned == 0;
 
     resolve_limits(limits, &max_bytes, &max_headers);
-    if (!scan_says_parse(s, buf, len, max_bytes, request) && !first)
+    if (first_incomplete) {
+        scan_says_parse(s, buf, len, max_bytes, request);
+        return false;
+    }
+    if (s->scanned != 0 && !scan_says_parse(s, buf, len, max_bytes, request))
         return false;
     s->examined += len < max_bytes ? len : max_bytes;
     return true;
@@ -479,17 +509,27 @@ static bool scan_ready(struct http_head_scan *s, const char *buf, size_t len,
 int http_scan_request(struct http_head_scan *scan, const char *buf, size_t len,
                       const struct http_limits *limits, struct http_request_head *req)
 {
-    if (!scan_ready(scan, buf, len, limits, true))
+    bool first = scan->scanned == 0;
+
+    if (!scan_ready(scan, buf, len, limits, true, false))
         return HTTP_PARSE_INCOMPLETE;
-    return http_parse_request(buf, len, limits, req);
+    int r = http_parse_request(buf, len, limits, req);
+    if (first && r == HTTP_PARSE_INCOMPLETE)
+        scan_ready(scan, buf, len, limits, true, true);
+    return r;
 }
 
 int http_scan_response(struct http_head_scan *scan, const char *buf, size_t len,
                        const struct http_limits *limits, struct http_response_head *res)
 {
-    if (!scan_ready(scan, buf, len, limits, false))
+    bool first = scan->scanned == 0;
+
+    if (!scan_ready(scan, buf, len, limits, false, false))
         return HTTP_PARSE_INCOMPLETE;
-    return http_parse_response(buf, len, limits, res);
+    int r = http_parse_response(buf, len, limits, res);
+    if (first && r == HTTP_PARSE_INCOMPLETE)
+        scan_ready(scan, buf, len, limits, false, true);
+    return r;
 }
 
 bool http_response_has_body(const struct http_response_head *res, bool request_was_head)

@@ -727,6 +727,37 @@ static void test_scan_first_read_and_window(void **state)
     assert_int_equal(res.status, 200);
 }
 
+/* A head that comes whole in the first read is parsed once, not searched first: its bytes
+ * are looked at once. */
+static void test_scan_whole_head_looked_at_once(void **state)
+{
+    static const char r[] = "GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: wrk\r\n\r\n";
+    struct http_head_scan scan = HTTP_HEAD_SCAN_INIT;
+
+    assert_int_equal(http_scan_request(&scan, r, sizeof(r) - 1, NULL, &req), (int)sizeof(r) - 1);
+    assert_int_equal(scan.examined, sizeof(r) - 1);
+
+    static const char rsp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    scan = HTTP_HEAD_SCAN_INIT;
+    assert_int_equal(http_scan_response(&scan, rsp, sizeof(rsp) - 1, NULL, &res),
+                     (int)sizeof(rsp) - 1);
+    assert_int_equal(scan.examined, sizeof(rsp) - 1);
+}
+
+/* Field names are made of RFC 9110's tchar, exactly. */
+static void test_token_bytes_are_tchar(void **state)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    for (int b = 0; b < 256; b++) {
+        char one = (char)b;
+        bool want = b != 0 && memchr(tchar, b, sizeof(tchar) - 1) != NULL;
+        if (http_valid_token((struct str){&one, 1}) != want)
+            fail_msg("byte 0x%02x: tchar %d, want %d", b, !want, want);
+    }
+}
+
 /* What the serialisers may send is exactly what this parser accepts, byte by byte: a byte the
  * validators pass can never end a line or smuggle a field into a message we write. */
 static void test_valid_for_sending_matches_parser(void **state)
@@ -787,6 +818,8 @@ int main(void)
         cmocka_unit_test(test_scan_one_byte_per_read_is_linear),
         cmocka_unit_test(test_scan_agrees_with_parse),
         cmocka_unit_test(test_scan_first_read_and_window),
+        cmocka_unit_test(test_scan_whole_head_looked_at_once),
+        cmocka_unit_test(test_token_bytes_are_tchar),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
