@@ -24,12 +24,12 @@
 #include "lib/deadline.h"
 #include "lib/http_parse.h"
 #include "lb/proxy.h"
+#include "lb/rewrite.h"
 
-#define IO_LIMIT        65536 /* bytes buffered per direction; also the head size limit */
-#define READ_CHUNK      16384
-#define LINGER_MS       1000
-#define QUEUE_POLL_MS   10
-#define MAX_CONN_TOKENS 16
+#define IO_LIMIT      65536 /* bytes buffered per direction; also the head size limit */
+#define READ_CHUNK    16384
+#define LINGER_MS     1000
+#define QUEUE_POLL_MS 10
 
 enum client_state {
     CS_HEAD,    /* reading a request head (or idle between requests) */
@@ -269,117 +269,12 @@ static void client_timeout(struct deadline *d)
     }
 }
 
-/* ---- request head rewriting ----------------------------------------------------------------- */
-
-static bool is_hop_by_hop(struct str name, const struct str *tokens, size_t ntokens)
-{
-    static const char *const hop[] = {"connection", "keep-alive", "te",
-                                      "trailer",    "upgrade",    "proxy-connection"};
-
-    for (size_t i = 0; i < ARRAY_LEN(hop); i++)
-        if (str_ieq_cstr(name, hop[i]))
-            return true;
-    for (size_t i = 0; i < ntokens; i++)
-        if (str_ieq(name, tokens[i]))
-            return true;
-    return false;
-}
+/* ---- requests ---------------------------------------------------------------------------- */
 
 /* Upgrade is hop-by-hop, but passed on (with Connection: Upgrade) when switching protocols. */
 static bool is_upgrade(struct str name)
 {
     return str_ieq_cstr(name, "upgrade");
-}
-
-/* The header names listed in Connection fields (they are hop-by-hop too). */
-static size_t connection_tokens(const struct http_header *h, size_t n, struct str *out, size_t max)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (!str_ieq_cstr(h[i].name, "connection"))
-            continue;
-        const char *p = h[i].value.p, *end = p + h[i].value.n;
-        while (p < end && k < max) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma ? comma : end;
-            struct str tok = str_trim((struct str){p, (size_t)(e - p)});
-            /* never let Connection strip the framing or Host: that would desynchronise us */
-            if (str_ieq_cstr(tok, "content-length") || str_ieq_cstr(tok, "transfer-encoding") ||
-                str_ieq_cstr(tok, "host"))
-                tok.n = 0;
-            if (tok.n)
-                out[k++] = tok;
-            p = comma ? comma + 1 : end;
-        }
-    }
-    return k;
-}
-
-/* Appends "Name: old1, old2, extra\r\n" joining every field called name. */
-static void append_joined(struct buf *b, const char *name, const struct http_header *h, size_t n,
-                          const char *extra)
-{
-    bool any = false;
-
-    buf_append_cstr(b, name);
-    buf_append(b, ": ", 2);
-    for (size_t i = 0; i < n; i++) {
-        if (!str_ieq_cstr(h[i].name, name) || h[i].value.n == 0)
-            continue;
-        if (any)
-            buf_append(b, ", ", 2);
-        buf_append_str(b, h[i].value);
-        any = true;
-    }
-    if (any)
-        buf_append(b, ", ", 2);
-    buf_append_cstr(b, extra);
-    buf_append(b, "\r\n", 2);
-}
-
-static void build_request_head(struct lb_client *c, const struct http_request_head *req)
-{
-    const struct lb_config *cfg = c->px->cfg;
-    struct buf *b = &c->uphead;
-    struct str tokens[MAX_CONN_TOKENS];
-    size_t ntok = connection_tokens(req->headers, req->num_headers, tokens, MAX_CONN_TOKENS);
-
-    buf_reset(b);
-    buf_append_str(b, req->method);
-    buf_append(b, " ", 1);
-    buf_append_str(b, req->target);
-    buf_append(b, " HTTP/1.1\r\n", 11);
-    for (size_t i = 0; i < req->num_headers; i++) {
-        struct str name = req->headers[i].name;
-        if (is_hop_by_hop(name, tokens, ntok) && !(c->upgrade_req && is_upgrade(name)))
-            continue;
-        if (cfg->x_forwarded_for &&
-            (str_ieq_cstr(name, "x-forwarded-for") || str_ieq_cstr(name, "x-forwarded-proto")))
-            continue;
-        if ((cfg->via && str_ieq_cstr(name, "via")) ||
-            (cfg->forwarded && str_ieq_cstr(name, "forwarded")))
-            continue;
-        buf_append_str(b, name);
-        buf_append(b, ": ", 2);
-        buf_append_str(b, req->headers[i].value);
-        buf_append(b, "\r\n", 2);
-    }
-    if (cfg->x_forwarded_for) {
-        append_joined(b, "X-Forwarded-For", req->headers, req->num_headers, c->ip);
-        buf_append_cstr(b, "X-Forwarded-Proto: http\r\n");
-    }
-    if (cfg->via)
-        append_joined(b, "Via", req->headers, req->num_headers, "1.1 mesh-lb");
-    if (cfg->forwarded) {
-        char fwd[128];
-        snprintf(fwd, sizeof(fwd), c->ipv6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http",
-                 c->ip);
-        append_joined(b, "Forwarded", req->headers, req->num_headers, fwd);
-    }
-    if (c->upgrade_req)
-        buf_append_cstr(b, "Connection: Upgrade\r\n");
-    buf_append(b, "\r\n", 2);
 }
 
 /* A protocol switch the proxy can relay: asked for properly, by HTTP/1.1, without a body. */
@@ -853,39 +748,25 @@ static void dispatch(struct lb_client *c, struct lb_server *avoid)
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
+/* The response head for the client (c->clihead), from the server's parsed one. */
 static void build_response_head(struct lb_client *c, const struct http_response_head *res,
-                                bool final)
+                                const char *fields_end, bool final)
 {
-    struct buf *b = &c->clihead;
-    struct str tokens[MAX_CONN_TOKENS];
-    size_t ntok = connection_tokens(res->headers, res->num_headers, tokens, MAX_CONN_TOKENS);
-    struct str reason = res->reason.n ? res->reason : str_from(http_status_reason(res->status));
+    enum lb_rewrite_conn conn = LB_CONN_NONE;
 
-    buf_reset(b);
-    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", res->status, STR_FMT(reason));
-    for (size_t i = 0; i < res->num_headers; i++) {
-        struct str name = res->headers[i].name;
-        if (is_hop_by_hop(name, tokens, ntok) && !(c->tunnel && is_upgrade(name)))
-            continue;
-        if (c->rsp_mode == BODY_DECHUNK && str_ieq_cstr(name, "transfer-encoding"))
-            continue;
-        buf_append_str(b, name);
-        buf_append(b, ": ", 2);
-        buf_append_str(b, res->headers[i].value);
-        buf_append(b, "\r\n", 2);
-    }
-    if (final && !c->cli_keep)
-        buf_append_cstr(b, "Connection: close\r\n");
-    else if (final && c->minor0)
-        buf_append_cstr(b, "Connection: keep-alive\r\n");
     if (c->tunnel)
-        buf_append_cstr(b, "Connection: Upgrade\r\n");
-    buf_append(b, "\r\n", 2);
+        conn = LB_CONN_UPGRADE;
+    else if (final && !c->cli_keep)
+        conn = LB_CONN_CLOSE;
+    else if (final && c->minor0)
+        conn = LB_CONN_KEEP_ALIVE;
+    lb_rewrite_response(&c->clihead, res, fields_end, c->rsp_mode == BODY_DECHUNK, conn);
     c->clihead_pending = true;
 }
 
 /* A final response head arrived: decide its framing and what to do with both connections. */
-static void response_head(struct lb_client *c, const struct http_response_head *res)
+static void response_head(struct lb_client *c, const struct http_response_head *res,
+                          const char *fields_end)
 {
     struct lb_proxy *px = c->px;
 
@@ -919,7 +800,7 @@ static void response_head(struct lb_client *c, const struct http_response_head *
         note_failure(px, c->srv);
     else
         note_success(c->srv);
-    build_response_head(c, res, true);
+    build_response_head(c, res, fields_end, true);
 }
 
 /*
@@ -928,7 +809,8 @@ static void response_head(struct lb_client *c, const struct http_response_head *
  * until close) under timeout_tunnel alone. The client's half-close is passed on to the server
  * (tunnel_pass_eof); the server's end ends the client's connection once its bytes are out.
  */
-static void tunnel_start(struct lb_client *c, const struct http_response_head *res)
+static void tunnel_start(struct lb_client *c, const struct http_response_head *res,
+                         const char *fields_end)
 {
     struct lb_proxy *px = c->px;
 
@@ -950,7 +832,7 @@ static void tunnel_start(struct lb_client *c, const struct http_response_head *r
     lb_count(&c->srv->c.tunnel_tot, 1);
     lb_upconn_timeout(c->up, 0);
     client_timer(c, 0);
-    build_response_head(c, res, false);
+    build_response_head(c, res, fields_end, false);
 }
 
 /* Parses a response head from c->rsp. 1 parsed (consumed), 0 incomplete, -1 answered 502. */
@@ -969,16 +851,17 @@ static int parse_response_head(struct lb_client *c)
         send_error(c, 502);
         return -1;
     }
+    const char *fields_end = c->rsp.data + r - 2; /* before the blank line */
     if (res->status == 101) {
-        tunnel_start(c, res);
+        tunnel_start(c, res, fields_end);
     } else if (res->status < 200) {
         /* interim response (100 Continue, 103): HTTP/1.0 clients do not get them */
         if (c->minor0)
             c->clihead_pending = false;
         else
-            build_response_head(c, res, false);
+            build_response_head(c, res, fields_end, false);
     } else {
-        response_head(c, res);
+        response_head(c, res, fields_end);
     }
     buf_consume(&c->rsp, (size_t)r);
     c->rsp_scan = HTTP_HEAD_SCAN_INIT;
@@ -1242,8 +1125,9 @@ static void send_error(struct lb_client *c, int status)
 
 /*
  * The proxy adds up to four fields to a request head (X-Forwarded-For, X-Forwarded-Proto, Via,
- * Forwarded) and re-emits every field as "Name: value\r\n" however it came. A client's head is
- * held to the default limits minus that much, so what a server receives is within them too: a
+ * Forwarded), joining the client's values of each into one line (lb/rewrite.h). A client's
+ * head is held to the default limits minus that much, so what a server receives is within
+ * them too: a
  * server with the same limits (the webapp, Python's http.server: 100 fields) would otherwise
  * refuse a request the proxy accepted.
  */
@@ -1300,7 +1184,8 @@ static void parse_request(struct lb_client *c)
     c->retries_left = px->cfg->retries;
     c->t_req = uv_hrtime();
     c->t_slot = c->t_rsp_head = 0;
-    build_request_head(c, req);
+    struct lb_rewrite_client client = {c->ip, c->ipv6, c->upgrade_req};
+    lb_rewrite_request(&c->uphead, req, c->in.data + r - 2, px->cfg, &client);
     buf_consume(&c->in, (size_t)r);
     c->req_scan = HTTP_HEAD_SCAN_INIT;
     deadline_clear(&c->timer);
