@@ -13,17 +13,17 @@
 
 /* An authorizer over one parsed rule set. */
 struct fixture {
-    struct acl_rules rules;
-    const struct acl_rules *list[1];
-    struct acl_authz a;
+    struct reg_acl_rules rules;
+    const struct reg_acl_rules *list[1];
+    struct reg_acl_authz a;
 };
 
 static void load(struct fixture *f, const char *text, bool default_allow)
 {
     struct err e;
-    assert_int_equal(acl_rules_parse(text, &f->rules, &e), 0);
+    assert_int_equal(reg_acl_rules_parse(text, &f->rules, &e), 0);
     f->list[0] = &f->rules;
-    f->a = (struct acl_authz){.enabled = true, .default_allow = default_allow, .rules = NULL};
+    f->a = (struct reg_acl_authz){.enabled = true, .default_allow = default_allow, .rules = NULL};
     f->a.rules = f->list;
     f->a.nrules = 1;
 }
@@ -31,60 +31,61 @@ static void load(struct fixture *f, const char *text, bool default_allow)
 static void test_parse_hcl(void **state)
 {
     (void)state;
-    struct acl_rules r;
+    struct reg_acl_rules r;
     struct err e;
     const char *text = "# comment\n"
                        "key_prefix \"app/\" { policy = \"write\" }\n"
                        "// another\n"
                        "service \"web\" {\n  policy = \"read\"\n  intentions = \"read\"\n}\n"
                        "/* block */ operator = \"read\"\n";
-    assert_int_equal(acl_rules_parse(text, &r, &e), 0);
+    assert_int_equal(reg_acl_rules_parse(text, &r, &e), 0);
     assert_int_equal(r.n, 3);
-    assert_int_equal(r.v[0].res, ACL_RES_KEY);
+    assert_int_equal(r.v[0].res, REG_ACL_RES_KEY);
     assert_true(r.v[0].prefix);
     assert_string_equal(r.v[0].name, "app/");
-    assert_int_equal(r.v[0].level, ACL_LEVEL_WRITE);
-    assert_int_equal(r.v[1].res, ACL_RES_SERVICE);
+    assert_int_equal(r.v[0].level, REG_ACL_LEVEL_WRITE);
+    assert_int_equal(r.v[1].res, REG_ACL_RES_SERVICE);
     assert_false(r.v[1].prefix);
-    assert_int_equal(r.v[1].level, ACL_LEVEL_READ);
-    assert_int_equal(r.v[2].res, ACL_RES_OPERATOR);
-    acl_rules_free(&r);
+    assert_int_equal(r.v[1].level, REG_ACL_LEVEL_READ);
+    assert_int_equal(r.v[2].res, REG_ACL_RES_OPERATOR);
+    reg_acl_rules_free(&r);
 }
 
 static void test_parse_json(void **state)
 {
     (void)state;
-    struct acl_rules r;
+    struct reg_acl_rules r;
     struct err e;
     assert_int_equal(
-        acl_rules_parse("{\"key_prefix\": {\"a/\": {\"policy\": \"list\"}}, \"acl\": \"write\"}",
-                        &r, &e),
+        reg_acl_rules_parse(
+            "{\"key_prefix\": {\"a/\": {\"policy\": \"list\"}}, \"acl\": \"write\"}", &r, &e),
         0);
     assert_int_equal(r.n, 2);
-    assert_int_equal(r.v[0].level, ACL_LEVEL_LIST);
-    assert_int_equal(r.v[1].res, ACL_RES_ACL);
-    acl_rules_free(&r);
+    assert_int_equal(r.v[0].level, REG_ACL_LEVEL_LIST);
+    assert_int_equal(r.v[1].res, REG_ACL_RES_ACL);
+    reg_acl_rules_free(&r);
 }
 
 static void test_parse_errors(void **state)
 {
     (void)state;
-    struct acl_rules r;
+    struct reg_acl_rules r;
     struct err e;
-    assert_int_equal(acl_rules_parse("key \"a\" { policy = \"bogus\" }", &r, &e), -EINVAL);
+    assert_int_equal(reg_acl_rules_parse("key \"a\" { policy = \"bogus\" }", &r, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "invalid policy"));
-    acl_rules_free(&r);
-    assert_int_equal(acl_rules_parse("service \"a\" { policy = \"list\" }", &r, &e), -EINVAL);
-    acl_rules_free(&r);
-    assert_int_equal(acl_rules_parse("frobnicate \"a\" { policy = \"read\" }", &r, &e), -EINVAL);
-    acl_rules_free(&r);
-    assert_int_equal(acl_rules_parse("key \"a\" { policy = \"read\"", &r, &e), -EINVAL);
-    acl_rules_free(&r);
-    assert_int_equal(acl_rules_parse("{\"key\": 3}", &r, &e), -EINVAL);
-    acl_rules_free(&r);
-    assert_int_equal(acl_rules_parse("", &r, &e), 0);
+    reg_acl_rules_free(&r);
+    assert_int_equal(reg_acl_rules_parse("service \"a\" { policy = \"list\" }", &r, &e), -EINVAL);
+    reg_acl_rules_free(&r);
+    assert_int_equal(reg_acl_rules_parse("frobnicate \"a\" { policy = \"read\" }", &r, &e),
+                     -EINVAL);
+    reg_acl_rules_free(&r);
+    assert_int_equal(reg_acl_rules_parse("key \"a\" { policy = \"read\"", &r, &e), -EINVAL);
+    reg_acl_rules_free(&r);
+    assert_int_equal(reg_acl_rules_parse("{\"key\": 3}", &r, &e), -EINVAL);
+    reg_acl_rules_free(&r);
+    assert_int_equal(reg_acl_rules_parse("", &r, &e), 0);
     assert_int_equal(r.n, 0);
-    acl_rules_free(&r);
+    reg_acl_rules_free(&r);
 }
 
 static void test_prefix_precedence(void **state)
@@ -97,14 +98,14 @@ static void test_prefix_precedence(void **state)
          "key_prefix \"app/secret/\" { policy = \"deny\" }\n"
          "key \"app/secret/open\" { policy = \"write\" }\n",
          false);
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "other", ACL_ACCESS_READ));
-    assert_false(acl_allowed(&f.a, ACL_RES_KEY, "other", ACL_ACCESS_WRITE));
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "app/x", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed(&f.a, ACL_RES_KEY, "app/secret/x", ACL_ACCESS_READ));
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "app/secret/open", ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "other", REG_ACL_ACCESS_READ));
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "other", REG_ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "app/x", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "app/secret/x", REG_ACL_ACCESS_READ));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "app/secret/open", REG_ACL_ACCESS_WRITE));
     /* No service rule: the default (deny) applies. */
-    assert_false(acl_allowed(&f.a, ACL_RES_SERVICE, "web", ACL_ACCESS_READ));
-    acl_rules_free(&f.rules);
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_SERVICE, "web", REG_ACL_ACCESS_READ));
+    reg_acl_rules_free(&f.rules);
 }
 
 /* A recursive delete needs write on every key under the prefix (Consul's KeyWritePrefix). */
@@ -117,14 +118,16 @@ static void test_subtree_write(void **state)
          "key_prefix \"app/secret/\" { policy = \"deny\" }\n"
          "key \"ro/frozen\" { policy = \"read\" }\n",
          false);
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "app/", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "ro", ACL_ACCESS_WRITE));
-    assert_true(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/public/", ACL_ACCESS_WRITE));
-    assert_true(acl_allowed_subtree(&f.a, ACL_RES_KEY, "ro/other", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed_subtree(&f.a, ACL_RES_KEY, "app/secret/x", ACL_ACCESS_WRITE));
-    acl_rules_free(&f.rules);
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "app/", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "app/", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "ro", REG_ACL_ACCESS_WRITE));
+    assert_true(
+        reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "app/public/", REG_ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "ro/other", REG_ACL_ACCESS_WRITE));
+    assert_false(
+        reg_acl_allowed_subtree(&f.a, REG_ACL_RES_KEY, "app/secret/x", REG_ACL_ACCESS_WRITE));
+    reg_acl_rules_free(&f.rules);
 }
 
 static void test_deny_wins_ties(void **state)
@@ -135,9 +138,10 @@ static void test_deny_wins_ties(void **state)
          "service_prefix \"web\" { policy = \"write\" }\nservice_prefix \"web\" { policy = "
          "\"deny\" }\n",
          true);
-    assert_false(acl_allowed(&f.a, ACL_RES_SERVICE, "web1", ACL_ACCESS_READ));
-    assert_true(acl_allowed(&f.a, ACL_RES_SERVICE, "db", ACL_ACCESS_WRITE)); /* default allow */
-    acl_rules_free(&f.rules);
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_SERVICE, "web1", REG_ACL_ACCESS_READ));
+    assert_true(
+        reg_acl_allowed(&f.a, REG_ACL_RES_SERVICE, "db", REG_ACL_ACCESS_WRITE)); /* default allow */
+    reg_acl_rules_free(&f.rules);
 }
 
 static void test_levels_and_defaults(void **state)
@@ -145,31 +149,31 @@ static void test_levels_and_defaults(void **state)
     (void)state;
     struct fixture f;
     load(&f, "key_prefix \"l/\" { policy = \"list\" }\noperator = \"read\"\n", true);
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "l/a", ACL_ACCESS_LIST));
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "l/a", ACL_ACCESS_READ));
-    assert_false(acl_allowed(&f.a, ACL_RES_KEY, "l/a", ACL_ACCESS_WRITE));
-    assert_true(acl_allowed(&f.a, ACL_RES_OPERATOR, NULL, ACL_ACCESS_READ));
-    assert_false(acl_allowed(&f.a, ACL_RES_OPERATOR, NULL, ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "l/a", REG_ACL_ACCESS_LIST));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "l/a", REG_ACL_ACCESS_READ));
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "l/a", REG_ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_OPERATOR, NULL, REG_ACL_ACCESS_READ));
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_OPERATOR, NULL, REG_ACL_ACCESS_WRITE));
     /* Default allow still keeps ACL management to explicit grants. */
-    assert_false(acl_allowed(&f.a, ACL_RES_ACL, NULL, ACL_ACCESS_READ));
+    assert_false(reg_acl_allowed(&f.a, REG_ACL_RES_ACL, NULL, REG_ACL_ACCESS_READ));
     f.a.management = true;
-    assert_true(acl_allowed(&f.a, ACL_RES_ACL, NULL, ACL_ACCESS_WRITE));
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_ACL, NULL, REG_ACL_ACCESS_WRITE));
     f.a.management = false;
     f.a.enabled = false;
-    assert_true(acl_allowed(&f.a, ACL_RES_KEY, "l/a", ACL_ACCESS_WRITE));
-    acl_rules_free(&f.rules);
+    assert_true(reg_acl_allowed(&f.a, REG_ACL_RES_KEY, "l/a", REG_ACL_ACCESS_WRITE));
+    reg_acl_rules_free(&f.rules);
 }
 
 static void test_denied_text(void **state)
 {
     (void)state;
-    struct acl_authz a = {.enabled = true, .accessor_id = "abc"};
+    struct reg_acl_authz a = {.enabled = true, .accessor_id = "abc"};
     struct buf b = BUF_INIT;
-    acl_denied_text(&a, ACL_RES_KEY, "foo", ACL_ACCESS_WRITE, &b);
+    reg_acl_denied_text(&a, REG_ACL_RES_KEY, "foo", REG_ACL_ACCESS_WRITE, &b);
     assert_string_equal(b.data, "Permission denied: token with AccessorID 'abc' lacks permission "
                                 "'key:write' on \"foo\"");
     buf_reset(&b);
-    acl_denied_text(&a, ACL_RES_OPERATOR, "", ACL_ACCESS_READ, &b);
+    reg_acl_denied_text(&a, REG_ACL_RES_OPERATOR, "", REG_ACL_ACCESS_READ, &b);
     assert_string_equal(b.data, "Permission denied: token with AccessorID 'abc' lacks permission "
                                 "'operator:read'");
     buf_free(&b);
@@ -186,21 +190,21 @@ static void test_resolve_and_replay(void **state)
 {
     (void)state;
     struct reg_state st, st2;
-    struct acl_settings set = {
+    struct reg_acl_settings set = {
         .enabled = true, .default_allow = false, .initial_management = "root"};
-    struct acl_authz a = {0};
+    struct reg_acl_authz a = {0};
     struct err e;
     uint64_t index;
 
     reg_state_init(&st);
-    acl_state_ensure(&st, &set);
-    assert_int_equal(acl_resolve(&st, &set, "root", &a), 0);
+    reg_acl_state_ensure(&st, &set);
+    assert_int_equal(reg_acl_resolve(&st, &set, "root", &a), 0);
     assert_true(a.management);
-    assert_int_equal(acl_resolve(&st, &set, "nope", &a), -ENOENT);
-    assert_false(acl_allowed(&a, ACL_RES_KEY, "x", ACL_ACCESS_READ));
-    assert_int_equal(acl_resolve(&st, &set, NULL, &a), 0);
+    assert_int_equal(reg_acl_resolve(&st, &set, "nope", &a), -ENOENT);
+    assert_false(reg_acl_allowed(&a, REG_ACL_RES_KEY, "x", REG_ACL_ACCESS_READ));
+    assert_int_equal(reg_acl_resolve(&st, &set, NULL, &a), 0);
     assert_string_equal(a.accessor_id, REG_ACL_ANONYMOUS_ID);
-    assert_false(acl_allowed(&a, ACL_RES_KEY, "x", ACL_ACCESS_READ));
+    assert_false(reg_acl_allowed(&a, REG_ACL_RES_KEY, "x", REG_ACL_ACCESS_READ));
 
     struct reg_acl_policy p = {.id = (char *)"p1",
                                .name = (char *)"app",
@@ -212,9 +216,9 @@ static void test_resolve_and_replay(void **state)
     struct reg_acl_token t = {
         .accessor_id = (char *)"t1", .secret_id = (char *)"s1", .policy_ids = ids, .npolicies = 1};
     reg_acl_token_put(&st, &t);
-    assert_int_equal(acl_resolve(&st, &set, "s1", &a), 0);
-    assert_true(acl_allowed(&a, ACL_RES_KEY, "app/x", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed(&a, ACL_RES_KEY, "other", ACL_ACCESS_WRITE));
+    assert_int_equal(reg_acl_resolve(&st, &set, "s1", &a), 0);
+    assert_true(reg_acl_allowed(&a, REG_ACL_RES_KEY, "app/x", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed(&a, REG_ACL_RES_KEY, "other", REG_ACL_ACCESS_WRITE));
 
     /* A snapshot replayed into a fresh state gives the same answers. */
     reg_state_init(&st2);
@@ -224,16 +228,16 @@ static void test_resolve_and_replay(void **state)
     json_t *r;
     json_array_foreach(records, i, r) assert_int_equal(reg_state_apply(&st2, r), 0);
     json_decref(records);
-    assert_int_equal(acl_resolve(&st2, &set, "s1", &a), 0);
-    assert_true(acl_allowed(&a, ACL_RES_KEY, "app/y", ACL_ACCESS_WRITE));
-    assert_false(acl_allowed(&a, ACL_RES_KEY, "zzz", ACL_ACCESS_WRITE));
+    assert_int_equal(reg_acl_resolve(&st2, &set, "s1", &a), 0);
+    assert_true(reg_acl_allowed(&a, REG_ACL_RES_KEY, "app/y", REG_ACL_ACCESS_WRITE));
+    assert_false(reg_acl_allowed(&a, REG_ACL_RES_KEY, "zzz", REG_ACL_ACCESS_WRITE));
     assert_int_equal(st2.table_index[REG_TABLE_ACL], st.table_index[REG_TABLE_ACL]);
-    assert_int_equal(acl_resolve(&st2, &set, "root", &a), 0);
+    assert_int_equal(reg_acl_resolve(&st2, &set, "root", &a), 0);
     assert_true(a.management);
 
     assert_true(reg_acl_token_delete(&st, "t1") > 0);
-    assert_int_equal(acl_resolve(&st, &set, "s1", &a), -ENOENT);
-    acl_authz_free(&a);
+    assert_int_equal(reg_acl_resolve(&st, &set, "s1", &a), -ENOENT);
+    reg_acl_authz_free(&a);
     reg_state_free(&st);
     reg_state_free(&st2);
 }

@@ -32,7 +32,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.client_addr, "127.0.0.1");
     assert_int_equal(cfg.http_port, 8500);
     assert_false(cfg.server);
-    struct acl_settings set;
+    struct reg_acl_settings set;
     agent_config_acl(&cfg, &set);
     assert_false(set.enabled);
     assert_true(set.default_allow); /* default_policy "allow" */
@@ -127,7 +127,7 @@ static void test_cluster_acl_and_tls_keys(void **state)
     assert_true(cfg.acl_enabled);
     assert_string_equal(cfg.acl_default_policy, "deny");
     assert_string_equal(cfg.acl_initial_management, "root");
-    struct acl_settings set;
+    struct reg_acl_settings set;
     agent_config_acl(&cfg, &set);
     assert_true(set.enabled);
     assert_false(set.default_allow);

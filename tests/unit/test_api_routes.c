@@ -114,16 +114,16 @@ static void test_every_route_declares_its_acl(void **state)
         if (r->acl.kind == API_ACL_UNSET)
             fail_msg("route %s %s declares no ACL kind", r->method, r->path);
         bool needs_res = r->acl.kind != API_ACL_PUBLIC;
-        if (needs_res != (r->acl.res != ACL_RES_NONE))
+        if (needs_res != (r->acl.res != REG_ACL_RES_NONE))
             fail_msg("route %s %s: a %s route %s a resource", r->method, r->path,
                      kind_name(r->acl.kind), needs_res ? "needs" : "takes no");
-        if (r->acl.kind == API_ACL_FILTER && (r->write || r->acl.acc != ACL_ACCESS_READ))
+        if (r->acl.kind == API_ACL_FILTER && (r->write || r->acl.acc != REG_ACL_ACCESS_READ))
             fail_msg("route %s %s: only reads filter", r->method, r->path);
         /* Reads need no write permission and writes no read: a mismatch is a typo. */
         if ((r->acl.kind == API_ACL_ROUTE || r->acl.kind == API_ACL_HANDLER) &&
-            (r->acl.acc == ACL_ACCESS_WRITE) != (r->write != NULL))
+            (r->acl.acc == REG_ACL_ACCESS_WRITE) != (r->write != NULL))
             fail_msg("route %s %s: %s access on a %s", r->method, r->path,
-                     acl_access_name(r->acl.acc), r->write ? "write" : "read");
+                     reg_acl_access_name(r->acl.acc), r->write ? "write" : "read");
         if (r->acl.kind != API_ACL_ROUTE && r->acl.name != API_ACL_NAME_NONE)
             fail_msg("route %s %s: only router-checked routes name what they check", r->method,
                      r->path);
@@ -179,10 +179,10 @@ static void test_docs_state_every_route(void **state)
         if (strcmp(d->how, kind_name(r->acl.kind)) != 0)
             fail_msg("docs/acl.md says %s %s is '%s'; the route table says '%s'", d->method,
                      d->path, d->how, kind_name(r->acl.kind));
-        char *perm =
-            r->acl.kind == API_ACL_PUBLIC
-                ? xasprintf("none")
-                : xasprintf("`%s:%s`", acl_resource_name(r->acl.res), acl_access_name(r->acl.acc));
+        char *perm = r->acl.kind == API_ACL_PUBLIC
+                         ? xasprintf("none")
+                         : xasprintf("`%s:%s`", reg_acl_resource_name(r->acl.res),
+                                     reg_acl_access_name(r->acl.acc));
         if (!strstr(d->needs, perm))
             fail_msg("docs/acl.md: %s %s needs '%s', which does not mention %s", d->method, d->path,
                      d->needs, perm);

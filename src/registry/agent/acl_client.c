@@ -18,7 +18,7 @@ struct cached_token {
     bool known; /* false: the servers answered "ACL not found" */
     bool management;
     char *accessor_id;
-    struct acl_rules *rules; /* rules[nrules], one per policy */
+    struct reg_acl_rules *rules; /* rules[nrules], one per policy */
     size_t nrules;
     uint64_t fetched_ms;
 };
@@ -42,7 +42,7 @@ struct fetch {
 static void token_free(struct cached_token *t)
 {
     for (size_t i = 0; i < t->nrules; i++)
-        acl_rules_free(&t->rules[i]);
+        reg_acl_rules_free(&t->rules[i]);
     free(t->rules);
     free(t->accessor_id);
     free(t);
@@ -66,12 +66,12 @@ void acl_cache_free(struct acl_cache *ac)
     free(ac);
 }
 
-int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct acl_authz *authz)
+int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz)
 {
     const struct reg_agent *a = ac->agent;
     struct cached_token *t = smap_get(&ac->tokens, secret ? secret : "");
 
-    acl_authz_free(authz);
+    reg_acl_authz_free(authz);
     authz->enabled = true;
     authz->default_allow = strcmp(a->cfg.acl_default_policy, "deny") != 0;
     if (!t)
@@ -114,9 +114,9 @@ static void store(struct acl_cache *ac, const char *secret, int status, const ch
     json_array_foreach(rules, i, text)
     {
         struct err e;
-        if (acl_rules_parse(json_string_value(text), &t->rules[t->nrules], &e) < 0) {
+        if (reg_acl_rules_parse(json_string_value(text), &t->rules[t->nrules], &e) < 0) {
             log_warn("acl: rules from the server do not parse: %s", e.msg);
-            acl_rules_free(&t->rules[t->nrules]);
+            reg_acl_rules_free(&t->rules[t->nrules]);
             continue;
         }
         t->nrules++;

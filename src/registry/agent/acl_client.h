@@ -25,7 +25,7 @@ void acl_cache_free(struct acl_cache *ac);
  * can); -ENOENT for a token the servers do not know; or -EAGAIN when nothing is cached (fetch
  * first). authz borrows the cache's rules: valid until the cache next stores that token.
  */
-int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct acl_authz *authz);
+int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz);
 
 /*
  * Asks a server about secret, then calls resume(c); on failure with nothing cached, answers c

@@ -346,9 +346,9 @@ void agent_config_free(struct agent_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-void agent_config_acl(const struct agent_config *cfg, struct acl_settings *out)
+void agent_config_acl(const struct agent_config *cfg, struct reg_acl_settings *out)
 {
-    *out = (struct acl_settings){
+    *out = (struct reg_acl_settings){
         .enabled = cfg->acl_enabled,
         .default_allow = !cfg->acl_default_policy || strcmp(cfg->acl_default_policy, "deny") != 0,
         .initial_management = cfg->acl_initial_management,

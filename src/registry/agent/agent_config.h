@@ -91,7 +91,7 @@ struct agent_config {
 int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e);
 void agent_config_free(struct agent_config *cfg);
 
-/* The ACL settings of cfg, for acl_resolve (strings borrowed from cfg). */
-void agent_config_acl(const struct agent_config *cfg, struct acl_settings *out);
+/* The ACL settings of cfg, for reg_acl_resolve (strings borrowed from cfg). */
+void agent_config_acl(const struct agent_config *cfg, struct reg_acl_settings *out);
 
 #endif

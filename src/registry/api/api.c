@@ -35,19 +35,19 @@
 /* How each route is authorized (api_routes.h); docs/acl.md states the same, row by row. */
 #define ACL_PUBLIC                                                                                 \
     {                                                                                              \
-        API_ACL_PUBLIC, ACL_RES_NONE, ACL_ACCESS_READ, API_ACL_NAME_NONE                           \
+        API_ACL_PUBLIC, REG_ACL_RES_NONE, REG_ACL_ACCESS_READ, API_ACL_NAME_NONE                   \
     }
 #define ACL_ROUTE(res, acc, name)                                                                  \
     {                                                                                              \
-        API_ACL_ROUTE, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_##name                        \
+        API_ACL_ROUTE, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, API_ACL_NAME_##name                \
     }
 #define ACL_HANDLER(res, acc)                                                                      \
     {                                                                                              \
-        API_ACL_HANDLER, ACL_RES_##res, ACL_ACCESS_##acc, API_ACL_NAME_NONE                        \
+        API_ACL_HANDLER, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, API_ACL_NAME_NONE                \
     }
 #define ACL_FILTER(res)                                                                            \
     {                                                                                              \
-        API_ACL_FILTER, ACL_RES_##res, ACL_ACCESS_READ, API_ACL_NAME_NONE                          \
+        API_ACL_FILTER, REG_ACL_RES_##res, REG_ACL_ACCESS_READ, API_ACL_NAME_NONE                  \
     }
 #define CAT REG_TABLE_CATALOG
 
@@ -197,7 +197,7 @@ void api_call_free(struct api_call *c)
     url_query_free(&c->query);
     free(c->path);
     free(c->token);
-    acl_authz_free(&c->authz);
+    reg_acl_authz_free(&c->authz);
     bexpr_free(c->filter);
     free(c);
 }
@@ -529,9 +529,9 @@ static bool authorize(struct api_call *c, const struct api_route *r)
     struct reg_agent *a = c->agent;
 
     if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
-        struct acl_settings set;
+        struct reg_acl_settings set;
         agent_config_acl(&a->cfg, &set);
-        acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
+        reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
     int rc = api_acl_resolve(c);

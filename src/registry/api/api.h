@@ -50,15 +50,15 @@ struct api_call {
     uint64_t min_index;            /* ?index */
     const char *hash;              /* ?hash (agent service hash blocking) */
     const struct api_route *route; /* the route being served */
-    char *token;            /* the secret in use (request or default token), owned, may be NULL */
-    bool token_picked;      /* token was looked up */
-    bool token_given;       /* the request itself carried a token */
-    struct acl_authz authz; /* what the token may do (api_acl_resolve) */
-    struct bexpr *filter;   /* ?filter, parsed (api_filter.c); owned, may be NULL */
-    int filter_target;      /* what the filter selects from (api_filter.c) */
-    uint64_t unwritten;     /* reg_persist_unwritten when a write handler started */
-    uint64_t records;       /* cluster_records when a write handler started */
-    uint64_t hold_until;    /* cluster.c: loop time a call waiting for a leader gives up at */
+    char *token;       /* the secret in use (request or default token), owned, may be NULL */
+    bool token_picked; /* token was looked up */
+    bool token_given;  /* the request itself carried a token */
+    struct reg_acl_authz authz; /* what the token may do (api_acl_resolve) */
+    struct bexpr *filter;       /* ?filter, parsed (api_filter.c); owned, may be NULL */
+    int filter_target;          /* what the filter selects from (api_filter.c) */
+    uint64_t unwritten;         /* reg_persist_unwritten when a write handler started */
+    uint64_t records;           /* cluster_records when a write handler started */
+    uint64_t hold_until;        /* cluster.c: loop time a call waiting for a leader gives up at */
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */

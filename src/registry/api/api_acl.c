@@ -59,38 +59,38 @@ int api_acl_resolve(struct api_call *c)
     /* A client agent holds no tokens: the servers say what one may do (acl_client.h). */
     if (!a->cfg.server && a->cfg.acl_enabled)
         return acl_cache_lookup(a->acl_cache, c->token, &c->authz);
-    struct acl_settings set;
+    struct reg_acl_settings set;
     agent_config_acl(&a->cfg, &set);
-    return acl_resolve(&a->state, &set, c->token, &c->authz);
+    return reg_acl_resolve(&a->state, &set, c->token, &c->authz);
 }
 
-bool api_acl_allow(const struct api_call *c, enum acl_resource res, const char *name,
-                   enum acl_access acc)
+bool api_acl_allow(const struct api_call *c, enum reg_acl_resource res, const char *name,
+                   enum reg_acl_access acc)
 {
-    return acl_allowed(&c->authz, res, name, acc);
+    return reg_acl_allowed(&c->authz, res, name, acc);
 }
 
-bool api_acl_require(struct api_call *c, enum acl_resource res, const char *name,
-                     enum acl_access acc)
+bool api_acl_require(struct api_call *c, enum reg_acl_resource res, const char *name,
+                     enum reg_acl_access acc)
 {
     struct buf b = BUF_INIT;
 
-    if (acl_allowed(&c->authz, res, name, acc))
+    if (reg_acl_allowed(&c->authz, res, name, acc))
         return true;
-    acl_denied_text(&c->authz, res, name, acc, &b);
+    reg_acl_denied_text(&c->authz, res, name, acc, &b);
     api_error(c, 403, "%s", b.data);
     buf_free(&b);
     return false;
 }
 
-bool api_acl_require_read(struct api_call *c, struct api_result *res, enum acl_resource res_kind,
-                          const char *name)
+bool api_acl_require_read(struct api_call *c, struct api_result *res,
+                          enum reg_acl_resource res_kind, const char *name)
 {
     struct buf b = BUF_INIT;
 
-    if (acl_allowed(&c->authz, res_kind, name, ACL_ACCESS_READ))
+    if (reg_acl_allowed(&c->authz, res_kind, name, REG_ACL_ACCESS_READ))
         return true;
-    acl_denied_text(&c->authz, res_kind, name, ACL_ACCESS_READ, &b);
+    reg_acl_denied_text(&c->authz, res_kind, name, REG_ACL_ACCESS_READ, &b);
     api_result_error(res, 403, "%s", b.data);
     buf_free(&b);
     return false;
@@ -194,7 +194,7 @@ void api_acl_bootstrap(struct api_call *c)
     }
     uuid_v4(accessor);
     uuid_v4(secret);
-    acl_now_rfc3339(now);
+    reg_acl_now_rfc3339(now);
     char *policies[1] = {(char *)REG_ACL_MANAGEMENT_POLICY_ID};
     struct reg_acl_token t = {
         .accessor_id = accessor,
@@ -276,7 +276,7 @@ static void token_write(struct api_call *c, const struct reg_acl_token *existing
         sec = existing->secret_id;
     else if (!sec[0])
         uuid_v4(secret), sec = secret;
-    acl_now_rfc3339(now);
+    reg_acl_now_rfc3339(now);
     t.accessor_id = (char *)acc;
     t.secret_id = (char *)sec;
     t.description = (char *)body_str(body, "Description");
@@ -526,8 +526,8 @@ void api_agent_token(struct api_call *c)
 bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
                              const struct reg_service *s, bool need_node)
 {
-    if (api_acl_allow(c, ACL_RES_SERVICE, s->name, ACL_ACCESS_READ) &&
-        (!need_node || api_acl_allow(c, ACL_RES_NODE, s->node->name, ACL_ACCESS_READ)))
+    if (api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ) &&
+        (!need_node || api_acl_allow(c, REG_ACL_RES_NODE, s->node->name, REG_ACL_ACCESS_READ)))
         return true;
     api_acl_filtered(c, res);
     return false;
@@ -546,7 +546,7 @@ bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
 
     if (s)
         return api_acl_service_visible(c, res, s, need_node);
-    if (api_acl_allow(c, ACL_RES_NODE, chk->node->name, ACL_ACCESS_READ))
+    if (api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_READ))
         return true;
     api_acl_filtered(c, res);
     return false;
@@ -555,8 +555,8 @@ bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
 json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk)
 {
     const struct reg_service *s = check_service(chk);
-    bool secrets = s ? api_acl_allow(c, ACL_RES_SERVICE, s->name, ACL_ACCESS_WRITE)
-                     : api_acl_allow(c, ACL_RES_NODE, chk->node->name, ACL_ACCESS_WRITE);
+    bool secrets = s ? api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_WRITE)
+                     : api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_WRITE);
 
     return render_check(chk, secrets);
 }

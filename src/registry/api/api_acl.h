@@ -21,14 +21,14 @@ struct api_result;
  */
 int api_acl_resolve(struct api_call *c);
 /* True when the call's token may access the resource. */
-bool api_acl_allow(const struct api_call *c, enum acl_resource res, const char *name,
-                   enum acl_access acc);
+bool api_acl_allow(const struct api_call *c, enum reg_acl_resource res, const char *name,
+                   enum reg_acl_access acc);
 /* As api_acl_allow, but answers 403 (freeing the call) and returns false when denied. */
-bool api_acl_require(struct api_call *c, enum acl_resource res, const char *name,
-                     enum acl_access acc);
+bool api_acl_require(struct api_call *c, enum reg_acl_resource res, const char *name,
+                     enum reg_acl_access acc);
 /* As api_acl_require, for reads: sets res to the 403. */
-bool api_acl_require_read(struct api_call *c, struct api_result *res, enum acl_resource res_kind,
-                          const char *name);
+bool api_acl_require_read(struct api_call *c, struct api_result *res,
+                          enum reg_acl_resource res_kind, const char *name);
 struct reg_service;
 /* True when the call may read the service (and its node, with need_node); else marks res
  * filtered. */

@@ -46,7 +46,7 @@ void api_agent_service(struct api_call *c, struct api_result *res)
         api_result_error(res, 404, "unknown service ID: %s", c->arg);
         return;
     }
-    if (!api_acl_require_read(c, res, ACL_RES_SERVICE, s->name))
+    if (!api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
         return;
     json_t *o = render_agent_service(s, c->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
@@ -138,7 +138,7 @@ void api_agent_health_service_id(struct api_call *c, struct api_result *res)
         api_result_error(res, 404, "ServiceId %s not found", c->arg);
         return;
     }
-    if (!api_acl_require_read(c, res, ACL_RES_SERVICE, s->name))
+    if (!api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
         return;
     json_t *h = local_health(c, node, s, &status);
     if (wants_text(c)) {
@@ -168,7 +168,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
         const struct reg_service *s = e->val;
         if (strcasecmp(s->name, c->arg) != 0)
             continue;
-        if (!api_acl_allow(c, ACL_RES_SERVICE, s->name, ACL_ACCESS_READ)) {
+        if (!api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ)) {
             denied = s->name;
             continue;
         }
@@ -181,7 +181,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
     }
     if (json_array_size(list) == 0) {
         json_decref(list);
-        if (!denied || api_acl_require_read(c, res, ACL_RES_SERVICE, denied))
+        if (!denied || api_acl_require_read(c, res, REG_ACL_RES_SERVICE, denied))
             api_result_error(res, 404, "ServiceName %s Not Found", c->arg);
         return;
     }
@@ -267,7 +267,7 @@ void api_agent_service_register(struct api_call *c)
         api_error(c, 400, "%s", e.msg);
         return;
     }
-    if (!api_acl_require(c, ACL_RES_SERVICE, r.svc.name, ACL_ACCESS_WRITE)) {
+    if (!api_acl_require(c, REG_ACL_RES_SERVICE, r.svc.name, REG_ACL_ACCESS_WRITE)) {
         service_reg_free(&r);
         return;
     }
@@ -280,7 +280,7 @@ void api_agent_service_deregister(struct api_call *c)
 {
     const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
 
-    if (svc && !api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE))
+    if (svc && !api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
     if (agent_service_deregister(c->agent, c->arg) < 0) {
         api_error(c, 404,
@@ -307,8 +307,8 @@ static bool may_write_check(struct api_call *c, const char *check_id, const char
         return true;
     const struct reg_service *svc = sid[0] ? reg_service_get(node, sid) : NULL;
     if (svc)
-        return api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE);
-    return api_acl_require(c, ACL_RES_NODE, node->name, ACL_ACCESS_WRITE);
+        return api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE);
+    return api_acl_require(c, REG_ACL_RES_NODE, node->name, REG_ACL_ACCESS_WRITE);
 }
 
 void api_agent_check_register(struct api_call *c)
@@ -485,7 +485,7 @@ void api_agent_service_maintenance(struct api_call *c)
         return;
     }
     /* Taking a service out of rotation is a write on it (Consul's service:write). */
-    if (!api_acl_require(c, ACL_RES_SERVICE, svc->name, ACL_ACCESS_WRITE))
+    if (!api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
     char *id = xasprintf(SERVICE_MAINT_PREF "%s", c->arg);
     set_maintenance(c->agent, id, "Service Maintenance Mode", c->arg,

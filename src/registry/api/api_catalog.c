@@ -46,7 +46,7 @@ void api_catalog_nodes(struct api_call *c, struct api_result *res)
         const struct reg_node *n = e->val;
         if (!catalog_node_matches(&f, n))
             continue;
-        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, render_node(n));
         else
             api_acl_filtered(c, res);
@@ -120,7 +120,7 @@ static void node_view(struct api_call *c, struct api_result *res, bool as_list)
     const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
 
     catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
-    if (n && !api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ)) {
+    if (n && !api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
         api_acl_filtered(c, res);
         n = NULL;
     }
@@ -176,9 +176,10 @@ void api_catalog_register(struct api_call *c)
     }
     if (!r.node.datacenter || !r.node.datacenter[0])
         r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
-    if (!api_acl_require(c, ACL_RES_NODE, r.node.name ? r.node.name : "", ACL_ACCESS_WRITE) ||
+    if (!api_acl_require(c, REG_ACL_RES_NODE, r.node.name ? r.node.name : "",
+                         REG_ACL_ACCESS_WRITE) ||
         (r.has_service &&
-         !api_acl_require(c, ACL_RES_SERVICE, r.service.svc.name, ACL_ACCESS_WRITE))) {
+         !api_acl_require(c, REG_ACL_RES_SERVICE, r.service.svc.name, REG_ACL_ACCESS_WRITE))) {
         catalog_registration_free(&r);
         return;
     }
@@ -209,7 +210,7 @@ void api_catalog_deregister(struct api_call *c)
         api_error(c, 500, "No path to datacenter");
     } else if (!node || !node[0]) {
         api_error(c, 400, "Must provide node");
-    } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+    } else if (api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         struct reg_node *n = reg_node_get(&a->state, node);
         if (n && service_id && service_id[0]) {
             reg_checks_stop_service(a, n, service_id);

@@ -27,7 +27,7 @@ static json_t *all_nodes(struct api_call *c, struct api_result *res)
         const struct vivaldi_coord *co = coords_get(a, n->name);
         if (!co)
             continue;
-        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, node_coord_json(n->name, co));
         else
             api_acl_filtered(c, res);
@@ -48,7 +48,7 @@ void api_coordinate_datacenters(struct api_call *c, struct api_result *res)
     json_t *servers = json_array();
 
     /* The WAN pool is this datacenter's servers: this one, when it is a server. */
-    if (a->cfg.server && api_acl_allow(c, ACL_RES_NODE, a->cfg.node_name, ACL_ACCESS_READ))
+    if (a->cfg.server && api_acl_allow(c, REG_ACL_RES_NODE, a->cfg.node_name, REG_ACL_ACCESS_READ))
         json_array_append_new(servers, node_coord_json(name, &a->vivaldi.coord));
     else if (a->cfg.server)
         api_acl_filtered(c, res);
@@ -98,7 +98,7 @@ void api_coordinate_update(struct api_call *c)
         api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!reg_node_get(&a->state, node)) {
         api_error(c, 500, "rpc error making call: node \"%s\" not found", node);
-    } else if (api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+    } else if (api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         coords_set(a, node, &co);
         api_ok_empty(c);
     }

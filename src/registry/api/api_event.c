@@ -123,7 +123,7 @@ void api_event_list(struct api_call *c, struct api_result *res)
         const struct reg_event *ev = reg_sessions_event_at(s, i);
         if (name && name[0] && strcmp(name, ev->name) != 0)
             continue;
-        if (api_acl_allow(c, ACL_RES_EVENT, ev->name, ACL_ACCESS_READ))
+        if (api_acl_allow(c, REG_ACL_RES_EVENT, ev->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, event_json(ev));
         else
             api_acl_filtered(c, res);

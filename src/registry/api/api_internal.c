@@ -20,7 +20,7 @@ void api_internal_heartbeat(struct api_call *c)
         return;
     /* An agent may only speak for its own node: node:write on the name it announces. */
     const char *node = json_string_value(json_iget(body, "Node"));
-    if (!api_acl_require(c, ACL_RES_NODE, node ? node : "", ACL_ACCESS_WRITE)) {
+    if (!api_acl_require(c, REG_ACL_RES_NODE, node ? node : "", REG_ACL_ACCESS_WRITE)) {
         json_decref(body);
         return;
     }
@@ -58,7 +58,7 @@ void api_internal_leave(struct api_call *c)
         api_error(c, 400, "Leave needs a Node");
         return;
     }
-    if (!api_acl_require(c, ACL_RES_NODE, node, ACL_ACCESS_WRITE)) {
+    if (!api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         json_decref(body);
         return;
     }

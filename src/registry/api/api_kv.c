@@ -76,7 +76,7 @@ static void kv_keys(struct api_call *c, struct api_result *res)
     for (size_t i = first; i < end; i++) {
         const char *key = kv->v[i].key;
         size_t len = strlen(key);
-        if (!api_acl_allow(c, ACL_RES_KEY, key, ACL_ACCESS_READ)) {
+        if (!api_acl_allow(c, REG_ACL_RES_KEY, key, REG_ACL_ACCESS_READ)) {
             api_acl_filtered(c, res);
             continue;
         }
@@ -114,7 +114,7 @@ static void kv_recurse(struct api_call *c, struct api_result *res)
     }
     json_t *list = json_array();
     for (size_t i = first; i < end; i++) {
-        if (api_acl_allow(c, ACL_RES_KEY, kv->v[i].key, ACL_ACCESS_READ))
+        if (api_acl_allow(c, REG_ACL_RES_KEY, kv->v[i].key, REG_ACL_ACCESS_READ))
             json_array_append_new(list, render_kv(kv->v[i].val));
         else
             api_acl_filtered(c, res);
@@ -143,7 +143,7 @@ void api_kv_get(struct api_call *c, struct api_result *res)
         api_result_error(res, 400, "Missing key name");
         return;
     }
-    if (!api_acl_require_read(c, res, ACL_RES_KEY, c->arg))
+    if (!api_acl_require_read(c, res, REG_ACL_RES_KEY, c->arg))
         return;
     const struct reg_kv *kv = reg_kv_get(&c->agent->state, c->arg);
     if (!kv) {
@@ -254,9 +254,9 @@ void api_kv_delete(struct api_call *c)
         return;
     if (recurse) {
         /* The router checked key:write on the prefix; every key under it must be writable. */
-        if (!acl_allowed_subtree(&c->authz, ACL_RES_KEY, c->arg, ACL_ACCESS_WRITE)) {
+        if (!reg_acl_allowed_subtree(&c->authz, REG_ACL_RES_KEY, c->arg, REG_ACL_ACCESS_WRITE)) {
             struct buf b = BUF_INIT;
-            acl_denied_text(&c->authz, ACL_RES_KEY, c->arg, ACL_ACCESS_WRITE, &b);
+            reg_acl_denied_text(&c->authz, REG_ACL_RES_KEY, c->arg, REG_ACL_ACCESS_WRITE, &b);
             api_error(c, 403, "%s (a rule under the prefix grants less)", b.data);
             buf_free(&b);
             return;

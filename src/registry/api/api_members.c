@@ -30,7 +30,7 @@ void api_agent_members(struct api_call *c, struct api_result *res)
     /* Consul lists only the members the token has node:read on. */
     for (size_t i = json_array_size(list); i > 0; i--) {
         const char *name = json_string_value(json_object_get(json_array_get(list, i - 1), "Name"));
-        if (!api_acl_allow(c, ACL_RES_NODE, name ? name : "", ACL_ACCESS_READ)) {
+        if (!api_acl_allow(c, REG_ACL_RES_NODE, name ? name : "", REG_ACL_ACCESS_READ)) {
             json_array_remove(list, i - 1);
             api_acl_filtered(c, res);
         }

@@ -28,8 +28,8 @@ enum api_acl_name { API_ACL_NAME_NONE = 0, API_ACL_NAME_ARG, API_ACL_NAME_NODE }
 
 struct api_route_acl {
     enum api_acl_kind kind;
-    enum acl_resource res; /* ACL_RES_NONE only for PUBLIC */
-    enum acl_access acc;
+    enum reg_acl_resource res; /* REG_ACL_RES_NONE only for PUBLIC */
+    enum reg_acl_access acc;
     enum api_acl_name name;
 };
 

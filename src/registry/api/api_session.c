@@ -149,7 +149,7 @@ void api_session_create(struct api_call *c)
     if (!body)
         return;
     int rc = parse_create(c, body, &r, &e);
-    if (rc == 0 && !api_acl_require(c, ACL_RES_SESSION, r.t.node, ACL_ACCESS_WRITE)) {
+    if (rc == 0 && !api_acl_require(c, REG_ACL_RES_SESSION, r.t.node, REG_ACL_ACCESS_WRITE)) {
         create_req_free(&r);
         json_decref(body);
         return;
@@ -173,7 +173,7 @@ void api_session_destroy(struct api_call *c)
         return;
     }
     const struct reg_session *s = reg_session_get(&c->agent->state, c->arg);
-    if (s && !api_acl_require(c, ACL_RES_SESSION, s->node, ACL_ACCESS_WRITE))
+    if (s && !api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
     reg_session_destroy(&c->agent->state, c->arg);
     api_ok_json(c, json_true());
@@ -192,7 +192,7 @@ void api_session_renew(struct api_call *c)
         api_error(c, 404, "Session id '%s' not found", c->arg);
         return;
     }
-    if (!api_acl_require(c, ACL_RES_SESSION, s->node, ACL_ACCESS_WRITE))
+    if (!api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
     reg_sessions_track(c->agent->sessions, s);
     api_ok_json(c, json_pack("[o]", reg_session_json(s)));
@@ -203,7 +203,7 @@ static void session_result(struct api_call *c, struct api_result *res, json_t *l
 {
     for (size_t i = json_array_size(list); i > 0; i--) {
         const char *node = json_string_value(json_object_get(json_array_get(list, i - 1), "Node"));
-        if (!api_acl_allow(c, ACL_RES_SESSION, node ? node : "", ACL_ACCESS_READ)) {
+        if (!api_acl_allow(c, REG_ACL_RES_SESSION, node ? node : "", REG_ACL_ACCESS_READ)) {
             json_array_remove(list, i - 1);
             api_acl_filtered(c, res);
         }

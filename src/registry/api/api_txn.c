@@ -19,8 +19,8 @@ static bool txn_op_allowed(struct api_call *c, const json_t *kv)
     const char *key = json_string_value(json_object_get(kv, "Key"));
     bool read = verb && (strncmp(verb, "get", 3) == 0 || strncmp(verb, "check-", 6) == 0);
 
-    return api_acl_require(c, ACL_RES_KEY, key ? key : "",
-                           read ? ACL_ACCESS_READ : ACL_ACCESS_WRITE);
+    return api_acl_require(c, REG_ACL_RES_KEY, key ? key : "",
+                           read ? REG_ACL_ACCESS_READ : REG_ACL_ACCESS_WRITE);
 }
 
 /* Checks the request's shape; answers 400/413 and returns false when it is wrong. */

@@ -195,7 +195,7 @@ void api_ui_nodes(struct api_call *c, struct api_result *res)
         const struct reg_node *n = e->val;
         if (!catalog_node_matches(&f, n))
             continue;
-        if (api_acl_allow(c, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, node_summary(c, res, n));
         else
             api_acl_filtered(c, res);

@@ -217,7 +217,7 @@ struct dns_ctx {
     const char *domain; /* the configured domain with its trailing dot */
     struct rrset set;
     enum dns_rcode rcode;
-    struct acl_authz authz;
+    struct reg_acl_authz authz;
 };
 
 static uint32_t ttl_secs(int64_t ns)
@@ -334,7 +334,7 @@ static void answer_node(struct dns_ctx *c, const struct dns_lookup *l)
     uint32_t ttl = ttl_secs(c->a->cfg.dns_node_ttl_ns);
 
     if (!n || !dc_matches(c, l) ||
-        !acl_allowed(&c->authz, ACL_RES_NODE, n->name, ACL_ACCESS_READ)) {
+        !reg_acl_allowed(&c->authz, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
         c->rcode = DNS_RCODE_NXDOMAIN;
         add_soa(c, DNS_AUTHORITY);
         return;
@@ -405,13 +405,13 @@ static void find_instances(struct dns_ctx *c, const struct dns_lookup *l,
     smap_foreach(&c->st->nodes, ne)
     {
         const struct reg_node *n = ne->val;
-        if (!acl_allowed(&c->authz, ACL_RES_NODE, n->name, ACL_ACCESS_READ))
+        if (!reg_acl_allowed(&c->authz, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             continue;
         smap_foreach(&n->services, se)
         {
             const struct reg_service *s = se->val;
             if (strcasecmp(s->name, name) != 0 || !instance_wanted(c, l, query, s) ||
-                !acl_allowed(&c->authz, ACL_RES_SERVICE, s->name, ACL_ACCESS_READ))
+                !reg_acl_allowed(&c->authz, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ))
                 continue;
             if (out->n == out->cap) {
                 out->cap = out->cap ? out->cap * 2 : 16;
@@ -630,9 +630,9 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
 
     dns_domain(a, domain);
     if (check_acl) {
-        struct acl_settings set;
+        struct reg_acl_settings set;
         agent_config_acl(&a->cfg, &set);
-        acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
+        reg_acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
     }
     switch (l->kind) {
     case DNS_LOOKUP_APEX:
@@ -664,7 +664,7 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
     }
     order_sections(&c.set);
     size_t n = encode_trimmed(&c, tcp, out, cap);
-    acl_authz_free(&c.authz);
+    reg_acl_authz_free(&c.authz);
     rrset_free(&c.set);
     return n;
 }

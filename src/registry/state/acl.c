@@ -16,46 +16,46 @@
 
 /* ---- names ------------------------------------------------------------------------------- */
 
-static const char *const resource_names[ACL_RES_COUNT] = {
+static const char *const resource_names[REG_ACL_RES_COUNT] = {
     "", "agent", "node", "service", "key", "session", "event", "operator", "acl",
 };
 
-const char *acl_resource_name(enum acl_resource res)
+const char *reg_acl_resource_name(enum reg_acl_resource res)
 {
     return resource_names[res];
 }
 
-const char *acl_access_name(enum acl_access acc)
+const char *reg_acl_access_name(enum reg_acl_access acc)
 {
-    return acc == ACL_ACCESS_WRITE ? "write" : acc == ACL_ACCESS_LIST ? "list" : "read";
+    return acc == REG_ACL_ACCESS_WRITE ? "write" : acc == REG_ACL_ACCESS_LIST ? "list" : "read";
 }
 
-static bool parse_level(const char *s, enum acl_resource res, enum acl_level *out)
+static bool parse_level(const char *s, enum reg_acl_resource res, enum reg_acl_level *out)
 {
     if (strcmp(s, "read") == 0)
-        *out = ACL_LEVEL_READ;
+        *out = REG_ACL_LEVEL_READ;
     else if (strcmp(s, "write") == 0)
-        *out = ACL_LEVEL_WRITE;
+        *out = REG_ACL_LEVEL_WRITE;
     else if (strcmp(s, "deny") == 0)
-        *out = ACL_LEVEL_DENY;
-    else if (strcmp(s, "list") == 0 && res == ACL_RES_KEY)
-        *out = ACL_LEVEL_LIST;
+        *out = REG_ACL_LEVEL_DENY;
+    else if (strcmp(s, "list") == 0 && res == REG_ACL_RES_KEY)
+        *out = REG_ACL_LEVEL_LIST;
     else
         return false;
     return true;
 }
 
-/* Named resources: "key" / "key_prefix" ... Sets *prefix. ACL_RES_NONE when unknown. */
-static enum acl_resource named_resource(const char *word, bool *prefix)
+/* Named resources: "key" / "key_prefix" ... Sets *prefix. REG_ACL_RES_NONE when unknown. */
+static enum reg_acl_resource named_resource(const char *word, bool *prefix)
 {
     size_t n = strlen(word);
 
     *prefix = n > 7 && strcmp(word + n - 7, "_prefix") == 0;
     size_t base = *prefix ? n - 7 : n;
-    for (int r = ACL_RES_AGENT; r <= ACL_RES_EVENT; r++)
+    for (int r = REG_ACL_RES_AGENT; r <= REG_ACL_RES_EVENT; r++)
         if (strlen(resource_names[r]) == base && strncmp(word, resource_names[r], base) == 0)
-            return (enum acl_resource)r;
-    return ACL_RES_NONE;
+            return (enum reg_acl_resource)r;
+    return REG_ACL_RES_NONE;
 }
 
 /* Valid in Consul's rules but without meaning here: accepted and ignored. */
@@ -71,24 +71,24 @@ static bool ignored_scalar(const char *word)
            strcmp(word, "peering") == 0;
 }
 
-static void add_rule(struct acl_rules *r, enum acl_resource res, bool prefix, const char *name,
-                     enum acl_level level)
+static void add_rule(struct reg_acl_rules *r, enum reg_acl_resource res, bool prefix,
+                     const char *name, enum reg_acl_level level)
 {
     r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
-    r->v[r->n++] = (struct acl_rule){res, prefix, xstrdup(name), level};
+    r->v[r->n++] = (struct reg_acl_rule){res, prefix, xstrdup(name), level};
 }
 
 /* Adds `word "name" { policy = value }`. */
-static int add_named(struct acl_rules *r, const char *word, const char *name, const char *value,
+static int add_named(struct reg_acl_rules *r, const char *word, const char *name, const char *value,
                      struct err *e)
 {
     bool prefix;
-    enum acl_resource res = named_resource(word, &prefix);
-    enum acl_level level;
+    enum reg_acl_resource res = named_resource(word, &prefix);
+    enum reg_acl_level level;
 
     if (ignored_block(word))
         return 0;
-    if (res == ACL_RES_NONE)
+    if (res == REG_ACL_RES_NONE)
         return err_set(e, "unknown rule type \"%s\"", word);
     if (!value)
         return err_set(e, "%s \"%s\": missing policy", word, name);
@@ -99,18 +99,18 @@ static int add_named(struct acl_rules *r, const char *word, const char *name, co
 }
 
 /* Adds `word = "value"` (operator, acl, ...). */
-static int add_scalar(struct acl_rules *r, const char *word, const char *value, struct err *e)
+static int add_scalar(struct reg_acl_rules *r, const char *word, const char *value, struct err *e)
 {
-    enum acl_resource res = strcmp(word, "operator") == 0 ? ACL_RES_OPERATOR
-                            : strcmp(word, "acl") == 0    ? ACL_RES_ACL
-                                                          : ACL_RES_NONE;
-    enum acl_level level;
+    enum reg_acl_resource res = strcmp(word, "operator") == 0 ? REG_ACL_RES_OPERATOR
+                                : strcmp(word, "acl") == 0    ? REG_ACL_RES_ACL
+                                                              : REG_ACL_RES_NONE;
+    enum reg_acl_level level;
 
-    if (res == ACL_RES_NONE && !ignored_scalar(word))
+    if (res == REG_ACL_RES_NONE && !ignored_scalar(word))
         return err_set(e, "unknown rule \"%s\"", word);
-    if (!parse_level(value, ACL_RES_OPERATOR, &level))
+    if (!parse_level(value, REG_ACL_RES_OPERATOR, &level))
         return err_set(e, "%s: invalid policy \"%s\"", word, value);
-    if (res != ACL_RES_NONE)
+    if (res != REG_ACL_RES_NONE)
         add_rule(r, res, true, "", level);
     return 0;
 }
@@ -221,7 +221,7 @@ static int hcl_block_body(struct hcl *h, char **policy, struct err *e)
 }
 
 /* One top-level statement, its first identifier already read into word. */
-static int hcl_statement(struct hcl *h, const char *word, struct acl_rules *out, struct err *e)
+static int hcl_statement(struct hcl *h, const char *word, struct reg_acl_rules *out, struct err *e)
 {
     char *name = NULL, *policy = NULL;
     int rc;
@@ -250,7 +250,7 @@ done:
     return rc;
 }
 
-static int parse_hcl(const char *text, struct acl_rules *out, struct err *e)
+static int parse_hcl(const char *text, struct reg_acl_rules *out, struct err *e)
 {
     struct hcl h = {.p = text, .line = 1, .text = BUF_INIT};
     int rc = 0;
@@ -271,7 +271,7 @@ static int parse_hcl(const char *text, struct acl_rules *out, struct err *e)
 /* ---- JSON -------------------------------------------------------------------------------- */
 
 /* {"name": {"policy": "write"}} or a list of such objects. */
-static int json_named(const char *word, const json_t *v, struct acl_rules *out, struct err *e)
+static int json_named(const char *word, const json_t *v, struct reg_acl_rules *out, struct err *e)
 {
     if (json_is_array(v)) {
         size_t i;
@@ -298,7 +298,7 @@ static int json_named(const char *word, const json_t *v, struct acl_rules *out, 
     return 0;
 }
 
-static int parse_json(const char *text, struct acl_rules *out, struct err *e)
+static int parse_json(const char *text, struct reg_acl_rules *out, struct err *e)
 {
     json_error_t jerr;
     json_t *root = json_loads(text, 0, &jerr);
@@ -323,7 +323,7 @@ static int parse_json(const char *text, struct acl_rules *out, struct err *e)
     return rc;
 }
 
-int acl_rules_parse(const char *text, struct acl_rules *out, struct err *e)
+int reg_acl_rules_parse(const char *text, struct reg_acl_rules *out, struct err *e)
 {
     const char *p = text ? text : "";
 
@@ -333,7 +333,7 @@ int acl_rules_parse(const char *text, struct acl_rules *out, struct err *e)
     return *p == '{' ? parse_json(p, out, e) : parse_hcl(p, out, e);
 }
 
-void acl_rules_free(struct acl_rules *r)
+void reg_acl_rules_free(struct reg_acl_rules *r)
 {
     for (size_t i = 0; i < r->n; i++)
         free(r->v[i].name);
@@ -345,24 +345,25 @@ void acl_rules_free(struct acl_rules *r)
 /* ---- authorizer -------------------------------------------------------------------------- */
 
 /* Merges two levels of rules for the same name: deny wins, else the most permissive. */
-static enum acl_level merge(enum acl_level a, enum acl_level b)
+static enum reg_acl_level merge(enum reg_acl_level a, enum reg_acl_level b)
 {
-    if (a == ACL_LEVEL_DENY || b == ACL_LEVEL_DENY)
-        return ACL_LEVEL_DENY;
+    if (a == REG_ACL_LEVEL_DENY || b == REG_ACL_LEVEL_DENY)
+        return REG_ACL_LEVEL_DENY;
     return a > b ? a : b;
 }
 
 /* The level that governs name: exact rules first, else the longest matching prefix. */
-static enum acl_level lookup(const struct acl_authz *a, enum acl_resource res, const char *name)
+static enum reg_acl_level lookup(const struct reg_acl_authz *a, enum reg_acl_resource res,
+                                 const char *name)
 {
-    enum acl_level exact = ACL_LEVEL_UNSET, pref = ACL_LEVEL_UNSET;
+    enum reg_acl_level exact = REG_ACL_LEVEL_UNSET, pref = REG_ACL_LEVEL_UNSET;
     size_t best = 0;
     bool have_prefix = false;
 
     for (size_t i = 0; i < a->nrules; i++) {
-        const struct acl_rules *rs = a->rules[i];
+        const struct reg_acl_rules *rs = a->rules[i];
         for (size_t j = 0; j < rs->n; j++) {
-            const struct acl_rule *r = &rs->v[j];
+            const struct reg_acl_rule *r = &rs->v[j];
             if (r->res != res)
                 continue;
             size_t len = strlen(r->name);
@@ -380,52 +381,52 @@ static enum acl_level lookup(const struct acl_authz *a, enum acl_resource res, c
             }
         }
     }
-    return exact != ACL_LEVEL_UNSET ? exact : pref;
+    return exact != REG_ACL_LEVEL_UNSET ? exact : pref;
 }
 
 /* Whether a rule's level grants acc; unset: the default policy decides. */
-static bool level_grants(const struct acl_authz *a, enum acl_resource res, enum acl_level level,
-                         enum acl_access acc)
+static bool level_grants(const struct reg_acl_authz *a, enum reg_acl_resource res,
+                         enum reg_acl_level level, enum reg_acl_access acc)
 {
     switch (level) {
-    case ACL_LEVEL_WRITE:
+    case REG_ACL_LEVEL_WRITE:
         return true;
-    case ACL_LEVEL_LIST:
-        return acc != ACL_ACCESS_WRITE;
-    case ACL_LEVEL_READ:
-        return acc == ACL_ACCESS_READ;
-    case ACL_LEVEL_DENY:
+    case REG_ACL_LEVEL_LIST:
+        return acc != REG_ACL_ACCESS_WRITE;
+    case REG_ACL_LEVEL_READ:
+        return acc == REG_ACL_ACCESS_READ;
+    case REG_ACL_LEVEL_DENY:
         return false;
-    case ACL_LEVEL_UNSET:
+    case REG_ACL_LEVEL_UNSET:
         break;
     }
     /* Consul's allow-all default still keeps ACL management to explicit grants. */
-    return a->default_allow && res != ACL_RES_ACL;
+    return a->default_allow && res != REG_ACL_RES_ACL;
 }
 
-bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
-                 enum acl_access acc)
+bool reg_acl_allowed(const struct reg_acl_authz *a, enum reg_acl_resource res, const char *name,
+                     enum reg_acl_access acc)
 {
-    if (!a->enabled || a->management || res == ACL_RES_NONE)
+    if (!a->enabled || a->management || res == REG_ACL_RES_NONE)
         return true;
-    if (res == ACL_RES_OPERATOR || res == ACL_RES_ACL)
+    if (res == REG_ACL_RES_OPERATOR || res == REG_ACL_RES_ACL)
         name = "";
     return level_grants(a, res, lookup(a, res, name ? name : ""), acc);
 }
 
-bool acl_allowed_subtree(const struct acl_authz *a, enum acl_resource res, const char *prefix,
-                         enum acl_access acc)
+bool reg_acl_allowed_subtree(const struct reg_acl_authz *a, enum reg_acl_resource res,
+                             const char *prefix, enum reg_acl_access acc)
 {
     size_t plen = strlen(prefix);
 
-    if (!acl_allowed(a, res, prefix, acc))
+    if (!reg_acl_allowed(a, res, prefix, acc))
         return false;
     if (!a->enabled || a->management)
         return true;
     /* Any rule for a name under the prefix governs some of the names: each must grant acc. */
     for (size_t i = 0; i < a->nrules; i++)
         for (size_t j = 0; j < a->rules[i]->n; j++) {
-            const struct acl_rule *r = &a->rules[i]->v[j];
+            const struct reg_acl_rule *r = &a->rules[i]->v[j];
             if (r->res == res && strncmp(r->name, prefix, plen) == 0 &&
                 !level_grants(a, res, r->level, acc))
                 return false;
@@ -433,30 +434,30 @@ bool acl_allowed_subtree(const struct acl_authz *a, enum acl_resource res, const
     return true;
 }
 
-void acl_authz_free(struct acl_authz *a)
+void reg_acl_authz_free(struct reg_acl_authz *a)
 {
     free(a->rules);
     memset(a, 0, sizeof(*a));
 }
 
-void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const char *name,
-                     enum acl_access acc, struct buf *out)
+void reg_acl_denied_text(const struct reg_acl_authz *a, enum reg_acl_resource res, const char *name,
+                         enum reg_acl_access acc, struct buf *out)
 {
     buf_printf(out, "Permission denied: token with AccessorID '%s' lacks permission '%s:%s'",
-               a->accessor_id ? a->accessor_id : REG_ACL_ANONYMOUS_ID, acl_resource_name(res),
-               acl_access_name(acc));
-    if (res != ACL_RES_OPERATOR && res != ACL_RES_ACL)
+               a->accessor_id ? a->accessor_id : REG_ACL_ANONYMOUS_ID, reg_acl_resource_name(res),
+               reg_acl_access_name(acc));
+    if (res != REG_ACL_RES_OPERATOR && res != REG_ACL_RES_ACL)
         buf_printf(out, " on \"%s\"", name ? name : "");
 }
 
 /* ---- resolution -------------------------------------------------------------------------- */
 
-int acl_resolve(const struct reg_state *st, const struct acl_settings *set, const char *secret,
-                struct acl_authz *a)
+int reg_acl_resolve(const struct reg_state *st, const struct reg_acl_settings *set,
+                    const char *secret, struct reg_acl_authz *a)
 {
     const struct reg_acl_token *t;
 
-    acl_authz_free(a);
+    reg_acl_authz_free(a);
     a->enabled = set->enabled;
     a->default_allow = set->default_allow;
     if (!a->enabled)
@@ -517,7 +518,7 @@ static void derived_uuid(const char *secret, char out[37])
     uuid_format_v4(b, out);
 }
 
-void acl_now_rfc3339(char out[40])
+void reg_acl_now_rfc3339(char out[40])
 {
     struct timespec ts;
     struct tm tm;
@@ -528,14 +529,14 @@ void acl_now_rfc3339(char out[40])
     snprintf(out + n, 40 - n, ".%09ldZ", ts.tv_nsec);
 }
 
-void acl_state_ensure(struct reg_state *st, const struct acl_settings *set)
+void reg_acl_state_ensure(struct reg_state *st, const struct reg_acl_settings *set)
 {
     char now[40];
     struct err e;
 
     if (!set->enabled)
         return;
-    acl_now_rfc3339(now);
+    reg_acl_now_rfc3339(now);
     if (!reg_acl_policy_get(st, REG_ACL_MANAGEMENT_POLICY_ID)) {
         struct reg_acl_policy p = {
             .id = (char *)REG_ACL_MANAGEMENT_POLICY_ID,

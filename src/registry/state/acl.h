@@ -22,93 +22,93 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 
-enum acl_resource {
-    ACL_RES_NONE = 0, /* no permission needed */
-    ACL_RES_AGENT,
-    ACL_RES_NODE,
-    ACL_RES_SERVICE,
-    ACL_RES_KEY,
-    ACL_RES_SESSION,
-    ACL_RES_EVENT,
-    ACL_RES_OPERATOR, /* unnamed */
-    ACL_RES_ACL,      /* unnamed */
+enum reg_acl_resource {
+    REG_ACL_RES_NONE = 0, /* no permission needed */
+    REG_ACL_RES_AGENT,
+    REG_ACL_RES_NODE,
+    REG_ACL_RES_SERVICE,
+    REG_ACL_RES_KEY,
+    REG_ACL_RES_SESSION,
+    REG_ACL_RES_EVENT,
+    REG_ACL_RES_OPERATOR, /* unnamed */
+    REG_ACL_RES_ACL,      /* unnamed */
     /* count sentinel */
-    ACL_RES_COUNT
+    REG_ACL_RES_COUNT
 };
 
-enum acl_access {
-    ACL_ACCESS_READ = 0,
-    ACL_ACCESS_LIST, /* key only */
-    ACL_ACCESS_WRITE,
+enum reg_acl_access {
+    REG_ACL_ACCESS_READ = 0,
+    REG_ACL_ACCESS_LIST, /* key only */
+    REG_ACL_ACCESS_WRITE,
 };
 
 /* A rule's policy. Ordered by permissiveness, except deny, which wins any tie. */
-enum acl_level {
-    ACL_LEVEL_UNSET = 0,
-    ACL_LEVEL_DENY,
-    ACL_LEVEL_READ,
-    ACL_LEVEL_LIST,
-    ACL_LEVEL_WRITE,
+enum reg_acl_level {
+    REG_ACL_LEVEL_UNSET = 0,
+    REG_ACL_LEVEL_DENY,
+    REG_ACL_LEVEL_READ,
+    REG_ACL_LEVEL_LIST,
+    REG_ACL_LEVEL_WRITE,
 };
 
-struct acl_rule {
-    enum acl_resource res;
+struct reg_acl_rule {
+    enum reg_acl_resource res;
     bool prefix; /* key_prefix, service_prefix, ...; unnamed resources are prefix "" */
     char *name;  /* owned */
-    enum acl_level level;
+    enum reg_acl_level level;
 };
 
-struct acl_rules {
-    struct acl_rule *v; /* owned */
+struct reg_acl_rules {
+    struct reg_acl_rule *v; /* owned */
     size_t n;
 };
 
 /*
  * Parses a policy's Rules (HCL subset or JSON; empty text is no rules) into out, which the
- * caller frees with acl_rules_free even on failure. Returns 0, or -EINVAL with e set.
+ * caller frees with reg_acl_rules_free even on failure. Returns 0, or -EINVAL with e set.
  */
-int acl_rules_parse(const char *text, struct acl_rules *out, struct err *e);
-void acl_rules_free(struct acl_rules *r);
+int reg_acl_rules_parse(const char *text, struct reg_acl_rules *out, struct err *e);
+void reg_acl_rules_free(struct reg_acl_rules *r);
 
 /* "key", "service", ... as in permission names ("key:write"). */
-const char *acl_resource_name(enum acl_resource res);
-const char *acl_access_name(enum acl_access acc);
+const char *reg_acl_resource_name(enum reg_acl_resource res);
+const char *reg_acl_access_name(enum reg_acl_access acc);
 
 /* What one resolved token may do. Pointers are borrowed from the state they came from. */
-struct acl_authz {
+struct reg_acl_authz {
     bool enabled;       /* false: everything is allowed */
     bool management;    /* a global-management token: everything is allowed */
     bool default_allow; /* the agent's acl.default_policy */
     const char *accessor_id;
-    const struct acl_rules **rules; /* heap array of borrowed rule sets */
+    const struct reg_acl_rules **rules; /* heap array of borrowed rule sets */
     size_t nrules;
 };
 
 /* The decision for one request; name is ignored for unnamed resources (operator, acl). */
-bool acl_allowed(const struct acl_authz *a, enum acl_resource res, const char *name,
-                 enum acl_access acc);
-/* As acl_allowed, for every name that starts with prefix: a recursive delete needs write on
+bool reg_acl_allowed(const struct reg_acl_authz *a, enum reg_acl_resource res, const char *name,
+                     enum reg_acl_access acc);
+/* As reg_acl_allowed, for every name that starts with prefix: a recursive delete needs write on
  * all of them, so a rule under the prefix that grants less refuses it (Consul's
  * KeyWritePrefix). */
-bool acl_allowed_subtree(const struct acl_authz *a, enum acl_resource res, const char *prefix,
-                         enum acl_access acc);
+bool reg_acl_allowed_subtree(const struct reg_acl_authz *a, enum reg_acl_resource res,
+                             const char *prefix, enum reg_acl_access acc);
 /* Frees the rules array (not the rule sets) and zeroes a. */
-void acl_authz_free(struct acl_authz *a);
+void reg_acl_authz_free(struct reg_acl_authz *a);
 
 /* Consul's text: Permission denied: token with AccessorID '<id>' lacks permission 'key:write'
  * on "foo" (no 'on ...' for unnamed resources). Appends to out. */
-void acl_denied_text(const struct acl_authz *a, enum acl_resource res, const char *name,
-                     enum acl_access acc, struct buf *out);
+void reg_acl_denied_text(const struct reg_acl_authz *a, enum reg_acl_resource res, const char *name,
+                         enum reg_acl_access acc, struct buf *out);
 
 /* The current time as Consul prints CreateTime (RFC 3339, nanoseconds, UTC). */
-void acl_now_rfc3339(char out[40]);
+void reg_acl_now_rfc3339(char out[40]);
 
 /* ---- resolution against the replicated state (acl.c) ---- */
 
 struct reg_state;
 
 /* What the agent's configuration says about ACLs: the only settings resolution depends on. */
-struct acl_settings {
+struct reg_acl_settings {
     bool enabled;                   /* false: everything is allowed */
     bool default_allow;             /* acl.default_policy is not "deny" */
     const char *initial_management; /* the secret of the bootstrap token, may be NULL; borrowed */
@@ -119,14 +119,14 @@ struct acl_settings {
  * With ACLs disabled, a allows everything. Returns 0, or -ENOENT for an unknown secret
  * ("ACL not found"); a then denies everything.
  */
-int acl_resolve(const struct reg_state *st, const struct acl_settings *set, const char *secret,
-                struct acl_authz *a);
+int reg_acl_resolve(const struct reg_state *st, const struct reg_acl_settings *set,
+                    const char *secret, struct reg_acl_authz *a);
 
 /*
  * Creates the built-in objects when ACLs are enabled and they are missing: the
  * global-management policy, the anonymous token, and the initial management token of the
  * settings. Writes go through the state (journaled). Idempotent.
  */
-void acl_state_ensure(struct reg_state *st, const struct acl_settings *set);
+void reg_acl_state_ensure(struct reg_state *st, const struct reg_acl_settings *set);
 
 #endif

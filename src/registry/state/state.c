@@ -352,7 +352,7 @@ uint64_t reg_node_upsert(struct reg_state *st, const struct reg_node_fields *f)
     if (!changed)
         return st->index;
     reg_state_next_index(st, REG_TABLE_CATALOG);
-    reg_state_commit(st, REG_TABLE_CATALOG, journal_node(n, index));
+    reg_state_commit(st, REG_TABLE_CATALOG, reg_journal_node(n, index));
     return index;
 }
 
@@ -377,7 +377,7 @@ uint64_t reg_node_delete(struct reg_state *st, const char *name)
         return 0;
     reg_sessions_node_gone(st, n->name); /* a session lives no longer than its node */
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
-    json_t *record = journal_node_delete(n->name, index);
+    json_t *record = reg_journal_node_delete(n->name, index);
     reg_state_node_remove(st, name, index);
     reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
@@ -415,7 +415,8 @@ uint64_t reg_service_upsert(struct reg_state *st, struct reg_node *node,
         return st->index;
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     reg_state_service_put(st, node, svc, index);
-    reg_state_commit(st, REG_TABLE_CATALOG, journal_service(smap_get(&node->services, id), index));
+    reg_state_commit(st, REG_TABLE_CATALOG,
+                     reg_journal_service(smap_get(&node->services, id), index));
     return index;
 }
 
@@ -452,7 +453,7 @@ uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const c
             reg_sessions_check_gone(st, node->name, c->id);
     }
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
-    json_t *record = journal_service_delete(node->name, id, index);
+    json_t *record = reg_journal_service_delete(node->name, id, index);
     reg_state_service_remove(st, node, id, index);
     reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
@@ -495,7 +496,8 @@ uint64_t reg_check_upsert(struct reg_state *st, struct reg_node *node, const str
         return st->index;
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     reg_state_check_put(st, node, chk, index);
-    reg_state_commit(st, REG_TABLE_CATALOG, journal_check(smap_get(&node->checks, chk->id), index));
+    reg_state_commit(st, REG_TABLE_CATALOG,
+                     reg_journal_check(smap_get(&node->checks, chk->id), index));
     if (chk->status == REG_CRITICAL)
         reg_sessions_check_gone(st, node->name, chk->id);
     return index;
@@ -514,7 +516,7 @@ uint64_t reg_check_set_status(struct reg_state *st, struct reg_check *chk, enum 
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
     chk->modify_index = index;
     reg_index_check(st, chk->node, chk->service_id, index);
-    reg_state_commit(st, REG_TABLE_CATALOG, journal_check(chk, index));
+    reg_state_commit(st, REG_TABLE_CATALOG, reg_journal_check(chk, index));
     if (status == REG_CRITICAL)
         reg_sessions_check_gone(st, chk->node->name, chk->id);
     return index;
@@ -526,7 +528,7 @@ uint64_t reg_check_delete(struct reg_state *st, struct reg_node *node, const cha
         return 0;
     reg_sessions_check_gone(st, node->name, id);
     uint64_t index = reg_state_next_index(st, REG_TABLE_CATALOG);
-    json_t *record = journal_check_delete(node->name, id, index);
+    json_t *record = reg_journal_check_delete(node->name, id, index);
     reg_state_check_remove(st, node, id, index);
     reg_state_commit(st, REG_TABLE_CATALOG, record);
     return index;
@@ -582,7 +584,7 @@ uint64_t reg_kv_set(struct reg_state *st, const char *key, const void *value, si
     };
     reg_state_kv_put(st, &t);
     smap_del(&st->kv_tombstones, key);
-    reg_state_commit(st, REG_TABLE_KV, journal_kv(smap_get(&st->kv, key), index));
+    reg_state_commit(st, REG_TABLE_KV, reg_journal_kv(smap_get(&st->kv, key), index));
     return index;
 }
 
@@ -594,7 +596,7 @@ uint64_t reg_kv_delete(struct reg_state *st, const char *key, const uint64_t *ca
         return 0;
     uint64_t index = reg_state_next_index(st, REG_TABLE_KV);
     /* The record first: key may be the entry's own string, freed by the removal. */
-    json_t *record = journal_kv_delete(key, false, index);
+    json_t *record = reg_journal_kv_delete(key, false, index);
     reg_state_kv_remove(st, key, index);
     reg_state_commit(st, REG_TABLE_KV, record);
     return index;
@@ -661,7 +663,7 @@ uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix)
     uint64_t index = reg_state_next_index(st, REG_TABLE_KV);
 
     reg_state_kv_remove_tree(st, prefix, index);
-    reg_state_commit(st, REG_TABLE_KV, journal_kv_delete(prefix, true, index));
+    reg_state_commit(st, REG_TABLE_KV, reg_journal_kv_delete(prefix, true, index));
     return index;
 }
 

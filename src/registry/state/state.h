@@ -262,15 +262,15 @@ uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix);
 #define REG_ACL_ANONYMOUS_ID         "00000000-0000-0000-0000-000000000002"
 #define REG_ACL_MANAGEMENT_POLICY_ID "00000000-0000-0000-0000-000000000001"
 
-struct acl_rules;
+struct reg_acl_rules;
 
 struct reg_acl_policy {
     char *id;
     char *name;
     char *description;
-    char *rules;              /* as given */
-    json_t *datacenters;      /* array of strings, owned */
-    struct acl_rules *parsed; /* owned */
+    char *rules;                  /* as given */
+    json_t *datacenters;          /* array of strings, owned */
+    struct reg_acl_rules *parsed; /* owned */
     uint64_t create_index;
     uint64_t modify_index;
 };

@@ -29,7 +29,7 @@ static void policy_free(struct reg_acl_policy *p)
     free(p->rules);
     json_decref(p->datacenters);
     if (p->parsed)
-        acl_rules_free(p->parsed);
+        reg_acl_rules_free(p->parsed);
     free(p->parsed);
     free(p);
 }
@@ -184,10 +184,10 @@ static void token_remove(struct reg_state *st, const char *accessor)
 /* Parses and stores a copy of p with its indexes as given. */
 static int policy_store(struct reg_state *st, const struct reg_acl_policy *p, struct err *e)
 {
-    struct acl_rules *parsed = xcalloc(1, sizeof(*parsed));
+    struct reg_acl_rules *parsed = xcalloc(1, sizeof(*parsed));
 
-    if (acl_rules_parse(p->rules, parsed, e) < 0) {
-        acl_rules_free(parsed);
+    if (reg_acl_rules_parse(p->rules, parsed, e) < 0) {
+        reg_acl_rules_free(parsed);
         free(parsed);
         return -EINVAL;
     }

@@ -19,7 +19,7 @@ static json_t *json_or_null(const json_t *v)
     return v ? json_deep_copy(v) : json_null();
 }
 
-json_t *journal_node(const struct reg_node *n, uint64_t index)
+json_t *reg_journal_node(const struct reg_node *n, uint64_t index)
 {
     json_t *r = record("node", index);
     json_object_set_new(r, "node",
@@ -34,14 +34,14 @@ json_t *journal_node(const struct reg_node *n, uint64_t index)
     return r;
 }
 
-json_t *journal_node_delete(const char *name, uint64_t index)
+json_t *reg_journal_node_delete(const char *name, uint64_t index)
 {
     json_t *r = record("node-delete", index);
     json_object_set_new(r, "node", json_string(name));
     return r;
 }
 
-json_t *journal_service(const struct reg_service *s, uint64_t index)
+json_t *reg_journal_service(const struct reg_service *s, uint64_t index)
 {
     json_t *r = record("service", index);
     json_t *tags = json_array();
@@ -70,12 +70,12 @@ static json_t *delete_record(const char *op, const char *node, const char *id, u
     return r;
 }
 
-json_t *journal_service_delete(const char *node, const char *id, uint64_t index)
+json_t *reg_journal_service_delete(const char *node, const char *id, uint64_t index)
 {
     return delete_record("service-delete", node, id, index);
 }
 
-json_t *journal_check(const struct reg_check *c, uint64_t index)
+json_t *reg_journal_check(const struct reg_check *c, uint64_t index)
 {
     json_t *r = record("check", index);
     json_object_set_new(r, "node", json_string(c->node->name));
@@ -90,12 +90,12 @@ json_t *journal_check(const struct reg_check *c, uint64_t index)
     return r;
 }
 
-json_t *journal_check_delete(const char *node, const char *id, uint64_t index)
+json_t *reg_journal_check_delete(const char *node, const char *id, uint64_t index)
 {
     return delete_record("check-delete", node, id, index);
 }
 
-json_t *journal_kv(const struct reg_kv *kv, uint64_t index)
+json_t *reg_journal_kv(const struct reg_kv *kv, uint64_t index)
 {
     json_t *r = record("kv", index);
     char *b64 = base64_encode(kv->value, kv->value_len);
@@ -111,7 +111,7 @@ json_t *journal_kv(const struct reg_kv *kv, uint64_t index)
     return r;
 }
 
-json_t *journal_kv_delete(const char *key, bool tree, uint64_t index)
+json_t *reg_journal_kv_delete(const char *key, bool tree, uint64_t index)
 {
     json_t *r = record(tree ? "kv-delete-tree" : "kv-delete", index);
     json_object_set_new(r, "key", json_string(key));
@@ -126,7 +126,7 @@ static json_t *string_array(char *const *v, size_t n)
     return a;
 }
 
-json_t *journal_session(const struct reg_session *s, uint64_t index)
+json_t *reg_journal_session(const struct reg_session *s, uint64_t index)
 {
     json_t *r = record("session", index);
     json_object_set_new(
@@ -141,7 +141,7 @@ json_t *journal_session(const struct reg_session *s, uint64_t index)
     return r;
 }
 
-json_t *journal_session_delete(const char *id, uint64_t index)
+json_t *reg_journal_session_delete(const char *id, uint64_t index)
 {
     json_t *r = record("session-delete", index);
     json_object_set_new(r, "id", json_string(id));
@@ -379,20 +379,20 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     smap_foreach(&st->nodes, e)
     {
         const struct reg_node *n = e->val;
-        r = journal_node(n, n->modify_index ? n->modify_index : 1);
+        r = reg_journal_node(n, n->modify_index ? n->modify_index : 1);
         emit(r, data);
         json_decref(r);
         smap_foreach(&n->services, se)
         {
             const struct reg_service *s = se->val;
-            r = journal_service(s, s->modify_index);
+            r = reg_journal_service(s, s->modify_index);
             emit(r, data);
             json_decref(r);
         }
         smap_foreach(&n->checks, ce)
         {
             const struct reg_check *c = ce->val;
-            r = journal_check(c, c->modify_index);
+            r = reg_journal_check(c, c->modify_index);
             emit(r, data);
             json_decref(r);
         }
@@ -400,7 +400,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     smap_foreach(&st->kv, e)
     {
         const struct reg_kv *kv = e->val;
-        r = journal_kv(kv, kv->modify_index);
+        r = reg_journal_kv(kv, kv->modify_index);
         emit(r, data);
         json_decref(r);
     }
@@ -409,7 +409,7 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     smap_foreach(&st->sessions, e)
     {
         const struct reg_session *s = e->val;
-        r = journal_session(s, s->modify_index);
+        r = reg_journal_session(s, s->modify_index);
         emit(r, data);
         json_decref(r);
     }

@@ -13,16 +13,16 @@
 #include "registry/state/state.h"
 
 /* Record builders: each returns a new reference. */
-json_t *journal_node(const struct reg_node *n, uint64_t index);
-json_t *journal_node_delete(const char *name, uint64_t index);
-json_t *journal_service(const struct reg_service *s, uint64_t index);
-json_t *journal_service_delete(const char *node, const char *id, uint64_t index);
-json_t *journal_check(const struct reg_check *c, uint64_t index);
-json_t *journal_check_delete(const char *node, const char *id, uint64_t index);
-json_t *journal_kv(const struct reg_kv *kv, uint64_t index);
-json_t *journal_kv_delete(const char *key, bool tree, uint64_t index);
-json_t *journal_session(const struct reg_session *s, uint64_t index);
-json_t *journal_session_delete(const char *id, uint64_t index);
+json_t *reg_journal_node(const struct reg_node *n, uint64_t index);
+json_t *reg_journal_node_delete(const char *name, uint64_t index);
+json_t *reg_journal_service(const struct reg_service *s, uint64_t index);
+json_t *reg_journal_service_delete(const char *node, const char *id, uint64_t index);
+json_t *reg_journal_check(const struct reg_check *c, uint64_t index);
+json_t *reg_journal_check_delete(const char *node, const char *id, uint64_t index);
+json_t *reg_journal_kv(const struct reg_kv *kv, uint64_t index);
+json_t *reg_journal_kv_delete(const char *key, bool tree, uint64_t index);
+json_t *reg_journal_session(const struct reg_session *s, uint64_t index);
+json_t *reg_journal_session_delete(const char *id, uint64_t index);
 
 /* Entity helpers shared by state.c and state_journal.c. */
 struct reg_service *reg_service_copy(const struct reg_service *t);

@@ -144,7 +144,7 @@ int reg_session_create(struct reg_state *st, const struct reg_session *t, uint64
     s->node = xstrdup(node->name);
     s->create_index = s->modify_index = *index;
     reg_session_free(smap_put(&st->sessions, s->id, s));
-    emit(st, REG_TABLE_SESSIONS, journal_session(s, *index));
+    emit(st, REG_TABLE_SESSIONS, reg_journal_session(s, *index));
     return 0;
 }
 
@@ -163,7 +163,7 @@ static void drop_locks(struct reg_state *st, const struct reg_session *s, uint64
             smap_put(&st->lock_delay, kv->key, (void *)(uintptr_t)(now + delay_ms));
         st->table_index[REG_TABLE_KV] = index;
         if (s->behavior == REG_SESSION_DELETE) {
-            json_t *record = journal_kv_delete(kv->key, false, index);
+            json_t *record = reg_journal_kv_delete(kv->key, false, index);
             char *key = xstrdup(kv->key);
             reg_state_kv_remove(st, key, index);
             free(key);
@@ -173,7 +173,7 @@ static void drop_locks(struct reg_state *st, const struct reg_session *s, uint64
         free(kv->session);
         kv->session = NULL;
         kv->modify_index = index;
-        emit(st, REG_TABLE_KV, journal_kv(kv, index));
+        emit(st, REG_TABLE_KV, reg_journal_kv(kv, index));
     }
 }
 
@@ -185,7 +185,7 @@ uint64_t reg_session_destroy(struct reg_state *st, const char *id)
         return 0;
     uint64_t index = bump(st, REG_TABLE_SESSIONS);
     drop_locks(st, s, index);
-    json_t *record = journal_session_delete(s->id, index);
+    json_t *record = reg_journal_session_delete(s->id, index);
     reg_session_free(smap_del(&st->sessions, s->id));
     emit(st, REG_TABLE_SESSIONS, record);
     return index;
@@ -322,7 +322,7 @@ static uint64_t kv_write(struct reg_state *st, const char *key, const void *valu
     };
     reg_state_kv_put(st, &t);
     smap_del(&st->kv_tombstones, key);
-    emit(st, REG_TABLE_KV, journal_kv(reg_kv_get(st, key), index));
+    emit(st, REG_TABLE_KV, reg_journal_kv(reg_kv_get(st, key), index));
     return index;
 }
 
@@ -582,14 +582,14 @@ static void txn_commit(struct txn *t)
         if (kv == &txn_deleted) {
             if (!reg_kv_get(st, e->key))
                 continue;
-            json_t *record = journal_kv_delete(e->key, false, t->index);
+            json_t *record = reg_journal_kv_delete(e->key, false, t->index);
             reg_state_kv_remove(st, e->key, t->index);
             emit(st, REG_TABLE_KV, record);
             continue;
         }
         reg_state_kv_put(st, kv);
         smap_del(&st->kv_tombstones, kv->key);
-        emit(st, REG_TABLE_KV, journal_kv(reg_kv_get(st, kv->key), t->index));
+        emit(st, REG_TABLE_KV, reg_journal_kv(reg_kv_get(st, kv->key), t->index));
     }
 }
 
