@@ -17,18 +17,18 @@
 #include "lib/alloc.h"
 #include "registry/api/api_routes.h"
 
-static const char *kind_name(enum api_acl_kind k)
+static const char *kind_name(enum reg_api_acl_kind k)
 {
     switch (k) {
-    case API_ACL_PUBLIC:
+    case REG_API_ACL_PUBLIC:
         return "public";
-    case API_ACL_ROUTE:
+    case REG_API_ACL_ROUTE:
         return "route";
-    case API_ACL_HANDLER:
+    case REG_API_ACL_HANDLER:
         return "handler";
-    case API_ACL_FILTER:
+    case REG_API_ACL_FILTER:
         return "filtered";
-    case API_ACL_UNSET:
+    case REG_API_ACL_UNSET:
         break;
     }
     return "UNSET";
@@ -90,7 +90,7 @@ static size_t read_doc_rows(struct doc_row *rows, size_t max)
 }
 
 /* A prefix route /v1/kv/ is documented as /v1/kv/<key>: the prefix and one placeholder. */
-static bool doc_path_is_route(const struct doc_row *d, const struct api_route *r)
+static bool doc_path_is_route(const struct doc_row *d, const struct reg_api_route *r)
 {
     size_t n = strlen(r->path);
 
@@ -105,29 +105,29 @@ static bool doc_path_is_route(const struct doc_row *d, const struct api_route *r
 static void test_every_route_declares_its_acl(void **state)
 {
     size_t n;
-    const struct api_route *routes = api_route_table(&n);
+    const struct reg_api_route *routes = reg_api_route_table(&n);
 
     (void)state;
     assert_true(n > 0);
     for (size_t i = 0; i < n; i++) {
-        const struct api_route *r = &routes[i];
-        if (r->acl.kind == API_ACL_UNSET)
+        const struct reg_api_route *r = &routes[i];
+        if (r->acl.kind == REG_API_ACL_UNSET)
             fail_msg("route %s %s declares no ACL kind", r->method, r->path);
-        bool needs_res = r->acl.kind != API_ACL_PUBLIC;
+        bool needs_res = r->acl.kind != REG_API_ACL_PUBLIC;
         if (needs_res != (r->acl.res != REG_ACL_RES_NONE))
             fail_msg("route %s %s: a %s route %s a resource", r->method, r->path,
                      kind_name(r->acl.kind), needs_res ? "needs" : "takes no");
-        if (r->acl.kind == API_ACL_FILTER && (r->write || r->acl.acc != REG_ACL_ACCESS_READ))
+        if (r->acl.kind == REG_API_ACL_FILTER && (r->write || r->acl.acc != REG_ACL_ACCESS_READ))
             fail_msg("route %s %s: only reads filter", r->method, r->path);
         /* Reads need no write permission and writes no read: a mismatch is a typo. */
-        if ((r->acl.kind == API_ACL_ROUTE || r->acl.kind == API_ACL_HANDLER) &&
+        if ((r->acl.kind == REG_API_ACL_ROUTE || r->acl.kind == REG_API_ACL_HANDLER) &&
             (r->acl.acc == REG_ACL_ACCESS_WRITE) != (r->write != NULL))
             fail_msg("route %s %s: %s access on a %s", r->method, r->path,
                      reg_acl_access_name(r->acl.acc), r->write ? "write" : "read");
-        if (r->acl.kind != API_ACL_ROUTE && r->acl.name != API_ACL_NAME_NONE)
+        if (r->acl.kind != REG_API_ACL_ROUTE && r->acl.name != REG_API_ACL_NAME_NONE)
             fail_msg("route %s %s: only router-checked routes name what they check", r->method,
                      r->path);
-        if (r->acl.name == API_ACL_NAME_ARG && !r->prefix)
+        if (r->acl.name == REG_API_ACL_NAME_ARG && !r->prefix)
             fail_msg("route %s %s checks its path argument but has none", r->method, r->path);
     }
 }
@@ -141,11 +141,11 @@ static void test_public_routes_are_the_known_ones(void **state)
         "GET /v1/internal/mesh/raft/info", /* servers' names and addresses, as status/peers */
     };
     size_t n;
-    const struct api_route *routes = api_route_table(&n);
+    const struct reg_api_route *routes = reg_api_route_table(&n);
 
     (void)state;
     for (size_t i = 0; i < n; i++) {
-        if (routes[i].acl.kind != API_ACL_PUBLIC)
+        if (routes[i].acl.kind != REG_API_ACL_PUBLIC)
             continue;
         char *name = xasprintf("%s %s", routes[i].method, routes[i].path);
         bool ok = false;
@@ -163,11 +163,11 @@ static void test_docs_state_every_route(void **state)
 {
     static struct doc_row rows[256];
     size_t n, nrows = read_doc_rows(rows, 256);
-    const struct api_route *routes = api_route_table(&n);
+    const struct reg_api_route *routes = reg_api_route_table(&n);
 
     (void)state;
     for (size_t i = 0; i < n; i++) {
-        const struct api_route *r = &routes[i];
+        const struct reg_api_route *r = &routes[i];
         struct doc_row *d = NULL;
         for (size_t k = 0; k < nrows && !d; k++)
             if (strcmp(rows[k].method, r->method) == 0 && doc_path_is_route(&rows[k], r))
@@ -179,7 +179,7 @@ static void test_docs_state_every_route(void **state)
         if (strcmp(d->how, kind_name(r->acl.kind)) != 0)
             fail_msg("docs/acl.md says %s %s is '%s'; the route table says '%s'", d->method,
                      d->path, d->how, kind_name(r->acl.kind));
-        char *perm = r->acl.kind == API_ACL_PUBLIC
+        char *perm = r->acl.kind == REG_API_ACL_PUBLIC
                          ? xasprintf("none")
                          : xasprintf("`%s:%s`", reg_acl_resource_name(r->acl.res),
                                      reg_acl_access_name(r->acl.acc));

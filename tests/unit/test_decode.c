@@ -14,11 +14,11 @@
 #include "lib/duration.h"
 #include "registry/api/decode.h"
 
-static const struct decode_opts no_scripts = {.allow_scripts = false};
-static const struct decode_opts scripts = {.allow_scripts = true};
+static const struct reg_decode_opts no_scripts = {.allow_scripts = false};
+static const struct reg_decode_opts scripts = {.allow_scripts = true};
 
 /* Decodes a service from JSON text; returns the rc, the message in e. */
-static int service(const char *text, const struct decode_opts *o, struct service_reg *r,
+static int service(const char *text, const struct reg_decode_opts *o, struct reg_service_reg *r,
                    struct err *e)
 {
     json_error_t jerr;
@@ -26,25 +26,25 @@ static int service(const char *text, const struct decode_opts *o, struct service
 
     assert_non_null(v);
     memset(e, 0, sizeof(*e));
-    int rc = decode_service(v, o, r, e);
+    int rc = reg_decode_service(v, o, r, e);
     json_decref(v);
     return rc;
 }
 
 /* Expects text to fail with exactly msg. */
-static void service_fails(const char *text, const struct decode_opts *o, const char *msg)
+static void service_fails(const char *text, const struct reg_decode_opts *o, const char *msg)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service(text, o, &r, &e), -EINVAL);
     assert_string_equal(e.msg, msg);
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_service_defaults(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service("{\"Name\":\"web\"}", &no_scripts, &r, &e), 0);
@@ -60,17 +60,17 @@ static void test_service_defaults(void **state)
     assert_false(r.svc.enable_tag_override);
     assert_null(r.svc.tagged_addresses);
     assert_int_equal(r.nchecks, 0);
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 
     /* An empty ID also falls back to the name. */
     assert_int_equal(service("{\"Name\":\"web\",\"ID\":\"\"}", &no_scripts, &r, &e), 0);
     assert_string_equal(r.svc.id, "web");
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_service_full(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
     const char *text = "{\"ID\":\"web1\",\"Name\":\"web\",\"Tags\":[\"a\",\"B\"],"
                        "\"Address\":\"10.0.0.5\",\"Port\":8000,\"Meta\":{\"k\":\"v\"},"
@@ -92,12 +92,12 @@ static void test_service_full(void **state)
     json_t *lan = json_object_get(r.svc.tagged_addresses, "lan");
     assert_string_equal(json_string_value(json_object_get(lan, "Address")), "10.0.0.5");
     assert_int_equal(json_integer_value(json_object_get(lan, "Port")), 8000);
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_service_case_insensitive_keys(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service("{\"name\":\"web\",\"PORT\":81,\"tags\":[\"x\"],\"id\":\"w\"}",
@@ -107,7 +107,7 @@ static void test_service_case_insensitive_keys(void **state)
     assert_string_equal(r.svc.id, "w");
     assert_int_equal(r.svc.port, 81);
     assert_int_equal(r.svc.ntags, 1);
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 
     /* snake_case (config files): enable_tag_override, deregister_critical_service_after. */
     assert_int_equal(service("{\"name\":\"web\",\"enable_tag_override\":true,\"check\":{"
@@ -118,7 +118,7 @@ static void test_service_case_insensitive_keys(void **state)
     assert_int_equal(r.nchecks, 1);
     assert_int_equal(r.checks[0].run->deregister_critical_after, 90LL * 60 * DURATION_SEC);
     assert_int_equal(r.checks[0].run->ttl, 10 * DURATION_SEC);
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_service_validation(void **state)
@@ -182,7 +182,7 @@ static void test_service_type_errors(void **state)
 
 static void test_single_check(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service("{\"Name\":\"web\",\"ID\":\"web1\",\"Check\":{"
@@ -190,7 +190,7 @@ static void test_single_check(void **state)
                              &no_scripts, &r, &e),
                      0);
     assert_int_equal(r.nchecks, 1);
-    struct check_reg *c = &r.checks[0];
+    struct reg_check_reg *c = &r.checks[0];
     assert_string_equal(c->chk.id, "service:web1");
     assert_string_equal(c->chk.name, "Service 'web' check");
     assert_string_equal(c->chk.service_id, "web1");
@@ -205,12 +205,12 @@ static void test_single_check(void **state)
     assert_string_equal(json_string_value(json_object_get(c->chk.definition, "HTTP")),
                         "http://127.0.0.1:3000/health");
     assert_string_equal(json_string_value(json_object_get(c->chk.definition, "Interval")), "10s");
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_multiple_checks(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service("{\"Name\":\"web\",\"Checks\":[{\"TTL\":\"30s\"},"
@@ -231,7 +231,7 @@ static void test_multiple_checks(void **state)
     assert_true(r.checks[1].status_given);
     assert_string_equal(r.checks[2].chk.id, "mine");
     assert_string_equal(r.checks[2].chk.name, "Service 'web' check");
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 
     /* Check and Checks together: Check comes first, numbering covers both. */
     assert_int_equal(service("{\"Name\":\"web\",\"Check\":{\"TTL\":\"30s\"},"
@@ -241,7 +241,7 @@ static void test_multiple_checks(void **state)
     assert_int_equal(r.nchecks, 2);
     assert_string_equal(r.checks[0].chk.id, "service:web:1");
     assert_string_equal(r.checks[1].chk.id, "service:web:2");
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_check_rules(void **state)
@@ -268,14 +268,14 @@ static void test_check_rules(void **state)
 
 static void test_script_check_allowed(void **state)
 {
-    struct service_reg r;
+    struct reg_service_reg r;
     struct err e;
 
     assert_int_equal(service("{\"Name\":\"web\",\"Check\":{\"ScriptArgs\":[\"/bin/true\",\"-x\"],"
                              "\"Interval\":\"100ms\"}}",
                              &scripts, &r, &e),
                      0);
-    struct check_reg *c = &r.checks[0];
+    struct reg_check_reg *c = &r.checks[0];
     assert_int_equal(c->run->kind, CHECK_SCRIPT);
     assert_string_equal(c->chk.type, "script");
     assert_string_equal(c->run->args[0], "/bin/true");
@@ -285,42 +285,42 @@ static void test_script_check_allowed(void **state)
     assert_int_equal(c->chk.interval_ns, DURATION_SEC);
     assert_int_equal(c->run->timeout, 30 * DURATION_SEC);
     assert_string_equal(json_string_value(json_object_get(c->chk.definition, "Interval")), "1s");
-    service_reg_free(&r);
+    reg_service_reg_free(&r);
 }
 
 static void test_decode_check_alone(void **state)
 {
-    struct check_reg c;
+    struct reg_check_reg c;
     struct err e = {{0}};
     json_t *v = json_pack("{s:s, s:s, s:s}", "Name", "mem", "TTL", "15s", "Status", "warning");
 
-    assert_int_equal(decode_check(v, &no_scripts, NULL, NULL, NULL, &c, &e), 0);
+    assert_int_equal(reg_decode_check(v, &no_scripts, NULL, NULL, NULL, &c, &e), 0);
     assert_string_equal(c.chk.id, "mem"); /* default ID = Name */
     assert_string_equal(c.chk.service_id, "");
     assert_int_equal(c.chk.status, REG_WARNING);
     assert_true(c.status_given);
-    check_reg_free(&c);
+    reg_check_reg_free(&c);
     json_decref(v);
 
     v = json_pack("{s:s}", "TTL", "15s");
-    assert_int_equal(decode_check(v, &no_scripts, NULL, NULL, NULL, &c, &e), -EINVAL);
+    assert_int_equal(reg_decode_check(v, &no_scripts, NULL, NULL, NULL, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "Missing check name");
-    check_reg_free(&c);
+    reg_check_reg_free(&c);
     json_decref(v);
 
     v = json_pack("{s:s, s:s, s:s}", "ID", "x", "Name", "n", "HTTP", "http://h/");
     json_object_set_new(v, "Interval", json_integer(2 * DURATION_SEC)); /* nanoseconds */
     json_object_set_new(v, "Header", json_pack("{s:[s]}", "X-A", "1"));
-    assert_int_equal(decode_check(v, &no_scripts, "svc", NULL, NULL, &c, &e), 0);
+    assert_int_equal(reg_decode_check(v, &no_scripts, "svc", NULL, NULL, &c, &e), 0);
     assert_string_equal(c.chk.id, "x");
     assert_string_equal(c.chk.service_id, "svc");
     assert_int_equal(c.run->interval, 2 * DURATION_SEC);
-    check_reg_free(&c);
+    reg_check_reg_free(&c);
     json_object_set_new(v, "Header", json_pack("{s:s}", "X-A", "1"));
-    assert_int_equal(decode_check(v, &no_scripts, "svc", NULL, NULL, &c, &e), -EINVAL);
+    assert_int_equal(reg_decode_check(v, &no_scripts, "svc", NULL, NULL, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "Request decode failed: json: cannot unmarshal string into Go "
                                "struct field CheckType.Header of type []string");
-    check_reg_free(&c);
+    reg_check_reg_free(&c);
     json_decref(v);
 }
 

@@ -90,7 +90,7 @@ static void test_render_node(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_node(f->node),
+    assert_json(reg_render_node(f->node),
                 "{\"ID\":\"6a3b0b3e-5d4c-4e2a-9f1e-000000000001\",\"Node\":\"node1\","
                 "\"Address\":\"10.0.0.1\",\"Datacenter\":\"dc1\","
                 "\"TaggedAddresses\":{\"lan\":\"10.0.0.1\"},\"Meta\":{\"env\":\"prod\"},"
@@ -101,13 +101,13 @@ static void test_render_node_service(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_node_service(reg_service_get(f->node, "web1")),
+    assert_json(reg_render_node_service(reg_service_get(f->node, "web1")),
                 "{\"ID\":\"web1\",\"Service\":\"web\",\"Tags\":[\"primary\",\"v1\"],"
                 "\"Address\":\"10.0.0.5\",\"Meta\":{},\"Port\":3000,"
                 "\"Weights\":{\"Passing\":10,\"Warning\":1},\"EnableTagOverride\":false,"
                 "\"Proxy\":{\"Mode\":\"\",\"MeshGateway\":{},\"Expose\":{}},\"Connect\":{},"
                 "\"CreateIndex\":3,\"ModifyIndex\":3}");
-    assert_json(render_node_service(reg_service_get(f->node, "db")),
+    assert_json(reg_render_node_service(reg_service_get(f->node, "db")),
                 "{\"ID\":\"db\",\"Service\":\"db\",\"Tags\":[],\"Address\":\"\",\"Meta\":{},"
                 "\"Port\":5432,\"Weights\":{\"Passing\":1,\"Warning\":1},"
                 "\"EnableTagOverride\":false,"
@@ -125,7 +125,7 @@ static void test_render_node_service_kind_and_tagged(void **state)
     reg_service_upsert(&f->st, f->node, &gw); /* 7 */
     json_decref(ta);
     struct reg_service *s = reg_service_get(f->node, "gw");
-    assert_json(render_node_service(s),
+    assert_json(reg_render_node_service(s),
                 "{\"Kind\":\"mesh-gateway\",\"ID\":\"gw\",\"Service\":\"gw\",\"Tags\":[],"
                 "\"Address\":\"\","
                 "\"TaggedAddresses\":{\"lan\":{\"Address\":\"10.0.0.5\",\"Port\":3000}},"
@@ -133,11 +133,11 @@ static void test_render_node_service_kind_and_tagged(void **state)
                 "\"EnableTagOverride\":false,"
                 "\"Proxy\":{\"Mode\":\"\",\"MeshGateway\":{},\"Expose\":{}},\"Connect\":{},"
                 "\"CreateIndex\":7,\"ModifyIndex\":7}");
-    json_t *sn = render_service_node(s);
+    json_t *sn = reg_render_service_node(s);
     assert_string_equal(json_string_value(json_object_get(sn, "ServiceKind")), "mesh-gateway");
     assert_non_null(json_object_get(sn, "ServiceTaggedAddresses"));
     json_decref(sn);
-    json_t *as = render_agent_service(s, "dc1");
+    json_t *as = reg_render_agent_service(s, "dc1");
     assert_string_equal(json_string_value(json_object_get(as, "Kind")), "mesh-gateway");
     assert_non_null(json_object_get(as, "TaggedAddresses"));
     json_decref(as);
@@ -147,7 +147,7 @@ static void test_render_service_node(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_service_node(reg_service_get(f->node, "web1")),
+    assert_json(reg_render_service_node(reg_service_get(f->node, "web1")),
                 "{\"ID\":\"6a3b0b3e-5d4c-4e2a-9f1e-000000000001\",\"Node\":\"node1\","
                 "\"Address\":\"10.0.0.1\",\"Datacenter\":\"dc1\","
                 "\"TaggedAddresses\":{\"lan\":\"10.0.0.1\"},\"NodeMeta\":{\"env\":\"prod\"},"
@@ -163,7 +163,7 @@ static void test_render_check(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_check(reg_check_get(f->node, "service:web1"), true),
+    assert_json(reg_render_check(reg_check_get(f->node, "service:web1"), true),
                 "{\"Node\":\"node1\",\"CheckID\":\"service:web1\","
                 "\"Name\":\"Service 'web' check\",\"Status\":\"passing\",\"Notes\":\"\","
                 "\"Output\":\"HTTP GET: 200 OK\",\"ServiceID\":\"web1\",\"ServiceName\":\"web\","
@@ -171,7 +171,7 @@ static void test_render_check(void **state)
                 "\"Timeout\":\"1s\",\"ExposedPort\":0,\"Definition\":{},"
                 "\"CreateIndex\":5,\"ModifyIndex\":5}");
     /* A node check: no service, ServiceTags [], empty durations. */
-    assert_json(render_check(reg_check_get(f->node, "serfHealth"), true),
+    assert_json(reg_render_check(reg_check_get(f->node, "serfHealth"), true),
                 "{\"Node\":\"node1\",\"CheckID\":\"serfHealth\",\"Name\":\"Serf Health Status\","
                 "\"Status\":\"passing\",\"Notes\":\"\",\"Output\":\"Agent alive and reachable\","
                 "\"ServiceID\":\"\",\"ServiceName\":\"\",\"ServiceTags\":[],\"Type\":\"\","
@@ -185,13 +185,13 @@ static void test_render_check_status_names(void **state)
     struct reg_check *c = reg_check_get(f->node, "serfHealth");
 
     reg_check_set_status(&f->st, c, REG_CRITICAL, "Agent not live or unreachable");
-    json_t *v = render_check(c, true);
+    json_t *v = reg_render_check(c, true);
     assert_string_equal(json_string_value(json_object_get(v, "Status")), "critical");
     assert_int_equal(json_integer_value(json_object_get(v, "ModifyIndex")), 7);
     assert_int_equal(json_integer_value(json_object_get(v, "CreateIndex")), 6);
     json_decref(v);
     reg_check_set_status(&f->st, c, REG_WARNING, NULL);
-    v = render_check(c, true);
+    v = reg_render_check(c, true);
     assert_string_equal(json_string_value(json_object_get(v, "Status")), "warning");
     json_decref(v);
 }
@@ -209,13 +209,13 @@ static void test_render_check_hides_definition_secrets(void **state)
 
     json_decref(c->definition);
     c->definition = json_loads(def, 0, NULL);
-    json_t *full = render_check(c, true);
+    json_t *full = reg_render_check(c, true);
     json_append(&b, json_object_get(full, "Definition"), false);
     assert_non_null(strstr(b.data, "Bearer s3cret"));
     assert_non_null(strstr(b.data, "hunter2"));
     json_decref(full);
 
-    json_t *v = render_check(c, false);
+    json_t *v = reg_render_check(c, false);
     buf_reset(&b);
     json_append(&b, json_object_get(v, "Definition"), false);
     assert_string_equal(b.data, "{\"HTTP\":\"https://ops:xxxxx@10.0.0.5:3000/health?at=@x\","
@@ -225,7 +225,7 @@ static void test_render_check_hides_definition_secrets(void **state)
 
     /* A URL without a password, and one with only a user, are shown as they are. */
     json_object_set_new(c->definition, "HTTP", json_string("http://ops@10.0.0.5/h?q=a:b@c"));
-    v = render_check(c, false);
+    v = reg_render_check(c, false);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(v, "Definition"), "HTTP")),
         "http://ops@10.0.0.5/h?q=a:b@c");
@@ -237,7 +237,7 @@ static void test_render_agent_service(void **state)
 {
     struct fixture *f = *state;
 
-    assert_json(render_agent_service(reg_service_get(f->node, "web1"), "dc1"),
+    assert_json(reg_render_agent_service(reg_service_get(f->node, "web1"), "dc1"),
                 "{\"ID\":\"web1\",\"Service\":\"web\",\"Tags\":[\"primary\",\"v1\"],"
                 "\"Meta\":{},\"Port\":3000,\"Address\":\"10.0.0.5\","
                 "\"Weights\":{\"Passing\":10,\"Warning\":1},\"EnableTagOverride\":false,"
@@ -250,11 +250,11 @@ static void test_render_kv(void **state)
 
     reg_kv_set(&f->st, "service/web/maxconn", "100", 3, 0, NULL); /* 7 */
     reg_kv_set(&f->st, "service/web/maxconn", "200", 3, 5, NULL); /* 8 */
-    assert_json(render_kv(reg_kv_get(&f->st, "service/web/maxconn")),
+    assert_json(reg_render_kv(reg_kv_get(&f->st, "service/web/maxconn")),
                 "{\"LockIndex\":0,\"Key\":\"service/web/maxconn\",\"Flags\":5,"
                 "\"Value\":\"MjAw\",\"CreateIndex\":7,\"ModifyIndex\":8}");
     reg_kv_set(&f->st, "empty", NULL, 0, 0, NULL); /* 9 */
-    assert_json(render_kv(reg_kv_get(&f->st, "empty")),
+    assert_json(reg_render_kv(reg_kv_get(&f->st, "empty")),
                 "{\"LockIndex\":0,\"Key\":\"empty\",\"Flags\":0,\"Value\":null,"
                 "\"CreateIndex\":9,\"ModifyIndex\":9}");
     /* Session only while locked. */
@@ -265,7 +265,7 @@ static void test_render_kv(void **state)
                             .lock_index = 1,
                             .create_index = 10,
                             .modify_index = 11};
-    assert_json(render_kv(&locked),
+    assert_json(reg_render_kv(&locked),
                 "{\"LockIndex\":1,\"Key\":\"lock\",\"Flags\":0,\"Value\":\"YQ==\","
                 "\"Session\":\"adf4238a-882b-9ddc-4a9d-5b6758e4159e\","
                 "\"CreateIndex\":10,\"ModifyIndex\":11}");

@@ -258,7 +258,7 @@ static void test_txn_atomic(void **state)
     /* a failing op anywhere leaves everything as it was */
     json_t *ops = json_pack("[o, o, o]", op("set", "t/b", "Mg==", 0, NULL),
                             op("delete", "t/a", NULL, 0, NULL), op("cas", "t/c", "Mw==", 99, NULL));
-    assert_int_equal(reg_txn_apply(&f->st, ops, render_kv, &results, &errors), -EINVAL);
+    assert_int_equal(reg_txn_apply(&f->st, ops, reg_render_kv, &results, &errors), -EINVAL);
     json_decref(ops);
     assert_null(results);
     assert_int_equal(json_array_size(errors), 1);
@@ -274,7 +274,7 @@ static void test_txn_atomic(void **state)
                     op("set", "t/b", "Mg==", 0, NULL), op("get", "t/b", NULL, 0, NULL),
                     op("delete-tree", "t/", NULL, 0, NULL),
                     op("check-not-exists", "t/a", NULL, 0, NULL));
-    assert_int_equal(reg_txn_apply(&f->st, ops, render_kv, &results, &errors), 0);
+    assert_int_equal(reg_txn_apply(&f->st, ops, reg_render_kv, &results, &errors), 0);
     json_decref(ops);
     assert_null(errors);
     assert_int_equal(json_array_size(results), 3);
@@ -295,13 +295,13 @@ static void test_txn_lock(void **state)
     assert_int_equal(make_session(f, SID_A, 0, REG_SESSION_RELEASE, NULL, 0), 0);
     json_t *ops = json_pack("[o, o]", op("lock", "l", NULL, 0, SID_A),
                             op("check-session", "l", NULL, 0, SID_A));
-    assert_int_equal(reg_txn_apply(&f->st, ops, render_kv, &results, &errors), 0);
+    assert_int_equal(reg_txn_apply(&f->st, ops, reg_render_kv, &results, &errors), 0);
     json_decref(ops);
     json_decref(results);
     assert_string_equal(reg_kv_get(&f->st, "l")->session, SID_A);
     assert_int_equal(reg_kv_get(&f->st, "l")->lock_index, 1);
     ops = json_pack("[o]", op("lock", "l2", NULL, 0, "bogus"));
-    assert_int_equal(reg_txn_apply(&f->st, ops, render_kv, &results, &errors), -EINVAL);
+    assert_int_equal(reg_txn_apply(&f->st, ops, reg_render_kv, &results, &errors), -EINVAL);
     json_decref(ops);
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(errors, 0), "What")),
                            "invalid session"));

@@ -1,5 +1,5 @@
 /*
- * Blocking queries end to end on one loop: a real HTTP server whose handler is api_handle on a
+ * Blocking queries end to end on one loop: a real HTTP server whose handler is reg_api_handle on a
  * minimal agent (state, watch set, datacenter), and the project's HTTP client parking GETs
  * on /v1/kv with ?index and ?wait.
  */
@@ -59,10 +59,10 @@ static int setup(void **state)
     a->cfg.node_name = xstrdup("node1");
     a->cfg.server = true; /* a server answers from its own state; a client would forward */
     reg_state_init(&a->state);
-    watch_set_init(&a->watches, &f->loop);
-    a->state.on_change = watch_on_change;
+    reg_watch_set_init(&a->watches, &f->loop);
+    a->state.on_change = reg_watch_on_change;
     a->state.change_data = &a->watches;
-    http_server_init(&a->http, &f->loop, NULL, api_handle, a);
+    http_server_init(&a->http, &f->loop, NULL, reg_api_handle, a);
     assert_int_equal(http_server_listen(&a->http, "127.0.0.1", 0, &e), 0);
     assert_int_equal(uv_tcp_getsockname(&a->http.listener, (struct sockaddr *)&ss, &len), 0);
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -79,7 +79,7 @@ static int teardown(void **state)
     struct reg_agent *a = f->a;
 
     http_client_free(f->client);
-    watch_set_close(&a->watches);
+    reg_watch_set_close(&a->watches);
     http_server_close(&a->http, on_server_closed);
     while (!server_closed)
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -198,9 +198,9 @@ static uint64_t put(struct fixture *f, const char *key, const char *value)
 static void test_watch_hash(void **state)
 {
     /* FNV-1a 64 test vectors. */
-    assert_true(watch_hash("", 0) == 0xcbf29ce484222325ull);
-    assert_true(watch_hash("a", 1) == 0xaf63dc4c8601ec8cull);
-    assert_true(watch_hash("foobar", 6) == 0x85944171f73967e8ull);
+    assert_true(reg_watch_hash("", 0) == 0xcbf29ce484222325ull);
+    assert_true(reg_watch_hash("a", 1) == 0xaf63dc4c8601ec8cull);
+    assert_true(reg_watch_hash("foobar", 6) == 0x85944171f73967e8ull);
 }
 
 static void test_no_index_answers_at_once(void **state)

@@ -32,11 +32,11 @@ struct acl_cache {
 struct fetch {
     struct fetch *next;
     struct acl_cache *cache;
-    struct api_call *call; /* NULL once its client went away */
+    struct reg_api_call *call; /* NULL once its client went away */
     char *secret;
     struct http_call *http;
     uint64_t epoch; /* the server epoch it was sent at (sync_server_epoch) */
-    void (*resume)(struct api_call *c);
+    void (*resume)(struct reg_api_call *c);
 };
 
 static void token_free(struct cached_token *t)
@@ -132,7 +132,7 @@ static void on_resolved(int status, const struct http_client_response *res, void
 {
     struct fetch *f = data;
     struct acl_cache *ac = f->cache;
-    struct api_call *c = f->call;
+    struct reg_api_call *c = f->call;
 
     unlink_fetch(f);
     if (status == 0 && (res->status == 200 || res->status == 403))
@@ -147,9 +147,9 @@ static void on_resolved(int status, const struct http_client_response *res, void
             t->fetched_ms = status == 0 ? t->fetched_ms : uv_now(ac->agent->loop);
             f->resume(c);
         } else if (status == UV_ECANCELED) {
-            api_error(c, 500, "ACL resolution cancelled: the agent is shutting down");
+            reg_api_error(c, 500, "ACL resolution cancelled: the agent is shutting down");
         } else {
-            api_error(c, 403, "ACL not found");
+            reg_api_error(c, 403, "ACL not found");
         }
     }
     free(f->secret);
@@ -159,18 +159,18 @@ static void on_resolved(int status, const struct http_client_response *res, void
 static void on_abort(struct http_request *req)
 {
     struct fetch *f = req->data;
-    api_call_free(f->call);
+    reg_api_call_free(f->call);
     f->call = NULL; /* the answer is still cached when it comes */
 }
 
-void acl_cache_fetch(struct acl_cache *ac, struct api_call *c, const char *secret,
-                     void (*resume)(struct api_call *c))
+void acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
+                     void (*resume)(struct reg_api_call *c))
 {
     const struct sync_server *srv = sync_current_server(ac->agent);
     struct fetch *f;
 
     if (!srv) {
-        api_error(c, 403, "ACL not found");
+        reg_api_error(c, 403, "ACL not found");
         return;
     }
     f = xcalloc(1, sizeof(*f));

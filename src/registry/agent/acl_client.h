@@ -9,7 +9,7 @@
 
 #include "registry/state/acl.h"
 
-struct api_call;
+struct reg_api_call;
 struct reg_agent;
 struct acl_cache;
 
@@ -32,7 +32,7 @@ int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_au
  * itself (403 "ACL not found"). The call is taken over until then; if its client goes away,
  * the call is freed and resume is not called.
  */
-void acl_cache_fetch(struct acl_cache *ac, struct api_call *c, const char *secret,
-                     void (*resume)(struct api_call *c));
+void acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
+                     void (*resume)(struct reg_api_call *c));
 
 #endif

@@ -150,13 +150,13 @@ static void on_reap(const char *service_id, void *data)
 static void restore_check_runners(struct reg_agent *a)
 {
     struct reg_node *node = agent_local_node(a);
-    struct decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
-                                                a->cfg.enable_local_script_checks};
+    struct reg_decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
+                                                    a->cfg.enable_local_script_checks};
 
     smap_foreach(&node->checks, e)
     {
         const struct reg_check *chk = e->val;
-        struct check_reg r;
+        struct reg_check_reg r;
         struct err err = {{0}};
         if (!chk->type[0] || strcmp(chk->type, "maintenance") == 0)
             continue;
@@ -164,13 +164,13 @@ static void restore_check_runners(struct reg_agent *a)
         json_object_set_new(def, "CheckID", json_string(chk->id));
         json_object_set_new(def, "Name", json_string(chk->name));
         json_object_set_new(def, "ServiceID", json_string(chk->service_id));
-        if (decode_check(def, &opts, NULL, NULL, NULL, &r, &err) == 0) {
+        if (reg_decode_check(def, &opts, NULL, NULL, NULL, &r, &err) == 0) {
             reg_checks_start(a->checks, r.run);
             r.run = NULL;
         } else {
             log_warn("check %s not restarted: %s", chk->id, err.msg);
         }
-        check_reg_free(&r);
+        reg_check_reg_free(&r);
         json_decref(def);
     }
 }
@@ -198,7 +198,7 @@ void agent_shutdown(struct reg_agent *a)
     if (a->client)
         http_client_free(a->client);
     a->client = NULL;
-    watch_set_close(&a->watches);
+    reg_watch_set_close(&a->watches);
     dns_close(a);
     http_server_close(&a->http, on_http_closed);
     agent_tls_close(a);
@@ -259,7 +259,7 @@ static void agent_on_change(enum reg_table table, void *data)
 {
     struct reg_agent *a = data;
 
-    watch_on_change(table, &a->watches);
+    reg_watch_on_change(table, &a->watches);
     if (!a->cfg.server)
         sync_on_change(table, a);
 }
@@ -268,7 +268,7 @@ static void agent_on_change(enum reg_table table, void *data)
 static void agent_init_handles(struct reg_agent *a)
 {
     reg_state_init(&a->state);
-    watch_set_init(&a->watches, a->loop);
+    reg_watch_set_init(&a->watches, a->loop);
     reg_metrics_init(&a->metrics);
     vivaldi_client_init(&a->vivaldi);
     coords_init(&a->coords);
@@ -276,7 +276,7 @@ static void agent_init_handles(struct reg_agent *a)
     a->state.change_data = a;
     struct http_server_config hc = {.max_conns_per_client =
                                         (size_t)a->cfg.http_max_conns_per_client};
-    http_server_init(&a->http, a->loop, &hc, api_handle, a);
+    http_server_init(&a->http, a->loop, &hc, reg_api_handle, a);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
     uv_signal_init(a->loop, &a->sig_hup);

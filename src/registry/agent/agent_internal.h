@@ -65,9 +65,9 @@ struct reg_node *agent_local_node(struct reg_agent *a);
 /* Registers or replaces the node's serfHealth check and the local node entry. */
 void agent_ensure_local_node(struct reg_agent *a);
 
-struct service_reg;
+struct reg_service_reg;
 /* Registers a decoded service and its checks on the local node, starting their runners. */
-int agent_register_service(struct reg_agent *a, struct service_reg *r, bool replace_checks);
+int agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks);
 
 /* Deregisters a local service, its checks and their runners. 0 or -ENOENT. */
 int agent_service_deregister(struct reg_agent *a, const char *service_id);

@@ -51,25 +51,25 @@ static void locate_decode_error(const struct config_service *cs, const char *msg
     }
 }
 
-static void regs_free(struct service_reg *regs, size_t n)
+static void regs_free(struct reg_service_reg *regs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        service_reg_free(&regs[i]);
+        reg_service_reg_free(&regs[i]);
     free(regs);
 }
 
 /* Decodes every service of cfg. Returns a heap array of cfg->nservices, or NULL with e set to
  * "file:line: message" (nothing registered). */
-static struct service_reg *decode_all(const struct agent_config *cfg, struct err *e)
+static struct reg_service_reg *decode_all(const struct agent_config *cfg, struct err *e)
 {
-    struct decode_opts opts = {.allow_scripts =
-                                   cfg->enable_script_checks || cfg->enable_local_script_checks};
-    struct service_reg *regs = xcalloc(cfg->nservices ? cfg->nservices : 1, sizeof(*regs));
+    struct reg_decode_opts opts = {.allow_scripts = cfg->enable_script_checks ||
+                                                    cfg->enable_local_script_checks};
+    struct reg_service_reg *regs = xcalloc(cfg->nservices ? cfg->nservices : 1, sizeof(*regs));
 
     for (size_t i = 0; i < cfg->nservices; i++) {
         const struct config_service *cs = &cfg->services[i];
         struct err derr = {{0}};
-        if (decode_service(cs->def, &opts, &regs[i], &derr) < 0) {
+        if (reg_decode_service(cs->def, &opts, &regs[i], &derr) < 0) {
             char path[160];
             locate_decode_error(cs, derr.msg, path, sizeof(path));
             config_error(cs->doc, path, e, "%s", derr.msg);
@@ -83,7 +83,7 @@ static struct service_reg *decode_all(const struct agent_config *cfg, struct err
 int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
                                 const struct agent_config *cfg, struct err *e)
 {
-    struct service_reg *now = decode_all(cfg, e);
+    struct reg_service_reg *now = decode_all(cfg, e);
     if (!now)
         return -EINVAL;
     struct smap keep = SMAP_INIT;
@@ -92,7 +92,7 @@ int agent_config_services_apply(struct reg_agent *a, const struct agent_config *
         smap_put(&keep, now[i].svc.id, &keep);
     }
     if (before) {
-        struct service_reg *old = decode_all(before, NULL);
+        struct reg_service_reg *old = decode_all(before, NULL);
         for (size_t i = 0; old && i < before->nservices; i++) {
             const char *id = old[i].svc.id;
             if (!smap_get(&keep, id) && agent_service_deregister(a, id) == 0)

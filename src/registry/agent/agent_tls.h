@@ -19,7 +19,7 @@ struct http_client_request;
 /*
  * Starts the HTTPS listener when a->cfg.https_port is set (otherwise does nothing): builds the
  * server context from the configured files (read now, synchronously: call at startup) and
- * listens with api_handle. Returns 0, or a negative errno/UV error with e saying which file or
+ * listens with reg_api_handle. Returns 0, or a negative errno/UV error with e saying which file or
  * address failed.
  */
 int agent_tls_start(struct reg_agent *a, struct err *e);

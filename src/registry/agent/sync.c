@@ -294,9 +294,9 @@ static json_t *catalog_service(const struct reg_service *svc)
 {
     json_t *o =
         json_pack("{s:s, s:s, s:o, s:s, s:i, s:O, s:{s:i, s:i}, s:b}", "ID", svc->id, "Service",
-                  svc->name, "Tags", render_tags(svc), "Address", svc->address, "Port", svc->port,
-                  "Meta", svc->meta, "Weights", "Passing", svc->weight_passing, "Warning",
-                  svc->weight_warning, "EnableTagOverride", svc->enable_tag_override);
+                  svc->name, "Tags", reg_render_tags(svc), "Address", svc->address, "Port",
+                  svc->port, "Meta", svc->meta, "Weights", "Passing", svc->weight_passing,
+                  "Warning", svc->weight_warning, "EnableTagOverride", svc->enable_tag_override);
     if (svc->tagged_addresses)
         json_object_set(o, "TaggedAddresses", svc->tagged_addresses);
     return o;

@@ -35,156 +35,172 @@
 /* How each route is authorized (api_routes.h); docs/acl.md states the same, row by row. */
 #define ACL_PUBLIC                                                                                 \
     {                                                                                              \
-        API_ACL_PUBLIC, REG_ACL_RES_NONE, REG_ACL_ACCESS_READ, API_ACL_NAME_NONE                   \
+        REG_API_ACL_PUBLIC, REG_ACL_RES_NONE, REG_ACL_ACCESS_READ, REG_API_ACL_NAME_NONE           \
     }
 #define ACL_ROUTE(res, acc, name)                                                                  \
     {                                                                                              \
-        API_ACL_ROUTE, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, API_ACL_NAME_##name                \
+        REG_API_ACL_ROUTE, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, REG_API_ACL_NAME_##name        \
     }
 #define ACL_HANDLER(res, acc)                                                                      \
     {                                                                                              \
-        API_ACL_HANDLER, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, API_ACL_NAME_NONE                \
+        REG_API_ACL_HANDLER, REG_ACL_RES_##res, REG_ACL_ACCESS_##acc, REG_API_ACL_NAME_NONE        \
     }
 #define ACL_FILTER(res)                                                                            \
     {                                                                                              \
-        API_ACL_FILTER, REG_ACL_RES_##res, REG_ACL_ACCESS_READ, API_ACL_NAME_NONE                  \
+        REG_API_ACL_FILTER, REG_ACL_RES_##res, REG_ACL_ACCESS_READ, REG_API_ACL_NAME_NONE          \
     }
 #define CAT REG_TABLE_CATALOG
 
-static const struct api_route routes[] = {
-    READ("GET", "/v1/agent/self", false, api_agent_self, CAT, false, ACL_ROUTE(AGENT, READ, NODE)),
-    READ("GET", "/v1/agent/version", false, api_agent_version, CAT, false,
+static const struct reg_api_route routes[] = {
+    READ("GET", "/v1/agent/self", false, reg_api_agent_self, CAT, false,
          ACL_ROUTE(AGENT, READ, NODE)),
-    READ("GET", "/v1/agent/host", false, api_agent_host, CAT, false,
+    READ("GET", "/v1/agent/version", false, reg_api_agent_version, CAT, false,
+         ACL_ROUTE(AGENT, READ, NODE)),
+    READ("GET", "/v1/agent/host", false, reg_api_agent_host, CAT, false,
          ACL_ROUTE(OPERATOR, READ, NONE)),
-    READ("GET", "/v1/agent/metrics", false, api_agent_metrics, CAT, false,
+    READ("GET", "/v1/agent/metrics", false, reg_api_agent_metrics, CAT, false,
          ACL_ROUTE(AGENT, READ, NODE)),
-    READ("GET", "/v1/agent/members", false, api_agent_members, CAT, false, ACL_FILTER(NODE)),
-    READ("GET", "/v1/agent/services", false, api_agent_services, CAT, false, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/agent/service/", true, api_agent_service, CAT, false,
-         ACL_HANDLER(SERVICE, READ)),
-    READ("GET", "/v1/agent/checks", false, api_agent_checks, CAT, false, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/agent/health/service/id/", true, api_agent_health_service_id, CAT, false,
-         ACL_HANDLER(SERVICE, READ)),
-    READ("GET", "/v1/agent/health/service/name/", true, api_agent_health_service_name, CAT, false,
-         ACL_HANDLER(SERVICE, READ)),
-    WRITE("PUT", "/v1/agent/service/register", false, api_agent_service_register,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/service/deregister/", true, api_agent_service_deregister,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/service/maintenance/", true, api_agent_service_maintenance,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/register", false, api_agent_check_register,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/deregister/", true, api_agent_check_deregister,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/pass/", true, api_agent_check_pass, ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/warn/", true, api_agent_check_warn, ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/fail/", true, api_agent_check_fail, ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/check/update/", true, api_agent_check_update,
-          ACL_HANDLER(SERVICE, WRITE)),
-    WRITE("PUT", "/v1/agent/maintenance", false, api_agent_maintenance,
-          ACL_ROUTE(NODE, WRITE, NODE)),
-    WRITE("PUT", "/v1/agent/join/", true, api_agent_join, ACL_ROUTE(AGENT, WRITE, NODE)),
-    WRITE("PUT", "/v1/agent/leave", false, api_agent_leave, ACL_ROUTE(AGENT, WRITE, NODE)),
-    WRITE("PUT", "/v1/agent/force-leave/", true, api_agent_force_leave,
-          ACL_ROUTE(OPERATOR, WRITE, NONE)),
-    WRITE("PUT", "/v1/agent/reload", false, api_agent_reload, ACL_ROUTE(AGENT, WRITE, NODE)),
-    WRITE("PUT", "/v1/agent/token/", true, api_agent_token, ACL_ROUTE(AGENT, WRITE, NODE)),
-
-    READ("GET", "/v1/catalog/datacenters", false, api_catalog_datacenters, CAT, false, ACL_PUBLIC),
-    READ("GET", "/v1/catalog/nodes", false, api_catalog_nodes, CAT, true, ACL_FILTER(NODE)),
-    READ("GET", "/v1/catalog/services", false, api_catalog_services, CAT, true,
+    READ("GET", "/v1/agent/members", false, reg_api_agent_members, CAT, false, ACL_FILTER(NODE)),
+    READ("GET", "/v1/agent/services", false, reg_api_agent_services, CAT, false,
          ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/catalog/service/", true, api_catalog_service, CAT, true, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/catalog/node/", true, api_catalog_node, CAT, true, ACL_FILTER(NODE)),
-    READ("GET", "/v1/catalog/node-services/", true, api_catalog_node_services, CAT, true,
-         ACL_FILTER(NODE)),
-    WRITE("PUT", "/v1/catalog/register", false, api_catalog_register, ACL_HANDLER(NODE, WRITE)),
-    WRITE("PUT", "/v1/catalog/deregister", false, api_catalog_deregister, ACL_HANDLER(NODE, WRITE)),
+    READ("GET", "/v1/agent/service/", true, reg_api_agent_service, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/checks", false, reg_api_agent_checks, CAT, false, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/agent/health/service/id/", true, reg_api_agent_health_service_id, CAT, false,
+         ACL_HANDLER(SERVICE, READ)),
+    READ("GET", "/v1/agent/health/service/name/", true, reg_api_agent_health_service_name, CAT,
+         false, ACL_HANDLER(SERVICE, READ)),
+    WRITE("PUT", "/v1/agent/service/register", false, reg_api_agent_service_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/deregister/", true, reg_api_agent_service_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/service/maintenance/", true, reg_api_agent_service_maintenance,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/register", false, reg_api_agent_check_register,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/deregister/", true, reg_api_agent_check_deregister,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/pass/", true, reg_api_agent_check_pass,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/warn/", true, reg_api_agent_check_warn,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/fail/", true, reg_api_agent_check_fail,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/check/update/", true, reg_api_agent_check_update,
+          ACL_HANDLER(SERVICE, WRITE)),
+    WRITE("PUT", "/v1/agent/maintenance", false, reg_api_agent_maintenance,
+          ACL_ROUTE(NODE, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/join/", true, reg_api_agent_join, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/leave", false, reg_api_agent_leave, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/force-leave/", true, reg_api_agent_force_leave,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("PUT", "/v1/agent/reload", false, reg_api_agent_reload, ACL_ROUTE(AGENT, WRITE, NODE)),
+    WRITE("PUT", "/v1/agent/token/", true, reg_api_agent_token, ACL_ROUTE(AGENT, WRITE, NODE)),
 
-    READ("GET", "/v1/health/service/", true, api_health_service, CAT, true, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/health/checks/", true, api_health_checks, CAT, true, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/health/node/", true, api_health_node, CAT, true, ACL_FILTER(NODE)),
-    READ("GET", "/v1/health/state/", true, api_health_state, CAT, true, ACL_FILTER(NODE)),
-    READ("GET", "/v1/health/ingress/", true, api_health_ingress, CAT, true,
+    READ("GET", "/v1/catalog/datacenters", false, reg_api_catalog_datacenters, CAT, false,
+         ACL_PUBLIC),
+    READ("GET", "/v1/catalog/nodes", false, reg_api_catalog_nodes, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/services", false, reg_api_catalog_services, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/service/", true, reg_api_catalog_service, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/node/", true, reg_api_catalog_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/catalog/node-services/", true, reg_api_catalog_node_services, CAT, true,
+         ACL_FILTER(NODE)),
+    WRITE("PUT", "/v1/catalog/register", false, reg_api_catalog_register, ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/catalog/deregister", false, reg_api_catalog_deregister,
+          ACL_HANDLER(NODE, WRITE)),
+
+    READ("GET", "/v1/health/service/", true, reg_api_health_service, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/checks/", true, reg_api_health_checks, CAT, true, ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/node/", true, reg_api_health_node, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/state/", true, reg_api_health_state, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/health/ingress/", true, reg_api_health_ingress, CAT, true,
          ACL_ROUTE(SERVICE, READ, ARG)),
 
-    READ("GET", "/v1/kv/", true, api_kv_get, REG_TABLE_KV, true, ACL_HANDLER(KEY, READ)),
-    WRITE("PUT", "/v1/kv/", true, api_kv_put, ACL_ROUTE(KEY, WRITE, ARG)),
-    WRITE("DELETE", "/v1/kv/", true, api_kv_delete, ACL_ROUTE(KEY, WRITE, ARG)),
+    READ("GET", "/v1/kv/", true, reg_api_kv_get, REG_TABLE_KV, true, ACL_HANDLER(KEY, READ)),
+    WRITE("PUT", "/v1/kv/", true, reg_api_kv_put, ACL_ROUTE(KEY, WRITE, ARG)),
+    WRITE("DELETE", "/v1/kv/", true, reg_api_kv_delete, ACL_ROUTE(KEY, WRITE, ARG)),
 
     /* sessions: api_session.c */
-    WRITE("PUT", "/v1/session/create", false, api_session_create, ACL_HANDLER(SESSION, WRITE)),
-    WRITE("PUT", "/v1/session/destroy/", true, api_session_destroy, ACL_HANDLER(SESSION, WRITE)),
-    WRITE("PUT", "/v1/session/renew/", true, api_session_renew, ACL_HANDLER(SESSION, WRITE)),
-    READ("GET", "/v1/session/info/", true, api_session_info, REG_TABLE_SESSIONS, true,
+    WRITE("PUT", "/v1/session/create", false, reg_api_session_create, ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/destroy/", true, reg_api_session_destroy,
+          ACL_HANDLER(SESSION, WRITE)),
+    WRITE("PUT", "/v1/session/renew/", true, reg_api_session_renew, ACL_HANDLER(SESSION, WRITE)),
+    READ("GET", "/v1/session/info/", true, reg_api_session_info, REG_TABLE_SESSIONS, true,
          ACL_FILTER(SESSION)),
-    READ("GET", "/v1/session/node/", true, api_session_node, REG_TABLE_SESSIONS, true,
+    READ("GET", "/v1/session/node/", true, reg_api_session_node, REG_TABLE_SESSIONS, true,
          ACL_FILTER(SESSION)),
-    READ("GET", "/v1/session/list", false, api_session_list, REG_TABLE_SESSIONS, true,
+    READ("GET", "/v1/session/list", false, reg_api_session_list, REG_TABLE_SESSIONS, true,
          ACL_FILTER(SESSION)),
-    /* transactions and events: api_txn.c, api_event.c */
-    WRITE("PUT", "/v1/txn", false, api_txn, ACL_HANDLER(KEY, WRITE)),
-    WRITE("PUT", "/v1/event/fire/", true, api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
-    READ("GET", "/v1/event/list", false, api_event_list, REG_TABLE_EVENTS, true, ACL_FILTER(EVENT)),
-    /* prepared queries: api_query.c (Consul creates with POST, an alias of PUT here). No
+    /* transactions and events: reg_api_txn.c, api_event.c */
+    WRITE("PUT", "/v1/txn", false, reg_api_txn, ACL_HANDLER(KEY, WRITE)),
+    WRITE("PUT", "/v1/event/fire/", true, reg_api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
+    READ("GET", "/v1/event/list", false, reg_api_event_list, REG_TABLE_EVENTS, true,
+         ACL_FILTER(EVENT)),
+    /* prepared queries: reg_api_query.c (Consul creates with POST, an alias of PUT here). No
      * query:* rules here: reading and managing queries is an operator's. */
-    WRITE("PUT", "/v1/query", false, api_query_create, ACL_ROUTE(OPERATOR, WRITE, NONE)),
-    READ("GET", "/v1/query", false, api_query_list, REG_TABLE_QUERIES, true,
+    WRITE("PUT", "/v1/query", false, reg_api_query_create, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    READ("GET", "/v1/query", false, reg_api_query_list, REG_TABLE_QUERIES, true,
          ACL_ROUTE(OPERATOR, READ, NONE)),
-    READ("GET", "/v1/query/", true, api_query_get, REG_TABLE_QUERIES, false,
+    READ("GET", "/v1/query/", true, reg_api_query_get, REG_TABLE_QUERIES, false,
          ACL_ROUTE(OPERATOR, READ, NONE)),
-    WRITE("PUT", "/v1/query/", true, api_query_update, ACL_ROUTE(OPERATOR, WRITE, NONE)),
-    WRITE("DELETE", "/v1/query/", true, api_query_delete, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("PUT", "/v1/query/", true, reg_api_query_update, ACL_ROUTE(OPERATOR, WRITE, NONE)),
+    WRITE("DELETE", "/v1/query/", true, reg_api_query_delete, ACL_ROUTE(OPERATOR, WRITE, NONE)),
     /* network coordinates: api_coord.c */
-    READ("GET", "/v1/coordinate/datacenters", false, api_coordinate_datacenters, CAT, false,
+    READ("GET", "/v1/coordinate/datacenters", false, reg_api_coordinate_datacenters, CAT, false,
          ACL_FILTER(NODE)),
-    READ("GET", "/v1/coordinate/nodes", false, api_coordinate_nodes, REG_TABLE_COORDS, true,
+    READ("GET", "/v1/coordinate/nodes", false, reg_api_coordinate_nodes, REG_TABLE_COORDS, true,
          ACL_FILTER(NODE)),
-    READ("GET", "/v1/coordinate/node/", true, api_coordinate_node, REG_TABLE_COORDS, true,
+    READ("GET", "/v1/coordinate/node/", true, reg_api_coordinate_node, REG_TABLE_COORDS, true,
          ACL_ROUTE(NODE, READ, ARG)),
-    WRITE("PUT", "/v1/coordinate/update", false, api_coordinate_update, ACL_HANDLER(NODE, WRITE)),
+    WRITE("PUT", "/v1/coordinate/update", false, reg_api_coordinate_update,
+          ACL_HANDLER(NODE, WRITE)),
     /* ACLs: api_acl.c */
-    WRITE("PUT", "/v1/acl/bootstrap", false, api_acl_bootstrap, ACL_PUBLIC),
-    READ("GET", "/v1/acl/token/self", false, api_acl_token_self, REG_TABLE_ACL, false, ACL_PUBLIC),
-    WRITE("PUT", "/v1/acl/token", false, api_acl_token_create, ACL_ROUTE(ACL, WRITE, NONE)),
-    READ("GET", "/v1/acl/token/", true, api_acl_token_read, REG_TABLE_ACL, true,
+    WRITE("PUT", "/v1/acl/bootstrap", false, reg_api_acl_bootstrap, ACL_PUBLIC),
+    READ("GET", "/v1/acl/token/self", false, reg_api_acl_token_self, REG_TABLE_ACL, false,
+         ACL_PUBLIC),
+    WRITE("PUT", "/v1/acl/token", false, reg_api_acl_token_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/token/", true, reg_api_acl_token_read, REG_TABLE_ACL, true,
          ACL_ROUTE(ACL, READ, NONE)),
-    WRITE("PUT", "/v1/acl/token/", true, api_acl_token_update, ACL_ROUTE(ACL, WRITE, NONE)),
-    WRITE("DELETE", "/v1/acl/token/", true, api_acl_token_delete, ACL_ROUTE(ACL, WRITE, NONE)),
-    READ("GET", "/v1/acl/tokens", false, api_acl_token_list, REG_TABLE_ACL, true,
+    WRITE("PUT", "/v1/acl/token/", true, reg_api_acl_token_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/token/", true, reg_api_acl_token_delete, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/tokens", false, reg_api_acl_token_list, REG_TABLE_ACL, true,
          ACL_ROUTE(ACL, READ, NONE)),
-    WRITE("PUT", "/v1/acl/policy", false, api_acl_policy_create, ACL_ROUTE(ACL, WRITE, NONE)),
-    READ("GET", "/v1/acl/policy/", true, api_acl_policy_read, REG_TABLE_ACL, true,
+    WRITE("PUT", "/v1/acl/policy", false, reg_api_acl_policy_create, ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policy/", true, reg_api_acl_policy_read, REG_TABLE_ACL, true,
          ACL_ROUTE(ACL, READ, NONE)),
-    READ("GET", "/v1/acl/policy/name/", true, api_acl_policy_read_by_name, REG_TABLE_ACL, true,
+    READ("GET", "/v1/acl/policy/name/", true, reg_api_acl_policy_read_by_name, REG_TABLE_ACL, true,
          ACL_ROUTE(ACL, READ, NONE)),
-    WRITE("PUT", "/v1/acl/policy/", true, api_acl_policy_update, ACL_ROUTE(ACL, WRITE, NONE)),
-    WRITE("DELETE", "/v1/acl/policy/", true, api_acl_policy_delete, ACL_ROUTE(ACL, WRITE, NONE)),
-    READ("GET", "/v1/acl/policies", false, api_acl_policy_list, REG_TABLE_ACL, true,
+    WRITE("PUT", "/v1/acl/policy/", true, reg_api_acl_policy_update, ACL_ROUTE(ACL, WRITE, NONE)),
+    WRITE("DELETE", "/v1/acl/policy/", true, reg_api_acl_policy_delete,
+          ACL_ROUTE(ACL, WRITE, NONE)),
+    READ("GET", "/v1/acl/policies", false, reg_api_acl_policy_list, REG_TABLE_ACL, true,
          ACL_ROUTE(ACL, READ, NONE)),
 
     /* meshkit internal: api_internal.c */
-    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, api_internal_heartbeat,
+    WRITE("PUT", "/v1/internal/mesh/heartbeat", false, reg_api_internal_heartbeat,
           ACL_HANDLER(NODE, WRITE)),
-    WRITE("PUT", "/v1/internal/mesh/leave", false, api_internal_leave, ACL_HANDLER(NODE, WRITE)),
-    READ("GET", "/v1/internal/mesh/acl/resolve", false, api_internal_acl_resolve, REG_TABLE_ACL,
+    WRITE("PUT", "/v1/internal/mesh/leave", false, reg_api_internal_leave,
+          ACL_HANDLER(NODE, WRITE)),
+    READ("GET", "/v1/internal/mesh/acl/resolve", false, reg_api_internal_acl_resolve, REG_TABLE_ACL,
          false, ACL_PUBLIC),
 
-    READ("GET", "/v1/internal/ui/services", false, api_ui_services, CAT, true, ACL_FILTER(SERVICE)),
-    READ("GET", "/v1/internal/ui/nodes", false, api_ui_nodes, CAT, true, ACL_FILTER(NODE)),
+    READ("GET", "/v1/internal/ui/services", false, reg_api_ui_services, CAT, true,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/internal/ui/nodes", false, reg_api_ui_nodes, CAT, true, ACL_FILTER(NODE)),
 
-    READ("GET", "/v1/status/leader", false, api_status_leader, CAT, false, ACL_PUBLIC),
-    READ("GET", "/v1/internal/mesh/raft/info", false, api_cluster_info, CAT, false, ACL_PUBLIC),
-    WRITE("PUT", "/v1/internal/mesh/raft/join", false, api_cluster_join,
+    READ("GET", "/v1/status/leader", false, reg_api_status_leader, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/internal/mesh/raft/info", false, reg_api_cluster_info, CAT, false, ACL_PUBLIC),
+    WRITE("PUT", "/v1/internal/mesh/raft/join", false, reg_api_cluster_join,
           ACL_ROUTE(OPERATOR, WRITE, NONE)),
-    READ("GET", "/v1/status/peers", false, api_status_peers, CAT, false, ACL_PUBLIC),
-    READ("GET", "/v1/operator/raft/configuration", false, api_operator_raft_configuration, CAT,
+    READ("GET", "/v1/status/peers", false, reg_api_status_peers, CAT, false, ACL_PUBLIC),
+    READ("GET", "/v1/operator/raft/configuration", false, reg_api_operator_raft_configuration, CAT,
          false, ACL_ROUTE(OPERATOR, READ, NONE)),
 };
 
-const struct api_route *api_route_table(size_t *n)
+const struct reg_api_route *reg_api_route_table(size_t *n)
 {
     *n = ARRAY_LEN(routes);
     return routes;
@@ -192,7 +208,7 @@ const struct api_route *api_route_table(size_t *n)
 
 /* ---- call lifetime ----------------------------------------------------------------------- */
 
-void api_call_free(struct api_call *c)
+void reg_api_call_free(struct reg_api_call *c)
 {
     url_query_free(&c->query);
     free(c->path);
@@ -202,7 +218,7 @@ void api_call_free(struct api_call *c)
     free(c);
 }
 
-static void add_common_headers(struct api_call *c)
+static void add_common_headers(struct reg_api_call *c)
 {
     const struct agent_config *cfg = &c->agent->cfg;
     const char *policy =
@@ -214,14 +230,15 @@ static void add_common_headers(struct api_call *c)
  * True when a write handler's change did not reach the journal (a full disk, an I/O error): it
  * must not be acknowledged. *err gets the failure.
  */
-static bool write_unpersisted(const struct api_call *c, int *err)
+static bool write_unpersisted(const struct reg_api_call *c, int *err)
 {
     const struct reg_persist *p = c->agent->persist;
 
     return c->route && c->route->write && p && reg_persist_unwritten(p, err) > c->unwritten;
 }
 
-static void respond(struct api_call *c, int status, const char *type, const void *body, size_t len)
+static void respond(struct reg_api_call *c, int status, const char *type, const void *body,
+                    size_t len)
 {
     char msg[256];
     int err;
@@ -240,20 +257,20 @@ static void respond(struct api_call *c, int status, const char *type, const void
     /* In a replicated cluster a write is acknowledged once its records are committed. */
     if (c->route && c->route->write &&
         cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
-        api_call_free(c);
+        reg_api_call_free(c);
         return;
     }
     http_respond(c->req, status, type, body, len);
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
-void api_answer(struct api_call *c, int status, const char *content_type, const void *body,
-                size_t len)
+void reg_api_answer(struct reg_api_call *c, int status, const char *content_type, const void *body,
+                    size_t len)
 {
     respond(c, status, content_type, body, len);
 }
 
-void api_error(struct api_call *c, int status, const char *fmt, ...)
+void reg_api_error(struct reg_api_call *c, int status, const char *fmt, ...)
 {
     struct buf b = BUF_INIT;
     va_list ap;
@@ -267,12 +284,12 @@ void api_error(struct api_call *c, int status, const char *fmt, ...)
     buf_free(&b);
 }
 
-void api_ok_empty(struct api_call *c)
+void reg_api_ok_empty(struct reg_api_call *c)
 {
     respond(c, 200, NULL, "", 0);
 }
 
-void api_ok_json(struct api_call *c, json_t *v)
+void reg_api_ok_json(struct reg_api_call *c, json_t *v)
 {
     struct buf b = BUF_INIT;
 
@@ -282,13 +299,13 @@ void api_ok_json(struct api_call *c, json_t *v)
     buf_free(&b);
 }
 
-void api_result_json(struct api_call *c, struct api_result *res, json_t *v)
+void reg_api_result_json(struct reg_api_call *c, struct reg_api_result *res, json_t *v)
 {
     struct err e;
 
-    if (api_filter_apply(c, v, &e) < 0) {
+    if (reg_api_filter_apply(c, v, &e) < 0) {
         json_decref(v);
-        api_result_error(res, 400, "Failed to evaluate the filter: %s", e.msg);
+        reg_api_result_error(res, 400, "Failed to evaluate the filter: %s", e.msg);
         return;
     }
     buf_reset(&res->body);
@@ -298,7 +315,7 @@ void api_result_json(struct api_call *c, struct api_result *res, json_t *v)
     res->content_type = "application/json";
 }
 
-void api_result_error(struct api_result *res, int status, const char *fmt, ...)
+void reg_api_result_error(struct reg_api_result *res, int status, const char *fmt, ...)
 {
     va_list ap;
 
@@ -312,54 +329,54 @@ void api_result_error(struct api_result *res, int status, const char *fmt, ...)
     res->index_headers = false;
 }
 
-json_t *api_body_load(const struct api_call *c, json_error_t *jerr)
+json_t *reg_api_body_load(const struct reg_api_call *c, json_error_t *jerr)
 {
-    if (json_text_depth(c->req->body, c->req->body_len) > API_MAX_JSON_DEPTH) {
+    if (json_text_depth(c->req->body, c->req->body_len) > REG_API_MAX_JSON_DEPTH) {
         snprintf(jerr->text, sizeof(jerr->text), "JSON nested deeper than %d levels",
-                 API_MAX_JSON_DEPTH);
+                 REG_API_MAX_JSON_DEPTH);
         return NULL;
     }
     return json_loadb(c->req->body, c->req->body_len, 0, jerr);
 }
 
-json_t *api_body_json(struct api_call *c, bool allow_empty)
+json_t *reg_api_body_json(struct reg_api_call *c, bool allow_empty)
 {
     json_error_t jerr;
 
     if (c->req->body_len == 0 && allow_empty)
         return json_object();
-    json_t *v = api_body_load(c, &jerr);
+    json_t *v = reg_api_body_load(c, &jerr);
     if (!v) {
-        api_error(c, 400, "Request decode failed: %s", jerr.text);
+        reg_api_error(c, 400, "Request decode failed: %s", jerr.text);
         return NULL;
     }
     if (!json_is_object(v)) {
-        api_error(c, 400,
-                  "Request decode failed: json: cannot unmarshal %s into Go value of type "
-                  "map[string]interface {}",
-                  json_type_name(v));
+        reg_api_error(c, 400,
+                      "Request decode failed: json: cannot unmarshal %s into Go value of type "
+                      "map[string]interface {}",
+                      json_type_name(v));
         json_decref(v);
         return NULL;
     }
     return v;
 }
 
-bool api_dc_known(const struct api_call *c, const char *dc)
+bool reg_api_dc_known(const struct reg_api_call *c, const char *dc)
 {
     return !dc || !dc[0] || strcasecmp(dc, c->agent->cfg.datacenter) == 0;
 }
 
-const char *api_query(const struct api_call *c, const char *name)
+const char *reg_api_query(const struct reg_api_call *c, const char *name)
 {
     return url_query_get(&c->query, name);
 }
 
-bool api_query_has(const struct api_call *c, const char *name)
+bool reg_api_query_has(const struct reg_api_call *c, const char *name)
 {
     return url_query_has(&c->query, name);
 }
 
-int api_query_bool(const struct api_call *c, const char *name, bool *out)
+int reg_api_query_bool(const struct reg_api_call *c, const char *name, bool *out)
 {
     const char *v = url_query_get(&c->query, name);
 
@@ -379,13 +396,13 @@ int api_query_bool(const struct api_call *c, const char *name, bool *out)
 
 /* ---- reads and blocking ------------------------------------------------------------------ */
 
-static uint64_t result_hash(const struct api_result *res)
+static uint64_t result_hash(const struct reg_api_result *res)
 {
-    uint64_t h = watch_hash(res->body.data, res->body.len);
+    uint64_t h = reg_watch_hash(res->body.data, res->body.len);
     return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
 }
 
-static void send_result(struct api_call *c, struct api_result *res)
+static void send_result(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct http_request *req = c->req;
 
@@ -404,24 +421,24 @@ static void send_result(struct api_call *c, struct api_result *res)
     respond(c, res->status, res->content_type, res->body.data, res->body.len);
 }
 
-static void run_read(struct api_call *c, struct api_result *res)
+static void run_read(struct reg_api_call *c, struct reg_api_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->status = 200;
     res->content_type = "application/json";
     /* Again on every run: a parked query outlives policy and token changes. (A client
      * agent's stale cache entry is good enough here; the next request refreshes it.) */
-    int rc = api_acl_resolve(c);
+    int rc = reg_api_acl_resolve(c);
     if (rc < 0 && rc != -EAGAIN) {
-        api_result_error(res, 403, "ACL not found");
+        reg_api_result_error(res, 403, "ACL not found");
         return;
     }
     c->read(c, res);
 }
 
-void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool *answered)
+void reg_api_call_rerun(struct reg_api_call *c, uint64_t parked_hash, bool always, bool *answered)
 {
-    struct api_result res;
+    struct reg_api_result res;
 
     run_read(c, &res);
     *answered = always || result_hash(&res) != parked_hash;
@@ -431,22 +448,22 @@ void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool 
 }
 
 /* Parses ?index and ?wait; answers 400 and returns false when malformed. */
-static bool parse_blocking(struct api_call *c, uint64_t *wait_ms)
+static bool parse_blocking(struct reg_api_call *c, uint64_t *wait_ms)
 {
-    const char *idx = api_query(c, "index");
-    const char *wait = api_query(c, "wait");
+    const char *idx = reg_api_query(c, "index");
+    const char *wait = reg_api_query(c, "wait");
     unsigned long long v;
     int64_t ns;
 
     *wait_ms = WAIT_DEFAULT_MS;
     if (idx && idx[0] && !str_to_u64(str_from(idx), &v)) {
-        api_error(c, 400, "Invalid index");
+        reg_api_error(c, 400, "Invalid index");
         return false;
     }
     c->min_index = idx && idx[0] ? v : 0;
     if (wait && wait[0]) {
         if (duration_parse(str_from(wait), &ns) < 0) {
-            api_error(c, 400, "Invalid wait time");
+            reg_api_error(c, 400, "Invalid wait time");
             return false;
         }
         *wait_ms = (uint64_t)(ns / DURATION_MS);
@@ -458,15 +475,15 @@ static bool parse_blocking(struct api_call *c, uint64_t *wait_ms)
     return true;
 }
 
-static void serve_read(struct api_call *c, const struct api_route *r)
+static void serve_read(struct reg_api_call *c, const struct reg_api_route *r)
 {
-    struct api_result res;
+    struct reg_api_result res;
     uint64_t wait_ms = 0;
 
     c->read = r->read;
     c->table = r->table;
-    c->hash = api_query(c, "hash");
-    if (api_filter_prepare(c, r->path) < 0)
+    c->hash = reg_api_query(c, "hash");
+    if (reg_api_filter_prepare(c, r->path) < 0)
         return;
     if ((r->blocking || (c->hash && c->hash[0])) && !parse_blocking(c, &wait_ms))
         return;
@@ -476,7 +493,7 @@ static void serve_read(struct api_call *c, const struct api_route *r)
         (r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index) ||
         (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
     if (park) {
-        watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
+        reg_watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
     } else {
         send_result(c, &res);
     }
@@ -485,7 +502,7 @@ static void serve_read(struct api_call *c, const struct api_route *r)
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
-static bool route_matches(const struct api_route *r, const char *path)
+static bool route_matches(const struct reg_api_route *r, const char *path)
 {
     size_t n = strlen(r->path);
     if (r->prefix)
@@ -494,37 +511,37 @@ static bool route_matches(const struct api_route *r, const char *path)
 }
 
 /* Rejects parameters Consul rejects for every endpoint. Returns false after answering. */
-static bool check_common_params(struct api_call *c)
+static bool check_common_params(struct reg_api_call *c)
 {
-    const char *dc = api_query(c, "dc");
-    const char *ns = api_query(c, "ns");
+    const char *dc = reg_api_query(c, "dc");
+    const char *ns = reg_api_query(c, "ns");
     const struct http_header *nsh = http_request_header(c->req, "X-Consul-Namespace");
 
-    if (api_query_has(c, "stale") && api_query_has(c, "consistent")) {
-        api_error(c, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+    if (reg_api_query_has(c, "stale") && reg_api_query_has(c, "consistent")) {
+        reg_api_error(c, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
         return false;
     }
-    if (api_query_has(c, "cached") && api_query_has(c, "consistent")) {
-        api_error(c, 400, "Cannot specify ?cached with ?consistent, conflicting semantics.");
+    if (reg_api_query_has(c, "cached") && reg_api_query_has(c, "consistent")) {
+        reg_api_error(c, 400, "Cannot specify ?cached with ?consistent, conflicting semantics.");
         return false;
     }
     if ((ns && ns[0] && strcmp(ns, "default") != 0) ||
         (nsh && nsh->value.n && !str_eq_cstr(nsh->value, "default"))) {
-        api_error(c, 400,
-                  "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+        reg_api_error(
+            c, 400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
         return false;
     }
-    if (!api_dc_known(c, dc)) {
-        api_error(c, 500, "No path to datacenter");
+    if (!reg_api_dc_known(c, dc)) {
+        reg_api_error(c, 500, "No path to datacenter");
         return false;
     }
     return true;
 }
 
-static void dispatch(struct api_call *c);
+static void dispatch(struct reg_api_call *c);
 
 /* Resolves the call's token and checks the route's permission. Returns false after answering. */
-static bool authorize(struct api_call *c, const struct api_route *r)
+static bool authorize(struct reg_api_call *c, const struct reg_api_route *r)
 {
     struct reg_agent *a = c->agent;
 
@@ -534,34 +551,34 @@ static bool authorize(struct api_call *c, const struct api_route *r)
         reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
-    int rc = api_acl_resolve(c);
+    int rc = reg_api_acl_resolve(c);
     if (rc == -EAGAIN || rc == ACL_CACHE_STALE) {
         /* A client agent learning what the token may do from a server: resume after. */
         acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
         return false;
     }
     if (rc < 0) {
-        api_error(c, 403, "ACL not found");
+        reg_api_error(c, 403, "ACL not found");
         return false;
     }
-    if (MESH_BUG_ON(r->acl.kind == API_ACL_UNSET)) {
-        api_error(c, 500, "route %s declares no ACL rule", r->path);
+    if (MESH_BUG_ON(r->acl.kind == REG_API_ACL_UNSET)) {
+        reg_api_error(c, 500, "route %s declares no ACL rule", r->path);
         return false;
     }
-    if (r->acl.kind != API_ACL_ROUTE)
+    if (r->acl.kind != REG_API_ACL_ROUTE)
         return true; /* public, or the handler checks and filters (api_routes.h) */
-    const char *name = r->acl.name == API_ACL_NAME_ARG    ? c->arg
-                       : r->acl.name == API_ACL_NAME_NODE ? a->cfg.node_name
-                                                          : "";
-    return api_acl_require(c, r->acl.res, name, r->acl.acc);
+    const char *name = r->acl.name == REG_API_ACL_NAME_ARG    ? c->arg
+                       : r->acl.name == REG_API_ACL_NAME_NODE ? a->cfg.node_name
+                                                              : "";
+    return reg_api_acl_require(c, r->acl.res, name, r->acl.acc);
 }
 
-static void answer_root(struct api_call *c)
+static void answer_root(struct reg_api_call *c)
 {
     bool ui = c->agent->cfg.ui;
 
     if (ui && (strcmp(c->path, "/ui") == 0 || strncmp(c->path, "/ui/", 4) == 0)) {
-        api_ui_serve(c);
+        reg_api_ui_serve(c);
         return;
     }
     if (ui && strcmp(c->path, "/") == 0) {
@@ -575,7 +592,7 @@ static void answer_root(struct api_call *c)
         respond(c, 200, "text/plain; charset=utf-8", text, sizeof(text) - 1);
         return;
     }
-    api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+    reg_api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
 }
 
 /* Length of the longest route path matching `path`: the route that owns it (a prefix route
@@ -594,7 +611,7 @@ static void allowed_methods(const char *path, size_t owner, struct buf *allow)
 {
     buf_append_cstr(allow, "OPTIONS");
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
-        const struct api_route *r = &routes[i];
+        const struct reg_api_route *r = &routes[i];
         if (route_matches(r, path) && strlen(r->path) == owner && !strstr(allow->data, r->method)) {
             buf_append(allow, ",", 1);
             buf_append_cstr(allow, r->method);
@@ -604,7 +621,7 @@ static void allowed_methods(const char *path, size_t owner, struct buf *allow)
 
 /* Older Consul took GET for check pass/warn/fail (its docs' curl samples still do), and POST
  * for writes: harmless aliases of PUT. */
-static bool method_alias(const struct api_route *r, struct str method)
+static bool method_alias(const struct reg_api_route *r, struct str method)
 {
     if (strcmp(r->method, "PUT") != 0)
         return false;
@@ -615,11 +632,11 @@ static bool method_alias(const struct api_route *r, struct str method)
                                           strcmp(r->path, "/v1/agent/check/fail/") == 0);
 }
 
-static const struct api_route *find_route(const char *path, struct str method, size_t *owner)
+static const struct reg_api_route *find_route(const char *path, struct str method, size_t *owner)
 {
     *owner = owner_len(path);
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
-        const struct api_route *r = &routes[i];
+        const struct reg_api_route *r = &routes[i];
         if (!route_matches(r, path) || strlen(r->path) != *owner)
             continue;
         if (str_eq_cstr(method, r->method) || (str_eq_cstr(method, "HEAD") && r->read) ||
@@ -629,9 +646,9 @@ static const struct api_route *find_route(const char *path, struct str method, s
     return NULL;
 }
 
-void api_handle(struct http_request *req, void *data)
+void reg_api_handle(struct http_request *req, void *data)
 {
-    struct api_call *c = xcalloc(1, sizeof(*c));
+    struct reg_api_call *c = xcalloc(1, sizeof(*c));
     struct buf path = BUF_INIT;
 
     c->agent = data;
@@ -647,24 +664,24 @@ void api_handle(struct http_request *req, void *data)
         buf_free(&path);
         c->path = xstrdup("");
         if (rc == -EILSEQ)
-            api_error(c, 400,
-                      "Invalid URL: a path segment or query value is not UTF-8 text "
-                      "(NUL or invalid byte)");
+            reg_api_error(c, 400,
+                          "Invalid URL: a path segment or query value is not UTF-8 text "
+                          "(NUL or invalid byte)");
         else
-            api_error(c, 400, "Invalid URL escape in request");
+            reg_api_error(c, 400, "Invalid URL escape in request");
         return;
     }
     c->path = buf_steal(&path);
-    c->pretty = api_query_has(c, "pretty");
+    c->pretty = reg_api_query_has(c, "pretty");
     if (strncmp(c->path, "/v1/", 4) != 0) {
         answer_root(c);
         return;
     }
     size_t owner;
-    const struct api_route *r = find_route(c->path, req->method, &owner);
+    const struct reg_api_route *r = find_route(c->path, req->method, &owner);
     if (!r) {
         if (!owner) {
-            api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
+            reg_api_error(c, 404, "Invalid URL path: not a recognized HTTP API endpoint");
             return;
         }
         struct buf allow = BUF_INIT;
@@ -672,9 +689,9 @@ void api_handle(struct http_request *req, void *data)
         http_response_header(req, "Allow", "%s", allow.data);
         buf_free(&allow);
         if (str_eq_cstr(req->method, "OPTIONS"))
-            api_ok_empty(c);
+            reg_api_ok_empty(c);
         else
-            api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
+            reg_api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
         return;
     }
     c->arg = r->prefix ? c->path + strlen(r->path) : "";
@@ -689,16 +706,16 @@ void api_handle(struct http_request *req, void *data)
         dispatch(c);
 }
 
-void api_call_resume(struct api_call *c)
+void reg_api_call_resume(struct reg_api_call *c)
 {
     if (check_common_params(c))
         dispatch(c);
 }
 
 /* Authorizes the call for its route, then runs the handler. */
-static void dispatch(struct api_call *c)
+static void dispatch(struct reg_api_call *c)
 {
-    const struct api_route *r = c->route;
+    const struct reg_api_route *r = c->route;
 
     if (!authorize(c, r))
         return;

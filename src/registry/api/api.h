@@ -20,7 +20,7 @@
 struct reg_agent;
 
 /* The outcome of a read: what to send, and the index it reflects. */
-struct api_result {
+struct reg_api_result {
     int status;               /* 200 unless an error */
     const char *content_type; /* default application/json */
     struct buf body;
@@ -30,30 +30,30 @@ struct api_result {
     bool acl_filtered;        /* X-Consul-Results-Filtered-By-ACLs: true */
 };
 
-struct api_call;
-typedef void (*api_write_fn)(struct api_call *c);
-typedef void (*api_read_fn)(struct api_call *c, struct api_result *res);
+struct reg_api_call;
+typedef void (*reg_api_write_fn)(struct reg_api_call *c);
+typedef void (*reg_api_read_fn)(struct reg_api_call *c, struct reg_api_result *res);
 
-struct api_route;
+struct reg_api_route;
 
 struct bexpr;
 
-struct api_call {
+struct reg_api_call {
     struct reg_agent *agent;
     struct http_request *req;
     char *path;      /* percent-decoded path */
     const char *arg; /* decoded path after the route prefix ("" when none) */
     struct url_query query;
     bool pretty;
-    api_read_fn read; /* the read being served (blocking queries re-run it) */
+    reg_api_read_fn read; /* the read being served (blocking queries re-run it) */
     enum reg_table table;
-    uint64_t min_index;            /* ?index */
-    const char *hash;              /* ?hash (agent service hash blocking) */
-    const struct api_route *route; /* the route being served */
+    uint64_t min_index;                /* ?index */
+    const char *hash;                  /* ?hash (agent service hash blocking) */
+    const struct reg_api_route *route; /* the route being served */
     char *token;       /* the secret in use (request or default token), owned, may be NULL */
     bool token_picked; /* token was looked up */
     bool token_given;  /* the request itself carried a token */
-    struct reg_acl_authz authz; /* what the token may do (api_acl_resolve) */
+    struct reg_acl_authz authz; /* what the token may do (reg_api_acl_resolve) */
     struct bexpr *filter;       /* ?filter, parsed (api_filter.c); owned, may be NULL */
     int filter_target;          /* what the filter selects from (api_filter.c) */
     uint64_t unwritten;         /* reg_persist_unwritten when a write handler started */
@@ -62,33 +62,33 @@ struct api_call {
 };
 
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */
-void api_handle(struct http_request *req, void *data);
+void reg_api_handle(struct http_request *req, void *data);
 
 /* Runs the read again and answers if it changed (changed = hash differs) or always. */
-void api_call_rerun(struct api_call *c, uint64_t parked_hash, bool always, bool *answered);
+void reg_api_call_rerun(struct reg_api_call *c, uint64_t parked_hash, bool always, bool *answered);
 /* The connection went away while parked. */
-void api_call_free(struct api_call *c);
+void reg_api_call_free(struct reg_api_call *c);
 
 /* Serves a call that was held before its route's handler ran (cluster.c: no leader yet). */
-void api_call_resume(struct api_call *c);
+void reg_api_call_resume(struct reg_api_call *c);
 
 /* ---- helpers for handlers ---- */
 
 /* Answers with a text/plain error (adds a newline unless present). Frees the call. */
-void api_error(struct api_call *c, int status, const char *fmt, ...)
+void reg_api_error(struct reg_api_call *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Answers with any status and body (copied). Frees the call. */
-void api_answer(struct api_call *c, int status, const char *content_type, const void *body,
-                size_t len);
+void reg_api_answer(struct reg_api_call *c, int status, const char *content_type, const void *body,
+                    size_t len);
 /* Answers 200 with an empty body. Frees the call. */
-void api_ok_empty(struct api_call *c);
+void reg_api_ok_empty(struct reg_api_call *c);
 /* Answers 200 with JSON v (stolen). Frees the call. */
-void api_ok_json(struct api_call *c, json_t *v);
+void reg_api_ok_json(struct reg_api_call *c, json_t *v);
 
 /* Sets res to a JSON value (stolen), honouring ?pretty. */
-void api_result_json(struct api_call *c, struct api_result *res, json_t *v);
+void reg_api_result_json(struct reg_api_call *c, struct reg_api_result *res, json_t *v);
 /* Sets res to an error. */
-void api_result_error(struct api_result *res, int status, const char *fmt, ...)
+void reg_api_result_error(struct reg_api_result *res, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
@@ -97,29 +97,29 @@ void api_result_error(struct api_result *res, int status, const char *fmt, ...)
  * client agent's sync one more), and jansson refuses to parse past 2048: well under that, a
  * body that was accepted always replays after a restart.
  */
-#define API_MAX_JSON_DEPTH 512
+#define REG_API_MAX_JSON_DEPTH 512
 
 /*
  * Decodes the request body as a JSON object. On failure answers 400 "Request decode failed:
  * ..." and returns NULL (the call is then freed): also for a body nested deeper than
- * API_MAX_JSON_DEPTH. An empty body gives an empty object when allow_empty.
+ * REG_API_MAX_JSON_DEPTH. An empty body gives an empty object when allow_empty.
  */
-json_t *api_body_json(struct api_call *c, bool allow_empty);
+json_t *reg_api_body_json(struct reg_api_call *c, bool allow_empty);
 
 /*
  * The request body parsed as any JSON value (NULL, with jerr set, when malformed or nested
- * deeper than API_MAX_JSON_DEPTH). The caller owns the result.
+ * deeper than REG_API_MAX_JSON_DEPTH). The caller owns the result.
  */
-json_t *api_body_load(const struct api_call *c, json_error_t *jerr);
+json_t *reg_api_body_load(const struct reg_api_call *c, json_error_t *jerr);
 
 /* True when dc (from ?dc= or a body's Datacenter) is empty or the agent's own: the only
  * datacenter there is a path to. Otherwise a request answers 500 "No path to datacenter". */
-bool api_dc_known(const struct api_call *c, const char *dc);
+bool reg_api_dc_known(const struct reg_api_call *c, const char *dc);
 
 /* Query parameter lookup on the call. */
-const char *api_query(const struct api_call *c, const char *name);
-bool api_query_has(const struct api_call *c, const char *name);
+const char *reg_api_query(const struct reg_api_call *c, const char *name);
+bool reg_api_query_has(const struct reg_api_call *c, const char *name);
 /* A strconv.ParseBool-style flag: absent false; "" / 1 / t / true true; else -EINVAL. */
-int api_query_bool(const struct api_call *c, const char *name, bool *out);
+int reg_api_query_bool(const struct reg_api_call *c, const char *name, bool *out);
 
 #endif

@@ -20,9 +20,9 @@
 
 /* The request's token: ?token=, X-Consul-Token, Authorization: Bearer, first
  * found wins (docs/agent.md, ACLs). */
-static char *request_token(const struct api_call *c)
+static char *request_token(const struct reg_api_call *c)
 {
-    const char *q = api_query(c, "token");
+    const char *q = reg_api_query(c, "token");
     const struct http_header *h;
 
     if (q && q[0])
@@ -45,7 +45,7 @@ static char *request_token(const struct api_call *c)
     return NULL;
 }
 
-int api_acl_resolve(struct api_call *c)
+int reg_api_acl_resolve(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
 
@@ -64,39 +64,39 @@ int api_acl_resolve(struct api_call *c)
     return reg_acl_resolve(&a->state, &set, c->token, &c->authz);
 }
 
-bool api_acl_allow(const struct api_call *c, enum reg_acl_resource res, const char *name,
-                   enum reg_acl_access acc)
+bool reg_api_acl_allow(const struct reg_api_call *c, enum reg_acl_resource res, const char *name,
+                       enum reg_acl_access acc)
 {
     return reg_acl_allowed(&c->authz, res, name, acc);
 }
 
-bool api_acl_require(struct api_call *c, enum reg_acl_resource res, const char *name,
-                     enum reg_acl_access acc)
+bool reg_api_acl_require(struct reg_api_call *c, enum reg_acl_resource res, const char *name,
+                         enum reg_acl_access acc)
 {
     struct buf b = BUF_INIT;
 
     if (reg_acl_allowed(&c->authz, res, name, acc))
         return true;
     reg_acl_denied_text(&c->authz, res, name, acc, &b);
-    api_error(c, 403, "%s", b.data);
+    reg_api_error(c, 403, "%s", b.data);
     buf_free(&b);
     return false;
 }
 
-bool api_acl_require_read(struct api_call *c, struct api_result *res,
-                          enum reg_acl_resource res_kind, const char *name)
+bool reg_api_acl_require_read(struct reg_api_call *c, struct reg_api_result *res,
+                              enum reg_acl_resource res_kind, const char *name)
 {
     struct buf b = BUF_INIT;
 
     if (reg_acl_allowed(&c->authz, res_kind, name, REG_ACL_ACCESS_READ))
         return true;
     reg_acl_denied_text(&c->authz, res_kind, name, REG_ACL_ACCESS_READ, &b);
-    api_result_error(res, 403, "%s", b.data);
+    reg_api_result_error(res, 403, "%s", b.data);
     buf_free(&b);
     return false;
 }
 
-void api_acl_filtered(const struct api_call *c, struct api_result *res)
+void reg_api_acl_filtered(const struct reg_api_call *c, struct reg_api_result *res)
 {
     /* Consul tells only callers that sent a token, so anonymous probes learn nothing. */
     if (c->token_given)
@@ -152,31 +152,31 @@ static json_t *render_policy(const struct reg_acl_policy *p, bool with_rules)
     return o;
 }
 
-static void acl_index(struct api_call *c, struct api_result *res)
+static void acl_index(struct reg_api_call *c, struct reg_api_result *res)
 {
     res->index = c->agent->state.table_index[REG_TABLE_ACL];
     res->index_headers = true;
 }
 
-static bool disabled(struct api_call *c)
+static bool disabled(struct reg_api_call *c)
 {
     if (c->agent->cfg.acl_enabled)
         return false;
-    api_error(c, 401, "ACL support disabled");
+    reg_api_error(c, 401, "ACL support disabled");
     return true;
 }
 
-static bool disabled_read(struct api_call *c, struct api_result *res)
+static bool disabled_read(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (c->agent->cfg.acl_enabled)
         return false;
-    api_result_error(res, 401, "ACL support disabled");
+    reg_api_result_error(res, 401, "ACL support disabled");
     return true;
 }
 
 /* ---- bootstrap and tokens ---------------------------------------------------------------- */
 
-void api_acl_bootstrap(struct api_call *c)
+void reg_api_acl_bootstrap(struct reg_api_call *c)
 {
     struct reg_state *st = &c->agent->state;
     char accessor[37], secret[37], now[40];
@@ -186,9 +186,9 @@ void api_acl_bootstrap(struct api_call *c)
     smap_foreach(&st->acl_tokens, e)
     {
         if (reg_acl_token_is_management(e->val)) {
-            api_error(c, 403,
-                      "Permission denied: ACL bootstrap no longer allowed (reset index: %llu)",
-                      (unsigned long long)st->table_index[REG_TABLE_ACL]);
+            reg_api_error(c, 403,
+                          "Permission denied: ACL bootstrap no longer allowed (reset index: %llu)",
+                          (unsigned long long)st->table_index[REG_TABLE_ACL]);
             return;
         }
     }
@@ -205,11 +205,11 @@ void api_acl_bootstrap(struct api_call *c)
         .create_time = now,
     };
     reg_acl_token_put(st, &t);
-    api_ok_json(c, render_token(st, reg_acl_token_get(st, accessor)));
+    reg_api_ok_json(c, render_token(st, reg_acl_token_get(st, accessor)));
 }
 
 /* The policy IDs of a token body's Policies ([{ID} or {Name}]). Answers 400 on failure. */
-static int decode_policy_links(struct api_call *c, const json_t *body, struct reg_acl_token *t)
+static int decode_policy_links(struct reg_api_call *c, const json_t *body, struct reg_acl_token *t)
 {
     const json_t *pol = json_iget(body, "Policies");
     size_t i;
@@ -227,10 +227,10 @@ static int decode_policy_links(struct api_call *c, const json_t *body, struct re
         else if (name && name[0])
             p = reg_acl_policy_by_name(&c->agent->state, name);
         if (!p) {
-            api_error(c, 400, "Invalid Policy: cannot find policy \"%s\"",
-                      id && id[0] ? id
-                      : name      ? name
-                                  : "");
+            reg_api_error(c, 400, "Invalid Policy: cannot find policy \"%s\"",
+                          id && id[0] ? id
+                          : name      ? name
+                                      : "");
             return -EINVAL;
         }
         t->policy_ids[t->npolicies++] = p->id; /* borrowed: the put copies */
@@ -245,27 +245,27 @@ static const char *body_str(const json_t *body, const char *key)
 }
 
 /* Create (existing == NULL) or update a token from the request body. */
-static void token_write(struct api_call *c, const struct reg_acl_token *existing)
+static void token_write(struct reg_api_call *c, const struct reg_acl_token *existing)
 {
     struct reg_state *st = &c->agent->state;
     char accessor[37], secret[37], now[40];
     struct reg_acl_token t = {0};
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     const char *acc = existing ? existing->accessor_id : body_str(body, "AccessorID");
     const char *sec = body_str(body, "SecretID");
     if (!existing && acc[0] && reg_acl_token_get(st, acc)) {
-        api_error(c, 400, "Invalid Token: AccessorID is already in use");
+        reg_api_error(c, 400, "Invalid Token: AccessorID is already in use");
         goto done;
     }
     if (existing && sec[0] && strcmp(sec, existing->secret_id) != 0) {
-        api_error(c, 400, "Changing a token's SecretID is not permitted");
+        reg_api_error(c, 400, "Changing a token's SecretID is not permitted");
         goto done;
     }
     if (!existing && sec[0] && reg_acl_token_by_secret(st, sec)) {
-        api_error(c, 400, "Invalid Token: SecretID is already in use");
+        reg_api_error(c, 400, "Invalid Token: SecretID is already in use");
         goto done;
     }
     if (decode_policy_links(c, body, &t) < 0)
@@ -284,20 +284,20 @@ static void token_write(struct api_call *c, const struct reg_acl_token *existing
     t.create_time = existing ? existing->create_time : now;
     char *keep = xstrdup(acc); /* acc may point into the token the put replaces */
     reg_acl_token_put(st, &t);
-    api_ok_json(c, render_token(st, reg_acl_token_get(st, keep)));
+    reg_api_ok_json(c, render_token(st, reg_acl_token_get(st, keep)));
     free(keep);
 done:
     free(t.policy_ids);
     json_decref(body);
 }
 
-void api_acl_token_create(struct api_call *c)
+void reg_api_acl_token_create(struct reg_api_call *c)
 {
     if (!disabled(c))
         token_write(c, NULL);
 }
 
-void api_acl_token_update(struct api_call *c)
+void reg_api_acl_token_update(struct reg_api_call *c)
 {
     const struct reg_acl_token *t;
 
@@ -305,25 +305,25 @@ void api_acl_token_update(struct api_call *c)
         return;
     t = reg_acl_token_get(&c->agent->state, c->arg);
     if (!t) {
-        api_error(c, 403, "ACL not found");
+        reg_api_error(c, 403, "ACL not found");
         return;
     }
     token_write(c, t);
 }
 
-void api_acl_token_delete(struct api_call *c)
+void reg_api_acl_token_delete(struct reg_api_call *c)
 {
     if (disabled(c))
         return;
     if (strcmp(c->arg, REG_ACL_ANONYMOUS_ID) == 0) {
-        api_error(c, 400, "Delete operation not permitted on the anonymous token");
+        reg_api_error(c, 400, "Delete operation not permitted on the anonymous token");
         return;
     }
     reg_acl_token_delete(&c->agent->state, c->arg);
-    api_ok_json(c, json_true());
+    reg_api_ok_json(c, json_true());
 }
 
-void api_acl_token_read(struct api_call *c, struct api_result *res)
+void reg_api_acl_token_read(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_acl_token *t;
 
@@ -331,14 +331,14 @@ void api_acl_token_read(struct api_call *c, struct api_result *res)
         return;
     t = reg_acl_token_get(&c->agent->state, c->arg);
     if (!t) {
-        api_result_error(res, 403, "ACL not found");
+        reg_api_result_error(res, 403, "ACL not found");
         return;
     }
     acl_index(c, res);
-    api_result_json(c, res, render_token(&c->agent->state, t));
+    reg_api_result_json(c, res, render_token(&c->agent->state, t));
 }
 
-void api_acl_token_self(struct api_call *c, struct api_result *res)
+void reg_api_acl_token_self(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_state *st = &c->agent->state;
     const struct reg_acl_token *t;
@@ -348,14 +348,14 @@ void api_acl_token_self(struct api_call *c, struct api_result *res)
     t = c->token ? reg_acl_token_by_secret(st, c->token)
                  : reg_acl_token_get(st, REG_ACL_ANONYMOUS_ID);
     if (!t) {
-        api_result_error(res, 403, "ACL not found");
+        reg_api_result_error(res, 403, "ACL not found");
         return;
     }
     acl_index(c, res);
-    api_result_json(c, res, render_token(st, t));
+    reg_api_result_json(c, res, render_token(st, t));
 }
 
-void api_acl_token_list(struct api_call *c, struct api_result *res)
+void reg_api_acl_token_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     json_t *list = json_array();
 
@@ -366,32 +366,32 @@ void api_acl_token_list(struct api_call *c, struct api_result *res)
     smap_foreach(&c->agent->state.acl_tokens, e)
         json_array_append_new(list, render_token(&c->agent->state, e->val));
     acl_index(c, res);
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
 /* ---- policies ---------------------------------------------------------------------------- */
 
-static void policy_write(struct api_call *c, const struct reg_acl_policy *existing)
+static void policy_write(struct reg_api_call *c, const struct reg_acl_policy *existing)
 {
     struct reg_state *st = &c->agent->state;
     char id[37];
     struct err e;
     uint64_t index;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     const char *name = body_str(body, "Name");
     const struct reg_acl_policy *same = reg_acl_policy_by_name(st, name);
     json_t *dcs = json_iget(body, "Datacenters");
     if (!name[0]) {
-        api_error(c, 400, "Invalid Policy: no Name is set");
+        reg_api_error(c, 400, "Invalid Policy: no Name is set");
     } else if (same && same != existing) {
-        api_error(c, 400, "Invalid Policy: A Policy with Name \"%s\" already exists", name);
+        reg_api_error(c, 400, "Invalid Policy: A Policy with Name \"%s\" already exists", name);
     } else if (existing && strcmp(existing->id, REG_ACL_MANAGEMENT_POLICY_ID) == 0 &&
                strcmp(body_str(body, "Rules"), existing->rules) != 0) {
-        api_error(c, 400,
-                  "Changing the Rules for the builtin global-management policy is not permitted");
+        reg_api_error(
+            c, 400, "Changing the Rules for the builtin global-management policy is not permitted");
     } else {
         if (existing)
             snprintf(id, sizeof(id), "%s", existing->id);
@@ -405,20 +405,20 @@ static void policy_write(struct api_call *c, const struct reg_acl_policy *existi
             .datacenters = json_is_array(dcs) ? dcs : NULL,
         };
         if (reg_acl_policy_put(st, &p, &index, &e) < 0)
-            api_error(c, 400, "Invalid Policy: failed to parse rules: %s", e.msg);
+            reg_api_error(c, 400, "Invalid Policy: failed to parse rules: %s", e.msg);
         else
-            api_ok_json(c, render_policy(reg_acl_policy_get(st, id), true));
+            reg_api_ok_json(c, render_policy(reg_acl_policy_get(st, id), true));
     }
     json_decref(body);
 }
 
-void api_acl_policy_create(struct api_call *c)
+void reg_api_acl_policy_create(struct reg_api_call *c)
 {
     if (!disabled(c))
         policy_write(c, NULL);
 }
 
-void api_acl_policy_update(struct api_call *c)
+void reg_api_acl_policy_update(struct reg_api_call *c)
 {
     const struct reg_acl_policy *p;
 
@@ -426,48 +426,49 @@ void api_acl_policy_update(struct api_call *c)
         return;
     p = reg_acl_policy_get(&c->agent->state, c->arg);
     if (!p) {
-        api_error(c, 403, "ACL not found");
+        reg_api_error(c, 403, "ACL not found");
         return;
     }
     policy_write(c, p);
 }
 
-void api_acl_policy_delete(struct api_call *c)
+void reg_api_acl_policy_delete(struct reg_api_call *c)
 {
     if (disabled(c))
         return;
     if (strcmp(c->arg, REG_ACL_MANAGEMENT_POLICY_ID) == 0) {
-        api_error(c, 400, "Delete operation not permitted on the builtin global-management policy");
+        reg_api_error(c, 400,
+                      "Delete operation not permitted on the builtin global-management policy");
         return;
     }
     reg_acl_policy_delete(&c->agent->state, c->arg);
-    api_ok_json(c, json_true());
+    reg_api_ok_json(c, json_true());
 }
 
-static void policy_answer(struct api_call *c, struct api_result *res,
+static void policy_answer(struct reg_api_call *c, struct reg_api_result *res,
                           const struct reg_acl_policy *p)
 {
     if (!p) {
-        api_result_error(res, 403, "ACL not found");
+        reg_api_result_error(res, 403, "ACL not found");
         return;
     }
     acl_index(c, res);
-    api_result_json(c, res, render_policy(p, true));
+    reg_api_result_json(c, res, render_policy(p, true));
 }
 
-void api_acl_policy_read(struct api_call *c, struct api_result *res)
+void reg_api_acl_policy_read(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (!disabled_read(c, res))
         policy_answer(c, res, reg_acl_policy_get(&c->agent->state, c->arg));
 }
 
-void api_acl_policy_read_by_name(struct api_call *c, struct api_result *res)
+void reg_api_acl_policy_read_by_name(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (!disabled_read(c, res))
         policy_answer(c, res, reg_acl_policy_by_name(&c->agent->state, c->arg));
 }
 
-void api_acl_policy_list(struct api_call *c, struct api_result *res)
+void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     json_t *list = json_array();
 
@@ -478,13 +479,13 @@ void api_acl_policy_list(struct api_call *c, struct api_result *res)
     smap_foreach(&c->agent->state.acl_policies, e)
         json_array_append_new(list, render_policy(e->val, false));
     acl_index(c, res);
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
 /* ---- agent tokens ------------------------------------------------------------------------ */
 
 /* PUT /v1/agent/token/<kind> {"Token": "..."}: sets the agent's tokens in memory. */
-void api_agent_token(struct api_call *c)
+void reg_api_agent_token(struct reg_api_call *c)
 {
     struct agent_config *cfg = &c->agent->cfg;
     static const char *const ignored[] = {
@@ -503,16 +504,16 @@ void api_agent_token(struct api_call *c)
     for (size_t i = 0; i < ARRAY_LEN(ignored) && !slot && !known; i++)
         known = strcmp(c->arg, ignored[i]) == 0;
     if (!slot && !known) {
-        api_error(c, 404, "Token \"%s\" is unknown", c->arg);
+        reg_api_error(c, 404, "Token \"%s\" is unknown", c->arg);
         return;
     }
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     const json_t *tok = json_iget(body, "Token");
     if (!json_is_string(tok)) {
         json_decref(body);
-        api_error(c, 400, "Request decode failed: missing Token");
+        reg_api_error(c, 400, "Request decode failed: missing Token");
         return;
     }
     if (slot) {
@@ -520,16 +521,16 @@ void api_agent_token(struct api_call *c)
         *slot = xstrdup(json_string_value(tok));
     }
     json_decref(body);
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
-bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
-                             const struct reg_service *s, bool need_node)
+bool reg_api_acl_service_visible(const struct reg_api_call *c, struct reg_api_result *res,
+                                 const struct reg_service *s, bool need_node)
 {
-    if (api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ) &&
-        (!need_node || api_acl_allow(c, REG_ACL_RES_NODE, s->node->name, REG_ACL_ACCESS_READ)))
+    if (reg_api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ) &&
+        (!need_node || reg_api_acl_allow(c, REG_ACL_RES_NODE, s->node->name, REG_ACL_ACCESS_READ)))
         return true;
-    api_acl_filtered(c, res);
+    reg_api_acl_filtered(c, res);
     return false;
 }
 
@@ -539,24 +540,25 @@ static const struct reg_service *check_service(const struct reg_check *chk)
     return chk->service_id[0] ? reg_service_get(chk->node, chk->service_id) : NULL;
 }
 
-bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
-                           const struct reg_check *chk, bool need_node)
+bool reg_api_acl_check_visible(const struct reg_api_call *c, struct reg_api_result *res,
+                               const struct reg_check *chk, bool need_node)
 {
     const struct reg_service *s = check_service(chk);
 
     if (s)
-        return api_acl_service_visible(c, res, s, need_node);
-    if (api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_READ))
+        return reg_api_acl_service_visible(c, res, s, need_node);
+    if (reg_api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_READ))
         return true;
-    api_acl_filtered(c, res);
+    reg_api_acl_filtered(c, res);
     return false;
 }
 
-json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk)
+json_t *reg_api_acl_render_check(const struct reg_api_call *c, const struct reg_check *chk)
 {
     const struct reg_service *s = check_service(chk);
-    bool secrets = s ? api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_WRITE)
-                     : api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_WRITE);
+    bool secrets =
+        s ? reg_api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_WRITE)
+          : reg_api_acl_allow(c, REG_ACL_RES_NODE, chk->node->name, REG_ACL_ACCESS_WRITE);
 
-    return render_check(chk, secrets);
+    return reg_render_check(chk, secrets);
 }

@@ -11,39 +11,39 @@
 
 #include "registry/state/acl.h"
 
-struct api_call;
-struct api_result;
+struct reg_api_call;
+struct reg_api_result;
 
 /*
  * Picks the call's token (?token=, X-Consul-Token, Authorization: Bearer, then the agent's
  * default token) into c->token and resolves c->authz. Returns 0 or -ENOENT (ACL not found).
  * Called by the router for each call and again before each rerun of a blocking read.
  */
-int api_acl_resolve(struct api_call *c);
+int reg_api_acl_resolve(struct reg_api_call *c);
 /* True when the call's token may access the resource. */
-bool api_acl_allow(const struct api_call *c, enum reg_acl_resource res, const char *name,
-                   enum reg_acl_access acc);
-/* As api_acl_allow, but answers 403 (freeing the call) and returns false when denied. */
-bool api_acl_require(struct api_call *c, enum reg_acl_resource res, const char *name,
-                     enum reg_acl_access acc);
-/* As api_acl_require, for reads: sets res to the 403. */
-bool api_acl_require_read(struct api_call *c, struct api_result *res,
-                          enum reg_acl_resource res_kind, const char *name);
+bool reg_api_acl_allow(const struct reg_api_call *c, enum reg_acl_resource res, const char *name,
+                       enum reg_acl_access acc);
+/* As reg_api_acl_allow, but answers 403 (freeing the call) and returns false when denied. */
+bool reg_api_acl_require(struct reg_api_call *c, enum reg_acl_resource res, const char *name,
+                         enum reg_acl_access acc);
+/* As reg_api_acl_require, for reads: sets res to the 403. */
+bool reg_api_acl_require_read(struct reg_api_call *c, struct reg_api_result *res,
+                              enum reg_acl_resource res_kind, const char *name);
 struct reg_service;
 /* True when the call may read the service (and its node, with need_node); else marks res
  * filtered. */
-bool api_acl_service_visible(const struct api_call *c, struct api_result *res,
-                             const struct reg_service *s, bool need_node);
+bool reg_api_acl_service_visible(const struct reg_api_call *c, struct reg_api_result *res,
+                                 const struct reg_service *s, bool need_node);
 struct reg_check;
 /* True when the call may see the check: service:read on its service (and node:read on its
  * node with need_node), node:read for a node-level check; else marks res filtered. */
-bool api_acl_check_visible(const struct api_call *c, struct api_result *res,
-                           const struct reg_check *chk, bool need_node);
+bool reg_api_acl_check_visible(const struct reg_api_call *c, struct reg_api_result *res,
+                               const struct reg_check *chk, bool need_node);
 /* The check as the call may see it: with its definition's secrets (Header, Body, ...) only
  * for a token with service:write on its service (node:write for a node-level check). */
-json_t *api_acl_render_check(const struct api_call *c, const struct reg_check *chk);
+json_t *reg_api_acl_render_check(const struct reg_api_call *c, const struct reg_check *chk);
 /* Marks a read's result as filtered (X-Consul-Results-Filtered-By-ACLs when a token was
  * given in the request). */
-void api_acl_filtered(const struct api_call *c, struct api_result *res);
+void reg_api_acl_filtered(const struct reg_api_call *c, struct reg_api_result *res);
 
 #endif

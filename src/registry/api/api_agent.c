@@ -16,49 +16,50 @@
 #define NODE_MAINT_ID      "_node_maintenance"
 #define SERVICE_MAINT_PREF "_service_maintenance:"
 
-static struct decode_opts decode_opts_of(const struct reg_agent *a)
+static struct reg_decode_opts decode_opts_of(const struct reg_agent *a)
 {
-    return (struct decode_opts){.allow_scripts = a->cfg.enable_script_checks};
+    return (struct reg_decode_opts){.allow_scripts = a->cfg.enable_script_checks};
 }
 
 /* ---- reads ------------------------------------------------------------------------------- */
 
-void api_agent_services(struct api_call *c, struct api_result *res)
+void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
     json_t *out = json_object();
 
     smap_foreach(&node->services, e)
     {
-        if (api_acl_service_visible(c, res, e->val, false))
+        if (reg_api_acl_service_visible(c, res, e->val, false))
             json_object_set_new(out, e->key,
-                                render_agent_service(e->val, c->agent->cfg.datacenter));
+                                reg_render_agent_service(e->val, c->agent->cfg.datacenter));
     }
-    api_result_json(c, res, out);
+    reg_api_result_json(c, res, out);
 }
 
-void api_agent_service(struct api_call *c, struct api_result *res)
+void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_service *s = reg_service_get(agent_local_node(c->agent), c->arg);
     static char hash_hex[17];
 
     if (!s) {
-        api_result_error(res, 404, "unknown service ID: %s", c->arg);
+        reg_api_result_error(res, 404, "unknown service ID: %s", c->arg);
         return;
     }
-    if (!api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
+    if (!reg_api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
         return;
-    json_t *o = render_agent_service(s, c->agent->cfg.datacenter);
+    json_t *o = reg_render_agent_service(s, c->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
     json_append(&b, o, false);
-    snprintf(hash_hex, sizeof(hash_hex), "%016llx", (unsigned long long)watch_hash(b.data, b.len));
+    snprintf(hash_hex, sizeof(hash_hex), "%016llx",
+             (unsigned long long)reg_watch_hash(b.data, b.len));
     buf_free(&b);
     json_object_set_new(o, "ContentHash", json_string(hash_hex));
     res->content_hash = hash_hex;
-    api_result_json(c, res, o);
+    reg_api_result_json(c, res, o);
 }
 
-void api_agent_checks(struct api_call *c, struct api_result *res)
+void reg_api_agent_checks(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
     json_t *out = json_object();
@@ -66,10 +67,10 @@ void api_agent_checks(struct api_call *c, struct api_result *res)
     smap_foreach(&node->checks, e)
     {
         const struct reg_check *chk = e->val;
-        if (strcmp(chk->id, "serfHealth") != 0 && api_acl_check_visible(c, res, chk, false))
-            json_object_set_new(out, e->key, api_acl_render_check(c, chk));
+        if (strcmp(chk->id, "serfHealth") != 0 && reg_api_acl_check_visible(c, res, chk, false))
+            json_object_set_new(out, e->key, reg_api_acl_render_check(c, chk));
     }
-    api_result_json(c, res, out);
+    reg_api_result_json(c, res, out);
 }
 
 /* Aggregated status of a local service: Consul's maintenance > critical > warning > passing. */
@@ -93,7 +94,7 @@ static const char *aggregate(const struct reg_node *node, const struct reg_servi
     return maint ? "maintenance" : reg_health_name(worst);
 }
 
-static json_t *local_health(const struct api_call *c, const struct reg_node *node,
+static json_t *local_health(const struct reg_api_call *c, const struct reg_node *node,
                             const struct reg_service *s, int *http_status)
 {
     json_t *checks = json_array();
@@ -103,54 +104,54 @@ static json_t *local_health(const struct api_call *c, const struct reg_node *nod
     {
         const struct reg_check *chk = e->val;
         if (!chk->service_id[0] || strcmp(chk->service_id, s->id) == 0)
-            json_array_append_new(checks, api_acl_render_check(c, chk));
+            json_array_append_new(checks, reg_api_acl_render_check(c, chk));
     }
     return json_pack("{s:s, s:o, s:o}", "AggregatedStatus", agg, "Service",
-                     render_agent_service(s, c->agent->cfg.datacenter), "Checks", checks);
+                     reg_render_agent_service(s, c->agent->cfg.datacenter), "Checks", checks);
 }
 
-static bool wants_text(const struct api_call *c)
+static bool wants_text(const struct reg_api_call *c)
 {
-    const char *fmt = api_query(c, "format");
+    const char *fmt = reg_api_query(c, "format");
     const struct http_header *accept = http_request_header(c->req, "Accept");
     return (fmt && strcmp(fmt, "text") == 0) ||
            (accept && accept->value.n >= 10 && strncmp(accept->value.p, "text/plain", 10) == 0);
 }
 
-static void health_text(struct api_result *res, const char *status)
+static void health_text(struct reg_api_result *res, const char *status)
 {
     buf_reset(&res->body);
     buf_append_cstr(&res->body, status);
     res->content_type = "text/plain; charset=utf-8";
 }
 
-void api_agent_health_service_id(struct api_call *c, struct api_result *res)
+void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
     struct reg_service *s = c->arg[0] ? reg_service_get(node, c->arg) : NULL;
     int status;
 
     if (!c->arg[0]) {
-        api_result_error(res, 400, "Missing serviceID");
+        reg_api_result_error(res, 400, "Missing serviceID");
         return;
     }
     if (!s) {
-        api_result_error(res, 404, "ServiceId %s not found", c->arg);
+        reg_api_result_error(res, 404, "ServiceId %s not found", c->arg);
         return;
     }
-    if (!api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
+    if (!reg_api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
         return;
     json_t *h = local_health(c, node, s, &status);
     if (wants_text(c)) {
         health_text(res, json_string_value(json_object_get(h, "AggregatedStatus")));
         json_decref(h);
     } else {
-        api_result_json(c, res, h);
+        reg_api_result_json(c, res, h);
     }
     res->status = status;
 }
 
-void api_agent_health_service_name(struct api_call *c, struct api_result *res)
+void reg_api_agent_health_service_name(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_node *node = agent_local_node(c->agent);
     json_t *list = json_array();
@@ -160,7 +161,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
 
     if (!c->arg[0]) {
         json_decref(list);
-        api_result_error(res, 400, "Missing service Name");
+        reg_api_result_error(res, 400, "Missing service Name");
         return;
     }
     smap_foreach(&node->services, e)
@@ -168,7 +169,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
         const struct reg_service *s = e->val;
         if (strcasecmp(s->name, c->arg) != 0)
             continue;
-        if (!api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ)) {
+        if (!reg_api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ)) {
             denied = s->name;
             continue;
         }
@@ -181,15 +182,15 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
     }
     if (json_array_size(list) == 0) {
         json_decref(list);
-        if (!denied || api_acl_require_read(c, res, REG_ACL_RES_SERVICE, denied))
-            api_result_error(res, 404, "ServiceName %s Not Found", c->arg);
+        if (!denied || reg_api_acl_require_read(c, res, REG_ACL_RES_SERVICE, denied))
+            reg_api_result_error(res, 404, "ServiceName %s Not Found", c->arg);
         return;
     }
     if (wants_text(c)) {
         health_text(res, worst_text);
         json_decref(list);
     } else {
-        api_result_json(c, res, list);
+        reg_api_result_json(c, res, list);
     }
     res->status = worst;
 }
@@ -197,7 +198,7 @@ void api_agent_health_service_name(struct api_call *c, struct api_result *res)
 /* ---- service and check registration ------------------------------------------------------ */
 
 /* Registers a decoded check on the local node and starts its runner. Takes r->run. */
-static void register_check(struct reg_agent *a, struct check_reg *r, bool keep_status)
+static void register_check(struct reg_agent *a, struct reg_check_reg *r, bool keep_status)
 {
     struct reg_node *node = agent_local_node(a);
     struct reg_check *old = reg_check_get(node, r->chk.id);
@@ -219,7 +220,7 @@ static void register_check(struct reg_agent *a, struct check_reg *r, bool keep_s
     r->run = NULL;
 }
 
-int agent_register_service(struct reg_agent *a, struct service_reg *r, bool replace_checks)
+int agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks)
 {
     struct reg_node *node = agent_local_node(a);
 
@@ -244,52 +245,52 @@ int agent_register_service(struct reg_agent *a, struct service_reg *r, bool repl
     return 0;
 }
 
-void api_agent_service_register(struct api_call *c)
+void reg_api_agent_service_register(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
-    struct decode_opts opts = decode_opts_of(a);
-    struct service_reg r;
+    struct reg_decode_opts opts = decode_opts_of(a);
+    struct reg_service_reg r;
     struct err e;
     bool replace;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
-    if (api_query_bool(c, "replace-existing-checks", &replace) < 0) {
+    if (reg_api_query_bool(c, "replace-existing-checks", &replace) < 0) {
         json_decref(body);
-        api_error(c, 400, "Invalid value for replace-existing-checks");
+        reg_api_error(c, 400, "Invalid value for replace-existing-checks");
         return;
     }
-    int rc = decode_service(body, &opts, &r, &e);
+    int rc = reg_decode_service(body, &opts, &r, &e);
     json_decref(body);
     if (rc < 0) {
-        service_reg_free(&r);
-        api_error(c, 400, "%s", e.msg);
+        reg_service_reg_free(&r);
+        reg_api_error(c, 400, "%s", e.msg);
         return;
     }
-    if (!api_acl_require(c, REG_ACL_RES_SERVICE, r.svc.name, REG_ACL_ACCESS_WRITE)) {
-        service_reg_free(&r);
+    if (!reg_api_acl_require(c, REG_ACL_RES_SERVICE, r.svc.name, REG_ACL_ACCESS_WRITE)) {
+        reg_service_reg_free(&r);
         return;
     }
     agent_register_service(a, &r, replace);
-    service_reg_free(&r);
-    api_ok_empty(c);
+    reg_service_reg_free(&r);
+    reg_api_ok_empty(c);
 }
 
-void api_agent_service_deregister(struct api_call *c)
+void reg_api_agent_service_deregister(struct reg_api_call *c)
 {
     const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
 
-    if (svc && !api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
+    if (svc && !reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
     if (agent_service_deregister(c->agent, c->arg) < 0) {
-        api_error(c, 404,
-                  "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
-                  "service name.",
-                  c->arg);
+        reg_api_error(c, 404,
+                      "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
+                      "service name.",
+                      c->arg);
         return;
     }
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
 /*
@@ -297,7 +298,7 @@ void api_agent_service_deregister(struct api_call *c)
  * the agent's node for a node-level check. An unknown check passes (the handler answers 404).
  * Answers 403 and returns false when denied.
  */
-static bool may_write_check(struct api_call *c, const char *check_id, const char *service_id)
+static bool may_write_check(struct reg_api_call *c, const char *check_id, const char *service_id)
 {
     struct reg_node *node = agent_local_node(c->agent);
     const struct reg_check *chk = check_id ? reg_check_get(node, check_id) : NULL;
@@ -307,18 +308,18 @@ static bool may_write_check(struct api_call *c, const char *check_id, const char
         return true;
     const struct reg_service *svc = sid[0] ? reg_service_get(node, sid) : NULL;
     if (svc)
-        return api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE);
-    return api_acl_require(c, REG_ACL_RES_NODE, node->name, REG_ACL_ACCESS_WRITE);
+        return reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE);
+    return reg_api_acl_require(c, REG_ACL_RES_NODE, node->name, REG_ACL_ACCESS_WRITE);
 }
 
-void api_agent_check_register(struct api_call *c)
+void reg_api_agent_check_register(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
-    struct decode_opts opts = decode_opts_of(a);
-    struct check_reg r;
+    struct reg_decode_opts opts = decode_opts_of(a);
+    struct reg_check_reg r;
     struct err e;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     json_t *status = json_iget(body, "Status");
@@ -326,31 +327,31 @@ void api_agent_check_register(struct api_call *c)
     if (json_is_string(status) && json_string_length(status) &&
         !reg_health_parse(json_string_value(status), &h)) {
         json_decref(body);
-        api_error(c, 400, "Bad check status");
+        reg_api_error(c, 400, "Bad check status");
         return;
     }
-    int rc = decode_check(body, &opts, NULL, NULL, NULL, &r, &e);
+    int rc = reg_decode_check(body, &opts, NULL, NULL, NULL, &r, &e);
     json_decref(body);
     if (rc < 0) {
-        check_reg_free(&r);
-        api_error(c, 400, "%s", e.msg);
+        reg_check_reg_free(&r);
+        reg_api_error(c, 400, "%s", e.msg);
         return;
     }
     if (!may_write_check(c, NULL, r.chk.service_id)) {
-        check_reg_free(&r);
+        reg_check_reg_free(&r);
         return;
     }
     if (r.chk.service_id[0] && !reg_service_get(agent_local_node(a), r.chk.service_id)) {
-        api_error(c, 404, "ServiceID \"%s\" does not exist", r.chk.service_id);
-        check_reg_free(&r);
+        reg_api_error(c, 404, "ServiceID \"%s\" does not exist", r.chk.service_id);
+        reg_check_reg_free(&r);
         return;
     }
     register_check(a, &r, !r.status_given);
-    check_reg_free(&r);
-    api_ok_empty(c);
+    reg_check_reg_free(&r);
+    reg_api_ok_empty(c);
 }
 
-void api_agent_check_deregister(struct api_call *c)
+void reg_api_agent_check_deregister(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
 
@@ -358,61 +359,61 @@ void api_agent_check_deregister(struct api_call *c)
         return;
     reg_checks_stop(a->checks, c->arg);
     if (!reg_check_delete(&a->state, agent_local_node(a), c->arg)) {
-        api_error(c, 404,
-                  "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check "
-                  "name.",
-                  c->arg);
+        reg_api_error(c, 404,
+                      "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check "
+                      "name.",
+                      c->arg);
         return;
     }
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
-static void ttl_update(struct api_call *c, enum reg_health status, const char *output)
+static void ttl_update(struct reg_api_call *c, enum reg_health status, const char *output)
 {
     if (!may_write_check(c, c->arg, NULL))
         return;
     int rc = reg_checks_ttl_update(c->agent->checks, c->arg, status, output ? output : "");
 
     if (rc == -ENOENT)
-        api_error(c, 404,
-                  "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check "
-                  "name.",
-                  c->arg);
+        reg_api_error(c, 404,
+                      "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check "
+                      "name.",
+                      c->arg);
     else if (rc < 0)
-        api_error(c, 500, "CheckID \"%s\" does not have associated TTL", c->arg);
+        reg_api_error(c, 500, "CheckID \"%s\" does not have associated TTL", c->arg);
     else
-        api_ok_empty(c);
+        reg_api_ok_empty(c);
 }
 
-void api_agent_check_pass(struct api_call *c)
+void reg_api_agent_check_pass(struct reg_api_call *c)
 {
-    ttl_update(c, REG_PASSING, api_query(c, "note"));
+    ttl_update(c, REG_PASSING, reg_api_query(c, "note"));
 }
 
-void api_agent_check_warn(struct api_call *c)
+void reg_api_agent_check_warn(struct reg_api_call *c)
 {
-    ttl_update(c, REG_WARNING, api_query(c, "note"));
+    ttl_update(c, REG_WARNING, reg_api_query(c, "note"));
 }
 
-void api_agent_check_fail(struct api_call *c)
+void reg_api_agent_check_fail(struct reg_api_call *c)
 {
-    ttl_update(c, REG_CRITICAL, api_query(c, "note"));
+    ttl_update(c, REG_CRITICAL, reg_api_query(c, "note"));
 }
 
-void api_agent_check_update(struct api_call *c)
+void reg_api_agent_check_update(struct reg_api_call *c)
 {
     const char *status = NULL, *output = NULL;
     enum reg_health h;
     struct err e;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     if (json_read_string(body, "Status", "checkUpdate.Status", &status, &e) < 0 ||
         json_read_string(body, "Output", "checkUpdate.Output", &output, &e) < 0) {
-        api_error(c, 400, "Request decode failed: %s", e.msg);
+        reg_api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!status || !reg_health_parse(status, &h)) {
-        api_error(c, 400, "Invalid check status: '%s'", status ? status : "");
+        reg_api_error(c, 400, "Invalid check status: '%s'", status ? status : "");
     } else {
         ttl_update(c, h, output);
     }
@@ -422,16 +423,16 @@ void api_agent_check_update(struct api_call *c)
 /* ---- maintenance ------------------------------------------------------------------------- */
 
 /* Parses ?enable; answers 400 and returns -EINVAL when missing or not a bool. */
-static int parse_enable(struct api_call *c, bool *enable)
+static int parse_enable(struct reg_api_call *c, bool *enable)
 {
-    const char *v = api_query(c, "enable");
+    const char *v = reg_api_query(c, "enable");
 
     if (!v || !v[0]) {
-        api_error(c, 400, "Missing value for enable");
+        reg_api_error(c, 400, "Missing value for enable");
         return -EINVAL;
     }
-    if (api_query_bool(c, "enable", enable) < 0) {
-        api_error(c, 400, "Invalid value for enable: \"%s\"", v);
+    if (reg_api_query_bool(c, "enable", enable) < 0) {
+        reg_api_error(c, 400, "Invalid value for enable: \"%s\"", v);
         return -EINVAL;
     }
     return 0;
@@ -457,9 +458,9 @@ static void set_maintenance(struct reg_agent *a, const char *id, const char *nam
     reg_check_upsert(&a->state, node, &chk);
 }
 
-void api_agent_maintenance(struct api_call *c)
+void reg_api_agent_maintenance(struct reg_api_call *c)
 {
-    const char *reason = api_query(c, "reason");
+    const char *reason = reg_api_query(c, "reason");
     bool enable;
 
     if (parse_enable(c, &enable) < 0)
@@ -469,23 +470,23 @@ void api_agent_maintenance(struct api_call *c)
                                         : "Maintenance mode is enabled for this node, but no "
                                           "reason was provided. This is a default message.",
                     enable);
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
-void api_agent_service_maintenance(struct api_call *c)
+void reg_api_agent_service_maintenance(struct reg_api_call *c)
 {
-    const char *reason = api_query(c, "reason");
+    const char *reason = reg_api_query(c, "reason");
     bool enable;
 
     if (parse_enable(c, &enable) < 0)
         return;
     const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
     if (!svc) {
-        api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
+        reg_api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
         return;
     }
     /* Taking a service out of rotation is a write on it (Consul's service:write). */
-    if (!api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
+    if (!reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
     char *id = xasprintf(SERVICE_MAINT_PREF "%s", c->arg);
     set_maintenance(c->agent, id, "Service Maintenance Mode", c->arg,
@@ -494,26 +495,26 @@ void api_agent_service_maintenance(struct api_call *c)
                                           "reason was provided. This is a default message.",
                     enable);
     free(id);
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
 /* ---- leave and reload --------------------------------------------------------------------- */
 
-void api_agent_leave(struct api_call *c)
+void reg_api_agent_leave(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
 
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
     agent_leave(a);
 }
 
-void api_agent_reload(struct api_call *c)
+void reg_api_agent_reload(struct reg_api_call *c)
 {
     struct err e;
 
     if (agent_reload(c->agent, &e) < 0) {
-        api_error(c, 500, "Failed reloading: %s", e.msg);
+        reg_api_error(c, 500, "Failed reloading: %s", e.msg);
         return;
     }
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }

@@ -13,47 +13,47 @@
 
 /* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
 struct acl_visit {
-    struct api_call *c;
-    struct api_result *res;
+    struct reg_api_call *c;
+    struct reg_api_result *res;
     bool need_node;
-    catalog_service_fn fn;
+    reg_catalog_service_fn fn;
     void *ctx;
 };
 
 static void acl_visit_service(const struct reg_service *s, void *data)
 {
     struct acl_visit *v = data;
-    if (api_acl_service_visible(v->c, v->res, s, v->need_node))
+    if (reg_api_acl_service_visible(v->c, v->res, s, v->need_node))
         v->fn(s, v->ctx);
 }
 
-void api_catalog_datacenters(struct api_call *c, struct api_result *res)
+void reg_api_catalog_datacenters(struct reg_api_call *c, struct reg_api_result *res)
 {
-    api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
+    reg_api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
 }
 
-void api_catalog_nodes(struct api_call *c, struct api_result *res)
+void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct catalog_filter f;
+    struct reg_catalog_filter f;
     json_t *list = json_array();
 
-    if (catalog_filter_parse(c, &f, res) < 0) {
+    if (reg_catalog_filter_parse(c, &f, res) < 0) {
         json_decref(list);
         return;
     }
     smap_foreach(&c->agent->state.nodes, e)
     {
         const struct reg_node *n = e->val;
-        if (!catalog_node_matches(&f, n))
+        if (!reg_catalog_node_matches(&f, n))
             continue;
-        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
-            json_array_append_new(list, render_node(n));
+        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
+            json_array_append_new(list, reg_render_node(n));
         else
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
     }
-    catalog_filter_free(&f);
-    catalog_result_index(res, c->agent->state.nodes_index);
-    api_result_json(c, res, list);
+    reg_catalog_filter_free(&f);
+    reg_catalog_result_index(res, c->agent->state.nodes_index);
+    reg_api_result_json(c, res, list);
 }
 
 /* Collects the distinct tags of each service name. */
@@ -75,18 +75,18 @@ static void add_service_tags(const struct reg_service *s, void *ctx)
     }
 }
 
-void api_catalog_services(struct api_call *c, struct api_result *res)
+void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct catalog_filter f;
+    struct reg_catalog_filter f;
 
-    if (catalog_filter_parse(c, &f, res) < 0)
+    if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *out = json_object();
     struct acl_visit v = {c, res, false, add_service_tags, out};
-    catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
-    catalog_filter_free(&f);
-    catalog_result_index(res, c->agent->state.services_index);
-    api_result_json(c, res, out);
+    reg_catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
+    reg_catalog_filter_free(&f);
+    reg_catalog_result_index(res, c->agent->state.services_index);
+    reg_api_result_json(c, res, out);
 }
 
 static const char *service_node_name(const json_t *entry)
@@ -97,120 +97,121 @@ static const char *service_node_name(const json_t *entry)
 
 static void add_service_node(const struct reg_service *s, void *ctx)
 {
-    json_array_append_new(ctx, render_service_node(s));
+    json_array_append_new(ctx, reg_render_service_node(s));
 }
 
-void api_catalog_service(struct api_call *c, struct api_result *res)
+void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct catalog_filter f;
+    struct reg_catalog_filter f;
 
-    if (catalog_filter_parse(c, &f, res) < 0)
+    if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
     struct acl_visit v = {c, res, true, add_service_node, list};
-    catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
-    catalog_filter_free(&f);
-    catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
-    coords_sort_near(c->agent, api_query(c, "near"), list, service_node_name);
-    api_result_json(c, res, list);
+    reg_catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
+    reg_catalog_filter_free(&f);
+    reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    coords_sort_near(c->agent, reg_api_query(c, "near"), list, service_node_name);
+    reg_api_result_json(c, res, list);
 }
 
-static void node_view(struct api_call *c, struct api_result *res, bool as_list)
+static void node_view(struct reg_api_call *c, struct reg_api_result *res, bool as_list)
 {
     const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
 
-    catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
-    if (n && !api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
-        api_acl_filtered(c, res);
+    reg_catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
+    if (n && !reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
+        reg_api_acl_filtered(c, res);
         n = NULL;
     }
     if (!n) {
-        api_result_json(c, res, json_null());
+        reg_api_result_json(c, res, json_null());
         return;
     }
     json_t *services = as_list ? json_array() : json_object();
     smap_foreach(&n->services, e)
     {
-        if (!api_acl_service_visible(c, res, e->val, false))
+        if (!reg_api_acl_service_visible(c, res, e->val, false))
             continue;
         if (as_list)
-            json_array_append_new(services, render_node_service(e->val));
+            json_array_append_new(services, reg_render_node_service(e->val));
         else
-            json_object_set_new(services, e->key, render_node_service(e->val));
+            json_object_set_new(services, e->key, reg_render_node_service(e->val));
     }
-    api_result_json(c, res, json_pack("{s:o, s:o}", "Node", render_node(n), "Services", services));
+    reg_api_result_json(c, res,
+                        json_pack("{s:o, s:o}", "Node", reg_render_node(n), "Services", services));
 }
 
-void api_catalog_node(struct api_call *c, struct api_result *res)
+void reg_api_catalog_node(struct reg_api_call *c, struct reg_api_result *res)
 {
     node_view(c, res, false);
 }
 
-void api_catalog_node_services(struct api_call *c, struct api_result *res)
+void reg_api_catalog_node_services(struct reg_api_call *c, struct reg_api_result *res)
 {
     node_view(c, res, true);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
-void api_catalog_register(struct api_call *c)
+void reg_api_catalog_register(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
-    struct catalog_registration r;
+    struct reg_catalog_registration r;
     struct err e;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
-    int rc = catalog_registration_decode(body, &r, &e);
+    int rc = reg_catalog_registration_decode(body, &r, &e);
     json_decref(body);
     if (rc < 0) {
-        catalog_registration_free(&r);
-        api_error(c, 400, "%s", e.msg);
+        reg_catalog_registration_free(&r);
+        reg_api_error(c, 400, "%s", e.msg);
         return;
     }
-    if (!api_dc_known(c, r.node.datacenter)) {
-        catalog_registration_free(&r);
-        api_error(c, 500, "No path to datacenter");
+    if (!reg_api_dc_known(c, r.node.datacenter)) {
+        reg_catalog_registration_free(&r);
+        reg_api_error(c, 500, "No path to datacenter");
         return;
     }
     if (!r.node.datacenter || !r.node.datacenter[0])
         r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
-    if (!api_acl_require(c, REG_ACL_RES_NODE, r.node.name ? r.node.name : "",
-                         REG_ACL_ACCESS_WRITE) ||
+    if (!reg_api_acl_require(c, REG_ACL_RES_NODE, r.node.name ? r.node.name : "",
+                             REG_ACL_ACCESS_WRITE) ||
         (r.has_service &&
-         !api_acl_require(c, REG_ACL_RES_SERVICE, r.service.svc.name, REG_ACL_ACCESS_WRITE))) {
-        catalog_registration_free(&r);
+         !reg_api_acl_require(c, REG_ACL_RES_SERVICE, r.service.svc.name, REG_ACL_ACCESS_WRITE))) {
+        reg_catalog_registration_free(&r);
         return;
     }
-    rc = catalog_registration_apply(&a->state, &r, &e);
-    catalog_registration_free(&r);
+    rc = reg_catalog_registration_apply(&a->state, &r, &e);
+    reg_catalog_registration_free(&r);
     if (rc < 0) {
-        api_error(c, 400, "%s", e.msg);
+        reg_api_error(c, 400, "%s", e.msg);
         return;
     }
-    api_ok_json(c, json_true());
+    reg_api_ok_json(c, json_true());
 }
 
-void api_catalog_deregister(struct api_call *c)
+void reg_api_catalog_deregister(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     const char *node = NULL, *service_id = NULL, *check_id = NULL, *dc = NULL;
     struct err e;
 
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     if (json_read_string(body, "Node", "DeregisterRequest.Node", &node, &e) < 0 ||
         json_read_string(body, "ServiceID", "DeregisterRequest.ServiceID", &service_id, &e) < 0 ||
         json_read_string(body, "CheckID", "DeregisterRequest.CheckID", &check_id, &e) < 0 ||
         json_read_string(body, "Datacenter", "DeregisterRequest.Datacenter", &dc, &e) < 0) {
-        api_error(c, 400, "Request decode failed: %s", e.msg);
-    } else if (!api_dc_known(c, dc)) {
-        api_error(c, 500, "No path to datacenter");
+        reg_api_error(c, 400, "Request decode failed: %s", e.msg);
+    } else if (!reg_api_dc_known(c, dc)) {
+        reg_api_error(c, 500, "No path to datacenter");
     } else if (!node || !node[0]) {
-        api_error(c, 400, "Must provide node");
-    } else if (api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
+        reg_api_error(c, 400, "Must provide node");
+    } else if (reg_api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         struct reg_node *n = reg_node_get(&a->state, node);
         if (n && service_id && service_id[0]) {
             reg_checks_stop_service(a, n, service_id);
@@ -222,7 +223,7 @@ void api_catalog_deregister(struct api_call *c)
         } else if (n && n != agent_local_node(a)) {
             reg_node_delete(&a->state, node);
         }
-        api_ok_json(c, json_true());
+        reg_api_ok_json(c, json_true());
     }
     json_decref(body);
 }

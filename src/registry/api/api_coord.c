@@ -16,7 +16,7 @@ static json_t *node_coord_json(const char *node, const struct vivaldi_coord *c)
 
 /* Every catalog node with a coordinate the token may read, by name: a server's own, and
  * those agents reported. */
-static json_t *all_nodes(struct api_call *c, struct api_result *res)
+static json_t *all_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_agent *a = c->agent;
     json_t *list = json_array();
@@ -27,44 +27,45 @@ static json_t *all_nodes(struct api_call *c, struct api_result *res)
         const struct vivaldi_coord *co = coords_get(a, n->name);
         if (!co)
             continue;
-        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
+        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, node_coord_json(n->name, co));
         else
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
     }
     return list;
 }
 
-static void coord_index(struct api_call *c, struct api_result *res)
+static void coord_index(struct reg_api_call *c, struct reg_api_result *res)
 {
     res->index = c->agent->state.table_index[REG_TABLE_COORDS];
     res->index_headers = true;
 }
 
-void api_coordinate_datacenters(struct api_call *c, struct api_result *res)
+void reg_api_coordinate_datacenters(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_agent *a = c->agent;
     char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
     json_t *servers = json_array();
 
     /* The WAN pool is this datacenter's servers: this one, when it is a server. */
-    if (a->cfg.server && api_acl_allow(c, REG_ACL_RES_NODE, a->cfg.node_name, REG_ACL_ACCESS_READ))
+    if (a->cfg.server &&
+        reg_api_acl_allow(c, REG_ACL_RES_NODE, a->cfg.node_name, REG_ACL_ACCESS_READ))
         json_array_append_new(servers, node_coord_json(name, &a->vivaldi.coord));
     else if (a->cfg.server)
-        api_acl_filtered(c, res);
+        reg_api_acl_filtered(c, res);
     free(name);
-    api_result_json(c, res,
-                    json_pack("[{s:s, s:s, s:o}]", "Datacenter", a->cfg.datacenter, "AreaID", "wan",
-                              "Coordinates", servers));
+    reg_api_result_json(c, res,
+                        json_pack("[{s:s, s:s, s:o}]", "Datacenter", a->cfg.datacenter, "AreaID",
+                                  "wan", "Coordinates", servers));
 }
 
-void api_coordinate_nodes(struct api_call *c, struct api_result *res)
+void reg_api_coordinate_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
     coord_index(c, res);
-    api_result_json(c, res, all_nodes(c, res));
+    reg_api_result_json(c, res, all_nodes(c, res));
 }
 
-void api_coordinate_node(struct api_call *c, struct api_result *res)
+void reg_api_coordinate_node(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_agent *a = c->agent;
     const struct reg_node *n = reg_node_get(&a->state, c->arg);
@@ -77,30 +78,30 @@ void api_coordinate_node(struct api_call *c, struct api_result *res)
         return;
     }
     coord_index(c, res);
-    api_result_json(c, res, json_pack("[o]", node_coord_json(n->name, co)));
+    reg_api_result_json(c, res, json_pack("[o]", node_coord_json(n->name, co)));
 }
 
-void api_coordinate_update(struct api_call *c)
+void reg_api_coordinate_update(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     const char *node = NULL;
     struct vivaldi_coord co;
     struct err e;
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
 
     if (!body)
         return;
     if (json_read_string(body, "Node", "CoordinateUpdateRequest.Node", &node, &e) < 0) {
-        api_error(c, 400, "Request decode failed: %s", e.msg);
+        reg_api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!node || !node[0]) {
-        api_error(c, 400, "Must provide node");
+        reg_api_error(c, 400, "Must provide node");
     } else if (coord_from_json(json_iget(body, "Coord"), &co, &e) < 0) {
-        api_error(c, 400, "Request decode failed: %s", e.msg);
+        reg_api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!reg_node_get(&a->state, node)) {
-        api_error(c, 500, "rpc error making call: node \"%s\" not found", node);
-    } else if (api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
+        reg_api_error(c, 500, "rpc error making call: node \"%s\" not found", node);
+    } else if (reg_api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         coords_set(a, node, &co);
-        api_ok_empty(c);
+        reg_api_ok_empty(c);
     }
     json_decref(body);
 }

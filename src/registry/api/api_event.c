@@ -60,44 +60,44 @@ static bool event_for_us(struct reg_agent *a, const regex_t *node_re, const rege
     return false;
 }
 
-void api_event_fire(struct api_call *c)
+void reg_api_event_fire(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
-    const char *node = api_query(c, "node"), *svc = api_query(c, "service");
-    const char *tag = api_query(c, "tag");
+    const char *node = reg_api_query(c, "node"), *svc = reg_api_query(c, "service");
+    const char *tag = reg_api_query(c, "tag");
     regex_t re[3];
     struct err e;
     int ok = 0;
 
     if (!c->arg[0]) {
-        api_error(c, 400, "Missing name");
+        reg_api_error(c, 400, "Missing name");
         return;
     }
     if (!a->sessions) { /* shutting down */
-        api_error(c, 503, "agent is shutting down");
+        reg_api_error(c, 503, "agent is shutting down");
         return;
     }
     if (tag && tag[0] && !(svc && svc[0])) {
-        api_error(c, 400, "Cannot provide tag filter without service filter");
+        reg_api_error(c, 400, "Cannot provide tag filter without service filter");
         return;
     }
     if (strlen(c->arg) + c->req->body_len > EVENT_MAX_SIZE) {
-        api_error(c, 413, "UserEvent exceeds size limit of %d bytes", EVENT_MAX_SIZE);
+        reg_api_error(c, 413, "UserEvent exceeds size limit of %d bytes", EVENT_MAX_SIZE);
         return;
     }
     ok += filter_compile(node, &re[0], &e);
     ok += ok == 1 && filter_compile(svc, &re[1], &e);
     ok += ok == 2 && filter_compile(tag, &re[2], &e);
     if (ok < 3) {
-        api_error(c, 400, "Invalid %s filter: %s",
-                  ok == 0   ? "node"
-                  : ok == 1 ? "service"
-                            : "tag",
-                  e.msg);
+        reg_api_error(c, 400, "Invalid %s filter: %s",
+                      ok == 0   ? "node"
+                      : ok == 1 ? "service"
+                                : "tag",
+                      e.msg);
     } else if (event_for_us(a, &re[0], &re[1], &re[2], svc && svc[0], tag && tag[0])) {
         const struct reg_event *ev = reg_sessions_event_add(a->sessions, c->arg, c->req->body,
                                                             c->req->body_len, node, svc, tag);
-        api_ok_json(c, event_json(ev));
+        reg_api_ok_json(c, event_json(ev));
     } else {
         /* Fired, but not for this agent: answer as if stored, keep nothing. */
         struct reg_event ev = {.name = (char *)c->arg,
@@ -107,28 +107,28 @@ void api_event_fire(struct api_call *c)
                                .service_filter = (char *)(svc ? svc : ""),
                                .tag_filter = (char *)(tag ? tag : "")};
         uuid_v4(ev.id);
-        api_ok_json(c, event_json(&ev));
+        reg_api_ok_json(c, event_json(&ev));
     }
     for (int i = 0; i < ok; i++)
         regfree(&re[i]);
 }
 
-void api_event_list(struct api_call *c, struct api_result *res)
+void reg_api_event_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_sessions *s = c->agent->sessions;
-    const char *name = api_query(c, "name");
+    const char *name = reg_api_query(c, "name");
     json_t *list = json_array();
 
     for (size_t i = 0; s && i < reg_sessions_event_count(s); i++) {
         const struct reg_event *ev = reg_sessions_event_at(s, i);
         if (name && name[0] && strcmp(name, ev->name) != 0)
             continue;
-        if (api_acl_allow(c, REG_ACL_RES_EVENT, ev->name, REG_ACL_ACCESS_READ))
+        if (reg_api_acl_allow(c, REG_ACL_RES_EVENT, ev->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, event_json(ev));
         else
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
     }
     res->index = c->agent->state.table_index[REG_TABLE_EVENTS];
     res->index_headers = true;
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }

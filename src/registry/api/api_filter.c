@@ -42,23 +42,23 @@ static enum filter_target target_of(const char *route_path)
     return FILTER_NONE;
 }
 
-int api_filter_prepare(struct api_call *c, const char *route_path)
+int reg_api_filter_prepare(struct reg_api_call *c, const char *route_path)
 {
-    const char *src = api_query(c, "filter");
+    const char *src = reg_api_query(c, "filter");
     struct err e = {{0}};
 
     if (!src || !src[0])
         return 0;
     c->filter_target = target_of(route_path);
     if (c->filter_target == FILTER_NONE) {
-        api_error(c, 400,
-                  "Failed to create boolean expression evaluator: filter is not "
-                  "supported by this endpoint");
+        reg_api_error(c, 400,
+                      "Failed to create boolean expression evaluator: filter is not "
+                      "supported by this endpoint");
         return -1;
     }
     c->filter = bexpr_parse(src, &e);
     if (!c->filter) {
-        api_error(c, 400, "Failed to create boolean expression evaluator: %s", e.msg);
+        reg_api_error(c, 400, "Failed to create boolean expression evaluator: %s", e.msg);
         return -1;
     }
     return 0;
@@ -95,7 +95,7 @@ static int filter_items(const struct bexpr *x, json_t *v, struct err *e)
     return 0;
 }
 
-int api_filter_apply(const struct api_call *c, json_t *v, struct err *e)
+int reg_api_filter_apply(const struct reg_api_call *c, json_t *v, struct err *e)
 {
     if (!c->filter)
         return 0;

@@ -12,12 +12,12 @@
  * there is none), or -1 after answering 400: a malformed expression ("...: 1:17: expected a
  * value"), or a filter on an endpoint that takes none.
  */
-int api_filter_prepare(struct api_call *c, const char *route_path);
+int reg_api_filter_prepare(struct reg_api_call *c, const char *route_path);
 
 /*
  * Drops from v (a rendered answer, modified in place) what the call's filter rejects. Returns 0,
  * or -EINVAL with e set when the filter cannot be evaluated against the data.
  */
-int api_filter_apply(const struct api_call *c, json_t *v, struct err *e);
+int reg_api_filter_apply(const struct reg_api_call *c, json_t *v, struct err *e);
 
 #endif

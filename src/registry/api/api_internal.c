@@ -5,29 +5,29 @@
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"
 
-void api_internal_heartbeat(struct api_call *c)
+void reg_api_internal_heartbeat(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     struct err e;
     bool known;
 
     if (!a->cfg.server) {
-        api_error(c, 500, "heartbeats go to servers; this agent is a client");
+        reg_api_error(c, 500, "heartbeats go to servers; this agent is a client");
         return;
     }
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     /* An agent may only speak for its own node: node:write on the name it announces. */
     const char *node = json_string_value(json_iget(body, "Node"));
-    if (!api_acl_require(c, REG_ACL_RES_NODE, node ? node : "", REG_ACL_ACCESS_WRITE)) {
+    if (!reg_api_acl_require(c, REG_ACL_RES_NODE, node ? node : "", REG_ACL_ACCESS_WRITE)) {
         json_decref(body);
         return;
     }
     int rc = members_heartbeat(&a->members, body, &known, &e);
     json_decref(body);
     if (rc < 0) {
-        api_error(c, 400, "%s", e.msg);
+        reg_api_error(c, 400, "%s", e.msg);
         return;
     }
     /* The server's coordinate: the agent measures its RTT to it (coord.h). On a replicated
@@ -37,34 +37,34 @@ void api_internal_heartbeat(struct api_call *c)
     json_t *servers = cluster_http_servers(a);
     if (servers)
         json_object_set_new(answer, "Servers", servers);
-    api_ok_json(c, answer);
+    reg_api_ok_json(c, answer);
 }
 
-void api_internal_leave(struct api_call *c)
+void reg_api_internal_leave(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     const char *node = NULL;
     struct err e;
 
     if (!a->cfg.server) {
-        api_error(c, 500, "leaves go to servers; this agent is a client");
+        reg_api_error(c, 500, "leaves go to servers; this agent is a client");
         return;
     }
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     if (json_read_string(body, "Node", "Leave.Node", &node, &e) < 0 || !node || !node[0]) {
         json_decref(body);
-        api_error(c, 400, "Leave needs a Node");
+        reg_api_error(c, 400, "Leave needs a Node");
         return;
     }
-    if (!api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
+    if (!reg_api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
         json_decref(body);
         return;
     }
     members_leave(&a->members, node);
     json_decref(body);
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
 /*
@@ -72,7 +72,7 @@ void api_internal_leave(struct api_call *c)
  * whether it is a management token, and the rules of each of its policies. An unknown token
  * never gets here (the router answers 403 "ACL not found").
  */
-void api_internal_acl_resolve(struct api_call *c, struct api_result *res)
+void reg_api_internal_acl_resolve(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_state *st = &c->agent->state;
     const struct reg_acl_token *t = c->token && c->token[0]
@@ -85,8 +85,8 @@ void api_internal_acl_resolve(struct api_call *c, struct api_result *res)
         if (p)
             json_array_append_new(rules, json_string(p->rules));
     }
-    api_result_json(c, res,
-                    json_pack("{s:s, s:b, s:o}", "AccessorID",
-                              t ? t->accessor_id : REG_ACL_ANONYMOUS_ID, "Management",
-                              c->authz.management, "Rules", rules));
+    reg_api_result_json(c, res,
+                        json_pack("{s:s, s:b, s:o}", "AccessorID",
+                                  t ? t->accessor_id : REG_ACL_ANONYMOUS_ID, "Management",
+                                  c->authz.management, "Rules", rules));
 }

@@ -46,14 +46,14 @@ static void unsign_flags(struct buf *body)
     *body = out;
 }
 
-static void kv_index(struct api_call *c, struct api_result *res, uint64_t index)
+static void kv_index(struct reg_api_call *c, struct reg_api_result *res, uint64_t index)
 {
     res->index = index ? index : c->agent->state.table_index[REG_TABLE_KV];
     res->index_headers = true;
 }
 
 /* 404 with an empty body, but with the index headers: watchers block on missing keys. */
-static void not_found(struct api_call *c, struct api_result *res)
+static void not_found(struct reg_api_call *c, struct reg_api_result *res)
 {
     buf_reset(&res->body);
     res->status = 404;
@@ -61,23 +61,23 @@ static void not_found(struct api_call *c, struct api_result *res)
     kv_index(c, res, 0);
 }
 
-static void kv_keys(struct api_call *c, struct api_result *res)
+static void kv_keys(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct smap *kv = &c->agent->state.kv;
-    const char *sep = api_query(c, "separator");
+    const char *sep = reg_api_query(c, "separator");
     size_t first, end, plen = strlen(c->arg);
     json_t *list = json_array();
     const char *last = NULL;
     size_t last_len = 0;
 
     if (!sep)
-        sep = api_query(c, "seperator"); /* Consul accepts the misspelling too */
+        sep = reg_api_query(c, "seperator"); /* Consul accepts the misspelling too */
     smap_prefix_range(kv, c->arg, &first, &end);
     for (size_t i = first; i < end; i++) {
         const char *key = kv->v[i].key;
         size_t len = strlen(key);
-        if (!api_acl_allow(c, REG_ACL_RES_KEY, key, REG_ACL_ACCESS_READ)) {
-            api_acl_filtered(c, res);
+        if (!reg_api_acl_allow(c, REG_ACL_RES_KEY, key, REG_ACL_ACCESS_READ)) {
+            reg_api_acl_filtered(c, res);
             continue;
         }
         /* With a separator, list each "folder" once: the key cut just after the first
@@ -99,10 +99,10 @@ static void kv_keys(struct api_call *c, struct api_result *res)
         return;
     }
     kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
-static void kv_recurse(struct api_call *c, struct api_result *res)
+static void kv_recurse(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct smap *kv = &c->agent->state.kv;
     size_t first, end;
@@ -114,10 +114,10 @@ static void kv_recurse(struct api_call *c, struct api_result *res)
     }
     json_t *list = json_array();
     for (size_t i = first; i < end; i++) {
-        if (api_acl_allow(c, REG_ACL_RES_KEY, kv->v[i].key, REG_ACL_ACCESS_READ))
-            json_array_append_new(list, render_kv(kv->v[i].val));
+        if (reg_api_acl_allow(c, REG_ACL_RES_KEY, kv->v[i].key, REG_ACL_ACCESS_READ))
+            json_array_append_new(list, reg_render_kv(kv->v[i].val));
         else
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
     }
     if (json_array_size(list) == 0) { /* everything filtered out: as if absent */
         json_decref(list);
@@ -125,25 +125,25 @@ static void kv_recurse(struct api_call *c, struct api_result *res)
         return;
     }
     kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
     unsign_flags(&res->body);
 }
 
-void api_kv_get(struct api_call *c, struct api_result *res)
+void reg_api_kv_get(struct reg_api_call *c, struct reg_api_result *res)
 {
-    if (api_query_has(c, "keys")) {
+    if (reg_api_query_has(c, "keys")) {
         kv_keys(c, res);
         return;
     }
-    if (api_query_has(c, "recurse")) {
+    if (reg_api_query_has(c, "recurse")) {
         kv_recurse(c, res);
         return;
     }
     if (!c->arg[0]) {
-        api_result_error(res, 400, "Missing key name");
+        reg_api_result_error(res, 400, "Missing key name");
         return;
     }
-    if (!api_acl_require_read(c, res, REG_ACL_RES_KEY, c->arg))
+    if (!reg_api_acl_require_read(c, res, REG_ACL_RES_KEY, c->arg))
         return;
     const struct reg_kv *kv = reg_kv_get(&c->agent->state, c->arg);
     if (!kv) {
@@ -151,27 +151,27 @@ void api_kv_get(struct api_call *c, struct api_result *res)
         return;
     }
     kv_index(c, res, kv->modify_index);
-    if (api_query_has(c, "raw")) {
+    if (reg_api_query_has(c, "raw")) {
         buf_reset(&res->body);
         buf_append(&res->body, kv->value, kv->value_len);
         res->content_type = "text/plain";
         return;
     }
-    api_result_json(c, res, json_pack("[o]", render_kv(kv)));
+    reg_api_result_json(c, res, json_pack("[o]", reg_render_kv(kv)));
     unsign_flags(&res->body);
 }
 
 /* Parses a uint64 query parameter; answers 400 and fails when malformed. */
-static int query_u64(struct api_call *c, const char *name, uint64_t *out, bool *present)
+static int query_u64(struct reg_api_call *c, const char *name, uint64_t *out, bool *present)
 {
-    const char *v = api_query(c, name);
+    const char *v = reg_api_query(c, name);
     unsigned long long n;
 
     *present = v != NULL;
     if (!v)
         return 0;
     if (!str_to_u64(str_from(v), &n)) {
-        api_error(c, 400, "Invalid %s: \"%s\"", name, v);
+        reg_api_error(c, 400, "Invalid %s: \"%s\"", name, v);
         return -EINVAL;
     }
     *out = n;
@@ -182,9 +182,9 @@ static int query_u64(struct api_call *c, const char *name, uint64_t *out, bool *
  * ?acquire / ?release: the lock operations (docs/agent.md, Sessions). Returns false when neither is
  * present; otherwise answers and returns true.
  */
-static bool lock_ops(struct api_call *c, uint64_t flags)
+static bool lock_ops(struct reg_api_call *c, uint64_t flags)
 {
-    const char *acquire = api_query(c, "acquire"), *release = api_query(c, "release");
+    const char *acquire = reg_api_query(c, "acquire"), *release = reg_api_query(c, "release");
     struct reg_state *st = &c->agent->state;
     uint64_t index;
     int rc;
@@ -194,37 +194,38 @@ static bool lock_ops(struct api_call *c, uint64_t flags)
     if (acquire) {
         rc = reg_kv_acquire(st, c->arg, c->req->body, c->req->body_len, flags, acquire, &index);
         if (rc == -ENOENT) {
-            api_error(c, 500, "invalid session \"%s\"", acquire);
+            reg_api_error(c, 500, "invalid session \"%s\"", acquire);
             return true;
         }
     } else {
         rc = reg_kv_release(st, c->arg, c->req->body, c->req->body_len, flags, release, &index);
     }
-    api_ok_json(c, json_boolean(rc == 0));
+    reg_api_ok_json(c, json_boolean(rc == 0));
     return true;
 }
 
-void api_kv_put(struct api_call *c)
+void reg_api_kv_put(struct reg_api_call *c)
 {
     struct reg_state *st = &c->agent->state;
     uint64_t flags = 0, cas = 0;
     bool has_flags, has_cas;
-    int locks = api_query_has(c, "cas") + api_query_has(c, "acquire") + api_query_has(c, "release");
+    int locks = reg_api_query_has(c, "cas") + reg_api_query_has(c, "acquire") +
+                reg_api_query_has(c, "release");
 
     if (!c->arg[0]) {
-        api_error(c, 400, "Missing key name");
+        reg_api_error(c, 400, "Missing key name");
         return;
     }
     if (locks > 1) {
-        api_error(c, 400, "Conflicting flags: %.*s", STR_FMT(c->req->query));
+        reg_api_error(c, 400, "Conflicting flags: %.*s", STR_FMT(c->req->query));
         return;
     }
     if (c->req->body_len > KV_MAX_VALUE_SIZE) {
-        api_error(c, 413,
-                  "Request body(%zu bytes) too large, max size: %d bytes. See "
-                  "https://developer.hashicorp.com/consul/docs/agent/config/"
-                  "config-files#kv_max_value_size.",
-                  c->req->body_len, KV_MAX_VALUE_SIZE);
+        reg_api_error(c, 413,
+                      "Request body(%zu bytes) too large, max size: %d bytes. See "
+                      "https://developer.hashicorp.com/consul/docs/agent/config/"
+                      "config-files#kv_max_value_size.",
+                      c->req->body_len, KV_MAX_VALUE_SIZE);
         return;
     }
     if (query_u64(c, "flags", &flags, &has_flags) < 0 || query_u64(c, "cas", &cas, &has_cas) < 0 ||
@@ -232,22 +233,22 @@ void api_kv_put(struct api_call *c)
         return;
     uint64_t index =
         reg_kv_set(st, c->arg, c->req->body, c->req->body_len, flags, has_cas ? &cas : NULL);
-    api_ok_json(c, json_boolean(index != 0));
+    reg_api_ok_json(c, json_boolean(index != 0));
 }
 
-void api_kv_delete(struct api_call *c)
+void reg_api_kv_delete(struct reg_api_call *c)
 {
     struct reg_state *st = &c->agent->state;
     uint64_t cas = 0;
     bool has_cas;
-    bool recurse = api_query_has(c, "recurse");
+    bool recurse = reg_api_query_has(c, "recurse");
 
-    if (recurse && api_query_has(c, "cas")) {
-        api_error(c, 400, "Conflicting flags: %.*s", STR_FMT(c->req->query));
+    if (recurse && reg_api_query_has(c, "cas")) {
+        reg_api_error(c, 400, "Conflicting flags: %.*s", STR_FMT(c->req->query));
         return;
     }
     if (!c->arg[0] && !recurse) {
-        api_error(c, 400, "Missing key name");
+        reg_api_error(c, 400, "Missing key name");
         return;
     }
     if (query_u64(c, "cas", &cas, &has_cas) < 0)
@@ -257,13 +258,13 @@ void api_kv_delete(struct api_call *c)
         if (!reg_acl_allowed_subtree(&c->authz, REG_ACL_RES_KEY, c->arg, REG_ACL_ACCESS_WRITE)) {
             struct buf b = BUF_INIT;
             reg_acl_denied_text(&c->authz, REG_ACL_RES_KEY, c->arg, REG_ACL_ACCESS_WRITE, &b);
-            api_error(c, 403, "%s (a rule under the prefix grants less)", b.data);
+            reg_api_error(c, 403, "%s (a rule under the prefix grants less)", b.data);
             buf_free(&b);
             return;
         }
         reg_kv_delete_tree(st, c->arg);
-        api_ok_json(c, json_true());
+        reg_api_ok_json(c, json_true());
         return;
     }
-    api_ok_json(c, json_boolean(reg_kv_delete(st, c->arg, has_cas ? &cas : NULL) != 0));
+    reg_api_ok_json(c, json_boolean(reg_kv_delete(st, c->arg, has_cas ? &cas : NULL) != 0));
 }

@@ -9,13 +9,13 @@
 #include "registry/cluster/members.h"
 #include "registry/agent/sync.h"
 
-void api_agent_members(struct api_call *c, struct api_result *res)
+void reg_api_agent_members(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_agent *a = c->agent;
     bool wan;
 
-    if (api_query_bool(c, "wan", &wan) < 0) {
-        api_result_error(res, 400, "Invalid value for ?wan");
+    if (reg_api_query_bool(c, "wan", &wan) < 0) {
+        reg_api_result_error(res, 400, "Invalid value for ?wan");
         return;
     }
     /* A client agent asks the servers (forward.c) once it knows one; until then its own
@@ -30,64 +30,64 @@ void api_agent_members(struct api_call *c, struct api_result *res)
     /* Consul lists only the members the token has node:read on. */
     for (size_t i = json_array_size(list); i > 0; i--) {
         const char *name = json_string_value(json_object_get(json_array_get(list, i - 1), "Name"));
-        if (!api_acl_allow(c, REG_ACL_RES_NODE, name ? name : "", REG_ACL_ACCESS_READ)) {
+        if (!reg_api_acl_allow(c, REG_ACL_RES_NODE, name ? name : "", REG_ACL_ACCESS_READ)) {
             json_array_remove(list, i - 1);
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
         }
     }
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
 /* A join asked through the API, waiting for the server's answer. */
 struct join_call {
-    struct api_call *call; /* NULL once the client went away */
+    struct reg_api_call *call; /* NULL once the client went away */
 };
 
 static void on_joined(int status, const char *why, void *data)
 {
     struct join_call *j = data;
-    struct api_call *c = j->call;
+    struct reg_api_call *c = j->call;
 
     free(j);
     if (!c)
         return;
     c->req->on_abort = NULL;
     if (status < 0)
-        api_error(c, 500, "Failed to join %s: %s", c->arg, why);
+        reg_api_error(c, 500, "Failed to join %s: %s", c->arg, why);
     else
-        api_ok_empty(c);
+        reg_api_ok_empty(c);
 }
 
 static void on_join_abort(struct http_request *req)
 {
     struct join_call *j = req->data;
-    struct api_call *c = j->call;
+    struct reg_api_call *c = j->call;
 
     sync_join_cancel(c->agent); /* done is not called: free here */
     free(j);
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
-void api_agent_join(struct api_call *c)
+void reg_api_agent_join(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     bool wan;
     struct err e;
 
-    if (api_query_bool(c, "wan", &wan) < 0) {
-        api_error(c, 400, "Invalid value for ?wan");
+    if (reg_api_query_bool(c, "wan", &wan) < 0) {
+        reg_api_error(c, 400, "Invalid value for ?wan");
         return;
     }
     if (wan) {
-        api_error(c, 500, "Failed to join %s: WAN federation is not supported by this agent",
-                  c->arg);
+        reg_api_error(c, 500, "Failed to join %s: WAN federation is not supported by this agent",
+                      c->arg);
         return;
     }
     if (a->cfg.server) {
-        api_error(c, 500,
-                  "Failed to join %s: a server's peers come from its configuration; joining "
-                  "at run time is for client agents",
-                  c->arg);
+        reg_api_error(c, 500,
+                      "Failed to join %s: a server's peers come from its configuration; joining "
+                      "at run time is for client agents",
+                      c->arg);
         return;
     }
     struct join_call *j = xcalloc(1, sizeof(*j));
@@ -95,27 +95,27 @@ void api_agent_join(struct api_call *c)
     int rc = sync_join(a, c->arg, on_joined, j, &e);
     if (rc < 0) {
         free(j);
-        api_error(c, 500, "Failed to join %s: %s", c->arg, e.msg);
+        reg_api_error(c, 500, "Failed to join %s: %s", c->arg, e.msg);
         return;
     }
     c->req->data = j;
     c->req->on_abort = on_join_abort;
 }
 
-void api_agent_force_leave(struct api_call *c)
+void reg_api_agent_force_leave(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     bool prune;
 
-    if (api_query_bool(c, "prune", &prune) < 0) {
-        api_error(c, 400, "Invalid value for ?prune");
+    if (reg_api_query_bool(c, "prune", &prune) < 0) {
+        reg_api_error(c, 400, "Invalid value for ?prune");
         return;
     }
     int rc = strcasecmp(c->arg, a->cfg.node_name) == 0 || !a->members.agent
                  ? -ENOENT
                  : members_force_leave(&a->members, c->arg, prune);
     if (rc == -ENOENT)
-        api_error(c, 500, "agent: No node found with name '%s'", c->arg);
+        reg_api_error(c, 500, "agent: No node found with name '%s'", c->arg);
     else
-        api_ok_empty(c);
+        reg_api_ok_empty(c);
 }

@@ -90,11 +90,11 @@ static bool looks_like_uuid(const char *s)
  * Decodes and validates a definition (self: the query being updated, NULL on create). Returns
  * the complete definition, or NULL after answering the error.
  */
-static json_t *decode(struct api_call *c, const char *self)
+static json_t *decode(struct reg_api_call *c, const char *self)
 {
     const struct reg_state *st = &c->agent->state;
     struct err e;
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
 
     if (!body)
         return NULL;
@@ -102,7 +102,7 @@ static json_t *decode(struct api_call *c, const char *self)
     int rc = take_all(def, body, WHERE, &e);
     json_decref(body);
     if (rc < 0) {
-        api_error(c, 400, "Request decode failed: %s", e.msg);
+        reg_api_error(c, 400, "Request decode failed: %s", e.msg);
         goto err_after_def;
     }
     const json_t *svc = json_object_get(def, "Service");
@@ -111,15 +111,15 @@ static json_t *decode(struct api_call *c, const char *self)
     const char *tmpl = json_string_value(json_object_get(json_object_get(def, "Template"), "Type"));
     const struct reg_query *same = reg_query_by_name(st, name);
     if (!json_string_value(json_object_get(svc, "Service"))[0]) {
-        api_error(c, 500, "Must provide a Service name to query");
+        reg_api_error(c, 500, "Must provide a Service name to query");
     } else if (tmpl[0]) {
-        api_error(c, 500, "Bad Template: prepared query templates are not supported");
+        reg_api_error(c, 500, "Bad Template: prepared query templates are not supported");
     } else if (looks_like_uuid(name)) {
-        api_error(c, 500, "Query name cannot be a UUID");
+        reg_api_error(c, 500, "Query name cannot be a UUID");
     } else if (same && (!self || strcmp(same->id, self) != 0)) {
-        api_error(c, 500, "Name '%s' aliases an existing query name", name);
+        reg_api_error(c, 500, "Name '%s' aliases an existing query name", name);
     } else if (session[0] && !reg_session_get(st, session)) {
-        api_error(c, 500, "invalid session \"%s\"", session);
+        reg_api_error(c, 500, "invalid session \"%s\"", session);
     } else {
         return def;
     }
@@ -140,7 +140,7 @@ static json_t *query_json(const struct reg_query *q)
 
 /* ---- create, read, update, delete -------------------------------------------------------- */
 
-void api_query_create(struct api_call *c)
+void reg_api_query_create(struct reg_api_call *c)
 {
     char id[37];
     json_t *def = decode(c, NULL);
@@ -150,25 +150,25 @@ void api_query_create(struct api_call *c)
     uuid_v4(id);
     reg_query_put(&c->agent->state, id, json_string_value(json_object_get(def, "Name")), def);
     json_decref(def);
-    api_ok_json(c, json_pack("{s:s}", "ID", id));
+    reg_api_ok_json(c, json_pack("{s:s}", "ID", id));
 }
 
-void api_query_list(struct api_call *c, struct api_result *res)
+void reg_api_query_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     json_t *list = json_array();
 
     smap_foreach(&c->agent->state.queries, e) json_array_append_new(list, query_json(e->val));
     res->index = c->agent->state.table_index[REG_TABLE_QUERIES];
     res->index_headers = true;
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
-void api_query_update(struct api_call *c)
+void reg_api_query_update(struct reg_api_call *c)
 {
     struct reg_state *st = &c->agent->state;
 
     if (!reg_query_get(st, c->arg)) {
-        api_error(c, 404, "Query not found");
+        reg_api_error(c, 404, "Query not found");
         return;
     }
     json_t *def = decode(c, c->arg);
@@ -176,16 +176,16 @@ void api_query_update(struct api_call *c)
         return;
     reg_query_put(st, c->arg, json_string_value(json_object_get(def, "Name")), def);
     json_decref(def);
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
-void api_query_delete(struct api_call *c)
+void reg_api_query_delete(struct reg_api_call *c)
 {
     if (!reg_query_delete(&c->agent->state, c->arg)) {
-        api_error(c, 404, "Query not found");
+        reg_api_error(c, 404, "Query not found");
         return;
     }
-    api_ok_empty(c);
+    reg_api_ok_empty(c);
 }
 
 /* ---- execute ----------------------------------------------------------------------------- */
@@ -203,18 +203,19 @@ static void add_instance(const struct reg_service *s, void *data)
 
     if (reg_query_selects(x->q, s))
         json_array_append_new(
-            x->nodes, render_health_entry(s, render_health_checks(s, NULL, NULL, &all_passing)));
+            x->nodes,
+            reg_render_health_entry(s, reg_render_health_checks(s, NULL, NULL, &all_passing)));
 }
 
 /* The instances a query selects, shuffled (no coordinates to sort by Near). New reference. */
 static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, const char *near)
 {
-    struct catalog_filter f = {.ntags = 0};
+    struct reg_catalog_filter f = {.ntags = 0};
     struct exec_ctx x = {q, json_array()};
     const json_t *svc = json_object_get(q->def, "Service");
 
-    catalog_foreach_service(&a->state, &f, json_string_value(json_object_get(svc, "Service")),
-                            add_instance, &x);
+    reg_catalog_foreach_service(&a->state, &f, json_string_value(json_object_get(svc, "Service")),
+                                add_instance, &x);
     for (size_t i = json_array_size(x.nodes); i > 1; i--) { /* Fisher-Yates */
         size_t j = (size_t)rand() % i;
         json_t *t = json_incref(json_array_get(x.nodes, i - 1));
@@ -223,12 +224,12 @@ static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, c
     }
     /* Near ("_agent" or a node) sorts by estimated RTT; a ?near= on the request wins. */
     coords_sort_near(a, near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
-                     x.nodes, render_health_entry_node);
+                     x.nodes, reg_render_health_entry_node);
     return x.nodes;
 }
 
 /* GET /v1/query/ID, /v1/query/ID-or-NAME/execute and .../explain. */
-void api_query_get(struct api_call *c, struct api_result *res)
+void reg_api_query_get(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_state *st = &c->agent->state;
     char *arg = xstrdup(c->arg);
@@ -241,22 +242,23 @@ void api_query_get(struct api_call *c, struct api_result *res)
     res->index = st->table_index[REG_TABLE_QUERIES];
     res->index_headers = true;
     if (!q || (verb && strcmp(verb, "execute") != 0 && strcmp(verb, "explain") != 0)) {
-        api_result_error(res, 404, "Query not found");
+        reg_api_result_error(res, 404, "Query not found");
     } else if (!verb) {
-        api_result_json(c, res, json_pack("[o]", query_json(q)));
+        reg_api_result_json(c, res, json_pack("[o]", query_json(q)));
     } else if (strcmp(verb, "explain") == 0) {
-        api_result_json(c, res, json_pack("{s:o}", "Query", query_json(q)));
+        reg_api_result_json(c, res, json_pack("{s:o}", "Query", query_json(q)));
     } else {
-        json_t *nodes = run_query(c->agent, q, api_query(c, "near"));
-        const char *limit = api_query(c, "limit");
+        json_t *nodes = run_query(c->agent, q, reg_api_query(c, "near"));
+        const char *limit = reg_api_query(c, "limit");
         long n = limit ? strtol(limit, NULL, 10) : 0;
         while (n > 0 && json_array_size(nodes) > (size_t)n)
             json_array_remove(nodes, json_array_size(nodes) - 1);
-        api_result_json(c, res,
-                        json_pack("{s:O, s:o, s:O, s:s, s:i}", "Service",
-                                  json_object_get(json_object_get(q->def, "Service"), "Service"),
-                                  "Nodes", nodes, "DNS", json_object_get(q->def, "DNS"),
-                                  "Datacenter", c->agent->cfg.datacenter, "Failovers", 0));
+        reg_api_result_json(
+            c, res,
+            json_pack("{s:O, s:o, s:O, s:s, s:i}", "Service",
+                      json_object_get(json_object_get(q->def, "Service"), "Service"), "Nodes",
+                      nodes, "DNS", json_object_get(q->def, "DNS"), "Datacenter",
+                      c->agent->cfg.datacenter, "Failovers", 0));
     }
     free(arg);
 }

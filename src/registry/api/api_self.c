@@ -220,7 +220,7 @@ static json_t *debug_config(const struct reg_agent *a)
     return o;
 }
 
-void api_agent_self(struct api_call *c, struct api_result *res)
+void reg_api_agent_self(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_agent *a = c->agent;
     json_t *self = json_object();
@@ -236,20 +236,20 @@ void api_agent_self(struct api_call *c, struct api_result *res)
     json_object_set_new(self, "Member", members_local(a));
     json_object_set_new(self, "Stats", agent_stats(a));
     json_object_set_new(self, "Meta", json_pack("{s:s}", "consul-network-segment", ""));
-    api_result_json(c, res, self);
+    reg_api_result_json(c, res, self);
 }
 
-void api_agent_version(struct api_call *c, struct api_result *res)
+void reg_api_agent_version(struct reg_api_call *c, struct reg_api_result *res)
 {
-    api_result_json(c, res,
-                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "SDKVersion", "", "BuildDate",
-                              BUILD_DATE, "HumanVersion", MESH_VERSION, "Revision", "meshkit",
-                              "FIPS", ""));
+    reg_api_result_json(c, res,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "SDKVersion", "", "BuildDate",
+                                  BUILD_DATE, "HumanVersion", MESH_VERSION, "Revision", "meshkit",
+                                  "FIPS", ""));
 }
 
-void api_agent_metrics(struct api_call *c, struct api_result *res)
+void reg_api_agent_metrics(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const char *format = api_query(c, "format");
+    const char *format = reg_api_query(c, "format");
 
     if (format && strcmp(format, "prometheus") == 0) {
         buf_reset(&res->body);
@@ -257,7 +257,7 @@ void api_agent_metrics(struct api_call *c, struct api_result *res)
         res->content_type = "text/plain; version=0.0.4; charset=utf-8";
         return;
     }
-    api_result_json(c, res, reg_metrics_json(c->agent));
+    reg_api_result_json(c, res, reg_metrics_json(c->agent));
 }
 
 /* ---- /v1/agent/host ---------------------------------------------------------------------- */
@@ -318,13 +318,13 @@ static json_t *host_cpus(void)
     return list;
 }
 
-void api_agent_host(struct api_call *c, struct api_result *res)
+void reg_api_agent_host(struct reg_api_call *c, struct reg_api_result *res)
 {
     const char *dir = c->agent->cfg.data_dir ? c->agent->cfg.data_dir : "/";
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    api_result_json(
+    reg_api_result_json(
         c, res,
         json_pack("{s:o, s:o, s:o, s:o, s:I, s:n}", "Memory", host_memory(), "CPU", host_cpus(),
                   "Host", host_info(), "Disk", host_disk(dir), "CollectionTime",

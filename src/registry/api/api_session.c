@@ -99,7 +99,8 @@ static int parse_checks(const json_t *v, bool objects, char ***out, size_t *n, s
     return 0;
 }
 
-static int parse_create(struct api_call *c, const json_t *body, struct create_req *r, struct err *e)
+static int parse_create(struct reg_api_call *c, const json_t *body, struct create_req *r,
+                        struct err *e)
 {
     static char *serf[] = {"serfHealth"};
     const json_t *v;
@@ -137,19 +138,19 @@ static int parse_create(struct api_call *c, const json_t *body, struct create_re
     return 0;
 }
 
-void api_session_create(struct api_call *c)
+void reg_api_session_create(struct reg_api_call *c)
 {
     struct reg_agent *a = c->agent;
     struct create_req r = {0};
     struct err e = {""};
     uint64_t index;
     /* Consul decodes the body only when there is one. */
-    json_t *body = api_body_json(c, true);
+    json_t *body = reg_api_body_json(c, true);
 
     if (!body)
         return;
     int rc = parse_create(c, body, &r, &e);
-    if (rc == 0 && !api_acl_require(c, REG_ACL_RES_SESSION, r.t.node, REG_ACL_ACCESS_WRITE)) {
+    if (rc == 0 && !reg_api_acl_require(c, REG_ACL_RES_SESSION, r.t.node, REG_ACL_ACCESS_WRITE)) {
         create_req_free(&r);
         json_decref(body);
         return;
@@ -157,70 +158,70 @@ void api_session_create(struct api_call *c)
     if (rc == 0)
         rc = reg_session_create(&a->state, &r.t, &index, &e) < 0 ? -EINVAL : 1;
     if (rc < 0) {
-        api_error(c, strncmp(e.msg, "Request decode", 14) == 0 ? 400 : 500, "%s", e.msg);
+        reg_api_error(c, strncmp(e.msg, "Request decode", 14) == 0 ? 400 : 500, "%s", e.msg);
     } else {
         reg_sessions_track(a->sessions, reg_session_get(&a->state, r.id));
-        api_ok_json(c, json_pack("{s:s}", "ID", r.id));
+        reg_api_ok_json(c, json_pack("{s:s}", "ID", r.id));
     }
     create_req_free(&r);
     json_decref(body);
 }
 
-void api_session_destroy(struct api_call *c)
+void reg_api_session_destroy(struct reg_api_call *c)
 {
     if (!c->arg[0]) {
-        api_error(c, 400, "Missing session");
+        reg_api_error(c, 400, "Missing session");
         return;
     }
     const struct reg_session *s = reg_session_get(&c->agent->state, c->arg);
-    if (s && !api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
+    if (s && !reg_api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
     reg_session_destroy(&c->agent->state, c->arg);
-    api_ok_json(c, json_true());
+    reg_api_ok_json(c, json_true());
 }
 
-void api_session_renew(struct api_call *c)
+void reg_api_session_renew(struct reg_api_call *c)
 {
     struct reg_session *s;
 
     if (!c->arg[0]) {
-        api_error(c, 400, "Missing session");
+        reg_api_error(c, 400, "Missing session");
         return;
     }
     s = reg_session_get(&c->agent->state, c->arg);
     if (!s) {
-        api_error(c, 404, "Session id '%s' not found", c->arg);
+        reg_api_error(c, 404, "Session id '%s' not found", c->arg);
         return;
     }
-    if (!api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
+    if (!reg_api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
     reg_sessions_track(c->agent->sessions, s);
-    api_ok_json(c, json_pack("[o]", reg_session_json(s)));
+    reg_api_ok_json(c, json_pack("[o]", reg_session_json(s)));
 }
 
 /* Drops the sessions of nodes the token may not read (session:read), as Consul filters. */
-static void session_result(struct api_call *c, struct api_result *res, json_t *list)
+static void session_result(struct reg_api_call *c, struct reg_api_result *res, json_t *list)
 {
     for (size_t i = json_array_size(list); i > 0; i--) {
         const char *node = json_string_value(json_object_get(json_array_get(list, i - 1), "Node"));
-        if (!api_acl_allow(c, REG_ACL_RES_SESSION, node ? node : "", REG_ACL_ACCESS_READ)) {
+        if (!reg_api_acl_allow(c, REG_ACL_RES_SESSION, node ? node : "", REG_ACL_ACCESS_READ)) {
             json_array_remove(list, i - 1);
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
         }
     }
     res->index = c->agent->state.table_index[REG_TABLE_SESSIONS];
     res->index_headers = true;
-    api_result_json(c, res, list);
+    reg_api_result_json(c, res, list);
 }
 
-void api_session_info(struct api_call *c, struct api_result *res)
+void reg_api_session_info(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_session *s;
     json_t *list = json_array();
 
     if (!c->arg[0]) {
         json_decref(list);
-        api_result_error(res, 400, "Missing session");
+        reg_api_result_error(res, 400, "Missing session");
         return;
     }
     s = reg_session_get(&c->agent->state, c->arg);
@@ -229,16 +230,16 @@ void api_session_info(struct api_call *c, struct api_result *res)
     session_result(c, res, list);
 }
 
-void api_session_node(struct api_call *c, struct api_result *res)
+void reg_api_session_node(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (!c->arg[0]) {
-        api_result_error(res, 400, "Missing node name");
+        reg_api_result_error(res, 400, "Missing node name");
         return;
     }
     session_result(c, res, reg_session_list_json(&c->agent->state, c->arg));
 }
 
-void api_session_list(struct api_call *c, struct api_result *res)
+void reg_api_session_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     session_result(c, res, reg_session_list_json(&c->agent->state, NULL));
 }

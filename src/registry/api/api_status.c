@@ -16,21 +16,21 @@ static void server_addr(const struct reg_agent *a, char *out, size_t n)
     snprintf(out, n, "%s:%d", node ? node->address : "127.0.0.1", a->cfg.server_port);
 }
 
-void api_status_leader(struct api_call *c, struct api_result *res)
+void reg_api_status_leader(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_repl_status st;
     char addr[300];
 
     if (c->agent->cluster) {
         cluster_status(c->agent, &st);
-        api_result_json(c, res, json_string(st.leader_address));
+        reg_api_result_json(c, res, json_string(st.leader_address));
         return;
     }
     server_addr(c->agent, addr, sizeof(addr));
-    api_result_json(c, res, json_string(c->agent->cfg.server ? addr : ""));
+    reg_api_result_json(c, res, json_string(c->agent->cfg.server ? addr : ""));
 }
 
-void api_status_peers(struct api_call *c, struct api_result *res)
+void reg_api_status_peers(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_repl_status st;
     char addr[300];
@@ -41,11 +41,11 @@ void api_status_peers(struct api_call *c, struct api_result *res)
         for (size_t i = 0; i < st.nservers; i++)
             if (st.servers[i].voter)
                 json_array_append_new(peers, json_string(st.servers[i].address));
-        api_result_json(c, res, peers);
+        reg_api_result_json(c, res, peers);
         return;
     }
     server_addr(c->agent, addr, sizeof(addr));
-    api_result_json(c, res, c->agent->cfg.server ? json_pack("[s]", addr) : json_array());
+    reg_api_result_json(c, res, c->agent->cfg.server ? json_pack("[s]", addr) : json_array());
 }
 
 /* The replicated configuration: every server with its role, and the entry's index. */
@@ -68,19 +68,19 @@ static json_t *cluster_configuration(const struct reg_agent *a)
     return json_pack("{s:o, s:I}", "Servers", servers, "Index", (json_int_t)st.config_index);
 }
 
-void api_operator_raft_configuration(struct api_call *c, struct api_result *res)
+void reg_api_operator_raft_configuration(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_agent *a = c->agent;
     char addr[300];
 
     if (a->cluster) {
-        api_result_json(c, res, cluster_configuration(a));
+        reg_api_result_json(c, res, cluster_configuration(a));
         return;
     }
     server_addr(a, addr, sizeof(addr));
     /* A single server's configuration is the first entry of its log. */
-    api_result_json(c, res,
-                    json_pack("{s:[{s:s, s:s, s:s, s:b, s:b, s:s}], s:i}", "Servers", "ID",
-                              a->node_id, "Node", a->cfg.node_name, "Address", addr, "Leader", 1,
-                              "Voter", 1, "ProtocolVersion", "3", "Index", 1));
+    reg_api_result_json(c, res,
+                        json_pack("{s:[{s:s, s:s, s:s, s:b, s:b, s:s}], s:i}", "Servers", "ID",
+                                  a->node_id, "Node", a->cfg.node_name, "Address", addr, "Leader",
+                                  1, "Voter", 1, "ProtocolVersion", "3", "Index", 1));
 }

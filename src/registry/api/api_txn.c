@@ -13,29 +13,29 @@
 
 /* Each KV operation needs key:read (get, get-tree, check-*) or key:write (the others) on its
  * key. Answers 403 and returns false when the token lacks it. */
-static bool txn_op_allowed(struct api_call *c, const json_t *kv)
+static bool txn_op_allowed(struct reg_api_call *c, const json_t *kv)
 {
     const char *verb = json_string_value(json_object_get(kv, "Verb"));
     const char *key = json_string_value(json_object_get(kv, "Key"));
     bool read = verb && (strncmp(verb, "get", 3) == 0 || strncmp(verb, "check-", 6) == 0);
 
-    return api_acl_require(c, REG_ACL_RES_KEY, key ? key : "",
-                           read ? REG_ACL_ACCESS_READ : REG_ACL_ACCESS_WRITE);
+    return reg_api_acl_require(c, REG_ACL_RES_KEY, key ? key : "",
+                               read ? REG_ACL_ACCESS_READ : REG_ACL_ACCESS_WRITE);
 }
 
 /* Checks the request's shape; answers 400/413 and returns false when it is wrong. */
-static bool txn_valid(struct api_call *c, const json_t *ops)
+static bool txn_valid(struct reg_api_call *c, const json_t *ops)
 {
     if (!json_is_array(ops)) {
-        api_error(c, 400,
-                  "Failed to parse body: json: cannot unmarshal %s into Go value of type "
-                  "[]*api.TxnOp",
-                  json_type_name(ops));
+        reg_api_error(c, 400,
+                      "Failed to parse body: json: cannot unmarshal %s into Go value of type "
+                      "[]*api.TxnOp",
+                      json_type_name(ops));
         return false;
     }
     if (json_array_size(ops) > TXN_MAX_OPS) {
-        api_error(c, 413, "Transaction contains too many operations (%zu > %d)",
-                  json_array_size(ops), TXN_MAX_OPS);
+        reg_api_error(c, 413, "Transaction contains too many operations (%zu > %d)",
+                      json_array_size(ops), TXN_MAX_OPS);
         return false;
     }
     for (size_t i = 0; i < json_array_size(ops); i++) {
@@ -43,17 +43,17 @@ static bool txn_valid(struct api_call *c, const json_t *ops)
         const json_t *kv = json_object_get(op, "KV");
         const json_t *value = json_object_get(kv, "Value");
         if (!json_is_object(op)) {
-            api_error(c, 400, "Failed to parse body: operation %zu is not an object", i);
+            reg_api_error(c, 400, "Failed to parse body: operation %zu is not an object", i);
             return false;
         }
         if (kv && !json_is_object(kv)) {
-            api_error(c, 400, "Failed to parse body: operation %zu: KV is not an object", i);
+            reg_api_error(c, 400, "Failed to parse body: operation %zu: KV is not an object", i);
             return false;
         }
         if (value && !json_is_null(value) &&
             (!json_is_string(value) || json_string_length(value) / 4 * 3 > TXN_MAX_VALUE_SIZE)) {
-            api_error(c, json_is_string(value) ? 413 : 400,
-                      "Failed to parse body: operation %zu: bad Value", i);
+            reg_api_error(c, json_is_string(value) ? 413 : 400,
+                          "Failed to parse body: operation %zu: bad Value", i);
             return false;
         }
         if (kv && !txn_op_allowed(c, kv))
@@ -62,28 +62,28 @@ static bool txn_valid(struct api_call *c, const json_t *ops)
     return true;
 }
 
-void api_txn(struct api_call *c)
+void reg_api_txn(struct reg_api_call *c)
 {
     json_error_t jerr;
     json_t *results, *errors;
-    json_t *ops = api_body_load(c, &jerr);
+    json_t *ops = reg_api_body_load(c, &jerr);
 
     if (!ops) {
-        api_error(c, 400, "Failed to parse body: %s", jerr.text);
+        reg_api_error(c, 400, "Failed to parse body: %s", jerr.text);
         return;
     }
     if (!txn_valid(c, ops)) {
         json_decref(ops);
         return;
     }
-    int rc = reg_txn_apply(&c->agent->state, ops, render_kv, &results, &errors);
+    int rc = reg_txn_apply(&c->agent->state, ops, reg_render_kv, &results, &errors);
     json_decref(ops);
     if (rc < 0) {
         struct buf b = BUF_INIT;
         json_t *body = json_pack("{s:n, s:o}", "Results", "Errors", errors);
         json_append(&b, body, c->pretty);
         json_decref(body);
-        api_answer(c, 409, "application/json", b.data, b.len);
+        reg_api_answer(c, 409, "application/json", b.data, b.len);
         buf_free(&b);
         return;
     }
@@ -92,5 +92,5 @@ void api_txn(struct api_call *c)
         json_decref(results);
         results = json_null();
     }
-    api_ok_json(c, json_pack("{s:o, s:n}", "Results", results, "Errors"));
+    reg_api_ok_json(c, json_pack("{s:o, s:n}", "Results", results, "Errors"));
 }

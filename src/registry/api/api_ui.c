@@ -1,5 +1,5 @@
 /*
- * The web UI: its static files under /ui/ (compiled in, see ui_assets.h) and the two summary
+ * The web UI: its static files under /ui/ (compiled in, see reg_ui_assets.h) and the two summary
  * reads it uses where the public API would need one request per service or per node
  * (GET /v1/internal/ui/services and /v1/internal/ui/nodes, Consul's shapes; docs/api.md).
  */
@@ -20,11 +20,11 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-static const struct ui_asset *find_asset(const char *name)
+static const struct reg_ui_asset *find_asset(const char *name)
 {
-    for (size_t i = 0; i < ui_assets_count; i++)
-        if (strcmp(ui_assets[i].name, name) == 0)
-            return &ui_assets[i];
+    for (size_t i = 0; i < reg_ui_assets_count; i++)
+        if (strcmp(reg_ui_assets[i].name, name) == 0)
+            return &reg_ui_assets[i];
     return NULL;
 }
 
@@ -50,24 +50,24 @@ static bool etag_matches(const struct http_request *req, const char *etag)
     return false;
 }
 
-void api_ui_serve(struct api_call *c)
+void reg_api_ui_serve(struct reg_api_call *c)
 {
     struct http_request *req = c->req;
     const char *rest = c->path + 3; /* after "/ui" */
 
     if (rest[0] == '\0') { /* "/ui": relative links in the page need the slash */
         http_response_header(req, "Location", "/ui/");
-        api_answer(c, 301, "text/plain; charset=utf-8", "", 0);
+        reg_api_answer(c, 301, "text/plain; charset=utf-8", "", 0);
         return;
     }
     if (!str_eq_cstr(req->method, "GET") && !str_eq_cstr(req->method, "HEAD")) {
         http_response_header(req, "Allow", "GET, HEAD");
-        api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
+        reg_api_error(c, 405, "method %.*s not allowed", STR_FMT(req->method));
         return;
     }
-    const struct ui_asset *a = find_asset(rest[1] ? rest + 1 : "index.html");
+    const struct reg_ui_asset *a = find_asset(rest[1] ? rest + 1 : "index.html");
     if (!a) {
-        api_error(c, 404, "no such file in the web UI: %s", c->path);
+        reg_api_error(c, 404, "no such file in the web UI: %s", c->path);
         return;
     }
     /* Revalidate on each load (no-cache): an upgraded agent serves its new UI at once, and an
@@ -80,16 +80,16 @@ void api_ui_serve(struct api_call *c)
         http_response_header(req, "Referrer-Policy", "no-referrer");
     }
     if (etag_matches(req, a->etag))
-        api_answer(c, 304, NULL, "", 0);
+        reg_api_answer(c, 304, NULL, "", 0);
     else
-        api_answer(c, 200, a->content_type, a->data, a->len);
+        reg_api_answer(c, 200, a->content_type, a->data, a->len);
 }
 
 /* ---- /v1/internal/ui/services ------------------------------------------------------------ */
 
 struct ui_services_ctx {
-    struct api_call *c;
-    struct api_result *res;
+    struct reg_api_call *c;
+    struct reg_api_result *res;
     json_t *by_name; /* service name -> summary object */
     json_t *out;     /* the summaries in catalog order */
 };
@@ -114,7 +114,7 @@ static void add_service_summary(const struct reg_service *s, void *data)
 {
     struct ui_services_ctx *ctx = data;
 
-    if (!api_acl_service_visible(ctx->c, ctx->res, s, false))
+    if (!reg_api_acl_service_visible(ctx->c, ctx->res, s, false))
         return;
     json_t *sum = json_object_get(ctx->by_name, s->name);
     if (!sum) {
@@ -139,41 +139,42 @@ static void add_service_summary(const struct reg_service *s, void *data)
     }
 }
 
-void api_ui_services(struct api_call *c, struct api_result *res)
+void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct catalog_filter f;
+    struct reg_catalog_filter f;
 
-    if (catalog_filter_parse(c, &f, res) < 0)
+    if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     struct ui_services_ctx ctx = {c, res, json_object(), json_array()};
-    catalog_foreach_service(&c->agent->state, &f, NULL, add_service_summary, &ctx);
-    catalog_filter_free(&f);
+    reg_catalog_foreach_service(&c->agent->state, &f, NULL, add_service_summary, &ctx);
+    reg_catalog_filter_free(&f);
     json_decref(ctx.by_name);
-    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
-    api_result_json(c, res, ctx.out);
+    reg_catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    reg_api_result_json(c, res, ctx.out);
 }
 
 /* ---- /v1/internal/ui/nodes --------------------------------------------------------------- */
 
-static json_t *node_summary(struct api_call *c, struct api_result *res, const struct reg_node *n)
+static json_t *node_summary(struct reg_api_call *c, struct reg_api_result *res,
+                            const struct reg_node *n)
 {
-    json_t *node = render_node(n);
+    json_t *node = reg_render_node(n);
     json_t *services = json_array();
     json_t *checks = json_array();
 
     smap_foreach(&n->services, e)
     {
         const struct reg_service *s = e->val;
-        if (api_acl_service_visible(c, res, s, false))
-            json_array_append_new(services, render_node_service(s));
+        if (reg_api_acl_service_visible(c, res, s, false))
+            json_array_append_new(services, reg_render_node_service(s));
     }
     const struct reg_check **ordered = reg_node_checks_ordered(n);
     for (size_t i = 0; i < n->checks.n; i++) {
         const struct reg_check *chk = ordered[i];
         const struct reg_service *s =
             chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
-        if (!s || api_acl_service_visible(c, res, s, false))
-            json_array_append_new(checks, api_acl_render_check(c, chk));
+        if (!s || reg_api_acl_service_visible(c, res, s, false))
+            json_array_append_new(checks, reg_api_acl_render_check(c, chk));
     }
     free(ordered);
     json_object_set_new(node, "Services", services);
@@ -181,26 +182,26 @@ static json_t *node_summary(struct api_call *c, struct api_result *res, const st
     return node;
 }
 
-void api_ui_nodes(struct api_call *c, struct api_result *res)
+void reg_api_ui_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct catalog_filter f;
+    struct reg_catalog_filter f;
     json_t *list = json_array();
 
-    if (catalog_filter_parse(c, &f, res) < 0) {
+    if (reg_catalog_filter_parse(c, &f, res) < 0) {
         json_decref(list);
         return;
     }
     smap_foreach(&c->agent->state.nodes, e)
     {
         const struct reg_node *n = e->val;
-        if (!catalog_node_matches(&f, n))
+        if (!reg_catalog_node_matches(&f, n))
             continue;
-        if (api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
+        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
             json_array_append_new(list, node_summary(c, res, n));
         else
-            api_acl_filtered(c, res);
+            reg_api_acl_filtered(c, res);
     }
-    catalog_filter_free(&f);
-    catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
-    api_result_json(c, res, list);
+    reg_catalog_filter_free(&f);
+    reg_catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    reg_api_result_json(c, res, list);
 }

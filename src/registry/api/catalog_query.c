@@ -7,37 +7,38 @@
 #include "lib/json.h"
 #include "registry/agent/agent_internal.h"
 
-int catalog_filter_parse(struct api_call *c, struct catalog_filter *f, struct api_result *res)
+int reg_catalog_filter_parse(struct reg_api_call *c, struct reg_catalog_filter *f,
+                             struct reg_api_result *res)
 {
-    const char *meta[CATALOG_MAX_FILTERS];
+    const char *meta[REG_CATALOG_MAX_FILTERS];
 
     memset(f, 0, sizeof(*f));
-    f->ntags = url_query_get_all(&c->query, "tag", f->tags, CATALOG_MAX_FILTERS);
-    size_t n = url_query_get_all(&c->query, "node-meta", meta, CATALOG_MAX_FILTERS);
-    for (size_t i = 0; i < n && i < CATALOG_MAX_FILTERS; i++) {
+    f->ntags = url_query_get_all(&c->query, "tag", f->tags, REG_CATALOG_MAX_FILTERS);
+    size_t n = url_query_get_all(&c->query, "node-meta", meta, REG_CATALOG_MAX_FILTERS);
+    for (size_t i = 0; i < n && i < REG_CATALOG_MAX_FILTERS; i++) {
         const char *colon = strchr(meta[i], ':');
         if (!colon) {
-            catalog_filter_free(f);
-            api_result_error(res, 400, "Invalid node-meta filter: \"%s\" (want key:value)",
-                             meta[i]);
+            reg_catalog_filter_free(f);
+            reg_api_result_error(res, 400, "Invalid node-meta filter: \"%s\" (want key:value)",
+                                 meta[i]);
             return -EINVAL;
         }
         f->meta_keys[f->nmeta] = xstrndup(meta[i], (size_t)(colon - meta[i]));
         f->meta_values[f->nmeta++] = colon + 1;
     }
-    if (f->ntags > CATALOG_MAX_FILTERS)
-        f->ntags = CATALOG_MAX_FILTERS;
+    if (f->ntags > REG_CATALOG_MAX_FILTERS)
+        f->ntags = REG_CATALOG_MAX_FILTERS;
     return 0;
 }
 
-void catalog_filter_free(struct catalog_filter *f)
+void reg_catalog_filter_free(struct reg_catalog_filter *f)
 {
     for (size_t i = 0; i < f->nmeta; i++)
         free(f->meta_keys[i]);
     f->nmeta = 0;
 }
 
-bool catalog_node_matches(const struct catalog_filter *f, const struct reg_node *n)
+bool reg_catalog_node_matches(const struct reg_catalog_filter *f, const struct reg_node *n)
 {
     for (size_t i = 0; i < f->nmeta; i++) {
         const char *v = json_string_value(json_object_get(n->meta, f->meta_keys[i]));
@@ -47,31 +48,31 @@ bool catalog_node_matches(const struct catalog_filter *f, const struct reg_node 
     return true;
 }
 
-bool catalog_service_matches(const struct catalog_filter *f, const struct reg_service *s,
-                             const char *name)
+bool reg_catalog_service_matches(const struct reg_catalog_filter *f, const struct reg_service *s,
+                                 const char *name)
 {
     if (name && strcasecmp(s->name, name) != 0)
         return false;
     return reg_service_has_tags(s, f->tags, f->ntags);
 }
 
-void catalog_foreach_service(const struct reg_state *st, const struct catalog_filter *f,
-                             const char *name, catalog_service_fn fn, void *ctx)
+void reg_catalog_foreach_service(const struct reg_state *st, const struct reg_catalog_filter *f,
+                                 const char *name, reg_catalog_service_fn fn, void *ctx)
 {
     smap_foreach(&st->nodes, ne)
     {
         const struct reg_node *n = ne->val;
-        if (!catalog_node_matches(f, n))
+        if (!reg_catalog_node_matches(f, n))
             continue;
         smap_foreach(&n->services, se)
         {
-            if (catalog_service_matches(f, se->val, name))
+            if (reg_catalog_service_matches(f, se->val, name))
                 fn(se->val, ctx);
         }
     }
 }
 
-void catalog_result_index(struct api_result *res, uint64_t index)
+void reg_catalog_result_index(struct reg_api_result *res, uint64_t index)
 {
     res->index = index;
     res->index_headers = true;
@@ -79,19 +80,19 @@ void catalog_result_index(struct api_result *res, uint64_t index)
 
 /* ---- registration ------------------------------------------------------------------------ */
 
-void catalog_registration_free(struct catalog_registration *r)
+void reg_catalog_registration_free(struct reg_catalog_registration *r)
 {
     json_decref(r->body);
     if (r->has_service)
-        service_reg_free(&r->service);
+        reg_service_reg_free(&r->service);
     for (size_t i = 0; i < r->nchecks; i++)
-        check_reg_free(&r->checks[i]);
+        reg_check_reg_free(&r->checks[i]);
     free(r->checks);
     memset(r, 0, sizeof(*r));
 }
 
 /* Decodes one catalog check: stored as given, never run. */
-static int decode_catalog_check(const json_t *obj, struct check_reg *out, struct err *e)
+static int decode_catalog_check(const json_t *obj, struct reg_check_reg *out, struct err *e)
 {
     const char *id = NULL, *name = NULL, *status = NULL, *notes = NULL, *output = NULL, *sid = NULL;
     json_t *def = NULL;
@@ -123,10 +124,11 @@ static int decode_catalog_check(const json_t *obj, struct check_reg *out, struct
     return 0;
 }
 
-int catalog_registration_decode(const json_t *body, struct catalog_registration *r, struct err *e)
+int reg_catalog_registration_decode(const json_t *body, struct reg_catalog_registration *r,
+                                    struct err *e)
 {
     json_t *svc = NULL, *chk = NULL, *chks = NULL;
-    struct decode_opts opts = {.allow_scripts = true}; /* catalog checks are never run */
+    struct reg_decode_opts opts = {.allow_scripts = true}; /* catalog checks are never run */
 
     memset(r, 0, sizeof(*r));
     r->body = json_deep_copy(body);
@@ -161,7 +163,7 @@ int catalog_registration_decode(const json_t *body, struct catalog_registration 
         json_object_del(copy, "Check");
         json_object_del(copy, "Checks");
         r->has_service = true;
-        int rc = decode_service(copy, &opts, &r->service, e);
+        int rc = reg_decode_service(copy, &opts, &r->service, e);
         json_decref(copy);
         if (rc < 0)
             return rc;
@@ -183,7 +185,8 @@ int catalog_registration_decode(const json_t *body, struct catalog_registration 
     return 0;
 }
 
-int catalog_registration_apply(struct reg_state *st, struct catalog_registration *r, struct err *e)
+int reg_catalog_registration_apply(struct reg_state *st, struct reg_catalog_registration *r,
+                                   struct err *e)
 {
     struct reg_node *node = reg_node_get(st, r->node.name);
 

@@ -134,7 +134,7 @@ void check_def_free(struct check_def *d)
     free(d);
 }
 
-void check_reg_free(struct check_reg *r)
+void reg_check_reg_free(struct reg_check_reg *r)
 {
     reg_check_clear(&r->chk);
     check_def_free(r->run);
@@ -254,8 +254,8 @@ static int decode_check_fields(struct reader *r, struct check_def *d, const char
 }
 
 /* Picks the check's kind and validates timing, with Consul's texts. */
-static int classify_check(struct check_def *d, const json_t *obj, const struct decode_opts *opts,
-                          struct err *e)
+static int classify_check(struct check_def *d, const json_t *obj,
+                          const struct reg_decode_opts *opts, struct err *e)
 {
     static const char *const unsupported[] = {
         "GRPC", "UDP", "H2PING", "DockerContainerID", "AliasService", "AliasNode", "OSService"};
@@ -295,9 +295,9 @@ static int classify_check(struct check_def *d, const json_t *obj, const struct d
     return 0;
 }
 
-int decode_check(const json_t *obj, const struct decode_opts *opts, const char *service_id,
-                 const char *default_id, const char *default_name, struct check_reg *out,
-                 struct err *e)
+int reg_decode_check(const json_t *obj, const struct reg_decode_opts *opts, const char *service_id,
+                     const char *default_id, const char *default_name, struct reg_check_reg *out,
+                     struct err *e)
 {
     struct reader r = {obj, "CheckType", e, 0};
     struct check_def *d = xcalloc(1, sizeof(*d));
@@ -342,11 +342,11 @@ int decode_check(const json_t *obj, const struct decode_opts *opts, const char *
 
 /* ---- services ---------------------------------------------------------------------------- */
 
-void service_reg_free(struct service_reg *r)
+void reg_service_reg_free(struct reg_service_reg *r)
 {
     reg_service_clear(&r->svc);
     for (size_t i = 0; i < r->nchecks; i++)
-        check_reg_free(&r->checks[i]);
+        reg_check_reg_free(&r->checks[i]);
     free(r->checks);
     memset(r, 0, sizeof(*r));
 }
@@ -408,8 +408,8 @@ static json_t *tagged_addresses(const json_t *in, struct err *e, int *rc)
     return out;
 }
 
-static int decode_service_checks(const json_t *obj, const struct decode_opts *opts,
-                                 struct service_reg *out, struct err *e)
+static int decode_service_checks(const json_t *obj, const struct reg_decode_opts *opts,
+                                 struct reg_service_reg *out, struct err *e)
 {
     json_t *one = json_iget(obj, "Check"), *many = json_iget(obj, "Checks");
     size_t n = (json_is_object(one) ? 1 : 0) + json_array_size(many);
@@ -439,7 +439,7 @@ static int decode_service_checks(const json_t *obj, const struct decode_opts *op
                          "field ServiceDefinition.Checks of type structs.CheckType",
                          json_type_name(c));
         else
-            rc = decode_check(c, opts, s->id, id, default_name, &out->checks[i], e);
+            rc = reg_decode_check(c, opts, s->id, id, default_name, &out->checks[i], e);
         out->nchecks = i + 1;
         free(id);
     }
@@ -447,8 +447,8 @@ static int decode_service_checks(const json_t *obj, const struct decode_opts *op
     return rc;
 }
 
-int decode_service(const json_t *obj, const struct decode_opts *opts, struct service_reg *out,
-                   struct err *e)
+int reg_decode_service(const json_t *obj, const struct reg_decode_opts *opts,
+                       struct reg_service_reg *out, struct err *e)
 {
     struct reader r = {obj, "ServiceDefinition", e, 0};
     struct reg_service *s = &out->svc;

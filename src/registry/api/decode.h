@@ -13,20 +13,20 @@
 #include "registry/state/state.h"
 
 /* A check to register: its catalog entry and how to run it. Owns everything. */
-struct check_reg {
+struct reg_check_reg {
     struct reg_check chk;  /* template for reg_check_upsert (strings owned here) */
     struct check_def *run; /* runner definition (kind CHECK_NONE runs nothing) */
     bool status_given;     /* the definition set an initial Status */
 };
 
 /* A service with its checks. Owns everything. */
-struct service_reg {
+struct reg_service_reg {
     struct reg_service svc; /* template for reg_service_upsert (strings owned here) */
-    struct check_reg *checks;
+    struct reg_check_reg *checks;
     size_t nchecks;
 };
 
-struct decode_opts {
+struct reg_decode_opts {
     bool allow_scripts; /* enable_script_checks */
 };
 
@@ -34,18 +34,18 @@ struct decode_opts {
  * Decodes a service definition. Returns 0, or -EINVAL with e holding the message to send with
  * a 400 ("Missing service name", "Request decode failed: json: cannot unmarshal ...").
  */
-int decode_service(const json_t *obj, const struct decode_opts *opts, struct service_reg *out,
-                   struct err *e);
-void service_reg_free(struct service_reg *r);
+int reg_decode_service(const json_t *obj, const struct reg_decode_opts *opts,
+                       struct reg_service_reg *out, struct err *e);
+void reg_service_reg_free(struct reg_service_reg *r);
 
 /*
  * Decodes a check definition. service_id/service_name bind it to a service (NULL for a node
  * check unless the body names a ServiceID). default_id is used when the body has no ID
  * (NULL: the Name). Returns 0 or -EINVAL with e set.
  */
-int decode_check(const json_t *obj, const struct decode_opts *opts, const char *service_id,
-                 const char *default_id, const char *default_name, struct check_reg *out,
-                 struct err *e);
-void check_reg_free(struct check_reg *r);
+int reg_decode_check(const json_t *obj, const struct reg_decode_opts *opts, const char *service_id,
+                     const char *default_id, const char *default_name, struct reg_check_reg *out,
+                     struct err *e);
+void reg_check_reg_free(struct reg_check_reg *r);
 
 #endif

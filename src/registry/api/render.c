@@ -18,7 +18,7 @@ static json_t *weights(const struct reg_service *s)
     return json_pack("{s:i, s:i}", "Passing", s->weight_passing, "Warning", s->weight_warning);
 }
 
-json_t *render_tags(const struct reg_service *s)
+json_t *reg_render_tags(const struct reg_service *s)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < s->ntags; i++)
@@ -26,7 +26,7 @@ json_t *render_tags(const struct reg_service *s)
     return a;
 }
 
-json_t *render_node(const struct reg_node *n)
+json_t *reg_render_node(const struct reg_node *n)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "ID", n->id, "Node", n->name,
                      "Address", n->address, "Datacenter", n->datacenter, "TaggedAddresses",
@@ -42,7 +42,7 @@ static json_t *proxy_or_default(const struct reg_service *s)
     return json_pack("{s:s, s:{}, s:{}}", "Mode", "", "MeshGateway", "Expose");
 }
 
-json_t *render_node_service(const struct reg_service *s)
+json_t *reg_render_node_service(const struct reg_service *s)
 {
     json_t *o = json_object();
 
@@ -50,7 +50,7 @@ json_t *render_node_service(const struct reg_service *s)
         json_object_set_new(o, "Kind", json_string(s->kind));
     json_object_set_new(o, "ID", json_string(s->id));
     json_object_set_new(o, "Service", json_string(s->name));
-    json_object_set_new(o, "Tags", render_tags(s));
+    json_object_set_new(o, "Tags", reg_render_tags(s));
     json_object_set_new(o, "Address", json_string(s->address));
     if (s->tagged_addresses && json_object_size(s->tagged_addresses))
         json_object_set_new(o, "TaggedAddresses", json_deep_copy(s->tagged_addresses));
@@ -65,7 +65,7 @@ json_t *render_node_service(const struct reg_service *s)
     return o;
 }
 
-json_t *render_service_node(const struct reg_service *s)
+json_t *reg_render_service_node(const struct reg_service *s)
 {
     const struct reg_node *n = s->node;
     json_t *o = json_object();
@@ -79,7 +79,7 @@ json_t *render_service_node(const struct reg_service *s)
     json_object_set_new(o, "ServiceKind", json_string(s->kind));
     json_object_set_new(o, "ServiceID", json_string(s->id));
     json_object_set_new(o, "ServiceName", json_string(s->name));
-    json_object_set_new(o, "ServiceTags", render_tags(s));
+    json_object_set_new(o, "ServiceTags", reg_render_tags(s));
     json_object_set_new(o, "ServiceAddress", json_string(s->address));
     if (s->tagged_addresses && json_object_size(s->tagged_addresses))
         json_object_set_new(o, "ServiceTaggedAddresses", json_deep_copy(s->tagged_addresses));
@@ -112,7 +112,7 @@ static json_t *definition_without_secrets(const json_t *def)
     return o;
 }
 
-json_t *render_check(const struct reg_check *c, bool with_secrets)
+json_t *reg_render_check(const struct reg_check *c, bool with_secrets)
 {
     const struct reg_service *s = c->service_id[0] ? reg_service_get(c->node, c->service_id) : NULL;
     char interval[32] = "", timeout[32] = "";
@@ -127,13 +127,13 @@ json_t *render_check(const struct reg_check *c, bool with_secrets)
         "Node", c->node->name, "CheckID", c->id, "Name", c->name, "Status",
         reg_health_name(c->status), "Notes", c->notes, "Output", c->output, "ServiceID",
         c->service_id, "ServiceName", s ? s->name : "", "ServiceTags",
-        s ? render_tags(s) : json_array(), "Type", c->type, "Interval", interval, "Timeout",
+        s ? reg_render_tags(s) : json_array(), "Type", c->type, "Interval", interval, "Timeout",
         timeout, "ExposedPort", 0, "Definition",
         with_secrets ? copy_or_empty(c->definition) : definition_without_secrets(c->definition),
         "CreateIndex", (json_int_t)c->create_index, "ModifyIndex", (json_int_t)c->modify_index);
 }
 
-json_t *render_agent_service(const struct reg_service *s, const char *datacenter)
+json_t *reg_render_agent_service(const struct reg_service *s, const char *datacenter)
 {
     json_t *o = json_object();
 
@@ -141,7 +141,7 @@ json_t *render_agent_service(const struct reg_service *s, const char *datacenter
         json_object_set_new(o, "Kind", json_string(s->kind));
     json_object_set_new(o, "ID", json_string(s->id));
     json_object_set_new(o, "Service", json_string(s->name));
-    json_object_set_new(o, "Tags", render_tags(s));
+    json_object_set_new(o, "Tags", reg_render_tags(s));
     json_object_set_new(o, "Meta", copy_or_empty(s->meta));
     json_object_set_new(o, "Port", json_integer(s->port));
     json_object_set_new(o, "Address", json_string(s->address));
@@ -153,7 +153,7 @@ json_t *render_agent_service(const struct reg_service *s, const char *datacenter
     return o;
 }
 
-json_t *render_kv(const struct reg_kv *kv)
+json_t *reg_render_kv(const struct reg_kv *kv)
 {
     json_t *o = json_object();
 
@@ -174,8 +174,8 @@ json_t *render_kv(const struct reg_kv *kv)
     return o;
 }
 
-json_t *render_health_checks(const struct reg_service *s, render_check_fn render, const void *arg,
-                             bool *all_passing)
+json_t *reg_render_health_checks(const struct reg_service *s, reg_render_check_fn render,
+                                 const void *arg, bool *all_passing)
 {
     json_t *list = json_array();
     const struct reg_check **ordered = reg_node_checks_ordered(s->node);
@@ -187,19 +187,19 @@ json_t *render_health_checks(const struct reg_service *s, render_check_fn render
             continue;
         if (c->status != REG_PASSING)
             *all_passing = false;
-        json_array_append_new(list, render ? render(c, arg) : render_check(c, false));
+        json_array_append_new(list, render ? render(c, arg) : reg_render_check(c, false));
     }
     free(ordered);
     return list;
 }
 
-json_t *render_health_entry(const struct reg_service *s, json_t *checks)
+json_t *reg_render_health_entry(const struct reg_service *s, json_t *checks)
 {
-    return json_pack("{s:o, s:o, s:o}", "Node", render_node(s->node), "Service",
-                     render_node_service(s), "Checks", checks);
+    return json_pack("{s:o, s:o, s:o}", "Node", reg_render_node(s->node), "Service",
+                     reg_render_node_service(s), "Checks", checks);
 }
 
-const char *render_health_entry_node(const json_t *entry)
+const char *reg_render_health_entry_node(const json_t *entry)
 {
     const char *name = json_string_value(json_object_get(json_object_get(entry, "Node"), "Node"));
     return name ? name : "";

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-struct ui_asset {
+struct reg_ui_asset {
     const char *name; /* file name under /ui/, e.g. "app.js" */
     const unsigned char *data;
     size_t len;
@@ -16,7 +16,7 @@ struct ui_asset {
     const char *etag; /* with its quotes: "\"0123abcd...\"" */
 };
 
-extern const struct ui_asset ui_assets[];
-extern const size_t ui_assets_count;
+extern const struct reg_ui_asset reg_ui_assets[];
+extern const size_t reg_ui_assets_count;
 
 #endif

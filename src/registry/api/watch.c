@@ -9,13 +9,13 @@ struct reg_watch {
     struct reg_watch_set *set;
     struct reg_watch *next;
     struct reg_watch **pprev;
-    struct api_call *call;
+    struct reg_api_call *call;
     uint64_t hash;
     uv_timer_t timer;
     enum reg_table table;
 };
 
-uint64_t watch_hash(const void *p, size_t n)
+uint64_t reg_watch_hash(const void *p, size_t n)
 {
     const unsigned char *b = p;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -53,7 +53,7 @@ static void on_abort(struct http_request *req)
 {
     struct reg_watch *w = req->data;
 
-    api_call_free(w->call);
+    reg_api_call_free(w->call);
     watch_free(w);
 }
 
@@ -62,7 +62,7 @@ static void answer(struct reg_watch *w, bool always)
     bool answered;
 
     w->call->req->on_abort = NULL;
-    api_call_rerun(w->call, w->hash, always, &answered);
+    reg_api_call_rerun(w->call, w->hash, always, &answered);
     if (answered) {
         watch_free(w);
     } else {
@@ -93,7 +93,7 @@ static void before_poll(uv_prepare_t *p)
     uv_prepare_stop(p);
 }
 
-void watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop)
+void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop)
 {
     memset(ws, 0, sizeof(*ws));
     ws->loop = loop;
@@ -101,7 +101,7 @@ void watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop)
     ws->before_poll.data = ws;
 }
 
-void watch_set_close(struct reg_watch_set *ws)
+void reg_watch_set_close(struct reg_watch_set *ws)
 {
     for (int t = 0; t < REG_TABLE_COUNT; t++)
         while (ws->parked[t])
@@ -109,7 +109,7 @@ void watch_set_close(struct reg_watch_set *ws)
     uv_close((uv_handle_t *)&ws->before_poll, NULL);
 }
 
-void watch_on_change(enum reg_table table, void *data)
+void reg_watch_on_change(enum reg_table table, void *data)
 {
     struct reg_watch_set *ws = data;
 
@@ -119,8 +119,8 @@ void watch_on_change(enum reg_table table, void *data)
     uv_prepare_start(&ws->before_poll, before_poll);
 }
 
-void watch_park(struct reg_watch_set *ws, struct api_call *call, enum reg_table table,
-                uint64_t body_hash, uint64_t wait_ms)
+void reg_watch_park(struct reg_watch_set *ws, struct reg_api_call *call, enum reg_table table,
+                    uint64_t body_hash, uint64_t wait_ms)
 {
     struct reg_watch *w = xcalloc(1, sizeof(*w));
 

@@ -15,7 +15,7 @@
 
 #include "registry/state/state.h"
 
-struct api_call;
+struct reg_api_call;
 struct reg_watch;
 
 struct reg_watch_set {
@@ -26,21 +26,21 @@ struct reg_watch_set {
     size_t count;
 };
 
-void watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop);
+void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop);
 /* Answers every parked query with its current result, then closes the set's handle. */
-void watch_set_close(struct reg_watch_set *ws);
+void reg_watch_set_close(struct reg_watch_set *ws);
 
 /* The state's change hook: marks a table dirty. data is the struct reg_watch_set. */
-void watch_on_change(enum reg_table table, void *data);
+void reg_watch_on_change(enum reg_table table, void *data);
 
 /*
  * Parks call (taken over) on table until its result's body hash differs from body_hash or
- * wait_ms passes. The call is re-run with api_call_rerun() and freed after it answers.
+ * wait_ms passes. The call is re-run with reg_api_call_rerun() and freed after it answers.
  */
-void watch_park(struct reg_watch_set *ws, struct api_call *call, enum reg_table table,
-                uint64_t body_hash, uint64_t wait_ms);
+void reg_watch_park(struct reg_watch_set *ws, struct reg_api_call *call, enum reg_table table,
+                    uint64_t body_hash, uint64_t wait_ms);
 
 /* 64-bit FNV-1a of a buffer (the change test of parked queries). */
-uint64_t watch_hash(const void *p, size_t n);
+uint64_t reg_watch_hash(const void *p, size_t n);
 
 #endif

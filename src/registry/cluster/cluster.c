@@ -445,17 +445,17 @@ static bool answered_locally(const char *path)
 /* A call waiting for a leader to be elected (or to finish taking over). */
 struct hold {
     struct reg_cluster *cl;
-    struct api_call *call; /* NULL once the client went away */
+    struct reg_api_call *call; /* NULL once the client went away */
     uv_timer_t timer;
 };
 
-static void hold_call(struct reg_cluster *cl, struct api_call *c);
+static void hold_call(struct reg_cluster *cl, struct reg_api_call *c);
 
 /*
  * The leader could not be reached (killed, or cut off, before this server noticed): the call
  * waits for the next leader like one that arrived with none known.
  */
-static bool on_leader_unreachable(struct api_call *c, void *data)
+static bool on_leader_unreachable(struct reg_api_call *c, void *data)
 {
     struct reg_cluster *cl = data;
 
@@ -468,23 +468,23 @@ static bool on_leader_unreachable(struct api_call *c, void *data)
 /* A ?consistent read waiting for a barrier to confirm that this server still leads. */
 struct confirm {
     struct reg_cluster *cl;
-    struct api_call *call; /* NULL once the client went away */
+    struct reg_api_call *call; /* NULL once the client went away */
 };
 
 static void on_confirm_abort(struct http_request *req)
 {
     struct confirm *k = req->data;
-    struct api_call *c = k->call;
+    struct reg_api_call *c = k->call;
 
     k->call = NULL;
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
 static void on_confirmed(int status, void *arg)
 {
     struct confirm *k = arg;
     struct reg_cluster *cl = k->cl;
-    struct api_call *c = k->call;
+    struct reg_api_call *c = k->call;
 
     free(k);
     if (!c)
@@ -492,19 +492,19 @@ static void on_confirmed(int status, void *arg)
     c->req->on_abort = NULL;
     c->req->data = NULL;
     if (status == 0)
-        api_call_resume(c);
+        reg_api_call_resume(c);
     else if (!on_leader_unreachable(c, cl)) /* it no longer leads: wait for who does */
-        api_error(c, 500, "No cluster leader");
+        reg_api_error(c, 500, "No cluster leader");
 }
 
 /*
  * Serves a call this server may answer: a ?consistent read only once a barrier committed by a
  * majority shows that no other leader was elected meanwhile (Consul's leadership check).
  */
-static void serve_here(struct reg_cluster *cl, struct api_call *c)
+static void serve_here(struct reg_cluster *cl, struct reg_api_call *c)
 {
-    if (c->route->write || !api_query_has(c, "consistent")) {
-        api_call_resume(c);
+    if (c->route->write || !reg_api_query_has(c, "consistent")) {
+        reg_api_call_resume(c);
         return;
     }
     struct confirm *k = xcalloc(1, sizeof(*k));
@@ -521,7 +521,7 @@ static void serve_here(struct reg_cluster *cl, struct api_call *c)
 }
 
 /* Where a call goes now: 1 answered here, 0 forwarded (or answered), -EAGAIN no leader yet. */
-static int route_call(struct reg_cluster *cl, struct api_call *c)
+static int route_call(struct reg_cluster *cl, struct reg_api_call *c)
 {
     struct reg_repl_status st;
 
@@ -543,16 +543,16 @@ static void on_hold_closed(uv_handle_t *h)
 static void on_hold_abort(struct http_request *req)
 {
     struct hold *h = req->data;
-    struct api_call *c = h->call;
+    struct reg_api_call *c = h->call;
 
     h->call = NULL;
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
 static void on_hold_timer(uv_timer_t *t)
 {
     struct hold *h = t->data;
-    struct api_call *c = h->call;
+    struct reg_api_call *c = h->call;
     int rc = 1;
 
     if (c && !h->cl->stopping) {
@@ -568,17 +568,17 @@ static void on_hold_timer(uv_timer_t *t)
         if (rc == 1)
             serve_here(h->cl, c);
         else if (rc == -EAGAIN)
-            api_error(c, 500, "No cluster leader"); /* Consul's text: clients retry on it */
+            reg_api_error(c, 500, "No cluster leader"); /* Consul's text: clients retry on it */
     } else if (c) {
         c->req->on_abort = NULL;
         h->call = NULL;
-        api_error(c, 500, "No cluster leader");
+        reg_api_error(c, 500, "No cluster leader");
     }
     uv_close((uv_handle_t *)t, on_hold_closed);
 }
 
 /* Parks c until a leader is known (or its hold_until passes). */
-static void hold_call(struct reg_cluster *cl, struct api_call *c)
+static void hold_call(struct reg_cluster *cl, struct reg_api_call *c)
 {
     struct hold *h = xcalloc(1, sizeof(*h));
 
@@ -595,9 +595,9 @@ static void hold_call(struct reg_cluster *cl, struct api_call *c)
  * A ?stale read is answered here unless ?max_stale is given and this server heard from a leader
  * longer ago than that: then the leader answers it (Consul's max_stale).
  */
-static bool fresh_enough(struct reg_cluster *cl, const struct api_call *c)
+static bool fresh_enough(struct reg_cluster *cl, const struct reg_api_call *c)
 {
-    const char *max = api_query(c, "max_stale");
+    const char *max = reg_api_query(c, "max_stale");
     struct reg_repl_status st;
     int64_t ns;
 
@@ -607,7 +607,7 @@ static bool fresh_enough(struct reg_cluster *cl, const struct api_call *c)
     return st.last_contact_ms <= (uint64_t)(ns / DURATION_MS);
 }
 
-bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
+bool cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write)
 {
     struct reg_cluster *cl = a->cluster;
 
@@ -616,19 +616,19 @@ bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write)
     if (write && (strncmp(c->path, "/v1/agent/service/", 18) == 0 ||
                   strncmp(c->path, "/v1/agent/check/", 16) == 0)) {
         /* Their check runners would write from whichever server ran them, leader or not. */
-        api_error(c, 500,
-                  "services and checks cannot be registered on a server of a replicated "
-                  "cluster: register them through a client agent, or through "
-                  "/v1/catalog/register");
+        reg_api_error(c, 500,
+                      "services and checks cannot be registered on a server of a replicated "
+                      "cluster: register them through a client agent, or through "
+                      "/v1/catalog/register");
         return true;
     }
     if (answered_locally(c->path))
         return false;
-    if (!write && api_query_has(c, "stale") && fresh_enough(cl, c))
+    if (!write && reg_api_query_has(c, "stale") && fresh_enough(cl, c))
         return false;
     c->hold_until = uv_now(a->loop) + HOLD_MS;
     int rc = route_call(cl, c);
-    if (rc == 1 && (write || !api_query_has(c, "consistent")))
+    if (rc == 1 && (write || !reg_api_query_has(c, "consistent")))
         return false;
     if (rc == 1)
         serve_here(cl, c);
@@ -868,13 +868,13 @@ static void on_discover(uv_timer_t *t)
 
 /* ---- API: formation and operator endpoints ----------------------------------------------- */
 
-void api_cluster_info(struct api_call *c, struct api_result *res)
+void reg_api_cluster_info(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_cluster *cl = c->agent->cluster;
     struct reg_repl_status st;
 
     if (!cl) {
-        api_result_error(res, 404, "not a replicated server");
+        reg_api_result_error(res, 404, "not a replicated server");
         return;
     }
     reg_repl_status(cl->repl, &st);
@@ -892,61 +892,61 @@ void api_cluster_info(struct api_call *c, struct api_result *res)
         json_array_append_new(conf, peer_json(&p));
     }
     json_object_set_new(v, "Configuration", conf);
-    api_result_json(c, res, v);
+    reg_api_result_json(c, res, v);
 }
 
 struct join_call {
-    struct api_call *call;
+    struct reg_api_call *call;
 };
 
 static void on_join_abort(struct http_request *req)
 {
     struct join_call *j = req->data;
-    struct api_call *c = j->call;
+    struct reg_api_call *c = j->call;
 
     j->call = NULL;
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
 static void on_joined(int status, void *arg)
 {
     struct join_call *j = arg;
-    struct api_call *c = j->call;
+    struct reg_api_call *c = j->call;
 
     free(j);
     if (!c)
         return;
     c->req->on_abort = NULL;
     if (status < 0)
-        api_error(c, 500, "adding the server failed: %s", strerror(-status));
+        reg_api_error(c, 500, "adding the server failed: %s", strerror(-status));
     else
-        api_ok_json(c, json_true());
+        reg_api_ok_json(c, json_true());
 }
 
-void api_cluster_join(struct api_call *c)
+void reg_api_cluster_join(struct reg_api_call *c)
 {
     struct reg_cluster *cl = c->agent->cluster;
     struct reg_repl_status st;
     struct peer p;
 
     if (!cl) {
-        api_error(c, 404, "not a replicated server");
+        reg_api_error(c, 404, "not a replicated server");
         return;
     }
-    json_t *body = api_body_json(c, false);
+    json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
     peer_from_json(&p, body);
     json_decref(body);
     if (p.id == 0 || !reg_repl_address_valid(p.raft_addr)) {
-        api_error(c, 400, "a join needs ID and a numeric IPv4 Address (a.b.c.d:port)");
+        reg_api_error(c, 400, "a join needs ID and a numeric IPv4 Address (a.b.c.d:port)");
         return;
     }
     peer_learn(cl, &p);
     reg_repl_status(cl->repl, &st);
     for (size_t i = 0; i < st.nservers; i++) {
         if (st.servers[i].id == p.id && st.servers[i].voter) {
-            api_ok_json(c, json_true()); /* already a voter: it catches up by itself */
+            reg_api_ok_json(c, json_true()); /* already a voter: it catches up by itself */
             return;
         }
     }
@@ -955,7 +955,7 @@ void api_cluster_join(struct api_call *c)
     int rc = reg_repl_add_voter(cl->repl, p.id, p.raft_addr, on_joined, j);
     if (rc < 0) {
         free(j);
-        api_error(c, 500, "adding the server failed: %s", strerror(-rc));
+        reg_api_error(c, 500, "adding the server failed: %s", strerror(-rc));
         return;
     }
     c->req->data = j;

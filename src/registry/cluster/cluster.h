@@ -31,7 +31,7 @@
 #include "registry/cluster/replication.h"
 
 struct reg_agent;
-struct api_call;
+struct reg_api_call;
 struct reg_cluster;
 
 /* True when the configuration asks for a replicated server (-server -bootstrap-expect > 1). */
@@ -68,7 +68,7 @@ bool cluster_defer_answer(struct reg_agent *a, struct http_request *req, uint64_
  * Sends a call a follower must not answer itself (a write, or a read without ?stale) to the
  * leader, relaying its answer. Returns true when it took the call over.
  */
-bool cluster_forward(struct reg_agent *a, struct api_call *c, bool write);
+bool cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write);
 
 /*
  * The HTTP API addresses ("host:port") of the servers in the configuration, as far as this

@@ -37,7 +37,7 @@ bool forward_wanted(struct reg_agent *a, const char *path)
 }
 
 struct forward {
-    struct api_call *call;
+    struct reg_api_call *call;
     struct http_call *http;
     uint64_t epoch; /* a client agent's server epoch when sent (sync_server_epoch) */
     forward_unreachable_cb unreachable;
@@ -52,19 +52,19 @@ static bool undelivered(int status)
 static void on_abort(struct http_request *req)
 {
     struct forward *f = req->data;
-    struct api_call *c = f->call;
+    struct reg_api_call *c = f->call;
 
     /* The client went away: stop waiting for the server (a parked blocking query). The
      * cancelled call's callback runs now and frees f. */
     f->call = NULL;
     http_call_cancel(f->http);
-    api_call_free(c);
+    reg_api_call_free(c);
 }
 
 static void on_answer(int status, const struct http_client_response *res, void *data)
 {
     struct forward *f = data;
-    struct api_call *c = f->call;
+    struct reg_api_call *c = f->call;
 
     if (!c) { /* aborted */
         free(f);
@@ -79,7 +79,7 @@ static void on_answer(int status, const struct http_client_response *res, void *
     if (status < 0) {
         if (!c->agent->cfg.server)
             sync_server_failed(c->agent, done.epoch, status);
-        api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
+        reg_api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
     for (size_t i = 0; i < ARRAY_LEN(relayed); i++) {
@@ -93,18 +93,18 @@ static void on_answer(int status, const struct http_client_response *res, void *
     char type_buf[128] = "";
     if (type && type_len < sizeof(type_buf))
         memcpy(type_buf, type, type_len);
-    api_answer(c, res->status, type ? type_buf : NULL, res->body, res->body_len);
+    reg_api_answer(c, res->status, type ? type_buf : NULL, res->body, res->body_len);
 }
 
 /*
  * How long a forwarded call may take: a blocking query's wait (default 5 min, at most 10, plus
  * Consul's jitter of wait/16) with a margin; 30 s for anything else.
  */
-static uint64_t timeout_for(const struct api_call *c)
+static uint64_t timeout_for(const struct reg_api_call *c)
 {
-    const char *index = api_query(c, "index");
-    const char *hash = api_query(c, "hash");
-    const char *wait = api_query(c, "wait");
+    const char *index = reg_api_query(c, "index");
+    const char *hash = reg_api_query(c, "hash");
+    const char *wait = reg_api_query(c, "wait");
     int64_t ns = 5 * 60 * DURATION_SEC;
 
     if ((!index || !index[0]) && (!hash || !hash[0]))
@@ -122,7 +122,7 @@ static uint64_t timeout_for(const struct api_call *c)
  * guards the session's locks), as in Consul where the client fills in its node. Returns the
  * body to send instead (heap), or NULL to send the client's as it is.
  */
-static char *session_body(const struct reg_agent *a, const struct api_call *c)
+static char *session_body(const struct reg_agent *a, const struct reg_api_call *c)
 {
     if (strcmp(c->path, "/v1/session/create") != 0)
         return NULL;
@@ -137,23 +137,23 @@ static char *session_body(const struct reg_agent *a, const struct api_call *c)
     return out;
 }
 
-void forward_call(struct reg_agent *a, struct api_call *c)
+void forward_call(struct reg_agent *a, struct reg_api_call *c)
 {
     const struct sync_server *server = sync_current_server(a);
 
     if (!server) {
-        api_error(c, 500, "No known Consul servers");
+        reg_api_error(c, 500, "No known Consul servers");
         return;
     }
     forward_to(a, c, server->host, server->port, server->https, NULL, NULL);
 }
 
-void forward_to(struct reg_agent *a, struct api_call *c, const char *host, int port, bool https,
+void forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port, bool https,
                 forward_unreachable_cb unreachable, void *data)
 {
     struct http_header headers[ARRAY_LEN(passed) + 1];
     size_t n = 0;
-    bool has_token = api_query(c, "token") != NULL;
+    bool has_token = reg_api_query(c, "token") != NULL;
     for (size_t i = 0; i < ARRAY_LEN(passed); i++) {
         const struct http_header *h = http_request_header(c->req, passed[i]);
         if (h)

@@ -70,7 +70,7 @@ static void finish(struct dns_remote *r, const struct reg_state *st, enum dns_rc
 static void add_entry(struct reg_state *st, const json_t *node, const json_t *svc,
                       const json_t *checks)
 {
-    struct catalog_registration reg;
+    struct reg_catalog_registration reg;
     struct err e;
     json_t *body = json_object();
 
@@ -86,10 +86,10 @@ static void add_entry(struct reg_state *st, const json_t *node, const json_t *sv
         json_object_set(body, "Checks", (json_t *)checks);
     /* Fields the decoder does not know are dropped by it; one that does not decode drops the
      * entry (a server answering nonsense gets fewer records, not a crash). */
-    if (catalog_registration_decode(body, &reg, &e) < 0 ||
-        catalog_registration_apply(st, &reg, &e) < 0)
+    if (reg_catalog_registration_decode(body, &reg, &e) < 0 ||
+        reg_catalog_registration_apply(st, &reg, &e) < 0)
         log_debug("dns: an entry from the server is left out: %s", e.msg);
-    catalog_registration_free(&reg);
+    reg_catalog_registration_free(&reg);
     json_decref(body);
 }
 
