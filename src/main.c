@@ -17,7 +17,7 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-    {"agent", agent_main, "Run a registry agent (Consul's HTTP API)"},
+    {"agent", reg_agent_main, "Run a registry agent (Consul's HTTP API)"},
     {"lb", lb_main, "Run the HTTP load balancer"},
     {"load", load_main, "Run Artillery load test scripts"},
     {"drill", load_drill_main, "Failure drills under load: failover, scale, node-loss"},

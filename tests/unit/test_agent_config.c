@@ -15,14 +15,14 @@
 #include "lib/flags.h"
 #include "registry/agent/agent_config.h"
 
-static int load(struct agent_config *cfg, struct err *e, int argc, const char **argv)
+static int load(struct reg_agent_config *cfg, struct err *e, int argc, const char **argv)
 {
-    return agent_config_load(cfg, argc, (char **)argv, e);
+    return reg_agent_config_load(cfg, argc, (char **)argv, e);
 }
 
 static void test_defaults(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *argv[] = {"-node", "n1"};
 
@@ -33,15 +33,15 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.http_port, 8500);
     assert_false(cfg.server);
     struct reg_acl_settings set;
-    agent_config_acl(&cfg, &set);
+    reg_agent_config_acl(&cfg, &set);
     assert_false(set.enabled);
     assert_true(set.default_allow); /* default_policy "allow" */
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_flags_override_files(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path =
         scratch_write("a.json", "{\"datacenter\": \"east\", \"node_name\": \"file\",\n"
@@ -53,12 +53,12 @@ static void test_flags_override_files(void **state)
     assert_string_equal(cfg.datacenter, "east");
     assert_int_equal(cfg.http_port, 9000);
     assert_true(cfg.server);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_unknown_keys_named_once_each(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path = scratch_write("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
                                                "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
@@ -72,12 +72,12 @@ static void test_unknown_keys_named_once_each(void **state)
     assert_string_equal(cfg.unknown_keys.data,
                         "acl_x, acl.tokens.replication, telemetry, ports.serf_lan, ports.grpc");
     assert_string_equal(cfg.acl_agent_token, "a");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_wrong_type_names_file_and_line(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path = scratch_write("c.json", "{\n  \"server\": true,\n  \"ports\": {\n"
                                                "    \"http\": \"abc\"\n  }\n}\n");
@@ -88,12 +88,12 @@ static void test_wrong_type_names_file_and_line(void **state)
     snprintf(want, sizeof(want), "%s:4: ", path);
     assert_true(strncmp(e.msg, want, strlen(want)) == 0);
     assert_non_null(strstr(e.msg, "ports.http"));
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_syntax_error_line(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path = scratch_write("d.json", "{\n  \"server\": true,\n  \"x\": [1,\n}\n");
     const char *argv[] = {"-config-file", path};
@@ -102,12 +102,12 @@ static void test_syntax_error_line(void **state)
     assert_int_equal(load(&cfg, &e, 2, argv), -22);
     snprintf(want, sizeof(want), "%s:4: ", path);
     assert_true(strncmp(e.msg, want, strlen(want)) == 0);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_cluster_acl_and_tls_keys(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path = scratch_write(
         "e.json",
@@ -128,20 +128,20 @@ static void test_cluster_acl_and_tls_keys(void **state)
     assert_string_equal(cfg.acl_default_policy, "deny");
     assert_string_equal(cfg.acl_initial_management, "root");
     struct reg_acl_settings set;
-    agent_config_acl(&cfg, &set);
+    reg_agent_config_acl(&cfg, &set);
     assert_true(set.enabled);
     assert_false(set.default_allow);
     assert_string_equal(set.initial_management, "root");
     assert_string_equal(cfg.tls_ca_file, "ca.pem");
     assert_true(cfg.tls_verify_incoming);
     assert_int_equal(cfg.unknown_keys.len, 0);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 /* verify_incoming with an HTTPS port closes plain HTTP unless ports.http asks for it. */
 static void test_http_port_under_verify_incoming(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *tls = scratch_write(
         "vi.json", "{\"ports\": {\"https\": 8501},\n"
@@ -154,34 +154,34 @@ static void test_http_port_under_verify_incoming(void **state)
     (void)state;
     assert_int_equal(load(&cfg, &e, 2, only_https), 0);
     assert_int_equal(cfg.http_port, -1);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
     assert_int_equal(load(&cfg, &e, 4, with_flag), 0);
     assert_int_equal(cfg.http_port, 8600);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
     assert_int_equal(load(&cfg, &e, 2, nothing), 0);
     assert_int_equal(cfg.http_port, 8500);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 
     const char *explicit_http = scratch_write("vi2.json", "{\"ports\": {\"http\": 8500}}\n");
     const char *both[] = {"-config-file", tls, "-config-file", explicit_http};
     assert_int_equal(load(&cfg, &e, 4, both), 0);
     assert_int_equal(cfg.http_port, 8500);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 
     const char *off = scratch_write("off.json", "{\"ports\": {\"http\": -1}}\n");
     const char *no_api[] = {"-config-file", off};
     assert_int_equal(load(&cfg, &e, 2, no_api), -22);
     assert_string_equal(e.msg, "no API listener: ports.http is -1 and no ports.https is set");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
     const char *zero[] = {"-http-port", "0"};
     assert_int_equal(load(&cfg, &e, 2, zero), -22);
     assert_string_equal(e.msg, "invalid HTTP port 0");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_dns_keys(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *path = scratch_write(
         "dns.json", "{\"ports\": {\"dns\": -1}, \"domain\": \"mesh.internal\",\n"
@@ -198,7 +198,7 @@ static void test_dns_keys(void **state)
     assert_true(cfg.dns_node_ttl_ns == 10 * 1000000000LL);
     assert_true(cfg.dns_service_ttl_ns == 5 * 1000000000LL);
     assert_true(cfg.dns_node_meta_txt);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 
     path = scratch_write("dns-bad.json", "{\n  \"ports\": {\"dns\": -2}\n}\n");
     const char *bad[] = {"-config-file", path};
@@ -206,28 +206,28 @@ static void test_dns_keys(void **state)
     assert_int_equal(load(&cfg, &e, 2, bad), -22);
     snprintf(want, sizeof(want), "%s:2: ports.dns: expected a port number", path);
     assert_true(strncmp(e.msg, want, strlen(want)) == 0);
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 
     const char *domain[] = {"-domain", "..consul"};
     assert_int_equal(load(&cfg, &e, 2, domain), -22);
     assert_string_equal(e.msg, "invalid DNS domain \"..consul\"");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_bad_flag(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *argv[] = {"-no-such-flag"};
 
     assert_int_equal(load(&cfg, &e, 1, argv), -22);
     assert_string_equal(e.msg, "flag provided but not defined: -no-such-flag");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 static void test_dev_implies_server_on_loopback(void **state)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct err e = {""};
     const char *argv[] = {"-dev"};
 
@@ -235,7 +235,7 @@ static void test_dev_implies_server_on_loopback(void **state)
     assert_true(cfg.server);
     assert_true(cfg.bootstrap);
     assert_string_equal(cfg.bind_addr, "127.0.0.1");
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
 }
 
 int main(void)

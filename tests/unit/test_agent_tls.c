@@ -227,7 +227,7 @@ static void test_cert_create_errors(void **state)
 
 static void test_client_options(void **state)
 {
-    struct agent_config cfg = {
+    struct reg_agent_config cfg = {
         .datacenter = "dc2",
         .tls_ca_file = "/ca.pem",
         .tls_cert_file = "/c.pem",
@@ -236,12 +236,12 @@ static void test_client_options(void **state)
     struct http_client_request r = {.host = "10.0.0.5", .port = 8501};
 
     /* No verify_outgoing and a plain address: left as plain HTTP. */
-    agent_tls_client_options(&cfg, &r);
+    reg_agent_tls_client_options(&cfg, &r);
     assert_false(r.tls);
     assert_null(r.tls_ca_file);
 
     cfg.tls_verify_outgoing = true;
-    agent_tls_client_options(&cfg, &r);
+    reg_agent_tls_client_options(&cfg, &r);
     assert_true(r.tls);
     assert_false(r.tls_skip_verify);
     assert_string_equal(r.tls_ca_file, "/ca.pem");
@@ -251,9 +251,9 @@ static void test_client_options(void **state)
 
     /* An https address without verify_outgoing and without a CA: the system store, the
      * address itself as the name, no client certificate without a key. */
-    struct agent_config bare = {.datacenter = "dc1", .tls_cert_file = "/c.pem"};
+    struct reg_agent_config bare = {.datacenter = "dc1", .tls_cert_file = "/c.pem"};
     struct http_client_request r2 = {.host = "example.com", .port = 443, .tls = true};
-    agent_tls_client_options(&bare, &r2);
+    reg_agent_tls_client_options(&bare, &r2);
     assert_true(r2.tls);
     assert_null(r2.tls_ca_file);
     assert_null(r2.tls_server_name);

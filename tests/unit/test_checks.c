@@ -158,9 +158,9 @@ static void add_check(struct fixture *f, const char *id, const char *service_id,
     reg_check_upsert(&f->st, reg_node_get(&f->st, "n1"), &t);
 }
 
-static struct check_def *new_def(enum check_kind kind, const char *id)
+static struct reg_check_def *new_def(enum reg_check_kind kind, const char *id)
 {
-    struct check_def *d = xcalloc(1, sizeof(*d));
+    struct reg_check_def *d = xcalloc(1, sizeof(*d));
 
     d->id = xstrdup(id);
     d->name = xstrdup(id);
@@ -179,9 +179,9 @@ static char **argv_of(const char *a0, const char *a1, const char *a2)
     return v;
 }
 
-static struct check_def *script_def(const char *id, const char *cmd)
+static struct reg_check_def *script_def(const char *id, const char *cmd)
 {
-    struct check_def *d = new_def(CHECK_SCRIPT, id);
+    struct reg_check_def *d = new_def(REG_CHECK_SCRIPT, id);
     d->args = argv_of("/bin/sh", "-c", cmd);
     return d;
 }
@@ -259,7 +259,7 @@ static void test_http_status_codes(void **state)
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", f->port);
     add_check(f, "web-http", "web", REG_CRITICAL);
-    struct check_def *d = new_def(CHECK_HTTP, "web-http");
+    struct reg_check_def *d = new_def(REG_CHECK_HTTP, "web-http");
     d->http = xstrdup(url);
     d->header = json_pack("{s:[s], s:[s]}", "X-Test", "yes", "Host", "vhost.test");
     reg_checks_start(f->checks, d);
@@ -291,7 +291,7 @@ static void test_http_refused(void **state)
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     add_check(f, "refused", "", REG_PASSING);
-    struct check_def *d = new_def(CHECK_HTTP, "refused");
+    struct reg_check_def *d = new_def(REG_CHECK_HTTP, "refused");
     d->http = xstrdup(url);
     reg_checks_start(f->checks, d);
     assert_true(run_until(f, "refused", REG_CRITICAL, 3000));
@@ -308,10 +308,10 @@ static void test_http_redirects(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/redir", f->port);
     add_check(f, "follow", "", REG_CRITICAL);
     add_check(f, "nofollow", "", REG_PASSING);
-    struct check_def *d = new_def(CHECK_HTTP, "follow");
+    struct reg_check_def *d = new_def(REG_CHECK_HTTP, "follow");
     d->http = xstrdup(url);
     reg_checks_start(f->checks, d);
-    d = new_def(CHECK_HTTP, "nofollow");
+    d = new_def(REG_CHECK_HTTP, "nofollow");
     d->http = xstrdup(url);
     d->disable_redirects = true;
     reg_checks_start(f->checks, d);
@@ -332,11 +332,11 @@ static void test_tcp(void **state)
 
     add_check(f, "tcp-up", "", REG_CRITICAL);
     add_check(f, "tcp-down", "", REG_PASSING);
-    struct check_def *up = new_def(CHECK_TCP, "tcp-up");
+    struct reg_check_def *up = new_def(REG_CHECK_TCP, "tcp-up");
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
     up->tcp = xstrdup(addr);
     reg_checks_start(f->checks, up);
-    struct check_def *down = new_def(CHECK_TCP, "tcp-down");
+    struct reg_check_def *down = new_def(REG_CHECK_TCP, "tcp-down");
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     down->tcp = xstrdup(addr);
     reg_checks_start(f->checks, down);
@@ -355,12 +355,12 @@ static void test_ttl(void **state)
 
     add_check(f, "ttl", "", REG_CRITICAL);
     add_check(f, "none", "", REG_PASSING);
-    struct check_def *d = new_def(CHECK_TTL, "ttl");
+    struct reg_check_def *d = new_def(REG_CHECK_TTL, "ttl");
     d->interval = 0;
     d->ttl = 200 * DURATION_MS;
     d->output_max_size = 8;
     reg_checks_start(f->checks, d);
-    reg_checks_start(f->checks, new_def(CHECK_NONE, "none"));
+    reg_checks_start(f->checks, new_def(REG_CHECK_NONE, "none"));
 
     assert_int_equal(reg_checks_ttl_update(f->checks, "nope", REG_PASSING, ""), -ENOENT);
     assert_int_equal(reg_checks_ttl_update(f->checks, "none", REG_PASSING, ""), -EINVAL);
@@ -388,7 +388,7 @@ static void test_ttl_expires_without_output(void **state)
     struct fixture *f = *state;
 
     add_check(f, "ttl2", "", REG_PASSING);
-    struct check_def *d = new_def(CHECK_TTL, "ttl2");
+    struct reg_check_def *d = new_def(REG_CHECK_TTL, "ttl2");
     d->ttl = 100 * DURATION_MS;
     reg_checks_start(f->checks, d);
     assert_true(run_until(f, "ttl2", REG_CRITICAL, 1000));
@@ -408,13 +408,13 @@ static void test_script(void **state)
     reg_checks_start(f->checks, script_def("s-warn", "echo out; echo err >&2; exit 1"));
     reg_checks_start(f->checks, script_def("s-pass", "exit 0"));
     reg_checks_start(f->checks, script_def("s-crit", "exit 3"));
-    struct check_def *slow = script_def("s-slow", "exec sleep 5");
+    struct reg_check_def *slow = script_def("s-slow", "exec sleep 5");
     slow->timeout = 300 * DURATION_MS;
     reg_checks_start(f->checks, slow);
-    struct check_def *missing = new_def(CHECK_SCRIPT, "s-missing");
+    struct reg_check_def *missing = new_def(REG_CHECK_SCRIPT, "s-missing");
     missing->args = argv_of("/nonexistent/prog", NULL, NULL);
     reg_checks_start(f->checks, missing);
-    struct check_def *big = script_def("s-big", "printf abcdefgh");
+    struct reg_check_def *big = script_def("s-big", "printf abcdefgh");
     big->output_max_size = 4;
     reg_checks_start(f->checks, big);
 
@@ -443,11 +443,11 @@ static void test_thresholds(void **state)
     add_check(f, "slow-pass", "", REG_CRITICAL);
     add_check(f, "slow-fail", "", REG_PASSING);
     snprintf(cmd, sizeof(cmd), "echo x >> '%s'; exit 0", ok_file);
-    struct check_def *ok = script_def("slow-pass", cmd);
+    struct reg_check_def *ok = script_def("slow-pass", cmd);
     ok->success_before_passing = 2;
     reg_checks_start(f->checks, ok);
     snprintf(cmd, sizeof(cmd), "echo x >> '%s'; exit 2", bad_file);
-    struct check_def *bad = script_def("slow-fail", cmd);
+    struct reg_check_def *bad = script_def("slow-fail", cmd);
     bad->failures_before_warning = 1;
     bad->failures_before_critical = 2;
     reg_checks_start(f->checks, bad);
@@ -468,7 +468,7 @@ static void test_deregister_critical(void **state)
 
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", closed_port(f));
     add_check(f, "svc-tcp", "web", REG_CRITICAL);
-    struct check_def *d = new_def(CHECK_TCP, "svc-tcp");
+    struct reg_check_def *d = new_def(REG_CHECK_TCP, "svc-tcp");
     free(d->service_id);
     d->service_id = xstrdup("web");
     d->tcp = xstrdup(addr);
@@ -495,7 +495,7 @@ static void test_stop_in_flight(void **state)
     for (int i = 0; i < 2; i++) {
         const char *id = i ? "hang2" : "hang1";
         add_check(f, id, "", REG_WARNING);
-        struct check_def *d = new_def(CHECK_HTTP, id);
+        struct reg_check_def *d = new_def(REG_CHECK_HTTP, id);
         d->http = xstrdup(url);
         reg_checks_start(f->checks, d);
     }
@@ -503,7 +503,7 @@ static void test_stop_in_flight(void **state)
     snprintf(cmd, sizeof(cmd), "echo x > '%s'; exec sleep 10", started);
     reg_checks_start(f->checks, script_def("sleepy", cmd));
     add_check(f, "tcp-stop", "", REG_WARNING);
-    struct check_def *t = new_def(CHECK_TCP, "tcp-stop");
+    struct reg_check_def *t = new_def(REG_CHECK_TCP, "tcp-stop");
     t->tcp = xasprintf("127.0.0.1:%d", f->port);
     reg_checks_start(f->checks, t);
 
@@ -516,7 +516,7 @@ static void test_stop_in_flight(void **state)
     reg_checks_stop(f->checks, "tcp-stop");
     reg_checks_stop(f->checks, "not-running");
     /* A replaced runner is stopped as well. */
-    struct check_def *again = new_def(CHECK_HTTP, "hang2");
+    struct reg_check_def *again = new_def(REG_CHECK_HTTP, "hang2");
     again->http = xstrdup(url);
     reg_checks_start(f->checks, again);
     run_for(f, 100);

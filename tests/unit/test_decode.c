@@ -199,7 +199,7 @@ static void test_single_check(void **state)
     assert_false(c->status_given);
     assert_int_equal(c->chk.interval_ns, 10 * DURATION_SEC);
     assert_int_equal(c->chk.timeout_ns, 10 * DURATION_SEC);
-    assert_int_equal(c->run->kind, CHECK_HTTP);
+    assert_int_equal(c->run->kind, REG_CHECK_HTTP);
     assert_string_equal(c->run->http, "http://127.0.0.1:3000/health");
     assert_string_equal(c->run->id, "service:web1");
     assert_string_equal(json_string_value(json_object_get(c->chk.definition, "HTTP")),
@@ -222,7 +222,7 @@ static void test_multiple_checks(void **state)
     assert_int_equal(r.nchecks, 3);
     assert_string_equal(r.checks[0].chk.id, "service:web:1");
     assert_string_equal(r.checks[0].chk.type, "ttl");
-    assert_int_equal(r.checks[0].run->kind, CHECK_TTL);
+    assert_int_equal(r.checks[0].run->kind, REG_CHECK_TTL);
     assert_int_equal(r.checks[0].chk.timeout_ns, 0);
     assert_string_equal(r.checks[1].chk.id, "service:web:2");
     assert_string_equal(r.checks[1].chk.name, "tcp");
@@ -276,7 +276,7 @@ static void test_script_check_allowed(void **state)
                              &scripts, &r, &e),
                      0);
     struct reg_check_reg *c = &r.checks[0];
-    assert_int_equal(c->run->kind, CHECK_SCRIPT);
+    assert_int_equal(c->run->kind, REG_CHECK_SCRIPT);
     assert_string_equal(c->chk.type, "script");
     assert_string_equal(c->run->args[0], "/bin/true");
     assert_string_equal(c->run->args[1], "-x");

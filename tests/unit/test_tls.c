@@ -682,11 +682,11 @@ static void run_https_checks(struct net *n, const char *store_file, const struct
         enum reg_health start = cases[i].want == REG_PASSING ? REG_CRITICAL : REG_PASSING;
         struct reg_check t = {.id = (char *)cases[i].id, .status = start, .service_id = ""};
         reg_check_upsert(&st, reg_node_get(&st, "n1"), &t);
-        struct check_def *d = xcalloc(1, sizeof(*d));
+        struct reg_check_def *d = xcalloc(1, sizeof(*d));
         d->id = xstrdup(cases[i].id);
         d->name = xstrdup(cases[i].id);
         d->service_id = xstrdup("");
-        d->kind = CHECK_HTTP;
+        d->kind = REG_CHECK_HTTP;
         d->interval = DURATION_SEC;
         snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", n->port);
         d->http = xstrdup(url);

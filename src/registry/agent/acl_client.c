@@ -35,7 +35,7 @@ struct fetch {
     struct reg_api_call *call; /* NULL once its client went away */
     char *secret;
     struct http_call *http;
-    uint64_t epoch; /* the server epoch it was sent at (sync_server_epoch) */
+    uint64_t epoch; /* the server epoch it was sent at (reg_sync_server_epoch) */
     void (*resume)(struct reg_api_call *c);
 };
 
@@ -48,14 +48,14 @@ static void token_free(struct cached_token *t)
     free(t);
 }
 
-struct acl_cache *acl_cache_new(struct reg_agent *a)
+struct acl_cache *reg_acl_cache_new(struct reg_agent *a)
 {
     struct acl_cache *ac = xcalloc(1, sizeof(*ac));
     ac->agent = a;
     return ac;
 }
 
-void acl_cache_free(struct acl_cache *ac)
+void reg_acl_cache_free(struct acl_cache *ac)
 {
     if (!ac)
         return;
@@ -66,7 +66,7 @@ void acl_cache_free(struct acl_cache *ac)
     free(ac);
 }
 
-int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz)
+int reg_acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz)
 {
     const struct reg_agent *a = ac->agent;
     struct cached_token *t = smap_get(&ac->tokens, secret ? secret : "");
@@ -85,7 +85,7 @@ int acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_au
     authz->rules = xcalloc(t->nrules ? t->nrules : 1, sizeof(*authz->rules));
     for (size_t i = 0; i < t->nrules; i++)
         authz->rules[authz->nrules++] = &t->rules[i];
-    return uv_now(a->loop) - t->fetched_ms > TOKEN_TTL_MS ? ACL_CACHE_STALE : 0;
+    return uv_now(a->loop) - t->fetched_ms > TOKEN_TTL_MS ? REG_ACL_CACHE_STALE : 0;
 }
 
 static void unlink_fetch(struct fetch *f)
@@ -138,7 +138,7 @@ static void on_resolved(int status, const struct http_client_response *res, void
     if (status == 0 && (res->status == 200 || res->status == 403))
         store(ac, f->secret, res->status, res->body, res->body_len);
     else if (status != UV_ECANCELED)
-        sync_server_failed(ac->agent, f->epoch, status < 0 ? status : UV_EPROTO);
+        reg_sync_server_failed(ac->agent, f->epoch, status < 0 ? status : UV_EPROTO);
     if (c) {
         c->req->on_abort = NULL;
         struct cached_token *t = smap_get(&ac->tokens, f->secret);
@@ -163,10 +163,10 @@ static void on_abort(struct http_request *req)
     f->call = NULL; /* the answer is still cached when it comes */
 }
 
-void acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
-                     void (*resume)(struct reg_api_call *c))
+void reg_acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
+                         void (*resume)(struct reg_api_call *c))
 {
-    const struct sync_server *srv = sync_current_server(ac->agent);
+    const struct reg_sync_server *srv = reg_sync_current_server(ac->agent);
     struct fetch *f;
 
     if (!srv) {
@@ -178,7 +178,7 @@ void acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *s
     f->call = c;
     f->secret = xstrdup(secret ? secret : "");
     f->resume = resume;
-    f->epoch = sync_server_epoch(ac->agent);
+    f->epoch = reg_sync_server_epoch(ac->agent);
     f->next = ac->fetches;
     ac->fetches = f;
     /* The secret comes from the caller (?token= decoded): the client refuses line breaks in it,
@@ -194,7 +194,7 @@ void acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *s
         .timeout_ms = 5000,
         .max_body = CONSUL_MAX_BODY,
     };
-    sync_client_options(ac->agent, &r);
+    reg_sync_client_options(ac->agent, &r);
     c->req->data = f;
     c->req->on_abort = on_abort;
     f->http = http_client_send(ac->agent->client, &r, on_resolved, f);

@@ -26,7 +26,7 @@
 
 #define HOUSEKEEPING_MS 10000
 
-struct reg_node *agent_local_node(struct reg_agent *a)
+struct reg_node *reg_agent_local_node(struct reg_agent *a)
 {
     struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
     if (!n && !agent_may_write(a)) {
@@ -37,7 +37,7 @@ struct reg_node *agent_local_node(struct reg_agent *a)
         return &a->shadow_node;
     }
     if (!n) { /* removed through the catalog API: the agent's own node always exists */
-        agent_ensure_local_node(a);
+        reg_agent_ensure_local_node(a);
         n = reg_node_get(&a->state, a->cfg.node_name);
     }
     return n;
@@ -77,7 +77,7 @@ static const char *advertise_addr(const struct reg_agent *a)
     return strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0 ? "127.0.0.1" : b;
 }
 
-void agent_ensure_local_node(struct reg_agent *a)
+void reg_agent_ensure_local_node(struct reg_agent *a)
 {
     const char *addr = advertise_addr(a);
     json_t *tagged = json_pack("{s:s, s:s, s:s, s:s}", "lan", addr, "lan_ipv4", addr, "wan", addr,
@@ -115,9 +115,9 @@ void agent_ensure_local_node(struct reg_agent *a)
 
 /* ---- local services and checks ----------------------------------------------------------- */
 
-int agent_service_deregister(struct reg_agent *a, const char *service_id)
+int reg_agent_service_deregister(struct reg_agent *a, const char *service_id)
 {
-    struct reg_node *node = agent_local_node(a);
+    struct reg_node *node = reg_agent_local_node(a);
 
     if (!reg_service_get(node, service_id))
         return -ENOENT;
@@ -140,7 +140,7 @@ static void on_reap(const char *service_id, void *data)
     log_info("deregistering service %s: its check stayed critical past "
              "DeregisterCriticalServiceAfter",
              service_id);
-    agent_service_deregister(a, service_id);
+    reg_agent_service_deregister(a, service_id);
 }
 
 /*
@@ -149,7 +149,7 @@ static void on_reap(const char *service_id, void *data)
  */
 static void restore_check_runners(struct reg_agent *a)
 {
-    struct reg_node *node = agent_local_node(a);
+    struct reg_node *node = reg_agent_local_node(a);
     struct reg_decode_opts opts = {.allow_scripts = a->cfg.enable_script_checks ||
                                                     a->cfg.enable_local_script_checks};
 
@@ -182,7 +182,7 @@ static void on_http_closed(struct http_server *srv)
     (void)srv;
 }
 
-void agent_shutdown(struct reg_agent *a)
+void reg_agent_shutdown(struct reg_agent *a)
 {
     if (a->shutting_down)
         return;
@@ -192,8 +192,8 @@ void agent_shutdown(struct reg_agent *a)
     if (a->members.agent)
         members_close(&a->members);
     cluster_stop(a);
-    sync_stop(a);
-    acl_cache_free(a->acl_cache);
+    reg_sync_stop(a);
+    reg_acl_cache_free(a->acl_cache);
     a->acl_cache = NULL;
     if (a->client)
         http_client_free(a->client);
@@ -201,7 +201,7 @@ void agent_shutdown(struct reg_agent *a)
     reg_watch_set_close(&a->watches);
     dns_close(a);
     http_server_close(&a->http, on_http_closed);
-    agent_tls_close(a);
+    reg_agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
@@ -213,15 +213,15 @@ void agent_shutdown(struct reg_agent *a)
     a->sessions = NULL;
 }
 
-void agent_leave(struct reg_agent *a)
+void reg_agent_leave(struct reg_agent *a)
 {
     if (a->leaving || a->shutting_down)
         return;
     a->leaving = true;
     if (a->cfg.server)
-        agent_shutdown(a);
+        reg_agent_shutdown(a);
     else
-        sync_leave(a, agent_shutdown);
+        reg_sync_leave(a, reg_agent_shutdown);
 }
 
 /* As Consul's defaults: a client agent leaves gracefully on SIGTERM and SIGINT (its services
@@ -230,7 +230,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct reg_agent *a = s->data;
     log_info("caught signal %d", signum);
-    agent_leave(a);
+    reg_agent_leave(a);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -241,7 +241,7 @@ static void on_sighup(uv_signal_t *s, int signum)
     (void)signum;
     log_info("caught SIGHUP: reloading the configuration");
     sd_notify_reloading();
-    if (agent_reload(a, &e) < 0)
+    if (reg_agent_reload(a, &e) < 0)
         log_error("reload failed, the running configuration stays: %s", e.msg);
     sd_notify_ready("serving the HTTP API");
 }
@@ -261,7 +261,7 @@ static void agent_on_change(enum reg_table table, void *data)
 
     reg_watch_on_change(table, &a->watches);
     if (!a->cfg.server)
-        sync_on_change(table, a);
+        reg_sync_on_change(table, a);
 }
 
 /* Handles first, so that a failure at any later step can shut down through one path. */
@@ -303,9 +303,9 @@ static int agent_start(struct reg_agent *a, struct err *e)
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
     if (agent_may_write(a))
-        agent_ensure_local_node(a);
+        reg_agent_ensure_local_node(a);
     restore_check_runners(a);
-    rc = agent_config_services_apply(a, NULL, &a->cfg, e);
+    rc = reg_agent_config_services_apply(a, NULL, &a->cfg, e);
     if (rc < 0)
         return rc;
     if (a->cfg.server) {
@@ -313,8 +313,8 @@ static int agent_start(struct reg_agent *a, struct err *e)
     } else {
         a->client = http_client_new(a->loop);
         if (a->cfg.acl_enabled)
-            a->acl_cache = acl_cache_new(a);
-        rc = sync_start(a, e);
+            a->acl_cache = reg_acl_cache_new(a);
+        rc = reg_sync_start(a, e);
         if (rc < 0)
             return rc;
     }
@@ -323,7 +323,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
         if (rc < 0)
             return rc;
     }
-    rc = agent_tls_start(a, e);
+    rc = reg_agent_tls_start(a, e);
     if (rc < 0)
         return rc;
     struct err dns_err;
@@ -339,7 +339,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
     return 0;
 }
 
-int agent_main(int argc, char **argv)
+int reg_agent_main(int argc, char **argv)
 {
     struct reg_agent *a = xcalloc(1, sizeof(*a));
     struct err e = {""};
@@ -348,15 +348,15 @@ int agent_main(int argc, char **argv)
     log_set_component("agent");
     a->argc = argc - 1; /* kept for reloads */
     a->argv = argv + 1;
-    int rc = agent_config_load(&a->cfg, argc - 1, argv + 1, &e);
+    int rc = reg_agent_config_load(&a->cfg, argc - 1, argv + 1, &e);
     if (rc == FLAGS_HELP) {
-        agent_config_free(&a->cfg);
+        reg_agent_config_free(&a->cfg);
         free(a);
         return 0;
     }
     if (rc < 0) {
         fprintf(stderr, "mesh agent: %s\n", e.msg);
-        agent_config_free(&a->cfg);
+        reg_agent_config_free(&a->cfg);
         free(a);
         return 1;
     }
@@ -374,7 +374,7 @@ int agent_main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "mesh agent: %s\n", e.msg);
         a->exit_status = 1;
-        agent_shutdown(a);
+        reg_agent_shutdown(a);
     } else {
         char http[300] = "off";
         if (a->cfg.http_port > 0)
@@ -387,7 +387,7 @@ int agent_main(int argc, char **argv)
         sd_notify_ready("serving the HTTP API");
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
-    sync_free(a);
+    reg_sync_free(a);
     if (a->persist)
         reg_persist_close(a->persist);
     if (a->cfg.pid_file && rc == 0)
@@ -395,7 +395,7 @@ int agent_main(int argc, char **argv)
     reg_state_free(&a->state);
     coords_free(&a->coords);
     int status = a->exit_status;
-    agent_config_free(&a->cfg);
+    reg_agent_config_free(&a->cfg);
     uv_loop_close(a->loop);
     free(a);
     return status;

@@ -3,6 +3,6 @@
 #define MESH_REGISTRY_AGENT_H
 
 /* Entry point of `mesh agent`; returns the exit status. */
-int agent_main(int argc, char **argv);
+int reg_agent_main(int argc, char **argv);
 
 #endif

@@ -21,11 +21,11 @@ static const char usage[] =
 /*
  * Every setting once: its key in config files (a dotted path into nested objects; NULL for
  * flag-only settings), its command-line flag (NULL for file-only settings), its type and where
- * it lives in struct agent_config. Loading, flag parsing, -help and the unknown-key warning all
+ * it lives in struct reg_agent_config. Loading, flag parsing, -help and the unknown-key warning all
  * come from this table (lib/options.h). Several keys may share a field (Consul's older
  * spellings).
  */
-#define OFF(f) offsetof(struct agent_config, f)
+#define OFF(f) offsetof(struct reg_agent_config, f)
 
 #define HTTP_PORT_UNSET (-2) /* neither ports.http nor -http-port: resolve_http_port decides */
 
@@ -118,7 +118,7 @@ static bool list_has(const struct buf *list, const char *key)
     return false;
 }
 
-static void note_unknown(struct agent_config *cfg, const char *key)
+static void note_unknown(struct reg_agent_config *cfg, const char *key)
 {
     if (list_has(&cfg->unknown_keys, key))
         return;
@@ -127,7 +127,7 @@ static void note_unknown(struct agent_config *cfg, const char *key)
     buf_append_cstr(&cfg->unknown_keys, key);
 }
 
-static int read_services(struct agent_config *cfg, const struct config_doc *doc, struct err *e)
+static int read_services(struct reg_agent_config *cfg, const struct config_doc *doc, struct err *e)
 {
     json_t *one = json_object_get(doc->root, "service");
     json_t *many = json_object_get(doc->root, "services");
@@ -141,7 +141,7 @@ static int read_services(struct agent_config *cfg, const struct config_doc *doc,
     size_t n = (one ? 1 : 0) + json_array_size(many);
     cfg->services = xrealloc(cfg->services, (cfg->nservices + n) * sizeof(*cfg->services));
     for (size_t i = 0; i < n; i++) {
-        struct config_service *s = &cfg->services[cfg->nservices];
+        struct reg_config_service *s = &cfg->services[cfg->nservices];
         json_t *def = one ? (i == 0 ? one : json_array_get(many, i - 1)) : json_array_get(many, i);
         if (one && i == 0)
             snprintf(s->path, sizeof(s->path), "service");
@@ -158,8 +158,8 @@ static int read_services(struct agent_config *cfg, const struct config_doc *doc,
 }
 
 /* Reads every key of obj (at path prefix) that the table knows; notes the others. */
-static int read_object(struct agent_config *cfg, const struct config_doc *doc, const json_t *obj,
-                       const char *prefix, struct err *e)
+static int read_object(struct reg_agent_config *cfg, const struct config_doc *doc,
+                       const json_t *obj, const char *prefix, struct err *e)
 {
     const char *key;
     json_t *v;
@@ -188,7 +188,7 @@ static int read_object(struct agent_config *cfg, const struct config_doc *doc, c
     return 0;
 }
 
-static int load_file(struct agent_config *cfg, const char *path, struct err *e)
+static int load_file(struct reg_agent_config *cfg, const char *path, struct err *e)
 {
     struct config_doc *doc = xcalloc(1, sizeof(*doc));
     int rc = config_doc_load(path, doc, e);
@@ -203,7 +203,7 @@ static int load_file(struct agent_config *cfg, const char *path, struct err *e)
     return rc < 0 ? rc : read_services(cfg, doc, e);
 }
 
-static int load_config_sources(struct agent_config *cfg, const struct flag_list *files,
+static int load_config_sources(struct reg_agent_config *cfg, const struct flag_list *files,
                                const struct flag_list *dirs, struct err *e)
 {
     int rc = 0;
@@ -223,7 +223,7 @@ static int load_config_sources(struct agent_config *cfg, const struct flag_list 
 
 /* ---- flags ------------------------------------------------------------------------------- */
 
-static void defaults(struct agent_config *cfg)
+static void defaults(struct reg_agent_config *cfg)
 {
     char host[256] = "node";
 
@@ -251,13 +251,13 @@ static void defaults(struct agent_config *cfg)
  * HTTPS port, it stays closed unless ports.http (or -http-port) asks for it, so requiring client
  * certificates is not undone by the default port 8500.
  */
-static void resolve_http_port(struct agent_config *cfg)
+static void resolve_http_port(struct reg_agent_config *cfg)
 {
     if (cfg->http_port == HTTP_PORT_UNSET)
         cfg->http_port = cfg->https_port && cfg->tls_verify_incoming ? -1 : 8500;
 }
 
-static int validate(struct agent_config *cfg, struct err *e)
+static int validate(struct reg_agent_config *cfg, struct err *e)
 {
     enum log_level lvl;
 
@@ -291,7 +291,7 @@ static int validate(struct agent_config *cfg, struct err *e)
 /* The config files and directories the flags name (-config-file, -config-dir), into cfg. */
 static int read_files(void *cfg, const void *named, void *data, struct err *e)
 {
-    const struct agent_config *n = named;
+    const struct reg_agent_config *n = named;
 
     return load_config_sources(cfg, &n->config_files, &n->config_dirs, e);
 }
@@ -303,17 +303,17 @@ static void defaults_cb(void *cfg)
 
 static void free_cb(void *cfg)
 {
-    agent_config_free(cfg);
+    reg_agent_config_free(cfg);
 }
 
 static const struct options_loader loader = {
     options, ARRAY_LEN(options), usage, defaults_cb, free_cb, read_files,
 };
 
-int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e)
+int reg_agent_config_load(struct reg_agent_config *cfg, int argc, char **argv, struct err *e)
 {
     struct flag flags[ARRAY_LEN(options)];
-    struct agent_config scratch;
+    struct reg_agent_config scratch;
     size_t nflags;
     int rc = options_load(&loader, cfg, &scratch, flags, &nflags, argc, argv, NULL, e);
 
@@ -331,7 +331,7 @@ int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct er
     return rc == 0 ? validate(cfg, e) : rc;
 }
 
-void agent_config_free(struct agent_config *cfg)
+void reg_agent_config_free(struct reg_agent_config *cfg)
 {
     options_free(options, ARRAY_LEN(options), cfg);
     for (size_t i = 0; i < cfg->nservices; i++)
@@ -346,7 +346,7 @@ void agent_config_free(struct agent_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-void agent_config_acl(const struct agent_config *cfg, struct reg_acl_settings *out)
+void reg_agent_config_acl(const struct reg_agent_config *cfg, struct reg_acl_settings *out)
 {
     *out = (struct reg_acl_settings){
         .enabled = cfg->acl_enabled,

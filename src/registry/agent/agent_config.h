@@ -18,13 +18,13 @@
 #include "registry/state/acl.h"
 
 /* A service definition from a config file, with where it came from for error messages. */
-struct config_service {
+struct reg_config_service {
     json_t *def; /* owned */
     const struct config_doc *doc;
     char path[64]; /* key path in doc, e.g. "services[1]" */
 };
 
-struct agent_config {
+struct reg_agent_config {
     bool server;
     bool bootstrap;
     int bootstrap_expect;
@@ -34,7 +34,7 @@ struct agent_config {
     char *datacenter;
     char *bind_addr;
     char *client_addr;
-    int http_port;   /* -1: no plain HTTP listener (see agent_config_load) */
+    int http_port;   /* -1: no plain HTTP listener (see reg_agent_config_load) */
     int server_port; /* replication between servers (Consul's ports.server), default 8300 */
     int https_port;  /* 0: no HTTPS listener */
 
@@ -75,7 +75,7 @@ struct agent_config {
     bool tls_verify_incoming;
     bool tls_verify_outgoing;
 
-    struct config_service *services;
+    struct reg_config_service *services;
     size_t nservices;
     struct buf unknown_keys; /* "telemetry, ports.dns, ..." */
     struct config_doc **docs;
@@ -88,10 +88,10 @@ struct agent_config {
  * Fills cfg from argv (the arguments after "agent"). Returns 0, FLAGS_HELP after printing
  * usage to stdout, or -EINVAL with e = "flag ..." or "file:line: message".
  */
-int agent_config_load(struct agent_config *cfg, int argc, char **argv, struct err *e);
-void agent_config_free(struct agent_config *cfg);
+int reg_agent_config_load(struct reg_agent_config *cfg, int argc, char **argv, struct err *e);
+void reg_agent_config_free(struct reg_agent_config *cfg);
 
 /* The ACL settings of cfg, for reg_acl_resolve (strings borrowed from cfg). */
-void agent_config_acl(const struct agent_config *cfg, struct reg_acl_settings *out);
+void reg_agent_config_acl(const struct reg_agent_config *cfg, struct reg_acl_settings *out);
 
 #endif

@@ -22,11 +22,11 @@
 
 struct reg_agent {
     uv_loop_t *loop;
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     struct reg_state state;
     struct reg_persist *persist; /* NULL without a data dir, or in a replicated cluster */
     struct reg_cluster *cluster; /* a server of a replicated cluster (cluster.h); else NULL */
-    /* What agent_local_node returns on a replicated server that may not write while its node
+    /* What reg_agent_local_node returns on a replicated server that may not write while its node
      * is not in the state yet: an empty node outside the catalog. */
     struct reg_node shadow_node;
     struct reg_checks *checks;
@@ -60,33 +60,33 @@ struct reg_agent {
 };
 
 /* The local node in the catalog (always present while the agent runs). */
-struct reg_node *agent_local_node(struct reg_agent *a);
+struct reg_node *reg_agent_local_node(struct reg_agent *a);
 
 /* Registers or replaces the node's serfHealth check and the local node entry. */
-void agent_ensure_local_node(struct reg_agent *a);
+void reg_agent_ensure_local_node(struct reg_agent *a);
 
 struct reg_service_reg;
 /* Registers a decoded service and its checks on the local node, starting their runners. */
-int agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks);
+int reg_agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks);
 
 /* Deregisters a local service, its checks and their runners. 0 or -ENOENT. */
-int agent_service_deregister(struct reg_agent *a, const char *service_id);
+int reg_agent_service_deregister(struct reg_agent *a, const char *service_id);
 
 /*
  * Registers the services of cfg's config files (replacing earlier definitions of the same IDs)
  * and, when before is given, deregisters those it defined that cfg no longer does. Validates
  * every definition first: returns 0, or -EINVAL with e = "file:line: message" and nothing
- * changed. (agent_reload.c)
+ * changed. (reg_agent_reload.c)
  */
-int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
-                                const struct agent_config *cfg, struct err *e);
+int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_agent_config *before,
+                                    const struct reg_agent_config *cfg, struct err *e);
 /* Reads flags and config files again and applies what can change while running (services
  * from config files, log level). Returns 0, or -EINVAL with e set and nothing changed. */
-int agent_reload(struct reg_agent *a, struct err *e);
+int reg_agent_reload(struct reg_agent *a, struct err *e);
 
 /* Starts a graceful shutdown: stop accepting, answer parked queries, close, exit the loop. */
-void agent_shutdown(struct reg_agent *a);
+void reg_agent_shutdown(struct reg_agent *a);
 /* Leaves the cluster (client agents tell the servers first), then shuts down. */
-void agent_leave(struct reg_agent *a);
+void reg_agent_leave(struct reg_agent *a);
 
 #endif

@@ -21,7 +21,7 @@
  * The key path of the field a decode error names ("... Go struct field CheckType.Interval of
  * type ..."), so the error points at its line: the service's own key, else one of its checks'.
  */
-static void locate_decode_error(const struct config_service *cs, const char *msg, char *out,
+static void locate_decode_error(const struct reg_config_service *cs, const char *msg, char *out,
                                 size_t n)
 {
     const char *f = strstr(msg, "Go struct field ");
@@ -60,14 +60,14 @@ static void regs_free(struct reg_service_reg *regs, size_t n)
 
 /* Decodes every service of cfg. Returns a heap array of cfg->nservices, or NULL with e set to
  * "file:line: message" (nothing registered). */
-static struct reg_service_reg *decode_all(const struct agent_config *cfg, struct err *e)
+static struct reg_service_reg *decode_all(const struct reg_agent_config *cfg, struct err *e)
 {
     struct reg_decode_opts opts = {.allow_scripts = cfg->enable_script_checks ||
                                                     cfg->enable_local_script_checks};
     struct reg_service_reg *regs = xcalloc(cfg->nservices ? cfg->nservices : 1, sizeof(*regs));
 
     for (size_t i = 0; i < cfg->nservices; i++) {
-        const struct config_service *cs = &cfg->services[i];
+        const struct reg_config_service *cs = &cfg->services[i];
         struct err derr = {{0}};
         if (reg_decode_service(cs->def, &opts, &regs[i], &derr) < 0) {
             char path[160];
@@ -80,22 +80,22 @@ static struct reg_service_reg *decode_all(const struct agent_config *cfg, struct
     return regs;
 }
 
-int agent_config_services_apply(struct reg_agent *a, const struct agent_config *before,
-                                const struct agent_config *cfg, struct err *e)
+int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_agent_config *before,
+                                    const struct reg_agent_config *cfg, struct err *e)
 {
     struct reg_service_reg *now = decode_all(cfg, e);
     if (!now)
         return -EINVAL;
     struct smap keep = SMAP_INIT;
     for (size_t i = 0; i < cfg->nservices; i++) {
-        agent_register_service(a, &now[i], true);
+        reg_agent_register_service(a, &now[i], true);
         smap_put(&keep, now[i].svc.id, &keep);
     }
     if (before) {
         struct reg_service_reg *old = decode_all(before, NULL);
         for (size_t i = 0; old && i < before->nservices; i++) {
             const char *id = old[i].svc.id;
-            if (!smap_get(&keep, id) && agent_service_deregister(a, id) == 0)
+            if (!smap_get(&keep, id) && reg_agent_service_deregister(a, id) == 0)
                 log_info("reload: deregistered service %s (no longer in the configuration)", id);
         }
         if (old)
@@ -112,7 +112,8 @@ static bool str_changed(const char *a, const char *b)
 }
 
 /* Names the settings that differ and only take effect at start. */
-static void warn_restart_needed(const struct agent_config *run, const struct agent_config *cfg)
+static void warn_restart_needed(const struct reg_agent_config *run,
+                                const struct reg_agent_config *cfg)
 {
     struct {
         const char *name;
@@ -146,19 +147,19 @@ static void warn_restart_needed(const struct agent_config *run, const struct age
         (y) = swap_tmp_;                                                                           \
     } while (0)
 
-int agent_reload(struct reg_agent *a, struct err *e)
+int reg_agent_reload(struct reg_agent *a, struct err *e)
 {
-    struct agent_config cfg;
+    struct reg_agent_config cfg;
     enum log_level lvl;
 
     memset(&cfg, 0, sizeof(cfg));
-    int rc = agent_config_load(&cfg, a->argc, a->argv, e);
+    int rc = reg_agent_config_load(&cfg, a->argc, a->argv, e);
     if (rc > 0) /* FLAGS_HELP: cannot happen with the arguments the agent started with */
         rc = err_set(e, "the agent's arguments no longer parse");
     if (rc == 0)
-        rc = agent_config_services_apply(a, &a->cfg, &cfg, e);
+        rc = reg_agent_config_services_apply(a, &a->cfg, &cfg, e);
     if (rc < 0) {
-        agent_config_free(&cfg);
+        reg_agent_config_free(&cfg);
         return -EINVAL;
     }
     warn_restart_needed(&a->cfg, &cfg);
@@ -179,7 +180,7 @@ int agent_reload(struct reg_agent *a, struct err *e)
     a->cfg.dns_node_meta_txt = cfg.dns_node_meta_txt;
     a->cfg.dns_node_ttl_ns = cfg.dns_node_ttl_ns;
     a->cfg.dns_service_ttl_ns = cfg.dns_service_ttl_ns;
-    agent_config_free(&cfg);
+    reg_agent_config_free(&cfg);
     log_info("reload: configuration reloaded (%zu services from config files)", a->cfg.nservices);
     return 0;
 }

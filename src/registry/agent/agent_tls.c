@@ -20,9 +20,9 @@ static void on_https_closed(struct http_server *srv)
     a->https_ctx = NULL;
 }
 
-int agent_tls_start(struct reg_agent *a, struct err *e)
+int reg_agent_tls_start(struct reg_agent *a, struct err *e)
 {
-    const struct agent_config *cfg = &a->cfg;
+    const struct reg_agent_config *cfg = &a->cfg;
     struct tls_ctx_config tc = {
         .server = true,
         .ca_file = cfg->tls_ca_file,
@@ -52,7 +52,7 @@ int agent_tls_start(struct reg_agent *a, struct err *e)
     return 0;
 }
 
-void agent_tls_close(struct reg_agent *a)
+void reg_agent_tls_close(struct reg_agent *a)
 {
     if (a->https_on) {
         a->https_on = false;
@@ -63,7 +63,7 @@ void agent_tls_close(struct reg_agent *a)
     }
 }
 
-void agent_tls_client_options(const struct agent_config *cfg, struct http_client_request *r)
+void reg_agent_tls_client_options(const struct reg_agent_config *cfg, struct http_client_request *r)
 {
     static char server_name[300];
 

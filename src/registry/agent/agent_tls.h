@@ -13,7 +13,7 @@
 #include "lib/err.h"
 
 struct reg_agent;
-struct agent_config;
+struct reg_agent_config;
 struct http_client_request;
 
 /*
@@ -22,13 +22,13 @@ struct http_client_request;
  * listens with reg_api_handle. Returns 0, or a negative errno/UV error with e saying which file or
  * address failed.
  */
-int agent_tls_start(struct reg_agent *a, struct err *e);
+int reg_agent_tls_start(struct reg_agent *a, struct err *e);
 
 /*
  * Stops the HTTPS listener and closes its connections; the server context is freed once the
- * last of them is closed. Safe to call when agent_tls_start was not called or failed.
+ * last of them is closed. Safe to call when reg_agent_tls_start was not called or failed.
  */
-void agent_tls_close(struct reg_agent *a);
+void reg_agent_tls_close(struct reg_agent *a);
 
 /*
  * TLS settings for a request the agent sends to a server (client agent sync, forwarding).
@@ -41,8 +41,9 @@ void agent_tls_close(struct reg_agent *a);
  *   - tls_cert_file / tls_key_file = the agent's certificate, for servers with verify_incoming.
  * Otherwise r is left as it is (plain HTTP). The strings set point into cfg, or into storage of
  * this module that stays valid until the next call on the same thread; http_client_send copies
- * them, so call it before the next agent_tls_client_options.
+ * them, so call it before the next reg_agent_tls_client_options.
  */
-void agent_tls_client_options(const struct agent_config *cfg, struct http_client_request *r);
+void reg_agent_tls_client_options(const struct reg_agent_config *cfg,
+                                  struct http_client_request *r);
 
 #endif

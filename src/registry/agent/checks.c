@@ -47,7 +47,7 @@ struct reg_checks {
 
 struct runner {
     struct reg_checks *owner;
-    struct check_def *def;
+    struct reg_check_def *def;
     uv_timer_t timer; /* next probe, or TTL expiry */
     bool stopped;
     /* Consecutive results, for SuccessBeforePassing / FailuresBefore*. */
@@ -73,9 +73,9 @@ static void runner_probe_done(struct runner *r, enum reg_health status, const ch
 
 /* ---- definitions --------------------------------------------------------------------------- */
 
-/* check_def_free() lives in decode.c, next to the decoder that fills a check_def. */
+/* reg_check_def_free() lives in decode.c, next to the decoder that fills a reg_check_def. */
 
-static size_t def_output_max(const struct check_def *d)
+static size_t def_output_max(const struct reg_check_def *d)
 {
     return d->output_max_size ? d->output_max_size : DEFAULT_OUTPUT_MAX;
 }
@@ -85,17 +85,17 @@ static uint64_t ns_to_ms(int64_t ns)
     return ns <= 0 ? 0 : (uint64_t)((ns + DURATION_MS - 1) / DURATION_MS);
 }
 
-static uint64_t def_interval_ms(const struct check_def *d)
+static uint64_t def_interval_ms(const struct reg_check_def *d)
 {
     uint64_t ms = ns_to_ms(d->interval);
     return ms < MIN_INTERVAL_MS ? MIN_INTERVAL_MS : ms;
 }
 
-static int64_t def_timeout_ns(const struct check_def *d)
+static int64_t def_timeout_ns(const struct reg_check_def *d)
 {
     if (d->timeout > 0)
         return d->timeout;
-    return d->kind == CHECK_SCRIPT ? DEFAULT_SCRIPT_TIMEOUT_NS : DEFAULT_TIMEOUT_NS;
+    return d->kind == REG_CHECK_SCRIPT ? DEFAULT_SCRIPT_TIMEOUT_NS : DEFAULT_TIMEOUT_NS;
 }
 
 /* ---- recording results --------------------------------------------------------------------- */
@@ -120,7 +120,7 @@ static void runner_track(struct runner *r, const struct reg_check *chk)
 
 static bool runner_reapable(const struct runner *r)
 {
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
 
     if (r->stopped || r->reaped || !r->critical || d->deregister_critical_after <= 0 ||
         !d->service_id || !d->service_id[0])
@@ -159,7 +159,7 @@ static void runner_record(struct runner *r, enum reg_health status, const char *
  */
 static void runner_result(struct runner *r, enum reg_health status, const char *output)
 {
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
 
     if (status != REG_CRITICAL) {
         r->successes++;
@@ -296,7 +296,7 @@ static char *resolve_location(const char *base, const char *loc, size_t n)
  * refused by the HTTP client, and the check goes critical saying which field, as Go's does.
  * Returns the number of fields in *out (heap; free it).
  */
-static size_t http_build_headers(const struct check_def *d, struct http_header **out)
+static size_t http_build_headers(const struct reg_check_def *d, struct http_header **out)
 {
     bool ua = false, accept = false, host = false;
     const char *name;
@@ -336,7 +336,7 @@ static void on_http_done(int status, const struct http_client_response *res, voi
 
 static void http_start(struct runner *r)
 {
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
 
     free(r->url);
     r->url = xstrdup(d->http ? d->http : "");
@@ -349,7 +349,7 @@ static void http_start(struct runner *r)
 
 static void http_send_hop(struct runner *r)
 {
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
     struct url_parts u;
     struct http_header *hdr = NULL;
     struct buf err = BUF_INIT;
@@ -438,7 +438,7 @@ static void on_http_done(int status, const struct http_client_response *res, voi
     }
     if (http_follow(r, res))
         goto done;
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
     size_t body = res->body_len < def_output_max(d) ? res->body_len : def_output_max(d);
     char *url = url_redacted(d->http);
     buf_printf(&out, "HTTP %s %s: %d", d->method && d->method[0] ? d->method : "GET", url,
@@ -816,7 +816,7 @@ static void on_script_timeout(uv_timer_t *t)
 /* Spawns args[0] directly (no shell) with stdout and stderr on one pipe. */
 static void script_start(struct runner *r)
 {
-    const struct check_def *d = r->def;
+    const struct reg_check_def *d = r->def;
     uv_loop_t *loop = r->owner->loop;
     struct script_probe *p = xcalloc(1, sizeof(*p));
     uv_file fds[2];
@@ -893,13 +893,13 @@ static void on_tick(uv_timer_t *t)
     struct runner *r = t->data;
 
     switch (r->def->kind) {
-    case CHECK_HTTP:
+    case REG_CHECK_HTTP:
         http_start(r);
         break;
-    case CHECK_TCP:
+    case REG_CHECK_TCP:
         tcp_start(r);
         break;
-    case CHECK_SCRIPT:
+    case REG_CHECK_SCRIPT:
         script_start(r);
         break;
     default:
@@ -935,7 +935,7 @@ static void on_runner_closed(uv_handle_t *h)
 {
     struct runner *r = h->data;
 
-    check_def_free(r->def);
+    reg_check_def_free(r->def);
     free(r->ttl_output);
     free(r->url);
     free(r->method);
@@ -979,7 +979,7 @@ static uint64_t checks_random(struct reg_checks *c)
     return c->rng * UINT64_C(2685821657736338717);
 }
 
-void reg_checks_start(struct reg_checks *c, struct check_def *def)
+void reg_checks_start(struct reg_checks *c, struct reg_check_def *def)
 {
     struct runner *r = xcalloc(1, sizeof(*r));
 
@@ -993,16 +993,16 @@ void reg_checks_start(struct reg_checks *c, struct check_def *def)
     struct reg_check *chk = runner_check(r);
     if (chk) {
         runner_track(r, chk);
-        if (def->kind == CHECK_TTL && chk->output[0])
+        if (def->kind == REG_CHECK_TTL && chk->output[0])
             r->ttl_output = xstrdup(chk->output);
     }
     switch (def->kind) {
-    case CHECK_TTL:
+    case REG_CHECK_TTL:
         ttl_arm(r);
         break;
-    case CHECK_HTTP:
-    case CHECK_TCP:
-    case CHECK_SCRIPT:
+    case REG_CHECK_HTTP:
+    case REG_CHECK_TCP:
+    case REG_CHECK_SCRIPT:
         uv_timer_start(&r->timer, on_tick, checks_random(c) % def_interval_ms(def), 0);
         break;
     default:
@@ -1038,7 +1038,7 @@ int reg_checks_ttl_update(struct reg_checks *c, const char *check_id, enum reg_h
 
     if (!r)
         return -ENOENT;
-    if (r->def->kind != CHECK_TTL)
+    if (r->def->kind != REG_CHECK_TTL)
         return -EINVAL;
     free(r->ttl_output);
     r->ttl_output = ttl_truncate(output, def_output_max(r->def));

@@ -13,20 +13,20 @@
 
 #include "registry/state/state.h"
 
-enum check_kind {
-    CHECK_TTL = 0,
-    CHECK_HTTP,
-    CHECK_TCP,
-    CHECK_SCRIPT,
-    CHECK_NONE, /* no probing: status only changes through the API (e.g. maintenance) */
+enum reg_check_kind {
+    REG_CHECK_TTL = 0,
+    REG_CHECK_HTTP,
+    REG_CHECK_TCP,
+    REG_CHECK_SCRIPT,
+    REG_CHECK_NONE, /* no probing: status only changes through the API (e.g. maintenance) */
 };
 
 /* What a check does; decoded from a Consul check definition (see decode.h). */
-struct check_def {
+struct reg_check_def {
     char *id;
     char *name;
     char *service_id; /* "" for node checks */
-    enum check_kind kind;
+    enum reg_check_kind kind;
     /* HTTP */
     char *http;     /* URL */
     char *method;   /* default GET */
@@ -50,7 +50,7 @@ struct check_def {
     size_t output_max_size; /* default 4096 */
 };
 
-void check_def_free(struct check_def *d);
+void reg_check_def_free(struct reg_check_def *d);
 
 struct reg_checks;
 
@@ -71,7 +71,7 @@ void reg_checks_free(struct reg_checks *c);
  * the state on the local node. Replaces a runner of that ID. The first probe runs after a
  * random delay within one interval, as Consul does; TTL checks arm their timer at once.
  */
-void reg_checks_start(struct reg_checks *c, struct check_def *def);
+void reg_checks_start(struct reg_checks *c, struct reg_check_def *def);
 /* Stops and forgets the runner of check_id (no-op when none). */
 void reg_checks_stop(struct reg_checks *c, const char *check_id);
 

@@ -530,7 +530,7 @@ static void record_lost(struct reg_persist *p)
     p->lost++;
 }
 
-static void sync_start(struct reg_persist *p);
+static void reg_sync_start(struct reg_persist *p);
 
 static void sync_done(uv_fs_t *req)
 {
@@ -551,11 +551,11 @@ static void sync_done(uv_fs_t *req)
     if (res < 0 && !p->broken)
         journal_break(p, "fdatasync", (int)res);
     if (p->sync_wanted && !p->broken)
-        sync_start(p);
+        reg_sync_start(p);
 }
 
 /* Group commit: one fdatasync in flight; records written meanwhile wait for the next one. */
-static void sync_start(struct reg_persist *p)
+static void reg_sync_start(struct reg_persist *p)
 {
     if (p->sync_running) {
         p->sync_wanted = true;
@@ -609,7 +609,7 @@ static void persist_journal_cb(const json_t *record, void *data)
         return;
     }
     p->journal_size += p->line.len;
-    sync_start(p);
+    reg_sync_start(p);
 }
 
 uint64_t reg_persist_unwritten(const struct reg_persist *p, int *err)

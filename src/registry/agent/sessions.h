@@ -15,8 +15,8 @@
 #include "registry/state/state.h"
 
 /* The TTLs a session may have (Consul's session_ttl_min, fixed here, and its maximum). */
-#define SESSION_TTL_MIN_NS (10 * DURATION_SEC)
-#define SESSION_TTL_MAX_NS (86400 * DURATION_SEC)
+#define REG_SESSION_TTL_MIN_NS (10 * DURATION_SEC)
+#define REG_SESSION_TTL_MAX_NS (86400 * DURATION_SEC)
 
 #define REG_EVENTS_MAX 256 /* events kept for /v1/event/list, as Consul's agent keeps */
 

@@ -30,10 +30,10 @@ struct sync_op {
 
 struct reg_sync {
     struct reg_agent *agent;
-    struct sync_server *servers;
+    struct reg_sync_server *servers;
     size_t nservers;
     size_t current;
-    uint64_t epoch;              /* bumped whenever current changes (sync_server_epoch) */
+    uint64_t epoch;              /* bumped whenever current changes (reg_sync_server_epoch) */
     uint64_t hb_epoch, op_epoch; /* the epoch the heartbeat and the pass's request went at */
     bool joined;                 /* some server has answered a heartbeat */
     bool dirty;                  /* local changes not pushed yet */
@@ -61,10 +61,10 @@ struct reg_sync {
     struct http_call *op_call;
     struct http_call *read_calls[2];
     void (*leave_done)(struct reg_agent *a);
-    /* A join asked through the API (sync_join): the probe and whom to tell. */
+    /* A join asked through the API (reg_sync_join): the probe and whom to tell. */
     struct http_call *join_call;
-    struct sync_server join_server;
-    sync_join_cb join_done;
+    struct reg_sync_server join_server;
+    reg_sync_join_cb join_done;
     void *join_data;
     bool stopping;
     char last_error[512]; /* the last heartbeat failure logged ("" after a success) */
@@ -79,24 +79,24 @@ static void on_kick(uv_timer_t *t);
 
 /* ---- servers ----------------------------------------------------------------------------- */
 
-const struct sync_server *sync_current_server(struct reg_agent *a)
+const struct reg_sync_server *reg_sync_current_server(struct reg_agent *a)
 {
     struct reg_sync *s = a->sync;
     return s && s->nservers ? &s->servers[s->current] : NULL;
 }
 
-size_t sync_known_servers(struct reg_agent *a)
+size_t reg_sync_known_servers(struct reg_agent *a)
 {
     struct reg_sync *s = a->sync;
     return s && s->joined ? s->nservers : 0;
 }
 
-uint64_t sync_server_epoch(struct reg_agent *a)
+uint64_t reg_sync_server_epoch(struct reg_agent *a)
 {
     return a->sync ? a->sync->epoch : 0;
 }
 
-void sync_server_failed(struct reg_agent *a, uint64_t epoch, int status)
+void reg_sync_server_failed(struct reg_agent *a, uint64_t epoch, int status)
 {
     struct reg_sync *s = a->sync;
 
@@ -108,16 +108,16 @@ void sync_server_failed(struct reg_agent *a, uint64_t epoch, int status)
              s->servers[s->current].host, s->servers[s->current].port);
 }
 
-void sync_client_options(struct reg_agent *a, struct http_client_request *r)
+void reg_sync_client_options(struct reg_agent *a, struct http_client_request *r)
 {
-    const struct sync_server *srv = sync_current_server(a);
+    const struct reg_sync_server *srv = reg_sync_current_server(a);
 
     r->tls = srv && srv->https;
-    agent_tls_client_options(&a->cfg, r);
+    reg_agent_tls_client_options(&a->cfg, r);
 }
 
 /* Reads a join address: host, host:port, http://... or https://... 0 or -EINVAL with e set. */
-static int parse_server(const char *text, struct sync_server *srv, struct err *e)
+static int parse_server(const char *text, struct reg_sync_server *srv, struct err *e)
 {
     const char *addr = text;
 
@@ -137,7 +137,7 @@ static int parse_server(const char *text, struct sync_server *srv, struct err *e
 }
 
 /* The server's position in the list, adding it when new. */
-static size_t add_server(struct reg_sync *s, const struct sync_server *srv)
+static size_t add_server(struct reg_sync *s, const struct reg_sync_server *srv)
 {
     for (size_t i = 0; i < s->nservers; i++)
         if (strcmp(s->servers[i].host, srv->host) == 0 && s->servers[i].port == srv->port)
@@ -155,17 +155,17 @@ static size_t add_server(struct reg_sync *s, const struct sync_server *srv)
  */
 static void learn_servers(struct reg_sync *s, const json_t *servers)
 {
-    struct sync_server current = s->servers[s->current];
+    struct reg_sync_server current = s->servers[s->current];
     size_t i, kept = 0;
     json_t *each;
 
     if (!json_is_array(servers) || json_array_size(servers) == 0)
         return;
     for (i = 0; i < s->nservers; i++) {
-        const struct sync_server *srv = &s->servers[i];
+        const struct reg_sync_server *srv = &s->servers[i];
         bool named = !srv->learned;
         for (size_t k = 0; k < json_array_size(servers) && !named; k++) {
-            struct sync_server n;
+            struct reg_sync_server n;
             struct err e;
             const char *text = json_string_value(json_array_get(servers, k));
             named = text && parse_server(text, &n, &e) == 0 && strcmp(n.host, srv->host) == 0 &&
@@ -179,7 +179,7 @@ static void learn_servers(struct reg_sync *s, const json_t *servers)
     s->nservers = kept;
     json_array_foreach(servers, i, each)
     {
-        struct sync_server srv;
+        struct reg_sync_server srv;
         struct err e;
         const char *text = json_string_value(each);
         if (!text || parse_server(text, &srv, &e) < 0)
@@ -196,7 +196,7 @@ static void learn_servers(struct reg_sync *s, const json_t *servers)
 static void add_servers(struct reg_sync *s, const struct flag_list *l, struct err *e, int *rc)
 {
     for (size_t i = 0; i < l->n && *rc == 0; i++) {
-        struct sync_server srv;
+        struct reg_sync_server srv;
         *rc = parse_server(l->items[i], &srv, e);
         if (*rc == 0)
             add_server(s, &srv);
@@ -205,7 +205,7 @@ static void add_servers(struct reg_sync *s, const struct flag_list *l, struct er
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static void request_to(struct reg_sync *s, const struct sync_server *srv, const char *method,
+static void request_to(struct reg_sync *s, const struct reg_sync_server *srv, const char *method,
                        const char *target, const char *body, http_client_cb cb, void *data,
                        struct http_call **slot)
 {
@@ -230,7 +230,7 @@ static void request_to(struct reg_sync *s, const struct sync_server *srv, const 
         .max_body = CONSUL_MAX_BODY,
     };
     r.tls = srv->https;
-    agent_tls_client_options(&s->agent->cfg, &r);
+    reg_agent_tls_client_options(&s->agent->cfg, &r);
     *slot = http_client_send(s->agent->client, &r, cb, data);
 }
 
@@ -321,7 +321,7 @@ static void ids_add(struct smap *m, char kind, const char *id)
 /* Records the node's services and checks as this pass will leave them on the server. */
 static void remember_pass_ids(struct reg_sync *s)
 {
-    struct reg_node *n = agent_local_node(s->agent);
+    struct reg_node *n = reg_agent_local_node(s->agent);
 
     ids_clear(&s->pass_ids);
     smap_foreach(&n->services, e) ids_add(&s->pass_ids, 's', e->key);
@@ -332,7 +332,7 @@ static void remember_pass_ids(struct reg_sync *s)
  * it holds. A full pass asks anyway, to catch entries others put under this node's name. */
 static bool removed_since_push(struct reg_sync *s)
 {
-    struct reg_node *n = agent_local_node(s->agent);
+    struct reg_node *n = reg_agent_local_node(s->agent);
 
     smap_foreach(&s->pushed_ids, e)
     {
@@ -348,7 +348,7 @@ static bool removed_since_push(struct reg_sync *s)
 static void queue_pushes(struct reg_sync *s)
 {
     struct reg_agent *a = s->agent;
-    struct reg_node *n = agent_local_node(a);
+    struct reg_node *n = reg_agent_local_node(a);
     json_t *node_checks = json_array();
 
     smap_foreach(&n->services, e)
@@ -392,7 +392,7 @@ static void queue_pushes(struct reg_sync *s)
 static void queue_removals(struct reg_sync *s)
 {
     struct reg_agent *a = s->agent;
-    struct reg_node *n = agent_local_node(a);
+    struct reg_node *n = reg_agent_local_node(a);
     const char *id;
     json_t *v;
     size_t i;
@@ -450,7 +450,7 @@ static void on_op(int status, const struct http_client_response *res, void *data
         log_warn("sync: %s %s failed: %s", op->method, op->target,
                  status < 0 ? uv_strerror(status) : res->body);
         if (status < 0)
-            sync_server_failed(s->agent, s->op_epoch, status);
+            reg_sync_server_failed(s->agent, s->op_epoch, status);
         pass_done(s, false);
         return;
     }
@@ -476,7 +476,7 @@ static void on_server_view(int status, const struct http_client_response *res, v
 /* Reads the server's view of this node (services and checks), then queues removals. */
 static void read_server_view(struct reg_sync *s)
 {
-    struct reg_node *n = agent_local_node(s->agent);
+    struct reg_node *n = reg_agent_local_node(s->agent);
     struct buf t1 = BUF_INIT, t2 = BUF_INIT;
 
     buf_append_cstr(&t1, "/v1/catalog/node/");
@@ -535,7 +535,7 @@ static void on_kick(uv_timer_t *t)
     pass_start(t->data);
 }
 
-void sync_on_change(enum reg_table table, void *data)
+void reg_sync_on_change(enum reg_table table, void *data)
 {
     struct reg_agent *a = data;
     struct reg_sync *s = a->sync;
@@ -560,7 +560,7 @@ static void on_full_sync(uv_timer_t *t)
 /* The heartbeat's round trip, sent_ns ago, against the server's coordinate in the answer. */
 static void measure_rtt(struct reg_sync *s, const json_t *answer, uint64_t sent_ns)
 {
-    const struct sync_server *srv = &s->servers[s->current];
+    const struct reg_sync_server *srv = &s->servers[s->current];
     struct vivaldi_coord server;
     char peer[300];
 
@@ -574,7 +574,7 @@ static void measure_rtt(struct reg_sync *s, const json_t *answer, uint64_t sent_
 static void heartbeat_answered(struct reg_sync *s, const struct http_client_response *res,
                                uint64_t sent_ns)
 {
-    const struct sync_server *srv = &s->servers[s->current];
+    const struct reg_sync_server *srv = &s->servers[s->current];
 
     s->last_error[0] = '\0';
     json_t *v = json_loadb(res->body, res->body_len, 0, NULL);
@@ -596,7 +596,7 @@ static void heartbeat_answered(struct reg_sync *s, const struct http_client_resp
 static void on_heartbeat(int status, const struct http_client_response *res, void *data)
 {
     struct reg_sync *s = data;
-    const struct sync_server *srv = &s->servers[s->current];
+    const struct reg_sync_server *srv = &s->servers[s->current];
 
     s->hb_call = NULL;
     if (status == UV_ECANCELED)
@@ -611,7 +611,7 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
         if (strcmp(why, s->last_error) != 0)
             log_warn("heartbeat to %s:%d failed: %s", srv->host, srv->port, why);
         memcpy(s->last_error, why, sizeof(s->last_error));
-        sync_server_failed(s->agent, s->hb_epoch, status < 0 ? status : UV_EPROTO);
+        reg_sync_server_failed(s->agent, s->hb_epoch, status < 0 ? status : UV_EPROTO);
         s->joined = false;
         return;
     }
@@ -627,7 +627,7 @@ static void on_heartbeat(int status, const struct http_client_response *res, voi
 static char *heartbeat_body(struct reg_sync *s)
 {
     struct reg_agent *a = s->agent;
-    struct reg_node *n = agent_local_node(a);
+    struct reg_node *n = reg_agent_local_node(a);
     uint64_t now = uv_now(a->loop);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "Node", n->name, "ID", n->id,
                              "Address", n->address, "Datacenter", a->cfg.datacenter,
@@ -674,7 +674,7 @@ static void start_timers(struct reg_sync *s, uint64_t first_ms)
 static void on_join_probe(int status, const struct http_client_response *res, void *data)
 {
     struct reg_sync *s = data;
-    sync_join_cb done = s->join_done;
+    reg_sync_join_cb done = s->join_done;
     void *done_data = s->join_data;
     char why[512];
 
@@ -696,7 +696,8 @@ static void on_join_probe(int status, const struct http_client_response *res, vo
         done(0, NULL, done_data);
 }
 
-int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *data, struct err *e)
+int reg_sync_join(struct reg_agent *a, const char *addr, reg_sync_join_cb done, void *data,
+                  struct err *e)
 {
     struct reg_sync *s = a->sync;
 
@@ -719,7 +720,7 @@ int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *da
     return 0;
 }
 
-void sync_join_cancel(struct reg_agent *a)
+void reg_sync_join_cancel(struct reg_agent *a)
 {
     struct reg_sync *s = a->sync;
 
@@ -729,7 +730,7 @@ void sync_join_cancel(struct reg_agent *a)
     http_call_cancel(s->join_call);
 }
 
-int sync_start(struct reg_agent *a, struct err *e)
+int reg_sync_start(struct reg_agent *a, struct err *e)
 {
     struct reg_sync *s = xcalloc(1, sizeof(*s));
     int rc = 0;
@@ -760,7 +761,7 @@ static void on_sync_closed(uv_handle_t *h)
     (void)h;
 }
 
-void sync_stop(struct reg_agent *a)
+void reg_sync_stop(struct reg_agent *a)
 {
     struct reg_sync *s = a->sync;
 
@@ -787,7 +788,7 @@ void sync_stop(struct reg_agent *a)
     uv_close((uv_handle_t *)&s->kick, on_sync_closed);
 }
 
-void sync_free(struct reg_agent *a)
+void reg_sync_free(struct reg_agent *a)
 {
     struct reg_sync *s = a->sync;
     if (!s)
@@ -812,7 +813,7 @@ static void on_left(int status, const struct http_client_response *res, void *da
     s->leave_done(s->agent);
 }
 
-void sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a))
+void reg_sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a))
 {
     struct reg_sync *s = a->sync;
 

@@ -22,7 +22,7 @@
 
 struct reg_agent;
 
-struct sync_server {
+struct reg_sync_server {
     char host[256];
     int port;
     bool https;   /* given as https://host:port */
@@ -30,30 +30,30 @@ struct sync_server {
 };
 
 /* Starts joining (client agents only). Returns 0, or -EINVAL with e set for a bad address. */
-int sync_start(struct reg_agent *a, struct err *e);
-/* Stops timers and calls in flight; sync_free once the loop has run the close callbacks. */
-void sync_stop(struct reg_agent *a);
-void sync_free(struct reg_agent *a);
+int reg_sync_start(struct reg_agent *a, struct err *e);
+/* Stops timers and calls in flight; reg_sync_free once the loop has run the close callbacks. */
+void reg_sync_stop(struct reg_agent *a);
+void reg_sync_free(struct reg_agent *a);
 
 /* The state's change hook on client agents: schedules a push. data is the agent. */
-void sync_on_change(enum reg_table table, void *data);
+void reg_sync_on_change(enum reg_table table, void *data);
 
 /* How many servers the agent knows once joined (Stats' consul.known_servers); 0 before. */
-size_t sync_known_servers(struct reg_agent *a);
+size_t reg_sync_known_servers(struct reg_agent *a);
 /* The server requests are sent to, or NULL before any is known. */
-const struct sync_server *sync_current_server(struct reg_agent *a);
+const struct reg_sync_server *reg_sync_current_server(struct reg_agent *a);
 /*
  * Which server is current: the value changes each time the agent moves to another. A caller
- * takes it when it sends a request, and hands it to sync_server_failed.
+ * takes it when it sends a request, and hands it to reg_sync_server_failed.
  */
-uint64_t sync_server_epoch(struct reg_agent *a);
+uint64_t reg_sync_server_epoch(struct reg_agent *a);
 /*
  * A request sent to the server current at epoch failed at the transport level: move to the next
  * one, unless the agent already moved since (several calls failing at once move it once).
  */
-void sync_server_failed(struct reg_agent *a, uint64_t epoch, int status);
+void reg_sync_server_failed(struct reg_agent *a, uint64_t epoch, int status);
 /* Adds what every request to a server carries (the agent token, TLS settings). */
-void sync_client_options(struct reg_agent *a, struct http_client_request *r);
+void reg_sync_client_options(struct reg_agent *a, struct http_client_request *r);
 
 /*
  * Joins the cluster through addr (a server's HTTP API: host, host:port, http:// or https://):
@@ -63,12 +63,13 @@ void sync_client_options(struct reg_agent *a, struct http_client_request *r);
  * -ECANCELED when the agent stops first. Returns 0, or -EINVAL (a bad address) or -EBUSY
  * (another join is under way) with e set, and then done is not called.
  */
-typedef void (*sync_join_cb)(int status, const char *why, void *data);
-int sync_join(struct reg_agent *a, const char *addr, sync_join_cb done, void *data, struct err *e);
+typedef void (*reg_sync_join_cb)(int status, const char *why, void *data);
+int reg_sync_join(struct reg_agent *a, const char *addr, reg_sync_join_cb done, void *data,
+                  struct err *e);
 /* Abandons the join under way (done is not called). */
-void sync_join_cancel(struct reg_agent *a);
+void reg_sync_join_cancel(struct reg_agent *a);
 
 /* Tells the server this node leaves (its services are deregistered), then calls done. */
-void sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
+void reg_sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
 
 #endif

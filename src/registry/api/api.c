@@ -220,7 +220,7 @@ void reg_api_call_free(struct reg_api_call *c)
 
 static void add_common_headers(struct reg_api_call *c)
 {
-    const struct agent_config *cfg = &c->agent->cfg;
+    const struct reg_agent_config *cfg = &c->agent->cfg;
     const char *policy =
         cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
     http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
@@ -547,14 +547,14 @@ static bool authorize(struct reg_api_call *c, const struct reg_api_route *r)
 
     if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
         struct reg_acl_settings set;
-        agent_config_acl(&a->cfg, &set);
+        reg_agent_config_acl(&a->cfg, &set);
         reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
         a->state.acl_ready = true;
     }
     int rc = reg_api_acl_resolve(c);
-    if (rc == -EAGAIN || rc == ACL_CACHE_STALE) {
+    if (rc == -EAGAIN || rc == REG_ACL_CACHE_STALE) {
         /* A client agent learning what the token may do from a server: resume after. */
-        acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
+        reg_acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
         return false;
     }
     if (rc < 0) {

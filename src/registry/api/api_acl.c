@@ -58,9 +58,9 @@ int reg_api_acl_resolve(struct reg_api_call *c)
     }
     /* A client agent holds no tokens: the servers say what one may do (acl_client.h). */
     if (!a->cfg.server && a->cfg.acl_enabled)
-        return acl_cache_lookup(a->acl_cache, c->token, &c->authz);
+        return reg_acl_cache_lookup(a->acl_cache, c->token, &c->authz);
     struct reg_acl_settings set;
-    agent_config_acl(&a->cfg, &set);
+    reg_agent_config_acl(&a->cfg, &set);
     return reg_acl_resolve(&a->state, &set, c->token, &c->authz);
 }
 
@@ -487,7 +487,7 @@ void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
 /* PUT /v1/agent/token/<kind> {"Token": "..."}: sets the agent's tokens in memory. */
 void reg_api_agent_token(struct reg_api_call *c)
 {
-    struct agent_config *cfg = &c->agent->cfg;
+    struct reg_agent_config *cfg = &c->agent->cfg;
     static const char *const ignored[] = {
         "agent_recovery", "agent_master",          "acl_agent_master_token",
         "replication",    "acl_replication_token", "config_file_service_registration",

@@ -25,7 +25,7 @@ static struct reg_decode_opts decode_opts_of(const struct reg_agent *a)
 
 void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->agent);
     json_t *out = json_object();
 
     smap_foreach(&node->services, e)
@@ -39,7 +39,7 @@ void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_service *s = reg_service_get(agent_local_node(c->agent), c->arg);
+    struct reg_service *s = reg_service_get(reg_agent_local_node(c->agent), c->arg);
     static char hash_hex[17];
 
     if (!s) {
@@ -61,7 +61,7 @@ void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_agent_checks(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->agent);
     json_t *out = json_object();
 
     smap_foreach(&node->checks, e)
@@ -127,7 +127,7 @@ static void health_text(struct reg_api_result *res, const char *status)
 
 void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->agent);
     struct reg_service *s = c->arg[0] ? reg_service_get(node, c->arg) : NULL;
     int status;
 
@@ -153,7 +153,7 @@ void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_resu
 
 void reg_api_agent_health_service_name(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->agent);
     json_t *list = json_array();
     int worst = 0, status;
     const char *worst_text = "passing";
@@ -200,7 +200,7 @@ void reg_api_agent_health_service_name(struct reg_api_call *c, struct reg_api_re
 /* Registers a decoded check on the local node and starts its runner. Takes r->run. */
 static void register_check(struct reg_agent *a, struct reg_check_reg *r, bool keep_status)
 {
-    struct reg_node *node = agent_local_node(a);
+    struct reg_node *node = reg_agent_local_node(a);
     struct reg_check *old = reg_check_get(node, r->chk.id);
 
     /* Re-registering an existing check keeps what it last observed, so a service that
@@ -211,18 +211,18 @@ static void register_check(struct reg_agent *a, struct reg_check_reg *r, bool ke
         r->chk.output = xstrdup(old->output);
     }
     reg_check_upsert(&a->state, node, &r->chk);
-    if (r->run->kind == CHECK_NONE) {
+    if (r->run->kind == REG_CHECK_NONE) {
         reg_checks_stop(a->checks, r->chk.id);
-        check_def_free(r->run);
+        reg_check_def_free(r->run);
     } else {
         reg_checks_start(a->checks, r->run);
     }
     r->run = NULL;
 }
 
-int agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks)
+int reg_agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks)
 {
-    struct reg_node *node = agent_local_node(a);
+    struct reg_node *node = reg_agent_local_node(a);
 
     reg_service_upsert(&a->state, node, &r->svc);
     if (replace_checks) {
@@ -272,18 +272,18 @@ void reg_api_agent_service_register(struct reg_api_call *c)
         reg_service_reg_free(&r);
         return;
     }
-    agent_register_service(a, &r, replace);
+    reg_agent_register_service(a, &r, replace);
     reg_service_reg_free(&r);
     reg_api_ok_empty(c);
 }
 
 void reg_api_agent_service_deregister(struct reg_api_call *c)
 {
-    const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
+    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->agent), c->arg);
 
     if (svc && !reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
-    if (agent_service_deregister(c->agent, c->arg) < 0) {
+    if (reg_agent_service_deregister(c->agent, c->arg) < 0) {
         reg_api_error(c, 404,
                       "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
                       "service name.",
@@ -300,7 +300,7 @@ void reg_api_agent_service_deregister(struct reg_api_call *c)
  */
 static bool may_write_check(struct reg_api_call *c, const char *check_id, const char *service_id)
 {
-    struct reg_node *node = agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->agent);
     const struct reg_check *chk = check_id ? reg_check_get(node, check_id) : NULL;
     const char *sid = service_id ? service_id : chk ? chk->service_id : NULL;
 
@@ -341,7 +341,7 @@ void reg_api_agent_check_register(struct reg_api_call *c)
         reg_check_reg_free(&r);
         return;
     }
-    if (r.chk.service_id[0] && !reg_service_get(agent_local_node(a), r.chk.service_id)) {
+    if (r.chk.service_id[0] && !reg_service_get(reg_agent_local_node(a), r.chk.service_id)) {
         reg_api_error(c, 404, "ServiceID \"%s\" does not exist", r.chk.service_id);
         reg_check_reg_free(&r);
         return;
@@ -358,7 +358,7 @@ void reg_api_agent_check_deregister(struct reg_api_call *c)
     if (!may_write_check(c, c->arg, NULL))
         return;
     reg_checks_stop(a->checks, c->arg);
-    if (!reg_check_delete(&a->state, agent_local_node(a), c->arg)) {
+    if (!reg_check_delete(&a->state, reg_agent_local_node(a), c->arg)) {
         reg_api_error(c, 404,
                       "Unknown check ID \"%s\". Ensure that the check ID is passed, not the check "
                       "name.",
@@ -441,7 +441,7 @@ static int parse_enable(struct reg_api_call *c, bool *enable)
 static void set_maintenance(struct reg_agent *a, const char *id, const char *name,
                             const char *service_id, const char *reason, bool enable)
 {
-    struct reg_node *node = agent_local_node(a);
+    struct reg_node *node = reg_agent_local_node(a);
 
     if (!enable) {
         reg_check_delete(&a->state, node, id);
@@ -480,7 +480,7 @@ void reg_api_agent_service_maintenance(struct reg_api_call *c)
 
     if (parse_enable(c, &enable) < 0)
         return;
-    const struct reg_service *svc = reg_service_get(agent_local_node(c->agent), c->arg);
+    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->agent), c->arg);
     if (!svc) {
         reg_api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
         return;
@@ -505,14 +505,14 @@ void reg_api_agent_leave(struct reg_api_call *c)
     struct reg_agent *a = c->agent;
 
     reg_api_ok_empty(c);
-    agent_leave(a);
+    reg_agent_leave(a);
 }
 
 void reg_api_agent_reload(struct reg_api_call *c)
 {
     struct err e;
 
-    if (agent_reload(c->agent, &e) < 0) {
+    if (reg_agent_reload(c->agent, &e) < 0) {
         reg_api_error(c, 500, "Failed reloading: %s", e.msg);
         return;
     }

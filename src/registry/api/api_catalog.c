@@ -217,10 +217,10 @@ void reg_api_catalog_deregister(struct reg_api_call *c)
             reg_checks_stop_service(a, n, service_id);
             reg_service_delete(&a->state, n, service_id);
         } else if (n && check_id && check_id[0]) {
-            if (n == agent_local_node(a))
+            if (n == reg_agent_local_node(a))
                 reg_checks_stop(a->checks, check_id);
             reg_check_delete(&a->state, n, check_id);
-        } else if (n && n != agent_local_node(a)) {
+        } else if (n && n != reg_agent_local_node(a)) {
             reg_node_delete(&a->state, node);
         }
         reg_api_ok_json(c, json_true());

@@ -40,7 +40,7 @@ static bool filter_compile(const char *re, regex_t *out, struct err *e)
 static bool event_for_us(struct reg_agent *a, const regex_t *node_re, const regex_t *svc_re,
                          const regex_t *tag_re, bool svc_filter, bool tag_filter)
 {
-    const struct reg_node *n = agent_local_node(a);
+    const struct reg_node *n = reg_agent_local_node(a);
 
     if (!n || regexec(node_re, n->name, 0, NULL, 0) != 0)
         return false;

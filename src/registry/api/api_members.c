@@ -63,7 +63,7 @@ static void on_join_abort(struct http_request *req)
     struct join_call *j = req->data;
     struct reg_api_call *c = j->call;
 
-    sync_join_cancel(c->agent); /* done is not called: free here */
+    reg_sync_join_cancel(c->agent); /* done is not called: free here */
     free(j);
     reg_api_call_free(c);
 }
@@ -92,7 +92,7 @@ void reg_api_agent_join(struct reg_api_call *c)
     }
     struct join_call *j = xcalloc(1, sizeof(*j));
     j->call = c;
-    int rc = sync_join(a, c->arg, on_joined, j, &e);
+    int rc = reg_sync_join(a, c->arg, on_joined, j, &e);
     if (rc < 0) {
         free(j);
         reg_api_error(c, 500, "Failed to join %s: %s", c->arg, e.msg);

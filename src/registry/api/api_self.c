@@ -102,7 +102,7 @@ static json_t *stats_consul(const struct reg_agent *a)
 
     set_bool(o, "acl", a->cfg.acl_enabled);
     if (!a->cfg.server) {
-        set_u64(o, "known_servers", sync_known_servers((struct reg_agent *)a));
+        set_u64(o, "known_servers", reg_sync_known_servers((struct reg_agent *)a));
         set_bool(o, "server", false);
         return o;
     }
@@ -196,10 +196,10 @@ static json_t *string_list(const struct flag_list *l)
  * prints them. */
 static json_t *debug_config(const struct reg_agent *a)
 {
-    const struct agent_config *cfg = &a->cfg;
+    const struct reg_agent_config *cfg = &a->cfg;
     char ttl_min[32];
 
-    duration_format(SESSION_TTL_MIN_NS, ttl_min, sizeof(ttl_min));
+    duration_format(REG_SESSION_TTL_MIN_NS, ttl_min, sizeof(ttl_min));
     json_t *o = json_pack(
         "{s:b, s:s, s:s, s:b, s:[s], s:s, s:s, s:i, s:s, s:b, s:b, s:i, s:i, s:s, s:s, s:s}",
         "ACLsEnabled", cfg->acl_enabled, "ACLDefaultPolicy",

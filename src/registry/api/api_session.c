@@ -73,7 +73,8 @@ static int parse_ttl(struct create_req *r, const json_t *v, struct err *e)
     if (duration_parse(str_from(r->t.ttl), &r->t.ttl_ns) < 0)
         return err_set(e, "Session TTL '%s' invalid: time: invalid duration \"%s\"", r->t.ttl,
                        r->t.ttl);
-    if (r->t.ttl_ns != 0 && (r->t.ttl_ns < SESSION_TTL_MIN_NS || r->t.ttl_ns > SESSION_TTL_MAX_NS))
+    if (r->t.ttl_ns != 0 &&
+        (r->t.ttl_ns < REG_SESSION_TTL_MIN_NS || r->t.ttl_ns > REG_SESSION_TTL_MAX_NS))
         return err_set(e, "Invalid Session TTL '%lld', must be between [10s=24h0m0s]",
                        (long long)r->t.ttl_ns);
     return 0;

@@ -208,7 +208,7 @@ int reg_catalog_registration_apply(struct reg_state *st, struct reg_catalog_regi
 
 void reg_checks_stop_service(struct reg_agent *a, struct reg_node *n, const char *service_id)
 {
-    if (n != agent_local_node(a))
+    if (n != reg_agent_local_node(a))
         return;
     smap_foreach(&n->checks, e)
     {

@@ -117,7 +117,7 @@ static void free_string_list(char **v)
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-void check_def_free(struct check_def *d)
+void reg_check_def_free(struct reg_check_def *d)
 {
     if (!d)
         return;
@@ -137,22 +137,22 @@ void check_def_free(struct check_def *d)
 void reg_check_reg_free(struct reg_check_reg *r)
 {
     reg_check_clear(&r->chk);
-    check_def_free(r->run);
+    reg_check_def_free(r->run);
     memset(r, 0, sizeof(*r));
 }
 
-static const char *kind_type(enum check_kind k)
+static const char *kind_type(enum reg_check_kind k)
 {
     switch (k) {
-    case CHECK_HTTP:
+    case REG_CHECK_HTTP:
         return "http";
-    case CHECK_TCP:
+    case REG_CHECK_TCP:
         return "tcp";
-    case CHECK_TTL:
+    case REG_CHECK_TTL:
         return "ttl";
-    case CHECK_SCRIPT:
+    case REG_CHECK_SCRIPT:
         return "script";
-    case CHECK_NONE:
+    case REG_CHECK_NONE:
         break;
     }
     return "";
@@ -166,7 +166,7 @@ static json_t *duration_json(int64_t ns)
 }
 
 /* Consul's check "Definition" object: the probe as registered. */
-static json_t *definition(const struct check_def *d)
+static json_t *definition(const struct reg_check_def *d)
 {
     json_t *o = json_object();
 
@@ -182,7 +182,7 @@ static json_t *definition(const struct check_def *d)
                         json_string(d->tls_server_name ? d->tls_server_name : ""));
     json_object_set_new(o, "TLSSkipVerify", json_boolean(d->tls_skip_verify));
     json_object_set_new(o, "TCP", json_string(d->tcp ? d->tcp : ""));
-    if (d->kind == CHECK_TTL) /* kept so the check can be restored after a restart */
+    if (d->kind == REG_CHECK_TTL) /* kept so the check can be restored after a restart */
         json_object_set_new(o, "TTL", duration_json(d->ttl));
     json_t *args = json_array();
     for (size_t i = 0; d->args && d->args[i]; i++)
@@ -214,7 +214,7 @@ static int check_header_shape(const json_t *h, struct err *e)
     return 0;
 }
 
-static int decode_check_fields(struct reader *r, struct check_def *d, const char **status)
+static int decode_check_fields(struct reader *r, struct reg_check_def *d, const char **status)
 {
     size_t nargs;
 
@@ -254,7 +254,7 @@ static int decode_check_fields(struct reader *r, struct check_def *d, const char
 }
 
 /* Picks the check's kind and validates timing, with Consul's texts. */
-static int classify_check(struct check_def *d, const json_t *obj,
+static int classify_check(struct reg_check_def *d, const json_t *obj,
                           const struct reg_decode_opts *opts, struct err *e)
 {
     static const char *const unsupported[] = {
@@ -269,25 +269,25 @@ static int classify_check(struct check_def *d, const json_t *obj,
     if (d->interval > 0 && d->ttl > 0)
         return err_set(e, "Invalid check: Interval and TTL cannot both be specified");
     if (d->http && d->http[0])
-        d->kind = CHECK_HTTP;
+        d->kind = REG_CHECK_HTTP;
     else if (d->tcp && d->tcp[0])
-        d->kind = CHECK_TCP;
+        d->kind = REG_CHECK_TCP;
     else if (d->args)
-        d->kind = CHECK_SCRIPT;
+        d->kind = REG_CHECK_SCRIPT;
     else if (d->ttl > 0)
-        d->kind = CHECK_TTL;
+        d->kind = REG_CHECK_TTL;
     else
         return err_set(e, "Invalid check: TTL must be > 0 for TTL checks");
-    if (d->kind != CHECK_TTL && d->interval <= 0)
+    if (d->kind != REG_CHECK_TTL && d->interval <= 0)
         return err_set(e, "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, or TCP "
                           "checks");
-    if (d->kind == CHECK_SCRIPT && !opts->allow_scripts)
+    if (d->kind == REG_CHECK_SCRIPT && !opts->allow_scripts)
         return err_set(e, "Scripts are disabled on this agent; to enable, configure "
                           "'enable_script_checks' or 'enable_local_script_checks' to true");
     if (d->interval > 0 && d->interval < MIN_INTERVAL)
         d->interval = MIN_INTERVAL;
     if (d->timeout <= 0)
-        d->timeout = (d->kind == CHECK_SCRIPT ? 30 : 10) * DURATION_SEC;
+        d->timeout = (d->kind == REG_CHECK_SCRIPT ? 30 : 10) * DURATION_SEC;
     if (d->output_max_size == 0)
         d->output_max_size = OUTPUT_MAX_DEFAULT;
     if (d->deregister_critical_after < 0 || d->ttl < 0 || d->interval < 0)
@@ -300,7 +300,7 @@ int reg_decode_check(const json_t *obj, const struct reg_decode_opts *opts, cons
                      struct err *e)
 {
     struct reader r = {obj, "CheckType", e, 0};
-    struct check_def *d = xcalloc(1, sizeof(*d));
+    struct reg_check_def *d = xcalloc(1, sizeof(*d));
     const char *status = NULL;
     char *id, *name, *notes, *sid;
 
@@ -336,7 +336,7 @@ int reg_decode_check(const json_t *obj, const struct reg_decode_opts *opts, cons
     out->chk.type = xstrdup(kind_type(d->kind));
     out->chk.definition = definition(d);
     out->chk.interval_ns = d->interval;
-    out->chk.timeout_ns = d->kind == CHECK_TTL ? 0 : d->timeout;
+    out->chk.timeout_ns = d->kind == REG_CHECK_TTL ? 0 : d->timeout;
     return 0;
 }
 

@@ -14,9 +14,9 @@
 
 /* A check to register: its catalog entry and how to run it. Owns everything. */
 struct reg_check_reg {
-    struct reg_check chk;  /* template for reg_check_upsert (strings owned here) */
-    struct check_def *run; /* runner definition (kind CHECK_NONE runs nothing) */
-    bool status_given;     /* the definition set an initial Status */
+    struct reg_check chk;      /* template for reg_check_upsert (strings owned here) */
+    struct reg_check_def *run; /* runner definition (kind REG_CHECK_NONE runs nothing) */
+    bool status_given;         /* the definition set an initial Status */
 };
 
 /* A service with its checks. Owns everything. */

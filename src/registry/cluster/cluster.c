@@ -269,7 +269,7 @@ static void fsm_leadership(bool leader, bool lost, void *ctx)
         return;
     }
     /* Every entry before this term is applied: the state is the cluster's. */
-    agent_ensure_local_node(a);
+    reg_agent_ensure_local_node(a);
     if (a->sessions)
         reg_sessions_set_active(a->sessions, true);
     members_grace(&a->members);

@@ -31,7 +31,7 @@ static const char *const passed[] = {"X-Consul-Token", "Authorization", "Content
 bool forward_wanted(struct reg_agent *a, const char *path)
 {
     if (strncmp(path, "/v1/agent/", 10) == 0)
-        return (strcmp(path, "/v1/agent/members") == 0 && sync_current_server(a)) ||
+        return (strcmp(path, "/v1/agent/members") == 0 && reg_sync_current_server(a)) ||
                strncmp(path, "/v1/agent/force-leave/", 22) == 0;
     return strncmp(path, "/v1/", 4) == 0;
 }
@@ -39,7 +39,7 @@ bool forward_wanted(struct reg_agent *a, const char *path)
 struct forward {
     struct reg_api_call *call;
     struct http_call *http;
-    uint64_t epoch; /* a client agent's server epoch when sent (sync_server_epoch) */
+    uint64_t epoch; /* a client agent's server epoch when sent (reg_sync_server_epoch) */
     forward_unreachable_cb unreachable;
     void *unreachable_data;
 };
@@ -78,7 +78,7 @@ static void on_answer(int status, const struct http_client_response *res, void *
         return;
     if (status < 0) {
         if (!c->agent->cfg.server)
-            sync_server_failed(c->agent, done.epoch, status);
+            reg_sync_server_failed(c->agent, done.epoch, status);
         reg_api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
@@ -139,7 +139,7 @@ static char *session_body(const struct reg_agent *a, const struct reg_api_call *
 
 void forward_call(struct reg_agent *a, struct reg_api_call *c)
 {
-    const struct sync_server *server = sync_current_server(a);
+    const struct reg_sync_server *server = reg_sync_current_server(a);
 
     if (!server) {
         reg_api_error(c, 500, "No known Consul servers");
@@ -182,10 +182,10 @@ void forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, i
     if (a->cfg.server)
         r.tls = https;
     else
-        sync_client_options(a, &r);
+        reg_sync_client_options(a, &r);
     struct forward *f = xcalloc(1, sizeof(*f));
     f->call = c;
-    f->epoch = sync_server_epoch(a);
+    f->epoch = reg_sync_server_epoch(a);
     f->unreachable = unreachable;
     f->unreachable_data = data;
     c->req->data = f;

@@ -631,7 +631,7 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
     dns_domain(a, domain);
     if (check_acl) {
         struct reg_acl_settings set;
-        agent_config_acl(&a->cfg, &set);
+        reg_agent_config_acl(&a->cfg, &set);
         reg_acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
     }
     switch (l->kind) {

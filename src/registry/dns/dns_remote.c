@@ -32,7 +32,7 @@ struct dns_remote {
     dns_done_cb done;
     void *data;
     bool counted;   /* in a->dns_remote_inflight */
-    uint64_t epoch; /* the server epoch it was sent at (sync_server_epoch) */
+    uint64_t epoch; /* the server epoch it was sent at (reg_sync_server_epoch) */
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
@@ -100,7 +100,7 @@ static void on_remote(int status, const struct http_client_response *res, void *
 
     if (status < 0 || res->status != 200) {
         if (status < 0 && status != UV_ECANCELED)
-            sync_server_failed(r->a, r->epoch, status);
+            reg_sync_server_failed(r->a, r->epoch, status);
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
     }
@@ -146,7 +146,7 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
                        dns_done_cb done, void *data)
 {
     struct dns_remote *r = xcalloc(1, sizeof(*r));
-    const struct sync_server *server = sync_current_server(a);
+    const struct reg_sync_server *server = reg_sync_current_server(a);
     struct dns_query q;
     struct dns_lookup l;
 
@@ -157,7 +157,7 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
     r->tcp = tcp;
     r->done = done;
     r->data = data;
-    r->epoch = sync_server_epoch(a);
+    r->epoch = reg_sync_server_epoch(a);
     if (!server || !a->client || a->dns_remote_inflight >= REMOTE_MAX_INFLIGHT) {
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
@@ -175,7 +175,7 @@ void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool
         .timeout_ms = REMOTE_TIMEOUT_MS,
         .max_body = CONSUL_MAX_BODY,
     };
-    sync_client_options(a, &req);
+    reg_sync_client_options(a, &req);
     r->counted = true;
     a->dns_remote_inflight++;
     http_client_send(a->client, &req, on_remote, r);
