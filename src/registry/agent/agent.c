@@ -199,7 +199,7 @@ void reg_agent_shutdown(struct reg_agent *a)
         http_client_free(a->client);
     a->client = NULL;
     reg_watch_set_close(&a->watches);
-    dns_close(a);
+    reg_dns_close(a);
     http_server_close(&a->http, on_http_closed);
     reg_agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -328,7 +328,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
         return rc;
     struct err dns_err;
     /* Several agents often share a host (tests, `mesh up`): a taken DNS port costs DNS only. */
-    if (dns_start(a, &dns_err) < 0)
+    if (reg_dns_start(a, &dns_err) < 0)
         log_error("%s; the agent runs without DNS", dns_err.msg);
     if (a->cfg.pid_file && (rc = file_write_pid(a->cfg.pid_file, e)) < 0)
         return rc;

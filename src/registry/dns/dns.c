@@ -45,13 +45,13 @@ static int hex_decode(const char *s, uint8_t *out, size_t n)
 }
 
 /* Fills out from the labels before the type label (prefix, np labels, dotted in text). */
-static void parse_prefix(struct dns_lookup *out, const char *type, const char *const *labels,
+static void parse_prefix(struct reg_dns_lookup *out, const char *type, const char *const *labels,
                          size_t np, const char *text, size_t text_len)
 {
     if (np == 0)
         return; /* "service.consul": no name, NXDOMAIN */
     if (strcasecmp(type, "service") == 0) {
-        out->kind = DNS_LOOKUP_SERVICE;
+        out->kind = REG_DNS_LOOKUP_SERVICE;
         if (np == 2 && labels[0][0] == '_' && labels[1][0] == '_') { /* RFC 2782 */
             copy_n(out->name, labels[0] + 1, strcspn(labels[0] + 1, "."));
             copy_n(out->tag, labels[1] + 1, strcspn(labels[1] + 1, "."));
@@ -64,13 +64,13 @@ static void parse_prefix(struct dns_lookup *out, const char *type, const char *c
                 copy_n(out->tag, text, (size_t)(last - 1 - text));
         }
     } else if (strcasecmp(type, "node") == 0 || strcasecmp(type, "query") == 0) {
-        out->kind = type[0] == 'n' || type[0] == 'N' ? DNS_LOOKUP_NODE : DNS_LOOKUP_QUERY;
+        out->kind = type[0] == 'n' || type[0] == 'N' ? REG_DNS_LOOKUP_NODE : REG_DNS_LOOKUP_QUERY;
         copy_n(out->name, text, text_len);
     } else if (np == 1) { /* addr */
         size_t n = strcspn(labels[0], ".");
         out->addr_len = n == 8 ? 4 : n == 32 ? 16 : 0;
         if (out->addr_len && hex_decode(labels[0], out->addr, (size_t)out->addr_len) == 0)
-            out->kind = DNS_LOOKUP_ADDR;
+            out->kind = REG_DNS_LOOKUP_ADDR;
     }
 }
 
@@ -78,7 +78,7 @@ static void parse_prefix(struct dns_lookup *out, const char *type, const char *c
  * Reads labels[0..n) (ending at end) as PREFIX.TYPE[.DC]: the rightmost type label decides, and
  * at most one label (the datacenter) may follow it. False when no type label is there.
  */
-static bool parse_typed(struct dns_lookup *out, const char *const *labels, size_t n,
+static bool parse_typed(struct reg_dns_lookup *out, const char *const *labels, size_t n,
                         const char *qname, const char *end)
 {
     static const char *const types[] = {"service", "node", "query", "addr"};
@@ -100,7 +100,7 @@ static bool parse_typed(struct dns_lookup *out, const char *const *labels, size_
 
 /* Reads labels[0..n) (ending at end) as _NAME._TAG[.DC], which Consul takes for a service in
  * an SRV question only. */
-static void parse_rfc2782(struct dns_lookup *out, const char *const *labels, size_t n,
+static void parse_rfc2782(struct reg_dns_lookup *out, const char *const *labels, size_t n,
                           const char *qname, const char *end)
 {
     if ((n == 2 || (n == 3 && labels[2][0] != '_')) && labels[0][0] == '_' && labels[1][0] == '_') {
@@ -110,7 +110,8 @@ static void parse_rfc2782(struct dns_lookup *out, const char *const *labels, siz
     }
 }
 
-void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, struct dns_lookup *out)
+void reg_dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain,
+                          struct reg_dns_lookup *out)
 {
     const char *labels[MAX_LABELS] = {NULL}; /* initialized: gcc -O2 cannot see n bound reads */
     size_t qlen = strlen(qname), dlen = strlen(domain), n = 0;
@@ -121,13 +122,13 @@ void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain, str
     if (dlen && domain[dlen - 1] == '.')
         dlen--;
     if (qlen == dlen && strncasecmp(qname, domain, dlen) == 0) {
-        out->kind = DNS_LOOKUP_APEX;
+        out->kind = REG_DNS_LOOKUP_APEX;
         return;
     }
     if (qlen <= dlen + 1 || qname[qlen - dlen - 1] != '.' ||
         strncasecmp(qname + qlen - dlen, domain, dlen) != 0)
-        return; /* DNS_LOOKUP_OUTSIDE */
-    out->kind = DNS_LOOKUP_INVALID;
+        return; /* REG_DNS_LOOKUP_OUTSIDE */
+    out->kind = REG_DNS_LOOKUP_INVALID;
     size_t rest = qlen - dlen - 1; /* qname[0..rest): the labels under the domain */
     for (size_t i = 0; i < rest && n < MAX_LABELS; i++)
         if (i == 0 || qname[i - 1] == '.')
@@ -299,7 +300,7 @@ static void add_soa(struct dns_ctx *c, enum dns_section s)
     rr->minimum = 0;
 }
 
-static bool dc_matches(const struct dns_ctx *c, const struct dns_lookup *l)
+static bool dc_matches(const struct dns_ctx *c, const struct reg_dns_lookup *l)
 {
     return !l->dc[0] || strcasecmp(l->dc, c->a->cfg.datacenter) == 0;
 }
@@ -328,7 +329,7 @@ static void answer_apex(struct dns_ctx *c)
         add_soa(c, DNS_AUTHORITY);
 }
 
-static void answer_node(struct dns_ctx *c, const struct dns_lookup *l)
+static void answer_node(struct dns_ctx *c, const struct reg_dns_lookup *l)
 {
     const struct reg_node *n = reg_node_get(c->st, l->name);
     uint32_t ttl = ttl_secs(c->a->cfg.dns_node_ttl_ns);
@@ -348,7 +349,7 @@ static void answer_node(struct dns_ctx *c, const struct dns_lookup *l)
         add_soa(c, DNS_AUTHORITY);
 }
 
-static void answer_addr(struct dns_ctx *c, const struct dns_lookup *l)
+static void answer_addr(struct dns_ctx *c, const struct reg_dns_lookup *l)
 {
     char text[INET6_ADDRSTRLEN];
 
@@ -381,7 +382,7 @@ struct instances {
 
 /* Whether an instance answers: the prepared query's rules when there is one, else the lookup's
  * tag and the agent's health rule. */
-static bool instance_wanted(const struct dns_ctx *c, const struct dns_lookup *l,
+static bool instance_wanted(const struct dns_ctx *c, const struct reg_dns_lookup *l,
                             const struct reg_query *query, const struct reg_service *s)
 {
     enum reg_health worst_ok = c->a->cfg.dns_only_passing ? REG_PASSING : REG_WARNING;
@@ -394,7 +395,7 @@ static bool instance_wanted(const struct dns_ctx *c, const struct dns_lookup *l,
 
 /* The healthy instances of the service the lookup (or the prepared query) names, shuffled
  * (Consul's DNS shuffles every answer so that clients spread over the instances). */
-static void find_instances(struct dns_ctx *c, const struct dns_lookup *l,
+static void find_instances(struct dns_ctx *c, const struct reg_dns_lookup *l,
                            const struct reg_query *query, struct instances *out)
 {
     const char *name =
@@ -494,7 +495,7 @@ static void service_srv_answers(struct dns_ctx *c, const struct instances *in, u
 }
 
 /* NAME.service lookups, and NAME.query ones (query set: its DNS.TTL, when given, wins). */
-static void answer_service(struct dns_ctx *c, const struct dns_lookup *l,
+static void answer_service(struct dns_ctx *c, const struct reg_dns_lookup *l,
                            const struct reg_query *query)
 {
     struct instances in = {NULL, 0, 0};
@@ -605,7 +606,8 @@ static size_t encode_trimmed(const struct dns_ctx *c, bool tcp, uint8_t *out, si
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
-size_t dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out, size_t cap)
+size_t reg_dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out,
+                            size_t cap)
 {
     struct dns_writer *w = xmalloc(sizeof(*w));
     size_t len = dns_writer_init(w, out, cap, q, 0, rcode) == 0 ? w->len : 0;
@@ -614,34 +616,34 @@ size_t dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t
     return len;
 }
 
-void dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX])
+void reg_dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX])
 {
     size_t dl = strlen(a->cfg.domain);
     snprintf(out, DNS_NAME_TEXT_MAX, "%s%s", a->cfg.domain,
              dl && a->cfg.domain[dl - 1] == '.' ? "" : ".");
 }
 
-size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
-                       const struct dns_query *q, const struct dns_lookup *l, bool tcp,
-                       uint8_t *out, size_t cap)
+size_t reg_dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
+                           const struct dns_query *q, const struct reg_dns_lookup *l, bool tcp,
+                           uint8_t *out, size_t cap)
 {
     char domain[DNS_NAME_TEXT_MAX];
     struct dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
 
-    dns_domain(a, domain);
+    reg_dns_domain(a, domain);
     if (check_acl) {
         struct reg_acl_settings set;
         reg_agent_config_acl(&a->cfg, &set);
         reg_acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
     }
     switch (l->kind) {
-    case DNS_LOOKUP_APEX:
+    case REG_DNS_LOOKUP_APEX:
         answer_apex(&c);
         break;
-    case DNS_LOOKUP_SERVICE:
+    case REG_DNS_LOOKUP_SERVICE:
         answer_service(&c, l, NULL);
         break;
-    case DNS_LOOKUP_QUERY: {
+    case REG_DNS_LOOKUP_QUERY: {
         const struct reg_query *query = reg_query_find(st, l->name);
         if (query) {
             answer_service(&c, l, query);
@@ -651,10 +653,10 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
         add_soa(&c, DNS_AUTHORITY);
         break;
     }
-    case DNS_LOOKUP_NODE:
+    case REG_DNS_LOOKUP_NODE:
         answer_node(&c, l);
         break;
-    case DNS_LOOKUP_ADDR:
+    case REG_DNS_LOOKUP_ADDR:
         answer_addr(&c, l);
         break;
     default: /* invalid names: Consul's NXDOMAIN */
@@ -672,7 +674,7 @@ size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool che
 /* Parses msg; returns 1 with q and l filled when it asks for a lookup, else 0 with *len the
  * immediate answer's length (0: no answer due). */
 static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct dns_query *q,
-                    struct dns_lookup *l, uint8_t *out, size_t cap, size_t *n)
+                    struct reg_dns_lookup *l, uint8_t *out, size_t cap, size_t *n)
 {
     char domain[DNS_NAME_TEXT_MAX];
     int rc = dns_query_parse(msg, len, q);
@@ -683,40 +685,41 @@ static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct 
     if (rc < 0) {
         if (rc == -2)
             q->question = NULL;
-        *n = dns_answer_rcode(q, DNS_RCODE_FORMERR, out, cap);
+        *n = reg_dns_answer_rcode(q, DNS_RCODE_FORMERR, out, cap);
         return 0;
     }
     if (DNS_OPCODE(q->flags) != 0) {
-        *n = dns_answer_rcode(q, DNS_RCODE_NOTIMP, out, cap);
+        *n = reg_dns_answer_rcode(q, DNS_RCODE_NOTIMP, out, cap);
         return 0;
     }
-    dns_domain(a, domain);
-    dns_lookup_parse(q->qname, q->qtype, domain, l);
-    if (l->kind == DNS_LOOKUP_OUTSIDE) { /* no recursors: what Consul answers without them */
-        *n = dns_answer_rcode(q, DNS_RCODE_REFUSED, out, cap);
+    reg_dns_domain(a, domain);
+    reg_dns_lookup_parse(q->qname, q->qtype, domain, l);
+    if (l->kind == REG_DNS_LOOKUP_OUTSIDE) { /* no recursors: what Consul answers without them */
+        *n = reg_dns_answer_rcode(q, DNS_RCODE_REFUSED, out, cap);
         return 0;
     }
     return 1;
 }
 
-void dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, dns_done_cb done,
-               void *data)
+void reg_dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+                   reg_dns_done_cb done, void *data)
 {
     uint8_t *out = xmalloc(DNS_MSG_MAX);
     struct dns_query q;
-    struct dns_lookup l;
+    struct reg_dns_lookup l;
     size_t n;
 
     if (classify(a, msg, len, &q, &l, out, DNS_MSG_MAX, &n)) {
         /* A client agent holds only its own node: what needs the catalog comes from a server. */
-        bool remote = !a->cfg.server && (l.kind == DNS_LOOKUP_SERVICE ||
-                                         l.kind == DNS_LOOKUP_NODE || l.kind == DNS_LOOKUP_APEX);
+        bool remote =
+            !a->cfg.server && (l.kind == REG_DNS_LOOKUP_SERVICE || l.kind == REG_DNS_LOOKUP_NODE ||
+                               l.kind == REG_DNS_LOOKUP_APEX);
         if (remote) {
             free(out);
-            dns_remote_lookup(a, msg, len, tcp, done, data);
+            reg_dns_remote_lookup(a, msg, len, tcp, done, data);
             return;
         }
-        n = dns_answer_from(a, &a->state, true, &q, &l, tcp, out, DNS_MSG_MAX);
+        n = reg_dns_answer_from(a, &a->state, true, &q, &l, tcp, out, DNS_MSG_MAX);
     }
     done(out, n, data);
     free(out);

@@ -12,22 +12,22 @@
 #include "lib/dns_wire.h"
 #include "lib/err.h"
 
-enum dns_lookup_kind {
-    DNS_LOOKUP_OUTSIDE = 0, /* not under the domain: Consul without recursors refuses */
-    DNS_LOOKUP_INVALID,     /* under the domain but no name Consul knows: NXDOMAIN */
-    DNS_LOOKUP_APEX,        /* the domain itself: SOA and NS */
-    DNS_LOOKUP_SERVICE,     /* NAME.service, TAG.NAME.service, _NAME._TAG.service */
-    DNS_LOOKUP_NODE,        /* NODE.node */
-    DNS_LOOKUP_QUERY,       /* NAME.query (prepared queries) */
-    DNS_LOOKUP_ADDR,        /* HEX.addr: an IP address spelled in hex */
+enum reg_dns_lookup_kind {
+    REG_DNS_LOOKUP_OUTSIDE = 0, /* not under the domain: Consul without recursors refuses */
+    REG_DNS_LOOKUP_INVALID,     /* under the domain but no name Consul knows: NXDOMAIN */
+    REG_DNS_LOOKUP_APEX,        /* the domain itself: SOA and NS */
+    REG_DNS_LOOKUP_SERVICE,     /* NAME.service, TAG.NAME.service, _NAME._TAG.service */
+    REG_DNS_LOOKUP_NODE,        /* NODE.node */
+    REG_DNS_LOOKUP_QUERY,       /* NAME.query (prepared queries) */
+    REG_DNS_LOOKUP_ADDR,        /* HEX.addr: an IP address spelled in hex */
 };
 
-struct dns_lookup {
-    enum dns_lookup_kind kind;
+struct reg_dns_lookup {
+    enum reg_dns_lookup_kind kind;
     char name[DNS_NAME_TEXT_MAX]; /* service, node or query name */
     char tag[DNS_NAME_TEXT_MAX];  /* "" for none */
     char dc[DNS_NAME_TEXT_MAX];   /* "" when the name gives none */
-    uint8_t addr[16];             /* DNS_LOOKUP_ADDR */
+    uint8_t addr[16];             /* REG_DNS_LOOKUP_ADDR */
     int addr_len;                 /* 4 or 16 */
 };
 
@@ -36,42 +36,43 @@ struct dns_lookup {
  * against domain (e.g. "consul." or "consul"), as Consul reads its DNS names. qtype matters to
  * one form: an SRV question may leave out the "service" label (_NAME._TAG[.DC].DOMAIN).
  */
-void dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain,
-                      struct dns_lookup *out);
+void reg_dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain,
+                          struct reg_dns_lookup *out);
 
 struct reg_agent;
 
 /* Opens the UDP and TCP listeners on cfg.client_addr:cfg.dns_port (nothing when the port is
  * -1). Returns 0 or -errno with e set. */
-int dns_start(struct reg_agent *a, struct err *e);
+int reg_dns_start(struct reg_agent *a, struct err *e);
 /* Closes the listeners and open TCP connections; frees everything once their handles close. */
-void dns_close(struct reg_agent *a);
+void reg_dns_close(struct reg_agent *a);
 
 /* Receives a query's answer (borrowed for the call; len 0: no answer is due). */
-typedef void (*dns_done_cb)(const uint8_t *answer, size_t len, void *data);
+typedef void (*reg_dns_done_cb)(const uint8_t *answer, size_t len, void *data);
 
 /*
  * Answers one query message (msg, len bytes; borrowed for the call). Over UDP (tcp false) the
  * answer is trimmed as Consul trims it; TCP answers are whole. done runs exactly once: inside
  * this call on a server, or later when a client agent asks its server (dns_remote.c).
  */
-void dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp, dns_done_cb done,
-               void *data);
+void reg_dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+                   reg_dns_done_cb done, void *data);
 
 /* ---- shared by dns.c and dns_remote.c ---- */
 
 struct reg_state;
 /* The answer to q (classified as l) read from st into out (cap bytes); its length. With
  * check_acl, services and nodes the agent's default token may not read are left out. */
-size_t dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
-                       const struct dns_query *q, const struct dns_lookup *l, bool tcp,
-                       uint8_t *out, size_t cap);
+size_t reg_dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
+                           const struct dns_query *q, const struct reg_dns_lookup *l, bool tcp,
+                           uint8_t *out, size_t cap);
 /* A bare answer with rcode (the question echoed when q has one). Its length. */
-size_t dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out, size_t cap);
+size_t reg_dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uint8_t *out,
+                            size_t cap);
 /* The configured domain with its trailing dot. */
-void dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX]);
+void reg_dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX]);
 /* A client agent's lookup through its server's HTTP API; calls done later. */
-void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
-                       dns_done_cb done, void *data);
+void reg_dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+                           reg_dns_done_cb done, void *data);
 
 #endif

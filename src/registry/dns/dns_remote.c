@@ -29,36 +29,36 @@ struct dns_remote {
     uint8_t *msg;
     size_t len;
     bool tcp;
-    dns_done_cb done;
+    reg_dns_done_cb done;
     void *data;
     bool counted;   /* in a->dns_remote_inflight */
     uint64_t epoch; /* the server epoch it was sent at (reg_sync_server_epoch) */
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
-static void reparse(const struct dns_remote *r, struct dns_query *q, struct dns_lookup *l)
+static void reparse(const struct dns_remote *r, struct dns_query *q, struct reg_dns_lookup *l)
 {
     char domain[DNS_NAME_TEXT_MAX];
 
     dns_query_parse(r->msg, r->len, q);
-    dns_domain(r->a, domain);
-    dns_lookup_parse(q->qname, q->qtype, domain, l);
+    reg_dns_domain(r->a, domain);
+    reg_dns_lookup_parse(q->qname, q->qtype, domain, l);
 }
 
 static void finish(struct dns_remote *r, const struct reg_state *st, enum dns_rcode failed)
 {
     uint8_t *out = xmalloc(DNS_MSG_MAX);
     struct dns_query q;
-    struct dns_lookup l;
+    struct reg_dns_lookup l;
     size_t n;
 
     reparse(r, &q, &l);
     if (r->counted)
         r->a->dns_remote_inflight--;
     if (st)
-        n = dns_answer_from(r->a, st, false, &q, &l, r->tcp, out, DNS_MSG_MAX);
+        n = reg_dns_answer_from(r->a, st, false, &q, &l, r->tcp, out, DNS_MSG_MAX);
     else
-        n = dns_answer_rcode(&q, failed, out, DNS_MSG_MAX);
+        n = reg_dns_answer_rcode(&q, failed, out, DNS_MSG_MAX);
     r->done(out, n, r->data);
     free(out);
     free(r->msg);
@@ -124,31 +124,31 @@ static void on_remote(int status, const struct http_client_response *res, void *
     json_decref(body);
 }
 
-static char *remote_target(const struct dns_lookup *l)
+static char *remote_target(const struct reg_dns_lookup *l)
 {
     struct buf t = BUF_INIT;
 
-    if (l->kind == DNS_LOOKUP_NODE) {
+    if (l->kind == REG_DNS_LOOKUP_NODE) {
         buf_append_cstr(&t, "/v1/catalog/node/");
         url_encode(&t, str_from(l->name), false);
         return buf_steal(&t);
     }
     buf_append_cstr(&t, "/v1/health/service/");
-    url_encode(&t, str_from(l->kind == DNS_LOOKUP_APEX ? "consul" : l->name), false);
-    if (l->kind == DNS_LOOKUP_SERVICE && l->tag[0]) {
+    url_encode(&t, str_from(l->kind == REG_DNS_LOOKUP_APEX ? "consul" : l->name), false);
+    if (l->kind == REG_DNS_LOOKUP_SERVICE && l->tag[0]) {
         buf_append_cstr(&t, "?tag=");
         url_encode(&t, str_from(l->tag), false);
     }
     return buf_steal(&t);
 }
 
-void dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
-                       dns_done_cb done, void *data)
+void reg_dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+                           reg_dns_done_cb done, void *data)
 {
     struct dns_remote *r = xcalloc(1, sizeof(*r));
     const struct reg_sync_server *server = reg_sync_current_server(a);
     struct dns_query q;
-    struct dns_lookup l;
+    struct reg_dns_lookup l;
 
     r->a = a;
     r->msg = xmalloc(len);

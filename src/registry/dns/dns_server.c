@@ -43,7 +43,7 @@ struct dns_conn {
     int lookups; /* of those, queries whose answer is still to come */
     int closing_handles;
     bool closed;    /* its handles are closed: freed when the last lookup ends */
-    bool answering; /* inside conn_answer (a server answers within dns_query) */
+    bool answering; /* inside conn_answer (a server answers within reg_dns_query) */
     bool eof;       /* the client sent all it will: closed once the pending answers are out */
 };
 
@@ -122,7 +122,7 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     memcpy(&uq->from, from,
            from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     d->lookups++;
-    dns_query(d->a, (const uint8_t *)buf->base, (size_t)nread, false, on_udp_answer, uq);
+    reg_dns_query(d->a, (const uint8_t *)buf->base, (size_t)nread, false, on_udp_answer, uq);
 }
 
 /* ---- TCP --------------------------------------------------------------------------------- */
@@ -283,7 +283,7 @@ static void conn_answer(struct dns_conn *c)
         conn_touch(c);
         c->pending++;
         c->lookups++;
-        dns_query(c->d->a, c->in + off + 2, mlen, true, on_tcp_answer, c);
+        reg_dns_query(c->d->a, c->in + off + 2, mlen, true, on_tcp_answer, c);
         off += 2 + mlen;
     }
     c->answering = false;
@@ -383,7 +383,7 @@ static int open_listeners(struct reg_dns *d, const char *host, int port, struct 
     return rc;
 }
 
-int dns_start(struct reg_agent *a, struct err *e)
+int reg_dns_start(struct reg_agent *a, struct err *e)
 {
     if (a->cfg.dns_port < 0)
         return 0;
@@ -392,7 +392,7 @@ int dns_start(struct reg_agent *a, struct err *e)
     a->dns = d;
     int rc = open_listeners(d, a->cfg.client_addr, a->cfg.dns_port, e);
     if (rc < 0) {
-        dns_close(a);
+        reg_dns_close(a);
         return rc;
     }
     log_info("dns on %s:%d (udp and tcp), domain %s", a->cfg.client_addr, a->cfg.dns_port,
@@ -400,7 +400,7 @@ int dns_start(struct reg_agent *a, struct err *e)
     return 0;
 }
 
-void dns_close(struct reg_agent *a)
+void reg_dns_close(struct reg_agent *a)
 {
     struct reg_dns *d = a->dns;
 
