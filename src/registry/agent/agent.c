@@ -29,7 +29,7 @@
 struct reg_node *reg_agent_local_node(struct reg_agent *a)
 {
     struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
-    if (!n && !agent_may_write(a)) {
+    if (!n && !reg_agent_may_write(a)) {
         /* A replicated server that does not lead: the leader registers servers' nodes. */
         a->shadow_node.name = a->cfg.node_name;
         a->shadow_node.id = a->node_id;
@@ -135,7 +135,7 @@ static void on_reap(const char *service_id, void *data)
 {
     struct reg_agent *a = data;
 
-    if (!agent_may_write(a))
+    if (!reg_agent_may_write(a))
         return; /* the leader reaps */
     log_info("deregistering service %s: its check stayed critical past "
              "DeregisterCriticalServiceAfter",
@@ -190,8 +190,8 @@ void reg_agent_shutdown(struct reg_agent *a)
     log_info("shutting down");
     sd_notify_stopping();
     if (a->members.agent)
-        members_close(&a->members);
-    cluster_stop(a);
+        reg_members_close(&a->members);
+    reg_cluster_stop(a);
     reg_sync_stop(a);
     reg_acl_cache_free(a->acl_cache);
     a->acl_cache = NULL;
@@ -271,7 +271,7 @@ static void agent_init_handles(struct reg_agent *a)
     reg_watch_set_init(&a->watches, a->loop);
     reg_metrics_init(&a->metrics);
     vivaldi_client_init(&a->vivaldi);
-    coords_init(&a->coords);
+    reg_coords_init(&a->coords);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
     struct http_server_config hc = {.max_conns_per_client =
@@ -289,8 +289,8 @@ static int agent_start(struct reg_agent *a, struct err *e)
 {
     int rc;
 
-    if (cluster_wanted(a)) {
-        rc = cluster_start(a, e); /* the state comes from the replicated log */
+    if (reg_cluster_wanted(a)) {
+        rc = reg_cluster_start(a, e); /* the state comes from the replicated log */
         if (rc < 0)
             return rc;
     } else if (a->cfg.data_dir && !a->cfg.dev) {
@@ -302,14 +302,14 @@ static int agent_start(struct reg_agent *a, struct err *e)
     load_node_id(a);
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
-    if (agent_may_write(a))
+    if (reg_agent_may_write(a))
         reg_agent_ensure_local_node(a);
     restore_check_runners(a);
     rc = reg_agent_config_services_apply(a, NULL, &a->cfg, e);
     if (rc < 0)
         return rc;
     if (a->cfg.server) {
-        members_init(&a->members, a);
+        reg_members_init(&a->members, a);
     } else {
         a->client = http_client_new(a->loop);
         if (a->cfg.acl_enabled)
@@ -393,7 +393,7 @@ int reg_agent_main(int argc, char **argv)
     if (a->cfg.pid_file && rc == 0)
         unlink(a->cfg.pid_file);
     reg_state_free(&a->state);
-    coords_free(&a->coords);
+    reg_coords_free(&a->coords);
     int status = a->exit_status;
     reg_agent_config_free(&a->cfg);
     uv_loop_close(a->loop);

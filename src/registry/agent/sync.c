@@ -564,7 +564,7 @@ static void measure_rtt(struct reg_sync *s, const json_t *answer, uint64_t sent_
     struct vivaldi_coord server;
     char peer[300];
 
-    if (!sent_ns || coord_from_json(json_object_get(answer, "Coord"), &server, NULL) < 0)
+    if (!sent_ns || reg_coord_from_json(json_object_get(answer, "Coord"), &server, NULL) < 0)
         return;
     snprintf(peer, sizeof(peer), "%s:%d", srv->host, srv->port);
     vivaldi_update(&s->agent->vivaldi, peer, &server, (double)(uv_hrtime() - sent_ns) / 1e9);
@@ -634,7 +634,7 @@ static char *heartbeat_body(struct reg_sync *s)
                              "TaggedAddresses", n->tagged_addresses, "Meta", n->meta);
 
     if (s->coord_sends < COORD_WARMUP || now - s->coord_sent_ms >= COORD_EVERY_MS) {
-        json_object_set_new(body, "Coord", coord_json(&a->vivaldi.coord));
+        json_object_set_new(body, "Coord", reg_coord_json(&a->vivaldi.coord));
         s->coord_sends++;
         s->coord_sent_ms = now;
     }

@@ -256,7 +256,7 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
     add_common_headers(c);
     /* In a replicated cluster a write is acknowledged once its records are committed. */
     if (c->route && c->route->write &&
-        cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
+        reg_cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
         reg_api_call_free(c);
         return;
     }
@@ -409,7 +409,7 @@ static void send_result(struct reg_api_call *c, struct reg_api_result *res)
     if (res->index_headers) {
         bool known;
         uint64_t contact;
-        cluster_read_headers(c->agent, &known, &contact);
+        reg_cluster_read_headers(c->agent, &known, &contact);
         http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
         http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
         http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
@@ -545,7 +545,7 @@ static bool authorize(struct reg_api_call *c, const struct reg_api_route *r)
 {
     struct reg_agent *a = c->agent;
 
-    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && agent_may_write(a)) {
+    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && reg_agent_may_write(a)) {
         struct reg_acl_settings set;
         reg_agent_config_acl(&a->cfg, &set);
         reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
@@ -695,12 +695,12 @@ void reg_api_handle(struct http_request *req, void *data)
         return;
     }
     c->arg = r->prefix ? c->path + strlen(r->path) : "";
-    if (!c->agent->cfg.server && forward_wanted(c->agent, c->path)) {
-        forward_call(c->agent, c); /* a client agent: the servers answer */
+    if (!c->agent->cfg.server && reg_forward_wanted(c->agent, c->path)) {
+        reg_forward_call(c->agent, c); /* a client agent: the servers answer */
         return;
     }
     c->route = r;
-    if (cluster_forward(c->agent, c, r->write != NULL))
+    if (reg_cluster_forward(c->agent, c, r->write != NULL))
         return; /* a follower of a replicated cluster: the leader answers */
     if (check_common_params(c))
         dispatch(c);
@@ -723,7 +723,7 @@ static void dispatch(struct reg_api_call *c)
         int err;
         c->unwritten = reg_persist_unwritten(c->agent->persist, &err);
     }
-    c->records = cluster_records(c->agent);
+    c->records = reg_cluster_records(c->agent);
     if (r->write)
         r->write(c);
     else

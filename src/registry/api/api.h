@@ -57,7 +57,7 @@ struct reg_api_call {
     struct bexpr *filter;       /* ?filter, parsed (api_filter.c); owned, may be NULL */
     int filter_target;          /* what the filter selects from (api_filter.c) */
     uint64_t unwritten;         /* reg_persist_unwritten when a write handler started */
-    uint64_t records;           /* cluster_records when a write handler started */
+    uint64_t records;           /* reg_cluster_records when a write handler started */
     uint64_t hold_until;        /* cluster.c: loop time a call waiting for a leader gives up at */
 };
 

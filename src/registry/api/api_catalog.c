@@ -111,7 +111,7 @@ void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res)
     reg_catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
-    coords_sort_near(c->agent, reg_api_query(c, "near"), list, service_node_name);
+    reg_coords_sort_near(c->agent, reg_api_query(c, "near"), list, service_node_name);
     reg_api_result_json(c, res, list);
 }
 

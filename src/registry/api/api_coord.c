@@ -11,7 +11,7 @@
 
 static json_t *node_coord_json(const char *node, const struct vivaldi_coord *c)
 {
-    return json_pack("{s:s, s:s, s:o}", "Node", node, "Segment", "", "Coord", coord_json(c));
+    return json_pack("{s:s, s:s, s:o}", "Node", node, "Segment", "", "Coord", reg_coord_json(c));
 }
 
 /* Every catalog node with a coordinate the token may read, by name: a server's own, and
@@ -24,7 +24,7 @@ static json_t *all_nodes(struct reg_api_call *c, struct reg_api_result *res)
     smap_foreach(&a->state.nodes, e)
     {
         const struct reg_node *n = e->val;
-        const struct vivaldi_coord *co = coords_get(a, n->name);
+        const struct vivaldi_coord *co = reg_coords_get(a, n->name);
         if (!co)
             continue;
         if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
@@ -69,7 +69,7 @@ void reg_api_coordinate_node(struct reg_api_call *c, struct reg_api_result *res)
 {
     const struct reg_agent *a = c->agent;
     const struct reg_node *n = reg_node_get(&a->state, c->arg);
-    const struct vivaldi_coord *co = n ? coords_get(a, n->name) : NULL;
+    const struct vivaldi_coord *co = n ? reg_coords_get(a, n->name) : NULL;
 
     if (!co) { /* Consul's 404 here has an empty body, and the index headers */
         res->status = 404;
@@ -95,12 +95,12 @@ void reg_api_coordinate_update(struct reg_api_call *c)
         reg_api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!node || !node[0]) {
         reg_api_error(c, 400, "Must provide node");
-    } else if (coord_from_json(json_iget(body, "Coord"), &co, &e) < 0) {
+    } else if (reg_coord_from_json(json_iget(body, "Coord"), &co, &e) < 0) {
         reg_api_error(c, 400, "Request decode failed: %s", e.msg);
     } else if (!reg_node_get(&a->state, node)) {
         reg_api_error(c, 500, "rpc error making call: node \"%s\" not found", node);
     } else if (reg_api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
-        coords_set(a, node, &co);
+        reg_coords_set(a, node, &co);
         reg_api_ok_empty(c);
     }
     json_decref(body);

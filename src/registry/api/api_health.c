@@ -55,7 +55,8 @@ void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
     reg_catalog_foreach_service(&c->agent->state, &f, c->arg, add_health_entry, &ctx);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
-    coords_sort_near(c->agent, reg_api_query(c, "near"), ctx.list, reg_render_health_entry_node);
+    reg_coords_sort_near(c->agent, reg_api_query(c, "near"), ctx.list,
+                         reg_render_health_entry_node);
     reg_api_result_json(c, res, ctx.list);
 }
 

@@ -24,7 +24,7 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
         json_decref(body);
         return;
     }
-    int rc = members_heartbeat(&a->members, body, &known, &e);
+    int rc = reg_members_heartbeat(&a->members, body, &known, &e);
     json_decref(body);
     if (rc < 0) {
         reg_api_error(c, 400, "%s", e.msg);
@@ -33,8 +33,8 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
     /* The server's coordinate: the agent measures its RTT to it (coord.h). On a replicated
      * cluster, every server's address: the agent fails over to them (sync.h). */
     json_t *answer =
-        json_pack("{s:b, s:o}", "Known", known, "Coord", coord_json(&a->vivaldi.coord));
-    json_t *servers = cluster_http_servers(a);
+        json_pack("{s:b, s:o}", "Known", known, "Coord", reg_coord_json(&a->vivaldi.coord));
+    json_t *servers = reg_cluster_http_servers(a);
     if (servers)
         json_object_set_new(answer, "Servers", servers);
     reg_api_ok_json(c, answer);
@@ -62,7 +62,7 @@ void reg_api_internal_leave(struct reg_api_call *c)
         json_decref(body);
         return;
     }
-    members_leave(&a->members, node);
+    reg_members_leave(&a->members, node);
     json_decref(body);
     reg_api_ok_empty(c);
 }

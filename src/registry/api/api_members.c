@@ -22,11 +22,11 @@ void reg_api_agent_members(struct reg_api_call *c, struct reg_api_result *res)
      * member list holds itself alone, as a Consul agent's does before it joins. */
     json_t *list;
     if (wan)
-        list = members_wan_list(&a->members, a);
+        list = reg_members_wan_list(&a->members, a);
     else if (a->members.agent)
-        list = members_list(&a->members);
+        list = reg_members_list(&a->members);
     else
-        list = json_pack("[o]", members_local(a));
+        list = json_pack("[o]", reg_members_local(a));
     /* Consul lists only the members the token has node:read on. */
     for (size_t i = json_array_size(list); i > 0; i--) {
         const char *name = json_string_value(json_object_get(json_array_get(list, i - 1), "Name"));
@@ -113,7 +113,7 @@ void reg_api_agent_force_leave(struct reg_api_call *c)
     }
     int rc = strcasecmp(c->arg, a->cfg.node_name) == 0 || !a->members.agent
                  ? -ENOENT
-                 : members_force_leave(&a->members, c->arg, prune);
+                 : reg_members_force_leave(&a->members, c->arg, prune);
     if (rc == -ENOENT)
         reg_api_error(c, 500, "agent: No node found with name '%s'", c->arg);
     else

@@ -223,8 +223,9 @@ static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, c
         json_array_set_new(x.nodes, j, t);
     }
     /* Near ("_agent" or a node) sorts by estimated RTT; a ?near= on the request wins. */
-    coords_sort_near(a, near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
-                     x.nodes, reg_render_health_entry_node);
+    reg_coords_sort_near(a,
+                         near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
+                         x.nodes, reg_render_health_entry_node);
     return x.nodes;
 }
 

@@ -22,7 +22,7 @@ void reg_api_status_leader(struct reg_api_call *c, struct reg_api_result *res)
     char addr[300];
 
     if (c->agent->cluster) {
-        cluster_status(c->agent, &st);
+        reg_cluster_status(c->agent, &st);
         reg_api_result_json(c, res, json_string(st.leader_address));
         return;
     }
@@ -37,7 +37,7 @@ void reg_api_status_peers(struct reg_api_call *c, struct reg_api_result *res)
 
     if (c->agent->cluster) {
         json_t *peers = json_array();
-        cluster_status(c->agent, &st);
+        reg_cluster_status(c->agent, &st);
         for (size_t i = 0; i < st.nservers; i++)
             if (st.servers[i].voter)
                 json_array_append_new(peers, json_string(st.servers[i].address));
@@ -54,10 +54,10 @@ static json_t *cluster_configuration(const struct reg_agent *a)
     struct reg_repl_status st;
     json_t *servers = json_array();
 
-    cluster_status(a, &st);
+    reg_cluster_status(a, &st);
     for (size_t i = 0; i < st.nservers; i++) {
         const struct reg_repl_server *s = &st.servers[i];
-        const char *node = cluster_server_node(a, s->id);
+        const char *node = reg_cluster_server_node(a, s->id);
         char id[24];
         snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
         json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "ID", id, "Node",

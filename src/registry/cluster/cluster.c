@@ -76,7 +76,7 @@ struct reg_cluster {
     bool cluster_seen; /* some probe answered from a formed cluster */
     bool join_sent;
     bool resyncing;
-    bool stopping;      /* cluster_stop ran: failures are the shutdown's, not a divergence */
+    bool stopping;      /* reg_cluster_stop ran: failures are the shutdown's, not a divergence */
     int closes_pending; /* handles and the engine still closing; the last frees */
 };
 
@@ -84,24 +84,24 @@ static void resync(struct reg_cluster *cl, const char *why);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-bool cluster_wanted(const struct reg_agent *a)
+bool reg_cluster_wanted(const struct reg_agent *a)
 {
     return a->cfg.server && !a->cfg.dev && !a->cfg.bootstrap && a->cfg.bootstrap_expect > 1;
 }
 
-bool agent_may_write(const struct reg_agent *a)
+bool reg_agent_may_write(const struct reg_agent *a)
 {
     if (!a->cluster)
         return true;
     return reg_repl_leader_ready(a->cluster->repl) && !a->cluster->resyncing;
 }
 
-uint64_t cluster_records(const struct reg_agent *a)
+uint64_t reg_cluster_records(const struct reg_agent *a)
 {
     return a->cluster ? a->cluster->records : 0;
 }
 
-void cluster_status(const struct reg_agent *a, struct reg_repl_status *out)
+void reg_cluster_status(const struct reg_agent *a, struct reg_repl_status *out)
 {
     if (!a->cluster) {
         memset(out, 0, sizeof(*out));
@@ -118,13 +118,13 @@ static struct peer *peer_by_id(struct reg_cluster *cl, uint64_t id)
     return NULL;
 }
 
-const char *cluster_server_node(const struct reg_agent *a, uint64_t id)
+const char *reg_cluster_server_node(const struct reg_agent *a, uint64_t id)
 {
     const struct peer *p = a->cluster ? peer_by_id(a->cluster, id) : NULL;
     return p && p->node[0] ? p->node : NULL;
 }
 
-json_t *cluster_http_servers(const struct reg_agent *a)
+json_t *reg_cluster_http_servers(const struct reg_agent *a)
 {
     struct reg_repl_status st;
     char addr[300];
@@ -143,7 +143,7 @@ json_t *cluster_http_servers(const struct reg_agent *a)
     return out;
 }
 
-void cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
+void reg_cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
 {
     struct reg_repl_status st;
 
@@ -205,7 +205,7 @@ static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
 
     if (own)
         return 0; /* proposed here: its effect is in the state already */
-    if (agent_may_write(cl->agent)) {
+    if (reg_agent_may_write(cl->agent)) {
         /* A leader only applies its own entries; anything else means its state diverged. */
         resync(cl, "a leader was handed an entry it did not propose");
         return 0;
@@ -272,7 +272,7 @@ static void fsm_leadership(bool leader, bool lost, void *ctx)
     reg_agent_ensure_local_node(a);
     if (a->sessions)
         reg_sessions_set_active(a->sessions, true);
-    members_grace(&a->members);
+    reg_members_grace(&a->members);
 }
 
 static const struct reg_repl_fsm cluster_fsm = {
@@ -355,7 +355,7 @@ static void cluster_journal_cb(const json_t *record, void *data)
 
     if (cl->applying)
         return;
-    if (!agent_may_write(cl->agent)) {
+    if (!reg_agent_may_write(cl->agent)) {
         char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
         log_error("cluster: a change made on a server that does not lead: %s", json ? json : "");
         free(json);
@@ -376,8 +376,9 @@ static void on_held_abort(struct http_request *req)
     h->req = NULL;
 }
 
-bool cluster_defer_answer(struct reg_agent *a, struct http_request *req, uint64_t records_before,
-                          int status, const char *type, const void *body, size_t len)
+bool reg_cluster_defer_answer(struct reg_agent *a, struct http_request *req,
+                              uint64_t records_before, int status, const char *type,
+                              const void *body, size_t len)
 {
     struct reg_cluster *cl = a->cluster;
 
@@ -531,7 +532,7 @@ static int route_call(struct reg_cluster *cl, struct reg_api_call *c)
     const struct peer *p = st.leader_id ? peer_by_id(cl, st.leader_id) : NULL;
     if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
         return -EAGAIN;
-    forward_to(cl->agent, c, p->http_host, p->http_port, false, on_leader_unreachable, cl);
+    reg_forward_to(cl->agent, c, p->http_host, p->http_port, false, on_leader_unreachable, cl);
     return 0;
 }
 
@@ -607,7 +608,7 @@ static bool fresh_enough(struct reg_cluster *cl, const struct reg_api_call *c)
     return st.last_contact_ms <= (uint64_t)(ns / DURATION_MS);
 }
 
-bool cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write)
+bool reg_cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write)
 {
     struct reg_cluster *cl = a->cluster;
 
@@ -993,7 +994,7 @@ static int check_data_dir(const struct reg_agent *a, struct err *e)
     return 0;
 }
 
-int cluster_start(struct reg_agent *a, struct err *e)
+int reg_cluster_start(struct reg_agent *a, struct err *e)
 {
     struct reg_cluster *cl;
     char dir[4096], addr[REG_REPL_ADDR_MAX];
@@ -1068,7 +1069,7 @@ static void on_cluster_handle_closed(uv_handle_t *h)
     cluster_closed_one(h->data);
 }
 
-void cluster_stop(struct reg_agent *a)
+void reg_cluster_stop(struct reg_agent *a)
 {
     struct reg_cluster *cl = a->cluster;
 

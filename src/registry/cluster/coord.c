@@ -9,12 +9,12 @@
 #include "lib/alloc.h"
 #include "registry/agent/agent_internal.h"
 
-void coords_init(struct reg_coords *cs)
+void reg_coords_init(struct reg_coords *cs)
 {
     cs->by_node = SMAP_INIT;
 }
 
-void coords_free(struct reg_coords *cs)
+void reg_coords_free(struct reg_coords *cs)
 {
     smap_foreach(&cs->by_node, e)
     {
@@ -25,7 +25,7 @@ void coords_free(struct reg_coords *cs)
     smap_free(&cs->by_node);
 }
 
-void coords_set(struct reg_agent *a, const char *node, const struct vivaldi_coord *c)
+void reg_coords_set(struct reg_agent *a, const char *node, const struct vivaldi_coord *c)
 {
     if (strcasecmp(node, a->cfg.node_name) == 0) {
         a->vivaldi.coord = *c;
@@ -45,7 +45,7 @@ void coords_set(struct reg_agent *a, const char *node, const struct vivaldi_coor
     reg_state_touch(&a->state, REG_TABLE_COORDS);
 }
 
-const struct vivaldi_coord *coords_get(const struct reg_agent *a, const char *node)
+const struct vivaldi_coord *reg_coords_get(const struct reg_agent *a, const char *node)
 {
     if (strcmp(node, "_agent") == 0 || strcasecmp(node, a->cfg.node_name) == 0)
         return &a->vivaldi.coord;
@@ -55,7 +55,7 @@ const struct vivaldi_coord *coords_get(const struct reg_agent *a, const char *no
     return nc ? &nc->coord : NULL;
 }
 
-json_t *coord_json(const struct vivaldi_coord *c)
+json_t *reg_coord_json(const struct vivaldi_coord *c)
 {
     json_t *vec = json_array();
 
@@ -75,7 +75,7 @@ static int read_number(const json_t *o, const char *k, double *out, struct err *
     return 0;
 }
 
-int coord_from_json(const json_t *v, struct vivaldi_coord *c, struct err *e)
+int reg_coord_from_json(const json_t *v, struct vivaldi_coord *c, struct err *e)
 {
     const json_t *vec = json_object_get(v, "Vec");
 
@@ -112,17 +112,17 @@ static int by_rtt(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-void coords_sort_near(const struct reg_agent *a, const char *near, json_t *list,
-                      const char *(*node_of)(const json_t *entry))
+void reg_coords_sort_near(const struct reg_agent *a, const char *near, json_t *list,
+                          const char *(*node_of)(const json_t *entry))
 {
-    const struct vivaldi_coord *from = near && near[0] ? coords_get(a, near) : NULL;
+    const struct vivaldi_coord *from = near && near[0] ? reg_coords_get(a, near) : NULL;
     size_t n = json_array_size(list);
 
     if (!from || n < 2)
         return;
     struct ranked *r = xcalloc(n, sizeof(*r));
     for (size_t i = 0; i < n; i++) {
-        const struct vivaldi_coord *to = coords_get(a, node_of(json_array_get(list, i)));
+        const struct vivaldi_coord *to = reg_coords_get(a, node_of(json_array_get(list, i)));
         r[i] = (struct ranked){json_incref(json_array_get(list, i)),
                                to ? vivaldi_distance(from, to) : HUGE_VAL, i};
     }

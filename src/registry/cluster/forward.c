@@ -28,7 +28,7 @@ static const char *const relayed[] = {
 static const char *const passed[] = {"X-Consul-Token", "Authorization", "Content-Type",
                                      "X-Consul-Namespace"};
 
-bool forward_wanted(struct reg_agent *a, const char *path)
+bool reg_forward_wanted(struct reg_agent *a, const char *path)
 {
     if (strncmp(path, "/v1/agent/", 10) == 0)
         return (strcmp(path, "/v1/agent/members") == 0 && reg_sync_current_server(a)) ||
@@ -40,7 +40,7 @@ struct forward {
     struct reg_api_call *call;
     struct http_call *http;
     uint64_t epoch; /* a client agent's server epoch when sent (reg_sync_server_epoch) */
-    forward_unreachable_cb unreachable;
+    reg_forward_unreachable_cb unreachable;
     void *unreachable_data;
 };
 
@@ -137,7 +137,7 @@ static char *session_body(const struct reg_agent *a, const struct reg_api_call *
     return out;
 }
 
-void forward_call(struct reg_agent *a, struct reg_api_call *c)
+void reg_forward_call(struct reg_agent *a, struct reg_api_call *c)
 {
     const struct reg_sync_server *server = reg_sync_current_server(a);
 
@@ -145,11 +145,11 @@ void forward_call(struct reg_agent *a, struct reg_api_call *c)
         reg_api_error(c, 500, "No known Consul servers");
         return;
     }
-    forward_to(a, c, server->host, server->port, server->https, NULL, NULL);
+    reg_forward_to(a, c, server->host, server->port, server->https, NULL, NULL);
 }
 
-void forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port, bool https,
-                forward_unreachable_cb unreachable, void *data)
+void reg_forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port,
+                    bool https, reg_forward_unreachable_cb unreachable, void *data)
 {
     struct http_header headers[ARRAY_LEN(passed) + 1];
     size_t n = 0;

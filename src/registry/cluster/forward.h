@@ -14,23 +14,23 @@ struct reg_agent;
 
 /* True when a client agent must forward a request for this decoded path to a server. Before
  * it knows one, /v1/agent/members is its own (it lists itself). */
-bool forward_wanted(struct reg_agent *a, const char *path);
+bool reg_forward_wanted(struct reg_agent *a, const char *path);
 
 /* Forwards the call to the agent's current server and answers it (the call is taken over). */
-void forward_call(struct reg_agent *a, struct reg_api_call *c);
+void reg_forward_call(struct reg_agent *a, struct reg_api_call *c);
 
 /*
  * Called instead of answering when the server could not be reached at all (the connection was
  * refused or had no route: the request was not delivered, so sending it elsewhere is safe).
  * Returns true when it took the call over.
  */
-typedef bool (*forward_unreachable_cb)(struct reg_api_call *c, void *data);
+typedef bool (*reg_forward_unreachable_cb)(struct reg_api_call *c, void *data);
 
 /*
  * Forwards the call to the server at host:port (a replicated cluster's leader) and answers it.
  * unreachable may be NULL (the call is answered 500).
  */
-void forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port, bool https,
-                forward_unreachable_cb unreachable, void *data);
+void reg_forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port,
+                    bool https, reg_forward_unreachable_cb unreachable, void *data);
 
 #endif

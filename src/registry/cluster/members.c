@@ -20,7 +20,7 @@
 #define SERF_WAN_PORT 8302
 
 static json_t *member_json(const char *name, const char *addr, const char *id, const char *dc,
-                           bool server, bool bootstrap, enum member_status status, int port)
+                           bool server, bool bootstrap, enum reg_member_status status, int port)
 {
     json_t *tags = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "role",
                              server ? "consul" : "node", "dc", dc, "port", "8300", "id", id,
@@ -35,21 +35,21 @@ static json_t *member_json(const char *name, const char *addr, const char *id, c
                      "DelegateCur", 4);
 }
 
-json_t *members_local(const struct reg_agent *a)
+json_t *reg_members_local(const struct reg_agent *a)
 {
     const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
 
     return member_json(a->cfg.node_name, node ? node->address : "127.0.0.1", a->node_id,
                        a->cfg.datacenter, a->cfg.server, a->cfg.bootstrap,
-                       a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_LAN_PORT);
+                       a->leaving ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE, SERF_LAN_PORT);
 }
 
-json_t *members_list(const struct reg_members *m)
+json_t *reg_members_list(const struct reg_members *m)
 {
     const struct reg_agent *a = m->agent;
     json_t *list = json_array();
 
-    json_array_append_new(list, members_local(a));
+    json_array_append_new(list, reg_members_local(a));
     smap_foreach(&m->by_name, e)
     {
         const struct reg_member *mb = e->val;
@@ -59,7 +59,7 @@ json_t *members_list(const struct reg_members *m)
     return list;
 }
 
-json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a)
+json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_agent *a)
 {
     json_t *list = json_array();
 
@@ -67,10 +67,10 @@ json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a)
         return list;
     const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
     char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
-    json_array_append_new(list,
-                          member_json(name, node ? node->address : "127.0.0.1", a->node_id,
-                                      a->cfg.datacenter, true, a->cfg.bootstrap,
-                                      a->leaving ? MEMBER_LEAVING : MEMBER_ALIVE, SERF_WAN_PORT));
+    json_array_append_new(list, member_json(name, node ? node->address : "127.0.0.1", a->node_id,
+                                            a->cfg.datacenter, true, a->cfg.bootstrap,
+                                            a->leaving ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE,
+                                            SERF_WAN_PORT));
     free(name);
     smap_foreach(&m->by_name, e)
     {
@@ -147,7 +147,7 @@ static void replace(char **dst, const char *src)
     *dst = xstrdup(src ? src : "");
 }
 
-int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e)
+int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e)
 {
     struct reg_agent *a = m->agent;
     const char *node = NULL, *id = NULL, *addr = NULL, *dc = NULL;
@@ -169,14 +169,14 @@ int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, st
         return err_set(e, "Node name %s is this server's own", node);
 
     struct reg_member *mb = member_get(m, node);
-    *known = mb && mb->status != MEMBER_LEFT && reg_node_get(&a->state, node);
+    *known = mb && mb->status != REG_MEMBER_LEFT && reg_node_get(&a->state, node);
     if (!mb)
         mb = member_add(m, node);
-    if (mb->status != MEMBER_ALIVE)
+    if (mb->status != REG_MEMBER_ALIVE)
         log_info("member %s (%s) is alive", node, addr);
     replace(&mb->id, id);
     replace(&mb->addr, addr);
-    mb->status = MEMBER_ALIVE;
+    mb->status = REG_MEMBER_ALIVE;
     mb->last_seen_ms = uv_now(a->loop);
 
     struct reg_node_fields f = {
@@ -191,29 +191,29 @@ int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, st
     set_serf_health(a, node, true);
     const json_t *coord = json_iget(body, "Coord");
     struct vivaldi_coord vc;
-    if (coord && !json_is_null(coord) && coord_from_json(coord, &vc, NULL) == 0)
-        coords_set(a, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
+    if (coord && !json_is_null(coord) && reg_coord_from_json(coord, &vc, NULL) == 0)
+        reg_coords_set(a, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
     return 0;
 }
 
-void members_leave(struct reg_members *m, const char *node)
+void reg_members_leave(struct reg_members *m, const char *node)
 {
     struct reg_member *mb = member_get(m, node);
 
     if (!mb)
         mb = member_add(m, node);
-    mb->status = MEMBER_LEFT;
+    mb->status = REG_MEMBER_LEFT;
     reg_node_delete(&m->agent->state, node);
     log_info("member %s left", node);
 }
 
-int members_force_leave(struct reg_members *m, const char *node, bool prune)
+int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
 {
     struct reg_member *mb = member_get(m, node);
 
     if (!mb && !reg_node_get(&m->agent->state, node))
         return -ENOENT;
-    members_leave(m, node);
+    reg_members_leave(m, node);
     if (prune) {
         char *key = reg_fold(node);
         member_free(smap_del(&m->by_name, key));
@@ -230,21 +230,21 @@ static void on_detector(uv_timer_t *t)
     uint64_t now = uv_now(a->loop);
     uint64_t timeout_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS);
 
-    if (!agent_may_write(a))
+    if (!reg_agent_may_write(a))
         return; /* a replicated cluster's leader detects failures */
     smap_foreach(&m->by_name, e)
     {
         struct reg_member *mb = e->val;
-        if (mb->status != MEMBER_ALIVE || now - mb->last_seen_ms < timeout_ms)
+        if (mb->status != REG_MEMBER_ALIVE || now - mb->last_seen_ms < timeout_ms)
             continue;
-        mb->status = MEMBER_FAILED;
+        mb->status = REG_MEMBER_FAILED;
         log_warn("member %s failed: no heartbeat for %llu ms", mb->name,
                  (unsigned long long)(now - mb->last_seen_ms));
         set_serf_health(a, mb->name, false);
     }
 }
 
-void members_grace(struct reg_members *m)
+void reg_members_grace(struct reg_members *m)
 {
     struct reg_agent *a = m->agent;
 
@@ -260,24 +260,24 @@ void members_grace(struct reg_members *m)
             mb = member_add(m, n->name);
         replace(&mb->id, n->id);
         replace(&mb->addr, n->address);
-        mb->status = MEMBER_ALIVE;
+        mb->status = REG_MEMBER_ALIVE;
         mb->last_seen_ms = uv_now(a->loop);
     }
 }
 
-void members_init(struct reg_members *m, struct reg_agent *a)
+void reg_members_init(struct reg_members *m, struct reg_agent *a)
 {
     memset(m, 0, sizeof(*m));
     m->agent = a;
     /* Members known before a restart: their nodes carry serfHealth. Give them one failure
      * timeout to be heard from again before they are failed. */
-    members_grace(m);
+    reg_members_grace(m);
     uv_timer_init(a->loop, &m->detector);
     m->detector.data = m;
     uv_timer_start(&m->detector, on_detector, DETECTOR_INTERVAL_MS, DETECTOR_INTERVAL_MS);
 }
 
-void members_close(struct reg_members *m)
+void reg_members_close(struct reg_members *m)
 {
     smap_foreach(&m->by_name, e) member_free(e->val);
     smap_free(&m->by_name);

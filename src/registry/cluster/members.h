@@ -23,12 +23,12 @@
 struct reg_agent;
 
 /* Serf's member status codes, as /v1/agent/members reports them. */
-enum member_status {
-    MEMBER_NONE = 0,
-    MEMBER_ALIVE,
-    MEMBER_LEAVING,
-    MEMBER_LEFT,
-    MEMBER_FAILED,
+enum reg_member_status {
+    REG_MEMBER_NONE = 0,
+    REG_MEMBER_ALIVE,
+    REG_MEMBER_LEAVING,
+    REG_MEMBER_LEFT,
+    REG_MEMBER_FAILED,
 };
 
 struct reg_member {
@@ -37,7 +37,7 @@ struct reg_member {
     char *addr;
     char *datacenter;
     bool server;
-    enum member_status status;
+    enum reg_member_status status;
     uint64_t last_seen_ms; /* loop time of the last heartbeat */
 };
 
@@ -51,38 +51,38 @@ struct reg_members {
  * Starts the failure detector. Nodes already in the catalog with a serfHealth check (members
  * before a restart) get a grace period of one failure timeout to heartbeat again.
  */
-void members_init(struct reg_members *m, struct reg_agent *a);
-void members_close(struct reg_members *m);
+void reg_members_init(struct reg_members *m, struct reg_agent *a);
+void reg_members_close(struct reg_members *m);
 
 /*
  * Gives every node in the catalog with a serfHealth check one failure timeout to be heard from
  * (a new leader of a replicated cluster, or a restart), registering it as an alive member.
  */
-void members_grace(struct reg_members *m);
+void reg_members_grace(struct reg_members *m);
 
 /*
  * Records a heartbeat (the body of PUT /v1/internal/mesh/heartbeat: Node, ID, Address,
  * Datacenter, TaggedAddresses, Meta). Returns 0 and sets *known (false when the server had no
  * record of the node: the agent should then push its whole state), or -EINVAL with e set.
  */
-int members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e);
+int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e);
 
 /* A graceful leave: the node and its services are deregistered, the member is "left". */
-void members_leave(struct reg_members *m, const char *node);
+void reg_members_leave(struct reg_members *m, const char *node);
 
 /*
  * force-leave: as leave, failed or alive (an alive node comes back with its next heartbeat,
  * as in Consul). With prune the member is dropped from the list too. -ENOENT when unknown.
  */
-int members_force_leave(struct reg_members *m, const char *node, bool prune);
+int reg_members_force_leave(struct reg_members *m, const char *node, bool prune);
 
 /* The local agent as a member object (/v1/agent/members in docs/api.md). New reference. */
-json_t *members_local(const struct reg_agent *a);
+json_t *reg_members_local(const struct reg_agent *a);
 
 /* Every member (this server first), as /v1/agent/members returns them. New reference. */
-json_t *members_list(const struct reg_members *m);
+json_t *reg_members_list(const struct reg_members *m);
 /* The WAN pool as /v1/agent/members?wan=1 shows it: the servers, named NAME.DC, on port 8302.
  * m may be unstarted (a client agent: no server, an empty list). New reference. */
-json_t *members_wan_list(const struct reg_members *m, const struct reg_agent *a);
+json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_agent *a);
 
 #endif
