@@ -4,6 +4,7 @@
  *
  * It starts its own processes on free loopback ports and stops them by PID: a `mesh agent -dev
  * -ui`, a second agent with ACLs (default deny), a `webapp` registered with the first agent,
+ * an agent as `mesh up -secure` runs them (HTTPS only, client certificates, ACLs deny),
  * a `mesh lb` in front of the webapp (stats page) and one in front of a dead port (503 page).
  * Then it drives the registry UI (services appear live, a TTL check turns critical, KV edit with
  * CAS, filters and deep links, ACL token, 320 px to 2560 px, dark scheme, keyboard), loads the stats
@@ -17,6 +18,7 @@ const assert = require('node:assert/strict');
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -142,6 +144,44 @@ async function startLB(name, servers, extra) {
     if (p.exited) throw new Error(`${name} exited; log:\n${fs.readFileSync(p.log, 'utf8')}`);
     const r = await request(stats, 'GET', '/stats;csv', {headers: {Authorization: basic('admin', 'admin')}});
     return r.status === 200;
+  });
+  return p;
+}
+
+/* The status of a GET over HTTPS with the suite's client certificate (agents that verify_incoming). */
+function httpsStatus(port, urlPath) {
+  const {tlsDir} = env;
+  return new Promise((resolve, reject) => {
+    const req = https.request({host: HOST, port, path: urlPath, timeout: 10000,
+                               ca: fs.readFileSync(path.join(tlsDir, 'consul-agent-ca.pem')),
+                               cert: fs.readFileSync(path.join(tlsDir, 'dc1-client-consul-0.pem')),
+                               key: fs.readFileSync(path.join(tlsDir, 'dc1-client-consul-0-key.pem'))},
+                              (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('timeout', () => req.destroy(new Error(`timeout: GET ${urlPath}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/* An agent as `mesh up -secure` runs them: HTTPS only, client certificates, ACLs deny. */
+async function startSecureAgent(name, token) {
+  const dir = env.tlsDir = path.join(tmp, 'tls');
+  fs.mkdirSync(dir);
+  for (const args of [['ca', 'create'], ['cert', 'create', '-server'], ['cert', 'create', '-client']])
+    run([MESH, 'tls', ...args], dir);
+  const conf = path.join(tmp, 'secure.json');
+  fs.writeFileSync(conf, JSON.stringify({
+    tls: {defaults: {ca_file: path.join(dir, 'consul-agent-ca.pem'),
+                     cert_file: path.join(dir, 'dc1-server-consul-0.pem'),
+                     key_file: path.join(dir, 'dc1-server-consul-0-key.pem'), verify_incoming: true}},
+    acl: {enabled: true, default_policy: 'deny', tokens: {initial_management: token}}}));
+  const port = await freePort();
+  const p = start(name, [MESH, 'agent', '-dev', '-ui', '-node', name, '-https-port', String(port),
+                         '-http-port', '-1', '-config-file', conf]);
+  p.port = port;
+  await until(`${name} ready`, async () => {
+    if (p.exited) throw new Error(`${name} exited; log:\n${fs.readFileSync(p.log, 'utf8')}`);
+    return (await httpsStatus(port, '/v1/status/leader')) === 200;
   });
   return p;
 }
@@ -488,6 +528,27 @@ async function uiACL() {
   await closePage(page);
 }
 
+/* The UI of a -secure cluster: over HTTPS, the browser presenting the client certificate, and
+ * the management token pasted on the ACL token page. */
+async function uiSecure() {
+  const {secureAgent} = env;
+  const base = `https://${HOST}:${secureAgent.port}/ui/`;
+  const page = await openPage([{url: /\/v1\//, status: 403}]);
+  await page.goto(base + '#/services');
+  await page.locator('.notice', {hasText: 'no token is set'}).waitFor({timeout: WAIT_MS});
+  assert.equal(await page.locator('tr[data-service="consul"]').count(), 0);
+  await page.goto(base + '#/settings');
+  await page.locator('#token').fill(env.secureToken);
+  await page.getByRole('button', {name: 'Save'}).click();
+  await page.locator('dd', {hasText: 'global-management'}).waitFor({timeout: WAIT_MS});
+  await page.goto(base + '#/services');
+  await page.locator('tr[data-service="consul"]').waitFor({timeout: WAIT_MS});
+  await shot(page, 'ui-secure');
+  await page.goto(base + '#/settings');
+  await page.getByRole('button', {name: 'Forget'}).click();
+  await closePage(page);
+}
+
 async function lbStats() {
   const {lb} = env;
   const unauth = await request(lb.statsPort, 'GET', '/stats');
@@ -567,8 +628,8 @@ async function loadReport() {
   }
 }
 
-function run(argv) {
-  const r = childProcess.spawnSync(argv[0], argv.slice(1), {encoding: 'utf8', timeout: 60000});
+function run(argv, cwd) {
+  const r = childProcess.spawnSync(argv[0], argv.slice(1), {encoding: 'utf8', timeout: 60000, cwd});
   assert.equal(r.status, 0, `${argv.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
 }
 
@@ -580,6 +641,8 @@ async function setup() {
   fs.writeFileSync(aclConf, JSON.stringify({acl: {enabled: true, default_policy: 'deny',
                                                   tokens: {initial_management: 'root-secret'}}}));
   env.aclAgent = await startAgent('browser-acl', ['-config-file', aclConf]);
+  env.secureToken = 'secure-secret';
+  env.secureAgent = await startSecureAgent('browser-secure', env.secureToken);
   const webPort = await freePort();
   const web = start('webapp', [WEBAPP, '-port', String(webPort), '-node', 'browser',
                                '-agent', `${HOST}:${env.agent.port}`]);
@@ -608,6 +671,7 @@ async function main() {
                      ['ui: KV browse, edit, CAS conflict, create, delete', uiKV],
                      ['ui: keyboard, 320 px, dark scheme', uiAccessible],
                      ['ui: ACL token and 403', uiACL],
+                     ['ui: a -secure agent over HTTPS with a client certificate', uiSecure],
                      ['lb: stats page with basic auth', lbStats],
                      ['lb: 503 page', lb503]];
   const skipped = [];
@@ -626,6 +690,11 @@ async function main() {
              '--disable-component-update', '--disable-sync'],
       viewport: {width: 1280, height: 800},
       httpCredentials: {username: 'admin', password: 'admin'},
+      /* The secure agent asks for a client certificate; its CA is the suite's own. */
+      clientCertificates: [{origin: `https://${HOST}:${env.secureAgent.port}`,
+                            certPath: path.join(env.tlsDir, 'dc1-client-consul-0.pem'),
+                            keyPath: path.join(env.tlsDir, 'dc1-client-consul-0-key.pem')}],
+      ignoreHTTPSErrors: true,
     });
     for (const [name, fn] of scenarios) {
       const t0 = Date.now();

@@ -23,6 +23,7 @@ def secure(tmp_path_factory):
     try:
         c.up_result = c.up("-secure")
         c.tls = Path(c.run_dir, "tls")
+        c.token = (c.tls / "token").read_text().strip() if c.up_result.returncode == 0 else ""
         yield c
     finally:
         subprocess.run([mesh_bin(), "down", "-run-dir", c.run_dir], capture_output=True,
@@ -32,12 +33,14 @@ def secure(tmp_path_factory):
             assert not any(m in text for m in SANITIZER_MARKERS), (log, text[-3000:])
 
 
-def https(c, method, path, token=None, cert=True, body=None):
+def https(c, method, path, token=None, cert=True, body=None, port=None):
+    """A request to the server's agent (or the one on port) over HTTPS, trusting the cluster's
+    CA, with its client certificate unless cert is false."""
     ctx = ssl.create_default_context(cafile=str(c.tls / "consul-agent-ca.pem"))
     if cert:
         ctx.load_cert_chain(str(c.tls / "dc1-client-consul-0.pem"),
                             str(c.tls / "dc1-client-consul-0-key.pem"))
-    conn = http.client.HTTPSConnection(HOST, c.ports["http"], context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection(HOST, port or c.ports["http"], context=ctx, timeout=10)
     try:
         conn.request(method, path, body=body,
                      headers={"X-Consul-Token": token} if token else {})
@@ -56,7 +59,7 @@ def cli_env(c):
 def test_up_prints_the_token_once_and_keeps_it_private(secure):
     p = secure.up_result
     assert p.returncode == 0, p.stdout + p.stderr
-    token = (secure.tls / "token").read_text().strip()
+    token = secure.token
     assert re.fullmatch(r"[0-9a-f-]{36}", token)
     assert p.stdout.count(token) == 1, p.stdout
     assert f"https://127.0.0.1:{secure.ports['http']}/ui/" in p.stdout
@@ -64,7 +67,6 @@ def test_up_prints_the_token_once_and_keeps_it_private(secure):
               secure.tls / "consul-agent-ca-key.pem"):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert token not in secure.mesh("status").stdout
-    secure.token = token
 
 
 def test_plain_http_and_anonymous_requests_are_refused(secure):
@@ -80,9 +82,7 @@ def test_plain_http_and_anonymous_requests_are_refused(secure):
     status, body = https(secure, "GET", "/v1/agent/self", token=secure.token)
     assert status == 200 and json.loads(body)["Config"]["NodeName"] == "loadbalancer"
     # A web node's agent is locked the same way.
-    agent = dict(secure.ports, http=secure.ports["agents"])
-    assert https(type("C", (), {"tls": secure.tls, "ports": agent}), "GET",
-                 "/v1/agent/self")[0] == 403
+    assert https(secure, "GET", "/v1/agent/self", port=secure.ports["agents"])[0] == 403
 
 
 def test_operator_commands_work(secure):
