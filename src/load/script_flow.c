@@ -50,8 +50,12 @@ static char *scalar_text(const json_t *v)
         return xstrdup(json_string_value(v));
     if (json_is_integer(v))
         return xasprintf("%lld", (long long)json_integer_value(v));
-    if (json_is_real(v))
-        return xasprintf("%.17g", json_real_value(v));
+    if (json_is_real(v)) {
+        /* as Artillery (JavaScript) writes it: 0.1, not 0.10000000000000001 */
+        struct buf b = BUF_INIT;
+        load_append_number(&b, json_real_value(v));
+        return b.data;
+    }
     if (json_is_boolean(v))
         return xstrdup(json_is_true(v) ? "true" : "false");
     return NULL;

@@ -109,6 +109,29 @@ static void test_good_script(void **state)
     buf_free(&msgs);
 }
 
+/* A number in headers, qs or form is sent as Artillery writes it: 0.1, not 17 digits. */
+static void test_numbers_as_javascript_writes_them(void **state)
+{
+    static const char text[] = "config: {target: \"http://127.0.0.1:1\", phases: [{duration: 1, "
+                               "arrivalRate: 1}]}\n"
+                               "scenarios:\n"
+                               "  - flow:\n"
+                               "      - get: {url: /, qs: {ratio: 0.1, big: 1.5e300}, "
+                               "headers: {X-Share: 0.3}}\n";
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse(text, NULL, NULL, &s, &msgs), 0);
+    const struct load_request *r = &s.scenarios[0].steps[0].req;
+    assert_int_equal(r->n_qs, 2);
+    assert_string_equal(r->qs[0].value, "0.1");
+    assert_string_equal(r->qs[1].value, "1.5e+300");
+    assert_string_equal(r->headers[0].value, "0.3");
+    load_script_free(&s);
+    buf_free(&msgs);
+}
+
 static void test_environment_and_target(void **state)
 {
     struct load_script s;
@@ -352,6 +375,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_script),
+        cmocka_unit_test(test_numbers_as_javascript_writes_them),
         cmocka_unit_test(test_environment_and_target),
         cmocka_unit_test(test_unsupported_keys_listed),
         cmocka_unit_test(test_processor_hooks),
