@@ -7,6 +7,7 @@
 #include "lib/buf.h"
 #include "lib/http_parse.h"
 #include "lib/tls.h"
+#include "load/cookies.h"
 #include "load/engine.h"
 #include "load/processor.h"
 #include "load/schedule.h"
@@ -99,7 +100,12 @@ struct load_vu {
     json_t *res_headers;             /* the response's, for afterResponse */
     const struct load_request *done; /* afterResponse runs for it; then what it found: */
     bool done_expect_ok, done_capture_ok;
-    char *done_path; /* the path of a request whose checks failed, for the error's name */
+    char *done_path;     /* the path of a request whose checks failed, for the error's name */
+    struct load_jar jar; /* cookies, as Artillery keeps a jar per user */
+    /* following a redirect: where the next hop goes (the Location resolved), how many hops */
+    char *location, *redirect_url;
+    int hops;
+    bool redirect_get; /* a 303 came: the next hops are GETs */
     struct load_vu *prev, *next;
 };
 
@@ -119,12 +125,14 @@ void load_vu_abort(struct load_vu *vu);
 /* Builds the bytes of requests that hold no template. */
 void load_vu_prepare_static(struct load_script *s, const struct load_target *t);
 /*
- * Appends r's bytes to out: path (rendered already, or static), host for the Host header, the
- * rest rendered from vars. Returns NULL, or the error code (Node's) when a rendered value, which
- * may come from a capture the server controls, would break the request line or a header.
+ * Appends r's bytes to out: path (rendered already, or static), host for the Host header,
+ * cookie for the Cookie header (NULL or "" for none), the rest rendered from vars. Returns
+ * NULL, or the error code (Node's) when a rendered value, which may come from a capture the
+ * server controls, would break the request line or a header.
  */
 const char *load_request_append(struct buf *out, const struct load_request *r, const char *path,
-                                const char *host, const json_t *vars, uint64_t *rng);
+                                const char *host, const char *cookie, const json_t *vars,
+                                uint64_t *rng);
 /*
  * Where url (rendered) goes: t's destination for a path, else the absolute URL's host when it
  * is t's or a numeric address. *path points into url or pathbuf. 0, -1 for a malformed URL,
@@ -132,6 +140,8 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
  */
 int load_request_dest(const struct load_target *t, const char *url, struct load_dest *d,
                       const char **path, struct buf *pathbuf);
+/* A redirect's Location resolved against the URL it answered (absolute): a new absolute URL. */
+char *load_redirect_url(const char *base, const char *location);
 
 /* worker.c */
 void load_worker_vu_ended(struct load_worker *w);

@@ -4,12 +4,14 @@
  * user's variables; and where it goes (the target, or an absolute URL's host). Requests that
  * hold no template are built once, at start (load_vu_prepare_static).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/alloc.h"
+#include "lib/base64.h"
 #include "lib/json.h"
 #include "lib/net.h"
 #include "lib/url.h"
@@ -28,12 +30,99 @@ static bool has_control(const struct buf *out, size_t from, bool space_too)
     return false;
 }
 
+/* auth: Basic credentials, as got sends a URL's username and password. True when a rendered
+ * value would break the header. */
+static bool append_auth(struct buf *out, const struct load_request *r, const json_t *vars,
+                        uint64_t *rng)
+{
+    struct buf cred = BUF_INIT;
+    bool bad;
+    char *b64;
+
+    load_tmpl_render(&cred, r->auth_user, vars, rng);
+    buf_append_cstr(&cred, ":");
+    load_tmpl_render(&cred, r->auth_pass, vars, rng);
+    b64 = base64_encode(cred.data, cred.len);
+    bad = has_control(&cred, 0, false);
+    if (!bad)
+        buf_printf(out, "Authorization: Basic %s\r\n", b64);
+    free(b64);
+    buf_free(&cred);
+    return bad;
+}
+
+/* application/x-www-form-urlencoded as URLSearchParams writes it: space as '+'. */
+static void form_encode(struct buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (isalnum(c) || c == '*' || c == '-' || c == '.' || c == '_') {
+            buf_append(out, &s[i], 1);
+        } else if (c == ' ') {
+            buf_append(out, "+", 1);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+            buf_append(out, esc, sizeof(esc));
+        }
+    }
+}
+
+/*
+ * form (url-encoded) or formData (multipart, as the form-data package writes it: a boundary of
+ * 26 dashes and 24 hexadecimal digits, one part per field with its Content-Type when given) into
+ * body, and their Content-Type header unless the script sets one.
+ */
+static void append_form(struct buf *out, struct buf *body, const struct load_request *r,
+                        bool has_ct, const json_t *vars, uint64_t *rng)
+{
+    char boundary[64];
+    int n = snprintf(boundary, sizeof(boundary), "--------------------------");
+
+    for (int i = 0; i < 24; i++)
+        boundary[n++] = "0123456789abcdef"[load_rand(rng) % 16];
+    boundary[n] = '\0';
+    for (size_t i = 0; i < r->n_form; i++) {
+        struct buf v = BUF_INIT;
+
+        load_tmpl_render(&v, r->form[i].value, vars, rng);
+        if (!r->multipart) {
+            if (i)
+                buf_append_cstr(body, "&");
+            form_encode(body, r->form[i].name, strlen(r->form[i].name));
+            buf_append_cstr(body, "=");
+            form_encode(body, v.data ? v.data : "", v.len);
+        } else {
+            buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n", boundary,
+                       r->form[i].name);
+            if (r->form[i].type)
+                buf_printf(body, "Content-Type: %s\r\n", r->form[i].type);
+            buf_append_cstr(body, "\r\n");
+            buf_append(body, v.data ? v.data : "", v.len);
+            buf_append_cstr(body, "\r\n");
+        }
+        buf_free(&v);
+    }
+    if (r->multipart)
+        buf_printf(body, "--%s--\r\n", boundary);
+    if (has_ct)
+        return;
+    if (r->multipart)
+        buf_printf(out, "Content-Type: multipart/form-data; boundary=%s\r\n", boundary);
+    else
+        buf_append_cstr(out, "Content-Type: application/x-www-form-urlencoded\r\n");
+}
+
 /* See engine_internal.h. A value with a line break would inject headers: refused. */
 const char *load_request_append(struct buf *out, const struct load_request *r, const char *path,
-                                const char *host, const json_t *vars, uint64_t *rng)
+                                const char *host, const char *cookie, const json_t *vars,
+                                uint64_t *rng)
 {
     struct buf body = BUF_INIT;
-    bool has_ct = false;
+    bool has_ct = false, has_auth = false;
     const char *bad = NULL;
     size_t from, ua;
 
@@ -41,17 +130,18 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
     from = out->len;
     /* path is rendered already (or static): rendering it again would expand "{{ }}" that a
      * captured value brought, e.g. "{{ $env.SECRET }}" from the server */
-    buf_append_cstr(out, path);
+    /* qs replaces the url's query string, as got's searchParams does */
+    buf_append(out, path, r->n_qs ? strcspn(path, "?") : strlen(path));
     if (has_control(out, from, true))
         bad = "ERR_UNESCAPED_CHARACTERS";
     for (size_t i = 0; i < r->n_qs; i++) {
         struct buf v = BUF_INIT;
 
-        buf_append_cstr(out, i == 0 && !strchr(path, '?') ? "?" : "&");
-        url_encode(out, str_from(r->qs[i].name), false);
+        buf_append_cstr(out, i == 0 ? "?" : "&");
+        form_encode(out, r->qs[i].name, strlen(r->qs[i].name));
         buf_append_cstr(out, "=");
         load_tmpl_render(&v, r->qs[i].value, vars, rng);
-        url_encode(out, buf_str(&v), false);
+        form_encode(out, v.data ? v.data : "", v.len);
         buf_free(&v);
     }
     buf_printf(out, " HTTP/1.1\r\nHost: %s\r\n", host);
@@ -67,8 +157,15 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
             bad = "ERR_INVALID_CHAR";
         buf_append_cstr(out, "\r\n");
         has_ct |= strcasecmp(r->headers[i].name, "Content-Type") == 0;
+        has_auth |= strcasecmp(r->headers[i].name, "Authorization") == 0;
     }
-    if (r->json) {
+    if (r->auth_user && !has_auth && append_auth(out, r, vars, rng))
+        bad = bad ? bad : "ERR_INVALID_CHAR";
+    if (cookie && *cookie)
+        buf_printf(out, "Cookie: %s\r\n", cookie);
+    if (r->n_form) {
+        append_form(out, &body, r, has_ct, vars, rng);
+    } else if (r->json) {
         json_t *doc = load_tmpl_json(r->json, vars, rng);
 
         json_append(&body, doc, false);
@@ -78,8 +175,8 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
     } else if (r->body) {
         load_tmpl_render(&body, r->body, vars, rng);
     }
-    if (r->json || r->body || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-        strcmp(r->method, "PATCH") == 0)
+    if (r->json || r->body || r->n_form || strcmp(r->method, "POST") == 0 ||
+        strcmp(r->method, "PUT") == 0 || strcmp(r->method, "PATCH") == 0)
         buf_printf(out, "Content-Length: %zu\r\n", body.len);
     buf_append_cstr(out, "\r\n");
     buf_append(out, body.data ? body.data : "", body.len);
@@ -87,18 +184,23 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
     return bad;
 }
 
-static bool request_is_static(const struct load_request *r)
+static bool kvs_static(const struct load_kv *kv, size_t n)
 {
-    if (r->before.n || !load_tmpl_is_static(r->url) || strncmp(r->url, "http", 4) == 0 ||
-        !load_tmpl_is_static(r->body) || (r->json && !load_tmpl_json_is_static(r->json)))
-        return false;
-    for (size_t i = 0; i < r->n_headers; i++)
-        if (!load_tmpl_is_static(r->headers[i].value))
-            return false;
-    for (size_t i = 0; i < r->n_qs; i++)
-        if (!load_tmpl_is_static(r->qs[i].value))
+    for (size_t i = 0; i < n; i++)
+        if (!load_tmpl_is_static(kv[i].value))
             return false;
     return true;
+}
+
+/* Cookies go through the jar, and a redirect's next hop is built when it comes. */
+static bool request_is_static(const struct load_request *r)
+{
+    if (r->before.n || r->n_cookies || !load_tmpl_is_static(r->url) ||
+        strncmp(r->url, "http", 4) == 0 || !kvs_static(r->form, r->n_form) ||
+        !load_tmpl_is_static(r->auth_user) || !load_tmpl_is_static(r->auth_pass) ||
+        !load_tmpl_is_static(r->body) || (r->json && !load_tmpl_json_is_static(r->json)))
+        return false;
+    return kvs_static(r->headers, r->n_headers) && kvs_static(r->qs, r->n_qs);
 }
 
 static void prepare_steps(struct load_step *steps, size_t n, const struct load_target *t)
@@ -112,7 +214,7 @@ static void prepare_steps(struct load_step *steps, size_t n, const struct load_t
             prepare_steps(steps[i].steps, steps[i].n_steps, t);
         if (steps[i].kind != LOAD_STEP_REQUEST || !request_is_static(r))
             continue;
-        if (load_request_append(&b, r, r->url, t->dest.host_header, NULL, &rng)) {
+        if (load_request_append(&b, r, r->url, t->dest.host_header, NULL, NULL, &rng)) {
             buf_free(&b); /* sent as a templated request, which fails it */
             continue;
         }
@@ -158,4 +260,30 @@ int load_request_dest(const struct load_target *t, const char *url, struct load_
         rc = -2;
     url_parts_free(&u);
     return rc;
+}
+
+char *load_redirect_url(const char *base, const char *location)
+{
+    const char *scheme_end = strstr(base, "://"), *host_end, *query;
+    size_t dir;
+
+    if (strncmp(location, "http://", 7) == 0 || strncmp(location, "https://", 8) == 0)
+        return xstrdup(location);
+    if (!scheme_end) /* base is always absolute: not reached */
+        return xstrdup(location);
+    if (strncmp(location, "//", 2) == 0)
+        return xasprintf("%.*s:%s", (int)(scheme_end - base), base, location);
+    host_end = scheme_end + 3 + strcspn(scheme_end + 3, "/?#");
+    if (location[0] == '/')
+        return xasprintf("%.*s%s", (int)(host_end - base), base, location);
+    if (location[0] == '?')
+        return xasprintf("%.*s%s", (int)(host_end + strcspn(host_end, "?#") - base), base,
+                         location);
+    /* relative to the base path's directory */
+    query = host_end + strcspn(host_end, "?#");
+    for (dir = (size_t)(query - base); dir > (size_t)(host_end - base) && base[dir - 1] != '/';)
+        dir--;
+    if (dir == (size_t)(host_end - base))
+        return xasprintf("%.*s/%s", (int)dir, base, location);
+    return xasprintf("%.*s%s", (int)dir, base, location);
 }

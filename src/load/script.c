@@ -392,9 +392,10 @@ static json_t *cfg_get(struct script_ctx *c, const char *key, const json_t **par
  */
 static void parse_defaults(struct script_ctx *c, const json_t *d, const char *where)
 {
-    static const char *const allowed[] = {"headers", "strictCapture", NULL};
-    static const char *const unsupported[] = {"cookie", "think", NULL};
+    static const char *const allowed[] = {"headers", "strictCapture", "cookie", NULL};
+    static const char *const unsupported[] = {"think", NULL};
     const json_t *h = json_object_get(d, "headers"), *strict = json_object_get(d, "strictCapture");
+    const json_t *cookie = json_object_get(d, "cookie");
 
     if (!json_is_object(d)) {
         script_diag(c, d, NULL, SIZE_MAX, "%s: want a mapping", where);
@@ -405,6 +406,10 @@ static void parse_defaults(struct script_ctx *c, const json_t *d, const char *wh
         script_diag(c, d, "headers", 0, "%s.headers: want a mapping", where);
     else if (h && (!c->default_headers || strcmp(where, "config.http.defaults") == 0))
         c->default_headers = h;
+    if (cookie && !json_is_object(cookie))
+        script_diag(c, d, "cookie", 0, "%s.cookie: want a mapping of names to values", where);
+    else if (cookie && (!c->default_cookie || strcmp(where, "config.http.defaults") == 0))
+        c->default_cookie = cookie;
     if (strict && !json_is_boolean(strict))
         script_diag(c, d, "strictCapture", 0, "%s.strictCapture: want true or false", where);
     else if (json_is_false(strict)) /* either one turns it off, as in Artillery */

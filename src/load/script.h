@@ -28,10 +28,11 @@ struct load_phase {
     int64_t max_vusers;    /* < 0 when absent */
 };
 
-/* A name and a value template (headers, query parameters). */
+/* A name and a value template (headers, query parameters, form fields, cookies). */
 struct load_kv {
     char *name;
     char *value;
+    char *type; /* formData: the part's Content-Type, or NULL */
 };
 
 enum load_capture_kind { LOAD_CAPTURE_JSON, LOAD_CAPTURE_HEADER, LOAD_CAPTURE_REGEXP };
@@ -87,8 +88,15 @@ struct load_request {
     size_t n_headers;
     struct load_kv *qs;
     size_t n_qs;
-    json_t *json; /* body as JSON (strings are templates), or NULL */
-    char *body;   /* raw body template, or NULL */
+    json_t *json;         /* body as JSON (strings are templates), or NULL */
+    char *body;           /* raw body template, or NULL */
+    struct load_kv *form; /* form: url-encoded fields; formData: multipart parts */
+    size_t n_form;
+    bool multipart;
+    struct load_kv *cookies; /* cookie (after config.defaults.cookie): into the jar first */
+    size_t n_cookies;
+    char *auth_user, *auth_pass; /* auth: Basic credentials (templates), or NULL */
+    bool follow_redirect;        /* followRedirect (default true) */
     struct load_expect *expects;
     size_t n_expects;
     struct load_capture *captures;

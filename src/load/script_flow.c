@@ -61,7 +61,8 @@ static char *scalar_text(const json_t *v)
     return NULL;
 }
 
-static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *where,
+/* A mapping of names to scalar templates; in_body: line breaks are fine (form fields). */
+static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *where, bool in_body,
                         struct load_kv **out)
 {
     const char *key;
@@ -81,14 +82,14 @@ static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *whe
             script_diag(c, obj, key, 0, "%s.%s: want a scalar", where, key);
             continue;
         }
-        if (!script_template_ok(c, obj, key, 0, where, text) || strpbrk(key, "\r\n:") ||
-            strpbrk(text, "\r\n")) {
-            if (strpbrk(key, "\r\n:") || strpbrk(text, "\r\n"))
+        if (!script_template_ok(c, obj, key, 0, where, text) ||
+            (!in_body && (strpbrk(key, "\r\n:") || strpbrk(text, "\r\n")))) {
+            if (!in_body && (strpbrk(key, "\r\n:") || strpbrk(text, "\r\n")))
                 script_diag(c, obj, key, 0, "%s.%s: line breaks are not allowed", where, key);
             free(text);
             continue;
         }
-        (*out)[n++] = (struct load_kv){xstrdup(key), text};
+        (*out)[n++] = (struct load_kv){xstrdup(key), text, NULL};
     }
     return n;
 }
@@ -311,7 +312,7 @@ static void add_endpoint(struct script_ctx *c, struct load_request *r)
 static void add_default_headers(struct script_ctx *c, struct load_request *r)
 {
     struct load_kv *defs = NULL;
-    size_t n = parse_kvs(c, c->default_headers, "defaults.headers", &defs);
+    size_t n = parse_kvs(c, c->default_headers, "defaults.headers", false, &defs);
 
     r->headers = xrealloc(r->headers, (r->n_headers + n + 1) * sizeof(*r->headers));
     for (size_t i = 0; i < n; i++) {
@@ -347,15 +348,104 @@ static void parse_if_true(struct script_ctx *c, const json_t *req, const json_t 
     r->if_true = xstrdup(json_string_value(v));
 }
 
+/* formData: text parts, each a value or {value, contentType}. */
+static void parse_form_data(struct script_ctx *c, const json_t *fd, struct load_request *r)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(fd)) {
+        script_diag(c, fd, NULL, SIZE_MAX, "formData: want a mapping of names to values");
+        return;
+    }
+    r->form = xcalloc(json_object_size(fd) + 1, sizeof(*r->form));
+    r->multipart = true;
+    json_object_foreach((json_t *)fd, key, v)
+    {
+        const json_t *type = json_object_get(v, "contentType");
+        char *text = scalar_text(json_is_object(v) ? json_object_get(v, "value") : v);
+
+        if (json_is_object(v) && json_object_get(v, "fromFile")) {
+            script_diag(c, v, "fromFile", 0, "formData.%s.fromFile: not supported", key);
+        } else if (!text || (type && !json_is_string(type)) || strpbrk(key, "\"\r\n") ||
+                   (type && strpbrk(json_string_value(type), "\r\n"))) {
+            script_diag(c, fd, key, 0,
+                        "formData.%s: want a value, or {value, contentType} (no quotes or line "
+                        "breaks in names and types)",
+                        key);
+        } else if (script_template_ok(c, fd, key, 0, "formData", text)) {
+            r->form[r->n_form++] = (struct load_kv){xstrdup(key), text,
+                                                    type ? xstrdup(json_string_value(type)) : NULL};
+            text = NULL;
+        }
+        free(text);
+    }
+}
+
+/* The cookie values a request puts in the jar: config's defaults, then its own. */
+static void parse_cookies(struct script_ctx *c, const json_t *own, struct load_request *r)
+{
+    json_t *all = json_object();
+    const char *key;
+    json_t *v;
+
+    if (c->default_cookie)
+        json_object_update(all, (json_t *)c->default_cookie);
+    if (own && !json_is_object(own))
+        script_diag(c, own, NULL, SIZE_MAX, "cookie: want a mapping of names to values");
+    else if (own)
+        json_object_update(all, (json_t *)own);
+    json_object_foreach(all, key, v)
+    {
+        if (strpbrk(key, "=; \t\r\n") || !*key)
+            script_diag(c, own ? own : c->default_cookie, key, 0, "cookie.%s: not a cookie name",
+                        key);
+    }
+    if (json_object_size(all))
+        r->n_cookies = parse_kvs(c, all, "cookie", false, &r->cookies);
+    json_decref(all);
+}
+
+/* auth, form, formData, cookie and followRedirect; and the one body a request may have. */
+static void parse_request_extras(struct script_ctx *c, const json_t *req, const char *method,
+                                 struct load_request *r)
+{
+    const json_t *auth = json_object_get(req, "auth"), *v;
+    int bodies = (r->json != NULL) + (r->body != NULL);
+
+    if ((v = json_object_get(req, "form"))) {
+        r->n_form = parse_kvs(c, v, "form", true, &r->form);
+        bodies++;
+    }
+    if ((v = json_object_get(req, "formData"))) {
+        parse_form_data(c, v, r);
+        bodies++;
+    }
+    if (bodies > 1)
+        script_diag(c, req, "body", 0, "%s: only one of json, body, form and formData", method);
+    if (auth) {
+        const json_t *pass = json_object_get(auth, "pass");
+
+        r->auth_user = scalar_text(json_object_get(auth, "user"));
+        r->auth_pass = pass ? scalar_text(pass) : xstrdup("");
+        if (!json_is_object(auth) || !r->auth_user || !r->auth_pass)
+            script_diag(c, req, "auth", 0, "auth: want {user, pass}");
+    }
+    parse_cookies(c, json_object_get(req, "cookie"), r);
+    v = json_object_get(req, "followRedirect");
+    if (v && !json_is_boolean(v))
+        script_diag(c, req, "followRedirect", 0, "followRedirect: want true or false");
+    r->follow_redirect = !json_is_false(v);
+}
+
 static void parse_request(struct script_ctx *c, const json_t *step, const char *method,
                           struct load_step *out)
 {
     static const char *const allowed[] = {
-        "url",     "headers", "json",          "body",          "qs",     "expect",
-        "capture", "name",    "beforeRequest", "afterResponse", "ifTrue", NULL};
-    static const char *const unsupported[] = {"form",           "formData", "cookie", "auth",
-                                              "followRedirect", "match",    "gzip",   "think",
-                                              "timeout",        NULL};
+        "url",      "headers", "json",          "body",           "qs",     "expect",
+        "capture",  "name",    "beforeRequest", "afterResponse",  "ifTrue", "form",
+        "formData", "cookie",  "auth",          "followRedirect", NULL};
+    static const char *const unsupported[] = {"match", "gzip", "think", "timeout", NULL};
     const json_t *req = json_object_get(step, method);
     struct load_request *r = &out->req;
     const json_t *v;
@@ -371,11 +461,11 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
     r->url = xstrdup(json_string_value(json_object_get(req, "url")));
     script_template_ok(c, req, "url", 0, "url", r->url);
     if ((v = json_object_get(req, "headers")))
-        r->n_headers = parse_kvs(c, v, "headers", &r->headers);
+        r->n_headers = parse_kvs(c, v, "headers", false, &r->headers);
     if (c->default_headers)
         add_default_headers(c, r);
     if ((v = json_object_get(req, "qs")))
-        r->n_qs = parse_kvs(c, v, "qs", &r->qs);
+        r->n_qs = parse_kvs(c, v, "qs", true, &r->qs);
     if ((v = json_object_get(req, "json")) && templates_ok(c, req, "json", v))
         r->json = json_deep_copy(v);
     if ((v = json_object_get(req, "body"))) {
@@ -385,8 +475,7 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         else
             script_template_ok(c, req, "body", 0, "body", r->body);
     }
-    if (r->json && r->body)
-        script_diag(c, req, "body", 0, "%s: json and body cannot both be set", method);
+    parse_request_extras(c, req, method, r);
     if (json_is_string(json_object_get(req, "name")))
         r->name = xstrdup(json_string_value(json_object_get(req, "name")));
     if ((v = json_object_get(req, "ifTrue")))
@@ -660,6 +749,16 @@ void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct loa
         script_diag(c, list, NULL, 0, "scenarios: the weights add up to 0");
 }
 
+static void free_kvs(struct load_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].name);
+        free(kv[i].value);
+        free(kv[i].type);
+    }
+    free(kv);
+}
+
 static void free_steps(struct load_step *steps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -671,16 +770,12 @@ static void free_steps(struct load_step *steps, size_t n)
         free(r->endpoint_counters);
         free(r->endpoint_rt);
         free(r->url);
-        for (size_t j = 0; j < r->n_headers; j++) {
-            free(r->headers[j].name);
-            free(r->headers[j].value);
-        }
-        free(r->headers);
-        for (size_t j = 0; j < r->n_qs; j++) {
-            free(r->qs[j].name);
-            free(r->qs[j].value);
-        }
-        free(r->qs);
+        free_kvs(r->headers, r->n_headers);
+        free_kvs(r->qs, r->n_qs);
+        free_kvs(r->form, r->n_form);
+        free_kvs(r->cookies, r->n_cookies);
+        free(r->auth_user);
+        free(r->auth_pass);
         json_decref(r->json);
         free(r->body);
         for (size_t j = 0; j < r->n_expects; j++)

@@ -18,6 +18,7 @@ struct script_ctx {
     json_t *keep; /* values built while checking (merged phases), freed at the end */
     bool has_processor;
     const json_t *default_headers; /* config.http.defaults.headers or config.defaults.headers */
+    const json_t *default_cookie;  /* config.http.defaults.cookie or config.defaults.cookie */
     /* metrics-by-endpoint: see script_endpoint_name */
     bool ep_only_names, ep_strip_query, ep_ignore_unnamed;
     const char *ep_prefix;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/json.h"
@@ -16,6 +17,7 @@
 #include "lib/tls.h"
 #include "load/engine_internal.h"
 #include "load/capture.h"
+#include "load/cookies.h"
 #include "load/expect.h"
 #include "load/filtrex.h"
 #include "load/template.h"
@@ -40,6 +42,8 @@ struct load_conn {
     struct http_chunked_decoder dec;
     struct buf body;
     uint32_t expect_failed; /* the checks the response failed (load_expect_check) */
+    bool redirect;          /* the response is a redirect that will be followed */
+    char host_header[300];  /* of the destination, for a redirect's base URL */
     /* https */
     bool https;
     struct tls_conn *tls;
@@ -56,6 +60,7 @@ struct tls_write {
 
 static void vu_next(struct load_vu *vu);
 static void vu_end(struct load_vu *vu, bool failed);
+static void send_request(struct load_vu *vu, bool retry);
 
 /* ---- recording --------------------------------------------------------------------------- */
 
@@ -121,9 +126,12 @@ static void conn_drop(struct load_vu *vu)
 }
 
 /* The request failed: count the error, and the VU fails (Artillery ends the VU). */
+static void redirect_clear(struct load_vu *vu);
+
 static void request_failed(struct load_vu *vu, const char *code)
 {
     uv_timer_stop(&vu->timer);
+    redirect_clear(vu);
     record_error(vu, code);
     if (vu->req && vu->req->endpoint_rt) {
         uint64_t now = uv_hrtime();
@@ -177,6 +185,52 @@ static void collect_headers(struct load_vu *vu, const struct http_response_head 
     }
 }
 
+/* Wall-clock ms now, for cookie expiry. */
+static int64_t epoch_ms(const struct load_engine *eng)
+{
+    return eng->start_epoch_ms + (int64_t)((uv_hrtime() - eng->start_ns) / 1000000u);
+}
+
+/* The Set-Cookie headers of a response into the user's jar. */
+static void store_cookies(struct load_vu *vu, const struct load_conn *c,
+                          const struct http_response_head *h)
+{
+    struct str path = {NULL, 0};
+    char *p = NULL;
+
+    for (size_t i = 0; i < h->num_headers; i++) {
+        struct load_jar_url u;
+
+        if (h->headers[i].name.n != 10 || strncasecmp(h->headers[i].name.p, "Set-Cookie", 10))
+            continue;
+        if (!p) {
+            path = load_expect_path(c->wire, c->wire_len);
+            p = xstrndup(path.p, path.n);
+        }
+        u = (struct load_jar_url){c->server_name, p, c->https};
+        load_jar_set(&vu->jar, h->headers[i].value.p, h->headers[i].value.n, &u,
+                     epoch_ms(vu->w->eng));
+    }
+    free(p);
+}
+
+/* Artillery follows redirects (got's: 301, 302, 303, 307, 308 with a Location) unless the
+ * request says followRedirect: false. The Location is kept for the next hop. */
+static bool is_redirect(struct load_vu *vu, const struct http_response_head *h)
+{
+    const struct http_header *loc;
+    int st = h->status;
+
+    if (!vu->req->follow_redirect ||
+        (st != 301 && st != 302 && st != 303 && st != 307 && st != 308))
+        return false;
+    if (!(loc = http_find_header(h->headers, h->num_headers, "Location")))
+        return false;
+    free(vu->location);
+    vu->location = xstrndup(loc->value.p, loc->value.n);
+    return true;
+}
+
 /* Header checks, header captures and X-Served-By: all while the head's slices are valid. */
 static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_response_head *h)
 {
@@ -185,6 +239,10 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     uint64_t now = uv_hrtime();
 
     c->status = h->status;
+    c->expect_failed = 0;
+    store_cookies(vu, c, h);
+    if ((c->redirect = is_redirect(vu, h)))
+        goto served_by; /* checks, captures and hooks see the last response only */
     c->expect_failed =
         r->n_expects ? load_expect_check(vu->w->eng->script, r, h, c->wire, c->wire_len, stdout)
                      : 0;
@@ -202,6 +260,7 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     }
     if (r->after.n)
         collect_headers(vu, h);
+served_by:
     if (sb) {
         size_t n = sb->value.n < 128 ? sb->value.n : 128;
 
@@ -259,6 +318,54 @@ static void after_response(struct load_vu *vu, const struct load_request *r, jso
 static const char *const rt_class[] = {"http.response_time.2xx", "http.response_time.3xx",
                                        "http.response_time.4xx", "http.response_time.5xx"};
 
+static void redirect_clear(struct load_vu *vu)
+{
+    FREE_NULL(vu->redirect_url);
+    FREE_NULL(vu->location);
+    vu->hops = 0;
+    vu->redirect_get = false;
+}
+
+/* got's limit on the redirects of one request (maxRedirects). */
+#define MAX_REDIRECTS 10
+
+/*
+ * A redirect that will be followed: counted as a response (its code and time, as each hop is
+ * one in Artillery), then the next hop goes to its Location; the step is not over yet.
+ */
+static void follow_redirect(struct load_vu *vu, struct load_conn *c, uint64_t now, uint64_t us)
+{
+    struct str path = load_expect_path(c->wire, c->wire_len);
+    int status = c->status;
+    char *base;
+
+    STATS_LOCKED(vu->w, now, sec, {
+        sec->responses++;
+        sec->codes[status]++;
+        histogram_record(&sec->rt, us);
+        load_hists_record(&sec->hists, rt_class[1], us, SIZE_MAX);
+    });
+    base =
+        xasprintf("%s://%s%.*s", c->https ? "https" : "http", c->host_header, (int)path.n, path.p);
+    free(vu->redirect_url);
+    vu->redirect_url = load_redirect_url(base, vu->location);
+    free(base);
+    /* got turns a 303 into a GET (without its body), and keeps the method of the others */
+    vu->redirect_get |= status == 303;
+    c->used = true;
+    if (!c->keep_alive || c->until_close)
+        conn_drop(vu);
+    else
+        c->head_done = false;
+    buf_reset(&c->body);
+    vu->ready_ns = now;
+    if (++vu->hops > MAX_REDIRECTS) {
+        request_failed(vu, "ERR_TOO_MANY_REDIRECTS");
+        return;
+    }
+    send_request(vu, false);
+}
+
 static void response_done(struct load_vu *vu, struct load_conn *c)
 {
     const struct load_request *r = vu->req;
@@ -271,6 +378,11 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     json_t *res = NULL;
 
     uv_timer_stop(&vu->timer);
+    if (c->redirect) {
+        follow_redirect(vu, c, now, us);
+        return;
+    }
+    redirect_clear(vu);
     STATS_LOCKED(vu->w, now, sec, {
         sec->responses++;
         sec->codes[status < LOAD_CODES ? status : 0]++;
@@ -386,8 +498,6 @@ static int parse_input(struct load_vu *vu, struct load_conn *c)
     /* bytes past the response (nothing was pipelined) are dropped with the buffer */
     return c->body_left == 0 ? 1 : 0;
 }
-
-static void send_request(struct load_vu *vu, bool retry);
 
 /*
  * A kept-alive connection that fails before any byte of the answer (EOF, reset, broken pipe)
@@ -575,6 +685,7 @@ static struct load_conn *conn_new(struct load_vu *vu, const struct load_dest *d)
     c->addr = d->addr;
     c->https = d->https;
     snprintf(c->server_name, sizeof(c->server_name), "%s", d->host);
+    snprintf(c->host_header, sizeof(c->host_header), "%s", d->host_header);
     uv_tcp_init(&vu->w->loop, &c->tcp);
     vu->conn = c;
     return c;
@@ -631,16 +742,58 @@ static bool same_dest(const struct load_conn *c, const struct load_dest *d)
  * Builds the request's bytes and sends them, on the VU's connection or a new one. A retry
  * (stale keep-alive connection) is not counted as a second request.
  */
+/* The request as this hop sends it: a redirect's next hop has the Location's URL (never
+ * rendered: it comes from the server), no query parameters of its own, and after a 303 is a GET
+ * without a body. */
+static const struct load_request *
+redirect_request(const struct load_vu *vu, const struct load_request *r, struct load_request *tmp)
+{
+    *tmp = *r;
+    tmp->wire = NULL;
+    tmp->n_qs = 0;
+    tmp->n_cookies = 0;
+    if (vu->redirect_get && strcmp(r->method, "HEAD") != 0) {
+        tmp->method = (char *)"GET";
+        tmp->json = NULL;
+        tmp->body = NULL;
+        tmp->n_form = 0;
+    }
+    return tmp;
+}
+
+/* The request's cookie values into the jar, then the Cookie header for where it goes. */
+static void request_cookies(struct load_vu *vu, const struct load_request *r,
+                            const struct load_dest *d, const char *path, struct buf *out)
+{
+    struct load_jar_url u = {d->host, path, d->https};
+    int64_t now = epoch_ms(vu->w->eng);
+
+    for (size_t i = 0; i < r->n_cookies; i++) {
+        struct buf line = BUF_INIT;
+
+        buf_printf(&line, "%s=", r->cookies[i].name);
+        load_tmpl_render(&line, r->cookies[i].value, vu->vars, &vu->w->rng);
+        load_jar_set(&vu->jar, line.data, line.len, &u, now);
+        buf_free(&line);
+    }
+    if (vu->jar.n)
+        load_jar_header(&vu->jar, &u, now, out);
+}
+
+/*
+ * Builds the request's bytes and sends them, on the VU's connection or a new one. A retry
+ * (stale keep-alive connection) is not counted as a second request.
+ */
 static void send_request(struct load_vu *vu, bool retry)
 {
-    struct load_request hooked;
+    struct load_request hooked, hop;
     struct load_kv *hooked_headers = NULL;
     const struct load_request *r = vu->req;
     struct load_dest dest, *d = &dest;
-    struct load_conn *c;
-    struct buf url = BUF_INIT, pathbuf = BUF_INIT;
-    const char *path = NULL;
-    int rc;
+    struct load_conn *c = NULL;
+    struct buf url = BUF_INIT, pathbuf = BUF_INIT, cookie = BUF_INIT;
+    const char *path = NULL, *bad = NULL;
+    int rc = 0;
 
     vu->socket_checked = false;
     uv_timer_start(&vu->timer, on_timeout, request_timer_ms(vu->w->eng->script), 0);
@@ -648,44 +801,43 @@ static void send_request(struct load_vu *vu, bool retry)
         load_hook_request(vu->req, vu->params, &hooked, &hooked_headers);
         r = &hooked;
     }
-    if (r->wire) {
+    if (vu->redirect_url)
+        r = redirect_request(vu, r, &hop);
+    if (r->wire && vu->jar.n == 0) {
         *d = vu->w->eng->target.dest;
     } else {
-        load_tmpl_render(&url, r->url, vu->vars, &vu->w->rng);
+        if (vu->redirect_url)
+            buf_append_cstr(&url, vu->redirect_url);
+        else
+            load_tmpl_render(&url, r->url, vu->vars, &vu->w->rng);
         rc = load_request_dest(&vu->w->eng->target, url.data ? url.data : "/", d, &path, &pathbuf);
-        if (rc < 0) {
-            buf_free(&url);
-            buf_free(&pathbuf);
-            if (hooked_headers)
-                load_hook_request_free(&hooked, hooked_headers);
-            request_failed(vu, rc == -2 ? "ENOTFOUND" : "EINVALIDURL");
-            return;
+        if (rc == 0)
+            request_cookies(vu, r, d, path, &cookie);
+    }
+    if (rc == 0) {
+        if (vu->conn && !same_dest(vu->conn, d))
+            conn_drop(vu);
+        c = vu->conn ? vu->conn : conn_new(vu, d);
+        if (r->wire && vu->jar.n == 0) {
+            c->wire = r->wire;
+            c->wire_len = r->wire_len;
+        } else {
+            buf_reset(&c->out);
+            bad = load_request_append(&c->out, r, path, d->host_header, cookie.data, vu->vars,
+                                      &vu->w->rng);
+            c->wire = c->out.data;
+            c->wire_len = c->out.len;
         }
     }
-    if (vu->conn && !same_dest(vu->conn, d))
-        conn_drop(vu);
-    c = vu->conn ? vu->conn : conn_new(vu, d);
-    if (r->wire) {
-        c->wire = r->wire;
-        c->wire_len = r->wire_len;
-    } else {
-        const char *bad;
-
-        buf_reset(&c->out);
-        bad = load_request_append(&c->out, r, path, d->host_header, vu->vars, &vu->w->rng);
-        if (hooked_headers)
-            load_hook_request_free(&hooked, hooked_headers);
-        if (bad) {
-            buf_free(&url);
-            buf_free(&pathbuf);
-            request_failed(vu, bad);
-            return;
-        }
-        c->wire = c->out.data;
-        c->wire_len = c->out.len;
-    }
+    if (hooked_headers)
+        load_hook_request_free(&hooked, hooked_headers);
     buf_free(&url);
     buf_free(&pathbuf);
+    buf_free(&cookie);
+    if (rc < 0 || bad) {
+        request_failed(vu, rc == -2 ? "ENOTFOUND" : rc < 0 ? "EINVALIDURL" : bad);
+        return;
+    }
     if (!retry) {
         uint64_t now = uv_hrtime();
 
@@ -1064,6 +1216,8 @@ static void vu_close_cb(uv_handle_t *h)
     struct load_worker *w = vu->w;
 
     frames_clear(vu);
+    redirect_clear(vu);
+    load_jar_free(&vu->jar);
     json_decref(vu->found);
     json_decref(vu->vars);
     json_decref(vu->params);

@@ -11,6 +11,8 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /unavailable 503, no body
   /drop        200 "ok", then the server closes the connection without saying so
   /eof         200 with neither Content-Length nor chunked: the body runs to the close
+  /redirect?to=URL&code=N  N (default 302) with Location: URL (without to: itself, forever)
+  /setcookie?c=A&c=B       200 with a Set-Cookie header per c
 Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
 """
 
@@ -93,6 +95,18 @@ def make_handler(rec):
                 self._answer(b"ok")
             elif url.path == "/unavailable":
                 self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif url.path == "/redirect":
+                q = parse_qs(url.query)
+                self.send_response(int(q.get("code", ["302"])[0]))
+                self.send_header("Location", q.get("to", ["/redirect"])[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif url.path == "/setcookie":
+                self.send_response(200)
+                for c in parse_qs(url.query).get("c", []):
+                    self.send_header("Set-Cookie", c)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             elif url.path == "/empty":

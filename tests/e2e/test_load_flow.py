@@ -3,6 +3,7 @@ payload CSV files, captures, conditions and loops, and the request keys (auth, f
 redirects). Against the test server of test_load.py, which records every request."""
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 from test_load import one_flow, run_load, run_report, server  # noqa: F401
@@ -122,3 +123,102 @@ def test_flow_errors_are_named(mesh, tmp_path, server):
     assert "test.yml:7: capture.regexp: lazy quantifiers such as *? are not supported" in err
     assert "test.yml:8: ifTrue: unexpected end of expression" in err
     assert "test.yml:9: loop: want count, over or whileTrue" in err
+
+
+def sent(server, prefix):
+    """(method, path, headers, body) of the requests whose path starts with prefix."""
+    with server.lock:
+        return [(r[1], r[2], r[3], r[4]) for r in server.requests if r[2].startswith(prefix)]
+
+
+def test_auth_forms_and_bodies(mesh, tmp_path, server):
+    steps = ['post: {url: /echo, auth: {user: "{{ u }}", pass: "p:w"}, '
+             'form: {a: "x y", b: "{{ u }}&=", "c d": "é"}}',
+             'put: {url: /echo, formData: {name: "{{ u }}", meta: {value: "{\\"k\\": 1}", '
+             'contentType: application/json}}}',
+             'get: {url: "/echo?a=1", qs: {q: "a b/c", n: "{{ u }}"}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {u: ann}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    form, multi, qs = sent(server, "/echo")
+    assert form[2]["Authorization"] == "Basic YW5uOnA6dw==", form  # ann:p:w
+    assert form[2]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert form[3] == b"a=x+y&b=ann%26%3D&c+d=%C3%A9"
+    ctype = multi[2]["Content-Type"]
+    boundary = ctype.split("boundary=")[1]
+    assert ctype.startswith("multipart/form-data; boundary=") and len(boundary) == 50
+    assert multi[3].decode() == (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nann\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="meta"\r\n'
+        f'Content-Type: application/json\r\n\r\n{{"k": 1}}\r\n--{boundary}--\r\n')
+    # qs replaces the url's query string, as got's searchParams does
+    assert qs[1] == "/echo?q=a+b%2Fc&n=ann", qs
+
+
+def test_cookie_jar_per_user(mesh, tmp_path, server):
+    """Set-Cookie goes into the user's own jar and comes back on later requests that match;
+    cookie: values (and config.defaults.cookie) go into the jar too; users share nothing."""
+    steps = ['get: {url: "/echo?first=1"}',
+             'get: {url: "/setcookie?c=sid%3D{{ $randomNumber(1, 1000000) }}%3B%20Path%3D%2F'
+             '&c=deep%3D1%3B%20Path%3D%2Fecho%2Fdeep&c=gone%3D1%3B%20Max-Age%3D0"}',
+             'get: {url: "/echo?second=1", cookie: {extra: "{{ n }}"}}',
+             'get: {url: "/echo/deep/x"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 3}]", steps,
+                      "  variables: {n: 5}\n  defaults: {cookie: {team: blue}}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 3
+    first = [h.get("Cookie") for _, p, h, _ in sent(server, "/echo?first")]
+    second = [h.get("Cookie") for _, p, h, _ in sent(server, "/echo?second")]
+    deep = [h.get("Cookie") for _, p, h, _ in sent(server, "/echo/deep")]
+    assert first == ["team=blue"] * 3, first
+    sids = set()
+    for c in second:
+        parts = c.split("; ")  # same path: in the order they were set
+        assert parts[0] == "team=blue" and parts[1].startswith("sid=") and parts[2] == "extra=5", c
+        sids.add(parts[1])
+    assert len(sids) == 3  # each user its own jar
+    for c in deep:
+        # the longer paths first; config's cookie, set again at /echo/deep/x, got the default
+        # path /echo/deep, a second cookie of that name (as tough-cookie keeps it)
+        assert re.fullmatch(r"deep=1; team=blue; team=blue; sid=\d+; extra=5", c), c
+
+
+def test_redirects_are_followed(mesh, tmp_path, server):
+    """Each hop is a request and a response with its own code, as in Artillery; checks,
+    captures and endpoint metrics see the last response; a 303 turns a POST into a GET;
+    followRedirect: false stops at the 3xx; more than 10 hops is ERR_TOO_MANY_REDIRECTS."""
+    to_json = "/redirect?to=/json"
+    steps = [f'post: {{url: "/redirect?code=303&to={server.url}{to_json}", json: {{a: 1}}, '
+             'capture: {json: "$.items[0].id", as: id}, expect: {statusCode: 200}}',
+             'get: {url: "/echo?id={{ id }}"}',
+             'post: {url: "/redirect?code=307&to=echo%3Fkept", body: "b"}',
+             'get: {url: "/redirect?to=/nowhere", followRedirect: false, '
+             'expect: {statusCode: 302}}',
+             'get: {url: "/redirect?to=/redirect%3Fto%3D/redirect%253Fto%253D/json"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  plugins: {expect: {outputFormat: silent}}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 1, c
+    assert c["http.requests"] == 11 and c["http.responses"] == 11, c
+    assert c["http.codes.303"] == 1 and c["http.codes.307"] == 1 and c["http.codes.302"] == 5
+    assert c["plugins.expect.ok"] == 2 and "plugins.expect.failed" not in c
+    assert "http.response_time.3xx" in rep["aggregate"]["summaries"]
+    assert c["plugins.metrics-by-endpoint./redirect.codes.200"] == 3, c
+    hops = [(m, p, b) for m, p, _, b in sent(server, "/")]
+    assert hops[:5] == [("POST", f"/redirect?code=303&to={server.url}{to_json}", b'{"a":1}'),
+                        ("GET", "/redirect?to=/json", b""), ("GET", "/json", b""),
+                        ("GET", "/echo?id=42", b""), ("POST", "/redirect?code=307&to=echo%3Fkept",
+                                                      b"b")]
+    assert hops[5] == ("POST", "/echo?kept", b"b")
+    assert hops[6] == ("GET", "/redirect?to=/nowhere", b"")
+
+
+def test_too_many_redirects(mesh, tmp_path, server):
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/redirect"}'])
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.ERR_TOO_MANY_REDIRECTS"] == 1 and c["vusers.failed"] == 1, c
+    assert c["http.requests"] == 11 and c["http.codes.302"] == 11, c
