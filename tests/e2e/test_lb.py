@@ -212,8 +212,10 @@ def test_health_checks_take_a_server_down_and_up(backends, lb_factory):
     lb = lb_factory(static_args([b1, b2]) + ["-check-inter", "500ms", "-check-fall", "3",
                                              "-check-rise", "2"])
     wait_until(lambda: (lb.row("srv2") or {}).get("status") == "UP", 5, what="srv2 UP")
-    b2.set_health(500)
+    # counted before the switch: a check answered between the switch and the count would
+    # otherwise go missing from it
     before = b2.stats()["health_fail"]
+    b2.set_health(500)
     row = wait_until(lambda: (r := lb.row("srv2")) and r["status"] == "DOWN" and r, 6,
                      what="srv2 DOWN")
     fails = b2.stats()["health_fail"] - before
@@ -221,8 +223,8 @@ def test_health_checks_take_a_server_down_and_up(backends, lb_factory):
     assert row["check_status"] == "L7STS" and row["check_code"] == "500", row
     counts = spread(lb.port, 40)
     assert counts == {str(b1.port): 40}, f"a DOWN server got traffic: {counts}"
-    b2.set_health(200)
     before = b2.stats()["health_ok"]
+    b2.set_health(200)
     wait_until(lambda: (lb.row("srv2") or {}).get("status") == "UP", 5, what="srv2 UP again")
     oks = b2.stats()["health_ok"] - before
     assert oks >= 2, f"UP after {oks} passed checks, rise is 2"
