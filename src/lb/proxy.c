@@ -88,7 +88,7 @@ struct lb_client {
     struct lb_server *queued_srv; /* reference while queued */
     bool in_backend;              /* backend scur counted */
 
-    /* when the current request reached each phase (uv_hrtime, ns; 0 = not yet): lb_times */
+    /* when the current request reached each phase (loop_now_ns; 0 = not yet): lb_times */
     uint64_t t_req, t_slot, t_connect, t_ready, t_rsp_head;
 
     /* current response */
@@ -113,6 +113,28 @@ static void update_reading(struct lb_client *c);
 static bool client_eof_check(struct lb_client *c);
 static void count_client_abort(struct lb_client *c);
 static void queue_try(struct lb_proxy *px);
+
+/*
+ * The time of the loop iteration under way, in nanoseconds, for the phases of requests
+ * (lb_times): read at the first need after each poll and shared by every event of its batch,
+ * instead of one clock read per phase of every request. The phases are thus as precise as one
+ * loop iteration (well under the histograms' 0.5 ms first bound), as HAProxy's, which reads
+ * its clock once per poll too.
+ */
+static uint64_t loop_now_ns(struct lb_proxy *px)
+{
+    if (px->now_stale) {
+        px->now_ns = uv_hrtime();
+        px->now_stale = false;
+    }
+    return px->now_ns;
+}
+
+static void loop_tick(uv_prepare_t *p)
+{
+    struct lb_proxy *px = p->data;
+    px->now_stale = true;
+}
 
 static uint64_t ns_to_ms(int64_t ns)
 {
@@ -587,7 +609,7 @@ static void req_pump(struct lb_client *c)
 /* The connection is ready (fresh or from the pool): send the head and start reading. */
 static void upstream_ready(struct lb_client *c)
 {
-    c->t_ready = uv_hrtime();
+    c->t_ready = loop_now_ns(c->px);
     c->state = CS_PROXY;
     c->head_sent = false;
     c->rsp_bytes = 0;
@@ -619,7 +641,7 @@ static void connect_server(struct lb_client *c)
     struct lb_proxy *px = c->px;
     int rc = 0;
 
-    c->t_connect = uv_hrtime();
+    c->t_connect = loop_now_ns(px);
     if (!c->t_slot)
         c->t_slot = c->t_connect; /* the end of the queue time; a retry does not move it */
     lb_count(&c->srv->c.req_tot, 1);
@@ -791,7 +813,7 @@ static void response_head(struct lb_client *c, const struct http_response_head *
         c->cli_keep = false;
     c->rsp_dec = HTTP_CHUNKED_DECODER_INIT;
     c->rsp_head_done = true;
-    c->t_rsp_head = uv_hrtime();
+    c->t_rsp_head = loop_now_ns(px);
     c->rsp_done = c->rsp_mode == BODY_NONE;
     count_status(px->fe, res->status);
     count_status(&px->backend->c, res->status);
@@ -818,7 +840,7 @@ static void tunnel_start(struct lb_client *c, const struct http_response_head *r
     c->up_shut = false;
     c->status = res->status;
     c->rsp_head_done = true;
-    c->t_rsp_head = uv_hrtime();
+    c->t_rsp_head = loop_now_ns(px);
     c->rsp_mode = c->req_mode = BODY_UNTIL_CLOSE;
     c->rsp_done = c->req_done = false;
     c->cli_keep = c->up_keep = false;
@@ -1010,7 +1032,7 @@ static void reset_request(struct lb_client *c)
 /* A request answered by its server: its phases go into the server's and backend's times. */
 static void record_times(struct lb_client *c)
 {
-    uint64_t now = uv_hrtime();
+    uint64_t now = loop_now_ns(c->px);
 
     if (!c->t_rsp_head || !c->srv ||
         MESH_BUG_ON(c->t_slot < c->t_req || c->t_ready < c->t_connect ||
@@ -1182,7 +1204,7 @@ static void parse_request(struct lb_client *c)
     c->req_dec = HTTP_CHUNKED_DECODER_INIT;
     c->upgrade_req = wants_upgrade(req);
     c->retries_left = px->cfg->retries;
-    c->t_req = uv_hrtime();
+    c->t_req = loop_now_ns(px);
     c->t_slot = c->t_rsp_head = 0;
     struct lb_rewrite_client client = {c->ip, c->ipv6, c->upgrade_req};
     lb_rewrite_request(&c->uphead, req, c->in.data + r - 2, px->cfg, &client);
@@ -1467,6 +1489,11 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
     lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns), &upconn_ops);
     uv_timer_init(loop, &px->queue_timer);
     px->queue_timer.data = px;
+    px->now_stale = true;
+    uv_prepare_init(loop, &px->tick);
+    px->tick.data = px;
+    uv_prepare_start(&px->tick, loop_tick);
+    uv_unref((uv_handle_t *)&px->tick); /* it does not keep the loop alive */
 }
 
 void lb_proxy_drain(struct lb_proxy *px)
@@ -1496,4 +1523,6 @@ void lb_proxy_close(struct lb_proxy *px)
     lb_picker_close(&px->picker);
     if (!uv_is_closing((uv_handle_t *)&px->queue_timer))
         uv_close((uv_handle_t *)&px->queue_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&px->tick))
+        uv_close((uv_handle_t *)&px->tick, NULL);
 }

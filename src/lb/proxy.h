@@ -37,6 +37,9 @@ struct lb_proxy {
     struct lb_client *queue_head, *queue_tail; /* waiting for a server slot, FIFO */
     size_t queued;
     uv_timer_t queue_timer; /* retries the queue while it is not empty */
+    uv_prepare_t tick;      /* before each poll: the clock below is stale */
+    uint64_t now_ns;        /* uv_hrtime read once per loop iteration (proxy.c, loop_now_ns) */
+    bool now_stale;
     bool draining;
     bool closing;                         /* lb_proxy_abort_all: nothing new starts */
     void (*on_idle)(struct lb_proxy *px); /* drain: called when the last client is gone */
