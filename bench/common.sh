@@ -4,10 +4,11 @@
 
 log() { echo "$BENCH: $*" >&2; }
 
-# bench_tools TOOL...: installs the missing ones with apt-get when root, else exits saying so.
+# bench_tools TOOL[:PACKAGE]...: installs the missing ones with apt-get when root (the package
+# named like the tool unless given, e.g. perf:linux-perf), else exits saying so.
 bench_tools() {
     local t need=()
-    for t in "$@"; do command -v "$t" >/dev/null || need+=("$t"); done
+    for t in "$@"; do command -v "${t%%:*}" >/dev/null || need+=("${t#*:}"); done
     ((${#need[@]})) || return 0
     if [[ $(id -u) != 0 ]]; then
         log "missing: ${need[*]} (run as root, or apt-get install ${need[*]})"

@@ -47,7 +47,7 @@ BENCH=lb-profile.sh
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
 
-bench_tools haproxy nginx wrk curl valgrind perf
+bench_tools haproxy nginx wrk curl valgrind perf:linux-perf
 [[ -x "$MESH" ]] || { log "no mesh binary at $MESH (build it, or set MESH_BIN)"; exit 1; }
 "$MESH" lb -help >/dev/null 2>&1 || { log "$MESH has no 'lb' command"; exit 1; }
 
@@ -200,7 +200,12 @@ if [[ $PERF_RECORD == 1 ]]; then
     kill -INT "$perfpid" 2>/dev/null || true
     wait "$perfpid" 2>/dev/null || true
     echo
-    echo "mesh lb under wrk, perf record -e cpu-clock -g (self time, kernel included):"
+    echo "mesh lb under wrk, perf record -e cpu-clock -g: where its CPU time goes, by object:"
+    echo
+    perf report -i "$TMP/perf.data" --no-children --stdio --sort dso -g none 2>/dev/null |
+        awk '/%/ && !/^#/ { printf "    %s  %s\n", $1, $2 }' | head -8
+    echo
+    echo "and by function (self time, kernel included):"
     echo
     perf report -i "$TMP/perf.data" --no-children --stdio --sort symbol --percent-limit 1 \
         -g none 2>/dev/null | awk '/%/ && !/^#/ { print "    " $0 }' | head -40
