@@ -1,6 +1,7 @@
 /*
- * Blocking queries end to end on one loop: a real HTTP server whose handler is reg_api_handle on a
- * minimal agent (state, watch set, datacenter), and the project's HTTP client parking GETs
+ * Blocking queries end to end on one loop: a real HTTP server whose handler is reg_api_handle on
+ * the API context of a minimal agent (state, watch set, datacenter), and the project's HTTP
+ * client parking GETs
  * on /v1/kv with ?index and ?wait.
  */
 #include <errno.h>
@@ -62,7 +63,8 @@ static int setup(void **state)
     reg_watch_set_init(&a->watches, &f->loop);
     a->state.on_change = reg_watch_on_change;
     a->state.change_data = &a->watches;
-    http_server_init(&a->http, &f->loop, NULL, reg_api_handle, a);
+    reg_agent_api_init(a); /* the agent's real ops, over the parts set up above */
+    http_server_init(&a->http, &f->loop, NULL, reg_api_handle, &a->api);
     assert_int_equal(http_server_listen(&a->http, "127.0.0.1", 0, &e), 0);
     assert_int_equal(uv_tcp_getsockname(&a->http.listener, (struct sockaddr *)&ss, &len), 0);
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);

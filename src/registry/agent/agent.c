@@ -211,6 +211,7 @@ void reg_agent_shutdown(struct reg_agent *a)
     a->checks = NULL;
     reg_sessions_free(a->sessions);
     a->sessions = NULL;
+    a->api.sessions = NULL;
 }
 
 void reg_agent_leave(struct reg_agent *a)
@@ -276,7 +277,8 @@ static void agent_init_handles(struct reg_agent *a)
     a->state.change_data = a;
     struct http_server_config hc = {.max_conns_per_client =
                                         (size_t)a->cfg.http_max_conns_per_client};
-    http_server_init(&a->http, a->loop, &hc, reg_api_handle, a);
+    reg_agent_api_init(a);
+    http_server_init(&a->http, a->loop, &hc, reg_api_handle, &a->api);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
     uv_signal_init(a->loop, &a->sig_hup);
@@ -301,6 +303,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
     }
     load_node_id(a);
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
+    a->api.sessions = a->sessions;
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
     if (reg_agent_may_write(a))
         reg_agent_ensure_local_node(a);

@@ -18,6 +18,7 @@
 #include "registry/agent/persist.h"
 #include "registry/agent/sessions.h"
 #include "registry/state/state.h"
+#include "registry/api/api.h"
 #include "registry/api/watch.h"
 
 struct reg_agent {
@@ -36,6 +37,7 @@ struct reg_agent {
     struct tls_ctx *https_ctx;
     bool https_on;
     struct reg_watch_set watches;
+    struct reg_api api;            /* what the HTTP API sees of the agent (agent_api.c) */
     struct reg_metrics metrics;    /* /v1/agent/metrics (metrics.h) */
     struct vivaldi_client vivaldi; /* this node's network coordinate */
     struct reg_coords coords;      /* servers: the other nodes' coordinates (coord.h) */
@@ -59,6 +61,9 @@ struct reg_agent {
     int exit_status;
 };
 
+/* Fills a->api, the context the HTTP API serves requests in (agent_api.c). */
+void reg_agent_api_init(struct reg_agent *a);
+
 /* The local node in the catalog (always present while the agent runs). */
 struct reg_node *reg_agent_local_node(struct reg_agent *a);
 
@@ -76,7 +81,7 @@ int reg_agent_service_deregister(struct reg_agent *a, const char *service_id);
  * Registers the services of cfg's config files (replacing earlier definitions of the same IDs)
  * and, when before is given, deregisters those it defined that cfg no longer does. Validates
  * every definition first: returns 0, or -EINVAL with e = "file:line: message" and nothing
- * changed. (reg_agent_reload.c)
+ * changed. (agent_reload.c)
  */
 int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_agent_config *before,
                                     const struct reg_agent_config *cfg, struct err *e);

@@ -25,21 +25,21 @@ static struct reg_decode_opts decode_opts_of(const struct reg_agent *a)
 
 void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = reg_agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->api->agent);
     json_t *out = json_object();
 
     smap_foreach(&node->services, e)
     {
         if (reg_api_acl_service_visible(c, res, e->val, false))
             json_object_set_new(out, e->key,
-                                reg_render_agent_service(e->val, c->agent->cfg.datacenter));
+                                reg_render_agent_service(e->val, c->api->agent->cfg.datacenter));
     }
     reg_api_result_json(c, res, out);
 }
 
 void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_service *s = reg_service_get(reg_agent_local_node(c->agent), c->arg);
+    struct reg_service *s = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
     static char hash_hex[17];
 
     if (!s) {
@@ -48,7 +48,7 @@ void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
     }
     if (!reg_api_acl_require_read(c, res, REG_ACL_RES_SERVICE, s->name))
         return;
-    json_t *o = reg_render_agent_service(s, c->agent->cfg.datacenter);
+    json_t *o = reg_render_agent_service(s, c->api->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
     json_append(&b, o, false);
     snprintf(hash_hex, sizeof(hash_hex), "%016llx",
@@ -61,7 +61,7 @@ void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_agent_checks(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = reg_agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->api->agent);
     json_t *out = json_object();
 
     smap_foreach(&node->checks, e)
@@ -107,7 +107,7 @@ static json_t *local_health(const struct reg_api_call *c, const struct reg_node 
             json_array_append_new(checks, reg_api_acl_render_check(c, chk));
     }
     return json_pack("{s:s, s:o, s:o}", "AggregatedStatus", agg, "Service",
-                     reg_render_agent_service(s, c->agent->cfg.datacenter), "Checks", checks);
+                     reg_render_agent_service(s, c->api->agent->cfg.datacenter), "Checks", checks);
 }
 
 static bool wants_text(const struct reg_api_call *c)
@@ -127,7 +127,7 @@ static void health_text(struct reg_api_result *res, const char *status)
 
 void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = reg_agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->api->agent);
     struct reg_service *s = c->arg[0] ? reg_service_get(node, c->arg) : NULL;
     int status;
 
@@ -153,7 +153,7 @@ void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_resu
 
 void reg_api_agent_health_service_name(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_node *node = reg_agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->api->agent);
     json_t *list = json_array();
     int worst = 0, status;
     const char *worst_text = "passing";
@@ -247,7 +247,7 @@ int reg_agent_register_service(struct reg_agent *a, struct reg_service_reg *r, b
 
 void reg_api_agent_service_register(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     struct reg_decode_opts opts = decode_opts_of(a);
     struct reg_service_reg r;
     struct err e;
@@ -279,11 +279,11 @@ void reg_api_agent_service_register(struct reg_api_call *c)
 
 void reg_api_agent_service_deregister(struct reg_api_call *c)
 {
-    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->agent), c->arg);
+    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
 
     if (svc && !reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
-    if (reg_agent_service_deregister(c->agent, c->arg) < 0) {
+    if (reg_agent_service_deregister(c->api->agent, c->arg) < 0) {
         reg_api_error(c, 404,
                       "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
                       "service name.",
@@ -300,7 +300,7 @@ void reg_api_agent_service_deregister(struct reg_api_call *c)
  */
 static bool may_write_check(struct reg_api_call *c, const char *check_id, const char *service_id)
 {
-    struct reg_node *node = reg_agent_local_node(c->agent);
+    struct reg_node *node = reg_agent_local_node(c->api->agent);
     const struct reg_check *chk = check_id ? reg_check_get(node, check_id) : NULL;
     const char *sid = service_id ? service_id : chk ? chk->service_id : NULL;
 
@@ -314,7 +314,7 @@ static bool may_write_check(struct reg_api_call *c, const char *check_id, const 
 
 void reg_api_agent_check_register(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     struct reg_decode_opts opts = decode_opts_of(a);
     struct reg_check_reg r;
     struct err e;
@@ -353,7 +353,7 @@ void reg_api_agent_check_register(struct reg_api_call *c)
 
 void reg_api_agent_check_deregister(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
 
     if (!may_write_check(c, c->arg, NULL))
         return;
@@ -372,7 +372,7 @@ static void ttl_update(struct reg_api_call *c, enum reg_health status, const cha
 {
     if (!may_write_check(c, c->arg, NULL))
         return;
-    int rc = reg_checks_ttl_update(c->agent->checks, c->arg, status, output ? output : "");
+    int rc = reg_checks_ttl_update(c->api->agent->checks, c->arg, status, output ? output : "");
 
     if (rc == -ENOENT)
         reg_api_error(c, 404,
@@ -465,7 +465,7 @@ void reg_api_agent_maintenance(struct reg_api_call *c)
 
     if (parse_enable(c, &enable) < 0)
         return;
-    set_maintenance(c->agent, NODE_MAINT_ID, "Node Maintenance Mode", "",
+    set_maintenance(c->api->agent, NODE_MAINT_ID, "Node Maintenance Mode", "",
                     reason && reason[0] ? reason
                                         : "Maintenance mode is enabled for this node, but no "
                                           "reason was provided. This is a default message.",
@@ -480,7 +480,7 @@ void reg_api_agent_service_maintenance(struct reg_api_call *c)
 
     if (parse_enable(c, &enable) < 0)
         return;
-    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->agent), c->arg);
+    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
     if (!svc) {
         reg_api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
         return;
@@ -489,7 +489,7 @@ void reg_api_agent_service_maintenance(struct reg_api_call *c)
     if (!reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
     char *id = xasprintf(SERVICE_MAINT_PREF "%s", c->arg);
-    set_maintenance(c->agent, id, "Service Maintenance Mode", c->arg,
+    set_maintenance(c->api->agent, id, "Service Maintenance Mode", c->arg,
                     reason && reason[0] ? reason
                                         : "Maintenance mode is enabled for this service, but no "
                                           "reason was provided. This is a default message.",
@@ -502,7 +502,7 @@ void reg_api_agent_service_maintenance(struct reg_api_call *c)
 
 void reg_api_agent_leave(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
 
     reg_api_ok_empty(c);
     reg_agent_leave(a);
@@ -512,7 +512,7 @@ void reg_api_agent_reload(struct reg_api_call *c)
 {
     struct err e;
 
-    if (reg_agent_reload(c->agent, &e) < 0) {
+    if (reg_agent_reload(c->api->agent, &e) < 0) {
         reg_api_error(c, 500, "Failed reloading: %s", e.msg);
         return;
     }

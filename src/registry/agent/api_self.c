@@ -222,7 +222,7 @@ static json_t *debug_config(const struct reg_agent *a)
 
 void reg_api_agent_self(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     json_t *self = json_object();
 
     json_object_set_new(self, "Config",
@@ -253,11 +253,11 @@ void reg_api_agent_metrics(struct reg_api_call *c, struct reg_api_result *res)
 
     if (format && strcmp(format, "prometheus") == 0) {
         buf_reset(&res->body);
-        reg_metrics_prometheus(c->agent, &res->body);
+        reg_metrics_prometheus(c->api->agent, &res->body);
         res->content_type = "text/plain; version=0.0.4; charset=utf-8";
         return;
     }
-    reg_api_result_json(c, res, reg_metrics_json(c->agent));
+    reg_api_result_json(c, res, reg_metrics_json(c->api->agent));
 }
 
 /* ---- /v1/agent/host ---------------------------------------------------------------------- */
@@ -320,7 +320,7 @@ static json_t *host_cpus(void)
 
 void reg_api_agent_host(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const char *dir = c->agent->cfg.data_dir ? c->agent->cfg.data_dir : "/";
+    const char *dir = c->api->agent->cfg.data_dir ? c->api->agent->cfg.data_dir : "/";
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -13,13 +13,11 @@
 #include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_internal.h"
-#include "registry/agent/acl_client.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_filter.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
-#include "registry/cluster/cluster.h"
-#include "registry/cluster/forward.h"
+#include "registry/api/watch.h"
 
 #define WAIT_DEFAULT_MS (5 * 60 * 1000)
 #define WAIT_MAX_MS     (10 * 60 * 1000)
@@ -134,12 +132,12 @@ static const struct reg_api_route routes[] = {
          ACL_FILTER(SESSION)),
     READ("GET", "/v1/session/list", false, reg_api_session_list, REG_TABLE_SESSIONS, true,
          ACL_FILTER(SESSION)),
-    /* transactions and events: reg_api_txn.c, api_event.c */
+    /* transactions and events: api_txn.c, api_event.c */
     WRITE("PUT", "/v1/txn", false, reg_api_txn, ACL_HANDLER(KEY, WRITE)),
     WRITE("PUT", "/v1/event/fire/", true, reg_api_event_fire, ACL_ROUTE(EVENT, WRITE, ARG)),
     READ("GET", "/v1/event/list", false, reg_api_event_list, REG_TABLE_EVENTS, true,
          ACL_FILTER(EVENT)),
-    /* prepared queries: reg_api_query.c (Consul creates with POST, an alias of PUT here). No
+    /* prepared queries: api_query.c (Consul creates with POST, an alias of PUT here). No
      * query:* rules here: reading and managing queries is an operator's. */
     WRITE("PUT", "/v1/query", false, reg_api_query_create, ACL_ROUTE(OPERATOR, WRITE, NONE)),
     READ("GET", "/v1/query", false, reg_api_query_list, REG_TABLE_QUERIES, true,
@@ -220,7 +218,7 @@ void reg_api_call_free(struct reg_api_call *c)
 
 static void add_common_headers(struct reg_api_call *c)
 {
-    const struct reg_agent_config *cfg = &c->agent->cfg;
+    const struct reg_agent_config *cfg = c->api->cfg;
     const char *policy =
         cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
     http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
@@ -232,9 +230,10 @@ static void add_common_headers(struct reg_api_call *c)
  */
 static bool write_unpersisted(const struct reg_api_call *c, int *err)
 {
-    const struct reg_persist *p = c->agent->persist;
-
-    return c->route && c->route->write && p && reg_persist_unwritten(p, err) > c->unwritten;
+    if (!c->route || !c->route->write)
+        return false;
+    *err = c->api->ops->write_failed(c->api->agent, &c->mark);
+    return *err < 0;
 }
 
 static void respond(struct reg_api_call *c, int status, const char *type, const void *body,
@@ -256,7 +255,7 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
     add_common_headers(c);
     /* In a replicated cluster a write is acknowledged once its records are committed. */
     if (c->route && c->route->write &&
-        reg_cluster_defer_answer(c->agent, c->req, c->records, status, type, body, len)) {
+        c->api->ops->write_defer(c->api->agent, c->req, &c->mark, status, type, body, len)) {
         reg_api_call_free(c);
         return;
     }
@@ -363,7 +362,7 @@ json_t *reg_api_body_json(struct reg_api_call *c, bool allow_empty)
 
 bool reg_api_dc_known(const struct reg_api_call *c, const char *dc)
 {
-    return !dc || !dc[0] || strcasecmp(dc, c->agent->cfg.datacenter) == 0;
+    return !dc || !dc[0] || strcasecmp(dc, c->api->cfg->datacenter) == 0;
 }
 
 const char *reg_api_query(const struct reg_api_call *c, const char *name)
@@ -409,7 +408,7 @@ static void send_result(struct reg_api_call *c, struct reg_api_result *res)
     if (res->index_headers) {
         bool known;
         uint64_t contact;
-        reg_cluster_read_headers(c->agent, &known, &contact);
+        c->api->ops->read_headers(c->api->agent, &known, &contact);
         http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
         http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
         http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
@@ -493,7 +492,7 @@ static void serve_read(struct reg_api_call *c, const struct reg_api_route *r)
         (r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index) ||
         (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
     if (park) {
-        reg_watch_park(&c->agent->watches, c, r->table, result_hash(&res), wait_ms);
+        reg_watch_park(c->api->watches, c, r->table, result_hash(&res), wait_ms);
     } else {
         send_result(c, &res);
     }
@@ -543,18 +542,13 @@ static void dispatch(struct reg_api_call *c);
 /* Resolves the call's token and checks the route's permission. Returns false after answering. */
 static bool authorize(struct reg_api_call *c, const struct reg_api_route *r)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
 
-    if (a->cfg.acl_enabled && a->cfg.server && !a->state.acl_ready && reg_agent_may_write(a)) {
-        struct reg_acl_settings set;
-        reg_agent_config_acl(&a->cfg, &set);
-        reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
-        a->state.acl_ready = true;
-    }
+    a->ops->acl_ensure(a->agent);
     int rc = reg_api_acl_resolve(c);
-    if (rc == -EAGAIN || rc == REG_ACL_CACHE_STALE) {
+    if (rc == -EAGAIN || rc == REG_API_ACL_STALE) {
         /* A client agent learning what the token may do from a server: resume after. */
-        reg_acl_cache_fetch(a->acl_cache, c, c->token, dispatch);
+        a->ops->acl_fetch(a->agent, c, dispatch);
         return false;
     }
     if (rc < 0) {
@@ -568,14 +562,14 @@ static bool authorize(struct reg_api_call *c, const struct reg_api_route *r)
     if (r->acl.kind != REG_API_ACL_ROUTE)
         return true; /* public, or the handler checks and filters (api_routes.h) */
     const char *name = r->acl.name == REG_API_ACL_NAME_ARG    ? c->arg
-                       : r->acl.name == REG_API_ACL_NAME_NODE ? a->cfg.node_name
+                       : r->acl.name == REG_API_ACL_NAME_NODE ? a->cfg->node_name
                                                               : "";
     return reg_api_acl_require(c, r->acl.res, name, r->acl.acc);
 }
 
 static void answer_root(struct reg_api_call *c)
 {
-    bool ui = c->agent->cfg.ui;
+    bool ui = c->api->cfg->ui;
 
     if (ui && (strcmp(c->path, "/ui") == 0 || strncmp(c->path, "/ui/", 4) == 0)) {
         reg_api_ui_serve(c);
@@ -651,9 +645,9 @@ void reg_api_handle(struct http_request *req, void *data)
     struct reg_api_call *c = xcalloc(1, sizeof(*c));
     struct buf path = BUF_INIT;
 
-    c->agent = data;
+    c->api = data;
     c->req = req;
-    reg_metrics_request(&c->agent->metrics, req->method);
+    c->api->ops->count_request(c->api->agent, req->method);
     /* Every key, name and ID a handler reads from the path or the query comes through here:
      * a NUL or invalid UTF-8 is refused once, so no endpoint can store "victim%00x" as
      * "victim" or let "%00junk?recurse" become the empty prefix. */
@@ -695,12 +689,10 @@ void reg_api_handle(struct http_request *req, void *data)
         return;
     }
     c->arg = r->prefix ? c->path + strlen(r->path) : "";
-    if (!c->agent->cfg.server && reg_forward_wanted(c->agent, c->path)) {
-        reg_forward_call(c->agent, c); /* a client agent: the servers answer */
-        return;
-    }
+    if (c->api->ops->forward_to_server(c->api->agent, c))
+        return; /* a client agent: the servers answer */
     c->route = r;
-    if (reg_cluster_forward(c->agent, c, r->write != NULL))
+    if (c->api->ops->forward_to_leader(c->api->agent, c, r->write != NULL))
         return; /* a follower of a replicated cluster: the leader answers */
     if (check_common_params(c))
         dispatch(c);
@@ -719,11 +711,7 @@ static void dispatch(struct reg_api_call *c)
 
     if (!authorize(c, r))
         return;
-    if (r->write && c->agent->persist) {
-        int err;
-        c->unwritten = reg_persist_unwritten(c->agent->persist, &err);
-    }
-    c->records = reg_cluster_records(c->agent);
+    c->api->ops->write_mark(c->api->agent, &c->mark);
     if (r->write)
         r->write(c);
     else

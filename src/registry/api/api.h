@@ -17,8 +17,6 @@
 #include "registry/state/acl.h"
 #include "registry/state/state.h"
 
-struct reg_agent;
-
 /* The outcome of a read: what to send, and the index it reflects. */
 struct reg_api_result {
     int status;               /* 200 unless an error */
@@ -37,9 +35,81 @@ typedef void (*reg_api_read_fn)(struct reg_api_call *c, struct reg_api_result *r
 struct reg_api_route;
 
 struct bexpr;
+struct reg_agent;
+struct reg_agent_config;
+struct reg_node;
+struct reg_sessions;
+struct reg_watch_set;
+
+/* What acl_resolve returns for an answer that is usable but old (a client agent's cache). */
+#define REG_API_ACL_STALE 1
+
+/* Where the journal and the replicated log stood when a write handler started. */
+struct reg_api_write_mark {
+    uint64_t unwritten; /* reg_persist_unwritten */
+    uint64_t records;   /* reg_cluster_records */
+};
+
+/*
+ * What only the agent serving the API can do; the agent fills the table (agent/agent_api.c).
+ * Every op gets the context's agent, which the API never looks into.
+ */
+struct reg_api_ops {
+    /* Counts a request for /v1/agent/metrics. */
+    void (*count_request)(struct reg_agent *a, struct str method);
+
+    /* A client agent sends what it does not own to a server and relays the answer; true
+     * when it took the call over (cluster/forward.h). */
+    bool (*forward_to_server)(struct reg_agent *a, struct reg_api_call *c);
+    /* A follower of a replicated cluster sends writes and consistent reads to the leader;
+     * true when it took the call over (cluster/cluster.h). */
+    bool (*forward_to_leader)(struct reg_agent *a, struct reg_api_call *c, bool write);
+
+    /* Creates the built-in ACL objects once, where this agent may write the state. */
+    void (*acl_ensure)(struct reg_agent *a);
+    /* Resolves c->token into c->authz: 0; -ENOENT (ACL not found); -EAGAIN (nothing known
+     * yet: fetch); REG_API_ACL_STALE (usable, but fetch again). */
+    int (*acl_resolve)(struct reg_agent *a, struct reg_api_call *c);
+    /* Asks a server what c->token may do, then calls resume(c) (agent/acl_client.h). */
+    void (*acl_fetch)(struct reg_agent *a, struct reg_api_call *c, reg_api_write_fn resume);
+
+    /* Durability of writes: the mark taken before a write handler runs; whether what it
+     * wrote failed to reach the journal (0, or the -errno that stopped it); and holding the
+     * answer until the replicated log commits it (false: nothing to wait for; true: req is
+     * taken over). */
+    void (*write_mark)(const struct reg_agent *a, struct reg_api_write_mark *m);
+    int (*write_failed)(const struct reg_agent *a, const struct reg_api_write_mark *m);
+    bool (*write_defer)(struct reg_agent *a, struct http_request *req,
+                        const struct reg_api_write_mark *m, int status, const char *type,
+                        const void *body, size_t len);
+    /* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
+    void (*read_headers)(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact);
+
+    /* The agent's own node in the catalog. */
+    struct reg_node *(*local_node)(struct reg_agent *a);
+    /* Stops the runners of the agent's own checks: one (check_id), or a service's. */
+    void (*stop_checks)(struct reg_agent *a, const char *service_id, const char *check_id);
+    /* Sorts list by estimated round-trip time from node near (?near=; "_agent": this one). */
+    void (*sort_near)(const struct reg_agent *a, const char *near, json_t *list,
+                      const char *(*node_of)(const json_t *entry));
+};
+
+/*
+ * The narrow context every handler in api/ works with, instead of the agent: the state it
+ * reads and changes, the parked blocking queries, the settings, the session runtime, and ops
+ * for the rest. The agent owns it and fills it before its HTTP servers start.
+ */
+struct reg_api {
+    struct reg_state *state;
+    struct reg_watch_set *watches;
+    struct reg_agent_config *cfg;  /* PUT /v1/agent/token changes its tokens */
+    struct reg_sessions *sessions; /* NULL once the agent shuts down */
+    const struct reg_api_ops *ops;
+    struct reg_agent *agent; /* opaque here: handed back to ops */
+};
 
 struct reg_api_call {
-    struct reg_agent *agent;
+    struct reg_api *api; /* the context it is served in */
     struct http_request *req;
     char *path;      /* percent-decoded path */
     const char *arg; /* decoded path after the route prefix ("" when none) */
@@ -53,15 +123,14 @@ struct reg_api_call {
     char *token;       /* the secret in use (request or default token), owned, may be NULL */
     bool token_picked; /* token was looked up */
     bool token_given;  /* the request itself carried a token */
-    struct reg_acl_authz authz; /* what the token may do (reg_api_acl_resolve) */
-    struct bexpr *filter;       /* ?filter, parsed (api_filter.c); owned, may be NULL */
-    int filter_target;          /* what the filter selects from (api_filter.c) */
-    uint64_t unwritten;         /* reg_persist_unwritten when a write handler started */
-    uint64_t records;           /* reg_cluster_records when a write handler started */
-    uint64_t hold_until;        /* cluster.c: loop time a call waiting for a leader gives up at */
+    struct reg_acl_authz authz;     /* what the token may do (reg_api_acl_resolve) */
+    struct bexpr *filter;           /* ?filter, parsed (api_filter.c); owned, may be NULL */
+    int filter_target;              /* what the filter selects from (api_filter.c) */
+    struct reg_api_write_mark mark; /* taken when its handler started */
+    uint64_t hold_until; /* cluster.c: loop time a call waiting for a leader gives up at */
 };
 
-/* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_agent. */
+/* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_api. */
 void reg_api_handle(struct http_request *req, void *data);
 
 /* Runs the read again and answers if it changed (changed = hash differs) or always. */

@@ -11,8 +11,7 @@
 #include "lib/json.h"
 #include "lib/uuid.h"
 #include "registry/api/api_acl.h"
-#include "registry/agent/acl_client.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
 
@@ -47,21 +46,16 @@ static char *request_token(const struct reg_api_call *c)
 
 int reg_api_acl_resolve(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
 
     if (!c->token_picked) {
         c->token_picked = true;
         c->token = request_token(c);
         c->token_given = c->token != NULL;
-        if (!c->token && a->cfg.acl_default_token && a->cfg.acl_default_token[0])
-            c->token = xstrdup(a->cfg.acl_default_token);
+        if (!c->token && a->cfg->acl_default_token && a->cfg->acl_default_token[0])
+            c->token = xstrdup(a->cfg->acl_default_token);
     }
-    /* A client agent holds no tokens: the servers say what one may do (acl_client.h). */
-    if (!a->cfg.server && a->cfg.acl_enabled)
-        return reg_acl_cache_lookup(a->acl_cache, c->token, &c->authz);
-    struct reg_acl_settings set;
-    reg_agent_config_acl(&a->cfg, &set);
-    return reg_acl_resolve(&a->state, &set, c->token, &c->authz);
+    return a->ops->acl_resolve(a->agent, c);
 }
 
 bool reg_api_acl_allow(const struct reg_api_call *c, enum reg_acl_resource res, const char *name,
@@ -154,13 +148,13 @@ static json_t *render_policy(const struct reg_acl_policy *p, bool with_rules)
 
 static void acl_index(struct reg_api_call *c, struct reg_api_result *res)
 {
-    res->index = c->agent->state.table_index[REG_TABLE_ACL];
+    res->index = c->api->state->table_index[REG_TABLE_ACL];
     res->index_headers = true;
 }
 
 static bool disabled(struct reg_api_call *c)
 {
-    if (c->agent->cfg.acl_enabled)
+    if (c->api->cfg->acl_enabled)
         return false;
     reg_api_error(c, 401, "ACL support disabled");
     return true;
@@ -168,7 +162,7 @@ static bool disabled(struct reg_api_call *c)
 
 static bool disabled_read(struct reg_api_call *c, struct reg_api_result *res)
 {
-    if (c->agent->cfg.acl_enabled)
+    if (c->api->cfg->acl_enabled)
         return false;
     reg_api_result_error(res, 401, "ACL support disabled");
     return true;
@@ -178,7 +172,7 @@ static bool disabled_read(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_acl_bootstrap(struct reg_api_call *c)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     char accessor[37], secret[37], now[40];
 
     if (disabled(c))
@@ -223,9 +217,9 @@ static int decode_policy_links(struct reg_api_call *c, const json_t *body, struc
         const char *name = json_string_value(json_iget(link, "Name"));
         const struct reg_acl_policy *p = NULL;
         if (id && id[0])
-            p = reg_acl_policy_get(&c->agent->state, id);
+            p = reg_acl_policy_get(c->api->state, id);
         else if (name && name[0])
-            p = reg_acl_policy_by_name(&c->agent->state, name);
+            p = reg_acl_policy_by_name(c->api->state, name);
         if (!p) {
             reg_api_error(c, 400, "Invalid Policy: cannot find policy \"%s\"",
                           id && id[0] ? id
@@ -247,7 +241,7 @@ static const char *body_str(const json_t *body, const char *key)
 /* Create (existing == NULL) or update a token from the request body. */
 static void token_write(struct reg_api_call *c, const struct reg_acl_token *existing)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     char accessor[37], secret[37], now[40];
     struct reg_acl_token t = {0};
 
@@ -303,7 +297,7 @@ void reg_api_acl_token_update(struct reg_api_call *c)
 
     if (disabled(c))
         return;
-    t = reg_acl_token_get(&c->agent->state, c->arg);
+    t = reg_acl_token_get(c->api->state, c->arg);
     if (!t) {
         reg_api_error(c, 403, "ACL not found");
         return;
@@ -319,7 +313,7 @@ void reg_api_acl_token_delete(struct reg_api_call *c)
         reg_api_error(c, 400, "Delete operation not permitted on the anonymous token");
         return;
     }
-    reg_acl_token_delete(&c->agent->state, c->arg);
+    reg_acl_token_delete(c->api->state, c->arg);
     reg_api_ok_json(c, json_true());
 }
 
@@ -329,18 +323,18 @@ void reg_api_acl_token_read(struct reg_api_call *c, struct reg_api_result *res)
 
     if (disabled_read(c, res))
         return;
-    t = reg_acl_token_get(&c->agent->state, c->arg);
+    t = reg_acl_token_get(c->api->state, c->arg);
     if (!t) {
         reg_api_result_error(res, 403, "ACL not found");
         return;
     }
     acl_index(c, res);
-    reg_api_result_json(c, res, render_token(&c->agent->state, t));
+    reg_api_result_json(c, res, render_token(c->api->state, t));
 }
 
 void reg_api_acl_token_self(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_state *st = &c->agent->state;
+    const struct reg_state *st = c->api->state;
     const struct reg_acl_token *t;
 
     if (disabled_read(c, res))
@@ -363,8 +357,8 @@ void reg_api_acl_token_list(struct reg_api_call *c, struct reg_api_result *res)
         json_decref(list);
         return;
     }
-    smap_foreach(&c->agent->state.acl_tokens, e)
-        json_array_append_new(list, render_token(&c->agent->state, e->val));
+    smap_foreach(&c->api->state->acl_tokens, e)
+        json_array_append_new(list, render_token(c->api->state, e->val));
     acl_index(c, res);
     reg_api_result_json(c, res, list);
 }
@@ -373,7 +367,7 @@ void reg_api_acl_token_list(struct reg_api_call *c, struct reg_api_result *res)
 
 static void policy_write(struct reg_api_call *c, const struct reg_acl_policy *existing)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     char id[37];
     struct err e;
     uint64_t index;
@@ -424,7 +418,7 @@ void reg_api_acl_policy_update(struct reg_api_call *c)
 
     if (disabled(c))
         return;
-    p = reg_acl_policy_get(&c->agent->state, c->arg);
+    p = reg_acl_policy_get(c->api->state, c->arg);
     if (!p) {
         reg_api_error(c, 403, "ACL not found");
         return;
@@ -441,7 +435,7 @@ void reg_api_acl_policy_delete(struct reg_api_call *c)
                       "Delete operation not permitted on the builtin global-management policy");
         return;
     }
-    reg_acl_policy_delete(&c->agent->state, c->arg);
+    reg_acl_policy_delete(c->api->state, c->arg);
     reg_api_ok_json(c, json_true());
 }
 
@@ -459,13 +453,13 @@ static void policy_answer(struct reg_api_call *c, struct reg_api_result *res,
 void reg_api_acl_policy_read(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (!disabled_read(c, res))
-        policy_answer(c, res, reg_acl_policy_get(&c->agent->state, c->arg));
+        policy_answer(c, res, reg_acl_policy_get(c->api->state, c->arg));
 }
 
 void reg_api_acl_policy_read_by_name(struct reg_api_call *c, struct reg_api_result *res)
 {
     if (!disabled_read(c, res))
-        policy_answer(c, res, reg_acl_policy_by_name(&c->agent->state, c->arg));
+        policy_answer(c, res, reg_acl_policy_by_name(c->api->state, c->arg));
 }
 
 void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
@@ -476,7 +470,7 @@ void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
         json_decref(list);
         return;
     }
-    smap_foreach(&c->agent->state.acl_policies, e)
+    smap_foreach(&c->api->state->acl_policies, e)
         json_array_append_new(list, render_policy(e->val, false));
     acl_index(c, res);
     reg_api_result_json(c, res, list);
@@ -487,7 +481,7 @@ void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
 /* PUT /v1/agent/token/<kind> {"Token": "..."}: sets the agent's tokens in memory. */
 void reg_api_agent_token(struct reg_api_call *c)
 {
-    struct reg_agent_config *cfg = &c->agent->cfg;
+    struct reg_agent_config *cfg = c->api->cfg;
     static const char *const ignored[] = {
         "agent_recovery", "agent_master",          "acl_agent_master_token",
         "replication",    "acl_replication_token", "config_file_service_registration",

@@ -16,7 +16,9 @@ struct reg_api_result;
 
 /*
  * Picks the call's token (?token=, X-Consul-Token, Authorization: Bearer, then the agent's
- * default token) into c->token and resolves c->authz. Returns 0 or -ENOENT (ACL not found).
+ * default token) into c->token and resolves c->authz through the context's acl_resolve op.
+ * Returns 0, -ENOENT (ACL not found), or on a client agent -EAGAIN or REG_API_ACL_STALE (ask a
+ * server: api.h).
  * Called by the router for each call and again before each rerun of a blocking read.
  */
 int reg_api_acl_resolve(struct reg_api_call *c);

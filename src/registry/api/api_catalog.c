@@ -4,11 +4,10 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
-#include "registry/cluster/coord.h"
 #include "registry/api/render.h"
 
 /* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
@@ -29,7 +28,7 @@ static void acl_visit_service(const struct reg_service *s, void *data)
 
 void reg_api_catalog_datacenters(struct reg_api_call *c, struct reg_api_result *res)
 {
-    reg_api_result_json(c, res, json_pack("[s]", c->agent->cfg.datacenter));
+    reg_api_result_json(c, res, json_pack("[s]", c->api->cfg->datacenter));
 }
 
 void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
@@ -41,7 +40,7 @@ void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
         json_decref(list);
         return;
     }
-    smap_foreach(&c->agent->state.nodes, e)
+    smap_foreach(&c->api->state->nodes, e)
     {
         const struct reg_node *n = e->val;
         if (!reg_catalog_node_matches(&f, n))
@@ -52,7 +51,7 @@ void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
             reg_api_acl_filtered(c, res);
     }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, c->agent->state.nodes_index);
+    reg_catalog_result_index(res, c->api->state->nodes_index);
     reg_api_result_json(c, res, list);
 }
 
@@ -83,9 +82,9 @@ void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res
         return;
     json_t *out = json_object();
     struct acl_visit v = {c, res, false, add_service_tags, out};
-    reg_catalog_foreach_service(&c->agent->state, &f, NULL, acl_visit_service, &v);
+    reg_catalog_foreach_service(c->api->state, &f, NULL, acl_visit_service, &v);
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, c->agent->state.services_index);
+    reg_catalog_result_index(res, c->api->state->services_index);
     reg_api_result_json(c, res, out);
 }
 
@@ -108,18 +107,18 @@ void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res)
         return;
     json_t *list = json_array();
     struct acl_visit v = {c, res, true, add_service_node, list};
-    reg_catalog_foreach_service(&c->agent->state, &f, c->arg, acl_visit_service, &v);
+    reg_catalog_foreach_service(c->api->state, &f, c->arg, acl_visit_service, &v);
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
-    reg_coords_sort_near(c->agent, reg_api_query(c, "near"), list, service_node_name);
+    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
+    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, service_node_name);
     reg_api_result_json(c, res, list);
 }
 
 static void node_view(struct reg_api_call *c, struct reg_api_result *res, bool as_list)
 {
-    const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
+    const struct reg_node *n = reg_node_get(c->api->state, c->arg);
 
-    reg_catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
+    reg_catalog_result_index(res, reg_node_index(c->api->state, c->arg));
     if (n && !reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
         reg_api_acl_filtered(c, res);
         n = NULL;
@@ -156,7 +155,7 @@ void reg_api_catalog_node_services(struct reg_api_call *c, struct reg_api_result
 
 void reg_api_catalog_register(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
     struct reg_catalog_registration r;
     struct err e;
 
@@ -176,7 +175,7 @@ void reg_api_catalog_register(struct reg_api_call *c)
         return;
     }
     if (!r.node.datacenter || !r.node.datacenter[0])
-        r.node.datacenter = a->cfg.datacenter; /* Consul fills in its own */
+        r.node.datacenter = a->cfg->datacenter; /* Consul fills in its own */
     if (!reg_api_acl_require(c, REG_ACL_RES_NODE, r.node.name ? r.node.name : "",
                              REG_ACL_ACCESS_WRITE) ||
         (r.has_service &&
@@ -184,7 +183,7 @@ void reg_api_catalog_register(struct reg_api_call *c)
         reg_catalog_registration_free(&r);
         return;
     }
-    rc = reg_catalog_registration_apply(&a->state, &r, &e);
+    rc = reg_catalog_registration_apply(a->state, &r, &e);
     reg_catalog_registration_free(&r);
     if (rc < 0) {
         reg_api_error(c, 400, "%s", e.msg);
@@ -195,7 +194,7 @@ void reg_api_catalog_register(struct reg_api_call *c)
 
 void reg_api_catalog_deregister(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
     const char *node = NULL, *service_id = NULL, *check_id = NULL, *dc = NULL;
     struct err e;
 
@@ -212,16 +211,19 @@ void reg_api_catalog_deregister(struct reg_api_call *c)
     } else if (!node || !node[0]) {
         reg_api_error(c, 400, "Must provide node");
     } else if (reg_api_acl_require(c, REG_ACL_RES_NODE, node, REG_ACL_ACCESS_WRITE)) {
-        struct reg_node *n = reg_node_get(&a->state, node);
+        struct reg_node *n = reg_node_get(a->state, node);
+        /* What goes from the agent's own node also stops running (its check runners). */
+        bool own = n && n == a->ops->local_node(a->agent);
         if (n && service_id && service_id[0]) {
-            reg_checks_stop_service(a, n, service_id);
-            reg_service_delete(&a->state, n, service_id);
+            if (own)
+                a->ops->stop_checks(a->agent, service_id, NULL);
+            reg_service_delete(a->state, n, service_id);
         } else if (n && check_id && check_id[0]) {
-            if (n == reg_agent_local_node(a))
-                reg_checks_stop(a->checks, check_id);
-            reg_check_delete(&a->state, n, check_id);
-        } else if (n && n != reg_agent_local_node(a)) {
-            reg_node_delete(&a->state, node);
+            if (own)
+                a->ops->stop_checks(a->agent, NULL, check_id);
+            reg_check_delete(a->state, n, check_id);
+        } else if (n && !own) {
+            reg_node_delete(a->state, node);
         }
         reg_api_ok_json(c, json_true());
     }

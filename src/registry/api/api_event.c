@@ -7,7 +7,7 @@
 #include "lib/base64.h"
 #include "lib/re.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/agent/sessions.h"
@@ -37,10 +37,10 @@ static bool filter_compile(const char *re, regex_t *out, struct err *e)
 
 /* Whether this agent receives the event: its node matches, and one of its services (and a tag
  * of that service) matches when those filters are set, as Consul's agent filters on receipt. */
-static bool event_for_us(struct reg_agent *a, const regex_t *node_re, const regex_t *svc_re,
+static bool event_for_us(struct reg_api *a, const regex_t *node_re, const regex_t *svc_re,
                          const regex_t *tag_re, bool svc_filter, bool tag_filter)
 {
-    const struct reg_node *n = reg_agent_local_node(a);
+    const struct reg_node *n = a->ops->local_node(a->agent);
 
     if (!n || regexec(node_re, n->name, 0, NULL, 0) != 0)
         return false;
@@ -62,7 +62,7 @@ static bool event_for_us(struct reg_agent *a, const regex_t *node_re, const rege
 
 void reg_api_event_fire(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
     const char *node = reg_api_query(c, "node"), *svc = reg_api_query(c, "service");
     const char *tag = reg_api_query(c, "tag");
     regex_t re[3];
@@ -115,7 +115,7 @@ void reg_api_event_fire(struct reg_api_call *c)
 
 void reg_api_event_list(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_sessions *s = c->agent->sessions;
+    const struct reg_sessions *s = c->api->sessions;
     const char *name = reg_api_query(c, "name");
     json_t *list = json_array();
 
@@ -128,7 +128,7 @@ void reg_api_event_list(struct reg_api_call *c, struct reg_api_result *res)
         else
             reg_api_acl_filtered(c, res);
     }
-    res->index = c->agent->state.table_index[REG_TABLE_EVENTS];
+    res->index = c->api->state->table_index[REG_TABLE_EVENTS];
     res->index_headers = true;
     reg_api_result_json(c, res, list);
 }

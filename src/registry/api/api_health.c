@@ -2,11 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
-#include "registry/cluster/coord.h"
 #include "registry/api/render.h"
 
 /* A check as the call's token may see it (reg_render_check_fn). */
@@ -52,11 +51,11 @@ void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     ctx.list = json_array();
-    reg_catalog_foreach_service(&c->agent->state, &f, c->arg, add_health_entry, &ctx);
+    reg_catalog_foreach_service(c->api->state, &f, c->arg, add_health_entry, &ctx);
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
-    reg_coords_sort_near(c->agent, reg_api_query(c, "near"), ctx.list,
-                         reg_render_health_entry_node);
+    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
+    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), ctx.list,
+                           reg_render_health_entry_node);
     reg_api_result_json(c, res, ctx.list);
 }
 
@@ -67,7 +66,7 @@ void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res)
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
-    smap_foreach(&c->agent->state.nodes, ne)
+    smap_foreach(&c->api->state->nodes, ne)
     {
         const struct reg_node *n = ne->val;
         if (!reg_catalog_node_matches(&f, n))
@@ -83,13 +82,13 @@ void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res)
         }
     }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
     reg_api_result_json(c, res, list);
 }
 
 void reg_api_health_node(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_node *n = reg_node_get(&c->agent->state, c->arg);
+    const struct reg_node *n = reg_node_get(c->api->state, c->arg);
     json_t *list = json_array();
 
     if (n) {
@@ -99,7 +98,7 @@ void reg_api_health_node(struct reg_api_call *c, struct reg_api_result *res)
                 json_array_append_new(list, reg_api_acl_render_check(c, ordered[i]));
         free(ordered);
     }
-    reg_catalog_result_index(res, reg_node_index(&c->agent->state, c->arg));
+    reg_catalog_result_index(res, reg_node_index(c->api->state, c->arg));
     reg_api_result_json(c, res, list);
 }
 
@@ -107,7 +106,7 @@ void reg_api_health_node(struct reg_api_call *c, struct reg_api_result *res)
  * service's index so a watcher waits as it would on Consul. */
 void reg_api_health_ingress(struct reg_api_call *c, struct reg_api_result *res)
 {
-    reg_catalog_result_index(res, reg_service_index(&c->agent->state, c->arg));
+    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
     reg_api_result_json(c, res, json_array());
 }
 
@@ -124,7 +123,7 @@ void reg_api_health_state(struct reg_api_call *c, struct reg_api_result *res)
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
-    smap_foreach(&c->agent->state.nodes, ne)
+    smap_foreach(&c->api->state->nodes, ne)
     {
         const struct reg_node *n = ne->val;
         if (!reg_catalog_node_matches(&f, n))
@@ -137,6 +136,6 @@ void reg_api_health_state(struct reg_api_call *c, struct reg_api_result *res)
         free(ordered);
     }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, c->agent->state.checks_index);
+    reg_catalog_result_index(res, c->api->state->checks_index);
     reg_api_result_json(c, res, list);
 }

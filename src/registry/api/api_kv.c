@@ -6,7 +6,7 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
@@ -48,7 +48,7 @@ static void unsign_flags(struct buf *body)
 
 static void kv_index(struct reg_api_call *c, struct reg_api_result *res, uint64_t index)
 {
-    res->index = index ? index : c->agent->state.table_index[REG_TABLE_KV];
+    res->index = index ? index : c->api->state->table_index[REG_TABLE_KV];
     res->index_headers = true;
 }
 
@@ -63,7 +63,7 @@ static void not_found(struct reg_api_call *c, struct reg_api_result *res)
 
 static void kv_keys(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct smap *kv = &c->agent->state.kv;
+    const struct smap *kv = &c->api->state->kv;
     const char *sep = reg_api_query(c, "separator");
     size_t first, end, plen = strlen(c->arg);
     json_t *list = json_array();
@@ -98,13 +98,13 @@ static void kv_keys(struct reg_api_call *c, struct reg_api_result *res)
         not_found(c, res);
         return;
     }
-    kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
+    kv_index(c, res, reg_kv_prefix_index(c->api->state, c->arg));
     reg_api_result_json(c, res, list);
 }
 
 static void kv_recurse(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct smap *kv = &c->agent->state.kv;
+    const struct smap *kv = &c->api->state->kv;
     size_t first, end;
 
     smap_prefix_range(kv, c->arg, &first, &end);
@@ -124,7 +124,7 @@ static void kv_recurse(struct reg_api_call *c, struct reg_api_result *res)
         not_found(c, res);
         return;
     }
-    kv_index(c, res, reg_kv_prefix_index(&c->agent->state, c->arg));
+    kv_index(c, res, reg_kv_prefix_index(c->api->state, c->arg));
     reg_api_result_json(c, res, list);
     unsign_flags(&res->body);
 }
@@ -145,7 +145,7 @@ void reg_api_kv_get(struct reg_api_call *c, struct reg_api_result *res)
     }
     if (!reg_api_acl_require_read(c, res, REG_ACL_RES_KEY, c->arg))
         return;
-    const struct reg_kv *kv = reg_kv_get(&c->agent->state, c->arg);
+    const struct reg_kv *kv = reg_kv_get(c->api->state, c->arg);
     if (!kv) {
         not_found(c, res);
         return;
@@ -185,7 +185,7 @@ static int query_u64(struct reg_api_call *c, const char *name, uint64_t *out, bo
 static bool lock_ops(struct reg_api_call *c, uint64_t flags)
 {
     const char *acquire = reg_api_query(c, "acquire"), *release = reg_api_query(c, "release");
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     uint64_t index;
     int rc;
 
@@ -206,7 +206,7 @@ static bool lock_ops(struct reg_api_call *c, uint64_t flags)
 
 void reg_api_kv_put(struct reg_api_call *c)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     uint64_t flags = 0, cas = 0;
     bool has_flags, has_cas;
     int locks = reg_api_query_has(c, "cas") + reg_api_query_has(c, "acquire") +
@@ -238,7 +238,7 @@ void reg_api_kv_put(struct reg_api_call *c)
 
 void reg_api_kv_delete(struct reg_api_call *c)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
     uint64_t cas = 0;
     bool has_cas;
     bool recurse = reg_api_query_has(c, "recurse");

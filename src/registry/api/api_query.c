@@ -12,10 +12,9 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
-#include "registry/cluster/coord.h"
 #include "registry/api/render.h"
 #include "registry/agent/sessions.h"
 
@@ -92,7 +91,7 @@ static bool looks_like_uuid(const char *s)
  */
 static json_t *decode(struct reg_api_call *c, const char *self)
 {
-    const struct reg_state *st = &c->agent->state;
+    const struct reg_state *st = c->api->state;
     struct err e;
     json_t *body = reg_api_body_json(c, false);
 
@@ -148,7 +147,7 @@ void reg_api_query_create(struct reg_api_call *c)
     if (!def)
         return;
     uuid_v4(id);
-    reg_query_put(&c->agent->state, id, json_string_value(json_object_get(def, "Name")), def);
+    reg_query_put(c->api->state, id, json_string_value(json_object_get(def, "Name")), def);
     json_decref(def);
     reg_api_ok_json(c, json_pack("{s:s}", "ID", id));
 }
@@ -157,15 +156,15 @@ void reg_api_query_list(struct reg_api_call *c, struct reg_api_result *res)
 {
     json_t *list = json_array();
 
-    smap_foreach(&c->agent->state.queries, e) json_array_append_new(list, query_json(e->val));
-    res->index = c->agent->state.table_index[REG_TABLE_QUERIES];
+    smap_foreach(&c->api->state->queries, e) json_array_append_new(list, query_json(e->val));
+    res->index = c->api->state->table_index[REG_TABLE_QUERIES];
     res->index_headers = true;
     reg_api_result_json(c, res, list);
 }
 
 void reg_api_query_update(struct reg_api_call *c)
 {
-    struct reg_state *st = &c->agent->state;
+    struct reg_state *st = c->api->state;
 
     if (!reg_query_get(st, c->arg)) {
         reg_api_error(c, 404, "Query not found");
@@ -181,7 +180,7 @@ void reg_api_query_update(struct reg_api_call *c)
 
 void reg_api_query_delete(struct reg_api_call *c)
 {
-    if (!reg_query_delete(&c->agent->state, c->arg)) {
+    if (!reg_query_delete(c->api->state, c->arg)) {
         reg_api_error(c, 404, "Query not found");
         return;
     }
@@ -208,13 +207,13 @@ static void add_instance(const struct reg_service *s, void *data)
 }
 
 /* The instances a query selects, shuffled (no coordinates to sort by Near). New reference. */
-static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, const char *near)
+static json_t *run_query(const struct reg_api *a, const struct reg_query *q, const char *near)
 {
     struct reg_catalog_filter f = {.ntags = 0};
     struct exec_ctx x = {q, json_array()};
     const json_t *svc = json_object_get(q->def, "Service");
 
-    reg_catalog_foreach_service(&a->state, &f, json_string_value(json_object_get(svc, "Service")),
+    reg_catalog_foreach_service(a->state, &f, json_string_value(json_object_get(svc, "Service")),
                                 add_instance, &x);
     for (size_t i = json_array_size(x.nodes); i > 1; i--) { /* Fisher-Yates */
         size_t j = (size_t)rand() % i;
@@ -223,16 +222,16 @@ static json_t *run_query(const struct reg_agent *a, const struct reg_query *q, c
         json_array_set_new(x.nodes, j, t);
     }
     /* Near ("_agent" or a node) sorts by estimated RTT; a ?near= on the request wins. */
-    reg_coords_sort_near(a,
-                         near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
-                         x.nodes, reg_render_health_entry_node);
+    a->ops->sort_near(a->agent,
+                      near && near[0] ? near : json_string_value(json_object_get(svc, "Near")),
+                      x.nodes, reg_render_health_entry_node);
     return x.nodes;
 }
 
 /* GET /v1/query/ID, /v1/query/ID-or-NAME/execute and .../explain. */
 void reg_api_query_get(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_state *st = &c->agent->state;
+    const struct reg_state *st = c->api->state;
     char *arg = xstrdup(c->arg);
     char *verb = strrchr(arg, '/');
     const struct reg_query *q;
@@ -249,7 +248,7 @@ void reg_api_query_get(struct reg_api_call *c, struct reg_api_result *res)
     } else if (strcmp(verb, "explain") == 0) {
         reg_api_result_json(c, res, json_pack("{s:o}", "Query", query_json(q)));
     } else {
-        json_t *nodes = run_query(c->agent, q, reg_api_query(c, "near"));
+        json_t *nodes = run_query(c->api, q, reg_api_query(c, "near"));
         const char *limit = reg_api_query(c, "limit");
         long n = limit ? strtol(limit, NULL, 10) : 0;
         while (n > 0 && json_array_size(nodes) > (size_t)n)
@@ -259,7 +258,7 @@ void reg_api_query_get(struct reg_api_call *c, struct reg_api_result *res)
             json_pack("{s:O, s:o, s:O, s:s, s:i}", "Service",
                       json_object_get(json_object_get(q->def, "Service"), "Service"), "Nodes",
                       nodes, "DNS", json_object_get(q->def, "DNS"), "Datacenter",
-                      c->agent->cfg.datacenter, "Failovers", 0));
+                      c->api->cfg->datacenter, "Failovers", 0));
     }
     free(arg);
 }

@@ -103,12 +103,12 @@ void reg_api_session_info(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_session_node(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_session_list(struct reg_api_call *c, struct reg_api_result *res);
 
-/* transactions and events (reg_api_txn.c, api_event.c) */
+/* transactions and events (api_txn.c, api_event.c) */
 void reg_api_txn(struct reg_api_call *c);
 void reg_api_event_fire(struct reg_api_call *c);
 void reg_api_event_list(struct reg_api_call *c, struct reg_api_result *res);
 
-/* prepared queries (reg_api_query.c) */
+/* prepared queries (api_query.c) */
 void reg_api_query_create(struct reg_api_call *c);
 void reg_api_query_list(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_query_get(struct reg_api_call *c, struct reg_api_result *res);

@@ -7,7 +7,7 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/agent/sessions.h"
@@ -109,7 +109,7 @@ static int parse_create(struct reg_api_call *c, const json_t *body, struct creat
     uuid_v4(r->id);
     r->t.id = r->id;
     r->t.name = "";
-    r->t.node = c->agent->cfg.node_name;
+    r->t.node = c->api->cfg->node_name;
     r->t.lock_delay_ns = LOCK_DELAY_DEFAULT_NS;
     r->t.ttl = "";
     r->t.node_checks = xcalloc(2, sizeof(char *));
@@ -141,7 +141,7 @@ static int parse_create(struct reg_api_call *c, const json_t *body, struct creat
 
 void reg_api_session_create(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_api *a = c->api;
     struct create_req r = {0};
     struct err e = {""};
     uint64_t index;
@@ -157,11 +157,11 @@ void reg_api_session_create(struct reg_api_call *c)
         return;
     }
     if (rc == 0)
-        rc = reg_session_create(&a->state, &r.t, &index, &e) < 0 ? -EINVAL : 1;
+        rc = reg_session_create(a->state, &r.t, &index, &e) < 0 ? -EINVAL : 1;
     if (rc < 0) {
         reg_api_error(c, strncmp(e.msg, "Request decode", 14) == 0 ? 400 : 500, "%s", e.msg);
     } else {
-        reg_sessions_track(a->sessions, reg_session_get(&a->state, r.id));
+        reg_sessions_track(a->sessions, reg_session_get(a->state, r.id));
         reg_api_ok_json(c, json_pack("{s:s}", "ID", r.id));
     }
     create_req_free(&r);
@@ -174,10 +174,10 @@ void reg_api_session_destroy(struct reg_api_call *c)
         reg_api_error(c, 400, "Missing session");
         return;
     }
-    const struct reg_session *s = reg_session_get(&c->agent->state, c->arg);
+    const struct reg_session *s = reg_session_get(c->api->state, c->arg);
     if (s && !reg_api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
-    reg_session_destroy(&c->agent->state, c->arg);
+    reg_session_destroy(c->api->state, c->arg);
     reg_api_ok_json(c, json_true());
 }
 
@@ -189,14 +189,14 @@ void reg_api_session_renew(struct reg_api_call *c)
         reg_api_error(c, 400, "Missing session");
         return;
     }
-    s = reg_session_get(&c->agent->state, c->arg);
+    s = reg_session_get(c->api->state, c->arg);
     if (!s) {
         reg_api_error(c, 404, "Session id '%s' not found", c->arg);
         return;
     }
     if (!reg_api_acl_require(c, REG_ACL_RES_SESSION, s->node, REG_ACL_ACCESS_WRITE))
         return;
-    reg_sessions_track(c->agent->sessions, s);
+    reg_sessions_track(c->api->sessions, s);
     reg_api_ok_json(c, json_pack("[o]", reg_session_json(s)));
 }
 
@@ -210,7 +210,7 @@ static void session_result(struct reg_api_call *c, struct reg_api_result *res, j
             reg_api_acl_filtered(c, res);
         }
     }
-    res->index = c->agent->state.table_index[REG_TABLE_SESSIONS];
+    res->index = c->api->state->table_index[REG_TABLE_SESSIONS];
     res->index_headers = true;
     reg_api_result_json(c, res, list);
 }
@@ -225,7 +225,7 @@ void reg_api_session_info(struct reg_api_call *c, struct reg_api_result *res)
         reg_api_result_error(res, 400, "Missing session");
         return;
     }
-    s = reg_session_get(&c->agent->state, c->arg);
+    s = reg_session_get(c->api->state, c->arg);
     if (s)
         json_array_append_new(list, reg_session_json(s));
     session_result(c, res, list);
@@ -237,10 +237,10 @@ void reg_api_session_node(struct reg_api_call *c, struct reg_api_result *res)
         reg_api_result_error(res, 400, "Missing node name");
         return;
     }
-    session_result(c, res, reg_session_list_json(&c->agent->state, c->arg));
+    session_result(c, res, reg_session_list_json(c->api->state, c->arg));
 }
 
 void reg_api_session_list(struct reg_api_call *c, struct reg_api_result *res)
 {
-    session_result(c, res, reg_session_list_json(&c->agent->state, NULL));
+    session_result(c, res, reg_session_list_json(c->api->state, NULL));
 }

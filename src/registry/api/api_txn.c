@@ -3,7 +3,7 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
@@ -76,7 +76,7 @@ void reg_api_txn(struct reg_api_call *c)
         json_decref(ops);
         return;
     }
-    int rc = reg_txn_apply(&c->agent->state, ops, reg_render_kv, &results, &errors);
+    int rc = reg_txn_apply(c->api->state, ops, reg_render_kv, &results, &errors);
     json_decref(ops);
     if (rc < 0) {
         struct buf b = BUF_INIT;

@@ -1,5 +1,5 @@
 /*
- * The web UI: its static files under /ui/ (compiled in, see reg_ui_assets.h) and the two summary
+ * The web UI: its static files under /ui/ (compiled in, see ui_assets.h) and the two summary
  * reads it uses where the public API would need one request per service or per node
  * (GET /v1/internal/ui/services and /v1/internal/ui/nodes, Consul's shapes; docs/api.md).
  */
@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
@@ -119,7 +119,7 @@ static void add_service_summary(const struct reg_service *s, void *data)
     json_t *sum = json_object_get(ctx->by_name, s->name);
     if (!sum) {
         sum = json_pack("{s:s, s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:I}", "Kind", s->kind, "Name",
-                        s->name, "Datacenter", ctx->c->agent->cfg.datacenter, "Tags", "Nodes",
+                        s->name, "Datacenter", ctx->c->api->cfg->datacenter, "Tags", "Nodes",
                         "InstanceCount", (json_int_t)0, "ChecksPassing", (json_int_t)0,
                         "ChecksWarning", (json_int_t)0, "ChecksCritical", (json_int_t)0);
         json_object_set_new(ctx->by_name, s->name, sum);
@@ -146,10 +146,10 @@ void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     struct ui_services_ctx ctx = {c, res, json_object(), json_array()};
-    reg_catalog_foreach_service(&c->agent->state, &f, NULL, add_service_summary, &ctx);
+    reg_catalog_foreach_service(c->api->state, &f, NULL, add_service_summary, &ctx);
     reg_catalog_filter_free(&f);
     json_decref(ctx.by_name);
-    reg_catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);
     reg_api_result_json(c, res, ctx.out);
 }
 
@@ -191,7 +191,7 @@ void reg_api_ui_nodes(struct reg_api_call *c, struct reg_api_result *res)
         json_decref(list);
         return;
     }
-    smap_foreach(&c->agent->state.nodes, e)
+    smap_foreach(&c->api->state->nodes, e)
     {
         const struct reg_node *n = e->val;
         if (!reg_catalog_node_matches(&f, n))
@@ -202,6 +202,6 @@ void reg_api_ui_nodes(struct reg_api_call *c, struct reg_api_result *res)
             reg_api_acl_filtered(c, res);
     }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, c->agent->state.table_index[REG_TABLE_CATALOG]);
+    reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);
     reg_api_result_json(c, res, list);
 }

@@ -5,7 +5,6 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
 
 int reg_catalog_filter_parse(struct reg_api_call *c, struct reg_catalog_filter *f,
                              struct reg_api_result *res)
@@ -204,16 +203,4 @@ int reg_catalog_registration_apply(struct reg_state *st, struct reg_catalog_regi
         reg_check_upsert(st, node, &r->checks[i].chk);
     }
     return 0;
-}
-
-void reg_checks_stop_service(struct reg_agent *a, struct reg_node *n, const char *service_id)
-{
-    if (n != reg_agent_local_node(a))
-        return;
-    smap_foreach(&n->checks, e)
-    {
-        const struct reg_check *chk = e->val;
-        if (strcmp(chk->service_id, service_id) == 0)
-            reg_checks_stop(a->checks, chk->id);
-    }
 }

@@ -58,8 +58,4 @@ int reg_catalog_registration_apply(struct reg_state *st, struct reg_catalog_regi
                                    struct err *e);
 void reg_catalog_registration_free(struct reg_catalog_registration *r);
 
-struct reg_agent;
-/* Stops the runners of a service's checks when the node is the agent's own. */
-void reg_checks_stop_service(struct reg_agent *a, struct reg_node *n, const char *service_id);
-
 #endif

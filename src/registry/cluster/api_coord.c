@@ -18,7 +18,7 @@ static json_t *node_coord_json(const char *node, const struct vivaldi_coord *c)
  * those agents reported. */
 static json_t *all_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_agent *a = c->agent;
+    const struct reg_agent *a = c->api->agent;
     json_t *list = json_array();
 
     smap_foreach(&a->state.nodes, e)
@@ -37,13 +37,13 @@ static json_t *all_nodes(struct reg_api_call *c, struct reg_api_result *res)
 
 static void coord_index(struct reg_api_call *c, struct reg_api_result *res)
 {
-    res->index = c->agent->state.table_index[REG_TABLE_COORDS];
+    res->index = c->api->agent->state.table_index[REG_TABLE_COORDS];
     res->index_headers = true;
 }
 
 void reg_api_coordinate_datacenters(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
     json_t *servers = json_array();
 
@@ -67,7 +67,7 @@ void reg_api_coordinate_nodes(struct reg_api_call *c, struct reg_api_result *res
 
 void reg_api_coordinate_node(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_agent *a = c->agent;
+    const struct reg_agent *a = c->api->agent;
     const struct reg_node *n = reg_node_get(&a->state, c->arg);
     const struct vivaldi_coord *co = n ? reg_coords_get(a, n->name) : NULL;
 
@@ -83,7 +83,7 @@ void reg_api_coordinate_node(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_coordinate_update(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     const char *node = NULL;
     struct vivaldi_coord co;
     struct err e;

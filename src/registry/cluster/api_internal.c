@@ -7,7 +7,7 @@
 
 void reg_api_internal_heartbeat(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     struct err e;
     bool known;
 
@@ -42,7 +42,7 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
 
 void reg_api_internal_leave(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     const char *node = NULL;
     struct err e;
 
@@ -74,7 +74,7 @@ void reg_api_internal_leave(struct reg_api_call *c)
  */
 void reg_api_internal_acl_resolve(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_state *st = &c->agent->state;
+    const struct reg_state *st = &c->api->agent->state;
     const struct reg_acl_token *t = c->token && c->token[0]
                                         ? reg_acl_token_by_secret(st, c->token)
                                         : reg_acl_token_get(st, REG_ACL_ANONYMOUS_ID);

@@ -11,7 +11,7 @@
 
 void reg_api_agent_members(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     bool wan;
 
     if (reg_api_query_bool(c, "wan", &wan) < 0) {
@@ -63,14 +63,14 @@ static void on_join_abort(struct http_request *req)
     struct join_call *j = req->data;
     struct reg_api_call *c = j->call;
 
-    reg_sync_join_cancel(c->agent); /* done is not called: free here */
+    reg_sync_join_cancel(c->api->agent); /* done is not called: free here */
     free(j);
     reg_api_call_free(c);
 }
 
 void reg_api_agent_join(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     bool wan;
     struct err e;
 
@@ -104,7 +104,7 @@ void reg_api_agent_join(struct reg_api_call *c)
 
 void reg_api_agent_force_leave(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     bool prune;
 
     if (reg_api_query_bool(c, "prune", &prune) < 0) {

@@ -21,13 +21,13 @@ void reg_api_status_leader(struct reg_api_call *c, struct reg_api_result *res)
     struct reg_repl_status st;
     char addr[300];
 
-    if (c->agent->cluster) {
-        reg_cluster_status(c->agent, &st);
+    if (c->api->agent->cluster) {
+        reg_cluster_status(c->api->agent, &st);
         reg_api_result_json(c, res, json_string(st.leader_address));
         return;
     }
-    server_addr(c->agent, addr, sizeof(addr));
-    reg_api_result_json(c, res, json_string(c->agent->cfg.server ? addr : ""));
+    server_addr(c->api->agent, addr, sizeof(addr));
+    reg_api_result_json(c, res, json_string(c->api->agent->cfg.server ? addr : ""));
 }
 
 void reg_api_status_peers(struct reg_api_call *c, struct reg_api_result *res)
@@ -35,17 +35,17 @@ void reg_api_status_peers(struct reg_api_call *c, struct reg_api_result *res)
     struct reg_repl_status st;
     char addr[300];
 
-    if (c->agent->cluster) {
+    if (c->api->agent->cluster) {
         json_t *peers = json_array();
-        reg_cluster_status(c->agent, &st);
+        reg_cluster_status(c->api->agent, &st);
         for (size_t i = 0; i < st.nservers; i++)
             if (st.servers[i].voter)
                 json_array_append_new(peers, json_string(st.servers[i].address));
         reg_api_result_json(c, res, peers);
         return;
     }
-    server_addr(c->agent, addr, sizeof(addr));
-    reg_api_result_json(c, res, c->agent->cfg.server ? json_pack("[s]", addr) : json_array());
+    server_addr(c->api->agent, addr, sizeof(addr));
+    reg_api_result_json(c, res, c->api->agent->cfg.server ? json_pack("[s]", addr) : json_array());
 }
 
 /* The replicated configuration: every server with its role, and the entry's index. */
@@ -70,7 +70,7 @@ static json_t *cluster_configuration(const struct reg_agent *a)
 
 void reg_api_operator_raft_configuration(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_agent *a = c->agent;
+    struct reg_agent *a = c->api->agent;
     char addr[300];
 
     if (a->cluster) {

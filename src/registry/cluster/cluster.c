@@ -871,7 +871,7 @@ static void on_discover(uv_timer_t *t)
 
 void reg_api_cluster_info(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_cluster *cl = c->agent->cluster;
+    struct reg_cluster *cl = c->api->agent->cluster;
     struct reg_repl_status st;
 
     if (!cl) {
@@ -926,7 +926,7 @@ static void on_joined(int status, void *arg)
 
 void reg_api_cluster_join(struct reg_api_call *c)
 {
-    struct reg_cluster *cl = c->agent->cluster;
+    struct reg_cluster *cl = c->api->agent->cluster;
     struct reg_repl_status st;
     struct peer p;
 

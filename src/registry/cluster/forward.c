@@ -77,8 +77,8 @@ static void on_answer(int status, const struct http_client_response *res, void *
     if (undelivered(status) && done.unreachable && done.unreachable(c, done.unreachable_data))
         return;
     if (status < 0) {
-        if (!c->agent->cfg.server)
-            reg_sync_server_failed(c->agent, done.epoch, status);
+        if (!c->api->agent->cfg.server)
+            reg_sync_server_failed(c->api->agent, done.epoch, status);
         reg_api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
