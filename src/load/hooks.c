@@ -98,6 +98,7 @@ void load_hook_metrics(void *worker, const json_t *list)
 
     uv_mutex_lock(&st->lock);
     sec = load_stats_at(st, load_sec_index(w->eng, now));
+    load_sec_touch(sec, now);
     json_array_foreach(list, i, m)
     {
         const char *type = json_string_value(json_array_get(m, 0));

@@ -95,9 +95,14 @@ static void print_periods(struct run_ctx *ctx, bool all)
 {
     if (ctx->o->quiet)
         return;
-    while (ctx->periods < ctx->res.n_periods &&
-           (all || (ctx->periods + 1) * LOAD_PERIOD_S <= ctx->res.n_secs)) {
-        if (ctx->periods * LOAD_PERIOD_S < ctx->res.n_secs)
+    while (ctx->periods < ctx->res.n_periods) {
+        size_t from, to;
+
+        load_period_span(&ctx->res, ctx->periods, &from, &to);
+        /* whole once the seconds up to its 10 s boundary have been drained */
+        if (!all && (ctx->periods + 1) * LOAD_PERIOD_S > ctx->res.n_secs + ctx->res.shift)
+            break;
+        if (from < to)
             load_print_period(stdout, &ctx->res, ctx->periods, ctx->hide);
         ctx->periods++;
     }

@@ -8,6 +8,7 @@
 
 #include "lib/alloc.h"
 #include "lib/histogram.h"
+#include "load/template.h"
 
 #define DOTS_COL          80 /* where Artillery's dotted metric lines put their values */
 #define MAX_TIMELINE_ROWS 60
@@ -16,6 +17,16 @@ void load_result_init(struct load_result *r, struct load_engine *eng)
 {
     memset(r, 0, sizeof(*r));
     r->start_epoch_ms = load_engine_start_epoch_ms(eng);
+    r->start_ns = load_engine_start_ns(eng);
+    r->shift = (size_t)(r->start_epoch_ms / 1000 % LOAD_PERIOD_S);
+}
+
+void load_period_span(const struct load_result *r, size_t k, size_t *from, size_t *to)
+{
+    size_t start = k * LOAD_PERIOD_S, end = start + LOAD_PERIOD_S;
+
+    *from = start > r->shift ? start - r->shift : 0;
+    *to = end - r->shift < r->n_secs ? end - r->shift : r->n_secs;
 }
 
 /* Adds s's counts to row (not its percentiles, which a sum of rows cannot give). */
@@ -75,7 +86,7 @@ void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r
     size_t from = r->n_secs;
 
     if (to > from) {
-        size_t np = (to + LOAD_PERIOD_S - 1) / LOAD_PERIOD_S;
+        size_t np = (to - 1 + r->shift) / LOAD_PERIOD_S + 1;
 
         r->rows = xrealloc(r->rows, to * sizeof(*r->rows));
         if (np > r->n_periods) {
@@ -94,7 +105,7 @@ void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r
             if (!st->secs[i])
                 continue;
             row_add(&r->rows[i], st->secs[i]);
-            load_sec_merge(r->periods[i / LOAD_PERIOD_S], st->secs[i]);
+            load_sec_merge(r->periods[(i + r->shift) / LOAD_PERIOD_S], st->secs[i]);
             load_sec_free(st->secs[i]);
             st->secs[i] = NULL;
         }
@@ -109,7 +120,7 @@ void load_result_drain(struct load_engine *eng, size_t to, struct load_result *r
         row->p50_us = histogram_percentile(&sec->rt, 0.5);
         row->p95_us = histogram_percentile(&sec->rt, 0.95);
         row->p99_us = histogram_percentile(&sec->rt, 0.99);
-        load_sec_merge(r->periods[i / LOAD_PERIOD_S], sec);
+        load_sec_merge(r->periods[(i + r->shift) / LOAD_PERIOD_S], sec);
         load_sec_free(sec);
     }
     if (to > from)
@@ -273,9 +284,22 @@ static void add_summaries(json_t *m, const struct load_sec *s)
     }
 }
 
-/* METRICS of s, the seconds [from, to) of r; period adds "period". */
+/* Epoch ms of a monotonic instant of the run. */
+static int64_t epoch_of(const struct load_result *r, uint64_t ns)
+{
+    return r->start_epoch_ms + (int64_t)(ns > r->start_ns ? (ns - r->start_ns) / 1000000u : 0);
+}
+
+/* The start of period k, as Artillery writes it: a multiple of 10 s of the epoch. */
+static int64_t period_ms(const struct load_result *r, size_t k)
+{
+    return (r->start_epoch_ms / (LOAD_PERIOD_S * 1000) + (int64_t)k) * LOAD_PERIOD_S * 1000;
+}
+
+/* METRICS of s, the seconds [from, to) of r. The first and last metric times are those of its
+ * first and last event (Artillery's), the bounds of the seconds when none was recorded. */
 static json_t *metrics(const struct load_result *r, const struct load_sec *s, size_t from,
-                       size_t to, bool period)
+                       size_t to)
 {
     double secs = (double)(to - from);
     json_t *m;
@@ -288,6 +312,10 @@ static json_t *metrics(const struct load_result *r, const struct load_sec *s, si
         secs = 1;
     if (last > r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000))
         last = r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000);
+    if (s->first_ns) {
+        first = epoch_of(r, s->first_ns);
+        last = epoch_of(r, s->last_ns);
+    }
     m = json_pack("{s:o,s:{s:I},s:{s:o,s:o},s:{s:o,s:o},s:I,s:I,s:I,s:I}", "counters", counters(s),
                   "rates", "http.request_rate", (json_int_t)llround((double)s->requests / secs),
                   "summaries", "http.response_time", summary(&s->rt), "vusers.session_length",
@@ -298,11 +326,13 @@ static json_t *metrics(const struct load_result *r, const struct load_sec *s, si
     add_summaries(m, s);
     drop_empty(json_object_get(m, "summaries"));
     drop_empty(json_object_get(m, "histograms"));
+    if (json_object_size(json_object_get(m, "summaries"))) {
+        json_object_set_new(m, "firstHistogramAt", json_integer(first));
+        json_object_set_new(m, "lastHistogramAt", json_integer(last));
+    }
     for (size_t i = 0; i < s->rates.n; i++)
         json_object_set_new(json_object_get(m, "rates"), s->rates.names[i],
                             json_integer((json_int_t)llround((double)s->rates.vals[i] / secs)));
-    if (period)
-        json_object_set_new(m, "period", json_integer(first));
     return m;
 }
 
@@ -394,12 +424,18 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
     struct load_sec *total = load_sec_new();
     json_t *mk, *out, *agg;
 
-    for (size_t from = 0; from < r->n_secs; from += LOAD_PERIOD_S) {
-        size_t to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
-        const struct load_sec *p = r->periods[from / LOAD_PERIOD_S];
+    for (size_t k = 0; k < r->n_periods; k++) {
+        size_t from, to;
+        json_t *m;
 
-        json_array_append_new(inter, metrics(r, p, from, to, true));
-        load_sec_merge(total, p);
+        load_period_span(r, k, &from, &to);
+        if (from >= to)
+            continue;
+        m = metrics(r, r->periods[k], from, to);
+        /* Artillery writes an intermediate period as a string of epoch ms */
+        json_object_set_new(m, "period", json_sprintf("%lld", (long long)period_ms(r, k)));
+        json_array_append_new(inter, m);
+        load_sec_merge(total, r->periods[k]);
     }
     mk = json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:o,s:[],s:f}", "version", MESH_VERSION, "target",
                    s->target, "scenario_file", s->path, "environment", s->environment, "phases",
@@ -411,7 +447,9 @@ json_t *load_report_json(const struct load_result *r, const struct load_script *
         json_object_set_new(mk, "accepted_codes", load_script_accepted_codes(s));
     if (s->endpoint_prefix && !s->endpoint_print)
         json_object_set_new(mk, "console_hide", json_sprintf("%s.", s->endpoint_prefix));
-    agg = metrics(r, total, 0, r->n_secs, false);
+    agg = metrics(r, total, 0, r->n_secs);
+    if (r->n_periods) /* the last period's, as a number (Artillery's) */
+        json_object_set_new(agg, "period", json_integer(period_ms(r, r->n_periods - 1)));
     if (json_array_size(inter) > 0)
         mean_rates(json_object_get(agg, "rates"), inter);
     out = json_pack("{s:o,s:o,s:o}", "aggregate", agg, "intermediate", inter, "meshkit", mk);
@@ -583,18 +621,24 @@ void load_print_summary(FILE *f, const json_t *report)
 
 void load_print_period(FILE *f, const struct load_result *r, size_t k, const char *hide)
 {
-    size_t from = k * LOAD_PERIOD_S,
-           to = from + LOAD_PERIOD_S < r->n_secs ? from + LOAD_PERIOD_S : r->n_secs;
-    json_t *m = metrics(r, r->periods[k], from, to, true);
-    int64_t end_ms = json_integer_value(json_object_get(m, "lastCounterAt"));
-    int64_t start_ms = json_integer_value(json_object_get(m, "firstCounterAt"));
+    size_t from, to;
+    json_t *m;
+    int64_t first, last;
+    struct buf width = BUF_INIT;
     char when[32];
 
-    load_clock_text((time_t)(end_ms / 1000), when, sizeof(when));
+    load_period_span(r, k, &from, &to);
+    m = metrics(r, r->periods[k], from, to);
+    first = json_integer_value(json_object_get(m, "firstMetricAt"));
+    last = json_integer_value(json_object_get(m, "lastMetricAt"));
+    /* as Artillery's console: the period's end, and the span of its metrics in seconds */
+    load_clock_text((time_t)(period_ms(r, k) / 1000 + LOAD_PERIOD_S), when, sizeof(when));
+    load_append_number(&width, (double)(last - first) / 1000);
     fprintf(f,
-            "--------------------------------------\nMetrics for period to: %s (width: %.3fs)\n"
+            "--------------------------------------\nMetrics for period to: %s (width: %ss)\n"
             "--------------------------------------\n\n",
-            when, (double)(end_ms - start_ms) / 1000);
+            when, width.data);
+    buf_free(&width);
     print_metrics(f, m, hide);
     fputc('\n', f);
     fflush(f);

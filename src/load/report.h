@@ -34,11 +34,19 @@ struct load_row {
 struct load_result {
     struct load_row *rows; /* seconds [0, n_secs) */
     size_t n_secs;
-    struct load_sec **periods; /* periods[k]: seconds [10k, 10k + 10), merged; never NULL */
+    /* periods[k]: the seconds in the k-th 10 s of the wall clock the run touches, merged; never
+     * NULL. As Artillery's, periods start on a multiple of 10 s of the epoch, so the first and
+     * the last are short: second i is in period (i + shift) / 10. */
+    struct load_sec **periods;
     size_t n_periods;
+    size_t shift; /* the start's second within its 10 s */
     int64_t start_epoch_ms;
+    uint64_t start_ns; /* monotonic, of the same instant */
     double elapsed_s;
 };
+
+/* The seconds [*from, *to) of period k (the drained ones). */
+void load_period_span(const struct load_result *r, size_t k, size_t *from, size_t *to);
 
 /* An empty result for eng's run (after load_engine_start). */
 void load_result_init(struct load_result *r, struct load_engine *eng);

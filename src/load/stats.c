@@ -106,6 +106,10 @@ void load_sec_merge(struct load_sec *dst, const struct load_sec *src)
     dst->completed += src->completed;
     dst->failed += src->failed;
     dst->skipped += src->skipped;
+    if (src->first_ns)
+        load_sec_touch(dst, src->first_ns);
+    if (src->last_ns)
+        load_sec_touch(dst, src->last_ns);
     for (size_t i = 0; i < LOAD_EXPECT_KINDS; i++) {
         dst->expect_ok[i] += src->expect_ok[i];
         dst->expect_failed[i] += src->expect_failed[i];

@@ -55,7 +55,17 @@ struct load_sec {
     struct load_hists hists;       /* more summaries by their metric name, us */
     struct load_counts user;       /* a processor's counters: events.emit('counter', ...) */
     struct load_counts rates;      /* a processor's rates: events.emit('rate', name) */
+    uint64_t first_ns, last_ns;    /* monotonic instants of the first and last event; 0: none */
 };
+
+/* An event at now (monotonic ns) went into s. */
+static inline void load_sec_touch(struct load_sec *s, uint64_t now)
+{
+    if (!s->first_ns || now < s->first_ns)
+        s->first_ns = now;
+    if (now > s->last_ns)
+        s->last_ns = now;
+}
 
 struct load_sec *load_sec_new(void);
 void load_sec_merge(struct load_sec *dst, const struct load_sec *src);

@@ -69,6 +69,7 @@ static void send_request(struct load_vu *vu, bool retry);
         struct load_stats *st_ = &(w)->stats;                                                      \
         uv_mutex_lock(&st_->lock);                                                                 \
         struct load_sec *sec = load_stats_at(st_, load_sec_index((w)->eng, (now)));                \
+        load_sec_touch(sec, (now));                                                                \
         body;                                                                                      \
         uv_mutex_unlock(&st_->lock);                                                               \
     } while (0)

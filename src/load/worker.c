@@ -66,7 +66,10 @@ static void on_arrivals(uv_timer_t *t)
             struct load_stats *st = &w->stats;
 
             uv_mutex_lock(&st->lock);
-            load_stats_at(st, load_sec_index(w->eng, now))->skipped++;
+            struct load_sec *sec = load_stats_at(st, load_sec_index(w->eng, now));
+
+            sec->skipped++;
+            load_sec_touch(sec, now);
             uv_mutex_unlock(&st->lock);
         } else {
             load_vu_start(w, pick_scenario(w), sched, false);

@@ -467,8 +467,16 @@ scenarios:
         for name in ("http.response_time", "vusers.session_length"):
             assert set(m["summaries"][name]) == summary_keys
             assert set(m["histograms"][name]) == summary_keys
-    assert all("period" in m for m in rep["intermediate"])
-    assert "period" not in rep["aggregate"]
+    # as Artillery 2.0.34 writes them: intermediate periods start on a multiple of 10 s of the
+    # epoch, as strings; the aggregate's is the last one's, as a number; first and last metric
+    # times are those of real events, inside their period
+    periods = [int(m["period"]) for m in rep["intermediate"]]
+    assert all(isinstance(m["period"], str) and int(m["period"]) % 10000 == 0
+               for m in rep["intermediate"])
+    assert rep["aggregate"]["period"] == periods[-1]
+    for m in rep["intermediate"]:
+        p = int(m["period"])
+        assert p <= m["firstMetricAt"] <= m["lastMetricAt"] < p + 10000, m
     assert rep["aggregate"]["counters"]["vusers.created"] == 4
     mk = rep["meshkit"]
     assert {"version", "target", "scenario_file", "environment", "phases", "served_by",

@@ -436,6 +436,7 @@ static void test_drain_moves_seconds_out(void **state)
     assert_true(done);
     load_engine_join(eng);
     load_result_init(&r, eng);
+    r.shift = 0; /* the run started on a multiple of 10 s: periods of seconds 0-9, 10-19, ... */
     for (size_t i = 0; i < 25; i++) {
         record(eng, 0, i, 1000, 200);
         record(eng, 1, i, 3000, i == 3 ? 503 : 200);
@@ -478,6 +479,37 @@ static void test_drain_moves_seconds_out(void **state)
                             "http.response_time"),
             "count")),
         51);
+    json_decref(rep);
+    load_result_free(&r);
+    /* started 7 s into its 10 s of the wall clock: periods of 3, 10, 10 and 2 seconds, each
+     * "period" a multiple of 10 s, and the aggregate's the last one's */
+    load_result_init(&r, eng);
+    r.shift = 7;
+    r.start_epoch_ms = 1700000007000;
+    for (size_t i = 0; i < 25; i++)
+        record(eng, 0, i, 1000, 200);
+    load_result_drain(eng, 25, &r);
+    assert_int_equal(r.n_periods, 4);
+    r.elapsed_s = 25;
+    rep = load_report_json(&r, &script, 0);
+    {
+        static const char *const want[] = {"1700000000000", "1700000010000", "1700000020000",
+                                           "1700000030000"};
+        static const int reqs[] = {3, 10, 10, 2};
+        const json_t *inter = json_object_get(rep, "intermediate");
+
+        assert_int_equal(json_array_size(inter), 4);
+        for (size_t k = 0; k < 4; k++) {
+            const json_t *p = json_array_get(inter, k);
+
+            assert_string_equal(json_string_value(json_object_get(p, "period")), want[k]);
+            assert_int_equal(json_integer_value(
+                                 json_object_get(json_object_get(p, "counters"), "http.requests")),
+                             reqs[k]);
+        }
+        assert_true(json_integer_value(json_object_get(json_object_get(rep, "aggregate"),
+                                                       "period")) == 1700000030000);
+    }
     json_decref(rep);
     load_result_free(&r);
     load_engine_free(eng);
