@@ -419,8 +419,9 @@ static void parse_defaults(struct script_ctx *c, const json_t *d, const char *wh
 static void parse_http(struct script_ctx *c, const json_t *http, const json_t *parent,
                        struct load_script *s)
 {
-    static const char *const allowed[] = {"timeout", "defaults", NULL};
-    static const char *const unsupported[] = {"pool", "maxSockets", "extendedMetrics", NULL};
+    static const char *const allowed[] = {"timeout", "defaults", "extendedMetrics", NULL};
+    static const char *const unsupported[] = {"pool", "maxSockets", NULL};
+    const json_t *ext = json_object_get(http, "extendedMetrics");
     double d;
 
     if (!json_is_object(http)) {
@@ -433,6 +434,10 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
         s->timeout_ms = (int64_t)llround(d * 1000);
         s->timeout_set = true;
     }
+    if (ext && !json_is_boolean(ext))
+        script_diag(c, http, "extendedMetrics", 0,
+                    "config.http.extendedMetrics: want true or false");
+    s->extended_metrics = json_is_true(ext);
     if (json_object_get(http, "defaults")) {
         parse_defaults(c, json_object_get(http, "defaults"), "config.http.defaults");
     }

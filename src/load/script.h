@@ -172,8 +172,9 @@ struct load_script {
     struct load_payload *payloads; /* config.payload: CSV rows as variables */
     size_t n_payloads;
     int64_t timeout_ms;
-    bool timeout_set;  /* http.timeout given: else Artillery's 8 s socket floor applies too */
-    bool tls_insecure; /* config.tls.rejectUnauthorized: false */
+    bool timeout_set;      /* http.timeout given: else Artillery's 8 s socket floor applies too */
+    bool tls_insecure;     /* config.tls.rejectUnauthorized: false */
+    bool extended_metrics; /* http.extendedMetrics: http.dns, http.tcp, http.tls, http.total */
     struct load_threshold *thresholds;
     size_t n_thresholds;
     struct load_condition *conditions;

@@ -43,7 +43,10 @@ struct load_conn {
     struct buf body;
     uint32_t expect_failed; /* the checks the response failed (load_expect_check) */
     bool redirect;          /* the response is a redirect that will be followed */
-    char host_header[300];  /* of the destination, for a redirect's base URL */
+    /* http.extendedMetrics: when the connection was asked for, made and secured (0: before
+     * the request in flight), and when the request went */
+    uint64_t connect_ns, connected_ns, tls_ns, sent_ns;
+    char host_header[300]; /* of the destination, for a redirect's base URL */
     /* https */
     bool https;
     struct tls_conn *tls;
@@ -319,6 +322,24 @@ static void after_response(struct load_vu *vu, const struct load_request *r, jso
 static const char *const rt_class[] = {"http.response_time.2xx", "http.response_time.3xx",
                                        "http.response_time.4xx", "http.response_time.5xx"};
 
+/* http.extendedMetrics, as Artillery records them per response: the phases of a connection
+ * made for this request (0 for one reused, and for the name lookup, done once at start), and
+ * the time from the send to the last byte. */
+static void extended_record(struct load_sec *sec, struct load_conn *c, uint64_t now)
+{
+    bool fresh = c->connected_ns != 0;
+
+    load_hists_record(&sec->hists, "http.dns", 0, SIZE_MAX);
+    load_hists_record(&sec->hists, "http.tcp", fresh ? (c->connected_ns - c->connect_ns) / 1000 : 0,
+                      SIZE_MAX);
+    if (c->https)
+        load_hists_record(&sec->hists, "http.tls",
+                          fresh && c->tls_ns ? (c->tls_ns - c->connected_ns) / 1000 : 0, SIZE_MAX);
+    load_hists_record(&sec->hists, "http.total", c->sent_ns ? (now - c->sent_ns) / 1000 : 0,
+                      SIZE_MAX);
+    c->connected_ns = c->tls_ns = 0;
+}
+
 static void redirect_clear(struct load_vu *vu)
 {
     FREE_NULL(vu->redirect_url);
@@ -345,6 +366,8 @@ static void follow_redirect(struct load_vu *vu, struct load_conn *c, uint64_t no
         sec->codes[status]++;
         histogram_record(&sec->rt, us);
         load_hists_record(&sec->hists, rt_class[1], us, SIZE_MAX);
+        if (vu->w->eng->script->extended_metrics)
+            extended_record(sec, c, now);
     });
     base =
         xasprintf("%s://%s%.*s", c->https ? "https" : "http", c->host_header, (int)path.n, path.p);
@@ -392,6 +415,8 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
             endpoint_record(sec, r, "codes", status, NULL, us);
         if (status >= 200 && status < 600)
             load_hists_record(&sec->hists, rt_class[status / 100 - 2], us, SIZE_MAX);
+        if (vu->w->eng->script->extended_metrics)
+            extended_record(sec, c, now);
         for (size_t i = 0; i < r->n_expects; i++) {
             if (c->expect_failed & (1u << i))
                 sec->expect_failed[r->expects[i].kind]++;
@@ -611,6 +636,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             on_read_end(vu, c, rc);
             return;
         }
+        if (!c->tls_ns && c->connected_ns && tls_conn_handshake_done(c->tls))
+            c->tls_ns = uv_hrtime();
         if (c->in.len == before) /* handshake or session tickets: no plaintext yet */
             return;
     } else {
@@ -645,6 +672,8 @@ static void write_request(struct load_vu *vu, struct load_conn *c)
 
     c->got_byte = false;
     c->head_done = false;
+    if (vu->w->eng->script->extended_metrics)
+        c->sent_ns = uv_hrtime();
     buf_reset(&c->in);
     if (c->tls) {
         rc = tls_conn_write(c->tls, c->wire, c->wire_len) < 0 ? UV_EPROTO : tls_flush(c);
@@ -668,6 +697,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->connected = true;
+    c->connected_ns = uv_hrtime();
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->https)
         c->tls = tls_conn_new(vu->w->eng->tls, c->server_name);
@@ -848,6 +878,7 @@ static void send_request(struct load_vu *vu, bool retry)
         write_request(vu, c);
         return;
     }
+    c->connect_ns = uv_hrtime();
     rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->addr, on_connect);
     if (rc < 0)
         request_failed(vu, uv_err_name(rc));

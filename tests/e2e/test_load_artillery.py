@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from helpers import wait_until
-from test_load import RUN_TIMEOUT, one_flow, run_load, server  # noqa: F401
+from test_load import RUN_TIMEOUT, one_flow, run_load, run_report, server, tls_server  # noqa: F401
 
 EXPECTS = ('get: {url: "/", expect: [{statusCode: 200}, {hasHeader: x-served-by}, '
            '{contentType: "text/plain"}]}')
@@ -232,3 +232,25 @@ def test_aggregate_rate_is_the_mean_of_the_periods(mesh, tmp_path, server):
     assert len(rates) >= 2, rates
     # rounded half away from zero, as Artillery's round
     assert rep["aggregate"]["rates"]["http.request_rate"] == int(sum(rates) / len(rates) + 0.5)
+
+
+def test_extended_metrics(mesh, tmp_path, server, tls_server):
+    """http.extendedMetrics: http.dns, http.tcp (a new connection's connect, 0 when reused),
+    http.tls over https and http.total per response, as Artillery records them."""
+    steps = ['get: {url: "/"}', 'get: {url: "/sleep?ms=30"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", steps,
+                      "  http: {extendedMetrics: true}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    s = rep["aggregate"]["summaries"]
+    assert s["http.dns"]["count"] == 4 and s["http.dns"]["max"] == 0
+    assert s["http.tcp"]["count"] == 4 and s["http.tcp"]["min"] == 0  # the reused connection
+    assert s["http.total"]["count"] == 4 and s["http.total"]["max"] >= 30
+    assert "http.tls" not in s
+    script = one_flow(tls_server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  http: {extendedMetrics: true}\n")
+    rep, _ = run_report(mesh, tmp_path, script, "-k")
+    s = rep["aggregate"]["summaries"]
+    assert s["http.tls"]["count"] == 2 and s["http.tls"]["max"] > 0 and s["http.tls"]["min"] == 0
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert not {"http.dns", "http.tcp", "http.total"} & set(rep["aggregate"]["summaries"])
