@@ -413,9 +413,11 @@ static void test_many_watchers_one_write(void **state)
     run_until_parked(f, MANY);
     assert_int_equal(answered, 0);
 
+    uint64_t renders = f->a->watches.renders;
     uint64_t w2 = put(f, "k", "v2");
     uv_run(&f->loop, UV_RUN_NOWAIT);
-    assert_int_equal(f->a->watches.count, 0); /* all re-run and answered in one batch */
+    assert_int_equal(f->a->watches.count, 0);             /* all re-run and answered in one batch */
+    assert_int_equal(f->a->watches.renders - renders, 1); /* one read served them all */
     bool all = false;
     uint64_t deadline = uv_now(&f->loop) + 10000;
     while (!all && uv_now(&f->loop) < deadline) {
@@ -430,10 +432,142 @@ static void test_many_watchers_one_write(void **state)
     free(ans);
 }
 
+/* ---- the sharing key ------------------------------------------------------------------------ */
+
+struct key_case {
+    bool acl;
+    const char *path;
+    const char *query;
+    const char *accept; /* NULL: no Accept header */
+    const char *token;  /* NULL: none */
+    bool token_given;
+};
+
+/* reg_api_call_share_key() of a call put together as reg_api_handle() and the ACL
+ * resolution leave it. Returns a heap string of key_len bytes. */
+static char *share_key(const struct key_case *k, size_t *key_len)
+{
+    struct reg_agent_config cfg = {.acl_enabled = k->acl};
+    struct reg_api api = {.cfg = &cfg};
+    struct http_header accept = {str_from("Accept"), str_from(k->accept ? k->accept : "")};
+    struct http_request req = {.headers = &accept, .num_headers = k->accept != NULL};
+    struct reg_api_call c = {.api = &api,
+                             .req = &req,
+                             .path = (char *)k->path,
+                             .token = (char *)k->token,
+                             .token_picked = true,
+                             .token_given = k->token_given};
+    struct buf key = BUF_INIT;
+
+    assert_int_equal(url_query_parse(str_from(k->query), &c.query), 0);
+    reg_api_call_share_key(&c, &key);
+    url_query_free(&c.query);
+    *key_len = key.len;
+    return buf_steal(&key);
+}
+
+static bool same_key(struct key_case a, struct key_case b)
+{
+    size_t na, nb;
+    char *ka = share_key(&a, &na), *kb = share_key(&b, &nb);
+    bool same = na == nb && memcmp(ka, kb, na) == 0;
+
+    free(ka);
+    free(kb);
+    return same;
+}
+
+#define SVC "/v1/health/service/web"
+
+static void test_share_key_ignores_index_and_wait(void **state)
+{
+    (void)state;
+    struct key_case base = {.path = SVC, .query = "passing&filter=Service.Port%3D%3D80"};
+    struct key_case later = {.path = SVC,
+                             .query = "index=42&passing&wait=10s&filter=Service.Port%3D%3D80"};
+
+    assert_true(same_key(base, later));
+    later.query = "passing&index=7&filter=Service.Port%3D%3D80&wait=1m";
+    assert_true(same_key(base, later));
+}
+
+static void test_share_key_tells_reads_apart(void **state)
+{
+    (void)state;
+    struct key_case base = {.path = SVC, .query = "tag=a"};
+    struct key_case other = base;
+
+    other.path = "/v1/health/service/db";
+    assert_false(same_key(base, other));
+    other = base, other.query = "tag=b";
+    assert_false(same_key(base, other));
+    other = base, other.query = "tag=a&pretty";
+    assert_false(same_key(base, other));
+    other = base, other.query = "tag=a&stale";
+    assert_false(same_key(base, other));
+    other = base, other.query = "tag=a&near=_agent";
+    assert_false(same_key(base, other));
+    other = base, other.query = "tag=a&filter=Service.Port%3D%3D80";
+    assert_false(same_key(base, other));
+    /* a bare flag and an empty value are not the same request to every handler */
+    base.query = "passing", other = base, other.query = "passing=";
+    assert_false(same_key(base, other));
+    /* fields cannot run into each other: name "a=b" is not a=b, and a path is not a name */
+    base.query = "a%3Db", other = base, other.query = "a=b";
+    assert_false(same_key(base, other));
+    base.path = "/v1/kv/x", base.query = "", other = base;
+    other.path = "/v1/kv/", other.query = "x";
+    assert_false(same_key(base, other));
+}
+
+static void test_share_key_format_follows_accept(void **state)
+{
+    (void)state;
+    struct key_case base = {.path = "/v1/agent/health/service/id/web1"};
+    struct key_case other = base;
+
+    other.accept = "text/plain";
+    assert_false(same_key(base, other));
+    other.accept = "";
+    assert_false(same_key(base, other)); /* present but empty is not absent */
+    base.accept = "text/plain";
+    other.accept = "text/plain";
+    assert_true(same_key(base, other));
+}
+
+static void test_share_key_follows_token_rights(void **state)
+{
+    (void)state;
+    struct key_case a = {.acl = true, .path = SVC, .token = "secret-a", .token_given = true};
+    struct key_case b = a;
+
+    assert_true(same_key(a, b));
+    b.token = "secret-b";
+    assert_false(same_key(a, b));
+    b = a, b.token = NULL, b.token_given = false; /* anonymous */
+    assert_false(same_key(a, b));
+    /* The same token as the agent's default: the same rights, but only a token the request
+     * carried is told its results were filtered (X-Consul-Results-Filtered-By-ACLs). */
+    b = a, b.token_given = false;
+    assert_false(same_key(a, b));
+    /* a ?token= stays in the key as a parameter too: it can only split watchers, not join them */
+    b = a, b.query = "token=secret-a";
+    assert_false(same_key(a, b));
+    /* Without ACLs every caller has the same rights: tokens do not split the watchers. */
+    a.acl = false, b = a, b.token = "secret-b";
+    assert_true(same_key(a, b));
+    b.token = NULL, b.token_given = false;
+    assert_true(same_key(a, b));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_hash),
+        cmocka_unit_test(test_share_key_ignores_index_and_wait),
+        cmocka_unit_test(test_share_key_tells_reads_apart),
+        cmocka_unit_test(test_share_key_format_follows_accept),
+        cmocka_unit_test(test_share_key_follows_token_rights),
         cmocka_unit_test_setup_teardown(test_no_index_answers_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_answers_parked_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrelated_write_does_not_answer, setup, teardown),

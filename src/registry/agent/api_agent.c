@@ -40,7 +40,6 @@ void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_service *s = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
-    static char hash_hex[17];
 
     if (!s) {
         reg_api_result_error(res, 404, "unknown service ID: %s", c->arg);
@@ -51,11 +50,10 @@ void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
     json_t *o = reg_render_agent_service(s, c->api->agent->cfg.datacenter);
     struct buf b = BUF_INIT;
     json_append(&b, o, false);
-    snprintf(hash_hex, sizeof(hash_hex), "%016llx",
+    snprintf(res->content_hash, sizeof(res->content_hash), "%016llx",
              (unsigned long long)reg_watch_hash(b.data, b.len));
     buf_free(&b);
-    json_object_set_new(o, "ContentHash", json_string(hash_hex));
-    res->content_hash = hash_hex;
+    json_object_set_new(o, "ContentHash", json_string(res->content_hash));
     reg_api_result_json(c, res, o);
 }
 

@@ -110,6 +110,10 @@ static void collect(const struct reg_agent *a, struct metric_set *s)
     add(s, (struct metric){"consul.rpc.queries_blocking", METRIC_GAUGE,
                            "Blocking queries parked, waiting for a change.", NULL, NULL,
                            (double)a->watches.count, NULL});
+    add(s, (struct metric){"mesh.watch.renders", METRIC_COUNTER,
+                           "Reads run again for parked blocking queries: one per distinct read "
+                           "after a write, however many watch it.",
+                           NULL, NULL, (double)a->watches.renders, NULL});
     add(s, (struct metric){"consul.state.nodes", METRIC_GAUGE, "Nodes in the catalog.", NULL, NULL,
                            (double)a->state.nodes.n, NULL});
     add(s,

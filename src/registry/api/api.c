@@ -401,7 +401,7 @@ static uint64_t result_hash(const struct reg_api_result *res)
     return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
 }
 
-static void send_result(struct reg_api_call *c, struct reg_api_result *res)
+static void send_result(struct reg_api_call *c, const struct reg_api_result *res)
 {
     struct http_request *req = c->req;
 
@@ -413,7 +413,7 @@ static void send_result(struct reg_api_call *c, struct reg_api_result *res)
         http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
         http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
     }
-    if (res->content_hash)
+    if (res->content_hash[0])
         http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
     if (res->acl_filtered)
         http_response_header(req, "X-Consul-Results-Filtered-By-ACLs", "true");
@@ -435,15 +435,66 @@ static void run_read(struct reg_api_call *c, struct reg_api_result *res)
     c->read(c, res);
 }
 
-void reg_api_call_rerun(struct reg_api_call *c, uint64_t parked_hash, bool always, bool *answered)
+void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_api_result res;
+    run_read(c, res);
+}
 
-    run_read(c, &res);
-    *answered = always || result_hash(&res) != parked_hash;
-    if (*answered)
-        send_result(c, &res);
-    buf_free(&res.body);
+bool reg_api_call_answer_if(struct reg_api_call *c, const struct reg_api_result *res,
+                            uint64_t parked_hash, bool always)
+{
+    if (!always && result_hash(res) == parked_hash)
+        return false;
+    send_result(c, res);
+    return true;
+}
+
+void reg_api_result_free(struct reg_api_result *res)
+{
+    buf_free(&res->body);
+}
+
+/* A field of the key as a netstring ("5:hello"): no two different lists of fields give the
+ * same key, whatever bytes they hold. */
+static void key_field(struct buf *key, const char *p, size_t n)
+{
+    buf_printf(key, "%zu:", n);
+    buf_append(key, p, n);
+}
+
+/* ?index and ?wait decide when a blocking query answers, never what. */
+static bool decides_answer(const struct url_param *p)
+{
+    return strcmp(p->name, "index") != 0 && strcmp(p->name, "wait") != 0;
+}
+
+void reg_api_call_share_key(const struct reg_api_call *c, struct buf *key)
+{
+    const struct http_header *accept = http_request_header(c->req, "Accept");
+    size_t nparams = 0;
+
+    for (size_t i = 0; i < c->query.n; i++)
+        nparams += decides_answer(&c->query.params[i]);
+    key_field(key, c->path, strlen(c->path));
+    buf_printf(key, "%zu,", nparams);
+    for (size_t i = 0; i < c->query.n; i++) {
+        const struct url_param *p = &c->query.params[i];
+        if (!decides_answer(p))
+            continue;
+        key_field(key, p->name, strlen(p->name));
+        key_field(key, p->has_value ? "=" : "", p->has_value);
+        key_field(key, p->value, strlen(p->value));
+    }
+    /* Then Accept and the token, each after a field that is empty when it is absent. */
+    key_field(key, "A", accept != NULL);
+    if (accept)
+        key_field(key, accept->value.p, accept->value.n);
+    if (!c->api->cfg->acl_enabled)
+        return; /* every caller has the same rights */
+    /* Whether the request carried the token decides X-Consul-Results-Filtered-By-ACLs. */
+    key_field(key, c->token_given ? "g" : "d", c->token != NULL);
+    if (c->token)
+        key_field(key, c->token, strlen(c->token));
 }
 
 /* Parses ?index and ?wait; answers 400 and returns false when malformed. */
@@ -490,9 +541,11 @@ static void serve_read(struct reg_api_call *c, const struct reg_api_route *r)
     /* Index blocking (catalog, health, KV), or hash blocking (agent/service/:id). */
     bool park =
         (r->blocking && c->min_index > 0 && res.index_headers && res.index <= c->min_index) ||
-        (c->hash && c->hash[0] && res.content_hash && strcmp(c->hash, res.content_hash) == 0);
+        (c->hash && c->hash[0] && res.content_hash[0] && strcmp(c->hash, res.content_hash) == 0);
     if (park) {
-        reg_watch_park(c->api->watches, c, r->table, result_hash(&res), wait_ms);
+        struct buf key = BUF_INIT;
+        reg_api_call_share_key(c, &key);
+        reg_watch_park(c->api->watches, c, r->table, result_hash(&res), wait_ms, &key);
     } else {
         send_result(c, &res);
     }

@@ -22,10 +22,11 @@ struct reg_api_result {
     int status;               /* 200 unless an error */
     const char *content_type; /* default application/json */
     struct buf body;
-    uint64_t index;           /* X-Consul-Index when index_headers */
-    bool index_headers;       /* send X-Consul-Index, KnownLeader, LastContact */
-    const char *content_hash; /* X-Consul-ContentHash (agent service), may be NULL */
-    bool acl_filtered;        /* X-Consul-Results-Filtered-By-ACLs: true */
+    uint64_t index;        /* X-Consul-Index when index_headers */
+    bool index_headers;    /* send X-Consul-Index, KnownLeader, LastContact */
+    char content_hash[17]; /* X-Consul-ContentHash (agent service), "" when none: held
+                            * here, as the result may be sent after other reads ran */
+    bool acl_filtered;     /* X-Consul-Results-Filtered-By-ACLs: true */
 };
 
 struct reg_api_call;
@@ -133,8 +134,31 @@ struct reg_api_call {
 /* Serves one HTTP request: the agent's http_handler_cb. data is the struct reg_api. */
 void reg_api_handle(struct http_request *req, void *data);
 
-/* Runs the read again and answers if it changed (changed = hash differs) or always. */
-void reg_api_call_rerun(struct reg_api_call *c, uint64_t parked_hash, bool always, bool *answered);
+/*
+ * A parked call's read, run again (its token resolved again: a parked query outlives policy and
+ * token changes). res is initialised here; release it with reg_api_result_free(). Every call
+ * with the same reg_api_call_share_key() gets the same result from the same state, so one run
+ * serves them all.
+ */
+void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res);
+/*
+ * Answers a parked call with res (borrowed, may be shared by many calls) when always or when
+ * res differs from what it parked with (parked_hash). Returns true when it answered: the call
+ * is then freed.
+ */
+bool reg_api_call_answer_if(struct reg_api_call *c, const struct reg_api_result *res,
+                            uint64_t parked_hash, bool always);
+void reg_api_result_free(struct reg_api_result *res);
+/*
+ * Appends to key what decides a read's answer besides the state: the decoded path, every query
+ * parameter but ?index and ?wait (in request order), the Accept header, and with ACLs on the
+ * token in use and whether the request carried it. Two calls with equal keys share one
+ * rendering of a blocking query's answer (watch.h), so nothing that could make their answers
+ * differ may be left out; the token itself stands for its rights (equal rights under two
+ * tokens do not share, which costs a rendering, never a wrong answer). Call after the token
+ * was resolved.
+ */
+void reg_api_call_share_key(const struct reg_api_call *c, struct buf *key);
 /* The connection went away while parked. */
 void reg_api_call_free(struct reg_api_call *c);
 

@@ -1,5 +1,6 @@
 #include "registry/api/watch.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/alloc.h"
@@ -11,6 +12,8 @@ struct reg_watch {
     struct reg_watch **pprev;
     struct reg_api_call *call;
     uint64_t hash;
+    struct buf key;    /* reg_api_call_share_key(): equal keys share one re-run */
+    uint64_t key_hash; /* of key, to sort and compare keys quickly */
     uv_timer_t timer;
     enum reg_table table;
 };
@@ -39,7 +42,10 @@ static void unlink_watch(struct reg_watch *w)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct reg_watch *w = h->data;
+
+    buf_free(&w->key);
+    free(w);
 }
 
 /* Unlinks and frees a watch whose call has been answered or aborted. */
@@ -57,22 +63,73 @@ static void on_abort(struct http_request *req)
     watch_free(w);
 }
 
+/* Answers w with res (shared with the other watchers of its key) if it changed, or always. */
+static void answer_with(struct reg_watch *w, const struct reg_api_result *res, bool always)
+{
+    w->call->req->on_abort = NULL;
+    if (reg_api_call_answer_if(w->call, res, w->hash, always))
+        watch_free(w);
+    else
+        w->call->req->on_abort = on_abort;
+}
+
+/* Runs w's read again on its own and answers it with the result if it changed, or always. */
 static void answer(struct reg_watch *w, bool always)
 {
-    bool answered;
+    struct reg_api_result res;
 
-    w->call->req->on_abort = NULL;
-    reg_api_call_rerun(w->call, w->hash, always, &answered);
-    if (answered) {
-        watch_free(w);
-    } else {
-        w->call->req->on_abort = on_abort;
-    }
+    w->set->renders++;
+    reg_api_call_reread(w->call, &res);
+    answer_with(w, &res, always);
+    reg_api_result_free(&res);
 }
 
 static void on_wait_expired(uv_timer_t *t)
 {
     answer(t->data, true);
+}
+
+static int cmp_key(const void *pa, const void *pb)
+{
+    const struct reg_watch *a = *(struct reg_watch *const *)pa;
+    const struct reg_watch *b = *(struct reg_watch *const *)pb;
+
+    if (a->key_hash != b->key_hash)
+        return a->key_hash < b->key_hash ? -1 : 1;
+    if (a->key.len != b->key.len)
+        return a->key.len < b->key.len ? -1 : 1;
+    return memcmp(a->key.data, b->key.data, a->key.len);
+}
+
+/*
+ * Re-runs the queries parked on table t after a change: once per distinct key, the rendering
+ * sent to every watcher of that key whose answer changed. The watchers are copied out of the list
+ * into an array first: answering one may serve the next request on its connection, which can
+ * park a new query on the same list (it parked after the change and is not re-run now).
+ */
+static void rerun_table(struct reg_watch_set *ws, enum reg_table t)
+{
+    size_t n = 0;
+
+    for (struct reg_watch *w = ws->parked[t]; w; w = w->next)
+        n++;
+    struct reg_watch **v = xmalloc(n * sizeof(*v));
+    n = 0;
+    for (struct reg_watch *w = ws->parked[t]; w; w = w->next)
+        v[n++] = w;
+    qsort(v, n, sizeof(*v), cmp_key);
+    for (size_t i = 0, end; i < n; i = end) {
+        struct reg_api_result res;
+
+        for (end = i + 1; end < n && cmp_key(&v[i], &v[end]) == 0;)
+            end++;
+        ws->renders++;
+        reg_api_call_reread(v[i]->call, &res);
+        for (size_t k = i; k < end; k++)
+            answer_with(v[k], &res, false);
+        reg_api_result_free(&res);
+    }
+    free(v);
 }
 
 static void before_poll(uv_prepare_t *p)
@@ -83,13 +140,14 @@ static void before_poll(uv_prepare_t *p)
         if (!ws->dirty[t])
             continue;
         ws->dirty[t] = false;
-        /* Answering unlinks the watch: walk with the next pointer taken first. */
-        struct reg_watch *next;
-        for (struct reg_watch *w = ws->parked[t]; w; w = next) {
-            next = w->next;
-            answer(w, false);
-        }
+        if (ws->parked[t])
+            rerun_table(ws, t);
     }
+    /* Answering serves what is pipelined behind an answer, which may write again: stay armed
+     * for the next iteration then. */
+    for (int t = 0; t < REG_TABLE_COUNT; t++)
+        if (ws->dirty[t])
+            return;
     uv_prepare_stop(p);
 }
 
@@ -120,13 +178,16 @@ void reg_watch_on_change(enum reg_table table, void *data)
 }
 
 void reg_watch_park(struct reg_watch_set *ws, struct reg_api_call *call, enum reg_table table,
-                    uint64_t body_hash, uint64_t wait_ms)
+                    uint64_t body_hash, uint64_t wait_ms, struct buf *key)
 {
     struct reg_watch *w = xcalloc(1, sizeof(*w));
 
     w->set = ws;
     w->call = call;
     w->hash = body_hash;
+    w->key = *key;
+    *key = BUF_INIT;
+    w->key_hash = reg_watch_hash(w->key.data, w->key.len);
     w->table = table;
     w->next = ws->parked[table];
     if (w->next)

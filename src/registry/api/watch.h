@@ -5,6 +5,11 @@
  * only if its response body differs from the one it parked with. So a change wakes exactly the
  * watchers whose result changed, while X-Consul-Index keeps Consul's meaning (it may move on
  * unrelated writes, never backwards). A query also answers when its wait time runs out.
+ *
+ * Watchers of the same read share its re-run: parked queries carry a key naming everything
+ * their answer depends on besides the state (reg_api_call_share_key), and the queries of one
+ * table with equal keys are rendered once and that rendering is sent to each of them. So a
+ * thousand watchers of one service cost one rendering and a thousand writes after a change.
  */
 #ifndef MESH_REGISTRY_WATCH_H
 #define MESH_REGISTRY_WATCH_H
@@ -13,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/buf.h"
 #include "registry/state/state.h"
 
 struct reg_api_call;
@@ -24,6 +30,7 @@ struct reg_watch_set {
     bool dirty[REG_TABLE_COUNT];
     uv_prepare_t before_poll; /* re-runs dirty tables' queries once per iteration */
     size_t count;
+    uint64_t renders; /* reads run again for parked queries (counted in the agent's metrics) */
 };
 
 void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop);
@@ -35,10 +42,11 @@ void reg_watch_on_change(enum reg_table table, void *data);
 
 /*
  * Parks call (taken over) on table until its result's body hash differs from body_hash or
- * wait_ms passes. The call is re-run with reg_api_call_rerun() and freed after it answers.
+ * wait_ms passes. key (taken over, left empty) is the call's reg_api_call_share_key(). The call
+ * is re-run with reg_api_call_reread() and freed after it answers.
  */
 void reg_watch_park(struct reg_watch_set *ws, struct reg_api_call *call, enum reg_table table,
-                    uint64_t body_hash, uint64_t wait_ms);
+                    uint64_t body_hash, uint64_t wait_ms, struct buf *key);
 
 /* 64-bit FNV-1a of a buffer (the change test of parked queries). */
 uint64_t reg_watch_hash(const void *p, size_t n);
