@@ -23,7 +23,7 @@ struct cached_token {
     uint64_t fetched_ms;
 };
 
-struct acl_cache {
+struct reg_acl_cache {
     struct reg_agent *agent;
     struct smap tokens; /* secret ("" for anonymous) -> struct cached_token */
     struct fetch *fetches;
@@ -31,7 +31,7 @@ struct acl_cache {
 
 struct fetch {
     struct fetch *next;
-    struct acl_cache *cache;
+    struct reg_acl_cache *cache;
     struct reg_api_call *call; /* NULL once its client went away */
     char *secret;
     struct http_call *http;
@@ -48,14 +48,14 @@ static void token_free(struct cached_token *t)
     free(t);
 }
 
-struct acl_cache *reg_acl_cache_new(struct reg_agent *a)
+struct reg_acl_cache *reg_acl_cache_new(struct reg_agent *a)
 {
-    struct acl_cache *ac = xcalloc(1, sizeof(*ac));
+    struct reg_acl_cache *ac = xcalloc(1, sizeof(*ac));
     ac->agent = a;
     return ac;
 }
 
-void reg_acl_cache_free(struct acl_cache *ac)
+void reg_acl_cache_free(struct reg_acl_cache *ac)
 {
     if (!ac)
         return;
@@ -66,7 +66,7 @@ void reg_acl_cache_free(struct acl_cache *ac)
     free(ac);
 }
 
-int reg_acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz)
+int reg_acl_cache_lookup(struct reg_acl_cache *ac, const char *secret, struct reg_acl_authz *authz)
 {
     const struct reg_agent *a = ac->agent;
     struct cached_token *t = smap_get(&ac->tokens, secret ? secret : "");
@@ -97,7 +97,7 @@ static void unlink_fetch(struct fetch *f)
 }
 
 /* Stores the server's answer: {"AccessorID", "Management", "Rules": [text, ...]} or 403. */
-static void store(struct acl_cache *ac, const char *secret, int status, const char *body,
+static void store(struct reg_acl_cache *ac, const char *secret, int status, const char *body,
                   size_t len)
 {
     struct cached_token *t = xcalloc(1, sizeof(*t));
@@ -131,7 +131,7 @@ static void store(struct acl_cache *ac, const char *secret, int status, const ch
 static void on_resolved(int status, const struct http_client_response *res, void *data)
 {
     struct fetch *f = data;
-    struct acl_cache *ac = f->cache;
+    struct reg_acl_cache *ac = f->cache;
     struct reg_api_call *c = f->call;
 
     unlink_fetch(f);
@@ -163,7 +163,7 @@ static void on_abort(struct http_request *req)
     f->call = NULL; /* the answer is still cached when it comes */
 }
 
-void reg_acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
+void reg_acl_cache_fetch(struct reg_acl_cache *ac, struct reg_api_call *c, const char *secret,
                          void (*resume)(struct reg_api_call *c))
 {
     const struct reg_sync_server *srv = reg_sync_current_server(ac->agent);

@@ -11,11 +11,11 @@
 
 struct reg_api_call;
 struct reg_agent;
-struct acl_cache;
+struct reg_acl_cache;
 
-struct acl_cache *reg_acl_cache_new(struct reg_agent *a);
+struct reg_acl_cache *reg_acl_cache_new(struct reg_agent *a);
 /* Cancels fetches in flight (their calls are answered 500) and frees the cache. */
-void reg_acl_cache_free(struct acl_cache *ac);
+void reg_acl_cache_free(struct reg_acl_cache *ac);
 
 #define REG_ACL_CACHE_STALE 1
 
@@ -25,14 +25,14 @@ void reg_acl_cache_free(struct acl_cache *ac);
  * can); -ENOENT for a token the servers do not know; or -EAGAIN when nothing is cached (fetch
  * first). authz borrows the cache's rules: valid until the cache next stores that token.
  */
-int reg_acl_cache_lookup(struct acl_cache *ac, const char *secret, struct reg_acl_authz *authz);
+int reg_acl_cache_lookup(struct reg_acl_cache *ac, const char *secret, struct reg_acl_authz *authz);
 
 /*
  * Asks a server about secret, then calls resume(c); on failure with nothing cached, answers c
  * itself (403 "ACL not found"). The call is taken over until then; if its client goes away,
  * the call is freed and resume is not called.
  */
-void reg_acl_cache_fetch(struct acl_cache *ac, struct reg_api_call *c, const char *secret,
+void reg_acl_cache_fetch(struct reg_acl_cache *ac, struct reg_api_call *c, const char *secret,
                          void (*resume)(struct reg_api_call *c));
 
 #endif

@@ -37,16 +37,16 @@ struct reg_agent {
     struct tls_ctx *https_ctx;
     bool https_on;
     struct reg_watch_set watches;
-    struct reg_api api;            /* what the HTTP API sees of the agent (agent_api.c) */
-    struct reg_metrics metrics;    /* /v1/agent/metrics (metrics.h) */
-    struct vivaldi_client vivaldi; /* this node's network coordinate */
-    struct reg_coords coords;      /* servers: the other nodes' coordinates (coord.h) */
-    struct reg_members members;    /* servers: who is in the cluster (members.h) */
-    struct reg_sync *sync;         /* client agents: the link to the servers (sync.h) */
-    struct http_client *client;    /* client agents: requests to servers */
-    struct acl_cache *acl_cache;   /* client agents with ACLs: tokens as servers resolve them */
-    struct reg_dns *dns;           /* the DNS listeners (dns.h); NULL when off */
-    int dns_remote_inflight;       /* client agents: DNS lookups waiting for a server */
+    struct reg_api api;              /* what the HTTP API sees of the agent (agent_api.c) */
+    struct reg_metrics metrics;      /* /v1/agent/metrics (metrics.h) */
+    struct vivaldi_client vivaldi;   /* this node's network coordinate */
+    struct reg_coords coords;        /* servers: the other nodes' coordinates (coord.h) */
+    struct reg_members members;      /* servers: who is in the cluster (members.h) */
+    struct reg_sync *sync;           /* client agents: the link to the servers (sync.h) */
+    struct http_client *client;      /* client agents: requests to servers */
+    struct reg_acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
+    struct reg_dns *dns;             /* the DNS listeners (dns.h); NULL when off */
+    int dns_remote_inflight;         /* client agents: DNS lookups waiting for a server */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;

@@ -211,7 +211,7 @@ static void rrset_free(struct rrset *set)
 }
 
 /* One answer under construction. */
-struct dns_ctx {
+struct reg_dns_ctx {
     struct reg_agent *a;
     const struct reg_state *st; /* what the answer is read from */
     const struct dns_query *q;
@@ -226,7 +226,7 @@ static uint32_t ttl_secs(int64_t ns)
     return ns <= 0 ? 0 : (uint32_t)(ns / DURATION_SEC);
 }
 
-static bool want(const struct dns_ctx *c, uint16_t type)
+static bool want(const struct reg_dns_ctx *c, uint16_t type)
 {
     return c->q->qtype == type || c->q->qtype == DNS_TYPE_ANY;
 }
@@ -236,8 +236,8 @@ static bool want(const struct dns_ctx *c, uint16_t type)
  * asks for that type; when all is set, regardless of it), a CNAME for a host name. Returns the
  * record type it chose, or 0 for none.
  */
-static uint16_t add_addr(struct dns_ctx *c, enum dns_section s, int owner_ans, const char *owner,
-                         const char *addr, uint32_t ttl, bool all)
+static uint16_t add_addr(struct reg_dns_ctx *c, enum dns_section s, int owner_ans,
+                         const char *owner, const char *addr, uint32_t ttl, bool all)
 {
     struct dns_rr *rr;
     uint8_t ip[16];
@@ -267,8 +267,8 @@ static uint16_t add_addr(struct dns_ctx *c, enum dns_section s, int owner_ans, c
 }
 
 /* Node meta as RFC 1464 TXT records ("key=value"). */
-static void add_meta_txt(struct dns_ctx *c, enum dns_section s, int owner_ans, const char *owner,
-                         const struct reg_node *n, uint32_t ttl)
+static void add_meta_txt(struct reg_dns_ctx *c, enum dns_section s, int owner_ans,
+                         const char *owner, const struct reg_node *n, uint32_t ttl)
 {
     const char *k;
     json_t *v;
@@ -284,7 +284,7 @@ static void add_meta_txt(struct dns_ctx *c, enum dns_section s, int owner_ans, c
     }
 }
 
-static void add_soa(struct dns_ctx *c, enum dns_section s)
+static void add_soa(struct reg_dns_ctx *c, enum dns_section s)
 {
     struct dns_rr *rr = rrset_add(&c->set, s, -1);
 
@@ -300,13 +300,13 @@ static void add_soa(struct dns_ctx *c, enum dns_section s)
     rr->minimum = 0;
 }
 
-static bool dc_matches(const struct dns_ctx *c, const struct reg_dns_lookup *l)
+static bool dc_matches(const struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
 {
     return !l->dc[0] || strcasecmp(l->dc, c->a->cfg.datacenter) == 0;
 }
 
 /* The domain apex: SOA, and NS records naming the servers (nodes running the consul service). */
-static void answer_apex(struct dns_ctx *c)
+static void answer_apex(struct reg_dns_ctx *c)
 {
     if (want(c, DNS_TYPE_SOA))
         add_soa(c, DNS_ANSWER);
@@ -329,7 +329,7 @@ static void answer_apex(struct dns_ctx *c)
         add_soa(c, DNS_AUTHORITY);
 }
 
-static void answer_node(struct dns_ctx *c, const struct reg_dns_lookup *l)
+static void answer_node(struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
 {
     const struct reg_node *n = reg_node_get(c->st, l->name);
     uint32_t ttl = ttl_secs(c->a->cfg.dns_node_ttl_ns);
@@ -349,7 +349,7 @@ static void answer_node(struct dns_ctx *c, const struct reg_dns_lookup *l)
         add_soa(c, DNS_AUTHORITY);
 }
 
-static void answer_addr(struct dns_ctx *c, const struct reg_dns_lookup *l)
+static void answer_addr(struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
 {
     char text[INET6_ADDRSTRLEN];
 
@@ -382,7 +382,7 @@ struct instances {
 
 /* Whether an instance answers: the prepared query's rules when there is one, else the lookup's
  * tag and the agent's health rule. */
-static bool instance_wanted(const struct dns_ctx *c, const struct reg_dns_lookup *l,
+static bool instance_wanted(const struct reg_dns_ctx *c, const struct reg_dns_lookup *l,
                             const struct reg_query *query, const struct reg_service *s)
 {
     enum reg_health worst_ok = c->a->cfg.dns_only_passing ? REG_PASSING : REG_WARNING;
@@ -395,7 +395,7 @@ static bool instance_wanted(const struct dns_ctx *c, const struct reg_dns_lookup
 
 /* The healthy instances of the service the lookup (or the prepared query) names, shuffled
  * (Consul's DNS shuffles every answer so that clients spread over the instances). */
-static void find_instances(struct dns_ctx *c, const struct reg_dns_lookup *l,
+static void find_instances(struct reg_dns_ctx *c, const struct reg_dns_lookup *l,
                            const struct reg_query *query, struct instances *out)
 {
     const char *name =
@@ -435,7 +435,7 @@ static const char *instance_addr(const struct reg_service *s)
 }
 
 /* A, AAAA or CNAME answers: one per distinct address, at most dns_config.a_record_limit. */
-static void service_addr_answers(struct dns_ctx *c, const struct instances *in, uint32_t ttl)
+static void service_addr_answers(struct reg_dns_ctx *c, const struct instances *in, uint32_t ttl)
 {
     int limit = c->a->cfg.dns_a_record_limit;
 
@@ -450,7 +450,7 @@ static void service_addr_answers(struct dns_ctx *c, const struct instances *in, 
 }
 
 /* SRV answers: port and a target that resolves through the additional section. */
-static void service_srv_answers(struct dns_ctx *c, const struct instances *in, uint32_t ttl)
+static void service_srv_answers(struct reg_dns_ctx *c, const struct instances *in, uint32_t ttl)
 {
     for (size_t i = 0; i < in->n; i++) {
         const struct reg_service *s = in->v[i];
@@ -495,7 +495,7 @@ static void service_srv_answers(struct dns_ctx *c, const struct instances *in, u
 }
 
 /* NAME.service lookups, and NAME.query ones (query set: its DNS.TTL, when given, wins). */
-static void answer_service(struct dns_ctx *c, const struct reg_dns_lookup *l,
+static void answer_service(struct reg_dns_ctx *c, const struct reg_dns_lookup *l,
                            const struct reg_query *query)
 {
     struct instances in = {NULL, 0, 0};
@@ -527,7 +527,8 @@ static void answer_service(struct dns_ctx *c, const struct reg_dns_lookup *l,
 
 /* Encodes the first nans answers (with the additional records that support them). Returns the
  * length, or 0 when it does not fit in cap. */
-static size_t encode(const struct dns_ctx *c, size_t nans, uint16_t flags, uint8_t *out, size_t cap)
+static size_t encode(const struct reg_dns_ctx *c, size_t nans, uint16_t flags, uint8_t *out,
+                     size_t cap)
 {
     struct dns_writer *w = xmalloc(sizeof(*w));
     size_t len = 0, ans = 0;
@@ -575,7 +576,7 @@ static void order_sections(struct rrset *set)
  * answer only with dns_config.enable_truncate: by default a UDP client gets fewer records and no
  * hint that TCP would give more.
  */
-static size_t encode_trimmed(const struct dns_ctx *c, bool tcp, uint8_t *out, size_t cap)
+static size_t encode_trimmed(const struct reg_dns_ctx *c, bool tcp, uint8_t *out, size_t cap)
 {
     size_t max = tcp ? cap : DNS_UDP_MIN, nans = c->set.nanswers, len = 0;
 
@@ -628,7 +629,7 @@ size_t reg_dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool
                            uint8_t *out, size_t cap)
 {
     char domain[DNS_NAME_TEXT_MAX];
-    struct dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
+    struct reg_dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
 
     reg_dns_domain(a, domain);
     if (check_acl) {

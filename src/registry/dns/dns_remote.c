@@ -24,7 +24,7 @@
  * query of a flood (a resolver retries). */
 #define REMOTE_MAX_INFLIGHT 128
 
-struct dns_remote {
+struct reg_dns_remote {
     struct reg_agent *a;
     uint8_t *msg;
     size_t len;
@@ -36,7 +36,7 @@ struct dns_remote {
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
-static void reparse(const struct dns_remote *r, struct dns_query *q, struct reg_dns_lookup *l)
+static void reparse(const struct reg_dns_remote *r, struct dns_query *q, struct reg_dns_lookup *l)
 {
     char domain[DNS_NAME_TEXT_MAX];
 
@@ -45,7 +45,7 @@ static void reparse(const struct dns_remote *r, struct dns_query *q, struct reg_
     reg_dns_lookup_parse(q->qname, q->qtype, domain, l);
 }
 
-static void finish(struct dns_remote *r, const struct reg_state *st, enum dns_rcode failed)
+static void finish(struct reg_dns_remote *r, const struct reg_state *st, enum dns_rcode failed)
 {
     uint8_t *out = xmalloc(DNS_MSG_MAX);
     struct dns_query q;
@@ -95,7 +95,7 @@ static void add_entry(struct reg_state *st, const json_t *node, const json_t *sv
 
 static void on_remote(int status, const struct http_client_response *res, void *data)
 {
-    struct dns_remote *r = data;
+    struct reg_dns_remote *r = data;
     struct reg_state st;
 
     if (status < 0 || res->status != 200) {
@@ -145,7 +145,7 @@ static char *remote_target(const struct reg_dns_lookup *l)
 void reg_dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
                            reg_dns_done_cb done, void *data)
 {
-    struct dns_remote *r = xcalloc(1, sizeof(*r));
+    struct reg_dns_remote *r = xcalloc(1, sizeof(*r));
     const struct reg_sync_server *server = reg_sync_current_server(a);
     struct dns_query q;
     struct reg_dns_lookup l;

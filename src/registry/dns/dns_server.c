@@ -27,16 +27,16 @@ struct reg_dns {
     int handles; /* open handles (listeners and connections): freed at zero after close */
     int lookups; /* UDP queries whose answer is still to come */
     bool closing;
-    struct dns_conn *conns; /* most recently active first: the idle tail gives way at the cap */
+    struct reg_dns_conn *conns; /* most recently active first: the idle tail gives way at the cap */
     size_t nconns;
     uint8_t rbuf[DNS_MSG_MAX]; /* UDP datagrams land here, one at a time */
 };
 
-struct dns_conn {
+struct reg_dns_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
     struct reg_dns *d;
-    struct dns_conn *next, *prev;
+    struct reg_dns_conn *next, *prev;
     uint8_t in[2 + DNS_MSG_MAX];
     size_t in_len;
     int pending; /* queries whose answer is not written yet (looked up or being written) */
@@ -54,7 +54,7 @@ struct udp_query {
 
 struct tcp_send {
     uv_write_t req;
-    struct dns_conn *conn;
+    struct reg_dns_conn *conn;
     uint8_t data[];
 };
 
@@ -127,7 +127,7 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 
 /* ---- TCP --------------------------------------------------------------------------------- */
 
-static void conn_free(struct dns_conn *c)
+static void conn_free(struct reg_dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
@@ -137,7 +137,7 @@ static void conn_free(struct dns_conn *c)
 
 static void conn_closed(uv_handle_t *h)
 {
-    struct dns_conn *c = h->data;
+    struct reg_dns_conn *c = h->data;
 
     if (--c->closing_handles > 0)
         return;
@@ -146,7 +146,7 @@ static void conn_closed(uv_handle_t *h)
         conn_free(c);
 }
 
-static void conn_unlink(struct dns_conn *c)
+static void conn_unlink(struct reg_dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
@@ -159,7 +159,7 @@ static void conn_unlink(struct dns_conn *c)
     c->next = c->prev = NULL;
 }
 
-static void conn_push_front(struct dns_conn *c)
+static void conn_push_front(struct reg_dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
@@ -171,7 +171,7 @@ static void conn_push_front(struct dns_conn *c)
 }
 
 /* A complete query arrived: the connection moves to the front, away from eviction. */
-static void conn_touch(struct dns_conn *c)
+static void conn_touch(struct reg_dns_conn *c)
 {
     if (c->d->conns != c) {
         conn_unlink(c);
@@ -180,7 +180,7 @@ static void conn_touch(struct dns_conn *c)
     uv_timer_again(&c->idle);
 }
 
-static void conn_close(struct dns_conn *c)
+static void conn_close(struct reg_dns_conn *c)
 {
     struct reg_dns *d = c->d;
 
@@ -200,22 +200,22 @@ static void on_conn_idle(uv_timer_t *t)
 
 static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct dns_conn *c = h->data;
+    struct reg_dns_conn *c = h->data;
     (void)suggested;
     *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(sizeof(c->in) - c->in_len));
 }
 
 static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-static void conn_answer(struct dns_conn *c);
+static void conn_answer(struct reg_dns_conn *c);
 
-static bool conn_gone(const struct dns_conn *c)
+static bool conn_gone(const struct reg_dns_conn *c)
 {
     return c->closing_handles || c->closed;
 }
 
 /* One query is done with: a connection that had stopped reading at the limit reads again; one
  * whose client half-closed closes after its last answer. */
-static void conn_release(struct dns_conn *c)
+static void conn_release(struct reg_dns_conn *c)
 {
     if (--c->pending == 0 && c->eof && !conn_gone(c)) {
         conn_close(c);
@@ -230,7 +230,7 @@ static void conn_release(struct dns_conn *c)
 static void on_tcp_written(uv_write_t *req, int status)
 {
     struct tcp_send *s = req->data;
-    struct dns_conn *c = s->conn;
+    struct reg_dns_conn *c = s->conn;
 
     free(s);
     if (conn_gone(c))
@@ -243,7 +243,7 @@ static void on_tcp_written(uv_write_t *req, int status)
 
 static void on_tcp_answer(const uint8_t *answer, size_t len, void *data)
 {
-    struct dns_conn *c = data;
+    struct reg_dns_conn *c = data;
 
     c->lookups--;
     if (c->closed) {
@@ -271,7 +271,7 @@ static void on_tcp_answer(const uint8_t *answer, size_t len, void *data)
 }
 
 /* Starts answering every complete message in the input buffer. */
-static void conn_answer(struct dns_conn *c)
+static void conn_answer(struct reg_dns_conn *c)
 {
     size_t off = 0;
 
@@ -297,7 +297,7 @@ static void conn_answer(struct dns_conn *c)
 
 static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-    struct dns_conn *c = st->data;
+    struct reg_dns_conn *c = st->data;
 
     (void)buf;
     /* A client may half-close after its last query: the answers still due go out first, as
@@ -322,9 +322,9 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
  */
 static bool conn_evict_idlest(struct reg_dns *d)
 {
-    struct dns_conn *idlest = NULL;
+    struct reg_dns_conn *idlest = NULL;
 
-    for (struct dns_conn *c = d->conns; c; c = c->next)
+    for (struct reg_dns_conn *c = d->conns; c; c = c->next)
         if (c->pending == 0)
             idlest = c; /* the list runs from most to least recently active */
     if (!idlest)
@@ -341,7 +341,7 @@ static void on_tcp_connection(uv_stream_t *server, int status)
     if (status < 0 || d->closing)
         return;
     bool room = d->nconns < TCP_MAX_CONNS || conn_evict_idlest(d);
-    struct dns_conn *c = xcalloc(1, sizeof(*c));
+    struct reg_dns_conn *c = xcalloc(1, sizeof(*c));
     c->d = d;
     uv_tcp_init(d->a->loop, &c->tcp);
     uv_timer_init(d->a->loop, &c->idle);
