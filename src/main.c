@@ -34,6 +34,7 @@ static const struct subcommand subcommands[] = {
     {"leave", cli_leave, "Gracefully leave the cluster and shut the agent down"},
     {"force-leave", cli_force_leave, "Remove a failed node from the cluster"},
     {"reload", cli_reload, "Make the agent reload its configuration files"},
+    {"operator", cli_operator, "Replicated servers: list-peers, remove-peer (operator raft)"},
     {"pm", pm_main, "Supervise processes: start, stop, scale, restart on crash (PM2's job)"},
     {"version", cli_version, "Print the version, the commit and the libraries"},
     {"man", cli_man, "Write the man pages of every command into a directory"},

@@ -7,6 +7,8 @@
 #define MESH_CLI_CLI_H
 
 int cli_members(int argc, char **argv);
+/* `mesh operator raft list-peers | remove-peer` (operator.c). */
+int cli_operator(int argc, char **argv);
 int cli_join(int argc, char **argv);
 int cli_rtt(int argc, char **argv);
 int cli_catalog(int argc, char **argv);

@@ -219,19 +219,28 @@ void reg_agent_leave(struct reg_agent *a)
     if (a->leaving || a->shutting_down)
         return;
     a->leaving = true;
-    if (a->cfg.server)
+    if (a->cluster)
+        reg_cluster_leave(a, reg_agent_shutdown);
+    else if (a->cfg.server)
         reg_agent_shutdown(a);
     else
         reg_sync_leave(a, reg_agent_shutdown);
 }
 
-/* As Consul's defaults: a client agent leaves gracefully on SIGTERM and SIGINT (its services
- * are deregistered at once); a server just stops, and the cluster keeps its catalog. */
+/*
+ * A client agent leaves gracefully on SIGTERM and SIGINT (its services are deregistered at
+ * once), as Consul's does. A server of a replicated cluster leaves (is removed from the
+ * configuration) on SIGINT, and on SIGTERM just stops, counted as failed until it comes back:
+ * a restart under a supervisor must not shrink the cluster. A single server just stops.
+ */
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct reg_agent *a = s->data;
     log_info("caught signal %d", signum);
-    reg_agent_leave(a);
+    if (a->cluster && signum == SIGTERM)
+        reg_agent_shutdown(a);
+    else
+        reg_agent_leave(a);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)

@@ -196,6 +196,8 @@ static const struct reg_api_route routes[] = {
     READ("GET", "/v1/status/peers", false, reg_api_status_peers, CAT, false, ACL_PUBLIC),
     READ("GET", "/v1/operator/raft/configuration", false, reg_api_operator_raft_configuration, CAT,
          false, ACL_ROUTE(OPERATOR, READ, NONE)),
+    WRITE("DELETE", "/v1/operator/raft/peer", false, reg_api_operator_raft_remove_peer,
+          ACL_ROUTE(OPERATOR, WRITE, NONE)),
 };
 
 const struct reg_api_route *reg_api_route_table(size_t *n)

@@ -155,5 +155,7 @@ void reg_api_cluster_join(struct reg_api_call *c);
 void reg_api_status_leader(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_status_peers(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_operator_raft_configuration(struct reg_api_call *c, struct reg_api_result *res);
+/* DELETE /v1/operator/raft/peer?id=|address= (cluster_members.c); answered when committed. */
+void reg_api_operator_raft_remove_peer(struct reg_api_call *c);
 
 #endif

@@ -80,7 +80,7 @@ void reg_cluster_status(const struct reg_agent *a, struct reg_repl_status *out)
     reg_repl_status(a->cluster->repl, out);
 }
 
-struct peer *peer_by_id(struct reg_cluster *cl, uint64_t id)
+struct peer *reg_peer_by_id(struct reg_cluster *cl, uint64_t id)
 {
     for (size_t i = 0; i < cl->npeers; i++)
         if (cl->peers[i].id == id)
@@ -90,7 +90,7 @@ struct peer *peer_by_id(struct reg_cluster *cl, uint64_t id)
 
 const char *reg_cluster_server_node(const struct reg_agent *a, uint64_t id)
 {
-    const struct peer *p = a->cluster ? peer_by_id(a->cluster, id) : NULL;
+    const struct peer *p = a->cluster ? reg_peer_by_id(a->cluster, id) : NULL;
     return p && p->node[0] ? p->node : NULL;
 }
 
@@ -104,7 +104,7 @@ json_t *reg_cluster_http_servers(const struct reg_agent *a)
     json_t *out = json_array();
     reg_repl_status(a->cluster->repl, &st);
     for (size_t i = 0; i < st.nservers; i++) {
-        const struct peer *p = peer_by_id(a->cluster, st.servers[i].id);
+        const struct peer *p = reg_peer_by_id(a->cluster, st.servers[i].id);
         if (!p || !p->http_host[0])
             continue;
         snprintf(addr, sizeof(addr), "%s:%d", p->http_host, p->http_port);
@@ -436,32 +436,46 @@ static bool on_leader_unreachable(struct reg_api_call *c, void *data)
     return true;
 }
 
-/* A ?consistent read waiting for a barrier to confirm that this server still leads. */
-struct confirm {
-    struct reg_cluster *cl;
-    struct reg_api_call *call; /* NULL once the client went away */
-};
-
-static void on_confirm_abort(struct http_request *req)
+static void on_wait_abort(struct http_request *req)
 {
-    struct confirm *k = req->data;
-    struct reg_api_call *c = k->call;
+    struct engine_wait *w = req->data;
+    struct reg_api_call *c = w->call;
 
-    k->call = NULL;
+    w->call = NULL;
     reg_api_call_free(c);
 }
 
+struct engine_wait *reg_engine_wait_new(struct reg_cluster *cl, struct reg_api_call *c)
+{
+    struct engine_wait *w = xcalloc(1, sizeof(*w));
+
+    w->cl = cl;
+    w->call = c;
+    c->req->data = w;
+    c->req->on_abort = on_wait_abort;
+    return w;
+}
+
+struct reg_api_call *reg_engine_wait_end(struct engine_wait *w)
+{
+    struct reg_api_call *c = w->call;
+
+    free(w);
+    if (c) {
+        c->req->on_abort = NULL;
+        c->req->data = NULL;
+    }
+    return c;
+}
+
+/* A ?consistent read's barrier completed (or failed: this server no longer leads). */
 static void on_confirmed(int status, void *arg)
 {
-    struct confirm *k = arg;
-    struct reg_cluster *cl = k->cl;
-    struct reg_api_call *c = k->call;
+    struct reg_cluster *cl = ((struct engine_wait *)arg)->cl;
+    struct reg_api_call *c = reg_engine_wait_end(arg);
 
-    free(k);
     if (!c)
         return;
-    c->req->on_abort = NULL;
-    c->req->data = NULL;
     if (status == 0)
         reg_api_call_resume(c);
     else if (!on_leader_unreachable(c, cl)) /* it no longer leads: wait for who does */
@@ -478,17 +492,9 @@ static void serve_here(struct reg_cluster *cl, struct reg_api_call *c)
         reg_api_call_resume(c);
         return;
     }
-    struct confirm *k = xcalloc(1, sizeof(*k));
-    k->cl = cl;
-    k->call = c;
-    c->req->data = k;
-    c->req->on_abort = on_confirm_abort;
-    if (reg_repl_barrier(cl->repl, on_confirmed, k) < 0) {
-        c->req->on_abort = NULL;
-        c->req->data = NULL;
-        free(k);
-        hold_call(cl, c);
-    }
+    struct engine_wait *w = reg_engine_wait_new(cl, c);
+    if (reg_repl_barrier(cl->repl, on_confirmed, w) < 0)
+        hold_call(cl, reg_engine_wait_end(w));
 }
 
 /* Where a call goes now: 1 answered here, 0 forwarded (or answered), -EAGAIN no leader yet. */
@@ -499,7 +505,7 @@ static int route_call(struct reg_cluster *cl, struct reg_api_call *c)
     reg_repl_status(cl->repl, &st);
     if (st.leader_ready && !cl->resyncing)
         return 1;
-    const struct peer *p = st.leader_id ? peer_by_id(cl, st.leader_id) : NULL;
+    const struct peer *p = st.leader_id ? reg_peer_by_id(cl, st.leader_id) : NULL;
     if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
         return -EAGAIN;
     reg_forward_to(cl->agent, c, p->http_host, p->http_port, false, on_leader_unreachable, cl);
@@ -692,7 +698,7 @@ int reg_cluster_start(struct reg_agent *a, struct err *e)
         if (rc < 0)
             return rc;
     }
-    uv_timer_start(&cl->discover, cluster_discover, 0, DISCOVER_MS);
+    uv_timer_start(&cl->discover, reg_cluster_discover, 0, DISCOVER_MS);
     log_info("cluster: server %s, replication on %s, expecting %d servers", a->cfg.node_name, addr,
              a->cfg.bootstrap_expect);
     return 0;

@@ -46,15 +46,29 @@ struct reg_cluster {
 };
 
 /* The server with this replication ID in cl->peers, or NULL. */
-struct peer *peer_by_id(struct reg_cluster *cl, uint64_t id);
+struct peer *reg_peer_by_id(struct reg_cluster *cl, uint64_t id);
 /* A peer from its JSON form ({ID, Node, Address, HTTPAddr}); fields missing stay empty. */
-void peer_from_json(struct peer *p, const json_t *v);
+void reg_peer_from_json(struct peer *p, const json_t *v);
 /* The JSON form of a peer (new reference). */
-json_t *peer_json(const struct peer *p);
+json_t *reg_peer_json(const struct peer *p);
 /* Learns a server (or more about one): a new one is added, a known one's addresses refreshed. */
-void peer_learn(struct reg_cluster *cl, const struct peer *p);
+void reg_peer_learn(struct reg_cluster *cl, const struct peer *p);
+
+/*
+ * An API call waiting for the engine's callback (a barrier, a membership change). Its client may
+ * go away meanwhile: the call is then freed and the wait finds it gone.
+ */
+struct engine_wait {
+    struct reg_cluster *cl;
+    struct reg_api_call *call; /* NULL once the client went away */
+};
+
+/* Parks c until the engine calls back with the returned wait as its argument. */
+struct engine_wait *reg_engine_wait_new(struct reg_cluster *cl, struct reg_api_call *c);
+/* Frees w and gives its call back to be answered, or NULL when the client went away. */
+struct reg_api_call *reg_engine_wait_end(struct engine_wait *w);
 
 /* The discover timer's callback: probes -retry-join addresses (data is the cluster). */
-void cluster_discover(uv_timer_t *t);
+void reg_cluster_discover(uv_timer_t *t);
 
 #endif

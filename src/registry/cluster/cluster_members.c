@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/consul_client.h"
 #include "lib/http_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -25,7 +26,7 @@
 
 /* ---- formation --------------------------------------------------------------------------- */
 
-void peer_from_json(struct peer *p, const json_t *v)
+void reg_peer_from_json(struct peer *p, const json_t *v)
 {
     const char *id = json_string_value(json_object_get(v, "ID"));
     const char *node = json_string_value(json_object_get(v, "Node"));
@@ -41,7 +42,7 @@ void peer_from_json(struct peer *p, const json_t *v)
         p->http_host[0] = '\0';
 }
 
-json_t *peer_json(const struct peer *p)
+json_t *reg_peer_json(const struct peer *p)
 {
     char id[24], http[300];
 
@@ -52,11 +53,11 @@ json_t *peer_json(const struct peer *p)
 }
 
 /* Learns a server (or more about one): a new one is added, a known one's addresses refreshed. */
-void peer_learn(struct reg_cluster *cl, const struct peer *p)
+void reg_peer_learn(struct reg_cluster *cl, const struct peer *p)
 {
     if (p->id == 0 || !reg_repl_address_valid(p->raft_addr))
         return;
-    struct peer *known = peer_by_id(cl, p->id);
+    struct peer *known = reg_peer_by_id(cl, p->id);
     if (!known) {
         if (cl->npeers == REG_REPL_MAX_SERVERS)
             return;
@@ -97,14 +98,17 @@ static void join_formed(struct reg_cluster *cl, const struct peer *via)
     }
     if (cl->join_sent)
         return;
-    json_t *body = peer_json(&cl->peers[0]);
+    json_t *body = reg_peer_json(&cl->peers[0]);
     char *json = json_dumps(body, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     json_decref(body);
+    struct http_header token;
     struct http_client_request r = {
         .method = "PUT",
         .host = via->http_host,
         .port = via->http_port,
         .target = "/v1/internal/mesh/raft/join",
+        .headers = &token,
+        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
         .body = json,
         .body_len = strlen(json),
         .timeout_ms = 30000,
@@ -161,7 +165,7 @@ static int bootstrap_as_member(struct reg_cluster *cl, const json_t *conf)
     json_array_foreach(conf, i, each)
     {
         struct peer p;
-        peer_from_json(&p, each);
+        reg_peer_from_json(&p, each);
         if (n == REG_REPL_MAX_SERVERS || !p.id || !reg_repl_address_valid(p.raft_addr))
             return -ENOENT;
         servers[n].id = p.id;
@@ -195,19 +199,19 @@ static void on_probe(int status, const struct http_client_response *res, void *d
         goto out;
     v = json_loadb(res->body, res->body_len, 0, NULL);
     struct peer p;
-    peer_from_json(&p, v);
+    reg_peer_from_json(&p, v);
     /* Reached through the address the operator gave: that is its HTTP address from here. */
     snprintf(p.http_host, sizeof(p.http_host), "%s", pr->via.http_host);
     p.http_port = pr->via.http_port;
-    peer_learn(cl, &p);
+    reg_peer_learn(cl, &p);
     size_t i;
     json_t *each;
     json_array_foreach(json_object_get(v, "Peers"), i, each)
     {
         struct peer q;
-        peer_from_json(&q, each);
-        if (!peer_by_id(cl, q.id))
-            peer_learn(cl, &q);
+        reg_peer_from_json(&q, each);
+        if (!reg_peer_by_id(cl, q.id))
+            reg_peer_learn(cl, &q);
     }
     if (json_is_true(json_object_get(v, "Cluster")) && !reg_repl_started(cl->repl)) {
         cl->cluster_seen = true;
@@ -221,7 +225,7 @@ out:
     free(pr);
 }
 
-void cluster_discover(uv_timer_t *t)
+void reg_cluster_discover(uv_timer_t *t)
 {
     struct reg_cluster *cl = t->data;
     struct reg_agent *a = cl->agent;
@@ -264,10 +268,10 @@ void reg_api_cluster_info(struct reg_api_call *c, struct reg_api_result *res)
         return;
     }
     reg_repl_status(cl->repl, &st);
-    json_t *v = peer_json(&cl->peers[0]);
+    json_t *v = reg_peer_json(&cl->peers[0]);
     json_t *peers = json_array();
     for (size_t i = 1; i < cl->npeers; i++)
-        json_array_append_new(peers, peer_json(&cl->peers[i]));
+        json_array_append_new(peers, reg_peer_json(&cl->peers[i]));
     json_object_set_new(v, "Peers", peers);
     json_object_set_new(v, "Cluster", json_boolean(st.config_index > 0));
     /* The first configuration, which founders that were late to see it bootstrap with. */
@@ -275,34 +279,18 @@ void reg_api_cluster_info(struct reg_api_call *c, struct reg_api_result *res)
     for (size_t i = 0; i < st.nservers && st.config_index == 1; i++) {
         struct peer p = {.id = st.servers[i].id};
         snprintf(p.raft_addr, sizeof(p.raft_addr), "%s", st.servers[i].address);
-        json_array_append_new(conf, peer_json(&p));
+        json_array_append_new(conf, reg_peer_json(&p));
     }
     json_object_set_new(v, "Configuration", conf);
     reg_api_result_json(c, res, v);
 }
 
-struct join_call {
-    struct reg_api_call *call;
-};
-
-static void on_join_abort(struct http_request *req)
-{
-    struct join_call *j = req->data;
-    struct reg_api_call *c = j->call;
-
-    j->call = NULL;
-    reg_api_call_free(c);
-}
-
 static void on_joined(int status, void *arg)
 {
-    struct join_call *j = arg;
-    struct reg_api_call *c = j->call;
+    struct reg_api_call *c = reg_engine_wait_end(arg);
 
-    free(j);
     if (!c)
         return;
-    c->req->on_abort = NULL;
     if (status < 0)
         reg_api_error(c, 500, "adding the server failed: %s", strerror(-status));
     else
@@ -322,13 +310,13 @@ void reg_api_cluster_join(struct reg_api_call *c)
     json_t *body = reg_api_body_json(c, false);
     if (!body)
         return;
-    peer_from_json(&p, body);
+    reg_peer_from_json(&p, body);
     json_decref(body);
     if (p.id == 0 || !reg_repl_address_valid(p.raft_addr)) {
         reg_api_error(c, 400, "a join needs ID and a numeric IPv4 Address (a.b.c.d:port)");
         return;
     }
-    peer_learn(cl, &p);
+    reg_peer_learn(cl, &p);
     reg_repl_status(cl->repl, &st);
     for (size_t i = 0; i < st.nservers; i++) {
         if (st.servers[i].id == p.id && st.servers[i].voter) {
@@ -336,14 +324,204 @@ void reg_api_cluster_join(struct reg_api_call *c)
             return;
         }
     }
-    struct join_call *j = xcalloc(1, sizeof(*j));
-    j->call = c;
-    int rc = reg_repl_add_voter(cl->repl, p.id, p.raft_addr, on_joined, j);
-    if (rc < 0) {
-        free(j);
-        reg_api_error(c, 500, "adding the server failed: %s", strerror(-rc));
+    struct engine_wait *w = reg_engine_wait_new(cl, c);
+    int rc = reg_repl_add_voter(cl->repl, p.id, p.raft_addr, on_joined, w);
+    if (rc < 0)
+        reg_api_error(reg_engine_wait_end(w), 500, "adding the server failed: %s", strerror(-rc));
+}
+
+/* ---- removal and leave ------------------------------------------------------------------- */
+
+static void on_removed(int status, void *arg)
+{
+    struct reg_api_call *c = reg_engine_wait_end(arg);
+
+    if (!c)
+        return;
+    if (status < 0)
+        reg_api_error(c, 500, "removing the server failed: %s", strerror(-status));
+    else
+        reg_api_ok_empty(c);
+}
+
+/* The configuration's server named by ?id (as the configuration shows it) or ?address. */
+static const struct reg_repl_server *find_server(const struct reg_repl_status *st, const char *id,
+                                                 const char *address)
+{
+    char text[24];
+
+    for (size_t i = 0; i < st->nservers; i++) {
+        snprintf(text, sizeof(text), "%016" PRIx64, st->servers[i].id);
+        if (id ? strcmp(id, text) == 0 : strcmp(address, st->servers[i].address) == 0)
+            return &st->servers[i];
+    }
+    return NULL;
+}
+
+void reg_api_operator_raft_remove_peer(struct reg_api_call *c)
+{
+    struct reg_cluster *cl = c->api->agent->cluster;
+    const char *id = reg_api_query(c, "id");
+    const char *address = reg_api_query(c, "address");
+    struct reg_repl_status st;
+
+    if (id && !id[0])
+        id = NULL;
+    if (address && !address[0])
+        address = NULL;
+    if (!id == !address) {
+        reg_api_error(c, 400,
+                      id ? "Must specify only one of ?id or ?address"
+                         : "Must specify either ?id with the server's ID or ?address with IP:port "
+                           "of peer to remove");
         return;
     }
-    c->req->data = j;
-    c->req->on_abort = on_join_abort;
+    reg_cluster_status(c->api->agent, &st);
+    const struct reg_repl_server *s = cl ? find_server(&st, id, address) : NULL;
+    if (!s) {
+        reg_api_error(c, 500, "%s \"%s\" was not found in the Raft configuration",
+                      id ? "id" : "address", id ? id : address);
+        return;
+    }
+    if (s->id == st.id) {
+        /* The engine cannot commit a configuration without its own leader in it. */
+        reg_api_error(c, 500,
+                      "%s is the leader: it cannot remove itself; stop it with mesh leave (it "
+                      "hands leadership over first) or remove it through the next leader",
+                      s->address);
+        return;
+    }
+    struct engine_wait *w = reg_engine_wait_new(cl, c);
+    int rc = reg_repl_remove(cl->repl, s->id, on_removed, w);
+    if (rc < 0)
+        reg_api_error(reg_engine_wait_end(w), 500, "removing the server failed: %s", strerror(-rc));
+}
+
+/*
+ * A graceful leave: a leader hands leadership over, then the server asks the leader to remove
+ * it from the configuration, retrying until LEAVE_MS pass. The agent then stops.
+ */
+#define LEAVE_MS      10000
+#define LEAVE_POLL_MS 100
+
+struct leave {
+    struct reg_cluster *cl;
+    void (*done)(struct reg_agent *a);
+    uint64_t deadline;
+    bool transferring;
+    struct http_call *asking;
+    uv_timer_t timer;
+};
+
+static void on_leave_closed(uv_handle_t *h)
+{
+    struct leave *l = h->data;
+    struct reg_agent *a = l->cl->agent;
+    void (*done)(struct reg_agent * a) = l->done;
+
+    free(l);
+    done(a);
+}
+
+static void leave_finish(struct leave *l, const char *how)
+{
+    log_info("cluster: %s", how);
+    uv_timer_stop(&l->timer);
+    uv_close((uv_handle_t *)&l->timer, on_leave_closed);
+}
+
+static void on_transferred(int status, void *arg)
+{
+    struct leave *l = arg;
+
+    l->transferring = false;
+    if (status < 0)
+        log_warn("cluster: handing leadership over failed (%s); retrying", strerror(-status));
+}
+
+static void on_leave_answer(int status, const struct http_client_response *res, void *data)
+{
+    struct leave *l = data;
+
+    l->asking = NULL;
+    if (status == 0 && res->status == 200) {
+        leave_finish(l, "left the cluster: removed from its configuration");
+        return;
+    }
+    log_warn("cluster: asking to be removed failed (%s); retrying",
+             status < 0 ? uv_strerror(status) : res->body);
+}
+
+/* Asks the leader (through any other server, which forwards) to remove this server. */
+static void ask_removal(struct leave *l, const struct reg_repl_status *st)
+{
+    struct reg_cluster *cl = l->cl;
+    const struct peer *to = st->leader_id ? reg_peer_by_id(cl, st->leader_id) : NULL;
+    char target[96];
+
+    for (size_t i = 1; (!to || !to->http_host[0]) && i < cl->npeers; i++)
+        to = &cl->peers[i];
+    if (!to || !to->http_host[0])
+        return;
+    snprintf(target, sizeof(target), "/v1/operator/raft/peer?id=%016" PRIx64, st->id);
+    struct http_header token;
+    struct http_client_request r = {
+        .method = "DELETE",
+        .host = to->http_host,
+        .port = to->http_port,
+        .target = target,
+        .headers = &token,
+        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
+        .timeout_ms = 5000,
+    };
+    l->asking = http_client_send(cl->agent->client, &r, on_leave_answer, l);
+}
+
+static void on_leave_timer(uv_timer_t *t)
+{
+    struct leave *l = t->data;
+    struct reg_cluster *cl = l->cl;
+    struct reg_repl_status st;
+
+    if (l->asking || l->transferring)
+        return;
+    reg_repl_status(cl->repl, &st);
+    bool member = false;
+    size_t voters = 0;
+    for (size_t i = 0; i < st.nservers; i++) {
+        member |= st.servers[i].id == st.id;
+        voters += st.servers[i].voter;
+    }
+    if (!member || voters < 2) {
+        leave_finish(l, member ? "the last server leaves: nothing to hand over"
+                               : "left the cluster: not in its configuration");
+        return;
+    }
+    if (uv_now(t->loop) >= l->deadline) {
+        leave_finish(l, "could not leave the cluster in time; stopping as a failed server");
+        return;
+    }
+    if (st.role == REG_REPL_LEADER) {
+        l->transferring = reg_repl_transfer(cl->repl, on_transferred, l) == 0;
+        return;
+    }
+    ask_removal(l, &st);
+}
+
+void reg_cluster_leave(struct reg_agent *a, void (*done)(struct reg_agent *a))
+{
+    struct reg_cluster *cl = a->cluster;
+
+    if (!cl || !reg_repl_started(cl->repl)) {
+        done(a);
+        return;
+    }
+    struct leave *l = xcalloc(1, sizeof(*l));
+    l->cl = cl;
+    l->done = done;
+    l->deadline = uv_now(a->loop) + LEAVE_MS;
+    uv_timer_init(a->loop, &l->timer);
+    l->timer.data = l;
+    log_info("cluster: leaving: asking to be removed from the configuration");
+    uv_timer_start(&l->timer, on_leave_timer, 0, LEAVE_POLL_MS);
 }

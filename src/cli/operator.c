@@ -1,0 +1,181 @@
+/*
+ * `mesh operator raft list-peers | remove-peer`: the replicated servers' configuration and the
+ * removal of a server from it, as consul operator raft (same table, same messages).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_internal.h"
+#include "lib/alloc.h"
+
+#define OPERATOR_USAGE                                                                             \
+    "mesh operator <subcommand> [options]\n\n"                                                     \
+    "  Operator commands for the servers of the cluster.\n\n"                                      \
+    "Subcommands:\n"                                                                               \
+    "    raft    Inspect and change the servers' Raft configuration\n"
+
+#define RAFT_USAGE                                                                                 \
+    "mesh operator raft <subcommand> [options]\n\n"                                                \
+    "  The Raft configuration of the replicated servers.\n\n"                                      \
+    "Subcommands:\n"                                                                               \
+    "    list-peers     List the servers of the Raft configuration\n"                              \
+    "    remove-peer    Remove a server from the Raft configuration\n"
+
+#define LIST_PEERS_USAGE                                                                           \
+    "mesh operator raft list-peers [options]\n\n"                                                  \
+    "  Lists the servers of the Raft configuration with their state (leader or follower)\n"        \
+    "  and whether they vote (GET /v1/operator/raft/configuration)."
+
+#define REMOVE_PEER_USAGE                                                                          \
+    "mesh operator raft remove-peer [options] -address=IP:PORT | -id=ID\n\n"                       \
+    "  Removes a server from the Raft configuration (DELETE /v1/operator/raft/peer): for a\n"      \
+    "  server that failed and will not come back. A server leaving gracefully (mesh leave)\n"      \
+    "  removes itself. The leader cannot be removed: stop it with mesh leave first."
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static int list_peers(int argc, char **argv)
+{
+    struct cli_http_opts o = {0};
+    struct flag flags[] = {CLI_HTTP_FLAGS(&o), CLI_STALE_FLAG(&o)};
+    struct cli_response res = {0};
+    struct cli_lines l = {0};
+    struct buf out = BUF_INIT;
+    struct cli_http h;
+    struct err e;
+    json_t *v = NULL;
+    int first, status = 1;
+
+    if (!cli_parse_flags(flags, ARRAY_LEN(flags), LIST_PEERS_USAGE, argc - 1, argv + 1, &first,
+                         &status))
+        goto out;
+    status = 1;
+    if (first != argc - 1) {
+        fprintf(stderr, "Too many arguments (expected 0)\n");
+        goto out;
+    }
+    if (cli_http_open(&h, &o, &e) < 0) {
+        fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
+        goto out;
+    }
+    if (cli_http_call(&h, "GET", "/v1/operator/raft/configuration", NULL, 0, CLI_READ, &res, &e) <
+            0 ||
+        !(v = cli_json(&res, &e))) {
+        fprintf(stderr, "Error getting peers: %s\n", e.msg);
+        goto out_http;
+    }
+    cli_lines_add(&l, "Node|ID|Address|State|Voter|RaftProtocol");
+    json_t *servers = json_object_get(v, "Servers");
+    for (size_t i = 0; i < json_array_size(servers); i++) {
+        const json_t *s = json_array_get(servers, i);
+        cli_lines_add(&l, "%s|%s|%s|%s|%s|%s", jstr(s, "Node"), jstr(s, "ID"), jstr(s, "Address"),
+                      json_is_true(json_object_get(s, "Leader")) ? "leader" : "follower",
+                      json_is_true(json_object_get(s, "Voter")) ? "true" : "false",
+                      *jstr(s, "ProtocolVersion") ? jstr(s, "ProtocolVersion") : "<=1");
+    }
+    cli_columnize(&out, &l, '|', "  ");
+    fwrite(out.data ? out.data : "", 1, out.len, stdout);
+    status = 0;
+out_http:
+    cli_http_close(&h);
+out:
+    json_decref(v);
+    buf_free(&out);
+    cli_lines_free(&l);
+    cli_response_free(&res);
+    cli_http_opts_free(&o);
+    return status;
+}
+
+static int remove_peer(int argc, char **argv)
+{
+    struct cli_http_opts o = {0};
+    char *address = NULL, *id = NULL;
+    struct flag flags[] = {
+        CLI_HTTP_FLAGS(&o),
+        {"address", FLAG_STRING, &address,
+         "The address of the server to remove, `IP:port` as list-peers shows it.", false},
+        {"id", FLAG_STRING, &id, "The ID of the server to remove, as list-peers shows it.", false},
+    };
+    struct cli_response res = {0};
+    struct buf target = BUF_INIT;
+    struct cli_http h;
+    struct err e;
+    int first, status = 1;
+
+    if (!cli_parse_flags(flags, ARRAY_LEN(flags), REMOVE_PEER_USAGE, argc - 1, argv + 1, &first,
+                         &status))
+        goto out;
+    status = 1;
+    if (first != argc - 1) {
+        fprintf(stderr, "Too many arguments (expected 0)\n");
+        goto out;
+    }
+    if (!(address && *address) == !(id && *id)) {
+        fprintf(stderr, "Error removing peer: %s\n",
+                address && *address ? "cannot give both -address and -id"
+                                    : "an address or an ID is required for the peer to remove");
+        goto out;
+    }
+    buf_append_cstr(&target, "/v1/operator/raft/peer");
+    cli_query_add(&target, address && *address ? "address" : "id",
+                  address && *address ? address : id);
+    if (cli_http_open(&h, &o, &e) < 0) {
+        fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
+        goto out;
+    }
+    if (cli_http_call(&h, "DELETE", target.data, NULL, 0, 0, &res, &e) < 0) {
+        fprintf(stderr, "Error removing peer: %s\n", e.msg);
+    } else {
+        printf("Removed peer with %s \"%s\"\n", address && *address ? "address" : "id",
+               address && *address ? address : id);
+        status = 0;
+    }
+    cli_http_close(&h);
+out:
+    buf_free(&target);
+    cli_response_free(&res);
+    free(address);
+    free(id);
+    cli_http_opts_free(&o);
+    return status;
+}
+
+/* Runs the subcommand argv[1] of a command whose usage is usage. */
+static int subcommand(int argc, char **argv, const char *usage, const char *const names[],
+                      int (*const fns[])(int, char **), size_t n)
+{
+    for (size_t i = 0; argc >= 2 && i < n; i++)
+        if (strcmp(argv[1], names[i]) == 0)
+            return fns[i](argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
+                      strcmp(argv[1], "--help") == 0)) {
+        printf("Usage: %s", usage);
+        return 0;
+    }
+    if (argc >= 2)
+        fprintf(stderr, "%s: unknown subcommand \"%s\"\n\n", argv[0], argv[1]);
+    fprintf(stderr, "Usage: %s", usage);
+    return 1;
+}
+
+static int operator_raft(int argc, char **argv)
+{
+    static const char *const names[] = {"list-peers", "remove-peer"};
+    static int (*const fns[])(int, char **) = {list_peers, remove_peer};
+
+    return subcommand(argc, argv, RAFT_USAGE, names, fns, ARRAY_LEN(names));
+}
+
+int cli_operator(int argc, char **argv)
+{
+    static const char *const names[] = {"raft"};
+    static int (*const fns[])(int, char **) = {operator_raft};
+
+    return subcommand(argc, argv, OPERATOR_USAGE, names, fns, ARRAY_LEN(names));
+}
