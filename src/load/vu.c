@@ -406,7 +406,8 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         follow_redirect(vu, c, now, us);
         return;
     }
-    redirect_clear(vu);
+    if (vu->location) /* the last hop of redirects */
+        redirect_clear(vu);
     STATS_LOCKED(vu->w, now, sec, {
         sec->responses++;
         sec->codes[status < LOAD_CODES ? status : 0]++;
