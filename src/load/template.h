@@ -2,7 +2,8 @@
  * Artillery's "{{ name }}" templating over a virtual user's variables, and the JSONPath subset
  * captures use. A name is a variable (config.variables, captures, $loopCount), a dotted path
  * into one ("user.id"), $env.NAME / $processEnvironment.NAME, $randomNumber(min, max) or
- * $randomString(length). An unknown name renders as "" (Artillery renders undefined the same).
+ * $randomString(length). An unknown name renders as "" (Artillery writes "undefined" when the
+ * template has other text around it; docs/load.md lists the difference).
  */
 #ifndef MESH_LOAD_TEMPLATE_H
 #define MESH_LOAD_TEMPLATE_H
