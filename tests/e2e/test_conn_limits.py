@@ -5,9 +5,12 @@ many connections, the next is answered 429 and closed; every other address is st
 The whole of 127.0.0.0/8 is loopback, so 127.0.0.2 is another client.
 """
 
+import re
 import socket
 
-from helpers import HOST, parse_raw_response, wait_until
+import pytest
+
+from helpers import HOST, AgentError, parse_raw_response, wait_until
 
 
 def open_idle(port, n, source="127.0.0.1"):
@@ -80,3 +83,13 @@ def test_limit_is_configurable(agent_factory, write_config):
     finally:
         for s in idle:
             s.close()
+
+
+def test_bad_limits_exit_nonzero(agent_factory, write_config):
+    """limits.http_max_conns (a meshkit key: the cap of connections per listener) is at
+    least 1."""
+    for limits, message in (({"http_max_conns": 0}, "limits.http_max_conns must be at least 1"),
+                            ({"http_max_conns": -1}, "expected a non-negative integer")):
+        a = agent_factory(start=False, config_files=[write_config({"limits": limits})])
+        with pytest.raises(AgentError, match=re.escape(message)):
+            a.start()

@@ -284,7 +284,8 @@ static void agent_init_handles(struct reg_agent *a)
     reg_coords_init(&a->coords);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
-    struct http_server_config hc = {.max_conns_per_client =
+    struct http_server_config hc = {.max_conns = (size_t)a->cfg.http_max_conns,
+                                    .max_conns_per_client =
                                         (size_t)a->cfg.http_max_conns_per_client};
     reg_agent_api_init(a);
     http_server_init(&a->http, a->loop, &hc, reg_api_handle, &a->api);

@@ -52,6 +52,7 @@ static const struct option_def options[] = {
      "HTTPS API port (default off; needs tls cert_file and key_file)."},
     {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port), "DNS port, UDP and TCP (-1: off)."},
     {"limits.http_max_conns_per_client", NULL, OPTION_INT, OFF(http_max_conns_per_client), NULL},
+    {"limits.http_max_conns", NULL, OPTION_INT, OFF(http_max_conns), NULL},
     {"domain", "domain", OPTION_STRING, OFF(domain), "DNS domain."},
     {"dns_config.only_passing", NULL, OPTION_BOOL, OFF(dns_only_passing), NULL},
     {"dns_config.a_record_limit", NULL, OPTION_INT, OFF(dns_a_record_limit), NULL},
@@ -237,6 +238,7 @@ static void defaults(struct reg_agent_config *cfg)
     cfg->server_port = 8300;
     cfg->dns_port = 8600;
     cfg->http_max_conns_per_client = 200;
+    cfg->http_max_conns = 10000;
     cfg->domain = xstrdup("consul.");
     cfg->dns_udp_answer_limit = 3;
     cfg->dns_node_meta_txt = true;
@@ -276,6 +278,8 @@ static int validate(struct reg_agent_config *cfg, struct err *e)
         strcmp(cfg->acl_default_policy, "deny") != 0)
         return err_set(e, "acl.default_policy must be \"allow\" or \"deny\", not \"%s\"",
                        cfg->acl_default_policy);
+    if (cfg->http_max_conns < 1)
+        return err_set(e, "limits.http_max_conns must be at least 1, not %d", cfg->http_max_conns);
     if (cfg->failure_timeout_ns < DURATION_SEC / 2)
         return err_set(e, "failure_timeout must be at least 500ms");
     if (cfg->bootstrap_expect < 0 || cfg->bootstrap_expect > 16)

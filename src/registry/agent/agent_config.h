@@ -41,6 +41,7 @@ struct reg_agent_config {
     /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */
     int dns_port;                  /* default 8600; -1: no DNS */
     int http_max_conns_per_client; /* limits.http_max_conns_per_client, default 200; 0: none */
+    int http_max_conns;            /* limits.http_max_conns, default 10,000, at least 1 */
     char *domain;                  /* default "consul." */
     bool dns_only_passing;
     int dns_a_record_limit;   /* 0: no limit */

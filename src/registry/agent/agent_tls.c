@@ -41,6 +41,7 @@ int reg_agent_tls_start(struct reg_agent *a, struct err *e)
     if (rc < 0)
         return err_set(e, "HTTPS: %s", terr.msg), rc;
     struct http_server_config hc = {.tls = a->https_ctx,
+                                    .max_conns = (size_t)cfg->http_max_conns,
                                     .max_conns_per_client = (size_t)cfg->http_max_conns_per_client};
     http_server_init(&a->https, a->loop, &hc, reg_api_handle, &a->api);
     a->https_on = true;
