@@ -36,6 +36,8 @@ static const struct option_def options[] = {
     {"bootstrap_expect", "bootstrap-expect", OPTION_INT, OFF(bootstrap_expect),
      "Servers expected: with more than 1, a replicated cluster forms once that many see each "
      "other (-retry-join); needs -data-dir."},
+    {"raft_snapshot_threshold", "raft-snapshot-threshold", OPTION_INT, OFF(raft_snapshot_threshold),
+     "Log entries a replicated server appends between snapshots of its state (default 1024)."},
     {NULL, "dev", OPTION_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
     {"node_name", "node", OPTION_STRING, OFF(node_name), "Node name (default: the hostname)."},
     {"datacenter", "datacenter", OPTION_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
@@ -236,6 +238,7 @@ static void defaults(struct reg_agent_config *cfg)
     cfg->client_addr = xstrdup("127.0.0.1");
     cfg->http_port = HTTP_PORT_UNSET;
     cfg->server_port = 8300;
+    cfg->raft_snapshot_threshold = 1024;
     cfg->dns_port = 8600;
     cfg->http_max_conns_per_client = 200;
     cfg->http_max_conns = 10000;
@@ -284,6 +287,9 @@ static int validate(struct reg_agent_config *cfg, struct err *e)
         return err_set(e, "failure_timeout must be at least 500ms");
     if (cfg->bootstrap_expect < 0 || cfg->bootstrap_expect > 16)
         return err_set(e, "invalid -bootstrap-expect %d (1 to 16)", cfg->bootstrap_expect);
+    if (cfg->raft_snapshot_threshold < 2 || cfg->raft_snapshot_threshold > 1000000)
+        return err_set(e, "invalid raft_snapshot_threshold %d (2 to 1000000)",
+                       cfg->raft_snapshot_threshold);
     if (cfg->bootstrap && cfg->bootstrap_expect > 1)
         return err_set(e, "-bootstrap and -bootstrap-expect %d are mutually exclusive",
                        cfg->bootstrap_expect);

@@ -28,6 +28,7 @@ struct reg_agent_config {
     bool server;
     bool bootstrap;
     int bootstrap_expect;
+    int raft_snapshot_threshold; /* log entries between snapshots of a replicated server */
     bool dev;
     bool ui;
     char *node_name;

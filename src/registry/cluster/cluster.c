@@ -664,6 +664,7 @@ int reg_cluster_start(struct reg_agent *a, struct err *e)
         .dir = dir,
         .id = reg_repl_id_for(a->cfg.node_name),
         .address = addr,
+        .snapshot_threshold = (unsigned)a->cfg.raft_snapshot_threshold,
         .fsm = &cluster_fsm,
         .ctx = cl,
     };
