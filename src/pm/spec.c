@@ -204,7 +204,7 @@ static int read_string(const struct reader *r, const char *key, const json_t *v,
 static int read_small_int(const struct reader *r, const char *key, const json_t *v, int lo, int hi,
                           int *out)
 {
-    int64_t n;
+    int64_t n = 0;
     int rc = read_int(r, key, v, lo, hi, &n);
 
     if (rc == 0)

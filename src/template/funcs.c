@@ -73,7 +73,7 @@ static int compare(struct tmpl_eval *ev, const json_t *a, const json_t *b, bool 
 static int fn_eq(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     bool eq = false;
-    int cmp;
+    int cmp = 0;
 
     for (size_t i = 1; i < nargs && !eq; i++) {
         if (compare(ev, args[0], args[i], false, &cmp) < 0)

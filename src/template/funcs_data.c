@@ -31,7 +31,7 @@ static int query_arg(struct tmpl_eval *ev, json_t *const *args, size_t nargs, ch
 static int data_of(struct tmpl_eval *ev, enum tmpl_dep_kind kind, json_t *const *args, size_t nargs,
                    json_t **data)
 {
-    char *arg;
+    char *arg = NULL;
     int rc;
 
     if ((rc = query_arg(ev, args, nargs, &arg)) < 0)
