@@ -291,3 +291,28 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(backends, lb_factory):
     rc = lb.proc.wait(timeout=5)
     print(f"\nexit {rc} {time.monotonic() - t_term:.2f}s after SIGTERM")
     assert rc == 0, f"exit status {rc}\n{lb.log_tail()}"
+
+
+def test_idle_connections_do_not_lock_the_stats_page(backends, lb_factory):
+    """300 sockets opened to the stats port and held silent (more than its 256 connections) from
+    one address: the per-client limit and the eviction of the longest idle keep room, so an
+    operator on another address still gets every authenticated request answered."""
+    lb = lb_factory(static_args(backends(1)))
+    held = []
+    try:
+        for _ in range(300):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(5.0)
+            try:
+                s.connect((HOST, lb.stats_port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        assert len(held) >= 200, f"only {len(held)} connections opened"
+        answered = sum(lb.stats_get(";csv")[0] == 200 for _ in range(20))
+        assert answered == 20, f"{answered} of 20 stats requests answered"
+    finally:
+        for s in held:
+            s.close()
