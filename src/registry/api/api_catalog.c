@@ -31,26 +31,20 @@ void reg_api_catalog_datacenters(struct reg_api_call *c, struct reg_api_result *
     reg_api_result_json(c, res, json_pack("[s]", c->api->cfg->datacenter));
 }
 
+static json_t *render_node(struct reg_api_call *c, struct reg_api_result *res,
+                           const struct reg_node *n)
+{
+    (void)c;
+    (void)res;
+    return reg_render_node(n);
+}
+
 void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_catalog_filter f;
-    json_t *list = json_array();
+    json_t *list = reg_catalog_visible_nodes(c, res, render_node);
 
-    if (reg_catalog_filter_parse(c, &f, res) < 0) {
-        json_decref(list);
+    if (!list)
         return;
-    }
-    smap_foreach(&c->api->state->nodes, e)
-    {
-        const struct reg_node *n = e->val;
-        if (!reg_catalog_node_matches(&f, n))
-            continue;
-        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
-            json_array_append_new(list, reg_render_node(n));
-        else
-            reg_api_acl_filtered(c, res);
-    }
-    reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, c->api->state->nodes_index);
     reg_api_result_json(c, res, list);
 }

@@ -184,24 +184,10 @@ static json_t *node_summary(struct reg_api_call *c, struct reg_api_result *res,
 
 void reg_api_ui_nodes(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_catalog_filter f;
-    json_t *list = json_array();
+    json_t *list = reg_catalog_visible_nodes(c, res, node_summary);
 
-    if (reg_catalog_filter_parse(c, &f, res) < 0) {
-        json_decref(list);
+    if (!list)
         return;
-    }
-    smap_foreach(&c->api->state->nodes, e)
-    {
-        const struct reg_node *n = e->val;
-        if (!reg_catalog_node_matches(&f, n))
-            continue;
-        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
-            json_array_append_new(list, node_summary(c, res, n));
-        else
-            reg_api_acl_filtered(c, res);
-    }
-    reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);
     reg_api_result_json(c, res, list);
 }

@@ -5,6 +5,7 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
+#include "registry/api/api_acl.h"
 
 int reg_catalog_filter_parse(struct reg_api_call *c, struct reg_catalog_filter *f,
                              struct reg_api_result *res)
@@ -53,6 +54,29 @@ bool reg_catalog_service_matches(const struct reg_catalog_filter *f, const struc
     if (name && strcasecmp(s->name, name) != 0)
         return false;
     return reg_service_has_tags(s, f->tags, f->ntags);
+}
+
+json_t *reg_catalog_visible_nodes(struct reg_api_call *c, struct reg_api_result *res,
+                                  reg_catalog_node_render_fn render)
+{
+    struct reg_catalog_filter f;
+    json_t *list;
+
+    if (reg_catalog_filter_parse(c, &f, res) < 0)
+        return NULL;
+    list = json_array();
+    smap_foreach(&c->api->state->nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        if (!reg_catalog_node_matches(&f, n))
+            continue;
+        if (reg_api_acl_allow(c, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ))
+            json_array_append_new(list, render(c, res, n));
+        else
+            reg_api_acl_filtered(c, res);
+    }
+    reg_catalog_filter_free(&f);
+    return list;
 }
 
 void reg_catalog_foreach_service(const struct reg_state *st, const struct reg_catalog_filter *f,

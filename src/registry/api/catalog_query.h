@@ -37,6 +37,15 @@ typedef void (*reg_catalog_service_fn)(const struct reg_service *s, void *ctx);
  */
 void reg_catalog_foreach_service(const struct reg_state *st, const struct reg_catalog_filter *f,
                                  const char *name, reg_catalog_service_fn fn, void *ctx);
+typedef json_t *(*reg_catalog_node_render_fn)(struct reg_api_call *c, struct reg_api_result *res,
+                                              const struct reg_node *n);
+/*
+ * The nodes a node list shows: those matching the call's ?node-meta filter that its token may
+ * read, each rendered by render, in catalog order (a node left out for the token marks the
+ * result filtered). NULL after a bad filter, with res set to 400.
+ */
+json_t *reg_catalog_visible_nodes(struct reg_api_call *c, struct reg_api_result *res,
+                                  reg_catalog_node_render_fn render);
 /* Sets the X-Consul-Index of a catalog read to what it covers (state.h's covering indexes). */
 void reg_catalog_result_index(struct reg_api_result *res, uint64_t index);
 
