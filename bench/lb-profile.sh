@@ -104,11 +104,11 @@ measure() {
 }
 
 : >"$TMP/results.tsv"
-LOAD_BEFORE=$(awk '{ print $1 }' /proc/loadavg)
+LOAD_BEFORE=$(load1)
 for rep in $(seq "$REPS"); do
     for t in "${TARGETS[@]}"; do measure "$t" "$rep"; done
 done
-LOAD_AFTER=$(awk '{ print $1 }' /proc/loadavg)
+LOAD_AFTER=$(load1)
 
 # median of metric $2 of target $1 over the reps
 med() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $3 == k { print $4 }' "$TMP/results.tsv" | median; }
