@@ -42,6 +42,8 @@ BROKEN = [
     ("src/registry/api/api_health.c", '#include "registry/agent/agent_internal.h"'),
     ("src/registry/api/api_kv.c", '#include "registry/cluster/cluster.h"'),
     ("src/registry/dns/dns.c", '#include "registry/cluster/members.h"'),
+    ("src/registry/dns/dns_remote.c", '#include "registry/agent/agent_internal.h"'),
+    ("src/registry/dns/dns_server.c", '#include "registry/agent/sync.h"'),
     ("src/registry/cluster/members.c", '#include "registry/dns/dns.h"'),
     ("src/registry/cluster/cluster.c", "#include <raft.h>"),
 ]

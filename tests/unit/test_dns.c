@@ -2,11 +2,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "registry/agent/agent_config.h"
+#include "registry/api/catalog_query.h"
 #include "registry/dns/dns.h"
+#include "registry/state/state.h"
 
 static struct reg_dns_lookup parse_type(const char *qname, uint16_t qtype)
 {
@@ -164,12 +168,145 @@ static void test_apex_outside_invalid(void **state)
     assert_string_equal(l.name, "web");
 }
 
+/* ---- answers from a context with no agent behind it ------------------------------------ */
+
+/* A server's DNS: the context the agent would fill, over a real state and a loaded config. */
+struct fixture {
+    struct reg_state st;
+    struct reg_agent_config cfg;
+    struct reg_dns dns;
+};
+
+static void fixture_init(struct fixture *f, int argc, const char **argv)
+{
+    struct err e = {""};
+
+    reg_state_init(&f->st);
+    assert_int_equal(reg_agent_config_load(&f->cfg, argc, (char **)argv, &e), 0);
+    f->dns = (struct reg_dns){.state = &f->st, .cfg = &f->cfg};
+}
+
+static void fixture_free(struct fixture *f)
+{
+    reg_state_free(&f->st);
+    reg_agent_config_free(&f->cfg);
+}
+
+/* Registers service name on node at addr, with one check of status health. */
+static void add_instance(struct fixture *f, const char *node, const char *addr, const char *name,
+                         const char *health)
+{
+    struct reg_catalog_registration reg;
+    struct err e = {""};
+    json_t *body = json_pack("{s:s, s:s, s:{s:s, s:i}, s:[{s:s, s:s, s:s}]}", "Node", node,
+                             "Address", addr, "Service", "Service", name, "Port", 80, "Checks",
+                             "CheckID", "alive", "ServiceID", name, "Status", health);
+
+    assert_int_equal(reg_catalog_registration_decode(body, &reg, &e), 0);
+    assert_int_equal(reg_catalog_registration_apply(&f->st, &reg, &e), 0);
+    reg_catalog_registration_free(&reg);
+    json_decref(body);
+}
+
+struct answer {
+    uint8_t msg[DNS_MSG_MAX];
+    size_t len;
+    int calls;
+};
+
+static void on_answer(const uint8_t *msg, size_t len, void *data)
+{
+    struct answer *a = data;
+
+    memcpy(a->msg, msg, len);
+    a->len = len;
+    a->calls++;
+}
+
+/* Asks qname (dotted, no trailing dot) for qtype over UDP; returns the answer's ANCOUNT. */
+static int ask(struct fixture *f, const char *qname, uint16_t qtype, struct answer *a)
+{
+    uint8_t q[DNS_MSG_MAX] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+    size_t n = DNS_HEADER_LEN;
+
+    for (const char *p = qname; *p;) {
+        size_t label = strcspn(p, ".");
+        q[n++] = (uint8_t)label;
+        memcpy(q + n, p, label);
+        n += label;
+        p += label + (p[label] == '.');
+    }
+    q[n++] = 0;
+    q[n++] = (uint8_t)(qtype >> 8);
+    q[n++] = (uint8_t)qtype;
+    q[n++] = 0;
+    q[n++] = DNS_CLASS_IN;
+    memset(a, 0, sizeof(*a));
+    reg_dns_query(&f->dns, q, n, false, on_answer, a);
+    assert_int_equal(a->calls, 1); /* a server answers within the call */
+    assert_true(a->len >= DNS_HEADER_LEN);
+    return a->msg[6] << 8 | a->msg[7];
+}
+
+static bool has_addr(const struct answer *a, const uint8_t ip[4])
+{
+    return memmem(a->msg, a->len, ip, 4) != NULL;
+}
+
+static void test_answers_from_the_context_state(void **state)
+{
+    static const uint8_t up[4] = {10, 0, 0, 1}, warn[4] = {10, 0, 0, 2}, down[4] = {10, 0, 0, 3};
+    const char *argv[] = {"-server", "-node", "n1"};
+    struct fixture f;
+    struct answer a;
+
+    (void)state;
+    fixture_init(&f, 3, argv);
+    add_instance(&f, "a", "10.0.0.1", "web", "passing");
+    add_instance(&f, "b", "10.0.0.2", "web", "warning");
+    add_instance(&f, "c", "10.0.0.3", "web", "critical");
+    assert_int_equal(ask(&f, "web.service.consul", DNS_TYPE_A, &a), 2);
+    assert_int_equal(a.msg[3] & 0xf, DNS_RCODE_NOERROR);
+    assert_true(has_addr(&a, up) && has_addr(&a, warn) && !has_addr(&a, down));
+    /* The settings are read through the context at each query, as a reload changes them. */
+    f.cfg.dns_only_passing = true;
+    assert_int_equal(ask(&f, "web.service.consul", DNS_TYPE_A, &a), 1);
+    assert_true(has_addr(&a, up) && !has_addr(&a, warn));
+    assert_int_equal(ask(&f, "nothing.service.consul", DNS_TYPE_A, &a), 0);
+    assert_int_equal(a.msg[3] & 0xf, DNS_RCODE_NXDOMAIN);
+    fixture_free(&f);
+}
+
+static void test_domain_and_acl_from_the_context_config(void **state)
+{
+    const char *argv[] = {"-server", "-node", "n1", "-domain", "mesh.internal"};
+    struct fixture f;
+    struct answer a;
+
+    (void)state;
+    fixture_init(&f, 5, argv);
+    add_instance(&f, "a", "10.0.0.1", "web", "passing");
+    assert_int_equal(ask(&f, "web.service.mesh.internal", DNS_TYPE_A, &a), 1);
+    assert_int_equal(ask(&f, "web.service.consul", DNS_TYPE_A, &a), 0);
+    assert_int_equal(a.msg[3] & 0xf, DNS_RCODE_REFUSED); /* outside the domain */
+    /* Under ACLs that deny by default, the agent's default token (none) may read nothing. */
+    f.cfg.acl_enabled = true;
+    free(f.cfg.acl_default_policy);
+    f.cfg.acl_default_policy = strdup("deny");
+    assert_int_equal(ask(&f, "web.service.mesh.internal", DNS_TYPE_A, &a), 0);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_service_names),        cmocka_unit_test(test_rfc2782_names),
-        cmocka_unit_test(test_node_query_addr),      cmocka_unit_test(test_dc_label),
+        cmocka_unit_test(test_service_names),
+        cmocka_unit_test(test_rfc2782_names),
+        cmocka_unit_test(test_node_query_addr),
+        cmocka_unit_test(test_dc_label),
         cmocka_unit_test(test_apex_outside_invalid),
+        cmocka_unit_test(test_answers_from_the_context_state),
+        cmocka_unit_test(test_domain_and_acl_from_the_context_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,6 @@
 #include "registry/api/api.h"
 #include "registry/cluster/cluster.h"
 #include "registry/api/decode.h"
-#include "registry/dns/dns.h"
 #include "registry/agent/sync.h"
 
 #define HOUSEKEEPING_MS 10000
@@ -199,7 +198,7 @@ void reg_agent_shutdown(struct reg_agent *a)
         http_client_free(a->client);
     a->client = NULL;
     reg_watch_set_close(&a->watches);
-    reg_dns_close(a);
+    reg_dns_close(&a->dns);
     http_server_close(&a->http, on_http_closed);
     reg_agent_tls_close(a);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -288,6 +287,7 @@ static void agent_init_handles(struct reg_agent *a)
                                     .max_conns_per_client =
                                         (size_t)a->cfg.http_max_conns_per_client};
     reg_agent_api_init(a);
+    reg_agent_dns_init(a);
     http_server_init(&a->http, a->loop, &hc, reg_api_handle, &a->api);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
@@ -341,7 +341,7 @@ static int agent_start(struct reg_agent *a, struct err *e)
         return rc;
     struct err dns_err;
     /* Several agents often share a host (tests, `mesh up`): a taken DNS port costs DNS only. */
-    if (reg_dns_start(a, &dns_err) < 0)
+    if (reg_dns_start(&a->dns, &dns_err) < 0)
         log_error("%s; the agent runs without DNS", dns_err.msg);
     if (a->cfg.pid_file && (rc = file_write_pid(a->cfg.pid_file, e)) < 0)
         return rc;

@@ -20,6 +20,7 @@
 #include "registry/state/state.h"
 #include "registry/api/api.h"
 #include "registry/api/watch.h"
+#include "registry/dns/dns.h"
 
 struct reg_agent {
     uv_loop_t *loop;
@@ -45,8 +46,7 @@ struct reg_agent {
     struct reg_sync *sync;           /* client agents: the link to the servers (sync.h) */
     struct http_client *client;      /* client agents: requests to servers */
     struct reg_acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
-    struct reg_dns *dns;             /* the DNS listeners (dns.h); NULL when off */
-    int dns_remote_inflight;         /* client agents: DNS lookups waiting for a server */
+    struct reg_dns dns;              /* what DNS sees of the agent (agent_dns.c) */
     char node_id[37];
     uint64_t started_ms;
     bool node_maintenance;
@@ -63,6 +63,8 @@ struct reg_agent {
 
 /* Fills a->api, the context the HTTP API serves requests in (agent_api.c). */
 void reg_agent_api_init(struct reg_agent *a);
+/* Fills a->dns, the context DNS answers in (agent_dns.c). */
+void reg_agent_dns_init(struct reg_agent *a);
 
 /* The local node in the catalog (always present while the agent runs). */
 struct reg_node *reg_agent_local_node(struct reg_agent *a);

@@ -16,8 +16,9 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "registry/agent/agent_config.h"
 #include "registry/state/acl.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/state/state.h"
 
 /* ---- names ------------------------------------------------------------------------------- */
 
@@ -212,7 +213,7 @@ static void rrset_free(struct rrset *set)
 
 /* One answer under construction. */
 struct reg_dns_ctx {
-    struct reg_agent *a;
+    const struct reg_dns *d;
     const struct reg_state *st; /* what the answer is read from */
     const struct dns_query *q;
     const char *domain; /* the configured domain with its trailing dot */
@@ -302,7 +303,7 @@ static void add_soa(struct reg_dns_ctx *c, enum dns_section s)
 
 static bool dc_matches(const struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
 {
-    return !l->dc[0] || strcasecmp(l->dc, c->a->cfg.datacenter) == 0;
+    return !l->dc[0] || strcasecmp(l->dc, c->d->cfg->datacenter) == 0;
 }
 
 /* The domain apex: SOA, and NS records naming the servers (nodes running the consul service). */
@@ -332,7 +333,7 @@ static void answer_apex(struct reg_dns_ctx *c)
 static void answer_node(struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
 {
     const struct reg_node *n = reg_node_get(c->st, l->name);
-    uint32_t ttl = ttl_secs(c->a->cfg.dns_node_ttl_ns);
+    uint32_t ttl = ttl_secs(c->d->cfg->dns_node_ttl_ns);
 
     if (!n || !dc_matches(c, l) ||
         !reg_acl_allowed(&c->authz, REG_ACL_RES_NODE, n->name, REG_ACL_ACCESS_READ)) {
@@ -343,7 +344,7 @@ static void answer_node(struct reg_dns_ctx *c, const struct reg_dns_lookup *l)
     add_addr(c, DNS_ANSWER, -1, c->q->qname, n->address, ttl, false);
     if (want(c, DNS_TYPE_TXT))
         add_meta_txt(c, DNS_ANSWER, -1, c->q->qname, n, ttl);
-    else if (c->set.nanswers && c->a->cfg.dns_node_meta_txt)
+    else if (c->set.nanswers && c->d->cfg->dns_node_meta_txt)
         add_meta_txt(c, DNS_ADDITIONAL, -1, c->q->qname, n, ttl);
     if (!c->set.nanswers)
         add_soa(c, DNS_AUTHORITY);
@@ -385,7 +386,7 @@ struct instances {
 static bool instance_wanted(const struct reg_dns_ctx *c, const struct reg_dns_lookup *l,
                             const struct reg_query *query, const struct reg_service *s)
 {
-    enum reg_health worst_ok = c->a->cfg.dns_only_passing ? REG_PASSING : REG_WARNING;
+    enum reg_health worst_ok = c->d->cfg->dns_only_passing ? REG_PASSING : REG_WARNING;
     const char *tag = l->tag;
 
     if (query)
@@ -437,7 +438,7 @@ static const char *instance_addr(const struct reg_service *s)
 /* A, AAAA or CNAME answers: one per distinct address, at most dns_config.a_record_limit. */
 static void service_addr_answers(struct reg_dns_ctx *c, const struct instances *in, uint32_t ttl)
 {
-    int limit = c->a->cfg.dns_a_record_limit;
+    int limit = c->d->cfg->dns_a_record_limit;
 
     for (size_t i = 0; i < in->n && (limit <= 0 || (int)c->set.nanswers < limit); i++) {
         const char *addr = instance_addr(in->v[i]);
@@ -489,7 +490,7 @@ static void service_srv_answers(struct reg_dns_ctx *c, const struct instances *i
         int ans = (int)c->set.nanswers - 1;
         if (af || strcmp(addr, s->node->address) == 0)
             add_addr(c, DNS_ADDITIONAL, ans, target, addr, ttl, true);
-        if (strcmp(addr, s->node->address) == 0 && c->a->cfg.dns_node_meta_txt)
+        if (strcmp(addr, s->node->address) == 0 && c->d->cfg->dns_node_meta_txt)
             add_meta_txt(c, DNS_ADDITIONAL, ans, target, s->node, ttl);
     }
 }
@@ -499,7 +500,7 @@ static void answer_service(struct reg_dns_ctx *c, const struct reg_dns_lookup *l
                            const struct reg_query *query)
 {
     struct instances in = {NULL, 0, 0};
-    uint32_t ttl = ttl_secs(c->a->cfg.dns_service_ttl_ns);
+    uint32_t ttl = ttl_secs(c->d->cfg->dns_service_ttl_ns);
     const char *qttl =
         query ? json_string_value(json_object_get(json_object_get(query->def, "DNS"), "TTL"))
               : NULL;
@@ -584,9 +585,9 @@ static size_t encode_trimmed(const struct reg_dns_ctx *c, bool tcp, uint8_t *out
         max = c->q->edns_udp;
     if (max > cap)
         max = cap;
-    if (!tcp && !c->q->edns && c->a->cfg.dns_udp_answer_limit > 0 &&
-        nans > (size_t)c->a->cfg.dns_udp_answer_limit)
-        nans = (size_t)c->a->cfg.dns_udp_answer_limit;
+    if (!tcp && !c->q->edns && c->d->cfg->dns_udp_answer_limit > 0 &&
+        nans > (size_t)c->d->cfg->dns_udp_answer_limit)
+        nans = (size_t)c->d->cfg->dns_udp_answer_limit;
     len = encode(c, nans, DNS_FLAG_AA, out, max);
     if (!len && nans > 0) { /* the most answers that fit: lo fits (or is 0), hi does not */
         size_t lo = 0, hi = nans;
@@ -600,7 +601,7 @@ static size_t encode_trimmed(const struct reg_dns_ctx *c, bool tcp, uint8_t *out
         nans = lo;
         len = encode(c, nans, DNS_FLAG_AA, out, max);
     }
-    if (len && !tcp && nans < c->set.nanswers && c->a->cfg.dns_enable_truncate)
+    if (len && !tcp && nans < c->set.nanswers && c->d->cfg->dns_enable_truncate)
         len = encode(c, nans, DNS_FLAG_AA | DNS_FLAG_TC, out, max);
     return len;
 }
@@ -617,25 +618,25 @@ size_t reg_dns_answer_rcode(const struct dns_query *q, enum dns_rcode rcode, uin
     return len;
 }
 
-void reg_dns_domain(const struct reg_agent *a, char out[DNS_NAME_TEXT_MAX])
+void reg_dns_domain(const struct reg_dns *d, char out[DNS_NAME_TEXT_MAX])
 {
-    size_t dl = strlen(a->cfg.domain);
-    snprintf(out, DNS_NAME_TEXT_MAX, "%s%s", a->cfg.domain,
-             dl && a->cfg.domain[dl - 1] == '.' ? "" : ".");
+    const char *domain = d->cfg->domain;
+    size_t dl = strlen(domain);
+    snprintf(out, DNS_NAME_TEXT_MAX, "%s%s", domain, dl && domain[dl - 1] == '.' ? "" : ".");
 }
 
-size_t reg_dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool check_acl,
+size_t reg_dns_answer_from(const struct reg_dns *d, const struct reg_state *st, bool check_acl,
                            const struct dns_query *q, const struct reg_dns_lookup *l, bool tcp,
                            uint8_t *out, size_t cap)
 {
     char domain[DNS_NAME_TEXT_MAX];
-    struct reg_dns_ctx c = {.a = a, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
+    struct reg_dns_ctx c = {.d = d, .st = st, .q = q, .domain = domain, .rcode = DNS_RCODE_NOERROR};
 
-    reg_dns_domain(a, domain);
+    reg_dns_domain(d, domain);
     if (check_acl) {
         struct reg_acl_settings set;
-        reg_agent_config_acl(&a->cfg, &set);
-        reg_acl_resolve(st, &set, a->cfg.acl_default_token, &c.authz);
+        reg_agent_config_acl(d->cfg, &set);
+        reg_acl_resolve(st, &set, d->cfg->acl_default_token, &c.authz);
     }
     switch (l->kind) {
     case REG_DNS_LOOKUP_APEX:
@@ -674,7 +675,7 @@ size_t reg_dns_answer_from(struct reg_agent *a, const struct reg_state *st, bool
 
 /* Parses msg; returns 1 with q and l filled when it asks for a lookup, else 0 with *len the
  * immediate answer's length (0: no answer due). */
-static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct dns_query *q,
+static int classify(const struct reg_dns *d, const uint8_t *msg, size_t len, struct dns_query *q,
                     struct reg_dns_lookup *l, uint8_t *out, size_t cap, size_t *n)
 {
     char domain[DNS_NAME_TEXT_MAX];
@@ -693,7 +694,7 @@ static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct 
         *n = reg_dns_answer_rcode(q, DNS_RCODE_NOTIMP, out, cap);
         return 0;
     }
-    reg_dns_domain(a, domain);
+    reg_dns_domain(d, domain);
     reg_dns_lookup_parse(q->qname, q->qtype, domain, l);
     if (l->kind == REG_DNS_LOOKUP_OUTSIDE) { /* no recursors: what Consul answers without them */
         *n = reg_dns_answer_rcode(q, DNS_RCODE_REFUSED, out, cap);
@@ -702,7 +703,7 @@ static int classify(struct reg_agent *a, const uint8_t *msg, size_t len, struct 
     return 1;
 }
 
-void reg_dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+void reg_dns_query(struct reg_dns *d, const uint8_t *msg, size_t len, bool tcp,
                    reg_dns_done_cb done, void *data)
 {
     uint8_t *out = xmalloc(DNS_MSG_MAX);
@@ -710,17 +711,17 @@ void reg_dns_query(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp
     struct reg_dns_lookup l;
     size_t n;
 
-    if (classify(a, msg, len, &q, &l, out, DNS_MSG_MAX, &n)) {
+    if (classify(d, msg, len, &q, &l, out, DNS_MSG_MAX, &n)) {
         /* A client agent holds only its own node: what needs the catalog comes from a server. */
         bool remote =
-            !a->cfg.server && (l.kind == REG_DNS_LOOKUP_SERVICE || l.kind == REG_DNS_LOOKUP_NODE ||
-                               l.kind == REG_DNS_LOOKUP_APEX);
+            !d->cfg->server && (l.kind == REG_DNS_LOOKUP_SERVICE || l.kind == REG_DNS_LOOKUP_NODE ||
+                                l.kind == REG_DNS_LOOKUP_APEX);
         if (remote) {
             free(out);
-            reg_dns_remote_lookup(a, msg, len, tcp, done, data);
+            reg_dns_remote_lookup(d, msg, len, tcp, done, data);
             return;
         }
-        n = reg_dns_answer_from(a, &a->state, true, &q, &l, tcp, out, DNS_MSG_MAX);
+        n = reg_dns_answer_from(d, d->state, true, &q, &l, tcp, out, DNS_MSG_MAX);
     }
     done(out, n, data);
     free(out);

@@ -11,13 +11,11 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
-#include "lib/consul_client.h"
 #include "lib/log.h"
 #include "lib/url.h"
-#include "registry/agent/agent_internal.h"
 #include "registry/api/catalog_query.h"
 #include "registry/dns/dns.h"
-#include "registry/agent/sync.h"
+#include "registry/state/state.h"
 
 #define REMOTE_TIMEOUT_MS 5000 /* resolvers give up after about 5 s anyway */
 /* Lookups waiting for the server at once; beyond, SERVFAIL at once rather than a connection per
@@ -25,14 +23,13 @@
 #define REMOTE_MAX_INFLIGHT 128
 
 struct reg_dns_remote {
-    struct reg_agent *a;
+    struct reg_dns *d;
     uint8_t *msg;
     size_t len;
     bool tcp;
     reg_dns_done_cb done;
     void *data;
-    bool counted;   /* in a->dns_remote_inflight */
-    uint64_t epoch; /* the server epoch it was sent at (reg_sync_server_epoch) */
+    bool counted; /* in d->remote_inflight */
 };
 
 /* Re-parses the kept message: the query and lookup point into it. */
@@ -41,7 +38,7 @@ static void reparse(const struct reg_dns_remote *r, struct dns_query *q, struct 
     char domain[DNS_NAME_TEXT_MAX];
 
     dns_query_parse(r->msg, r->len, q);
-    reg_dns_domain(r->a, domain);
+    reg_dns_domain(r->d, domain);
     reg_dns_lookup_parse(q->qname, q->qtype, domain, l);
 }
 
@@ -54,9 +51,9 @@ static void finish(struct reg_dns_remote *r, const struct reg_state *st, enum dn
 
     reparse(r, &q, &l);
     if (r->counted)
-        r->a->dns_remote_inflight--;
+        r->d->remote_inflight--;
     if (st)
-        n = reg_dns_answer_from(r->a, st, false, &q, &l, r->tcp, out, DNS_MSG_MAX);
+        n = reg_dns_answer_from(r->d, st, false, &q, &l, r->tcp, out, DNS_MSG_MAX);
     else
         n = reg_dns_answer_rcode(&q, failed, out, DNS_MSG_MAX);
     r->done(out, n, r->data);
@@ -99,8 +96,6 @@ static void on_remote(int status, const struct http_client_response *res, void *
     struct reg_state st;
 
     if (status < 0 || res->status != 200) {
-        if (status < 0 && status != UV_ECANCELED)
-            reg_sync_server_failed(r->a, r->epoch, status);
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
     }
@@ -142,42 +137,29 @@ static char *remote_target(const struct reg_dns_lookup *l)
     return buf_steal(&t);
 }
 
-void reg_dns_remote_lookup(struct reg_agent *a, const uint8_t *msg, size_t len, bool tcp,
+void reg_dns_remote_lookup(struct reg_dns *d, const uint8_t *msg, size_t len, bool tcp,
                            reg_dns_done_cb done, void *data)
 {
     struct reg_dns_remote *r = xcalloc(1, sizeof(*r));
-    const struct reg_sync_server *server = reg_sync_current_server(a);
     struct dns_query q;
     struct reg_dns_lookup l;
 
-    r->a = a;
+    r->d = d;
     r->msg = xmalloc(len);
     memcpy(r->msg, msg, len);
     r->len = len;
     r->tcp = tcp;
     r->done = done;
     r->data = data;
-    r->epoch = reg_sync_server_epoch(a);
-    if (!server || !a->client || a->dns_remote_inflight >= REMOTE_MAX_INFLIGHT) {
+    if (d->remote_inflight >= REMOTE_MAX_INFLIGHT) {
         finish(r, NULL, DNS_RCODE_SERVFAIL);
         return;
     }
     reparse(r, &q, &l);
     char *target = remote_target(&l);
-    struct http_header token;
-    size_t ntoken = consul_token_field(a->cfg.acl_default_token, &token);
-    struct http_client_request req = {
-        .host = server->host,
-        .port = server->port,
-        .target = target,
-        .headers = &token,
-        .num_headers = ntoken,
-        .timeout_ms = REMOTE_TIMEOUT_MS,
-        .max_body = CONSUL_MAX_BODY,
-    };
-    reg_sync_client_options(a, &req);
     r->counted = true;
-    a->dns_remote_inflight++;
-    http_client_send(a->client, &req, on_remote, r);
+    d->remote_inflight++;
+    if (d->ops->server_get(d->agent, target, REMOTE_TIMEOUT_MS, on_remote, r) < 0)
+        finish(r, NULL, DNS_RCODE_SERVFAIL); /* no server known (yet) */
     free(target);
 }

@@ -11,7 +11,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "lib/net.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
 #include "registry/dns/dns.h"
 
 #define TCP_MAX_CONNS   256   /* at the cap the longest-idle connection gives way (conn_evict) */
@@ -19,8 +19,8 @@
 #define TCP_MAX_PENDING 16    /* queries in progress on one connection before it stops reading */
 #define UDP_MAX_PENDING 1024  /* UDP queries a client agent's server has not answered yet */
 
-struct reg_dns {
-    struct reg_agent *a;
+struct reg_dns_listeners {
+    struct reg_dns *dns; /* the context it answers in */
     uv_udp_t udp;
     uv_tcp_t tcp;
     bool udp_open, tcp_open;
@@ -35,7 +35,7 @@ struct reg_dns {
 struct reg_dns_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
-    struct reg_dns *d;
+    struct reg_dns_listeners *d;
     struct reg_dns_conn *next, *prev;
     uint8_t in[2 + DNS_MSG_MAX];
     size_t in_len;
@@ -48,7 +48,7 @@ struct reg_dns_conn {
 };
 
 struct udp_query {
-    struct reg_dns *d;
+    struct reg_dns_listeners *d;
     struct sockaddr_storage from;
 };
 
@@ -58,13 +58,13 @@ struct tcp_send {
     uint8_t data[];
 };
 
-static void maybe_free(struct reg_dns *d)
+static void maybe_free(struct reg_dns_listeners *d)
 {
     if (d->handles == 0 && d->lookups == 0 && d->closing)
         free(d);
 }
 
-static void handle_closed(struct reg_dns *d)
+static void handle_closed(struct reg_dns_listeners *d)
 {
     d->handles--;
     maybe_free(d);
@@ -79,7 +79,7 @@ static void on_listener_closed(uv_handle_t *h)
 
 static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct reg_dns *d = h->data;
+    struct reg_dns_listeners *d = h->data;
     (void)suggested;
     *buf = uv_buf_init((char *)d->rbuf, sizeof(d->rbuf));
 }
@@ -93,7 +93,7 @@ static void on_udp_sent(uv_udp_send_t *req, int status)
 static void on_udp_answer(const uint8_t *answer, size_t len, void *data)
 {
     struct udp_query *uq = data;
-    struct reg_dns *d = uq->d;
+    struct reg_dns_listeners *d = uq->d;
 
     d->lookups--;
     if (len && !d->closing) {
@@ -112,7 +112,7 @@ static void on_udp_answer(const uint8_t *answer, size_t len, void *data)
 static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *from, unsigned flags)
 {
-    struct reg_dns *d = h->data;
+    struct reg_dns_listeners *d = h->data;
 
     if (nread <= 0 || !from || (flags & UV_UDP_PARTIAL) || d->closing ||
         d->lookups >= UDP_MAX_PENDING)
@@ -122,14 +122,14 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     memcpy(&uq->from, from,
            from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     d->lookups++;
-    reg_dns_query(d->a, (const uint8_t *)buf->base, (size_t)nread, false, on_udp_answer, uq);
+    reg_dns_query(d->dns, (const uint8_t *)buf->base, (size_t)nread, false, on_udp_answer, uq);
 }
 
 /* ---- TCP --------------------------------------------------------------------------------- */
 
 static void conn_free(struct reg_dns_conn *c)
 {
-    struct reg_dns *d = c->d;
+    struct reg_dns_listeners *d = c->d;
 
     free(c);
     handle_closed(d);
@@ -148,7 +148,7 @@ static void conn_closed(uv_handle_t *h)
 
 static void conn_unlink(struct reg_dns_conn *c)
 {
-    struct reg_dns *d = c->d;
+    struct reg_dns_listeners *d = c->d;
 
     if (c->prev)
         c->prev->next = c->next;
@@ -161,7 +161,7 @@ static void conn_unlink(struct reg_dns_conn *c)
 
 static void conn_push_front(struct reg_dns_conn *c)
 {
-    struct reg_dns *d = c->d;
+    struct reg_dns_listeners *d = c->d;
 
     c->prev = NULL;
     c->next = d->conns;
@@ -182,7 +182,7 @@ static void conn_touch(struct reg_dns_conn *c)
 
 static void conn_close(struct reg_dns_conn *c)
 {
-    struct reg_dns *d = c->d;
+    struct reg_dns_listeners *d = c->d;
 
     if (c->closing_handles || c->closed)
         return;
@@ -283,7 +283,7 @@ static void conn_answer(struct reg_dns_conn *c)
         conn_touch(c);
         c->pending++;
         c->lookups++;
-        reg_dns_query(c->d->a, c->in + off + 2, mlen, true, on_tcp_answer, c);
+        reg_dns_query(c->d->dns, c->in + off + 2, mlen, true, on_tcp_answer, c);
         off += 2 + mlen;
     }
     c->answering = false;
@@ -320,7 +320,7 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
  * sockets opened and held silent cannot lock resolvers out; true if one made room. With every
  * connection busy answering, the newcomer is the one refused.
  */
-static bool conn_evict_idlest(struct reg_dns *d)
+static bool conn_evict_idlest(struct reg_dns_listeners *d)
 {
     struct reg_dns_conn *idlest = NULL;
 
@@ -336,15 +336,15 @@ static bool conn_evict_idlest(struct reg_dns *d)
 
 static void on_tcp_connection(uv_stream_t *server, int status)
 {
-    struct reg_dns *d = server->data;
+    struct reg_dns_listeners *d = server->data;
 
     if (status < 0 || d->closing)
         return;
     bool room = d->nconns < TCP_MAX_CONNS || conn_evict_idlest(d);
     struct reg_dns_conn *c = xcalloc(1, sizeof(*c));
     c->d = d;
-    uv_tcp_init(d->a->loop, &c->tcp);
-    uv_timer_init(d->a->loop, &c->idle);
+    uv_tcp_init(d->dns->loop, &c->tcp);
+    uv_timer_init(d->dns->loop, &c->idle);
     c->tcp.data = c->idle.data = c;
     conn_push_front(c);
     d->nconns++;
@@ -359,15 +359,15 @@ static void on_tcp_connection(uv_stream_t *server, int status)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-static int open_listeners(struct reg_dns *d, const char *host, int port, struct err *e)
+static int open_listeners(struct reg_dns_listeners *d, const char *host, int port, struct err *e)
 {
     struct sockaddr_storage ss;
     int rc = net_parse_addr(host, port, &ss);
 
     if (rc < 0)
         return err_set(e, "dns: invalid client address \"%s\"", host), rc;
-    uv_udp_init(d->a->loop, &d->udp);
-    uv_tcp_init(d->a->loop, &d->tcp);
+    uv_udp_init(d->dns->loop, &d->udp);
+    uv_tcp_init(d->dns->loop, &d->tcp);
     d->udp.data = d->tcp.data = d;
     d->udp_open = d->tcp_open = true;
     d->handles = 2;
@@ -383,30 +383,31 @@ static int open_listeners(struct reg_dns *d, const char *host, int port, struct 
     return rc;
 }
 
-int reg_dns_start(struct reg_agent *a, struct err *e)
+int reg_dns_start(struct reg_dns *dns, struct err *e)
 {
-    if (a->cfg.dns_port < 0)
+    const struct reg_agent_config *cfg = dns->cfg;
+
+    if (cfg->dns_port < 0)
         return 0;
-    struct reg_dns *d = xcalloc(1, sizeof(*d));
-    d->a = a;
-    a->dns = d;
-    int rc = open_listeners(d, a->cfg.client_addr, a->cfg.dns_port, e);
+    struct reg_dns_listeners *d = xcalloc(1, sizeof(*d));
+    d->dns = dns;
+    dns->listeners = d;
+    int rc = open_listeners(d, cfg->client_addr, cfg->dns_port, e);
     if (rc < 0) {
-        reg_dns_close(a);
+        reg_dns_close(dns);
         return rc;
     }
-    log_info("dns on %s:%d (udp and tcp), domain %s", a->cfg.client_addr, a->cfg.dns_port,
-             a->cfg.domain);
+    log_info("dns on %s:%d (udp and tcp), domain %s", cfg->client_addr, cfg->dns_port, cfg->domain);
     return 0;
 }
 
-void reg_dns_close(struct reg_agent *a)
+void reg_dns_close(struct reg_dns *dns)
 {
-    struct reg_dns *d = a->dns;
+    struct reg_dns_listeners *d = dns->listeners;
 
     if (!d)
         return;
-    a->dns = NULL;
+    dns->listeners = NULL;
     d->closing = true;
     while (d->conns)
         conn_close(d->conns);
