@@ -205,6 +205,7 @@ void reg_agent_shutdown(struct reg_agent *a)
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
     uv_close((uv_handle_t *)&a->housekeeping, NULL);
+    heap_trim_close(&a->heap_trim);
     if (a->checks)
         reg_checks_free(a->checks);
     a->checks = NULL;
@@ -295,6 +296,7 @@ static void agent_init_handles(struct reg_agent *a)
     a->sig_int.data = a->sig_term.data = a->sig_hup.data = a;
     uv_timer_init(a->loop, &a->housekeeping);
     a->housekeeping.data = a;
+    heap_trim_init(&a->heap_trim, a->loop);
 }
 
 static int agent_start(struct reg_agent *a, struct err *e)

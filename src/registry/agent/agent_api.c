@@ -21,6 +21,15 @@ static void count_request(struct reg_agent *a, struct str method)
     reg_metrics_request(&a->metrics, method);
 }
 
+/* An answer this large was built from a JSON tree several times its size, now freed. */
+#define LARGE_ANSWER_BYTES (64u << 10)
+
+static void answered(struct reg_agent *a, size_t len)
+{
+    if (len >= LARGE_ANSWER_BYTES)
+        heap_trim_soon(&a->heap_trim);
+}
+
 static bool forward_to_server(struct reg_agent *a, struct reg_api_call *c)
 {
     if (a->cfg.server || !reg_forward_wanted(a, c->path))
@@ -116,6 +125,7 @@ static void sort_near(const struct reg_agent *a, const char *near, json_t *list,
 
 static const struct reg_api_ops agent_api_ops = {
     .count_request = count_request,
+    .answered = answered,
     .forward_to_server = forward_to_server,
     .forward_to_leader = forward_to_leader,
     .acl_ensure = acl_ensure,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/heap_trim.h"
 #include "lib/http_server.h"
 #include "registry/agent/agent_config.h"
 #include "registry/agent/checks.h"
@@ -58,6 +59,7 @@ struct reg_agent {
     int argc;            /* the agent's arguments, read again on reload (borrowed from main) */
     char **argv;
     uv_timer_t housekeeping;
+    struct heap_trim heap_trim; /* after large answers (agent_api.c) */
     int exit_status;
 };
 

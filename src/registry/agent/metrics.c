@@ -114,6 +114,10 @@ static void collect(const struct reg_agent *a, struct metric_set *s)
                            "Reads run again for parked blocking queries: one per distinct read "
                            "after a write, however many watch it.",
                            NULL, NULL, (double)a->watches.renders, NULL});
+    add(s, (struct metric){"mesh.runtime.heap_trims", METRIC_COUNTER,
+                           "Times freed heap memory was handed back to the kernel after large "
+                           "answers.",
+                           NULL, NULL, (double)a->heap_trim.trims, NULL});
     add(s, (struct metric){"consul.state.nodes", METRIC_GAUGE, "Nodes in the catalog.", NULL, NULL,
                            (double)a->state.nodes.n, NULL});
     add(s,

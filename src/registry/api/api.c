@@ -271,6 +271,7 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
         return;
     }
     http_respond(c->req, status, type, body, len);
+    c->api->ops->answered(c->api->agent, len);
     reg_api_call_free(c);
 }
 

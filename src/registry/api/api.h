@@ -58,6 +58,9 @@ struct reg_api_write_mark {
 struct reg_api_ops {
     /* Counts a request for /v1/agent/metrics. */
     void (*count_request)(struct reg_agent *a, struct str method);
+    /* An answer of len bytes was handed to the connection (to give back the memory a large
+     * one was built in: lib/heap_trim.h). */
+    void (*answered)(struct reg_agent *a, size_t len);
 
     /* A client agent sends what it does not own to a server and relays the answer; true
      * when it took the call over (cluster/forward.h). */
