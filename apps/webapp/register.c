@@ -103,7 +103,8 @@ static void register_send(struct webapp *app)
 
     json_append(&body, o, false);
     json_decref(o);
-    struct http_header fields[2] = {{STR_LIT("Content-Type"), STR_LIT("application/json")}};
+    struct http_header fields[2] = {
+        {.name = STR_LIT("Content-Type"), .value = STR_LIT("application/json")}};
     struct http_client_request r = {
         .method = "PUT",
         .target = "/v1/agent/service/register",

@@ -144,7 +144,8 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
                   size_t body_len, unsigned flags, struct cli_response *res, struct err *e)
 {
     struct buf t = BUF_INIT;
-    struct http_header fields[2] = {{STR_LIT("User-Agent"), STR_LIT("mesh-cli/" MESH_VERSION)}};
+    struct http_header fields[2] = {
+        {.name = STR_LIT("User-Agent"), .value = STR_LIT("mesh-cli/" MESH_VERSION)}};
     struct call_wait w = {.res = res, .client = h->client};
     int rc = 0;
 

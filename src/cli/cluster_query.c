@@ -78,7 +78,7 @@ static int get(struct http_client_request *req, struct cluster_reply *r, struct 
 int cluster_get(const char *host, int port, const char *target, const char *authorization,
                 int timeout_ms, struct cluster_reply *r, struct err *e)
 {
-    struct http_header auth = {STR_LIT("Authorization"), str_from(authorization)};
+    struct http_header auth = {.name = STR_LIT("Authorization"), .value = str_from(authorization)};
     struct http_client_request req = {
         .host = host,
         .port = port,

@@ -328,11 +328,6 @@ static void client_timeout(struct deadline *d)
 /* ---- requests ---------------------------------------------------------------------------- */
 
 /* Upgrade is hop-by-hop, but passed on (with Connection: Upgrade) when switching protocols. */
-static bool is_upgrade(struct str name)
-{
-    return str_ieq_cstr(name, "upgrade");
-}
-
 /* A protocol switch the proxy can relay: asked for properly, by HTTP/1.1, without a body. */
 static bool wants_upgrade(const struct http_request_head *req)
 {
@@ -340,7 +335,7 @@ static bool wants_upgrade(const struct http_request_head *req)
         req->framing.content_length > 0)
         return false;
     for (size_t i = 0; i < req->num_headers; i++)
-        if (is_upgrade(req->headers[i].name) && req->headers[i].value.n > 0)
+        if (req->headers[i].id == HTTP_FIELD_UPGRADE && req->headers[i].value.n > 0)
             return true;
     return false;
 }

@@ -8,37 +8,54 @@
 #define MAX_CONN_TOKENS 16
 #define LINE_MAX_ADDED  256 /* room reserved for the start line and the proxy's own fields */
 
-/* The names literal so that each length is known at compile time and compared first. */
-static bool is_hop_by_hop(struct str name, const struct str *tokens, size_t ntokens)
+/* The hop-by-hop fields every proxy drops, whatever Connection says (RFC 9110 7.6.1). */
+static bool is_fixed_hop(enum http_field id)
 {
-    if (str_ieq_cstr(name, "connection") || str_ieq_cstr(name, "keep-alive") ||
-        str_ieq_cstr(name, "te") || str_ieq_cstr(name, "trailer") ||
-        str_ieq_cstr(name, "upgrade") || str_ieq_cstr(name, "proxy-connection"))
+    switch (id) {
+    case HTTP_FIELD_CONNECTION:
+    case HTTP_FIELD_KEEP_ALIVE:
+    case HTTP_FIELD_TE:
+    case HTTP_FIELD_TRAILER:
+    case HTTP_FIELD_UPGRADE:
+    case HTTP_FIELD_PROXY_CONNECTION:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The fixed ones by the parser's id, those Connection names (tokens) by name. */
+static bool is_hop_by_hop(const struct http_header *h, const struct str *tokens, size_t ntokens)
+{
+    if (is_fixed_hop(h->id))
         return true;
     for (size_t i = 0; i < ntokens; i++)
-        if (str_ieq(name, tokens[i]))
+        if (str_ieq(h->name, tokens[i]))
             return true;
     return false;
 }
 
-/* The header names listed in Connection fields (they are hop-by-hop too). */
+/*
+ * The header names listed in Connection fields (they are hop-by-hop too), less those dropped
+ * by id anyway ("Connection: keep-alive" leaves no token to compare every field with).
+ */
 static size_t connection_tokens(const struct http_header *h, size_t n, struct str *out, size_t max)
 {
     size_t k = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (!str_ieq_cstr(h[i].name, "connection"))
+        if (h[i].id != HTTP_FIELD_CONNECTION)
             continue;
         const char *p = h[i].value.p, *end = p + h[i].value.n;
         while (p < end && k < max) {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             const char *e = comma ? comma : end;
             struct str tok = str_trim((struct str){p, (size_t)(e - p)});
+            enum http_field id = http_field_of(tok);
             /* never let Connection strip the framing or Host: that would desynchronise us */
-            if (str_ieq_cstr(tok, "content-length") || str_ieq_cstr(tok, "transfer-encoding") ||
-                str_ieq_cstr(tok, "host"))
-                tok.n = 0;
-            if (tok.n)
+            bool framing = id == HTTP_FIELD_CONTENT_LENGTH || id == HTTP_FIELD_TRANSFER_ENCODING ||
+                           id == HTTP_FIELD_HOST;
+            if (tok.n && !framing && !is_fixed_hop(id))
                 out[k++] = tok;
             p = comma ? comma + 1 : end;
         }
@@ -76,13 +93,13 @@ static void run_end(struct run *r, const char *fields_end)
 }
 
 /* Appends "Name: old1, old2, extra\r\n", joining the values of the fields called name. */
-static void append_joined(struct buf *b, struct str name, const struct http_header *h, size_t n,
-                          bool present, const char *extra)
+static void append_joined(struct buf *b, struct str name, enum http_field id,
+                          const struct http_header *h, size_t n, bool present, const char *extra)
 {
     buf_append_str(b, name);
     buf_append(b, ": ", 2);
     for (size_t i = 0; present && i < n; i++) {
-        if (h[i].value.n == 0 || !str_ieq(h[i].name, name))
+        if (h[i].value.n == 0 || h[i].id != id)
             continue;
         buf_append_str(b, h[i].value);
         buf_append(b, ", ", 2);
@@ -110,16 +127,16 @@ void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http_header *h = &req->headers[i];
         bool drop = false;
-        if (cfg->x_forwarded_for && str_ieq_cstr(h->name, "x-forwarded-for"))
+        if (cfg->x_forwarded_for && h->id == HTTP_FIELD_X_FORWARDED_FOR)
             drop = has_xff = true;
-        else if (cfg->x_forwarded_for && str_ieq_cstr(h->name, "x-forwarded-proto"))
+        else if (cfg->x_forwarded_for && h->id == HTTP_FIELD_X_FORWARDED_PROTO)
             drop = true;
-        else if (cfg->via && str_ieq_cstr(h->name, "via"))
+        else if (cfg->via && h->id == HTTP_FIELD_VIA)
             drop = has_via = true;
-        else if (cfg->forwarded && str_ieq_cstr(h->name, "forwarded"))
+        else if (cfg->forwarded && h->id == HTTP_FIELD_FORWARDED)
             drop = has_fwd = true;
-        else if (is_hop_by_hop(h->name, tokens, ntok))
-            drop = !(client->upgrade && str_ieq_cstr(h->name, "upgrade"));
+        else if (is_hop_by_hop(h, tokens, ntok))
+            drop = !(client->upgrade && h->id == HTTP_FIELD_UPGRADE);
         if (drop)
             run_drop(&run, h);
         else
@@ -127,17 +144,19 @@ void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
     }
     run_end(&run, fields_end);
     if (cfg->x_forwarded_for) {
-        append_joined(out, STR_LIT("X-Forwarded-For"), req->headers, req->num_headers, has_xff,
-                      client->ip);
+        append_joined(out, STR_LIT("X-Forwarded-For"), HTTP_FIELD_X_FORWARDED_FOR, req->headers,
+                      req->num_headers, has_xff, client->ip);
         buf_append_cstr(out, "X-Forwarded-Proto: http\r\n");
     }
     if (cfg->via)
-        append_joined(out, STR_LIT("Via"), req->headers, req->num_headers, has_via, "1.1 mesh-lb");
+        append_joined(out, STR_LIT("Via"), HTTP_FIELD_VIA, req->headers, req->num_headers, has_via,
+                      "1.1 mesh-lb");
     if (cfg->forwarded) {
         char fwd[128];
         snprintf(fwd, sizeof(fwd), client->ipv6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http",
                  client->ip);
-        append_joined(out, STR_LIT("Forwarded"), req->headers, req->num_headers, has_fwd, fwd);
+        append_joined(out, STR_LIT("Forwarded"), HTTP_FIELD_FORWARDED, req->headers,
+                      req->num_headers, has_fwd, fwd);
     }
     if (client->upgrade)
         buf_append_cstr(out, "Connection: Upgrade\r\n");
@@ -170,9 +189,9 @@ void lb_rewrite_response(struct buf *out, const struct http_response_head *res,
     for (size_t i = 0; i < res->num_headers; i++) {
         const struct http_header *h = &res->headers[i];
         bool drop = false;
-        if (is_hop_by_hop(h->name, tokens, ntok))
-            drop = !(conn == LB_CONN_UPGRADE && str_ieq_cstr(h->name, "upgrade"));
-        else if (dechunk && str_ieq_cstr(h->name, "transfer-encoding"))
+        if (is_hop_by_hop(h, tokens, ntok))
+            drop = !(conn == LB_CONN_UPGRADE && h->id == HTTP_FIELD_UPGRADE);
+        else if (dechunk && h->id == HTTP_FIELD_TRANSFER_ENCODING)
             drop = true;
         if (drop)
             run_drop(&run, h);

@@ -199,7 +199,7 @@ size_t consul_token_field(const char *token, struct http_header *out)
 {
     if (!token || !*token)
         return 0;
-    *out = (struct http_header){STR_LIT("X-Consul-Token"), str_from(token)};
+    *out = (struct http_header){.name = STR_LIT("X-Consul-Token"), .value = str_from(token)};
     return 1;
 }
 

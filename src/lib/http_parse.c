@@ -17,29 +17,25 @@
 #define CHUNK_MAX_TRAILER_BYTES (64 * 1024)
 #define CHUNK_MAX_HEX_DIGITS    16
 
+/* b in each byte of a word, for tests eight bytes at a time */
+#define BYTES(b) (UINT64_C(0x0101010101010101) * (b))
+
 struct cursor {
     const char *p;
     const char *end;
 };
 
-/*
- * RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as a bitmap of the 128 ASCII bytes (one
- * lookup per byte of every field name).
- */
-#define TCHAR_BIT(c) (UINT64_C(1) << ((c)&63))
-static const uint64_t tchar_map[2] = {
-    /* 0x00-0x3f: the digits and !#$%&'*+-. */
-    (UINT64_C(0x3ff) << '0') | TCHAR_BIT('!') | TCHAR_BIT('#') | TCHAR_BIT('$') | TCHAR_BIT('%') |
-        TCHAR_BIT('&') | TCHAR_BIT('\'') | TCHAR_BIT('*') | TCHAR_BIT('+') | TCHAR_BIT('-') |
-        TCHAR_BIT('.'),
-    /* 0x40-0x7f: the letters and ^_`|~ */
-    (UINT64_C(0x3ffffff) << ('A' - 64)) | (UINT64_C(0x3ffffff) << ('a' - 64)) | TCHAR_BIT('^') |
-        TCHAR_BIT('_') | TCHAR_BIT('`') | TCHAR_BIT('|') | TCHAR_BIT('~'),
+/* RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~ (one load per byte of every field name). */
+static const bool tchar_tab[256] = {
+    ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['!'] = true,  ['#'] = true,
+    ['$'] = true,         ['%'] = true,         ['&'] = true,         ['\''] = true, ['*'] = true,
+    ['+'] = true,         ['-'] = true,         ['.'] = true,         ['^'] = true,  ['_'] = true,
+    ['`'] = true,         ['|'] = true,         ['~'] = true,
 };
 
 static bool is_tchar(unsigned char c)
 {
-    return c < 128 && (tchar_map[c >> 6] >> (c & 63)) & 1;
+    return tchar_tab[c];
 }
 
 /* Bytes allowed in a field value or reason phrase: HTAB, SP, VCHAR, obs-text. */
@@ -89,6 +85,13 @@ static int parse_version(struct cursor *c, int *minor)
 {
     static const char prefix[] = "HTTP/1.";
 
+    /* the whole version at once when it is there; byte by byte to judge a part */
+    if (c->end - c->p >= 8 && memcmp(c->p, prefix, sizeof(prefix) - 1) == 0 &&
+        (c->p[7] == '0' || c->p[7] == '1')) {
+        *minor = c->p[7] - '0';
+        c->p += 8;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
         int rc = expect_byte(c, prefix[i]);
         if (rc)
@@ -117,10 +120,123 @@ static int parse_token(struct cursor *c, struct str *out)
     return 0;
 }
 
+/* ---- field names the parser recognises ---- */
+
+static const char *const field_names[HTTP_FIELD_COUNT] = {
+    [HTTP_FIELD_OTHER] = "",
+    [HTTP_FIELD_CONNECTION] = "connection",
+    [HTTP_FIELD_CONTENT_LENGTH] = "content-length",
+    [HTTP_FIELD_EXPECT] = "expect",
+    [HTTP_FIELD_FORWARDED] = "forwarded",
+    [HTTP_FIELD_HOST] = "host",
+    [HTTP_FIELD_KEEP_ALIVE] = "keep-alive",
+    [HTTP_FIELD_PROXY_CONNECTION] = "proxy-connection",
+    [HTTP_FIELD_TE] = "te",
+    [HTTP_FIELD_TRAILER] = "trailer",
+    [HTTP_FIELD_TRANSFER_ENCODING] = "transfer-encoding",
+    [HTTP_FIELD_UPGRADE] = "upgrade",
+    [HTTP_FIELD_VIA] = "via",
+    [HTTP_FIELD_X_FORWARDED_FOR] = "x-forwarded-for",
+    [HTTP_FIELD_X_FORWARDED_PROTO] = "x-forwarded-proto",
+};
+
+/*
+ * The recognised fields by name length, at most two of each length: a name is compared only
+ * with those of its length whose first byte it shares, so a field the parser does not know
+ * (Date, Server, Content-Type, ...) usually costs one table lookup and no comparison.
+ */
+#define FIELD_MAX_LEN 17
+static const uint8_t fields_by_len[FIELD_MAX_LEN + 1][2] = {
+    [2] = {HTTP_FIELD_TE},
+    [3] = {HTTP_FIELD_VIA},
+    [4] = {HTTP_FIELD_HOST},
+    [6] = {HTTP_FIELD_EXPECT},
+    [7] = {HTTP_FIELD_TRAILER, HTTP_FIELD_UPGRADE},
+    [9] = {HTTP_FIELD_FORWARDED},
+    [10] = {HTTP_FIELD_CONNECTION, HTTP_FIELD_KEEP_ALIVE},
+    [14] = {HTTP_FIELD_CONTENT_LENGTH},
+    [15] = {HTTP_FIELD_X_FORWARDED_FOR},
+    [16] = {HTTP_FIELD_PROXY_CONNECTION},
+    [17] = {HTTP_FIELD_TRANSFER_ENCODING, HTTP_FIELD_X_FORWARDED_PROTO},
+};
+
+/*
+ * The field a token names. Only letters and '-' make up the recognised names, and for a token
+ * byte c, c | 0x20 is one of them exactly when c is that letter in either case or '-' (the one
+ * other byte that folds to '-', CR, is no token byte): so eight bytes fold and compare at once.
+ */
+static enum http_field field_of_token(struct str name)
+{
+    if (name.n > FIELD_MAX_LEN)
+        return HTTP_FIELD_OTHER;
+    for (size_t k = 0; k < 2 && fields_by_len[name.n][k] != HTTP_FIELD_OTHER; k++) {
+        enum http_field id = fields_by_len[name.n][k];
+        const char *want = field_names[id];
+        size_t i = 0;
+
+        /* the first byte rules out nearly every field the table does not know */
+        if (((unsigned char)name.p[0] | 0x20) != (unsigned char)want[0])
+            continue;
+        for (; i + 8 <= name.n; i += 8) {
+            uint64_t a, b;
+            memcpy(&a, name.p + i, 8);
+            memcpy(&b, want + i, 8);
+            if ((a | BYTES(0x20)) != b)
+                break;
+        }
+        while (i < name.n && ((unsigned char)name.p[i] | 0x20) == (unsigned char)want[i])
+            i++;
+        if (i == name.n)
+            return id;
+    }
+    return HTTP_FIELD_OTHER;
+}
+
+enum http_field http_field_of(struct str name)
+{
+    return http_valid_token(name) ? field_of_token(name) : HTTP_FIELD_OTHER;
+}
+
+const char *http_field_name(enum http_field id)
+{
+    return id > HTTP_FIELD_OTHER && id < HTTP_FIELD_COUNT ? field_names[id] : "";
+}
+
+/* ---- field lines ---- */
+
+/*
+ * Skips the bytes at p that are at least min and not DEL, eight at a time: the plain bytes of
+ * a field value (min 0x20: a CR, an HTAB or a bad byte stops it) or of a request-target (min
+ * 0x21). Returns the first other byte, or a point fewer than eight bytes before end from which
+ * the caller judges byte by byte.
+ *
+ * In (x - BYTES(min)) & ~x the high bit of the lowest byte below min is set (min <= 0x80);
+ * bytes above it may be flagged too by the borrow, which does not matter as only the lowest
+ * flag is used. The same test with min 1 on x ^ BYTES(0x7f) finds a DEL.
+ */
+static const char *skip_plain(const char *p, const char *end, unsigned char min)
+{
+    while (end - p >= 8) {
+        uint64_t x, del, stop;
+
+        memcpy(&x, p, sizeof(x));
+        del = x ^ BYTES(0x7f);
+        stop = (((x - BYTES(min)) & ~x) | ((del - BYTES(1)) & ~del)) & BYTES(0x80);
+        if (stop) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            p += __builtin_ctzll(stop) / 8; /* the first byte in memory is the lowest */
+#endif
+            break;
+        }
+        p += 8;
+    }
+    return p;
+}
+
 /* One field line after its first byte has been checked not to be CR. */
 static int parse_header_line(struct cursor *c, struct http_header *h)
 {
-    const char *value;
+    const char *value, *end;
     int rc;
 
     /* obs-fold: a continuation line is never accepted (RFC 9112 section 5.2). */
@@ -133,13 +249,23 @@ static int parse_header_line(struct cursor *c, struct http_header *h)
     rc = expect_byte(c, ':');
     if (rc)
         return rc;
+    h->id = field_of_token(h->name);
+    while (c->p < c->end && is_ows(*c->p))
+        c->p++;
     value = c->p;
-    while (c->p < c->end && *c->p != '\r') {
+    for (;;) {
+        c->p = skip_plain(c->p, c->end, 0x20);
+        if (c->p == c->end)
+            return HTTP_PARSE_INCOMPLETE;
+        if (*c->p == '\r')
+            break;
         if (!is_field_byte((unsigned char)*c->p))
             return HTTP_PARSE_BAD;
         c->p++;
     }
-    h->value = str_trim((struct str){value, (size_t)(c->p - value)});
+    for (end = c->p; end > value && is_ows(end[-1]); end--)
+        ;
+    h->value = (struct str){value, (size_t)(end - value)};
     return expect_crlf(c);
 }
 
@@ -258,19 +384,27 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
     for (size_t i = 0; i < n; i++) {
         const struct http_header *h = &headers[i];
 
-        if (str_ieq_cstr(h->name, "content-length")) {
+        switch (h->id) {
+        case HTTP_FIELD_CONTENT_LENGTH:
             rc = framing_content_length(h->value, f);
             if (rc)
                 return rc;
-        } else if (str_ieq_cstr(h->name, "transfer-encoding")) {
+            break;
+        case HTTP_FIELD_TRANSFER_ENCODING:
             has_te = true;
             rc = framing_transfer_encoding(h->value, &chunked, &chunked_count);
             if (rc)
                 return rc;
-        } else if (str_ieq_cstr(h->name, "connection")) {
+            break;
+        case HTTP_FIELD_CONNECTION:
             framing_connection(h->value, &close, &keep_alive, &f->upgrade);
-        } else if (is_request && str_ieq_cstr(h->name, "expect")) {
-            f->expect_continue = str_ieq_cstr(h->value, "100-continue");
+            break;
+        case HTTP_FIELD_EXPECT:
+            if (is_request)
+                f->expect_continue = str_ieq_cstr(h->value, "100-continue");
+            break;
+        default:
+            break;
         }
     }
     if (has_te) {
@@ -323,7 +457,10 @@ static int parse_request_line(struct cursor *c, struct http_request_head *req)
     if (rc)
         return rc;
     target = c->p;
-    while (c->p < c->end && *c->p != ' ') {
+    for (;;) {
+        c->p = skip_plain(c->p, c->end, 0x21);
+        if (c->p == c->end || *c->p == ' ')
+            break;
         if (!is_target_byte((unsigned char)*c->p))
             return HTTP_PARSE_BAD;
         c->p++;

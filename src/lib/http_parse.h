@@ -43,9 +43,34 @@
 /* Head size limit when the caller sets none. */
 #define HTTP_DEFAULT_MAX_HEAD (64 * 1024)
 
+/*
+ * The fields the parser recognises by name as it reads them (by length and first byte before
+ * any comparison): those that frame a message and those a proxy rewrites. Every other field
+ * is HTTP_FIELD_OTHER and costs nothing beyond its syntax check.
+ */
+enum http_field {
+    HTTP_FIELD_OTHER = 0,
+    HTTP_FIELD_CONNECTION,
+    HTTP_FIELD_CONTENT_LENGTH,
+    HTTP_FIELD_EXPECT,
+    HTTP_FIELD_FORWARDED,
+    HTTP_FIELD_HOST,
+    HTTP_FIELD_KEEP_ALIVE,
+    HTTP_FIELD_PROXY_CONNECTION,
+    HTTP_FIELD_TE,
+    HTTP_FIELD_TRAILER,
+    HTTP_FIELD_TRANSFER_ENCODING,
+    HTTP_FIELD_UPGRADE,
+    HTTP_FIELD_VIA,
+    HTTP_FIELD_X_FORWARDED_FOR,
+    HTTP_FIELD_X_FORWARDED_PROTO,
+    HTTP_FIELD_COUNT,
+};
+
 struct http_header {
     struct str name;
-    struct str value; /* leading and trailing whitespace removed */
+    struct str value;   /* leading and trailing whitespace removed */
+    enum http_field id; /* set by the parsers; HTTP_FIELD_OTHER in fields built by hand */
 };
 
 /* Message framing derived from the headers, shared by requests and responses. */
@@ -138,6 +163,12 @@ int http_scan_response(struct http_head_scan *scan, const char *buf, size_t len,
 
 /* False for a response to HEAD and for 1xx, 204 and 304; true otherwise. */
 bool http_response_has_body(const struct http_response_head *res, bool request_was_head);
+
+/* The field called name (any case), HTTP_FIELD_OTHER when it is none of enum http_field. */
+enum http_field http_field_of(struct str name);
+
+/* The lower-case name of a recognised field ("content-length"); "" for HTTP_FIELD_OTHER. */
+const char *http_field_name(enum http_field id);
 
 /* Case-insensitive lookup of the first header called `name`; NULL when absent. */
 const struct http_header *http_find_header(const struct http_header *headers, size_t n,

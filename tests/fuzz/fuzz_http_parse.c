@@ -32,6 +32,9 @@ static void check_headers(const struct http_header *h, size_t n, const char *buf
             CHECK(h[i].value.p[h[i].value.n - 1] != '\t');
         }
         CHECK(memchr(h[i].value.p ? h[i].value.p : "", '\n', h[i].value.n) == NULL);
+        /* The id names the field exactly (case aside), or no recognised one does. */
+        for (int id = HTTP_FIELD_OTHER + 1; id < HTTP_FIELD_COUNT; id++)
+            CHECK(str_ieq_cstr(h[i].name, http_field_name(id)) == (h[i].id == (enum http_field)id));
     }
 }
 

@@ -200,7 +200,8 @@ static void test_request_and_errors(void **state)
     struct consul_endpoint ep;
     struct consul_flags f = {.addr = "https://10.0.0.1:8501", .token = "t1"};
     struct http_client_request r = {0};
-    struct http_header fields[2] = {{STR_LIT("Content-Type"), STR_LIT("application/json")}};
+    struct http_header fields[2] = {
+        {.name = STR_LIT("Content-Type"), .value = STR_LIT("application/json")}};
     struct err e;
 
     clear_env();

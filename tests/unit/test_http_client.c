@@ -284,8 +284,9 @@ static void assert_body(const struct result *r, const char *want)
 
 static void test_consul_index(void **state)
 {
-    struct http_header h[2] = {{STR_LIT("Content-Type"), STR_LIT("application/json")},
-                               {STR_LIT("x-consul-index"), STR_LIT("18446744073709551615")}};
+    struct http_header h[2] = {
+        {.name = STR_LIT("Content-Type"), .value = STR_LIT("application/json")},
+        {.name = STR_LIT("x-consul-index"), .value = STR_LIT("18446744073709551615")}};
     struct http_client_response res = {.status = 200, .headers = h, .num_headers = 2};
 
     assert_true(http_client_index(&res) == UINT64_MAX);
@@ -349,8 +350,8 @@ static void test_host_header(void **state)
     assert_string_equal(got, want);
 
     got[0] = '\0';
-    struct http_header fields[] = {{STR_LIT("X-A"), STR_LIT("1")},
-                                   {STR_LIT("host"), STR_LIT("vhost.example")}};
+    struct http_header fields[] = {{.name = STR_LIT("X-A"), .value = STR_LIT("1")},
+                                   {.name = STR_LIT("host"), .value = STR_LIT("vhost.example")}};
     q.headers = fields;
     q.num_headers = 2;
     http_client_send(fx.client, &q, on_echo_host, got);
@@ -574,29 +575,35 @@ static void test_refuses_line_breaks(void **state)
     } cases[] = {
         {"GET",
          "/",
-         {STR_LIT("X-Consul-Token"), STR_LIT("abc\r\nX-Injected: yes")},
+         {.name = STR_LIT("X-Consul-Token"), .value = STR_LIT("abc\r\nX-Injected: yes")},
          "net/http: invalid header field value for \"X-Consul-Token\""},
         {"GET",
          "/",
-         {STR_LIT("X-Consul-Token"), STR_LIT("abc\nX")},
+         {.name = STR_LIT("X-Consul-Token"), .value = STR_LIT("abc\nX")},
          "net/http: invalid header field value for \"X-Consul-Token\""},
         {"GET",
          "/",
-         {STR_LIT("X-Consul-Token"), {"a\0b", 3}},
+         {.name = STR_LIT("X-Consul-Token"), .value = {"a\0b", 3}},
          "net/http: invalid header field value for \"X-Consul-Token\""},
         {"GET",
          "/",
-         {STR_LIT("X-A\r\nX-B"), STR_LIT("1")},
+         {.name = STR_LIT("X-A\r\nX-B"), .value = STR_LIT("1")},
          "net/http: invalid header field name \"X-A\""},
-        {"GET", "/", {STR_LIT(""), STR_LIT("1")}, "net/http: invalid header field name \"\""},
+        {"GET",
+         "/",
+         {.name = STR_LIT(""), .value = STR_LIT("1")},
+         "net/http: invalid header field name \"\""},
         {"GET",
          "/a HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET /b",
-         {STR_LIT("X-A"), STR_LIT("1")},
+         {.name = STR_LIT("X-A"), .value = STR_LIT("1")},
          "net/http: invalid request target \"/a\""},
-        {"GET", "/a\rb", {STR_LIT("X-A"), STR_LIT("1")}, "net/http: invalid request target \"/a\""},
+        {"GET",
+         "/a\rb",
+         {.name = STR_LIT("X-A"), .value = STR_LIT("1")},
+         "net/http: invalid request target \"/a\""},
         {"GET /x HTTP/1.1\r\n",
          "/",
-         {STR_LIT("X-A"), STR_LIT("1")},
+         {.name = STR_LIT("X-A"), .value = STR_LIT("1")},
          "net/http: invalid method \"GET\""},
     };
 
@@ -613,7 +620,7 @@ static void test_refuses_line_breaks(void **state)
     }
     /* A tab and obs-text are field bytes; the same call with a clean value goes through. */
     struct result ok = {0};
-    struct http_header fine = {STR_LIT("X-Consul-Token"), STR_LIT("a\tb\xc3\xa9")};
+    struct http_header fine = {.name = STR_LIT("X-Consul-Token"), .value = STR_LIT("a\tb\xc3\xa9")};
     struct http_client_request q = req_to(fx.port, "/");
     q.headers = &fine;
     q.num_headers = 1;

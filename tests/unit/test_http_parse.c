@@ -758,6 +758,97 @@ static void test_token_bytes_are_tchar(void **state)
     }
 }
 
+/* Recognised fields get their id in any case; look-alikes of the same length do not. */
+static void test_field_ids(void **state)
+{
+    const char *s = "GET / HTTP/1.1\r\nHOST: h\r\nconnection: keep-alive\r\nConnectiom: x\r\n"
+                    "Content-Length: 0\r\nX-Forwarded-FOR: 1.2.3.4\r\nX-Forwarded-Fox: y\r\n"
+                    "te: trailers\r\nUpgrade: ws\r\nVia: 1.0 a\r\nDate: today\r\n\r\n";
+    static const enum http_field want[] = {
+        HTTP_FIELD_HOST,
+        HTTP_FIELD_CONNECTION,
+        HTTP_FIELD_OTHER,
+        HTTP_FIELD_CONTENT_LENGTH,
+        HTTP_FIELD_X_FORWARDED_FOR,
+        HTTP_FIELD_OTHER,
+        HTTP_FIELD_TE,
+        HTTP_FIELD_UPGRADE,
+        HTTP_FIELD_VIA,
+        HTTP_FIELD_OTHER,
+    };
+
+    assert_int_equal(parse_req(s), (int)strlen(s));
+    assert_int_equal(req.num_headers, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < req.num_headers; i++)
+        assert_int_equal(req.headers[i].id, want[i]);
+
+    for (int id = HTTP_FIELD_OTHER + 1; id < HTTP_FIELD_COUNT; id++) {
+        char upper[32];
+        const char *name = http_field_name(id);
+        size_t n = strlen(name);
+        for (size_t i = 0; i <= n; i++)
+            upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+        assert_int_equal(http_field_of(str_from(name)), id);
+        assert_int_equal(http_field_of(str_from(upper)), id);
+        /* one byte off anywhere, or one byte short, is another field */
+        for (size_t i = 0; i < n; i++) {
+            upper[i] ^= 1;
+            assert_int_equal(http_field_of((struct str){upper, n}), HTTP_FIELD_OTHER);
+            upper[i] ^= 1;
+        }
+        assert_int_equal(http_field_of((struct str){upper, n - 1}), HTTP_FIELD_OTHER);
+    }
+    /* CR | 0x20 is '-': only letters fold */
+    assert_int_equal(http_field_of(str_from("keep\ralive")), HTTP_FIELD_OTHER);
+    assert_int_equal(http_field_of(str_from("")), HTTP_FIELD_OTHER);
+    assert_string_equal(http_field_name(HTTP_FIELD_OTHER), "");
+}
+
+/*
+ * Field values and targets are checked eight bytes at a time: a bad byte is refused, and an
+ * allowed one accepted, at every offset of a value or target of every length up to 40.
+ */
+static void test_bytes_checked_at_every_offset(void **state)
+{
+    static const unsigned char bad[] = {0x00, 0x01, 0x08, 0x0a, 0x0b, 0x1f, 0x7f};
+    static const unsigned char good[] = {'\t', ' ', '!', '~', 0x80, 0xfe, 0xff};
+    char head[160];
+
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof(bad) + sizeof(good); k++) {
+                bool ok = k >= sizeof(bad);
+                unsigned char b = ok ? good[k - sizeof(bad)] : bad[k];
+                size_t n = 0;
+                int r;
+
+                /* "GET /x HTTP/1.1\r\nA: x<value>x\r\n\r\n" (the value may hold a NUL) */
+                n = (size_t)snprintf(head, sizeof(head), "GET /x HTTP/1.1\r\nA: x");
+                memset(head + n, 'v', len);
+                head[n + at] = (char)b;
+                n += len;
+                memcpy(head + n, "x\r\n\r\n", 5);
+                n += 5;
+                r = http_parse_request(head, n, NULL, &req);
+                if (ok ? r != (int)n : r != HTTP_PARSE_BAD)
+                    fail_msg("value byte 0x%02x at %zu of %zu: %d", b, at, len, r);
+                if (at == 0 || b == '\t' || b == ' ')
+                    continue; /* the target's first byte is '/'; SP ends it, HTAB is bad */
+                /* "GET /<target> HTTP/1.1\r\n\r\n" */
+                memcpy(head, "GET /", 5);
+                memset(head + 5, 't', len - 1);
+                head[4 + at] = (char)b;
+                n = 4 + len;
+                memcpy(head + n, " HTTP/1.1\r\n\r\n", 13);
+                n += 13;
+                r = http_parse_request(head, n, NULL, &req);
+                if (ok ? r != (int)n : r != HTTP_PARSE_BAD)
+                    fail_msg("target byte 0x%02x at %zu of %zu: %d", b, at, len, r);
+            }
+        }
+    }
+}
+
 /* What the serialisers may send is exactly what this parser accepts, byte by byte: a byte the
  * validators pass can never end a line or smuggle a field into a message we write. */
 static void test_valid_for_sending_matches_parser(void **state)
@@ -820,6 +911,8 @@ int main(void)
         cmocka_unit_test(test_scan_first_read_and_window),
         cmocka_unit_test(test_scan_whole_head_looked_at_once),
         cmocka_unit_test(test_token_bytes_are_tchar),
+        cmocka_unit_test(test_field_ids),
+        cmocka_unit_test(test_bytes_checked_at_every_offset),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

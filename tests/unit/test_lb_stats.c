@@ -111,10 +111,12 @@ static struct reply *fetch(const char *method, const char *target, const char *a
         char *b64 = base64_encode(auth, strlen(auth));
         snprintf(basic, sizeof(basic), "Basic %s", b64);
         free(b64);
-        headers[n++] = (struct http_header){STR_LIT("Authorization"), str_from(basic)};
+        headers[n++] =
+            (struct http_header){.name = STR_LIT("Authorization"), .value = str_from(basic)};
         if (body)
-            headers[n++] = (struct http_header){STR_LIT("Content-Type"),
-                                                STR_LIT("application/x-www-form-urlencoded")};
+            headers[n++] =
+                (struct http_header){.name = STR_LIT("Content-Type"),
+                                     .value = STR_LIT("application/x-www-form-urlencoded")};
     }
     struct http_client_request req = {.method = method,
                                       .host = "127.0.0.1",

@@ -449,7 +449,8 @@ static char *share_key(const struct key_case *k, size_t *key_len)
 {
     struct reg_agent_config cfg = {.acl_enabled = k->acl};
     struct reg_api api = {.cfg = &cfg};
-    struct http_header accept = {str_from("Accept"), str_from(k->accept ? k->accept : "")};
+    struct http_header accept = {.name = str_from("Accept"),
+                                 .value = str_from(k->accept ? k->accept : "")};
     struct http_request req = {.headers = &accept, .num_headers = k->accept != NULL};
     struct reg_api_call c = {.api = &api,
                              .req = &req,

@@ -317,7 +317,7 @@ static size_t http_build_headers(const struct reg_check_def *d, struct http_head
                     continue;
                 if (n + 2 >= cap)
                     h = xrealloc(h, (cap *= 2) * sizeof(*h));
-                h[n++] = (struct http_header){str_from(name), str_from(s)};
+                h[n++] = (struct http_header){.name = str_from(name), .value = str_from(s)};
                 ua = ua || strcasecmp(name, "User-Agent") == 0;
                 accept = accept || strcasecmp(name, "Accept") == 0;
                 host = host || is_host;
@@ -325,9 +325,11 @@ static size_t http_build_headers(const struct reg_check_def *d, struct http_head
         }
     }
     if (!ua)
-        h[n++] = (struct http_header){STR_LIT("User-Agent"), STR_LIT("Consul Health Check")};
+        h[n++] = (struct http_header){.name = STR_LIT("User-Agent"),
+                                      .value = STR_LIT("Consul Health Check")};
     if (!accept)
-        h[n++] = (struct http_header){STR_LIT("Accept"), STR_LIT("text/plain, text/*, */*")};
+        h[n++] = (struct http_header){.name = STR_LIT("Accept"),
+                                      .value = STR_LIT("text/plain, text/*, */*")};
     *out = h;
     return n;
 }

@@ -215,7 +215,8 @@ static void request_to(struct reg_sync *s, const struct reg_sync_server *srv, co
 
     /* The agent authenticates to the servers with its agent token (acl.tokens.agent). */
     if (body)
-        headers[n++] = (struct http_header){STR_LIT("Content-Type"), STR_LIT("application/json")};
+        headers[n++] = (struct http_header){.name = STR_LIT("Content-Type"),
+                                            .value = STR_LIT("application/json")};
     n += consul_token_field(token, &headers[n]);
     struct http_client_request r = {
         .method = method,
