@@ -106,10 +106,15 @@ void reg_agent_ensure_local_node(struct reg_agent *a)
         .type = "",
     };
     reg_check_upsert(&a->state, node, &serf);
-    if (a->cfg.server) {
-        struct reg_service consul = {.id = "consul", .name = "consul", .port = 8300, .address = ""};
-        reg_service_upsert(&a->state, node, &consul);
-    }
+    reg_agent_consul_service(a, node, a->cfg.server_port);
+}
+
+void reg_agent_consul_service(struct reg_agent *a, struct reg_node *node, int server_port)
+{
+    struct reg_service consul = {
+        .id = "consul", .name = "consul", .port = server_port, .address = ""};
+
+    reg_service_upsert(&a->state, node, &consul);
 }
 
 /* ---- local services and checks ----------------------------------------------------------- */

@@ -74,6 +74,9 @@ struct reg_node *reg_agent_local_node(struct reg_agent *a);
 /* Registers or replaces the node's serfHealth check and the local node entry. */
 void reg_agent_ensure_local_node(struct reg_agent *a);
 
+/* A server's "consul" service on its node, on its replication port (as Consul's servers). */
+void reg_agent_consul_service(struct reg_agent *a, struct reg_node *node, int server_port);
+
 struct reg_service_reg;
 /* Registers a decoded service and its checks on the local node, starting their runners. */
 int reg_agent_register_service(struct reg_agent *a, struct reg_service_reg *r, bool replace_checks);

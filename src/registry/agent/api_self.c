@@ -70,7 +70,8 @@ static void raft_facts(const struct reg_agent *a, struct reg_repl_status *st)
 
 static json_t *stats_agent(const struct reg_agent *a)
 {
-    const struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
+    /* A follower's own node may not be in its catalog yet (the leader registers it). */
+    const struct reg_node *n = reg_agent_local_node((struct reg_agent *)a);
     uint64_t ttls = 0, monitors = 0, checks = 0, services = 0;
     json_t *o = json_object();
 

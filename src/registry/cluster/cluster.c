@@ -700,6 +700,11 @@ int reg_cluster_start(struct reg_agent *a, struct err *e)
             return rc;
     }
     uv_timer_start(&cl->discover, reg_cluster_discover, 0, DISCOVER_MS);
+    /* A third of the failure timeout, as client agents: one lost beat does not fail it. */
+    uint64_t beat_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS / 3);
+    uv_timer_init(a->loop, &cl->beat);
+    cl->beat.data = cl;
+    uv_timer_start(&cl->beat, reg_cluster_beat, beat_ms, beat_ms > 100 ? beat_ms : 100);
     log_info("cluster: server %s, replication on %s, expecting %d servers", a->cfg.node_name, addr,
              a->cfg.bootstrap_expect);
     return 0;
@@ -734,9 +739,10 @@ void reg_cluster_stop(struct reg_agent *a)
     }
     a->state.journal = NULL;
     a->state.journal_data = NULL;
-    cl->closes_pending = 3;
+    cl->closes_pending = 4;
     reg_repl_close(cl->repl, on_repl_closed, cl);
     uv_close((uv_handle_t *)&cl->flush, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->discover, on_cluster_handle_closed);
+    uv_close((uv_handle_t *)&cl->beat, on_cluster_handle_closed);
     a->cluster = NULL;
 }

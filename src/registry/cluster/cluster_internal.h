@@ -36,6 +36,7 @@ struct reg_cluster {
     bool applying; /* records come from the log: not proposed again */
     uv_prepare_t flush;
     uv_timer_t discover;
+    uv_timer_t beat;                         /* a follower's heartbeat to the leader */
     struct peer peers[REG_REPL_MAX_SERVERS]; /* peers[0] is this server */
     size_t npeers;
     bool cluster_seen; /* some probe answered from a formed cluster */
@@ -70,5 +71,12 @@ struct reg_api_call *reg_engine_wait_end(struct engine_wait *w);
 
 /* The discover timer's callback: probes -retry-join addresses (data is the cluster). */
 void reg_cluster_discover(uv_timer_t *t);
+
+/*
+ * The beat timer's callback (data is the cluster): a follower announces its own node to the
+ * leader as a client agent does, with its replication port, so that the leader keeps every
+ * server's node in the catalog and fails it when it falls silent (members.h).
+ */
+void reg_cluster_beat(uv_timer_t *t);
 
 #endif

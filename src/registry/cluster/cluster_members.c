@@ -87,6 +87,29 @@ static void on_join_answer(int status, const struct http_client_response *res, v
     log_info("cluster: the leader added this server");
 }
 
+/* PUTs body (a JSON value, consumed) to another server's API with this agent's token. */
+static void put_to_server(struct reg_cluster *cl, const struct peer *to, const char *target,
+                          json_t *body, uint64_t timeout_ms, http_client_cb cb, void *data)
+{
+    char *json = json_dumps(body, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
+    struct http_header token;
+    struct http_client_request r = {
+        .method = "PUT",
+        .host = to->http_host,
+        .port = to->http_port,
+        .target = target,
+        .headers = &token,
+        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
+        .body = json,
+        .body_len = strlen(json),
+        .timeout_ms = timeout_ms,
+    };
+
+    json_decref(body);
+    http_client_send(cl->agent->client, &r, cb, data);
+    free(json);
+}
+
 /* A formed cluster answered: start without bootstrapping and ask to be added. */
 static void join_formed(struct reg_cluster *cl, const struct peer *via)
 {
@@ -98,24 +121,9 @@ static void join_formed(struct reg_cluster *cl, const struct peer *via)
     }
     if (cl->join_sent)
         return;
-    json_t *body = reg_peer_json(&cl->peers[0]);
-    char *json = json_dumps(body, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
-    json_decref(body);
-    struct http_header token;
-    struct http_client_request r = {
-        .method = "PUT",
-        .host = via->http_host,
-        .port = via->http_port,
-        .target = "/v1/internal/mesh/raft/join",
-        .headers = &token,
-        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
-        .body = json,
-        .body_len = strlen(json),
-        .timeout_ms = 30000,
-    };
     cl->join_sent = true;
-    http_client_send(cl->agent->client, &r, on_join_answer, cl);
-    free(json);
+    put_to_server(cl, via, "/v1/internal/mesh/raft/join", reg_peer_json(&cl->peers[0]), 30000,
+                  on_join_answer, cl);
 }
 
 /* Bootstraps once exactly bootstrap_expect servers see each other. */
@@ -254,6 +262,41 @@ void reg_cluster_discover(uv_timer_t *t)
     }
     if (reg_repl_started(cl->repl))
         uv_timer_set_repeat(t, DISCOVER_FORMED_MS);
+}
+
+/* ---- a follower's heartbeat -------------------------------------------------------------- */
+
+/* Nothing to do with the answer: a lost beat is made up by the next. */
+static void on_beat_answer(int status, const struct http_client_response *res, void *data)
+{
+    (void)status;
+    (void)res;
+    (void)data;
+}
+
+void reg_cluster_beat(uv_timer_t *t)
+{
+    struct reg_cluster *cl = t->data;
+    struct reg_agent *a = cl->agent;
+    const struct peer *self = &cl->peers[0], *leader;
+    struct reg_repl_status st;
+    char host[REG_REPL_ADDR_MAX];
+    int port;
+
+    reg_repl_status(cl->repl, &st);
+    if (st.role != REG_REPL_FOLLOWER || !st.leader_id ||
+        !(leader = reg_peer_by_id(cl, st.leader_id)) || !leader->http_host[0] ||
+        net_split_host_port(self->raft_addr, host, sizeof(host), &port, 0) < 0)
+        return;
+    /* The body of a client agent's heartbeat (members.h), and the server's replication port. */
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}, s:i}", "Node",
+                  a->cfg.node_name, "ID", a->node_id, "Address", host, "Datacenter",
+                  a->cfg.datacenter, "TaggedAddresses", "lan", host, "lan_ipv4", host, "wan", host,
+                  "wan_ipv4", host, "Meta", "consul-network-segment", "", "ServerPort", port);
+    /* At most one beat in flight: each times out before the next leaves. */
+    put_to_server(cl, leader, "/v1/internal/mesh/heartbeat", body, uv_timer_get_repeat(t),
+                  on_beat_answer, NULL);
 }
 
 /* ---- API: formation and operator endpoints ----------------------------------------------- */

@@ -152,14 +152,18 @@ int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known
     struct reg_agent *a = m->agent;
     const char *node = NULL, *id = NULL, *addr = NULL, *dc = NULL;
     json_t *tagged = NULL, *meta = NULL;
+    int64_t server_port = 0; /* a follower's beat (cluster_internal.h): its replication port */
 
     if (json_read_string(body, "Node", "Heartbeat.Node", &node, e) < 0 ||
         json_read_string(body, "ID", "Heartbeat.ID", &id, e) < 0 ||
         json_read_string(body, "Address", "Heartbeat.Address", &addr, e) < 0 ||
         json_read_string(body, "Datacenter", "Heartbeat.Datacenter", &dc, e) < 0 ||
         json_read_object(body, "TaggedAddresses", "Heartbeat.TaggedAddresses", &tagged, e) < 0 ||
-        json_read_object(body, "Meta", "Heartbeat.Meta", &meta, e) < 0)
+        json_read_object(body, "Meta", "Heartbeat.Meta", &meta, e) < 0 ||
+        json_read_int(body, "ServerPort", "Heartbeat.ServerPort", &server_port, e) < 0)
         return -EINVAL;
+    if (server_port < 0 || server_port > 65535)
+        return err_set(e, "Heartbeat.ServerPort %lld: expected a port", (long long)server_port);
     if (!node || !node[0] || !addr || !addr[0])
         return err_set(e, "Heartbeat needs Node and Address");
     if (dc && dc[0] && strcasecmp(dc, a->cfg.datacenter) != 0)
@@ -177,6 +181,7 @@ int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known
     replace(&mb->id, id);
     replace(&mb->addr, addr);
     mb->status = REG_MEMBER_ALIVE;
+    mb->server = server_port > 0;
     mb->last_seen_ms = uv_now(a->loop);
 
     struct reg_node_fields f = {
@@ -189,6 +194,8 @@ int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known
     };
     reg_node_upsert(&a->state, &f);
     set_serf_health(a, node, true);
+    if (server_port > 0)
+        reg_agent_consul_service(a, reg_node_get(&a->state, node), (int)server_port);
     const json_t *coord = json_iget(body, "Coord");
     struct vivaldi_coord vc;
     if (coord && !json_is_null(coord) && reg_coord_from_json(coord, &vc, NULL) == 0)
