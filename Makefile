@@ -119,9 +119,11 @@ bench: all
 	bench/registry
 
 # `make up UPFLAGS=-netns` runs each node in its own network namespace (root); `make up SECURE=1`
-# runs it encrypted, with ACLs (mesh up -secure).
+# runs it encrypted, with ACLs (mesh up -secure); `make up SERVERS=3` replicates the registry over
+# three servers (mesh up -servers 3).
 up: deps-run all
-	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(if $(filter 1 yes true,$(SECURE)),-secure) $(UPFLAGS)
+	@$(BUILD)/mesh up -run-dir "$(RUNDIR)" $(if $(filter 1 yes true,$(SECURE)),-secure) \
+		$(if $(SERVERS),-servers $(SERVERS)) $(UPFLAGS)
 
 down:
 	@if [ -x $(BUILD)/mesh ]; then $(BUILD)/mesh down -run-dir "$(RUNDIR)"; \

@@ -32,15 +32,21 @@
 #define CLUSTER_SERVICE     "web"
 #define CLUSTER_STATE_FILE  "cluster.json"
 
+/*
+ * Node order: the loadbalancer node first, then the web nodes, then (with -servers N > 1) the
+ * N - 1 further server nodes, so that every node after the first keeps the agent port of its
+ * position whatever the roles.
+ */
 struct cluster_node {
     char name[CLUSTER_NAME_MAX];
-    bool server;    /* the loadbalancer node: registry server and mesh lb */
-    char addr[64];  /* where its agent and apps listen */
-    int agent_port; /* its agent's HTTP API */
-    int web_port;   /* web nodes: PORT of instance 0; instance i takes web_port + i */
-    int dns_port;   /* its agent's DNS (UDP and TCP); 0 in the state of an older `up`: off */
-    char netns[64]; /* "" on loopback */
-    char veth[16];  /* host side of its link; "" on loopback */
+    bool server;     /* runs a registry server: the loadbalancer node, and the server nodes */
+    char addr[64];   /* where its agent and apps listen */
+    int agent_port;  /* its agent's HTTP API */
+    int web_port;    /* web nodes: PORT of instance 0; instance i takes web_port + i */
+    int dns_port;    /* its agent's DNS (UDP and TCP); 0 in the state of an older `up`: off */
+    int server_port; /* a server of several: its replication port (-server-port); else 0 */
+    char netns[64];  /* "" on loopback */
+    char veth[16];   /* host side of its link; "" on loopback */
 };
 
 struct cluster_state {
@@ -59,8 +65,13 @@ struct cluster_state {
     bool lb_haproxy;           /* HAProxy driven by mesh template instead of mesh lb */
     bool secure;               /* -secure: HTTPS, client certificates, ACLs (cluster_secure.c) */
     size_t n_nodes;
-    struct cluster_node nodes[CLUSTER_MAX_NODES]; /* nodes[0] is the server node */
+    struct cluster_node nodes[CLUSTER_MAX_NODES]; /* nodes[0] is the loadbalancer node */
 };
+
+/* How many nodes run a registry server (1 unless `up -servers N`). */
+size_t cluster_n_servers(const struct cluster_state *s);
+/* How many web nodes there are (client agent, supervisor, webapps). */
+size_t cluster_n_web(const struct cluster_state *s);
 
 /* ---- state (cluster_state.c) ------------------------------------------------------------- */
 
@@ -213,8 +224,25 @@ int cluster_get(const char *host, int port, const char *target, const char *auth
  */
 int cluster_get_agent(const struct cluster_state *s, const struct cluster_node *n,
                       const char *target, int timeout_ms, struct cluster_reply *r, struct err *e);
-/* GET on the registry server as JSON; NULL with e set on failure or a non-200. */
+/* GET on server node n as JSON; NULL with e set on failure or a non-200. */
+json_t *cluster_server_json(const struct cluster_state *s, const struct cluster_node *n,
+                            const char *target, struct err *e);
+/*
+ * GET on the registry as JSON: on the loadbalancer node's server, else (it does not run) the
+ * first server that does. NULL with e set on failure or a non-200.
+ */
 json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e);
+/*
+ * GET on the registry's leader as JSON, for what only the leader knows whole (the members,
+ * which announce themselves to it); as cluster_registry_json when no leader is known.
+ */
+json_t *cluster_leader_json(const struct cluster_state *s, const char *target, struct err *e);
+/*
+ * Waits until every registry server that runs names the same leader, at most timeout_ms.
+ * 0 with *leader (when not NULL) set to its node, or -ETIMEDOUT with e saying what each said.
+ */
+int cluster_wait_leader(const struct cluster_state *s, const struct cluster_node **leader,
+                        int timeout_ms, struct err *e);
 /* The lb's /stats;json rows (array), NULL with e set. */
 json_t *cluster_lb_stats(const struct cluster_state *s, struct err *e);
 /* Passing instances of the web service on node (NULL: all nodes), or -errno with e set. */
@@ -315,6 +343,9 @@ bool cluster_use_color(void);
 json_t *
 cluster_view_nodes(const struct cluster_state *s,
                    struct err *e); /* node, address, status, checks_passing, checks_total, checks */
+json_t *cluster_view_servers(const struct cluster_state *s,
+                             struct err *e); /* node, address, state, term, commit_index,
+                                                applied_index, last_log_index */
 json_t *cluster_view_checks(const struct cluster_state *s,
                             struct err *e); /* node, check, service, status, output */
 json_t *cluster_view_instances(const struct cluster_state *s,

@@ -73,10 +73,19 @@ void cluster_down(const struct cluster_state *s, struct cluster_down_result *r)
 {
     struct cluster_down_result res = {0};
 
-    for (size_t i = 1; i < s->n_nodes; i++)
-        res.stopped += stop_web_node(s, &s->nodes[i]);
-    for (size_t i = 1; i < s->n_nodes; i++)
-        res.stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
+    for (size_t i = 1; i < s->n_nodes; i++) {
+        if (!s->nodes[i].server)
+            res.stopped += stop_web_node(s, &s->nodes[i]);
+    }
+    /* The client agents leave while the servers still run; the servers stop after them. */
+    for (size_t i = 1; i < s->n_nodes; i++) {
+        if (!s->nodes[i].server)
+            res.stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
+    }
+    for (size_t i = 1; i < s->n_nodes; i++) {
+        if (s->nodes[i].server)
+            res.stopped += stop_pidfile(s, &s->nodes[i], "agent.pid", AGENT_STOP_MS);
+    }
     res.stopped += stop_pidfile(s, &s->nodes[0], "lb.pid", LB_STOP_MS);
     res.stopped += cluster_haproxy_stop(s);
     res.stopped += stop_pidfile(s, &s->nodes[0], "agent.pid", AGENT_STOP_MS);

@@ -117,33 +117,62 @@ size_t cluster_app_pids(const struct cluster_state *s, const struct cluster_node
     return found;
 }
 
+/*
+ * -retry-join with every registry server's HTTP API but n's own, into argv from k; the
+ * addresses go into join. Returns the new k.
+ */
+static size_t join_args(const struct cluster_state *s, const struct cluster_node *n, char **argv,
+                        size_t k, char (*join)[96])
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const struct cluster_node *srv = &s->nodes[i];
+        if (!srv->server || srv == n)
+            continue;
+        snprintf(join[j], sizeof(join[j]), "%s%s:%d", s->secure ? "https://" : "", srv->addr,
+                 srv->agent_port);
+        argv[k++] = "-retry-join";
+        argv[k++] = join[j++];
+    }
+    return k;
+}
+
 int cluster_start_agent(const struct cluster_state *s, const struct cluster_node *n, struct err *e)
 {
-    char port[16], dns[16], ft[32], join[96], data[PATH_MAX + 64], log[PATH_MAX + 64],
-        pidf[PATH_MAX + 64], conf[PATH_MAX + 64];
-    const struct cluster_node *server = &s->nodes[0];
-    char *argv[32];
+    char port[16], dns[16], ft[32], expect[16], raft[16], join[CLUSTER_MAX_NODES][96],
+        data[PATH_MAX + 64], log[PATH_MAX + 64], pidf[PATH_MAX + 64], conf[PATH_MAX + 64];
+    char *argv[32 + 2 * CLUSTER_MAX_NODES];
     size_t k = 0;
     pid_t pid;
     int rc;
 
     snprintf(port, sizeof(port), "%d", n->agent_port);
     snprintf(dns, sizeof(dns), "%d", n->dns_port > 0 ? n->dns_port : -1);
+    snprintf(expect, sizeof(expect), "%zu", cluster_n_servers(s));
+    snprintf(raft, sizeof(raft), "%d", n->server_port);
     duration_format(s->failure_timeout_ns, ft, sizeof(ft));
-    snprintf(join, sizeof(join), "%s%s:%d", s->secure ? "https://" : "", server->addr,
-             server->agent_port);
     cluster_path(s, n, "data", data, sizeof(data));
     cluster_path(s, n, "agent.log", log, sizeof(log));
     cluster_path(s, n, "agent.pid", pidf, sizeof(pidf));
     argv[k++] = (char *)s->mesh;
     argv[k++] = "agent";
-    if (n->server) {
+    if (n->server && n->server_port == 0) {
         argv[k++] = "-server";
         argv[k++] = "-bootstrap";
         argv[k++] = "-ui";
+    } else if (n->server) {
+        /* One of several: they find each other through the others' HTTP APIs and form. */
+        argv[k++] = "-server";
+        argv[k++] = "-bootstrap-expect";
+        argv[k++] = expect;
+        argv[k++] = "-server-port";
+        argv[k++] = raft;
+        argv[k++] = "-ui";
+        k = join_args(s, n, argv, k, join);
     } else {
-        argv[k++] = "-retry-join";
-        argv[k++] = join;
+        /* A client agent knows every server, so it can move to another when its own dies. */
+        k = join_args(s, n, argv, k, join);
     }
     argv[k++] = "-node";
     argv[k++] = (char *)n->name;

@@ -45,11 +45,14 @@ static const struct op_def ops[] = {
     [OP_KILL] = {"kill-node",
                  "mesh kill-node [options] NODE\n\n"
                  "  Hard failure of a web node: SIGKILL of its agent, supervisor and apps, so\n"
-                 "  nothing deregisters. Waits until the server marks the node failed."},
+                 "  nothing deregisters. Waits until the server marks the node failed.\n"
+                 "  Of a registry server (up -servers 3): SIGKILL of the server (on loadbalancer\n"
+                 "  the load balancer stays); waits until the others agree on a leader."},
     [OP_REVIVE] = {"revive-node",
                    "mesh revive-node [options] NODE\n\n"
                    "  Starts a killed node's agent and supervisor again (the supervisor brings\n"
-                   "  its apps back) and waits until its instances pass."},
+                   "  its apps back) and waits until its instances pass. A registry server\n"
+                   "  rejoins and catches up; waits until every server names the leader."},
 };
 
 /*
@@ -188,6 +191,66 @@ static int run_op(enum op op, const struct cluster_state *s, const struct cluste
     return -EINVAL;
 }
 
+/*
+ * kill-node and revive-node of a registry server: the server alone (the load balancer on the
+ * loadbalancer node is a process of its own and stays). Then waits until the running servers
+ * agree on a leader, unless too few run to elect one. Returns 0 with *leader set (NULL when no
+ * majority runs), or -errno with e set.
+ */
+static int server_op(enum op op, const struct cluster_state *s, const struct cluster_node *n,
+                     const struct cluster_node **leader, struct err *e)
+{
+    size_t total = cluster_n_servers(s), running = 0;
+    struct cluster_pid agent;
+    int rc;
+
+    *leader = NULL;
+    if (total == 1)
+        return err_set(e,
+                       "%s runs the only registry server: killing it stops the registry "
+                       "('mesh up -servers 3' replicates it)",
+                       n->name);
+    if (op == OP_KILL) {
+        if (!cluster_pidfile_live(s, n, "agent.pid", &agent))
+            return err_set(e, "%s's registry server is not running (revive-node starts it)",
+                           n->name);
+        cluster_stop_pid(&agent, SIGKILL, 2000);
+    } else {
+        if (cluster_pidfile_live(s, n, "agent.pid", NULL))
+            return err_set(e, "%s's registry server is running", n->name);
+        if ((rc = cluster_start_agent(s, n, e)) < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < s->n_nodes; i++)
+        running += s->nodes[i].server && cluster_pidfile_live(s, &s->nodes[i], "agent.pid", NULL);
+    if (running <= total / 2)
+        return 0; /* no majority: no leader until a server comes back */
+    return cluster_wait_leader(s, leader, OP_WAIT_MS, e);
+}
+
+static void report_server(enum op op, const struct cluster_state *s, const struct cluster_node *n,
+                          const struct cluster_node *leader, bool json)
+{
+    if (json) {
+        json_t *v = json_pack("{s:s, s:s, s:s?}", "node", n->name, "action", ops[op].name, "leader",
+                              leader ? leader->name : NULL);
+        cluster_print_json(v);
+        json_decref(v);
+        return;
+    }
+    if (op == OP_KILL)
+        printf("%s's registry server killed (SIGKILL)%s; ", n->name,
+               n == &s->nodes[0] ? ", the load balancer runs on" : "");
+    else
+        printf("%s's registry server revived; ", n->name);
+    if (leader)
+        printf("%s leads the registry.\n", leader->name);
+    else
+        printf("no majority of the %zu servers runs: the registry has no leader until one is "
+               "revived.\n",
+               cluster_n_servers(s));
+}
+
 static void report(enum op op, const struct cluster_node *n, int want, bool json)
 {
     static const char *const done[] = {"stopped",     "started", "scaled up",
@@ -220,9 +283,19 @@ static int node_op(enum op op, int argc, char **argv)
     if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags), ops[op].usage, argc, argv, 1, &status, &s))
         goto out;
     status = 1;
-    if (!(n = cluster_node_find(&s, c.arg, &e)) ||
-        (n->server && err_set(&e, "%s is not a web node", n->name))) {
+    if (!(n = cluster_node_find(&s, c.arg, &e)) || (n->server && op != OP_KILL && op != OP_REVIVE &&
+                                                    err_set(&e, "%s is not a web node", n->name))) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
+    if (n->server) {
+        const struct cluster_node *leader;
+        if (server_op(op, &s, n, &leader, &e) < 0) {
+            fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+            goto out;
+        }
+        report_server(op, &s, n, leader, c.json);
+        status = 0;
         goto out;
     }
     /* The supervisor commands would start a fresh, empty supervisor on a killed node. */

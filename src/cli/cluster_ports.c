@@ -77,10 +77,12 @@ int cluster_ports_check(const struct cluster_state *s, struct err *e)
         use[n++] = (struct port_use){nd->name, "agent HTTP API", nd->addr, nd->agent_port, false};
         if (nd->dns_port > 0)
             use[n++] = (struct port_use){nd->name, "agent DNS", nd->addr, nd->dns_port, true};
-        if (nd->server) {
+        if (nd->server_port > 0)
+            use[n++] = (struct port_use){nd->name, "replication", nd->addr, nd->server_port, false};
+        if (i == 0) {
             use[n++] = (struct port_use){nd->name, "load balancer", nd->addr, s->lb_port, false};
             use[n++] = (struct port_use){nd->name, "lb stats", nd->addr, s->stats_port, false};
-        } else {
+        } else if (!nd->server) {
             use[n++] = (struct port_use){nd->name, "webapp", nd->addr, nd->web_port, false};
         }
     }

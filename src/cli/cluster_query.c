@@ -148,14 +148,118 @@ static json_t *reply_json(int rc, const char *what, struct cluster_reply *r, str
     return v;
 }
 
-json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e)
+json_t *cluster_server_json(const struct cluster_state *s, const struct cluster_node *n,
+                            const char *target, struct err *e)
 {
     struct cluster_reply r = {0};
-    int rc = cluster_get_agent(s, &s->nodes[0], target, QUERY_TIMEOUT_MS, &r, e);
+    int rc = cluster_get_agent(s, n, target, QUERY_TIMEOUT_MS, &r, e);
     json_t *v = reply_json(rc, target, &r, e);
 
     buf_free(&r.body);
     return v;
+}
+
+json_t *cluster_registry_json(const struct cluster_state *s, const char *target, struct err *e)
+{
+    json_t *v = NULL;
+
+    /* The first server that runs: with several, any one answers for the registry (a follower
+     * asks the leader), so a killed server does not blind the operator commands. */
+    for (size_t i = 0; !v && i < s->n_nodes; i++) {
+        const struct cluster_node *n = &s->nodes[i];
+        if (n->server && (i == 0 || cluster_pidfile_live(s, n, "agent.pid", NULL)))
+            v = cluster_server_json(s, n, target, e);
+    }
+    return v;
+}
+
+/*
+ * The server node whose replication address is addr ("10.77.0.10:8300"): with one server, the
+ * only one (its port is not on its command line).
+ */
+static const struct cluster_node *server_by_raft_addr(const struct cluster_state *s,
+                                                      const char *addr)
+{
+    char want[96];
+
+    if (cluster_n_servers(s) == 1)
+        return &s->nodes[0];
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const struct cluster_node *n = &s->nodes[i];
+        snprintf(want, sizeof(want), "%s:%d", n->addr, n->server_port);
+        if (n->server && strcmp(want, addr) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+/*
+ * The leader every running server names, itself running, or NULL (right after a leader is
+ * killed the others still name it). What was seen goes into seen (for the message of a wait
+ * that runs out).
+ */
+static const struct cluster_node *agreed_leader(const struct cluster_state *s, char *seen,
+                                                size_t len)
+{
+    const struct cluster_node *leader = NULL;
+    size_t asked = 0, off = 0;
+    bool agree = true;
+
+    seen[0] = '\0';
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const struct cluster_node *n = &s->nodes[i], *l;
+        struct err e;
+        if (!n->server || !cluster_pidfile_live(s, n, "agent.pid", NULL))
+            continue;
+        json_t *v = cluster_server_json(s, n, "/v1/status/leader", &e);
+        const char *addr = json_is_string(v) ? json_string_value(v) : "";
+        l = addr[0] ? server_by_raft_addr(s, addr) : NULL;
+        if (off < len)
+            off += (size_t)snprintf(seen + off, len - off, "%s%s: %s", asked ? ", " : "", n->name,
+                                    !v  ? "no answer"
+                                    : l ? l->name
+                                        : "no leader");
+        agree = agree && l && (!leader || leader == l);
+        leader = l;
+        asked++;
+        json_decref(v);
+    }
+    if (!agree || !asked || !cluster_pidfile_live(s, leader, "agent.pid", NULL))
+        return NULL;
+    return leader;
+}
+
+json_t *cluster_leader_json(const struct cluster_state *s, const char *target, struct err *e)
+{
+    const struct cluster_node *leader = NULL;
+    json_t *addr = cluster_registry_json(s, "/v1/status/leader", e), *v = NULL;
+
+    if (json_is_string(addr) && json_string_length(addr) > 0)
+        leader = server_by_raft_addr(s, json_string_value(addr));
+    json_decref(addr);
+    if (leader && cluster_pidfile_live(s, leader, "agent.pid", NULL))
+        v = cluster_server_json(s, leader, target, e);
+    return v ? v : cluster_registry_json(s, target, e);
+}
+
+int cluster_wait_leader(const struct cluster_state *s, const struct cluster_node **leader,
+                        int timeout_ms, struct err *e)
+{
+    int64_t deadline = cluster_now_ms() + timeout_ms;
+    const struct cluster_node *l;
+    char seen[256];
+
+    while (!(l = agreed_leader(s, seen, sizeof(seen)))) {
+        if (cluster_now_ms() >= deadline) {
+            err_set(e, "the registry servers did not agree on a leader in %d s (%s)",
+                    timeout_ms / 1000, seen[0] ? seen : "none runs");
+            return -ETIMEDOUT;
+        }
+        cluster_sleep_ms(100);
+    }
+    if (leader)
+        *leader = l;
+    return 0;
 }
 
 const char *cluster_lb_host(const struct cluster_state *s)

@@ -30,9 +30,10 @@ const char *cluster_run_dir(const char *flag_value)
 
 static json_t *node_to_json(const struct cluster_node *n)
 {
-    return json_pack("{s:s, s:b, s:s, s:i, s:i, s:i, s:s, s:s}", "name", n->name, "server",
+    return json_pack("{s:s, s:b, s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "name", n->name, "server",
                      n->server, "addr", n->addr, "agent_port", n->agent_port, "web_port",
-                     n->web_port, "dns_port", n->dns_port, "netns", n->netns, "veth", n->veth);
+                     n->web_port, "dns_port", n->dns_port, "server_port", n->server_port, "netns",
+                     n->netns, "veth", n->veth);
 }
 
 json_t *cluster_state_to_json(const struct cluster_state *s)
@@ -106,6 +107,10 @@ static int node_from_json(const json_t *j, struct cluster_node *n, struct err *e
         return rc;
     /* Absent from the state of an `up` before DNS moved with the ports: it had none. */
     if (json_object_get(j, "dns_port") && (rc = read_port(j, "dns_port", &n->dns_port, e)) < 0)
+        return rc;
+    /* Absent from the state of an `up` before -servers: a lone server. */
+    if (json_object_get(j, "server_port") &&
+        (rc = read_port(j, "server_port", &n->server_port, e)) < 0)
         return rc;
     return 0;
 }
@@ -188,6 +193,20 @@ int cluster_state_load(const char *run_dir, struct cluster_state *s, struct err 
         err_prefix(e, "%s", run_dir);
     json_decref(doc);
     return rc;
+}
+
+size_t cluster_n_servers(const struct cluster_state *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->n_nodes; i++)
+        n += s->nodes[i].server;
+    return n;
+}
+
+size_t cluster_n_web(const struct cluster_state *s)
+{
+    return s->n_nodes - cluster_n_servers(s);
 }
 
 struct cluster_node *cluster_node_find(struct cluster_state *s, const char *name, struct err *e)

@@ -18,6 +18,15 @@ static const struct cluster_column node_cols[] = {
     {"AGENT", "status", CLUSTER_COL_STATUS},
     {"CHECKS", "checks", 0},
 };
+static const struct cluster_column server_cols[] = {
+    {"SERVER", "node", 0},
+    {"API", "address", 0},
+    {"RAFT", "state", 0},
+    {"TERM", "term", 0},
+    {"COMMIT", "commit_index", 0},
+    {"APPLIED", "applied_index", 0},
+    {"LAST LOG", "last_log_index", 0},
+};
 static const struct cluster_column check_cols[] = {
     {"NODE", "node", 0},
     {"CHECK", "check", 0},
@@ -144,16 +153,18 @@ int cli_status(int argc, char **argv)
     struct flag flags[] = {CLUSTER_CMD_FLAGS(&c)};
     struct cluster_state s;
     struct buf out = BUF_INIT;
-    struct err e[4];
-    json_t *v[4] = {NULL};
+    struct err e[5];
+    json_t *v[5] = {NULL};
     bool color = cluster_use_color();
     char lb_hostport[96];
     int status = 1;
 
     if (!cluster_cmd_begin(&c, flags, ARRAY_LEN(flags),
                            "mesh status [options]\n\n"
-                           "  The cluster at a glance: nodes, service instances and their health,\n"
-                           "  the supervisors' apps per node, the load balancer's backends.",
+                           "  The cluster at a glance: the registry servers (leader or follower,\n"
+                           "  Raft term, commit and applied index), nodes, service instances and\n"
+                           "  their health, the supervisors' apps per node, the load balancer's\n"
+                           "  backends.",
                            argc, argv, 0, &status, &s))
         goto out;
     /* Each part is asked on its own: with the registry down the lb and apps still show. */
@@ -161,21 +172,26 @@ int cli_status(int argc, char **argv)
     v[1] = cluster_view_instances(&s, &e[1]);
     v[2] = cluster_view_apps(&s, &e[2]);
     v[3] = cluster_view_lb(&s, &e[3]);
+    v[4] = cluster_view_servers(&s, &e[4]);
     snprintf(lb_hostport, sizeof(lb_hostport), "%s:%d", cluster_lb_host(&s), s.lb_port);
     if (c.json) {
         json_t *webs = json_array();
-        for (size_t i = 1; i < s.n_nodes; i++)
-            json_array_append_new(webs, json_string(s.nodes[i].name));
+        for (size_t i = 1; i < s.n_nodes; i++) {
+            if (!s.nodes[i].server)
+                json_array_append_new(webs, json_string(s.nodes[i].name));
+        }
         /* lb_url and web_nodes come from the state: they are there with the registry down. */
-        json_t *all = json_pack("{s:s, s:s, s:s+, s:o, s:O?, s:O?, s:O?, s:O?}", "mode",
+        json_t *all = json_pack("{s:s, s:s, s:s+, s:o, s:O?, s:O?, s:O?, s:O?, s:O?}", "mode",
                                 s.netns ? "netns" : "loopback", "run_dir", s.run_dir, "lb_url",
-                                "http://", lb_hostport, "web_nodes", webs, "nodes", v[0],
-                                "services", v[1], "apps", v[2], "lb", v[3]);
+                                "http://", lb_hostport, "web_nodes", webs, "servers", v[4], "nodes",
+                                v[0], "services", v[1], "apps", v[2], "lb", v[3]);
         cluster_print_json(all);
         json_decref(all);
     } else {
         buf_printf(&out, "meshkit (%s), run directory %s: load balancer http://%s:%d/\n",
                    s.netns ? "netns" : "loopback", s.run_dir, cluster_lb_host(&s), s.lb_port);
+        status_section("Registry servers", v[4], &e[4], server_cols, ARRAY_LEN(server_cols), color,
+                       &out);
         status_section("Nodes", v[0], &e[0], node_cols, ARRAY_LEN(node_cols), color, &out);
         status_section("Services", v[1], &e[1], instance_cols, ARRAY_LEN(instance_cols), color,
                        &out);

@@ -25,18 +25,21 @@
     "  nodes (client agent, mesh pm supervising webapp), waits until every instance passes\n"      \
     "  and the load balancer answers from each web node, prints the URLs and exits, leaving\n"     \
     "  it running. 'mesh down' stops it. Ports: a flag, else its MESH_* variable, else the\n"      \
-    "  default plus -port-offset (MESH_PORT_OFFSET)."
+    "  default plus -port-offset (MESH_PORT_OFFSET). With -servers 3 (or 5) the registry is\n"     \
+    "  replicated: servers on loadbalancer and on nodes server2, server3, ..."
 
 #define NETNS_SUBNET    "10.77.0"
 #define NETNS_BRIDGE    "meshbr0"
 #define WEB_PORT_STRIDE 100 /* web nodes on one address: room for 100 instances each */
 #define NAME_MAX_LEN    12  /* "mv-" + name must fit a link name (15 bytes) */
+#define MAX_SERVERS     5   /* Consul's advice: 3 or 5 servers; more only slows writes */
 
 struct up_opts {
     struct cluster_cmd cmd;
     char *nodes;
     bool netns;
     int port_offset, http_port, lb_port, stats_port, agent_port_base, web_port_base, dns_port;
+    int servers, server_port;
     int64_t failure_timeout, check_interval, timeout;
     char *lb, *haproxy_template;
     char haproxy_tmpl[PATH_MAX]; /* resolved */
@@ -94,10 +97,14 @@ static void add_node(struct cluster_state *s, const char *name, bool server)
     }
 }
 
-/* The node list of -nodes ("web1,web2"), checked: names unique, [a-z0-9-], at most 12 long. */
-static int parse_nodes(struct cluster_state *s, const char *list, struct err *e)
+/*
+ * The node list: loadbalancer, the web nodes of -nodes ("web1,web2": names unique, [a-z0-9-],
+ * at most 12 long), then server2 .. serverN for -servers N.
+ */
+static int parse_nodes(struct cluster_state *s, const char *list, int servers, struct err *e)
 {
     char *copy = xstrdup(list), *save = NULL;
+    char name[CLUSTER_NAME_MAX];
     int rc = 0;
 
     add_node(s, CLUSTER_SERVER_NODE, true);
@@ -116,6 +123,21 @@ static int parse_nodes(struct cluster_state *s, const char *list, struct err *e)
     }
     if (rc == 0 && s->n_nodes == 1)
         rc = err_set(e, "-nodes: give at least one web node");
+    if (rc == 0 && (servers < 1 || servers > MAX_SERVERS || servers % 2 == 0))
+        rc =
+            err_set(e, "-servers %d: expected 1, 3 or 5 (an odd number keeps a majority)", servers);
+    for (int k = 2; rc == 0 && k <= servers; k++) {
+        snprintf(name, sizeof(name), "server%d", k);
+        for (size_t i = 0; rc == 0 && i < s->n_nodes; i++) {
+            if (strcmp(s->nodes[i].name, name) == 0)
+                rc = err_set(e, "-nodes: \"%s\" is the name of a server node of -servers %d", name,
+                             servers);
+        }
+        if (rc == 0 && s->n_nodes == CLUSTER_MAX_NODES)
+            rc = err_set(e, "-nodes: at most %d nodes with the servers", CLUSTER_MAX_NODES);
+        if (rc == 0)
+            add_node(s, name, true);
+    }
     free(copy);
     return rc;
 }
@@ -142,9 +164,9 @@ static int assign_ports(struct cluster_state *s, struct up_opts *o, struct flag 
 {
     static const char *const names[] = {"http-port",       "lb-port",       "stats-port",
                                         "agent-port-base", "web-port-base", "port-offset",
-                                        "dns-port"};
+                                        "dns-port",        "server-port"};
     const struct flag *f[ARRAY_LEN(names)] = {0};
-    int http, agent_base, web_base, dns;
+    int http, agent_base, web_base, dns, raft, next_raft = 0;
 
     for (size_t i = 0; i < nflags; i++) {
         for (size_t k = 0; k < ARRAY_LEN(names); k++) {
@@ -162,17 +184,22 @@ static int assign_ports(struct cluster_state *s, struct up_opts *o, struct flag 
                                 o->port_offset, e)) < 0 ||
         (web_base =
              pick_port(f[4], o->web_port_base, "MESH_WEBAPP_PORT", 3000, o->port_offset, e)) < 0 ||
-        (dns = pick_port(f[6], o->dns_port, "MESH_DNS_PORT", 8600, o->port_offset, e)) < 0)
+        (dns = pick_port(f[6], o->dns_port, "MESH_DNS_PORT", 8600, o->port_offset, e)) < 0 ||
+        (raft = pick_port(f[7], o->server_port, "MESH_SERVER_PORT", 8300, o->port_offset, e)) < 0)
         return -EINVAL;
     for (size_t i = 0; i < s->n_nodes; i++) {
         struct cluster_node *n = &s->nodes[i];
         /* In namespaces every node has its own address and the standard ports. */
-        n->agent_port = n->server || s->netns ? http : agent_base + (int)i - 1;
+        n->agent_port = i == 0 || s->netns ? http : agent_base + (int)i - 1;
         n->web_port = n->server  ? 0
                       : s->netns ? web_base
                                  : web_base + WEB_PORT_STRIDE * ((int)i - 1);
         n->dns_port = s->netns ? dns : dns + (int)i;
-        if (n->agent_port > 65535 || n->web_port + WEB_PORT_STRIDE > 65535 || n->dns_port > 65535)
+        /* A lone server replicates nothing: it keeps today's command line, without a port. */
+        if (n->server && o->servers > 1)
+            n->server_port = s->netns ? raft : raft + next_raft++;
+        if (n->agent_port > 65535 || n->web_port + WEB_PORT_STRIDE > 65535 || n->dns_port > 65535 ||
+            n->server_port > 65535)
             return err_set(e, "node %s: ports out of range", n->name);
     }
     return 0;
@@ -344,7 +371,7 @@ static int start_web(const struct cluster_state *s, const struct cluster_node *n
 static int wait_spread(const struct cluster_state *s, int64_t deadline, struct err *e)
 {
     bool seen[CLUSTER_MAX_NODES] = {false};
-    size_t missing = s->n_nodes - 1;
+    size_t missing = cluster_n_web(s);
     struct cluster_reply r = {0};
 
     while (missing && cluster_now_ms() < deadline) {
@@ -355,8 +382,8 @@ static int wait_spread(const struct cluster_state *s, int64_t deadline, struct e
         }
         for (size_t i = 1; i < s->n_nodes; i++) {
             size_t len = strlen(s->nodes[i].name);
-            if (!seen[i] && strncmp(r.served_by, s->nodes[i].name, len) == 0 &&
-                r.served_by[len] == '/') {
+            if (!s->nodes[i].server && !seen[i] &&
+                strncmp(r.served_by, s->nodes[i].name, len) == 0 && r.served_by[len] == '/') {
                 seen[i] = true;
                 missing--;
             }
@@ -368,6 +395,25 @@ static int wait_spread(const struct cluster_state *s, int64_t deadline, struct e
     return 0;
 }
 
+/* Starts every registry server, then waits until each answers and they agree on a leader. */
+static int start_servers(const struct cluster_state *s, int64_t deadline, struct err *e)
+{
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < s->n_nodes; i++) {
+        if (s->nodes[i].server)
+            rc = cluster_start_agent(s, &s->nodes[i], e);
+    }
+    for (size_t i = 0; rc == 0 && i < s->n_nodes; i++) {
+        const struct cluster_node *n = &s->nodes[i];
+        if (n->server)
+            rc = wait_http(s, n, "agent", n->agent_port, "/v1/status/leader", true, deadline, e);
+    }
+    if (rc == 0)
+        rc = cluster_wait_leader(s, NULL, (int)(deadline - cluster_now_ms()), e);
+    return rc < 0 ? rc : 0;
+}
+
 static int start_all(const struct cluster_state *s, const struct up_opts *o, int64_t deadline,
                      struct err *e)
 {
@@ -376,9 +422,7 @@ static int start_all(const struct cluster_state *s, const struct up_opts *o, int
 
     if (s->netns && (rc = cluster_netns_setup(s, e)) < 0)
         return rc;
-    if ((rc = cluster_start_agent(s, srv, e)) < 0 ||
-        (rc = wait_http(s, srv, "agent", srv->agent_port, "/v1/status/leader", true, deadline, e)) <
-            0 ||
+    if ((rc = start_servers(s, deadline, e)) < 0 ||
         (rc = s->lb_haproxy ? cluster_haproxy_start(s, o->haproxy_tmpl, deadline, e)
                             : start_lb(s, e)) < 0 ||
         (rc = wait_http(s, srv, s->lb_haproxy ? "haproxy" : "lb", s->lb_port, "/", false, deadline,
@@ -386,16 +430,18 @@ static int start_all(const struct cluster_state *s, const struct up_opts *o, int
         return rc;
     for (size_t i = 1; i < s->n_nodes; i++) {
         const struct cluster_node *n = &s->nodes[i];
+        if (n->server)
+            continue;
         if ((rc = cluster_start_agent(s, n, e)) < 0 ||
             (rc = wait_http(s, n, "agent", n->agent_port, "/v1/agent/self", true, deadline, e)) < 0)
             return rc;
     }
     for (size_t i = 1; i < s->n_nodes; i++) {
-        if ((rc = start_web(s, &s->nodes[i], e)) < 0)
+        if (!s->nodes[i].server && (rc = start_web(s, &s->nodes[i], e)) < 0)
             return rc;
     }
     rc = cluster_wait_passing(
-        s, NULL, (int)s->n_nodes - 1,
+        s, NULL, (int)cluster_n_web(s),
         (int)(deadline - cluster_now_ms() > 0 ? deadline - cluster_now_ms() : 0), e);
     return rc < 0 ? rc : wait_spread(s, deadline, e);
 }
@@ -405,7 +451,7 @@ static void print_urls(const struct cluster_state *s, const char *token, bool js
 {
     const struct cluster_node *srv = &s->nodes[0];
     char lb[96], stats[96], reg[96], token_path[PATH_MAX + 64], cert[PATH_MAX + 64];
-    struct buf web = BUF_INIT;
+    struct buf web = BUF_INIT, servers = BUF_INIT;
 
     snprintf(lb, sizeof(lb), "http://%s:%d/", srv->addr, s->lb_port);
     snprintf(stats, sizeof(stats), "http://%s:%d/stats", srv->addr, s->stats_port);
@@ -424,12 +470,17 @@ static void print_urls(const struct cluster_state *s, const char *token, bool js
         json_decref(v);
         return;
     }
-    for (size_t i = 1; i < s->n_nodes; i++)
-        buf_printf(&web, "%s%s", i > 1 ? ", " : "", s->nodes[i].name);
+    for (size_t i = 1; i < s->n_nodes; i++) {
+        struct buf *b = s->nodes[i].server ? &servers : &web;
+        buf_printf(b, "%s%s", b->len ? ", " : "", s->nodes[i].name);
+    }
     printf("meshkit is up (%s): %s (registry server + %s) and %s (agent + mesh pm + "
            "webapp).\n",
            s->netns ? "a network namespace per node" : "loopback", srv->name,
            s->lb_haproxy ? "HAProxy rendered by mesh template" : "mesh lb", web.data);
+    if (servers.len)
+        printf("The registry is replicated over %zu servers: %s and %s (registry server).\n",
+               cluster_n_servers(s), srv->name, servers.data);
     printf("  load balancer       %s\n", lb);
     printf("  stats               %s   (%s / %s; also ;csv and /metrics)\n", stats, s->stats_user,
            s->stats_password);
@@ -446,6 +497,7 @@ static void print_urls(const struct cluster_state *s, const char *token, bool js
     printf("State and logs: %s/.  'mesh status' shows the cluster; 'mesh down' stops it.\n",
            s->run_dir);
     buf_free(&web);
+    buf_free(&servers);
 }
 
 /* Everything but the start: flags into a state, directories made, state recorded. */
@@ -471,7 +523,7 @@ static int prepare(struct cluster_state *s, struct up_opts *o, struct flag *flag
         return err_set(e, "-lb %s: expected mesh or haproxy", o->lb);
     s->lb_haproxy = strcmp(o->lb, "haproxy") == 0;
     s->secure = o->secure;
-    if ((rc = parse_nodes(s, o->nodes, e)) < 0 || (rc = find_binaries(s, e)) < 0 ||
+    if ((rc = parse_nodes(s, o->nodes, o->servers, e)) < 0 || (rc = find_binaries(s, e)) < 0 ||
         (rc = assign_ports(s, o, flags, n, e)) < 0 || (rc = cluster_ports_check(s, e)) < 0 ||
         (rc = make_dirs(s, run_dir, e)) < 0)
         return rc;
@@ -518,6 +570,7 @@ int cli_up(int argc, char **argv)
                         .lb = xstrdup("mesh"),
                         .failure_timeout = 3 * DURATION_SEC,
                         .check_interval = 2 * DURATION_SEC,
+                        .servers = 1,
                         .timeout = 60 * DURATION_SEC};
     struct flag flags[] = {
         CLUSTER_CMD_FLAGS(&o.cmd),
@@ -530,6 +583,16 @@ int cli_up(int argc, char **argv)
          .ptr = &o.netns,
          .help = "One network namespace per node on a bridge (" NETNS_SUBNET ".0/24), standard\n"
                  "ports, as the original's VMs. Needs root."},
+        {.name = "servers",
+         .type = FLAG_INT,
+         .ptr = &o.servers,
+         .help = "Registry servers: 1, or 3 or 5 replicated over Raft (loadbalancer and nodes\n"
+                 "server2, server3, ...; a node of them may fail). Default 1"},
+        {.name = "server-port",
+         .type = FLAG_INT,
+         .ptr = &o.server_port,
+         .help = "With -servers > 1: the servers' replication port (MESH_SERVER_PORT); on\n"
+                 "loopback the next servers take the next ones. Default 8300"},
         {.name = "port-offset",
          .type = FLAG_INT,
          .ptr = &o.port_offset,

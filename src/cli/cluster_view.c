@@ -24,7 +24,7 @@ static const char *jstr(const json_t *o, const char *key)
 
 json_t *cluster_view_nodes(const struct cluster_state *s, struct err *e)
 {
-    json_t *members = cluster_registry_json(s, "/v1/agent/members", e);
+    json_t *members = cluster_leader_json(s, "/v1/agent/members", e);
     json_t *checks = members ? cluster_registry_json(s, "/v1/health/state/any", e) : NULL;
     json_t *out = NULL;
 
@@ -52,6 +52,57 @@ json_t *cluster_view_nodes(const struct cluster_state *s, struct err *e)
 done:
     json_decref(members);
     json_decref(checks);
+    return out;
+}
+
+/* A counter of the Raft stats (Consul reports them as strings); 0 when absent. */
+static json_int_t raft_counter(const json_t *raft, const char *key)
+{
+    const char *v = jstr(raft, key);
+
+    return (json_int_t)strtoll(v, NULL, 10);
+}
+
+/* One server's row: what its own /v1/agent/self says of its Raft state, or why nothing does. */
+static json_t *server_row(const struct cluster_state *s, const struct cluster_node *n)
+{
+    char api[96], state[32];
+    struct err e;
+    json_t *self = NULL, *raft = NULL;
+    const char *why = NULL;
+
+    snprintf(api, sizeof(api), "%s:%d", n->addr, n->agent_port);
+    if (!cluster_pidfile_live(s, n, "agent.pid", NULL))
+        why = "down";
+    else if (!(self = cluster_server_json(s, n, "/v1/agent/self", &e)))
+        why = "no answer";
+    else if (!(raft = json_object_get(json_object_get(self, "Stats"), "raft")))
+        why = "no raft stats";
+    /* Consul's "Leader", "Follower", "Candidate": lower case, as the other views' states. */
+    snprintf(state, sizeof(state), "%s", why ? why : jstr(raft, "state"));
+    for (char *c = state; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    json_t *row = json_pack("{s:s, s:s, s:s}", "node", n->name, "address", api, "state", state);
+    if (!why) {
+        json_object_update_new(row,
+                               json_pack("{s:I, s:I, s:I, s:I}", "term", raft_counter(raft, "term"),
+                                         "commit_index", raft_counter(raft, "commit_index"),
+                                         "applied_index", raft_counter(raft, "applied_index"),
+                                         "last_log_index", raft_counter(raft, "last_log_index")));
+    }
+    json_decref(self);
+    return row;
+}
+
+json_t *cluster_view_servers(const struct cluster_state *s, struct err *e)
+{
+    json_t *out = json_array();
+
+    (void)e; /* a server that does not answer is a row saying so */
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].server)
+            json_array_append_new(out, server_row(s, &s->nodes[i]));
+    }
     return out;
 }
 
@@ -142,6 +193,8 @@ json_t *cluster_view_apps(const struct cluster_state *s, struct err *e)
     for (size_t i = 1; i < s->n_nodes; i++) {
         const struct cluster_node *n = &s->nodes[i];
         json_t *apps;
+        if (n->server)
+            continue;
         /* A killed node's supervisor stays down until revive-node: do not start it here. */
         if (!cluster_pm_daemon(s, n, NULL)) {
             json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "node", n->name, "name", "-",

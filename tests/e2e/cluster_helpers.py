@@ -24,17 +24,21 @@ def _port_free(port, udp=False):
     return True
 
 
-def free_layout():
+def free_layout(servers=1):
     """A -port-offset under which every port of the cluster is free now: the defaults (registry
     8500, DNS 8600 for the server and 8601, 8602 for the web nodes' agents, lb 8080, stats 8404,
-    web agents 8501, 8502, webapps 3000.. and 3100..) plus the offset."""
+    web agents 8501, 8502, webapps 3000.. and 3100..) plus the offset. With servers > 1 (`up
+    -servers N`) also the further servers' agents (8503, ...), their DNS (8603, ...) and every
+    server's replication port (8300, ...)."""
     for _ in range(200):
         o = random.randrange(10000, 50000, 10)
         ports = {"offset": o, "http": 8500 + o, "lb": 8080 + o, "stats": 8404 + o,
-                 "agents": 8501 + o, "web": 3000 + o, "dns": 8600 + o}
-        needed = [8080 + o, 8404 + o, 8500 + o, 8501 + o, 8502 + o] + \
-            [3000 + o + i for i in range(4)] + [3100 + o + i for i in range(4)]
-        dns = [8600 + o, 8601 + o, 8602 + o]
+                 "agents": 8501 + o, "web": 3000 + o, "dns": 8600 + o, "raft": 8300 + o}
+        extra = servers - 1
+        needed = [8080 + o, 8404 + o, 8500 + o] + [8501 + o + i for i in range(2 + extra)] + \
+            [3000 + o + i for i in range(4)] + [3100 + o + i for i in range(4)] + \
+            ([8300 + o + i for i in range(servers)] if servers > 1 else [])
+        dns = [8600 + o + i for i in range(3 + extra)]
         if all(_port_free(p) for p in needed + dns) and all(_port_free(p, True) for p in dns):
             return ports
     raise AssertionError("no free port layout found")
@@ -50,9 +54,9 @@ def gone(pid):
 
 
 class Cluster:
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, servers=1):
         self.run_dir = str(run_dir)
-        self.ports = free_layout()
+        self.ports = free_layout(servers)
 
     def mesh(self, *args, timeout=120, check=True):
         p = subprocess.run([mesh_bin(), *args, "-run-dir", self.run_dir], capture_output=True,
