@@ -351,6 +351,10 @@ async function uiNodes() {
   assert.equal(await row.locator('a[href="#/services/api"]').textContent(), 'api');
   assert.match(await row.textContent(), /api ×2/); /* api1 and api2, one link */
   assert.doesNotMatch(await row.textContent(), /http:|\[object/);
+  /* The registry servers and which one leads: this agent alone, the leader. */
+  const server = page.locator('#servers tr[data-server="browser"]');
+  await server.waitFor({timeout: WAIT_MS});
+  assert.equal(await server.locator('[data-role]').getAttribute('data-role'), 'leader');
   await shot(page, 'ui-nodes');
   await row.locator('a').first().click();
   await page.waitForURL(/#\/nodes\/browser$/);

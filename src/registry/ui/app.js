@@ -472,11 +472,33 @@ function viewNodes(main, r, signal) {
   if (r.rest) return viewNode(main, r, signal);
   let last = null;
   const out = h('div', {id: 'results'}, loading('nodes'));
+  const servers = h('section', {id: 'servers', 'aria-label': 'Servers'});
   const bar = filterBar(r.params, [
     {name: 'q', label: 'Name', placeholder: 'filter by name'},
     {name: 'status', label: 'Node health', options: STATUS_OPTIONS},
   ], () => render());
-  main.append(h('h1', {}, 'Nodes'), bar, out);
+  main.append(h('h1', {}, 'Nodes'), servers, bar, out);
+
+  /* The registry servers and which one leads, from the Raft configuration. It has no blocking
+   * query: it is asked again with each change of the node list, which a server that dies or
+   * comes back changes (its serfHealth). */
+  async function renderServers() {
+    try {
+      const res = await api('/v1/operator/raft/configuration', {signal});
+      const rows = res.data.Servers.map((s) => h('tr', {'data-server': s.Node},
+        h('td', {}, h('a', {href: '#/nodes/' + encPath(s.Node)}, s.Node)),
+        h('td', {class: 'mono'}, s.Address),
+        h('td', {}, h('span', {class: 'badge' + (s.Leader ? ' passing' : ''),
+                               'data-role': s.Leader ? 'leader' : 'follower'},
+                      s.Leader ? 'leader' : 'follower')),
+        h('td', {}, s.Voter ? 'yes' : 'no')));
+      fill(servers, h('h2', {}, 'Servers'),
+           table(['Server', 'Raft address', 'Role', 'Voter'], rows, 'Servers'));
+    } catch (err) {
+      /* Aborted (the view changed), or a token without operator:read: the nodes alone. */
+      fill(servers);
+    }
+  }
 
   function render() {
     if (!last) return;
@@ -495,7 +517,7 @@ function viewNodes(main, r, signal) {
       rows.length ? table(['Node', 'Address', 'Node health', 'Services'], rows, 'Nodes') :
         notice('', last.data.length ? 'No node matches the filter.' : 'No nodes are registered.'));
   }
-  follow('/v1/internal/ui/nodes', signal, (res) => { last = res; render(); },
+  follow('/v1/internal/ui/nodes', signal, (res) => { last = res; render(); renderServers(); },
          (err) => fill(out, explain(err)));
 }
 
