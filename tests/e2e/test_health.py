@@ -94,6 +94,16 @@ def test_health_checks_service_level_only(agent):
     assert agent.get_json("/v1/health/checks/nope") == []
 
 
+def test_health_checks_in_check_id_order(agent):
+    """A service's checks come in Consul's order, as a node's do: by CheckID, case-insensitively
+    ("alpha" before "Zed")."""
+    agent.register_service({"ID": "w1", "Name": "web",
+                            "Checks": [{"CheckID": "Zed", "TTL": "30s"},
+                                       {"CheckID": "alpha", "TTL": "30s"}]})
+    assert ids(agent.get_json("/v1/health/checks/web")) == ["alpha", "Zed"]
+    assert ids(agent.get_json("/v1/health/state/critical")) == ["alpha", "Zed"]
+
+
 def test_health_node_serf_health_first(agent):
     """Ordered by CheckID, so serfHealth comes before service:<id> checks (what
     node-consul expects); passing, with Consul's texts."""

@@ -59,7 +59,17 @@ void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
     reg_api_result_json(c, res, ctx.list);
 }
 
-void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res)
+/* Whether a check of node n belongs in a list (data: the list's criterion). */
+typedef bool (*check_wanted_fn)(const struct reg_node *n, const struct reg_check *chk,
+                                const void *data);
+
+/*
+ * The checks of the nodes the call's ?node-meta selects that wanted keeps and the call's token
+ * may see, node by node, each node's in Consul's order. Sets res to the list (or to the 400 of
+ * a bad filter) with index.
+ */
+static void list_checks(struct reg_api_call *c, struct reg_api_result *res, uint64_t index,
+                        check_wanted_fn wanted, const void *data)
 {
     struct reg_catalog_filter f;
 
@@ -71,19 +81,28 @@ void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res)
         const struct reg_node *n = ne->val;
         if (!reg_catalog_node_matches(&f, n))
             continue;
-        smap_foreach(&n->checks, ce)
-        {
-            const struct reg_check *chk = ce->val;
-            const struct reg_service *s =
-                chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
-            if (s && strcasecmp(s->name, c->arg) == 0 &&
-                reg_api_acl_check_visible(c, res, chk, true))
-                json_array_append_new(list, reg_api_acl_render_check(c, chk));
-        }
+        const struct reg_check **ordered = reg_node_checks_ordered(n);
+        for (size_t i = 0; i < n->checks.n; i++)
+            if (wanted(n, ordered[i], data) && reg_api_acl_check_visible(c, res, ordered[i], true))
+                json_array_append_new(list, reg_api_acl_render_check(c, ordered[i]));
+        free(ordered);
     }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
+    reg_catalog_result_index(res, index);
     reg_api_result_json(c, res, list);
+}
+
+/* data: the service name. */
+static bool check_of_service(const struct reg_node *n, const struct reg_check *chk,
+                             const void *data)
+{
+    const struct reg_service *s = chk->service_id[0] ? reg_service_get(n, chk->service_id) : NULL;
+    return s && strcasecmp(s->name, data) == 0;
+}
+
+void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res)
+{
+    list_checks(c, res, reg_service_index(c->api->state, c->arg), check_of_service, c->arg);
 }
 
 void reg_api_health_node(struct reg_api_call *c, struct reg_api_result *res)
@@ -110,6 +129,15 @@ void reg_api_health_ingress(struct reg_api_call *c, struct reg_api_result *res)
     reg_api_result_json(c, res, json_array());
 }
 
+/* data: the wanted status, or NULL for any. */
+static bool check_in_state(const struct reg_node *n, const struct reg_check *chk, const void *data)
+{
+    const enum reg_health *want = data;
+
+    (void)n;
+    return !want || chk->status == *want;
+}
+
 void reg_api_health_state(struct reg_api_call *c, struct reg_api_result *res)
 {
     enum reg_health want;
@@ -119,23 +147,5 @@ void reg_api_health_state(struct reg_api_call *c, struct reg_api_result *res)
         reg_api_result_error(res, 400, "Invalid check state: %s", c->arg);
         return;
     }
-    struct reg_catalog_filter f;
-    if (reg_catalog_filter_parse(c, &f, res) < 0)
-        return;
-    json_t *list = json_array();
-    smap_foreach(&c->api->state->nodes, ne)
-    {
-        const struct reg_node *n = ne->val;
-        if (!reg_catalog_node_matches(&f, n))
-            continue;
-        const struct reg_check **ordered = reg_node_checks_ordered(n);
-        for (size_t i = 0; i < n->checks.n; i++)
-            if ((any || ordered[i]->status == want) &&
-                reg_api_acl_check_visible(c, res, ordered[i], true))
-                json_array_append_new(list, reg_api_acl_render_check(c, ordered[i]));
-        free(ordered);
-    }
-    reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, c->api->state->checks_index);
-    reg_api_result_json(c, res, list);
+    list_checks(c, res, c->api->state->checks_index, check_in_state, any ? NULL : &want);
 }
