@@ -190,21 +190,7 @@ static bool add_node_meta(struct buf *t, const struct flag_list *meta)
 /* GET target and parse it; prints "<what>: <error>" on failure. NULL then. */
 static json_t *catalog_get(const struct cli_http_opts *o, const char *target, const char *what)
 {
-    struct cli_http h;
-    struct cli_response res = {0};
-    struct err e;
-    json_t *v = NULL;
-
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
-        return NULL;
-    }
-    if (cli_http_call(&h, "GET", target, NULL, 0, CLI_READ, &res, &e) < 0 ||
-        !(v = cli_json(&res, &e)))
-        fprintf(stderr, "%s: %s\n", what, e.msg);
-    cli_response_free(&res);
-    cli_http_close(&h);
-    return v;
+    return cli_call_json(o, "GET", target, CLI_READ, what);
 }
 
 static void print_buf(struct buf *b)
@@ -253,14 +239,10 @@ static int catalog_services(int argc, char **argv)
     json_t *v = NULL, *services = NULL;
     int first, status = 1;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), SERVICES_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!cli_parse_command(flags, ARRAY_LEN(flags), SERVICES_USAGE, argc - 1, argv + 1, 0, &first,
+                           &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - 1 - first);
-        goto out;
-    }
     if (node && *node) {
         buf_append_cstr(&t, "/v1/catalog/node/");
         url_encode(&t, str_from(node), false);
@@ -337,13 +319,10 @@ static int catalog_nodes(int argc, char **argv)
     bool by_service;
     int first, status = 1;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), NODES_USAGE, argc - 1, argv + 1, &first, &status))
+    if (!cli_parse_command(flags, ARRAY_LEN(flags), NODES_USAGE, argc - 1, argv + 1, 0, &first,
+                           &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - 1 - first);
-        goto out;
-    }
     by_service = service && *service;
     if (by_service) {
         buf_append_cstr(&t, "/v1/catalog/service/");

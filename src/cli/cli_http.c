@@ -193,6 +193,65 @@ json_t *cli_json(const struct cli_response *res, struct err *e)
     return v;
 }
 
+int cli_connect(struct cli_http *h, const struct cli_http_opts *o)
+{
+    struct err e;
+
+    if (cli_http_open(h, o, &e) == 0)
+        return 0;
+    fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
+    return -1;
+}
+
+/* One request on a connection of its own; *out gets the answer parsed when out is given. */
+static int call_once(const struct cli_http_opts *o, const char *method, const char *target,
+                     unsigned flags, const char *what, json_t **out)
+{
+    struct cli_http h;
+    struct cli_response res = {0};
+    struct err e;
+    int rc = -1;
+
+    if (cli_connect(&h, o) < 0)
+        return -1;
+    if (cli_http_call(&h, method, target, NULL, 0, flags, &res, &e) < 0 ||
+        (out && !(*out = cli_json(&res, &e))))
+        fprintf(stderr, "%s: %s\n", what, e.msg);
+    else
+        rc = 0;
+    cli_response_free(&res);
+    cli_http_close(&h);
+    return rc;
+}
+
+json_t *cli_call_json(const struct cli_http_opts *o, const char *method, const char *target,
+                      unsigned flags, const char *what)
+{
+    json_t *v = NULL;
+
+    call_once(o, method, target, flags, what, &v);
+    return v;
+}
+
+int cli_call(const struct cli_http_opts *o, const char *method, const char *target,
+             const char *what)
+{
+    return call_once(o, method, target, 0, what, NULL);
+}
+
+bool cli_parse_command(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
+                       int max_args, int *first_arg, int *exit_code)
+{
+    if (!cli_parse_flags(flags, n, usage, argc, argv, first_arg, exit_code))
+        return false;
+    int nargs = argc - *first_arg;
+    if (nargs <= max_args)
+        return true;
+    fprintf(stderr, "Too many arguments (expected %d, got %d)\n", max_args, nargs);
+    *exit_code = 1;
+    return false;
+}
+
 bool cli_parse_flags(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
                      int *first_arg, int *exit_code)
 {

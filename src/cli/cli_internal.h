@@ -107,6 +107,19 @@ int cli_http_call(struct cli_http *h, const char *method, const char *target, co
 /* Parses a response body as JSON. NULL with e set ("Failed to decode response: ...") on junk. */
 json_t *cli_json(const struct cli_response *res, struct err *e);
 
+/* cli_http_open for a command: prints "Error connecting to the agent: ..." on failure. 0 or -1. */
+int cli_connect(struct cli_http *h, const struct cli_http_opts *o);
+/*
+ * A command's one request, on a connection of its own: sends method + target (flags as
+ * cli_http_call's) and returns the answer parsed as JSON (a new reference). On failure prints
+ * "<what>: <error>" (or the connection's error) on stderr and returns NULL.
+ */
+json_t *cli_call_json(const struct cli_http_opts *o, const char *method, const char *target,
+                      unsigned flags, const char *what);
+/* As cli_call_json for a request whose answer is not read. Returns 0, or -1 after printing. */
+int cli_call(const struct cli_http_opts *o, const char *method, const char *target,
+             const char *what);
+
 /* ---- command plumbing --------------------------------------------------------------------- */
 
 /*
@@ -116,6 +129,13 @@ json_t *cli_json(const struct cli_response *res, struct err *e);
  */
 bool cli_parse_flags(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
                      int *first_arg, int *exit_code);
+/*
+ * cli_parse_flags for a command that takes at most max_args arguments after its flags: with
+ * more it prints "Too many arguments (expected N, got M)", sets *exit_code to 1 and returns
+ * false.
+ */
+bool cli_parse_command(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
+                       int max_args, int *first_arg, int *exit_code);
 
 /* Growable list of heap lines for the table helpers. */
 struct cli_lines {

@@ -186,10 +186,8 @@ static int kv_get_run(const struct cli_http_opts *o, const struct kv_get_opts *g
     json_t *arr = NULL;
     int status = 1;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (cli_connect(&h, o) < 0)
         return 1;
-    }
     if (g->keys) {
         if (kv_get_keys(&h, key, g->separator, &e) < 0)
             goto fail;
@@ -416,10 +414,8 @@ static int kv_put_run(const struct cli_http_opts *o, const struct kv_put_opts *p
         buf_append(&data, raw, len);
         free(raw);
     }
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (cli_connect(&h, o) < 0)
         goto out;
-    }
     status = kv_put_send(&h, p, key, &data);
     cli_http_close(&h);
 out:
@@ -522,10 +518,8 @@ static int kv_delete_run(const struct cli_http_opts *o, const char *key, bool re
     char num[32];
     int status = 1;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (cli_connect(&h, o) < 0)
         return 1;
-    }
     kv_target(&t, key);
     if (recurse)
         cli_query_add(&t, "recurse", NULL);

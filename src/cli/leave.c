@@ -29,28 +29,14 @@
     "  Causes the agent to reload its configuration files: services defined there are\n"           \
     "  registered, updated or deregistered, and the log level applied. Same as SIGHUP."
 
-/* Sends one PUT and prints msg on success. */
-static int put(struct cli_http_opts *o, const char *target, const char *what, const char *msg)
+/* Sends one PUT and prints msg on success. Returns the command's exit status. */
+static int put(const struct cli_http_opts *o, const char *target, const char *what, const char *msg)
 {
-    struct cli_http h;
-    struct cli_response res = {0};
-    struct err e;
-    int status = 1;
-
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
+    if (cli_call(o, "PUT", target, what) < 0)
         return 1;
-    }
-    if (cli_http_call(&h, "PUT", target, NULL, 0, 0, &res, &e) < 0) {
-        fprintf(stderr, "Error %s: %s\n", what, e.msg);
-    } else {
-        if (msg)
-            printf("%s\n", msg);
-        status = 0;
-    }
-    cli_response_free(&res);
-    cli_http_close(&h);
-    return status;
+    if (msg)
+        printf("%s\n", msg);
+    return 0;
 }
 
 int cli_leave(int argc, char **argv)
@@ -59,12 +45,10 @@ int cli_leave(int argc, char **argv)
     struct flag flags[] = {CLI_HTTP_FLAGS(&o)};
     int first, status = 1;
 
-    if (cli_parse_flags(flags, ARRAY_LEN(flags), LEAVE_USAGE, argc - 1, argv + 1, &first,
-                        &status)) {
-        status = first == argc - 1 ? put(&o, "/v1/agent/leave", "leaving through agent",
-                                         "Graceful leave complete")
-                                   : (fprintf(stderr, "Too many arguments (expected 0)\n"), 1);
-    }
+    if (cli_parse_command(flags, ARRAY_LEN(flags), LEAVE_USAGE, argc - 1, argv + 1, 0, &first,
+                          &status))
+        status =
+            put(&o, "/v1/agent/leave", "Error leaving through agent", "Graceful leave complete");
     cli_http_opts_free(&o);
     return status;
 }
@@ -83,7 +67,7 @@ int cli_join(int argc, char **argv)
             struct buf target = BUF_INIT;
             buf_append_cstr(&target, "/v1/agent/join/");
             url_encode(&target, str_from(argv[i]), false);
-            if (put(&o, target.data, "joining the cluster", NULL) == 0)
+            if (put(&o, target.data, "Error joining the cluster", NULL) == 0)
                 joined++;
             buf_free(&target);
         }
@@ -120,7 +104,7 @@ int cli_force_leave(int argc, char **argv)
             url_encode(&target, str_from(argv[argc - 1]), false);
             if (prune)
                 buf_append_cstr(&target, "?prune=1");
-            status = put(&o, target.data, "force leaving", "Force leave complete");
+            status = put(&o, target.data, "Error force leaving", "Force leave complete");
             buf_free(&target);
         }
     }
@@ -134,12 +118,9 @@ int cli_reload(int argc, char **argv)
     struct flag flags[] = {CLI_HTTP_FLAGS(&o)};
     int first, status = 1;
 
-    if (cli_parse_flags(flags, ARRAY_LEN(flags), RELOAD_USAGE, argc - 1, argv + 1, &first,
-                        &status)) {
-        status = first == argc - 1
-                     ? put(&o, "/v1/agent/reload", "reloading", "Configuration reload triggered")
-                     : (fprintf(stderr, "Too many arguments (expected 0)\n"), 1);
-    }
+    if (cli_parse_command(flags, ARRAY_LEN(flags), RELOAD_USAGE, argc - 1, argv + 1, 0, &first,
+                          &status))
+        status = put(&o, "/v1/agent/reload", "Error reloading", "Configuration reload triggered");
     cli_http_opts_free(&o);
     return status;
 }

@@ -359,7 +359,6 @@ int cli_lock(int argc, char **argv)
          "Maximum amount of time to wait to acquire the lock (0: no limit).", false},
         {"verbose", FLAG_BOOL, &verbose, "Print progress.", false},
     };
-    struct err e;
 
     memset(&l, 0, sizeof(l));
     if (!cli_parse_flags(flags, ARRAY_LEN(flags), LOCK_USAGE, argc - 1, argv + 1, &first, &status))
@@ -374,10 +373,8 @@ int cli_lock(int argc, char **argv)
         fprintf(stderr, "Only -n=1 (a lock, not a semaphore) is supported\n");
         goto out;
     }
-    if (cli_http_open(&l.h, &o, &e) < 0) {
-        fprintf(stderr, "Error connecting to agent: %s\n", e.msg);
+    if (cli_connect(&l.h, &o) < 0)
         goto out;
-    }
     const char *prefix = argv[first];
     while (*prefix == '/')
         prefix++;

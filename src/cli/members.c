@@ -154,36 +154,23 @@ size_t cli_members_render(json_t *members, bool detailed, const regex_t *status_
 static int members_run(const struct cli_http_opts *o, bool detailed, bool wan, const char *segment,
                        const regex_t *re)
 {
-    struct cli_http h;
-    struct cli_response res = {0};
     struct buf target = BUF_INIT;
     struct buf out = BUF_INIT;
-    struct err e;
-    json_t *arr = NULL;
     int status = 1;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "Error connecting to agent: %s\n", e.msg);
-        return 1;
-    }
     buf_append_cstr(&target, "/v1/agent/members");
     cli_query_add(&target, "segment", segment && *segment ? segment : "_all");
     if (wan)
         cli_query_add(&target, "wan", "1");
-    if (cli_http_call(&h, "GET", target.data, NULL, 0, 0, &res, &e) < 0 ||
-        !(arr = cli_json(&res, &e))) {
-        fprintf(stderr, "Error retrieving members: %s\n", e.msg);
-        goto out;
+    json_t *arr = cli_call_json(o, "GET", target.data, 0, "Error retrieving members");
+    if (arr) {
+        /* consul exits 2 when the filters leave nothing. */
+        status = cli_members_render(arr, detailed, re, &out) ? 0 : 2;
+        fwrite(out.data ? out.data : "", 1, out.len, stdout);
     }
-    /* consul exits 2 when the filters leave nothing. */
-    status = cli_members_render(arr, detailed, re, &out) ? 0 : 2;
-    fwrite(out.data ? out.data : "", 1, out.len, stdout);
-out:
     json_decref(arr);
     buf_free(&out);
     buf_free(&target);
-    cli_response_free(&res);
-    cli_http_close(&h);
     return status;
 }
 
@@ -212,14 +199,10 @@ int cli_members(int argc, char **argv)
     regex_t re;
     int first, status = 1;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), MEMBERS_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!cli_parse_command(flags, ARRAY_LEN(flags), MEMBERS_USAGE, argc - 1, argv + 1, 0, &first,
+                           &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - 1 - first);
-        goto out;
-    }
     struct err e;
     if (re_compile(&re, status_filter, REG_NOSUB, &e) < 0) {
         fprintf(stderr, "Failed to compile status regexp: %s\n", e.msg);

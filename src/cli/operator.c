@@ -43,32 +43,19 @@ static int list_peers(int argc, char **argv)
 {
     struct cli_http_opts o = {0};
     struct flag flags[] = {CLI_HTTP_FLAGS(&o), CLI_STALE_FLAG(&o)};
-    struct cli_response res = {0};
     struct cli_lines l = {0};
     struct buf out = BUF_INIT;
-    struct cli_http h;
-    struct err e;
     json_t *v = NULL;
     int first, status = 1;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), LIST_PEERS_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!cli_parse_command(flags, ARRAY_LEN(flags), LIST_PEERS_USAGE, argc - 1, argv + 1, 0, &first,
+                           &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "Too many arguments (expected 0)\n");
+    v = cli_call_json(&o, "GET", "/v1/operator/raft/configuration", CLI_READ,
+                      "Error getting peers");
+    if (!v)
         goto out;
-    }
-    if (cli_http_open(&h, &o, &e) < 0) {
-        fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
-        goto out;
-    }
-    if (cli_http_call(&h, "GET", "/v1/operator/raft/configuration", NULL, 0, CLI_READ, &res, &e) <
-            0 ||
-        !(v = cli_json(&res, &e))) {
-        fprintf(stderr, "Error getting peers: %s\n", e.msg);
-        goto out_http;
-    }
     cli_lines_add(&l, "Node|ID|Address|State|Voter|RaftProtocol");
     json_t *servers = json_object_get(v, "Servers");
     for (size_t i = 0; i < json_array_size(servers); i++) {
@@ -81,13 +68,10 @@ static int list_peers(int argc, char **argv)
     cli_columnize(&out, &l, '|', "  ");
     fwrite(out.data ? out.data : "", 1, out.len, stdout);
     status = 0;
-out_http:
-    cli_http_close(&h);
 out:
     json_decref(v);
     buf_free(&out);
     cli_lines_free(&l);
-    cli_response_free(&res);
     cli_http_opts_free(&o);
     return status;
 }
@@ -102,20 +86,13 @@ static int remove_peer(int argc, char **argv)
          "The address of the server to remove, `IP:port` as list-peers shows it.", false},
         {"id", FLAG_STRING, &id, "The ID of the server to remove, as list-peers shows it.", false},
     };
-    struct cli_response res = {0};
     struct buf target = BUF_INIT;
-    struct cli_http h;
-    struct err e;
     int first, status = 1;
 
-    if (!cli_parse_flags(flags, ARRAY_LEN(flags), REMOVE_PEER_USAGE, argc - 1, argv + 1, &first,
-                         &status))
+    if (!cli_parse_command(flags, ARRAY_LEN(flags), REMOVE_PEER_USAGE, argc - 1, argv + 1, 0,
+                           &first, &status))
         goto out;
     status = 1;
-    if (first != argc - 1) {
-        fprintf(stderr, "Too many arguments (expected 0)\n");
-        goto out;
-    }
     if (!(address && *address) == !(id && *id)) {
         fprintf(stderr, "Error removing peer: %s\n",
                 address && *address ? "cannot give both -address and -id"
@@ -125,21 +102,13 @@ static int remove_peer(int argc, char **argv)
     buf_append_cstr(&target, "/v1/operator/raft/peer");
     cli_query_add(&target, address && *address ? "address" : "id",
                   address && *address ? address : id);
-    if (cli_http_open(&h, &o, &e) < 0) {
-        fprintf(stderr, "Error connecting to the agent: %s\n", e.msg);
-        goto out;
-    }
-    if (cli_http_call(&h, "DELETE", target.data, NULL, 0, 0, &res, &e) < 0) {
-        fprintf(stderr, "Error removing peer: %s\n", e.msg);
-    } else {
+    if (cli_call(&o, "DELETE", target.data, "Error removing peer") == 0) {
         printf("Removed peer with %s \"%s\"\n", address && *address ? "address" : "id",
                address && *address ? address : id);
         status = 0;
     }
-    cli_http_close(&h);
 out:
     buf_free(&target);
-    cli_response_free(&res);
     free(address);
     free(id);
     cli_http_opts_free(&o);

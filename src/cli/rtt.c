@@ -41,30 +41,19 @@ static int find_coord(const json_t *list, const char *node, struct vivaldi_coord
 
 static int rtt_between(struct cli_http_opts *o, const char *n1, const char *n2)
 {
-    struct cli_http h;
-    struct cli_response res = {0}, self = {0};
-    struct err e;
     json_t *list = NULL, *me = NULL;
     struct vivaldi_coord a, b;
     int status = 1;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "Error connecting to agent: %s\n", e.msg);
-        return 1;
-    }
     if (!n2) { /* the agent's own node */
-        if (cli_http_call(&h, "GET", "/v1/agent/self", NULL, 0, 0, &self, &e) < 0 ||
-            !(me = cli_json(&self, &e))) {
-            fprintf(stderr, "Unable to look up agent info: %s\n", e.msg);
+        me = cli_call_json(o, "GET", "/v1/agent/self", 0, "Unable to look up agent info");
+        if (!me)
             goto out;
-        }
         n2 = json_string_value(json_object_get(json_object_get(me, "Config"), "NodeName"));
     }
-    if (cli_http_call(&h, "GET", "/v1/coordinate/nodes", NULL, 0, CLI_READ, &res, &e) < 0 ||
-        !(list = cli_json(&res, &e))) {
-        fprintf(stderr, "Error getting coordinates: %s\n", e.msg);
+    list = cli_call_json(o, "GET", "/v1/coordinate/nodes", CLI_READ, "Error getting coordinates");
+    if (!list)
         goto out;
-    }
     if (!n2 || find_coord(list, n1, &a) < 0 || find_coord(list, n2, &b) < 0)
         goto out;
     printf("Estimated %s <-> %s rtt: %.3f ms (using LAN coordinates)\n", n1, n2,
@@ -73,9 +62,6 @@ static int rtt_between(struct cli_http_opts *o, const char *n1, const char *n2)
 out:
     json_decref(list);
     json_decref(me);
-    cli_response_free(&res);
-    cli_response_free(&self);
-    cli_http_close(&h);
     return status;
 }
 

@@ -115,10 +115,8 @@ static int register_all(const struct cli_http_opts *o, const json_t *svcs)
     struct err e;
     int status = 0;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (cli_connect(&h, o) < 0)
         return 1;
-    }
     for (size_t i = 0; i < json_array_size(svcs); i++) {
         const json_t *svc = json_array_get(svcs, i);
         struct buf body = BUF_INIT;
@@ -266,10 +264,8 @@ static int deregister_all(const struct cli_http_opts *o, const json_t *svcs)
     struct err e;
     int status = 0;
 
-    if (cli_http_open(&h, o, &e) < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (cli_connect(&h, o) < 0)
         return 1;
-    }
     for (size_t i = 0; i < json_array_size(svcs); i++) {
         const json_t *svc = json_array_get(svcs, i);
         const char *id = *svc_str(svc, "id") ? svc_str(svc, "id") : svc_str(svc, "name");

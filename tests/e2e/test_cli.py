@@ -62,6 +62,22 @@ def test_unreachable_agent_fails(mesh):
     assert p.stderr.strip()
 
 
+# Commands that take no argument after their flags, and what they read or write.
+NO_ARGS = [["members"], ["leave"], ["reload"], ["catalog", "services"], ["catalog", "nodes"],
+           ["operator", "raft", "list-peers"], ["operator", "raft", "remove-peer", "-id", "x"]]
+
+
+@pytest.mark.parametrize("cmd", NO_ARGS, ids=" ".join)
+def test_commands_say_the_same_about_arguments_and_addresses(mesh, cmd):
+    """Every command words a stray argument and a bad -http-addr the same way, and exits 1."""
+    p = run(cmd + ["stray"])
+    assert p.returncode == 1 and p.stderr == "Too many arguments (expected 0, got 1)\n", p.stderr
+    p = run(cmd + ["-http-addr", "ftp://nowhere"])
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("Error connecting to the agent: Error parsing HTTP address"), \
+        p.stderr
+
+
 def test_catalog_services(agent):
     """`mesh catalog services` prints one service name per line, sorted."""
     agent.register_service({"ID": "w1", "Name": "web", "Tags": ["v1"]})

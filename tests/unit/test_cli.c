@@ -379,14 +379,37 @@ static void test_parse_flags(void **state)
     assert_int_equal(code, 1);
 }
 
+static void test_parse_command_counts_arguments(void **state)
+{
+    bool detailed = false;
+    struct flag flags[] = {{.name = "detailed", .type = FLAG_BOOL, .ptr = &detailed}};
+    char *none[] = {"-detailed"};
+    char *two[] = {"-detailed", "x", "y"};
+    int first = -1, code = -1;
+
+    (void)state;
+    assert_true(cli_parse_command(flags, 1, "t", 1, none, 0, &first, &code));
+    assert_int_equal(first, 1);
+    assert_true(cli_parse_command(flags, 1, "t", 3, two, 2, &first, &code));
+    code = -1;
+    assert_false(cli_parse_command(flags, 1, "t", 3, two, 1, &first, &code));
+    assert_int_equal(code, 1); /* "Too many arguments (expected 1, got 2)" */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_columnize),        cmocka_unit_test(test_tabwrite),
-        cmocka_unit_test(test_members_standard), cmocka_unit_test(test_members_filter_detailed),
-        cmocka_unit_test(test_kv_render),        cmocka_unit_test(test_catalog_render),
-        cmocka_unit_test(test_query_add),        cmocka_unit_test(test_http_ok),
-        cmocka_unit_test(test_http_errors),      cmocka_unit_test(test_parse_flags),
+        cmocka_unit_test(test_columnize),
+        cmocka_unit_test(test_tabwrite),
+        cmocka_unit_test(test_members_standard),
+        cmocka_unit_test(test_members_filter_detailed),
+        cmocka_unit_test(test_kv_render),
+        cmocka_unit_test(test_catalog_render),
+        cmocka_unit_test(test_query_add),
+        cmocka_unit_test(test_http_ok),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_parse_flags),
+        cmocka_unit_test(test_parse_command_counts_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
