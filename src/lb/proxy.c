@@ -16,16 +16,14 @@
  * the next pipelined request are never sent to the server of the current one.
  */
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/bug.h"
 #include "lib/deadline.h"
 #include "lib/http_parse.h"
+#include "lib/net.h"
 #include "lb/proxy.h"
 #include "lb/rewrite.h"
 
@@ -176,37 +174,6 @@ static void note_success(struct lb_server *s)
         atomic_store_explicit(&s->consecutive_errors, 0, memory_order_relaxed);
 }
 
-/*
- * What uv_try_write does when nothing is queued on s (one write or writev), as send or sendmsg
- * on the socket: these go straight to the socket layer, where write and writev pass through the
- * VFS first (fdget_pos, vfs_write: a few percent of a proxied request's CPU time). Bytes
- * written, or a negative uv error (UV_EAGAIN when none could be).
- */
-static int try_send(uv_stream_t *s, uv_buf_t *bufs, unsigned n)
-{
-    uv_os_fd_t fd;
-    ssize_t r;
-
-    if (s->write_queue_size != 0 || uv_fileno((uv_handle_t *)s, &fd) != 0)
-        return uv_try_write(s, bufs, n);
-    do {
-        if (n == 1) {
-            r = send(fd, bufs[0].base, bufs[0].len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else {
-            /* libuv's uv_buf_t is laid out as struct iovec on Unix, for this very use */
-            struct msghdr mh = {.msg_iov = (struct iovec *)bufs, .msg_iovlen = n};
-            r = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-    } while (r < 0 && errno == EINTR);
-    if (r >= 0)
-        return r > INT_MAX ? INT_MAX : (int)r;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return UV_EAGAIN;
-    if (errno == ENOTSOCK)
-        return uv_try_write(s, bufs, n);
-    return uv_translate_sys_error(errno);
-}
-
 /* Writes bufs: 1 when all written now, 0 when the rest is queued (cb follows), or < 0. */
 static int send_bufs(uv_stream_t *s, uv_write_t *req, uv_buf_t *bufs, unsigned n, uv_write_cb cb)
 {
@@ -214,7 +181,7 @@ static int send_bufs(uv_stream_t *s, uv_write_t *req, uv_buf_t *bufs, unsigned n
 
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    int r = try_send(s, bufs, n);
+    int r = net_try_send(s, bufs, n);
     if (r == UV_EAGAIN || r == UV_ENOSYS)
         r = 0;
     if (r < 0)

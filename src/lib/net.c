@@ -1,6 +1,7 @@
 #include "lib/net.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,4 +116,29 @@ int net_split_host_port(const char *s, char *host, size_t host_len, int *port, i
         return -EINVAL;
     *port = (int)p;
     return 0;
+}
+
+int net_try_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned n)
+{
+    uv_os_fd_t fd;
+    ssize_t r;
+
+    if (s->write_queue_size != 0 || uv_fileno((uv_handle_t *)s, &fd) != 0)
+        return uv_try_write(s, bufs, n);
+    do {
+        if (n == 1) {
+            r = send(fd, bufs[0].base, bufs[0].len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            /* libuv's uv_buf_t is laid out as struct iovec on Unix, for this very use */
+            struct msghdr mh = {.msg_iov = (struct iovec *)bufs, .msg_iovlen = n};
+            r = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return r > INT_MAX ? INT_MAX : (int)r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return UV_EAGAIN;
+    if (errno == ENOTSOCK)
+        return uv_try_write(s, bufs, n);
+    return uv_translate_sys_error(errno);
 }
