@@ -211,8 +211,8 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c);
 }
 
-/* Queues bytes for the socket (taken over). */
-static void conn_write_raw(struct http_conn *c, struct buf *data)
+/* Queues bytes for the socket (taken over) behind what is queued already. */
+static void conn_queue_raw(struct http_conn *c, struct buf *data)
 {
     struct write_req *wr = xcalloc(1, sizeof(*wr));
     wr->conn = c;
@@ -229,6 +229,51 @@ static void conn_write_raw(struct http_conn *c, struct buf *data)
     }
 }
 
+/*
+ * Sends bufs (borrowed) after what is queued: the socket takes what it can at once, in one
+ * send or sendmsg, and only the rest is copied and queued. So an answer that fits the socket
+ * buffer costs one system call and no allocation, and leaves libuv nothing to complete (a
+ * completed uv_write re-registers the socket with epoll). Closes the connection on an error,
+ * or once all is written when close_after_write.
+ */
+static void conn_send_raw(struct http_conn *c, uv_buf_t *bufs, unsigned n)
+{
+    size_t total = 0, done = 0;
+
+    if (c->closed)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int rc = net_try_send((uv_stream_t *)&c->tcp, bufs, n);
+    if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
+        conn_close(c);
+        return;
+    }
+    done = rc > 0 ? (size_t)rc : 0;
+    if (done == total) {
+        if (c->close_after_write && c->writes_pending == 0)
+            conn_close(c);
+        return;
+    }
+    struct buf rest = BUF_INIT;
+    buf_reserve(&rest, total - done);
+    for (unsigned i = 0; i < n; i++) {
+        size_t skip = done < bufs[i].len ? done : bufs[i].len;
+        buf_append(&rest, bufs[i].base + skip, bufs[i].len - skip);
+        done -= skip;
+    }
+    conn_queue_raw(c, &rest);
+}
+
+/* Sends bytes (taken over) to the socket. */
+static void conn_write_raw(struct http_conn *c, struct buf *data)
+{
+    uv_buf_t b = uv_buf_init(data->data, (unsigned)data->len);
+
+    conn_send_raw(c, &b, 1);
+    buf_free(data);
+}
+
 /* Writes what TLS has ready for the peer (handshake records, alerts). */
 static void conn_flush_tls(struct http_conn *c)
 {
@@ -239,19 +284,29 @@ static void conn_flush_tls(struct http_conn *c)
     buf_free(&out);
 }
 
-/* Queues plaintext (taken over) on the connection, encrypted on a TLS one. */
-static void conn_write(struct http_conn *c, struct buf *data)
+/* Sends plaintext bufs (borrowed) on the connection, encrypted on a TLS one. */
+static void conn_send(struct http_conn *c, uv_buf_t *bufs, unsigned n)
 {
     if (!c->tls) {
-        conn_write_raw(c, data);
+        conn_send_raw(c, bufs, n);
         return;
     }
-    int rc = tls_conn_write(c->tls, data->data, data->len);
+    for (unsigned i = 0; i < n; i++) {
+        if (c->closed || tls_conn_write(c->tls, bufs[i].base, bufs[i].len) < 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    conn_flush_tls(c);
+}
+
+/* Sends plaintext (taken over) on the connection. */
+static void conn_write(struct http_conn *c, struct buf *data)
+{
+    uv_buf_t b = uv_buf_init(data->data, (unsigned)data->len);
+
+    conn_send(c, &b, 1);
     buf_free(data);
-    if (rc < 0)
-        conn_close(c);
-    else
-        conn_flush_tls(c);
 }
 
 static void arm_timer(struct http_conn *c, uint64_t ms);
@@ -284,7 +339,7 @@ void http_respond(struct http_request *req, int status, const char *content_type
                   size_t len)
 {
     struct http_conn *c = req->conn;
-    struct buf out = BUF_INIT;
+    struct buf *head = &req->server->head_scratch;
     bool head_only = str_eq_cstr(req->method, "HEAD");
 
     if (!c) { /* the peer is gone; nothing to send */
@@ -298,27 +353,31 @@ void http_respond(struct http_request *req, int status, const char *content_type
         http_respond(req, 500, "text/plain; charset=utf-8", text, sizeof(text) - 1);
         return;
     }
-    buf_reserve(&out, 256 + req->_headers.len + len);
-    buf_printf(&out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_reason(status),
+    buf_reset(head);
+    buf_printf(head, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_reason(status),
                http_date());
     if (content_type)
-        buf_printf(&out, "Content-Type: %s\r\n", content_type);
-    buf_append(&out, req->_headers.data, req->_headers.len);
+        buf_printf(head, "Content-Type: %s\r\n", content_type);
+    buf_append(head, req->_headers.data, req->_headers.len);
     /* A 304 carries no body; a Content-Length there would have to be the 200's (RFC 9110
      * 8.6), so leave it out. */
     if (status != 304)
-        buf_printf(&out, "Content-Length: %zu\r\n", len);
+        buf_printf(head, "Content-Length: %zu\r\n", len);
     if (!req->_keep_alive)
-        buf_append_cstr(&out, "Connection: close\r\n");
-    buf_append(&out, "\r\n", 2);
+        buf_append_cstr(head, "Connection: close\r\n");
+    buf_append(head, "\r\n", 2);
+    /* The body goes out as it is, behind the head, in the same write: a blocking query's
+     * answer rendered once for many watchers is never copied per connection. */
+    uv_buf_t out[2] = {uv_buf_init(head->data, (unsigned)head->len), uv_buf_init(NULL, 0)};
     if (!head_only && len && status != 304)
-        buf_append(&out, body, len);
+        out[1] = uv_buf_init((char *)body, (unsigned)len);
 
     c->req = NULL;
     bool keep_alive = req->_keep_alive;
-    request_free(req);
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING) {
+        request_free(req);
         return;
+    }
     if (!keep_alive) {
         c->state = CONN_CLOSING;
         c->close_after_write = true;
@@ -328,7 +387,8 @@ void http_respond(struct http_request *req, int status, const char *content_type
         if (c->in.len == 0)
             idle_enter(c);
     }
-    conn_write(c, &out);
+    conn_send(c, out, out[1].len ? 2 : 1);
+    request_free(req); /* only now: body may point into it */
     /* on_read stops reading while pipelined bytes pile up behind a parked request: resume. */
     if (keep_alive && !c->reading && !c->closed)
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -616,6 +676,7 @@ static void maybe_server_closed(struct http_server *srv)
     if (!srv->closing || srv->num_conns > 0 || srv->listening)
         return;
     FREE_NULL(srv->tls_scratch);
+    buf_free(&srv->head_scratch);
     smap_free(&srv->per_client);
     if (srv->on_closed) {
         void (*cb)(struct http_server *) = srv->on_closed;

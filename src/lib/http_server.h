@@ -79,7 +79,8 @@ struct http_server {
     bool listening;
     bool closing;
     void (*on_closed)(struct http_server *srv);
-    char *tls_scratch; /* private: ciphertext read, before decryption; freed once closed */
+    char *tls_scratch;       /* private: ciphertext read, before decryption; freed once closed */
+    struct buf head_scratch; /* private: the response head being sent (kept for the next) */
 };
 
 struct http_request {
@@ -137,7 +138,9 @@ int http_response_header(struct http_request *req, const char *name, const char 
 
 /*
  * Sends the response and releases req (do not touch it afterwards). Adds Content-Length,
- * Content-Type when given, and Date. For HEAD requests the body is not sent. body is copied.
+ * Content-Type when given, and Date. For HEAD requests the body is not sent. body is borrowed
+ * for the call: head and body go out in one send when the socket takes them, and only what it
+ * does not take is copied (so one rendering can answer many requests without a copy each).
  * A content_type that is not a valid field value, or a header refused by
  * http_response_header(), turns the answer into a 500 "invalid response header".
  */

@@ -29,6 +29,13 @@
 #include "lib/http_server.h"
 
 #define WAIT_MS 3000
+/* Over the most a loopback socket buffers (net.ipv4.tcp_wmem's maximum, 4 MiB by default). */
+#define BIG_BODY (9u << 20)
+
+static char big_byte(size_t i)
+{
+    return (char)('a' + i % 23);
+}
 
 struct fx {
     uv_loop_t loop;
@@ -101,6 +108,14 @@ static void handler(struct http_request *req, void *data)
     }
     if (str_eq_cstr(req->path, "/inject-type")) {
         http_respond(req, 200, "text/plain\r\nX-Injected: yes", "ok", 2);
+        return;
+    }
+    if (str_eq_cstr(req->path, "/big")) { /* more than a socket takes at once */
+        char *body = xmalloc(BIG_BODY);
+        for (size_t i = 0; i < BIG_BODY; i++)
+            body[i] = big_byte(i);
+        http_respond(req, 200, "application/octet-stream", body, BIG_BODY);
+        free(body); /* borrowed for the call only */
         return;
     }
     if (str_eq_cstr(req->path, "/echo")) {
@@ -231,7 +246,8 @@ struct resp {
     size_t body_len;
 };
 
-static void client_open(struct client *c)
+/* Connects c; with rcvbuf > 0, its receive buffer (and so the window it offers) is that. */
+static void client_open_rcvbuf(struct client *c, int rcvbuf)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET,
                               .sin_port = htons((uint16_t)fx.port),
@@ -242,6 +258,8 @@ static void client_open(struct client *c)
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(c->fd >= 0);
     assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    if (rcvbuf > 0) /* before connecting: a window once offered is never taken back */
+        assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     for (size_t i = 0; i < ARRAY_LEN(open_clients); i++) {
         if (!open_clients[i]) {
             open_clients[i] = c;
@@ -249,6 +267,11 @@ static void client_open(struct client *c)
         }
     }
     assert_int_equal(connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+}
+
+static void client_open(struct client *c)
+{
+    client_open_rcvbuf(c, 0);
 }
 
 static void client_close(struct client *c)
@@ -495,6 +518,68 @@ static void test_pipelining_backpressure_resumes(void **state)
     client_read(&c, &r, false);
     assert_non_null(strstr(r.body, "GET /next"));
     client_close(&c);
+}
+
+/* Reads a response whose body may be large into body (the client's own buffer). */
+static void client_read_big(struct client *c, int *status, bool *keep_alive, struct buf *body)
+{
+    struct http_response_head h;
+    int rc;
+
+    while ((rc = http_parse_response(c->in.data, c->in.len, NULL, &h)) == HTTP_PARSE_INCOMPLETE)
+        assert_true(client_fill(c) > 0);
+    assert_true(rc > 0);
+    *status = h.status;
+    *keep_alive = h.framing.keep_alive;
+    buf_consume(&c->in, (size_t)rc);
+    assert_true(h.framing.content_length >= 0);
+    size_t want = (size_t)h.framing.content_length;
+    while (c->in.len < want)
+        assert_true(client_fill(c) > 0);
+    buf_append(body, c->in.data, want);
+    buf_consume(&c->in, want);
+}
+
+/*
+ * An answer larger than the socket takes at once: what is not sent at once is queued, the
+ * whole body arrives intact, and what follows it (a pipelined answer, or the close asked for
+ * by "Connection: close") comes only after its last byte.
+ */
+static void test_answer_larger_than_the_socket_takes(void **state)
+{
+    struct buf body = BUF_INIT;
+    struct client c;
+    struct resp r;
+    int status;
+    bool keep_alive;
+
+    start_server(NULL);
+    for (int close_it = 0; close_it < 2; close_it++) {
+        /* a small window: the server's socket fills long before the body is out */
+        client_open_rcvbuf(&c, 4096);
+        if (close_it)
+            client_send(&c, "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        else
+            client_send(&c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
+                            "GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+        usleep(100 * 1000); /* the answer meets a full socket */
+        buf_reset(&body);
+        client_read_big(&c, &status, &keep_alive, &body);
+        assert_int_equal(status, 200);
+        assert_int_equal(body.len, BIG_BODY);
+        for (size_t i = 0; i < BIG_BODY; i++)
+            if (body.data[i] != big_byte(i))
+                fail_msg("byte %zu of the body differs", i);
+        if (close_it) {
+            assert_false(keep_alive);
+            client_expect_close(&c);
+        } else {
+            client_read(&c, &r, false);
+            assert_non_null(strstr(r.body, "GET /after"));
+        }
+        client_close(&c);
+    }
+    buf_free(&body);
 }
 
 static void test_content_length_body(void **state)
@@ -938,6 +1023,7 @@ int main(void)
         T(test_pipelining_after_later_answer),
         T(test_pipelining_backpressure_resumes),
         T(test_content_length_body),
+        T(test_answer_larger_than_the_socket_takes),
         T(test_chunked_body),
         T(test_expect_continue),
         T(test_bad_requests),
