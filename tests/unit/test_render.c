@@ -200,14 +200,14 @@ static void test_render_check_status_names(void **state)
 static void test_render_check_hides_definition_secrets(void **state)
 {
     struct fixture *f = *state;
-    struct reg_check *c = reg_check_get(f->node, "service:web1");
+    /* A copy of the stored check with its own definition: the state's is shared, read-only. */
+    struct reg_check t = *reg_check_get(f->node, "service:web1"), *c = &t;
     const char *def = "{\"HTTP\":\"https://ops:hunter2@10.0.0.5:3000/health?at=@x\","
                       "\"Header\":{\"Authorization\":[\"Bearer s3cret\"]},"
                       "\"Method\":\"POST\",\"Body\":\"token=s3cret\","
                       "\"ScriptArgs\":[\"probe\",\"--password=s3cret\"],\"TCP\":\"\"}";
     struct buf b = BUF_INIT;
 
-    json_decref(c->definition);
     c->definition = json_loads(def, 0, NULL);
     json_t *full = reg_render_check(c, true);
     json_append(&b, json_object_get(full, "Definition"), false);
@@ -230,6 +230,7 @@ static void test_render_check_hides_definition_secrets(void **state)
         json_string_value(json_object_get(json_object_get(v, "Definition"), "HTTP")),
         "http://ops@10.0.0.5/h?q=a:b@c");
     json_decref(v);
+    json_decref(c->definition);
     buf_free(&b);
 }
 

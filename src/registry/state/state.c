@@ -63,10 +63,15 @@ void reg_service_clear(struct reg_service *s)
     memset(s, 0, sizeof(*s));
 }
 
-void reg_service_free(struct reg_service *s)
+/* Frees a stored service: its strings, and its holds on interned JSON. */
+static void service_free(struct reg_state *st, struct reg_service *s)
 {
-    if (!s)
-        return;
+    json_t **json[] = {&s->meta, &s->tagged_addresses, &s->proxy, &s->connect};
+
+    for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
+        reg_json_release(&st->json_pool, *json[i]);
+        *json[i] = NULL;
+    }
     reg_service_clear(s);
     free(s);
 }
@@ -83,19 +88,20 @@ void reg_check_clear(struct reg_check *c)
     memset(c, 0, sizeof(*c));
 }
 
-void reg_check_free(struct reg_check *c)
+/* Frees a stored check: its strings, and its hold on its interned Definition. */
+static void check_free(struct reg_state *st, struct reg_check *c)
 {
-    if (!c)
-        return;
+    reg_json_release(&st->json_pool, c->definition);
+    c->definition = NULL;
     reg_check_clear(c);
     free(c);
 }
 
-static void node_free(struct reg_node *n)
+static void node_free(struct reg_state *st, struct reg_node *n)
 {
-    smap_foreach(&n->services, e) reg_service_free(e->val);
+    smap_foreach(&n->services, e) service_free(st, e->val);
     smap_free(&n->services);
-    smap_foreach(&n->checks, e) reg_check_free(e->val);
+    smap_foreach(&n->checks, e) check_free(st, e->val);
     smap_free(&n->checks);
     free(n->name);
     free(n->id);
@@ -116,8 +122,9 @@ static void kv_free(struct reg_kv *kv)
 
 void reg_state_free(struct reg_state *st)
 {
-    smap_foreach(&st->nodes, e) node_free(e->val);
+    smap_foreach(&st->nodes, e) node_free(st, e->val);
     smap_free(&st->nodes);
+    reg_json_pool_free(&st->json_pool);
     smap_foreach(&st->kv, e) kv_free(e->val);
     smap_free(&st->kv);
     smap_free(&st->kv_tombstones);
@@ -129,12 +136,18 @@ void reg_state_free(struct reg_state *st)
     reg_query_state_free(st);
 }
 
-static json_t *json_copy_or_empty(const json_t *v)
+/* The pool's value equal to v, or to {} when v is NULL. */
+static json_t *intern_or_empty(struct reg_state *st, const json_t *v)
 {
-    return v ? json_deep_copy(v) : json_object();
+    json_t *empty = v ? NULL : json_object();
+    json_t *shared = reg_json_intern(&st->json_pool, v ? v : empty);
+
+    json_decref(empty);
+    return shared;
 }
 
-struct reg_service *reg_service_copy(const struct reg_service *t)
+/* A stored copy of the template t: strings copied, JSON interned. */
+static struct reg_service *service_copy(struct reg_state *st, const struct reg_service *t)
 {
     struct reg_service *s = xcalloc(1, sizeof(*s));
 
@@ -146,20 +159,21 @@ struct reg_service *reg_service_copy(const struct reg_service *t)
         s->tags[i] = xstrdup(t->tags[i]);
     s->address = xstrdup(t->address ? t->address : "");
     s->port = t->port;
-    s->meta = json_copy_or_empty(t->meta);
-    s->tagged_addresses = t->tagged_addresses ? json_deep_copy(t->tagged_addresses) : NULL;
+    s->meta = intern_or_empty(st, t->meta);
+    s->tagged_addresses = reg_json_intern(&st->json_pool, t->tagged_addresses);
     s->weight_passing = t->weight_passing ? t->weight_passing : 1;
     s->weight_warning = t->weight_warning ? t->weight_warning : 1;
     s->enable_tag_override = t->enable_tag_override;
     s->kind = xstrdup(t->kind ? t->kind : "");
-    s->proxy = t->proxy ? json_deep_copy(t->proxy) : NULL;
-    s->connect = t->connect ? json_deep_copy(t->connect) : NULL;
+    s->proxy = reg_json_intern(&st->json_pool, t->proxy);
+    s->connect = reg_json_intern(&st->json_pool, t->connect);
     s->create_index = t->create_index;
     s->modify_index = t->modify_index;
     return s;
 }
 
-struct reg_check *reg_check_copy(const struct reg_check *t)
+/* A stored copy of the template t: strings copied, the Definition interned. */
+static struct reg_check *check_copy(struct reg_state *st, const struct reg_check *t)
 {
     struct reg_check *c = xcalloc(1, sizeof(*c));
 
@@ -170,7 +184,7 @@ struct reg_check *reg_check_copy(const struct reg_check *t)
     c->output = xstrdup(t->output ? t->output : "");
     c->service_id = xstrdup(t->service_id ? t->service_id : "");
     c->type = xstrdup(t->type ? t->type : "");
-    c->definition = json_copy_or_empty(t->definition);
+    c->definition = intern_or_empty(st, t->definition);
     c->interval_ns = t->interval_ns;
     c->timeout_ns = t->timeout_ns;
     c->create_index = t->create_index;
@@ -190,7 +204,7 @@ static bool json_same(const json_t *a, const json_t *b)
     return json_equal(a, b);
 }
 
-/* A template's weight of 0 means the default, 1, as reg_service_copy stores it. */
+/* A template's weight of 0 means the default, 1, as service_copy stores it. */
 static int weight_or_one(int w)
 {
     return w ? w : 1;
@@ -364,7 +378,7 @@ bool reg_state_node_remove(struct reg_state *st, const char *name, uint64_t inde
     free(key);
     if (n) {
         reg_index_node_gone(st, n, index);
-        node_free(n);
+        node_free(st, n);
     }
     return n != NULL;
 }
@@ -387,7 +401,7 @@ uint64_t reg_node_delete(struct reg_state *st, const char *name)
 void reg_state_service_put(struct reg_state *st, struct reg_node *node, const struct reg_service *t,
                            uint64_t index)
 {
-    struct reg_service *s = reg_service_copy(t);
+    struct reg_service *s = service_copy(st, t);
     struct reg_service *old = smap_get(&node->services, s->id);
 
     s->node = node;
@@ -399,7 +413,8 @@ void reg_state_service_put(struct reg_state *st, struct reg_node *node, const st
             reg_index_instance_drop(st, old->name, index);
     }
     smap_put(&node->services, s->id, s);
-    reg_service_free(old);
+    if (old)
+        service_free(st, old);
     if (index > st->services_index)
         st->services_index = index;
     reg_index_service(st, node, s->name, index);
@@ -432,14 +447,14 @@ bool reg_state_service_remove(struct reg_state *st, struct reg_node *node, const
         struct reg_check *c = node->checks.v[i].val;
         if (strcmp(c->service_id, id) == 0) {
             reg_index_check(st, node, id, index);
-            reg_check_free(smap_del_at(&node->checks, i));
+            check_free(st, smap_del_at(&node->checks, i));
         } else {
             i++;
         }
     }
     reg_index_service(st, node, s->name, index);
     reg_index_instance_drop(st, s->name, index);
-    reg_service_free(smap_del(&node->services, id));
+    service_free(st, smap_del(&node->services, id));
     return true;
 }
 
@@ -462,7 +477,7 @@ uint64_t reg_service_delete(struct reg_state *st, struct reg_node *node, const c
 void reg_state_check_put(struct reg_state *st, struct reg_node *node, const struct reg_check *t,
                          uint64_t index)
 {
-    struct reg_check *c = reg_check_copy(t);
+    struct reg_check *c = check_copy(st, t);
     struct reg_check *old = smap_get(&node->checks, c->id);
 
     c->node = node;
@@ -472,7 +487,8 @@ void reg_state_check_put(struct reg_state *st, struct reg_node *node, const stru
     if (old && strcmp(old->service_id, c->service_id) != 0)
         reg_index_check(st, node, old->service_id, index);
     smap_put(&node->checks, c->id, c);
-    reg_check_free(old);
+    if (old)
+        check_free(st, old);
     reg_index_check(st, node, c->service_id, index);
 }
 
@@ -484,7 +500,7 @@ bool reg_state_check_remove(struct reg_state *st, struct reg_node *node, const c
     if (!c)
         return false;
     reg_index_check(st, node, c->service_id, index);
-    reg_check_free(smap_del(&node->checks, id));
+    check_free(st, smap_del(&node->checks, id));
     return true;
 }
 

@@ -20,6 +20,7 @@
 
 #include "lib/err.h"
 #include "lib/smap.h"
+#include "registry/state/state_intern.h"
 
 enum reg_table {
     REG_TABLE_CATALOG = 0, /* nodes, services, checks */
@@ -67,13 +68,15 @@ struct reg_service {
     size_t ntags;
     char *address;
     int port;
-    json_t *meta;             /* object of strings, owned */
-    json_t *tagged_addresses; /* object {name: {Address, Port}}, owned, may be NULL */
+    /* The JSON members are owned by a template; in the state they are interned (shared with
+     * every equal value, state_intern.h) and must not be changed in place. */
+    json_t *meta;             /* object of strings */
+    json_t *tagged_addresses; /* object {name: {Address, Port}}, may be NULL */
     int weight_passing;
     int weight_warning;
     bool enable_tag_override;
     char *kind;    /* "" for typical services */
-    json_t *proxy; /* opaque, owned, may be NULL */
+    json_t *proxy; /* opaque, may be NULL */
     json_t *connect;
     uint64_t create_index;
     uint64_t modify_index;
@@ -88,7 +91,7 @@ struct reg_check {
     char *output;
     char *service_id;   /* "" for node checks */
     char *type;         /* "http", "tcp", "ttl", "script", "" */
-    json_t *definition; /* Consul's Definition object, owned */
+    json_t *definition; /* Consul's Definition object: owned by a template, interned in the state */
     int64_t interval_ns;
     int64_t timeout_ns;
     uint64_t create_index;
@@ -155,6 +158,7 @@ struct reg_state {
     void *journal_data;
     reg_change_cb on_change;
     void *change_data;
+    struct reg_json_pool json_pool; /* the services' and checks' JSON members (state_intern.h) */
     /* ACLs (state_acl.c) */
     struct smap acl_tokens;   /* AccessorID -> struct reg_acl_token */
     struct smap acl_secrets;  /* SecretID -> struct reg_acl_token (same objects, borrowed) */

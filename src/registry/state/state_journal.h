@@ -24,12 +24,6 @@ json_t *reg_journal_kv_delete(const char *key, bool tree, uint64_t index);
 json_t *reg_journal_session(const struct reg_session *s, uint64_t index);
 json_t *reg_journal_session_delete(const char *id, uint64_t index);
 
-/* Entity helpers shared by state.c and state_journal.c. */
-struct reg_service *reg_service_copy(const struct reg_service *t);
-struct reg_check *reg_check_copy(const struct reg_check *t);
-void reg_service_free(struct reg_service *s);
-void reg_check_free(struct reg_check *c);
-
 /* Raw mutations at a given index, without journal or notification (used by replay). */
 struct reg_node *reg_state_node_put(struct reg_state *st, const struct reg_node_fields *f,
                                     uint64_t index, bool *changed);
