@@ -15,7 +15,9 @@
  * while any worker still uses it.
  *
  * Counters follow HAProxy's stats columns (docs/lb-stats.md) so /stats;csv can be produced from
- * them directly. All counters are monotonic 64-bit atomics updated with relaxed ordering.
+ * them directly. All counters are monotonic 64-bit atomics with relaxed ordering. Those every
+ * proxied request moves are kept per worker (struct lb_shard): a request then costs no atomic
+ * read-modify-write for its statistics and writes no cache line that another worker writes.
  */
 #ifndef MESH_LB_LB_H
 #define MESH_LB_LB_H
@@ -40,15 +42,36 @@ static inline uint64_t lb_read(const lb_counter *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Traffic counters common to frontends, backends and servers (HAProxy names). */
+/*
+ * An add to a counter that one thread alone writes (a worker's shard): a load and a store, no
+ * locked instruction. Readers on other threads see either value, never a torn one.
+ */
+static inline void lb_shard_add(lb_counter *c, uint64_t n)
+{
+    atomic_store_explicit(c, lb_read(c) + n, memory_order_relaxed);
+}
+
+/*
+ * One worker's part of a counter set: what each proxied request counts. Only the worker
+ * writes it (lb_shard_add, lb_times_record); the stats add the parts up (lb_counters_sum).
+ * Each part starts on a cache line of its own.
+ */
+struct lb_shard {
+    _Alignas(64) lb_counter bin; /* bytes in (from clients, or to the server for servers) */
+    lb_counter bout;             /* bytes out */
+    lb_counter req_tot;          /* HTTP requests */
+    lb_counter hrsp[6];          /* responses by class: [1]..[5] = 1xx..5xx, [0] = other */
+    struct lb_times times;       /* backends and servers: their requests' phases */
+};
+
+/*
+ * Traffic counters common to frontends, backends and servers (HAProxy names): the shared ones
+ * here, the per-request ones in one shard per worker.
+ */
 struct lb_counters {
     lb_counter scur;       /* current sessions (connections / requests in flight) */
     lb_counter smax;       /* max of scur (updated with a CAS loop by lb_scur_inc) */
     lb_counter stot;       /* total sessions */
-    lb_counter bin;        /* bytes in (from clients, or to the server for servers) */
-    lb_counter bout;       /* bytes out */
-    lb_counter req_tot;    /* HTTP requests */
-    lb_counter hrsp[6];    /* responses by class: [1]..[5] = 1xx..5xx, [0] = other */
     lb_counter ereq;       /* request errors (frontend) */
     lb_counter econ;       /* connection errors (server) */
     lb_counter eresp;      /* response errors (server) */
@@ -61,7 +84,34 @@ struct lb_counters {
     lb_counter tunnel_tot;
     lb_counter rate_last; /* requests in the last full second (updated by the control thread) */
     lb_counter rate_max;
+    struct lb_shard *shard; /* owned: lb_nshards() of them, [worker] written by that worker */
 };
+
+/* The shards of a counter set added up, with the phases of its requests. */
+struct lb_totals {
+    uint64_t bin, bout, req_tot, hrsp[6];
+    struct lb_times_total times;
+};
+
+/*
+ * How many workers count apart: every counter set has this many shards. Set once, before the
+ * first counter set is made (the worker count is fixed for the process's life); 1 until then.
+ */
+void lb_shards_init(unsigned workers);
+unsigned lb_nshards(void);
+
+/* Zeroes c and gives it its shards; lb_counters_close frees them. */
+void lb_counters_init(struct lb_counters *c);
+void lb_counters_close(struct lb_counters *c);
+
+/* The shard worker (0 .. lb_nshards() - 1) writes. */
+static inline struct lb_shard *lb_shard_of(struct lb_counters *c, unsigned worker)
+{
+    return &c->shard[worker];
+}
+
+/* Adds up c's shards (any thread; each value is as recent as the read of it). */
+void lb_counters_sum(const struct lb_counters *c, struct lb_totals *out);
 
 /* scur++ and keep smax up to date. */
 void lb_scur_inc(struct lb_counters *c);
@@ -98,7 +148,6 @@ struct lb_server {
     lb_counter chkfail, chkdown;
     /* passive ejection: consecutive failures seen by workers */
     _Atomic int consecutive_errors;
-    struct lb_times times; /* queue / connect / response / total of its requests */
 };
 
 /* Creates a server with one reference. host must be numeric. Returns NULL on a bad address. */
@@ -154,7 +203,6 @@ struct lb_backend {
     _Atomic uint64_t generation; /* of current: workers compare before locking */
     struct lb_counters c;
     lb_counter qcur, qmax;
-    struct lb_times times;   /* of every request of the backend */
     _Atomic int registry_ok; /* 0 when the registry is unreachable (last known set in use) */
     _Atomic uint64_t last_change_ms;
 };

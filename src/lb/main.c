@@ -172,6 +172,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static void backend_init(struct lb_backend *b, const struct lb_config *cfg)
 {
     memset(b, 0, sizeof(*b));
+    lb_counters_init(&b->c);
     b->name = cfg->backend_name;
     b->balance = cfg->balance;
     pthread_mutex_init(&b->lock, NULL);
@@ -223,6 +224,9 @@ int lb_main(int argc, char **argv)
     set_log_level(ctl->cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&ctl->loop);
+    /* before the first counter set: the worker count holds until exit (see lb_reload) */
+    lb_shards_init((unsigned)(ctl->cfg.workers >= 1 ? ctl->cfg.workers : 1));
+    lb_counters_init(&ctl->frontend);
     backend_init(&ctl->backend, &ctl->cfg);
     uv_signal_init(&ctl->loop, &ctl->sig_term);
     uv_signal_init(&ctl->loop, &ctl->sig_int);
@@ -247,6 +251,8 @@ int lb_main(int argc, char **argv)
         unlink(ctl->cfg.pid_file);
     lb_backend_publish(&ctl->backend, NULL);
     pthread_mutex_destroy(&ctl->backend.lock);
+    lb_counters_close(&ctl->backend.c);
+    lb_counters_close(&ctl->frontend);
     if (status == 0)
         log_info("stopped");
     lb_config_free(&ctl->cfg);

@@ -142,10 +142,16 @@ static uint64_t ns_to_ms(int64_t ns)
     return ns <= 0 ? 0 : (uint64_t)((ns + 999999) / 1000000);
 }
 
-static void count_status(struct lb_counters *c, int status)
+/* The part of counter set c this proxy's worker writes (lb.h: struct lb_shard). */
+static struct lb_shard *mine(const struct lb_proxy *px, struct lb_counters *c)
+{
+    return lb_shard_of(c, px->worker);
+}
+
+static void count_status(struct lb_proxy *px, struct lb_counters *c, int status)
 {
     int cls = status / 100;
-    lb_count(&c->hrsp[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    lb_shard_add(&mine(px, c)->hrsp[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
 static void note_qmax(lb_counter *qcur, lb_counter *qmax)
@@ -522,8 +528,8 @@ static void up_read(struct lb_upconn *u, ssize_t nread)
     }
     c->rsp.len += (size_t)nread;
     c->rsp_bytes += (uint64_t)nread;
-    lb_count(&c->srv->c.bout, (uint64_t)nread);
-    lb_count(&c->px->backend->c.bout, (uint64_t)nread);
+    lb_shard_add(&mine(c->px, &c->srv->c)->bout, (uint64_t)nread);
+    lb_shard_add(&mine(c->px, &c->px->backend->c)->bout, (uint64_t)nread);
     up_timer(c, c->px->cfg->timeout_server_ns);
     rsp_pump(c);
 }
@@ -586,8 +592,8 @@ static void req_pump(struct lb_client *c)
         c->req_done = done;
         if (done && !c->cli_write_busy)
             deadline_clear(&c->timer); /* the client owes nothing until the response is out */
-        lb_count(&c->srv->c.bin, total);
-        lb_count(&px->backend->c.bin, total);
+        lb_shard_add(&mine(px, &c->srv->c)->bin, total);
+        lb_shard_add(&mine(px, &px->backend->c)->bin, total);
         int r = up_send(c, bufs, nb);
         if (r < 0) {
             upstream_eof(c);
@@ -640,7 +646,7 @@ static void connect_server(struct lb_client *c)
     c->t_connect = loop_now_ns(px);
     if (!c->t_slot)
         c->t_slot = c->t_connect; /* the end of the queue time; a retry does not move it */
-    lb_count(&c->srv->c.req_tot, 1);
+    lb_shard_add(&mine(px, &c->srv->c)->req_tot, 1);
     c->up = lb_pool_get(&px->pool, c->srv, c);
     if (c->up) {
         upstream_ready(c);
@@ -744,7 +750,7 @@ static void dispatch(struct lb_client *c, struct lb_server *avoid)
 
     if (!c->in_backend) {
         lb_scur_inc(&px->backend->c);
-        lb_count(&px->backend->c.req_tot, 1);
+        lb_shard_add(&mine(px, &px->backend->c)->req_tot, 1);
         c->in_backend = true;
     }
     if (c->srv) {
@@ -811,9 +817,9 @@ static void response_head(struct lb_client *c, const struct http_response_head *
     c->rsp_head_done = true;
     c->t_rsp_head = loop_now_ns(px);
     c->rsp_done = c->rsp_mode == BODY_NONE;
-    count_status(px->fe, res->status);
-    count_status(&px->backend->c, res->status);
-    count_status(&c->srv->c, res->status);
+    count_status(px, px->fe, res->status);
+    count_status(px, &px->backend->c, res->status);
+    count_status(px, &c->srv->c, res->status);
     if (res->status >= 500)
         note_failure(px, c->srv);
     else
@@ -840,9 +846,9 @@ static void tunnel_start(struct lb_client *c, const struct http_response_head *r
     c->rsp_mode = c->req_mode = BODY_UNTIL_CLOSE;
     c->rsp_done = c->req_done = false;
     c->cli_keep = c->up_keep = false;
-    count_status(px->fe, res->status);
-    count_status(&px->backend->c, res->status);
-    count_status(&c->srv->c, res->status);
+    count_status(px, px->fe, res->status);
+    count_status(px, &px->backend->c, res->status);
+    count_status(px, &c->srv->c, res->status);
     note_success(c->srv);
     lb_count(&px->backend->c.tunnel_cur, 1);
     lb_count(&px->backend->c.tunnel_tot, 1);
@@ -979,7 +985,7 @@ static void rsp_pump(struct lb_client *c)
          * head counts, and its write may still be in flight over c->clihead). */
         c->rsp_started = true;
         c->clihead_pending = false;
-        lb_count(&px->fe->bout, total);
+        lb_shard_add(&mine(px, px->fe)->bout, total);
         int r = cli_send(c, bufs, nb);
         if (r < 0) {
             lb_count(&px->fe->cli_abrt, 1);
@@ -1040,8 +1046,8 @@ static void record_times(struct lb_client *c)
         [LB_PHASE_RESPONSE] = (c->t_rsp_head - c->t_ready) / 1000,
         [LB_PHASE_TOTAL] = (now - c->t_req) / 1000,
     }};
-    lb_times_record(&c->srv->times, &s);
-    lb_times_record(&c->px->backend->times, &s);
+    lb_times_record(&mine(c->px, &c->srv->c)->times, &s);
+    lb_times_record(&mine(c->px, &c->px->backend->c)->times, &s);
 }
 
 static void finish_request(struct lb_client *c)
@@ -1121,13 +1127,13 @@ static void send_error(struct lb_client *c, int status)
         if (!c->is_head)
             buf_append(b, page, len);
     }
-    count_status(px->fe, status);
+    count_status(px, px->fe, status);
     if (status >= 500)
-        count_status(&px->backend->c, status);
+        count_status(px, &px->backend->c, status);
     else
         lb_count(&px->fe->ereq, 1);
     leave_backend(c);
-    lb_count(&px->fe->bout, b->len);
+    lb_shard_add(&mine(px, px->fe)->bout, b->len);
     update_reading(c);
     uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
     int r = cli_send(c, &buf, 1);
@@ -1169,7 +1175,7 @@ static void parse_request(struct lb_client *c)
             send_error(c, 431);
         return;
     }
-    lb_count(&px->fe->req_tot, 1);
+    lb_shard_add(&mine(px, px->fe)->req_tot, 1);
     if (r == HTTP_PARSE_TOO_LARGE) {
         send_error(c, 431);
         return;
@@ -1248,7 +1254,7 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         bool head_begins = c->state == CS_HEAD && c->in.len == 0;
         c->in.len += (size_t)nread;
         c->in.data[c->in.len] = '\0';
-        lb_count(&px->fe->bin, (uint64_t)nread);
+        lb_shard_add(&mine(px, px->fe)->bin, (uint64_t)nread);
         client_process(c);
         /* Part of a head came: it has timeout_http_request to complete. A whole head was
          * parsed already, without moving the keep-alive deadline earlier and back. */

@@ -28,7 +28,8 @@ struct lb_proxy {
     const struct lb_config *cfg; /* borrowed */
     struct lb_backend *backend;  /* borrowed */
     struct lb_counters *fe;      /* frontend counters, borrowed */
-    const char *page503;         /* whole response or HTML body (see lb_proxy_init), borrowed */
+    unsigned worker;     /* the shard of every counter set this proxy writes (lb.h); 0 by default */
+    const char *page503; /* whole response or HTML body (see lb_proxy_init), borrowed */
     size_t page503_len;
     struct lb_picker picker;
     struct lb_pool pool;

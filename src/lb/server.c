@@ -56,6 +56,7 @@ struct lb_server *lb_server_new(const char *id, const char *name, const char *ho
     atomic_init(&s->state, LB_SRV_UP);
     atomic_init(&s->last_change_ms, wall_ms());
     snprintf(s->check_status, sizeof(s->check_status), "INI");
+    lb_counters_init(&s->c);
     return s;
 }
 
@@ -69,6 +70,7 @@ void lb_server_unref(struct lb_server *s)
 {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    lb_counters_close(&s->c);
     free(s->id);
     free(s->name);
     free(s->host);

@@ -73,12 +73,20 @@ static uint64_t prev_req_of(const struct lb_stats *s, const struct lb_server *sr
     return 0;
 }
 
+static uint64_t requests(const struct lb_counters *c)
+{
+    struct lb_totals t;
+
+    lb_counters_sum(c, &t);
+    return t.req_tot;
+}
+
 /* Remembers the current request counts; with update, stores the rates since the last call. */
 static void rate_sample(struct lb_stats *s, bool update)
 {
     struct lb_server_set *set = lb_backend_acquire(s->b);
     uint64_t *req = set ? xcalloc(set->n ? set->n : 1, sizeof(*req)) : NULL;
-    uint64_t fe = lb_read(&s->fe->req_tot), be = lb_read(&s->b->c.req_tot);
+    uint64_t fe = requests(s->fe), be = requests(&s->b->c);
 
     if (update) {
         store_rate(s->fe, s->fe_prev, fe);
@@ -88,7 +96,7 @@ static void rate_sample(struct lb_stats *s, bool update)
     s->be_prev = be;
     for (size_t i = 0; set && i < set->n; i++) {
         struct lb_server *srv = set->v[i];
-        req[i] = lb_read(&srv->c.req_tot);
+        req[i] = requests(&srv->c);
         if (update)
             store_rate(&srv->c, prev_req_of(s, srv, i), req[i]);
     }

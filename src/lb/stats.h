@@ -172,8 +172,9 @@ enum lb_stat_type { LB_STAT_FRONTEND = 0, LB_STAT_BACKEND = 1, LB_STAT_SERVER = 
 
 struct lb_stat_row {
     enum lb_stat_type type;
-    const struct lb_server *srv;  /* servers only */
-    const struct lb_times *times; /* backends and servers: histograms for Prometheus */
+    const struct lb_server *srv; /* servers only */
+    struct lb_times_total times; /* backends and servers: histograms for Prometheus */
+    bool has_times;
     struct lb_stat_field f[LB_ST_NFIELDS];
     char addr[80]; /* "host:port" for LB_ST_ADDR */
 };

@@ -165,24 +165,25 @@ static void set_s(struct lb_stat_row *r, enum lb_stat_col c, const char *s)
     r->f[c] = (struct lb_stat_field){.kind = LB_STAT_STR, .s = s};
 }
 
-/* Columns every row type fills from a struct lb_counters. */
-static void fill_traffic(struct lb_stat_row *r, const struct lb_counters *c)
+/* Columns every row type fills from a struct lb_counters and its shards' totals. */
+static void fill_traffic(struct lb_stat_row *r, const struct lb_counters *c,
+                         const struct lb_totals *t)
 {
     set_u(r, LB_ST_SCUR, lb_read(&c->scur));
     set_u(r, LB_ST_SMAX, lb_read(&c->smax));
     set_u(r, LB_ST_STOT, lb_read(&c->stot));
-    set_u(r, LB_ST_BIN, lb_read(&c->bin));
-    set_u(r, LB_ST_BOUT, lb_read(&c->bout));
+    set_u(r, LB_ST_BIN, t->bin);
+    set_u(r, LB_ST_BOUT, t->bout);
     set_u(r, LB_ST_DRESP, 0);
     set_u(r, LB_ST_PID, 1);
     set_u(r, LB_ST_RATE, lb_read(&c->rate_last));
     set_u(r, LB_ST_RATE_MAX, lb_read(&c->rate_max));
-    set_u(r, LB_ST_HRSP_1XX, lb_read(&c->hrsp[1]));
-    set_u(r, LB_ST_HRSP_2XX, lb_read(&c->hrsp[2]));
-    set_u(r, LB_ST_HRSP_3XX, lb_read(&c->hrsp[3]));
-    set_u(r, LB_ST_HRSP_4XX, lb_read(&c->hrsp[4]));
-    set_u(r, LB_ST_HRSP_5XX, lb_read(&c->hrsp[5]));
-    set_u(r, LB_ST_HRSP_OTHER, lb_read(&c->hrsp[0]));
+    set_u(r, LB_ST_HRSP_1XX, t->hrsp[1]);
+    set_u(r, LB_ST_HRSP_2XX, t->hrsp[2]);
+    set_u(r, LB_ST_HRSP_3XX, t->hrsp[3]);
+    set_u(r, LB_ST_HRSP_4XX, t->hrsp[4]);
+    set_u(r, LB_ST_HRSP_5XX, t->hrsp[5]);
+    set_u(r, LB_ST_HRSP_OTHER, t->hrsp[0]);
     set_s(r, LB_ST_MODE, "http");
     set_u(r, LB_ST_WREW, 0);
     set_u(r, LB_ST_EINT, 0);
@@ -208,17 +209,18 @@ static void fill_upstream(struct lb_stat_row *r, const struct lb_counters *c, ui
 }
 
 /* qtime..ttime (HAProxy's averages over the last 1,024 requests) and their maxima, in ms. */
-static void fill_times(struct lb_stat_row *r, const struct lb_times *t)
+static void fill_times(struct lb_stat_row *r, const struct lb_times_total *t)
 {
     static const enum lb_stat_col avg[LB_PHASES] = {LB_ST_QTIME, LB_ST_CTIME, LB_ST_RTIME,
                                                     LB_ST_TTIME};
     static const enum lb_stat_col max[LB_PHASES] = {LB_ST_QTIME_MAX, LB_ST_CTIME_MAX,
                                                     LB_ST_RTIME_MAX, LB_ST_TTIME_MAX};
 
-    r->times = t;
+    r->times = *t;
+    r->has_times = true;
     for (int p = 0; p < LB_PHASES; p++) {
-        set_u(r, avg[p], (lb_times_avg_us(t, (enum lb_phase)p) + 500) / 1000);
-        set_u(r, max[p], (atomic_load_explicit(&t->max_us[p], memory_order_relaxed) + 500) / 1000);
+        set_u(r, avg[p], (lb_times_total_avg_us(t, (enum lb_phase)p) + 500) / 1000);
+        set_u(r, max[p], (t->max_us[p] + 500) / 1000);
     }
 }
 
@@ -230,9 +232,11 @@ static uint64_t seconds_since(uint64_t now_ms, uint64_t then_ms)
 static void fill_frontend(struct lb_stat_row *r, const struct lb_stats_view *v)
 {
     const struct lb_counters *c = v->fe;
+    struct lb_totals t;
 
+    lb_counters_sum(c, &t);
     r->type = LB_STAT_FRONTEND;
-    fill_traffic(r, c);
+    fill_traffic(r, c, &t);
     set_s(r, LB_ST_PXNAME, LB_STATS_FRONTEND_NAME);
     set_s(r, LB_ST_SVNAME, "FRONTEND");
     if (v->cfg->maxconn > 0)
@@ -246,7 +250,7 @@ static void fill_frontend(struct lb_stat_row *r, const struct lb_stats_view *v)
     set_u(r, LB_ST_RATE_LIM, 0);
     set_u(r, LB_ST_REQ_RATE, lb_read(&c->rate_last));
     set_u(r, LB_ST_REQ_RATE_MAX, lb_read(&c->rate_max));
-    set_u(r, LB_ST_REQ_TOT, lb_read(&c->req_tot));
+    set_u(r, LB_ST_REQ_TOT, t.req_tot);
     for (int i = LB_ST_COMP_IN; i <= LB_ST_COMP_RSP; i++)
         set_u(r, (enum lb_stat_col)i, 0);
     set_u(r, LB_ST_CONN_RATE, lb_read(&c->rate_last));
@@ -315,12 +319,14 @@ static void fill_server(struct lb_stat_row *r, const struct lb_stats_view *v,
     int weight = atomic_load(&s->weight);
     uint64_t since = atomic_load(&s->last_change_ms);
     uint64_t down_ms = atomic_load(&s->downtime_ms);
+    struct lb_totals t;
 
+    lb_counters_sum(&s->c, &t);
     r->type = LB_STAT_SERVER;
     r->srv = s;
-    fill_traffic(r, &s->c);
+    fill_traffic(r, &s->c, &t);
     fill_upstream(r, &s->c, lb_read(&s->qcur), lb_read(&s->qmax));
-    fill_times(r, &s->times);
+    fill_times(r, &t.times);
     set_s(r, LB_ST_PXNAME, v->b->name);
     set_s(r, LB_ST_SVNAME, s->name);
     if (s->maxconn > 0)
@@ -362,11 +368,13 @@ static void fill_backend(struct lb_stat_row *r, const struct lb_stats_view *v)
     struct lb_backend *b = v->b;
     uint64_t weight = 0, act = 0, chkdown = 0;
     uint64_t changed = atomic_load(&b->last_change_ms);
+    struct lb_totals t;
 
+    lb_counters_sum(&b->c, &t);
     r->type = LB_STAT_BACKEND;
-    fill_traffic(r, &b->c);
+    fill_traffic(r, &b->c, &t);
     fill_upstream(r, &b->c, lb_read(&b->qcur), lb_read(&b->qmax));
-    fill_times(r, &b->times);
+    fill_times(r, &t.times);
     for (size_t i = 0; v->set && i < v->set->n; i++) {
         const struct lb_server *s = v->set->v[i];
         chkdown += lb_read(&s->chkdown);
@@ -386,7 +394,7 @@ static void fill_backend(struct lb_stat_row *r, const struct lb_stats_view *v)
     if (changed)
         set_u(r, LB_ST_LASTCHG, seconds_since(v->now_ms, changed));
     set_u(r, LB_ST_TYPE, LB_STAT_BACKEND);
-    set_u(r, LB_ST_REQ_TOT, lb_read(&b->c.req_tot));
+    set_u(r, LB_ST_REQ_TOT, t.req_tot);
     for (int i = LB_ST_COMP_IN; i <= LB_ST_COMP_RSP; i++)
         set_u(r, (enum lb_stat_col)i, 0);
     set_s(r, LB_ST_ALGO, balance_name(b->balance));
@@ -700,7 +708,7 @@ static const struct pm_metric pm_histograms[LB_HIST_PHASES] = {
 static void pm_histogram(struct buf *out, const char *scope, const struct pm_metric *m,
                          const struct lb_stat_row *r, enum lb_phase p)
 {
-    const struct lb_times *t = r->times;
+    const struct lb_times_total *t = &r->times;
     struct pm_metric part = *m;
     char name[96], le[32];
     uint64_t cum = 0;
@@ -708,7 +716,7 @@ static void pm_histogram(struct buf *out, const char *scope, const struct pm_met
     snprintf(name, sizeof(name), "%s_bucket", m->name);
     part.name = name;
     for (int i = 0; i <= LB_HIST_BOUNDS; i++) {
-        cum += atomic_load_explicit(&t->hist[p][i], memory_order_relaxed);
+        cum += t->hist[p][i];
         if (i < LB_HIST_BOUNDS)
             snprintf(le, sizeof(le), "%g", (double)lb_hist_bounds_us[i] / 1e6);
         pm_name(out, scope, &part, r, "le", i < LB_HIST_BOUNDS ? le : "+Inf");
@@ -716,8 +724,7 @@ static void pm_histogram(struct buf *out, const char *scope, const struct pm_met
     }
     snprintf(name, sizeof(name), "%s_sum", m->name);
     pm_name(out, scope, &part, r, NULL, NULL);
-    buf_printf(out, "%.6f\n",
-               (double)atomic_load_explicit(&t->hist_sum_us[p], memory_order_relaxed) / 1e6);
+    buf_printf(out, "%.6f\n", (double)t->hist_sum_us[p] / 1e6);
     snprintf(name, sizeof(name), "%s_count", m->name);
     pm_name(out, scope, &part, r, NULL, NULL);
     buf_printf(out, "%" PRIu64 "\n", cum);
@@ -731,13 +738,13 @@ static void pm_histogram_families(struct buf *out, int t, const struct lb_stat_r
         const struct pm_metric *m = &pm_histograms[p];
         bool any = false;
         for (size_t i = 0; i < n && !any; i++)
-            any = (int)rows[i].type == t && rows[i].times;
+            any = (int)rows[i].type == t && rows[i].has_times;
         if (!any || !(m->scopes & (1u << t)))
             continue;
         buf_printf(out, "# HELP haproxy_%s_%s %s\n# TYPE haproxy_%s_%s %s\n", scope, m->name,
                    m->help, scope, m->name, m->type);
         for (size_t i = 0; i < n; i++)
-            if ((int)rows[i].type == t && rows[i].times)
+            if ((int)rows[i].type == t && rows[i].has_times)
                 pm_histogram(out, scope, m, &rows[i], (enum lb_phase)p);
     }
 }

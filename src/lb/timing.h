@@ -8,8 +8,10 @@
  *
  * Each phase keeps HAProxy's moving average over the last LB_TIME_SAMPLES requests (its
  * swrate: an exact mean until that many, then a sliding window) and the maximum; queue,
- * connect and response also go into a fixed-bucket histogram for Prometheus. Everything is a
- * relaxed atomic: workers record, the stats thread reads.
+ * connect and response also go into a fixed-bucket histogram for Prometheus.
+ *
+ * One thread records into a struct lb_times (each worker has its own, see struct lb_shard in
+ * lb.h) with relaxed loads and stores, and the stats thread adds several up (lb_times_add).
  */
 #ifndef MESH_LB_TIMING_H
 #define MESH_LB_TIMING_H
@@ -46,9 +48,26 @@ struct lb_time_sample {
     uint64_t us[LB_PHASES];
 };
 
-/* Records one request (any thread). */
+/* Records one request; t has a single writer (its worker). */
 void lb_times_record(struct lb_times *t, const struct lb_time_sample *s);
-/* The average of a phase over the last LB_TIME_SAMPLES requests, in microseconds; 0 before any. */
+
+/*
+ * Several workers' times together: averages over the union of their windows (the last
+ * LB_TIME_SAMPLES requests of each), the largest maxima, histograms added up.
+ */
+struct lb_times_total {
+    uint64_t window; /* requests the sums cover */
+    uint64_t sum_us[LB_PHASES];
+    uint64_t max_us[LB_PHASES];
+    uint64_t hist[LB_HIST_PHASES][LB_HIST_BOUNDS + 1];
+    uint64_t hist_sum_us[LB_HIST_PHASES];
+};
+
+/* Adds t (any thread) to *sum (zeroed before the first). */
+void lb_times_add(struct lb_times_total *sum, const struct lb_times *t);
+/* The average of a phase in microseconds, rounded up; 0 before any request. */
+uint64_t lb_times_total_avg_us(const struct lb_times_total *sum, enum lb_phase p);
+/* The average of one struct lb_times' phase over its last LB_TIME_SAMPLES requests. */
 uint64_t lb_times_avg_us(const struct lb_times *t, enum lb_phase p);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/bug.h"
 #include "lib/net.h"
 #include "lb/proxy.h"
 #include "lb/workers.h"
@@ -147,6 +148,7 @@ static int worker_init(struct lb_workers *all, int i, int fd, struct lb_backend 
     lb_proxy_init(&w->px, &w->loop, all->cfg, backend, frontend, all->page503, all->page503_len);
     w->px.data = w;
     w->px.on_idle = worker_finish;
+    w->px.worker = (unsigned)i; /* below lb_nshards(): lb_workers_start checked */
     uv_async_init(&w->loop, &w->async, worker_drain);
     w->async.data = w;
     uv_timer_init(&w->loop, &w->force);
@@ -192,6 +194,12 @@ int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
 
     all->cfg = cfg;
     all->n = n;
+    /* each worker counts into its own shard: lb_shards_init(cfg->workers) came first */
+    if (MESH_BUG_ON((unsigned)n > lb_nshards())) {
+        err_set(e, "%d workers but counters for %u", n, lb_nshards());
+        rc = -EINVAL;
+        goto err_after_alloc;
+    }
     if (cfg->errorfile_503 && cfg->errorfile_503[0]) {
         rc = read_errorfile(all, cfg->errorfile_503, e);
         if (rc < 0)

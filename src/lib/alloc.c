@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,19 @@ void *xcalloc(size_t count, size_t size)
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p)
         oom(count * size);
+    return p;
+}
+
+void *xcalloc_aligned(size_t count, size_t size, size_t align)
+{
+    size_t n = count * size;
+    void *p = NULL;
+
+    if (size && n / size != count)
+        oom(SIZE_MAX);
+    if (posix_memalign(&p, align, n ? n : 1) != 0)
+        oom(n);
+    memset(p, 0, n);
     return p;
 }
 

@@ -15,6 +15,11 @@
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
+/*
+ * count zeroed objects of size bytes at an address that is a multiple of align (a power of
+ * two, at least sizeof(void *)): per-thread data kept on cache lines of its own. free() it.
+ */
+void *xcalloc_aligned(size_t count, size_t size, size_t align);
 char *xstrdup(const char *s);
 /* Copies n bytes of s and NUL-terminates; s need not be terminated. */
 char *xstrndup(const char *s, size_t n);

@@ -115,6 +115,47 @@ def test_stats_csv_json_metrics_html_account_for_requests(backends, lb_factory):
     assert 'http-equiv="refresh"' in page.lower() or h.get("Refresh"), "no auto-refresh"
 
 
+def test_counts_of_two_workers_add_up_to_the_requests_sent(backends, lb_factory):
+    """Each worker counts its requests apart (per-worker shards, added up when the stats are
+    read): over 16 connections, which SO_REUSEPORT spreads over both workers, every page
+    shows exactly the requests the test sent."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs) + ["-check=false"], workers=2)
+    conns = [KeepAlive(lb.port) for _ in range(16)]
+    served = {}
+    try:
+        for _ in range(5):
+            for c in conns:
+                st, h, _ = c.request("GET", "/")
+                assert st == 200, st
+                by = h.get("x-served-by")
+                served[by] = served.get(by, 0) + 1
+    finally:
+        for c in conns:
+            c.close()
+    n = 16 * 5
+
+    def settled():
+        rows = lb.csv_rows()
+        fe = [r for r in rows if r["svname"] == "FRONTEND"]
+        return fe and num(fe[0], "req_tot") == n and rows
+
+    rows = wait_until(settled, 5, what=f"FRONTEND req_tot == {n}")
+    by_name = {r["svname"]: r for r in rows if r["pxname"] in ("http-in", "web")}
+    fe, be = by_name["FRONTEND"], by_name["BACKEND"]
+    assert num(fe, "hrsp_2xx") == n and num(be, "req_tot") == n and num(be, "hrsp_2xx") == n
+    for name, b in (("srv1", bs[0]), ("srv2", bs[1])):
+        assert num(by_name[name], "hrsp_2xx") == served[str(b.port)], (name, served)
+    assert sum(num(by_name[s], "hrsp_2xx") for s in ("srv1", "srv2")) == n
+
+    doc = json.loads(lb.stats_get(";json")[2])
+    fe_json = [r for r in doc if r.get("svname") == "FRONTEND"][0]
+    assert fe_json["req_tot"] == n, fe_json
+    metrics = lb.stats_get(path="/metrics")[2].decode()
+    assert metric(metrics, "haproxy_frontend_http_requests_total", proxy="http-in") == n
+    assert metric(metrics, "haproxy_backend_http_requests_total", proxy="web") == n
+
+
 def metric(text, name, **labels):
     """The value of one Prometheus sample, matched by name and exact labels."""
     for line in text.splitlines():

@@ -297,6 +297,8 @@ static void setup(void)
     g.srv = lb_server_new("fake", "srv1", "127.0.0.1", g.port, 1);
     g.backend.name = "web";
     pthread_mutex_init(&g.backend.lock, NULL);
+    lb_counters_init(&g.backend.c);
+    lb_counters_init(&g.fe);
     lb_backend_publish(&g.backend, lb_server_set_new(&g.srv, 1));
     g.cfg.bind_addr = "127.0.0.1";
     g.cfg.workers = 1;

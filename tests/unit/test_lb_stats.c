@@ -138,20 +138,24 @@ static struct reply *get(const char *target)
     return fetch("GET", target, "admin:secret", NULL);
 }
 
+/* v counted by two workers: a third by worker 1, the rest by worker 0. */
+static void shards_set(struct lb_counters *c, size_t offset, uint64_t v)
+{
+    atomic_store((lb_counter *)((char *)lb_shard_of(c, 0) + offset), v - v / 3);
+    atomic_store((lb_counter *)((char *)lb_shard_of(c, 1) + offset), v / 3);
+}
+
 static void counters_set(struct lb_counters *c, uint64_t base)
 {
     atomic_store(&c->scur, base + 1);
     atomic_store(&c->smax, base + 2);
     atomic_store(&c->stot, base + 3);
-    atomic_store(&c->bin, base + 4);
-    atomic_store(&c->bout, base + 5);
-    atomic_store(&c->req_tot, base + 3);
-    atomic_store(&c->hrsp[1], base + 6);
-    atomic_store(&c->hrsp[2], base + 7);
-    atomic_store(&c->hrsp[3], base + 8);
-    atomic_store(&c->hrsp[4], base + 9);
-    atomic_store(&c->hrsp[5], base + 10);
-    atomic_store(&c->hrsp[0], base + 11);
+    shards_set(c, offsetof(struct lb_shard, bin), base + 4);
+    shards_set(c, offsetof(struct lb_shard, bout), base + 5);
+    shards_set(c, offsetof(struct lb_shard, req_tot), base + 3);
+    for (int i = 0; i < 6; i++)
+        shards_set(c, offsetof(struct lb_shard, hrsp) + (size_t)i * sizeof(lb_counter),
+                   base + (i ? 5 + (uint64_t)i : 11));
     atomic_store(&c->ereq, base + 12);
     atomic_store(&c->econ, base + 13);
     atomic_store(&c->eresp, base + 14);
@@ -177,6 +181,9 @@ static int setup(void **state)
     fx.cfg.check_fall = 3;
     fx.cfg.maxconn = 100;
     fx.cfg.workers = 2;
+    lb_shards_init(2); /* every counter below is split between two workers */
+    lb_counters_init(&fx.fe);
+    lb_counters_init(&fx.b.c);
 
     fx.b.name = "web";
     pthread_mutex_init(&fx.b.lock, NULL);
@@ -187,6 +194,10 @@ static int setup(void **state)
     counters_set(&fx.b.c, 500);
     counters_set(&fx.srv[0]->c, 100);
     counters_set(&fx.srv[1]->c, 200);
+    /* one request of srv1 on each worker: response times 1 and 3 ms */
+    struct lb_time_sample t1 = {{0, 0, 1000, 1500}}, t3 = {{0, 0, 3000, 3500}};
+    lb_times_record(&lb_shard_of(&fx.srv[0]->c, 0)->times, &t1);
+    lb_times_record(&lb_shard_of(&fx.srv[0]->c, 1)->times, &t3);
     snprintf(fx.srv[0]->check_status, sizeof(fx.srv[0]->check_status), "L7OK");
     fx.srv[0]->check_code = 200;
     fx.srv[0]->check_duration_ms = 3;
@@ -208,6 +219,8 @@ static int teardown(void **state)
     lb_server_unref(fx.srv[0]);
     lb_server_unref(fx.srv[1]);
     pthread_mutex_destroy(&fx.b.lock);
+    lb_counters_close(&fx.fe);
+    lb_counters_close(&fx.b.c);
     int rc = uv_loop_close(&fx.loop);
     alarm(0);
     return rc == 0 ? 0 : -1;
@@ -317,6 +330,9 @@ static void test_csv(void **state)
     assert_string_equal(row[2][col_index(hdr, nhdr, "check_code")], "200");
     assert_string_equal(row[2][col_index(hdr, nhdr, "check_duration")], "3");
     assert_string_equal(row[2][addr], "127.0.0.1:3000");
+    /* the two workers' requests together: mean and largest of 1 and 3 ms */
+    assert_string_equal(row[2][col_index(hdr, nhdr, "rtime")], "2");
+    assert_string_equal(row[2][col_index(hdr, nhdr, "rtime_max")], "3");
     assert_string_equal(row[2][col_index(hdr, nhdr, "-")], "-");
 
     assert_string_equal(row[3][svname], "srv2");
@@ -535,8 +551,9 @@ static void test_rates(void **state)
     static uv_timer_t t; /* outlives the frame until its close completes */
     int done = 0;
 
-    lb_count(&fx.srv[0]->c.req_tot, 10);
-    lb_count(&fx.fe.req_tot, 25);
+    lb_shard_add(&lb_shard_of(&fx.srv[0]->c, 0)->req_tot, 4);
+    lb_shard_add(&lb_shard_of(&fx.srv[0]->c, 1)->req_tot, 6);
+    lb_shard_add(&lb_shard_of(&fx.fe, 1)->req_tot, 25);
     uv_timer_init(&fx.loop, &t);
     t.data = &done;
     uv_timer_start(&t, on_wait, 1300, 0);

@@ -203,14 +203,14 @@ static void test_identity_and_publish_on_change(void **state)
     assert_int_equal(atomic_load(&fx->b.generation), first->generation);
 
     /* one instance goes, one comes, one changes weight: same object for web-a */
-    lb_count(&a->c.req_tot, 42);
+    lb_shard_add(&lb_shard_of(&a->c, 0)->req_tot, 42);
     fx->body = one_changed;
     fx->index = 11;
     assert_true(RUN_UNTIL(fx, fx->publishes == publishes + 1));
     struct lb_server_set *second = lb_backend_acquire(&fx->b);
     assert_int_equal(second->n, 2);
     assert_ptr_equal(find(second, "web1_3001"), a);
-    assert_int_equal(lb_read(&a->c.req_tot), 42);
+    assert_int_equal(lb_read(&lb_shard_of(&a->c, 0)->req_tot), 42);
     assert_int_equal(atomic_load(&a->weight), 7);
     assert_null(find(second, "web2_3002"));
     assert_non_null(find(second, "web3_3003"));
