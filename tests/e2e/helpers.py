@@ -211,6 +211,7 @@ class ManagedProcess:
     proc = None
     log_path = None
     starts = 0
+    env = None  # variables added to the inherited environment, or None
 
     def argv(self):
         raise NotImplementedError
@@ -227,7 +228,8 @@ class ManagedProcess:
             log.write(f"=== start #{self.starts}: {' '.join(self.argv())}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, cwd=str(self.log_path.parent))
+                                         stderr=log, cwd=str(self.log_path.parent),
+                                         env=dict(os.environ, **self.env) if self.env else None)
         if wait:
             self.wait_ready()
         return self

@@ -248,5 +248,6 @@ def test_single_server_data_dir_is_refused_with_the_reason(agent_factory, tmp_pa
     log = s.log_text()
     assert "single server" in log and "-bootstrap" in log, log
     assert (data / "journal.log").read_bytes() == journal
+    assert not (data / "raft").exists()
     single.start()
     assert single.get("/v1/kv/keep?raw").body == b"me"

@@ -14,8 +14,11 @@
 #include "registry/cluster/replication.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <lz4frame.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -135,6 +138,56 @@ static uint64_t get64(const unsigned char *p)
     for (int i = 0; i < 8; i++)
         v |= (uint64_t)p[i] << (8 * i);
     return v;
+}
+
+/* What the engine's directory holds, for refusing a half-lost one and for naming files. */
+struct repl_dir {
+    bool metadata;               /* metadata1 or metadata2, not empty: the term and the vote */
+    char log_file[NAME_MAX + 1]; /* a segment or snapshot file, "" when there is none */
+    char snapshot[NAME_MAX + 1]; /* the newest snapshot's data file, "" when there is none */
+};
+
+/* Snapshots are named snapshot-TERM-INDEX-MS: the newest has the highest of the three. */
+static bool snapshot_newer(const char *name, const char *than)
+{
+    unsigned long long a[3] = {0}, b[3] = {0};
+
+    if (!than[0])
+        return true;
+    sscanf(name, "snapshot-%llu-%llu-%llu", &a[0], &a[1], &a[2]);
+    sscanf(than, "snapshot-%llu-%llu-%llu", &b[0], &b[1], &b[2]);
+    for (int i = 0; i < 3; i++)
+        if (a[i] != b[i])
+            return a[i] > b[i];
+    return false;
+}
+
+static void scan_dir(const char *dir, struct repl_dir *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    struct stat sb;
+    char path[4096];
+
+    memset(out, 0, sizeof(*out));
+    while (d && (de = readdir(d))) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        if (strcmp(n, "metadata1") == 0 || strcmp(n, "metadata2") == 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, n);
+            out->metadata |= stat(path, &sb) == 0 && sb.st_size > 0;
+            continue;
+        }
+        bool snapshot = strncmp(n, "snapshot-", 9) == 0;
+        bool segment = strncmp(n, "open-", 5) == 0 || (n[0] >= '0' && n[0] <= '9');
+        if ((snapshot || segment) && !out->log_file[0])
+            snprintf(out->log_file, sizeof(out->log_file), "%s", n);
+        if (snapshot && (len < 5 || strcmp(n + len - 5, ".meta") != 0) &&
+            snapshot_newer(n, out->snapshot))
+            snprintf(out->snapshot, sizeof(out->snapshot), "%s", n);
+    }
+    if (d)
+        closedir(d);
 }
 
 /* ---- the FSM the engine drives ------------------------------------------------------------ */
@@ -271,6 +324,18 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
         free(r);
         return rc;
     }
+    struct repl_dir d;
+    scan_dir(cfg->dir, &d);
+    if (!d.metadata && d.log_file[0]) {
+        free(r);
+        return err_set(e,
+                       "%s: a replicated log (%s) without metadata1 or metadata2, which keep "
+                       "this server's term and vote (started from it, the server could vote "
+                       "twice in one term); move the directory aside and restart: the server "
+                       "starts empty and catches up from the others",
+                       cfg->dir, d.log_file),
+               -EIO;
+    }
     if (getrandom(&r->incarnation, sizeof(r->incarnation), 0) != sizeof(r->incarnation))
         abort(); /* no entropy at all: nothing sensible to do */
     r->loop = loop;
@@ -293,6 +358,12 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
         err_set(e, "replication storage in %s: %s", r->dir, r->io.errmsg);
         goto err_io;
     }
+    /*
+     * The engine's auto-recovery sets a damaged last segment aside and starts without it: the
+     * entries in it, which this server may have counted towards a commit, would be gone
+     * without a word. A damaged log stops the server instead, for its operator to decide.
+     */
+    raft_uv_set_auto_recovery(&r->io, false);
     rc = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, r->address);
     if (rc != 0) {
         err_set(e, "replication: %s", raft_errmsg(&r->raft));
@@ -323,15 +394,81 @@ err_tcp:
 
 bool reg_repl_has_state(const struct reg_repl *r)
 {
-    struct stat sb;
-    char path[4096];
+    struct repl_dir d;
 
-    for (int i = 1; i <= 2; i++) {
-        snprintf(path, sizeof(path), "%s/metadata%d", r->dir, i);
-        if (stat(path, &sb) == 0 && sb.st_size > 0)
-            return true;
+    scan_dir(r->dir, &d);
+    return d.metadata;
+}
+
+/* The engine cannot start on what dir holds (what names the file and the reason). */
+static int refuse_log(struct err *e, const char *dir, const char *what)
+{
+    return err_set(e,
+                   "%s: replication cannot start: %s; nothing was changed. If a file named here "
+                   "is damaged, move the directory aside and restart: the server starts empty "
+                   "and catches up from the others",
+                   dir, what),
+           -EIO;
+}
+
+#define LZ4F_MAGIC 0x184D2204u
+
+/*
+ * Why a snapshot's data (p[len]) is damaged, or NULL when it decompresses to its end with its
+ * checksum, or is not compressed (the engine's own checks then apply). libraft 0.15 loops
+ * forever, at start and without a word, on a frame that stops short (a file cut short, a
+ * changed block size): a call that makes no progress is where this stops.
+ */
+static const char *lz4_frame_damage(const unsigned char *p, size_t len)
+{
+    unsigned char out[16384];
+    const char *why = NULL;
+    LZ4F_dctx *ctx;
+    size_t off = 0, ret = 1;
+
+    if (len < 4 || (p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) != LZ4F_MAGIC)
+        return NULL;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION)))
+        abort(); /* out of memory, as x*alloc */
+    while (ret != 0 && !why) {
+        size_t in = len - off, n = sizeof(out);
+        ret = LZ4F_decompress(ctx, out, &n, p + off, &in, NULL);
+        if (LZ4F_isError(ret))
+            why = LZ4F_getErrorName(ret);
+        else if (ret != 0 && in == 0 && n == 0)
+            why = "its data ends before its LZ4 frame does";
+        off += in;
     }
-    return false;
+    LZ4F_freeDecompressionContext(ctx);
+    return why;
+}
+
+/* Checks the snapshot the engine will load (the newest) before it does. 0 or -EIO. */
+static int check_snapshot(const char *dir, struct err *e)
+{
+    struct repl_dir d;
+    struct buf data = BUF_INIT;
+    char path[4096], what[NAME_MAX + 128];
+    const char *why = NULL;
+    int rc = 0, fd;
+
+    scan_dir(dir, &d);
+    if (!d.snapshot[0])
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, d.snapshot);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (rc = file_read_all(fd, &data)) < 0)
+        why = strerror(fd < 0 ? errno : -rc);
+    else
+        why = lz4_frame_damage((const unsigned char *)data.data, data.len);
+    if (why) {
+        snprintf(what, sizeof(what), "snapshot %s: %s", d.snapshot, why);
+        rc = refuse_log(e, dir, what);
+    }
+    if (fd >= 0)
+        close(fd);
+    buf_free(&data);
+    return rc;
 }
 
 int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, size_t n,
@@ -352,9 +489,11 @@ int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, si
         if (rc != 0 && rc != RAFT_CANTBOOTSTRAP)
             return err_set(e, "replication bootstrap: %s", raft_strerror(rc)), -EIO;
     }
+    if (check_snapshot(r->dir, e) < 0)
+        return -EIO;
     rc = raft_start(&r->raft);
     if (rc != 0)
-        return err_set(e, "replication start: %s", raft_errmsg(&r->raft)), -EIO;
+        return refuse_log(e, r->dir, raft_errmsg(&r->raft));
     r->started = true;
     r->contact_at = r->io.time(&r->io);
     uv_timer_start(&r->poll, on_poll, REPL_POLL_MS, REPL_POLL_MS);
