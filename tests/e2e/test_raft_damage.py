@@ -132,3 +132,24 @@ def test_damaged_follower_refuses_to_start_then_catches_up_when_moved_aside(
         return r.status == 200 and len(r.json()) == WRITES + 1
     wait_until(caught_up, 30, interval=0.2, what="the emptied server to catch up")
 
+def test_single_server_refuses_a_cluster_servers_data_dir(request, tmp_path, agent_factory):
+    """docs/replication.md: a cluster server's directory is not a single server's. Started on
+    one, a single server would serve an empty registry as if it were the cluster's."""
+    cluster = form(request, tmp_path)
+    leader = leader_of(cluster)
+    leader.put_true("/v1/kv/kept", "1")
+    follower = next(s for s in cluster if s is not leader)
+    wait_until(lambda: follower.get("/v1/kv/kept?stale").status == 200, 20,
+               what="the follower to apply the write")
+    follower.stop()
+    before = files(follower.data_dir)
+    single = agent_factory(start=False, name="single", data_dir=follower.data_dir)
+    single.start(wait=False)
+    assert single.proc.wait(timeout=20) != 0
+    log = single.log_text()
+    assert f"{follower.data_dir}/raft" in log and "-bootstrap-expect" in log, log
+    assert files(follower.data_dir) == before  # no journal.log beside the log
+    follower.start(wait=False)
+    follower.wait_ready(timeout=30)
+    assert follower.get("/v1/kv/kept?raw").body == b"1"
+

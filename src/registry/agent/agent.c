@@ -313,6 +313,9 @@ static int agent_start(struct reg_agent *a, struct err *e)
         if (rc < 0)
             return rc;
     } else if (a->cfg.data_dir && !a->cfg.dev) {
+        rc = reg_cluster_check_single_data_dir(a->cfg.data_dir, e);
+        if (rc < 0)
+            return rc;
         rc = reg_persist_open(&a->persist, a->loop, a->cfg.data_dir, &a->state, e);
         if (rc < 0)
             return rc;

@@ -645,6 +645,20 @@ static int check_data_dir(const struct reg_agent *a, struct err *e)
     return 0;
 }
 
+int reg_cluster_check_single_data_dir(const char *data_dir, struct err *e)
+{
+    char dir[4096];
+
+    snprintf(dir, sizeof(dir), "%s/raft", data_dir);
+    if (!reg_repl_dir_used(dir))
+        return 0;
+    return err_set(e,
+                   "%s holds the replicated log of a server of a cluster (in %s), not a single "
+                   "server's state: start it with -bootstrap-expect as before, or give this "
+                   "agent another -data-dir",
+                   data_dir, dir);
+}
+
 int reg_cluster_start(struct reg_agent *a, struct err *e)
 {
     struct reg_cluster *cl;

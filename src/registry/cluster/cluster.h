@@ -44,6 +44,13 @@ bool reg_cluster_wanted(const struct reg_agent *a);
  */
 int reg_cluster_start(struct reg_agent *a, struct err *e);
 
+/*
+ * Refuses, for an agent that is not a replicated server, a data directory a replicated server
+ * wrote (its log in DATA_DIR/raft): on it, a single server would serve an empty registry as if
+ * it were the cluster's. Returns 0 or -EINVAL with e set.
+ */
+int reg_cluster_check_single_data_dir(const char *data_dir, struct err *e);
+
 /* Leaves gracefully (hands leadership over, asks to be removed) before a stop; done runs after. */
 void reg_cluster_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
 

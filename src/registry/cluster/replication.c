@@ -392,6 +392,14 @@ err_tcp:
     return -EIO;
 }
 
+bool reg_repl_dir_used(const char *dir)
+{
+    struct repl_dir d;
+
+    scan_dir(dir, &d);
+    return d.metadata || d.log_file[0];
+}
+
 bool reg_repl_has_state(const struct reg_repl *r)
 {
     struct repl_dir d;

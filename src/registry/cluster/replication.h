@@ -106,6 +106,9 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
 /* True when the directory already holds a log (the server was part of a cluster). */
 bool reg_repl_has_state(const struct reg_repl *r);
 
+/* True when dir (the engine's directory, reg_repl_config.dir) holds any of a log's files. */
+bool reg_repl_dir_used(const char *dir);
+
 /*
  * Writes the first configuration (every server of a new cluster must be given the same one)
  * then starts; on a directory with state, only starts. Returns 0 or -errno with e set.
