@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "lib/deadline.h"
+#include "run_until.h"
 
 struct probe {
     struct deadline d;
@@ -31,17 +32,6 @@ static void on_closed(uv_handle_t *h)
     struct probe *p = h->data;
     p->closed++;
 }
-
-/* Runs the loop until cond holds, for at most ~5 s of loop turns. */
-#define RUN_UNTIL(loop, cond)                                                                      \
-    do {                                                                                           \
-        for (int turn_ = 0; !(cond) && turn_ < 5000; turn_++) {                                    \
-            uv_run((loop), UV_RUN_NOWAIT);                                                         \
-            if (!(cond))                                                                           \
-                uv_sleep(1);                                                                       \
-        }                                                                                          \
-        assert_true(cond);                                                                         \
-    } while (0)
 
 static void close_probe(uv_loop_t *loop, struct probe *p)
 {
