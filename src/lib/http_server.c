@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "lib/alloc.h"
+#include "lib/deadline.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/tls.h"
@@ -21,7 +22,9 @@ enum conn_state {
 
 struct http_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    /* Head, idle and request timeouts: moved on every request, a timer-heap operation only
+     * now and then (lib/deadline.h). */
+    struct deadline timer;
     struct http_server *srv;
     struct http_conn *next;
     struct http_conn **pprev;
@@ -162,6 +165,8 @@ int http_response_header(struct http_request *req, const char *name, const char 
     size_t start = req->_headers.len;
     va_list ap;
 
+    if (req->_headers.cap == 0) /* room for a handler's few headers in one allocation */
+        buf_reserve(&req->_headers, 256);
     buf_append_cstr(&req->_headers, name);
     buf_append(&req->_headers, ": ", 2);
     size_t value = req->_headers.len;
@@ -310,7 +315,6 @@ static void conn_write(struct http_conn *c, struct buf *data)
 }
 
 static void arm_timer(struct http_conn *c, uint64_t ms);
-static void on_timer(uv_timer_t *t);
 
 /* Answers an error the server found itself and closes once it is written. */
 static void conn_fail(struct http_conn *c, int status, const char *text)
@@ -331,7 +335,7 @@ static void conn_fail(struct http_conn *c, int status, const char *text)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    uv_timer_stop(&c->timer);
+    deadline_clear(&c->timer);
     conn_write(c, &out);
 }
 
@@ -405,12 +409,12 @@ void http_respond_text(struct http_request *req, int status, const char *text)
 
 static void arm_timer(struct http_conn *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    deadline_set(&c->timer, ms);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(struct deadline *d)
 {
-    struct http_conn *c = t->data;
+    struct http_conn *c = d->data;
 
     if (c->state == CONN_READ_HEAD && c->in.len == 0)
         conn_close(c); /* idle keep-alive connection */
@@ -424,7 +428,7 @@ static void dispatch(struct http_conn *c)
     struct http_server *srv = c->srv;
 
     c->state = CONN_DISPATCHED;
-    uv_timer_stop(&c->timer);
+    deadline_clear(&c->timer);
     req->body = req->_body.data ? req->_body.data : "";
     req->body_len = req->_body.len;
     srv->handler(req, srv->handler_data);
@@ -619,7 +623,7 @@ static bool plain_http_on_tls(struct http_conn *c, const char *data, size_t len)
     c->close_after_write = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    uv_timer_stop(&c->timer);
+    deadline_clear(&c->timer);
     conn_write_raw(c, &out);
     return true;
 }
@@ -723,7 +727,7 @@ static void conn_close(struct http_conn *c)
     if (c->next)
         c->next->pprev = c->pprev;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    deadline_close(&c->timer, on_conn_handle_closed);
 }
 
 /* The client's address, without the port ("" when unknown). */
@@ -769,8 +773,8 @@ static void on_connection(uv_stream_t *listener, int status)
     struct http_conn *c = xcalloc(1, sizeof(*c));
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
+    deadline_init(&c->timer, srv->loop, on_timer, c);
+    c->tcp.data = c;
     c->handles_open = 2;
     c->next = srv->conns;
     if (c->next)
@@ -854,7 +858,7 @@ void http_server_close(struct http_server *srv, void (*on_closed)(struct http_se
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->reading = false;
             }
-            uv_timer_stop(&c->timer);
+            deadline_clear(&c->timer);
         } else {
             conn_close(c);
         }
