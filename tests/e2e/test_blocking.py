@@ -1,8 +1,10 @@
 """Blocking queries and query metadata, KV indexes included."""
 
+import re
+import socket
 import time
 
-from helpers import assert_query_meta, assert_text_error, run_blocking
+from helpers import assert_query_meta, assert_text_error, run_blocking, wait_until
 
 READ_ENDPOINTS = ["/v1/catalog/nodes", "/v1/catalog/services", "/v1/catalog/service/web",
                   "/v1/catalog/node/node1", "/v1/health/service/web", "/v1/health/checks/web",
@@ -248,6 +250,43 @@ def test_many_parked_watchers_all_wake(agent):
         r, _ = g(timeout=15)
         assert r.status == 200 and r.index > idx
     assert time.monotonic() - t < 2.0
+
+
+def blocking_queries(agent):
+    """The agent's gauge of parked blocking queries."""
+    r = agent.get("/v1/agent/metrics?format=prometheus")
+    assert r.status == 200, r
+    m = re.search(r"^consul_rpc_queries_blocking (\S+)$", r.text, re.M)
+    assert m, "no consul_rpc_queries_blocking in the metrics"
+    return float(m.group(1))
+
+
+def test_parked_clients_that_close_are_freed_and_wait_still_answers(agent):
+    """Watchers whose clients close their sockets while parked are noticed and freed (the
+    gauge of parked queries goes back down, and a later write finds nothing of them); one
+    parked beside them still answers when its wait= runs out, with the same index."""
+    agent.put_true("/v1/kv/k", "v")
+    idx = agent.get("/v1/kv/k").index
+    socks = []
+    try:
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", agent.port), timeout=5)
+            s.sendall(f"GET /v1/kv/k?index={idx}&wait=60s HTTP/1.1\r\nHost: a\r\n\r\n"
+                      .encode())
+            socks.append(s)
+        waiter = run_blocking(lambda: agent.get(f"/v1/kv/k?index={idx}&wait=2s", timeout=30))
+        wait_until(lambda: blocking_queries(agent) == 6, 10, what="6 parked queries")
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: blocking_queries(agent) == 1, 10, what="the closed watchers freed")
+    r, _ = waiter(timeout=30)
+    assert r.status == 200
+    assert r.index == idx
+    assert r.json()[0]["Value"] == "dg=="  # base64("v")
+    wait_until(lambda: blocking_queries(agent) == 0, 10, what="no parked query left")
+    agent.put_true("/v1/kv/k", "w")  # nothing parked to answer, nothing freed to touch
+    assert agent.get("/v1/kv/k").json()[0]["Value"] == "dw=="
 
 
 def test_other_service_does_not_wake_service_watch(agent):

@@ -14,7 +14,7 @@ struct reg_watch {
     uint64_t hash;
     struct buf key;    /* reg_api_call_share_key(): equal keys share one re-run */
     uint64_t key_hash; /* of key, to sort and compare keys quickly */
-    uv_timer_t timer;
+    struct timerwheel_entry expiry;
     enum reg_table table;
 };
 
@@ -40,19 +40,13 @@ static void unlink_watch(struct reg_watch *w)
     w->set->count--;
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    struct reg_watch *w = h->data;
-
-    buf_free(&w->key);
-    free(w);
-}
-
 /* Unlinks and frees a watch whose call has been answered or aborted. */
 static void watch_free(struct reg_watch *w)
 {
     unlink_watch(w);
-    uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+    timerwheel_del(&w->set->expiry, &w->expiry);
+    buf_free(&w->key);
+    free(w);
 }
 
 static void on_abort(struct http_request *req)
@@ -84,9 +78,9 @@ static void answer(struct reg_watch *w, bool always)
     reg_api_result_free(&res);
 }
 
-static void on_wait_expired(uv_timer_t *t)
+static void on_wait_expired(struct timerwheel_entry *e)
 {
-    answer(t->data, true);
+    answer(CONTAINER_OF(e, struct reg_watch, expiry), true);
 }
 
 static int cmp_key(const void *pa, const void *pb)
@@ -157,6 +151,7 @@ void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop)
     ws->loop = loop;
     uv_prepare_init(loop, &ws->before_poll);
     ws->before_poll.data = ws;
+    timerwheel_init(&ws->expiry, loop, REG_WATCH_TICK_MS);
 }
 
 void reg_watch_set_close(struct reg_watch_set *ws)
@@ -165,6 +160,7 @@ void reg_watch_set_close(struct reg_watch_set *ws)
         while (ws->parked[t])
             answer(ws->parked[t], true);
     uv_close((uv_handle_t *)&ws->before_poll, NULL);
+    timerwheel_close(&ws->expiry, NULL);
 }
 
 void reg_watch_on_change(enum reg_table table, void *data)
@@ -195,9 +191,7 @@ void reg_watch_park(struct reg_watch_set *ws, struct reg_api_call *call, enum re
     w->pprev = &ws->parked[table];
     ws->parked[table] = w;
     ws->count++;
-    uv_timer_init(ws->loop, &w->timer);
-    w->timer.data = w;
-    uv_timer_start(&w->timer, on_wait_expired, wait_ms, 0);
+    timerwheel_add(&ws->expiry, &w->expiry, wait_ms, on_wait_expired);
     call->req->data = w;
     call->req->on_abort = on_abort;
 }

@@ -4,7 +4,9 @@
  * on it is re-run once per loop iteration (writes in one iteration are batched) and answered
  * only if its response body differs from the one it parked with. So a change wakes exactly the
  * watchers whose result changed, while X-Consul-Index keeps Consul's meaning (it may move on
- * unrelated writes, never backwards). A query also answers when its wait time runs out.
+ * unrelated writes, never backwards). A query also answers when its wait time runs out: never
+ * before, and at most one tick of the set's timing wheel (REG_WATCH_TICK_MS) after, as Consul
+ * adds up to wait/16 of its own.
  *
  * Watchers of the same read share its re-run: parked queries carry a key naming everything
  * their answer depends on besides the state (reg_api_call_share_key), and the queries of one
@@ -19,22 +21,27 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "lib/timerwheel.h"
 #include "registry/state/state.h"
 
 struct reg_api_call;
 struct reg_watch;
+
+/* How finely parked queries' wait times are kept (lib/timerwheel.h). */
+#define REG_WATCH_TICK_MS 50
 
 struct reg_watch_set {
     uv_loop_t *loop;
     struct reg_watch *parked[REG_TABLE_COUNT]; /* lists per table */
     bool dirty[REG_TABLE_COUNT];
     uv_prepare_t before_poll; /* re-runs dirty tables' queries once per iteration */
+    struct timerwheel expiry; /* the parked queries' wait times, none with a timer of its own */
     size_t count;
     uint64_t renders; /* reads run again for parked queries (counted in the agent's metrics) */
 };
 
 void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop);
-/* Answers every parked query with its current result, then closes the set's handle. */
+/* Answers every parked query with its current result, then closes the set's handles. */
 void reg_watch_set_close(struct reg_watch_set *ws);
 
 /* The state's change hook: marks a table dirty. data is the struct reg_watch_set. */
