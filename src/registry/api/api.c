@@ -407,7 +407,7 @@ int reg_api_query_bool(const struct reg_api_call *c, const char *name, bool *out
 
 /* ---- reads and blocking ------------------------------------------------------------------ */
 
-static uint64_t result_hash(const struct reg_api_result *res)
+uint64_t reg_api_result_hash(const struct reg_api_result *res)
 {
     uint64_t h = reg_watch_hash(res->body.data, res->body.len);
     return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
@@ -452,13 +452,9 @@ void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res)
     run_read(c, res);
 }
 
-bool reg_api_call_answer_if(struct reg_api_call *c, const struct reg_api_result *res,
-                            uint64_t parked_hash, bool always)
+void reg_api_call_answer(struct reg_api_call *c, const struct reg_api_result *res)
 {
-    if (!always && result_hash(res) == parked_hash)
-        return false;
     send_result(c, res);
-    return true;
 }
 
 void reg_api_result_free(struct reg_api_result *res)
@@ -557,7 +553,7 @@ static void serve_read(struct reg_api_call *c, const struct reg_api_route *r)
     if (park) {
         struct buf key = BUF_INIT;
         reg_api_call_share_key(c, &key);
-        reg_watch_park(c->api->watches, c, r->table, result_hash(&res), wait_ms, &key);
+        reg_watch_park(c->api->watches, c, r->table, reg_api_result_hash(&res), wait_ms, &key);
     } else {
         send_result(c, &res);
     }

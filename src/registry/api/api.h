@@ -144,13 +144,11 @@ void reg_api_handle(struct http_request *req, void *data);
  * serves them all.
  */
 void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res);
-/*
- * Answers a parked call with res (borrowed, may be shared by many calls) when always or when
- * res differs from what it parked with (parked_hash). Returns true when it answered: the call
- * is then freed.
- */
-bool reg_api_call_answer_if(struct reg_api_call *c, const struct reg_api_result *res,
-                            uint64_t parked_hash, bool always);
+/* Answers a parked call with res (borrowed, may be shared by many calls). Frees the call. */
+void reg_api_call_answer(struct reg_api_call *c, const struct reg_api_result *res);
+/* What tells two results of a read apart (status and body): a parked call answers once the
+ * hash of its read's result differs from the one it parked with. */
+uint64_t reg_api_result_hash(const struct reg_api_result *res);
 void reg_api_result_free(struct reg_api_result *res);
 /*
  * Appends to key what decides a read's answer besides the state: the decoded path, every query

@@ -57,30 +57,28 @@ static void on_abort(struct http_request *req)
     watch_free(w);
 }
 
-/* Answers w with res (shared with the other watchers of its key) if it changed, or always. */
-static void answer_with(struct reg_watch *w, const struct reg_api_result *res, bool always)
+/* Answers w with res (borrowed: shared with the other watchers of its key) and frees it. */
+static void answer_with(struct reg_watch *w, const struct reg_api_result *res)
 {
     w->call->req->on_abort = NULL;
-    if (reg_api_call_answer_if(w->call, res, w->hash, always))
-        watch_free(w);
-    else
-        w->call->req->on_abort = on_abort;
+    reg_api_call_answer(w->call, res);
+    watch_free(w);
 }
 
-/* Runs w's read again on its own and answers it with the result if it changed, or always. */
-static void answer(struct reg_watch *w, bool always)
+/* Runs w's read again on its own and answers it with the result. */
+static void answer(struct reg_watch *w)
 {
     struct reg_api_result res;
 
     w->set->renders++;
     reg_api_call_reread(w->call, &res);
-    answer_with(w, &res, always);
+    answer_with(w, &res);
     reg_api_result_free(&res);
 }
 
 static void on_wait_expired(struct timerwheel_entry *e)
 {
-    answer(CONTAINER_OF(e, struct reg_watch, expiry), true);
+    answer(CONTAINER_OF(e, struct reg_watch, expiry));
 }
 
 static int cmp_key(const void *pa, const void *pb)
@@ -119,8 +117,10 @@ static void rerun_table(struct reg_watch_set *ws, enum reg_table t)
             end++;
         ws->renders++;
         reg_api_call_reread(v[i]->call, &res);
+        uint64_t hash = reg_api_result_hash(&res); /* once for all of them */
         for (size_t k = i; k < end; k++)
-            answer_with(v[k], &res, false);
+            if (v[k]->hash != hash)
+                answer_with(v[k], &res);
         reg_api_result_free(&res);
     }
     free(v);
@@ -158,7 +158,7 @@ void reg_watch_set_close(struct reg_watch_set *ws)
 {
     for (int t = 0; t < REG_TABLE_COUNT; t++)
         while (ws->parked[t])
-            answer(ws->parked[t], true);
+            answer(ws->parked[t]);
     uv_close((uv_handle_t *)&ws->before_poll, NULL);
     timerwheel_close(&ws->expiry, NULL);
 }
