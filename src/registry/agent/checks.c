@@ -62,7 +62,7 @@ struct runner {
     struct http_call *call;
     char *url;
     char *method;
-    char host_port[300];
+    char *host_port; /* of the hop in flight, for error texts; NULL before the first */
     int hops;
     uint64_t deadline; /* uv_now() when the whole exchange must be over */
     struct tcp_probe *tcp;
@@ -363,8 +363,8 @@ static void http_send_hop(struct runner *r)
         goto out;
     }
     bool v6 = strchr(u.host, ':') != NULL;
-    snprintf(r->host_port, sizeof(r->host_port), "%s%s%s:%d", v6 ? "[" : "", u.host, v6 ? "]" : "",
-             u.port);
+    free(r->host_port);
+    r->host_port = xasprintf("%s%s%s:%d", v6 ? "[" : "", u.host, v6 ? "]" : "", u.port);
     size_t num_hdr = http_build_headers(d, &hdr);
     /* The body goes with the first request and with 307/308 redirects (method unchanged). */
     bool send_body =
@@ -941,6 +941,7 @@ static void on_runner_closed(uv_handle_t *h)
     free(r->ttl_output);
     free(r->url);
     free(r->method);
+    free(r->host_port);
     free(r);
 }
 
