@@ -191,3 +191,26 @@ def test_up_with_three_servers_in_namespaces(tmp_path):
     assert down.returncode == 0, down.stderr
     assert "5 network namespace(s) removed" in down.stdout, down.stdout
     assert_clean_logs(c.run_dir)
+
+
+def test_up_secure_with_three_servers(tmp_path):
+    """-secure: the API is HTTPS only with client certificates, so the servers speak HTTPS to
+    each other too (formation, forwarding, heartbeats), with their own certificate and the
+    agent token under default-deny ACLs."""
+    c = Cluster(tmp_path / "run", servers=3)
+    try:
+        c.up("-secure", "-servers", "3")
+        rows = wait_until(lambda: settled(c, SERVERS), 30, what="three settled servers")
+        assert all(r["commit_index"] > 0 for r in rows.values()), rows
+        nodes = {n["node"]: n["status"] for n in c.json("status")["nodes"]}
+        assert all(nodes.get(s) == "alive" for s in SERVERS), nodes
+        old = leader_node(rows)
+        killed = json.loads(c.mesh("kill-node", old, "-json").stdout)
+        assert killed["leader"] in set(SERVERS) - {old}, killed
+        c.mesh("revive-node", old)
+        rows = wait_until(lambda: settled(c, SERVERS), 30, what="the revived server caught up")
+        assert rows[old]["state"] == "follower"
+    finally:
+        down = c.mesh("down", check=False)
+    assert down.returncode == 0, down.stderr
+    assert_clean_logs(c.run_dir)

@@ -508,7 +508,7 @@ static int route_call(struct reg_cluster *cl, struct reg_api_call *c)
     const struct peer *p = st.leader_id ? reg_peer_by_id(cl, st.leader_id) : NULL;
     if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
         return -EAGAIN;
-    reg_forward_to(cl->agent, c, p->http_host, p->http_port, false, on_leader_unreachable, cl);
+    reg_forward_to(cl->agent, c, p->http_host, p->http_port, cl->https, on_leader_unreachable, cl);
     return 0;
 }
 
@@ -698,7 +698,9 @@ int reg_cluster_start(struct reg_agent *a, struct err *e)
     if (strcmp(http, "0.0.0.0") == 0 || strcmp(http, "::") == 0)
         http = bind;
     snprintf(self->http_host, sizeof(self->http_host), "%s", http);
-    self->http_port = a->cfg.http_port;
+    /* With no plain HTTP listener (-http-port -1, as `mesh up -secure`), the API is HTTPS. */
+    cl->https = a->cfg.http_port <= 0 && a->cfg.https_port > 0;
+    self->http_port = cl->https ? a->cfg.https_port : a->cfg.http_port;
     a->state.journal = cluster_journal_cb;
     a->state.journal_data = cl;
     if (!a->client)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/http_client.h"
 #include "lib/json.h"
 #include "registry/cluster/replication.h"
 
@@ -39,6 +40,7 @@ struct reg_cluster {
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */
     struct peer peers[REG_REPL_MAX_SERVERS]; /* peers[0] is this server */
     size_t npeers;
+    bool https;        /* the API is HTTPS only: the servers speak HTTPS to each other too */
     bool cluster_seen; /* some probe answered from a formed cluster */
     bool join_sent;
     bool resyncing;
@@ -68,6 +70,12 @@ struct engine_wait {
 struct engine_wait *reg_engine_wait_new(struct reg_cluster *cl, struct reg_api_call *c);
 /* Frees w and gives its call back to be answered, or NULL when the client went away. */
 struct reg_api_call *reg_engine_wait_end(struct engine_wait *w);
+
+/*
+ * Sets up r (a request to another server's API) for HTTPS, with the agent's client certificate,
+ * when the servers speak it (cl->https); leaves it plain otherwise.
+ */
+void reg_cluster_peer_tls(const struct reg_cluster *cl, struct http_client_request *r);
 
 /* The discover timer's callback: probes -retry-join addresses (data is the cluster). */
 void reg_cluster_discover(uv_timer_t *t);

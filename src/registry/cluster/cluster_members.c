@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_tls.h"
 #include "registry/api/api.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"
@@ -87,6 +88,14 @@ static void on_join_answer(int status, const struct http_client_response *res, v
     log_info("cluster: the leader added this server");
 }
 
+void reg_cluster_peer_tls(const struct reg_cluster *cl, struct http_client_request *r)
+{
+    if (!cl->https)
+        return;
+    r->tls = true;
+    reg_agent_tls_client_options(&cl->agent->cfg, r);
+}
+
 /* PUTs body (a JSON value, consumed) to another server's API with this agent's token. */
 static void put_to_server(struct reg_cluster *cl, const struct peer *to, const char *target,
                           json_t *body, uint64_t timeout_ms, http_client_cb cb, void *data)
@@ -105,6 +114,7 @@ static void put_to_server(struct reg_cluster *cl, const struct peer *to, const c
         .timeout_ms = timeout_ms,
     };
 
+    reg_cluster_peer_tls(cl, &r);
     json_decref(body);
     http_client_send(cl->agent->client, &r, cb, data);
     free(json);
@@ -245,6 +255,8 @@ void reg_cluster_discover(uv_timer_t *t)
             const char *addr = joins[k]->items[i];
             if (strncmp(addr, "http://", 7) == 0)
                 addr += 7;
+            else if (strncmp(addr, "https://", 8) == 0)
+                addr += 8; /* the scheme of every server is this one's (cl->https) */
             pr->cl = cl;
             if (net_split_host_port(addr, pr->via.http_host, sizeof(pr->via.http_host),
                                     &pr->via.http_port, DEFAULT_API_PORT) < 0) {
@@ -257,6 +269,7 @@ void reg_cluster_discover(uv_timer_t *t)
                 .target = "/v1/internal/mesh/raft/info",
                 .timeout_ms = PROBE_TIMEOUT_MS,
             };
+            reg_cluster_peer_tls(cl, &r);
             http_client_send(a->client, &r, on_probe, pr);
         }
     }
@@ -517,6 +530,7 @@ static void ask_removal(struct leave *l, const struct reg_repl_status *st)
         .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
         .timeout_ms = 5000,
     };
+    reg_cluster_peer_tls(cl, &r);
     l->asking = http_client_send(cl->agent->client, &r, on_leave_answer, l);
 }
 

@@ -9,6 +9,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_tls.h"
 #include "registry/api/api.h"
 #include "registry/agent/sync.h"
 
@@ -179,10 +180,13 @@ void reg_forward_to(struct reg_agent *a, struct reg_api_call *c, const char *hos
         .timeout_ms = timeout_for(c),
         .max_body = CONSUL_MAX_BODY,
     };
-    if (a->cfg.server)
-        r.tls = https;
-    else
+    if (!a->cfg.server) {
         reg_sync_client_options(a, &r);
+    } else if (https) {
+        /* To another server of an HTTPS-only cluster, with this server's certificate. */
+        r.tls = true;
+        reg_agent_tls_client_options(&a->cfg, &r);
+    }
     struct forward *f = xcalloc(1, sizeof(*f));
     f->call = c;
     f->epoch = reg_sync_server_epoch(a);
