@@ -32,9 +32,10 @@ class Server(Agent):
             return ""
 
 
-def form(request, tmp_path, n=EXPECT, extra=()):
+def form(request, tmp_path, n=EXPECT, extra=(), env=None):
     """n servers started and ready (every one knows a leader); stopped by PID by agent_factory,
-    which also fails the test on a sanitizer report in their logs."""
+    which also fails the test on a sanitizer report in their logs. env: variables added to
+    their environment."""
     ports = free_ports(2 * n)
     http, raft = ports[:n], ports[n:]
     servers = [Server(tmp_path, i, http[i], raft[i], [p for p in http if p != http[i]],
@@ -42,6 +43,7 @@ def form(request, tmp_path, n=EXPECT, extra=()):
                for i in range(n)]
     request.node._mesh_agents.extend(servers)
     for s in servers:
+        s.env = env
         s.start(wait=False)
     for s in servers:
         s.wait_ready(timeout=30)
