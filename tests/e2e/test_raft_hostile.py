@@ -68,3 +68,20 @@ def test_hostile_bytes_on_the_replication_port(request, tmp_path, agent_factory,
     for s in cluster:
         assert configuration(s) == want
 
+
+def test_join_from_an_address_where_no_server_answers_leaves_the_configuration(
+        request, tmp_path, agent_factory):
+    cluster = form(request, tmp_path)
+    leader = leader_of(cluster)
+    want = configuration(leader)
+    r = leader.put("/v1/internal/mesh/raft/join", body="{not json")
+    assert r.status == 400
+    r = leader.put("/v1/internal/mesh/raft/join",
+                   body={"ID": "4242", "Node": "intruder", "Address": "127.0.0.9:1",
+                         "HTTPAddr": "127.0.0.9:1"}, timeout=60)
+    assert r.status == 500, r
+    # The spare it added while trying is taken out again, on every server.
+    for s in cluster:
+        wait_until(lambda: configuration(s) == want, 20,
+                   what=f"{s.name}'s configuration to be the three servers again")
+    leader.put_true("/v1/kv/after", "1")

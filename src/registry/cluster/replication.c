@@ -626,16 +626,49 @@ static void on_change(struct raft_change *req, int status)
 struct add_voter {
     struct reg_repl *repl;
     uint64_t id;
+    bool added; /* raft_add put it in the configuration: a failed promotion takes it out */
     reg_repl_done_cb cb;
     void *arg;
 };
 
-static void add_voter_assigned(int status, void *arg)
+static void on_rolled_back(int status, void *arg)
 {
-    struct add_voter *av = arg;
+    uint64_t *id = arg;
 
+    if (status < 0)
+        log_warn("replication: server %016" PRIx64 " stays a spare: removing it failed: %s", *id,
+                 strerror(-status));
+    free(id);
+}
+
+/*
+ * The join is over. A server that was added but never caught up (an address where no server
+ * answers, one that died meanwhile) would stay in the configuration as a spare forever: it is
+ * removed again, so a failed join leaves the configuration as it found it.
+ */
+static void add_voter_finish(struct add_voter *av, int status)
+{
+    struct reg_repl *r = av->repl;
+
+    if (status < 0 && av->added && !r->closing) {
+        uint64_t *id = xmalloc(sizeof(*id));
+        *id = av->id;
+        log_warn("replication: server %016" PRIx64 " did not catch up (%s); removing it again",
+                 av->id, strerror(-status));
+        struct repl_req *q = req_new(r, on_rolled_back, id);
+        q->u.change.data = q;
+        if (raft_remove(&r->raft, &q->u.change, av->id, on_change) != 0) {
+            free(q);
+            on_rolled_back(-EIO, id);
+        }
+    }
     av->cb(status, av->arg);
     free(av);
+}
+
+static void add_voter_assigned(int status, void *arg)
+{
+    add_voter_finish(arg, status);
 }
 
 static void add_voter_added(int status, void *arg)
@@ -643,6 +676,7 @@ static void add_voter_added(int status, void *arg)
     struct add_voter *av = arg;
     struct reg_repl *r = av->repl;
 
+    av->added = status == 0;
     if (status == 0 || status == -EEXIST) {
         struct repl_req *q = req_new(r, add_voter_assigned, av);
         q->u.change.data = q;
@@ -652,8 +686,7 @@ static void add_voter_added(int status, void *arg)
         free(q);
         status = from_raft(rv);
     }
-    av->cb(status, av->arg);
-    free(av);
+    add_voter_finish(av, status);
 }
 
 int reg_repl_add_voter(struct reg_repl *r, uint64_t id, const char *address, reg_repl_done_cb cb,
