@@ -186,7 +186,7 @@ if [[ $CALLGRIND == 1 ]]; then
                 on && $1 ~ /^[0-9,]+$/ { ir = $1; gsub(",", "", ir); fn = $0
                     sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", fn); sub(/ .*/, "", fn)
                     sub(/^.*\//, "", fn); printf "    %8.0f  %s\n", ir / n, fn
-                    if (++k == 20) exit }'
+                    if (++k == 20) exit }' || true # the early exit is a SIGPIPE upstream
     done
 fi
 
@@ -203,10 +203,10 @@ if [[ $PERF_RECORD == 1 ]]; then
     echo "mesh lb under wrk, perf record -e cpu-clock -g: where its CPU time goes, by object:"
     echo
     perf report -i "$TMP/perf.data" --no-children --stdio --sort dso -g none 2>/dev/null |
-        awk '/%/ && !/^#/ { printf "    %s  %s\n", $1, $2 }' | head -8
+        awk '/%/ && !/^#/ { printf "    %s  %s\n", $1, $2 }' | head -8 || true
     echo
     echo "and by function (self time, kernel included):"
     echo
     perf report -i "$TMP/perf.data" --no-children --stdio --sort symbol --percent-limit 1 \
-        -g none 2>/dev/null | awk '/%/ && !/^#/ { print "    " $0 }' | head -40
+        -g none 2>/dev/null | awk '/%/ && !/^#/ { print "    " $0 }' | head -40 || true
 fi
