@@ -11,7 +11,7 @@ void buf_free(struct buf *b)
     b->len = b->cap = 0;
 }
 
-void buf_reserve(struct buf *b, size_t extra)
+void buf_grow(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
@@ -22,25 +22,6 @@ void buf_reserve(struct buf *b, size_t extra)
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
     b->data[b->len] = '\0';
-}
-
-void buf_append(struct buf *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void buf_append_str(struct buf *b, struct str s)
-{
-    buf_append(b, s.p, s.n);
-}
-
-void buf_append_cstr(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
 }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)

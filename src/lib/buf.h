@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "lib/str.h"
 
@@ -19,11 +20,40 @@ struct buf {
 #define BUF_INIT ((struct buf){NULL, 0, 0})
 
 void buf_free(struct buf *b);
+/* Makes room for `extra` more bytes (plus the terminator): buf_reserve's slow path. */
+void buf_grow(struct buf *b, size_t extra);
+
+/*
+ * The appends are inline: a proxied request makes about twenty small ones (its rewritten
+ * heads), and the room is nearly always there already.
+ */
+
 /* Ensures room for `extra` more bytes (plus the terminator). */
-void buf_reserve(struct buf *b, size_t extra);
-void buf_append(struct buf *b, const void *p, size_t n);
-void buf_append_str(struct buf *b, struct str s);
-void buf_append_cstr(struct buf *b, const char *s);
+static inline void buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        buf_grow(b, extra);
+}
+
+static inline void buf_append(struct buf *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void buf_append_str(struct buf *b, struct str s)
+{
+    buf_append(b, s.p, s.n);
+}
+
+static inline void buf_append_cstr(struct buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Removes the first n bytes (n <= len), keeping the rest. */
