@@ -587,7 +587,7 @@ int cli_up(int argc, char **argv)
          .type = FLAG_INT,
          .ptr = &o.servers,
          .help = "Registry servers: 1, or 3 or 5 replicated over Raft (loadbalancer and nodes\n"
-                 "server2, server3, ...; a node of them may fail). Default 1"},
+                 "server2, server3, ...; any one of three, two of five, may fail)."},
         {.name = "server-port",
          .type = FLAG_INT,
          .ptr = &o.server_port,
