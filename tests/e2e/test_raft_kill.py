@@ -7,13 +7,15 @@ sockets, so killing them loses exactly what the leader could not commit.
 
 import base64
 import os
+import shutil
 import signal
 import threading
+import time
 
 import pytest
 
 from helpers import wait_until
-from raft_helpers import cluster, leader_of  # noqa: F401 (fixture)
+from raft_helpers import cluster, form, leader_of  # noqa: F401 (fixture)
 
 
 def b64(text):
@@ -62,3 +64,29 @@ def test_blocking_query_on_the_leader_never_returns_an_uncommitted_write(cluster
     woke = seen["r"]
     assert woke.json()[0]["Value"] == b64("committed"), "a write that never committed was read"
     assert after.index >= woke.index
+
+
+def test_follower_killed_while_catching_up_from_a_snapshot_starts_and_catches_up(
+        request, tmp_path, agent_factory):
+    """The servers snapshot every 16 entries, so an emptied follower can only catch up by
+    installing the leader's snapshot; it is killed at a few moments of that and must start
+    again each time (a half-written snapshot is not a damaged log) and end up with every
+    acknowledged write."""
+    cluster = form(request, tmp_path, extra=["-raft-snapshot-threshold", "16"])
+    leader = leader_of(cluster)
+    lost = next(s for s in cluster if s is not leader)
+    lost.stop()
+    shutil.rmtree(lost.data_dir)
+    for i in range(200):
+        leader.put_true(f"/v1/kv/k/{i:04d}", "x" * 512)
+    for delay in (0.1, 0.3, 0.6, 1.0):
+        lost.start(wait=False)
+        time.sleep(delay)
+        lost.kill9()
+    lost.start(wait=False)
+    lost.wait_ready(timeout=30)
+
+    def caught_up():
+        r = lost.get("/v1/kv/k/?keys&stale")
+        return r.status == 200 and len(r.json()) == 200
+    wait_until(caught_up, 30, interval=0.2, what="the killed server to catch up")
