@@ -45,6 +45,8 @@ BROKEN = [
     ("src/registry/dns/dns_remote.c", '#include "registry/agent/agent_internal.h"'),
     ("src/registry/dns/dns_server.c", '#include "registry/agent/sync.h"'),
     ("src/registry/cluster/members.c", '#include "registry/dns/dns.h"'),
+    ("src/registry/cluster/coord.c", '#include "registry/agent/agent_internal.h"'),
+    ("src/registry/cluster/forward.c", '#include "registry/agent/sync.h"'),
     ("src/registry/cluster/cluster.c", "#include <raft.h>"),
 ]
 

@@ -28,7 +28,7 @@
 struct reg_node *reg_agent_local_node(struct reg_agent *a)
 {
     struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);
-    if (!n && !reg_agent_may_write(a)) {
+    if (!n && !reg_cluster_may_write(&a->cluster)) {
         /* A replicated server that does not lead: the leader registers servers' nodes. */
         a->shadow_node.name = a->cfg.node_name;
         a->shadow_node.id = a->node_id;
@@ -106,15 +106,7 @@ void reg_agent_ensure_local_node(struct reg_agent *a)
         .type = "",
     };
     reg_check_upsert(&a->state, node, &serf);
-    reg_agent_consul_service(a, node, a->cfg.server_port);
-}
-
-void reg_agent_consul_service(struct reg_agent *a, struct reg_node *node, int server_port)
-{
-    struct reg_service consul = {
-        .id = "consul", .name = "consul", .port = server_port, .address = ""};
-
-    reg_service_upsert(&a->state, node, &consul);
+    reg_members_consul_service(&a->state, node, a->cfg.server_port);
 }
 
 /* ---- local services and checks ----------------------------------------------------------- */
@@ -139,7 +131,7 @@ static void on_reap(const char *service_id, void *data)
 {
     struct reg_agent *a = data;
 
-    if (!reg_agent_may_write(a))
+    if (!reg_cluster_may_write(&a->cluster))
         return; /* the leader reaps */
     log_info("deregistering service %s: its check stayed critical past "
              "DeregisterCriticalServiceAfter",
@@ -193,15 +185,16 @@ void reg_agent_shutdown(struct reg_agent *a)
     a->shutting_down = true;
     log_info("shutting down");
     sd_notify_stopping();
-    if (a->members.agent)
-        reg_members_close(&a->members);
-    reg_cluster_stop(a);
+    if (a->cluster.members.cx)
+        reg_members_close(&a->cluster.members);
+    reg_cluster_stop(&a->cluster);
     reg_sync_stop(a);
     reg_acl_cache_free(a->acl_cache);
     a->acl_cache = NULL;
     if (a->client)
         http_client_free(a->client);
     a->client = NULL;
+    a->cluster.client = NULL;
     reg_watch_set_close(&a->watches);
     reg_dns_close(&a->dns);
     http_server_close(&a->http, on_http_closed);
@@ -224,8 +217,8 @@ void reg_agent_leave(struct reg_agent *a)
     if (a->leaving || a->shutting_down)
         return;
     a->leaving = true;
-    if (a->cluster)
-        reg_cluster_leave(a, reg_agent_shutdown);
+    if (a->cluster.replicated)
+        reg_cluster_leave(&a->cluster, reg_agent_shutdown);
     else if (a->cfg.server)
         reg_agent_shutdown(a);
     else
@@ -242,7 +235,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct reg_agent *a = s->data;
     log_info("caught signal %d", signum);
-    if (a->cluster && signum == SIGTERM)
+    if (a->cluster.replicated && signum == SIGTERM)
         reg_agent_shutdown(a);
     else
         reg_agent_leave(a);
@@ -286,7 +279,6 @@ static void agent_init_handles(struct reg_agent *a)
     reg_watch_set_init(&a->watches, a->loop);
     reg_metrics_init(&a->metrics);
     vivaldi_client_init(&a->vivaldi);
-    reg_coords_init(&a->coords);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
     struct http_server_config hc = {.max_conns = (size_t)a->cfg.http_max_conns,
@@ -294,6 +286,8 @@ static void agent_init_handles(struct reg_agent *a)
                                         (size_t)a->cfg.http_max_conns_per_client};
     reg_agent_api_init(a);
     reg_agent_dns_init(a);
+    reg_agent_cluster_init(a);
+    reg_coords_init(&a->cluster.coords);
     http_server_init(&a->http, a->loop, &hc, reg_api_handle, &a->api);
     uv_signal_init(a->loop, &a->sig_int);
     uv_signal_init(a->loop, &a->sig_term);
@@ -304,12 +298,20 @@ static void agent_init_handles(struct reg_agent *a)
     heap_trim_init(&a->heap_trim, a->loop);
 }
 
+/* The HTTP client for requests to servers: client agents' and replicated servers'. */
+static void client_new(struct reg_agent *a)
+{
+    a->client = http_client_new(a->loop);
+    a->cluster.client = a->client;
+}
+
 static int agent_start(struct reg_agent *a, struct err *e)
 {
     int rc;
 
-    if (reg_cluster_wanted(a)) {
-        rc = reg_cluster_start(a, e); /* the state comes from the replicated log */
+    if (reg_cluster_wanted(&a->cluster)) {
+        client_new(a);                          /* to reach the other servers */
+        rc = reg_cluster_start(&a->cluster, e); /* the state comes from the replicated log */
         if (rc < 0)
             return rc;
     } else if (a->cfg.data_dir && !a->cfg.dev) {
@@ -325,16 +327,16 @@ static int agent_start(struct reg_agent *a, struct err *e)
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->api.sessions = a->sessions;
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);
-    if (reg_agent_may_write(a))
+    if (reg_cluster_may_write(&a->cluster))
         reg_agent_ensure_local_node(a);
     restore_check_runners(a);
     rc = reg_agent_config_services_apply(a, NULL, &a->cfg, e);
     if (rc < 0)
         return rc;
     if (a->cfg.server) {
-        reg_members_init(&a->members, a);
+        reg_members_init(&a->cluster.members, &a->cluster);
     } else {
-        a->client = http_client_new(a->loop);
+        client_new(a);
         if (a->cfg.acl_enabled)
             a->acl_cache = reg_acl_cache_new(a);
         rc = reg_sync_start(a, e);
@@ -416,7 +418,7 @@ int reg_agent_main(int argc, char **argv)
     if (a->cfg.pid_file && rc == 0)
         unlink(a->cfg.pid_file);
     reg_state_free(&a->state);
-    reg_coords_free(&a->coords);
+    reg_coords_free(&a->cluster.coords);
     int status = a->exit_status;
     reg_agent_config_free(&a->cfg);
     uv_loop_close(a->loop);

@@ -32,20 +32,21 @@ static void answered(struct reg_agent *a, size_t len)
 
 static bool forward_to_server(struct reg_agent *a, struct reg_api_call *c)
 {
-    if (a->cfg.server || !reg_forward_wanted(a, c->path))
+    if (a->cfg.server || !reg_forward_wanted(&a->cluster, c->path))
         return false;
-    reg_forward_call(a, c);
+    reg_forward_call(&a->cluster, c);
     return true;
 }
 
 static bool forward_to_leader(struct reg_agent *a, struct reg_api_call *c, bool write)
 {
-    return reg_cluster_forward(a, c, write);
+    return reg_cluster_forward(&a->cluster, c, write);
 }
 
 static void acl_ensure(struct reg_agent *a)
 {
-    if (!a->cfg.acl_enabled || !a->cfg.server || a->state.acl_ready || !reg_agent_may_write(a))
+    if (!a->cfg.acl_enabled || !a->cfg.server || a->state.acl_ready ||
+        !reg_cluster_may_write(&a->cluster))
         return;
     struct reg_acl_settings set;
     reg_agent_config_acl(&a->cfg, &set);
@@ -73,7 +74,7 @@ static void write_mark(const struct reg_agent *a, struct reg_api_write_mark *m)
     int err;
 
     m->unwritten = a->persist ? reg_persist_unwritten(a->persist, &err) : 0;
-    m->records = reg_cluster_records(a);
+    m->records = reg_cluster_records(&a->cluster);
 }
 
 static int write_failed(const struct reg_agent *a, const struct reg_api_write_mark *m)
@@ -89,12 +90,12 @@ static bool write_defer(struct reg_agent *a, struct http_request *req,
                         const struct reg_api_write_mark *m, int status, const char *type,
                         const void *body, size_t len)
 {
-    return reg_cluster_defer_answer(a, req, m->records, status, type, body, len);
+    return reg_cluster_defer_answer(&a->cluster, req, m->records, status, type, body, len);
 }
 
 static void read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
 {
-    reg_cluster_read_headers(a, known_leader, last_contact);
+    reg_cluster_read_headers(&a->cluster, known_leader, last_contact);
 }
 
 static struct reg_node *local_node(struct reg_agent *a)
@@ -120,7 +121,7 @@ static void stop_checks(struct reg_agent *a, const char *service_id, const char 
 static void sort_near(const struct reg_agent *a, const char *near, json_t *list,
                       const char *(*node_of)(const json_t *entry))
 {
-    reg_coords_sort_near(a, near, list, node_of);
+    reg_coords_sort_near(&a->cluster, near, list, node_of);
 }
 
 static const struct reg_api_ops agent_api_ops = {
@@ -149,5 +150,6 @@ void reg_agent_api_init(struct reg_agent *a)
         .sessions = a->sessions,
         .ops = &agent_api_ops,
         .agent = a,
+        .cluster = &a->cluster,
     };
 }

@@ -1,5 +1,7 @@
 /*
- * The running agent, shared by the API handlers, the watch engine and the agent's setup code.
+ * The running agent, for agent/'s own files only: the API, DNS and cluster/ get narrow contexts
+ * of it instead (api/api.h, dns/dns.h, cluster/cluster_ctx.h), filled by agent_api.c,
+ * agent_dns.c and agent_cluster.c.
  */
 #ifndef MESH_REGISTRY_AGENT_INTERNAL_H
 #define MESH_REGISTRY_AGENT_INTERNAL_H
@@ -13,8 +15,7 @@
 #include "registry/agent/agent_config.h"
 #include "registry/agent/checks.h"
 #include "lib/vivaldi.h"
-#include "registry/cluster/coord.h"
-#include "registry/cluster/members.h"
+#include "registry/cluster/cluster_ctx.h"
 #include "registry/agent/metrics.h"
 #include "registry/agent/persist.h"
 #include "registry/agent/sessions.h"
@@ -28,7 +29,6 @@ struct reg_agent {
     struct reg_agent_config cfg;
     struct reg_state state;
     struct reg_persist *persist; /* NULL without a data dir, or in a replicated cluster */
-    struct reg_cluster *cluster; /* a server of a replicated cluster (cluster.h); else NULL */
     /* What reg_agent_local_node returns on a replicated server that may not write while its node
      * is not in the state yet: an empty node outside the catalog. */
     struct reg_node shadow_node;
@@ -42,8 +42,7 @@ struct reg_agent {
     struct reg_api api;              /* what the HTTP API sees of the agent (agent_api.c) */
     struct reg_metrics metrics;      /* /v1/agent/metrics (metrics.h) */
     struct vivaldi_client vivaldi;   /* this node's network coordinate */
-    struct reg_coords coords;        /* servers: the other nodes' coordinates (coord.h) */
-    struct reg_members members;      /* servers: who is in the cluster (members.h) */
+    struct reg_cluster_ctx cluster;  /* what cluster/ sees of the agent (agent_cluster.c) */
     struct reg_sync *sync;           /* client agents: the link to the servers (sync.h) */
     struct http_client *client;      /* client agents: requests to servers */
     struct reg_acl_cache *acl_cache; /* client agents with ACLs: tokens as servers resolve them */
@@ -67,15 +66,14 @@ struct reg_agent {
 void reg_agent_api_init(struct reg_agent *a);
 /* Fills a->dns, the context DNS answers in (agent_dns.c). */
 void reg_agent_dns_init(struct reg_agent *a);
+/* Fills a->cluster, the context cluster/ works in (agent_cluster.c). */
+void reg_agent_cluster_init(struct reg_agent *a);
 
 /* The local node in the catalog (always present while the agent runs). */
 struct reg_node *reg_agent_local_node(struct reg_agent *a);
 
 /* Registers or replaces the node's serfHealth check and the local node entry. */
 void reg_agent_ensure_local_node(struct reg_agent *a);
-
-/* A server's "consul" service on its node, on its replication port (as Consul's servers). */
-void reg_agent_consul_service(struct reg_agent *a, struct reg_node *node, int server_port);
 
 struct reg_service_reg;
 /* Registers a decoded service and its checks on the local node, starting their runners. */

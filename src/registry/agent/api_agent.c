@@ -12,6 +12,7 @@
 #include "registry/api/decode.h"
 #include "registry/cluster/members.h"
 #include "registry/api/render.h"
+#include "registry/agent/sync.h"
 
 #define NODE_MAINT_ID      "_node_maintenance"
 #define SERVICE_MAINT_PREF "_service_maintenance:"
@@ -504,6 +505,70 @@ void reg_api_agent_leave(struct reg_api_call *c)
 
     reg_api_ok_empty(c);
     reg_agent_leave(a);
+}
+
+/* A join asked through the API, waiting for the server's answer. */
+struct join_call {
+    struct reg_api_call *call; /* NULL once the client went away */
+};
+
+static void on_joined(int status, const char *why, void *data)
+{
+    struct join_call *j = data;
+    struct reg_api_call *c = j->call;
+
+    free(j);
+    if (!c)
+        return;
+    c->req->on_abort = NULL;
+    if (status < 0)
+        reg_api_error(c, 500, "Failed to join %s: %s", c->arg, why);
+    else
+        reg_api_ok_empty(c);
+}
+
+static void on_join_abort(struct http_request *req)
+{
+    struct join_call *j = req->data;
+    struct reg_api_call *c = j->call;
+
+    reg_sync_join_cancel(c->api->agent); /* done is not called: free here */
+    free(j);
+    reg_api_call_free(c);
+}
+
+void reg_api_agent_join(struct reg_api_call *c)
+{
+    struct reg_agent *a = c->api->agent;
+    bool wan;
+    struct err e;
+
+    if (reg_api_query_bool(c, "wan", &wan) < 0) {
+        reg_api_error(c, 400, "Invalid value for ?wan");
+        return;
+    }
+    if (wan) {
+        reg_api_error(c, 500, "Failed to join %s: WAN federation is not supported by this agent",
+                      c->arg);
+        return;
+    }
+    if (a->cfg.server) {
+        reg_api_error(c, 500,
+                      "Failed to join %s: a server's peers come from its configuration; joining "
+                      "at run time is for client agents",
+                      c->arg);
+        return;
+    }
+    struct join_call *j = xcalloc(1, sizeof(*j));
+    j->call = c;
+    int rc = reg_sync_join(a, c->arg, on_joined, j, &e);
+    if (rc < 0) {
+        free(j);
+        reg_api_error(c, 500, "Failed to join %s: %s", c->arg, e.msg);
+        return;
+    }
+    c->req->data = j;
+    c->req->on_abort = on_join_abort;
 }
 
 void reg_api_agent_reload(struct reg_api_call *c)

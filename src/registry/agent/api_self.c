@@ -54,8 +54,8 @@ static const char *go_arch(const char *machine)
  */
 static void raft_facts(const struct reg_agent *a, struct reg_repl_status *st)
 {
-    if (a->cluster) {
-        reg_cluster_status(a, st);
+    if (a->cluster.replicated) {
+        reg_cluster_status(&a->cluster, st);
         return;
     }
     const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
@@ -158,12 +158,12 @@ static json_t *stats_serf_lan(const struct reg_agent *a)
     json_t *o = json_object();
 
     by_status[REG_MEMBER_ALIVE] = 1; /* this agent */
-    smap_foreach(&a->members.by_name, e)
+    smap_foreach(&a->cluster.members.by_name, e)
     {
         const struct reg_member *mb = e->val;
         by_status[mb->status]++;
     }
-    set_u64(o, "members", 1 + a->members.by_name.n);
+    set_u64(o, "members", 1 + a->cluster.members.by_name.n);
     set_u64(o, "failed", by_status[REG_MEMBER_FAILED]);
     set_u64(o, "left", by_status[REG_MEMBER_LEFT]);
     return o;
@@ -234,7 +234,7 @@ void reg_api_agent_self(struct reg_api_call *c, struct reg_api_result *res)
                                   "BuildDate", BUILD_DATE));
     json_object_set_new(self, "DebugConfig", debug_config(a));
     json_object_set_new(self, "Coord", reg_coord_json(&a->vivaldi.coord));
-    json_object_set_new(self, "Member", reg_members_local(a));
+    json_object_set_new(self, "Member", reg_members_local(&a->cluster));
     json_object_set_new(self, "Stats", agent_stats(a));
     json_object_set_new(self, "Meta", json_pack("{s:s}", "consul-network-segment", ""));
     reg_api_result_json(c, res, self);

@@ -38,6 +38,7 @@ struct reg_api_route;
 struct bexpr;
 struct reg_agent;
 struct reg_agent_config;
+struct reg_cluster_ctx;
 struct reg_node;
 struct reg_sessions;
 struct reg_watch_set;
@@ -110,6 +111,9 @@ struct reg_api {
     struct reg_sessions *sessions; /* NULL once the agent shuts down */
     const struct reg_api_ops *ops;
     struct reg_agent *agent; /* opaque here: handed back to ops */
+    /* Opaque here: the context of the cluster's endpoints (cluster/cluster_ctx.h), which are
+     * routed from here but live in cluster/. */
+    struct reg_cluster_ctx *cluster;
 };
 
 struct reg_api_call {

@@ -1,17 +1,19 @@
 /* meshkit's internal endpoints: client agents' heartbeats and leaves (members.h). */
 #include "lib/json.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"
 
 void reg_api_internal_heartbeat(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->api->agent;
+    struct reg_cluster_ctx *cx = c->api->cluster;
     struct err e;
     bool known;
 
-    if (!a->cfg.server) {
+    if (!cx->cfg->server) {
         reg_api_error(c, 500, "heartbeats go to servers; this agent is a client");
         return;
     }
@@ -24,7 +26,7 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
         json_decref(body);
         return;
     }
-    int rc = reg_members_heartbeat(&a->members, body, &known, &e);
+    int rc = reg_members_heartbeat(&cx->members, body, &known, &e);
     json_decref(body);
     if (rc < 0) {
         reg_api_error(c, 400, "%s", e.msg);
@@ -33,8 +35,8 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
     /* The server's coordinate: the agent measures its RTT to it (coord.h). On a replicated
      * cluster, every server's address: the agent fails over to them (sync.h). */
     json_t *answer =
-        json_pack("{s:b, s:o}", "Known", known, "Coord", reg_coord_json(&a->vivaldi.coord));
-    json_t *servers = reg_cluster_http_servers(a);
+        json_pack("{s:b, s:o}", "Known", known, "Coord", reg_coord_json(&cx->vivaldi->coord));
+    json_t *servers = reg_cluster_http_servers(cx);
     if (servers)
         json_object_set_new(answer, "Servers", servers);
     reg_api_ok_json(c, answer);
@@ -42,11 +44,11 @@ void reg_api_internal_heartbeat(struct reg_api_call *c)
 
 void reg_api_internal_leave(struct reg_api_call *c)
 {
-    struct reg_agent *a = c->api->agent;
+    struct reg_cluster_ctx *cx = c->api->cluster;
     const char *node = NULL;
     struct err e;
 
-    if (!a->cfg.server) {
+    if (!cx->cfg->server) {
         reg_api_error(c, 500, "leaves go to servers; this agent is a client");
         return;
     }
@@ -62,7 +64,7 @@ void reg_api_internal_leave(struct reg_api_call *c)
         json_decref(body);
         return;
     }
-    reg_members_leave(&a->members, node);
+    reg_members_leave(&cx->members, node);
     json_decref(body);
     reg_api_ok_empty(c);
 }
@@ -74,7 +76,7 @@ void reg_api_internal_leave(struct reg_api_call *c)
  */
 void reg_api_internal_acl_resolve(struct reg_api_call *c, struct reg_api_result *res)
 {
-    const struct reg_state *st = &c->api->agent->state;
+    const struct reg_state *st = c->api->state;
     const struct reg_acl_token *t = c->token && c->token[0]
                                         ? reg_acl_token_by_secret(st, c->token)
                                         : reg_acl_token_get(st, REG_ACL_ANONYMOUS_ID);

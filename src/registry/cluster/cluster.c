@@ -21,12 +21,13 @@
 #include "lib/http_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 #include "registry/api/api.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/forward.h"
 #include "registry/cluster/members.h"
-#include "registry/agent/sessions.h"
 #include "registry/cluster/cluster_internal.h"
 
 #define HOLD_MS       7000 /* a call waits this long for a leader (Consul's rpc_hold_timeout) */
@@ -54,30 +55,30 @@ static void resync(struct reg_cluster *cl, const char *why);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-bool reg_cluster_wanted(const struct reg_agent *a)
+bool reg_cluster_wanted(const struct reg_cluster_ctx *cx)
 {
-    return a->cfg.server && !a->cfg.dev && !a->cfg.bootstrap && a->cfg.bootstrap_expect > 1;
+    return cx->cfg->server && !cx->cfg->dev && !cx->cfg->bootstrap && cx->cfg->bootstrap_expect > 1;
 }
 
-bool reg_agent_may_write(const struct reg_agent *a)
+bool reg_cluster_may_write(const struct reg_cluster_ctx *cx)
 {
-    if (!a->cluster)
+    if (!cx->replicated)
         return true;
-    return reg_repl_leader_ready(a->cluster->repl) && !a->cluster->resyncing;
+    return reg_repl_leader_ready(cx->replicated->repl) && !cx->replicated->resyncing;
 }
 
-uint64_t reg_cluster_records(const struct reg_agent *a)
+uint64_t reg_cluster_records(const struct reg_cluster_ctx *cx)
 {
-    return a->cluster ? a->cluster->records : 0;
+    return cx->replicated ? cx->replicated->records : 0;
 }
 
-void reg_cluster_status(const struct reg_agent *a, struct reg_repl_status *out)
+void reg_cluster_status(const struct reg_cluster_ctx *cx, struct reg_repl_status *out)
 {
-    if (!a->cluster) {
+    if (!cx->replicated) {
         memset(out, 0, sizeof(*out));
         return;
     }
-    reg_repl_status(a->cluster->repl, out);
+    reg_repl_status(cx->replicated->repl, out);
 }
 
 struct peer *reg_peer_by_id(struct reg_cluster *cl, uint64_t id)
@@ -88,23 +89,23 @@ struct peer *reg_peer_by_id(struct reg_cluster *cl, uint64_t id)
     return NULL;
 }
 
-const char *reg_cluster_server_node(const struct reg_agent *a, uint64_t id)
+const char *reg_cluster_server_node(const struct reg_cluster_ctx *cx, uint64_t id)
 {
-    const struct peer *p = a->cluster ? reg_peer_by_id(a->cluster, id) : NULL;
+    const struct peer *p = cx->replicated ? reg_peer_by_id(cx->replicated, id) : NULL;
     return p && p->node[0] ? p->node : NULL;
 }
 
-json_t *reg_cluster_http_servers(const struct reg_agent *a)
+json_t *reg_cluster_http_servers(const struct reg_cluster_ctx *cx)
 {
     struct reg_repl_status st;
     char addr[300];
 
-    if (!a->cluster)
+    if (!cx->replicated)
         return NULL;
     json_t *out = json_array();
-    reg_repl_status(a->cluster->repl, &st);
+    reg_repl_status(cx->replicated->repl, &st);
     for (size_t i = 0; i < st.nservers; i++) {
-        const struct peer *p = reg_peer_by_id(a->cluster, st.servers[i].id);
+        const struct peer *p = reg_peer_by_id(cx->replicated, st.servers[i].id);
         if (!p || !p->http_host[0])
             continue;
         snprintf(addr, sizeof(addr), "%s:%d", p->http_host, p->http_port);
@@ -113,15 +114,16 @@ json_t *reg_cluster_http_servers(const struct reg_agent *a)
     return out;
 }
 
-void reg_cluster_read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
+void reg_cluster_read_headers(const struct reg_cluster_ctx *cx, bool *known_leader,
+                              uint64_t *last_contact)
 {
     struct reg_repl_status st;
 
     *known_leader = true;
     *last_contact = 0;
-    if (!a->cluster)
+    if (!cx->replicated)
         return;
-    reg_repl_status(a->cluster->repl, &st);
+    reg_repl_status(cx->replicated->repl, &st);
     *known_leader = st.leader_id != 0;
     *last_contact = st.last_contact_ms;
 }
@@ -129,7 +131,7 @@ void reg_cluster_read_headers(const struct reg_agent *a, bool *known_leader, uin
 /* ---- the state machine ------------------------------------------------------------------- */
 
 /* The table a record changes, for the watchers. */
-static void notify_record(struct reg_agent *a, const char *op)
+static void notify_record(struct reg_cluster_ctx *cx, const char *op)
 {
     enum reg_table t = REG_TABLE_CATALOG;
 
@@ -139,14 +141,14 @@ static void notify_record(struct reg_agent *a, const char *op)
         t = REG_TABLE_SESSIONS;
     else if (strncmp(op, "acl", 3) == 0)
         t = REG_TABLE_ACL;
-    if (a->state.on_change)
-        a->state.on_change(t, a->state.change_data);
+    if (cx->state->on_change)
+        cx->state->on_change(t, cx->state->change_data);
 }
 
 /* Applies newline-separated JSON records. Returns 0 or -EINVAL. */
 static int apply_records(struct reg_cluster *cl, const char *data, size_t len)
 {
-    struct reg_agent *a = cl->agent;
+    struct reg_cluster_ctx *cx = cl->cx;
     int rc = 0;
 
     cl->applying = true;
@@ -155,12 +157,12 @@ static int apply_records(struct reg_cluster *cl, const char *data, size_t len)
         size_t n = nl ? (size_t)(nl - (data + i)) : len - i;
         json_error_t jerr;
         json_t *r = n ? json_loadb(data + i, n, 0, &jerr) : NULL;
-        if (n && (!r || reg_state_apply(&a->state, r) < 0)) {
+        if (n && (!r || reg_state_apply(cx->state, r) < 0)) {
             log_error("cluster: a committed record cannot be applied: %.*s",
                       (int)(n > 200 ? 200 : n), data + i);
             rc = -EINVAL;
         } else if (r) {
-            notify_record(a, json_string_value(json_object_get(r, "op")) ?: "");
+            notify_record(cx, json_string_value(json_object_get(r, "op")) ?: "");
         }
         json_decref(r);
         i += n + 1;
@@ -175,7 +177,7 @@ static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
 
     if (own)
         return 0; /* proposed here: its effect is in the state already */
-    if (reg_agent_may_write(cl->agent)) {
+    if (reg_cluster_may_write(cl->cx)) {
         /* A leader only applies its own entries; anything else means its state diverged. */
         resync(cl, "a leader was handed an entry it did not propose");
         return 0;
@@ -198,13 +200,13 @@ static void emit_line(const json_t *record, void *data)
 static void fsm_snapshot(struct buf *out, void *ctx)
 {
     struct reg_cluster *cl = ctx;
-    reg_state_dump(&cl->agent->state, emit_line, out);
+    reg_state_dump(cl->cx->state, emit_line, out);
 }
 
 static int fsm_restore(const void *data, size_t len, void *ctx)
 {
     struct reg_cluster *cl = ctx;
-    struct reg_state *st = &cl->agent->state;
+    struct reg_state *st = cl->cx->state;
     struct reg_state keep = *st;
 
     /* The whole state is replaced; the hooks the agent installed stay. */
@@ -229,20 +231,17 @@ static int fsm_restore(const void *data, size_t len, void *ctx)
 static void fsm_leadership(bool leader, bool lost, void *ctx)
 {
     struct reg_cluster *cl = ctx;
-    struct reg_agent *a = cl->agent;
+    struct reg_cluster_ctx *cx = cl->cx;
 
     if (!leader) {
         if (lost)
             resync(cl, "leadership was lost with writes in flight");
-        if (a->sessions)
-            reg_sessions_set_active(a->sessions, false);
+        cx->ops->leadership(cx->agent, false);
         return;
     }
     /* Every entry before this term is applied: the state is the cluster's. */
-    reg_agent_ensure_local_node(a);
-    if (a->sessions)
-        reg_sessions_set_active(a->sessions, true);
-    reg_members_grace(&a->members);
+    cx->ops->leadership(cx->agent, true);
+    reg_members_grace(&cx->members);
 }
 
 static const struct reg_repl_fsm cluster_fsm = {
@@ -325,7 +324,7 @@ static void cluster_journal_cb(const json_t *record, void *data)
 
     if (cl->applying)
         return;
-    if (!reg_agent_may_write(cl->agent)) {
+    if (!reg_cluster_may_write(cl->cx)) {
         char *json = json_dumps(record, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
         log_error("cluster: a change made on a server that does not lead: %s", json ? json : "");
         free(json);
@@ -346,11 +345,11 @@ static void on_held_abort(struct http_request *req)
     h->req = NULL;
 }
 
-bool reg_cluster_defer_answer(struct reg_agent *a, struct http_request *req,
+bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
                               uint64_t records_before, int status, const char *type,
                               const void *body, size_t len)
 {
-    struct reg_cluster *cl = a->cluster;
+    struct reg_cluster *cl = cx->replicated;
 
     if (!cl)
         return false;
@@ -430,7 +429,7 @@ static bool on_leader_unreachable(struct reg_api_call *c, void *data)
 {
     struct reg_cluster *cl = data;
 
-    if (cl->stopping || uv_now(cl->agent->loop) >= c->hold_until)
+    if (cl->stopping || uv_now(cl->cx->loop) >= c->hold_until)
         return false;
     hold_call(cl, c);
     return true;
@@ -508,7 +507,7 @@ static int route_call(struct reg_cluster *cl, struct reg_api_call *c)
     const struct peer *p = st.leader_id ? reg_peer_by_id(cl, st.leader_id) : NULL;
     if (!p || !p->http_host[0] || st.role == REG_REPL_LEADER || cl->resyncing)
         return -EAGAIN;
-    reg_forward_to(cl->agent, c, p->http_host, p->http_port, cl->https, on_leader_unreachable, cl);
+    reg_forward_to(cl->cx, c, p->http_host, p->http_port, cl->https, on_leader_unreachable, cl);
     return 0;
 }
 
@@ -561,7 +560,7 @@ static void hold_call(struct reg_cluster *cl, struct reg_api_call *c)
 
     h->cl = cl;
     h->call = c;
-    uv_timer_init(cl->agent->loop, &h->timer);
+    uv_timer_init(cl->cx->loop, &h->timer);
     h->timer.data = h;
     uv_timer_start(&h->timer, on_hold_timer, HOLD_RETRY_MS, HOLD_RETRY_MS);
     c->req->data = h;
@@ -584,9 +583,9 @@ static bool fresh_enough(struct reg_cluster *cl, const struct reg_api_call *c)
     return st.last_contact_ms <= (uint64_t)(ns / DURATION_MS);
 }
 
-bool reg_cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write)
+bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, bool write)
 {
-    struct reg_cluster *cl = a->cluster;
+    struct reg_cluster *cl = cx->replicated;
 
     if (!cl)
         return false;
@@ -603,7 +602,7 @@ bool reg_cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write
         return false;
     if (!write && reg_api_query_has(c, "stale") && fresh_enough(cl, c))
         return false;
-    c->hold_until = uv_now(a->loop) + HOLD_MS;
+    c->hold_until = uv_now(cx->loop) + HOLD_MS;
     int rc = route_call(cl, c);
     if (rc == 1 && (write || !reg_api_query_has(c, "consistent")))
         return false;
@@ -617,19 +616,19 @@ bool reg_cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 /* Refuses a data dir that holds a single server's journal (see docs/replication.md). */
-static int check_data_dir(const struct reg_agent *a, struct err *e)
+static int check_data_dir(const struct reg_cluster_ctx *cx, struct err *e)
 {
     const char *files[] = {"journal.log", "snapshot.json"};
     struct stat sb;
     char path[4096];
 
-    if (!a->cfg.data_dir)
+    if (!cx->cfg->data_dir)
         return err_set(e,
                        "-bootstrap-expect %d needs -data-dir: a replicated server keeps its "
                        "log on disk",
-                       a->cfg.bootstrap_expect);
+                       cx->cfg->bootstrap_expect);
     for (size_t i = 0; i < ARRAY_LEN(files); i++) {
-        snprintf(path, sizeof(path), "%s/%s", a->cfg.data_dir, files[i]);
+        snprintf(path, sizeof(path), "%s/%s", cx->cfg->data_dir, files[i]);
         if (stat(path, &sb) == 0)
             return err_set(e,
                            "%s holds a single server's state (%s); a server of a replicated "
@@ -637,9 +636,10 @@ static int check_data_dir(const struct reg_agent *a, struct err *e)
                            "cannot take it over: start the cluster on empty data directories "
                            "and copy the data through the API, or keep running this server "
                            "alone (-bootstrap)",
-                           a->cfg.data_dir, files[i], a->cfg.bootstrap_expect, a->cfg.data_dir);
+                           cx->cfg->data_dir, files[i], cx->cfg->bootstrap_expect,
+                           cx->cfg->data_dir);
     }
-    if (a->cfg.nservices > 0)
+    if (cx->cfg->nservices > 0)
         return err_set(e, "services in configuration files are not supported on a server of a "
                           "replicated cluster; register them through a client agent");
     return 0;
@@ -659,56 +659,54 @@ int reg_cluster_check_single_data_dir(const char *data_dir, struct err *e)
                    data_dir, dir);
 }
 
-int reg_cluster_start(struct reg_agent *a, struct err *e)
+int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
 {
     struct reg_cluster *cl;
     char dir[4096], addr[REG_REPL_ADDR_MAX];
-    int rc = check_data_dir(a, e);
+    int rc = check_data_dir(cx, e);
 
     if (rc < 0)
         return rc;
-    const char *bind = a->cfg.bind_addr && strcmp(a->cfg.bind_addr, "0.0.0.0") != 0
-                           ? a->cfg.bind_addr
+    const char *bind = cx->cfg->bind_addr && strcmp(cx->cfg->bind_addr, "0.0.0.0") != 0
+                           ? cx->cfg->bind_addr
                            : "127.0.0.1";
-    snprintf(addr, sizeof(addr), "%s:%d", bind, a->cfg.server_port);
-    snprintf(dir, sizeof(dir), "%s/raft", a->cfg.data_dir);
+    snprintf(addr, sizeof(addr), "%s:%d", bind, cx->cfg->server_port);
+    snprintf(dir, sizeof(dir), "%s/raft", cx->cfg->data_dir);
     cl = xcalloc(1, sizeof(*cl));
-    cl->agent = a;
+    cl->cx = cx;
     struct reg_repl_config rc_cfg = {
         .dir = dir,
-        .id = reg_repl_id_for(a->cfg.node_name),
+        .id = reg_repl_id_for(cx->cfg->node_name),
         .address = addr,
-        .snapshot_threshold = (unsigned)a->cfg.raft_snapshot_threshold,
+        .snapshot_threshold = (unsigned)cx->cfg->raft_snapshot_threshold,
         .fsm = &cluster_fsm,
         .ctx = cl,
     };
-    rc = reg_repl_open(&cl->repl, a->loop, &rc_cfg, e);
+    rc = reg_repl_open(&cl->repl, cx->loop, &rc_cfg, e);
     if (rc < 0) {
         free(cl);
         return rc;
     }
-    a->cluster = cl;
+    cx->replicated = cl;
     struct peer *self = &cl->peers[cl->npeers++];
     self->id = rc_cfg.id;
-    snprintf(self->node, sizeof(self->node), "%s", a->cfg.node_name);
+    snprintf(self->node, sizeof(self->node), "%s", cx->cfg->node_name);
     snprintf(self->raft_addr, sizeof(self->raft_addr), "%s", addr);
     /* Where the others and client agents reach this server's API: a wildcard listen address
      * names no host, so the replication address stands in for it. */
-    const char *http = a->cfg.client_addr;
+    const char *http = cx->cfg->client_addr;
     if (strcmp(http, "0.0.0.0") == 0 || strcmp(http, "::") == 0)
         http = bind;
     snprintf(self->http_host, sizeof(self->http_host), "%s", http);
     /* With no plain HTTP listener (-http-port -1, as `mesh up -secure`), the API is HTTPS. */
-    cl->https = a->cfg.http_port <= 0 && a->cfg.https_port > 0;
-    self->http_port = cl->https ? a->cfg.https_port : a->cfg.http_port;
-    a->state.journal = cluster_journal_cb;
-    a->state.journal_data = cl;
-    if (!a->client)
-        a->client = http_client_new(a->loop);
-    uv_prepare_init(a->loop, &cl->flush);
+    cl->https = cx->cfg->http_port <= 0 && cx->cfg->https_port > 0;
+    self->http_port = cl->https ? cx->cfg->https_port : cx->cfg->http_port;
+    cx->state->journal = cluster_journal_cb;
+    cx->state->journal_data = cl;
+    uv_prepare_init(cx->loop, &cl->flush);
     cl->flush.data = cl;
     uv_prepare_start(&cl->flush, on_flush);
-    uv_timer_init(a->loop, &cl->discover);
+    uv_timer_init(cx->loop, &cl->discover);
     cl->discover.data = cl;
     if (reg_repl_has_state(cl->repl)) {
         rc = reg_repl_start(cl->repl, NULL, 0, e);
@@ -717,12 +715,12 @@ int reg_cluster_start(struct reg_agent *a, struct err *e)
     }
     uv_timer_start(&cl->discover, reg_cluster_discover, 0, DISCOVER_MS);
     /* A third of the failure timeout, as client agents: one lost beat does not fail it. */
-    uint64_t beat_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS / 3);
-    uv_timer_init(a->loop, &cl->beat);
+    uint64_t beat_ms = (uint64_t)(cx->cfg->failure_timeout_ns / DURATION_MS / 3);
+    uv_timer_init(cx->loop, &cl->beat);
     cl->beat.data = cl;
     uv_timer_start(&cl->beat, reg_cluster_beat, beat_ms, beat_ms > 100 ? beat_ms : 100);
-    log_info("cluster: server %s, replication on %s, expecting %d servers", a->cfg.node_name, addr,
-             a->cfg.bootstrap_expect);
+    log_info("cluster: server %s, replication on %s, expecting %d servers", cx->cfg->node_name,
+             addr, cx->cfg->bootstrap_expect);
     return 0;
 }
 
@@ -742,9 +740,9 @@ static void on_cluster_handle_closed(uv_handle_t *h)
     cluster_closed_one(h->data);
 }
 
-void reg_cluster_stop(struct reg_agent *a)
+void reg_cluster_stop(struct reg_cluster_ctx *cx)
 {
-    struct reg_cluster *cl = a->cluster;
+    struct reg_cluster *cl = cx->replicated;
 
     if (!cl)
         return;
@@ -753,12 +751,12 @@ void reg_cluster_stop(struct reg_agent *a)
         batch_free(cl->open, -ECANCELED);
         cl->open = NULL;
     }
-    a->state.journal = NULL;
-    a->state.journal_data = NULL;
+    cx->state->journal = NULL;
+    cx->state->journal_data = NULL;
     cl->closes_pending = 4;
     reg_repl_close(cl->repl, on_repl_closed, cl);
     uv_close((uv_handle_t *)&cl->flush, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->discover, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->beat, on_cluster_handle_closed);
-    a->cluster = NULL;
+    cx->replicated = NULL;
 }

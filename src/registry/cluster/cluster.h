@@ -16,7 +16,7 @@
  *   will commit, and its state may hold effects the log will never have: it restarts itself
  *   (exec of the same command line) and rebuilds its state from its log, as after a crash.
  * - Leader-only duties (session TTLs, node failure detection, critical-service reaping, ACL
- *   bootstrap) run where reg_agent_may_write() is true.
+ *   bootstrap) run where reg_cluster_may_write() is true.
  */
 #ifndef MESH_REGISTRY_CLUSTER_H
 #define MESH_REGISTRY_CLUSTER_H
@@ -31,18 +31,20 @@
 #include "registry/cluster/replication.h"
 
 struct reg_agent;
+struct reg_cluster_ctx;
 struct reg_api_call;
 struct reg_cluster;
 
 /* True when the configuration asks for a replicated server (-server -bootstrap-expect > 1). */
-bool reg_cluster_wanted(const struct reg_agent *a);
+bool reg_cluster_wanted(const struct reg_cluster_ctx *cx);
 
 /*
  * Sets the agent up as a server of a replicated cluster: checks the data directory (a
  * single-server one is refused with a message saying why and what to do), installs the state's
- * journal hook and starts formation. Returns 0 or -errno with e set.
+ * journal hook and starts formation, reaching the others through cx->client (the agent makes
+ * it first). Returns 0 or -errno with e set.
  */
-int reg_cluster_start(struct reg_agent *a, struct err *e);
+int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e);
 
 /*
  * Refuses, for an agent that is not a replicated server, a data directory a replicated server
@@ -52,23 +54,23 @@ int reg_cluster_start(struct reg_agent *a, struct err *e);
 int reg_cluster_check_single_data_dir(const char *data_dir, struct err *e);
 
 /* Leaves gracefully (hands leadership over, asks to be removed) before a stop; done runs after. */
-void reg_cluster_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
+void reg_cluster_leave(struct reg_cluster_ctx *cx, void (*done)(struct reg_agent *a));
 
 /* Stops replication; the loop must run for its handles to close. NULL cluster: no-op. */
-void reg_cluster_stop(struct reg_agent *a);
+void reg_cluster_stop(struct reg_cluster_ctx *cx);
 
 /* True when this agent may change the state itself: no cluster, or its ready leader. */
-bool reg_agent_may_write(const struct reg_agent *a);
+bool reg_cluster_may_write(const struct reg_cluster_ctx *cx);
 
 /* Records handed to the log so far (the API compares it around a write). */
-uint64_t reg_cluster_records(const struct reg_agent *a);
+uint64_t reg_cluster_records(const struct reg_cluster_ctx *cx);
 
 /*
  * Holds a write's answer until the entry holding its records (those after records_before) is
  * committed, then sends it; an entry that fails turns it into a 500. Returns false when there is
  * nothing to wait for (the caller answers at once). Takes over req when it returns true.
  */
-bool reg_cluster_defer_answer(struct reg_agent *a, struct http_request *req,
+bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
                               uint64_t records_before, int status, const char *type,
                               const void *body, size_t len);
 
@@ -76,23 +78,23 @@ bool reg_cluster_defer_answer(struct reg_agent *a, struct http_request *req,
  * Sends a call a follower must not answer itself (a write, or a read without ?stale) to the
  * leader, relaying its answer. Returns true when it took the call over.
  */
-bool reg_cluster_forward(struct reg_agent *a, struct reg_api_call *c, bool write);
+bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, bool write);
 
 /*
  * The HTTP API addresses ("host:port") of the servers in the configuration, as far as this
- * server knows them: what client agents learn to fail over to. NULL when a is not clustered;
- * else a new reference the caller owns.
+ * server knows them: what client agents learn to fail over to. NULL when this server is not
+ * replicated; else a new reference the caller owns.
  */
-json_t *reg_cluster_http_servers(const struct reg_agent *a);
+json_t *reg_cluster_http_servers(const struct reg_cluster_ctx *cx);
 
 /* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
-void reg_cluster_read_headers(const struct reg_agent *a, bool *known_leader,
+void reg_cluster_read_headers(const struct reg_cluster_ctx *cx, bool *known_leader,
                               uint64_t *last_contact);
 
-/* The engine's status (zeroed when a is not clustered). */
-void reg_cluster_status(const struct reg_agent *a, struct reg_repl_status *out);
+/* The engine's status (zeroed when this server is not replicated). */
+void reg_cluster_status(const struct reg_cluster_ctx *cx, struct reg_repl_status *out);
 
 /* Node name and HTTP address of the server with this replication ID, when known. */
-const char *reg_cluster_server_node(const struct reg_agent *a, uint64_t id);
+const char *reg_cluster_server_node(const struct reg_cluster_ctx *cx, uint64_t id);
 
 #endif

@@ -29,7 +29,7 @@ struct peer {
 struct batch;
 
 struct reg_cluster {
-    struct reg_agent *agent;
+    struct reg_cluster_ctx *cx;
     struct reg_repl *repl;
     struct batch *open;   /* collecting this turn's records; NULL when none */
     struct batch *newest; /* the last proposed batch still in flight */

@@ -15,8 +15,9 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/net.h"
-#include "registry/agent/agent_internal.h"
-#include "registry/agent/agent_tls.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 #include "registry/api/api.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"
@@ -90,10 +91,8 @@ static void on_join_answer(int status, const struct http_client_response *res, v
 
 void reg_cluster_peer_tls(const struct reg_cluster *cl, struct http_client_request *r)
 {
-    if (!cl->https)
-        return;
-    r->tls = true;
-    reg_agent_tls_client_options(&cl->agent->cfg, r);
+    if (cl->https)
+        cl->cx->ops->tls_options(cl->cx->agent, r);
 }
 
 /* PUTs body (a JSON value, consumed) to another server's API with this agent's token. */
@@ -108,7 +107,7 @@ static void put_to_server(struct reg_cluster *cl, const struct peer *to, const c
         .port = to->http_port,
         .target = target,
         .headers = &token,
-        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
+        .num_headers = consul_token_field(cl->cx->cfg->acl_agent_token, &token),
         .body = json,
         .body_len = strlen(json),
         .timeout_ms = timeout_ms,
@@ -116,7 +115,7 @@ static void put_to_server(struct reg_cluster *cl, const struct peer *to, const c
 
     reg_cluster_peer_tls(cl, &r);
     json_decref(body);
-    http_client_send(cl->agent->client, &r, cb, data);
+    http_client_send(cl->cx->client, &r, cb, data);
     free(json);
 }
 
@@ -139,17 +138,17 @@ static void join_formed(struct reg_cluster *cl, const struct peer *via)
 /* Bootstraps once exactly bootstrap_expect servers see each other. */
 static void maybe_bootstrap(struct reg_cluster *cl)
 {
-    struct reg_agent *a = cl->agent;
+    struct reg_cluster_ctx *cx = cl->cx;
     struct reg_repl_server servers[REG_REPL_MAX_SERVERS];
     struct peer sorted[REG_REPL_MAX_SERVERS];
     struct err e;
 
     if (reg_repl_started(cl->repl) || cl->cluster_seen)
         return;
-    if (cl->npeers != (size_t)a->cfg.bootstrap_expect) {
-        if (cl->npeers > (size_t)a->cfg.bootstrap_expect)
+    if (cl->npeers != (size_t)cx->cfg->bootstrap_expect) {
+        if (cl->npeers > (size_t)cx->cfg->bootstrap_expect)
             log_error("cluster: %zu servers found but -bootstrap-expect is %d; not bootstrapping",
-                      cl->npeers, a->cfg.bootstrap_expect);
+                      cl->npeers, cx->cfg->bootstrap_expect);
         return;
     }
     memcpy(sorted, cl->peers, cl->npeers * sizeof(*sorted));
@@ -246,8 +245,8 @@ out:
 void reg_cluster_discover(uv_timer_t *t)
 {
     struct reg_cluster *cl = t->data;
-    struct reg_agent *a = cl->agent;
-    const struct flag_list *joins[] = {&a->cfg.retry_join, &a->cfg.start_join};
+    struct reg_cluster_ctx *cx = cl->cx;
+    const struct flag_list *joins[] = {&cx->cfg->retry_join, &cx->cfg->start_join};
 
     for (size_t k = 0; k < ARRAY_LEN(joins); k++) {
         for (size_t i = 0; i < joins[k]->n; i++) {
@@ -270,7 +269,7 @@ void reg_cluster_discover(uv_timer_t *t)
                 .timeout_ms = PROBE_TIMEOUT_MS,
             };
             reg_cluster_peer_tls(cl, &r);
-            http_client_send(a->client, &r, on_probe, pr);
+            http_client_send(cx->client, &r, on_probe, pr);
         }
     }
     if (reg_repl_started(cl->repl))
@@ -290,7 +289,7 @@ static void on_beat_answer(int status, const struct http_client_response *res, v
 void reg_cluster_beat(uv_timer_t *t)
 {
     struct reg_cluster *cl = t->data;
-    struct reg_agent *a = cl->agent;
+    struct reg_cluster_ctx *cx = cl->cx;
     const struct peer *self = &cl->peers[0], *leader;
     struct reg_repl_status st;
     char host[REG_REPL_ADDR_MAX];
@@ -304,9 +303,9 @@ void reg_cluster_beat(uv_timer_t *t)
     /* The body of a client agent's heartbeat (members.h), and the server's replication port. */
     json_t *body =
         json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}, s:i}", "Node",
-                  a->cfg.node_name, "ID", a->node_id, "Address", host, "Datacenter",
-                  a->cfg.datacenter, "TaggedAddresses", "lan", host, "lan_ipv4", host, "wan", host,
-                  "wan_ipv4", host, "Meta", "consul-network-segment", "", "ServerPort", port);
+                  cx->cfg->node_name, "ID", cx->node_id, "Address", host, "Datacenter",
+                  cx->cfg->datacenter, "TaggedAddresses", "lan", host, "lan_ipv4", host, "wan",
+                  host, "wan_ipv4", host, "Meta", "consul-network-segment", "", "ServerPort", port);
     /* At most one beat in flight: each times out before the next leaves. */
     put_to_server(cl, leader, "/v1/internal/mesh/heartbeat", body, uv_timer_get_repeat(t),
                   on_beat_answer, NULL);
@@ -316,7 +315,7 @@ void reg_cluster_beat(uv_timer_t *t)
 
 void reg_api_cluster_info(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_cluster *cl = c->api->agent->cluster;
+    struct reg_cluster *cl = c->api->cluster->replicated;
     struct reg_repl_status st;
 
     if (!cl) {
@@ -355,7 +354,7 @@ static void on_joined(int status, void *arg)
 
 void reg_api_cluster_join(struct reg_api_call *c)
 {
-    struct reg_cluster *cl = c->api->agent->cluster;
+    struct reg_cluster *cl = c->api->cluster->replicated;
     struct reg_repl_status st;
     struct peer p;
 
@@ -416,7 +415,7 @@ static const struct reg_repl_server *find_server(const struct reg_repl_status *s
 
 void reg_api_operator_raft_remove_peer(struct reg_api_call *c)
 {
-    struct reg_cluster *cl = c->api->agent->cluster;
+    struct reg_cluster *cl = c->api->cluster->replicated;
     const char *id = reg_api_query(c, "id");
     const char *address = reg_api_query(c, "address");
     struct reg_repl_status st;
@@ -432,7 +431,7 @@ void reg_api_operator_raft_remove_peer(struct reg_api_call *c)
                            "of peer to remove");
         return;
     }
-    reg_cluster_status(c->api->agent, &st);
+    reg_cluster_status(c->api->cluster, &st);
     const struct reg_repl_server *s = cl ? find_server(&st, id, address) : NULL;
     if (!s) {
         reg_api_error(c, 500, "%s \"%s\" was not found in the Raft configuration",
@@ -472,11 +471,11 @@ struct leave {
 static void on_leave_closed(uv_handle_t *h)
 {
     struct leave *l = h->data;
-    struct reg_agent *a = l->cl->agent;
+    struct reg_agent *agent = l->cl->cx->agent;
     void (*done)(struct reg_agent * a) = l->done;
 
     free(l);
-    done(a);
+    done(agent);
 }
 
 static void leave_finish(struct leave *l, const char *how)
@@ -527,11 +526,11 @@ static void ask_removal(struct leave *l, const struct reg_repl_status *st)
         .port = to->http_port,
         .target = target,
         .headers = &token,
-        .num_headers = consul_token_field(cl->agent->cfg.acl_agent_token, &token),
+        .num_headers = consul_token_field(cl->cx->cfg->acl_agent_token, &token),
         .timeout_ms = 5000,
     };
     reg_cluster_peer_tls(cl, &r);
-    l->asking = http_client_send(cl->agent->client, &r, on_leave_answer, l);
+    l->asking = http_client_send(cl->cx->client, &r, on_leave_answer, l);
 }
 
 static void on_leave_timer(uv_timer_t *t)
@@ -565,19 +564,19 @@ static void on_leave_timer(uv_timer_t *t)
     ask_removal(l, &st);
 }
 
-void reg_cluster_leave(struct reg_agent *a, void (*done)(struct reg_agent *a))
+void reg_cluster_leave(struct reg_cluster_ctx *cx, void (*done)(struct reg_agent *a))
 {
-    struct reg_cluster *cl = a->cluster;
+    struct reg_cluster *cl = cx->replicated;
 
     if (!cl || !reg_repl_started(cl->repl)) {
-        done(a);
+        done(cx->agent);
         return;
     }
     struct leave *l = xcalloc(1, sizeof(*l));
     l->cl = cl;
     l->done = done;
-    l->deadline = uv_now(a->loop) + LEAVE_MS;
-    uv_timer_init(a->loop, &l->timer);
+    l->deadline = uv_now(cx->loop) + LEAVE_MS;
+    uv_timer_init(cx->loop, &l->timer);
     l->timer.data = l;
     log_info("cluster: leaving: asking to be removed from the configuration");
     uv_timer_start(&l->timer, on_leave_timer, 0, LEAVE_POLL_MS);

@@ -7,7 +7,9 @@
 #include <strings.h>
 
 #include "lib/alloc.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 
 void reg_coords_init(struct reg_coords *cs)
 {
@@ -25,32 +27,32 @@ void reg_coords_free(struct reg_coords *cs)
     smap_free(&cs->by_node);
 }
 
-void reg_coords_set(struct reg_agent *a, const char *node, const struct vivaldi_coord *c)
+void reg_coords_set(struct reg_cluster_ctx *cx, const char *node, const struct vivaldi_coord *c)
 {
-    if (strcasecmp(node, a->cfg.node_name) == 0) {
-        a->vivaldi.coord = *c;
-        reg_state_touch(&a->state, REG_TABLE_COORDS);
+    if (strcasecmp(node, cx->cfg->node_name) == 0) {
+        cx->vivaldi->coord = *c;
+        reg_state_touch(cx->state, REG_TABLE_COORDS);
         return;
     }
     char *key = reg_fold(node);
-    struct reg_node_coord *nc = smap_get(&a->coords.by_node, key);
+    struct reg_node_coord *nc = smap_get(&cx->coords.by_node, key);
 
     if (!nc) {
         nc = xcalloc(1, sizeof(*nc));
         nc->node = xstrdup(node);
-        smap_put(&a->coords.by_node, key, nc);
+        smap_put(&cx->coords.by_node, key, nc);
     }
     free(key);
     nc->coord = *c;
-    reg_state_touch(&a->state, REG_TABLE_COORDS);
+    reg_state_touch(cx->state, REG_TABLE_COORDS);
 }
 
-const struct vivaldi_coord *reg_coords_get(const struct reg_agent *a, const char *node)
+const struct vivaldi_coord *reg_coords_get(const struct reg_cluster_ctx *cx, const char *node)
 {
-    if (strcmp(node, "_agent") == 0 || strcasecmp(node, a->cfg.node_name) == 0)
-        return &a->vivaldi.coord;
+    if (strcmp(node, "_agent") == 0 || strcasecmp(node, cx->cfg->node_name) == 0)
+        return &cx->vivaldi->coord;
     char *key = reg_fold(node);
-    const struct reg_node_coord *nc = smap_get(&a->coords.by_node, key);
+    const struct reg_node_coord *nc = smap_get(&cx->coords.by_node, key);
     free(key);
     return nc ? &nc->coord : NULL;
 }
@@ -112,17 +114,17 @@ static int by_rtt(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-void reg_coords_sort_near(const struct reg_agent *a, const char *near, json_t *list,
+void reg_coords_sort_near(const struct reg_cluster_ctx *cx, const char *near, json_t *list,
                           const char *(*node_of)(const json_t *entry))
 {
-    const struct vivaldi_coord *from = near && near[0] ? reg_coords_get(a, near) : NULL;
+    const struct vivaldi_coord *from = near && near[0] ? reg_coords_get(cx, near) : NULL;
     size_t n = json_array_size(list);
 
     if (!from || n < 2)
         return;
     struct ranked *r = xcalloc(n, sizeof(*r));
     for (size_t i = 0; i < n; i++) {
-        const struct vivaldi_coord *to = reg_coords_get(a, node_of(json_array_get(list, i)));
+        const struct vivaldi_coord *to = reg_coords_get(cx, node_of(json_array_get(list, i)));
         r[i] = (struct ranked){json_incref(json_array_get(list, i)),
                                to ? vivaldi_distance(from, to) : HUGE_VAL, i};
     }

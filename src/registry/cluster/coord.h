@@ -14,7 +14,7 @@
 #include "lib/smap.h"
 #include "lib/vivaldi.h"
 
-struct reg_agent;
+struct reg_cluster_ctx;
 
 struct reg_coords {
     struct smap by_node; /* lower-cased node name -> struct reg_node_coord */
@@ -29,9 +29,9 @@ void reg_coords_init(struct reg_coords *cs);
 void reg_coords_free(struct reg_coords *cs);
 
 /* Sets a node's coordinate (a heartbeat's or PUT /v1/coordinate/update's) and tells watchers. */
-void reg_coords_set(struct reg_agent *a, const char *node, const struct vivaldi_coord *c);
+void reg_coords_set(struct reg_cluster_ctx *cx, const char *node, const struct vivaldi_coord *c);
 /* The node's coordinate: the agent's own for its node name or "_agent"; NULL when unknown. */
-const struct vivaldi_coord *reg_coords_get(const struct reg_agent *a, const char *node);
+const struct vivaldi_coord *reg_coords_get(const struct reg_cluster_ctx *cx, const char *node);
 
 /* Consul's Coord object, and back: 0, or -EINVAL with e set (wrong shape or dimensions). */
 json_t *reg_coord_json(const struct vivaldi_coord *c);
@@ -42,7 +42,7 @@ int reg_coord_from_json(const json_t *v, struct vivaldi_coord *c, struct err *e)
  * entry's node; entries whose node has no coordinate go last, in their order. node_of gives
  * an entry's node name. Nothing happens when near is NULL, "" or has no coordinate.
  */
-void reg_coords_sort_near(const struct reg_agent *a, const char *near, json_t *list,
+void reg_coords_sort_near(const struct reg_cluster_ctx *cx, const char *near, json_t *list,
                           const char *(*node_of)(const json_t *entry));
 
 #endif

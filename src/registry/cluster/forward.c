@@ -8,10 +8,10 @@
 #include "lib/http_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_internal.h"
-#include "registry/agent/agent_tls.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 #include "registry/api/api.h"
-#include "registry/agent/sync.h"
 
 /* Headers of the server's answer worth relaying to the client. */
 static const char *const relayed[] = {
@@ -29,10 +29,19 @@ static const char *const relayed[] = {
 static const char *const passed[] = {"X-Consul-Token", "Authorization", "Content-Type",
                                      "X-Consul-Namespace"};
 
-bool reg_forward_wanted(struct reg_agent *a, const char *path)
+/* Whether a client agent knows a server to send requests to. */
+static bool server_known(struct reg_cluster_ctx *cx)
+{
+    struct http_client_request r = {0};
+    uint64_t epoch;
+
+    return cx->ops->server(cx->agent, &r, &epoch) == 0;
+}
+
+bool reg_forward_wanted(struct reg_cluster_ctx *cx, const char *path)
 {
     if (strncmp(path, "/v1/agent/", 10) == 0)
-        return (strcmp(path, "/v1/agent/members") == 0 && reg_sync_current_server(a)) ||
+        return (strcmp(path, "/v1/agent/members") == 0 && server_known(cx)) ||
                strncmp(path, "/v1/agent/force-leave/", 22) == 0;
     return strncmp(path, "/v1/", 4) == 0;
 }
@@ -40,7 +49,8 @@ bool reg_forward_wanted(struct reg_agent *a, const char *path)
 struct forward {
     struct reg_api_call *call;
     struct http_call *http;
-    uint64_t epoch; /* a client agent's server epoch when sent (reg_sync_server_epoch) */
+    struct reg_cluster_ctx *cx;
+    uint64_t epoch; /* a client agent's server epoch when sent (ops->server) */
     reg_forward_unreachable_cb unreachable;
     void *unreachable_data;
 };
@@ -78,8 +88,8 @@ static void on_answer(int status, const struct http_client_response *res, void *
     if (undelivered(status) && done.unreachable && done.unreachable(c, done.unreachable_data))
         return;
     if (status < 0) {
-        if (!c->api->agent->cfg.server)
-            reg_sync_server_failed(c->api->agent, done.epoch, status);
+        if (!done.cx->cfg->server)
+            done.cx->ops->server_failed(done.cx->agent, done.epoch, status);
         reg_api_error(c, 500, "rpc error: failed to reach a server: %s", uv_strerror(status));
         return;
     }
@@ -123,7 +133,7 @@ static uint64_t timeout_for(const struct reg_api_call *c)
  * guards the session's locks), as in Consul where the client fills in its node. Returns the
  * body to send instead (heap), or NULL to send the client's as it is.
  */
-static char *session_body(const struct reg_agent *a, const struct reg_api_call *c)
+static char *session_body(const struct reg_cluster_ctx *cx, const struct reg_api_call *c)
 {
     if (strcmp(c->path, "/v1/session/create") != 0)
         return NULL;
@@ -131,26 +141,17 @@ static char *session_body(const struct reg_agent *a, const struct reg_api_call *
         c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, NULL) : json_object();
     char *out = NULL;
     if (json_is_object(v) && !json_iget(v, "Node")) {
-        json_object_set_new(v, "Node", json_string(a->cfg.node_name));
+        json_object_set_new(v, "Node", json_string(cx->cfg->node_name));
         out = json_dumps(v, JSON_COMPACT | JSON_MESH_REAL_PRECISION);
     }
     json_decref(v); /* a malformed body goes as it is: the server answers 400 */
     return out;
 }
 
-void reg_forward_call(struct reg_agent *a, struct reg_api_call *c)
-{
-    const struct reg_sync_server *server = reg_sync_current_server(a);
-
-    if (!server) {
-        reg_api_error(c, 500, "No known Consul servers");
-        return;
-    }
-    reg_forward_to(a, c, server->host, server->port, server->https, NULL, NULL);
-}
-
-void reg_forward_to(struct reg_agent *a, struct reg_api_call *c, const char *host, int port,
-                    bool https, reg_forward_unreachable_cb unreachable, void *data)
+/* Relays c to the server where names (host, port and TLS settings), sent at epoch. */
+static void forward(struct reg_cluster_ctx *cx, struct reg_api_call *c,
+                    const struct http_client_request *where, uint64_t epoch,
+                    reg_forward_unreachable_cb unreachable, void *data)
 {
     struct http_header headers[ARRAY_LEN(passed) + 1];
     size_t n = 0;
@@ -162,40 +163,53 @@ void reg_forward_to(struct reg_agent *a, struct reg_api_call *c, const char *hos
         has_token |= h && i < 2;
     }
     /* A request without a token acts with the agent's default token, as in Consul. */
-    const char *dflt = a->cfg.acl_default_token;
+    const char *dflt = cx->cfg->acl_default_token;
     if (!has_token)
         n += consul_token_field(dflt, &headers[n]);
     char *target = xstrndup(c->req->target.p, c->req->target.n);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
-    char *body = a->cfg.server ? NULL : session_body(a, c);
-    struct http_client_request r = {
-        .method = method,
-        .host = host,
-        .port = port,
-        .target = target,
-        .headers = headers,
-        .num_headers = n,
-        .body = body ? body : c->req->body,
-        .body_len = body ? strlen(body) : c->req->body_len,
-        .timeout_ms = timeout_for(c),
-        .max_body = CONSUL_MAX_BODY,
-    };
-    if (!a->cfg.server) {
-        reg_sync_client_options(a, &r);
-    } else if (https) {
-        /* To another server of an HTTPS-only cluster, with this server's certificate. */
-        r.tls = true;
-        reg_agent_tls_client_options(&a->cfg, &r);
-    }
+    char *body = cx->cfg->server ? NULL : session_body(cx, c);
+    struct http_client_request r = *where;
+    r.method = method;
+    r.target = target;
+    r.headers = headers;
+    r.num_headers = n;
+    r.body = body ? body : c->req->body;
+    r.body_len = body ? strlen(body) : c->req->body_len;
+    r.timeout_ms = timeout_for(c);
+    r.max_body = CONSUL_MAX_BODY;
     struct forward *f = xcalloc(1, sizeof(*f));
     f->call = c;
-    f->epoch = reg_sync_server_epoch(a);
+    f->cx = cx;
+    f->epoch = epoch;
     f->unreachable = unreachable;
     f->unreachable_data = data;
     c->req->data = f;
     c->req->on_abort = on_abort;
-    f->http = http_client_send(a->client, &r, on_answer, f);
+    f->http = http_client_send(cx->client, &r, on_answer, f);
     free(target);
     free(method);
     free(body);
+}
+
+void reg_forward_call(struct reg_cluster_ctx *cx, struct reg_api_call *c)
+{
+    struct http_client_request where = {0};
+    uint64_t epoch;
+
+    if (cx->ops->server(cx->agent, &where, &epoch) < 0) {
+        reg_api_error(c, 500, "No known Consul servers");
+        return;
+    }
+    forward(cx, c, &where, epoch, NULL, NULL);
+}
+
+void reg_forward_to(struct reg_cluster_ctx *cx, struct reg_api_call *c, const char *host, int port,
+                    bool https, reg_forward_unreachable_cb unreachable, void *data)
+{
+    struct http_client_request where = {.host = host, .port = port};
+
+    if (https) /* to another server of an HTTPS-only cluster, with this server's certificate */
+        cx->ops->tls_options(cx->agent, &where);
+    forward(cx, c, &where, 0, unreachable, data);
 }

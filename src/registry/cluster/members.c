@@ -7,7 +7,9 @@
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_internal.h"
+#include "registry/agent/agent_config.h"
+#include "registry/cluster/cluster_ctx.h"
+#include "registry/state/state.h"
 #include "registry/cluster/cluster.h"
 
 #define DETECTOR_INTERVAL_MS 250
@@ -35,21 +37,22 @@ static json_t *member_json(const char *name, const char *addr, const char *id, c
                      "DelegateCur", 4);
 }
 
-json_t *reg_members_local(const struct reg_agent *a)
+json_t *reg_members_local(const struct reg_cluster_ctx *cx)
 {
-    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
+    const struct reg_node *node = reg_node_get(cx->state, cx->cfg->node_name);
 
-    return member_json(a->cfg.node_name, node ? node->address : "127.0.0.1", a->node_id,
-                       a->cfg.datacenter, a->cfg.server, a->cfg.bootstrap,
-                       a->leaving ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE, SERF_LAN_PORT);
+    return member_json(cx->cfg->node_name, node ? node->address : "127.0.0.1", cx->node_id,
+                       cx->cfg->datacenter, cx->cfg->server, cx->cfg->bootstrap,
+                       cx->ops->leaving(cx->agent) ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE,
+                       SERF_LAN_PORT);
 }
 
 json_t *reg_members_list(const struct reg_members *m)
 {
-    const struct reg_agent *a = m->agent;
+    const struct reg_cluster_ctx *cx = m->cx;
     json_t *list = json_array();
 
-    json_array_append_new(list, reg_members_local(a));
+    json_array_append_new(list, reg_members_local(cx));
     smap_foreach(&m->by_name, e)
     {
         const struct reg_member *mb = e->val;
@@ -59,18 +62,19 @@ json_t *reg_members_list(const struct reg_members *m)
     return list;
 }
 
-json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_agent *a)
+json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_cluster_ctx *cx)
 {
     json_t *list = json_array();
 
-    if (!a->cfg.server)
+    if (!cx->cfg->server)
         return list;
-    const struct reg_node *node = reg_node_get(&a->state, a->cfg.node_name);
-    char *name = xasprintf("%s.%s", a->cfg.node_name, a->cfg.datacenter);
-    json_array_append_new(list, member_json(name, node ? node->address : "127.0.0.1", a->node_id,
-                                            a->cfg.datacenter, true, a->cfg.bootstrap,
-                                            a->leaving ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE,
-                                            SERF_WAN_PORT));
+    const struct reg_node *node = reg_node_get(cx->state, cx->cfg->node_name);
+    char *name = xasprintf("%s.%s", cx->cfg->node_name, cx->cfg->datacenter);
+    json_array_append_new(
+        list, member_json(name, node ? node->address : "127.0.0.1", cx->node_id,
+                          cx->cfg->datacenter, true, cx->cfg->bootstrap,
+                          cx->ops->leaving(cx->agent) ? REG_MEMBER_LEAVING : REG_MEMBER_ALIVE,
+                          SERF_WAN_PORT));
     free(name);
     smap_foreach(&m->by_name, e)
     {
@@ -95,9 +99,9 @@ static void member_free(struct reg_member *mb)
 }
 
 /* Sets the node's serfHealth check, creating it when missing. */
-static void set_serf_health(struct reg_agent *a, const char *node_name, bool alive)
+static void set_serf_health(struct reg_cluster_ctx *cx, const char *node_name, bool alive)
 {
-    struct reg_node *node = reg_node_get(&a->state, node_name);
+    struct reg_node *node = reg_node_get(cx->state, node_name);
     if (!node)
         return;
     struct reg_check *chk = reg_check_get(node, SERF_CHECK_ID);
@@ -105,7 +109,7 @@ static void set_serf_health(struct reg_agent *a, const char *node_name, bool ali
     const char *output = alive ? SERF_OUTPUT_ALIVE : SERF_OUTPUT_DEAD;
 
     if (chk) {
-        reg_check_set_status(&a->state, chk, status, output);
+        reg_check_set_status(cx->state, chk, status, output);
         return;
     }
     struct reg_check t = {
@@ -116,7 +120,7 @@ static void set_serf_health(struct reg_agent *a, const char *node_name, bool ali
         .service_id = "",
         .type = "",
     };
-    reg_check_upsert(&a->state, node, &t);
+    reg_check_upsert(cx->state, node, &t);
 }
 
 static struct reg_member *member_get(const struct reg_members *m, const char *name)
@@ -135,7 +139,7 @@ static struct reg_member *member_add(struct reg_members *m, const char *name)
     mb->name = xstrdup(name);
     mb->id = xstrdup("");
     mb->addr = xstrdup("");
-    mb->datacenter = xstrdup(m->agent->cfg.datacenter);
+    mb->datacenter = xstrdup(m->cx->cfg->datacenter);
     smap_put(&m->by_name, key, mb);
     free(key);
     return mb;
@@ -149,7 +153,7 @@ static void replace(char **dst, const char *src)
 
 int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e)
 {
-    struct reg_agent *a = m->agent;
+    struct reg_cluster_ctx *cx = m->cx;
     const char *node = NULL, *id = NULL, *addr = NULL, *dc = NULL;
     json_t *tagged = NULL, *meta = NULL;
     int64_t server_port = 0; /* a follower's beat (cluster_internal.h): its replication port */
@@ -166,14 +170,14 @@ int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known
         return err_set(e, "Heartbeat.ServerPort %lld: expected a port", (long long)server_port);
     if (!node || !node[0] || !addr || !addr[0])
         return err_set(e, "Heartbeat needs Node and Address");
-    if (dc && dc[0] && strcasecmp(dc, a->cfg.datacenter) != 0)
+    if (dc && dc[0] && strcasecmp(dc, cx->cfg->datacenter) != 0)
         return err_set(e, "Node %s is in datacenter %s, this server serves %s", node, dc,
-                       a->cfg.datacenter);
-    if (strcasecmp(node, a->cfg.node_name) == 0)
+                       cx->cfg->datacenter);
+    if (strcasecmp(node, cx->cfg->node_name) == 0)
         return err_set(e, "Node name %s is this server's own", node);
 
     struct reg_member *mb = member_get(m, node);
-    *known = mb && mb->status != REG_MEMBER_LEFT && reg_node_get(&a->state, node);
+    *known = mb && mb->status != REG_MEMBER_LEFT && reg_node_get(cx->state, node);
     if (!mb)
         mb = member_add(m, node);
     if (mb->status != REG_MEMBER_ALIVE)
@@ -182,25 +186,33 @@ int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known
     replace(&mb->addr, addr);
     mb->status = REG_MEMBER_ALIVE;
     mb->server = server_port > 0;
-    mb->last_seen_ms = uv_now(a->loop);
+    mb->last_seen_ms = uv_now(cx->loop);
 
     struct reg_node_fields f = {
         .name = node,
         .id = id,
         .address = addr,
-        .datacenter = a->cfg.datacenter,
+        .datacenter = cx->cfg->datacenter,
         .tagged_addresses = tagged,
         .meta = meta,
     };
-    reg_node_upsert(&a->state, &f);
-    set_serf_health(a, node, true);
+    reg_node_upsert(cx->state, &f);
+    set_serf_health(cx, node, true);
     if (server_port > 0)
-        reg_agent_consul_service(a, reg_node_get(&a->state, node), (int)server_port);
+        reg_members_consul_service(cx->state, reg_node_get(cx->state, node), (int)server_port);
     const json_t *coord = json_iget(body, "Coord");
     struct vivaldi_coord vc;
     if (coord && !json_is_null(coord) && reg_coord_from_json(coord, &vc, NULL) == 0)
-        reg_coords_set(a, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
+        reg_coords_set(cx, node, &vc); /* a bad one is dropped: the heartbeat itself counts */
     return 0;
+}
+
+void reg_members_consul_service(struct reg_state *st, struct reg_node *node, int server_port)
+{
+    struct reg_service consul = {
+        .id = "consul", .name = "consul", .port = server_port, .address = ""};
+
+    reg_service_upsert(st, node, &consul);
 }
 
 void reg_members_leave(struct reg_members *m, const char *node)
@@ -210,7 +222,7 @@ void reg_members_leave(struct reg_members *m, const char *node)
     if (!mb)
         mb = member_add(m, node);
     mb->status = REG_MEMBER_LEFT;
-    reg_node_delete(&m->agent->state, node);
+    reg_node_delete(m->cx->state, node);
     log_info("member %s left", node);
 }
 
@@ -218,7 +230,7 @@ int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
 {
     struct reg_member *mb = member_get(m, node);
 
-    if (!mb && !reg_node_get(&m->agent->state, node))
+    if (!mb && !reg_node_get(m->cx->state, node))
         return -ENOENT;
     reg_members_leave(m, node);
     if (prune) {
@@ -233,11 +245,11 @@ int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
 static void on_detector(uv_timer_t *t)
 {
     struct reg_members *m = t->data;
-    struct reg_agent *a = m->agent;
-    uint64_t now = uv_now(a->loop);
-    uint64_t timeout_ms = (uint64_t)(a->cfg.failure_timeout_ns / DURATION_MS);
+    struct reg_cluster_ctx *cx = m->cx;
+    uint64_t now = uv_now(cx->loop);
+    uint64_t timeout_ms = (uint64_t)(cx->cfg->failure_timeout_ns / DURATION_MS);
 
-    if (!reg_agent_may_write(a))
+    if (!reg_cluster_may_write(cx))
         return; /* a replicated cluster's leader detects failures */
     smap_foreach(&m->by_name, e)
     {
@@ -247,18 +259,18 @@ static void on_detector(uv_timer_t *t)
         mb->status = REG_MEMBER_FAILED;
         log_warn("member %s failed: no heartbeat for %llu ms", mb->name,
                  (unsigned long long)(now - mb->last_seen_ms));
-        set_serf_health(a, mb->name, false);
+        set_serf_health(cx, mb->name, false);
     }
 }
 
 void reg_members_grace(struct reg_members *m)
 {
-    struct reg_agent *a = m->agent;
+    struct reg_cluster_ctx *cx = m->cx;
 
-    smap_foreach(&a->state.nodes, e)
+    smap_foreach(&cx->state->nodes, e)
     {
         const struct reg_node *n = e->val;
-        if (strcasecmp(n->name, a->cfg.node_name) == 0 || !reg_check_get(n, SERF_CHECK_ID))
+        if (strcasecmp(n->name, cx->cfg->node_name) == 0 || !reg_check_get(n, SERF_CHECK_ID))
             continue;
         char *key = reg_fold(n->name);
         struct reg_member *mb = smap_get(&m->by_name, key);
@@ -268,18 +280,18 @@ void reg_members_grace(struct reg_members *m)
         replace(&mb->id, n->id);
         replace(&mb->addr, n->address);
         mb->status = REG_MEMBER_ALIVE;
-        mb->last_seen_ms = uv_now(a->loop);
+        mb->last_seen_ms = uv_now(cx->loop);
     }
 }
 
-void reg_members_init(struct reg_members *m, struct reg_agent *a)
+void reg_members_init(struct reg_members *m, struct reg_cluster_ctx *cx)
 {
     memset(m, 0, sizeof(*m));
-    m->agent = a;
+    m->cx = cx;
     /* Members known before a restart: their nodes carry serfHealth. Give them one failure
      * timeout to be heard from again before they are failed. */
     reg_members_grace(m);
-    uv_timer_init(a->loop, &m->detector);
+    uv_timer_init(cx->loop, &m->detector);
     m->detector.data = m;
     uv_timer_start(&m->detector, on_detector, DETECTOR_INTERVAL_MS, DETECTOR_INTERVAL_MS);
 }

@@ -20,7 +20,7 @@
 #include "lib/err.h"
 #include "lib/smap.h"
 
-struct reg_agent;
+struct reg_cluster_ctx;
 
 /* Serf's member status codes, as /v1/agent/members reports them. */
 enum reg_member_status {
@@ -42,7 +42,7 @@ struct reg_member {
 };
 
 struct reg_members {
-    struct reg_agent *agent;
+    struct reg_cluster_ctx *cx;
     struct smap by_name; /* lower-cased node name -> struct reg_member */
     uv_timer_t detector;
 };
@@ -51,7 +51,7 @@ struct reg_members {
  * Starts the failure detector. Nodes already in the catalog with a serfHealth check (members
  * before a restart) get a grace period of one failure timeout to heartbeat again.
  */
-void reg_members_init(struct reg_members *m, struct reg_agent *a);
+void reg_members_init(struct reg_members *m, struct reg_cluster_ctx *cx);
 void reg_members_close(struct reg_members *m);
 
 /*
@@ -67,6 +67,11 @@ void reg_members_grace(struct reg_members *m);
  */
 int reg_members_heartbeat(struct reg_members *m, const json_t *body, bool *known, struct err *e);
 
+/* A server's "consul" service on its node, on its replication port (as Consul's servers). */
+struct reg_node;
+struct reg_state;
+void reg_members_consul_service(struct reg_state *st, struct reg_node *node, int server_port);
+
 /* A graceful leave: the node and its services are deregistered, the member is "left". */
 void reg_members_leave(struct reg_members *m, const char *node);
 
@@ -77,12 +82,12 @@ void reg_members_leave(struct reg_members *m, const char *node);
 int reg_members_force_leave(struct reg_members *m, const char *node, bool prune);
 
 /* The local agent as a member object (/v1/agent/members in docs/api.md). New reference. */
-json_t *reg_members_local(const struct reg_agent *a);
+json_t *reg_members_local(const struct reg_cluster_ctx *cx);
 
 /* Every member (this server first), as /v1/agent/members returns them. New reference. */
 json_t *reg_members_list(const struct reg_members *m);
 /* The WAN pool as /v1/agent/members?wan=1 shows it: the servers, named NAME.DC, on port 8302.
  * m may be unstarted (a client agent: no server, an empty list). New reference. */
-json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_agent *a);
+json_t *reg_members_wan_list(const struct reg_members *m, const struct reg_cluster_ctx *cx);
 
 #endif
