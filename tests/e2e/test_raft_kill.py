@@ -22,9 +22,6 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-@pytest.mark.xfail(strict=True, reason="the leader changes its state before an entry commits "
-                   "and serves readers from it: a blocking query wakes on a write that is "
-                   "never committed, and X-Consul-Index goes backwards after the failover")
 def test_blocking_query_on_the_leader_never_returns_an_uncommitted_write(cluster):
     leader = leader_of(cluster)
     followers = [s for s in cluster if s is not leader]
@@ -60,10 +57,16 @@ def test_blocking_query_on_the_leader_never_returns_an_uncommitted_write(cluster
     after = new.get("/v1/kv/x")
     assert after.json()[0]["Value"] == b64("committed")
     # What the blocking query returned is the cluster's, and a client that follows its index
-    # never sees the index go backwards.
+    # never sees the index go backwards. The leader holds the answer until the write commits;
+    # it never does, so the query gets an error (the leader stepped down) or times out with
+    # the value it had.
     woke = seen["r"]
-    assert woke.json()[0]["Value"] == b64("committed"), "a write that never committed was read"
-    assert after.index >= woke.index
+    if woke.status == 200:
+        assert woke.json()[0]["Value"] == b64("committed"), "a write that never committed was read"
+        assert after.index >= woke.index
+    else:
+        assert woke.status == 500, woke.status
+        assert b"rpc error" in woke.body, woke.body
 
 
 def test_follower_killed_while_catching_up_from_a_snapshot_starts_and_catches_up(

@@ -74,7 +74,6 @@ static void write_mark(const struct reg_agent *a, struct reg_api_write_mark *m)
     int err;
 
     m->unwritten = a->persist ? reg_persist_unwritten(a->persist, &err) : 0;
-    m->records = reg_cluster_records(&a->cluster);
 }
 
 static int write_failed(const struct reg_agent *a, const struct reg_api_write_mark *m)
@@ -86,11 +85,10 @@ static int write_failed(const struct reg_agent *a, const struct reg_api_write_ma
     return err < 0 ? err : -EIO;
 }
 
-static bool write_defer(struct reg_agent *a, struct http_request *req,
-                        const struct reg_api_write_mark *m, int status, const char *type,
-                        const void *body, size_t len)
+static bool defer_answer(struct reg_agent *a, struct http_request *req, const char *path,
+                         bool write, int status, const char *type, const void *body, size_t len)
 {
-    return reg_cluster_defer_answer(&a->cluster, req, m->records, status, type, body, len);
+    return reg_cluster_defer_answer(&a->cluster, req, path, write, status, type, body, len);
 }
 
 static void read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
@@ -134,7 +132,7 @@ static const struct reg_api_ops agent_api_ops = {
     .acl_fetch = acl_fetch,
     .write_mark = write_mark,
     .write_failed = write_failed,
-    .write_defer = write_defer,
+    .defer_answer = defer_answer,
     .read_headers = read_headers,
     .local_node = local_node,
     .stop_checks = stop_checks,

@@ -264,9 +264,9 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
         len = n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg);
     }
     add_common_headers(c);
-    /* In a replicated cluster a write is acknowledged once its records are committed. */
-    if (c->route && c->route->write &&
-        c->api->ops->write_defer(c->api->agent, c->req, &c->mark, status, type, body, len)) {
+    /* In a replicated cluster nothing is told before the log has committed it. */
+    if (c->api->ops->defer_answer(c->api->agent, c->req, c->path, c->route && c->route->write,
+                                  status, type, body, len)) {
         reg_api_call_free(c);
         return;
     }

@@ -49,7 +49,6 @@ struct reg_watch_set;
 /* Where the journal and the replicated log stood when a write handler started. */
 struct reg_api_write_mark {
     uint64_t unwritten; /* reg_persist_unwritten */
-    uint64_t records;   /* reg_cluster_records */
 };
 
 /*
@@ -79,14 +78,13 @@ struct reg_api_ops {
     void (*acl_fetch)(struct reg_agent *a, struct reg_api_call *c, reg_api_write_fn resume);
 
     /* Durability of writes: the mark taken before a write handler runs; whether what it
-     * wrote failed to reach the journal (0, or the -errno that stopped it); and holding the
-     * answer until the replicated log commits it (false: nothing to wait for; true: req is
-     * taken over). */
+     * wrote failed to reach the journal (0, or the -errno that stopped it). */
     void (*write_mark)(const struct reg_agent *a, struct reg_api_write_mark *m);
     int (*write_failed)(const struct reg_agent *a, const struct reg_api_write_mark *m);
-    bool (*write_defer)(struct reg_agent *a, struct http_request *req,
-                        const struct reg_api_write_mark *m, int status, const char *type,
-                        const void *body, size_t len);
+    /* Holds an answer to path (a write's or a read's) until the replicated log has committed
+     * every change it could show (false: nothing to wait for; true: req is taken over). */
+    bool (*defer_answer)(struct reg_agent *a, struct http_request *req, const char *path,
+                         bool write, int status, const char *type, const void *body, size_t len);
     /* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
     void (*read_headers)(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact);
 

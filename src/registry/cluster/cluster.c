@@ -33,10 +33,11 @@
 #define HOLD_MS       7000 /* a call waits this long for a leader (Consul's rpc_hold_timeout) */
 #define HOLD_RETRY_MS 50
 
-/* An answer held until its entry is committed. */
+/* An answer held until an entry is committed. */
 struct held {
     struct held *next;
     struct http_request *req; /* NULL once the client went away */
+    bool write;               /* answers a write (else a read of the state) */
     int status;
     char *type;
     char *body;
@@ -53,6 +54,15 @@ struct batch {
 
 static void resync(struct reg_cluster *cl, const char *why);
 
+/* Paths a follower answers itself whatever the method or consistency. */
+static bool answered_locally(const char *path)
+{
+    return strncmp(path, "/v1/status/", 11) == 0 ||
+           strcmp(path, "/v1/operator/raft/configuration") == 0 ||
+           strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
+           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
+}
+
 /* ---- small helpers ----------------------------------------------------------------------- */
 
 bool reg_cluster_wanted(const struct reg_cluster_ctx *cx)
@@ -65,11 +75,6 @@ bool reg_cluster_may_write(const struct reg_cluster_ctx *cx)
     if (!cx->replicated)
         return true;
     return reg_repl_leader_ready(cx->replicated->repl) && !cx->replicated->resyncing;
-}
-
-uint64_t reg_cluster_records(const struct reg_cluster_ctx *cx)
-{
-    return cx->replicated ? cx->replicated->records : 0;
 }
 
 void reg_cluster_status(const struct reg_cluster_ctx *cx, struct reg_repl_status *out)
@@ -261,9 +266,13 @@ static void held_send(struct held *h, int status)
         req->data = NULL;
         if (status == 0) {
             http_respond(req, h->status, h->type, h->body, h->len);
-        } else {
+        } else if (h->write) {
             static const char msg[] = "rpc error: the write was not committed (leadership "
                                       "changed); it may or may not have been applied\n";
+            http_respond(req, 500, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
+        } else {
+            static const char msg[] = "rpc error: leadership changed while this read waited "
+                                      "for earlier writes to commit; retry it\n";
             http_respond(req, 500, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
         }
     }
@@ -336,7 +345,6 @@ static void cluster_journal_cb(const json_t *record, void *data)
         cl->open->cl = cl;
     }
     emit_line(record, &cl->open->data);
-    cl->records++;
 }
 
 static void on_held_abort(struct http_request *req)
@@ -346,18 +354,25 @@ static void on_held_abort(struct http_request *req)
 }
 
 bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
-                              uint64_t records_before, int status, const char *type,
+                              const char *path, bool write, int status, const char *type,
                               const void *body, size_t len)
 {
     struct reg_cluster *cl = cx->replicated;
 
-    if (!cl)
+    if (!cl || (!write && answered_locally(path)))
         return false;
-    struct batch *b = cl->records > records_before && cl->open ? cl->open : cl->newest;
-    if (!b || cl->records == records_before)
+    /*
+     * The leader changes its state before the entry holding the change commits, so an answer
+     * made now may show a change the cluster never takes: a write's own effect, or a read (a
+     * blocking query woken by the change, a failed CAS) of someone else's. Entries commit in
+     * order, so holding it until the newest entry commits covers every change it could show.
+     */
+    struct batch *b = cl->open ? cl->open : cl->newest;
+    if (!b)
         return false;
     struct held *h = xcalloc(1, sizeof(*h));
     h->req = req;
+    h->write = write;
     h->status = status;
     h->type = type ? xstrdup(type) : NULL;
     h->body = xmemdup(body, len);
@@ -402,15 +417,6 @@ static void resync(struct reg_cluster *cl, const char *why)
 }
 
 /* ---- forwarding to the leader ------------------------------------------------------------ */
-
-/* Paths a follower answers itself whatever the method or consistency. */
-static bool answered_locally(const char *path)
-{
-    return strncmp(path, "/v1/status/", 11) == 0 ||
-           strcmp(path, "/v1/operator/raft/configuration") == 0 ||
-           strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
-           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
-}
 
 /* A call waiting for a leader to be elected (or to finish taking over). */
 struct hold {

@@ -62,16 +62,16 @@ void reg_cluster_stop(struct reg_cluster_ctx *cx);
 /* True when this agent may change the state itself: no cluster, or its ready leader. */
 bool reg_cluster_may_write(const struct reg_cluster_ctx *cx);
 
-/* Records handed to the log so far (the API compares it around a write). */
-uint64_t reg_cluster_records(const struct reg_cluster_ctx *cx);
-
 /*
- * Holds a write's answer until the entry holding its records (those after records_before) is
- * committed, then sends it; an entry that fails turns it into a 500. Returns false when there is
- * nothing to wait for (the caller answers at once). Takes over req when it returns true.
+ * Holds an answer to path until every entry proposed so far (and this loop turn's) is
+ * committed, then sends it; an entry that fails turns it into a 500. On the leader the state
+ * runs ahead of the log, so this is what keeps a client from being told of a change the
+ * cluster may never take, whether its own write or a read. Reads of this server's own things
+ * (the paths a follower answers itself) are not held. Returns false when there is nothing to
+ * wait for (the caller answers at once). Takes over req when it returns true.
  */
 bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
-                              uint64_t records_before, int status, const char *type,
+                              const char *path, bool write, int status, const char *type,
                               const void *body, size_t len);
 
 /*

@@ -33,8 +33,7 @@ struct reg_cluster {
     struct reg_repl *repl;
     struct batch *open;   /* collecting this turn's records; NULL when none */
     struct batch *newest; /* the last proposed batch still in flight */
-    uint64_t records;
-    bool applying; /* records come from the log: not proposed again */
+    bool applying;        /* records come from the log: not proposed again */
     uv_prepare_t flush;
     uv_timer_t discover;
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */
