@@ -732,17 +732,6 @@ enum chunk_state {
     CH_DONE,
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* After the size line: a zero size starts the trailer section. */
 static int chunk_after_size_line(struct http_chunked_decoder *dec)
 {
@@ -761,7 +750,7 @@ static int chunk_size_byte(struct http_chunked_decoder *dec, char ch)
 
     switch (dec->state) {
     case CH_SIZE:
-        v = hex_value(ch);
+        v = str_hex_digit(ch);
         if (v >= 0) {
             if (++dec->hex_count > CHUNK_MAX_HEX_DIGITS)
                 return HTTP_PARSE_BAD;

@@ -47,6 +47,18 @@ static inline bool str_ieq_cstr(struct str a, const char *b)
     return str_ieq(a, str_from(b));
 }
 
+/* The value of one hexadecimal digit, either case; -1 for any other byte. */
+static inline int str_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static inline bool str_has_prefix(struct str s, struct str prefix)
 {
     return s.n >= prefix.n && memcmp(s.p, prefix.p, prefix.n) == 0;

@@ -10,17 +10,6 @@
 
 #include "lib/alloc.h"
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int url_decode(struct str s, bool plus_is_space, struct buf *out)
 {
     size_t i = 0, start = out->len;
@@ -43,8 +32,8 @@ int url_decode(struct str s, bool plus_is_space, struct buf *out)
         }
         if (s.n - i < 3)
             return -EINVAL;
-        int hi = hex_val(s.p[i + 1]);
-        int lo = hex_val(s.p[i + 2]);
+        int hi = str_hex_digit(s.p[i + 1]);
+        int lo = str_hex_digit(s.p[i + 2]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         char c = (char)(hi << 4 | lo);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/str.h"
 #include "template/tmpl_internal.h"
 
 struct lexer {
@@ -100,14 +101,6 @@ static size_t right_delim(const struct lexer *lx, bool *trim)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static void utf8_put(struct buf *b, unsigned long cp)
 {
     char u[4];
@@ -169,7 +162,7 @@ static int lex_escape(struct lexer *lx, struct buf *b)
         return lex_fail(lx, lx->pos, "invalid syntax in quoted string");
     lx->pos++;
     for (int i = 0; i < digits; i++, lx->pos++) {
-        int h = lx->pos < lx->len ? hexval(lx->s[lx->pos]) : -1;
+        int h = lx->pos < lx->len ? str_hex_digit(lx->s[lx->pos]) : -1;
         if (h < 0)
             return lex_fail(lx, lx->pos, "invalid syntax in quoted string");
         cp = cp * 16 + (unsigned long)h;

@@ -102,6 +102,7 @@ static void header_append(struct buf *b, uint64_t base)
     line_append(b, json, (size_t)n);
 }
 
+/* Lower case only: the checksum is written so, and anything else is damage. */
 static int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

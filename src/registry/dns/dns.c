@@ -16,6 +16,7 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/str.h"
 #include "registry/agent/agent_config.h"
 #include "registry/state/acl.h"
 #include "registry/state/state.h"
@@ -36,11 +37,10 @@ static void copy_n(char *out, const char *s, size_t n)
 static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (!isxdigit((unsigned char)s[2 * i]) || !isxdigit((unsigned char)s[2 * i + 1]) ||
-            sscanf(s + 2 * i, "%2x", &v) != 1)
+        int hi = str_hex_digit(s[2 * i]), lo = hi < 0 ? -1 : str_hex_digit(s[2 * i + 1]);
+        if (lo < 0)
             return -1;
-        out[i] = (uint8_t)v;
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
 }
