@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int err_set(struct err *e, const char *fmt, ...)
+void err_setf(struct err *e, const char *fmt, ...)
 {
     va_list ap;
 
@@ -14,7 +14,6 @@ int err_set(struct err *e, const char *fmt, ...)
         vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
         va_end(ap);
     }
-    return -EINVAL;
 }
 
 void err_prefix(struct err *e, const char *fmt, ...)
