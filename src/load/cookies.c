@@ -106,12 +106,15 @@ static void cookie_free(struct load_cookie *c)
     free(c->value);
     free(c->domain);
     free(c->path);
+    c->name = c->value = c->domain = c->path = NULL;
 }
 
+/* The last cookie fills slot i; the slot it leaves holds no pointers. */
 static void jar_remove(struct load_jar *j, size_t i)
 {
     cookie_free(&j->c[i]);
     j->c[i] = j->c[--j->n];
+    j->c[j->n] = (struct load_cookie){0};
 }
 
 /* The directory of a request path, as a cookie's default path (RFC 6265 5.1.4). */

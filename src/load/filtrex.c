@@ -268,8 +268,11 @@ static int parse_primary(struct fx *x, struct fx_val *v)
         else if (rc == 0)
             *v = from_json(x->lookup ? x->lookup(x->data, name.data) : NULL);
     } else if (accept(x, "(")) {
-        if ((rc = parse_ternary(x, v)) == 0 && !accept(x, ")"))
+        if ((rc = parse_ternary(x, v)) == 0 && !accept(x, ")")) {
+            /* on an error v holds nothing: the callers do not free it */
+            val_free(v);
             rc = accept(x, ",") ? err_set(x->e, "a list belongs after \"in\"") : fail(x);
+        }
     } else {
         rc = fail(x);
     }
@@ -279,23 +282,20 @@ static int parse_primary(struct fx *x, struct fx_val *v)
 
 static int parse_unary(struct fx *x, struct fx_val *v)
 {
+    struct fx_val operand = {FX_UNDEF, 0, NULL, 0};
     int rc;
 
     if (++x->depth > MAX_DEPTH)
         return err_set(x->e, "expression nested too deep");
     if (accept(x, "not")) {
-        if ((rc = parse_unary(x, v)) == 0) {
-            bool t = truthy(v);
-
-            val_free(v);
-            *v = num(!t);
+        if ((rc = parse_unary(x, &operand)) == 0) {
+            *v = num(!truthy(&operand));
+            val_free(&operand);
         }
     } else if (accept(x, "-")) {
-        if ((rc = parse_unary(x, v)) == 0) {
-            double d = -to_number(v);
-
-            val_free(v);
-            *v = num(d);
+        if ((rc = parse_unary(x, &operand)) == 0) {
+            *v = num(-to_number(&operand));
+            val_free(&operand);
         }
     } else {
         rc = parse_primary(x, v);
@@ -419,12 +419,15 @@ static int parse_eq(struct fx *x, struct fx_val *v)
     return binary(x, v, parse_rel, ops, apply_eq);
 }
 
-/* `in (a, b)` or `in a`: whether v is one of them (strictly). */
+/*
+ * `in (a, b)` or `in a`: whether the left operand is one of them (strictly). The operand stays in
+ * a local until it is final, so no call in between can reach it.
+ */
 static int parse_in(struct fx *x, struct fx_val *v)
 {
-    struct fx_val item;
+    struct fx_val left, item;
 
-    if (parse_eq(x, v) < 0)
+    if (parse_eq(x, &left) < 0)
         return -EINVAL;
     for (;;) {
         const char *save = x->p;
@@ -433,23 +436,25 @@ static int parse_in(struct fx *x, struct fx_val *v)
         if (!negate) {
             x->p = save;
             if (!accept(x, "in"))
-                return 0;
+                break;
         }
         list = accept(x, "(");
         do {
             if ((list ? parse_ternary(x, &item) : parse_eq(x, &item)) < 0) {
-                val_free(v);
+                val_free(&left);
                 return -EINVAL;
             }
-            found |= equal(v, &item, true);
+            found |= equal(&left, &item, true);
             val_free(&item);
         } while (list && accept(x, ","));
         if (list && !accept(x, ")")) {
-            val_free(v);
+            val_free(&left);
             return fail(x);
         }
-        set_num(v, found != negate);
+        set_num(&left, found != negate);
     }
+    *v = left;
+    return 0;
 }
 
 /* and / or: JavaScript's && and || (the deciding operand), then Number() of it. */

@@ -866,8 +866,8 @@ static void send_request(struct load_vu *vu, bool retry)
     buf_free(&url);
     buf_free(&pathbuf);
     buf_free(&cookie);
-    if (rc < 0 || bad) {
-        request_failed(vu, rc == -2 ? "ENOTFOUND" : rc < 0 ? "EINVALIDURL" : bad);
+    if (rc != 0 || bad) { /* rc is 0, -1 or -2 (load_request_dest) */
+        request_failed(vu, rc == -2 ? "ENOTFOUND" : rc != 0 ? "EINVALIDURL" : bad);
         return;
     }
     if (!retry) {

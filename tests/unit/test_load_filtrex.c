@@ -100,11 +100,25 @@ static void test_errors(void **state)
     assert_string_equal(e.msg, "expression nested too deep");
 }
 
+/* A group that parses but never closes drops its value (LeakSanitizer fails the test if not). */
+static void test_unclosed_group_frees_its_value(void **state)
+{
+    struct err e = {""};
+
+    (void)state;
+    assert_int_equal(load_fx_check("(\"abc\"", &e), -EINVAL);
+    assert_string_equal(e.msg, "unexpected end of expression");
+    assert_int_equal(load_fx_check("(\"abc\", \"def\")", &e), -EINVAL);
+    assert_string_equal(e.msg, "a list belongs after \"in\"");
+    assert_int_equal(load_fx_check("not -(\"abc\" + \"def\"", &e), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values_like_javascript),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_unclosed_group_frees_its_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
