@@ -86,7 +86,7 @@ static int fn_eq(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t
 
 static int fn_order(struct tmpl_eval *ev, json_t *const *args, const char *op, json_t **out)
 {
-    int cmp;
+    int cmp = 0;
     bool ordered = op[0] == 'l' || op[0] == 'g';
 
     if (compare(ev, args[0], args[1], ordered, &cmp) < 0)

@@ -23,10 +23,10 @@ struct parser {
     struct err *e;
 };
 
-static int parse_fail(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
+static void parse_report(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int parse_fail(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
+static void parse_report(struct parser *p, const struct tmpl_tok *t, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -34,8 +34,14 @@ static int parse_fail(struct parser *p, const struct tmpl_tok *t, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return err_set(p->e, "%s:%d:%d: %s", p->name, t->line, t->col, msg);
+    err_set(p->e, "%s:%d:%d: %s", p->name, t->line, t->col, msg);
 }
+
+/*
+ * Reports at t and evaluates to -EINVAL. A macro so that the negative value shows at each call
+ * site: callers skip *out on it, and the analyzer does not follow variadic calls to see that.
+ */
+#define parse_fail(p, t, ...) (parse_report((p), (t), __VA_ARGS__), -EINVAL)
 
 static const struct tmpl_tok *peek(const struct parser *p)
 {
