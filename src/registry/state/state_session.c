@@ -14,6 +14,7 @@
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
+#include "lib/bug.h"
 #include "registry/state/state.h"
 #include "registry/state/state_journal.h"
 
@@ -429,6 +430,8 @@ static char **view_keys(const struct txn *t, const char *prefix, size_t *n)
     for (size_t i = first; i < end; i++)
         smap_put(&keys, t->st->kv.v[i].key, NULL);
     smap_prefix_range(&t->over, prefix, &first, &end);
+    if (MESH_BUG_ON(end > t->over.n))
+        end = t->over.n;
     for (size_t i = first; i < end; i++)
         smap_put(&keys, t->over.v[i].key, NULL);
     char **v = xcalloc(keys.n + 1, sizeof(char *));
