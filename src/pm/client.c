@@ -23,12 +23,14 @@
 #define PM_START_WAIT_MS   10000
 #define PM_CONNECT_RETRIES 3
 
+/* 0 and *fd_out a connected socket (the caller's to close), or -errno and *fd_out -1. */
 static int connect_socket(const char *home, int *fd_out, struct err *e)
 {
     char *path = xasprintf("%s/pm.sock", home);
     struct unix_path addr;
     int rc, fd = -1;
 
+    *fd_out = -1;
     if ((rc = unix_path_open(&addr, path, e)) < 0)
         goto out;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
