@@ -327,7 +327,6 @@ static int write_page(struct man_run *r, const struct man_words *w, const char *
         if (!opened[section]) {
             buf_printf(&page, ".SH %s\n", titles[section]);
             opened[section] = true;
-            pending_pp = false;
         } else if (pending_pp && section != OPTIONS) {
             buf_append_cstr(&page, ".PP\n");
         }
