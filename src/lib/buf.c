@@ -1,5 +1,6 @@
 #include "lib/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,11 +14,12 @@ void buf_free(struct buf *b)
 
 void buf_grow(struct buf *b, size_t extra)
 {
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
+    if (extra < b->cap - b->len)
         return;
+    /* A size no allocation can hold: the allocator's out-of-memory path, not a wrapped sum. */
+    size_t need = extra < SIZE_MAX / 2 - b->len ? b->len + extra + 1 : SIZE_MAX;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
+    while (cap < need && cap <= SIZE_MAX / 2)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;

@@ -31,7 +31,8 @@ void buf_grow(struct buf *b, size_t extra);
 /* Ensures room for `extra` more bytes (plus the terminator). */
 static inline void buf_reserve(struct buf *b, size_t extra)
 {
-    if (b->len + extra + 1 > b->cap)
+    /* len <= cap always, so this cannot wrap where len + extra + 1 could. */
+    if (extra >= b->cap - b->len)
         buf_grow(b, extra);
 }
 

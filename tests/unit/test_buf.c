@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -329,15 +331,45 @@ static void test_base64_bad(void **state)
     }
 }
 
+/*
+ * A reservation whose size does not fit beside the bytes already held must end in the
+ * allocator's out-of-memory abort, never in a wrapped sum that reports room it does not have.
+ */
+static void test_buf_reserve_beyond_size_max_aborts(void **state)
+{
+    (void)state;
+    size_t extras[] = {SIZE_MAX, SIZE_MAX - 5, SIZE_MAX - 200};
+    for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct buf b = BUF_INIT;
+            buf_append(&b, "0123456789", 10);
+            buf_reserve(&b, extras[i]);
+            _exit(0); /* reached only when nothing aborted */
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_growth), cmocka_unit_test(test_buf_printf),
-        cmocka_unit_test(test_buf_consume),       cmocka_unit_test(test_buf_steal),
-        cmocka_unit_test(test_buf_reserve),       cmocka_unit_test(test_str_trim),
-        cmocka_unit_test(test_str_utf8),          cmocka_unit_test(test_str_to_u64),
-        cmocka_unit_test(test_str_helpers),       cmocka_unit_test(test_base64_known),
-        cmocka_unit_test(test_base64_round_trip), cmocka_unit_test(test_base64_bad),
+        cmocka_unit_test(test_buf_append_growth),
+        cmocka_unit_test(test_buf_printf),
+        cmocka_unit_test(test_buf_consume),
+        cmocka_unit_test(test_buf_steal),
+        cmocka_unit_test(test_buf_reserve),
+        cmocka_unit_test(test_buf_reserve_beyond_size_max_aborts),
+        cmocka_unit_test(test_str_trim),
+        cmocka_unit_test(test_str_utf8),
+        cmocka_unit_test(test_str_to_u64),
+        cmocka_unit_test(test_str_helpers),
+        cmocka_unit_test(test_base64_known),
+        cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_base64_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
