@@ -60,6 +60,7 @@ struct load_engine {
     struct load_worker *workers;
     uint64_t start_ns;
     int64_t start_epoch_ms;
+    uint64_t start_subsec_ns; /* start_epoch_ms's part past its wall-clock second */
     atomic_size_t running;
     atomic_bool stop;
     uv_async_t done_async;
@@ -112,7 +113,11 @@ struct load_vu {
 /* Second-bucket index for a monotonic time. */
 static inline size_t load_sec_index(const struct load_engine *eng, uint64_t ns)
 {
-    return ns <= eng->start_ns ? 0 : (size_t)((ns - eng->start_ns) / 1000000000u);
+    /* Seconds of the wall clock, as the reports' 10 s periods are: second 0 is the part of
+     * the start's wall-clock second that is left. */
+    return ns <= eng->start_ns
+               ? 0
+               : (size_t)((ns - eng->start_ns + eng->start_subsec_ns) / 1000000000u);
 }
 
 /* vu.c */

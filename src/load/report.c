@@ -301,17 +301,21 @@ static int64_t period_ms(const struct load_result *r, size_t k)
 static json_t *metrics(const struct load_result *r, const struct load_sec *s, size_t from,
                        size_t to)
 {
-    double secs = (double)(to - from);
     json_t *m;
-    int64_t first = r->start_epoch_ms + (int64_t)from * 1000;
-    int64_t last = r->start_epoch_ms + (int64_t)to * 1000;
+    /* Second i is the wall-clock second start_second + i (load_sec_index); the run's first and
+     * last may be partial. */
+    int64_t start_second = r->start_epoch_ms / 1000 * 1000;
+    int64_t end = r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000);
+    int64_t first = start_second + (int64_t)from * 1000;
+    int64_t last = start_second + (int64_t)to * 1000;
 
-    if (to >= r->n_secs && r->elapsed_s > (double)from)
-        secs = r->elapsed_s - (double)from; /* the last period may be short */
+    if (first < r->start_epoch_ms)
+        first = r->start_epoch_ms;
+    if (last > end)
+        last = end;
+    double secs = (double)(last - first) / 1000.0;
     if (secs <= 0)
         secs = 1;
-    if (last > r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000))
-        last = r->start_epoch_ms + (int64_t)(r->elapsed_s * 1000);
     if (s->first_ns) {
         first = epoch_of(r, s->first_ns);
         last = epoch_of(r, s->last_ns);

@@ -311,6 +311,7 @@ void load_engine_start(struct load_engine *eng)
 
     gettimeofday(&tv, NULL);
     eng->start_epoch_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    eng->start_subsec_ns = (uint64_t)(tv.tv_usec / 1000) * 1000000u;
     eng->start_ns = uv_hrtime();
     eng->pool_deadline_ns =
         eng->start_ns + (uint64_t)load_script_duration_ms(eng->script) * 1000000u;
