@@ -842,6 +842,27 @@ static void on_listener_closed(uv_handle_t *h)
     maybe_server_closed(srv);
 }
 
+void http_server_answer_held(struct http_server *srv, int status, const char *text)
+{
+    struct http_conn *next;
+
+    for (struct http_conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->state != CONN_DISPATCHED || !c->req)
+            continue;
+        struct http_request *req = c->req;
+        http_abort_cb abort = req->on_abort;
+        req->on_abort = NULL;
+        if (abort)
+            abort(req);
+        req->data = NULL;
+        req->_keep_alive = false;
+        req->_bad_header = false;
+        buf_reset(&req->_headers);
+        http_respond_text(req, status, text);
+    }
+}
+
 void http_server_close(struct http_server *srv, void (*on_closed)(struct http_server *srv))
 {
     srv->closing = true;

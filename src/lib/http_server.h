@@ -125,6 +125,15 @@ int http_server_listen(struct http_server *srv, const char *host, int port, stru
  */
 void http_server_close(struct http_server *srv, void (*on_closed)(struct http_server *srv));
 
+/*
+ * For a process about to exec or exit: answers every request a handler still holds (parked
+ * blocking queries, calls waiting on another server) with status and text and Connection:
+ * close, telling each owner through on_abort first, so that no client sees its connection
+ * close unanswered. The loop must not run handlers again afterwards: a handler on the stack
+ * loses its request too.
+ */
+void http_server_answer_held(struct http_server *srv, int status, const char *text);
+
 /* Lookup of a request header (case-insensitive); NULL when absent. */
 const struct http_header *http_request_header(const struct http_request *req, const char *name);
 

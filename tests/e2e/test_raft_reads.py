@@ -3,8 +3,20 @@ leader a quorum still follows, and `?stale` reads say how stale they may be
 (X-Consul-KnownLeader, X-Consul-LastContact), with `?max_stale` sending an old one to the leader.
 """
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 from helpers import wait_until
 from raft_helpers import cluster, leader_of  # noqa: F401 (fixture)
+
+
+def answer(server, path):
+    """The answer to path (200 or 404), or None while the server restarts."""
+    try:
+        r = server.get(path)
+    except OSError:  # refused, or reset by the old process's exec
+        return None
+    return r if r.status in (200, 404) else None
 
 
 def contact(r):
@@ -57,3 +69,37 @@ def test_stale_read_on_a_cut_off_server_says_how_stale(cluster):
     assert lone.get("/v1/kv/k?stale&max_stale=1h").status == 200
     r = lone.get("/v1/kv/k?stale&max_stale=1s", timeout=30)
     assert r.status == 500 and r.text.startswith("No cluster leader"), r
+
+
+def test_answers_held_for_a_lost_quorum_end_in_500_not_a_closed_connection(cluster):
+    # A write, and a read queued behind it, wait on the leader for an entry that can no longer
+    # commit. When the leader steps down and restarts to rebuild its state, both clients get
+    # a 500 saying what happened; none sees its connection close without an answer.
+    leader = leader_of(cluster)
+    leader.put_true("/v1/kv/k", "v")
+    for s in cluster:
+        if s is not leader:
+            s.kill9()
+    r = leader.put("/v1/kv/k", "w", timeout=30)
+    assert r.status == 500 and b"not committed" in r.body, r
+    # Restarted, it serves what its snapshot holds (as Consul does until it hears a leader).
+    r = wait_until(lambda: answer(leader, "/v1/kv/k?stale"), 30,
+                   what="the old leader to answer again after its restart")
+    assert r.header("X-Consul-KnownLeader") == "false"
+
+
+def test_consistent_read_behind_an_uncommitted_write_says_no_cluster_leader(cluster):
+    # A ?consistent read arriving while a write waits for a quorum that is gone: the read
+    # fails on its own ("No cluster leader") and says so, whatever the write then becomes.
+    leader = leader_of(cluster)
+    leader.put_true("/v1/kv/k", "v")
+    for s in cluster:
+        if s is not leader:
+            s.kill9()
+    with ThreadPoolExecutor(1) as pool:
+        write = pool.submit(leader.put, "/v1/kv/k", "w", timeout=30)
+        time.sleep(0.2)  # the write is in flight
+        r = leader.get("/v1/kv/k?consistent", timeout=30)
+        assert r.status == 500 and r.text.startswith("No cluster leader"), r
+        w = write.result()
+    assert w.status == 500 and b"not committed" in w.body, w

@@ -96,6 +96,10 @@ static void handler(struct http_request *req, void *data)
         uv_timer_start(t, on_later, 150, 0);
         return;
     }
+    if (str_eq_cstr(req->path, "/answer-held")) { /* a process about to exec */
+        http_server_answer_held(&f->srv, 500, "going away");
+        return; /* req is answered and freed with the others */
+    }
     if (str_eq_cstr(req->path, "/304")) { /* a body given by mistake must not be sent */
         http_respond(req, 304, NULL, "stray", 5);
         return;
@@ -989,6 +993,33 @@ static void test_close_with_parked_request(void **state)
     assert_int_equal(atomic_load(&fx.closed_cb), 1);
 }
 
+/* Before an exec every held request gets the answer, its owner told first; none is cut off. */
+static void test_answer_held_answers_parked_requests(void **state)
+{
+    struct client parked, last;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&parked);
+    client_send(&parked, "GET /park HTTP/1.1\r\nHost: a\r\n\r\n");
+    wait_for(&fx.parked, 1);
+    client_open(&last);
+    client_send(&last, "GET /answer-held HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&parked, &r, false);
+    assert_int_equal(r.status, 500);
+    assert_false(r.keep_alive);
+    assert_int_equal(r.body_len, 10);
+    assert_memory_equal(r.body, "going away", 10);
+    assert_int_equal(atomic_load(&fx.aborted), 1);
+    client_expect_close(&parked);
+    client_read(&last, &r, false); /* the caller's own request is held too */
+    assert_int_equal(r.status, 500);
+    client_expect_close(&last);
+    client_close(&parked);
+    client_close(&last);
+    stop_server();
+}
+
 static void test_listen_errors(void **state)
 {
     uv_loop_t loop;
@@ -1038,6 +1069,7 @@ int main(void)
         T(test_not_modified),
         T(test_connection_close),
         T(test_close_with_parked_request),
+        T(test_answer_held_answers_parked_requests),
         T(test_listen_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

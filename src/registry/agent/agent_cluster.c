@@ -2,7 +2,8 @@
  * The agent's side of cluster/'s context (cluster/cluster_ctx.h): the state, settings and
  * identity it works with, and the doors it needs onto the agent: the leader's duties, whether
  * the agent is leaving, a client agent's link to its servers (sync.h), and the agent's TLS
- * settings for requests to other servers (agent_tls.h).
+ * settings for requests to other servers (agent_tls.h), and its API servers' waiting calls when
+ * the server restarts itself.
  */
 #include <errno.h>
 
@@ -47,12 +48,22 @@ static void tls_options(struct reg_agent *a, struct http_client_request *r)
     reg_agent_tls_client_options(&a->cfg, r);
 }
 
+static void restarting(struct reg_agent *a)
+{
+    static const char text[] = "No cluster leader\n";
+
+    http_server_answer_held(&a->http, 500, text);
+    if (a->https_on)
+        http_server_answer_held(&a->https, 500, text);
+}
+
 static const struct reg_cluster_ops agent_cluster_ops = {
     .leadership = leadership,
     .leaving = leaving,
     .server = server,
     .server_failed = server_failed,
     .tls_options = tls_options,
+    .restarting = restarting,
 };
 
 void reg_agent_cluster_init(struct reg_agent *a)

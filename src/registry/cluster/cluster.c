@@ -47,6 +47,7 @@ struct held {
 /* One log entry: the records of one loop turn, and the answers waiting for them. */
 struct batch {
     struct reg_cluster *cl;
+    struct batch *next; /* the next proposed batch in flight */
     struct buf data;
     struct held *held;
     bool proposed;
@@ -281,13 +282,19 @@ static void held_send(struct held *h, int status)
     free(h);
 }
 
-static void batch_free(struct batch *b, int status)
+/* Sends the answers held on b: as made when status is 0, else as their failure. */
+static void batch_answer(struct batch *b, int status)
 {
     while (b->held) {
         struct held *h = b->held;
         b->held = h->next;
         held_send(h, status);
     }
+}
+
+static void batch_free(struct batch *b, int status)
+{
+    batch_answer(b, status);
     buf_free(&b->data);
     free(b);
 }
@@ -296,9 +303,16 @@ static void on_committed(int status, void *arg)
 {
     struct batch *b = arg;
     struct reg_cluster *cl = b->cl;
+    struct batch **link = &cl->inflight, *prev = NULL;
 
+    while (*link && *link != b) {
+        prev = *link;
+        link = &prev->next;
+    }
+    MESH_BUG_ON(*link != b);
+    *link = b->next;
     if (cl->newest == b)
-        cl->newest = NULL;
+        cl->newest = prev;
     if (status < 0)
         log_warn("cluster: an entry of %zu bytes was not committed: %s", b->data.len,
                  strerror(-status));
@@ -323,6 +337,10 @@ static void on_flush(uv_prepare_t *h)
         return;
     }
     b->proposed = true;
+    if (cl->newest)
+        cl->newest->next = b;
+    else
+        cl->inflight = b;
     cl->newest = b;
 }
 
@@ -359,13 +377,14 @@ bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *r
 {
     struct reg_cluster *cl = cx->replicated;
 
-    if (!cl || (!write && answered_locally(path)))
+    if (!cl || (!write && (answered_locally(path) || status >= 500)))
         return false;
     /*
      * The leader changes its state before the entry holding the change commits, so an answer
      * made now may show a change the cluster never takes: a write's own effect, or a read (a
      * blocking query woken by the change, a failed CAS) of someone else's. Entries commit in
      * order, so holding it until the newest entry commits covers every change it could show.
+     * A read that failed on the server's side ("No cluster leader") shows none: it goes now.
      */
     struct batch *b = cl->open ? cl->open : cl->newest;
     if (!b)
@@ -386,6 +405,15 @@ bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *r
 
 /* ---- resync ------------------------------------------------------------------------------ */
 
+/* Every held answer becomes its failure now: the exec that follows would only drop them. */
+static void fail_held_answers(struct reg_cluster *cl)
+{
+    for (struct batch *b = cl->inflight; b; b = b->next)
+        batch_answer(b, -ECANCELED);
+    if (cl->open)
+        batch_answer(cl->open, -ECANCELED);
+}
+
 /*
  * The state may hold effects the log will never have. The server restarts itself with the same
  * command line and rebuilds its state from its log, as after a crash; its sockets are
@@ -401,6 +429,8 @@ static void resync(struct reg_cluster *cl, const char *why)
         return;
     cl->resyncing = true;
     log_error("cluster: %s; restarting to rebuild the state from the replicated log", why);
+    fail_held_answers(cl);
+    cl->cx->ops->restarting(cl->cx->agent);
     fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
     if (fd < 0 || file_read_all(fd, &cmd) < 0 || cmd.len == 0) {
         log_error("cluster: cannot read the command line; exiting");

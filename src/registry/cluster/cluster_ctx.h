@@ -41,6 +41,9 @@ struct reg_cluster_ops {
     /* Sets r up for HTTPS to another server: the agent's CA and client certificate. The strings
      * stay valid until the next call; send r before. */
     void (*tls_options)(struct reg_agent *a, struct http_client_request *r);
+    /* The server is about to exec itself (cluster.c's resync): every API call still waiting
+     * gets its 500 now, since the exec would close its connection unanswered. */
+    void (*restarting)(struct reg_agent *a);
 };
 
 struct reg_cluster_ctx {

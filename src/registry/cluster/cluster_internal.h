@@ -31,9 +31,10 @@ struct batch;
 struct reg_cluster {
     struct reg_cluster_ctx *cx;
     struct reg_repl *repl;
-    struct batch *open;   /* collecting this turn's records; NULL when none */
-    struct batch *newest; /* the last proposed batch still in flight */
-    bool applying;        /* records come from the log: not proposed again */
+    struct batch *open;     /* collecting this turn's records; NULL when none */
+    struct batch *inflight; /* proposed batches not yet committed, oldest first */
+    struct batch *newest;   /* the last of them */
+    bool applying;          /* records come from the log: not proposed again */
     uv_prepare_t flush;
     uv_timer_t discover;
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */
