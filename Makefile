@@ -43,9 +43,9 @@ check: deps check-rules
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -n $(E2E_PROCS) --dist loadfile \
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -n $(E2E_PROCS) --dist loadfile --durations=20 \
 		-m 'not serial' tests/e2e --ignore=tests/e2e/test_package.py
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -m serial tests/e2e \
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -m serial --durations=10 tests/e2e \
 		--ignore=tests/e2e/test_package.py
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
