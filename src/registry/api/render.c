@@ -42,7 +42,11 @@ static json_t *proxy_or_default(const struct reg_service *s)
     return json_pack("{s:s, s:{}, s:{}}", "Mode", "", "MeshGateway", "Expose");
 }
 
-json_t *reg_render_node_service(const struct reg_service *s)
+/*
+ * The keys a catalog and an agent view of a service begin with, in Consul's order; the two views
+ * differ after them (and clients diffing JSON text see the order).
+ */
+static json_t *service_head(const struct reg_service *s)
 {
     json_t *o = json_object();
 
@@ -51,6 +55,13 @@ json_t *reg_render_node_service(const struct reg_service *s)
     json_object_set_new(o, "ID", json_string(s->id));
     json_object_set_new(o, "Service", json_string(s->name));
     json_object_set_new(o, "Tags", reg_render_tags(s));
+    return o;
+}
+
+json_t *reg_render_node_service(const struct reg_service *s)
+{
+    json_t *o = service_head(s);
+
     json_object_set_new(o, "Address", json_string(s->address));
     if (s->tagged_addresses && json_object_size(s->tagged_addresses))
         json_object_set_new(o, "TaggedAddresses", json_deep_copy(s->tagged_addresses));
@@ -135,13 +146,8 @@ json_t *reg_render_check(const struct reg_check *c, bool with_secrets)
 
 json_t *reg_render_agent_service(const struct reg_service *s, const char *datacenter)
 {
-    json_t *o = json_object();
+    json_t *o = service_head(s);
 
-    if (s->kind[0])
-        json_object_set_new(o, "Kind", json_string(s->kind));
-    json_object_set_new(o, "ID", json_string(s->id));
-    json_object_set_new(o, "Service", json_string(s->name));
-    json_object_set_new(o, "Tags", reg_render_tags(s));
     json_object_set_new(o, "Meta", copy_or_empty(s->meta));
     json_object_set_new(o, "Port", json_integer(s->port));
     json_object_set_new(o, "Address", json_string(s->address));
