@@ -108,7 +108,11 @@ static const char *svc_str(const json_t *svc, const char *key)
     return s ? s : "";
 }
 
-static int register_all(const struct cli_http_opts *o, const json_t *svcs)
+/*
+ * One agent call per definition, stopping at the first that fails: register sends the definition
+ * as it is, deregister names its ID (or, without one, its name). Returns the exit status.
+ */
+static int call_each(const struct cli_http_opts *o, const json_t *svcs, bool deregister)
 {
     struct cli_http h;
     struct cli_response res = {0};
@@ -119,17 +123,28 @@ static int register_all(const struct cli_http_opts *o, const json_t *svcs)
         return 1;
     for (size_t i = 0; i < json_array_size(svcs); i++) {
         const json_t *svc = json_array_get(svcs, i);
-        struct buf body = BUF_INIT;
-        json_append(&body, svc, false);
-        int rc = cli_http_call(&h, "PUT", "/v1/agent/service/register", body.data, body.len, 0,
-                               &res, &e);
+        const char *id = *svc_str(svc, "id") ? svc_str(svc, "id") : svc_str(svc, "name");
+        const char *shown = deregister ? id : svc_str(svc, "name");
+        struct buf path = BUF_INIT, body = BUF_INIT;
+        if (deregister && !*id)
+            continue;
+        if (deregister) {
+            buf_append_cstr(&path, "/v1/agent/service/deregister/");
+            url_encode(&path, str_from(id), true);
+        } else {
+            buf_append_cstr(&path, "/v1/agent/service/register");
+            json_append(&body, svc, false);
+        }
+        int rc = cli_http_call(&h, "PUT", path.data, body.data, body.len, 0, &res, &e);
+        buf_free(&path);
         buf_free(&body);
         if (rc < 0) {
-            fprintf(stderr, "Error registering service \"%s\": %s\n", svc_str(svc, "name"), e.msg);
+            fprintf(stderr, "Error %s service \"%s\": %s\n",
+                    deregister ? "deregistering" : "registering", shown, e.msg);
             status = 1;
             break;
         }
-        printf("Registered service: %s\n", svc_str(svc, "name"));
+        printf("%s service: %s\n", deregister ? "Deregistered" : "Registered", shown);
     }
     cli_response_free(&res);
     cli_http_close(&h);
@@ -235,7 +250,7 @@ static int services_register(int argc, char **argv)
                               service_from_flags(name, id, address, port_seen, port, &tags, &meta));
     }
     if (svcs)
-        status = register_all(&o, svcs);
+        status = call_each(&o, svcs, false);
 out:
     json_decref(svcs);
     free(name);
@@ -255,37 +270,6 @@ static bool is_file_arg(const char *arg)
 
     return (stat(arg, &st) == 0 && S_ISREG(st.st_mode)) ||
            (n > 5 && strcmp(arg + n - 5, ".json") == 0);
-}
-
-static int deregister_all(const struct cli_http_opts *o, const json_t *svcs)
-{
-    struct cli_http h;
-    struct cli_response res = {0};
-    struct err e;
-    int status = 0;
-
-    if (cli_connect(&h, o) < 0)
-        return 1;
-    for (size_t i = 0; i < json_array_size(svcs); i++) {
-        const json_t *svc = json_array_get(svcs, i);
-        const char *id = *svc_str(svc, "id") ? svc_str(svc, "id") : svc_str(svc, "name");
-        struct buf t = BUF_INIT;
-        if (!*id)
-            continue;
-        buf_append_cstr(&t, "/v1/agent/service/deregister/");
-        url_encode(&t, str_from(id), true);
-        int rc = cli_http_call(&h, "PUT", t.data, NULL, 0, 0, &res, &e);
-        buf_free(&t);
-        if (rc < 0) {
-            fprintf(stderr, "Error deregistering service \"%s\": %s\n", id, e.msg);
-            status = 1;
-            break;
-        }
-        printf("Deregistered service: %s\n", id);
-    }
-    cli_response_free(&res);
-    cli_http_close(&h);
-    return status;
 }
 
 static int services_deregister(int argc, char **argv)
@@ -318,7 +302,7 @@ static int services_deregister(int argc, char **argv)
         json_array_append_new(svcs, json_pack("{s:s}", "ID", id));
     }
     if (svcs)
-        status = deregister_all(&o, svcs);
+        status = call_each(&o, svcs, true);
 out:
     json_decref(svcs);
     free(id);
