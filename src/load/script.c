@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
@@ -102,7 +103,57 @@ bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *
     return true;
 }
 
-/* A number of seconds, or a duration string ("5m", "30s", "1m30s", "500ms", "60"). */
+/*
+ * A duration as the `ms` package reads it, which Artillery applies to phase durations and think
+ * times: a decimal number, optional spaces, then a unit of any case ("10min", "2 hours",
+ * "1.5h", "500 msecs"). Years are 365.25 days, as ms counts them. Returns 0 with *ms_out set, or
+ * -EINVAL.
+ */
+static int read_ms_words(const char *s, double *ms_out)
+{
+    static const struct {
+        const char *name;
+        double ms;
+    } units[] = {
+        {"milliseconds", 1}, {"millisecond", 1}, {"msecs", 1},          {"msec", 1},
+        {"ms", 1},           {"seconds", 1e3},   {"second", 1e3},       {"secs", 1e3},
+        {"sec", 1e3},        {"s", 1e3},         {"minutes", 60e3},     {"minute", 60e3},
+        {"mins", 60e3},      {"min", 60e3},      {"m", 60e3},           {"hours", 3600e3},
+        {"hour", 3600e3},    {"hrs", 3600e3},    {"hr", 3600e3},        {"h", 3600e3},
+        {"days", 86400e3},   {"day", 86400e3},   {"d", 86400e3},        {"weeks", 604800e3},
+        {"week", 604800e3},  {"w", 604800e3},    {"years", 31557600e3}, {"year", 31557600e3},
+        {"yrs", 31557600e3}, {"yr", 31557600e3}, {"y", 31557600e3},
+    };
+    const char *p = s;
+    char *end;
+    double d;
+
+    /* ms's own syntax: digits with at most one '.', no sign, no exponent */
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.')
+        p++;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == s || p[-1] == '.')
+        return -EINVAL;
+    d = strtod(s, &end);
+    if (end != p)
+        return -EINVAL;
+    while (*p == ' ')
+        p++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcasecmp(p, units[i].name) == 0) {
+            *ms_out = d * units[i].ms;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/*
+ * A number of seconds, or a duration string: as Artillery reads it ("10min", "5 minutes",
+ * "500ms", "60") or Go's form ("1m30s").
+ */
 int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
                          const char *where, int64_t *ms)
 {
@@ -125,6 +176,10 @@ int script_read_duration(struct script_ctx *c, const json_t *parent, const char 
     d = strtod(s, &end);
     if (end != s && *end == '\0' && d >= 0 && d <= 1e9) {
         *ms = (int64_t)llround(d * 1000);
+        return 0;
+    }
+    if (read_ms_words(s, &d) == 0 && d <= 1e12) {
+        *ms = (int64_t)llround(d);
         return 0;
     }
     if (duration_parse(str_from(s), &ns) == 0) {

@@ -1,0 +1,29 @@
+"""End-to-end tests of `mesh load run` on scripts as Artillery users write them: the forms
+Artillery accepts beyond the ones our scenarios use (durations in words, a script without
+phases, ...). Against the test server of test_load.py."""
+
+from test_load import one_flow, run_load, run_report, server  # noqa: F401
+
+
+def test_durations_as_artillery_reads_them(mesh, tmp_path, server):
+    """Phase durations, pauses and think times in the `ms` package's words ("10min",
+    "2 hours"), as Artillery reads them."""
+    phases = ('[{duration: "0.01min", arrivalCount: 1}, {pause: "200 Msecs"}, '
+              '{duration: ".5 sec", arrivalCount: 1}]')
+    script = one_flow(server.url, phases, ['get: {url: "/a"}', 'think: "300 milliseconds"',
+                                           'get: {url: "/b"}'])
+    rep, out = run_report(mesh, tmp_path, script)
+    assert [p["duration_ms"] for p in rep["meshkit"]["phases"]] == [600, 200, 500], rep
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2
+    with server.lock:
+        t = {}
+        for when, _, path, _, _ in server.requests:
+            t.setdefault(path, []).append(when)
+    # each user waited its think time between its two requests
+    assert len(t["/a"]) == 2 and len(t["/b"]) == 2
+    assert all(b - a >= 0.3 for a, b in zip(sorted(t["/a"]), sorted(t["/b"]))), t
+    for bad in ("10 lightyears", "1.min", "-5min"):
+        script = one_flow(server.url, f'[{{duration: "{bad}", arrivalCount: 1}}]',
+                          ['get: {url: "/"}'])
+        code, out, err = run_load(mesh, tmp_path, script)
+        assert code == 2 and "test.yml:3: config.phases[0].duration: want seconds" in err, err
