@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/deadline.h"
 #include "lib/log.h"
 #include "lib/net.h"
@@ -160,30 +161,41 @@ const struct http_header *http_request_header(const struct http_request *req, co
     return http_find_header(req->headers, req->num_headers, name);
 }
 
+/* Appends "name: value\r\n" to b, or nothing and -EINVAL when it is not a valid field. */
+static int append_field(struct buf *b, const char *name, const char *fmt, va_list ap)
+{
+    size_t start = b->len;
+
+    buf_append_cstr(b, name);
+    buf_append(b, ": ", 2);
+    size_t value = b->len;
+    buf_vprintf(b, fmt, ap);
+    struct str v = {b->data + value, b->len - value};
+    if (!http_valid_token(str_from(name)) || !http_valid_field_value(v)) {
+        b->len = start;
+        b->data[start] = '\0';
+        return -EINVAL;
+    }
+    buf_append(b, "\r\n", 2);
+    return 0;
+}
+
 int http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
 {
-    size_t start = req->_headers.len;
     va_list ap;
 
     if (req->_headers.cap == 0) /* room for a handler's few headers in one allocation */
         buf_reserve(&req->_headers, 256);
-    buf_append_cstr(&req->_headers, name);
-    buf_append(&req->_headers, ": ", 2);
-    size_t value = req->_headers.len;
     va_start(ap, fmt);
-    buf_vprintf(&req->_headers, fmt, ap);
+    int rc = append_field(&req->_headers, name, fmt, ap);
     va_end(ap);
-    struct str v = {req->_headers.data + value, req->_headers.len - value};
-    if (!http_valid_token(str_from(name)) || !http_valid_field_value(v)) {
+    if (rc < 0) {
         log_warn("%.*s %.*s: refused response header %s (not a token, or a control byte in its "
                  "value)",
                  STR_FMT(req->method), STR_FMT(req->path), name);
-        req->_headers.len = start;
         req->_bad_header = true;
-        return -EINVAL;
     }
-    buf_append(&req->_headers, "\r\n", 2);
-    return 0;
+    return rc;
 }
 
 /* "Date:" value, formatted at most once per second. */
@@ -339,34 +351,27 @@ static void conn_fail(struct http_conn *c, int status, const char *text)
     conn_write(c, &out);
 }
 
-void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
-                  size_t len)
+/* Answers 500 instead of a response with a field http_response_header refused. */
+static void respond_invalid_header(struct http_request *req)
+{
+    static const char text[] = "invalid response header\n";
+
+    req->_bad_header = false;
+    buf_reset(&req->_headers);
+    http_respond(req, 500, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+}
+
+/*
+ * Ends the head begun in the server's scratch with what is the request's own (its fields and
+ * Connection: close), sends it and body (borrowed), and releases req.
+ */
+static void send_response(struct http_request *req, int status, const void *body, size_t len)
 {
     struct http_conn *c = req->conn;
     struct buf *head = &req->server->head_scratch;
     bool head_only = str_eq_cstr(req->method, "HEAD");
 
-    if (!c) { /* the peer is gone; nothing to send */
-        request_free(req);
-        return;
-    }
-    if (req->_bad_header || (content_type && !http_valid_field_value(str_from(content_type)))) {
-        static const char text[] = "invalid response header\n";
-        req->_bad_header = false;
-        buf_reset(&req->_headers);
-        http_respond(req, 500, "text/plain; charset=utf-8", text, sizeof(text) - 1);
-        return;
-    }
-    buf_reset(head);
-    buf_printf(head, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_reason(status),
-               http_date());
-    if (content_type)
-        buf_printf(head, "Content-Type: %s\r\n", content_type);
     buf_append(head, req->_headers.data, req->_headers.len);
-    /* A 304 carries no body; a Content-Length there would have to be the 200's (RFC 9110
-     * 8.6), so leave it out. */
-    if (status != 304)
-        buf_printf(head, "Content-Length: %zu\r\n", len);
     if (!req->_keep_alive)
         buf_append_cstr(head, "Connection: close\r\n");
     buf_append(head, "\r\n", 2);
@@ -398,6 +403,101 @@ void http_respond(struct http_request *req, int status, const char *content_type
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
     if (keep_alive && !c->in_process && !c->closed)
         process_input(c);
+}
+
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    struct buf *head = &req->server->head_scratch;
+
+    if (!req->conn) { /* the peer is gone; nothing to send */
+        request_free(req);
+        return;
+    }
+    if (req->_bad_header || (content_type && !http_valid_field_value(str_from(content_type)))) {
+        respond_invalid_header(req);
+        return;
+    }
+    buf_reset(head);
+    buf_printf(head, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_reason(status),
+               http_date());
+    if (content_type)
+        buf_printf(head, "Content-Type: %s\r\n", content_type);
+    /* A 304 carries no body; a Content-Length there would have to be the 200's (RFC 9110
+     * 8.6), so leave it out. */
+    if (status != 304)
+        buf_printf(head, "Content-Length: %zu\r\n", len);
+    send_response(req, status, body, len);
+}
+
+struct http_shared_response *http_shared_response_new(int status, const char *content_type,
+                                                      struct buf *body)
+{
+    struct http_shared_response *r = xcalloc(1, sizeof(*r));
+
+    r->refs = 1;
+    r->status = status;
+    r->body = *body;
+    *body = BUF_INIT;
+    buf_printf(&r->head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+    r->status_len = r->head.len;
+    if (content_type && http_shared_response_header(r, "Content-Type", "%s", content_type) < 0)
+        return r;
+    if (status != 304) /* as http_respond */
+        buf_printf(&r->head, "Content-Length: %zu\r\n", r->body.len);
+    return r;
+}
+
+int http_shared_response_header(struct http_shared_response *r, const char *name, const char *fmt,
+                                ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    int rc = append_field(&r->head, name, fmt, ap);
+    va_end(ap);
+    if (rc < 0) {
+        log_warn("refused response header %s (not a token, or a control byte in its value)", name);
+        r->bad_header = true;
+    }
+    return rc;
+}
+
+struct http_shared_response *http_shared_response_ref(struct http_shared_response *r)
+{
+    r->refs++;
+    return r;
+}
+
+void http_shared_response_unref(struct http_shared_response *r)
+{
+    if (MESH_BUG_ON(r->refs == 0) || --r->refs > 0)
+        return;
+    buf_free(&r->head);
+    buf_free(&r->body);
+    free(r);
+}
+
+void http_respond_shared(struct http_request *req, const struct http_shared_response *r)
+{
+    struct buf *head = &req->server->head_scratch;
+
+    if (!req->conn) {
+        request_free(req);
+        return;
+    }
+    if (req->_bad_header || r->bad_header) {
+        respond_invalid_header(req);
+        return;
+    }
+    /* Copies of ready bytes only: the status line, Date (formatted once a second), the rest. */
+    buf_reset(head);
+    buf_append(head, r->head.data, r->status_len);
+    buf_append(head, "Date: ", 6);
+    buf_append_cstr(head, http_date());
+    buf_append(head, "\r\n", 2);
+    buf_append(head, r->head.data + r->status_len, r->head.len - r->status_len);
+    send_response(req, r->status, r->body.data, r->body.len);
 }
 
 void http_respond_text(struct http_request *req, int status, const char *text)

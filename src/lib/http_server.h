@@ -159,4 +159,42 @@ void http_respond(struct http_request *req, int status, const char *content_type
 /* http_respond with a text/plain body (a trailing newline is not added). */
 void http_respond_text(struct http_request *req, int status, const char *text);
 
+/*
+ * One answer for many requests: its status, the header fields each of them gets (Content-Type,
+ * Content-Length and the ones added with http_shared_response_header) formatted once, and the
+ * body. Meant for a rendering that answers many waiting requests (the registry's blocking
+ * queries): each answer then costs copying a ready head and one send, no formatting. Reference-
+ * counted, so that an answer held back until something else happens keeps the one rendering
+ * alive instead of a copy of it. Read-only once built; one loop's thread only.
+ */
+struct http_shared_response {
+    unsigned refs;
+    int status;
+    bool bad_header;   /* a refused field: every answer becomes a 500 */
+    size_t status_len; /* head starts with the status line, this long: Date goes after it */
+    struct buf head;   /* the status line, then the shared fields, each ending in CRLF */
+    struct buf body;
+};
+
+/*
+ * A response with status, content_type (NULL: none) and body (taken over, left empty), holding
+ * one reference. Content-Length is added unless status is 304. A content_type that is not a
+ * valid field value makes it answer 500, as http_respond.
+ */
+struct http_shared_response *http_shared_response_new(int status, const char *content_type,
+                                                      struct buf *body);
+/* Adds a header field every answer carries: http_response_header's rules, before any use. */
+int http_shared_response_header(struct http_shared_response *r, const char *name, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
+/* Takes another reference to r; returns r. */
+struct http_shared_response *http_shared_response_ref(struct http_shared_response *r);
+/* Drops a reference; the last one frees r. */
+void http_shared_response_unref(struct http_shared_response *r);
+
+/*
+ * http_respond() with r (borrowed for the call): its status line and fields, then Date, the
+ * request's own fields (http_response_header) and Connection: close when the connection ends.
+ */
+void http_respond_shared(struct http_request *req, const struct http_shared_response *r);
+
 #endif

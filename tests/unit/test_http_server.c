@@ -49,6 +49,7 @@ struct fx {
     atomic_int parked;
     atomic_int aborted;
     atomic_int closed_cb;
+    struct http_shared_response *shared; /* /shared's answer, built once (loop thread) */
 };
 
 static struct fx fx;
@@ -122,6 +123,28 @@ static void handler(struct http_request *req, void *data)
         free(body); /* borrowed for the call only */
         return;
     }
+    if (str_eq_cstr(req->path, "/shared")) { /* one answer reused for every request */
+        if (!f->shared) {
+            struct buf body = BUF_INIT;
+            buf_append_cstr(&body, "{\"shared\":true}");
+            f->shared = http_shared_response_new(200, "application/json", &body);
+            http_shared_response_header(f->shared, "X-Index", "%d", 7);
+        }
+        http_response_header(req, "X-Own", "%d", atomic_load(&f->requests));
+        http_respond_shared(req, f->shared);
+        return;
+    }
+    if (str_eq_cstr(req->path, "/shared-bad")) {
+        struct buf body = BUF_INIT;
+        buf_append_cstr(&body, "never sent");
+        struct http_shared_response *r = http_shared_response_new(200, "text/plain", &body);
+        http_response_header(req, "X-Own", "1");
+        http_shared_response_header(r, "X-Echo", "a\r\nX-Injected: yes"); /* refused */
+        http_respond_shared(req, http_shared_response_ref(r));
+        http_shared_response_unref(r); /* the reference taken for the call */
+        http_shared_response_unref(r);
+        return;
+    }
     if (str_eq_cstr(req->path, "/echo")) {
         http_response_header(req, "X-Len", "%zu", req->body_len);
         http_respond(req, 200, "application/octet-stream", req->body, req->body_len);
@@ -145,6 +168,9 @@ static void on_server_closed(struct http_server *srv)
 
 static void on_close_async(uv_async_t *a)
 {
+    if (fx.shared)
+        http_shared_response_unref(fx.shared);
+    fx.shared = NULL;
     http_server_close(&fx.srv, on_server_closed);
     uv_close((uv_handle_t *)a, NULL);
 }
@@ -939,6 +965,63 @@ static void test_not_modified(void **state)
     client_close(&c);
 }
 
+static void assert_shared_fields(const struct resp *r)
+{
+    assert_int_equal(r->status, 200);
+    assert_true(has_header(r, "HTTP/1.1 200 OK\r\nDate: "));
+    assert_true(has_header(r, "\r\nContent-Type: application/json\r\n"));
+    assert_true(has_header(r, "\r\nX-Index: 7\r\n"));
+    assert_int_equal(r->content_length, 15);
+}
+
+/* A shared response answers each request with the same fields and body, and each request's
+ * own fields, Date and framing. */
+static void test_shared_response(void **state)
+{
+    struct client c;
+    struct resp r, h, last;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /shared HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    client_send(&c, "HEAD /shared HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &h, true);
+    client_send(&c, "GET /shared HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    client_read(&c, &last, false);
+    client_expect_close(&c);
+    client_close(&c);
+    assert_shared_fields(&r);
+    assert_shared_fields(&h);
+    assert_shared_fields(&last);
+    assert_string_equal(r.body, "{\"shared\":true}");
+    assert_int_equal(h.body_len, 0);
+    assert_string_equal(last.body, "{\"shared\":true}");
+    assert_true(has_header(&r, "\r\nX-Own: 1\r\n") && has_header(&h, "\r\nX-Own: 2\r\n"));
+    assert_true(has_header(&last, "\r\nX-Own: 3\r\nConnection: close\r\n"));
+    assert_true(r.keep_alive && h.keep_alive && !last.keep_alive);
+}
+
+/* A field the shared response refused makes every answer a 500, and nothing of it is sent. */
+static void test_shared_response_refuses_line_breaks(void **state)
+{
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /shared-bad HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 500);
+    assert_false(has_header(&r, "X-Injected"));
+    assert_false(has_header(&r, "X-Own"));
+    assert_string_equal(r.body, "invalid response header\n");
+    client_send(&c, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    client_close(&c);
+}
+
 static void test_connection_close(void **state)
 {
     struct client c;
@@ -1067,6 +1150,8 @@ int main(void)
         T(test_abort_on_disconnect),
         T(test_head_method),
         T(test_not_modified),
+        T(test_shared_response),
+        T(test_shared_response_refuses_line_breaks),
         T(test_connection_close),
         T(test_close_with_parked_request),
         T(test_answer_held_answers_parked_requests),
