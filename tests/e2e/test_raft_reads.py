@@ -3,10 +3,12 @@ leader a quorum still follows, and `?stale` reads say how stale they may be
 (X-Consul-KnownLeader, X-Consul-LastContact), with `?max_stale` sending an old one to the leader.
 """
 
+import base64
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from helpers import wait_until
+from helpers import run_blocking, wait_until
 from raft_helpers import cluster, leader_of  # noqa: F401 (fixture)
 
 
@@ -103,3 +105,43 @@ def test_consistent_read_behind_an_uncommitted_write_says_no_cluster_leader(clus
         assert r.status == 500 and r.text.startswith("No cluster leader"), r
         w = write.result()
     assert w.status == 500 and b"not committed" in w.body, w
+
+
+def blocking_parked(server):
+    r = server.get("/v1/agent/metrics?format=prometheus")
+    m = re.search(r"^consul_rpc_queries_blocking (\S+)$", r.text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def park_watchers(server, n, index):
+    """n watchers of /v1/kv/w parked on server (bounded wait), each a getter of its answer."""
+    before = blocking_parked(server)
+    got = [run_blocking(lambda: server.get(f"/v1/kv/w?index={index}&wait=60s", timeout=60))
+           for _ in range(n)]
+    wait_until(lambda: blocking_parked(server) >= before + n, 15, what=f"{n} parked watchers")
+    return got
+
+
+def test_watchers_held_on_the_leader_share_one_answer_until_it_commits_or_fails(cluster):
+    # Watchers woken on the leader share one rendering, held until the write commits: each
+    # gets the committed value and index. With the followers gone the next write cannot
+    # commit: the held answers then all end in the 500 of a lost leadership, none in the value.
+    leader = leader_of(cluster)
+    leader.put_true("/v1/kv/w", "v1")
+    index = leader.get("/v1/kv/w").index
+    got = park_watchers(leader, 8, index)
+    leader.put_true("/v1/kv/w", "v2")
+    answers = [g(30)[0] for g in got]
+    committed = leader.get("/v1/kv/w")
+    for r in answers:
+        assert r.status == 200, r
+        assert r.json()[0]["Value"] == base64.b64encode(b"v2").decode()
+        assert r.index == committed.index and r.body == committed.body
+    got = park_watchers(leader, 8, committed.index)
+    for s in cluster:
+        if s is not leader:
+            s.kill9()
+    w = leader.put("/v1/kv/w", "v3", timeout=30)
+    assert w.status == 500, w
+    for r in (g(30)[0] for g in got):
+        assert r.status == 500 and b"rpc error" in r.body, r

@@ -85,10 +85,15 @@ static int write_failed(const struct reg_agent *a, const struct reg_api_write_ma
     return err < 0 ? err : -EIO;
 }
 
-static bool defer_answer(struct reg_agent *a, struct http_request *req, const char *path,
-                         bool write, int status, const char *type, const void *body, size_t len)
+static bool must_hold(const struct reg_agent *a, const char *path, bool write, int status)
 {
-    return reg_cluster_defer_answer(&a->cluster, req, path, write, status, type, body, len);
+    return reg_cluster_must_hold(&a->cluster, path, write, status);
+}
+
+static void hold(struct reg_agent *a, struct http_request *req, bool write,
+                 struct http_shared_response *answer)
+{
+    reg_cluster_hold(&a->cluster, req, write, answer);
 }
 
 static void read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)
@@ -132,7 +137,8 @@ static const struct reg_api_ops agent_api_ops = {
     .acl_fetch = acl_fetch,
     .write_mark = write_mark,
     .write_failed = write_failed,
-    .defer_answer = defer_answer,
+    .must_hold = must_hold,
+    .hold = hold,
     .read_headers = read_headers,
     .local_node = local_node,
     .stop_checks = stop_checks,

@@ -227,12 +227,16 @@ void reg_api_call_free(struct reg_api_call *c)
     free(c);
 }
 
+/* X-Consul-Default-ACL-Policy, which every answer carries. */
+static const char *default_policy(const struct reg_api *a)
+{
+    const struct reg_agent_config *cfg = a->cfg;
+    return cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
+}
+
 static void add_common_headers(struct reg_api_call *c)
 {
-    const struct reg_agent_config *cfg = c->api->cfg;
-    const char *policy =
-        cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
-    http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", policy);
+    http_response_header(c->req, "X-Consul-Default-ACL-Policy", "%s", default_policy(c->api));
 }
 
 /*
@@ -265,13 +269,31 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
     }
     add_common_headers(c);
     /* In a replicated cluster nothing is told before the log has committed it. */
-    if (c->api->ops->defer_answer(c->api->agent, c->req, c->path, c->route && c->route->write,
-                                  status, type, body, len)) {
-        reg_api_call_free(c);
-        return;
+    bool write = c->route && c->route->write;
+    if (c->api->ops->must_hold(c->api->agent, c->path, write, status)) {
+        struct buf copy = BUF_INIT; /* body is borrowed for the call only */
+        buf_append(&copy, body, len);
+        struct http_shared_response *answer = http_shared_response_new(status, type, &copy);
+        c->api->ops->hold(c->api->agent, c->req, write, answer);
+        http_shared_response_unref(answer);
+    } else {
+        http_respond(c->req, status, type, body, len);
+        c->api->ops->answered(c->api->agent, len);
     }
-    http_respond(c->req, status, type, body, len);
-    c->api->ops->answered(c->api->agent, len);
+    reg_api_call_free(c);
+}
+
+/* respond() for a read's answer, which may answer many calls (borrowed). */
+static void respond_shared(struct reg_api_call *c, struct http_shared_response *answer)
+{
+    struct reg_api *a = c->api;
+
+    if (a->ops->must_hold(a->agent, c->path, false, answer->status)) {
+        a->ops->hold(a->agent, c->req, false, answer);
+    } else {
+        http_respond_shared(c->req, answer);
+        a->ops->answered(a->agent, answer->body.len);
+    }
     reg_api_call_free(c);
 }
 
@@ -413,23 +435,34 @@ uint64_t reg_api_result_hash(const struct reg_api_result *res)
     return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
 }
 
-static void send_result(struct reg_api_call *c, const struct reg_api_result *res)
+struct http_shared_response *reg_api_result_response(const struct reg_api_call *c,
+                                                     struct reg_api_result *res)
 {
-    struct http_request *req = c->req;
+    struct http_shared_response *r =
+        http_shared_response_new(res->status, res->content_type, &res->body);
 
+    http_shared_response_header(r, "X-Consul-Default-ACL-Policy", "%s", default_policy(c->api));
     if (res->index_headers) {
         bool known;
         uint64_t contact;
         c->api->ops->read_headers(c->api->agent, &known, &contact);
-        http_response_header(req, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
-        http_response_header(req, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
-        http_response_header(req, "X-Consul-LastContact", "%" PRIu64, contact);
+        http_shared_response_header(r, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
+        http_shared_response_header(r, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
+        http_shared_response_header(r, "X-Consul-LastContact", "%" PRIu64, contact);
     }
     if (res->content_hash[0])
-        http_response_header(req, "X-Consul-ContentHash", "%s", res->content_hash);
+        http_shared_response_header(r, "X-Consul-ContentHash", "%s", res->content_hash);
     if (res->acl_filtered)
-        http_response_header(req, "X-Consul-Results-Filtered-By-ACLs", "true");
-    respond(c, res->status, res->content_type, res->body.data, res->body.len);
+        http_shared_response_header(r, "X-Consul-Results-Filtered-By-ACLs", "true");
+    return r;
+}
+
+static void send_result(struct reg_api_call *c, struct reg_api_result *res)
+{
+    struct http_shared_response *answer = reg_api_result_response(c, res);
+
+    respond_shared(c, answer);
+    http_shared_response_unref(answer);
 }
 
 static void run_read(struct reg_api_call *c, struct reg_api_result *res)
@@ -452,9 +485,9 @@ void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res)
     run_read(c, res);
 }
 
-void reg_api_call_answer(struct reg_api_call *c, const struct reg_api_result *res)
+void reg_api_call_answer(struct reg_api_call *c, struct http_shared_response *answer)
 {
-    send_result(c, res);
+    respond_shared(c, answer);
 }
 
 void reg_api_result_free(struct reg_api_result *res)

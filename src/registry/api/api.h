@@ -81,10 +81,12 @@ struct reg_api_ops {
      * wrote failed to reach the journal (0, or the -errno that stopped it). */
     void (*write_mark)(const struct reg_agent *a, struct reg_api_write_mark *m);
     int (*write_failed)(const struct reg_agent *a, const struct reg_api_write_mark *m);
-    /* Holds an answer to path (a write's or a read's) until the replicated log has committed
-     * every change it could show (false: nothing to wait for; true: req is taken over). */
-    bool (*defer_answer)(struct reg_agent *a, struct http_request *req, const char *path,
-                         bool write, int status, const char *type, const void *body, size_t len);
+    /* Whether an answer to path (a write's or a read's) must wait until the replicated log
+     * has committed every change it could show; hold() then takes the request over until
+     * then, with a reference to its answer (so a rendering shared by many is never copied). */
+    bool (*must_hold)(const struct reg_agent *a, const char *path, bool write, int status);
+    void (*hold)(struct reg_agent *a, struct http_request *req, bool write,
+                 struct http_shared_response *answer);
     /* X-Consul-KnownLeader and X-Consul-LastContact of a read served here. */
     void (*read_headers)(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact);
 
@@ -146,8 +148,14 @@ void reg_api_handle(struct http_request *req, void *data);
  * serves them all.
  */
 void reg_api_call_reread(struct reg_api_call *c, struct reg_api_result *res);
-/* Answers a parked call with res (borrowed, may be shared by many calls). Frees the call. */
-void reg_api_call_answer(struct reg_api_call *c, const struct reg_api_result *res);
+/*
+ * The answer res makes, its body taken over: the status, the body and the X-Consul-* fields,
+ * formatted once for c and every call with the same reg_api_call_share_key(). A new reference.
+ */
+struct http_shared_response *reg_api_result_response(const struct reg_api_call *c,
+                                                     struct reg_api_result *res);
+/* Answers a parked call with answer (borrowed; a holder takes a reference). Frees the call. */
+void reg_api_call_answer(struct reg_api_call *c, struct http_shared_response *answer);
 /* What tells two results of a read apart (status and body): a parked call answers once the
  * hash of its read's result differs from the one it parked with. */
 uint64_t reg_api_result_hash(const struct reg_api_result *res);

@@ -57,11 +57,11 @@ static void on_abort(struct http_request *req)
     watch_free(w);
 }
 
-/* Answers w with res (borrowed: shared with the other watchers of its key) and frees it. */
-static void answer_with(struct reg_watch *w, const struct reg_api_result *res)
+/* Answers w with answer (borrowed: shared with the other watchers of its key) and frees it. */
+static void answer_with(struct reg_watch *w, struct http_shared_response *answer)
 {
     w->call->req->on_abort = NULL;
-    reg_api_call_answer(w->call, res);
+    reg_api_call_answer(w->call, answer);
     watch_free(w);
 }
 
@@ -72,7 +72,9 @@ static void answer(struct reg_watch *w)
 
     w->set->renders++;
     reg_api_call_reread(w->call, &res);
-    answer_with(w, &res);
+    struct http_shared_response *r = reg_api_result_response(w->call, &res);
+    answer_with(w, r);
+    http_shared_response_unref(r);
     reg_api_result_free(&res);
 }
 
@@ -94,10 +96,11 @@ static int cmp_key(const void *pa, const void *pb)
 }
 
 /*
- * Re-runs the queries parked on table t after a change: once per distinct key, the rendering
- * sent to every watcher of that key whose answer changed. The watchers are copied out of the list
- * into an array first: answering one may serve the next request on its connection, which can
- * park a new query on the same list (it parked after the change and is not re-run now).
+ * Re-runs the queries parked on table t after a change: once per distinct key, the answer (its
+ * body and head, rendered once) sent to every watcher of that key whose answer changed. The
+ * watchers are copied out of the list into an array first: answering one may serve the next request
+ * on its connection, which can park a new query on the same list (it parked after the change and is
+ * not re-run now).
  */
 static void rerun_table(struct reg_watch_set *ws, enum reg_table t)
 {
@@ -118,9 +121,17 @@ static void rerun_table(struct reg_watch_set *ws, enum reg_table t)
         ws->renders++;
         reg_api_call_reread(v[i]->call, &res);
         uint64_t hash = reg_api_result_hash(&res); /* once for all of them */
-        for (size_t k = i; k < end; k++)
-            if (v[k]->hash != hash)
-                answer_with(v[k], &res);
+        /* The head too: each answer is then a copy of ready bytes and one send. */
+        struct http_shared_response *r = NULL;
+        for (size_t k = i; k < end; k++) {
+            if (v[k]->hash == hash)
+                continue;
+            if (!r)
+                r = reg_api_result_response(v[k]->call, &res);
+            answer_with(v[k], r);
+        }
+        if (r)
+            http_shared_response_unref(r);
         reg_api_result_free(&res);
     }
     free(v);

@@ -10,8 +10,10 @@
  *
  * Watchers of the same read share its re-run: parked queries carry a key naming everything
  * their answer depends on besides the state (reg_api_call_share_key), and the queries of one
- * table with equal keys are rendered once and that rendering is sent to each of them. So a
- * thousand watchers of one service cost one rendering and a thousand writes after a change.
+ * table with equal keys are rendered once, body and head (X-Consul-Index and the rest are the
+ * same for all of them), and that answer is sent to each of them. So a thousand watchers of
+ * one service cost one rendering and a thousand writes after a change; on a replicated leader,
+ * where answers wait for the log to commit, each waits holding a reference to it, not a copy.
  */
 #ifndef MESH_REGISTRY_WATCH_H
 #define MESH_REGISTRY_WATCH_H

@@ -36,12 +36,9 @@
 /* An answer held until an entry is committed. */
 struct held {
     struct held *next;
-    struct http_request *req; /* NULL once the client went away */
-    bool write;               /* answers a write (else a read of the state) */
-    int status;
-    char *type;
-    char *body;
-    size_t len;
+    struct http_request *req;            /* NULL once the client went away */
+    bool write;                          /* answers a write (else a read of the state) */
+    struct http_shared_response *answer; /* a reference: watchers share one */
 };
 
 /* One log entry: the records of one loop turn, and the answers waiting for them. */
@@ -266,7 +263,7 @@ static void held_send(struct held *h, int status)
         req->on_abort = NULL;
         req->data = NULL;
         if (status == 0) {
-            http_respond(req, h->status, h->type, h->body, h->len);
+            http_respond_shared(req, h->answer);
         } else if (h->write) {
             static const char msg[] = "rpc error: the write was not committed (leadership "
                                       "changed); it may or may not have been applied\n";
@@ -277,8 +274,7 @@ static void held_send(struct held *h, int status)
             http_respond(req, 500, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
         }
     }
-    free(h->type);
-    free(h->body);
+    http_shared_response_unref(h->answer);
     free(h);
 }
 
@@ -371,14 +367,17 @@ static void on_held_abort(struct http_request *req)
     h->req = NULL;
 }
 
-bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
-                              const char *path, bool write, int status, const char *type,
-                              const void *body, size_t len)
+/* The batch whose commit covers every change made so far: this turn's, else the newest. */
+static struct batch *last_batch(const struct reg_cluster *cl)
 {
-    struct reg_cluster *cl = cx->replicated;
+    return cl->open ? cl->open : cl->newest;
+}
 
-    if (!cl || (!write && (answered_locally(path) || status >= 500)))
-        return false;
+bool reg_cluster_must_hold(const struct reg_cluster_ctx *cx, const char *path, bool write,
+                           int status)
+{
+    const struct reg_cluster *cl = cx->replicated;
+
     /*
      * The leader changes its state before the entry holding the change commits, so an answer
      * made now may show a change the cluster never takes: a write's own effect, or a read (a
@@ -386,21 +385,28 @@ bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *r
      * order, so holding it until the newest entry commits covers every change it could show.
      * A read that failed on the server's side ("No cluster leader") shows none: it goes now.
      */
-    struct batch *b = cl->open ? cl->open : cl->newest;
-    if (!b)
+    if (!cl || (!write && (answered_locally(path) || status >= 500)))
         return false;
+    return last_batch(cl) != NULL;
+}
+
+void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool write,
+                      struct http_shared_response *answer)
+{
+    struct batch *b = cx->replicated ? last_batch(cx->replicated) : NULL;
+
+    if (MESH_BUG_ON(!b)) { /* reg_cluster_must_hold() said there was one */
+        http_respond_shared(req, answer);
+        return;
+    }
     struct held *h = xcalloc(1, sizeof(*h));
     h->req = req;
     h->write = write;
-    h->status = status;
-    h->type = type ? xstrdup(type) : NULL;
-    h->body = xmemdup(body, len);
-    h->len = len;
+    h->answer = http_shared_response_ref(answer);
     h->next = b->held;
     b->held = h;
     req->data = h;
     req->on_abort = on_held_abort;
-    return true;
 }
 
 /* ---- resync ------------------------------------------------------------------------------ */

@@ -63,16 +63,23 @@ void reg_cluster_stop(struct reg_cluster_ctx *cx);
 bool reg_cluster_may_write(const struct reg_cluster_ctx *cx);
 
 /*
- * Holds an answer to path until every entry proposed so far (and this loop turn's) is
- * committed, then sends it; an entry that fails turns it into a 500. On the leader the state
- * runs ahead of the log, so this is what keeps a client from being told of a change the
- * cluster may never take, whether its own write or a read. Reads of this server's own things
- * (the paths a follower answers itself) are not held. Returns false when there is nothing to
- * wait for (the caller answers at once). Takes over req when it returns true.
+ * Whether an answer to path must be held until every entry proposed so far (and this loop
+ * turn's) is committed. On the leader the state runs ahead of the log, so this is what keeps a
+ * client from being told of a change the cluster may never take, whether its own write or a
+ * read. Reads of this server's own things (the paths a follower answers itself), and reads
+ * that failed on the server's side, are not held. False when there is nothing to wait for
+ * (the caller answers at once).
  */
-bool reg_cluster_defer_answer(struct reg_cluster_ctx *cx, struct http_request *req,
-                              const char *path, bool write, int status, const char *type,
-                              const void *body, size_t len);
+bool reg_cluster_must_hold(const struct reg_cluster_ctx *cx, const char *path, bool write,
+                           int status);
+
+/*
+ * Holds answer for req (taken over) as reg_cluster_must_hold() said it must, keeping a
+ * reference to answer (the rendering many watchers share is not copied), then sends it; an
+ * entry that fails turns it into a 500.
+ */
+void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool write,
+                      struct http_shared_response *answer);
 
 /*
  * Sends a call a follower must not answer itself (a write, or a read without ?stale) to the
