@@ -90,6 +90,10 @@ def test_registry_outage_keeps_the_last_set(agent_factory, backends, lb_factory)
     agent.start()  # same port, empty in-memory catalog
     register(agent, "web-1", b1)
     wait_until(lambda: "reachable again" in lb.log_text(), 10, what="the registry back")
+    # Its first answer may predate the registration (an empty set, applied as given): wait
+    # for web-1 to be listed and UP again rather than racing the next blocking query.
+    wait_until(lambda: [r["status"] for r in lb.server_rows()] == ["UP"], 10,
+               what="web-1 served again")
     assert spread(lb.port, 10) == {str(b1.port): 10}
 
 
