@@ -21,8 +21,9 @@
 
 #define FORCE_LEAVE_USAGE                                                                          \
     "mesh force-leave [options] NODE\n\n"                                                          \
-    "  Forces a member into the left state and removes its node from the catalog. A failed\n"      \
-    "  node stays out; an alive one rejoins with its next heartbeat."
+    "  Forces a failed member into the left state and removes its node from the catalog. An\n"     \
+    "  alive one is marked leaving: its next heartbeat makes it alive again. With -prune the\n"    \
+    "  member is removed whatever its status."
 
 #define RELOAD_USAGE                                                                               \
     "mesh reload [options]\n\n"                                                                    \

@@ -1,5 +1,7 @@
 """Membership as Consul's API shows it (issue 15 items 1, 2, 6): joining a running client
 agent to a server, force-leave of live and failed nodes with ?prune, and the WAN view."""
+import os
+import signal
 import subprocess
 
 import pytest
@@ -88,21 +90,39 @@ def test_cli_join(agent_factory, server, mesh):
 
 
 def test_force_leave_of_a_live_node(agent_factory, server):
-    """force-leave of an alive member: it is left (status 3) and out of the catalog, then its
-    next heartbeat brings it back alive with its services."""
+    """force-leave of an alive member: as in Serf it is leaving (status 2), not left, and keeps
+    its node and services in the catalog (Consul's leader acts on left and failed members
+    only); its next heartbeat makes it alive again. node-consul's acceptance test waits for
+    the leaving status."""
     web = joined_client(agent_factory, server, "web1")
     web.register_service({"ID": "web-1", "Name": "web", "Port": 3000})
     wait_until(lambda: server.get_json("/v1/catalog/node/web1") is not None, 10, what="web1")
     created = server.get_json("/v1/catalog/node/web1")["Node"]["CreateIndex"]
     server.put_ok("/v1/agent/force-leave/web1")
-    status = members(server)["web1"]
-    back = server.get_json("/v1/catalog/node/web1")
-    # Unless the node's next heartbeat already brought it back (a new node entry), it is left.
-    assert status == 3 and back is None or back["Node"]["CreateIndex"] > created
+    # Unless the node's next heartbeat already came, it is leaving.
+    assert members(server)["web1"] in (1, 2)
+    assert server.get_json("/v1/catalog/node/web1")["Node"]["CreateIndex"] == created
+    assert [e["Service"]["ID"] for e in server.get_json("/v1/health/service/web")] == ["web-1"]
     wait_until(lambda: members(server).get("web1") == 1, 10, what="web1 alive again")
-    wait_until(lambda: [e["Service"]["ID"] for e in server.get_json("/v1/health/service/web")]
-               == ["web-1"], 10, what="web-1 back")
-    assert server.get_json("/v1/catalog/node/web1")["Node"]["CreateIndex"] > created
+    assert server.get_json("/v1/catalog/node/web1")["Node"]["CreateIndex"] == created
+
+
+def test_force_left_live_node_that_goes_silent_is_left(agent_factory, server):
+    """A member forced out while alive that is then heard from no more is left (status 3)
+    and out of the catalog, as Serf's leave intent followed by silence; it is never failed nor
+    leaving for good."""
+    web = joined_client(agent_factory, server, "web1")
+    wait_until(lambda: members(server).get("web1") == 1, 10, what="web1 alive")
+    os.kill(web.proc.pid, signal.SIGSTOP)
+    try:
+        server.put_ok("/v1/agent/force-leave/web1")
+        assert members(server)["web1"] == 2
+        wait_until(lambda: members(server)["web1"] != 2, 10, what="web1 no longer leaving")
+        assert members(server)["web1"] == 3
+        assert server.get_json("/v1/catalog/node/web1") is None
+    finally:
+        os.kill(web.proc.pid, signal.SIGCONT)
+    wait_until(lambda: members(server).get("web1") == 1, 10, what="web1 back")
 
 
 def test_force_leave_prune(agent_factory, server, mesh):

@@ -232,6 +232,13 @@ int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
 
     if (!mb && !reg_node_get(m->cx->state, node))
         return -ENOENT;
+    /* Serf's leave intent about a live member: it is only "leaving", and Consul's leader acts on
+     * left and failed members alone, so the node keeps its catalog entry. */
+    if (mb && mb->status == REG_MEMBER_ALIVE && !prune) {
+        mb->status = REG_MEMBER_LEAVING;
+        log_info("member %s is leaving (force-leave)", node);
+        return 0;
+    }
     reg_members_leave(m, node);
     if (prune) {
         char *key = reg_fold(node);
@@ -241,7 +248,10 @@ int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
     return 0;
 }
 
-/* Turns members silent for longer than the failure timeout to failed. */
+/*
+ * Turns members silent for longer than the failure timeout to failed, and leaving ones (forced
+ * out while alive) to left: in Serf a leave intent followed by silence is a departure.
+ */
 static void on_detector(uv_timer_t *t)
 {
     struct reg_members *m = t->data;
@@ -254,7 +264,13 @@ static void on_detector(uv_timer_t *t)
     smap_foreach(&m->by_name, e)
     {
         struct reg_member *mb = e->val;
-        if (mb->status != REG_MEMBER_ALIVE || now - mb->last_seen_ms < timeout_ms)
+        if (now - mb->last_seen_ms < timeout_ms)
+            continue;
+        if (mb->status == REG_MEMBER_LEAVING) {
+            reg_members_leave(m, mb->name);
+            continue;
+        }
+        if (mb->status != REG_MEMBER_ALIVE)
             continue;
         mb->status = REG_MEMBER_FAILED;
         log_warn("member %s failed: no heartbeat for %llu ms", mb->name,

@@ -4,7 +4,8 @@
  * the catalog with a passing serfHealth check, and a failure detector turns serfHealth
  * critical ("Agent not live or unreachable") when a node has been silent for failure_timeout,
  * which drops all its instances from ?passing results. The node comes back passing with its
- * next heartbeat. A graceful leave deregisters the node; force-leave does it for a failed one.
+ * next heartbeat. A graceful leave deregisters the node; force-leave does it for a failed one
+ * (a live one is only marked leaving).
  *
  * This stands in for Consul's gossip (Serf) with a simpler mechanism of the same outcome: a
  * dead node is noticed within seconds and its services stop receiving traffic.
@@ -76,8 +77,10 @@ void reg_members_consul_service(struct reg_state *st, struct reg_node *node, int
 void reg_members_leave(struct reg_members *m, const char *node);
 
 /*
- * force-leave: as leave, failed or alive (an alive node comes back with its next heartbeat,
- * as in Consul). With prune the member is dropped from the list too. -ENOENT when unknown.
+ * force-leave: a failed member leaves as with leave; an alive one is only "leaving" (Serf's
+ * status 2) and keeps its node, until its next heartbeat makes it alive again or a failure
+ * timeout of silence makes it left. With prune the member leaves whatever its status and is
+ * dropped from the list too. -ENOENT when unknown.
  */
 int reg_members_force_leave(struct reg_members *m, const char *node, bool prune);
 
