@@ -18,7 +18,7 @@
 #define EVAL_MAX_ITERATIONS 10000000
 #define EVAL_MAX_OUTPUT     (64u << 20)
 
-int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...)
+void tmpl_report(struct tmpl_eval *ev, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -26,8 +26,8 @@ int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return err_set(ev->e, "%s:%d:%d: %s", ev->t->name, ev->at ? ev->at->line : 0,
-                   ev->at ? ev->at->col : 0, msg);
+    err_setf(ev->e, "%s:%d:%d: %s", ev->t->name, ev->at ? ev->at->line : 0,
+             ev->at ? ev->at->col : 0, msg);
 }
 
 void tmpl_used_free(struct tmpl_used *u)

@@ -17,8 +17,8 @@ static int query_arg(struct tmpl_eval *ev, json_t *const *args, size_t nargs, ch
     for (size_t i = 0; i < nargs; i++) {
         if (!json_is_string(args[i])) {
             buf_free(&b);
-            tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(args[i]));
-            return -EINVAL; /* spelled out: *out is only set on success */
+            return tmpl_fail(ev, "wrong type for value; expected string; got %s",
+                             tmpl_type_name(args[i]));
         }
         if (i)
             buf_append_cstr(&b, "|");

@@ -50,10 +50,10 @@ static void where(struct lexer *lx, size_t pos, int *line, int *col)
     *col = lx->col;
 }
 
-static int lex_fail(struct lexer *lx, size_t pos, const char *fmt, ...)
+static void lex_report(struct lexer *lx, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int lex_fail(struct lexer *lx, size_t pos, const char *fmt, ...)
+static void lex_report(struct lexer *lx, size_t pos, const char *fmt, ...)
 {
     char msg[400];
     int line, col;
@@ -63,8 +63,11 @@ static int lex_fail(struct lexer *lx, size_t pos, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     where(lx, pos, &line, &col);
-    return err_set(lx->e, "%s:%d:%d: %s", lx->name, line, col, msg);
+    err_setf(lx->e, "%s:%d:%d: %s", lx->name, line, col, msg);
 }
+
+/* Reports at pos and evaluates to -EINVAL, visibly at each call site (as parse.c's parse_fail). */
+#define lex_fail(lx, pos, ...) (lex_report((lx), (pos), __VA_ARGS__), -EINVAL)
 
 static struct tmpl_tok *emit(struct lexer *lx, enum tmpl_tok_kind kind, size_t pos,
                              const char *text, size_t len, bool space)

@@ -5,6 +5,7 @@
 #ifndef MESH_TEMPLATE_TMPL_INTERNAL_H
 #define MESH_TEMPLATE_TMPL_INTERNAL_H
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,8 +117,13 @@ struct tmpl_eval {
     size_t iterations; /* range iterations so far, bounded */
 };
 
-/* Sets the error at the current node: "name:line:col: message". Returns -EINVAL. */
-int tmpl_fail(struct tmpl_eval *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets the error at the current node: "name:line:col: message". */
+void tmpl_report(struct tmpl_eval *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * tmpl_report, evaluating to -EINVAL. A macro so that the negative value shows at each call site:
+ * callers leave *out unset on it, and the analyzer does not follow variadic calls to see that.
+ */
+#define tmpl_fail(ev, ...) (tmpl_report((ev), __VA_ARGS__), -EINVAL)
 
 /*
  * A function: args are borrowed (any may be NULL for nil); *out receives a new reference (or
