@@ -301,7 +301,8 @@ void load_jar_header(struct load_jar *j, const struct load_jar_url *url, int64_t
             pick[n++] = c;
         i++;
     }
-    qsort(pick, n, sizeof(*pick), by_path_then_age);
+    if (n > 1)
+        qsort(pick, n, sizeof(*pick), by_path_then_age);
     for (size_t i = 0; i < n; i++)
         buf_printf(out, "%s%s=%s", i ? "; " : "", pick[i]->name, pick[i]->value);
 }

@@ -520,10 +520,10 @@ err:
 int load_fx_eval(const char *expr, load_fx_lookup_cb lookup, void *data, bool *is_true,
                  double *number, struct err *e)
 {
+    e->msg[0] = '\0';
     struct fx x = {expr, lookup, data, e, 0};
     struct fx_val v;
 
-    e->msg[0] = '\0';
     if (parse_ternary(&x, &v) < 0)
         return -EINVAL;
     while (isspace((unsigned char)*x.p))
