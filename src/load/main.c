@@ -44,7 +44,7 @@ static const char run_usage[] =
 struct run_opts {
     char *target, *env, *output, *report;
     int workers, pool;
-    bool progress, quiet, insecure;
+    bool progress, quiet, insecure, solo;
 };
 
 struct run_ctx {
@@ -190,6 +190,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"quiet", FLAG_BOOL, &o->quiet, "no live line and no summary", false},
         {"k", FLAG_BOOL, &o->insecure, "https: accept any certificate (Artillery's -k)", false},
         {"insecure", FLAG_BOOL, &o->insecure, "same as -k", false},
+        {"s", FLAG_BOOL, &o->solo, "one virtual user, whatever the phases say (Artillery's --solo)",
+         false},
+        {"solo", FLAG_BOOL, &o->solo, "same as -s", false},
     };
     int first = 0, rc;
     struct err e = {""};
@@ -381,6 +384,8 @@ int load_run_main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    if (o.solo)
+        load_script_solo(&s);
     if (o.pool > 0 && (!has_request(s.scenarios[0].steps, s.scenarios[0].n_steps) ||
                        load_script_duration_ms(&s) <= 0)) {
         fprintf(stderr, "mesh load run: -pool needs a first scenario with a request and "

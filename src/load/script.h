@@ -209,6 +209,12 @@ void load_script_free(struct load_script *s);
 /* The status codes the script's statusCode checks accept, sorted: a new JSON array. */
 json_t *load_script_accepted_codes(const struct load_script *s);
 
+/*
+ * Replaces s's phases with Artillery's single user: one arrival in a phase of one second. What a
+ * script without config.phases runs, and what `--solo` makes of any script.
+ */
+void load_script_solo(struct load_script *s);
+
 /* Total length of all phases in ms. */
 int64_t load_script_duration_ms(const struct load_script *s);
 

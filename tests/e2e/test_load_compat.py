@@ -27,3 +27,20 @@ def test_durations_as_artillery_reads_them(mesh, tmp_path, server):
                           ['get: {url: "/"}'])
         code, out, err = run_load(mesh, tmp_path, script)
         assert code == 2 and "test.yml:3: config.phases[0].duration: want seconds" in err, err
+
+
+def test_a_script_without_phases_runs_one_user(mesh, tmp_path, server):
+    """Artillery runs a script without config.phases (a functional test) as one user, and
+    `--solo` makes any script one user."""
+    script = (f'config:\n  target: "{server.url}"\n  environments:\n'
+              '    load: {phases: [{duration: 1, arrivalRate: 5}]}\n'
+              '    functional: {variables: {who: tester}}\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/solo?who={{ who }}"}\n')
+    for args in ((), ("-e", "functional"), ("-e", "load", "--solo"), ("-s",)):
+        rep, out = run_report(mesh, tmp_path, script, *args)
+        c = rep["aggregate"]["counters"]
+        assert c["vusers.created"] == 1 and c["vusers.completed"] == 1, (args, c)
+        assert [p["duration_ms"] for p in rep["meshkit"]["phases"]] == [1000], rep
+    with server.lock:
+        paths = [path for _, _, path, _, _ in server.requests]
+    assert paths == ["/solo?who=", "/solo?who=tester", "/solo?who=", "/solo?who="], paths
