@@ -1,4 +1,5 @@
-"""scripts/check-includes enforces the registry's folder rules (src/registry/*/README.md).
+"""scripts/check-includes enforces the layering: no include across components, and the
+registry's folder rules (src/registry/*/README.md).
 
 The tests copy src/, apps/ and scripts/ into a scratch tree and break rules there: the script
 must name each offending line and fail; the tree as committed passes.
@@ -66,3 +67,22 @@ def test_replication_may_include_libraft(tree):
     add_include(tree, "src/registry/cluster/replication.c", "#include <raft.h>")
     r = run(tree)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+CROSSING = [
+    ("src/lib/buf.c", '#include "registry/state/state.h"'),  # lib includes a component
+    ("src/lb/proxy.c", '#include "load/report.h"'),  # a component includes another
+    ("apps/webapp/webapp.c", '#include "pm/spec.h"'),  # an app includes a component
+]
+
+
+def test_each_include_across_components_is_named(tree):
+    for path, line in CROSSING:
+        add_include(tree, path, line)
+    add_include(tree, "src/main.c", '#include "load/report.h"')  # the dispatcher may
+    r = run(tree)
+    assert r.returncode == 1
+    assert "an include crosses components" in r.stderr
+    for path, line in CROSSING:
+        assert f"{path}:1:{line}" in r.stdout
+    assert "src/main.c" not in r.stdout
