@@ -404,19 +404,11 @@ out:
 
 int cli_catalog(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "services") == 0)
-        return catalog_services(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "nodes") == 0)
-        return catalog_nodes(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "service") == 0)
-        return catalog_service(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                      strcmp(argv[1], "--help") == 0)) {
-        printf("Usage: %s", CATALOG_USAGE);
-        return 0;
-    }
-    if (argc >= 2)
-        fprintf(stderr, "mesh catalog: unknown subcommand \"%s\"\n\n", argv[1]);
-    fprintf(stderr, "Usage: %s", CATALOG_USAGE);
-    return 1;
+    static const struct cli_subcommand subs[] = {
+        {"services", catalog_services},
+        {"nodes", catalog_nodes},
+        {"service", catalog_service},
+    };
+
+    return cli_subcommand("mesh catalog", CATALOG_USAGE, subs, ARRAY_LEN(subs), argc, argv);
 }

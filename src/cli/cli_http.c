@@ -252,6 +252,27 @@ bool cli_parse_command(struct flag *flags, size_t n, const char *usage, int argc
     return false;
 }
 
+bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "-help") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int cli_subcommand(const char *cmd, const char *usage, const struct cli_subcommand *subs, size_t n,
+                   int argc, char **argv)
+{
+    for (size_t i = 0; argc >= 2 && i < n; i++)
+        if (strcmp(argv[1], subs[i].name) == 0)
+            return subs[i].run(argc - 1, argv + 1);
+    if (argc >= 2 && cli_is_help(argv[1])) {
+        printf("Usage: %s", usage);
+        return 0;
+    }
+    if (argc >= 2)
+        fprintf(stderr, "%s: unknown subcommand \"%s\"\n\n", cmd, argv[1]);
+    fprintf(stderr, "Usage: %s", usage);
+    return 1;
+}
+
 bool cli_parse_flags(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
                      int *first_arg, int *exit_code)
 {

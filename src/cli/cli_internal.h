@@ -137,6 +137,22 @@ bool cli_parse_flags(struct flag *flags, size_t n, const char *usage, int argc, 
 bool cli_parse_command(struct flag *flags, size_t n, const char *usage, int argc, char **argv,
                        int max_args, int *first_arg, int *exit_code);
 
+/* True for -h, -help and --help. */
+bool cli_is_help(const char *arg);
+
+/* A subcommand: its name, and what runs it (with argv[0] its name). */
+struct cli_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+};
+
+/*
+ * Runs the subcommand argv[1] names, of the n in subs. After -h, -help or --help, usage on stdout
+ * and 0; with none, or an unknown one ("CMD: unknown subcommand \"X\""), usage on stderr and 1.
+ */
+int cli_subcommand(const char *cmd, const char *usage, const struct cli_subcommand *subs, size_t n,
+                   int argc, char **argv);
+
 /* Growable list of heap lines for the table helpers. */
 struct cli_lines {
     char **v;

@@ -596,19 +596,11 @@ out:
 
 int cli_kv(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "get") == 0)
-        return kv_get(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "put") == 0)
-        return kv_put(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "delete") == 0)
-        return kv_delete(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                      strcmp(argv[1], "--help") == 0)) {
-        printf("Usage: %s", KV_USAGE);
-        return 0;
-    }
-    if (argc >= 2)
-        fprintf(stderr, "mesh kv: unknown subcommand \"%s\"\n\n", argv[1]);
-    fprintf(stderr, "Usage: %s", KV_USAGE);
-    return 1;
+    static const struct cli_subcommand subs[] = {
+        {"get", kv_get},
+        {"put", kv_put},
+        {"delete", kv_delete},
+    };
+
+    return cli_subcommand("mesh kv", KV_USAGE, subs, ARRAY_LEN(subs), argc, argv);
 }

@@ -115,36 +115,19 @@ out:
     return status;
 }
 
-/* Runs the subcommand argv[1] of a command whose usage is usage. */
-static int subcommand(int argc, char **argv, const char *usage, const char *const names[],
-                      int (*const fns[])(int, char **), size_t n)
-{
-    for (size_t i = 0; argc >= 2 && i < n; i++)
-        if (strcmp(argv[1], names[i]) == 0)
-            return fns[i](argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                      strcmp(argv[1], "--help") == 0)) {
-        printf("Usage: %s", usage);
-        return 0;
-    }
-    if (argc >= 2)
-        fprintf(stderr, "%s: unknown subcommand \"%s\"\n\n", argv[0], argv[1]);
-    fprintf(stderr, "Usage: %s", usage);
-    return 1;
-}
-
 static int operator_raft(int argc, char **argv)
 {
-    static const char *const names[] = {"list-peers", "remove-peer"};
-    static int (*const fns[])(int, char **) = {list_peers, remove_peer};
+    static const struct cli_subcommand subs[] = {
+        {"list-peers", list_peers},
+        {"remove-peer", remove_peer},
+    };
 
-    return subcommand(argc, argv, RAFT_USAGE, names, fns, ARRAY_LEN(names));
+    return cli_subcommand(argv[0], RAFT_USAGE, subs, ARRAY_LEN(subs), argc, argv);
 }
 
 int cli_operator(int argc, char **argv)
 {
-    static const char *const names[] = {"raft"};
-    static int (*const fns[])(int, char **) = {operator_raft};
+    static const struct cli_subcommand subs[] = {{"raft", operator_raft}};
 
-    return subcommand(argc, argv, OPERATOR_USAGE, names, fns, ARRAY_LEN(names));
+    return cli_subcommand(argv[0], OPERATOR_USAGE, subs, ARRAY_LEN(subs), argc, argv);
 }

@@ -312,25 +312,14 @@ out:
 
 int cli_services(int argc, char **argv)
 {
-    /* No subcommand (flags only): the cluster's services, as cluster_utils.sh's "services". */
-    bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                              strcmp(argv[1], "--help") == 0);
+    static const struct cli_subcommand subs[] = {
+        {"list", cli_services_list},
+        {"register", services_register},
+        {"deregister", services_deregister},
+    };
 
-    if (argc < 2 || (argv[1][0] == '-' && !help))
+    /* No subcommand (flags only): the cluster's services, as cluster_utils.sh's "services". */
+    if (argc < 2 || (argv[1][0] == '-' && !cli_is_help(argv[1])))
         return cli_services_list(argc, argv);
-    if (strcmp(argv[1], "list") == 0)
-        return cli_services_list(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "register") == 0)
-        return services_register(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "deregister") == 0)
-        return services_deregister(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                      strcmp(argv[1], "--help") == 0)) {
-        printf("Usage: %s", SERVICES_USAGE_TOP);
-        return 0;
-    }
-    if (argc >= 2)
-        fprintf(stderr, "mesh services: unknown subcommand \"%s\"\n\n", argv[1]);
-    fprintf(stderr, "Usage: %s", SERVICES_USAGE_TOP);
-    return 1;
+    return cli_subcommand("mesh services", SERVICES_USAGE_TOP, subs, ARRAY_LEN(subs), argc, argv);
 }

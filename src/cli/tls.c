@@ -491,8 +491,7 @@ static int tls_usage(FILE *f, int code)
 
 int cli_tls(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
-                      strcmp(argv[1], "--help") == 0))
+    if (argc >= 2 && cli_is_help(argv[1]))
         return tls_usage(stdout, 0);
     if (argc >= 3 && strcmp(argv[1], "ca") == 0 && strcmp(argv[2], "create") == 0)
         return ca_create(argc - 3, argv + 3);

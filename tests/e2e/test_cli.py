@@ -177,6 +177,29 @@ def test_bad_flag(agent, args):
     assert agent.get("/v1/kv/k?raw").body == b"keep"
 
 
+@pytest.mark.parametrize("cmd, prefix", [
+    (["catalog"], "mesh catalog"),
+    (["kv"], "mesh kv"),
+    (["services"], "mesh services"),
+    (["operator"], "operator"),
+    (["operator", "raft"], "raft"),
+])
+def test_subcommand_dispatch(cmd, prefix):
+    """-help prints the usage on stdout (exit 0); an unknown subcommand is named on stderr with
+    the usage (exit 1), and a command that needs one says how to use it (exit 1)."""
+    helped = run(cmd + ["-help"])
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: mesh "), helped
+    assert helped.stderr == ""
+    bad = run(cmd + ["frobnicate"])
+    assert bad.returncode == 1 and bad.stdout == "", bad
+    assert bad.stderr.startswith(f'{prefix}: unknown subcommand "frobnicate"\n\nUsage: mesh ')
+    assert bad.stderr[len(prefix):].count("Usage:") == 1
+    assert helped.stdout == bad.stderr.split("\n\n", 1)[1]
+    if cmd != ["services"]:  # alone, services lists the cluster's services
+        bare = run(cmd)
+        assert bare.returncode == 1 and bare.stderr == helped.stdout, bare
+
+
 def test_kv_put_then_api_value_is_exact(agent):
     """The CLI writes the value bytes exactly (no trailing newline)."""
     ok(run(["kv", "put", "-http-addr", addr(agent), "exact", "abc"]))
