@@ -372,6 +372,13 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
     return rc;
 }
 
+/* Hands a new record to emit, then drops it. */
+static void emit_new(json_t *r, reg_journal_cb emit, void *data)
+{
+    emit(r, data);
+    json_decref(r);
+}
+
 void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
 {
     json_t *r;
@@ -379,39 +386,29 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     smap_foreach(&st->nodes, e)
     {
         const struct reg_node *n = e->val;
-        r = reg_journal_node(n, n->modify_index ? n->modify_index : 1);
-        emit(r, data);
-        json_decref(r);
+        emit_new(reg_journal_node(n, n->modify_index ? n->modify_index : 1), emit, data);
         smap_foreach(&n->services, se)
         {
             const struct reg_service *s = se->val;
-            r = reg_journal_service(s, s->modify_index);
-            emit(r, data);
-            json_decref(r);
+            emit_new(reg_journal_service(s, s->modify_index), emit, data);
         }
         smap_foreach(&n->checks, ce)
         {
             const struct reg_check *c = ce->val;
-            r = reg_journal_check(c, c->modify_index);
-            emit(r, data);
-            json_decref(r);
+            emit_new(reg_journal_check(c, c->modify_index), emit, data);
         }
     }
     smap_foreach(&st->kv, e)
     {
         const struct reg_kv *kv = e->val;
-        r = reg_journal_kv(kv, kv->modify_index);
-        emit(r, data);
-        json_decref(r);
+        emit_new(reg_journal_kv(kv, kv->modify_index), emit, data);
     }
     reg_acl_dump(st, emit, data);
     reg_query_dump(st, emit, data);
     smap_foreach(&st->sessions, e)
     {
         const struct reg_session *s = e->val;
-        r = reg_journal_session(s, s->modify_index);
-        emit(r, data);
-        json_decref(r);
+        emit_new(reg_journal_session(s, s->modify_index), emit, data);
     }
     /* The indexes themselves: deletes leave no entity behind but moved the tables. KV
      * tombstones are not kept in a snapshot; their highest index becomes the floor of every
@@ -430,6 +427,5 @@ void reg_state_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     json_object_set_new(r, "acl", json_integer((json_int_t)st->table_index[REG_TABLE_ACL]));
     json_object_set_new(r, "queries", json_integer((json_int_t)st->table_index[REG_TABLE_QUERIES]));
     reg_index_dump(st, r);
-    emit(r, data);
-    json_decref(r);
+    emit_new(r, emit, data);
 }
