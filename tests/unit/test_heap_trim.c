@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -76,11 +77,61 @@ static void test_nothing_runs_unasked(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A request while a trim is due moves it to the quiet delay after itself: deadlines in loop
+ * time, computed, not measured. */
+static void test_a_request_pushes_the_trim_back(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct heap_trim t;
+
+    uv_loop_init(&loop);
+    heap_trim_init(&t, &loop);
+    t.quiet_ms = 100;
+    t.max_delay_ms = 100000;
+    uint64_t t0 = uv_now(&loop);
+    heap_trim_soon(&t);
+    assert_int_equal(t.due_ms, t0 + 100);
+    /* The loop's cached time stands still while a callback works (renders a large answer):
+     * the quiet delay runs from the request's real time. */
+    usleep(150 * 1000);
+    heap_trim_soon(&t);
+    assert_true(t.due_ms >= t0 + 150 + 100);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns once the one-shot timer ran */
+    assert_int_equal(t.trims, 1);
+    assert_true(t.trim_ns > 0);
+    close_all(&loop, &t);
+}
+
+/* However long the quiet delay, a trim is due at most max_delay_ms after the first request. */
+static void test_the_trim_waits_no_longer_than_the_bound(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct heap_trim t;
+
+    uv_loop_init(&loop);
+    heap_trim_init(&t, &loop);
+    t.quiet_ms = 600000; /* the test would hang for 10 minutes without the bound */
+    t.max_delay_ms = 30;
+    uint64_t t0 = uv_now(&loop);
+    heap_trim_soon(&t);
+    assert_int_equal(t.due_ms, t0 + 30);
+    churn();
+    heap_trim_soon(&t);
+    assert_true(t.due_ms <= t0 + 30);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(t.trims, 1);
+    close_all(&loop, &t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_coalesce_into_one_trim),
         cmocka_unit_test(test_nothing_runs_unasked),
+        cmocka_unit_test(test_a_request_pushes_the_trim_back),
+        cmocka_unit_test(test_the_trim_waits_no_longer_than_the_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
