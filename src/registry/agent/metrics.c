@@ -118,6 +118,9 @@ static void collect(const struct reg_agent *a, struct metric_set *s)
                            "Times freed heap memory was handed back to the kernel after large "
                            "answers.",
                            NULL, NULL, (double)a->heap_trim.trims, NULL});
+    add(s, (struct metric){"mesh.runtime.heap_trim_seconds", METRIC_COUNTER,
+                           "Time those trims took, in all (docs/benchmarks.md: what one costs).",
+                           NULL, NULL, (double)a->heap_trim.trim_ns / 1e9, NULL});
     add(s, (struct metric){"consul.state.nodes", METRIC_GAUGE, "Nodes in the catalog.", NULL, NULL,
                            (double)a->state.nodes.n, NULL});
     add(s,
