@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +27,17 @@ int file_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-int file_read_all(int fd, struct buf *out)
+/* Appends what fd gives to out: from offset 0 (pread) when positional, else from where fd's
+ * offset stands until its end (read: a pipe). */
+static int read_to_end(int fd, struct buf *out, bool positional)
 {
     off_t off = 0;
 
     for (;;) {
         buf_reserve(out, 64 * 1024);
-        ssize_t r = pread(fd, out->data + out->len, out->cap - out->len - 1, off);
+        size_t room = out->cap - out->len - 1;
+        ssize_t r = positional ? pread(fd, out->data + out->len, room, off)
+                               : read(fd, out->data + out->len, room);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -43,6 +48,16 @@ int file_read_all(int fd, struct buf *out)
         out->len += (size_t)r;
         out->data[out->len] = '\0';
     }
+}
+
+int file_read_all(int fd, struct buf *out)
+{
+    return read_to_end(fd, out, true);
+}
+
+int file_read_stream(int fd, struct buf *out)
+{
+    return read_to_end(fd, out, false);
 }
 
 int file_mkdir_parents(const char *path, mode_t mode)

@@ -20,6 +20,10 @@ int file_write_all(int fd, const void *p, size_t n);
  * NUL-terminated). Returns 0 or -errno. */
 int file_read_all(int fd, struct buf *out);
 
+/* Appends what fd gives until its end (read: a pipe, a socket) to out, which stays
+ * NUL-terminated. Returns 0 or -errno. */
+int file_read_stream(int fd, struct buf *out);
+
 /*
  * Makes the directories above path's last component that do not exist yet (mkdir -p of its
  * directory), each with mode (masked by the umask). Returns 0 (also when there is nothing to

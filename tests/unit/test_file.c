@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,6 +144,35 @@ static void test_read_all_reads_from_the_start(void **state)
     free(path);
 }
 
+/* A pipe has no offsets: what was written is read until the writer closed its end. */
+static void test_read_stream_reads_a_pipe_to_its_end(void **state)
+{
+    struct buf b = BUF_INIT;
+    char chunk[100000];
+    int fds[2];
+
+    memset(chunk, 'x', sizeof(chunk));
+    buf_append(&b, "kept:", 5);
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* more than a pipe holds: the reader must drain it as it goes */
+        close(fds[0]);
+        _exit(file_write_all(fds[1], chunk, sizeof(chunk)) == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(file_read_stream(fds[0], &b), 0);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(b.len, 5 + sizeof(chunk));
+    assert_memory_equal(b.data, "kept:", 5);
+    assert_memory_equal(b.data + 5, chunk, sizeof(chunk));
+    assert_int_equal(b.data[b.len], '\0');
+    buf_free(&b);
+}
+
 static void test_write_pid(void **state)
 {
     char *path = xasprintf("%s/agent.pid", dir);
@@ -174,6 +204,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mkdir_parents_makes_the_missing_directories, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_all_reads_from_the_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_stream_reads_a_pipe_to_its_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_pid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
