@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/file.h"
+#include "lib/fork_worker.h"
 #include "lib/json.h"
 #include "lib/buf.h"
 #include "lib/crc32.h"
@@ -801,19 +801,16 @@ static void on_child_timer(uv_timer_t *t)
 }
 
 /*
- * The forked snapshot writer. It holds copies of every descriptor the agent had, its listening
- * sockets among them: it closes them, so that a restart after the agent was killed can bind
- * while the writer is still busy, and it dies with the agent, whose compaction it was.
+ * The forked snapshot writer (lib/fork_worker.h): it holds none of the agent's descriptors, so
+ * a restart after the agent was killed can bind while the writer is still busy, and it dies
+ * with the agent, whose compaction it was.
  */
-static void noreturn_child(struct reg_persist *p, pid_t parent)
+static int write_in_child(int fd, void *arg)
 {
     struct err e;
     size_t size;
 
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        _exit(1);
-    close_range(3, ~0u, 0);
-    _exit(snapshot_write(p, &size, &e) == 0 ? 0 : 1);
+    return snapshot_write(arg, &size, &e);
 }
 
 static void compact_in_background(struct reg_persist *p)
@@ -822,12 +819,9 @@ static void compact_in_background(struct reg_persist *p)
 
     p->child_index = p->st->index;
     p->child_journal_size = p->journal_size;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0)
-        noreturn_child(p, parent);
+    pid_t pid = fork_worker(-1, write_in_child, p);
     if (pid < 0) {
-        log_warn("compaction: fork: %s; compacting in place", strerror(errno));
+        log_warn("compaction: fork: %s; compacting in place", strerror((int)-pid));
         if (reg_persist_compact(p, &e) < 0)
             log_error("compaction: %s", e.msg);
         return;
