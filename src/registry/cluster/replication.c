@@ -19,10 +19,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lz4frame.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <raft.h>
@@ -31,10 +33,12 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/file.h"
+#include "lib/fork_worker.h"
 #include "lib/log.h"
 
-#define REPL_POLL_MS   50
-#define REPL_FRAME_HDR 16
+#define REPL_POLL_MS           50
+#define REPL_FRAME_HDR         16
+#define REPL_SNAPSHOT_RETRY_MS 1000 /* after a snapshot writer failed */
 
 struct reg_repl {
     uv_loop_t *loop;
@@ -55,6 +59,15 @@ struct reg_repl {
     uint64_t barrier_term;
     unsigned in_flight;  /* own proposals not completed */
     uint64_t contact_at; /* engine time (ms) a leader was last heard from, or the start */
+    /* The snapshot in progress (see fsm_snapshot); the engine takes one at a time. */
+    pid_t snap_child;            /* the process serialising it, 0 when none */
+    int snap_fd;                 /* the read end of its pipe, -1 when none */
+    int snap_error;              /* 0 or -errno, set by fsm_snapshot_async */
+    struct buf snap_data;        /* its data */
+    struct raft_buffer snap_buf; /* the engine's view of snap_data */
+    uint64_t snap_index;         /* the index it is taken at */
+    uint64_t snap_started;       /* engine time (ms) it was asked for */
+    uint64_t snap_retry_at;      /* engine time (ms) before which no snapshot is started */
     bool closing;
     void (*close_done)(void *arg);
     void *close_arg;
@@ -207,22 +220,116 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return rc == 0 ? 0 : RAFT_MALFORMED;
 }
 
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+/*
+ * Snapshots: the engine asks for one every snapshot_threshold entries, on the loop. Serialising
+ * the whole state there stalled every client for as long as it took (10 to 200 ms at a few
+ * thousand keys on a busy machine, and growing with the state). With the FSM's version 3 the
+ * engine splits the work: fsm_snapshot on the loop only forks a child (lib/fork_worker.h) that
+ * serialises the state as it stood at that moment into a pipe; fsm_snapshot_async, on the
+ * threadpool, reads the pipe to its end and waits for the child; the engine then compresses and
+ * writes the snapshot on the threadpool too, and fsm_snapshot_finalize, back on the loop, reaps
+ * the child and frees the data. The worker waits for the child without reaping it, so its PID
+ * stays its own until finalize: reg_repl_close may kill it meanwhile. When no child can be
+ * forked, the snapshot is serialised on the loop as before.
+ */
+static int snapshot_in_child(int fd, void *arg)
 {
-    struct reg_repl *r = fsm->data;
+    struct reg_repl *r = arg;
     struct buf b = BUF_INIT;
 
     r->app->snapshot(&b, r->ctx);
-    *bufs = raft_malloc(sizeof(**bufs));
-    if (!*bufs)
-        abort(); /* out of memory, as x*alloc */
-    (*bufs)[0].len = b.len;
-    (*bufs)[0].base = raft_malloc(b.len ? b.len : 1);
-    if (!(*bufs)[0].base)
-        abort();
-    memcpy((*bufs)[0].base, b.data ? b.data : "", b.len);
+    return file_write_all(fd, b.data, b.len); /* the child exits: nothing to free */
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct reg_repl *r = fsm->data;
+    int fds[2], rc;
+
+    MESH_BUG_ON(r->snap_child > 0 || r->snap_fd >= 0);
+    if (r->io.time(&r->io) < r->snap_retry_at)
+        return RAFT_BUSY; /* the engine asks again after its next applied entry */
+    buf_reset(&r->snap_data);
+    r->snap_buf = (struct raft_buffer){0};
+    r->snap_error = 0;
+    r->snap_index = raft_last_applied(&r->raft);
+    r->snap_started = r->io.time(&r->io);
+    *bufs = &r->snap_buf;
     *n_bufs = 1;
-    buf_free(&b);
+    rc = pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+    if (rc == 0) {
+        pid_t pid = fork_worker(fds[1], snapshot_in_child, r);
+        close(fds[1]);
+        if (pid > 0) {
+            r->snap_child = pid;
+            r->snap_fd = fds[0];
+            return 0;
+        }
+        close(fds[0]);
+        rc = (int)pid;
+    }
+    log_warn("replication: no process to write the snapshot (%s); writing it on the loop",
+             strerror(-rc));
+    r->app->snapshot(&r->snap_data, r->ctx);
+    r->snap_buf.base = r->snap_data.data;
+    r->snap_buf.len = r->snap_data.len;
+    return 0;
+}
+
+/* On the threadpool: the child's output, once it exited 0. Touches only the snap_* fields. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct reg_repl *r = fsm->data;
+    siginfo_t info = {0};
+    int rc;
+
+    if (r->snap_fd < 0)
+        return 0; /* serialised on the loop already */
+    rc = file_read_stream(r->snap_fd, &r->snap_data);
+    while (waitid(P_PID, (id_t)r->snap_child, &info, WEXITED | WNOWAIT) < 0)
+        if (errno != EINTR) {
+            rc = rc < 0 ? rc : -errno;
+            break;
+        }
+    if (rc == 0 && (info.si_code != CLD_EXITED || info.si_status != 0))
+        rc = -ECHILD;
+    r->snap_error = rc;
+    if (rc < 0)
+        return RAFT_IOERR;
+    r->snap_buf.base = r->snap_data.data;
+    r->snap_buf.len = r->snap_data.len;
+    return 0;
+}
+
+/* On the loop, after every snapshot the engine asked for, written or not. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct reg_repl *r = fsm->data;
+
+    if (r->snap_child > 0) {
+        /* Still running only when the engine dropped the snapshot before its async step. */
+        kill(r->snap_child, SIGKILL);
+        while (waitpid(r->snap_child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        r->snap_child = 0;
+    }
+    if (r->snap_fd >= 0) {
+        close(r->snap_fd);
+        r->snap_fd = -1;
+    }
+    if (r->snap_error < 0 && !r->closing) {
+        log_error("replication: the snapshot writer failed (%s); retrying in %d ms",
+                  r->snap_error == -ECHILD ? "it did not exit cleanly" : strerror(-r->snap_error),
+                  REPL_SNAPSHOT_RETRY_MS);
+        r->snap_retry_at = r->io.time(&r->io) + REPL_SNAPSHOT_RETRY_MS;
+    } else if (r->snap_error == 0) {
+        log_debug("replication: snapshot at index %" PRIu64 " (%zu bytes) taken in %" PRIu64 " ms",
+                  r->snap_index, r->snap_data.len, (uint64_t)r->io.time(&r->io) - r->snap_started);
+    }
+    buf_free(&r->snap_data); /* the size of the state: not kept between snapshots */
+    r->snap_buf = (struct raft_buffer){0};
+    *bufs = NULL;
+    *n_bufs = 0;
     return 0;
 }
 
@@ -343,11 +450,14 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
     r->ctx = cfg->ctx;
     r->dir = xstrdup(cfg->dir);
     r->address = xstrdup(cfg->address);
-    r->fsm.version = 1;
+    r->snap_fd = -1;
+    r->fsm.version = 3; /* snapshot_finalize and snapshot_async */
     r->fsm.data = r;
     r->fsm.apply = fsm_apply;
     r->fsm.snapshot = fsm_snapshot;
     r->fsm.restore = fsm_restore;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    r->fsm.snapshot_async = fsm_snapshot_async;
     rc = raft_uv_tcp_init(&r->transport, loop);
     if (rc != 0) {
         err_set(e, "replication transport: %s", raft_strerror(rc));
@@ -364,6 +474,13 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
      * without a word. A damaged log stops the server instead, for its operator to decide.
      */
     raft_uv_set_auto_recovery(&r->io, false);
+    /*
+     * The asynchronous snapshots (fsm_snapshot) need the I/O's async_work, which 0.15's libuv
+     * back end has but declares as version 1, so raft_init would refuse the FSM; upstream set
+     * it to 2 in 0.17 ("uv: set io version to 2") without any other change.
+     */
+    MESH_BUG_ON(!r->io.async_work);
+    r->io.version = 2;
     rc = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, r->address);
     if (rc != 0) {
         err_set(e, "replication: %s", raft_errmsg(&r->raft));
@@ -519,6 +636,7 @@ static void on_poll_closed(uv_handle_t *h)
     void (*done)(void *) = r->close_done;
     void *arg = r->close_arg;
 
+    buf_free(&r->snap_data);
     free(r->dir);
     free(r->address);
     free(r);
@@ -542,6 +660,8 @@ void reg_repl_close(struct reg_repl *r, void (*done)(void *arg), void *arg)
     r->close_done = done;
     r->close_arg = arg;
     uv_timer_stop(&r->poll);
+    if (r->snap_child > 0) /* not reaped before finalize: the PID is still the child's */
+        kill(r->snap_child, SIGKILL);
     raft_close(&r->raft, on_raft_closed);
 }
 

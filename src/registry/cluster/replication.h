@@ -36,7 +36,12 @@ struct reg_repl_fsm {
      * cluster's consistency, so the server stops).
      */
     int (*apply)(const void *data, size_t len, bool own, void *ctx);
-    /* Appends the whole state to out, in the form restore reads. */
+    /*
+     * Appends the whole state to out, in the form restore reads. It runs in a forked child
+     * (lib/fork_worker.h) on that process's copy of the state, so the loop goes on meanwhile:
+     * it may only read the state and allocate, and what it changes is lost with the child. Only
+     * when no child can be forked does it run on the loop itself.
+     */
     void (*snapshot)(struct buf *out, void *ctx);
     /* Replaces the whole state by a snapshot's (data[len], borrowed). 0 or -EINVAL. */
     int (*restore)(const void *data, size_t len, void *ctx);

@@ -1,0 +1,271 @@
+/*
+ * The replicated log (registry/cluster/replication.h) as a one-server cluster on a real loop, a
+ * real directory and the real engine: its snapshots are serialised by a forked child, so the
+ * loop goes on while the state is written out, and a server restarted from such a snapshot gets
+ * the state as it stood when the snapshot was asked for.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "registry/cluster/replication.h"
+#include "run_until.h"
+#include "scratch.h"
+
+#define THRESHOLD   8     /* entries between snapshots */
+#define WAIT_MS     20000 /* bound on every wait: generous, the machine may be busy */
+#define SERVER_ID   7
+#define FAIL_MARKER "fail-snapshots" /* while this file exists, the snapshot writer dies */
+
+/* One test's world: a directory, a loop, and a server's state (a count of applied entries). */
+struct world {
+    char raft_dir[600];
+    char fail_path[600];
+    char address[32];
+    uv_loop_t loop;
+    struct reg_repl *repl;
+    uint64_t applied;        /* the state: entries applied (or restored) */
+    long restored_pid;       /* the PID a restored snapshot was written by, 0 when none */
+    uint64_t restored_count; /* the count it held */
+    bool leader;
+    unsigned done; /* proposals completed */
+    int last_status;
+    bool closed;
+};
+
+/* ---- the state machine ------------------------------------------------------------------- */
+
+static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
+{
+    struct world *w = ctx;
+
+    w->applied++;
+    return 0;
+}
+
+/* Runs where the engine's snapshot is serialised: records which process that was. */
+static void fsm_snapshot(struct buf *out, void *ctx)
+{
+    struct world *w = ctx;
+
+    if (access(w->fail_path, F_OK) == 0)
+        raise(SIGKILL); /* a writer that dies: killed, out of memory */
+    buf_printf(out, "%ld %" PRIu64 "\n", (long)getpid(), w->applied);
+}
+
+static int fsm_restore(const void *data, size_t len, void *ctx)
+{
+    struct world *w = ctx;
+    char text[64];
+
+    if (len == 0 || len >= sizeof(text))
+        return -EINVAL;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    if (sscanf(text, "%ld %" SCNu64, &w->restored_pid, &w->restored_count) != 2)
+        return -EINVAL;
+    w->applied = w->restored_count;
+    return 0;
+}
+
+static void fsm_leadership(bool leader, bool lost, void *ctx)
+{
+    struct world *w = ctx;
+
+    w->leader = leader;
+}
+
+static const struct reg_repl_fsm test_fsm = {
+    .apply = fsm_apply,
+    .snapshot = fsm_snapshot,
+    .restore = fsm_restore,
+    .leadership = fsm_leadership,
+};
+
+/* ---- fixture ----------------------------------------------------------------------------- */
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static int setup(void **state)
+{
+    struct world *w = xcalloc(1, sizeof(*w));
+
+    assert_int_equal(scratch_make("test_replication"), 0);
+    snprintf(w->raft_dir, sizeof(w->raft_dir), "%s/raft", scratch_dir);
+    snprintf(w->fail_path, sizeof(w->fail_path), "%s/%s", scratch_dir, FAIL_MARKER);
+    snprintf(w->address, sizeof(w->address), "127.0.0.1:%d", free_port());
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct world *w = *state;
+
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+    assert_int_equal(scratch_remove(), 0);
+    free(w);
+    return 0;
+}
+
+/* Opens and starts the one-server cluster; it leads once its barrier committed. */
+static void server_start(struct world *w)
+{
+    struct reg_repl_config cfg = {
+        .dir = w->raft_dir,
+        .id = SERVER_ID,
+        .address = w->address,
+        .election_timeout_ms = 200,
+        .heartbeat_timeout_ms = 50,
+        .snapshot_threshold = THRESHOLD,
+        .fsm = &test_fsm,
+        .ctx = w,
+    };
+    struct reg_repl_server self = {.id = SERVER_ID, .voter = true};
+    struct err e;
+
+    snprintf(self.address, sizeof(self.address), "%s", w->address);
+    w->leader = false;
+    assert_int_equal(reg_repl_open(&w->repl, &w->loop, &cfg, &e), 0);
+    assert_int_equal(reg_repl_start(w->repl, &self, 1, &e), 0);
+    RUN_UNTIL_MS(&w->loop, w->leader, WAIT_MS);
+}
+
+static void on_closed(void *arg)
+{
+    struct world *w = arg;
+
+    w->closed = true;
+}
+
+static void server_stop(struct world *w)
+{
+    w->closed = false;
+    reg_repl_close(w->repl, on_closed, w);
+    w->repl = NULL;
+    RUN_UNTIL_MS(&w->loop, w->closed, WAIT_MS);
+}
+
+static void on_done(int status, void *arg)
+{
+    struct world *w = arg;
+
+    w->done++;
+    w->last_status = status;
+}
+
+/* Proposes n entries and waits until every one committed. */
+static void propose(struct world *w, unsigned n)
+{
+    static const char entry[] = "an entry";
+
+    w->done = 0;
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(reg_repl_propose(w->repl, entry, sizeof(entry), on_done, w), 0);
+    RUN_UNTIL_MS(&w->loop, w->done >= n, WAIT_MS);
+    assert_int_equal(w->last_status, 0);
+}
+
+/* How many snapshot data files the directory holds. */
+static int snapshots(struct world *w)
+{
+    DIR *d = opendir(w->raft_dir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        n += strncmp(de->d_name, "snapshot-", 9) == 0 && !strstr(de->d_name, ".meta");
+    closedir(d);
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+/*
+ * The snapshot is serialised by another process (the loop's own would have stalled every
+ * client), from the state as it stood when the engine asked for it: restarted from it, the
+ * server has that state and then the entries after it.
+ */
+static void test_snapshot_is_written_by_a_child(void **state)
+{
+    struct world *w = *state;
+
+    server_start(w);
+    propose(w, THRESHOLD * 3);
+    RUN_UNTIL_MS(&w->loop, snapshots(w) > 0, WAIT_MS);
+    uint64_t applied = w->applied;
+    server_stop(w);
+
+    w->applied = 0;
+    server_start(w);
+    assert_true(w->restored_pid > 0);
+    assert_int_not_equal(w->restored_pid, (long)getpid());
+    assert_true(w->restored_count > 0); /* the log's first entries are the engine's own */
+    assert_true(w->restored_count <= applied);
+    /* The entries after the snapshot are applied on top of it once the server leads again. */
+    assert_int_equal(w->applied, applied);
+    server_stop(w);
+}
+
+/*
+ * A snapshot writer that dies takes no snapshot and harms nothing else: entries go on
+ * committing, and a writer that works again (after the retry delay) takes the next one.
+ */
+static void test_a_dead_snapshot_writer_is_retried(void **state)
+{
+    struct world *w = *state;
+
+    server_start(w);
+    scratch_write(FAIL_MARKER, "");
+    propose(w, THRESHOLD * 3);
+    for (int i = 0; i < 5; i++) /* past the threshold again: the engine asks again */
+        propose(w, THRESHOLD);
+    assert_int_equal(snapshots(w), 0);
+
+    assert_int_equal(unlink(w->fail_path), 0);
+    for (int i = 0; i < WAIT_MS / 200 && snapshots(w) == 0; i++) {
+        propose(w, 1); /* the engine asks again after each applied entry */
+        usleep(200 * 1000);
+    }
+    assert_true(snapshots(w) > 0);
+    server_stop(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_snapshot_is_written_by_a_child, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dead_snapshot_writer_is_retried, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
