@@ -49,10 +49,18 @@ struct load_capture {
 
 enum load_expect_kind {
     LOAD_EXPECT_STATUS,
+    LOAD_EXPECT_NOT_STATUS,
     LOAD_EXPECT_CONTENT_TYPE,
     LOAD_EXPECT_HAS_HEADER,
+    LOAD_EXPECT_CDN_HIT,
+    LOAD_EXPECT_HAS_PROPERTY, /* from here on, checks on the body (LOAD_EXPECT_FIRST_BODY) */
+    LOAD_EXPECT_NOT_HAS_PROPERTY,
+    LOAD_EXPECT_EQUALS,
+    LOAD_EXPECT_MATCHES_REGEXP,
     LOAD_EXPECT_KINDS
 };
+
+#define LOAD_EXPECT_FIRST_BODY LOAD_EXPECT_HAS_PROPERTY
 
 /* The check's name in Artillery's counters (plugins.expect.ok.statusCode). */
 extern const char *const load_expect_names[LOAD_EXPECT_KINDS];
@@ -67,9 +75,15 @@ enum load_expect_format {
 
 struct load_expect {
     enum load_expect_kind kind;
-    int status[8]; /* LOAD_EXPECT_STATUS: any of these */
+    int status[8]; /* statusCode, notStatusCode: any of these */
     size_t n_status;
-    char *text; /* content type or header name */
+    /* contentType, hasHeader, hasProperty, notHasProperty, matchesRegexp: the value (a
+     * template); statusCode and notStatusCode written as a template ("{{ code }}"): that */
+    char *text;
+    char **values; /* equals: the templates that must render alike */
+    size_t n_values;
+    bool hit;    /* cdnHit: a hit is expected (else a miss) */
+    regex_t *re; /* matchesRegexp without templates: compiled once (capture.h) */
 };
 
 /* Processor functions a hook runs, in order (Artillery's `beforeRequest: NAME` or a list). */

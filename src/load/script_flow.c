@@ -19,12 +19,9 @@
 static const char *const methods[] = {"get",    "post", "put",     "patch",
                                       "delete", "head", "options", NULL};
 
-const char *const load_expect_names[LOAD_EXPECT_KINDS] = {"statusCode", "contentType", "hasHeader"};
-
-static bool in_expect_text(const char *key)
-{
-    return strcmp(key, "contentType") == 0 || strcmp(key, "hasHeader") == 0;
-}
+const char *const load_expect_names[LOAD_EXPECT_KINDS] = {
+    "statusCode",  "notStatusCode",  "contentType", "hasHeader",    "cdnHit",
+    "hasProperty", "notHasProperty", "equals",      "matchesRegexp"};
 
 static bool in_list_flow(const char *key, const char *const *list)
 {
@@ -94,16 +91,20 @@ static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *whe
     return n;
 }
 
-static void add_expect_status(struct script_ctx *c, const json_t *parent, size_t i, const json_t *v,
-                              struct load_expect *x)
+/* statusCode, notStatusCode: a code, a list of them, or a template ("{{ code }}"). */
+static bool add_expect_status(struct script_ctx *c, const json_t *item, const char *key,
+                              const json_t *v, struct load_expect *x)
 {
     json_t *one;
     size_t j;
 
-    x->kind = LOAD_EXPECT_STATUS;
     if (json_is_integer(v)) {
         x->status[x->n_status++] = (int)json_integer_value(v);
-        return;
+        return true;
+    }
+    if (json_is_string(v) && script_template_ok(c, item, key, 0, "expect", json_string_value(v))) {
+        x->text = xstrdup(json_string_value(v)); /* Number(text) once rendered */
+        return true;
     }
     if (json_is_array(v) && json_array_size(v) <= ARRAY_LEN(x->status)) {
         json_array_foreach(v, j, one)
@@ -113,55 +114,155 @@ static void add_expect_status(struct script_ctx *c, const json_t *parent, size_t
             x->status[x->n_status++] = (int)json_integer_value(one);
         }
         if (x->n_status == json_array_size(v) && x->n_status > 0)
-            return;
+            return true;
     }
-    script_diag(c, parent, NULL, i, "expect.statusCode: want a status code or a list of them");
+    script_diag(c, item, key, 0, "expect.%s: want a status code, a list of them or a template",
+                key);
+    return false;
 }
 
-static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_request *r)
+/* equals: the values (templates) that must all render alike. */
+static bool add_expect_equals(struct script_ctx *c, const json_t *item, const json_t *v,
+                              struct load_expect *x)
 {
-    static const char *const allowed[] = {"statusCode", "contentType", "hasHeader", NULL};
-    static const char *const unsupported[] = {
-        "hasProperty",   "notHasProperty", "equals",   "headerEquals",
-        "matchesRegexp", "cdnHit",         "jmespath", NULL};
-    json_t *list = json_is_array(ex) ? json_incref((json_t *)ex) : json_pack("[O]", ex);
-    json_t *item;
-    size_t i;
+    json_t *one;
+    size_t j;
 
-    r->expects = xcalloc(json_array_size(list) + 1, sizeof(*r->expects));
-    json_array_foreach(list, i, item)
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        script_diag(c, item, "equals", 0, "expect.equals: want a list of values");
+        return false;
+    }
+    x->values = xcalloc(json_array_size(v), sizeof(*x->values));
+    json_array_foreach(v, j, one)
     {
-        const char *key;
-        json_t *v;
+        char *text = scalar_text(one);
 
-        if (!json_is_object(item)) {
-            script_diag(c, ex, NULL, i, "expect: want a mapping such as {statusCode: 200}");
-            continue;
+        if (!text || !script_template_ok(c, v, NULL, j, "expect.equals", text)) {
+            if (!text)
+                script_diag(c, v, NULL, j, "expect.equals: want scalar values");
+            free(text);
+            return false;
         }
-        if (r->n_expects >= LOAD_MAX_EXPECTS) {
-            script_diag(c, ex, NULL, i, "expect: at most %d checks per request", LOAD_MAX_EXPECTS);
-            break;
-        }
-        script_check_keys(c, item, "expect", allowed, unsupported);
-        json_object_foreach(item, key, v)
-        {
-            struct load_expect *x = &r->expects[r->n_expects];
+        x->values[x->n_values++] = text;
+    }
+    return true;
+}
 
-            if (strcmp(key, "statusCode") == 0) {
-                add_expect_status(c, item, 0, v, x);
-                r->n_expects++;
-            } else if (in_expect_text(key) && json_is_string(v)) {
-                x->kind = strcmp(key, "contentType") == 0 ? LOAD_EXPECT_CONTENT_TYPE
-                                                          : LOAD_EXPECT_HAS_HEADER;
-                x->text = xstrdup(json_string_value(v));
-                r->n_expects++;
-            } else if (in_expect_text(key)) {
-                script_diag(c, item, key, 0, "expect.%s: want a string", key);
-            }
-            break; /* one check per list item, as Artillery's expect plugin reads it */
+/* One check: item is {KEY: VALUE}; false when it is refused (and said so). */
+static bool parse_expect(struct script_ctx *c, const json_t *item, const char *key, const json_t *v,
+                         struct load_expect *x)
+{
+    size_t k = 0;
+
+    while (k < LOAD_EXPECT_KINDS && strcmp(load_expect_names[k], key) != 0)
+        k++;
+    if (k == LOAD_EXPECT_KINDS)
+        return false; /* script_check_keys named it */
+    x->kind = (enum load_expect_kind)k;
+    switch (x->kind) {
+    case LOAD_EXPECT_STATUS:
+    case LOAD_EXPECT_NOT_STATUS:
+        return add_expect_status(c, item, key, v, x);
+    case LOAD_EXPECT_EQUALS:
+        return add_expect_equals(c, item, v, x);
+    case LOAD_EXPECT_CDN_HIT:
+        if (!json_is_boolean(v)) {
+            script_diag(c, item, key, 0, "expect.cdnHit: want true or false");
+            return false;
+        }
+        x->hit = json_is_true(v);
+        return true;
+    default:
+        break;
+    }
+    if (!json_is_string(v) ||
+        !script_template_ok(c, item, key, 0, "expect", json_string_value(v))) {
+        if (!json_is_string(v))
+            script_diag(c, item, key, 0, "expect.%s: want a string", key);
+        return false;
+    }
+    x->text = xstrdup(json_string_value(v));
+    if (x->kind == LOAD_EXPECT_MATCHES_REGEXP && load_tmpl_is_static(x->text)) {
+        struct err e = {""};
+        int group;
+        bool named;
+
+        x->re = xmalloc(sizeof(*x->re));
+        if (load_regexp_compile(x->text, NULL, NULL, x->re, &group, &named, &e) < 0) {
+            script_diag(c, item, key, 0, "expect.matchesRegexp: %s", e.msg);
+            FREE_NULL(x->re);
+            return false;
         }
     }
-    json_decref(list);
+    return true;
+}
+
+static void free_expect(struct load_expect *x)
+{
+    free(x->text);
+    for (size_t i = 0; i < x->n_values; i++)
+        free(x->values[i]);
+    free(x->values);
+    if (x->re)
+        regfree(x->re);
+    free(x->re);
+}
+
+/* One check from its key and value; counted in r when it is accepted. */
+static void add_expect(struct script_ctx *c, const json_t *item, const char *key, const json_t *v,
+                       struct load_request *r)
+{
+    struct load_expect *x;
+
+    if (r->n_expects >= LOAD_MAX_EXPECTS) {
+        script_diag(c, item, key, 0, "expect: at most %d checks per request", LOAD_MAX_EXPECTS);
+        return;
+    }
+    x = &r->expects[r->n_expects];
+    if (parse_expect(c, item, key, v, x)) {
+        r->n_expects++;
+        return;
+    }
+    free_expect(x);
+    *x = (struct load_expect){0};
+}
+
+/*
+ * A request's expect: a list of one-check mappings ([{statusCode: 200}, {hasProperty: id}]), or
+ * one mapping whose every key is a check ({statusCode: 200, contentType: json}), as the plugin
+ * reads both.
+ */
+static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_request *r)
+{
+    static const char *const allowed[] = {
+        "statusCode",  "notStatusCode",  "contentType", "hasHeader",     "cdnHit",
+        "hasProperty", "notHasProperty", "equals",      "matchesRegexp", NULL};
+    static const char *const unsupported[] = {"headerEquals", "jmespath", "jpath", NULL};
+    const char *key;
+    json_t *item, *v;
+    size_t i;
+
+    if (!json_is_array(ex) && !json_is_object(ex)) {
+        script_diag(c, ex, NULL, SIZE_MAX,
+                    "expect: want a list of checks such as {statusCode: 200}");
+        return;
+    }
+    r->expects = xcalloc(LOAD_MAX_EXPECTS, sizeof(*r->expects));
+    if (json_is_object(ex)) {
+        script_check_keys(c, ex, "expect", allowed, unsupported);
+        json_object_foreach((json_t *)ex, key, v) add_expect(c, ex, key, v, r);
+        return;
+    }
+    json_array_foreach(ex, i, item)
+    {
+        if (!json_is_object(item) || json_object_size(item) != 1) {
+            script_diag(c, ex, NULL, i, "expect[%zu]: want one check, such as {statusCode: 200}",
+                        i);
+            continue;
+        }
+        script_check_keys(c, item, "expect", allowed, unsupported);
+        json_object_foreach(item, key, v) add_expect(c, item, key, v, r);
+    }
 }
 
 /* A regexp capture's pattern, flags and group, compiled into x. */
@@ -492,7 +593,7 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
                     c->y->path, load_yaml_line(c->y, req, "expect", 0));
         c->warned_expect = true;
         for (size_t i = 0; i < r->n_expects; i++)
-            free(r->expects[i].text);
+            free_expect(&r->expects[i]);
         r->n_expects = 0;
     } else if (!r->n_expects && c->expect_default_200 && s_expect_plugin(c)) {
         r->expects = xrealloc(r->expects, sizeof(*r->expects));
@@ -510,6 +611,8 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         r->params = json_deep_copy(req);
     if (r->after.n)
         r->needs_body = true;
+    for (size_t i = 0; i < r->n_expects; i++)
+        r->needs_body |= r->expects[i].kind >= LOAD_EXPECT_FIRST_BODY;
 }
 
 static size_t parse_flow(struct script_ctx *c, const json_t *flow, const char *where, int depth,
@@ -779,7 +882,7 @@ static void free_steps(struct load_step *steps, size_t n)
         json_decref(r->json);
         free(r->body);
         for (size_t j = 0; j < r->n_expects; j++)
-            free(r->expects[j].text);
+            free_expect(&r->expects[j]);
         free(r->expects);
         for (size_t j = 0; j < r->n_captures; j++) {
             free(r->captures[j].expr);

@@ -41,8 +41,8 @@ struct load_conn {
     int64_t body_left;
     struct http_chunked_decoder dec;
     struct buf body;
-    uint32_t expect_failed; /* the checks the response failed (load_expect_check) */
-    bool redirect;          /* the response is a redirect that will be followed */
+    struct load_expect_run expect; /* the checks of the response in flight */
+    bool redirect;                 /* the response is a redirect that will be followed */
     /* http.extendedMetrics: when the connection was asked for, made and secured (0: before
      * the request in flight), and when the request went */
     uint64_t connect_ns, connected_ns, tls_ns, sent_ns;
@@ -112,6 +112,7 @@ static void conn_close_cb(uv_handle_t *h)
     buf_free(&c->out);
     buf_free(&c->body);
     buf_free(&c->raw);
+    load_expect_run_clear(&c->expect);
     if (c->tls) /* tls_conn_free takes no NULL */
         tls_conn_free(c->tls);
     free(c);
@@ -243,13 +244,12 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     uint64_t now = uv_hrtime();
 
     c->status = h->status;
-    c->expect_failed = 0;
+    load_expect_run_clear(&c->expect);
     store_cookies(vu, c, h);
     if ((c->redirect = is_redirect(vu, h)))
         goto served_by; /* checks, captures and hooks see the last response only */
-    c->expect_failed =
-        r->n_expects ? load_expect_check(vu->w->eng->script, r, h, c->wire, c->wire_len, stdout)
-                     : 0;
+    if (r->n_expects)
+        load_expect_head(&c->expect, r, h, vu->vars, &vu->w->rng);
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct http_header *hd;
 
@@ -395,9 +395,8 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     const struct load_request *r = vu->req;
     uint64_t now = uv_hrtime();
     uint64_t us = (now - vu->ready_ns) / 1000;
-    bool expect_ok = c->expect_failed == 0;
     struct str path;
-    bool capture_ok;
+    bool expect_ok, capture_ok;
     int status = c->status;
     json_t *res = NULL;
 
@@ -408,6 +407,13 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
     }
     if (vu->location) /* the last hop of redirects */
         redirect_clear(vu);
+    /* the plugin checks after the captures, which its templates may use */
+    capture_ok = captures(vu, c);
+    if (r->n_expects) {
+        load_expect_body(&c->expect, r, &c->body, vu->vars, &vu->w->rng);
+        load_expect_print(vu->w->eng->script, r, &c->expect, c->wire, c->wire_len, stdout);
+    }
+    expect_ok = c->expect.failed == 0;
     STATS_LOCKED(vu->w, now, sec, {
         sec->responses++;
         sec->codes[status < LOAD_CODES ? status : 0]++;
@@ -419,7 +425,7 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         if (vu->w->eng->script->extended_metrics)
             extended_record(sec, c, now);
         for (size_t i = 0; i < r->n_expects; i++) {
-            if (c->expect_failed & (1u << i))
+            if (c->expect.failed & (1u << i))
                 sec->expect_failed[r->expects[i].kind]++;
             else
                 sec->expect_ok[r->expects[i].kind]++;
@@ -435,7 +441,7 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         conn_drop(vu);
     else
         c->head_done = false;
-    capture_ok = captures(vu, c);
+    load_expect_run_clear(&c->expect);
     if (r->after.n)
         res = load_hook_response(status, vu->res_headers, &c->body);
     buf_reset(&c->body);

@@ -2,6 +2,8 @@
 Artillery accepts beyond the ones our scenarios use (durations in words, a script without
 phases, ...). Against the test server of test_load.py."""
 
+import json
+
 from test_load import one_flow, run_load, run_report, server  # noqa: F401
 
 
@@ -44,3 +46,50 @@ def test_a_script_without_phases_runs_one_user(mesh, tmp_path, server):
     with server.lock:
         paths = [path for _, _, path, _, _ in server.requests]
     assert paths == ["/solo?who=", "/solo?who=tester", "/solo?who=", "/solo?who="], paths
+
+
+BODY_CHECKS = ('get: {url: "/json", capture: {json: "$.items[0].id", as: id}, expect: ['
+               '{statusCode: "{{ code }}"}, {notStatusCode: [500, 503]}, '
+               '{hasProperty: "items[0].id"}, {notHasProperty: "items[1]"}, '
+               '{equals: ["{{ id }}", 42]}, {matchesRegexp: "\\"id\\": [0-9]+"}, '
+               '{cdnHit: false}]}')
+
+
+def test_expect_checks_on_the_body(mesh, tmp_path, server):
+    """The expect plugin's checks beyond the head: hasProperty, notHasProperty, equals and
+    matchesRegexp on the body, notStatusCode, cdnHit; templates in their values (the request's
+    own captures included); a mapping whose every key is a check."""
+    config = "  variables: {code: '200'}\n  plugins:\n    expect: {outputFormat: json}\n"
+    failing = ('get: {url: "/", expect: {hasProperty: id, contentType: json, '
+               'equals: ["{{ code }}", 201], matchesRegexp: "^nope"}}')
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", [BODY_CHECKS, failing],
+                      config)
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(tmp_path / "r.json"))
+    assert code == 21, out + err
+    c = json.loads((tmp_path / "r.json").read_text())["aggregate"]["counters"]
+    for check in ("statusCode", "notStatusCode", "hasProperty", "notHasProperty", "equals",
+                  "matchesRegexp"):
+        assert c[f"plugins.expect.ok.{check}"] == 1, (check, c)
+    assert c["plugins.expect.failed.cdnHit"] == 1  # no cache header: neither hit nor miss
+    for check in ("hasProperty", "contentType", "equals", "matchesRegexp"):
+        assert c[f"plugins.expect.failed.{check}"] == 1, (check, c)
+    assert c["plugins.expect.ok"] == 6 and c["plugins.expect.failed"] == 5, c
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"name"')]
+    assert [r["url"] for r in lines] == ["/json", "/"], out
+    assert lines[1]["results"] == [
+        {"ok": False, "expected": "id", "type": "hasProperty",
+         "got": "response body is not an object"},
+        {"ok": False, "expected": "json", "type": "contentType",
+         "got": "content-type is not JSON"},
+        {"ok": False, "expected": "all values to be equal", "type": "equals", "got": "200, 201"},
+        {"ok": False, "expected": True, "type": "matchesRegexp", "got": False}], lines[1]
+    assert lines[0]["results"][1]["expected"] == "Status code different than 500,503"
+    # what the plugin has no check for, or a pattern we cannot run, is refused by name
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/", expect: [{headerEquals: [a, b]}, {matchesRegexp: "(?=x)"},'
+                       ' {statusCode: 200, hasHeader: x}]}'], "  plugins: {expect: {}}\n")
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2
+    assert "test.yml:7: expect.headerEquals: not supported" in err, err
+    assert "test.yml:7: expect.matchesRegexp: lookahead and lookbehind are not supported" in err
+    assert "test.yml:7: expect[2]: want one check" in err
