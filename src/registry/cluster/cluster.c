@@ -52,13 +52,17 @@ struct batch {
 
 static void resync(struct reg_cluster *cl, const char *why);
 
-/* Paths a follower answers itself whatever the method or consistency. */
+/*
+ * Paths a follower answers itself whatever the method or consistency. Not the member list:
+ * the leader alone hears every agent's heartbeat (members.h).
+ */
 static bool answered_locally(const char *path)
 {
     return strncmp(path, "/v1/status/", 11) == 0 ||
            strcmp(path, "/v1/operator/raft/configuration") == 0 ||
            strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
-           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
+           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22) &&
+            strcmp(path, "/v1/agent/members"));
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
