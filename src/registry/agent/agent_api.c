@@ -9,6 +9,7 @@
 
 #include "registry/agent/acl_client.h"
 #include "registry/agent/agent_internal.h"
+#include "registry/agent/sync.h"
 #include "registry/cluster/cluster.h"
 #include "registry/cluster/coord.h"
 #include "registry/cluster/forward.h"
@@ -87,13 +88,17 @@ static int write_failed(const struct reg_agent *a, const struct reg_api_write_ma
 
 static bool must_hold(const struct reg_agent *a, const char *path, bool write, int status)
 {
-    return reg_cluster_must_hold(&a->cluster, path, write, status);
+    return reg_cluster_must_hold(&a->cluster, path, write, status) ||
+           reg_sync_must_hold(a, write, status);
 }
 
 static void hold(struct reg_agent *a, struct http_request *req, bool write,
                  struct http_shared_response *answer)
 {
-    reg_cluster_hold(&a->cluster, req, write, answer);
+    if (a->sync)
+        reg_sync_hold(a, req, answer); /* a client agent: no replicated log of its own */
+    else
+        reg_cluster_hold(&a->cluster, req, write, answer);
 }
 
 static void read_headers(const struct reg_agent *a, bool *known_leader, uint64_t *last_contact)

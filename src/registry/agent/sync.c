@@ -20,6 +20,14 @@
 #define REQUEST_MS       5000
 #define DEFAULT_API_PORT 8500
 
+/* An answer to a local write, held until the servers have the change (reg_sync_hold). */
+struct sync_held {
+    struct sync_held *next;
+    struct http_request *req;            /* NULL once the client went away */
+    struct http_shared_response *answer; /* a reference */
+    uint64_t index;                      /* the local state's index when it was answered */
+};
+
 /* One request of a sync pass. */
 struct sync_op {
     struct sync_op *next;
@@ -45,7 +53,8 @@ struct reg_sync {
      * the current pass pushes: a removal is "in pushed, not local any more". */
     struct smap pushed_ids;
     struct smap pass_ids;
-    struct sync_op *ops; /* the current pass's remaining requests */
+    struct sync_held *held; /* answers waiting for a pass to push what they changed */
+    struct sync_op *ops;    /* the current pass's remaining requests */
     struct sync_op **ops_tail;
     int pending_reads; /* the two reads of the removal step */
     json_t *server_services;
@@ -417,6 +426,57 @@ static void queue_removals(struct reg_sync *s)
     }
 }
 
+/* ---- held answers ------------------------------------------------------------------------ */
+
+static void on_held_abort(struct http_request *req)
+{
+    struct sync_held *h = req->data;
+    h->req = NULL;
+}
+
+/* Sends the held answers to writes made before the last pass started, or all of them. */
+static void answer_held(struct reg_sync *s, bool all)
+{
+    struct sync_held **p = &s->held;
+
+    while (*p) {
+        struct sync_held *h = *p;
+        if (!all && h->index > s->pass_index) {
+            p = &h->next;
+            continue;
+        }
+        *p = h->next;
+        if (h->req) {
+            h->req->on_abort = NULL;
+            http_respond_shared(h->req, h->answer);
+        }
+        http_shared_response_unref(h->answer);
+        free(h);
+    }
+}
+
+bool reg_sync_must_hold(const struct reg_agent *a, bool write, int status)
+{
+    const struct reg_sync *s = a->sync;
+
+    return s && write && status < 300 && s->joined && !s->stopping && (s->dirty || s->running);
+}
+
+void reg_sync_hold(struct reg_agent *a, struct http_request *req,
+                   struct http_shared_response *answer)
+{
+    struct reg_sync *s = a->sync;
+    struct sync_held *h = xcalloc(1, sizeof(*h));
+
+    h->req = req;
+    h->answer = http_shared_response_ref(answer);
+    h->index = a->state.index;
+    h->next = s->held;
+    s->held = h;
+    req->data = h;
+    req->on_abort = on_held_abort;
+}
+
 /* ---- a pass ------------------------------------------------------------------------------ */
 
 static void pass_done(struct reg_sync *s, bool ok)
@@ -435,7 +495,10 @@ static void pass_done(struct reg_sync *s, bool ok)
     } else {
         s->full = true; /* something may be missing: push everything next time */
     }
-    if (s->dirty && s->joined && !s->stopping)
+    /* As Consul's agent, a write is answered after one attempt to sync it, even a failed one. */
+    bool again = s->dirty && s->joined && !s->stopping;
+    answer_held(s, !ok || !again);
+    if (again)
         uv_timer_start(&s->kick, on_kick, ok ? 0 : 1000, 0);
 }
 
@@ -779,6 +842,7 @@ void reg_sync_stop(struct reg_agent *a)
         if (s->read_calls[i])
             http_call_cancel(s->read_calls[i]);
     ops_clear(s);
+    answer_held(s, true);
     json_decref(s->server_services);
     json_decref(s->server_checks);
     s->server_services = s->server_checks = NULL;

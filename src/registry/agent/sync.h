@@ -18,6 +18,7 @@
 
 #include "lib/err.h"
 #include "lib/http_client.h"
+#include "lib/http_server.h"
 #include "registry/state/state.h"
 
 struct reg_agent;
@@ -68,6 +69,17 @@ int reg_sync_join(struct reg_agent *a, const char *addr, reg_sync_join_cb done, 
                   struct err *e);
 /* Abandons the join under way (done is not called). */
 void reg_sync_join_cancel(struct reg_agent *a);
+
+/*
+ * Consul's agent pushes a change to its node before it answers the write that made it, so a
+ * read right after sees it. reg_sync_must_hold says whether the answer to a local write (a
+ * service or check registered, removed or updated) must wait for that; reg_sync_hold then
+ * takes req over with a reference to answer, and sends it once a push covering every change
+ * made so far has been tried (answered even when the push failed, as Consul's is).
+ */
+bool reg_sync_must_hold(const struct reg_agent *a, bool write, int status);
+void reg_sync_hold(struct reg_agent *a, struct http_request *req,
+                   struct http_shared_response *answer);
 
 /* Tells the server this node leaves (its services are deregistered), then calls done. */
 void reg_sync_leave(struct reg_agent *a, void (*done)(struct reg_agent *a));
