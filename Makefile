@@ -48,6 +48,7 @@ check: deps check-rules
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -m serial --durations=10 tests/e2e \
 		--ignore=tests/e2e/test_package.py
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
+	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run -cluster
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
 		tests/browser/run
 	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(MAKE) check-package
