@@ -2,10 +2,11 @@
  * `mesh lb`: the HTTP load balancer. Shared types of its parts (see docs/lb.md):
  *
  *   control thread (main loop)            worker threads (one loop each, SO_REUSEPORT listener)
- *   - registry watch (blocking queries)   - accept clients, parse requests (lib/http_parse)
- *   - active health checks                - pick a server (balance.c), proxy to it over a pool
- *   - stats / admin HTTP server (:8404)     of keep-alive upstream connections, stream bodies
- *   - signals, config                     - retries, timeouts, 503 page
+ *   - registry watch (blocking queries)   - accept clients, each for the least-loaded worker
+ *   - active health checks                - parse requests (lib/http_parse)
+ *   - stats / admin HTTP server (:8404)   - pick a server (balance.c), proxy to it over a pool
+ *   - signals, config                       of keep-alive upstream connections, stream bodies
+ *                                         - retries, timeouts, 503 page
  *
  * Servers are shared between threads. Everything a worker reads of a server on the hot path is
  * immutable for the server's life (address, id, weight) or an atomic (state, counters). The set

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
@@ -1381,6 +1382,8 @@ static void client_close(struct lb_client *c)
         c->next->prev = c->prev;
     px->nclients--;
     lb_scur_dec(px->fe);
+    if (px->on_client_close)
+        px->on_client_close(px);
     deadline_close(&c->timer, client_handle_closed);
     uv_close(&c->io.h, client_handle_closed);
 }
@@ -1434,13 +1437,14 @@ static void client_start(struct lb_client *c)
     update_reading(c);
 }
 
-int lb_proxy_accept(struct lb_proxy *px, uv_stream_t *listener)
+int lb_proxy_open_tcp(struct lb_proxy *px, int fd)
 {
     struct lb_client *c = client_new(px);
 
     uv_tcp_init(px->loop, &c->io.tcp);
-    int rc = uv_accept(listener, &c->io.s);
+    int rc = uv_tcp_open(&c->io.tcp, fd);
     if (rc < 0) {
+        close(fd); /* not taken over by the handle */
         client_close(c);
         return rc;
     }
@@ -1454,18 +1458,13 @@ int lb_proxy_open_fd(struct lb_proxy *px, int fd)
 {
     struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
     socklen_t len = sizeof(ss);
-    struct lb_client *c = client_new(px);
-    int rc;
 
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
-        uv_pipe_init(px->loop, &c->io.pipe, 0);
-        rc = uv_pipe_open(&c->io.pipe, fd);
-    } else {
-        uv_tcp_init(px->loop, &c->io.tcp);
-        rc = uv_tcp_open(&c->io.tcp, fd);
-        if (rc == 0)
-            client_peer(c);
-    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != AF_UNIX)
+        return lb_proxy_open_tcp(px, fd);
+
+    struct lb_client *c = client_new(px);
+    uv_pipe_init(px->loop, &c->io.pipe, 0);
+    int rc = uv_pipe_open(&c->io.pipe, fd);
     if (rc < 0) {
         client_close(c);
         return rc;

@@ -42,8 +42,9 @@ struct lb_proxy {
     uint64_t now_ns;        /* uv_hrtime read once per loop iteration (proxy.c, loop_now_ns) */
     bool now_stale;
     bool draining;
-    bool closing;                         /* lb_proxy_abort_all: nothing new starts */
-    void (*on_idle)(struct lb_proxy *px); /* drain: called when the last client is gone */
+    bool closing;                                 /* lb_proxy_abort_all: nothing new starts */
+    void (*on_idle)(struct lb_proxy *px);         /* drain: called when the last client is gone */
+    void (*on_client_close)(struct lb_proxy *px); /* optional: a client connection ended */
     void *data;
     struct http_request_head reqhead; /* parse results, used right away */
     struct http_response_head reshead;
@@ -59,8 +60,11 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
                    struct lb_backend *backend, struct lb_counters *fe, const char *page503,
                    size_t page503_len);
 
-/* Accepts one connection from listener and starts serving it. 0 or a negative uv error. */
-int lb_proxy_accept(struct lb_proxy *px, uv_stream_t *listener);
+/*
+ * Serves an accepted TCP connection (a worker accepts it, possibly for another worker's
+ * proxy: workers.c). Takes ownership of fd, closing it on failure. 0 or a negative uv error.
+ */
+int lb_proxy_open_tcp(struct lb_proxy *px, int fd);
 
 /*
  * Serves an already connected socket (TCP, or a UNIX socket such as one end of a socketpair,

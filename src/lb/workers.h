@@ -1,7 +1,8 @@
 /*
  * The data path: worker threads, each with its own libuv loop and its own listening socket on
- * the frontend address (SO_REUSEPORT, so the kernel spreads connections), proxying HTTP/1.1
- * requests to the backend's servers over pools of keep-alive upstream connections.
+ * the frontend address (SO_REUSEPORT), proxying HTTP/1.1 requests to the backend's servers over
+ * pools of keep-alive upstream connections. Whichever worker accepts a connection, it goes to
+ * the worker with the fewest client connections.
  */
 #ifndef MESH_LB_WORKERS_H
 #define MESH_LB_WORKERS_H

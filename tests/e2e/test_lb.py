@@ -9,6 +9,8 @@ HAProxy's semantics where it leaves a detail open.
 import http.client
 import json
 import os
+import resource
+import select
 import socket
 import time
 from pathlib import Path
@@ -202,6 +204,63 @@ def test_head_and_backend_errors_pass_through(backends, lb_factory):
         assert (st, body) == (200, f"ok from {bs[0].port}\n".encode())
     finally:
         c.close()
+
+
+def _readable(sock):
+    """sock has bytes to read or its peer closed it (never blocks)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _read_answer(sock):
+    """Reads one answer to GET / (the backend's "ok from PORT\\n"); b"" if the lb closed."""
+    buf = b""
+    for _ in range(1000):
+        if b"\r\n\r\n" in buf and buf.endswith(b"\n"):
+            break
+        got = sock.recv(65536)
+        if not got:
+            break
+        buf += got
+    return buf
+
+
+def test_out_of_descriptors_new_connections_wait_for_one(backends, lb_factory):
+    """With every file descriptor in use, a new connection is not accepted and closed: accepting
+    pauses (logged once), the connection waits in the listen backlog, and it is served as soon
+    as another client leaves."""
+    bs = backends(1)
+    lb = lb_factory(static_args(bs) + ["-check=false"], workers=1)
+    req = f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    held, late = [], None
+
+    def warned():
+        return "new connections wait" in lb.log_text()
+
+    try:
+        for _ in range(2):
+            held.append(socket.create_connection((HOST, lb.port), timeout=10))
+            held[-1].sendall(req)
+            assert _read_answer(held[-1]).startswith(b"HTTP/1.1 200 ")
+        nfd = len(os.listdir(f"/proc/{lb.proc.pid}/fd"))
+        resource.prlimit(lb.proc.pid, resource.RLIMIT_NOFILE, (nfd, nfd))
+        for _ in range(5):  # a descriptor closing as they were counted lets one more in
+            sock = socket.create_connection((HOST, lb.port), timeout=10)
+            sock.sendall(req)
+            wait_until(lambda: warned() or _readable(sock), 10,
+                       what="an answer, or the lb's warning that it is out of descriptors")
+            if warned():
+                late = sock
+                break
+            held.append(sock)
+            assert _read_answer(sock).startswith(b"HTTP/1.1 200 "), lb.log_tail()
+        assert late is not None, lb.log_tail()
+        assert not _readable(late), "the waiting connection was answered or closed"
+        held.pop(0).close()
+        assert _read_answer(late).startswith(b"HTTP/1.1 200 "), lb.log_tail()
+    finally:
+        for sock in held + [late]:
+            if sock is not None:
+                sock.close()
 
 
 # ---------------------------------------------------------------- active health checks
