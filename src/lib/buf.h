@@ -31,8 +31,12 @@ void buf_grow(struct buf *b, size_t extra);
 /* Ensures room for `extra` more bytes (plus the terminator). */
 static inline void buf_reserve(struct buf *b, size_t extra)
 {
-    /* len <= cap always, so this cannot wrap where len + extra + 1 could. */
-    if (extra >= b->cap - b->len)
+    /*
+     * len <= cap always, so this cannot wrap where len + extra + 1 could. No storage means cap 0,
+     * so the second test adds nothing but says it where clang's analyzer sees it: it loses the
+     * sign of a length cast from a regoff_t and took an empty buffer for one with room.
+     */
+    if (extra >= b->cap - b->len || !b->data)
         buf_grow(b, extra);
 }
 
