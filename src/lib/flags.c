@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/duration.h"
 #include "lib/str.h"
 
@@ -24,6 +25,8 @@ void flag_list_free(struct flag_list *l)
 static struct flag *flag_find(struct flag *flags, size_t n, struct str name)
 {
     for (size_t i = 0; i < n; i++) {
+        if (MESH_BUG_ON(!flags[i].name)) /* a flag table names every entry */
+            continue;
         if (str_eq_cstr(name, flags[i].name))
             return &flags[i];
     }
