@@ -30,8 +30,11 @@ uint64_t reg_watch_hash(const void *p, size_t n)
     return h;
 }
 
+/* Takes w out of its list; a no-op on a watch already out of it (linked to itself). */
 static void unlink_watch(struct reg_watch *w)
 {
+    if (w->pprev == &w->next)
+        return;
     *w->pprev = w->next;
     if (w->next)
         w->next->pprev = w->pprev;
@@ -167,9 +170,24 @@ void reg_watch_set_init(struct reg_watch_set *ws, uv_loop_t *loop)
 
 void reg_watch_set_close(struct reg_watch_set *ws)
 {
-    for (int t = 0; t < REG_TABLE_COUNT; t++)
-        while (ws->parked[t])
-            answer(ws->parked[t]);
+    /*
+     * Each watch is taken off its list here, where the loop sees the head move on (clang's
+     * analyzer does not follow unlink_watch's store through pprev, and took the head for freed),
+     * then answered. Answering may serve a pipelined request that parks again: the next turn
+     * finds it.
+     */
+    for (int t = 0; t < REG_TABLE_COUNT; t++) {
+        struct reg_watch *w;
+        while ((w = ws->parked[t])) {
+            ws->parked[t] = w->next;
+            if (w->next)
+                w->next->pprev = &ws->parked[t];
+            w->next = NULL;
+            w->pprev = &w->next;
+            ws->count--;
+            answer(w);
+        }
+    }
     uv_close((uv_handle_t *)&ws->before_poll, NULL);
     timerwheel_close(&ws->expiry, NULL);
 }
