@@ -118,10 +118,10 @@ static void *backend_conn_main(void *arg)
     struct http_request_head *req = xmalloc(sizeof(*req));
 
     set_timeout(bc->fd, 3000);
+    buf_reserve(&in, 1); /* storage before the first read, for the parser to look at */
     for (;;) {
         int r;
-        while ((r = http_parse_request(in.data ? in.data : "", in.len, NULL, req)) ==
-               HTTP_PARSE_INCOMPLETE)
+        while ((r = http_parse_request(in.data, in.len, NULL, req)) == HTTP_PARSE_INCOMPLETE)
             if (!recv_more(bc->fd, &in))
                 goto done;
         if (r < 0)
@@ -360,8 +360,8 @@ static void read_response(int fd, struct buf *in, bool head_req, struct response
 
     memset(r, 0, sizeof(*r));
     r->status = -1;
-    while ((n = http_parse_response(in->data ? in->data : "", in->len, NULL, res)) ==
-           HTTP_PARSE_INCOMPLETE)
+    buf_reserve(in, 1); /* storage before the first read, for the parser to look at */
+    while ((n = http_parse_response(in->data, in->len, NULL, res)) == HTTP_PARSE_INCOMPLETE)
         if (!recv_more(fd, in))
             goto out;
     if (n < 0)
