@@ -338,7 +338,8 @@ static void parse_one(struct script_ctx *c, const json_t *spec, const char *wher
                     where);
         return;
     }
-    p->path = script_path_near(s, json_string_value(path));
+    p->path = script_path_near(s, script_config_text(c, json_string_value(path), &text));
+    buf_reset(&text);
     read_fields(c, spec, where, p);
     load_all = read_bool(c, spec, "loadAll", false, where);
     if (order && !(json_is_string(order) && (strcmp(json_string_value(order), "random") == 0 ||

@@ -19,6 +19,7 @@
 #include "lib/str.h"
 #include "lib/url.h"
 #include "load/script_internal.h"
+#include "load/template.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 
@@ -103,6 +104,15 @@ bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *
     return true;
 }
 
+const char *script_config_text(struct script_ctx *c, const char *s, struct buf *tmp)
+{
+    if (load_tmpl_is_static(s))
+        return s;
+    buf_reset(tmp);
+    load_tmpl_render(tmp, s, c->config_vars, &c->rng);
+    return tmp->data ? tmp->data : "";
+}
+
 /*
  * A duration as the `ms` package reads it, which Artillery applies to phase durations and think
  * times: a decimal number, optional spaces, then a unit of any case ("10min", "2 hours",
@@ -154,54 +164,90 @@ static int read_ms_words(const char *s, double *ms_out)
  * A number of seconds, or a duration string: as Artillery reads it ("10min", "5 minutes",
  * "500ms", "60") or Go's form ("1m30s").
  */
+/* What a config value that is not what it should be held, for the message: its text once
+ * rendered, when it had templates ("{{ $env.RATE }}" with RATE unset reads ""). */
+static void diag_value(struct script_ctx *c, const json_t *parent, const char *key,
+                       const char *where, const char *want, const char *rendered)
+{
+    const json_t *v = json_object_get(parent, key);
+
+    if (json_is_string(v) && !load_tmpl_is_static(json_string_value(v)))
+        script_diag(c, parent, key, 0, "%s.%s: want %s (\"%s\" reads \"%s\")", where, key, want,
+                    json_string_value(v), rendered ? rendered : "");
+    else
+        script_diag(c, parent, key, 0, "%s.%s: want %s", where, key, want);
+}
+
 int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
                          const char *where, int64_t *ms)
 {
     const json_t *v = json_object_get(parent, key);
-    const char *s;
+    struct buf tmp = BUF_INIT;
+    const char *s = NULL;
     int64_t ns;
     double d;
     char *end;
+    int rc = 0;
 
     if (json_is_number(v)) {
         d = json_number_value(v);
         if (d < 0 || d > 1e9)
             goto bad;
         *ms = (int64_t)llround(d * 1000);
-        return 0;
+        goto out;
     }
     if (!json_is_string(v))
         goto bad;
-    s = json_string_value(v);
+    s = script_config_text(c, json_string_value(v), &tmp);
     d = strtod(s, &end);
-    if (end != s && *end == '\0' && d >= 0 && d <= 1e9) {
+    if (end != s && *end == '\0' && d >= 0 && d <= 1e9)
         *ms = (int64_t)llround(d * 1000);
-        return 0;
-    }
-    if (read_ms_words(s, &d) == 0 && d <= 1e12) {
+    else if (read_ms_words(s, &d) == 0 && d <= 1e12)
         *ms = (int64_t)llround(d);
-        return 0;
-    }
-    if (duration_parse(str_from(s), &ns) == 0) {
+    else if (duration_parse(str_from(s), &ns) == 0)
         *ms = ns / DURATION_MS;
-        return 0;
-    }
+    else
+        goto bad;
+    goto out;
 bad:
-    script_diag(c, parent, key, 0, "%s.%s: want seconds or a duration such as \"5m\"", where, key);
-    return -EINVAL;
+    diag_value(c, parent, key, where, "seconds or a duration such as \"5m\"", s);
+    rc = -EINVAL;
+out:
+    buf_free(&tmp);
+    return rc;
 }
 
+/* A number, or a string that reads as one once its templates are rendered ("{{ $env.RATE }}"),
+ * as Artillery casts phase values with lodash's toNumber. */
 static int read_number(struct script_ctx *c, const json_t *parent, const char *key,
                        const char *where, double min, double *out)
 {
     const json_t *v = json_object_get(parent, key);
+    struct buf tmp = BUF_INIT;
+    const char *s = NULL;
+    char want[64];
+    double d = NAN;
+    char *end;
 
+    if (json_is_number(v)) {
+        d = json_number_value(v);
+    } else if (json_is_string(v)) {
+        s = script_config_text(c, json_string_value(v), &tmp);
+        d = strtod(s, &end);
+        while (*end == ' ')
+            end++;
+        if (end == s || *end)
+            d = NAN;
+    }
     /* the upper bound keeps rate x duration inside int64 */
-    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > 1e9) {
-        script_diag(c, parent, key, 0, "%s.%s: want a number from %g to 1e9", where, key, min);
+    if (!(d >= min && d <= 1e9)) {
+        snprintf(want, sizeof(want), "a number from %g to 1e9", min);
+        diag_value(c, parent, key, where, want, s);
+        buf_free(&tmp);
         return -EINVAL;
     }
-    *out = json_number_value(v);
+    buf_free(&tmp);
+    *out = d;
     return 0;
 }
 
@@ -695,12 +741,14 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
 {
     const json_t *parent;
     const json_t *t = cfg_get(c, "target", &parent);
+    struct buf tmp = BUF_INIT;
     struct url_parts u;
 
     if (target_flag)
         s->target = xstrdup(target_flag);
     else if (json_is_string(t))
-        s->target = xstrdup(json_string_value(t));
+        s->target = xstrdup(script_config_text(c, json_string_value(t), &tmp));
+    buf_free(&tmp);
     if (!s->target) {
         script_diag(c, c->config, NULL, SIZE_MAX,
                     "config.target: missing (set it in the file or with -t URL)");
@@ -713,7 +761,7 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
         if (target_flag)
             script_diag(c, NULL, NULL, 0, "-t %s: want an http:// or https:// URL", target_flag);
         else
-            script_diag(c, parent, "target", 0, "config.target: want an http:// or https:// URL");
+            diag_value(c, parent, "target", "config", "an http:// or https:// URL", s->target);
         return;
     }
     url_parts_free(&u);
@@ -831,14 +879,26 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
                            .ep_strip_query = true,
                            .strict_capture = true,
                            .ep_prefix = "plugins.metrics-by-endpoint"};
+    char *dir = xstrdup(y->path), *slash = strrchr(dir, '/');
     int rc;
 
+    if (slash)
+        *slash = '\0';
+    /* config templates: Artillery renders the config once, with these and the environment */
+    c.config_vars = json_pack("{s:s?,s:s,s:s}", "$environment", env, "$dirname",
+                              !slash         ? "."
+                              : slash == dir ? "/"
+                                             : dir,
+                              "$scenarioFile", y->path);
+    c.rng = 0x9e3779b97f4a7c15u;
     memset(s, 0, sizeof(*s));
     s->path = xstrdup(y->path);
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
     s->max_error_rate = -1;
     rc = parse_root(&c, env, target, s);
     json_decref(c.keep);
+    json_decref(c.config_vars);
+    free(dir);
     if (rc < 0)
         load_script_free(s);
     return rc;

@@ -27,6 +27,8 @@ struct script_ctx {
     bool strict_capture;     /* captures are strict unless http.defaults.strictCapture: false */
     bool warned_expect;      /* expect without plugins.expect, said once */
     const json_t *scenario;  /* the one being read: its beforeRequest, afterResponse hooks */
+    json_t *config_vars;     /* what config templates see: $environment, $dirname, ... */
+    uint64_t rng;            /* for config templates that call $randomNumber() */
 };
 
 /* Records "path:line: message" for parent's key (or element index; parent may be NULL). */
@@ -37,6 +39,13 @@ void script_check_keys(struct script_ctx *c, const json_t *obj, const char *wher
                        const char *const *allowed, const char *const *unsupported);
 bool script_template_ok(struct script_ctx *c, const json_t *parent, const char *key, size_t index,
                         const char *where, const char *s);
+/*
+ * A config value's text as Artillery reads it: its templates rendered when the script is read,
+ * from the process environment ($env.NAME, $processEnvironment.NAME), $environment (the -e
+ * name), $dirname (the script's directory) and $scenarioFile. s itself when it has no
+ * template, else tmp's text (tmp reset first).
+ */
+const char *script_config_text(struct script_ctx *c, const char *s, struct buf *tmp);
 int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
                          const char *where, int64_t *ms);
 /* metrics-by-endpoint's name for a request: its url as written (templates and all), the query

@@ -93,3 +93,26 @@ def test_expect_checks_on_the_body(mesh, tmp_path, server):
     assert "test.yml:7: expect.headerEquals: not supported" in err, err
     assert "test.yml:7: expect.matchesRegexp: lookahead and lookbehind are not supported" in err
     assert "test.yml:7: expect[2]: want one check" in err
+
+
+def test_config_templates_from_the_environment(mesh, tmp_path, server):
+    """Artillery renders config templates when it reads the script: the target, phase values
+    and payload paths may come from the environment ($processEnvironment, $env), the script's
+    directory ($dirname) or the environment's name ($environment)."""
+    (tmp_path / "ci.csv").write_text("7\n")
+    script = ('config:\n  target: "{{ $processEnvironment.MESH_T_TARGET }}"\n'
+              '  phases: [{duration: "{{ $env.MESH_T_DURATION }}", '
+              'arrivalCount: "{{ $env.MESH_T_COUNT }}"}]\n'
+              '  payload: {path: "{{ $dirname }}/{{ $environment }}.csv", fields: [id]}\n'
+              '  environments: {ci: {}}\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/tmpl?id={{ id }}"}\n')
+    env = {"MESH_T_TARGET": server.url, "MESH_T_DURATION": "1s", "MESH_T_COUNT": "3"}
+    rep, out = run_report(mesh, tmp_path, script, "-e", "ci", env=env)
+    assert rep["aggregate"]["counters"]["vusers.created"] == 3, rep["aggregate"]["counters"]
+    with server.lock:
+        assert [p for _, _, p, _, _ in server.requests] == ["/tmpl?id=7"] * 3
+    # what an unset variable leaves is named
+    code, out, err = run_load(mesh, tmp_path, script, env={**env, "MESH_T_COUNT": ""})
+    assert code == 2
+    assert ('test.yml:3: config.phases[0].arrivalCount: want a number from 0 to 1e9 '
+            '("{{ $env.MESH_T_COUNT }}" reads "")') in err, err
