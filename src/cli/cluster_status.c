@@ -181,10 +181,18 @@ int cli_status(int argc, char **argv)
                 json_array_append_new(webs, json_string(s.nodes[i].name));
         }
         /* lb_url and web_nodes come from the state: they are there with the registry down. */
-        json_t *all = json_pack("{s:s, s:s, s:s+, s:o, s:O?, s:O?, s:O?, s:O?, s:O?}", "mode",
-                                s.netns ? "netns" : "loopback", "run_dir", s.run_dir, "lb_url",
-                                "http://", lb_hostport, "web_nodes", webs, "servers", v[4], "nodes",
-                                v[0], "services", v[1], "apps", v[2], "lb", v[3]);
+        /* A part that did not answer is null; why is under "unavailable", as the text says. */
+        static const char *const parts[] = {"nodes", "services", "apps", "lb", "servers"};
+        json_t *unavailable = json_object();
+        for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+            if (!v[i])
+                json_object_set_new(unavailable, parts[i], json_string(e[i].msg));
+        }
+        json_t *all =
+            json_pack("{s:s, s:s, s:s+, s:o, s:O?, s:O?, s:O?, s:O?, s:O?, s:o}", "mode",
+                      s.netns ? "netns" : "loopback", "run_dir", s.run_dir, "lb_url", "http://",
+                      lb_hostport, "web_nodes", webs, "servers", v[4], "nodes", v[0], "services",
+                      v[1], "apps", v[2], "lb", v[3], "unavailable", unavailable);
         cluster_print_json(all);
         json_decref(all);
     } else {
