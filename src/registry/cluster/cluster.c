@@ -46,23 +46,23 @@ struct batch {
     struct reg_cluster *cl;
     struct batch *next; /* the next proposed batch in flight */
     struct buf data;
-    struct held *held;
+    struct held *held;       /* in the order they were made: a write's own answer goes first, */
+    struct held **held_tail; /* before the watchers it woke (&held when none) */
     bool proposed;
 };
 
 static void resync(struct reg_cluster *cl, const char *why);
 
 /*
- * Paths a follower answers itself whatever the method or consistency. Not the member list:
- * the leader alone hears every agent's heartbeat (members.h).
+ * Paths a follower answers itself whatever the method or consistency (the member list is
+ * asked of the leader: members_from_leader).
  */
 static bool answered_locally(const char *path)
 {
     return strncmp(path, "/v1/status/", 11) == 0 ||
            strcmp(path, "/v1/operator/raft/configuration") == 0 ||
            strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
-           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22) &&
-            strcmp(path, "/v1/agent/members"));
+           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -288,6 +288,8 @@ static void batch_answer(struct batch *b, int status)
     while (b->held) {
         struct held *h = b->held;
         b->held = h->next;
+        if (!b->held)
+            b->held_tail = &b->held;
         held_send(h, status);
     }
 }
@@ -361,6 +363,7 @@ static void cluster_journal_cb(const json_t *record, void *data)
     if (!cl->open) {
         cl->open = xcalloc(1, sizeof(*cl->open));
         cl->open->cl = cl;
+        cl->open->held_tail = &cl->open->held;
     }
     emit_line(record, &cl->open->data);
 }
@@ -407,8 +410,8 @@ void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool
     h->req = req;
     h->write = write;
     h->answer = http_shared_response_ref(answer);
-    h->next = b->held;
-    b->held = h;
+    *b->held_tail = h;
+    b->held_tail = &h->next;
     req->data = h;
     req->on_abort = on_held_abort;
 }
