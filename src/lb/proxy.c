@@ -29,6 +29,7 @@
 #include "lb/rewrite.h"
 
 #define IO_LIMIT      65536 /* bytes buffered per direction; also the head size limit */
+#define SMALL_BODY    1024  /* body bytes sent in one buffer with their head (response_bufs) */
 #define READ_CHUNK    16384
 #define LINGER_MS     1000
 #define QUEUE_POLL_MS 10
@@ -929,6 +930,27 @@ static void on_cli_write(uv_write_t *req, int status)
     rsp_pump(c);
 }
 
+/*
+ * The buffers of the next write to the client: the pending head, then n body bytes of c->rsp.
+ * A small body is copied behind the head, so that one send carries both: a copy of up to
+ * SMALL_BODY bytes costs less than the kernel's sendmsg of two buffers (importing the msghdr
+ * and the iovec). The body's bytes are consumed from c->rsp as when they are sent from there.
+ */
+static unsigned response_bufs(struct lb_client *c, size_t n, uv_buf_t bufs[2])
+{
+    unsigned nb = 0;
+
+    if (c->clihead_pending && n > 0 && n <= SMALL_BODY) {
+        buf_append(&c->clihead, c->rsp.data, n);
+        n = 0;
+    }
+    if (c->clihead_pending)
+        bufs[nb++] = uv_buf_init(c->clihead.data, (unsigned)c->clihead.len);
+    if (n > 0)
+        bufs[nb++] = uv_buf_init(c->rsp.data, (unsigned)n);
+    return nb;
+}
+
 /* Moves response bytes from c->rsp to the client, one write at a time. */
 static void rsp_pump(struct lb_client *c)
 {
@@ -945,10 +967,7 @@ static void rsp_pump(struct lb_client *c)
                 continue; /* an interim response an HTTP/1.0 client does not get */
         }
         uv_buf_t bufs[2];
-        unsigned nb = 0;
         ssize_t n = 0;
-        if (c->clihead_pending)
-            bufs[nb++] = uv_buf_init(c->clihead.data, (unsigned)c->clihead.len);
         if (c->rsp_head_done && !c->rsp_done && c->rsp.len > 0) {
             bool done = false;
             if (c->rsp_mode == BODY_DECHUNK) {
@@ -976,12 +995,11 @@ static void rsp_pump(struct lb_client *c)
                 }
             }
             c->rsp_done = done;
-            if (n > 0)
-                bufs[nb++] = uv_buf_init(c->rsp.data, (unsigned)n);
         }
+        size_t total = (c->clihead_pending ? c->clihead.len : 0) + (size_t)n;
+        unsigned nb = response_bufs(c, (size_t)n, bufs);
         if (nb == 0)
             break;
-        size_t total = (c->clihead_pending ? c->clihead.len : 0) + (size_t)n;
         /* From here on an error can only close: the client has part of an answer (an interim
          * head counts, and its write may still be in flight over c->clihead). */
         c->rsp_started = true;

@@ -788,6 +788,47 @@ static void test_queue_maxconn(void **state)
 }
 
 /*
+ * Responses with bodies on both sides of the size the proxy sends in one buffer with the head
+ * (1 KiB), one after another on one keep-alive connection: each arrives whole and in order.
+ */
+static void test_small_and_large_bodies_on_one_connection(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct backend *be = backend_start(BACKEND_ECHO);
+    fixture_config(&fx);
+    fixture_add(&fx, be->port);
+    fixture_start(&fx);
+
+    int fd = client_connect(fx.cfg.port);
+    struct buf in = BUF_INIT, req = BUF_INIT;
+    char payload[1400];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (char)('a' + i % 26);
+    /* the echoed body is the request head (about 200 bytes) plus the payload */
+    for (size_t len = 700; len <= sizeof(payload); len += 7) {
+        struct response r;
+        buf_reset(&req);
+        buf_printf(&req, "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n%.*s", len,
+                   (int)len, payload);
+        assert_true(send_all(fd, req.data, req.len));
+        read_response(fd, &in, false, &r);
+        assert_int_equal(r.status, 200);
+        assert_true(r.body.len > len + 5);
+        const char *tail = r.body.data + r.body.len - len - 5;
+        assert_memory_equal(tail, "body=", 5);
+        assert_memory_equal(tail + 5, payload, len);
+        response_free(&r);
+    }
+    close(fd);
+    buf_free(&in);
+    buf_free(&req);
+    fixture_stop(&fx);
+    backend_stop(be);
+    fixture_free(&fx);
+}
+
+/*
  * Two workers share keep-alive connections evenly, whichever listener the kernel's
  * SO_REUSEPORT hash puts each one on: connections opened one after another and kept open leave
  * the workers' counts at most one apart after every connection. (The hash alone is a coin toss
@@ -861,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_retry_refused),
         cmocka_unit_test(test_smuggling_400),
         cmocka_unit_test(test_queue_maxconn),
+        cmocka_unit_test(test_small_and_large_bodies_on_one_connection),
         cmocka_unit_test(test_workers_share_connections),
         cmocka_unit_test(test_bind_error),
     };
