@@ -116,3 +116,19 @@ def test_config_templates_from_the_environment(mesh, tmp_path, server):
     assert code == 2
     assert ('test.yml:3: config.phases[0].arrivalCount: want a number from 0 to 1e9 '
             '("{{ $env.MESH_T_COUNT }}" reads "")') in err, err
+
+
+def test_plugins_that_do_not_run_are_refused_by_name(mesh, tmp_path, server):
+    """Artillery loads other plugins from npm (and only warns when one is missing); here none
+    of them runs, so the script is refused, naming the plugin, rather than run without it."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", ['get: {url: "/"}'],
+                      "  apdex: {threshold: 100}\n  plugins:\n    apdex: {}\n"
+                      "    hello-world: {greeting: hi}\n    expcet: {}\n")
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2
+    assert "test.yml:4: config.apdex: not supported" in err, err
+    assert ("test.yml:6: config.plugins.apdex: not supported (the plugins mesh load has are "
+            "ensure, expect and metrics-by-endpoint, built in)") in err, err
+    assert "test.yml:7: config.plugins.hello-world: not supported (the plugins" in err
+    assert "test.yml:8: config.plugins.expcet: unknown plugin `expcet`, did you mean `expect`?" \
+        in err
