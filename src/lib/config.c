@@ -448,8 +448,8 @@ int config_locate(const struct config_doc *doc, const char *path)
     return line;
 }
 
-int config_error(const struct config_doc *doc, const char *path, struct err *e, const char *fmt,
-                 ...)
+void config_report(const struct config_doc *doc, const char *path, struct err *e, const char *fmt,
+                   ...)
 {
     struct buf msg = BUF_INIT;
     va_list ap;
@@ -457,8 +457,7 @@ int config_error(const struct config_doc *doc, const char *path, struct err *e, 
     va_start(ap, fmt);
     buf_vprintf(&msg, fmt, ap);
     va_end(ap);
-    err_set(e, "%s:%d: %s", doc->path ? doc->path : "?", config_locate(doc, path),
-            msg.data ? msg.data : "");
+    err_setf(e, "%s:%d: %s", doc->path ? doc->path : "?", config_locate(doc, path),
+             msg.data ? msg.data : "");
     buf_free(&msg);
-    return -EINVAL;
 }

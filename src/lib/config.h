@@ -48,8 +48,13 @@ void config_dir_list_free(char **paths);
  */
 int config_locate(const struct config_doc *doc, const char *path);
 
-/* Fills e with "file:line: message" for the value at path (see config_locate). Returns -EINVAL. */
-int config_error(const struct config_doc *doc, const char *path, struct err *e, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
+/* Fills e with "file:line: message" for the value at path (see config_locate). */
+void config_report(const struct config_doc *doc, const char *path, struct err *e, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+/*
+ * config_report, evaluating to -EINVAL. A macro so that the negative value shows at each call
+ * site, as err_set's does: clang's analyzer does not follow variadic calls to see it.
+ */
+#define config_error(doc, path, e, ...) (config_report((doc), (path), (e), __VA_ARGS__), -EINVAL)
 
 #endif

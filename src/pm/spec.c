@@ -105,7 +105,7 @@ static int fail(const struct reader *r, const char *key, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (r->doc)
-        config_error(r->doc, where, r->e, "%s: %s", where, msg);
+        config_report(r->doc, where, r->e, "%s: %s", where, msg);
     else
         err_set(r->e, "%s: %s", where, msg);
     free(where);

@@ -72,7 +72,7 @@ static struct reg_service_reg *decode_all(const struct reg_agent_config *cfg, st
         if (reg_decode_service(cs->def, &opts, &regs[i], &derr) < 0) {
             char path[160];
             locate_decode_error(cs, derr.msg, path, sizeof(path));
-            config_error(cs->doc, path, e, "%s", derr.msg);
+            config_report(cs->doc, path, e, "%s", derr.msg);
             regs_free(regs, i + 1);
             return NULL;
         }
