@@ -92,10 +92,10 @@ struct reader {
     struct err *e;
 };
 
-static int fail(const struct reader *r, const char *key, const char *fmt, ...)
+static void report(const struct reader *r, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(const struct reader *r, const char *key, const char *fmt, ...)
+static void report(const struct reader *r, const char *key, const char *fmt, ...)
 {
     char msg[400];
     char *where = xasprintf("%s%s%s", r->path, key[0] ? "." : "", key);
@@ -107,10 +107,12 @@ static int fail(const struct reader *r, const char *key, const char *fmt, ...)
     if (r->doc)
         config_report(r->doc, where, r->e, "%s: %s", where, msg);
     else
-        err_set(r->e, "%s: %s", where, msg);
+        err_setf(r->e, "%s: %s", where, msg);
     free(where);
-    return -EINVAL;
 }
+
+/* Reports at key and evaluates to -EINVAL, visibly at each call site (as err_set). */
+#define fail(r, key, ...) (report((r), (key), __VA_ARGS__), -EINVAL)
 
 static int read_int(const struct reader *r, const char *key, const json_t *v, int64_t lo,
                     int64_t hi, int64_t *out)
