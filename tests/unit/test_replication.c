@@ -1,13 +1,15 @@
 /*
- * The replicated log (registry/cluster/replication.h) as a one-server cluster on a real loop, a
- * real directory and the real engine: its snapshots are serialised by a forked child, so the
- * loop goes on while the state is written out, and a server restarted from such a snapshot gets
- * the state as it stood when the snapshot was asked for.
+ * The replicated log (registry/cluster/replication.h) on a real loop, a real directory and the
+ * real engine: its snapshots are serialised by a forked child, so the loop goes on while the
+ * state is written out, and a server restarted from such a snapshot gets the state as it stood
+ * when the snapshot was asked for; its connections to other servers send without delay.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -137,8 +139,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Opens and starts the one-server cluster; it leads once its barrier committed. */
-static void server_start(struct world *w)
+/* Opens and starts a server of peers (n of them, the first itself); it may not lead. */
+static void server_open(struct world *w, const struct reg_repl_server *peers, size_t n)
 {
     struct reg_repl_config cfg = {
         .dir = w->raft_dir,
@@ -150,13 +152,20 @@ static void server_start(struct world *w)
         .fsm = &test_fsm,
         .ctx = w,
     };
-    struct reg_repl_server self = {.id = SERVER_ID, .voter = true};
     struct err e;
 
-    snprintf(self.address, sizeof(self.address), "%s", w->address);
     w->leader = false;
     assert_int_equal(reg_repl_open(&w->repl, &w->loop, &cfg, &e), 0);
-    assert_int_equal(reg_repl_start(w->repl, &self, 1, &e), 0);
+    assert_int_equal(reg_repl_start(w->repl, peers, n, &e), 0);
+}
+
+/* Opens and starts the one-server cluster; it leads once its barrier committed. */
+static void server_start(struct world *w)
+{
+    struct reg_repl_server self = {.id = SERVER_ID, .voter = true};
+
+    snprintf(self.address, sizeof(self.address), "%s", w->address);
+    server_open(w, &self, 1);
     RUN_UNTIL_MS(&w->loop, w->leader, WAIT_MS);
 }
 
@@ -261,11 +270,96 @@ static void test_a_dead_snapshot_writer_is_retried(void **state)
     server_stop(w);
 }
 
+static int port_of(int fd, bool peer)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+                  : getsockname(fd, (struct sockaddr *)&sa, &len);
+
+    return rc == 0 && sa.sin_family == AF_INET ? ntohs(sa.sin_port) : -1;
+}
+
+/* TCP_NODELAY of this process's socket connected to peer_port (-1 when there is none). */
+static int no_delay_towards(int peer_port, int except_fd)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        int on = 0;
+        socklen_t len = sizeof(on);
+        if (fd != except_fd && port_of(fd, true) == peer_port &&
+            getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0)
+            return on;
+    }
+    return -1;
+}
+
+/* A listening socket on a free loopback port; its port in *port. */
+static int listener(int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    *port = port_of(fd, false);
+    return fd;
+}
+
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Replication messages go out at once, both on the connections a server makes and on those it
+ * accepts: with Nagle's algorithm on, a message sent while the previous one was unacknowledged
+ * waited for the peer's delayed ACK (40 ms), and so did every commit behind it.
+ */
+static void test_connections_send_without_delay(void **state)
+{
+    struct world *w = *state;
+    struct reg_repl_server peers[2] = {{.id = SERVER_ID, .voter = true}, {.id = 2, .voter = true}};
+    int peer_port, self_port = atoi(strrchr(w->address, ':') + 1);
+    int peer = listener(&peer_port);
+
+    snprintf(peers[0].address, sizeof(peers[0].address), "%s", w->address);
+    snprintf(peers[1].address, sizeof(peers[1].address), "127.0.0.1:%d", peer_port);
+    server_open(w, peers, 2);
+    /* Outbound: its election asks the other voter (here, the test) for a vote. */
+    RUN_UNTIL_MS(&w->loop, readable(peer), WAIT_MS);
+    int in = accept4(peer, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(in >= 0);
+    RUN_UNTIL_MS(&w->loop, no_delay_towards(peer_port, in) == 1, WAIT_MS);
+
+    /* Inbound: a server that connects to it and introduces itself (the engine's handshake:
+     * protocol 1, its ID, the length of its address and the address, padded to 8 bytes). */
+    int out = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)self_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(out, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    unsigned char hello[24 + 16] = {0};
+    uint64_t head[3] = {1, 2, 16};
+    memcpy(hello, head, sizeof(head)); /* little-endian, as the engine writes it on x86 */
+    snprintf((char *)hello + 24, 16, "127.0.0.1:%d", peer_port);
+    assert_int_equal(write(out, hello, sizeof(hello)), (ssize_t)sizeof(hello));
+    RUN_UNTIL_MS(&w->loop, no_delay_towards(port_of(out, false), out) == 1, WAIT_MS);
+
+    close(out);
+    close(in);
+    close(peer);
+    server_stop(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_is_written_by_a_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dead_snapshot_writer_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_send_without_delay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -408,6 +408,67 @@ static void on_poll(uv_timer_t *t)
     }
 }
 
+/* ---- the transport ----------------------------------------------------------------------- */
+
+/*
+ * libraft's TCP transport leaves Nagle's algorithm on, and each direction between two servers is
+ * its own connection, on which the receiver never writes: its ACKs go out delayed (40 ms on
+ * Linux), and a message sent while the previous one is unacknowledged waits for that ACK. Every
+ * such wait held a commit, and every call waiting on it, for 40 ms: the replicated p99. The
+ * registry wraps the transport's connect and listen and sets TCP_NODELAY on each connection
+ * before the engine sees it. The callbacks it passes on are the engine's own functions, the same
+ * for every server in the process, so one copy of each is kept here.
+ */
+static int (*tcp_connect)(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                          const char *address, raft_uv_connect_cb cb);
+static int (*tcp_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
+static raft_uv_connect_cb engine_connected;
+static raft_uv_accept_cb engine_accepted;
+
+static void no_delay(struct uv_stream_s *stream)
+{
+    if (stream && stream->type == UV_TCP)
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1); /* a failure leaves the delay: nothing worse */
+}
+
+static void on_tcp_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+    if (status == 0)
+        no_delay(stream);
+    engine_connected(req, stream, status);
+}
+
+static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                             const char *address, raft_uv_connect_cb cb)
+{
+    MESH_BUG_ON(engine_connected && engine_connected != cb);
+    engine_connected = cb;
+    return tcp_connect(t, req, id, address, on_tcp_connected);
+}
+
+static void on_tcp_accepted(struct raft_uv_transport *t, raft_id id, const char *address,
+                            struct uv_stream_s *stream)
+{
+    no_delay(stream);
+    engine_accepted(t, id, address, stream);
+}
+
+static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    MESH_BUG_ON(engine_accepted && engine_accepted != cb);
+    engine_accepted = cb;
+    return tcp_listen(t, on_tcp_accepted);
+}
+
+static void transport_wrap(struct raft_uv_transport *t)
+{
+    MESH_BUG_ON(tcp_connect && tcp_connect != t->connect);
+    tcp_connect = t->connect;
+    tcp_listen = t->listen;
+    t->connect = transport_connect;
+    t->listen = transport_listen;
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_config *cfg,
@@ -463,6 +524,7 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
         err_set(e, "replication transport: %s", raft_strerror(rc));
         goto err_tcp;
     }
+    transport_wrap(&r->transport);
     rc = raft_uv_init(&r->io, loop, r->dir, &r->transport);
     if (rc != 0) {
         err_set(e, "replication storage in %s: %s", r->dir, r->io.errmsg);
