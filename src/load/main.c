@@ -42,7 +42,7 @@ static const char run_usage[] =
     "check failed (config.plugins.expect).";
 
 struct run_opts {
-    char *target, *env, *output, *report;
+    char *target, *env, *output, *report, *variables;
     int workers, pool;
     bool progress, quiet, insecure, solo;
 };
@@ -190,6 +190,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"quiet", FLAG_BOOL, &o->quiet, "no live line and no summary", false},
         {"k", FLAG_BOOL, &o->insecure, "https: accept any certificate (Artillery's -k)", false},
         {"insecure", FLAG_BOOL, &o->insecure, "same as -k", false},
+        {"variables", FLAG_STRING, &o->variables,
+         "a JSON object of variables set over config.variables (Artillery's --variables)", false},
+        {"v", FLAG_STRING, &o->variables, "same as --variables", false},
         {"s", FLAG_BOOL, &o->solo, "one virtual user, whatever the phases say (Artillery's --solo)",
          false},
         {"solo", FLAG_BOOL, &o->solo, "same as -s", false},
@@ -386,6 +389,11 @@ int load_run_main(int argc, char **argv)
     }
     if (o.solo)
         load_script_solo(&s);
+    if (o.variables && load_script_add_variables(&s, o.variables, &e) < 0) {
+        fprintf(stderr, "mesh load run: --variables: %s\n", e.msg);
+        rc = EXIT_USAGE;
+        goto free_script;
+    }
     if (o.pool > 0 && (!has_request(s.scenarios[0].steps, s.scenarios[0].n_steps) ||
                        load_script_duration_ms(&s) <= 0)) {
         fprintf(stderr, "mesh load run: -pool needs a first scenario with a request and "
@@ -394,6 +402,7 @@ int load_run_main(int argc, char **argv)
     } else {
         rc = run(&s, &o);
     }
+free_script:
     load_script_free(&s);
 out:
     buf_free(&msgs);
@@ -401,6 +410,7 @@ out:
     free(o.env);
     free(o.output);
     free(o.report);
+    free(o.variables);
     return rc;
 }
 

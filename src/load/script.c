@@ -697,6 +697,37 @@ static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *pa
     s->variables = json_deep_copy(vars);
 }
 
+int load_script_add_variables(struct load_script *s, const char *json_text, struct err *e)
+{
+    json_error_t jerr;
+    json_t *vars = json_loads(json_text, JSON_REJECT_DUPLICATES, &jerr);
+    const char *key;
+    json_t *v;
+    int rc = 0;
+
+    if (!vars) {
+        err_set(e, "%s", jerr.text);
+        return -EINVAL;
+    }
+    if (!json_is_object(vars)) {
+        err_set(e, "want a JSON object such as {\"user\": \"ann\"}");
+        rc = -EINVAL;
+        goto out;
+    }
+    json_object_foreach(vars, key, v)
+    {
+        if (json_is_object(v)) { /* as config.variables: a value, or a list to pick from */
+            err_set(e, "%s: want a value or a list of values", key);
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    json_object_update(s->variables, vars);
+out:
+    json_decref(vars);
+    return rc;
+}
+
 char *script_endpoint_name(const struct script_ctx *c, const char *url, const char *name)
 {
     struct buf b = BUF_INIT;

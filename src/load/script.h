@@ -224,6 +224,13 @@ void load_script_free(struct load_script *s);
 json_t *load_script_accepted_codes(const struct load_script *s);
 
 /*
+ * Sets the variables of json_text, a JSON object (`--variables '{"user": "ann"}'`), over s's
+ * config.variables, as Artillery's --variables does: a value, or a list one element of which
+ * each virtual user picks. Returns 0, or -EINVAL with e saying why (s unchanged).
+ */
+int load_script_add_variables(struct load_script *s, const char *json_text, struct err *e);
+
+/*
  * Replaces s's phases with Artillery's single user: one arrival in a phase of one second. What a
  * script without config.phases runs, and what `--solo` makes of any script.
  */

@@ -132,3 +132,19 @@ def test_plugins_that_do_not_run_are_refused_by_name(mesh, tmp_path, server):
     assert "test.yml:7: config.plugins.hello-world: not supported (the plugins" in err
     assert "test.yml:8: config.plugins.expcet: unknown plugin `expcet`, did you mean `expect`?" \
         in err
+
+
+def test_variables_from_the_command_line(mesh, tmp_path, server):
+    """--variables (-v) sets variables over config.variables, as Artillery's does: a value, or
+    a list each user picks one element of."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/v?a={{ a }}&b={{ b }}&c={{ c }}"}'],
+                      "  variables: {a: file, b: file}\n")
+    rep, out = run_report(mesh, tmp_path, script, "--variables", '{"b": "flag", "c": [7]}')
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2
+    with server.lock:
+        assert [p for _, _, p, _, _ in server.requests] == ["/v?a=file&b=flag&c=7"] * 2
+    for bad, message in (('{"b": ', "--variables: "), ("[1]", "want a JSON object"),
+                         ('{"b": {"x": 1}}', "b: want a value or a list of values")):
+        code, out, err = run_load(mesh, tmp_path, script, "-v", bad)
+        assert code == 2 and "mesh load run: --variables: " in err and message in err, err
