@@ -218,6 +218,8 @@ static void child_exit(uv_process_t *h, int64_t status, int sig)
     char why[64];
 
     p->exited = true;
+    if (p->chan_closed)
+        return; /* load_proc_free closed the channel: the helper's exit is the one asked for */
     snprintf(why, sizeof(why),
              sig ? "the helper was killed by signal %d" : "the helper exited (%d)",
              sig ? sig : (int)status);

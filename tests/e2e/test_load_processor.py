@@ -169,3 +169,13 @@ def test_requests_without_hooks_never_reach_the_helper(mesh, tmp_path, server):
     rep, _ = run_report(mesh, tmp_path, script)
     c = counters(rep)
     assert c["http.responses"] == 12 and c["calls"] == 4
+
+
+def test_a_run_that_ends_says_nothing_of_the_helper(mesh, tmp_path, server):
+    """The helper exits when the run closes its channel: that exit is not reported."""
+    write_processor(tmp_path)
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['function: setN', 'get: {url: "/"}'], '  processor: "./proc.js"\n')
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 0, out + err
+    assert "helper" not in err and "helper" not in out, err
