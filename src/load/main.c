@@ -42,7 +42,7 @@ static const char run_usage[] =
     "check failed (config.plugins.expect).";
 
 struct run_opts {
-    char *target, *env, *output, *report, *variables;
+    char *target, *env, *output, *report, *variables, *dotenv;
     int workers, pool;
     bool progress, quiet, insecure, solo;
 };
@@ -193,6 +193,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"variables", FLAG_STRING, &o->variables,
          "a JSON object of variables set over config.variables (Artillery's --variables)", false},
         {"v", FLAG_STRING, &o->variables, "same as --variables", false},
+        {"dotenv", FLAG_STRING, &o->dotenv,
+         "a file of KEY=VALUE lines set in the environment before the script is read", false},
         {"s", FLAG_BOOL, &o->solo, "one virtual user, whatever the phases say (Artillery's --solo)",
          false},
         {"solo", FLAG_BOOL, &o->solo, "same as -s", false},
@@ -234,6 +236,69 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         return -EINVAL;
     }
     return 1;
+}
+
+/*
+ * --dotenv FILE: its KEY=VALUE lines into the environment before the script is read, as
+ * Artillery's dotenv reads them: `export ` and spaces around `=` allowed, `#` starts a comment
+ * (outside quotes), a value in single, double or back quotes is taken as it is ("\n" in
+ * double quotes is a line break); a variable already set keeps its value. Returns 0, or -errno
+ * with e saying why.
+ */
+static int read_dotenv(const char *path, struct err *e)
+{
+    struct buf text = BUF_INIT;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    rc = fd < 0 ? -errno : file_read_all(fd, &text);
+    if (rc < 0) {
+        err_set(e, "%s: %s", path, strerror(-rc));
+        goto out;
+    }
+    for (char *line = text.data, *next; line && *line; line = next) {
+        char *eq, *key = line, *val, *end;
+
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        key += strspn(key, " \t");
+        if (strncmp(key, "export ", 7) == 0)
+            key += 7 + strspn(key + 7, " \t");
+        if (*key == '#' || !(eq = strchr(key, '=')))
+            continue;
+        for (end = eq; end > key && (end[-1] == ' ' || end[-1] == '\t'); end--)
+            ;
+        *end = '\0';
+        val = eq + 1 + strspn(eq + 1, " \t");
+        end = val + strlen(val);
+        if ((*val == '"' || *val == '\'' || *val == '`') && strchr(val + 1, *val)) {
+            end = strrchr(val + 1, *val);
+            if (*val == '"') /* "\n" and "\r" in double quotes are line breaks */
+                for (char *p = val + 1; p + 1 < end; p++)
+                    if (*p == '\\' && (p[1] == 'n' || p[1] == 'r')) {
+                        *p = p[1] == 'n' ? '\n' : '\r';
+                        memmove(p + 1, p + 2, strlen(p + 2) + 1);
+                        end--;
+                    }
+            val++;
+        } else if (strchr(val, '#')) {
+            end = strchr(val, '#');
+        }
+        while (end > val && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+            end--;
+        *end = '\0';
+        if (*key && setenv(key, val, 0) < 0) {
+            rc = -errno;
+            err_set(e, "%s: %s: %s", path, key, strerror(errno));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_free(&text);
+    return rc;
 }
 
 static bool has_request(const struct load_step *steps, size_t n)
@@ -382,6 +447,11 @@ int load_run_main(int argc, char **argv)
         rc = rc == 0 ? 0 : EXIT_USAGE;
         goto out;
     }
+    if (o.dotenv && read_dotenv(o.dotenv, &e) < 0) {
+        fprintf(stderr, "mesh load run: --dotenv %s\n", e.msg);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (load_script_load(file, o.env, o.target, &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         rc = EXIT_USAGE;
@@ -411,6 +481,7 @@ out:
     free(o.output);
     free(o.report);
     free(o.variables);
+    free(o.dotenv);
     return rc;
 }
 

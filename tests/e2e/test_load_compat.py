@@ -148,3 +148,23 @@ def test_variables_from_the_command_line(mesh, tmp_path, server):
                          ('{"b": {"x": 1}}', "b: want a value or a list of values")):
         code, out, err = run_load(mesh, tmp_path, script, "-v", bad)
         assert code == 2 and "mesh load run: --variables: " in err and message in err, err
+
+
+def test_dotenv_file_feeds_config_templates(mesh, tmp_path, server):
+    """--dotenv FILE sets its variables in the environment before the script is read, so
+    $processEnvironment templates see them; a variable already set keeps its value."""
+    (tmp_path / ".env").write_text(
+        "# the target\nexport MESH_T_TARGET = " + server.url + "  # a comment\n"
+        "MESH_T_COUNT='2'\nMESH_T_WORD=\"a b\\nc\"\nMESH_T_KEPT=file\nnot a line\n")
+    script = ('config:\n  target: "{{ $processEnvironment.MESH_T_TARGET }}"\n'
+              '  phases: [{duration: 1, arrivalCount: "{{ $env.MESH_T_COUNT }}"}]\n'
+              'scenarios:\n  - flow:\n      - post: {url: "/echo", json: '
+              '{w: "{{ $env.MESH_T_WORD }}", k: "{{ $env.MESH_T_KEPT }}"}}\n')
+    rep, out = run_report(mesh, tmp_path, script, "--dotenv", str(tmp_path / ".env"),
+                          env={"MESH_T_KEPT": "shell"})
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2
+    with server.lock:
+        bodies = [json.loads(b) for _, _, p, _, b in server.requests if p == "/echo"]
+    assert bodies == [{"w": "a b\nc", "k": "shell"}] * 2, bodies
+    code, out, err = run_load(mesh, tmp_path, script, "--dotenv", str(tmp_path / "none.env"))
+    assert code == 2 and "mesh load run: --dotenv " in err and "none.env: No such file" in err
