@@ -47,7 +47,8 @@ struct world {
     long restored_pid;       /* the PID a restored snapshot was written by, 0 when none */
     uint64_t restored_count; /* the count it held */
     bool leader;
-    unsigned done; /* proposals completed */
+    bool in_flight; /* the state shows changes not yet committed: no snapshot of it */
+    unsigned done;  /* proposals completed */
     int last_status;
     bool closed;
 };
@@ -70,6 +71,13 @@ static void fsm_snapshot(struct buf *out, void *ctx)
     if (access(w->fail_path, F_OK) == 0)
         raise(SIGKILL); /* a writer that dies: killed, out of memory */
     buf_printf(out, "%ld %" PRIu64 "\n", (long)getpid(), w->applied);
+}
+
+static bool fsm_snapshot_ready(void *ctx)
+{
+    struct world *w = ctx;
+
+    return !w->in_flight;
 }
 
 static int fsm_restore(const void *data, size_t len, void *ctx)
@@ -97,6 +105,7 @@ static void fsm_leadership(bool leader, bool lost, void *ctx)
 static const struct reg_repl_fsm test_fsm = {
     .apply = fsm_apply,
     .snapshot = fsm_snapshot,
+    .snapshot_ready = fsm_snapshot_ready,
     .restore = fsm_restore,
     .leadership = fsm_leadership,
 };
@@ -270,6 +279,31 @@ static void test_a_dead_snapshot_writer_is_retried(void **state)
     server_stop(w);
 }
 
+/*
+ * While the state shows changes still in flight no snapshot is taken, however far past the
+ * threshold the log runs: a snapshot of it would keep them after a restart even if the
+ * cluster never commits them. Once the state is the applied entries' alone, the next applied
+ * entry brings the snapshot.
+ */
+static void test_no_snapshot_while_the_state_shows_entries_in_flight(void **state)
+{
+    struct world *w = *state;
+
+    server_start(w);
+    w->in_flight = true;
+    for (int i = 0; i < 4; i++)
+        propose(w, THRESHOLD * 2);
+    assert_int_equal(snapshots(w), 0);
+
+    w->in_flight = false;
+    for (int i = 0; i < WAIT_MS / 200 && snapshots(w) == 0; i++) {
+        propose(w, 1);
+        usleep(200 * 1000);
+    }
+    assert_true(snapshots(w) > 0);
+    server_stop(w);
+}
+
 static int port_of(int fd, bool peer)
 {
     struct sockaddr_in sa;
@@ -359,6 +393,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_is_written_by_a_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dead_snapshot_writer_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_snapshot_while_the_state_shows_entries_in_flight,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_send_without_delay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

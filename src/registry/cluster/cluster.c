@@ -210,6 +210,14 @@ static void fsm_snapshot(struct buf *out, void *ctx)
     reg_state_dump(cl->cx->state, emit_line, out);
 }
 
+/* Nothing of this server's own is in flight: its state is the applied entries' alone. */
+static bool fsm_snapshot_ready(void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+
+    return !cl->open && !cl->inflight;
+}
+
 static int fsm_restore(const void *data, size_t len, void *ctx)
 {
     struct reg_cluster *cl = ctx;
@@ -254,6 +262,7 @@ static void fsm_leadership(bool leader, bool lost, void *ctx)
 static const struct reg_repl_fsm cluster_fsm = {
     .apply = fsm_apply,
     .snapshot = fsm_snapshot,
+    .snapshot_ready = fsm_snapshot_ready,
     .restore = fsm_restore,
     .leadership = fsm_leadership,
 };

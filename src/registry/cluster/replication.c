@@ -247,7 +247,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     int fds[2], rc;
 
     MESH_BUG_ON(r->snap_child > 0 || r->snap_fd >= 0);
-    if (r->io.time(&r->io) < r->snap_retry_at)
+    if (r->io.time(&r->io) < r->snap_retry_at || !r->app->snapshot_ready(r->ctx))
         return RAFT_BUSY; /* the engine asks again after its next applied entry */
     buf_reset(&r->snap_data);
     r->snap_buf = (struct raft_buffer){0};

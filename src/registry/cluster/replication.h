@@ -43,6 +43,13 @@ struct reg_repl_fsm {
      * when no child can be forked does it run on the loop itself.
      */
     void (*snapshot)(struct buf *out, void *ctx);
+    /*
+     * Whether the state is now exactly what the applied entries made it, so a snapshot of it
+     * may stand for them. A leader changes its state before its entries commit: while any is
+     * in flight its state shows them, and a snapshot then would keep, after a restart, writes
+     * the cluster may never commit. false postpones the snapshot to a later applied entry.
+     */
+    bool (*snapshot_ready)(void *ctx);
     /* Replaces the whole state by a snapshot's (data[len], borrowed). 0 or -EINVAL. */
     int (*restore)(const void *data, size_t len, void *ctx);
     /*
