@@ -54,15 +54,17 @@ struct batch {
 static void resync(struct reg_cluster *cl, const char *why);
 
 /*
- * Paths a follower answers itself whatever the method or consistency (the member list is
- * asked of the leader: members_from_leader).
+ * Paths a follower answers itself whatever the method or consistency. Not the member list:
+ * nodes announce themselves to the leader, which alone has heard of every one, so a follower
+ * asks it (or, with none elected yet, waits for one), as gossip would have told it of all.
  */
 static bool answered_locally(const char *path)
 {
     return strncmp(path, "/v1/status/", 11) == 0 ||
            strcmp(path, "/v1/operator/raft/configuration") == 0 ||
            strcmp(path, "/v1/internal/mesh/raft/info") == 0 ||
-           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22));
+           (strncmp(path, "/v1/agent/", 10) == 0 && strncmp(path, "/v1/agent/force-leave/", 22) &&
+            strcmp(path, "/v1/agent/members"));
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -641,17 +643,6 @@ static bool fresh_enough(struct reg_cluster *cl, const struct reg_api_call *c)
     return st.last_contact_ms <= (uint64_t)(ns / DURATION_MS);
 }
 
-/*
- * Nodes announce themselves to the leader, so a follower has heard of few of them: it asks the
- * leader, the way a Consul agent's gossip would have told it of everyone. With no leader known
- * it answers with what it heard rather than wait for one.
- */
-static bool members_from_leader(struct reg_cluster *cl, struct reg_api_call *c)
-{
-    c->hold_until = uv_now(cl->cx->loop) + HOLD_MS;
-    return route_call(cl, c) == 0;
-}
-
 bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, bool write)
 {
     struct reg_cluster *cl = cx->replicated;
@@ -667,8 +658,6 @@ bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, boo
                       "/v1/catalog/register");
         return true;
     }
-    if (!write && strcmp(c->path, "/v1/agent/members") == 0)
-        return members_from_leader(cl, c);
     if (answered_locally(c->path))
         return false;
     if (!write && reg_api_query_has(c, "stale") && fresh_enough(cl, c))
