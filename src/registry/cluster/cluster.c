@@ -48,7 +48,6 @@ struct batch {
     struct buf data;
     struct held *held;       /* in the order they were made: a write's own answer goes first, */
     struct held **held_tail; /* before the watchers it woke (&held when none) */
-    bool proposed;
 };
 
 static void resync(struct reg_cluster *cl, const char *why);
@@ -349,7 +348,6 @@ static void on_flush(uv_prepare_t *h)
         resync(cl, "a change could not be proposed");
         return;
     }
-    b->proposed = true;
     if (cl->newest)
         cl->newest->next = b;
     else
