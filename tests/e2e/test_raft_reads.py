@@ -73,15 +73,21 @@ def test_stale_read_on_a_cut_off_server_says_how_stale(cluster):
     assert r.status == 500 and r.text.startswith("No cluster leader"), r
 
 
-def test_answers_held_for_a_lost_quorum_end_in_500_not_a_closed_connection(cluster):
-    # A write, and a read queued behind it, wait on the leader for an entry that can no longer
-    # commit. When the leader steps down and restarts to rebuild its state, both clients get
-    # a 500 saying what happened; none sees its connection close without an answer.
+def leader_without_quorum(cluster):
+    """The leader, after a committed write of k, with its followers killed."""
     leader = leader_of(cluster)
     leader.put_true("/v1/kv/k", "v")
     for s in cluster:
         if s is not leader:
             s.kill9()
+    return leader
+
+
+def test_answers_held_for_a_lost_quorum_end_in_500_not_a_closed_connection(cluster):
+    # A write waits on the leader for an entry that can no longer commit. When the leader
+    # steps down and restarts to rebuild its state, the client gets a 500 saying what
+    # happened, not a connection closed without an answer.
+    leader = leader_without_quorum(cluster)
     r = leader.put("/v1/kv/k", "w", timeout=30)
     assert r.status == 500 and b"not committed" in r.body, r
     # Restarted, it serves what its snapshot holds (as Consul does until it hears a leader).
@@ -93,11 +99,7 @@ def test_answers_held_for_a_lost_quorum_end_in_500_not_a_closed_connection(clust
 def test_consistent_read_behind_an_uncommitted_write_says_no_cluster_leader(cluster):
     # A ?consistent read arriving while a write waits for a quorum that is gone: the read
     # fails on its own ("No cluster leader") and says so, whatever the write then becomes.
-    leader = leader_of(cluster)
-    leader.put_true("/v1/kv/k", "v")
-    for s in cluster:
-        if s is not leader:
-            s.kill9()
+    leader = leader_without_quorum(cluster)
     with ThreadPoolExecutor(1) as pool:
         write = pool.submit(leader.put, "/v1/kv/k", "w", timeout=30)
         time.sleep(0.2)  # the write is in flight
