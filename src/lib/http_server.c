@@ -27,8 +27,7 @@ struct http_conn {
      * now and then (lib/deadline.h). */
     struct deadline timer;
     struct http_server *srv;
-    struct http_conn *next;
-    struct http_conn **pprev;
+    struct list_node link;      /* in srv->conns */
     struct buf in;              /* bytes read and not yet consumed */
     struct http_head_scan scan; /* how far the head at the front of in was searched */
     enum conn_state state;
@@ -44,9 +43,8 @@ struct http_conn {
     char peer[64];
     struct tls_conn *tls; /* NULL on a plain connection */
     bool tls_sniffed;     /* the first bytes were checked for plain HTTP */
-    /* Waiting for a request (in srv's idle list), and the slot under ip in srv->per_client. */
-    struct http_conn *idle_prev, *idle_next;
-    bool in_idle;
+    /* Linked in srv->idle while waiting for a request; counted under ip in srv->per_client. */
+    struct list_node idle_link;
     bool counted;
     char ip[64];
 };
@@ -90,6 +88,8 @@ void http_server_init(struct http_server *srv, uv_loop_t *loop,
     config_defaults(&srv->cfg);
     srv->handler = handler;
     srv->handler_data = data;
+    list_init(&srv->conns);
+    list_init(&srv->idle);
     if (srv->cfg.tls)
         srv->tls_scratch = xmalloc(READ_CHUNK);
 }
@@ -99,36 +99,14 @@ void http_server_init(struct http_server *srv, uv_loop_t *loop,
 /* c waits for a request: it joins the idle list as its newest member. */
 static void idle_enter(struct http_conn *c)
 {
-    struct http_server *srv = c->srv;
-
-    if (c->in_idle || c->closed)
-        return;
-    c->in_idle = true;
-    c->idle_prev = srv->idle_newest;
-    c->idle_next = NULL;
-    if (srv->idle_newest)
-        srv->idle_newest->idle_next = c;
-    else
-        srv->idle_oldest = c;
-    srv->idle_newest = c;
+    if (!list_linked(&c->idle_link) && !c->closed)
+        list_insert_tail(&c->srv->idle, &c->idle_link);
 }
 
 static void idle_leave(struct http_conn *c)
 {
-    struct http_server *srv = c->srv;
-
-    if (!c->in_idle)
-        return;
-    c->in_idle = false;
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else
-        srv->idle_oldest = c->idle_next;
-    if (c->idle_next)
-        c->idle_next->idle_prev = c->idle_prev;
-    else
-        srv->idle_newest = c->idle_prev;
-    c->idle_prev = c->idle_next = NULL;
+    if (list_linked(&c->idle_link))
+        list_remove(&c->idle_link);
 }
 
 /* Open connections from ip, adjusted by delta. */
@@ -823,9 +801,7 @@ static void conn_close(struct http_conn *c)
             req->on_abort(req);
         request_free(req);
     }
-    *c->pprev = c->next;
-    if (c->next)
-        c->next->pprev = c->pprev;
+    list_remove(&c->link);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     deadline_close(&c->timer, on_conn_handle_closed);
 }
@@ -876,11 +852,7 @@ static void on_connection(uv_stream_t *listener, int status)
     deadline_init(&c->timer, srv->loop, on_timer, c);
     c->tcp.data = c;
     c->handles_open = 2;
-    c->next = srv->conns;
-    if (c->next)
-        c->next->pprev = &c->next;
-    c->pprev = &srv->conns;
-    srv->conns = c;
+    list_insert_head(&srv->conns, &c->link);
     srv->num_conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || srv->closing) {
         conn_close(c);
@@ -888,12 +860,13 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     /* At the cap the longest-idle connection makes room; with none idle the newcomer goes. */
     if (srv->num_conns > srv->cfg.max_conns) {
-        if (!srv->idle_oldest) {
+        struct http_conn *oldest = LIST_ENTRY(list_first(&srv->idle), struct http_conn, idle_link);
+        if (!oldest) {
             conn_close(c);
             return;
         }
         log_debug("%zu connections: closing the longest idle one", srv->cfg.max_conns);
-        conn_close(srv->idle_oldest);
+        conn_close(oldest);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
@@ -944,10 +917,9 @@ static void on_listener_closed(uv_handle_t *h)
 
 void http_server_answer_held(struct http_server *srv, int status, const char *text)
 {
-    struct http_conn *next;
+    struct http_conn *c;
 
-    for (struct http_conn *c = srv->conns; c; c = next) {
-        next = c->next;
+    LIST_FOR_EACH(c, &srv->conns, link) {
         if (c->state != CONN_DISPATCHED || !c->req)
             continue;
         struct http_request *req = c->req;
@@ -969,9 +941,8 @@ void http_server_close(struct http_server *srv, void (*on_closed)(struct http_se
     srv->on_closed = on_closed;
     /* Connections still writing a response (e.g. the 200 of a "leave" request) finish it
      * first; the others close now. */
-    struct http_conn *next;
-    for (struct http_conn *c = srv->conns; c; c = next) {
-        next = c->next;
+    struct http_conn *c;
+    LIST_FOR_EACH(c, &srv->conns, link) {
         if (c->writes_pending > 0 && c->state != CONN_DISPATCHED) {
             c->close_after_write = true;
             c->state = CONN_CLOSING;

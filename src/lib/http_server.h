@@ -29,6 +29,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/http_parse.h"
+#include "lib/list.h"
 #include "lib/smap.h"
 #include "lib/str.h"
 
@@ -68,10 +69,10 @@ struct http_server {
     http_handler_cb handler;
     void *handler_data;
     size_t num_conns;
-    struct http_conn *conns; /* list of live connections */
-    /* Connections waiting for a request, longest idle first: the ones that give way at
-     * max_conns. */
-    struct http_conn *idle_oldest, *idle_newest;
+    struct list_node conns; /* private: the live connections, newest first */
+    /* private: connections waiting for a request, longest idle first: the ones that give way
+     * at max_conns. */
+    struct list_node idle;
     struct smap per_client; /* client IP -> open connections (uintptr_t) */
     /* Bytes the head parser searched or parsed, over all connections: stays O(bytes read)
      * however a head is split across reads (see http_scan_request). */
