@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "registry/agent/agent_config.h"
@@ -27,7 +28,7 @@ struct reg_dns_listeners {
     int handles; /* open handles (listeners and connections): freed at zero after close */
     int lookups; /* UDP queries whose answer is still to come */
     bool closing;
-    struct reg_dns_conn *conns; /* most recently active first: the idle tail gives way at the cap */
+    struct list_node conns; /* most recently active first: the idle tail gives way at the cap */
     size_t nconns;
     uint8_t rbuf[DNS_MSG_MAX]; /* UDP datagrams land here, one at a time */
 };
@@ -36,7 +37,7 @@ struct reg_dns_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
     struct reg_dns_listeners *d;
-    struct reg_dns_conn *next, *prev;
+    struct list_node link; /* in d->conns */
     uint8_t in[2 + DNS_MSG_MAX];
     size_t in_len;
     int pending; /* queries whose answer is not written yet (looked up or being written) */
@@ -146,37 +147,11 @@ static void conn_closed(uv_handle_t *h)
         conn_free(c);
 }
 
-static void conn_unlink(struct reg_dns_conn *c)
-{
-    struct reg_dns_listeners *d = c->d;
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        d->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-}
-
-static void conn_push_front(struct reg_dns_conn *c)
-{
-    struct reg_dns_listeners *d = c->d;
-
-    c->prev = NULL;
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-}
-
 /* A complete query arrived: the connection moves to the front, away from eviction. */
 static void conn_touch(struct reg_dns_conn *c)
 {
-    if (c->d->conns != c) {
-        conn_unlink(c);
-        conn_push_front(c);
-    }
+    list_remove(&c->link);
+    list_insert_head(&c->d->conns, &c->link);
     uv_timer_again(&c->idle);
 }
 
@@ -186,7 +161,7 @@ static void conn_close(struct reg_dns_conn *c)
 
     if (c->closing_handles || c->closed)
         return;
-    conn_unlink(c);
+    list_remove(&c->link);
     d->nconns--;
     c->closing_handles = 2;
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
@@ -322,16 +297,16 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
  */
 static bool conn_evict_idlest(struct reg_dns_listeners *d)
 {
-    struct reg_dns_conn *idlest = NULL;
+    struct reg_dns_conn *c;
 
-    for (struct reg_dns_conn *c = d->conns; c; c = c->next)
-        if (c->pending == 0)
-            idlest = c; /* the list runs from most to least recently active */
-    if (!idlest)
-        return false;
-    log_debug("dns: %d tcp connections: closing the longest idle one", TCP_MAX_CONNS);
-    conn_close(idlest);
-    return true;
+    LIST_FOR_EACH_REVERSE(c, &d->conns, link) { /* from the least recently active */
+        if (c->pending == 0) {
+            log_debug("dns: %d tcp connections: closing the longest idle one", TCP_MAX_CONNS);
+            conn_close(c);
+            return true;
+        }
+    }
+    return false;
 }
 
 static void on_tcp_connection(uv_stream_t *server, int status)
@@ -346,7 +321,7 @@ static void on_tcp_connection(uv_stream_t *server, int status)
     uv_tcp_init(d->dns->loop, &c->tcp);
     uv_timer_init(d->dns->loop, &c->idle);
     c->tcp.data = c->idle.data = c;
-    conn_push_front(c);
+    list_insert_head(&d->conns, &c->link);
     d->nconns++;
     d->handles++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !room) {
@@ -391,6 +366,7 @@ int reg_dns_start(struct reg_dns *dns, struct err *e)
         return 0;
     struct reg_dns_listeners *d = xcalloc(1, sizeof(*d));
     d->dns = dns;
+    list_init(&d->conns);
     dns->listeners = d;
     int rc = open_listeners(d, cfg->client_addr, cfg->dns_port, e);
     if (rc < 0) {
@@ -409,8 +385,9 @@ void reg_dns_close(struct reg_dns *dns)
         return;
     dns->listeners = NULL;
     d->closing = true;
-    while (d->conns)
-        conn_close(d->conns);
+    struct reg_dns_conn *c;
+    LIST_FOR_EACH(c, &d->conns, link)
+        conn_close(c);
     if (d->udp_open) {
         uv_close((uv_handle_t *)&d->udp, on_listener_closed);
         uv_close((uv_handle_t *)&d->tcp, on_listener_closed);
