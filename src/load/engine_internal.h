@@ -6,6 +6,7 @@
 
 #include "lib/buf.h"
 #include "lib/http_parse.h"
+#include "lib/list.h"
 #include "lib/tls.h"
 #include "load/cookies.h"
 #include "load/engine.h"
@@ -45,7 +46,7 @@ struct load_worker {
     bool stopping;
     uint64_t rng;
     size_t active;          /* VUs alive */
-    struct load_vu *vus;    /* list of live VUs */
+    struct list_node vus;   /* the live VUs */
     struct load_proc *proc; /* the script's processor, or NULL */
     uint64_t next_uid;
 };
@@ -106,8 +107,8 @@ struct load_vu {
     /* following a redirect: where the next hop goes (the Location resolved), how many hops */
     char *location, *redirect_url;
     int hops;
-    bool redirect_get; /* a 303 came: the next hops are GETs */
-    struct load_vu *prev, *next;
+    bool redirect_get;     /* a 303 came: the next hops are GETs */
+    struct list_node link; /* in w->vus */
 };
 
 /* Second-bucket index for a monotonic time. */

@@ -1276,12 +1276,7 @@ static void vu_unlink_close(struct load_vu *vu)
     vu->call = 0;
     if (w->proc)
         load_proc_end_vu(w->proc, vu->uid);
-    if (vu->prev)
-        vu->prev->next = vu->next;
-    else
-        w->vus = vu->next;
-    if (vu->next)
-        vu->next->prev = vu->prev;
+    list_remove(&vu->link);
     uv_close((uv_handle_t *)&vu->timer, vu_close_cb);
 }
 
@@ -1336,10 +1331,7 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
     frame_push_flow(vu);
     uv_timer_init(&w->loop, &vu->timer);
-    vu->next = w->vus;
-    if (w->vus)
-        w->vus->prev = vu;
-    w->vus = vu;
+    list_insert_head(&w->vus, &vu->link);
     w->active++;
     STATS_LOCKED(w, now, sec, {
         sec->created++;

@@ -98,8 +98,9 @@ static void on_wake(uv_async_t *a)
         return;
     w->stopping = true;
     uv_timer_stop(&w->arrivals);
-    while (w->vus)
-        load_vu_abort(w->vus);
+    struct load_vu *vu;
+    LIST_FOR_EACH(vu, &w->vus, link) /* each abort unlinks its VU only */
+        load_vu_abort(vu);
 }
 
 static void worker_run(void *arg)
@@ -286,6 +287,7 @@ struct load_engine *load_engine_new(struct load_script *script, const struct loa
 
         w->eng = eng;
         w->id = i;
+        list_init(&w->vus);
         w->rng = 0x853c49e6748fea9bull ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull) ^
                  (uint64_t)time(NULL);
         uv_loop_init(&w->loop);
