@@ -36,7 +36,19 @@ struct load_engine_opts {
  */
 struct load_engine *load_engine_new(struct load_script *script, const struct load_engine_opts *opts,
                                     struct err *e);
-/* Starts the worker threads; the run's clock starts now. */
+/*
+ * The script's before flow, when it has one, run as Artillery runs it before the phases: once,
+ * by one user on this thread, its requests left out of the measurements. What its user's
+ * variables hold at the end (captures included) is where every later user starts, under
+ * config.variables and payload rows. Returns 0, or -EIO with e naming the error that failed
+ * it: then Artillery stops, and so does the run.
+ */
+int load_engine_before(struct load_engine *eng, struct err *e);
+/* After load_engine_join: the script's after flow, when it has one, run the same way from the
+ * variables before left. 0, or -EIO with e naming the error that failed it. */
+int load_engine_after(struct load_engine *eng, struct err *e);
+/* Starts the worker threads (on the thread of main_loop, before it runs); the run's clock
+ * starts now. */
 void load_engine_start(struct load_engine *eng);
 /* Asks every worker to stop at once (Ctrl-C): in-flight requests are abandoned. */
 void load_engine_stop(struct load_engine *eng);

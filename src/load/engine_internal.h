@@ -49,6 +49,11 @@ struct load_worker {
     struct list_node vus;   /* the live VUs */
     struct load_proc *proc; /* the script's processor, or NULL */
     uint64_t next_uid;
+    /* the loop of the script's before or after flow: its one user's end, what failed it */
+    bool hook;
+    bool hook_failed;
+    json_t *hook_vars; /* the user's variables at its end */
+    char *hook_error;  /* the last error it counted */
 };
 
 struct load_engine {
@@ -62,9 +67,11 @@ struct load_engine {
     uint64_t start_ns;
     int64_t start_epoch_ms;
     uint64_t start_subsec_ns; /* start_epoch_ms's part past its wall-clock second */
+    json_t *context_vars; /* the before flow's variables at its end: every user starts with them */
     atomic_size_t running;
     atomic_bool stop;
-    uv_async_t done_async;
+    uv_loop_t *main_loop;
+    uv_async_t done_async; /* on main_loop from load_engine_start on */
     void (*on_done)(void *data);
     void *data;
 };

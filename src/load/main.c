@@ -29,6 +29,7 @@
 
 #define LIVE_EVERY_S 5
 #define EXIT_ENSURE  1
+#define EXIT_HOOK    1 /* the before or after flow failed: Artillery stops with 1 */
 #define EXIT_USAGE   2
 #define EXIT_EXPECT  21 /* a check of the expect plugin failed: Artillery's code */
 
@@ -394,6 +395,14 @@ static int run(struct load_script *s, struct run_opts *o)
         rc = EXIT_USAGE;
         goto out_loop;
     }
+    if (!o->quiet)
+        printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
+    fflush(stdout);
+    if (load_engine_before(ctx.eng, &e) < 0) {
+        fprintf(stderr, "mesh load run: %s (the run does not start)\n", e.msg);
+        rc = EXIT_HOOK;
+        goto out_engine;
+    }
     ctx.live = !o->quiet && (o->progress || isatty(STDOUT_FILENO));
     uv_timer_init(&ctx.loop, &ctx.tick);
     uv_signal_init(&ctx.loop, &ctx.sig_int);
@@ -407,9 +416,6 @@ static int run(struct load_script *s, struct run_opts *o)
     close(open(ctx.marks, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     uv_signal_start(&ctx.sig_int, on_signal, SIGINT);
     uv_signal_start(&ctx.sig_term, on_signal, SIGTERM);
-    if (!o->quiet)
-        printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
-    fflush(stdout);
     load_engine_start(ctx.eng);
     load_result_init(&ctx.res, ctx.eng);
     if (!o->quiet && !o->pool)
@@ -421,6 +427,11 @@ static int run(struct load_script *s, struct run_opts *o)
     load_engine_join(ctx.eng);
     rc = finish(&ctx, s, o);
     load_result_free(&ctx.res);
+    if (load_engine_after(ctx.eng, &e) < 0) {
+        fprintf(stderr, "mesh load run: %s\n", e.msg);
+        rc = rc ? rc : EXIT_HOOK;
+    }
+out_engine:
     load_engine_free(ctx.eng);
 out_loop:
     uv_run(&ctx.loop, UV_RUN_DEFAULT);

@@ -225,8 +225,10 @@ static void prepare_steps(struct load_step *steps, size_t n, const struct load_t
 
 void load_vu_prepare_static(struct load_script *s, const struct load_target *t)
 {
-    for (size_t i = 0; i < s->n_scenarios; i++)
-        prepare_steps(s->scenarios[i].steps, s->scenarios[i].n_steps, t);
+    struct load_scenario *sc;
+
+    for (size_t i = 0; (sc = load_script_flow_at(s, i)) != NULL; i++)
+        prepare_steps(sc->steps, sc->n_steps, t);
 }
 
 /*

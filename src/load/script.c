@@ -896,11 +896,10 @@ static int select_env(struct script_ctx *c, const char *env, struct load_script 
 static int parse_root(struct script_ctx *c, const char *env, const char *target,
                       struct load_script *s)
 {
-    static const char *const allowed[] = {"config", "scenarios", NULL};
-    static const char *const unsupported[] = {"before", "after", NULL};
+    static const char *const allowed[] = {"config", "scenarios", "before", "after", NULL};
     const json_t *root = c->y->root;
 
-    script_check_keys(c, root, "", allowed, unsupported);
+    script_check_keys(c, root, "", allowed, NULL);
     c->config = json_object_get(root, "config");
     if (!json_is_object(c->config)) {
         script_diag(c, root, c->config ? "config" : NULL, SIZE_MAX,
@@ -912,6 +911,8 @@ static int parse_root(struct script_ctx *c, const char *env, const char *target,
     c->target = s->target;
     s->endpoint_prefix = xstrdup(c->ep_prefix);
     script_parse_scenarios(c, json_object_get(root, "scenarios"), s);
+    s->before = script_parse_hook_flow(c, "before");
+    s->after = script_parse_hook_flow(c, "after");
     return c->n_errors ? -EINVAL : 0;
 }
 
@@ -1010,6 +1011,17 @@ json_t *load_script_accepted_codes(const struct load_script *s)
     return out;
 }
 
+struct load_scenario *load_script_flow_at(struct load_script *s, size_t i)
+{
+    if (i < s->n_scenarios)
+        return &s->scenarios[i];
+    i -= s->n_scenarios;
+    if (i == 0 && s->before)
+        return s->before;
+    i -= s->before != NULL;
+    return i == 0 ? s->after : NULL;
+}
+
 int64_t load_script_duration_ms(const struct load_script *s)
 {
     int64_t total = 0;
@@ -1033,6 +1045,12 @@ void load_script_free(struct load_script *s)
     for (size_t i = 0; i < s->n_scenarios; i++)
         script_free_scenario(&s->scenarios[i]);
     free(s->scenarios);
+    if (s->before)
+        script_free_scenario(s->before);
+    if (s->after)
+        script_free_scenario(s->after);
+    free(s->before);
+    free(s->after);
     json_decref(s->variables);
     for (size_t i = 0; i < s->n_payloads; i++)
         load_payload_free(&s->payloads[i]);

@@ -204,6 +204,9 @@ struct load_script {
     struct load_scenario *scenarios;
     size_t n_scenarios;
     double total_weight;
+    /* before and after: flows run once, by one user, before the phases start and after they
+     * end; NULL when absent */
+    struct load_scenario *before, *after;
 };
 
 /*
@@ -235,6 +238,10 @@ int load_script_add_variables(struct load_script *s, const char *json_text, stru
  * script without config.phases runs, and what `--solo` makes of any script.
  */
 void load_script_solo(struct load_script *s);
+
+/* The i-th flow the script holds: its scenarios, then before and after when present; NULL
+ * past the last. For what walks every step (prepare, processor checks). */
+struct load_scenario *load_script_flow_at(struct load_script *s, size_t i);
 
 /* Total length of all phases in ms. */
 int64_t load_script_duration_ms(const struct load_script *s);

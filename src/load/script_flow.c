@@ -798,12 +798,45 @@ static void add_scenario_hooks(struct script_ctx *c, const json_t *sc, struct lo
     free_hooks(&after);
 }
 
-void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s)
+/*
+ * One scenario's mapping (scenarios[i], or the script's before or after: where says which).
+ * Artillery runs before and after as scenarios too, so they take the same keys.
+ */
+static void parse_scenario(struct script_ctx *c, const json_t *sc, const char *where,
+                           struct load_scenario *out)
 {
     static const char *const allowed[] = {"name",          "weight",         "flow",
                                           "engine",        "beforeScenario", "afterScenario",
                                           "beforeRequest", "afterResponse",  NULL};
     static const char *const unsupported[] = {"onError", NULL};
+    const json_t *w = json_object_get(sc, "weight"), *engine = json_object_get(sc, "engine");
+
+    out->weight = 1;
+    script_check_keys(c, sc, where, allowed, unsupported);
+    if (engine && !(json_is_string(engine) && strcmp(json_string_value(engine), "http") == 0))
+        script_diag(c, sc, "engine", 0, "%s.engine: only http is supported", where);
+    if (w && (!json_is_number(w) || json_number_value(w) < 0))
+        script_diag(c, sc, "weight", 0, "%s.weight: want a number >= 0", where);
+    else if (w)
+        out->weight = json_number_value(w);
+    c->scenario = sc;
+    for (const char *const *k = (const char *const[]){"beforeRequest", "afterResponse", NULL}; *k;
+         k++) {
+        struct load_hooks h = {0}; /* checked here, once: each request adds them quietly */
+
+        add_hooks(c, sc, *k, false, &h);
+        free_hooks(&h);
+    }
+    if (!json_object_get(sc, "flow"))
+        script_diag(c, sc, NULL, SIZE_MAX, "%s: missing flow", where);
+    else
+        out->n_steps = parse_flow(c, json_object_get(sc, "flow"), "flow", 0, &out->steps);
+    add_scenario_hooks(c, sc, out);
+    c->scenario = NULL;
+}
+
+void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s)
+{
     json_t *sc;
     size_t i;
 
@@ -816,40 +849,38 @@ void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct loa
     json_array_foreach(list, i, sc)
     {
         struct load_scenario *out = &s->scenarios[s->n_scenarios++];
-        const json_t *name = json_object_get(sc, "name"), *w = json_object_get(sc, "weight");
-        const json_t *engine = json_object_get(sc, "engine");
+        const json_t *name = json_object_get(sc, "name");
+        char where[48];
 
         out->weight = 1;
+        out->name = json_is_string(name) ? xstrdup(json_string_value(name)) : xasprintf("%zu", i);
         if (!json_is_object(sc)) {
             script_diag(c, list, NULL, i, "scenarios[%zu]: want a mapping", i);
             continue;
         }
-        script_check_keys(c, sc, "scenarios[]", allowed, unsupported);
-        if (engine && !(json_is_string(engine) && strcmp(json_string_value(engine), "http") == 0))
-            script_diag(c, sc, "engine", 0, "scenarios[%zu].engine: only http is supported", i);
-        out->name = json_is_string(name) ? xstrdup(json_string_value(name)) : xasprintf("%zu", i);
-        if (w && (!json_is_number(w) || json_number_value(w) < 0))
-            script_diag(c, sc, "weight", 0, "scenarios[%zu].weight: want a number >= 0", i);
-        else if (w)
-            out->weight = json_number_value(w);
+        snprintf(where, sizeof(where), "scenarios[%zu]", i);
+        parse_scenario(c, sc, where, out);
         s->total_weight += out->weight;
-        c->scenario = sc;
-        for (const char *const *k = (const char *const[]){"beforeRequest", "afterResponse", NULL};
-             *k; k++) {
-            struct load_hooks h = {0}; /* checked here, once: each request adds them quietly */
-
-            add_hooks(c, sc, *k, false, &h);
-            free_hooks(&h);
-        }
-        if (!json_object_get(sc, "flow"))
-            script_diag(c, sc, NULL, SIZE_MAX, "scenarios[%zu]: missing flow", i);
-        else
-            out->n_steps = parse_flow(c, json_object_get(sc, "flow"), "flow", 0, &out->steps);
-        add_scenario_hooks(c, sc, out);
-        c->scenario = NULL;
     }
     if (s->n_scenarios && s->total_weight <= 0)
         script_diag(c, list, NULL, 0, "scenarios: the weights add up to 0");
+}
+
+struct load_scenario *script_parse_hook_flow(struct script_ctx *c, const char *key)
+{
+    const json_t *sc = json_object_get(c->y->root, key);
+    struct load_scenario *out;
+
+    if (!sc)
+        return NULL;
+    if (!json_is_object(sc)) {
+        script_diag(c, c->y->root, key, 0, "%s: want a mapping with a flow, as a scenario", key);
+        return NULL;
+    }
+    out = xcalloc(1, sizeof(*out));
+    out->name = xstrdup(key);
+    parse_scenario(c, sc, key, out);
+    return out;
 }
 
 static void free_kvs(struct load_kv *kv, size_t n)

@@ -57,6 +57,9 @@ char *script_path_near(const struct load_script *s, const char *file);
 /* config.payload (payload.c): one file or a list of them, each read and parsed now. */
 void script_parse_payloads(struct script_ctx *c, const json_t *v, struct load_script *s);
 void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s);
+/* The script's before or after (key): a scenario Artillery runs once, before the phases or
+ * after them; NULL when the script has none (or it is not a mapping: reported). */
+struct load_scenario *script_parse_hook_flow(struct script_ctx *c, const char *key);
 void script_free_scenario(struct load_scenario *sc);
 
 #endif

@@ -100,6 +100,10 @@ static void record_error(struct load_vu *vu, const char *code)
 
     STATS_LOCKED(vu->w, now, sec,
                  load_counts_add(&sec->errors, code, strlen(code), 1, LOAD_COUNTS_MAX));
+    if (vu->w->hook) { /* the last one is what failed a before or after flow */
+        free(vu->w->hook_error);
+        vu->w->hook_error = xstrdup(code);
+    }
 }
 
 /* ---- connection -------------------------------------------------------------------------- */
@@ -1293,6 +1297,11 @@ static void vu_end(struct load_vu *vu, bool failed)
         uv_timer_start(&vu->timer, on_timeout, 0, 0);
         return;
     }
+    if (vu->w->hook) {
+        json_decref(vu->w->hook_vars);
+        vu->w->hook_vars = json_incref(vu->vars);
+        vu->w->hook_failed = failed;
+    }
     STATS_LOCKED(vu->w, now, sec, {
         if (failed) {
             sec->failed++;
@@ -1327,6 +1336,12 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
         load_payload_vars(w->eng->script->payloads, w->eng->script->n_payloads, row, &w->rng);
         json_object_update_missing(vu->vars, row);
         json_decref(row);
+    }
+    if (w->eng->context_vars) { /* under both, as Artillery lays them over before's */
+        json_t *ctx = json_deep_copy(w->eng->context_vars);
+
+        json_object_update_missing(vu->vars, ctx);
+        json_decref(ctx);
     }
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
     frame_push_flow(vu);

@@ -224,6 +224,7 @@ static void warn_missing_hooks(const struct load_step *steps, size_t n, const st
 static int start_processors(struct load_engine *eng, struct err *e)
 {
     struct load_script *s = eng->script;
+    struct load_scenario *sc;
 
     for (size_t i = 0; i < eng->n_workers; i++) {
         struct load_worker *w = &eng->workers[i];
@@ -233,35 +234,55 @@ static int start_processors(struct load_engine *eng, struct err *e)
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < s->n_scenarios; i++) {
-        const struct load_step *bad =
-            missing_while(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc);
+    for (size_t i = 0; (sc = load_script_flow_at(s, i)) != NULL; i++) {
+        const struct load_step *bad = missing_while(sc->steps, sc->n_steps, eng->workers[0].proc);
 
         if (bad)
             return err_set(e, "%s:%d: loop.whileTrue: %s does not export %s", s->path, bad->line,
                            s->processor, bad->while_fn);
-        if (mark_missing(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc))
+        if (mark_missing(sc->steps, sc->n_steps, eng->workers[0].proc))
             fprintf(stderr,
                     "WARNING: scenario \"%s\" calls a function %s does not export "
                     "(counted as errors.Undefined function)\n",
-                    s->scenarios[i].name, s->processor);
-        warn_missing_hooks(s->scenarios[i].steps, s->scenarios[i].n_steps, eng->workers[0].proc);
+                    sc->name, s->processor);
+        warn_missing_hooks(sc->steps, sc->n_steps, eng->workers[0].proc);
     }
     return 0;
 }
 
+static void worker_init(struct load_engine *eng, struct load_worker *w, size_t id)
+{
+    w->eng = eng;
+    w->id = id;
+    list_init(&w->vus);
+    w->rng =
+        0x853c49e6748fea9bull ^ ((uint64_t)(id + 1) * 0x9E3779B97F4A7C15ull) ^ (uint64_t)time(NULL);
+    uv_loop_init(&w->loop);
+    uv_timer_init(&w->loop, &w->arrivals);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_unref((uv_handle_t *)&w->wake);
+    load_stats_init(&w->stats);
+    load_schedule_init(&w->sched, eng->script->phases, eng->script->n_phases);
+}
+
+static void worker_destroy(struct load_worker *w)
+{
+    load_proc_free(w->proc);
+    w->proc = NULL;
+    uv_close((uv_handle_t *)&w->arrivals, NULL);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    uv_loop_close(&w->loop);
+    load_stats_destroy(&w->stats);
+    json_decref(w->hook_vars);
+    w->hook_vars = NULL;
+    FREE_NULL(w->hook_error);
+}
+
 static void workers_free(struct load_engine *eng)
 {
-    for (size_t i = 0; i < eng->n_workers; i++) {
-        struct load_worker *w = &eng->workers[i];
-
-        load_proc_free(w->proc);
-        uv_close((uv_handle_t *)&w->arrivals, NULL);
-        uv_close((uv_handle_t *)&w->wake, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
-        uv_loop_close(&w->loop);
-        load_stats_destroy(&w->stats);
-    }
+    for (size_t i = 0; i < eng->n_workers; i++)
+        worker_destroy(&eng->workers[i]);
     free(eng->workers);
 }
 
@@ -282,32 +303,20 @@ struct load_engine *load_engine_new(struct load_script *script, const struct loa
     }
     load_vu_prepare_static(script, &eng->target);
     eng->workers = xcalloc(eng->n_workers, sizeof(*eng->workers));
-    for (size_t i = 0; i < eng->n_workers; i++) {
-        struct load_worker *w = &eng->workers[i];
-
-        w->eng = eng;
-        w->id = i;
-        list_init(&w->vus);
-        w->rng = 0x853c49e6748fea9bull ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull) ^
-                 (uint64_t)time(NULL);
-        uv_loop_init(&w->loop);
-        uv_timer_init(&w->loop, &w->arrivals);
-        uv_async_init(&w->loop, &w->wake, on_wake);
-        uv_unref((uv_handle_t *)&w->wake);
-        load_stats_init(&w->stats);
-        load_schedule_init(&w->sched, script->phases, script->n_phases);
-    }
+    for (size_t i = 0; i < eng->n_workers; i++)
+        worker_init(eng, &eng->workers[i], i);
     if (script->processor && start_processors(eng, e) < 0) {
         workers_free(eng);
         tls_ctx_free(eng->tls);
         free(eng);
         return NULL;
     }
-    uv_async_init(opts->main_loop, &eng->done_async, on_done_async);
+    eng->main_loop = opts->main_loop;
     return eng;
 }
 
-void load_engine_start(struct load_engine *eng)
+/* The run's clock starts now (the before flow has one of its own, reset by the run's). */
+static void clock_start(struct load_engine *eng)
 {
     struct timeval tv;
 
@@ -315,8 +324,59 @@ void load_engine_start(struct load_engine *eng)
     eng->start_epoch_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
     eng->start_subsec_ns = (uint64_t)(tv.tv_usec / 1000) * 1000000u;
     eng->start_ns = uv_hrtime();
+}
+
+/*
+ * Runs sc once, by one user on a loop of its own on this thread, as Artillery runs a script's
+ * before and after flows: its measurements are dropped with the loop. Returns 0 with *vars (when
+ * not NULL) the user's variables at its end, or -EIO with e naming what failed the user.
+ */
+static int run_hook(struct load_engine *eng, const struct load_scenario *sc, json_t **vars,
+                    struct err *e)
+{
+    struct load_worker w = {0};
+    int rc = 0;
+
+    worker_init(eng, &w, 0);
+    w.hook = true;
+    if (eng->script->processor) {
+        struct load_proc_opts o = {eng->script->processor, load_hook_metrics, &w};
+
+        if ((rc = load_proc_start(&w.loop, &o, &w.proc, e)) < 0)
+            goto out;
+    }
+    load_vu_start(&w, sc, uv_hrtime(), false);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    if (w.hook_failed) {
+        err_setf(e, "%s: errors.%s", sc->name, w.hook_error ? w.hook_error : "unknown");
+        rc = -EIO;
+    } else if (vars) {
+        *vars = json_incref(w.hook_vars);
+    }
+out:
+    worker_destroy(&w);
+    return rc;
+}
+
+int load_engine_before(struct load_engine *eng, struct err *e)
+{
+    if (!eng->script->before)
+        return 0;
+    clock_start(eng);
+    return run_hook(eng, eng->script->before, &eng->context_vars, e);
+}
+
+int load_engine_after(struct load_engine *eng, struct err *e)
+{
+    return eng->script->after ? run_hook(eng, eng->script->after, NULL, e) : 0;
+}
+
+void load_engine_start(struct load_engine *eng)
+{
+    clock_start(eng);
     eng->pool_deadline_ns =
         eng->start_ns + (uint64_t)load_script_duration_ms(eng->script) * 1000000u;
+    uv_async_init(eng->main_loop, &eng->done_async, on_done_async);
     atomic_store(&eng->running, eng->n_workers);
     for (size_t i = 0; i < eng->n_workers; i++)
         if (uv_thread_create(&eng->workers[i].thread, worker_run, &eng->workers[i]) != 0)
@@ -342,6 +402,7 @@ void load_engine_free(struct load_engine *eng)
         return;
     workers_free(eng);
     tls_ctx_free(eng->tls);
+    json_decref(eng->context_vars);
     free(eng);
 }
 

@@ -208,7 +208,7 @@ static void test_unsupported_keys_listed(void **state)
     assert_non_null(strstr(msgs.data, "t.yml:7: config.colour: unknown key\n"));
     assert_non_null(
         strstr(msgs.data, "t.yml:12: get.heders: unknown key `heders`, did you mean `headers`?\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[].onError: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[0].onError: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:11: flow.parallel: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:12: get.match: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:14: loop.times: unknown key\n"));

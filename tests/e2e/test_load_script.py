@@ -1,0 +1,52 @@
+"""End-to-end tests of Artillery script features around the scenarios: the script's before and
+after flows, Artillery 1's forms, the command line's ways to change a script. Against the test
+server of test_load.py, which records every request."""
+
+from test_load import run_load, run_report, server  # noqa: F401
+
+
+def paths(server):
+    with server.lock:
+        return [r[2] for r in server.requests]
+
+
+def test_before_and_after_flows_run_once_around_the_phases(mesh, tmp_path, server):
+    """before runs once before the phases and what it captured is every user's; after runs
+    once at the end from before's variables; neither is in the measurements. A failed before
+    stops the run (exit 1, as Artillery stops), and so does a failed after, once reported."""
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 3}]\n'
+              '  variables: {v: file}\n'
+              'before:\n  flow:\n'
+              '    - get: {url: /json, capture: {json: "$.items[0].id", as: id}}\n'
+              '    - log: "before {{ id }}"\n'
+              'after:\n  flow:\n    - get: {url: "/echo?after={{ id }}&v={{ v }}"}\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/echo?id={{ id }}&v={{ v }}"}\n')
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.created"] == 3 and c["vusers.completed"] == 3, c
+    assert c["http.requests"] == 3 and c["http.responses"] == 3, c
+    assert "before 42" in out
+    assert paths(server) == ["/json"] + ["/echo?id=42&v=file"] * 3 + ["/echo?after=42&v=file"]
+
+    with server.lock:
+        server.requests.clear()
+    code, out, err = run_load(mesh, tmp_path, script.replace("$.items[0].id", "$.nope"))
+    assert code == 1, out + err
+    assert ("mesh load run: before: errors.Failed capture or match (the run does not start)"
+            in err), err
+    assert paths(server) == ["/json"]
+
+    with server.lock:
+        server.requests.clear()
+    script = script.replace('"/echo?after={{ id }}&v={{ v }}"}',
+                            '/json, capture: {json: "$.nope", as: x}}')
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 1 and "mesh load run: after: errors.Failed capture or match" in err, err
+    assert "Summary report" in out
+    assert paths(server) == ["/json"] + ["/echo?id=42&v=file"] * 3 + ["/json"]
+
+    code, out, err = run_load(mesh, tmp_path, script.replace("before:\n  flow:\n",
+                                                             "before:\n  flwo:\n"))
+    assert code == 2 and "test.yml:6: before: missing flow" in err, err
+    assert "before.flwo: unknown key `flwo`, did you mean `flow`?" in err, err
