@@ -15,14 +15,14 @@
 #include "lib/flags.h"
 #include "registry/agent/agent_config.h"
 
-static int load(struct reg_agent_config *cfg, struct err *e, int argc, const char **argv)
+static int load(struct reg_settings *cfg, struct err *e, int argc, const char **argv)
 {
     return reg_agent_config_load(cfg, argc, (char **)argv, e);
 }
 
 static void test_defaults(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *argv[] = {"-node", "n1"};
 
@@ -33,7 +33,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.http_port, 8500);
     assert_false(cfg.server);
     struct reg_acl_settings set;
-    reg_agent_config_acl(&cfg, &set);
+    reg_settings_acl(&cfg, &set);
     assert_false(set.enabled);
     assert_true(set.default_allow); /* default_policy "allow" */
     reg_agent_config_free(&cfg);
@@ -41,7 +41,7 @@ static void test_defaults(void **state)
 
 static void test_flags_override_files(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path =
         scratch_write("a.json", "{\"datacenter\": \"east\", \"node_name\": \"file\",\n"
@@ -58,7 +58,7 @@ static void test_flags_override_files(void **state)
 
 static void test_unknown_keys_named_once_each(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path = scratch_write("b.json", "{\"acl_x\": 1, \"acl\": {\"tokens\": "
                                                "{\"replication\": \"r\", \"agent\": \"a\"}},\n"
@@ -77,7 +77,7 @@ static void test_unknown_keys_named_once_each(void **state)
 
 static void test_wrong_type_names_file_and_line(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path = scratch_write("c.json", "{\n  \"server\": true,\n  \"ports\": {\n"
                                                "    \"http\": \"abc\"\n  }\n}\n");
@@ -93,7 +93,7 @@ static void test_wrong_type_names_file_and_line(void **state)
 
 static void test_syntax_error_line(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path = scratch_write("d.json", "{\n  \"server\": true,\n  \"x\": [1,\n}\n");
     const char *argv[] = {"-config-file", path};
@@ -107,7 +107,7 @@ static void test_syntax_error_line(void **state)
 
 static void test_cluster_acl_and_tls_keys(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path = scratch_write(
         "e.json",
@@ -128,7 +128,7 @@ static void test_cluster_acl_and_tls_keys(void **state)
     assert_string_equal(cfg.acl_default_policy, "deny");
     assert_string_equal(cfg.acl_initial_management, "root");
     struct reg_acl_settings set;
-    reg_agent_config_acl(&cfg, &set);
+    reg_settings_acl(&cfg, &set);
     assert_true(set.enabled);
     assert_false(set.default_allow);
     assert_string_equal(set.initial_management, "root");
@@ -141,7 +141,7 @@ static void test_cluster_acl_and_tls_keys(void **state)
 /* verify_incoming with an HTTPS port closes plain HTTP unless ports.http asks for it. */
 static void test_http_port_under_verify_incoming(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *tls = scratch_write(
         "vi.json", "{\"ports\": {\"https\": 8501},\n"
@@ -181,7 +181,7 @@ static void test_http_port_under_verify_incoming(void **state)
 
 static void test_dns_keys(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *path = scratch_write(
         "dns.json", "{\"ports\": {\"dns\": -1}, \"domain\": \"mesh.internal\",\n"
@@ -216,7 +216,7 @@ static void test_dns_keys(void **state)
 
 static void test_bad_flag(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *argv[] = {"-no-such-flag"};
 
@@ -227,7 +227,7 @@ static void test_bad_flag(void **state)
 
 static void test_dev_implies_server_on_loopback(void **state)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct err e = {""};
     const char *argv[] = {"-dev"};
 

@@ -227,7 +227,7 @@ static void test_cert_create_errors(void **state)
 
 static void test_client_options(void **state)
 {
-    struct reg_agent_config cfg = {
+    struct reg_settings cfg = {
         .datacenter = "dc2",
         .tls_ca_file = "/ca.pem",
         .tls_cert_file = "/c.pem",
@@ -251,7 +251,7 @@ static void test_client_options(void **state)
 
     /* An https address without verify_outgoing and without a CA: the system store, the
      * address itself as the name, no client certificate without a key. */
-    struct reg_agent_config bare = {.datacenter = "dc1", .tls_cert_file = "/c.pem"};
+    struct reg_settings bare = {.datacenter = "dc1", .tls_cert_file = "/c.pem"};
     struct http_client_request r2 = {.host = "example.com", .port = 443, .tls = true};
     reg_agent_tls_client_options(&bare, &r2);
     assert_true(r2.tls);

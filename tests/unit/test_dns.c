@@ -173,7 +173,7 @@ static void test_apex_outside_invalid(void **state)
 /* A server's DNS: the context the agent would fill, over a real state and a loaded config. */
 struct fixture {
     struct reg_state st;
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct reg_dns dns;
 };
 

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "lib/alloc.h"
-#include "registry/agent/sessions.h"
+#include "registry/api/sessions.h"
 #include "registry/api/render.h"
 #include "registry/state/state.h"
 #include "registry/state/state_journal.h"

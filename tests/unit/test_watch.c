@@ -447,7 +447,7 @@ struct key_case {
  * resolution leave it. Returns a heap string of key_len bytes. */
 static char *share_key(const struct key_case *k, size_t *key_len)
 {
-    struct reg_agent_config cfg = {.acl_enabled = k->acl};
+    struct reg_settings cfg = {.acl_enabled = k->acl};
     struct reg_api api = {.cfg = &cfg};
     struct http_header accept = {.name = str_from("Accept"),
                                  .value = str_from(k->accept ? k->accept : "")};

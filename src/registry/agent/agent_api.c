@@ -50,7 +50,7 @@ static void acl_ensure(struct reg_agent *a)
         !reg_cluster_may_write(&a->cluster))
         return;
     struct reg_acl_settings set;
-    reg_agent_config_acl(&a->cfg, &set);
+    reg_settings_acl(&a->cfg, &set);
     reg_acl_state_ensure(&a->state, &set); /* built-in policy and tokens, once */
     a->state.acl_ready = true;
 }
@@ -61,7 +61,7 @@ static int acl_resolve(struct reg_agent *a, struct reg_api_call *c)
     if (!a->cfg.server && a->cfg.acl_enabled)
         return reg_acl_cache_lookup(a->acl_cache, c->token, &c->authz);
     struct reg_acl_settings set;
-    reg_agent_config_acl(&a->cfg, &set);
+    reg_settings_acl(&a->cfg, &set);
     return reg_acl_resolve(&a->state, &set, c->token, &c->authz);
 }
 

@@ -21,11 +21,11 @@ static const char usage[] =
 /*
  * Every setting once: its key in config files (a dotted path into nested objects; NULL for
  * flag-only settings), its command-line flag (NULL for file-only settings), its type and where
- * it lives in struct reg_agent_config. Loading, flag parsing, -help and the unknown-key warning all
+ * it lives in struct reg_settings. Loading, flag parsing, -help and the unknown-key warning all
  * come from this table (lib/options.h). Several keys may share a field (Consul's older
  * spellings).
  */
-#define OFF(f) offsetof(struct reg_agent_config, f)
+#define OFF(f) offsetof(struct reg_settings, f)
 
 #define HTTP_PORT_UNSET (-2) /* neither ports.http nor -http-port: resolve_http_port decides */
 
@@ -121,7 +121,7 @@ static bool list_has(const struct buf *list, const char *key)
     return false;
 }
 
-static void note_unknown(struct reg_agent_config *cfg, const char *key)
+static void note_unknown(struct reg_settings *cfg, const char *key)
 {
     if (list_has(&cfg->unknown_keys, key))
         return;
@@ -130,7 +130,7 @@ static void note_unknown(struct reg_agent_config *cfg, const char *key)
     buf_append_cstr(&cfg->unknown_keys, key);
 }
 
-static int read_services(struct reg_agent_config *cfg, const struct config_doc *doc, struct err *e)
+static int read_services(struct reg_settings *cfg, const struct config_doc *doc, struct err *e)
 {
     json_t *one = json_object_get(doc->root, "service");
     json_t *many = json_object_get(doc->root, "services");
@@ -161,8 +161,8 @@ static int read_services(struct reg_agent_config *cfg, const struct config_doc *
 }
 
 /* Reads every key of obj (at path prefix) that the table knows; notes the others. */
-static int read_object(struct reg_agent_config *cfg, const struct config_doc *doc,
-                       const json_t *obj, const char *prefix, struct err *e)
+static int read_object(struct reg_settings *cfg, const struct config_doc *doc, const json_t *obj,
+                       const char *prefix, struct err *e)
 {
     const char *key;
     json_t *v;
@@ -191,7 +191,7 @@ static int read_object(struct reg_agent_config *cfg, const struct config_doc *do
     return 0;
 }
 
-static int load_file(struct reg_agent_config *cfg, const char *path, struct err *e)
+static int load_file(struct reg_settings *cfg, const char *path, struct err *e)
 {
     struct config_doc *doc = xcalloc(1, sizeof(*doc));
     int rc = config_doc_load(path, doc, e);
@@ -206,7 +206,7 @@ static int load_file(struct reg_agent_config *cfg, const char *path, struct err 
     return rc < 0 ? rc : read_services(cfg, doc, e);
 }
 
-static int load_config_sources(struct reg_agent_config *cfg, const struct flag_list *files,
+static int load_config_sources(struct reg_settings *cfg, const struct flag_list *files,
                                const struct flag_list *dirs, struct err *e)
 {
     int rc = 0;
@@ -226,7 +226,7 @@ static int load_config_sources(struct reg_agent_config *cfg, const struct flag_l
 
 /* ---- flags ------------------------------------------------------------------------------- */
 
-static void defaults(struct reg_agent_config *cfg)
+static void defaults(struct reg_settings *cfg)
 {
     char host[256] = "node";
 
@@ -256,13 +256,13 @@ static void defaults(struct reg_agent_config *cfg)
  * HTTPS port, it stays closed unless ports.http (or -http-port) asks for it, so requiring client
  * certificates is not undone by the default port 8500.
  */
-static void resolve_http_port(struct reg_agent_config *cfg)
+static void resolve_http_port(struct reg_settings *cfg)
 {
     if (cfg->http_port == HTTP_PORT_UNSET)
         cfg->http_port = cfg->https_port && cfg->tls_verify_incoming ? -1 : 8500;
 }
 
-static int validate(struct reg_agent_config *cfg, struct err *e)
+static int validate(struct reg_settings *cfg, struct err *e)
 {
     enum log_level lvl;
 
@@ -301,7 +301,7 @@ static int validate(struct reg_agent_config *cfg, struct err *e)
 /* The config files and directories the flags name (-config-file, -config-dir), into cfg. */
 static int read_files(void *cfg, const void *named, void *data, struct err *e)
 {
-    const struct reg_agent_config *n = named;
+    const struct reg_settings *n = named;
 
     return load_config_sources(cfg, &n->config_files, &n->config_dirs, e);
 }
@@ -320,10 +320,10 @@ static const struct options_loader loader = {
     options, ARRAY_LEN(options), usage, defaults_cb, free_cb, read_files,
 };
 
-int reg_agent_config_load(struct reg_agent_config *cfg, int argc, char **argv, struct err *e)
+int reg_agent_config_load(struct reg_settings *cfg, int argc, char **argv, struct err *e)
 {
     struct flag flags[ARRAY_LEN(options)];
-    struct reg_agent_config scratch;
+    struct reg_settings scratch;
     size_t nflags;
     int rc = options_load(&loader, cfg, &scratch, flags, &nflags, argc, argv, NULL, e);
 
@@ -341,7 +341,7 @@ int reg_agent_config_load(struct reg_agent_config *cfg, int argc, char **argv, s
     return rc == 0 ? validate(cfg, e) : rc;
 }
 
-void reg_agent_config_free(struct reg_agent_config *cfg)
+void reg_agent_config_free(struct reg_settings *cfg)
 {
     options_free(options, ARRAY_LEN(options), cfg);
     for (size_t i = 0; i < cfg->nservices; i++)
@@ -354,13 +354,4 @@ void reg_agent_config_free(struct reg_agent_config *cfg)
     }
     free(cfg->docs);
     memset(cfg, 0, sizeof(*cfg));
-}
-
-void reg_agent_config_acl(const struct reg_agent_config *cfg, struct reg_acl_settings *out)
-{
-    *out = (struct reg_acl_settings){
-        .enabled = cfg->acl_enabled,
-        .default_allow = !cfg->acl_default_policy || strcmp(cfg->acl_default_policy, "deny") != 0,
-        .initial_management = cfg->acl_initial_management,
-    };
 }

@@ -1,99 +1,21 @@
 /*
  * `mesh agent` configuration: Consul's command-line flags and JSON config files, with Consul's
- * key names where they overlap. Files load first (in the order given; a directory's *.json in
- * lexical order), flags override them. Keys meshkit does not implement are collected and named
- * in one warning at start, so an existing Consul config still starts the agent.
+ * key names where they overlap, loaded into the settings (registry/settings/settings.h). Files
+ * load first (in the order given; a directory's *.json in lexical order), flags override them. Keys
+ * meshkit does not implement are collected and named in one warning at start, so an existing Consul
+ * config still starts the agent.
  */
 #ifndef MESH_REGISTRY_AGENT_CONFIG_H
 #define MESH_REGISTRY_AGENT_CONFIG_H
 
-#include <jansson.h>
-#include <stdbool.h>
-#include <stdint.h>
-
-#include "lib/buf.h"
-#include "lib/config.h"
 #include "lib/err.h"
-#include "lib/flags.h"
-#include "registry/state/acl.h"
-
-/* A service definition from a config file, with where it came from for error messages. */
-struct reg_config_service {
-    json_t *def; /* owned */
-    const struct config_doc *doc;
-    char path[64]; /* key path in doc, e.g. "services[1]" */
-};
-
-struct reg_agent_config {
-    bool server;
-    bool bootstrap;
-    int bootstrap_expect;
-    int raft_snapshot_threshold; /* log entries between snapshots of a replicated server */
-    bool dev;
-    bool ui;
-    char *node_name;
-    char *datacenter;
-    char *bind_addr;
-    char *client_addr;
-    int http_port;   /* -1: no plain HTTP listener (see reg_agent_config_load) */
-    int server_port; /* replication between servers (Consul's ports.server), default 8300 */
-    int https_port;  /* 0: no HTTPS listener */
-
-    /* DNS interface (dns.h): Consul's ports.dns, domain and dns_config keys. */
-    int dns_port;                  /* default 8600; -1: no DNS */
-    int http_max_conns_per_client; /* limits.http_max_conns_per_client, default 200; 0: none */
-    int http_max_conns;            /* limits.http_max_conns, default 10,000, at least 1 */
-    char *domain;                  /* default "consul." */
-    bool dns_only_passing;
-    int dns_a_record_limit;   /* 0: no limit */
-    int dns_udp_answer_limit; /* default 3, as Consul */
-    bool dns_enable_truncate;
-    bool dns_node_meta_txt; /* enable_additional_node_meta_txt, default true */
-    int64_t dns_node_ttl_ns;
-    int64_t dns_service_ttl_ns; /* dns_config.service_ttl["*"] */
-    char *data_dir;
-    char *pid_file;
-    char *log_level;
-    bool enable_script_checks;
-    bool enable_local_script_checks;
-
-    /* Cluster membership: servers to join at start, and to retry until one answers. */
-    struct flag_list start_join;
-    struct flag_list retry_join;
-    int64_t retry_interval_ns;  /* default 30 s */
-    int64_t failure_timeout_ns; /* a node silent this long is failed; default 5 s */
-
-    /* ACLs (Consul's acl block). */
-    bool acl_enabled;
-    char *acl_default_policy; /* "allow" (default) or "deny" */
-    char *acl_initial_management;
-    char *acl_agent_token;
-    char *acl_default_token;
-
-    /* TLS (Consul's tls.defaults block, or its older top-level keys). */
-    char *tls_ca_file;
-    char *tls_cert_file;
-    char *tls_key_file;
-    bool tls_verify_incoming;
-    bool tls_verify_outgoing;
-
-    struct reg_config_service *services;
-    size_t nservices;
-    struct buf unknown_keys; /* "telemetry, ports.dns, ..." */
-    struct config_doc **docs;
-    size_t ndocs;
-    struct flag_list config_files; /* -config-file, in order */
-    struct flag_list config_dirs;  /* -config-dir, in order */
-};
+#include "registry/settings/settings.h"
 
 /*
  * Fills cfg from argv (the arguments after "agent"). Returns 0, FLAGS_HELP after printing
  * usage to stdout, or -EINVAL with e = "flag ..." or "file:line: message".
  */
-int reg_agent_config_load(struct reg_agent_config *cfg, int argc, char **argv, struct err *e);
-void reg_agent_config_free(struct reg_agent_config *cfg);
-
-/* The ACL settings of cfg, for reg_acl_resolve (strings borrowed from cfg). */
-void reg_agent_config_acl(const struct reg_agent_config *cfg, struct reg_acl_settings *out);
+int reg_agent_config_load(struct reg_settings *cfg, int argc, char **argv, struct err *e);
+void reg_agent_config_free(struct reg_settings *cfg);
 
 #endif

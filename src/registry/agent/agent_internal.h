@@ -18,7 +18,7 @@
 #include "registry/cluster/cluster_ctx.h"
 #include "registry/agent/metrics.h"
 #include "registry/agent/persist.h"
-#include "registry/agent/sessions.h"
+#include "registry/api/sessions.h"
 #include "registry/state/state.h"
 #include "registry/api/api.h"
 #include "registry/api/watch.h"
@@ -26,7 +26,7 @@
 
 struct reg_agent {
     uv_loop_t *loop;
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     struct reg_state state;
     struct reg_persist *persist; /* NULL without a data dir, or in a replicated cluster */
     /* What reg_agent_local_node returns on a replicated server that may not write while its node
@@ -88,8 +88,8 @@ int reg_agent_service_deregister(struct reg_agent *a, const char *service_id);
  * every definition first: returns 0, or -EINVAL with e = "file:line: message" and nothing
  * changed. (agent_reload.c)
  */
-int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_agent_config *before,
-                                    const struct reg_agent_config *cfg, struct err *e);
+int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_settings *before,
+                                    const struct reg_settings *cfg, struct err *e);
 /* Reads flags and config files again and applies what can change while running (services
  * from config files, log level). Returns 0, or -EINVAL with e set and nothing changed. */
 int reg_agent_reload(struct reg_agent *a, struct err *e);

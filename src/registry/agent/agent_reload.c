@@ -60,7 +60,7 @@ static void regs_free(struct reg_service_reg *regs, size_t n)
 
 /* Decodes every service of cfg. Returns a heap array of cfg->nservices, or NULL with e set to
  * "file:line: message" (nothing registered). */
-static struct reg_service_reg *decode_all(const struct reg_agent_config *cfg, struct err *e)
+static struct reg_service_reg *decode_all(const struct reg_settings *cfg, struct err *e)
 {
     struct reg_decode_opts opts = {.allow_scripts = cfg->enable_script_checks ||
                                                     cfg->enable_local_script_checks};
@@ -80,8 +80,8 @@ static struct reg_service_reg *decode_all(const struct reg_agent_config *cfg, st
     return regs;
 }
 
-int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_agent_config *before,
-                                    const struct reg_agent_config *cfg, struct err *e)
+int reg_agent_config_services_apply(struct reg_agent *a, const struct reg_settings *before,
+                                    const struct reg_settings *cfg, struct err *e)
 {
     struct reg_service_reg *now = decode_all(cfg, e);
     if (!now)
@@ -112,8 +112,7 @@ static bool str_changed(const char *a, const char *b)
 }
 
 /* Names the settings that differ and only take effect at start. */
-static void warn_restart_needed(const struct reg_agent_config *run,
-                                const struct reg_agent_config *cfg)
+static void warn_restart_needed(const struct reg_settings *run, const struct reg_settings *cfg)
 {
     struct {
         const char *name;
@@ -149,7 +148,7 @@ static void warn_restart_needed(const struct reg_agent_config *run,
 
 int reg_agent_reload(struct reg_agent *a, struct err *e)
 {
-    struct reg_agent_config cfg;
+    struct reg_settings cfg;
     enum log_level lvl;
 
     memset(&cfg, 0, sizeof(cfg));

@@ -22,7 +22,7 @@ static void on_https_closed(struct http_server *srv)
 
 int reg_agent_tls_start(struct reg_agent *a, struct err *e)
 {
-    const struct reg_agent_config *cfg = &a->cfg;
+    const struct reg_settings *cfg = &a->cfg;
     struct tls_ctx_config tc = {
         .server = true,
         .ca_file = cfg->tls_ca_file,
@@ -64,7 +64,7 @@ void reg_agent_tls_close(struct reg_agent *a)
     }
 }
 
-void reg_agent_tls_client_options(const struct reg_agent_config *cfg, struct http_client_request *r)
+void reg_agent_tls_client_options(const struct reg_settings *cfg, struct http_client_request *r)
 {
     static char server_name[300];
 

@@ -13,7 +13,7 @@
 #include "lib/err.h"
 
 struct reg_agent;
-struct reg_agent_config;
+struct reg_settings;
 struct http_client_request;
 
 /*
@@ -43,7 +43,6 @@ void reg_agent_tls_close(struct reg_agent *a);
  * this module that stays valid until the next call on the same thread; http_client_send copies
  * them, so call it before the next reg_agent_tls_client_options.
  */
-void reg_agent_tls_client_options(const struct reg_agent_config *cfg,
-                                  struct http_client_request *r);
+void reg_agent_tls_client_options(const struct reg_settings *cfg, struct http_client_request *r);
 
 #endif

@@ -197,7 +197,7 @@ static json_t *string_list(const struct flag_list *l)
  * prints them. */
 static json_t *debug_config(const struct reg_agent *a)
 {
-    const struct reg_agent_config *cfg = &a->cfg;
+    const struct reg_settings *cfg = &a->cfg;
     char ttl_min[32];
 
     duration_format(REG_SESSION_TTL_MIN_NS, ttl_min, sizeof(ttl_min));

@@ -13,11 +13,11 @@
 #include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_filter.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/watch.h"
+#include "registry/settings/settings.h"
 
 #define WAIT_DEFAULT_MS (5 * 60 * 1000)
 #define WAIT_MAX_MS     (10 * 60 * 1000)
@@ -230,7 +230,7 @@ void reg_api_call_free(struct reg_api_call *c)
 /* X-Consul-Default-ACL-Policy, which every answer carries. */
 static const char *default_policy(const struct reg_api *a)
 {
-    const struct reg_agent_config *cfg = a->cfg;
+    const struct reg_settings *cfg = a->cfg;
     return cfg->acl_enabled && cfg->acl_default_policy ? cfg->acl_default_policy : "allow";
 }
 

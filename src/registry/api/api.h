@@ -37,7 +37,7 @@ struct reg_api_route;
 
 struct bexpr;
 struct reg_agent;
-struct reg_agent_config;
+struct reg_settings;
 struct reg_cluster_ctx;
 struct reg_node;
 struct reg_sessions;
@@ -107,7 +107,7 @@ struct reg_api_ops {
 struct reg_api {
     struct reg_state *state;
     struct reg_watch_set *watches;
-    struct reg_agent_config *cfg;  /* PUT /v1/agent/token changes its tokens */
+    struct reg_settings *cfg;      /* PUT /v1/agent/token changes its tokens */
     struct reg_sessions *sessions; /* NULL once the agent shuts down */
     const struct reg_api_ops *ops;
     struct reg_agent *agent; /* opaque here: handed back to ops */

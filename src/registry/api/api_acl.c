@@ -11,9 +11,9 @@
 #include "lib/json.h"
 #include "lib/uuid.h"
 #include "registry/api/api_acl.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
+#include "registry/settings/settings.h"
 
 /* ---- token transport and authorization --------------------------------------------------- */
 
@@ -481,7 +481,7 @@ void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
 /* PUT /v1/agent/token/<kind> {"Token": "..."}: sets the agent's tokens in memory. */
 void reg_api_agent_token(struct reg_api_call *c)
 {
-    struct reg_agent_config *cfg = c->api->cfg;
+    struct reg_settings *cfg = c->api->cfg;
     static const char *const ignored[] = {
         "agent_recovery", "agent_master",          "acl_agent_master_token",
         "replication",    "acl_replication_token", "config_file_service_registration",

@@ -4,11 +4,11 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/api/render.h"
+#include "registry/settings/settings.h"
 
 /* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
 struct acl_visit {

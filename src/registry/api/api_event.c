@@ -7,10 +7,10 @@
 #include "lib/base64.h"
 #include "lib/re.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
-#include "registry/agent/sessions.h"
+#include "registry/api/sessions.h"
+#include "registry/settings/settings.h"
 
 #define EVENT_MAX_SIZE (9 * 1024) /* name + payload + filters, as Consul's UserEventSizeLimit */
 

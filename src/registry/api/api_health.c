@@ -2,11 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/api/render.h"
+#include "registry/settings/settings.h"
 
 /* A check as the call's token may see it (reg_render_check_fn). */
 static json_t *check_for_call(const struct reg_check *c, const void *call)

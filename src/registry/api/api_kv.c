@@ -6,10 +6,10 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
+#include "registry/settings/settings.h"
 
 #define KV_MAX_VALUE_SIZE (512 * 1024)
 

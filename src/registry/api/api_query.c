@@ -12,11 +12,10 @@
 #include "lib/alloc.h"
 #include "lib/json.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/api/render.h"
-#include "registry/agent/sessions.h"
+#include "registry/settings/settings.h"
 
 #define WHERE "PreparedQuery"
 

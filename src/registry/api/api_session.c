@@ -7,10 +7,10 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/uuid.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
-#include "registry/agent/sessions.h"
+#include "registry/api/sessions.h"
+#include "registry/settings/settings.h"
 
 #define LOCK_DELAY_DEFAULT_NS (15 * DURATION_SEC)
 #define LOCK_DELAY_MAX_NS     (60 * DURATION_SEC)

@@ -3,10 +3,10 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/render.h"
+#include "registry/settings/settings.h"
 
 #define TXN_MAX_OPS        64
 #define TXN_MAX_VALUE_SIZE (512 * 1024) /* per value, as kv_max_value_size */

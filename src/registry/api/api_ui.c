@@ -8,12 +8,12 @@
 #include <strings.h>
 
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/api/render.h"
 #include "registry/api/ui_assets.h"
+#include "registry/settings/settings.h"
 
 /* The pages fetch only from the agent itself; nothing inline, nothing from elsewhere. */
 #define UI_CSP                                                                                     \

@@ -7,10 +7,50 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "lib/err.h"
-#include "registry/agent/checks.h"
 #include "registry/state/state.h"
+
+enum reg_check_kind {
+    REG_CHECK_TTL = 0,
+    REG_CHECK_HTTP,
+    REG_CHECK_TCP,
+    REG_CHECK_SCRIPT,
+    REG_CHECK_NONE, /* no probing: status only changes through the API (e.g. maintenance) */
+};
+
+/* What a check does, decoded from a Consul check definition: what agent/checks.h runs. */
+struct reg_check_def {
+    char *id;
+    char *name;
+    char *service_id; /* "" for node checks */
+    enum reg_check_kind kind;
+    /* HTTP */
+    char *http;     /* URL */
+    char *method;   /* default GET */
+    json_t *header; /* {"Name": ["v1", ...]}, may be NULL */
+    char *body;     /* may be NULL */
+    bool tls_skip_verify;
+    char *tls_server_name;
+    bool disable_redirects;
+    /* TCP */
+    char *tcp; /* host:port */
+    /* script */
+    char **args; /* NULL-terminated argv */
+    /* timing, nanoseconds */
+    int64_t interval;
+    int64_t timeout; /* default 10 s (script: 30 s) */
+    int64_t ttl;
+    int64_t deregister_critical_after; /* 0 = never */
+    int success_before_passing;
+    int failures_before_warning;
+    int failures_before_critical;
+    size_t output_max_size; /* default 4096 */
+};
+
+void reg_check_def_free(struct reg_check_def *d); /* d may be NULL */
 
 /* A check to register: its catalog entry and how to run it. Owns everything. */
 struct reg_check_reg {

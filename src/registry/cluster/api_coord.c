@@ -4,8 +4,8 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"

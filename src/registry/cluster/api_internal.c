@@ -1,7 +1,7 @@
 /* meshkit's internal endpoints: client agents' heartbeats and leaves (members.h). */
 #include "lib/json.h"
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"

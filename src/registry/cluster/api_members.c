@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "lib/alloc.h"
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"

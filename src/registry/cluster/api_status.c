@@ -5,8 +5,8 @@
  */
 #include <stdio.h>
 
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 #include "registry/api/api_routes.h"
 #include "registry/cluster/cluster.h"

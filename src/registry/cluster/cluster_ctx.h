@@ -18,7 +18,7 @@
 #include "registry/cluster/members.h"
 
 struct reg_agent;
-struct reg_agent_config;
+struct reg_settings;
 struct reg_cluster;
 struct reg_state;
 
@@ -49,7 +49,7 @@ struct reg_cluster_ops {
 struct reg_cluster_ctx {
     uv_loop_t *loop;
     struct reg_state *state;
-    const struct reg_agent_config *cfg;
+    const struct reg_settings *cfg;
     const char *node_id;
     struct vivaldi_client *vivaldi; /* this node's coordinate */
     struct http_client *client;     /* requests to servers; NULL on a single server */

@@ -7,8 +7,8 @@
 #include <strings.h>
 
 #include "lib/alloc.h"
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 
 void reg_coords_init(struct reg_coords *cs)

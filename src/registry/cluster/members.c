@@ -7,8 +7,8 @@
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "registry/agent/agent_config.h"
 #include "registry/cluster/cluster_ctx.h"
+#include "registry/settings/settings.h"
 #include "registry/state/state.h"
 #include "registry/cluster/cluster.h"
 

@@ -17,7 +17,7 @@
 #include "lib/alloc.h"
 #include "lib/duration.h"
 #include "lib/str.h"
-#include "registry/agent/agent_config.h"
+#include "registry/settings/settings.h"
 #include "registry/state/acl.h"
 #include "registry/state/state.h"
 
@@ -635,7 +635,7 @@ size_t reg_dns_answer_from(const struct reg_dns *d, const struct reg_state *st, 
     reg_dns_domain(d, domain);
     if (check_acl) {
         struct reg_acl_settings set;
-        reg_agent_config_acl(d->cfg, &set);
+        reg_settings_acl(d->cfg, &set);
         reg_acl_resolve(st, &set, d->cfg->acl_default_token, &c.authz);
     }
     switch (l->kind) {

@@ -42,7 +42,7 @@ void reg_dns_lookup_parse(const char *qname, uint16_t qtype, const char *domain,
                           struct reg_dns_lookup *out);
 
 struct reg_agent;
-struct reg_agent_config;
+struct reg_settings;
 struct reg_dns_listeners;
 struct reg_state;
 
@@ -69,7 +69,7 @@ struct reg_dns_ops {
 struct reg_dns {
     uv_loop_t *loop;
     const struct reg_state *state;
-    const struct reg_agent_config *cfg;
+    const struct reg_settings *cfg;
     const struct reg_dns_ops *ops;
     struct reg_agent *agent; /* opaque here: handed back to ops */
 

@@ -12,8 +12,8 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/net.h"
-#include "registry/agent/agent_config.h"
 #include "registry/dns/dns.h"
+#include "registry/settings/settings.h"
 
 #define TCP_MAX_CONNS   256   /* at the cap the longest-idle connection gives way (conn_evict) */
 #define TCP_IDLE_MS     10000 /* a connection with no complete query for this long is closed */
@@ -360,7 +360,7 @@ static int open_listeners(struct reg_dns_listeners *d, const char *host, int por
 
 int reg_dns_start(struct reg_dns *dns, struct err *e)
 {
-    const struct reg_agent_config *cfg = dns->cfg;
+    const struct reg_settings *cfg = dns->cfg;
 
     if (cfg->dns_port < 0)
         return 0;

@@ -1,5 +1,5 @@
 /* Session TTL timers, the lock-delay clock and the user event buffer. */
-#include "registry/agent/sessions.h"
+#include "registry/api/sessions.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
 /*
- * The agent's session runtime: TTL reaping (Consul invalidates a session once it goes 2 x TTL
- * without a renew), the lock-delay clock the state uses, and the buffer of the last user events
- * (events are not state: they are neither journaled nor replicated, as in Consul).
+ * The session runtime: TTL reaping (Consul invalidates a session once it goes 2 x TTL without a
+ * renew), the lock-delay clock the state uses, and the buffer of the last user events (events
+ * are not state: they are neither journaled nor replicated, as in Consul). The session and event
+ * endpoints drive it; the agent creates it on its loop and turns reaping on while it leads.
  */
 #ifndef MESH_REGISTRY_SESSIONS_H
 #define MESH_REGISTRY_SESSIONS_H
