@@ -1,0 +1,100 @@
+/*
+ * A connected non-blocking socket read and written by its owner on readiness: a uv_poll_t
+ * over the fd, recv into the owner's own buffer, send/sendmsg for writes, and a wait for
+ * writable only when the kernel takes less than was offered.
+ *
+ * Why not uv_stream_t: libuv reads a stream with read(), which passes the VFS layer before
+ * the socket (recv goes to the socket directly), and every read is a round trip through an
+ * alloc and a read callback. Here the owner is told "readable" and calls pollsock_recv with
+ * its buffer; a proxy forwarding small messages both ways saves both.
+ *
+ * The fd stays registered with the loop's epoll for as long as what it waits for does not
+ * change: reading on (the steady state of a keep-alive connection) costs no epoll_ctl per
+ * message. Changing the set (pausing reads for backpressure, waiting for writable after a
+ * short send, a connect) re-registers the fd, which costs libuv's uv_poll_start two
+ * epoll_ctl; so does opening (uv_poll_init checks the fd with an add and a delete).
+ *
+ * Like a uv stream, reading stops by itself at EOF or an error. Everything runs on the loop's
+ * thread. The owner embeds the struct; it must stay allocated until the close callback.
+ */
+#ifndef MESH_LIB_POLLSOCK_H
+#define MESH_LIB_POLLSOCK_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#define POLLSOCK_MAX_BUFS 4 /* buffers of one pollsock_write */
+
+struct pollsock;
+
+/* ps is readable (data, EOF or an error waits): the owner calls pollsock_recv. */
+typedef void (*pollsock_read_cb)(struct pollsock *ps);
+/* A connect or a write that was waiting ended: 0 or a negative uv error. */
+typedef void (*pollsock_status_cb)(struct pollsock *ps, int status);
+
+struct pollsock {
+    uv_poll_t poll; /* its data points at the pollsock until pollsock_close */
+    int fd;         /* owned: closed by pollsock_close */
+    int events;     /* UV_READABLE | UV_WRITABLE registered with the loop now */
+    bool reading;   /* the owner wants read_cb */
+    bool eof;       /* EOF or an error was read: reading is over */
+    bool connecting, closing;
+    pollsock_read_cb read_cb;
+    pollsock_status_cb connect_cb, write_cb;
+    uv_buf_t wbufs[POLLSOCK_MAX_BUFS]; /* the unsent rest of a write (borrowed, see write) */
+    unsigned nwbufs;                   /* 0: no write waiting */
+    void *data;                        /* the owner's */
+};
+
+/*
+ * Takes over fd, a connected socket (TCP or UNIX) already in non-blocking mode, and serves
+ * it on loop with read_cb for its reads (off until pollsock_read). On failure fd is left to
+ * the caller. 0 or a negative uv error.
+ */
+int pollsock_open(struct pollsock *ps, uv_loop_t *loop, int fd, pollsock_read_cb read_cb);
+
+/*
+ * A new non-blocking TCP socket connecting to sa (borrowed), with TCP_NODELAY; cb runs once
+ * the connect ends (status < 0 on failure: then close ps). When even the start fails the
+ * error is returned and ps holds nothing to close.
+ */
+int pollsock_connect(struct pollsock *ps, uv_loop_t *loop, const struct sockaddr *sa,
+                     pollsock_read_cb read_cb, pollsock_status_cb cb);
+
+/* Turns read_cb on or off; re-registers the fd only when that changes what it waits for. */
+void pollsock_read(struct pollsock *ps, bool on);
+
+/*
+ * One recv of up to n bytes into p: the count, UV_EAGAIN when nothing is there after all,
+ * UV_EOF at the end of the peer's data, or a negative uv error. After EOF or an error ps
+ * reads no more.
+ */
+ssize_t pollsock_recv(struct pollsock *ps, void *p, size_t n);
+
+/*
+ * Sends bufs (1 to POLLSOCK_MAX_BUFS of them, one send or sendmsg): 1 when all went now, 0
+ * when the rest waits for the socket to become writable (cb follows, with the status of the
+ * rest), or a negative uv error. While the rest waits, the bytes of bufs stay the caller's
+ * and must not change or move, and no other write may start. bufs itself is copied.
+ */
+int pollsock_write(struct pollsock *ps, const uv_buf_t *bufs, unsigned n, pollsock_status_cb cb);
+
+/* Whether a write's rest is waiting. */
+static inline bool pollsock_write_pending(const struct pollsock *ps)
+{
+    return ps->nwbufs > 0;
+}
+
+/* Shuts the write side down now (no write may be waiting). 0 or a negative uv error. */
+int pollsock_shutdown(struct pollsock *ps);
+
+/*
+ * Closes the fd and the handle (idempotent): no callback of ps runs after this call but
+ * close_cb, which receives the poll handle with its data set to ps->data once libuv is done
+ * with it (as deadline_close, so an owner of several handles counts them in one callback).
+ */
+void pollsock_close(struct pollsock *ps, uv_close_cb close_cb);
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * Sockets on readiness (lib/pollsock.c) on a real loop, against the other end of a socketpair
+ * or a loopback listener: reads into the caller's buffer, pausing, EOF ending the reads by
+ * itself, a write the kernel takes only in part finishing once the peer reads, a write to a
+ * closed peer failing, connects that succeed and fail, and the write side shut down.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/pollsock.h"
+#include "run_until.h"
+
+struct probe {
+    struct pollsock ps;
+    char got[256];
+    size_t ngot;
+    int reads;    /* read_cb calls */
+    ssize_t last; /* what the last pollsock_recv returned */
+    int done;     /* write or connect callbacks */
+    int status;   /* of the last one */
+    int closed;
+};
+
+static void on_read(struct pollsock *ps)
+{
+    struct probe *p = ps->data;
+
+    p->reads++;
+    p->last = pollsock_recv(ps, p->got + p->ngot, sizeof(p->got) - 1 - p->ngot);
+    if (p->last > 0)
+        p->ngot += (size_t)p->last;
+}
+
+static void on_done(struct pollsock *ps, int status)
+{
+    struct probe *p = ps->data;
+
+    p->done++;
+    p->status = status;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct probe *p = h->data;
+    p->closed++;
+}
+
+/* p serves sv[0] of a fresh socketpair on loop; sv[1] is the test's, non-blocking. */
+static void open_pair(uv_loop_t *loop, struct probe *p, int sv[2])
+{
+    memset(p, 0, sizeof(*p));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(pollsock_open(&p->ps, loop, sv[0], on_read), 0);
+    p->ps.data = p;
+}
+
+static void close_probe(uv_loop_t *loop, struct probe *p)
+{
+    pollsock_close(&p->ps, on_closed);
+    pollsock_close(&p->ps, on_closed); /* idempotent */
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(p->closed, 1);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void test_reads_pause_and_end_at_eof(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    uv_loop_init(&loop);
+    open_pair(&loop, &p, sv);
+    assert_int_equal(send(sv[1], "abc", 3, 0), 3);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.reads, 0); /* reading is off until turned on */
+
+    pollsock_read(&p.ps, true);
+    RUN_UNTIL(&loop, p.ngot == 3);
+    assert_memory_equal(p.got, "abc", 3);
+
+    pollsock_read(&p.ps, false);
+    int reads = p.reads;
+    assert_int_equal(send(sv[1], "de", 2, 0), 2);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.reads, reads); /* paused: the bytes wait in the socket */
+    pollsock_read(&p.ps, true);
+    RUN_UNTIL(&loop, p.ngot == 5);
+    assert_memory_equal(p.got, "abcde", 5);
+
+    close(sv[1]);
+    RUN_UNTIL(&loop, p.last == UV_EOF);
+    assert_true(p.ps.eof);
+    assert_int_equal(p.ps.events, 0); /* nothing more is read: no wake-up at EOF forever */
+    reads = p.reads;
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.reads, reads);
+    close_probe(&loop, &p);
+}
+
+/* Reads what sv has (non-blocking) into out, up to cap; how many bytes came. */
+static size_t drain(int fd, char *out, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < cap && (n = recv(fd, out + got, cap - got, 0)) > 0)
+        got += (size_t)n;
+    return got;
+}
+
+static void test_a_short_write_finishes_when_the_peer_reads(void **state)
+{
+    (void)state;
+    enum { HALF = 1 << 20 };
+    static char a[HALF], b[HALF], out[2 * HALF];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    uv_loop_init(&loop);
+    open_pair(&loop, &p, sv);
+    for (size_t i = 0; i < HALF; i++) {
+        a[i] = (char)('a' + i % 26);
+        b[i] = (char)('A' + i % 26);
+    }
+    uv_buf_t bufs[2] = {uv_buf_init(a, HALF), uv_buf_init(b, HALF)};
+    /* 2 MiB is more than a socketpair buffers: the kernel takes a part */
+    assert_int_equal(pollsock_write(&p.ps, bufs, 2, on_done), 0);
+    assert_true(pollsock_write_pending(&p.ps));
+    assert_int_equal(p.ps.events & UV_WRITABLE, UV_WRITABLE);
+
+    size_t got = 0;
+    for (int turn = 0; turn < 5000 && p.done == 0; turn++) {
+        got += drain(sv[1], out + got, sizeof(out) - got);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(p.done, 1);
+    assert_int_equal(p.status, 0);
+    assert_false(pollsock_write_pending(&p.ps));
+    assert_int_equal(p.ps.events, 0); /* writable is no longer waited for */
+    for (int turn = 0; turn < 5000 && got < sizeof(out); turn++)
+        got += drain(sv[1], out + got, sizeof(out) - got);
+    assert_int_equal(got, sizeof(out));
+    assert_memory_equal(out, a, HALF); /* in order, nothing lost or repeated */
+    assert_memory_equal(out + HALF, b, HALF);
+
+    /* a write the kernel takes whole is done at once, without a callback */
+    char x[] = "x";
+    uv_buf_t small = uv_buf_init(x, 1);
+    assert_int_equal(pollsock_write(&p.ps, &small, 1, on_done), 1);
+    assert_int_equal(p.done, 1);
+    assert_int_equal(p.ps.events, 0);
+    close(sv[1]);
+    close_probe(&loop, &p);
+}
+
+static void test_a_waiting_write_fails_when_the_peer_goes(void **state)
+{
+    (void)state;
+    enum { SIZE = 4 << 20 };
+    static char big[SIZE];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    uv_loop_init(&loop);
+    open_pair(&loop, &p, sv);
+    uv_buf_t buf = uv_buf_init(big, SIZE);
+    assert_int_equal(pollsock_write(&p.ps, &buf, 1, on_done), 0);
+    close(sv[1]);
+    RUN_UNTIL(&loop, p.done == 1);
+    assert_true(p.status == UV_EPIPE || p.status == UV_ECONNRESET);
+    assert_false(pollsock_write_pending(&p.ps));
+    /* and a new write fails at once */
+    assert_true(pollsock_write(&p.ps, &buf, 1, on_done) < 0);
+    close_probe(&loop, &p);
+}
+
+static int listener(struct sockaddr_in *sa)
+{
+    socklen_t len = sizeof(*sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+    return fd;
+}
+
+static void test_connect_then_shut_the_write_side(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe p = {0};
+    struct sockaddr_in sa;
+    int lfd = listener(&sa);
+    char byte;
+
+    assert_int_equal(listen(lfd, 4), 0);
+    uv_loop_init(&loop);
+    assert_int_equal(pollsock_connect(&p.ps, &loop, (struct sockaddr *)&sa, on_read, on_done), 0);
+    p.ps.data = &p;
+    RUN_UNTIL(&loop, p.done == 1);
+    assert_int_equal(p.status, 0);
+    int peer = accept(lfd, NULL, NULL);
+    assert_true(peer >= 0);
+
+    pollsock_read(&p.ps, true);
+    assert_int_equal(send(peer, "hi", 2, 0), 2);
+    RUN_UNTIL(&loop, p.ngot == 2);
+    assert_int_equal(pollsock_shutdown(&p.ps), 0);
+    assert_int_equal(recv(peer, &byte, 1, 0), 0); /* the peer sees our end of data */
+    assert_int_equal(send(peer, "!", 1, 0), 1);   /* and may still answer */
+    RUN_UNTIL(&loop, p.ngot == 3);
+    close(peer);
+    close(lfd);
+    close_probe(&loop, &p);
+}
+
+static void test_a_refused_connect_fails(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe p = {0};
+    struct sockaddr_in sa;
+    int lfd = listener(&sa); /* bound, not listening: connects are refused */
+
+    uv_loop_init(&loop);
+    int rc = pollsock_connect(&p.ps, &loop, (struct sockaddr *)&sa, on_read, on_done);
+    if (rc < 0) {
+        assert_int_equal(rc, UV_ECONNREFUSED); /* refused at once: nothing to close */
+        assert_int_equal(uv_loop_close(&loop), 0);
+    } else {
+        p.ps.data = &p;
+        RUN_UNTIL(&loop, p.done == 1);
+        assert_int_equal(p.status, UV_ECONNREFUSED);
+        close_probe(&loop, &p);
+    }
+    close(lfd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reads_pause_and_end_at_eof),
+        cmocka_unit_test(test_a_short_write_finishes_when_the_peer_reads),
+        cmocka_unit_test(test_a_waiting_write_fails_when_the_peer_goes),
+        cmocka_unit_test(test_connect_then_shut_the_write_side),
+        cmocka_unit_test(test_a_refused_connect_fails),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
