@@ -8,14 +8,17 @@
  * bytes flow both ways unparsed (both "bodies" last until close) under one inactivity
  * timeout, and the connection ends when the server's side ends (see tunnel_start).
  *
- * Bytes move without copies: a read lands in the connection's buffer (c->in from the client,
- * c->rsp from the server), the part that belongs to the current message is written to the
- * other side (uv_try_write first, uv_write for the rest) and consumed once written. While a
- * write is pending the source is not read (backpressure bounded by one buffer). Framing is
+ * Bytes move without copies: both sockets are read on readiness straight into the connection's
+ * buffers (c->in from the client, c->rsp from the server: lib/pollsock.h), the part that
+ * belongs to the current message is written to the other side (one send or sendmsg, a wait
+ * for writable for any rest) and consumed once written. While a write is pending the source
+ * is not read (backpressure bounded by one buffer). Framing is
  * tracked (Content-Length, chunked through a decoder run on a scratch copy) so the bytes of
  * the next pipelined request are never sent to the server of the current one.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,7 +27,7 @@
 #include "lib/bug.h"
 #include "lib/deadline.h"
 #include "lib/http_parse.h"
-#include "lib/net.h"
+#include "lib/pollsock.h"
 #include "lb/proxy.h"
 #include "lb/rewrite.h"
 
@@ -46,15 +49,8 @@ enum client_state {
 enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_DECHUNK, BODY_UNTIL_CLOSE };
 
 struct lb_client {
-    union {
-        uv_handle_t h;
-        uv_stream_t s;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } io;
+    struct pollsock io;    /* TCP, or a UNIX socket (lb_proxy_open_fd); its data is c */
     struct deadline timer; /* whichever timeout the state waits under (client_timer) */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
     struct lb_proxy *px;
     struct lb_client *prev, *next; /* px->clients */
     struct lb_client *qnext;       /* px queue */
@@ -63,7 +59,7 @@ struct lb_client {
     bool ipv6;
 
     enum client_state state;
-    bool closing, cli_eof, cli_reading, first;
+    bool closing, cli_eof, first;
     struct buf in;      /* client bytes not yet forwarded (body, or the next request) */
     struct buf rsp;     /* server bytes not yet forwarded */
     struct buf uphead;  /* the rewritten request head (kept until sent, for retries) */
@@ -182,56 +178,30 @@ static void note_success(struct lb_server *s)
         atomic_store_explicit(&s->consecutive_errors, 0, memory_order_relaxed);
 }
 
-/* Writes bufs: 1 when all written now, 0 when the rest is queued (cb follows), or < 0. */
-static int send_bufs(uv_stream_t *s, uv_write_t *req, uv_buf_t *bufs, unsigned n, uv_write_cb cb)
-{
-    size_t total = 0;
-
-    for (unsigned i = 0; i < n; i++)
-        total += bufs[i].len;
-    int r = net_try_send(s, bufs, n);
-    if (r == UV_EAGAIN || r == UV_ENOSYS)
-        r = 0;
-    if (r < 0)
-        return r;
-    if ((size_t)r == total)
-        return 1;
-    size_t done = (size_t)r;
-    while (n > 0 && done >= bufs->len) {
-        done -= bufs->len;
-        bufs++;
-        n--;
-    }
-    bufs->base += done;
-    bufs->len -= done;
-    r = uv_write(req, s, bufs, n, cb);
-    return r < 0 ? r : 0;
-}
-
-static void on_cli_write(uv_write_t *req, int status);
-static void on_up_write(uv_write_t *req, int status);
+static void on_cli_write(struct pollsock *ps, int status);
+static void on_up_write(struct pollsock *ps, int status);
 
 /*
- * Every write to the client goes through here: c->wreq carries one write at a time, and the
- * buffers of a write in flight (c->clihead, c->rsp) must not change until on_cli_write.
- * Returns as send_bufs; cli_write_busy is set while the rest is queued.
+ * Every write to the client goes through here, one at a time: the buffers of a write whose
+ * rest waits (c->clihead, c->rsp) must not change until on_cli_write. Returns as
+ * pollsock_write; cli_write_busy is set while the rest waits.
  */
 static int cli_send(struct lb_client *c, uv_buf_t *bufs, unsigned nb)
 {
     if (MESH_BUG_ON(c->cli_write_busy))
         return UV_EBUSY;
-    int r = send_bufs(&c->io.s, &c->wreq, bufs, nb, on_cli_write);
+    int r = pollsock_write(&c->io, bufs, nb, on_cli_write);
     if (r == 0)
         c->cli_write_busy = true;
     return r;
 }
 
-/* The same for the server side: c->up->wreq, over c->uphead and c->in. */
+/* The same for the server side, over c->uphead and c->in. */
 static int up_send(struct lb_client *c, uv_buf_t *bufs, unsigned nb)
 {
     if (MESH_BUG_ON(c->up_write_busy || !c->up || !c->up->connected))
         return UV_EBUSY;
-    int r = send_bufs((uv_stream_t *)&c->up->tcp, &c->up->wreq, bufs, nb, on_up_write);
+    int r = pollsock_write(&c->up->sock, bufs, nb, on_up_write);
     if (r == 0)
         c->up_write_busy = true;
     return r;
@@ -486,16 +456,6 @@ static void up_timeout(struct lb_upconn *u)
     send_error(c, 504);
 }
 
-static void up_alloc(struct lb_upconn *u, uv_buf_t *b)
-{
-    struct lb_client *c = u->owner;
-    size_t room = IO_LIMIT - c->rsp.len;
-    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
-
-    buf_reserve(&c->rsp, want);
-    *b = uv_buf_init(c->rsp.data + c->rsp.len, (unsigned)want);
-}
-
 /* EOF or error from the server while it was lent to c. */
 static void upstream_eof(struct lb_client *c)
 {
@@ -520,10 +480,17 @@ static void upstream_eof(struct lb_client *c)
     send_error(c, 502);
 }
 
-static void up_read(struct lb_upconn *u, ssize_t nread)
+/* The server's connection is readable (reading is on only while c->rsp has room). */
+static void up_read(struct lb_upconn *u)
 {
     struct lb_client *c = u->owner;
+    size_t room = IO_LIMIT - c->rsp.len;
+    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
 
+    buf_reserve(&c->rsp, want);
+    ssize_t nread = pollsock_recv(&u->sock, c->rsp.data + c->rsp.len, want);
+    if (nread == UV_EAGAIN)
+        return;
     if (nread < 0) {
         upstream_eof(c);
         return;
@@ -536,9 +503,9 @@ static void up_read(struct lb_upconn *u, ssize_t nread)
     rsp_pump(c);
 }
 
-static void on_up_write(uv_write_t *req, int status)
+static void on_up_write(struct pollsock *ps, int status)
 {
-    struct lb_upconn *u = req->data;
+    struct lb_upconn *u = ps->data;
     struct lb_client *c = u->owner;
 
     if (u->closing || !c)
@@ -624,18 +591,14 @@ static void upstream_ready(struct lb_client *c)
     update_reading(c);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void up_connected(struct lb_upconn *u, int status)
 {
-    struct lb_upconn *u = req->data;
     struct lb_client *c = u->owner;
 
-    if (u->closing || !c)
-        return;
     if (status < 0) {
         upstream_failed(c, true);
         return;
     }
-    u->connected = true;
     upstream_ready(c);
 }
 
@@ -655,7 +618,7 @@ static void connect_server(struct lb_client *c)
         return;
     }
     c->state = CS_CONNECT;
-    c->up = lb_pool_connect(&px->pool, c->srv, c, on_connect, &rc);
+    c->up = lb_pool_connect(&px->pool, c->srv, c, &rc);
     if (!c->up) {
         upstream_failed(c, true);
         return;
@@ -896,9 +859,9 @@ static int parse_response_head(struct lb_client *c)
 
 static void finish_request(struct lb_client *c);
 
-static void on_cli_write(uv_write_t *req, int status)
+static void on_cli_write(struct pollsock *ps, int status)
 {
-    struct lb_client *c = req->data;
+    struct lb_client *c = ps->data;
 
     if (c->closing)
         return;
@@ -916,7 +879,7 @@ static void on_cli_write(uv_write_t *req, int status)
     if (c->state == CS_ERROR) {
         c->state = CS_LINGER;
         update_reading(c);
-        uv_shutdown(&c->sreq, &c->io.s, NULL);
+        pollsock_shutdown(&c->io); /* an error shows as the linger's EOF or its timer */
         deadline_set(&c->timer, LINGER_MS);
         return;
     }
@@ -1090,7 +1053,7 @@ static void finish_request(struct lb_client *c)
             return;
         }
         c->state = CS_LINGER;
-        uv_shutdown(&c->sreq, &c->io.s, NULL);
+        pollsock_shutdown(&c->io);
         deadline_set(&c->timer, LINGER_MS);
         update_reading(c);
         return;
@@ -1159,7 +1122,7 @@ static void send_error(struct lb_client *c, int status)
     if (r < 0)
         client_close(c);
     else if (r == 1)
-        on_cli_write(&c->wreq, 0);
+        on_cli_write(&c->io, 0);
     else
         client_timer(c, px->cfg->timeout_client_ns);
 }
@@ -1250,24 +1213,17 @@ static void client_process(struct lb_client *c)
         update_reading(c);
 }
 
-static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+/* The client's socket is readable (reading is on only while c->in has room). */
+static void client_read(struct pollsock *ps)
 {
-    struct lb_client *c = h->data;
+    struct lb_client *c = ps->data;
+    struct lb_proxy *px = c->px;
     size_t room = IO_LIMIT - c->in.len;
     size_t want = room < READ_CHUNK ? room : READ_CHUNK;
 
-    (void)hint;
     buf_reserve(&c->in, want);
-    *b = uv_buf_init(c->in.data + c->in.len, (unsigned)want);
-}
-
-static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    struct lb_client *c = s->data;
-    struct lb_proxy *px = c->px;
-
-    (void)b;
-    if (nread == 0)
+    ssize_t nread = pollsock_recv(ps, c->in.data + c->in.len, want);
+    if (nread == UV_EAGAIN)
         return;
     if (nread > 0) {
         bool head_begins = c->state == CS_HEAD && c->in.len == 0;
@@ -1316,18 +1272,13 @@ static void count_client_abort(struct lb_client *c)
  * A tunnel's client shut its side down: once what it sent is written, shut the server's side
  * down too, so the server sees the end (and ends its side in turn).
  */
-static void on_up_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)req; /* the server's answer to it (its EOF) is what ends the tunnel */
-    (void)status;
-}
-
 static void tunnel_pass_eof(struct lb_client *c)
 {
     if (!c->cli_eof || c->up_shut || c->in.len > 0 || c->up_write_busy || !c->up)
         return;
     c->up_shut = true;
-    uv_shutdown(&c->up->sreq, (uv_stream_t *)&c->up->tcp, on_up_shutdown);
+    /* the server's answer to it (its EOF) is what ends the tunnel; a failure shows there too */
+    pollsock_shutdown(&c->up->sock);
 }
 
 /*
@@ -1352,13 +1303,8 @@ static void update_reading(struct lb_client *c)
     if (c->closing)
         return;
     bool want = !c->cli_eof && !c->up_write_busy && c->in.len < IO_LIMIT && c->state != CS_ERROR;
-    if (want != c->cli_reading) {
-        if (want)
-            uv_read_start(&c->io.s, client_alloc, client_read);
-        else
-            uv_read_stop(&c->io.s);
-        c->cli_reading = want;
-    }
+    if (want != c->io.reading)
+        pollsock_read(&c->io, want);
     /* The server's bytes land in c->rsp, which must not move while a write from it is
      * pending. Bytes after a complete response are not forwarded: they keep the connection
      * out of the pool (finish_request). */
@@ -1403,17 +1349,24 @@ static void client_close(struct lb_client *c)
     if (px->on_client_close)
         px->on_client_close(px);
     deadline_close(&c->timer, client_handle_closed);
-    uv_close(&c->io.h, client_handle_closed);
+    pollsock_close(&c->io, client_handle_closed);
 }
 
-static struct lb_client *client_new(struct lb_proxy *px)
+/* A client on fd (taken over, closed on failure), listed and counted; NULL with *rc set. */
+static struct lb_client *client_new(struct lb_proxy *px, int fd, int *rc)
 {
     struct lb_client *c = xcalloc(1, sizeof(*c));
 
+    *rc = pollsock_open(&c->io, px->loop, fd, client_read);
+    if (*rc < 0) {
+        free(c);
+        close(fd);
+        if (px->on_client_close)
+            px->on_client_close(px); /* its worker counted it on the way here */
+        return NULL;
+    }
     c->px = px;
-    c->io.h.data = c;
-    c->wreq.data = c;
-    c->sreq.data = c;
+    c->io.data = c;
     c->open_handles = 2;
     c->first = true;
     c->state = CS_HEAD;
@@ -1431,9 +1384,9 @@ static struct lb_client *client_new(struct lb_proxy *px)
 static void client_peer(struct lb_client *c)
 {
     struct sockaddr_storage ss;
-    int len = sizeof(ss);
+    socklen_t len = sizeof(ss);
 
-    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) != 0)
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
@@ -1457,16 +1410,13 @@ static void client_start(struct lb_client *c)
 
 int lb_proxy_open_tcp(struct lb_proxy *px, int fd)
 {
-    struct lb_client *c = client_new(px);
+    int one = 1, rc;
+    struct lb_client *c = client_new(px, fd, &rc);
 
-    uv_tcp_init(px->loop, &c->io.tcp);
-    int rc = uv_tcp_open(&c->io.tcp, fd);
-    if (rc < 0) {
-        close(fd); /* not taken over by the handle */
-        client_close(c);
+    if (!c)
         return rc;
-    }
-    uv_tcp_nodelay(&c->io.tcp, 1);
+    /* every answer leaves in one send: nothing to gain from waiting for more */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     client_peer(c);
     client_start(c);
     return 0;
@@ -1480,18 +1430,15 @@ int lb_proxy_open_fd(struct lb_proxy *px, int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != AF_UNIX)
         return lb_proxy_open_tcp(px, fd);
 
-    struct lb_client *c = client_new(px);
-    uv_pipe_init(px->loop, &c->io.pipe, 0);
-    int rc = uv_pipe_open(&c->io.pipe, fd);
-    if (rc < 0) {
-        client_close(c);
+    int rc;
+    struct lb_client *c = client_new(px, fd, &rc);
+    if (!c)
         return rc;
-    }
     client_start(c);
     return 0;
 }
 
-static const struct lb_upconn_ops upconn_ops = {up_alloc, up_read, up_timeout};
+static const struct lb_upconn_ops upconn_ops = {up_read, up_timeout, up_connected};
 
 void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config *cfg,
                    struct lb_backend *backend, struct lb_counters *fe, const char *page503,

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lb/upstream.h"
 
 void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_ms,
@@ -108,7 +109,7 @@ void lb_upconn_close(struct lb_upconn *u)
     u->pool->nconns--;
     u->owner = NULL;
     deadline_close(&u->timer, upconn_handle_closed);
-    uv_close((uv_handle_t *)&u->tcp, upconn_handle_closed);
+    pollsock_close(&u->sock, upconn_handle_closed);
 }
 
 /* The owner's timeout, or the end of an idle connection. */
@@ -140,64 +141,58 @@ struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void 
     return u;
 }
 
-struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, void *owner,
-                                  uv_connect_cb cb, int *rc)
+/* Readable: a lent connection's bytes are its owner's to read. */
+static void upconn_readable(struct pollsock *ps)
+{
+    struct lb_upconn *u = ps->data;
+
+    if (u->owner) {
+        u->pool->ops->read(u);
+        return;
+    }
+    /* an idle connection that says anything (EOF, error, stray bytes) is done */
+    ssize_t n = pollsock_recv(ps, u->pool->scratch, sizeof(u->pool->scratch));
+    if (n != UV_EAGAIN)
+        lb_upconn_close(u);
+}
+
+static void upconn_connected(struct pollsock *ps, int status)
+{
+    struct lb_upconn *u = ps->data;
+
+    if (MESH_BUG_ON(!u->owner)) { /* an owner that gives a connection up closes it */
+        lb_upconn_close(u);
+        return;
+    }
+    u->connected = status == 0;
+    u->pool->ops->connected(u, status);
+}
+
+struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, void *owner, int *rc)
 {
     struct lb_upconn *u = xcalloc(1, sizeof(*u));
 
+    *rc = pollsock_connect(&u->sock, pool->loop, (const struct sockaddr *)&srv->sa, upconn_readable,
+                           upconn_connected);
+    if (*rc < 0) {
+        free(u);
+        return NULL;
+    }
+    u->sock.data = u;
     u->pool = pool;
     u->srv = lb_server_ref(srv);
     u->owner = owner;
-    uv_tcp_init(pool->loop, &u->tcp);
     deadline_init(&u->timer, pool->loop, upconn_expired, u);
-    u->tcp.data = u;
-    u->creq.data = u;
-    u->wreq.data = u;
     u->open_handles = 2;
     list_push(&pool->busy, u);
     pool->nconns++;
-    uv_tcp_nodelay(&u->tcp, 1);
-    *rc = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&srv->sa, cb);
-    if (*rc < 0) {
-        lb_upconn_close(u);
-        return NULL;
-    }
     return u;
-}
-
-static void upconn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-    struct lb_upconn *u = h->data;
-
-    (void)hint;
-    if (u->owner)
-        u->pool->ops->alloc(u, b);
-    else
-        *b = uv_buf_init(u->pool->scratch, sizeof(u->pool->scratch));
-}
-
-static void upconn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    struct lb_upconn *u = s->data;
-
-    (void)b;
-    if (nread == 0)
-        return;
-    if (u->owner)
-        u->pool->ops->read(u, nread);
-    else
-        lb_upconn_close(u); /* an idle connection that says anything (EOF, error, stray bytes) */
 }
 
 void lb_upconn_read(struct lb_upconn *u, bool on)
 {
-    if (on == u->reading || u->closing)
-        return;
-    if (on)
-        uv_read_start((uv_stream_t *)&u->tcp, upconn_alloc, upconn_read);
-    else
-        uv_read_stop((uv_stream_t *)&u->tcp);
-    u->reading = on;
+    if (on != u->sock.reading && !u->closing)
+        pollsock_read(&u->sock, on);
 }
 
 void lb_upconn_timeout(struct lb_upconn *u, uint64_t ms)

@@ -39,15 +39,12 @@ static void on_conn(uv_stream_t *l, int status)
     assert_int_equal(uv_accept(l, (uv_stream_t *)c), 0);
 }
 
-static void owner_alloc(struct lb_upconn *u, uv_buf_t *b)
+static void owner_read(struct lb_upconn *u)
 {
     struct fixture *fx = u->owner;
-    *b = uv_buf_init(fx->rbuf + fx->nread, (unsigned)(sizeof(fx->rbuf) - fx->nread));
-}
-
-static void owner_read(struct lb_upconn *u, ssize_t nread)
-{
-    struct fixture *fx = u->owner;
+    ssize_t nread = pollsock_recv(&u->sock, fx->rbuf + fx->nread, sizeof(fx->rbuf) - fx->nread);
+    if (nread == UV_EAGAIN)
+        return;
     if (nread < 0)
         fx->owner_eof = true;
     else
@@ -60,7 +57,15 @@ static void owner_timeout(struct lb_upconn *u)
     fail_msg("no test sets a lent connection's timeout");
 }
 
-static const struct lb_upconn_ops owner_ops = {owner_alloc, owner_read, owner_timeout};
+static void owner_connected(struct lb_upconn *u, int status)
+{
+    struct fixture *fx = u->owner;
+    assert_int_equal(status, 0);
+    assert_true(u->connected);
+    fx->connects_done++;
+}
+
+static const struct lb_upconn_ops owner_ops = {owner_read, owner_timeout, owner_connected};
 
 static int setup(void **state)
 {
@@ -95,15 +100,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void on_connect(uv_connect_t *req, int status)
-{
-    struct lb_upconn *u = req->data;
-    struct fixture *fx = u->owner;
-    assert_int_equal(status, 0);
-    u->connected = true;
-    fx->connects_done++;
-}
-
 /* Runs the loop until cond holds, for at most ~5 s of loop turns. */
 #define RUN_UNTIL(fx, cond)                                                                        \
     do {                                                                                           \
@@ -118,7 +114,7 @@ static void on_connect(uv_connect_t *req, int status)
 static struct lb_upconn *connect_to(struct fixture *fx, struct lb_server *srv)
 {
     int rc, before = fx->connects_done;
-    struct lb_upconn *u = lb_pool_connect(&fx->pool, srv, fx, on_connect, &rc);
+    struct lb_upconn *u = lb_pool_connect(&fx->pool, srv, fx, &rc);
     assert_non_null(u);
     RUN_UNTIL(fx, fx->connects_done == before + 1);
     return u;
@@ -218,10 +214,10 @@ static void test_reads_reach_the_owner_and_an_idle_close_drops_the_connection(vo
     server_says(fx, 0, "one");
     RUN_UNTIL(fx, fx->nread == 3);
     lb_pool_put(u);
-    assert_true(u->reading);
+    assert_true(u->sock.reading);
 
     assert_ptr_equal(lb_pool_get(&fx->pool, a, fx), u);
-    assert_true(u->reading); /* the owner's reads go on without a new start */
+    assert_true(u->sock.reading); /* the owner's reads go on without a new start */
     server_says(fx, 0, "two");
     RUN_UNTIL(fx, fx->nread == 6);
     assert_memory_equal(fx->rbuf, "onetwo", 6);
