@@ -242,14 +242,46 @@ static void test_resolve_and_replay(void **state)
     reg_state_free(&st2);
 }
 
+/*
+ * An update may pass the stored token's own strings (the API updates from the token it looked
+ * up): the put must not read them after it replaced, and freed, that token.
+ */
+static void test_token_update_from_stored_token(void **state)
+{
+    (void)state;
+    struct reg_state st;
+    struct reg_acl_token t = {.accessor_id = (char *)"t1", .secret_id = (char *)"s1"};
+
+    reg_state_init(&st);
+    uint64_t created = reg_acl_token_put(&st, &t);
+    const struct reg_acl_token *stored = reg_acl_token_get(&st, "t1");
+    struct reg_acl_token u = *stored;
+    u.description = (char *)"renamed";
+    uint64_t updated = reg_acl_token_put(&st, &u);
+    assert_true(updated > created);
+    stored = reg_acl_token_get(&st, "t1");
+    assert_non_null(stored);
+    assert_string_equal(stored->description, "renamed");
+    assert_string_equal(stored->secret_id, "s1");
+    assert_int_equal(stored->create_index, created);
+    assert_int_equal(stored->modify_index, updated);
+    assert_ptr_equal(reg_acl_token_by_secret(&st, "s1"), stored);
+    reg_state_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_hcl),           cmocka_unit_test(test_parse_json),
-        cmocka_unit_test(test_parse_errors),        cmocka_unit_test(test_prefix_precedence),
-        cmocka_unit_test(test_subtree_write),       cmocka_unit_test(test_deny_wins_ties),
-        cmocka_unit_test(test_levels_and_defaults), cmocka_unit_test(test_denied_text),
+        cmocka_unit_test(test_parse_hcl),
+        cmocka_unit_test(test_parse_json),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_prefix_precedence),
+        cmocka_unit_test(test_subtree_write),
+        cmocka_unit_test(test_deny_wins_ties),
+        cmocka_unit_test(test_levels_and_defaults),
+        cmocka_unit_test(test_denied_text),
         cmocka_unit_test(test_resolve_and_replay),
+        cmocka_unit_test(test_token_update_from_stored_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,7 +296,10 @@ const struct reg_acl_token *reg_acl_token_by_secret(const struct reg_state *st, 
 const struct reg_acl_policy *reg_acl_policy_get(const struct reg_state *st, const char *id);
 /* Policy names are unique (case-sensitive). NULL when absent. */
 const struct reg_acl_policy *reg_acl_policy_by_name(const struct reg_state *st, const char *name);
-/* Creates or replaces a token (copied; CreateIndex survives a replace). Returns the index. */
+/*
+ * Creates or replaces a token (copied; CreateIndex survives a replace). t may borrow the
+ * strings of the token it replaces. Returns the index.
+ */
 uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t);
 /* Deletes a token. 0 when absent. */
 uint64_t reg_acl_token_delete(struct reg_state *st, const char *accessor);

@@ -158,8 +158,11 @@ static void commit(struct reg_state *st, json_t *rec)
 
 /* ---- raw mutations (shared by the writes and replay) ------------------------------------- */
 
-/* Stores a copy of t with its indexes as given. */
-static void token_store(struct reg_state *st, const struct reg_acl_token *t)
+/*
+ * Stores a copy of t with its indexes as given and returns the copy. t may point into the token
+ * it replaces, which is freed here: callers use the returned copy, never t, afterwards.
+ */
+static const struct reg_acl_token *token_store(struct reg_state *st, const struct reg_acl_token *t)
 {
     struct reg_acl_token *c = token_copy(t);
     struct reg_acl_token *old = smap_put(&st->acl_tokens, c->accessor_id, c);
@@ -169,6 +172,7 @@ static void token_store(struct reg_state *st, const struct reg_acl_token *t)
         token_free(old);
     }
     smap_put(&st->acl_secrets, c->secret_id, c);
+    return c;
 }
 
 static void token_remove(struct reg_state *st, const char *accessor)
@@ -218,8 +222,7 @@ uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t)
     c.modify_index = index;
     if (old && (!t->create_time || !t->create_time[0]))
         c.create_time = old->create_time; /* token_store copies before freeing old */
-    token_store(st, &c);
-    commit(st, token_record(reg_acl_token_get(st, t->accessor_id)));
+    commit(st, token_record(token_store(st, &c)));
     return index;
 }
 
