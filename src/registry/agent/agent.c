@@ -25,6 +25,11 @@
 
 #define HOUSEKEEPING_MS 10000
 
+bool reg_agent_builtin_service(const struct reg_agent *a, const char *service_id)
+{
+    return a->cfg.server && strcmp(service_id, "consul") == 0;
+}
+
 struct reg_node *reg_agent_local_node(struct reg_agent *a)
 {
     struct reg_node *n = reg_node_get(&a->state, a->cfg.node_name);

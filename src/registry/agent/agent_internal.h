@@ -72,6 +72,12 @@ void reg_agent_cluster_init(struct reg_agent *a);
 /* The local node in the catalog (always present while the agent runs). */
 struct reg_node *reg_agent_local_node(struct reg_agent *a);
 
+/*
+ * Whether service_id names a server's built-in "consul" service: the cluster registers it in the
+ * catalog, so, as in Consul, it is not one of the agent's own services (/v1/agent/services).
+ */
+bool reg_agent_builtin_service(const struct reg_agent *a, const char *service_id);
+
 /* Registers or replaces the node's serfHealth check and the local node entry. */
 void reg_agent_ensure_local_node(struct reg_agent *a);
 

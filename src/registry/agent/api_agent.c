@@ -22,6 +22,12 @@ static struct reg_decode_opts decode_opts_of(const struct reg_agent *a)
     return (struct reg_decode_opts){.allow_scripts = a->cfg.enable_script_checks};
 }
 
+/* A service the agent itself registered (not a server's built-in one), or NULL. */
+static struct reg_service *own_service(struct reg_agent *a, const char *id)
+{
+    return reg_agent_builtin_service(a, id) ? NULL : reg_service_get(reg_agent_local_node(a), id);
+}
+
 /* ---- reads ------------------------------------------------------------------------------- */
 
 void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
@@ -31,7 +37,8 @@ void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 
     smap_foreach(&node->services, e)
     {
-        if (reg_api_acl_service_visible(c, res, e->val, false))
+        if (!reg_agent_builtin_service(c->api->agent, e->key) &&
+            reg_api_acl_service_visible(c, res, e->val, false))
             json_object_set_new(out, e->key,
                                 reg_render_agent_service(e->val, c->api->agent->cfg.datacenter));
     }
@@ -40,7 +47,7 @@ void reg_api_agent_services(struct reg_api_call *c, struct reg_api_result *res)
 
 void reg_api_agent_service(struct reg_api_call *c, struct reg_api_result *res)
 {
-    struct reg_service *s = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
+    struct reg_service *s = own_service(c->api->agent, c->arg);
 
     if (!s) {
         reg_api_result_error(res, 404, "unknown service ID: %s", c->arg);
@@ -127,7 +134,7 @@ static void health_text(struct reg_api_result *res, const char *status)
 void reg_api_agent_health_service_id(struct reg_api_call *c, struct reg_api_result *res)
 {
     struct reg_node *node = reg_agent_local_node(c->api->agent);
-    struct reg_service *s = c->arg[0] ? reg_service_get(node, c->arg) : NULL;
+    struct reg_service *s = c->arg[0] ? own_service(c->api->agent, c->arg) : NULL;
     int status;
 
     if (!c->arg[0]) {
@@ -166,7 +173,7 @@ void reg_api_agent_health_service_name(struct reg_api_call *c, struct reg_api_re
     smap_foreach(&node->services, e)
     {
         const struct reg_service *s = e->val;
-        if (strcasecmp(s->name, c->arg) != 0)
+        if (strcasecmp(s->name, c->arg) != 0 || reg_agent_builtin_service(c->api->agent, s->id))
             continue;
         if (!reg_api_acl_allow(c, REG_ACL_RES_SERVICE, s->name, REG_ACL_ACCESS_READ)) {
             denied = s->name;
@@ -278,11 +285,11 @@ void reg_api_agent_service_register(struct reg_api_call *c)
 
 void reg_api_agent_service_deregister(struct reg_api_call *c)
 {
-    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
+    const struct reg_service *svc = own_service(c->api->agent, c->arg);
 
     if (svc && !reg_api_acl_require(c, REG_ACL_RES_SERVICE, svc->name, REG_ACL_ACCESS_WRITE))
         return;
-    if (reg_agent_service_deregister(c->api->agent, c->arg) < 0) {
+    if (!svc || reg_agent_service_deregister(c->api->agent, c->arg) < 0) {
         reg_api_error(c, 404,
                       "Unknown service ID \"%s\". Ensure that the service ID is passed, not the "
                       "service name.",
@@ -340,7 +347,7 @@ void reg_api_agent_check_register(struct reg_api_call *c)
         reg_check_reg_free(&r);
         return;
     }
-    if (r.chk.service_id[0] && !reg_service_get(reg_agent_local_node(a), r.chk.service_id)) {
+    if (r.chk.service_id[0] && !own_service(a, r.chk.service_id)) {
         reg_api_error(c, 404, "ServiceID \"%s\" does not exist", r.chk.service_id);
         reg_check_reg_free(&r);
         return;
@@ -479,7 +486,7 @@ void reg_api_agent_service_maintenance(struct reg_api_call *c)
 
     if (parse_enable(c, &enable) < 0)
         return;
-    const struct reg_service *svc = reg_service_get(reg_agent_local_node(c->api->agent), c->arg);
+    const struct reg_service *svc = own_service(c->api->agent, c->arg);
     if (!svc) {
         reg_api_error(c, 404, "No service registered with ID \"%s\"", c->arg);
         return;

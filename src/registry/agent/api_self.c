@@ -88,7 +88,7 @@ static json_t *stats_agent(const struct reg_agent *a)
         else if (c->type[0])
             monitors++;
     }
-    smap_foreach(&n->services, e) services += !(a->cfg.server && strcmp(e->key, "consul") == 0);
+    smap_foreach(&n->services, e) services += !reg_agent_builtin_service(a, e->key);
     set_u64(o, "check_monitors", monitors);
     set_u64(o, "check_ttls", ttls);
     set_u64(o, "checks", checks);
