@@ -2,6 +2,7 @@
 #include "load/capture.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,35 @@ bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s
     return found;
 }
 
+/* found holds what capture i found under its index, as a match has no name. */
+static void found_set(json_t *found, size_t i, json_t *v)
+{
+    char key[24];
+
+    snprintf(key, sizeof(key), "%zu", i);
+    json_object_set_new(found, key, v);
+}
+
+static const json_t *found_get(const json_t *found, size_t i)
+{
+    char key[24];
+
+    snprintf(key, sizeof(key), "%zu", i);
+    return json_object_get(found, key);
+}
+
+void load_captures_head(const struct load_request *r, const struct http_response_head *h,
+                        json_t *found)
+{
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const struct http_header *hd;
+
+        if (r->captures[i].kind == LOAD_CAPTURE_HEADER &&
+            (hd = http_find_header(h->headers, h->num_headers, r->captures[i].expr)))
+            found_set(found, i, json_stringn_nocheck(hd->value.p, hd->value.n));
+    }
+}
+
 void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found)
 {
     const char *text = body->data ? body->data : "";
@@ -206,12 +236,12 @@ void load_captures_body(const struct load_request *r, const struct buf *body, js
                 doc = json_loadb(text, body->len, JSON_DECODE_ANY, NULL);
             parsed = true;
             if (doc && (v = load_json_path(doc, c->expr)))
-                json_object_set(found, c->as, (json_t *)v);
+                found_set(found, i, json_incref((json_t *)v));
         } else if (c->kind == LOAD_CAPTURE_REGEXP) {
             struct buf m = BUF_INIT;
 
             if (load_regexp_extract(c->re, c->group, c->named, text, body->len, &m))
-                json_object_set_new(found, c->as, json_stringn(m.data ? m.data : "", m.len));
+                found_set(found, i, json_stringn(m.data ? m.data : "", m.len));
             buf_free(&m);
         }
     }
@@ -223,16 +253,54 @@ static bool missing(const json_t *v)
     return !v || (json_is_string(v) && json_string_length(v) == 0);
 }
 
-bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars)
+/* JavaScript's a === b, which a match applies: numbers by value, strings by their text, and
+ * never two objects or lists (they are not the same object). */
+static bool js_same(const json_t *a, const json_t *b)
 {
-    for (size_t i = 0; i < r->n_captures; i++)
-        if (r->captures[i].strict && missing(json_object_get(found, r->captures[i].as)))
-            return false;
-    for (size_t i = 0; i < r->n_captures; i++) {
-        const json_t *v = json_object_get(found, r->captures[i].as);
+    if (json_is_number(a) && json_is_number(b))
+        return json_number_value(a) == json_number_value(b);
+    if (json_is_string(a) && json_is_string(b))
+        return json_string_length(a) == json_string_length(b) &&
+               memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+    return json_typeof(a) == json_typeof(b) &&
+           (json_is_true(a) || json_is_false(a) || json_is_null(a));
+}
 
-        json_object_set_new(vars, r->captures[i].as,
-                            v ? json_incref((json_t *)v) : json_string(""));
+/* Whether match x found its value; a regexp or a header that finds nothing gives "", as
+ * Artillery's extractors do, and a JSONPath undefined, which equals nothing. */
+static bool match_ok(const struct load_capture *x, const json_t *v, const json_t *vars,
+                     uint64_t *rng)
+{
+    json_t *want, *empty = NULL;
+    bool ok;
+
+    if (!v && x->kind == LOAD_CAPTURE_JSON)
+        return false;
+    if (!v)
+        v = empty = json_string("");
+    want = load_tmpl_json(x->value, vars, rng);
+    ok = js_same(v, want);
+    json_decref(want);
+    json_decref(empty);
+    return ok;
+}
+
+bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,
+                         uint64_t *rng)
+{
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const struct load_capture *x = &r->captures[i];
+
+        if (x->strict && (x->value ? !match_ok(x, found_get(found, i), vars, rng)
+                                   : missing(found_get(found, i))))
+            return false;
+    }
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const json_t *v = found_get(found, i);
+
+        if (r->captures[i].as)
+            json_object_set_new(vars, r->captures[i].as,
+                                v ? json_incref((json_t *)v) : json_string(""));
     }
     return true;
 }

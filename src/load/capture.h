@@ -20,6 +20,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/http_parse.h"
 #include "load/script.h"
 
 /*
@@ -39,14 +40,19 @@ int load_regexp_compile(const char *pattern, const char *flags, const json_t *gr
 bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s, size_t len,
                          struct buf *out);
 
-/* The body's captures of r (json and regexp) into found (name -> value). */
+/* What r's captures and matches find, into found, each under its index in r->captures ("0"):
+ * the head's (header) while its slices are valid, then the body's (json and regexp). */
+void load_captures_head(const struct load_request *r, const struct http_response_head *h,
+                        json_t *found);
 void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found);
 
 /*
  * Applies what found holds to vars, as Artillery does: when a strict capture of r found
- * nothing (or ""), none is set and false is returned; else every capture is set (a non-strict
- * one that found nothing as "") and true is returned.
+ * nothing (or ""), or a strict match did not find its value (rendered from vars, compared as
+ * JavaScript's ===), none is set and false is returned; else every capture is set (a
+ * non-strict one that found nothing as "") and true is returned.
  */
-bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars);
+bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,
+                         uint64_t *rng);
 
 #endif

@@ -39,12 +39,13 @@ enum load_capture_kind { LOAD_CAPTURE_JSON, LOAD_CAPTURE_HEADER, LOAD_CAPTURE_RE
 
 struct load_capture {
     enum load_capture_kind kind;
-    char *expr; /* a JSONPath such as "$.items[0].id", a header name or a pattern */
-    char *as;
-    bool strict; /* finding nothing fails the user (Artillery's default) */
-    regex_t *re; /* LOAD_CAPTURE_REGEXP: compiled (capture.h) */
-    int group;   /* its submatch to take; 0 for the whole match */
-    bool named;  /* the group was given by name */
+    char *expr;    /* a JSONPath such as "$.items[0].id", a header name or a pattern */
+    char *as;      /* the variable it sets; NULL for a match */
+    json_t *value; /* a match (Artillery 1's): the value it must find, a template; else NULL */
+    bool strict;   /* finding nothing (a match: another value) fails the user */
+    regex_t *re;   /* LOAD_CAPTURE_REGEXP: compiled (capture.h) */
+    int group;     /* its submatch to take; 0 for the whole match */
+    bool named;    /* the group was given by name */
 };
 
 enum load_expect_kind {

@@ -283,50 +283,65 @@ static void compile_regexp(struct script_ctx *c, const json_t *item, struct load
     }
 }
 
-static void parse_captures(struct script_ctx *c, const json_t *cap, struct load_request *r)
+static bool templates_ok(struct script_ctx *c, const json_t *parent, const char *key,
+                         const json_t *v);
+
+/*
+ * capture and match (where): lists of specs, or one. As Artillery's captureOrMatch reads them, a
+ * spec with a value is a match (the value it must find, a template), whichever list holds it;
+ * one without is a capture into `as`.
+ */
+static void parse_captures(struct script_ctx *c, const json_t *cap, const char *where,
+                           struct load_request *r)
 {
-    static const char *const allowed[] = {"json",   "header", "regexp", "as",
+    static const char *const allowed[] = {"json",   "header", "regexp", "as", "value",
                                           "strict", "group",  "flags",  NULL};
-    static const char *const unsupported[] = {"xpath", "selector", "transform", "value",
+    static const char *const unsupported[] = {"xpath", "selector", "transform",
                                               "index", "attr",     NULL};
     static const char *const kinds[] = {"json", "header", "regexp"};
     json_t *list = json_is_array(cap) ? json_incref((json_t *)cap) : json_pack("[O]", cap);
     json_t *item;
     size_t i;
 
-    r->captures = xcalloc(json_array_size(list) + 1, sizeof(*r->captures));
+    r->captures =
+        xrealloc(r->captures, (r->n_captures + json_array_size(list) + 1) * sizeof(*r->captures));
     json_array_foreach(list, i, item)
     {
         const json_t *as = json_object_get(item, "as"), *strict = json_object_get(item, "strict");
-        const json_t *expr = NULL;
+        const json_t *value = json_object_get(item, "value"), *expr = NULL;
         struct load_capture *x;
         size_t k;
 
         if (!json_is_object(item)) {
-            script_diag(c, cap, NULL, i, "capture: want a mapping with json, header or regexp");
+            script_diag(c, cap, NULL, i, "%s: want a mapping with json, header or regexp", where);
             continue;
         }
-        script_check_keys(c, item, "capture", allowed, unsupported);
+        script_check_keys(c, item, where, allowed, unsupported);
         for (k = 0; k < ARRAY_LEN(kinds) && !(expr = json_object_get(item, kinds[k])); k++)
             ;
-        if (!json_is_string(as) || !json_is_string(expr)) {
+        if (!json_is_string(expr) || (!value && !json_is_string(as))) {
             if (!json_object_get(item, "xpath") && !json_object_get(item, "selector"))
                 script_diag(c, cap, NULL, i,
-                            "capture: want json: \"$.path\", header: NAME or regexp: PATTERN, "
-                            "and as: NAME");
+                            "%s: want json: \"$.path\", header: NAME or regexp: PATTERN, and %s",
+                            where, *where == 'm' ? "value: WHAT" : "as: NAME (or value: WHAT)");
             continue;
         }
         if (k == LOAD_CAPTURE_JSON && json_string_value(expr)[0] != '$') {
-            script_diag(c, item, "json", 0, "capture.json: a JSONPath starts with \"$\"");
+            script_diag(c, item, "json", 0, "%s.json: a JSONPath starts with \"$\"", where);
             continue;
         }
         if (strict && !json_is_boolean(strict))
-            script_diag(c, item, "strict", 0, "capture.strict: want true or false");
+            script_diag(c, item, "strict", 0, "%s.strict: want true or false", where);
+        if (value && !templates_ok(c, item, "value", value))
+            continue;
         x = &r->captures[r->n_captures++];
+        /* a match is strict unless it says otherwise: strictCapture is for captures */
         *x = (struct load_capture){.kind = (enum load_capture_kind)k,
                                    .expr = xstrdup(json_string_value(expr)),
-                                   .as = xstrdup(json_string_value(as)),
-                                   .strict = strict ? json_is_true(strict) : c->strict_capture};
+                                   .as = value ? NULL : xstrdup(json_string_value(as)),
+                                   .value = value ? json_deep_copy(value) : NULL,
+                                   .strict =
+                                       strict ? json_is_true(strict) : value || c->strict_capture};
         if (k == LOAD_CAPTURE_REGEXP)
             compile_regexp(c, item, x);
         if (k != LOAD_CAPTURE_HEADER)
@@ -545,8 +560,8 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
     static const char *const allowed[] = {
         "url",      "headers", "json",          "body",           "qs",     "expect",
         "capture",  "name",    "beforeRequest", "afterResponse",  "ifTrue", "form",
-        "formData", "cookie",  "auth",          "followRedirect", NULL};
-    static const char *const unsupported[] = {"match", "gzip", "think", "timeout", NULL};
+        "formData", "cookie",  "auth",          "followRedirect", "match",  NULL};
+    static const char *const unsupported[] = {"gzip", "think", "timeout", NULL};
     const json_t *req = json_object_get(step, method);
     struct load_request *r = &out->req;
     const json_t *v;
@@ -602,7 +617,9 @@ static void parse_request(struct script_ctx *c, const json_t *step, const char *
         r->n_expects = 1;
     }
     if ((v = json_object_get(req, "capture")))
-        parse_captures(c, v, r);
+        parse_captures(c, v, "capture", r);
+    if ((v = json_object_get(req, "match")))
+        parse_captures(c, v, "match", r);
     add_hooks(c, c->scenario, "beforeRequest", true, &r->before);
     add_hooks(c, req, "beforeRequest", false, &r->before);
     add_hooks(c, c->scenario, "afterResponse", true, &r->after);
@@ -918,6 +935,7 @@ static void free_steps(struct load_step *steps, size_t n)
         for (size_t j = 0; j < r->n_captures; j++) {
             free(r->captures[j].expr);
             free(r->captures[j].as);
+            json_decref(r->captures[j].value);
             if (r->captures[j].re)
                 regfree(r->captures[j].re);
             free(r->captures[j].re);

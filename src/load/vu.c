@@ -254,17 +254,10 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
         goto served_by; /* checks, captures and hooks see the last response only */
     if (r->n_expects)
         load_expect_head(&c->expect, r, h, vu->vars, &vu->w->rng);
-    for (size_t i = 0; i < r->n_captures; i++) {
-        const struct http_header *hd;
-
-        if (r->captures[i].kind != LOAD_CAPTURE_HEADER)
-            continue;
-        hd = http_find_header(h->headers, h->num_headers, r->captures[i].expr);
+    if (r->n_captures) {
         if (!vu->found)
             vu->found = json_object();
-        if (hd)
-            json_object_set_new(vu->found, r->captures[i].as,
-                                json_stringn_nocheck(hd->value.p, hd->value.n));
+        load_captures_head(r, h, vu->found);
     }
     if (r->after.n)
         collect_headers(vu, h);
@@ -288,7 +281,7 @@ static bool captures(struct load_vu *vu, struct load_conn *c)
     if (!vu->found)
         vu->found = json_object();
     load_captures_body(r, &c->body, vu->found);
-    ok = load_captures_apply(r, vu->found, vu->vars);
+    ok = load_captures_apply(r, vu->found, vu->vars, &vu->w->rng);
     json_object_clear(vu->found);
     return ok;
 }

@@ -50,3 +50,31 @@ def test_before_and_after_flows_run_once_around_the_phases(mesh, tmp_path, serve
                                                              "before:\n  flwo:\n"))
     assert code == 2 and "test.yml:6: before: missing flow" in err, err
     assert "before.flwo: unknown key `flwo`, did you mean `flow`?" in err, err
+
+
+def test_match_checks_what_a_capture_finds(mesh, tmp_path, server):
+    """Artillery 1's match: what a json, header or regexp spec finds must be the value (a
+    template), compared as JavaScript's ===, so "42" is not the number 42; a strict match
+    that fails fails the user as a failed capture does, strict: false lets it pass."""
+    steps = ['get: {url: /json, match: {json: "$.items[0].id", value: 42}}',
+             'get: {url: /json, match: [{json: "$.items[0].id", value: "{{ n }}"}, '
+             '{header: content-type, value: application/json}, '
+             '{regexp: \'"id": (\\d+)\', group: 1, value: "42"}]}',
+             'get: {url: /json, match: {json: "$.items[0].id", value: "42", strict: false}, '
+             'capture: {json: "$.items[0].id", as: id}}',
+             'get: {url: "/echo?id={{ id }}"}',
+             'get: {url: /json, match: {json: "$.items[0].id", value: "42"}}',
+             'get: {url: "/echo?never"}']
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 1}]\n  variables: {n: 42}\n'
+              'scenarios:\n  - flow:\n' + "".join(f"      - {s}\n" for s in steps))
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.Failed capture or match"] == 1 and c["vusers.failed"] == 1, c
+    assert paths(server) == ["/json"] * 3 + ["/echo?id=42", "/json"]
+
+    code, out, err = run_load(mesh, tmp_path, script.replace("value: 42}", "valeu: 42}"))
+    assert code == 2, out + err
+    assert "match.valeu: unknown key `valeu`, did you mean `value`?" in err, err
+    assert "match: want json: \"$.path\", header: NAME or regexp: PATTERN, and value: WHAT" \
+        in err, err

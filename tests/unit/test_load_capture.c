@@ -76,18 +76,48 @@ static void test_apply_all_or_nothing(void **state)
     struct load_capture caps[2] = {{.kind = LOAD_CAPTURE_JSON, .as = "a", .strict = true},
                                    {.kind = LOAD_CAPTURE_HEADER, .as = "b", .strict = true}};
     struct load_request r = {.captures = caps, .n_captures = 2};
-    json_t *vars = json_object(), *found = json_pack("{s:i,s:s}", "a", 1, "b", "");
+    uint64_t rng = 1;
+    json_t *vars = json_object(), *found = json_pack("{s:i,s:s}", "0", 1, "1", "");
 
     (void)state;
     /* "" is nothing: the strict capture fails and a is not set either */
-    assert_false(load_captures_apply(&r, found, vars));
+    assert_false(load_captures_apply(&r, found, vars, &rng));
     assert_int_equal(json_object_size(vars), 0);
     /* lenient: what was found is set, and what was not as "" */
     caps[1].strict = false;
-    json_object_del(found, "b");
-    assert_true(load_captures_apply(&r, found, vars));
+    json_object_del(found, "1");
+    assert_true(load_captures_apply(&r, found, vars, &rng));
     assert_int_equal(json_integer_value(json_object_get(vars, "a")), 1);
     assert_string_equal(json_string_value(json_object_get(vars, "b")), "");
+    json_decref(found);
+    json_decref(vars);
+}
+
+/* A match compares as JavaScript's ===, and a failed one fails the request's captures too. */
+static void test_matches(void **state)
+{
+    struct load_capture caps[2] = {
+        {.kind = LOAD_CAPTURE_JSON, .value = json_integer(42), .strict = true},
+        {.kind = LOAD_CAPTURE_JSON, .as = "id", .strict = true}};
+    struct load_request r = {.captures = caps, .n_captures = 2};
+    json_t *vars = json_pack("{s:s}", "want", "42");
+    json_t *found = json_pack("{s:f,s:i}", "0", 42.0, "1", 7);
+    uint64_t rng = 1;
+
+    (void)state;
+    assert_true(load_captures_apply(&r, found, vars, &rng)); /* 42.0 === 42 */
+    assert_int_equal(json_integer_value(json_object_get(vars, "id")), 7);
+    json_object_del(vars, "id");
+    json_decref(caps[0].value);
+    caps[0].value = json_string("{{ want }}"); /* "42" !== 42 */
+    assert_false(load_captures_apply(&r, found, vars, &rng));
+    assert_null(json_object_get(vars, "id"));
+    json_object_set_new(found, "0", json_string("42"));
+    assert_true(load_captures_apply(&r, found, vars, &rng));
+    json_object_set_new(found, "0", json_string("43"));
+    caps[0].strict = false; /* a lenient match that fails fails nothing */
+    assert_true(load_captures_apply(&r, found, vars, &rng));
+    json_decref(caps[0].value);
     json_decref(found);
     json_decref(vars);
 }
@@ -97,6 +127,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regexp),
         cmocka_unit_test(test_apply_all_or_nothing),
+        cmocka_unit_test(test_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
