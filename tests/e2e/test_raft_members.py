@@ -4,7 +4,10 @@ sees through any agent (found by running tests/compat through each, `tests/compa
 time its API call returns."""
 
 from helpers import HOST, wait_until
-from raft_helpers import cluster, leader_of  # noqa: F401 (fixture)
+from raft_helpers import cluster, form, leader_of  # noqa: F401 (fixture)
+
+FAILURE_TIMEOUT_S = 60  # a heartbeat every 20 s: the first one is far beyond FORMED_S
+FORMED_S = 10
 
 
 def members(agent):
@@ -27,6 +30,18 @@ def test_every_agent_lists_every_member(cluster, agent_factory):
     wait_until(lambda: members(leader) == want, 10, what="the leader to list web1")
     for agent in cluster + [web]:
         assert members(agent) == want, agent.name
+
+
+def test_every_server_lists_every_server_soon_after_forming(request, tmp_path, agent_factory):
+    """A follower announces itself to the leader as soon as it learns of it: it used to wait a
+    third of -failure-timeout for its first heartbeat, and until then only the leader was
+    listed (here that would be 20 s; the wait is bounded well below it)."""
+    servers = form(request, tmp_path, extra=["-failure-timeout", f"{FAILURE_TIMEOUT_S}s"])
+    want = {s.node: (1, "consul") for s in servers}
+
+    def all_list_all():
+        return all(members(s) == want for s in servers)
+    wait_until(all_list_all, FORMED_S, interval=0.1, what="every server to list all three")
 
 
 def test_client_agent_registration_is_in_the_catalog_when_answered(cluster, agent_factory):

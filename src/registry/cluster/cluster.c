@@ -260,12 +260,26 @@ static void fsm_leadership(bool leader, bool lost, void *ctx)
     reg_members_grace(&cx->members);
 }
 
+/*
+ * A follower announces itself to a leader it has just learned of at once, not a third of the
+ * failure timeout later: until then the leader, which alone answers /v1/agent/members, does not
+ * list it (docs/replication.md, "Every server in the catalog").
+ */
+static void fsm_leader_changed(uint64_t leader_id, void *ctx)
+{
+    struct reg_cluster *cl = ctx;
+
+    if (leader_id != 0 && leader_id != cl->peers[0].id)
+        uv_timer_start(&cl->beat, reg_cluster_beat, 0, uv_timer_get_repeat(&cl->beat));
+}
+
 static const struct reg_repl_fsm cluster_fsm = {
     .apply = fsm_apply,
     .snapshot = fsm_snapshot,
     .snapshot_ready = fsm_snapshot_ready,
     .restore = fsm_restore,
     .leadership = fsm_leadership,
+    .leader_changed = fsm_leader_changed,
 };
 
 /* ---- held answers and proposals ---------------------------------------------------------- */

@@ -57,6 +57,7 @@ struct reg_repl {
     bool leader_ready; /* the barrier of this term completed */
     bool barrier_running;
     uint64_t barrier_term;
+    uint64_t leader_id;  /* the leader the last poll saw (0: none), for leader_changed */
     unsigned in_flight;  /* own proposals not completed */
     uint64_t contact_at; /* engine time (ms) a leader was last heard from, or the start */
     /* The snapshot in progress (see fsm_snapshot); the engine takes one at a time. */
@@ -365,6 +366,7 @@ static void on_ready_barrier(struct raft_barrier *req, int status)
  * The engine knows when a follower last heard from its leader only while it follows one: a
  * follower whose election timer ran out (a candidate, or cut off) starts counting afresh. The
  * poll keeps the last such moment, so a stale read on a cut-off server says how stale it is.
+ * It also tells the state machine when the leader it knows of changed.
  */
 static void note_contact(struct reg_repl *r)
 {
@@ -376,6 +378,11 @@ static void note_contact(struct reg_repl *r)
         r->contact_at = r->io.time(&r->io);
     else if (raft_state(&r->raft) == RAFT_FOLLOWER && id != 0)
         r->contact_at = r->raft.election_timer_start;
+    if (id != r->leader_id) {
+        r->leader_id = id;
+        if (r->app->leader_changed)
+            r->app->leader_changed(id, r->ctx);
+    }
 }
 
 static void on_poll(uv_timer_t *t)

@@ -58,6 +58,12 @@ struct reg_repl_fsm {
      * its own were still in flight: their outcome is unknown).
      */
     void (*leadership)(bool leader, bool lost, void *ctx);
+    /*
+     * The leader this server knows of changed: leader_id is the new one (this server's own ID
+     * when it leads), 0 when none is known. Seen by the same poll as leadership, so within
+     * 50 ms of the engine learning it. May be NULL.
+     */
+    void (*leader_changed)(uint64_t leader_id, void *ctx);
 };
 
 struct reg_repl_server {
