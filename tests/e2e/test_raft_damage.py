@@ -105,6 +105,11 @@ def test_damaged_follower_refuses_to_start_then_catches_up_when_moved_aside(
     follower = next(s for s in cluster if s is not leader)
     wait_until(lambda: follower.get(f"/v1/kv/k/{WRITES - 1:03d}?stale").status == 200, 20,
                what="the follower to apply every write")
+    # Each server snapshots at its own indexes (docs/replication.md), so the follower's may be
+    # the last of the three and still being written.
+    wait_until(lambda: any(f.startswith("snapshot-") and "." not in f
+                           for f in files(follower.data_dir / "raft")), 20,
+               what="the follower to store a snapshot")
     follower.stop()
     raft = follower.data_dir / "raft"
     named = DAMAGE[damage](raft)

@@ -12,6 +12,7 @@ from raft_helpers import form, leader_of
 
 WRITES = 300
 TRAILING = 128  # entries the engine keeps in its log behind a snapshot
+SPREAD_THRESHOLD = 64
 
 
 def newest_snapshot(server):
@@ -66,3 +67,27 @@ def test_follower_with_an_empty_data_dir_catches_up_from_a_snapshot(request, tmp
     # It is a full member again: it serves a write made through it.
     lost.put_true("/v1/kv/after", "1")
     assert leader.get("/v1/kv/after?raw").body == b"1"
+
+
+def snapshot_indexes(server):
+    return {int(n.split("-")[2]) for n in os.listdir(server.data_dir / "raft")
+            if n.startswith("snapshot-") and not n.endswith(".meta")}
+
+
+def test_no_two_servers_snapshot_at_the_same_index(request, tmp_path, agent_factory):
+    """Every server applies the same entries, so with one threshold all three used to snapshot
+    at the same index and at the same moment, and a commit, which needs one follower, waited
+    for the quicker of two stalled ones. The servers now share the period out: no index is
+    snapshotted by two of them (the threshold here leaves each server two thresholds' worth of
+    writes for a snapshot before it misses its turn, even on a busy machine)."""
+    cluster = form(request, tmp_path, extra=["-raft-snapshot-threshold", str(SPREAD_THRESHOLD)])
+    leader = leader_of(cluster)
+    for i in range(5 * SPREAD_THRESHOLD):
+        leader.put_true(f"/v1/kv/k/{i:04d}", f"v{i}")
+    wait_until(lambda: all(len(snapshot_indexes(s)) >= 2 for s in cluster), 30,
+               what="every server to take two snapshots")
+    seen = {s.name: snapshot_indexes(s) for s in cluster}
+    for a in cluster:
+        for b in cluster:
+            if a is not b:
+                assert not seen[a.name] & seen[b.name], seen

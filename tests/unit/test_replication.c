@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@ struct world {
     struct reg_repl *repl;
     uint64_t applied;        /* the state: entries applied (or restored) */
     long restored_pid;       /* the PID a restored snapshot was written by, 0 when none */
+    int restored_nice;       /* the niceness it was written at */
     uint64_t restored_count; /* the count it held */
     bool leader;
     bool in_flight; /* the state shows changes not yet committed: no snapshot of it */
@@ -63,14 +65,17 @@ static int fsm_apply(const void *data, size_t len, bool own, void *ctx)
     return 0;
 }
 
-/* Runs where the engine's snapshot is serialised: records which process that was. */
+/* Runs where the engine's snapshot is serialised: records which process that was, and its
+ * niceness. */
 static void fsm_snapshot(struct buf *out, void *ctx)
 {
     struct world *w = ctx;
 
     if (access(w->fail_path, F_OK) == 0)
         raise(SIGKILL); /* a writer that dies: killed, out of memory */
-    buf_printf(out, "%ld %" PRIu64 "\n", (long)getpid(), w->applied);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    buf_printf(out, "%ld %" PRIu64 " %d\n", (long)getpid(), w->applied, errno ? 0 : nice);
 }
 
 static bool fsm_snapshot_ready(void *ctx)
@@ -89,7 +94,8 @@ static int fsm_restore(const void *data, size_t len, void *ctx)
         return -EINVAL;
     memcpy(text, data, len);
     text[len] = '\0';
-    if (sscanf(text, "%ld %" SCNu64, &w->restored_pid, &w->restored_count) != 2)
+    if (sscanf(text, "%ld %" SCNu64 " %d", &w->restored_pid, &w->restored_count,
+               &w->restored_nice) != 3)
         return -EINVAL;
     w->applied = w->restored_count;
     return 0;
@@ -232,7 +238,8 @@ static int snapshots(struct world *w)
 /*
  * The snapshot is serialised by another process (the loop's own would have stalled every
  * client), from the state as it stood when the engine asked for it: restarted from it, the
- * server has that state and then the entries after it.
+ * server has that state and then the entries after it. That process gives way to the loops
+ * whose cores it shares: it runs at a higher niceness than the server.
  */
 static void test_snapshot_is_written_by_a_child(void **state)
 {
@@ -248,6 +255,10 @@ static void test_snapshot_is_written_by_a_child(void **state)
     server_start(w);
     assert_true(w->restored_pid > 0);
     assert_int_not_equal(w->restored_pid, (long)getpid());
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    assert_true(w->restored_nice > nice || w->restored_nice == 19);
     assert_true(w->restored_count > 0); /* the log's first entries are the engine's own */
     assert_true(w->restored_count <= applied);
     /* The entries after the snapshot are applied on top of it once the server leads again. */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #define REPL_POLL_MS           50
 #define REPL_FRAME_HDR         16
 #define REPL_SNAPSHOT_RETRY_MS 1000 /* after a snapshot writer failed */
+#define SNAPSHOT_NICE          10   /* the snapshot writer's niceness: below the loops' */
 
 struct reg_repl {
     uv_loop_t *loop;
@@ -51,6 +53,7 @@ struct reg_repl {
     char *dir;
     char *address;
     uint64_t incarnation;
+    unsigned threshold; /* entries between snapshots */
     uv_timer_t poll;
     bool started;
     bool was_leader;   /* the role seen by the last poll */
@@ -61,6 +64,7 @@ struct reg_repl {
     unsigned in_flight;  /* own proposals not completed */
     uint64_t contact_at; /* engine time (ms) a leader was last heard from, or the start */
     /* The snapshot in progress (see fsm_snapshot); the engine takes one at a time. */
+    bool snap_taking;            /* asked for and serialised (or being), not yet finalized */
     pid_t snap_child;            /* the process serialising it, 0 when none */
     int snap_fd;                 /* the read end of its pipe, -1 when none */
     int snap_error;              /* 0 or -errno, set by fsm_snapshot_async */
@@ -238,23 +242,70 @@ static int snapshot_in_child(int fd, void *arg)
     struct reg_repl *r = arg;
     struct buf b = BUF_INIT;
 
+    /*
+     * Serialising the whole state is CPU work that can wait; the servers' loops, which every
+     * commit waits on, cannot. Where they share cores with it (three servers on one host, or a
+     * server on one core), the child gives way to them.
+     */
+    (void)setpriority(PRIO_PROCESS, 0, SNAPSHOT_NICE);
     r->app->snapshot(&b, r->ctx);
     return file_write_all(fd, b.data, b.len); /* the child exits: nothing to free */
+}
+
+/*
+ * Whether index falls in this server's share of the snapshot period. Every server of a cluster
+ * applies the same entries, so with one threshold they all snapshot at the same index, and the
+ * fork, the serialising child, the compression and the snapshot's fsyncs then slow both
+ * followers at once: a commit needs one of them, so every write waited for the quicker of two
+ * stalled servers (the replicated p99, docs/benchmarks.md). The voters, ranked by ID, share the
+ * period out: of n, the k-th snapshots only at an index whose place in the period is in its
+ * k-th n-th of it, so none starts at an index another does, save when it must (fsm_snapshot).
+ */
+static bool snapshot_turn(const struct reg_repl *r, uint64_t index)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    unsigned n = 0, rank = 0;
+
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role != RAFT_VOTER)
+            continue;
+        n++;
+        rank += c->servers[i].id < r->raft.id;
+    }
+    if (n <= 1 || r->threshold < n)
+        return true;
+    return (index % r->threshold) * n / r->threshold == rank;
+}
+
+/* The index of the newest snapshot this server has or is taking: its log grows from there. */
+static uint64_t snapshot_base(const struct reg_repl *r)
+{
+    return r->snap_taking ? r->snap_index : r->raft.log.snapshot.last_index;
 }
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct reg_repl *r = fsm->data;
+    uint64_t applied = raft_last_applied(&r->raft);
     int fds[2], rc;
 
-    MESH_BUG_ON(r->snap_child > 0 || r->snap_fd >= 0);
+    MESH_BUG_ON(r->snap_child > 0 || r->snap_fd >= 0 || r->snap_taking);
     if (r->io.time(&r->io) < r->snap_retry_at || !r->app->snapshot_ready(r->ctx))
         return RAFT_BUSY; /* the engine asks again after its next applied entry */
+    /*
+     * Out of its turn, a server takes its snapshot only when it must: three thresholds past
+     * its last one, whose applies skip its share of the period (a follower catching up). A
+     * snapshot that ran past its turn waits for the next one, a threshold later.
+     */
+    bool must = applied - snapshot_base(r) >= 3 * (uint64_t)r->threshold;
+    if (!must && !snapshot_turn(r, applied))
+        return RAFT_BUSY;
     buf_reset(&r->snap_data);
     r->snap_buf = (struct raft_buffer){0};
     r->snap_error = 0;
-    r->snap_index = raft_last_applied(&r->raft);
+    r->snap_index = applied;
     r->snap_started = r->io.time(&r->io);
+    r->snap_taking = true;
     *bufs = &r->snap_buf;
     *n_bufs = 1;
     rc = pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
@@ -329,6 +380,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     }
     buf_free(&r->snap_data); /* the size of the state: not kept between snapshots */
     r->snap_buf = (struct raft_buffer){0};
+    r->snap_taking = false;
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
@@ -559,7 +611,8 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
     raft_set_election_timeout(&r->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
     raft_set_heartbeat_timeout(&r->raft,
                                cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
-    raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);
+    r->threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
+    raft_set_snapshot_threshold(&r->raft, r->threshold);
     raft_set_snapshot_trailing(&r->raft, 128);
     raft_set_pre_vote(&r->raft, true);
     uv_timer_init(loop, &r->poll);
