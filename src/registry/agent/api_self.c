@@ -127,6 +127,7 @@ static json_t *stats_raft(const struct reg_agent *a)
     set_u64(o, "commit_index", st.commit_index);
     set_u64(o, "last_log_index", st.last_index);
     set_u64(o, "last_log_term", st.term);
+    set_u64(o, "last_snapshot_index", st.snapshot_index);
     set_u64(o, "fsm_pending", 0);
     set_u64(o, "last_contact", st.last_contact_ms);
     set_u64(o, "num_peers", st.nservers ? st.nservers - 1 : 0);

@@ -347,26 +347,36 @@ static void on_committed(int status, void *arg)
         resync(cl, "leadership was lost with writes in flight");
 }
 
-/* Before the loop sleeps: this turn's records become one entry. */
+static void resume_writes(struct reg_cluster *cl);
+
+/*
+ * Before the loop sleeps: this turn's records become one entry. Writes paused for a full log
+ * (reg_repl_log_full) run first once its snapshot is taken, and join that entry.
+ */
 static void on_flush(uv_prepare_t *h)
 {
     struct reg_cluster *cl = h->data;
-    struct batch *b = cl->open;
+    struct batch *b;
 
-    if (!b)
-        return;
-    cl->open = NULL;
-    int rc = reg_repl_propose(cl->repl, b->data.data, b->data.len, on_committed, b);
-    if (rc < 0) {
-        batch_free(b, rc);
-        resync(cl, "a change could not be proposed");
-        return;
+    if (cl->paused && !reg_repl_log_full(cl->repl))
+        resume_writes(cl);
+    b = cl->open;
+    if (b) {
+        cl->open = NULL;
+        int rc = reg_repl_propose(cl->repl, b->data.data, b->data.len, on_committed, b);
+        if (rc < 0) {
+            batch_free(b, rc);
+            resync(cl, "a change could not be proposed");
+            return;
+        }
+        if (cl->newest)
+            cl->newest->next = b;
+        else
+            cl->inflight = b;
+        cl->newest = b;
     }
-    if (cl->newest)
-        cl->newest->next = b;
-    else
-        cl->inflight = b;
-    cl->newest = b;
+    if (cl->paused && !cl->inflight)
+        reg_repl_snapshot_nudge(cl->repl); /* the engine asks after an applied entry */
 }
 
 /* The state's journal hook: a mutation made here becomes part of this turn's entry. */
@@ -439,6 +449,79 @@ void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool
     req->on_abort = on_held_abort;
 }
 
+/* ---- writes paused for a snapshot -------------------------------------------------------- */
+
+/*
+ * The engine keeps the log since the last snapshot in memory, and the leader may snapshot only
+ * a state that is the applied entries' alone (fsm_snapshot_ready), which writes that never
+ * pause never give it. Once its log is full (reg_repl_log_full), a write waits before it runs:
+ * the entries in flight commit, the engine asks for the snapshot after the last is applied,
+ * and the snapshot is taken of the state as it stands then (a fork: a millisecond or two); the
+ * writes then run, in the order they came, before the loop next sleeps. None is lost: a write
+ * waits the time of a commit and a fork, and a server that loses leadership meanwhile answers
+ * it 500, as any call waiting for a leader.
+ */
+struct paused {
+    struct paused *next;
+    struct reg_api_call *call; /* NULL once the client went away */
+};
+
+static void on_paused_abort(struct http_request *req)
+{
+    struct paused *p = req->data;
+    struct reg_api_call *c = p->call;
+
+    p->call = NULL;
+    reg_api_call_free(c);
+}
+
+static void pause_write(struct reg_cluster *cl, struct reg_api_call *c)
+{
+    struct paused *p = xcalloc(1, sizeof(*p));
+
+    p->call = c;
+    c->req->data = p;
+    c->req->on_abort = on_paused_abort;
+    if (!cl->paused)
+        cl->paused_tail = &cl->paused;
+    *cl->paused_tail = p;
+    cl->paused_tail = &p->next;
+}
+
+/* Takes the paused writes off the list: each call that is still there, in order, to fn. */
+static void drain_paused(struct reg_cluster *cl,
+                         void (*fn)(struct reg_cluster *cl, struct reg_api_call *c))
+{
+    struct paused *p = cl->paused;
+
+    cl->paused = NULL;
+    cl->paused_tail = &cl->paused;
+    while (p) {
+        struct paused *next = p->next;
+        struct reg_api_call *c = p->call;
+        free(p);
+        if (c) {
+            c->req->on_abort = NULL;
+            c->req->data = NULL;
+            fn(cl, c);
+        }
+        p = next;
+    }
+}
+
+static void serve_or_route(struct reg_cluster *cl, struct reg_api_call *c);
+
+static void resume_writes(struct reg_cluster *cl)
+{
+    drain_paused(cl, serve_or_route);
+}
+
+static void fail_paused(struct reg_cluster *cl, struct reg_api_call *c)
+{
+    (void)cl;
+    reg_api_error(c, 500, "No cluster leader"); /* Consul's text: clients retry on it */
+}
+
 /* ---- resync ------------------------------------------------------------------------------ */
 
 /* Every held answer becomes its failure now: the exec that follows would only drop them. */
@@ -448,6 +531,7 @@ static void fail_held_answers(struct reg_cluster *cl)
         batch_answer(b, -ECANCELED);
     if (cl->open)
         batch_answer(cl->open, -ECANCELED);
+    drain_paused(cl, fail_paused);
 }
 
 /*
@@ -639,6 +723,17 @@ static void hold_call(struct reg_cluster *cl, struct reg_api_call *c)
     c->req->on_abort = on_hold_abort;
 }
 
+/* Sends c where it goes now: served here, forwarded to the leader, or held for one. */
+static void serve_or_route(struct reg_cluster *cl, struct reg_api_call *c)
+{
+    int rc = route_call(cl, c);
+
+    if (rc == 1)
+        serve_here(cl, c);
+    else if (rc == -EAGAIN)
+        hold_call(cl, c);
+}
+
 /*
  * A ?stale read is answered here unless ?max_stale is given and this server heard from a leader
  * longer ago than that: then the leader answers it (Consul's max_stale).
@@ -676,6 +771,10 @@ bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, boo
         return false;
     c->hold_until = uv_now(cx->loop) + HOLD_MS;
     int rc = route_call(cl, c);
+    if (rc == 1 && write && (cl->paused || reg_repl_log_full(cl->repl))) {
+        pause_write(cl, c); /* after those paused before it */
+        return true;
+    }
     if (rc == 1 && (write || !reg_api_query_has(c, "consistent")))
         return false;
     if (rc == 1)
@@ -819,6 +918,7 @@ void reg_cluster_stop(struct reg_cluster_ctx *cx)
     if (!cl)
         return;
     cl->stopping = true;
+    drain_paused(cl, fail_paused);
     if (cl->open) {
         batch_free(cl->open, -ECANCELED);
         cl->open = NULL;

@@ -27,14 +27,17 @@ struct peer {
 };
 
 struct batch;
+struct paused;
 
 struct reg_cluster {
     struct reg_cluster_ctx *cx;
     struct reg_repl *repl;
-    struct batch *open;     /* collecting this turn's records; NULL when none */
-    struct batch *inflight; /* proposed batches not yet committed, oldest first */
-    struct batch *newest;   /* the last of them */
-    bool applying;          /* records come from the log: not proposed again */
+    struct batch *open;          /* collecting this turn's records; NULL when none */
+    struct batch *inflight;      /* proposed batches not yet committed, oldest first */
+    struct batch *newest;        /* the last of them */
+    bool applying;               /* records come from the log: not proposed again */
+    struct paused *paused;       /* writes waiting for the snapshot of a full log, oldest first */
+    struct paused **paused_tail; /* &paused when none */
     uv_prepare_t flush;
     uv_timer_t discover;
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */

@@ -65,6 +65,7 @@ struct reg_repl {
     uint64_t contact_at; /* engine time (ms) a leader was last heard from, or the start */
     /* The snapshot in progress (see fsm_snapshot); the engine takes one at a time. */
     bool snap_taking;            /* asked for and serialised (or being), not yet finalized */
+    bool snap_nudged;            /* a barrier is out to bring the engine to ask for one */
     pid_t snap_child;            /* the process serialising it, 0 when none */
     int snap_fd;                 /* the read end of its pipe, -1 when none */
     int snap_error;              /* 0 or -errno, set by fsm_snapshot_async */
@@ -293,11 +294,13 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     if (r->io.time(&r->io) < r->snap_retry_at || !r->app->snapshot_ready(r->ctx))
         return RAFT_BUSY; /* the engine asks again after its next applied entry */
     /*
-     * Out of its turn, a server takes its snapshot only when it must: three thresholds past
+     * Out of its turn, a server takes its snapshot only when it must: a leader whose full log
+     * stopped its writes (no entry will bring its turn), or a server three thresholds past
      * its last one, whose applies skip its share of the period (a follower catching up). A
      * snapshot that ran past its turn waits for the next one, a threshold later.
      */
-    bool must = applied - snapshot_base(r) >= 3 * (uint64_t)r->threshold;
+    bool must = r->leader_ready ? reg_repl_log_full(r)
+                                : applied - snapshot_base(r) >= 3 * (uint64_t)r->threshold;
     if (!must && !snapshot_turn(r, applied))
         return RAFT_BUSY;
     buf_reset(&r->snap_data);
@@ -1001,6 +1004,33 @@ bool reg_repl_leader_ready(const struct reg_repl *r)
     return r->leader_ready && !r->closing;
 }
 
+bool reg_repl_log_full(struct reg_repl *r)
+{
+    return r->started && !r->closing && r->io.time(&r->io) >= r->snap_retry_at &&
+           raft_last_index(&r->raft) - snapshot_base(r) >= 2 * (uint64_t)r->threshold;
+}
+
+static void on_nudged(struct raft_barrier *req, int status)
+{
+    struct repl_req *q = req->data;
+
+    (void)status; /* failed: this server no longer leads, which its state machine hears of */
+    q->repl->snap_nudged = false;
+    free(q);
+}
+
+void reg_repl_snapshot_nudge(struct reg_repl *r)
+{
+    if (r->snap_taking || r->snap_nudged || !r->leader_ready || r->closing)
+        return;
+    struct repl_req *q = req_new(r, NULL, NULL);
+    q->u.barrier.data = q;
+    if (raft_barrier(&r->raft, &q->u.barrier, on_nudged) == 0)
+        r->snap_nudged = true;
+    else
+        free(q); /* not leading: nothing to snapshot for */
+}
+
 /* ---- status ------------------------------------------------------------------------------ */
 
 void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out)
@@ -1032,6 +1062,7 @@ void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out)
     out->applied_index = raft_last_applied(raft);
     out->last_index = raft_last_index(raft);
     out->config_index = raft->configuration_index;
+    out->snapshot_index = raft->log.snapshot.last_index;
     raft_leader(raft, &leader_id, &leader_addr);
     out->leader_id = leader_id;
     if (leader_addr)

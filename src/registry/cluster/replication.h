@@ -99,8 +99,9 @@ struct reg_repl_status {
     uint64_t commit_index;
     uint64_t applied_index;
     uint64_t last_index;
-    uint64_t config_index; /* index of the committed configuration entry */
-    uint64_t leader_id;    /* 0 when unknown */
+    uint64_t config_index;   /* index of the committed configuration entry */
+    uint64_t snapshot_index; /* the last entry the newest stored snapshot holds (0: none) */
+    uint64_t leader_id;      /* 0 when unknown */
     char leader_address[REG_REPL_ADDR_MAX];
     uint64_t last_contact_ms; /* since a leader was last heard (or since the start, before any
                                  was); 0 on the leader */
@@ -166,6 +167,23 @@ void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out);
 
 /* True when this server leads and its term's barrier is applied: it may change the state. */
 bool reg_repl_leader_ready(const struct reg_repl *r);
+
+/*
+ * True when the log holds twice the snapshot threshold of entries past the newest snapshot this
+ * server has or is taking (not while a failed snapshot writer's retry delay runs). The engine
+ * keeps the whole log since its last snapshot in memory, and a leader takes a snapshot only
+ * when nothing of its own is in flight (reg_repl_fsm.snapshot_ready), which writes that never
+ * pause never give it: a leader whose log is full makes no new entry until the snapshot is
+ * taken. If one is still being taken, that means until it is written.
+ */
+bool reg_repl_log_full(struct reg_repl *r);
+
+/*
+ * On the leader, with nothing of its own in flight, brings the engine to ask for a snapshot
+ * (it asks only after an applied entry) by proposing a barrier, unless one is being taken or
+ * such a barrier is already out.
+ */
+void reg_repl_snapshot_nudge(struct reg_repl *r);
 
 /*
  * Stops the engine and frees r; done(arg) runs once every handle is closed (run the loop).
