@@ -52,8 +52,8 @@ struct lb_client {
     struct pollsock io;    /* TCP, or a UNIX socket (lb_proxy_open_fd); its data is c */
     struct deadline timer; /* whichever timeout the state waits under (client_timer) */
     struct lb_proxy *px;
-    struct lb_client *prev, *next; /* px->clients */
-    struct lb_client *qnext;       /* px queue */
+    struct list_node link;   /* in px->clients */
+    struct lb_client *qnext; /* px queue */
     int open_handles;
     char ip[64];
     bool ipv6;
@@ -1338,12 +1338,7 @@ static void client_close(struct lb_client *c)
     release_upstream(c, false);
     leave_backend(c);
     c->closing = true;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        px->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     px->nclients--;
     lb_scur_dec(px->fe);
     if (px->on_client_close)
@@ -1371,10 +1366,7 @@ static struct lb_client *client_new(struct lb_proxy *px, int fd, int *rc)
     c->first = true;
     c->state = CS_HEAD;
     deadline_init(&c->timer, px->loop, client_timeout, c);
-    c->next = px->clients;
-    if (c->next)
-        c->next->prev = c;
-    px->clients = c;
+    list_insert_head(&px->clients, &c->link);
     px->nclients++;
     lb_scur_inc(px->fe);
     snprintf(c->ip, sizeof(c->ip), "unknown");
@@ -1451,6 +1443,7 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
     px->fe = fe;
     px->page503 = page503 ? page503 : lb_default_503;
     px->page503_len = page503 ? page503_len : strlen(lb_default_503);
+    list_init(&px->clients);
     lb_picker_init(&px->picker, backend->balance, (uint64_t)(uintptr_t)px ^ uv_hrtime());
     lb_pool_init(&px->pool, loop, ns_to_ms(cfg->timeout_keepalive_ns), &upconn_ops);
     uv_timer_init(loop, &px->queue_timer);
@@ -1466,8 +1459,8 @@ void lb_proxy_drain(struct lb_proxy *px)
 {
     px->draining = true;
     lb_pool_close_idle(&px->pool);
-    for (struct lb_client *c = px->clients, *next; c; c = next) {
-        next = c->next;
+    struct lb_client *c;
+    LIST_FOR_EACH(c, &px->clients, link) {
         if (c->state == CS_HEAD && c->in.len == 0)
             client_close(c);
     }
@@ -1478,8 +1471,8 @@ void lb_proxy_drain(struct lb_proxy *px)
 void lb_proxy_abort_all(struct lb_proxy *px)
 {
     px->closing = true;
-    while (px->clients)
-        client_close(px->clients);
+    while (!list_empty(&px->clients))
+        client_close(LIST_ENTRY(list_first(&px->clients), struct lb_client, link));
     lb_pool_close(&px->pool);
 }
 

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "lib/http_parse.h"
+#include "lib/list.h"
 #include "lb/balance.h"
 #include "lb/config.h"
 #include "lb/lb.h"
@@ -33,7 +34,7 @@ struct lb_proxy {
     size_t page503_len;
     struct lb_picker picker;
     struct lb_pool pool;
-    struct lb_client *clients; /* every open client connection */
+    struct list_node clients; /* every open client connection (struct lb_client, proxy.c) */
     size_t nclients;
     struct lb_client *queue_head, *queue_tail; /* waiting for a server slot, FIFO */
     size_t queued;

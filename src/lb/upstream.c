@@ -12,6 +12,7 @@ void lb_pool_init(struct lb_pool *pool, uv_loop_t *loop, uint64_t idle_timeout_m
     pool->loop = loop;
     pool->idle_timeout_ms = idle_timeout_ms;
     pool->ops = ops;
+    list_init(&pool->busy);
 }
 
 static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server *srv, bool add)
@@ -32,6 +33,7 @@ static struct lb_pool_server *pool_server(struct lb_pool *pool, struct lb_server
         return NULL;
     struct lb_pool_server *ps = xcalloc(1, sizeof(*ps));
     ps->srv = lb_server_ref(srv);
+    list_init(&ps->idle);
     ps->next = pool->servers;
     pool->servers = ps;
     return ps;
@@ -51,41 +53,17 @@ static void pool_server_drop(struct lb_pool *pool, struct lb_pool_server *ps)
     free(ps);
 }
 
-static void list_unlink(struct lb_upconn **head, struct lb_upconn *u)
-{
-    if (u->prev)
-        u->prev->next = u->next;
-    else if (*head == u)
-        *head = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    u->prev = u->next = NULL;
-}
-
-static void list_push(struct lb_upconn **head, struct lb_upconn *u)
-{
-    u->prev = NULL;
-    u->next = *head;
-    if (*head)
-        (*head)->prev = u;
-    *head = u;
-}
-
 /* Takes u out of whichever list holds it. */
 static void upconn_detach(struct lb_upconn *u)
 {
     struct lb_pool *pool = u->pool;
 
+    list_remove(&u->link);
     if (u->idle) {
         struct lb_pool_server *ps = pool_server(pool, u->srv, false);
-        if (ps) {
-            list_unlink(&ps->idle, u);
-            if (--ps->nidle == 0)
-                pool_server_drop(pool, ps);
-        }
+        if (ps && --ps->nidle == 0)
+            pool_server_drop(pool, ps);
         u->idle = false;
-    } else {
-        list_unlink(&pool->busy, u);
     }
 }
 
@@ -127,14 +105,15 @@ struct lb_upconn *lb_pool_get(struct lb_pool *pool, struct lb_server *srv, void 
 {
     struct lb_pool_server *ps = pool_server(pool, srv, false);
 
-    if (!ps || !ps->idle)
+    struct lb_upconn *u = ps ? LIST_ENTRY(list_first(&ps->idle), struct lb_upconn, link) : NULL;
+
+    if (!u)
         return NULL;
-    struct lb_upconn *u = ps->idle;
-    list_unlink(&ps->idle, u);
+    list_remove(&u->link);
     if (--ps->nidle == 0)
         pool_server_drop(pool, ps);
     u->idle = false;
-    list_push(&pool->busy, u);
+    list_insert_head(&pool->busy, &u->link);
     deadline_clear(&u->timer);
     u->owner = owner;
     u->reused = true;
@@ -184,7 +163,7 @@ struct lb_upconn *lb_pool_connect(struct lb_pool *pool, struct lb_server *srv, v
     u->owner = owner;
     deadline_init(&u->timer, pool->loop, upconn_expired, u);
     u->open_handles = 2;
-    list_push(&pool->busy, u);
+    list_insert_head(&pool->busy, &u->link);
     pool->nconns++;
     return u;
 }
@@ -208,10 +187,10 @@ void lb_pool_put(struct lb_upconn *u)
     struct lb_pool *pool = u->pool;
     struct lb_pool_server *ps = pool_server(pool, u->srv, true);
 
-    list_unlink(&pool->busy, u);
+    list_remove(&u->link);
     u->owner = NULL;
     u->idle = true;
-    list_push(&ps->idle, u);
+    list_insert_head(&ps->idle, &u->link);
     ps->nidle++;
     lb_upconn_read(u, true); /* for the server's close; a lent connection may be paused */
     if (pool->idle_timeout_ms)
@@ -224,12 +203,12 @@ void lb_pool_close_idle(struct lb_pool *pool)
 {
     /* Each entry has an idle connection; closing a server's last one drops its entry. */
     while (pool->servers)
-        lb_upconn_close(pool->servers->idle);
+        lb_upconn_close(LIST_ENTRY(list_first(&pool->servers->idle), struct lb_upconn, link));
 }
 
 void lb_pool_close(struct lb_pool *pool)
 {
     lb_pool_close_idle(pool);
-    while (pool->busy)
-        lb_upconn_close(pool->busy);
+    while (!list_empty(&pool->busy))
+        lb_upconn_close(LIST_ENTRY(list_first(&pool->busy), struct lb_upconn, link));
 }

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "lib/deadline.h"
+#include "lib/list.h"
 #include "lib/pollsock.h"
 #include "lb/lb.h"
 
@@ -47,17 +48,17 @@ struct lb_upconn {
     struct deadline timer; /* the owner's connect or server timeout, or the idle timeout */
     struct lb_server *srv; /* reference */
     struct lb_pool *pool;
-    void *owner;                   /* the client using it; NULL while idle */
-    struct lb_upconn *prev, *next; /* idle list of its server, or the busy list */
-    int open_handles;              /* sock and timer: freed when both closed */
+    void *owner;           /* the client using it; NULL while idle */
+    struct list_node link; /* in its server's idle list, or the pool's busy list */
+    int open_handles;      /* sock and timer: freed when both closed */
     bool connected, reused, closing, idle;
 };
 
 /* A server's idle connections; the entry exists only while there is at least one. */
 struct lb_pool_server {
-    struct lb_server *srv;  /* reference */
-    struct lb_upconn *idle; /* most recently used first */
-    size_t nidle;           /* >= 1 */
+    struct lb_server *srv; /* reference */
+    struct list_node idle; /* its idle connections, most recently used first */
+    size_t nidle;          /* >= 1 */
     struct lb_pool_server *next;
 };
 
@@ -66,9 +67,9 @@ struct lb_pool {
     uint64_t idle_timeout_ms;        /* 0 = none */
     const struct lb_upconn_ops *ops; /* borrowed */
     struct lb_pool_server *servers;
-    struct lb_upconn *busy; /* lent connections, for forced shutdown */
-    size_t nconns;          /* open connections (idle, lent or connecting) */
-    char scratch[512];      /* read buffer of idle connections (anything read closes them) */
+    struct list_node busy; /* lent connections, for forced shutdown */
+    size_t nconns;         /* open connections (idle, lent or connecting) */
+    char scratch[512];     /* read buffer of idle connections (anything read closes them) */
 };
 
 /* ops (borrowed for the pool's life) receives the reads, timeouts and connects of lent
