@@ -1,14 +1,18 @@
 /* The /v1/acl endpoints, PUT /v1/agent/token/<kind>, and the HTTP side of authorization. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/json.h"
+#include "lib/log.h"
+#include "lib/str.h"
 #include "lib/uuid.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_routes.h"
@@ -170,21 +174,69 @@ static bool disabled_read(struct reg_api_call *c, struct reg_api_result *res)
 
 /* ---- bootstrap and tokens ---------------------------------------------------------------- */
 
+#define BOOTSTRAP_RESET_FILE "acl-bootstrap-reset"
+
+/*
+ * Consul's way back in when every management token is lost: the operator writes the reset index
+ * a refused bootstrap named into DATA_DIR/acl-bootstrap-reset, and the next bootstrap at that
+ * index is allowed and removes the file. A file naming another index stays and allows nothing
+ * (an ACL write moved the index on since: the operator asks again).
+ */
+static bool bootstrap_reset_requested(const struct reg_settings *cfg, uint64_t reset_index)
+{
+    struct buf path = BUF_INIT;
+    char text[32];
+    unsigned long long want;
+    ssize_t n = -1;
+    bool ok = false;
+
+    if (!cfg->data_dir || !cfg->data_dir[0])
+        return false;
+    buf_printf(&path, "%s/%s", cfg->data_dir, BOOTSTRAP_RESET_FILE);
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+    }
+    if (n < 0)
+        goto out;
+    while (n > 0 && isspace((unsigned char)text[n - 1]))
+        n--; /* "echo N > file" ends it with a newline */
+    text[n] = '\0';
+    if (!str_to_u64(str_trim(str_from(text)), &want)) {
+        log_warn("%s: not an index; ACL bootstrap reset ignored", path.data);
+    } else if (want != reset_index) {
+        log_warn("%s: reset index %llu is not the current one (%llu); ACL bootstrap reset ignored",
+                 path.data, want, (unsigned long long)reset_index);
+    } else if (unlink(path.data) < 0) {
+        log_warn("%s: %s; ACL bootstrap reset ignored", path.data, strerror(errno));
+    } else {
+        log_info("%s: ACL bootstrap reset at index %llu", path.data, want);
+        ok = true;
+    }
+out:
+    buf_free(&path);
+    return ok;
+}
+
 void reg_api_acl_bootstrap(struct reg_api_call *c)
 {
     struct reg_state *st = c->api->state;
+    uint64_t reset_index = st->table_index[REG_TABLE_ACL];
     char accessor[37], secret[37], now[40];
 
     if (disabled(c))
         return;
     smap_foreach(&st->acl_tokens, e)
     {
-        if (reg_acl_token_is_management(e->val)) {
-            reg_api_error(c, 403,
-                          "Permission denied: ACL bootstrap no longer allowed (reset index: %llu)",
-                          (unsigned long long)st->table_index[REG_TABLE_ACL]);
-            return;
-        }
+        if (!reg_acl_token_is_management(e->val))
+            continue;
+        if (bootstrap_reset_requested(c->api->cfg, reset_index))
+            break;
+        reg_api_error(c, 403,
+                      "Permission denied: ACL bootstrap no longer allowed (reset index: %llu)",
+                      (unsigned long long)reset_index);
+        return;
     }
     uuid_v4(accessor);
     uuid_v4(secret);
