@@ -359,8 +359,9 @@ static int drill_read_script(struct drill *d, const char *file, const char *env,
     struct load_script s;
     struct buf msgs = BUF_INIT;
     struct err e = {{0}};
+    struct load_script_opts o = {.env = env, .target = target};
 
-    if (load_script_load(file, env, target, &s, &msgs, &e) < 0) {
+    if (load_script_load(file, &o, &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         buf_free(&msgs);
         return -1;

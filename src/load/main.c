@@ -43,7 +43,7 @@ static const char run_usage[] =
     "check failed (config.plugins.expect).";
 
 struct run_opts {
-    char *target, *env, *output, *report, *variables, *dotenv;
+    char *target, *env, *output, *report, *variables, *dotenv, *config, *overrides;
     int workers, pool;
     bool progress, quiet, insecure, solo;
 };
@@ -194,6 +194,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"variables", FLAG_STRING, &o->variables,
          "a JSON object of variables set over config.variables (Artillery's --variables)", false},
         {"v", FLAG_STRING, &o->variables, "same as --variables", false},
+        {"config", FLAG_STRING, &o->config,
+         "a YAML file laid over the script (Artillery's --config: mappings merged key by\nkey, "
+         "lists element by element)",
+         false},
+        {"c", FLAG_STRING, &o->config, "same as --config", false},
+        {"overrides", FLAG_STRING, &o->overrides,
+         "a JSON object laid over the script and its environment (Artillery's --overrides:\n"
+         "a list replaces a list)",
+         false},
         {"dotenv", FLAG_STRING, &o->dotenv,
          "a file of KEY=VALUE lines set in the environment before the script is read", false},
         {"s", FLAG_BOOL, &o->solo, "one virtual user, whatever the phases say (Artillery's --solo)",
@@ -463,7 +472,8 @@ int load_run_main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (load_script_load(file, o.env, o.target, &s, &msgs, &e) < 0) {
+    if (load_script_load(file, &(struct load_script_opts){o.env, o.target, o.config, o.overrides},
+                         &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         rc = EXIT_USAGE;
         goto out;
@@ -493,6 +503,8 @@ out:
     free(o.report);
     free(o.variables);
     free(o.dotenv);
+    free(o.config);
+    free(o.overrides);
     return rc;
 }
 

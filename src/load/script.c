@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
@@ -28,16 +29,17 @@ void script_diag(struct script_ctx *c, const json_t *parent, const char *key, si
 {
     char msg[400];
     va_list ap;
-    int line = parent ? load_yaml_line(c->y, parent, key, index) : 0;
+    const char *file = c->y->path;
+    int line = parent ? load_yaml_where(c->y, parent, key, index, &file) : 0;
 
     if (line == 0 && parent)
-        line = load_yaml_line(c->y, parent, NULL, SIZE_MAX);
+        line = load_yaml_where(c->y, parent, NULL, SIZE_MAX, &file);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    buf_printf(c->msgs, "%s:%d: %s\n", c->y->path, line > 0 ? line : 1, msg);
+    buf_printf(c->msgs, "%s:%d: %s\n", file, line > 0 ? line : 1, msg);
     if (c->n_errors++ == 0)
-        err_set(c->e, "%s:%d: %s", c->y->path, line > 0 ? line : 1, msg);
+        err_set(c->e, "%s:%d: %s", file, line > 0 ? line : 1, msg);
 }
 
 static bool in_list(const char *key, const char *const *list)
@@ -780,6 +782,20 @@ static void parse_processor(struct script_ctx *c, const json_t *v, struct load_s
         return;
     }
     s->processor = script_path_near(s, file);
+    /* with --config, Artillery takes it next to the config file when it is there */
+    if (c->config_path && file[0] != '/') {
+        const char *slash = strrchr(c->config_path, '/');
+        char *near = slash
+                         ? xasprintf("%.*s/%s", (int)(slash - c->config_path), c->config_path, file)
+                         : xstrdup(file);
+
+        if (access(near, F_OK) == 0) {
+            free(s->processor);
+            s->processor = near;
+        } else {
+            free(near);
+        }
+    }
     c->has_processor = true;
 }
 
@@ -916,9 +932,10 @@ static int parse_root(struct script_ctx *c, const char *env, const char *target,
     return c->n_errors ? -EINVAL : 0;
 }
 
-static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *target,
+static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
                           struct load_script *s, struct buf *msgs, struct err *e)
 {
+    const char *env = o->env, *cfg = o->config ? o->config : y->path;
     /* metrics-by-endpoint as Artillery adds it when the script does not configure it */
     struct script_ctx c = {.y = y,
                            .msgs = msgs,
@@ -926,8 +943,10 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
                            .keep = json_array(),
                            .ep_strip_query = true,
                            .strict_capture = true,
-                           .ep_prefix = "plugins.metrics-by-endpoint"};
-    char *dir = xstrdup(y->path), *slash = strrchr(dir, '/');
+                           .ep_prefix = "plugins.metrics-by-endpoint",
+                           .config_path = o->config};
+    /* $dirname is the config's, which --config moves, as in Artillery */
+    char *dir = xstrdup(cfg), *slash = strrchr(dir, '/');
     int rc;
 
     if (slash)
@@ -943,7 +962,7 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
     s->path = xstrdup(y->path);
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
     s->max_error_rate = -1;
-    rc = parse_root(&c, env, target, s);
+    rc = parse_root(&c, env, o->target, s);
     json_decref(c.keep);
     json_decref(c.config_vars);
     free(dir);
@@ -955,6 +974,7 @@ static int parse_yaml_doc(struct load_yaml *y, const char *env, const char *targ
 int load_script_parse(const char *path, const char *text, size_t len, const char *env,
                       const char *target, struct load_script *s, struct buf *msgs, struct err *e)
 {
+    struct load_script_opts o = {.env = env, .target = target};
     struct load_yaml y;
     int rc;
 
@@ -963,14 +983,70 @@ int load_script_parse(const char *path, const char *text, size_t len, const char
         buf_printf(msgs, "%s\n", e->msg);
         return rc;
     }
-    rc = parse_yaml_doc(&y, env, target, s, msgs, e);
+    rc = parse_yaml_doc(&y, &o, s, msgs, e);
     load_yaml_free(&y);
     return rc;
 }
 
-int load_script_load(const char *path, const char *env, const char *target, struct load_script *s,
+/*
+ * --overrides laid over the selected environment too, where it sets the same config keys:
+ * Artillery merges the environment in first, so the overrides win over both.
+ */
+static void override_env(struct load_yaml *y, const struct load_yaml *ov, const char *env)
+{
+    const json_t *cfg = json_object_get(ov->root, "config");
+    json_t *envs = json_object_get(json_object_get(y->root, "config"), "environments");
+    json_t *e = env ? json_object_get(envs, env) : NULL;
+    struct load_yaml part = {0};
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(cfg) || !json_is_object(e))
+        return;
+    part.path = xstrdup(ov->path);
+    part.root = json_object();
+    json_object_foreach((json_t *)cfg, key, v)
+    {
+        if (json_object_get(e, key) && strcmp(key, "environments") != 0) {
+            json_object_set(part.root, key, v);
+            load_yaml_add_line(&part, part.root, key, 0, load_yaml_line(ov, cfg, key, 0));
+        }
+    }
+    load_yaml_merge_at(y, e, &part, true);
+}
+
+/* --config FILE and --overrides JSON, laid over y as Artillery lays them. */
+static int lay_over(struct load_yaml *y, struct load_script_opts *o, struct buf *msgs,
+                    struct err *e)
+{
+    struct load_yaml more;
+    const json_t *cfg;
+    int rc;
+
+    if (o->config) {
+        if ((rc = load_yaml_load(o->config, &more, e)) < 0)
+            goto fail;
+        load_yaml_merge(y, &more, false);
+    }
+    if (o->overrides) {
+        if ((rc = load_yaml_parse("--overrides", o->overrides, strlen(o->overrides), &more, e)) < 0)
+            goto fail;
+        cfg = json_object_get(more.root, "config");
+        if (json_is_string(json_object_get(cfg, "target")))
+            o->target = NULL; /* applied after -t, so it wins */
+        override_env(y, &more, o->env);
+        load_yaml_merge(y, &more, true);
+    }
+    return 0;
+fail:
+    buf_printf(msgs, "%s\n", e->msg);
+    return rc;
+}
+
+int load_script_load(const char *path, const struct load_script_opts *opts, struct load_script *s,
                      struct buf *msgs, struct err *e)
 {
+    struct load_script_opts o = *opts;
     struct load_yaml y;
     int rc;
 
@@ -979,7 +1055,8 @@ int load_script_load(const char *path, const char *env, const char *target, stru
         buf_printf(msgs, "%s\n", e->msg);
         return rc;
     }
-    rc = parse_yaml_doc(&y, env, target, s, msgs, e);
+    if ((rc = lay_over(&y, &o, msgs, e)) == 0)
+        rc = parse_yaml_doc(&y, &o, s, msgs, e);
     load_yaml_free(&y);
     return rc;
 }

@@ -210,16 +210,23 @@ struct load_script {
     struct load_scenario *before, *after;
 };
 
+/* What the command line lays over a script, as Artillery's run takes it. All may be NULL. */
+struct load_script_opts {
+    const char *env;       /* -e NAME: config.environments.NAME over config */
+    const char *target;    /* -t URL: over config.target */
+    const char *config;    /* --config FILE: laid over the script (lodash's merge) */
+    const char *overrides; /* --overrides JSON: laid over all that, a list replacing a list */
+};
+
 /*
- * Reads path (blocking: startup only), applies environment env (may be NULL) and target
- * (may be NULL; overrides the file's), and checks everything. Returns 0; or -EINVAL with the
- * problems in msgs, one "path:line: message" per line (every unsupported or unknown key,
- * every bad value), and e set to the first; or -errno when the file cannot be read. On error s
- * holds nothing to free.
+ * Reads path (blocking: startup only), lays o's over it and checks everything. Returns 0; or
+ * -EINVAL with the problems in msgs, one "file:line: message" per line (every unsupported or
+ * unknown key, every bad value), and e set to the first; or -errno when a file cannot be read.
+ * On error s holds nothing to free.
  */
-int load_script_load(const char *path, const char *env, const char *target, struct load_script *s,
+int load_script_load(const char *path, const struct load_script_opts *o, struct load_script *s,
                      struct buf *msgs, struct err *e);
-/* The same from text already in memory (tests). */
+/* The same from text already in memory, with env and target only (tests). */
 int load_script_parse(const char *path, const char *text, size_t len, const char *env,
                       const char *target, struct load_script *s, struct buf *msgs, struct err *e);
 void load_script_free(struct load_script *s);

@@ -29,6 +29,7 @@ struct script_ctx {
     const json_t *scenario;  /* the one being read: its beforeRequest, afterResponse hooks */
     json_t *config_vars;     /* what config templates see: $environment, $dirname, ... */
     uint64_t rng;            /* for config templates that call $randomNumber() */
+    const char *config_path; /* --config FILE, or NULL */
 };
 
 /* Records "path:line: message" for parent's key (or element index; parent may be NULL). */

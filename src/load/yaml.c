@@ -29,10 +29,11 @@ void load_yaml_add_line(struct load_yaml *y, const json_t *parent, const char *k
         y->lines = xrealloc(y->lines, y->cap_lines * sizeof(*y->lines));
     }
     y->lines[y->n_lines++] =
-        (struct load_yaml_line){parent, key ? xstrdup(key) : NULL, index, line};
+        (struct load_yaml_line){parent, key ? xstrdup(key) : NULL, index, line, NULL};
 }
 
-int load_yaml_line(const struct load_yaml *y, const json_t *parent, const char *key, size_t index)
+static const struct load_yaml_line *line_of(const struct load_yaml *y, const json_t *parent,
+                                            const char *key, size_t index)
 {
     /* the last entry wins, as the last duplicate key does in the tree */
     for (size_t i = y->n_lines; i-- > 0;) {
@@ -41,9 +42,93 @@ int load_yaml_line(const struct load_yaml *y, const json_t *parent, const char *
         if (l->parent != parent)
             continue;
         if (key ? (l->key && strcmp(l->key, key) == 0) : (!l->key && l->index == index))
-            return l->line;
+            return l;
     }
-    return 0;
+    return NULL;
+}
+
+int load_yaml_where(const struct load_yaml *y, const json_t *parent, const char *key, size_t index,
+                    const char **file)
+{
+    const struct load_yaml_line *l = line_of(y, parent, key, index);
+
+    if (file)
+        *file = l && l->file ? l->file : y->path;
+    return l ? l->line : 0;
+}
+
+int load_yaml_line(const struct load_yaml *y, const json_t *parent, const char *key, size_t index)
+{
+    return load_yaml_where(y, parent, key, index, NULL);
+}
+
+/* dst's member key (or element index) becomes v, which stands at line in file. */
+static void merge_set(struct load_yaml *y, json_t *dst, const char *key, size_t index, json_t *v,
+                      int line, const char *file)
+{
+    if (key)
+        json_object_set(dst, key, v);
+    else if (index < json_array_size(dst))
+        json_array_set(dst, index, v);
+    else
+        json_array_append(dst, v);
+    load_yaml_add_line(y, dst, key, key ? 0 : json_array_size(dst) - 1, line);
+    y->lines[y->n_lines - 1].file = file;
+}
+
+static void merge_node(struct load_yaml *y, const struct load_yaml *src, json_t *dst,
+                       const json_t *from, bool replace_lists, const char *file);
+
+/* from's member key (or element index), v, laid over d, what dst holds there (or NULL). */
+static void merge_member(struct load_yaml *y, const struct load_yaml *src, json_t *dst,
+                         const json_t *from, const char *key, size_t index, json_t *v, json_t *d,
+                         bool replace_lists, const char *file)
+{
+    if ((json_is_object(v) && json_is_object(d)) ||
+        (!replace_lists && json_is_array(v) && json_is_array(d)))
+        merge_node(y, src, d, v, replace_lists, file);
+    else
+        merge_set(y, dst, key, index, v, load_yaml_line(src, from, key, index), file);
+}
+
+static void merge_node(struct load_yaml *y, const struct load_yaml *src, json_t *dst,
+                       const json_t *from, bool replace_lists, const char *file)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (json_is_object(from))
+        json_object_foreach((json_t *)from, key, v) merge_member(
+            y, src, dst, from, key, 0, v, json_object_get(dst, key), replace_lists, file);
+    else
+        json_array_foreach(from, i, v) merge_member(y, src, dst, from, NULL, i, v,
+                                                    json_array_get(dst, i), replace_lists, file);
+}
+
+void load_yaml_merge(struct load_yaml *y, struct load_yaml *src, bool replace_lists)
+{
+    load_yaml_merge_at(y, y->root, src, replace_lists);
+}
+
+void load_yaml_merge_at(struct load_yaml *y, json_t *at, struct load_yaml *src, bool replace_lists)
+{
+    json_t *path = json_string(src->path);
+    const char *file = json_string_value(path);
+
+    if (!y->merged)
+        y->merged = json_array();
+    /* src's tree stays alive: its nodes' line entries must not meet a new node at their
+     * address */
+    json_array_append_new(y->merged, json_pack("[o,O]", path, src->root));
+    for (size_t i = 0; i < src->n_lines; i++) {
+        const struct load_yaml_line *l = &src->lines[i];
+
+        load_yaml_add_line(y, l->parent, l->key, l->index, l->line);
+        y->lines[y->n_lines - 1].file = file;
+    }
+    merge_node(y, src, at, src->root, replace_lists, file);
+    load_yaml_free(src);
 }
 
 static bool all_digits(const char *p, int base)
@@ -352,5 +437,7 @@ void load_yaml_free(struct load_yaml *y)
     y->n_lines = y->cap_lines = 0;
     json_decref(y->root);
     y->root = NULL;
+    json_decref(y->merged);
+    y->merged = NULL;
     FREE_NULL(y->path);
 }

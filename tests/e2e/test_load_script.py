@@ -78,3 +78,45 @@ def test_match_checks_what_a_capture_finds(mesh, tmp_path, server):
     assert "match.valeu: unknown key `valeu`, did you mean `value`?" in err, err
     assert "match: want json: \"$.path\", header: NAME or regexp: PATTERN, and value: WHAT" \
         in err, err
+
+
+def test_config_file_and_overrides_are_laid_over_the_script(mesh, tmp_path, server):
+    """--config FILE is merged over the script as lodash merges (a list element by element),
+    $dirname naming its directory; --overrides JSON over that and the environment, a list
+    replacing a list, and its config.target over -t; their mistakes name where they are."""
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 1}, {duration: 1, arrivalCount: 1}]\n'
+              '  variables: {a: script, b: script, c: script}\n'
+              '  environments:\n    e1: {variables: {c: env}}\n'
+              'scenarios:\n  - flow:\n'
+              '      - get: {url: "/c?a={{ a }}&b={{ b }}&c={{ c }}&d={{ d }}&p={{ p }}"}\n')
+    (tmp_path / "conf").mkdir()
+    conf = tmp_path / "conf" / "more.yml"
+    (tmp_path / "conf" / "p.csv").write_text("conf\n")
+    conf.write_text('config:\n  phases: [{arrivalCount: 2}]\n  variables: {a: conf}\n'
+                    '  payload: {path: "{{ $dirname }}/p.csv", fields: [p]}\n')
+    over = '{"config": {"variables": {"b": "ov", "c": "ov", "d": "ov"}}}'
+    rep, out = run_report(mesh, tmp_path, script, "-e", "e1", "--config", str(conf),
+                          "--overrides", over)
+    assert rep["aggregate"]["counters"]["vusers.created"] == 3
+    assert paths(server) == ["/c?a=conf&b=ov&c=ov&d=ov&p=conf"] * 3
+
+    with server.lock:
+        server.requests.clear()
+    over = ('{"config": {"target": "%s", "phases": [{"duration": 1, "arrivalCount": 1}]}}'
+            % server.url)
+    rep, out = run_report(mesh, tmp_path, script, "-c", str(conf), "--overrides", over,
+                          "-t", "http://127.0.0.1:1")
+    assert rep["aggregate"]["counters"]["vusers.created"] == 1
+    assert paths(server) == ["/c?a=conf&b=script&c=script&d=&p=conf"]
+
+    conf.write_text("config:\n  phases:\n    - {duration: 1, arivalCount: 2}\n")
+    code, out, err = run_load(mesh, tmp_path, script, "--config", str(conf), "--overrides",
+                              '{"config": {"http": {"timeot": 1}}}')
+    assert code == 2, out + err
+    assert (f"{conf}:3: config.phases[0].arivalCount: unknown key `arivalCount`, did you mean "
+            "`arrivalCount`?") in err, err
+    assert "--overrides:1: config.http.timeot: unknown key `timeot`, did you mean `timeout`?" \
+        in err, err
+    code, out, err = run_load(mesh, tmp_path, script, "--overrides", '{"config": ')
+    assert code == 2 and "--overrides:" in err and "did not find expected node" in err, err
