@@ -315,6 +315,31 @@ static void test_no_snapshot_while_the_state_shows_entries_in_flight(void **stat
     server_stop(w);
 }
 
+/*
+ * The engine keeps the log since the last snapshot in memory: once it holds twice the threshold
+ * past the newest snapshot the log is full, and a leader's state machine stops making entries
+ * (cluster.c). With nothing in flight the engine would not ask for the snapshot, as it asks
+ * only after an applied entry: a nudge (a barrier) brings it, and the log is no longer full.
+ */
+static void test_a_full_log_is_emptied_by_a_nudged_snapshot(void **state)
+{
+    struct world *w = *state;
+
+    server_start(w);
+    assert_false(reg_repl_log_full(w->repl));
+    w->in_flight = true; /* no snapshot of this state: the log fills */
+    propose(w, THRESHOLD * 2);
+    assert_true(reg_repl_log_full(w->repl));
+    assert_int_equal(snapshots(w), 0);
+
+    w->in_flight = false;
+    reg_repl_snapshot_nudge(w->repl);
+    RUN_UNTIL_MS(&w->loop, snapshots(w) > 0 && !reg_repl_log_full(w->repl), WAIT_MS);
+    assert_true(snapshots(w) > 0);
+    assert_false(reg_repl_log_full(w->repl));
+    server_stop(w);
+}
+
 static int port_of(int fd, bool peer)
 {
     struct sockaddr_in sa;
@@ -406,6 +431,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dead_snapshot_writer_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_snapshot_while_the_state_shows_entries_in_flight,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_log_is_emptied_by_a_nudged_snapshot, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connections_send_without_delay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
