@@ -360,7 +360,8 @@ static int framing_transfer_encoding(struct str value, bool *chunked_last, int *
     return any ? 0 : HTTP_PARSE_BAD;
 }
 
-static void framing_connection(struct str value, bool *close, bool *keep_alive, bool *upgrade)
+static void framing_connection(struct str value, bool *close, bool *keep_alive,
+                               struct http_framing *f)
 {
     struct str elem;
 
@@ -370,7 +371,9 @@ static void framing_connection(struct str value, bool *close, bool *keep_alive, 
         else if (str_ieq_cstr(elem, "keep-alive"))
             *keep_alive = true;
         else if (str_ieq_cstr(elem, "upgrade"))
-            *upgrade = true;
+            f->upgrade = true;
+        else
+            f->connection_names = true;
     }
 }
 
@@ -384,6 +387,7 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
     for (size_t i = 0; i < n; i++) {
         const struct http_header *h = &headers[i];
 
+        f->fields |= 1u << h->id;
         switch (h->id) {
         case HTTP_FIELD_CONTENT_LENGTH:
             rc = framing_content_length(h->value, f);
@@ -397,7 +401,7 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
                 return rc;
             break;
         case HTTP_FIELD_CONNECTION:
-            framing_connection(h->value, &close, &keep_alive, &f->upgrade);
+            framing_connection(h->value, &close, &keep_alive, f);
             break;
         case HTTP_FIELD_EXPECT:
             if (is_request)

@@ -66,6 +66,7 @@ enum http_field {
     HTTP_FIELD_X_FORWARDED_PROTO,
     HTTP_FIELD_COUNT,
 };
+_Static_assert(HTTP_FIELD_COUNT <= 32, "struct http_framing's fields has a bit per id");
 
 struct http_header {
     struct str name;
@@ -86,6 +87,14 @@ struct http_framing {
     bool keep_alive;
     bool expect_continue; /* "Expect: 100-continue" (requests) */
     bool upgrade;         /* Connection lists "upgrade" */
+    /* Connection lists something besides close, keep-alive and upgrade: names of fields */
+    bool connection_names;
+    /*
+     * Bit (1u << id) for each id of enum http_field among the head's fields (bit 0: a field
+     * the parser does not recognise), so a proxy learns what a head holds without a second
+     * pass over it.
+     */
+    uint32_t fields;
 };
 
 struct http_limits {

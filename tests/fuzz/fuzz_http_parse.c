@@ -38,10 +38,16 @@ static void check_headers(const struct http_header *h, size_t n, const char *buf
     }
 }
 
-static void check_framing(const struct http_framing *f)
+static void check_framing(const struct http_framing *f, const struct http_header *h, size_t n)
 {
+    uint32_t fields = 0;
+
     CHECK(f->content_length >= -1);
     CHECK(!(f->chunked && f->content_length >= 0));
+    /* a bit for each field's id, and no other (a proxy trusts it to skip its own pass) */
+    for (size_t i = 0; i < n; i++)
+        fields |= 1u << h[i].id;
+    CHECK(f->fields == fields);
 }
 
 static void fuzz_request(const char *buf, size_t size, const struct http_limits *lim)
@@ -63,7 +69,7 @@ static void fuzz_request(const char *buf, size_t size, const struct http_limits 
     if (lim && lim->max_headers)
         CHECK(req.num_headers <= lim->max_headers);
     check_headers(req.headers, req.num_headers, buf, (size_t)rc);
-    check_framing(&req.framing);
+    check_framing(&req.framing, req.headers, req.num_headers);
     /* A valid head stays valid, with the same length, whatever follows it. */
     struct http_request_head again;
     for (size_t cut = (size_t)rc; cut < size && cut < (size_t)rc + 4; cut++)
@@ -85,7 +91,7 @@ static void fuzz_response(const char *buf, size_t size, const struct http_limits
     CHECK(res.minor_version == 0 || res.minor_version == 1);
     check_slice(res.reason, buf, (size_t)rc);
     check_headers(res.headers, res.num_headers, buf, (size_t)rc);
-    check_framing(&res.framing);
+    check_framing(&res.framing, res.headers, res.num_headers);
     (void)http_response_has_body(&res, false);
     CHECK(http_status_reason(res.status) != NULL);
     struct http_response_head again;

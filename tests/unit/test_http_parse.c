@@ -229,6 +229,25 @@ static void test_expect_upgrade(void **state)
                           "Upgrade: websocket\r\n\r\n") > 0);
     assert_true(req.framing.upgrade);
     assert_true(req.framing.keep_alive);
+    assert_false(req.framing.connection_names);
+}
+
+/* What a head holds, for a proxy: a bit per recognised field, and whether Connection names any. */
+static void test_fields_present(void **state)
+{
+    (void)state;
+    assert_true(parse_req("GET / HTTP/1.1\r\nHost: h\r\n\r\n") > 0);
+    assert_int_equal(req.framing.fields, 1u << HTTP_FIELD_HOST);
+    assert_false(req.framing.connection_names);
+    assert_true(parse_req("GET / HTTP/1.1\r\nhost: h\r\nX-Other: 1\r\nVIA: v\r\nTE: x\r\n"
+                          "Connection: close, TE\r\n\r\n") > 0);
+    assert_int_equal(req.framing.fields, 1u << HTTP_FIELD_OTHER | 1u << HTTP_FIELD_HOST |
+                                             1u << HTTP_FIELD_VIA | 1u << HTTP_FIELD_TE |
+                                             1u << HTTP_FIELD_CONNECTION);
+    assert_true(req.framing.connection_names);
+    assert_true(parse_res("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\n\r\n") > 0);
+    assert_int_equal(res.framing.fields, 1u << HTTP_FIELD_CONNECTION);
+    assert_false(res.framing.connection_names);
 }
 
 static void test_keep_alive_rules(void **state)
@@ -883,6 +902,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_fields_present),
         cmocka_unit_test(test_headers_trimmed),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_leading_empty_lines),
