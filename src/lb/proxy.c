@@ -64,6 +64,7 @@ struct lb_client {
     struct buf rsp;     /* server bytes not yet forwarded */
     struct buf uphead;  /* the rewritten request head (kept until sent, for retries) */
     struct buf clihead; /* the rewritten response head, or a generated response */
+    struct buf added;   /* the proxy's own request fields for this client (lb_rewrite_added) */
 
     /* How far a head at the front of in / rsp was searched: each read scans only new bytes. */
     struct http_head_scan req_scan, rsp_scan;
@@ -1190,7 +1191,7 @@ static void parse_request(struct lb_client *c)
     c->retries_left = px->cfg->retries;
     c->t_req = loop_now_ns(px);
     c->t_slot = c->t_rsp_head = 0;
-    struct lb_rewrite_client client = {c->ip, c->ipv6, c->upgrade_req};
+    struct lb_rewrite_client client = {c->ip, c->ipv6, c->upgrade_req, buf_str(&c->added)};
     lb_rewrite_request(&c->uphead, req, c->in.data + r - 2, px->cfg, &client);
     buf_consume(&c->in, (size_t)r);
     c->req_scan = HTTP_HEAD_SCAN_INIT;
@@ -1323,6 +1324,7 @@ static void client_handle_closed(uv_handle_t *h)
     buf_free(&c->rsp);
     buf_free(&c->uphead);
     buf_free(&c->clihead);
+    buf_free(&c->added);
     free(c);
     if (px->draining && px->nclients == 0 && px->on_idle)
         px->on_idle(px);
@@ -1396,6 +1398,8 @@ static void client_start(struct lb_client *c)
         client_close(c);
         return;
     }
+    struct lb_rewrite_client client = {c->ip, c->ipv6, false, {NULL, 0}};
+    lb_rewrite_added(&c->added, px->cfg, &client);
     client_timer(c, px->cfg->timeout_http_request_ns);
     update_reading(c);
 }

@@ -8,31 +8,16 @@
 #define MAX_CONN_TOKENS 16
 #define LINE_MAX_ADDED  256 /* room reserved for the start line and the proxy's own fields */
 
+#define FIELD(id) (1u << HTTP_FIELD_##id)
+
 /* The hop-by-hop fields every proxy drops, whatever Connection says (RFC 9110 7.6.1). */
+#define FIXED_HOP                                                                                  \
+    (FIELD(CONNECTION) | FIELD(KEEP_ALIVE) | FIELD(TE) | FIELD(TRAILER) | FIELD(UPGRADE) |         \
+     FIELD(PROXY_CONNECTION))
+
 static bool is_fixed_hop(enum http_field id)
 {
-    switch (id) {
-    case HTTP_FIELD_CONNECTION:
-    case HTTP_FIELD_KEEP_ALIVE:
-    case HTTP_FIELD_TE:
-    case HTTP_FIELD_TRAILER:
-    case HTTP_FIELD_UPGRADE:
-    case HTTP_FIELD_PROXY_CONNECTION:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* The fixed ones by the parser's id, those Connection names (tokens) by name. */
-static bool is_hop_by_hop(const struct http_header *h, const struct str *tokens, size_t ntokens)
-{
-    if (is_fixed_hop(h->id))
-        return true;
-    for (size_t i = 0; i < ntokens; i++)
-        if (str_ieq(h->name, tokens[i]))
-            return true;
-    return false;
+    return (FIXED_HOP >> id) & 1;
 }
 
 /*
@@ -64,32 +49,36 @@ static size_t connection_tokens(const struct http_header *h, size_t n, struct st
 }
 
 /*
- * A run of kept field lines, copied when a dropped line (or the end) closes it. Field lines
- * are contiguous in a parsed head, so a line ends where the next one's name starts.
+ * Appends the field lines of h[0..n) but those whose id is in drop or whose name Connection
+ * lists (the head's framing tells whether it lists any). Field lines are contiguous in a
+ * parsed head, a line ending where the next one's name starts and the last at fields_end, so
+ * the lines kept between two dropped ones go in one copy, and a head that has nothing to drop
+ * (what the parser's bit per field id tells at once) in one copy altogether.
  */
-struct run {
-    struct buf *out;
-    const char *start; /* NULL: no run open */
-};
-
-static void run_keep(struct run *r, const struct http_header *h)
+static void copy_fields(struct buf *out, const struct http_header *h, size_t n,
+                        const struct http_framing *f, const char *fields_end, uint32_t drop)
 {
-    if (!r->start)
-        r->start = h->name.p;
-}
+    struct str tokens[MAX_CONN_TOKENS];
+    size_t ntok = 0;
+    const char *run = n ? h[0].name.p : NULL; /* the start of the kept lines not copied yet */
 
-static void run_drop(struct run *r, const struct http_header *h)
-{
-    if (r->start)
-        buf_append(r->out, r->start, (size_t)(h->name.p - r->start));
-    r->start = NULL;
-}
-
-static void run_end(struct run *r, const char *fields_end)
-{
-    if (r->start)
-        buf_append(r->out, r->start, (size_t)(fields_end - r->start));
-    r->start = NULL;
+    if (f->connection_names)
+        ntok = connection_tokens(h, n, tokens, MAX_CONN_TOKENS);
+    for (size_t i = 0; i < n && ((f->fields & drop) || ntok > 0); i++) {
+        bool dropped = (drop >> h[i].id) & 1;
+        for (size_t k = 0; k < ntok && !dropped; k++)
+            dropped = str_ieq(h[i].name, tokens[k]);
+        if (!dropped) {
+            if (!run)
+                run = h[i].name.p;
+            continue;
+        }
+        if (run)
+            buf_append(out, run, (size_t)(h[i].name.p - run));
+        run = NULL;
+    }
+    if (run)
+        buf_append(out, run, (size_t)(fields_end - run));
 }
 
 /* Appends "Name: old1, old2, extra\r\n", joining the values of the fields called name. */
@@ -108,15 +97,58 @@ static void append_joined(struct buf *b, struct str name, enum http_field id,
     buf_append(b, "\r\n", 2);
 }
 
+/* The fields of a request that the proxy adds itself, as cfg enables them. */
+static uint32_t own_fields(const struct lb_config *cfg)
+{
+    uint32_t own = 0;
+
+    if (cfg->x_forwarded_for)
+        own |= FIELD(X_FORWARDED_FOR) | FIELD(X_FORWARDED_PROTO);
+    if (cfg->via)
+        own |= FIELD(VIA);
+    if (cfg->forwarded)
+        own |= FIELD(FORWARDED);
+    return own;
+}
+
+/* The proxy's own fields, each joining the values of req's (NULL: a request without them). */
+static void append_own(struct buf *out, const struct http_request_head *req,
+                       const struct lb_config *cfg, const struct lb_rewrite_client *client)
+{
+    const struct http_header *h = req ? req->headers : NULL;
+    size_t n = req ? req->num_headers : 0;
+    uint32_t present = req ? req->framing.fields : 0;
+
+    if (cfg->x_forwarded_for) {
+        append_joined(out, STR_LIT("X-Forwarded-For"), HTTP_FIELD_X_FORWARDED_FOR, h, n,
+                      present & FIELD(X_FORWARDED_FOR), client->ip);
+        buf_append_cstr(out, "X-Forwarded-Proto: http\r\n");
+    }
+    if (cfg->via)
+        append_joined(out, STR_LIT("Via"), HTTP_FIELD_VIA, h, n, present & FIELD(VIA),
+                      "1.1 mesh-lb");
+    if (cfg->forwarded) {
+        char fwd[128];
+        snprintf(fwd, sizeof(fwd), client->ipv6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http",
+                 client->ip);
+        append_joined(out, STR_LIT("Forwarded"), HTTP_FIELD_FORWARDED, h, n,
+                      present & FIELD(FORWARDED), fwd);
+    }
+}
+
+void lb_rewrite_added(struct buf *out, const struct lb_config *cfg,
+                      const struct lb_rewrite_client *client)
+{
+    buf_reset(out);
+    append_own(out, NULL, cfg, client);
+}
+
 void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
                         const char *fields_end, const struct lb_config *cfg,
                         const struct lb_rewrite_client *client)
 {
-    struct str tokens[MAX_CONN_TOKENS];
-    size_t ntok = connection_tokens(req->headers, req->num_headers, tokens, MAX_CONN_TOKENS);
     const char *fields = req->num_headers ? req->headers[0].name.p : fields_end;
-    bool has_xff = false, has_via = false, has_fwd = false;
-    struct run run = {out, NULL};
+    uint32_t own = own_fields(cfg);
 
     buf_reset(out);
     buf_reserve(out, (size_t)(fields_end - fields) + req->target.n + LINE_MAX_ADDED);
@@ -124,40 +156,13 @@ void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
     buf_append(out, " ", 1);
     buf_append_str(out, req->target);
     buf_append(out, " HTTP/1.1\r\n", 11);
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        bool drop = false;
-        if (cfg->x_forwarded_for && h->id == HTTP_FIELD_X_FORWARDED_FOR)
-            drop = has_xff = true;
-        else if (cfg->x_forwarded_for && h->id == HTTP_FIELD_X_FORWARDED_PROTO)
-            drop = true;
-        else if (cfg->via && h->id == HTTP_FIELD_VIA)
-            drop = has_via = true;
-        else if (cfg->forwarded && h->id == HTTP_FIELD_FORWARDED)
-            drop = has_fwd = true;
-        else if (is_hop_by_hop(h, tokens, ntok))
-            drop = !(client->upgrade && h->id == HTTP_FIELD_UPGRADE);
-        if (drop)
-            run_drop(&run, h);
-        else
-            run_keep(&run, h);
-    }
-    run_end(&run, fields_end);
-    if (cfg->x_forwarded_for) {
-        append_joined(out, STR_LIT("X-Forwarded-For"), HTTP_FIELD_X_FORWARDED_FOR, req->headers,
-                      req->num_headers, has_xff, client->ip);
-        buf_append_cstr(out, "X-Forwarded-Proto: http\r\n");
-    }
-    if (cfg->via)
-        append_joined(out, STR_LIT("Via"), HTTP_FIELD_VIA, req->headers, req->num_headers, has_via,
-                      "1.1 mesh-lb");
-    if (cfg->forwarded) {
-        char fwd[128];
-        snprintf(fwd, sizeof(fwd), client->ipv6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http",
-                 client->ip);
-        append_joined(out, STR_LIT("Forwarded"), HTTP_FIELD_FORWARDED, req->headers,
-                      req->num_headers, has_fwd, fwd);
-    }
+    /* the client's values of the proxy's own fields are joined with its own, at the end */
+    copy_fields(out, req->headers, req->num_headers, &req->framing, fields_end,
+                (FIXED_HOP & ~(client->upgrade ? FIELD(UPGRADE) : 0)) | own);
+    if (client->added.n && !(req->framing.fields & own))
+        buf_append_str(out, client->added);
+    else
+        append_own(out, req, cfg, client);
     if (client->upgrade)
         buf_append_cstr(out, "Connection: Upgrade\r\n");
     buf_append(out, "\r\n", 2);
@@ -172,33 +177,21 @@ void lb_rewrite_response(struct buf *out, const struct http_response_head *res,
         [LB_CONN_KEEP_ALIVE] = "Connection: keep-alive\r\n",
         [LB_CONN_UPGRADE] = "Connection: Upgrade\r\n",
     };
-    struct str tokens[MAX_CONN_TOKENS];
-    size_t ntok = connection_tokens(res->headers, res->num_headers, tokens, MAX_CONN_TOKENS);
     struct str reason = res->reason.n ? res->reason : str_from(http_status_reason(res->status));
     const char *fields = res->num_headers ? res->headers[0].name.p : fields_end;
     char status[4] = {(char)('0' + res->status / 100 % 10), (char)('0' + res->status / 10 % 10),
                       (char)('0' + res->status % 10), ' '};
-    struct run run = {out, NULL};
+    uint32_t drop = FIXED_HOP & ~(conn == LB_CONN_UPGRADE ? FIELD(UPGRADE) : 0);
 
+    if (dechunk)
+        drop |= FIELD(TRANSFER_ENCODING);
     buf_reset(out);
     buf_reserve(out, (size_t)(fields_end - fields) + reason.n + LINE_MAX_ADDED);
     buf_append(out, "HTTP/1.1 ", 9);
     buf_append(out, status, sizeof(status)); /* the parser took three digits */
     buf_append_str(out, reason);
     buf_append(out, "\r\n", 2);
-    for (size_t i = 0; i < res->num_headers; i++) {
-        const struct http_header *h = &res->headers[i];
-        bool drop = false;
-        if (is_hop_by_hop(h, tokens, ntok))
-            drop = !(conn == LB_CONN_UPGRADE && h->id == HTTP_FIELD_UPGRADE);
-        else if (dechunk && h->id == HTTP_FIELD_TRANSFER_ENCODING)
-            drop = true;
-        if (drop)
-            run_drop(&run, h);
-        else
-            run_keep(&run, h);
-    }
-    run_end(&run, fields_end);
+    copy_fields(out, res->headers, res->num_headers, &res->framing, fields_end, drop);
     buf_append_cstr(out, conn_field[conn]);
     buf_append(out, "\r\n", 2);
 }

@@ -23,6 +23,11 @@ struct lb_rewrite_client {
     const char *ip; /* numeric address */
     bool ipv6;
     bool upgrade; /* switching protocols: Upgrade is passed on, with Connection: Upgrade */
+    /*
+     * lb_rewrite_added's fields for this client (borrowed), or empty: a request with none of
+     * the proxy's own fields gets them in one copy instead of formatted again.
+     */
+    struct str added;
 };
 
 /*
@@ -33,6 +38,14 @@ struct lb_rewrite_client {
 void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
                         const char *fields_end, const struct lb_config *cfg,
                         const struct lb_rewrite_client *client);
+
+/*
+ * Writes into out (reset first) the fields the proxy adds (as cfg enables them) to a request
+ * of client that has none of them: lb_rewrite_request's X-Forwarded-For, X-Forwarded-Proto,
+ * Via and Forwarded lines, formatted once per connection to serve as client->added.
+ */
+void lb_rewrite_added(struct buf *out, const struct lb_config *cfg,
+                      const struct lb_rewrite_client *client);
 
 /* The Connection field a response head ends with. */
 enum lb_rewrite_conn {

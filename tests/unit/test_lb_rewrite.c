@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/http_parse.h"
 #include "lb/rewrite.h"
@@ -22,7 +23,7 @@ static const char *rewrite_request(struct buf *out, const char *head, const stru
                                    bool upgrade)
 {
     int n = http_parse_request(head, strlen(head), NULL, &req);
-    struct lb_rewrite_client client = {"10.0.0.7", false, upgrade};
+    struct lb_rewrite_client client = {"10.0.0.7", false, upgrade, {NULL, 0}};
 
     assert_true(n > 0);
     lb_rewrite_request(out, &req, head + n - 2, cfg, &client);
@@ -90,6 +91,50 @@ static void test_request_options(void **state)
     buf_free(&out);
 }
 
+/* The proxy's fields formatted once per connection give every request what formatting them
+ * anew gives, whether the request carries some of them (joined) or none (copied). */
+static void test_request_fields_added_once_per_connection(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nA: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nVia: 1.0 edge\r\n\r\n",
+        "GET / HTTP/1.1\r\nForwarded: for=a\r\nX-Forwarded-Proto: https\r\n\r\n",
+    };
+    struct lb_config all = {.x_forwarded_for = true, .via = true, .forwarded = true};
+    struct lb_config some = {.via = true}, none = {0};
+    const struct lb_config *cfgs[] = {&all, &some, &none};
+    struct lb_rewrite_client clients[] = {{"10.0.0.7", false, false, {NULL, 0}},
+                                          {"fe80::1", true, false, {NULL, 0}},
+                                          {"10.0.0.8", false, true, {NULL, 0}}};
+    struct buf added = BUF_INIT, once = BUF_INIT, anew = BUF_INIT;
+
+    for (size_t c = 0; c < ARRAY_LEN(cfgs); c++) {
+        for (size_t k = 0; k < ARRAY_LEN(clients); k++) {
+            struct lb_rewrite_client client = clients[k];
+            lb_rewrite_added(&added, cfgs[c], &client);
+            for (size_t i = 0; i < ARRAY_LEN(heads); i++) {
+                int n = http_parse_request(heads[i], strlen(heads[i]), NULL, &req);
+                assert_true(n > 0);
+                client.added = (struct str){NULL, 0};
+                lb_rewrite_request(&anew, &req, heads[i] + n - 2, cfgs[c], &client);
+                client.added = buf_str(&added);
+                lb_rewrite_request(&once, &req, heads[i] + n - 2, cfgs[c], &client);
+                assert_string_equal(once.data, anew.data);
+            }
+        }
+    }
+    lb_rewrite_added(&added, &all, &clients[1]);
+    assert_string_equal(added.data,
+                        "X-Forwarded-For: fe80::1\r\nX-Forwarded-Proto: http\r\n"
+                        "Via: 1.1 mesh-lb\r\nForwarded: for=\"[fe80::1]\";proto=http\r\n");
+    buf_free(&added);
+    buf_free(&once);
+    buf_free(&anew);
+}
+
 static void test_response(void **state)
 {
     (void)state;
@@ -113,6 +158,13 @@ static void test_response(void **state)
                                          "Trailer: X\r\n\r\n",
                                          true, LB_CONN_CLOSE),
                         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    /* a server's Connection naming fields: they go, the framing and Host never do */
+    assert_string_equal(rewrite_response(&out,
+                                         "HTTP/1.1 200 OK\r\nX-Hop: 1\r\nA: b\r\nContent-Length: 0"
+                                         "\r\nConnection: keep-alive, x-hop, Content-Length\r\n"
+                                         "x-HOP: 2\r\n\r\n",
+                                         false, LB_CONN_NONE),
+                        "HTTP/1.1 200 OK\r\nA: b\r\nContent-Length: 0\r\n\r\n");
     assert_string_equal(rewrite_response(&out,
                                          "HTTP/1.1 101 Switching Protocols\r\n"
                                          "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n",
@@ -127,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_fields_copied_as_they_came),
         cmocka_unit_test(test_request_options),
+        cmocka_unit_test(test_request_fields_added_once_per_connection),
         cmocka_unit_test(test_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
