@@ -868,6 +868,46 @@ static void test_bytes_checked_at_every_offset(void **state)
     }
 }
 
+/*
+ * Field names and methods: every byte value at every offset of names of every length up to 24
+ * is judged as the token rule says (':' ends a name early; a method ends at SP).
+ */
+static void test_name_bytes_at_every_offset(void **state)
+{
+    char head[96];
+
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                char byte = (char)b;
+                bool tchar = http_valid_token((struct str){&byte, 1});
+                size_t n = (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\n");
+                int r;
+
+                memset(head + n, at % 2 ? 'N' : '7', len);
+                memset(head + n, 'n', len / 2);
+                head[n + at] = byte;
+                n += len;
+                memcpy(head + n, ": v\r\n\r\n", 7);
+                n += 7;
+                r = http_parse_request(head, n, NULL, &req);
+                if (tchar                ? r != (int)n || req.headers[0].name.n != len
+                    : b == ':' && at > 0 ? r != (int)n || req.headers[0].name.n != at
+                                         : r != HTTP_PARSE_BAD)
+                    fail_msg("name byte 0x%02x at %zu of %zu: %d", b, at, len, r);
+
+                /* "<method> / HTTP/1.1\r\n\r\n" */
+                memset(head, 'M', len);
+                head[at] = byte;
+                memcpy(head + len, " / HTTP/1.1\r\n\r\n", 15);
+                r = http_parse_request(head, len + 15, NULL, &req);
+                if (tchar ? r != (int)(len + 15) || req.method.n != len : r != HTTP_PARSE_BAD)
+                    fail_msg("method byte 0x%02x at %zu of %zu: %d", b, at, len, r);
+            }
+        }
+    }
+}
+
 /* What the serialisers may send is exactly what this parser accepts, byte by byte: a byte the
  * validators pass can never end a line or smuggle a field into a message we write. */
 static void test_valid_for_sending_matches_parser(void **state)
@@ -903,6 +943,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
         cmocka_unit_test(test_fields_present),
+        cmocka_unit_test(test_name_bytes_at_every_offset),
         cmocka_unit_test(test_headers_trimmed),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_leading_empty_lines),
