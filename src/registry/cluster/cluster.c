@@ -44,7 +44,7 @@ struct held {
 /* One log entry: the records of one loop turn, and the answers waiting for them. */
 struct batch {
     struct reg_cluster *cl;
-    struct batch *next; /* the next proposed batch in flight */
+    struct list_node link; /* in cl->inflight once proposed */
     struct buf data;
     struct held *held;       /* in the order they were made: a write's own answer goes first, */
     struct held **held_tail; /* before the watchers it woke (&held when none) */
@@ -216,7 +216,7 @@ static bool fsm_snapshot_ready(void *ctx)
 {
     struct reg_cluster *cl = ctx;
 
-    return !cl->open && !cl->inflight;
+    return !cl->open && list_empty(&cl->inflight);
 }
 
 static int fsm_restore(const void *data, size_t len, void *ctx)
@@ -329,16 +329,8 @@ static void on_committed(int status, void *arg)
 {
     struct batch *b = arg;
     struct reg_cluster *cl = b->cl;
-    struct batch **link = &cl->inflight, *prev = NULL;
 
-    while (*link && *link != b) {
-        prev = *link;
-        link = &prev->next;
-    }
-    MESH_BUG_ON(*link != b);
-    *link = b->next;
-    if (cl->newest == b)
-        cl->newest = prev;
+    list_remove(&b->link);
     if (status < 0)
         log_warn("cluster: an entry of %zu bytes was not committed: %s", b->data.len,
                  strerror(-status));
@@ -369,13 +361,9 @@ static void on_flush(uv_prepare_t *h)
             resync(cl, "a change could not be proposed");
             return;
         }
-        if (cl->newest)
-            cl->newest->next = b;
-        else
-            cl->inflight = b;
-        cl->newest = b;
+        list_insert_tail(&cl->inflight, &b->link);
     }
-    if (cl->paused && !cl->inflight)
+    if (cl->paused && list_empty(&cl->inflight))
         reg_repl_snapshot_nudge(cl->repl); /* the engine asks after an applied entry */
 }
 
@@ -410,7 +398,7 @@ static void on_held_abort(struct http_request *req)
 /* The batch whose commit covers every change made so far: this turn's, else the newest. */
 static struct batch *last_batch(const struct reg_cluster *cl)
 {
-    return cl->open ? cl->open : cl->newest;
+    return cl->open ? cl->open : LIST_ENTRY(list_last(&cl->inflight), struct batch, link);
 }
 
 bool reg_cluster_must_hold(const struct reg_cluster_ctx *cx, const char *path, bool write,
@@ -527,7 +515,9 @@ static void fail_paused(struct reg_cluster *cl, struct reg_api_call *c)
 /* Every held answer becomes its failure now: the exec that follows would only drop them. */
 static void fail_held_answers(struct reg_cluster *cl)
 {
-    for (struct batch *b = cl->inflight; b; b = b->next)
+    struct batch *b;
+
+    LIST_FOR_EACH(b, &cl->inflight, link)
         batch_answer(b, -ECANCELED);
     if (cl->open)
         batch_answer(cl->open, -ECANCELED);
@@ -845,6 +835,7 @@ int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
     snprintf(dir, sizeof(dir), "%s/raft", cx->cfg->data_dir);
     cl = xcalloc(1, sizeof(*cl));
     cl->cx = cx;
+    list_init(&cl->inflight);
     struct reg_repl_config rc_cfg = {
         .dir = dir,
         .id = reg_repl_id_for(cx->cfg->node_name),

@@ -12,6 +12,7 @@
 
 #include "lib/http_client.h"
 #include "lib/json.h"
+#include "lib/list.h"
 #include "registry/cluster/replication.h"
 
 #define DISCOVER_MS      1000 /* between formation probes */
@@ -32,11 +33,10 @@ struct paused;
 struct reg_cluster {
     struct reg_cluster_ctx *cx;
     struct reg_repl *repl;
-    struct batch *open;          /* collecting this turn's records; NULL when none */
-    struct batch *inflight;      /* proposed batches not yet committed, oldest first */
-    struct batch *newest;        /* the last of them */
-    bool applying;               /* records come from the log: not proposed again */
-    struct paused *paused;       /* writes waiting for the snapshot of a full log, oldest first */
+    struct batch *open;        /* collecting this turn's records; NULL when none */
+    struct list_node inflight; /* proposed batches (struct batch) not yet committed, oldest first */
+    bool applying;             /* records come from the log: not proposed again */
+    struct paused *paused;     /* writes waiting for the snapshot of a full log, oldest first */
     struct paused **paused_tail; /* &paused when none */
     uv_prepare_t flush;
     uv_timer_t discover;
