@@ -73,7 +73,7 @@ void load_hook_request(const struct load_request *r, const json_t *params, struc
     {
         if (json_is_null(v) || strpbrk(key, "\r\n:") || !*key)
             continue;
-        (*hdrs)[n++] = (struct load_kv){(char *)key, text_of(v), NULL};
+        (*hdrs)[n++] = (struct load_kv){.name = (char *)key, .value = text_of(v)};
     }
     tmp->headers = *hdrs;
     tmp->n_headers = n;

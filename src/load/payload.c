@@ -221,26 +221,6 @@ out:
 
 /* ---- the script's config.payload ---------------------------------------------------------- */
 
-static int read_file(const char *path, struct buf *out, struct err *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    off_t size;
-    int rc;
-
-    if (fd < 0)
-        return err_set(e, "%s", strerror(errno));
-    size = lseek(fd, 0, SEEK_END);
-    if (size > (off_t)LOAD_PAYLOAD_MAX_FILE) {
-        rc = err_set(e, "larger than %u MiB", LOAD_PAYLOAD_MAX_FILE >> 20);
-        goto out;
-    }
-    if ((rc = file_read_all(fd, out)) < 0)
-        err_set(e, "%s", strerror(-rc));
-out:
-    close(fd);
-    return rc;
-}
-
 /* With loadAll and fields: each row as an object of its fields. */
 static json_t *rows_as_objects(const struct load_payload *p, json_t *rows)
 {
@@ -338,7 +318,7 @@ static void parse_one(struct script_ctx *c, const json_t *spec, const char *wher
                     where);
         return;
     }
-    p->path = script_path_near(s, script_config_text(c, json_string_value(path), &text));
+    p->path = script_path_near(s->path, script_config_text(c, json_string_value(path), &text));
     buf_reset(&text);
     read_fields(c, spec, where, p);
     load_all = read_bool(c, spec, "loadAll", false, where);
@@ -355,7 +335,7 @@ static void parse_one(struct script_ctx *c, const json_t *spec, const char *wher
                     "%s: want fields (the variables a row sets) or loadAll with name", where);
     if (!read_opts(c, spec, where, &o))
         return;
-    if (read_file(p->path, &text, &e) < 0 ||
+    if (script_read_file(p->path, LOAD_PAYLOAD_MAX_FILE, &text, &e) < 0 ||
         load_csv_parse(text.data ? text.data : "", text.len, &o, &p->rows, &e) < 0)
         script_diag(c, spec, "path", 0, "%s: %s: %s", where, p->path, e.msg);
     else if (p->name && p->n_fields)

@@ -88,7 +88,10 @@ static void append_form(struct buf *out, struct buf *body, const struct load_req
     for (size_t i = 0; i < r->n_form; i++) {
         struct buf v = BUF_INIT;
 
-        load_tmpl_render(&v, r->form[i].value, vars, rng);
+        if (r->form[i].file) /* a file part's bytes, as they are */
+            buf_append(&v, r->form[i].value, r->form[i].value_len);
+        else
+            load_tmpl_render(&v, r->form[i].value, vars, rng);
         if (!r->multipart) {
             if (i)
                 buf_append_cstr(body, "&");
@@ -96,8 +99,11 @@ static void append_form(struct buf *out, struct buf *body, const struct load_req
             buf_append_cstr(body, "=");
             form_encode(body, v.data ? v.data : "", v.len);
         } else {
-            buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n", boundary,
+            buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"", boundary,
                        r->form[i].name);
+            if (r->form[i].file)
+                buf_printf(body, "; filename=\"%s\"", r->form[i].file);
+            buf_append_cstr(body, "\r\n");
             if (r->form[i].type)
                 buf_printf(body, "Content-Type: %s\r\n", r->form[i].type);
             buf_append_cstr(body, "\r\n");

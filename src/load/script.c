@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/file.h"
 #include "lib/str.h"
 #include "lib/url.h"
 #include "load/script_internal.h"
@@ -762,13 +764,34 @@ char *script_endpoint_name(const struct script_ctx *c, const char *url, const ch
     return buf_steal(&b);
 }
 
-char *script_path_near(const struct load_script *s, const char *file)
+char *script_path_near(const char *script, const char *file)
 {
-    const char *slash = strrchr(s->path, '/');
+    const char *slash = strrchr(script, '/');
 
     if (file[0] == '/' || !slash)
         return xstrdup(file);
-    return xasprintf("%.*s/%s", (int)(slash - s->path), s->path, file);
+    return xasprintf("%.*s/%s", (int)(slash - script), script, file);
+}
+
+int script_read_file(const char *path, size_t max, struct buf *out, struct err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    off_t size;
+    int rc;
+
+    if (fd < 0)
+        return err_set(e, "%s", strerror(errno));
+    size = lseek(fd, 0, SEEK_END);
+    if (size < 0 || (uint64_t)size > max) {
+        rc = size < 0 ? err_set(e, "%s", strerror(errno))
+                      : err_set(e, "larger than %zu MiB", max >> 20);
+        goto out;
+    }
+    if ((rc = file_read_all(fd, out)) < 0)
+        err_set(e, "%s", strerror(-rc));
+out:
+    close(fd);
+    return rc;
 }
 
 /* A module path, relative to the script's directory as Artillery resolves it. */
@@ -781,13 +804,10 @@ static void parse_processor(struct script_ctx *c, const json_t *v, struct load_s
                     "config.processor: want the path of a JavaScript module");
         return;
     }
-    s->processor = script_path_near(s, file);
+    s->processor = script_path_near(s->path, file);
     /* with --config, Artillery takes it next to the config file when it is there */
-    if (c->config_path && file[0] != '/') {
-        const char *slash = strrchr(c->config_path, '/');
-        char *near = slash
-                         ? xasprintf("%.*s/%s", (int)(slash - c->config_path), c->config_path, file)
-                         : xstrdup(file);
+    if (c->config_path) {
+        char *near = script_path_near(c->config_path, file);
 
         if (access(near, F_OK) == 0) {
             free(s->processor);

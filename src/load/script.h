@@ -33,6 +33,10 @@ struct load_kv {
     char *name;
     char *value;
     char *type; /* formData: the part's Content-Type, or NULL */
+    /* formData's fromFile: the part's file name (its last component), value then holding the
+     * file's bytes as they are (no template), value_len of them; else NULL */
+    char *file;
+    size_t value_len;
 };
 
 enum load_capture_kind { LOAD_CAPTURE_JSON, LOAD_CAPTURE_HEADER, LOAD_CAPTURE_REGEXP };

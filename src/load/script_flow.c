@@ -86,7 +86,7 @@ static size_t parse_kvs(struct script_ctx *c, const json_t *obj, const char *whe
             free(text);
             continue;
         }
-        (*out)[n++] = (struct load_kv){xstrdup(key), text, NULL};
+        (*out)[n++] = (struct load_kv){.name = xstrdup(key), .value = text};
     }
     return n;
 }
@@ -465,6 +465,86 @@ static void parse_if_true(struct script_ctx *c, const json_t *req, const json_t 
 }
 
 /* formData: text parts, each a value or {value, contentType}. */
+#define FORM_FILE_MAX (64u << 20) /* bytes of a formData file part */
+
+/* The Content-Type the form-data package gives a file part (mime-types' table, the common
+ * part of it), from the file's extension. */
+static const char *file_type(const char *name)
+{
+    static const char *const types[][2] = {
+        {"txt", "text/plain"},
+        {"csv", "text/csv"},
+        {"json", "application/json"},
+        {"html", "text/html"},
+        {"htm", "text/html"},
+        {"xml", "application/xml"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"svg", "image/svg+xml"},
+        {"pdf", "application/pdf"},
+        {"zip", "application/zip"},
+        {"gz", "application/gzip"},
+        {"tar", "application/x-tar"},
+        {"js", "application/javascript"},
+        {"css", "text/css"},
+        {"yaml", "text/yaml"},
+        {"yml", "text/yaml"},
+        {"md", "text/markdown"},
+        {"mp4", "video/mp4"},
+        {"mp3", "audio/mpeg"},
+    };
+    const char *dot = strrchr(name, '.');
+
+    for (size_t i = 0; dot && i < ARRAY_LEN(types); i++)
+        if (strcasecmp(dot + 1, types[i][0]) == 0)
+            return types[i][1];
+    return "application/octet-stream";
+}
+
+static void add_file_kv(struct load_request *r, const char *key, struct buf *data, const char *type,
+                        const char *base)
+{
+    size_t len = data->len; /* before buf_steal empties it */
+
+    r->form[r->n_form++] = (struct load_kv){.name = xstrdup(key),
+                                            .value = buf_steal(data),
+                                            .type = xstrdup(type),
+                                            .file = xstrdup(base),
+                                            .value_len = len};
+}
+
+/* formData's {fromFile: PATH, contentType}: the file (next to the script) read now, once. */
+static void add_file_part(struct script_ctx *c, const json_t *v, const char *key, const char *type,
+                          struct load_request *r)
+{
+    const char *from = json_string_value(json_object_get(v, "fromFile")), *base;
+    struct buf data = BUF_INIT;
+    struct err e = {""};
+    char *path;
+
+    if (!from || !*from || !load_tmpl_is_static(from)) {
+        script_diag(c, v, "fromFile", 0,
+                    "formData.%s.fromFile: want the path of a file (without templates: it is "
+                    "read once, at start)",
+                    key);
+        return;
+    }
+    path = script_path_near(c->y->path, from);
+    base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (strpbrk(base, "\"\r\n"))
+        script_diag(c, v, "fromFile", 0,
+                    "formData.%s.fromFile: no quotes or line breaks in the file's name", key);
+    else if (script_read_file(path, FORM_FILE_MAX, &data, &e) < 0)
+        script_diag(c, v, "fromFile", 0, "formData.%s.fromFile: %s: %s", key, path, e.msg);
+    else
+        add_file_kv(r, key, &data, type ? type : file_type(base), base);
+    buf_free(&data);
+    free(path);
+}
+
 static void parse_form_data(struct script_ctx *c, const json_t *fd, struct load_request *r)
 {
     const char *key;
@@ -481,8 +561,10 @@ static void parse_form_data(struct script_ctx *c, const json_t *fd, struct load_
         const json_t *type = json_object_get(v, "contentType");
         char *text = scalar_text(json_is_object(v) ? json_object_get(v, "value") : v);
 
-        if (json_is_object(v) && json_object_get(v, "fromFile")) {
-            script_diag(c, v, "fromFile", 0, "formData.%s.fromFile: not supported", key);
+        if (json_is_object(v) && json_object_get(v, "fromFile") &&
+            (!type || json_is_string(type)) && !strpbrk(key, "\"\r\n") &&
+            (!type || !strpbrk(json_string_value(type), "\r\n"))) {
+            add_file_part(c, v, key, json_string_value(type), r);
         } else if (!text || (type && !json_is_string(type)) || strpbrk(key, "\"\r\n") ||
                    (type && strpbrk(json_string_value(type), "\r\n"))) {
             script_diag(c, fd, key, 0,
@@ -490,8 +572,10 @@ static void parse_form_data(struct script_ctx *c, const json_t *fd, struct load_
                         "breaks in names and types)",
                         key);
         } else if (script_template_ok(c, fd, key, 0, "formData", text)) {
-            r->form[r->n_form++] = (struct load_kv){xstrdup(key), text,
-                                                    type ? xstrdup(json_string_value(type)) : NULL};
+            r->form[r->n_form++] =
+                (struct load_kv){.name = xstrdup(key),
+                                 .value = text,
+                                 .type = type ? xstrdup(json_string_value(type)) : NULL};
             text = NULL;
         }
         free(text);
@@ -906,6 +990,7 @@ static void free_kvs(struct load_kv *kv, size_t n)
         free(kv[i].name);
         free(kv[i].value);
         free(kv[i].type);
+        free(kv[i].file);
     }
     free(kv);
 }

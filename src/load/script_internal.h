@@ -54,7 +54,10 @@ int script_read_duration(struct script_ctx *c, const json_t *parent, const char 
 char *script_endpoint_name(const struct script_ctx *c, const char *url, const char *name);
 /* file as Artillery resolves it: relative to the script's directory unless absolute. Caller
  * frees. */
-char *script_path_near(const struct load_script *s, const char *file);
+char *script_path_near(const char *script, const char *file);
+/* A file the script names (a payload, a formData part), read whole into out when it holds at
+ * most max bytes (blocking: startup only). 0, or -errno with e saying why. */
+int script_read_file(const char *path, size_t max, struct buf *out, struct err *e);
 /* config.payload (payload.c): one file or a list of them, each read and parsed now. */
 void script_parse_payloads(struct script_ctx *c, const json_t *v, struct load_script *s);
 void script_parse_scenarios(struct script_ctx *c, const json_t *list, struct load_script *s);

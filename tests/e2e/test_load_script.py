@@ -120,3 +120,36 @@ def test_config_file_and_overrides_are_laid_over_the_script(mesh, tmp_path, serv
         in err, err
     code, out, err = run_load(mesh, tmp_path, script, "--overrides", '{"config": ')
     assert code == 2 and "--overrides:" in err and "did not find expected node" in err, err
+
+
+def test_form_data_file_parts(mesh, tmp_path, server):
+    """formData's {fromFile}: the file (next to the script) as a part with its file name and
+    the Content-Type form-data gives its extension (or the one given), its bytes as they are."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "pic.png").write_bytes(b"\x89PNG\r\n\x00\xff{{ x }}")
+    (tmp_path / "notes.dat").write_bytes(b"a\nb")
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 1}]\n'
+              'scenarios:\n  - flow:\n      - post:\n          url: /up\n          formData:\n'
+              '            title: "hi"\n'
+              '            pic: {fromFile: ./files/pic.png}\n'
+              '            notes: {fromFile: notes.dat, contentType: text/x-notes}\n')
+    rep, out = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["http.responses"] == 1
+    with server.lock:
+        (_, _, _, headers, body), = server.requests
+    boundary = headers["Content-Type"].split("boundary=")[1].encode()
+    parts = body.split(b"--" + boundary)
+    assert parts[0] == b"" and parts[-1] == b"--\r\n", body
+    assert parts[1:-1] == [
+        b'\r\nContent-Disposition: form-data; name="title"\r\n\r\nhi\r\n',
+        b'\r\nContent-Disposition: form-data; name="pic"; filename="pic.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n\x89PNG\r\n\x00\xff{{ x }}\r\n",
+        b'\r\nContent-Disposition: form-data; name="notes"; filename="notes.dat"\r\n'
+        b"Content-Type: text/x-notes\r\n\r\na\nb\r\n"], body
+
+    code, out, err = run_load(mesh, tmp_path, script.replace("notes.dat", "none.dat")
+                              .replace("./files/pic.png", '"{{ f }}"'))
+    assert code == 2, out + err
+    assert "test.yml:10: formData.pic.fromFile: want the path of a file (without templates" in err
+    assert f"test.yml:11: formData.notes.fromFile: {tmp_path}/none.dat: No such file" in err, err
