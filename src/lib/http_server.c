@@ -628,7 +628,10 @@ static bool process_chunked(struct http_conn *c)
         return false;
     }
     buf_append(&c->req->_body, c->in.data, len);
-    if (c->req->_body.len > c->srv->cfg.max_body_bytes) {
+    /* A chunk announced past the limit is refused with its size line, as a Content-Length past
+     * it is, rather than held open until the head timeout waiting for bytes it cannot take. */
+    if (c->req->_body.len > c->srv->cfg.max_body_bytes ||
+        c->dec.bytes_left_in_chunk > c->srv->cfg.max_body_bytes - c->req->_body.len) {
         conn_fail(c, 413, "request body too large\n");
         return false;
     }

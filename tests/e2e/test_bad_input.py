@@ -315,6 +315,46 @@ def test_chunked_body_accepted(agent):
     assert agent.get("/v1/kv/chunked?raw").body == b"abcde"
 
 
+def test_chunk_past_the_body_limit_413_at_once(agent):
+    """A chunk announced past the body limit (1 MiB), up to 2^64-1 bytes, or one that would take
+    the body past it, is refused with its size line, as a Content-Length past the limit is,
+    instead of holding the connection until the request times out; nothing is written."""
+    for chunks in (b"100001\r\nabc", b"FFFFFFFFFFFFFFFF\r\nabc",
+                   b"80000\r\n" + b"a" * 0x80000 + b"\r\n80001\r\nabc"):
+        status, head, _ = raw_request(
+            agent.port, b"PUT /v1/kv/huge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                        b"\r\n" + chunks)
+        assert status == 413, head
+    assert agent.get("/v1/kv/huge").status == 404
+
+
+def test_head_sent_a_byte_at_a_time_is_cut_off(agent):
+    """Slowloris: a head trickling in a byte at a time does not keep its connection. The head
+    has a deadline from its first byte that each byte does not renew, then 408 and a close;
+    other clients are served all along."""
+    head = b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
+    got = b""
+    with socket.create_connection((HOST, agent.port), timeout=0.5) as s:
+        deadline = time.monotonic() + 60
+        for i in range(len(head)):
+            assert time.monotonic() < deadline, "the trickled head still open after 60 s"
+            try:
+                s.sendall(head[i:i + 1])
+                got = s.recv(4096)
+                break
+            except socket.timeout:
+                assert agent.get("/v1/status/leader").status == 200
+            except OSError:
+                break  # the close met a byte in flight
+        for _ in range(100):
+            b = s.recv(4096) if got else b""
+            if not b:
+                break
+            got += b
+    assert got.startswith(b"HTTP/1.1 408 "), got
+    assert agent.get("/v1/status/leader").status == 200
+
+
 def test_header_block_over_64k_431(agent):
     """Issue 2: a head over 64 KiB -> 431 text/plain."""
     data = (b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (70 * 1024)
