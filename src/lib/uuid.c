@@ -25,6 +25,18 @@ void uuid_random_bytes(void *buf, size_t n)
     }
 }
 
+bool uuid_is_text(const char *s)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+    if (strlen(s) != sizeof(shape) - 1)
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    return true;
+}
+
 void uuid_format_v4(const unsigned char bytes[16], char out[UUID_STR_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";

@@ -9,6 +9,7 @@
 #ifndef MESH_LIB_UUID_H
 #define MESH_LIB_UUID_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define UUID_STR_LEN 36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", without the NUL */
@@ -19,6 +20,9 @@ void uuid_random_bytes(void *buf, size_t n);
 
 /* A random RFC 4122 version 4 UUID, lower-case hex, NUL-terminated. */
 void uuid_v4(char out[UUID_STR_LEN + 1]);
+
+/* True when s is a UUID's text form: 8-4-4-4-12 hex digits (either case), nothing more. */
+bool uuid_is_text(const char *s);
 
 /* Formats 16 bytes as a version 4 UUID, setting the version and variant bits (for UUIDs
  * derived from other data, e.g. a hash). */

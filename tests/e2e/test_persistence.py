@@ -287,3 +287,37 @@ def test_full_disk_refuses_writes_and_recovers(agent_factory, small_fs):
     keys = set(a.get_json("/v1/kv/?keys"))
     missing = [k for k in acked + acked2 + ["recovered"] if k not in keys]
     assert not missing, f"acknowledged writes lost: {missing}"
+
+
+@pytest.mark.parametrize("damage", ["empty", "cut", "flipped", "directory"])
+def test_damaged_node_id_refuses_to_start(agent_factory, tmp_path, damage):
+    """node-id keeps the node's ID across restarts and is written whole or not at all, so one
+    that no longer holds a UUID was damaged: the agent stops with `file: message` instead of
+    coming back as another node, or under a garbled ID."""
+    data = tmp_path / "data"
+    a = agent_factory(data_dir=data)
+    node_id = a.get_json("/v1/agent/self")["Config"]["NodeID"]
+    path = data / "node-id"
+    assert path.read_text() == node_id + "\n"
+    a.stop()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "cut":
+        path.write_text(node_id[:20])
+    elif damage == "flipped":
+        b = bytearray(path.read_bytes())
+        b[10] ^= 0xFF
+        path.write_bytes(bytes(b))
+    else:
+        path.unlink()
+        path.mkdir()
+    a.start(wait=False)
+    assert a.proc.wait(timeout=30) != 0
+    assert f"{path}: " in a.log_text()
+    # Removed, as the message offers, the node starts again under a new ID.
+    if damage == "directory":
+        path.rmdir()
+    else:
+        path.unlink()
+    a.start()
+    assert a.get_json("/v1/agent/self")["Config"]["NodeID"] not in ("", node_id)

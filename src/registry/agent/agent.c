@@ -1,7 +1,9 @@
 /* `mesh agent`: setup, the local node, signals and shutdown. */
 #include "registry/agent/agent.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,30 +51,49 @@ struct reg_node *reg_agent_local_node(struct reg_agent *a)
 
 /* ---- node identity ----------------------------------------------------------------------- */
 
-/* The node ID survives restarts through <data-dir>/node-id, as Consul's does. */
-static void load_node_id(struct reg_agent *a)
+/*
+ * The node ID survives restarts through <data-dir>/node-id, as Consul's does. The file is written
+ * whole or not at all, so one that does not hold a UUID was damaged: the agent then refuses to
+ * start, as Consul does, rather than come back as another node.
+ */
+static int load_node_id(struct reg_agent *a, struct err *e)
 {
-    char path[4096];
+    struct buf path = BUF_INIT, text = BUF_INIT;
+    int rc = 0;
 
     uuid_v4(a->node_id);
     if (!a->cfg.data_dir || a->cfg.dev) /* -dev keeps everything in memory */
-        return;
-    snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        char id[64] = "";
-        if (fgets(id, sizeof(id), f) && strlen(id) >= 36) {
-            memcpy(a->node_id, id, 36);
-            a->node_id[36] = '\0';
-        }
-        fclose(f);
-        return;
+        return 0;
+    buf_printf(&path, "%s/node-id", a->cfg.data_dir);
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        buf_printf(&text, "%s\n", a->node_id);
+        rc = file_replace(path.data, text.data, text.len, 0644, FILE_SYNC, e);
+        goto out;
     }
-    f = fopen(path, "w");
-    if (f) {
-        fprintf(f, "%s\n", a->node_id);
-        fclose(f);
+    rc = fd < 0 ? -errno : file_read_all(fd, &text);
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0) {
+        err_set(e, "%s: %s", path.data, strerror(-rc));
+        goto out;
     }
+    char *nl = strchr(text.data, '\n'); /* the ID is the first line */
+    if (nl)
+        *nl = '\0';
+    if (!uuid_is_text(text.data)) {
+        rc = err_set(e,
+                     "%s: not a node ID (a UUID); restore it, or remove it to start as a new "
+                     "node",
+                     path.data);
+        goto out;
+    }
+    for (size_t i = 0; i < UUID_STR_LEN; i++)
+        a->node_id[i] = (char)tolower((unsigned char)text.data[i]);
+out:
+    buf_free(&path);
+    buf_free(&text);
+    return rc;
 }
 
 static const char *advertise_addr(const struct reg_agent *a)
@@ -328,7 +349,9 @@ static int agent_start(struct reg_agent *a, struct err *e)
             return rc;
         reg_metrics_time_journal(&a->metrics, &a->state);
     }
-    load_node_id(a);
+    rc = load_node_id(a, e);
+    if (rc < 0)
+        return rc;
     a->sessions = reg_sessions_new(a->loop, &a->state); /* after replay: restarts TTLs */
     a->api.sessions = a->sessions;
     a->checks = reg_checks_new(a->loop, &a->state, a->cfg.node_name, on_reap, a);

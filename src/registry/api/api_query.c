@@ -71,19 +71,6 @@ static int take_all(json_t *def, const json_t *body, const char *where, struct e
     return 0;
 }
 
-/* True when s has the shape of a UUID (a query name may not: names and IDs share a lookup). */
-static bool looks_like_uuid(const char *s)
-{
-    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-
-    if (strlen(s) != sizeof(shape) - 1)
-        return false;
-    for (size_t i = 0; shape[i]; i++)
-        if (shape[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return true;
-}
-
 /*
  * Decodes and validates a definition (self: the query being updated, NULL on create). Returns
  * the complete definition, or NULL after answering the error.
@@ -112,7 +99,7 @@ static json_t *decode(struct reg_api_call *c, const char *self)
         reg_api_error(c, 500, "Must provide a Service name to query");
     } else if (tmpl[0]) {
         reg_api_error(c, 500, "Bad Template: prepared query templates are not supported");
-    } else if (looks_like_uuid(name)) {
+    } else if (uuid_is_text(name)) { /* names and IDs share a lookup */
         reg_api_error(c, 500, "Query name cannot be a UUID");
     } else if (same && (!self || strcmp(same->id, self) != 0)) {
         reg_api_error(c, 500, "Name '%s' aliases an existing query name", name);
