@@ -321,3 +321,22 @@ def test_damaged_node_id_refuses_to_start(agent_factory, tmp_path, damage):
         path.unlink()
     a.start()
     assert a.get_json("/v1/agent/self")["Config"]["NodeID"] not in ("", node_id)
+
+
+def test_empty_journal_is_reported(agent_factory, tmp_path):
+    """A journal.log cut to zero bytes holds nothing to recover: the agent starts with what is
+    left (here nothing) and says so, rather than silently coming back empty."""
+    data = tmp_path / "data"
+    a = agent_factory(data_dir=data)
+    a.put_true("/v1/kv/k", "v")
+    a.stop()
+    (data / "journal.log").write_bytes(b"")
+    log_before = len(a.log_text())
+    a.start()
+    assert "journal.log: empty, starting from an empty registry" in a.log_text()[log_before:]
+    assert a.get("/v1/kv/k").status == 404
+    a.put_true("/v1/kv/k2", "v")
+    a.stop()
+    a.start()
+    assert a.get("/v1/kv/k2?raw").body == b"v"
+    assert "empty, starting" not in a.log_text()[log_before:].split("=== start #3")[1]

@@ -396,6 +396,7 @@ static int journal_load(struct reg_persist *p, struct err *e)
     uint64_t base = 0;
     int rc;
 
+    bool existed = access(p->journal_path, F_OK) == 0;
     p->jfd = open(p->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (p->jfd < 0) {
         rc = -errno;
@@ -440,6 +441,10 @@ static int journal_load(struct reg_persist *p, struct err *e)
     } else if (h == 0 && data.len > 0) {
         log_warn("%s: torn header (%zu bytes), rewriting it", p->journal_path, data.len);
         rc = journal_truncate(p, 0);
+    } else if (existed && data.len == 0) {
+        /* A crash while a first start created it, or damage: either way, say what is left. */
+        log_warn("%s: empty, starting from %s", p->journal_path,
+                 p->snapshot_size ? p->snapshot_path : "an empty registry");
     }
     p->journal_size = h > 0 ? sc.good : 0;
     if (rc == 0 && p->journal_size == 0)
