@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "template/tmpl_internal.h"
 
 #define EVAL_MAX_DEPTH 200
@@ -17,6 +18,10 @@
  * range iterations in all, and the output's size. */
 #define EVAL_MAX_ITERATIONS 10000000
 #define EVAL_MAX_OUTPUT     (64u << 20)
+/* What statements return while {{break}} or {{continue}} (ev->jump) unwinds to its range. */
+#define EVAL_JUMP 1
+
+static char dollar[] = "$";
 
 void tmpl_report(struct tmpl_eval *ev, const char *fmt, ...)
 {
@@ -80,7 +85,7 @@ static void vars_pop(struct tmpl_eval *ev, size_t mark)
 
 static struct tmpl_var *var_find(struct tmpl_eval *ev, const char *name)
 {
-    for (size_t i = ev->nvars; i-- > 0;)
+    for (size_t i = ev->nvars; i-- > ev->var_base;)
         if (strcmp(ev->vars[i].name, name) == 0)
             return &ev->vars[i];
     return NULL;
@@ -294,6 +299,15 @@ static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json
     return rc;
 }
 
+/* After an item: whether the range stops. {{continue}} and {{break}} end their unwinding here. */
+static bool range_stops(struct tmpl_eval *ev, int *rc)
+{
+    if (*rc != EVAL_JUMP)
+        return *rc != 0;
+    *rc = 0;
+    return ev->jump == NODE_BREAK;
+}
+
 static int eval_range(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *v, json_t *dot)
 {
     int rc = 0;
@@ -301,25 +315,32 @@ static int eval_range(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *v
 
     if (json_is_array(v)) {
         count = json_array_size(v);
-        for (size_t i = 0; i < count && rc == 0; i++) {
+        for (size_t i = 0; i < count; i++) {
             json_t *k = json_integer((json_int_t)i);
             rc = eval_range_item(ev, n, k, json_array_get(v, i));
             json_decref(k);
+            if (range_stops(ev, &rc))
+                break;
         }
     } else if (json_is_object(v)) {
         const char **keys = tmpl_sorted_keys(v, &count);
-        for (size_t i = 0; i < count && rc == 0; i++) {
+        for (size_t i = 0; i < count; i++) {
             json_t *k = json_string(keys[i]);
             rc = eval_range_item(ev, n, k, json_object_get(v, keys[i]));
             json_decref(k);
+            if (range_stops(ev, &rc))
+                break;
         }
         free(keys);
     } else if (json_is_integer(v)) {
         json_int_t top = json_integer_value(v);
-        for (json_int_t i = 0; i < top && rc == 0; i++, count++) {
+        for (json_int_t i = 0; i < top; i++) {
             json_t *k = json_integer(i);
+            count++;
             rc = eval_range_item(ev, n, k, k);
             json_decref(k);
+            if (range_stops(ev, &rc))
+                break;
         }
     } else if (v && !json_is_null(v)) {
         ev->at = n;
@@ -354,6 +375,36 @@ static int eval_control(struct tmpl_eval *ev, const struct tmpl_node *n, json_t 
     return rc;
 }
 
+/* {{template "name" PIPE}}: the definition runs with PIPE's value as dot and $, and no other
+ * variables (Go's semantics). */
+static int eval_template(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot)
+{
+    const struct tmpl_define *def = tmpl_define_find(ev->t, n->text);
+    size_t mark = ev->nvars, base = ev->var_base;
+    json_t *v = NULL;
+    int rc;
+
+    ev->at = n;
+    if (MESH_BUG_ON(!def)) /* the parser checks every name */
+        return tmpl_fail(ev, "template \"%s\" not defined", n->text);
+    if (n->pipe && (rc = eval_pipe(ev, n->pipe, dot, &v)) < 0)
+        return rc;
+    if (++ev->depth > EVAL_MAX_DEPTH) {
+        ev->depth--;
+        json_decref(v);
+        ev->at = n;
+        return tmpl_fail(ev, "exceeded maximum template depth (%d)", EVAL_MAX_DEPTH);
+    }
+    ev->var_base = mark;
+    var_push(ev, dollar, json_incref(v));
+    rc = eval_list(ev, def->list, v);
+    vars_pop(ev, mark);
+    ev->var_base = base;
+    ev->depth--;
+    json_decref(v);
+    return rc;
+}
+
 static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t *dot)
 {
     int rc = 0;
@@ -375,6 +426,13 @@ static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t 
                 tmpl_print(ev->out, v);
             json_decref(v);
             break;
+        case NODE_TEMPLATE:
+            rc = eval_template(ev, n, dot);
+            break;
+        case NODE_BREAK:
+        case NODE_CONTINUE:
+            ev->jump = n->kind;
+            return EVAL_JUMP;
         default:
             rc = eval_control(ev, n, dot);
             break;
@@ -386,13 +444,14 @@ static int eval_list(struct tmpl_eval *ev, const struct tmpl_node *list, json_t 
 int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
                 struct tmpl_used *used, struct err *e)
 {
-    static char dollar[] = "$";
     struct tmpl_eval ev = {.t = t, .store = store, .used = used, .out = out, .e = e};
     int rc;
 
     *used = (struct tmpl_used){NULL, 0, 0};
     var_push(&ev, dollar, NULL);
     rc = eval_list(&ev, t->root, NULL);
+    if (MESH_BUG_ON(rc == EVAL_JUMP)) /* the parser keeps {{break}} inside ranges */
+        rc = tmpl_fail(&ev, "{{break}} outside {{range}}");
     vars_pop(&ev, 0);
     free(ev.vars);
     return rc;

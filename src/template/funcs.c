@@ -546,3 +546,89 @@ const struct tmpl_func *tmpl_func_find(const char *name)
     f = tmpl_data_func_find(name);
     return f ? f : tmpl_regex_func_find(name);
 }
+
+/*
+ * consul-template's functions that are not here (docs/template.md says why for each group), so
+ * that a template using one is told it is unsupported rather than misspelled.
+ */
+static const char *const unsupported[] = {
+    "add",
+    "base64Decode",
+    "base64Encode",
+    "base64URLDecode",
+    "base64URLEncode",
+    "byKey",
+    "byPort",
+    "caLeaf",
+    "caRoots",
+    "connect",
+    "containsNone",
+    "containsNotAll",
+    "datacenters",
+    "divide",
+    "executeTemplate",
+    "explode",
+    "explodeMap",
+    "exportedServices",
+    "file",
+    "hmacSHA256Hex",
+    "importedServices",
+    "in",
+    "indent",
+    "maximum",
+    "md5sum",
+    "mergeMap",
+    "mergeMapWithOverride",
+    "minimum",
+    "modulo",
+    "multiply",
+    "mustEnv",
+    "nomadService",
+    "nomadServices",
+    "nomadVar",
+    "nomadVarExists",
+    "nomadVarList",
+    "nomadVarListSafe",
+    "parseBool",
+    "parseFloat",
+    "parseJSON",
+    "parseUint",
+    "parseYAML",
+    "partitions",
+    "peerings",
+    "pkiCert",
+    "plugin",
+    "safeLs",
+    "safeTree",
+    "scratch",
+    "secret",
+    "secrets",
+    "sha256Hex",
+    "sockaddr",
+    "spew_dump",
+    "spew_printf",
+    "spew_sdump",
+    "spew_sprintf",
+    "splitToMap",
+    "subtract",
+    "toJSONPretty",
+    "toTOML",
+    "toTitle",
+    "toUnescapedJSON",
+    "toUnescapedJSONPretty",
+    "toYAML",
+    "trim",
+    "trimPrefix",
+    "trimSuffix",
+    "writeToFile",
+};
+
+bool tmpl_func_unsupported(const char *name)
+{
+    if (strncmp(name, "sprig_", 6) == 0) /* consul-template's optional Sprig library */
+        return true;
+    for (size_t i = 0; i < ARRAY_LEN(unsupported); i++)
+        if (strcmp(unsupported[i], name) == 0)
+            return true;
+    return false;
+}

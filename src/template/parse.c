@@ -1,6 +1,8 @@
 /*
  * The parser: tokens into a tree, with Go's checks made at parse time (undefined functions and
- * variables, a missing {{end}}, a stray {{else}}) so that a typo fails before any query runs.
+ * variables, a missing {{end}}, a stray {{else}}, {{break}} outside a range) so that a typo
+ * fails before any query runs. One check is earlier than Go's: a {{template}} naming no
+ * definition in the file fails here, where Go fails when it executes.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,7 +21,14 @@ struct parser {
     size_t i;
     char **scope; /* variable names visible here (borrowed from tokens) */
     size_t nscope, capscope;
+    size_t scope_base; /* names below are outside the definition being parsed */
     unsigned depth;
+    unsigned open;  /* controls and definitions around here: {{define}} only at 0 */
+    unsigned loops; /* ranges around here within the definition: {{break}} needs one */
+    struct tmpl_define *defs;
+    size_t ndefs;
+    const struct tmpl_node **calls; /* the {{template}} nodes, checked once all are defined */
+    size_t ncalls;
     struct err *e;
 };
 
@@ -110,7 +119,7 @@ static bool scope_has(const struct parser *p, const char *name)
 {
     if (strcmp(name, "$") == 0)
         return true;
-    for (size_t i = p->nscope; i-- > 0;)
+    for (size_t i = p->nscope; i-- > p->scope_base;)
         if (strcmp(p->scope[i], name) == 0)
             return true;
     return false;
@@ -167,7 +176,8 @@ static int parse_term(struct parser *p, struct tmpl_node **out)
         } else if (strcmp(t->text, "nil") == 0) {
             n = node_new(NODE_NIL, t);
         } else if (!tmpl_func_find(t->text)) {
-            return parse_fail(p, t, "function \"%s\" not defined", t->text);
+            return parse_fail(p, t, "function \"%s\" not %s", t->text,
+                              tmpl_func_unsupported(t->text) ? "supported" : "defined");
         } else {
             n = node_new(NODE_IDENT, t);
             n->text = xstrdup(t->text);
@@ -336,13 +346,18 @@ static int parse_control(struct parser *p, enum tmpl_node_kind kind, const struc
     size_t mark = p->nscope;
     int rc;
 
+    p->open++;
     if ((rc = parse_pipeline(p, &n->pipe, false, kw->text)) < 0)
         goto done;
     if (kind != NODE_RANGE && n->pipe->ndecl > 1) {
         rc = parse_fail(p, kw, "too many declarations in %s", kw->text);
         goto done;
     }
-    if ((rc = parse_list(p, &n->list, &term)) < 0)
+    /* as in Go, {{break}} belongs to the range's list, not to its else */
+    p->loops += kind == NODE_RANGE;
+    rc = parse_list(p, &n->list, &term);
+    p->loops -= kind == NODE_RANGE;
+    if (rc < 0)
         goto done;
     if (is_ident(term, "else")) {
         const struct tmpl_tok *t = peek(p);
@@ -367,6 +382,7 @@ static int parse_control(struct parser *p, enum tmpl_node_kind kind, const struc
     rc = expect_right(p, "end");
 done:
     p->nscope = mark;
+    p->open--;
     if (rc < 0)
         tmpl_node_free(n);
     else
@@ -374,17 +390,144 @@ done:
     return rc;
 }
 
+static const struct tmpl_define *defs_find(const struct tmpl_define *defs, size_t n,
+                                           const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(defs[i].name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+const struct tmpl_define *tmpl_define_find(const struct tmpl *t, const char *name)
+{
+    return defs_find(t->defs, t->ndefs, name);
+}
+
+/* The quoted name after define, template or block. */
+static int parse_template_name(struct parser *p, const struct tmpl_tok *kw,
+                               const struct tmpl_tok **name)
+{
+    const struct tmpl_tok *t = next(p);
+
+    if (t->kind != TOK_STRING)
+        return parse_fail(p, t, "unexpected \"%s\" in %s clause", t->text, kw->text);
+    *name = t;
+    return 0;
+}
+
+/*
+ * The body of {{define}} or {{block}} up to its {{end}}, parsed as a template of its own (as Go
+ * does): no variable but $ from outside, no enclosing range. Records it under name's text.
+ */
+static int parse_definition(struct parser *p, const struct tmpl_tok *kw,
+                            const struct tmpl_tok *name)
+{
+    size_t mark = p->nscope, base = p->scope_base;
+    unsigned loops = p->loops;
+    const struct tmpl_tok *term;
+    struct tmpl_node *body = NULL;
+    int rc;
+
+    p->scope_base = p->nscope;
+    p->loops = 0;
+    p->open++;
+    if ((rc = parse_list(p, &body, &term)) < 0)
+        goto done;
+    if (!is_ident(term, "end"))
+        rc = parse_fail(p, term, "unexpected %s in %s", term->kind == TOK_EOF ? "EOF" : "{{else}}",
+                        kw->text);
+    else if (defs_find(p->defs, p->ndefs, name->text))
+        rc = parse_fail(p, name, "multiple definition of template \"%s\"", name->text);
+    else
+        rc = expect_right(p, "end");
+    if (rc < 0) {
+        tmpl_node_free(body);
+        goto done;
+    }
+    p->defs = xrealloc(p->defs, (p->ndefs + 1) * sizeof(*p->defs));
+    p->defs[p->ndefs++] = (struct tmpl_define){xstrdup(name->text), body};
+done:
+    p->nscope = mark;
+    p->scope_base = base;
+    p->loops = loops;
+    p->open--;
+    return rc;
+}
+
+/*
+ * {{template "name" [PIPE]}} and {{block "name" PIPE}}...{{end}} (a definition used in place):
+ * a NODE_TEMPLATE appended to list.
+ */
+static int parse_template_call(struct parser *p, const struct tmpl_tok *kw, struct tmpl_node *list)
+{
+    bool block = is_ident(kw, "block");
+    const struct tmpl_tok *name;
+    struct tmpl_node *n;
+    int rc;
+
+    if ((rc = parse_template_name(p, kw, &name)) < 0)
+        return rc;
+    n = node_new(NODE_TEMPLATE, kw);
+    n->text = xstrdup(name->text);
+    if (block || peek(p)->kind != TOK_RIGHT) {
+        char context[32];
+        snprintf(context, sizeof(context), "%s clause", kw->text);
+        if ((rc = parse_pipeline(p, &n->pipe, false, context)) < 0)
+            goto fail;
+        if (n->pipe->ndecl) {
+            rc = parse_fail(p, kw, "%s cannot declare variables", context);
+            goto fail;
+        }
+    } else {
+        next(p);
+    }
+    if (block && (rc = parse_definition(p, kw, name)) < 0)
+        goto fail;
+    node_add(list, n);
+    p->calls = xrealloc(p->calls, (p->ncalls + 1) * sizeof(*p->calls));
+    p->calls[p->ncalls++] = n;
+    return 0;
+fail:
+    tmpl_node_free(n);
+    return rc;
+}
+
+/* {{define}}, {{template}}, {{block}}, {{break}} and {{continue}}, after the keyword kw. */
+static int parse_keyword(struct parser *p, const struct tmpl_tok *kw, struct tmpl_node *list)
+{
+    const struct tmpl_tok *name;
+    int rc;
+
+    if (is_ident(kw, "template") || is_ident(kw, "block"))
+        return parse_template_call(p, kw, list);
+    if (is_ident(kw, "define")) {
+        if (p->open)
+            return parse_fail(p, kw, "{{define}} only at the top level of a template");
+        if ((rc = parse_template_name(p, kw, &name)) < 0 ||
+            (rc = expect_right(p, "define clause")) < 0)
+            return rc;
+        return parse_definition(p, kw, name);
+    }
+    if (!p->loops)
+        return parse_fail(p, kw, "{{%s}} outside {{range}}", kw->text);
+    if ((rc = expect_right(p, kw->text)) < 0)
+        return rc;
+    node_add(list, node_new(kw->text[0] == 'b' ? NODE_BREAK : NODE_CONTINUE, kw));
+    return 0;
+}
+
 /* One action after "{{": a control, a terminator (returned in *term), or a pipeline. */
 static int parse_action(struct parser *p, struct tmpl_node *list, const struct tmpl_tok **term)
 {
     const struct tmpl_tok *t = peek(p);
-    static const char *const unsupported[] = {"define", "template", "block", "break", "continue"};
+    static const char *const keywords[] = {"define", "template", "block", "break", "continue"};
     struct tmpl_node *n;
     int rc;
 
-    for (size_t k = 0; k < ARRAY_LEN(unsupported); k++)
-        if (is_ident(t, unsupported[k]))
-            return parse_fail(p, t, "{{%s}} is not supported", t->text);
+    for (size_t k = 0; k < ARRAY_LEN(keywords); k++)
+        if (is_ident(t, keywords[k]))
+            return parse_keyword(p, next(p), list);
     if (is_ident(t, "end") || is_ident(t, "else")) {
         next(p);
         *term = t; /* the control that owns it reads the rest */
@@ -459,7 +602,27 @@ int tmpl_parse(const char *name, const char *text, size_t len, struct tmpl **out
         *out = xcalloc(1, sizeof(**out));
         (*out)->name = xstrdup(name);
         (*out)->root = root;
+        (*out)->defs = p.defs;
+        (*out)->ndefs = p.ndefs;
+        p.defs = NULL;
+        p.ndefs = 0;
+        for (size_t i = 0; i < p.ncalls && rc == 0; i++) {
+            const struct tmpl_node *call = p.calls[i];
+            struct tmpl_tok at = {.line = call->line, .col = call->col};
+            if (!tmpl_define_find(*out, call->text))
+                rc = parse_fail(&p, &at, "template \"%s\" not defined", call->text);
+        }
+        if (rc < 0) {
+            tmpl_free(*out);
+            *out = NULL;
+        }
     }
+    for (size_t i = 0; i < p.ndefs; i++) {
+        free(p.defs[i].name);
+        tmpl_node_free(p.defs[i].list);
+    }
+    free(p.defs);
+    free(p.calls);
     free(p.scope);
     tmpl_toks_free(&p.toks);
     return rc;
@@ -470,6 +633,11 @@ void tmpl_free(struct tmpl *t)
     if (!t)
         return;
     tmpl_node_free(t->root);
+    for (size_t i = 0; i < t->ndefs; i++) {
+        free(t->defs[i].name);
+        tmpl_node_free(t->defs[i].list);
+    }
+    free(t->defs);
     free(t->name);
     free(t);
 }

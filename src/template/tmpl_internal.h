@@ -55,12 +55,15 @@ void tmpl_toks_free(struct tmpl_toks *t);
 /* ---- the tree ---------------------------------------------------------------------------- */
 
 enum tmpl_node_kind {
-    NODE_LIST,   /* kids: the items */
-    NODE_TEXT,   /* text, len */
-    NODE_ACTION, /* pipe: printed unless it declares variables */
-    NODE_IF,     /* pipe, list, else_list (an "else if" is an IF inside else_list) */
-    NODE_RANGE,  /* pipe (with 1 or 2 declared variables), list, else_list */
-    NODE_WITH,   /* pipe, list, else_list */
+    NODE_LIST,     /* kids: the items */
+    NODE_TEXT,     /* text, len */
+    NODE_ACTION,   /* pipe: printed unless it declares variables */
+    NODE_IF,       /* pipe, list, else_list (an "else if" is an IF inside else_list) */
+    NODE_RANGE,    /* pipe (with 1 or 2 declared variables), list, else_list */
+    NODE_WITH,     /* pipe, list, else_list */
+    NODE_TEMPLATE, /* text: the defined template's name; pipe (NULL: nil) gives its dot */
+    NODE_BREAK,    /* {{break}}, {{continue}}: only inside a range's list (checked at parse) */
+    NODE_CONTINUE,
     NODE_PIPE,   /* kids: commands; decl/ndecl variables, assign when "=" */
     NODE_CMD,    /* kids: operands */
     NODE_IDENT,  /* text: a function name */
@@ -90,10 +93,21 @@ struct tmpl_node {
     bool assign;
 };
 
+/* A named template from {{define "name"}} or {{block "name" PIPE}}: runs with fresh variables. */
+struct tmpl_define {
+    char *name;
+    struct tmpl_node *list;
+};
+
 struct tmpl {
     char *name;
     struct tmpl_node *root;
+    struct tmpl_define *defs; /* distinct names; every {{template}} names one (parse checks) */
+    size_t ndefs;
 };
+
+/* The definition called name, or NULL. */
+const struct tmpl_define *tmpl_define_find(const struct tmpl *t, const char *name);
 
 void tmpl_node_free(struct tmpl_node *n);
 
@@ -111,6 +125,8 @@ struct tmpl_eval {
     struct buf *out;
     struct tmpl_var *vars;
     size_t nvars, capvars;
+    size_t var_base;          /* variables below belong to the caller of the running {{template}} */
+    enum tmpl_node_kind jump; /* NODE_BREAK or NODE_CONTINUE while EVAL_JUMP unwinds */
     const struct tmpl_node *at; /* the node being evaluated, for error positions */
     struct err *e;
     unsigned depth;
@@ -139,6 +155,8 @@ struct tmpl_func {
 
 /* The function called name, or NULL. "and" and "or" are here but evaluated lazily by eval.c. */
 const struct tmpl_func *tmpl_func_find(const char *name);
+/* Whether name is one of consul-template's functions that this renderer does not have. */
+bool tmpl_func_unsupported(const char *name);
 /* The data functions' table (funcs_data.c) and the regex functions' (funcs_regex.c), searched
  * by tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);

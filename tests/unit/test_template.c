@@ -198,7 +198,28 @@ static void test_parse_errors(void **state)
         {"{{/* c */ x }}", "in.ctmpl:1:3: comment ends before closing delimiter"},
         {"{{ /* c */ }}", "in.ctmpl:1:4: unrecognized character in action: U+002F '/'"},
         {"{{ 1x }}", "in.ctmpl:1:4: bad number syntax: \"1x\""},
-        {"{{ template \"x\" }}", "in.ctmpl:1:4: {{template}} is not supported"},
+        {"{{ template \"x\" }}", "in.ctmpl:1:4: template \"x\" not defined"},
+        {"{{ template x }}", "in.ctmpl:1:13: unexpected \"x\" in template clause"},
+        {"{{ block \"b\" }}{{ end }}", "in.ctmpl:1:14: missing value for command"},
+        {"{{ define \"a\" }}x", "in.ctmpl:1:18: unexpected EOF in define"},
+        {"{{ define \"a\" }}{{ end }}{{ define \"a\" }}{{ end }}",
+         "in.ctmpl:1:36: multiple definition of template \"a\""},
+        {"{{ if 1 }}{{ define \"a\" }}{{ end }}{{ end }}",
+         "in.ctmpl:1:14: {{define}} only at the top level of a template"},
+        /* a definition sees no variable of the text around it, but its own $ */
+        {"{{ $x := 1 }}{{ define \"a\" }}{{ $ }}{{ $x }}{{ end }}",
+         "in.ctmpl:1:40: undefined variable \"$x\""},
+        {"{{ break }}", "in.ctmpl:1:4: {{break}} outside {{range}}"},
+        {"{{ range 1 }}{{ else }}{{ continue }}{{ end }}",
+         "in.ctmpl:1:27: {{continue}} outside {{range}}"},
+        {"{{ range 1 }}{{ define \"a\" }}{{ break }}{{ end }}{{ end }}",
+         "in.ctmpl:1:17: {{define}} only at the top level of a template"},
+        {"{{ range 1 }}{{ block \"a\" . }}{{ break }}{{ end }}{{ end }}",
+         "in.ctmpl:1:34: {{break}} outside {{range}}"},
+        {"{{ range 1 }}{{ break 1 }}{{ end }}", "in.ctmpl:1:23: unexpected \"1\" in break"},
+        /* consul-template's functions this renderer lacks say so */
+        {"{{ parseJSON \"{}\" }}", "in.ctmpl:1:4: function \"parseJSON\" not supported"},
+        {"{{ sprig_list }}", "in.ctmpl:1:4: function \"sprig_list\" not supported"},
         {"{{ a := 1 }}", "in.ctmpl:1:4: function \"a\" not defined"},
         {"{{ $a, $b := 1 }}", "in.ctmpl:1:4: undefined variable \"$a\""},
         {"{{ 3 | }}", "in.ctmpl:1:8: missing value for command"},
@@ -254,6 +275,8 @@ static void test_runtime_errors(void **state)
         {"{{ regexMatch \"(a{1,1000}){1,1000}\" \"x\" }}",
          "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: expression too large: "
          "`(a{1,1000}){1,1000}`"},
+        {"{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}",
+         "in.ctmpl:1:20: exceeded maximum template depth (200)"},
         {"{{ regexMatch \"a{1001}\" \"x\" }}",
          "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: invalid repeat count: "
          "`a{1001}`"},
@@ -291,6 +314,48 @@ static void render_plain(const char *src, struct buf *out)
         fail_msg("%s: %s", src, e.msg);
     tmpl_used_free(&used);
     tmpl_free(t);
+}
+
+/* {{define}}, {{template}}, {{block}} and {{break}}, {{continue}} as Go runs them. */
+static void test_define_and_loops(void **state)
+{
+    static const struct error_case cases[] = {
+        /* text around the definitions stays; a definition prints only where it is used */
+        {"{{ define \"T\" }}Hello {{ . }}{{ end }}\n{{ template \"T\" \"you\" }}!", "\nHello you!"},
+        {"{{ template \"T\" }}{{ define \"T\" }}[{{ . }}]{{ end }}", "[<no value>]"},
+        {"{{ define \"T\" }}{{ $ }}/{{ . }}{{ end }}{{ template \"T\" (index (split \",\" \"x\") "
+         "0) }}",
+         "x/x"},
+        {"{{ $v := \"out\" }}{{ block \"B\" $v }}<{{ . }}>{{ end }}{{ template \"B\" \"again\" }}",
+         "<out><again>"},
+        /* variables of the caller are back after the call */
+        {"{{ $x := 1 }}{{ define \"T\" }}{{ $x := 2 }}{{ $x }}{{ end }}{{ template \"T\" }}{{ $x "
+         "}}",
+         "21"},
+        {"{{ range split \",\" \"a,b,c,d,e\" }}{{ if eq . \"b\" }}{{ continue }}{{ end }}"
+         "{{ if eq . \"d\" }}{{ break }}{{ end }}{{ . }}{{ end }}",
+         "ac"},
+        /* break leaves only the innermost range; a broken range was not empty */
+        {"{{ range 2 }}{{ range $i, $_ := 5 }}{{ if eq $i 2 }}{{ break }}{{ end }}{{ $i }}{{ end }}"
+         ";{{ end }}",
+         "01;01;"},
+        {"{{ range 3 }}{{ break }}{{ else }}empty{{ end }}ok", "ok"},
+        {"{{ range $k, $v := index (loop 1) 0 | print | split \"x\" }}{{ continue }}{{ end }}.",
+         "."},
+        {"{{ define \"L\" }}{{ range . }}{{ if eq . \"2\" }}{{ break }}{{ end }}{{ . }}{{ end }}"
+         "{{ end }}{{ template \"L\" (split \",\" \"1,2,3\") }}",
+         "1"},
+    };
+    struct buf out = BUF_INIT;
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        buf_reset(&out);
+        render_plain(cases[i].src, &out);
+        if (out.len != strlen(cases[i].msg) || memcmp(out.data, cases[i].msg, out.len) != 0)
+            fail_msg("%s: got \"%.*s\", want \"%s\"", cases[i].src, (int)out.len,
+                     out.data ? out.data : "", cases[i].msg);
+    }
+    buf_free(&out);
 }
 
 /* timestamp LAYOUT: Go's layout words, in UTC (the zone words are constants then). */
@@ -406,7 +471,7 @@ int main(void)
         cmocka_unit_test(test_missing_key_blocks), cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_dep_parse),
         cmocka_unit_test(test_timestamp_layouts),  cmocka_unit_test(test_dep_decode_errors),
-        cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_spec_parse),         cmocka_unit_test(test_define_and_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
