@@ -342,7 +342,7 @@ static void test_a_full_log_is_emptied_by_a_nudged_snapshot(void **state)
 
 static int port_of(int fd, bool peer)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_in sa = {0}; /* the analyzer cannot see that rc == 0 means it was filled */
     socklen_t len = sizeof(sa);
     int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
                   : getsockname(fd, (struct sockaddr *)&sa, &len);
