@@ -257,13 +257,23 @@ static bool missing(const json_t *v)
  * never two objects or lists (they are not the same object). */
 static bool js_same(const json_t *a, const json_t *b)
 {
-    if (json_is_number(a) && json_is_number(b))
+    json_type ta = json_typeof(a), tb = json_typeof(b); /* neither is NULL */
+
+    if ((ta == JSON_INTEGER || ta == JSON_REAL) && (tb == JSON_INTEGER || tb == JSON_REAL))
         return json_number_value(a) == json_number_value(b);
-    if (json_is_string(a) && json_is_string(b))
+    if (ta != tb)
+        return false;
+    switch (ta) {
+    case JSON_STRING:
         return json_string_length(a) == json_string_length(b) &&
                memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
-    return json_typeof(a) == json_typeof(b) &&
-           (json_is_true(a) || json_is_false(a) || json_is_null(a));
+    case JSON_TRUE:
+    case JSON_FALSE:
+    case JSON_NULL:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Whether match x found its value; a regexp or a header that finds nothing gives "", as
