@@ -325,6 +325,11 @@ static int framing_content_length(struct str value, struct http_framing *f)
     int64_t v;
     bool any = false;
 
+    /* the usual value is one number (values come trimmed): no list to split */
+    if (parse_decimal(value, &v) && (f->content_length < 0 || f->content_length == v)) {
+        f->content_length = v;
+        return 0;
+    }
     while (list_next(&value, &elem)) {
         if (!parse_decimal(elem, &v))
             return HTTP_PARSE_BAD;
@@ -365,6 +370,11 @@ static void framing_connection(struct str value, bool *close, bool *keep_alive,
 {
     struct str elem;
 
+    /* the usual value is one token (values come trimmed): no list to split */
+    if (str_ieq_cstr(value, "keep-alive")) {
+        *keep_alive = true;
+        return;
+    }
     while (list_next(&value, &elem)) {
         if (str_ieq_cstr(elem, "close"))
             *close = true;
