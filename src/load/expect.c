@@ -100,6 +100,29 @@ static bool cdn_hit(const struct load_expect *x, const struct http_response_head
     return ok;
 }
 
+/* headerEquals: [NAME, VALUE], the header's value as the plugin compares it (as text). */
+static bool header_equals(const struct load_expect *x, const struct http_response_head *h,
+                          const json_t *vars, uint64_t *rng, json_t **expected, json_t **got)
+{
+    struct buf tmp_name = BUF_INIT, tmp_value = BUF_INIT;
+    const char *name = rendered(x->values[0], vars, rng, &tmp_name);
+    const char *value = rendered(x->values[1], vars, rng, &tmp_value);
+    const struct http_header *hd = http_find_header(h->headers, h->num_headers, name);
+    bool ok = false;
+
+    if (hd) {
+        ok = hd->value.n == strlen(value) && memcmp(hd->value.p, value, hd->value.n) == 0;
+        *expected = json_string(value);
+        *got = json_stringn_nocheck(hd->value.p, hd->value.n);
+    } else {
+        *expected = json_sprintf("response to have %s header", name);
+        *got = json_sprintf("response has no %s header", name);
+    }
+    buf_free(&tmp_name);
+    buf_free(&tmp_value);
+    return ok;
+}
+
 /* One check on the head: its verdict, and for the printed lines what was expected and what
  * came. */
 static bool check_head(const struct load_expect *x, const struct http_response_head *h,
@@ -160,6 +183,9 @@ static bool check_head(const struct load_expect *x, const struct http_response_h
                                        : "a cache header indicating a cache miss");
         ok = cdn_hit(x, h, got);
         break;
+    case LOAD_EXPECT_HEADER_EQUALS:
+        ok = header_equals(x, h, vars, rng, expected, got);
+        break;
     default:
         MESH_BUG_ON(true); /* a body check: load_expect_body runs it */
         break;
@@ -168,14 +194,18 @@ static bool check_head(const struct load_expect *x, const struct http_response_h
     return ok;
 }
 
+/* header_name: headerEquals's, rendered (else NULL). */
 static void add_result(struct load_expect_run *run, size_t i, const struct load_expect *x, bool ok,
-                       json_t *expected, json_t *got)
+                       json_t *expected, json_t *got, const char *header_name)
 {
     if (!ok)
         run->failed |= 1u << i;
     json_array_set_new(run->results, i,
                        json_pack("{s:b,s:o,s:s,s:o}", "ok", ok, "expected", expected, "type",
                                  load_expect_names[x->kind], "got", got));
+    if (x->kind == LOAD_EXPECT_HEADER_EQUALS) /* the plugin names it by its header */
+        json_object_set_new(json_array_get(run->results, i), "type",
+                            json_sprintf("header %s values equals", header_name));
 }
 
 void load_expect_head(struct load_expect_run *run, const struct load_request *r,
@@ -193,8 +223,13 @@ void load_expect_head(struct load_expect_run *run, const struct load_request *r,
         json_array_append_new(run->results, json_null());
         if (x->kind >= LOAD_EXPECT_FIRST_BODY)
             continue;
+        struct buf tmp = BUF_INIT;
+
         ok = check_head(x, h, vars, rng, &expected, &got);
-        add_result(run, i, x, ok, expected, got);
+        add_result(run, i, x, ok, expected, got,
+                   x->kind == LOAD_EXPECT_HEADER_EQUALS ? rendered(x->values[0], vars, rng, &tmp)
+                                                        : NULL);
+        buf_free(&tmp);
     }
 }
 
@@ -309,7 +344,7 @@ void load_expect_body(struct load_expect_run *run, const struct load_request *r,
         if (x->kind < LOAD_EXPECT_FIRST_BODY)
             continue;
         ok = check_body(x, doc, body, vars, rng, &expected, &got);
-        add_result(run, i, x, ok, expected, got);
+        add_result(run, i, x, ok, expected, got, NULL);
     }
     json_decref(doc);
 }

@@ -58,7 +58,8 @@ enum load_expect_kind {
     LOAD_EXPECT_CONTENT_TYPE,
     LOAD_EXPECT_HAS_HEADER,
     LOAD_EXPECT_CDN_HIT,
-    LOAD_EXPECT_HAS_PROPERTY, /* from here on, checks on the body (LOAD_EXPECT_FIRST_BODY) */
+    LOAD_EXPECT_HEADER_EQUALS, /* counted under "header NAME values equals", as the plugin */
+    LOAD_EXPECT_HAS_PROPERTY,  /* from here on, checks on the body (LOAD_EXPECT_FIRST_BODY) */
     LOAD_EXPECT_NOT_HAS_PROPERTY,
     LOAD_EXPECT_EQUALS,
     LOAD_EXPECT_MATCHES_REGEXP,
@@ -85,7 +86,7 @@ struct load_expect {
     /* contentType, hasHeader, hasProperty, notHasProperty, matchesRegexp: the value (a
      * template); statusCode and notStatusCode written as a template ("{{ code }}"): that */
     char *text;
-    char **values; /* equals: the templates that must render alike */
+    char **values; /* equals: the templates that must render alike; headerEquals: name, value */
     size_t n_values;
     bool hit;    /* cdnHit: a hit is expected (else a miss) */
     regex_t *re; /* matchesRegexp without templates: compiled once (capture.h) */

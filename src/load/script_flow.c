@@ -20,8 +20,8 @@ static const char *const methods[] = {"get",    "post", "put",     "patch",
                                       "delete", "head", "options", NULL};
 
 const char *const load_expect_names[LOAD_EXPECT_KINDS] = {
-    "statusCode",  "notStatusCode",  "contentType", "hasHeader",    "cdnHit",
-    "hasProperty", "notHasProperty", "equals",      "matchesRegexp"};
+    "statusCode",   "notStatusCode", "contentType",    "hasHeader", "cdnHit",
+    "headerEquals", "hasProperty",   "notHasProperty", "equals",    "matchesRegexp"};
 
 static bool in_list_flow(const char *key, const char *const *list)
 {
@@ -121,15 +121,18 @@ static bool add_expect_status(struct script_ctx *c, const json_t *item, const ch
     return false;
 }
 
-/* equals: the values (templates) that must all render alike. */
+/* equals: the values (templates) that must all render alike; headerEquals: [NAME, VALUE]. */
 static bool add_expect_equals(struct script_ctx *c, const json_t *item, const json_t *v,
                               struct load_expect *x)
 {
+    bool header = x->kind == LOAD_EXPECT_HEADER_EQUALS;
     json_t *one;
     size_t j;
 
-    if (!json_is_array(v) || json_array_size(v) == 0) {
-        script_diag(c, item, "equals", 0, "expect.equals: want a list of values");
+    if (!json_is_array(v) || json_array_size(v) == 0 || (header && json_array_size(v) != 2)) {
+        script_diag(c, item, load_expect_names[x->kind], 0, "expect.%s: want %s",
+                    load_expect_names[x->kind],
+                    header ? "[NAME, VALUE], the header and its value" : "a list of values");
         return false;
     }
     x->values = xcalloc(json_array_size(v), sizeof(*x->values));
@@ -164,6 +167,7 @@ static bool parse_expect(struct script_ctx *c, const json_t *item, const char *k
     case LOAD_EXPECT_NOT_STATUS:
         return add_expect_status(c, item, key, v, x);
     case LOAD_EXPECT_EQUALS:
+    case LOAD_EXPECT_HEADER_EQUALS:
         return add_expect_equals(c, item, v, x);
     case LOAD_EXPECT_CDN_HIT:
         if (!json_is_boolean(v)) {
@@ -235,9 +239,9 @@ static void add_expect(struct script_ctx *c, const json_t *item, const char *key
 static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_request *r)
 {
     static const char *const allowed[] = {
-        "statusCode",  "notStatusCode",  "contentType", "hasHeader",     "cdnHit",
-        "hasProperty", "notHasProperty", "equals",      "matchesRegexp", NULL};
-    static const char *const unsupported[] = {"headerEquals", "jmespath", "jpath", NULL};
+        "statusCode",     "notStatusCode", "contentType",   "hasHeader",    "cdnHit", "hasProperty",
+        "notHasProperty", "equals",        "matchesRegexp", "headerEquals", NULL};
+    static const char *const unsupported[] = {"jmespath", "jpath", NULL};
     const char *key;
     json_t *item, *v;
     size_t i;

@@ -94,6 +94,19 @@ static void endpoint_record(struct load_sec *sec, const struct load_request *r, 
         load_hists_record(&sec->hists, r->endpoint_rt, us, SIZE_MAX);
 }
 
+/* A check the plugin counts under a name of its own ("header x-id values equals"). */
+static void expect_named_record(struct load_sec *sec, const struct load_expect_run *run, size_t i,
+                                bool failed)
+{
+    const char *type = json_string_value(json_object_get(json_array_get(run->results, i), "type"));
+    char name[512];
+    int n = snprintf(name, sizeof(name), "plugins.expect.%s.%s", failed ? "failed" : "ok",
+                     type ? type : "");
+
+    if (n > 0 && (size_t)n < sizeof(name))
+        load_counts_add(&sec->user, name, (size_t)n, 1, ENDPOINT_COUNTS_MAX);
+}
+
 static void record_error(struct load_vu *vu, const char *code)
 {
     uint64_t now = uv_hrtime();
@@ -422,10 +435,14 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         if (vu->w->eng->script->extended_metrics)
             extended_record(sec, c, now);
         for (size_t i = 0; i < r->n_expects; i++) {
-            if (c->expect.failed & (1u << i))
+            bool failed = c->expect.failed & (1u << i);
+
+            if (failed)
                 sec->expect_failed[r->expects[i].kind]++;
             else
                 sec->expect_ok[r->expects[i].kind]++;
+            if (r->expects[i].kind == LOAD_EXPECT_HEADER_EQUALS)
+                expect_named_record(sec, &c->expect, i, failed);
         }
     });
     if (!expect_ok && vu->w->eng->script->expect_as_errors) {

@@ -86,11 +86,11 @@ def test_expect_checks_on_the_body(mesh, tmp_path, server):
     assert lines[0]["results"][1]["expected"] == "Status code different than 500,503"
     # what the plugin has no check for, or a pattern we cannot run, is refused by name
     script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
-                      ['get: {url: "/", expect: [{headerEquals: [a, b]}, {matchesRegexp: "(?=x)"},'
+                      ['get: {url: "/", expect: [{jmespath: "a == b"}, {matchesRegexp: "(?=x)"},'
                        ' {statusCode: 200, hasHeader: x}]}'], "  plugins: {expect: {}}\n")
     code, out, err = run_load(mesh, tmp_path, script)
     assert code == 2
-    assert "test.yml:7: expect.headerEquals: not supported" in err, err
+    assert "test.yml:7: expect.jmespath: not supported" in err, err
     assert "test.yml:7: expect.matchesRegexp: lookahead and lookbehind are not supported" in err
     assert "test.yml:7: expect[2]: want one check" in err
 

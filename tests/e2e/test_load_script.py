@@ -2,6 +2,8 @@
 after flows, Artillery 1's forms, the command line's ways to change a script. Against the test
 server of test_load.py, which records every request."""
 
+import json
+
 from test_load import run_load, run_report, server  # noqa: F401
 
 
@@ -153,3 +155,25 @@ def test_form_data_file_parts(mesh, tmp_path, server):
     assert code == 2, out + err
     assert "test.yml:10: formData.pic.fromFile: want the path of a file (without templates" in err
     assert f"test.yml:11: formData.notes.fromFile: {tmp_path}/none.dat: No such file" in err, err
+
+
+def test_expect_header_equals(mesh, tmp_path, server):
+    """expect's headerEquals: [NAME, VALUE], counted under the plugin's own name for it
+    (`header NAME values equals`), a missing header failing it."""
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 1}]\n'
+              '  variables: {t: application/json}\n  plugins: {expect: {}}\n'
+              'scenarios:\n  - flow:\n      - get: {url: /json, expect: ['
+              '{headerEquals: [content-type, "{{ t }}"]}, {headerEquals: [content-type, x]}, '
+              '{headerEquals: [x-none, a]}]}\n')
+    out_json = tmp_path / "report.json"
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(out_json))
+    assert code == 21, out + err
+    c = json.loads(out_json.read_text())["aggregate"]["counters"]
+    assert c["plugins.expect.ok"] == 1 and c["plugins.expect.failed"] == 2, c
+    assert c["plugins.expect.ok.header content-type values equals"] == 1, c
+    assert c["plugins.expect.failed.header content-type values equals"] == 1, c
+    assert c["plugins.expect.failed.header x-none values equals"] == 1, c
+    assert "  not ok header x-none values equals response has no x-none header" in out, out
+    code, out, err = run_load(mesh, tmp_path, script.replace("[x-none, a]", "[x-none]"))
+    assert code == 2 and "expect.headerEquals: want [NAME, VALUE]" in err, err
