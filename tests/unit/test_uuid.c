@@ -75,12 +75,31 @@ static void test_random_bytes_fill_large_buffers(void **state)
     uuid_random_bytes(buf, 0); /* nothing to do, no call needed */
 }
 
+/* The text form only: what a node-id file or a prepared query's ID must hold. */
+static void test_is_text(void **state)
+{
+    char id[UUID_STR_LEN + 1];
+
+    (void)state;
+    uuid_v4(id);
+    assert_true(uuid_is_text(id));
+    assert_true(uuid_is_text("0123ABCD-ef01-4abc-89AB-0123456789ab"));
+    assert_false(uuid_is_text(""));
+    assert_false(uuid_is_text("0123abcd-ef01-4abc-89ab-0123456789a"));   /* one digit short */
+    assert_false(uuid_is_text("0123abcd-ef01-4abc-89ab-0123456789abc")); /* one too many */
+    assert_false(uuid_is_text("0123abcd-ef01-4abc-89ab-0123456789ag"));  /* not hex */
+    assert_false(uuid_is_text("0123abcdef01-4abc-89ab-0123456789ab-"));  /* dash moved */
+    id[10] = (char)0xb4;
+    assert_false(uuid_is_text(id));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_sets_version_and_variant),
         cmocka_unit_test(test_v4_random_and_distinct),
         cmocka_unit_test(test_random_bytes_fill_large_buffers),
+        cmocka_unit_test(test_is_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
