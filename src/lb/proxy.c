@@ -1377,7 +1377,7 @@ static struct lb_client *client_new(struct lb_proxy *px, int fd, int *rc)
 
 static void client_peer(struct lb_client *c)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0}; /* scan-build cannot see getpeername fill it */
     socklen_t len = sizeof(ss);
 
     if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
@@ -1475,8 +1475,9 @@ void lb_proxy_drain(struct lb_proxy *px)
 void lb_proxy_abort_all(struct lb_proxy *px)
 {
     px->closing = true;
-    while (!list_empty(&px->clients))
-        client_close(LIST_ENTRY(list_first(&px->clients), struct lb_client, link));
+    struct lb_client *c;
+    while ((c = LIST_ENTRY(list_first(&px->clients), struct lb_client, link)))
+        client_close(c);
     lb_pool_close(&px->pool);
 }
 

@@ -201,14 +201,19 @@ void lb_pool_put(struct lb_upconn *u)
 
 void lb_pool_close_idle(struct lb_pool *pool)
 {
+    struct lb_upconn *u;
+
     /* Each entry has an idle connection; closing a server's last one drops its entry. */
-    while (pool->servers)
-        lb_upconn_close(LIST_ENTRY(list_first(&pool->servers->idle), struct lb_upconn, link));
+    while (pool->servers &&
+           (u = LIST_ENTRY(list_first(&pool->servers->idle), struct lb_upconn, link)))
+        lb_upconn_close(u);
 }
 
 void lb_pool_close(struct lb_pool *pool)
 {
+    struct lb_upconn *u;
+
     lb_pool_close_idle(pool);
-    while (!list_empty(&pool->busy))
-        lb_upconn_close(LIST_ENTRY(list_first(&pool->busy), struct lb_upconn, link));
+    while ((u = LIST_ENTRY(list_first(&pool->busy), struct lb_upconn, link)))
+        lb_upconn_close(u);
 }
