@@ -15,7 +15,7 @@
 
 #define LOOP_MAX 1000000
 
-static int want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
+int tmpl_want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
 {
     /* Set on failure too: -O2 cannot see that callers return then (-Wmaybe-uninitialized). */
     *s = "";
@@ -175,7 +175,7 @@ static int fn_printf(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
     const char *fmt;
     size_t n;
 
-    if (want_string(ev, args[0], &fmt, &n) < 0)
+    if (tmpl_want_string(ev, args[0], &fmt, &n) < 0)
         return -EINVAL;
     tmpl_sprintf(&b, fmt, n, args + 1, nargs - 1);
     *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
@@ -269,7 +269,7 @@ static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     size_t seplen, i;
     json_t *x;
 
-    if (want_string(ev, args[0], &sep, &seplen) < 0)
+    if (tmpl_want_string(ev, args[0], &sep, &seplen) < 0)
         return -EINVAL;
     if (!json_is_array(args[1]) && !is_nil(args[1]))
         return tmpl_fail(ev, "wrong type for value; expected []string; got %s",
@@ -290,7 +290,8 @@ static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, jso
     const char *sep, *s;
     size_t seplen, n;
 
-    if (want_string(ev, args[0], &sep, &seplen) < 0 || want_string(ev, args[1], &s, &n) < 0)
+    if (tmpl_want_string(ev, args[0], &sep, &seplen) < 0 ||
+        tmpl_want_string(ev, args[1], &s, &n) < 0)
         return -EINVAL;
     *out = json_array();
     if (n == 0)
@@ -313,8 +314,8 @@ static int fn_replace_all(struct tmpl_eval *ev, json_t *const *args, size_t narg
     size_t nfrom, nto, n;
     struct buf b = BUF_INIT;
 
-    if (want_string(ev, args[0], &from, &nfrom) < 0 || want_string(ev, args[1], &to, &nto) < 0 ||
-        want_string(ev, args[2], &s, &n) < 0)
+    if (tmpl_want_string(ev, args[0], &from, &nfrom) < 0 ||
+        tmpl_want_string(ev, args[1], &to, &nto) < 0 || tmpl_want_string(ev, args[2], &s, &n) < 0)
         return -EINVAL;
     while (n) {
         const char *at = nfrom ? memmem(s, n, from, nfrom) : NULL;
@@ -337,7 +338,7 @@ static int map_string(struct tmpl_eval *ev, const json_t *v, char how, json_t **
     const char *s;
     size_t n;
 
-    if (want_string(ev, v, &s, &n) < 0)
+    if (tmpl_want_string(ev, v, &s, &n) < 0)
         return -EINVAL;
     if (how == 't') {
         while (n && s[0] && strchr(" \t\r\n\v\f", s[0]))
@@ -378,7 +379,7 @@ static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
     size_t n;
     char *end;
 
-    if (want_string(ev, args[0], &s, &n) < 0)
+    if (tmpl_want_string(ev, args[0], &s, &n) < 0)
         return -EINVAL;
     char *c = xstrndup(s, n);
     errno = 0;
@@ -441,7 +442,7 @@ static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
     struct buf f = BUF_INIT;
     char res[256];
 
-    if (nargs && want_string(ev, args[0], &layout, &n) < 0)
+    if (nargs && tmpl_want_string(ev, args[0], &layout, &n) < 0)
         return -EINVAL;
     if (strcmp(layout, "unix") == 0) {
         *out = json_sprintf("%lld", (long long)now);
@@ -474,11 +475,12 @@ static int fn_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_
     const char *name;
     size_t n;
 
-    if (want_string(ev, args[0], &name, &n) < 0)
+    if (tmpl_want_string(ev, args[0], &name, &n) < 0)
         return -EINVAL;
     const char *v = getenv(name);
     if (!(v && *v) && nargs > 1)
-        return want_string(ev, args[1], &v, &n) < 0 ? -EINVAL : (*out = json_incref(args[1]), 0);
+        return tmpl_want_string(ev, args[1], &v, &n) < 0 ? -EINVAL
+                                                         : (*out = json_incref(args[1]), 0);
     *out = json_str_or_empty(v);
     return 0;
 }
@@ -543,8 +545,9 @@ const struct tmpl_func *tmpl_func_find(const char *name)
     for (size_t i = 0; i < ARRAY_LEN(builtins); i++)
         if (strcmp(builtins[i].name, name) == 0)
             return &builtins[i];
-    f = tmpl_data_func_find(name);
-    return f ? f : tmpl_regex_func_find(name);
+    if ((f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)))
+        return f;
+    return tmpl_regex_func_find(name);
 }
 
 /*
@@ -552,11 +555,6 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "add",
-    "base64Decode",
-    "base64Encode",
-    "base64URLDecode",
-    "base64URLEncode",
     "byKey",
     "byPort",
     "caLeaf",
@@ -565,7 +563,6 @@ static const char *const unsupported[] = {
     "containsNone",
     "containsNotAll",
     "datacenters",
-    "divide",
     "executeTemplate",
     "explode",
     "explodeMap",
@@ -575,13 +572,9 @@ static const char *const unsupported[] = {
     "importedServices",
     "in",
     "indent",
-    "maximum",
     "md5sum",
     "mergeMap",
     "mergeMapWithOverride",
-    "minimum",
-    "modulo",
-    "multiply",
     "mustEnv",
     "nomadService",
     "nomadServices",
@@ -589,10 +582,6 @@ static const char *const unsupported[] = {
     "nomadVarExists",
     "nomadVarList",
     "nomadVarListSafe",
-    "parseBool",
-    "parseFloat",
-    "parseJSON",
-    "parseUint",
     "parseYAML",
     "partitions",
     "peerings",
@@ -610,16 +599,12 @@ static const char *const unsupported[] = {
     "spew_sdump",
     "spew_sprintf",
     "splitToMap",
-    "subtract",
     "toJSONPretty",
     "toTOML",
     "toTitle",
     "toUnescapedJSON",
     "toUnescapedJSONPretty",
     "toYAML",
-    "trim",
-    "trimPrefix",
-    "trimSuffix",
     "writeToFile",
 };
 

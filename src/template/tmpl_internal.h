@@ -157,10 +157,13 @@ struct tmpl_func {
 const struct tmpl_func *tmpl_func_find(const char *name);
 /* Whether name is one of consul-template's functions that this renderer does not have. */
 bool tmpl_func_unsupported(const char *name);
-/* The data functions' table (funcs_data.c) and the regex functions' (funcs_regex.c), searched
- * by tmpl_func_find. */
+/* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c) and the
+ * conversions' (funcs_conv.c), searched by tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
+const struct tmpl_func *tmpl_conv_func_find(const char *name);
+/* v as a string (*s borrowed, *n bytes), or -EINVAL: "wrong type for value; expected string". */
+int tmpl_want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n);
 
 /*
  * The store's data for a dependency parsed from a function's argument; records the dependency

@@ -212,6 +212,40 @@ def test_once_dry_and_errors(agent, tmp_path, mesh):
     assert r.returncode == 0 and "-template" in r.stdout and "-wait" in r.stdout
 
 
+CONSUL_TEMPLATE_IDIOMS = """\
+{{- define "server" }}server {{ .s.ID }} {{ .s.Address }}:{{ add .s.Port .cfg.offset }}
+{{ end }}
+{{- $cfg := key "app/config" | parseJSON -}}
+backend {{ $cfg.name | trimPrefix "svc-" }} maxconn {{ multiply $cfg.maxconn 2 }}
+{{ range $i, $s := service "web" -}}
+{{ if ge $i (parseInt (keyOrDefault "app/limit" "1")) }}{{ break }}{{ end -}}
+{{ template "server" (parseJSON (printf "{\\"s\\": %s, \\"cfg\\": %s}" (toJSON $s) (key "app/config"))) -}}
+{{ end -}}
+"""
+
+
+def test_consul_template_idioms_against_the_registry(agent, tmp_path, mesh):
+    """A consul-template file with a named template, break, parseJSON of a KV value and the
+    arithmetic helpers, rendered against a live agent."""
+    src, out = tmp_path / "app.ctmpl", tmp_path / "app.cfg"
+    src.write_text(CONSUL_TEMPLATE_IDIOMS)
+    register(agent, "web-1", 3000)
+    register(agent, "web-2", 3001)
+    agent.put_true("/v1/kv/app/config", '{"name": "svc-shop", "maxconn": 50, "offset": 10}')
+    r = subprocess.run([mesh, "template", "-consul-addr", f"{HOST}:{agent.port}", "-once",
+                        "-template", f"{src}:{out}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # parseJSON's numbers are floats, as in consul-template: 50 * 2 and 3000 + 10 print plainly
+    assert read(out) == f"backend shop maxconn 100\nserver web-1 {HOST}:3010\n"
+
+    agent.put_true("/v1/kv/app/limit", "5")
+    r = subprocess.run([mesh, "template", "-consul-addr", f"{HOST}:{agent.port}", "-once",
+                        "-template", f"{src}:{out}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert read(out) == (f"backend shop maxconn 100\nserver web-1 {HOST}:3010\n"
+                         f"server web-2 {HOST}:3011\n")
+
+
 def test_command_timeout_kills_the_whole_command(agent, tmp_path, mesh):
     """A timed-out command is killed with what it started, not only its shell."""
     src, out, child = tmp_path / "web.ctmpl", tmp_path / "web.cfg", tmp_path / "child.pid"

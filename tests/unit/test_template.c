@@ -218,7 +218,7 @@ static void test_parse_errors(void **state)
          "in.ctmpl:1:34: {{break}} outside {{range}}"},
         {"{{ range 1 }}{{ break 1 }}{{ end }}", "in.ctmpl:1:23: unexpected \"1\" in break"},
         /* consul-template's functions this renderer lacks say so */
-        {"{{ parseJSON \"{}\" }}", "in.ctmpl:1:4: function \"parseJSON\" not supported"},
+        {"{{ toYAML \"{}\" }}", "in.ctmpl:1:4: function \"toYAML\" not supported"},
         {"{{ sprig_list }}", "in.ctmpl:1:4: function \"sprig_list\" not supported"},
         {"{{ a := 1 }}", "in.ctmpl:1:4: function \"a\" not defined"},
         {"{{ $a, $b := 1 }}", "in.ctmpl:1:4: undefined variable \"$a\""},
@@ -238,6 +238,28 @@ static void test_parse_errors(void **state)
     /* fuzz: a backslash as the last byte of a quoted string read past the input */
     assert_int_equal(tmpl_parse("in.ctmpl", "{{ \"a\\", 6, &t, &e), -EINVAL);
     assert_string_equal(e.msg, "in.ctmpl:1:7: unterminated quoted string");
+}
+
+/* Each case parses, then fails to render (with no registry data) with exactly its message. */
+static void expect_render_errors(const struct error_case *cases, size_t n)
+{
+    struct smap store = SMAP_INIT;
+    struct buf out = BUF_INIT;
+    struct tmpl_used used;
+    struct tmpl *t;
+    struct err e;
+
+    for (size_t i = 0; i < n; i++) {
+        if (tmpl_parse("in.ctmpl", cases[i].src, strlen(cases[i].src), &t, &e) < 0)
+            fail_msg("%s: %s", cases[i].src, e.msg);
+        if (tmpl_render(t, &store, &out, &used, &e) == 0)
+            fail_msg("rendered: %s", cases[i].src);
+        assert_string_equal(e.msg, cases[i].msg);
+        tmpl_used_free(&used);
+        tmpl_free(t);
+        buf_reset(&out);
+    }
+    buf_free(&out);
 }
 
 static void test_runtime_errors(void **state)
@@ -281,23 +303,8 @@ static void test_runtime_errors(void **state)
          "in.ctmpl:1:4: error calling regexMatch: error parsing regexp: invalid repeat count: "
          "`a{1001}`"},
     };
-    struct smap store = SMAP_INIT;
-    struct buf out = BUF_INIT;
-    struct tmpl_used used;
-    struct tmpl *t;
-    struct err e;
 
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        if (tmpl_parse("in.ctmpl", cases[i].src, strlen(cases[i].src), &t, &e) < 0)
-            fail_msg("%s: %s", cases[i].src, e.msg);
-        if (tmpl_render(t, &store, &out, &used, &e) == 0)
-            fail_msg("rendered: %s", cases[i].src);
-        assert_string_equal(e.msg, cases[i].msg);
-        tmpl_used_free(&used);
-        tmpl_free(t);
-        buf_reset(&out);
-    }
-    buf_free(&out);
+    expect_render_errors(cases, ARRAY_LEN(cases));
 }
 
 /* Renders src with no registry data; the output in out (a complete render expected). */
@@ -314,6 +321,21 @@ static void render_plain(const char *src, struct buf *out)
         fail_msg("%s: %s", src, e.msg);
     tmpl_used_free(&used);
     tmpl_free(t);
+}
+
+/* Each case renders (with no registry data) to exactly its msg. */
+static void expect_renders(const struct error_case *cases, size_t n)
+{
+    struct buf out = BUF_INIT;
+
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&out);
+        render_plain(cases[i].src, &out);
+        if (out.len != strlen(cases[i].msg) || memcmp(out.data, cases[i].msg, out.len) != 0)
+            fail_msg("%s: got \"%.*s\", want \"%s\"", cases[i].src, (int)out.len,
+                     out.data ? out.data : "", cases[i].msg);
+    }
+    buf_free(&out);
 }
 
 /* {{define}}, {{template}}, {{block}} and {{break}}, {{continue}} as Go runs them. */
@@ -346,16 +368,73 @@ static void test_define_and_loops(void **state)
          "{{ end }}{{ template \"L\" (split \",\" \"1,2,3\") }}",
          "1"},
     };
-    struct buf out = BUF_INIT;
 
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        buf_reset(&out);
-        render_plain(cases[i].src, &out);
-        if (out.len != strlen(cases[i].msg) || memcmp(out.data, cases[i].msg, out.len) != 0)
-            fail_msg("%s: got \"%.*s\", want \"%s\"", cases[i].src, (int)out.len,
-                     out.data ? out.data : "", cases[i].msg);
-    }
-    buf_free(&out);
+    expect_renders(cases, ARRAY_LEN(cases));
+}
+
+/* The conversion and arithmetic helpers: consul-template's argument order, Go's output. */
+static void test_conversions(void **state)
+{
+    static const struct error_case cases[] = {
+        {"{{ trim \"/\" \"//a/b//\" }}|{{ \"web-01.prod\" | trimSuffix \".prod\" | trimPrefix "
+         "\"web-\" }}"
+         "|{{ trimPrefix \"x\" \"abc\" }}|{{ trimSuffix \"abcd\" \"bcd\" }}",
+         "a/b|01|abc|bcd"},
+        {"{{ parseBool \"True\" }} {{ parseBool \"0\" }} {{ parseBool \"\" }} {{ parseBool \"t\" "
+         "}}",
+         "true false false true"},
+        /* Go prints float64 with %v: exponents from 1e+21 and for 1e6 written as such */
+        {"{{ parseFloat \"1.5\" }} {{ parseFloat \"1e6\" }} {{ parseFloat \"\" }} {{ parseFloat "
+         "\"3\" }}",
+         "1.5 1e+06 0 3"},
+        {"{{ parseUint \"42\" }} {{ parseUint \"\" }}", "42 0"},
+        /* parseJSON's numbers are float64, as Go's json.Unmarshal makes them */
+        {"{{ $j := parseJSON \"{\\\"a\\\":[1,\\\"x\\\"],\\\"n\\\":8080,\\\"b\\\":1234567}\" }}"
+         "{{ index $j.a 1 }} {{ $j.n }} {{ $j.b }} {{ len (parseJSON \"\") }} {{ parseJSON "
+         "\"null\" }}",
+         "x 8080 1.234567e+06 0 <no value>"},
+        {"{{ base64Encode \"hi?>\" }} {{ base64URLEncode \"hi?>\" }} {{ base64Decode \"aGk/Pg==\" "
+         "}} "
+         "{{ base64URLDecode \"aGk_Pg==\" }}",
+         "aGk/Pg== aGk_Pg== hi?> hi?>"},
+        /* OP B A is A op B, so that pipelines read left to right */
+        {"{{ add 1 2 }} {{ 10 | subtract 3 }} {{ multiply 4 2.5 }} {{ divide 2 7 }} {{ divide 2.0 "
+         "7 }} "
+         "{{ modulo 3 7 }} {{ minimum 3 7 }} {{ maximum 3 7.5 }} {{ 5 | maximum 5.0 }}",
+         "3 7 10 3 3.5 1 3 7.5 5"},
+        {"{{ add 1 9223372036854775807 }} {{ divide -1 -9223372036854775808 }}",
+         "-9223372036854775808 -9223372036854775808"},
+    };
+    static const struct error_case errors[] = {
+        {"{{ divide 0 1 }}",
+         "in.ctmpl:1:4: error calling divide: runtime error: integer divide by zero"},
+        {"{{ modulo 0 1 }}",
+         "in.ctmpl:1:4: error calling modulo: runtime error: integer divide by zero"},
+        {"{{ add \"x\" 1 }}",
+         "in.ctmpl:1:4: error calling add: add: unknown type for \"x\" (string)"},
+        {"{{ modulo 2.5 7 }}",
+         "in.ctmpl:1:4: error calling modulo: modulo: unknown type for 2.5 (float64)"},
+        {"{{ maximum true 7 }}",
+         "in.ctmpl:1:4: error calling maximum: maximum: unknown type for bool"},
+        {"{{ parseBool \"yes\" }}", "in.ctmpl:1:4: error calling parseBool: parseBool: "
+                                    "strconv.ParseBool: parsing \"yes\": invalid syntax"},
+        {"{{ parseFloat \" 1\" }}", "in.ctmpl:1:4: error calling parseFloat: parseFloat: "
+                                    "strconv.ParseFloat: parsing \" 1\": invalid syntax"},
+        {"{{ parseFloat \"inf\" }}", "in.ctmpl:1:4: error calling parseFloat: parseFloat: "
+                                     "strconv.ParseFloat: parsing \"inf\": value out of range"},
+        {"{{ parseUint \"-1\" }}", "in.ctmpl:1:4: error calling parseUint: parseUint: "
+                                   "strconv.ParseUint: parsing \"-1\": invalid syntax"},
+        {"{{ parseJSON \"{\" }}", "in.ctmpl:1:4: error calling parseJSON: string or '}' expected "
+                                  "near end of file at offset 1"},
+        {"{{ base64Decode \"aGk_Pg==\" }}",
+         "in.ctmpl:1:4: error calling base64Decode: base64Decode: illegal base64 data"},
+        {"{{ base64URLDecode \"aGk/Pg==\" }}",
+         "in.ctmpl:1:4: error calling base64URLDecode: base64URLDecode: illegal base64 data"},
+        {"{{ trim 1 \"x\" }}", "in.ctmpl:1:4: wrong type for value; expected string; got int"},
+    };
+
+    expect_renders(cases, ARRAY_LEN(cases));
+    expect_render_errors(errors, ARRAY_LEN(errors));
 }
 
 /* timestamp LAYOUT: Go's layout words, in UTC (the zone words are constants then). */
@@ -472,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_dep_parse),
         cmocka_unit_test(test_timestamp_layouts),  cmocka_unit_test(test_dep_decode_errors),
         cmocka_unit_test(test_spec_parse),         cmocka_unit_test(test_define_and_loops),
+        cmocka_unit_test(test_conversions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
