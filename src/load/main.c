@@ -192,7 +192,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, const char **fi
         {"k", FLAG_BOOL, &o->insecure, "https: accept any certificate (Artillery's -k)", false},
         {"insecure", FLAG_BOOL, &o->insecure, "same as -k", false},
         {"variables", FLAG_STRING, &o->variables,
-         "a JSON object of variables set over config.variables (Artillery's --variables)", false},
+         "a JSON object of variables set over config.variables, which config templates see\ntoo "
+         "(Artillery's --variables)",
+         false},
         {"v", FLAG_STRING, &o->variables, "same as --variables", false},
         {"config", FLAG_STRING, &o->config,
          "a YAML file laid over the script (Artillery's --config: mappings merged key by\nkey, "
@@ -472,8 +474,9 @@ int load_run_main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (load_script_load(file, &(struct load_script_opts){o.env, o.target, o.config, o.overrides},
-                         &s, &msgs, &e) < 0) {
+    if (load_script_load(
+            file, &(struct load_script_opts){o.env, o.target, o.config, o.overrides, o.variables},
+            &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         rc = EXIT_USAGE;
         goto out;

@@ -977,6 +977,13 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
                               : slash == dir ? "/"
                                              : dir,
                               "$scenarioFile", y->path);
+    if (o->variables) {
+        json_t *vars = json_loads(o->variables, 0, NULL);
+
+        if (json_is_object(vars))
+            json_object_update(c.config_vars, vars);
+        json_decref(vars);
+    }
     c.rng = 0x9e3779b97f4a7c15u;
     memset(s, 0, sizeof(*s));
     s->path = xstrdup(y->path);

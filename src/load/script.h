@@ -221,6 +221,10 @@ struct load_script_opts {
     const char *target;    /* -t URL: over config.target */
     const char *config;    /* --config FILE: laid over the script (lodash's merge) */
     const char *overrides; /* --overrides JSON: laid over all that, a list replacing a list */
+    /* --variables JSON: what config templates see besides the environment, as Artillery
+     * renders its config with them (load_script_add_variables sets them for the users; a
+     * malformed one is left to it to report) */
+    const char *variables;
 };
 
 /*

@@ -177,3 +177,15 @@ def test_expect_header_equals(mesh, tmp_path, server):
     assert "  not ok header x-none values equals response has no x-none header" in out, out
     code, out, err = run_load(mesh, tmp_path, script.replace("[x-none, a]", "[x-none]"))
     assert code == 2 and "expect.headerEquals: want [NAME, VALUE]" in err, err
+
+
+def test_variables_reach_config_templates(mesh, tmp_path, server):
+    """--variables are rendered into config templates too, as Artillery renders its config with
+    them: the target's port and a phase's count here."""
+    port = server.url.rsplit(":", 1)[1]
+    script = ('config:\n  target: "http://127.0.0.1:{{ port }}"\n'
+              '  phases: [{duration: 1, arrivalCount: "{{ n }}"}]\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/v?n={{ n }}"}\n')
+    rep, out = run_report(mesh, tmp_path, script, "-v", '{"port": %s, "n": 2}' % port)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2
+    assert paths(server) == ["/v?n=2"] * 2
