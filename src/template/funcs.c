@@ -231,8 +231,16 @@ static int fn_contains(struct tmpl_eval *ev, json_t *const *args, size_t nargs, 
     return 0;
 }
 
-/* containsAny / containsAll NEEDLES HAYSTACK */
-static int contains_set(struct tmpl_eval *ev, json_t *const *args, bool all, json_t **out)
+/* in HAYSTACK NEEDLE: contains with the arguments the other way round */
+static int fn_in(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    *out = json_boolean(has_item(args[0], args[1]));
+    return 0;
+}
+
+/* containsAny / containsAll NEEDLES HAYSTACK; negated, containsNone / containsNotAll */
+static int contains_set(struct tmpl_eval *ev, json_t *const *args, bool all, bool negate,
+                        json_t **out)
 {
     size_t i;
     json_t *x;
@@ -248,18 +256,29 @@ static int contains_set(struct tmpl_eval *ev, json_t *const *args, bool all, jso
             break;
         }
     }
-    *out = json_boolean(r);
+    *out = json_boolean(r != negate);
     return 0;
 }
 
 static int fn_contains_any(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return contains_set(ev, args, false, out);
+    return contains_set(ev, args, false, false, out);
 }
 
 static int fn_contains_all(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return contains_set(ev, args, true, out);
+    return contains_set(ev, args, true, false, out);
+}
+
+static int fn_contains_none(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return contains_set(ev, args, false, true, out);
+}
+
+static int fn_contains_not_all(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
+                               json_t **out)
+{
+    return contains_set(ev, args, true, true, out);
 }
 
 static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
@@ -524,6 +543,9 @@ static const struct tmpl_func builtins[] = {
     {"contains", fn_contains, 2, 2},
     {"containsAny", fn_contains_any, 2, 2},
     {"containsAll", fn_contains_all, 2, 2},
+    {"containsNone", fn_contains_none, 2, 2},
+    {"containsNotAll", fn_contains_not_all, 2, 2},
+    {"in", fn_in, 2, 2},
     {"join", fn_join, 2, 2},
     {"split", fn_split, 2, 2},
     {"replaceAll", fn_replace_all, 3, 3},
@@ -560,8 +582,6 @@ static const char *const unsupported[] = {
     "caLeaf",
     "caRoots",
     "connect",
-    "containsNone",
-    "containsNotAll",
     "datacenters",
     "executeTemplate",
     "explode",
@@ -570,7 +590,6 @@ static const char *const unsupported[] = {
     "file",
     "hmacSHA256Hex",
     "importedServices",
-    "in",
     "indent",
     "md5sum",
     "mergeMap",

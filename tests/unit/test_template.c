@@ -402,6 +402,13 @@ static void test_conversions(void **state)
          "7 }} "
          "{{ modulo 3 7 }} {{ minimum 3 7 }} {{ maximum 3 7.5 }} {{ 5 | maximum 5.0 }}",
          "3 7 10 3 3.5 1 3 7.5 5"},
+        /* in LIST V is contains V LIST; containsNone and containsNotAll negate Any and All */
+        {"{{ $t := split \",\" \"a,b\" }}{{ in $t \"b\" }} {{ in $t \"c\" }} {{ in \"abc\" \"bc\" "
+         "}} "
+         "{{ containsNone (split \",\" \"c,d\") $t }} {{ containsNone (split \",\" \"c,a\") $t }} "
+         "{{ containsNotAll (split \",\" \"a,b\") $t }} {{ containsNotAll (split \",\" \"a,c\") $t "
+         "}}",
+         "true false true true false false true"},
         {"{{ add 1 9223372036854775807 }} {{ divide -1 -9223372036854775808 }}",
          "-9223372036854775808 -9223372036854775808"},
     };
