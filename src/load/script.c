@@ -681,21 +681,14 @@ static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct lo
     (void)ens; /* read by parse_config, with config.ensure */
 }
 
+/* A value (an object too: `{{ user.name }}` reads into it), or a list one element of which
+ * each user picks, as Artillery's inlineVariables has them. */
 static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *parent,
                             struct load_script *s)
 {
-    const char *key;
-    json_t *v;
-
     if (!json_is_object(vars)) {
         script_diag(c, parent, "variables", 0, "config.variables: want a mapping");
         return;
-    }
-    json_object_foreach(vars, key, v)
-    {
-        if (json_is_object(v))
-            script_diag(c, vars, key, 0, "config.variables.%s: want a value or a list of values",
-                        key);
     }
     json_decref(s->variables);
     s->variables = json_deep_copy(vars);
@@ -705,8 +698,6 @@ int load_script_add_variables(struct load_script *s, const char *json_text, stru
 {
     json_error_t jerr;
     json_t *vars = json_loads(json_text, JSON_REJECT_DUPLICATES, &jerr);
-    const char *key;
-    json_t *v;
     int rc = 0;
 
     if (!vars) {
@@ -718,15 +709,7 @@ int load_script_add_variables(struct load_script *s, const char *json_text, stru
         rc = -EINVAL;
         goto out;
     }
-    json_object_foreach(vars, key, v)
-    {
-        if (json_is_object(v)) { /* as config.variables: a value, or a list to pick from */
-            err_set(e, "%s: want a value or a list of values", key);
-            rc = -EINVAL;
-            goto out;
-        }
-    }
-    json_object_update(s->variables, vars);
+    json_object_update(s->variables, vars); /* as config.variables' */
 out:
     json_decref(vars);
     return rc;

@@ -189,3 +189,20 @@ def test_variables_reach_config_templates(mesh, tmp_path, server):
     rep, out = run_report(mesh, tmp_path, script, "-v", '{"port": %s, "n": 2}' % port)
     assert rep["aggregate"]["counters"]["vusers.completed"] == 2
     assert paths(server) == ["/v?n=2"] * 2
+
+
+def test_object_variables(mesh, tmp_path, server):
+    """A variable may be an object, in config.variables and --variables alike, as Artillery
+    takes it: templates read into it with dotted paths, a JSON body gets it whole."""
+    script = (f'config:\n  target: "{server.url}"\n'
+              '  phases: [{duration: 1, arrivalCount: 1}]\n'
+              '  variables:\n    user: {name: ann, ids: [1, 2]}\n'
+              'scenarios:\n  - flow:\n'
+              '      - post: {url: "/o?n={{ user.name }}&k={{ opts.kind }}", '
+              'json: {u: "{{ user }}"}}\n')
+    rep, out = run_report(mesh, tmp_path, script, "-v", '{"opts": {"kind": "x"}}')
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    with server.lock:
+        (_, _, path, _, body), = server.requests
+    assert path == "/o?n=ann&k=x"
+    assert json.loads(body) == {"u": {"name": "ann", "ids": [1, 2]}}
