@@ -75,10 +75,14 @@ static const char *repeat_count(const char **p, long *max)
     if (*q == '{') {
         char *end;
         long lo = strtol(q + 1, &end, 10), hi = lo;
-        if (*end == ',')
-            hi = end[1] == '}' ? lo + 1 : strtol(end + 1, &end, 10);
+        bool open = *end == ',' && end[1] == '}'; /* {n,}: count one more copy than n */
+        if (*end == ',' && !open)
+            hi = strtol(end + 1, &end, 10);
         if (lo > RE_MAX_REPEAT || hi > RE_MAX_REPEAT || lo < 0 || hi < 0)
             return "invalid repeat count";
+        /* Only after the bound check: strtol saturates at LONG_MAX (found by fuzzing). */
+        if (open)
+            hi = lo + 1;
         *max = hi > lo ? hi : lo;
         q = strchr(q, '}') ? strchr(q, '}') : q + strlen(q) - 1;
     }
