@@ -71,9 +71,13 @@ static int load_node_id(struct reg_agent *a, struct err *e)
         rc = file_replace(path.data, text.data, text.len, 0644, FILE_SYNC, e);
         goto out;
     }
-    rc = fd < 0 ? -errno : file_read_all(fd, &text);
-    if (fd >= 0)
-        close(fd);
+    if (fd < 0) {
+        rc = -errno;
+        err_set(e, "%s: %s", path.data, strerror(errno));
+        goto out;
+    }
+    rc = file_read_all(fd, &text);
+    close(fd);
     if (rc < 0) {
         err_set(e, "%s: %s", path.data, strerror(-rc));
         goto out;
