@@ -350,7 +350,7 @@ static void on_flush(uv_prepare_t *h)
     struct reg_cluster *cl = h->data;
     struct batch *b;
 
-    if (cl->paused && !reg_repl_log_full(cl->repl))
+    if (!list_empty(&cl->paused) && !reg_repl_log_full(cl->repl))
         resume_writes(cl);
     b = cl->open;
     if (b) {
@@ -363,7 +363,7 @@ static void on_flush(uv_prepare_t *h)
         }
         list_insert_tail(&cl->inflight, &b->link);
     }
-    if (cl->paused && list_empty(&cl->inflight))
+    if (!list_empty(&cl->paused) && list_empty(&cl->inflight))
         reg_repl_snapshot_nudge(cl->repl); /* the engine asks after an applied entry */
 }
 
@@ -450,17 +450,18 @@ void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool
  * it 500, as any call waiting for a leader.
  */
 struct paused {
-    struct paused *next;
-    struct reg_api_call *call; /* NULL once the client went away */
+    struct list_node link; /* in cl->paused */
+    struct reg_api_call *call;
 };
 
+/* The client went away: its write leaves the queue unanswered. */
 static void on_paused_abort(struct http_request *req)
 {
     struct paused *p = req->data;
-    struct reg_api_call *c = p->call;
 
-    p->call = NULL;
-    reg_api_call_free(c);
+    list_remove(&p->link);
+    reg_api_call_free(p->call);
+    free(p);
 }
 
 static void pause_write(struct reg_cluster *cl, struct reg_api_call *c)
@@ -470,30 +471,33 @@ static void pause_write(struct reg_cluster *cl, struct reg_api_call *c)
     p->call = c;
     c->req->data = p;
     c->req->on_abort = on_paused_abort;
-    if (!cl->paused)
-        cl->paused_tail = &cl->paused;
-    *cl->paused_tail = p;
-    cl->paused_tail = &p->next;
+    list_insert_tail(&cl->paused, &p->link);
 }
 
-/* Takes the paused writes off the list: each call that is still there, in order, to fn. */
+/*
+ * Takes the paused writes off the queue and gives each call, in order, to fn. The queue is
+ * emptied first: a write fn serves may find the log full again and queue itself anew, behind
+ * the writes paused after it.
+ */
 static void drain_paused(struct reg_cluster *cl,
                          void (*fn)(struct reg_cluster *cl, struct reg_api_call *c))
 {
-    struct paused *p = cl->paused;
+    struct list_node taken;
+    struct paused *p;
 
-    cl->paused = NULL;
-    cl->paused_tail = &cl->paused;
-    while (p) {
-        struct paused *next = p->next;
+    list_init(&taken);
+    LIST_FOR_EACH(p, &cl->paused, link) {
+        list_remove(&p->link);
+        list_insert_tail(&taken, &p->link);
+    }
+    LIST_FOR_EACH(p, &taken, link) {
         struct reg_api_call *c = p->call;
+
+        list_remove(&p->link);
         free(p);
-        if (c) {
-            c->req->on_abort = NULL;
-            c->req->data = NULL;
-            fn(cl, c);
-        }
-        p = next;
+        c->req->on_abort = NULL;
+        c->req->data = NULL;
+        fn(cl, c);
     }
 }
 
@@ -761,7 +765,7 @@ bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, boo
         return false;
     c->hold_until = uv_now(cx->loop) + HOLD_MS;
     int rc = route_call(cl, c);
-    if (rc == 1 && write && (cl->paused || reg_repl_log_full(cl->repl))) {
+    if (rc == 1 && write && (!list_empty(&cl->paused) || reg_repl_log_full(cl->repl))) {
         pause_write(cl, c); /* after those paused before it */
         return true;
     }
@@ -836,6 +840,7 @@ int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
     cl = xcalloc(1, sizeof(*cl));
     cl->cx = cx;
     list_init(&cl->inflight);
+    list_init(&cl->paused);
     struct reg_repl_config rc_cfg = {
         .dir = dir,
         .id = reg_repl_id_for(cx->cfg->node_name),

@@ -36,8 +36,7 @@ struct reg_cluster {
     struct batch *open;        /* collecting this turn's records; NULL when none */
     struct list_node inflight; /* proposed batches (struct batch) not yet committed, oldest first */
     bool applying;             /* records come from the log: not proposed again */
-    struct paused *paused;     /* writes waiting for the snapshot of a full log, oldest first */
-    struct paused **paused_tail; /* &paused when none */
+    struct list_node paused;   /* writes (struct paused) waiting for a full log's snapshot */
     uv_prepare_t flush;
     uv_timer_t discover;
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */
