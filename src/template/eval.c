@@ -152,11 +152,7 @@ static int eval_arg(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot
         return 0;
     case NODE_IDENT: {
         /* a function named as an argument is called without arguments */
-        const struct tmpl_func *f = tmpl_func_find(n->text);
-        if (f->min_args > 0)
-            return tmpl_fail(ev, "wrong number of args for %s: want %d got 0", n->text,
-                             f->min_args);
-        return f->fn(ev, NULL, 0, out);
+        return tmpl_func_call(ev, tmpl_func_find(n->text), NULL, 0, out);
     }
     default:
         return tmpl_fail(ev, "can't evaluate node");
@@ -203,19 +199,17 @@ static int call_func(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *
         free(args);
         return eval_logic(ev, cmd, dot, has_final ? final : NULL, out);
     }
-    if ((int)nargs < f->min_args || (f->max_args >= 0 && (int)nargs > f->max_args)) {
-        ev->at = cmd->kids[0];
-        rc = tmpl_fail(ev, "wrong number of args for %s: want %d got %zu", f->name,
-                       (int)nargs < f->min_args ? f->min_args : f->max_args, nargs);
+    /* Go counts the arguments before evaluating them */
+    ev->at = cmd->kids[0];
+    if ((rc = tmpl_func_check_count(ev, f, nargs)) < 0)
         goto done;
-    }
     for (; got < cmd->nkids - 1; got++)
         if ((rc = eval_arg(ev, cmd->kids[got + 1], dot, &args[got])) < 0)
             goto done;
     if (has_final)
         args[got++] = json_incref(final);
     ev->at = cmd->kids[0];
-    rc = f->fn(ev, args, nargs, out);
+    rc = tmpl_func_call(ev, f, args, nargs, out);
 done:
     for (size_t i = 0; i < got; i++)
         json_decref(args[i]);

@@ -15,24 +15,60 @@
 
 #define LOOP_MAX 1000000
 
-int tmpl_want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n)
-{
-    /* Set on failure too: -O2 cannot see that callers return then (-Wmaybe-uninitialized). */
-    *s = "";
-    *n = 0;
-    if (!json_is_string(v))
-        return tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(v));
-    *s = json_string_value(v);
-    *n = json_string_length(v);
-    return 0;
-}
+/* ---- calling ----------------------------------------------------------------------------- */
 
-/* ---- comparisons ------------------------------------------------------------------------- */
+const struct tmpl_func *tmpl_func_lookup(const struct tmpl_func *table, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
 
 static bool is_nil(const json_t *v)
 {
     return !v || json_is_null(v);
 }
+
+int tmpl_func_check_count(struct tmpl_eval *ev, const struct tmpl_func *f, size_t nargs)
+{
+    if ((int)nargs < f->min_args || (f->max_args >= 0 && (int)nargs > f->max_args))
+        return tmpl_fail(ev, "wrong number of args for %s: want %d got %zu", f->name,
+                         (int)nargs < f->min_args ? f->min_args : f->max_args, nargs);
+    return 0;
+}
+
+int tmpl_func_call(struct tmpl_eval *ev, const struct tmpl_func *f, json_t *const *args,
+                   size_t nargs, json_t **out)
+{
+    size_t ntypes = f->types ? strlen(f->types) : 0;
+
+    if (tmpl_func_check_count(ev, f, nargs) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < nargs && ntypes; i++) {
+        char want = f->types[i < ntypes ? i : ntypes - 1];
+        const json_t *v = args[i];
+        bool ok = want == 's'   ? json_is_string(v)
+                  : want == 'i' ? json_is_integer(v)
+                  : want == 'l' ? json_is_array(v) || is_nil(v)
+                                : true;
+        if (!ok)
+            return tmpl_fail(ev, "wrong type for value; expected %s; got %s",
+                             want == 's'   ? "string"
+                             : want == 'i' ? "int"
+                                           : "[]string",
+                             tmpl_type_name(v));
+    }
+    return f->fn(ev, args, nargs, out);
+}
+
+/* A finished buffer as a string value. */
+static json_t *buf_string(const struct buf *b)
+{
+    return json_stringn_nocheck(b->data ? b->data : "", b->len);
+}
+
+/* ---- comparisons ------------------------------------------------------------------------- */
 
 /* Orders a and b (numbers with numbers, strings with strings, bools for equality only). */
 static int compare(struct tmpl_eval *ev, const json_t *a, const json_t *b, bool ordered, int *cmp)
@@ -172,13 +208,9 @@ static int fn_index(struct tmpl_eval *ev, json_t *const *args, size_t nargs, jso
 static int fn_printf(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     struct buf b = BUF_INIT;
-    const char *fmt;
-    size_t n;
 
-    if (tmpl_want_string(ev, args[0], &fmt, &n) < 0)
-        return -EINVAL;
-    tmpl_sprintf(&b, fmt, n, args + 1, nargs - 1);
-    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    tmpl_sprintf(&b, json_string_value(args[0]), json_string_length(args[0]), args + 1, nargs - 1);
+    *out = buf_string(&b);
     buf_free(&b);
     return 0;
 }
@@ -195,7 +227,7 @@ static int print_common(json_t *const *args, size_t nargs, bool ln, json_t **out
     }
     if (ln)
         buf_append_cstr(&b, "\n");
-    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    *out = buf_string(&b);
     buf_free(&b);
     return 0;
 }
@@ -246,9 +278,6 @@ static int contains_set(struct tmpl_eval *ev, json_t *const *args, bool all, boo
     json_t *x;
     bool r = all;
 
-    if (!json_is_array(args[0]))
-        return tmpl_fail(ev, "wrong type for value; expected []string; got %s",
-                         tmpl_type_name(args[0]));
     json_array_foreach(args[0], i, x)
     {
         if (has_item(args[1], x) != all) {
@@ -284,34 +313,25 @@ static int fn_contains_not_all(struct tmpl_eval *ev, json_t *const *args, size_t
 static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     struct buf b = BUF_INIT;
-    const char *sep;
-    size_t seplen, i;
+    size_t i;
     json_t *x;
 
-    if (tmpl_want_string(ev, args[0], &sep, &seplen) < 0)
-        return -EINVAL;
-    if (!json_is_array(args[1]) && !is_nil(args[1]))
-        return tmpl_fail(ev, "wrong type for value; expected []string; got %s",
-                         tmpl_type_name(args[1]));
     json_array_foreach(args[1], i, x)
     {
         if (i)
-            buf_append(&b, sep, seplen);
+            buf_append(&b, json_string_value(args[0]), json_string_length(args[0]));
         tmpl_print(&b, x);
     }
-    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    *out = buf_string(&b);
     buf_free(&b);
     return 0;
 }
 
 static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *sep, *s;
-    size_t seplen, n;
+    const char *sep = json_string_value(args[0]), *s = json_string_value(args[1]);
+    size_t seplen = json_string_length(args[0]), n = json_string_length(args[1]);
 
-    if (tmpl_want_string(ev, args[0], &sep, &seplen) < 0 ||
-        tmpl_want_string(ev, args[1], &s, &n) < 0)
-        return -EINVAL;
     *out = json_array();
     if (n == 0)
         return 0; /* consul-template: an empty string splits into no items */
@@ -329,36 +349,31 @@ static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, jso
 
 static int fn_replace_all(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *from, *to, *s;
-    size_t nfrom, nto, n;
+    const char *from = json_string_value(args[0]), *s = json_string_value(args[2]);
+    size_t nfrom = json_string_length(args[0]), n = json_string_length(args[2]);
     struct buf b = BUF_INIT;
 
-    if (tmpl_want_string(ev, args[0], &from, &nfrom) < 0 ||
-        tmpl_want_string(ev, args[1], &to, &nto) < 0 || tmpl_want_string(ev, args[2], &s, &n) < 0)
-        return -EINVAL;
     while (n) {
         const char *at = nfrom ? memmem(s, n, from, nfrom) : NULL;
         size_t len = at ? (size_t)(at - s) : n;
         buf_append(&b, s, len);
         if (!at)
             break;
-        buf_append(&b, to, nto);
+        buf_append(&b, json_string_value(args[1]), json_string_length(args[1]));
         n -= len + nfrom;
         s = at + nfrom;
     }
-    *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    *out = buf_string(&b);
     buf_free(&b);
     return 0;
 }
 
 /* toLower, toUpper, trimSpace */
-static int map_string(struct tmpl_eval *ev, const json_t *v, char how, json_t **out)
+static int map_string(const json_t *v, char how, json_t **out)
 {
-    const char *s;
-    size_t n;
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
 
-    if (tmpl_want_string(ev, v, &s, &n) < 0)
-        return -EINVAL;
     if (how == 't') {
         while (n && s[0] && strchr(" \t\r\n\v\f", s[0]))
             s++, n--;
@@ -379,28 +394,24 @@ static int map_string(struct tmpl_eval *ev, const json_t *v, char how, json_t **
 
 static int fn_to_lower(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return map_string(ev, args[0], 'l', out);
+    return map_string(args[0], 'l', out);
 }
 
 static int fn_to_upper(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return map_string(ev, args[0], 'u', out);
+    return map_string(args[0], 'u', out);
 }
 
 static int fn_trim_space(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return map_string(ev, args[0], 't', out);
+    return map_string(args[0], 't', out);
 }
 
 static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *s;
-    size_t n;
-    char *end;
+    size_t n = json_string_length(args[0]);
+    char *end, *c = xstrndup(json_string_value(args[0]), n);
 
-    if (tmpl_want_string(ev, args[0], &s, &n) < 0)
-        return -EINVAL;
-    char *c = xstrndup(s, n);
     errno = 0;
     long long v = strtoll(c, &end, 10);
     int rc = 0;
@@ -454,15 +465,12 @@ static const char *const layout_map[][2] = {
 
 static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *layout = "2006-01-02T15:04:05Z07:00";
-    size_t n;
+    const char *layout = nargs ? json_string_value(args[0]) : "2006-01-02T15:04:05Z07:00";
     time_t now = time(NULL);
     struct tm tm;
     struct buf f = BUF_INIT;
     char res[256];
 
-    if (nargs && tmpl_want_string(ev, args[0], &layout, &n) < 0)
-        return -EINVAL;
     if (strcmp(layout, "unix") == 0) {
         *out = json_sprintf("%lld", (long long)now);
         return 0;
@@ -491,16 +499,9 @@ static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
 
 static int fn_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *name;
-    size_t n;
+    const char *v = getenv(json_string_value(args[0]));
 
-    if (tmpl_want_string(ev, args[0], &name, &n) < 0)
-        return -EINVAL;
-    const char *v = getenv(name);
-    if (!(v && *v) && nargs > 1)
-        return tmpl_want_string(ev, args[1], &v, &n) < 0 ? -EINVAL
-                                                         : (*out = json_incref(args[1]), 0);
-    *out = json_str_or_empty(v);
+    *out = !(v && *v) && nargs > 1 ? json_incref(args[1]) : json_str_or_empty(v);
     return 0;
 }
 
@@ -509,10 +510,6 @@ static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
 {
     json_int_t from = 0, to;
 
-    for (size_t i = 0; i < nargs; i++)
-        if (!json_is_integer(args[i]))
-            return tmpl_fail(ev, "wrong type for value; expected int; got %s",
-                             tmpl_type_name(args[i]));
     to = json_integer_value(args[nargs - 1]);
     if (nargs == 2)
         from = json_integer_value(args[0]);
@@ -526,48 +523,46 @@ static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
 }
 
 static const struct tmpl_func builtins[] = {
-    {"and", fn_lazy, 1, -1},
-    {"or", fn_lazy, 1, -1},
-    {"not", fn_not, 1, 1},
-    {"eq", fn_eq, 2, -1},
-    {"ne", fn_ne, 2, 2},
-    {"lt", fn_lt, 2, 2},
-    {"le", fn_le, 2, 2},
-    {"gt", fn_gt, 2, 2},
-    {"ge", fn_ge, 2, 2},
-    {"len", fn_len, 1, 1},
-    {"index", fn_index, 1, -1},
-    {"printf", fn_printf, 1, -1},
-    {"print", fn_print, 0, -1},
-    {"println", fn_println, 0, -1},
-    {"contains", fn_contains, 2, 2},
-    {"containsAny", fn_contains_any, 2, 2},
-    {"containsAll", fn_contains_all, 2, 2},
-    {"containsNone", fn_contains_none, 2, 2},
-    {"containsNotAll", fn_contains_not_all, 2, 2},
-    {"in", fn_in, 2, 2},
-    {"join", fn_join, 2, 2},
-    {"split", fn_split, 2, 2},
-    {"replaceAll", fn_replace_all, 3, 3},
-    {"toLower", fn_to_lower, 1, 1},
-    {"toUpper", fn_to_upper, 1, 1},
-    {"trimSpace", fn_trim_space, 1, 1},
-    {"parseInt", fn_parse_int, 1, 1},
-    {"toJSON", fn_to_json, 1, 1},
-    {"timestamp", fn_timestamp, 0, 1},
-    {"env", fn_env, 1, 1},
-    {"envOrDefault", fn_env, 2, 2},
-    {"loop", fn_loop, 1, 2},
+    {"and", fn_lazy, 1, -1, NULL},
+    {"or", fn_lazy, 1, -1, NULL},
+    {"not", fn_not, 1, 1, NULL},
+    {"eq", fn_eq, 2, -1, NULL},
+    {"ne", fn_ne, 2, 2, NULL},
+    {"lt", fn_lt, 2, 2, NULL},
+    {"le", fn_le, 2, 2, NULL},
+    {"gt", fn_gt, 2, 2, NULL},
+    {"ge", fn_ge, 2, 2, NULL},
+    {"len", fn_len, 1, 1, NULL},
+    {"index", fn_index, 1, -1, NULL},
+    {"printf", fn_printf, 1, -1, "s."},
+    {"print", fn_print, 0, -1, NULL},
+    {"println", fn_println, 0, -1, NULL},
+    {"contains", fn_contains, 2, 2, NULL},
+    {"containsAny", fn_contains_any, 2, 2, "l."},
+    {"containsAll", fn_contains_all, 2, 2, "l."},
+    {"containsNone", fn_contains_none, 2, 2, "l."},
+    {"containsNotAll", fn_contains_not_all, 2, 2, "l."},
+    {"in", fn_in, 2, 2, NULL},
+    {"join", fn_join, 2, 2, "sl"},
+    {"split", fn_split, 2, 2, "ss"},
+    {"replaceAll", fn_replace_all, 3, 3, "sss"},
+    {"toLower", fn_to_lower, 1, 1, "s"},
+    {"toUpper", fn_to_upper, 1, 1, "s"},
+    {"trimSpace", fn_trim_space, 1, 1, "s"},
+    {"parseInt", fn_parse_int, 1, 1, "s"},
+    {"toJSON", fn_to_json, 1, 1, NULL},
+    {"timestamp", fn_timestamp, 0, 1, "s"},
+    {"env", fn_env, 1, 1, "s"},
+    {"envOrDefault", fn_env, 2, 2, "ss"},
+    {"loop", fn_loop, 1, 2, "i"},
 };
 
 const struct tmpl_func *tmpl_func_find(const char *name)
 {
     const struct tmpl_func *f;
 
-    for (size_t i = 0; i < ARRAY_LEN(builtins); i++)
-        if (strcmp(builtins[i].name, name) == 0)
-            return &builtins[i];
-    if ((f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)))
+    if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
+        (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }

@@ -19,11 +19,9 @@
 /* trim CUTSET S: Go's strings.Trim (the cutset's bytes off both ends). */
 static int fn_trim(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *set, *s;
-    size_t nset, n;
+    const char *set = json_string_value(args[0]), *s = json_string_value(args[1]);
+    size_t nset = json_string_length(args[0]), n = json_string_length(args[1]);
 
-    if (tmpl_want_string(ev, args[0], &set, &nset) < 0 || tmpl_want_string(ev, args[1], &s, &n) < 0)
-        return -EINVAL;
     while (n && memchr(set, s[0], nset))
         s++, n--;
     while (n && memchr(set, s[n - 1], nset))
@@ -33,13 +31,11 @@ static int fn_trim(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
 }
 
 /* trimPrefix PREFIX S, trimSuffix SUFFIX S: S without it when S has it. */
-static int trim_affix(struct tmpl_eval *ev, json_t *const *args, bool prefix, json_t **out)
+static int trim_affix(json_t *const *args, bool prefix, json_t **out)
 {
-    const char *a, *s;
-    size_t na, n;
+    const char *a = json_string_value(args[0]), *s = json_string_value(args[1]);
+    size_t na = json_string_length(args[0]), n = json_string_length(args[1]);
 
-    if (tmpl_want_string(ev, args[0], &a, &na) < 0 || tmpl_want_string(ev, args[1], &s, &n) < 0)
-        return -EINVAL;
     if (na <= n && memcmp(prefix ? s : s + n - na, a, na) == 0) {
         n -= na;
         s += prefix ? na : 0;
@@ -50,31 +46,21 @@ static int trim_affix(struct tmpl_eval *ev, json_t *const *args, bool prefix, js
 
 static int fn_trim_prefix(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return trim_affix(ev, args, true, out);
+    return trim_affix(args, true, out);
 }
 
 static int fn_trim_suffix(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return trim_affix(ev, args, false, out);
+    return trim_affix(args, false, out);
 }
 
 /* ---- parsing ----------------------------------------------------------------------------- */
 
-/*
- * The string argument of a parse function as a C string (*c, free it), or -EINVAL. *empty is
- * set when it is "", which consul-template's parse functions answer with a zero value.
- */
-static int parse_arg(struct tmpl_eval *ev, const json_t *v, char **c, bool *empty)
+/* The string argument of a parse function as a C string (free it); "" is answered with a zero
+ * value by consul-template's parse functions. */
+static char *parse_arg(const json_t *v)
 {
-    const char *s;
-    size_t n;
-
-    *c = NULL;
-    if (tmpl_want_string(ev, v, &s, &n) < 0)
-        return -EINVAL;
-    *c = xstrndup(s, n);
-    *empty = n == 0;
-    return 0;
+    return xstrndup(json_string_value(v), json_string_length(v));
 }
 
 static const char *const bool_words[][2] = {
@@ -83,12 +69,10 @@ static const char *const bool_words[][2] = {
 
 static int fn_parse_bool(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    char *c;
-    bool empty;
+    char *c = parse_arg(args[0]);
+    bool empty = json_string_length(args[0]) == 0;
     int rc = -EINVAL;
 
-    if (parse_arg(ev, args[0], &c, &empty) < 0)
-        return -EINVAL;
     for (size_t i = 0; i < ARRAY_LEN(bool_words) && rc < 0; i++) {
         if (empty || strcmp(c, bool_words[i][0]) == 0 || strcmp(c, bool_words[i][1]) == 0) {
             *out = json_boolean(!empty && strcmp(c, bool_words[i][0]) == 0);
@@ -119,12 +103,10 @@ static bool number_start(const char *c)
 static int parse_number(struct tmpl_eval *ev, const json_t *v, bool is_float, json_t **out)
 {
     const char *name = is_float ? "parseFloat" : "parseUint";
-    char *c, *end = NULL;
-    bool empty, ok;
+    char *c = parse_arg(v), *end = NULL;
+    bool empty = json_string_length(v) == 0, ok;
     int rc = 0;
 
-    if (parse_arg(ev, v, &c, &empty) < 0)
-        return -EINVAL;
     errno = 0;
     if (is_float) {
         double d = empty ? 0.0 : strtod(c, &end);
@@ -160,12 +142,10 @@ static int fn_parse_uint(struct tmpl_eval *ev, json_t *const *args, size_t nargs
  * 1e+06, as there); "" is an empty map. */
 static int fn_parse_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    const char *s;
-    size_t n;
+    const char *s = json_string_value(args[0]);
+    size_t n = json_string_length(args[0]);
     json_error_t jerr;
 
-    if (tmpl_want_string(ev, args[0], &s, &n) < 0)
-        return -EINVAL;
     if (n == 0) {
         *out = json_object();
         return 0;
@@ -188,14 +168,10 @@ static void base64_swap(char *s, size_t n, char from62, char from63, char to62, 
         s[i] = s[i] == from62 ? to62 : s[i] == from63 ? to63 : s[i];
 }
 
-static int base64_encode_fn(struct tmpl_eval *ev, const json_t *v, bool url, json_t **out)
+static int base64_encode_fn(const json_t *v, bool url, json_t **out)
 {
-    const char *s;
-    size_t n;
+    char *e = base64_encode(json_string_value(v), json_string_length(v));
 
-    if (tmpl_want_string(ev, v, &s, &n) < 0)
-        return -EINVAL;
-    char *e = base64_encode(s, n);
     if (url)
         base64_swap(e, strlen(e), '+', '/', '-', '_');
     *out = json_string_nocheck(e);
@@ -205,11 +181,9 @@ static int base64_encode_fn(struct tmpl_eval *ev, const json_t *v, bool url, jso
 
 static int base64_decode_fn(struct tmpl_eval *ev, const json_t *v, bool url, json_t **out)
 {
-    const char *s, *name = url ? "base64URLDecode" : "base64Decode";
-    size_t n, len;
+    const char *s = json_string_value(v), *name = url ? "base64URLDecode" : "base64Decode";
+    size_t n = json_string_length(v), len;
 
-    if (tmpl_want_string(ev, v, &s, &n) < 0)
-        return -EINVAL;
     /* the other alphabet's two characters are not data in this one */
     char *c = xstrndup(s, n);
     bool foreign = strlen(c) != n || strpbrk(c, url ? "+/" : "-_");
@@ -226,7 +200,7 @@ static int base64_decode_fn(struct tmpl_eval *ev, const json_t *v, bool url, jso
 
 static int fn_base64_encode(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return base64_encode_fn(ev, args[0], false, out);
+    return base64_encode_fn(args[0], false, out);
 }
 
 static int fn_base64_decode(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
@@ -237,7 +211,7 @@ static int fn_base64_decode(struct tmpl_eval *ev, json_t *const *args, size_t na
 static int fn_base64_url_encode(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
                                 json_t **out)
 {
-    return base64_encode_fn(ev, args[0], true, out);
+    return base64_encode_fn(args[0], true, out);
 }
 
 static int fn_base64_url_decode(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
@@ -343,30 +317,28 @@ static int fn_maximum(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
 }
 
 static const struct tmpl_func conv_funcs[] = {
-    {"trim", fn_trim, 2, 2},
-    {"trimPrefix", fn_trim_prefix, 2, 2},
-    {"trimSuffix", fn_trim_suffix, 2, 2},
-    {"parseBool", fn_parse_bool, 1, 1},
-    {"parseFloat", fn_parse_float, 1, 1},
-    {"parseUint", fn_parse_uint, 1, 1},
-    {"parseJSON", fn_parse_json, 1, 1},
-    {"base64Encode", fn_base64_encode, 1, 1},
-    {"base64Decode", fn_base64_decode, 1, 1},
-    {"base64URLEncode", fn_base64_url_encode, 1, 1},
-    {"base64URLDecode", fn_base64_url_decode, 1, 1},
-    {"add", fn_add, 2, 2},
-    {"subtract", fn_subtract, 2, 2},
-    {"multiply", fn_multiply, 2, 2},
-    {"divide", fn_divide, 2, 2},
-    {"modulo", fn_modulo, 2, 2},
-    {"minimum", fn_minimum, 2, 2},
-    {"maximum", fn_maximum, 2, 2},
+    {"trim", fn_trim, 2, 2, "s"},
+    {"trimPrefix", fn_trim_prefix, 2, 2, "s"},
+    {"trimSuffix", fn_trim_suffix, 2, 2, "s"},
+    {"parseBool", fn_parse_bool, 1, 1, "s"},
+    {"parseFloat", fn_parse_float, 1, 1, "s"},
+    {"parseUint", fn_parse_uint, 1, 1, "s"},
+    {"parseJSON", fn_parse_json, 1, 1, "s"},
+    {"base64Encode", fn_base64_encode, 1, 1, "s"},
+    {"base64Decode", fn_base64_decode, 1, 1, "s"},
+    {"base64URLEncode", fn_base64_url_encode, 1, 1, "s"},
+    {"base64URLDecode", fn_base64_url_decode, 1, 1, "s"},
+    /* the arithmetic checks its operands itself, naming the operation as consul-template does */
+    {"add", fn_add, 2, 2, NULL},
+    {"subtract", fn_subtract, 2, 2, NULL},
+    {"multiply", fn_multiply, 2, 2, NULL},
+    {"divide", fn_divide, 2, 2, NULL},
+    {"modulo", fn_modulo, 2, 2, NULL},
+    {"minimum", fn_minimum, 2, 2, NULL},
+    {"maximum", fn_maximum, 2, 2, NULL},
 };
 
 const struct tmpl_func *tmpl_conv_func_find(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(conv_funcs); i++)
-        if (strcmp(conv_funcs[i].name, name) == 0)
-            return &conv_funcs[i];
-    return NULL;
+    return tmpl_func_lookup(conv_funcs, ARRAY_LEN(conv_funcs), name);
 }

@@ -9,33 +9,25 @@
 #include "lib/alloc.h"
 #include "template/tmpl_internal.h"
 
-/* The query argument: a string, optionally joined by more ("service "web" "any"). */
-static int query_arg(struct tmpl_eval *ev, json_t *const *args, size_t nargs, char **out)
+/* The query argument: a string, optionally joined by more ("service "web" "any"). Free it. */
+static char *query_arg(json_t *const *args, size_t nargs)
 {
     struct buf b = BUF_INIT;
 
     for (size_t i = 0; i < nargs; i++) {
-        if (!json_is_string(args[i])) {
-            buf_free(&b);
-            return tmpl_fail(ev, "wrong type for value; expected string; got %s",
-                             tmpl_type_name(args[i]));
-        }
         if (i)
             buf_append_cstr(&b, "|");
         buf_append_cstr(&b, json_string_value(args[i]));
     }
-    *out = buf_steal(&b);
-    return 0;
+    return b.data ? buf_steal(&b) : xstrdup("");
 }
 
 static int data_of(struct tmpl_eval *ev, enum tmpl_dep_kind kind, json_t *const *args, size_t nargs,
                    json_t **data)
 {
-    char *arg = NULL;
+    char *arg = query_arg(args, nargs);
     int rc;
 
-    if ((rc = query_arg(ev, args, nargs, &arg)) < 0)
-        return rc;
     rc = tmpl_eval_dep(ev, kind, arg, data);
     free(arg);
     return rc;
@@ -88,9 +80,6 @@ static int fn_key_or_default(struct tmpl_eval *ev, json_t *const *args, size_t n
 {
     json_t *data;
 
-    if (!json_is_string(args[1]))
-        return tmpl_fail(ev, "wrong type for value; expected string; got %s",
-                         tmpl_type_name(args[1]));
     if (data_of(ev, TMPL_DEP_KEY, args, 1, &data) < 0)
         return -EINVAL;
     *out = json_incref(json_string_length(data) ? data : args[1]);
@@ -152,12 +141,10 @@ static int fn_tree(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
 /* node [name]: without a name, the node of the agent asked (agent/self first). */
 static int fn_node(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    char *arg = NULL;
+    char *arg = query_arg(args, nargs);
     json_t *self = NULL, *data = NULL;
     int rc;
 
-    if ((rc = query_arg(ev, args, nargs, &arg)) < 0)
-        return rc;
     if (arg[0] == '\0' || arg[0] == '@') {
         if ((rc = tmpl_eval_dep(ev, TMPL_DEP_SELF, "", &self)) < 0 || !self)
             goto done;
@@ -206,9 +193,6 @@ static int fn_by_meta(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
     json_t *s;
     size_t i;
 
-    if (!json_is_string(args[0]) || !json_is_array(args[1]))
-        return tmpl_fail(ev, "byMeta: wrong argument types %s, %s", tmpl_type_name(args[0]),
-                         tmpl_type_name(args[1]));
     *out = json_object();
     json_array_foreach(args[1], i, s)
     {
@@ -226,23 +210,20 @@ static int fn_by_meta(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
 }
 
 static const struct tmpl_func data_funcs[] = {
-    {"service", fn_service, 1, 2},
-    {"services", fn_services, 0, 1},
-    {"key", fn_key, 1, 1},
-    {"keyOrDefault", fn_key_or_default, 2, 2},
-    {"keyExists", fn_key_exists, 1, 1},
-    {"ls", fn_ls, 1, 1},
-    {"tree", fn_tree, 1, 1},
-    {"node", fn_node, 0, 1},
-    {"nodes", fn_nodes, 0, 1},
-    {"byTag", fn_by_tag, 1, 1},
-    {"byMeta", fn_by_meta, 2, 2},
+    {"service", fn_service, 1, 2, "s"},
+    {"services", fn_services, 0, 1, "s"},
+    {"key", fn_key, 1, 1, "s"},
+    {"keyOrDefault", fn_key_or_default, 2, 2, "s"},
+    {"keyExists", fn_key_exists, 1, 1, "s"},
+    {"ls", fn_ls, 1, 1, "s"},
+    {"tree", fn_tree, 1, 1, "s"},
+    {"node", fn_node, 0, 1, "s"},
+    {"nodes", fn_nodes, 0, 1, "s"},
+    {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */
+    {"byMeta", fn_by_meta, 2, 2, "sl"},
 };
 
 const struct tmpl_func *tmpl_data_func_find(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(data_funcs); i++)
-        if (strcmp(data_funcs[i].name, name) == 0)
-            return &data_funcs[i];
-    return NULL;
+    return tmpl_func_lookup(data_funcs, ARRAY_LEN(data_funcs), name);
 }

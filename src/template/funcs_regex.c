@@ -19,8 +19,6 @@ static int compile(struct tmpl_eval *ev, const char *fname, const json_t *v, reg
 {
     struct err e;
 
-    if (!json_is_string(v))
-        return tmpl_fail(ev, "wrong type for value; expected string; got %s", tmpl_type_name(v));
     if (re_compile(re, json_string_value(v), 0, &e) < 0)
         return tmpl_fail(ev, "error calling %s: %s", fname, e.msg);
     return 0;
@@ -30,9 +28,6 @@ static int fn_regex_match(struct tmpl_eval *ev, json_t *const *args, size_t narg
 {
     regex_t re;
 
-    if (!json_is_string(args[1]))
-        return tmpl_fail(ev, "wrong type for value; expected string; got %s",
-                         tmpl_type_name(args[1]));
     if (compile(ev, "regexMatch", args[0], &re) < 0)
         return -EINVAL;
     *out = json_boolean(regexec(&re, json_string_value(args[1]), 0, NULL, 0) == 0);
@@ -71,9 +66,6 @@ static int fn_regex_replace_all(struct tmpl_eval *ev, json_t *const *args, size_
     struct buf b = BUF_INIT;
     regex_t re;
 
-    if (!json_is_string(args[1]) || !json_is_string(args[2]))
-        return tmpl_fail(ev, "wrong type for value; expected string; got %s",
-                         tmpl_type_name(json_is_string(args[1]) ? args[2] : args[1]));
     if (compile(ev, "regexReplaceAll", args[0], &re) < 0)
         return -EINVAL;
     const char *at = json_string_value(args[2]);
@@ -103,14 +95,11 @@ static int fn_regex_replace_all(struct tmpl_eval *ev, json_t *const *args, size_
 }
 
 static const struct tmpl_func regex_funcs[] = {
-    {"regexMatch", fn_regex_match, 2, 2},
-    {"regexReplaceAll", fn_regex_replace_all, 3, 3},
+    {"regexMatch", fn_regex_match, 2, 2, "ss"},
+    {"regexReplaceAll", fn_regex_replace_all, 3, 3, "sss"},
 };
 
 const struct tmpl_func *tmpl_regex_func_find(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(regex_funcs); i++)
-        if (strcmp(regex_funcs[i].name, name) == 0)
-            return &regex_funcs[i];
-    return NULL;
+    return tmpl_func_lookup(regex_funcs, ARRAY_LEN(regex_funcs), name);
 }

@@ -147,14 +147,28 @@ void tmpl_report(struct tmpl_eval *ev, const char *fmt, ...) __attribute__((form
  */
 typedef int (*tmpl_fn)(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out);
 
+/*
+ * A function and what it takes. types has one letter per argument, checked before the call so
+ * that functions read their arguments without testing them again: 's' string, 'i' integer, 'l'
+ * list or nil, '.' anything; its last letter stands for the arguments after it. A mismatch is
+ * Go's "wrong type for value; expected string; got int".
+ */
 struct tmpl_func {
     const char *name;
     tmpl_fn fn;
     int min_args, max_args; /* max -1: variadic */
+    const char *types;
 };
 
 /* The function called name, or NULL. "and" and "or" are here but evaluated lazily by eval.c. */
 const struct tmpl_func *tmpl_func_find(const char *name);
+/* The entry of table (n entries) called name, or NULL: how each function file finds its own. */
+const struct tmpl_func *tmpl_func_lookup(const struct tmpl_func *table, size_t n, const char *name);
+/* 0 when f takes nargs arguments, else -EINVAL: "wrong number of args for join: want 2 got 0". */
+int tmpl_func_check_count(struct tmpl_eval *ev, const struct tmpl_func *f, size_t nargs);
+/* Calls f on args (borrowed) once their count and types are what it takes; 0 or -EINVAL. */
+int tmpl_func_call(struct tmpl_eval *ev, const struct tmpl_func *f, json_t *const *args,
+                   size_t nargs, json_t **out);
 /* Whether name is one of consul-template's functions that this renderer does not have. */
 bool tmpl_func_unsupported(const char *name);
 /* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c) and the
@@ -162,8 +176,6 @@ bool tmpl_func_unsupported(const char *name);
 const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
 const struct tmpl_func *tmpl_conv_func_find(const char *name);
-/* v as a string (*s borrowed, *n bytes), or -EINVAL: "wrong type for value; expected string". */
-int tmpl_want_string(struct tmpl_eval *ev, const json_t *v, const char **s, size_t *n);
 
 /*
  * The store's data for a dependency parsed from a function's argument; records the dependency
