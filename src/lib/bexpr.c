@@ -598,3 +598,146 @@ int bexpr_eval(const struct bexpr *x, const json_t *v, struct err *e)
     }
     return 0;
 }
+
+/* ---- checking against a type ------------------------------------------------------------- */
+
+/* go-bexpr's name of a match operator, as its errors print it. */
+static const char *op_name(const struct bexpr *m)
+{
+    switch (m->op) {
+    case OP_EQUAL:
+        return m->negate ? "Not Equal" : "Equal";
+    case OP_CONTAINS:
+        return m->negate ? "Not In" : "In";
+    case OP_MATCHES:
+        return m->negate ? "Not Matches" : "Matches";
+    case OP_EMPTY:
+        return m->negate ? "Is Not Empty" : "Is Empty";
+    case OP_NIL:
+        return m->negate ? "Is Not Nil" : "Is Nil";
+    }
+    return "UNKNOWN";
+}
+
+#define OP_BIT(op) (1u << (op))
+
+/* The operators each type takes (go-bexpr's, plus `is nil` anywhere), as OP_BITs. */
+static unsigned type_ops(enum bexpr_type t)
+{
+    switch (t) {
+    case BEXPR_STRING:
+        return OP_BIT(OP_EQUAL) | OP_BIT(OP_CONTAINS) | OP_BIT(OP_MATCHES) | OP_BIT(OP_NIL);
+    case BEXPR_INT:
+    case BEXPR_BOOL:
+        return OP_BIT(OP_EQUAL) | OP_BIT(OP_NIL);
+    case BEXPR_STRINGS:
+    case BEXPR_MAP:
+        return OP_BIT(OP_CONTAINS) | OP_BIT(OP_EMPTY) | OP_BIT(OP_NIL);
+    case BEXPR_LIST:
+        return OP_BIT(OP_EMPTY) | OP_BIT(OP_NIL);
+    case BEXPR_STRUCT:
+    case BEXPR_OPAQUE:
+        return OP_BIT(OP_NIL);
+    }
+    return 0;
+}
+
+/* m's selector up to and including segment last, dotted as go-bexpr prints it. */
+static void selector_text(const struct bexpr *m, size_t last, struct buf *b)
+{
+    for (size_t i = 0; i <= last; i++)
+        buf_printf(b, "%s%s", i ? "." : "", m->path[i]);
+    buf_append(b, "", 1);
+}
+
+static const struct bexpr_field *field_named(const struct bexpr_field *t, const char *name)
+{
+    for (; t && t->name; t++)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
+
+/* The field m's selector names, or NULL with e set. */
+static const struct bexpr_field *resolve(const struct bexpr *m, const struct bexpr_field *fields,
+                                         struct err *e)
+{
+    const struct bexpr_field *f = NULL;
+
+    for (size_t i = 0; i < m->npath; i++) {
+        if (f && f->type == BEXPR_MAP) {
+            f = f->sub; /* any key names a value */
+            continue;
+        }
+        f = field_named(f ? f->sub : fields, m->path[i]);
+        if (!f) {
+            struct buf b = BUF_INIT;
+            selector_text(m, i, &b);
+            err_set(e, "Selector \"%s\" is not valid", b.data);
+            buf_free(&b);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+/* Go's strconv error for a value that does not convert to the field's type. */
+static int coerce(const struct bexpr *m, enum bexpr_type t, struct err *e)
+{
+    const char *fn = t == BEXPR_INT ? "ParseInt" : "ParseBool";
+    const char *why = "invalid syntax";
+    char *end;
+    bool b;
+
+    if (t == BEXPR_INT) {
+        errno = 0;
+        (void)strtoll(m->value, &end, 10);
+        if (end != m->value && !*end && !errno)
+            return 0;
+        if (errno == ERANGE)
+            why = "value out of range";
+    } else if (parse_bool(m->value, &b) == 0) {
+        return 0;
+    }
+    struct buf sel = BUF_INIT;
+    selector_text(m, m->npath - 1, &sel);
+    err_set(e, "Failed to coerce value \"%s\" for selector \"%s\": strconv.%s: parsing \"%s\": %s",
+            m->value, sel.data, fn, m->value, why);
+    buf_free(&sel);
+    return -EINVAL;
+}
+
+static int check_match(const struct bexpr *m, const struct bexpr_field *fields, struct err *e)
+{
+    const struct bexpr_field *f = resolve(m, fields, e);
+
+    if (!f)
+        return -EINVAL;
+    if (!(type_ops(f->type) & OP_BIT(m->op))) {
+        struct buf sel = BUF_INIT;
+        selector_text(m, m->npath - 1, &sel);
+        err_set(e, "Invalid match operator \"%s\" for selector \"%s\"", op_name(m), sel.data);
+        buf_free(&sel);
+        return -EINVAL;
+    }
+    if (m->op == OP_EQUAL && (f->type == BEXPR_INT || f->type == BEXPR_BOOL))
+        return coerce(m, f->type, e);
+    return 0;
+}
+
+int bexpr_check(const struct bexpr *x, const struct bexpr_field *fields, struct err *e)
+{
+    int r;
+
+    switch (x->kind) {
+    case BX_OR:
+    case BX_AND:
+        r = bexpr_check(x->left, fields, e);
+        return r < 0 ? r : bexpr_check(x->right, fields, e);
+    case BX_NOT:
+        return bexpr_check(x->left, fields, e);
+    case BX_MATCH:
+        return check_match(x, fields, e);
+    }
+    return 0;
+}

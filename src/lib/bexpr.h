@@ -40,6 +40,38 @@ struct bexpr *bexpr_parse(const char *src, struct err *e);
 void bexpr_free(struct bexpr *x);
 
 /*
+ * The filterable fields of a data type, as go-bexpr derives them from a Go type: what a
+ * selector may name and which operators each field takes. Consul checks a filter against the
+ * type of the endpoint's answer before it looks at any data, so an unknown field is refused
+ * even when the answer is empty. Tables are static arrays ended by an entry whose name is NULL.
+ */
+enum bexpr_type {
+    BEXPR_STRING,  /* == != contains/in matches, and their negations */
+    BEXPR_INT,     /* == != with an integer value */
+    BEXPR_BOOL,    /* == != with a bool value */
+    BEXPR_STRINGS, /* a list of strings: contains/in, is empty */
+    BEXPR_STRUCT,  /* no operator of its own; a selector goes on into .sub */
+    BEXPR_LIST,    /* a list of structs: is empty; a selector goes on into the elements' .sub */
+    BEXPR_MAP,     /* string keys: contains/in (a key), is empty; any key selects .sub[0] */
+    BEXPR_OPAQUE,  /* named, never compared (Go's time.Time) */
+};
+
+struct bexpr_field {
+    const char *name;
+    enum bexpr_type type;
+    const struct bexpr_field *sub; /* STRUCT and LIST: the fields; MAP: the value (name unused) */
+};
+
+/*
+ * Checks every selector and operator of x against fields (borrowed), as go-bexpr does when a
+ * filter is created for a type. `is nil` and `is not nil` (newer go-bexpr) take any field.
+ * Returns 0, or -EINVAL with e set to go-bexpr's words: `Selector "Service.Foo" is not valid`,
+ * `Invalid match operator "Equal" for selector "Service.Tags"`, `Failed to coerce value "x"
+ * for selector "Port": strconv.ParseInt: parsing "x": invalid syntax`.
+ */
+int bexpr_check(const struct bexpr *x, const struct bexpr_field *fields, struct err *e);
+
+/*
  * Evaluates x against v (borrowed). Returns 1 (match), 0 (no match) or -EINVAL with e set when
  * a value cannot be compared (`Port == abc`: not a number).
  */

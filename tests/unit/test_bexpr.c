@@ -144,6 +144,80 @@ static void test_uncomparable_values_are_errors(void **state)
     json_decref(v);
 }
 
+/* A type shaped like Consul's CheckServiceNode, cut down. */
+static const struct bexpr_field meta_value[] = {{"", BEXPR_STRING, NULL}, {NULL, 0, NULL}};
+static const struct bexpr_field check_fields[] = {
+    {"Status", BEXPR_STRING, NULL},
+    {"ServiceTags", BEXPR_STRINGS, NULL},
+    {NULL, 0, NULL},
+};
+static const struct bexpr_field service_fields[] = {
+    {"Service", BEXPR_STRING, NULL}, {"Tags", BEXPR_STRINGS, NULL},
+    {"Port", BEXPR_INT, NULL},       {"EnableTagOverride", BEXPR_BOOL, NULL},
+    {"Meta", BEXPR_MAP, meta_value}, {NULL, 0, NULL},
+};
+static const struct bexpr_field entry_fields[] = {
+    {"Service", BEXPR_STRUCT, service_fields},
+    {"Checks", BEXPR_LIST, check_fields},
+    {NULL, 0, NULL},
+};
+
+static const struct error_case check_cases[] = {
+    /* valid: want is NULL */
+    {"Service.Service == web and Service.Port != 80", NULL},
+    {"Service.Tags contains primary and \"v2\" not in Service.Tags", NULL},
+    {"Service.Tags is not empty or Service.Meta is empty", NULL},
+    {"Service.Meta.env == prod and Service.Meta[\"a.b\"] matches \"^x\"", NULL},
+    {"env in Service.Meta", NULL},
+    {"Checks.Status == critical and Checks is not empty", NULL},
+    {"Service.EnableTagOverride == true", NULL},
+    {"Service.Service is nil", NULL},
+    /* unknown fields name the selector up to the first unknown part */
+    {"Nope == 1", "Selector \"Nope\" is not valid"},
+    {"Service.Nope.Deeper == 1", "Selector \"Service.Nope\" is not valid"},
+    {"Service.Port == 1 or Checks.0.Status == passing", "Selector \"Checks.0\" is not valid"},
+    {"Service.Port.X == 1", "Selector \"Service.Port.X\" is not valid"},
+    /* operators the field's type does not take */
+    {"Service.Tags == primary", "Invalid match operator \"Equal\" for selector \"Service.Tags\""},
+    {"Service.Port contains 8", "Invalid match operator \"In\" for selector \"Service.Port\""},
+    {"Service is empty", "Invalid match operator \"Is Empty\" for selector \"Service\""},
+    {"Service.Service is not empty",
+     "Invalid match operator \"Is Not Empty\" for selector \"Service.Service\""},
+    {"Checks != x", "Invalid match operator \"Not Equal\" for selector \"Checks\""},
+    {"Service.Port not matches \"8\"",
+     "Invalid match operator \"Not Matches\" for selector \"Service.Port\""},
+    /* values that do not convert to the field's type, with Go's strconv words */
+    {"Service.Port == abc",
+     "Failed to coerce value \"abc\" for selector \"Service.Port\": strconv.ParseInt: parsing "
+     "\"abc\": invalid syntax"},
+    {"Service.Port == 99999999999999999999",
+     "Failed to coerce value \"99999999999999999999\" for selector \"Service.Port\": "
+     "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"},
+    {"Service.EnableTagOverride != yes",
+     "Failed to coerce value \"yes\" for selector \"Service.EnableTagOverride\": "
+     "strconv.ParseBool: parsing \"yes\": invalid syntax"},
+    /* the first fault wins, left to right, under not and parentheses */
+    {"not (Service.Port == 1 and (Checks.Nope == x or Nope == y))",
+     "Selector \"Checks.Nope\" is not valid"},
+};
+
+static void test_check_against_fields(void **state)
+{
+    for (size_t i = 0; i < sizeof(check_cases) / sizeof(check_cases[0]); i++) {
+        const struct error_case *c = &check_cases[i];
+        struct err e = {{0}};
+        struct bexpr *x = bexpr_parse(c->expr, &e);
+        if (!x)
+            fail_msg("%s: parse failed: %s", c->expr, e.msg);
+        int r = bexpr_check(x, entry_fields, &e);
+        if (!c->want && r != 0)
+            fail_msg("%s: refused: %s", c->expr, e.msg);
+        if (c->want && (r != -EINVAL || strcmp(e.msg, c->want) != 0))
+            fail_msg("%s: got %d \"%s\", want \"%s\"", c->expr, r, e.msg, c->want);
+        bexpr_free(x);
+    }
+}
+
 static void test_nesting_is_bounded(void **state)
 {
     char deep[BEXPR_MAX_DEPTH * 4 + 64] = "";
@@ -162,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors_name_the_column),
         cmocka_unit_test(test_uncomparable_values_are_errors),
         cmocka_unit_test(test_nesting_is_bounded),
+        cmocka_unit_test(test_check_against_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
