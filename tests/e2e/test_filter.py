@@ -54,13 +54,12 @@ def test_catalog_endpoints_filter_their_elements(agent):
 
 
 def test_bad_filter_is_400_with_the_position(agent):
-    # A value is checked against the elements it meets (docs/api.md), so give it some.
     register(agent)
     r = agent.get("/v1/health/service/web?" + q("Service.Port =="))
     assert_text_error(r, 400, startswith="Failed to create boolean expression evaluator",
                       contains="1:16")
     r = agent.get("/v1/agent/services?" + q("Port == abc"))
-    assert_text_error(r, 400, contains="abc")
+    assert_text_error(r, 400, contains='Failed to coerce value "abc" for selector "Port"')
     # Endpoints that take no filter refuse it rather than answer unfiltered.
     r = agent.get("/v1/catalog/services?" + q("ServiceName == web"))
     assert_text_error(r, 400, contains="not supported")
@@ -83,3 +82,33 @@ def test_blocking_query_wakes_only_when_the_filtered_answer_changes(agent):
     r, _ = result()
     assert r.status == 200
     assert [c["Status"] for c in r.json()[0]["Checks"] if c["CheckID"] == "c-web-1"] == ["critical"]
+
+
+EVALUATOR = "Failed to create boolean expression evaluator: "
+
+
+def test_filter_is_checked_against_the_type_even_when_nothing_matches(agent):
+    """Consul checks a filter against the endpoint's type before it reads any data: an unknown
+    field, or an operator its type does not take, is 400 on an empty answer too."""
+    for path, expr, want in (
+            ("/v1/health/service/nothing", "Service.Nope == x", 'Selector "Service.Nope" is not valid'),
+            ("/v1/catalog/service/nothing", "Service.Port == 80", 'Selector "Service" is not valid'),
+            ("/v1/health/checks/nothing", "Status is empty",
+             'Invalid match operator "Is Empty" for selector "Status"'),
+            ("/v1/health/service/nothing", "Service.Tags == v1",
+             'Invalid match operator "Equal" for selector "Service.Tags"'),
+            ("/v1/health/state/critical", "ExposedPort == x",
+             'Failed to coerce value "x" for selector "ExposedPort": strconv.ParseInt: parsing "x": '
+             "invalid syntax"),
+            ("/v1/agent/services", "Nope == x", 'Selector "Nope" is not valid')):
+        assert_text_error(agent.get(path + "?" + q(expr)), 400, equals=EVALUATOR + want)
+    # A valid selector on the same empty answers is 200 with nothing.
+    assert agent.get_json("/v1/health/service/nothing?" + q("Service.Meta.env == prod")) == []
+    assert agent.get_json("/v1/catalog/service/nothing?" + q("ServiceMeta.env == prod")) == []
+
+
+def test_a_blocking_read_refuses_a_bad_filter_at_once(agent):
+    # Checked before the read parks: the answer comes now, not when the wait runs out.
+    idx = agent.get("/v1/health/service/nothing").index
+    r = agent.get(f"/v1/health/service/nothing?index={idx}&wait=30s&" + q("Nope == x"), timeout=10)
+    assert_text_error(r, 400, contains='Selector "Nope" is not valid')

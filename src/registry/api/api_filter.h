@@ -4,13 +4,19 @@
 
 #include <jansson.h>
 
+#include "lib/bexpr.h"
 #include "lib/err.h"
 #include "registry/api/api.h"
+
+/* The filterable fields of the answer of the route at route_path (static), or NULL when the
+ * route takes no filter. */
+const struct bexpr_field *reg_api_filter_fields(const char *route_path);
 
 /*
  * Parses the call's ?filter for the route at route_path into c->filter. Returns 0 (also when
  * there is none), or -1 after answering 400: a malformed expression ("...: 1:17: expected a
- * value"), or a filter on an endpoint that takes none.
+ * value"), a selector or operator the answer's type does not have (checked before any data is
+ * read, as Consul does), or a filter on an endpoint that takes none.
  */
 int reg_api_filter_prepare(struct reg_api_call *c, const char *route_path);
 
