@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,17 @@ static bool answered_locally(const char *path)
             strcmp(path, "/v1/agent/members"));
 }
 
+/*
+ * The member list, which a follower asks the leader for, it answers from its own view when no
+ * leader answers (none elected, or the one it knew cannot be reached): Consul's agents list their
+ * own gossip members, leader or not, and a client polling it during an outage gets an answer,
+ * not 500 after the wait for a leader.
+ */
+static bool own_view_without_leader(const char *path)
+{
+    return strcmp(path, "/v1/agent/members") == 0;
+}
+
 /* ---- small helpers ----------------------------------------------------------------------- */
 
 bool reg_cluster_wanted(const struct reg_cluster_ctx *cx)
@@ -95,6 +107,32 @@ struct peer *reg_peer_by_id(struct reg_cluster *cl, uint64_t id)
         if (cl->peers[i].id == id)
             return &cl->peers[i];
     return NULL;
+}
+
+int reg_cluster_server_heard(const struct reg_cluster_ctx *cx, const char *node)
+{
+    const struct reg_cluster *cl = cx->replicated;
+    struct reg_repl_status st;
+
+    if (!cl)
+        return -ENOENT;
+    /* Probes go out every DISCOVER_FORMED_MS and may take PROBE_TIMEOUT_MS: a server is silent
+     * only past a failure timeout beyond the longest wait for its next answer. */
+    uint64_t window =
+        (uint64_t)(cx->cfg->failure_timeout_ns / DURATION_MS) + REG_CLUSTER_PROBE_PERIOD_MS;
+    uint64_t now = uv_now(cx->loop);
+    reg_repl_status(cl->repl, &st);
+    for (size_t i = 1; i < cl->npeers; i++) {
+        const struct peer *p = &cl->peers[i];
+        if (strcasecmp(p->node, node) != 0)
+            continue;
+        if (p->id == st.leader_id && st.role == REG_REPL_FOLLOWER && st.last_contact_ms < window)
+            return 1; /* its leader, heard from just now */
+        if (p->heard_ms == 0)
+            return -ENOENT;
+        return now - p->heard_ms < window;
+    }
+    return -ENOENT;
 }
 
 const char *reg_cluster_server_node(const struct reg_cluster_ctx *cx, uint64_t id)
@@ -581,7 +619,10 @@ static bool on_leader_unreachable(struct reg_api_call *c, void *data)
 
     if (cl->stopping || uv_now(cl->cx->loop) >= c->hold_until)
         return false;
-    hold_call(cl, c);
+    if (own_view_without_leader(c->path))
+        reg_api_call_resume(c);
+    else
+        hold_call(cl, c);
     return true;
 }
 
@@ -765,6 +806,8 @@ bool reg_cluster_forward(struct reg_cluster_ctx *cx, struct reg_api_call *c, boo
         return false;
     c->hold_until = uv_now(cx->loop) + HOLD_MS;
     int rc = route_call(cl, c);
+    if (rc == -EAGAIN && !write && own_view_without_leader(c->path))
+        return false;
     if (rc == 1 && write && (!list_empty(&cl->paused) || reg_repl_log_full(cl->repl))) {
         pause_write(cl, c); /* after those paused before it */
         return true;

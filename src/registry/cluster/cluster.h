@@ -101,6 +101,15 @@ void reg_cluster_read_headers(const struct reg_cluster_ctx *cx, bool *known_lead
 /* The engine's status (zeroed when this server is not replicated). */
 void reg_cluster_status(const struct reg_cluster_ctx *cx, struct reg_repl_status *out);
 
+/*
+ * Whether this server has heard from the server named node lately, by its own means (the
+ * formation probes it keeps sending to -retry-join addresses, and its leader's contact): 1
+ * yes, 0 silent past the failure timeout, -ENOENT when it cannot tell (not a server of the
+ * configuration, or one it never probed). A follower's member list (members.c) takes this
+ * over the catalog's word, which cannot say that the leader itself died.
+ */
+int reg_cluster_server_heard(const struct reg_cluster_ctx *cx, const char *node);
+
 /* Node name and HTTP address of the server with this replication ID, when known. */
 const char *reg_cluster_server_node(const struct reg_cluster_ctx *cx, uint64_t id);
 

@@ -15,8 +15,13 @@
 #include "lib/list.h"
 #include "registry/cluster/replication.h"
 
-#define DISCOVER_MS      1000 /* between formation probes */
-#define DEFAULT_API_PORT 8500
+#define DISCOVER_MS 1000 /* between formation probes */
+/* Once formed, probes learn the others' HTTP addresses and hear that they live. */
+#define DISCOVER_FORMED_MS 5000
+#define PROBE_TIMEOUT_MS   2000
+/* The longest from one probe's answer to the next's. */
+#define REG_CLUSTER_PROBE_PERIOD_MS (DISCOVER_FORMED_MS + PROBE_TIMEOUT_MS)
+#define DEFAULT_API_PORT            8500
 
 /* A server as formation and forwarding know it. */
 struct peer {
@@ -25,6 +30,7 @@ struct peer {
     char raft_addr[REG_REPL_ADDR_MAX];
     char http_host[256];
     int http_port;
+    uint64_t heard_ms; /* loop time its API last answered a formation probe; 0: never */
 };
 
 struct batch;

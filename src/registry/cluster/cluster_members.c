@@ -23,9 +23,6 @@
 #include "registry/cluster/cluster.h"
 #include "registry/cluster/cluster_internal.h"
 
-#define DISCOVER_FORMED_MS 5000 /* between probes once formed (learning peers' HTTP addresses) */
-#define PROBE_TIMEOUT_MS   2000
-
 /* ---- formation --------------------------------------------------------------------------- */
 
 void reg_peer_from_json(struct peer *p, const json_t *v)
@@ -66,8 +63,11 @@ void reg_peer_learn(struct reg_cluster *cl, const struct peer *p)
         known = &cl->peers[cl->npeers++];
         log_info("cluster: learned of server %s (%s)", p->node, p->raft_addr);
     }
-    if (known != &cl->peers[0])
+    if (known != &cl->peers[0]) {
+        uint64_t heard = known->heard_ms > p->heard_ms ? known->heard_ms : p->heard_ms;
         *known = *p;
+        known->heard_ms = heard;
+    }
 }
 
 static int peer_order(const void *x, const void *y)
@@ -220,6 +220,7 @@ static void on_probe(int status, const struct http_client_response *res, void *d
     /* Reached through the address the operator gave: that is its HTTP address from here. */
     snprintf(p.http_host, sizeof(p.http_host), "%s", pr->via.http_host);
     p.http_port = pr->via.http_port;
+    p.heard_ms = uv_now(cl->cx->loop);
     reg_peer_learn(cl, &p);
     size_t i;
     json_t *each;

@@ -47,9 +47,41 @@ json_t *reg_members_local(const struct reg_cluster_ctx *cx)
                        SERF_LAN_PORT);
 }
 
+/*
+ * A server of a replicated cluster that does not lead hears no heartbeat (they go to the
+ * leader), so its own view, for ?stale and for when no leader answers, is the catalog's last
+ * word on each node (serfHealth passing: alive, critical: failed), except for the other
+ * servers, which it judges by what it heard from them itself: the catalog cannot say that the
+ * leader, which alone writes it, died.
+ */
+static json_t *follower_view(const struct reg_cluster_ctx *cx)
+{
+    json_t *list = json_array();
+
+    json_array_append_new(list, reg_members_local(cx));
+    smap_foreach(&cx->state->nodes, e)
+    {
+        const struct reg_node *n = e->val;
+        const struct reg_check *serf = reg_check_get(n, SERF_CHECK_ID);
+        if (!serf || strcasecmp(n->name, cx->cfg->node_name) == 0)
+            continue;
+        bool server = reg_service_get(n, "consul") != NULL;
+        int heard = server ? reg_cluster_server_heard(cx, n->name) : -ENOENT;
+        bool alive = heard >= 0 ? heard == 1 : serf->status != REG_CRITICAL;
+        json_array_append_new(
+            list, member_json(n->name, n->address ? n->address : "", n->id ? n->id : "",
+                              n->datacenter ? n->datacenter : cx->cfg->datacenter, server, false,
+                              alive ? REG_MEMBER_ALIVE : REG_MEMBER_FAILED, SERF_LAN_PORT));
+    }
+    return list;
+}
+
 json_t *reg_members_list(const struct reg_members *m)
 {
     const struct reg_cluster_ctx *cx = m->cx;
+
+    if (cx->replicated && !reg_cluster_may_write(cx))
+        return follower_view(cx);
     json_t *list = json_array();
 
     json_array_append_new(list, reg_members_local(cx));

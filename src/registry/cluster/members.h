@@ -87,7 +87,11 @@ int reg_members_force_leave(struct reg_members *m, const char *node, bool prune)
 /* The local agent as a member object (/v1/agent/members in docs/api.md). New reference. */
 json_t *reg_members_local(const struct reg_cluster_ctx *cx);
 
-/* Every member (this server first), as /v1/agent/members returns them. New reference. */
+/*
+ * Every member (this server first), as /v1/agent/members returns them. A server of a replicated
+ * cluster that does not lead gives its own view: the catalog's word on each node, and its own
+ * on the other servers (reg_cluster_server_heard). New reference.
+ */
 json_t *reg_members_list(const struct reg_members *m);
 /* The WAN pool as /v1/agent/members?wan=1 shows it: the servers, named NAME.DC, on port 8302.
  * m may be unstarted (a client agent: no server, an empty list). New reference. */
