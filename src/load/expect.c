@@ -4,7 +4,8 @@
  * artillery-plugin-expect 2.0.34: statusCode and notStatusCode (one or any of a list),
  * contentType (the header's value, case aside, or "json"), hasHeader, cdnHit, hasProperty and
  * notHasProperty (a lodash path into a JSON body), equals (templates that must render alike)
- * and matchesRegexp (over the body). Every check's value may hold templates.
+ * and matchesRegexp (over the body), jmespath and jpath (a JMESPath expression over a JSON body
+ * whose value is truthy). Every check's value but jmespath's may hold templates.
  */
 #include "load/expect.h"
 
@@ -17,6 +18,7 @@
 #include "lib/bug.h"
 #include "lib/json.h"
 #include "load/capture.h"
+#include "load/jmespath.h"
 #include "load/template.h"
 
 struct str load_expect_path(const char *wire, size_t len)
@@ -255,6 +257,28 @@ static bool has_property(const json_t *body, const char *path)
     return found;
 }
 
+/* jmespath, jpath: the expression's value over a JSON body, true as JavaScript takes it (so an
+ * empty list is), as the plugin takes jmespath.search's result. */
+static bool check_jmespath(const struct load_expect *x, const json_t *doc, json_t **got)
+{
+    struct err e = {""};
+    json_t *v;
+    bool ok;
+
+    if (!json_is_object(doc) && !json_is_array(doc)) {
+        *got = json_string("response body is not an object");
+        return false;
+    }
+    if (!(v = load_jmes_search(x->jmes, doc, &e))) { /* jmespath.js throws: not ok either */
+        *got = json_string(e.msg);
+        return false;
+    }
+    ok = load_jmes_js_truthy(v);
+    json_decref(v);
+    *got = json_string(x->text);
+    return ok;
+}
+
 static bool check_body(const struct load_expect *x, const json_t *doc, const struct buf *body,
                        const json_t *vars, uint64_t *rng, json_t **expected, json_t **got)
 {
@@ -317,6 +341,11 @@ static bool check_body(const struct load_expect *x, const json_t *doc, const str
             regfree(&re);
         }
         *got = json_boolean(ok);
+        break;
+    case LOAD_EXPECT_JMESPATH:
+    case LOAD_EXPECT_JPATH:
+        ok = check_jmespath(x, doc, got);
+        *expected = json_string(x->description ? x->description : x->text);
         break;
     default:
         MESH_BUG_ON(true); /* a head check: load_expect_head ran it */

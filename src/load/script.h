@@ -63,6 +63,8 @@ enum load_expect_kind {
     LOAD_EXPECT_NOT_HAS_PROPERTY,
     LOAD_EXPECT_EQUALS,
     LOAD_EXPECT_MATCHES_REGEXP,
+    LOAD_EXPECT_JMESPATH, /* a JMESPath expression whose value is truthy (jmespath.h) */
+    LOAD_EXPECT_JPATH,    /* the same, under the plugin's other name */
     LOAD_EXPECT_KINDS
 };
 
@@ -88,8 +90,10 @@ struct load_expect {
     char *text;
     char **values; /* equals: the templates that must render alike; headerEquals: name, value */
     size_t n_values;
-    bool hit;    /* cdnHit: a hit is expected (else a miss) */
-    regex_t *re; /* matchesRegexp without templates: compiled once (capture.h) */
+    bool hit;               /* cdnHit: a hit is expected (else a miss) */
+    regex_t *re;            /* matchesRegexp without templates: compiled once (capture.h) */
+    struct load_jmes *jmes; /* jmespath, jpath: the expression (text), compiled */
+    char *description;      /* jmespath, jpath: what the lines say was expected, else NULL */
 };
 
 /* Processor functions a hook runs, in order (Artillery's `beforeRequest: NAME` or a list). */

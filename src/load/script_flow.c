@@ -11,6 +11,7 @@
 #include "lib/alloc.h"
 #include "load/capture.h"
 #include "load/filtrex.h"
+#include "load/jmespath.h"
 #include "load/script_internal.h"
 #include "load/template.h"
 
@@ -20,8 +21,8 @@ static const char *const methods[] = {"get",    "post", "put",     "patch",
                                       "delete", "head", "options", NULL};
 
 const char *const load_expect_names[LOAD_EXPECT_KINDS] = {
-    "statusCode",   "notStatusCode", "contentType",    "hasHeader", "cdnHit",
-    "headerEquals", "hasProperty",   "notHasProperty", "equals",    "matchesRegexp"};
+    "statusCode",  "notStatusCode",  "contentType", "hasHeader",     "cdnHit",   "headerEquals",
+    "hasProperty", "notHasProperty", "equals",      "matchesRegexp", "jmespath", "jpath"};
 
 static bool in_list_flow(const char *key, const char *const *list)
 {
@@ -151,6 +152,28 @@ static bool add_expect_equals(struct script_ctx *c, const json_t *item, const js
     return true;
 }
 
+/*
+ * jmespath and jpath: the expression as it is (the plugin renders no template in it), and the
+ * description the lines show instead of it, when the check's mapping has one.
+ */
+static bool compile_jmespath(struct script_ctx *c, const json_t *item, const char *key,
+                             struct load_expect *x)
+{
+    const json_t *d = json_object_get(item, "description");
+    struct err e = {""};
+
+    if (d && !json_is_string(d)) {
+        script_diag(c, item, "description", 0, "expect.description: want a string");
+        return false;
+    }
+    if (load_jmes_compile(x->text, &x->jmes, &e) < 0) {
+        script_diag(c, item, key, 0, "expect.%s: \"%s\": %s", key, x->text, e.msg);
+        return false;
+    }
+    x->description = d ? xstrdup(json_string_value(d)) : NULL;
+    return true;
+}
+
 /* One check: item is {KEY: VALUE}; false when it is refused (and said so). */
 static bool parse_expect(struct script_ctx *c, const json_t *item, const char *key, const json_t *v,
                          struct load_expect *x)
@@ -186,6 +209,8 @@ static bool parse_expect(struct script_ctx *c, const json_t *item, const char *k
         return false;
     }
     x->text = xstrdup(json_string_value(v));
+    if (x->kind == LOAD_EXPECT_JMESPATH || x->kind == LOAD_EXPECT_JPATH)
+        return compile_jmespath(c, item, key, x);
     if (x->kind == LOAD_EXPECT_MATCHES_REGEXP && load_tmpl_is_static(x->text)) {
         struct err e = {""};
         int group;
@@ -210,6 +235,8 @@ static void free_expect(struct load_expect *x)
     if (x->re)
         regfree(x->re);
     free(x->re);
+    load_jmes_free(x->jmes);
+    free(x->description);
 }
 
 /* One check from its key and value; counted in r when it is accepted. */
@@ -238,10 +265,12 @@ static void add_expect(struct script_ctx *c, const json_t *item, const char *key
  */
 static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_request *r)
 {
-    static const char *const allowed[] = {
-        "statusCode",     "notStatusCode", "contentType",   "hasHeader",    "cdnHit", "hasProperty",
-        "notHasProperty", "equals",        "matchesRegexp", "headerEquals", NULL};
-    static const char *const unsupported[] = {"jmespath", "jpath", NULL};
+    /* the checks, after "description", which only a jmespath check in a list may have */
+    static const char *const described_keys[] = {
+        "description",  "statusCode",  "notStatusCode",  "contentType", "hasHeader",
+        "cdnHit",       "hasProperty", "notHasProperty", "equals",      "matchesRegexp",
+        "headerEquals", "jmespath",    "jpath",          NULL};
+    const char *const *allowed = described_keys + 1;
     const char *key;
     json_t *item, *v;
     size_t i;
@@ -253,19 +282,27 @@ static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_re
     }
     r->expects = xcalloc(LOAD_MAX_EXPECTS, sizeof(*r->expects));
     if (json_is_object(ex)) {
-        script_check_keys(c, ex, "expect", allowed, unsupported);
+        script_check_keys(c, ex, "expect", allowed, NULL);
         json_object_foreach((json_t *)ex, key, v) add_expect(c, ex, key, v, r);
         return;
     }
     json_array_foreach(ex, i, item)
     {
-        if (!json_is_object(item) || json_object_size(item) != 1) {
+        /* a jmespath check may say what it checks: {jmespath: EXPR, description: TEXT} */
+        bool described = json_object_size(item) == 2 && json_object_get(item, "description") &&
+                         (json_object_get(item, "jmespath") || json_object_get(item, "jpath"));
+
+        if (!json_is_object(item) || (json_object_size(item) != 1 && !described)) {
             script_diag(c, ex, NULL, i, "expect[%zu]: want one check, such as {statusCode: 200}",
                         i);
             continue;
         }
-        script_check_keys(c, item, "expect", allowed, unsupported);
-        json_object_foreach(item, key, v) add_expect(c, item, key, v, r);
+        script_check_keys(c, item, "expect", described ? described_keys : allowed, NULL);
+        json_object_foreach(item, key, v)
+        {
+            if (!described || strcmp(key, "description") != 0)
+                add_expect(c, item, key, v, r);
+        }
     }
 }
 

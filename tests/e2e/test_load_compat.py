@@ -86,13 +86,53 @@ def test_expect_checks_on_the_body(mesh, tmp_path, server):
     assert lines[0]["results"][1]["expected"] == "Status code different than 500,503"
     # what the plugin has no check for, or a pattern we cannot run, is refused by name
     script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
-                      ['get: {url: "/", expect: [{jmespath: "a == b"}, {matchesRegexp: "(?=x)"},'
-                       ' {statusCode: 200, hasHeader: x}]}'], "  plugins: {expect: {}}\n")
+                      ['get: {url: "/", expect: [{jmespath: "sort_by(a, &b)"}, '
+                       '{matchesRegexp: "(?=x)"}, {statusCode: 200, hasHeader: x}]}'],
+                      "  plugins: {expect: {}}\n")
     code, out, err = run_load(mesh, tmp_path, script)
     assert code == 2
-    assert "test.yml:7: expect.jmespath: not supported" in err, err
+    assert ('test.yml:7: expect.jmespath: "sort_by(a, &b)": the function sort_by() (length() '
+            'is supported) is not supported at column 1') in err, err
     assert "test.yml:7: expect.matchesRegexp: lookahead and lookbehind are not supported" in err
     assert "test.yml:7: expect[2]: want one check" in err
+
+
+def test_expect_jmespath_checks(mesh, tmp_path, server):
+    """The expect plugin's jmespath (and jpath) checks: a JMESPath expression over a JSON body
+    passes when its value is true as JavaScript takes it (an empty list is), with the check's
+    description in the lines when it has one; a body that is not JSON fails it."""
+    checks = ('[{jmespath: "length(items) == `1`"}, '
+              '{jmespath: "items[?id > `40`].id | [0]", description: "an id over 40"}, '
+              '{jpath: "items[*].missing"}, {jmespath: "items[0].id == \'42\'"}]')
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      [f'get: {{url: "/json", expect: {checks}}}',
+                       'get: {url: "/", expect: {jmespath: "@"}}'],
+                      "  plugins:\n    expect: {outputFormat: json}\n")
+    code, out, err = run_load(mesh, tmp_path, script, "--output", str(tmp_path / "r.json"))
+    assert code == 21, out + err
+    c = json.loads((tmp_path / "r.json").read_text())["aggregate"]["counters"]
+    assert c["plugins.expect.ok.jmespath"] == 2 and c["plugins.expect.ok.jpath"] == 1, c
+    assert c["plugins.expect.failed.jmespath"] == 2, c  # 42 is no '42'; the text body
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"name"')]
+    assert lines[0]["results"] == [
+        {"ok": True, "expected": "length(items) == `1`", "type": "jmespath",
+         "got": "length(items) == `1`"},
+        {"ok": True, "expected": "an id over 40", "type": "jmespath",
+         "got": "items[?id > `40`].id | [0]"},
+        {"ok": True, "expected": "items[*].missing", "type": "jpath", "got": "items[*].missing"},
+        {"ok": False, "expected": "items[0].id == '42'", "type": "jmespath",
+         "got": "items[0].id == '42'"}], lines[0]
+    assert lines[1]["results"] == [{"ok": False, "expected": "@", "type": "jmespath",
+                                    "got": "response body is not an object"}], lines[1]
+    # what the subset has no room for is refused, named with its column
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/", expect: [{jmespath: "items[*].{id: id}"}, '
+                       '{jmespath: "items[0", description: 7}]}'], "  plugins: {expect: {}}\n")
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2
+    assert ('test.yml:7: expect.jmespath: "items[*].{id: id}": a multi-select hash .{k: v} is '
+            'not supported at column 10') in err, err
+    assert "test.yml:7: expect.description: want a string" in err, err
 
 
 def test_config_templates_from_the_environment(mesh, tmp_path, server):
