@@ -327,23 +327,67 @@ static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     return 0;
 }
 
-static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+/* Go's strings.TrimSpace over the ASCII spaces. */
+static void trim_space(const char **s, size_t *n)
 {
-    const char *sep = json_string_value(args[0]), *s = json_string_value(args[1]);
-    size_t seplen = json_string_length(args[0]), n = json_string_length(args[1]);
+    while (*n && (*s)[0] && strchr(" \t\r\n\v\f", (*s)[0]))
+        (*s)++, (*n)--;
+    while (*n && (*s)[*n - 1] && strchr(" \t\r\n\v\f", (*s)[*n - 1]))
+        (*n)--;
+}
 
-    *out = json_array();
-    if (n == 0)
-        return 0; /* consul-template: an empty string splits into no items */
-    for (;;) {
+/* consul-template's split: S without its surrounding spaces, split at each SEP ("" splits
+ * between bytes); nothing left is no items. */
+static json_t *split_list(const json_t *sep_value, const json_t *s_value)
+{
+    const char *sep = json_string_value(sep_value), *s = json_string_value(s_value);
+    size_t seplen = json_string_length(sep_value), n = json_string_length(s_value);
+    json_t *list = json_array();
+
+    trim_space(&s, &n);
+    while (n) {
         const char *at = seplen ? memmem(s, n, sep, seplen) : (n > 1 ? s + 1 : NULL);
         size_t len = at ? (size_t)(at - s) : n;
-        json_array_append_new(*out, json_stringn_nocheck(s, len));
+        json_array_append_new(list, json_stringn_nocheck(s, len));
         if (!at)
             break;
         n -= len + seplen;
         s = at + seplen;
+        if (!n) /* a trailing separator leaves one empty item */
+            json_array_append_new(list, json_string(""));
     }
+    return list;
+}
+
+static int fn_split(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    *out = split_list(args[0], args[1]);
+    return 0;
+}
+
+/* splitToMap SEP1 SEP2 S: split S at SEP1, each item at its first SEP2 into key and value
+ * (items without SEP2 are left out; a later key wins). */
+static int fn_split_to_map(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *items = split_list(args[0], args[2]), *item;
+    const char *sep = json_string_value(args[1]);
+    size_t seplen = json_string_length(args[1]), i;
+
+    *out = json_object();
+    json_array_foreach(items, i, item)
+    {
+        const char *s = json_string_value(item);
+        size_t n = json_string_length(item);
+        const char *at = seplen ? memmem(s, n, sep, seplen) : s;
+        if (!at)
+            continue;
+        char *key = xstrndup(s, (size_t)(at - s));
+        json_object_set_new_nocheck(
+            *out, key, json_stringn_nocheck(at + seplen, n - (size_t)(at - s) - seplen));
+        free(key);
+    }
+    json_decref(items);
+    tmpl_sort_map(*out, false);
     return 0;
 }
 
@@ -375,10 +419,7 @@ static int map_string(const json_t *v, char how, json_t **out)
     size_t n = json_string_length(v);
 
     if (how == 't') {
-        while (n && s[0] && strchr(" \t\r\n\v\f", s[0]))
-            s++, n--;
-        while (n && s[n - 1] && strchr(" \t\r\n\v\f", s[n - 1]))
-            n--;
+        trim_space(&s, &n);
         *out = json_stringn_nocheck(s, n);
         return 0;
     }
@@ -422,28 +463,6 @@ static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
         *out = json_integer(v);
     free(c);
     return rc;
-}
-
-/* Go's json.Marshal: compact, and <, > and & escaped for embedding in HTML. */
-static int fn_to_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
-{
-    struct buf b = BUF_INIT, esc = BUF_INIT;
-
-    if (is_nil(args[0]))
-        buf_append_cstr(&b, "null");
-    else
-        json_append(&b, args[0], false);
-    for (size_t i = 0; i < b.len; i++) {
-        const char *m = strchr("<>&", b.data[i]);
-        if (b.data[i] && m)
-            buf_printf(&esc, "\\u00%s", m[0] == '<' ? "3c" : m[0] == '>' ? "3e" : "26");
-        else
-            buf_append(&esc, &b.data[i], 1);
-    }
-    *out = json_stringn_nocheck(esc.data, esc.len);
-    buf_free(&b);
-    buf_free(&esc);
-    return 0;
 }
 
 /*
@@ -497,11 +516,24 @@ static int fn_timestamp(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
     return 0;
 }
 
+/* env NAME: the value, "" when unset; envOrDefault NAME DEFAULT: DEFAULT only when unset (a
+ * variable set to "" gives ""). */
 static int fn_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     const char *v = getenv(json_string_value(args[0]));
 
-    *out = !(v && *v) && nargs > 1 ? json_incref(args[1]) : json_str_or_empty(v);
+    *out = !v && nargs > 1 ? json_incref(args[1]) : json_str_or_empty(v);
+    return 0;
+}
+
+static int fn_must_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const char *v = getenv(json_string_value(args[0]));
+
+    if (!v || !*v)
+        return tmpl_fail(ev, "error calling mustEnv: required environment variable %s is empty",
+                         json_string_value(args[0]));
+    *out = json_str_or_empty(v);
     return 0;
 }
 
@@ -545,15 +577,16 @@ static const struct tmpl_func builtins[] = {
     {"in", fn_in, 2, 2, NULL},
     {"join", fn_join, 2, 2, "sl"},
     {"split", fn_split, 2, 2, "ss"},
+    {"splitToMap", fn_split_to_map, 3, 3, "s"},
     {"replaceAll", fn_replace_all, 3, 3, "sss"},
     {"toLower", fn_to_lower, 1, 1, "s"},
     {"toUpper", fn_to_upper, 1, 1, "s"},
     {"trimSpace", fn_trim_space, 1, 1, "s"},
     {"parseInt", fn_parse_int, 1, 1, "s"},
-    {"toJSON", fn_to_json, 1, 1, NULL},
     {"timestamp", fn_timestamp, 0, 1, "s"},
     {"env", fn_env, 1, 1, "s"},
     {"envOrDefault", fn_env, 2, 2, "ss"},
+    {"mustEnv", fn_must_env, 1, 1, "s"},
     {"loop", fn_loop, 1, 2, "i"},
 };
 
@@ -562,7 +595,8 @@ const struct tmpl_func *tmpl_func_find(const char *name)
     const struct tmpl_func *f;
 
     if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
-        (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)))
+        (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)) ||
+        (f = tmpl_format_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }
@@ -572,54 +606,16 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byKey",
-    "byPort",
-    "caLeaf",
-    "caRoots",
-    "connect",
-    "datacenters",
-    "executeTemplate",
-    "explode",
-    "explodeMap",
-    "exportedServices",
-    "file",
-    "hmacSHA256Hex",
-    "importedServices",
-    "indent",
-    "md5sum",
-    "mergeMap",
-    "mergeMapWithOverride",
-    "mustEnv",
-    "nomadService",
-    "nomadServices",
-    "nomadVar",
-    "nomadVarExists",
-    "nomadVarList",
-    "nomadVarListSafe",
-    "parseYAML",
-    "partitions",
-    "peerings",
-    "pkiCert",
-    "plugin",
-    "safeLs",
-    "safeTree",
-    "scratch",
-    "secret",
-    "secrets",
-    "sha256Hex",
-    "sockaddr",
-    "spew_dump",
-    "spew_printf",
-    "spew_sdump",
-    "spew_sprintf",
-    "splitToMap",
-    "toJSONPretty",
-    "toTOML",
-    "toTitle",
-    "toUnescapedJSON",
-    "toUnescapedJSONPretty",
-    "toYAML",
-    "writeToFile",
+    "byPort",       "caLeaf",           "caRoots",         "connect",
+    "datacenters",  "executeTemplate",  "explodeMap",      "exportedServices",
+    "file",         "importedServices", "mergeMap",        "mergeMapWithOverride",
+    "nomadService", "nomadServices",    "nomadVar",        "nomadVarExists",
+    "nomadVarList", "nomadVarListSafe", "parseYAML",       "partitions",
+    "peerings",     "pkiCert",          "plugin",          "safeLs",
+    "safeTree",     "scratch",          "secret",          "secrets",
+    "sockaddr",     "spew_dump",        "spew_printf",     "spew_sdump",
+    "spew_sprintf", "toTOML",           "toUnescapedJSON", "toUnescapedJSONPretty",
+    "toYAML",       "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)

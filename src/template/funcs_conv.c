@@ -156,6 +156,7 @@ static int fn_parse_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs
     *out = json_is_null(v) ? NULL : v;
     if (!*out)
         json_decref(v);
+    tmpl_sort_map(*out, true); /* Go's maps: toJSON writes their keys sorted */
     return 0;
 }
 

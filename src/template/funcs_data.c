@@ -209,6 +209,89 @@ static int fn_by_meta(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
     return 0;
 }
 
+/*
+ * byKey PAIRS: map from each key's first segment to a map from the rest of the key to the pair,
+ * its Key made that rest (pairs with nothing after the first segment are left out).
+ */
+static int fn_by_key(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *p, *group;
+    size_t i;
+    const char *k;
+
+    *out = json_object();
+    json_array_foreach(args[0], i, p)
+    {
+        const char *key = json_string_value(json_object_get(p, "Key"));
+        const char *slash = key ? strchr(key, '/') : NULL;
+        if (!slash || !slash[1])
+            continue;
+        char *top = xstrndup(key, (size_t)(slash - key));
+        if (!(group = json_object_get(*out, top))) {
+            group = json_object();
+            json_object_set_new_nocheck(*out, top, group);
+        }
+        json_t *copy = json_copy(p);
+        json_object_set_new(copy, "Key", json_string_nocheck(slash + 1));
+        json_object_set_new_nocheck(group, slash + 1, copy);
+        free(top);
+    }
+    tmpl_sort_map(*out, false);
+    json_object_foreach(*out, k, group) tmpl_sort_map(group, false);
+    return 0;
+}
+
+/*
+ * explode PAIRS: the pairs as nested maps, one level per key segment, with the values at the
+ * leaves: "a/b" = "1" becomes {a: {b: "1"}}. A segment that already holds a value cannot become
+ * a map: consul-template's error.
+ */
+static int fn_explode(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *p, *root = json_object();
+    size_t i;
+
+    json_array_foreach(args[0], i, p)
+    {
+        const char *key = json_string_value(json_object_get(p, "Key"));
+        const char *parent = key; /* the key as the level above saw it, for the error */
+        json_t *m = root, *value = json_object_get(p, "Value");
+        const char *slash;
+        if (!key)
+            continue;
+        while ((slash = strchr(key, '/'))) {
+            char *top = xstrndup(key, (size_t)(slash - key));
+            json_t *next = json_object_get(m, top);
+            if (!next) {
+                next = json_object();
+                json_object_set_new_nocheck(m, top, next);
+            } else if (!json_is_object(next)) {
+                struct buf q = BUF_INIT;
+                tmpl_quote(&q, parent, strlen(parent));
+                buf_append_cstr(&q, ": ");
+                tmpl_quote(&q, top, strlen(top));
+                buf_append_cstr(&q, " already has value ");
+                tmpl_quote(&q, json_is_string(next) ? json_string_value(next) : "",
+                           json_string_length(next));
+                int rc = tmpl_fail(ev, "error calling explode: explode: not a map: %s", q.data);
+                buf_free(&q);
+                free(top);
+                json_decref(root);
+                return rc;
+            }
+            free(top);
+            m = next;
+            parent = key;
+            key = slash + 1;
+        }
+        if (*key)
+            json_object_set_nocheck(m, key, value ? value : json_null());
+    }
+    tmpl_sort_map(root, true);
+    *out = root;
+    return 0;
+}
+
 static const struct tmpl_func data_funcs[] = {
     {"service", fn_service, 1, 2, "s"},
     {"services", fn_services, 0, 1, "s"},
@@ -221,6 +304,8 @@ static const struct tmpl_func data_funcs[] = {
     {"nodes", fn_nodes, 0, 1, "s"},
     {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */
     {"byMeta", fn_by_meta, 2, 2, "sl"},
+    {"byKey", fn_by_key, 1, 1, "l"},
+    {"explode", fn_explode, 1, 1, "l"},
 };
 
 const struct tmpl_func *tmpl_data_func_find(const char *name)

@@ -171,11 +171,13 @@ int tmpl_func_call(struct tmpl_eval *ev, const struct tmpl_func *f, json_t *cons
                    size_t nargs, json_t **out);
 /* Whether name is one of consul-template's functions that this renderer does not have. */
 bool tmpl_func_unsupported(const char *name);
-/* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c) and the
- * conversions' (funcs_conv.c), searched by tmpl_func_find. */
+/* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c), the
+ * conversions' (funcs_conv.c) and the formatters' (funcs_format.c), searched by
+ * tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
 const struct tmpl_func *tmpl_conv_func_find(const char *name);
+const struct tmpl_func *tmpl_format_func_find(const char *name);
 
 /*
  * The store's data for a dependency parsed from a function's argument; records the dependency
@@ -191,6 +193,11 @@ int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg
 bool tmpl_truth(const json_t *v);
 /* Appends v as Go's fmt %v prints it (nil as "<no value>"). */
 void tmpl_print(struct buf *out, const json_t *v);
+/*
+ * A float64 in Go's shortest form: as fmt's %v prints it (json false: 8080, 1.234567e+06,
+ * 1e-05), or as encoding/json writes it (plain digits from 1e-6 to 1e21, else 1e-7, 1e+21).
+ */
+void tmpl_print_float(struct buf *out, double d, bool json);
 /* The Go type name used in error messages: string, int, float64, bool, []interface {}, ... */
 const char *tmpl_type_name(const json_t *v);
 /* Go's strconv.Quote of s. */
@@ -203,5 +210,11 @@ void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const
                   size_t nargs);
 /* Sorted keys of an object (pointers borrowed from it); *n receives the count. Free the array. */
 const char **tmpl_sorted_keys(const json_t *obj, size_t *n);
+/*
+ * Re-inserts obj's members in key order, and with deep those of every object below it (through
+ * arrays too), so that it is written as Go writes a map: encoding/json sorts map keys. For maps
+ * a function builds; the registry's objects are structs, whose order is their fields'.
+ */
+void tmpl_sort_map(json_t *obj, bool deep);
 
 #endif

@@ -70,11 +70,34 @@ const char **tmpl_sorted_keys(const json_t *obj, size_t *n)
     return keys;
 }
 
-/* Go's %v of a float64: the shortest digits that read back, %e for large and small exponents. */
-static void print_float(struct buf *out, double d)
+void tmpl_sort_map(json_t *obj, bool deep)
+{
+    size_t n, i;
+    json_t *x;
+
+    if (deep && json_is_array(obj))
+        json_array_foreach(obj, i, x) tmpl_sort_map(x, true);
+    if (!json_is_object(obj))
+        return;
+    const char **keys = tmpl_sorted_keys(obj, &n);
+    for (i = 0; i < n; i++) {
+        /* the key string belongs to the member: keep a copy across its removal */
+        char *k = xstrdup(keys[i]);
+        x = json_incref(json_object_get(obj, k));
+        json_object_del(obj, k);
+        if (deep)
+            tmpl_sort_map(x, true);
+        json_object_set_new_nocheck(obj, k, x);
+        free(k);
+    }
+    free(keys);
+}
+
+void tmpl_print_float(struct buf *out, double d, bool json)
 {
     char s[64];
     int prec = 1;
+    bool use_exp;
 
     if (d != d || d == 1.0 / 0.0 || d == -1.0 / 0.0) {
         buf_append_cstr(out, d != d ? "NaN" : d > 0 ? "+Inf" : "-Inf");
@@ -87,9 +110,18 @@ static void print_float(struct buf *out, double d)
     }
     snprintf(s, sizeof(s), "%.*e", prec - 1, d);
     int exp = atoi(strchr(s, 'e') + 1), dp = exp + 1, eprec = 6;
-    if (eprec > prec && prec >= dp)
-        eprec = prec;
-    if (exp < -4 || exp >= eprec) {
+    if (json) {
+        double a = d < 0 ? -d : d;
+        use_exp = a != 0 && (a < 1e-6 || a >= 1e21);
+    } else {
+        if (eprec > prec && prec >= dp)
+            eprec = prec;
+        use_exp = exp < -4 || exp >= eprec;
+    }
+    if (use_exp) {
+        char *e = strchr(s, 'e');
+        if (json && e[1] == '-' && e[2] == '0') /* encoding/json writes 1e-7, not 1e-07 */
+            memmove(e + 2, e + 3, strlen(e + 3) + 1);
         buf_append_cstr(out, s);
         return;
     }
@@ -112,7 +144,7 @@ static void print_value(struct buf *out, const json_t *v, bool top)
         buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
-        print_float(out, json_real_value(v));
+        tmpl_print_float(out, json_real_value(v), false);
         break;
     case JSON_ARRAY:
         buf_append_cstr(out, "[");

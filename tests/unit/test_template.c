@@ -453,6 +453,70 @@ static void test_conversions(void **state)
     expect_render_errors(errors, ARRAY_LEN(errors));
 }
 
+/* The text formatters: Go's encoding/json, x/text's title caser, indent, digests, env, maps. */
+static void test_formatting(void **state)
+{
+    static const struct error_case cases[] = {
+        /* parseJSON makes Go maps, written with sorted keys; floats as encoding/json writes them */
+        {"{{ parseJSON \"{\\\"z\\\":1,\\\"a\\\":1e21,\\\"m\\\":1e-7,\\\"k\\\":[0.5,12]}\" | "
+         "toJSON }}",
+         "{\"a\":1e+21,\"k\":[0.5,12],\"m\":1e-7,\"z\":1}"},
+        {"{{ parseJSON \"{\\\"b\\\":[1,\\\"<x>&\\\"],\\\"a\\\":{},\\\"c\\\":[]}\" | toJSONPretty "
+         "}}",
+         "{\n  \"a\": {},\n  \"b\": [\n    1,\n    \"\\u003cx\\u003e\\u0026\"\n  ],\n  \"c\": "
+         "[]\n}"},
+        {"{{ toJSONPretty nil }} {{ toJSON \"tab\\tbs\\b\\u2028\\x01\" }}",
+         "null \"tab\\tbs\\b\\u2028\\u0001\""},
+        /* x/text's title caser with NoLower: ' . : inside a word continue it, digits too */
+        {"{{ toTitle \"hello world-wide web_site don't a..b 1st o'neil x:y iPhone\" }}",
+         "Hello World-Wide Web_site Don't A..B 1St O'neil X:y IPhone"},
+        {"{{ indent 4 \"a\\n\\nb\\n\" }}|{{ \"x\" | indent 0 }}", "    a\n\n    b\n|x"},
+        {"{{ sha256Hex \"abc\" }} {{ md5sum \"\" }}",
+         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
+         "d41d8cd98f00b204e9800998ecf8427e"},
+        {"{{ hmacSHA256Hex \"what do ya want for nothing?\" \"Jefe\" }}",
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        /* consul-template's split trims the string first; a trailing separator is an item */
+        {"{{ split \",\" \" a,b\\n\" | len }} {{ split \",\" \"a,\" | len }} {{ split \",\" \" \" "
+         "| len }}",
+         "2 2 0"},
+        {"{{ splitToMap \",\" \"=\" \" b=2,a=1,c,a=3=x \\n\" }} {{ splitToMap \",\" \"=\" "
+         "\"z=1,y=2\" "
+         "| toJSON }} {{ len (splitToMap \";\" \":\" \"\") }}",
+         "map[a:3=x b:2] {\"y\":\"2\",\"z\":\"1\"} 0"},
+        {"{{ mustEnv \"MESH_TEST_SET\" }}|{{ envOrDefault \"MESH_TEST_EMPTY\" \"d\" }}|{{ "
+         "envOrDefault \"MESH_TEST_UNSET\" \"d\" }}",
+         "v||d"},
+        /* byKey and explode regroup KV pairs (any list of objects with Key and Value) */
+        {"{{ $p := parseJSON \"[{\\\"Key\\\":\\\"web/a\\\",\\\"Value\\\":\\\"1\\\"},"
+         "{\\\"Key\\\":\\\"db/x/y\\\",\\\"Value\\\":\\\"2\\\"},{\\\"Key\\\":\\\"top\\\","
+         "\\\"Value\\\":\\\"3\\\"},{\\\"Key\\\":\\\"web/\\\",\\\"Value\\\":\\\"4\\\"}]\" }}"
+         "{{ range $k, $v := byKey $p }}{{ $k }}:{{ range $v }}{{ .Key }}={{ .Value }};{{ end }} "
+         "{{ end }}|{{ explode $p | toJSON }}",
+         "db:x/y=2; web:a=1; |{\"db\":{\"x\":{\"y\":\"2\"}},\"top\":\"3\",\"web\":{\"a\":\"1\"}}"},
+    };
+    static const struct error_case errors[] = {
+        {"{{ indent -1 \"x\" }}",
+         "in.ctmpl:1:4: error calling indent: indent value must be a positive integer"},
+        {"{{ indent \"2\" \"x\" }}",
+         "in.ctmpl:1:4: wrong type for value; expected int; got string"},
+        {"{{ mustEnv \"MESH_TEST_EMPTY\" }}",
+         "in.ctmpl:1:4: error calling mustEnv: required environment variable MESH_TEST_EMPTY is "
+         "empty"},
+        {"{{ explode (parseJSON \"[{\\\"Key\\\":\\\"a\\\",\\\"Value\\\":\\\"x\\\"},{\\\"Key\\\":"
+         "\\\"a/b\\\",\\\"Value\\\":\\\"y\\\"}]\") }}",
+         "in.ctmpl:1:4: error calling explode: explode: not a map: \"a/b\": \"a\" already has "
+         "value \"x\""},
+        {"{{ byKey \"x\" }}", "in.ctmpl:1:4: wrong type for value; expected []string; got string"},
+    };
+
+    setenv("MESH_TEST_SET", "v", 1);
+    setenv("MESH_TEST_EMPTY", "", 1);
+    unsetenv("MESH_TEST_UNSET");
+    expect_renders(cases, ARRAY_LEN(cases));
+    expect_render_errors(errors, ARRAY_LEN(errors));
+}
+
 /* timestamp LAYOUT: Go's layout words, in UTC (the zone words are constants then). */
 static void test_timestamp_layouts(void **state)
 {
@@ -567,7 +631,7 @@ int main(void)
         cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_dep_parse),
         cmocka_unit_test(test_timestamp_layouts),  cmocka_unit_test(test_dep_decode_errors),
         cmocka_unit_test(test_spec_parse),         cmocka_unit_test(test_define_and_loops),
-        cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_conversions),        cmocka_unit_test(test_formatting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
