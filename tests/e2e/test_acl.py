@@ -169,6 +169,32 @@ def test_bootstrap_once(agent_factory, tmp_path):
     assert a.put("/v1/kv/k2", "1").json() is True
 
 
+def test_bootstrap_reset_index_is_the_bootstraps(agent_factory, tmp_path):
+    """Consul's reset index is the index of the bootstrap itself: ACL writes after it (and a
+    restart) leave it as it was, and the reset file naming it allows one more bootstrap."""
+    cfg = tmp_path / "acl.json"
+    cfg.write_text(json.dumps({"acl": {"enabled": True, "default_policy": "deny"}}))
+    data = tmp_path / "data"
+    a = agent_factory(config_files=[cfg], data_dir=data)
+    boot = a.put("/v1/acl/bootstrap").json()
+    root = {"X-Consul-Token": boot["SecretID"]}
+    assert a.put("/v1/acl/policy", {"Name": "p", "Rules": 'key "x" { policy = "read" }'},
+                 headers=root).status == 200
+    assert a.put("/v1/acl/token", {"Policies": [{"Name": "p"}]}, headers=root).status == 200
+    refused = f"Permission denied: ACL bootstrap no longer allowed (reset index: {boot['CreateIndex']})"
+    assert_text_error(a.put("/v1/acl/bootstrap"), 403, equals=refused)
+    a.stop()
+    a.start()
+    assert_text_error(a.put("/v1/acl/bootstrap"), 403, equals=refused)
+    (data / "acl-bootstrap-reset").write_text(f"{boot['CreateIndex']}\n")
+    again = a.put("/v1/acl/bootstrap")
+    assert again.status == 200, again
+    assert again.json()["CreateIndex"] > boot["CreateIndex"]
+    assert not (data / "acl-bootstrap-reset").exists()
+    assert_text_error(a.put("/v1/acl/bootstrap"), 403, equals=(
+        f"Permission denied: ACL bootstrap no longer allowed (reset index: {again.json()['CreateIndex']})"))
+
+
 def test_check_operations_need_service_or_node_write(setup):
     """Check operations need service:write on the check's service, or node:write for a
     node-level check (Consul's rule): a service token may pass its own TTL check only."""

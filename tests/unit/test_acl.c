@@ -269,6 +269,85 @@ static void test_token_update_from_stored_token(void **state)
     reg_state_free(&st);
 }
 
+/* Replays records (a journal, or a snapshot's dump) into a fresh state. */
+static void replay(const json_t *records, struct reg_state *into)
+{
+    size_t i;
+    json_t *r;
+
+    reg_state_init(into);
+    json_array_foreach(records, i, r) assert_int_equal(reg_state_apply(into, r), 0);
+}
+
+/*
+ * Consul's reset index is the bootstrap's own index: other ACL writes leave it, a replica
+ * (the journal replayed) and a restore (a snapshot) have it, and a later bootstrap moves it.
+ */
+static void test_bootstrap_index_is_the_bootstraps(void **state)
+{
+    (void)state;
+    struct reg_state st, replica, restored;
+    json_t *journal = json_array(), *snapshot = json_array();
+    char *mgmt[1] = {(char *)REG_ACL_MANAGEMENT_POLICY_ID};
+    struct reg_acl_token boot = {.accessor_id = (char *)"b1",
+                                 .secret_id = (char *)"bs1",
+                                 .policy_ids = mgmt,
+                                 .npolicies = 1};
+    struct reg_acl_token other = {.accessor_id = (char *)"t1", .secret_id = (char *)"s1"};
+
+    reg_state_init(&st);
+    st.journal = collect;
+    st.journal_data = journal;
+    assert_int_equal(reg_acl_bootstrap_index(&st), 0);
+    reg_acl_token_put(&st, &other);
+    uint64_t first = reg_acl_token_bootstrap(&st, &boot);
+    assert_int_equal(reg_acl_bootstrap_index(&st), first);
+    reg_acl_token_put(&st, &other);
+    reg_acl_token_delete(&st, "b1");
+    assert_true(st.table_index[REG_TABLE_ACL] > first);
+    assert_int_equal(reg_acl_bootstrap_index(&st), first); /* even with its token gone */
+
+    replay(journal, &replica);
+    assert_int_equal(reg_acl_bootstrap_index(&replica), first);
+    reg_state_dump(&st, collect, snapshot);
+    replay(snapshot, &restored);
+    assert_int_equal(reg_acl_bootstrap_index(&restored), first);
+
+    boot.accessor_id = (char *)"b2";
+    boot.secret_id = (char *)"bs2";
+    uint64_t second = reg_acl_token_bootstrap(&st, &boot);
+    assert_true(second > first);
+    assert_int_equal(reg_acl_bootstrap_index(&st), second);
+    reg_state_free(&replica);
+    reg_state_free(&restored);
+    json_decref(journal);
+    json_decref(snapshot);
+    reg_state_free(&st);
+}
+
+/* State written before bootstraps were recorded: the oldest management token's CreateIndex. */
+static void test_bootstrap_index_of_older_state(void **state)
+{
+    (void)state;
+    struct reg_state st;
+    char *mgmt[1] = {(char *)REG_ACL_MANAGEMENT_POLICY_ID};
+    struct reg_acl_token other = {.accessor_id = (char *)"t1", .secret_id = (char *)"s1"};
+    struct reg_acl_token t = {.accessor_id = (char *)"m1",
+                              .secret_id = (char *)"ms1",
+                              .policy_ids = mgmt,
+                              .npolicies = 1};
+
+    reg_state_init(&st);
+    reg_acl_token_put(&st, &other);
+    assert_int_equal(reg_acl_bootstrap_index(&st), 0);
+    uint64_t oldest = reg_acl_token_put(&st, &t);
+    t.accessor_id = (char *)"m2";
+    t.secret_id = (char *)"ms2";
+    reg_acl_token_put(&st, &t);
+    assert_int_equal(reg_acl_bootstrap_index(&st), oldest);
+    reg_state_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_denied_text),
         cmocka_unit_test(test_resolve_and_replay),
         cmocka_unit_test(test_token_update_from_stored_token),
+        cmocka_unit_test(test_bootstrap_index_is_the_bootstraps),
+        cmocka_unit_test(test_bootstrap_index_of_older_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,9 +178,9 @@ static bool disabled_read(struct reg_api_call *c, struct reg_api_result *res)
 
 /*
  * Consul's way back in when every management token is lost: the operator writes the reset index
- * a refused bootstrap named into DATA_DIR/acl-bootstrap-reset, and the next bootstrap at that
- * index is allowed and removes the file. A file naming another index stays and allows nothing
- * (an ACL write moved the index on since: the operator asks again).
+ * a refused bootstrap named (the last bootstrap's index) into DATA_DIR/acl-bootstrap-reset, and
+ * the next bootstrap is allowed and removes the file. A file naming another index stays and
+ * allows nothing (another bootstrap happened since: the operator asks again).
  */
 static bool bootstrap_reset_requested(const struct reg_settings *cfg, uint64_t reset_index)
 {
@@ -222,17 +222,12 @@ out:
 void reg_api_acl_bootstrap(struct reg_api_call *c)
 {
     struct reg_state *st = c->api->state;
-    uint64_t reset_index = st->table_index[REG_TABLE_ACL];
+    uint64_t reset_index = reg_acl_bootstrap_index(st);
     char accessor[37], secret[37], now[40];
 
     if (disabled(c))
         return;
-    smap_foreach(&st->acl_tokens, e)
-    {
-        if (!reg_acl_token_is_management(e->val))
-            continue;
-        if (bootstrap_reset_requested(c->api->cfg, reset_index))
-            break;
+    if (reset_index && !bootstrap_reset_requested(c->api->cfg, reset_index)) {
         reg_api_error(c, 403,
                       "Permission denied: ACL bootstrap no longer allowed (reset index: %llu)",
                       (unsigned long long)reset_index);
@@ -250,7 +245,7 @@ void reg_api_acl_bootstrap(struct reg_api_call *c)
         .npolicies = 1,
         .create_time = now,
     };
-    reg_acl_token_put(st, &t);
+    reg_acl_token_bootstrap(st, &t);
     reg_api_ok_json(c, render_token(st, reg_acl_token_get(st, accessor)));
 }
 

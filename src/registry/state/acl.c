@@ -569,6 +569,10 @@ void reg_acl_state_ensure(struct reg_state *st, const struct reg_acl_settings *s
             .npolicies = 1,
             .create_time = now,
         };
-        reg_acl_token_put(st, &t);
+        /* As in Consul, the initial management token is the bootstrap when none was made. */
+        if (reg_acl_bootstrap_index(st))
+            reg_acl_token_put(st, &t);
+        else
+            reg_acl_token_bootstrap(st, &t);
     }
 }

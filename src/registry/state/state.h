@@ -163,6 +163,7 @@ struct reg_state {
     struct smap acl_tokens;   /* AccessorID -> struct reg_acl_token */
     struct smap acl_secrets;  /* SecretID -> struct reg_acl_token (same objects, borrowed) */
     struct smap acl_policies; /* ID -> struct reg_acl_policy */
+    uint64_t acl_bootstrap;   /* index of the last ACL bootstrap, 0 before any */
     bool acl_ready;           /* runtime only: the built-in ACL objects were ensured */
     struct smap sessions;     /* session ID -> struct reg_session */
     struct smap queries;      /* prepared query ID -> struct reg_query (state_query.c) */
@@ -261,7 +262,9 @@ uint64_t reg_kv_prefix_index(const struct reg_state *st, const char *prefix);
 uint64_t reg_kv_delete_tree(struct reg_state *st, const char *prefix);
 
 /* ---- ACLs (state_acl.c): tokens and policies, journaled as acl-token[-delete] and
- * acl-policy[-delete]. Tokens link policies by ID; a link to a deleted policy is ignored. ---- */
+ * acl-policy[-delete] (a bootstrap's acl-token record says "bootstrap"; a snapshot keeps the
+ * bootstrap index as acl-bootstrap). Tokens link policies by ID; a link to a deleted policy is
+ * ignored. ---- */
 
 #define REG_ACL_ANONYMOUS_ID         "00000000-0000-0000-0000-000000000002"
 #define REG_ACL_MANAGEMENT_POLICY_ID "00000000-0000-0000-0000-000000000001"
@@ -301,6 +304,17 @@ const struct reg_acl_policy *reg_acl_policy_by_name(const struct reg_state *st, 
  * strings of the token it replaces. Returns the index.
  */
 uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t);
+/*
+ * reg_acl_token_put for a bootstrap's management token: its index becomes the bootstrap index
+ * (journaled with the token, so replicas and replays have it too). Returns the index.
+ */
+uint64_t reg_acl_token_bootstrap(struct reg_state *st, const struct reg_acl_token *t);
+/*
+ * Consul's reset index: the index of the last bootstrap, which no other ACL write moves; 0 when
+ * none was made (a bootstrap is allowed). State written before bootstraps were recorded counts
+ * the CreateIndex of its oldest management token.
+ */
+uint64_t reg_acl_bootstrap_index(const struct reg_state *st);
 /* Deletes a token. 0 when absent. */
 uint64_t reg_acl_token_delete(struct reg_state *st, const char *accessor);
 /* Creates or replaces a policy (copied). Returns 0 with *index set, or -EINVAL with e set when

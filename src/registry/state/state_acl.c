@@ -212,7 +212,7 @@ static int policy_store(struct reg_state *st, const struct reg_acl_policy *p, st
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
-uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t)
+static uint64_t token_write(struct reg_state *st, const struct reg_acl_token *t, bool bootstrap)
 {
     const struct reg_acl_token *old = reg_acl_token_get(st, t->accessor_id);
     struct reg_acl_token c = *t;
@@ -222,8 +222,38 @@ uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t)
     c.modify_index = index;
     if (old && (!t->create_time || !t->create_time[0]))
         c.create_time = old->create_time; /* token_store copies before freeing old */
-    commit(st, token_record(token_store(st, &c)));
+    json_t *rec = token_record(token_store(st, &c));
+    if (bootstrap) {
+        st->acl_bootstrap = index;
+        json_object_set_new(rec, "bootstrap", json_true());
+    }
+    commit(st, rec);
     return index;
+}
+
+uint64_t reg_acl_token_put(struct reg_state *st, const struct reg_acl_token *t)
+{
+    return token_write(st, t, false);
+}
+
+uint64_t reg_acl_token_bootstrap(struct reg_state *st, const struct reg_acl_token *t)
+{
+    return token_write(st, t, true);
+}
+
+uint64_t reg_acl_bootstrap_index(const struct reg_state *st)
+{
+    uint64_t oldest = 0;
+
+    if (st->acl_bootstrap)
+        return st->acl_bootstrap;
+    smap_foreach(&st->acl_tokens, e)
+    {
+        const struct reg_acl_token *t = e->val;
+        if (reg_acl_token_is_management(t) && (!oldest || t->create_index < oldest))
+            oldest = t->create_index;
+    }
+    return oldest;
 }
 
 uint64_t reg_acl_token_delete(struct reg_state *st, const char *accessor)
@@ -328,8 +358,17 @@ int reg_acl_apply(struct reg_state *st, const json_t *r)
 {
     const char *op = get_str(r, "op");
 
-    if (strcmp(op, "acl-token") == 0)
-        return apply_token(st, json_object_get(r, "token"));
+    if (strcmp(op, "acl-token") == 0) {
+        if (apply_token(st, json_object_get(r, "token")) < 0)
+            return -EINVAL;
+        if (json_is_true(json_object_get(r, "bootstrap")))
+            st->acl_bootstrap = get_u64(r, "index");
+        return 0;
+    }
+    if (strcmp(op, "acl-bootstrap") == 0) {
+        st->acl_bootstrap = get_u64(r, "index");
+        return 0;
+    }
     if (strcmp(op, "acl-token-delete") == 0) {
         token_remove(st, get_str(r, "accessor_id"));
         return 0;
@@ -357,6 +396,12 @@ void reg_acl_dump(const struct reg_state *st, reg_journal_cb emit, void *data)
     smap_foreach(&st->acl_tokens, e)
     {
         json_t *r = token_record(e->val);
+        emit(r, data);
+        json_decref(r);
+    }
+    /* The bootstrap's token may be gone or rewritten since: its index travels on its own. */
+    if (st->acl_bootstrap) {
+        json_t *r = record("acl-bootstrap", st->acl_bootstrap);
         emit(r, data);
         json_decref(r);
     }
