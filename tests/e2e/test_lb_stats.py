@@ -176,6 +176,16 @@ def test_response_times_in_csv_metrics_and_page(backends, lb_factory):
     lb = lb_factory(static_args(bs) + ["-check=false"])
     for _ in range(3):
         assert lb.get("/slow?ms=60")[0] == 200
+    # A worker records a request's times once its response is sent, so the client can ask the
+    # stats thread before the last one is in: wait for it (bounded), then check the figures.
+    def recorded():
+        st, _, body = lb.stats_get(path="/metrics")
+        m = body.decode()
+        return st == 200 and all(
+            metric(m, f"haproxy_{scope}_http_response_time_seconds_count", **labels) == 3
+            for scope, labels in (("server", {"proxy": "web", "server": "srv1"}),
+                                  ("backend", {"proxy": "web"})))
+    wait_until(recorded, 10, what="the third request's times")
     for name in ("srv1", "BACKEND"):
         row = lb.row(name)
         assert num(row, "rtime") >= 60 and num(row, "rtime_max") >= 60, row
