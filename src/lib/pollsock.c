@@ -30,12 +30,17 @@ static int wanted(const struct pollsock *ps)
     return ev;
 }
 
-/* Registers what ps waits for when that changed: the only place that touches the epoll set. */
+/*
+ * Registers what ps waits for when that changed: the only place that touches the epoll set.
+ * Inside ps's own callback it waits for the callback's end (pollsock_io), so that what the
+ * owner does there costs one registration at most, and none when it closes: an owner that
+ * reads EOF and closes pays for no epoll_ctl of its own before the one of the close.
+ */
 static void update(struct pollsock *ps)
 {
     int ev = wanted(ps);
 
-    if (ps->closing || ev == ps->events)
+    if (ps->closing || ps->in_io || ev == ps->events)
         return;
     ps->events = ev;
     if (ev == 0) {
@@ -108,6 +113,7 @@ static void pollsock_io(uv_poll_t *h, int status, int events)
 {
     struct pollsock *ps = h->data;
 
+    ps->in_io = true;
     if (status < 0) {
         /* POLLERR: libuv stopped the handle. Whatever waits fetches the error itself (the
          * connect's SO_ERROR, the send's or recv's errno), and what is still wanted after
@@ -127,8 +133,10 @@ static void pollsock_io(uv_poll_t *h, int status, int events)
         ps->read_cb(ps);
     /* After the callbacks, which may have started the next wait: a connect that ends in the
      * first write and a read costs one re-registration, not two. */
-    if (!ps->closing)
+    if (!ps->closing) {
+        ps->in_io = false;
         update(ps);
+    }
 }
 
 int pollsock_open(struct pollsock *ps, uv_loop_t *loop, int fd, pollsock_read_cb read_cb)

@@ -12,7 +12,9 @@
  * change: reading on (the steady state of a keep-alive connection) costs no epoll_ctl per
  * message. Changing the set (pausing reads for backpressure, waiting for writable after a
  * short send, a connect) re-registers the fd, which costs libuv's uv_poll_start two
- * epoll_ctl; so does opening (uv_poll_init checks the fd with an add and a delete).
+ * epoll_ctl; so does opening (uv_poll_init checks the fd with an add and a delete). Changes
+ * made in the socket's own callbacks are registered once, when they return, and not at all
+ * when the owner closes there (the usual end: EOF read, then close).
  *
  * Like a uv stream, reading stops by itself at EOF or an error. Everything runs on the loop's
  * thread. The owner embeds the struct; it must stay allocated until the close callback.
@@ -41,6 +43,7 @@ struct pollsock {
     bool reading;   /* the owner wants read_cb */
     bool eof;       /* EOF or an error was read: reading is over */
     bool connecting, closing;
+    bool in_io; /* in pollsock_io: what it waits for is registered at the end */
     pollsock_read_cb read_cb;
     pollsock_status_cb connect_cb, write_cb;
     uv_buf_t wbufs[POLLSOCK_MAX_BUFS]; /* the unsent rest of a write (borrowed, see write) */

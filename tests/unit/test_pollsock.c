@@ -8,8 +8,10 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,7 +30,27 @@ struct probe {
     int done;     /* write or connect callbacks */
     int status;   /* of the last one */
     int closed;
+    bool close_at_eof;     /* on_read closes ps when it reads EOF */
+    int registered_at_eof; /* whether ps's fd was in the loop's epoll set then (-1: no EOF) */
 };
+
+static void on_closed(uv_handle_t *h);
+
+/* Whether fd is in the epoll set of loop, as the kernel lists it in the set's fdinfo. */
+static bool registered(uv_loop_t *loop, int fd)
+{
+    char path[64], line[256];
+    bool found = false;
+    int tfd;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", uv_backend_fd(loop));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = sscanf(line, "tfd: %d", &tfd) == 1 && tfd == fd;
+    fclose(f);
+    return found;
+}
 
 static void on_read(struct pollsock *ps)
 {
@@ -38,6 +60,11 @@ static void on_read(struct pollsock *ps)
     p->last = pollsock_recv(ps, p->got + p->ngot, sizeof(p->got) - 1 - p->ngot);
     if (p->last > 0)
         p->ngot += (size_t)p->last;
+    if (p->last != UV_EOF)
+        return;
+    p->registered_at_eof = registered(ps->poll.loop, ps->fd);
+    if (p->close_at_eof)
+        pollsock_close(ps, on_closed);
 }
 
 static void on_done(struct pollsock *ps, int status)
@@ -58,6 +85,7 @@ static void on_closed(uv_handle_t *h)
 static void open_pair(uv_loop_t *loop, struct probe *p, int sv[2])
 {
     memset(p, 0, sizeof(*p));
+    p->registered_at_eof = -1;
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
     assert_int_equal(pollsock_open(&p->ps, loop, sv[0], on_read), 0);
     p->ps.data = p;
@@ -104,11 +132,38 @@ static void test_reads_pause_and_end_at_eof(void **state)
     RUN_UNTIL(&loop, p.last == UV_EOF);
     assert_true(p.ps.eof);
     assert_int_equal(p.ps.events, 0); /* nothing more is read: no wake-up at EOF forever */
+    assert_false(registered(&loop, p.ps.fd));
     reads = p.reads;
     for (int i = 0; i < 20; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(p.reads, reads);
     close_probe(&loop, &p);
+}
+
+/*
+ * The usual end of a connection: the owner reads EOF and closes. The fd stays in the epoll set
+ * until the close takes it out, so the EOF costs no epoll_ctl of its own (with Connection:
+ * close, one per request).
+ */
+static void test_an_owner_closing_at_eof_costs_no_reregistration(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    uv_loop_init(&loop);
+    open_pair(&loop, &p, sv);
+    p.close_at_eof = true;
+    pollsock_read(&p.ps, true);
+    assert_int_equal(send(sv[1], "abc", 3, 0), 3);
+    RUN_UNTIL(&loop, p.ngot == 3);
+    assert_true(registered(&loop, sv[0]));
+    shutdown(sv[1], SHUT_WR);
+    RUN_UNTIL(&loop, p.closed == 1);
+    assert_int_equal(p.registered_at_eof, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    close(sv[1]);
 }
 
 /* Reads what sv has (non-blocking) into out, up to cap; how many bytes came. */
@@ -260,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_pause_and_end_at_eof),
+        cmocka_unit_test(test_an_owner_closing_at_eof_costs_no_reregistration),
         cmocka_unit_test(test_a_short_write_finishes_when_the_peer_reads),
         cmocka_unit_test(test_a_waiting_write_fails_when_the_peer_goes),
         cmocka_unit_test(test_connect_then_shut_the_write_side),
