@@ -1375,17 +1375,21 @@ static struct lb_client *client_new(struct lb_proxy *px, int fd, int *rc)
     return c;
 }
 
-static void client_peer(struct lb_client *c)
+/* The client's address for the added fields: peer's (borrowed), else the socket's. */
+static void client_peer(struct lb_client *c, const struct sockaddr *peer)
 {
     struct sockaddr_storage ss = {0}; /* scan-build cannot see getpeername fill it */
     socklen_t len = sizeof(ss);
 
-    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
-    } else if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
+    if (!peer || peer->sa_family == AF_UNSPEC) {
+        if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
+            return;
+        peer = (const struct sockaddr *)&ss;
+    }
+    if (peer->sa_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)peer, c->ip, sizeof(c->ip));
+    } else if (peer->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)peer, c->ip, sizeof(c->ip));
         c->ipv6 = true;
     }
 }
@@ -1404,7 +1408,7 @@ static void client_start(struct lb_client *c)
     update_reading(c);
 }
 
-int lb_proxy_open_tcp(struct lb_proxy *px, int fd)
+int lb_proxy_open_tcp(struct lb_proxy *px, int fd, const struct sockaddr *peer)
 {
     int one = 1, rc;
     struct lb_client *c = client_new(px, fd, &rc);
@@ -1413,7 +1417,7 @@ int lb_proxy_open_tcp(struct lb_proxy *px, int fd)
         return rc;
     /* every answer leaves in one send: nothing to gain from waiting for more */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    client_peer(c);
+    client_peer(c, peer);
     client_start(c);
     return 0;
 }
@@ -1424,7 +1428,7 @@ int lb_proxy_open_fd(struct lb_proxy *px, int fd)
     socklen_t len = sizeof(ss);
 
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != AF_UNIX)
-        return lb_proxy_open_tcp(px, fd);
+        return lb_proxy_open_tcp(px, fd, NULL);
 
     int rc;
     struct lb_client *c = client_new(px, fd, &rc);

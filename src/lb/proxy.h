@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "lib/http_parse.h"
@@ -63,9 +64,11 @@ void lb_proxy_init(struct lb_proxy *px, uv_loop_t *loop, const struct lb_config 
 
 /*
  * Serves an accepted TCP connection (a worker accepts it, possibly for another worker's
- * proxy: workers.c). Takes ownership of fd, closing it on failure. 0 or a negative uv error.
+ * proxy: workers.c). Takes ownership of fd, closing it on failure. peer (borrowed) is the
+ * client's address as accept gave it, or NULL (or AF_UNSPEC) to ask the socket. 0 or a
+ * negative uv error.
  */
-int lb_proxy_open_tcp(struct lb_proxy *px, int fd);
+int lb_proxy_open_tcp(struct lb_proxy *px, int fd, const struct sockaddr *peer);
 
 /*
  * Serves an already connected socket (TCP, or a UNIX socket such as one end of a socketpair,

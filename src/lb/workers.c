@@ -42,6 +42,12 @@
 /* Compare-and-swap rounds to place a connection before the acceptor keeps it itself. */
 #define PLACE_TRIES 8
 
+/* An accepted connection on its way to a worker, with the address accept4 gave for it. */
+struct lb_accepted {
+    int fd;
+    struct sockaddr_storage peer;
+};
+
 struct lb_worker {
     struct lb_workers *all;
     pthread_t thread;
@@ -58,7 +64,7 @@ struct lb_worker {
     struct lb_proxy px;
     /* Connections other workers accepted for this one; guarded by lock. */
     pthread_mutex_t lock;
-    int inbox[INBOX_MAX];
+    struct lb_accepted inbox[INBOX_MAX];
     size_t ninbox;
     bool inbox_closed; /* draining or finished: nothing more is handed here */
     /* Client connections open or on their way here (see the top of this file). */
@@ -87,16 +93,16 @@ static void worker_client_closed(struct lb_proxy *px)
 }
 
 /*
- * Takes what is in w's inbox into fds (at least INBOX_MAX of them) and, when close is set,
+ * Takes what is in w's inbox into in (at least INBOX_MAX of them) and, when close is set,
  * stops further hand-offs to w. Returns how many were taken.
  */
-static size_t inbox_take(struct lb_worker *w, int *fds, bool close)
+static size_t inbox_take(struct lb_worker *w, struct lb_accepted *in, bool close)
 {
     size_t n;
 
     pthread_mutex_lock(&w->lock);
     n = w->ninbox;
-    memcpy(fds, w->inbox, n * sizeof(*fds));
+    memcpy(in, w->inbox, n * sizeof(*in));
     w->ninbox = 0;
     if (close)
         w->inbox_closed = true;
@@ -107,24 +113,24 @@ static size_t inbox_take(struct lb_worker *w, int *fds, bool close)
 /* No more hand-offs to w; connections already handed are closed unserved. */
 static void inbox_close(struct lb_worker *w)
 {
-    int fds[INBOX_MAX];
-    size_t n = inbox_take(w, fds, true);
+    struct lb_accepted in[INBOX_MAX];
+    size_t n = inbox_take(w, in, true);
 
     for (size_t i = 0; i < n; i++) {
-        close(fds[i]);
+        close(in[i].fd);
         load_drop(w);
     }
 }
 
-/* Puts fd into to's inbox and wakes its loop; false when to takes no more. */
-static bool inbox_put(struct lb_worker *to, int fd)
+/* Puts a copy of *a into to's inbox and wakes its loop; false when to takes no more. */
+static bool inbox_put(struct lb_worker *to, const struct lb_accepted *a)
 {
     bool ok;
 
     pthread_mutex_lock(&to->lock);
     ok = !to->inbox_closed && to->ninbox < INBOX_MAX;
     if (ok) {
-        to->inbox[to->ninbox++] = fd;
+        to->inbox[to->ninbox++] = *a;
         /* under the lock: inbox_closed is set before to's loop can close the handle */
         uv_async_send(&to->inbox_wake);
     }
@@ -135,11 +141,11 @@ static bool inbox_put(struct lb_worker *to, int fd)
 static void inbox_ready(uv_async_t *a)
 {
     struct lb_worker *w = a->data;
-    int fds[INBOX_MAX];
-    size_t n = inbox_take(w, fds, false);
+    struct lb_accepted in[INBOX_MAX];
+    size_t n = inbox_take(w, in, false);
 
-    for (size_t i = 0; i < n; i++)
-        lb_proxy_open_tcp(&w->px, fds[i]); /* on failure it closes the connection */
+    for (size_t i = 0; i < n; i++) /* on failure it closes the connection */
+        lb_proxy_open_tcp(&w->px, in[i].fd, (const struct sockaddr *)&in[i].peer);
 }
 
 /*
@@ -168,18 +174,18 @@ static struct lb_worker *place(struct lb_worker *self)
     return self;
 }
 
-/* Serves fd here or hands it to a worker with fewer connections. */
-static void dispatch(struct lb_worker *w, int fd)
+/* Serves a here or hands it to a worker with fewer connections. */
+static void dispatch(struct lb_worker *w, const struct lb_accepted *a)
 {
     struct lb_worker *to = place(w);
 
-    if (to != w && !inbox_put(to, fd)) {
+    if (to != w && !inbox_put(to, a)) {
         load_drop(to); /* draining, or its inbox is full: serve it here */
         atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
         to = w;
     }
     if (to == w)
-        lb_proxy_open_tcp(&w->px, fd);
+        lb_proxy_open_tcp(&w->px, a->fd, (const struct sockaddr *)&a->peer);
 }
 
 static void worker_accept(uv_poll_t *p, int status, int events);
@@ -215,10 +221,14 @@ static void worker_accept(uv_poll_t *p, int status, int events)
     if (status < 0)
         return;
     for (int i = 0; i < ACCEPT_BATCH && !w->draining; i++) {
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
+        /* the client's address comes with the connection: no getpeername for X-Forwarded-For */
+        struct lb_accepted a = {.peer.ss_family = AF_UNSPEC};
+        socklen_t len = sizeof(a.peer);
+        a.fd =
+            accept4(w->listen_fd, (struct sockaddr *)&a.peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (a.fd >= 0) {
             w->starved = false;
-            dispatch(w, fd);
+            dispatch(w, &a);
         } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             accept_pause(w, errno);
             break;

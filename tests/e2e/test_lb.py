@@ -138,6 +138,22 @@ def test_forwarded_headers_reach_the_backend(backends, lb_factory):
     assert parts == ["10.1.2.3", "127.0.0.1"], seen
 
 
+def test_an_ipv6_client_address_is_forwarded(backends, lb_factory):
+    """The client's address comes from the accept itself: an IPv6 client is named as such."""
+    bs = backends(1)
+    lb = lb_factory(static_args(bs) + ["-bind", "::"])  # both families on one socket
+    c = http.client.HTTPConnection("::1", lb.port, timeout=5)
+    try:
+        c.request("GET", "/headers")
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, body
+    finally:
+        c.close()
+    seen = json.loads(body)
+    assert values(seen, "X-Forwarded-For") == ["::1"], seen
+
+
 def test_hop_by_hop_headers_are_removed(backends, lb_factory):
     bs = backends(1)
     lb = lb_factory(static_args(bs))
