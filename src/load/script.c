@@ -182,15 +182,31 @@ static void diag_value(struct script_ctx *c, const json_t *parent, const char *k
         script_diag(c, parent, key, 0, "%s.%s: want %s", where, key, want);
 }
 
+int load_duration_ms(const char *s, int64_t *ms)
+{
+    int64_t ns;
+    double d;
+    char *end;
+
+    d = strtod(s, &end);
+    if (end != s && *end == '\0' && d >= 0 && d <= 1e9)
+        *ms = (int64_t)llround(d * 1000);
+    else if (read_ms_words(s, &d) == 0 && d <= 1e12)
+        *ms = (int64_t)llround(d);
+    else if (duration_parse(str_from(s), &ns) == 0)
+        *ms = ns / DURATION_MS;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 int script_read_duration(struct script_ctx *c, const json_t *parent, const char *key,
                          const char *where, int64_t *ms)
 {
     const json_t *v = json_object_get(parent, key);
     struct buf tmp = BUF_INIT;
     const char *s = NULL;
-    int64_t ns;
     double d;
-    char *end;
     int rc = 0;
 
     if (json_is_number(v)) {
@@ -203,16 +219,8 @@ int script_read_duration(struct script_ctx *c, const json_t *parent, const char 
     if (!json_is_string(v))
         goto bad;
     s = script_config_text(c, json_string_value(v), &tmp);
-    d = strtod(s, &end);
-    if (end != s && *end == '\0' && d >= 0 && d <= 1e9)
-        *ms = (int64_t)llround(d * 1000);
-    else if (read_ms_words(s, &d) == 0 && d <= 1e12)
-        *ms = (int64_t)llround(d);
-    else if (duration_parse(str_from(s), &ns) == 0)
-        *ms = ns / DURATION_MS;
-    else
-        goto bad;
-    goto out;
+    if (load_duration_ms(s, ms) == 0)
+        goto out;
 bad:
     diag_value(c, parent, key, where, "seconds or a duration such as \"5m\"", s);
     rc = -EINVAL;

@@ -155,6 +155,7 @@ struct load_step {
     int line;
     struct load_request req; /* LOAD_STEP_REQUEST */
     int64_t think_ms;        /* LOAD_STEP_THINK */
+    char *think_tmpl;        /* LOAD_STEP_THINK given as a template: rendered when it runs */
     struct load_step *steps; /* LOAD_STEP_LOOP */
     size_t n_steps;
     int64_t count, count_from;       /* iterations count_from..count-1; count < 0: no bound */
@@ -266,5 +267,11 @@ struct load_scenario *load_script_flow_at(struct load_script *s, size_t i);
 
 /* Total length of all phases in ms. */
 int64_t load_script_duration_ms(const struct load_script *s);
+
+/*
+ * A duration as Artillery reads phase durations and think times: seconds ("1.5"), the ms
+ * package's words ("500ms", "2 hours") or Go's ("1m30s"). Returns 0 with *ms, or -EINVAL.
+ */
+int load_duration_ms(const char *s, int64_t *ms);
 
 #endif

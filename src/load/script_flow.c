@@ -851,6 +851,14 @@ static void parse_step(struct script_ctx *c, const json_t *step, int depth, stru
     }
     if (json_object_size(step) == 1 && strcmp(key, "think") == 0) {
         out->kind = LOAD_STEP_THINK;
+        v = json_object_get(step, "think");
+        /* as Artillery renders a think time each time it runs: "{{ pause }}" from the user's
+         * variables */
+        if (json_is_string(v) && !load_tmpl_is_static(json_string_value(v))) {
+            if (script_template_ok(c, step, "think", 0, "think", json_string_value(v)))
+                out->think_tmpl = xstrdup(json_string_value(v));
+            return;
+        }
         script_read_duration(c, step, "think", "flow", &out->think_ms);
         return;
     }
@@ -1080,6 +1088,7 @@ static void free_steps(struct load_step *steps, size_t n)
         json_decref(r->params);
         free_steps(st->steps, st->n_steps);
         free(st->log);
+        free(st->think_tmpl);
         free(st->fn);
     }
     free(steps);

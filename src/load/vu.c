@@ -1212,6 +1212,34 @@ static void on_if_reply(void *data, const json_t *reply)
         vu_next(vu);
 }
 
+/*
+ * A think step: its time, rendered from the user's variables when it is a template. One that
+ * does not read as a duration fails the user, as Artillery's think throws: with the ms
+ * package's words for nothing at all (an unset variable), else naming what it read.
+ */
+static void think(struct load_vu *vu, const struct load_step *st)
+{
+    struct buf text = BUF_INIT, code = BUF_INIT;
+    int64_t ms = st->think_ms;
+
+    if (st->think_tmpl) {
+        load_tmpl_render(&text, st->think_tmpl, vu->vars, &vu->w->rng);
+        if (text.len == 0)
+            buf_append_cstr(&code, "val is not a non-empty string or a valid number. "
+                                   "val=undefined");
+        else if (load_duration_ms(text.data, &ms) < 0)
+            buf_printf(&code, "Invalid think time: %s", text.data);
+    }
+    if (code.len) {
+        record_error(vu, code.data);
+        vu_end(vu, true);
+    } else {
+        uv_timer_start(&vu->timer, on_timeout, (uint64_t)ms, 0);
+    }
+    buf_free(&text);
+    buf_free(&code);
+}
+
 static void vu_next(struct load_vu *vu)
 {
     const struct load_step *st;
@@ -1235,7 +1263,7 @@ static void vu_next(struct load_vu *vu)
                 return;
             break;
         case LOAD_STEP_THINK:
-            uv_timer_start(&vu->timer, on_timeout, (uint64_t)st->think_ms, 0);
+            think(vu, st);
             return;
         case LOAD_STEP_LOG:
             run_log(vu, st->log);

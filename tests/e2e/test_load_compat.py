@@ -31,6 +31,31 @@ def test_durations_as_artillery_reads_them(mesh, tmp_path, server):
         assert code == 2 and "test.yml:3: config.phases[0].duration: want seconds" in err, err
 
 
+def test_think_times_from_templates(mesh, tmp_path, server):
+    """A think time may be a template, rendered from the user's variables each time it runs,
+    as Artillery's is; one that reads as no duration fails the user with Artillery's error."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/a"}', 'think: "{{ pause }}"', 'get: {url: "/b"}'],
+                      '  variables: {pause: ["300ms", "0.3"]}\n')
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 2 and c["http.requests"] == 4, c
+    with server.lock:
+        t = {}
+        for when, _, path, _, _ in server.requests:
+            t.setdefault(path, []).append(when)
+    assert all(b - a >= 0.3 for a, b in zip(sorted(t["/a"]), sorted(t["/b"]))), t
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['think: "{{ nope }}"', 'get: {url: "/c"}'],
+                      '  variables: {bad: "soon"}\n')
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.failed"] == 1 and "http.requests" not in c, c
+    assert c["errors.val is not a non-empty string or a valid number. val=undefined"] == 1, c
+    rep, out = run_report(mesh, tmp_path, script.replace("nope", "bad"))
+    assert rep["aggregate"]["counters"]["errors.Invalid think time: soon"] == 1
+
+
 def test_a_script_without_phases_runs_one_user(mesh, tmp_path, server):
     """Artillery runs a script without config.phases (a functional test) as one user, and
     `--solo` makes any script one user."""
