@@ -918,6 +918,9 @@ int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
     uv_prepare_start(&cl->flush, on_flush);
     uv_timer_init(cx->loop, &cl->discover);
     cl->discover.data = cl;
+    /* Every handle reg_cluster_stop closes is initialised before the start can fail. */
+    uv_timer_init(cx->loop, &cl->beat);
+    cl->beat.data = cl;
     if (reg_repl_has_state(cl->repl)) {
         rc = reg_repl_start(cl->repl, NULL, 0, e);
         if (rc < 0)
@@ -926,8 +929,6 @@ int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
     uv_timer_start(&cl->discover, reg_cluster_discover, 0, DISCOVER_MS);
     /* A third of the failure timeout, as client agents: one lost beat does not fail it. */
     uint64_t beat_ms = (uint64_t)(cx->cfg->failure_timeout_ns / DURATION_MS / 3);
-    uv_timer_init(cx->loop, &cl->beat);
-    cl->beat.data = cl;
     uv_timer_start(&cl->beat, reg_cluster_beat, beat_ms, beat_ms > 100 ? beat_ms : 100);
     log_info("cluster: server %s, replication on %s, expecting %d servers", cx->cfg->node_name,
              addr, cx->cfg->bootstrap_expect);
