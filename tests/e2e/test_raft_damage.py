@@ -91,6 +91,19 @@ DAMAGE = {
 }
 
 
+def written(request, tmp_path, extra=()):
+    """A formed cluster with WRITES keys written, and a follower that applied them all:
+    (leader, follower)."""
+    cluster = form(request, tmp_path, extra=extra)
+    leader = leader_of(cluster)
+    for i in range(WRITES):
+        leader.put_true(f"/v1/kv/k/{i:03d}", f"v{i}")
+    follower = next(s for s in cluster if s is not leader)
+    wait_until(lambda: follower.get(f"/v1/kv/k/{WRITES - 1:03d}?stale").status == 200, 20,
+               what="the follower to apply every write")
+    return leader, follower
+
+
 def last_start(server):
     return server.log_text().rsplit("=== start #", 1)[-1]
 
@@ -98,13 +111,7 @@ def last_start(server):
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_follower_refuses_to_start_then_catches_up_when_moved_aside(
         request, tmp_path, agent_factory, damage):
-    cluster = form(request, tmp_path, extra=["-raft-snapshot-threshold", "16"])
-    leader = leader_of(cluster)
-    for i in range(WRITES):
-        leader.put_true(f"/v1/kv/k/{i:03d}", f"v{i}")
-    follower = next(s for s in cluster if s is not leader)
-    wait_until(lambda: follower.get(f"/v1/kv/k/{WRITES - 1:03d}?stale").status == 200, 20,
-               what="the follower to apply every write")
+    leader, follower = written(request, tmp_path, extra=["-raft-snapshot-threshold", "16"])
     # Each server snapshots at its own indexes (docs/replication.md), so the follower's may be
     # the last of the three and still being written.
     wait_until(lambda: any(f.startswith("snapshot-") and "." not in f
@@ -159,3 +166,61 @@ def test_single_server_refuses_a_cluster_servers_data_dir(request, tmp_path, age
     follower.wait_ready(timeout=30)
     assert follower.get("/v1/kv/kept?raw").body == b"1"
 
+
+def newest_open_segment(raft):
+    """The open segment with the most entries: the one a kill -9 left being appended to."""
+    opens = [raft / f for f in files(raft) if f.startswith("open-")]
+    return max(opens, key=lambda p: len(p.read_bytes().rstrip(b"\0")))
+
+
+def keys(server):
+    r = server.get("/v1/kv/k/?keys&stale")
+    return r.json() if r.status == 200 else []
+
+
+def follower_killed_with_an_open_segment(request, tmp_path):
+    """written(), then the follower killed -9 with every write in its open segment (no
+    snapshot yet): (leader, follower, the segment)."""
+    leader, follower = written(request, tmp_path)
+    follower.kill9()
+    return leader, follower, newest_open_segment(follower.data_dir / "raft")
+
+
+def test_damage_inside_an_open_segment_refuses_to_start(request, tmp_path, agent_factory):
+    """libraft 0.15 cuts an open segment short at its first damaged batch and says nothing,
+    whatever follows: the follower would drop entries it stored and may have counted towards a
+    commit. Intact batches after the damaged one tell damage from a write cut short: refused."""
+    leader, follower, seg = follower_killed_with_an_open_segment(request, tmp_path)
+    flip(seg, 8)  # the first batch's header checksum; the other batches stay intact
+    raft = follower.data_dir / "raft"
+    before = {f: (raft / f).read_bytes() for f in files(raft)}
+    follower.env = LSAN_ENV
+    follower.start(wait=False)
+    assert follower.proc.wait(timeout=20) == 1, "did not refuse the damaged open segment"
+    log = last_start(follower)
+    assert str(raft) in log and f"{seg.name}: a damaged batch at byte 8" in log, log
+    assert {f: (raft / f).read_bytes() for f in files(raft)} == before
+
+    shutil.move(str(follower.data_dir), str(tmp_path / "moved-aside"))
+    follower.env = None
+    follower.start(wait=False)
+    follower.wait_ready(timeout=30)
+    wait_until(lambda: len(keys(follower)) == WRITES, 30, interval=0.2,
+               what="the emptied server to catch up")
+
+
+def test_an_open_segment_cut_short_starts_and_says_so(request, tmp_path, agent_factory):
+    """The last write cut short (a crash or a power loss during it; zeros follow): the engine
+    drops that batch, as it should, and the server says so, then gets it back from the leader."""
+    leader, follower, seg = follower_killed_with_an_open_segment(request, tmp_path)
+    data = seg.read_bytes()
+    end = len(data.rstrip(b"\0"))
+    with open(seg, "r+b") as f:
+        f.seek(end - 8)
+        f.write(b"\0" * 8)
+    follower.start(wait=False)
+    follower.wait_ready(timeout=30)
+    assert f"{seg}: the last write was cut short at byte" in last_start(follower)
+    leader.put_true("/v1/kv/k/after", "x")
+    wait_until(lambda: len(keys(follower)) == WRITES + 1, 30, interval=0.2,
+               what="the follower to catch up")

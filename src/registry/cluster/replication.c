@@ -36,6 +36,7 @@
 #include "lib/file.h"
 #include "lib/fork_worker.h"
 #include "lib/log.h"
+#include "registry/cluster/open_segment.h"
 
 #define REPL_POLL_MS           50
 #define REPL_FRAME_HDR         16
@@ -721,6 +722,51 @@ static int check_snapshot(const char *dir, struct err *e)
     return rc;
 }
 
+/*
+ * Checks the open segments the engine will load (registry/cluster/open_segment.h): one damaged
+ * inside refuses the start; one whose last write was cut short is said, and left to the
+ * engine. 0 or -EIO.
+ */
+static int check_open_segments(const char *dir, struct err *e)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    struct buf data = BUF_INIT;
+    char path[4096], what[NAME_MAX + 128];
+    int rc = 0;
+
+    while (rc == 0 && d && (de = readdir(d))) {
+        if (strncmp(de->d_name, "open-", 5) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        data.len = 0;
+        rc = fd < 0 ? -errno : file_read_all(fd, &data);
+        if (fd >= 0)
+            close(fd);
+        size_t at = 0;
+        enum reg_open_segment seg =
+            rc < 0 ? REG_OPEN_SEGMENT_INTACT : reg_open_segment_check(data.data, data.len, &at);
+        if (rc < 0) {
+            snprintf(what, sizeof(what), "%s: %s", de->d_name, strerror(-rc));
+            rc = refuse_log(e, dir, what);
+        } else if (seg == REG_OPEN_SEGMENT_DAMAGED) {
+            snprintf(what, sizeof(what), "%s: a damaged batch at byte %zu, intact ones after it",
+                     de->d_name, at);
+            rc = refuse_log(e, dir, what);
+        } else if (seg == REG_OPEN_SEGMENT_CUT_SHORT) {
+            log_warn("replication: %s: the last write was cut short at byte %zu (a crash during "
+                     "it): the entries from there are dropped, and the leader sends them again "
+                     "if the cluster has them",
+                     path, at);
+        }
+    }
+    if (d)
+        closedir(d);
+    buf_free(&data);
+    return rc;
+}
+
 int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, size_t n,
                    struct err *e)
 {
@@ -739,7 +785,7 @@ int reg_repl_start(struct reg_repl *r, const struct reg_repl_server *servers, si
         if (rc != 0 && rc != RAFT_CANTBOOTSTRAP)
             return err_set(e, "replication bootstrap: %s", raft_strerror(rc)), -EIO;
     }
-    if (check_snapshot(r->dir, e) < 0)
+    if (check_snapshot(r->dir, e) < 0 || check_open_segments(r->dir, e) < 0)
         return -EIO;
     rc = raft_start(&r->raft);
     if (rc != 0)
