@@ -118,6 +118,12 @@ static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, siz
     return 0;
 }
 
+/* What an identifier calls: a function, or for scratch.M the method M (the parser checks both). */
+static const struct tmpl_func *ident_func(const struct tmpl_node *n)
+{
+    return n->nfields ? tmpl_scratch_method_find(n->fields[0]) : tmpl_func_find(n->text);
+}
+
 static int eval_arg(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot, json_t **out)
 {
     struct tmpl_var *var;
@@ -150,10 +156,9 @@ static int eval_arg(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot
     case NODE_NIL:
         *out = NULL;
         return 0;
-    case NODE_IDENT: {
+    case NODE_IDENT:
         /* a function named as an argument is called without arguments */
-        return tmpl_func_call(ev, tmpl_func_find(n->text), NULL, 0, out);
-    }
+        return tmpl_func_call(ev, ident_func(n), NULL, 0, out);
     default:
         return tmpl_fail(ev, "can't evaluate node");
     }
@@ -190,7 +195,7 @@ static int eval_logic(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t 
 static int call_func(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *dot, json_t *final,
                      bool has_final, json_t **out)
 {
-    const struct tmpl_func *f = tmpl_func_find(cmd->kids[0]->text);
+    const struct tmpl_func *f = ident_func(cmd->kids[0]);
     size_t nargs = cmd->nkids - 1 + (has_final ? 1 : 0), got = 0;
     json_t **args = xcalloc(nargs ? nargs : 1, sizeof(*args));
     int rc = 0;
@@ -448,5 +453,6 @@ int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
         rc = tmpl_fail(&ev, "{{break}} outside {{range}}");
     vars_pop(&ev, 0);
     free(ev.vars);
+    json_decref(ev.scratch);
     return rc;
 }

@@ -151,6 +151,12 @@ static int fn_lazy(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     return tmpl_fail(ev, "and/or called directly");
 }
 
+/* Never called: the parser lets scratch stand only as scratch.Method (funcs_scratch.c). */
+static int fn_scratch(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return tmpl_fail(ev, "scratch needs a method");
+}
+
 static int fn_not(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     *out = json_boolean(!tmpl_truth(args[0]));
@@ -588,6 +594,7 @@ static const struct tmpl_func builtins[] = {
     {"envOrDefault", fn_env, 2, 2, "ss"},
     {"mustEnv", fn_must_env, 1, 1, "s"},
     {"loop", fn_loop, 1, 2, "i"},
+    {"scratch", fn_scratch, 0, 0, NULL},
 };
 
 const struct tmpl_func *tmpl_func_find(const char *name)
@@ -606,16 +613,43 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byPort",       "caLeaf",           "caRoots",         "connect",
-    "datacenters",  "executeTemplate",  "explodeMap",      "exportedServices",
-    "file",         "importedServices", "mergeMap",        "mergeMapWithOverride",
-    "nomadService", "nomadServices",    "nomadVar",        "nomadVarExists",
-    "nomadVarList", "nomadVarListSafe", "parseYAML",       "partitions",
-    "peerings",     "pkiCert",          "plugin",          "safeLs",
-    "safeTree",     "scratch",          "secret",          "secrets",
-    "sockaddr",     "spew_dump",        "spew_printf",     "spew_sdump",
-    "spew_sprintf", "toTOML",           "toUnescapedJSON", "toUnescapedJSONPretty",
-    "toYAML",       "writeToFile",
+    "byPort",
+    "caLeaf",
+    "caRoots",
+    "connect",
+    "datacenters",
+    "executeTemplate",
+    "explodeMap",
+    "exportedServices",
+    "file",
+    "importedServices",
+    "mergeMap",
+    "mergeMapWithOverride",
+    "nomadService",
+    "nomadServices",
+    "nomadVar",
+    "nomadVarExists",
+    "nomadVarList",
+    "nomadVarListSafe",
+    "parseYAML",
+    "partitions",
+    "peerings",
+    "pkiCert",
+    "plugin",
+    "safeLs",
+    "safeTree",
+    "secret",
+    "secrets",
+    "sockaddr",
+    "spew_dump",
+    "spew_printf",
+    "spew_sdump",
+    "spew_sprintf",
+    "toTOML",
+    "toUnescapedJSON",
+    "toUnescapedJSONPretty",
+    "toYAML",
+    "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)

@@ -218,8 +218,20 @@ static int parse_term(struct parser *p, struct tmpl_node **out)
         return 1; /* not a term */
     }
     parse_fields(p, n);
+    /* scratch is consul-template's only function whose result has methods */
+    if (n->kind == NODE_IDENT && strcmp(n->text, "scratch") == 0 &&
+        (n->nfields != 1 || !tmpl_scratch_method_find(n->fields[0]))) {
+        rc = n->nfields ? parse_fail(p, t,
+                                     "scratch has no method %s (Key, Get, Set, SetX, MapSet, "
+                                     "MapSetX, MapValues)",
+                                     n->fields[0])
+                        : parse_fail(p, t, "scratch needs a method: scratch.Set, scratch.Get, ...");
+        tmpl_node_free(n);
+        return rc;
+    }
     if (n->nfields && (n->kind == NODE_BOOL || n->kind == NODE_NIL || n->kind == NODE_STRING ||
-                       n->kind == NODE_NUMBER || n->kind == NODE_IDENT || n->kind == NODE_DOT)) {
+                       n->kind == NODE_NUMBER || n->kind == NODE_DOT ||
+                       (n->kind == NODE_IDENT && strcmp(n->text, "scratch") != 0))) {
         tmpl_node_free(n);
         return parse_fail(p, t, "unexpected . after term \"%s\"", t->text);
     }

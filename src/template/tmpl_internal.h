@@ -66,7 +66,7 @@ enum tmpl_node_kind {
     NODE_CONTINUE,
     NODE_PIPE,   /* kids: commands; decl/ndecl variables, assign when "=" */
     NODE_CMD,    /* kids: operands */
-    NODE_IDENT,  /* text: a function name */
+    NODE_IDENT,  /* text: a function name; for scratch, fields[0] names the method called */
     NODE_FIELD,  /* fields: .A.B on dot */
     NODE_VAR,    /* text: "$x"; fields: $x.A.B */
     NODE_DOT,    /* . */
@@ -131,6 +131,7 @@ struct tmpl_eval {
     struct err *e;
     unsigned depth;
     size_t iterations; /* range iterations so far, bounded */
+    json_t *scratch;   /* scratch's values for this render (funcs_scratch.c); owned, or NULL */
 };
 
 /* Sets the error at the current node: "name:line:col: message". */
@@ -178,6 +179,8 @@ const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
 const struct tmpl_func *tmpl_conv_func_find(const char *name);
 const struct tmpl_func *tmpl_format_func_find(const char *name);
+/* The method of scratch called name (scratch.Set ...), or NULL. */
+const struct tmpl_func *tmpl_scratch_method_find(const char *name);
 
 /*
  * The store's data for a dependency parsed from a function's argument; records the dependency

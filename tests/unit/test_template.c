@@ -220,6 +220,13 @@ static void test_parse_errors(void **state)
         /* consul-template's functions this renderer lacks say so */
         {"{{ toYAML \"{}\" }}", "in.ctmpl:1:4: function \"toYAML\" not supported"},
         {"{{ sprig_list }}", "in.ctmpl:1:4: function \"sprig_list\" not supported"},
+        /* scratch stands only with one of its methods; other functions have no fields */
+        {"{{ scratch }}", "in.ctmpl:1:4: scratch needs a method: scratch.Set, scratch.Get, ..."},
+        {"{{ scratch.Put \"a\" 1 }}", "in.ctmpl:1:4: scratch has no method Put (Key, Get, Set, "
+                                      "SetX, MapSet, MapSetX, MapValues)"},
+        {"{{ scratch.Get.X \"a\" }}", "in.ctmpl:1:4: scratch has no method Get (Key, Get, Set, "
+                                      "SetX, MapSet, MapSetX, MapValues)"},
+        {"{{ services.Name }}", "in.ctmpl:1:4: unexpected . after term \"services\""},
         {"{{ a := 1 }}", "in.ctmpl:1:4: function \"a\" not defined"},
         {"{{ $a, $b := 1 }}", "in.ctmpl:1:4: undefined variable \"$a\""},
         {"{{ 3 | }}", "in.ctmpl:1:8: missing value for command"},
@@ -517,6 +524,58 @@ static void test_formatting(void **state)
     expect_render_errors(errors, ARRAY_LEN(errors));
 }
 
+/* scratch: a map for one render, through its methods. */
+static void test_scratch(void **state)
+{
+    static const struct error_case cases[] = {
+        {"{{ scratch.Set \"a\" \"x\" }}{{ scratch.Get \"a\" }} {{ scratch.Key \"a\" }} "
+         "{{ scratch.Key \"b\" }} {{ scratch.Get \"b\" }}",
+         "x true false <no value>"},
+        {"{{ scratch.Set \"a\" 1 }}{{ scratch.SetX \"a\" 2 }}{{ scratch.SetX \"b\" 3 }}"
+         "{{ scratch.Get \"a\" }}{{ scratch.Get \"b\" }}{{ \"v\" | scratch.Set \"p\" }}"
+         "{{ if scratch.Key \"p\" }}{{ scratch.Get \"p\" }}{{ end }}",
+         "13v"},
+        /* a key set to nil exists and gets nil */
+        {"{{ scratch.Set \"n\" nil }}{{ scratch.Key \"n\" }} {{ scratch.Get \"n\" }}",
+         "true <no value>"},
+        /* MapSet builds a Go map: values in key order, toJSON sorts its keys */
+        {"{{ range $i := loop 3 }}{{ scratch.MapSet \"m\" (printf \"k%d\" (subtract $i 3)) $i }}"
+         "{{ end }}{{ scratch.MapValues \"m\" }} {{ scratch.Get \"m\" | toJSON }} "
+         "{{ scratch.MapSetX \"m\" \"k3\" 9 }}{{ scratch.MapSetX \"m\" \"k4\" 4 }}"
+         "{{ scratch.Get \"m\" }} {{ scratch.MapValues \"none\" }}",
+         "[2 1 0] {\"k1\":2,\"k2\":1,\"k3\":0} map[k1:2 k2:1 k3:0 k4:4] <no value>"},
+        /* each {{template}} sees the same scratch */
+        {"{{ define \"T\" }}{{ scratch.Set \"t\" . }}{{ end }}{{ template \"T\" \"in\" }}"
+         "{{ scratch.Get \"t\" }}",
+         "in"},
+    };
+    static const struct error_case errors[] = {
+        {"{{ scratch.Set \"a\" \"x\" }}{{ scratch.MapSet \"a\" \"k\" 1 }}",
+         "in.ctmpl:1:29: error calling MapSet: \"a\" is not a map"},
+        {"{{ scratch.Set \"a\" }}", "in.ctmpl:1:4: wrong number of args for Set: want 2 got 1"},
+        {"{{ scratch.Get 1 }}", "in.ctmpl:1:4: wrong type for value; expected string; got int"},
+    };
+    const char *src = "{{ scratch.Get \"n\" }}{{ scratch.Set \"n\" \"1\" }}";
+    struct smap store = SMAP_INIT;
+    struct buf out = BUF_INIT;
+    struct tmpl_used used;
+    struct tmpl *t;
+    struct err e;
+
+    expect_renders(cases, ARRAY_LEN(cases));
+    expect_render_errors(errors, ARRAY_LEN(errors));
+    /* every render starts with an empty scratch */
+    assert_int_equal(tmpl_parse("in.ctmpl", src, strlen(src), &t, &e), 0);
+    for (int i = 0; i < 2; i++) {
+        buf_reset(&out);
+        assert_int_equal(tmpl_render(t, &store, &out, &used, &e), 0);
+        tmpl_used_free(&used);
+        assert_int_equal(out.len, strlen("<no value>"));
+    }
+    tmpl_free(t);
+    buf_free(&out);
+}
+
 /* timestamp LAYOUT: Go's layout words, in UTC (the zone words are constants then). */
 static void test_timestamp_layouts(void **state)
 {
@@ -625,13 +684,21 @@ static void test_spec_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_haproxy),     cmocka_unit_test(test_golden_health),
-        cmocka_unit_test(test_golden_kv),          cmocka_unit_test(test_golden_lang),
-        cmocka_unit_test(test_missing_key_blocks), cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_dep_parse),
-        cmocka_unit_test(test_timestamp_layouts),  cmocka_unit_test(test_dep_decode_errors),
-        cmocka_unit_test(test_spec_parse),         cmocka_unit_test(test_define_and_loops),
-        cmocka_unit_test(test_conversions),        cmocka_unit_test(test_formatting),
+        cmocka_unit_test(test_golden_haproxy),
+        cmocka_unit_test(test_golden_health),
+        cmocka_unit_test(test_golden_kv),
+        cmocka_unit_test(test_golden_lang),
+        cmocka_unit_test(test_missing_key_blocks),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_dep_parse),
+        cmocka_unit_test(test_timestamp_layouts),
+        cmocka_unit_test(test_dep_decode_errors),
+        cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_define_and_loops),
+        cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_formatting),
+        cmocka_unit_test(test_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
