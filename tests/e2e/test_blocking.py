@@ -230,6 +230,40 @@ def test_consistency_params(agent):
                       contains="Cannot specify ?stale with ?consistent")
 
 
+def test_effective_consistency_and_query_backend_headers(agent):
+    """Consul's query meta names the consistency a read was served in, and its backend."""
+    for q, want in (("", "leader"), ("?leader", "leader"), ("?stale", "stale"),
+                    ("?stale=1", "stale"), ("?consistent", "consistent"), ("?cached", "stale")):
+        for path in ("/v1/catalog/services", "/v1/health/service/consul", "/v1/kv/missing"):
+            r = agent.get(path + q)
+            assert r.header("X-Consul-Effective-Consistency") == want, (path, q, dict(r.headers))
+            assert r.header("X-Consul-Query-Backend") == "blocking-query", (path, q)
+    # Agent endpoints carry no query meta, as in Consul.
+    r = agent.get("/v1/agent/services?stale")
+    assert r.header("X-Consul-Effective-Consistency") is None
+    # A parked read woken by a change answers with the same meta as an immediate one.
+    first = agent.get("/v1/kv/woken?stale")
+    result = run_blocking(lambda: agent.get(f"/v1/kv/woken?stale&index={first.index}&wait=10s"))
+    time.sleep(0.3)  # let it park
+    assert agent.put("/v1/kv/woken", "1").json() is True
+    r, _ = result()
+    assert r.status == 200 and r.index > first.index
+    assert r.header("X-Consul-Effective-Consistency") == "stale"
+
+
+def test_cached_reads_are_cache_misses(agent):
+    """?cached on a read Consul's agent cache serves: X-Cache: MISS (meshkit reads fresh, and
+    Consul sends Age with hits only); other reads carry no cache header."""
+    for path in ("/v1/catalog/services", "/v1/catalog/service/consul",
+                 "/v1/health/service/consul", "/v1/health/ingress/web"):
+        r = agent.get(path + "?cached")
+        assert r.status == 200, (path, r)
+        assert r.header("X-Cache") == "MISS", (path, dict(r.headers))
+        assert r.header("Age") is None, path
+        assert agent.get(path).header("X-Cache") is None, path
+    assert agent.get("/v1/catalog/nodes?cached").header("X-Cache") is None
+
+
 def test_dc_param(agent):
     """?dc=<local> is normal; an unknown dc -> 500 "No path to datacenter"."""
     assert agent.get_json("/v1/catalog/services?dc=dc1") == {"consul": []}

@@ -435,6 +435,34 @@ uint64_t reg_api_result_hash(const struct reg_api_result *res)
     return h ^ (uint64_t)res->status * 0x9e3779b97f4a7c15ull;
 }
 
+/* The consistency mode a read was served in, as Consul names it: ?cached reads go through
+ * Consul's agent cache, which asks for stale reads. */
+static const char *effective_consistency(const struct reg_api_call *c)
+{
+    if (reg_api_query_has(c, "consistent"))
+        return "consistent";
+    if (reg_api_query_has(c, "stale") || reg_api_query_has(c, "cached"))
+        return "stale";
+    return "leader";
+}
+
+/*
+ * The reads Consul's agent cache answers with ?cached (the "Agent Caching" column of its docs).
+ * meshkit keeps no such cache: each is a miss, read fresh (so no Age header, which Consul sends
+ * with hits only).
+ */
+static bool cacheable(const char *path)
+{
+    static const char *const prefixes[] = {"/v1/catalog/services", "/v1/catalog/service/",
+                                           "/v1/health/service/", "/v1/health/ingress/"};
+    size_t n = strlen(path);
+
+    for (size_t i = 0; i < ARRAY_LEN(prefixes); i++)
+        if (strncmp(path, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return strncmp(path, "/v1/query/", 10) == 0 && n > 8 && strcmp(path + n - 8, "/execute") == 0;
+}
+
 struct http_shared_response *reg_api_result_response(const struct reg_api_call *c,
                                                      struct reg_api_result *res)
 {
@@ -449,7 +477,13 @@ struct http_shared_response *reg_api_result_response(const struct reg_api_call *
         http_shared_response_header(r, "X-Consul-Index", "%" PRIu64, res->index ? res->index : 1);
         http_shared_response_header(r, "X-Consul-KnownLeader", "%s", known ? "true" : "false");
         http_shared_response_header(r, "X-Consul-LastContact", "%" PRIu64, contact);
+        /* Both depend on the query, which is part of the key a shared answer is sent by. */
+        http_shared_response_header(r, "X-Consul-Effective-Consistency", "%s",
+                                    effective_consistency(c));
+        http_shared_response_header(r, "X-Consul-Query-Backend", "blocking-query");
     }
+    if (res->status == 200 && reg_api_query_has(c, "cached") && cacheable(c->path))
+        http_shared_response_header(r, "X-Cache", "MISS");
     if (res->content_hash[0])
         http_shared_response_header(r, "X-Consul-ContentHash", "%s", res->content_hash);
     if (res->acl_filtered)
