@@ -689,8 +689,12 @@ static void parse_plugins(struct script_ctx *c, const json_t *plugins, struct lo
     (void)ens; /* read by parse_config, with config.ensure */
 }
 
-/* A value (an object too: `{{ user.name }}` reads into it), or a list one element of which
- * each user picks, as Artillery's inlineVariables has them. */
+/*
+ * A value (an object too: `{{ user.name }}` reads into it), or a list one element of which
+ * each user picks, as Artillery's inlineVariables has them. Their templates are config
+ * templates, rendered once here, as Artillery renders its whole config when it reads it: a
+ * user's `{{ host }}` then reads what `host: "{{ $env.HOST }}"` rendered.
+ */
 static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *parent,
                             struct load_script *s)
 {
@@ -699,7 +703,7 @@ static void parse_variables(struct script_ctx *c, json_t *vars, const json_t *pa
         return;
     }
     json_decref(s->variables);
-    s->variables = json_deep_copy(vars);
+    s->variables = load_tmpl_json(vars, c->config_vars, &c->rng);
 }
 
 int load_script_add_variables(struct load_script *s, const char *json_text, struct err *e)

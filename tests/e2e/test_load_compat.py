@@ -183,6 +183,24 @@ def test_config_templates_from_the_environment(mesh, tmp_path, server):
             '("{{ $env.MESH_T_COUNT }}" reads "")') in err, err
 
 
+def test_config_variables_are_config_templates(mesh, tmp_path, server):
+    """config.variables are part of the config Artillery renders when it reads the script: a
+    variable may come from the environment, the -e name or --variables, in a list too, and a
+    template that is only one name keeps its value's type."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['post: {url: "/v/{{ p }}/{{ e }}/{{ pick }}/{{ x }}", json: {n: "{{ n }}"}}'],
+                      '  variables:\n    p: "{{ $processEnvironment.MESH_T_P }}"\n'
+                      '    e: "{{ $environment }}"\n    n: "{{ count }}"\n'
+                      '    pick: ["{{ $env.MESH_T_P }}-1", "{{ $env.MESH_T_P }}-1"]\n'
+                      '  environments: {ci: {variables: {x: "{{ $env.MESH_T_P }}"}}}\n')
+    rep, out = run_report(mesh, tmp_path, script, "-e", "ci", "-v", '{"count": 5}',
+                          env={"MESH_T_P": "pp"})
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2, rep["aggregate"]["counters"]
+    with server.lock:
+        sent = [(p, json.loads(b)) for _, _, p, _, b in server.requests]
+    assert sent == [("/v/pp/ci/pp-1/pp", {"n": 5})] * 2, sent
+
+
 def test_plugins_that_do_not_run_are_refused_by_name(mesh, tmp_path, server):
     """Artillery loads other plugins from npm (and only warns when one is missing); here none
     of them runs, so the script is refused, naming the plugin, rather than run without it."""
