@@ -7,6 +7,7 @@ HAProxy's semantics where it leaves a detail open.
 """
 
 import http.client
+import io
 import json
 import os
 import resource
@@ -544,4 +545,97 @@ def test_malformed_backend_response_gives_502(one_lb):
     st, _, body = lb.get("/bad")
     assert st == 502, (st, body)
     assert lb.running()
+    assert lb.get("/")[0] == 200
+
+
+class _Replay:
+    """What http.client.HTTPResponse reads from: bytes already received, in one file that
+    each answer, once read, leaves open for the next."""
+
+    class _File(io.BytesIO):
+        def close(self):
+            pass
+
+    def __init__(self, data):
+        self.fp = self._File(data)
+
+    def makefile(self, mode):
+        return self.fp
+
+
+def split_exchange(port, pieces):
+    """Sends pieces with a pause between them (each reaches the proxy in reads of its own),
+    reads until the proxy closes, and parses the answers: [(status, body)]."""
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for p in pieces:
+            s.sendall(p)
+            time.sleep(0.002)
+        data = b""
+        for _ in range(1000):
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    replay, answers = _Replay(data), []
+    for _ in range(100):
+        if replay.fp.tell() == len(data):
+            break
+        r = http.client.HTTPResponse(replay)
+        r.begin()
+        answers.append((r.status, r.read()))
+    return answers
+
+
+PIPELINE = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"POST /echo?chunked=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"
+            b"GET /status/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+
+def test_pipelined_requests_split_at_every_byte(one_lb):
+    """Four pipelined requests (no body, a Content-Length body, a chunked body with a chunk
+    extension, then Connection: close) cut in two at every byte, then sent a byte at a time:
+    each is forwarded whole, once, and answered in order."""
+    lb, b = one_lb
+    want = [(200, f"ok from {b.port}\n".encode()), (200, b"hello"), (200, b"abcde"),
+            (404, f"status 404 from {b.port}\n".encode())]
+    for cut in range(1, len(PIPELINE)):
+        assert split_exchange(lb.port, [PIPELINE[:cut], PIPELINE[cut:]]) == want, cut
+    assert split_exchange(lb.port, [PIPELINE[i:i + 1] for i in range(len(PIPELINE))]) == want
+    assert b.stats()["served"] == 4 * len(PIPELINE)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_clients_that_never_read_hold_the_proxy_to_its_buffers(one_lb):
+    """Clients send a large body to /echo and never read the echo: the proxy holds at most its
+    buffer of each answer (the server waits on a full socket), not the answers."""
+    lb, b = one_lb
+    clients, body = 16, 4 << 20
+    before = rss_kib(lb.proc.pid)
+    socks = []
+    try:
+        for _ in range(clients):
+            s = socket.create_connection((HOST, lb.port), timeout=20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body)
+            s.sendall(b"e" * body)
+            socks.append(s)
+        # Every echo has started (the server read each body whole before answering it).
+        wait_until(lambda: b.stats()["served"] == clients, 30, what="every body to be read")
+        # Sampled while the server pushes: a proxy that took the answers in would be seen
+        # holding them (loopback moves 64 MiB in well under the samples' second).
+        grown = 0
+        for _ in range(20):
+            grown = max(grown, rss_kib(lb.proc.pid) - before)
+            time.sleep(0.05)
+        assert grown < clients * body // 1024 // 4, f"the proxy grew {grown} KiB"
+    finally:
+        for s in socks:
+            s.close()
     assert lb.get("/")[0] == 200
