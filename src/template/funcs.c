@@ -636,8 +636,7 @@ static const char *const unsupported[] = {
     "peerings",
     "pkiCert",
     "plugin",
-    "safeLs",
-    "safeTree",
+
     "secret",
     "secrets",
     "sockaddr",

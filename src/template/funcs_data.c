@@ -96,8 +96,13 @@ static int fn_key_exists(struct tmpl_eval *ev, json_t *const *args, size_t nargs
     return 0;
 }
 
-/* ls (top-level pairs only) and tree (every pair but folders), Key relative to the prefix. */
-static int list_pairs(struct tmpl_eval *ev, json_t *const *args, bool top_only, json_t **out)
+/*
+ * ls (top-level pairs only) and tree (every pair but folders), Key relative to the prefix. The
+ * safe variants (safeLs, safeTree) hold the render back while the answer has no pair, as a key
+ * that does not exist does: a prefix emptied by accident does not empty the file.
+ */
+static int list_pairs(struct tmpl_eval *ev, json_t *const *args, bool top_only, bool safe,
+                      json_t **out)
 {
     json_t *data, *p;
     size_t i;
@@ -125,17 +130,29 @@ static int list_pairs(struct tmpl_eval *ev, json_t *const *args, bool top_only, 
         json_object_set_new(o, "Key", json_string(rel));
         json_array_append_new(*out, o);
     }
+    if (safe && data && json_array_size(*out) == 0)
+        ev->used->missing++;
     return 0;
 }
 
 static int fn_ls(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return list_pairs(ev, args, true, out);
+    return list_pairs(ev, args, true, false, out);
 }
 
 static int fn_tree(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return list_pairs(ev, args, false, out);
+    return list_pairs(ev, args, false, false, out);
+}
+
+static int fn_safe_ls(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return list_pairs(ev, args, true, true, out);
+}
+
+static int fn_safe_tree(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return list_pairs(ev, args, false, true, out);
 }
 
 /* node [name]: without a name, the node of the agent asked (agent/self first). */
@@ -300,6 +317,8 @@ static const struct tmpl_func data_funcs[] = {
     {"keyExists", fn_key_exists, 1, 1, "s"},
     {"ls", fn_ls, 1, 1, "s"},
     {"tree", fn_tree, 1, 1, "s"},
+    {"safeLs", fn_safe_ls, 1, 1, "s"},
+    {"safeTree", fn_safe_tree, 1, 1, "s"},
     {"node", fn_node, 0, 1, "s"},
     {"nodes", fn_nodes, 0, 1, "s"},
     {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */

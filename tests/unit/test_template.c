@@ -179,6 +179,37 @@ static void test_missing_key_blocks(void **state)
     tmpl_free(t);
 }
 
+/* safeLs and safeTree hold the render back while their prefix has no pair; ls and tree do not. */
+static void test_safe_lists_block(void **state)
+{
+    const char *src = "{{ range safeTree \"app\" }}{{ .Key }};{{ end }}{{ range ls \"other\" }}x"
+                      "{{ end }}{{ len (safeLs \"app\") }}";
+    struct tmpl *t;
+    struct smap store = SMAP_INIT;
+    struct tmpl_used used;
+    struct buf out = BUF_INIT;
+    struct err e;
+
+    assert_int_equal(tmpl_parse("k", src, strlen(src), &t, &e), 0);
+    smap_put(&store, "kv.list(app)", json_array());
+    smap_put(&store, "kv.list(other)", json_array());
+    assert_int_equal(tmpl_render(t, &store, &out, &used, &e), 0);
+    assert_int_equal(used.n, 2);
+    assert_int_equal(used.missing, 2); /* one for each safe call; ls "other" is complete */
+    tmpl_used_free(&used);
+    json_decref(smap_put(&store, "kv.list(app)",
+                         json_pack("[{s:s, s:s}, {s:s, s:s}]", "Path", "app/a", "Value", "1",
+                                   "Path", "app/d/b", "Value", "2")));
+    buf_reset(&out);
+    assert_int_equal(tmpl_render(t, &store, &out, &used, &e), 0);
+    assert_int_equal(used.missing, 0);
+    assert_string_equal(out.data, "a;d/b;1");
+    tmpl_used_free(&used);
+    store_free(&store);
+    buf_free(&out);
+    tmpl_free(t);
+}
+
 struct error_case {
     const char *src, *msg;
 };
@@ -684,21 +715,14 @@ static void test_spec_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_haproxy),
-        cmocka_unit_test(test_golden_health),
-        cmocka_unit_test(test_golden_kv),
-        cmocka_unit_test(test_golden_lang),
-        cmocka_unit_test(test_missing_key_blocks),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_runtime_errors),
-        cmocka_unit_test(test_dep_parse),
-        cmocka_unit_test(test_timestamp_layouts),
-        cmocka_unit_test(test_dep_decode_errors),
-        cmocka_unit_test(test_spec_parse),
-        cmocka_unit_test(test_define_and_loops),
-        cmocka_unit_test(test_conversions),
-        cmocka_unit_test(test_formatting),
-        cmocka_unit_test(test_scratch),
+        cmocka_unit_test(test_golden_haproxy),     cmocka_unit_test(test_golden_health),
+        cmocka_unit_test(test_golden_kv),          cmocka_unit_test(test_golden_lang),
+        cmocka_unit_test(test_missing_key_blocks), cmocka_unit_test(test_safe_lists_block),
+        cmocka_unit_test(test_parse_errors),       cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_dep_parse),          cmocka_unit_test(test_timestamp_layouts),
+        cmocka_unit_test(test_dep_decode_errors),  cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_define_and_loops),   cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_formatting),         cmocka_unit_test(test_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

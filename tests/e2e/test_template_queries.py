@@ -1,0 +1,40 @@
+"""`mesh template`'s queries beyond the basic ones, against a live `mesh agent`: safeLs and
+safeTree hold the file back while their prefix is empty (at first, and when it empties later),
+where ls and tree would write an empty list.
+"""
+
+from helpers import HOST, wait_until
+from test_template import read, template_factory  # noqa: F401 (fixture)
+
+SAFE_TEMPLATE = """\
+{{- range safeTree "app/cfg" }}{{ .Key }}={{ .Value }}
+{{ end }}top:{{ range safeLs "app/cfg" }} {{ .Key }}{{ end }}
+"""
+
+
+def log_count(t, text):
+    return t.log_text().count(text)
+
+
+def test_safe_tree_and_safe_ls_hold_the_file_while_the_prefix_is_empty(agent, tmp_path,
+                                                                         template_factory):
+    src, out = tmp_path / "safe.ctmpl", tmp_path / "safe.cfg"
+    src.write_text(SAFE_TEMPLATE)
+    t = template_factory(["-consul-addr", f"{HOST}:{agent.port}", "-template", f"{src}:{out}"])
+    # the registry answered the empty prefix and the render held the file back
+    wait_until(lambda: "new data for kv.list(app/cfg)" in t.log_text()
+               and "waiting for 2 dependencies" in t.log_text(), 15, what="the held render")
+    assert read(out) is None, t.log_tail()
+
+    agent.put_true("/v1/kv/app/cfg/a", "1")
+    agent.put_true("/v1/kv/app/cfg/d/b", "2")
+    want = "a=1\nd/b=2\ntop: a\n"
+    wait_until(lambda: read(out) == want, 15, what="the file once the prefix has keys")
+
+    # emptied later, the prefix holds the render again: the last file stays
+    held = log_count(t, "waiting for 2 dependencies")
+    assert agent.delete("/v1/kv/app/cfg?recurse").status == 200
+    wait_until(lambda: log_count(t, "waiting for 2 dependencies") > held, 15,
+               what="the render held after the prefix emptied")
+    assert read(out) == want
+    assert t.running()
