@@ -83,24 +83,55 @@ static void append_value(struct buf *out, const json_t *v)
         json_append(out, v, false);
 }
 
-/* "a.b.c" into vars; borrowed result or NULL. */
+/* One step of a path into v: an element of a list by its index, else a member. */
+static const json_t *step(const json_t *v, const char *part)
+{
+    char *end;
+    unsigned long i;
+
+    if (json_is_array(v) && isdigit((unsigned char)part[0])) {
+        i = strtoul(part, &end, 10);
+        return *end ? NULL : json_array_get(v, i);
+    }
+    return json_object_get(v, part);
+}
+
+/*
+ * A path into vars as lodash's get reads it (Artillery looks templates up with it): the whole
+ * name if vars has it ("a.b" may be one variable), else steps split at dots and brackets:
+ * "user.id", "items[0].id", "items.0", "a['b c']", "a[\"b\"]". Borrowed result or NULL.
+ */
 static const json_t *lookup(const json_t *vars, const char *name)
 {
     char part[MAX_NAME];
-    const json_t *v = vars;
+    const json_t *v = json_object_get(vars, name);
     const char *p = name;
 
-    while (*p && v) {
-        size_t n = strcspn(p, ".");
+    if (v)
+        return v;
+    for (v = vars; *p && v;) {
+        const char *end;
+        size_t n;
 
+        if (*p == '[' && (p[1] == '\'' || p[1] == '"')) { /* ['key'] */
+            end = strchr(p + 2, p[1]);
+            if (!end || end[1] != ']')
+                return NULL;
+            p += 2;
+        } else if (*p == '[') { /* [0] */
+            if (!(end = strchr(++p, ']')))
+                return NULL;
+        } else {
+            end = p + strcspn(p, ".[");
+        }
+        n = (size_t)(end - p);
         if (n >= sizeof(part))
             return NULL;
         memcpy(part, p, n);
         part[n] = '\0';
-        v = json_is_array(v) && isdigit((unsigned char)part[0])
-                ? json_array_get(v, strtoul(part, NULL, 10))
-                : json_object_get(v, part);
-        p += n + (p[n] == '.');
+        v = step(v, part);
+        p = end + (*end == '\'' || *end == '"' ? 2 : *end == ']');
+        p += *p == '.';
     }
     return v;
 }

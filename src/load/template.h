@@ -1,9 +1,10 @@
 /*
  * Artillery's "{{ name }}" templating over a virtual user's variables, and the JSONPath subset
- * captures use. A name is a variable (config.variables, captures, $loopCount), a dotted path
- * into one ("user.id"), $env.NAME / $processEnvironment.NAME, $randomNumber(min, max) or
- * $randomString(length). An unknown name renders as "" (Artillery writes "undefined" when the
- * template has other text around it; docs/load.md lists the difference).
+ * captures use. A name is a variable (config.variables, captures, $loopCount), a path into
+ * one as lodash reads it ("user.id", "items[0].id"), $env.NAME / $processEnvironment.NAME,
+ * $randomNumber(min, max) or $randomString(length). An unknown name renders as "" (Artillery
+ * writes "undefined" when the template has other text around it; docs/load.md lists the
+ * difference).
  */
 #ifndef MESH_LOAD_TEMPLATE_H
 #define MESH_LOAD_TEMPLATE_H
@@ -23,7 +24,7 @@ static inline bool load_tmpl_is_static(const char *s)
 /* Appends tmpl (borrowed) with its {{ }} replaced from vars (borrowed). rng: xorshift state. */
 void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uint64_t *rng);
 
-/* The value at a dotted path ("user.id", "items.0") in vars, as lodash's get finds it.
+/* The value at a path ("user.id", "items[0].id", "a['b c']") in vars, as lodash's get finds it.
  * Borrowed; NULL when absent. */
 const json_t *load_vars_get(const json_t *vars, const char *path);
 

@@ -201,6 +201,21 @@ def test_config_variables_are_config_templates(mesh, tmp_path, server):
     assert sent == [("/v/pp/ci/pp-1/pp", {"n": 5})] * 2, sent
 
 
+def test_template_paths_as_lodash_reads_them(mesh, tmp_path, server):
+    """A template's name is a path as lodash's get reads it, as Artillery looks it up:
+    brackets index a list (a capture, a loadAll payload) and quote a key."""
+    (tmp_path / "rows.csv").write_text("id,name\n7,x y\n")
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['get: {url: "/json", capture: {json: "$.items", as: items}}',
+                       'get: {url: "/p/{{ items[0].id }}/{{ rows[0].id }}/{{ m[\'a b\'] }}"}'],
+                      '  payload: {path: rows.csv, name: rows, loadAll: true, fields: [id, name],'
+                      ' skipHeader: true}\n  variables: {m: {"a b": q}}\n')
+    rep, out = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1, rep["aggregate"]["counters"]
+    with server.lock:
+        assert [p for _, _, p, _, _ in server.requests] == ["/json", "/p/42/7/q"]
+
+
 def test_plugins_that_do_not_run_are_refused_by_name(mesh, tmp_path, server):
     """Artillery loads other plugins from npm (and only warns when one is missing); here none
     of them runs, so the script is refused, naming the plugin, rather than run without it."""

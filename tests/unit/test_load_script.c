@@ -337,6 +337,15 @@ static void test_templates(void **state)
     load_tmpl_render(&b, "/x/{{ color }}/{{n}}/{{ missing }}/{{ user.ids.0 }}", vars, &rng);
     assert_string_equal(b.data, "/x/red/3//7");
     buf_reset(&b);
+    /* lodash's paths: brackets, quoted keys, and a whole name that is a key */
+    json_object_set_new(vars, "a.b", json_string("whole"));
+    json_object_set_new(json_object_get(vars, "user"), "full name", json_string("Ann"));
+    load_tmpl_render(&b,
+                     "{{ user.ids[1] }} {{ user['full name'] }} {{ user[\"ids\"][0] }} "
+                     "{{ a.b }} {{ user.ids[2] }}{{ user.ids[x] }}{{ user['ids }}",
+                     vars, &rng);
+    assert_string_equal(b.data, "9 Ann 7 whole ");
+    buf_reset(&b);
     load_tmpl_render(&b, "{{ $randomNumber(5, 5) }}-{{ $randomString(4) }}", vars, &rng);
     assert_int_equal(b.len, 6);
     assert_memory_equal(b.data, "5-", 2);
