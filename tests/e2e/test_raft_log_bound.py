@@ -30,10 +30,14 @@ def snapshot_files(server):
             if n.name.startswith("snapshot-") and not n.name.endswith(".meta")]
 
 
-def writer(port, k, acked, errors):
+def writer(port, k, acked, errors, stop=None):
+    """Writes WRITES keys one after the other (until stop is set); the acknowledged ones go to
+    acked, the others, or the connection's failure, to errors."""
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         for i in range(WRITES):
+            if stop is not None and stop.is_set():
+                break
             key = f"bound/w{k}-{i:04d}"
             conn.request("PUT", f"/v1/kv/{key}", body=b"v")
             r = conn.getresponse()
@@ -41,7 +45,7 @@ def writer(port, k, acked, errors):
                 acked.append(key)
             else:
                 errors.append((key, r.status))
-    except OSError as e:
+    except (OSError, http.client.HTTPException) as e:
         errors.append((k, repr(e)))
     finally:
         conn.close()
@@ -78,3 +82,39 @@ def test_leader_log_is_bounded_under_writes_that_never_pause(request, tmp_path, 
         r = leader.get("/v1/kv/bound/?keys&stale")
         return r.status == 200 and sorted(r.json()) == want
     wait_until(restarted_has_all, 60, interval=0.2, what="every acknowledged write")
+
+
+def test_leader_killed_while_its_log_is_full_loses_no_acknowledged_write(request, tmp_path,
+                                                                         agent_factory):
+    """kill -9 of the leader in the middle of writes that keep filling its log (each fill
+    pauses the writes until a snapshot is taken): the writes in flight fail, none acknowledged
+    is lost, and the restarted server comes back with exactly the survivors' registry."""
+    servers = form(request, tmp_path, extra=["-raft-snapshot-threshold", str(THRESHOLD)])
+    leader = leader_of(servers)
+    acked, errors, stop = [], [], threading.Event()
+    threads = [threading.Thread(target=writer, args=(leader.port, k, acked, errors, stop))
+               for k in range(WRITERS)]
+    for t in threads:
+        t.start()
+    try:
+        # Several fills of the log (twice the threshold each) before the kill.
+        wait_until(lambda: len(acked) >= 10 * THRESHOLD, 60, what="writes acknowledged")
+        leader.kill9()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    rest = [s for s in servers if s is not leader]
+    leader_of(rest).put_true("/v1/kv/bound/after-the-kill", "x")
+    leader.start(wait=False)
+    leader.wait_ready(timeout=30)
+
+    def keys(server):
+        r = server.get("/v1/kv/bound/?keys&stale")
+        return sorted(r.json()) if r.status == 200 else []
+
+    def agreed():
+        got = [keys(s) for s in servers]
+        return got[0] if "bound/after-the-kill" in got[0] and got.count(got[0]) == 3 else None
+    final = wait_until(agreed, 60, interval=0.2, what="the three servers to hold one registry")
+    assert set(acked) <= set(final), "an acknowledged write was lost"
