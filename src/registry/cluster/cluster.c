@@ -486,11 +486,18 @@ void reg_cluster_hold(struct reg_cluster_ctx *cx, struct http_request *req, bool
  * writes then run, in the order they came, before the loop next sleeps. None is lost: a write
  * waits the time of a commit and a fork, and a server that loses leadership meanwhile answers
  * it 500, as any call waiting for a leader.
+ *
+ * A snapshot that cannot be stored (a full or read-only disk) or never ends (a stalled disk)
+ * would keep them waiting for ever: a write waits at most until its hold_until (HOLD_MS after
+ * it came, Consul's rpc_hold_timeout), then is answered what Consul's leader answers a write
+ * it could not enqueue in time, and the log says why.
  */
 struct paused {
-    struct list_node link; /* in cl->paused */
+    struct list_node link; /* in cl->paused, oldest first: their deadlines come in that order */
     struct reg_api_call *call;
 };
+
+static void arm_paused_deadline(struct reg_cluster *cl);
 
 /* The client went away: its write leaves the queue unanswered. */
 static void on_paused_abort(struct http_request *req)
@@ -505,11 +512,76 @@ static void on_paused_abort(struct http_request *req)
 static void pause_write(struct reg_cluster *cl, struct reg_api_call *c)
 {
     struct paused *p = xcalloc(1, sizeof(*p));
+    bool first = list_empty(&cl->paused);
 
     p->call = c;
     c->req->data = p;
     c->req->on_abort = on_paused_abort;
     list_insert_tail(&cl->paused, &p->link);
+    if (first)
+        arm_paused_deadline(cl);
+}
+
+/* What keeps the log full, for the log line of writes that waited too long. */
+static void describe_stall(const struct reg_repl_status *st, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%" PRIu64 " entries past the snapshot at index %" PRIu64,
+                     st->last_index - st->snapshot_index, st->snapshot_index);
+
+    if (n < 0 || (size_t)n >= len)
+        return;
+    if (st->snapshot_failed == -ECHILD) /* replication.c's mark of a writer that died */
+        snprintf(out + n, len - (size_t)n, "; the last snapshot failed: its writer died");
+    else if (st->snapshot_failed < 0)
+        snprintf(out + n, len - (size_t)n, "; the last snapshot failed: %s",
+                 strerror(-st->snapshot_failed));
+    else if (st->snapshot_taking)
+        snprintf(out + n, len - (size_t)n, "; a snapshot is still being written");
+}
+
+/* The oldest paused writes waited until their deadline: each is answered 500. */
+static void on_paused_deadline(uv_timer_t *t)
+{
+    struct reg_cluster *cl = t->data;
+    uint64_t now = uv_now(t->loop);
+    struct reg_repl_status st;
+    size_t n = 0;
+    char why[256];
+
+    while (!list_empty(&cl->paused)) {
+        struct paused *p = LIST_ENTRY(list_first(&cl->paused), struct paused, link);
+        struct reg_api_call *c = p->call;
+        if (c->hold_until > now)
+            break;
+        list_remove(&p->link);
+        free(p);
+        c->req->on_abort = NULL;
+        c->req->data = NULL;
+        reg_api_error(c, 500, "timed out enqueuing operation"); /* hashicorp/raft's text */
+        n++;
+    }
+    if (n > 0) {
+        reg_repl_status(cl->repl, &st);
+        describe_stall(&st, why, sizeof(why));
+        log_error("cluster: %zu write%s waited %d ms for the snapshot a full log needs (%s); "
+                  "answered 500",
+                  n, n == 1 ? "" : "s", HOLD_MS, why);
+    }
+    arm_paused_deadline(cl);
+}
+
+/* Times the oldest paused write's deadline; with none paused, nothing. */
+static void arm_paused_deadline(struct reg_cluster *cl)
+{
+    if (list_empty(&cl->paused)) {
+        uv_timer_stop(&cl->paused_deadline);
+        return;
+    }
+    const struct paused *p = LIST_ENTRY(list_first(&cl->paused), struct paused, link);
+    uint64_t now = uv_now(cl->cx->loop);
+    uint64_t at = p->call->hold_until;
+
+    uv_timer_start(&cl->paused_deadline, on_paused_deadline, at > now ? at - now : 0, 0);
 }
 
 /*
@@ -528,6 +600,7 @@ static void drain_paused(struct reg_cluster *cl,
         list_remove(&p->link);
         list_insert_tail(&taken, &p->link);
     }
+    uv_timer_stop(&cl->paused_deadline);
     LIST_FOR_EACH(p, &taken, link) {
         struct reg_api_call *c = p->call;
 
@@ -898,6 +971,8 @@ int reg_cluster_start(struct reg_cluster_ctx *cx, struct err *e)
         return rc;
     }
     cx->replicated = cl;
+    uv_timer_init(cx->loop, &cl->paused_deadline);
+    cl->paused_deadline.data = cl;
     struct peer *self = &cl->peers[cl->npeers++];
     self->id = rc_cfg.id;
     snprintf(self->node, sizeof(self->node), "%s", cx->cfg->node_name);
@@ -965,8 +1040,9 @@ void reg_cluster_stop(struct reg_cluster_ctx *cx)
     }
     cx->state->journal = NULL;
     cx->state->journal_data = NULL;
-    cl->closes_pending = 4;
+    cl->closes_pending = 5;
     reg_repl_close(cl->repl, on_repl_closed, cl);
+    uv_close((uv_handle_t *)&cl->paused_deadline, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->flush, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->discover, on_cluster_handle_closed);
     uv_close((uv_handle_t *)&cl->beat, on_cluster_handle_closed);

@@ -43,6 +43,7 @@ struct reg_cluster {
     struct list_node inflight; /* proposed batches (struct batch) not yet committed, oldest first */
     bool applying;             /* records come from the log: not proposed again */
     struct list_node paused;   /* writes (struct paused) waiting for a full log's snapshot */
+    uv_timer_t paused_deadline; /* when the oldest paused write has waited long enough */
     uv_prepare_t flush;
     uv_timer_t discover;
     uv_timer_t beat;                         /* a follower's heartbeat to the leader */

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,7 @@ struct reg_repl {
     pid_t snap_child;            /* the process serialising it, 0 when none */
     int snap_fd;                 /* the read end of its pipe, -1 when none */
     int snap_error;              /* 0 or -errno, set by fsm_snapshot_async */
+    int snap_failed;             /* why the last snapshot was not stored (-errno), 0 if it was */
     struct buf snap_data;        /* its data */
     struct raft_buffer snap_buf; /* the engine's view of snap_data */
     uint64_t snap_index;         /* the index it is taken at */
@@ -357,10 +359,30 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
     return 0;
 }
 
+/*
+ * Why the engine could not store a snapshot in dir, as far as the directory tells: 0.15 keeps
+ * its own reason (the failed write's errno) to itself.
+ */
+static int store_error(const char *dir)
+{
+    struct statvfs vfs;
+
+    if (statvfs(dir, &vfs) < 0)
+        return -errno;
+    if (vfs.f_flag & ST_RDONLY)
+        return -EROFS;
+    if (vfs.f_bavail == 0)
+        return -ENOSPC;
+    if (access(dir, W_OK) < 0)
+        return -errno;
+    return -EIO;
+}
+
 /* On the loop, after every snapshot the engine asked for, written or not. */
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct reg_repl *r = fsm->data;
+    bool stored = r->raft.log.snapshot.last_index == r->snap_index; /* the engine's mark of it */
 
     if (r->snap_child > 0) {
         /* Still running only when the engine dropped the snapshot before its async step. */
@@ -378,7 +400,17 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
                   r->snap_error == -ECHILD ? "it did not exit cleanly" : strerror(-r->snap_error),
                   REPL_SNAPSHOT_RETRY_MS);
         r->snap_retry_at = r->io.time(&r->io) + REPL_SNAPSHOT_RETRY_MS;
-    } else if (r->snap_error == 0) {
+        r->snap_failed = r->snap_error;
+    } else if (!stored && !r->closing) {
+        /* A full or read-only disk: retried at once, it would fork and fail after every
+         * applied entry, and never empty a full log (reg_repl_log_full) either way. */
+        r->snap_failed = store_error(r->dir);
+        log_error("replication: the snapshot at index %" PRIu64 " could not be written to %s "
+                  "(%s); retrying in %d ms",
+                  r->snap_index, r->dir, strerror(-r->snap_failed), REPL_SNAPSHOT_RETRY_MS);
+        r->snap_retry_at = r->io.time(&r->io) + REPL_SNAPSHOT_RETRY_MS;
+    } else if (stored) {
+        r->snap_failed = 0;
         log_debug("replication: snapshot at index %" PRIu64 " (%zu bytes) taken in %" PRIu64 " ms",
                   r->snap_index, r->snap_data.len, (uint64_t)r->io.time(&r->io) - r->snap_started);
     }
@@ -1052,8 +1084,12 @@ bool reg_repl_leader_ready(const struct reg_repl *r)
 
 bool reg_repl_log_full(struct reg_repl *r)
 {
-    return r->started && !r->closing && r->io.time(&r->io) >= r->snap_retry_at &&
-           raft_last_index(&r->raft) - snapshot_base(r) >= 2 * (uint64_t)r->threshold;
+    /* After a failure only a stored snapshot makes room: counting each retry as taken would
+     * let every failed attempt add its share to the log. */
+    uint64_t base = r->snap_failed < 0 ? r->raft.log.snapshot.last_index : snapshot_base(r);
+
+    return r->started && !r->closing &&
+           raft_last_index(&r->raft) - base >= 2 * (uint64_t)r->threshold;
 }
 
 static void on_nudged(struct raft_barrier *req, int status)
@@ -1067,7 +1103,10 @@ static void on_nudged(struct raft_barrier *req, int status)
 
 void reg_repl_snapshot_nudge(struct reg_repl *r)
 {
-    if (r->snap_taking || r->snap_nudged || !r->leader_ready || r->closing)
+    /* After a failed snapshot, a barrier would only grow the log: the next one may be asked for
+     * once the retry delay is over, and a later nudge brings it. */
+    if (r->snap_taking || r->snap_nudged || !r->leader_ready || r->closing ||
+        r->io.time(&r->io) < r->snap_retry_at)
         return;
     struct repl_req *q = req_new(r, NULL, NULL);
     q->u.barrier.data = q;
@@ -1109,6 +1148,8 @@ void reg_repl_status(const struct reg_repl *r, struct reg_repl_status *out)
     out->last_index = raft_last_index(raft);
     out->config_index = raft->configuration_index;
     out->snapshot_index = raft->log.snapshot.last_index;
+    out->snapshot_taking = r->snap_taking;
+    out->snapshot_failed = r->snap_failed;
     raft_leader(raft, &leader_id, &leader_addr);
     out->leader_id = leader_id;
     if (leader_addr)

@@ -101,6 +101,9 @@ struct reg_repl_status {
     uint64_t last_index;
     uint64_t config_index;   /* index of the committed configuration entry */
     uint64_t snapshot_index; /* the last entry the newest stored snapshot holds (0: none) */
+    bool snapshot_taking;    /* a snapshot is being serialised or written */
+    int snapshot_failed;     /* why the last one was not stored (-errno; -ECHILD: its writer
+                                died), 0 when it was */
     uint64_t leader_id;      /* 0 when unknown */
     char leader_address[REG_REPL_ADDR_MAX];
     uint64_t last_contact_ms; /* since a leader was last heard (or since the start, before any
@@ -170,18 +173,19 @@ bool reg_repl_leader_ready(const struct reg_repl *r);
 
 /*
  * True when the log holds twice the snapshot threshold of entries past the newest snapshot this
- * server has or is taking (not while a failed snapshot writer's retry delay runs). The engine
- * keeps the whole log since its last snapshot in memory, and a leader takes a snapshot only
- * when nothing of its own is in flight (reg_repl_fsm.snapshot_ready), which writes that never
- * pause never give it: a leader whose log is full makes no new entry until the snapshot is
- * taken. If one is still being taken, that means until it is written.
+ * server has or is taking. The engine keeps the whole log since its last snapshot in memory,
+ * and a leader takes a snapshot only when nothing of its own is in flight
+ * (reg_repl_fsm.snapshot_ready), which writes that never pause never give it: a leader whose
+ * log is full makes no new entry until the snapshot is taken. If one is still being taken, that
+ * means until it is written; if it failed (a full or read-only disk, a writer that died), until
+ * one is stored, a retry a second later.
  */
 bool reg_repl_log_full(struct reg_repl *r);
 
 /*
  * On the leader, with nothing of its own in flight, brings the engine to ask for a snapshot
- * (it asks only after an applied entry) by proposing a barrier, unless one is being taken or
- * such a barrier is already out.
+ * (it asks only after an applied entry) by proposing a barrier, unless one is being taken,
+ * such a barrier is already out, or a failed snapshot's retry delay runs.
  */
 void reg_repl_snapshot_nudge(struct reg_repl *r);
 
