@@ -37,8 +37,8 @@ static bool all_of(const char *s, size_t n, const char *extra)
 
 static const char *kind_func(enum tmpl_dep_kind kind)
 {
-    static const char *const names[] = {"service", "services", "key", "ls",
-                                        "node",    "nodes",    "node"};
+    static const char *const names[] = {"service", "services", "key",  "ls",
+                                        "node",    "nodes",    "node", "datacenters"};
     return names[kind];
 }
 
@@ -96,9 +96,9 @@ static int parse_service(const char *arg, const char *s, size_t n, struct tmpl_d
 
 static void make_id(struct tmpl_dep *dep)
 {
-    static const char *const prefix[] = {"health.service", "catalog.services", "kv.get",
-                                         "kv.list",        "catalog.node",     "catalog.nodes",
-                                         "agent.self"};
+    static const char *const prefix[] = {"health.service", "catalog.services",   "kv.get",
+                                         "kv.list",        "catalog.node",       "catalog.nodes",
+                                         "agent.self",     "catalog.datacenters"};
     struct buf b = BUF_INIT;
 
     buf_printf(&b, "%s(", prefix[dep->kind]);
@@ -177,8 +177,8 @@ int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *de
 void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out)
 {
     static const char *const path[] = {
-        "/v1/health/service/", "/v1/catalog/services", "/v1/kv/",       "/v1/kv/",
-        "/v1/catalog/node/",   "/v1/catalog/nodes",    "/v1/agent/self"};
+        "/v1/health/service/", "/v1/catalog/services", "/v1/kv/",        "/v1/kv/",
+        "/v1/catalog/node/",   "/v1/catalog/nodes",    "/v1/agent/self", "/v1/catalog/datacenters"};
     char sep = '?';
 
     buf_append_cstr(out, path[dep->kind]);
@@ -461,6 +461,11 @@ static json_t *decode_root(const struct tmpl_dep *dep, const json_t *root)
         json_array_foreach(root, i, x) json_array_append_new(out, node_info(x));
         sort_objects(out, "Node", NULL);
         return out;
+    case TMPL_DEP_DATACENTERS:
+        if (!json_is_array(root))
+            return NULL;
+        json_array_foreach(root, i, x) if (!json_is_string(x)) return NULL;
+        return json_incref((json_t *)root);
     default: {
         const json_t *name = json_object_get(json_object_get(root, "Config"), "NodeName");
         return json_is_string(name) ? json_incref((json_t *)name) : NULL;

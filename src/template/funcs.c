@@ -617,7 +617,6 @@ static const char *const unsupported[] = {
     "caLeaf",
     "caRoots",
     "connect",
-    "datacenters",
     "executeTemplate",
     "explodeMap",
     "exportedServices",

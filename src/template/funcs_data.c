@@ -53,6 +53,22 @@ static int fn_services(struct tmpl_eval *ev, json_t *const *args, size_t nargs, 
     return 0;
 }
 
+/* datacenters [IGNORE_INACCESSIBLE]: the registry's datacenters. consul-template's flag drops
+ * those that do not answer; every datacenter a registry lists answers here, so it changes
+ * nothing. */
+static int fn_datacenters(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (nargs && !json_is_boolean(args[0]))
+        return tmpl_fail(ev, "wrong type for value; expected bool; got %s",
+                         tmpl_type_name(args[0]));
+    if (tmpl_eval_dep(ev, TMPL_DEP_DATACENTERS, "", &data) < 0)
+        return -EINVAL;
+    *out = data ? json_incref(data) : json_array();
+    return 0;
+}
+
 static int fn_nodes(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     json_t *data;
@@ -321,6 +337,7 @@ static const struct tmpl_func data_funcs[] = {
     {"safeTree", fn_safe_tree, 1, 1, "s"},
     {"node", fn_node, 0, 1, "s"},
     {"nodes", fn_nodes, 0, 1, "s"},
+    {"datacenters", fn_datacenters, 0, 1, NULL}, /* a bool, checked by the function */
     {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */
     {"byMeta", fn_by_meta, 2, 2, "sl"},
     {"byKey", fn_by_key, 1, 1, "l"},

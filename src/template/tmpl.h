@@ -38,13 +38,14 @@ void tmpl_free(struct tmpl *t);
 /* ---- dependencies (deps.c) --------------------------------------------------------------- */
 
 enum tmpl_dep_kind {
-    TMPL_DEP_SERVICE,  /* /v1/health/service/<name> */
-    TMPL_DEP_SERVICES, /* /v1/catalog/services */
-    TMPL_DEP_KEY,      /* /v1/kv/<path> */
-    TMPL_DEP_KEY_LIST, /* /v1/kv/<prefix>?recurse */
-    TMPL_DEP_NODE,     /* /v1/catalog/node/<name> */
-    TMPL_DEP_NODES,    /* /v1/catalog/nodes */
-    TMPL_DEP_SELF,     /* /v1/agent/self: the local node's name, for node without a name */
+    TMPL_DEP_SERVICE,     /* /v1/health/service/<name> */
+    TMPL_DEP_SERVICES,    /* /v1/catalog/services */
+    TMPL_DEP_KEY,         /* /v1/kv/<path> */
+    TMPL_DEP_KEY_LIST,    /* /v1/kv/<prefix>?recurse */
+    TMPL_DEP_NODE,        /* /v1/catalog/node/<name> */
+    TMPL_DEP_NODES,       /* /v1/catalog/nodes */
+    TMPL_DEP_SELF,        /* /v1/agent/self: the local node's name, for node without a name */
+    TMPL_DEP_DATACENTERS, /* /v1/catalog/datacenters */
 };
 
 /* Health filters of a service dependency (bit set); none given means passing. */

@@ -66,8 +66,10 @@ struct tmpl_watch *tmpl_watch_start(uv_loop_t *loop, struct http_client *client,
     w->data = data;
     log_debug("watching %s", w->dep.id);
     tmpl_dep_target(&w->dep, &target);
-    w->query = consul_watch_start(client, loop, ep, target.data, w->dep.kind == TMPL_DEP_SELF,
-                                  &watch_ops, w);
+    /* agent/self and the datacenter list do not block: asked once (see watch.h) */
+    w->query = consul_watch_start(
+        client, loop, ep, target.data,
+        w->dep.kind == TMPL_DEP_SELF || w->dep.kind == TMPL_DEP_DATACENTERS, &watch_ops, w);
     buf_free(&target);
     return w;
 }

@@ -6,7 +6,9 @@
  *
  * A failure (unreachable, a non-200 answer, a body that does not decode) is logged once per
  * outage and retried; nothing is reported to the callback, so the last data (and the files
- * rendered from it) stay. agent/self (which does not block) is fetched once.
+ * rendered from it) stay. agent/self and catalog/datacenters, which do not block, are fetched
+ * once: a node's name does not change, and a registry's datacenters change only when one is
+ * federated (consul-template polls them every 15 s).
  */
 #ifndef MESH_TEMPLATE_WATCH_H
 #define MESH_TEMPLATE_WATCH_H

@@ -1,7 +1,9 @@
 """`mesh template`'s queries beyond the basic ones, against a live `mesh agent`: safeLs and
 safeTree hold the file back while their prefix is empty (at first, and when it empties later),
-where ls and tree would write an empty list.
+where ls and tree would write an empty list; datacenters lists the registry's datacenters.
 """
+
+import subprocess
 
 from helpers import HOST, wait_until
 from test_template import read, template_factory  # noqa: F401 (fixture)
@@ -38,3 +40,14 @@ def test_safe_tree_and_safe_ls_hold_the_file_while_the_prefix_is_empty(agent, tm
                what="the render held after the prefix emptied")
     assert read(out) == want
     assert t.running()
+
+
+def test_datacenters_lists_the_registry_datacenter(agent, tmp_path, mesh):
+    src, out = tmp_path / "dc.ctmpl", tmp_path / "dc.cfg"
+    src.write_text("{{ range datacenters }}{{ . }};{{ end }}{{ datacenters true | len }}\n")
+    r = subprocess.run([mesh, "template", "-consul-addr", f"{HOST}:{agent.port}", "-once",
+                        "-template", f"{src}:{out}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    want = agent.get_json("/v1/catalog/datacenters")
+    assert want, "the agent lists no datacenter"
+    assert read(out) == "".join(f"{dc};" for dc in want) + f"{len(want)}\n"

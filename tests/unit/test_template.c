@@ -651,6 +651,7 @@ static void test_dep_parse(void **state)
         {TMPL_DEP_SERVICES, "@east", "catalog.services(@east)", "/v1/catalog/services?dc=east"},
         {TMPL_DEP_NODE, "n1", "catalog.node(n1)", "/v1/catalog/node/n1"},
         {TMPL_DEP_NODES, "", "catalog.nodes()", "/v1/catalog/nodes"},
+        {TMPL_DEP_DATACENTERS, "", "catalog.datacenters()", "/v1/catalog/datacenters"},
     };
     static const struct {
         enum tmpl_dep_kind kind;
@@ -689,6 +690,13 @@ static void test_dep_decode_errors(void **state)
     assert_null(tmpl_dep_decode(&dep, 200, "[", 1, &e));
     json_t *v = tmpl_dep_decode(&dep, 200, "[]", 2, &e);
     assert_true(json_is_array(v));
+    json_decref(v);
+    tmpl_dep_clear(&dep);
+    /* the datacenter list: strings only */
+    assert_int_equal(tmpl_dep_parse(TMPL_DEP_DATACENTERS, "", &dep, &e), 0);
+    assert_null(tmpl_dep_decode(&dep, 200, "[1]", 3, &e));
+    v = tmpl_dep_decode(&dep, 200, "[\"dc1\",\"dc2\"]", 13, &e);
+    assert_int_equal(json_array_size(v), 2);
     json_decref(v);
     tmpl_dep_clear(&dep);
 }
