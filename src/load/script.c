@@ -985,6 +985,11 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
     s->max_error_rate = -1;
     rc = parse_root(&c, env, o->target, s);
+    if (rc == 0)
+        s->builtin_vars =
+            json_pack("{s:s,s:s?,s:O,s:O}", "target", s->target, "$environment", env, "$dirname",
+                      json_object_get(c.config_vars, "$dirname"), "$scenarioFile",
+                      json_object_get(c.config_vars, "$scenarioFile"));
     json_decref(c.keep);
     json_decref(c.config_vars);
     free(dir);
@@ -1151,6 +1156,7 @@ void load_script_free(struct load_script *s)
     free(s->before);
     free(s->after);
     json_decref(s->variables);
+    json_decref(s->builtin_vars);
     for (size_t i = 0; i < s->n_payloads; i++)
         load_payload_free(&s->payloads[i]);
     free(s->payloads);

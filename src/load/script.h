@@ -193,7 +193,9 @@ struct load_script {
     char *target;      /* "http://host:port" or https */
     struct load_phase *phases;
     size_t n_phases;
-    json_t *variables;             /* object: name -> value or array of values */
+    json_t *variables;    /* object: name -> value or array of values */
+    json_t *builtin_vars; /* what Artillery gives every user under them: target, $environment,
+                           * $dirname, $scenarioFile (object; shared by threads: copy it) */
     struct load_payload *payloads; /* config.payload: CSV rows as variables */
     size_t n_payloads;
     int64_t timeout_ms;

@@ -15,6 +15,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/tls.h"
+#include "lib/uuid.h"
 #include "load/engine_internal.h"
 #include "load/capture.h"
 #include "load/cookies.h"
@@ -1357,6 +1358,27 @@ void load_vu_abort(struct load_vu *vu)
     vu_unlink_close(vu);
 }
 
+/*
+ * What Artillery's createContext gives each user: target, $environment, $dirname and
+ * $scenarioFile under everything else, and $uuid, the user's own id, over it. The id comes from
+ * the worker's generator, not the kernel's: it names a user, it guards nothing.
+ */
+static void set_builtin_vars(struct load_vu *vu)
+{
+    const json_t *builtin = vu->w->eng->script->builtin_vars;
+    uint64_t bits[2] = {load_rand(&vu->w->rng), load_rand(&vu->w->rng)};
+    char uuid[UUID_STR_LEN + 1];
+
+    if (builtin) {
+        json_t *copy = json_deep_copy(builtin); /* the script's is shared by the workers */
+
+        json_object_update_missing(vu->vars, copy);
+        json_decref(copy);
+    }
+    uuid_format_v4((const unsigned char *)bits, uuid);
+    json_object_set_new(vu->vars, "$uuid", json_string(uuid));
+}
+
 void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64_t sched_ns,
                    bool pool)
 {
@@ -1381,6 +1403,7 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
         json_object_update_missing(vu->vars, ctx);
         json_decref(ctx);
     }
+    set_builtin_vars(vu);
     vu->start_ns = vu->ready_ns = sched_ns < now ? sched_ns : now;
     frame_push_flow(vu);
     uv_timer_init(&w->loop, &vu->timer);

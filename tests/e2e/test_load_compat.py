@@ -3,6 +3,7 @@ Artillery accepts beyond the ones our scenarios use (durations in words, a scrip
 phases, ...). Against the test server of test_load.py."""
 
 import json
+import re
 
 from test_load import one_flow, run_load, run_report, server  # noqa: F401
 
@@ -214,6 +215,25 @@ def test_template_paths_as_lodash_reads_them(mesh, tmp_path, server):
     assert rep["aggregate"]["counters"]["vusers.completed"] == 1, rep["aggregate"]["counters"]
     with server.lock:
         assert [p for _, _, p, _, _ in server.requests] == ["/json", "/p/42/7/q"]
+
+
+def test_every_user_has_artillerys_builtin_variables(mesh, tmp_path, server):
+    """As Artillery's users have them: target, $environment, $dirname and $scenarioFile under
+    the script's variables, and $uuid, each user's own id."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['post: {url: "/b", json: {t: "{{ target }}", e: "{{ $environment }}", '
+                       'd: "{{ $dirname }}", f: "{{ $scenarioFile }}", u: "{{ $uuid }}"}}'],
+                      "  environments: {ci: {}}\n")
+    rep, out = run_report(mesh, tmp_path, script, "-e", "ci")
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 2, rep["aggregate"]["counters"]
+    with server.lock:
+        bodies = [json.loads(b) for _, _, _, _, b in server.requests]
+    for b in bodies:
+        assert (b["t"], b["e"], b["d"], b["f"]) == (server.url, "ci", str(tmp_path),
+                                                    str(tmp_path / "test.yml")), b
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                            b["u"]), b
+    assert bodies[0]["u"] != bodies[1]["u"]
 
 
 def test_plugins_that_do_not_run_are_refused_by_name(mesh, tmp_path, server):
