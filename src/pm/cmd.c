@@ -35,6 +35,8 @@ static const char usage_text[] =
     "    start NAME [flags] -- CMD ARGS...   start N instances of a command\n"
     "    start FILE.json                     start the apps of an ecosystem file\n"
     "    stop|restart|delete NAME|all        stop gracefully / restart / stop and forget\n"
+    "    reload NAME|all                     restart one instance at a time, each new process\n"
+    "                                        started and listening before the old one stops\n"
     "    scale NAME N|+N|-N                  set, add or remove instances\n"
     "    ls [-json]                          list processes\n"
     "    describe NAME [-json]               details of an app's instances\n"
@@ -175,6 +177,7 @@ struct start_opts {
     struct flag_list env;
     char *cwd;
     int64_t kill_timeout;
+    int64_t listen_timeout;
     int max_restarts;
     int64_t min_uptime;
     int64_t restart_delay;
@@ -208,6 +211,7 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
     s->instances = o->instances;
     s->port_base = o->port_base;
     s->kill_timeout_ms = o->kill_timeout / DURATION_MS;
+    s->listen_timeout_ms = o->listen_timeout / DURATION_MS;
     s->max_restarts = o->max_restarts;
     s->min_uptime_ms = o->min_uptime / DURATION_MS;
     s->restart_delay_ms = o->restart_delay / DURATION_MS;
@@ -251,6 +255,7 @@ static int cmd_start(const char *home, int argc, char **argv)
 {
     struct start_opts o = {.instances = 1,
                            .kill_timeout = PM_DEFAULT_KILL_MS * DURATION_MS,
+                           .listen_timeout = PM_DEFAULT_LISTEN_MS * DURATION_MS,
                            .max_restarts = PM_DEFAULT_MAX_RESTART,
                            .min_uptime = PM_DEFAULT_MIN_UPTIME * DURATION_MS,
                            .restart_delay = PM_DEFAULT_DELAY_MS * DURATION_MS,
@@ -261,6 +266,9 @@ static int cmd_start(const char *home, int argc, char **argv)
         {"env", FLAG_STRING_LIST, &o.env, "K=V added to the environment; repeatable.", false},
         {"cwd", FLAG_STRING, &o.cwd, "Working directory (default: the current one).", false},
         {"kill-timeout", FLAG_DURATION, &o.kill_timeout, "SIGTERM to SIGKILL delay.", false},
+        {"listen-timeout", FLAG_DURATION, &o.listen_timeout,
+         "reload: longest wait for a new process to listen on its PORT (without one: the wait).",
+         false},
         {"max-restarts", FLAG_INT, &o.max_restarts,
          "Unstable restarts (up less than -min-uptime) before errored.", false},
         {"min-uptime", FLAG_DURATION, &o.min_uptime, "Shorter runs count as unstable.", false},
@@ -300,7 +308,8 @@ static int cmd_start(const char *home, int argc, char **argv)
 
 /* ---- the other commands ----------------------------------------------------------------- */
 
-/* stop / restart / delete NAME|all: answer once the processes have exited (or restarted). */
+/* stop / restart / reload / delete NAME|all: answer once the processes have exited (or restarted).
+ */
 static int cmd_target(const char *home, int argc, char **argv)
 {
     char usage[128];
@@ -533,7 +542,8 @@ int pm_main(int argc, char **argv)
     }
     if (strcmp(cmd, "start") == 0)
         rc = cmd_start(home, argc, argv);
-    else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 || strcmp(cmd, "delete") == 0)
+    else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
+             strcmp(cmd, "reload") == 0 || strcmp(cmd, "delete") == 0)
         rc = cmd_target(home, argc, argv);
     else if (strcmp(cmd, "scale") == 0)
         rc = cmd_scale(home, argc, argv);

@@ -277,19 +277,29 @@ static void req_start(struct pm_conn *c, const json_t *req)
     conn_wait(c);
 }
 
+/* The app named in req, NULL for "all"; false (and c answered) when there is no such app. */
+static bool req_app(struct pm_conn *c, const json_t *req, struct pm_app **one)
+{
+    const char *name = json_string_value(json_object_get(req, "name"));
+
+    *one = name && strcmp(name, "all") != 0 ? pm_app_find(c->d, name) : NULL;
+    if (!name || (!*one && strcmp(name, "all") != 0)) {
+        not_found(c, name);
+        return false;
+    }
+    return true;
+}
+
 /* stop / restart / delete NAME|all. */
 static void req_target(struct pm_conn *c, const json_t *req, enum pm_after_stop after, bool delete)
 {
-    const char *name = json_string_value(json_object_get(req, "name"));
     struct pm_daemon *d = c->d;
-    struct pm_app *one = name && strcmp(name, "all") != 0 ? pm_app_find(d, name) : NULL;
+    struct pm_app *one;
     struct pm_inst **todo = NULL;
     size_t ntodo = 0;
 
-    if (!name || (!one && strcmp(name, "all") != 0)) {
-        not_found(c, name);
+    if (!req_app(c, req, &one))
         return;
-    }
     for (size_t k = 0; k < d->napps; k++) {
         struct pm_app *a = d->apps[k];
         if (one && a != one)
@@ -309,6 +319,27 @@ static void req_target(struct pm_conn *c, const json_t *req, enum pm_after_stop 
     for (size_t k = 0; k < ntodo; k++)
         pm_inst_stop(todo[k], after);
     free(todo);
+    c->reply = json_pack("{s:b}", "ok", 1);
+    conn_wait(c);
+}
+
+/* reload NAME|all: queues the instances (reload.c); answers when all are reloaded. */
+static void req_reload(struct pm_conn *c, const json_t *req)
+{
+    struct pm_app *one;
+
+    if (!req_app(c, req, &one))
+        return;
+    for (size_t k = 0; k < c->d->napps; k++) {
+        struct pm_app *a = c->d->apps[k];
+        if ((one && a != one) || a->deleting)
+            continue;
+        for (size_t j = 0; j < a->ninsts; j++) {
+            a->insts[j]->reload_pending = true;
+            await_add(c, a->insts[j]->pm_id);
+        }
+    }
+    pm_reload_run(c->d);
     c->reply = json_pack("{s:b}", "ok", 1);
     conn_wait(c);
 }
@@ -389,7 +420,8 @@ static void dispatch(struct pm_conn *c, const json_t *req)
 
     if (!cmd) {
         conn_error(c, "request without \"cmd\"");
-    } else if (c->d->forget_state && (strcmp(cmd, "start") == 0 || strcmp(cmd, "scale") == 0)) {
+    } else if (c->d->forget_state && (strcmp(cmd, "start") == 0 || strcmp(cmd, "scale") == 0 ||
+                                      strcmp(cmd, "reload") == 0)) {
         /* The table is about to be forgotten: what starts now would run unsupervised. */
         conn_error(c, "the daemon is shutting down (kill)");
     } else if (strcmp(cmd, "ping") == 0) {
@@ -401,6 +433,8 @@ static void dispatch(struct pm_conn *c, const json_t *req)
         req_target(c, req, PM_AFTER_NONE, false);
     } else if (strcmp(cmd, "restart") == 0) {
         req_target(c, req, PM_AFTER_RESTART, false);
+    } else if (strcmp(cmd, "reload") == 0) {
+        req_reload(c, req);
     } else if (strcmp(cmd, "delete") == 0) {
         req_target(c, req, PM_AFTER_DELETE, true);
     } else if (strcmp(cmd, "scale") == 0) {
@@ -535,6 +569,7 @@ static void shutdown_daemon(struct pm_daemon *d)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sample, NULL);
+    pm_reload_close(d);
     reading_expire(d, true);
     while (d->pending) {
         struct pm_conn *c = d->pending;
@@ -637,6 +672,7 @@ static void daemon_start(struct pm_daemon *d)
     d->sigint.data = d;
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
+    pm_reload_init(d);
     uv_timer_init(d->loop, &d->sample);
     d->sample.data = d;
     uv_timer_start(&d->sample, on_sample, PM_SAMPLE_MS, PM_SAMPLE_MS);

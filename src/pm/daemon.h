@@ -1,7 +1,8 @@
 /*
  * The supervisor daemon (src/pm only): one libuv loop owns the app table, the control socket,
  * the children and the sampling timer. daemon.c runs the loop and the socket, proc.c the
- * lifecycle of one instance, state.c the saved table, rotate.c log rotation.
+ * lifecycle of one instance, reload.c PM2's reload (one instance at a time), state.c the saved
+ * table, rotate.c log rotation.
  */
 #ifndef MESH_PM_DAEMON_H
 #define MESH_PM_DAEMON_H
@@ -27,7 +28,7 @@ struct pm_app;
 enum pm_after_stop { PM_AFTER_NONE = 0, PM_AFTER_RESTART, PM_AFTER_DELETE };
 
 /* A running process we watch: our child (uv_process_t) or one adopted from an earlier daemon
- * (its pidfd polled). Freed in its close callback. */
+ * (its pidfd polled). Freed in its close callback(s). */
 struct pm_child {
     union {
         uv_process_t proc;
@@ -36,6 +37,11 @@ struct pm_child {
     bool adopted;
     int pidfd;
     struct pm_inst *inst; /* NULL once the instance let go of it */
+    /* A process a reload replaced (pm_inst_detach): no instance, stopped on its own. */
+    struct pm_daemon *retired_from;
+    int pid;
+    uv_timer_t kill_timer; /* initialised only once retired */
+    int open_handles;      /* freed when the last one is closed */
 };
 
 struct pm_inst {
@@ -52,6 +58,7 @@ struct pm_inst {
     int exit_code; /* -1: unknown (an adopted process's status is not ours to reap) */
     int exit_signal;
     bool stop_requested;
+    bool reload_pending; /* in the queue of a reload (one instance is reloaded at a time) */
     enum pm_after_stop after_stop;
     uv_timer_t timer; /* restart delay, or the kill timeout while stopping */
     struct pm_child *child;
@@ -102,6 +109,14 @@ struct pm_daemon {
     struct pm_conn *pending;
     struct pm_conn *reading; /* connections whose request is not in yet (bounded in time) */
     int nconns;
+    struct pm_reload {
+        struct pm_inst *inst; /* the instance being reloaded, or NULL */
+        struct pm_child *old; /* its old process, until it has exited */
+        bool old_signalled;   /* the new one is ready: the old one was told to stop */
+        int new_pid;
+        int64_t deadline_ms; /* listen_timeout */
+        uv_timer_t poll;
+    } reload;
     bool rotating;
     bool quitting;
     bool forget_state; /* after kill: no apps to bring back */
@@ -145,6 +160,31 @@ void pm_inst_release(struct pm_inst *i);
 bool pm_inst_busy(const struct pm_inst *i);
 void pm_inst_sample(struct pm_inst *i);
 json_t *pm_inst_to_json(const struct pm_inst *i, bool detail);
+
+/*
+ * Takes the running process off the instance without stopping it (the instance has no process
+ * after this) and returns it; pm_child_retire stops it later. Not for an instance being stopped.
+ * The child frees itself once the process has exited, after calling pm_reload_old_gone: the
+ * pointer is valid until then.
+ */
+struct pm_child *pm_inst_detach(struct pm_inst *i);
+/* SIGTERM to a detached process's group, SIGKILL after kill_timeout_ms. */
+void pm_child_retire(struct pm_child *c, int64_t kill_timeout_ms);
+/* Sends the signal to the process group of pid (to pid alone when that fails). */
+void pm_signal_group(int pid, int sig);
+
+/* reload.c: PM2's reload, one instance at a time (see docs/pm.md). */
+void pm_reload_init(struct pm_daemon *d);
+/* Reloads the instances marked reload_pending, unless a reload is running already. */
+void pm_reload_run(struct pm_daemon *d);
+/* The old process of the running reload has exited. */
+void pm_reload_old_gone(struct pm_daemon *d);
+/* The instance is going away: drops it from the reload. */
+void pm_reload_forget(struct pm_inst *i);
+/* Daemon exit: the reload stops where it is (an old process being stopped still is). */
+void pm_reload_close(struct pm_daemon *d);
+/* True when pid holds a TCP listener on port (read from /proc; IPv4 or IPv6). */
+bool pm_pid_listens(int pid, int port);
 
 /* state.c */
 /* Writes the table to state.json. 0, or -errno with e set (and logged). */

@@ -16,6 +16,7 @@
 #define PM_DEFAULT_MIN_UPTIME  1000
 #define PM_DEFAULT_MAX_RESTART 16
 #define PM_DEFAULT_KILL_MS     1600
+#define PM_DEFAULT_LISTEN_MS   3000 /* PM2's listen_timeout: how long reload waits for readiness */
 #define PM_DEFAULT_LOG_SIZE    (10 * 1024 * 1024) /* pm2-logrotate's max_size 10M */
 #define PM_LOG_KEEP            5
 

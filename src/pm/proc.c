@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/procfs.h"
@@ -121,13 +122,23 @@ static uint64_t proc_start_ticks(int pid, struct procfs_stat *st)
     return st->start_time;
 }
 
-static void on_child_closed(uv_handle_t *h)
+static void child_handle_closed(struct pm_child *c)
 {
-    struct pm_child *c = CONTAINER_OF(h, struct pm_child, h);
-
+    if (--c->open_handles > 0)
+        return;
     if (c->adopted)
         close(c->pidfd);
     free(c);
+}
+
+static void on_child_closed(uv_handle_t *h)
+{
+    child_handle_closed(CONTAINER_OF(h, struct pm_child, h));
+}
+
+static void on_kill_timer_closed(uv_handle_t *h)
+{
+    child_handle_closed(CONTAINER_OF((uv_timer_t *)h, struct pm_child, kill_timer));
 }
 
 static void release_child(struct pm_inst *i)
@@ -142,6 +153,20 @@ static void release_child(struct pm_inst *i)
 }
 
 static void on_restart_timer(uv_timer_t *t);
+
+/* A process a reload replaced has exited: nothing restarts it, the reload moves on. */
+static void retired_exited(struct pm_child *c)
+{
+    struct pm_daemon *d = c->retired_from;
+
+    log_info("pid %d (replaced by a reload) exited", c->pid);
+    if (c->open_handles > 1) {
+        uv_timer_stop(&c->kill_timer);
+        uv_close((uv_handle_t *)&c->kill_timer, on_kill_timer_closed);
+    }
+    uv_close((uv_handle_t *)&c->h, on_child_closed);
+    pm_reload_old_gone(d);
+}
 
 /* After an exit: a stop completes, or the restart policy decides. */
 static void child_exited(struct pm_inst *i, int code, int sig)
@@ -198,6 +223,8 @@ static void on_child_exit(uv_process_t *p, int64_t status, int term_signal)
 
     if (c->inst)
         child_exited(c->inst, (int)status, term_signal);
+    else if (c->retired_from)
+        retired_exited(c);
     else
         uv_close((uv_handle_t *)p, on_child_closed);
 }
@@ -209,6 +236,8 @@ static void on_pidfd(uv_poll_t *h, int status, int events)
     uv_poll_stop(h);
     if (c->inst)
         child_exited(c->inst, -1, 0);
+    else if (c->retired_from)
+        retired_exited(c);
 }
 
 static int open_log(const struct pm_inst *i, const char *which)
@@ -255,6 +284,7 @@ int pm_inst_spawn(struct pm_inst *i, struct err *e)
     o.flags = UV_PROCESS_DETACHED;
     o.stdio_count = 3;
     o.stdio = stdio;
+    c->open_handles = 1;
     rc = uv_spawn(i->app->d->loop, &c->h.proc, &o);
     if (rc != 0) {
         err_set(e, "exec %s: %s", s->argv[0], uv_strerror(rc));
@@ -298,6 +328,7 @@ int pm_inst_adopt(struct pm_inst *i)
     if (fd < 0)
         return -errno;
     c = xcalloc(1, sizeof(*c));
+    c->open_handles = 1;
     c->adopted = true;
     c->pidfd = fd;
     rc = uv_poll_init(i->app->d->loop, &c->h.poll, fd);
@@ -315,12 +346,12 @@ int pm_inst_adopt(struct pm_inst *i)
     return 0;
 }
 
-static void signal_group(const struct pm_inst *i, int sig)
+void pm_signal_group(int pid, int sig)
 {
-    if (i->pid <= 0)
+    if (pid <= 0)
         return;
-    if (kill(-i->pid, sig) != 0)
-        kill(i->pid, sig);
+    if (kill(-pid, sig) != 0)
+        kill(pid, sig);
 }
 
 static void on_kill_timeout(uv_timer_t *t)
@@ -329,7 +360,7 @@ static void on_kill_timeout(uv_timer_t *t)
 
     log_warn("%s-%d (pid %d) still running after the kill timeout: SIGKILL", i->app->spec.name,
              i->instance, i->pid);
-    signal_group(i, SIGKILL);
+    pm_signal_group(i->pid, SIGKILL);
 }
 
 void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
@@ -337,13 +368,14 @@ void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
     struct pm_daemon *d = i->app->d;
     struct err e = {{0}};
 
+    i->reload_pending = false; /* what is stopped now is not reloaded after */
     if (i->child) {
         i->after_stop = after > i->after_stop ? after : i->after_stop;
         if (i->stop_requested)
             return;
         i->stop_requested = true;
         i->status = PM_STOPPING;
-        signal_group(i, SIGTERM);
+        pm_signal_group(i->pid, SIGTERM);
         uv_timer_start(&i->timer, on_kill_timeout, (uint64_t)i->app->spec.kill_timeout_ms, 0);
         pm_daemon_changed(d);
         return;
@@ -363,11 +395,41 @@ void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
     pm_daemon_changed(d);
 }
 
+struct pm_child *pm_inst_detach(struct pm_inst *i)
+{
+    struct pm_child *c = i->child;
+
+    MESH_BUG_ON(!c || i->stop_requested);
+    c->inst = NULL;
+    c->retired_from = i->app->d;
+    c->pid = i->pid;
+    i->child = NULL;
+    i->pid = 0;
+    return c;
+}
+
+static void on_retired_kill_timeout(uv_timer_t *t)
+{
+    struct pm_child *c = CONTAINER_OF(t, struct pm_child, kill_timer);
+
+    log_warn("pid %d (replaced by a reload) still running after the kill timeout: SIGKILL", c->pid);
+    pm_signal_group(c->pid, SIGKILL);
+}
+
+void pm_child_retire(struct pm_child *c, int64_t kill_timeout_ms)
+{
+    uv_timer_init(c->retired_from->loop, &c->kill_timer);
+    c->open_handles++;
+    pm_signal_group(c->pid, SIGTERM);
+    uv_timer_start(&c->kill_timer, on_retired_kill_timeout, (uint64_t)kill_timeout_ms, 0);
+}
+
 void pm_inst_destroy(struct pm_inst *i)
 {
     struct pm_app *a = i->app;
     size_t k;
 
+    pm_reload_forget(i);
     release_child(i);
     for (k = 0; k < a->ninsts && a->insts[k] != i; k++)
         ;
@@ -383,7 +445,7 @@ void pm_inst_destroy(struct pm_inst *i)
 void pm_inst_kill(struct pm_inst *i)
 {
     if (i->child && i->stop_requested)
-        signal_group(i, SIGKILL);
+        pm_signal_group(i->pid, SIGKILL);
 }
 
 void pm_inst_release(struct pm_inst *i)
@@ -394,7 +456,8 @@ void pm_inst_release(struct pm_inst *i)
 
 bool pm_inst_busy(const struct pm_inst *i)
 {
-    return i->status == PM_STOPPING || i->status == PM_LAUNCHING || i->stop_requested;
+    return i->status == PM_STOPPING || i->status == PM_LAUNCHING || i->stop_requested ||
+           i->reload_pending || i->app->d->reload.inst == i;
 }
 
 void pm_inst_sample(struct pm_inst *i)

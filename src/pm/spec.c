@@ -21,6 +21,7 @@ void pm_spec_init(struct pm_spec *s)
     s->instances = 1;
     s->max_restarts = PM_DEFAULT_MAX_RESTART;
     s->kill_timeout_ms = PM_DEFAULT_KILL_MS;
+    s->listen_timeout_ms = PM_DEFAULT_LISTEN_MS;
     s->min_uptime_ms = PM_DEFAULT_MIN_UPTIME;
     s->restart_delay_ms = PM_DEFAULT_DELAY_MS;
     s->max_log_size = PM_DEFAULT_LOG_SIZE;
@@ -75,8 +76,8 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
                        s->instances);
     if (s->max_restarts < 0)
         return err_set(e, "max_restarts: must not be negative");
-    if (s->kill_timeout_ms < 0 || s->min_uptime_ms < 0 || s->restart_delay_ms < 0 ||
-        s->max_log_size < 0)
+    if (s->kill_timeout_ms < 0 || s->listen_timeout_ms < 0 || s->min_uptime_ms < 0 ||
+        s->restart_delay_ms < 0 || s->max_log_size < 0)
         return err_set(e, "durations and sizes must not be negative");
     for (size_t i = 0; i < s->nenv; i++) {
         if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
@@ -238,6 +239,8 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
     if (strcmp(key, "kill_timeout") == 0)
         return read_ms(r, key, v, &s->kill_timeout_ms);
+    if (strcmp(key, "listen_timeout") == 0)
+        return read_ms(r, key, v, &s->listen_timeout_ms);
     if (strcmp(key, "min_uptime") == 0)
         return read_ms(r, key, v, &s->min_uptime_ms);
     if (strcmp(key, "exp_backoff_restart_delay") == 0 || strcmp(key, "restart_delay") == 0)
@@ -309,6 +312,7 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_object_set_new(o, "instances", json_integer(s->instances));
     json_object_set_new(o, "port_base", json_integer(s->port_base));
     json_object_set_new(o, "kill_timeout", json_integer(s->kill_timeout_ms));
+    json_object_set_new(o, "listen_timeout", json_integer(s->listen_timeout_ms));
     json_object_set_new(o, "max_restarts", json_integer(s->max_restarts));
     json_object_set_new(o, "min_uptime", json_integer(s->min_uptime_ms));
     json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->restart_delay_ms));

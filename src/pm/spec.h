@@ -27,6 +27,7 @@ struct pm_spec {
     int port_base; /* 0: no PORT */
     int max_restarts;
     int64_t kill_timeout_ms;
+    int64_t listen_timeout_ms; /* reload: the longest wait for a new process to listen */
     int64_t min_uptime_ms;
     int64_t restart_delay_ms; /* exp_backoff_restart_delay */
     int64_t max_log_size;     /* bytes; 0: never rotate */
@@ -47,7 +48,7 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
 
 /*
  * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
- * (object), instances, port_base, kill_timeout, max_restarts, min_uptime,
+ * (object), instances, port_base, kill_timeout, listen_timeout, max_restarts, min_uptime,
  * exp_backoff_restart_delay (or restart_delay), max_log_size; durations as milliseconds or Go
  * strings ("2s"). Unknown keys are errors. With doc, errors read "file:line: apps[0].key: ..."
  * (path is the object's path in doc); without, "path.key: ...". s must be initialised; on error

@@ -139,6 +139,7 @@ static void test_spec_json_round_trip(void **state)
     assert_int_equal(back.instances, 3);
     assert_int_equal(back.port_base, 3000);
     assert_int_equal(back.kill_timeout_ms, PM_DEFAULT_KILL_MS);
+    assert_int_equal(back.listen_timeout_ms, PM_DEFAULT_LISTEN_MS);
     json_decref(j);
     pm_spec_free(&back);
 
@@ -201,7 +202,8 @@ static void test_ecosystem(void **state)
                     "  {\"name\": \"web\", \"script\": \"./webapp\", \"args\": \"-a  -b\",\n"
                     "   \"instances\": 2, \"port_base\": 3000, \"kill_timeout\": \"3s\",\n"
                     "   \"env\": {\"NODE_ENV\": \"production\", \"N\": 5},\n"
-                    "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\"},\n"
+                    "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\",\n"
+                    "   \"listen_timeout\": \"10s\"},\n"
                     "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
                     "]}\n");
     char *sub = xasprintf("%s/sub", scratch_dir);
@@ -216,6 +218,8 @@ static void test_ecosystem(void **state)
     assert_string_equal(specs[0].argv[2], "-b");
     assert_int_equal(specs[0].kill_timeout_ms, 3000);
     assert_int_equal(specs[0].restart_delay_ms, 250);
+    assert_int_equal(specs[0].listen_timeout_ms, 10000);
+    assert_int_equal(specs[1].listen_timeout_ms, PM_DEFAULT_LISTEN_MS);
     assert_int_equal(specs[0].nenv, 2);
     assert_string_equal(specs[0].env[1], "N=5");
     assert_non_null(strstr(specs[0].cwd, "/sub"));
@@ -245,6 +249,8 @@ static void test_ecosystem(void **state)
         {"{\"apps\": []}", ":1: apps: expected a non-empty array"},
         {"{\"apps\": [{\"name\": \"a\",\n\"script\": \"x\", \"min_uptime\": \"soon\"}]}",
          ":2: apps[0].min_uptime: invalid duration"},
+        {"{\"apps\": [{\"name\": \"a\",\n\"script\": \"x\",\n \"listen_timeout\": -5}]}",
+         ":3: apps[0].listen_timeout: "},
         {"{\"apps\": [ {\"name\": \"a\" ", ":1: "},
     };
     for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
