@@ -618,7 +618,7 @@ static const char *const unsupported[] = {
     "caRoots",
     "connect",
     "executeTemplate",
-    "explodeMap",
+
     "exportedServices",
     "file",
     "importedServices",
@@ -644,8 +644,7 @@ static const char *const unsupported[] = {
     "spew_sdump",
     "spew_sprintf",
     "toTOML",
-    "toUnescapedJSON",
-    "toUnescapedJSONPretty",
+
     "toYAML",
     "writeToFile",
 };

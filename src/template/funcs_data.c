@@ -275,10 +275,46 @@ static int fn_by_key(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
 }
 
 /*
- * explode PAIRS: the pairs as nested maps, one level per key segment, with the values at the
- * leaves: "a/b" = "1" becomes {a: {b: "1"}}. A segment that already holds a value cannot become
- * a map: consul-template's error.
+ * Puts value at key in the nested maps under root, one level per key segment ("a/b" = 1 is
+ * {a: {b: 1}}). A segment that already holds a value cannot become a map: consul-template's
+ * error, named after fname. 0 or -EINVAL.
  */
+static int explode_into(struct tmpl_eval *ev, json_t *root, const char *key, json_t *value,
+                        const char *fname)
+{
+    const char *parent = key; /* the key as the level above saw it, for the error */
+    const char *slash;
+    json_t *m = root;
+
+    while ((slash = strchr(key, '/'))) {
+        char *top = xstrndup(key, (size_t)(slash - key));
+        json_t *next = json_object_get(m, top);
+        if (!next) {
+            next = json_object();
+            json_object_set_new_nocheck(m, top, next);
+        } else if (!json_is_object(next)) {
+            struct buf q = BUF_INIT;
+            tmpl_quote(&q, parent, strlen(parent));
+            buf_append_cstr(&q, ": ");
+            tmpl_quote(&q, top, strlen(top));
+            buf_append_cstr(&q, " already has value ");
+            tmpl_sprintf(&q, "%q", 2, &next, 1);
+            int rc = tmpl_fail(ev, "error calling %s: %s: not a map: %s", fname, fname, q.data);
+            buf_free(&q);
+            free(top);
+            return rc;
+        }
+        free(top);
+        m = next;
+        parent = key;
+        key = slash + 1;
+    }
+    if (*key)
+        json_object_set_nocheck(m, key, value ? value : json_null());
+    return 0;
+}
+
+/* explode PAIRS: KV pairs as nested maps, their values at the leaves. */
 static int fn_explode(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     json_t *p, *root = json_object();
@@ -287,39 +323,37 @@ static int fn_explode(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
     json_array_foreach(args[0], i, p)
     {
         const char *key = json_string_value(json_object_get(p, "Key"));
-        const char *parent = key; /* the key as the level above saw it, for the error */
-        json_t *m = root, *value = json_object_get(p, "Value");
-        const char *slash;
-        if (!key)
-            continue;
-        while ((slash = strchr(key, '/'))) {
-            char *top = xstrndup(key, (size_t)(slash - key));
-            json_t *next = json_object_get(m, top);
-            if (!next) {
-                next = json_object();
-                json_object_set_new_nocheck(m, top, next);
-            } else if (!json_is_object(next)) {
-                struct buf q = BUF_INIT;
-                tmpl_quote(&q, parent, strlen(parent));
-                buf_append_cstr(&q, ": ");
-                tmpl_quote(&q, top, strlen(top));
-                buf_append_cstr(&q, " already has value ");
-                tmpl_quote(&q, json_is_string(next) ? json_string_value(next) : "",
-                           json_string_length(next));
-                int rc = tmpl_fail(ev, "error calling explode: explode: not a map: %s", q.data);
-                buf_free(&q);
-                free(top);
-                json_decref(root);
-                return rc;
-            }
-            free(top);
-            m = next;
-            parent = key;
-            key = slash + 1;
+        if (key && explode_into(ev, root, key, json_object_get(p, "Value"), "explode") < 0) {
+            json_decref(root);
+            return -EINVAL;
         }
-        if (*key)
-            json_object_set_nocheck(m, key, value ? value : json_null());
     }
+    tmpl_sort_map(root, true);
+    *out = root;
+    return 0;
+}
+
+/* explodeMap MAP: a map whose keys are paths as nested maps, keys taken in sorted order. */
+static int fn_explode_map(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *root = json_object();
+    size_t n;
+    const char **keys;
+
+    if (!json_is_object(args[0]) && !json_is_null(args[0]) && args[0]) {
+        json_decref(root);
+        return tmpl_fail(ev, "wrong type for value; expected map[string]interface {}; got %s",
+                         tmpl_type_name(args[0]));
+    }
+    keys = json_is_object(args[0]) ? tmpl_sorted_keys(args[0], &n) : NULL;
+    for (size_t i = 0; keys && i < n; i++) {
+        if (explode_into(ev, root, keys[i], json_object_get(args[0], keys[i]), "explodeMap") < 0) {
+            free(keys);
+            json_decref(root);
+            return -EINVAL;
+        }
+    }
+    free(keys);
     tmpl_sort_map(root, true);
     *out = root;
     return 0;
@@ -342,6 +376,7 @@ static const struct tmpl_func data_funcs[] = {
     {"byMeta", fn_by_meta, 2, 2, "sl"},
     {"byKey", fn_by_key, 1, 1, "l"},
     {"explode", fn_explode, 1, 1, "l"},
+    {"explodeMap", fn_explode_map, 1, 1, NULL}, /* a map, checked by the function */
 };
 
 const struct tmpl_func *tmpl_data_func_find(const char *name)

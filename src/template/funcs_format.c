@@ -1,6 +1,7 @@
 /*
- * consul-template's functions that turn values into text: toJSON and toJSONPretty (Go's
- * encoding/json), toTitle, indent, and the digests sha256Hex, md5sum and hmacSHA256Hex.
+ * consul-template's functions that turn values into text: toJSON, toJSONPretty and their
+ * Unescaped variants (Go's encoding/json), toTitle, indent, and the digests sha256Hex, md5sum and
+ * hmacSHA256Hex.
  */
 #include <errno.h>
 #include <string.h>
@@ -13,10 +14,11 @@
 /* ---- JSON as Go's encoding/json writes it ------------------------------------------------ */
 
 /*
- * A string as json.Marshal quotes it: <, > and & escaped for embedding in HTML, U+2028 and
- * U+2029 escaped for JavaScript, invalid UTF-8 as U+FFFD.
+ * A string as json.Marshal quotes it: <, > and & escaped for embedding in HTML (unless html is
+ * false, as with an Encoder's SetEscapeHTML(false)), U+2028 and U+2029 escaped for
+ * JavaScript, invalid UTF-8 as U+FFFD.
  */
-static void go_json_string(struct buf *out, const char *s, size_t n)
+static void go_json_string(struct buf *out, const char *s, size_t n, bool html)
 {
     buf_append_cstr(out, "\"");
     for (size_t i = 0; i < n;) {
@@ -43,7 +45,7 @@ static void go_json_string(struct buf *out, const char *s, size_t n)
                                       : NULL;
         if (esc)
             buf_append_cstr(out, esc);
-        else if (c < 0x20 || c == '<' || c == '>' || c == '&')
+        else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&')))
             buf_printf(out, "\\u%04x", c);
         else
             buf_append(out, s + i, 1);
@@ -66,7 +68,7 @@ static void go_json_newline(struct buf *out, int indent, int depth)
  * order: the registry's objects are Go structs in field order, and the maps this renderer makes
  * (parseJSON, explode, splitToMap, ...) are built in key order, as Go sorts map keys.
  */
-static void go_json(struct buf *out, const json_t *v, int indent, int depth)
+static void go_json(struct buf *out, const json_t *v, int indent, bool html, int depth)
 {
     const char *key;
     json_t *x;
@@ -75,7 +77,7 @@ static void go_json(struct buf *out, const json_t *v, int indent, int depth)
 
     switch (v ? json_typeof(v) : JSON_NULL) {
     case JSON_STRING:
-        go_json_string(out, json_string_value(v), json_string_length(v));
+        go_json_string(out, json_string_value(v), json_string_length(v), html);
         break;
     case JSON_INTEGER:
         buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -93,7 +95,7 @@ static void go_json(struct buf *out, const json_t *v, int indent, int depth)
         {
             buf_append_cstr(out, i ? "," : "");
             go_json_newline(out, indent, depth + 1);
-            go_json(out, x, indent, depth + 1);
+            go_json(out, x, indent, html, depth + 1);
         }
         if (json_array_size(v))
             go_json_newline(out, indent, depth);
@@ -106,9 +108,9 @@ static void go_json(struct buf *out, const json_t *v, int indent, int depth)
             buf_append_cstr(out, first ? "" : ",");
             first = false;
             go_json_newline(out, indent, depth + 1);
-            go_json_string(out, key, strlen(key));
+            go_json_string(out, key, strlen(key), html);
             buf_append_cstr(out, indent ? ": " : ":");
-            go_json(out, x, indent, depth + 1);
+            go_json(out, x, indent, html, depth + 1);
         }
         if (json_object_size(v))
             go_json_newline(out, indent, depth);
@@ -120,11 +122,11 @@ static void go_json(struct buf *out, const json_t *v, int indent, int depth)
     }
 }
 
-static int to_json(const json_t *v, int indent, json_t **out)
+static int to_json(const json_t *v, int indent, bool html, json_t **out)
 {
     struct buf b = BUF_INIT;
 
-    go_json(&b, v, indent, 0);
+    go_json(&b, v, indent, html, 0);
     *out = json_stringn_nocheck(b.data, b.len);
     buf_free(&b);
     return 0;
@@ -132,12 +134,25 @@ static int to_json(const json_t *v, int indent, json_t **out)
 
 static int fn_to_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return to_json(args[0], 0, out);
+    return to_json(args[0], 0, true, out);
 }
 
 static int fn_to_json_pretty(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return to_json(args[0], 2, out);
+    return to_json(args[0], 2, true, out);
+}
+
+/* toUnescapedJSON, toUnescapedJSONPretty: the same without escaping <, > and &. */
+static int fn_to_unescaped_json(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
+                                json_t **out)
+{
+    return to_json(args[0], 0, false, out);
+}
+
+static int fn_to_unescaped_json_pretty(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
+                                       json_t **out)
+{
+    return to_json(args[0], 2, false, out);
 }
 
 /* ---- text -------------------------------------------------------------------------------- */
@@ -229,6 +244,8 @@ static int fn_hmac_sha256_hex(struct tmpl_eval *ev, json_t *const *args, size_t 
 static const struct tmpl_func format_funcs[] = {
     {"toJSON", fn_to_json, 1, 1, NULL},
     {"toJSONPretty", fn_to_json_pretty, 1, 1, NULL},
+    {"toUnescapedJSON", fn_to_unescaped_json, 1, 1, NULL},
+    {"toUnescapedJSONPretty", fn_to_unescaped_json_pretty, 1, 1, NULL},
     {"toTitle", fn_to_title, 1, 1, "s"},
     {"indent", fn_indent, 2, 2, "is"},
     {"sha256Hex", fn_sha256_hex, 1, 1, "s"},

@@ -505,6 +505,13 @@ static void test_formatting(void **state)
          "[]\n}"},
         {"{{ toJSONPretty nil }} {{ toJSON \"tab\\tbs\\b\\u2028\\x01\" }}",
          "null \"tab\\tbs\\b\\u2028\\u0001\""},
+        /* the Unescaped variants leave <, > and & as they are, and still escape U+2028 */
+        {"{{ toUnescapedJSON \"<a&b>\u2028\" }} {{ parseJSON \"{\\\"a\\\":[\\\"<\\\"]}\" | "
+         "toUnescapedJSONPretty }}",
+         "\"<a&b>\\u2028\" {\n  \"a\": [\n    \"<\"\n  ]\n}"},
+        {"{{ parseJSON \"{\\\"b/c\\\":1,\\\"a\\\":\\\"x\\\",\\\"b/d\\\":\\\"y\\\"}\" | "
+         "explodeMap | toJSON }}",
+         "{\"a\":\"x\",\"b\":{\"c\":1,\"d\":\"y\"}}"},
         /* x/text's title caser with NoLower: ' . : inside a word continue it, digits too */
         {"{{ toTitle \"hello world-wide web_site don't a..b 1st o'neil x:y iPhone\" }}",
          "Hello World-Wide Web_site Don't A..B 1St O'neil X:y IPhone"},
@@ -545,6 +552,11 @@ static void test_formatting(void **state)
          "\\\"a/b\\\",\\\"Value\\\":\\\"y\\\"}]\") }}",
          "in.ctmpl:1:4: error calling explode: explode: not a map: \"a/b\": \"a\" already has "
          "value \"x\""},
+        {"{{ parseJSON \"{\\\"a/b\\\":1,\\\"a\\\":\\\"x\\\"}\" | explodeMap }}",
+         "in.ctmpl:1:42: error calling explodeMap: explodeMap: not a map: \"a/b\": \"a\" already "
+         "has value \"x\""},
+        {"{{ explodeMap \"x\" }}",
+         "in.ctmpl:1:4: wrong type for value; expected map[string]interface {}; got string"},
         {"{{ byKey \"x\" }}", "in.ctmpl:1:4: wrong type for value; expected []string; got string"},
     };
 
