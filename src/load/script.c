@@ -846,14 +846,14 @@ static void parse_target(struct script_ctx *c, const char *target_flag, struct l
 
 static void parse_config(struct script_ctx *c, const char *target_flag, struct load_script *s)
 {
-    static const char *const allowed[] = {"target",    "phases",   "variables", "environments",
-                                          "http",      "ensure",   "plugins",   "tls",
-                                          "processor", "defaults", "payload",   NULL};
-    static const char *const unsupported[] = {"engines",      "socketio",      "ws",
-                                              "includeFiles", "statsInterval", "timeout",
-                                              "bundling",     "apdex",         NULL};
+    static const char *const allowed[] = {
+        "target", "phases",    "variables", "environments", "http",    "ensure", "plugins",
+        "tls",    "processor", "defaults",  "payload",      "timeout", NULL};
+    static const char *const unsupported[] = {"engines",       "socketio", "ws",    "includeFiles",
+                                              "statsInterval", "bundling", "apdex", NULL};
     const json_t *parent;
     json_t *v;
+    double d;
 
     script_check_keys(c, c->config, "config", allowed, unsupported);
     if (c->env) {
@@ -896,6 +896,12 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
         script_parse_payloads(c, v, s);
     if ((v = cfg_get(c, "http", &parent)))
         parse_http(c, v, parent, s);
+    /* config.timeout wins over http.timeout, as Artillery reads `timeout || http.timeout` */
+    if (json_object_get(c->config, "timeout") &&
+        read_number(c, c->config, "timeout", "config", 0.001, &d) == 0) {
+        s->timeout_ms = (int64_t)llround(d * 1000);
+        s->timeout_set = true;
+    }
     if ((v = json_object_get(c->config, "plugins")))
         parse_plugins(c, v, s);
     if ((v = json_object_get(c->config, "tls")))

@@ -563,6 +563,12 @@ def test_timeout_counts_etimedout(mesh, tmp_path, server):
     rep, _ = run_report(mesh, tmp_path, script)
     c = rep["aggregate"]["counters"]
     assert c["errors.ETIMEDOUT"] == 2 and c["vusers.failed"] == 2
+    # config.timeout, which Artillery reads first
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/sleep?ms=1000"}'], "  timeout: 0.2\n  http: {timeout: 5}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.ETIMEDOUT"] == 2 and c["vusers.failed"] == 2
 
 
 def test_max_vusers_skips_arrivals(mesh, tmp_path, server):
