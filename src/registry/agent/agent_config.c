@@ -37,7 +37,7 @@ static const struct option_def options[] = {
      "Servers expected: with more than 1, a replicated cluster forms once that many see each "
      "other (-retry-join); needs -data-dir."},
     {"raft_snapshot_threshold", "raft-snapshot-threshold", OPTION_INT, OFF(raft_snapshot_threshold),
-     "Log entries a replicated server appends between snapshots of its state (default 1024)."},
+     "Log entries a replicated server appends between snapshots of its state."},
     {NULL, "dev", OPTION_BOOL, OFF(dev), "Development mode: in-memory server on 127.0.0.1:8500."},
     {"node_name", "node", OPTION_STRING, OFF(node_name), "Node name (default: the hostname)."},
     {"datacenter", "datacenter", OPTION_STRING, OFF(datacenter), "Datacenter name (default dc1)."},
@@ -238,7 +238,7 @@ static void defaults(struct reg_settings *cfg)
     cfg->client_addr = xstrdup("127.0.0.1");
     cfg->http_port = HTTP_PORT_UNSET;
     cfg->server_port = 8300;
-    cfg->raft_snapshot_threshold = 1024;
+    cfg->raft_snapshot_threshold = 16384; /* Consul's default; docs/replication.md */
     cfg->dns_port = 8600;
     cfg->http_max_conns_per_client = 200;
     cfg->http_max_conns = 10000;

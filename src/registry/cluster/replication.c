@@ -647,7 +647,7 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
     raft_set_election_timeout(&r->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
     raft_set_heartbeat_timeout(&r->raft,
                                cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
-    r->threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
+    r->threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 16384;
     raft_set_snapshot_threshold(&r->raft, r->threshold);
     raft_set_snapshot_trailing(&r->raft, 128);
     raft_set_pre_vote(&r->raft, true);

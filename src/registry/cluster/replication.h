@@ -78,7 +78,7 @@ struct reg_repl_config {
     const char *address;           /* "a.b.c.d:port": where the others reach it (IPv4 only) */
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
-    unsigned snapshot_threshold;   /* entries between snapshots, 0: 1024 */
+    unsigned snapshot_threshold;   /* entries between snapshots, 0: 16384 */
     const struct reg_repl_fsm *fsm;
     void *ctx;
 };
