@@ -299,3 +299,28 @@ bool procfs_port_owner(int port, bool udp, pid_t *pid, char *name, size_t len)
     closedir(proc);
     return found;
 }
+
+bool procfs_pid_listens(pid_t pid, int port)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    char line[512], pid_s[24], want[64];
+    bool found = false;
+
+    snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+    for (size_t t = 0; t < 2 && !found; t++) {
+        FILE *f = fopen(tables[t], "re");
+        uint64_t inode;
+        int p, st;
+        if (!f)
+            continue;
+        while (!found && fgets(line, sizeof(line), f)) {
+            if (procfs_parse_net_line(line, &p, &st, &inode) != 0 || p != port || st != 0x0A ||
+                !inode)
+                continue;
+            snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)inode);
+            found = pid_has_socket(pid_s, want);
+        }
+        fclose(f);
+    }
+    return found;
+}

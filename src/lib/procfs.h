@@ -70,5 +70,11 @@ int procfs_parse_net_line(const char *line, int *port, int *state, uint64_t *ino
  * Only processes whose /proc/PID/fd this process may read can be named (same user, or root).
  */
 bool procfs_port_owner(int port, bool udp, pid_t *pid, char *name, size_t len);
+/*
+ * Whether pid itself holds a TCP listener on local port `port`. Several processes may listen on
+ * one port (SO_REUSEPORT, as an old and a new instance of an app during a reload): every
+ * listener of the port is looked at, not only the first.
+ */
+bool procfs_pid_listens(pid_t pid, int port);
 
 #endif

@@ -183,8 +183,6 @@ void pm_reload_old_gone(struct pm_daemon *d);
 void pm_reload_forget(struct pm_inst *i);
 /* Daemon exit: the reload stops where it is (an old process being stopped still is). */
 void pm_reload_close(struct pm_daemon *d);
-/* True when pid holds a TCP listener on port (read from /proc; IPv4 or IPv6). */
-bool pm_pid_listens(int pid, int port);
 
 /* state.c */
 /* Writes the table to state.json. 0, or -errno with e set (and logged). */

@@ -7,7 +7,6 @@
  * does not happen within listen_timeout, the new process still running after listen_timeout.
  * A new process that exits before it is ready ends the wait too (the restart policy has it).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,68 +18,6 @@
 #include "pm/daemon.h"
 
 #define PM_RELOAD_POLL_MS 50
-#define PM_LISTEN_STATE   0x0A /* TCP_LISTEN in /proc/net/tcp */
-#define PM_MAX_SOCKETS    4096 /* of one process, looked at by pm_pid_listens */
-
-/* The socket inodes among pid's open files, into inodes (at most max). Returns how many. */
-static size_t pid_socket_inodes(int pid, uint64_t *inodes, size_t max)
-{
-    char dir[64];
-    char path[320];
-    char target[64];
-    struct dirent *e;
-    size_t n = 0;
-    DIR *fds;
-
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-    fds = opendir(dir);
-    if (!fds)
-        return 0;
-    while (n < max && (e = readdir(fds)) != NULL) {
-        ssize_t len;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        len = readlink(path, target, sizeof(target) - 1);
-        if (len <= 0)
-            continue;
-        target[len] = '\0';
-        if (strncmp(target, "socket:[", 8) == 0)
-            inodes[n++] = strtoull(target + 8, NULL, 10);
-    }
-    closedir(fds);
-    return n;
-}
-
-bool pm_pid_listens(int pid, int port)
-{
-    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
-    uint64_t *inodes = xmalloc(PM_MAX_SOCKETS * sizeof(*inodes));
-    size_t n = pid_socket_inodes(pid, inodes, PM_MAX_SOCKETS);
-    char *line = NULL;
-    size_t cap = 0;
-    bool found = false;
-
-    for (size_t t = 0; n && !found && t < ARRAY_LEN(tables); t++) {
-        FILE *f = fopen(tables[t], "re");
-        int lport;
-        int state;
-        uint64_t inode;
-        if (!f)
-            continue;
-        while (!found && getline(&line, &cap, f) > 0) {
-            if (procfs_parse_net_line(line, &lport, &state, &inode) != 0 || lport != port ||
-                state != PM_LISTEN_STATE)
-                continue;
-            for (size_t k = 0; k < n && !found; k++)
-                found = inodes[k] == inode;
-        }
-        fclose(f);
-    }
-    free(line);
-    free(inodes);
-    return found;
-}
 
 void pm_reload_init(struct pm_daemon *d)
 {
@@ -151,8 +88,8 @@ static void on_poll(uv_timer_t *t)
         old_goes(d);
         return;
     }
-    ready =
-        i->app->spec.port_base > 0 && pm_pid_listens(i->pid, i->app->spec.port_base + i->instance);
+    ready = i->app->spec.port_base > 0 &&
+            procfs_pid_listens(i->pid, i->app->spec.port_base + i->instance);
     if (ready || pm_now_ms() >= d->reload.deadline_ms) {
         if (!ready && i->app->spec.port_base > 0)
             log_warn("%s-%d (pid %d) not listening after the listen timeout: taken as ready",

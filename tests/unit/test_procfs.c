@@ -175,12 +175,59 @@ static void test_port_owner(void **state)
     assert_false(procfs_port_owner(ntohs(sin.sin_port), false, &pid, name, sizeof(name)));
 }
 
+/* Two processes listen on one port (SO_REUSEPORT): each is seen as holding it, a third is not. */
+static void test_pid_listens_beside_another(void **state)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    int one = 1, ready[2], hold[2];
+    char c;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    (void)state;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+    int port = ntohs(sin.sin_port);
+    assert_false(procfs_pid_listens(getpid(), port)); /* bound, not listening yet */
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) { /* a second listener of the port, held until the parent closes hold */
+        int cfd = socket(AF_INET, SOCK_STREAM, 0);
+        close(fd);
+        close(hold[1]);
+        if (setsockopt(cfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+            bind(cfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(cfd, 1) != 0)
+            _exit(1);
+        if (write(ready[1], "r", 1) != 1 || read(hold[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_true(procfs_pid_listens(child, port));
+    assert_true(procfs_pid_listens(getpid(), port));
+    assert_false(procfs_pid_listens(child, port == 65535 ? 1 : port + 1));
+    assert_false(procfs_pid_listens(getppid(), port));
+    close(hold[1]);
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(ready[0]);
+    close(fd);
+    assert_false(procfs_pid_listens(getpid(), port));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_stat),   cmocka_unit_test(test_pidfile_parse),
         cmocka_unit_test(test_pidfile_live), cmocka_unit_test(test_net_line),
-        cmocka_unit_test(test_port_owner),
+        cmocka_unit_test(test_port_owner),   cmocka_unit_test(test_pid_listens_beside_another),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
