@@ -6,8 +6,10 @@
 #             (bench/lb-peers.sh, the same configuration as bench/lb.sh)
 #   client:   wrk -t1 -cCONNS -dDURATION, after a 1 s warm-up, REPS repetitions interleaved
 #   prints, per proxied request (medians of the reps):
-#     CPU us     utime + stime of the target (/proc/PID/stat, every thread) over the run
-#     syscalls   raw_syscalls:sys_enter counted by `perf stat -p PID`, with the main ones apart
+#     CPU us     utime + stime of the target (/proc/PID/stat, every thread) over a run with
+#                nothing attached
+#     syscalls   raw_syscalls:sys_enter counted by `perf stat -p PID` over a second run (its
+#                tracepoints cost the target CPU time), with the main ones apart
 #     kernel     tracepoints counted in the target's context: tasks woken, network softirqs,
 #                packets sent to the device, buffers freed; and its context switches
 #     instr      user-space instructions, counted by callgrind on a separate run under valgrind
@@ -90,24 +92,29 @@ HZ=$(getconf CLK_TCK)
 # wrk_requests WRK_OUTPUT: the number of requests it completed
 wrk_requests() { awk '/requests in/ { print $1 }' <<<"$1"; }
 
-# measure TARGET REP: one wrk run with CPU time and system calls taken around it.
+# measure TARGET REP: two wrk runs. The first takes CPU time and context switches with
+# nothing attached; the second counts system calls and kernel tracepoints with `perf stat`,
+# whose every counted event costs the target CPU time, so the first run's times stay clean.
 measure() {
     local t=$1 rep=$2 pid=${PID[$1]} url="http://127.0.0.1:${PORT[$1]}/"
-    local c0 c1 s0 s1 out n perfpid
+    local c0 c1 s0 s1 out n counted perfpid
     timeout 10 wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null 2>&1 || true
+    c0=$(cpu_ticks "$pid"); s0=$(ctx_switches "$pid")
+    out=$(timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url" 2>&1 || true)
+    c1=$(cpu_ticks "$pid"); s1=$(ctx_switches "$pid")
+    n=$(wrk_requests "$out")
+    if [[ -z $n || $n == 0 ]]; then log "$t served nothing: $out"; exit 1; fi
     timeout $((DURATION + 30)) perf stat -x, -e "$PERF_EVENTS" -p "$pid" \
         -o "$TMP/perf-$t-$rep.csv" 2>/dev/null &
     perfpid=$!
     sleep 0.5 # perf attaches to every thread before the run starts
-    c0=$(cpu_ticks "$pid"); s0=$(ctx_switches "$pid")
     out=$(timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url" 2>&1 || true)
-    c1=$(cpu_ticks "$pid"); s1=$(ctx_switches "$pid")
     kill -INT "$perfpid" 2>/dev/null || true
     wait "$perfpid" 2>/dev/null || true
-    n=$(wrk_requests "$out")
-    if [[ -z $n || $n == 0 ]]; then log "$t served nothing: $out"; exit 1; fi
-    awk -F, -v t="$t" -v rep="$rep" -v n="$n" -v hz="$HZ" -v c="$((c1 - c0))" -v d="$DURATION" \
-        -v s0="$s0" -v s1="$s1" '
+    counted=$(wrk_requests "$out")
+    if [[ -z $counted || $counted == 0 ]]; then log "$t served nothing: $out"; exit 1; fi
+    awk -F, -v t="$t" -v rep="$rep" -v n="$n" -v m="$counted" -v hz="$HZ" -v c="$((c1 - c0))" \
+        -v d="$DURATION" -v s0="$s0" -v s1="$s1" '
         $3 ~ /^(raw_)?syscalls:/ { k = $3; sub(/.*:(sys_enter_)?/, "", k); v[k] = $1 }
         $3 ~ /^(sched|irq|net|skb):/ { v[$3] = $1 }
         END {
@@ -116,7 +123,7 @@ measure() {
             split(s0, a, " "); split(s1, b, " ")
             printf "%s\t%s\tvoluntary_switches\t%.3f\n", t, rep, (b[1] - a[1]) / n
             printf "%s\t%s\tpreemptions\t%.3f\n", t, rep, (b[2] - a[2]) / n
-            for (k in v) printf "%s\t%s\t%s\t%.3f\n", t, rep, k, v[k] / n
+            for (k in v) printf "%s\t%s\t%s\t%.3f\n", t, rep, k, v[k] / m
         }' "$TMP/perf-$t-$rep.csv" >>"$TMP/results.tsv"
     log "rep $rep $t: $n requests, $(((c1 - c0) * 1000000 / HZ / n)) us CPU each"
 }
