@@ -298,29 +298,6 @@ static void *worker_main(void *arg)
 }
 
 /* A bound, listening socket on addr; -errno with e set. */
-static int bind_socket(const struct sockaddr_storage *sa, const char *host, int port, int *out,
-                       struct err *e)
-{
-    int one = 1;
-    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = 0;
-
-    if (fd < 0)
-        return err_set(e, "socket: %s", uv_strerror(-errno)), -errno;
-    socklen_t len =
-        sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, net_listen_backlog()) < 0) {
-        rc = -errno;
-        err_set(e, "listen %s:%d: %s", host, port, uv_strerror(rc));
-        close(fd);
-        return rc;
-    }
-    *out = fd;
-    return 0;
-}
-
 static int read_errorfile(struct lb_workers *all, const char *path, struct err *e)
 {
     FILE *f = fopen(path, "rb");
@@ -430,10 +407,11 @@ int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
         goto err_after_alloc;
     }
     for (i = 0; i < n; i++) {
-        int fd = -1;
-        rc = bind_socket(&sa, host, cfg->port, &fd, e);
-        if (rc < 0)
+        int fd = net_listen_shared(&sa, e);
+        if (fd < 0) {
+            rc = fd;
             goto err_after_workers;
+        }
         if (i == 0 && cfg->port == 0) {
             /* port 0: every worker must share the port the kernel gave the first one */
             socklen_t len = sizeof(sa);

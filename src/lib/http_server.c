@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/bug.h"
@@ -909,6 +910,29 @@ int http_server_listen(struct http_server *srv, const char *host, int port, stru
     }
     srv->listening = true;
     return 0;
+}
+
+int http_server_listen_fd(struct http_server *srv, int fd, struct err *e)
+{
+    int rc;
+
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_open(&srv->listener, fd);
+    if (rc < 0) {
+        close(fd);
+        goto err;
+    }
+    rc = uv_listen((uv_stream_t *)&srv->listener, net_listen_backlog(), on_connection);
+    if (rc < 0)
+        goto err;
+    srv->listening = true;
+    return 0;
+
+err:
+    err_setf(e, "listen on descriptor %d: %s", fd, uv_strerror(rc));
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    return rc;
 }
 
 static void on_listener_closed(uv_handle_t *h)

@@ -121,6 +121,13 @@ void http_server_init(struct http_server *srv, uv_loop_t *loop,
 int http_server_listen(struct http_server *srv, const char *host, int port, struct err *e);
 
 /*
+ * Serves on fd, a listening TCP socket (net_listen_shared, for a port shared with SO_REUSEPORT).
+ * The server takes fd over, also when this fails: it is closed with the server. Returns 0 or a
+ * negative UV error.
+ */
+int http_server_listen_fd(struct http_server *srv, int fd, struct err *e);
+
+/*
  * Stops listening and closes every connection (parked requests get on_abort). on_closed, if
  * not NULL, runs once every handle is closed; srv may be freed then.
  */

@@ -2,10 +2,16 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/filter.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/procfs.h"
 
 static int read_somaxconn(void)
 {
@@ -141,4 +147,80 @@ int net_try_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned n)
     if (errno == ENOTSOCK)
         return uv_try_write(s, bufs, n);
     return uv_translate_sys_error(errno);
+}
+
+int net_listen_shared(const struct sockaddr_storage *sa, struct err *e)
+{
+    socklen_t len =
+        sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    char name[INET6_ADDRSTRLEN + 8];
+    int one = 1;
+    int rc;
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd < 0) {
+        rc = -errno;
+        goto err;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, net_listen_backlog()) < 0) {
+        rc = -errno;
+        close(fd);
+        goto err;
+    }
+    return fd;
+
+err:
+    net_addr_name((const struct sockaddr *)sa, name, sizeof(name));
+    err_setf(e, "listen %s: %s", name, uv_strerror(rc));
+    return rc;
+}
+
+int net_listen_hand_over(int fd)
+{
+    struct sock_filter second[] = {BPF_STMT(BPF_RET | BPF_K, 1)};
+    struct sock_fprog prog = {.len = 1, .filter = second};
+
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Whether table (a /proc/net/tcp file) lists a listener on port other than inode `own`. */
+static bool table_has_peer(const char *table, int port, uint64_t own)
+{
+    char line[512];
+    FILE *f = fopen(table, "re");
+    bool found = false;
+    uint64_t inode;
+    int p, st;
+
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        found = procfs_parse_net_line(line, &p, &st, &inode) == 0 && p == port && st == 0x0A &&
+                inode && inode != own;
+    }
+    fclose(f);
+    return found;
+}
+
+bool net_listen_has_peer(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct stat st;
+    int port;
+
+    if (fstat(fd, &st) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        return false;
+    return table_has_peer("/proc/net/tcp", port, (uint64_t)st.st_ino) ||
+           table_has_peer("/proc/net/tcp6", port, (uint64_t)st.st_ino);
 }

@@ -27,6 +27,7 @@
 #include "lib/buf.h"
 #include "lib/http_parse.h"
 #include "lib/http_server.h"
+#include "lib/net.h"
 
 #define WAIT_MS 3000
 /* Over the most a loopback socket buffers (net.ipv4.tcp_wmem's maximum, 4 MiB by default). */
@@ -1120,6 +1121,17 @@ static void test_listen_errors(void **state)
     assert_int_equal(http_server_listen(&b, "127.0.0.1", port, &e), UV_EADDRINUSE);
     assert_non_null(strstr(e.msg, "address already in use"));
     http_server_close(&a, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* On descriptors of net_listen_shared, two servers hold one port. */
+    struct sockaddr_storage ss;
+    assert_int_equal(net_parse_addr("127.0.0.1", free_port(), &ss), 0);
+    http_server_init(&a, &loop, NULL, handler, NULL);
+    assert_int_equal(http_server_listen_fd(&a, net_listen_shared(&ss, &e), &e), 0);
+    http_server_init(&b, &loop, NULL, handler, NULL);
+    assert_int_equal(http_server_listen_fd(&b, net_listen_shared(&ss, &e), &e), 0);
+    http_server_close(&a, NULL);
+    http_server_close(&b, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -139,13 +141,117 @@ static void test_listen_backlog(void **state)
     assert_int_equal(net_listen_backlog(), want); /* cached */
 }
 
+/* A loopback address with the port of fd (0: any port). */
+static struct sockaddr_storage loopback_of(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    assert_int_equal(net_parse_addr("127.0.0.1", 0, &ss), 0);
+    if (fd >= 0)
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return ss;
+}
+
+static void test_listen_shared(void **state)
+{
+    struct err e = {{0}};
+    struct sockaddr_storage any = loopback_of(-1);
+    int a = net_listen_shared(&any, &e);
+    assert_true(a >= 0);
+    struct sockaddr_storage same = loopback_of(a);
+    int b = net_listen_shared(&same, &e);
+    assert_true(b >= 0); /* SO_REUSEPORT: a second listener on the same port */
+    assert_false(net_listen_has_peer(-1));
+    assert_true(net_listen_has_peer(a));
+    assert_true(net_listen_has_peer(b));
+    close(b);
+    assert_false(net_listen_has_peer(a));
+
+    /* A socket bound without SO_REUSEPORT keeps the port to itself. */
+    int plain = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage free_port = loopback_of(-1);
+    socklen_t len = sizeof(struct sockaddr_in);
+    assert_int_equal(bind(plain, (struct sockaddr *)&free_port, len), 0);
+    assert_int_equal(listen(plain, 1), 0);
+    struct sockaddr_storage taken = loopback_of(plain);
+    char want[64];
+    net_addr_name((struct sockaddr *)&taken, want, sizeof(want));
+    assert_int_equal(net_listen_shared(&taken, &e), -EADDRINUSE);
+    assert_non_null(strstr(e.msg, want));
+    assert_non_null(strstr(e.msg, "address already in use"));
+    close(plain);
+    close(a);
+}
+
+/* Connects to ss and returns the socket (the handshake completes in the kernel's queue). */
+static int connect_to(const struct sockaddr_storage *ss)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (const struct sockaddr *)ss, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+/* Connections waiting in fd's accept queue, taken and closed. */
+static int accept_all(int fd)
+{
+    int n = 0, c;
+
+    while ((c = accept(fd, NULL, NULL)) >= 0) {
+        close(c);
+        n++;
+    }
+    assert_int_equal(errno, EAGAIN);
+    return n;
+}
+
+static void test_listen_hand_over(void **state)
+{
+    enum { CONNS = 32 };
+    struct err e = {{0}};
+    struct sockaddr_storage any = loopback_of(-1);
+    int old = net_listen_shared(&any, &e);
+    assert_true(old >= 0);
+    struct sockaddr_storage port = loopback_of(old);
+    int clients[CONNS];
+
+    /* Alone in its group, a listener that hands over keeps every connection. */
+    assert_int_equal(net_listen_hand_over(old), 0);
+    for (int i = 0; i < CONNS; i++)
+        clients[i] = connect_to(&port);
+    assert_int_equal(accept_all(old), CONNS);
+    for (int i = 0; i < CONNS; i++)
+        close(clients[i]);
+
+    /* With a successor, every new connection goes to it (the kernel's hash would have given
+     * the old listener about half of them: the chance that it gives none is 2^-32). */
+    int successor = net_listen_shared(&port, &e);
+    assert_true(successor >= 0);
+    for (int i = 0; i < CONNS; i++)
+        clients[i] = connect_to(&port);
+    assert_int_equal(accept_all(old), 0);
+    assert_int_equal(accept_all(successor), CONNS);
+    for (int i = 0; i < CONNS; i++)
+        close(clients[i]);
+
+    /* Once the old listener is gone, the successor alone takes them. */
+    close(old);
+    for (int i = 0; i < CONNS; i++)
+        clients[i] = connect_to(&port);
+    assert_int_equal(accept_all(successor), CONNS);
+    for (int i = 0; i < CONNS; i++)
+        close(clients[i]);
+    close(successor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_addr),
-        cmocka_unit_test(test_addr_name),
-        cmocka_unit_test(test_split_host_port),
-        cmocka_unit_test(test_listen_backlog),
+        cmocka_unit_test(test_parse_addr),      cmocka_unit_test(test_addr_name),
+        cmocka_unit_test(test_split_host_port), cmocka_unit_test(test_listen_backlog),
+        cmocka_unit_test(test_listen_shared),   cmocka_unit_test(test_listen_hand_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
