@@ -12,6 +12,7 @@
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
+#include "lib/bug.h"
 #include "lib/url.h"
 #include "template/tmpl.h"
 
@@ -37,8 +38,8 @@ static bool all_of(const char *s, size_t n, const char *extra)
 
 static const char *kind_func(enum tmpl_dep_kind kind)
 {
-    static const char *const names[] = {"service", "services", "key",  "ls",
-                                        "node",    "nodes",    "node", "datacenters"};
+    static const char *const names[] = {"service", "services", "key",         "ls",  "node",
+                                        "nodes",   "node",     "datacenters", "file"};
     return names[kind];
 }
 
@@ -96,9 +97,9 @@ static int parse_service(const char *arg, const char *s, size_t n, struct tmpl_d
 
 static void make_id(struct tmpl_dep *dep)
 {
-    static const char *const prefix[] = {"health.service", "catalog.services",   "kv.get",
-                                         "kv.list",        "catalog.node",       "catalog.nodes",
-                                         "agent.self",     "catalog.datacenters"};
+    static const char *const prefix[] = {"health.service", "catalog.services",    "kv.get",
+                                         "kv.list",        "catalog.node",        "catalog.nodes",
+                                         "agent.self",     "catalog.datacenters", "file"};
     struct buf b = BUF_INIT;
 
     buf_printf(&b, "%s(", prefix[dep->kind]);
@@ -120,6 +121,21 @@ static void make_id(struct tmpl_dep *dep)
     dep->id = buf_steal(&b);
 }
 
+/* A file's path, without the spaces around it (consul-template trims them); "@" is a
+ * character of the path there, not a datacenter. */
+static int parse_file(const char *arg, size_t n, struct tmpl_dep *dep, struct err *e)
+{
+    while (n && isspace((unsigned char)arg[0]))
+        arg++, n--;
+    while (n && isspace((unsigned char)arg[n - 1]))
+        n--;
+    if (n == 0)
+        return err_set(e, "file: invalid format: \"%.*s\"", (int)n, arg);
+    dep->name = xstrndup(arg, n);
+    make_id(dep);
+    return 0;
+}
+
 int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *dep, struct err *e)
 {
     size_t n = strlen(arg);
@@ -129,6 +145,8 @@ int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *de
     *dep = (struct tmpl_dep){.kind = kind};
     if (n > DEP_MAX_ARG)
         return err_set(e, "%s: argument longer than %d bytes", kind_func(kind), DEP_MAX_ARG);
+    if (kind == TMPL_DEP_FILE)
+        return parse_file(arg, n, dep, e);
     size_t len = at ? (size_t)(at - arg) : n;
     if (at) {
         /* the dc ends at a filter or near marker, if any */
@@ -180,6 +198,9 @@ void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out)
         "/v1/health/service/", "/v1/catalog/services", "/v1/kv/",        "/v1/kv/",
         "/v1/catalog/node/",   "/v1/catalog/nodes",    "/v1/agent/self", "/v1/catalog/datacenters"};
     char sep = '?';
+
+    if (MESH_BUG_ON(dep->kind >= ARRAY_LEN(path)))
+        return;
 
     buf_append_cstr(out, path[dep->kind]);
     if (dep->kind == TMPL_DEP_SERVICE || dep->kind == TMPL_DEP_KEY ||
@@ -466,6 +487,8 @@ static json_t *decode_root(const struct tmpl_dep *dep, const json_t *root)
             return NULL;
         json_array_foreach(root, i, x) if (!json_is_string(x)) return NULL;
         return json_incref((json_t *)root);
+    case TMPL_DEP_FILE: /* read by watch.c, never asked of the registry */
+        return NULL;
     default: {
         const json_t *name = json_object_get(json_object_get(root, "Config"), "NodeName");
         return json_is_string(name) ? json_incref((json_t *)name) : NULL;

@@ -613,40 +613,18 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byPort",
-    "caLeaf",
-    "caRoots",
-    "connect",
+    "byPort",           "caLeaf",           "caRoots",      "connect",
     "executeTemplate",
 
-    "exportedServices",
-    "file",
-    "importedServices",
-    "mergeMap",
-    "mergeMapWithOverride",
-    "nomadService",
-    "nomadServices",
-    "nomadVar",
-    "nomadVarExists",
-    "nomadVarList",
-    "nomadVarListSafe",
-    "parseYAML",
-    "partitions",
-    "peerings",
-    "pkiCert",
-    "plugin",
+    "exportedServices", "importedServices", "mergeMap",     "mergeMapWithOverride",
+    "nomadService",     "nomadServices",    "nomadVar",     "nomadVarExists",
+    "nomadVarList",     "nomadVarListSafe", "parseYAML",    "partitions",
+    "peerings",         "pkiCert",          "plugin",
 
-    "secret",
-    "secrets",
-    "sockaddr",
-    "spew_dump",
-    "spew_printf",
-    "spew_sdump",
-    "spew_sprintf",
-    "toTOML",
+    "secret",           "secrets",          "sockaddr",     "spew_dump",
+    "spew_printf",      "spew_sdump",       "spew_sprintf", "toTOML",
 
-    "toYAML",
-    "writeToFile",
+    "toYAML",           "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)

@@ -1,7 +1,8 @@
 /*
  * The functions that read the registry (service, services, key, keyOrDefault, keyExists, ls,
- * tree, node, nodes) and byTag, which regroups service lists. Each records its dependency;
- * until the dependency has data it yields an empty value and the render counts as incomplete.
+ * tree, node, nodes, datacenters) or a local file (file), and byTag, which regroups service
+ * lists. Each records its dependency; until the dependency has data it yields an empty value
+ * and the render counts as incomplete.
  */
 #include <errno.h>
 #include <string.h>
@@ -66,6 +67,22 @@ static int fn_datacenters(struct tmpl_eval *ev, json_t *const *args, size_t narg
     if (tmpl_eval_dep(ev, TMPL_DEP_DATACENTERS, "", &data) < 0)
         return -EINVAL;
     *out = data ? json_incref(data) : json_array();
+    return 0;
+}
+
+/* file PATH: the file's content, re-read when it changes (watch.c polls it); "" for an empty
+ * PATH, as consul-template gives, without a dependency. */
+static int fn_file(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *data;
+
+    if (json_string_length(args[0]) == 0) {
+        *out = json_string("");
+        return 0;
+    }
+    if (tmpl_eval_dep(ev, TMPL_DEP_FILE, json_string_value(args[0]), &data) < 0)
+        return -EINVAL;
+    *out = json_is_string(data) ? json_incref(data) : json_string("");
     return 0;
 }
 
@@ -372,6 +389,7 @@ static const struct tmpl_func data_funcs[] = {
     {"node", fn_node, 0, 1, "s"},
     {"nodes", fn_nodes, 0, 1, "s"},
     {"datacenters", fn_datacenters, 0, 1, NULL}, /* a bool, checked by the function */
+    {"file", fn_file, 1, 1, "s"},
     {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */
     {"byMeta", fn_by_meta, 2, 2, "sl"},
     {"byKey", fn_by_key, 1, 1, "l"},

@@ -80,10 +80,19 @@ static bool job_uses(const struct tmpl_job *j, const char *id)
     return false;
 }
 
-static void on_data(void *data, const struct tmpl_dep *dep, json_t *value)
+static void runner_stop(struct tmpl_runner *r);
+
+static void on_data(void *data, const struct tmpl_dep *dep, json_t *value, const char *error)
 {
     struct tmpl_runner *r = data;
 
+    if (error) {
+        /* a file that cannot be read: consul-template stops with the error, and so do we */
+        log_error("%s", error);
+        r->status = 1;
+        runner_stop(r);
+        return;
+    }
     json_decref(smap_put(&r->store, dep->id, json_incref(value)));
     log_debug("new data for %s", dep->id);
     for (size_t i = 0; i < r->njobs; i++)

@@ -46,6 +46,7 @@ enum tmpl_dep_kind {
     TMPL_DEP_NODES,       /* /v1/catalog/nodes */
     TMPL_DEP_SELF,        /* /v1/agent/self: the local node's name, for node without a name */
     TMPL_DEP_DATACENTERS, /* /v1/catalog/datacenters */
+    TMPL_DEP_FILE,        /* a local file, polled (watch.c): name is its path */
 };
 
 /* Health filters of a service dependency (bit set); none given means passing. */
@@ -67,12 +68,13 @@ struct tmpl_dep {
 /*
  * Parses a function's query argument into dep (all strings heap copies; free with
  * tmpl_dep_clear): "[tag.]name[@dc][|filter,...]" for service, "[@dc]" for services and nodes,
- * "path[@dc]" for keys and prefixes, "[name][@dc]" for node. 0, or -EINVAL with e set, e.g.
+ * "path[@dc]" for keys and prefixes, "[name][@dc]" for node, a path (spaces around it
+ * trimmed, "@" part of it) for file. 0, or -EINVAL with e set, e.g.
  * `service "web|bogus": unknown health filter "bogus"`.
  */
 int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *dep, struct err *e);
 void tmpl_dep_clear(struct tmpl_dep *dep);
-/* The request target (path and query, without index/wait) that fetches dep. */
+/* The request target (path and query, without index/wait) that fetches dep; not for files. */
 void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out);
 /*
  * Turns a registry answer for dep (HTTP status and body) into the value functions read: for
