@@ -45,7 +45,10 @@ static const char usage_text[] =
     "    ping [-json]                        exit 0 if the daemon answers (-json: its pid)\n"
     "    kill                                stop every app, then the daemon\n"
     "\n"
-    "Run 'mesh pm COMMAND -help' for a command's flags.\n";
+    "Run 'mesh pm COMMAND -help' for a command's flags.\n"
+    "\n"
+    "Environment of the daemon (that of the command that starts it):\n"
+    "    PM2_WORKER_INTERVAL   milliseconds between max_memory_restart checks (default 30000)\n";
 
 static int fail(const char *msg)
 {
@@ -182,6 +185,7 @@ struct start_opts {
     int64_t min_uptime;
     int64_t restart_delay;
     int max_log_size;
+    char *max_memory; /* PM2's "100M" */
 };
 
 static const char start_usage[] =
@@ -216,6 +220,10 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
     s->min_uptime_ms = o->min_uptime / DURATION_MS;
     s->restart_delay_ms = o->restart_delay / DURATION_MS;
     s->max_log_size = o->max_log_size;
+    if (o->max_memory && pm_parse_memory(o->max_memory, &s->max_memory_bytes) != 0)
+        return err_set(e,
+                       "-max-memory-restart %s: invalid size (bytes, or a number with K, M or G)",
+                       o->max_memory);
     return pm_spec_check(s, e);
 }
 
@@ -276,6 +284,10 @@ static int cmd_start(const char *home, int argc, char **argv)
          "First restart delay; x1.5 per crash, capped at 15s, reset after 30s up.", false},
         {"max-log-size", FLAG_INT, &o.max_log_size, "Rotate a log file past this many bytes.",
          false},
+        {"max-memory-restart", FLAG_STRING, &o.max_memory,
+         "Restart an instance whose RSS exceeds this: bytes, or a number with K, M or G (300M).\n"
+         "Checked every 30s, or every $PM2_WORKER_INTERVAL ms of the daemon's environment.",
+         false},
     };
     char *name = NULL;
     int dd = argc;
@@ -303,6 +315,7 @@ static int cmd_start(const char *home, int argc, char **argv)
     json_decref(apps);
     flag_list_free(&o.env);
     free(o.cwd);
+    free(o.max_memory);
     return rc == 2 ? 0 : rc;
 }
 

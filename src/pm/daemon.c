@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -569,6 +570,7 @@ static void shutdown_daemon(struct pm_daemon *d)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sample, NULL);
+    uv_close((uv_handle_t *)&d->worker, NULL);
     pm_reload_close(d);
     reading_expire(d, true);
     while (d->pending) {
@@ -604,6 +606,36 @@ static void on_sample(uv_timer_t *t)
     }
     reading_expire(d, false);
     pm_rotate_start(d);
+}
+
+static void on_worker(uv_timer_t *t)
+{
+    struct pm_daemon *d = t->data;
+
+    /* A restart (pm_inst_stop) removes no instance: the indexes stay valid. */
+    for (size_t k = 0; k < d->napps; k++) {
+        for (size_t j = 0; j < d->apps[k]->ninsts; j++)
+            pm_inst_check_memory(d->apps[k]->insts[j]);
+    }
+}
+
+/* PM2's $PM2_WORKER_INTERVAL (milliseconds): how often memory limits are checked. */
+static int64_t worker_interval(void)
+{
+    const char *v = getenv("PM2_WORKER_INTERVAL");
+    char *end;
+    long long ms;
+
+    if (!v || !v[0])
+        return PM_WORKER_INTERVAL_MS;
+    errno = 0;
+    ms = strtoll(v, &end, 10);
+    if (errno || *end || ms < 1 || ms > INT32_MAX) {
+        log_warn("PM2_WORKER_INTERVAL=\"%s\" is not a number of milliseconds (1..%d): using %d", v,
+                 INT32_MAX, PM_WORKER_INTERVAL_MS);
+        return PM_WORKER_INTERVAL_MS;
+    }
+    return ms;
 }
 
 /* The pid file doubles as the one-daemon lock; a daemon that is exiting gets a moment. */
@@ -676,6 +708,11 @@ static void daemon_start(struct pm_daemon *d)
     uv_timer_init(d->loop, &d->sample);
     d->sample.data = d;
     uv_timer_start(&d->sample, on_sample, PM_SAMPLE_MS, PM_SAMPLE_MS);
+    d->worker_interval_ms = worker_interval();
+    uv_timer_init(d->loop, &d->worker);
+    d->worker.data = d;
+    uv_timer_start(&d->worker, on_worker, (uint64_t)d->worker_interval_ms,
+                   (uint64_t)d->worker_interval_ms);
     pm_state_load(d);
     pm_state_save(d, &e);
     log_info("pm daemon %d listening on %s", (int)getpid(), d->sock_path);

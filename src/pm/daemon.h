@@ -103,6 +103,8 @@ struct pm_daemon {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t sample;
+    uv_timer_t worker;          /* memory limits, every worker_interval_ms (PM2's worker) */
+    int64_t worker_interval_ms; /* $PM2_WORKER_INTERVAL, else PM_WORKER_INTERVAL_MS */
     struct pm_app **apps;
     size_t napps;
     int next_id;
@@ -159,6 +161,9 @@ void pm_inst_kill(struct pm_inst *i);
 void pm_inst_release(struct pm_inst *i);
 bool pm_inst_busy(const struct pm_inst *i);
 void pm_inst_sample(struct pm_inst *i);
+/* PM2's max_memory_restart: restarts an online instance whose RSS, read now, is past its app's
+ * limit (logged with PM2's reason; counts one restart). */
+void pm_inst_check_memory(struct pm_inst *i);
 json_t *pm_inst_to_json(const struct pm_inst *i, bool detail);
 
 /*

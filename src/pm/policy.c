@@ -56,6 +56,42 @@ int pm_rotate_name(const char *path, int k, char *out, size_t outlen)
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 
+int pm_parse_memory(const char *s, int64_t *bytes)
+{
+    int64_t n = 0;
+    int64_t unit = 1;
+    size_t k = 0;
+
+    for (; s[k] >= '0' && s[k] <= '9'; k++) {
+        n = n * 10 + (s[k] - '0');
+        if (n > PM_MEMORY_MAX)
+            return -EINVAL;
+    }
+    if (k == 0)
+        return -EINVAL;
+    switch (s[k]) {
+    case '\0':
+        break;
+    case 'K':
+        unit = 1024;
+        break;
+    case 'M':
+        unit = 1024 * 1024;
+        break;
+    case 'G':
+        unit = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (unit > 1 && s[k + 1] != '\0')
+        return -EINVAL;
+    if (n > PM_MEMORY_MAX / unit)
+        return -EINVAL;
+    *bytes = n * unit;
+    return 0;
+}
+
 void pm_format_uptime(int64_t ms, char *out, size_t outlen)
 {
     int64_t s = ms > 0 ? ms / 1000 : 0;

@@ -19,6 +19,8 @@
 #define PM_DEFAULT_LISTEN_MS   3000 /* PM2's listen_timeout: how long reload waits for readiness */
 #define PM_DEFAULT_LOG_SIZE    (10 * 1024 * 1024) /* pm2-logrotate's max_size 10M */
 #define PM_LOG_KEEP            5
+#define PM_WORKER_INTERVAL_MS  30000 /* PM2's worker: how often memory limits are checked */
+#define PM_MEMORY_MAX          (INT64_C(1) << 50) /* the largest max_memory_restart */
 
 enum pm_status {
     PM_ONLINE = 0,
@@ -61,6 +63,13 @@ bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t up
  * Returns 0, or -ENAMETOOLONG when it does not fit.
  */
 int pm_rotate_name(const char *path, int k, char *out, size_t outlen);
+
+/*
+ * Parses a memory size as PM2's max_memory_restart takes it: digits, optionally followed by K, M
+ * or G (1024, 1024^2, 1024^3 bytes); a bare number is bytes. At most PM_MEMORY_MAX.
+ * Returns 0 with *bytes, or -EINVAL.
+ */
+int pm_parse_memory(const char *s, int64_t *bytes);
 
 /* Uptime as PM2 prints it: "45s", "12m", "5h", "3D"; "0s" below a second. */
 void pm_format_uptime(int64_t ms, char *out, size_t outlen);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -460,16 +461,32 @@ bool pm_inst_busy(const struct pm_inst *i)
            i->reload_pending || i->app->d->reload.inst == i;
 }
 
-void pm_inst_sample(struct pm_inst *i)
+/* i->rss from /proc/PID/statm (served from memory: no stall). 0, or -errno when unreadable. */
+static int read_rss(struct pm_inst *i)
 {
-    struct procfs_stat st;
     char path[64];
     char text[256];
     uint64_t pages;
-    uint64_t now = uv_hrtime();
-    uint64_t ticks;
     ssize_t n;
     int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/statm", i->pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, text, sizeof(text));
+    close(fd);
+    if (n <= 0 || procfs_parse_statm(text, (size_t)n, &pages) != 0)
+        return -EIO;
+    i->rss = pages * (uint64_t)i->app->d->page_size;
+    return 0;
+}
+
+void pm_inst_sample(struct pm_inst *i)
+{
+    struct procfs_stat st;
+    uint64_t now = uv_hrtime();
+    uint64_t ticks;
 
     /* Without start ticks the PID cannot be told from a reused one (and a failed read leaves st
      * unset), so such a process goes unsampled. */
@@ -481,14 +498,26 @@ void pm_inst_sample(struct pm_inst *i)
                  ((double)(now - i->cpu_sample_ns) / 1e9) * 100.0;
     i->cpu_ticks = ticks;
     i->cpu_sample_ns = now;
-    snprintf(path, sizeof(path), "/proc/%d/statm", i->pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    read_rss(i);
+}
+
+void pm_inst_check_memory(struct pm_inst *i)
+{
+    const struct pm_spec *s = &i->app->spec;
+    struct procfs_stat st;
+
+    /* A process being stopped or replaced is on its way out already. */
+    if (s->max_memory_bytes <= 0 || i->status != PM_ONLINE || !i->child || pm_inst_busy(i))
         return;
-    n = read(fd, text, sizeof(text));
-    close(fd);
-    if (n > 0 && procfs_parse_statm(text, (size_t)n, &pages) == 0)
-        i->rss = pages * (uint64_t)i->app->d->page_size;
+    if (!i->start_ticks || proc_start_ticks(i->pid, &st) != i->start_ticks || read_rss(i) != 0)
+        return;
+    if (i->rss <= (uint64_t)s->max_memory_bytes)
+        return;
+    /* PM2's words, so that a search for them finds the restart in either log. */
+    log_warn("%s-%d (pid %d) restarted because it exceeds --max-memory-restart value "
+             "(current_memory=%" PRIu64 " max_memory_limit=%" PRId64 " [octets])",
+             s->name, i->instance, i->pid, i->rss, s->max_memory_bytes);
+    pm_inst_stop(i, PM_AFTER_RESTART);
 }
 
 static json_t *command_json(const struct pm_spec *s)

@@ -77,7 +77,7 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
     if (s->max_restarts < 0)
         return err_set(e, "max_restarts: must not be negative");
     if (s->kill_timeout_ms < 0 || s->listen_timeout_ms < 0 || s->min_uptime_ms < 0 ||
-        s->restart_delay_ms < 0 || s->max_log_size < 0)
+        s->restart_delay_ms < 0 || s->max_log_size < 0 || s->max_memory_bytes < 0)
         return err_set(e, "durations and sizes must not be negative");
     for (size_t i = 0; i < s->nenv; i++) {
         if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
@@ -140,6 +140,18 @@ static int read_ms(const struct reader *r, const char *key, const json_t *v, int
         return 0;
     }
     return read_int(r, key, v, 0, INT64_C(1) << 40, out);
+}
+
+/* Bytes as a number, or PM2's "300M" (K, M, G). */
+static int read_memory(const struct reader *r, const char *key, const json_t *v, int64_t *out)
+{
+    if (json_is_string(v)) {
+        if (pm_parse_memory(json_string_value(v), out) != 0)
+            return fail(r, key, "invalid size \"%s\" (bytes, or a number with K, M or G)",
+                        json_string_value(v));
+        return 0;
+    }
+    return read_int(r, key, v, 0, PM_MEMORY_MAX, out);
 }
 
 static int read_args(const struct reader *r, const json_t *v, struct pm_spec *s)
@@ -237,6 +249,8 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_small_int(r, key, v, 0, 1000000, &s->max_restarts);
     if (strcmp(key, "max_log_size") == 0)
         return read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
+    if (strcmp(key, "max_memory_restart") == 0)
+        return read_memory(r, key, v, &s->max_memory_bytes);
     if (strcmp(key, "kill_timeout") == 0)
         return read_ms(r, key, v, &s->kill_timeout_ms);
     if (strcmp(key, "listen_timeout") == 0)
@@ -317,6 +331,7 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_object_set_new(o, "min_uptime", json_integer(s->min_uptime_ms));
     json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->restart_delay_ms));
     json_object_set_new(o, "max_log_size", json_integer(s->max_log_size));
+    json_object_set_new(o, "max_memory_restart", json_integer(s->max_memory_bytes));
     return o;
 }
 

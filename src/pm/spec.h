@@ -31,6 +31,7 @@ struct pm_spec {
     int64_t min_uptime_ms;
     int64_t restart_delay_ms; /* exp_backoff_restart_delay */
     int64_t max_log_size;     /* bytes; 0: never rotate */
+    int64_t max_memory_bytes; /* max_memory_restart: restart past this RSS; 0: no limit */
 };
 
 /* Sets PM2's defaults (1 instance, 1600 ms kill timeout, ...) on an empty spec. */
@@ -49,10 +50,11 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
 /*
  * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
  * (object), instances, port_base, kill_timeout, listen_timeout, max_restarts, min_uptime,
- * exp_backoff_restart_delay (or restart_delay), max_log_size; durations as milliseconds or Go
- * strings ("2s"). Unknown keys are errors. With doc, errors read "file:line: apps[0].key: ..."
- * (path is the object's path in doc); without, "path.key: ...". s must be initialised; on error
- * it holds what was read so far (free it).
+ * exp_backoff_restart_delay (or restart_delay), max_log_size, max_memory_restart; durations as
+ * milliseconds or Go strings ("2s"), memory as bytes or PM2's "100M" (pm_parse_memory). Unknown
+ * keys are errors. With doc, errors read "file:line: apps[0].key: ..." (path is the object's path
+ * in doc); without, "path.key: ...". s must be initialised; on error it holds what was read so far
+ * (free it).
  */
 int pm_spec_from_json(const json_t *obj, struct pm_spec *s, const struct config_doc *doc,
                       const char *path, struct err *e);

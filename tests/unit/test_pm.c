@@ -75,6 +75,37 @@ static void test_backoff_unstable_errors(void **state)
     assert_false(pm_backoff_next(&b, &none, 10, &delay));
 }
 
+static void test_memory_sizes(void **state)
+{
+    struct {
+        const char *text;
+        int64_t want; /* -1: refused */
+    } cases[] = {
+        {"100", 100},
+        {"0", 0},
+        {"512K", 512 * 1024},
+        {"100M", 100 * 1024 * 1024},
+        {"2G", INT64_C(2) * 1024 * 1024 * 1024},
+        {"1048576G", INT64_C(1) << 50}, /* PM_MEMORY_MAX */
+        {"1048577G", -1},
+        {"", -1},
+        {"M", -1},
+        {"100MB", -1},
+        {"100m", -1}, /* PM2's pattern takes capitals only */
+        {"1.5G", -1},
+        {"-5", -1},
+        {" 5", -1},
+        {"99999999999999999999999", -1},
+    };
+
+    for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+        int64_t got = -1;
+        int rc = pm_parse_memory(cases[k].text, &got);
+        if (cases[k].want < 0 ? rc != -EINVAL : rc != 0 || got != cases[k].want)
+            fail_msg("\"%s\": rc %d, got %lld", cases[k].text, rc, (long long)got);
+    }
+}
+
 static void test_rotation_names_and_formats(void **state)
 {
     char out[64];
@@ -203,7 +234,7 @@ static void test_ecosystem(void **state)
                     "   \"instances\": 2, \"port_base\": 3000, \"kill_timeout\": \"3s\",\n"
                     "   \"env\": {\"NODE_ENV\": \"production\", \"N\": 5},\n"
                     "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\",\n"
-                    "   \"listen_timeout\": \"10s\"},\n"
+                    "   \"listen_timeout\": \"10s\", \"max_memory_restart\": \"300M\"},\n"
                     "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
                     "]}\n");
     char *sub = xasprintf("%s/sub", scratch_dir);
@@ -220,6 +251,8 @@ static void test_ecosystem(void **state)
     assert_int_equal(specs[0].restart_delay_ms, 250);
     assert_int_equal(specs[0].listen_timeout_ms, 10000);
     assert_int_equal(specs[1].listen_timeout_ms, PM_DEFAULT_LISTEN_MS);
+    assert_int_equal(specs[0].max_memory_bytes, 300 * 1024 * 1024);
+    assert_int_equal(specs[1].max_memory_bytes, 0);
     assert_int_equal(specs[0].nenv, 2);
     assert_string_equal(specs[0].env[1], "N=5");
     assert_non_null(strstr(specs[0].cwd, "/sub"));
@@ -251,6 +284,10 @@ static void test_ecosystem(void **state)
          ":2: apps[0].min_uptime: invalid duration"},
         {"{\"apps\": [{\"name\": \"a\",\n\"script\": \"x\",\n \"listen_timeout\": -5}]}",
          ":3: apps[0].listen_timeout: "},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n\n \"max_memory_restart\": \"1GB\"}]}",
+         ":3: apps[0].max_memory_restart: invalid size \"1GB\""},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"max_memory_restart\": -1}]}",
+         ":2: apps[0].max_memory_restart: -1 out of range"},
         {"{\"apps\": [ {\"name\": \"a\" ", ":1: "},
     };
     for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
@@ -295,6 +332,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backoff_grows_caps_and_resets),
         cmocka_unit_test(test_backoff_unstable_errors),
+        cmocka_unit_test(test_memory_sizes),
         cmocka_unit_test(test_rotation_names_and_formats),
         cmocka_unit_test(test_spec_json_round_trip),
         cmocka_unit_test(test_spec_bad_int_keeps_field),
