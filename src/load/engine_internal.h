@@ -9,6 +9,7 @@
 #include "lib/list.h"
 #include "lib/tls.h"
 #include "load/cookies.h"
+#include "load/expect.h"
 #include "load/engine.h"
 #include "load/processor.h"
 #include "load/schedule.h"
@@ -28,6 +29,57 @@ struct load_dest {
 struct load_target {
     struct load_dest dest;
     int port;
+};
+
+/*
+ * Artillery's HTTP agent: the keep-alive connections requests go over, at most max of them.
+ * Each VU has one of its own that holds one connection, as Artillery gives each VU an agent of
+ * maxSockets 1; config.http.pool gives each worker one agent of that many connections, shared by
+ * its VUs, as Artillery shares one agent per worker. A request takes a connection (an idle one
+ * to its destination, else a new one while fewer than max are open, else it waits its turn) and
+ * gives it back when its response is complete. Lives on one worker's loop.
+ */
+struct load_agent {
+    int max;                /* INT_MAX: no bound (http.pool: 0, as Node's Infinity); 0: unused */
+    int open;               /* connections open, idle or busy */
+    struct list_node idle;  /* struct load_conn.link: kept alive, no request on them */
+    struct list_node queue; /* struct load_vu.queue_link: requests waiting for a connection */
+    bool waking;            /* load_agent_wake is running: a nested call leaves it to it */
+};
+
+/* One keep-alive connection of an agent. */
+struct load_conn {
+    uv_tcp_t tcp;
+    struct load_agent *agent; /* NULL once closing: late callbacks then only free */
+    struct load_vu *vu;       /* the VU whose request it carries; NULL while idle or closing */
+    struct list_node link;    /* in agent->idle while idle */
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct sockaddr_storage addr;
+    bool connected;
+    bool used;      /* carried a response already: a close before the next is a stale reuse */
+    bool got_byte;  /* response bytes seen for the request in flight */
+    struct buf out; /* request bytes when templated */
+    const char *wire;
+    size_t wire_len;
+    struct buf in;
+    /* response state */
+    bool head_done, chunked, until_close, keep_alive;
+    int status;
+    int64_t body_left;
+    struct http_chunked_decoder dec;
+    struct buf body;
+    struct load_expect_run expect; /* the checks of the response in flight */
+    bool redirect;                 /* the response is a redirect that will be followed */
+    /* http.extendedMetrics: when the connection was asked for, made and secured (0: before
+     * the request in flight), and when the request went */
+    uint64_t connect_ns, connected_ns, tls_ns, sent_ns;
+    char host_header[300]; /* of the destination, for a redirect's base URL */
+    /* https */
+    bool https;
+    struct tls_conn *tls;
+    struct buf raw;        /* ciphertext read, before tls_conn_recv */
+    char server_name[256]; /* the name the certificate must match */
 };
 
 struct load_worker {
@@ -52,8 +104,9 @@ struct load_worker {
     /* the loop of the script's before or after flow: its one user's end, what failed it */
     bool hook;
     bool hook_failed;
-    json_t *hook_vars; /* the user's variables at its end */
-    char *hook_error;  /* the last error it counted */
+    json_t *hook_vars;       /* the user's variables at its end */
+    char *hook_error;        /* the last error it counted */
+    struct load_agent agent; /* config.http.pool's, shared by the VUs (max 0: none) */
 };
 
 struct load_engine {
@@ -94,7 +147,11 @@ struct load_vu {
     json_t *found; /* the captures of the response in flight, before they are applied */
     struct load_frame stack[LOAD_MAX_LOOP_NEST];
     int depth;
-    struct load_conn *conn;
+    struct load_agent own;          /* the VU's agent of one connection */
+    struct load_agent *agent;       /* own, or the worker's shared one */
+    struct load_conn *conn;         /* taken from the agent for the request in flight */
+    struct list_node queue_link;    /* in agent->queue while the request waits for a connection */
+    bool queued_retry;              /* the waiting request is a retry (not counted again) */
     uv_timer_t timer;               /* think and request timeout */
     uint64_t start_ns;              /* scheduled arrival */
     uint64_t ready_ns;              /* latency origin of the next request */
@@ -155,6 +212,27 @@ int load_request_dest(const struct load_target *t, const char *url, struct load_
                       const char **path, struct buf *pathbuf);
 /* A redirect's Location resolved against the URL it answered (absolute): a new absolute URL. */
 char *load_redirect_url(const char *base, const char *location);
+
+/* agent.c */
+/* max connections, INT_MAX for no bound; 0 for an agent not in use. */
+void load_agent_init(struct load_agent *a, int max);
+/*
+ * A connection to d for vu's request, as Node's agent picks one: an idle one to d, else a new
+ * one (not yet connected) while fewer than max are open, closing an idle one to elsewhere to
+ * make room. NULL when all max are busy: vu waits in the queue (load_agent_wake resumes it).
+ */
+struct load_conn *load_agent_take(struct load_agent *a, struct load_vu *vu,
+                                  const struct load_dest *d, uv_loop_t *loop);
+/* The request on c is complete and c may carry another: idle, or handed to the queue's first. */
+void load_agent_give(struct load_conn *c);
+/* Closes c (held or idle) and frees it once libuv is done with it. */
+void load_conn_close(struct load_conn *c);
+/* Closes the idle connections (the agent's owner is going away). */
+void load_agent_close_idle(struct load_agent *a);
+/* vu's request no longer waits for a connection (the VU ends). */
+void load_agent_unqueue(struct load_vu *vu);
+/* The queue's first VU when a connection can be had for it now (removed from the queue). */
+struct load_vu *load_agent_next_waiter(struct load_agent *a);
 
 /* worker.c */
 void load_worker_vu_ended(struct load_worker *w);

@@ -6,6 +6,7 @@
 #include "load/script.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -543,8 +544,8 @@ static void parse_defaults(struct script_ctx *c, const json_t *d, const char *wh
 static void parse_http(struct script_ctx *c, const json_t *http, const json_t *parent,
                        struct load_script *s)
 {
-    static const char *const allowed[] = {"timeout", "defaults", "extendedMetrics", NULL};
-    static const char *const unsupported[] = {"pool", "maxSockets", NULL};
+    static const char *const allowed[] = {"timeout", "defaults",   "extendedMetrics",
+                                          "pool",    "maxSockets", NULL};
     const json_t *ext = json_object_get(http, "extendedMetrics");
     double d;
 
@@ -552,7 +553,21 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
         script_diag(c, parent, "http", 0, "config.http: want a mapping");
         return;
     }
-    script_check_keys(c, http, "config.http", allowed, unsupported);
+    script_check_keys(c, http, "config.http", allowed, NULL);
+    /* pool: the connections the users share (0: no bound, as Node takes Infinity) */
+    if (json_object_get(http, "pool") && read_number(c, http, "pool", "config.http", 0, &d) == 0) {
+        if (d != floor(d) || d > INT_MAX)
+            script_diag(c, http, "pool", 0, "config.http.pool: want a whole number of connections");
+        else
+            s->http_pool = (int)d;
+    }
+    /* Artillery's schema takes a number here, and its engine never reads it */
+    if (json_object_get(http, "maxSockets") &&
+        read_number(c, http, "maxSockets", "config.http", 0, &d) == 0)
+        fprintf(stderr,
+                "%s:%d: warning: config.http.maxSockets does nothing (as in Artillery): "
+                "config.http.pool caps the connections\n",
+                c->y->path, load_yaml_line(c->y, http, "maxSockets", 0));
     if (json_object_get(http, "timeout") &&
         read_number(c, http, "timeout", "config.http", 0.001, &d) == 0) {
         s->timeout_ms = (int64_t)llround(d * 1000);
@@ -989,6 +1004,7 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     memset(s, 0, sizeof(*s));
     s->path = xstrdup(y->path);
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
+    s->http_pool = -1;
     s->max_error_rate = -1;
     rc = parse_root(&c, env, o->target, s);
     if (rc == 0)

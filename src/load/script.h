@@ -202,6 +202,7 @@ struct load_script {
     bool timeout_set;      /* http.timeout given: else Artillery's 8 s socket floor applies too */
     bool tls_insecure;     /* config.tls.rejectUnauthorized: false */
     bool extended_metrics; /* http.extendedMetrics: http.dns, http.tcp, http.tls, http.total */
+    int http_pool; /* http.pool: connections shared by each worker's users; 0 no bound, -1 none */
     struct load_threshold *thresholds;
     size_t n_thresholds;
     struct load_condition *conditions;

@@ -1,6 +1,7 @@
 /*
- * A virtual user: walks its scenario's flow (requests, think, loop, log) over one keep-alive
- * connection of its own, as Artillery gives each VU its own agent. A request's latency runs
+ * A virtual user: walks its scenario's flow (requests, think, loop, log) over the keep-alive
+ * connections of its agent (agent.c): one of its own, as Artillery gives each VU an agent of one
+ * socket, or with config.http.pool the worker's shared ones. A request's latency runs
  * from the instant it was due (the scheduled arrival for the first, the end of the previous
  * step after that) to its last response byte, so a generator that falls behind shows up as
  * latency rather than as fewer requests.
@@ -12,6 +13,7 @@
 #include <strings.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/tls.h"
@@ -22,38 +24,6 @@
 #include "load/expect.h"
 #include "load/filtrex.h"
 #include "load/template.h"
-
-struct load_conn {
-    uv_tcp_t tcp;
-    struct load_vu *vu; /* NULL once detached: late callbacks then only free */
-    uv_connect_t creq;
-    uv_write_t wreq;
-    struct sockaddr_storage addr;
-    bool connected;
-    bool used;      /* carried a response already: a close before the next is a stale reuse */
-    bool got_byte;  /* response bytes seen for the request in flight */
-    struct buf out; /* request bytes when templated */
-    const char *wire;
-    size_t wire_len;
-    struct buf in;
-    /* response state */
-    bool head_done, chunked, until_close, keep_alive;
-    int status;
-    int64_t body_left;
-    struct http_chunked_decoder dec;
-    struct buf body;
-    struct load_expect_run expect; /* the checks of the response in flight */
-    bool redirect;                 /* the response is a redirect that will be followed */
-    /* http.extendedMetrics: when the connection was asked for, made and secured (0: before
-     * the request in flight), and when the request went */
-    uint64_t connect_ns, connected_ns, tls_ns, sent_ns;
-    char host_header[300]; /* of the destination, for a redirect's base URL */
-    /* https */
-    bool https;
-    struct tls_conn *tls;
-    struct buf raw;        /* ciphertext read, before tls_conn_recv */
-    char server_name[256]; /* the name the certificate must match */
-};
 
 /* One ciphertext write in flight (TLS sends handshake records and data as they come). */
 struct tls_write {
@@ -122,31 +92,57 @@ static void record_error(struct load_vu *vu, const char *code)
 
 /* ---- connection -------------------------------------------------------------------------- */
 
-static void conn_close_cb(uv_handle_t *h)
+/*
+ * A connection was given back or closed: requests waiting for one in the agent go, first come
+ * first served. A request that fails at once closes its connection and lands here again: the
+ * outer call goes on with the queue, so the stack does not grow with it.
+ */
+static void agent_wake(struct load_agent *a)
 {
-    struct load_conn *c = CONTAINER_OF((uv_tcp_t *)h, struct load_conn, tcp);
+    struct load_vu *vu;
 
-    buf_free(&c->in);
-    buf_free(&c->out);
-    buf_free(&c->body);
-    buf_free(&c->raw);
-    load_expect_run_clear(&c->expect);
-    if (c->tls) /* tls_conn_free takes no NULL */
-        tls_conn_free(c->tls);
-    free(c);
+    if (a->waking)
+        return;
+    a->waking = true;
+    while ((vu = load_agent_next_waiter(a)) != NULL) {
+        if (!vu->w->stopping) /* else the stop aborts it */
+            send_request(vu, vu->queued_retry);
+    }
+    a->waking = false;
 }
 
 /* Cuts the connection loose from its VU and closes it. */
 static void conn_drop(struct load_vu *vu)
 {
     struct load_conn *c = vu->conn;
+    struct load_agent *a;
 
     if (!c)
         return;
     vu->conn = NULL;
-    c->vu = NULL;
-    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+    a = c->agent;
+    load_conn_close(c);
+    agent_wake(a);
 }
+
+/* The response is complete: the connection goes back to the agent, unless it ends here. */
+static void conn_release(struct load_vu *vu)
+{
+    struct load_conn *c = vu->conn;
+
+    c->used = true;
+    if (!c->keep_alive || c->until_close) {
+        conn_drop(vu);
+        return;
+    }
+    c->head_done = false;
+    vu->conn = NULL;
+    load_agent_give(c);
+    agent_wake(vu->agent);
+}
+
+/* An idle connection read: the server closed it, or sent what nobody asked for. */
+static void idle_read(struct load_conn *c, ssize_t nread);
 
 /* The request failed: count the error, and the VU fails (Artillery ends the VU). */
 static void redirect_clear(struct load_vu *vu);
@@ -387,12 +383,8 @@ static void follow_redirect(struct load_vu *vu, struct load_conn *c, uint64_t no
     free(base);
     /* got turns a 303 into a GET (without its body), and keeps the method of the others */
     vu->redirect_get |= status == 303;
-    c->used = true;
-    if (!c->keep_alive || c->until_close)
-        conn_drop(vu);
-    else
-        c->head_done = false;
     buf_reset(&c->body);
+    conn_release(vu);
     vu->ready_ns = now;
     if (++vu->hops > MAX_REDIRECTS) {
         request_failed(vu, "ERR_TOO_MANY_REDIRECTS");
@@ -451,15 +443,12 @@ static void response_done(struct load_vu *vu, struct load_conn *c)
         free(vu->done_path);
         vu->done_path = xstrndup(path.p, path.n);
     }
-    c->used = true;
-    if (!c->keep_alive || c->until_close)
-        conn_drop(vu);
-    else
-        c->head_done = false;
     load_expect_run_clear(&c->expect);
     if (r->after.n)
         res = load_hook_response(status, vu->res_headers, &c->body);
     buf_reset(&c->body);
+    /* last: another user's request may take the connection at once */
+    conn_release(vu);
     vu->req = NULL;
     vu->ready_ns = now;
     if (res) {
@@ -568,10 +557,6 @@ static void on_read_end(struct load_vu *vu, struct load_conn *c, int status)
         response_done(vu, c);
         return;
     }
-    if (!vu->req) { /* idle keep-alive connection closed by the server */
-        conn_drop(vu);
-        return;
-    }
     if (stale_reuse(vu, c))
         return;
     request_failed(vu, status == UV_EOF ? "ECONNRESET" : uv_err_name(status));
@@ -637,8 +622,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     int rc;
 
     (void)b;
-    if (!vu || nread == 0)
+    if (nread == 0)
         return;
+    if (!vu) {
+        idle_read(c, nread);
+        return;
+    }
     if (nread < 0) {
         on_read_end(vu, c, (int)nread);
         return;
@@ -646,10 +635,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->tls) {
         c->raw.len += (size_t)nread;
         rc = tls_input(c);
-        if (rc == UV_EPROTO && !vu->req) { /* a bad record on an idle connection */
-            conn_drop(vu);
-            return;
-        }
         if (rc == UV_EPROTO) {
             request_failed(vu, "EPROTO");
             return;
@@ -666,16 +651,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         c->in.len += (size_t)nread;
     }
     c->in.data[c->in.len] = '\0';
-    if (!vu->req) { /* bytes nobody asked for */
-        request_failed(vu, "EPROTO");
-        return;
-    }
     c->got_byte = true;
     rc = parse_input(vu, c);
     if (rc < 0)
         request_failed(vu, "EPROTO");
     else if (rc > 0)
         response_done(vu, c);
+}
+
+static void idle_read(struct load_conn *c, ssize_t nread)
+{
+    struct load_agent *a = c->agent;
+
+    if (!a) /* closing */
+        return;
+    if (nread > 0 && c->tls) { /* session tickets and the like carry no plaintext */
+        size_t before = c->in.len;
+
+        c->raw.len += (size_t)nread;
+        if (tls_input(c) == 0 && c->in.len == before)
+            return;
+    }
+    load_conn_close(c);
+    agent_wake(a);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -730,20 +728,6 @@ static void on_connect(uv_connect_t *req, int status)
     write_request(vu, c);
 }
 
-static struct load_conn *conn_new(struct load_vu *vu, const struct load_dest *d)
-{
-    struct load_conn *c = xcalloc(1, sizeof(*c));
-
-    c->vu = vu;
-    c->addr = d->addr;
-    c->https = d->https;
-    snprintf(c->server_name, sizeof(c->server_name), "%s", d->host);
-    snprintf(c->host_header, sizeof(c->host_header), "%s", d->host_header);
-    uv_tcp_init(&vu->w->loop, &c->tcp);
-    vu->conn = c;
-    return c;
-}
-
 /* ---- requests ---------------------------------------------------------------------------- */
 
 /* Artillery's agent closes a socket silent this long when http.timeout is not set. */
@@ -781,20 +765,6 @@ static void on_timeout(uv_timer_t *t)
     vu_next(vu);
 }
 
-static bool same_dest(const struct load_conn *c, const struct load_dest *d)
-{
-    const struct sockaddr_storage *a = &c->addr, *b = &d->addr;
-
-    return c->https == d->https && strcmp(c->server_name, d->host) == 0 &&
-           memcmp(a, b,
-                  a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                          : sizeof(struct sockaddr_in6)) == 0;
-}
-
-/*
- * Builds the request's bytes and sends them, on the VU's connection or a new one. A retry
- * (stale keep-alive connection) is not counted as a second request.
- */
 /* The request as this hop sends it: a redirect's next hop has the Location's URL (never
  * rendered: it comes from the server), no query parameters of its own, and after a 303 is a GET
  * without a body. */
@@ -834,8 +804,9 @@ static void request_cookies(struct load_vu *vu, const struct load_request *r,
 }
 
 /*
- * Builds the request's bytes and sends them, on the VU's connection or a new one. A retry
- * (stale keep-alive connection) is not counted as a second request.
+ * Builds the request's bytes and sends them on a connection of the VU's agent, or leaves the
+ * request waiting for one (agent_wake calls again). A retry (stale keep-alive connection) is not
+ * counted as a second request. The timeout runs from the send, as got's does, not while waiting.
  */
 static void send_request(struct load_vu *vu, bool retry)
 {
@@ -848,8 +819,7 @@ static void send_request(struct load_vu *vu, bool retry)
     const char *path = NULL, *bad = NULL;
     int rc = 0;
 
-    vu->socket_checked = false;
-    uv_timer_start(&vu->timer, on_timeout, request_timer_ms(vu->w->eng->script), 0);
+    MESH_BUG_ON(vu->conn); /* given back at the end of each response */
     if (vu->params) {
         load_hook_request(vu->req, vu->params, &hooked, &hooked_headers);
         r = &hooked;
@@ -867,10 +837,9 @@ static void send_request(struct load_vu *vu, bool retry)
         if (rc == 0)
             request_cookies(vu, r, d, path, &cookie);
     }
-    if (rc == 0) {
-        if (vu->conn && !same_dest(vu->conn, d))
-            conn_drop(vu);
-        c = vu->conn ? vu->conn : conn_new(vu, d);
+    if (rc == 0 && !vu->conn && !(vu->conn = load_agent_take(vu->agent, vu, d, &vu->w->loop)))
+        vu->queued_retry = retry;
+    if (rc == 0 && (c = vu->conn) != NULL) {
         if (r->wire && vu->jar.n == 0) {
             c->wire = r->wire;
             c->wire_len = r->wire_len;
@@ -891,6 +860,10 @@ static void send_request(struct load_vu *vu, bool retry)
         request_failed(vu, rc == -2 ? "ENOTFOUND" : rc != 0 ? "EINVALIDURL" : bad);
         return;
     }
+    if (!c)
+        return; /* waiting for a connection */
+    vu->socket_checked = false;
+    uv_timer_start(&vu->timer, on_timeout, request_timer_ms(vu->w->eng->script), 0);
     if (!retry) {
         uint64_t now = uv_hrtime();
 
@@ -1314,6 +1287,8 @@ static void vu_unlink_close(struct load_vu *vu)
     struct load_worker *w = vu->w;
 
     conn_drop(vu);
+    load_agent_unqueue(vu);
+    load_agent_close_idle(&vu->own);
     if (vu->call)
         load_proc_cancel(w->proc, vu->call);
     vu->call = 0;
@@ -1388,6 +1363,8 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
     vu->w = w;
     vu->sc = sc;
     vu->pool = pool;
+    load_agent_init(&vu->own, 1);
+    vu->agent = w->agent.max ? &w->agent : &vu->own;
     vu->uid = ++w->next_uid;
     vu->vars = load_vars_new(w->eng->script->variables, &w->rng);
     if (w->eng->script->n_payloads) { /* config.variables win over a row, as in Artillery */

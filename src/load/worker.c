@@ -3,6 +3,7 @@
  * index is w modulo the worker count, each at its scheduled instant on its own loop's timer.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -262,6 +263,11 @@ static void worker_init(struct load_engine *eng, struct load_worker *w, size_t i
     uv_async_init(&w->loop, &w->wake, on_wake);
     uv_unref((uv_handle_t *)&w->wake);
     load_stats_init(&w->stats);
+    /* config.http.pool: one agent of that many connections for the worker's users (pool mode
+     * makes its own connections, one per user) */
+    load_agent_init(&w->agent, eng->pool > 0 || eng->script->http_pool < 0 ? 0
+                               : eng->script->http_pool > 0                ? eng->script->http_pool
+                                                                           : INT_MAX);
     load_schedule_init(&w->sched, eng->script->phases, eng->script->n_phases);
 }
 
@@ -269,6 +275,7 @@ static void worker_destroy(struct load_worker *w)
 {
     load_proc_free(w->proc);
     w->proc = NULL;
+    load_agent_close_idle(&w->agent);
     uv_close((uv_handle_t *)&w->arrivals, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the close callbacks */

@@ -618,9 +618,9 @@ def test_pool_connections_outlive_failed_requests(mesh, tmp_path, server):
 
 
 @pytest.mark.parametrize("body,message", [
-    ("config:\n  target: http://127.0.0.1:1\n  http: {pool: 10}\n"
+    ("config:\n  target: http://127.0.0.1:1\n  http: {pool: 1.5}\n"
      "  phases: [{duration: 1, arrivalRate: 1}]\nscenarios: [{flow: [{get: {url: /}}]}]\n",
-     "test.yml:3: config.http.pool: not supported"),
+     "test.yml:3: config.http.pool: want a whole number of connections"),
     ("config:\n  target: http://127.0.0.1:1\n  phases: [{duration: 1, arrivalRate: 1}]\n"
      "scenarios:\n  - flow:\n      - parallel: []\n",
      "test.yml:6: flow.parallel: not supported"),

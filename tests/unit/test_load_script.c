@@ -185,7 +185,7 @@ static void test_unsupported_keys_listed(void **state)
 {
     static const char text[] = "config:\n"
                                "  target: http://127.0.0.1:1\n"
-                               "  http: {pool: 10}\n"
+                               "  http: {pool: 1.5}\n"
                                "  phases: [{duration: 1, arrivalRate: 1}]\n"
                                "  plugins:\n"
                                "    apdex: {}\n"
@@ -202,7 +202,8 @@ static void test_unsupported_keys_listed(void **state)
 
     (void)state;
     assert_int_equal(parse(text, NULL, NULL, &s, &msgs), -EINVAL);
-    assert_non_null(strstr(msgs.data, "t.yml:3: config.http.pool: not supported\n"));
+    assert_non_null(
+        strstr(msgs.data, "t.yml:3: config.http.pool: want a whole number of connections\n"));
     assert_non_null(
         strstr(msgs.data, "t.yml:6: config.plugins.apdex: not supported (the plugins "));
     assert_non_null(strstr(msgs.data, "t.yml:7: config.colour: unknown key\n"));
