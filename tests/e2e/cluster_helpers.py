@@ -24,14 +24,47 @@ def _port_free(port, udp=False):
     return True
 
 
+# The layout's ports are these bases plus the offset: webapps from 3000, up to the DNS ports of
+# at most 8 servers' agents below 8610.
+LAYOUT_LOW, LAYOUT_HIGH = 3000, 8610
+# Offsets start here, so that no layout takes the default ports (8500, 8080...) of a cluster a
+# developer runs with `make up`.
+OFFSET_MIN = 1000
+
+
+def offset_band(worker=None, workers=None):
+    """The offsets (a range, step 10) this test process draws cluster layouts from.
+
+    Every port stays below the kernel's ephemeral range (ip_local_port_range): every outgoing
+    connection on the machine takes a local port from there, and so does every free_port(), so
+    a port found free there can be taken by anyone's connection before `mesh up` binds it. And
+    each pytest-xdist worker (PYTEST_XDIST_WORKER gwN of PYTEST_XDIST_WORKER_COUNT) has a band
+    of its own, whose ports no other worker's layout can reach: two workers' clusters never
+    race for a port."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+    if worker is None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    span = LAYOUT_HIGH - LAYOUT_LOW  # the ports one offset covers
+    usable = ephemeral - LAYOUT_HIGH - OFFSET_MIN
+    band = usable // max(workers, 1)
+    assert band > span + 100, f"{workers} workers leave no port band below {ephemeral}"
+    start = OFFSET_MIN + (index % workers) * band
+    return range(start, start + band - span, 10)
+
+
 def free_layout(servers=1):
-    """A -port-offset under which every port of the cluster is free now: the defaults (registry
-    8500, DNS 8600 for the server and 8601, 8602 for the web nodes' agents, lb 8080, stats 8404,
-    web agents 8501, 8502, webapps 3000.. and 3100..) plus the offset. With servers > 1 (`up
-    -servers N`) also the further servers' agents (8503, ...), their DNS (8603, ...) and every
-    server's replication port (8300, ...)."""
+    """A -port-offset under which every port of the cluster is free now, drawn from this
+    process's offset_band: the defaults (registry 8500, DNS 8600 for the server and 8601, 8602
+    for the web nodes' agents, lb 8080, stats 8404, web agents 8501, 8502, webapps 3000.. and
+    3100..) plus the offset. With servers > 1 (`up -servers N`) also the further servers'
+    agents (8503, ...), their DNS (8603, ...) and every server's replication port (8300, ...)."""
+    assert servers <= 8, "the layout's ports are counted for 8 servers at most (LAYOUT_HIGH)"
+    band = offset_band()
     for _ in range(200):
-        o = random.randrange(10000, 50000, 10)
+        o = random.choice(band)
         ports = {"offset": o, "http": 8500 + o, "lb": 8080 + o, "stats": 8404 + o,
                  "agents": 8501 + o, "web": 3000 + o, "dns": 8600 + o, "raft": 8300 + o}
         extra = servers - 1
@@ -41,7 +74,7 @@ def free_layout(servers=1):
         dns = [8600 + o + i for i in range(3 + extra)]
         if all(_port_free(p) for p in needed + dns) and all(_port_free(p, True) for p in dns):
             return ports
-    raise AssertionError("no free port layout found")
+    raise AssertionError(f"no free port layout found in offsets {band}")
 
 
 def gone(pid):

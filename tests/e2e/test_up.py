@@ -116,6 +116,38 @@ def test_up_checks_every_port_first_and_names_its_owner(tmp_path):
                                           text=True).stdout
 
 
+def layout_ports(p, servers=8):
+    """Every port a layout of free_layout may give a cluster (up to 8 servers)."""
+    o = p["offset"]
+    return {8080 + o, 8404 + o} | {3000 + o + i for i in range(4)} | \
+        {3100 + o + i for i in range(4)} | {8300 + o + i for i in range(servers)} | \
+        {8500 + o + i for i in range(2 + servers)} | {8600 + o + i for i in range(2 + servers)}
+
+
+def test_layouts_keep_clear_of_kernel_ports_and_of_other_workers(monkeypatch):
+    """A port found free must stay free until `mesh up` binds it: no layout port lies in the
+    kernel's ephemeral range (where any process's outgoing connection, or any test's free_port,
+    may take it meanwhile), and the clusters of two pytest-xdist workers never share a port.
+    (A test's HAProxy once exited on a port taken in between.)"""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+    workers = 3
+    ports = []
+    for w in range(workers):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{w}")
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+        mine = set()
+        for _ in range(40):
+            mine |= layout_ports(free_layout())
+        assert max(mine) < ephemeral, f"gw{w}: port {max(mine)} is in the ephemeral range"
+        assert min(mine) > 1024, f"gw{w}: port {min(mine)} is privileged"
+        ports.append(mine)
+    for a in range(workers):
+        for b in range(a + 1, workers):
+            shared = sorted(ports[a] & ports[b])
+            assert not shared, f"gw{a} and gw{b} share {shared[:5]}"
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                     reason="network namespaces need root and iproute2 (ip)")
 def test_up_netns_gives_each_node_a_namespace(tmp_path):
