@@ -22,6 +22,21 @@ enum conn_state {
     CONN_CLOSING,      /* an error answer is on its way, or the peer is gone */
 };
 
+/*
+ * One client address: how many connections it holds (max_conns_per_client) and how many bytes
+ * of answers to it the sockets have not taken yet (max_unsent_per_client). Lives while it has
+ * a connection or unsent bytes; the bytes of a closed connection leave when libuv cancels its
+ * writes, after the close.
+ */
+struct http_client {
+    size_t conns;
+    size_t unsent;
+    /* Connections holding a request back until unsent drains under the cap, oldest first. */
+    struct list_node waiting;
+    bool waking; /* client_wake() is on the stack: not freed under it */
+    char ip[64];
+};
+
 struct http_conn {
     uv_tcp_t tcp;
     /* Head, idle and request timeouts: moved on every request, a timer-heap operation only
@@ -44,10 +59,13 @@ struct http_conn {
     char peer[64];
     struct tls_conn *tls; /* NULL on a plain connection */
     bool tls_sniffed;     /* the first bytes were checked for plain HTTP */
-    /* Linked in srv->idle while waiting for a request; counted under ip in srv->per_client. */
+    /* Linked in srv->idle while waiting for a request. */
     struct list_node idle_link;
-    bool counted;
-    char ip[64];
+    /* The client address it counts under; NULL for a connection refused at accept. */
+    struct http_client *client;
+    struct list_node wait_link; /* in client->waiting */
+    size_t unsent;              /* bytes queued for the socket, copied (the writes_pending) */
+    size_t write_left;          /* the socket's write queue at the last sign of progress */
 };
 
 struct write_req {
@@ -77,6 +95,10 @@ static void config_defaults(struct http_server_config *cfg)
         cfg->idle_timeout_ms = 120000;
     if (!cfg->max_conns)
         cfg->max_conns = 10000;
+    if (!cfg->max_unsent_per_client)
+        cfg->max_unsent_per_client = HTTP_DEFAULT_MAX_UNSENT;
+    if (!cfg->write_timeout_ms)
+        cfg->write_timeout_ms = 60000;
 }
 
 void http_server_init(struct http_server *srv, uv_loop_t *loop,
@@ -110,19 +132,33 @@ static void idle_leave(struct http_conn *c)
         list_remove(&c->idle_link);
 }
 
-/* Open connections from ip, adjusted by delta. */
-static size_t client_count(struct http_server *srv, const char *ip, int delta)
+/* The client at ip, created on its first connection. */
+static struct http_client *client_get(struct http_server *srv, const char *ip)
 {
-    uintptr_t n = (uintptr_t)smap_get(&srv->per_client, ip);
+    struct http_client *cl = smap_get(&srv->per_client, ip);
 
-    if (delta == 0)
-        return n;
-    n = delta > 0 ? n + 1 : n - 1;
-    if (n == 0)
-        smap_del(&srv->per_client, ip);
-    else
-        smap_put(&srv->per_client, ip, (void *)n);
-    return n;
+    if (!cl) {
+        cl = xcalloc(1, sizeof(*cl));
+        list_init(&cl->waiting);
+        snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
+        smap_put(&srv->per_client, ip, cl);
+    }
+    return cl;
+}
+
+/* Forgets cl once nothing refers to it: no connection, no byte unsent, no wake-up running. */
+static void client_maybe_free(struct http_server *srv, struct http_client *cl)
+{
+    if (cl->conns || cl->unsent || cl->waking)
+        return;
+    MESH_BUG_ON(!list_empty(&cl->waiting));
+    smap_del(&srv->per_client, cl->ip);
+    free(cl);
+}
+
+static bool client_over_cap(const struct http_server *srv, const struct http_client *cl)
+{
+    return cl && cl->unsent >= srv->cfg.max_unsent_per_client;
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -195,19 +231,89 @@ static const char *http_date(void)
 
 /* ---- writing ----------------------------------------------------------------------------- */
 
+static void arm_timer(struct http_conn *c, uint64_t ms);
+
+/*
+ * A connection whose request was held back (its previous answer unsent, or its client over
+ * max_unsent_per_client) takes it up: reading again, its timer that of a head.
+ */
+static void conn_resume(struct http_conn *c)
+{
+    if (c->closed || c->state != CONN_READ_HEAD)
+        return;
+    arm_timer(c, c->in.len ? c->srv->cfg.head_timeout_ms : c->srv->cfg.idle_timeout_ms);
+    if (!c->reading)
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    if (!c->in_process)
+        process_input(c);
+}
+
+/*
+ * Bytes of cl's answers left the process: its connections waiting under the cap take their
+ * requests up, oldest first, while it stays under (each answer they send counts at once). Each
+ * turn takes one connection off the list, and one goes back on only over the cap, which ends
+ * the loop.
+ */
+static void client_wake(struct http_server *srv, struct http_client *cl)
+{
+    cl->waking = true;
+    while (!client_over_cap(srv, cl) && !list_empty(&cl->waiting)) {
+        struct http_conn *c = LIST_ENTRY(list_first(&cl->waiting), struct http_conn, wait_link);
+        list_remove(&c->wait_link);
+        conn_resume(c);
+    }
+    cl->waking = false;
+    client_maybe_free(srv, cl);
+}
+
+/* n queued bytes of c are gone, written or cancelled. */
+static void conn_unsent_sub(struct http_conn *c, size_t n)
+{
+    struct http_client *cl = c->client;
+
+    MESH_BUG_ON(c->unsent < n);
+    c->unsent -= n;
+    if (!cl)
+        return;
+    bool was_over = client_over_cap(c->srv, cl);
+    MESH_BUG_ON(cl->unsent < n);
+    cl->unsent -= n;
+    if (c->closed && c->unsent == 0)
+        c->client = NULL; /* its last reference to cl, which may go now */
+    if (was_over && !client_over_cap(c->srv, cl))
+        client_wake(c->srv, cl);
+    else
+        client_maybe_free(c->srv, cl);
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct write_req *wr = CONTAINER_OF(w, struct write_req, w);
     struct http_conn *c = wr->conn;
 
+    size_t n = wr->data.len;
     buf_free(&wr->data);
     free(wr);
     c->writes_pending--;
-    if (status < 0 || (c->close_after_write && c->writes_pending == 0))
+    conn_unsent_sub(c, n);
+    if (status < 0 || (c->close_after_write && c->writes_pending == 0)) {
         conn_close(c);
+        return;
+    }
+    if (c->writes_pending > 0 || c->closed)
+        return;
+    if (c->state == CONN_DISPATCHED)
+        deadline_clear(&c->timer); /* a parked request has no timeout */
+    else if (c->state == CONN_READ_HEAD)
+        conn_resume(c); /* the next request, held back while this answer was unsent */
+    else
+        arm_timer(c, c->srv->cfg.head_timeout_ms); /* a body after "100 Continue" */
 }
 
-/* Queues bytes for the socket (taken over) behind what is queued already. */
+/*
+ * Queues bytes for the socket (taken over) behind what is queued already. They count against
+ * the connection and its client until written; the first arms the write timeout.
+ */
 static void conn_queue_raw(struct http_conn *c, struct buf *data)
 {
     struct write_req *wr = xcalloc(1, sizeof(*wr));
@@ -222,6 +328,16 @@ static void conn_queue_raw(struct http_conn *c, struct buf *data)
         buf_free(&wr->data);
         free(wr);
         conn_close(c);
+        return;
+    }
+    c->unsent += wr->data.len;
+    if (c->client)
+        c->client->unsent += wr->data.len;
+    if (c->writes_pending == 1) {
+        c->write_left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        arm_timer(c, c->srv->cfg.write_timeout_ms);
+    } else {
+        c->write_left += wr->data.len;
     }
 }
 
@@ -304,8 +420,6 @@ static void conn_write(struct http_conn *c, struct buf *data)
     conn_send(c, &b, 1);
     buf_free(data);
 }
-
-static void arm_timer(struct http_conn *c, uint64_t ms);
 
 /* Answers an error the server found itself and closes once it is written. */
 static void conn_fail(struct http_conn *c, int status, const char *text)
@@ -491,11 +605,31 @@ static void arm_timer(struct http_conn *c, uint64_t ms)
     deadline_set(&c->timer, ms);
 }
 
+/*
+ * With an answer queued the timer is the write timeout: the peer took some of it since the
+ * last expiry, or the connection goes (what it holds is then freed).
+ */
+static void on_write_timer(struct http_conn *c)
+{
+    size_t left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+
+    if (left < c->write_left) {
+        c->write_left = left;
+        arm_timer(c, c->srv->cfg.write_timeout_ms);
+        return;
+    }
+    log_debug("%s: took none of %zu bytes in %llu ms: closing", c->peer, left,
+              (unsigned long long)c->srv->cfg.write_timeout_ms);
+    conn_close(c);
+}
+
 static void on_timer(struct deadline *d)
 {
     struct http_conn *c = d->data;
 
-    if (c->state == CONN_READ_HEAD && c->in.len == 0)
+    if (c->writes_pending > 0)
+        on_write_timer(c);
+    else if (c->state == CONN_READ_HEAD && c->in.len == 0)
         conn_close(c); /* idle keep-alive connection */
     else if (c->state != CONN_DISPATCHED && c->state != CONN_CLOSING)
         conn_fail(c, 408, "request timeout\n");
@@ -567,6 +701,17 @@ static bool process_head(struct http_conn *c)
 
     if (c->in.len == 0)
         return false;
+    /* A client that does not read must not make the server render without bound: the next
+     * request waits until this connection's answer is out, and until its client's unsent
+     * answers are under the cap. */
+    if (c->writes_pending > 0)
+        return false;
+    if (client_over_cap(c->srv, c->client)) {
+        if (!list_linked(&c->wait_link))
+            list_insert_tail(&c->client->waiting, &c->wait_link);
+        deadline_clear(&c->timer); /* bounded by the write timeouts of the ones it waits on */
+        return false;
+    }
     int rc = http_scan_request(&c->scan, c->in.data, c->in.len, &limits, &head);
     if (rc == HTTP_PARSE_INCOMPLETE) {
         if (c->in.len > cfg->max_head_bytes) {
@@ -742,9 +887,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (c->state == CONN_READ_HEAD && c->in.len == (size_t)nread && nread > 0)
         arm_timer(c, c->srv->cfg.head_timeout_ms); /* first bytes of a new head */
-    if (c->state == CONN_DISPATCHED) {
-        /* Pipelined bytes wait for the answer; stop reading past a bound rather than buffer
-         * without limit (the peer then sees TCP backpressure). */
+    if (c->state == CONN_DISPATCHED ||
+        (c->state == CONN_READ_HEAD && (c->writes_pending > 0 || list_linked(&c->wait_link)))) {
+        /* Pipelined bytes wait for the answer, or for answers to leave; stop reading past a
+         * bound rather than buffer without limit (the peer then sees TCP backpressure). */
         if (c->in.len > c->srv->cfg.max_head_bytes) {
             uv_read_stop(s);
             c->reading = false;
@@ -763,6 +909,7 @@ static void maybe_server_closed(struct http_server *srv)
         return;
     FREE_NULL(srv->tls_scratch);
     buf_free(&srv->head_scratch);
+    MESH_BUG_ON(srv->per_client.n != 0); /* each left with its last connection and byte */
     smap_free(&srv->per_client);
     if (srv->on_closed) {
         void (*cb)(struct http_server *) = srv->on_closed;
@@ -779,6 +926,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
         return;
     struct http_server *srv = c->srv;
     srv->head_bytes_examined += c->scan.examined;
+    MESH_BUG_ON(c->unsent != 0); /* libuv cancelled its writes before this callback */
     buf_free(&c->in);
     if (c->tls)
         tls_conn_free(c->tls);
@@ -794,9 +942,16 @@ static void conn_close(struct http_conn *c)
     c->closed = true;
     c->state = CONN_CLOSING;
     idle_leave(c);
-    if (c->counted)
-        client_count(c->srv, c->ip, -1);
-    c->counted = false;
+    if (list_linked(&c->wait_link))
+        list_remove(&c->wait_link);
+    struct http_client *cl = c->client;
+    if (cl) {
+        cl->conns--;
+        /* Its unsent bytes stay counted until libuv cancels its writes, after the close. */
+        if (c->unsent == 0)
+            c->client = NULL;
+        client_maybe_free(c->srv, cl);
+    }
     if (c->req) {
         struct http_request *req = c->req;
         c->req = NULL;
@@ -874,14 +1029,16 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
-    peer_ip(&c->tcp, c->ip, sizeof(c->ip));
-    if (srv->cfg.max_conns_per_client &&
-        client_count(srv, c->ip, 0) >= srv->cfg.max_conns_per_client) {
+    char ip[64];
+    peer_ip(&c->tcp, ip, sizeof(ip));
+    struct http_client *cl = client_get(srv, ip);
+    if (srv->cfg.max_conns_per_client && cl->conns >= srv->cfg.max_conns_per_client) {
+        client_maybe_free(srv, cl);
         refuse_client(c);
         return;
     }
-    client_count(srv, c->ip, +1);
-    c->counted = true;
+    cl->conns++;
+    c->client = cl;
     if (srv->cfg.tls)
         c->tls = tls_conn_new(srv->cfg.tls, NULL);
     c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;

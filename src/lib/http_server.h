@@ -17,6 +17,14 @@
  * Consul's limits.http_max_conns_per_client does); and at max_conns a newcomer takes the place
  * of the connection idle the longest (no request in progress), as nginx reuses idle
  * keep-alive connections, instead of being turned away.
+ *
+ * A client that does not read cannot make the server hold answers without bound. An answer the
+ * socket does not take at once is copied and queued; while it is, the connection takes up no
+ * further (pipelined) request. Across the connections of one client address, once
+ * max_unsent_per_client bytes are queued, its next requests wait unread until bytes leave.
+ * And a connection whose queued answer makes no progress for write_timeout_ms is closed, which
+ * frees what it held. (Go's net/http, and so Consul, blocks the handler on a full socket
+ * instead, without a write timeout: each such client holds a goroutine and its answer.)
  */
 #ifndef MESH_LIB_HTTP_SERVER_H
 #define MESH_LIB_HTTP_SERVER_H
@@ -32,6 +40,8 @@
 #include "lib/list.h"
 #include "lib/smap.h"
 #include "lib/str.h"
+
+#define HTTP_DEFAULT_MAX_UNSENT ((size_t)64 << 20)
 
 struct http_request;
 struct tls_ctx;
@@ -51,6 +61,10 @@ struct http_server_config {
     uint64_t idle_timeout_ms;    /* default 120 s between requests on a keep-alive connection */
     size_t max_conns;            /* default 10000; at it the longest-idle connection gives way */
     size_t max_conns_per_client; /* per client IP address; 0 = no limit; over it: 429 */
+    /* Answer bytes queued for one client address's connections beyond which its requests
+     * wait: default HTTP_DEFAULT_MAX_UNSENT; SIZE_MAX = no limit. */
+    size_t max_unsent_per_client;
+    uint64_t write_timeout_ms; /* default 60 s without the peer taking a byte of an answer */
     /*
      * A server context (lib/tls.h; borrowed, must outlive the server): every connection speaks
      * TLS and the handler sees plaintext as usual. NULL = plain HTTP. The handshake runs under
@@ -73,7 +87,7 @@ struct http_server {
     /* private: connections waiting for a request, longest idle first: the ones that give way
      * at max_conns. */
     struct list_node idle;
-    struct smap per_client; /* client IP -> open connections (uintptr_t) */
+    struct smap per_client; /* private: client IP -> struct http_client */
     /* Bytes the head parser searched or parsed, over all connections: stays O(bytes read)
      * however a head is split across reads (see http_scan_request). */
     uint64_t head_bytes_examined;

@@ -175,6 +175,23 @@ def raw_request(port, data, timeout=5.0, shutdown_write=False):
     return parse_raw_response(b"".join(chunks))
 
 
+def get_from(port, path, source, timeout=10.0):
+    """GET path on a new connection from the local address source (another client when not
+    127.0.0.1), read until the close: (status or None, head text, body bytes)."""
+    chunks = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.bind((source, 0))
+        s.connect((HOST, port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+        for _ in range(100000):
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    return parse_raw_response(b"".join(chunks))
+
+
 def _complete_response(raw):
     head_end = raw.find(b"\r\n\r\n")
     if head_end < 0:

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from helpers import HOST, AgentError, parse_raw_response, wait_until
+from helpers import HOST, AgentError, get_from, parse_raw_response, wait_until
 
 
 def open_idle(port, n, source="127.0.0.1"):
@@ -40,21 +40,6 @@ def refused(port, source):
         return status, body
 
 
-def get(port, path, source):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.bind((source, 0))
-        s.connect((HOST, port))
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        for _ in range(1000):
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-        return parse_raw_response(data)
-
-
 def test_idle_sockets_from_one_address_do_not_lock_out_others(agent):
     idle = open_idle(agent.port, 200)
     try:
@@ -64,13 +49,13 @@ def test_idle_sockets_from_one_address_do_not_lock_out_others(agent):
         assert status == 429
         assert body == b"too many connections from this client\n"
         # Another address is served.
-        status, _, body = get(agent.port, "/v1/status/leader", "127.0.0.2")
+        status, _, body = get_from(agent.port, "/v1/status/leader", "127.0.0.2")
         assert status == 200 and body.startswith(b'"')
     finally:
         for s in idle:
             s.close()
     # Once they are gone the first address is served again.
-    wait_until(lambda: get(agent.port, "/v1/status/leader", "127.0.0.1")[0] == 200, 10,
+    wait_until(lambda: get_from(agent.port, "/v1/status/leader", "127.0.0.1")[0] == 200, 10,
                what="127.0.0.1 served again")
 
 
@@ -79,7 +64,7 @@ def test_limit_is_configurable(agent_factory, write_config):
     idle = open_idle(a.port, 3)
     try:
         assert refused(a.port, "127.0.0.1")[0] == 429
-        assert get(a.port, "/v1/status/leader", "127.0.0.3")[0] == 200
+        assert get_from(a.port, "/v1/status/leader", "127.0.0.3")[0] == 200
     finally:
         for s in idle:
             s.close()

@@ -302,6 +302,17 @@ static void agent_on_change(enum reg_table table, void *data)
         reg_sync_on_change(table, a);
 }
 
+struct http_server_config reg_agent_http_config(const struct reg_settings *cfg)
+{
+    return (struct http_server_config){
+        .max_conns = (size_t)cfg->http_max_conns,
+        .max_conns_per_client = (size_t)cfg->http_max_conns_per_client,
+        .max_unsent_per_client =
+            cfg->http_max_unsent_mb ? (size_t)cfg->http_max_unsent_mb << 20 : SIZE_MAX,
+        .write_timeout_ms = (uint64_t)(cfg->http_write_timeout_ns / DURATION_MS),
+    };
+}
+
 /* Handles first, so that a failure at any later step can shut down through one path. */
 static void agent_init_handles(struct reg_agent *a)
 {
@@ -311,9 +322,7 @@ static void agent_init_handles(struct reg_agent *a)
     vivaldi_client_init(&a->vivaldi);
     a->state.on_change = agent_on_change;
     a->state.change_data = a;
-    struct http_server_config hc = {.max_conns = (size_t)a->cfg.http_max_conns,
-                                    .max_conns_per_client =
-                                        (size_t)a->cfg.http_max_conns_per_client};
+    struct http_server_config hc = reg_agent_http_config(&a->cfg);
     reg_agent_api_init(a);
     reg_agent_dns_init(a);
     reg_agent_cluster_init(a);

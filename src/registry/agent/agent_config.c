@@ -55,6 +55,11 @@ static const struct option_def options[] = {
     {"ports.dns", "dns-port", OPTION_PORT_OFF, OFF(dns_port), "DNS port, UDP and TCP (-1: off)."},
     {"limits.http_max_conns_per_client", NULL, OPTION_INT, OFF(http_max_conns_per_client), NULL},
     {"limits.http_max_conns", NULL, OPTION_INT, OFF(http_max_conns), NULL},
+    {"limits.http_max_unsent_mb", "http-max-unsent-mb", OPTION_INT, OFF(http_max_unsent_mb),
+     "MiB of answers not yet taken by one client address's connections beyond which its "
+     "requests wait (0: no limit)."},
+    {"limits.http_write_timeout", "http-write-timeout", OPTION_DURATION, OFF(http_write_timeout_ns),
+     "Close a connection whose client takes no byte of its answer for this long."},
     {"domain", "domain", OPTION_STRING, OFF(domain), "DNS domain."},
     {"dns_config.only_passing", NULL, OPTION_BOOL, OFF(dns_only_passing), NULL},
     {"dns_config.a_record_limit", NULL, OPTION_INT, OFF(dns_a_record_limit), NULL},
@@ -242,6 +247,8 @@ static void defaults(struct reg_settings *cfg)
     cfg->dns_port = 8600;
     cfg->http_max_conns_per_client = 200;
     cfg->http_max_conns = 10000;
+    cfg->http_max_unsent_mb = 64;
+    cfg->http_write_timeout_ns = 60 * DURATION_SEC;
     cfg->domain = xstrdup("consul.");
     cfg->dns_udp_answer_limit = 3;
     cfg->dns_node_meta_txt = true;
@@ -283,6 +290,11 @@ static int validate(struct reg_settings *cfg, struct err *e)
                        cfg->acl_default_policy);
     if (cfg->http_max_conns < 1)
         return err_set(e, "limits.http_max_conns must be at least 1, not %d", cfg->http_max_conns);
+    if (cfg->http_max_unsent_mb > 1 << 20)
+        return err_set(e, "limits.http_max_unsent_mb must be at most 1048576, not %d",
+                       cfg->http_max_unsent_mb);
+    if (cfg->http_write_timeout_ns < DURATION_SEC)
+        return err_set(e, "limits.http_write_timeout must be at least 1s");
     if (cfg->failure_timeout_ns < DURATION_SEC / 2)
         return err_set(e, "failure_timeout must be at least 500ms");
     if (cfg->bootstrap_expect < 0 || cfg->bootstrap_expect > 16)

@@ -62,6 +62,9 @@ struct reg_agent {
     int exit_status;
 };
 
+/* The HTTP and HTTPS servers' limits, from the limits.* settings. */
+struct http_server_config reg_agent_http_config(const struct reg_settings *cfg);
+
 /* Fills a->api, the context the HTTP API serves requests in (agent_api.c). */
 void reg_agent_api_init(struct reg_agent *a);
 /* Fills a->dns, the context DNS answers in (agent_dns.c). */

@@ -127,6 +127,10 @@ static void warn_restart_needed(const struct reg_settings *run, const struct reg
         {"ports.https", run->https_port != cfg->https_port},
         {"ports.dns", run->dns_port != cfg->dns_port},
         {"domain", str_changed(run->domain, cfg->domain)},
+        {"limits", run->http_max_conns != cfg->http_max_conns ||
+                       run->http_max_conns_per_client != cfg->http_max_conns_per_client ||
+                       run->http_max_unsent_mb != cfg->http_max_unsent_mb ||
+                       run->http_write_timeout_ns != cfg->http_write_timeout_ns},
         {"data_dir", str_changed(run->data_dir, cfg->data_dir)},
         {"acl.enabled", run->acl_enabled != cfg->acl_enabled},
         {"acl.default_policy", str_changed(run->acl_default_policy, cfg->acl_default_policy)},

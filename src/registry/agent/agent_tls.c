@@ -40,9 +40,8 @@ int reg_agent_tls_start(struct reg_agent *a, struct err *e)
     rc = tls_ctx_new(&tc, &a->https_ctx, &terr);
     if (rc < 0)
         return err_set(e, "HTTPS: %s", terr.msg), rc;
-    struct http_server_config hc = {.tls = a->https_ctx,
-                                    .max_conns = (size_t)cfg->http_max_conns,
-                                    .max_conns_per_client = (size_t)cfg->http_max_conns_per_client};
+    struct http_server_config hc = reg_agent_http_config(cfg);
+    hc.tls = a->https_ctx;
     http_server_init(&a->https, a->loop, &hc, reg_api_handle, &a->api);
     a->https_on = true;
     rc = http_server_listen(&a->https, cfg->client_addr, cfg->https_port, e);

@@ -44,6 +44,8 @@ struct reg_settings {
     int dns_port;                  /* default 8600; -1: no DNS */
     int http_max_conns_per_client; /* limits.http_max_conns_per_client, default 200; 0: none */
     int http_max_conns;            /* limits.http_max_conns, default 10,000, at least 1 */
+    int http_max_unsent_mb;        /* limits.http_max_unsent_mb per client, default 64; 0: none */
+    int64_t http_write_timeout_ns; /* limits.http_write_timeout, default 60 s, at least 1 s */
     char *domain;                  /* default "consul." */
     bool dns_only_passing;
     int dns_a_record_limit;   /* 0: no limit */
