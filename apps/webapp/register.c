@@ -11,12 +11,20 @@
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/url.h"
 #include "webapp.h"
 
 #define REGISTER_RETRY_MS   1000
 #define REGISTER_TIMEOUT_MS 5000
 #define DEREGISTER_WAIT_MS  2000
+/*
+ * After handing over, the listener stays open this long. A connection the kernel queued on it
+ * before the hand-over would be reset if it closed at once; none arrive after it, and one poll
+ * of the loop accepts all that wait. Unless the process stalls for longer than this, the loop
+ * polls before the timer runs.
+ */
+#define HANDOVER_GRACE_MS 100
 
 static void register_send(struct webapp *app);
 
@@ -143,7 +151,16 @@ static void deferred_check(uv_timer_t *t)
     webapp_drain_check(t->data);
 }
 
-void webapp_deregister(struct webapp *app)
+static void grace_over(uv_timer_t *t)
+{
+    struct webapp *app = t->data;
+
+    app->handover_grace = false;
+    webapp_drain_check(app);
+}
+
+/* Ends registration retries; a registration in flight is cancelled (it may land all the same). */
+static void register_stop(struct webapp *app)
 {
     uv_timer_stop(&app->reg_timer);
     if (app->reg_call) {
@@ -151,6 +168,25 @@ void webapp_deregister(struct webapp *app)
         app->reg_call = NULL;
         http_call_cancel(call);
     }
+}
+
+void webapp_hand_over(struct webapp *app)
+{
+    int rc = net_listen_hand_over(app->listen_fd);
+
+    if (rc < 0)
+        log_warn("hand over port %d: %s; the kernel shares new connections until exit", app->port,
+                 uv_strerror(rc));
+    register_stop(app);
+    app->handing_over = true;
+    app->handover_grace = true;
+    app->reg_timer.data = app;
+    uv_timer_start(&app->reg_timer, grace_over, HANDOVER_GRACE_MS, 0);
+}
+
+void webapp_deregister(struct webapp *app)
+{
+    register_stop(app);
     if (!app->reg_attempted) {
         app->reg_timer.data = app;
         uv_timer_start(&app->reg_timer, deferred_check, 0, 0);

@@ -70,10 +70,13 @@ static void handle_health(struct webapp *app, struct http_request *req)
 {
     json_t *o = json_object();
 
-    json_object_set_new(o, "status", json_string(app->draining ? "draining" : "ok"));
+    /* Handing over, the instance goes on serving: the check speaks for the successor. */
+    bool down = app->draining && !app->handing_over;
+
+    json_object_set_new(o, "status", json_string(down ? "draining" : "ok"));
     json_object_set_new(o, "node", json_str_or_empty(app->node));
     json_object_set_new(o, "instance", json_str_or_empty(app->instance));
-    respond_json(app, req, app->draining ? 503 : 200, o);
+    respond_json(app, req, down ? 503 : 200, o);
 }
 
 /* VmRSS from /proc/self/status in bytes; 0 when unavailable. A procfs read never blocks. */

@@ -13,6 +13,7 @@
 #include "lib/err.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/url.h"
 #include "webapp.h"
 
@@ -183,7 +184,8 @@ static void shutdown_cb(uv_timer_t *t)
 
 void webapp_drain_check(struct webapp *app)
 {
-    if (!app->draining || app->shutting_down || app->deregistering || app->in_flight)
+    if (!app->draining || app->shutting_down || app->deregistering || app->handover_grace ||
+        app->in_flight)
         return;
     app->shutting_down = true;
     app->reg_timer.data = app;
@@ -193,13 +195,35 @@ void webapp_drain_check(struct webapp *app)
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct webapp *app = s->data;
+    const char *signame = signum == SIGTERM ? "SIGTERM" : "SIGINT";
 
     if (app->draining)
         return;
     app->draining = true;
-    log_info("caught %s: deregistering, then draining %zu job(s)",
-             signum == SIGTERM ? "SIGTERM" : "SIGINT", app->in_flight);
+    if (net_listen_has_peer(app->listen_fd)) {
+        log_info("caught %s: another process listens on port %d: handing the port and the "
+                 "registration over to it, then draining %zu job(s)",
+                 signame, app->port, app->in_flight);
+        webapp_hand_over(app);
+        return;
+    }
+    log_info("caught %s: deregistering, then draining %zu job(s)", signame, app->in_flight);
     webapp_deregister(app);
+}
+
+/* Listens on the port with SO_REUSEPORT, so that a successor can share it during a reload. */
+static int listen_shared(struct webapp *app, struct err *e)
+{
+    struct sockaddr_storage ss;
+    int rc = net_parse_addr(app->address, app->port, &ss);
+
+    if (rc < 0)
+        return err_set(e, "invalid listen address %s", app->address), rc;
+    rc = net_listen_shared(&ss, e);
+    if (rc < 0)
+        return rc;
+    app->listen_fd = rc;
+    return http_server_listen_fd(&app->srv, app->listen_fd, e);
 }
 
 static int run(struct webapp *app)
@@ -216,7 +240,7 @@ static int run(struct webapp *app)
     app->sig_term.data = app;
     app->sig_int.data = app;
     http_server_init(&app->srv, loop, NULL, webapp_handle, app);
-    int rc = http_server_listen(&app->srv, app->address, app->port, &e);
+    int rc = listen_shared(app, &e);
     if (rc != 0) {
         log_error("%s", e.msg);
         app->draining = true;
