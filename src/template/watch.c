@@ -15,13 +15,15 @@
 #include "lib/log.h"
 
 struct tmpl_watch {
+    struct http_client *client;
     const struct consul_endpoint *ep;
+    char *target; /* the registry's dependencies: what the query asks */
     struct tmpl_dep dep;
     tmpl_watch_cb cb;
     void *data;
     struct consul_watch *query; /* the registry's dependencies; NULL for a file */
     json_t *last;               /* the last value reported */
-    uv_timer_t poll;            /* a file's next stat */
+    uv_timer_t poll;            /* a file's next stat, the datacenter list's next query */
     bool closing, poll_closed;
     /* a file: stat and read on the pool (fields below written only there while reading) */
     uv_work_t work;
@@ -34,6 +36,8 @@ struct tmpl_watch {
     struct err read_err;
     int read_rc;
 };
+
+static void on_poll(uv_timer_t *t);
 
 /* ---- the registry ------------------------------------------------------------------------ */
 
@@ -67,10 +71,25 @@ static int on_answer(void *data, const struct http_client_response *res, struct 
     if (!value)
         return -EINVAL;
     report(w, value);
+    if (w->dep.kind == TMPL_DEP_DATACENTERS && !w->closing)
+        uv_timer_start(&w->poll, on_poll, TMPL_WATCH_POLL_MS, 0);
     return 0;
 }
 
 static const struct consul_watch_ops watch_ops = {.answer = on_answer, .outage = on_outage};
+
+/* agent/self and the datacenter list do not block: each query is a single request */
+static bool nonblocking(const struct tmpl_watch *w)
+{
+    return w->dep.kind == TMPL_DEP_SELF || w->dep.kind == TMPL_DEP_DATACENTERS;
+}
+
+/* A new query; the datacenter list's is asked again TMPL_WATCH_POLL_MS after its answer. */
+static void query_start(struct tmpl_watch *w, uv_loop_t *loop)
+{
+    consul_watch_free(w->query);
+    w->query = consul_watch_start(w->client, loop, w->ep, w->target, nonblocking(w), &watch_ops, w);
+}
 
 /* ---- a file ------------------------------------------------------------------------------ */
 
@@ -130,12 +149,11 @@ static void maybe_free(struct tmpl_watch *w)
     if (!w->poll_closed || w->reading)
         return;
     tmpl_dep_clear(&w->dep);
+    free(w->target);
     json_decref(w->last);
     buf_free(&w->content);
     free(w);
 }
-
-static void on_poll(uv_timer_t *t);
 
 static void file_done(uv_work_t *req, int status)
 {
@@ -163,6 +181,10 @@ static void on_poll(uv_timer_t *t)
 {
     struct tmpl_watch *w = t->data;
 
+    if (w->dep.kind != TMPL_DEP_FILE) {
+        query_start(w, t->loop);
+        return;
+    }
     w->reading = true;
     uv_queue_work(t->loop, &w->work, file_work, file_done);
 }
@@ -176,6 +198,7 @@ struct tmpl_watch *tmpl_watch_start(uv_loop_t *loop, struct http_client *client,
     struct tmpl_watch *w = xcalloc(1, sizeof(*w));
     struct buf target = BUF_INIT;
 
+    w->client = client;
     w->ep = ep;
     w->dep = (struct tmpl_dep){
         .kind = dep->kind,
@@ -196,11 +219,8 @@ struct tmpl_watch *tmpl_watch_start(uv_loop_t *loop, struct http_client *client,
         return w;
     }
     tmpl_dep_target(&w->dep, &target);
-    /* agent/self and the datacenter list do not block: asked once (see watch.h) */
-    w->query = consul_watch_start(
-        client, loop, ep, target.data,
-        w->dep.kind == TMPL_DEP_SELF || w->dep.kind == TMPL_DEP_DATACENTERS, &watch_ops, w);
-    buf_free(&target);
+    w->target = buf_steal(&target);
+    query_start(w, loop);
     return w;
 }
 

@@ -7,9 +7,9 @@
  * (tmpl_dep_decode); when the value differs from the previous one the callback gets it. A
  * failure (unreachable, a non-200 answer, a body that does not decode) is logged once per
  * outage and retried; nothing is reported to the callback, so the last data (and the files
- * rendered from it) stay. agent/self and catalog/datacenters, which do not block, are fetched
- * once: a node's name does not change, and a registry's datacenters change only when one is
- * federated (consul-template polls them every 15 s).
+ * rendered from it) stay. agent/self and catalog/datacenters do not block: a node's name does
+ * not change, so agent/self is fetched once; the datacenter list is asked again
+ * TMPL_WATCH_POLL_MS after each answer, as consul-template polls its non-blocking queries.
  *
  * Files: stat every TMPL_WATCH_FILE_POLL_MS (consul-template's file dependency polls at that
  * interval) and read again when the size or the modification time changed, both on the
@@ -27,6 +27,7 @@
 #include "lib/http_client.h"
 #include "template/tmpl.h"
 
+#define TMPL_WATCH_POLL_MS      15000 /* consul-template's DefaultNonBlockingQuerySleepTime */
 #define TMPL_WATCH_FILE_POLL_MS 2000
 #define TMPL_WATCH_FILE_MAX     (16u << 20) /* a larger file is an error, as a template is */
 

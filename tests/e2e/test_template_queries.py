@@ -1,6 +1,7 @@
 """`mesh template`'s queries beyond the basic ones, against a live `mesh agent`: safeLs and
 safeTree hold the file back while their prefix is empty (at first, and when it empties later),
-where ls and tree would write an empty list; datacenters lists the registry's datacenters.
+where ls and tree would write an empty list; datacenters lists the registry's datacenters
+and is asked again every 15 s, as consul-template polls it.
 """
 
 import subprocess
@@ -51,3 +52,16 @@ def test_datacenters_lists_the_registry_datacenter(agent, tmp_path, mesh):
     want = agent.get_json("/v1/catalog/datacenters")
     assert want, "the agent lists no datacenter"
     assert read(out) == "".join(f"{dc};" for dc in want) + f"{len(want)}\n"
+
+
+def test_datacenters_is_polled(agent_factory, tmp_path, template_factory):
+    first = agent_factory()
+    src, out = tmp_path / "dcs.ctmpl", tmp_path / "dcs.cfg"
+    src.write_text("{{ range datacenters }}{{ . }};{{ end }}\n")
+    t = template_factory(["-consul-addr", f"{HOST}:{first.port}", "-template", f"{src}:{out}"])
+    wait_until(lambda: read(out) == "dc1;\n", 15, what="the first datacenter list")
+    # the registry on that address comes back as another datacenter: the next poll sees it
+    first.stop()
+    agent_factory(http_port=first.port, extra_args=["-datacenter", "dc2"])
+    wait_until(lambda: read(out) == "dc2;\n", 60, what="the datacenter list asked again")
+    assert t.running()
