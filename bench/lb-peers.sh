@@ -32,14 +32,16 @@ http { $NGINX_HTTP_COMMON
 }
 
 # start_mesh_lb NAME WORKERS [WRAPPER...]: mesh lb in front of B1 and B2 (WRAPPER: a command
-# it runs under, such as valgrind).
+# it runs under, such as valgrind). LB_IO=epoll|uring in the environment passes -io (default:
+# the lb's own, auto: io_uring where the kernel allows it).
 start_mesh_lb() {
     local name=$1 n=$2 s
     shift 2
     LAST_PORT=$(free_port); s=$(free_port)
     "$@" "$MESH" lb -bind 127.0.0.1 -port "$LAST_PORT" -workers "$n" -stats-addr 127.0.0.1 \
         -stats-port "$s" -server "127.0.0.1:$B1" -server "127.0.0.1:$B2" -check-inter 1s \
-        -check-rise 2 -check-fall 2 -retries 3 -log-level warn >"$TMP/$name.log" 2>&1 &
+        -check-rise 2 -check-fall 2 -retries 3 ${LB_IO:+-io "$LB_IO"} -log-level warn \
+        >"$TMP/$name.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
 }

@@ -27,7 +27,8 @@
 # with apt-get when missing. Use an optimised build with symbols (RelWithDebInfo).
 #
 # Usage: bench/lb-profile.sh [--quick] [--no-callgrind] [--perf]
-# Env:   MESH_BIN (default build/mesh), REPS (3), DURATION (5 s), CONNS (50), CG_DURATION (4 s)
+# Env:   MESH_BIN (default build/mesh), REPS (3), DURATION (5 s), CONNS (50), CG_DURATION (4 s),
+#        LB_IO (epoll or uring: mesh lb's -io; default its own choice, io_uring where allowed)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,7 +72,7 @@ sleep 2 # let the health checks settle
 
 # The main system calls, counted apart (the total is raw_syscalls:sys_enter).
 SYSCALLS=(read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait
-          epoll_ctl accept4 connect close setsockopt getsockopt futex)
+          epoll_ctl io_uring_enter accept4 connect close setsockopt getsockopt futex)
 PERF_EVENTS=raw_syscalls:sys_enter
 for s in "${SYSCALLS[@]}"; do PERF_EVENTS+=",syscalls:sys_enter_$s"; done
 # What the kernel does in the target's context, counted on tracepoints: the tasks it wakes

@@ -39,6 +39,8 @@ static const struct option_def options[] = {
     {"port", "port", OPTION_PORT, OFF(port), "Frontend port."},
     {"workers", "workers", OPTION_INT, OFF(workers), "Worker threads (default: one per CPU)."},
     {"maxconn", "maxconn", OPTION_INT, OFF(maxconn), "Client connections per worker."},
+    {"io", "io", OPTION_STRING, OFF(io_name),
+     "Socket I/O: auto (io_uring where the kernel allows it, else epoll), epoll or uring."},
     {"backend", "backend", OPTION_STRING, OFF(backend_name),
      "Backend name in stats (default: the service name, or web)."},
     {"balance", "balance", OPTION_STRING, OFF(balance_name),
@@ -154,6 +156,7 @@ static void defaults(struct lb_config *c)
     c->x_forwarded_for = true;
     c->via = true;
     c->balance_name = xstrdup("roundrobin");
+    c->io_name = xstrdup("auto");
     c->queue_max = 1000;
     c->check = true;
     c->check_path = xstrdup("/health");
@@ -211,6 +214,9 @@ static const char *bad_value(const struct lb_config *c, const char *key, char *m
         return snprintf(msg, n, "balance must be roundrobin, leastconn or random, not \"%s\"",
                         c->balance_name),
                msg;
+    if (strcmp(key, "io") == 0 && strcmp(c->io_name, "auto") != 0 &&
+        strcmp(c->io_name, "epoll") != 0 && strcmp(c->io_name, "uring") != 0)
+        return snprintf(msg, n, "io must be auto, epoll or uring, not \"%s\"", c->io_name), msg;
     if (strcmp(key, "port") == 0 && c->port <= 0)
         return "port must be 1-65535";
     if (strcmp(key, "workers") == 0 && (c->workers < 1 || c->workers > 256))
@@ -282,6 +288,9 @@ static void finish(struct lb_config *c)
     c->balance = strcmp(c->balance_name, "leastconn") == 0 ? LB_BALANCE_LEASTCONN
                  : strcmp(c->balance_name, "random") == 0  ? LB_BALANCE_RANDOM
                                                            : LB_BALANCE_ROUNDROBIN;
+    c->io = strcmp(c->io_name, "epoll") == 0   ? POLLSOCK_EPOLL
+            : strcmp(c->io_name, "uring") == 0 ? POLLSOCK_URING
+                                               : POLLSOCK_AUTO;
     if (c->service && !c->service[0])
         FREE_NULL(c->service);
     if (!c->backend_name)

@@ -12,13 +12,16 @@
 #include "lib/err.h"
 #include "lib/flags.h"
 #include "lb/lb.h"
+#include "lib/pollsock.h"
 
 struct lb_config {
     /* frontend */
-    char *bind_addr; /* default 0.0.0.0 */
-    int port;        /* default 8080 */
-    int workers;     /* worker threads, default: number of CPUs */
-    int maxconn;     /* frontend connections per worker, default 10000 */
+    char *bind_addr;          /* default 0.0.0.0 */
+    int port;                 /* default 8080 */
+    int workers;              /* worker threads, default: number of CPUs */
+    int maxconn;              /* frontend connections per worker, default 10000 */
+    char *io_name;            /* as given: auto (default), epoll or uring */
+    enum pollsock_backend io; /* parsed from io_name */
     /* forwarded headers */
     bool x_forwarded_for; /* default on */
     bool forwarded;       /* RFC 7239 Forwarded header, default off */

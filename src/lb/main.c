@@ -19,6 +19,7 @@
 #include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/pollsock.h"
 #include "lib/sd_notify.h"
 #include "lb/config.h"
 #include "lb/health.h"
@@ -75,6 +76,7 @@ static void log_restart_needed(const struct lb_config *old, const struct lb_conf
         {"bind", !same_str(old->bind_addr, cur->bind_addr)},
         {"port", old->port != cur->port},
         {"workers", old->workers != cur->workers},
+        {"io", old->io != cur->io},
         {"maxconn", old->maxconn != cur->maxconn},
         {"backend", !same_str(old->backend_name, cur->backend_name)},
         {"balance", old->balance != cur->balance},
@@ -191,6 +193,14 @@ static int lb_start(struct lb_ctl *ctl, struct err *e)
                              e)) < 0)
         return rc;
     ctl->health = lb_health_new(&ctl->loop, &ctl->cfg, &ctl->backend);
+    const char *why;
+    int io = pollsock_use(ctl->cfg.io, &why);
+    if (io < 0)
+        return err_set(e, "-io uring: %s", why), io;
+    if (ctl->cfg.io == POLLSOCK_AUTO && io == POLLSOCK_EPOLL)
+        log_info("socket I/O: epoll (io_uring: %s)", why);
+    else
+        log_info("socket I/O: %s", pollsock_backend_name((enum pollsock_backend)io));
     if ((rc = lb_workers_start(&ctl->workers, &ctl->cfg, &ctl->backend, &ctl->frontend, e)) < 0)
         return rc;
     if (ctl->cfg.pid_file && (rc = file_write_pid(ctl->cfg.pid_file, e)) < 0)

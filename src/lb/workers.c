@@ -30,6 +30,7 @@
 #include "lib/bug.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/pollsock.h"
 #include "lb/proxy.h"
 #include "lb/workers.h"
 
@@ -293,7 +294,13 @@ static void *worker_main(void *arg)
 {
     struct lb_worker *w = arg;
 
+    /* on this thread: an io_uring ring serves one thread (IORING_SETUP_SINGLE_ISSUER) */
+    int rc = pollsock_loop_init(&w->loop);
+    if (rc < 0)
+        log_warn("worker %u: io_uring ring: %s; this worker uses epoll", w->px.worker,
+                 uv_strerror(rc));
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    pollsock_loop_close(&w->loop);
     return NULL;
 }
 

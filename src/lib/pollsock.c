@@ -9,6 +9,7 @@
 
 #include "lib/bug.h"
 #include "lib/pollsock.h"
+#include "lib/pollsock_uring.h"
 
 /* libuv lays uv_buf_t out as struct iovec on Unix, so that writes can pass it to the kernel. */
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
@@ -69,8 +70,7 @@ static ssize_t send_bufs(int fd, const uv_buf_t *bufs, unsigned n)
     return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uv_translate_sys_error(errno);
 }
 
-/* Drops the first done bytes of the write waiting in ps->wbufs. */
-static void advance(struct pollsock *ps, size_t done)
+void pollsock_wbufs_advance(struct pollsock *ps, size_t done)
 {
     unsigned i = 0;
 
@@ -101,7 +101,7 @@ static void write_more(struct pollsock *ps)
     ssize_t r = send_bufs(ps->fd, ps->wbufs, ps->nwbufs);
 
     if (r >= 0) {
-        advance(ps, (size_t)r);
+        pollsock_wbufs_advance(ps, (size_t)r);
         if (ps->nwbufs > 0)
             return;
     }
@@ -139,9 +139,47 @@ static void pollsock_io(uv_poll_t *h, int status, int events)
     }
 }
 
+/* The backend of this process: decided by pollsock_use, before any loop starts. */
+static enum pollsock_backend backend = POLLSOCK_EPOLL;
+
+int pollsock_use(enum pollsock_backend want, const char **why)
+{
+    *why = "";
+    if (want == POLLSOCK_EPOLL) {
+        backend = POLLSOCK_EPOLL;
+        return backend;
+    }
+    int rc = psu_probe(why);
+    if (rc < 0 && want == POLLSOCK_URING)
+        return UV_ENOSYS;
+    backend = rc < 0 ? POLLSOCK_EPOLL : POLLSOCK_URING;
+    return backend;
+}
+
+const char *pollsock_backend_name(enum pollsock_backend b)
+{
+    return b == POLLSOCK_URING ? "io_uring" : "epoll";
+}
+
+int pollsock_loop_init(uv_loop_t *loop)
+{
+    return backend == POLLSOCK_URING ? psu_loop_init(loop) : 0;
+}
+
+void pollsock_loop_close(uv_loop_t *loop)
+{
+    psu_loop_close(loop);
+}
+
 int pollsock_open(struct pollsock *ps, uv_loop_t *loop, int fd, pollsock_read_cb read_cb)
 {
     memset(ps, 0, sizeof(*ps));
+    struct pollsock_ring *r = psu_ring_of(loop);
+    if (r) {
+        ps->fd = fd;
+        ps->read_cb = read_cb;
+        return psu_open(ps, r);
+    }
     int rc = uv_poll_init_socket(loop, &ps->poll, fd);
     if (rc < 0)
         return rc;
@@ -163,6 +201,12 @@ int pollsock_connect(struct pollsock *ps, uv_loop_t *loop, const struct sockaddr
         return uv_translate_sys_error(errno);
     /* small messages go out at once: a proxy writes each whole message in one send */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (psu_ring_of(loop)) {
+        pollsock_open(ps, loop, fd, read_cb); /* cannot fail */
+        ps->connecting = true;
+        ps->connect_cb = cb;
+        return psu_connect(ps, sa, salen);
+    }
     if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS) {
         rc = uv_translate_sys_error(errno);
         goto err_after_socket;
@@ -184,7 +228,10 @@ err_after_socket:
 void pollsock_read(struct pollsock *ps, bool on)
 {
     ps->reading = on;
-    update(ps);
+    if (ps->ring)
+        psu_read(ps);
+    else
+        update(ps);
 }
 
 ssize_t pollsock_recv(struct pollsock *ps, void *p, size_t n)
@@ -193,6 +240,8 @@ ssize_t pollsock_recv(struct pollsock *ps, void *p, size_t n)
 
     if (MESH_BUG_ON(n == 0 || ps->eof || ps->closing))
         return UV_ENOBUFS; /* a read of 0 bytes would look like the peer's EOF */
+    if (ps->ring)
+        return psu_recv(ps, p, n);
     do {
         r = recv(ps->fd, p, n, 0);
     } while (r < 0 && errno == EINTR);
@@ -211,17 +260,19 @@ int pollsock_write(struct pollsock *ps, const uv_buf_t *bufs, unsigned n, pollso
     if (MESH_BUG_ON(n == 0 || n > POLLSOCK_MAX_BUFS || ps->nwbufs > 0 || ps->connecting ||
                     ps->closing))
         return UV_EINVAL;
-    ssize_t r = send_bufs(ps->fd, bufs, n);
-    if (r < 0)
-        return (int)r;
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
+    if (ps->ring)
+        return psu_write(ps, bufs, n, total, cb);
+    ssize_t r = send_bufs(ps->fd, bufs, n);
+    if (r < 0)
+        return (int)r;
     if ((size_t)r == total)
         return 1; /* the usual case: nothing to keep */
     memcpy(ps->wbufs, bufs, n * sizeof(bufs[0]));
     ps->nwbufs = n;
-    advance(ps, (size_t)r);
+    pollsock_wbufs_advance(ps, (size_t)r);
     ps->write_cb = cb;
     update(ps);
     return 0;
@@ -231,6 +282,8 @@ int pollsock_shutdown(struct pollsock *ps)
 {
     if (MESH_BUG_ON(ps->nwbufs > 0 || ps->closing))
         return UV_EINVAL;
+    if (ps->ring)
+        return psu_shutdown(ps);
     return shutdown(ps->fd, SHUT_WR) < 0 ? uv_translate_sys_error(errno) : 0;
 }
 
@@ -240,6 +293,10 @@ void pollsock_close(struct pollsock *ps, uv_close_cb close_cb)
         return;
     ps->closing = true;
     ps->nwbufs = 0;
+    if (ps->ring) {
+        psu_close(ps, close_cb);
+        return;
+    }
     ps->poll.data = ps->data;
     /* uv_close takes the fd out of the epoll set, so it may be closed right away */
     uv_close((uv_handle_t *)&ps->poll, close_cb);

@@ -18,6 +18,18 @@
  *
  * Like a uv stream, reading stops by itself at EOF or an error. Everything runs on the loop's
  * thread. The owner embeds the struct; it must stay allocated until the close callback.
+ *
+ * Two backends serve this one interface, chosen once per process (pollsock_use):
+ * - epoll: the readiness path above, one system call per recv and per send.
+ * - io_uring (lib/pollsock_uring.c), on the loops that called pollsock_loop_init: a multishot
+ *   recv per socket fills buffers from a per-loop pool, pollsock_recv copies out of them with
+ *   no system call, and a write is copied into the socket's send queue and sent with the
+ *   loop turn's other operations in one io_uring_enter. On a VM where a system call costs a
+ *   microsecond, that is most of what the epoll path spends beyond the TCP work itself.
+ *   What the owner sees differs in two ways only: pollsock_write returns 1 once the bytes are
+ *   queued (up to POLLSOCK_SEND_BOUND unsent; past it the write waits, as a short send did),
+ *   and an error of a queued send surfaces at the next write or as the peer's reset on recv.
+ *   A close drops what the kernel has not taken, as it drops a waiting write's rest.
  */
 #ifndef MESH_LIB_POLLSOCK_H
 #define MESH_LIB_POLLSOCK_H
@@ -28,8 +40,14 @@
 #include <uv.h>
 
 #define POLLSOCK_MAX_BUFS 4 /* buffers of one pollsock_write */
+/* io_uring: the unsent bytes a socket queues before a write waits (backpressure, memory) */
+#define POLLSOCK_SEND_BOUND (64 * 1024)
 
 struct pollsock;
+struct pollsock_ring;
+struct pollsock_chunk;
+
+enum pollsock_backend { POLLSOCK_AUTO, POLLSOCK_EPOLL, POLLSOCK_URING };
 
 /* ps is readable (data, EOF or an error waits): the owner calls pollsock_recv. */
 typedef void (*pollsock_read_cb)(struct pollsock *ps);
@@ -49,7 +67,42 @@ struct pollsock {
     uv_buf_t wbufs[POLLSOCK_MAX_BUFS]; /* the unsent rest of a write (borrowed, see write) */
     unsigned nwbufs;                   /* 0: no write waiting */
     void *data;                        /* the owner's */
+
+    /* io_uring backend only (ring != NULL); see lib/pollsock_uring.c */
+    struct pollsock_ring *ring;
+    struct pollsock *next_ready, *next_closed; /* the ring's lists */
+    int inflight;                              /* operations whose last completion is due */
+    int rx_end;                                /* 0, or UV_EOF / the error after the data */
+    int werr;                                  /* a queued send's error, for the next write */
+    int rx_head, rx_tail;                      /* received buffers (ids), -1: none */
+    unsigned rx_off;                           /* bytes of rx_head already taken */
+    bool recv_armed, recv_cancel, poll_armed, poke, send_inflight, shut_wanted, on_ready;
+    struct pollsock_chunk *out_head, *out_tail; /* the send queue, out_head in flight */
+    size_t unsent;
+    uv_close_cb close_cb;
+    struct msghdr wmsg;           /* the waiting write's sendmsg */
+    struct sockaddr_storage peer; /* a connect's address, read by the kernel */
 };
+
+/*
+ * Picks the backend for the whole process before any loop is set up: POLLSOCK_AUTO takes
+ * io_uring when a ring with what the backend needs can be made here (a container whose
+ * seccomp profile blocks io_uring cannot), else epoll. Returns the backend in use, or
+ * UV_ENOSYS when POLLSOCK_URING was asked for and cannot be had (why, in *why: static).
+ */
+int pollsock_use(enum pollsock_backend want, const char **why);
+
+/* "epoll" or "io_uring" */
+const char *pollsock_backend_name(enum pollsock_backend b);
+
+/*
+ * Called on the thread that runs loop, before its sockets open: with the io_uring backend,
+ * loop gets its ring (a no-op with epoll). 0 or a negative uv error (then loop stays on
+ * epoll). pollsock_loop_close undoes it once uv_run has returned, before uv_loop_close; it
+ * runs loop to finish its own handles' closes.
+ */
+int pollsock_loop_init(uv_loop_t *loop);
+void pollsock_loop_close(uv_loop_t *loop);
 
 /*
  * Takes over fd, a connected socket (TCP or UNIX) already in non-blocking mode, and serves
@@ -77,10 +130,11 @@ void pollsock_read(struct pollsock *ps, bool on);
 ssize_t pollsock_recv(struct pollsock *ps, void *p, size_t n);
 
 /*
- * Sends bufs (1 to POLLSOCK_MAX_BUFS of them, one send or sendmsg): 1 when all went now, 0
- * when the rest waits for the socket to become writable (cb follows, with the status of the
- * rest), or a negative uv error. While the rest waits, the bytes of bufs stay the caller's
- * and must not change or move, and no other write may start. bufs itself is copied.
+ * Sends bufs (1 to POLLSOCK_MAX_BUFS of them, one send or sendmsg): 1 when all went now (or,
+ * with io_uring, were copied into the send queue), 0 when the rest waits for the socket to
+ * become writable (cb follows, with the status of the rest), or a negative uv error. While
+ * the rest waits, the bytes of bufs stay the caller's and must not change or move, and no
+ * other write may start. bufs itself is copied.
  */
 int pollsock_write(struct pollsock *ps, const uv_buf_t *bufs, unsigned n, pollsock_status_cb cb);
 
@@ -90,13 +144,18 @@ static inline bool pollsock_write_pending(const struct pollsock *ps)
     return ps->nwbufs > 0;
 }
 
-/* Shuts the write side down now (no write may be waiting). 0 or a negative uv error. */
+/*
+ * Shuts the write side down (no write may be waiting): now, or with io_uring once the queued
+ * sends are gone. 0 or a negative uv error.
+ */
 int pollsock_shutdown(struct pollsock *ps);
 
 /*
  * Closes the fd and the handle (idempotent): no callback of ps runs after this call but
  * close_cb, which receives the poll handle with its data set to ps->data once libuv is done
  * with it (as deadline_close, so an owner of several handles counts them in one callback).
+ * With io_uring, once every operation in flight on the fd has ended (they are cancelled);
+ * the handle passed is then only a carrier of data, never initialised.
  */
 void pollsock_close(struct pollsock *ps, uv_close_cb close_cb);
 

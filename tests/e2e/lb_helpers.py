@@ -17,6 +17,8 @@
     PUT /ctl?health=N    switches /health's status
   Every response but /bad carries Content-Length (or chunked) and keeps the connection alive.
 - Lb: a `mesh lb` process on free ports (frontend and stats on 127.0.0.1), stopped by PID.
+  MESH_LB_IO=epoll|uring in the environment runs every one with that socket backend (-io), so
+  the suite can be run once each way; by default the lb picks (auto).
 - Fixtures: backends (factory of Backend processes), lb_factory (factory of Lb processes,
   logs attached to failure reports and checked for sanitizer reports like the agents').
 - A keep-alive client (KeepAlive) and a time-bounded load thread (Load).
@@ -46,6 +48,8 @@ STATS_USER = "admin"
 STATS_PASSWORD = "admin"
 STOP_TIMEOUT = 5.0
 READY_TIMEOUT = 10.0
+# -io for every lb of the run (see the module docstring)
+IO_ARGS = ["-io", os.environ["MESH_LB_IO"]] if os.environ.get("MESH_LB_IO") else []
 
 # ---------------------------------------------------------------- the backend server (child side)
 
@@ -258,7 +262,7 @@ class Lb(ManagedProcess):
         return [self.mesh, "lb", "-bind", HOST, "-port", str(self.port), "-stats-addr", HOST,
                 "-stats-port", str(self.stats_port), "-workers", str(self.workers),
                 "-balance", "roundrobin", "-check-inter", "1s",
-                "-log-level", "info"] + self.args
+                "-log-level", "info"] + IO_ARGS + self.args
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         """Ready when the frontend accepts connections and the stats port answers."""

@@ -90,6 +90,32 @@ def test_roundrobin_weights_hold_across_workers(backends, lb_factory):
         assert window.count(heavy) == 2, f"requests {i}..{i + 2}: {window} in {seq}"
 
 
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_each_socket_backend_proxies_and_says_which(backends, lb_factory, backend):
+    """-io picks the sockets' backend and the log says which; both proxy the same requests,
+    pipelined ones and bodies too. Where io_uring is refused (a seccomp filter), -io uring
+    fails at start with the reason and the test is skipped."""
+    bs = backends(2)
+    lb = lb_factory(static_args(bs) + ["-io", backend], start=False)
+    try:
+        lb.start()
+    except AssertionError:
+        if backend == "uring" and "-io uring:" in lb.log_text():
+            pytest.skip("io_uring is not available here")
+        raise
+    name = "io_uring" if backend == "uring" else "epoll"
+    assert f"socket I/O: {name}" in lb.log_text()
+    assert_even(spread(lb.port, 100), bs, 100)
+    body = b"x" * 70000  # past the io_uring send queue's bound, both ways
+    _, got, closed = raw_exchange(
+        lb.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" +
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body +
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert closed
+    assert got.count(b"HTTP/1.1 200") == 3, got[:300]
+    assert body in got
+
+
 def test_keepalive_client_gets_every_response(backends, lb_factory):
     """One client connection, 200 requests in sequence (GET, HEAD, POST): the proxy keeps it
     open and never mixes up responses."""

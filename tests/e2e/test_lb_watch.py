@@ -135,5 +135,9 @@ def test_config_errors_exit_1_with_file_and_line(mesh, tmp_path):
     r = subprocess.run([mesh, "lb", "-port", "80"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert r.stderr.startswith("mesh lb: no servers"), r.stderr
+    r = subprocess.run([mesh, "lb", "-server", "127.0.0.1:1", "-io", "kqueue"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert r.stderr.strip() == 'mesh lb: io must be auto, epoll or uring, not "kqueue"', r.stderr
     r = subprocess.run([mesh, "lb", "-help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "-check-rise <int>" in r.stdout, r.stdout[:300]

@@ -11,6 +11,9 @@
  * - what the client receives is a sequence of well-formed responses, no more of them than
  *   the requests it sent plus one error;
  * - every counter of requests in flight is back to 0 and every connection closed.
+ *
+ * MESH_LB_IO=uring in the environment runs the proxy's sockets on the io_uring backend of
+ * lib/pollsock (where this kernel allows it; ctest replays the corpus both ways).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/http_parse.h"
+#include "lib/pollsock.h"
 #include "lb/proxy.h"
 #include "fuzz_check.h"
 
@@ -288,6 +292,9 @@ static void setup(void)
     int len = sizeof(sa);
 
     uv_loop_init(&g.loop);
+    const char *io = getenv("MESH_LB_IO"), *why;
+    if (io && strcmp(io, "uring") == 0 && pollsock_use(POLLSOCK_AUTO, &why) == POLLSOCK_URING)
+        CHECK(pollsock_loop_init(&g.loop) == 0);
     uv_tcp_init(&g.loop, &g.listener);
     uv_ip4_addr("127.0.0.1", 0, &sa);
     CHECK(uv_tcp_bind(&g.listener, (struct sockaddr *)&sa, 0) == 0);

@@ -3,6 +3,11 @@
  * or a loopback listener: reads into the caller's buffer, pausing, EOF ending the reads by
  * itself, a write the kernel takes only in part finishing once the peer reads, a write to a
  * closed peer failing, connects that succeed and fail, and the write side shut down.
+ *
+ * Every test runs twice, on the epoll backend and on the io_uring one (skipped where this
+ * kernel or a seccomp filter refuses io_uring); the io_uring run adds its own: the send
+ * queue's bound, a shutdown after queued bytes, a close with operations in flight, and more
+ * sockets with input than the buffer pool holds.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -35,6 +40,36 @@ struct probe {
 };
 
 static void on_closed(uv_handle_t *h);
+
+static bool uring; /* the backend of the group running */
+
+static void loop_open(uv_loop_t *loop)
+{
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(pollsock_loop_init(loop), 0);
+}
+
+static void loop_finish(uv_loop_t *loop)
+{
+    pollsock_loop_close(loop);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static int use_epoll(void **state)
+{
+    const char *why;
+    (void)state;
+    uring = false;
+    return pollsock_use(POLLSOCK_EPOLL, &why) == POLLSOCK_EPOLL ? 0 : -1;
+}
+
+static int use_uring(void **state)
+{
+    const char *why;
+    (void)state;
+    uring = true;
+    return pollsock_use(POLLSOCK_URING, &why) == POLLSOCK_URING ? 0 : -1;
+}
 
 /* Whether fd is in the epoll set of loop, as the kernel lists it in the set's fdinfo. */
 static bool registered(uv_loop_t *loop, int fd)
@@ -97,7 +132,7 @@ static void close_probe(uv_loop_t *loop, struct probe *p)
     pollsock_close(&p->ps, on_closed); /* idempotent */
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(p->closed, 1);
-    assert_int_equal(uv_loop_close(loop), 0);
+    loop_finish(loop);
 }
 
 static void test_reads_pause_and_end_at_eof(void **state)
@@ -107,7 +142,7 @@ static void test_reads_pause_and_end_at_eof(void **state)
     struct probe p;
     int sv[2];
 
-    uv_loop_init(&loop);
+    loop_open(&loop);
     open_pair(&loop, &p, sv);
     assert_int_equal(send(sv[1], "abc", 3, 0), 3);
     for (int i = 0; i < 20; i++)
@@ -133,6 +168,8 @@ static void test_reads_pause_and_end_at_eof(void **state)
     assert_true(p.ps.eof);
     assert_int_equal(p.ps.events, 0); /* nothing more is read: no wake-up at EOF forever */
     assert_false(registered(&loop, p.ps.fd));
+    if (uring)
+        assert_false(p.ps.recv_armed);
     reads = p.reads;
     for (int i = 0; i < 20; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
@@ -152,17 +189,17 @@ static void test_an_owner_closing_at_eof_costs_no_reregistration(void **state)
     struct probe p;
     int sv[2];
 
-    uv_loop_init(&loop);
+    loop_open(&loop);
     open_pair(&loop, &p, sv);
     p.close_at_eof = true;
     pollsock_read(&p.ps, true);
     assert_int_equal(send(sv[1], "abc", 3, 0), 3);
     RUN_UNTIL(&loop, p.ngot == 3);
-    assert_true(registered(&loop, sv[0]));
+    assert_true(registered(&loop, sv[0]) != uring); /* io_uring: never in the epoll set */
     shutdown(sv[1], SHUT_WR);
     RUN_UNTIL(&loop, p.closed == 1);
-    assert_int_equal(p.registered_at_eof, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(p.registered_at_eof, !uring);
+    loop_finish(&loop);
     close(sv[1]);
 }
 
@@ -186,7 +223,7 @@ static void test_a_short_write_finishes_when_the_peer_reads(void **state)
     struct probe p;
     int sv[2];
 
-    uv_loop_init(&loop);
+    loop_open(&loop);
     open_pair(&loop, &p, sv);
     for (size_t i = 0; i < HALF; i++) {
         a[i] = (char)('a' + i % 26);
@@ -196,7 +233,7 @@ static void test_a_short_write_finishes_when_the_peer_reads(void **state)
     /* 2 MiB is more than a socketpair buffers: the kernel takes a part */
     assert_int_equal(pollsock_write(&p.ps, bufs, 2, on_done), 0);
     assert_true(pollsock_write_pending(&p.ps));
-    assert_int_equal(p.ps.events & UV_WRITABLE, UV_WRITABLE);
+    assert_int_equal(p.ps.events & UV_WRITABLE, uring ? 0 : UV_WRITABLE);
 
     size_t got = 0;
     for (int turn = 0; turn < 5000 && p.done == 0; turn++) {
@@ -232,7 +269,7 @@ static void test_a_waiting_write_fails_when_the_peer_goes(void **state)
     struct probe p;
     int sv[2];
 
-    uv_loop_init(&loop);
+    loop_open(&loop);
     open_pair(&loop, &p, sv);
     uv_buf_t buf = uv_buf_init(big, SIZE);
     assert_int_equal(pollsock_write(&p.ps, &buf, 1, on_done), 0);
@@ -269,7 +306,7 @@ static void test_connect_then_shut_the_write_side(void **state)
     char byte;
 
     assert_int_equal(listen(lfd, 4), 0);
-    uv_loop_init(&loop);
+    loop_open(&loop);
     assert_int_equal(pollsock_connect(&p.ps, &loop, (struct sockaddr *)&sa, on_read, on_done), 0);
     p.ps.data = &p;
     RUN_UNTIL(&loop, p.done == 1);
@@ -297,11 +334,11 @@ static void test_a_refused_connect_fails(void **state)
     struct sockaddr_in sa;
     int lfd = listener(&sa); /* bound, not listening: connects are refused */
 
-    uv_loop_init(&loop);
+    loop_open(&loop);
     int rc = pollsock_connect(&p.ps, &loop, (struct sockaddr *)&sa, on_read, on_done);
     if (rc < 0) {
         assert_int_equal(rc, UV_ECONNREFUSED); /* refused at once: nothing to close */
-        assert_int_equal(uv_loop_close(&loop), 0);
+        loop_finish(&loop);
     } else {
         p.ps.data = &p;
         RUN_UNTIL(&loop, p.done == 1);
@@ -311,9 +348,167 @@ static void test_a_refused_connect_fails(void **state)
     close(lfd);
 }
 
+/* ---- io_uring only ------------------------------------------------------------------------- */
+
+/*
+ * Writes under the bound are queued and return 1, in order, until the queue holds
+ * POLLSOCK_SEND_BOUND unsent bytes; the next write waits (0) and its callback follows once the
+ * peer has read. The shutdown asked for meanwhile comes after every queued byte.
+ */
+static void test_uring_queue_is_bounded_and_shutdown_follows_it(void **state)
+{
+    (void)state;
+    enum { PIECE = 4096, MAX = 8 << 20 };
+    static char out[MAX], in[MAX];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    loop_open(&loop);
+    open_pair(&loop, &p, sv);
+    size_t sent = 0;
+    int r = 1;
+    /* the socketpair fills, then the queue: without a reader, bounded */
+    for (int i = 0; i < MAX / PIECE && r == 1; i++) {
+        for (int k = 0; k < PIECE; k++)
+            out[sent + (size_t)k] = (char)(sent / PIECE + (size_t)k);
+        uv_buf_t b = uv_buf_init(out + sent, PIECE);
+        r = pollsock_write(&p.ps, &b, 1, on_done);
+        assert_true(r >= 0);
+        sent += PIECE;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(r, 0); /* the bound was reached well before 8 MiB */
+    assert_true(p.ps.unsent <= POLLSOCK_SEND_BOUND);
+    assert_true(pollsock_write_pending(&p.ps));
+    size_t got = 0;
+    for (int turn = 0; turn < 20000 && p.done == 0; turn++) {
+        got += drain(sv[1], in + got, sizeof(in) - got);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(p.done, 1);
+    assert_int_equal(p.status, 0);
+    /* one more queued write, then the shutdown: the peer reads it all, then the end */
+    uv_buf_t last = uv_buf_init(out, PIECE);
+    assert_int_equal(pollsock_write(&p.ps, &last, 1, on_done), 1);
+    assert_int_equal(pollsock_shutdown(&p.ps), 0);
+    ssize_t n = 1;
+    for (int turn = 0; turn < 20000 && n != 0; turn++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        n = recv(sv[1], in + got, sizeof(in) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(n, 0); /* EOF, after every byte */
+    assert_int_equal(got, sent + PIECE);
+    assert_memory_equal(in, out, sent);
+    assert_memory_equal(in + sent, out, PIECE);
+    close(sv[1]);
+    close_probe(&loop, &p);
+}
+
+/*
+ * A close while a recv waits and a send is stuck (the peer reads nothing): both are cancelled,
+ * and the close callback comes only once they have ended.
+ */
+static void test_uring_close_waits_for_its_operations(void **state)
+{
+    (void)state;
+    enum { SIZE = 4 << 20 };
+    static char big[SIZE];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    loop_open(&loop);
+    open_pair(&loop, &p, sv);
+    pollsock_read(&p.ps, true);
+    uv_buf_t b = uv_buf_init(big, SIZE);
+    assert_int_equal(pollsock_write(&p.ps, &b, 1, on_done), 0);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(p.ps.inflight == 2); /* the recv and the send */
+    pollsock_close(&p.ps, on_closed);
+    assert_int_equal(p.closed, 0);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns once the close is done */
+    assert_int_equal(p.closed, 1);
+    assert_int_equal(p.done, 0); /* no write callback after the close */
+    loop_finish(&loop);
+    close(sv[1]);
+}
+
+/*
+ * More sockets with input waiting than the pool has buffers, none of it read at first: the
+ * ones the pool cannot serve wait for readable instead, and every byte arrives once the owners
+ * read.
+ */
+static bool hungry;
+static void on_read_when_hungry(struct pollsock *ps)
+{
+    if (hungry)
+        on_read(ps);
+}
+
+static void test_uring_more_sockets_than_buffers(void **state)
+{
+    (void)state;
+    enum { N = 300 }; /* the pool holds 256 */
+    static struct probe ps[N];
+    static int peer[N];
+    uv_loop_t loop;
+    int sv[2];
+
+    loop_open(&loop);
+    hungry = false;
+    for (int i = 0; i < N; i++) {
+        open_pair(&loop, &ps[i], sv);
+        ps[i].ps.read_cb = on_read_when_hungry;
+        peer[i] = sv[1];
+        pollsock_read(&ps[i].ps, true);
+    }
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT); /* every recv armed */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(send(peer[i], "z", 1, 0), 1);
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    int polled = 0;
+    for (int i = 0; i < N; i++)
+        polled += ps[i].ps.poll_armed || ps[i].ps.poke;
+    assert_true(polled >= N - 256); /* the pool ran dry for these */
+    hungry = true;
+    int all = 0;
+    for (int turn = 0; turn < 5000 && all < N; turn++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        all = 0;
+        for (int i = 0; i < N; i++)
+            all += ps[i].ngot == 1;
+    }
+    assert_int_equal(all, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ps[i].got[0], 'z');
+        pollsock_close(&ps[i].ps, on_closed);
+        close(peer[i]);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ps[i].closed, 1);
+    loop_finish(&loop);
+}
+
+static int skip_without_uring(void **state)
+{
+    const char *why;
+    (void)state;
+    if (pollsock_use(POLLSOCK_AUTO, &why) == POLLSOCK_URING)
+        return 0;
+    print_message("io_uring unavailable (%s): its group is skipped\n", why);
+    return 1;
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest both[] = {
         cmocka_unit_test(test_reads_pause_and_end_at_eof),
         cmocka_unit_test(test_an_owner_closing_at_eof_costs_no_reregistration),
         cmocka_unit_test(test_a_short_write_finishes_when_the_peer_reads),
@@ -321,5 +516,15 @@ int main(void)
         cmocka_unit_test(test_connect_then_shut_the_write_side),
         cmocka_unit_test(test_a_refused_connect_fails),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest uring_only[] = {
+        cmocka_unit_test(test_uring_queue_is_bounded_and_shutdown_follows_it),
+        cmocka_unit_test(test_uring_close_waits_for_its_operations),
+        cmocka_unit_test(test_uring_more_sockets_than_buffers),
+    };
+    int failed = cmocka_run_group_tests_name("epoll", both, use_epoll, NULL);
+    if (skip_without_uring(NULL) != 0)
+        return failed;
+    failed += cmocka_run_group_tests_name("io_uring", both, use_uring, NULL);
+    failed += cmocka_run_group_tests_name("io_uring only", uring_only, use_uring, NULL);
+    return failed;
 }
