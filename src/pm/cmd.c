@@ -184,6 +184,8 @@ struct start_opts {
     int max_restarts;
     int64_t min_uptime;
     int64_t restart_delay;
+    int64_t exp_backoff;
+    struct flag_list stop_exit_codes;
     int max_log_size;
     char *max_memory; /* PM2's "100M" */
 };
@@ -219,6 +221,12 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
     s->max_restarts = o->max_restarts;
     s->min_uptime_ms = o->min_uptime / DURATION_MS;
     s->restart_delay_ms = o->restart_delay / DURATION_MS;
+    s->exp_backoff_ms = o->exp_backoff / DURATION_MS;
+    for (size_t k = 0; k < o->stop_exit_codes.n; k++) {
+        if (pm_parse_exit_codes(o->stop_exit_codes.items[k], &s->stop_exit_codes) != 0)
+            return err_set(e, "-stop-exit-codes %s: expected exit codes 0..255, as 0,3",
+                           o->stop_exit_codes.items[k]);
+    }
     s->max_log_size = o->max_log_size;
     if (o->max_memory && pm_parse_memory(o->max_memory, &s->max_memory_bytes) != 0)
         return err_set(e,
@@ -266,7 +274,6 @@ static int cmd_start(const char *home, int argc, char **argv)
                            .listen_timeout = PM_DEFAULT_LISTEN_MS * DURATION_MS,
                            .max_restarts = PM_DEFAULT_MAX_RESTART,
                            .min_uptime = PM_DEFAULT_MIN_UPTIME * DURATION_MS,
-                           .restart_delay = PM_DEFAULT_DELAY_MS * DURATION_MS,
                            .max_log_size = PM_DEFAULT_LOG_SIZE};
     struct flag flags[] = {
         {"i", FLAG_INT, &o.instances, "Number of instances, numbered 0..N-1.", false},
@@ -281,7 +288,13 @@ static int cmd_start(const char *home, int argc, char **argv)
          "Unstable restarts (up less than -min-uptime) before errored.", false},
         {"min-uptime", FLAG_DURATION, &o.min_uptime, "Shorter runs count as unstable.", false},
         {"restart-delay", FLAG_DURATION, &o.restart_delay,
-         "First restart delay; x1.5 per crash, capped at 15s, reset after 30s up.", false},
+         "Wait between an exit and the restart (0: at once).", false},
+        {"exp-backoff-restart-delay", FLAG_DURATION, &o.exp_backoff,
+         "First wait of an exponential backoff: x1.5 per exit, capped at 15s, reset after\n"
+         "30s up. Wins over -restart-delay.",
+         false},
+        {"stop-exit-codes", FLAG_STRING_LIST, &o.stop_exit_codes,
+         "Exit codes that are not restarted (status stopped), as 0,3; repeatable.", false},
         {"max-log-size", FLAG_INT, &o.max_log_size, "Rotate a log file past this many bytes.",
          false},
         {"max-memory-restart", FLAG_STRING, &o.max_memory,
@@ -314,6 +327,7 @@ static int cmd_start(const char *home, int argc, char **argv)
     json_decref(reply);
     json_decref(apps);
     flag_list_free(&o.env);
+    flag_list_free(&o.stop_exit_codes);
     free(o.cwd);
     free(o.max_memory);
     return rc == 2 ? 0 : rc;

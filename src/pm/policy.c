@@ -29,7 +29,7 @@ bool pm_status_parse(const char *s, enum pm_status *out)
 bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
                      int64_t *delay_ms)
 {
-    if (uptime_ms >= PM_BACKOFF_RESET_MS)
+    if (uptime_ms > PM_BACKOFF_RESET_MS)
         b->delay_ms = 0;
     if (uptime_ms < p->min_uptime_ms)
         b->unstable++;
@@ -37,16 +37,32 @@ bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t up
         b->unstable = 0;
     if (b->unstable > p->max_restarts)
         return false;
-    if (b->delay_ms <= 0) {
-        b->delay_ms = p->base_delay_ms;
+    if (p->exp_backoff_ms <= 0) {
+        b->delay_ms = p->restart_delay_ms;
+    } else if (b->delay_ms <= 0) {
+        b->delay_ms = p->exp_backoff_ms; /* not capped: PM2 caps only the growth */
     } else {
         double next = (double)b->delay_ms * PM_BACKOFF_FACTOR;
         b->delay_ms = next > PM_BACKOFF_CAP_MS ? PM_BACKOFF_CAP_MS : (int64_t)next;
     }
-    if (b->delay_ms > PM_BACKOFF_CAP_MS)
-        b->delay_ms = PM_BACKOFF_CAP_MS;
     *delay_ms = b->delay_ms;
     return true;
+}
+
+int pm_parse_exit_codes(const char *s, struct pm_exit_codes *c)
+{
+    const char *p = s;
+
+    do {
+        int code = 0;
+        const char *start = p;
+        for (; *p >= '0' && *p <= '9' && p - start < 3; p++)
+            code = code * 10 + (*p - '0');
+        if (p == start || code > 255 || (*p != ',' && *p != '\0'))
+            return -EINVAL;
+        pm_exit_codes_add(c, code);
+    } while (*p++ == ',');
+    return 0;
 }
 
 int pm_rotate_name(const char *path, int k, char *out, size_t outlen)

@@ -12,7 +12,6 @@
 #define PM_BACKOFF_FACTOR      1.5
 #define PM_BACKOFF_CAP_MS      15000
 #define PM_BACKOFF_RESET_MS    30000 /* PM2's EXP_BACKOFF_RESET_TIMER */
-#define PM_DEFAULT_DELAY_MS    100
 #define PM_DEFAULT_MIN_UPTIME  1000
 #define PM_DEFAULT_MAX_RESTART 16
 #define PM_DEFAULT_KILL_MS     1600
@@ -44,7 +43,8 @@ struct pm_backoff {
 };
 
 struct pm_policy {
-    int64_t base_delay_ms; /* exp_backoff_restart_delay */
+    int64_t restart_delay_ms; /* restart_delay: the same wait after every exit */
+    int64_t exp_backoff_ms;   /* exp_backoff_restart_delay: first wait of a backoff; 0: none */
     int64_t min_uptime_ms;
     int max_restarts;
 };
@@ -52,8 +52,10 @@ struct pm_policy {
 /*
  * Decides what follows an exit that nobody asked for, after the process was up for uptime_ms.
  * Returns false when the instance must go errored (more than max_restarts consecutive unstable
- * exits); else true with *delay_ms, the wait before the next start: the base delay first, x1.5
- * per crash, capped at 15 s, back to the base after a run of 30 s or more.
+ * exits); else true with *delay_ms, the wait before the next start. As in PM2: with
+ * exp_backoff_ms, that value first, then x1.5 (rounded down) per exit, capped at 15 s, and back
+ * to the first value after a run of more than 30 s; it wins over restart_delay_ms, which is
+ * otherwise the wait every time (0 when neither is set: at once).
  */
 bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
                      int64_t *delay_ms);
@@ -70,6 +72,27 @@ int pm_rotate_name(const char *path, int k, char *out, size_t outlen);
  * Returns 0 with *bytes, or -EINVAL.
  */
 int pm_parse_memory(const char *s, int64_t *bytes);
+
+/* The exit codes of stop_exit_codes (0..255), as a bit set. */
+struct pm_exit_codes {
+    uint64_t bits[4];
+};
+
+static inline bool pm_exit_codes_has(const struct pm_exit_codes *c, int code)
+{
+    return code >= 0 && code <= 255 && (c->bits[code / 64] >> (code % 64) & 1);
+}
+
+static inline void pm_exit_codes_add(struct pm_exit_codes *c, int code)
+{
+    c->bits[code / 64] |= UINT64_C(1) << (code % 64);
+}
+
+/*
+ * Adds the codes of a comma-separated list ("0,3") to *c. Returns 0, or -EINVAL when an element
+ * is not a number in 0..255 (c then holds the elements before it).
+ */
+int pm_parse_exit_codes(const char *s, struct pm_exit_codes *c);
 
 /* Uptime as PM2 prints it: "45s", "12m", "5h", "3D"; "0s" below a second. */
 void pm_format_uptime(int64_t ms, char *out, size_t outlen);

@@ -173,7 +173,8 @@ static void retired_exited(struct pm_child *c)
 static void child_exited(struct pm_inst *i, int code, int sig)
 {
     struct pm_app *a = i->app;
-    struct pm_policy p = {a->spec.restart_delay_ms, a->spec.min_uptime_ms, a->spec.max_restarts};
+    struct pm_policy p = {a->spec.restart_delay_ms, a->spec.exp_backoff_ms, a->spec.min_uptime_ms,
+                          a->spec.max_restarts};
     int64_t uptime = pm_now_ms() - i->started_ms;
     int64_t delay;
 
@@ -196,6 +197,14 @@ static void child_exited(struct pm_inst *i, int code, int sig)
     }
     if (a->d->quitting)
         return;
+    /* An adopted process's code is unknown (-1): it is restarted, as for any crash. */
+    if (sig == 0 && pm_exit_codes_has(&a->spec.stop_exit_codes, code)) {
+        i->status = PM_STOPPED;
+        log_info("%s-%d: exit code %d is in stop_exit_codes: not restarted", a->spec.name,
+                 i->instance, code);
+        pm_daemon_changed(a->d);
+        return;
+    }
     if (pm_backoff_next(&i->backoff, &p, uptime, &delay)) {
         i->status = PM_WAITING;
         uv_timer_start(&i->timer, on_restart_timer, (uint64_t)delay, 0);

@@ -23,7 +23,6 @@ void pm_spec_init(struct pm_spec *s)
     s->kill_timeout_ms = PM_DEFAULT_KILL_MS;
     s->listen_timeout_ms = PM_DEFAULT_LISTEN_MS;
     s->min_uptime_ms = PM_DEFAULT_MIN_UPTIME;
-    s->restart_delay_ms = PM_DEFAULT_DELAY_MS;
     s->max_log_size = PM_DEFAULT_LOG_SIZE;
 }
 
@@ -77,7 +76,8 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
     if (s->max_restarts < 0)
         return err_set(e, "max_restarts: must not be negative");
     if (s->kill_timeout_ms < 0 || s->listen_timeout_ms < 0 || s->min_uptime_ms < 0 ||
-        s->restart_delay_ms < 0 || s->max_log_size < 0 || s->max_memory_bytes < 0)
+        s->restart_delay_ms < 0 || s->exp_backoff_ms < 0 || s->max_log_size < 0 ||
+        s->max_memory_bytes < 0)
         return err_set(e, "durations and sizes must not be negative");
     for (size_t i = 0; i < s->nenv; i++) {
         if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
@@ -152,6 +152,32 @@ static int read_memory(const struct reader *r, const char *key, const json_t *v,
         return 0;
     }
     return read_int(r, key, v, 0, PM_MEMORY_MAX, out);
+}
+
+/* stop_exit_codes: an array of exit codes, or one code (PM2 takes both). */
+static int read_exit_codes(const struct reader *r, const json_t *v, struct pm_exit_codes *out)
+{
+    const char *key = "stop_exit_codes";
+    json_t *a;
+    size_t i;
+
+    *out = (struct pm_exit_codes){{0}};
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > 255)
+            return fail(r, key, "%" JSON_INTEGER_FORMAT " is not an exit code (0..255)",
+                        json_integer_value(v));
+        pm_exit_codes_add(out, (int)json_integer_value(v));
+        return 0;
+    }
+    if (!json_is_array(v))
+        return fail(r, key, "expected an array of exit codes or one exit code");
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_integer(a) || json_integer_value(a) < 0 || json_integer_value(a) > 255)
+            return fail(r, key, "element %zu is not an exit code (0..255)", i);
+        pm_exit_codes_add(out, (int)json_integer_value(a));
+    }
+    return 0;
 }
 
 static int read_args(const struct reader *r, const json_t *v, struct pm_spec *s)
@@ -257,8 +283,12 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_ms(r, key, v, &s->listen_timeout_ms);
     if (strcmp(key, "min_uptime") == 0)
         return read_ms(r, key, v, &s->min_uptime_ms);
-    if (strcmp(key, "exp_backoff_restart_delay") == 0 || strcmp(key, "restart_delay") == 0)
+    if (strcmp(key, "restart_delay") == 0)
         return read_ms(r, key, v, &s->restart_delay_ms);
+    if (strcmp(key, "exp_backoff_restart_delay") == 0)
+        return read_ms(r, key, v, &s->exp_backoff_ms);
+    if (strcmp(key, "stop_exit_codes") == 0)
+        return read_exit_codes(r, v, &s->stop_exit_codes);
     return fail(r, key, "unknown key");
 }
 
@@ -309,6 +339,7 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_t *o = json_object();
     json_t *args = json_array();
     json_t *env = json_object();
+    json_t *codes = json_array();
 
     json_object_set_new(o, "name", json_str_or_empty(s->name));
     json_object_set_new(o, "script", json_str_or_empty(s->argc ? s->argv[0] : ""));
@@ -329,7 +360,13 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_object_set_new(o, "listen_timeout", json_integer(s->listen_timeout_ms));
     json_object_set_new(o, "max_restarts", json_integer(s->max_restarts));
     json_object_set_new(o, "min_uptime", json_integer(s->min_uptime_ms));
-    json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->restart_delay_ms));
+    json_object_set_new(o, "restart_delay", json_integer(s->restart_delay_ms));
+    json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->exp_backoff_ms));
+    json_object_set_new(o, "stop_exit_codes", codes);
+    for (int c = 0; c <= 255; c++) {
+        if (pm_exit_codes_has(&s->stop_exit_codes, c))
+            json_array_append_new(codes, json_integer(c));
+    }
     json_object_set_new(o, "max_log_size", json_integer(s->max_log_size));
     json_object_set_new(o, "max_memory_restart", json_integer(s->max_memory_bytes));
     return o;

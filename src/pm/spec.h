@@ -11,6 +11,7 @@
 
 #include "lib/config.h"
 #include "lib/err.h"
+#include "pm/policy.h"
 
 #define PM_MAX_INSTANCES 1024
 #define PM_MAX_ARGS      4096
@@ -29,8 +30,10 @@ struct pm_spec {
     int64_t kill_timeout_ms;
     int64_t listen_timeout_ms; /* reload: the longest wait for a new process to listen */
     int64_t min_uptime_ms;
-    int64_t restart_delay_ms; /* exp_backoff_restart_delay */
-    int64_t max_log_size;     /* bytes; 0: never rotate */
+    int64_t restart_delay_ms; /* restart_delay: fixed wait before a restart */
+    int64_t exp_backoff_ms;   /* exp_backoff_restart_delay; 0: none (it wins over restart_delay) */
+    struct pm_exit_codes stop_exit_codes; /* exits with these codes are not restarted */
+    int64_t max_log_size;                 /* bytes; 0: never rotate */
     int64_t max_memory_bytes; /* max_memory_restart: restart past this RSS; 0: no limit */
 };
 
@@ -50,8 +53,9 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
 /*
  * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
  * (object), instances, port_base, kill_timeout, listen_timeout, max_restarts, min_uptime,
- * exp_backoff_restart_delay (or restart_delay), max_log_size, max_memory_restart; durations as
- * milliseconds or Go strings ("2s"), memory as bytes or PM2's "100M" (pm_parse_memory). Unknown
+ * restart_delay, exp_backoff_restart_delay, stop_exit_codes (an array of codes or one code),
+ * max_log_size, max_memory_restart; durations as milliseconds or Go strings ("2s"), memory as
+ * bytes or PM2's "100M" (pm_parse_memory). Unknown
  * keys are errors. With doc, errors read "file:line: apps[0].key: ..." (path is the object's path
  * in doc); without, "path.key: ...". s must be initialised; on error it holds what was read so far
  * (free it).

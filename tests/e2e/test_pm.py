@@ -181,8 +181,8 @@ def test_crash_is_restarted_with_a_new_pid(pm):
 
 
 def test_exiting_command_ends_errored_with_growing_delays(pm):
-    pm.run("start", "crash", "-max-restarts", 4, "-restart-delay", "50ms", "--", "sh", "-c",
-           "echo out-$INSTANCE_ID-$PM_ID; exit 3")
+    pm.run("start", "crash", "-max-restarts", 4, "-exp-backoff-restart-delay", "50ms", "--", "sh",
+           "-c", "echo out-$INSTANCE_ID-$PM_ID; exit 3")
     delays = []
 
     def errored():

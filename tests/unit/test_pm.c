@@ -34,7 +34,7 @@ static int teardown(void **state)
 
 static void test_backoff_grows_caps_and_resets(void **state)
 {
-    struct pm_policy p = {100, 1000, 16};
+    struct pm_policy p = {.exp_backoff_ms = 100, .min_uptime_ms = 1000, .max_restarts = 16};
     struct pm_backoff b = {0};
     int64_t delay = 0;
     int64_t want[] = {100, 150, 225, 337, 505, 757, 1135, 1702, 2553, 3829, 5743, 8614, 12921};
@@ -47,15 +47,72 @@ static void test_backoff_grows_caps_and_resets(void **state)
     assert_int_equal(delay, PM_BACKOFF_CAP_MS);
     assert_true(pm_backoff_next(&b, &p, 5000, &delay));
     assert_int_equal(delay, PM_BACKOFF_CAP_MS);
-    /* 30 s up: back to the first delay. */
+    /* 30 s up is not more than 30 s; one more millisecond is: back to the first delay. */
     assert_true(pm_backoff_next(&b, &p, PM_BACKOFF_RESET_MS, &delay));
+    assert_int_equal(delay, PM_BACKOFF_CAP_MS);
+    assert_true(pm_backoff_next(&b, &p, PM_BACKOFF_RESET_MS + 1, &delay));
     assert_int_equal(delay, 100);
     assert_int_equal(b.unstable, 0);
+    /* A first delay past the cap is kept; only the growth is capped. */
+    p.exp_backoff_ms = 20000;
+    b = (struct pm_backoff){0};
+    assert_true(pm_backoff_next(&b, &p, 5000, &delay));
+    assert_int_equal(delay, 20000);
+    assert_true(pm_backoff_next(&b, &p, 5000, &delay));
+    assert_int_equal(delay, PM_BACKOFF_CAP_MS);
+}
+
+static void test_fixed_delay_and_precedence(void **state)
+{
+    struct pm_policy fixed = {.restart_delay_ms = 250, .min_uptime_ms = 1000, .max_restarts = 16};
+    struct pm_policy both = fixed;
+    struct pm_policy neither = {.min_uptime_ms = 1000, .max_restarts = 16};
+    struct pm_backoff b = {0};
+    int64_t delay = -1;
+
+    for (int k = 0; k < 5; k++) {
+        assert_true(pm_backoff_next(&b, &fixed, 5000, &delay));
+        assert_int_equal(delay, 250);
+    }
+    /* Both set: the backoff wins, as in PM2 (its delay is computed last). */
+    both.exp_backoff_ms = 100;
+    b = (struct pm_backoff){0};
+    assert_true(pm_backoff_next(&b, &both, 5000, &delay));
+    assert_int_equal(delay, 100);
+    assert_true(pm_backoff_next(&b, &both, 5000, &delay));
+    assert_int_equal(delay, 150);
+    /* Neither: at once, every time. */
+    b = (struct pm_backoff){0};
+    for (int k = 0; k < 3; k++) {
+        assert_true(pm_backoff_next(&b, &neither, 5000, &delay));
+        assert_int_equal(delay, 0);
+    }
+}
+
+static void test_exit_codes(void **state)
+{
+    struct pm_exit_codes c = {{0}};
+
+    assert_int_equal(pm_parse_exit_codes("0,3", &c), 0);
+    assert_int_equal(pm_parse_exit_codes("255", &c), 0);
+    assert_true(pm_exit_codes_has(&c, 0));
+    assert_true(pm_exit_codes_has(&c, 3));
+    assert_true(pm_exit_codes_has(&c, 255));
+    assert_false(pm_exit_codes_has(&c, 1));
+    assert_false(pm_exit_codes_has(&c, 64));
+    assert_false(pm_exit_codes_has(&c, -1)); /* an adopted process's unknown code */
+    assert_false(pm_exit_codes_has(&c, 256));
+    const char *bad[] = {"", ",", "0,", ",0", "256", "1000", "-1", "3 ", "x", "0;1", "0,,1"};
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        struct pm_exit_codes d = {{0}};
+        if (pm_parse_exit_codes(bad[k], &d) != -EINVAL)
+            fail_msg("\"%s\" accepted", bad[k]);
+    }
 }
 
 static void test_backoff_unstable_errors(void **state)
 {
-    struct pm_policy p = {100, 1000, 3};
+    struct pm_policy p = {.exp_backoff_ms = 100, .min_uptime_ms = 1000, .max_restarts = 3};
     struct pm_backoff b = {0};
     int64_t delay = 0;
 
@@ -70,7 +127,7 @@ static void test_backoff_unstable_errors(void **state)
     assert_int_equal(b.unstable, 0);
     assert_true(pm_backoff_next(&b, &p, 10, &delay));
     /* max_restarts 0: the first unstable exit is final. */
-    struct pm_policy none = {100, 1000, 0};
+    struct pm_policy none = {.exp_backoff_ms = 100, .min_uptime_ms = 1000, .max_restarts = 0};
     b = (struct pm_backoff){0};
     assert_false(pm_backoff_next(&b, &none, 10, &delay));
 }
@@ -156,6 +213,11 @@ static void test_spec_json_round_trip(void **state)
     pm_spec_set_env(&s, "A=2");
     s.instances = 3;
     s.port_base = 3000;
+    s.restart_delay_ms = 500;
+    s.exp_backoff_ms = 200;
+    s.max_memory_bytes = 300 << 20;
+    pm_exit_codes_add(&s.stop_exit_codes, 0);
+    pm_exit_codes_add(&s.stop_exit_codes, 200);
     assert_int_equal(pm_spec_check(&s, &e), 0);
     j = pm_spec_to_json(&s);
     pm_spec_init(&back);
@@ -171,6 +233,10 @@ static void test_spec_json_round_trip(void **state)
     assert_int_equal(back.port_base, 3000);
     assert_int_equal(back.kill_timeout_ms, PM_DEFAULT_KILL_MS);
     assert_int_equal(back.listen_timeout_ms, PM_DEFAULT_LISTEN_MS);
+    assert_int_equal(back.restart_delay_ms, 500);
+    assert_int_equal(back.exp_backoff_ms, 200);
+    assert_int_equal(back.max_memory_bytes, 300 << 20);
+    assert_memory_equal(&back.stop_exit_codes, &s.stop_exit_codes, sizeof(s.stop_exit_codes));
     json_decref(j);
     pm_spec_free(&back);
 
@@ -234,6 +300,7 @@ static void test_ecosystem(void **state)
                     "   \"instances\": 2, \"port_base\": 3000, \"kill_timeout\": \"3s\",\n"
                     "   \"env\": {\"NODE_ENV\": \"production\", \"N\": 5},\n"
                     "   \"exp_backoff_restart_delay\": 250, \"cwd\": \"sub\",\n"
+                    "   \"restart_delay\": \"2s\", \"stop_exit_codes\": [0, 3],\n"
                     "   \"listen_timeout\": \"10s\", \"max_memory_restart\": \"300M\"},\n"
                     "  {\"name\": \"worker\", \"script\": \"sleep\", \"args\": [\"60\"]}\n"
                     "]}\n");
@@ -248,7 +315,14 @@ static void test_ecosystem(void **state)
     assert_string_equal(specs[0].argv[0], "./webapp");
     assert_string_equal(specs[0].argv[2], "-b");
     assert_int_equal(specs[0].kill_timeout_ms, 3000);
-    assert_int_equal(specs[0].restart_delay_ms, 250);
+    assert_int_equal(specs[0].exp_backoff_ms, 250);
+    assert_int_equal(specs[0].restart_delay_ms, 2000);
+    assert_true(pm_exit_codes_has(&specs[0].stop_exit_codes, 0));
+    assert_true(pm_exit_codes_has(&specs[0].stop_exit_codes, 3));
+    assert_false(pm_exit_codes_has(&specs[0].stop_exit_codes, 1));
+    assert_false(pm_exit_codes_has(&specs[1].stop_exit_codes, 0));
+    assert_int_equal(specs[1].restart_delay_ms, 0);
+    assert_int_equal(specs[1].exp_backoff_ms, 0);
     assert_int_equal(specs[0].listen_timeout_ms, 10000);
     assert_int_equal(specs[1].listen_timeout_ms, PM_DEFAULT_LISTEN_MS);
     assert_int_equal(specs[0].max_memory_bytes, 300 * 1024 * 1024);
@@ -288,6 +362,12 @@ static void test_ecosystem(void **state)
          ":3: apps[0].max_memory_restart: invalid size \"1GB\""},
         {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"max_memory_restart\": -1}]}",
          ":2: apps[0].max_memory_restart: -1 out of range"},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"stop_exit_codes\": [0, 256]}]}",
+         ":2: apps[0].stop_exit_codes: element 1 is not an exit code (0..255)"},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"stop_exit_codes\": \"0\"}]}",
+         ":2: apps[0].stop_exit_codes: expected an array"},
+        {"{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"restart_delay\": -1}]}",
+         ":2: apps[0].restart_delay: -1 out of range"},
         {"{\"apps\": [ {\"name\": \"a\" ", ":1: "},
     };
     for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
@@ -333,6 +413,8 @@ int main(void)
         cmocka_unit_test(test_backoff_grows_caps_and_resets),
         cmocka_unit_test(test_backoff_unstable_errors),
         cmocka_unit_test(test_memory_sizes),
+        cmocka_unit_test(test_fixed_delay_and_precedence),
+        cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_rotation_names_and_formats),
         cmocka_unit_test(test_spec_json_round_trip),
         cmocka_unit_test(test_spec_bad_int_keeps_field),
