@@ -166,8 +166,20 @@ struct load_vu {
     json_t *res_headers;             /* the response's, for afterResponse */
     const struct load_request *done; /* afterResponse runs for it; then what it found: */
     bool done_expect_ok, done_capture_ok;
-    char *done_path;     /* the path of a request whose checks failed, for the error's name */
-    struct load_jar jar; /* cookies, as Artillery keeps a jar per user */
+    char *done_path;         /* the path of a request whose checks failed, for the error's name */
+    struct load_jar own_jar; /* cookies, as Artillery keeps a jar per user */
+    struct load_jar *jar;    /* own_jar, or a branch's parent's */
+    /*
+     * parallel: each step of a parallel step runs as a branch, a VU of its own that shares its
+     * parent's variables, cookies and agent (so without http.pool the branches' requests take
+     * turns on the parent's one connection, as in Artillery). Branches are not users: they are
+     * not counted, and end with their parent.
+     */
+    struct load_vu *parent;       /* NULL unless a branch */
+    struct list_node branches;    /* the parallel step's live branches */
+    struct list_node branch_link; /* in parent->branches */
+    const struct load_step *par;  /* the parallel step running, or NULL */
+    size_t par_next;              /* its next step to start as a branch */
     /* following a redirect: where the next hop goes (the Location resolved), how many hops */
     char *location, *redirect_url;
     int hops;

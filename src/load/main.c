@@ -318,7 +318,8 @@ static bool has_request(const struct load_step *steps, size_t n)
     for (size_t i = 0; i < n; i++)
         if (steps[i].kind == LOAD_STEP_REQUEST ||
             (steps[i].kind == LOAD_STEP_LOOP && steps[i].count != 0 &&
-             has_request(steps[i].steps, steps[i].n_steps)))
+             has_request(steps[i].steps, steps[i].n_steps)) ||
+            (steps[i].kind == LOAD_STEP_PARALLEL && has_request(steps[i].steps, steps[i].n_steps)))
             return true;
     return false;
 }

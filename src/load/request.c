@@ -216,8 +216,7 @@ static void prepare_steps(struct load_step *steps, size_t n, const struct load_t
         struct buf b = BUF_INIT;
         uint64_t rng = 1;
 
-        if (steps[i].kind == LOAD_STEP_LOOP)
-            prepare_steps(steps[i].steps, steps[i].n_steps, t);
+        prepare_steps(steps[i].steps, steps[i].n_steps, t); /* a loop's or parallel's */
         if (steps[i].kind != LOAD_STEP_REQUEST || !request_is_static(r))
             continue;
         if (load_request_append(&b, r, r->url, t->dest.host_header, NULL, NULL, &rng)) {

@@ -147,7 +147,8 @@ enum load_step_kind {
     LOAD_STEP_THINK,
     LOAD_STEP_LOOP,
     LOAD_STEP_LOG,
-    LOAD_STEP_FUNCTION
+    LOAD_STEP_FUNCTION,
+    LOAD_STEP_PARALLEL
 };
 
 struct load_step {
@@ -156,7 +157,7 @@ struct load_step {
     struct load_request req; /* LOAD_STEP_REQUEST */
     int64_t think_ms;        /* LOAD_STEP_THINK */
     char *think_tmpl;        /* LOAD_STEP_THINK given as a template: rendered when it runs */
-    struct load_step *steps; /* LOAD_STEP_LOOP */
+    struct load_step *steps; /* LOAD_STEP_LOOP's, LOAD_STEP_PARALLEL's */
     size_t n_steps;
     int64_t count, count_from;       /* iterations count_from..count-1; count < 0: no bound */
     char *count_tmpl;                /* count as a template ("{{ n }}" or "1-{{ n }}"), or NULL */

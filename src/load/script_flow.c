@@ -828,9 +828,25 @@ static void parse_loop(struct script_ctx *c, const json_t *step, int depth, stru
         out->n_steps = parse_flow(c, json_object_get(step, "loop"), "loop", depth + 1, &out->steps);
 }
 
+/* parallel: steps run at once, as Artillery runs them (its schema allows no other key, so
+ * none of async's `limit`). */
+static void parse_parallel(struct script_ctx *c, const json_t *step, int depth,
+                           struct load_step *out)
+{
+    static const char *const allowed[] = {"parallel", NULL};
+
+    out->kind = LOAD_STEP_PARALLEL;
+    script_check_keys(c, step, "parallel", allowed, NULL);
+    if (depth >= MAX_LOOP_DEPTH)
+        script_diag(c, step, "parallel", 0, "parallel: nested too deep");
+    else
+        out->n_steps =
+            parse_flow(c, json_object_get(step, "parallel"), "parallel", depth + 1, &out->steps);
+}
+
 static void parse_step(struct script_ctx *c, const json_t *step, int depth, struct load_step *out)
 {
-    static const char *const unsupported[] = {"parallel", "emit", "ws", "socketio", NULL};
+    static const char *const unsupported[] = {"emit", "ws", "socketio", NULL};
     const char *key;
     json_t *v;
 
@@ -847,6 +863,10 @@ static void parse_step(struct script_ctx *c, const json_t *step, int depth, stru
     }
     if (json_object_get(step, "loop")) {
         parse_loop(c, step, depth, out);
+        return;
+    }
+    if (json_object_get(step, "parallel")) {
+        parse_parallel(c, step, depth, out);
         return;
     }
     if (json_object_size(step) == 1 && strcmp(key, "think") == 0) {

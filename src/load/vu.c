@@ -227,7 +227,7 @@ static void store_cookies(struct load_vu *vu, const struct load_conn *c,
             p = xstrndup(path.p, path.n);
         }
         u = (struct load_jar_url){c->server_name, p, c->https};
-        load_jar_set(&vu->jar, h->headers[i].value.p, h->headers[i].value.n, &u,
+        load_jar_set(vu->jar, h->headers[i].value.p, h->headers[i].value.n, &u,
                      epoch_ms(vu->w->eng));
     }
     free(p);
@@ -796,11 +796,11 @@ static void request_cookies(struct load_vu *vu, const struct load_request *r,
 
         buf_printf(&line, "%s=", r->cookies[i].name);
         load_tmpl_render(&line, r->cookies[i].value, vu->vars, &vu->w->rng);
-        load_jar_set(&vu->jar, line.data, line.len, &u, now);
+        load_jar_set(vu->jar, line.data, line.len, &u, now);
         buf_free(&line);
     }
-    if (vu->jar.n)
-        load_jar_header(&vu->jar, &u, now, out);
+    if (vu->jar->n)
+        load_jar_header(vu->jar, &u, now, out);
 }
 
 /*
@@ -826,7 +826,7 @@ static void send_request(struct load_vu *vu, bool retry)
     }
     if (vu->redirect_url)
         r = redirect_request(vu, r, &hop);
-    if (r->wire && vu->jar.n == 0) {
+    if (r->wire && vu->jar->n == 0) {
         *d = vu->w->eng->target.dest;
     } else {
         if (vu->redirect_url)
@@ -840,7 +840,7 @@ static void send_request(struct load_vu *vu, bool retry)
     if (rc == 0 && !vu->conn && !(vu->conn = load_agent_take(vu->agent, vu, d, &vu->w->loop)))
         vu->queued_retry = retry;
     if (rc == 0 && (c = vu->conn) != NULL) {
-        if (r->wire && vu->jar.n == 0) {
+        if (r->wire && vu->jar->n == 0) {
             c->wire = r->wire;
             c->wire_len = r->wire_len;
         } else {
@@ -907,9 +907,9 @@ static bool hook_done(struct load_vu *vu, const json_t *reply)
 
     vu->call = 0;
     vu->ready_ns = uv_hrtime(); /* a function's time is not the next request's latency */
-    if (json_is_object(vars)) {
-        json_decref(vu->vars);
-        vu->vars = json_incref(vars);
+    if (json_is_object(vars)) { /* in place: a parallel step's branches share the object */
+        json_object_clear(vu->vars);
+        json_object_update(vu->vars, vars);
     }
     if (!err)
         return true;
@@ -1214,6 +1214,90 @@ static void think(struct load_vu *vu, const struct load_step *st)
     buf_free(&code);
 }
 
+/* ---- parallel ---------------------------------------------------------------------------- */
+
+/* How many of a parallel step's branches run at once: async's parallelLimit as Artillery calls
+ * it (its schema leaves no room for the step's own `limit`). */
+#define PARALLEL_LIMIT 100
+
+static void vu_unlink_close(struct load_vu *vu);
+
+/* Starts the parallel step's next step as a branch of vu, on the next loop turn (so a branch
+ * that ends at once does not end inside the loop that starts them). */
+static void branch_start(struct load_vu *vu)
+{
+    struct load_vu *b = xcalloc(1, sizeof(*b));
+    const struct load_step *st = &vu->par->steps[vu->par_next++];
+
+    b->w = vu->w;
+    b->sc = vu->sc;
+    b->parent = vu;
+    b->uid = vu->uid; /* the processor's context is the user's */
+    b->vars = json_incref(vu->vars);
+    b->jar = vu->jar;
+    b->agent = vu->agent;
+    load_agent_init(&b->own, 0);
+    list_init(&b->branches);
+    b->start_ns = b->ready_ns = vu->ready_ns;
+    b->stack[0] = (struct load_frame){.steps = st, .n = 1, .count = 1};
+    b->depth = 1;
+    uv_timer_init(&vu->w->loop, &b->timer);
+    list_insert_tail(&vu->branches, &b->branch_link);
+    uv_timer_start(&b->timer, on_timeout, 0, 0);
+}
+
+/* Runs parallel step st; false when it has no steps. */
+static bool parallel_start(struct load_vu *vu, const struct load_step *st)
+{
+    if (st->n_steps == 0)
+        return false;
+    vu->par = st;
+    vu->par_next = 0;
+    while (vu->par_next < st->n_steps && vu->par_next < PARALLEL_LIMIT)
+        branch_start(vu);
+    return true;
+}
+
+/* Ends vu's branches (vu failed or stops): what they have in flight is abandoned. */
+static void branches_abort(struct load_vu *vu)
+{
+    struct load_vu *b;
+
+    /* none may take a connection another gives back on its way out */
+    LIST_FOR_EACH(b, &vu->branches, branch_link)
+        load_agent_unqueue(b);
+    while (!list_empty(&vu->branches)) {
+        b = LIST_ENTRY(list_first(&vu->branches), struct load_vu, branch_link);
+        uv_timer_stop(&b->timer);
+        vu_unlink_close(b);
+    }
+    vu->par = NULL;
+}
+
+/*
+ * Branch b's step ended. As async's parallel, the first failure fails the step, and so the
+ * user; when every branch has ended, the user goes on with the step after the parallel one.
+ */
+static void branch_end(struct load_vu *b, bool failed)
+{
+    struct load_vu *vu = b->parent;
+
+    if (failed) { /* ends b with its siblings */
+        vu_end(vu, true);
+        return;
+    }
+    vu_unlink_close(b);
+    if (vu->par_next < vu->par->n_steps) {
+        branch_start(vu);
+    } else if (list_empty(&vu->branches)) {
+        vu->par = NULL;
+        vu->ready_ns = uv_hrtime();
+        vu_next(vu);
+    }
+}
+
+/* ---- the flow's walk --------------------------------------------------------------------- */
+
 static void vu_next(struct load_vu *vu)
 {
     const struct load_step *st;
@@ -1245,6 +1329,10 @@ static void vu_next(struct load_vu *vu)
         case LOAD_STEP_LOOP:
             loop_enter(vu, st);
             break;
+        case LOAD_STEP_PARALLEL:
+            if (parallel_start(vu, st))
+                return;
+            break;
         }
     }
     if (vu->call) /* whileTrue was asked */
@@ -1272,29 +1360,35 @@ static void vu_close_cb(uv_handle_t *h)
 
     frames_clear(vu);
     redirect_clear(vu);
-    load_jar_free(&vu->jar);
+    load_jar_free(&vu->own_jar);
     json_decref(vu->found);
     json_decref(vu->vars);
     json_decref(vu->params);
     json_decref(vu->res_headers);
     free(vu->done_path);
+    if (!vu->parent) /* a branch is not a user */
+        load_worker_vu_ended(w);
     free(vu);
-    load_worker_vu_ended(w);
 }
 
 static void vu_unlink_close(struct load_vu *vu)
 {
     struct load_worker *w = vu->w;
 
+    branches_abort(vu); /* first: they hold connections of vu's agent */
     conn_drop(vu);
     load_agent_unqueue(vu);
     load_agent_close_idle(&vu->own);
     if (vu->call)
         load_proc_cancel(w->proc, vu->call);
     vu->call = 0;
-    if (w->proc)
-        load_proc_end_vu(w->proc, vu->uid);
-    list_remove(&vu->link);
+    if (vu->parent) {
+        list_remove(&vu->branch_link);
+    } else {
+        if (w->proc)
+            load_proc_end_vu(w->proc, vu->uid);
+        list_remove(&vu->link);
+    }
     uv_close((uv_handle_t *)&vu->timer, vu_close_cb);
 }
 
@@ -1302,11 +1396,16 @@ static void vu_end(struct load_vu *vu, bool failed)
 {
     uint64_t now = uv_hrtime();
 
+    if (vu->parent) {
+        branch_end(vu, failed);
+        return;
+    }
     /* Pool mode: as wrk reconnects after an error, a failure costs the request (counted as an
      * error or a failed expect), not the connection. The flow starts over on the next loop turn,
      * so a failure that comes back at once cannot recurse. */
     if (failed && vu->pool && !vu->w->stopping && now < vu->w->eng->pool_deadline_ns) {
         vu->failed = true;
+        branches_abort(vu);
         frames_clear(vu);
         uv_timer_start(&vu->timer, on_timeout, 0, 0);
         return;
@@ -1363,6 +1462,8 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
     vu->w = w;
     vu->sc = sc;
     vu->pool = pool;
+    vu->jar = &vu->own_jar;
+    list_init(&vu->branches);
     load_agent_init(&vu->own, 1);
     vu->agent = w->agent.max ? &w->agent : &vu->own;
     vu->uid = ++w->next_uid;

@@ -175,8 +175,7 @@ static bool mark_missing(struct load_step *steps, size_t n, const struct load_pr
     bool any = false;
 
     for (size_t i = 0; i < n; i++) {
-        if (steps[i].kind == LOAD_STEP_LOOP)
-            any |= mark_missing(steps[i].steps, steps[i].n_steps, p);
+        any |= mark_missing(steps[i].steps, steps[i].n_steps, p); /* a loop's or parallel's */
         if (steps[i].kind == LOAD_STEP_REQUEST && steps[i].req.if_true)
             steps[i].req.if_true_fn = load_proc_has(p, steps[i].req.if_true);
         if (steps[i].kind == LOAD_STEP_FUNCTION && !load_proc_has(p, steps[i].fn)) {
@@ -195,8 +194,6 @@ static const struct load_step *missing_while(const struct load_step *steps, size
     const struct load_step *bad = NULL;
 
     for (size_t i = 0; i < n && !bad; i++) {
-        if (steps[i].kind != LOAD_STEP_LOOP)
-            continue;
         if (steps[i].while_fn && !load_proc_has(p, steps[i].while_fn))
             return &steps[i];
         bad = missing_while(steps[i].steps, steps[i].n_steps, p);
@@ -209,8 +206,7 @@ static void warn_missing_hooks(const struct load_step *steps, size_t n, const st
     for (size_t i = 0; i < n; i++) {
         const struct load_request *r = &steps[i].req;
 
-        if (steps[i].kind == LOAD_STEP_LOOP)
-            warn_missing_hooks(steps[i].steps, steps[i].n_steps, p);
+        warn_missing_hooks(steps[i].steps, steps[i].n_steps, p); /* a loop's or parallel's */
         for (size_t k = 0; steps[i].kind == LOAD_STEP_REQUEST && k < r->before.n + r->after.n;
              k++) {
             const char *fn = k < r->before.n ? r->before.names[k] : r->after.names[k - r->before.n];

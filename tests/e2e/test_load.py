@@ -622,8 +622,8 @@ def test_pool_connections_outlive_failed_requests(mesh, tmp_path, server):
      "  phases: [{duration: 1, arrivalRate: 1}]\nscenarios: [{flow: [{get: {url: /}}]}]\n",
      "test.yml:3: config.http.pool: want a whole number of connections"),
     ("config:\n  target: http://127.0.0.1:1\n  phases: [{duration: 1, arrivalRate: 1}]\n"
-     "scenarios:\n  - flow:\n      - parallel: []\n",
-     "test.yml:6: flow.parallel: not supported"),
+     "scenarios:\n  - flow:\n      - emit: []\n",
+     "test.yml:6: flow.emit: not supported"),
     ("config:\n  target: http://127.0.0.1:1\n  phases: [{duration: 1, arrivalRate: 1}\n",
      "test.yml:"),
 ])

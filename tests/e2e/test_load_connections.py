@@ -66,3 +66,57 @@ def test_http_pool_and_max_sockets_are_read_as_artillery_reads_them(mesh, tmp_pa
                           f"  http: {{pool: {bad}}}\n")
         code, out, err = run_load(mesh, tmp_path, script)
         assert code == 2 and "test.yml:4: config.http.pool" in err and why in err, err
+
+
+PARALLEL = ['get: {url: "/a"}',
+            'parallel: [{get: {url: "/sleep?ms=100&n=1"}}, {get: {url: "/sleep?ms=100&n=2"}}, '
+            '{get: {url: "/json", capture: {json: "$.items[0].id", as: id}}}, '
+            '{loop: [{think: 0.05}], count: 2}]',
+            'get: {url: "/b?id={{ id }}"}']
+
+
+def test_parallel_steps_take_turns_on_the_users_connection(mesh, tmp_path, server):
+    """A parallel step's steps run at once, sharing the user's variables (a capture in one is
+    seen after the step); the step ends when all have. Without http.pool their requests take
+    turns on the user's one connection, as Artillery's agent of one socket has them."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 2}]", PARALLEL)
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.created"] == 2 and c["vusers.completed"] == 2, c
+    assert c["http.requests"] == 10 and c["http.codes.200"] == 10, c
+    with server.lock:
+        order = {}
+        for _, _, path, _, _ in server.requests:
+            order.setdefault(path.split("?")[0], []).append(path)
+        assert len(server.peers) == 2, server.peers
+    assert order["/b"] == ["/b?id=42", "/b?id=42"], order
+    assert len(order["/sleep"]) == 4 and len(order["/json"]) == 2, order
+
+
+def test_parallel_steps_spread_over_the_pool(mesh, tmp_path, server):
+    """With http.pool the branches' requests go over as many connections as are free: three
+    requests in flight at once open three."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", PARALLEL,
+                      "  http: {pool: 10}\n")
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 1 and c["http.requests"] == 5, c
+    with server.lock:
+        assert len(server.peers) == 3, server.peers
+
+
+def test_a_failed_parallel_step_fails_the_user(mesh, tmp_path, server):
+    """The first branch that fails fails the step and the user, as async's parallel does: the
+    step after it never runs. A `limit`, which Artillery's schema refuses, is refused."""
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['parallel: [{get: {url: "/a", capture: {json: "$.nope", as: x}}}, '
+                       '{get: {url: "/sleep?ms=50"}}]', 'get: {url: "/after"}'])
+    rep, out = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.failed"] == 1 and c["errors.Failed capture or match"] == 1, c
+    with server.lock:
+        assert not [r for r in server.requests if r[2] == "/after"]
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                      ['parallel: [{get: {url: "/a"}}]\n        limit: 2'])
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2 and "test.yml:7: parallel.limit: unknown key" in err, err

@@ -193,7 +193,7 @@ static void test_unsupported_keys_listed(void **state)
                                "scenarios:\n"
                                "  - onError: setup\n"
                                "    flow:\n"
-                               "      - parallel: []\n"
+                               "      - emit: []\n"
                                "      - get: {url: /, gzip: true, heders: {}}\n"
                                "      - loop: [{get: {url: /}}]\n"
                                "        times: 3\n";
@@ -210,7 +210,7 @@ static void test_unsupported_keys_listed(void **state)
     assert_non_null(
         strstr(msgs.data, "t.yml:12: get.heders: unknown key `heders`, did you mean `headers`?\n"));
     assert_non_null(strstr(msgs.data, "t.yml:9: scenarios[0].onError: not supported\n"));
-    assert_non_null(strstr(msgs.data, "t.yml:11: flow.parallel: not supported\n"));
+    assert_non_null(strstr(msgs.data, "t.yml:11: flow.emit: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:12: get.gzip: not supported\n"));
     assert_non_null(strstr(msgs.data, "t.yml:14: loop.times: unknown key\n"));
     buf_free(&msgs);
