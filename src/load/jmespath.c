@@ -17,7 +17,10 @@
 #include "lib/bug.h"
 #include "load/payload.h"
 
-#define MAX_DEPTH 64 /* nesting of the expression: bounds the parser's and evaluator's stacks */
+#define MAX_DEPTH 64 /* nesting of the expression: bounds the parser's stack */
+/* Nodes on a path from the root, which bounds the evaluator's and node_free's stacks: each
+ * operator puts the tree so far one level down, so `a.b.c...` is as deep as it is long. */
+#define MAX_HEIGHT 1024
 
 enum jmes_kind {
     J_CURRENT, /* @, and the right side of a projection with nothing after it */
@@ -97,7 +100,8 @@ struct parser {
     struct tok tok; /* the lookahead */
     struct err *e;
     int rc;
-    int depth;
+    int depth;  /* expression() calls under way */
+    int height; /* operators on the path from the root to the node being parsed */
 };
 
 static int fail(struct parser *ps, size_t col, const char *what)
@@ -564,6 +568,7 @@ static struct jmes_node *led(struct parser *ps, struct jmes_node *left)
 static struct jmes_node *expression(struct parser *ps, int rbp)
 {
     struct jmes_node *left;
+    int height = ps->height;
 
     if (++ps->depth > MAX_DEPTH) {
         fail(ps, ps->tok.col, "an expression nested too deep");
@@ -571,8 +576,14 @@ static struct jmes_node *expression(struct parser *ps, int rbp)
         return NULL;
     }
     left = nud(ps);
-    while (!ps->rc && rbp < binding_power(ps->tok.kind))
+    while (!ps->rc && rbp < binding_power(ps->tok.kind)) {
+        if (++ps->height > MAX_HEIGHT) {
+            fail(ps, ps->tok.col, "an expression chained too long");
+            break;
+        }
         left = led(ps, left);
+    }
+    ps->height = height;
     ps->depth--;
     return left;
 }

@@ -168,6 +168,43 @@ static void test_syntax_errors(void **state)
             "an expression nested too deep at column 65");
 }
 
+/* "a" and n links of `link` (".a", "[0]"...), in buf. */
+static const char *chain(char *buf, const char *link, size_t n)
+{
+    size_t len = strlen(link);
+
+    buf[0] = 'a';
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + 1 + i * len, link, len);
+    buf[1 + n * len] = '\0';
+    return buf;
+}
+
+/* Operators chain without nesting (a.b.c is (a.b).c), so a long chain is a deep tree that
+ * evaluating and freeing walk recursively: a million links overflowed their stack. */
+static void test_long_chains_are_refused(void **state)
+{
+    static const char *const links[] = {".a", "|a", "[0]", "[]"};
+    static char buf[1 + 1100 * 3 + 1];
+    struct load_jmes *q;
+    struct err e = {""};
+    char want[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        assert_int_equal(load_jmes_compile(chain(buf, links[i], 1024), &q, &e), 0);
+        json_t *doc = json_loads("{\"a\": {\"a\": 1}}", 0, NULL),
+               *got = load_jmes_search(q, doc, &e);
+        assert_non_null(got);
+        json_decref(got);
+        json_decref(doc);
+        load_jmes_free(q);
+        snprintf(want, sizeof(want), "an expression chained too long at column %zu",
+                 2 + strlen(links[i]) * 1024);
+        refused(chain(buf, links[i], 1100), want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_type_errors_at_search),
         cmocka_unit_test(test_refused_constructs),
         cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_long_chains_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
