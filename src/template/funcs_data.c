@@ -294,7 +294,9 @@ static int fn_by_key(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
 /*
  * Puts value at key in the nested maps under root, one level per key segment ("a/b" = 1 is
  * {a: {b: 1}}). A segment that already holds a value cannot become a map: consul-template's
- * error, named after fname. 0 or -EINVAL.
+ * error, named after fname. A key of more segments than parseJSON's deepest value
+ * (JSON_PARSER_MAX_DEPTH) is refused: sorting, printing and freeing the maps recurse per level,
+ * and a KV value's map of one key "a/a/a..." would overflow their stack. 0 or -EINVAL.
  */
 static int explode_into(struct tmpl_eval *ev, json_t *root, const char *key, json_t *value,
                         const char *fname)
@@ -303,7 +305,10 @@ static int explode_into(struct tmpl_eval *ev, json_t *root, const char *key, jso
     const char *slash;
     json_t *m = root;
 
-    while ((slash = strchr(key, '/'))) {
+    for (int depth = 1; (slash = strchr(key, '/')); depth++) {
+        if (depth >= JSON_PARSER_MAX_DEPTH)
+            return tmpl_fail(ev, "error calling %s: %s: a key of more than %d segments", fname,
+                             fname, JSON_PARSER_MAX_DEPTH);
         char *top = xstrndup(key, (size_t)(slash - key));
         json_t *next = json_object_get(m, top);
         if (!next) {

@@ -385,6 +385,44 @@ static void expect_renders(const struct error_case *cases, size_t n)
     buf_free(&out);
 }
 
+/* `{{ parseJSON "{\"a/a/...\": 1}" | explodeMap | toJSON }}`, its key n segments long. */
+static void deep_explode(struct buf *src, size_t n)
+{
+    buf_reset(src);
+    buf_append_cstr(src, "{{ parseJSON `{\"a");
+    for (size_t i = 1; i < n; i++)
+        buf_append_cstr(src, "/a");
+    buf_append_cstr(src, "\": 1}` | explodeMap | toJSON }}");
+}
+
+/* fuzz: one KV key "a/a/a..." made a map as deep as the key is long, and sorting it overflowed
+ * the stack; a key as deep as parseJSON's deepest value still explodes. */
+static void test_explode_bounds_depth(void **state)
+{
+    struct buf src = BUF_INIT, out = BUF_INIT;
+    struct smap store = SMAP_INIT;
+    struct tmpl_used used;
+    struct tmpl *t;
+    struct err e;
+
+    (void)state;
+    deep_explode(&src, 2048);
+    render_plain(src.data, &out);
+    assert_int_equal(out.len, 2048 * strlen("{\"a\":") + 1 + 2048);
+    for (size_t n = 2049; n <= 200000; n += 200000 - 2049) {
+        deep_explode(&src, n);
+        assert_int_equal(tmpl_parse("in.ctmpl", src.data, src.len, &t, &e), 0);
+        assert_int_equal(tmpl_render(t, &store, &out, &used, &e), -EINVAL);
+        assert_string_equal(
+            strchr(e.msg, ' ') + 1,
+            "error calling explodeMap: explodeMap: a key of more than 2048 segments");
+        tmpl_used_free(&used);
+        tmpl_free(t);
+    }
+    buf_free(&src);
+    buf_free(&out);
+}
+
 /* {{define}}, {{template}}, {{block}} and {{break}}, {{continue}} as Go runs them. */
 static void test_define_and_loops(void **state)
 {
@@ -735,14 +773,23 @@ static void test_spec_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_haproxy),     cmocka_unit_test(test_golden_health),
-        cmocka_unit_test(test_golden_kv),          cmocka_unit_test(test_golden_lang),
-        cmocka_unit_test(test_missing_key_blocks), cmocka_unit_test(test_safe_lists_block),
-        cmocka_unit_test(test_parse_errors),       cmocka_unit_test(test_runtime_errors),
-        cmocka_unit_test(test_dep_parse),          cmocka_unit_test(test_timestamp_layouts),
-        cmocka_unit_test(test_dep_decode_errors),  cmocka_unit_test(test_spec_parse),
-        cmocka_unit_test(test_define_and_loops),   cmocka_unit_test(test_conversions),
-        cmocka_unit_test(test_formatting),         cmocka_unit_test(test_scratch),
+        cmocka_unit_test(test_golden_haproxy),
+        cmocka_unit_test(test_golden_health),
+        cmocka_unit_test(test_golden_kv),
+        cmocka_unit_test(test_golden_lang),
+        cmocka_unit_test(test_missing_key_blocks),
+        cmocka_unit_test(test_safe_lists_block),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_dep_parse),
+        cmocka_unit_test(test_timestamp_layouts),
+        cmocka_unit_test(test_dep_decode_errors),
+        cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_define_and_loops),
+        cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_formatting),
+        cmocka_unit_test(test_scratch),
+        cmocka_unit_test(test_explode_bounds_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
