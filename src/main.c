@@ -48,6 +48,8 @@ static const struct subcommand subcommands[] = {
     {"lb-status", cli_lb_status, "Backends as the load balancer sees them"},
     {"stop-service", cli_stop_service, "Stop the web service on a node (no failed request)"},
     {"start-service", cli_start_service, "Start the web service on a node again"},
+    {"reload-service", cli_reload_service,
+     "Replace a node's web processes one by one (no failed request)"},
     {"scale-up", cli_scale_up, "One more web instance on a node"},
     {"scale-down", cli_scale_down, "One web instance less on a node"},
     {"kill-node", cli_kill_node, "Hard failure of a node (SIGKILL of all its processes)"},

@@ -40,6 +40,7 @@ int cli_lb_status(int argc, char **argv);
 int cli_services_list(int argc, char **argv);
 int cli_stop_service(int argc, char **argv);
 int cli_start_service(int argc, char **argv);
+int cli_reload_service(int argc, char **argv);
 int cli_scale_up(int argc, char **argv);
 int cli_scale_down(int argc, char **argv);
 int cli_kill_node(int argc, char **argv);

@@ -1,6 +1,7 @@
 /*
- * The operator commands that change the cluster (cluster_utils.sh's): stop and start a web
- * node's service, scale it, kill a whole node hard and bring it back, reload the load balancer.
+ * The operator commands that change the cluster (cluster_utils.sh's): stop, start, reload and
+ * scale a web node's service, kill a whole node hard and bring it back, reload the load
+ * balancer.
  * Each drives the node's supervisor as a `mesh pm` process and waits, bounded, until the
  * registry shows the result, so a script can run the next step at once.
  */
@@ -20,7 +21,7 @@
 #define OP_WAIT_MS 30000
 #define MAX_KILL   256
 
-enum op { OP_STOP, OP_START, OP_SCALE_UP, OP_SCALE_DOWN, OP_KILL, OP_REVIVE };
+enum op { OP_STOP, OP_START, OP_RELOAD, OP_SCALE_UP, OP_SCALE_DOWN, OP_KILL, OP_REVIVE };
 
 struct op_def {
     const char *name;
@@ -35,6 +36,12 @@ static const struct op_def ops[] = {
     [OP_START] = {"start-service",
                   "mesh start-service [options] NODE\n\n"
                   "  Starts the web service on a node again and waits until its instances pass."},
+    [OP_RELOAD] = {"reload-service",
+                   "mesh reload-service [options] NODE\n\n"
+                   "  Replaces every web process on a node, one instance at a time, with no\n"
+                   "  failed request (mesh pm reload: the new process listens beside the old\n"
+                   "  one, which hands it the port and the registration, then drains). Waits\n"
+                   "  until the node's instances pass."},
     [OP_SCALE_UP] = {"scale-up",
                      "mesh scale-up [options] NODE\n\n"
                      "  Adds one instance of the web service on a node and waits until it passes."},
@@ -170,6 +177,10 @@ static int run_op(enum op op, const struct cluster_state *s, const struct cluste
         if ((rc = pm_do(s, n, "restart", CLUSTER_SERVICE, NULL, e)) < 0)
             return rc;
         return pm_instances(s, n, e);
+    case OP_RELOAD:
+        if ((rc = pm_do(s, n, "reload", CLUSTER_SERVICE, NULL, e)) < 0)
+            return rc;
+        return pm_instances(s, n, e);
     case OP_SCALE_UP:
         if ((rc = pm_do(s, n, "scale", CLUSTER_SERVICE, "+1", e)) < 0)
             return rc;
@@ -253,8 +264,10 @@ static void report_server(enum op op, const struct cluster_state *s, const struc
 
 static void report(enum op op, const struct cluster_node *n, int want, bool json)
 {
-    static const char *const done[] = {"stopped",     "started", "scaled up",
-                                       "scaled down", "killed",  "revived"};
+    static const char *const done[] = {
+        [OP_STOP] = "stopped",       [OP_START] = "started",          [OP_RELOAD] = "reloaded",
+        [OP_SCALE_UP] = "scaled up", [OP_SCALE_DOWN] = "scaled down", [OP_KILL] = "killed",
+        [OP_REVIVE] = "revived"};
 
     if (json) {
         json_t *v =
@@ -326,6 +339,11 @@ int cli_stop_service(int argc, char **argv)
 int cli_start_service(int argc, char **argv)
 {
     return node_op(OP_START, argc, argv);
+}
+
+int cli_reload_service(int argc, char **argv)
+{
+    return node_op(OP_RELOAD, argc, argv);
 }
 
 int cli_scale_up(int argc, char **argv)

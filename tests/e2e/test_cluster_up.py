@@ -219,6 +219,44 @@ def test_scale_up_and_down_under_load_without_failures(cluster):
     assert p.returncode == 1 and "stop-service" in p.stderr
 
 
+def test_reload_service_under_load_replaces_the_webapp_without_failures(cluster):
+    """reload-service: web1's supervisor starts a new webapp beside the old one, which hands it
+    the port and the registration, while the load balancer keeps answering every request."""
+    old = cluster.apps("web1")[0]
+    t0 = time.monotonic()
+    reads = []  # web1's passing instances in the registry, read while the reload runs
+
+    def reload_and_watch():
+        p = subprocess.Popen([mesh_bin(), "reload-service", "web1", "-run-dir", cluster.run_dir],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(2000):
+                reads.append(len(cluster.passing("web1")))
+                if p.poll() is not None:
+                    break
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, out + err
+
+    results, errors = under_load(cluster, reload_and_watch)
+    assert not errors, errors[:5]
+    assert all(r[1] == 200 for r in results), [r for r in results if r[1] != 200][:5]
+    app = cluster.apps("web1")[0]
+    assert app["pid"] != old["pid"] and app["status"] == "online" and gone(old["pid"]), app
+    # One new process (no crash on a taken port), and web1 registered and passing throughout.
+    assert app["restarts"] == old["restarts"] + 1, app
+    assert reads and all(n == 1 for n in reads), reads
+    # web1 stayed in the rotation: it served after the reload had begun.
+    assert any(r[2] == "web1/0" for r in results if r[0] > t0)
+    res = wait_until(lambda: (lambda r: r if set(r["served_by"]) == {"web1/0", "web2/0"} else
+                              None)(cluster.json("test-lb", "-n", "10")), 20,
+                     what="web1 and web2 in rotation")
+    assert res["failed"] == 0
+
+
 def test_supervisor_restarts_a_webapp_killed_with_9(cluster):
     old = cluster.apps("web2")[0]["pid"]
     os.kill(old, signal.SIGKILL)
@@ -299,7 +337,8 @@ def test_colour_only_on_a_terminal_and_help(cluster):
     assert "\033[" not in out and "alive" in out
     helptext = subprocess.run([mesh_bin(), "help"], capture_output=True, text=True).stdout
     for cmd in ("up", "down", "cleanup", "status", "services", "nodes", "health", "lb-status",
-                "stop-service", "start-service", "scale-up", "scale-down", "kill-node",
+                "stop-service", "start-service", "reload-service", "scale-up", "scale-down",
+                "kill-node",
                 "revive-node", "reload-lb", "test-lb"):
         assert f"\n    {cmd} " in helptext, cmd
     for cmd in ("up", "status", "scale-up", "test-lb"):
