@@ -29,7 +29,8 @@
  *   What the owner sees differs in two ways only: pollsock_write returns 1 once the bytes are
  *   queued (up to POLLSOCK_SEND_BOUND unsent; past it the write waits, as a short send did),
  *   and an error of a queued send surfaces at the next write or as the peer's reset on recv.
- *   A close drops what the kernel has not taken, as it drops a waiting write's rest.
+ *   A close still sends the queue first, as the kernel sends what it took before a close
+ *   (for up to POLLSOCK_CLOSE_FLUSH_MS), and drops a waiting write's rest, as epoll does.
  */
 #ifndef MESH_LIB_POLLSOCK_H
 #define MESH_LIB_POLLSOCK_H
@@ -42,6 +43,8 @@
 #define POLLSOCK_MAX_BUFS 4 /* buffers of one pollsock_write */
 /* io_uring: the unsent bytes a socket queues before a write waits (backpressure, memory) */
 #define POLLSOCK_SEND_BOUND (64 * 1024)
+/* io_uring: how long a close waits for the peer to take what the send queue holds */
+#define POLLSOCK_CLOSE_FLUSH_MS 5000
 
 struct pollsock;
 struct pollsock_ring;
@@ -77,6 +80,7 @@ struct pollsock {
     int rx_head, rx_tail;                      /* received buffers (ids), -1: none */
     unsigned rx_off;                           /* bytes of rx_head already taken */
     bool recv_armed, recv_cancel, poll_armed, poke, send_inflight, shut_wanted, on_ready;
+    bool flushing;                              /* closing, with the send queue still going out */
     struct pollsock_chunk *out_head, *out_tail; /* the send queue, out_head in flight */
     size_t unsent;
     uv_close_cb close_cb;
@@ -154,8 +158,9 @@ int pollsock_shutdown(struct pollsock *ps);
  * Closes the fd and the handle (idempotent): no callback of ps runs after this call but
  * close_cb, which receives the poll handle with its data set to ps->data once libuv is done
  * with it (as deadline_close, so an owner of several handles counts them in one callback).
- * With io_uring, once every operation in flight on the fd has ended (they are cancelled);
- * the handle passed is then only a carrier of data, never initialised.
+ * With io_uring, once the send queue has gone out (see above) and every other operation in
+ * flight on the fd has ended (they are cancelled); the handle passed is then only a carrier
+ * of data, never initialised.
  */
 void pollsock_close(struct pollsock *ps, uv_close_cb close_cb);
 

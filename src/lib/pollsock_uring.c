@@ -25,6 +25,12 @@
  * A completion names its socket and operation in user_data (the pointer's low bits). A socket
  * counts its operations in flight; its close cancels them all by fd, and the close callback
  * runs when the last has ended, so the owner's struct outlives every completion.
+ *
+ * A close first sends what the queue holds. pollsock_write returned 1 for those bytes, which
+ * on the epoll backend means the kernel has them, and the kernel sends what it has after a
+ * close: an owner that writes a response and closes at once (a client that shut its side
+ * down) must not lose its tail here either. Reading is cancelled at once; the queue gets
+ * POLLSOCK_CLOSE_FLUSH_MS to go, so a peer that never reads cannot keep the owner's struct.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -49,7 +55,7 @@
 #define PUMP_ROUNDS  8  /* submit-and-reap rounds per loop turn, at most */
 #define RING_FLAGS   (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER)
 
-enum op { OP_NONE, OP_RECV, OP_SEND, OP_CONNECT, OP_POLL };
+enum op { OP_NONE, OP_RECV, OP_SEND, OP_CONNECT, OP_POLL, OP_TIMEOUT };
 #define OP_MASK 7u
 
 struct pollsock_chunk {
@@ -81,6 +87,12 @@ struct pollsock_ring {
 };
 
 static _Thread_local struct pollsock_ring *this_ring;
+
+/* Read by the kernel when a close's flush deadline is submitted; never written. */
+static struct __kernel_timespec close_flush_deadline = {
+    .tv_sec = POLLSOCK_CLOSE_FLUSH_MS / 1000,
+    .tv_nsec = (POLLSOCK_CLOSE_FLUSH_MS % 1000) * 1000000LL,
+};
 
 static uint64_t ud_of(struct pollsock *ps, enum op op)
 {
@@ -135,6 +147,18 @@ static void chunk_put(struct pollsock_ring *r, struct pollsock_chunk *c)
     r->nfree_chunks++;
 }
 
+/* Empties the send queue (no send may be reading from it any more). */
+static void chunks_drop(struct pollsock *ps)
+{
+    while (ps->out_head) {
+        struct pollsock_chunk *c = ps->out_head;
+        ps->out_head = c->next;
+        chunk_put(ps->ring, c);
+    }
+    ps->out_tail = NULL;
+    ps->unsent = 0;
+}
+
 /* ---- submission ------------------------------------------------------------------------------ */
 
 static struct io_uring_sqe *sqe_get(struct pollsock_ring *r)
@@ -159,6 +183,15 @@ static void arm_recv(struct pollsock *ps)
     io_uring_sqe_set_data64(sqe, ud_of(ps, OP_RECV));
     ps->recv_armed = true;
     ps->inflight++;
+}
+
+/* Cancels the operation op of ps; its own completion follows with -ECANCELED. */
+static void cancel_op(struct pollsock *ps, enum op op)
+{
+    struct io_uring_sqe *sqe = sqe_get(ps->ring);
+
+    io_uring_prep_cancel64(sqe, ud_of(ps, op), 0);
+    io_uring_sqe_set_data64(sqe, 0);
 }
 
 static void arm_poll(struct pollsock *ps)
@@ -197,9 +230,7 @@ static void sync_reading(struct pollsock *ps)
         return;
     if (!ps->reading || ps->eof) {
         if (ps->recv_armed && !ps->recv_cancel) {
-            struct io_uring_sqe *sqe = sqe_get(r);
-            io_uring_prep_cancel64(sqe, ud_of(ps, OP_RECV), 0);
-            io_uring_sqe_set_data64(sqe, 0);
+            cancel_op(ps, OP_RECV);
             ps->recv_cancel = true;
         }
         return;
@@ -220,7 +251,7 @@ static void start_send(struct pollsock *ps)
 {
     struct io_uring_sqe *sqe;
 
-    if (ps->send_inflight || ps->closing)
+    if (ps->send_inflight || (ps->closing && !ps->flushing))
         return;
     if (ps->out_head) {
         struct pollsock_chunk *c = ps->out_head;
@@ -276,28 +307,34 @@ static void on_recv(struct pollsock *ps, int res, unsigned flags)
         sync_reading(ps);
 }
 
+/* A close's queue has gone (or failed): its deadline is taken back, then the close ends. */
+static void flush_done(struct pollsock *ps)
+{
+    struct io_uring_sqe *sqe = sqe_get(ps->ring);
+
+    ps->flushing = false;
+    io_uring_prep_timeout_remove(sqe, ud_of(ps, OP_TIMEOUT), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
 static void on_send(struct pollsock *ps, int res)
 {
     struct pollsock_ring *r = ps->ring;
 
     ps->send_inflight = false;
     ps->inflight--;
-    if (ps->closing) {
-        if (ps->out_head) /* the chunk the kernel was reading from */
-            chunk_put(r, ps->out_head);
-        ps->out_head = ps->out_tail = NULL;
+    if (ps->closing && !ps->flushing) {
+        chunks_drop(ps); /* the kernel is done with the chunk it was reading from */
         return;
     }
     if (res < 0) {
         ps->werr = res;
         ps->shut_wanted = false;
-        while (ps->out_head) {
-            struct pollsock_chunk *c = ps->out_head;
-            ps->out_head = c->next;
-            chunk_put(r, c);
+        chunks_drop(ps);
+        if (ps->flushing) {
+            flush_done(ps);
+            return;
         }
-        ps->out_tail = NULL;
-        ps->unsent = 0;
         if (ps->nwbufs > 0) {
             ps->nwbufs = 0;
             ps->write_cb(ps, res);
@@ -318,6 +355,10 @@ static void on_send(struct pollsock *ps, int res)
         pollsock_wbufs_advance(ps, (size_t)res);
         if (ps->nwbufs == 0)
             ps->write_cb(ps, 0);
+    }
+    if (ps->flushing && !ps->out_head) {
+        flush_done(ps);
+        return;
     }
     start_send(ps);
 }
@@ -355,6 +396,15 @@ static void complete(struct pollsock_ring *r, const struct io_uring_cqe *cqe)
         if (!ps->closing) {
             ps->poke = true;
             sync_reading(ps);
+        }
+        break;
+    case OP_TIMEOUT: /* a close's flush deadline: passed, or taken back by flush_done */
+        ps->inflight--;
+        if (ps->flushing) { /* the peer did not take the rest in time: it is dropped */
+            ps->flushing = false;
+            struct io_uring_sqe *sqe = sqe_get(r);
+            io_uring_prep_cancel_fd(sqe, ps->fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, 0);
         }
         break;
     default:
@@ -715,6 +765,25 @@ int psu_shutdown(struct pollsock *ps)
     return shutdown(ps->fd, SHUT_WR) < 0 ? uv_translate_sys_error(errno) : 0;
 }
 
+/* The close of a socket whose queue still holds bytes (see the top of this file). */
+static void flush_then_close(struct pollsock *ps)
+{
+    struct io_uring_sqe *sqe;
+
+    ps->flushing = true;
+    if (ps->recv_armed && !ps->recv_cancel) {
+        cancel_op(ps, OP_RECV);
+        ps->recv_cancel = true;
+    }
+    if (ps->poll_armed)
+        cancel_op(ps, OP_POLL);
+    sqe = sqe_get(ps->ring);
+    io_uring_prep_timeout(sqe, &close_flush_deadline, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud_of(ps, OP_TIMEOUT));
+    ps->inflight++;
+    start_send(ps);
+}
+
 void psu_close(struct pollsock *ps, uv_close_cb close_cb)
 {
     struct pollsock_ring *r = ps->ring;
@@ -723,6 +792,10 @@ void psu_close(struct pollsock *ps, uv_close_cb close_cb)
     ps->poll.data = ps->data;
     rx_drop(ps);
     ps->shut_wanted = false;
+    if (ps->out_head && !ps->werr && !ps->connecting) {
+        flush_then_close(ps);
+        return;
+    }
     /* every chunk but the one a send in flight reads from (none when it sends a borrowed write) */
     bool keep = ps->send_inflight && ps->out_head;
     struct pollsock_chunk *c = keep ? ps->out_head->next : ps->out_head;

@@ -116,6 +116,48 @@ def test_each_socket_backend_proxies_and_says_which(backends, lb_factory, backen
     assert body in got
 
 
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_a_client_that_shuts_its_side_gets_the_whole_response(backends, lb_factory, backend):
+    """A client sends its request and shuts down its write side (as `nc -N` and HTTP/1.0
+    tools do), so the proxy closes once the response is written: every byte of a response
+    larger than one send still arrives. With io_uring the close once dropped what was queued
+    behind the first send: 16 kB of 300 kB arrived."""
+    bs = backends(1)
+    lb = lb_factory(static_args(bs) + ["-io", backend], start=False)
+    try:
+        lb.start()
+    except AssertionError:
+        if backend == "uring" and "-io uring:" in lb.log_text():
+            pytest.skip("io_uring is not available here")
+        raise
+    body = bytes(range(256)) * 1200  # 300 kB, echoed back
+    for chunked in (False, True):
+        path = "/echo?chunked=1" if chunked else "/echo"
+        with socket.create_connection((HOST, lb.port), timeout=10) as s:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                      % (path.encode(), len(body)) + body)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            for _ in range(10000):
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), got[:200]
+        if chunked:
+            out, i = b"", 0
+            while True:
+                j = rest.index(b"\r\n", i)
+                n = int(rest[i:j], 16)
+                out += rest[j + 2:j + 2 + n]
+                i = j + 4 + n
+                if n == 0:
+                    break
+            rest = out
+        assert len(rest) == len(body) and rest == body, (chunked, len(rest))
+
+
 def test_keepalive_client_gets_every_response(backends, lb_factory):
     """One client connection, 200 requests in sequence (GET, HEAD, POST): the proxy keeps it
     open and never mixes up responses."""

@@ -6,8 +6,8 @@
  *
  * Every test runs twice, on the epoll backend and on the io_uring one (skipped where this
  * kernel or a seccomp filter refuses io_uring); the io_uring run adds its own: the send
- * queue's bound, a shutdown after queued bytes, a close with operations in flight, and more
- * sockets with input than the buffer pool holds.
+ * queue's bound, a shutdown after queued bytes, a close with operations in flight, a close
+ * whose queue a peer never takes, and more sockets with input than the buffer pool holds.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -282,6 +282,48 @@ static void test_a_waiting_write_fails_when_the_peer_goes(void **state)
     close_probe(&loop, &p);
 }
 
+/*
+ * Writes the socket took (1) and a close straight after, as an owner closes once it has
+ * written a response to a client that shut its side down: the peer still reads every byte,
+ * then EOF. (io_uring once dropped all but the first send of the queue here.)
+ */
+static void test_a_close_sends_what_writes_took(void **state)
+{
+    (void)state;
+    enum { PIECE = 4000, PIECES = 15 };
+    static char out[PIECE * PIECES], in[PIECE * PIECES + 1];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    loop_open(&loop);
+    open_pair(&loop, &p, sv);
+    pollsock_read(&p.ps, true); /* a recv in flight too: the close cancels it */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (char)('a' + i % 23);
+    for (int i = 0; i < PIECES; i++) {
+        uv_buf_t b = uv_buf_init(out + (size_t)i * PIECE, PIECE);
+        assert_int_equal(pollsock_write(&p.ps, &b, 1, on_done), 1);
+    }
+    pollsock_close(&p.ps, on_closed);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns once the close is done */
+    assert_int_equal(p.closed, 1);
+    size_t got = 0;
+    ssize_t n = 1;
+    for (int turn = 0; turn < 20000 && n != 0; turn++) {
+        n = recv(sv[1], in + got, sizeof(in) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(n, 0); /* EOF, after every byte */
+    assert_int_equal(got, sizeof(out));
+    assert_memory_equal(in, out, sizeof(out));
+    assert_int_equal(p.done, 0);
+    loop_finish(&loop);
+    close(sv[1]);
+}
+
 static int listener(struct sockaddr_in *sa)
 {
     socklen_t len = sizeof(*sa);
@@ -438,6 +480,38 @@ static void test_uring_close_waits_for_its_operations(void **state)
 }
 
 /*
+ * A close whose queue the peer never takes (its socket buffer is already full): the close
+ * gives up after POLLSOCK_CLOSE_FLUSH_MS, so such a peer cannot keep the owner's struct.
+ */
+static void test_uring_close_gives_up_on_a_peer_that_never_reads(void **state)
+{
+    (void)state;
+    static char fill[64 * 1024];
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+
+    loop_open(&loop);
+    open_pair(&loop, &p, sv);
+    while (send(p.ps.fd, fill, sizeof(fill), MSG_DONTWAIT) > 0)
+        ; /* the kernel's buffer is full: what is queued now cannot go */
+    uv_buf_t b = uv_buf_init(fill, 1000);
+    assert_int_equal(pollsock_write(&p.ps, &b, 1, on_done), 1);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(p.ps.send_inflight);
+    pollsock_close(&p.ps, on_closed);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.closed, 0); /* still flushing */
+    uv_run(&loop, UV_RUN_DEFAULT); /* the deadline passes, the send is cancelled */
+    assert_int_equal(p.closed, 1);
+    assert_int_equal(p.done, 0);
+    loop_finish(&loop);
+    close(sv[1]);
+}
+
+/*
  * More sockets with input waiting than the pool has buffers, none of it read at first: the
  * ones the pool cannot serve wait for readable instead, and every byte arrives once the owners
  * read.
@@ -515,10 +589,12 @@ int main(void)
         cmocka_unit_test(test_a_waiting_write_fails_when_the_peer_goes),
         cmocka_unit_test(test_connect_then_shut_the_write_side),
         cmocka_unit_test(test_a_refused_connect_fails),
+        cmocka_unit_test(test_a_close_sends_what_writes_took),
     };
     const struct CMUnitTest uring_only[] = {
         cmocka_unit_test(test_uring_queue_is_bounded_and_shutdown_follows_it),
         cmocka_unit_test(test_uring_close_waits_for_its_operations),
+        cmocka_unit_test(test_uring_close_gives_up_on_a_peer_that_never_reads),
         cmocka_unit_test(test_uring_more_sockets_than_buffers),
     };
     int failed = cmocka_run_group_tests_name("epoll", both, use_epoll, NULL);
