@@ -37,8 +37,10 @@ struct pm_child {
     bool adopted;
     int pidfd;
     struct pm_inst *inst; /* NULL once the instance let go of it */
-    /* A process a reload replaced (pm_inst_detach): no instance, stopped on its own. */
+    /* A process a reload replaced (pm_inst_detach), or one an earlier daemon was replacing
+     * when it died (pm_child_adopt_retired): no instance, stopped on its own. */
     struct pm_daemon *retired_from;
+    char *retired_pidfile; /* pm_retired_pid_path, removed when the process has exited */
     int pid;
     uv_timer_t kill_timer; /* initialised only once retired */
     int open_handles;      /* freed when the last one is closed */
@@ -175,6 +177,18 @@ json_t *pm_inst_to_json(const struct pm_inst *i, bool detail);
 struct pm_child *pm_inst_detach(struct pm_inst *i);
 /* SIGTERM to a detached process's group, SIGKILL after kill_timeout_ms. */
 void pm_child_retire(struct pm_child *c, int64_t kill_timeout_ms);
+/*
+ * The pidfile of a process a reload replaced while it is being stopped:
+ * HOME/pids/NAME-INSTANCE.PID.retired.pid. A daemon killed in the middle of a reload leaves it
+ * behind, so the next one (and `mesh down`, which reads every pids/ file) still finds the old
+ * process. Heap string.
+ */
+char *pm_retired_pid_path(const struct pm_inst *i, int pid);
+/*
+ * Watches process pid, left by an earlier daemon in the middle of a reload (its pidfile, which
+ * the child takes over), and stops it as pm_child_retire does. 0 or -errno (pidfile kept).
+ */
+int pm_child_adopt_retired(struct pm_daemon *d, int pid, char *pidfile, int64_t kill_timeout_ms);
 /* Sends the signal to the process group of pid (to pid alone when that fails). */
 void pm_signal_group(int pid, int sig);
 
@@ -192,7 +206,8 @@ void pm_reload_close(struct pm_daemon *d);
 /* state.c */
 /* Writes the table to state.json. 0, or -errno with e set (and logged). */
 int pm_state_save(struct pm_daemon *d, struct err *e);
-/* Reads the saved table and adopts or restarts its processes. */
+/* Reads the saved table and adopts or restarts its processes, then stops the processes an earlier
+ * daemon was replacing in a reload when it died (their *.retired.pid files). */
 void pm_state_load(struct pm_daemon *d);
 
 /* rotate.c: one pass over the log files on the threadpool, when none is running. */

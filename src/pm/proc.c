@@ -51,6 +51,12 @@ char *pm_inst_pid_path(const struct pm_inst *i)
     return xasprintf("%s/%s-%d.pid", i->app->d->pids_dir, i->app->spec.name, i->instance);
 }
 
+char *pm_retired_pid_path(const struct pm_inst *i, int pid)
+{
+    return xasprintf("%s/%s-%d.%d.retired.pid", i->app->d->pids_dir, i->app->spec.name, i->instance,
+                     pid);
+}
+
 /* Records the instance's process in its pidfile (see pm_inst_pid_path). */
 static void pidfile_record(const struct pm_inst *i)
 {
@@ -129,6 +135,7 @@ static void child_handle_closed(struct pm_child *c)
         return;
     if (c->adopted)
         close(c->pidfd);
+    free(c->retired_pidfile);
     free(c);
 }
 
@@ -161,12 +168,16 @@ static void retired_exited(struct pm_child *c)
     struct pm_daemon *d = c->retired_from;
 
     log_info("pid %d (replaced by a reload) exited", c->pid);
+    if (c->retired_pidfile)
+        unlink(c->retired_pidfile);
     if (c->open_handles > 1) {
         uv_timer_stop(&c->kill_timer);
         uv_close((uv_handle_t *)&c->kill_timer, on_kill_timer_closed);
     }
     uv_close((uv_handle_t *)&c->h, on_child_closed);
-    pm_reload_old_gone(d);
+    /* One left by an earlier daemon is no part of the reload running now. */
+    if (d->reload.old == c)
+        pm_reload_old_gone(d);
 }
 
 /* After an exit: a stop completes, or the restart policy decides. */
@@ -325,29 +336,55 @@ out:
     return rc;
 }
 
-int pm_inst_adopt(struct pm_inst *i)
+/* A pidfd watched by the loop for process pid (on_pidfd when it exits). NULL with *rc set. */
+static struct pm_child *child_watch(struct pm_daemon *d, int pid, int *rc)
 {
-    struct procfs_stat st;
     struct pm_child *c;
-    int fd;
-    int rc;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 
-    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks || !i->start_ticks)
-        return -ESRCH;
-    fd = (int)syscall(SYS_pidfd_open, i->pid, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        *rc = -errno;
+        return NULL;
+    }
     c = xcalloc(1, sizeof(*c));
     c->open_handles = 1;
     c->adopted = true;
     c->pidfd = fd;
-    rc = uv_poll_init(i->app->d->loop, &c->h.poll, fd);
-    if (rc != 0) {
+    c->pid = pid;
+    *rc = uv_poll_init(d->loop, &c->h.poll, fd);
+    if (*rc != 0) {
         close(fd);
         free(c);
-        return rc;
+        return NULL;
     }
     uv_poll_start(&c->h.poll, UV_READABLE, on_pidfd);
+    return c;
+}
+
+int pm_child_adopt_retired(struct pm_daemon *d, int pid, char *pidfile, int64_t kill_timeout_ms)
+{
+    int rc;
+    struct pm_child *c = child_watch(d, pid, &rc);
+
+    if (!c)
+        return rc;
+    c->retired_from = d;
+    c->retired_pidfile = pidfile;
+    log_warn("pid %d was being replaced by a reload when the last daemon died: stopping it", pid);
+    pm_child_retire(c, kill_timeout_ms);
+    return 0;
+}
+
+int pm_inst_adopt(struct pm_inst *i)
+{
+    struct procfs_stat st;
+    struct pm_child *c;
+    int rc;
+
+    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks || !i->start_ticks)
+        return -ESRCH;
+    if (!(c = child_watch(i->app->d, i->pid, &rc)))
+        return rc;
     c->inst = i;
     i->child = c;
     i->status = PM_ONLINE;
@@ -408,8 +445,17 @@ void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
 struct pm_child *pm_inst_detach(struct pm_inst *i)
 {
     struct pm_child *c = i->child;
+    char *path = pm_inst_pid_path(i);
+    struct err e;
 
     MESH_BUG_ON(!c || i->stop_requested);
+    /* Renamed, so that the process is in a pidfile at every moment: the new process's goes
+     * where this one was, and a daemon killed now leaves the next one both. */
+    c->retired_pidfile = pm_retired_pid_path(i, i->pid);
+    if (rename(path, c->retired_pidfile) != 0 &&
+        procfs_pidfile_write(c->retired_pidfile, i->pid, &e) < 0)
+        log_error("%s", e.msg);
+    free(path);
     c->inst = NULL;
     c->retired_from = i->app->d;
     c->pid = i->pid;

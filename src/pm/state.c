@@ -18,6 +18,8 @@
 #include "lib/procfs.h"
 #include "pm/daemon.h"
 
+#define RETIRED_SUFFIX ".retired.pid"
+
 static json_t *inst_state(const struct pm_inst *i)
 {
     json_t *o = json_object();
@@ -207,6 +209,60 @@ static struct pm_app *app_from_proc(struct pm_daemon *d, const char *name, int p
     return a;
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t k = strlen(suffix);
+
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The kill timeout for a retired pidfile NAME-I.PID.retired.pid: its app's, else PM2's default. */
+static int64_t retired_kill_timeout(struct pm_daemon *d, const char *file)
+{
+    char name[256];
+    char *cut;
+    struct pm_app *a;
+
+    /* Cut ".retired.pid", then ".PID", then "-I": NAME may hold '.' and '-' itself. */
+    snprintf(name, sizeof(name), "%.*s", (int)(strlen(file) - strlen(RETIRED_SUFFIX)), file);
+    if (!(cut = strrchr(name, '.')))
+        return PM_DEFAULT_KILL_MS;
+    *cut = '\0';
+    if (!(cut = strrchr(name, '-')))
+        return PM_DEFAULT_KILL_MS;
+    *cut = '\0';
+    a = pm_app_find(d, name);
+    return a ? a->spec.kill_timeout_ms : PM_DEFAULT_KILL_MS;
+}
+
+/*
+ * Stops the processes a reload was replacing when the daemon before this one died: each is in a
+ * pids/NAME-I.PID.retired.pid file (pm_retired_pid_path), while the instance's own pidfile and
+ * the table name the new process, which the table has adopted or restarted.
+ */
+static void stop_retired(struct pm_daemon *d)
+{
+    char path[PATH_MAX + 300];
+    struct dirent *de;
+    DIR *dir = opendir(d->pids_dir);
+
+    while (dir && (de = readdir(dir)) != NULL) {
+        if (!has_suffix(de->d_name, RETIRED_SUFFIX))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", d->pids_dir, de->d_name);
+        pid_t pid = procfs_pidfile_live(path, NULL);
+        char *owned = xstrdup(path);
+        if (pid <= 0 ||
+            pm_child_adopt_retired(d, pid, owned, retired_kill_timeout(d, de->d_name)) != 0) {
+            unlink(path);
+            free(owned);
+        }
+    }
+    if (dir)
+        closedir(dir);
+}
+
 /*
  * After a state file that could not be read: takes back the processes earlier daemons started,
  * found through their pidfiles (pids/NAME-I.pid, checked against the start time), so `ls`
@@ -224,7 +280,8 @@ static void readopt_from_pidfiles(struct pm_daemon *d)
         char *dash;
         uint64_t start;
         int inst;
-        if (len < 7 || len >= sizeof(name) || strcmp(de->d_name + len - 4, ".pid") != 0)
+        if (len < 7 || len >= sizeof(name) || strcmp(de->d_name + len - 4, ".pid") != 0 ||
+            has_suffix(de->d_name, RETIRED_SUFFIX))
             continue;
         snprintf(name, sizeof(name), "%.*s", (int)(len - 4), de->d_name);
         if (!(dash = strrchr(name, '-')) || sscanf(dash + 1, "%d", &inst) != 1 || inst < 0)
@@ -266,6 +323,7 @@ void pm_state_load(struct pm_daemon *d)
             keep_aside(d);
             readopt_from_pidfiles(d);
         }
+        stop_retired(d);
         return;
     }
     json_int_t next = json_integer_value(json_object_get(root, "next_id"));
@@ -290,4 +348,5 @@ void pm_state_load(struct pm_daemon *d)
             revive(i, was, deleting);
         }
     }
+    stop_retired(d);
 }

@@ -8,6 +8,8 @@ queued before it closes its listener.
 """
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 
@@ -186,3 +188,26 @@ def test_stop_during_a_reload_wins(pm):
     assert len(apps) == 3  # the two first processes, and instance 0's new one
     wait_until(lambda: not any(alive(p) for p in apps), 20, interval=0.1,
                what="every process gone")
+
+
+def test_a_daemon_killed_during_a_reload_leaves_no_process_unsupervised(pm):
+    pm.run("start", "slow", "-listen-timeout", "60s", "--", "sleep", "600")
+    old = pm.wait_status("slow", "online")[0]["pid"]
+    with running(pm, "reload", "slow") as reload:
+        new = wait_until(lambda: (lambda r: r["pid"] if r["status"] == "launching" and r["pid"]
+                                  and r["pid"] != old else None)(pm.app("slow")[0]), 20,
+                         interval=0.1, what="the new process launching")
+        daemon = pm.daemon_pid()
+        assert alive(old)
+        os.kill(daemon, signal.SIGKILL)
+        reload.communicate(timeout=60)
+    wait_until(lambda: not alive(daemon), 10, interval=0.05, what="the daemon gone")
+    # The next command starts a daemon, which keeps the new process and stops the old one.
+    row = pm.wait_status("slow", "online", timeout=20)[0]
+    assert row["pid"] == new
+    wait_until(lambda: not alive(old), 20, interval=0.1, what="the replaced process stopped")
+    assert alive(new)
+    assert f"pid {old} was being replaced by a reload when the last daemon died" in pm.log()
+    pids_dir = os.path.join(pm.home, "pids")
+    wait_until(lambda: os.listdir(pids_dir) == ["slow-0.pid"], 10, interval=0.1,
+               what="only the new process's pidfile")
