@@ -309,6 +309,13 @@ static json_t *catalog_service(const struct reg_service *svc)
                   "Warning", svc->weight_warning, "EnableTagOverride", svc->enable_tag_override);
     if (svc->tagged_addresses)
         json_object_set(o, "TaggedAddresses", svc->tagged_addresses);
+    /* Connect reads on the servers find proxies and native services by these. */
+    if (svc->kind[0])
+        json_object_set_new(o, "Kind", json_string(svc->kind));
+    if (svc->proxy)
+        json_object_set(o, "Proxy", svc->proxy);
+    if (svc->connect)
+        json_object_set(o, "Connect", svc->connect);
     return o;
 }
 

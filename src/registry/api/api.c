@@ -109,6 +109,8 @@ static const struct reg_api_route routes[] = {
          ACL_FILTER(SERVICE)),
     READ("GET", "/v1/catalog/service/", PREFIX, reg_api_catalog_service, CAT, BLOCKING,
          ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/catalog/connect/", PREFIX, reg_api_catalog_connect, CAT, BLOCKING,
+         ACL_FILTER(SERVICE)),
     READ("GET", "/v1/catalog/node/", PREFIX, reg_api_catalog_node, CAT, BLOCKING, ACL_FILTER(NODE)),
     READ("GET", "/v1/catalog/node-services/", PREFIX, reg_api_catalog_node_services, CAT, BLOCKING,
          ACL_FILTER(NODE)),
@@ -117,6 +119,8 @@ static const struct reg_api_route routes[] = {
           ACL_HANDLER(NODE, WRITE)),
 
     READ("GET", "/v1/health/service/", PREFIX, reg_api_health_service, CAT, BLOCKING,
+         ACL_FILTER(SERVICE)),
+    READ("GET", "/v1/health/connect/", PREFIX, reg_api_health_connect, CAT, BLOCKING,
          ACL_FILTER(SERVICE)),
     READ("GET", "/v1/health/checks/", PREFIX, reg_api_health_checks, CAT, BLOCKING,
          ACL_FILTER(SERVICE)),
@@ -454,7 +458,8 @@ static const char *effective_consistency(const struct reg_api_call *c)
 static bool cacheable(const char *path)
 {
     static const char *const prefixes[] = {"/v1/catalog/services", "/v1/catalog/service/",
-                                           "/v1/health/service/", "/v1/health/ingress/"};
+                                           "/v1/catalog/connect/", "/v1/health/service/",
+                                           "/v1/health/connect/",  "/v1/health/ingress/"};
     size_t n = strlen(path);
 
     for (size_t i = 0; i < ARRAY_LEN(prefixes); i++)

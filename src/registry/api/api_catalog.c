@@ -93,19 +93,36 @@ static void add_service_node(const struct reg_service *s, void *ctx)
     json_array_append_new(ctx, reg_render_service_node(s));
 }
 
-void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res)
+/* The instances of the service c->arg, or (connect) its Connect endpoints, as service nodes. */
+static void service_nodes(struct reg_api_call *c, struct reg_api_result *res, bool connect)
 {
     struct reg_catalog_filter f;
+    uint64_t index;
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
     struct acl_visit v = {c, res, true, add_service_node, list};
-    reg_catalog_foreach_service(c->api->state, &f, c->arg, acl_visit_service, &v);
+    if (connect) {
+        index = reg_catalog_foreach_connect(c->api->state, &f, c->arg, acl_visit_service, &v);
+    } else {
+        reg_catalog_foreach_service(c->api->state, &f, c->arg, acl_visit_service, &v);
+        index = reg_service_index(c->api->state, c->arg);
+    }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
+    reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, service_node_name);
     reg_api_result_json(c, res, list);
+}
+
+void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res)
+{
+    service_nodes(c, res, false);
+}
+
+void reg_api_catalog_connect(struct reg_api_call *c, struct reg_api_result *res)
+{
+    service_nodes(c, res, true);
 }
 
 static void node_view(struct reg_api_call *c, struct reg_api_result *res, bool as_list)

@@ -39,10 +39,12 @@ static void add_health_entry(const struct reg_service *s, void *data)
     json_array_append_new(ctx->list, reg_render_health_entry(s, checks));
 }
 
-void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
+/* The instances of the service c->arg, or (connect) its Connect endpoints, with their checks. */
+static void health_entries(struct reg_api_call *c, struct reg_api_result *res, bool connect)
 {
     struct health_service_ctx ctx = {NULL, false, c, res};
     struct reg_catalog_filter f;
+    uint64_t index;
 
     if (reg_api_query_bool(c, "passing", &ctx.passing_only) < 0) {
         reg_api_result_error(res, 400, "Invalid value for ?passing");
@@ -51,12 +53,27 @@ void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     ctx.list = json_array();
-    reg_catalog_foreach_service(c->api->state, &f, c->arg, add_health_entry, &ctx);
+    if (connect) {
+        index = reg_catalog_foreach_connect(c->api->state, &f, c->arg, add_health_entry, &ctx);
+    } else {
+        reg_catalog_foreach_service(c->api->state, &f, c->arg, add_health_entry, &ctx);
+        index = reg_service_index(c->api->state, c->arg);
+    }
     reg_catalog_filter_free(&f);
-    reg_catalog_result_index(res, reg_service_index(c->api->state, c->arg));
+    reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), ctx.list,
                            reg_render_health_entry_node);
     reg_api_result_json(c, res, ctx.list);
+}
+
+void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res)
+{
+    health_entries(c, res, false);
+}
+
+void reg_api_health_connect(struct reg_api_call *c, struct reg_api_result *res)
+{
+    health_entries(c, res, true);
 }
 
 /* Whether a check of node n belongs in a list (data: the list's criterion). */

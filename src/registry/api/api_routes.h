@@ -78,6 +78,7 @@ void reg_api_catalog_datacenters(struct reg_api_call *c, struct reg_api_result *
 void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_catalog_service(struct reg_api_call *c, struct reg_api_result *res);
+void reg_api_catalog_connect(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_catalog_node(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_catalog_node_services(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_catalog_register(struct reg_api_call *c);
@@ -85,6 +86,7 @@ void reg_api_catalog_deregister(struct reg_api_call *c);
 
 /* health */
 void reg_api_health_service(struct reg_api_call *c, struct reg_api_result *res);
+void reg_api_health_connect(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_health_checks(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_health_node(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_health_state(struct reg_api_call *c, struct reg_api_result *res);

@@ -95,6 +95,41 @@ void reg_catalog_foreach_service(const struct reg_state *st, const struct reg_ca
     }
 }
 
+/* Whether s is a Connect endpoint of the service name (reg_catalog_foreach_connect). */
+static bool connect_endpoint_of(const struct reg_service *s, const char *name)
+{
+    if (strcmp(s->kind, "connect-proxy") == 0) {
+        const char *dest = json_string_value(json_object_get(s->proxy, "DestinationServiceName"));
+        return dest && strcasecmp(dest, name) == 0;
+    }
+    return strcasecmp(s->name, name) == 0 && json_is_true(json_object_get(s->connect, "Native"));
+}
+
+uint64_t reg_catalog_foreach_connect(const struct reg_state *st, const struct reg_catalog_filter *f,
+                                     const char *name, reg_catalog_service_fn fn, void *ctx)
+{
+    uint64_t index = reg_service_index(st, name);
+
+    /* Consul keeps an index of proxies by destination; a walk of every instance serves until
+     * meshes grow large enough to show in profiles. */
+    smap_foreach(&st->nodes, ne)
+    {
+        const struct reg_node *n = ne->val;
+        if (!reg_catalog_node_matches(f, n))
+            continue;
+        smap_foreach(&n->services, se)
+        {
+            const struct reg_service *s = se->val;
+            if (!connect_endpoint_of(s, name) || !reg_catalog_service_matches(f, s, NULL))
+                continue;
+            uint64_t own = reg_service_index(st, s->name);
+            index = own > index ? own : index;
+            fn(s, ctx);
+        }
+    }
+    return index;
+}
+
 void reg_catalog_result_index(struct reg_api_result *res, uint64_t index)
 {
     res->index = index;

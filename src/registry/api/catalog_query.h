@@ -37,6 +37,14 @@ typedef void (*reg_catalog_service_fn)(const struct reg_service *s, void *ctx);
  */
 void reg_catalog_foreach_service(const struct reg_state *st, const struct reg_catalog_filter *f,
                                  const char *name, reg_catalog_service_fn fn, void *ctx);
+/*
+ * Calls fn for every Connect-capable instance of the service name, as Consul's connect reads
+ * answer them: a proxy (Kind "connect-proxy") whose Proxy.DestinationServiceName is name, or an
+ * instance of name with Connect.Native; those on a node and with tags the filter matches, in
+ * catalog order. Returns the index covering the result: name's, and each proxy name's.
+ */
+uint64_t reg_catalog_foreach_connect(const struct reg_state *st, const struct reg_catalog_filter *f,
+                                     const char *name, reg_catalog_service_fn fn, void *ctx);
 typedef json_t *(*reg_catalog_node_render_fn)(struct reg_api_call *c, struct reg_api_result *res,
                                               const struct reg_node *n);
 /*

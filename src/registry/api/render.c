@@ -155,6 +155,11 @@ json_t *reg_render_agent_service(const struct reg_service *s, const char *datace
         json_object_set_new(o, "TaggedAddresses", json_deep_copy(s->tagged_addresses));
     json_object_set_new(o, "Weights", weights(s));
     json_object_set_new(o, "EnableTagOverride", json_boolean(s->enable_tag_override));
+    /* As Consul's agent view: a proxy's configuration, and Connect only for a native service. */
+    if (s->proxy && strcmp(s->kind, "connect-proxy") == 0)
+        json_object_set_new(o, "Proxy", json_deep_copy(s->proxy));
+    if (json_is_true(json_object_get(s->connect, "Native")))
+        json_object_set_new(o, "Connect", json_pack("{s:b}", "Native", 1));
     json_object_set_new(o, "Datacenter", json_string(datacenter));
     return o;
 }
