@@ -17,9 +17,11 @@
 #include <uv.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/json.h"
+#include "lib/uuid.h"
 #include "load/engine.h"
 #include "load/ensure.h"
 #include "load/marks.h"
@@ -46,7 +48,44 @@ struct run_opts {
     char *target, *env, *output, *report, *variables, *dotenv, *config, *overrides;
     int workers, pool;
     bool progress, quiet, insecure, solo;
+    char test_id[128]; /* $testId */
 };
+
+/* A random character of nanoid's alphabet as Artillery's generateId uses it (no look-alikes). */
+static char id_char(void)
+{
+    static const char alphabet[] = "3456789abcdefghjkmnpqrtwxyz";
+    const unsigned n = sizeof(alphabet) - 1;
+    unsigned char b;
+
+    do /* below the largest multiple of n, so every character is as likely */
+        uuid_random_bytes(&b, 1);
+    while (b >= 256 / n * n);
+    return alphabet[b % n];
+}
+
+/* Artillery's test run id: ARTILLERY_TEST_RUN_ID when set, else one as its generateId('t')
+ * makes it, "t" then 4, 29 and 4 random characters joined by "_". */
+static void make_test_id(char *out, size_t size)
+{
+    static const int parts[] = {4, 29, 4};
+    const char *set = getenv("ARTILLERY_TEST_RUN_ID");
+    size_t k = 0;
+
+    MESH_BUG_ON(size < 41);
+    if (set && *set) {
+        snprintf(out, size, "%s", set);
+        return;
+    }
+    out[k++] = 't';
+    for (size_t p = 0; p < 3; p++) {
+        for (int i = 0; i < parts[p]; i++)
+            out[k++] = id_char();
+        if (p < 2)
+            out[k++] = '_';
+    }
+    out[k] = '\0';
+}
 
 struct run_ctx {
     uv_loop_t loop;
@@ -408,7 +447,8 @@ static int run(struct load_script *s, struct run_opts *o)
         goto out_loop;
     }
     if (!o->quiet)
-        printf("Test run: %s against %s%s\n", s->path, s->target, o->pool ? " (pool mode)" : "");
+        printf("Test run id: %s\nTest run: %s against %s%s\n", o->test_id, s->path, s->target,
+               o->pool ? " (pool mode)" : "");
     fflush(stdout);
     if (load_engine_before(ctx.eng, &e) < 0) {
         fprintf(stderr, "mesh load run: %s (the run does not start)\n", e.msg);
@@ -475,9 +515,11 @@ int load_run_main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (load_script_load(
-            file, &(struct load_script_opts){o.env, o.target, o.config, o.overrides, o.variables},
-            &s, &msgs, &e) < 0) {
+    make_test_id(o.test_id, sizeof(o.test_id));
+    if (load_script_load(file,
+                         &(struct load_script_opts){o.env, o.target, o.config, o.overrides,
+                                                    o.variables, o.test_id},
+                         &s, &msgs, &e) < 0) {
         fputs(msgs.data ? msgs.data : e.msg, stderr);
         rc = EXIT_USAGE;
         goto out;

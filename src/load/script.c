@@ -936,9 +936,12 @@ static int select_env(struct script_ctx *c, const char *env, struct load_script 
         return 0;
     s->environment = xstrdup(env);
     c->env = json_object_get(envs, env);
+    if (!c->env) { /* Artillery warns and runs without one, $environment still the name */
+        fprintf(stderr, "WARNING: environment %s is set but is not defined in the script\n", env);
+        return 0;
+    }
     if (!json_is_object(c->env)) {
-        script_diag(c, envs ? envs : c->config, envs ? env : NULL, SIZE_MAX,
-                    "environment \"%s\" not found in config.environments", env);
+        script_diag(c, envs, env, 0, "config.environments.%s: want a mapping", env);
         c->env = NULL;
         return -EINVAL;
     }
@@ -988,11 +991,11 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     if (slash)
         *slash = '\0';
     /* config templates: Artillery renders the config once, with these and the environment */
-    c.config_vars = json_pack("{s:s?,s:s,s:s}", "$environment", env, "$dirname",
+    c.config_vars = json_pack("{s:s?,s:s,s:s,s:s?}", "$environment", env, "$dirname",
                               !slash         ? "."
                               : slash == dir ? "/"
                                              : dir,
-                              "$scenarioFile", y->path);
+                              "$scenarioFile", y->path, "$testId", o->test_id);
     if (o->variables) {
         json_t *vars = json_loads(o->variables, 0, NULL);
 
@@ -1009,9 +1012,9 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     rc = parse_root(&c, env, o->target, s);
     if (rc == 0)
         s->builtin_vars =
-            json_pack("{s:s,s:s?,s:O,s:O}", "target", s->target, "$environment", env, "$dirname",
-                      json_object_get(c.config_vars, "$dirname"), "$scenarioFile",
-                      json_object_get(c.config_vars, "$scenarioFile"));
+            json_pack("{s:s,s:s?,s:O,s:O,s:s?}", "target", s->target, "$environment", env,
+                      "$dirname", json_object_get(c.config_vars, "$dirname"), "$scenarioFile",
+                      json_object_get(c.config_vars, "$scenarioFile"), "$testId", o->test_id);
     json_decref(c.keep);
     json_decref(c.config_vars);
     free(dir);

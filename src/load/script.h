@@ -234,6 +234,7 @@ struct load_script_opts {
      * renders its config with them (load_script_add_variables sets them for the users; a
      * malformed one is left to it to report) */
     const char *variables;
+    const char *test_id; /* $testId: the run's id (NULL: none) */
 };
 
 /*

@@ -285,3 +285,36 @@ def test_dotenv_file_feeds_config_templates(mesh, tmp_path, server):
     assert bodies == [{"w": "a b\nc", "k": "shell"}] * 2, bodies
     code, out, err = run_load(mesh, tmp_path, script, "--dotenv", str(tmp_path / "none.env"))
     assert code == 2 and "mesh load run: --dotenv " in err and "none.env: No such file" in err
+
+
+def test_an_environment_the_script_lacks_is_warned_about(mesh, tmp_path, server):
+    """`-e NAME` for an environment the script does not define: Artillery warns and runs the
+    script's own config, with $environment still NAME."""
+    script = (f'config:\n  target: "{server.url}"\n  phases: [{{duration: 1, arrivalCount: 1}}]\n'
+              '  environments: {quick: {phases: [{duration: 1, arrivalCount: 2}]}}\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/env?e={{ $environment }}"}\n')
+    code, out, err = run_load(mesh, tmp_path, script, "-e", "nope")
+    assert code == 0, err
+    assert "WARNING: environment nope is set but is not defined in the script" in err, err
+    with server.lock:
+        assert [r[2] for r in server.requests] == ["/env?e=nope"], server.requests
+
+
+def test_every_run_has_a_test_id(mesh, tmp_path, server):
+    """$testId, in config templates and in every user's, is the run's id, printed first, as
+    Artillery makes it (or ARTILLERY_TEST_RUN_ID)."""
+    script = (f'config:\n  target: "{server.url}"\n  phases: [{{duration: 1, arrivalCount: 2}}]\n'
+              '  variables: {tid: "{{ $testId }}"}\n'
+              'scenarios:\n  - flow:\n      - get: {url: "/id?a={{ $testId }}&b={{ tid }}"}\n')
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 0, err
+    m = re.search(r"^Test run id: (t[3-9a-hjkmnpqrtwxyz]{4}_[3-9a-hjkmnpqrtwxyz]{29}"
+                  r"_[3-9a-hjkmnpqrtwxyz]{4})$", out, re.M)
+    assert m, out
+    with server.lock:
+        assert [r[2] for r in server.requests] == [f"/id?a={m[1]}&b={m[1]}"] * 2
+        server.requests.clear()
+    code, out, err = run_load(mesh, tmp_path, script, env={"ARTILLERY_TEST_RUN_ID": "ci-42"})
+    assert code == 0 and "Test run id: ci-42\n" in out, out + err
+    with server.lock:
+        assert [r[2] for r in server.requests] == ["/id?a=ci-42&b=ci-42"] * 2
