@@ -183,6 +183,14 @@ static void diag_value(struct script_ctx *c, const json_t *parent, const char *k
         script_diag(c, parent, key, 0, "%s.%s: want %s", where, key, want);
 }
 
+int64_t load_think_jitter(const struct load_script *s, int64_t ms, double u)
+{
+    double approx = s->think_jitter_pct ? (double)ms * s->think_jitter / 100 : s->think_jitter;
+    double t = (double)ms - approx + u * 2 * approx;
+
+    return s->think_jitter < 0 ? ms : t > 0 ? llround(t) : 0;
+}
+
 int load_duration_ms(const char *s, int64_t *ms)
 {
     int64_t ns;
@@ -512,21 +520,58 @@ static json_t *cfg_get(struct script_ctx *c, const char *key, const json_t **par
 }
 
 /*
+ * defaults.think: its jitter, which spreads every think time (Artillery's engine takes
+ * http.defaults.think whole over defaults.think): milliseconds or a percentage ("20%"), read as
+ * parseInt reads them.
+ */
+static void parse_think_defaults(struct script_ctx *c, const json_t *think, const char *where,
+                                 struct load_script *s)
+{
+    static const char *const allowed[] = {"jitter", NULL};
+    const json_t *j = json_object_get(think, "jitter");
+    const char *text = json_string_value(j);
+    char *end = NULL;
+    double d = json_is_number(j) ? json_number_value(j) : text ? strtod(text, &end) : NAN;
+    bool pct = end && *end == '%';
+
+    if (!json_is_object(think)) {
+        script_diag(c, think, NULL, SIZE_MAX, "%s.think: want a mapping such as {jitter: \"20%%\"}",
+                    where);
+        return;
+    }
+    script_check_keys(c, think, "think", allowed, NULL);
+    if (end && (end == text || end[pct] != '\0'))
+        d = NAN;
+    if (j && !(d >= 0 && d <= 1e9)) {
+        script_diag(c, think, "jitter", 0,
+                    "%s.think.jitter: want milliseconds or a percentage such as \"20%%\"", where);
+        return;
+    }
+    if (c->http_think)
+        return;
+    c->http_think = strcmp(where, "config.http.defaults") == 0;
+    s->think_jitter = j ? trunc(d) : -1;
+    s->think_jitter_pct = pct;
+}
+
+/*
  * config.defaults or config.http.defaults: headers every request gets unless it sets them
  * itself (Artillery takes http.defaults.headers over defaults.headers).
  */
-static void parse_defaults(struct script_ctx *c, const json_t *d, const char *where)
+static void parse_defaults(struct script_ctx *c, const json_t *d, const char *where,
+                           struct load_script *s)
 {
-    static const char *const allowed[] = {"headers", "strictCapture", "cookie", NULL};
-    static const char *const unsupported[] = {"think", NULL};
+    static const char *const allowed[] = {"headers", "strictCapture", "cookie", "think", NULL};
     const json_t *h = json_object_get(d, "headers"), *strict = json_object_get(d, "strictCapture");
-    const json_t *cookie = json_object_get(d, "cookie");
+    const json_t *cookie = json_object_get(d, "cookie"), *think = json_object_get(d, "think");
 
     if (!json_is_object(d)) {
         script_diag(c, d, NULL, SIZE_MAX, "%s: want a mapping", where);
         return;
     }
-    script_check_keys(c, d, where, allowed, unsupported);
+    script_check_keys(c, d, where, allowed, NULL);
+    if (think)
+        parse_think_defaults(c, think, where, s);
     if (h && !json_is_object(h))
         script_diag(c, d, "headers", 0, "%s.headers: want a mapping", where);
     else if (h && (!c->default_headers || strcmp(where, "config.http.defaults") == 0))
@@ -578,7 +623,7 @@ static void parse_http(struct script_ctx *c, const json_t *http, const json_t *p
                     "config.http.extendedMetrics: want true or false");
     s->extended_metrics = json_is_true(ext);
     if (json_object_get(http, "defaults")) {
-        parse_defaults(c, json_object_get(http, "defaults"), "config.http.defaults");
+        parse_defaults(c, json_object_get(http, "defaults"), "config.http.defaults", s);
     }
 }
 
@@ -923,7 +968,7 @@ static void parse_config(struct script_ctx *c, const char *target_flag, struct l
         parse_tls(c, v, s);
     parse_ensure_config(c, s);
     if ((v = json_object_get(c->config, "defaults")))
-        parse_defaults(c, v, "config.defaults");
+        parse_defaults(c, v, "config.defaults", s);
     if ((v = json_object_get(c->config, "processor")))
         parse_processor(c, v, s);
 }
@@ -1008,6 +1053,7 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     s->path = xstrdup(y->path);
     s->timeout_ms = DEFAULT_TIMEOUT_MS;
     s->http_pool = -1;
+    s->think_jitter = -1;
     s->max_error_rate = -1;
     rc = parse_root(&c, env, o->target, s);
     if (rc == 0)

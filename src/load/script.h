@@ -204,6 +204,9 @@ struct load_script {
     bool tls_insecure;     /* config.tls.rejectUnauthorized: false */
     bool extended_metrics; /* http.extendedMetrics: http.dns, http.tcp, http.tls, http.total */
     int http_pool; /* http.pool: connections shared by each worker's users; 0 no bound, -1 none */
+    /* defaults.think.jitter: ms, or a percentage of the think time; < 0 none */
+    double think_jitter;
+    bool think_jitter_pct;
     struct load_threshold *thresholds;
     size_t n_thresholds;
     struct load_condition *conditions;
@@ -278,5 +281,9 @@ int64_t load_script_duration_ms(const struct load_script *s);
  * package's words ("500ms", "2 hours") or Go's ("1m30s"). Returns 0 with *ms, or -EINVAL.
  */
 int load_duration_ms(const char *s, int64_t *ms);
+
+/* A think time of ms spread by s's config.defaults.think.jitter, as Artillery's jitter() does:
+ * uniformly within the jitter either side (u in [0, 1) says where), never below 0. */
+int64_t load_think_jitter(const struct load_script *s, int64_t ms, double u);
 
 #endif

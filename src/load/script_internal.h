@@ -19,6 +19,7 @@ struct script_ctx {
     bool has_processor;
     const json_t *default_headers; /* config.http.defaults.headers or config.defaults.headers */
     const json_t *default_cookie;  /* config.http.defaults.cookie or config.defaults.cookie */
+    bool http_think;               /* config.http.defaults.think was read: it wins */
     /* metrics-by-endpoint: see script_endpoint_name */
     bool ep_only_names, ep_strip_query, ep_ignore_unnamed;
     const char *ep_prefix;

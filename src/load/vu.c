@@ -1208,6 +1208,8 @@ static void think(struct load_vu *vu, const struct load_step *st)
         record_error(vu, code.data);
         vu_end(vu, true);
     } else {
+        ms = load_think_jitter(vu->w->eng->script, ms,
+                               (double)(load_rand(&vu->w->rng) >> 11) / 9007199254740992.0);
         uv_timer_start(&vu->timer, on_timeout, (uint64_t)ms, 0);
     }
     buf_free(&text);

@@ -318,3 +318,36 @@ def test_every_run_has_a_test_id(mesh, tmp_path, server):
     assert code == 0 and "Test run id: ci-42\n" in out, out + err
     with server.lock:
         assert [r[2] for r in server.requests] == ["/id?a=ci-42&b=ci-42"] * 2
+
+
+def think_gaps(server):
+    with server.lock:
+        t = {}
+        for when, _, path, _, _ in server.requests:
+            t.setdefault(path.split("?")[0], []).append(when)
+        server.requests.clear()
+    return [b - a for a, b in zip(sorted(t["/a"]), sorted(t["/b"]))]
+
+
+def test_think_jitter_from_the_defaults(mesh, tmp_path, server):
+    """config.defaults.think.jitter spreads every think time either side, as Artillery's does:
+    with 100 % of 0.4 s, some of 16 users think less than 0.4 s (each does with even odds);
+    http.defaults.think, taken whole over defaults.think, has none, so none do."""
+    flow = ['get: {url: "/a?u={{ $uuid }}"}', 'think: 0.4', 'get: {url: "/b?u={{ $uuid }}"}']
+    jitter = '  defaults: {think: {jitter: "100%"}}\n'
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 16}]", flow, jitter)
+    rep, out = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 16
+    gaps = think_gaps(server)
+    assert len(gaps) == 16 and min(gaps) < 0.4, gaps
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 16}]", flow,
+                      jitter + "  http: {defaults: {think: {}}}\n")
+    rep, out = run_report(mesh, tmp_path, script)
+    gaps = think_gaps(server)
+    assert len(gaps) == 16 and min(gaps) >= 0.4, gaps
+    for bad in ('"lots"', "-5", '"5%%"'):
+        script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", flow,
+                          f"  defaults: {{think: {{jitter: {bad}}}}}\n")
+        code, out, err = run_load(mesh, tmp_path, script)
+        assert code == 2 and ("test.yml:4: config.defaults.think.jitter: want milliseconds or a "
+                              'percentage such as "20%"') in err, err

@@ -132,6 +132,39 @@ static void test_numbers_as_javascript_writes_them(void **state)
     buf_free(&msgs);
 }
 
+/* defaults.think.jitter: Artillery's spread, ms or a percentage either side, never below 0;
+ * http.defaults.think is taken whole over defaults.think. */
+static void test_think_jitter(void **state)
+{
+    struct load_script s;
+    struct buf msgs = BUF_INIT;
+
+    (void)state;
+    assert_int_equal(parse("config:\n  target: http://h\n  defaults: {think: {jitter: \"20%\"}}\n"
+                           "scenarios: [{flow: [{think: 1}]}]\n",
+                           NULL, NULL, &s, &msgs),
+                     0);
+    assert_int_equal(load_think_jitter(&s, 1000, 0), 800);
+    assert_int_equal(load_think_jitter(&s, 1000, 0.5), 1000);
+    assert_int_equal(load_think_jitter(&s, 1000, 0.999), 1200);
+    load_script_free(&s);
+    assert_int_equal(parse("config:\n  target: http://h\n  defaults: {think: {jitter: 1500.7}}\n"
+                           "scenarios: [{flow: [{think: 1}]}]\n",
+                           NULL, NULL, &s, &msgs),
+                     0);
+    assert_int_equal(load_think_jitter(&s, 1000, 0), 0);
+    assert_int_equal(load_think_jitter(&s, 1000, 0.75), 1750);
+    load_script_free(&s);
+    assert_int_equal(parse("config:\n  target: http://h\n  defaults: {think: {jitter: 500}}\n"
+                           "  http: {defaults: {think: {}}}\n"
+                           "scenarios: [{flow: [{think: 1}]}]\n",
+                           NULL, NULL, &s, &msgs),
+                     0);
+    assert_int_equal(load_think_jitter(&s, 1000, 0), 1000);
+    load_script_free(&s);
+    buf_free(&msgs);
+}
+
 static void test_environment_and_target(void **state)
 {
     struct load_script s;
@@ -391,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_good_script),
         cmocka_unit_test(test_numbers_as_javascript_writes_them),
         cmocka_unit_test(test_environment_and_target),
+        cmocka_unit_test(test_think_jitter),
         cmocka_unit_test(test_unsupported_keys_listed),
         cmocka_unit_test(test_processor_hooks),
         cmocka_unit_test(test_bad_values),
