@@ -12,7 +12,7 @@ from helpers import mesh_bin, wait_until
 SCENARIO = """config:
   target: "http://127.0.0.1:{port}"
   phases:
-    - duration: 12
+    - duration: 5
       arrivalRate: 5
   http:
     timeout: 2
