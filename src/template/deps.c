@@ -26,6 +26,8 @@ void tmpl_dep_clear(struct tmpl_dep *dep)
     FREE_NULL(dep->name);
     FREE_NULL(dep->tag);
     FREE_NULL(dep->dc);
+    FREE_NULL(dep->query);
+    FREE_NULL(dep->near);
 }
 
 static bool all_of(const char *s, size_t n, const char *extra)
@@ -43,16 +45,19 @@ static const char *kind_func(enum tmpl_dep_kind kind)
     return names[kind];
 }
 
-/* "name|a,b" filter list into a bit set; 0 or -EINVAL. */
+/* The filter list after "|" into a bit set; empty items are skipped, as consul-template
+ * does (a list of nothing but commas accepts no instance). 0 or -EINVAL. */
 static int parse_health(const char *s, size_t n, unsigned *out, struct err *e, const char *arg)
 {
     *out = 0;
+    if (!n || !all_of(s, n, "_,"))
+        return err_set(e, "service \"%s\": invalid format", arg);
     while (n) {
         const char *comma = memchr(s, ',', n);
         size_t len = comma ? (size_t)(comma - s) : n, k;
         if (len == 3 && memcmp(s, "any", 3) == 0) {
             *out |= TMPL_HEALTH_ANY;
-        } else {
+        } else if (len) {
             for (k = 0; k < ARRAY_LEN(health_names); k++)
                 if (strlen(health_names[k]) == len && memcmp(s, health_names[k], len) == 0)
                     break;
@@ -67,31 +72,104 @@ static int parse_health(const char *s, size_t n, unsigned *out, struct err *e, c
     return 0;
 }
 
-/* Splits "[tag.]name[~near][|filter]" (after the dc is removed) into dep. */
-static int parse_service(const char *arg, const char *s, size_t n, struct tmpl_dep *dep,
+/* "[tag.]name" into dep. */
+static int parse_service(const char *arg, const char *s, size_t len, struct tmpl_dep *dep,
                          struct err *e)
 {
-    const char *bar = memchr(s, '|', n), *near;
-    size_t len = bar ? (size_t)(bar - s) : n;
-
-    dep->health = TMPL_HEALTH_PASSING;
-    if (bar && parse_health(bar + 1, n - len - 1, &dep->health, e, arg) < 0)
-        return -EINVAL;
-    if (dep->health == 0)
-        dep->health = TMPL_HEALTH_PASSING;
-    /* ~near orders by round-trip time in Consul; this registry has no coordinates, so the
-     * order stays by node (accepted so that templates written for Consul still render) */
-    if ((near = memchr(s, '~', len)))
-        len = (size_t)(near - s);
     const char *dot = len ? memrchr(s, '.', len) : NULL;
     const char *name = dot ? dot + 1 : s;
     size_t name_len = len - (size_t)(name - s);
+
     if (!name_len || !all_of(name, name_len, "_-") ||
         (dot && (dot == s || !all_of(s, (size_t)(dot - s), "_=:.-"))))
         return err_set(e, "service \"%s\": invalid format", arg);
     dep->name = xstrndup(name, name_len);
     if (dot)
         dep->tag = xstrndup(s, (size_t)(dot - s));
+    return 0;
+}
+
+/*
+ * "?ns=a&partition=b": Consul's namespace, admin partition, cluster peer and sameness group,
+ * the keys consul-template accepts (the first value of a key counts, an empty one is none).
+ * dep->query receives them in a fixed order, so that equal queries have one id.
+ */
+static int parse_query(enum tmpl_dep_kind kind, const char *arg, const char *s, size_t n,
+                       struct tmpl_dep *dep, struct err *e)
+{
+    static const char *const keys[] = {"ns", "partition", "peer", "sameness-group"};
+    const char *vals[ARRAY_LEN(keys)] = {0};
+    size_t lens[ARRAY_LEN(keys)] = {0};
+    struct buf b = BUF_INIT;
+
+    if (!n || !all_of(s, n, "_-=&"))
+        return err_set(e, "%s \"%s\": invalid format", kind_func(kind), arg);
+    for (const char *p = s, *end = s + n; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        size_t len = amp ? (size_t)(amp - p) : (size_t)(end - p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len, k;
+        for (k = 0; len && k < ARRAY_LEN(keys); k++)
+            if (strlen(keys[k]) == klen && memcmp(p, keys[k], klen) == 0)
+                break;
+        if (len && k == ARRAY_LEN(keys))
+            return err_set(e,
+                           "%s \"%s\": invalid query parameter key \"%.*s\": supported keys: "
+                           "ns, peer, partition, sameness-group",
+                           kind_func(kind), arg, (int)klen, p);
+        if (len && !vals[k] && eq) {
+            vals[k] = eq + 1;
+            lens[k] = len - klen - 1;
+        }
+        p += len + 1;
+    }
+    if (kind == TMPL_DEP_SERVICE && lens[2] && lens[3])
+        return err_set(e, "service \"%s\": cannot specify both peer and sameness-group", arg);
+    for (size_t k = 0; k < ARRAY_LEN(keys); k++)
+        if (lens[k])
+            buf_printf(&b, "%s%s=%.*s", b.len ? "&" : "", keys[k], (int)lens[k], vals[k]);
+    dep->query = b.data ? buf_steal(&b) : NULL;
+    return 0;
+}
+
+/* What follows the name, in consul-template's order: [?query][@dc][~near][|filter]. */
+static int parse_tail(enum tmpl_dep_kind kind, const char *arg, const char *s, struct tmpl_dep *dep,
+                      struct err *e)
+{
+    size_t len;
+
+    if (*s == '?' && kind != TMPL_DEP_DATACENTERS) {
+        len = strcspn(s + 1, "@~|");
+        if (parse_query(kind, arg, s + 1, len, dep, e) < 0)
+            return -EINVAL;
+        s += 1 + len;
+    }
+    if (*s == '@') {
+        len = strcspn(s + 1, "~|");
+        if (!len || !all_of(s + 1, len, "_.-"))
+            return err_set(e, "%s \"%s\": invalid datacenter", kind_func(kind), arg);
+        dep->dc = xstrndup(s + 1, len);
+        s += 1 + len;
+    }
+    /* near=NODE: the registry orders the answer by estimated round-trip time from NODE */
+    if (*s == '~' && (kind == TMPL_DEP_SERVICE || kind == TMPL_DEP_NODES)) {
+        len = strcspn(s + 1, "|");
+        if (!len || !all_of(s + 1, len, "_.-"))
+            return err_set(e, "%s \"%s\": invalid format", kind_func(kind), arg);
+        dep->near = xstrndup(s + 1, len);
+        s += 1 + len;
+    }
+    if (kind == TMPL_DEP_SERVICE) {
+        dep->health = TMPL_HEALTH_PASSING;
+        if (*s == '|') {
+            len = strlen(s + 1);
+            if (parse_health(s + 1, len, &dep->health, e, arg) < 0)
+                return -EINVAL;
+            s += 1 + len;
+        }
+    }
+    if (*s)
+        return err_set(e, "%s \"%s\": invalid format", kind_func(kind), arg);
     return 0;
 }
 
@@ -106,8 +184,12 @@ static void make_id(struct tmpl_dep *dep)
     if (dep->tag)
         buf_printf(&b, "%s.", dep->tag);
     buf_append_cstr(&b, dep->name);
+    if (dep->query)
+        buf_printf(&b, "?%s", dep->query);
     if (dep->dc)
         buf_printf(&b, "@%s", dep->dc);
+    if (dep->near)
+        buf_printf(&b, "~%s", dep->near);
     if (dep->kind == TMPL_DEP_SERVICE) {
         char sep = '|';
         for (size_t k = 0; k < ARRAY_LEN(health_names); k++) {
@@ -138,8 +220,8 @@ static int parse_file(const char *arg, size_t n, struct tmpl_dep *dep, struct er
 
 int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *dep, struct err *e)
 {
-    size_t n = strlen(arg);
-    const char *at = memchr(arg, '@', n), *s = arg;
+    size_t n = strlen(arg), len;
+    const char *s = arg;
     int rc = 0;
 
     *dep = (struct tmpl_dep){.kind = kind};
@@ -147,25 +229,12 @@ int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *de
         return err_set(e, "%s: argument longer than %d bytes", kind_func(kind), DEP_MAX_ARG);
     if (kind == TMPL_DEP_FILE)
         return parse_file(arg, n, dep, e);
-    size_t len = at ? (size_t)(at - arg) : n;
-    if (at) {
-        /* the dc ends at a filter or near marker, if any */
-        size_t dclen = strcspn(at + 1, "|~");
-        if (!dclen || !all_of(at + 1, dclen, "_.-"))
-            return err_set(e, "%s \"%s\": invalid datacenter", kind_func(kind), arg);
-        dep->dc = xstrndup(at + 1, dclen);
-    }
+    /* a key may hold "~" and "|"; only "?" and "@" end it, as in consul-template */
+    len = strcspn(arg, kind == TMPL_DEP_KEY || kind == TMPL_DEP_KEY_LIST ? "?@" : "?@~|");
     switch (kind) {
-    case TMPL_DEP_SERVICE: {
-        /* put the filter back after the name: "web@dc1|any" -> "web|any" */
-        struct buf b = BUF_INIT;
-        buf_append(&b, s, len);
-        if (at)
-            buf_append_cstr(&b, at + 1 + strlen(dep->dc));
-        rc = parse_service(arg, b.data ? b.data : "", b.len, dep, e);
-        buf_free(&b);
+    case TMPL_DEP_SERVICE:
+        rc = parse_service(arg, s, len, dep, e);
         break;
-    }
     case TMPL_DEP_KEY:
     case TMPL_DEP_KEY_LIST:
         while (len && *s == '/')
@@ -185,11 +254,24 @@ int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *de
         dep->name = xstrdup("");
         break;
     }
+    if (rc == 0)
+        rc = parse_tail(kind, arg, s + len, dep, e);
     if (rc < 0)
         tmpl_dep_clear(dep);
     else
         make_id(dep);
     return rc;
+}
+
+void tmpl_dep_copy(struct tmpl_dep *dst, const struct tmpl_dep *src)
+{
+    *dst = *src;
+    dst->id = xstrdup(src->id);
+    dst->name = xstrdup(src->name);
+    dst->tag = src->tag ? xstrdup(src->tag) : NULL;
+    dst->dc = src->dc ? xstrdup(src->dc) : NULL;
+    dst->query = src->query ? xstrdup(src->query) : NULL;
+    dst->near = src->near ? xstrdup(src->near) : NULL;
 }
 
 void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out)
@@ -222,6 +304,15 @@ void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out)
     if (dep->dc) {
         buf_printf(out, "%cdc=", sep);
         url_encode(out, str_from(dep->dc), false);
+        sep = '&';
+    }
+    if (dep->query) { /* only word characters and "-" besides its "=" and "&" */
+        buf_printf(out, "%c%s", sep, dep->query);
+        sep = '&';
+    }
+    if (dep->near) {
+        buf_printf(out, "%cnear=", sep);
+        url_encode(out, str_from(dep->near), false);
     }
 }
 
@@ -374,7 +465,8 @@ static json_t *decode_services(const struct tmpl_dep *dep, const json_t *root)
             json_array_append(out, s);
         json_decref(s);
     }
-    sort_objects(out, "Node", "ID");
+    if (!dep->near) /* with near, the registry's order by round-trip time stays */
+        sort_objects(out, "Node", "ID");
     return out;
 }
 
@@ -480,7 +572,8 @@ static json_t *decode_root(const struct tmpl_dep *dep, const json_t *root)
             return NULL;
         out = json_array();
         json_array_foreach(root, i, x) json_array_append_new(out, node_info(x));
-        sort_objects(out, "Node", NULL);
+        if (!dep->near)
+            sort_objects(out, "Node", NULL);
         return out;
     case TMPL_DEP_DATACENTERS:
         if (!json_is_array(root))

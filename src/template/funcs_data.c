@@ -143,7 +143,7 @@ static int list_pairs(struct tmpl_eval *ev, json_t *const *args, bool top_only, 
     if (data_of(ev, TMPL_DEP_KEY_LIST, args, 1, &data) < 0)
         return -EINVAL;
     const char *arg = json_string_value(args[0]);
-    size_t plen = strcspn(arg, "@");
+    size_t plen = strcspn(arg, "?@");
     while (plen && *arg == '/')
         arg++, plen--;
     *out = json_array();
@@ -195,7 +195,7 @@ static int fn_node(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     json_t *self = NULL, *data = NULL;
     int rc;
 
-    if (arg[0] == '\0' || arg[0] == '@') {
+    if (arg[0] == '\0' || arg[0] == '?' || arg[0] == '@') {
         if ((rc = tmpl_eval_dep(ev, TMPL_DEP_SELF, "", &self)) < 0 || !self)
             goto done;
         char *named = xasprintf("%s%s", json_string_value(self), arg);

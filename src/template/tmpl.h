@@ -62,18 +62,24 @@ struct tmpl_dep {
     char *name;      /* service name, KV path or prefix, node name; "" when none */
     char *tag;       /* service tag or NULL */
     char *dc;        /* datacenter or NULL */
+    char *query;     /* "ns=a&partition=b&peer=c&sameness-group=d" (those given) or NULL */
+    char *near;      /* node the answer is ordered from (service, nodes) or NULL */
     unsigned health; /* TMPL_HEALTH_* for services */
 };
 
 /*
  * Parses a function's query argument into dep (all strings heap copies; free with
- * tmpl_dep_clear): "[tag.]name[@dc][|filter,...]" for service, "[@dc]" for services and nodes,
- * "path[@dc]" for keys and prefixes, "[name][@dc]" for node, a path (spaces around it
- * trimmed, "@" part of it) for file. 0, or -EINVAL with e set, e.g.
+ * tmpl_dep_clear), consul-template's grammar: "[tag.]name[?query][@dc][~near][|filter,...]"
+ * for service, "[?query][@dc]" for services, "[?query][@dc][~near]" for nodes,
+ * "path[?query][@dc]" for keys and prefixes, "[name][?query][@dc]" for node (query:
+ * "ns=a&partition=b&peer=c&sameness-group=d"), a path (spaces around it trimmed, "@" part of
+ * it) for file. 0, or -EINVAL with e set, e.g.
  * `service "web|bogus": unknown health filter "bogus"`.
  */
 int tmpl_dep_parse(enum tmpl_dep_kind kind, const char *arg, struct tmpl_dep *dep, struct err *e);
 void tmpl_dep_clear(struct tmpl_dep *dep);
+/* A deep copy of src into dst (free with tmpl_dep_clear). */
+void tmpl_dep_copy(struct tmpl_dep *dst, const struct tmpl_dep *src);
 /* The request target (path and query, without index/wait) that fetches dep; not for files. */
 void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out);
 /*

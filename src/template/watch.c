@@ -200,14 +200,7 @@ struct tmpl_watch *tmpl_watch_start(uv_loop_t *loop, struct http_client *client,
 
     w->client = client;
     w->ep = ep;
-    w->dep = (struct tmpl_dep){
-        .kind = dep->kind,
-        .id = xstrdup(dep->id),
-        .name = xstrdup(dep->name),
-        .tag = dep->tag ? xstrdup(dep->tag) : NULL,
-        .dc = dep->dc ? xstrdup(dep->dc) : NULL,
-        .health = dep->health,
-    };
+    tmpl_dep_copy(&w->dep, dep);
     w->cb = cb;
     w->data = data;
     w->work.data = w;

@@ -694,8 +694,26 @@ static void test_dep_parse(void **state)
          "/v1/health/service/web?tag=prod.v1&dc=dc2"},
         {TMPL_DEP_SERVICE, "web|any", "health.service(web|passing,warning,critical,maintenance)",
          "/v1/health/service/web"},
-        {TMPL_DEP_SERVICE, "web~_agent", "health.service(web|passing)",
-         "/v1/health/service/web?passing=1"},
+        {TMPL_DEP_SERVICE, "web~_agent", "health.service(web~_agent|passing)",
+         "/v1/health/service/web?passing=1&near=_agent"},
+        /* consul-template's order: ?query @dc ~near |filter; empty filter items skipped */
+        {TMPL_DEP_SERVICE, "v1.web?partition=p1&ns=default@dc2~n2|warning,,passing",
+         "health.service(v1.web?ns=default&partition=p1@dc2~n2|passing,warning)",
+         "/v1/health/service/web?tag=v1&dc=dc2&ns=default&partition=p1&near=n2"},
+        /* the first value of a key counts; an empty one is none */
+        {TMPL_DEP_SERVICE, "web?ns=a&peer=x&ns=b&partition=",
+         "health.service(web?ns=a&peer=x|passing)", "/v1/health/service/web?passing=1&ns=a&peer=x"},
+        {TMPL_DEP_SERVICE, "web|,", "health.service(web)", "/v1/health/service/web"},
+        /* a key ends only at "?" or "@" */
+        {TMPL_DEP_KEY, "a~b|c?ns=x@dc1", "kv.get(a~b|c?ns=x@dc1)", "/v1/kv/a~b%7Cc?dc=dc1&ns=x"},
+        {TMPL_DEP_KEY_LIST, "cfg?sameness-group=g", "kv.list(cfg?sameness-group=g)",
+         "/v1/kv/cfg?recurse=&sameness-group=g"},
+        {TMPL_DEP_SERVICES, "?ns=default@dc1", "catalog.services(?ns=default@dc1)",
+         "/v1/catalog/services?dc=dc1&ns=default"},
+        {TMPL_DEP_NODE, "n1?partition=p", "catalog.node(n1?partition=p)",
+         "/v1/catalog/node/n1?partition=p"},
+        {TMPL_DEP_NODES, "?ns=default~_agent", "catalog.nodes(?ns=default~_agent)",
+         "/v1/catalog/nodes?ns=default&near=_agent"},
         {TMPL_DEP_KEY, "/a/b c@dc1", "kv.get(a/b c@dc1)", "/v1/kv/a/b%20c?dc=dc1"},
         {TMPL_DEP_KEY_LIST, "cfg", "kv.list(cfg)", "/v1/kv/cfg?recurse="},
         {TMPL_DEP_SERVICES, "@east", "catalog.services(@east)", "/v1/catalog/services?dc=east"},
@@ -706,10 +724,26 @@ static void test_dep_parse(void **state)
     static const struct {
         enum tmpl_dep_kind kind;
         const char *arg;
-    } bad[] = {{TMPL_DEP_SERVICE, ""},     {TMPL_DEP_SERVICE, "a.b.c|nope"},
-               {TMPL_DEP_SERVICE, "web@"}, {TMPL_DEP_SERVICE, "we/b"},
-               {TMPL_DEP_KEY, ""},         {TMPL_DEP_SERVICES, "x"},
-               {TMPL_DEP_NODE, "a/b"},     {TMPL_DEP_SERVICE, ".web"}};
+    } bad[] = {{TMPL_DEP_SERVICE, ""},
+               {TMPL_DEP_SERVICE, "a.b.c|nope"},
+               {TMPL_DEP_SERVICE, "web@"},
+               {TMPL_DEP_SERVICE, "we/b"},
+               {TMPL_DEP_KEY, ""},
+               {TMPL_DEP_SERVICES, "x"},
+               {TMPL_DEP_NODE, "a/b"},
+               {TMPL_DEP_SERVICE, ".web"},
+               /* out of consul-template's order, or not its grammar */
+               {TMPL_DEP_SERVICE, "web|any@dc1"},
+               {TMPL_DEP_SERVICE, "web@dc1?ns=a"},
+               {TMPL_DEP_SERVICE, "web|"},
+               {TMPL_DEP_SERVICE, "web?"},
+               {TMPL_DEP_SERVICE, "web?bogus=1"},
+               {TMPL_DEP_SERVICE, "web?ns=a.b"},
+               {TMPL_DEP_SERVICE, "web?peer=a&sameness-group=b"},
+               {TMPL_DEP_SERVICE, "web~"},
+               {TMPL_DEP_SERVICES, "~n1"},
+               {TMPL_DEP_NODE, "n1~n2"},
+               {TMPL_DEP_KEY, "a@dc1?ns=x"}};
     struct tmpl_dep dep;
     struct err e;
 
@@ -751,6 +785,26 @@ static void test_dep_decode_errors(void **state)
     tmpl_dep_clear(&dep);
 }
 
+/* With ~near the registry's order (by round-trip time) stays; without, by node then ID. */
+static void test_dep_near_keeps_the_order(void **state)
+{
+    static const char body[] = "[{\"Node\":{\"Node\":\"b\"},\"Service\":{\"ID\":\"w\"}},"
+                               "{\"Node\":{\"Node\":\"a\"},\"Service\":{\"ID\":\"w\"}}]";
+    static const char *const args[] = {"web~b", "web"}, *const first[] = {"b", "a"};
+    struct tmpl_dep dep;
+    struct err e;
+
+    for (size_t i = 0; i < ARRAY_LEN(args); i++) {
+        assert_int_equal(tmpl_dep_parse(TMPL_DEP_SERVICE, args[i], &dep, &e), 0);
+        json_t *v = tmpl_dep_decode(&dep, 200, body, sizeof(body) - 1, &e);
+        assert_int_equal(json_array_size(v), 2);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "Node")),
+                            first[i]);
+        json_decref(v);
+        tmpl_dep_clear(&dep);
+    }
+}
+
 static void test_spec_parse(void **state)
 {
     struct tmpl_spec s;
@@ -784,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_dep_parse),
         cmocka_unit_test(test_timestamp_layouts),
         cmocka_unit_test(test_dep_decode_errors),
+        cmocka_unit_test(test_dep_near_keeps_the_order),
         cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_define_and_loops),
         cmocka_unit_test(test_conversions),
