@@ -42,7 +42,7 @@
 
 #define POLLSOCK_MAX_BUFS 4 /* buffers of one pollsock_write */
 /* io_uring: the unsent bytes a socket queues before a write waits (backpressure, memory) */
-#define POLLSOCK_SEND_BOUND (64 * 1024)
+#define POLLSOCK_SEND_BOUND (16 * 1024)
 /* io_uring: how long a close waits for the peer to take what the send queue holds */
 #define POLLSOCK_CLOSE_FLUSH_MS 5000
 
