@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
@@ -211,6 +212,61 @@ int http_response_header(struct http_request *req, const char *name, const char 
         req->_bad_header = true;
     }
     return rc;
+}
+
+bool http_request_accepts_gzip(const struct http_request *req)
+{
+    const struct http_header *h = http_request_header(req, "Accept-Encoding");
+
+    if (!h || str_eq_cstr(req->method, "HEAD"))
+        return false;
+    /* "gzip, deflate;q=0.5", "br;q=1.0, gzip;q=0": codings by commas, parameters by ';'. */
+    struct str rest = h->value;
+    while (rest.n) {
+        const char *comma = memchr(rest.p, ',', rest.n);
+        size_t n = comma ? (size_t)(comma - rest.p) : rest.n;
+        struct str coding = str_trim((struct str){rest.p, n});
+        rest = comma ? (struct str){comma + 1, rest.n - n - 1} : (struct str){rest.p + n, 0};
+        const char *semi = memchr(coding.p, ';', coding.n);
+        struct str name =
+            str_trim((struct str){coding.p, semi ? (size_t)(semi - coding.p) : coding.n});
+        if (!str_ieq_cstr(name, "gzip"))
+            continue;
+        if (!semi)
+            return true;
+        struct str param =
+            str_trim((struct str){semi + 1, coding.n - (size_t)(semi + 1 - coding.p)});
+        if (param.n < 2 || strncasecmp(param.p, "q=", 2) != 0)
+            return true;
+        char q[16];
+        size_t qn = param.n - 2 < sizeof(q) - 1 ? param.n - 2 : sizeof(q) - 1;
+        memcpy(q, param.p + 2, qn);
+        q[qn] = '\0';
+        return strtod(q, NULL) > 0;
+    }
+    return false;
+}
+
+/* Compresses len bytes at p into out (gzip format, zlib's default level). Returns 0 or -ENOMEM. */
+static int gzip_compress(const void *p, size_t len, struct buf *out)
+{
+    z_stream zs = {0};
+
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return -ENOMEM;
+    /* One call: deflateBound is enough for the whole stream, its gzip header and trailer. */
+    buf_reset(out);
+    buf_reserve(out, deflateBound(&zs, len) + 1);
+    zs.next_in = (Bytef *)p;
+    zs.avail_in = (uInt)len;
+    zs.next_out = (Bytef *)out->data;
+    zs.avail_out = (uInt)(out->cap - 1);
+    int rc = deflate(&zs, Z_FINISH);
+    out->len = zs.total_out;
+    out->data[out->len] = '\0';
+    deflateEnd(&zs);
+    return rc == Z_STREAM_END ? 0 : -ENOMEM;
 }
 
 /* "Date:" value, formatted at most once per second. */
@@ -536,9 +592,40 @@ struct http_shared_response *http_shared_response_new(int status, const char *co
     r->status_len = r->head.len;
     if (content_type && http_shared_response_header(r, "Content-Type", "%s", content_type) < 0)
         return r;
+    r->length_at = r->head.len;
     if (status != 304) /* as http_respond */
         buf_printf(&r->head, "Content-Length: %zu\r\n", r->body.len);
+    r->length_len = r->head.len - r->length_at;
     return r;
+}
+
+void http_shared_response_gzip(struct http_shared_response *r, size_t min_size)
+{
+    r->gzip_min = min_size ? min_size : 1;
+    http_shared_response_header(r, "Vary", "%s", "Accept-Encoding");
+}
+
+/* r's compressed form: its head with the compressed length and Content-Encoding. NULL when
+ * compression failed (the answer then goes out plain). */
+static struct http_shared_response *shared_gzip(struct http_shared_response *r)
+{
+    struct buf z = BUF_INIT;
+
+    if (r->gz || gzip_compress(r->body.data, r->body.len, &z) < 0) {
+        buf_free(&z);
+        return r->gz;
+    }
+    struct http_shared_response *g = xcalloc(1, sizeof(*g));
+    g->refs = 1;
+    g->status = r->status;
+    g->status_len = r->status_len;
+    g->body = z;
+    buf_append(&g->head, r->head.data, r->length_at);
+    buf_printf(&g->head, "Content-Length: %zu\r\nContent-Encoding: gzip\r\n", z.len);
+    size_t after = r->length_at + r->length_len;
+    buf_append(&g->head, r->head.data + after, r->head.len - after);
+    r->gz = g;
+    return g;
 }
 
 int http_shared_response_header(struct http_shared_response *r, const char *name, const char *fmt,
@@ -566,12 +653,14 @@ void http_shared_response_unref(struct http_shared_response *r)
 {
     if (MESH_BUG_ON(r->refs == 0) || --r->refs > 0)
         return;
+    if (r->gz)
+        http_shared_response_unref(r->gz);
     buf_free(&r->head);
     buf_free(&r->body);
     free(r);
 }
 
-void http_respond_shared(struct http_request *req, const struct http_shared_response *r)
+void http_respond_shared(struct http_request *req, struct http_shared_response *r)
 {
     struct buf *head = &req->server->head_scratch;
 
@@ -583,6 +672,10 @@ void http_respond_shared(struct http_request *req, const struct http_shared_resp
         respond_invalid_header(req);
         return;
     }
+    if (r->gzip_min && r->body.len >= r->gzip_min && http_request_accepts_gzip(req)) {
+        struct http_shared_response *g = shared_gzip(r);
+        r = g ? g : r;
+    }
     /* Copies of ready bytes only: the status line, Date (formatted once a second), the rest. */
     buf_reset(head);
     buf_append(head, r->head.data, r->status_len);
@@ -591,6 +684,22 @@ void http_respond_shared(struct http_request *req, const struct http_shared_resp
     buf_append(head, "\r\n", 2);
     buf_append(head, r->head.data + r->status_len, r->head.len - r->status_len);
     send_response(req, r->status, r->body.data, r->body.len);
+}
+
+void http_respond_gzip(struct http_request *req, int status, const char *content_type,
+                       const void *body, size_t len, size_t min_size)
+{
+    struct buf z = BUF_INIT;
+
+    http_response_header(req, "Vary", "Accept-Encoding");
+    if (len >= min_size && len && http_request_accepts_gzip(req) &&
+        gzip_compress(body, len, &z) == 0) {
+        http_response_header(req, "Content-Encoding", "gzip");
+        body = z.data;
+        len = z.len;
+    }
+    http_respond(req, status, content_type, body, len);
+    buf_free(&z);
 }
 
 void http_respond_text(struct http_request *req, int status, const char *text)

@@ -42,6 +42,8 @@
 #include "lib/str.h"
 
 #define HTTP_DEFAULT_MAX_UNSENT ((size_t)64 << 20)
+/* The smallest body Consul's HTTP API compresses (its gzip handler's default minimum). */
+#define HTTP_GZIP_MIN_SIZE 1400
 
 struct http_request;
 struct tls_ctx;
@@ -160,6 +162,13 @@ void http_server_answer_held(struct http_server *srv, int status, const char *te
 const struct http_header *http_request_header(const struct http_request *req, const char *name);
 
 /*
+ * Whether req's Accept-Encoding takes gzip: "gzip" listed (any case) without a q-value or with
+ * one above 0, as Go's gzip handler reads it ("*" does not count). Not for HEAD requests, whose
+ * answers carry no body to compress.
+ */
+bool http_request_accepts_gzip(const struct http_request *req);
+
+/*
  * Adds a response header for the coming http_respond(). Returns 0, or -EINVAL when name is not
  * a token or the value holds CR, LF, NUL or another control byte but HTAB: nothing is added,
  * and the response becomes a 500 (a handler never sends a line it did not mean to).
@@ -177,6 +186,14 @@ int http_response_header(struct http_request *req, const char *name, const char 
  */
 void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
                   size_t len);
+
+/*
+ * http_respond() as Consul's API answers: with "Vary: Accept-Encoding", and with the body
+ * compressed (Content-Encoding: gzip) when it has at least min_size bytes and the request
+ * accepts gzip.
+ */
+void http_respond_gzip(struct http_request *req, int status, const char *content_type,
+                       const void *body, size_t len, size_t min_size);
 
 /* http_respond with a text/plain body (a trailing newline is not added). */
 void http_respond_text(struct http_request *req, int status, const char *text);
@@ -196,6 +213,11 @@ struct http_shared_response {
     size_t status_len; /* head starts with the status line, this long: Date goes after it */
     struct buf head;   /* the status line, then the shared fields, each ending in CRLF */
     struct buf body;
+    /* private: http_shared_response_gzip's minimum (0: never compressed), where the
+     * Content-Length field sits in head, and the compressed form once made */
+    size_t gzip_min;
+    size_t length_at, length_len;
+    struct http_shared_response *gz;
 };
 
 /*
@@ -208,6 +230,13 @@ struct http_shared_response *http_shared_response_new(int status, const char *co
 /* Adds a header field every answer carries: http_response_header's rules, before any use. */
 int http_shared_response_header(struct http_shared_response *r, const char *name, const char *fmt,
                                 ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Makes r answer as http_respond_gzip: every answer carries "Vary: Accept-Encoding", and one to
+ * a request that accepts gzip gets the body compressed when it has at least min_size bytes.
+ * Before any use. The compressed form is made once, at the first request that takes it, and
+ * serves every such request after (the watchers of one blocking query share it as they share r).
+ */
+void http_shared_response_gzip(struct http_shared_response *r, size_t min_size);
 /* Takes another reference to r; returns r. */
 struct http_shared_response *http_shared_response_ref(struct http_shared_response *r);
 /* Drops a reference; the last one frees r. */
@@ -216,7 +245,8 @@ void http_shared_response_unref(struct http_shared_response *r);
 /*
  * http_respond() with r (borrowed for the call): its status line and fields, then Date, the
  * request's own fields (http_response_header) and Connection: close when the connection ends.
+ * May make r's compressed form (http_shared_response_gzip).
  */
-void http_respond_shared(struct http_request *req, const struct http_shared_response *r);
+void http_respond_shared(struct http_request *req, struct http_shared_response *r);
 
 #endif

@@ -255,6 +255,12 @@ static bool write_unpersisted(const struct reg_api_call *c, int *err)
     return *err < 0;
 }
 
+/* Consul compresses the answers of its API (/v1/), not the web UI's files. */
+static bool compressible(const struct reg_api_call *c)
+{
+    return strncmp(c->path, "/v1/", 4) == 0;
+}
+
 static void respond(struct reg_api_call *c, int status, const char *type, const void *body,
                     size_t len)
 {
@@ -278,10 +284,15 @@ static void respond(struct reg_api_call *c, int status, const char *type, const 
         struct buf copy = BUF_INIT; /* body is borrowed for the call only */
         buf_append(&copy, body, len);
         struct http_shared_response *answer = http_shared_response_new(status, type, &copy);
+        if (compressible(c))
+            http_shared_response_gzip(answer, HTTP_GZIP_MIN_SIZE);
         c->api->ops->hold(c->api->agent, c->req, write, answer);
         http_shared_response_unref(answer);
     } else {
-        http_respond(c->req, status, type, body, len);
+        if (compressible(c))
+            http_respond_gzip(c->req, status, type, body, len, HTTP_GZIP_MIN_SIZE);
+        else
+            http_respond(c->req, status, type, body, len);
         c->api->ops->answered(c->api->agent, len);
     }
     reg_api_call_free(c);
@@ -473,6 +484,8 @@ struct http_shared_response *reg_api_result_response(const struct reg_api_call *
 {
     struct http_shared_response *r =
         http_shared_response_new(res->status, res->content_type, &res->body);
+    if (compressible(c))
+        http_shared_response_gzip(r, HTTP_GZIP_MIN_SIZE);
 
     http_shared_response_header(r, "X-Consul-Default-ACL-Policy", "%s", default_policy(c->api));
     if (res->index_headers) {
