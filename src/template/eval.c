@@ -376,22 +376,14 @@ static int eval_control(struct tmpl_eval *ev, const struct tmpl_node *n, json_t 
 
 /* {{template "name" PIPE}}: the definition runs with PIPE's value as dot and $, and no other
  * variables (Go's semantics). */
-static int eval_template(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot)
+/* Runs def with dot and $ set to v (borrowed) and none of the caller's variables. */
+static int eval_define(struct tmpl_eval *ev, const struct tmpl_define *def, json_t *v)
 {
-    const struct tmpl_define *def = tmpl_define_find(ev->t, n->text);
     size_t mark = ev->nvars, base = ev->var_base;
-    json_t *v = NULL;
     int rc;
 
-    ev->at = n;
-    if (MESH_BUG_ON(!def)) /* the parser checks every name */
-        return tmpl_fail(ev, "template \"%s\" not defined", n->text);
-    if (n->pipe && (rc = eval_pipe(ev, n->pipe, dot, &v)) < 0)
-        return rc;
     if (++ev->depth > EVAL_MAX_DEPTH) {
         ev->depth--;
-        json_decref(v);
-        ev->at = n;
         return tmpl_fail(ev, "exceeded maximum template depth (%d)", EVAL_MAX_DEPTH);
     }
     ev->var_base = mark;
@@ -400,7 +392,48 @@ static int eval_template(struct tmpl_eval *ev, const struct tmpl_node *n, json_t
     vars_pop(ev, mark);
     ev->var_base = base;
     ev->depth--;
+    return rc;
+}
+
+static int eval_template(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *dot)
+{
+    const struct tmpl_define *def = tmpl_define_find(ev->t, n->text);
+    json_t *v = NULL;
+    int rc;
+
+    ev->at = n;
+    if (MESH_BUG_ON(!def)) /* the parser checks every name */
+        return tmpl_fail(ev, "template \"%s\" not defined", n->text);
+    if (n->pipe && (rc = eval_pipe(ev, n->pipe, dot, &v)) < 0)
+        return rc;
+    ev->at = n;
+    rc = eval_define(ev, def, v);
     json_decref(v);
+    return rc;
+}
+
+int tmpl_eval_execute(struct tmpl_eval *ev, const char *name, json_t *dot, json_t **out)
+{
+    const struct tmpl_define *def = tmpl_define_find(ev->t, name);
+    const struct tmpl_node *at = ev->at;
+    struct buf *caller = ev->out, b = BUF_INIT;
+    int rc;
+
+    if (!def)
+        return tmpl_fail(ev,
+                         "error calling executeTemplate: template: no template \"%s\" associated "
+                         "with template \"%s\"",
+                         name, ev->t->name);
+    ev->out = &b;
+    rc = eval_define(ev, def, dot);
+    ev->out = caller;
+    ev->at = at;
+    /* the string lands in the caller's output: bound the two together */
+    if (rc == 0 && caller->len + b.len > EVAL_MAX_OUTPUT)
+        rc = tmpl_fail(ev, "output larger than %u bytes", EVAL_MAX_OUTPUT);
+    if (rc == 0)
+        *out = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    buf_free(&b);
     return rc;
 }
 

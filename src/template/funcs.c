@@ -560,6 +560,13 @@ static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     return 0;
 }
 
+/* executeTemplate NAME [DOT]: a {{ define }}'s output as a string, to pass on in a pipeline. */
+static int fn_execute_template(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
+                               json_t **out)
+{
+    return tmpl_eval_execute(ev, json_string_value(args[0]), nargs > 1 ? args[1] : NULL, out);
+}
+
 static const struct tmpl_func builtins[] = {
     {"and", fn_lazy, 1, -1, NULL},
     {"or", fn_lazy, 1, -1, NULL},
@@ -595,6 +602,7 @@ static const struct tmpl_func builtins[] = {
     {"mustEnv", fn_must_env, 1, 1, "s"},
     {"loop", fn_loop, 1, 2, "i"},
     {"scratch", fn_scratch, 0, 0, NULL},
+    {"executeTemplate", fn_execute_template, 1, 2, "s."},
 };
 
 const struct tmpl_func *tmpl_func_find(const char *name)
@@ -613,17 +621,11 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byPort",           "caLeaf",           "caRoots",      "connect",
-    "executeTemplate",
-
-    "exportedServices", "importedServices", "mergeMap",     "mergeMapWithOverride",
-    "nomadService",     "nomadServices",    "nomadVar",     "nomadVarExists",
-    "nomadVarList",     "nomadVarListSafe", "parseYAML",    "partitions",
-    "peerings",         "pkiCert",          "plugin",
-
-    "secret",           "secrets",          "sockaddr",     "spew_dump",
-    "spew_printf",      "spew_sdump",       "spew_sprintf", "toTOML",
-
+    "byPort",           "caLeaf",           "caRoots",       "connect",      "exportedServices",
+    "importedServices", "nomadService",     "nomadServices", "nomadVar",     "nomadVarExists",
+    "nomadVarList",     "nomadVarListSafe", "parseYAML",     "partitions",   "peerings",
+    "pkiCert",          "plugin",           "secret",        "secrets",      "sockaddr",
+    "spew_dump",        "spew_printf",      "spew_sdump",    "spew_sprintf", "toTOML",
     "toYAML",           "writeToFile",
 };
 

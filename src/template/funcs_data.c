@@ -381,6 +381,70 @@ static int fn_explode_map(struct tmpl_eval *ev, json_t *const *args, size_t narg
     return 0;
 }
 
+/* mergo's isEmptyValue: Go's zero values and empty containers. */
+static bool is_empty(const json_t *v)
+{
+    return !v || json_is_null(v) || json_is_false(v) ||
+           (json_is_integer(v) && json_integer_value(v) == 0) ||
+           (json_is_real(v) && json_real_value(v) == 0) ||
+           (json_is_string(v) && json_string_length(v) == 0) ||
+           (json_is_array(v) && json_array_size(v) == 0) ||
+           (json_is_object(v) && json_object_size(v) == 0);
+}
+
+/*
+ * mergo.Map(dst, src) as consul-template calls it, into dst (a copy the function owns): a key
+ * dst lacks, or holds empty, takes src's value; maps on both sides merge key by key, at every
+ * depth; anything else (lists too) stays dst's, or, with override, becomes src's, even an
+ * empty value (null only with override). Unlike Go, the arguments are left unchanged (mergo
+ * writes into dst's map, which the template may read again).
+ */
+static void merge_into(json_t *dst, const json_t *src, bool override)
+{
+    const char *k;
+    json_t *sv;
+
+    json_object_foreach((json_t *)src, k, sv)
+    {
+        json_t *dv = json_object_get(dst, k);
+        if (json_is_null(sv)) {
+            if (override)
+                json_object_set_new(dst, k, json_null());
+            continue;
+        }
+        if (json_is_object(sv) && json_is_object(dv)) {
+            merge_into(dv, sv, override);
+            continue;
+        }
+        if (override || is_empty(dv))
+            json_object_set_new(dst, k, json_deep_copy(sv));
+    }
+}
+
+static int merge_maps(struct tmpl_eval *ev, json_t *const *args, bool override, json_t **out)
+{
+    for (size_t i = 0; i < 2; i++)
+        if (!json_is_object(args[i]))
+            return tmpl_fail(ev, "wrong type for value; expected map[string]interface {}; got %s",
+                             tmpl_type_name(args[i]));
+    *out = json_deep_copy(args[0]);
+    merge_into(*out, args[1], override);
+    tmpl_sort_map(*out, true);
+    return 0;
+}
+
+/* mergeMap DST SRC: DST's values win; mergeMapWithOverride DST SRC: SRC's win. */
+static int fn_merge_map(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return merge_maps(ev, args, false, out);
+}
+
+static int fn_merge_map_override(struct tmpl_eval *ev, json_t *const *args, size_t nargs,
+                                 json_t **out)
+{
+    return merge_maps(ev, args, true, out);
+}
+
 static const struct tmpl_func data_funcs[] = {
     {"service", fn_service, 1, 2, "s"},
     {"services", fn_services, 0, 1, "s"},
@@ -400,6 +464,8 @@ static const struct tmpl_func data_funcs[] = {
     {"byKey", fn_by_key, 1, 1, "l"},
     {"explode", fn_explode, 1, 1, "l"},
     {"explodeMap", fn_explode_map, 1, 1, NULL}, /* a map, checked by the function */
+    {"mergeMap", fn_merge_map, 2, 2, NULL},     /* maps, checked by the function */
+    {"mergeMapWithOverride", fn_merge_map_override, 2, 2, NULL},
 };
 
 const struct tmpl_func *tmpl_data_func_find(const char *name)

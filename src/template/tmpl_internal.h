@@ -190,6 +190,13 @@ const struct tmpl_func *tmpl_scratch_method_find(const char *name);
  */
 int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data);
 
+/*
+ * executeTemplate: runs the definition called name with dot (borrowed) as {{ template }} does,
+ * into a new string *out instead of the output. 0 or -EINVAL (no such definition, or its
+ * error).
+ */
+int tmpl_eval_execute(struct tmpl_eval *ev, const char *name, json_t *dot, json_t **out);
+
 /* ---- values (value.c) -------------------------------------------------------------------- */
 
 /* Go's truth: false, 0, nil and empty strings, lists and maps are false. */
