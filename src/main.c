@@ -85,12 +85,18 @@ static const struct alias {
 
 static void usage(FILE *f)
 {
+    /* Name and summary are two spaces apart at least: `mesh man` splits a line there. */
+    int width = 0;
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        int len = (int)strlen(subcommands[i].name);
+        width = len > width ? len : width;
+    }
     fprintf(f, "Usage: mesh <command> [flags] [args]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         if (strcmp(subcommands[i].name, FIRST_CLUSTER_COMMAND) == 0)
             fprintf(f,
                     "\nLocal cluster (run directory ./run, -run-dir or MESH_RUN_DIR; --json):\n");
-        fprintf(f, "    %-14s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(f, "    %-*s  %s\n", width, subcommands[i].name, subcommands[i].summary);
     }
     fprintf(f, "\nThe original's cluster_utils.sh names, accepted as they were:\n");
     for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)

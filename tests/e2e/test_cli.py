@@ -215,3 +215,18 @@ def test_version_names_commit_and_libraries():
         assert lib in out[2], out
     assert ok(run(["version", "-help"])).startswith("Usage: mesh version")
     assert run(["version", "extra"]).returncode == 2
+
+
+def test_every_man_page_names_its_command_with_a_summary(tmp_path):
+    """`mesh man` takes each page's one-line summary (the whatis entry lintian and apropos
+    read) from `mesh help`, split at two spaces: a command name as wide as the column once
+    left mesh-reload-service.1 without one."""
+    ok(run(["man", str(tmp_path)]))
+    pages = sorted(tmp_path.glob("mesh-*.1"))
+    assert len(pages) > 30, pages
+    for page in pages:
+        lines = page.read_text().splitlines()
+        name = lines[lines.index(".SH NAME") + 1]
+        m = re.fullmatch(r"(\S+) \\- (\S.*)", name)
+        assert m and m.group(1) == page.stem, f"{page.name}: {name!r}"
+        assert "  " not in m.group(2), f"{page.name}: {name!r}"
