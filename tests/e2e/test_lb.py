@@ -90,19 +90,26 @@ def test_roundrobin_weights_hold_across_workers(backends, lb_factory):
         assert window.count(heavy) == 2, f"requests {i}..{i + 2}: {window} in {seq}"
 
 
-@pytest.mark.parametrize("backend", ["epoll", "uring"])
-def test_each_socket_backend_proxies_and_says_which(backends, lb_factory, backend):
-    """-io picks the sockets' backend and the log says which; both proxy the same requests,
-    pipelined ones and bodies too. Where io_uring is refused (a seccomp filter), -io uring
-    fails at start with the reason and the test is skipped."""
-    bs = backends(2)
-    lb = lb_factory(static_args(bs) + ["-io", backend], start=False)
+def lb_with_io(lb_factory, args, backend):
+    """A started lb on socket backend (-io epoll|uring). Where io_uring is refused (a seccomp
+    filter), -io uring fails at start with the reason and the calling test is skipped."""
+    lb = lb_factory(args + ["-io", backend], start=False)
     try:
         lb.start()
     except AssertionError:
         if backend == "uring" and "-io uring:" in lb.log_text():
             pytest.skip("io_uring is not available here")
         raise
+    return lb
+
+
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_each_socket_backend_proxies_and_says_which(backends, lb_factory, backend):
+    """-io picks the sockets' backend and the log says which; both proxy the same requests,
+    pipelined ones and bodies too. Where io_uring is refused (a seccomp filter), -io uring
+    fails at start with the reason and the test is skipped."""
+    bs = backends(2)
+    lb = lb_with_io(lb_factory, static_args(bs), backend)
     name = "io_uring" if backend == "uring" else "epoll"
     assert f"socket I/O: {name}" in lb.log_text()
     assert_even(spread(lb.port, 100), bs, 100)
@@ -123,13 +130,7 @@ def test_a_client_that_shuts_its_side_gets_the_whole_response(backends, lb_facto
     larger than one send still arrives. With io_uring the close once dropped what was queued
     behind the first send: 16 kB of 300 kB arrived."""
     bs = backends(1)
-    lb = lb_factory(static_args(bs) + ["-io", backend], start=False)
-    try:
-        lb.start()
-    except AssertionError:
-        if backend == "uring" and "-io uring:" in lb.log_text():
-            pytest.skip("io_uring is not available here")
-        raise
+    lb = lb_with_io(lb_factory, static_args(bs), backend)
     body = bytes(range(256)) * 1200  # 300 kB, echoed back
     for chunked in (False, True):
         path = "/echo?chunked=1" if chunked else "/echo"
@@ -796,14 +797,8 @@ def test_clients_that_never_read_hold_the_proxy_to_its_buffers(lb_factory, backe
     exchanges = []
     try:
         # no health checks: the listener's connections are the proxied requests alone
-        lb = lb_factory(["-server", f"{HOST}:{listener.getsockname()[1]}", "-check=false",
-                         "-workers", "1", "-io", backend], start=False)
-        try:
-            lb.start()
-        except AssertionError:
-            if backend == "uring" and "-io uring:" in lb.log_text():
-                pytest.skip("io_uring is not available here")
-            raise
+        lb = lb_with_io(lb_factory, ["-server", f"{HOST}:{listener.getsockname()[1]}",
+                                     "-check=false", "-workers", "1"], backend)
         pipelined = b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
         unread_body = b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (1 << 40)
         for head in (pipelined, unread_body) * 2:
