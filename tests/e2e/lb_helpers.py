@@ -367,13 +367,16 @@ class KeepAlive:
             raise ConnectionError("proxy closed the keep-alive connection")
         self.buf += b
 
-    def request(self, method="GET", path="/", headers=(), body=b""):
-        """Sends one request and reads exactly one response: (status, headers dict, body)."""
+    def request(self, method="GET", path="/", headers=(), body=b"", shut_write=False):
+        """Sends one request and reads exactly one response: (status, headers dict, body).
+        shut_write: shut the connection's sending side down after the request, as `nc -N`."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
         lines += [f"{k}: {v}" for k, v in headers]
         if body:
             lines.append(f"Content-Length: {len(body)}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        if shut_write:
+            self.sock.shutdown(socket.SHUT_WR)
         for _ in range(10000):
             if b"\r\n\r\n" in self.buf:
                 break

@@ -128,35 +128,20 @@ def test_a_client_that_shuts_its_side_gets_the_whole_response(backends, lb_facto
     """A client sends its request and shuts down its write side (as `nc -N` and HTTP/1.0
     tools do), so the proxy closes once the response is written: every byte of a response
     larger than one send still arrives. With io_uring the close once dropped what was queued
-    behind the first send: 16 kB of 300 kB arrived."""
+    behind the first send: 16 kB of 300 kB arrived while the send queue was 64 KiB. With the
+    16 KiB queue of today that loss needs a send in flight at the close, which this test
+    cannot force; test_pollsock's close-after-writes does, on both backends."""
     bs = backends(1)
     lb = lb_with_io(lb_factory, static_args(bs), backend)
     body = bytes(range(256)) * 1200  # 300 kB, echoed back
-    for chunked in (False, True):
-        path = "/echo?chunked=1" if chunked else "/echo"
-        with socket.create_connection((HOST, lb.port), timeout=10) as s:
-            s.sendall(b"POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
-                      % (path.encode(), len(body)) + body)
-            s.shutdown(socket.SHUT_WR)
-            got = b""
-            for _ in range(10000):
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-        head, _, rest = got.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), got[:200]
-        if chunked:
-            out, i = b"", 0
-            while True:
-                j = rest.index(b"\r\n", i)
-                n = int(rest[i:j], 16)
-                out += rest[j + 2:j + 2 + n]
-                i = j + 4 + n
-                if n == 0:
-                    break
-            rest = out
-        assert len(rest) == len(body) and rest == body, (chunked, len(rest))
+    for path in ("/echo", "/echo?chunked=1"):
+        c = KeepAlive(lb.port)
+        try:
+            st, _, got = c.request("POST", path, body=body, shut_write=True)
+            assert st == 200 and len(got) == len(body) and got == body, (path, st, len(got))
+            assert c.buf == b"" and c.sock.recv(1) == b"", path  # then the proxy's close
+        finally:
+            c.close()
 
 
 def test_keepalive_client_gets_every_response(backends, lb_factory):
