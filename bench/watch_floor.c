@@ -2,20 +2,34 @@
  * bench-watch-floor: the least any server can do to answer parked watchers, as a reference for
  * bench/registry's wake-up figures. It speaks just enough HTTP/1.1 for bench-watchers: a GET of
  * /v1/kv/... parks (nothing is parsed past the method and path), a PUT answers every parked GET
- * with one write() each of a fixed ~330-byte answer (the size of meshkit's) and then the PUT
- * itself; anything else is answered 200 at once (the bench's readiness probe). No rendering, no
- * bookkeeping, no allocation: what is left is the kernel's cost of a loopback TCP send per
- * watcher, waking the reader included. A server answering N watchers on one thread cannot beat
- * this on the same machine.
+ * with a fixed ~330-byte answer (meshkit's has more header fields, about 430 bytes) and then the
+ * PUT itself; anything else is answered 200 at once (the bench's readiness probe). No
+ * rendering, no bookkeeping, no allocation: what is left is the kernel's cost of a loopback TCP
+ * send per watcher, waking the reader included.
  *
- * Usage: bench-watch-floor PORT. Listens on 127.0.0.1:PORT until killed. A request must arrive
- * in one read (the bench's do); every connection gets one fd slot of at most MAX_FDS.
+ * How the answers go out is the -mode, each a question about that floor:
+ *
+ *   write    one write() per watcher on the one thread: the floor itself. A server answering N
+ *            watchers on one thread cannot beat it on the same machine.
+ *   uring    every send an IORING_OP_SEND, all submitted by one io_uring_enter (up to RING_SIZE
+ *            at a time): what saving the system-call entries is worth. Little: the kernel still
+ *            runs each send's whole TCP path, the delivery to the reader included, inline.
+ *   threads  the first half written by this thread and the second half by a helper thread at
+ *            the same moment: whether a second core's worth of sending helps. Not on a machine
+ *            whose cores the reading client needs too, and the two senders contend in the
+ *            kernel.
+ *
+ * Usage: bench-watch-floor [-mode write|uring|threads] PORT. Listens on 127.0.0.1:PORT until
+ * killed. A request must arrive in one read (the bench's do); every connection gets one fd slot
+ * of at most MAX_FDS.
  */
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +37,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_FDS 65536
+#define MAX_FDS   65536
+#define RING_SIZE 16384 /* sends per io_uring_enter; 10,000 watchers take one */
 
+enum floor_mode { MODE_WRITE, MODE_URING, MODE_THREADS };
+
+static enum floor_mode mode;
 static char answer[512];
 static size_t answer_len;
 static int parked[MAX_FDS]; /* fds of parked GETs, in arrival order */
 static int nparked;
 static unsigned char is_parked[MAX_FDS];
+
+static struct io_uring ring; /* -mode uring */
+
+static struct { /* -mode threads: the helper's share of one wake-up */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int from, to;     /* parked[from..to) */
+    unsigned posted;  /* wake-ups handed to the helper */
+    unsigned written; /* wake-ups it has finished */
+} helper = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
 
 static void build_answer(void)
 {
@@ -53,13 +81,81 @@ static void send_answer(int fd)
         perror("bench-watch-floor: write"); /* a full socket: never with the bench's answers */
 }
 
+static void write_range(int from, int to)
+{
+    for (int i = from; i < to; i++)
+        send_answer(parked[i]);
+}
+
+/* -mode uring: the sends of parked[from..to), at most RING_SIZE, in one io_uring_enter. */
+static void send_batch_uring(int from, int to)
+{
+    struct io_uring_cqe *cqe;
+
+    for (int i = from; i < to; i++)
+        io_uring_prep_send(io_uring_get_sqe(&ring), parked[i], answer, answer_len, MSG_NOSIGNAL);
+    int rc = io_uring_submit_and_wait(&ring, (unsigned)(to - from));
+    if (rc != to - from)
+        fprintf(stderr, "bench-watch-floor: io_uring_enter submitted %d of %d\n", rc, to - from);
+    while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+        if (cqe->res != (int)answer_len)
+            fprintf(stderr, "bench-watch-floor: send: %d\n", cqe->res);
+        io_uring_cqe_seen(&ring, cqe);
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&helper.mu);
+    for (;;) {
+        while (helper.written == helper.posted)
+            pthread_cond_wait(&helper.cv, &helper.mu);
+        int from = helper.from, to = helper.to;
+        pthread_mutex_unlock(&helper.mu);
+        write_range(from, to);
+        pthread_mutex_lock(&helper.mu);
+        helper.written++;
+        pthread_cond_broadcast(&helper.cv);
+    }
+    return NULL;
+}
+
+/* -mode threads: the second half goes to the helper, the first is written here meanwhile. */
+static void wake_threads(void)
+{
+    int half = nparked / 2;
+
+    pthread_mutex_lock(&helper.mu);
+    helper.from = half;
+    helper.to = nparked;
+    helper.posted++;
+    pthread_cond_broadcast(&helper.cv);
+    pthread_mutex_unlock(&helper.mu);
+    write_range(0, half);
+    pthread_mutex_lock(&helper.mu); /* parked[] is not touched again before the helper is done */
+    while (helper.written != helper.posted)
+        pthread_cond_wait(&helper.cv, &helper.mu);
+    pthread_mutex_unlock(&helper.mu);
+}
+
 /* Answers every parked GET: the loop this program exists to time. */
 static void wake_all(void)
 {
-    for (int i = 0; i < nparked; i++) {
-        send_answer(parked[i]);
-        is_parked[parked[i]] = 0;
+    switch (mode) {
+    case MODE_WRITE:
+        write_range(0, nparked);
+        break;
+    case MODE_URING:
+        for (int i = 0; i < nparked; i += RING_SIZE)
+            send_batch_uring(i, nparked - i > RING_SIZE ? i + RING_SIZE : nparked);
+        break;
+    case MODE_THREADS:
+        wake_threads();
+        break;
     }
+    for (int i = 0; i < nparked; i++)
+        is_parked[parked[i]] = 0;
     nparked = 0;
 }
 
@@ -114,17 +210,63 @@ static void on_accept(int ep, int ls)
     }
 }
 
+/* Sets up what the mode needs before the first connection; 0 or -1 with a message. */
+static int mode_init(void)
+{
+    if (mode == MODE_URING) {
+        struct io_uring_params p = {.flags = IORING_SETUP_SUBMIT_ALL};
+        int rc = io_uring_queue_init_params(RING_SIZE, &ring, &p);
+        if (rc < 0) {
+            fprintf(stderr, "bench-watch-floor: io_uring: %s\n", strerror(-rc));
+            return -1;
+        }
+    } else if (mode == MODE_THREADS) {
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, helper_main, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "bench-watch-floor: pthread_create: %s\n", strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, int *port)
+{
+    static const char *const names[] = {"write", "uring", "threads"};
+
+    *port = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-mode") == 0 && i + 1 < argc) {
+            const char *m = argv[++i];
+            int k = 0;
+            while (k < 3 && strcmp(m, names[k]) != 0)
+                k++;
+            if (k == 3)
+                return -1;
+            mode = (enum floor_mode)k;
+        } else if (*port == 0 && atoi(argv[i]) > 0 && atoi(argv[i]) <= 65535) {
+            *port = atoi(argv[i]);
+        } else {
+            return -1;
+        }
+    }
+    return *port ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
+    int one = 1, port;
 
-    if (argc != 2 || atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535) {
-        fprintf(stderr, "usage: %s PORT\n", argv[0]);
+    if (parse_args(argc, argv, &port) < 0) {
+        fprintf(stderr, "usage: %s [-mode write|uring|threads] PORT\n", argv[0]);
         return 2;
     }
     build_answer();
-    sa.sin_port = htons((unsigned short)atoi(argv[1]));
+    if (mode_init() < 0)
+        return 1;
+    sa.sin_port = htons((unsigned short)port);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.fd = ls};
