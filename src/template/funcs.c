@@ -611,7 +611,7 @@ const struct tmpl_func *tmpl_func_find(const char *name)
 
     if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
         (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)) ||
-        (f = tmpl_format_func_find(name)))
+        (f = tmpl_format_func_find(name)) || (f = tmpl_yaml_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }
@@ -621,12 +621,11 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byPort",           "caLeaf",           "caRoots",       "connect",      "exportedServices",
-    "importedServices", "nomadService",     "nomadServices", "nomadVar",     "nomadVarExists",
-    "nomadVarList",     "nomadVarListSafe", "parseYAML",     "partitions",   "peerings",
-    "pkiCert",          "plugin",           "secret",        "secrets",      "sockaddr",
-    "spew_dump",        "spew_printf",      "spew_sdump",    "spew_sprintf", "toTOML",
-    "toYAML",           "writeToFile",
+    "byPort",           "caLeaf",           "caRoots",       "connect",  "exportedServices",
+    "importedServices", "nomadService",     "nomadServices", "nomadVar", "nomadVarExists",
+    "nomadVarList",     "nomadVarListSafe", "partitions",    "peerings", "pkiCert",
+    "plugin",           "secret",           "secrets",       "sockaddr", "spew_dump",
+    "spew_printf",      "spew_sdump",       "spew_sprintf",  "toTOML",   "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)

@@ -173,12 +173,13 @@ int tmpl_func_call(struct tmpl_eval *ev, const struct tmpl_func *f, json_t *cons
 /* Whether name is one of consul-template's functions that this renderer does not have. */
 bool tmpl_func_unsupported(const char *name);
 /* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c), the
- * conversions' (funcs_conv.c) and the formatters' (funcs_format.c), searched by
- * tmpl_func_find. */
+ * conversions' (funcs_conv.c), the formatters' (funcs_format.c) and toYAML/parseYAML's
+ * (funcs_yaml.c), searched by tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
 const struct tmpl_func *tmpl_conv_func_find(const char *name);
 const struct tmpl_func *tmpl_format_func_find(const char *name);
+const struct tmpl_func *tmpl_yaml_func_find(const char *name);
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);
 

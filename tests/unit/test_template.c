@@ -249,7 +249,7 @@ static void test_parse_errors(void **state)
          "in.ctmpl:1:34: {{break}} outside {{range}}"},
         {"{{ range 1 }}{{ break 1 }}{{ end }}", "in.ctmpl:1:23: unexpected \"1\" in break"},
         /* consul-template's functions this renderer lacks say so */
-        {"{{ toYAML \"{}\" }}", "in.ctmpl:1:4: function \"toYAML\" not supported"},
+        {"{{ sockaddr \"{}\" }}", "in.ctmpl:1:4: function \"sockaddr\" not supported"},
         {"{{ sprig_list }}", "in.ctmpl:1:4: function \"sprig_list\" not supported"},
         /* scratch stands only with one of its methods; other functions have no fields */
         {"{{ scratch }}", "in.ctmpl:1:4: scratch needs a method: scratch.Set, scratch.Get, ..."},
