@@ -5,6 +5,7 @@ and new writes get higher indexes (X-Consul-Index never goes backwards).
 """
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -340,3 +341,71 @@ def test_empty_journal_is_reported(agent_factory, tmp_path):
     a.start()
     assert a.get("/v1/kv/k2?raw").body == b"v"
     assert "empty, starting" not in a.log_text()[log_before:].split("=== start #3")[1]
+
+
+def journal_lines(path):
+    """[(start offset, end offset, record)] of journal.log's records, header excluded."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    for line in data.splitlines(keepends=True):
+        _, _, text = line.rstrip(b"\n").split(b" ", 2)
+        out.append((pos, pos + len(line), json.loads(text)))
+        pos += len(line)
+    return out[1:]
+
+
+def cut_points(path, index):
+    """Every offset a kill -9 can leave journal.log ending at while the records of the write at
+    `index` were being appended: each line boundary among them and the middle of each line."""
+    lines = [(s, e) for s, e, r in journal_lines(path) if r.get("index") == index]
+    assert lines, f"no record at index {index}"
+    points = {lines[0][0]}
+    for s, e in lines:
+        points |= {(s + e) // 2, e}
+    return sorted(points - {lines[-1][1]})
+
+
+@pytest.mark.parametrize("write", ["txn", "session-destroy"])
+def test_a_write_cut_short_by_a_crash_is_all_or_nothing(agent_factory, tmp_path, write):
+    """A transaction changes several keys at one index, and destroying a session releases its
+    locks and removes it: one acknowledged write each. A kill -9 can stop the agent anywhere
+    while it appends that write's records; after a restart the write is there whole or not at
+    all, never some of its keys (or a session gone with its locks still held)."""
+    data = tmp_path / "data"
+    a = agent_factory(data_dir=data)
+    a.put_true("/v1/kv/before", "kept")
+    if write == "txn":
+        ops = [{"KV": {"Verb": "set", "Key": f"t/{i}", "Value": b64(f"v{i}")}}
+               for i in range(3)]
+        r = a.put("/v1/txn", ops)
+        assert r.status == 200, r.text
+        index = r.json()["Results"][0]["KV"]["ModifyIndex"]
+        whole = {f"t/{i}" for i in range(3)}
+    else:
+        sid = a.put("/v1/session/create", {"Behavior": "release"}).json()["ID"]
+        for i in range(3):
+            a.put_true(f"/v1/kv/t/{i}?acquire={sid}", "x")
+        a.put_true("/v1/session/destroy/" + sid)
+        index = a.get("/v1/session/list").index
+        whole = set()  # no key locked by a session that is gone, no session left
+    a.stop()
+    journal = data / "journal.log"
+    full = journal.read_bytes()
+    points = cut_points(journal, index)
+    assert len(points) > 1, "the write is a single line already"
+    for at in points:
+        journal.write_bytes(full[:at])
+        a.start()
+        assert a.get("/v1/kv/before?raw").body == b"kept"
+        if write == "txn":
+            got = set(a.get_json("/v1/kv/t/?keys")) if a.get("/v1/kv/t/?keys").status == 200 \
+                else set()
+            assert got in (set(), whole), f"cut at byte {at}: half a transaction: {got}"
+        else:
+            sessions = a.get_json("/v1/session/list")
+            locked = {e["Key"] for e in a.get_json("/v1/kv/t/?recurse") if e.get("Session")}
+            want = {f"t/{i}" for i in range(3)} if sessions else whole
+            assert locked == want, \
+                f"cut at byte {at}: half a session destroy: {len(sessions)} sessions, " \
+                f"keys locked {locked}"
+        a.stop()

@@ -334,6 +334,40 @@ static void test_replay(void **state)
     reg_state_free(&copy);
 }
 
+/* A write that changes several entities is one record, so a crash appending it leaves all of
+ * it or none; a batch holds whole records only. */
+static void test_one_write_one_record(void **state)
+{
+    struct fixture *f = *state;
+    json_t *results, *errors;
+    struct reg_state copy;
+
+    json_t *ops = json_pack("[o, o, o]", op("set", "t/a", "MQ==", 0, NULL),
+                            op("set", "t/b", "Mg==", 0, NULL), op("set", "t/c", "Mw==", 0, NULL));
+    size_t before = json_array_size(f->records);
+    assert_int_equal(reg_txn_apply(&f->st, ops, reg_render_kv, &results, &errors), 0);
+    json_decref(ops);
+    json_decref(results);
+    assert_int_equal(json_array_size(f->records), before + 1);
+    const json_t *batch = json_array_get(f->records, before);
+    assert_string_equal(json_string_value(json_object_get(batch, "op")), "batch");
+    assert_int_equal(json_integer_value(json_object_get(batch, "index")), f->st.index);
+    assert_int_equal(json_array_size(json_object_get(batch, "records")), 3);
+
+    reg_state_init(&copy);
+    for (size_t i = 0; i < json_array_size(f->records); i++)
+        assert_int_equal(reg_state_apply(&copy, json_array_get(f->records, i)), 0);
+    assert_memory_equal(reg_kv_get(&copy, "t/c")->value, "3", 1);
+    assert_int_equal(copy.index, f->st.index);
+    json_t *nested = json_pack("{s:s, s:i, s:[O]}", "op", "batch", "index", 99, "records", batch);
+    assert_int_equal(reg_state_apply(&copy, nested), -EINVAL);
+    json_decref(nested);
+    nested = json_pack("{s:s, s:i, s:[]}", "op", "batch", "index", 99, "records");
+    assert_int_equal(reg_state_apply(&copy, nested), -EINVAL);
+    json_decref(nested);
+    reg_state_free(&copy);
+}
+
 /* The runtime reaps a session 2 x TTL after its last renew (a short TTL set directly: the
  * API's 10 s minimum is not the state's business). */
 static void test_ttl_reaped_on_loop(void **state)
@@ -403,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_write_one_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_reaped_on_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_ring, setup, teardown),
     };

@@ -176,10 +176,21 @@ void reg_cluster_read_headers(const struct reg_cluster_ctx *cx, bool *known_lead
 
 /* ---- the state machine ------------------------------------------------------------------- */
 
-/* The table a record changes, for the watchers. */
-static void notify_record(struct reg_cluster_ctx *cx, const char *op)
+/* The table a record changes, for the watchers; each of a batch's records. */
+static void notify_record(struct reg_cluster_ctx *cx, const json_t *r)
 {
+    const char *op = json_string_value(json_object_get(r, "op")) ?: "";
     enum reg_table t = REG_TABLE_CATALOG;
+    const json_t *rec;
+    size_t i;
+
+    if (strcmp(op, "batch") == 0) {
+        json_array_foreach(json_object_get(r, "records"), i, rec)
+        {
+            notify_record(cx, rec);
+        }
+        return;
+    }
 
     if (strncmp(op, "kv", 2) == 0)
         t = REG_TABLE_KV;
@@ -208,7 +219,7 @@ static int apply_records(struct reg_cluster *cl, const char *data, size_t len)
                       (int)(n > 200 ? 200 : n), data + i);
             rc = -EINVAL;
         } else if (r) {
-            notify_record(cx, json_string_value(json_object_get(r, "op")) ?: "");
+            notify_record(cx, r);
         }
         json_decref(r);
         i += n + 1;

@@ -252,6 +252,23 @@ void reg_state_commit(struct reg_state *st, enum reg_table table, json_t *record
         st->on_change(table, st->change_data);
 }
 
+void reg_state_commit_all(struct reg_state *st, enum reg_table table, json_t *records)
+{
+    size_t n = json_array_size(records);
+
+    if (n == 0) {
+        json_decref(records);
+        return;
+    }
+    if (n == 1) {
+        json_t *only = json_incref(json_array_get(records, 0));
+        json_decref(records);
+        reg_state_commit(st, table, only);
+        return;
+    }
+    reg_state_commit(st, table, reg_journal_batch(records));
+}
+
 /* ---- catalog ----------------------------------------------------------------------------- */
 
 struct reg_node *reg_node_get(const struct reg_state *st, const char *name)

@@ -148,6 +148,14 @@ json_t *reg_journal_session_delete(const char *id, uint64_t index)
     return r;
 }
 
+json_t *reg_journal_batch(json_t *records)
+{
+    const json_t *last = json_array_get(records, json_array_size(records) - 1);
+    json_t *r = record("batch", (uint64_t)json_integer_value(json_object_get(last, "index")));
+    json_object_set_new(r, "records", records);
+    return r;
+}
+
 /* ---- replay ------------------------------------------------------------------------------ */
 
 static const char *get_str(const json_t *o, const char *k)
@@ -310,6 +318,26 @@ static int apply_session(struct reg_state *st, const json_t *r)
     return 0;
 }
 
+/* A batch's records in order; a batch holds whole records only, never another batch. */
+static int apply_batch(struct reg_state *st, const json_t *r)
+{
+    const json_t *records = json_object_get(r, "records");
+    const json_t *rec;
+    size_t i;
+
+    if (!json_is_array(records) || json_array_size(records) == 0)
+        return -EINVAL;
+    json_array_foreach(records, i, rec)
+    {
+        if (!json_is_object(rec) || strcmp(get_str(rec, "op"), "batch") == 0)
+            return -EINVAL;
+        int rc = reg_state_apply(st, rec);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int reg_state_apply(struct reg_state *st, const json_t *r)
 {
     const char *op = get_str(r, "op");
@@ -319,6 +347,8 @@ int reg_state_apply(struct reg_state *st, const json_t *r)
 
     if (index == 0)
         return -EINVAL;
+    if (strcmp(op, "batch") == 0)
+        return apply_batch(st, r);
     if (strncmp(op, "acl-", 4) == 0) {
         table = REG_TABLE_ACL;
         rc = reg_acl_apply(st, r);

@@ -23,6 +23,9 @@ json_t *reg_journal_kv(const struct reg_kv *kv, uint64_t index);
 json_t *reg_journal_kv_delete(const char *key, bool tree, uint64_t index);
 json_t *reg_journal_session(const struct reg_session *s, uint64_t index);
 json_t *reg_journal_session_delete(const char *id, uint64_t index);
+/* The records of one write (an array of two or more, consumed) as one "batch" record at the
+ * last one's index: appended as a single line, so a crash leaves all of them or none. */
+json_t *reg_journal_batch(json_t *records);
 
 /* Raw mutations at a given index, without journal or notification (used by replay). */
 struct reg_node *reg_state_node_put(struct reg_state *st, const struct reg_node_fields *f,
@@ -46,5 +49,8 @@ void reg_state_advance(struct reg_state *st, enum reg_table table, uint64_t inde
  * watchers. Every write goes through these two. */
 uint64_t reg_state_next_index(struct reg_state *st, enum reg_table table);
 void reg_state_commit(struct reg_state *st, enum reg_table table, json_t *record);
+/* reg_state_commit for a write that changes several entities (an array of records, consumed;
+ * may be empty): they are journaled as one record (reg_journal_batch). */
+void reg_state_commit_all(struct reg_state *st, enum reg_table table, json_t *records);
 
 #endif

@@ -27,15 +27,6 @@ static uint64_t bump(struct reg_state *st, enum reg_table table)
     return st->index;
 }
 
-static void emit(struct reg_state *st, enum reg_table table, json_t *record)
-{
-    if (st->journal)
-        st->journal(record, st->journal_data);
-    json_decref(record);
-    if (st->on_change)
-        st->on_change(table, st->change_data);
-}
-
 uint64_t reg_state_touch(struct reg_state *st, enum reg_table table)
 {
     uint64_t index = bump(st, table);
@@ -145,13 +136,15 @@ int reg_session_create(struct reg_state *st, const struct reg_session *t, uint64
     s->node = xstrdup(node->name);
     s->create_index = s->modify_index = *index;
     reg_session_free(smap_put(&st->sessions, s->id, s));
-    emit(st, REG_TABLE_SESSIONS, reg_journal_session(s, *index));
+    reg_state_commit(st, REG_TABLE_SESSIONS, reg_journal_session(s, *index));
     return 0;
 }
 
-/* Releases or deletes the keys a dying session holds, at index, and starts their lock-delay.
- * Invalidation is rare, so a walk of the KV store is cheaper than a per-session key index. */
-static void drop_locks(struct reg_state *st, const struct reg_session *s, uint64_t index)
+/* Releases or deletes the keys a dying session holds, at index, and starts their lock-delay;
+ * their records go to the array records. Invalidation is rare, so a walk of the KV store is
+ * cheaper than a per-session key index. */
+static void drop_locks(struct reg_state *st, const struct reg_session *s, uint64_t index,
+                       json_t *records)
 {
     uint64_t delay_ms = s->lock_delay_ns > 0 ? (uint64_t)s->lock_delay_ns / 1000000 : 0;
     uint64_t now = now_ms(st);
@@ -164,17 +157,16 @@ static void drop_locks(struct reg_state *st, const struct reg_session *s, uint64
             smap_put(&st->lock_delay, kv->key, (void *)(uintptr_t)(now + delay_ms));
         st->table_index[REG_TABLE_KV] = index;
         if (s->behavior == REG_SESSION_DELETE) {
-            json_t *record = reg_journal_kv_delete(kv->key, false, index);
+            json_array_append_new(records, reg_journal_kv_delete(kv->key, false, index));
             char *key = xstrdup(kv->key);
             reg_state_kv_remove(st, key, index);
             free(key);
-            emit(st, REG_TABLE_KV, record);
             continue;
         }
         free(kv->session);
         kv->session = NULL;
         kv->modify_index = index;
-        emit(st, REG_TABLE_KV, reg_journal_kv(kv, index));
+        json_array_append_new(records, reg_journal_kv(kv, index));
     }
 }
 
@@ -185,10 +177,15 @@ uint64_t reg_session_destroy(struct reg_state *st, const char *id)
     if (!s)
         return 0;
     uint64_t index = bump(st, REG_TABLE_SESSIONS);
-    drop_locks(st, s, index);
-    json_t *record = reg_journal_session_delete(s->id, index);
+    json_t *records = json_array();
+    drop_locks(st, s, index, records);
+    bool released = json_array_size(records) > 0;
+    json_array_append_new(records, reg_journal_session_delete(s->id, index));
     reg_session_free(smap_del(&st->sessions, s->id));
-    emit(st, REG_TABLE_SESSIONS, record);
+    /* One record: a crash never leaves the session alive with its locks gone. */
+    reg_state_commit_all(st, REG_TABLE_SESSIONS, records);
+    if (released && st->on_change)
+        st->on_change(REG_TABLE_KV, st->change_data);
     return index;
 }
 
@@ -323,7 +320,7 @@ static uint64_t kv_write(struct reg_state *st, const char *key, const void *valu
     };
     reg_state_kv_put(st, &t);
     smap_del(&st->kv_tombstones, key);
-    emit(st, REG_TABLE_KV, reg_journal_kv(reg_kv_get(st, key), index));
+    reg_state_commit(st, REG_TABLE_KV, reg_journal_kv(reg_kv_get(st, key), index));
     return index;
 }
 
@@ -573,10 +570,12 @@ static const char *op_str(const json_t *kv, const char *name)
     return s ? s : "";
 }
 
-/* Writes the overlay into the state at t->index. */
+/* Writes the overlay into the state at t->index, journaled as one record: a crash never leaves
+ * part of a transaction behind. */
 static void txn_commit(struct txn *t)
 {
     struct reg_state *st = t->st;
+    json_t *records = json_array();
 
     bump(st, REG_TABLE_KV);
     smap_foreach(&t->over, e)
@@ -585,15 +584,15 @@ static void txn_commit(struct txn *t)
         if (kv == &txn_deleted) {
             if (!reg_kv_get(st, e->key))
                 continue;
-            json_t *record = reg_journal_kv_delete(e->key, false, t->index);
+            json_array_append_new(records, reg_journal_kv_delete(e->key, false, t->index));
             reg_state_kv_remove(st, e->key, t->index);
-            emit(st, REG_TABLE_KV, record);
             continue;
         }
         reg_state_kv_put(st, kv);
         smap_del(&st->kv_tombstones, kv->key);
-        emit(st, REG_TABLE_KV, reg_journal_kv(reg_kv_get(st, kv->key), t->index));
+        json_array_append_new(records, reg_journal_kv(reg_kv_get(st, kv->key), t->index));
     }
+    reg_state_commit_all(st, REG_TABLE_KV, records);
 }
 
 int reg_txn_apply(struct reg_state *st, const json_t *ops, reg_txn_render_fn render,
