@@ -14,8 +14,9 @@ DESTDIR    ?=
 DEBBUILD   ?= build-deb
 E2E_PROCS  ?= 3
 
-.PHONY: all deps deps-run check check-rules check-tsan check-peers lint unit e2e compat \
-	browser fuzz bench up down clean format install deb check-package
+.PHONY: all deps deps-run check check-rules check-build check-build-O2 unit e2e e2e-serial \
+	compat browser check-tsan check-peers lint fuzz bench up down clean format install deb \
+	check-package
 
 all: $(BUILD)/mesh
 
@@ -35,24 +36,47 @@ deps-run:
 # warning-free (-O2 finds what -O0 does not, e.g. maybe-uninitialized). The lb and load tests
 # run once more under ThreadSanitizer: they are the multithreaded parts. The end-to-end tests
 # run E2E_PROCS at a time, one file per process (most of their time is spent waiting on timers),
-# then the timing-sensitive ones alone (SERIAL in tests/e2e/conftest.py).
+# then the timing-sensitive ones alone (SERIAL in tests/e2e/conftest.py). Each phase is a
+# target of its own (`make e2e` reruns one against the check build) and scripts/phase prints
+# what it took, so every log of the suite shows where its time goes.
+PHASE := scripts/phase
+CHECK_ENV := MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh
+
 check: deps check-rules
+	@$(PHASE) build-O2 $(MAKE) check-build-O2
+	@$(PHASE) build-ASan $(MAKE) check-build
+	@$(PHASE) unit $(MAKE) unit
+	@$(PHASE) e2e $(MAKE) e2e
+	@$(PHASE) e2e-serial $(MAKE) e2e-serial
+	@$(PHASE) compat $(MAKE) compat
+	@$(PHASE) browser $(MAKE) browser
+	@$(PHASE) package env $(CHECK_ENV) $(MAKE) check-package
+	@$(PHASE) tsan $(MAKE) check-tsan
+
+check-build-O2:
 	cmake -S . -B $(CHECKBUILD)-O2 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON >/dev/null
 	cmake --build $(CHECKBUILD)-O2 -j $(JOBS) --target mesh webapp
+
+check-build:
 	cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DWERROR=ON -DSANITIZE=ON >/dev/null
 	cmake --build $(CHECKBUILD) -j $(JOBS)
+
+# The phases below run against the check build as it is; `make check-build` first.
+unit:
 	cd $(CHECKBUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -n $(E2E_PROCS) --dist loadfile --durations=20 \
+
+e2e:
+	$(CHECK_ENV) $(PYTEST) -q -n $(E2E_PROCS) --dist loadfile --durations=20 \
 		-m 'not serial' tests/e2e --ignore=tests/e2e/test_package.py
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(PYTEST) -q -m serial --durations=10 tests/e2e \
+
+e2e-serial:
+	$(CHECK_ENV) $(PYTEST) -q -m serial --durations=10 tests/e2e \
 		--ignore=tests/e2e/test_package.py
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh tests/compat/run -cluster
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
-		tests/browser/run
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh $(MAKE) check-package
-	$(MAKE) check-tsan
+
+compat:
+	$(CHECK_ENV) tests/compat/run
+	$(CHECK_ENV) tests/compat/run -cluster
 
 # Rules of the house the build enforces: the tree is clang-format clean, no component includes
 # another (nor src/lib a component), and the registry's folders keep their include rules.
@@ -82,7 +106,7 @@ lint: deps
 
 # The browser suite alone (Debian's chromium via playwright-core), against the check build.
 browser:
-	MESH_BIN=$(CURDIR)/$(CHECKBUILD)/mesh BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
+	$(CHECK_ENV) BROWSER_OUT=$(CURDIR)/$(CHECKBUILD)/browser-screenshots \
 		tests/browser/run
 
 # The scenarios under real Artillery and under mesh load, side by side (quick variants). Artillery
