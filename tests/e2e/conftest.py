@@ -5,9 +5,11 @@ Run: /usr/bin/python3 -m pytest -q tests/e2e   (MESH_BIN selects the binary, def
 attached to the report.
 """
 
+import fcntl
 import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -111,11 +113,27 @@ SERIAL = (
     "test_load_artillery.py::test_aggregate_rate_is_the_mean_of_the_periods",
     "test_pm.py::test_logs_rotate_and_are_followed",
     "test_pm.py::test_kill_wins_over_a_restart_in_flight",
-    # `mesh up -netns` names its bridge and subnet (meshbr0, 10.77.0.0/24) the way an operator
-    # expects to find them, so two of these at once would fight over one bridge.
-    "test_up.py::test_up_netns_gives_each_node_a_namespace",
-    "test_up_servers.py::test_up_with_three_servers_in_namespaces",
 )
+
+
+@pytest.fixture
+def up_netns_lock():
+    """Held for a test that runs `mesh up -netns`. That cluster names its bridge, subnet and
+    namespaces (meshbr0, 10.77.0.0/24, mesh-<node>) the way an operator expects to find them, so
+    two at once would fight over one bridge: a lock on a file every checkout on the machine
+    shares makes them take turns, in the parallel pass or in two test runs at once."""
+    with open("/tmp/meshkit-up-netns.lock", "a") as f:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail("another `mesh up -netns` test held its lock for 10 minutes",
+                                pytrace=False)
+                time.sleep(0.2)
+        yield
 
 
 def pytest_configure(config):

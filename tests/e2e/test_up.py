@@ -150,7 +150,7 @@ def test_layouts_keep_clear_of_kernel_ports_and_of_other_workers(monkeypatch):
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                     reason="network namespaces need root and iproute2 (ip)")
-def test_up_netns_gives_each_node_a_namespace(tmp_path):
+def test_up_netns_gives_each_node_a_namespace(tmp_path, up_netns_lock):
     run = tmp_path / "run"
     try:
         up = mesh("up", "-netns", "-run-dir", str(run), "-check-interval", "1s")

@@ -172,7 +172,7 @@ def test_kill_node_refuses_the_only_server(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                     reason="network namespaces need root and iproute2 (ip)")
-def test_up_with_three_servers_in_namespaces(tmp_path):
+def test_up_with_three_servers_in_namespaces(tmp_path, up_netns_lock):
     c = Cluster(tmp_path / "run", servers=3)
     try:
         c.mesh("up", "-netns", "-servers", "3", "-failure-timeout", "2s", "-check-interval", "1s")
