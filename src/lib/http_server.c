@@ -24,14 +24,23 @@ enum conn_state {
 };
 
 /*
+ * One connection's unsent bytes count against its client address for at most this share of
+ * max_unsent_per_client. An address is many clients when it is 127.0.0.1, so one of them that
+ * never reads an answer bigger than the cap must not make the others wait for the write
+ * timeout; it takes this many stalled connections together to hold the address back, and a
+ * flood of connections from one address is still bounded (each holds at most one answer).
+ */
+#define UNSENT_SHARES 4
+
+/*
  * One client address: how many connections it holds (max_conns_per_client) and how many bytes
- * of answers to it the sockets have not taken yet (max_unsent_per_client). Lives while it has
- * a connection or unsent bytes; the bytes of a closed connection leave when libuv cancels its
- * writes, after the close.
+ * of answers to it the sockets have not taken yet, each connection's counted up to its share
+ * (unsent_counted). Lives while it has a connection or unsent bytes; the bytes of a closed
+ * connection leave when libuv cancels its writes, after the close.
  */
 struct http_client {
     size_t conns;
-    size_t unsent;
+    size_t unsent; /* the sum of unsent_counted() over its connections */
     /* Connections holding a request back until unsent drains under the cap, oldest first. */
     struct list_node waiting;
     bool waking; /* client_wake() is on the stack: not freed under it */
@@ -160,6 +169,17 @@ static void client_maybe_free(struct http_server *srv, struct http_client *cl)
 static bool client_over_cap(const struct http_server *srv, const struct http_client *cl)
 {
     return cl && cl->unsent >= srv->cfg.max_unsent_per_client;
+}
+
+/* What a connection with unsent bytes queued counts against its client (non-zero when they
+ * are, so a client with a connection holding bytes is not freed). */
+static size_t unsent_counted(const struct http_server *srv, size_t unsent)
+{
+    size_t share = srv->cfg.max_unsent_per_client / UNSENT_SHARES;
+
+    if (share == 0)
+        share = 1;
+    return unsent < share ? unsent : share;
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -332,8 +352,9 @@ static void conn_unsent_sub(struct http_conn *c, size_t n)
     if (!cl)
         return;
     bool was_over = client_over_cap(c->srv, cl);
-    MESH_BUG_ON(cl->unsent < n);
-    cl->unsent -= n;
+    size_t gone = unsent_counted(c->srv, c->unsent + n) - unsent_counted(c->srv, c->unsent);
+    MESH_BUG_ON(cl->unsent < gone);
+    cl->unsent -= gone;
     if (c->closed && c->unsent == 0)
         c->client = NULL; /* its last reference to cl, which may go now */
     if (was_over && !client_over_cap(c->srv, cl))
@@ -386,9 +407,10 @@ static void conn_queue_raw(struct http_conn *c, struct buf *data)
         conn_close(c);
         return;
     }
+    size_t counted = unsent_counted(c->srv, c->unsent);
     c->unsent += wr->data.len;
     if (c->client)
-        c->client->unsent += wr->data.len;
+        c->client->unsent += unsent_counted(c->srv, c->unsent) - counted;
     if (c->writes_pending == 1) {
         c->write_left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
         arm_timer(c, c->srv->cfg.write_timeout_ms);

@@ -21,7 +21,9 @@
  * A client that does not read cannot make the server hold answers without bound. An answer the
  * socket does not take at once is copied and queued; while it is, the connection takes up no
  * further (pipelined) request. Across the connections of one client address, once
- * max_unsent_per_client bytes are queued, its next requests wait unread until bytes leave.
+ * max_unsent_per_client bytes are queued, its next requests wait unread until bytes leave; a
+ * connection counts for at most a quarter of that, so one that never reads (127.0.0.1 is every
+ * local client) does not hold the others back alone.
  * And a connection whose queued answer makes no progress for write_timeout_ms is closed, which
  * frees what it held. (Go's net/http, and so Consul, blocks the handler on a full socket
  * instead, without a write timeout: each such client holds a goroutine and its answer.)

@@ -9,6 +9,7 @@ limits.http_write_timeout is closed. Other addresses are served meanwhile (the w
 """
 
 import re
+import select
 import selectors
 import socket
 import time
@@ -32,8 +33,8 @@ def rss_bytes(pid):
     raise AssertionError("no VmRSS")
 
 
-def fill_kv(agent):
-    for i in range(KEYS):
+def fill_kv(agent, keys=KEYS):
+    for i in range(keys):
         agent.put_true(f"/v1/kv/big/{i:02d}", bytes([65 + i]) * VALUE_BYTES)
 
 
@@ -156,3 +157,26 @@ def test_limits_are_checked(agent_factory, write_config):
     out.proc.wait(timeout=10)
     assert out.proc.returncode == 1
     assert "limits.http_write_timeout must be at least 1s" in bad.log_text()
+
+
+def test_one_stalled_connection_does_not_hold_back_its_address(agent_factory):
+    # Every local client is 127.0.0.1: one that never reads an answer bigger than the whole cap
+    # must not make the others wait for the write timeout.
+    a = agent_factory(extra_args=["-http-max-unsent-mb", "1"])
+    # About 10 MB of JSON: past what the kernel's socket buffers take, several MiB stay queued.
+    fill_kv(a, keys=2 * KEYS)
+    stuck = never_reading(a.port, recurse_requests(2))
+    try:
+        # Its first answer is being written (the first bytes are in its socket), so the agent
+        # holds the rest: over the 1 MiB cap, on one connection.
+        wait_until(lambda: select.select([stuck], [], [], 0)[0], 30,
+                   what="the first answer to start arriving")
+        status, _, body = get_from(a.port, "/v1/status/leader", HOST, timeout=30)
+        assert status == 200 and body.startswith(b'"')
+        status, _, body = get_from(a.port, "/v1/kv/big/01?raw", HOST, timeout=30)
+        assert status == 200 and body == b"B" * VALUE_BYTES
+        # The stalled connection still holds its answers, and gets both in full once it reads.
+        (got,) = read_all([stuck], timeout=120)
+        assert count_responses(got) == [200, 200]
+    finally:
+        stuck.close()
