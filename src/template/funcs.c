@@ -333,15 +333,6 @@ static int fn_join(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json
     return 0;
 }
 
-/* Go's strings.TrimSpace over the ASCII spaces. */
-static void trim_space(const char **s, size_t *n)
-{
-    while (*n && (*s)[0] && strchr(" \t\r\n\v\f", (*s)[0]))
-        (*s)++, (*n)--;
-    while (*n && (*s)[*n - 1] && strchr(" \t\r\n\v\f", (*s)[*n - 1]))
-        (*n)--;
-}
-
 /* consul-template's split: S without its surrounding spaces, split at each SEP ("" splits
  * between bytes); nothing left is no items. */
 static json_t *split_list(const json_t *sep_value, const json_t *s_value)
@@ -350,7 +341,7 @@ static json_t *split_list(const json_t *sep_value, const json_t *s_value)
     size_t seplen = json_string_length(sep_value), n = json_string_length(s_value);
     json_t *list = json_array();
 
-    trim_space(&s, &n);
+    tmpl_trim_space(&s, &n);
     while (n) {
         const char *at = seplen ? memmem(s, n, sep, seplen) : (n > 1 ? s + 1 : NULL);
         size_t len = at ? (size_t)(at - s) : n;
@@ -425,7 +416,7 @@ static int map_string(const json_t *v, char how, json_t **out)
     size_t n = json_string_length(v);
 
     if (how == 't') {
-        trim_space(&s, &n);
+        tmpl_trim_space(&s, &n);
         *out = json_stringn_nocheck(s, n);
         return 0;
     }
@@ -611,7 +602,8 @@ const struct tmpl_func *tmpl_func_find(const char *name)
 
     if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
         (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)) ||
-        (f = tmpl_format_func_find(name)) || (f = tmpl_yaml_func_find(name)))
+        (f = tmpl_format_func_find(name)) || (f = tmpl_yaml_func_find(name)) ||
+        (f = tmpl_toml_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }

@@ -571,10 +571,7 @@ static int fn_to_yaml(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
     if (emit_document(&o, args[0])) {
         const char *s = o.b.data ? o.b.data : "";
         size_t n = o.b.len;
-        while (n && memchr(" \t\r\n\v\f", s[0], 6))
-            s++, n--;
-        while (n && memchr(" \t\r\n\v\f", s[n - 1], 6))
-            n--;
+        tmpl_trim_space(&s, &n);
         *out = json_stringn_nocheck(s, n);
     } else if (o.too_large) {
         rc = tmpl_fail(ev, "error calling toYAML: toYAML: more than %u MiB", YAML_MAX_OUTPUT >> 20);

@@ -173,13 +173,14 @@ int tmpl_func_call(struct tmpl_eval *ev, const struct tmpl_func *f, json_t *cons
 /* Whether name is one of consul-template's functions that this renderer does not have. */
 bool tmpl_func_unsupported(const char *name);
 /* The data functions' table (funcs_data.c), the regex functions' (funcs_regex.c), the
- * conversions' (funcs_conv.c), the formatters' (funcs_format.c) and toYAML/parseYAML's
- * (funcs_yaml.c), searched by tmpl_func_find. */
+ * conversions' (funcs_conv.c), the formatters' (funcs_format.c), toYAML/parseYAML's
+ * (funcs_yaml.c) and toTOML's (funcs_toml.c), searched by tmpl_func_find. */
 const struct tmpl_func *tmpl_data_func_find(const char *name);
 const struct tmpl_func *tmpl_regex_func_find(const char *name);
 const struct tmpl_func *tmpl_conv_func_find(const char *name);
 const struct tmpl_func *tmpl_format_func_find(const char *name);
 const struct tmpl_func *tmpl_yaml_func_find(const char *name);
+const struct tmpl_func *tmpl_toml_func_find(const char *name);
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);
 
@@ -209,6 +210,11 @@ void tmpl_print(struct buf *out, const json_t *v);
  * 1e-05), or as encoding/json writes it (plain digits from 1e-6 to 1e21, else 1e-7, 1e+21).
  */
 void tmpl_print_float(struct buf *out, double d, bool json);
+/* A float64 as Go's strconv.FormatFloat(d, 'f', -1, 64): the shortest digits, no exponent
+ * (1e21 is 1000000000000000000000, 1e-7 is 0.0000001); d finite. */
+void tmpl_print_float_fixed(struct buf *out, double d);
+/* Go's strings.TrimSpace over ASCII: moves *s and shortens *n past the spaces around it. */
+void tmpl_trim_space(const char **s, size_t *n);
 /* The Go type name used in error messages: string, int, float64, bool, []interface {}, ... */
 const char *tmpl_type_name(const json_t *v);
 /* Go's strconv.Quote of s. */

@@ -93,22 +93,30 @@ void tmpl_sort_map(json_t *obj, bool deep)
     free(keys);
 }
 
+/* d's shortest %e form that reads back as d, into s; returns its count of digits. */
+static int shortest_exp(double d, char s[64])
+{
+    int prec = 1;
+
+    for (; prec < 17; prec++) {
+        snprintf(s, 64, "%.*e", prec - 1, d);
+        if (strtod(s, NULL) == d)
+            return prec;
+    }
+    snprintf(s, 64, "%.*e", prec - 1, d);
+    return prec;
+}
+
 void tmpl_print_float(struct buf *out, double d, bool json)
 {
     char s[64];
-    int prec = 1;
     bool use_exp;
 
     if (d != d || d == 1.0 / 0.0 || d == -1.0 / 0.0) {
         buf_append_cstr(out, d != d ? "NaN" : d > 0 ? "+Inf" : "-Inf");
         return;
     }
-    for (; prec < 17; prec++) {
-        snprintf(s, sizeof(s), "%.*e", prec - 1, d);
-        if (strtod(s, NULL) == d)
-            break;
-    }
-    snprintf(s, sizeof(s), "%.*e", prec - 1, d);
+    int prec = shortest_exp(d, s);
     int exp = atoi(strchr(s, 'e') + 1), dp = exp + 1, eprec = 6;
     if (json) {
         double a = d < 0 ? -d : d;
@@ -126,6 +134,43 @@ void tmpl_print_float(struct buf *out, double d, bool json)
         return;
     }
     buf_printf(out, "%.*f", prec - dp > 0 ? prec - dp : 0, d);
+}
+
+void tmpl_print_float_fixed(struct buf *out, double d)
+{
+    char s[64], digits[32];
+    size_t nd = 0;
+
+    shortest_exp(d, s);
+    const char *p = s;
+    if (*p == '-')
+        buf_append_cstr(out, "-"), p++;
+    for (; *p != 'e'; p++)
+        if (*p != '.')
+            digits[nd++] = *p;
+    int dp = atoi(p + 1) + 1; /* digits before the decimal point */
+    if (dp <= 0) {
+        buf_append_cstr(out, "0.");
+        for (int i = dp; i < 0; i++)
+            buf_append_cstr(out, "0");
+        buf_append(out, digits, nd);
+    } else if ((size_t)dp >= nd) {
+        buf_append(out, digits, nd);
+        for (size_t i = nd; i < (size_t)dp; i++)
+            buf_append_cstr(out, "0");
+    } else {
+        buf_append(out, digits, (size_t)dp);
+        buf_append_cstr(out, ".");
+        buf_append(out, digits + dp, nd - (size_t)dp);
+    }
+}
+
+void tmpl_trim_space(const char **s, size_t *n)
+{
+    while (*n && memchr(" \t\r\n\v\f", (*s)[0], 6))
+        (*s)++, (*n)--;
+    while (*n && memchr(" \t\r\n\v\f", (*s)[*n - 1], 6))
+        (*n)--;
 }
 
 static void print_value(struct buf *out, const json_t *v, bool top)
