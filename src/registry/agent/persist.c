@@ -397,6 +397,14 @@ static int journal_load(struct reg_persist *p, struct err *e)
     int rc;
 
     bool existed = access(p->journal_path, F_OK) == 0;
+    /* Every start leaves a journal and a compaction only ever renames a new one over it, so a
+     * snapshot without one lost the changes made after it: say so rather than drop them. */
+    if (!existed && p->snapshot_size)
+        return err_set(e,
+                       "%s: missing beside %s (index %" PRIu64 "): the changes made after that "
+                       "snapshot would be lost; refusing to start (restore it from a backup, or, "
+                       "to start from the snapshot alone, create it empty)",
+                       p->journal_path, p->snapshot_path, p->snapshot_index);
     p->jfd = open(p->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (p->jfd < 0) {
         rc = -errno;
@@ -867,6 +875,12 @@ int reg_persist_open(struct reg_persist **out, uv_loop_t *loop, const char *data
     rc = mkdir_p(data_dir, 0700);
     if (rc < 0) {
         err_set(e, "create %s: %s", data_dir, strerror(-rc));
+        goto err;
+    }
+    struct stat sb;
+    if (stat(data_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        rc = -ENOTDIR;
+        err_set(e, "%s: not a directory", data_dir);
         goto err;
     }
     /* A leftover of a compaction that crashed before its rename: never complete, never used. */
