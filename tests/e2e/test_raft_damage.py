@@ -75,6 +75,13 @@ def delete_metadata(raft):
     return "metadata1"
 
 
+def cut_metadata(raft):
+    # The engine takes a metadata file cut short for one never written: both so is a lost vote.
+    os.truncate(raft / "metadata1", 4)
+    os.truncate(raft / "metadata2", 4)
+    return "metadata1"
+
+
 def read_only(raft):
     os.chmod(raft, 0o500)
     return str(raft)
@@ -87,6 +94,7 @@ DAMAGE = {
     "truncated snapshot": truncate_snapshot,
     "flipped byte in a snapshot's metadata": flip_snapshot_meta,
     "metadata deleted": delete_metadata,
+    "metadata cut short": cut_metadata,
     "read-only directory": read_only,
 }
 

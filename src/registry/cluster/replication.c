@@ -43,6 +43,7 @@
 #define REPL_FRAME_HDR         16
 #define REPL_SNAPSHOT_RETRY_MS 1000 /* after a snapshot writer failed */
 #define SNAPSHOT_NICE          10   /* the snapshot writer's niceness: below the loops' */
+#define REPL_METADATA_SIZE     32   /* metadata1/2: format, version, term, vote (8 bytes each) */
 
 struct reg_repl {
     uv_loop_t *loop;
@@ -164,7 +165,7 @@ static uint64_t get64(const unsigned char *p)
 
 /* What the engine's directory holds, for refusing a half-lost one and for naming files. */
 struct repl_dir {
-    bool metadata;               /* metadata1 or metadata2, not empty: the term and the vote */
+    bool metadata;               /* metadata1 or metadata2 whole: the term and the vote */
     char log_file[NAME_MAX + 1]; /* a segment or snapshot file, "" when there is none */
     char snapshot[NAME_MAX + 1]; /* the newest snapshot's data file, "" when there is none */
 };
@@ -197,7 +198,8 @@ static void scan_dir(const char *dir, struct repl_dir *out)
         size_t len = strlen(n);
         if (strcmp(n, "metadata1") == 0 || strcmp(n, "metadata2") == 0) {
             snprintf(path, sizeof(path), "%s/%s", dir, n);
-            out->metadata |= stat(path, &sb) == 0 && sb.st_size > 0;
+            /* The engine takes one cut short for absent (a crash while it was created). */
+            out->metadata |= stat(path, &sb) == 0 && sb.st_size == REPL_METADATA_SIZE;
             continue;
         }
         bool snapshot = strncmp(n, "snapshot-", 9) == 0;
@@ -591,12 +593,13 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
     scan_dir(cfg->dir, &d);
     if (!d.metadata && d.log_file[0]) {
         free(r);
-        return err_set(e,
-                       "%s: a replicated log (%s) without metadata1 or metadata2, which keep "
-                       "this server's term and vote (started from it, the server could vote "
-                       "twice in one term); move the directory aside and restart: the server "
-                       "starts empty and catches up from the others",
-                       cfg->dir, d.log_file),
+        return err_set(
+                   e,
+                   "%s: a replicated log (%s) without a whole metadata1 or metadata2, which keep "
+                   "this server's term and vote (started from it, the server could vote "
+                   "twice in one term); move the directory aside and restart: the server "
+                   "starts empty and catches up from the others",
+                   cfg->dir, d.log_file),
                -EIO;
     }
     if (getrandom(&r->incarnation, sizeof(r->incarnation), 0) != sizeof(r->incarnation))
