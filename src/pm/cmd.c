@@ -182,6 +182,7 @@ struct start_opts {
     int64_t kill_timeout;
     int64_t listen_timeout;
     int max_restarts;
+    bool no_autorestart;
     int64_t min_uptime;
     int64_t restart_delay;
     int64_t exp_backoff;
@@ -219,6 +220,7 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
     s->kill_timeout_ms = o->kill_timeout / DURATION_MS;
     s->listen_timeout_ms = o->listen_timeout / DURATION_MS;
     s->max_restarts = o->max_restarts;
+    s->autorestart = !o->no_autorestart;
     s->min_uptime_ms = o->min_uptime / DURATION_MS;
     s->restart_delay_ms = o->restart_delay / DURATION_MS;
     s->exp_backoff_ms = o->exp_backoff / DURATION_MS;
@@ -286,6 +288,8 @@ static int cmd_start(const char *home, int argc, char **argv)
          false},
         {"max-restarts", FLAG_INT, &o.max_restarts,
          "Unstable restarts (up less than -min-uptime) before errored.", false},
+        {"no-autorestart", FLAG_BOOL, &o.no_autorestart,
+         "Never restart an exit (PM2's autorestart: false): the instance shows stopped.", false},
         {"min-uptime", FLAG_DURATION, &o.min_uptime, "Shorter runs count as unstable.", false},
         {"restart-delay", FLAG_DURATION, &o.restart_delay,
          "Wait between an exit and the restart (0: at once).", false},

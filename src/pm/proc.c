@@ -208,6 +208,12 @@ static void child_exited(struct pm_inst *i, int code, int sig)
     }
     if (a->d->quitting)
         return;
+    if (!a->spec.autorestart) {
+        i->status = PM_STOPPED;
+        log_info("%s-%d: autorestart is off: not restarted", a->spec.name, i->instance);
+        pm_daemon_changed(a->d);
+        return;
+    }
     /* An adopted process's code is unknown (-1): it is restarted, as for any crash. */
     if (sig == 0 && pm_exit_codes_has(&a->spec.stop_exit_codes, code)) {
         i->status = PM_STOPPED;

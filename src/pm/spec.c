@@ -20,6 +20,7 @@ void pm_spec_init(struct pm_spec *s)
     s->argv = xcalloc(1, sizeof(*s->argv));
     s->instances = 1;
     s->max_restarts = PM_DEFAULT_MAX_RESTART;
+    s->autorestart = true;
     s->kill_timeout_ms = PM_DEFAULT_KILL_MS;
     s->listen_timeout_ms = PM_DEFAULT_LISTEN_MS;
     s->min_uptime_ms = PM_DEFAULT_MIN_UPTIME;
@@ -241,6 +242,14 @@ static int read_string(const struct reader *r, const char *key, const json_t *v,
     return 0;
 }
 
+static int read_bool(const struct reader *r, const char *key, const json_t *v, bool *out)
+{
+    if (!json_is_boolean(v))
+        return fail(r, key, "expected true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
 /* An int-sized key: *out is set only when the value is good. */
 static int read_small_int(const struct reader *r, const char *key, const json_t *v, int lo, int hi,
                           int *out)
@@ -273,6 +282,8 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_small_int(r, key, v, 0, 65535, &s->port_base);
     if (strcmp(key, "max_restarts") == 0)
         return read_small_int(r, key, v, 0, 1000000, &s->max_restarts);
+    if (strcmp(key, "autorestart") == 0)
+        return read_bool(r, key, v, &s->autorestart);
     if (strcmp(key, "max_log_size") == 0)
         return read_int(r, key, v, 0, INT64_C(1) << 50, &s->max_log_size);
     if (strcmp(key, "max_memory_restart") == 0)
@@ -359,6 +370,7 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_object_set_new(o, "kill_timeout", json_integer(s->kill_timeout_ms));
     json_object_set_new(o, "listen_timeout", json_integer(s->listen_timeout_ms));
     json_object_set_new(o, "max_restarts", json_integer(s->max_restarts));
+    json_object_set_new(o, "autorestart", json_boolean(s->autorestart));
     json_object_set_new(o, "min_uptime", json_integer(s->min_uptime_ms));
     json_object_set_new(o, "restart_delay", json_integer(s->restart_delay_ms));
     json_object_set_new(o, "exp_backoff_restart_delay", json_integer(s->exp_backoff_ms));

@@ -6,6 +6,7 @@
 #define MESH_PM_SPEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct pm_spec {
     int instances;
     int port_base; /* 0: no PORT */
     int max_restarts;
+    bool autorestart; /* false: an exit is never restarted (status stopped) */
     int64_t kill_timeout_ms;
     int64_t listen_timeout_ms; /* reload: the longest wait for a new process to listen */
     int64_t min_uptime_ms;
@@ -52,13 +54,12 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
 
 /*
  * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
- * (object), instances, port_base, kill_timeout, listen_timeout, max_restarts, min_uptime,
- * restart_delay, exp_backoff_restart_delay, stop_exit_codes (an array of codes or one code),
- * max_log_size, max_memory_restart; durations as milliseconds or Go strings ("2s"), memory as
- * bytes or PM2's "100M" (pm_parse_memory). Unknown
- * keys are errors. With doc, errors read "file:line: apps[0].key: ..." (path is the object's path
- * in doc); without, "path.key: ...". s must be initialised; on error it holds what was read so far
- * (free it).
+ * (object), instances, port_base, autorestart (bool), kill_timeout, listen_timeout, max_restarts,
+ * min_uptime, restart_delay, exp_backoff_restart_delay, stop_exit_codes (an array of codes or one
+ * code), max_log_size, max_memory_restart; durations as milliseconds or Go strings ("2s"), memory
+ * as bytes or PM2's "100M" (pm_parse_memory). Unknown keys are errors. With doc, errors read
+ * "file:line: apps[0].key: ..." (path is the object's path in doc); without, "path.key: ...". s
+ * must be initialised; on error it holds what was read so far (free it).
  */
 int pm_spec_from_json(const json_t *obj, struct pm_spec *s, const struct config_doc *doc,
                       const char *path, struct err *e);

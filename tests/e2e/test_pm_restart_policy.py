@@ -100,6 +100,29 @@ def test_an_exit_code_of_stop_exit_codes_is_not_restarted(pm, tmp_path):
     assert row["exit_code"] == 3
 
 
+def test_autorestart_false_leaves_every_exit_stopped(pm, tmp_path):
+    start_eco(pm, tmp_path, [{"name": "once", "script": "sh", "args": ["-c", "sleep 0.2; exit 1"],
+                              "autorestart": False}])
+    pm.run("start", "flag", "--no-autorestart", "--", "sh", "-c", "sleep 0.2; kill -9 $$")
+    once = pm.wait_status("once", "stopped", timeout=20)[0]
+    flag = pm.wait_status("flag", "stopped", timeout=20)[0]
+    assert once["exit_code"] == 1 and flag["signal"] == "SIGKILL", (once, flag)
+    assert once["restarts"] == 0 and flag["restarts"] == 0 and flag["pid"] is None, (once, flag)
+    assert "once-0: autorestart is off: not restarted" in pm.log()
+    spec = json.loads(pm.run("describe", "once", "-json").stdout)[0]["spec"]
+    assert spec["autorestart"] is False
+    # `restart` starts it again (PM2's status for it is stopped, not errored); its exit stops it.
+    pm.run("restart", "once")
+    row = wait_until(lambda: (lambda r: r if r["status"] == "stopped" and r["restarts"] == 1
+                              else None)(pm.app("once")[0]), 20, interval=0.05, what="once again")
+    assert row["exit_code"] == 1
+    # The default stays PM2's: an app without the key is restarted.
+    assert json.loads(pm.run("describe", "flag", "-json").stdout)[0]["spec"]["autorestart"] is False
+    pm.run("start", "again", "--", "sh", "-c", "sleep 0.2; exit 1")
+    wait_until(lambda: pm.app("again")[0]["restarts"] >= 1, 20, interval=0.05,
+               what="again restarted")
+
+
 def test_bad_restart_settings_are_refused(pm, tmp_path):
     eco = tmp_path / "eco.json"
     eco.write_text('{"apps": [\n {"name": "a", "script": "sleep", "args": "60",\n'
@@ -108,6 +131,11 @@ def test_bad_restart_settings_are_refused(pm, tmp_path):
     assert r.returncode == 1
     assert (f"{eco}:3: apps[0].stop_exit_codes: element 1 is not an exit code (0..255)"
             in r.stderr), r.stderr
+    eco.write_text('{"apps": [\n {"name": "a", "script": "sleep", "args": "60",\n'
+                   '  "autorestart": "no"}\n]}\n')
+    r = pm.run("start", str(eco), check=False)
+    assert r.returncode == 1
+    assert f"{eco}:3: apps[0].autorestart: expected true or false" in r.stderr, r.stderr
     r = pm.run("start", "a", "-stop-exit-codes", "0,x", "--", "sleep", "60", check=False)
     assert r.returncode == 1 and "-stop-exit-codes 0,x: expected exit codes" in r.stderr, r.stderr
     r = pm.run("start", "a", "-exp-backoff-restart-delay", "soon", "--", "sleep", "60",
