@@ -84,16 +84,19 @@ check-rules:
 
 # ThreadSanitizer over the lb and load tests, unit and end-to-end: only their targets are built.
 # The two tests that check measured latencies against a known delay are left out: TSan's
-# instrumentation slows the load generator itself.
+# instrumentation slows the load generator itself. The end-to-end tests take two processes,
+# test by test (no module of theirs shares a fixture), then the timing-sensitive ones run alone.
 TSAN_TESTS = $(notdir $(basename $(wildcard tests/unit/test_lb_*.c tests/unit/test_load_*.c)))
 TSAN_SKIP  = not percentiles_match_a_known_latency and not think_time_is_not_response_time
+TSAN_E2E   = tests/e2e/test_lb.py tests/e2e/test_load.py
+TSAN_ENV   = TSAN_OPTIONS=halt_on_error=1 MESH_BIN=$(CURDIR)/$(CHECKBUILD)-tsan/mesh
 check-tsan: deps
 	cmake -S . -B $(CHECKBUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DWERROR=ON -DTSAN=ON >/dev/null
 	cmake --build $(CHECKBUILD)-tsan -j $(JOBS) --target mesh $(TSAN_TESTS)
 	cd $(CHECKBUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -R '^unit/test_(lb|load)_'
-	TSAN_OPTIONS=halt_on_error=1 MESH_BIN=$(CURDIR)/$(CHECKBUILD)-tsan/mesh \
-		$(PYTEST) -q tests/e2e/test_lb.py tests/e2e/test_load.py -k '$(TSAN_SKIP)'
+	$(TSAN_ENV) $(PYTEST) -q -n 2 --dist load -m 'not serial' $(TSAN_E2E) -k '$(TSAN_SKIP)'
+	$(TSAN_ENV) $(PYTEST) -q -m serial $(TSAN_E2E) -k '$(TSAN_SKIP)'
 
 # Static analysis: cppcheck and clang's analyzer over the whole tree, kept at zero findings.
 lint: deps
