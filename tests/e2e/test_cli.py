@@ -221,7 +221,9 @@ def test_every_man_page_names_its_command_with_a_summary(tmp_path):
     """`mesh man` takes each page's one-line summary (the whatis entry lintian and apropos
     read) from `mesh help`, split at two spaces: a command name as wide as the column once
     left mesh-reload-service.1 without one."""
-    ok(run(["man", str(tmp_path)]))
+    # A page per command, each from the binary's own -help: ten seconds under ASan on a quiet
+    # machine, so a bound with room for a busy one.
+    ok(run(["man", str(tmp_path)], timeout=90))
     pages = sorted(tmp_path.glob("mesh-*.1"))
     assert len(pages) > 30, pages
     for page in pages:
