@@ -50,12 +50,16 @@ check: deps check-rules
 	@$(PHASE) build-O2-deb env WERROR=ON $(MAKE) deb
 	@$(PHASE) build-ASan $(MAKE) check-build
 	@$(PHASE) unit $(MAKE) unit
-	@$(PHASE) e2e $(MAKE) e2e
+	@$(PHASE) e2e+compat+browser $(MAKE) -j3 --output-sync=target phase-e2e phase-compat \
+		phase-browser
 	@$(PHASE) e2e-serial $(MAKE) e2e-serial
-	@$(PHASE) compat $(MAKE) compat
-	@$(PHASE) browser $(MAKE) browser
 	@$(PHASE) package env $(CHECK_ENV) $(MAKE) test-package
 	@$(PHASE) tsan $(MAKE) check-tsan
+
+# The compatibility and browser suites wait on their agents as the end-to-end tests do, so they
+# run beside them; each one's output is printed whole when it ends, with its own time.
+phase-%:
+	@$(PHASE) $* $(MAKE) $*
 
 check-build:
 	cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DWERROR=ON -DSANITIZE=ON >/dev/null
