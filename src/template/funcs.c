@@ -198,6 +198,11 @@ static int fn_index(struct tmpl_eval *ev, json_t *const *args, size_t nargs, jso
             v = json_array_get(v, (size_t)at);
         } else if (json_is_object(v) && json_is_string(k)) {
             v = json_object_get(v, json_string_value(k));
+        } else if (json_is_object(v) && json_is_integer(k)) {
+            /* byPort's map, whose keys are Go ints: index it by the port */
+            char key[24];
+            snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(k));
+            v = json_object_get(v, key);
         } else if (is_nil(v)) {
             v = NULL; /* a missing map entry indexes to nil, as Go's zero value */
         } else {
@@ -613,11 +618,11 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "byPort",           "caLeaf",           "caRoots",       "connect",  "exportedServices",
-    "importedServices", "nomadService",     "nomadServices", "nomadVar", "nomadVarExists",
-    "nomadVarList",     "nomadVarListSafe", "partitions",    "peerings", "pkiCert",
-    "plugin",           "secret",           "secrets",       "sockaddr", "spew_dump",
-    "spew_printf",      "spew_sdump",       "spew_sprintf",  "toTOML",   "writeToFile",
+    "caLeaf",           "caRoots",       "connect",  "exportedServices", "importedServices",
+    "nomadService",     "nomadServices", "nomadVar", "nomadVarExists",   "nomadVarList",
+    "nomadVarListSafe", "partitions",    "peerings", "pkiCert",          "plugin",
+    "secret",           "secrets",       "sockaddr", "spew_dump",        "spew_printf",
+    "spew_sdump",       "spew_sprintf",  "toTOML",   "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)

@@ -1,8 +1,8 @@
 /*
  * The functions that read the registry (service, services, key, keyOrDefault, keyExists, ls,
- * tree, node, nodes, datacenters) or a local file (file), and byTag, which regroups service
- * lists. Each records its dependency; until the dependency has data it yields an empty value
- * and the render counts as incomplete.
+ * tree, node, nodes, datacenters) or a local file (file), and byTag, byMeta and byPort, which
+ * regroup service lists. Each records its dependency; until the dependency has data it yields an
+ * empty value and the render counts as incomplete.
  */
 #include <errno.h>
 #include <string.h>
@@ -236,6 +236,38 @@ static int fn_by_tag(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
     return 0;
 }
 
+/*
+ * byPort: map from each port to the services listening on it. Go's keys are integers; here they
+ * are their decimal text, in text order (toJSON's, which writes Go's int keys as strings).
+ */
+static int fn_by_port(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    json_t *s;
+    size_t i;
+
+    if (args[0] && !json_is_null(args[0]) && !json_is_array(args[0]))
+        return tmpl_fail(ev, "byPort: wrong argument type %s", tmpl_type_name(args[0]));
+    *out = json_object();
+    json_array_foreach(args[0], i, s)
+    {
+        const json_t *port = json_object_get(s, "Port");
+        char key[24];
+        if (!json_is_integer(port)) /* a catalog service's port */
+            port = json_object_get(s, "ServicePort");
+        if (!json_is_integer(port))
+            continue;
+        snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(port));
+        json_t *list = json_object_get(*out, key);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(*out, key, list);
+        }
+        json_array_append(list, s);
+    }
+    tmpl_sort_map(*out, false);
+    return 0;
+}
+
 /* byMeta KEY SERVICES: map from each value of ServiceMeta[KEY] to the services carrying it
  * (services without the key are grouped under ""). */
 static int fn_by_meta(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
@@ -461,6 +493,7 @@ static const struct tmpl_func data_funcs[] = {
     {"file", fn_file, 1, 1, "s"},
     {"byTag", fn_by_tag, 1, 1, NULL}, /* reports its own type error, as consul-template does */
     {"byMeta", fn_by_meta, 2, 2, "sl"},
+    {"byPort", fn_by_port, 1, 1, NULL}, /* reports its own type error, as consul-template does */
     {"byKey", fn_by_key, 1, 1, "l"},
     {"explode", fn_explode, 1, 1, "l"},
     {"explodeMap", fn_explode_map, 1, 1, NULL}, /* a map, checked by the function */

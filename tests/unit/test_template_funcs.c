@@ -1,8 +1,8 @@
 /*
  * consul-template's map and template helpers: mergeMap and mergeMapWithOverride (mergo's
  * rules: dst keeps its non-empty values unless overridden, maps merge at every depth, lists
- * are values) and executeTemplate (a definition's output as a string); the functions still
- * refused fail at parse time.
+ * are values), executeTemplate (a definition's output as a string) and byPort (services by
+ * port); the functions still refused fail at parse time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,6 +60,19 @@ static void test_execute_template(void **state)
            "!in.ctmpl:1:20: exceeded maximum template depth (200)");
 }
 
+static void test_by_port(void **state)
+{
+    /* ports from parseYAML, whose numbers are integers as a registry's are */
+    expect(
+        "{{ $s := parseYAML `[{ID: a, Port: 8080}, {ID: b, Port: 80}, {ID: c, Port: 8080}, "
+        "{ID: d, ServicePort: 80}, {ID: e}]` }}"
+        "{{ range $p, $l := byPort $s }}{{ $p }}:{{ range $l }}{{ .ID }}{{ end }} {{ end }}"
+        "{{ range index (byPort $s) 8080 }}{{ .ID }}{{ end }} {{ len (index (byPort $s) \"80\") }}"
+        " {{ byPort nil | len }}",
+        "80:bd 8080:ac ac 2 0");
+    expect("{{ byPort \"x\" }}", "!in.ctmpl:1:4: byPort: wrong argument type string");
+}
+
 static void test_still_refused(void **state)
 {
     expect("a\n  {{ sockaddr . }}", "!in.ctmpl:2:6: function \"sockaddr\" not supported");
@@ -71,6 +84,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_map),
         cmocka_unit_test(test_execute_template),
+        cmocka_unit_test(test_by_port),
         cmocka_unit_test(test_still_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
