@@ -1,7 +1,7 @@
 /*
  * Agents: which keep-alive connection a request goes over, as Node's http.Agent decides under
  * Artillery (agentkeepalive). The bookkeeping only: what a connection does with the bytes is
- * vu.c's, which resumes a waiting request (load_agent_next_waiter) whenever a connection is
+ * exchange.c's, which resumes a waiting request (load_agent_next_waiter) whenever a connection is
  * given back or closed.
  */
 #include <limits.h>

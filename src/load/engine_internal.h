@@ -1,4 +1,8 @@
-/* Shared by the engine's worker (worker.c) and virtual users (vu.c). */
+/*
+ * Shared by the engine's worker (worker.c), its virtual users (vu.c: their life and flow), the
+ * request steps they make (exchange.c, over agent.c's connections) and what they count
+ * (record.c).
+ */
 #ifndef MESH_LOAD_ENGINE_INTERNAL_H
 #define MESH_LOAD_ENGINE_INTERNAL_H
 
@@ -156,6 +160,8 @@ struct load_vu {
     uint64_t start_ns;              /* scheduled arrival */
     uint64_t ready_ns;              /* latency origin of the next request */
     const struct load_request *req; /* in flight */
+    /* the flow's continuation once the request step is over (load_exchange_start's done) */
+    void (*req_done)(struct load_vu *vu, bool failed);
     bool pool;
     bool failed;
     bool socket_checked; /* the 8 s socket floor passed for the request in flight */
@@ -202,6 +208,38 @@ void load_vu_start(struct load_worker *w, const struct load_scenario *sc, uint64
                    bool pool);
 /* Ends the VU now without counting it (stop requested). */
 void load_vu_abort(struct load_vu *vu);
+
+/* exchange.c: a request step */
+/*
+ * Runs request r for vu: its beforeRequest hooks, the send (waiting for a connection of the
+ * agent when all are busy), redirects followed, the response's checks, captures and
+ * afterResponse hooks. done runs once at the end: failed when the request failed or a check,
+ * capture or hook failed the user (the error counted already), as Artillery ends the user.
+ */
+void load_exchange_start(struct load_vu *vu, const struct load_request *r,
+                         void (*done)(struct load_vu *vu, bool failed));
+/* The VU ends: the connection it holds is closed (what is in flight abandoned). */
+void load_exchange_drop(struct load_vu *vu);
+/* At the VU's free: what its last request step left. */
+void load_exchange_free(struct load_vu *vu);
+
+/* record.c: the counts, into the worker's stats for the second they fall in */
+/* An error counted for vu (errors.<code>); the last one names what failed a before/after flow. */
+void load_record_error(struct load_vu *vu, const char *code);
+/* metrics-by-endpoint's <endpoint>.errors.<code>. */
+void load_record_endpoint_error(struct load_worker *w, const struct load_request *r,
+                                const char *code);
+void load_record_request(struct load_worker *w);
+void load_record_bytes(struct load_worker *w, size_t n);
+void load_record_served_by(struct load_worker *w, uint64_t now, const char *name, size_t n);
+/* A redirect followed: a response of c->status taking us microseconds. */
+void load_record_redirect(struct load_worker *w, struct load_conn *c, uint64_t now, uint64_t us);
+/* r's last response on c: its code and time, per endpoint and class, and c->expect's checks. */
+void load_record_response(struct load_worker *w, const struct load_request *r, struct load_conn *c,
+                          uint64_t now, uint64_t us);
+void load_record_user_created(struct load_worker *w, const struct load_scenario *sc, uint64_t now);
+/* session_us counts for a user that completed only. */
+void load_record_user_ended(struct load_worker *w, bool failed, uint64_t now, uint64_t session_us);
 
 /* request.c */
 /* Builds the bytes of requests that hold no template. */
@@ -260,6 +298,17 @@ json_t *load_hook_response(int status, json_t *headers, const struct buf *body);
 void load_hook_request(const struct load_request *r, const json_t *params, struct load_request *tmp,
                        struct load_kv **hdrs);
 void load_hook_request_free(struct load_request *tmp, struct load_kv *hdrs);
+/* The message of a call (kind "function", "while", "condition", "request", "response") to
+ * the functions fns (stolen) with vu's variables. New reference. */
+json_t *load_hook_msg(struct load_vu *vu, const char *kind, json_t *fns);
+/* A hook list's names as a JSON list. New reference. */
+json_t *load_hook_names(const struct load_hooks *h);
+/*
+ * What every reply brings: vu's variables as the functions left them (updated in place: a
+ * parallel step's branches share the object), or their error, counted as Artillery counts it
+ * (errors.<code or message>). False on an error: the caller fails the user.
+ */
+bool load_hook_reply(struct load_vu *vu, const json_t *reply);
 /* Records what a processor's events.emit gave (worker.c passes it to the helper). */
 void load_hook_metrics(void *worker, const json_t *list);
 

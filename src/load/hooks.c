@@ -2,7 +2,9 @@
  * What a virtual user hands a processor's hooks and takes back, in Artillery's shapes: the
  * request params of beforeRequest (the step's mapping as written, templates not rendered yet:
  * Artillery renders them after the hooks), the response of afterResponse, and the metrics its
- * events.emit records. The calls themselves are in vu.c.
+ * events.emit records; and the messages of every call (load_proc_call) and what each reply
+ * brings back. The calls are made by the flow (vu.c: function steps, whileTrue, ifTrue) and by
+ * a request step (exchange.c: beforeRequest, afterResponse).
  */
 #include <ctype.h>
 #include <math.h>
@@ -119,4 +121,36 @@ void load_hook_metrics(void *worker, const json_t *list)
             load_counts_add(&sec->errors, name, strlen(name), 1, LOAD_COUNTS_MAX);
     }
     uv_mutex_unlock(&st->lock);
+}
+
+json_t *load_hook_msg(struct load_vu *vu, const char *kind, json_t *fns)
+{
+    return json_pack("{s:s,s:I,s:o,s:O,s:s}", "kind", kind, "vu", (json_int_t)vu->uid, "fns", fns,
+                     "vars", vu->vars, "scenario", vu->sc->name);
+}
+
+json_t *load_hook_names(const struct load_hooks *h)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < h->n; i++)
+        json_array_append_new(a, json_string(h->names[i]));
+    return a;
+}
+
+bool load_hook_reply(struct load_vu *vu, const json_t *reply)
+{
+    json_t *vars = json_object_get(reply, "vars");
+    const json_t *err = json_object_get(reply, "error");
+
+    vu->call = 0;
+    vu->ready_ns = uv_hrtime(); /* a function's time is not the next request's latency */
+    if (json_is_object(vars)) { /* in place: a parallel step's branches share the object */
+        json_object_clear(vu->vars);
+        json_object_update(vu->vars, vars);
+    }
+    if (!err)
+        return true;
+    load_record_error(vu, json_is_string(err) ? json_string_value(err) : "processor error");
+    return false;
 }
