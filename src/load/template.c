@@ -47,7 +47,10 @@ int load_loop_count(const char *s, int64_t *from, int64_t *to)
 
 void load_append_number(struct buf *out, double d)
 {
-    char text[40];
+    char text[40], digits[24];
+    size_t k = 0;
+    const char *p;
+    int n;
 
     if (isnan(d)) {
         buf_append_cstr(out, "NaN");
@@ -57,14 +60,45 @@ void load_append_number(struct buf *out, double d)
         buf_append_cstr(out, d < 0 ? "-Infinity" : "Infinity");
         return;
     }
-    /* the fewest digits that read back as d, as JavaScript writes a number: 0.1, not
-     * 0.10000000000000001 */
+    if (d == 0) { /* -0 too */
+        buf_append_cstr(out, "0");
+        return;
+    }
+    /* the fewest digits that read back as d (0.1, not 0.10000000000000001), laid out as
+     * JavaScript's Number::toString lays them: positional from 1e-7 to 1e21 (100, 0.000001,
+     * 1.5), else exponential (1e+21, 1.5e-7) */
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(text, sizeof(text), "%.*g", prec, d);
+        snprintf(text, sizeof(text), "%.*e", prec - 1, d);
         if (strtod(text, NULL) == d)
             break;
     }
-    buf_append_cstr(out, text);
+    for (p = text + (text[0] == '-'); *p != 'e'; p++)
+        if (isdigit((unsigned char)*p))
+            digits[k++] = *p;
+    n = atoi(p + 1) + 1; /* d is 0.DIGITS times 10^n */
+    if (d < 0)
+        buf_append_cstr(out, "-");
+    if ((int)k <= n && n <= 21) {
+        buf_append(out, digits, k);
+        for (int i = (int)k; i < n; i++)
+            buf_append_cstr(out, "0");
+    } else if (0 < n && n <= 21) {
+        buf_append(out, digits, (size_t)n);
+        buf_append_cstr(out, ".");
+        buf_append(out, digits + n, k - (size_t)n);
+    } else if (-6 < n && n <= 0) {
+        buf_append_cstr(out, "0.");
+        for (int i = n; i < 0; i++)
+            buf_append_cstr(out, "0");
+        buf_append(out, digits, k);
+    } else {
+        buf_append(out, digits, 1);
+        if (k > 1) {
+            buf_append_cstr(out, ".");
+            buf_append(out, digits + 1, k - 1);
+        }
+        buf_printf(out, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
+    }
 }
 
 static void append_value(struct buf *out, const json_t *v)
