@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/buf.h"
 #include "load/filtrex.h"
+#include "load/template.h"
 
 bool load_metric_value(const json_t *agg, const char *name, double *out)
 {
@@ -27,7 +29,9 @@ bool load_metric_value(const json_t *agg, const char *name, double *out)
     return true;
 }
 
-/* A symbol of an ensure expression: the metric's value, 0 when the run never produced it. */
+/* A symbol of an ensure expression: the metric's value, undefined when the run never produced
+ * it, as the plugin's filtrex sees it (so `http.codes.500 < 1` fails a run without a 500: a
+ * counter that may be 0 has to be tested with `not (http.codes.500 >= 1)`). */
 struct metric_lookup {
     const json_t *agg;
     json_t *value; /* the last value looked up, kept until the next */
@@ -36,11 +40,10 @@ struct metric_lookup {
 static const json_t *lookup_metric(void *data, const char *name)
 {
     struct metric_lookup *m = data;
-    double v = 0;
+    double v;
 
-    load_metric_value(m->agg, name, &v);
     json_decref(m->value);
-    m->value = json_real(v);
+    m->value = load_metric_value(m->agg, name, &v) ? json_real(v) : NULL;
     return m->value;
 }
 
@@ -56,8 +59,26 @@ int load_ensure_eval(const char *expr, const json_t *aggregate, bool *result, st
 
 static int report(FILE *f, bool ok, bool strict, const char *text)
 {
-    fprintf(f, "%s: %s%s\n", ok ? "ok" : "fail", text, ok || strict ? "" : " (not strict)");
+    fprintf(f, "%s: %s%s\n", ok ? "ok" : "fail", text, ok || strict ? "" : " (optional)");
     return ok || !strict ? 0 : 1;
+}
+
+/*
+ * A threshold as the plugin checks it, through the expression "METRIC < MAX": a metric the run
+ * never produced fails it. Artillery 1's form (ensure.p95) is printed with its short name.
+ */
+static int check_threshold(const struct load_threshold *t, const json_t *agg, FILE *f)
+{
+    struct buf text = BUF_INIT;
+    double v;
+    bool ok = load_metric_value(agg, t->metric, &v) && v < t->max;
+    int failed;
+
+    buf_printf(&text, "%s < ", t->legacy ? strrchr(t->metric, '.') + 1 : t->metric);
+    load_append_number(&text, t->max);
+    failed = report(f, ok, true, text.data);
+    buf_free(&text);
+    return failed;
 }
 
 int load_ensure_check(const struct load_script *s, const json_t *agg, FILE *f)
@@ -68,13 +89,8 @@ int load_ensure_check(const struct load_script *s, const json_t *agg, FILE *f)
     if (s->n_thresholds + s->n_conditions == 0 && s->max_error_rate < 0)
         return 0;
     fprintf(f, "\nChecks:\n");
-    for (size_t i = 0; i < s->n_thresholds; i++) {
-        double v = 0;
-
-        load_metric_value(agg, s->thresholds[i].metric, &v);
-        snprintf(text, sizeof(text), "%s < %g", s->thresholds[i].metric, s->thresholds[i].max);
-        failed += report(f, v < s->thresholds[i].max, true, text);
-    }
+    for (size_t i = 0; i < s->n_thresholds; i++)
+        failed += check_threshold(&s->thresholds[i], agg, f);
     for (size_t i = 0; i < s->n_conditions; i++) {
         struct err e = {""};
         bool ok = false;
@@ -87,13 +103,21 @@ int load_ensure_check(const struct load_script *s, const json_t *agg, FILE *f)
         failed += report(f, ok, s->conditions[i].strict, s->conditions[i].expression);
     }
     if (s->max_error_rate >= 0) {
-        double created = 0, completed = 0, rate;
+        /* ((vusers.created - vusers.completed) / vusers.created * 100) <= MAX, as the plugin
+         * has it: NaN, so a failure, when no user completed (the counter is then absent) or
+         * none was created */
+        double created = NAN, completed = NAN, rate;
+        struct buf t = BUF_INIT;
 
         load_metric_value(agg, "vusers.created", &created);
         load_metric_value(agg, "vusers.completed", &completed);
-        rate = created > 0 ? (created - completed) / created * 100 : 0;
-        snprintf(text, sizeof(text), "maxErrorRate < %g (was %.2f%%)", s->max_error_rate, rate);
-        failed += report(f, rate <= s->max_error_rate, true, text);
+        rate = (created - completed) / created * 100;
+        buf_append_cstr(&t, "maxErrorRate < ");
+        load_append_number(&t, s->max_error_rate);
+        if (!isnan(rate))
+            buf_printf(&t, " (was %.2f%%)", rate);
+        failed += report(f, rate <= s->max_error_rate, true, t.data);
+        buf_free(&t);
     }
     return failed;
 }

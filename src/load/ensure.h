@@ -2,7 +2,8 @@
  * Artillery's ensure checks over a finished run's aggregate metrics (the report's "aggregate"):
  * thresholds ("http.response_time.p99": 100 means p99 < 100), conditions (filtrex expressions,
  * filtrex.h, over metric names) and maxErrorRate (percent of VUs that did not complete). A metric
- * the run never produced counts as 0.
+ * the run never produced is undefined, as the plugin's filtrex sees it, so a check that reads
+ * one fails.
  */
 #ifndef MESH_LOAD_ENSURE_H
 #define MESH_LOAD_ENSURE_H
@@ -29,7 +30,8 @@ int load_ensure_eval(const char *expr, const json_t *aggregate, bool *result, st
 /*
  * Runs every check of s against aggregate, printing "ok: ..." or "fail: ..." lines under a
  * "Checks:" title to f. Returns the number of failed checks: a malformed expression counts as
- * failed; a condition with strict: false is printed when it fails but not counted.
+ * failed; a condition with strict: false is printed when it fails ("(optional)") but not
+ * counted.
  */
 int load_ensure_check(const struct load_script *s, const json_t *aggregate, FILE *f);
 

@@ -385,10 +385,10 @@ static void parse_phases(struct script_ctx *c, const json_t *phases, struct load
 
 /* ---- ensure ------------------------------------------------------------------------------ */
 
-static void add_threshold(struct load_script *s, const char *metric, double max)
+static void add_threshold(struct load_script *s, const char *metric, double max, bool legacy)
 {
     s->thresholds = xrealloc(s->thresholds, (s->n_thresholds + 1) * sizeof(*s->thresholds));
-    s->thresholds[s->n_thresholds++] = (struct load_threshold){xstrdup(metric), max};
+    s->thresholds[s->n_thresholds++] = (struct load_threshold){xstrdup(metric), max, legacy};
 }
 
 static void parse_thresholds(struct script_ctx *c, const json_t *list, struct load_script *s)
@@ -416,7 +416,7 @@ static void parse_thresholds(struct script_ctx *c, const json_t *list, struct lo
                 script_diag(c, t, metric, 0, "config.ensure.thresholds[%zu].%s: want a number", i,
                             metric);
             else
-                add_threshold(s, metric, json_number_value(v));
+                add_threshold(s, metric, json_number_value(v), false);
         }
     }
 }
@@ -465,14 +465,15 @@ static void parse_ensure(struct script_ctx *c, const json_t *ens, struct load_sc
     if (json_object_get(ens, "maxErrorRate") &&
         read_number(c, ens, "maxErrorRate", "config.ensure", 0, &d) == 0)
         s->max_error_rate = d;
-    /* Artillery 1's form: ensure: {p95: 200} means http.response_time.p95 <= 200 */
+    /* Artillery 1's form: ensure: {p95: 200} means http.response_time.p95 < 200, the bound read
+     * as the plugin reads it (parseInt: 200.9 is 200) */
     for (const char *const *k = legacy; *k; k++) {
         char metric[64];
 
         if (!json_object_get(ens, *k) || read_number(c, ens, *k, "config.ensure", 0, &d) < 0)
             continue;
         snprintf(metric, sizeof(metric), "http.response_time.%s", *k);
-        add_threshold(s, metric, d);
+        add_threshold(s, metric, trunc(d), true);
     }
 }
 

@@ -180,6 +180,7 @@ struct load_scenario {
 struct load_threshold {
     char *metric; /* "http.response_time.p99" */
     double max;
+    bool legacy; /* Artillery 1's form, ensure.p99: printed "p99 < MAX" */
 };
 
 struct load_condition {

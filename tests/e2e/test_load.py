@@ -322,6 +322,28 @@ def test_ensure_breaks_the_run(mesh, tmp_path, server):
     assert "fail:" not in out and "test.yml:4: warning: config.ensure does nothing" in err, err
 
 
+def test_ensure_fails_on_metrics_the_run_never_produced(mesh, tmp_path):
+    """As Artillery's plugin reads them, a metric never produced is undefined: a run whose
+    target refuses every connection fails a latency threshold, and maxErrorRate: 100 too (no
+    user completed), rather than passing them on zeros."""
+    script = one_flow(f"http://{HOST}:{free_port()}", "[{duration: 1, arrivalCount: 2}]",
+                      ['get: {url: "/"}'],
+                      "  plugins: {ensure: {}}\n"
+                      "  ensure:\n"
+                      "    thresholds:\n"
+                      '      - "http.response_time.p95": 100\n'
+                      "    conditions:\n"
+                      '      - expression: "http.codes.500 < 1"\n'
+                      "        strict: false\n"
+                      "    maxErrorRate: 100\n"
+                      "    p99: 10.9\n")
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 1, out + err
+    assert "fail: http.response_time.p95 < 100\n" in out
+    assert "fail: http.codes.500 < 1 (optional)\n" in out
+    assert "fail: maxErrorRate < 100\n" in out
+    assert "fail: p99 < 10\n" in out  # Artillery 1's form, its bound read as parseInt reads it
+
 def test_captures_and_templating(mesh, tmp_path, server):
     script = f"""
 config:

@@ -43,7 +43,10 @@ static void test_expressions(void **state)
     assert_true(eval(agg, "http.response_time.p99 < 20 or http.codes.200 >= 95"));
     assert_true(eval(agg, "http.codes.200 / http.requests * 100 >= 95"));
     assert_true(eval(agg, "not (errors.ETIMEDOUT == 0)"));
-    assert_true(eval(agg, "errors.ECONNREFUSED == 0")); /* never produced: 0 */
+    /* never produced: undefined, as the plugin's filtrex sees it */
+    assert_false(eval(agg, "errors.ECONNREFUSED == 0"));
+    assert_false(eval(agg, "errors.ECONNREFUSED < 1"));
+    assert_true(eval(agg, "not (errors.ECONNREFUSED >= 1)"));
     assert_true(eval(agg, "(1 + 2) * 3 == 9 and -1 < 0 and 2 != 3 and 3 <= 3"));
     assert_int_equal(load_ensure_eval("http.requests <", agg, &r, &e), -EINVAL);
     assert_string_equal(e.msg, "unexpected end of expression");
@@ -55,7 +58,8 @@ static void test_expressions(void **state)
 static void test_checks(void **state)
 {
     json_t *agg = aggregate();
-    struct load_threshold th[] = {{"http.response_time.p99", 100}, {"http.response_time.p95", 10}};
+    struct load_threshold th[] = {{"http.response_time.p99", 100, false},
+                                  {"http.response_time.p95", 10, false}};
     struct load_condition co[] = {{"http.request_rate > 100", false},
                                   {"http.request_rate > 100", true}};
     struct load_script s = {.thresholds = th, .n_thresholds = 2, .max_error_rate = -1};
@@ -78,8 +82,33 @@ static void test_checks(void **state)
     fclose(f);
     assert_non_null(strstr(out, "ok: http.response_time.p99 < 100\n"));
     assert_non_null(strstr(out, "fail: http.response_time.p95 < 10\n"));
-    assert_non_null(strstr(out, "fail: http.request_rate > 100 (not strict)\n"));
+    assert_non_null(strstr(out, "fail: http.request_rate > 100 (optional)\n"));
     assert_non_null(strstr(out, "fail: maxErrorRate < 1 (was 2.00%)\n"));
+    json_decref(agg);
+}
+
+/* As the plugin checks them: a metric never produced fails the check that reads it. */
+static void test_checks_on_metrics_never_produced(void **state)
+{
+    json_t *agg = json_pack("{s:{s:i,s:i,s:i,s:i}}", "counters", "http.requests", 4,
+                            "vusers.created", 4, "vusers.failed", 4, "errors.ECONNREFUSED", 4);
+    struct load_threshold th[] = {{"http.response_time.p95", 100, false},
+                                  {"http.response_time.p99", 10, true},
+                                  {"http.codes.500", 1e6, false}};
+    struct load_script s = {.thresholds = th, .n_thresholds = 3, .max_error_rate = -1};
+    char out[2048] = "";
+    FILE *f = fmemopen(out, sizeof(out), "w");
+
+    (void)state;
+    assert_int_equal(load_ensure_check(&s, agg, f), 3);
+    s.n_thresholds = 0;
+    s.max_error_rate = 100; /* no user completed: vusers.completed is not there */
+    assert_int_equal(load_ensure_check(&s, agg, f), 1);
+    fclose(f);
+    assert_non_null(strstr(out, "fail: http.response_time.p95 < 100\n"));
+    assert_non_null(strstr(out, "fail: p99 < 10\n")); /* Artillery 1's form, its name */
+    assert_non_null(strstr(out, "fail: http.codes.500 < 1000000\n")); /* JavaScript's text */
+    assert_non_null(strstr(out, "fail: maxErrorRate < 100\n"));
     json_decref(agg);
 }
 
@@ -88,6 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expressions),
         cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_checks_on_metrics_never_produced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
