@@ -172,7 +172,7 @@ const char *load_request_append(struct buf *out, const struct load_request *r, c
     if (r->n_form) {
         append_form(out, &body, r, has_ct, vars, rng);
     } else if (r->json) {
-        json_t *doc = load_tmpl_json(r->json, vars, rng);
+        json_t *doc = load_tmpl_json_body(r->json, vars, rng);
 
         json_append(&body, doc, false);
         json_decref(doc);

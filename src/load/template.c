@@ -254,7 +254,12 @@ void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uin
     }
 }
 
-json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
+/*
+ * load_tmpl_json's walk. With undef, a string that is only "{{ name }}" of a variable that is
+ * not set is undefined, as Artillery's template leaves it: NULL, and the object member holding
+ * it is left out (a list holds null in its place), as JSON.stringify writes them.
+ */
+static json_t *tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng, bool undef)
 {
     const char *key;
     json_t *child, *out;
@@ -276,6 +281,8 @@ json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
 
             if (v)
                 return json_deep_copy(v);
+            if (undef)
+                return NULL;
         }
         load_tmpl_render(&b, s, vars, rng);
         out = json_stringn(b.data ? b.data : "", b.len);
@@ -285,16 +292,37 @@ json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
     if (json_is_object(tmpl)) {
         out = json_object();
         json_object_foreach((json_t *)tmpl, key, child)
-            json_object_set_new(out, key, load_tmpl_json(child, vars, rng));
+        {
+            json_t *v = tmpl_json(child, vars, rng, undef);
+
+            if (v)
+                json_object_set_new(out, key, v);
+        }
         return out;
     }
     if (json_is_array(tmpl)) {
         out = json_array();
         json_array_foreach(tmpl, i, child)
-            json_array_append_new(out, load_tmpl_json(child, vars, rng));
+        {
+            json_t *v = tmpl_json(child, vars, rng, undef);
+
+            json_array_append_new(out, v ? v : json_null());
+        }
         return out;
     }
     return json_deep_copy(tmpl);
+}
+
+json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
+{
+    return tmpl_json(tmpl, vars, rng, false);
+}
+
+json_t *load_tmpl_json_body(const json_t *tmpl, const json_t *vars, uint64_t *rng)
+{
+    json_t *v = tmpl_json(tmpl, vars, rng, true);
+
+    return v ? v : json_string(""); /* the whole body unset: as load_tmpl_json renders it */
 }
 
 bool load_tmpl_json_is_static(const json_t *v)

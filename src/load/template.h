@@ -33,6 +33,12 @@ const json_t *load_vars_get(const json_t *vars, const char *path);
  * variable's value with its JSON type (a number stays a number). Caller owns the result.
  */
 json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng);
+/*
+ * load_tmpl_json for a request's json body, as Artillery sends it: a member whose value is only
+ * "{{ name }}" of a variable that is not set is left out (undefined, which JSON.stringify
+ * drops), and such an element of a list is null.
+ */
+json_t *load_tmpl_json_body(const json_t *tmpl, const json_t *vars, uint64_t *rng);
 
 /* True when any string in v holds a template. */
 bool load_tmpl_json_is_static(const json_t *v);

@@ -156,6 +156,18 @@ def test_auth_forms_and_bodies(mesh, tmp_path, server):
     assert qs[1] == "/echo?q=a+b%2Fc&n=ann", qs
 
 
+def test_json_body_leaves_out_unset_variables(mesh, tmp_path, server):
+    """As Artillery sends a json body: a value that is only a variable not set is undefined,
+    which JSON.stringify leaves out of an object and writes as null in a list."""
+    steps = ['post: {url: /echo, json: {a: "{{ nope }}", l: [1, "{{ nope }}", "{{ z }}"], '
+             'n: {m: "{{ nope }}", k: 2}, z: "{{ z }}", nul: "{{ nul }}"}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {z: 0, nul: null}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    (body,) = [r[3] for r in sent(server, "/echo")]
+    assert json.loads(body) == {"l": [1, None, 0], "n": {"k": 2}, "z": 0, "nul": None}, body
+
 def test_cookie_jar_per_user(mesh, tmp_path, server):
     """Set-Cookie goes into the user's own jar and comes back on later requests that match;
     cookie: values (and config.defaults.cookie) go into the jar too; users share nothing."""
