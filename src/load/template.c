@@ -273,15 +273,17 @@ static json_t *tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng, 
 
         if (load_tmpl_is_static(s))
             return json_incref((json_t *)tmpl);
-        /* "{{ n }}" alone keeps the variable's type */
+        /* "{{ n }}" alone keeps the variable's type ($loopCount's and $loopElement's too);
+         * $env, $processEnvironment and the functions give text */
         if (n > 4 && strncmp(s, "{{", 2) == 0 && strcmp(s + n - 2, "}}") == 0 &&
             !strstr(s + 2, "{{") && strstr(s + 2, "}}") == s + n - 2 &&
-            take_name(s + 2, s + n - 2, name) && name[0] != '$') {
+            take_name(s + 2, s + n - 2, name) && !strchr(name, '(') &&
+            strncmp(name, "$env.", 5) != 0 && strncmp(name, "$processEnvironment.", 20) != 0) {
             const json_t *v = lookup(vars, name);
 
             if (v)
                 return json_deep_copy(v);
-            if (undef)
+            if (undef && name[0] != '$')
                 return NULL;
         }
         load_tmpl_render(&b, s, vars, rng);

@@ -168,6 +168,17 @@ def test_json_body_leaves_out_unset_variables(mesh, tmp_path, server):
     (body,) = [r[3] for r in sent(server, "/echo")]
     assert json.loads(body) == {"l": [1, None, 0], "n": {"k": 2}, "z": 0, "nul": None}, body
 
+def test_json_body_keeps_the_loop_variables_types(mesh, tmp_path, server):
+    """"{{ $loopCount }}" and "{{ $loopElement }}" alone are the values, as Artillery sends
+    them: a number and the element itself, not their text."""
+    steps = ['loop: [{post: {url: /echo, json: {c: "{{ $loopCount }}", e: "{{ $loopElement }}", '
+             'r: "{{ $randomNumber(1, 1) }}"}}}]\n        over: [{k: 1}, 2]']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    bodies = [json.loads(r[3]) for r in sent(server, "/echo")]
+    assert bodies == [{"c": 0, "e": {"k": 1}, "r": "1"}, {"c": 1, "e": 2, "r": "1"}], bodies
+
 def test_cookie_jar_per_user(mesh, tmp_path, server):
     """Set-Cookie goes into the user's own jar and comes back on later requests that match;
     cookie: values (and config.defaults.cookie) go into the jar too; users share nothing."""
