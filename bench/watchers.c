@@ -12,6 +12,12 @@
  *
  * One process holds every connection on one libuv loop, so the client side costs the same for
  * both peers. Every phase has a deadline; nothing retries.
+ *
+ * With BENCH_WATCHERS_HOLD=1 in the environment, for bench/watch-cost, which counts the server's
+ * work for the wake-up alone: once every watcher is parked it waits for a line on stdin, only
+ * then connects the writer (so the watchers may stay parked longer than a server lets a
+ * connection wait for its first request) and makes the write, and after printing its result
+ * it keeps every connection open until stdin ends.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -64,6 +70,8 @@ static struct {
     uint64_t trigger_ack_ns;
     uv_timer_t timer;
     int phase_timed_out;
+    int hold;           /* BENCH_WATCHERS_HOLD */
+    int trig_connected; /* the writer's connection is up */
 } g;
 
 static void start_connects(void);
@@ -212,6 +220,11 @@ static void connect_cb(uv_connect_t *req, int status)
 {
     struct watcher *w = req->data;
     g.connecting--;
+    if (w == &g.trig) {
+        g.trig_connected = status == 0;
+        if (g.hold) /* connected on its own after the hold */
+            uv_stop(g.loop);
+    }
     if (status < 0) {
         mark_failed(w);
     } else if (w == &g.trig) {
@@ -306,6 +319,15 @@ static void report(void)
     free(lat);
 }
 
+/* BENCH_WATCHERS_HOLD: blocks (the loop with it) until a line or the end of stdin. */
+static void hold_until_line(void)
+{
+    int ch;
+
+    while ((ch = getchar()) != EOF && ch != '\n')
+        ;
+}
+
 static void close_walk_cb(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -325,6 +347,8 @@ int main(int argc, char **argv)
     g.key = argv[4];
     if (g.port <= 0 || g.n <= 0 || g.n > 100000 || strlen(g.key) > 100)
         return 2;
+    const char *hold = getenv("BENCH_WATCHERS_HOLD");
+    g.hold = hold && strcmp(hold, "1") == 0;
     g.loop = uv_default_loop();
     g.w = calloc((size_t)g.n, sizeof(*g.w));
     if (!g.w)
@@ -336,13 +360,20 @@ int main(int argc, char **argv)
     uv_timer_t poll;
     uv_timer_init(g.loop, &poll);
     uv_timer_start(&poll, park_poll_cb, 20, 20);
-    connect_one(&g.trig);
+    if (!g.hold)
+        connect_one(&g.trig);
     start_connects();
     run_phase(PARK_DEADLINE_MS);
     uv_timer_stop(&poll);
     int ok = g.parked == g.n && !g.phase_timed_out;
 
     /* Phase 2: let the server finish taking the requests in, so the write meets them parked. */
+    if (ok && g.hold) {
+        hold_until_line();
+        connect_one(&g.trig);
+        run_phase(PARK_DEADLINE_MS);
+        ok = g.trig_connected;
+    }
     if (ok) {
         uv_timer_start(&g.timer, timer_stop_cb, SETTLE_MS, 0);
         uv_run(g.loop, UV_RUN_DEFAULT);
@@ -358,6 +389,10 @@ int main(int argc, char **argv)
             run_phase(ANSWER_DEADLINE_MS);
     }
     report();
+    if (g.hold) {
+        fflush(stdout);
+        hold_until_line();
+    }
     uv_walk(g.loop, close_walk_cb, NULL);
     uv_run(g.loop, UV_RUN_DEFAULT);
     uv_loop_close(g.loop);
