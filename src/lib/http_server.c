@@ -308,6 +308,7 @@ static const char *http_date(void)
 /* ---- writing ----------------------------------------------------------------------------- */
 
 static void arm_timer(struct http_conn *c, uint64_t ms);
+static void park_timer(struct http_conn *c);
 
 /*
  * A connection whose request was held back (its previous answer unsent, or its client over
@@ -380,7 +381,7 @@ static void on_write(uv_write_t *w, int status)
     if (c->writes_pending > 0 || c->closed)
         return;
     if (c->state == CONN_DISPATCHED)
-        deadline_clear(&c->timer); /* a parked request has no timeout */
+        park_timer(c);
     else if (c->state == CONN_READ_HEAD)
         conn_resume(c); /* the next request, held back while this answer was unsent */
     else
@@ -737,6 +738,18 @@ static void arm_timer(struct http_conn *c, uint64_t ms)
 }
 
 /*
+ * A dispatched request has no timeout, yet its timer stays armed, firing for nothing once per
+ * idle timeout: answering it then moves the deadline later, which costs no timer-heap insertion.
+ * A cleared deadline's timer would stop at its next expiry (the head timeout's, 10 s after the
+ * connection came), and every woken watcher of a blocking query parked longer than that would
+ * insert its timer anew at the wake-up, all of them in the same loop iteration.
+ */
+static void park_timer(struct http_conn *c)
+{
+    arm_timer(c, c->srv->cfg.idle_timeout_ms);
+}
+
+/*
  * With an answer queued the timer is the write timeout: the peer took some of it since the
  * last expiry, or the connection goes (what it holds is then freed).
  */
@@ -762,7 +775,9 @@ static void on_timer(struct deadline *d)
         on_write_timer(c);
     else if (c->state == CONN_READ_HEAD && c->in.len == 0)
         conn_close(c); /* idle keep-alive connection */
-    else if (c->state != CONN_DISPATCHED && c->state != CONN_CLOSING)
+    else if (c->state == CONN_DISPATCHED)
+        park_timer(c);
+    else if (c->state != CONN_CLOSING)
         conn_fail(c, 408, "request timeout\n");
 }
 
@@ -772,7 +787,7 @@ static void dispatch(struct http_conn *c)
     struct http_server *srv = c->srv;
 
     c->state = CONN_DISPATCHED;
-    deadline_clear(&c->timer);
+    park_timer(c);
     req->body = req->_body.data ? req->_body.data : "";
     req->body_len = req->_body.len;
     srv->handler(req, srv->handler_data);

@@ -50,6 +50,7 @@ struct fx {
     atomic_int parked;
     atomic_int aborted;
     atomic_int closed_cb;
+    atomic_int armed_at_answer; /* timers armed when /later answered, its own not counted */
     struct http_shared_response *shared; /* /shared's answer, built once (loop thread) */
 };
 
@@ -62,9 +63,17 @@ static void on_later_timer_closed(uv_handle_t *h)
     free(h);
 }
 
+static void count_armed_timer(uv_handle_t *h, void *arg)
+{
+    if (h->type == UV_TIMER && h != arg && uv_is_active(h))
+        atomic_fetch_add(&fx.armed_at_answer, 1);
+}
+
 static void on_later(uv_timer_t *t)
 {
     struct http_request *req = t->data;
+    atomic_store(&fx.armed_at_answer, 0);
+    uv_walk(t->loop, count_armed_timer, t);
     req->on_abort = NULL;
     http_respond_text(req, 200, "later");
     uv_close((uv_handle_t *)t, on_later_timer_closed);
@@ -89,13 +98,13 @@ static void handler(struct http_request *req, void *data)
         atomic_fetch_add(&f->parked, 1);
         return;
     }
-    if (str_eq_cstr(req->path, "/later")) {
+    if (str_eq_cstr(req->path, "/later") || str_eq_cstr(req->path, "/later-long")) {
         uv_timer_t *t = xcalloc(1, sizeof(*t));
         uv_timer_init(&f->loop, t);
         t->data = req;
         req->data = t;
         req->on_abort = on_abort;
-        uv_timer_start(t, on_later, 150, 0);
+        uv_timer_start(t, on_later, str_eq_cstr(req->path, "/later") ? 150 : 400, 0);
         return;
     }
     if (str_eq_cstr(req->path, "/answer-held")) { /* a process about to exec */
@@ -838,6 +847,31 @@ static void test_new_connection_gets_the_head_timeout(void **state)
     client_close(&c);
 }
 
+/*
+ * A request parked past the head timeout and the idle timeout (a blocking query's usual wait)
+ * is answered, not failed with 408, and its connection's timer is still armed at the answer, so
+ * the answer moves a deadline instead of inserting a timer (once per woken watcher otherwise);
+ * the idle timeout then still closes the connection.
+ */
+static void test_parked_request_keeps_its_timer_armed(void **state)
+{
+    struct http_server_config cfg = {.head_timeout_ms = 100, .idle_timeout_ms = 200};
+    struct client c;
+    struct resp r;
+
+    start_server(&cfg);
+    client_open(&c);
+    client_send(&c, "GET /later-long HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    assert_true(r.keep_alive);
+    assert_int_equal(r.body_len, 5);
+    assert_memory_equal(r.body, "later", 5);
+    assert_int_equal(atomic_load(&fx.armed_at_answer), 1); /* the connection's */
+    client_expect_close(&c);                               /* the idle timeout, silently */
+    client_close(&c);
+}
+
 static void get_ok(struct client *c)
 {
     struct resp r;
@@ -1157,6 +1191,7 @@ int main(void)
         T(test_head_timeout),
         T(test_idle_timeout),
         T(test_new_connection_gets_the_head_timeout),
+        T(test_parked_request_keeps_its_timer_armed),
         T(test_connections_per_client_limited),
         T(test_newcomer_takes_the_longest_idle_place),
         T(test_abort_on_disconnect),
