@@ -90,25 +90,49 @@ static const char *repeat_count(const char **p, long *max)
     return NULL;
 }
 
+/* Whether each group level's pattern read so far can match the empty string. */
+struct re_empty {
+    bool seq[RE_MAX_DEPTH + 1];  /* the current alternative */
+    bool prev[RE_MAX_DEPTH + 1]; /* the current alternative before its last item */
+    bool alt[RE_MAX_DEPTH + 1];  /* an earlier alternative */
+    bool last;                   /* the last item */
+};
+
+static void empty_item(struct re_empty *m, int depth, bool empty)
+{
+    m->prev[depth] = m->seq[depth];
+    m->seq[depth] = m->seq[depth] && empty;
+    m->last = empty;
+}
+
 /*
  * The size of the automaton regcomp would build, counted in atoms with every repetition
- * expanded, per group level. NULL when within the bounds, else the reason.
+ * expanded, per group level, and the repeated groups that can match the empty string. NULL
+ * when within the bounds, else the reason.
  */
 static const char *check_bounds(const char *p)
 {
     long size[RE_MAX_DEPTH + 1] = {0}, last = 0;
-    int depth = 0;
-    bool after_repeat = false;
+    struct re_empty m = {.seq = {true}, .prev = {true}};
+    int depth = 0, empty_loops = 0;
+    bool after_repeat = false, after_group = false;
 
     while (*p) {
-        bool repeat = false;
+        bool repeat = false, group = false;
         if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+            char op = *p;
+            bool optional = op == '*' || op == '?' || (op == '{' && strtol(p + 1, NULL, 10) == 0);
             long max;
             if (after_repeat)
                 return "invalid nested repetition operator";
             const char *why = repeat_count(&p, &max);
             if (why)
                 return why;
+            bool loop = op == '*' || op == '+' || (op == '{' && max > 1);
+            if (loop && after_group && m.last && ++empty_loops > RE_MAX_EMPTY_LOOPS)
+                return "too many repeated groups that match the empty string";
+            m.last = m.last || optional;
+            m.seq[depth] = m.prev[depth] && m.last;
             size[depth] += last * (max - 1);
             last *= max;
             repeat = true;
@@ -116,22 +140,35 @@ static const char *check_bounds(const char *p)
             if (depth == RE_MAX_DEPTH)
                 return "expression nests too deeply";
             size[++depth] = 0;
+            m.seq[depth] = m.prev[depth] = true;
+            m.alt[depth] = false;
             p++;
         } else if (*p == ')') {
             /* glibc takes a stray ')' as a literal; RE2 refuses it, and the one-pass search
              * wraps the pattern in a group that it would close. */
             if (depth == 0)
                 return "unexpected )";
+            bool empty = m.seq[depth] || m.alt[depth];
             last = size[depth--] + 1;
             size[depth] += last;
+            empty_item(&m, depth, empty);
+            group = true;
             p++;
         } else if (p[0] == '\\' && p[1] >= '1' && p[1] <= '9') {
             return "invalid escape sequence";
         } else {
+            /* '|' starts an alternative; '^' and '$' match the empty string. */
+            if (*p == '|') {
+                m.alt[depth] = m.alt[depth] || m.seq[depth];
+                m.seq[depth] = m.prev[depth] = true;
+            } else {
+                empty_item(&m, depth, *p == '^' || *p == '$');
+            }
             p = *p == '[' ? skip_bracket(p) : p + (p[0] == '\\' && p[1] ? 2 : 1);
             last = 1;
             size[depth]++;
         }
+        after_group = group;
         after_repeat = repeat;
         if (size[depth] > RE_MAX_SIZE || last > RE_MAX_SIZE)
             return "expression too large";

@@ -12,6 +12,9 @@
  *   - a count over 1000, RE2's limit: "invalid repeat count";
  *   - more than RE_MAX_SIZE atoms once repetitions are expanded: "expression too large";
  *   - groups nested over RE_MAX_DEPTH: "expression nests too deeply";
+ *   - more than RE_MAX_EMPTY_LOOPS repeated groups that can match the empty string ("(a*)*",
+ *     "(a|)+"): the one-pass search's ".*" doubles regcomp's work with each (16 took half a
+ *     second, 50 forever): "too many repeated groups that match the empty string";
  *   - a backreference \1..\9, which RE2 has not either: "invalid escape sequence".
  * What passes compiles to an automaton of bounded size. Under REG_NOSUB (a yes/no match, as
  * filters ask) the search is also made one pass over the subject; without it (submatches for
@@ -24,10 +27,11 @@
 
 #include "lib/err.h"
 
-#define RE_MAX_PATTERN 4096
-#define RE_MAX_REPEAT  1000 /* RE2's limit on {n,m} */
-#define RE_MAX_SIZE    1000 /* atoms after repetitions are expanded */
-#define RE_MAX_DEPTH   64
+#define RE_MAX_PATTERN     4096
+#define RE_MAX_REPEAT      1000 /* RE2's limit on {n,m} */
+#define RE_MAX_SIZE        1000 /* atoms after repetitions are expanded */
+#define RE_MAX_DEPTH       64
+#define RE_MAX_EMPTY_LOOPS 4 /* repeated groups that can match the empty string */
 
 /*
  * Compiles pattern (borrowed) into *re with regcomp's cflags (REG_EXTENDED is always added).

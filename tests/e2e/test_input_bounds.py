@@ -27,6 +27,16 @@ def test_filter_regex_is_bounded(agent):
     assert list(agent.get_json("/v1/agent/services?filter=" + q('ID matches "-\\\\d$"'))) == ["web-1"]
 
 
+def test_filter_regex_with_empty_loops_is_bounded(agent):
+    """Fifty "(a*)*" made regcomp's work double with each: the agent never answered again."""
+    agent.register_service({"ID": "web-1", "Name": "web"})
+    pattern = "(a*)*" * 50 + "b"
+    r = agent.get("/v1/agent/services?filter=" + q(f'ID matches "{pattern}"'), timeout=10)
+    assert_text_error(r, 400, contains="too many repeated groups that match the empty string")
+    assert list(agent.get_json("/v1/agent/services?filter=" + q('ID matches "(w*)*-1"'))) \
+        == ["web-1"]
+
+
 def test_event_filters_are_bounded(agent):
     for param in ("node", "service"):
         r = agent.put(f"/v1/event/fire/deploy?{param}={q(NESTED)}", "x")

@@ -32,6 +32,14 @@ static void test_refused_with_the_reason(void **state)
         {"(a?){999}", "error parsing regexp: expression too large: `(a?){999}`"},
         {"(a)\\1", "error parsing regexp: invalid escape sequence: `(a)\\1`"},
         {"(", "error parsing regexp: Unmatched ( or \\(: `(`"},
+        /* a filter "(a*)*" x 50 took regcomp forever under the one-pass search's ".*" */
+        {"(a*)*(a*)*(a*)*(a*)*(a*)*b", "error parsing regexp: too many repeated groups that "
+                                       "match the empty string: `(a*)*(a*)*(a*)*(a*)*(a*)*b`"},
+        {"(a?)+(b|)*(^)*((c*)*)*", "error parsing regexp: too many repeated groups that match "
+                                   "the empty string: `(a?)+(b|)*(^)*((c*)*)*`"},
+        {"(x*){2}(x*){0,5}(x*){3,}(x*)+(x*)*", "error parsing regexp: too many repeated "
+                                               "groups that match the empty string: "
+                                               "`(x*){2}(x*){0,5}(x*){3,}(x*)+(x*)*`"},
         /* fuzz: glibc reads a stray ')' as a literal, which the one-pass search would close */
         {"a)*(a|aa)*b", "error parsing regexp: unexpected ): `a)*(a|aa)*b`"},
     };
@@ -75,6 +83,28 @@ static void test_nesting_and_length_bounded(void **state)
     assert_int_equal(re_compile(&re, long_pattern, REG_NOSUB, &e), 0);
     regfree(&re);
     free(long_pattern);
+}
+
+/* Repeated groups that always read a character, and optional ones that do not repeat, are
+ * not loops that can go round empty: any number compiles. */
+static void test_repeated_groups_that_read_compile(void **state)
+{
+    static const char *const ok[] = {
+        "(a*)*(a*)*(a*)*(a*)*b",
+        "(ab*)*(ab*)*(ab*)*(ab*)*(ab*)*(ab*)*",
+        "(a|b)*(a|b)*(a|b)*(a|b)*(a|b)*(a|b)*",
+        "(a*)?(a*)?(a*)?(a*)?(a*)?(a*)?(a*){1}",
+        "(a*b)+(a*b)+(a*b)+(a*b)+(a*b)+(a*b)+",
+        "\\(a*\\)*\\(a*\\)*\\(a*\\)*\\(a*\\)*\\(a*\\)*",
+    };
+    regex_t re;
+    struct err e;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (re_compile(&re, ok[i], REG_NOSUB, &e) < 0)
+            fail_msg("%s: %s", ok[i], e.msg);
+        regfree(&re);
+    }
 }
 
 /* A yes/no match (REG_NOSUB, searched in one pass) answers as an unanchored search does. */
@@ -135,6 +165,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused_with_the_reason),
         cmocka_unit_test(test_nesting_and_length_bounded),
+        cmocka_unit_test(test_repeated_groups_that_read_compile),
         cmocka_unit_test(test_matches_as_a_search),
         cmocka_unit_test(test_submatches_kept),
     };
