@@ -221,10 +221,11 @@ static int load_config_sources(struct reg_settings *cfg, const struct flag_list 
     for (size_t i = 0; i < dirs->n && rc == 0; i++) {
         char **paths;
         rc = config_dir_list(dirs->items[i], &paths, e);
+        if (rc < 0)
+            break;
         for (size_t j = 0; rc == 0 && paths[j]; j++)
             rc = load_file(cfg, paths[j], e);
-        if (paths && rc >= 0)
-            config_dir_list_free(paths);
+        config_dir_list_free(paths); /* a file that failed to load does not keep the list */
     }
     return rc;
 }
