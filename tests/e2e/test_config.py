@@ -1,5 +1,6 @@
 """Agent flags and JSON config files (issue 2: Consul's keys; errors name file and line)."""
 
+import json
 import re
 import subprocess
 
@@ -89,6 +90,20 @@ def test_unknown_keys_warn_and_start(agent_factory, write_config):
     assert a.get_json("/v1/status/leader")
     log = a.log_text()
     assert "telemetry" in log and "performance" in log, "unknown keys must be named at start"
+
+
+def test_null_leaves_a_key_unset(agent_factory, tmp_path):
+    """null is as if the key were absent, as in Consul: python-consul2's test fixture writes
+    "acl": {"tokens": {"agent": null}}, and a later file's null keeps an earlier value."""
+    first = tmp_path / "10-ui.json"
+    first.write_text(json.dumps({"ui_config": {"enabled": True}}))
+    later = tmp_path / "20-nulls.json"
+    later.write_text(json.dumps({"acl": {"tokens": {"agent": None, "master": None}},
+                                 "ui_config": {"enabled": None}, "log_level": None,
+                                 "retry_join": None, "ports": {"dns": None}}))
+    a = agent_factory(config_files=[first, later])
+    assert a.get("/ui/").status == 200
+    assert a.get_json("/v1/status/leader")
 
 
 def test_ports_http_from_config(agent_factory, write_config):

@@ -178,6 +178,10 @@ static int read_object(struct reg_settings *cfg, const struct config_doc *doc, c
         snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", key);
         if (!prefix[0] && (strcmp(key, "service") == 0 || strcmp(key, "services") == 0))
             continue;
+        /* null leaves a key unset, as Consul's decoder does: generated configs write
+         * `"agent": null` for a token they do not have. */
+        if (json_is_null(v))
+            continue;
         const struct option_def *o = options_find(options, ARRAY_LEN(options), path);
         bool section = options_is_section(options, ARRAY_LEN(options), path);
         int rc = 0;
