@@ -287,7 +287,9 @@ static int cmd_start(const char *home, int argc, char **argv)
          "reload: longest wait for a new process to listen on its PORT (without one: the wait).",
          false},
         {"max-restarts", FLAG_INT, &o.max_restarts,
-         "Unstable restarts (up less than -min-uptime) before errored.", false},
+         "The Nth unstable exit in a row (up less than -min-uptime) is final: errored, after\n"
+         "N-1 restarts, as PM2 counts them; 0: no exit is restarted.",
+         false},
         {"no-autorestart", FLAG_BOOL, &o.no_autorestart,
          "Never restart an exit (PM2's autorestart: false): the instance shows stopped.", false},
         {"min-uptime", FLAG_DURATION, &o.min_uptime, "Shorter runs count as unstable.", false},

@@ -31,11 +31,13 @@ bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t up
 {
     if (uptime_ms > PM_BACKOFF_RESET_MS)
         b->delay_ms = 0;
+    /* PM2 compares the count with max_restarts after counting this exit: the max_restarts-th
+     * unstable exit in a row is final (3 allows 2 restarts), and 0 restarts nothing. */
     if (uptime_ms < p->min_uptime_ms)
         b->unstable++;
     else
         b->unstable = 0;
-    if (b->unstable > p->max_restarts)
+    if (b->unstable >= p->max_restarts)
         return false;
     if (p->exp_backoff_ms <= 0) {
         b->delay_ms = p->restart_delay_ms;

@@ -39,7 +39,7 @@ bool pm_status_parse(const char *s, enum pm_status *out);
 /* What the restart policy keeps per instance between exits. */
 struct pm_backoff {
     int64_t delay_ms; /* the last delay used; 0 after a reset */
-    int unstable;     /* consecutive exits before min_uptime */
+    int unstable;     /* consecutive exits before min_uptime (PM2's unstable_restarts) */
 };
 
 struct pm_policy {
@@ -51,11 +51,11 @@ struct pm_policy {
 
 /*
  * Decides what follows an exit that nobody asked for, after the process was up for uptime_ms.
- * Returns false when the instance must go errored (more than max_restarts consecutive unstable
- * exits); else true with *delay_ms, the wait before the next start. As in PM2: with
- * exp_backoff_ms, that value first, then x1.5 (rounded down) per exit, capped at 15 s, and back
- * to the first value after a run of more than 30 s; it wins over restart_delay_ms, which is
- * otherwise the wait every time (0 when neither is set: at once).
+ * Returns false when the instance must go errored: this exit makes max_restarts unstable ones
+ * (up less than min_uptime_ms) in a row, or max_restarts is 0. Else true with *delay_ms, the wait
+ * before the next start. As in PM2: with exp_backoff_ms, that value first, then x1.5 (rounded down)
+ * per exit, capped at 15 s, and back to the first value after a run of more than 30 s; it wins over
+ * restart_delay_ms, which is otherwise the wait every time (0 when neither is set: at once).
  */
 bool pm_backoff_next(struct pm_backoff *b, const struct pm_policy *p, int64_t uptime_ms,
                      int64_t *delay_ms);

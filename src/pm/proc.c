@@ -228,7 +228,7 @@ static void child_exited(struct pm_inst *i, int code, int sig)
     } else {
         i->status = PM_ERRORED;
         log_warn("%s-%d: too many unstable restarts (%d), errored", a->spec.name, i->instance,
-                 i->backoff.unstable - 1);
+                 i->backoff.unstable);
     }
     pm_daemon_changed(a->d);
 }

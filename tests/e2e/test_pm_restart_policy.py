@@ -72,7 +72,7 @@ def test_neither_delay_restarts_at_once(pm, tmp_path):
         return row if row["status"] == "errored" else None
 
     row = wait_until(errored, 30, interval=0.02, what="errored")
-    assert row["restarts"] == 3 and set(seen) == {0}, seen
+    assert row["restarts"] == 2 and set(seen) == {0}, seen
 
 
 def test_an_exit_code_of_stop_exit_codes_is_not_restarted(pm, tmp_path):
@@ -98,6 +98,29 @@ def test_an_exit_code_of_stop_exit_codes_is_not_restarted(pm, tmp_path):
     row = wait_until(lambda: (lambda r: r if r["status"] == "stopped" and r["restarts"] == 1
                               else None)(pm.app("done")[0]), 20, interval=0.05, what="done again")
     assert row["exit_code"] == 3
+
+
+def test_max_restarts_counts_unstable_exits_in_a_row_as_pm2(pm, tmp_path):
+    # The max_restarts-th unstable exit in a row is final: 3 allows 2 restarts, 16 (the
+    # default) 15, as PM2 counts them.
+    start_eco(pm, tmp_path, [crasher("three", max_restarts=3),
+                             {"name": "default", "script": "sh", "args": ["-c", "exit 1"]}])
+    for name, restarts in (("three", 2), ("default", 15)):
+        row = pm.wait_status(name, "errored", timeout=60)[0]
+        assert row["restarts"] == restarts and row["unstable_restarts"] == restarts + 1, row
+    assert "three-0: too many unstable restarts (3), errored" in pm.log()
+    # A run that lasts min_uptime starts the count over: runs 1 and 2 are quick, 3 lasts, then
+    # 4, 5 and 6 are quick and 6 is final (5 restarts).
+    script = ('n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; '
+              '[ $n -eq 3 ] && sleep 3; exit 1')
+    start_eco(pm, tmp_path, [{"name": "steady", "script": "sh", "args": ["-c", script],
+                              "cwd": str(tmp_path), "max_restarts": 3}])
+    row = pm.wait_status("steady", "errored", timeout=60)[0]
+    assert row["restarts"] == 5 and (tmp_path / "runs").read_text().strip() == "6", row
+    # `restart` brings an errored app back with a fresh count.
+    pm.run("restart", "three")
+    row = wait_until(lambda: (lambda r: r if r["status"] == "errored" and r["restarts"] == 5
+                              else None)(pm.app("three")[0]), 30, interval=0.05, what="three again")
 
 
 def test_autorestart_false_leaves_every_exit_stopped(pm, tmp_path):

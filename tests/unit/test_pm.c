@@ -116,18 +116,24 @@ static void test_backoff_unstable_errors(void **state)
     struct pm_backoff b = {0};
     int64_t delay = 0;
 
-    for (int k = 0; k < 3; k++)
+    /* As PM2: the third unstable exit in a row of max_restarts 3 is final (2 restarts). */
+    for (int k = 0; k < 2; k++)
         assert_true(pm_backoff_next(&b, &p, 10, &delay));
     assert_false(pm_backoff_next(&b, &p, 10, &delay));
-    /* A stable run in between resets the unstable count. */
+    assert_int_equal(b.unstable, 3);
+    /* A stable run (min_uptime exactly is one) starts the count over. */
     b = (struct pm_backoff){0};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 2; k++)
         assert_true(pm_backoff_next(&b, &p, 10, &delay));
-    assert_true(pm_backoff_next(&b, &p, 2000, &delay));
+    assert_true(pm_backoff_next(&b, &p, 1000, &delay));
     assert_int_equal(b.unstable, 0);
-    assert_true(pm_backoff_next(&b, &p, 10, &delay));
-    /* max_restarts 0: the first unstable exit is final. */
+    for (int k = 0; k < 2; k++)
+        assert_true(pm_backoff_next(&b, &p, 10, &delay));
+    assert_false(pm_backoff_next(&b, &p, 10, &delay));
+    /* max_restarts 0: no exit is restarted, a stable one neither (PM2: 0 unstable >= 0). */
     struct pm_policy none = {.exp_backoff_ms = 100, .min_uptime_ms = 1000, .max_restarts = 0};
+    b = (struct pm_backoff){0};
+    assert_false(pm_backoff_next(&b, &none, 5000, &delay));
     b = (struct pm_backoff){0};
     assert_false(pm_backoff_next(&b, &none, 10, &delay));
 }
