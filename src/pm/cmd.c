@@ -45,7 +45,9 @@ static const char usage_text[] =
     "    ping [-json]                        exit 0 if the daemon answers (-json: its pid)\n"
     "    kill                                stop every app, then the daemon\n"
     "\n"
-    "Run 'mesh pm COMMAND -help' for a command's flags.\n"
+    "Run 'mesh pm COMMAND -help' for a command's flags; start's include PM2's restart policy\n"
+    "(-no-autorestart, -max-restarts, -min-uptime, -restart-delay, -exp-backoff-restart-delay,\n"
+    "-stop-exit-codes, -max-memory-restart) and -cron-restart (-c).\n"
     "\n"
     "Environment of the daemon (that of the command that starts it):\n"
     "    PM2_WORKER_INTERVAL   milliseconds between max_memory_restart checks (default 30000)\n";
@@ -189,6 +191,7 @@ struct start_opts {
     struct flag_list stop_exit_codes;
     int max_log_size;
     char *max_memory; /* PM2's "100M" */
+    char *cron;       /* -cron-restart or -c */
 };
 
 static const char start_usage[] =
@@ -234,6 +237,7 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
         return err_set(e,
                        "-max-memory-restart %s: invalid size (bytes, or a number with K, M or G)",
                        o->max_memory);
+    pm_spec_set_cron(s, o->cron);
     return pm_spec_check(s, e);
 }
 
@@ -307,6 +311,11 @@ static int cmd_start(const char *home, int argc, char **argv)
          "Restart an instance whose RSS exceeds this: bytes, or a number with K, M or G (300M).\n"
          "Checked every 30s, or every $PM2_WORKER_INTERVAL ms of the daemon's environment.",
          false},
+        {"cron-restart", FLAG_STRING, &o.cron,
+         "Restart every instance on a cron schedule, local time: 5 fields (\"0 * * * *\": hourly)\n"
+         "or 6 with seconds first (\"*/30 * * * * *\"); \"0\": none.",
+         false},
+        {"c", FLAG_STRING, &o.cron, "Same as -cron-restart (PM2's -c).", false},
     };
     char *name = NULL;
     int dd = argc;
@@ -336,6 +345,7 @@ static int cmd_start(const char *home, int argc, char **argv)
     flag_list_free(&o.stop_exit_codes);
     free(o.cwd);
     free(o.max_memory);
+    free(o.cron);
     return rc == 2 ? 0 : rc;
 }
 

@@ -43,6 +43,74 @@ struct pm_app *pm_app_find(struct pm_daemon *d, const char *name)
     return NULL;
 }
 
+static void cron_arm(struct pm_app *a, time_t after);
+
+/* PM2's cron_restart: every instance is restarted as `restart` does it, a stopped or errored one
+ * started (PM2 warns that a stop leaves the schedule running). */
+static void on_cron(uv_timer_t *t)
+{
+    struct pm_app *a = CONTAINER_OF(t, struct pm_app, cron_timer);
+    int64_t early = (int64_t)a->cron_at * 1000 - pm_now_ms();
+
+    /* The wall clock went back since the timer was set: wait for it. */
+    if (early > 0) {
+        uv_timer_start(t, on_cron, (uint64_t)early, 0);
+        return;
+    }
+    log_info("%s: cron_restart \"%s\": restarting", a->spec.name, a->spec.cron_restart);
+    /* A restart removes no instance: the indexes stay valid. */
+    for (size_t k = 0; !a->deleting && k < a->ninsts; k++) {
+        if (!pm_inst_busy(a->insts[k])) /* already being stopped, started or reloaded */
+            pm_inst_stop(a->insts[k], PM_AFTER_RESTART);
+    }
+    cron_arm(a, a->cron_at);
+}
+
+/* Sets the timer for the first time of the schedule after `after` and after now (the wall clock
+ * may have jumped ahead: the missed times are not made up for). */
+static void cron_arm(struct pm_app *a, time_t after)
+{
+    time_t now = (time_t)(pm_now_ms() / 1000);
+    time_t next;
+    int64_t wait;
+
+    if (cron_next(&a->cron, after > now ? after : now, &next) != 0) {
+        log_error("%s: cron_restart \"%s\": no next time", a->spec.name, a->spec.cron_restart);
+        return;
+    }
+    a->cron_at = next;
+    wait = (int64_t)next * 1000 - pm_now_ms();
+    uv_timer_start(&a->cron_timer, on_cron, (uint64_t)(wait > 0 ? wait : 0), 0);
+}
+
+struct pm_app *pm_app_add(struct pm_daemon *d, struct pm_spec *spec)
+{
+    struct pm_app *a = xcalloc(1, sizeof(*a));
+    struct err e = {{0}};
+
+    a->d = d;
+    a->spec = *spec;
+    memset(spec, 0, sizeof(*spec));
+    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
+    d->apps[d->napps++] = a;
+    uv_timer_init(d->loop, &a->cron_timer);
+    /* The spec was checked by whoever made it (pm_spec_check parses the expression). */
+    if (a->spec.cron_restart && cron_parse(a->spec.cron_restart, &a->cron, &e) == 0)
+        cron_arm(a, (time_t)(pm_now_ms() / 1000));
+    else if (a->spec.cron_restart)
+        log_error("%s: cron_restart: %s", a->spec.name, e.msg);
+    return a;
+}
+
+static void on_app_closed(uv_handle_t *h)
+{
+    struct pm_app *a = CONTAINER_OF((uv_timer_t *)h, struct pm_app, cron_timer);
+
+    pm_spec_free(&a->spec);
+    free(a->insts);
+    free(a);
+}
+
 void pm_app_remove(struct pm_daemon *d, struct pm_app *a)
 {
     size_t k;
@@ -53,9 +121,7 @@ void pm_app_remove(struct pm_daemon *d, struct pm_app *a)
         memmove(d->apps + k, d->apps + k + 1, (d->napps - k - 1) * sizeof(*d->apps));
         d->napps--;
     }
-    pm_spec_free(&a->spec);
-    free(a->insts);
-    free(a);
+    uv_close((uv_handle_t *)&a->cron_timer, on_app_closed);
 }
 
 static struct pm_inst *inst_by_id(struct pm_daemon *d, int pm_id)
@@ -225,14 +291,9 @@ static void app_delete(struct pm_conn *c, struct pm_app *a)
 /* Creates the app (*out) and starts its instances; stops at the first exec failure. */
 static int start_app(struct pm_daemon *d, struct pm_spec *spec, struct pm_app **out, struct err *e)
 {
-    struct pm_app *a = xcalloc(1, sizeof(*a));
+    struct pm_app *a = pm_app_add(d, spec);
     int rc = 0;
 
-    a->d = d;
-    a->spec = *spec;
-    memset(spec, 0, sizeof(*spec));
-    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
-    d->apps[d->napps++] = a;
     *out = a;
     for (int n = 0; rc == 0 && n < a->spec.instances; n++)
         rc = pm_inst_spawn(app_add_inst(a, n), e);

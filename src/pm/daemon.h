@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "lib/cron.h"
 #include "lib/err.h"
 #include "pm/policy.h"
 #include "pm/spec.h"
@@ -70,12 +71,16 @@ struct pm_inst {
     uint64_t rss;
 };
 
+/* Freed in its timer's close callback (pm_app_remove). */
 struct pm_app {
     struct pm_daemon *d;
     struct pm_spec spec;
     struct pm_inst **insts; /* ordered by instance number */
     size_t ninsts;
     bool deleting;
+    struct cron cron;      /* spec.cron_restart, parsed */
+    uv_timer_t cron_timer; /* runs only with a cron_restart */
+    time_t cron_at;        /* the wall-clock second the timer is for */
 };
 
 /* A control connection; pending ones wait for instances to settle before answering. */
@@ -135,6 +140,10 @@ int pm_daemon_run(const char *home, struct err *e);
 /* daemon.c */
 int64_t pm_now_ms(void);
 struct pm_app *pm_app_find(struct pm_daemon *d, const char *name);
+/* Adds an app with no instances to the table, taking what spec owns (spec is left empty), and
+ * starts its cron_restart schedule. */
+struct pm_app *pm_app_add(struct pm_daemon *d, struct pm_spec *spec);
+/* Takes the app out of the table; it is freed once its timer is closed. */
 void pm_app_remove(struct pm_daemon *d, struct pm_app *a);
 /* Answers the connections whose instances have settled. Call after every state change. */
 void pm_daemon_changed(struct pm_daemon *d);

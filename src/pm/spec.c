@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "lib/alloc.h"
+#include "lib/cron.h"
 #include "lib/duration.h"
 #include "lib/json.h"
 #include "pm/policy.h"
@@ -37,6 +38,7 @@ void pm_spec_free(struct pm_spec *s)
     free(s->env);
     free(s->name);
     free(s->cwd);
+    free(s->cron_restart);
     memset(s, 0, sizeof(*s));
 }
 
@@ -62,8 +64,16 @@ void pm_spec_set_env(struct pm_spec *s, const char *kv)
     s->env[s->nenv++] = xstrdup(kv);
 }
 
+void pm_spec_set_cron(struct pm_spec *s, const char *expr)
+{
+    free(s->cron_restart);
+    s->cron_restart = expr && expr[0] && strcmp(expr, "0") != 0 ? xstrdup(expr) : NULL;
+}
+
 int pm_spec_check(const struct pm_spec *s, struct err *e)
 {
+    struct cron cron;
+
     if (!s->name || !pm_name_valid(s->name))
         return err_set(e, "name: invalid app name \"%s\" (1..64 of A-Z a-z 0-9 _ . -, not \"all\")",
                        s->name ? s->name : "");
@@ -83,6 +93,10 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
     for (size_t i = 0; i < s->nenv; i++) {
         if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
             return err_set(e, "env: \"%s\" is not K=V", s->env[i]);
+    }
+    if (s->cron_restart && cron_parse(s->cron_restart, &cron, e) != 0) {
+        err_prefix(e, "cron_restart");
+        return -EINVAL;
     }
     return 0;
 }
@@ -300,6 +314,12 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         return read_ms(r, key, v, &s->exp_backoff_ms);
     if (strcmp(key, "stop_exit_codes") == 0)
         return read_exit_codes(r, v, &s->stop_exit_codes);
+    if (strcmp(key, "cron_restart") == 0) {
+        if (!json_is_string(v))
+            return fail(r, key, "expected a cron expression (a string, as \"0 * * * *\")");
+        pm_spec_set_cron(s, json_string_value(v));
+        return 0;
+    }
     return fail(r, key, "unknown key");
 }
 
@@ -381,6 +401,8 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     }
     json_object_set_new(o, "max_log_size", json_integer(s->max_log_size));
     json_object_set_new(o, "max_memory_restart", json_integer(s->max_memory_bytes));
+    if (s->cron_restart)
+        json_object_set_new(o, "cron_restart", json_str_or_empty(s->cron_restart));
     return o;
 }
 

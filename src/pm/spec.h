@@ -37,6 +37,7 @@ struct pm_spec {
     struct pm_exit_codes stop_exit_codes; /* exits with these codes are not restarted */
     int64_t max_log_size;                 /* bytes; 0: never rotate */
     int64_t max_memory_bytes; /* max_memory_restart: restart past this RSS; 0: no limit */
+    char *cron_restart;       /* restart every instance on this schedule (lib/cron.h); NULL: none */
 };
 
 /* Sets PM2's defaults (1 instance, 1600 ms kill timeout, ...) on an empty spec. */
@@ -46,8 +47,12 @@ void pm_spec_free(struct pm_spec *s);
 void pm_spec_add_arg(struct pm_spec *s, const char *arg);
 void pm_spec_set_env(struct pm_spec *s, const char *kv);
 
+/* Sets cron_restart to a heap copy of expr, or to none for NULL, "" or "0" (PM2's off). */
+void pm_spec_set_cron(struct pm_spec *s, const char *expr);
+
 /*
- * Checks the values (name, instances 1..1024, ports within 65535, non-negative durations).
+ * Checks the values (name, instances 1..1024, ports within 65535, non-negative durations, the
+ * cron expression).
  * Returns 0 or -EINVAL with e = "<what>: message".
  */
 int pm_spec_check(const struct pm_spec *s, struct err *e);
@@ -56,7 +61,8 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
  * Reads one app object: name, script, args (array or a string split at spaces), cwd, env
  * (object), instances, port_base, autorestart (bool), kill_timeout, listen_timeout, max_restarts,
  * min_uptime, restart_delay, exp_backoff_restart_delay, stop_exit_codes (an array of codes or one
- * code), max_log_size, max_memory_restart; durations as milliseconds or Go strings ("2s"), memory
+ * code), max_log_size, max_memory_restart, cron_restart (a cron expression; "0": none, as PM2
+ * reads it); durations as milliseconds or Go strings ("2s"), memory
  * as bytes or PM2's "100M" (pm_parse_memory). Unknown keys are errors. With doc, errors read
  * "file:line: apps[0].key: ..." (path is the object's path in doc); without, "path.key: ...". s
  * must be initialised; on error it holds what was read so far (free it).

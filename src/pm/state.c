@@ -96,24 +96,21 @@ static void revive(struct pm_inst *i, enum pm_status was, bool deleting)
 /* Adds one saved app to the table; false when it cannot be read (it is skipped). */
 static bool load_app(struct pm_daemon *d, const json_t *o)
 {
-    struct pm_app *a = xcalloc(1, sizeof(*a));
-    bool deleting = json_is_true(json_object_get(o, "deleting"));
+    struct pm_spec spec;
+    struct pm_app *a;
     struct err e = {{0}};
     json_t *v;
     size_t k;
 
-    a->d = d;
-    pm_spec_init(&a->spec);
-    if (pm_spec_from_json(json_object_get(o, "spec"), &a->spec, NULL, "state", &e) != 0 ||
-        pm_app_find(d, a->spec.name)) {
+    pm_spec_init(&spec);
+    if (pm_spec_from_json(json_object_get(o, "spec"), &spec, NULL, "state", &e) != 0 ||
+        pm_app_find(d, spec.name)) {
         log_error("saved state: skipping an app: %s", e.msg[0] ? e.msg : "duplicate name");
-        pm_spec_free(&a->spec);
-        free(a);
+        pm_spec_free(&spec);
         return false;
     }
-    a->deleting = deleting;
-    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
-    d->apps[d->napps++] = a;
+    a = pm_app_add(d, &spec);
+    a->deleting = json_is_true(json_object_get(o, "deleting"));
     json_array_foreach(json_object_get(o, "instances"), k, v)
     {
         int id = (int)json_integer_value(json_object_get(v, "pm_id"));
@@ -182,31 +179,27 @@ static void proc_strings(int pid, const char *file, struct pm_spec *s, bool env)
 static struct pm_app *app_from_proc(struct pm_daemon *d, const char *name, int pid)
 {
     struct pm_app *a = pm_app_find(d, name);
+    struct pm_spec spec;
     char cwd[PATH_MAX], path[64];
     ssize_t n;
 
     if (a)
         return a;
-    a = xcalloc(1, sizeof(*a));
-    a->d = d;
-    pm_spec_init(&a->spec);
-    a->spec.name = xstrdup(name);
-    a->spec.instances = 0;
-    proc_strings(pid, "cmdline", &a->spec, false);
-    proc_strings(pid, "environ", &a->spec, true);
+    pm_spec_init(&spec);
+    spec.name = xstrdup(name);
+    spec.instances = 0;
+    proc_strings(pid, "cmdline", &spec, false);
+    proc_strings(pid, "environ", &spec, true);
     snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
     if ((n = readlink(path, cwd, sizeof(cwd) - 1)) > 0) {
         cwd[n] = '\0';
-        a->spec.cwd = xstrdup(cwd);
+        spec.cwd = xstrdup(cwd);
     }
-    if (a->spec.argc == 0) {
-        pm_spec_free(&a->spec);
-        free(a);
+    if (spec.argc == 0) {
+        pm_spec_free(&spec);
         return NULL;
     }
-    d->apps = xrealloc(d->apps, (d->napps + 1) * sizeof(*d->apps));
-    d->apps[d->napps++] = a;
-    return a;
+    return pm_app_add(d, &spec);
 }
 
 static bool has_suffix(const char *s, const char *suffix)

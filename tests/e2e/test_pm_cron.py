@@ -1,0 +1,71 @@
+"""End-to-end tests of PM2's `cron_restart` in `mesh pm`: every instance is restarted on a cron
+schedule (`-cron-restart`, `-c`, or the ecosystem key), a stopped app included, as PM2 does; a
+bad expression is refused with the file and line.
+
+The schedules have a seconds field (`*/2 * * * * *`), so restarts come every two seconds; no
+timing is asserted, only that they come, with bounded polling.
+"""
+
+import json
+
+from helpers import wait_until
+from test_pm import pm  # noqa: F401 (pm is a fixture)
+
+
+def restarted(pm, name, restarts):
+    """The rows of app `name` once each instance is online with at least `restarts` restarts."""
+    def done():
+        rows = pm.app(name)
+        return rows if rows and all(r["status"] == "online" and r["restarts"] >= restarts
+                                    for r in rows) else None
+    return wait_until(done, 40, interval=0.1, what=f"{name}: {restarts} cron restarts")
+
+
+def test_cron_restart_restarts_every_instance_on_schedule(pm, tmp_path):
+    pm.run("start", "tick", "-i", 2, "--cron-restart", "*/2 * * * * *", "--", "sleep", "600")
+    first = {r["instance"]: r["pid"] for r in pm.wait_status("tick", "online")}
+    rows = restarted(pm, "tick", 2)
+    assert all(r["pid"] != first[r["instance"]] for r in rows), (first, rows)
+    assert 'tick: cron_restart "*/2 * * * * *": restarting' in pm.log()
+    spec = json.loads(pm.run("describe", "tick", "-json").stdout)[0]["spec"]
+    assert spec["cron_restart"] == "*/2 * * * * *"
+    # As in PM2, a stop leaves the schedule running: the next time starts the app again.
+    pm.run("stop", "tick")
+    restarted(pm, "tick", rows[0]["restarts"] + 1)
+    # delete ends it.
+    pm.run("delete", "tick")
+    assert pm.ls() == []
+
+
+def test_cron_restart_from_an_ecosystem_file_and_the_short_flag(pm, tmp_path):
+    eco = tmp_path / "eco.json"
+    eco.write_text(json.dumps({"apps": [
+        {"name": "eco", "script": "sleep", "args": ["600"], "cron_restart": "*/2 * * * * *"},
+        {"name": "off", "script": "sleep", "args": ["600"], "cron_restart": "0"},
+    ]}))
+    pm.run("start", str(eco))
+    pm.run("start", "short", "-c", "*/2 * * * * *", "--", "sleep", "600")
+    restarted(pm, "eco", 1)
+    restarted(pm, "short", 1)
+    spec = json.loads(pm.run("describe", "off", "-json").stdout)[0]["spec"]
+    assert "cron_restart" not in spec  # "0" is PM2's "no schedule"
+    assert pm.app("off")[0]["restarts"] == 0
+
+
+def test_a_bad_cron_expression_is_refused_with_file_and_line(pm, tmp_path):
+    eco = tmp_path / "eco.json"
+    eco.write_text('{"apps": [\n {"name": "a", "script": "sleep", "args": "60",\n'
+                   '  "cron_restart": "61 * * * *"}\n]}\n')
+    r = pm.run("start", str(eco), check=False)
+    assert r.returncode == 1
+    assert (f"{eco}:3: apps[0].cron_restart: minutes: 61 out of range 0..59" in r.stderr), r.stderr
+    eco.write_text('{"apps": [\n {"name": "a", "script": "sleep", "args": "60",\n'
+                   '  "cron_restart": 5}\n]}\n')
+    r = pm.run("start", str(eco), check=False)
+    assert r.returncode == 1 and f"{eco}:3: apps[0].cron_restart: expected a cron" in r.stderr
+    r = pm.run("start", "a", "-c", "* * *", "--", "sleep", "60", check=False)
+    assert r.returncode == 1
+    assert "cron_restart: expected 5 fields" in r.stderr and "got 3" in r.stderr, r.stderr
+    r = pm.run("start", "a", "-cron-restart", "0 0 30 2 *", "--", "sleep", "60", check=False)
+    assert r.returncode == 1 and "never matches" in r.stderr, r.stderr
+    assert pm.ls() == []
