@@ -391,7 +391,7 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
                            struct http_framing *f)
 {
     bool close = false, keep_alive = false, has_te = false, chunked = false;
-    int rc, chunked_count = 0;
+    int rc, chunked_count = 0, host_count = 0;
 
     *f = (struct http_framing){.content_length = -1};
     for (size_t i = 0; i < n; i++) {
@@ -417,10 +417,17 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
             if (is_request)
                 f->expect_continue = str_ieq_cstr(h->value, "100-continue");
             break;
+        case HTTP_FIELD_HOST:
+            host_count++;
+            break;
         default:
             break;
         }
     }
+    /* Two Host lines name two targets: a proxy and its backend may each pick another one
+     * (RFC 9112 section 3.2 asks for a 400, as Consul's Go server and HAProxy answer). */
+    if (is_request && host_count > 1)
+        return HTTP_PARSE_BAD;
     if (has_te) {
         /* Both present is the classic smuggling vector: refuse rather than pick one. */
         if (f->content_length >= 0)

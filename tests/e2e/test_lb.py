@@ -524,6 +524,7 @@ SMUGGLING = {
                       b"zz\r\nabc\r\n0\r\n\r\n",
     "bad_header_name": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
     "bad_method": b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "two_hosts": b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
 }
 
 

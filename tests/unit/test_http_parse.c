@@ -162,6 +162,9 @@ static void test_bad_requests(void **state)
         "GET / HTTP/1.10\r\n\r\n",
         "GET / http/1.1\r\n\r\n",
         "GET / HTTP/1\r\n\r\n",
+        /* two Host lines, the same value or not */
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: a\r\n\r\n",
         /* Content-Length */
         "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
