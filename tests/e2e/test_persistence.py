@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 
 import pytest
@@ -176,6 +177,19 @@ def test_restart_with_empty_data_dir_ok(agent_factory, tmp_path):
     a.kill9()
     a.start()
     assert a.get("/v1/kv/?keys").json() == []
+
+
+def test_every_file_of_the_data_dir_is_private(agent_factory, tmp_path):
+    """KV values may hold secrets: every file the agent writes is 0600, the node ID included."""
+    data = tmp_path / "data"
+    data.mkdir()
+    a = agent_factory(data_dir=data)
+    a.put_true("/v1/kv/secret", "s3cret")
+    a.stop()
+    files = [f for f in data.rglob("*") if f.is_file()]
+    assert "node-id" in [f.name for f in files]
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
 
 
 def children_of(pid):

@@ -68,7 +68,7 @@ static int load_node_id(struct reg_agent *a, struct err *e)
     int fd = open(path.data, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         buf_printf(&text, "%s\n", a->node_id);
-        rc = file_replace(path.data, text.data, text.len, 0644, FILE_SYNC, e);
+        rc = file_replace(path.data, text.data, text.len, 0600, FILE_SYNC, e);
         goto out;
     }
     if (fd < 0) {
