@@ -222,20 +222,13 @@ static int toml_key_value(struct toml_out *o, const char *piece, const json_t *v
 
 static int toml_encode(struct toml_out *o, const json_t *v, unsigned depth);
 
-static int key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* One group of a map's keys (sorted), written as key = value pairs or as tables below o->key. */
+/* One group of a map's keys (in order), written as key = value pairs or as tables below
+ * o->key. */
 static int toml_map_keys(struct toml_out *o, const json_t *v, const char **keys, size_t n,
                          bool inline_table, bool comma_after, unsigned depth)
 {
-    qsort(keys, n, sizeof(*keys), key_cmp);
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_object_get(v, keys[i]);
-        if (json_is_null(x))
-            continue;
         if (inline_table) {
             if (toml_key_value(o, keys[i], x, true, depth) < 0)
                 return -EINVAL;
@@ -256,26 +249,24 @@ static int toml_map_keys(struct toml_out *o, const json_t *v, const char **keys,
     return 0;
 }
 
-/* A map's keys: those holding plain values first, then the tables, so that no plain key lands
- * in a table written before it. */
+/* A map's keys, sorted: those holding plain values first, then the tables, so that no plain key
+ * lands in a table written before it. Nil values are left out, as the encoder leaves them. */
 static int toml_map(struct toml_out *o, const json_t *v, bool inline_table, unsigned depth)
 {
-    size_t n = json_object_size(v), ndirect = 0, nsub = 0;
+    size_t n, ndirect = 0, nsub = 0;
+    const char **keys = tmpl_sorted_keys(v, &n);
     const char **direct = xcalloc(n ? n : 1, sizeof(*direct));
     const char **sub = xcalloc(n ? n : 1, sizeof(*sub));
-    const char *key;
-    json_t *x;
     int rc = 0;
 
-    json_object_foreach((json_t *)v, key, x)
-    {
+    for (size_t i = 0; i < n; i++) {
         enum toml_kind kind;
-        if ((rc = toml_kind_of(o, x, &kind)) < 0)
+        if ((rc = toml_kind_of(o, json_object_get(v, keys[i]), &kind)) < 0)
             goto out;
         if (kind == TOML_TABLE || kind == TOML_TABLE_ARRAY)
-            sub[nsub++] = key;
-        else
-            direct[ndirect++] = key;
+            sub[nsub++] = keys[i];
+        else if (kind != TOML_NIL)
+            direct[ndirect++] = keys[i];
     }
     if (inline_table)
         toml_puts(o, "{");
@@ -285,6 +276,7 @@ static int toml_map(struct toml_out *o, const json_t *v, bool inline_table, unsi
     if (inline_table)
         toml_puts(o, "}");
 out:
+    free(keys);
     free(direct);
     free(sub);
     return rc;

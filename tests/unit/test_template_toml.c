@@ -63,6 +63,9 @@ static void test_to_toml_values(void **state)
            "Slices = [[{Int = 1}], [{Int = 2}], [{Int = 3}]]");
     /* a list of maps and other values is inline, not an array of tables */
     expect(TO_TOML("{l: [{a: 1}, 2]}"), "l = [{a = 1}, 2]");
+    /* and an inline table leaves nil values out too, the last one included */
+    expect(TO_TOML("{l: [{a: 1, b: ~}, 2], m: [{z: ~, a: 1, c: [3]}, 4]}"),
+           "l = [{a = 1}, 2]\nm = [{a = 1, c = [3]}, 4]");
     /* floats as FormatFloat(f, 'f', -1, 64) with ".0" added: no exponent */
     expect("{{ parseJSON `{\"a\":8080,\"b\":0.5,\"c\":1e21,\"d\":1e-7,\"e\":-2,\"f\":1e23}` "
            "| toTOML }}",
