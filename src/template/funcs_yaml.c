@@ -423,7 +423,9 @@ static bool yaml_key_less(const uint32_t *a, size_t na, const uint32_t *b, size_
             return a[i] < b[i];
         if (al || bl)
             return bl;
-        long long an = 0, bn = 0;
+        /* int64 in yaml.v2, where a long run wraps: added up unsigned here, as C's signed
+         * overflow is undefined, and compared signed as Go compares them */
+        uint64_t an = 0, bn = 0;
         if (a[i] == '0' || b[i] == '0') {
             for (size_t j = i; j-- > 0 && rune_digit(a[j]);) {
                 if (a[j] != '0') {
@@ -434,11 +436,11 @@ static bool yaml_key_less(const uint32_t *a, size_t na, const uint32_t *b, size_
         }
         size_t ai = i, bi = i;
         for (; ai < na && rune_digit(a[ai]); ai++)
-            an = an * 10 + (long long)(a[ai] - '0');
+            an = an * 10 + (a[ai] - '0');
         for (; bi < nb && rune_digit(b[bi]); bi++)
-            bn = bn * 10 + (long long)(b[bi] - '0');
+            bn = bn * 10 + (b[bi] - '0');
         if (an != bn)
-            return an < bn;
+            return (int64_t)an < (int64_t)bn;
         if (ai != bi)
             return ai < bi;
         return a[i] < b[i];

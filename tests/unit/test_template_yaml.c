@@ -82,6 +82,8 @@ static void test_to_yaml_collections(void **state)
     /* yaml.v2's key order: non-letters before letters, digit runs by value */
     expect(TO_YAML("{\"b\":1,\"a10\":1,\"a2\":1,\"A\":1,\"1\":1,\"_x\":1,\"a02\":1}"),
            "_x: 1\n\"1\": 1\nA: 1\na2: 1\na02: 1\na10: 1\nb: 1");
+    /* a run of digits past int64 is added up as yaml.v2 does, without overflowing */
+    expect(TO_YAML("{\"a99999999999999999999\":1,\"a1\":2}"), "a1: 2\na99999999999999999999: 1");
     /* yaml.v2 breaks a line longer than 80 columns at a space */
     expect(TO_YAML("{\"a\":\"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 1234567890 "
                    "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 1234567890 \"}"),
