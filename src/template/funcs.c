@@ -618,11 +618,11 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "caLeaf",           "caRoots",       "connect",  "exportedServices", "importedServices",
-    "nomadService",     "nomadServices", "nomadVar", "nomadVarExists",   "nomadVarList",
-    "nomadVarListSafe", "partitions",    "peerings", "pkiCert",          "plugin",
-    "secret",           "secrets",       "sockaddr", "spew_dump",        "spew_printf",
-    "spew_sdump",       "spew_sprintf",  "toTOML",   "writeToFile",
+    "caLeaf",           "caRoots",       "connect",     "exportedServices", "importedServices",
+    "nomadService",     "nomadServices", "nomadVar",    "nomadVarExists",   "nomadVarList",
+    "nomadVarListSafe", "partitions",    "peerings",    "pkiCert",          "plugin",
+    "secret",           "secrets",       "sockaddr",    "spew_dump",        "spew_printf",
+    "spew_sdump",       "spew_sprintf",  "writeToFile",
 };
 
 bool tmpl_func_unsupported(const char *name)
