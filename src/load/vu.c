@@ -283,8 +283,12 @@ static void think(struct load_vu *vu, const struct load_step *st)
         load_record_error(vu, code.data);
         vu_end(vu, true);
     } else {
-        ms = load_think_jitter(vu->w->eng->script, ms,
-                               (double)(load_rand(&vu->w->rng) >> 11) / 9007199254740992.0);
+        const struct load_script *script = vu->w->eng->script;
+        /* drawn only with a jitter set, so a script without one sees the random values it
+         * saw before jitter existed */
+        if (script->think_jitter >= 0)
+            ms = load_think_jitter(script, ms,
+                                   (double)(load_rand(&vu->w->rng) >> 11) / 9007199254740992.0);
         uv_timer_start(&vu->timer, on_timer, (uint64_t)ms, 0);
     }
     buf_free(&text);
