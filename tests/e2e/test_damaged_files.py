@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from helpers import Agent, free_port, wait_until
-from test_tls import certs, run_mesh  # noqa: F401 (fixture)
+from test_tls import certs  # noqa: F401 (fixture)
 
 BIG = 4  # 300 kB values: past the 1 MiB compaction threshold
 AFTER = 5  # keys written after the snapshot, in the journal only

@@ -119,8 +119,8 @@ def test_max_restarts_counts_unstable_exits_in_a_row_as_pm2(pm, tmp_path):
     assert row["restarts"] == 5 and (tmp_path / "runs").read_text().strip() == "6", row
     # `restart` brings an errored app back with a fresh count.
     pm.run("restart", "three")
-    row = wait_until(lambda: (lambda r: r if r["status"] == "errored" and r["restarts"] == 5
-                              else None)(pm.app("three")[0]), 30, interval=0.05, what="three again")
+    wait_until(lambda: (lambda r: r if r["status"] == "errored" and r["restarts"] == 5
+                        else None)(pm.app("three")[0]), 30, interval=0.05, what="three again")
 
 
 def test_autorestart_false_leaves_every_exit_stopped(pm, tmp_path):
@@ -139,8 +139,8 @@ def test_autorestart_false_leaves_every_exit_stopped(pm, tmp_path):
     row = wait_until(lambda: (lambda r: r if r["status"] == "stopped" and r["restarts"] == 1
                               else None)(pm.app("once")[0]), 20, interval=0.05, what="once again")
     assert row["exit_code"] == 1
-    # The default stays PM2's: an app without the key is restarted.
     assert json.loads(pm.run("describe", "flag", "-json").stdout)[0]["spec"]["autorestart"] is False
+    # The default stays PM2's: an app without the key is restarted.
     pm.run("start", "again", "--", "sh", "-c", "sleep 0.2; exit 1")
     wait_until(lambda: pm.app("again")[0]["restarts"] >= 1, 20, interval=0.05,
                what="again restarted")
