@@ -621,15 +621,19 @@ static const char *op_name(const struct bexpr *m)
 
 #define OP_BIT(op) (1u << (op))
 
-/* The operators each type takes (go-bexpr's, plus `is nil` anywhere), as OP_BITs. */
+/*
+ * The operators each type takes, as OP_BITs. `is nil` is go-bexpr's newest operator (0.1.16):
+ * it takes what a Go value can be nil in (maps, slices, pointers) and structs (never nil), and
+ * refuses a string, number or bool ("cannot perform is-nil operations on type string").
+ */
 static unsigned type_ops(enum bexpr_type t)
 {
     switch (t) {
     case BEXPR_STRING:
-        return OP_BIT(OP_EQUAL) | OP_BIT(OP_CONTAINS) | OP_BIT(OP_MATCHES) | OP_BIT(OP_NIL);
+        return OP_BIT(OP_EQUAL) | OP_BIT(OP_CONTAINS) | OP_BIT(OP_MATCHES);
     case BEXPR_INT:
     case BEXPR_BOOL:
-        return OP_BIT(OP_EQUAL) | OP_BIT(OP_NIL);
+        return OP_BIT(OP_EQUAL);
     case BEXPR_STRINGS:
     case BEXPR_MAP:
         return OP_BIT(OP_CONTAINS) | OP_BIT(OP_EMPTY) | OP_BIT(OP_NIL);
@@ -716,7 +720,14 @@ static int check_match(const struct bexpr *m, const struct bexpr_field *fields, 
     if (!(type_ops(f->type) & OP_BIT(m->op))) {
         struct buf sel = BUF_INIT;
         selector_text(m, m->npath - 1, &sel);
-        err_set(e, "Invalid match operator \"%s\" for selector \"%s\"", op_name(m), sel.data);
+        if (m->op == OP_NIL) /* go-bexpr 0.1.16's words, with the Go kind of the field */
+            err_set(e, "cannot perform is-nil operations on type %s for selector: \"%s\"",
+                    f->type == BEXPR_STRING ? "string"
+                    : f->type == BEXPR_INT  ? "int"
+                                            : "bool",
+                    sel.data);
+        else
+            err_set(e, "Invalid match operator \"%s\" for selector \"%s\"", op_name(m), sel.data);
         buf_free(&sel);
         return -EINVAL;
     }

@@ -64,7 +64,8 @@ struct bexpr_field {
 
 /*
  * Checks every selector and operator of x against fields (borrowed), as go-bexpr does when a
- * filter is created for a type. `is nil` and `is not nil` (newer go-bexpr) take any field.
+ * filter is created for a type. `is nil` and `is not nil` (newer go-bexpr) take maps, lists
+ * and structs, never a string, number or bool.
  * Returns 0, or -EINVAL with e set to go-bexpr's words: `Selector "Service.Foo" is not valid`,
  * `Invalid match operator "Equal" for selector "Service.Tags"`, `Failed to coerce value "x"
  * for selector "Port": strconv.ParseInt: parsing "x": invalid syntax`.

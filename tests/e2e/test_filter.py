@@ -112,3 +112,20 @@ def test_a_blocking_read_refuses_a_bad_filter_at_once(agent):
     idx = agent.get("/v1/health/service/nothing").index
     r = agent.get(f"/v1/health/service/nothing?index={idx}&wait=30s&" + q("Nope == x"), timeout=10)
     assert_text_error(r, 400, contains='Selector "Nope" is not valid')
+
+
+def test_is_nil_takes_maps_lists_and_structs_only(agent):
+    """go-bexpr's `is nil` asks about what a Go value can be nil in (maps, slices, pointers;
+    a struct never is); on a string, number or bool it is refused with go-bexpr's words."""
+    register(agent)
+    both = "Service.Meta is not nil and Service.Tags is not nil and Checks is not nil"
+    assert len(agent.get_json("/v1/health/service/web?" + q(both))) == 2
+    assert agent.get_json("/v1/health/service/web?" + q("Service.Meta is nil")) == []
+    for path, expr, kind, sel in (
+            ("/v1/health/service/web", "Service.Port is nil", "int", "Service.Port"),
+            ("/v1/health/service/web", "Node.Node is not nil", "string", "Node.Node"),
+            ("/v1/catalog/service/web", "ServiceEnableTagOverride is nil", "bool",
+             "ServiceEnableTagOverride"),
+            ("/v1/agent/services", "Meta.env is nil", "string", "Meta.env")):
+        assert_text_error(agent.get(path + "?" + q(expr)), 400, equals=EVALUATOR + (
+            f'cannot perform is-nil operations on type {kind} for selector: "{sel}"'))

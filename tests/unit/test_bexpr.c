@@ -171,7 +171,8 @@ static const struct error_case check_cases[] = {
     {"env in Service.Meta", NULL},
     {"Checks.Status == critical and Checks is not empty", NULL},
     {"Service.EnableTagOverride == true", NULL},
-    {"Service.Service is nil", NULL},
+    /* is nil: on what a Go value can be nil in (maps, slices) and structs (never nil) */
+    {"Service.Tags is nil or Service.Meta is not nil or Checks is nil or Service is nil", NULL},
     /* unknown fields name the selector up to the first unknown part */
     {"Nope == 1", "Selector \"Nope\" is not valid"},
     {"Service.Nope.Deeper == 1", "Selector \"Service.Nope\" is not valid"},
@@ -186,6 +187,18 @@ static const struct error_case check_cases[] = {
     {"Checks != x", "Invalid match operator \"Not Equal\" for selector \"Checks\""},
     {"Service.Port not matches \"8\"",
      "Invalid match operator \"Not Matches\" for selector \"Service.Port\""},
+    /* ...and never on a string, number or bool, nor on a map's string values */
+    {"Service.Service is nil",
+     "cannot perform is-nil operations on type string for selector: \"Service.Service\""},
+    {"Service.Port is not nil",
+     "cannot perform is-nil operations on type int for selector: \"Service.Port\""},
+    {"Service.EnableTagOverride is nil",
+     "cannot perform is-nil operations on type bool for selector: "
+     "\"Service.EnableTagOverride\""},
+    {"Service.Meta.env is nil",
+     "cannot perform is-nil operations on type string for selector: \"Service.Meta.env\""},
+    {"Checks.Status is not nil",
+     "cannot perform is-nil operations on type string for selector: \"Checks.Status\""},
     /* values that do not convert to the field's type, with Go's strconv words */
     {"Service.Port == abc",
      "Failed to coerce value \"abc\" for selector \"Service.Port\": strconv.ParseInt: parsing "
