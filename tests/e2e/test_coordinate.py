@@ -45,7 +45,9 @@ def test_near_sorts_by_estimated_rtt(agent):
     without a coordinate come last."""
     for name, x in (("far", 0.050), ("near", 0.001), ("mid", 0.010), ("none", None)):
         agent.put_true("/v1/catalog/register", {"Node": name, "Address": "10.0.0.9",
-                                                "Service": {"ID": "db", "Service": "db"}})
+                                                "Service": {"ID": "db", "Service": "db"},
+                                                "Check": {"CheckID": "db", "ServiceID": "db",
+                                                          "Status": "passing"}})
         if x is not None:
             agent.put_ok("/v1/coordinate/update", {"Node": name, "Coord": coord(x)})
     want = ["near", "mid", "far", "none"]
@@ -53,6 +55,15 @@ def test_near_sorts_by_estimated_rtt(agent):
     assert [e["Node"]["Node"] for e in agent.get_json("/v1/health/service/db?near=node1")] == want
     assert [e["Node"] for e in agent.get_json("/v1/catalog/service/db?near=far")][:3] == \
         ["far", "mid", "near"]
+    # Consul's Catalog.ListNodes, Health.ServiceChecks and Health.ChecksInState sort too.
+    assert [e["Node"] for e in agent.get_json("/v1/catalog/nodes?near=_agent")] == \
+        ["node1"] + want  # this agent's node is nearest itself
+    assert [e["Node"] for e in agent.get_json("/v1/health/checks/db?near=_agent")] == want
+    assert [e["Node"] for e in agent.get_json(
+        "/v1/health/state/passing?near=_agent&filter=ServiceName%3D%3Ddb")] == want
+    # An unknown node, or none, leaves the catalog's order (by name).
+    assert [e["Node"] for e in agent.get_json("/v1/catalog/nodes?near=nope")] == \
+        ["far", "mid", "near", "node1", "none"]
     qid = agent.req("POST", "/v1/query", {"Name": "dbq", "Service": {"Service": "db",
                                                                      "Near": "_agent"}}).json()
     assert qid["ID"]

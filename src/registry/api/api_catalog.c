@@ -46,6 +46,7 @@ void reg_api_catalog_nodes(struct reg_api_call *c, struct reg_api_result *res)
     if (!list)
         return;
     reg_catalog_result_index(res, c->api->state->nodes_index);
+    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, reg_render_entry_node);
     reg_api_result_json(c, res, list);
 }
 
@@ -82,12 +83,6 @@ void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res
     reg_api_result_json(c, res, out);
 }
 
-static const char *service_node_name(const json_t *entry)
-{
-    const char *name = json_string_value(json_object_get(entry, "Node"));
-    return name ? name : "";
-}
-
 static void add_service_node(const struct reg_service *s, void *ctx)
 {
     json_array_append_new(ctx, reg_render_service_node(s));
@@ -111,7 +106,7 @@ static void service_nodes(struct reg_api_call *c, struct reg_api_result *res, bo
     }
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
-    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, service_node_name);
+    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, reg_render_entry_node);
     reg_api_result_json(c, res, list);
 }
 

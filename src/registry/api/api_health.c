@@ -82,7 +82,8 @@ typedef bool (*check_wanted_fn)(const struct reg_node *n, const struct reg_check
 
 /*
  * The checks of the nodes the call's ?node-meta selects that wanted keeps and the call's token
- * may see, node by node, each node's in Consul's order. Sets res to the list (or to the 400 of
+ * may see, node by node, each node's in Consul's order (or by estimated RTT from ?near=, as
+ * Consul sorts /v1/health/checks and /v1/health/state). Sets res to the list (or to the 400 of
  * a bad filter) with index.
  */
 static void list_checks(struct reg_api_call *c, struct reg_api_result *res, uint64_t index,
@@ -106,6 +107,7 @@ static void list_checks(struct reg_api_call *c, struct reg_api_result *res, uint
     }
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
+    c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, reg_render_entry_node);
     reg_api_result_json(c, res, list);
 }
 

@@ -215,3 +215,9 @@ const char *reg_render_health_entry_node(const json_t *entry)
     const char *name = json_string_value(json_object_get(json_object_get(entry, "Node"), "Node"));
     return name ? name : "";
 }
+
+const char *reg_render_entry_node(const json_t *entry)
+{
+    const char *name = json_string_value(json_object_get(entry, "Node"));
+    return name ? name : "";
+}

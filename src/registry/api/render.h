@@ -33,6 +33,8 @@ json_t *reg_render_health_checks(const struct reg_service *s, reg_render_check_f
 json_t *reg_render_health_entry(const struct reg_service *s, json_t *checks);
 /* The node name of a health entry ("" when it has none). */
 const char *reg_render_health_entry_node(const json_t *entry);
+/* The "Node" of a node, service node or check ("" when it has none). */
+const char *reg_render_entry_node(const json_t *entry);
 /* Agent view of a service (agent/services values). */
 json_t *reg_render_agent_service(const struct reg_service *s, const char *datacenter);
 /* KV entry (Value base64, Session only while locked). */
