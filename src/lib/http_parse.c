@@ -286,8 +286,7 @@ static int parse_headers(struct cursor *c, struct http_header *headers, size_t *
     }
 }
 
-/* Splits the next element off a comma-separated list; false when the list is exhausted. */
-static bool list_next(struct str *list, struct str *elem)
+bool http_list_next(struct str *list, struct str *elem)
 {
     while (list->n) {
         const char *comma = memchr(list->p, ',', list->n);
@@ -330,7 +329,7 @@ static int framing_content_length(struct str value, struct http_framing *f)
         f->content_length = v;
         return 0;
     }
-    while (list_next(&value, &elem)) {
+    while (http_list_next(&value, &elem)) {
         if (!parse_decimal(elem, &v))
             return HTTP_PARSE_BAD;
         if (f->content_length >= 0 && f->content_length != v)
@@ -351,7 +350,7 @@ static int framing_transfer_encoding(struct str value, bool *chunked_last, int *
     struct str elem;
     bool any = false;
 
-    while (list_next(&value, &elem)) {
+    while (http_list_next(&value, &elem)) {
         size_t n = 0;
         while (n < elem.n && is_tchar((unsigned char)elem.p[n]))
             n++;
@@ -375,7 +374,7 @@ static void framing_connection(struct str value, bool *close, bool *keep_alive,
         *keep_alive = true;
         return;
     }
-    while (list_next(&value, &elem)) {
+    while (http_list_next(&value, &elem)) {
         if (str_ieq_cstr(elem, "close"))
             *close = true;
         else if (str_ieq_cstr(elem, "keep-alive"))

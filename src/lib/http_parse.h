@@ -179,6 +179,14 @@ enum http_field http_field_of(struct str name);
 /* The lower-case name of a recognised field ("content-length"); "" for HTTP_FIELD_OTHER. */
 const char *http_field_name(enum http_field id);
 
+/*
+ * Splits the next element off a comma-separated field value ("gzip, br;q=0.5") into *elem,
+ * without the whitespace around it, and moves *list past it. Empty elements are skipped (RFC
+ * 9110 section 5.6.1). False when the list is exhausted. Quoted strings are not looked into: a
+ * comma inside one splits as any other.
+ */
+bool http_list_next(struct str *list, struct str *elem);
+
 /* Case-insensitive lookup of the first header called `name`; NULL when absent. */
 const struct http_header *http_find_header(const struct http_header *headers, size_t n,
                                            const char *name);

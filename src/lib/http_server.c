@@ -234,37 +234,71 @@ int http_response_header(struct http_request *req, const char *name, const char 
     return rc;
 }
 
+/*
+ * Whether a weight ("1", "0.5", "0.000") is above 0. A malformed one is taken as 0, as Go's
+ * strconv.ParseFloat failing leaves it: a coding the client named oddly is not risked.
+ */
+static bool qvalue_positive(struct str v)
+{
+    bool digits = false, positive = false, dot = false;
+
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+        digits = true;
+        positive |= v.p[i] != '0';
+    }
+    return digits && positive;
+}
+
+/*
+ * Splits a list element ("gzip;foo=1 ; Q = 0") into its coding name and whether its weight is
+ * above 0: the q parameter among any others (first one wins), either case, with whitespace
+ * around ';' and '='; no q means 1.
+ */
+static struct str coding_of(struct str elem, bool *acceptable)
+{
+    const char *semi = memchr(elem.p, ';', elem.n);
+    struct str name = str_trim((struct str){elem.p, semi ? (size_t)(semi - elem.p) : elem.n});
+
+    *acceptable = true;
+    while (semi) {
+        struct str rest = str_skip(elem, (size_t)(semi + 1 - elem.p));
+        semi = memchr(rest.p, ';', rest.n);
+        struct str param = str_trim((struct str){rest.p, semi ? (size_t)(semi - rest.p) : rest.n});
+        if (param.n == 0 || (param.p[0] != 'q' && param.p[0] != 'Q'))
+            continue;
+        struct str eq = str_trim(str_skip(param, 1));
+        if (eq.n == 0 || eq.p[0] != '=')
+            continue; /* a parameter whose name only starts with q */
+        *acceptable = qvalue_positive(str_trim(str_skip(eq, 1)));
+        break;
+    }
+    return name;
+}
+
 bool http_request_accepts_gzip(const struct http_request *req)
 {
     const struct http_header *h = http_request_header(req, "Accept-Encoding");
+    int gzip = -1, any = -1; /* -1 unlisted, else whether acceptable (RFC 9110 12.5.3) */
 
     if (!h || str_eq_cstr(req->method, "HEAD"))
         return false;
-    /* "gzip, deflate;q=0.5", "br;q=1.0, gzip;q=0": codings by commas, parameters by ';'. */
-    struct str rest = h->value;
-    while (rest.n) {
-        const char *comma = memchr(rest.p, ',', rest.n);
-        size_t n = comma ? (size_t)(comma - rest.p) : rest.n;
-        struct str coding = str_trim((struct str){rest.p, n});
-        rest = comma ? (struct str){comma + 1, rest.n - n - 1} : (struct str){rest.p + n, 0};
-        const char *semi = memchr(coding.p, ';', coding.n);
-        struct str name =
-            str_trim((struct str){coding.p, semi ? (size_t)(semi - coding.p) : coding.n});
-        if (!str_ieq_cstr(name, "gzip"))
-            continue;
-        if (!semi)
-            return true;
-        struct str param =
-            str_trim((struct str){semi + 1, coding.n - (size_t)(semi + 1 - coding.p)});
-        if (param.n < 2 || strncasecmp(param.p, "q=", 2) != 0)
-            return true;
-        char q[16];
-        size_t qn = param.n - 2 < sizeof(q) - 1 ? param.n - 2 : sizeof(q) - 1;
-        memcpy(q, param.p + 2, qn);
-        q[qn] = '\0';
-        return strtod(q, NULL) > 0;
+    struct str list = h->value, elem;
+    while (http_list_next(&list, &elem)) {
+        bool ok;
+        struct str name = coding_of(elem, &ok);
+        if (gzip < 0 && str_ieq_cstr(name, "gzip"))
+            gzip = ok;
+        else if (any < 0 && str_eq_cstr(name, "*"))
+            any = ok;
     }
-    return false;
+    /* gzip by name decides; else "*", which stands for every coding not listed */
+    return gzip >= 0 ? gzip : any > 0;
 }
 
 /* Compresses len bytes at p into out (gzip format, zlib's default level). Returns 0 or -ENOMEM. */

@@ -941,6 +941,25 @@ static void test_valid_for_sending_matches_parser(void **state)
     assert_true(http_valid_field_value(STR_LIT("Bearer a\tb")));
 }
 
+/* Elements trimmed, empty ones skipped, the list consumed to its end. */
+static void test_list_next(void **state)
+{
+    (void)state;
+    struct str list = STR_LIT(" gzip ;q=0.5,, \t,br,\tdeflate\t, "), elem;
+    const char *want[] = {"gzip ;q=0.5", "br", "deflate"};
+
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(http_list_next(&list, &elem));
+        assert_true(str_eq_cstr(elem, want[i]));
+    }
+    assert_false(http_list_next(&list, &elem));
+    assert_int_equal(list.n, 0);
+    list = STR_LIT(" , ,");
+    assert_false(http_list_next(&list, &elem));
+    list = STR_NULL;
+    assert_false(http_list_next(&list, &elem));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -977,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_token_bytes_are_tchar),
         cmocka_unit_test(test_field_ids),
         cmocka_unit_test(test_bytes_checked_at_every_offset),
+        cmocka_unit_test(test_list_next),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1170,6 +1170,56 @@ static void test_listen_errors(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Whether an Accept-Encoding value takes gzip, for a GET. */
+static bool takes_gzip(const char *accept)
+{
+    struct http_header h = {STR_LIT("Accept-Encoding"), str_from(accept), HTTP_FIELD_OTHER};
+    struct http_request req = {.method = STR_LIT("GET"), .headers = &h, .num_headers = 1};
+
+    return http_request_accepts_gzip(&req);
+}
+
+static void test_accepts_gzip(void **state)
+{
+    (void)state;
+    struct http_request get = {.method = STR_LIT("GET")};
+    assert_false(http_request_accepts_gzip(&get)); /* no Accept-Encoding */
+    assert_true(takes_gzip("gzip"));
+    assert_true(takes_gzip("GZip"));
+    assert_true(takes_gzip("deflate;q=0.5, gzip;q=0.8"));
+    assert_true(takes_gzip("br,gzip;q=0.001"));
+    assert_false(takes_gzip("deflate, br"));
+    assert_false(takes_gzip(""));
+    /* q=0: not acceptable, however the zero is written */
+    assert_false(takes_gzip("gzip;q=0"));
+    assert_false(takes_gzip("gzip;q=0.000"));
+    assert_false(takes_gzip("gzip;q=0."));
+    /* the weight among other parameters, either case, whitespace around ';' and '=' */
+    assert_false(takes_gzip("gzip;foo=1;q=0"));
+    assert_false(takes_gzip("gzip ; Q=0"));
+    assert_false(takes_gzip("gzip;q = 0"));
+    assert_false(takes_gzip("gzip\t;\tfoo=1 ;  q=\t0 "));
+    assert_true(takes_gzip("gzip;foo=0;q=1"));
+    assert_true(takes_gzip("gzip;quality=0")); /* a parameter that is not q */
+    /* a malformed weight counts as 0 */
+    assert_false(takes_gzip("gzip;q=abc"));
+    assert_false(takes_gzip("gzip;q="));
+    /* "*" is every coding not listed */
+    assert_true(takes_gzip("*"));
+    assert_true(takes_gzip("br, *;q=0.1"));
+    assert_false(takes_gzip("*;q=0"));
+    assert_false(takes_gzip("gzip;q=0, *"));
+    assert_false(takes_gzip("*, gzip;q=0"));
+    assert_true(takes_gzip("*;q=0, gzip"));
+    /* identity says nothing about gzip */
+    assert_true(takes_gzip("identity;q=0, gzip"));
+    assert_false(takes_gzip("identity"));
+    /* HEAD answers carry no body to compress */
+    struct http_header h = {STR_LIT("Accept-Encoding"), STR_LIT("gzip"), HTTP_FIELD_OTHER};
+    struct http_request head = {.method = STR_LIT("HEAD"), .headers = &h, .num_headers = 1};
+    assert_false(http_request_accepts_gzip(&head));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1203,6 +1253,7 @@ int main(void)
         T(test_close_with_parked_request),
         T(test_answer_held_answers_parked_requests),
         T(test_listen_errors),
+        cmocka_unit_test(test_accepts_gzip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
