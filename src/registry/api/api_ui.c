@@ -36,12 +36,8 @@ static bool etag_matches(const struct http_request *req, const char *etag)
 
     if (!h)
         return false;
-    struct str rest = h->value;
-    while (rest.n) {
-        const char *comma = memchr(rest.p, ',', rest.n);
-        size_t n = comma ? (size_t)(comma - rest.p) : rest.n;
-        struct str item = str_trim((struct str){rest.p, n});
-        rest = str_skip(rest, comma ? n + 1 : n);
+    struct str list = h->value, item;
+    while (http_list_next(&list, &item)) {
         if (item.n >= 2 && item.p[0] == 'W' && item.p[1] == '/')
             item = str_skip(item, 2);
         if (str_eq_cstr(item, "*") || (item.n == elen && memcmp(item.p, etag, elen) == 0))
