@@ -31,18 +31,14 @@ static size_t connection_tokens(const struct http_header *h, size_t n, struct st
     for (size_t i = 0; i < n; i++) {
         if (h[i].id != HTTP_FIELD_CONNECTION)
             continue;
-        const char *p = h[i].value.p, *end = p + h[i].value.n;
-        while (p < end && k < max) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma ? comma : end;
-            struct str tok = str_trim((struct str){p, (size_t)(e - p)});
+        struct str list = h[i].value, tok;
+        while (k < max && http_list_next(&list, &tok)) {
             enum http_field id = http_field_of(tok);
             /* never let Connection strip the framing or Host: that would desynchronise us */
             bool framing = id == HTTP_FIELD_CONTENT_LENGTH || id == HTTP_FIELD_TRANSFER_ENCODING ||
                            id == HTTP_FIELD_HOST;
-            if (tok.n && !framing && !is_fixed_hop(id))
+            if (!framing && !is_fixed_hop(id))
                 out[k++] = tok;
-            p = comma ? comma + 1 : end;
         }
     }
     return k;
