@@ -118,6 +118,11 @@ static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, siz
     return 0;
 }
 
+static bool is_nil_value(const json_t *v)
+{
+    return !v || json_is_null(v);
+}
+
 /* What an identifier calls: a function, or for scratch.M the method M (the parser checks both). */
 static const struct tmpl_func *ident_func(const struct tmpl_node *n)
 {
@@ -192,6 +197,79 @@ static int eval_logic(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t 
     return 0;
 }
 
+/* Appends n as Go's parse nodes print themselves (String()): what "call" names in its error. */
+static void node_text(struct buf *out, const struct tmpl_node *n)
+{
+    switch (n->kind) {
+    case NODE_PIPE:
+        for (size_t i = 0; i < n->ndecl; i++)
+            buf_printf(out, "%s%s", i ? ", " : "", n->decl[i]);
+        if (n->ndecl)
+            buf_append_cstr(out, n->assign ? " = " : " := ");
+        for (size_t i = 0; i < n->nkids; i++) {
+            if (i)
+                buf_append_cstr(out, " | ");
+            node_text(out, n->kids[i]);
+        }
+        return;
+    case NODE_CMD:
+        for (size_t i = 0; i < n->nkids; i++) {
+            if (i)
+                buf_append_cstr(out, " ");
+            node_text(out, n->kids[i]);
+        }
+        return;
+    case NODE_CHAIN:
+        buf_append_cstr(out, "(");
+        node_text(out, n->pipe);
+        buf_append_cstr(out, ")");
+        break;
+    case NODE_IDENT:
+        buf_append_cstr(out, n->text);
+        break;
+    case NODE_VAR:
+        buf_append_cstr(out, n->text);
+        break;
+    case NODE_DOT:
+        buf_append_cstr(out, ".");
+        return;
+    case NODE_STRING:
+        tmpl_quote(out, n->text, n->len);
+        return;
+    case NODE_NUMBER:
+    case NODE_BOOL:
+        tmpl_print(out, n->value);
+        return;
+    case NODE_NIL:
+        buf_append_cstr(out, "nil");
+        return;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < n->nfields; i++)
+        buf_printf(out, ".%s", n->fields[i]);
+}
+
+/*
+ * Go's call FN ARGS...: calls the function value FN. No value here is a function (they come
+ * from JSON), so once its arguments evaluate, call fails as Go does on a value that is not one.
+ */
+static int eval_call(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *const *args,
+                     size_t nargs)
+{
+    struct buf name = BUF_INIT;
+    int rc;
+
+    if (is_nil_value(args[0]))
+        return tmpl_fail(ev, "error calling call: call of nil");
+    if (cmd->nkids > 1)
+        node_text(&name, cmd->kids[1]);
+    rc = tmpl_fail(ev, "error calling call: non-function %.*s of type %s", (int)name.len,
+                   name.data ? name.data : "", tmpl_type_name(args[0]));
+    buf_free(&name);
+    return rc;
+}
+
 static int call_func(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *dot, json_t *final,
                      bool has_final, json_t **out)
 {
@@ -214,7 +292,10 @@ static int call_func(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *
     if (has_final)
         args[got++] = json_incref(final);
     ev->at = cmd->kids[0];
-    rc = tmpl_func_call(ev, f, args, nargs, out);
+    if (strcmp(f->name, "call") == 0)
+        rc = eval_call(ev, cmd, args, nargs);
+    else
+        rc = tmpl_func_call(ev, f, args, nargs, out);
 done:
     for (size_t i = 0; i < got; i++)
         json_decref(args[i]);

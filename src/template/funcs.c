@@ -33,7 +33,8 @@ static bool is_nil(const json_t *v)
 int tmpl_func_check_count(struct tmpl_eval *ev, const struct tmpl_func *f, size_t nargs)
 {
     if ((int)nargs < f->min_args || (f->max_args >= 0 && (int)nargs > f->max_args))
-        return tmpl_fail(ev, "wrong number of args for %s: want %d got %zu", f->name,
+        return tmpl_fail(ev, "wrong number of args for %s: want %s%d got %zu", f->name,
+                         f->max_args < 0 ? "at least " : "",
                          (int)nargs < f->min_args ? f->min_args : f->max_args, nargs);
     return 0;
 }
@@ -70,66 +71,125 @@ static json_t *buf_string(const struct buf *b)
 
 /* ---- comparisons ------------------------------------------------------------------------- */
 
-/* Orders a and b (numbers with numbers, strings with strings, bools for equality only). */
-static int compare(struct tmpl_eval *ev, const json_t *a, const json_t *b, bool ordered, int *cmp)
+/*
+ * Go's basic kinds: what eq, lt and the others compare. Lists and maps are valid values of no
+ * basic kind; nil is no value at all.
+ */
+enum basic_kind { KIND_NONE, KIND_BOOL, KIND_INT, KIND_FLOAT, KIND_STRING };
+
+static enum basic_kind basic_kind(const json_t *v)
 {
-    if (json_is_number(a) && json_is_number(b)) {
-        if (json_is_integer(a) && json_is_integer(b)) {
-            json_int_t x = json_integer_value(a), y = json_integer_value(b);
-            *cmp = x < y ? -1 : x > y;
-        } else {
-            double x = json_number_value(a), y = json_number_value(b);
-            *cmp = x < y ? -1 : x > y;
-        }
-        return 0;
-    }
-    if (json_is_string(a) && json_is_string(b)) {
-        size_t na = json_string_length(a), nb = json_string_length(b);
-        int c = memcmp(json_string_value(a), json_string_value(b), na < nb ? na : nb);
-        *cmp = c ? (c < 0 ? -1 : 1) : na < nb ? -1 : na > nb;
-        return 0;
-    }
-    if (!ordered && json_is_boolean(a) && json_is_boolean(b)) {
-        *cmp = json_is_true(a) != json_is_true(b);
-        return 0;
-    }
-    if (!ordered && (is_nil(a) || is_nil(b))) {
-        *cmp = !(is_nil(a) && is_nil(b));
-        return 0;
-    }
-    if (!ordered && (json_is_array(a) || json_is_object(a)) && json_typeof(a) == json_typeof(b)) {
-        *cmp = !json_equal((json_t *)a, (json_t *)b);
-        return 0;
-    }
-    if (ordered && (is_nil(a) || json_is_boolean(a) || json_is_array(a) || json_is_object(a)))
-        return tmpl_fail(ev, "invalid type for comparison");
-    return tmpl_fail(ev, "incompatible types for comparison");
+    return json_is_boolean(v)   ? KIND_BOOL
+           : json_is_integer(v) ? KIND_INT
+           : json_is_real(v)    ? KIND_FLOAT
+           : json_is_string(v)  ? KIND_STRING
+                                : KIND_NONE;
 }
 
+/* -1, 0 or 1 for two values of the same basic kind (bools: 0 or 1, for equality only). */
+static int compare_same(const json_t *a, const json_t *b, enum basic_kind k)
+{
+    if (k == KIND_INT) {
+        json_int_t x = json_integer_value(a), y = json_integer_value(b);
+        return x < y ? -1 : x > y;
+    }
+    if (k == KIND_FLOAT) {
+        double x = json_real_value(a), y = json_real_value(b);
+        return x < y ? -1 : x > y;
+    }
+    if (k == KIND_STRING) {
+        size_t na = json_string_length(a), nb = json_string_length(b);
+        int c = memcmp(json_string_value(a), json_string_value(b), na < nb ? na : nb);
+        return c ? (c < 0 ? -1 : 1) : na < nb ? -1 : na > nb;
+    }
+    return json_is_true(a) != json_is_true(b);
+}
+
+/* Go's eq for one pair: values of different kinds are an error unless one is nil; lists and
+ * maps are only comparable with nil. */
+static int equal_pair(struct tmpl_eval *ev, const char *fn, const json_t *a, const json_t *b,
+                      bool *eq)
+{
+    enum basic_kind ka = basic_kind(a), kb = basic_kind(b);
+
+    if (ka != kb) {
+        if (!is_nil(a) && !is_nil(b))
+            return tmpl_fail(ev, "error calling %s: incompatible types for comparison: %s and %s",
+                             fn, tmpl_type_name(a), tmpl_type_name(b));
+        *eq = false;
+    } else if (ka != KIND_NONE) {
+        *eq = compare_same(a, b, ka) == 0;
+    } else if (is_nil(a) || is_nil(b)) {
+        *eq = is_nil(a) && is_nil(b);
+    } else {
+        struct buf sa = BUF_INIT, sb = BUF_INIT;
+        int rc;
+        tmpl_sprintf(&sa, "%v", 2, (json_t *const *)&a, 1);
+        tmpl_sprintf(&sb, "%v", 2, (json_t *const *)&b, 1);
+        if (json_typeof(a) != json_typeof(b))
+            rc = tmpl_fail(ev, "error calling %s: non-comparable types %.*s: %s, %s: %.*s", fn,
+                           (int)sa.len, sa.data, tmpl_type_name(a), tmpl_type_name(b), (int)sb.len,
+                           sb.data);
+        else
+            rc = tmpl_fail(ev, "error calling %s: non-comparable type %.*s: %s", fn, (int)sb.len,
+                           sb.data, tmpl_type_name(b));
+        buf_free(&sa);
+        buf_free(&sb);
+        return rc;
+    }
+    return 0;
+}
+
+/* Go's lt: both of the same basic kind, and not bools. */
+static int less_pair(struct tmpl_eval *ev, const char *fn, const json_t *a, const json_t *b,
+                     bool *lt)
+{
+    enum basic_kind ka = basic_kind(a), kb = basic_kind(b);
+
+    if (ka == KIND_NONE || kb == KIND_NONE)
+        return tmpl_fail(ev, "error calling %s: invalid type for comparison", fn);
+    if (ka != kb)
+        return tmpl_fail(ev, "error calling %s: incompatible types for comparison: %s and %s", fn,
+                         tmpl_type_name(a), tmpl_type_name(b));
+    if (ka == KIND_BOOL)
+        return tmpl_fail(ev, "error calling %s: invalid type for comparison", fn);
+    *lt = compare_same(a, b, ka) < 0;
+    return 0;
+}
+
+/* eq A B C...: A equals B or C or ... */
 static int fn_eq(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     bool eq = false;
-    int cmp = 0;
 
-    for (size_t i = 1; i < nargs && !eq; i++) {
-        if (compare(ev, args[0], args[i], false, &cmp) < 0)
+    if (nargs < 2)
+        return tmpl_fail(ev, "error calling eq: missing argument for comparison");
+    for (size_t i = 1; i < nargs && !eq; i++)
+        if (equal_pair(ev, "eq", args[0], args[i], &eq) < 0)
             return -EINVAL;
-        eq = cmp == 0;
-    }
     *out = json_boolean(eq);
     return 0;
 }
 
+/* ne is not eq, le is lt or eq, gt is not le, ge is not lt: as Go derives them, errors too. */
 static int fn_order(struct tmpl_eval *ev, json_t *const *args, const char *op, json_t **out)
 {
-    int cmp = 0;
-    bool ordered = op[0] == 'l' || op[0] == 'g';
+    bool r = false, lt = false;
 
-    if (compare(ev, args[0], args[1], ordered, &cmp) < 0)
-        return -EINVAL;
-    bool r = op[0] == 'n'   ? cmp != 0
-             : op[0] == 'l' ? (op[1] == 't' ? cmp < 0 : cmp <= 0)
-                            : (op[1] == 't' ? cmp > 0 : cmp >= 0);
+    if (op[0] == 'n') {
+        if (equal_pair(ev, op, args[0], args[1], &r) < 0)
+            return -EINVAL;
+        r = !r;
+    } else if (strcmp(op, "lt") == 0 || strcmp(op, "ge") == 0) {
+        if (less_pair(ev, op, args[0], args[1], &lt) < 0)
+            return -EINVAL;
+        r = op[0] == 'l' ? lt : !lt;
+    } else {
+        if (less_pair(ev, op, args[0], args[1], &lt) < 0 ||
+            (!lt && equal_pair(ev, op, args[0], args[1], &r) < 0))
+            return -EINVAL;
+        r = op[0] == 'l' ? lt || r : !(lt || r);
+    }
     *out = json_boolean(r);
     return 0;
 }
@@ -149,6 +209,12 @@ ORDER_FN(ge)
 static int fn_lazy(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     return tmpl_fail(ev, "and/or called directly");
+}
+
+/* Never called: eval.c evaluates call itself, as it needs the name of what is called. */
+static int fn_call(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    return tmpl_fail(ev, "call called directly");
 }
 
 /* Never called: the parser lets scratch stand only as scratch.Method (funcs_scratch.c). */
@@ -182,35 +248,102 @@ static int fn_len(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_
     return 0;
 }
 
+/*
+ * Go's indexArg: an integer index into a list or string of n items, at most cap. An index equal
+ * to cap passes here (slice's x[n:] needs it); index then fails on it as Go's reflect does.
+ */
+static int index_arg(struct tmpl_eval *ev, const char *fn, const json_t *k, size_t cap, size_t *at)
+{
+    if (is_nil(k))
+        return tmpl_fail(ev, "error calling %s: cannot index slice/array with nil", fn);
+    if (!json_is_integer(k))
+        return tmpl_fail(ev, "error calling %s: cannot index slice/array with type %s", fn,
+                         tmpl_type_name(k));
+    json_int_t x = json_integer_value(k);
+    if (x < 0 || (uint64_t)x > cap)
+        return tmpl_fail(ev, "error calling %s: index out of range: %lld", fn, (long long)x);
+    *at = (size_t)x;
+    return 0;
+}
+
+/* index X I J...: X[I][J]...; a string's item is its byte, as a number. */
 static int fn_index(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    json_t *v = args[0];
+    json_t *v = args[0], *byte = NULL;
+    size_t at;
 
     if (is_nil(v))
         return tmpl_fail(ev, "error calling index: index of untyped nil");
     for (size_t i = 1; i < nargs; i++) {
         const json_t *k = args[i];
-        if (json_is_array(v) && json_is_integer(k)) {
-            json_int_t at = json_integer_value(k);
-            if (at < 0 || (size_t)at >= json_array_size(v))
-                return tmpl_fail(ev, "error calling index: index out of range: %lld",
-                                 (long long)at);
-            v = json_array_get(v, (size_t)at);
-        } else if (json_is_object(v) && json_is_string(k)) {
-            v = json_object_get(v, json_string_value(k));
+        bool str = json_is_string(v);
+        if (is_nil(v)) /* a missing map entry, Go's nil interface */
+            return tmpl_fail(ev, "error calling index: index of nil pointer");
+        if (json_is_array(v) || str) {
+            size_t n = str ? json_string_length(v) : json_array_size(v);
+            if (index_arg(ev, "index", k, n, &at) < 0)
+                return -EINVAL;
+            if (at == n)
+                return tmpl_fail(ev, "error calling index: reflect: %s index out of range",
+                                 str ? "string" : "slice");
+            if (str) {
+                json_decref(byte);
+                v = byte = json_integer((unsigned char)json_string_value(v)[at]);
+            } else {
+                v = json_array_get(v, at);
+            }
+        } else if (json_is_object(v) && (json_is_string(k) || is_nil(k))) {
+            /* nil is the key type's zero value, "" */
+            v = json_object_get(v, is_nil(k) ? "" : json_string_value(k));
         } else if (json_is_object(v) && json_is_integer(k)) {
             /* byPort's map, whose keys are Go ints: index it by the port */
             char key[24];
             snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(k));
             v = json_object_get(v, key);
-        } else if (is_nil(v)) {
-            v = NULL; /* a missing map entry indexes to nil, as Go's zero value */
-        } else {
-            return tmpl_fail(ev, "error calling index: cannot index %s with %s", tmpl_type_name(v),
+        } else if (json_is_object(v)) {
+            return tmpl_fail(ev, "error calling index: value has type %s; should be string",
                              tmpl_type_name(k));
+        } else {
+            return tmpl_fail(ev, "error calling index: can't index item of type %s",
+                             tmpl_type_name(v));
         }
     }
     *out = json_incref(v);
+    json_decref(byte);
+    return 0;
+}
+
+/* slice X [I [J [K]]]: X[I:J:K] of a list, X[I:J] of a string (bytes). */
+static int fn_slice(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    const json_t *v = args[0];
+    bool str = json_is_string(v);
+    size_t idx[3] = {0, 0, 0}, n;
+
+    if (is_nil(v))
+        return tmpl_fail(ev, "error calling slice: slice of untyped nil");
+    if (nargs > 4)
+        return tmpl_fail(ev, "error calling slice: too many slice indexes: %zu", nargs - 1);
+    if (str && nargs == 4)
+        return tmpl_fail(ev, "error calling slice: cannot 3-index slice a string");
+    if (!str && !json_is_array(v))
+        return tmpl_fail(ev, "error calling slice: can't slice item of type %s", tmpl_type_name(v));
+    n = str ? json_string_length(v) : json_array_size(v);
+    idx[1] = n;
+    for (size_t i = 1; i < nargs; i++)
+        if (index_arg(ev, "slice", args[i], n, &idx[i - 1]) < 0)
+            return -EINVAL;
+    if (idx[0] > idx[1])
+        return tmpl_fail(ev, "error calling slice: invalid slice index: %zu > %zu", idx[0], idx[1]);
+    if (nargs == 4 && idx[1] > idx[2])
+        return tmpl_fail(ev, "error calling slice: invalid slice index: %zu > %zu", idx[1], idx[2]);
+    if (str) {
+        *out = json_stringn_nocheck(json_string_value(v) + idx[0], idx[1] - idx[0]);
+        return 0;
+    }
+    *out = json_array();
+    for (size_t i = idx[0]; i < idx[1]; i++)
+        json_array_append(*out, json_array_get(v, i));
     return 0;
 }
 
@@ -226,31 +359,24 @@ static int fn_printf(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
     return 0;
 }
 
-/* Go's fmt.Sprint adds spaces between operands when neither is a string; Sprintln always. */
-static int print_common(json_t *const *args, size_t nargs, bool ln, json_t **out)
+static int fn_print(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     struct buf b = BUF_INIT;
 
-    for (size_t i = 0; i < nargs; i++) {
-        if (i && (ln || (!json_is_string(args[i]) && !json_is_string(args[i - 1]))))
-            buf_append_cstr(&b, " ");
-        tmpl_sprintf(&b, "%v", 2, &args[i], 1);
-    }
-    if (ln)
-        buf_append_cstr(&b, "\n");
+    tmpl_sprint(&b, args, nargs, false);
     *out = buf_string(&b);
     buf_free(&b);
     return 0;
 }
 
-static int fn_print(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
-{
-    return print_common(args, nargs, false, out);
-}
-
 static int fn_println(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    return print_common(args, nargs, true, out);
+    struct buf b = BUF_INIT;
+
+    tmpl_sprint(&b, args, nargs, true);
+    *out = buf_string(&b);
+    buf_free(&b);
+    return 0;
 }
 
 /* ---- consul-template's helpers ----------------------------------------------------------- */
@@ -567,7 +693,7 @@ static const struct tmpl_func builtins[] = {
     {"and", fn_lazy, 1, -1, NULL},
     {"or", fn_lazy, 1, -1, NULL},
     {"not", fn_not, 1, 1, NULL},
-    {"eq", fn_eq, 2, -1, NULL},
+    {"eq", fn_eq, 1, -1, NULL},
     {"ne", fn_ne, 2, 2, NULL},
     {"lt", fn_lt, 2, 2, NULL},
     {"le", fn_le, 2, 2, NULL},
@@ -575,6 +701,8 @@ static const struct tmpl_func builtins[] = {
     {"ge", fn_ge, 2, 2, NULL},
     {"len", fn_len, 1, 1, NULL},
     {"index", fn_index, 1, -1, NULL},
+    {"slice", fn_slice, 1, -1, NULL},
+    {"call", fn_call, 1, -1, NULL},
     {"printf", fn_printf, 1, -1, "s."},
     {"print", fn_print, 0, -1, NULL},
     {"println", fn_println, 0, -1, NULL},
@@ -608,7 +736,7 @@ const struct tmpl_func *tmpl_func_find(const char *name)
     if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
         (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)) ||
         (f = tmpl_format_func_find(name)) || (f = tmpl_yaml_func_find(name)) ||
-        (f = tmpl_toml_func_find(name)))
+        (f = tmpl_toml_func_find(name)) || (f = tmpl_escape_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/buf.h"
 #include "lib/err.h"
@@ -181,6 +182,8 @@ const struct tmpl_func *tmpl_conv_func_find(const char *name);
 const struct tmpl_func *tmpl_format_func_find(const char *name);
 const struct tmpl_func *tmpl_yaml_func_find(const char *name);
 const struct tmpl_func *tmpl_toml_func_find(const char *name);
+/* Go's html, js and urlquery (funcs_escape.c). */
+const struct tmpl_func *tmpl_escape_func_find(const char *name);
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);
 
@@ -225,6 +228,11 @@ void tmpl_quote(struct buf *out, const char *s, size_t len);
  */
 void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const *args,
                   size_t nargs);
+/* Go's fmt.Sprint of args (fmt.Sprintln with ln: spaces between all, a newline after). */
+void tmpl_sprint(struct buf *out, json_t *const *args, size_t nargs, bool ln);
+/* Go's unicode.IsPrint (unicode_print.c, generated): letters, marks, numbers, punctuation,
+ * symbols and the ASCII space. */
+bool tmpl_unicode_is_print(uint32_t r);
 /* Sorted keys of an object (pointers borrowed from it); *n receives the count. Free the array. */
 const char **tmpl_sorted_keys(const json_t *obj, size_t *n);
 /*

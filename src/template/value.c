@@ -431,3 +431,15 @@ void tmpl_sprintf(struct buf *out, const char *fmt, size_t len, json_t *const *a
         buf_append_cstr(out, ")");
     }
 }
+
+void tmpl_sprint(struct buf *out, json_t *const *args, size_t nargs, bool ln)
+{
+    /* Sprint adds a space between operands when neither is a string; Sprintln always */
+    for (size_t i = 0; i < nargs; i++) {
+        if (i && (ln || (!json_is_string(args[i]) && !json_is_string(args[i - 1]))))
+            buf_append_cstr(out, " ");
+        tmpl_sprintf(out, "%v", 2, &args[i], 1);
+    }
+    if (ln)
+        buf_append_cstr(out, "\n");
+}

@@ -308,7 +308,8 @@ static void test_runtime_errors(void **state)
         {"{{ .A.B }}", "in.ctmpl:1:4: nil pointer evaluating interface {}.A"},
         {"{{ $s := \"x\" }}{{ $s.Field }}",
          "in.ctmpl:1:19: can't evaluate field Field in type string"},
-        {"{{ lt 1 \"a\" }}", "in.ctmpl:1:4: incompatible types for comparison"},
+        {"{{ lt 1 \"a\" }}",
+         "in.ctmpl:1:4: error calling lt: incompatible types for comparison: int and string"},
         {"{{ toLower 3 }}", "in.ctmpl:1:4: wrong type for value; expected string; got int"},
         /* every function's argument types are checked by the one call path, in order */
         {"{{ regexReplaceAll \"a\" 1 \"x\" }}",
