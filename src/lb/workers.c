@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,8 @@
 
 /* Connections accepted per wake-up of a listener before the loop serves other events. */
 #define ACCEPT_BATCH 64
-/* Out of file descriptors: accepting pauses this long (the connections wait in the backlog). */
+/* Out of file descriptors with a connection waiting: accepting pauses this long (it waits in
+ * the backlog). */
 #define ACCEPT_PAUSE_MS 100
 /* Connections handed to one worker and not yet taken by its loop; the acceptor keeps more. */
 #define INBOX_MAX 256
@@ -199,13 +201,27 @@ static void accept_resume(uv_timer_t *t)
         uv_poll_start(&w->listener, UV_READABLE, worker_accept);
 }
 
-/*
- * Out of file descriptors (or socket memory): the listener stays readable, and polling it
- * would spin until a connection closes, so accepting pauses and new connections wait in the
- * backlog, as in HAProxy. (libuv's way, accepting and closing them, drops them.)
- */
-static void accept_pause(struct lb_worker *w, int err)
+/* Whether a connection waits in fd's backlog (a listening socket is readable then). */
+static bool backlog_waiting(int fd)
 {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/*
+ * Out of file descriptors (or socket memory). accept4 takes a descriptor before it looks at
+ * the backlog, so EMFILE alone does not say that anyone waits: the call after the one that
+ * took the last descriptor fails so with an empty backlog, and nothing is wrong yet. Only
+ * when a connection does wait does accepting pause (polling a listener that stays readable
+ * would spin until a connection closes) and the warning go out; the connections wait in the
+ * backlog, as HAProxy and nginx leave them, and are taken when a descriptor frees. (libuv's
+ * way, accepting with a spare descriptor and closing them, drops them.)
+ */
+static void accept_starved(struct lb_worker *w, int err)
+{
+    if (!backlog_waiting(w->listen_fd))
+        return; /* the listener wakes the worker when one comes */
     if (!w->starved)
         log_warn("worker %u: accept: %s: new connections wait until one closes", w->px.worker,
                  strerror(err));
@@ -231,7 +247,7 @@ static void worker_accept(uv_poll_t *p, int status, int events)
             w->starved = false;
             dispatch(w, &a);
         } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            accept_pause(w, errno);
+            accept_starved(w, errno);
             break;
         } else if (errno != EINTR && errno != ECONNABORTED) {
             break; /* EAGAIN: the backlog is empty */

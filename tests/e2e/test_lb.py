@@ -295,48 +295,65 @@ def _read_answer(sock):
     return buf
 
 
+def _lowest_free_fd(pid):
+    """The descriptor number the process's next open gets: the lowest one not in use."""
+    used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
 def test_out_of_descriptors_new_connections_wait_for_one(backends, lb_factory):
     """With every file descriptor in use, a new connection is not accepted and closed: accepting
-    pauses (logged once), the connection waits in the listen backlog, and it is served as soon
-    as another client leaves."""
+    pauses, the connection waits in the listen backlog, and it is served as soon as another
+    client leaves. The warning says so only when a connection does wait: accept4 takes a
+    descriptor before it looks at the backlog, so the call after the one that took the last
+    descriptor fails with EMFILE although nobody waits, which once logged it too early."""
     bs = backends(1)
-    lb = lb_factory(static_args(bs) + ["-check=false"], workers=1)
+    # a keep-alive client and the pooled server connection stay open for the whole test: no
+    # descriptor frees unless the test closes a client
+    lb = lb_factory(static_args(bs) + ["-check=false", "-timeout-keepalive", "10m",
+                                       "-timeout-client", "10m"], workers=1)
     req = f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    held, late = [], None
+    socks = []
 
     def warned():
         return "new connections wait" in lb.log_text()
 
+    def client():
+        socks.append(socket.create_connection((HOST, lb.port), timeout=10))
+        socks[-1].sendall(req)
+        return socks[-1]
+
     try:
-        for _ in range(2):
-            held.append(socket.create_connection((HOST, lb.port), timeout=10))
-            held[-1].sendall(req)
-            assert _read_answer(held[-1]).startswith(b"HTTP/1.1 200 ")
-        nfd = len(os.listdir(f"/proc/{lb.proc.pid}/fd"))
-        resource.prlimit(lb.proc.pid, resource.RLIMIT_NOFILE, (nfd, nfd))
-        # The warning can come before the client that waits: accept4 takes a descriptor before
-        # it looks at the backlog, so the call after the last free descriptor was taken fails
-        # with nothing waiting. And a descriptor the lb held for a moment as they were counted
-        # (a backend connection closing, say) lets one more client in. Such a client is served,
-        # never closed unanswered; one still unanswered a second after the warning waits.
-        for _ in range(5):
-            sock = socket.create_connection((HOST, lb.port), timeout=10)
-            sock.sendall(req)
-            wait_until(lambda: warned() or _readable(sock), 10,
-                       what="an answer, or the lb's warning that it is out of descriptors")
-            if not select.select([sock], [], [], 1.0)[0]:
-                late = sock
+        first = client()  # its answer leaves an idle server connection in the pool
+        assert _read_answer(first).startswith(b"HTTP/1.1 200 "), lb.log_tail()
+        # One descriptor left: RLIMIT_NOFILE bounds descriptor numbers, and the next open takes
+        # the lowest free one. (Counting the open descriptors instead leaves any holes below
+        # the count free, and as many clients as there are holes got in.)
+        # (The readiness probes' connections close a moment after their peers: wait until
+        # the number stands still.)
+        seen = [_lowest_free_fd(lb.proc.pid)]
+        for _ in range(100):
+            time.sleep(0.1)
+            seen.append(_lowest_free_fd(lb.proc.pid))
+            if seen[-3:] == [seen[-1]] * 3:
                 break
-            held.append(sock)
-            assert _read_answer(sock).startswith(b"HTTP/1.1 200 "), lb.log_tail()
-        assert late is not None, lb.log_tail()
-        assert warned(), lb.log_tail()
-        held.pop(0).close()
+        limit = seen[-1] + 1
+        resource.prlimit(lb.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+        # This client takes the last descriptor, and the accept4 after it in the same wake-up
+        # fails with an empty backlog: no warning. The request goes over the pooled connection.
+        last = client()
+        assert _read_answer(last).startswith(b"HTTP/1.1 200 "), lb.log_tail()
+        assert not warned(), f"warned with nobody waiting:\n{lb.log_tail()}"
+        # The next one waits: the warning is logged only while a connection is in the backlog,
+        # and this is the only one that can be there.
+        late = client()
+        wait_until(warned, 10, what="the lb's warning that a connection waits")
+        assert not _readable(late), f"served with no descriptor free:\n{lb.log_tail()}"
+        last.close()  # frees the one descriptor below the limit
         assert _read_answer(late).startswith(b"HTTP/1.1 200 "), lb.log_tail()
     finally:
-        for sock in held + [late]:
-            if sock is not None:
-                sock.close()
+        for sock in socks:
+            sock.close()
 
 
 # ---------------------------------------------------------------- active health checks
