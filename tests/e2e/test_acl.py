@@ -154,6 +154,43 @@ def test_acls_disabled(agent_factory):
                       equals="ACL support disabled")
 
 
+# Every endpoint under /v1/acl/ that Consul registers (agent/http_register.go), and its
+# internal/acl/authorize: each handler starts with checkACLDisabled (agent/acl_endpoint.go).
+CONSUL_ACL_ENDPOINTS = [
+    ("PUT", "/v1/acl/bootstrap"), ("POST", "/v1/acl/login"), ("POST", "/v1/acl/logout"),
+    ("GET", "/v1/acl/replication"),
+    ("GET", "/v1/acl/policies"), ("PUT", "/v1/acl/policy"), ("GET", "/v1/acl/policy/p1"),
+    ("PUT", "/v1/acl/policy/p1"), ("DELETE", "/v1/acl/policy/p1"),
+    ("GET", "/v1/acl/policy/name/p1"),
+    ("GET", "/v1/acl/roles"), ("PUT", "/v1/acl/role"), ("GET", "/v1/acl/role/r1"),
+    ("PUT", "/v1/acl/role/r1"), ("DELETE", "/v1/acl/role/r1"), ("GET", "/v1/acl/role/name/r1"),
+    ("GET", "/v1/acl/binding-rules"), ("PUT", "/v1/acl/binding-rule"),
+    ("GET", "/v1/acl/binding-rule/b1"), ("PUT", "/v1/acl/binding-rule/b1"),
+    ("DELETE", "/v1/acl/binding-rule/b1"),
+    ("GET", "/v1/acl/auth-methods"), ("PUT", "/v1/acl/auth-method"),
+    ("GET", "/v1/acl/auth-method/m1"), ("PUT", "/v1/acl/auth-method/m1"),
+    ("DELETE", "/v1/acl/auth-method/m1"),
+    ("GET", "/v1/acl/tokens"), ("PUT", "/v1/acl/token"), ("GET", "/v1/acl/token/self"),
+    ("GET", "/v1/acl/token/t1"), ("PUT", "/v1/acl/token/t1"), ("DELETE", "/v1/acl/token/t1"),
+    ("PUT", "/v1/acl/token/t1/clone"),
+    ("GET", "/v1/acl/templated-policies"), ("GET", "/v1/acl/templated-policy/name/builtin/dns"),
+    ("POST", "/v1/acl/templated-policy/preview/builtin/dns"),
+    ("POST", "/v1/internal/acl/authorize"),
+]
+
+
+def test_every_acl_endpoint_says_acls_are_disabled(agent):
+    """With ACLs off Consul answers each ACL endpoint 401 "ACL support disabled", not 404,
+    whatever the body; the ones meshkit does not implement included."""
+    wrong = []
+    for method, path in CONSUL_ACL_ENDPOINTS:
+        r = agent.req(method, path, body=b"{}")
+        if (r.status, r.content_type, r.text.rstrip("\n")) != (401, "text/plain",
+                                                               "ACL support disabled"):
+            wrong.append(f"{method} {path}: {r.status} {r.body[:80]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_bootstrap_once(agent_factory, tmp_path):
     cfg = tmp_path / "acl.json"
     cfg.write_text(json.dumps({"acl": {"enabled": True, "default_policy": "deny"}}))
@@ -287,3 +324,12 @@ def test_heartbeats_need_node_write(setup):
     assert a.get_json("/v1/catalog/node/web9", headers=ROOT)["Node"]["Node"] == "web9"
     assert_text_error(a.put("/v1/internal/mesh/leave", {"Node": "web9"}), 403,
                       contains="node:write")
+
+
+def test_unimplemented_acl_endpoints_with_acls_on(agent_factory, tmp_path):
+    """With ACLs on, roles and the rest are checked as Consul checks them, then not there."""
+    a = acl_agent(agent_factory, tmp_path)
+    assert_text_error(a.get("/v1/acl/roles"), 403, contains="Permission denied")
+    assert_text_error(a.get("/v1/acl/roles", headers=ROOT), 404, contains="Invalid URL path")
+    assert_text_error(a.req("POST", "/v1/acl/login", body=b"{}", headers=ROOT), 404,
+                      contains="Invalid URL path")

@@ -101,7 +101,9 @@ def world(agent_factory, tmp_path):
               "<node>": NODE, "<key>": "canary/key", "<session>": sid, "<event>": "canary-event",
               "<accessor>": tok["AccessorID"], "<policy-id>": pol["ID"],
               "<policy-name>": "canary-policy", "<state>": "any", "<address>": "127.0.0.1:1",
-              "<kind>": "default", "<id>": "no-such-query"}
+              "<kind>": "default", "<id>": "no-such-query", "<role-id>": "canary-role",
+              "<role-name>": "canary-role", "<rule-id>": "canary-rule", "<method>": "canary-method",
+              "<template>": "builtin/service"}
     tokens = {n: {"X-Consul-Token": create_token(a, n)["SecretID"]}
               for n in ("app-write", "read-all", "canary-owner")}
     return a, places, tokens

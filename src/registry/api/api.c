@@ -56,6 +56,15 @@
         REG_API_ACL_FILTER, REG_ACL_RES_##res, REG_ACL_ACCESS_READ, REG_API_ACL_NAME_NONE          \
     }
 #define CAT REG_TABLE_CATALOG
+/* An ACL endpoint meshkit does not implement (api_acl.c): acl:read or acl:write as Consul's. */
+#define UNSERVED_READ(p, pre)                                                                      \
+    READ("GET", p, pre, reg_api_acl_unserved_read, REG_TABLE_ACL, NOW, ACL_ROUTE(ACL, READ, NONE))
+#define UNSERVED_WRITE(m, p, pre)                                                                  \
+    WRITE(m, p, pre, reg_api_acl_unserved_write, ACL_ROUTE(ACL, WRITE, NONE))
+/* A kind of ACL object: its list, its create, and read, update and delete by ID. */
+#define UNSERVED_KIND(list, create, one)                                                           \
+    UNSERVED_READ(list, EXACT), UNSERVED_WRITE("PUT", create, EXACT), UNSERVED_READ(one, PREFIX),  \
+        UNSERVED_WRITE("PUT", one, PREFIX), UNSERVED_WRITE("DELETE", one, PREFIX)
 
 static const struct reg_api_route routes[] = {
     READ("GET", "/v1/agent/self", EXACT, reg_api_agent_self, CAT, NOW,
@@ -189,6 +198,18 @@ static const struct reg_api_route routes[] = {
           ACL_ROUTE(ACL, WRITE, NONE)),
     READ("GET", "/v1/acl/policies", EXACT, reg_api_acl_policy_list, REG_TABLE_ACL, BLOCKING,
          ACL_ROUTE(ACL, READ, NONE)),
+    /* Consul's other ACL endpoints, not implemented: 401 with ACLs off, as Consul, else 404 */
+    UNSERVED_READ("/v1/acl/replication", EXACT),
+    UNSERVED_WRITE("POST", "/v1/acl/login", EXACT),
+    UNSERVED_WRITE("POST", "/v1/acl/logout", EXACT),
+    UNSERVED_KIND("/v1/acl/roles", "/v1/acl/role", "/v1/acl/role/"),
+    UNSERVED_READ("/v1/acl/role/name/", PREFIX),
+    UNSERVED_KIND("/v1/acl/binding-rules", "/v1/acl/binding-rule", "/v1/acl/binding-rule/"),
+    UNSERVED_KIND("/v1/acl/auth-methods", "/v1/acl/auth-method", "/v1/acl/auth-method/"),
+    UNSERVED_READ("/v1/acl/templated-policies", EXACT),
+    UNSERVED_READ("/v1/acl/templated-policy/name/", PREFIX),
+    UNSERVED_WRITE("POST", "/v1/acl/templated-policy/preview/", PREFIX),
+    UNSERVED_WRITE("POST", "/v1/internal/acl/authorize", EXACT),
 
     /* meshkit internal: api_internal.c */
     WRITE("PUT", "/v1/internal/mesh/heartbeat", EXACT, reg_api_internal_heartbeat,

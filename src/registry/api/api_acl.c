@@ -523,6 +523,29 @@ void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res)
     reg_api_result_json(c, res, list);
 }
 
+/* ---- what is not implemented ------------------------------------------------------------ */
+
+/*
+ * Roles, binding rules, auth methods, login and logout, templated policies, the replication
+ * status and /v1/internal/acl/authorize. Consul answers each of them 401 "ACL support disabled"
+ * while ACLs are off (agent/acl_endpoint.go: every handler starts with checkACLDisabled), which
+ * is how a client tells ACLs off from an endpoint missing; with ACLs on meshkit has none of
+ * them, so they are what they were before they had routes: not an endpoint.
+ */
+#define UNSERVED "Invalid URL path: not a recognized HTTP API endpoint"
+
+void reg_api_acl_unserved_read(struct reg_api_call *c, struct reg_api_result *res)
+{
+    if (!disabled_read(c, res))
+        reg_api_result_error(res, 404, UNSERVED);
+}
+
+void reg_api_acl_unserved_write(struct reg_api_call *c)
+{
+    if (!disabled(c))
+        reg_api_error(c, 404, UNSERVED);
+}
+
 /* ---- agent tokens ------------------------------------------------------------------------ */
 
 /* PUT /v1/agent/token/<kind> {"Token": "..."}: sets the agent's tokens in memory. */

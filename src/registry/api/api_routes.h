@@ -138,6 +138,9 @@ void reg_api_acl_policy_update(struct reg_api_call *c);
 void reg_api_acl_policy_delete(struct reg_api_call *c);
 void reg_api_acl_policy_list(struct reg_api_call *c, struct reg_api_result *res);
 void reg_api_agent_token(struct reg_api_call *c);
+/* The ACL endpoints meshkit does not implement: 401 "ACL support disabled" with ACLs off. */
+void reg_api_acl_unserved_read(struct reg_api_call *c, struct reg_api_result *res);
+void reg_api_acl_unserved_write(struct reg_api_call *c);
 
 /* meshkit internal: client agents to servers (api_internal.c) */
 void reg_api_internal_heartbeat(struct reg_api_call *c);
