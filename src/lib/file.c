@@ -60,25 +60,58 @@ int file_read_stream(int fd, struct buf *out)
     return read_to_end(fd, out, false);
 }
 
+/* mkdir of one directory: 0 also when one is there, -ENOTDIR when something else is. */
+static int mkdir_one(const char *dir, mode_t mode)
+{
+    struct stat st;
+
+    if (mkdir(dir, mode) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -errno;
+    /* EEXIST says nothing of what exists: a file there would only fail its first use */
+    if (stat(dir, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* mkdir -p of p, which it writes to and restores; "" needs nothing. */
+static int mkdir_all(char *p, mode_t mode)
+{
+    int rc = 0;
+
+    if (!*p)
+        return 0;
+    /* each prefix ending before a slash, then the whole directory */
+    for (char *s = p + 1; rc == 0 && *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        rc = mkdir_one(p, mode);
+        *s = '/';
+    }
+    return rc == 0 ? mkdir_one(p, mode) : rc;
+}
+
+int file_mkdir_all(const char *dir, mode_t mode)
+{
+    char *p = xstrdup(dir);
+    int rc = mkdir_all(p, mode);
+
+    free(p);
+    return rc;
+}
+
 int file_mkdir_parents(const char *path, mode_t mode)
 {
     char *p = xstrdup(path);
     char *last = strrchr(p, '/');
     int rc = 0;
 
-    if (last)
+    if (last) { /* "name" alone has no directory to make; "/name" has "" */
         *last = '\0';
-    /* each prefix ending before a slash, then the whole directory; "/" and "" need nothing */
-    for (char *s = p + 1; last && rc == 0 && *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST)
-            rc = -errno;
-        *s = '/';
+        rc = mkdir_all(p, mode);
     }
-    if (last && rc == 0 && *p && mkdir(p, mode) != 0 && errno != EEXIST)
-        rc = -errno;
     free(p);
     return rc;
 }

@@ -25,10 +25,14 @@ int file_read_all(int fd, struct buf *out);
 int file_read_stream(int fd, struct buf *out);
 
 /*
- * Makes the directories above path's last component that do not exist yet (mkdir -p of its
- * directory), each with mode (masked by the umask). Returns 0 (also when there is nothing to
- * make), or -errno, e.g. -ENOTDIR when a file stands where a directory should be.
+ * Makes dir and the directories above it that do not exist yet (mkdir -p), each with mode
+ * (masked by the umask). Returns 0 (also when there is nothing to make), or -errno: -ENOTDIR
+ * when something other than a directory (or a symbolic link to one) stands at dir or above
+ * it.
  */
+int file_mkdir_all(const char *dir, mode_t mode);
+
+/* file_mkdir_all of the directory path's last component is in ("a/b" for "a/b/c"). */
 int file_mkdir_parents(const char *path, mode_t mode);
 
 #define FILE_SYNC 1u /* fsync the data before the rename: it survives a power loss */

@@ -121,10 +121,49 @@ static void test_mkdir_parents_makes_the_missing_directories(void **state)
     /* a file in the way */
     assert_int_equal(file_replace(file, "x", 1, 0644, 0, NULL), 0);
     assert_int_equal(file_mkdir_parents(under_file, 0755), -ENOTDIR);
+    /* the file where the last directory should be: mkdir's EEXIST is no directory either */
+    char *beside = xasprintf("%s/plain/out.cfg", dir);
+    assert_int_equal(file_mkdir_parents(beside, 0755), -ENOTDIR);
+    free(beside);
     free(c);
     free(deep);
     free(file);
     free(under_file);
+}
+
+static void test_mkdir_all_makes_the_directory_itself(void **state)
+{
+    char *deep = xasprintf("%s/a/b/c", dir);
+    char *slash = xasprintf("%s/a/b/c/", dir);
+    char *file = xasprintf("%s/a/plain", dir);
+    char *under_file = xasprintf("%s/a/plain/d", dir);
+    char *link = xasprintf("%s/link", dir);
+    char *via_link = xasprintf("%s/link/e", dir);
+    struct stat st;
+
+    assert_int_equal(file_mkdir_all(deep, 0700), 0);
+    assert_int_equal(stat(deep, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700 & ~umask(umask(0)));
+    /* there already, also written with a trailing slash */
+    assert_int_equal(file_mkdir_all(deep, 0700), 0);
+    assert_int_equal(file_mkdir_all(slash, 0700), 0);
+    assert_int_equal(file_mkdir_all("", 0700), 0);
+    /* a file at the directory or above it */
+    assert_int_equal(file_replace(file, "x", 1, 0644, 0, NULL), 0);
+    assert_int_equal(file_mkdir_all(file, 0700), -ENOTDIR);
+    assert_int_equal(file_mkdir_all(under_file, 0700), -ENOTDIR);
+    /* a symbolic link to a directory is one */
+    assert_int_equal(symlink(deep, link), 0);
+    assert_int_equal(file_mkdir_all(link, 0700), 0);
+    assert_int_equal(file_mkdir_all(via_link, 0700), 0);
+    assert_int_equal(stat(via_link, &st), 0);
+    free(deep);
+    free(slash);
+    free(file);
+    free(under_file);
+    free(link);
+    free(via_link);
 }
 
 static void test_read_all_reads_from_the_start(void **state)
@@ -203,6 +242,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mkdir_parents_makes_the_missing_directories, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mkdir_all_makes_the_directory_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_all_reads_from_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_stream_reads_a_pipe_to_its_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_pid, setup, teardown),
