@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -383,6 +384,24 @@ static bool readable(int fd)
     return poll(&p, 1, 0) == 1;
 }
 
+/* A file where the log's directory should be is refused at once, naming it. */
+static void test_a_file_at_the_log_directory_is_refused(void **state)
+{
+    struct world *w = *state;
+    struct reg_repl_config cfg = {
+        .dir = w->raft_dir, .id = SERVER_ID, .address = w->address, .fsm = &test_fsm, .ctx = w};
+    char *want = xasprintf("create %s: %s", w->raft_dir, strerror(ENOTDIR));
+    struct err e;
+    int fd = open(w->raft_dir, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(reg_repl_open(&w->repl, &w->loop, &cfg, &e), -ENOTDIR);
+    assert_null(w->repl);
+    assert_string_equal(e.msg, want);
+    free(want);
+}
+
 /*
  * Replication messages go out at once, both on the connections a server makes and on those it
  * accepts: with Nagle's algorithm on, a message sent while the previous one was unacknowledged
@@ -434,6 +453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_full_log_is_emptied_by_a_nudged_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_send_without_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_file_at_the_log_directory_is_refused, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,26 +168,6 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* mkdir -p with mode for the directories it creates. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char *p = xstrdup(path);
-    int rc = 0;
-
-    for (char *s = p + 1; *s && rc == 0; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-            rc = -errno;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, mode) < 0 && errno != EEXIST)
-        rc = -errno;
-    free(p);
-    return rc;
-}
-
 /* ---- loading ----------------------------------------------------------------------------- */
 
 /* Where reading a file's records stopped. */
@@ -872,15 +852,13 @@ int reg_persist_open(struct reg_persist **out, uv_loop_t *loop, const char *data
     p->journal_path = xasprintf("%s/journal.log", data_dir);
     p->snapshot_path = xasprintf("%s/snapshot.json", data_dir);
     p->tmp_path = xasprintf("%s/snapshot.json.tmp", data_dir);
-    rc = mkdir_p(data_dir, 0700);
-    if (rc < 0) {
-        err_set(e, "create %s: %s", data_dir, strerror(-rc));
+    rc = file_mkdir_all(data_dir, 0700);
+    if (rc == -ENOTDIR) { /* a file at it (or above): "create" would name the wrong fix */
+        err_set(e, "%s: not a directory", data_dir);
         goto err;
     }
-    struct stat sb;
-    if (stat(data_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-        rc = -ENOTDIR;
-        err_set(e, "%s: not a directory", data_dir);
+    if (rc < 0) {
+        err_set(e, "create %s: %s", data_dir, strerror(-rc));
         goto err;
     }
     /* A leftover of a compaction that crashed before its rename: never complete, never used. */

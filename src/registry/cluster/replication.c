@@ -583,8 +583,7 @@ int reg_repl_open(struct reg_repl **out, uv_loop_t *loop, const struct reg_repl_
                        "(a.b.c.d:port)",
                        cfg->address);
     }
-    if ((rc = file_mkdir_parents(cfg->dir, 0700)) < 0 ||
-        (mkdir(cfg->dir, 0700) < 0 && errno != EEXIST && (rc = -errno))) {
+    if ((rc = file_mkdir_all(cfg->dir, 0700)) < 0) {
         err_set(e, "create %s: %s", cfg->dir, strerror(-rc));
         free(r);
         return rc;
