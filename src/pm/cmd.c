@@ -15,6 +15,7 @@
 
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/json.h"
 #include "lib/procfs.h"
@@ -58,26 +59,6 @@ static int fail(const char *msg)
     return 1;
 }
 
-/* Makes dir and its parents (mkdir -p). 0 or -errno. */
-static int mkdir_p(const char *dir)
-{
-    char *p = xstrdup(dir);
-    int rc = 0;
-
-    for (char *s = p + 1; rc == 0 && *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            rc = -errno;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0700) != 0 && errno != EEXIST)
-        rc = -errno;
-    free(p);
-    return rc;
-}
-
 /* -home, else $MESH_PM_HOME, else $HOME/.mesh/pm; made absolute. Heap string or NULL. */
 static char *resolve_home(const char *flag)
 {
@@ -92,8 +73,9 @@ static char *resolve_home(const char *flag)
         dir = xstrdup(env);
     else
         dir = xasprintf("%s/.mesh/pm", home && home[0] ? home : "/tmp");
-    if (mkdir_p(dir) != 0) {
-        fprintf(stderr, "mesh pm: mkdir %s: %s\n", dir, strerror(errno));
+    int rc = file_mkdir_all(dir, 0700);
+    if (rc < 0) {
+        fprintf(stderr, "mesh pm: mkdir %s: %s\n", dir, strerror(-rc));
         free(dir);
         return NULL;
     }
