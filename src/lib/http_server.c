@@ -825,31 +825,53 @@ static void dispatch(struct http_conn *c)
     req->body = req->_body.data ? req->_body.data : "";
     req->body_len = req->_body.len;
     srv->handler(req, srv->handler_data);
+    /* A request left unanswered is parked (a blocking query) and may stay so for minutes:
+     * it owns its head and body, so an empty input buffer goes back to the allocator, as
+     * READ_CHUNK bytes for every one of thousands of watchers would be most of their cost.
+     * The next read reserves it again. */
+    if (c->state == CONN_DISPATCHED && c->in.len == 0)
+        buf_free(&c->in);
 }
 
-/* A complete head is at the front of c->in: make the request own a copy of it. */
-static int start_request(struct http_conn *c, size_t head_len)
+/* The same bytes as s, which points into from[0..len), in the copy to[0..len). */
+static struct str rebase(struct str s, const char *from, const char *to, size_t len)
 {
-    struct http_limits limits = {c->srv->cfg.max_head_bytes, c->srv->cfg.max_headers};
-    struct http_request *req = xcalloc(1, sizeof(*req));
+    uintptr_t off = (uintptr_t)s.p - (uintptr_t)from;
 
-    req->_raw = xmemdup(c->in.data, head_len);
-    /* Re-parse on the copy so the slices point into memory the request owns. */
-    int rc = http_parse_request(req->_raw, head_len, &limits, &req->_head);
-    if (rc != (int)head_len) {
-        request_free(req);
-        return -1;
+    if (s.n == 0 && off > len)
+        return (struct str){to, 0};
+    MESH_BUG_ON(off > len || s.n > len - off); /* the parser slices the buffer it was given */
+    return (struct str){to + off, s.n};
+}
+
+/*
+ * The complete head at the front of c->in, parsed as head (its slices point into c->in):
+ * makes a request that owns a copy of the bytes, the slices moved onto it.
+ */
+static void start_request(struct http_conn *c, size_t head_len,
+                          const struct http_request_head *head)
+{
+    size_t n = head->num_headers;
+    struct http_request *req = xcalloc(1, sizeof(*req) + n * sizeof(req->_fields[0]));
+    const char *in = c->in.data;
+    char *raw = req->_raw = xmemdup(in, head_len);
+
+    req->method = rebase(head->method, in, raw, head_len);
+    req->target = rebase(head->target, in, raw, head_len);
+    for (size_t i = 0; i < n; i++) {
+        req->_fields[i] = head->headers[i];
+        req->_fields[i].name = rebase(head->headers[i].name, in, raw, head_len);
+        req->_fields[i].value = rebase(head->headers[i].value, in, raw, head_len);
     }
+    req->headers = req->_fields;
+    req->num_headers = n;
+    req->_framing = head->framing;
     buf_consume(&c->in, head_len);
     c->srv->head_bytes_examined += c->scan.examined;
     c->scan = HTTP_HEAD_SCAN_INIT;
     req->server = c->srv;
     req->conn = c;
-    req->method = req->_head.method;
-    req->target = req->_head.target;
-    req->headers = req->_head.headers;
-    req->num_headers = req->_head.num_headers;
-    req->_keep_alive = req->_head.framing.keep_alive && !c->srv->closing;
+    req->_keep_alive = head->framing.keep_alive && !c->srv->closing;
     const char *q = memchr(req->target.p, '?', req->target.n);
     if (q) {
         req->path = (struct str){req->target.p, (size_t)(q - req->target.p)};
@@ -860,7 +882,6 @@ static int start_request(struct http_conn *c, size_t head_len)
     }
     memcpy(req->peer, c->peer, sizeof(req->peer));
     c->req = req;
-    return 0;
 }
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -904,11 +925,12 @@ static bool process_head(struct http_conn *c)
         conn_fail(c, 431, "request header fields too large\n");
         return false;
     }
-    if (rc < 0 || start_request(c, (size_t)rc) < 0) {
+    if (rc < 0) {
         conn_fail(c, 400, "malformed HTTP request\n");
         return false;
     }
-    const struct http_framing *f = &c->req->_head.framing;
+    start_request(c, (size_t)rc, &head);
+    const struct http_framing *f = &c->req->_framing;
     if (f->chunked) {
         c->dec = HTTP_CHUNKED_DECODER_INIT;
         c->state = CONN_READ_CHUNKED;

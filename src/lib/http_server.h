@@ -120,12 +120,14 @@ struct http_request {
     http_abort_cb on_abort;
 
     /* private */
-    struct http_request_head _head;
+    struct http_framing _framing;
     char *_raw;          /* copy of the head bytes the slices point into */
     struct buf _body;    /* the body */
     struct buf _headers; /* response headers added so far */
     bool _keep_alive;
     bool _bad_header; /* a header was refused: the answer is a 500 */
+    /* headers[], sized to the head: a parked request keeps only the fields it has */
+    struct http_header _fields[];
 };
 
 /*
