@@ -42,6 +42,9 @@ void tmpl_used_free(struct tmpl_used *u)
     FREE_NULL(u->deps);
     u->n = 0;
     u->missing = 0;
+    tmpl_file_writes_free(u->writes, u->nwrites);
+    u->writes = NULL;
+    u->nwrites = 0;
 }
 
 int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data)
@@ -560,7 +563,7 @@ int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
     struct tmpl_eval ev = {.t = t, .store = store, .used = used, .out = out, .e = e};
     int rc;
 
-    *used = (struct tmpl_used){NULL, 0, 0};
+    *used = (struct tmpl_used){0};
     var_push(&ev, dollar, NULL);
     rc = eval_list(&ev, t->root, NULL);
     if (MESH_BUG_ON(rc == EVAL_JUMP)) /* the parser keeps {{break}} inside ranges */

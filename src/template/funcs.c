@@ -736,7 +736,8 @@ const struct tmpl_func *tmpl_func_find(const char *name)
     if ((f = tmpl_func_lookup(builtins, ARRAY_LEN(builtins), name)) ||
         (f = tmpl_data_func_find(name)) || (f = tmpl_conv_func_find(name)) ||
         (f = tmpl_format_func_find(name)) || (f = tmpl_yaml_func_find(name)) ||
-        (f = tmpl_toml_func_find(name)) || (f = tmpl_escape_func_find(name)))
+        (f = tmpl_toml_func_find(name)) || (f = tmpl_escape_func_find(name)) ||
+        (f = tmpl_write_func_find(name)))
         return f;
     return tmpl_regex_func_find(name);
 }
@@ -746,11 +747,11 @@ const struct tmpl_func *tmpl_func_find(const char *name)
  * that a template using one is told it is unsupported rather than misspelled.
  */
 static const char *const unsupported[] = {
-    "caLeaf",           "caRoots",       "connect",     "exportedServices", "importedServices",
-    "nomadService",     "nomadServices", "nomadVar",    "nomadVarExists",   "nomadVarList",
-    "nomadVarListSafe", "partitions",    "peerings",    "pkiCert",          "plugin",
-    "secret",           "secrets",       "sockaddr",    "spew_dump",        "spew_printf",
-    "spew_sdump",       "spew_sprintf",  "writeToFile",
+    "caLeaf",           "caRoots",       "connect",  "exportedServices", "importedServices",
+    "nomadService",     "nomadServices", "nomadVar", "nomadVarExists",   "nomadVarList",
+    "nomadVarListSafe", "partitions",    "peerings", "pkiCert",          "plugin",
+    "secret",           "secrets",       "sockaddr", "spew_dump",        "spew_printf",
+    "spew_sdump",       "spew_sprintf",
 };
 
 bool tmpl_func_unsupported(const char *name)

@@ -62,6 +62,9 @@ static void write_work(uv_work_t *req)
     size_t len = strlen(j->write_content);
     mode_t mode = 0644;
 
+    for (size_t i = 0; i < j->nwrite_files; i++)
+        if ((res->err = tmpl_file_write_apply(&j->write_files[i], &res->why)) < 0)
+            return;
     if (same_content(j->spec->dst, j->write_content, len, &mode))
         return;
     res->err = file_replace(j->spec->dst, j->write_content, len, mode, FILE_SYNC, &res->why);
@@ -84,16 +87,21 @@ static void after_write(uv_work_t *req, int status)
     else if (changed)
         log_info("template %s: rendered %s", j->spec->src, j->spec->dst);
     FREE_NULL(j->write_content);
+    tmpl_file_writes_free(j->write_files, j->nwrite_files);
+    j->write_files = NULL;
+    j->nwrite_files = 0;
     FREE_NULL(j->work.data);
     j->writing = false;
     if (j->r->stopping)
         return;
     if (j->next_content) {
         char *next = j->next_content;
+        struct tmpl_file_write *files = j->next_files;
         j->next_content = NULL;
+        j->next_files = NULL;
         if (changed && j->spec->cmd)
             j->cmd_again = true; /* run it after the newer content is on disk */
-        tmpl_job_output(j, next);
+        tmpl_job_output(j, next, files, j->nnext_files);
         return;
     }
     if ((changed || j->cmd_again) && j->spec->cmd && ok) {
@@ -105,8 +113,14 @@ static void after_write(uv_work_t *req, int status)
         tmpl_runner_job_done(j->r, j, ok);
 }
 
-static void print_dry(struct tmpl_job *j, char *content)
+/* -dry: writeToFile's files are printed too, each time a render would write them. */
+static void print_dry(struct tmpl_job *j, char *content, struct tmpl_file_write *files, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        fprintf(stdout, "> %s\n", files[i].path);
+        fwrite(files[i].content, 1, files[i].len, stdout);
+    }
+    tmpl_file_writes_free(files, n);
     if (!j->printed || strcmp(j->printed, content) != 0) {
         fprintf(stdout, "> %s\n%s", j->spec->dst, content);
         fflush(stdout);
@@ -116,19 +130,25 @@ static void print_dry(struct tmpl_job *j, char *content)
     tmpl_runner_job_done(j->r, j, true);
 }
 
-void tmpl_job_output(struct tmpl_job *j, char *content)
+void tmpl_job_output(struct tmpl_job *j, char *content, struct tmpl_file_write *files, size_t n)
 {
     if (j->r->cfg->dry) {
-        print_dry(j, content);
+        print_dry(j, content, files, n);
         return;
     }
     if (j->writing) {
+        /* the newer render supersedes the one waiting, writeToFile's files included */
         free(j->next_content);
+        tmpl_file_writes_free(j->next_files, j->nnext_files);
         j->next_content = content;
+        j->next_files = files;
+        j->nnext_files = n;
         return;
     }
     j->writing = true;
     j->write_content = content;
+    j->write_files = files;
+    j->nwrite_files = n;
     j->work.data = xcalloc(1, sizeof(struct write_result));
     uv_queue_work(&j->r->loop, &j->work, write_work, after_write);
 }

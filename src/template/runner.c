@@ -160,7 +160,12 @@ static void job_render(struct tmpl_job *j)
         return;
     }
     j->rendered = true;
-    tmpl_job_output(j, out.data ? buf_steal(&out) : xstrdup(""));
+    /* writeToFile's files: only a complete render's, taken from what it recorded */
+    struct tmpl_file_write *files = j->used.writes;
+    size_t nfiles = j->used.nwrites;
+    j->used.writes = NULL;
+    j->used.nwrites = 0;
+    tmpl_job_output(j, out.data ? buf_steal(&out) : xstrdup(""), files, nfiles);
 }
 
 static void on_wait_timer(uv_timer_t *t)
@@ -315,6 +320,7 @@ static void runner_free(struct tmpl_runner *r)
         tmpl_free(j->t);
         tmpl_used_free(&j->used);
         free(j->next_content);
+        tmpl_file_writes_free(j->next_files, j->nnext_files);
         free(j->printed);
     }
     free(r->jobs);

@@ -23,10 +23,14 @@ struct tmpl_job {
     /* the file */
     uv_work_t work;
     bool writing;
-    char *write_content; /* what the write in flight puts */
-    char *next_content;  /* a newer render waiting for it */
-    char *printed;       /* dry mode: the last content printed */
-    bool done;           /* once mode: written and its command finished */
+    char *write_content;                 /* what the write in flight puts */
+    struct tmpl_file_write *write_files; /* and writeToFile's files, written first */
+    size_t nwrite_files;
+    char *next_content; /* a newer render waiting for it */
+    struct tmpl_file_write *next_files;
+    size_t nnext_files;
+    char *printed; /* dry mode: the last content printed */
+    bool done;     /* once mode: written and its command finished */
     /* the command */
     uv_process_t proc;
     uv_timer_t cmd_timer;
@@ -47,8 +51,12 @@ struct tmpl_runner {
     int status; /* exit status */
 };
 
-/* output.c: puts content (taken) into the job's file, then runs its command if it changed. */
-void tmpl_job_output(struct tmpl_job *j, char *content);
+/*
+ * output.c: writes the files of writeToFile (n of them, taken), then puts content (taken) into
+ * the job's file, then runs its command if the file changed. A writeToFile that fails leaves
+ * the job's file as it was, as its error stops consul-template's render.
+ */
+void tmpl_job_output(struct tmpl_job *j, char *content, struct tmpl_file_write *files, size_t n);
 /* output.c: true once nothing of the job is in flight (no write, no command). */
 bool tmpl_job_idle(const struct tmpl_job *j);
 /* runner.c: once mode's check after a job finished; stops the loop when all are done. */

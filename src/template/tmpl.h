@@ -94,11 +94,36 @@ json_t *tmpl_dep_decode(const struct tmpl_dep *dep, int status, const char *body
 
 /* ---- rendering (eval.c, funcs.c, value.c) ------------------------------------------------ */
 
+/*
+ * A file writeToFile asked for (write_file.c). Rendering only records it: the runner writes
+ * the files of a complete render, with tmpl_file_write_apply.
+ */
+struct tmpl_file_write {
+    char *path, *user, *group; /* user, group "" when not given (the process's own) */
+    unsigned mode;             /* permission bits */
+    bool append;
+    char *content; /* with the "newline" flag's newline */
+    size_t len;
+    char *where; /* "in.ctmpl:3:5", for errors */
+};
+
+/*
+ * Writes w as consul-template does (blocking: call it off the loop). 0, or -errno with e set
+ * to "in.ctmpl:3:5: error calling writeToFile: open /x/y: permission denied".
+ */
+int tmpl_file_write_apply(const struct tmpl_file_write *w, struct err *e);
+/* Frees n writes and the array. */
+void tmpl_file_writes_free(struct tmpl_file_write *w, size_t n);
+/* Go's error text for a negative errno: strerror's, first letter lower-cased. */
+void tmpl_errno_text(int rc, char out[128]);
+
 /* What a render touched. */
 struct tmpl_used {
     struct tmpl_dep *deps; /* distinct by id, in first-use order; owned */
     size_t n;
-    size_t missing; /* how many had no data yet in the store */
+    size_t missing;                 /* how many had no data yet in the store */
+    struct tmpl_file_write *writes; /* writeToFile's, in render order; owned */
+    size_t nwrites;
 };
 
 void tmpl_used_free(struct tmpl_used *u);

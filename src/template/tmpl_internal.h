@@ -182,6 +182,8 @@ const struct tmpl_func *tmpl_conv_func_find(const char *name);
 const struct tmpl_func *tmpl_format_func_find(const char *name);
 const struct tmpl_func *tmpl_yaml_func_find(const char *name);
 const struct tmpl_func *tmpl_toml_func_find(const char *name);
+/* writeToFile (write_file.c). */
+const struct tmpl_func *tmpl_write_func_find(const char *name);
 /* Go's html, js and urlquery (funcs_escape.c). */
 const struct tmpl_func *tmpl_escape_func_find(const char *name);
 /* The method of scratch called name (scratch.Set ...), or NULL. */

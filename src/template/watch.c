@@ -93,13 +93,12 @@ static void query_start(struct tmpl_watch *w, uv_loop_t *loop)
 
 /* ---- a file ------------------------------------------------------------------------------ */
 
-/* Go's error text for an errno: strerror's, lower-cased first letter. */
+/* consul-template's error for a file: "file(PATH): OP PATH: why", why as Go writes errno. */
 static void file_error(struct err *e, const char *op, const char *path, int rc)
 {
     char why[128];
 
-    snprintf(why, sizeof(why), "%s", strerror(-rc));
-    why[0] = (char)tolower((unsigned char)why[0]);
+    tmpl_errno_text(rc, why);
     err_setf(e, "file(%s): %s %s: %s", path, op, path, why);
 }
 
