@@ -14,6 +14,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/duration.h"
+#include "lib/numfmt.h"
 
 /* ASCII case-insensitive comparison that skips '_' on both sides. */
 static bool snake_ieq(const char *a, const char *b)
@@ -117,17 +118,15 @@ static int type_error(struct err *e, const char *where, const char *value, const
 /* "number <literal>" as Go prints a number that does not fit an integer field. */
 static void number_literal(const json_t *v, char *out, size_t outlen)
 {
-    if (json_is_integer(v)) {
-        snprintf(out, outlen, "number %lld", (long long)json_integer_value(v));
-        return;
-    }
-    double d = json_real_value(v);
-    /* The shortest form that reads back as the same double, as Go would have kept the text. */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, outlen, "number %.*g", prec, d);
-        if (strtod(out + 7, NULL) == d)
-            return;
-    }
+    struct buf text = BUF_INIT;
+
+    if (json_is_integer(v))
+        buf_printf(&text, "%lld", (long long)json_integer_value(v));
+    else /* Go keeps the text; the shortest that reads back is what a Go client would send */
+        numfmt_json(&text, json_real_value(v));
+    int n = snprintf(out, outlen, "number %s", text.data); /* 64 bytes hold any double */
+    MESH_BUG_ON(n < 0 || (size_t)n >= outlen);
+    buf_free(&text);
 }
 
 /* Looks key up; *v is NULL when absent or null. */

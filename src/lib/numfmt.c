@@ -1,0 +1,136 @@
+#include "lib/numfmt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lib/bug.h"
+
+void numfmt_shortest(double d, struct numfmt_digits *out)
+{
+    char s[40];
+    const char *p = s;
+    int prec;
+
+    if (MESH_BUG_ON(!isfinite(d))) /* the callers print NaN and infinities themselves */
+        d = 0;
+    /* 17 significant digits always read back (DBL_DECIMAL_DIG); most doubles need fewer */
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(s, sizeof(s), "%.*e", prec - 1, d);
+        if (prec == 17 || strtod(s, NULL) == d)
+            break;
+    }
+    out->negative = *p == '-';
+    p += out->negative;
+    out->n = 0;
+    for (; *p != 'e'; p++)
+        if (*p != '.')
+            out->digits[out->n++] = *p;
+    out->digits[out->n] = '\0';
+    out->point = atoi(p + 1) + 1;
+}
+
+/* NaN or an infinity in the words given; false for a finite d, which it leaves to the caller. */
+static bool put_special(struct buf *out, double d, const char *inf)
+{
+    if (isnan(d))
+        buf_append_cstr(out, "NaN");
+    else if (isinf(d))
+        buf_printf(out, "%s%s", d < 0 ? "-" : inf[0] == '+' ? "+" : "", inf + (inf[0] == '+'));
+    else
+        return false;
+    return true;
+}
+
+/* The digits without an exponent: 1500, 1.5, 0.015. */
+static void put_plain(struct buf *out, const struct numfmt_digits *g, bool sign)
+{
+    int n = g->n, point = g->point;
+
+    if (sign && g->negative)
+        buf_append_cstr(out, "-");
+    if (point <= 0) {
+        buf_append_cstr(out, "0.");
+        for (int i = point; i < 0; i++)
+            buf_append_cstr(out, "0");
+        buf_append(out, g->digits, (size_t)n);
+    } else if (point >= n) {
+        buf_append(out, g->digits, (size_t)n);
+        for (int i = n; i < point; i++)
+            buf_append_cstr(out, "0");
+    } else {
+        buf_append(out, g->digits, (size_t)point);
+        buf_append_cstr(out, ".");
+        buf_append(out, g->digits + point, (size_t)(n - point));
+    }
+}
+
+/* d.ddde+XX, the exponent signed and of at least min_exp digits. */
+static void put_exponent(struct buf *out, const struct numfmt_digits *g, int min_exp)
+{
+    int exp = g->point - 1;
+
+    if (g->negative)
+        buf_append_cstr(out, "-");
+    buf_append(out, g->digits, 1);
+    if (g->n > 1) {
+        buf_append_cstr(out, ".");
+        buf_append(out, g->digits + 1, (size_t)(g->n - 1));
+    }
+    buf_printf(out, "e%c%0*d", exp < 0 ? '-' : '+', min_exp, abs(exp));
+}
+
+void numfmt_go_g(struct buf *out, double d)
+{
+    struct numfmt_digits g;
+
+    if (put_special(out, d, "+Inf"))
+        return;
+    numfmt_shortest(d, &g);
+    /* strconv: %e when the exponent is below -4 or at least the precision, 6 for shortest */
+    int exp = g.point - 1;
+    if (exp < -4 || exp >= 6)
+        put_exponent(out, &g, 2);
+    else
+        put_plain(out, &g, true);
+}
+
+void numfmt_go_f(struct buf *out, double d)
+{
+    struct numfmt_digits g;
+
+    if (put_special(out, d, "+Inf"))
+        return;
+    numfmt_shortest(d, &g);
+    put_plain(out, &g, true);
+}
+
+void numfmt_json(struct buf *out, double d)
+{
+    struct numfmt_digits g;
+    double a = fabs(d);
+
+    if (put_special(out, d, "+Inf"))
+        return;
+    numfmt_shortest(d, &g);
+    /* encoding/json's cut-offs, and its "clean up e-09 to e-9" */
+    if (a != 0 && (a < 1e-6 || a >= 1e21))
+        put_exponent(out, &g, 1);
+    else
+        put_plain(out, &g, true);
+}
+
+void numfmt_js(struct buf *out, double d)
+{
+    struct numfmt_digits g;
+    double a = fabs(d);
+
+    if (put_special(out, d, "Infinity"))
+        return;
+    numfmt_shortest(d, &g);
+    /* Number::toString: positional for 1e-7 < |d| < 1e21, and -0 without its sign */
+    if (a != 0 && (a < 1e-6 || a >= 1e21))
+        put_exponent(out, &g, 1);
+    else
+        put_plain(out, &g, d != 0);
+}
