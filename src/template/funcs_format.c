@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/numfmt.h"
 #include "lib/digest.h"
 #include "lib/str.h"
 #include "template/tmpl_internal.h"
@@ -83,7 +84,7 @@ static void go_json(struct buf *out, const json_t *v, int indent, bool html, int
         buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
-        tmpl_print_float(out, json_real_value(v), true);
+        numfmt_json(out, json_real_value(v));
         break;
     case JSON_TRUE:
     case JSON_FALSE:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/numfmt.h"
 #include "template/tmpl_internal.h"
 
 #define TOML_MAX_OUTPUT (64u << 20) /* as much as one render may write */
@@ -172,7 +173,7 @@ static int toml_element(struct toml_out *o, const json_t *v, unsigned depth)
         break;
     case JSON_REAL:
         /* FormatFloat(f, 'f', -1, 64), with ".0" where that leaves no decimal point */
-        tmpl_print_float_fixed(&num, json_real_value(v));
+        numfmt_go_f(&num, json_real_value(v));
         if (!memchr(num.data, '.', num.len))
             buf_append_cstr(&num, ".0");
         break;

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "lib/alloc.h"
+#include "lib/numfmt.h"
 #include "lib/base64.h"
 #include "lib/smap.h"
 #include "template/tmpl_internal.h"
@@ -527,7 +528,7 @@ static bool emit_value(struct yaml_out *o, const json_t *v, unsigned depth)
         buf_printf(&num, "%lld", (long long)json_integer_value(v));
         break;
     case JSON_REAL:
-        tmpl_print_float(&num, json_real_value(v), false); /* Go's FormatFloat(f, 'g', -1, 64) */
+        numfmt_go_g(&num, json_real_value(v)); /* Go's FormatFloat(f, 'g', -1, 64) */
         break;
     case JSON_TRUE:
     case JSON_FALSE:

@@ -210,14 +210,6 @@ int tmpl_eval_execute(struct tmpl_eval *ev, const char *name, json_t *dot, json_
 bool tmpl_truth(const json_t *v);
 /* Appends v as Go's fmt %v prints it (nil as "<no value>"). */
 void tmpl_print(struct buf *out, const json_t *v);
-/*
- * A float64 in Go's shortest form: as fmt's %v prints it (json false: 8080, 1.234567e+06,
- * 1e-05), or as encoding/json writes it (plain digits from 1e-6 to 1e21, else 1e-7, 1e+21).
- */
-void tmpl_print_float(struct buf *out, double d, bool json);
-/* A float64 as Go's strconv.FormatFloat(d, 'f', -1, 64): the shortest digits, no exponent
- * (1e21 is 1000000000000000000000, 1e-7 is 0.0000001); d finite. */
-void tmpl_print_float_fixed(struct buf *out, double d);
 /* Go's strings.TrimSpace over ASCII: moves *s and shortens *n past the spaces around it. */
 void tmpl_trim_space(const char **s, size_t *n);
 /* The Go type name used in error messages: string, int, float64, bool, []interface {}, ... */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/numfmt.h"
 #include "template/tmpl_internal.h"
 
 bool tmpl_truth(const json_t *v)
@@ -93,78 +94,6 @@ void tmpl_sort_map(json_t *obj, bool deep)
     free(keys);
 }
 
-/* d's shortest %e form that reads back as d, into s; returns its count of digits. */
-static int shortest_exp(double d, char s[64])
-{
-    int prec = 1;
-
-    for (; prec < 17; prec++) {
-        snprintf(s, 64, "%.*e", prec - 1, d);
-        if (strtod(s, NULL) == d)
-            return prec;
-    }
-    snprintf(s, 64, "%.*e", prec - 1, d);
-    return prec;
-}
-
-void tmpl_print_float(struct buf *out, double d, bool json)
-{
-    char s[64];
-    bool use_exp;
-
-    if (d != d || d == 1.0 / 0.0 || d == -1.0 / 0.0) {
-        buf_append_cstr(out, d != d ? "NaN" : d > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    int prec = shortest_exp(d, s);
-    int exp = atoi(strchr(s, 'e') + 1), dp = exp + 1, eprec = 6;
-    if (json) {
-        double a = d < 0 ? -d : d;
-        use_exp = a != 0 && (a < 1e-6 || a >= 1e21);
-    } else {
-        if (eprec > prec && prec >= dp)
-            eprec = prec;
-        use_exp = exp < -4 || exp >= eprec;
-    }
-    if (use_exp) {
-        char *e = strchr(s, 'e');
-        if (json && e[1] == '-' && e[2] == '0') /* encoding/json writes 1e-7, not 1e-07 */
-            memmove(e + 2, e + 3, strlen(e + 3) + 1);
-        buf_append_cstr(out, s);
-        return;
-    }
-    buf_printf(out, "%.*f", prec - dp > 0 ? prec - dp : 0, d);
-}
-
-void tmpl_print_float_fixed(struct buf *out, double d)
-{
-    char s[64], digits[32];
-    size_t nd = 0;
-
-    shortest_exp(d, s);
-    const char *p = s;
-    if (*p == '-')
-        buf_append_cstr(out, "-"), p++;
-    for (; *p != 'e'; p++)
-        if (*p != '.')
-            digits[nd++] = *p;
-    int dp = atoi(p + 1) + 1; /* digits before the decimal point */
-    if (dp <= 0) {
-        buf_append_cstr(out, "0.");
-        for (int i = dp; i < 0; i++)
-            buf_append_cstr(out, "0");
-        buf_append(out, digits, nd);
-    } else if ((size_t)dp >= nd) {
-        buf_append(out, digits, nd);
-        for (size_t i = nd; i < (size_t)dp; i++)
-            buf_append_cstr(out, "0");
-    } else {
-        buf_append(out, digits, (size_t)dp);
-        buf_append_cstr(out, ".");
-        buf_append(out, digits + dp, nd - (size_t)dp);
-    }
-}
-
 void tmpl_trim_space(const char **s, size_t *n)
 {
     while (*n && memchr(" \t\r\n\v\f", (*s)[0], 6))
@@ -189,7 +118,7 @@ static void print_value(struct buf *out, const json_t *v, bool top)
         buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
-        tmpl_print_float(out, json_real_value(v), false);
+        numfmt_go_g(out, json_real_value(v));
         break;
     case JSON_ARRAY:
         buf_append_cstr(out, "[");

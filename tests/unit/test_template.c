@@ -542,6 +542,13 @@ static void test_formatting(void **state)
          "}}",
          "{\n  \"a\": {},\n  \"b\": [\n    1,\n    \"\\u003cx\\u003e\\u0026\"\n  ],\n  \"c\": "
          "[]\n}"},
+        /* past 2^53 encoding/json writes the shortest digits, then zeros: not 2^60's exact
+         * 1152921504606846976; fmt's %v uses an exponent there */
+        {"{{ parseFloat \"1152921504606846976\" | toJSON }} {{ parseFloat \"1e20\" | toJSON }} "
+         "{{ parseFloat \"9007199254740993\" | toJSON }} {{ parseFloat \"1e20\" }} "
+         "{{ parseFloat \"9007199254740993\" }}",
+         "1152921504606847000 100000000000000000000 9007199254740992 1e+20 "
+         "9.007199254740992e+15"},
         {"{{ toJSONPretty nil }} {{ toJSON \"tab\\tbs\\b\\u2028\\x01\" }}",
          "null \"tab\\tbs\\b\\u2028\\u0001\""},
         /* the Unescaped variants leave <, > and & as they are, and still escape U+2028 */
