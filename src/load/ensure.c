@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/numfmt.h"
 #include "lib/buf.h"
 #include "load/filtrex.h"
 #include "load/template.h"
@@ -75,7 +76,7 @@ static int check_threshold(const struct load_threshold *t, const json_t *agg, FI
     int failed;
 
     buf_printf(&text, "%s < ", t->legacy ? strrchr(t->metric, '.') + 1 : t->metric);
-    load_append_number(&text, t->max);
+    numfmt_js(&text, t->max);
     failed = report(f, ok, true, text.data);
     buf_free(&text);
     return failed;
@@ -113,7 +114,7 @@ int load_ensure_check(const struct load_script *s, const json_t *agg, FILE *f)
         load_metric_value(agg, "vusers.completed", &completed);
         rate = (created - completed) / created * 100;
         buf_append_cstr(&t, "maxErrorRate < ");
-        load_append_number(&t, s->max_error_rate);
+        numfmt_js(&t, s->max_error_rate);
         if (!isnan(rate))
             buf_printf(&t, " (was %.2f%%)", rate);
         failed += report(f, rate <= s->max_error_rate, true, t.data);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/numfmt.h"
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "load/payload.h"
@@ -100,7 +101,7 @@ static void append_text(struct buf *b, const struct fx_val *v)
         buf_append(b, v->s, v->len);
         break;
     case FX_NUM:
-        load_append_number(b, v->n);
+        numfmt_js(b, v->n);
         break;
     case FX_BOOL:
         buf_append_cstr(b, v->n ? "true" : "false");

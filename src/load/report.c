@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/numfmt.h"
 #include "lib/alloc.h"
 #include "lib/histogram.h"
 #include "load/template.h"
@@ -639,7 +640,7 @@ void load_print_period(FILE *f, const struct load_result *r, size_t k, const cha
     last = json_integer_value(json_object_get(m, "lastMetricAt"));
     /* as Artillery's console: the period's end, and the span of its metrics in seconds */
     load_clock_text((time_t)(period_ms(r, k) / 1000 + LOAD_PERIOD_S), when, sizeof(when));
-    load_append_number(&width, (double)(last - first) / 1000);
+    numfmt_js(&width, (double)(last - first) / 1000);
     fprintf(f,
             "--------------------------------------\nMetrics for period to: %s (width: %ss)\n"
             "--------------------------------------\n\n",

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/numfmt.h"
 #include "lib/alloc.h"
 #include "load/capture.h"
 #include "load/filtrex.h"
@@ -51,7 +52,7 @@ static char *scalar_text(const json_t *v)
     if (json_is_real(v)) {
         /* as Artillery (JavaScript) writes it: 0.1, not 0.10000000000000001 */
         struct buf b = BUF_INIT;
-        load_append_number(&b, json_real_value(v));
+        numfmt_js(&b, json_real_value(v));
         return b.data;
     }
     if (json_is_boolean(v))

@@ -9,6 +9,7 @@
 
 #include "lib/alloc.h"
 #include "lib/json.h"
+#include "lib/numfmt.h"
 
 #define MAX_NAME 256
 
@@ -45,62 +46,6 @@ int load_loop_count(const char *s, int64_t *from, int64_t *to)
     return 0;
 }
 
-void load_append_number(struct buf *out, double d)
-{
-    char text[40], digits[24];
-    size_t k = 0;
-    const char *p;
-    int n;
-
-    if (isnan(d)) {
-        buf_append_cstr(out, "NaN");
-        return;
-    }
-    if (isinf(d)) {
-        buf_append_cstr(out, d < 0 ? "-Infinity" : "Infinity");
-        return;
-    }
-    if (d == 0) { /* -0 too */
-        buf_append_cstr(out, "0");
-        return;
-    }
-    /* the fewest digits that read back as d (0.1, not 0.10000000000000001), laid out as
-     * JavaScript's Number::toString lays them: positional from 1e-7 to 1e21 (100, 0.000001,
-     * 1.5), else exponential (1e+21, 1.5e-7) */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(text, sizeof(text), "%.*e", prec - 1, d);
-        if (strtod(text, NULL) == d)
-            break;
-    }
-    for (p = text + (text[0] == '-'); *p != 'e'; p++)
-        if (isdigit((unsigned char)*p))
-            digits[k++] = *p;
-    n = atoi(p + 1) + 1; /* d is 0.DIGITS times 10^n */
-    if (d < 0)
-        buf_append_cstr(out, "-");
-    if ((int)k <= n && n <= 21) {
-        buf_append(out, digits, k);
-        for (int i = (int)k; i < n; i++)
-            buf_append_cstr(out, "0");
-    } else if (0 < n && n <= 21) {
-        buf_append(out, digits, (size_t)n);
-        buf_append_cstr(out, ".");
-        buf_append(out, digits + n, k - (size_t)n);
-    } else if (-6 < n && n <= 0) {
-        buf_append_cstr(out, "0.");
-        for (int i = n; i < 0; i++)
-            buf_append_cstr(out, "0");
-        buf_append(out, digits, k);
-    } else {
-        buf_append(out, digits, 1);
-        if (k > 1) {
-            buf_append_cstr(out, ".");
-            buf_append(out, digits + 1, k - 1);
-        }
-        buf_printf(out, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
-    }
-}
-
 static void append_value(struct buf *out, const json_t *v)
 {
     if (!v || json_is_null(v))
@@ -110,7 +55,7 @@ static void append_value(struct buf *out, const json_t *v)
     else if (json_is_integer(v))
         buf_printf(out, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
-        load_append_number(out, json_real_value(v));
+        numfmt_js(out, json_real_value(v));
     else if (json_is_boolean(v))
         buf_append_cstr(out, json_is_true(v) ? "true" : "false");
     else

@@ -55,10 +55,6 @@ const json_t *load_json_path(const json_t *doc, const char *path);
  */
 json_t *load_vars_new(const json_t *variables, uint64_t *rng);
 
-/* Appends d as JavaScript writes a number: the fewest digits that read back as d, NaN,
- * Infinity. */
-void load_append_number(struct buf *out, double d);
-
 /*
  * A loop's count as Artillery reads a string: "5" (0..4) or a range "2-5" (2..4). Returns 0
  * with *from and *to, or -1 when s is neither.

@@ -399,31 +399,6 @@ static void test_templates(void **state)
     load_tmpl_render(&b, "{{ $env.MESH_TEST_TMPL }}{{ $processEnvironment.MESH_TEST_TMPL }}", vars,
                      &rng);
     assert_string_equal(b.data, "yesyes");
-    /* numbers as JavaScript writes them */
-    {
-        static const struct {
-            double d;
-            const char *text;
-        } nums[] = {{100, "100"},
-                    {1.5, "1.5"},
-                    {0.1, "0.1"},
-                    {-250, "-250"},
-                    {1e20, "100000000000000000000"},
-                    {1e21, "1e+21"},
-                    {1.25e22, "1.25e+22"},
-                    {0.000001, "0.000001"},
-                    {1.5e-7, "1.5e-7"},
-                    {-0.0, "0"},
-                    {123456789.125, "123456789.125"},
-                    {0.5, "0.5"}};
-
-        for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-            buf_reset(&b);
-            load_append_number(&b, nums[i].d);
-            assert_string_equal(b.data, nums[i].text);
-        }
-        buf_reset(&b);
-    }
     out = load_tmpl_json(tmpl, vars, &rng);
     assert_int_equal(json_integer_value(json_object_get(out, "n")), 3); /* type kept */
     assert_string_equal(json_string_value(json_object_get(out, "s")), "c=red!");
