@@ -101,8 +101,9 @@ int procfs_read_stat(pid_t pid, struct procfs_stat *out)
         return -ESRCH;
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Only a missing entry means no process: out of descriptors (EMFILE) tells nothing. */
     if (fd < 0)
-        return -ESRCH;
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
     n = read(fd, text, sizeof(text));
     close(fd);
     if (n <= 0)
@@ -164,25 +165,43 @@ int procfs_pidfile_parse(const char *text, size_t len, pid_t *pid, uint64_t *sta
     return p == end ? 0 : -EINVAL;
 }
 
-pid_t procfs_pidfile_live(const char *path, uint64_t *start_out)
+int procfs_pidfile_check(const char *path, pid_t *pid_out, uint64_t *start_out)
 {
+    struct procfs_stat st;
     char text[128];
     uint64_t start;
     pid_t pid;
     ssize_t n;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc;
 
     if (fd < 0)
-        return 0;
+        return errno == ENOENT ? 0 : -errno;
     n = read(fd, text, sizeof(text));
+    rc = n < 0 ? -errno : 0;
     close(fd);
-    if (n <= 0 || procfs_pidfile_parse(text, (size_t)n, &pid, &start) != 0)
+    if (rc < 0)
+        return rc;
+    if (n == 0 || procfs_pidfile_parse(text, (size_t)n, &pid, &start) != 0 || start == 0)
         return 0;
-    if (!procfs_is(pid, start))
+    rc = procfs_read_stat(pid, &st);
+    if (rc == -ESRCH)
         return 0;
+    if (rc < 0)
+        return rc;
+    if (st.state == 'Z' || st.state == 'X' || st.start_time != start)
+        return 0;
+    *pid_out = pid;
     if (start_out)
         *start_out = start;
-    return pid;
+    return 1;
+}
+
+pid_t procfs_pidfile_live(const char *path, uint64_t *start)
+{
+    pid_t pid = 0;
+
+    return procfs_pidfile_check(path, &pid, start) > 0 ? pid : 0;
 }
 
 int procfs_parse_net_line(const char *line, int *port, int *state, uint64_t *inode)

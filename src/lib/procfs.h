@@ -32,7 +32,8 @@ int procfs_parse_stat(const char *text, size_t len, struct procfs_stat *out);
 /* Resident pages from the text of /proc/PID/statm (second field). Returns 0 or -EINVAL. */
 int procfs_parse_statm(const char *text, size_t len, uint64_t *resident_pages);
 
-/* Reads /proc/PID/stat. Returns 0, -ESRCH when there is no such process, or -EINVAL. */
+/* Reads /proc/PID/stat. Returns 0, -ESRCH when there is no such process, -EINVAL, or another
+ * -errno when it could not be opened (-EMFILE). */
 int procfs_read_stat(pid_t pid, struct procfs_stat *out);
 /* The start time of pid while it runs (not a zombie), else 0. */
 uint64_t procfs_start_time(pid_t pid);
@@ -55,6 +56,13 @@ int procfs_pidfile_parse(const char *text, size_t len, pid_t *pid, uint64_t *sta
 /* The PID in path while that very process runs, else 0 (no file, bad content, process gone,
  * PID reused). *start (when not NULL) gets its start time. */
 pid_t procfs_pidfile_live(const char *path, uint64_t *start);
+/*
+ * procfs_pidfile_live that tells a process gone from one it could not check: 1 with *pid (and
+ * *start when not NULL) set while the process path names runs; 0 when it does not (no file, bad
+ * content, process gone, PID reused); -errno when the file or /proc could not be read (-EMFILE:
+ * out of descriptors), so that a caller never forgets a live process for want of a descriptor.
+ */
+int procfs_pidfile_check(const char *path, pid_t *pid, uint64_t *start);
 
 /* ---- who holds a port ------------------------------------------------------------------- */
 

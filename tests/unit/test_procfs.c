@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "fd_limit.h"
 #include "scratch.h"
 
 #include "lib/procfs.h"
@@ -119,6 +120,42 @@ static void test_pidfile_live(void **state)
 
     snprintf(path, sizeof(path), "%s/none.pid", scratch_dir);
     assert_int_equal(procfs_pidfile_live(path, NULL), 0);
+}
+
+/* Out of descriptors, a pidfile cannot be read: procfs_pidfile_check says so (-EMFILE) instead of
+ * calling a live process gone, which would have its pidfile removed. */
+static void test_pidfile_check_tells_gone_from_unreadable(void **state)
+{
+    char path[600], none[600];
+    struct rlimit saved;
+    struct err e;
+    uint64_t start = 0;
+    pid_t pid = 0;
+    pid_t child = fork();
+
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    assert_true(child > 0);
+    snprintf(path, sizeof(path), "%s/check.pid", scratch_dir);
+    snprintf(none, sizeof(none), "%s/none.pid", scratch_dir);
+    assert_int_equal(procfs_pidfile_write(path, child, &e), 0);
+    assert_int_equal(procfs_pidfile_check(path, &pid, &start), 1);
+    assert_int_equal(pid, child);
+    assert_int_equal(start, procfs_start_time(child));
+    assert_int_equal(procfs_pidfile_check(none, &pid, NULL), 0);
+
+    assert_int_equal(fd_limit_spare(0, &saved), 0);
+    int rc = procfs_pidfile_check(path, &pid, NULL);
+    pid_t live = procfs_pidfile_live(path, NULL);
+    assert_int_equal(fd_limit_restore(&saved), 0);
+    assert_int_equal(rc, -EMFILE);
+    assert_int_equal(live, 0); /* the old answer: cannot tell, so not live */
+
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    assert_int_equal(procfs_pidfile_check(path, &pid, NULL), 0);
 }
 
 static void test_net_line(void **state)
@@ -225,9 +262,13 @@ static void test_pid_listens_beside_another(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_stat),   cmocka_unit_test(test_pidfile_parse),
-        cmocka_unit_test(test_pidfile_live), cmocka_unit_test(test_net_line),
-        cmocka_unit_test(test_port_owner),   cmocka_unit_test(test_pid_listens_beside_another),
+        cmocka_unit_test(test_parse_stat),
+        cmocka_unit_test(test_pidfile_parse),
+        cmocka_unit_test(test_pidfile_live),
+        cmocka_unit_test(test_net_line),
+        cmocka_unit_test(test_port_owner),
+        cmocka_unit_test(test_pid_listens_beside_another),
+        cmocka_unit_test(test_pidfile_check_tells_gone_from_unreadable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
