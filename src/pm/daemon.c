@@ -666,6 +666,7 @@ static void on_sample(uv_timer_t *t)
             pm_inst_sample(d->apps[k]->insts[j]);
     }
     reading_expire(d, false);
+    pm_retired_retry(d);
     pm_rotate_start(d);
 }
 
@@ -826,5 +827,6 @@ out:
     free(d.logs_dir);
     free(d.pids_dir);
     free(d.state_warning);
+    pm_retired_free(&d);
     return rc;
 }

@@ -126,6 +126,10 @@ struct pm_daemon {
         int64_t deadline_ms; /* listen_timeout */
         uv_timer_t poll;
     } reload;
+    /* *.retired.pid files (names in pids_dir) whose process could not be checked or watched at
+     * start: tried again every second (pm_retired_retry). */
+    char **retired_left;
+    size_t nretired_left;
     bool rotating;
     bool quitting;
     bool forget_state; /* after kill: no apps to bring back */
@@ -195,7 +199,8 @@ void pm_child_retire(struct pm_child *c, int64_t kill_timeout_ms);
 char *pm_retired_pid_path(const struct pm_inst *i, int pid);
 /*
  * Watches process pid, left by an earlier daemon in the middle of a reload (its pidfile, which
- * the child takes over), and stops it as pm_child_retire does. 0 or -errno (pidfile kept).
+ * the child takes over), and stops it as pm_child_retire does. 0, or -errno (-EMFILE) with
+ * pidfile still the caller's.
  */
 int pm_child_adopt_retired(struct pm_daemon *d, int pid, char *pidfile, int64_t kill_timeout_ms);
 /* Sends the signal to the process group of pid (to pid alone when that fails). */
@@ -218,6 +223,11 @@ int pm_state_save(struct pm_daemon *d, struct err *e);
 /* Reads the saved table and adopts or restarts its processes, then stops the processes an earlier
  * daemon was replacing in a reload when it died (their *.retired.pid files). */
 void pm_state_load(struct pm_daemon *d);
+/* Tries again the *.retired.pid files pm_state_load could not check or watch (out of
+ * descriptors): their processes are stopped once they can be watched. */
+void pm_retired_retry(struct pm_daemon *d);
+/* Frees the list of those files (at exit: they stay on disk for the next daemon). */
+void pm_retired_free(struct pm_daemon *d);
 
 /* rotate.c: one pass over the log files on the threadpool, when none is running. */
 void pm_rotate_start(struct pm_daemon *d);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -230,30 +231,81 @@ static int64_t retired_kill_timeout(struct pm_daemon *d, const char *file)
 }
 
 /*
+ * One pids/NAME-I.PID.retired.pid file (pm_retired_pid_path): its process is watched and stopped
+ * (0), or is gone and the file removed (0). When it cannot be checked or watched (out of
+ * descriptors) the file is kept, as the only record of a process nobody supervises: -errno, and
+ * a later pass tries again.
+ */
+static int retire_file(struct pm_daemon *d, const char *name)
+{
+    char path[PATH_MAX + 300];
+    pid_t pid = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", d->pids_dir, name);
+    rc = procfs_pidfile_check(path, &pid, NULL);
+    if (rc == 0) {
+        unlink(path);
+        return 0;
+    }
+    if (rc > 0) {
+        char *owned = xstrdup(path);
+        if ((rc = pm_child_adopt_retired(d, pid, owned, retired_kill_timeout(d, name))) == 0)
+            return 0;
+        free(owned);
+        /* It still goes; only the SIGKILL after the kill timeout waits for a watch. */
+        pm_signal_group(pid, SIGTERM);
+    }
+    return rc;
+}
+
+/*
  * Stops the processes a reload was replacing when the daemon before this one died: each is in a
- * pids/NAME-I.PID.retired.pid file (pm_retired_pid_path), while the instance's own pidfile and
- * the table name the new process, which the table has adopted or restarted.
+ * retired pidfile, while the instance's own pidfile and the table name the new process, which the
+ * table has adopted or restarted. Those that cannot be watched yet go to d->retired_left.
  */
 static void stop_retired(struct pm_daemon *d)
 {
-    char path[PATH_MAX + 300];
     struct dirent *de;
     DIR *dir = opendir(d->pids_dir);
+    int rc;
 
+    if (!dir)
+        log_error("%s: %s: processes a reload was replacing are not stopped", d->pids_dir,
+                  strerror(errno));
     while (dir && (de = readdir(dir)) != NULL) {
-        if (!has_suffix(de->d_name, RETIRED_SUFFIX))
+        if (!has_suffix(de->d_name, RETIRED_SUFFIX) || (rc = retire_file(d, de->d_name)) == 0)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", d->pids_dir, de->d_name);
-        pid_t pid = procfs_pidfile_live(path, NULL);
-        char *owned = xstrdup(path);
-        if (pid <= 0 ||
-            pm_child_adopt_retired(d, pid, owned, retired_kill_timeout(d, de->d_name)) != 0) {
-            unlink(path);
-            free(owned);
-        }
+        log_error("%s/%s: %s: kept, and tried again every second", d->pids_dir, de->d_name,
+                  strerror(-rc));
+        d->retired_left =
+            xrealloc(d->retired_left, (d->nretired_left + 1) * sizeof(*d->retired_left));
+        d->retired_left[d->nretired_left++] = xstrdup(de->d_name);
     }
     if (dir)
         closedir(dir);
+}
+
+void pm_retired_retry(struct pm_daemon *d)
+{
+    size_t kept = 0;
+
+    for (size_t k = 0; k < d->nretired_left; k++) {
+        if (retire_file(d, d->retired_left[k]) == 0)
+            free(d->retired_left[k]);
+        else
+            d->retired_left[kept++] = d->retired_left[k];
+    }
+    d->nretired_left = kept;
+}
+
+void pm_retired_free(struct pm_daemon *d)
+{
+    for (size_t k = 0; k < d->nretired_left; k++)
+        free(d->retired_left[k]);
+    free(d->retired_left);
+    d->retired_left = NULL;
+    d->nretired_left = 0;
 }
 
 /*

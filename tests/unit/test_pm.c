@@ -9,14 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fd_limit.h"
 #include "scratch.h"
 
 #include "lib/alloc.h"
+#include "lib/procfs.h"
 #include "pm/daemon.h"
 #include "pm/policy.h"
 #include "pm/spec.h"
@@ -295,6 +299,59 @@ static void test_sample_without_start_ticks(void **state)
     assert_int_equal(i.cpu_ticks, 0);
 }
 
+/*
+ * A daemon that cannot check or watch the process a reload was replacing when the last daemon
+ * died (out of descriptors, at start) keeps its .retired.pid file, the only record of a live
+ * process that nobody supervises, and stops it on a later pass that can (pm_retired_retry).
+ */
+static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
+{
+    struct pm_daemon d = {0};
+    char pids[600], path[700], state_path[600];
+    struct rlimit saved;
+    uv_loop_t loop;
+    struct err e;
+    int status = 0;
+    pid_t child = fork();
+
+    if (child == 0) {
+        setsid();
+        alarm(120); /* gone anyway if the test fails before it stops the child */
+        pause();
+        _exit(0);
+    }
+    assert_true(child > 0);
+    snprintf(pids, sizeof(pids), "%s/retired-pids", scratch_dir);
+    snprintf(state_path, sizeof(state_path), "%s/retired-state.json", scratch_dir);
+    assert_int_equal(mkdir(pids, 0755), 0);
+    snprintf(path, sizeof(path), "%s/web-0.%d.retired.pid", pids, (int)child);
+    assert_int_equal(procfs_pidfile_write(path, child, &e), 0);
+    uv_loop_init(&loop);
+    d.loop = &loop;
+    d.home = scratch_dir;
+    d.pids_dir = pids;
+    d.state_path = state_path;
+
+    /* One descriptor to spare: the pids directory opens, the pidfile in it does not. */
+    assert_int_equal(fd_limit_spare(1, &saved), 0);
+    pm_state_load(&d);
+    assert_int_equal(fd_limit_restore(&saved), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(waitpid(child, &status, WNOHANG), 0);
+
+    /* With descriptors again, the next pass stops it (SIGTERM) and removes the file. */
+    pm_retired_retry(&d);
+    for (int k = 0; k < 100 && access(path, F_OK) == 0; k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    pm_retired_retry(&d); /* nothing left: a no-op */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    pm_retired_free(&d);
+}
+
 static void test_ecosystem(void **state)
 {
     struct pm_spec *specs = NULL;
@@ -425,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_spec_json_round_trip),
         cmocka_unit_test(test_spec_bad_int_keeps_field),
         cmocka_unit_test(test_sample_without_start_ticks),
+        cmocka_unit_test(test_retired_pidfile_kept_when_it_cannot_be_watched),
         cmocka_unit_test(test_ecosystem),
         cmocka_unit_test(test_ls_table),
     };
