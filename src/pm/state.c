@@ -68,11 +68,33 @@ int pm_state_save(struct pm_daemon *d, struct err *e)
     return rc;
 }
 
+/*
+ * An instance's pidfile is written as soon as its process starts and removed when it exits, each
+ * before the table is saved: a daemon killed in between (a reload's new process started, not yet
+ * saved) left a table that names the process before. The pidfile then names the newer one.
+ */
+static void prefer_pidfile(struct pm_inst *i)
+{
+    char *path = pm_inst_pid_path(i);
+    uint64_t start = 0;
+    pid_t pid = 0;
+
+    if (procfs_pidfile_check(path, &pid, &start) > 0 &&
+        (pid != i->pid || start != i->start_ticks)) {
+        log_warn("%s-%d: its pidfile names pid %d, started after the table was saved (pid %d)",
+                 i->app->spec.name, i->instance, (int)pid, i->pid);
+        i->pid = pid;
+        i->start_ticks = start;
+    }
+    free(path);
+}
+
 /* Brings one recorded instance back: adopt, restart, or leave stopped. */
 static void revive(struct pm_inst *i, enum pm_status was, bool deleting)
 {
     struct err e = {{0}};
 
+    prefer_pidfile(i);
     if (pm_inst_adopt(i) == 0) {
         if (was == PM_STOPPING || deleting)
             pm_inst_stop(i, deleting ? PM_AFTER_DELETE : PM_AFTER_NONE);
@@ -230,6 +252,19 @@ static int64_t retired_kill_timeout(struct pm_daemon *d, const char *file)
     return a ? a->spec.kill_timeout_ms : PM_DEFAULT_KILL_MS;
 }
 
+/* The instance whose process (adopted) is pid, or NULL. */
+static struct pm_inst *inst_of_pid(struct pm_daemon *d, pid_t pid)
+{
+    for (size_t k = 0; k < d->napps; k++) {
+        for (size_t j = 0; j < d->apps[k]->ninsts; j++) {
+            struct pm_inst *i = d->apps[k]->insts[j];
+            if (i->child && i->pid == pid)
+                return i;
+        }
+    }
+    return NULL;
+}
+
 /*
  * One pids/NAME-I.PID.retired.pid file (pm_retired_pid_path): its process is watched and stopped
  * (0), or is gone and the file removed (0). When it cannot be checked or watched (out of
@@ -244,6 +279,13 @@ static int retire_file(struct pm_daemon *d, const char *name)
 
     snprintf(path, sizeof(path), "%s/%s", d->pids_dir, name);
     rc = procfs_pidfile_check(path, &pid, NULL);
+    /* A daemon killed after the rename, before it started the new process: the table's process
+     * is the instance's still, adopted, in the instance's pidfile again. */
+    if (rc > 0 && inst_of_pid(d, pid)) {
+        log_info("pid %d: the reload that was replacing it had not started its successor: kept",
+                 (int)pid);
+        rc = 0;
+    }
     if (rc == 0) {
         unlink(path);
         return 0;

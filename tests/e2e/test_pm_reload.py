@@ -8,6 +8,7 @@ queued before it closes its listener.
 """
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -211,3 +212,89 @@ def test_a_daemon_killed_during_a_reload_leaves_no_process_unsupervised(pm):
     pids_dir = os.path.join(pm.home, "pids")
     wait_until(lambda: os.listdir(pids_dir) == ["slow-0.pid"], 10, interval=0.1,
                what="only the new process's pidfile")
+
+
+@contextlib.contextmanager
+def killed_at(pm, pid, syscalls, nth):
+    """SIGKILL for process pid on entry to its nth call of one of syscalls (strace on its main
+    thread, the daemon's loop): a kill -9 that lands between two steps of one callback, which no
+    signal sent from outside could aim at. Yields once strace is attached."""
+    out = pm.tmp / "strace.out"
+    err = pm.tmp / "strace.err"
+    with open(err, "w") as errf:
+        p = subprocess.Popen(["strace", "-p", str(pid), "-o", str(out), "-e", f"trace={syscalls}",
+                              "-e", f"inject={syscalls}:signal=KILL:when={nth}"],
+                             stdout=subprocess.DEVNULL, stderr=errf)
+    try:
+        wait_until(lambda: "attached" in err.read_text() or p.poll() is not None, 20,
+                   interval=0.05, what="strace attached")
+        assert p.poll() is None, err.read_text()
+        yield
+        wait_until(lambda: not alive(pid), 20, interval=0.05, what="the daemon killed by strace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    print(out.read_text())
+
+
+def pidfile_pid(pm, name):
+    with open(os.path.join(pm.home, "pids", name)) as f:
+        return int(f.read().split()[0])
+
+
+def saved_pid(pm, name):
+    with open(os.path.join(pm.home, "state.json")) as f:
+        apps = json.load(f)["apps"]
+    return next(a for a in apps if a["spec"]["name"] == name)["instances"][0]["pid"]
+
+
+def killed_in_a_reload(pm, syscalls, nth):
+    """Starts `slow` and kills the daemon at the nth call of syscalls in its reload; the pid of
+    the process it replaced."""
+    pm.run("start", "slow", "-listen-timeout", "60s", "--", "sleep", "600")
+    old = pm.wait_status("slow", "online")[0]["pid"]
+    daemon = pm.daemon_pid()
+    # The libuv threadpool (log rotation, within the first second) is started by a clone too.
+    wait_until(lambda: len(os.listdir(f"/proc/{daemon}/task")) > 1, 20, interval=0.05,
+               what="the daemon's threadpool started")
+    with killed_at(pm, daemon, syscalls, nth):
+        r = pm.run("reload", "slow", check=False)
+    assert r.returncode == 1 and "closed the connection" in r.stderr, r.stdout + r.stderr
+    return old
+
+
+def test_a_daemon_killed_before_it_saved_a_reload_adopts_the_new_process(pm):
+    # A reload's renames: the old pidfile to .retired.pid, the new process's pidfile into place,
+    # state.json. Killed before the third, the table still names the old process.
+    old = killed_in_a_reload(pm, "rename", 3)
+    new = pidfile_pid(pm, "slow-0.pid")
+    pm.pids.add(new)
+    assert new != old and alive(new) and saved_pid(pm, "slow") == old
+    assert pidfile_pid(pm, f"slow-0.{old}.retired.pid") == old
+    # The next daemon adopts the new process, newer than its table, and stops the old one.
+    row = pm.wait_status("slow", "online", timeout=20)[0]
+    assert row["pid"] == new, pm.log()
+    wait_until(lambda: not alive(old), 20, interval=0.1, what="the replaced process stopped")
+    assert alive(new)
+    pids_dir = os.path.join(pm.home, "pids")
+    wait_until(lambda: os.listdir(pids_dir) == ["slow-0.pid"], 10, interval=0.1,
+               what="only the new process's pidfile")
+    assert pidfile_pid(pm, "slow-0.pid") == new
+    assert pm.app("slow")[0]["pid"] == new
+
+
+def test_a_daemon_killed_before_a_reload_started_the_new_process_keeps_the_old(pm):
+    # Killed after the old pidfile became .retired.pid, before the new process was forked: the
+    # old process is the table's and the retired file's. It stays the instance's, not stopped.
+    old = killed_in_a_reload(pm, "clone,clone3,fork,vfork", 1)
+    pids_dir = os.path.join(pm.home, "pids")
+    assert os.listdir(pids_dir) == [f"slow-0.{old}.retired.pid"] and saved_pid(pm, "slow") == old
+    row = pm.wait_status("slow", "online", timeout=20)[0]
+    assert row["pid"] == old and row["restarts"] == 0, (row, pm.log())
+    wait_until(lambda: os.listdir(pids_dir) == ["slow-0.pid"], 10, interval=0.1,
+               what="the retired pidfile dropped")
+    assert pidfile_pid(pm, "slow-0.pid") == old
+    assert alive(old), pm.log()
+    assert "was being replaced by a reload" not in pm.log()
+    assert pm.app("slow")[0]["pid"] == old
