@@ -382,6 +382,49 @@ static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json
     return rc;
 }
 
+void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%p", (void *)obj);
+    if (!ev->int_keyed)
+        ev->int_keyed = json_object();
+    json_object_set(ev->int_keyed, key, obj);
+}
+
+static bool is_int_keyed(const struct tmpl_eval *ev, const json_t *obj)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%p", (const void *)obj);
+    return ev->int_keyed && json_object_get(ev->int_keyed, key) == obj;
+}
+
+struct int_key {
+    long long n;
+    const char *key;
+};
+
+static int cmp_int_key(const void *a, const void *b)
+{
+    const struct int_key *x = a, *y = b;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* The keys of an int-keyed map in numeric order (Go's range over a map[int]). Free the array. */
+static struct int_key *int_keys(const json_t *obj, size_t *n)
+{
+    struct int_key *keys = xcalloc(json_object_size(obj) + 1, sizeof(*keys));
+    const char *k;
+    json_t *v;
+
+    *n = 0;
+    json_object_foreach((json_t *)obj, k, v) keys[(*n)++] =
+        (struct int_key){strtoll(k, NULL, 10), k};
+    qsort(keys, *n, sizeof(*keys), cmp_int_key);
+    return keys;
+}
+
 /* After an item: whether the range stops. {{continue}} and {{break}} end their unwinding here. */
 static bool range_stops(struct tmpl_eval *ev, int *rc)
 {
@@ -405,6 +448,16 @@ static int eval_range(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *v
             if (range_stops(ev, &rc))
                 break;
         }
+    } else if (json_is_object(v) && is_int_keyed(ev, v)) {
+        struct int_key *keys = int_keys(v, &count);
+        for (size_t i = 0; i < count; i++) {
+            json_t *k = json_integer(keys[i].n);
+            rc = eval_range_item(ev, n, k, json_object_get(v, keys[i].key));
+            json_decref(k);
+            if (range_stops(ev, &rc))
+                break;
+        }
+        free(keys);
     } else if (json_is_object(v)) {
         const char **keys = tmpl_sorted_keys(v, &count);
         for (size_t i = 0; i < count; i++) {
@@ -571,5 +624,6 @@ int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
     vars_pop(&ev, 0);
     free(ev.vars);
     json_decref(ev.scratch);
+    json_decref(ev.int_keyed);
     return rc;
 }

@@ -238,7 +238,8 @@ static int fn_by_tag(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
 
 /*
  * byPort: map from each port to the services listening on it. Go's keys are integers; here they
- * are their decimal text, in text order (toJSON's, which writes Go's int keys as strings).
+ * are their decimal text, in text order (toJSON's, which writes Go's int keys as strings), and
+ * marked so that range visits them as Go ranges a map[int]: by number, with integer keys.
  */
 static int fn_by_port(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
@@ -265,6 +266,7 @@ static int fn_by_port(struct tmpl_eval *ev, json_t *const *args, size_t nargs, j
         json_array_append(list, s);
     }
     tmpl_sort_map(*out, false);
+    tmpl_mark_int_keyed(ev, *out);
     return 0;
 }
 

@@ -133,6 +133,9 @@ struct tmpl_eval {
     unsigned depth;
     size_t iterations; /* range iterations so far, bounded */
     json_t *scratch;   /* scratch's values for this render (funcs_scratch.c); owned, or NULL */
+    /* byPort's maps made in this render, whose keys are Go ints: "%p" -> the map (held, so
+     * that no other map takes its address while the render runs); owned, or NULL */
+    json_t *int_keyed;
 };
 
 /* Sets the error at the current node: "name:line:col: message". */
@@ -186,6 +189,10 @@ const struct tmpl_func *tmpl_toml_func_find(const char *name);
 const struct tmpl_func *tmpl_write_func_find(const char *name);
 /* Go's html, js and urlquery (funcs_escape.c). */
 const struct tmpl_func *tmpl_escape_func_find(const char *name);
+/* Marks obj (a map a function made, its keys decimal integers) as keyed by Go ints: range
+ * visits it in numeric order, with integer keys. */
+void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj);
+
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);
 

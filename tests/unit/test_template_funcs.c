@@ -71,6 +71,16 @@ static void test_by_port(void **state)
         " {{ byPort nil | len }}",
         "80:bd 8080:ac ac 2 0");
     expect("{{ byPort \"x\" }}", "!in.ctmpl:1:4: byPort: wrong argument type string");
+    /* range visits the ports by number, as Go ranges a map[int], and the keys are integers */
+    expect("{{ $s := parseYAML `[{ID: a, Port: 8080}, {ID: b, Port: 443}, {ID: c, Port: 80}, "
+           "{ID: d, Port: 9}]` }}{{ $m := byPort $s }}"
+           "{{ range $p, $l := $m }}{{ $p | add 1 }}:{{ (index $l 0).ID }} {{ end }}"
+           "{{ with $m }}{{ range $p, $_ := . }}{{ $p }} {{ end }}{{ end }}",
+           "10:d 81:c 444:b 8081:a 9 80 443 8080 ");
+    /* toJSON writes Go's int keys as strings, in their text order */
+    expect("{{ range $k, $_ := parseYAML `[{Port: 443}, {Port: 80}]` | byPort | toJSON | "
+           "parseJSON }} {{ $k }}{{ end }}",
+           " 443 80");
 }
 
 static void test_still_refused(void **state)
