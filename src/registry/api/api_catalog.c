@@ -10,22 +10,6 @@
 #include "registry/api/render.h"
 #include "registry/settings/settings.h"
 
-/* Wraps a service visitor with the ACL filter (service:read, and node:read with need_node). */
-struct acl_visit {
-    struct reg_api_call *c;
-    struct reg_api_result *res;
-    bool need_node;
-    reg_catalog_service_fn fn;
-    void *ctx;
-};
-
-static void acl_visit_service(const struct reg_service *s, void *data)
-{
-    struct acl_visit *v = data;
-    if (reg_api_acl_service_visible(v->c, v->res, s, v->need_node))
-        v->fn(s, v->ctx);
-}
-
 void reg_api_catalog_datacenters(struct reg_api_call *c, struct reg_api_result *res)
 {
     reg_api_result_json(c, res, json_pack("[s]", c->api->cfg->datacenter));
@@ -76,8 +60,7 @@ void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *out = json_object();
-    struct acl_visit v = {c, res, false, add_service_tags, out};
-    reg_catalog_foreach_service(c->api->state, &f, NULL, acl_visit_service, &v);
+    reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_tags, out);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, c->api->state->services_index);
     reg_api_result_json(c, res, out);
@@ -92,18 +75,12 @@ static void add_service_node(const struct reg_service *s, void *ctx)
 static void service_nodes(struct reg_api_call *c, struct reg_api_result *res, bool connect)
 {
     struct reg_catalog_filter f;
-    uint64_t index;
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *list = json_array();
-    struct acl_visit v = {c, res, true, add_service_node, list};
-    if (connect) {
-        index = reg_catalog_foreach_connect(c->api->state, &f, c->arg, acl_visit_service, &v);
-    } else {
-        reg_catalog_foreach_service(c->api->state, &f, c->arg, acl_visit_service, &v);
-        index = reg_service_index(c->api->state, c->arg);
-    }
+    uint64_t index =
+        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, add_service_node, list);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, reg_render_entry_node);

@@ -17,17 +17,13 @@ static json_t *check_for_call(const struct reg_check *c, const void *call)
 struct health_service_ctx {
     json_t *list;
     bool passing_only;
-    struct reg_api_call *c;
-    struct reg_api_result *res;
+    struct reg_api_call *c; /* whose token renders the checks */
 };
 
 static void add_health_entry(const struct reg_service *s, void *data)
 {
     struct health_service_ctx *ctx = data;
     bool all_passing;
-
-    if (!reg_api_acl_service_visible(ctx->c, ctx->res, s, true))
-        return;
     json_t *checks = reg_render_health_checks(s, check_for_call, ctx->c, &all_passing);
 
     /* ?passing drops an instance when any of its checks, node-level included, is not
@@ -42,9 +38,8 @@ static void add_health_entry(const struct reg_service *s, void *data)
 /* The instances of the service c->arg, or (connect) its Connect endpoints, with their checks. */
 static void health_entries(struct reg_api_call *c, struct reg_api_result *res, bool connect)
 {
-    struct health_service_ctx ctx = {NULL, false, c, res};
+    struct health_service_ctx ctx = {NULL, false, c};
     struct reg_catalog_filter f;
-    uint64_t index;
 
     if (reg_api_query_bool(c, "passing", &ctx.passing_only) < 0) {
         reg_api_result_error(res, 400, "Invalid value for ?passing");
@@ -53,12 +48,8 @@ static void health_entries(struct reg_api_call *c, struct reg_api_result *res, b
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     ctx.list = json_array();
-    if (connect) {
-        index = reg_catalog_foreach_connect(c->api->state, &f, c->arg, add_health_entry, &ctx);
-    } else {
-        reg_catalog_foreach_service(c->api->state, &f, c->arg, add_health_entry, &ctx);
-        index = reg_service_index(c->api->state, c->arg);
-    }
+    uint64_t index =
+        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, add_health_entry, &ctx);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), ctx.list,

@@ -85,7 +85,6 @@ void reg_api_ui_serve(struct reg_api_call *c)
 
 struct ui_services_ctx {
     struct reg_api_call *c;
-    struct reg_api_result *res;
     json_t *by_name; /* service name -> summary object */
     json_t *out;     /* the summaries in catalog order */
 };
@@ -109,9 +108,6 @@ static void count_check(json_t *sum, enum reg_health status)
 static void add_service_summary(const struct reg_service *s, void *data)
 {
     struct ui_services_ctx *ctx = data;
-
-    if (!reg_api_acl_service_visible(ctx->c, ctx->res, s, false))
-        return;
     json_t *sum = json_object_get(ctx->by_name, s->name);
     if (!sum) {
         sum = json_pack("{s:s, s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:I}", "Kind", s->kind, "Name",
@@ -141,8 +137,8 @@ void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
-    struct ui_services_ctx ctx = {c, res, json_object(), json_array()};
-    reg_catalog_foreach_service(c->api->state, &f, NULL, add_service_summary, &ctx);
+    struct ui_services_ctx ctx = {c, json_object(), json_array()};
+    reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_summary, &ctx);
     reg_catalog_filter_free(&f);
     json_decref(ctx.by_name);
     reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/json.h"
 #include "registry/api/api_acl.h"
 
@@ -128,6 +129,36 @@ uint64_t reg_catalog_foreach_connect(const struct reg_state *st, const struct re
         }
     }
     return index;
+}
+
+/* fn behind the call's ACL filter (reg_catalog_foreach_visible). */
+struct visible {
+    struct reg_api_call *c;
+    struct reg_api_result *res;
+    bool need_node; /* an instance read: node:read too, as Consul filters them */
+    reg_catalog_service_fn fn;
+    void *ctx;
+};
+
+static void visit_if_visible(const struct reg_service *s, void *data)
+{
+    struct visible *v = data;
+
+    if (reg_api_acl_service_visible(v->c, v->res, s, v->need_node))
+        v->fn(s, v->ctx);
+}
+
+uint64_t reg_catalog_foreach_visible(struct reg_api_call *c, struct reg_api_result *res,
+                                     const struct reg_catalog_filter *f, const char *name,
+                                     bool connect, reg_catalog_service_fn fn, void *ctx)
+{
+    struct visible v = {c, res, name != NULL, fn, ctx};
+
+    MESH_BUG_ON(connect && !name);
+    if (connect && name)
+        return reg_catalog_foreach_connect(c->api->state, f, name, visit_if_visible, &v);
+    reg_catalog_foreach_service(c->api->state, f, name, visit_if_visible, &v);
+    return name ? reg_service_index(c->api->state, name) : 0;
 }
 
 void reg_catalog_result_index(struct reg_api_result *res, uint64_t index)
