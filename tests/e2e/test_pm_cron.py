@@ -7,9 +7,34 @@ timing is asserted, only that they come, with bounded polling.
 """
 
 import json
+import os
 
 from helpers import wait_until
-from test_pm import pm  # noqa: F401 (pm is a fixture)
+from test_pm import alive, pm  # noqa: F401 (pm is a fixture)
+
+
+def children(pid):
+    """The pids whose parent is pid (the daemon's apps are its children, in their own session)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return " ".join(f.read().rstrip("\0").split("\0"))
+    except OSError:
+        return None
 
 
 def restarted(pm, name, restarts):
@@ -32,9 +57,25 @@ def test_cron_restart_restarts_every_instance_on_schedule(pm, tmp_path):
     # As in PM2, a stop leaves the schedule running: the next time starts the app again.
     pm.run("stop", "tick")
     restarted(pm, "tick", rows[0]["restarts"] + 1)
-    # delete ends it.
+    # delete ends it: its processes are gone and nothing starts again, past two more times of
+    # the same schedule, which a witness app with that schedule marks in the log.
+    pm.run("start", "clock", "-c", "*/2 * * * * *", "--", "sleep", "601")
+    last = {r["pid"] for r in pm.wait_status("tick", "online")}
     pm.run("delete", "tick")
-    assert pm.ls() == []
+    since = len(pm.log())
+    assert not any(alive(p) for p in last)
+    ticked = 'clock: cron_restart "*/2 * * * * *": restarting'
+    wait_until(lambda: pm.log()[since:].count(ticked) >= 2, 40, interval=0.1,
+               what="two cron times after the delete")
+    after = pm.log()[since:]
+    assert "tick: cron_restart" not in after and "tick-" not in after, after
+    assert [r["name"] for r in pm.ls()] == ["clock"]
+    assert not [f for f in os.listdir(os.path.join(pm.home, "pids")) if f.startswith("tick-")]
+    # The daemon's children are the witness's process (sleep 601; one more for a moment while a
+    # restart forks): no process of tick's (sleep 600) anywhere.
+    daemon = pm.daemon_pid()
+    wait_until(lambda: {cmdline(p) for p in children(daemon)} == {"sleep 601"}, 20, interval=0.1,
+               what="the witness as the daemon's only child")
 
 
 def test_cron_restart_from_an_ecosystem_file_and_the_short_flag(pm, tmp_path):
