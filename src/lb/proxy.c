@@ -1145,6 +1145,28 @@ static const struct http_limits client_head_limits = {
     .max_headers = HTTP_MAX_HEADERS - ADDED_FIELDS,
 };
 
+/*
+ * Host against the request-target, as HAProxy 2.6 reads them (h1.c h1_headers_to_hdr_list):
+ * a target naming an authority ("http://a/p") whose Host field names another is a 400 (two
+ * names: the server could pick either); a request without Host is passed on, HTTP/1.1 too.
+ * Returns 0, or the status to answer: 431 for an HTTP/1.0 request without Host that leaves no
+ * room for the one lb_rewrite_request adds.
+ */
+static int check_host(const struct http_request_head *req)
+{
+    const struct http_header *host = NULL;
+    struct http_target t;
+
+    for (size_t i = 0; i < req->num_headers && !host; i++)
+        if (req->headers[i].id == HTTP_FIELD_HOST)
+            host = &req->headers[i];
+    if (!host)
+        return req->minor_version == 0 && req->num_headers >= client_head_limits.max_headers ? 431
+                                                                                             : 0;
+    http_target_parse(req->target, &t);
+    return t.authority.n && !str_ieq(t.authority, host->value) ? 400 : 0;
+}
+
 static void parse_request(struct lb_client *c)
 {
     struct lb_proxy *px = c->px;
@@ -1165,6 +1187,11 @@ static void parse_request(struct lb_client *c)
     }
     if (r < 0) {
         send_error(c, 400);
+        return;
+    }
+    int refused = check_host(req);
+    if (refused) {
+        send_error(c, refused);
         return;
     }
     /* the previous request gave its server back (finish_request or send_error) */

@@ -155,6 +155,11 @@ void lb_rewrite_request(struct buf *out, const struct http_request_head *req,
     /* the client's values of the proxy's own fields are joined with its own, at the end */
     copy_fields(out, req->headers, req->num_headers, &req->framing, fields_end,
                 (FIXED_HOP & ~(client->upgrade ? FIELD(UPGRADE) : 0)) | own);
+    /* HTTP/1.0 needs no Host, the HTTP/1.1 sent on does (a Go server refuses it without):
+     * empty, as RFC 9112 section 3.2 has it for a target without authority (an absolute-form
+     * target's own authority is the one Go and HAProxy read) */
+    if (req->minor_version == 0 && !(req->framing.fields & FIELD(HOST)))
+        buf_append_cstr(out, "Host: \r\n");
     if (client->added.n && !(req->framing.fields & own))
         buf_append_str(out, client->added);
     else

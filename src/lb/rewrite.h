@@ -2,8 +2,9 @@
  * The heads the proxy forwards: the client's request head as a server gets it, and a server's
  * response head as the client gets it. Field lines the proxy keeps are copied as they came, a
  * run of consecutive kept lines in one copy; only what changes is written anew: the start line
- * (always HTTP/1.1), the hop-by-hop fields dropped (Connection, Keep-Alive, TE, Trailer,
- * Upgrade, Proxy-Connection and the fields Connection names), and the proxy's own fields.
+ * (always HTTP/1.1, so an HTTP/1.0 request without Host gets an empty one), the hop-by-hop
+ * fields dropped (Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-Connection and the
+ * fields Connection names), and the proxy's own fields.
  *
  * Both take a parsed head (lib/http_parse.h) whose field names and values still point into the
  * bytes it was parsed from, and fields_end: where its last field line ends (the head's end

@@ -9,6 +9,7 @@
  */
 #include "lib/http_parse.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <string.h>
 
@@ -721,6 +722,66 @@ bool http_valid_target(struct str s)
             return false;
     }
     return s.n > 0;
+}
+
+/* A URI scheme's length at the start of s (RFC 3986 section 3.1: ALPHA *( ALPHA / DIGIT / "+" /
+ * "-" / "." ) before ':'), 0 when s does not start with one. */
+static size_t scheme_len(struct str s)
+{
+    size_t i = 0;
+
+    if (s.n == 0 || !isalpha((unsigned char)s.p[0]))
+        return 0;
+    while (i < s.n &&
+           (isalnum((unsigned char)s.p[i]) || s.p[i] == '+' || s.p[i] == '-' || s.p[i] == '.'))
+        i++;
+    return i < s.n && s.p[i] == ':' ? i : 0;
+}
+
+/* p[0..end) less a "userinfo@" prefix: what follows its last '@'. */
+static struct str without_userinfo(const char *p, size_t end)
+{
+    const char *at = NULL;
+
+    for (size_t i = 0; i < end; i++)
+        if (p[i] == '@')
+            at = p + i;
+    return at ? (struct str){at + 1, (size_t)(p + end - at - 1)} : (struct str){p, end};
+}
+
+void http_target_parse(struct str target, struct http_target *out)
+{
+    size_t k = scheme_len(target);
+    struct str rest;
+    size_t end = 0;
+
+    *out = (struct http_target){HTTP_TARGET_OTHER, {target.p, 0}, {target.p, 0}};
+    if (target.n && target.p[0] == '/') {
+        out->form = HTTP_TARGET_ORIGIN;
+        out->origin = target;
+        return;
+    }
+    if (target.n == 1 && target.p[0] == '*') {
+        out->form = HTTP_TARGET_ASTERISK;
+        return;
+    }
+    rest = k ? (struct str){target.p + k + 1, target.n - k - 1} : target;
+    if (k && rest.n >= 2 && rest.p[0] == '/' && rest.p[1] == '/') {
+        rest = (struct str){rest.p + 2, rest.n - 2};
+        while (end < rest.n && rest.p[end] != '/' && rest.p[end] != '?')
+            end++;
+        out->authority = without_userinfo(rest.p, end);
+        rest = (struct str){rest.p + end, rest.n - end};
+    }
+    /* A scheme without a path or query that starts so ("mailto:x") is opaque: not a target. */
+    if (k && (rest.n == 0 || rest.p[0] == '/' || rest.p[0] == '?')) {
+        out->form = HTTP_TARGET_ABSOLUTE;
+        out->origin = rest;
+        return;
+    }
+    while (end < target.n && target.p[end] != '/')
+        end++;
+    out->authority = without_userinfo(target.p, end);
 }
 
 const struct http_header *http_find_header(const struct http_header *headers, size_t n,

@@ -237,6 +237,36 @@ bool http_valid_token(struct str s);
 bool http_valid_field_value(struct str s);
 bool http_valid_target(struct str s);
 
+/*
+ * The forms of a request-target (RFC 9112 section 3.2), told apart by http_target_parse. The
+ * parser checks only a target's bytes; what a form means is the server's or the proxy's call.
+ */
+enum http_target_form {
+    HTTP_TARGET_ORIGIN,   /* "/path?query" */
+    HTTP_TARGET_ABSOLUTE, /* "scheme://authority/path?query", or "scheme:/path" */
+    HTTP_TARGET_ASTERISK, /* "*" */
+    HTTP_TARGET_OTHER,    /* anything else: CONNECT's "host:port", a scheme-less name, junk */
+};
+
+struct http_target {
+    enum http_target_form form;
+    /*
+     * ABSOLUTE: what "//" opens, up to the path or the query, its "user@" left out, as Go's
+     * url.ParseRequestURI takes Host from it (empty when the URI has none). OTHER: everything
+     * up to the first '/', "user@" left out, as HAProxy reads an authority-only target.
+     * ORIGIN and ASTERISK: empty.
+     */
+    struct str authority;
+    /*
+     * ORIGIN: the target. ABSOLUTE: its path and query, which start with '/' or '?' or are empty
+     * (the URI has neither). Empty for the other forms.
+     */
+    struct str origin;
+};
+
+/* Splits target (borrowed; out's slices point into it) into its form and parts. */
+void http_target_parse(struct str target, struct http_target *out);
+
 /* Standard reason phrase for a status code ("OK", "Not Found", ...; "" when unknown). Static. */
 const char *http_status_reason(int status);
 

@@ -547,6 +547,8 @@ SMUGGLING = {
     "bad_header_name": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
     "bad_method": b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
     "two_hosts": b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+    # HAProxy 2.6: an absolute-form target whose authority is not the Host names two servers
+    "authority_not_host": b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
 }
 
 
@@ -840,3 +842,25 @@ def test_clients_that_never_read_hold_the_proxy_to_its_buffers(lb_factory, backe
             x.close()
         listener.close()
     assert lb.stats_get(";csv")[0] == 200
+
+
+def test_requests_without_host_are_passed_on_as_haproxy_does(one_lb):
+    """HAProxy 2.6 passes an HTTP/1.1 request without Host on as it is; one from HTTP/1.0 goes
+    on as HTTP/1.1, so it gets the empty Host HTTP/1.1 asks for. An absolute-form target
+    whose authority is the Host (in any case) is passed on."""
+    lb, b = one_lb
+    for version, want in ((b"1.1", []), (b"1.0", [""])):
+        st, raw, _ = raw_exchange(lb.port, b"GET /headers HTTP/" + version +
+                                  b"\r\nConnection: close\r\n\r\n")
+        assert st == 200, raw[:300]
+        pairs = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        assert values(pairs, "Host") == want, (version, pairs)
+    served = b.stats()["served"]
+    st, raw, _ = raw_exchange(lb.port, b"GET http://A.example/ HTTP/1.1\r\nHost: a.EXAMPLE\r\n"
+                                       b"Connection: close\r\n\r\n")
+    assert st != 400 and b.stats()["served"] == served + 1, raw[:300]
+    # and the stats page, HAProxy's too, is served without Host
+    st, raw, _ = raw_exchange(lb.stats_port, b"GET /stats;csv HTTP/1.1\r\n"
+                                             b"Authorization: Basic YWRtaW46YWRtaW4=\r\n"
+                                             b"Connection: close\r\n\r\n")
+    assert st == 200, raw[:300]

@@ -125,6 +125,42 @@ static void test_incomplete_every_prefix(void **state)
     check_every_prefix_incomplete("HTTP/1.0 204\r\n\r\n", false);
 }
 
+static void test_request_target_forms(void **state)
+{
+    static const struct {
+        const char *target;
+        enum http_target_form form;
+        const char *authority, *origin;
+    } cases[] = {
+        {"/v1/kv/x?recurse", HTTP_TARGET_ORIGIN, "", "/v1/kv/x?recurse"},
+        {"*", HTTP_TARGET_ASTERISK, "", ""},
+        {"http://example/v1/kv/x", HTTP_TARGET_ABSOLUTE, "example", "/v1/kv/x"},
+        {"https://user:pw@Example:8500/a?b", HTTP_TARGET_ABSOLUTE, "Example:8500", "/a?b"},
+        {"http://example?x=1", HTTP_TARGET_ABSOLUTE, "example", "?x=1"},
+        {"http://example", HTTP_TARGET_ABSOLUTE, "example", ""},
+        {"http://[::1]:80/", HTTP_TARGET_ABSOLUTE, "[::1]:80", "/"},
+        {"http:/path", HTTP_TARGET_ABSOLUTE, "", "/path"},
+        {"x-1.y+z://h/p", HTTP_TARGET_ABSOLUTE, "h", "/p"},
+        /* HAProxy reads a target without a scheme as an authority, up to its path */
+        {"example.com:443", HTTP_TARGET_OTHER, "example.com:443", ""},
+        {"foo/bar", HTTP_TARGET_OTHER, "foo", ""},
+        {"u@foo", HTTP_TARGET_OTHER, "foo", ""},
+        {"mailto:x", HTTP_TARGET_OTHER, "mailto:x", ""},
+        {"1http://a/", HTTP_TARGET_OTHER, "1http:", ""},
+        {"**", HTTP_TARGET_OTHER, "**", ""},
+    };
+    struct http_target t;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        http_target_parse(str_from(cases[i].target), &t);
+        if (t.form != cases[i].form || !str_eq_cstr(t.authority, cases[i].authority) ||
+            !str_eq_cstr(t.origin, cases[i].origin))
+            fail_msg("%s: form %d authority \"%.*s\" origin \"%.*s\"", cases[i].target, t.form,
+                     STR_FMT(t.authority), STR_FMT(t.origin));
+    }
+}
+
 static void test_bad_requests(void **state)
 {
     static const char *const bad[] = {
@@ -971,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_leading_empty_lines),
         cmocka_unit_test(test_incomplete_every_prefix),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_request_target_forms),
         cmocka_unit_test(test_content_length_collapse),
         cmocka_unit_test(test_transfer_encoding),
         cmocka_unit_test(test_expect_upgrade),

@@ -65,6 +65,27 @@ static void test_request_fields_copied_as_they_came(void **state)
     buf_free(&out);
 }
 
+/* The head goes on as HTTP/1.1, which needs Host: an HTTP/1.0 request without one gets an
+ * empty one; HTTP/1.1 without Host goes on as it came, as HAProxy passes it. */
+static void test_request_host_for_http10(void **state)
+{
+    (void)state;
+    struct lb_config cfg = {0};
+    struct buf out = BUF_INIT;
+
+    assert_string_equal(
+        rewrite_request(&out, "GET /a HTTP/1.0\r\nAccept: */*\r\n\r\n", &cfg, false),
+        "GET /a HTTP/1.1\r\nAccept: */*\r\nHost: \r\n\r\n");
+    assert_string_equal(rewrite_request(&out, "GET http://h/a HTTP/1.0\r\n\r\n", &cfg, false),
+                        "GET http://h/a HTTP/1.1\r\nHost: \r\n\r\n");
+    assert_string_equal(
+        rewrite_request(&out, "GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n", &cfg, false),
+        "GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n");
+    assert_string_equal(rewrite_request(&out, "GET /a HTTP/1.0\r\nhost: x\r\n\r\n", &cfg, false),
+                        "GET /a HTTP/1.1\r\nhost: x\r\n\r\n");
+    buf_free(&out);
+}
+
 static void test_request_options(void **state)
 {
     (void)state;
@@ -178,6 +199,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_fields_copied_as_they_came),
+        cmocka_unit_test(test_request_host_for_http10),
         cmocka_unit_test(test_request_options),
         cmocka_unit_test(test_request_fields_added_once_per_connection),
         cmocka_unit_test(test_response),
