@@ -415,7 +415,9 @@ int lb_stats_start(struct lb_stats **out, uv_loop_t *loop, const struct lb_confi
 {
     struct lb_stats *s = xcalloc(1, sizeof(*s));
     const char *addr = cfg->stats_addr ? cfg->stats_addr : "0.0.0.0";
-    struct http_server_config hc = {.max_body_bytes = 64 * 1024, .max_conns = 256};
+    /* HAProxy serves its stats page to an HTTP/1.1 request without Host, as any other */
+    struct http_server_config hc = {
+        .max_body_bytes = 64 * 1024, .max_conns = 256, .host_optional = true};
     int rc;
 
     s->loop = loop;

@@ -187,6 +187,7 @@ static size_t unsent_counted(const struct http_server *srv, size_t unsent)
 static void request_free(struct http_request *req)
 {
     free(req->_raw);
+    free(req->_target);
     buf_free(&req->_body);
     buf_free(&req->_headers);
     free(req);
@@ -845,6 +846,48 @@ static struct str rebase(struct str s, const char *from, const char *to, size_t 
 }
 
 /*
+ * Go's net/http's rules for the request line and Host (server.go readRequest, request.go
+ * readRequest): an HTTP/1.1 request needs a Host field, also with an absolute-form target,
+ * whose authority then stands for it; a target is "/...", "*" or an absolute URI ("invalid URI
+ * for request" otherwise), but for CONNECT. Returns NULL, or the text of the 400 (Go's words).
+ */
+static const char *refusal(const struct http_server *srv, const struct http_request_head *h)
+{
+    bool connect = str_eq_cstr(h->method, "CONNECT");
+    struct http_target t;
+
+    if (h->minor_version == 1 && !(h->framing.fields & (1u << HTTP_FIELD_HOST)) && !connect &&
+        !srv->cfg.host_optional)
+        return "400 Bad Request: missing required Host header";
+    http_target_parse(h->target, &t);
+    if (t.form == HTTP_TARGET_OTHER && !connect)
+        return "400 Bad Request: invalid URI for request";
+    return NULL;
+}
+
+/* Sets req's target to the origin-form part of its target (as sent), then its path and query. */
+static void split_target(struct http_request *req)
+{
+    struct http_target t;
+
+    http_target_parse(req->target, &t);
+    if (t.form == HTTP_TARGET_ABSOLUTE && t.origin.n && t.origin.p[0] == '/') {
+        req->target = t.origin;
+    } else if (t.form == HTTP_TARGET_ABSOLUTE) {
+        req->_target = xasprintf("/%.*s", STR_FMT(t.origin));
+        req->target = str_from(req->_target);
+    }
+    const char *q = memchr(req->target.p, '?', req->target.n);
+    if (q) {
+        req->path = (struct str){req->target.p, (size_t)(q - req->target.p)};
+        req->query = (struct str){q + 1, req->target.n - req->path.n - 1};
+    } else {
+        req->path = req->target;
+        req->query = (struct str){req->target.p + req->target.n, 0};
+    }
+}
+
+/*
  * The complete head at the front of c->in, parsed as head (its slices point into c->in):
  * makes a request that owns a copy of the bytes, the slices moved onto it.
  */
@@ -872,14 +915,7 @@ static void start_request(struct http_conn *c, size_t head_len,
     req->server = c->srv;
     req->conn = c;
     req->_keep_alive = head->framing.keep_alive && !c->srv->closing;
-    const char *q = memchr(req->target.p, '?', req->target.n);
-    if (q) {
-        req->path = (struct str){req->target.p, (size_t)(q - req->target.p)};
-        req->query = (struct str){q + 1, req->target.n - req->path.n - 1};
-    } else {
-        req->path = req->target;
-        req->query = (struct str){req->target.p + req->target.n, 0};
-    }
+    split_target(req);
     memcpy(req->peer, c->peer, sizeof(req->peer));
     c->req = req;
 }
@@ -925,8 +961,9 @@ static bool process_head(struct http_conn *c)
         conn_fail(c, 431, "request header fields too large\n");
         return false;
     }
-    if (rc < 0) {
-        conn_fail(c, 400, "malformed HTTP request\n");
+    const char *why = rc < 0 ? "malformed HTTP request\n" : refusal(c->srv, &head);
+    if (why) {
+        conn_fail(c, 400, why);
         return false;
     }
     start_request(c, (size_t)rc, &head);

@@ -8,8 +8,9 @@
  * and reported through req->on_abort, after which the request is freed.
  *
  * Malformed input is answered by the server itself, text/plain, and the connection closed:
- * 400 malformed head or body framing, 431 head over the limits, 413 body over max_body_bytes,
- * 408 head not received within head_timeout_ms.
+ * 400 malformed head or body framing, an HTTP/1.1 request without Host (see host_optional) or a
+ * request-target neither origin-form, absolute-form nor "*" (CONNECT's excepted), 431 head over
+ * the limits, 413 body over max_body_bytes, 408 head not received within head_timeout_ms.
  *
  * Idle connections cannot lock users out: a new connection must send a complete head within
  * head_timeout_ms (it is closed otherwise, silently when it sent nothing); one client address
@@ -70,6 +71,12 @@ struct http_server_config {
     size_t max_unsent_per_client;
     uint64_t write_timeout_ms; /* default 60 s without the peer taking a byte of an answer */
     /*
+     * An HTTP/1.1 request without a Host field is answered 400 "missing required Host header"
+     * (CONNECT excepted), as Go's net/http (Consul's server) answers it; true serves it, as
+     * HAProxy does (the lb's stats page). HTTP/1.0 needs no Host either way.
+     */
+    bool host_optional;
+    /*
      * A server context (lib/tls.h; borrowed, must outlive the server): every connection speaks
      * TLS and the handler sees plaintext as usual. NULL = plain HTTP. The handshake runs under
      * idle_timeout_ms; a failed handshake just closes the connection (logged at debug).
@@ -106,9 +113,12 @@ struct http_request {
     struct http_server *server;
     struct http_conn *conn; /* NULL once the connection is gone */
     struct str method;
-    struct str target; /* as sent: path plus optional "?query" */
-    struct str path;   /* target before '?', still percent-encoded */
-    struct str query;  /* after '?', still encoded; empty when none */
+    /* origin-form: path plus optional "?query"; of an absolute-form target ("http://h/p?q",
+     * whose authority takes the Host field's place, as in Go) the path and query, "/" when
+     * it has no path */
+    struct str target;
+    struct str path;  /* target before '?', still percent-encoded */
+    struct str query; /* after '?', still encoded; empty when none */
     const struct http_header *headers;
     size_t num_headers;
     const char *body; /* NUL-terminated copy, body_len bytes */
@@ -122,6 +132,7 @@ struct http_request {
     /* private */
     struct http_framing _framing;
     char *_raw;          /* copy of the head bytes the slices point into */
+    char *_target;       /* target when it is not a slice of _raw ("/" before a query) */
     struct buf _body;    /* the body */
     struct buf _headers; /* response headers added so far */
     bool _keep_alive;

@@ -417,3 +417,28 @@ def test_pipelined_requests_answered_in_order(agent):
         answers.append((status, rest[:n]))
         raw = rest[n:]
     assert answers == [(200, b"true"), (200, b"a"), (404, b"")], answers
+
+
+def test_http11_without_host_is_400_as_go_answers(agent):
+    """Go's net/http (Consul's server): an HTTP/1.1 request without Host is 400 "missing
+    required Host header", an absolute-form one too; HTTP/1.0 needs no Host."""
+    missing = b"400 Bad Request: missing required Host header"
+    for data in (b"GET /v1/status/leader HTTP/1.1\r\n\r\n",
+                 b"GET http://127.0.0.1/v1/status/leader HTTP/1.1\r\nX: 1\r\n\r\n"):
+        status, head, body = raw_request(agent.port, data)
+        assert (status, body) == (400, missing), (data, head, body)
+        assert "Connection: close" in head
+    status, _, body = raw_request(agent.port, b"GET /v1/status/leader HTTP/1.0\r\n\r\n")
+    assert status == 200 and body.startswith(b'"'), body
+
+
+def test_absolute_form_target_is_routed_by_its_path(agent):
+    """Go routes GET http://authority/path by its path (the authority stands for Host); a
+    target that is neither a path nor an absolute URI is a 400."""
+    assert agent.put("/v1/kv/abs", "v1").json() is True
+    for target in (b"http://example/v1/kv/abs?raw", b"HTTP://u@example:8500/v1/kv/abs?raw"):
+        status, head, body = raw_request(
+            agent.port, b"GET " + target + b" HTTP/1.1\r\nHost: other\r\n\r\n")
+        assert (status, body) == (200, b"v1"), (target, head, body)
+    status, _, body = raw_request(agent.port, b"GET example/v1/kv/abs HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400 and b"invalid URI for request" in body, body

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from helpers import HOST, SANITIZER_MARKERS, free_port, mesh_bin, request, wait_until
+from helpers import (HOST, SANITIZER_MARKERS, free_port, mesh_bin, raw_request, request,
+                     wait_until)
 
 
 def webapp_bin():
@@ -305,3 +306,14 @@ def test_info_lines_on_stdout_errors_on_stderr(tmp_path):
         r = subprocess.run([webapp_bin(), "-port", str(taken.getsockname()[1]), "-no-register"],
                            capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "ERROR" in r.stderr and "ERROR" not in r.stdout, r
+
+
+def test_http11_without_host_is_400_http10_is_served(webapp_factory):
+    """The webapp reads requests as Go's net/http does: HTTP/1.1 needs Host."""
+    w = webapp_factory("-no-register")
+    status, _, body = raw_request(w.port, b"GET /health HTTP/1.1\r\n\r\n")
+    assert (status, body) == (400, b"400 Bad Request: missing required Host header")
+    status, _, body = raw_request(w.port, b"GET /health HTTP/1.0\r\n\r\n")
+    assert status == 200 and b'"ok"' in body, body
+    status, _, body = raw_request(w.port, b"GET http://web/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and b'"ok"' in body, body

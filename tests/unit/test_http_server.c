@@ -721,6 +721,57 @@ static void test_bad_requests(void **state)
     assert_int_equal(atomic_load(&fx.requests), 0);
 }
 
+/* Expects request answered 200 with the echo handler's "METHOD PATH q=QUERY" first. */
+static void expect_echo(const char *request, const char *want)
+{
+    struct client c;
+    struct resp r;
+
+    client_open(&c);
+    client_send(&c, request);
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 200);
+    if (strncmp(r.body, want, strlen(want)) != 0)
+        fail_msg("%s: got %.*s", want, (int)r.body_len, r.body);
+    client_close(&c);
+}
+
+/* Go's net/http: HTTP/1.1 needs Host, HTTP/1.0 does not; an absolute-form target is routed by
+ * its path (its authority stands for Host, which must be there all the same). */
+static void test_host_and_request_target(void **state)
+{
+    static const char missing[] = "400 Bad Request: missing required Host header";
+    struct client c;
+    struct resp r;
+
+    start_server(NULL);
+    client_open(&c);
+    client_send(&c, "GET /x HTTP/1.1\r\nX: 1\r\n\r\n");
+    client_read(&c, &r, false);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(r.body_len, strlen(missing));
+    assert_memory_equal(r.body, missing, r.body_len);
+    client_expect_close(&c);
+    client_close(&c);
+    expect_error("absolute-form without Host", "GET http://a/x HTTP/1.1\r\n\r\n", 400);
+    expect_error("no scheme", "GET a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_error("opaque", "GET mailto:x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    assert_int_equal(atomic_load(&fx.requests), 0);
+    expect_echo("GET /x?y HTTP/1.0\r\n\r\n", "GET /x q=y ");
+    expect_echo("GET http://u@other:80/v1/kv/x?recurse HTTP/1.1\r\nHost: a\r\n\r\n",
+                "GET /v1/kv/x q=recurse ");
+    expect_echo("GET HTTP://a?k=v HTTP/1.1\r\nHost: a\r\n\r\n", "GET / q=k=v ");
+    expect_echo("GET http:/p HTTP/1.1\r\nHost: a\r\n\r\n", "GET /p q= ");
+    expect_echo("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * q= ");
+    expect_echo("CONNECT a:443 HTTP/1.1\r\n\r\n", "CONNECT a:443 q= ");
+    stop_server();
+
+    /* HAProxy's way, for the lb's stats page */
+    struct http_server_config cfg = {.host_optional = true};
+    start_server(&cfg);
+    expect_echo("GET /x HTTP/1.1\r\n\r\n", "GET /x q= ");
+}
+
 static void test_limits(void **state)
 {
     struct http_server_config cfg = {
@@ -1237,6 +1288,7 @@ int main(void)
         T(test_chunked_body),
         T(test_expect_continue),
         T(test_bad_requests),
+        T(test_host_and_request_target),
         T(test_limits),
         T(test_head_timeout),
         T(test_idle_timeout),
