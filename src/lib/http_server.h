@@ -50,6 +50,7 @@
 
 struct http_request;
 struct tls_ctx;
+struct z_stream_s;
 struct http_conn;
 
 /* Called once per complete request. The handler must eventually call http_respond(). */
@@ -107,6 +108,7 @@ struct http_server {
     void (*on_closed)(struct http_server *srv);
     char *tls_scratch;       /* private: ciphertext read, before decryption; freed once closed */
     struct buf head_scratch; /* private: the response head being sent (kept for the next) */
+    struct z_stream_s *gzip; /* private: zlib's deflate state, kept for the next answer */
 };
 
 struct http_request {
