@@ -576,21 +576,41 @@ static int fn_trim_space(struct tmpl_eval *ev, json_t *const *args, size_t nargs
     return map_string(args[0], 't', out);
 }
 
-static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+/*
+ * consul-template's parseInt of v (a string) for the function fn: "" is 0, else Go's
+ * strconv.ParseInt(s, 10, 64): an optional sign and decimal digits, nothing around them.
+ */
+static int parse_int(struct tmpl_eval *ev, const char *fn, const json_t *v, long long *out)
 {
-    size_t n = json_string_length(args[0]);
-    char *end, *c = xstrndup(json_string_value(args[0]), n);
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    char *end, *c = xstrndup(s, n);
+    size_t digits = c[0] == '+' || c[0] == '-';
+    int rc = 0;
 
     errno = 0;
-    long long v = strtoll(c, &end, 10);
-    int rc = 0;
-    if (n == 0 || *end || errno || c[0] == ' ' || c[0] == '\t' || c[0] == '\n')
-        rc = tmpl_fail(ev, "error calling parseInt: strconv.ParseInt: parsing \"%s\": %s", c,
+    *out = n ? strtoll(c, &end, 10) : 0;
+    /* strtoll skips spaces and stops at a NUL: Go takes neither */
+    if (n && (strlen(c) != n || !(c[digits] >= '0' && c[digits] <= '9') || *end || errno)) {
+        struct buf q = BUF_INIT;
+        tmpl_quote(&q, s, n);
+        rc = tmpl_fail(ev, "error calling %s: parseInt: strconv.ParseInt: parsing %.*s: %s", fn,
+                       (int)q.len, q.data,
                        errno == ERANGE ? "value out of range" : "invalid syntax");
-    else
-        *out = json_integer(v);
+        buf_free(&q);
+    }
     free(c);
     return rc;
+}
+
+static int fn_parse_int(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    long long v;
+
+    if (parse_int(ev, "parseInt", args[0], &v) < 0)
+        return -EINVAL;
+    *out = json_integer(v);
+    return 0;
 }
 
 /*
@@ -665,14 +685,36 @@ static int fn_must_env(struct tmpl_eval *ev, json_t *const *args, size_t nargs, 
     return 0;
 }
 
+/* loop's bound: an integer, or a string as parseInt reads it, as consul-template takes them. */
+static int loop_bound(struct tmpl_eval *ev, const json_t *v, json_int_t *out)
+{
+    long long n;
+
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return tmpl_fail(ev, "error calling loop: loop: bad argument type: %s", tmpl_type_name(v));
+    if (parse_int(ev, "loop", v, &n) < 0)
+        return -EINVAL;
+    *out = n;
+    return 0;
+}
+
 /* loop N (0..N-1) or loop FROM TO (FROM..TO-1): a list of integers, bounded. */
 static int fn_loop(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
     json_int_t from = 0, to;
 
-    to = json_integer_value(args[nargs - 1]);
-    if (nargs == 2)
-        from = json_integer_value(args[0]);
+    if (nargs < 1 || nargs > 2)
+        return tmpl_fail(ev,
+                         "error calling loop: loop: wrong number of arguments, expected 1 or 2, "
+                         "but got %zu",
+                         nargs);
+    if ((nargs == 2 && loop_bound(ev, args[0], &from) < 0) ||
+        loop_bound(ev, args[nargs - 1], &to) < 0)
+        return -EINVAL;
     /* in unsigned arithmetic: TO - FROM overflows int64 for far-apart bounds */
     if (to > from && (uint64_t)to - (uint64_t)from > LOOP_MAX)
         return tmpl_fail(ev, "error calling loop: more than %d items", LOOP_MAX);
@@ -724,7 +766,7 @@ static const struct tmpl_func builtins[] = {
     {"env", fn_env, 1, 1, "s"},
     {"envOrDefault", fn_env, 2, 2, "ss"},
     {"mustEnv", fn_must_env, 1, 1, "s"},
-    {"loop", fn_loop, 1, 2, "i"},
+    {"loop", fn_loop, 0, -1, NULL}, /* checks its own arguments, as consul-template's does */
     {"scratch", fn_scratch, 0, 0, NULL},
     {"executeTemplate", fn_execute_template, 1, 2, "s."},
 };

@@ -134,9 +134,10 @@ static void test_golden_health(void **state)
 
 static void test_golden_kv(void **state)
 {
-    /* pass 1 stops at parseInt of the key not fetched yet; pass 2 finds the rest; node without
-     * a name needs agent/self before the node (pass 3); pass 4 has everything */
-    golden("kv", 4);
+    /* pass 1 asks for every key (parseInt of one not fetched yet reads "" as 0, as
+     * consul-template's does); node without a name needs agent/self before the node (pass 2);
+     * pass 3 has everything */
+    golden("kv", 3);
 }
 
 static void test_golden_lang(void **state)
@@ -318,10 +319,23 @@ static void test_runtime_errors(void **state)
          "in.ctmpl:1:4: wrong type for value; expected string; got float64"},
         {"{{ byMeta \"v\" \"x\" }}",
          "in.ctmpl:1:4: wrong type for value; expected []string; got string"},
-        {"{{ loop \"3\" }}", "in.ctmpl:1:4: wrong type for value; expected int; got string"},
+        {"{{ loop 2.5 }}", "in.ctmpl:1:4: error calling loop: loop: bad argument type: float64"},
+        {"{{ loop 1 \"3x\" }}",
+         "in.ctmpl:1:4: error calling loop: parseInt: strconv.ParseInt: parsing \"3x\": invalid "
+         "syntax"},
+        {"{{ loop 1 2 3 }}", "in.ctmpl:1:4: error calling loop: loop: wrong number of arguments, "
+                             "expected 1 or 2, but got 3"},
         {"{{ toUpper }}", "in.ctmpl:1:4: wrong number of args for toUpper: want 1 got 0"},
         {"{{ parseInt \"x1\" }}",
-         "in.ctmpl:1:4: error calling parseInt: strconv.ParseInt: parsing \"x1\": invalid syntax"},
+         "in.ctmpl:1:4: error calling parseInt: parseInt: strconv.ParseInt: parsing \"x1\": "
+         "invalid syntax"},
+        /* Go's ParseInt takes no spaces, and its error quotes the text */
+        {"{{ parseInt \"\\r5\" }}",
+         "in.ctmpl:1:4: error calling parseInt: parseInt: strconv.ParseInt: parsing \"\\r5\": "
+         "invalid syntax"},
+        {"{{ parseInt \"9223372036854775808\" }}",
+         "in.ctmpl:1:4: error calling parseInt: parseInt: strconv.ParseInt: parsing "
+         "\"9223372036854775808\": value out of range"},
         {"{{ service \"web|bogus\" }}",
          "in.ctmpl:1:4: service \"web|bogus\": unknown health filter \"bogus\""},
         {"{{ service \"a b\" }}", "in.ctmpl:1:4: service \"a b\": invalid format"},

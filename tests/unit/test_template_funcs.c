@@ -83,6 +83,16 @@ static void test_by_port(void **state)
            " 443 80");
 }
 
+/* consul-template's template_test.go cases for loop and parseInt, with its outputs */
+static void test_loop_and_parse_int(void **state)
+{
+    expect("{{ range loop 1 \"3\" }}1{{ end }}", "11");
+    expect("{{ $i := print \"3\" | parseInt }}{{ range loop 1 $i }}1{{ end }}", "11");
+    expect("{{ $n := 3 }}{{ range $i := loop $n }}{{ $i }}{{ end }}", "012");
+    expect("{{ \"-1\" | parseInt }} {{ \"+7\" | parseInt }} {{ parseInt \"\" }}", "-1 7 0");
+    expect("{{ range loop \"\" }}x{{ else }}none{{ end }}", "none");
+}
+
 static void test_still_refused(void **state)
 {
     expect("a\n  {{ sockaddr . }}", "!in.ctmpl:2:6: function \"sockaddr\" not supported");
@@ -92,9 +102,8 @@ static void test_still_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_map),
-        cmocka_unit_test(test_execute_template),
-        cmocka_unit_test(test_by_port),
+        cmocka_unit_test(test_merge_map),     cmocka_unit_test(test_execute_template),
+        cmocka_unit_test(test_by_port),       cmocka_unit_test(test_loop_and_parse_int),
         cmocka_unit_test(test_still_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
