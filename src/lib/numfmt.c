@@ -105,32 +105,31 @@ void numfmt_go_f(struct buf *out, double d)
     put_plain(out, &g, true);
 }
 
-void numfmt_json(struct buf *out, double d)
+/*
+ * The layout encoding/json and JavaScript share: no exponent from 1e-6 to 1e21, else one of a
+ * digit at least (encoding/json cleans "e-07" up to "e-7"; JavaScript never pads). They differ
+ * in the words for infinities and in -0, which JavaScript writes "0".
+ */
+static void put_json_like(struct buf *out, double d, const char *inf, bool signed_zero)
 {
     struct numfmt_digits g;
     double a = fabs(d);
 
-    if (put_special(out, d, "+Inf"))
+    if (put_special(out, d, inf))
         return;
     numfmt_shortest(d, &g);
-    /* encoding/json's cut-offs, and its "clean up e-09 to e-9" */
     if (a != 0 && (a < 1e-6 || a >= 1e21))
         put_exponent(out, &g, 1);
     else
-        put_plain(out, &g, true);
+        put_plain(out, &g, signed_zero || d != 0);
+}
+
+void numfmt_json(struct buf *out, double d)
+{
+    put_json_like(out, d, "+Inf", true);
 }
 
 void numfmt_js(struct buf *out, double d)
 {
-    struct numfmt_digits g;
-    double a = fabs(d);
-
-    if (put_special(out, d, "Infinity"))
-        return;
-    numfmt_shortest(d, &g);
-    /* Number::toString: positional for 1e-7 < |d| < 1e21, and -0 without its sign */
-    if (a != 0 && (a < 1e-6 || a >= 1e21))
-        put_exponent(out, &g, 1);
-    else
-        put_plain(out, &g, d != 0);
+    put_json_like(out, d, "Infinity", false);
 }
