@@ -862,19 +862,44 @@ static struct str rebase(struct str s, const char *from, const char *to, size_t 
 }
 
 /*
+ * Whether a Host value holds only bytes of a host name, an IP literal and a port, pct-encoded
+ * ones and sub-delims, as Go's httpguts.ValidHostHeader has them (lenient about their order).
+ */
+static bool valid_host(struct str v)
+{
+    static const bool host_byte[256] = {
+        ['0' ... '9'] = true, ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['!'] = true,
+        ['$'] = true,         ['%'] = true,         ['&'] = true,         ['('] = true,
+        [')'] = true,         ['*'] = true,         ['+'] = true,         [','] = true,
+        ['-'] = true,         ['.'] = true,         [':'] = true,         [';'] = true,
+        ['='] = true,         ['['] = true,         ['\''] = true,        [']'] = true,
+        ['_'] = true,         ['~'] = true,
+    };
+
+    for (size_t i = 0; i < v.n; i++)
+        if (!host_byte[(unsigned char)v.p[i]])
+            return false;
+    return true;
+}
+
+/*
  * Go's net/http's rules for the request line and Host (server.go readRequest, request.go
  * readRequest): an HTTP/1.1 request needs a Host field, also with an absolute-form target,
- * whose authority then stands for it; a target is "/...", "*" or an absolute URI ("invalid URI
- * for request" otherwise), but for CONNECT. Returns NULL, or the text of the 400 (Go's words).
+ * whose authority then stands for it; a Host holds only valid_host's bytes; a target is "/...", "*"
+ * or an absolute URI ("invalid URI for request" otherwise), but for CONNECT. Returns NULL, or the
+ * text of the 400 (Go's words).
  */
 static const char *refusal(const struct http_server *srv, const struct http_request_head *h)
 {
     bool connect = str_eq_cstr(h->method, "CONNECT");
+    bool has_host = h->framing.fields & (1u << HTTP_FIELD_HOST);
     struct http_target t;
 
-    if (h->minor_version == 1 && !(h->framing.fields & (1u << HTTP_FIELD_HOST)) && !connect &&
-        !srv->cfg.host_optional)
+    if (h->minor_version == 1 && !has_host && !connect && !srv->cfg.host_optional)
         return "400 Bad Request: missing required Host header";
+    for (size_t i = 0; has_host && i < h->num_headers; i++)
+        if (h->headers[i].id == HTTP_FIELD_HOST && !valid_host(h->headers[i].value))
+            return "400 Bad Request: malformed Host header";
     http_target_parse(h->target, &t);
     if (t.form == HTTP_TARGET_OTHER && !connect)
         return "400 Bad Request: invalid URI for request";

@@ -442,3 +442,15 @@ def test_absolute_form_target_is_routed_by_its_path(agent):
         assert (status, body) == (200, b"v1"), (target, head, body)
     status, _, body = raw_request(agent.port, b"GET example/v1/kv/abs HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 400 and b"invalid URI for request" in body, body
+
+
+def test_malformed_host_is_400_as_go_answers(agent):
+    """Go's httpguts.ValidHostHeader: a Host byte that no host, port, IP literal or
+    pct-encoding has (space, '/', '@', '<'...) is 400 "malformed Host header", any version."""
+    for host in (b"a b", b"a/b", b"user@a", b"<a>"):
+        status, _, body = raw_request(agent.port,
+                                      b"GET /v1/status/leader HTTP/1.0\r\nHost: " + host + b"\r\n\r\n")
+        assert (status, body) == (400, b"400 Bad Request: malformed Host header"), host
+    status, _, _ = raw_request(agent.port, b"GET /v1/status/leader HTTP/1.1\r\n"
+                                           b"Host: [fe80::1%25lo]:8500\r\n\r\n")
+    assert status == 200

@@ -781,6 +781,9 @@ static void test_host_and_request_target(void **state)
     expect_error("absolute-form without Host", "GET http://a/x HTTP/1.1\r\n\r\n", 400);
     expect_error("no scheme", "GET a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     expect_error("opaque", "GET mailto:x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_error("Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    expect_error("Host with a slash", "GET / HTTP/1.0\r\nHost: a/b\r\n\r\n", 400);
+    expect_error("Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400);
     assert_int_equal(atomic_load(&fx.requests), 0);
     expect_echo("GET /x?y HTTP/1.0\r\n\r\n", "GET /x q=y ");
     expect_echo("GET http://u@other:80/v1/kv/x?recurse HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -789,6 +792,8 @@ static void test_host_and_request_target(void **state)
     expect_echo("GET http:/p HTTP/1.1\r\nHost: a\r\n\r\n", "GET /p q= ");
     expect_echo("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * q= ");
     expect_echo("CONNECT a:443 HTTP/1.1\r\n\r\n", "CONNECT a:443 q= ");
+    expect_echo("GET / HTTP/1.1\r\nHost: [fe80::1%25eth0]:80\r\n\r\n", "GET / q= ");
+    expect_echo("GET / HTTP/1.1\r\nHost: \r\n\r\n", "GET / q= "); /* empty: valid in Go */
     stop_server();
 
     /* HAProxy's way, for the lb's stats page */
