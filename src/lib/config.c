@@ -262,30 +262,6 @@ static int hex4(const char *p)
     return v;
 }
 
-static size_t put_utf8(char *out, unsigned cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Decodes the key string [i, end) (quotes included) into out; false when too long or odd. */
 static bool decode_key(const struct scan *s, size_t i, size_t end, char *out)
 {
@@ -321,7 +297,7 @@ static bool decode_key(const struct scan *s, size_t i, size_t end, char *out)
                 i += 6;
             }
         }
-        o += put_utf8(out + o, (unsigned)cp);
+        o += str_utf8_put(out + o, (uint32_t)cp);
     }
     out[o] = '\0';
     return true;

@@ -80,6 +80,9 @@ bool str_to_u64(struct str s, unsigned long long *out);
  * past U+10FFFF) at the start of s, or 0 when s is empty or starts with none. */
 size_t str_utf8_seq_len(struct str s);
 
+/* Writes code point cp (at most U+10FFFF) as UTF-8 into out; returns its length, 1 to 4. */
+size_t str_utf8_put(char out[4], uint32_t cp);
+
 /* True when s is well-formed UTF-8 without NUL: text that can be a key, a name or an ID, and
  * that a C string cannot truncate. */
 bool str_is_text(struct str s);

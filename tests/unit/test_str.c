@@ -1,4 +1,5 @@
-/* Unit tests for lib/str: the edit distance behind "did you mean" hints, sizes for people. */
+/* Unit tests for lib/str: the edit distance behind "did you mean" hints, sizes for people,
+ * UTF-8 encoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,11 +48,38 @@ static void test_format_bytes(void **state)
     assert_string_equal(tiny, "3.8");
 }
 
+static void test_utf8_put(void **state)
+{
+    static const struct {
+        uint32_t cp;
+        const char *utf8;
+    } cases[] = {{0x41, "A"},
+                 {0x7f, "\x7f"},
+                 {0x80, "\xc2\x80"},
+                 {0xe9, "\xc3\xa9"},
+                 {0x7ff, "\xdf\xbf"},
+                 {0x800, "\xe0\xa0\x80"},
+                 {0xfffd, "\xef\xbf\xbd"},
+                 {0x10000, "\xf0\x90\x80\x80"},
+                 {0x10ffff, "\xf4\x8f\xbf\xbf"}};
+    char out[4];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        size_t n = str_utf8_put(out, cases[i].cp);
+
+        assert_int_equal(n, strlen(cases[i].utf8));
+        assert_memory_equal(out, cases[i].utf8, n);
+        assert_int_equal(str_utf8_seq_len((struct str){out, n}), n); /* reads back whole */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distance),
         cmocka_unit_test(test_format_bytes),
+        cmocka_unit_test(test_utf8_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
