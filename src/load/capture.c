@@ -8,6 +8,7 @@
 
 #include "lib/alloc.h"
 #include "lib/re.h"
+#include "load/html_capture.h"
 #include "load/template.h"
 
 #define MAX_GROUPS 64 /* JavaScript groups a pattern may have */
@@ -221,11 +222,42 @@ void load_captures_head(const struct load_request *r, const struct http_response
     }
 }
 
-void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found)
+/* What selector capture c finds in the body text[len], parsed into *html the first time. */
+static json_t *capture_selector(const struct load_capture *c, const char *text, size_t len,
+                                struct load_html **html, bool *parsed, const json_t *vars,
+                                uint64_t *rng)
+{
+    struct load_sel *sel = c->sel;
+    json_t *v = NULL;
+
+    if (!*parsed)
+        *html = load_html_parse(text, len);
+    *parsed = true;
+    if (!*html)
+        return NULL;
+    if (!sel) { /* a template: rendered for this response (one that does not compile finds
+                 * nothing, where cheerio would throw) */
+        struct buf b = BUF_INIT;
+
+        load_tmpl_render(&b, c->expr, vars, rng);
+        buf_append(&b, "", 1);
+        sel = load_sel_compile(b.data, NULL);
+        buf_free(&b);
+    }
+    if (sel)
+        v = load_html_capture(*html, sel, c, rng);
+    if (sel != c->sel)
+        load_sel_free(sel);
+    return v;
+}
+
+void load_captures_body(const struct load_request *r, const struct buf *body, const json_t *vars,
+                        uint64_t *rng, json_t *found)
 {
     const char *text = body->data ? body->data : "";
-    json_t *doc = NULL;
-    bool parsed = false;
+    struct load_html *html = NULL;
+    json_t *doc = NULL, *v_new;
+    bool parsed = false, html_parsed = false;
 
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct load_capture *c = &r->captures[i];
@@ -243,9 +275,13 @@ void load_captures_body(const struct load_request *r, const struct buf *body, js
             if (load_regexp_extract(c->re, c->group, c->named, text, body->len, &m))
                 found_set(found, i, json_stringn(m.data ? m.data : "", m.len));
             buf_free(&m);
+        } else if (c->kind == LOAD_CAPTURE_SELECTOR &&
+                   (v_new = capture_selector(c, text, body->len, &html, &html_parsed, vars, rng))) {
+            found_set(found, i, v_new);
         }
     }
     json_decref(doc);
+    load_html_free(html);
 }
 
 static bool missing(const json_t *v)
@@ -277,14 +313,14 @@ static bool js_same(const json_t *a, const json_t *b)
 }
 
 /* Whether match x found its value; a regexp or a header that finds nothing gives "", as
- * Artillery's extractors do, and a JSONPath undefined, which equals nothing. */
+ * Artillery's extractors do, and a JSONPath or a selector undefined, which equals nothing. */
 static bool match_ok(const struct load_capture *x, const json_t *v, const json_t *vars,
                      uint64_t *rng)
 {
     json_t *want, *empty = NULL;
     bool ok;
 
-    if (!v && x->kind == LOAD_CAPTURE_JSON)
+    if (!v && (x->kind == LOAD_CAPTURE_JSON || x->kind == LOAD_CAPTURE_SELECTOR))
         return false;
     if (!v)
         v = empty = json_string("");

@@ -1,7 +1,8 @@
 /*
  * Captures, as Artillery's engine_util takes them: `json` (a JSONPath into the body), `header`
- * (a response header) and `regexp` (a regular expression over the body, with `group` and
- * `flags`), each into the variable `as`. A capture that finds nothing, or finds "", fails;
+ * (a response header), `regexp` (a regular expression over the body, with `group` and
+ * `flags`) and `selector` (a CSS selector over the body as HTML, with `attr` and `index`:
+ * html_capture.h), each into the variable `as`. A capture that finds nothing, or finds "", fails;
  * unless it is `strict: false` (or http.defaults.strictCapture is false), a failed capture
  * fails the user and sets none of the request's captures.
  *
@@ -41,10 +42,12 @@ bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s
                          struct buf *out);
 
 /* What r's captures and matches find, into found, each under its index in r->captures ("0"):
- * the head's (header) while its slices are valid, then the body's (json and regexp). */
+ * the head's (header) while its slices are valid, then the body's (json, regexp and selector,
+ * whose templates render from vars; rng for `index: random`). */
 void load_captures_head(const struct load_request *r, const struct http_response_head *h,
                         json_t *found);
-void load_captures_body(const struct load_request *r, const struct buf *body, json_t *found);
+void load_captures_body(const struct load_request *r, const struct buf *body, const json_t *vars,
+                        uint64_t *rng, json_t *found);
 
 /*
  * Applies what found holds to vars, as Artillery does: when a strict capture of r found

@@ -229,7 +229,7 @@ static bool captures(struct load_vu *vu, struct load_conn *c)
         return true;
     if (!vu->found)
         vu->found = json_object();
-    load_captures_body(r, &c->body, vu->found);
+    load_captures_body(r, &c->body, vu->vars, &vu->w->rng, vu->found);
     ok = load_captures_apply(r, vu->found, vu->vars, &vu->w->rng);
     json_object_clear(vu->found);
     return ok;

@@ -39,17 +39,33 @@ struct load_kv {
     size_t value_len;
 };
 
-enum load_capture_kind { LOAD_CAPTURE_JSON, LOAD_CAPTURE_HEADER, LOAD_CAPTURE_REGEXP };
+enum load_capture_kind {
+    LOAD_CAPTURE_JSON,
+    LOAD_CAPTURE_HEADER,
+    LOAD_CAPTURE_REGEXP,
+    LOAD_CAPTURE_SELECTOR
+};
+
+/* A selector capture's `index`: which of the elements it matches. */
+enum load_capture_index { LOAD_INDEX_FIRST, LOAD_INDEX_LAST, LOAD_INDEX_RANDOM, LOAD_INDEX_AT };
+
+struct load_sel;
 
 struct load_capture {
     enum load_capture_kind kind;
-    char *expr;    /* a JSONPath such as "$.items[0].id", a header name or a pattern */
+    /* a JSONPath such as "$.items[0].id", a header name, a pattern or a CSS selector (which
+     * may hold templates) */
+    char *expr;
     char *as;      /* the variable it sets; NULL for a match */
     json_t *value; /* a match (Artillery 1's): the value it must find, a template; else NULL */
     bool strict;   /* finding nothing (a match: another value) fails the user */
     regex_t *re;   /* LOAD_CAPTURE_REGEXP: compiled (capture.h) */
     int group;     /* its submatch to take; 0 for the whole match */
     bool named;    /* the group was given by name */
+    struct load_sel *sel; /* LOAD_CAPTURE_SELECTOR without templates: compiled (selector.h) */
+    char *attr;           /* selector: the attribute to take; NULL for them all */
+    enum load_capture_index index_kind;
+    double index; /* LOAD_INDEX_AT: as JavaScript's Number() reads it (NaN finds nothing) */
 };
 
 enum load_expect_kind {

@@ -13,6 +13,8 @@
 #include "load/capture.h"
 #include "load/filtrex.h"
 #include "load/jmespath.h"
+#include "load/payload.h"
+#include "load/selector.h"
 #include "load/script_internal.h"
 #include "load/template.h"
 
@@ -325,6 +327,47 @@ static void compile_regexp(struct script_ctx *c, const json_t *item, struct load
     }
 }
 
+/*
+ * A selector capture's selector (compiled now unless it holds templates, which are rendered
+ * and compiled per response, as Artillery renders it), attr and index into x.
+ */
+static void add_selector(struct script_ctx *c, const json_t *item, struct load_capture *x)
+{
+    const json_t *attr = json_object_get(item, "attr"), *index = json_object_get(item, "index");
+    const char *s = json_string_value(index);
+    struct err e = {""};
+    json_t *num;
+
+    if (load_tmpl_is_static(x->expr)) {
+        if (!(x->sel = load_sel_compile(x->expr, &e)))
+            script_diag(c, item, "selector", 0, "capture.selector: %s", e.msg);
+    } else {
+        script_template_ok(c, item, "selector", 0, "capture.selector", x->expr);
+    }
+    if (attr && !json_is_string(attr))
+        script_diag(c, item, "attr", 0, "capture.attr: want an attribute's name");
+    else if (attr)
+        x->attr = xstrdup(json_string_value(attr));
+    if (!index)
+        return;
+    if (json_is_number(index)) {
+        x->index_kind = LOAD_INDEX_AT;
+        x->index = json_number_value(index);
+    } else if (s && strcmp(s, "last") == 0) {
+        x->index_kind = LOAD_INDEX_LAST;
+    } else if (s && strcmp(s, "random") == 0) {
+        x->index_kind = LOAD_INDEX_RANDOM;
+    } else if (s && (num = load_csv_number(s, strlen(s)))) {
+        /* Number("2"), as Artillery reads it */
+        x->index_kind = LOAD_INDEX_AT;
+        x->index = json_number_value(num);
+        json_decref(num);
+    } else {
+        script_diag(c, item, "index", 0,
+                    "capture.index: want a number, \"last\" or \"random\" (default the first)");
+    }
+}
+
 static bool templates_ok(struct script_ctx *c, const json_t *parent, const char *key,
                          const json_t *v);
 
@@ -336,11 +379,11 @@ static bool templates_ok(struct script_ctx *c, const json_t *parent, const char 
 static void parse_captures(struct script_ctx *c, const json_t *cap, const char *where,
                            struct load_request *r)
 {
-    static const char *const allowed[] = {"json",   "header", "regexp", "as", "value",
-                                          "strict", "group",  "flags",  NULL};
-    static const char *const unsupported[] = {"xpath", "selector", "transform",
-                                              "index", "attr",     NULL};
-    static const char *const kinds[] = {"json", "header", "regexp"};
+    static const char *const allowed[] = {"json",  "header", "regexp", "selector",
+                                          "as",    "value",  "strict", "group",
+                                          "flags", "attr",   "index",  NULL};
+    static const char *const unsupported[] = {"xpath", "transform", NULL};
+    static const char *const kinds[] = {"json", "header", "regexp", "selector"};
     json_t *list = json_is_array(cap) ? json_incref((json_t *)cap) : json_pack("[O]", cap);
     json_t *item;
     size_t i;
@@ -355,17 +398,26 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
         size_t k;
 
         if (!json_is_object(item)) {
-            script_diag(c, cap, NULL, i, "%s: want a mapping with json, header or regexp", where);
+            script_diag(c, cap, NULL, i, "%s: want a mapping with json, header, regexp or selector",
+                        where);
             continue;
         }
         script_check_keys(c, item, where, allowed, unsupported);
         for (k = 0; k < ARRAY_LEN(kinds) && !(expr = json_object_get(item, kinds[k])); k++)
             ;
         if (!json_is_string(expr) || (!value && !json_is_string(as))) {
-            if (!json_object_get(item, "xpath") && !json_object_get(item, "selector"))
+            if (!json_object_get(item, "xpath"))
                 script_diag(c, cap, NULL, i,
-                            "%s: want json: \"$.path\", header: NAME or regexp: PATTERN, and %s",
+                            "%s: want json: \"$.path\", header: NAME, regexp: PATTERN or "
+                            "selector: CSS, and %s",
                             where, *where == 'm' ? "value: WHAT" : "as: NAME (or value: WHAT)");
+            continue;
+        }
+        if (k != LOAD_CAPTURE_SELECTOR &&
+            (json_object_get(item, "attr") || json_object_get(item, "index"))) {
+            script_diag(c, item, json_object_get(item, "attr") ? "attr" : "index", 0,
+                        "%s.%s: only a selector capture takes it", where,
+                        json_object_get(item, "attr") ? "attr" : "index");
             continue;
         }
         if (k == LOAD_CAPTURE_JSON && json_string_value(expr)[0] != '$') {
@@ -386,6 +438,8 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
                                        strict ? json_is_true(strict) : value || c->strict_capture};
         if (k == LOAD_CAPTURE_REGEXP)
             compile_regexp(c, item, x);
+        else if (k == LOAD_CAPTURE_SELECTOR)
+            add_selector(c, item, x);
         if (k != LOAD_CAPTURE_HEADER)
             r->needs_body = true;
     }
@@ -1094,6 +1148,8 @@ static void free_steps(struct load_step *steps, size_t n)
             if (r->captures[j].re)
                 regfree(r->captures[j].re);
             free(r->captures[j].re);
+            load_sel_free(r->captures[j].sel);
+            free(r->captures[j].attr);
         }
         free(r->if_true);
         free(st->count_tmpl);

@@ -13,6 +13,8 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /eof         200 with neither Content-Length nor chunked: the body runs to the close
   /redirect?to=URL&code=N  N (default 302) with Location: URL (without to: itself, forever)
   /setcookie?c=A&c=B       200 with a Set-Cookie header per c
+  /form        200 an HTML login form whose hidden _csrf input holds a token new each time
+               (t<N>&x, N counting the requests), which `tokens` records
 Each run is a few seconds at most; mesh load runs as a child process stopped by PID on timeout.
 """
 
@@ -43,6 +45,22 @@ class Recorder:
         self.requests = []  # (monotonic time, method, path, headers dict, body bytes)
         self.peers = set()  # client (address, port): one per connection
         self.flip = 0
+        self.tokens = []  # the CSRF tokens /form served
+
+
+FORM_PAGE = """<!DOCTYPE html>
+<html><head><title>Sign in</title><meta name=csrf-param content=_csrf></head>
+<body><div class="login box">
+<form method="POST" action="/echo/login">
+  <input type="hidden" name="_csrf" value="TOKEN">
+  <input type="text" name="user" class="field" autofocus>
+  <input type="checkbox" name="remember" checked>
+  <select name=lang><option value=en>English<option selected>Deutsch</select>
+  <button type=submit>Sign in</button>
+</form></div>
+<script>var fake = '<input name="_csrf" value="not this">';</script>
+</body></html>
+"""
 
 
 def make_handler(rec):
@@ -77,6 +95,12 @@ def make_handler(rec):
                 self._answer(b"slept")
             elif url.path == "/json":
                 self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            elif url.path == "/form":
+                token = f"t{flip}&x"
+                with rec.lock:
+                    rec.tokens.append(token)
+                self._answer(FORM_PAGE.replace("TOKEN", token.replace("&", "&amp;")).encode(),
+                             "text/html; charset=utf-8")
             elif url.path == "/tmpl":
                 self._answer(b'{"v": "{{$env.MESH_TEST_SECRET}}"}', "application/json")
             elif url.path == "/crlf":

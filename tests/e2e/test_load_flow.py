@@ -131,6 +131,69 @@ def sent(server, prefix):
         return [(r[1], r[2], r[3], r[4]) for r in server.requests if r[2].startswith(prefix)]
 
 
+def test_selector_capture_sends_a_form_token_back(mesh, tmp_path, server):
+    """The CSRF token of an HTML form, captured with a CSS selector as Artillery's cheerio
+    captures it, goes back in the form each user posts; an option's value is its text, and
+    without attr a capture is the element's attributes."""
+    steps = ['get: {url: /form, capture: ['
+             '{selector: "form input[name=_csrf]", attr: value, as: csrf}, '
+             '{selector: "select[name=lang] > option", index: last, attr: value, as: lang}, '
+             '{selector: ".login input[type=CHECKBOX]", as: box}]}',
+             'post: {url: /echo/login, form: {_csrf: "{{ csrf }}", lang: "{{ lang }}", '
+             'box: "{{ box.name }}"}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 3}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["vusers.completed"] == 3 and "errors.Failed capture or match" not in c, c
+    posted = [parse_qs(body.decode()) for _, _, _, body in sent(server, "/echo/login")]
+    with server.lock:
+        tokens = list(server.tokens)
+    # each token served (t<N>&x, as the page escapes it: t<N>&amp;x) comes back once
+    assert len(tokens) == 3 and sorted(p["_csrf"][0] for p in posted) == sorted(tokens), posted
+    assert [p["lang"] for p in posted] == [["Deutsch"]] * 3
+    assert [p["box"] for p in posted] == [["remember"]] * 3
+
+
+def test_selector_captures_fail_and_match_as_the_others(mesh, tmp_path, server):
+    """A selector may hold templates; one that finds nothing sets "" when not strict, fails the
+    user when strict; a match compares what it finds."""
+    steps = ['get: {url: /form, capture: ['
+             '{selector: "input[name={{ field }}]", attr: value, as: t}, '
+             '{selector: "#nothing", attr: id, as: n, strict: false}]}',
+             'get: {url: "/echo/a?t={{ t }}&n={{ n }}"}',
+             'get: {url: /form, match: {selector: "button", attr: type, value: submit}}',
+             'get: {url: /echo/b}',
+             'get: {url: /form, capture: {selector: "input", attr: nothing, as: x}}',
+             'get: {url: /echo/never}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {field: _csrf}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.Failed capture or match"] == 1 and c["vusers.failed"] == 1, c
+    with server.lock:
+        token = server.tokens[0]
+    assert [p for _, p, _, _ in sent(server, "/echo")] == [f"/echo/a?t={token}&n=", "/echo/b"]
+
+
+def test_selector_errors_are_named(mesh, tmp_path, server):
+    """A selector outside the supported subset is refused when the script is read."""
+    steps = ['get: {url: /form, capture: {selector: "input:first", attr: value, as: a}}',
+             'get: {url: /form, capture: {selector: "a + b", as: b}}',
+             'get: {url: /form, capture: {selector: "input", index: middle, as: c}}',
+             'get: {url: /json, capture: {json: "$.items", attr: id, as: d}}',
+             'get: {url: /form, capture: {selector: "[name=\'x]", as: e}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    code, out, err = run_load(mesh, tmp_path, script)
+    assert code == 2, out + err
+    assert "test.yml:6: capture.selector: the pseudo-class :first is not supported" in err, err
+    assert "test.yml:7: capture.selector: the sibling combinators + and ~ are not supported" \
+        in err
+    assert 'test.yml:8: capture.index: want a number, "last" or "random"' in err
+    assert "test.yml:9: capture.attr: only a selector capture takes it" in err
+    assert "test.yml:10: capture.selector: an attribute value without its closing '" in err
+    assert not sent(server, "/")
+
+
 def test_auth_forms_and_bodies(mesh, tmp_path, server):
     steps = ['post: {url: /echo, auth: {user: "{{ u }}", pass: "p:w"}, '
              'form: {a: "x y", b: "{{ u }}&=", "c d": "é"}}',

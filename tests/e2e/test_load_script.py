@@ -78,8 +78,8 @@ def test_match_checks_what_a_capture_finds(mesh, tmp_path, server):
     code, out, err = run_load(mesh, tmp_path, script.replace("value: 42}", "valeu: 42}"))
     assert code == 2, out + err
     assert "match.valeu: unknown key `valeu`, did you mean `value`?" in err, err
-    assert "match: want json: \"$.path\", header: NAME or regexp: PATTERN, and value: WHAT" \
-        in err, err
+    assert "match: want json: \"$.path\", header: NAME, regexp: PATTERN or selector: CSS, and " \
+        "value: WHAT" in err, err
 
 
 def test_config_file_and_overrides_are_laid_over_the_script(mesh, tmp_path, server):
