@@ -1037,7 +1037,8 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     if (slash)
         *slash = '\0';
     /* config templates: Artillery renders the config once, with these and the environment */
-    c.config_vars = json_pack("{s:s?,s:s,s:s,s:s?}", "$environment", env, "$dirname",
+    /* without -e, $environment is not set (undefined, as Artillery's script._environment) */
+    c.config_vars = json_pack("{s:s*,s:s,s:s,s:s?}", "$environment", env, "$dirname",
                               !slash         ? "."
                               : slash == dir ? "/"
                                              : dir,
@@ -1059,7 +1060,7 @@ static int parse_yaml_doc(struct load_yaml *y, const struct load_script_opts *o,
     rc = parse_root(&c, env, o->target, s);
     if (rc == 0)
         s->builtin_vars =
-            json_pack("{s:s,s:s?,s:O,s:O,s:s?}", "target", s->target, "$environment", env,
+            json_pack("{s:s,s:s*,s:O,s:O,s:s?}", "target", s->target, "$environment", env,
                       "$dirname", json_object_get(c.config_vars, "$dirname"), "$scenarioFile",
                       json_object_get(c.config_vars, "$scenarioFile"), "$testId", o->test_id);
     json_decref(c.keep);

@@ -164,14 +164,22 @@ static bool take_name(const char *start, const char *end, char *name)
     return true;
 }
 
+/* The environment variable $env.NAME or $processEnvironment.NAME names, or NULL. */
+static const char *env_name(const char *name)
+{
+    if (strncmp(name, "$env.", 5) == 0)
+        return name + 5;
+    if (strncmp(name, "$processEnvironment.", 20) == 0)
+        return name + 20;
+    return NULL;
+}
+
 static void render_name(struct buf *out, const char *name, const json_t *vars, uint64_t *rng)
 {
-    const char *env = NULL;
+    const char *env = env_name(name);
 
-    if (strncmp(name, "$env.", 5) == 0)
-        env = getenv(name + 5);
-    else if (strncmp(name, "$processEnvironment.", 20) == 0)
-        env = getenv(name + 20);
+    if (env)
+        env = getenv(env);
     else if (name[0] == '$' && render_function(out, name, rng))
         return;
     if (env)
@@ -219,16 +227,19 @@ static json_t *tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng, 
         if (load_tmpl_is_static(s))
             return json_incref((json_t *)tmpl);
         /* "{{ n }}" alone keeps the variable's type ($loopCount's and $loopElement's too);
-         * $env, $processEnvironment and the functions give text */
+         * $env.NAME and $processEnvironment.NAME are the environment's text, as Artillery
+         * reads them from process.env; the functions give text */
         if (n > 4 && strncmp(s, "{{", 2) == 0 && strcmp(s + n - 2, "}}") == 0 &&
             !strstr(s + 2, "{{") && strstr(s + 2, "}}") == s + n - 2 &&
-            take_name(s + 2, s + n - 2, name) && !strchr(name, '(') &&
-            strncmp(name, "$env.", 5) != 0 && strncmp(name, "$processEnvironment.", 20) != 0) {
-            const json_t *v = lookup(vars, name);
+            take_name(s + 2, s + n - 2, name) && !strchr(name, '(')) {
+            const char *env = env_name(name);
+            const json_t *v = env ? NULL : lookup(vars, name);
 
+            if (env && (env = getenv(env)) && (out = json_string(env)))
+                return out;
             if (v)
                 return json_deep_copy(v);
-            if (undef && name[0] != '$')
+            if (undef && !env) /* not set (nor in the environment): undefined, $nope too */
                 return NULL;
         }
         load_tmpl_render(&b, s, vars, rng);

@@ -3,6 +3,7 @@ payload CSV files, captures, conditions and loops, and the request keys (auth, f
 redirects). Against the test server of test_load.py, which records every request."""
 
 import json
+import os
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -230,6 +231,24 @@ def test_json_body_leaves_out_unset_variables(mesh, tmp_path, server):
     assert rep["aggregate"]["counters"]["vusers.completed"] == 1
     (body,) = [r[3] for r in sent(server, "/echo")]
     assert json.loads(body) == {"l": [1, None, 0], "n": {"k": 2}, "z": 0, "nul": None}, body
+
+
+def test_json_body_leaves_out_unset_dollar_variables(mesh, tmp_path, server):
+    """The same for the names Artillery gives with a "$": $env.NAME and
+    $processEnvironment.NAME read process.env, where a variable not set is undefined;
+    $environment without -e, $loopElement outside a loop and any other $name not set are
+    undefined too."""
+    steps = ['post: {url: /echo, json: {a: "{{ $nope }}", e: "{{ $env.MESH_TEST_UNSET }}", '
+             'p: "{{ $processEnvironment.MESH_TEST_UNSET }}", s: "{{ $env.MESH_TEST_SET }}", '
+             'env: "{{ $environment }}", le: "{{ $loopElement }}", '
+             'l: ["{{ $nope }}", "{{ $env.MESH_TEST_UNSET }}", '
+             '"{{ $processEnvironment.MESH_TEST_SET }}"]}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    assert "MESH_TEST_UNSET" not in os.environ
+    rep, _ = run_report(mesh, tmp_path, script, env={"MESH_TEST_SET": "yes"})
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    (body,) = [r[3] for r in sent(server, "/echo")]
+    assert json.loads(body) == {"s": "yes", "l": [None, None, "yes"]}, body
 
 def test_json_body_keeps_the_loop_variables_types(mesh, tmp_path, server):
     """"{{ $loopCount }}" and "{{ $loopElement }}" alone are the values, as Artillery sends

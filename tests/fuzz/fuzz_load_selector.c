@@ -21,11 +21,10 @@ static size_t tree_depth(const GumboNode *root)
     const GumboNode *n = root;
 
     for (;;) {
-        const GumboVector *kids =
-            n->type == GUMBO_NODE_DOCUMENT ? &n->v.document.children
-            : n->type == GUMBO_NODE_ELEMENT || n->type == GUMBO_NODE_TEMPLATE
-                ? &n->v.element.children
-                : NULL;
+        const GumboVector *kids = n->type == GUMBO_NODE_DOCUMENT ? &n->v.document.children
+                                  : n->type == GUMBO_NODE_ELEMENT || n->type == GUMBO_NODE_TEMPLATE
+                                      ? &n->v.element.children
+                                      : NULL;
 
         if (kids && kids->length) {
             n = kids->data[0];
