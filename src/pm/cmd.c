@@ -48,7 +48,8 @@ static const char usage_text[] =
     "\n"
     "Run 'mesh pm COMMAND -help' for a command's flags; start's include PM2's restart policy\n"
     "(-no-autorestart, -max-restarts, -min-uptime, -restart-delay, -exp-backoff-restart-delay,\n"
-    "-stop-exit-codes, -max-memory-restart) and -cron-restart (-c).\n"
+    "-stop-exit-codes, -max-memory-restart), -cron-restart (-c) and watch mode (-watch,\n"
+    "-ignore-watch, -watch-delay).\n"
     "\n"
     "Environment of the daemon (that of the command that starts it):\n"
     "    PM2_WORKER_INTERVAL   milliseconds between max_memory_restart checks (default 30000)\n";
@@ -174,6 +175,9 @@ struct start_opts {
     int max_log_size;
     char *max_memory; /* PM2's "100M" */
     char *cron;       /* -cron-restart or -c */
+    bool watch;
+    struct flag_list ignore_watch;
+    int64_t watch_delay;
 };
 
 static const char start_usage[] =
@@ -220,6 +224,10 @@ static int spec_from_flags(const struct start_opts *o, const char *name, int arg
                        "-max-memory-restart %s: invalid size (bytes, or a number with K, M or G)",
                        o->max_memory);
     pm_spec_set_cron(s, o->cron);
+    s->watch = o->watch;
+    for (size_t k = 0; k < o->ignore_watch.n; k++)
+        pm_spec_add_str(&s->ignore_watch, &s->nignore_watch, o->ignore_watch.items[k]);
+    s->watch_delay_ms = o->watch_delay / DURATION_MS;
     return pm_spec_check(s, e);
 }
 
@@ -298,6 +306,16 @@ static int cmd_start(const char *home, int argc, char **argv)
          "or 6 with seconds first (\"*/30 * * * * *\"); \"0\": none.",
          false},
         {"c", FLAG_STRING, &o.cron, "Same as -cron-restart (PM2's -c).", false},
+        {"watch", FLAG_BOOL, &o.watch,
+         "Restart every instance when a file under -cwd changes (PM2's --watch; dot paths and\n"
+         "node_modules ignored). Other paths: an ecosystem file's \"watch\": [paths].",
+         false},
+        {"ignore-watch", FLAG_STRING_LIST, &o.ignore_watch,
+         "A glob of paths -watch ignores (\"*.log\", \"client/img\"); repeatable. Replaces the\n"
+         "default: add node_modules and .* again to keep ignoring them.",
+         false},
+        {"watch-delay", FLAG_DURATION, &o.watch_delay,
+         "-watch: wait from the first change to the restart; changes meanwhile fold in.", false},
     };
     char *name = NULL;
     int dd = argc;
@@ -328,6 +346,7 @@ static int cmd_start(const char *home, int argc, char **argv)
     free(o.cwd);
     free(o.max_memory);
     free(o.cron);
+    flag_list_free(&o.ignore_watch);
     return rc == 2 ? 0 : rc;
 }
 

@@ -58,12 +58,17 @@ static void on_cron(uv_timer_t *t)
         return;
     }
     log_info("%s: cron_restart \"%s\": restarting", a->spec.name, a->spec.cron_restart);
+    pm_app_restart_all(a);
+    cron_arm(a, a->cron_at);
+}
+
+void pm_app_restart_all(struct pm_app *a)
+{
     /* A restart removes no instance: the indexes stay valid. */
     for (size_t k = 0; !a->deleting && k < a->ninsts; k++) {
         if (!pm_inst_busy(a->insts[k])) /* already being stopped, started or reloaded */
             pm_inst_stop(a->insts[k], PM_AFTER_RESTART);
     }
-    cron_arm(a, a->cron_at);
 }
 
 /* Sets the timer for the first time of the schedule after `after` and after now (the wall clock
@@ -99,6 +104,7 @@ struct pm_app *pm_app_add(struct pm_daemon *d, struct pm_spec *spec)
         cron_arm(a, (time_t)(pm_now_ms() / 1000));
     else if (a->spec.cron_restart)
         log_error("%s: cron_restart: %s", a->spec.name, e.msg);
+    pm_watch_start(a);
     return a;
 }
 
@@ -121,6 +127,7 @@ void pm_app_remove(struct pm_daemon *d, struct pm_app *a)
         memmove(d->apps + k, d->apps + k + 1, (d->napps - k - 1) * sizeof(*d->apps));
         d->napps--;
     }
+    pm_watch_stop(a);
     uv_close((uv_handle_t *)&a->cron_timer, on_app_closed);
 }
 

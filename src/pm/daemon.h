@@ -23,8 +23,11 @@
 #define PM_MAX_CONNS          256
 #define PM_STATE_BAD_KEEP     100 /* state.json.bad, .bad.1 .. .bad.100 */
 
+#define PM_WATCH_MAX_DIRS 4096 /* inotify watches of one app in watch mode */
+
 struct pm_daemon;
 struct pm_app;
+struct pm_watch;
 
 enum pm_after_stop { PM_AFTER_NONE = 0, PM_AFTER_RESTART, PM_AFTER_DELETE };
 
@@ -78,9 +81,10 @@ struct pm_app {
     struct pm_inst **insts; /* ordered by instance number */
     size_t ninsts;
     bool deleting;
-    struct cron cron;      /* spec.cron_restart, parsed */
-    uv_timer_t cron_timer; /* runs only with a cron_restart */
-    time_t cron_at;        /* the wall-clock second the timer is for */
+    struct cron cron;       /* spec.cron_restart, parsed */
+    uv_timer_t cron_timer;  /* runs only with a cron_restart */
+    time_t cron_at;         /* the wall-clock second the timer is for */
+    struct pm_watch *watch; /* spec.watch: watch.c; NULL when not watching */
 };
 
 /* A control connection; pending ones wait for instances to settle before answering. */
@@ -147,6 +151,9 @@ struct pm_app *pm_app_find(struct pm_daemon *d, const char *name);
 /* Adds an app with no instances to the table, taking what spec owns (spec is left empty), and
  * starts its cron_restart schedule. */
 struct pm_app *pm_app_add(struct pm_daemon *d, struct pm_spec *spec);
+/* Restarts every instance as `restart` does (one restart counted, the backoff reset; a stopped
+ * or errored one started), except those being stopped, started or reloaded: cron and watch. */
+void pm_app_restart_all(struct pm_app *a);
 /* Takes the app out of the table; it is freed once its timer is closed. */
 void pm_app_remove(struct pm_daemon *d, struct pm_app *a);
 /* Answers the connections whose instances have settled. Call after every state change. */
@@ -228,6 +235,11 @@ void pm_state_load(struct pm_daemon *d);
 void pm_retired_retry(struct pm_daemon *d);
 /* Frees the list of those files (at exit: they stay on disk for the next daemon). */
 void pm_retired_free(struct pm_daemon *d);
+
+/* watch.c: PM2's watch mode (see docs/pm.md). Starts watching when a->spec.watch. */
+void pm_watch_start(struct pm_app *a);
+/* Stops watching; the watcher is freed once its handles are closed. */
+void pm_watch_stop(struct pm_app *a);
 
 /* rotate.c: one pass over the log files on the threadpool, when none is running. */
 void pm_rotate_start(struct pm_daemon *d);

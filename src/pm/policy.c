@@ -1,5 +1,7 @@
 /* Restart policy, /proc parsing and formats: pure functions (see policy.h). */
 #include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,4 +139,40 @@ bool pm_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+/* One component (comp, clen bytes) of rel, ending at rel + end. */
+static bool component_ignored(const char *rel, size_t end, const char *comp, size_t clen,
+                              char *const *patterns, size_t npatterns)
+{
+    char name[NAME_MAX + 1], prefix[PATH_MAX];
+
+    if (clen >= sizeof(name) || end >= sizeof(prefix))
+        return false;
+    memcpy(name, comp, clen);
+    name[clen] = '\0';
+    if (npatterns == 0)
+        return name[0] == '.' || strcmp(name, "node_modules") == 0;
+    memcpy(prefix, rel, end);
+    prefix[end] = '\0';
+    for (size_t k = 0; k < npatterns; k++) {
+        const char *pat = patterns[k];
+        if (strchr(pat, '/') ? fnmatch(pat, prefix, FNM_PATHNAME) == 0 : fnmatch(pat, name, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool pm_watch_ignored(const char *rel, char *const *patterns, size_t npatterns)
+{
+    const char *p = rel;
+
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (len > 0 && component_ignored(rel, (size_t)(p - rel) + len, p, len, patterns, npatterns))
+            return true;
+        p += len;
+        p += *p == '/';
+    }
+    return false;
 }

@@ -103,4 +103,13 @@ void pm_format_uptime(int64_t ms, char *out, size_t outlen);
  */
 bool pm_name_valid(const char *name);
 
+/*
+ * Whether watch mode ignores a change at rel, a path relative to the app's directory ("lib/a.js").
+ * Each pattern is a glob (fnmatch: * ? [..], \ escapes): one with a '/' is matched against rel
+ * and each of its leading directories ("client/img" ignores what is under it), one without
+ * against each component ("*.log", "node_modules"). With no patterns, PM2's default: a component
+ * starting with '.' (.git, .env) or named node_modules.
+ */
+bool pm_watch_ignored(const char *rel, char *const *patterns, size_t npatterns);
+
 #endif

@@ -39,6 +39,12 @@ void pm_spec_free(struct pm_spec *s)
     free(s->name);
     free(s->cwd);
     free(s->cron_restart);
+    for (size_t i = 0; i < s->nwatch_paths; i++)
+        free(s->watch_paths[i]);
+    free(s->watch_paths);
+    for (size_t i = 0; i < s->nignore_watch; i++)
+        free(s->ignore_watch[i]);
+    free(s->ignore_watch);
     memset(s, 0, sizeof(*s));
 }
 
@@ -62,6 +68,12 @@ void pm_spec_set_env(struct pm_spec *s, const char *kv)
     }
     s->env = xrealloc(s->env, (s->nenv + 1) * sizeof(*s->env));
     s->env[s->nenv++] = xstrdup(kv);
+}
+
+void pm_spec_add_str(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = xstrdup(s);
 }
 
 void pm_spec_set_cron(struct pm_spec *s, const char *expr)
@@ -88,8 +100,18 @@ int pm_spec_check(const struct pm_spec *s, struct err *e)
         return err_set(e, "max_restarts: must not be negative");
     if (s->kill_timeout_ms < 0 || s->listen_timeout_ms < 0 || s->min_uptime_ms < 0 ||
         s->restart_delay_ms < 0 || s->exp_backoff_ms < 0 || s->max_log_size < 0 ||
-        s->max_memory_bytes < 0)
+        s->max_memory_bytes < 0 || s->watch_delay_ms < 0)
         return err_set(e, "durations and sizes must not be negative");
+    if (s->nwatch_paths > PM_MAX_WATCH || s->nignore_watch > PM_MAX_WATCH)
+        return err_set(e, "watch: more than %d paths or ignore_watch patterns", PM_MAX_WATCH);
+    for (size_t i = 0; i < s->nwatch_paths; i++) {
+        if (!s->watch_paths[i][0] || strlen(s->watch_paths[i]) >= PATH_MAX)
+            return err_set(e, "watch: path %zu is empty or too long", i);
+    }
+    for (size_t i = 0; i < s->nignore_watch; i++) {
+        if (!s->ignore_watch[i][0] || strlen(s->ignore_watch[i]) >= PATH_MAX)
+            return err_set(e, "ignore_watch: pattern %zu is empty or too long", i);
+    }
     for (size_t i = 0; i < s->nenv; i++) {
         if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
             return err_set(e, "env: \"%s\" is not K=V", s->env[i]);
@@ -276,6 +298,39 @@ static int read_small_int(const struct reader *r, const char *key, const json_t 
     return rc;
 }
 
+/* A string or an array of strings (watch, ignore_watch), appended to *v. */
+static int read_strs(const struct reader *r, const char *key, const json_t *v, char ***out,
+                     size_t *n)
+{
+    json_t *a;
+    size_t i;
+
+    if (json_is_string(v)) {
+        pm_spec_add_str(out, n, json_string_value(v));
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > PM_MAX_WATCH)
+        return fail(r, key, "expected a string or an array of at most %d strings", PM_MAX_WATCH);
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_string(a))
+            return fail(r, key, "element %zu is not a string", i);
+        pm_spec_add_str(out, n, json_string_value(a));
+    }
+    return 0;
+}
+
+/* watch: true or false, or what to watch (a path or an array: watching them; [] is the cwd). */
+static int read_watch(const struct reader *r, const json_t *v, struct pm_spec *s)
+{
+    if (json_is_boolean(v)) {
+        s->watch = json_is_true(v);
+        return 0;
+    }
+    s->watch = true;
+    return read_strs(r, "watch", v, &s->watch_paths, &s->nwatch_paths);
+}
+
 /* One key of an app object. */
 static int read_key(const struct reader *r, const char *key, const json_t *v, struct pm_spec *s,
                     char **script)
@@ -320,6 +375,12 @@ static int read_key(const struct reader *r, const char *key, const json_t *v, st
         pm_spec_set_cron(s, json_string_value(v));
         return 0;
     }
+    if (strcmp(key, "watch") == 0)
+        return read_watch(r, v, s);
+    if (strcmp(key, "ignore_watch") == 0)
+        return read_strs(r, key, v, &s->ignore_watch, &s->nignore_watch);
+    if (strcmp(key, "watch_delay") == 0)
+        return read_ms(r, key, v, &s->watch_delay_ms);
     return fail(r, key, "unknown key");
 }
 
@@ -365,6 +426,15 @@ out:
     return rc;
 }
 
+static json_t *strs_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_str_or_empty(v[i]));
+    return a;
+}
+
 json_t *pm_spec_to_json(const struct pm_spec *s)
 {
     json_t *o = json_object();
@@ -403,6 +473,12 @@ json_t *pm_spec_to_json(const struct pm_spec *s)
     json_object_set_new(o, "max_memory_restart", json_integer(s->max_memory_bytes));
     if (s->cron_restart)
         json_object_set_new(o, "cron_restart", json_str_or_empty(s->cron_restart));
+    json_object_set_new(o, "watch",
+                        s->watch && s->nwatch_paths ? strs_json(s->watch_paths, s->nwatch_paths)
+                                                    : json_boolean(s->watch));
+    if (s->nignore_watch)
+        json_object_set_new(o, "ignore_watch", strs_json(s->ignore_watch, s->nignore_watch));
+    json_object_set_new(o, "watch_delay", json_integer(s->watch_delay_ms));
     return o;
 }
 

@@ -16,6 +16,7 @@
 
 #define PM_MAX_INSTANCES 1024
 #define PM_MAX_ARGS      4096
+#define PM_MAX_WATCH     64 /* watch paths, and ignore_watch patterns, of one app */
 
 /* Owns every string and array it points to; free with pm_spec_free. */
 struct pm_spec {
@@ -38,6 +39,13 @@ struct pm_spec {
     int64_t max_log_size;                 /* bytes; 0: never rotate */
     int64_t max_memory_bytes; /* max_memory_restart: restart past this RSS; 0: no limit */
     char *cron_restart;       /* restart every instance on this schedule (lib/cron.h); NULL: none */
+    bool watch;               /* PM2's watch: restart every instance when a file changes */
+    char **watch_paths;       /* what to watch, relative to cwd; none: cwd itself */
+    size_t nwatch_paths;
+    char *
+        *ignore_watch; /* globs (pm_watch_ignored); none: PM2's default (dot paths, node_modules) */
+    size_t nignore_watch;
+    int64_t watch_delay_ms; /* from the first change to the restart; later changes fold in */
 };
 
 /* Sets PM2's defaults (1 instance, 1600 ms kill timeout, ...) on an empty spec. */
@@ -46,6 +54,9 @@ void pm_spec_free(struct pm_spec *s);
 /* Appends a heap copy of arg to argv / of "K=V" to env (replacing an earlier K). */
 void pm_spec_add_arg(struct pm_spec *s, const char *arg);
 void pm_spec_set_env(struct pm_spec *s, const char *kv);
+
+/* Appends a heap copy of s to the list *v of *n strings (watch_paths, ignore_watch). */
+void pm_spec_add_str(char ***v, size_t *n, const char *s);
 
 /* Sets cron_restart to a heap copy of expr, or to none for NULL, "" or "0" (PM2's off). */
 void pm_spec_set_cron(struct pm_spec *s, const char *expr);
@@ -62,7 +73,8 @@ int pm_spec_check(const struct pm_spec *s, struct err *e);
  * (object), instances, port_base, autorestart (bool), kill_timeout, listen_timeout, max_restarts,
  * min_uptime, restart_delay, exp_backoff_restart_delay, stop_exit_codes (an array of codes or one
  * code), max_log_size, max_memory_restart, cron_restart (a cron expression; "0": none, as PM2
- * reads it); durations as milliseconds or Go strings ("2s"), memory
+ * reads it), watch (true, false, a path or an array of paths), ignore_watch (a glob or an array
+ * of them), watch_delay; durations as milliseconds or Go strings ("2s"), memory
  * as bytes or PM2's "100M" (pm_parse_memory). Unknown keys are errors. With doc, errors read
  * "file:line: apps[0].key: ..." (path is the object's path in doc); without, "path.key: ...". s
  * must be initialised; on error it holds what was read so far (free it).

@@ -367,9 +367,9 @@ def test_ecosystem_file_and_its_errors(pm):
     assert r.returncode == 1
     assert r.stderr.strip() == f"mesh pm: {bad}:3: apps[0].instances: expected an integer, " \
                                "got another type"
-    bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n "watch": true}]}\n')
+    bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n "watch_options": {}}]}\n')
     r = pm.run("start", bad, check=False)
-    assert r.returncode == 1 and f"{bad}:3: apps[0].watch: unknown key" in r.stderr
+    assert r.returncode == 1 and f"{bad}:3: apps[0].watch_options: unknown key" in r.stderr
     # A cwd that is not there is named as such (the exec error would blame the script).
     bad.write_text('{"apps": [\n  {"name": "x", "script": "sh",\n   "cwd": "nope"}]}\n')
     r = pm.run("start", bad, check=False)

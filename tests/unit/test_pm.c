@@ -352,6 +352,99 @@ static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
     pm_retired_free(&d);
 }
 
+/* What watch mode ignores: PM2's default (dot paths, node_modules) or the app's globs. */
+static void test_watch_ignored(void **state)
+{
+    char *globs[] = {"*.log", "client/img", "\\.cache", "build/*.o"};
+
+    /* No patterns: PM2's default, at any depth. */
+    assert_false(pm_watch_ignored("lib/a.js", NULL, 0));
+    assert_false(pm_watch_ignored("", NULL, 0));
+    assert_true(pm_watch_ignored(".git", NULL, 0));
+    assert_true(pm_watch_ignored(".git/HEAD", NULL, 0));
+    assert_true(pm_watch_ignored("lib/.a.js.swp", NULL, 0));
+    assert_true(pm_watch_ignored("node_modules/x/index.js", NULL, 0));
+    assert_true(pm_watch_ignored("a/node_modules", NULL, 0));
+    assert_false(pm_watch_ignored("my_node_modules/x", NULL, 0));
+    assert_false(pm_watch_ignored("a.b/c", NULL, 0));
+
+    /* Patterns replace the default (as ignore_watch does in PM2). */
+    assert_false(pm_watch_ignored(".git/HEAD", globs, 4));
+    assert_false(pm_watch_ignored("node_modules/x", globs, 4));
+    /* No '/': any component; "\\." is a literal dot. */
+    assert_true(pm_watch_ignored("out.log", globs, 4));
+    assert_true(pm_watch_ignored("logs/today.log", globs, 4));
+    assert_false(pm_watch_ignored("logs/today.log.txt", globs, 4));
+    assert_true(pm_watch_ignored("a/.cache/b", globs, 4));
+    /* A '/': the path or one of its leading directories, * not crossing a '/'. */
+    assert_true(pm_watch_ignored("client/img", globs, 4));
+    assert_true(pm_watch_ignored("client/img/logo.png", globs, 4));
+    assert_false(pm_watch_ignored("client/imgs/logo.png", globs, 4));
+    assert_false(pm_watch_ignored("other/client/img", globs, 4));
+    assert_true(pm_watch_ignored("build/main.o", globs, 4));
+    assert_false(pm_watch_ignored("build/sub/main.o", globs, 4));
+    assert_false(pm_watch_ignored("src/main.c", globs, 4));
+}
+
+/* watch, ignore_watch and watch_delay as PM2's ecosystem files write them, and back. */
+static void test_watch_keys(void **state)
+{
+    struct {
+        const char *text;
+        bool watch;
+        size_t npaths;
+        const char *err;
+    } cases[] = {
+        {"{\"watch\": true}", true, 0, NULL},
+        {"{\"watch\": false}", false, 0, NULL},
+        {"{\"watch\": \"src\"}", true, 1, NULL},
+        {"{\"watch\": [\"server\", \"client\"], \"ignore_watch\": [\"*.log\", \"x\"], "
+         "\"watch_delay\": 1000}",
+         true, 2, NULL},
+        {"{\"watch\": [], \"ignore_watch\": \"tmp\", \"watch_delay\": \"2s\"}", true, 0, NULL},
+        {"{\"watch\": 1}", false, 0, "app.watch: expected a string or an array"},
+        {"{\"watch\": [\"a\", 2]}", false, 0, "app.watch: element 1 is not a string"},
+        {"{\"ignore_watch\": {}}", false, 0, "app.ignore_watch: expected a string or an array"},
+        {"{\"watch_delay\": -1}", false, 0, "app.watch_delay: -1 out of range"},
+        {"{\"watch\": [\"\"]}", false, 0, "watch: path 0 is empty"},
+    };
+
+    for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+        struct pm_spec s, back;
+        struct err e = {{0}};
+        json_t *j = json_loads(cases[k].text, 0, NULL);
+        json_object_set_new(j, "name", json_string("w"));
+        json_object_set_new(j, "script", json_string("sleep"));
+        pm_spec_init(&s);
+        int rc = pm_spec_from_json(j, &s, NULL, "app", &e);
+        json_decref(j);
+        if (cases[k].err) {
+            assert_int_equal(rc, -EINVAL);
+            if (!strstr(e.msg, cases[k].err))
+                fail_msg("case %zu: %s", k, e.msg);
+            pm_spec_free(&s);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(s.watch, cases[k].watch);
+        assert_int_equal(s.nwatch_paths, cases[k].npaths);
+        j = pm_spec_to_json(&s);
+        pm_spec_init(&back);
+        assert_int_equal(pm_spec_from_json(j, &back, NULL, "app", &e), 0);
+        assert_int_equal(back.watch, s.watch);
+        assert_int_equal(back.nwatch_paths, s.nwatch_paths);
+        assert_int_equal(back.nignore_watch, s.nignore_watch);
+        assert_int_equal(back.watch_delay_ms, s.watch_delay_ms);
+        for (size_t i = 0; i < s.nwatch_paths; i++)
+            assert_string_equal(back.watch_paths[i], s.watch_paths[i]);
+        for (size_t i = 0; i < s.nignore_watch; i++)
+            assert_string_equal(back.ignore_watch[i], s.ignore_watch[i]);
+        json_decref(j);
+        pm_spec_free(&back);
+        pm_spec_free(&s);
+    }
+}
+
 static void test_ecosystem(void **state)
 {
     struct pm_spec *specs = NULL;
@@ -483,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_spec_bad_int_keeps_field),
         cmocka_unit_test(test_sample_without_start_ticks),
         cmocka_unit_test(test_retired_pidfile_kept_when_it_cannot_be_watched),
+        cmocka_unit_test(test_watch_ignored),
+        cmocka_unit_test(test_watch_keys),
         cmocka_unit_test(test_ecosystem),
         cmocka_unit_test(test_ls_table),
     };
