@@ -224,8 +224,8 @@ const char *tmpl_type_name(const json_t *v);
 /* Go's strconv.Quote of s. */
 void tmpl_quote(struct buf *out, const char *s, size_t len);
 /*
- * Go's fmt.Sprintf for the verbs templates use (%s %d %v %q %f %x %t %% with flags, width and
- * precision); a mismatched verb prints "%!d(string=abc)" as Go does.
+ * Go's fmt.Sprintf for the verbs templates use (%s %d %v %q %f %x %b %c %U %t %T %% with flags,
+ * width and precision); a mismatched verb prints "%!d(string=abc)" as Go does.
  */
 void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const *args,
                   size_t nargs);

@@ -10,6 +10,7 @@
 
 #include "lib/alloc.h"
 #include "lib/numfmt.h"
+#include "lib/str.h"
 #include "template/tmpl_internal.h"
 
 bool tmpl_truth(const json_t *v)
@@ -179,6 +180,31 @@ struct spec {
     char verb;
 };
 
+/* Go's utf8.RuneCount: each well-formed sequence, and each byte of an ill-formed one, is one. */
+static size_t rune_count(const char *s, size_t n)
+{
+    size_t runes = 0;
+
+    for (size_t i = 0; i < n; runes++) {
+        size_t len = (unsigned char)s[i] < 0x80 ? 1 : str_utf8_seq_len((struct str){s + i, n - i});
+        i += len ? len : 1;
+    }
+    return runes;
+}
+
+/* The bytes of s's first max runes (as rune_count counts them). */
+static size_t rune_prefix(const char *s, size_t n, size_t max)
+{
+    size_t i = 0;
+
+    for (size_t runes = 0; i < n && runes < max; runes++) {
+        size_t len = (unsigned char)s[i] < 0x80 ? 1 : str_utf8_seq_len((struct str){s + i, n - i});
+        i += len ? len : 1;
+    }
+    return i;
+}
+
+/* Pads s to the width in runes, as Go's fmt counts it. */
 static void pad(struct buf *out, const struct spec *sp, const char *s, size_t n)
 {
     size_t w = sp->width > 0 ? (size_t)sp->width : 0;
@@ -186,7 +212,7 @@ static void pad(struct buf *out, const struct spec *sp, const char *s, size_t n)
 
     if (sp->minus)
         buf_append(out, s, n);
-    for (size_t i = n; i < w; i++)
+    for (size_t i = w ? rune_count(s, n) : 0; i < w; i++)
         buf_append(out, &fill, 1);
     if (!sp->minus)
         buf_append(out, s, n);
@@ -229,6 +255,93 @@ static void c_number(struct buf *out, const struct spec *sp, const char *conv, c
 #pragma GCC diagnostic pop
 }
 
+/*
+ * Pads a number's text, sign (or none) then body, as Go's fmt: zeros go between the sign and
+ * the body; '+' and ' ' flags give non-negative numbers their sign.
+ */
+static void pad_number(struct buf *out, const struct spec *sp, bool neg, const char *body, size_t n)
+{
+    char sign = neg ? '-' : sp->plus ? '+' : sp->space ? ' ' : 0;
+    size_t len = n + (sign ? 1 : 0), w = sp->width > 0 ? (size_t)sp->width : 0;
+
+    if (sp->zero && !sp->minus && w > len) {
+        if (sign)
+            buf_append(out, &sign, 1);
+        for (size_t i = len; i < w; i++)
+            buf_append_cstr(out, "0");
+        buf_append(out, body, n);
+        return;
+    }
+    struct buf t = BUF_INIT;
+    if (sign)
+        buf_append(&t, &sign, 1);
+    buf_append(&t, body, n);
+    pad(out, sp, t.data, t.len);
+    buf_free(&t);
+}
+
+/* %b: an integer in binary ("0b" with '#'); a float64 as strconv's 'b' format, mantissa
+ * "p" binary exponent (8 is 4503599627370496p-49). */
+static void format_binary(struct buf *out, const struct spec *sp, const json_t *v)
+{
+    struct buf b = BUF_INIT;
+    bool neg;
+
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+        char digits[64];
+        size_t n = 0;
+        neg = x < 0;
+        do
+            digits[n++] = (char)('0' + (u & 1));
+        while (u >>= 1);
+        if (sp->sharp)
+            buf_append_cstr(&b, "0b");
+        while (n)
+            buf_append(&b, &digits[--n], 1);
+    } else {
+        double d = json_real_value(v);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof(bits));
+        int exp = (int)((bits >> 52) & 0x7ff);
+        uint64_t mant = bits & ((UINT64_C(1) << 52) - 1);
+        neg = bits >> 63;
+        if (exp == 0)
+            exp = 1; /* subnormal */
+        else
+            mant |= UINT64_C(1) << 52;
+        buf_printf(&b, "%" PRIu64 "p%+d", mant, exp - 1075);
+    }
+    pad_number(out, sp, neg, b.data, b.len);
+    buf_free(&b);
+}
+
+/* %c: the rune's UTF-8 (U+FFFD for what is not one); %U: "U+0041", with '#' "U+0041 'A'". */
+static void format_rune(struct buf *out, const struct spec *sp, json_int_t r)
+{
+    struct buf b = BUF_INIT;
+    uint32_t c = r < 0 || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff) ? 0xfffd : (uint32_t)r;
+    char u8[4];
+    size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+
+    u8[0] = (char)(n == 1 ? c : n == 2 ? 0xc0 | c >> 6 : n == 3 ? 0xe0 | c >> 12 : 0xf0 | c >> 18);
+    for (size_t i = 1; i < n; i++)
+        u8[i] = (char)(0x80 | ((c >> (6 * (n - 1 - i))) & 0x3f));
+    if (sp->verb == 'c') {
+        buf_append(&b, u8, n);
+    } else {
+        buf_printf(&b, "U+%04llX", (unsigned long long)r);
+        if (sp->sharp && r >= 0 && r <= 0x10ffff && tmpl_unicode_is_print((uint32_t)r)) {
+            buf_append_cstr(&b, " '");
+            buf_append(&b, u8, n);
+            buf_append_cstr(&b, "'");
+        }
+    }
+    pad(out, sp, b.data, b.len);
+    buf_free(&b);
+}
+
 static void format_one(struct buf *out, const struct spec *sp, const json_t *v)
 {
     struct buf tmp = BUF_INIT;
@@ -242,8 +355,8 @@ static void format_one(struct buf *out, const struct spec *sp, const json_t *v)
             break;
         }
         print_value(&tmp, v, false);
-        if (sp->prec >= 0 && tmp.len > (size_t)sp->prec && json_is_string(v))
-            tmp.len = (size_t)sp->prec;
+        if (sp->prec >= 0 && json_is_string(v)) /* a precision counts runes */
+            tmp.len = rune_prefix(tmp.data, tmp.len, (size_t)sp->prec);
         pad(out, sp, tmp.data, tmp.len);
         break;
     case 'q':
@@ -253,6 +366,22 @@ static void format_one(struct buf *out, const struct spec *sp, const json_t *v)
         }
         tmpl_quote(&tmp, json_string_value(v), json_string_length(v));
         pad(out, sp, tmp.data, tmp.len);
+        break;
+    case 'T':
+        pad(out, sp, tmpl_type_name(v), strlen(tmpl_type_name(v)));
+        break;
+    case 'b':
+        if (is_num)
+            format_binary(out, sp, v);
+        else
+            bad_verb(out, sp->verb, v);
+        break;
+    case 'c':
+    case 'U':
+        if (is_int)
+            format_rune(out, sp, json_integer_value(v));
+        else
+            bad_verb(out, sp->verb, v);
         break;
     case 't':
         if (!json_is_boolean(v)) {

@@ -143,13 +143,29 @@ static void test_comparisons(void **state)
     expect("{{ eq 1 }}", "!in.ctmpl:1:4: error calling eq: missing argument for comparison");
 }
 
+/* fmt's %T, %c, %U and %b, with the outputs Go's fmt gives */
+static void test_printf_verbs(void **state)
+{
+    expect("{{ printf \"%T %T %T %T %T %T %T\" 1 1.5 \"s\" true nil (split \",\" \"a\") "
+           "(parseJSON \"{}\") }}",
+           "int float64 string bool <nil> []interface {} map[string]interface {}");
+    expect("{{ printf \"%c|%5c|%c|%U|%#U|%#U\" 65 0x263A -1 0x1F600 0x41 10 }}",
+           "A|    \xe2\x98\xba|\xef\xbf\xbd|U+1F600|U+0041 'A'|U+000A");
+    /* width and precision count runes */
+    expect("{{ printf \"%5s|%.2s|%-4q|\" \"é\" \"héllo\" \"é\" }}", "    é|hé|\"é\" |");
+    expect("{{ printf \"%b|%#b|%08b|%-6b|%+b\" 5 5 -5 5 5 }}", "101|0b101|-0000101|101   |+101");
+    expect("{{ printf \"%b|%b|%b\" 8.0 0.1 0.0 }}",
+           "4503599627370496p-49|7205759403792794p-56|0p-1074");
+    expect("{{ printf \"%c|%b\" \"x\" true }}", "%!c(string=x)|%!b(bool=true)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_html),        cmocka_unit_test(test_js),
         cmocka_unit_test(test_urlquery),    cmocka_unit_test(test_slice),
         cmocka_unit_test(test_index),       cmocka_unit_test(test_call),
-        cmocka_unit_test(test_comparisons),
+        cmocka_unit_test(test_comparisons), cmocka_unit_test(test_printf_verbs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
