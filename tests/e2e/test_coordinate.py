@@ -93,3 +93,36 @@ def test_client_agents_compute_coordinates(agent_factory, mesh):
     out = subprocess.run([mesh, "rtt", "-http-addr", f"127.0.0.1:{server.port}", "nope"],
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 1 and 'Could not find a coordinate for node "nope"' in out.stderr
+
+
+def test_near_agent_through_a_client_agent_is_the_client(agent_factory):
+    """Consul's agent turns ?near=_agent into its own node name before it asks a server: through
+    a client agent, _agent is the client's node, not the server's."""
+    server = agent_factory(node="srv")
+    client = agent_factory(node="web1", server=False,
+                           extra_args=["-retry-join", f"127.0.0.1:{server.port}"])
+    wait_until(lambda: "web1" in {n["Node"] for n in server.get_json("/v1/catalog/nodes")}, 15,
+               what="web1 in the server's catalog")
+    for name in ("east", "west"):
+        server.put_true("/v1/catalog/register", {"Node": name, "Address": "10.0.0.9",
+                                                 "Service": {"ID": "db", "Service": "db"}})
+    for name, x in (("east", 1.0), ("west", -1.0), ("srv", 0.9)):
+        server.put_ok("/v1/coordinate/update", {"Node": name, "Coord": coord(x)})
+    assert [e["Node"] for e in server.get_json("/v1/catalog/service/db?near=_agent")] == \
+        ["east", "west"]
+
+    def web1_at(x):
+        r = server.get("/v1/coordinate/node/web1")
+        return r.status == 200 and r.json()[0]["Coord"] == coord(x)
+    # The client sends its own coordinate with some heartbeats: an answer counts only when
+    # web1's coordinate on the server is the one set here before and after it.
+    seen = None
+    for _ in range(20):
+        server.put_ok("/v1/coordinate/update", {"Node": "web1", "Coord": coord(-0.9)})
+        if not web1_at(-0.9):
+            continue
+        answer = [e["Node"] for e in client.get_json("/v1/catalog/service/db?near=_agent")]
+        if web1_at(-0.9):
+            seen = answer
+            break
+    assert seen == ["west", "east"]

@@ -8,6 +8,7 @@
 #include "lib/http_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/url.h"
 #include "registry/cluster/cluster_ctx.h"
 #include "registry/settings/settings.h"
 #include "registry/state/state.h"
@@ -148,6 +149,50 @@ static char *session_body(const struct reg_cluster_ctx *cx, const struct reg_api
     return out;
 }
 
+/* Whether the query parameter piece ("name=value", still encoded) is near=_agent. */
+static bool is_near_agent(struct str piece)
+{
+    const char *eq = memchr(piece.p, '=', piece.n);
+    struct buf name = BUF_INIT, value = BUF_INIT;
+    bool yes = false;
+
+    if (eq && url_decode((struct str){piece.p, (size_t)(eq - piece.p)}, true, &name) == 0 &&
+        url_decode((struct str){eq + 1, piece.n - (size_t)(eq - piece.p) - 1}, true, &value) == 0)
+        yes = str_eq_cstr(buf_str(&name), "near") && str_eq_cstr(buf_str(&value), "_agent");
+    buf_free(&name);
+    buf_free(&value);
+    return yes;
+}
+
+/*
+ * The target to send (heap): the client's, with ?near=_agent naming this agent's node, since
+ * the server's _agent is the server: Consul's agent turns _agent into its own node name before
+ * it asks a server (agent/http.go, parseSource).
+ */
+static char *target_for_server(const struct reg_cluster_ctx *cx, const struct reg_api_call *c)
+{
+    const char *near = reg_api_query(c, "near");
+    struct str q = c->req->query;
+    struct buf out = BUF_INIT;
+
+    if (!near || strcmp(near, "_agent") != 0)
+        return xstrndup(c->req->target.p, c->req->target.n);
+    buf_append_str(&out, c->req->path);
+    for (size_t start = 0, end; start <= q.n; start = end + 1) {
+        const char *amp = memchr(q.p + start, '&', q.n - start);
+        end = amp ? (size_t)(amp - q.p) : q.n;
+        struct str piece = {q.p + start, end - start};
+        buf_append(&out, start ? "&" : "?", 1);
+        if (is_near_agent(piece)) {
+            buf_append_cstr(&out, "near=");
+            url_encode(&out, str_from(cx->cfg->node_name), false);
+        } else {
+            buf_append_str(&out, piece);
+        }
+    }
+    return buf_steal(&out);
+}
+
 /* Relays c to the server where names (host, port and TLS settings), sent at epoch. */
 static void forward(struct reg_cluster_ctx *cx, struct reg_api_call *c,
                     const struct http_client_request *where, uint64_t epoch,
@@ -166,7 +211,7 @@ static void forward(struct reg_cluster_ctx *cx, struct reg_api_call *c,
     const char *dflt = cx->cfg->acl_default_token;
     if (!has_token)
         n += consul_token_field(dflt, &headers[n]);
-    char *target = xstrndup(c->req->target.p, c->req->target.n);
+    char *target = target_for_server(cx, c);
     char *method = xstrndup(c->req->method.p, c->req->method.n);
     char *body = cx->cfg->server ? NULL : session_body(cx, c);
     struct http_client_request r = *where;
