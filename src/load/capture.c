@@ -267,7 +267,11 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
             if (!parsed)
                 doc = json_loadb(text, body->len, JSON_DECODE_ANY, NULL);
             parsed = true;
-            if (doc && (v = load_json_path(doc, c->expr)))
+            /* extractJSONPath: "" from a body that is JSON but no object or list, undefined
+             * from a path that finds nothing or a body that is not JSON */
+            if (doc && !json_is_object(doc) && !json_is_array(doc))
+                found_set(found, i, json_string(""));
+            else if (doc && (v = load_json_path(doc, c->expr)))
                 found_set(found, i, json_incref((json_t *)v));
         } else if (c->kind == LOAD_CAPTURE_REGEXP) {
             struct buf m = BUF_INIT;
@@ -331,6 +335,16 @@ static bool match_ok(const struct load_capture *x, const json_t *v, const json_t
     return ok;
 }
 
+/* Whether capture i is the last of r's into its name: Artillery keeps a request's captures by
+ * name, so a later one replaces an earlier one, failed or not. */
+static bool last_of_name(const struct load_request *r, size_t i)
+{
+    for (size_t j = i + 1; j < r->n_captures; j++)
+        if (r->captures[j].as && strcmp(r->captures[j].as, r->captures[i].as) == 0)
+            return false;
+    return true;
+}
+
 bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,
                          uint64_t *rng)
 {
@@ -338,15 +352,21 @@ bool load_captures_apply(const struct load_request *r, const json_t *found, json
         const struct load_capture *x = &r->captures[i];
 
         if (x->strict && (x->value ? !match_ok(x, found_get(found, i), vars, rng)
-                                   : missing(found_get(found, i))))
+                                   : last_of_name(r, i) && missing(found_get(found, i))))
             return false;
     }
     for (size_t i = 0; i < r->n_captures; i++) {
+        const struct load_capture *x = &r->captures[i];
         const json_t *v = found_get(found, i);
 
-        if (r->captures[i].as)
-            json_object_set_new(vars, r->captures[i].as,
-                                v ? json_incref((json_t *)v) : json_string(""));
+        if (!x->as)
+            continue;
+        if (v)
+            json_object_set_new(vars, x->as, json_incref((json_t *)v));
+        else if (x->kind == LOAD_CAPTURE_REGEXP || x->kind == LOAD_CAPTURE_HEADER)
+            json_object_set_new(vars, x->as, json_string("")); /* what their extractors give */
+        else
+            json_object_del(vars, x->as); /* undefined: a JSONPath or a selector */
     }
     return true;
 }

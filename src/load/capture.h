@@ -52,8 +52,10 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
 /*
  * Applies what found holds to vars, as Artillery does: when a strict capture of r found
  * nothing (or ""), or a strict match did not find its value (rendered from vars, compared as
- * JavaScript's ===), none is set and false is returned; else every capture is set (a
- * non-strict one that found nothing as "") and true is returned.
+ * JavaScript's ===), none is set and false is returned; else every capture is set and true is
+ * returned. A non-strict capture that found nothing sets what Artillery's extractor gives: ""
+ * for a regexp or a header, undefined (the variable is removed) for a JSONPath or a selector.
+ * Of captures into one name, the last is the one set and the one whose failure counts.
  */
 bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,
                          uint64_t *rng);

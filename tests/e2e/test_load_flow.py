@@ -95,6 +95,42 @@ def test_failed_captures_set_nothing_and_fail_the_user(mesh, tmp_path, server):
     assert paths(server, "/echo") == ["/echo?id=42"] * 2
 
 
+def test_lenient_captures_that_find_nothing(mesh, tmp_path, server):
+    """A capture with strict: false that finds nothing sets what Artillery's extractor gives:
+    "" for a regexp or a header, undefined for a JSONPath (over a JSON body, or a body that is
+    not JSON) or a selector, which then replaces what the variable held and is left out of a
+    json body."""
+    steps = ['get: {url: /json, capture: [{json: "$.missing", as: m, strict: false}, '
+             '{regexp: "nomatch", as: r, strict: false}, {header: x-nope, as: h, strict: false}, '
+             '{selector: "#nope", attr: id, as: s, strict: false}]}',
+             'get: {url: /, capture: {json: "$.id", as: t, strict: false}}',
+             'post: {url: /echo, json: {m: "{{ m }}", r: "{{ r }}", h: "{{ h }}", s: "{{ s }}", '
+             't: "{{ t }}"}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {m: old, r: old, h: old, s: old, t: old}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    (body,) = [r[3] for r in sent(server, "/echo")]
+    assert json.loads(body) == {"r": "", "h": ""}, body
+
+
+def test_captures_into_one_name_the_last_counts(mesh, tmp_path, server):
+    """Artillery keeps a request's captures by name: of two into the same name the last one
+    is what is set, and whether it failed is what fails the user."""
+    ok = ['get: {url: /json, capture: [{json: "$.missing", as: id}, '
+          '{json: "$.items[0].id", as: id}]}', 'get: {url: "/echo/ok?id={{ id }}"}']
+    failed = ['get: {url: /json, capture: [{json: "$.items[0].id", as: id}, '
+              '{json: "$.missing", as: id}]}', 'get: {url: "/echo/never"}']
+    rep, _ = run_report(mesh, tmp_path, one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                                                 ok))
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    rep, _ = run_report(mesh, tmp_path, one_flow(server.url, "[{duration: 1, arrivalCount: 1}]",
+                                                 failed))
+    c = rep["aggregate"]["counters"]
+    assert c["errors.Failed capture or match"] == 1 and c["vusers.failed"] == 1, c
+    assert [p for _, p, _, _ in sent(server, "/echo")] == ["/echo/ok?id=42"]
+
+
 def test_while_true_and_if_true_functions(mesh, tmp_path, server):
     (tmp_path / "f.js").write_text(
         "module.exports = {\n"
