@@ -285,21 +285,21 @@ static struct str coding_of(struct str elem, bool *acceptable)
 bool http_request_accepts_gzip(const struct http_request *req)
 {
     const struct http_header *h = http_request_header(req, "Accept-Encoding");
-    int gzip = -1, any = -1; /* -1 unlisted, else whether acceptable (RFC 9110 12.5.3) */
+    bool gzip = false;
 
     if (!h || str_eq_cstr(req->method, "HEAD"))
         return false;
+    /* Only gzip by name, its last mention deciding, as the gzip handler Consul's HTTP server
+     * wraps its API in (NYTimes gziphandler) reads the field: "*" alone is not taken as gzip,
+     * which RFC 9110 would allow but no Consul client relies on. */
     struct str list = h->value, elem;
     while (http_list_next(&list, &elem)) {
         bool ok;
         struct str name = coding_of(elem, &ok);
-        if (gzip < 0 && str_ieq_cstr(name, "gzip"))
+        if (str_ieq_cstr(name, "gzip"))
             gzip = ok;
-        else if (any < 0 && str_eq_cstr(name, "*"))
-            any = ok;
     }
-    /* gzip by name decides; else "*", which stands for every coding not listed */
-    return gzip >= 0 ? gzip : any > 0;
+    return gzip;
 }
 
 /*

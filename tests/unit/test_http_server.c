@@ -1344,13 +1344,14 @@ static void test_accepts_gzip(void **state)
     /* a malformed weight counts as 0 */
     assert_false(takes_gzip("gzip;q=abc"));
     assert_false(takes_gzip("gzip;q="));
-    /* "*" is every coding not listed */
-    assert_true(takes_gzip("*"));
-    assert_true(takes_gzip("br, *;q=0.1"));
-    assert_false(takes_gzip("*;q=0"));
+    /* only gzip by name, as Consul's gzip handler: "*" is not taken for it */
+    assert_false(takes_gzip("*"));
+    assert_false(takes_gzip("br, *;q=0.1"));
     assert_false(takes_gzip("gzip;q=0, *"));
-    assert_false(takes_gzip("*, gzip;q=0"));
     assert_true(takes_gzip("*;q=0, gzip"));
+    /* named twice, the last mention decides (that handler keeps the last in a map) */
+    assert_true(takes_gzip("gzip;q=0, gzip"));
+    assert_false(takes_gzip("gzip, gzip;q=0"));
     /* identity says nothing about gzip */
     assert_true(takes_gzip("identity;q=0, gzip"));
     assert_false(takes_gzip("identity"));
