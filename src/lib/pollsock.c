@@ -171,6 +171,11 @@ void pollsock_loop_close(uv_loop_t *loop)
     psu_loop_close(loop);
 }
 
+void pollsock_loop_stop(uv_loop_t *loop, unsigned flush_ms)
+{
+    psu_loop_stop(loop, flush_ms);
+}
+
 int pollsock_open(struct pollsock *ps, uv_loop_t *loop, int fd, pollsock_read_cb read_cb)
 {
     memset(ps, 0, sizeof(*ps));

@@ -40,6 +40,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "lib/list.h"
+
 #define POLLSOCK_MAX_BUFS 4 /* buffers of one pollsock_write */
 /* io_uring: the unsent bytes a socket queues before a write waits (backpressure, memory) */
 #define POLLSOCK_SEND_BOUND (16 * 1024)
@@ -81,6 +83,7 @@ struct pollsock {
     unsigned rx_off;                           /* bytes of rx_head already taken */
     bool recv_armed, recv_cancel, poll_armed, poke, send_inflight, shut_wanted, on_ready;
     bool flushing;                              /* closing, with the send queue still going out */
+    struct list_node flush_link;                /* in the ring's flushing list while flushing */
     struct pollsock_chunk *out_head, *out_tail; /* the send queue, out_head in flight */
     size_t unsent;
     uv_close_cb close_cb;
@@ -107,6 +110,16 @@ const char *pollsock_backend_name(enum pollsock_backend b);
  */
 int pollsock_loop_init(uv_loop_t *loop);
 void pollsock_loop_close(uv_loop_t *loop);
+
+/*
+ * The owner of loop is shutting down (on loop's thread): with io_uring, a close sends what its
+ * send queue holds for at most flush_ms from now on, instead of POLLSOCK_CLOSE_FLUSH_MS, the
+ * closes already sending included; 0 drops what is queued at once, as a process that exits
+ * loses what it had not given the kernel. A peer that never reads then holds the loop's end
+ * flush_ms at most. Callable again with a smaller bound; a no-op with epoll, where a close
+ * hands everything to the kernel.
+ */
+void pollsock_loop_stop(uv_loop_t *loop, unsigned flush_ms);
 
 /*
  * Takes over fd, a connected socket (TCP or UNIX) already in non-blocking mode, and serves

@@ -31,6 +31,9 @@
  * close: an owner that writes a response and closes at once (a client that shut its side
  * down) must not lose its tail here either. Reading is cancelled at once; the queue gets
  * POLLSOCK_CLOSE_FLUSH_MS to go, so a peer that never reads cannot keep the owner's struct.
+ * At shutdown (pollsock_loop_stop) that bound shrinks, for the flushes under way too, which the
+ * ring lists for it: a process that exits would lose the queue anyway, and a peer that never
+ * reads must not hold the exit 5 s.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -83,7 +86,10 @@ struct pollsock_ring {
     struct pollsock *ready, *closed;
     struct pollsock_chunk *free_chunks;
     unsigned nfree_chunks;
-    int handles; /* of wake, flush, busy: not yet closed */
+    int handles;                         /* of wake, flush, busy: not yet closed */
+    struct list_node flushing;           /* closing sockets sending their queue (ps->flush_link) */
+    bool stopping;                       /* pollsock_loop_stop: flushes get stop_flush at most */
+    struct __kernel_timespec stop_flush; /* read by the kernel when a timeout is submitted */
 };
 
 static _Thread_local struct pollsock_ring *this_ring;
@@ -307,12 +313,29 @@ static void on_recv(struct pollsock *ps, int res, unsigned flags)
         sync_reading(ps);
 }
 
+/* ps's flush is over (the close ends once its operations in flight have). */
+static void flush_end(struct pollsock *ps)
+{
+    ps->flushing = false;
+    list_remove(&ps->flush_link);
+}
+
+/* The flush deadline passed (or shutdown cut it): what is left is dropped. */
+static void flush_cut(struct pollsock *ps)
+{
+    struct io_uring_sqe *sqe = sqe_get(ps->ring);
+
+    flush_end(ps);
+    io_uring_prep_cancel_fd(sqe, ps->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
 /* A close's queue has gone (or failed): its deadline is taken back, then the close ends. */
 static void flush_done(struct pollsock *ps)
 {
     struct io_uring_sqe *sqe = sqe_get(ps->ring);
 
-    ps->flushing = false;
+    flush_end(ps);
     io_uring_prep_timeout_remove(sqe, ud_of(ps, OP_TIMEOUT), 0);
     io_uring_sqe_set_data64(sqe, 0);
 }
@@ -400,12 +423,8 @@ static void complete(struct pollsock_ring *r, const struct io_uring_cqe *cqe)
         break;
     case OP_TIMEOUT: /* a close's flush deadline: passed, or taken back by flush_done */
         ps->inflight--;
-        if (ps->flushing) { /* the peer did not take the rest in time: it is dropped */
-            ps->flushing = false;
-            struct io_uring_sqe *sqe = sqe_get(r);
-            io_uring_prep_cancel_fd(sqe, ps->fd, IORING_ASYNC_CANCEL_ALL);
-            io_uring_sqe_set_data64(sqe, 0);
-        }
+        if (ps->flushing) /* the peer did not take the rest in time: it is dropped */
+            flush_cut(ps);
         break;
     default:
         MESH_BUG_ON(true);
@@ -595,6 +614,7 @@ int psu_loop_init(uv_loop_t *loop)
     uv_idle_init(loop, &r->busy);
     r->wake.data = r->flush.data = r->busy.data = r;
     r->handles = 3;
+    list_init(&r->flushing);
     uv_poll_start(&r->wake, UV_READABLE, on_wake);
     uv_prepare_start(&r->flush, pump);
     /* only the sockets keep the loop alive */
@@ -634,6 +654,28 @@ void psu_loop_close(uv_loop_t *loop)
     free(r->pool);
     free(r);
     this_ring = NULL;
+}
+
+void psu_loop_stop(uv_loop_t *loop, unsigned flush_ms)
+{
+    struct pollsock_ring *r = psu_ring_of(loop);
+    struct pollsock *ps;
+
+    if (!r)
+        return;
+    r->stopping = true;
+    r->stop_flush = (struct __kernel_timespec){.tv_sec = flush_ms / 1000,
+                                               .tv_nsec = (flush_ms % 1000) * 1000000LL};
+    LIST_FOR_EACH(ps, &r->flushing, flush_link) {
+        if (flush_ms == 0) {
+            flush_cut(ps); /* leaves the list */
+            continue;
+        }
+        /* from now: a deadline already nearer may move out to flush_ms, never past it */
+        struct io_uring_sqe *sqe = sqe_get(r);
+        io_uring_prep_timeout_update(sqe, &r->stop_flush, ud_of(ps, OP_TIMEOUT), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
 }
 
 struct pollsock_ring *psu_ring_of(const uv_loop_t *loop)
@@ -771,6 +813,7 @@ static void flush_then_close(struct pollsock *ps)
     struct io_uring_sqe *sqe;
 
     ps->flushing = true;
+    list_insert_tail(&ps->ring->flushing, &ps->flush_link);
     if (ps->recv_armed && !ps->recv_cancel) {
         cancel_op(ps, OP_RECV);
         ps->recv_cancel = true;
@@ -778,7 +821,8 @@ static void flush_then_close(struct pollsock *ps)
     if (ps->poll_armed)
         cancel_op(ps, OP_POLL);
     sqe = sqe_get(ps->ring);
-    io_uring_prep_timeout(sqe, &close_flush_deadline, 0, 0);
+    io_uring_prep_timeout(sqe, ps->ring->stopping ? &ps->ring->stop_flush : &close_flush_deadline,
+                          0, 0);
     io_uring_sqe_set_data64(sqe, ud_of(ps, OP_TIMEOUT));
     ps->inflight++;
     start_send(ps);
@@ -792,7 +836,8 @@ void psu_close(struct pollsock *ps, uv_close_cb close_cb)
     ps->poll.data = ps->data;
     rx_drop(ps);
     ps->shut_wanted = false;
-    if (ps->out_head && !ps->werr && !ps->connecting) {
+    bool cut = r->stopping && r->stop_flush.tv_sec == 0 && r->stop_flush.tv_nsec == 0;
+    if (ps->out_head && !ps->werr && !ps->connecting && !cut) {
         flush_then_close(ps);
         return;
     }

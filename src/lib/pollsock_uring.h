@@ -12,6 +12,7 @@ int psu_probe(const char **why);
 
 int psu_loop_init(uv_loop_t *loop);
 void psu_loop_close(uv_loop_t *loop);
+void psu_loop_stop(uv_loop_t *loop, unsigned flush_ms);
 
 /* The ring of loop when this thread set one up for it, else NULL. */
 struct pollsock_ring *psu_ring_of(const uv_loop_t *loop);

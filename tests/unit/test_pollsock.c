@@ -511,6 +511,66 @@ static void test_uring_close_gives_up_on_a_peer_that_never_reads(void **state)
     close(sv[1]);
 }
 
+/* p's socket with its kernel buffer full and 1000 bytes queued behind it: a close flushes. */
+static void fill_and_queue(uv_loop_t *loop, struct probe *p)
+{
+    static char fill[64 * 1024];
+
+    while (send(p->ps.fd, fill, sizeof(fill), MSG_DONTWAIT) > 0)
+        ;
+    uv_buf_t b = uv_buf_init(fill, 1000);
+    assert_int_equal(pollsock_write(&p->ps, &b, 1, on_done), 1);
+    for (int i = 0; i < 10; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+    assert_true(p->ps.send_inflight);
+}
+
+/*
+ * At shutdown (pollsock_loop_stop) a flush to a peer that never reads lasts the stop's bound,
+ * not POLLSOCK_CLOSE_FLUSH_MS: a close under way before the stop and one after it; with a
+ * bound of 0 a close drops its queue at once.
+ */
+static void test_uring_stop_bounds_the_flushes(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe before, after, cut;
+    int sv1[2], sv2[2], sv3[2];
+
+    loop_open(&loop);
+    open_pair(&loop, &before, sv1);
+    open_pair(&loop, &after, sv2);
+    open_pair(&loop, &cut, sv3);
+    fill_and_queue(&loop, &before);
+    fill_and_queue(&loop, &after);
+    fill_and_queue(&loop, &cut);
+    pollsock_close(&before.ps, on_closed);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(before.closed, 0); /* flushing */
+    uint64_t t0 = uv_hrtime();
+    pollsock_loop_stop(&loop, 50);
+    pollsock_close(&after.ps, on_closed);
+    /* the loop stays alive for cut's socket: turns that do not wait, 5 s at most */
+    for (int i = 0; i < 5000 && (before.closed == 0 || after.closed == 0); i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(before.closed + after.closed, 2);
+    /* 50 ms, against the 5 s of a flush before the stop: a wide margin for a slow machine */
+    assert_true(uv_hrtime() - t0 < (uint64_t)POLLSOCK_CLOSE_FLUSH_MS * 1000000 / 2);
+    pollsock_loop_stop(&loop, 0);
+    pollsock_close(&cut.ps, on_closed);
+    assert_false(cut.ps.flushing);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(cut.closed, 1);
+    assert_int_equal(before.done + after.done + cut.done, 0);
+    loop_finish(&loop);
+    close(sv1[1]);
+    close(sv2[1]);
+    close(sv3[1]);
+}
+
 /*
  * More sockets with input waiting than the pool has buffers, none of it read at first: the
  * ones the pool cannot serve wait for readable instead, and every byte arrives once the owners
@@ -595,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_uring_queue_is_bounded_and_shutdown_follows_it),
         cmocka_unit_test(test_uring_close_waits_for_its_operations),
         cmocka_unit_test(test_uring_close_gives_up_on_a_peer_that_never_reads),
+        cmocka_unit_test(test_uring_stop_bounds_the_flushes),
         cmocka_unit_test(test_uring_more_sockets_than_buffers),
     };
     int failed = cmocka_run_group_tests_name("epoll", both, use_epoll, NULL);
