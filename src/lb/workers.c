@@ -40,6 +40,11 @@
 /* Out of file descriptors with a connection waiting: accepting pauses this long (it waits in
  * the backlog). */
 #define ACCEPT_PAUSE_MS 100
+/*
+ * Draining: what a closed connection's io_uring send queue holds goes out for this long at
+ * most (16 KiB to a peer that reads takes far less); at the drain's deadline it is dropped.
+ */
+#define DRAIN_FLUSH_MS 1000
 /* Connections handed to one worker and not yet taken by its loop; the acceptor keeps more. */
 #define INBOX_MAX 256
 /* Compare-and-swap rounds to place a connection before the acceptor keeps it itself. */
@@ -287,6 +292,8 @@ static void worker_force(uv_timer_t *t)
 {
     struct lb_worker *w = t->data;
 
+    /* as HAProxy's hard stop: what the peers have not taken by now is dropped */
+    pollsock_loop_stop(&w->loop, 0);
     lb_proxy_abort_all(&w->px);
     worker_finish(&w->px);
 }
@@ -300,6 +307,7 @@ static void worker_drain(uv_async_t *a)
     if (w->draining)
         return;
     w->draining = true;
+    pollsock_loop_stop(&w->loop, DRAIN_FLUSH_MS);
     inbox_close(w);
     listener_close(w);
     uv_timer_start(&w->force, worker_force, ms ? ms : 1, 0);

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import select
+import signal
 import socket
 import time
 from pathlib import Path
@@ -642,6 +643,29 @@ class _Replay:
         return self.fp
 
 
+def recv_until_close(s, rounds=10000):
+    """What s receives until its peer closes (or rounds reads)."""
+    data = b""
+    for _ in range(rounds):
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    return data
+
+
+def recv_head(s):
+    """What s receives up to the end of a head at least (the proxy must not close first)."""
+    got = b""
+    for _ in range(1000):
+        if b"\r\n\r\n" in got:
+            break
+        b = s.recv(65536)
+        assert b, "the proxy closed the connection"
+        got += b
+    return got
+
+
 def split_exchange(port, pieces):
     """Sends pieces with a pause between them (each reaches the proxy in reads of its own),
     reads until the proxy closes, and parses the answers: [(status, body)]."""
@@ -650,12 +674,7 @@ def split_exchange(port, pieces):
         for p in pieces:
             s.sendall(p)
             time.sleep(0.002)
-        data = b""
-        for _ in range(1000):
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = recv_until_close(s, 1000)
     replay, answers = _Replay(data), []
     for _ in range(100):
         if replay.fp.tell() == len(data):
@@ -726,13 +745,7 @@ class StalledExchange:
         self.srv, (_, self.up_port) = listener.accept()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         self.srv.settimeout(10)
-        got = b""
-        for _ in range(1000):  # the proxy's head for the server, and any body after it
-            if HEAD_END in got:
-                break
-            b = self.srv.recv(65536)
-            assert b, "the proxy closed the server's connection"
-            got += b
+        got = recv_head(self.srv)  # the proxy's head for the server, and any body after it
         assert got.startswith(head.split(b"\r\n")[0]), f"not the request sent: {got[:200]!r}"
         self.srv_recv, self.up_head = len(got), got.index(HEAD_END) + len(HEAD_END)
         self.rsp_head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 40)
@@ -864,3 +877,61 @@ def test_requests_without_host_are_passed_on_as_haproxy_does(one_lb):
                                              b"Authorization: Basic YWRtaW46YWRtaW4=\r\n"
                                              b"Connection: close\r\n\r\n")
     assert st == 200, raw[:300]
+
+
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_sigterm_is_not_held_by_a_client_that_never_reads(lb_factory, backend):
+    """SIGTERM while a client never reads a large answer: the drain waits for that request until
+    its deadline (-timeout-server), closes it and exits. With io_uring its close then sent what
+    the socket's queue held for up to 5 s more, to a peer that never reads; at shutdown that is
+    cut (as HAProxy's hard stop drops what the peers have not taken). Another client, whose
+    answer comes during the drain and who shut its sending side down (so the proxy closes as
+    soon as the answer is written, its tail still in the queue), gets every byte. Whether a
+    stalled socket's queue holds bytes at the close depends on how the proxy's reads fell (a
+    write past the queue's bound waits uncopied), so four clients stall: one is enough."""
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(10)
+    stalled, other, srv = [], None, None
+    try:
+        lb = lb_with_io(lb_factory, ["-server", f"{HOST}:{listener.getsockname()[1]}",
+                                     "-check=false", "-workers", "1", "-timeout-server", "3s"],
+                        backend)
+        for _ in range(4):
+            stalled.append(StalledExchange(lb.port, listener,
+                                           b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+        other = socket.create_connection((HOST, lb.port), timeout=10)
+        other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        other.shutdown(socket.SHUT_WR)
+        srv, _ = listener.accept()
+        srv.settimeout(10)
+        head = recv_head(srv)
+        assert head.startswith(b"GET /other "), head[:200]
+        lb.signal(signal.SIGTERM)
+        t_term = time.monotonic()
+        body = bytes(range(256)) * 800  # 200 kB: many sends, the last ones queued at the close
+        srv.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        answer = recv_until_close(other)
+        assert answer.endswith(HEAD_END + body), f"{len(answer)} bytes: {answer[:200]!r}"
+        # the server keeps sending until the lb closes its side: only the clients stall it
+        sending = list(stalled)
+        for _ in range(1000):
+            for x in list(sending):
+                try:
+                    x.srv_sent += x._offer(x.srv, x.srv_sent)
+                except OSError:
+                    sending.remove(x)
+            if lb.proc.poll() is not None or time.monotonic() - t_term > 30:
+                break
+            time.sleep(0.05)
+        rc = lb.proc.wait(timeout=10)
+        took = time.monotonic() - t_term
+        print(f"\nexit {rc} {took:.2f}s after SIGTERM")
+        assert rc == 0, f"exit status {rc}\n{lb.log_tail()}"
+        # the deadline is 3 s; a flush to the client that never reads would add 5 s
+        assert took < 6.5, f"mesh lb took {took:.1f}s to stop\n{lb.log_tail()}"
+    finally:
+        for x in stalled:
+            x.close()
+        for s in (other, srv, listener):
+            if s is not None:
+                s.close()
