@@ -158,29 +158,55 @@ static int fn_to_unescaped_json_pretty(struct tmpl_eval *ev, json_t *const *args
 
 /* ---- text -------------------------------------------------------------------------------- */
 
+/* What the rune at s (n bytes left) is to toTitle; *len receives its length. */
+static enum tmpl_word_class title_class(const char *s, size_t n, size_t *len)
+{
+    unsigned char ch = (unsigned char)s[0];
+
+    if (ch >= 0x80) {
+        *len = str_utf8_seq_len((struct str){s, n});
+        if (!*len) { /* Go reads U+FFFD, a symbol */
+            *len = 1;
+            return TMPL_WORD_BREAK;
+        }
+        uint32_t r = *len == 2 ? ch & 0x1fu : *len == 3 ? ch & 0x0fu : ch & 0x07u;
+        for (size_t k = 1; k < *len; k++)
+            r = r << 6 | ((unsigned char)s[k] & 0x3fu);
+        return tmpl_unicode_word_class(r);
+    }
+    *len = 1;
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')
+        return TMPL_WORD_LETTER;
+    if ((ch >= '0' && ch <= '9') || ch == '_')
+        return TMPL_WORD_NEUTRAL;
+    return ch == '\'' || ch == '.' || ch == ':' ? TMPL_WORD_MID : TMPL_WORD_BREAK;
+}
+
 /*
  * toTitle: golang.org/x/text's title caser without lowering (cases.NoLower). The first cased
- * letter after a word break is upper-cased; letters, digits and _ continue a word, and so do
- * one ' . or : between them (two in a row break it); everything else breaks. Non-ASCII letters
- * continue or start a word but keep their case: this renderer has no Unicode case tables.
+ * letter after a word break is upper-cased; letters continue a word, digits and _ (and other
+ * uncased word runes) neither start nor end one, one ' . or : (or U+2019 and the other mid-word
+ * runes) between letters continues it (two in a row break it); everything else breaks,
+ * non-ASCII punctuation, spaces and symbols too (unicode_tables.c).
+ * Non-ASCII letters continue or start a word but keep their case: this renderer has no Unicode
+ * case tables.
  */
 static int fn_to_title(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    size_t n = json_string_length(args[0]);
+    size_t n = json_string_length(args[0]), len;
     char *c = xmemdup(json_string_value(args[0]), n + 1);
     bool mid_word = false, was_mid = false;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)c[i];
-        bool lower = ch >= 'a' && ch <= 'z', upper = ch >= 'A' && ch <= 'Z';
-        bool is_mid = ch == '\'' || ch == '.' || ch == ':';
+    for (size_t i = 0; i < n; i += len) {
+        enum tmpl_word_class k = title_class(c + i, n - i, &len);
+        bool is_mid = k == TMPL_WORD_MID;
         if (was_mid && is_mid)
             mid_word = false;
-        if (lower || upper || ch >= 0xc0) { /* a letter, or the lead byte of a non-ASCII one */
-            if (lower && !mid_word)
-                c[i] = (char)(ch ^ 0x20);
+        if (k == TMPL_WORD_LETTER) {
+            if (c[i] >= 'a' && c[i] <= 'z' && !mid_word)
+                c[i] = (char)(c[i] ^ 0x20);
             mid_word = true;
-        } else if (!is_mid && ch < 0x80 && !(ch >= '0' && ch <= '9') && ch != '_') {
+        } else if (k == TMPL_WORD_BREAK) {
             mid_word = false;
         }
         was_mid = is_mid;

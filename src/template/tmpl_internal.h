@@ -231,9 +231,16 @@ void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const
                   size_t nargs);
 /* Go's fmt.Sprint of args (fmt.Sprintln with ln: spaces between all, a newline after). */
 void tmpl_sprint(struct buf *out, json_t *const *args, size_t nargs, bool ln);
-/* Go's unicode.IsPrint (unicode_print.c, generated): letters, marks, numbers, punctuation,
+/* Go's unicode.IsPrint (unicode_tables.c, generated): letters, marks, numbers, punctuation,
  * symbols and the ASCII space. */
 bool tmpl_unicode_is_print(uint32_t r);
+/*
+ * What a rune above ASCII is to toTitle's word breaking (unicode_tables.c, generated): a cased
+ * letter (starts or continues a word), another word rune (continues one: digits, marks, uncased
+ * letters), a mid-word rune (once between letters) or a break.
+ */
+enum tmpl_word_class { TMPL_WORD_BREAK, TMPL_WORD_LETTER, TMPL_WORD_NEUTRAL, TMPL_WORD_MID };
+enum tmpl_word_class tmpl_unicode_word_class(uint32_t r);
 /* Sorted keys of an object (pointers borrowed from it); *n receives the count. Free the array. */
 const char **tmpl_sorted_keys(const json_t *obj, size_t *n);
 /*

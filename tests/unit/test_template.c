@@ -575,6 +575,13 @@ static void test_formatting(void **state)
         /* x/text's title caser with NoLower: ' . : inside a word continue it, digits too */
         {"{{ toTitle \"hello world-wide web_site don't a..b 1st o'neil x:y iPhone\" }}",
          "Hello World-Wide Web_site Don't A..B 1St O'neil X:y IPhone"},
+        /* consul-template's own case: non-ASCII punctuation and symbols break words too */
+        {"{{ \"this is a sentence\\u2026and another sentence\\u2026with a "
+         "\\xf0\\x9f\\x9a\\x80rocket\" | toTitle }}",
+         "This Is A Sentence\u2026And Another Sentence\u2026With A \xf0\x9f\x9a\x80Rocket"},
+        /* U+2019 inside a word continues it; accented letters continue words (keeping case) */
+        {"{{ toTitle \"don\u2019t na\u00efve x\u2014y \u00e9lan \u00a0z\" }}",
+         "Don\u2019t Na\u00efve X\u2014Y \u00e9lan \u00a0Z"},
         {"{{ indent 4 \"a\\n\\nb\\n\" }}|{{ \"x\" | indent 0 }}", "    a\n\n    b\n|x"},
         {"{{ sha256Hex \"abc\" }} {{ md5sum \"\" }}",
          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
