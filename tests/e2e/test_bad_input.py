@@ -454,3 +454,13 @@ def test_malformed_host_is_400_as_go_answers(agent):
     status, _, _ = raw_request(agent.port, b"GET /v1/status/leader HTTP/1.1\r\n"
                                            b"Host: [fe80::1%25lo]:8500\r\n\r\n")
     assert status == 200
+
+
+def test_asterisk_target_as_go_answers_it(agent):
+    """Go's server answers OPTIONS * itself, 200 with no body; its ServeMux any other method on
+    "*" 400. (A path under "/" is routed as usual.)"""
+    status, head, body = raw_request(agent.port, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, body) == (200, b""), head
+    assert "Content-Length: 0" in head
+    status, head, body = raw_request(agent.port, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, body) == (400, b""), head

@@ -738,6 +738,12 @@ static void answer_root(struct reg_api_call *c)
 {
     bool ui = c->api->cfg->ui;
 
+    /* The target "*": Go's server answers OPTIONS itself (200, Content-Length 0: net/http
+     * serverHandler, globalOptionsHandler) and its ServeMux any other method 400, no body. */
+    if (strcmp(c->path, "*") == 0) {
+        respond(c, str_eq_cstr(c->req->method, "OPTIONS") ? 200 : 400, NULL, "", 0);
+        return;
+    }
     if (ui && (strcmp(c->path, "/ui") == 0 || strncmp(c->path, "/ui/", 4) == 0)) {
         reg_api_ui_serve(c);
         return;
