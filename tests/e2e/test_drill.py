@@ -88,57 +88,6 @@ def test_bad_input(cluster, tmp_path):  # noqa: F811
     assert p.returncode == 0 and "mesh drill failover|scale|node-loss" in p.stdout
 
 
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False
-
-
-def test_sigterm_stops_the_load_too(tmp_path):
-    """SIGTERM (a supervisor, `timeout`) ends the drill as Ctrl-C does: its `mesh load run`
-    must not be left behind, orphaned, loading the cluster."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "cluster.json").write_text(json.dumps({
-        "lb_port": free_port(), "nodes": [{"name": "lb", "server": True, "addr": "127.0.0.1"},
-                                          {"name": "web1"}, {"name": "web2"}]}))
-    p = subprocess.Popen([mesh_bin(), "drill", "failover", "-duration", "60", "-run-dir",
-                          str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    load = []
-    try:
-        for _ in range(200):
-            load = _children(p.pid)
-            if load:
-                break
-            time.sleep(0.05)
-        assert load, "the drill started no load"
-        time.sleep(0.5)  # let the load install its signal handlers
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
-        for _ in range(100):
-            if not _alive(load[0]):
-                break
-            time.sleep(0.05)
-        assert not _alive(load[0]), "mesh load run outlived the drill"
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        for pid in load:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
 def test_drill_runs_the_users_script(cluster, tmp_path):  # noqa: F811
     """-script: the user's Artillery script (processor, afterResponse, expect accepting 200 and
     503) is the load; the 503s of the both-stopped phase are accepted answers, not failures,
@@ -164,3 +113,63 @@ def test_drill_runs_the_users_script(cluster, tmp_path):  # noqa: F811
     c = report["aggregate"]["counters"]
     assert c.get("failover.unavailable", 0) > 0, c
     assert any(k.startswith("served_by.web1/") for k in c), c
+
+
+def _load_children(pid):
+    """The children of pid that are `mesh load run` (the drill also runs `mesh status`)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+    out = []
+    for kid in kids:
+        try:
+            with open(f"/proc/{kid}/cmdline", "rb") as f:
+                if b"\0load\0run\0" in f.read():
+                    out.append(kid)
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_load_too(cluster, tmp_path):  # noqa: F811
+    """SIGTERM (a supervisor, `timeout`) ends the drill as Ctrl-C does: its `mesh load run`
+    must not be left behind, orphaned, loading the cluster. (Last in the module: a drill cut
+    short may leave the cluster's services as its steps left them; its first step comes a
+    fifth of the 60 s in, long after the SIGTERM.)"""
+    p = subprocess.Popen([mesh_bin(), "drill", "failover", "-duration", "60", "-rate", "5",
+                          "-target", f"http://127.0.0.1:{free_port()}/", "-run-dir",
+                          cluster.run_dir], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    load = []
+    try:
+        deadline = time.monotonic() + 60
+        while not load and p.poll() is None and time.monotonic() < deadline:
+            load = _load_children(p.pid)
+            time.sleep(0.05)
+        if not load and p.poll() is not None:
+            raise AssertionError(f"the drill exited {p.returncode}: {p.stderr.read()!r}")
+        assert load, "the drill started no load"
+        time.sleep(0.5)  # let the load install its signal handlers
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        for _ in range(100):
+            if not _alive(load[0]):
+                break
+            time.sleep(0.05)
+        assert not _alive(load[0]), "mesh load run outlived the drill"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid in load:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
