@@ -9,6 +9,7 @@
 #include "lib/alloc.h"
 #include "lib/re.h"
 #include "load/html_capture.h"
+#include "load/jsonpath.h"
 #include "load/template.h"
 
 #define MAX_GROUPS 64 /* JavaScript groups a pattern may have */
@@ -222,6 +223,21 @@ void load_captures_head(const struct load_request *r, const struct http_response
     }
 }
 
+/* What JSON capture c (number i) finds in doc: of several values, one at random, as
+ * extractJSONPath picks it. */
+static void capture_json(const json_t *doc, const struct load_capture *c, uint64_t *rng,
+                         json_t *found, size_t i)
+{
+    json_t *all = json_array();
+    size_t n;
+
+    load_jsonpath_all(doc, c->expr, all);
+    n = json_array_size(all);
+    if (n)
+        found_set(found, i, json_incref(json_array_get(all, n > 1 ? load_rand(rng) % n : 0)));
+    json_decref(all);
+}
+
 /* What selector capture c finds in the body text[len], parsed into *html the first time. */
 static json_t *capture_selector(const struct load_capture *c, const char *text, size_t len,
                                 struct load_html **html, bool *parsed, const json_t *vars,
@@ -261,7 +277,6 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
 
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct load_capture *c = &r->captures[i];
-        const json_t *v;
 
         if (c->kind == LOAD_CAPTURE_JSON) {
             if (!parsed)
@@ -271,8 +286,8 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
              * from a path that finds nothing or a body that is not JSON */
             if (doc && !json_is_object(doc) && !json_is_array(doc))
                 found_set(found, i, json_string(""));
-            else if (doc && (v = load_json_path(doc, c->expr)))
-                found_set(found, i, json_incref((json_t *)v));
+            else if (doc)
+                capture_json(doc, c, rng, found, i);
         } else if (c->kind == LOAD_CAPTURE_REGEXP) {
             struct buf m = BUF_INIT;
 

@@ -13,6 +13,7 @@
 #include "load/capture.h"
 #include "load/filtrex.h"
 #include "load/jmespath.h"
+#include "load/jsonpath.h"
 #include "load/payload.h"
 #include "load/selector.h"
 #include "load/script_internal.h"
@@ -386,6 +387,7 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
     static const char *const kinds[] = {"json", "header", "regexp", "selector"};
     json_t *list = json_is_array(cap) ? json_incref((json_t *)cap) : json_pack("[O]", cap);
     json_t *item;
+    struct err e = {""};
     size_t i;
 
     r->captures =
@@ -420,8 +422,8 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
                         json_object_get(item, "attr") ? "attr" : "index");
             continue;
         }
-        if (k == LOAD_CAPTURE_JSON && json_string_value(expr)[0] != '$') {
-            script_diag(c, item, "json", 0, "%s.json: a JSONPath starts with \"$\"", where);
+        if (k == LOAD_CAPTURE_JSON && load_jsonpath_check(json_string_value(expr), &e) < 0) {
+            script_diag(c, item, "json", 0, "%s.json: %s", where, e.msg);
             continue;
         }
         if (strict && !json_is_boolean(strict))

@@ -1,4 +1,4 @@
-/* Templating and JSONPath for scenario flows: see template.h. */
+/* Templating for scenario flows: see template.h. */
 #include "load/template.h"
 
 #include <ctype.h>
@@ -298,52 +298,6 @@ bool load_tmpl_json_is_static(const json_t *v)
         json_array_foreach(v, i, child) if (!load_tmpl_json_is_static(child)) return false;
     }
     return true;
-}
-
-const json_t *load_json_path(const json_t *doc, const char *path)
-{
-    const char *p = path;
-    const json_t *v = doc;
-    char key[MAX_NAME];
-
-    if (*p++ != '$')
-        return NULL;
-    while (*p && v) {
-        size_t n;
-
-        if (*p == '.') {
-            p++;
-            n = strcspn(p, ".[");
-            if (n == 0 || n >= sizeof(key))
-                return NULL;
-            memcpy(key, p, n);
-            key[n] = '\0';
-            v = json_object_get(v, key);
-            p += n;
-        } else if (p[0] == '[' && (p[1] == '\'' || p[1] == '"')) {
-            const char *end = strchr(p + 2, p[1]);
-
-            if (!end || end[1] != ']' || (size_t)(end - p - 2) >= sizeof(key))
-                return NULL;
-            memcpy(key, p + 2, (size_t)(end - p - 2));
-            key[end - p - 2] = '\0';
-            v = json_object_get(v, key);
-            p = end + 2;
-        } else if (*p == '[') {
-            char *end;
-            long idx = strtol(p + 1, &end, 10);
-
-            if (*end != ']' || end == p + 1)
-                return NULL;
-            if (idx < 0)
-                idx += (long)json_array_size(v);
-            v = idx < 0 ? NULL : json_array_get(v, (size_t)idx);
-            p = end + 1;
-        } else {
-            return NULL;
-        }
-    }
-    return v;
 }
 
 json_t *load_vars_new(const json_t *variables, uint64_t *rng)

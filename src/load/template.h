@@ -1,10 +1,9 @@
 /*
- * Artillery's "{{ name }}" templating over a virtual user's variables, and the JSONPath subset
- * captures use. A name is a variable (config.variables, captures, $loopCount), a path into
- * one as lodash reads it ("user.id", "items[0].id"), $env.NAME / $processEnvironment.NAME,
- * $randomNumber(min, max) or $randomString(length). An unknown name renders as "" (Artillery
- * writes "undefined" when the template has other text around it; docs/load.md lists the
- * difference).
+ * Artillery's "{{ name }}" templating over a virtual user's variables. A name is a variable
+ * (config.variables, captures, $loopCount), a path into one as lodash reads it ("user.id",
+ * "items[0].id"), $env.NAME / $processEnvironment.NAME, $randomNumber(min, max) or
+ * $randomString(length). An unknown name renders as "" (Artillery writes "undefined" when the
+ * template has other text around it; docs/load.md lists the difference).
  */
 #ifndef MESH_LOAD_TEMPLATE_H
 #define MESH_LOAD_TEMPLATE_H
@@ -42,12 +41,6 @@ json_t *load_tmpl_json_body(const json_t *tmpl, const json_t *vars, uint64_t *rn
 
 /* True when any string in v holds a template. */
 bool load_tmpl_json_is_static(const json_t *v);
-
-/*
- * The value at a JSONPath in doc: "$", "$.a.b", "$.items[0].id", "$['a b']", "$[2]". Borrowed;
- * NULL when absent or the path is outside that subset.
- */
-const json_t *load_json_path(const json_t *doc, const char *path);
 
 /*
  * One virtual user's variables: for each config variable (borrowed object), its value, or one

@@ -4,6 +4,7 @@ The server (threads, HTTP/1.1 keep-alive) records every request it gets; paths:
   /            200 "ok", X-Served-By alternating s1/s2
   /sleep?ms=N  200 after sleeping N ms (a known latency)
   /json        200 {"items": [{"id": 42}]}
+  /items       200 {"items": [{"id": 1}, {"id": 2}, {"id": 3}]}
   /echo        200, records method, path, headers and body
   /chunked     200 {"id": 7} in two chunks
   /close       200 "bye" with Connection: close (and the server closes)
@@ -95,6 +96,8 @@ def make_handler(rec):
                 self._answer(b"slept")
             elif url.path == "/json":
                 self._answer(b'{"items": [{"id": 42}]}', "application/json")
+            elif url.path == "/items":
+                self._answer(b'{"items": [{"id": 1}, {"id": 2}, {"id": 3}]}', "application/json")
             elif url.path == "/form":
                 token = f"t{flip}&x"
                 with rec.lock:

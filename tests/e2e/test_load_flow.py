@@ -131,6 +131,35 @@ def test_captures_into_one_name_the_last_counts(mesh, tmp_path, server):
     assert [p for _, p, _, _ in sent(server, "/echo")] == ["/echo/ok?id=42"]
 
 
+def test_json_captures_of_several_values_take_one_at_random(mesh, tmp_path, server):
+    """JSONPath as jsonpath-plus reads it: wildcards, recursive descent, unions and slices;
+    of several values a capture takes one at random, as Artillery's extractJSONPath does."""
+    steps = ['get: {url: /items, capture: [{json: "$.items[*].id", as: any}, '
+             '{json: "$..id", as: deep}, {json: "$.items[1:].id", as: tail}, '
+             '{json: "$.items.length", as: n}]}',
+             'get: {url: "/echo/{{ any }}/{{ deep }}/{{ tail }}/{{ n }}"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 30}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 30
+    got = [p.split("/")[2:] for _, p, _, _ in sent(server, "/echo/")]
+    assert len(got) == 30
+    assert all(a in "123" and d in "123" and t in "23" and n == "3" for a, d, t, n in got), got
+    # 30 users pick among three: all of them picking the same one is (1/3)^29
+    assert len({a for a, _, _, _ in got}) > 1 and len({d for _, d, _, _ in got}) > 1, got
+
+
+def test_json_capture_filters_are_refused(mesh, tmp_path, server):
+    steps = ['get: {url: /items, capture: {json: "$.items[?(@.id > 1)].id", as: x}}',
+             'get: {url: /items, capture: {json: "$.items[0", as: y}}']
+    code, out, err = run_load(mesh, tmp_path,
+                              one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps))
+    assert code == 2, out + err
+    assert "test.yml:6: capture.json: filters and expressions such as [?(@.id > 1)] are not " \
+        "supported" in err, err
+    assert "test.yml:7: capture.json: \"$.items[0\" is not a JSONPath this reads" in err, err
+    assert not sent(server, "/")
+
+
 def test_while_true_and_if_true_functions(mesh, tmp_path, server):
     (tmp_path / "f.js").write_text(
         "module.exports = {\n"

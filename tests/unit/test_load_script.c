@@ -368,7 +368,7 @@ static void test_templates(void **state)
         json_pack("{s:s,s:s,s:[s]}", "n", "{{ n }}", "s", "c={{color}}!", "l", "{{ user.ids.1 }}");
     struct buf b = BUF_INIT;
     uint64_t rng = 1;
-    json_t *out, *doc;
+    json_t *out;
 
     (void)state;
     load_tmpl_render(&b, "/x/{{ color }}/{{n}}/{{ missing }}/{{ user.ids.0 }}", vars, &rng);
@@ -404,14 +404,6 @@ static void test_templates(void **state)
     assert_string_equal(json_string_value(json_object_get(out, "s")), "c=red!");
     assert_int_equal(json_integer_value(json_array_get(json_object_get(out, "l"), 0)), 9);
     assert_false(load_tmpl_json_is_static(tmpl));
-    doc = json_pack("{s:[{s:i}],s:{s:s}}", "items", "id", 42, "a b", "c", "d");
-    assert_int_equal(json_integer_value(load_json_path(doc, "$.items[0].id")), 42);
-    assert_int_equal(json_integer_value(load_json_path(doc, "$.items[-1].id")), 42);
-    assert_string_equal(json_string_value(load_json_path(doc, "$['a b'].c")), "d");
-    assert_ptr_equal(load_json_path(doc, "$"), doc);
-    assert_null(load_json_path(doc, "$.nope.x"));
-    assert_null(load_json_path(doc, "items"));
-    json_decref(doc);
     json_decref(out);
     json_decref(tmpl);
     json_decref(vars);
