@@ -857,6 +857,47 @@ def test_clients_that_never_read_hold_the_proxy_to_its_buffers(lb_factory, backe
     assert lb.stats_get(";csv")[0] == 200
 
 
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_a_connection_that_takes_the_read_ahead_leaves_the_worker_serving(lb_factory, backend):
+    """One client pipelines megabytes behind a request its server never answers: with io_uring
+    its receive can take what arrives ahead of the proxy into the worker's buffer pool, up to
+    most of the 1 MiB (measured: 0.9 MiB in one run of two), as nothing bounds it per
+    connection: the kernel fills the pool from the socket before a cancel could land. Another
+    client of the same worker is still served: a socket that finds the pool three-quarters used
+    reads with recv() (docs/lb.md), so the pool bounds the memory and costs the others system
+    calls, never their answers."""
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(10)
+    hog = other = srv = None
+    try:
+        lb = lb_with_io(lb_factory, ["-server", f"{HOST}:{listener.getsockname()[1]}",
+                                     "-check=false", "-workers", "1"], backend)
+        hog = StalledExchange(lb.port, listener, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        quiet, deadline = 0, time.monotonic() + 30  # until neither end can write: 30 s at most
+        for _ in range(3000):
+            quiet = 0 if hog.offer() else quiet + 1
+            if quiet >= 10 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        print("held by the hog (request bytes, answer bytes):", hog.held(lb.port, tcp_queues()))
+        for i in range(3):
+            other = socket.create_connection((HOST, lb.port), timeout=10)
+            other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            srv, _ = listener.accept()
+            srv.settimeout(10)
+            assert recv_head(srv).startswith(b"GET /other "), i
+            srv.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+            assert recv_until_close(other).endswith(b"\r\n\r\nabc"), i
+            other.close()
+            srv.close()
+            other = srv = None
+        assert lb.running()
+    finally:
+        for s in (hog, other, srv, listener):
+            if s is not None:
+                s.close()
+
+
 def test_requests_without_host_are_passed_on_as_haproxy_does(one_lb):
     """HAProxy 2.6 passes an HTTP/1.1 request without Host on as it is; one from HTTP/1.0 goes
     on as HTTP/1.1, so it gets the empty Host HTTP/1.1 asks for. An absolute-form target
