@@ -93,8 +93,7 @@ static bool go_parse_uint(const char *s, size_t n, int base, uint64_t *out)
     return true;
 }
 
-/* Go's strconv.ParseInt(s, base, 64): an optional sign, then ParseUint within int64. */
-static bool go_parse_int(const char *s, size_t n, int base, long long *out)
+bool tmpl_go_parse_int(const char *s, size_t n, int base, long long *out)
 {
     bool neg = n && s[0] == '-';
     uint64_t u;
@@ -226,19 +225,20 @@ static bool resolve_number(const char *s, size_t n, struct yaml_scalar *v)
         if (s[k] != '_')
             plain[len++] = s[k];
     plain[len] = '\0';
-    if (go_parse_int(plain, len, 0, &v->i))
+    if (tmpl_go_parse_int(plain, len, 0, &v->i))
         v->res = YAML_RES_INT;
     else if (go_parse_uint(plain, len, 0, &u))
         v->res = YAML_RES_UINT;
     else if (yaml_float_syntax(plain, len, false) && finite_float(plain, len, &v->d))
         v->res = YAML_RES_FLOAT;
-    else if (len > 2 && strncmp(plain, "0b", 2) == 0 && go_parse_int(plain + 2, len - 2, 2, &v->i))
+    else if (len > 2 && strncmp(plain, "0b", 2) == 0 &&
+             tmpl_go_parse_int(plain + 2, len - 2, 2, &v->i))
         v->res = YAML_RES_INT;
     else if (len > 2 && strncmp(plain, "0b", 2) == 0 && go_parse_uint(plain + 2, len - 2, 2, &u))
         v->res = YAML_RES_UINT;
     else if (len > 3 && strncmp(plain, "-0b", 3) == 0) {
         plain[2] = '-'; /* ParseInt("-" + rest, 2) */
-        ok = go_parse_int(plain + 2, len - 2, 2, &v->i);
+        ok = tmpl_go_parse_int(plain + 2, len - 2, 2, &v->i);
         v->res = YAML_RES_INT;
     } else
         ok = false;

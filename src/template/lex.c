@@ -207,6 +207,74 @@ static int lex_string(struct lexer *lx, bool space)
     return rc;
 }
 
+/* The rune of a character constant's body (between the quotes, n bytes at s): 0, or -1 when
+ * it is not exactly one rune or escape. */
+static int char_value(struct lexer *lx, size_t from, size_t to, unsigned long *out)
+{
+    const char *s = lx->s + from;
+    size_t n = to - from;
+
+    if (n && s[0] == '\\') {
+        struct buf b = BUF_INIT;
+        char kind = n > 1 ? s[1] : 0;
+        size_t saved = lx->pos;
+        int rc = 0;
+        lx->pos = from + 1;
+        if (kind == '"' || lex_escape(lx, &b) < 0 || lx->pos != to) {
+            rc = -1;
+        } else if (kind == 'x' || (kind >= '0' && kind <= '7')) {
+            *out = (unsigned char)b.data[0]; /* a byte value: '\377' is 255 */
+        } else {
+            size_t len =
+                (unsigned char)b.data[0] < 0x80 ? 1 : str_utf8_seq_len((struct str){b.data, b.len});
+            unsigned long cp =
+                len == 1 ? (unsigned char)b.data[0] : (unsigned char)b.data[0] & (0x7fu >> len);
+            for (size_t i = 1; i < len; i++)
+                cp = cp << 6 | ((unsigned char)b.data[i] & 0x3fu);
+            *out = cp;
+        }
+        lx->pos = saved;
+        buf_free(&b);
+        return rc;
+    }
+    if (!n || s[0] == '\'')
+        return -1;
+    size_t len = (unsigned char)s[0] < 0x80 ? 1 : str_utf8_seq_len((struct str){s, n});
+    if (!len) { /* Go reads an invalid byte as U+FFFD */
+        *out = 0xfffd;
+        return n == 1 ? 0 : -1;
+    }
+    unsigned long cp = len == 1 ? (unsigned char)s[0] : (unsigned char)s[0] & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++)
+        cp = cp << 6 | ((unsigned char)s[i] & 0x3fu);
+    *out = cp;
+    return len == n ? 0 : -1;
+}
+
+/* A character constant, 'a' or '\n': a number, the rune's value, as in Go. */
+static int lex_char(struct lexer *lx, bool space)
+{
+    size_t start = lx->pos, end = start + 1;
+    unsigned long cp = 0;
+    char num[16];
+
+    for (;; end++) {
+        if (end >= lx->len || lx->s[end] == '\n')
+            return lex_fail(lx, start, "unterminated character constant");
+        if (lx->s[end] == '\\' && end + 1 < lx->len && lx->s[end + 1] != '\n')
+            end++;
+        else if (lx->s[end] == '\'')
+            break;
+    }
+    if (char_value(lx, start + 1, end, &cp) < 0)
+        return lex_fail(lx, start, "malformed character constant: %.*s", (int)(end + 1 - start),
+                        lx->s + start);
+    snprintf(num, sizeof(num), "%lu", cp);
+    lx->pos = end + 1;
+    emit(lx, TOK_NUMBER, start, num, strlen(num), space);
+    return 0;
+}
+
 static void lex_number(struct lexer *lx, bool space)
 {
     size_t start = lx->pos;
@@ -253,6 +321,8 @@ static int lex_token(struct lexer *lx, bool *done, bool *trim_after)
                                                       TOK_ASSIGN};
     if (c == '"' || c == '`')
         return lex_string(lx, space);
+    if (c == '\'')
+        return lex_char(lx, space);
     if (isdigit((unsigned char)c) || ((c == '-' || c == '+') && isdigit((unsigned char)next)) ||
         (c == '.' && isdigit((unsigned char)next))) {
         lex_number(lx, space);

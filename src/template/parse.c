@@ -4,6 +4,7 @@
  * fails before any query runs. One check is earlier than Go's: a {{template}} naming no
  * definition in the file fails here, where Go fails when it executes.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,27 +138,70 @@ static void parse_fields(struct parser *p, struct tmpl_node *n)
     }
 }
 
+/* Go's strconv underscoreOK: each '_' stands between digits (or after a base prefix). */
+static bool underscores_ok(const char *s)
+{
+    char saw = '^';
+    bool hex = false;
+
+    if (*s == '+' || *s == '-')
+        s++;
+    if (s[0] == '0' && s[1] && strchr("bBoOxX", s[1])) {
+        hex = (s[1] | 0x20) == 'x';
+        saw = '0';
+        s += 2;
+    }
+    for (; *s; s++) {
+        if (isdigit((unsigned char)*s) || (hex && isxdigit((unsigned char)*s))) {
+            saw = '0';
+        } else if (*s == '_') {
+            if (saw != '0')
+                return false;
+            saw = '_';
+        } else {
+            if (saw == '_')
+                return false;
+            saw = '!';
+        }
+    }
+    return saw != '_';
+}
+
+/*
+ * A number constant as Go's parse package reads it: an integer in Go's syntax (0x1F, 0o17, 017,
+ * 0b101, 1_000) when it is one, else a float (1e3, 0x1p4); as a value, a float when written
+ * with . e E p or P (not a hex integer's digits), else an integer.
+ */
 static int parse_number(struct parser *p, const struct tmpl_tok *t, struct tmpl_node **out)
 {
-    char *end;
-    bool is_float = strpbrk(t->text, ".eEpP") && strncmp(t->text, "0x", 2) != 0 &&
-                    strncmp(t->text, "-0x", 3) != 0;
-    json_t *v;
+    const char *s = t->text;
+    char *clean = xmalloc(t->len + 1), *end = NULL;
+    size_t n = 0;
+    long long ll = 0;
+    double d = 0;
+    const char *digits = s + (s[0] == '+' || s[0] == '-');
+    char prefix = digits[0] == '0' && digits[1] ? (char)(digits[1] | 0x20) : 0;
+    bool hex = prefix == 'x';
+    bool written_float = strpbrk(s, hex ? "pP" : ".eEpP") != NULL;
 
-    errno = 0;
-    if (is_float) {
-        double d = strtod(t->text, &end);
-        v = json_real(d);
+    for (const char *c = s; *c; c++)
+        if (*c != '_')
+            clean[n++] = *c;
+    clean[n] = '\0';
+    bool ok = underscores_ok(s), is_int = ok && tmpl_go_parse_int(clean, n, 0, &ll);
+    if (ok && !is_int && written_float) {
+        errno = 0;
+        d = strtod(clean, &end);
+        /* C reads hex floats without an exponent and decimal ones with a base prefix: Go not */
+        ok = !*end && !errno && (!hex || strpbrk(s, "pP")) && prefix != 'o' && prefix != 'b';
     } else {
-        long long ll = strtoll(t->text, &end, 0);
-        v = json_integer(ll);
+        ok = is_int;
     }
-    if (*end || errno) {
-        json_decref(v);
+    free(clean);
+    if (!ok)
         return parse_fail(p, t, "bad number syntax: \"%s\"", t->text);
-    }
     *out = node_new(NODE_NUMBER, t);
-    (*out)->value = v;
+    (*out)->value = written_float ? json_real(is_int ? (double)ll : d) : json_integer(ll);
     return 0;
 }
 

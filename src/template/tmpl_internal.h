@@ -229,6 +229,9 @@ void tmpl_quote(struct buf *out, const char *s, size_t len);
  */
 void tmpl_sprintf(struct buf *out, const char *fmt, size_t fmtlen, json_t *const *args,
                   size_t nargs);
+/* Go's strconv.ParseInt(s, base, 64) without underscores (funcs_yaml.c): an optional sign,
+ * then digits; base 0 reads a 0x, 0o, 0b or 0 prefix. */
+bool tmpl_go_parse_int(const char *s, size_t n, int base, long long *out);
 /* Go's fmt.Sprint of args (fmt.Sprintln with ln: spaces between all, a newline after). */
 void tmpl_sprint(struct buf *out, json_t *const *args, size_t nargs, bool ln);
 /* Go's unicode.IsPrint (unicode_tables.c, generated): letters, marks, numbers, punctuation,

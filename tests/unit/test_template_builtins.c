@@ -159,6 +159,29 @@ static void test_printf_verbs(void **state)
     expect("{{ printf \"%c|%b\" \"x\" true }}", "%!c(string=x)|%!b(bool=true)");
 }
 
+/* Number and character constants, with Go's exec_test.go cases and outputs */
+static void test_constants(void **state)
+{
+    expect("{{ print 1234 }} {{ print 12_34 }} {{ print 0b101 }} {{ print 0b_1_0_1 }} "
+           "{{ print 0B101 }} {{ print 0377 }} {{ print 0o377 }} {{ print 0o_3_7_7 }} "
+           "{{ print 0O377 }} {{ print 0x123 }} {{ print 0x1_23 }} {{ print 0X123ABC }}",
+           "1234 1234 5 5 5 255 255 255 255 291 291 1194684");
+    expect("{{ print 123.4 }} {{ print 0_0_1_2_3.4 }} {{ print +0x1.ep+2 }} "
+           "{{ print +0x_1.e_0p+0_2 }} {{ print +0X1.EP+2 }} {{ print 1_2_3_4 7.5_00_00_00 }} "
+           "{{ print 1234 0x0_1.e_0p+02 }} {{ 1e3 }} {{ 0x1E }} {{ 0x1.bp1 }}",
+           "123.4 123.4 7.5 7.5 7.5 1234 7.5 1234 7.5 1000 30 3.375");
+    /* a character constant is its rune's value, an integer */
+    expect("{{ 'a' }} {{ '\\n' }} {{ '\\x41' }} {{ '\\377' }} {{ '\\u00e9' }} {{ 'é' }} "
+           "{{ '\\'' }} {{ printf \"%c\" 'x' }}",
+           "97 10 65 255 233 233 39 x");
+    expect("{{ 'ab' }}", "!in.ctmpl:1:4: malformed character constant: 'ab'");
+    expect("{{ '' }}", "!in.ctmpl:1:4: malformed character constant: ''");
+    expect("{{ 'a }}", "!in.ctmpl:1:4: unterminated character constant");
+    expect("{{ 1__0 }}", "!in.ctmpl:1:4: bad number syntax: \"1__0\"");
+    expect("{{ 0x1.8 }}", "!in.ctmpl:1:4: bad number syntax: \"0x1.8\"");
+    expect("{{ 0o1.5 }}", "!in.ctmpl:1:4: bad number syntax: \"0o1.5\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_urlquery),    cmocka_unit_test(test_slice),
         cmocka_unit_test(test_index),       cmocka_unit_test(test_call),
         cmocka_unit_test(test_comparisons), cmocka_unit_test(test_printf_verbs),
+        cmocka_unit_test(test_constants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
