@@ -417,12 +417,13 @@ static int parse_control(struct parser *p, enum tmpl_node_kind kind, const struc
         goto done;
     if (is_ident(term, "else")) {
         const struct tmpl_tok *t = peek(p);
-        if (kind == NODE_IF && (is_ident(t, "if") || is_ident(t, "with"))) {
-            /* "else if" is an if inside else that shares the outer end */
+        if ((kind == NODE_IF && is_ident(t, "if")) || (kind == NODE_WITH && is_ident(t, "with"))) {
+            /* "else if" is an if inside else that shares the outer end, and "else with" a with
+             * (Go 1.23); as in Go, each only after its own kind */
             next(p);
             n->else_list = node_new(NODE_LIST, t);
             struct tmpl_node *inner;
-            if ((rc = parse_control(p, is_ident(t, "if") ? NODE_IF : NODE_WITH, t, &inner)) < 0)
+            if ((rc = parse_control(p, kind, t, &inner)) < 0)
                 goto done;
             node_add(n->else_list, inner);
             goto done;

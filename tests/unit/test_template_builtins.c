@@ -182,6 +182,15 @@ static void test_constants(void **state)
     expect("{{ 0o1.5 }}", "!in.ctmpl:1:4: bad number syntax: \"0o1.5\"");
 }
 
+/* {{ else with }} (Go 1.23) after a with, as {{ else if }} after an if */
+static void test_else_with(void **state)
+{
+    expect("{{ with 0 }}a{{ else with 2 }}{{ . }}{{ else }}c{{ end }}"
+           "{{ with \"\" }}a{{ else with 0 }}b{{ else }}c{{ end }}",
+           "2c");
+    expect("{{ if 0 }}a{{ else with 2 }}b{{ end }}", "!in.ctmpl:1:20: unexpected \"with\" in else");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,7 +198,7 @@ int main(void)
         cmocka_unit_test(test_urlquery),    cmocka_unit_test(test_slice),
         cmocka_unit_test(test_index),       cmocka_unit_test(test_call),
         cmocka_unit_test(test_comparisons), cmocka_unit_test(test_printf_verbs),
-        cmocka_unit_test(test_constants),
+        cmocka_unit_test(test_constants),   cmocka_unit_test(test_else_with),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
