@@ -167,7 +167,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->rlen += (size_t)nread;
-    struct http_limits limits = {sizeof(c->rbuf), 0};
+    struct http_limits limits = {.max_head_bytes = sizeof(c->rbuf)};
     int n = http_parse_response(c->rbuf, c->rlen, &limits, &head);
     if (n > 0) {
         bool ok = head.status >= 200 && head.status < 400;

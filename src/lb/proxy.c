@@ -1143,6 +1143,7 @@ static void send_error(struct lb_client *c, int status)
 static const struct http_limits client_head_limits = {
     .max_head_bytes = HTTP_DEFAULT_MAX_HEAD - ADDED_HEAD_BYTES,
     .max_headers = HTTP_MAX_HEADERS - ADDED_FIELDS,
+    .same_hosts = true, /* HAProxy's: a Host line repeating the first is dropped, not a 400 */
 };
 
 /*

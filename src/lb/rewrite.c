@@ -45,11 +45,11 @@ static size_t connection_tokens(const struct http_header *h, size_t n, struct st
 }
 
 /*
- * Appends the field lines of h[0..n) but those whose id is in drop or whose name Connection
- * lists (the head's framing tells whether it lists any). Field lines are contiguous in a
- * parsed head, a line ending where the next one's name starts and the last at fields_end, so
- * the lines kept between two dropped ones go in one copy, and a head that has nothing to drop
- * (what the parser's bit per field id tells at once) in one copy altogether.
+ * Appends the field lines of h[0..n) but those whose id is in drop, whose name Connection
+ * lists (the head's framing tells whether it lists any) and the Host lines after the first. Field
+ * lines are contiguous in a parsed head, a line ending where the next one's name starts and the
+ * last at fields_end, so the lines kept between two dropped ones go in one copy, and a head that
+ * has nothing to drop (what the parser's bit per field id tells at once) in one copy altogether.
  */
 static void copy_fields(struct buf *out, const struct http_header *h, size_t n,
                         const struct http_framing *f, const char *fields_end, uint32_t drop)
@@ -60,8 +60,12 @@ static void copy_fields(struct buf *out, const struct http_header *h, size_t n,
 
     if (f->connection_names)
         ntok = connection_tokens(h, n, tokens, MAX_CONN_TOKENS);
-    for (size_t i = 0; i < n && ((f->fields & drop) || ntok > 0); i++) {
-        bool dropped = (drop >> h[i].id) & 1;
+    bool host_seen = false;
+    for (size_t i = 0; i < n && ((f->fields & drop) || ntok > 0 || f->host_repeated); i++) {
+        /* a Host line repeating the first (http_limits.same_hosts) goes no further, as in
+         * HAProxy: a server that refuses two (Go's) gets one */
+        bool dropped = ((drop >> h[i].id) & 1) || (h[i].id == HTTP_FIELD_HOST && host_seen);
+        host_seen |= h[i].id == HTTP_FIELD_HOST;
         for (size_t k = 0; k < ntok && !dropped; k++)
             dropped = str_ieq(h[i].name, tokens[k]);
         if (!dropped) {

@@ -387,10 +387,16 @@ static void framing_connection(struct str value, bool *close, bool *keep_alive,
     }
 }
 
-static int compute_framing(const struct http_header *headers, size_t n, int minor, bool is_request,
-                           struct http_framing *f)
+/*
+ * Framing from a head's fields. same_hosts: for a request, whether Host lines repeating the
+ * first one's value are let through (http_limits.same_hosts); NULL for a response.
+ */
+static int compute_framing(const struct http_header *headers, size_t n, int minor,
+                           const bool *same_hosts, struct http_framing *f)
 {
     bool close = false, keep_alive = false, has_te = false, chunked = false;
+    bool is_request = same_hosts != NULL, other_host = false;
+    const struct http_header *host = NULL;
     int rc, chunked_count = 0, host_count = 0;
 
     *f = (struct http_framing){.content_length = -1};
@@ -418,16 +424,21 @@ static int compute_framing(const struct http_header *headers, size_t n, int mino
                 f->expect_continue = str_ieq_cstr(h->value, "100-continue");
             break;
         case HTTP_FIELD_HOST:
+            other_host |= host && !str_ieq(h->value, host->value);
+            host = host ? host : h;
             host_count++;
             break;
         default:
             break;
         }
     }
-    /* Two Host lines name two targets: a proxy and its backend may each pick another one
-     * (RFC 9112 section 3.2 asks for a 400, as Consul's Go server and HAProxy answer). */
-    if (is_request && host_count > 1)
+    /* Two Host values name two targets: a proxy and its backend may each pick another one
+     * (RFC 9112 section 3.2 asks for a 400, as Consul's Go server and HAProxy answer). Go
+     * refuses a second Host line in any case ("too many Host headers"); HAProxy drops one
+     * that repeats the first (h1.c, h1_headers_to_hdr_list). */
+    if (is_request && host_count > 1 && (!*same_hosts || other_host))
         return HTTP_PARSE_BAD;
+    f->host_repeated = host_count > 1;
     if (has_te) {
         /* Both present is the classic smuggling vector: refuse rather than pick one. */
         if (f->content_length >= 0)
@@ -498,7 +509,7 @@ static int parse_request_line(struct cursor *c, struct http_request_head *req)
     return expect_crlf(c);
 }
 
-static int parse_request_in(const char *buf, size_t len, size_t max_headers,
+static int parse_request_in(const char *buf, size_t len, size_t max_headers, bool same_hosts,
                             struct http_request_head *req)
 {
     struct cursor c = {buf, buf + len};
@@ -510,7 +521,8 @@ static int parse_request_in(const char *buf, size_t len, size_t max_headers,
     rc = parse_headers(&c, req->headers, &req->num_headers, max_headers);
     if (rc)
         return rc;
-    rc = compute_framing(req->headers, req->num_headers, req->minor_version, true, &req->framing);
+    rc = compute_framing(req->headers, req->num_headers, req->minor_version, &same_hosts,
+                         &req->framing);
     if (rc)
         return rc;
     return (int)(c.p - buf);
@@ -524,7 +536,8 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 
     resolve_limits(limits, &max_bytes, &max_headers);
     /* Parse only the allowed window: a head not ended inside it is too large, not incomplete. */
-    rc = parse_request_in(buf, len < max_bytes ? len : max_bytes, max_headers, req);
+    rc = parse_request_in(buf, len < max_bytes ? len : max_bytes, max_headers,
+                          limits && limits->same_hosts, req);
     if (rc == HTTP_PARSE_INCOMPLETE && len >= max_bytes)
         return HTTP_PARSE_TOO_LARGE;
     return rc;
@@ -579,7 +592,7 @@ static int parse_response_in(const char *buf, size_t len, size_t max_headers,
     rc = parse_headers(&c, res->headers, &res->num_headers, max_headers);
     if (rc)
         return rc;
-    rc = compute_framing(res->headers, res->num_headers, res->minor_version, false, &res->framing);
+    rc = compute_framing(res->headers, res->num_headers, res->minor_version, NULL, &res->framing);
     if (rc)
         return rc;
     return (int)(c.p - buf);

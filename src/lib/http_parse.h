@@ -89,6 +89,7 @@ struct http_framing {
     bool upgrade;         /* Connection lists "upgrade" */
     /* Connection lists something besides close, keep-alive and upgrade: names of fields */
     bool connection_names;
+    bool host_repeated; /* requests: more than one Host line (see http_limits.same_hosts) */
     /*
      * Bit (1u << id) for each id of enum http_field among the head's fields (bit 0: a field
      * the parser does not recognise), so a proxy learns what a head holds without a second
@@ -100,6 +101,12 @@ struct http_framing {
 struct http_limits {
     size_t max_head_bytes; /* request line + headers + blank line; 0 = 64 KiB */
     size_t max_headers;    /* 0 = HTTP_MAX_HEADERS; never above it */
+    /*
+     * Requests: Host lines after the first that repeat its value (without case) are let
+     * through, as HAProxy lets them (and drops them: http_framing.host_repeated says so); two
+     * Host values are a 400 either way. false: any second Host line is, as in Go's net/http.
+     */
+    bool same_hosts;
 };
 
 struct http_request_head {

@@ -974,7 +974,8 @@ static void send_continue(struct http_conn *c)
 static bool process_head(struct http_conn *c)
 {
     const struct http_server_config *cfg = &c->srv->cfg;
-    struct http_limits limits = {cfg->max_head_bytes, cfg->max_headers};
+    struct http_limits limits = {.max_head_bytes = cfg->max_head_bytes,
+                                 .max_headers = cfg->max_headers};
     struct http_request_head head;
 
     if (c->in.len == 0)

@@ -382,7 +382,7 @@ static int parse_input(struct load_vu *vu, struct load_conn *c)
 {
     if (!c->head_done) {
         static __thread struct http_response_head head;
-        struct http_limits lim = {LOAD_MAX_HEAD, 0};
+        struct http_limits lim = {.max_head_bytes = LOAD_MAX_HEAD};
         int n = http_parse_response(c->in.data, c->in.len, &lim, &head);
 
         if (n == HTTP_PARSE_INCOMPLETE)

@@ -901,7 +901,8 @@ def test_a_connection_that_takes_the_read_ahead_leaves_the_worker_serving(lb_fac
 def test_requests_without_host_are_passed_on_as_haproxy_does(one_lb):
     """HAProxy 2.6 passes an HTTP/1.1 request without Host on as it is; one from HTTP/1.0 goes
     on as HTTP/1.1, so it gets the empty Host HTTP/1.1 asks for. An absolute-form target
-    whose authority is the Host (in any case) is passed on."""
+    whose authority is the Host (in any case) is passed on, and a Host line repeating the
+    first goes no further."""
     lb, b = one_lb
     for version, want in ((b"1.1", []), (b"1.0", [""])):
         st, raw, _ = raw_exchange(lb.port, b"GET /headers HTTP/" + version +
@@ -913,6 +914,11 @@ def test_requests_without_host_are_passed_on_as_haproxy_does(one_lb):
     st, raw, _ = raw_exchange(lb.port, b"GET http://A.example/ HTTP/1.1\r\nHost: a.EXAMPLE\r\n"
                                        b"Connection: close\r\n\r\n")
     assert st != 400 and b.stats()["served"] == served + 1, raw[:300]
+    # a Host line repeating the first (in any case) is dropped, as HAProxy drops it
+    st, raw, _ = raw_exchange(lb.port, b"GET /headers HTTP/1.1\r\nHost: a.example\r\n"
+                                       b"HOST: A.example\r\nConnection: close\r\n\r\n")
+    assert st == 200, raw[:300]
+    assert values(json.loads(raw.split(b"\r\n\r\n", 1)[1]), "Host") == ["a.example"]
     # and the stats page, HAProxy's too, is served without Host
     st, raw, _ = raw_exchange(lb.stats_port, b"GET /stats;csv HTTP/1.1\r\n"
                                              b"Authorization: Basic YWRtaW46YWRtaW4=\r\n"

@@ -317,6 +317,24 @@ static void test_keep_alive_rules(void **state)
     }
 }
 
+/* Go refuses a second Host line; HAProxy (same_hosts) one that repeats the first only. */
+static void test_repeated_host(void **state)
+{
+    static const char same[] =
+        "GET / HTTP/1.1\r\nHost: a.example\r\nX: 1\r\nhost: A.Example\r\n\r\n";
+    static const char other[] = "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\nHost: b\r\n\r\n";
+    struct http_limits haproxy = {.same_hosts = true};
+
+    (void)state;
+    assert_int_equal(http_parse_request(same, strlen(same), NULL, &req), HTTP_PARSE_BAD);
+    assert_int_equal(http_parse_request(same, strlen(same), &haproxy, &req), (int)strlen(same));
+    assert_true(req.framing.host_repeated);
+    assert_int_equal(http_parse_request(other, strlen(other), &haproxy, &req), HTTP_PARSE_BAD);
+    assert_int_equal(http_parse_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &haproxy, &req),
+                     27);
+    assert_false(req.framing.host_repeated);
+}
+
 static void test_limits(void **state)
 {
     const char *s = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
@@ -1008,6 +1026,7 @@ int main(void)
         cmocka_unit_test(test_incomplete_every_prefix),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_request_target_forms),
+        cmocka_unit_test(test_repeated_host),
         cmocka_unit_test(test_content_length_collapse),
         cmocka_unit_test(test_transfer_encoding),
         cmocka_unit_test(test_expect_upgrade),

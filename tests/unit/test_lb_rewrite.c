@@ -22,7 +22,8 @@ static struct http_response_head res;
 static const char *rewrite_request(struct buf *out, const char *head, const struct lb_config *cfg,
                                    bool upgrade)
 {
-    int n = http_parse_request(head, strlen(head), NULL, &req);
+    static const struct http_limits lb_limits = {.same_hosts = true}; /* as the proxy reads */
+    int n = http_parse_request(head, strlen(head), &lb_limits, &req);
     struct lb_rewrite_client client = {"10.0.0.7", false, upgrade, {NULL, 0}};
 
     assert_true(n > 0);
@@ -83,6 +84,12 @@ static void test_request_host_for_http10(void **state)
         "GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n");
     assert_string_equal(rewrite_request(&out, "GET /a HTTP/1.0\r\nhost: x\r\n\r\n", &cfg, false),
                         "GET /a HTTP/1.1\r\nhost: x\r\n\r\n");
+    /* a Host line repeating the first goes no further, as HAProxy drops it */
+    assert_string_equal(rewrite_request(&out,
+                                        "GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\nHOST: X\r\nB: 2\r\n"
+                                        "Host: x\r\n\r\n",
+                                        &cfg, false),
+                        "GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n");
     buf_free(&out);
 }
 
