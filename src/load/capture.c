@@ -211,37 +211,70 @@ static const json_t *found_get(const json_t *found, size_t i)
     return json_object_get(found, key);
 }
 
-void load_captures_head(const struct load_request *r, const struct http_response_head *h,
-                        json_t *found)
+/* c's expression: as written, or its templates rendered from vars into tmp (reset first). */
+static const char *expr_of(const struct load_capture *c, const json_t *vars, uint64_t *rng,
+                           struct buf *tmp)
 {
-    for (size_t i = 0; i < r->n_captures; i++) {
-        const struct http_header *hd;
-
-        if (r->captures[i].kind == LOAD_CAPTURE_HEADER &&
-            (hd = http_find_header(h->headers, h->num_headers, r->captures[i].expr)))
-            found_set(found, i, json_stringn_nocheck(hd->value.p, hd->value.n));
-    }
+    if (!c->templated)
+        return c->expr;
+    buf_reset(tmp);
+    load_tmpl_render(tmp, c->expr, vars, rng);
+    buf_append(tmp, "", 1);
+    return tmp->data;
 }
 
-/* What JSON capture c (number i) finds in doc: of several values, one at random, as
+void load_captures_head(const struct load_request *r, const struct http_response_head *h,
+                        const json_t *vars, uint64_t *rng, json_t *found)
+{
+    struct buf tmp = BUF_INIT;
+
+    for (size_t i = 0; i < r->n_captures; i++) {
+        const struct load_capture *c = &r->captures[i];
+        const struct http_header *hd;
+
+        if (c->kind == LOAD_CAPTURE_HEADER &&
+            (hd = http_find_header(h->headers, h->num_headers, expr_of(c, vars, rng, &tmp))))
+            found_set(found, i, json_stringn_nocheck(hd->value.p, hd->value.n));
+    }
+    buf_free(&tmp);
+}
+
+/* What JSON capture c (number i) finds in doc at path: of several values, one at random, as
  * extractJSONPath picks it. */
-static void capture_json(const json_t *doc, const struct load_capture *c, uint64_t *rng,
-                         json_t *found, size_t i)
+static void capture_json(const json_t *doc, const char *path, uint64_t *rng, json_t *found,
+                         size_t i)
 {
     json_t *all = json_array();
     size_t n;
 
-    load_jsonpath_all(doc, c->expr, all);
+    load_jsonpath_all(doc, path, all);
     n = json_array_size(all);
     if (n)
         found_set(found, i, json_incref(json_array_get(all, n > 1 ? load_rand(rng) % n : 0)));
     json_decref(all);
 }
 
-/* What selector capture c finds in the body text[len], parsed into *html the first time. */
-static json_t *capture_selector(const struct load_capture *c, const char *text, size_t len,
-                                struct load_html **html, bool *parsed, const json_t *vars,
-                                uint64_t *rng)
+/* What a templated regexp capture finds in text[len] with pattern (rendered), into m: its
+ * flags and group were checked only for their templates, so one that does not compile finds
+ * nothing. */
+static bool capture_regexp(const struct load_capture *c, const char *pattern, const char *text,
+                           size_t len, struct buf *m)
+{
+    regex_t re;
+    int group;
+    bool named, ok;
+
+    if (load_regexp_compile(pattern, c->flags, c->group_spec, &re, &group, &named, NULL) < 0)
+        return false;
+    ok = load_regexp_extract(&re, group, named, text, len, m);
+    regfree(&re);
+    return ok;
+}
+
+/* What selector capture c (expr its selector, rendered) finds in the body text[len], parsed
+ * into *html the first time. */
+static json_t *capture_selector(const struct load_capture *c, const char *expr, const char *text,
+                                size_t len, struct load_html **html, bool *parsed, uint64_t *rng)
 {
     struct load_sel *sel = c->sel;
     json_t *v = NULL;
@@ -251,15 +284,10 @@ static json_t *capture_selector(const struct load_capture *c, const char *text, 
     *parsed = true;
     if (!*html)
         return NULL;
-    if (!sel) { /* a template: rendered for this response (one that does not compile finds
-                 * nothing, where cheerio would throw) */
-        struct buf b = BUF_INIT;
-
-        load_tmpl_render(&b, c->expr, vars, rng);
-        buf_append(&b, "", 1);
-        sel = load_sel_compile(b.data, NULL);
-        buf_free(&b);
-    }
+    /* a template, rendered for this response: one that does not compile finds nothing, where
+     * cheerio would throw */
+    if (!sel)
+        sel = load_sel_compile(expr, NULL);
     if (sel)
         v = load_html_capture(*html, sel, c, rng);
     if (sel != c->sel)
@@ -270,14 +298,18 @@ static json_t *capture_selector(const struct load_capture *c, const char *text, 
 void load_captures_body(const struct load_request *r, const struct buf *body, const json_t *vars,
                         uint64_t *rng, json_t *found)
 {
-    const char *text = body->data ? body->data : "";
+    const char *text = body->data ? body->data : "", *expr;
     struct load_html *html = NULL;
+    struct buf tmp = BUF_INIT;
     json_t *doc = NULL, *v_new;
     bool parsed = false, html_parsed = false;
 
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct load_capture *c = &r->captures[i];
 
+        if (c->kind == LOAD_CAPTURE_HEADER)
+            continue;
+        expr = expr_of(c, vars, rng, &tmp);
         if (c->kind == LOAD_CAPTURE_JSON) {
             if (!parsed)
                 doc = json_loadb(text, body->len, JSON_DECODE_ANY, NULL);
@@ -287,18 +319,20 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
             if (doc && !json_is_object(doc) && !json_is_array(doc))
                 found_set(found, i, json_string(""));
             else if (doc)
-                capture_json(doc, c, rng, found, i);
+                capture_json(doc, expr, rng, found, i);
         } else if (c->kind == LOAD_CAPTURE_REGEXP) {
             struct buf m = BUF_INIT;
 
-            if (load_regexp_extract(c->re, c->group, c->named, text, body->len, &m))
+            if (c->re ? load_regexp_extract(c->re, c->group, c->named, text, body->len, &m)
+                      : capture_regexp(c, expr, text, body->len, &m))
                 found_set(found, i, json_stringn(m.data ? m.data : "", m.len));
             buf_free(&m);
         } else if (c->kind == LOAD_CAPTURE_SELECTOR &&
-                   (v_new = capture_selector(c, text, body->len, &html, &html_parsed, vars, rng))) {
+                   (v_new = capture_selector(c, expr, text, body->len, &html, &html_parsed, rng))) {
             found_set(found, i, v_new);
         }
     }
+    buf_free(&tmp);
     json_decref(doc);
     load_html_free(html);
 }

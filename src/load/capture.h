@@ -42,10 +42,11 @@ bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s
                          struct buf *out);
 
 /* What r's captures and matches find, into found, each under its index in r->captures ("0"):
- * the head's (header) while its slices are valid, then the body's (json, regexp and selector,
- * whose templates render from vars; rng for `index: random`). */
+ * the head's (header) while its slices are valid, then the body's (json, regexp and selector).
+ * An expression's templates render from vars, as Artillery renders them; rng for them and for
+ * picking one of several values. */
 void load_captures_head(const struct load_request *r, const struct http_response_head *h,
-                        json_t *found);
+                        const json_t *vars, uint64_t *rng, json_t *found);
 void load_captures_body(const struct load_request *r, const struct buf *body, const json_t *vars,
                         uint64_t *rng, json_t *found);
 

@@ -210,7 +210,7 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     if (r->n_captures) {
         if (!vu->found)
             vu->found = json_object();
-        load_captures_head(r, h, vu->found);
+        load_captures_head(r, h, vu->vars, &vu->w->rng, vu->found);
     }
     if (r->after.n)
         collect_headers(vu, h);

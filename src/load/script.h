@@ -62,6 +62,11 @@ struct load_capture {
     regex_t *re;   /* LOAD_CAPTURE_REGEXP: compiled (capture.h) */
     int group;     /* its submatch to take; 0 for the whole match */
     bool named;    /* the group was given by name */
+    /* expr holds templates: rendered from the user's variables for each response (and a
+     * regexp then compiled from flags and group), as Artillery renders it */
+    bool templated;
+    char *flags;          /* a templated regexp's flags, or NULL */
+    json_t *group_spec;   /* a templated regexp's group as written, or NULL */
     struct load_sel *sel; /* LOAD_CAPTURE_SELECTOR without templates: compiled (selector.h) */
     char *attr;           /* selector: the attribute to take; NULL for them all */
     enum load_capture_index index_kind;

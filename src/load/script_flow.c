@@ -310,7 +310,8 @@ static void parse_expects(struct script_ctx *c, const json_t *ex, struct load_re
     }
 }
 
-/* A regexp capture's pattern, flags and group, compiled into x. */
+/* A regexp capture's pattern, flags and group, compiled into x (kept for each response when
+ * the pattern holds templates). */
 static void compile_regexp(struct script_ctx *c, const json_t *item, struct load_capture *x)
 {
     const json_t *flags = json_object_get(item, "flags");
@@ -318,6 +319,11 @@ static void compile_regexp(struct script_ctx *c, const json_t *item, struct load
 
     if (flags && !json_is_string(flags)) {
         script_diag(c, item, "flags", 0, "capture.flags: want a string such as \"i\"");
+        return;
+    }
+    if (x->templated) {
+        x->flags = flags ? xstrdup(json_string_value(flags)) : NULL;
+        x->group_spec = json_deep_copy(json_object_get(item, "group"));
         return;
     }
     x->re = xmalloc(sizeof(*x->re));
@@ -397,6 +403,7 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
         const json_t *as = json_object_get(item, "as"), *strict = json_object_get(item, "strict");
         const json_t *value = json_object_get(item, "value"), *expr = NULL;
         struct load_capture *x;
+        bool templated;
         size_t k;
 
         if (!json_is_object(item)) {
@@ -422,7 +429,14 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
                         json_object_get(item, "attr") ? "attr" : "index");
             continue;
         }
-        if (k == LOAD_CAPTURE_JSON && load_jsonpath_check(json_string_value(expr), &e) < 0) {
+        templated = !load_tmpl_is_static(json_string_value(expr));
+        if (templated) {
+            char what[32];
+
+            snprintf(what, sizeof(what), "%s.%s", where, kinds[k]);
+            if (!script_template_ok(c, item, kinds[k], 0, what, json_string_value(expr)))
+                continue;
+        } else if (k == LOAD_CAPTURE_JSON && load_jsonpath_check(json_string_value(expr), &e) < 0) {
             script_diag(c, item, "json", 0, "%s.json: %s", where, e.msg);
             continue;
         }
@@ -436,6 +450,7 @@ static void parse_captures(struct script_ctx *c, const json_t *cap, const char *
                                    .expr = xstrdup(json_string_value(expr)),
                                    .as = value ? NULL : xstrdup(json_string_value(as)),
                                    .value = value ? json_deep_copy(value) : NULL,
+                                   .templated = templated,
                                    .strict =
                                        strict ? json_is_true(strict) : value || c->strict_capture};
         if (k == LOAD_CAPTURE_REGEXP)
@@ -1152,6 +1167,8 @@ static void free_steps(struct load_step *steps, size_t n)
             free(r->captures[j].re);
             load_sel_free(r->captures[j].sel);
             free(r->captures[j].attr);
+            free(r->captures[j].flags);
+            json_decref(r->captures[j].group_spec);
         }
         free(r->if_true);
         free(st->count_tmpl);

@@ -148,6 +148,20 @@ def test_json_captures_of_several_values_take_one_at_random(mesh, tmp_path, serv
     assert len({a for a, _, _, _ in got}) > 1 and len({d for _, d, _, _ in got}) > 1, got
 
 
+def test_capture_expressions_are_templates(mesh, tmp_path, server):
+    """As Artillery renders a capture's json, regexp and header (and a match's) from the
+    user's variables for each response."""
+    steps = ['get: {url: /items, capture: [{json: "$.items[{{ i }}].id", as: j}, '
+             '{regexp: "\\"id\\": ({{ d }})", group: 1, as: r}, {header: "{{ h }}", as: ct}], '
+             'match: {json: "$.items[{{ i }}].id", value: 2}}',
+             'get: {url: "/echo/{{ j }}/{{ r }}/{{ ct }}"}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {i: 1, d: 3, h: content-type}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    assert [p for _, p, _, _ in sent(server, "/echo")] == ["/echo/2/3/application/json"]
+
+
 def test_json_capture_filters_are_refused(mesh, tmp_path, server):
     steps = ['get: {url: /items, capture: {json: "$.items[?(@.id > 1)].id", as: x}}',
              'get: {url: /items, capture: {json: "$.items[0", as: y}}']
