@@ -470,6 +470,11 @@ static int eval_range(struct tmpl_eval *ev, const struct tmpl_node *n, json_t *v
         free(keys);
     } else if (json_is_integer(v)) {
         json_int_t top = json_integer_value(v);
+        if (n->pipe->ndecl > 1) { /* Go 1.22's range over an integer has no index to give */
+            ev->at = n;
+            return tmpl_fail(ev, "can't use %lld to iterate over more than one variable",
+                             (long long)top);
+        }
         for (json_int_t i = 0; i < top; i++) {
             json_t *k = json_integer(i);
             count++;

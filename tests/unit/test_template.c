@@ -458,7 +458,7 @@ static void test_define_and_loops(void **state)
          "{{ if eq . \"d\" }}{{ break }}{{ end }}{{ . }}{{ end }}",
          "ac"},
         /* break leaves only the innermost range; a broken range was not empty */
-        {"{{ range 2 }}{{ range $i, $_ := 5 }}{{ if eq $i 2 }}{{ break }}{{ end }}{{ $i }}{{ end }}"
+        {"{{ range 2 }}{{ range $i := 5 }}{{ if eq $i 2 }}{{ break }}{{ end }}{{ $i }}{{ end }}"
          ";{{ end }}",
          "01;01;"},
         {"{{ range 3 }}{{ break }}{{ else }}empty{{ end }}ok", "ok"},

@@ -182,6 +182,16 @@ static void test_constants(void **state)
     expect("{{ 0o1.5 }}", "!in.ctmpl:1:4: bad number syntax: \"0o1.5\"");
 }
 
+/* range over an integer (Go 1.22) binds one variable, the value; two are an error, even for 0 */
+static void test_range_int(void **state)
+{
+    expect("{{ range $v := 3 }}{{ $v }}{{ end }}{{ range 2 }}{{ . }}{{ end }}", "01201");
+    expect("{{ range $i, $v := 3 }}x{{ end }}",
+           "!in.ctmpl:1:4: can't use 3 to iterate over more than one variable");
+    expect("{{ range $i, $v := 0 }}x{{ else }}y{{ end }}",
+           "!in.ctmpl:1:4: can't use 0 to iterate over more than one variable");
+}
+
 /* {{ else with }} (Go 1.23) after a with, as {{ else if }} after an if */
 static void test_else_with(void **state)
 {
@@ -199,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_index),       cmocka_unit_test(test_call),
         cmocka_unit_test(test_comparisons), cmocka_unit_test(test_printf_verbs),
         cmocka_unit_test(test_constants),   cmocka_unit_test(test_else_with),
+        cmocka_unit_test(test_range_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
