@@ -129,3 +129,19 @@ def test_is_nil_takes_maps_lists_and_structs_only(agent):
             ("/v1/agent/services", "Meta.env is nil", "string", "Meta.env")):
         assert_text_error(agent.get(path + "?" + q(expr)), 400, equals=EVALUATOR + (
             f'cannot perform is-nil operations on type {kind} for selector: "{sel}"'))
+
+
+def test_ui_nodes_filtered_as_consul_filters_its_node_dump(agent):
+    """Consul's Internal.NodeDump (the UI's /v1/internal/ui/nodes) takes ?filter over NodeInfo:
+    the node's fields, its Services and its Checks."""
+    register(agent)
+    agent.put_true("/v1/catalog/register", {"Node": "rack2", "Address": "10.0.0.2",
+                                            "NodeMeta": {"rack": "r2"}})
+    nodes = agent.get_json("/v1/internal/ui/nodes?" + q('Meta.rack == "r2"'))
+    assert [n["Node"] for n in nodes] == ["rack2"]
+    nodes = agent.get_json("/v1/internal/ui/nodes?" + q("Services.Service == api"))
+    assert [n["Node"] for n in nodes] == ["node1"]
+    assert agent.get_json("/v1/internal/ui/nodes?" + q('Checks.CheckID == "c-web-1" and '
+                                                          "Services is empty")) == []
+    assert_text_error(agent.get("/v1/internal/ui/nodes?" + q("Services.Nope == x")), 400,
+                      equals=EVALUATOR + 'Selector "Services.Nope" is not valid')

@@ -20,8 +20,9 @@ enum filter_target {
 
 /*
  * The types Consul filters, with the fields go-bexpr finds in them (Consul's structs.Node,
- * NodeService, ServiceNode, HealthCheck, CheckServiceNode and serf.Member). A field Consul has
- * and meshkit never fills (PeerName, Proxy, ...) is still a valid selector: it reads as absent.
+ * NodeService, ServiceNode, HealthCheck, CheckServiceNode, NodeInfo and serf.Member). A field
+ * Consul has and meshkit never fills (PeerName, Proxy, ...) is still a valid selector: it reads as
+ * absent.
  */
 #define END                                                                                        \
     {                                                                                              \
@@ -188,6 +189,15 @@ static const struct bexpr_field health_check[] = {
     END,
 };
 
+/* /v1/internal/ui/nodes: Consul's NodeInfo, a node with its services and checks */
+static const struct bexpr_field node_info[] = {
+    {"ID", BEXPR_STRING, NULL},           {"Node", BEXPR_STRING, NULL},
+    {"Partition", BEXPR_STRING, NULL},    {"PeerName", BEXPR_STRING, NULL},
+    {"Address", BEXPR_STRING, NULL},      {"TaggedAddresses", BEXPR_MAP, string_value},
+    {"Meta", BEXPR_MAP, string_value},    {"Services", BEXPR_LIST, node_service},
+    {"Checks", BEXPR_LIST, health_check}, END,
+};
+
 /* /v1/health/service/NAME */
 static const struct bexpr_field check_service_node[] = {
     {"Node", BEXPR_STRUCT, node},
@@ -227,6 +237,9 @@ static const struct filter_route {
     {"/v1/health/checks/", FILTER_LIST, health_check},
     {"/v1/health/node/", FILTER_LIST, health_check},
     {"/v1/health/state/", FILTER_LIST, health_check},
+    /* not in the filtering docs, but Internal.NodeDump filters (agent/consul/internal_endpoint.go)
+     */
+    {"/v1/internal/ui/nodes", FILTER_LIST, node_info},
 };
 
 static const struct filter_route *route_of(const char *route_path)
