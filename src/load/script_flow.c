@@ -335,8 +335,8 @@ static void compile_regexp(struct script_ctx *c, const json_t *item, struct load
 }
 
 /*
- * A selector capture's selector (compiled now unless it holds templates, which are rendered
- * and compiled per response, as Artillery renders it), attr and index into x.
+ * A selector capture's selector (compiled now unless it holds templates, which parse_captures
+ * checked: it is rendered and compiled per response), attr and index into x.
  */
 static void add_selector(struct script_ctx *c, const json_t *item, struct load_capture *x)
 {
@@ -345,12 +345,8 @@ static void add_selector(struct script_ctx *c, const json_t *item, struct load_c
     struct err e = {""};
     json_t *num;
 
-    if (load_tmpl_is_static(x->expr)) {
-        if (!(x->sel = load_sel_compile(x->expr, &e)))
-            script_diag(c, item, "selector", 0, "capture.selector: %s", e.msg);
-    } else {
-        script_template_ok(c, item, "selector", 0, "capture.selector", x->expr);
-    }
+    if (!x->templated && !(x->sel = load_sel_compile(x->expr, &e)))
+        script_diag(c, item, "selector", 0, "capture.selector: %s", e.msg);
     if (attr && !json_is_string(attr))
         script_diag(c, item, "attr", 0, "capture.attr: want an attribute's name");
     else if (attr)

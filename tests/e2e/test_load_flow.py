@@ -261,7 +261,8 @@ def test_selector_errors_are_named(mesh, tmp_path, server):
              'get: {url: /form, capture: {selector: "a + b", as: b}}',
              'get: {url: /form, capture: {selector: "input", index: middle, as: c}}',
              'get: {url: /json, capture: {json: "$.items", attr: id, as: d}}',
-             'get: {url: /form, capture: {selector: "[name=\'x]", as: e}}']
+             'get: {url: /form, capture: {selector: "[name=\'x]", as: e}}',
+             'get: {url: /form, capture: {selector: "[name={{ x]", as: f}}']
     script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
     code, out, err = run_load(mesh, tmp_path, script)
     assert code == 2, out + err
@@ -271,6 +272,7 @@ def test_selector_errors_are_named(mesh, tmp_path, server):
     assert 'test.yml:8: capture.index: want a number, "last" or "random"' in err
     assert "test.yml:9: capture.attr: only a selector capture takes it" in err
     assert "test.yml:10: capture.selector: an attribute value without its closing '" in err
+    assert err.count("test.yml:11: capture.selector: \"{{\" without \"}}\"") == 1, err
     assert not sent(server, "/")
 
 
