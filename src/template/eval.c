@@ -313,6 +313,10 @@ static int eval_cmd(struct tmpl_eval *ev, const struct tmpl_node *cmd, json_t *d
 
     if (first->kind == NODE_IDENT)
         return call_func(ev, cmd, dot, final, has_final, out);
+    if (first->kind == NODE_NIL) { /* nil is only an argument, as in Go */
+        ev->at = first;
+        return tmpl_fail(ev, "nil is not a command");
+    }
     if (cmd->nkids > 1 || has_final) {
         ev->at = first;
         if (first->kind == NODE_FIELD)

@@ -364,9 +364,17 @@ static int parse_pipeline(struct parser *p, struct tmpl_node **out, bool in_pare
         goto fail;
     for (;;) {
         struct tmpl_node *cmd = NULL; /* -O2 cannot tell parse_command sets it */
+        const struct tmpl_tok *first = peek(p);
         if ((rc = parse_command(p, &cmd)) < 0)
             goto fail;
         node_add(pipe, cmd);
+        enum tmpl_node_kind k = cmd->kids[0]->kind;
+        /* as Go's checkPipeline: a constant or dot takes no piped value */
+        if (pipe->nkids > 1 && (k == NODE_STRING || k == NODE_NUMBER || k == NODE_BOOL ||
+                                k == NODE_NIL || k == NODE_DOT)) {
+            rc = parse_fail(p, first, "non executable command in pipeline stage %zu", pipe->nkids);
+            goto fail;
+        }
         const struct tmpl_tok *t = next(p);
         if (t->kind == end)
             break;

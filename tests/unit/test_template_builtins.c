@@ -192,6 +192,17 @@ static void test_range_int(void **state)
            "!in.ctmpl:1:4: can't use 0 to iterate over more than one variable");
 }
 
+/* Commands Go refuses: a constant after a pipe (when parsed), nil as a command (when run) */
+static void test_commands(void **state)
+{
+    expect("{{ 1 | 2 }}", "!in.ctmpl:1:8: non executable command in pipeline stage 2");
+    expect("{{ \"x\" | printf \"%s\" | . }}",
+           "!in.ctmpl:1:24: non executable command in pipeline stage 3");
+    expect("{{ nil }}", "!in.ctmpl:1:4: nil is not a command");
+    expect("{{ (nil) }}", "!in.ctmpl:1:5: nil is not a command");
+    expect("{{ eq nil nil }} {{ . | print }}", "true <nil>");
+}
+
 /* {{ else with }} (Go 1.23) after a with, as {{ else if }} after an if */
 static void test_else_with(void **state)
 {
@@ -209,7 +220,7 @@ int main(void)
         cmocka_unit_test(test_index),       cmocka_unit_test(test_call),
         cmocka_unit_test(test_comparisons), cmocka_unit_test(test_printf_verbs),
         cmocka_unit_test(test_constants),   cmocka_unit_test(test_else_with),
-        cmocka_unit_test(test_range_int),
+        cmocka_unit_test(test_range_int),   cmocka_unit_test(test_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
