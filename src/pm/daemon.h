@@ -65,6 +65,9 @@ struct pm_inst {
     int exit_signal;
     bool stop_requested;
     bool reload_pending; /* in the queue of a reload (one instance is reloaded at a time) */
+    /* Its process may run but could not be watched (out of descriptors): it is neither started
+     * again nor forgotten, and the timer tries again (pm_inst_adopt_later). */
+    bool adopting;
     enum pm_after_stop after_stop;
     uv_timer_t timer; /* restart delay, or the kill timeout while stopping */
     struct pm_child *child;
@@ -171,8 +174,16 @@ char *pm_inst_pid_path(const struct pm_inst *i);
 char *pm_inst_log_path(const struct pm_inst *i, const char *which);
 /* Starts the process. Returns 0 or -errno with e = "exec CMD: reason" (status errored). */
 int pm_inst_spawn(struct pm_inst *i, struct err *e);
-/* Takes back a process an earlier daemon started, if pid is still that process. 0 or -errno. */
+/* Takes back a process an earlier daemon started, if pid is still that process. 0, -ESRCH when
+ * it is gone, or another -errno when it could not be checked or watched (-EMFILE): it may run. */
 int pm_inst_adopt(struct pm_inst *i);
+/*
+ * After pm_inst_adopt failed with why (not -ESRCH): the instance keeps its pid, shows launching
+ * and is tried again every second (logged), so a process that may run is never started twice.
+ * Once adopted it is online (or stopped, when pm_inst_stop was asked meanwhile); once found gone
+ * it is started again (or the stop completes).
+ */
+void pm_inst_adopt_later(struct pm_inst *i, int why);
 /* SIGTERM, then SIGKILL after kill_timeout; then `after`. Immediate when nothing runs. */
 void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after);
 /* Removes the instance from its app and frees it once its handles are closed. */

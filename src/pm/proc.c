@@ -21,7 +21,8 @@
 
 extern char **environ;
 
-#define PM_ENV_MAX 8192
+#define PM_ENV_MAX        8192
+#define PM_ADOPT_RETRY_MS 1000 /* an instance whose process could not be watched yet */
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -381,22 +382,95 @@ int pm_child_adopt_retired(struct pm_daemon *d, int pid, char *pidfile, int64_t 
     return 0;
 }
 
-int pm_inst_adopt(struct pm_inst *i)
+/* 0 while pid is the process that started at start; -ESRCH when it is gone (or a zombie, or the
+ * PID is another process's now); another -errno when /proc could not be read (-EMFILE). */
+static int proc_is(int pid, uint64_t start)
 {
     struct procfs_stat st;
+    int rc = procfs_read_stat(pid, &st);
+
+    if (rc != 0)
+        return rc;
+    return st.state == 'Z' || st.start_time != start ? -ESRCH : 0;
+}
+
+int pm_inst_adopt(struct pm_inst *i)
+{
     struct pm_child *c;
     int rc;
 
-    if (i->pid <= 0 || proc_start_ticks(i->pid, &st) != i->start_ticks || !i->start_ticks)
+    if (i->pid <= 0 || !i->start_ticks)
         return -ESRCH;
+    /* The pidfd first: it holds on to the process it was opened for, so the start time read after
+     * it tells whether that is the recorded one (read before, the PID could be reused between). */
     if (!(c = child_watch(i->app->d, i->pid, &rc)))
         return rc;
+    if ((rc = proc_is(i->pid, i->start_ticks)) != 0) {
+        uv_close((uv_handle_t *)&c->h.poll, on_child_closed);
+        return rc;
+    }
+    i->adopting = false;
     c->inst = i;
     i->child = c;
     i->status = PM_ONLINE;
     pidfile_record(i);
     log_info("%s-%d adopted: pid %d", i->app->spec.name, i->instance, i->pid);
     return 0;
+}
+
+static void stop_signal(struct pm_inst *i);
+
+/* The process of an instance waiting for adoption is gone: a stop asked meanwhile completes,
+ * else it is started again, as revive does with one found gone at once (PM2's resurrect). */
+static void adopt_gone(struct pm_inst *i)
+{
+    struct pm_daemon *d = i->app->d;
+    struct err e = {{0}};
+
+    log_info("%s-%d (pid %d) is gone", i->app->spec.name, i->instance, i->pid);
+    i->adopting = false;
+    i->pid = 0;
+    if (i->stop_requested) {
+        i->stop_requested = false;
+        i->status = PM_STOPPED;
+        pm_inst_stop(i, i->after_stop); /* may free i */
+        return;
+    }
+    i->restarts++;
+    if (pm_inst_spawn(i, &e) != 0)
+        log_error("%s-%d: %s", i->app->spec.name, i->instance, e.msg);
+    pm_daemon_changed(d);
+}
+
+static void on_adopt_retry(uv_timer_t *t)
+{
+    struct pm_inst *i = CONTAINER_OF(t, struct pm_inst, timer);
+    int rc = pm_inst_adopt(i);
+
+    if (rc == -ESRCH) {
+        adopt_gone(i);
+        return;
+    }
+    if (rc != 0) {
+        log_debug("%s-%d (pid %d): still cannot be watched: %s", i->app->spec.name, i->instance,
+                  i->pid, strerror(-rc));
+        uv_timer_start(&i->timer, on_adopt_retry, PM_ADOPT_RETRY_MS, 0);
+        return;
+    }
+    if (i->stop_requested)
+        stop_signal(i);
+    pm_daemon_changed(i->app->d);
+}
+
+void pm_inst_adopt_later(struct pm_inst *i, int why)
+{
+    MESH_BUG_ON(i->child || i->pid <= 0);
+    log_error("%s-%d (pid %d) may still run but cannot be watched (%s): not started again, tried "
+              "again every second",
+              i->app->spec.name, i->instance, i->pid, strerror(-why));
+    i->adopting = true;
+    i->status = PM_LAUNCHING;
+    uv_timer_start(&i->timer, on_adopt_retry, PM_ADOPT_RETRY_MS, 0);
 }
 
 void pm_signal_group(int pid, int sig)
@@ -416,20 +490,30 @@ static void on_kill_timeout(uv_timer_t *t)
     pm_signal_group(i->pid, SIGKILL);
 }
 
+/* SIGTERM to the watched process of an instance being stopped, SIGKILL after its kill timeout. */
+static void stop_signal(struct pm_inst *i)
+{
+    i->status = PM_STOPPING;
+    pm_signal_group(i->pid, SIGTERM);
+    uv_timer_start(&i->timer, on_kill_timeout, (uint64_t)i->app->spec.kill_timeout_ms, 0);
+}
+
 void pm_inst_stop(struct pm_inst *i, enum pm_after_stop after)
 {
     struct pm_daemon *d = i->app->d;
     struct err e = {{0}};
 
     i->reload_pending = false; /* what is stopped now is not reloaded after */
-    if (i->child) {
+    if (i->child || i->adopting) {
         i->after_stop = after > i->after_stop ? after : i->after_stop;
         if (i->stop_requested)
             return;
         i->stop_requested = true;
         i->status = PM_STOPPING;
-        pm_signal_group(i->pid, SIGTERM);
-        uv_timer_start(&i->timer, on_kill_timeout, (uint64_t)i->app->spec.kill_timeout_ms, 0);
+        /* A process not watched yet is signalled once it is (its PID is not known to be its own
+         * until then); one found gone completes the stop (on_adopt_retry). */
+        if (i->child)
+            stop_signal(i);
         pm_daemon_changed(d);
         return;
     }

@@ -93,9 +93,13 @@ static void prefer_pidfile(struct pm_inst *i)
 static void revive(struct pm_inst *i, enum pm_status was, bool deleting)
 {
     struct err e = {{0}};
+    int rc;
 
     prefer_pidfile(i);
-    if (pm_inst_adopt(i) == 0) {
+    if ((rc = pm_inst_adopt(i)) != -ESRCH) {
+        if (rc != 0)
+            pm_inst_adopt_later(i, rc);
+        /* One not adopted yet is stopped once it is (or found gone): pm_inst_stop waits. */
         if (was == PM_STOPPING || deleting)
             pm_inst_stop(i, deleting ? PM_AFTER_DELETE : PM_AFTER_NONE);
         return;
@@ -388,8 +392,11 @@ static void readopt_from_pidfiles(struct pm_daemon *d)
         a->insts = xrealloc(a->insts, (a->ninsts + 1) * sizeof(*a->insts));
         a->insts[a->ninsts++] = i;
         a->spec.instances = (int)a->ninsts;
-        if (pm_inst_adopt(i) != 0)
-            i->status = PM_STOPPED;
+        int rc = pm_inst_adopt(i);
+        if (rc == -ESRCH)
+            i->pid = 0; /* gone since procfs_pidfile_live */
+        else if (rc != 0)
+            pm_inst_adopt_later(i, rc);
         log_error("%s-%d (pid %d) taken back from its pidfile", name, inst, (int)pid);
     }
     if (dir)

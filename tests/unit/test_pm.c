@@ -299,6 +299,39 @@ static void test_sample_without_start_ticks(void **state)
     assert_int_equal(i.cpu_ticks, 0);
 }
 
+/* A child in its own session that waits to be killed (gone anyway after 120 s). */
+static pid_t sleeper(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        setsid();
+        alarm(120);
+        pause();
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* A daemon's table loaded from state_path (in a loop of its own, with the pids and logs
+ * directories given) with one file descriptor to spare. */
+static void load_short_of_fds(struct pm_daemon *d, uv_loop_t *loop, char *pids, char *logs,
+                              char *state_path)
+{
+    struct rlimit saved;
+
+    uv_loop_init(loop);
+    d->loop = loop;
+    d->home = scratch_dir;
+    d->pids_dir = pids;
+    d->logs_dir = logs;
+    d->state_path = state_path;
+    assert_int_equal(fd_limit_spare(1, &saved), 0);
+    pm_state_load(d);
+    assert_int_equal(fd_limit_restore(&saved), 0);
+}
+
 /*
  * A daemon that cannot check or watch the process a reload was replacing when the last daemon
  * died (out of descriptors, at start) keeps its .retired.pid file, the only record of a live
@@ -308,34 +341,18 @@ static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
 {
     struct pm_daemon d = {0};
     char pids[600], path[700], state_path[600];
-    struct rlimit saved;
     uv_loop_t loop;
     struct err e;
     int status = 0;
-    pid_t child = fork();
+    pid_t child = sleeper();
 
-    if (child == 0) {
-        setsid();
-        alarm(120); /* gone anyway if the test fails before it stops the child */
-        pause();
-        _exit(0);
-    }
-    assert_true(child > 0);
     snprintf(pids, sizeof(pids), "%s/retired-pids", scratch_dir);
     snprintf(state_path, sizeof(state_path), "%s/retired-state.json", scratch_dir);
     assert_int_equal(mkdir(pids, 0755), 0);
     snprintf(path, sizeof(path), "%s/web-0.%d.retired.pid", pids, (int)child);
     assert_int_equal(procfs_pidfile_write(path, child, &e), 0);
-    uv_loop_init(&loop);
-    d.loop = &loop;
-    d.home = scratch_dir;
-    d.pids_dir = pids;
-    d.state_path = state_path;
-
     /* One descriptor to spare: the pids directory opens, the pidfile in it does not. */
-    assert_int_equal(fd_limit_spare(1, &saved), 0);
-    pm_state_load(&d);
-    assert_int_equal(fd_limit_restore(&saved), 0);
+    load_short_of_fds(&d, &loop, pids, scratch_dir, state_path);
     assert_int_equal(access(path, F_OK), 0);
     assert_int_equal(waitpid(child, &status, WNOHANG), 0);
 
@@ -350,6 +367,86 @@ static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     pm_retired_free(&d);
+}
+
+/*
+ * A daemon that cannot watch the live processes of its saved table (out of descriptors at
+ * start) never starts a second copy of them, nor forgets them: each instance keeps its process
+ * ("launching") and is adopted once descriptors are back; a stop asked meanwhile signals it once
+ * it is watched. Two instances, one descriptor to
+ * spare: the first revived takes it with its pidfd, so neither can be checked and watched.
+ */
+static void test_revive_retries_adoption_when_out_of_descriptors(void **state)
+{
+    struct pm_daemon d = {0};
+    char pids[600], logs[600], state_path[600];
+    pid_t child[2] = {sleeper(), sleeper()};
+    struct pm_inst *web0, *web1;
+    struct pm_spec s;
+    uv_loop_t loop;
+    json_t *insts = json_array();
+    json_t *root;
+    int status = 0;
+
+    snprintf(pids, sizeof(pids), "%s/adopt-pids", scratch_dir);
+    snprintf(logs, sizeof(logs), "%s/adopt-logs", scratch_dir);
+    snprintf(state_path, sizeof(state_path), "%s/adopt-state.json", scratch_dir);
+    assert_int_equal(mkdir(pids, 0755), 0);
+    assert_int_equal(mkdir(logs, 0755), 0);
+    pm_spec_init(&s);
+    s.name = xstrdup("web");
+    pm_spec_add_arg(&s, "/bin/true"); /* what a second copy would run: gone at once */
+    s.instances = 2;
+    for (int k = 0; k < 2; k++) {
+        uint64_t start = procfs_start_time(child[k]);
+        assert_true(start > 0);
+        json_array_append_new(insts, json_pack("{s:i,s:i,s:i,s:I,s:s}", "instance", k, "pm_id", k,
+                                               "pid", (int)child[k], "start_ticks",
+                                               (json_int_t)start, "status", "online"));
+    }
+    root = json_pack("{s:i,s:i,s:[{s:o,s:b,s:o}]}", "version", 1, "next_id", 2, "apps", "spec",
+                     pm_spec_to_json(&s), "deleting", 0, "instances", insts);
+    assert_int_equal(json_dump_file(root, state_path, 0), 0);
+    json_decref(root);
+    pm_spec_free(&s);
+    load_short_of_fds(&d, &loop, pids, logs, state_path);
+    assert_int_equal(d.napps, 1);
+    assert_int_equal(d.apps[0]->ninsts, 2);
+    for (int k = 0; k < 2; k++) {
+        struct pm_inst *i = d.apps[0]->insts[k];
+        assert_int_equal(i->pid, child[k]);
+        assert_int_equal(i->status, PM_LAUNCHING);
+        assert_null(i->child);
+    }
+
+    /* A stop asked meanwhile waits for the process to be watched before it signals it. */
+    web1 = d.apps[0]->insts[1];
+    pm_inst_stop(web1, PM_AFTER_NONE);
+    assert_int_equal(web1->status, PM_STOPPING);
+    assert_int_equal(waitpid(child[1], &status, WNOHANG), 0);
+
+    /* With descriptors again, the retry (every second) adopts the very same processes. */
+    web0 = d.apps[0]->insts[0];
+    for (int k = 0; k < 100 && !(web0->child && web1->status == PM_STOPPED); k++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_non_null(web0->child);
+    assert_int_equal(web0->pid, child[0]);
+    assert_int_equal(web0->status, PM_ONLINE);
+    assert_int_equal(waitpid(child[0], &status, WNOHANG), 0);
+    assert_int_equal(web1->status, PM_STOPPED);
+    assert_int_equal(waitpid(child[1], &status, 0), child[1]);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+
+    /* As at daemon exit: let go of them, then stop what runs here. */
+    for (size_t j = 0; j < d.apps[0]->ninsts; j++)
+        pm_inst_release(d.apps[0]->insts[j]);
+    d.apps[0]->ninsts = 0;
+    pm_app_remove(&d, d.apps[0]);
+    kill(child[0], SIGKILL);
+    assert_int_equal(waitpid(child[0], &status, 0), child[0]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(d.apps);
 }
 
 /* What watch mode ignores: PM2's default (dot paths, node_modules) or the app's globs. */
@@ -576,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_spec_bad_int_keeps_field),
         cmocka_unit_test(test_sample_without_start_ticks),
         cmocka_unit_test(test_retired_pidfile_kept_when_it_cannot_be_watched),
+        cmocka_unit_test(test_revive_retries_adoption_when_out_of_descriptors),
         cmocka_unit_test(test_watch_ignored),
         cmocka_unit_test(test_watch_keys),
         cmocka_unit_test(test_ecosystem),
