@@ -365,20 +365,22 @@ static bool js_same(const json_t *a, const json_t *b)
     }
 }
 
-/* Whether match x found its value; a regexp or a header that finds nothing gives "", as
- * Artillery's extractors do, and a JSONPath or a selector undefined, which equals nothing. */
+/*
+ * Whether match x found its value, compared as Artillery's extracted !== expected: a regexp
+ * or a header that finds nothing gives "", as Artillery's extractors do, and a JSONPath or a
+ * selector undefined; the value, rendered, is undefined when it is only "{{ name }}" of a
+ * variable not set. Undefined equals undefined only.
+ */
 static bool match_ok(const struct load_capture *x, const json_t *v, const json_t *vars,
                      uint64_t *rng)
 {
     json_t *want, *empty = NULL;
     bool ok;
 
-    if (!v && (x->kind == LOAD_CAPTURE_JSON || x->kind == LOAD_CAPTURE_SELECTOR))
-        return false;
-    if (!v)
+    if (!v && x->kind != LOAD_CAPTURE_JSON && x->kind != LOAD_CAPTURE_SELECTOR)
         v = empty = json_string("");
-    want = load_tmpl_json(x->value, vars, rng);
-    ok = js_same(v, want);
+    want = load_tmpl_json_value(x->value, vars, rng);
+    ok = v && want ? js_same(v, want) : !v && !want;
     json_decref(want);
     json_decref(empty);
     return ok;

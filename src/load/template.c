@@ -276,6 +276,11 @@ json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng)
     return tmpl_json(tmpl, vars, rng, false);
 }
 
+json_t *load_tmpl_json_value(const json_t *tmpl, const json_t *vars, uint64_t *rng)
+{
+    return tmpl_json(tmpl, vars, rng, true);
+}
+
 json_t *load_tmpl_json_body(const json_t *tmpl, const json_t *vars, uint64_t *rng)
 {
     json_t *v = tmpl_json(tmpl, vars, rng, true);

@@ -39,6 +39,10 @@ json_t *load_tmpl_json(const json_t *tmpl, const json_t *vars, uint64_t *rng);
  */
 json_t *load_tmpl_json_body(const json_t *tmpl, const json_t *vars, uint64_t *rng);
 
+/* load_tmpl_json_body, but NULL (undefined) when tmpl itself is only "{{ name }}" of a variable
+ * that is not set. */
+json_t *load_tmpl_json_value(const json_t *tmpl, const json_t *vars, uint64_t *rng);
+
 /* True when any string in v holds a template. */
 bool load_tmpl_json_is_static(const json_t *v);
 

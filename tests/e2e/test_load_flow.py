@@ -162,6 +162,20 @@ def test_capture_expressions_are_templates(mesh, tmp_path, server):
     assert [p for _, p, _, _ in sent(server, "/echo")] == ["/echo/2/3/application/json"]
 
 
+def test_match_of_an_unset_value_is_undefined(mesh, tmp_path, server):
+    """A match's value that is only a variable not set is undefined, as Artillery renders it:
+    a JSONPath that finds nothing equals it, a header that finds nothing ("") does not."""
+    steps = ['get: {url: /json, match: {json: "$.nope", value: "{{ nope }}"}}',
+             'get: {url: /echo/a}',
+             'get: {url: /json, match: {header: x-nope, value: "{{ nope }}"}}',
+             'get: {url: /echo/never}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps)
+    rep, _ = run_report(mesh, tmp_path, script)
+    c = rep["aggregate"]["counters"]
+    assert c["errors.Failed capture or match"] == 1 and c["vusers.failed"] == 1, c
+    assert [p for _, p, _, _ in sent(server, "/echo")] == ["/echo/a"]
+
+
 def test_json_capture_filters_are_refused(mesh, tmp_path, server):
     steps = ['get: {url: /items, capture: {json: "$.items[?(@.id > 1)].id", as: x}}',
              'get: {url: /items, capture: {json: "$.items[0", as: y}}']
