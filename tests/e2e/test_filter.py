@@ -145,3 +145,29 @@ def test_ui_nodes_filtered_as_consul_filters_its_node_dump(agent):
                                                           "Services is empty")) == []
     assert_text_error(agent.get("/v1/internal/ui/nodes?" + q("Services.Nope == x")), 400,
                       equals=EVALUATOR + 'Selector "Services.Nope" is not valid')
+
+
+def test_ui_services_summarise_the_instances_the_filter_selects(agent):
+    """Consul's Internal.ServiceDump (the UI's /v1/internal/ui/services) runs ?filter over its
+    CheckServiceNodes (Node, Service, Checks) and UIServices summarises what is left: a summary
+    counts only the instances that matched, and a summary's own fields are no selectors."""
+    register(agent)
+
+    def summaries(expr):
+        return {s["Name"]: s for s in agent.get_json("/v1/internal/ui/services?" + q(expr))}
+
+    got = summaries('Service.Tags contains "primary"')
+    assert list(got) == ["web"]
+    web = got["web"]
+    assert (web["InstanceCount"], sorted(web["Tags"]), web["Nodes"]) == (1, ["primary", "v2"],
+                                                                          ["node1"])
+    # web-1's own check passes, and so does its node's serfHealth.
+    assert (web["ChecksPassing"], web["ChecksWarning"], web["ChecksCritical"]) == (2, 0, 0)
+    got = summaries("Checks.Status == critical")
+    assert sorted(got) == ["api", "web"]
+    assert (got["web"]["InstanceCount"], got["web"]["Tags"]) == (1, ["v2"])
+    got = summaries("Service.Meta.env == prod and Node.Node == node1")
+    assert sorted(got) == ["api", "web"] and got["web"]["InstanceCount"] == 1
+    assert summaries("Service.Service == nothing") == {}
+    assert_text_error(agent.get("/v1/internal/ui/services?" + q("InstanceCount == 1")), 400,
+                      equals=EVALUATOR + 'Selector "InstanceCount" is not valid')

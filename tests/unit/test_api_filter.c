@@ -49,6 +49,11 @@ static const struct filter_case cases[] = {
     {"/v1/health/checks/", "CheckID == c1 and Node == n1 and ExposedPort == 0", NULL},
     {"/v1/health/node/", "ServiceName == web", NULL},
     {"/v1/health/state/", "Nope == x", "Selector \"Nope\" is not valid"},
+    {"/v1/internal/ui/services",
+     "Service.Tags contains v1 and Node.Node == n1 and "
+     "Checks.Status == passing",
+     NULL},
+    {"/v1/internal/ui/services", "InstanceCount == 1", "Selector \"InstanceCount\" is not valid"},
 };
 
 static void test_each_endpoint_checks_its_type(void **state)

@@ -16,6 +16,7 @@ enum filter_target {
     FILTER_LIST,          /* the elements of the top-level array */
     FILTER_MAP_VALUES,    /* the values of the top-level object */
     FILTER_NODE_SERVICES, /* the values of the "Services" member */
+    FILTER_IN_HANDLER,    /* what the answer is built from: the handler asks reg_api_filter_match */
 };
 
 /*
@@ -198,7 +199,7 @@ static const struct bexpr_field node_info[] = {
     {"Checks", BEXPR_LIST, health_check}, END,
 };
 
-/* /v1/health/service/NAME */
+/* /v1/health/service/NAME, and the instances /v1/internal/ui/services summarises */
 static const struct bexpr_field check_service_node[] = {
     {"Node", BEXPR_STRUCT, node},
     {"Service", BEXPR_STRUCT, node_service},
@@ -240,6 +241,9 @@ static const struct filter_route {
     /* not in the filtering docs, but Internal.NodeDump filters (agent/consul/internal_endpoint.go)
      */
     {"/v1/internal/ui/nodes", FILTER_LIST, node_info},
+    /* Internal.ServiceDump filters its CheckServiceNodes, and UIServices summarises what is left
+     * (agent/ui_endpoint.go): the filter picks instances, not summaries. */
+    {"/v1/internal/ui/services", FILTER_IN_HANDLER, check_service_node},
 };
 
 static const struct filter_route *route_of(const char *route_path)
@@ -314,9 +318,14 @@ static int filter_items(const struct bexpr *x, json_t *v, struct err *e)
     return 0;
 }
 
+int reg_api_filter_match(const struct reg_api_call *c, const json_t *item, struct err *e)
+{
+    return c->filter ? bexpr_eval(c->filter, item, e) : 1;
+}
+
 int reg_api_filter_apply(const struct reg_api_call *c, json_t *v, struct err *e)
 {
-    if (!c->filter)
+    if (!c->filter || c->filter_target == FILTER_IN_HANDLER)
         return 0;
     if (c->filter_target == FILTER_NODE_SERVICES) {
         json_t *services = json_object_get(v, "Services");

@@ -22,8 +22,14 @@ int reg_api_filter_prepare(struct reg_api_call *c, const char *route_path);
 
 /*
  * Drops from v (a rendered answer, modified in place) what the call's filter rejects. Returns 0,
- * or -EINVAL with e set when the filter cannot be evaluated against the data.
+ * or -EINVAL with e set when the filter cannot be evaluated against the data. A route whose
+ * answer is built from what the filter selects (/v1/internal/ui/services) is left alone: its
+ * handler asks reg_api_filter_match of each element before it builds the answer.
  */
 int reg_api_filter_apply(const struct reg_api_call *c, json_t *v, struct err *e);
+
+/* Whether item (borrowed) passes the call's filter: 1 (also without a filter), 0, or -EINVAL
+ * with e set when the filter cannot be evaluated against it. */
+int reg_api_filter_match(const struct reg_api_call *c, const json_t *item, struct err *e);
 
 #endif

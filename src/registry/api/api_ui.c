@@ -9,6 +9,7 @@
 
 #include "lib/json.h"
 #include "registry/api/api_acl.h"
+#include "registry/api/api_filter.h"
 #include "registry/api/api_routes.h"
 #include "registry/api/catalog_query.h"
 #include "registry/api/render.h"
@@ -87,6 +88,8 @@ struct ui_services_ctx {
     struct reg_api_call *c;
     json_t *by_name; /* service name -> summary object */
     json_t *out;     /* the summaries in catalog order */
+    struct err e;    /* why the call's filter could not be evaluated */
+    bool failed;     /* ... and so the answer is that 400 */
 };
 
 static void add_unique_string(json_t *arr, const char *s)
@@ -105,9 +108,31 @@ static void count_check(json_t *sum, enum reg_health status)
     json_integer_set(v, json_integer_value(v) + 1);
 }
 
+/*
+ * Whether the instance passes the call's ?filter, which Consul evaluates over the instance as
+ * its service dump holds it (a CheckServiceNode: Node, Service, Checks) before summarising.
+ */
+static bool instance_selected(struct ui_services_ctx *ctx, const struct reg_service *s)
+{
+    bool all_passing;
+
+    if (ctx->failed)
+        return false;
+    if (!ctx->c->filter)
+        return true;
+    json_t *entry =
+        reg_render_health_entry(s, reg_render_health_checks(s, NULL, NULL, &all_passing));
+    int r = reg_api_filter_match(ctx->c, entry, &ctx->e);
+    json_decref(entry);
+    ctx->failed = r < 0;
+    return r > 0;
+}
+
 static void add_service_summary(const struct reg_service *s, void *data)
 {
     struct ui_services_ctx *ctx = data;
+    if (!instance_selected(ctx, s))
+        return;
     json_t *sum = json_object_get(ctx->by_name, s->name);
     if (!sum) {
         sum = json_pack("{s:s, s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:I}", "Kind", s->kind, "Name",
@@ -137,10 +162,15 @@ void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
-    struct ui_services_ctx ctx = {c, json_object(), json_array()};
+    struct ui_services_ctx ctx = {c, json_object(), json_array(), {{0}}, false};
     reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_summary, &ctx);
     reg_catalog_filter_free(&f);
     json_decref(ctx.by_name);
+    if (ctx.failed) {
+        json_decref(ctx.out);
+        reg_api_result_error(res, 400, "Failed to evaluate the filter: %s", ctx.e.msg);
+        return;
+    }
     reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);
     reg_api_result_json(c, res, ctx.out);
 }
