@@ -389,7 +389,10 @@ static bool has_item(const json_t *haystack, const json_t *needle)
     if (json_is_string(haystack) && json_is_string(needle))
         return memmem(json_string_value(haystack), json_string_length(haystack),
                       json_string_value(needle), json_string_length(needle)) != NULL;
-    json_array_foreach(haystack, i, x) if (json_equal(x, (json_t *)needle)) return true;
+    /* consul-template's in() matches integers, floats and strings only, each with its kind */
+    json_array_foreach(haystack, i,
+                       x) if ((json_is_integer(x) || json_is_real(x) || json_is_string(x)) &&
+                              json_equal(x, (json_t *)needle)) return true;
     return false;
 }
 

@@ -83,6 +83,17 @@ static void test_by_port(void **state)
            " 443 80");
 }
 
+/* consul-template's in(): integers, floats and strings match, each only its own kind */
+static void test_in(void **state)
+{
+    expect("{{ $l := parseYAML `[1, 2.5, a, true, null, [x], {k: v}]` }}"
+           "{{ in $l 1 }} {{ in $l 2.5 }} {{ in $l \"a\" }} {{ in $l 1.0 }} {{ in $l true }} "
+           "{{ in $l nil }} {{ in $l (parseYAML `[x]`) }} {{ $l | contains true }} "
+           "{{ containsAny (parseYAML `[true, 1]`) $l }} {{ containsAll (parseYAML `[true]`) $l }}",
+           "true true true false false false false false true false");
+    expect("{{ \"abc\" | contains \"b\" }} {{ in \"abc\" \"d\" }}", "true false");
+}
+
 /* consul-template's template_test.go cases for loop and parseInt, with its outputs */
 static void test_loop_and_parse_int(void **state)
 {
@@ -102,9 +113,9 @@ static void test_still_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_map),     cmocka_unit_test(test_execute_template),
-        cmocka_unit_test(test_by_port),       cmocka_unit_test(test_loop_and_parse_int),
-        cmocka_unit_test(test_still_refused),
+        cmocka_unit_test(test_merge_map), cmocka_unit_test(test_execute_template),
+        cmocka_unit_test(test_by_port),   cmocka_unit_test(test_loop_and_parse_int),
+        cmocka_unit_test(test_in),        cmocka_unit_test(test_still_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
