@@ -201,7 +201,8 @@ static int lb_start(struct lb_ctl *ctl, struct err *e)
         log_info("socket I/O: epoll (io_uring: %s)", why);
     else
         log_info("socket I/O: %s", pollsock_backend_name((enum pollsock_backend)io));
-    if ((rc = lb_workers_start(&ctl->workers, &ctl->cfg, &ctl->backend, &ctl->frontend, e)) < 0)
+    if ((rc = lb_workers_start(&ctl->workers, &ctl->cfg, &ctl->loop, &ctl->backend, &ctl->frontend,
+                               e)) < 0)
         return rc;
     if (ctl->cfg.pid_file && (rc = file_write_pid(ctl->cfg.pid_file, e)) < 0)
         return rc;
@@ -251,10 +252,11 @@ int lb_main(int argc, char **argv)
         status = 0;
     }
     uv_run(&ctl->loop, UV_RUN_DEFAULT);
-    /* the workers finish the requests in flight on their own loops */
+    /* the workers finish the requests in flight on their own loops (a single one on this) */
     if (ctl->workers)
         lb_workers_join(ctl->workers);
     ctl->workers = NULL;
+    pollsock_loop_close(&ctl->loop); /* a single worker's ring, if it had one */
     if (uv_loop_close(&ctl->loop) != 0)
         log_warn("control loop closed with handles still open");
     if (status == 0 && ctl->cfg.pid_file)

@@ -2,6 +2,7 @@
  * Worker threads: each owns a libuv loop, a listening socket on the frontend address and a
  * proxy (proxy.c). The sockets are bound in the calling thread so that a bind error is
  * reported by lb_workers_start; loops are set up there too, and each thread only runs its loop.
+ * A single worker has no thread: it runs on the caller's loop (mesh lb's control loop).
  *
  * Balance. The listeners share the port with SO_REUSEPORT, and the kernel hashes each new
  * connection to one of them: with keep-alive clients a worker keeps what the hash gave it for
@@ -60,7 +61,9 @@ struct lb_worker {
     struct lb_workers *all;
     pthread_t thread;
     bool thread_started;
-    uv_loop_t loop;
+    bool on_caller;     /* the only worker: it runs on the caller's loop and thread */
+    uv_loop_t own_loop; /* a worker thread's (loop_ready: initialised) */
+    uv_loop_t *loop;
     int listen_fd;            /* owned, -1 once closed */
     uv_poll_t listener;       /* readable: connections to accept */
     uv_timer_t accept_resume; /* after running out of file descriptors */
@@ -293,7 +296,7 @@ static void worker_force(uv_timer_t *t)
     struct lb_worker *w = t->data;
 
     /* as HAProxy's hard stop: what the peers have not taken by now is dropped */
-    pollsock_loop_stop(&w->loop, 0);
+    pollsock_loop_stop(w->loop, 0);
     lb_proxy_abort_all(&w->px);
     worker_finish(&w->px);
 }
@@ -307,11 +310,20 @@ static void worker_drain(uv_async_t *a)
     if (w->draining)
         return;
     w->draining = true;
-    pollsock_loop_stop(&w->loop, DRAIN_FLUSH_MS);
+    pollsock_loop_stop(w->loop, DRAIN_FLUSH_MS);
     inbox_close(w);
     listener_close(w);
     uv_timer_start(&w->force, worker_force, ms ? ms : 1, 0);
     lb_proxy_drain(&w->px); /* calls worker_finish when no client is left */
+}
+
+/* The io_uring ring of loop, on the thread that runs it; epoll when it cannot be had. */
+static void loop_ring(uv_loop_t *loop, unsigned worker)
+{
+    int rc = pollsock_loop_init(loop);
+
+    if (rc < 0)
+        log_warn("worker %u: io_uring ring: %s; this worker uses epoll", worker, uv_strerror(rc));
 }
 
 static void *worker_main(void *arg)
@@ -319,12 +331,9 @@ static void *worker_main(void *arg)
     struct lb_worker *w = arg;
 
     /* on this thread: an io_uring ring serves one thread (IORING_SETUP_SINGLE_ISSUER) */
-    int rc = pollsock_loop_init(&w->loop);
-    if (rc < 0)
-        log_warn("worker %u: io_uring ring: %s; this worker uses epoll", w->px.worker,
-                 uv_strerror(rc));
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    pollsock_loop_close(&w->loop);
+    loop_ring(w->loop, w->px.worker);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    pollsock_loop_close(w->loop);
     return NULL;
 }
 
@@ -346,9 +355,12 @@ static int read_errorfile(struct lb_workers *all, const char *path, struct err *
     return 0;
 }
 
-/* Sets up worker i's loop, proxy, listener (on fd, taken over) and drain signal. */
-static int worker_init(struct lb_workers *all, int i, int fd, struct lb_backend *backend,
-                       struct lb_counters *frontend, struct err *e)
+/*
+ * Sets up worker i's loop (caller's, borrowed, when not NULL), proxy, listener (on fd, taken
+ * over) and drain signal.
+ */
+static int worker_init(struct lb_workers *all, int i, int fd, uv_loop_t *caller,
+                       struct lb_backend *backend, struct lb_counters *frontend, struct err *e)
 {
     struct lb_worker *w = xcalloc_aligned(1, sizeof(*w), _Alignof(struct lb_worker));
     int rc;
@@ -357,22 +369,28 @@ static int worker_init(struct lb_workers *all, int i, int fd, struct lb_backend 
     w->all = all;
     w->listen_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
-    uv_loop_init(&w->loop);
-    w->loop_ready = true;
-    lb_proxy_init(&w->px, &w->loop, all->cfg, backend, frontend, all->page503, all->page503_len);
+    if (caller) {
+        w->on_caller = true;
+        w->loop = caller;
+    } else {
+        uv_loop_init(&w->own_loop);
+        w->loop_ready = true;
+        w->loop = &w->own_loop;
+    }
+    lb_proxy_init(&w->px, w->loop, all->cfg, backend, frontend, all->page503, all->page503_len);
     w->px.data = w;
     w->px.on_idle = worker_finish;
     w->px.on_client_close = worker_client_closed;
     w->px.worker = (unsigned)i; /* below lb_nshards(): lb_workers_start checked */
-    uv_async_init(&w->loop, &w->async, worker_drain);
+    uv_async_init(w->loop, &w->async, worker_drain);
     w->async.data = w;
-    uv_async_init(&w->loop, &w->inbox_wake, inbox_ready);
+    uv_async_init(w->loop, &w->inbox_wake, inbox_ready);
     w->inbox_wake.data = w;
-    uv_timer_init(&w->loop, &w->force);
+    uv_timer_init(w->loop, &w->force);
     w->force.data = w;
-    uv_timer_init(&w->loop, &w->accept_resume);
+    uv_timer_init(w->loop, &w->accept_resume);
     w->accept_resume.data = w;
-    rc = uv_poll_init(&w->loop, &w->listener, fd);
+    rc = uv_poll_init(w->loop, &w->listener, fd);
     if (rc < 0) {
         close(fd); /* not taken over by the handle */
     } else {
@@ -389,7 +407,7 @@ static int worker_init(struct lb_workers *all, int i, int fd, struct lb_backend 
 static void worker_free(struct lb_worker *w)
 {
     if (w->loop_ready)
-        uv_loop_close(&w->loop);
+        uv_loop_close(&w->own_loop);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -399,7 +417,11 @@ static void worker_destroy_unstarted(struct lb_worker *w)
 {
     if (w->loop_ready) {
         worker_finish(&w->px);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_run(w->loop, UV_RUN_DEFAULT);
+    } else if (w->on_caller) {
+        /* the caller's loop runs other handles: one turn runs the close callbacks of these */
+        worker_finish(&w->px);
+        uv_run(w->loop, UV_RUN_NOWAIT);
     }
     worker_free(w);
 }
@@ -410,7 +432,7 @@ static void workers_free(struct lb_workers *all)
     free(all);
 }
 
-int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
+int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg, uv_loop_t *loop,
                      struct lb_backend *backend, struct lb_counters *frontend, struct err *e)
 {
     int n = cfg->workers >= 1 ? cfg->workers : 1;
@@ -432,6 +454,10 @@ int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
         if (rc < 0)
             goto err_after_alloc;
     }
+    /* one worker runs on the caller's loop: a thread beside an idle one would only cost */
+    bool on_caller = n == 1 && loop;
+    if (on_caller)
+        loop_ring(loop, 0); /* before its sockets open */
     rc = net_parse_addr(host, cfg->port, &sa);
     if (rc < 0) {
         err_set(e, "listen %s:%d: bad address", host, cfg->port);
@@ -448,13 +474,13 @@ int lb_workers_start(struct lb_workers **out, const struct lb_config *cfg,
             socklen_t len = sizeof(sa);
             getsockname(fd, (struct sockaddr *)&sa, &len);
         }
-        rc = worker_init(all, i, fd, backend, frontend, e);
+        rc = worker_init(all, i, fd, on_caller ? loop : NULL, backend, frontend, e);
         if (rc < 0) {
             i++;
             goto err_after_workers;
         }
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && !on_caller; i++) {
         rc = -pthread_create(&all->w[i]->thread, NULL, worker_main, all->w[i]);
         if (rc < 0) {
             err_set(e, "worker thread: %s", strerror(-rc));
@@ -481,7 +507,7 @@ err_after_alloc:
 void lb_workers_drain(struct lb_workers *w)
 {
     for (int i = 0; i < w->n; i++)
-        if (w->w[i] && w->w[i]->thread_started)
+        if (w->w[i] && (w->w[i]->thread_started || w->w[i]->on_caller))
             uv_async_send(&w->w[i]->async);
 }
 
@@ -493,8 +519,8 @@ void lb_workers_join(struct lb_workers *w)
             pthread_join(w->w[i]->thread, NULL);
     for (int i = 0; i < w->n; i++) {
         struct lb_worker *wk = w->w[i];
-        if (wk && wk->thread_started)
-            worker_free(wk);
+        if (wk && (wk->thread_started || wk->on_caller))
+            worker_free(wk); /* on the caller's loop: its uv_run has returned */
         else if (wk)
             worker_destroy_unstarted(wk);
     }

@@ -125,6 +125,22 @@ def test_each_socket_backend_proxies_and_says_which(backends, lb_factory, backen
 
 
 @pytest.mark.parametrize("backend", ["epoll", "uring"])
+def test_one_worker_runs_on_the_main_thread(backends, lb_factory, backend):
+    """-workers 1 proxies on the main thread, beside the stats server, rather than on a thread
+    of its own beside an idle main one: the process has one thread. (No health checks and
+    static servers: nothing else starts one; a sanitizer's own thread comes with the first
+    pthread_create, so there is none here either.)"""
+    bs = backends(1)
+    lb = lb_with_io(lb_factory, static_args(bs) + ["-check=false", "-workers", "1"], backend)
+    assert_even(spread(lb.port, 20), bs, 20)
+    assert lb.stats_get(";csv")[0] == 200
+    threads = os.listdir(f"/proc/{lb.proc.pid}/task")
+    assert threads == [str(lb.proc.pid)], f"threads: {threads}"
+    lb.signal(signal.SIGTERM)
+    assert lb.proc.wait(timeout=10) == 0, lb.log_tail()
+
+
+@pytest.mark.parametrize("backend", ["epoll", "uring"])
 def test_a_client_that_shuts_its_side_gets_the_whole_response(backends, lb_factory, backend):
     """A client sends its request and shuts down its write side (as `nc -N` and HTTP/1.0
     tools do), so the proxy closes once the response is written: every byte of a response

@@ -301,7 +301,7 @@ static void fixture_start(struct fixture *fx)
 {
     struct err e = {{0}};
     lb_backend_publish(&fx->backend, lb_server_set_new(fx->srv, fx->nsrv));
-    int rc = lb_workers_start(&fx->w, &fx->cfg, &fx->backend, &fx->fe, &e);
+    int rc = lb_workers_start(&fx->w, &fx->cfg, NULL, &fx->backend, &fx->fe, &e);
     if (rc != 0)
         fprintf(stderr, "start: %s\n", e.msg);
     assert_int_equal(rc, 0);
@@ -881,7 +881,7 @@ static void test_bind_error(void **state)
     fixture_config(&fx);
     fx.cfg.port = port;
     struct err e = {{0}};
-    assert_int_equal(lb_workers_start(&fx.w, &fx.cfg, &fx.backend, &fx.fe, &e), -EADDRINUSE);
+    assert_int_equal(lb_workers_start(&fx.w, &fx.cfg, NULL, &fx.backend, &fx.fe, &e), -EADDRINUSE);
     assert_non_null(strstr(e.msg, "address already in use"));
     close(fd);
     pthread_mutex_destroy(&fx.backend.lock);
