@@ -16,6 +16,7 @@
 #include "lib/numfmt.h"
 #include "lib/base64.h"
 #include "lib/smap.h"
+#include "lib/yaml_budget.h"
 #include "template/tmpl_internal.h"
 
 #define YAML_MAX_OUTPUT (64u << 20) /* as much as one render may write */
@@ -634,20 +635,6 @@ static int yaml_next(struct yaml_in *in)
     return -EINVAL;
 }
 
-/* yaml.v2's alias budget: up to 99% of a small document may come from aliases, 10% of a large
- * one, so that a "billion laughs" document is refused rather than expanded. */
-static bool yaml_excessive_aliasing(const struct yaml_in *in)
-{
-    double ratio =
-        in->decoded <= 400000 ? 0.99
-        : in->decoded >= 4000000
-            ? 0.10
-            : 0.99 - 0.89 * ((double)(in->decoded - 400000) / (double)(4000000 - 400000));
-
-    return in->aliased > 100 && in->decoded > 1000 &&
-           (double)in->aliased / (double)in->decoded > ratio;
-}
-
 static const char *tag_name(const char *tag)
 {
     return strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0
@@ -832,7 +819,7 @@ static int yaml_alias(struct yaml_in *in, json_t **out)
     }
     in->decoded += a->nodes;
     in->aliased += a->nodes;
-    if (yaml_excessive_aliasing(in))
+    if (yaml_aliasing_excessive(in->decoded, in->aliased))
         return yaml_in_fail(in, "document contains excessive aliasing");
     *out = json_incref(a->v); /* shared: values are never changed in place */
     return 0;
