@@ -11,13 +11,23 @@
 
 #include "lib/alloc.h"
 #include "lib/smap.h"
+#include "lib/yaml_budget.h"
 
 #define MAX_DEPTH 64
+
+/* An anchored node's value and how many nodes it stands for, so that aliases count as what
+ * they expand to (lib/yaml_budget.h). */
+struct anchor {
+    json_t *v;
+    size_t nodes;
+};
 
 struct yaml_ctx {
     yaml_parser_t parser;
     struct load_yaml *y;
-    struct smap anchors; /* name -> json_t (owned reference) */
+    struct smap anchors; /* name -> struct anchor (owned, with its reference) */
+    size_t decoded;      /* nodes so far, aliases counted at their expansion */
+    size_t aliased;      /* of which through aliases */
     struct err *e;
 };
 
@@ -282,6 +292,7 @@ static int parse_node(struct yaml_ctx *c, yaml_event_t *ev, int depth, json_t **
     int line = (int)ev->start_mark.line + 1;
     char *anchor = NULL;
     json_t *v = NULL;
+    size_t before = c->decoded++;
     int rc = 0;
 
     if (depth > MAX_DEPTH) {
@@ -289,13 +300,18 @@ static int parse_node(struct yaml_ctx *c, yaml_event_t *ev, int depth, json_t **
         return fail(c, line, "nesting too deep");
     }
     switch (ev->type) {
-    case YAML_ALIAS_EVENT:
-        v = smap_get(&c->anchors, (const char *)ev->data.alias.anchor);
+    case YAML_ALIAS_EVENT: {
+        struct anchor *a = smap_get(&c->anchors, (const char *)ev->data.alias.anchor);
         yaml_event_delete(ev);
-        if (!v)
+        if (!a)
             return fail(c, line, "unknown alias");
-        *out = json_incref(v);
+        c->decoded += a->nodes - 1;
+        c->aliased += a->nodes;
+        if (yaml_aliasing_excessive(c->decoded, c->aliased))
+            return fail(c, line, "document contains excessive aliasing");
+        *out = json_incref(a->v);
         return 0;
+    }
     case YAML_SCALAR_EVENT:
         if (ev->data.scalar.anchor)
             anchor = xstrdup((const char *)ev->data.scalar.anchor);
@@ -326,9 +342,12 @@ static int parse_node(struct yaml_ctx *c, yaml_event_t *ev, int depth, json_t **
         return rc;
     }
     if (anchor) {
-        json_t *old = smap_put(&c->anchors, anchor, json_incref(v));
-
-        json_decref(old);
+        struct anchor *a = xmalloc(sizeof(*a));
+        *a = (struct anchor){json_incref(v), c->decoded - before};
+        struct anchor *old = smap_put(&c->anchors, anchor, a);
+        if (old)
+            json_decref(old->v);
+        free(old);
         free(anchor);
     }
     *out = v;
@@ -385,7 +404,12 @@ int load_yaml_parse(const char *path, const char *text, size_t len, struct load_
     yaml_parser_set_input_string(&c.parser, (const unsigned char *)text, len);
     rc = parse_stream(&c);
     yaml_parser_delete(&c.parser);
-    smap_foreach(&c.anchors, ent) json_decref(ent->val);
+    smap_foreach(&c.anchors, ent)
+    {
+        struct anchor *a = ent->val;
+        json_decref(a->v);
+        free(a);
+    }
     smap_free(&c.anchors);
     if (rc < 0)
         load_yaml_free(y);

@@ -361,6 +361,28 @@ static void test_yaml_types_and_anchors(void **state)
     buf_free(&msgs);
 }
 
+/* A "billion laughs" script: nine levels of nine aliases would render 387 million strings
+ * from its variables (it grew past 2 GB before it was refused); a script that uses an
+ * anchor a few times is fine. */
+static void test_excessive_aliasing_refused(void **state)
+{
+    struct load_script s;
+    struct buf text = BUF_INIT, msgs = BUF_INIT;
+
+    (void)state;
+    buf_append_cstr(&text, "config:\n  target: http://127.0.0.1:1\n"
+                           "  phases: [{duration: 1, arrivalCount: 1}]\n  variables:\n"
+                           "    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (char c = 'b'; c <= 'i'; c++)
+        buf_printf(&text, "    %c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", c, c,
+                   c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
+    buf_append_cstr(&text, "scenarios: [{flow: [{get: {url: \"/{{ i }}\"}}]}]\n");
+    assert_int_equal(parse(text.data, NULL, NULL, &s, &msgs), -EINVAL);
+    assert_non_null(strstr(msgs.data, "document contains excessive aliasing"));
+    buf_free(&text);
+    buf_free(&msgs);
+}
+
 static void test_templates(void **state)
 {
     json_t *vars = json_pack("{s:s,s:i,s:{s:[i,i]}}", "color", "red", "n", 3, "user", "ids", 7, 9);
@@ -421,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_processor_hooks),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_yaml_types_and_anchors),
+        cmocka_unit_test(test_excessive_aliasing_refused),
         cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
