@@ -1149,14 +1149,15 @@ static const struct http_limits client_head_limits = {
 /*
  * Host against the request-target, as HAProxy 2.6 reads them (h1.c h1_headers_to_hdr_list):
  * a target naming an authority ("http://a/p") whose Host field names another is a 400 (two
- * names: the server could pick either); a request without Host is passed on, HTTP/1.1 too.
+ * names: the server could pick either), its authority read as HAProxy reads it, up to the
+ * first '/' ("http://a?x" names "a?x"); a request without Host is passed on, HTTP/1.1 too.
  * Returns 0, or the status to answer: 431 for an HTTP/1.0 request without Host that leaves no
  * room for the one lb_rewrite_request adds.
  */
 static int check_host(const struct http_request_head *req)
 {
     const struct http_header *host = NULL;
-    struct http_target t;
+    struct str authority;
 
     for (size_t i = 0; i < req->num_headers && !host; i++)
         if (req->headers[i].id == HTTP_FIELD_HOST)
@@ -1164,8 +1165,8 @@ static int check_host(const struct http_request_head *req)
     if (!host)
         return req->minor_version == 0 && req->num_headers >= client_head_limits.max_headers ? 431
                                                                                              : 0;
-    http_target_parse(req->target, &t);
-    return t.authority.n && !str_ieq(t.authority, host->value) ? 400 : 0;
+    authority = http_target_proxy_authority(req->target);
+    return authority.n && !str_ieq(authority, host->value) ? 400 : 0;
 }
 
 static void parse_request(struct lb_client *c)

@@ -797,6 +797,20 @@ void http_target_parse(struct str target, struct http_target *out)
     out->authority = without_userinfo(target.p, end);
 }
 
+struct str http_target_proxy_authority(struct str target)
+{
+    size_t k = scheme_len(target);
+    size_t end = 0;
+
+    if (target.n == 0 || target.p[0] == '/' || target.p[0] == '*')
+        return (struct str){target.p, 0};
+    if (k && target.n - k >= 3 && memcmp(target.p + k, "://", 3) == 0)
+        target = str_skip(target, k + 3);
+    while (end < target.n && target.p[end] != '/')
+        end++;
+    return without_userinfo(target.p, end);
+}
+
 const struct http_header *http_find_header(const struct http_header *headers, size_t n,
                                            const char *name)
 {

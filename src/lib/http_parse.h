@@ -274,6 +274,16 @@ struct http_target {
 /* Splits target (borrowed; out's slices point into it) into its form and parts. */
 void http_target_parse(struct str target, struct http_target *out);
 
+/*
+ * The authority a proxy holds against Host, read as HAProxy 2.6 reads it (http.c
+ * http_parse_authority): after a leading "scheme://" (from the target's start without one), up
+ * to the first '/' alone, "user@" left out. A '?' does not end it ("http://a?x" gives "a?x",
+ * where http_target's authority, Go's, is "a"), and a scheme without "//" is part of it
+ * ("http:/p" gives "http:"). Empty for a target that is empty or starts with '/' or '*'. The
+ * result points into target (borrowed).
+ */
+struct str http_target_proxy_authority(struct str target);
+
 /* Standard reason phrase for a status code ("OK", "Not Found", ...; "" when unknown). Static. */
 const char *http_status_reason(int status);
 

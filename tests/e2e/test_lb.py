@@ -566,6 +566,10 @@ SMUGGLING = {
     "two_hosts": b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
     # HAProxy 2.6: an absolute-form target whose authority is not the Host names two servers
     "authority_not_host": b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
+    # ... and its authority ends only at '/': "a.example?x" is not "a.example"
+    "authority_to_slash": b"GET http://a.example?x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    # ... and a scheme without "//" is an authority of its own, "http:"
+    "scheme_without_slashes": b"GET http:/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
 }
 
 

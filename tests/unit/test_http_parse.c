@@ -161,6 +161,37 @@ static void test_request_target_forms(void **state)
     }
 }
 
+/* HAProxy 2.6's http_parse_authority: the part that must equal Host ends only at '/'. */
+static void test_proxy_authority(void **state)
+{
+    static const struct {
+        const char *target, *authority;
+    } cases[] = {
+        {"http://a.example?x", "a.example?x"},
+        {"http://a.example/p?x", "a.example"},
+        {"https://user:pw@Example:8500/a?b", "Example:8500"},
+        {"http://u@a?x@y/p", "y"},
+        {"http://[::1]:80/", "[::1]:80"},
+        {"http://", ""},
+        {"http:/path", "http:"},
+        {"http:", "http:"},
+        {"1http://a/", "1http:"},
+        {"example.com:443", "example.com:443"},
+        {"/v1/kv/x?recurse", ""},
+        {"*", ""},
+        {"**", ""},
+        {"", ""},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct str a = http_target_proxy_authority(str_from(cases[i].target));
+        if (!str_eq_cstr(a, cases[i].authority))
+            fail_msg("%s: authority \"%.*s\", want \"%s\"", cases[i].target, STR_FMT(a),
+                     cases[i].authority);
+    }
+}
+
 static void test_bad_requests(void **state)
 {
     static const char *const bad[] = {
@@ -1026,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_incomplete_every_prefix),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_request_target_forms),
+        cmocka_unit_test(test_proxy_authority),
         cmocka_unit_test(test_repeated_host),
         cmocka_unit_test(test_content_length_collapse),
         cmocka_unit_test(test_transfer_encoding),
