@@ -20,6 +20,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/procfs.h"
+#include "lib/rlimit.h"
 #include "lib/sd_notify.h"
 #include "pm/daemon.h"
 
@@ -795,6 +796,9 @@ int pm_daemon_run(const char *home, struct err *e)
     int rc;
 
     log_set_component("pm");
+    /* A descriptor or two per instance (a pidfd or a process handle, its log files while it
+     * starts), and per control connection. */
+    rlimit_nofile_raise();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     d.home = xstrdup(home);

@@ -706,6 +706,28 @@ def test_sigterm_during_kill_leaves_nothing_running(pm):
     wait_until(lambda: not alive(stubborn), 10, what="the slow process's end")
 
 
+def test_daemon_raises_its_open_files_limit_and_apps_inherit_it(pm):
+    """Each instance holds descriptors in the daemon (a pidfd or a process handle, its log
+    files while it starts): the daemon raises its soft limit to the hard one, as PM2's node
+    does, and the apps inherit it, as PM2's do."""
+    low = 256
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= low:
+        pytest.skip(f"the hard limit on open files ({hard}) leaves nothing to raise")
+
+    def low_soft_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    subprocess.run([mesh_bin(), "pm", "-home", pm.home, "daemon"], check=True,
+                   timeout=CMD_TIMEOUT, preexec_fn=low_soft_limit)
+    pm._note_daemon()
+    wait_until(lambda: pm.run("ping", check=False).returncode == 0, 10, what="daemon")
+    assert resource.prlimit(pm.daemon_pid(), resource.RLIMIT_NOFILE) == (hard, hard)
+    pm.run("start", "idle", "--", "sleep", "60")
+    app = pm.app("idle")[0]["pid"]
+    assert resource.prlimit(app, resource.RLIMIT_NOFILE) == (hard, hard)
+
+
 def test_a_failing_rotation_truncates_and_keeps_the_older_rotations(pm):
     """A full disk makes the copy to .1 fail. The rotated files must not move (which would push
     the older ones out and keep only partial copies), and the log that filled the disk is
