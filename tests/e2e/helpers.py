@@ -229,6 +229,7 @@ class ManagedProcess:
     log_path = None
     starts = 0
     env = None  # variables added to the inherited environment, or None
+    preexec_fn = None  # run in the child before the exec (a test's resource limits), or None
 
     def argv(self):
         raise NotImplementedError
@@ -246,7 +247,8 @@ class ManagedProcess:
             log.flush()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, cwd=str(self.log_path.parent),
-                                         env=dict(os.environ, **self.env) if self.env else None)
+                                         env=dict(os.environ, **self.env) if self.env else None,
+                                         preexec_fn=self.preexec_fn)
         if wait:
             self.wait_ready()
         return self

@@ -15,6 +15,7 @@
 #include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/rlimit.h"
 #include "lib/sd_notify.h"
 #include "lib/uuid.h"
 #include "registry/agent/acl_client.h"
@@ -428,6 +429,8 @@ int reg_agent_main(int argc, char **argv)
     }
     if (log_level_parse(a->cfg.log_level, &lvl))
         log_min_level = lvl;
+    /* A descriptor per HTTP client, blocking query, peer and check, as Consul's Go runtime. */
+    rlimit_nofile_raise();
     if (a->cfg.unknown_keys.len)
         log_warn("config keys not supported by meshkit, ignored: %s", a->cfg.unknown_keys.data);
     a->loop = uv_default_loop();

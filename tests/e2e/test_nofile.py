@@ -1,0 +1,38 @@
+"""The long-running commands raise their soft limit on open files to the hard one at start, as
+Go's runtime does for Consul and consul-template (and nginx's worker_rlimit_nofile): each
+connection, check or watch holds a descriptor, and a distribution's default soft limit of 1024
+would cut them off long before the hard limit. (`mesh pm`'s daemon: tests/e2e/test_pm.py.)
+"""
+
+import resource
+
+import pytest
+
+
+LOW = 256
+
+
+def hard_limit():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= LOW:
+        pytest.skip(f"the hard limit on open files ({hard}) leaves nothing to raise")
+    return hard
+
+
+def low_soft_limit():
+    """In the child before the exec: a soft limit well under the hard one."""
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (LOW, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def open_files_limit(pid):
+    return resource.prlimit(pid, resource.RLIMIT_NOFILE)
+
+
+def test_agent_raises_its_open_files_limit(agent_factory):
+    hard = hard_limit()
+    a = agent_factory(start=False)
+    a.preexec_fn = low_soft_limit
+    a.start()
+    assert open_files_limit(a.proc.pid) == (hard, hard)
+    assert f"open files limit raised from {LOW} to {hard}" in a.log_text()
