@@ -20,6 +20,7 @@
 #include "lib/flags.h"
 #include "lib/log.h"
 #include "lib/pollsock.h"
+#include "lib/rlimit.h"
 #include "lib/sd_notify.h"
 #include "lb/config.h"
 #include "lb/health.h"
@@ -233,6 +234,8 @@ int lb_main(int argc, char **argv)
         return rc == FLAGS_HELP ? 0 : 1;
     }
     set_log_level(ctl->cfg.log_level);
+    /* Two descriptors per proxied connection: maxconn is far past a soft limit of 1024. */
+    rlimit_nofile_raise();
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&ctl->loop);
     /* before the first counter set: the worker count holds until exit (see lb_reload) */

@@ -8,6 +8,8 @@ import resource
 
 import pytest
 
+from helpers import wait_until
+from lb_helpers import backends, lb_factory  # noqa: F401 (fixtures)
 
 LOW = 256
 
@@ -36,3 +38,14 @@ def test_agent_raises_its_open_files_limit(agent_factory):
     a.start()
     assert open_files_limit(a.proc.pid) == (hard, hard)
     assert f"open files limit raised from {LOW} to {hard}" in a.log_text()
+
+
+def test_lb_raises_its_open_files_limit(backends, lb_factory):  # noqa: F811 (fixtures)
+    hard = hard_limit()
+    b = backends(1)[0]
+    lb = lb_factory(["-server", b.addr, "-log-level", "debug"], start=False)
+    lb.preexec_fn = low_soft_limit
+    lb.start()
+    assert open_files_limit(lb.proc.pid) == (hard, hard)
+    assert f"open files limit raised from {LOW} to {hard}" in lb.log_text()
+    wait_until(lambda: lb.get("/")[0] == 200, 10, what="a request through the lb")
