@@ -132,13 +132,42 @@ def test_services_summary(agent):
     by_name = {s["Name"]: s for s in r.json()}
     web = by_name["web"]
     assert web["InstanceCount"] == 2
-    assert sorted(web["Tags"]) == ["v1", "v2"]
+    assert web["Tags"] == ["v1", "v2"]
     assert web["Nodes"] == ["node1"]
-    # The node's serfHealth counts for each instance, as in Consul.
-    assert (web["ChecksPassing"], web["ChecksWarning"], web["ChecksCritical"]) == (3, 1, 0)
+    # Consul counts a check once per service (keyed by node and CheckID): the node's
+    # serfHealth once, however many instances the node holds, and each instance's own.
+    assert (web["ChecksPassing"], web["ChecksWarning"], web["ChecksCritical"]) == (2, 1, 0)
     db = by_name["db"]
     assert (db["InstanceCount"], db["ChecksPassing"], db["ChecksCritical"]) == (1, 1, 0)
     assert db["Tags"] == [] and db["Kind"] == ""
+
+
+def test_services_summary_order_and_counts_across_nodes(agent):
+    # Catalog order (by node, then ID) puts "zeta" first and meets web's tags as v2, b, v1, a.
+    register(agent, "a-zeta", "zeta", 3000)
+    register(agent, "b-web", "web", 3001, ["v2", "b"])
+    register(agent, "c-web", "web", 3002, ["v1", "a", "b"])
+    register(agent, "d-alpha", "alpha", 3003)
+    # Two more instances of web on another node with a failing node check of its own.
+    assert agent.put_true("/v1/catalog/register", {
+        "Node": "node0", "Address": "127.0.0.2",
+        "Check": {"CheckID": "disk", "Name": "disk", "Status": "critical"}})
+    for sid in ("web-x", "web-y"):
+        assert agent.put_true("/v1/catalog/register", {
+            "Node": "node0", "Address": "127.0.0.2",
+            "Service": {"ID": sid, "Service": "web", "Port": 4000, "Tags": ["c"]},
+            "Check": {"CheckID": sid + "-chk", "Name": "chk", "Status": "warning",
+                      "ServiceID": sid}})
+    sums = agent.get_json("/v1/internal/ui/services")
+    # As Consul's prepSummaryOutput: by name, and Tags and Nodes by sort.Strings.
+    names = [s["Name"] for s in sums]
+    assert names == sorted(names) and {"alpha", "web", "zeta"} <= set(names)
+    web = next(s for s in sums if s["Name"] == "web")
+    assert web["Tags"] == ["a", "b", "c", "v1", "v2"]
+    assert web["Nodes"] == ["node0", "node1"]
+    assert web["InstanceCount"] == 4
+    # node1's serfHealth once, node0's disk once, each instance's own check.
+    assert (web["ChecksPassing"], web["ChecksWarning"], web["ChecksCritical"]) == (1, 2, 1)
 
 
 def test_nodes_summary(agent):

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/alloc.h"
 #include "lib/json.h"
+#include "lib/smap.h"
 #include "registry/api/api_acl.h"
 #include "registry/api/api_filter.h"
 #include "registry/api/api_routes.h"
@@ -86,18 +88,39 @@ void reg_api_ui_serve(struct reg_api_call *c)
 
 struct ui_services_ctx {
     struct reg_api_call *c;
-    json_t *by_name; /* service name -> summary object */
-    json_t *out;     /* the summaries in catalog order */
-    struct err e;    /* why the call's filter could not be evaluated */
-    bool failed;     /* ... and so the answer is that 400 */
+    struct smap by_name; /* service name -> summary object (owned), walked in name order */
+    struct err e;        /* why the call's filter could not be evaluated */
+    bool failed;         /* ... and so the answer is that 400 */
 };
 
-static void add_unique_string(json_t *arr, const char *s)
+/* Appends s unless arr holds it already; whether it did. */
+static bool add_unique_string(json_t *arr, const char *s)
 {
     for (size_t i = 0; i < json_array_size(arr); i++)
         if (strcmp(json_string_value(json_array_get(arr, i)), s) == 0)
-            return;
+            return false;
     json_array_append_new(arr, json_string(s));
+    return true;
+}
+
+static int cmp_json_string(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* Sorts an array of strings bytewise, as Go's sort.Strings. */
+static void sort_strings(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **v = xcalloc(n ? n : 1, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof(*v), cmp_json_string);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
 }
 
 static void count_check(json_t *sum, enum reg_health status)
@@ -133,25 +156,27 @@ static void add_service_summary(const struct reg_service *s, void *data)
     struct ui_services_ctx *ctx = data;
     if (!instance_selected(ctx, s))
         return;
-    json_t *sum = json_object_get(ctx->by_name, s->name);
+    json_t *sum = smap_get(&ctx->by_name, s->name);
     if (!sum) {
         sum = json_pack("{s:s, s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:I}", "Kind", s->kind, "Name",
                         s->name, "Datacenter", ctx->c->api->cfg->datacenter, "Tags", "Nodes",
                         "InstanceCount", (json_int_t)0, "ChecksPassing", (json_int_t)0,
                         "ChecksWarning", (json_int_t)0, "ChecksCritical", (json_int_t)0);
-        json_object_set_new(ctx->by_name, s->name, sum);
-        json_array_append(ctx->out, sum);
+        smap_put(&ctx->by_name, s->name, sum);
     }
     json_t *n = json_object_get(sum, "InstanceCount");
     json_integer_set(n, json_integer_value(n) + 1);
     for (size_t i = 0; i < s->ntags; i++)
         add_unique_string(json_object_get(sum, "Tags"), s->tags[i]);
-    add_unique_string(json_object_get(sum, "Nodes"), s->node->name);
-    /* As Consul counts them: the instance's own checks and its node's. */
+    bool first_on_node = add_unique_string(json_object_get(sum, "Nodes"), s->node->name);
+    /*
+     * Consul counts each check once per service, keyed by node and CheckID: the instance's own
+     * checks, and its node's only for the service's first instance on that node.
+     */
     smap_foreach(&s->node->checks, e)
     {
         const struct reg_check *chk = e->val;
-        if (!chk->service_id[0] || strcmp(chk->service_id, s->id) == 0)
+        if (chk->service_id[0] ? strcmp(chk->service_id, s->id) == 0 : first_on_node)
             count_check(sum, chk->status);
     }
 }
@@ -162,17 +187,25 @@ void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
-    struct ui_services_ctx ctx = {c, json_object(), json_array(), {{0}}, false};
+    struct ui_services_ctx ctx = {c, SMAP_INIT, {{0}}, false};
     reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_summary, &ctx);
     reg_catalog_filter_free(&f);
-    json_decref(ctx.by_name);
+    /* Consul's order: summaries by name, each one's Tags and Nodes sorted. */
+    json_t *out = json_array();
+    smap_foreach(&ctx.by_name, e)
+    {
+        sort_strings(json_object_get(e->val, "Tags"));
+        sort_strings(json_object_get(e->val, "Nodes"));
+        json_array_append_new(out, e->val);
+    }
+    smap_free(&ctx.by_name);
     if (ctx.failed) {
-        json_decref(ctx.out);
+        json_decref(out);
         reg_api_result_error(res, 400, "Failed to evaluate the filter: %s", ctx.e.msg);
         return;
     }
     reg_catalog_result_index(res, c->api->state->table_index[REG_TABLE_CATALOG]);
-    reg_api_result_json(c, res, ctx.out);
+    reg_api_result_json(c, res, out);
 }
 
 /* ---- /v1/internal/ui/nodes --------------------------------------------------------------- */
