@@ -172,22 +172,22 @@ out:
     return rc < 0 ? -EINVAL : 0;
 }
 
-bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s, size_t len,
-                         struct buf *out)
+enum load_rx_found load_regexp_extract(const regex_t *re, int group, bool named, const char *s,
+                                       size_t len, struct buf *out)
 {
     size_t n = re->re_nsub + 1;
     regmatch_t *m = xcalloc(n, sizeof(*m));
-    bool found;
+    enum load_rx_found found = LOAD_RX_NONE;
 
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)len;
-    found = regexec(re, s, n, m, REG_STARTEND) == 0;
-    if (found) {
+    if (regexec(re, s, n, m, REG_STARTEND) == 0) {
         /* Artillery: a named group's text as it is; a numbered one when it matched something,
          * else the whole match */
         int k = group > 0 && (named || m[group].rm_eo > m[group].rm_so) ? group : 0;
 
-        if (m[k].rm_so >= 0)
+        found = m[k].rm_so >= 0 ? LOAD_RX_TEXT : LOAD_RX_UNDEFINED;
+        if (found == LOAD_RX_TEXT)
             buf_append(out, s + m[k].rm_so, (size_t)(m[k].rm_eo - m[k].rm_so));
     }
     free(m);
@@ -232,9 +232,11 @@ void load_captures_head(const struct load_request *r, const struct http_response
         const struct load_capture *c = &r->captures[i];
         const struct http_header *hd;
 
-        if (c->kind == LOAD_CAPTURE_HEADER &&
-            (hd = http_find_header(h->headers, h->num_headers, expr_of(c, vars, rng, &tmp))))
-            found_set(found, i, json_stringn_nocheck(hd->value.p, hd->value.n));
+        if (c->kind != LOAD_CAPTURE_HEADER)
+            continue;
+        /* extractHeader: headers[name] || "" */
+        hd = http_find_header(h->headers, h->num_headers, expr_of(c, vars, rng, &tmp));
+        found_set(found, i, hd ? json_stringn_nocheck(hd->value.p, hd->value.n) : json_string(""));
     }
     buf_free(&tmp);
 }
@@ -257,15 +259,16 @@ static void capture_json(const json_t *doc, const char *path, uint64_t *rng, jso
 /* What a templated regexp capture finds in text[len] with pattern (rendered), into m: its
  * flags and group were checked only for their templates, so one that does not compile finds
  * nothing. */
-static bool capture_regexp(const struct load_capture *c, const char *pattern, const char *text,
-                           size_t len, struct buf *m)
+static enum load_rx_found capture_regexp(const struct load_capture *c, const char *pattern,
+                                         const char *text, size_t len, struct buf *m)
 {
     regex_t re;
     int group;
-    bool named, ok;
+    bool named;
+    enum load_rx_found ok;
 
     if (load_regexp_compile(pattern, c->flags, c->group_spec, &re, &group, &named, NULL) < 0)
-        return false;
+        return LOAD_RX_NONE;
     ok = load_regexp_extract(&re, group, named, text, len, m);
     regfree(&re);
     return ok;
@@ -322,9 +325,13 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
                 capture_json(doc, expr, rng, found, i);
         } else if (c->kind == LOAD_CAPTURE_REGEXP) {
             struct buf m = BUF_INIT;
+            enum load_rx_found got =
+                c->re ? load_regexp_extract(c->re, c->group, c->named, text, body->len, &m)
+                      : capture_regexp(c, expr, text, body->len, &m);
 
-            if (c->re ? load_regexp_extract(c->re, c->group, c->named, text, body->len, &m)
-                      : capture_regexp(c, expr, text, body->len, &m))
+            /* extractRegExp: "" without a match, undefined (nothing) from a named group that
+             * took no part */
+            if (got != LOAD_RX_UNDEFINED)
                 found_set(found, i, json_stringn(m.data ? m.data : "", m.len));
             buf_free(&m);
         } else if (c->kind == LOAD_CAPTURE_SELECTOR &&
@@ -366,23 +373,17 @@ static bool js_same(const json_t *a, const json_t *b)
 }
 
 /*
- * Whether match x found its value, compared as Artillery's extracted !== expected: a regexp
- * or a header that finds nothing gives "", as Artillery's extractors do, and a JSONPath or a
- * selector undefined; the value, rendered, is undefined when it is only "{{ name }}" of a
- * variable not set. Undefined equals undefined only.
+ * Whether match x found its value v (NULL: undefined), compared as Artillery's extracted !==
+ * expected; the value, rendered, is undefined when it is only "{{ name }}" of a variable not
+ * set. Undefined equals undefined only.
  */
 static bool match_ok(const struct load_capture *x, const json_t *v, const json_t *vars,
                      uint64_t *rng)
 {
-    json_t *want, *empty = NULL;
-    bool ok;
+    json_t *want = load_tmpl_json_value(x->value, vars, rng);
+    bool ok = v && want ? js_same(v, want) : !v && !want;
 
-    if (!v && x->kind != LOAD_CAPTURE_JSON && x->kind != LOAD_CAPTURE_SELECTOR)
-        v = empty = json_string("");
-    want = load_tmpl_json_value(x->value, vars, rng);
-    ok = v && want ? js_same(v, want) : !v && !want;
     json_decref(want);
-    json_decref(empty);
     return ok;
 }
 
@@ -414,10 +415,8 @@ bool load_captures_apply(const struct load_request *r, const json_t *found, json
             continue;
         if (v)
             json_object_set_new(vars, x->as, json_incref((json_t *)v));
-        else if (x->kind == LOAD_CAPTURE_REGEXP || x->kind == LOAD_CAPTURE_HEADER)
-            json_object_set_new(vars, x->as, json_string("")); /* what their extractors give */
         else
-            json_object_del(vars, x->as); /* undefined: a JSONPath or a selector */
+            json_object_del(vars, x->as); /* undefined */
     }
     return true;
 }

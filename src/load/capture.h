@@ -33,16 +33,25 @@
 int load_regexp_compile(const char *pattern, const char *flags, const json_t *group, regex_t *re,
                         int *group_index, bool *named, struct err *e);
 
-/*
- * The capture of re in s[len] into out, as Artillery's extractRegExp picks it: the group's
- * text when it matched something (a named group's even when empty), else the whole match.
- * False when there is no match.
- */
-bool load_regexp_extract(const regex_t *re, int group, bool named, const char *s, size_t len,
-                         struct buf *out);
+/* What load_regexp_extract found. */
+enum load_rx_found {
+    LOAD_RX_NONE = 0,  /* no match */
+    LOAD_RX_TEXT,      /* a match: its text is in out */
+    LOAD_RX_UNDEFINED, /* a match in which the named group took no part: JavaScript's undefined */
+};
 
-/* What r's captures and matches find, into found, each under its index in r->captures ("0"):
- * the head's (header) while its slices are valid, then the body's (json, regexp and selector).
+/*
+ * The capture of re in s[len] into out, as Artillery's extractRegExp picks it: a named group's
+ * text (even when empty; undefined when the group took no part in the match, as match.groups
+ * has it), a numbered group's when it matched something, else the whole match.
+ */
+enum load_rx_found load_regexp_extract(const regex_t *re, int group, bool named, const char *s,
+                                       size_t len, struct buf *out);
+
+/* What r's captures and matches find, into found, each under its index in r->captures ("0"),
+ * as Artillery's extractors give it ("" from a regexp that does not match or a header not
+ * there; nothing for undefined): the head's (header) while its slices are valid, then the
+ * body's (json, regexp and selector).
  * An expression's templates render from vars, as Artillery renders them; rng for them and for
  * picking one of several values. */
 void load_captures_head(const struct load_request *r, const struct http_response_head *h,
@@ -54,8 +63,9 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
  * Applies what found holds to vars, as Artillery does: when a strict capture of r found
  * nothing (or ""), or a strict match did not find its value (rendered from vars, compared as
  * JavaScript's ===), none is set and false is returned; else every capture is set and true is
- * returned. A non-strict capture that found nothing sets what Artillery's extractor gives: ""
- * for a regexp or a header, undefined (the variable is removed) for a JSONPath or a selector.
+ * returned. What found lacks is undefined, what Artillery's JSONPath and selector extractors
+ * give when they find nothing (and its regexp one for a named group that took no part): a
+ * non-strict capture of it removes the variable. Its regexp and header extractors give "".
  * Of captures into one name, the last is the one set and the one whose failure counts.
  */
 bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,

@@ -325,8 +325,8 @@ static bool check_body(const struct load_expect *x, const json_t *doc, const str
     case LOAD_EXPECT_MATCHES_REGEXP:
         *expected = json_true();
         if (x->re) {
-            ok =
-                load_regexp_extract(x->re, 0, false, body->data ? body->data : "", body->len, &all);
+            ok = load_regexp_extract(x->re, 0, false, body->data ? body->data : "", body->len,
+                                     &all) != LOAD_RX_NONE;
         } else {
             regex_t re;
             int group;
@@ -337,7 +337,8 @@ static bool check_body(const struct load_expect *x, const json_t *doc, const str
                 *got = json_string(e.msg);
                 break;
             }
-            ok = load_regexp_extract(&re, 0, false, body->data ? body->data : "", body->len, &all);
+            ok = load_regexp_extract(&re, 0, false, body->data ? body->data : "", body->len,
+                                     &all) != LOAD_RX_NONE;
             regfree(&re);
         }
         *got = json_boolean(ok);

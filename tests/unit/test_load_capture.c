@@ -13,7 +13,8 @@
 #include "lib/alloc.h"
 #include "load/capture.h"
 
-/* What pattern (flags, group as JSON text or NULL) captures in s, or "ERR: ..." / "NONE". */
+/* What pattern (flags, group as JSON text or NULL) captures in s, or "ERR: ...", "NONE" (no
+ * match) or "UNDEFINED" (a named group that took no part). */
 static char *capture(const char *pattern, const char *flags, const char *group, const char *s)
 {
     json_t *g = group ? json_loads(group, JSON_DECODE_ANY, NULL) : NULL;
@@ -22,16 +23,18 @@ static char *capture(const char *pattern, const char *flags, const char *group, 
     regex_t re;
     int k;
     bool named;
+    enum load_rx_found got;
     char *r;
 
     if (load_regexp_compile(pattern, flags, g, &re, &k, &named, &e) < 0) {
         json_decref(g);
         return xasprintf("ERR: %s", e.msg);
     }
-    if (load_regexp_extract(&re, k, named, s, strlen(s), &out))
+    got = load_regexp_extract(&re, k, named, s, strlen(s), &out);
+    if (got == LOAD_RX_TEXT)
         r = xstrndup(out.data ? out.data : "", out.len);
     else
-        r = xstrdup("NONE");
+        r = xstrdup(got == LOAD_RX_NONE ? "NONE" : "UNDEFINED");
     regfree(&re);
     buf_free(&out);
     json_decref(g);
@@ -57,6 +60,9 @@ static void test_regexp(void **state)
     ASSERT_CAPTURE("t=(?<tok>[a-z]+);(\\w+)", NULL, "2", "t=abc;d1", "d1");
     /* an empty numbered group gives the whole match, as Artillery's extractRegExp does */
     ASSERT_CAPTURE("a(x*)b", NULL, "1", "ab", "ab");
+    /* a named group that took no part is match.groups' undefined; an empty one is "" */
+    ASSERT_CAPTURE("(?<x>x)|y", NULL, "\"x\"", "y", "UNDEFINED");
+    ASSERT_CAPTURE("a(?<x>x*)b", NULL, "\"x\"", "ab", "");
     ASSERT_CAPTURE("ABC", "i", NULL, "xabcx", "abc");
     ASSERT_CAPTURE("[\\d]+", "g", NULL, "ab12", "12");
     ASSERT_CAPTURE("zzz", NULL, NULL, "abc", "NONE");
@@ -83,9 +89,8 @@ static void test_apply_all_or_nothing(void **state)
     /* "" is nothing: the strict capture fails and a is not set either */
     assert_false(load_captures_apply(&r, found, vars, &rng));
     assert_int_equal(json_object_size(vars), 0);
-    /* lenient: what was found is set, and what was not as "" */
+    /* lenient: what was found is set, "" too */
     caps[1].strict = false;
-    json_object_del(found, "1");
     assert_true(load_captures_apply(&r, found, vars, &rng));
     assert_int_equal(json_integer_value(json_object_get(vars, "a")), 1);
     assert_string_equal(json_string_value(json_object_get(vars, "b")), "");
@@ -122,12 +127,46 @@ static void test_matches(void **state)
     json_decref(vars);
 }
 
+/* A regexp capture over a body: "" without a match, undefined from a named group that took no
+ * part (the variable is removed, a match of "" fails), as Artillery's extractRegExp gives. */
+static void test_regexp_undefined(void **state)
+{
+    struct load_capture caps[3] = {
+        {.kind = LOAD_CAPTURE_REGEXP, .expr = "(?<x>x)|y", .templated = true, .as = "v"},
+        {.kind = LOAD_CAPTURE_REGEXP, .expr = "nomatch", .templated = true, .as = "w"},
+        {.kind = LOAD_CAPTURE_REGEXP, .expr = "(?<x>x)|y", .templated = true, .strict = true}};
+    struct load_request r = {.captures = caps, .n_captures = 3};
+    struct buf body = BUF_INIT;
+    json_t *vars = json_pack("{s:s,s:s}", "v", "old", "w", "old"), *found = json_object();
+    uint64_t rng = 1;
+
+    (void)state;
+    caps[0].group_spec = json_string("x");
+    caps[2].group_spec = caps[0].group_spec;
+    caps[2].value = json_string("");
+    buf_append_cstr(&body, "y");
+    load_captures_body(&r, &body, vars, &rng, found);
+    assert_null(json_object_get(found, "0"));
+    assert_string_equal(json_string_value(json_object_get(found, "1")), "");
+    assert_false(load_captures_apply(&r, found, vars, &rng)); /* undefined !== "" */
+    caps[2].strict = false;
+    assert_true(load_captures_apply(&r, found, vars, &rng));
+    assert_null(json_object_get(vars, "v"));
+    assert_string_equal(json_string_value(json_object_get(vars, "w")), "");
+    json_decref(caps[0].group_spec);
+    json_decref(caps[2].value);
+    buf_free(&body);
+    json_decref(found);
+    json_decref(vars);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regexp),
         cmocka_unit_test(test_apply_all_or_nothing),
         cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_regexp_undefined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
