@@ -75,8 +75,20 @@ static int mkdir_one(const char *dir, mode_t mode)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-/* mkdir -p of p, which it writes to and restores; "" needs nothing. */
-static int mkdir_all(char *p, mode_t mode)
+/* mkdir_one, with e (may be NULL) set on failure. */
+static int mkdir_one_err(const char *dir, mode_t mode, struct err *e)
+{
+    int rc = mkdir_one(dir, mode);
+
+    if (rc == -ENOTDIR && e)
+        err_set(e, "%s: exists and is not a directory", dir);
+    else if (rc < 0 && e)
+        err_set(e, "mkdir %s: %s", dir, strerror(-rc));
+    return rc;
+}
+
+/* mkdir -p of p, which it writes to and restores; "" needs nothing. e may be NULL. */
+static int mkdir_all(char *p, mode_t mode, struct err *e)
 {
     int rc = 0;
 
@@ -87,16 +99,21 @@ static int mkdir_all(char *p, mode_t mode)
         if (*s != '/')
             continue;
         *s = '\0';
-        rc = mkdir_one(p, mode);
+        rc = mkdir_one_err(p, mode, e);
         *s = '/';
     }
-    return rc == 0 ? mkdir_one(p, mode) : rc;
+    return rc == 0 ? mkdir_one_err(p, mode, e) : rc;
 }
 
 int file_mkdir_all(const char *dir, mode_t mode)
 {
+    return file_mkdir_all_err(dir, mode, NULL);
+}
+
+int file_mkdir_all_err(const char *dir, mode_t mode, struct err *e)
+{
     char *p = xstrdup(dir);
-    int rc = mkdir_all(p, mode);
+    int rc = mkdir_all(p, mode, e);
 
     free(p);
     return rc;
@@ -110,7 +127,7 @@ int file_mkdir_parents(const char *path, mode_t mode)
 
     if (last) { /* "name" alone has no directory to make; "/name" has "" */
         *last = '\0';
-        rc = mkdir_all(p, mode);
+        rc = mkdir_all(p, mode, NULL);
     }
     free(p);
     return rc;

@@ -31,6 +31,9 @@ int file_read_stream(int fd, struct buf *out);
  * it.
  */
 int file_mkdir_all(const char *dir, mode_t mode);
+/* file_mkdir_all with e set for the user, naming the path that failed: "PATH: exists and is not a
+ * directory" (the file in the way, dir or one above it), else "mkdir PATH: reason". */
+int file_mkdir_all_err(const char *dir, mode_t mode, struct err *e);
 
 /* file_mkdir_all of the directory path's last component is in ("a/b" for "a/b/c"). */
 int file_mkdir_parents(const char *path, mode_t mode);

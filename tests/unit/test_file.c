@@ -139,6 +139,8 @@ static void test_mkdir_all_makes_the_directory_itself(void **state)
     char *under_file = xasprintf("%s/a/plain/d", dir);
     char *link = xasprintf("%s/link", dir);
     char *via_link = xasprintf("%s/link/e", dir);
+    char want[700];
+    struct err e;
     struct stat st;
 
     assert_int_equal(file_mkdir_all(deep, 0700), 0);
@@ -153,6 +155,12 @@ static void test_mkdir_all_makes_the_directory_itself(void **state)
     assert_int_equal(file_replace(file, "x", 1, 0644, 0, NULL), 0);
     assert_int_equal(file_mkdir_all(file, 0700), -ENOTDIR);
     assert_int_equal(file_mkdir_all(under_file, 0700), -ENOTDIR);
+    /* ... and the message names the file in the way, not the directory asked for */
+    assert_int_equal(file_mkdir_all_err(under_file, 0700, &e), -ENOTDIR);
+    snprintf(want, sizeof(want), "%s: exists and is not a directory", file);
+    assert_string_equal(e.msg, want);
+    assert_int_equal(file_mkdir_all_err(file, 0700, &e), -ENOTDIR);
+    assert_string_equal(e.msg, want);
     /* a symbolic link to a directory is one */
     assert_int_equal(symlink(deep, link), 0);
     assert_int_equal(file_mkdir_all(link, 0700), 0);
