@@ -18,6 +18,7 @@
 #include "cli/cluster.h"
 #include "lib/alloc.h"
 #include "lib/duration.h"
+#include "lib/file.h"
 
 #define UP_USAGE                                                                                   \
     "mesh up [options]\n\n"                                                                        \
@@ -211,14 +212,17 @@ static int make_dirs(struct cluster_state *s, const char *run_dir, struct err *e
 {
     char path[PATH_MAX + 64];
 
-    if (mkdir(run_dir, 0755) != 0 && errno != EEXIST)
-        return err_set(e, "mkdir %s: %s", run_dir, strerror(errno));
+    int rc;
+
+    /* A file in the way is named here, before anything starts, not by its first use. */
+    if ((rc = file_mkdir_all_err(run_dir, 0755, e)) < 0)
+        return rc;
     if (!realpath(run_dir, s->run_dir))
         return err_set(e, "%s: %s", run_dir, strerror(errno));
     for (size_t i = 0; i < s->n_nodes; i++) {
         snprintf(path, sizeof(path), "%s/%s", s->run_dir, s->nodes[i].name);
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return err_set(e, "mkdir %s: %s", path, strerror(errno));
+        if ((rc = file_mkdir_all_err(path, 0755, e)) < 0)
+            return rc;
         cluster_path(s, &s->nodes[i], "data", path, sizeof(path));
         cluster_rm_tree(path);
         cluster_path(s, &s->nodes[i], "pm", path, sizeof(path));

@@ -116,6 +116,26 @@ def test_up_checks_every_port_first_and_names_its_owner(tmp_path):
                                           text=True).stdout
 
 
+def test_up_names_a_file_where_a_directory_goes(tmp_path):
+    """A file where the run directory or a node's directory goes fails `up` before anything
+    starts, naming that very path (a single mkdir's EEXIST would let the file through)."""
+    ports = free_layout()
+    cases = [(tmp_path / "a" / "run", tmp_path / "a" / "run"),
+             (tmp_path / "b" / "run", tmp_path / "b" / "run" / "web1")]
+    for run, in_the_way in cases:
+        in_the_way.parent.mkdir(parents=True, exist_ok=True)
+        in_the_way.write_text("a file\n")
+        try:
+            p = mesh("up", "-run-dir", str(run), "-port-offset", str(ports["offset"]),
+                     timeout=60)
+            assert p.returncode == 1, p.stdout + p.stderr
+            assert f"{in_the_way}: exists and is not a directory" in p.stderr, p.stderr
+            assert not (run / "cluster.json").exists()  # nothing started, nothing recorded
+        finally:
+            mesh("down", "-run-dir", str(run))
+        assert in_the_way.read_text() == "a file\n"
+
+
 def layout_ports(p, servers=8):
     """Every port a layout of free_layout may give a cluster (up to 8 servers)."""
     o = p["offset"]
