@@ -74,9 +74,9 @@ static char *resolve_home(const char *flag)
         dir = xstrdup(env);
     else
         dir = xasprintf("%s/.mesh/pm", home && home[0] ? home : "/tmp");
-    int rc = file_mkdir_all(dir, 0700);
-    if (rc < 0) {
-        fprintf(stderr, "mesh pm: mkdir %s: %s\n", dir, strerror(-rc));
+    struct err e = {{0}};
+    if (file_mkdir_all_err(dir, 0700, &e) < 0) {
+        fprintf(stderr, "mesh pm: %s\n", e.msg);
         free(dir);
         return NULL;
     }

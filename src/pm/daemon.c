@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/file.h"
 #include "lib/unix_path.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -811,12 +812,10 @@ int pm_daemon_run(const char *home, struct err *e)
     d.lock_fd = -1;
     uv_loop_init(&loop);
     d.loop = &loop;
+    /* A file in the way is named now, not by each app's failure to open its log files. */
     for (char **dir = (char *[]){d.logs_dir, d.pids_dir, NULL}; *dir; dir++) {
-        if (mkdir(*dir, 0755) != 0 && errno != EEXIST) {
-            rc = -errno;
-            err_set(e, "mkdir %s: %s", *dir, strerror(errno));
+        if ((rc = file_mkdir_all_err(*dir, 0755, e)) < 0)
             goto out;
-        }
     }
     rc = take_lock(&d, e);
     if (rc != 0)

@@ -728,6 +728,19 @@ def test_daemon_raises_its_open_files_limit_and_apps_inherit_it(pm):
     assert resource.prlimit(app, resource.RLIMIT_NOFILE) == (hard, hard)
 
 
+def test_a_file_where_the_daemon_keeps_its_logs_is_named(pm):
+    """A file at HOME/logs (or pids) stops the daemon at start, naming it: a single mkdir's
+    EEXIST let it run, and each app then failed to open its log files."""
+    os.makedirs(pm.home)
+    with open(os.path.join(pm.home, "logs"), "w") as f:
+        f.write("a file\n")
+    r = subprocess.run([mesh_bin(), "pm", "-home", pm.home, "daemon", "-foreground"],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    pm._note_daemon()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{pm.home}/logs: exists and is not a directory" in r.stderr, r.stderr
+
+
 def test_a_failing_rotation_truncates_and_keeps_the_older_rotations(pm):
     """A full disk makes the copy to .1 fail. The rotated files must not move (which would push
     the older ones out and keep only partial copies), and the log that filled the disk is
