@@ -266,50 +266,62 @@ static int index_arg(struct tmpl_eval *ev, const char *fn, const json_t *k, size
     return 0;
 }
 
-/* index X I J...: X[I][J]...; a string's item is its byte, as a number. */
+/* One step of index: *item receives a new reference to v[k] (NULL for nil): a string's item is
+ * its byte, as a number. */
+static int index_step(struct tmpl_eval *ev, const json_t *v, const json_t *k, json_t **item)
+{
+    size_t at;
+
+    if (is_nil(v)) /* a missing map entry, Go's nil interface */
+        return tmpl_fail(ev, "error calling index: index of nil pointer");
+    if (json_is_array(v) || json_is_string(v)) {
+        bool str = json_is_string(v);
+        size_t n = str ? json_string_length(v) : json_array_size(v);
+        if (index_arg(ev, "index", k, n, &at) < 0)
+            return -EINVAL;
+        if (at == n)
+            return tmpl_fail(ev, "error calling index: reflect: %s index out of range",
+                             str ? "string" : "slice");
+        *item = str ? json_integer((unsigned char)json_string_value(v)[at])
+                    : json_incref(json_array_get(v, at));
+        return 0;
+    }
+    if (json_is_object(v) && (json_is_string(k) || is_nil(k))) {
+        /* nil is the key type's zero value, "" */
+        json_t *x = json_object_get(v, is_nil(k) ? "" : json_string_value(k));
+        *item = json_incref(x);
+        return 0;
+    }
+    if (json_is_object(v) && json_is_integer(k)) {
+        /* byPort's map, whose keys are Go ints: index it by the port */
+        char key[24];
+        snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(k));
+        *item = json_incref(json_object_get(v, key));
+        return 0;
+    }
+    if (json_is_object(v))
+        return tmpl_fail(ev, "error calling index: value has type %s; should be string",
+                         tmpl_type_name(k));
+    return tmpl_fail(ev, "error calling index: can't index item of type %s", tmpl_type_name(v));
+}
+
+/* index X I J...: X[I][J]... */
 static int fn_index(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    json_t *v = args[0], *byte = NULL;
-    size_t at;
+    json_t *v = args[0];
 
     if (is_nil(v))
         return tmpl_fail(ev, "error calling index: index of untyped nil");
+    json_incref(v);
     for (size_t i = 1; i < nargs; i++) {
-        const json_t *k = args[i];
-        bool str = json_is_string(v);
-        if (is_nil(v)) /* a missing map entry, Go's nil interface */
-            return tmpl_fail(ev, "error calling index: index of nil pointer");
-        if (json_is_array(v) || str) {
-            size_t n = str ? json_string_length(v) : json_array_size(v);
-            if (index_arg(ev, "index", k, n, &at) < 0)
-                return -EINVAL;
-            if (at == n)
-                return tmpl_fail(ev, "error calling index: reflect: %s index out of range",
-                                 str ? "string" : "slice");
-            if (str) {
-                json_decref(byte);
-                v = byte = json_integer((unsigned char)json_string_value(v)[at]);
-            } else {
-                v = json_array_get(v, at);
-            }
-        } else if (json_is_object(v) && (json_is_string(k) || is_nil(k))) {
-            /* nil is the key type's zero value, "" */
-            v = json_object_get(v, is_nil(k) ? "" : json_string_value(k));
-        } else if (json_is_object(v) && json_is_integer(k)) {
-            /* byPort's map, whose keys are Go ints: index it by the port */
-            char key[24];
-            snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(k));
-            v = json_object_get(v, key);
-        } else if (json_is_object(v)) {
-            return tmpl_fail(ev, "error calling index: value has type %s; should be string",
-                             tmpl_type_name(k));
-        } else {
-            return tmpl_fail(ev, "error calling index: can't index item of type %s",
-                             tmpl_type_name(v));
-        }
+        json_t *item = NULL;
+        int rc = index_step(ev, v, args[i], &item);
+        json_decref(v);
+        if (rc < 0)
+            return rc;
+        v = item;
     }
-    *out = json_incref(v);
-    json_decref(byte);
+    *out = v;
     return 0;
 }
 
