@@ -589,6 +589,44 @@ static json_t *decode_root(const struct tmpl_dep *dep, const json_t *root)
     }
 }
 
+/* Marks the members of obj named in names that hold objects. */
+static void mark_members(json_t *obj, const char *const *names, size_t n,
+                         void (*mark)(void *arg, json_t *map), void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_object_get(obj, names[i]);
+        if (json_is_object(m))
+            mark(arg, m);
+    }
+}
+
+void tmpl_dep_string_maps(const struct tmpl_dep *dep, json_t *data,
+                          void (*mark)(void *arg, json_t *map), void *arg)
+{
+    /* health_service's, node_info's and decode_node's services' map[string]string fields;
+     * ServiceTaggedAddresses holds structs (api.ServiceAddress), Weights is a struct */
+    static const char *const service[] = {"NodeTaggedAddresses", "NodeMeta", "ServiceMeta"};
+    static const char *const node[] = {"TaggedAddresses", "Meta"}, *const node_service[] = {"Meta"};
+    size_t i;
+    json_t *x;
+
+    switch (dep->kind) {
+    case TMPL_DEP_SERVICE:
+        json_array_foreach(data, i, x) mark_members(x, service, ARRAY_LEN(service), mark, arg);
+        break;
+    case TMPL_DEP_NODES:
+        json_array_foreach(data, i, x) mark_members(x, node, ARRAY_LEN(node), mark, arg);
+        break;
+    case TMPL_DEP_NODE:
+        mark_members(json_object_get(data, "Node"), node, ARRAY_LEN(node), mark, arg);
+        json_array_foreach(json_object_get(data, "Services"), i, x)
+            mark_members(x, node_service, ARRAY_LEN(node_service), mark, arg);
+        break;
+    default:
+        break;
+    }
+}
+
 json_t *tmpl_dep_decode(const struct tmpl_dep *dep, int status, const char *body, size_t len,
                         struct err *e)
 {

@@ -47,6 +47,37 @@ void tmpl_used_free(struct tmpl_used *u)
     u->nwrites = 0;
 }
 
+/* Maps marked in a render are held in set, "%p" -> the map, so that no other value takes the
+ * address of one while the render runs. */
+static void mark_map(json_t **set, json_t *obj)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%p", (void *)obj);
+    if (!*set)
+        *set = json_object();
+    json_object_set(*set, key, obj);
+}
+
+static bool map_marked(const json_t *set, const json_t *obj)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%p", (const void *)obj);
+    return set && json_object_get(set, key) == obj;
+}
+
+static void mark_string_map(void *arg, json_t *map)
+{
+    struct tmpl_eval *ev = arg;
+    mark_map(&ev->string_maps, map);
+}
+
+bool tmpl_is_string_map(const struct tmpl_eval *ev, const json_t *obj)
+{
+    return map_marked(ev->string_maps, obj);
+}
+
 int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data)
 {
     struct tmpl_dep dep;
@@ -66,6 +97,8 @@ int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg
     ev->used->deps[ev->used->n++] = dep;
     if (!*data)
         ev->used->missing++;
+    else
+        tmpl_dep_string_maps(&dep, *data, mark_string_map, ev);
     return 0;
 }
 
@@ -98,7 +131,8 @@ static struct tmpl_var *var_find(struct tmpl_eval *ev, const char *name)
 
 static int eval_pipe(struct tmpl_eval *ev, const struct tmpl_node *pipe, json_t *dot, json_t **out);
 
-/* v.f1.f2...: map lookups; a missing key is nil, as for Go maps. Consumes v. */
+/* v.f1.f2...: map lookups; a missing key is the map's zero value: "" for the registry's
+ * map[string]string, nil for others. Consumes v. */
 static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, size_t n, json_t **out)
 {
     for (size_t i = 0; i < n; i++) {
@@ -113,7 +147,8 @@ static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, siz
             json_decref(v);
             return rc;
         }
-        next = json_incref(json_object_get(v, fields[i]));
+        next = json_object_get(v, fields[i]);
+        next = next ? json_incref(next) : tmpl_is_string_map(ev, v) ? json_string("") : NULL;
         json_decref(v);
         v = next;
     }
@@ -388,20 +423,12 @@ static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json
 
 void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj)
 {
-    char key[32];
-
-    snprintf(key, sizeof(key), "%p", (void *)obj);
-    if (!ev->int_keyed)
-        ev->int_keyed = json_object();
-    json_object_set(ev->int_keyed, key, obj);
+    mark_map(&ev->int_keyed, obj);
 }
 
 static bool is_int_keyed(const struct tmpl_eval *ev, const json_t *obj)
 {
-    char key[32];
-
-    snprintf(key, sizeof(key), "%p", (const void *)obj);
-    return ev->int_keyed && json_object_get(ev->int_keyed, key) == obj;
+    return map_marked(ev->int_keyed, obj);
 }
 
 struct int_key {
@@ -634,5 +661,6 @@ int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
     free(ev.vars);
     json_decref(ev.scratch);
     json_decref(ev.int_keyed);
+    json_decref(ev.string_maps);
     return rc;
 }

@@ -267,7 +267,7 @@ static int index_arg(struct tmpl_eval *ev, const char *fn, const json_t *k, size
 }
 
 /* One step of index: *item receives a new reference to v[k] (NULL for nil): a string's item is
- * its byte, as a number. */
+ * its byte, as a number, and a key missing from the registry's map[string]string is "". */
 static int index_step(struct tmpl_eval *ev, const json_t *v, const json_t *k, json_t **item)
 {
     size_t at;
@@ -289,7 +289,7 @@ static int index_step(struct tmpl_eval *ev, const json_t *v, const json_t *k, js
     if (json_is_object(v) && (json_is_string(k) || is_nil(k))) {
         /* nil is the key type's zero value, "" */
         json_t *x = json_object_get(v, is_nil(k) ? "" : json_string_value(k));
-        *item = json_incref(x);
+        *item = x ? json_incref(x) : tmpl_is_string_map(ev, v) ? json_string("") : NULL;
         return 0;
     }
     if (json_is_object(v) && json_is_integer(k)) {

@@ -92,6 +92,15 @@ void tmpl_dep_target(const struct tmpl_dep *dep, struct buf *out);
 json_t *tmpl_dep_decode(const struct tmpl_dep *dep, int status, const char *body, size_t len,
                         struct err *e);
 
+/*
+ * Calls mark on each map in data (dep's decoded value, as tmpl_dep_decode made it) that
+ * consul-template holds as a Go map[string]string (ServiceMeta, NodeMeta, Node.Meta,
+ * TaggedAddresses ...): a key missing from one is "", the zero value, where a missing key of
+ * other maps (map[string]interface{}, as parseJSON makes) is nil.
+ */
+void tmpl_dep_string_maps(const struct tmpl_dep *dep, json_t *data,
+                          void (*mark)(void *arg, json_t *map), void *arg);
+
 /* ---- rendering (eval.c, funcs.c, value.c) ------------------------------------------------ */
 
 /*

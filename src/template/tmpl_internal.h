@@ -136,6 +136,9 @@ struct tmpl_eval {
     /* byPort's maps made in this render, whose keys are Go ints: "%p" -> the map (held, so
      * that no other map takes its address while the render runs); owned, or NULL */
     json_t *int_keyed;
+    /* the registry's map[string]string values this render read (tmpl_dep_string_maps), held
+     * the same way: a key missing from one is "" */
+    json_t *string_maps;
 };
 
 /* Sets the error at the current node: "name:line:col: message". */
@@ -192,6 +195,9 @@ const struct tmpl_func *tmpl_escape_func_find(const char *name);
 /* Marks obj (a map a function made, its keys decimal integers) as keyed by Go ints: range
  * visits it in numeric order, with integer keys. */
 void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj);
+
+/* Whether obj is one of the registry's Go map[string]string values, whose missing keys are "". */
+bool tmpl_is_string_map(const struct tmpl_eval *ev, const json_t *obj);
 
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);

@@ -857,6 +857,48 @@ static void test_index_failure_frees(void **state)
     buf_free(&out);
 }
 
+/* The registry's Meta and TaggedAddresses maps are Go map[string]string in consul-template: a
+ * missing key is "", which eq, if, with, index and %q see; parseJSON's maps keep nil. */
+static void test_string_maps_zero_value(void **state)
+{
+    static const char src[] =
+        "{{ range service \"web\" }}{{ .ServiceMeta.no }}|{{ printf \"%q\" .ServiceMeta.no }}|"
+        "{{ eq .ServiceMeta.no \"\" }}|{{ if .ServiceMeta.no }}t{{ else }}f{{ end }}|"
+        "{{ with .NodeMeta.no }}w{{ else }}-{{ end }}|{{ index .ServiceMeta \"no\" | printf \"%q\" "
+        "}}|"
+        "{{ printf \"%q\" .NodeTaggedAddresses.wan }}|{{ $m := .ServiceMeta }}{{ $m.no | len }}|"
+        "{{ .ServiceMeta.v }}{{ end }}\n"
+        "{{ with node \"n1\" }}{{ printf \"%q %q\" .Node.Meta.no .Node.TaggedAddresses.lan }}"
+        "{{ range .Services }} {{ printf \"%q\" .Meta.no }}{{ end }}{{ end }}\n"
+        "{{ range nodes }}{{ printf \"%q %q\" .Meta.no .TaggedAddresses.lan }}{{ end }}\n"
+        "{{ $j := parseJSON `{\"a\":\"b\"}` }}{{ $j.no }} {{ index $j \"no\" }}\n";
+    static const char want[] = "|\"\"|true|f|-|\"\"|\"\"|0|1\n"
+                               "\"\" \"\" \"\"\n"
+                               "\"\" \"\"\n"
+                               "<no value> <no value>\n";
+    static const char answers_text[] =
+        "{\"health.service(web|passing)\": {\"status\": 200, \"body\": [{\"Node\": {\"Node\": "
+        "\"a\", \"Address\": \"10.0.0.1\", \"Meta\": {}}, \"Service\": {\"ID\": \"w\", "
+        "\"Service\": \"web\", \"Meta\": {\"v\": \"1\"}, \"Port\": 1}, \"Checks\": []}]},"
+        "\"catalog.node(n1)\": {\"status\": 200, \"body\": {\"Node\": {\"Node\": \"n1\", "
+        "\"Meta\": {\"role\": \"lb\"}}, \"Services\": {\"s\": {\"ID\": \"s\", \"Service\": "
+        "\"s\"}}}},"
+        "\"catalog.nodes()\": {\"status\": 200, \"body\": [{\"Node\": \"n1\"}]}}";
+    json_t *answers = json_loads(answers_text, 0, NULL);
+    struct tmpl *t = NULL;
+    struct buf out = BUF_INIT;
+    struct err e;
+
+    assert_non_null(answers);
+    if (tmpl_parse("in.ctmpl", src, sizeof(src) - 1, &t, &e) < 0)
+        fail_msg("%s", e.msg);
+    render_with(t, answers, &out);
+    assert_string_equal(out.data ? out.data : "", want);
+    tmpl_free(t);
+    json_decref(answers);
+    buf_free(&out);
+}
+
 static void test_spec_parse(void **state)
 {
     struct tmpl_spec s;
@@ -892,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_dep_decode_errors),
         cmocka_unit_test(test_dep_near_keeps_the_order),
         cmocka_unit_test(test_index_failure_frees),
+        cmocka_unit_test(test_string_maps_zero_value),
         cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_define_and_loops),
         cmocka_unit_test(test_conversions),
