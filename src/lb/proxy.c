@@ -12,9 +12,10 @@
  * buffers (c->in from the client, c->rsp from the server: lib/pollsock.h), the part that
  * belongs to the current message is written to the other side (one send or sendmsg, a wait
  * for writable for any rest) and consumed once written. While a write is pending the source
- * is not read (backpressure bounded by one buffer). Framing is
- * tracked (Content-Length, chunked through a decoder run on a scratch copy) so the bytes of
- * the next pipelined request are never sent to the server of the current one.
+ * is not read (backpressure bounded by one buffer), and a server is not timed while it waits
+ * on the client. Framing is tracked (Content-Length, chunked through a decoder run on a
+ * scratch copy) so the bytes of the next pipelined request are never sent to the server of
+ * the current one.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -1338,8 +1339,18 @@ static void update_reading(struct lb_client *c)
     /* The server's bytes land in c->rsp, which must not move while a write from it is
      * pending. Bytes after a complete response are not forwarded: they keep the connection
      * out of the pool (finish_request). */
-    if (c->up && c->up->connected)
-        lb_upconn_read(c->up, !c->cli_write_busy && c->rsp.len < IO_LIMIT);
+    if (c->up && c->up->connected) {
+        bool room = !c->cli_write_busy && c->rsp.len < IO_LIMIT;
+
+        /* As HAProxy's: while the client does not take the answer the server cannot be idle,
+         * so its timeout stops (-timeout-client bounds the wait) and starts over when reading
+         * resumes. A request write the server has not taken keeps it. */
+        if (!room && !c->up_write_busy)
+            lb_upconn_timeout(c->up, 0);
+        else if (room && !c->up->sock.reading)
+            up_timer(c, c->px->cfg->timeout_server_ns);
+        lb_upconn_read(c->up, room);
+    }
 }
 
 static void client_handle_closed(uv_handle_t *h)

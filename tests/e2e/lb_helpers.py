@@ -21,6 +21,8 @@
   the suite can be run once each way; by default the lb picks (auto).
 - Fixtures: backends (factory of Backend processes), lb_factory (factory of Lb processes,
   logs attached to failure reports and checked for sanitizer reports like the agents').
+- ScriptedBackend: a TCP server in this process running a script per connection, for the
+  behaviours the Backend does not have.
 - A keep-alive client (KeepAlive) and a time-bounded load thread (Load).
 
 Standard library only. Every loop is bounded in count and every wait in time.
@@ -493,6 +495,72 @@ def spread(port, n, path="/"):
     finally:
         c.close()
     return counts
+
+
+# ---------------------------------------------------------------- scripted backends
+
+SCRIPT_IO_TIMEOUT = 10.0  # a ScriptedBackend connection's socket timeout
+
+
+class ScriptedBackend:
+    """A one-port TCP server: each accepted connection is handed to script(conn, stop) on its
+    own thread. stop is an Event set by close(); scripts wait on it instead of sleeping."""
+
+    def __init__(self, script):
+        self.script = script
+        self.stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.addr = f"{HOST}:{self.port}"
+        self.threads = []
+        self.errors = []
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _run(self, conn):
+        try:
+            conn.settimeout(SCRIPT_IO_TIMEOUT)
+            self.script(conn, self.stop)
+        except OSError as e:
+            self.errors.append(e)
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        self.acceptor.join(timeout=5)
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+def read_head(conn):
+    """Reads up to the end of a request head; returns the bytes read."""
+    data = b""
+    for _ in range(1000):
+        if b"\r\n\r\n" in data:
+            return data
+        b = conn.recv(65536)
+        if not b:
+            return data
+        data += b
+    raise AssertionError("request head never ended")
 
 
 def wait_until(fn, timeout, interval=0.05, what="condition"):
