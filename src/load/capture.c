@@ -413,10 +413,8 @@ bool load_captures_apply(const struct load_request *r, const json_t *found, json
 
         if (!x->as)
             continue;
-        if (v)
-            json_object_set_new(vars, x->as, json_incref((json_t *)v));
-        else
-            json_object_del(vars, x->as); /* undefined */
+        /* engine_http's _.set(context.vars, as, value): "a.b" sets b in the object a */
+        load_vars_set(vars, x->as, v ? json_incref((json_t *)v) : NULL);
     }
     return true;
 }

@@ -66,7 +66,8 @@ void load_captures_body(const struct load_request *r, const struct buf *body, co
  * returned. What found lacks is undefined, what Artillery's JSONPath and selector extractors
  * give when they find nothing (and its regexp one for a named group that took no part): a
  * non-strict capture of it removes the variable. Its regexp and header extractors give "".
- * Of captures into one name, the last is the one set and the one whose failure counts.
+ * Of captures into one name, the last is the one set and the one whose failure counts. A name
+ * is a path, set as lodash's set does it (load_vars_set).
  */
 bool load_captures_apply(const struct load_request *r, const json_t *found, json_t *vars,
                          uint64_t *rng);

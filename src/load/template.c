@@ -8,10 +8,13 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/json.h"
 #include "lib/numfmt.h"
 
-#define MAX_NAME 256
+#define MAX_NAME      256
+#define MAX_DEPTH     16    /* steps in a path a capture sets */
+#define MAX_PAD_INDEX 65535 /* the largest index a capture sets in a list: JSON has no holes */
 
 uint64_t load_rand(uint64_t *s)
 {
@@ -75,6 +78,34 @@ static const json_t *step(const json_t *v, const char *part)
     return json_object_get(v, part);
 }
 
+/* The next step of a lodash path at *pp into part (see lookup), *pp moved past it; false when
+ * it does not read. */
+static bool next_part(const char **pp, char *part)
+{
+    const char *p = *pp, *end;
+    size_t n;
+
+    if (*p == '[' && (p[1] == '\'' || p[1] == '"')) { /* ['key'] */
+        end = strchr(p + 2, p[1]);
+        if (!end || end[1] != ']')
+            return false;
+        p += 2;
+    } else if (*p == '[') { /* [0] */
+        if (!(end = strchr(++p, ']')))
+            return false;
+    } else {
+        end = p + strcspn(p, ".[");
+    }
+    n = (size_t)(end - p);
+    if (n >= MAX_NAME)
+        return false;
+    memcpy(part, p, n);
+    part[n] = '\0';
+    p = end + (*end == '\'' || *end == '"' ? 2 : *end == ']');
+    *pp = p + (*p == '.');
+    return true;
+}
+
 /*
  * A path into vars as lodash's get reads it (Artillery looks templates up with it): the whole
  * name if vars has it ("a.b" may be one variable), else steps split at dots and brackets:
@@ -89,28 +120,9 @@ static const json_t *lookup(const json_t *vars, const char *name)
     if (v)
         return v;
     for (v = vars; *p && v;) {
-        const char *end;
-        size_t n;
-
-        if (*p == '[' && (p[1] == '\'' || p[1] == '"')) { /* ['key'] */
-            end = strchr(p + 2, p[1]);
-            if (!end || end[1] != ']')
-                return NULL;
-            p += 2;
-        } else if (*p == '[') { /* [0] */
-            if (!(end = strchr(++p, ']')))
-                return NULL;
-        } else {
-            end = p + strcspn(p, ".[");
-        }
-        n = (size_t)(end - p);
-        if (n >= sizeof(part))
+        if (!next_part(&p, part))
             return NULL;
-        memcpy(part, p, n);
-        part[n] = '\0';
         v = step(v, part);
-        p = end + (*end == '\'' || *end == '"' ? 2 : *end == ']');
-        p += *p == '.';
     }
     return v;
 }
@@ -118,6 +130,84 @@ static const json_t *lookup(const json_t *vars, const char *name)
 const json_t *load_vars_get(const json_t *vars, const char *path)
 {
     return lookup(vars, path);
+}
+
+/* lodash's isIndex: "0", or digits not starting with 0; *i is the index. */
+static bool is_index(const char *s, size_t *i)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)*s) || (*s == '0' && s[1]))
+        return false;
+    *i = strtoul(s, &end, 10);
+    return *end == '\0';
+}
+
+/* Sets key of container c (an object or a list) to v (stolen; NULL: undefined), as JavaScript's
+ * c[key] = v; false when JSON cannot hold it (a list's member that is no index, an index past
+ * MAX_PAD_INDEX). */
+static bool set_at(json_t *c, const char *key, json_t *v)
+{
+    size_t i;
+
+    if (json_is_object(c)) {
+        if (v)
+            json_object_set_new(c, key, v);
+        else
+            json_object_del(c, key); /* undefined: get finds nothing either way */
+        return true;
+    }
+    if (MESH_BUG_ON(!json_is_array(c)) || !is_index(key, &i) || i > MAX_PAD_INDEX) {
+        json_decref(v);
+        return false;
+    }
+    while (json_array_size(c) <= i) /* the holes JavaScript leaves read as undefined: null */
+        json_array_append_new(c, json_null());
+    json_array_set_new(c, i, v ? v : json_null());
+    return true;
+}
+
+void load_vars_set(json_t *vars, const char *path, json_t *v)
+{
+    char parts[MAX_DEPTH][MAX_NAME];
+    const char *p = path;
+    size_t n = 0, i;
+    json_t *at = vars;
+
+    /* lodash's isKey: a name vars has, or one without a dot or a bracket, is one key */
+    if (json_object_get(vars, path) || !strpbrk(path, ".[")) {
+        set_at(vars, path, v);
+        return;
+    }
+    while (*p && n < MAX_DEPTH && next_part(&p, parts[n]))
+        n++;
+    if (*p || n == 0) { /* does not read as a path: one key */
+        set_at(vars, path, v);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!strcmp(parts[k], "__proto__") || !strcmp(parts[k], "constructor") ||
+            !strcmp(parts[k], "prototype")) { /* lodash's baseSet leaves these alone */
+            json_decref(v);
+            return;
+        }
+    }
+    for (size_t k = 0; k + 1 < n; k++) {
+        json_t *child = (json_t *)step(at, parts[k]);
+
+        /* a copy of what is there, as its value may be shared (the script's variables, a
+         * payload row); a new object or list where there is no object or list, as lodash */
+        if (json_is_object(child) || json_is_array(child))
+            child = json_copy(child);
+        else
+            child = is_index(parts[k + 1], &i) ? json_array() : json_object();
+        if (!set_at(at, parts[k], child)) {
+            json_decref(v);
+            return;
+        }
+        at = child;
+    }
+    set_at(at, parts[n - 1], v);
 }
 
 /* $randomNumber(a, b) and $randomString(n); false when name is neither. */

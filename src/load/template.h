@@ -28,6 +28,15 @@ void load_tmpl_render(struct buf *out, const char *tmpl, const json_t *vars, uin
 const json_t *load_vars_get(const json_t *vars, const char *path);
 
 /*
+ * Sets the path in vars to v (stolen; NULL: undefined), as lodash's set does it (Artillery sets
+ * captures with it): the whole name if vars has it or it has no dot or bracket, else into
+ * nested objects, made where there is no object or list ("a.b" sets b of the object a; a list
+ * where the next step is an index: "a[0]"). What the path passes through is copied, not
+ * changed, as values may be shared.
+ */
+void load_vars_set(json_t *vars, const char *path, json_t *v);
+
+/*
  * A deep copy of tmpl with every string rendered; a string that is only "{{ name }}" takes the
  * variable's value with its JSON type (a number stays a number). Caller owns the result.
  */

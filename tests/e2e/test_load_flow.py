@@ -114,6 +114,19 @@ def test_lenient_captures_that_find_nothing(mesh, tmp_path, server):
     assert json.loads(body) == {"r": "", "h": ""}, body
 
 
+def test_capture_into_a_path_sets_a_nested_member(mesh, tmp_path, server):
+    """As Artillery sets a capture with lodash's set, `as: u.id` sets id in the object u (its
+    other members kept), which {{ u.id }} and {{ u }} then read."""
+    steps = ['get: {url: /json, capture: {json: "$.items[0].id", as: u.id}}',
+             'post: {url: /echo, json: {u: "{{ u }}", id: "{{ u.id }}"}}']
+    script = one_flow(server.url, "[{duration: 1, arrivalCount: 1}]", steps,
+                      "  variables: {u: {name: ann}}\n")
+    rep, _ = run_report(mesh, tmp_path, script)
+    assert rep["aggregate"]["counters"]["vusers.completed"] == 1
+    (body,) = [r[3] for r in sent(server, "/echo")]
+    assert json.loads(body) == {"u": {"name": "ann", "id": 42}, "id": 42}, body
+
+
 def test_captures_into_one_name_the_last_counts(mesh, tmp_path, server):
     """Artillery keeps a request's captures by name: of two into the same name the last one
     is what is set, and whether it failed is what fails the user."""

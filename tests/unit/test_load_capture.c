@@ -12,6 +12,7 @@
 
 #include "lib/alloc.h"
 #include "load/capture.h"
+#include "load/template.h"
 
 /* What pattern (flags, group as JSON text or NULL) captures in s, or "ERR: ...", "NONE" (no
  * match) or "UNDEFINED" (a named group that took no part). */
@@ -160,13 +161,48 @@ static void test_regexp_undefined(void **state)
     json_decref(vars);
 }
 
+/* A capture's name is a path, set as Artillery's _.set sets it, read back as {{ a.b }} reads it;
+ * what it passes through is copied, as the script's variables are shared. */
+static void test_nested_names(void **state)
+{
+    struct load_capture caps[4] = {{.kind = LOAD_CAPTURE_JSON, .as = "user.id"},
+                                   {.kind = LOAD_CAPTURE_JSON, .as = "list[1].n"},
+                                   {.kind = LOAD_CAPTURE_JSON, .as = "flat.key"},
+                                   {.kind = LOAD_CAPTURE_JSON, .as = "s.x"}};
+    struct load_request r = {.captures = caps, .n_captures = 4};
+    json_t *shared = json_pack("{s:s}", "name", "ann");
+    json_t *vars = json_pack("{s:O,s:i,s:s}", "user", shared, "flat.key", 0, "s", "text");
+    json_t *found = json_pack("{s:i,s:i,s:i,s:i}", "0", 7, "1", 8, "2", 9, "3", 10);
+    char *dump;
+    uint64_t rng = 1;
+
+    (void)state;
+    assert_true(load_captures_apply(&r, found, vars, &rng));
+    assert_int_equal(json_integer_value(load_vars_get(vars, "user.id")), 7);
+    assert_string_equal(json_string_value(load_vars_get(vars, "user.name")), "ann");
+    assert_null(json_object_get(shared, "id"));
+    dump = json_dumps(vars, JSON_SORT_KEYS | JSON_COMPACT);
+    /* a variable named "flat.key" stays one; a string in the way becomes an object */
+    assert_string_equal(dump, "{\"flat.key\":9,\"list\":[null,{\"n\":8}],\"s\":{\"x\":10},"
+                              "\"user\":{\"id\":7,\"name\":\"ann\"}}");
+    free(dump);
+    /* undefined leaves the path made and the member gone */
+    json_object_del(found, "0");
+    caps[0].strict = false;
+    assert_true(load_captures_apply(&r, found, vars, &rng));
+    assert_null(load_vars_get(vars, "user.id"));
+    assert_string_equal(json_string_value(load_vars_get(vars, "user.name")), "ann");
+    json_decref(shared);
+    json_decref(found);
+    json_decref(vars);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_regexp),
-        cmocka_unit_test(test_apply_all_or_nothing),
-        cmocka_unit_test(test_matches),
-        cmocka_unit_test(test_regexp_undefined),
+        cmocka_unit_test(test_regexp),       cmocka_unit_test(test_apply_all_or_nothing),
+        cmocka_unit_test(test_matches),      cmocka_unit_test(test_regexp_undefined),
+        cmocka_unit_test(test_nested_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
