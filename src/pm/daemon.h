@@ -137,6 +137,7 @@ struct pm_daemon {
      * start: tried again every second (pm_retired_retry). */
     char **retired_left;
     size_t nretired_left;
+    bool retired_unread; /* pids_dir itself could not be read (out of descriptors) at start */
     bool rotating;
     bool quitting;
     bool forget_state; /* after kill: no apps to bring back */
@@ -241,8 +242,9 @@ int pm_state_save(struct pm_daemon *d, struct err *e);
 /* Reads the saved table and adopts or restarts its processes, then stops the processes an earlier
  * daemon was replacing in a reload when it died (their *.retired.pid files). */
 void pm_state_load(struct pm_daemon *d);
-/* Tries again the *.retired.pid files pm_state_load could not check or watch (out of
- * descriptors): their processes are stopped once they can be watched. */
+/* Tries again the *.retired.pid files pm_state_load could not check or watch, or the whole pids
+ * directory when it could not read it (out of descriptors): their processes are stopped once
+ * they can be watched. */
 void pm_retired_retry(struct pm_daemon *d);
 /* Frees the list of those files (at exit: they stay on disk for the next daemon). */
 void pm_retired_free(struct pm_daemon *d);

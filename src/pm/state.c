@@ -316,9 +316,11 @@ static void stop_retired(struct pm_daemon *d)
     DIR *dir = opendir(d->pids_dir);
     int rc;
 
-    if (!dir)
-        log_error("%s: %s: processes a reload was replacing are not stopped", d->pids_dir,
-                  strerror(errno));
+    if (!dir && !d->retired_unread)
+        log_error("%s: %s: processes a reload was replacing are not stopped yet: tried again "
+                  "every second",
+                  d->pids_dir, strerror(errno));
+    d->retired_unread = !dir;
     while (dir && (de = readdir(dir)) != NULL) {
         if (!has_suffix(de->d_name, RETIRED_SUFFIX) || (rc = retire_file(d, de->d_name)) == 0)
             continue;
@@ -343,6 +345,8 @@ void pm_retired_retry(struct pm_daemon *d)
             d->retired_left[kept++] = d->retired_left[k];
     }
     d->nretired_left = kept;
+    if (d->retired_unread)
+        stop_retired(d);
 }
 
 void pm_retired_free(struct pm_daemon *d)

@@ -315,9 +315,9 @@ static pid_t sleeper(void)
 }
 
 /* A daemon's table loaded from state_path (in a loop of its own, with the pids and logs
- * directories given) with one file descriptor to spare. */
+ * directories given) with `spare` file descriptors to spare. */
 static void load_short_of_fds(struct pm_daemon *d, uv_loop_t *loop, char *pids, char *logs,
-                              char *state_path)
+                              char *state_path, int spare)
 {
     struct rlimit saved;
 
@@ -327,7 +327,7 @@ static void load_short_of_fds(struct pm_daemon *d, uv_loop_t *loop, char *pids, 
     d->pids_dir = pids;
     d->logs_dir = logs;
     d->state_path = state_path;
-    assert_int_equal(fd_limit_spare(1, &saved), 0);
+    assert_int_equal(fd_limit_spare(spare, &saved), 0);
     pm_state_load(d);
     assert_int_equal(fd_limit_restore(&saved), 0);
 }
@@ -336,8 +336,10 @@ static void load_short_of_fds(struct pm_daemon *d, uv_loop_t *loop, char *pids, 
  * A daemon that cannot check or watch the process a reload was replacing when the last daemon
  * died (out of descriptors, at start) keeps its .retired.pid file, the only record of a live
  * process that nobody supervises, and stops it on a later pass that can (pm_retired_retry).
+ * With one descriptor to spare the pids directory opens and the pidfile in it does not; with
+ * none, the directory does not either.
  */
-static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
+static void retired_kept(int spare)
 {
     struct pm_daemon d = {0};
     char pids[600], path[700], state_path[600];
@@ -346,13 +348,12 @@ static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
     int status = 0;
     pid_t child = sleeper();
 
-    snprintf(pids, sizeof(pids), "%s/retired-pids", scratch_dir);
+    snprintf(pids, sizeof(pids), "%s/retired-pids-%d", scratch_dir, spare);
     snprintf(state_path, sizeof(state_path), "%s/retired-state.json", scratch_dir);
     assert_int_equal(mkdir(pids, 0755), 0);
     snprintf(path, sizeof(path), "%s/web-0.%d.retired.pid", pids, (int)child);
     assert_int_equal(procfs_pidfile_write(path, child, &e), 0);
-    /* One descriptor to spare: the pids directory opens, the pidfile in it does not. */
-    load_short_of_fds(&d, &loop, pids, scratch_dir, state_path);
+    load_short_of_fds(&d, &loop, pids, scratch_dir, state_path, spare);
     assert_int_equal(access(path, F_OK), 0);
     assert_int_equal(waitpid(child, &status, WNOHANG), 0);
 
@@ -367,6 +368,16 @@ static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     pm_retired_free(&d);
+}
+
+static void test_retired_pidfile_kept_when_it_cannot_be_watched(void **state)
+{
+    retired_kept(1);
+}
+
+static void test_retired_pidfile_kept_when_its_directory_cannot_be_read(void **state)
+{
+    retired_kept(0);
 }
 
 /*
@@ -409,7 +420,7 @@ static void test_revive_retries_adoption_when_out_of_descriptors(void **state)
     assert_int_equal(json_dump_file(root, state_path, 0), 0);
     json_decref(root);
     pm_spec_free(&s);
-    load_short_of_fds(&d, &loop, pids, logs, state_path);
+    load_short_of_fds(&d, &loop, pids, logs, state_path, 1);
     assert_int_equal(d.napps, 1);
     assert_int_equal(d.apps[0]->ninsts, 2);
     for (int k = 0; k < 2; k++) {
@@ -673,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_spec_bad_int_keeps_field),
         cmocka_unit_test(test_sample_without_start_ticks),
         cmocka_unit_test(test_retired_pidfile_kept_when_it_cannot_be_watched),
+        cmocka_unit_test(test_retired_pidfile_kept_when_its_directory_cannot_be_read),
         cmocka_unit_test(test_revive_retries_adoption_when_out_of_descriptors),
         cmocka_unit_test(test_watch_ignored),
         cmocka_unit_test(test_watch_keys),
