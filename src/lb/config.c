@@ -38,7 +38,7 @@ static const struct option_def options[] = {
     {"bind", "bind", OPTION_STRING, OFF(bind_addr), "Frontend address."},
     {"port", "port", OPTION_PORT, OFF(port), "Frontend port."},
     {"workers", "workers", OPTION_INT, OFF(workers),
-     "Worker threads (default: one per CPU); with 1 the main thread proxies."},
+     "Worker threads (default 0: one per CPU, at most 64); with 1 the main thread proxies."},
     {"maxconn", "maxconn", OPTION_INT, OFF(maxconn), "Client connections per worker."},
     {"io", "io", OPTION_STRING, OFF(io_name),
      "Socket I/O: auto (io_uring where the kernel allows it, else epoll), epoll or uring."},
@@ -147,12 +147,10 @@ static int read_file(struct lb_config *src, const struct config_doc *doc, struct
 
 static void defaults(struct lb_config *c)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
     memset(c, 0, sizeof(*c));
     c->bind_addr = xstrdup("0.0.0.0");
     c->port = 8080;
-    c->workers = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
+    c->workers = 0; /* one per CPU, counted in finish(): -help shows the rule, not a count */
     c->maxconn = 10000;
     c->x_forwarded_for = true;
     c->via = true;
@@ -220,8 +218,8 @@ static const char *bad_value(const struct lb_config *c, const char *key, char *m
         return snprintf(msg, n, "io must be auto, epoll or uring, not \"%s\"", c->io_name), msg;
     if (strcmp(key, "port") == 0 && c->port <= 0)
         return "port must be 1-65535";
-    if (strcmp(key, "workers") == 0 && (c->workers < 1 || c->workers > 256))
-        return "workers must be 1-256";
+    if (strcmp(key, "workers") == 0 && (c->workers < 0 || c->workers > 256))
+        return "workers must be 0 (one per CPU) to 256";
     if (strcmp(key, "maxconn") == 0 && c->maxconn < 1)
         return "maxconn must be at least 1";
     if (strcmp(key, "log_level") == 0 && !log_level_parse(c->log_level, &lvl))
@@ -286,6 +284,10 @@ static int validate(struct lb_config *src, const struct config_doc *doc, const s
 
 static void finish(struct lb_config *c)
 {
+    if (c->workers == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = cpus > 0 ? (int)(cpus > 64 ? 64 : cpus) : 1;
+    }
     c->balance = strcmp(c->balance_name, "leastconn") == 0 ? LB_BALANCE_LEASTCONN
                  : strcmp(c->balance_name, "random") == 0  ? LB_BALANCE_RANDOM
                                                            : LB_BALANCE_ROUNDROBIN;

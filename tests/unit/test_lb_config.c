@@ -22,6 +22,34 @@ static int load(struct lb_config *cfg, struct err *e, int argc, const char **arg
     return lb_config_load(cfg, argc, (char **)argv, e);
 }
 
+/* The default -workers: the online CPUs, at most 64. */
+static int cpus_capped(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
+}
+
+/* -workers 0 asks for the default, one per CPU; beyond 256 is refused. */
+static void test_workers(void **state)
+{
+    struct lb_config cfg;
+    struct err e = {""};
+    const char *zero[] = {"-service", "api", "-workers", "0"};
+    const char *three[] = {"-service", "api", "-workers", "3"};
+    const char *many[] = {"-service", "api", "-workers", "257"};
+
+    (void)state;
+    assert_int_equal(load(&cfg, &e, 4, zero), 0);
+    assert_int_equal(cfg.workers, cpus_capped());
+    lb_config_free(&cfg);
+    assert_int_equal(load(&cfg, &e, 4, three), 0);
+    assert_int_equal(cfg.workers, 3);
+    lb_config_free(&cfg);
+    assert_int_equal(load(&cfg, &e, 4, many), -EINVAL);
+    assert_string_equal(e.msg, "workers must be 0 (one per CPU) to 256");
+}
+
 static void test_defaults(void **state)
 {
     struct lb_config cfg;
@@ -34,7 +62,7 @@ static void test_defaults(void **state)
     assert_int_equal(load(&cfg, &e, 2, argv), 0);
     assert_string_equal(cfg.bind_addr, "0.0.0.0");
     assert_int_equal(cfg.port, 8080);
-    assert_true(cfg.workers >= 1);
+    assert_int_equal(cfg.workers, cpus_capped());
     assert_int_equal(cfg.maxconn, 10000);
     assert_string_equal(cfg.service, "api");
     assert_string_equal(cfg.backend_name, "api");
@@ -211,6 +239,16 @@ static void test_help(void **state)
     assert_non_null(strstr(text, "(default 5s)"));
     assert_non_null(strstr(text, "  -server <string>\n"));
     assert_non_null(strstr(text, "  -registry-tls\n"));
+    /* -workers names its default once, not also this machine's CPU count */
+    const char *workers = strstr(text, "  -workers <int>\n");
+    assert_non_null(workers);
+    const char *end = strstr(workers + 1, "\n  -");
+    assert_non_null(end);
+    size_t defaults = 0;
+    for (const char *p = workers; (p = strstr(p, "default")) && p < end; p++)
+        defaults++;
+    assert_int_equal(defaults, 1);
+    assert_non_null(strstr(workers, "(default 0: one per CPU, at most 64)"));
 }
 
 static void test_reload_rereads_file(void **state)
@@ -242,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_file_errors_have_lines),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_workers),
         cmocka_unit_test(test_reload_rereads_file),
     };
     if (scratch_make("test_lb_config") < 0)
