@@ -1,6 +1,7 @@
 /* Captures from a response (see capture.h). */
 #include "load/capture.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "lib/re.h"
 #include "load/html_capture.h"
 #include "load/jsonpath.h"
+#include "load/node_headers.h"
 #include "load/template.h"
 
 #define MAX_GROUPS 64 /* JavaScript groups a pattern may have */
@@ -227,17 +229,27 @@ void load_captures_head(const struct load_request *r, const struct http_response
                         const json_t *vars, uint64_t *rng, json_t *found)
 {
     struct buf tmp = BUF_INIT;
+    json_t *headers = NULL;
+    const json_t *v;
+    char *name;
 
     for (size_t i = 0; i < r->n_captures; i++) {
         const struct load_capture *c = &r->captures[i];
-        const struct http_header *hd;
 
         if (c->kind != LOAD_CAPTURE_HEADER)
             continue;
-        /* extractHeader: headers[name] || "" */
-        hd = http_find_header(h->headers, h->num_headers, expr_of(c, vars, rng, &tmp));
-        found_set(found, i, hd ? json_stringn_nocheck(hd->value.p, hd->value.n) : json_string(""));
+        if (!headers)
+            headers = load_node_headers(h);
+        /* extractHeader: headers[name] || "", from Node's headers (a repeated Set-Cookie is a
+         * list); the name in any case, where Artillery finds lower-case names only */
+        name = xstrdup(expr_of(c, vars, rng, &tmp));
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        v = json_object_get(headers, name);
+        free(name);
+        found_set(found, i, v ? json_incref((json_t *)v) : json_string(""));
     }
+    json_decref(headers);
     buf_free(&tmp);
 }
 

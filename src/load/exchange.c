@@ -25,6 +25,7 @@
 #include "load/capture.h"
 #include "load/cookies.h"
 #include "load/expect.h"
+#include "load/node_headers.h"
 #include "load/template.h"
 
 /* One ciphertext write in flight (TLS sends handshake records and data as they come). */
@@ -119,32 +120,11 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = dst->cap - dst->len - 1;
 }
 
-/* The response's headers as Node gives them: lower-case names, repeats joined by ", ". */
+/* The response's headers as Node gives them (node_headers.h), for afterResponse hooks. */
 static void collect_headers(struct load_vu *vu, const struct http_response_head *h)
 {
     json_decref(vu->res_headers);
-    vu->res_headers = json_object();
-    for (size_t i = 0; i < h->num_headers; i++) {
-        char name[128];
-        size_t n =
-            h->headers[i].name.n < sizeof(name) - 1 ? h->headers[i].name.n : sizeof(name) - 1;
-        const json_t *prev;
-        json_t *v;
-
-        for (size_t k = 0; k < n; k++)
-            name[k] = (char)tolower((unsigned char)h->headers[i].name.p[k]);
-        name[n] = '\0';
-        v = json_stringn_nocheck(h->headers[i].value.p, h->headers[i].value.n);
-        prev = json_object_get(vu->res_headers, name);
-        if (prev) {
-            char *joined = xasprintf("%s, %s", json_string_value(prev), json_string_value(v));
-
-            json_decref(v);
-            v = json_string_nocheck(joined);
-            free(joined);
-        }
-        json_object_set_new_nocheck(vu->res_headers, name, v);
-    }
+    vu->res_headers = load_node_headers(h);
 }
 
 /* Wall-clock ms now, for cookie expiry. */

@@ -197,12 +197,41 @@ static void test_nested_names(void **state)
     json_decref(vars);
 }
 
+/* Header captures read the headers as Node gives them: a repeated Set-Cookie a list, repeats
+ * of most headers ", "-joined, of those Node keeps once the first; any case of the name. */
+static void test_repeated_headers(void **state)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Id: 1\r\n"
+                               "Content-Type: text/plain\r\nset-cookie: b=2\r\nX-ID: 2\r\n"
+                               "Content-Type: text/html\r\nX-One: z\r\n\r\n";
+    struct load_capture caps[5] = {{.kind = LOAD_CAPTURE_HEADER, .expr = "Set-Cookie", .as = "c"},
+                                   {.kind = LOAD_CAPTURE_HEADER, .expr = "x-id", .as = "x"},
+                                   {.kind = LOAD_CAPTURE_HEADER, .expr = "content-type", .as = "t"},
+                                   {.kind = LOAD_CAPTURE_HEADER, .expr = "x-one", .as = "o"},
+                                   {.kind = LOAD_CAPTURE_HEADER, .expr = "x-nope", .as = "n"}};
+    struct load_request r = {.captures = caps, .n_captures = 5};
+    struct http_response_head h;
+    json_t *vars = json_object(), *found = json_object();
+    char *dump;
+    uint64_t rng = 1;
+
+    (void)state;
+    assert_int_equal(http_parse_response(head, sizeof(head) - 1, NULL, &h), sizeof(head) - 1);
+    load_captures_head(&r, &h, vars, &rng, found);
+    dump = json_dumps(found, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(dump, "{\"0\":[\"a=1\",\"b=2\"],\"1\":\"1, 2\",\"2\":\"text/plain\","
+                              "\"3\":\"z\",\"4\":\"\"}");
+    free(dump);
+    json_decref(found);
+    json_decref(vars);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regexp),       cmocka_unit_test(test_apply_all_or_nothing),
         cmocka_unit_test(test_matches),      cmocka_unit_test(test_regexp_undefined),
-        cmocka_unit_test(test_nested_names),
+        cmocka_unit_test(test_nested_names), cmocka_unit_test(test_repeated_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
