@@ -21,6 +21,7 @@
 #include "lib/file.h"
 #include "lib/flags.h"
 #include "lib/json.h"
+#include "lib/rlimit.h"
 #include "lib/uuid.h"
 #include "load/engine.h"
 #include "load/ensure.h"
@@ -438,6 +439,8 @@ static int run(struct load_script *s, struct run_opts *o)
 
     /* a server that closes while we write must give EPIPE, not end the process */
     signal(SIGPIPE, SIG_IGN);
+    /* a descriptor per virtual user's connection: node raises it for Artillery */
+    rlimit_nofile_raise();
     ctx.hide = s->endpoint_print ? NULL : xasprintf("%s.", s->endpoint_prefix);
     uv_loop_init(&ctx.loop);
     ctx.eng = load_engine_new(s, &eo, &e);

@@ -12,6 +12,7 @@
 #include "lib/duration.h"
 #include "lib/flags.h"
 #include "lib/log.h"
+#include "lib/rlimit.h"
 #include "template/runner.h"
 
 #define TEMPLATE_USAGE                                                                             \
@@ -120,6 +121,8 @@ int template_main(int argc, char **argv)
         fprintf(stderr, "invalid value for flag -command-timeout: must be positive\n");
     } else {
         log_min_level = level;
+        /* one descriptor per query in flight and per command: Go raises it for consul-template */
+        rlimit_nofile_raise();
         status = run(&o, &e);
         if (status < 0) {
             fprintf(stderr, "mesh template: %s\n", e.msg);
