@@ -97,11 +97,13 @@ static void after_write(uv_work_t *req, int status)
     if (j->next_content) {
         char *next = j->next_content;
         struct tmpl_file_write *files = j->next_files;
+        size_t nfiles = j->nnext_files;
         j->next_content = NULL;
         j->next_files = NULL;
+        j->nnext_files = 0;
         if (changed && j->spec->cmd)
             j->cmd_again = true; /* run it after the newer content is on disk */
-        tmpl_job_output(j, next, files, j->nnext_files);
+        tmpl_job_output(j, next, files, nfiles);
         return;
     }
     if ((changed || j->cmd_again) && j->spec->cmd && ok) {

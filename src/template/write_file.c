@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/file.h"
 #include "template/tmpl_internal.h"
 
@@ -81,6 +82,8 @@ const struct tmpl_func *tmpl_write_func_find(const char *name)
 
 void tmpl_file_writes_free(struct tmpl_file_write *w, size_t n)
 {
+    if (MESH_BUG_ON(n > 0 && !w)) /* a count kept after its list was handed on */
+        return;
     for (size_t i = 0; i < n; i++) {
         free(w[i].path);
         free(w[i].user);

@@ -8,6 +8,8 @@ unwritten, as its error stops consul-template's render; -dry prints them instead
 import os
 import stat
 import subprocess
+import threading
+import time
 
 from helpers import HOST, wait_until
 from test_template import read, register, template_factory  # noqa: F401 (fixture)
@@ -50,6 +52,50 @@ def test_each_render_writes_again(agent, tmp_path, template_factory):
     wait_until(lambda: read(out) == "k=2\n", 15, what="the second render")
     assert read(log) == "1\n2\n"
     assert t.running()
+
+
+def read_fifo(fifo, timeout=20):
+    """What one writer writes into fifo before it closes it, or None when none opens it in
+    time (the reader is then released by opening the write end here)."""
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as f:
+            got["data"] = f.read()
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    th.join(timeout)
+    if th.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        th.join(5)
+        return None
+    return got["data"]
+
+
+def test_renders_wait_behind_a_write_that_blocks(agent, tmp_path, template_factory):
+    """writeToFile into a FIFO blocks each write until the test reads it: a render that comes
+    meanwhile waits, and one more coming while that queued one is written supersedes nothing
+    it should not. (The queued render's file count outlived its list: the third render freed
+    a NULL list of one file and crashed.) The sleeps only give renders time to queue."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    agent.put_true("/v1/kv/w/k", "1")
+    src, out = tmp_path / "f.ctmpl", tmp_path / "f.cfg"
+    src.write_text('{{ key "w/k" | writeToFile "' + str(fifo) + '" "" "" "0644" "newline" }}'
+                   'k={{ key "w/k" }}\n')
+    t = template_factory(["-consul-addr", f"{HOST}:{agent.port}", "-template", f"{src}:{out}"])
+    time.sleep(1)  # the first write waits for a reader
+    agent.put_true("/v1/kv/w/k", "2")
+    time.sleep(1)  # the second render waits for the first write
+    assert read_fifo(fifo) == b"1\n"
+    wait_until(lambda: read(out) == "k=1\n", 15, what="the first render's file")
+    time.sleep(0.5)  # the second write waits for a reader now
+    agent.put_true("/v1/kv/w/k", "3")
+    time.sleep(1)
+    assert read_fifo(fifo) == b"2\n", t.log_tail()
+    assert read_fifo(fifo) == b"3\n", t.log_tail()
+    wait_until(lambda: read(out) == "k=3\n", 15, what="the last render's file")
+    assert t.running(), t.log_tail()
 
 
 def test_a_failed_write_leaves_the_file_and_dry_prints(agent, tmp_path, mesh):
