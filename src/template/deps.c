@@ -589,42 +589,52 @@ static json_t *decode_root(const struct tmpl_dep *dep, const json_t *root)
     }
 }
 
-/* Marks the members of obj named in names that hold objects. */
-static void mark_members(json_t *obj, const char *const *names, size_t n,
-                         void (*mark)(void *arg, json_t *map), void *arg)
+/* Marks the members of obj named in names that hold objects, each with zero as the value of
+ * a key missing from it. */
+static void mark_members(json_t *obj, const char *const *names, size_t n, const json_t *zero,
+                         void (*mark)(void *arg, json_t *map, const json_t *zero), void *arg)
 {
     for (size_t i = 0; i < n; i++) {
         json_t *m = json_object_get(obj, names[i]);
         if (json_is_object(m))
-            mark(arg, m);
+            mark(arg, m, zero);
     }
 }
 
-void tmpl_dep_string_maps(const struct tmpl_dep *dep, json_t *data,
-                          void (*mark)(void *arg, json_t *map), void *arg)
+void tmpl_dep_map_zeros(const struct tmpl_dep *dep, json_t *data,
+                        void (*mark)(void *arg, json_t *map, const json_t *zero), void *arg)
 {
-    /* health_service's, node_info's and decode_node's services' map[string]string fields;
-     * ServiceTaggedAddresses holds structs (api.ServiceAddress), Weights is a struct */
+    /* health_service's, node_info's and decode_node's services' map[string]string fields, and
+     * health_service's ServiceTaggedAddresses, a map[string]api.ServiceAddress (Weights is a
+     * struct, not a map) */
     static const char *const service[] = {"NodeTaggedAddresses", "NodeMeta", "ServiceMeta"};
+    static const char *const service_addrs[] = {"ServiceTaggedAddresses"};
     static const char *const node[] = {"TaggedAddresses", "Meta"}, *const node_service[] = {"Meta"};
+    json_t *str = json_string(""), *addr = json_pack("{s:s, s:i}", "Address", "", "Port", 0);
     size_t i;
     json_t *x;
 
     switch (dep->kind) {
     case TMPL_DEP_SERVICE:
-        json_array_foreach(data, i, x) mark_members(x, service, ARRAY_LEN(service), mark, arg);
+        json_array_foreach(data, i, x)
+        {
+            mark_members(x, service, ARRAY_LEN(service), str, mark, arg);
+            mark_members(x, service_addrs, ARRAY_LEN(service_addrs), addr, mark, arg);
+        }
         break;
     case TMPL_DEP_NODES:
-        json_array_foreach(data, i, x) mark_members(x, node, ARRAY_LEN(node), mark, arg);
+        json_array_foreach(data, i, x) mark_members(x, node, ARRAY_LEN(node), str, mark, arg);
         break;
     case TMPL_DEP_NODE:
-        mark_members(json_object_get(data, "Node"), node, ARRAY_LEN(node), mark, arg);
+        mark_members(json_object_get(data, "Node"), node, ARRAY_LEN(node), str, mark, arg);
         json_array_foreach(json_object_get(data, "Services"), i, x)
-            mark_members(x, node_service, ARRAY_LEN(node_service), mark, arg);
+            mark_members(x, node_service, ARRAY_LEN(node_service), str, mark, arg);
         break;
     default:
         break;
     }
+    json_decref(str);
+    json_decref(addr);
 }
 
 json_t *tmpl_dep_decode(const struct tmpl_dep *dep, int status, const char *body, size_t len,

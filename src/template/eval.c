@@ -47,35 +47,47 @@ void tmpl_used_free(struct tmpl_used *u)
     u->nwrites = 0;
 }
 
-/* Maps marked in a render are held in set, "%p" -> the map, so that no other value takes the
- * address of one while the render runs. */
-static void mark_map(json_t **set, json_t *obj)
-{
-    char key[32];
-
-    snprintf(key, sizeof(key), "%p", (void *)obj);
-    if (!*set)
-        *set = json_object();
-    json_object_set(*set, key, obj);
-}
-
-static bool map_marked(const json_t *set, const json_t *obj)
+/* Maps marked in a render are held in set, "%p" -> entry (the map, or an array whose first item
+ * is the map), so that no other value takes the address of one while the render runs. Consumes
+ * entry. */
+static void mark_map(json_t **set, const json_t *obj, json_t *entry)
 {
     char key[32];
 
     snprintf(key, sizeof(key), "%p", (const void *)obj);
-    return set && json_object_get(set, key) == obj;
+    if (!*set)
+        *set = json_object();
+    json_object_set_new(*set, key, entry);
 }
 
-static void mark_string_map(void *arg, json_t *map)
+/* The entry mark_map holds for obj in set, or NULL. */
+static json_t *map_entry(const json_t *set, const json_t *obj)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%p", (const void *)obj);
+    return set ? json_object_get(set, key) : NULL;
+}
+
+static bool map_marked(const json_t *set, const json_t *obj)
+{
+    return map_entry(set, obj) == obj;
+}
+
+static void mark_map_zero(void *arg, json_t *map, const json_t *zero)
 {
     struct tmpl_eval *ev = arg;
-    mark_map(&ev->string_maps, map);
+    mark_map(&ev->map_zeros, map, json_pack("[OO]", map, zero));
 }
 
-bool tmpl_is_string_map(const struct tmpl_eval *ev, const json_t *obj)
+json_t *tmpl_missing_key(const struct tmpl_eval *ev, const json_t *obj)
 {
-    return map_marked(ev->string_maps, obj);
+    const json_t *entry = map_entry(ev->map_zeros, obj);
+
+    if (!entry || json_array_get(entry, 0) != obj)
+        return NULL;
+    /* a copy: functions that sort what they make in place must not reorder the shared zero */
+    return json_deep_copy(json_array_get(entry, 1));
 }
 
 int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg, json_t **data)
@@ -98,7 +110,7 @@ int tmpl_eval_dep(struct tmpl_eval *ev, enum tmpl_dep_kind kind, const char *arg
     if (!*data)
         ev->used->missing++;
     else
-        tmpl_dep_string_maps(&dep, *data, mark_string_map, ev);
+        tmpl_dep_map_zeros(&dep, *data, mark_map_zero, ev);
     return 0;
 }
 
@@ -132,7 +144,8 @@ static struct tmpl_var *var_find(struct tmpl_eval *ev, const char *name)
 static int eval_pipe(struct tmpl_eval *ev, const struct tmpl_node *pipe, json_t *dot, json_t **out);
 
 /* v.f1.f2...: map lookups; a missing key is the map's zero value: "" for the registry's
- * map[string]string, nil for others. Consumes v. */
+ * map[string]string, an empty address for its map[string]api.ServiceAddress, nil for others.
+ * Consumes v. */
 static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, size_t n, json_t **out)
 {
     for (size_t i = 0; i < n; i++) {
@@ -148,7 +161,7 @@ static int eval_fields(struct tmpl_eval *ev, json_t *v, char *const *fields, siz
             return rc;
         }
         next = json_object_get(v, fields[i]);
-        next = next ? json_incref(next) : tmpl_is_string_map(ev, v) ? json_string("") : NULL;
+        next = next ? json_incref(next) : tmpl_missing_key(ev, v);
         json_decref(v);
         v = next;
     }
@@ -423,7 +436,7 @@ static int eval_range_item(struct tmpl_eval *ev, const struct tmpl_node *n, json
 
 void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj)
 {
-    mark_map(&ev->int_keyed, obj);
+    mark_map(&ev->int_keyed, obj, json_incref(obj));
 }
 
 static bool is_int_keyed(const struct tmpl_eval *ev, const json_t *obj)
@@ -661,6 +674,6 @@ int tmpl_render(const struct tmpl *t, const struct smap *store, struct buf *out,
     free(ev.vars);
     json_decref(ev.scratch);
     json_decref(ev.int_keyed);
-    json_decref(ev.string_maps);
+    json_decref(ev.map_zeros);
     return rc;
 }

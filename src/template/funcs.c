@@ -289,7 +289,7 @@ static int index_step(struct tmpl_eval *ev, const json_t *v, const json_t *k, js
     if (json_is_object(v) && (json_is_string(k) || is_nil(k))) {
         /* nil is the key type's zero value, "" */
         json_t *x = json_object_get(v, is_nil(k) ? "" : json_string_value(k));
-        *item = x ? json_incref(x) : tmpl_is_string_map(ev, v) ? json_string("") : NULL;
+        *item = x ? json_incref(x) : tmpl_missing_key(ev, v);
         return 0;
     }
     if (json_is_object(v) && json_is_integer(k)) {

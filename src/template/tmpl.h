@@ -93,13 +93,14 @@ json_t *tmpl_dep_decode(const struct tmpl_dep *dep, int status, const char *body
                         struct err *e);
 
 /*
- * Calls mark on each map in data (dep's decoded value, as tmpl_dep_decode made it) that
- * consul-template holds as a Go map[string]string (ServiceMeta, NodeMeta, Node.Meta,
- * TaggedAddresses ...): a key missing from one is "", the zero value, where a missing key of
- * other maps (map[string]interface{}, as parseJSON makes) is nil.
+ * Calls mark on each map in data (dep's decoded value, as tmpl_dep_decode made it) whose Go type
+ * in consul-template has a zero value for a missing key, with that value (borrowed): "" for the
+ * map[string]string ones (ServiceMeta, NodeMeta, Node.Meta, TaggedAddresses ...), {Address: "",
+ * Port: 0} for ServiceTaggedAddresses (map[string]api.ServiceAddress). A key missing from other
+ * maps (map[string]interface{}, as parseJSON makes) is nil.
  */
-void tmpl_dep_string_maps(const struct tmpl_dep *dep, json_t *data,
-                          void (*mark)(void *arg, json_t *map), void *arg);
+void tmpl_dep_map_zeros(const struct tmpl_dep *dep, json_t *data,
+                        void (*mark)(void *arg, json_t *map, const json_t *zero), void *arg);
 
 /* ---- rendering (eval.c, funcs.c, value.c) ------------------------------------------------ */
 

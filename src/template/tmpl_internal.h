@@ -136,9 +136,9 @@ struct tmpl_eval {
     /* byPort's maps made in this render, whose keys are Go ints: "%p" -> the map (held, so
      * that no other map takes its address while the render runs); owned, or NULL */
     json_t *int_keyed;
-    /* the registry's map[string]string values this render read (tmpl_dep_string_maps), held
-     * the same way: a key missing from one is "" */
-    json_t *string_maps;
+    /* the registry's maps this render read whose missing keys have a zero value
+     * (tmpl_dep_map_zeros): "%p" -> [the map, its zero value], held the same way; or NULL */
+    json_t *map_zeros;
 };
 
 /* Sets the error at the current node: "name:line:col: message". */
@@ -196,8 +196,10 @@ const struct tmpl_func *tmpl_escape_func_find(const char *name);
  * visits it in numeric order, with integer keys. */
 void tmpl_mark_int_keyed(struct tmpl_eval *ev, json_t *obj);
 
-/* Whether obj is one of the registry's Go map[string]string values, whose missing keys are "". */
-bool tmpl_is_string_map(const struct tmpl_eval *ev, const json_t *obj);
+/* The value of a key missing from obj (a new reference): the zero value of its Go element type
+ * when obj is one of the registry's typed maps ("" for map[string]string), else NULL, Go's nil
+ * interface. */
+json_t *tmpl_missing_key(const struct tmpl_eval *ev, const json_t *obj);
 
 /* The method of scratch called name (scratch.Set ...), or NULL. */
 const struct tmpl_func *tmpl_scratch_method_find(const char *name);

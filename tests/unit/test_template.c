@@ -857,6 +857,25 @@ static void test_index_failure_frees(void **state)
     buf_free(&out);
 }
 
+/* Renders src (a C string) with answers_text (render_with's answers, as JSON text) and checks
+ * that the output is want. */
+static void expect_render(const char *src, const char *answers_text, const char *want)
+{
+    json_t *answers = json_loads(answers_text, 0, NULL);
+    struct tmpl *t = NULL;
+    struct buf out = BUF_INIT;
+    struct err e;
+
+    assert_non_null(answers);
+    if (tmpl_parse("in.ctmpl", src, strlen(src), &t, &e) < 0)
+        fail_msg("%s", e.msg);
+    render_with(t, answers, &out);
+    assert_string_equal(out.data ? out.data : "", want);
+    tmpl_free(t);
+    json_decref(answers);
+    buf_free(&out);
+}
+
 /* The registry's Meta and TaggedAddresses maps are Go map[string]string in consul-template: a
  * missing key is "", which eq, if, with, index and %q see; parseJSON's maps keep nil. */
 static void test_string_maps_zero_value(void **state)
@@ -884,19 +903,28 @@ static void test_string_maps_zero_value(void **state)
         "\"Meta\": {\"role\": \"lb\"}}, \"Services\": {\"s\": {\"ID\": \"s\", \"Service\": "
         "\"s\"}}}},"
         "\"catalog.nodes()\": {\"status\": 200, \"body\": [{\"Node\": \"n1\"}]}}";
-    json_t *answers = json_loads(answers_text, 0, NULL);
-    struct tmpl *t = NULL;
-    struct buf out = BUF_INIT;
-    struct err e;
+    expect_render(src, answers_text, want);
+}
 
-    assert_non_null(answers);
-    if (tmpl_parse("in.ctmpl", src, sizeof(src) - 1, &t, &e) < 0)
-        fail_msg("%s", e.msg);
-    render_with(t, answers, &out);
-    assert_string_equal(out.data ? out.data : "", want);
-    tmpl_free(t);
-    json_decref(answers);
-    buf_free(&out);
+/* ServiceTaggedAddresses is a Go map[string]api.ServiceAddress in consul-template: a missing key
+ * is the zero struct, whose .Address is "" and .Port 0 (and which, a struct, is true). */
+static void test_service_tagged_addresses_zero_value(void **state)
+{
+    static const char src[] =
+        "{{ range service \"web\" }}{{ $a := .ServiceTaggedAddresses }}"
+        "{{ printf \"%q %d\" $a.lan.Address $a.lan.Port }}|{{ (index $a \"lan\").Port }}|"
+        "{{ $a.wan.Address }}:{{ $a.wan.Port }}|{{ if $a.lan }}t{{ end }}|"
+        "{{ with $a.lan.Address }}w{{ else }}-{{ end }}\n{{ end }}";
+    static const char want[] = "\"\" 0|0|10.0.0.9:80|t|-\n"
+                               "\"\" 0|0|:0|t|-\n";
+    static const char answers_text[] =
+        "{\"health.service(web|passing)\": {\"status\": 200, \"body\": ["
+        "{\"Node\": {\"Node\": \"a\", \"Address\": \"10.0.0.1\"}, \"Service\": {\"ID\": \"w1\", "
+        "\"Service\": \"web\", \"Port\": 1, \"TaggedAddresses\": {\"wan\": {\"Address\": "
+        "\"10.0.0.9\", \"Port\": 80}}}, \"Checks\": []},"
+        "{\"Node\": {\"Node\": \"b\", \"Address\": \"10.0.0.2\"}, \"Service\": {\"ID\": \"w2\", "
+        "\"Service\": \"web\", \"Port\": 1}, \"Checks\": []}]}}";
+    expect_render(src, answers_text, want);
 }
 
 static void test_spec_parse(void **state)
@@ -935,6 +963,7 @@ int main(void)
         cmocka_unit_test(test_dep_near_keeps_the_order),
         cmocka_unit_test(test_index_failure_frees),
         cmocka_unit_test(test_string_maps_zero_value),
+        cmocka_unit_test(test_service_tagged_addresses_zero_value),
         cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_define_and_loops),
         cmocka_unit_test(test_conversions),
