@@ -741,6 +741,24 @@ def test_a_file_where_the_daemon_keeps_its_logs_is_named(pm):
     assert f"{pm.home}/logs: exists and is not a directory" in r.stderr, r.stderr
 
 
+def test_a_started_daemon_that_exits_at_start_is_reported_at_once(pm):
+    """The daemon a command starts fails at start (a file at HOME/logs): the command says why,
+    from the daemon's own words, as soon as the daemon has exited, rather than wait 10 s for an
+    answer and point at pm.log."""
+    os.makedirs(pm.home)
+    with open(os.path.join(pm.home, "logs"), "w") as f:
+        f.write("a file\n")
+    for args in (("start", "idle", "--", "sleep", "60"), ("daemon",)):
+        began = time.monotonic()
+        r = pm.run(*args, check=False)
+        took = time.monotonic() - began
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"{pm.home}/logs: exists and is not a directory" in r.stderr, r.stderr
+        assert "did not answer" not in r.stderr, r.stderr
+        # The daemon fails within a moment; waiting for an answer took 10 s and more.
+        assert took < 8, f"mesh pm {args[0]} took {took:.1f} s"
+
+
 def test_a_failing_rotation_truncates_and_keeps_the_older_rotations(pm):
     """A full disk makes the copy to .1 fail. The rotated files must not move (which would push
     the older ones out and keep only partial copies), and the log that filled the disk is
