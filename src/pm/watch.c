@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/log.h"
 #include "pm/daemon.h"
 
@@ -248,17 +249,58 @@ static void on_readable(uv_poll_t *h, int status, int events)
     drain(h->data);
 }
 
+/* The absolute path abs with its `.` and `..` components resolved lexically (and empty ones
+ * dropped), as PM2's path.resolve does: "/app/./src" is "/app/src", "/app/../shared" is
+ * "/shared". Ignore patterns must never see such a component: PM2's default ignores any that
+ * starts with a dot, which would leave "./src" unwatched. */
+static char *normalise(const char *abs)
+{
+    size_t n = strlen(abs);
+    char *out;
+    size_t len = 0;
+
+    if (MESH_BUG_ON(abs[0] != '/')) /* cwd is made absolute when the spec is read */
+        return xstrdup(abs);
+    out = xmalloc(n + 2);
+    for (const char *p = abs; *p;) {
+        while (*p == '/')
+            p++;
+        size_t c = strcspn(p, "/");
+        if (c == 0 || (c == 1 && p[0] == '.')) {
+            /* nothing: an empty component or "." */
+        } else if (c == 2 && p[0] == '.' && p[1] == '.') {
+            while (len > 0 && out[len - 1] != '/') /* the last component, if any ("/.." is "/") */
+                len--;
+            if (len > 0)
+                len--;
+        } else {
+            out[len++] = '/';
+            memcpy(out + len, p, c);
+            len += c;
+        }
+        p += c;
+    }
+    if (len == 0)
+        out[len++] = '/';
+    out[len] = '\0';
+    return out;
+}
+
 /* A watch list path made absolute, with what ignore patterns see of it: the part under the
  * app's directory, or "" for a path outside it (only what is under it is matched). */
 static void root_paths(const char *cwd, const char *path, char **abs, char **rel)
 {
-    size_t clen = strlen(cwd);
+    char *joined = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", cwd, path);
+    char *dir = normalise(cwd);
+    size_t dlen = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
 
-    *abs = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", cwd, path);
-    if (strncmp(*abs, cwd, clen) == 0 && (*abs)[clen] == '/')
-        *rel = xstrdup(*abs + clen + 1);
+    *abs = normalise(joined);
+    if (strncmp(*abs, dir, dlen) == 0 && (*abs)[dlen] == '/')
+        *rel = xstrdup(*abs + dlen + 1);
     else
         *rel = xstrdup("");
+    free(joined);
+    free(dir);
 }
 
 void pm_watch_start(struct pm_app *a)

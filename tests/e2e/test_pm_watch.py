@@ -122,6 +122,38 @@ def test_watch_paths_ignore_watch_and_delay_from_an_ecosystem_file(pm, tmp_path)
         assert row["restarts"] == 1 and detected(pm, "e") == ["src/a.js"], pm.log()
 
 
+def test_watch_paths_with_dot_components_watch_with_the_default_ignore_list(pm, tmp_path):
+    # "./src", "../shared" and "." are PM2's too: the default ignore list (a component starting
+    # with a dot) must see the paths they name, not their "." and ".." components.
+    app, dot = tmp_path / "app", tmp_path / "dot"
+    for d in (app / "src", tmp_path / "shared", dot):
+        d.mkdir(parents=True)
+    eco = tmp_path / "eco.json"
+    eco.write_text(json.dumps({"apps": [
+        {"name": "r", "script": "sleep", "args": ["600"], "cwd": str(app),
+         "watch": ["./src", "../shared"], "min_uptime": "1h"},
+        {"name": "d", "script": "sleep", "args": ["600"], "cwd": str(dot), "watch": ["."],
+         "min_uptime": "1h"},
+    ]}))
+    pm.run("start", str(eco))
+    pm.wait_status("r", "online")
+    pm.wait_status("d", "online")
+    wait_until(lambda: "r: watching 2 directories" in pm.log() and
+               "d: watching 1 directory" in pm.log(), 10, interval=0.1, what="the watches set up")
+
+    touch(dot / "x.js")
+    restarted(pm, "d", 1)
+    assert detected(pm, "d") == ["x.js"], pm.log()
+
+    touch(app / "src" / "a.js")
+    row = restarted(pm, "r", 1)
+    assert detected(pm, "r") == ["src/a.js"], pm.log()
+    wait_until(lambda: settled(pm, "r"), 20, interval=0.1, what="its restart")
+    touch(tmp_path / "shared" / "b.js")  # outside the app's directory: named from its root
+    row = restarted(pm, "r", row["restarts"] + 1)
+    assert detected(pm, "r") == ["src/a.js", "b.js"], pm.log()
+
+
 def test_bad_watch_keys_are_refused_with_file_and_line(pm, tmp_path):
     eco = tmp_path / "eco.json"
     eco.write_text('{"apps": [\n {"name": "a", "script": "sleep",\n  "watch": 5}\n]}\n')
