@@ -1,33 +1,71 @@
 #include "lib/numfmt.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lib/bug.h"
 
+/* s, "-d.ddde+XX" as printf's %e writes it: its digits as one integer, and the power of ten of
+ * the last one. */
+static void split_e(const char *s, bool *negative, uint64_t *m, int *low)
+{
+    int n = 0;
+
+    *negative = *s == '-';
+    s += *negative;
+    for (*m = 0; *s != 'e'; s++) {
+        if (*s != '.') {
+            *m = *m * 10 + (uint64_t)(*s - '0');
+            n++;
+        }
+    }
+    *low = atoi(s + 1) - (n - 1);
+}
+
+static bool reads_back(bool negative, uint64_t m, int low, double d)
+{
+    char s[48];
+
+    snprintf(s, sizeof(s), "%s%" PRIu64 "e%d", negative ? "-" : "", m, low);
+    return strtod(s, NULL) == d;
+}
+
 void numfmt_shortest(double d, struct numfmt_digits *out)
 {
     char s[40];
-    const char *p = s;
-    int prec;
+    bool negative;
+    uint64_t m;
+    int low;
 
     if (MESH_BUG_ON(!isfinite(d))) /* the callers print NaN and infinities themselves */
         d = 0;
     /* 17 significant digits always read back (DBL_DECIMAL_DIG); most doubles need fewer */
-    for (prec = 1; prec <= 17; prec++) {
+    for (int prec = 1; prec <= 17; prec++) {
         snprintf(s, sizeof(s), "%.*e", prec - 1, d);
-        if (prec == 17 || strtod(s, NULL) == d)
+        split_e(s, &negative, &m, &low);
+        if (prec == 17 || reads_back(negative, m, low, d))
             break;
+        /* The decimal of prec digits nearest d may lie outside the interval of what reads back
+         * as d where its neighbour lies inside: at a power of two the interval below d is half
+         * the one above (2^-24 reads back from 5.960464477539063e-08, whose nearest 16 digits
+         * end in 2). At most one neighbour can. */
+        if (reads_back(negative, m + 1, low, d)) {
+            m++;
+            break;
+        }
+        if (m > 1 && reads_back(negative, m - 1, low, d)) {
+            m--;
+            break;
+        }
     }
-    out->negative = *p == '-';
-    p += out->negative;
-    out->n = 0;
-    for (; *p != 'e'; p++)
-        if (*p != '.')
-            out->digits[out->n++] = *p;
-    out->digits[out->n] = '\0';
-    out->point = atoi(p + 1) + 1;
+    for (; m % 10 == 0 && m >= 10; m /= 10) /* a neighbour may end in zeros: 0.99 + 0.01 */
+        low++;
+    out->negative = negative;
+    out->n = snprintf(out->digits, sizeof(out->digits), "%" PRIu64, m);
+    out->point = low + out->n;
 }
 
 /* NaN or an infinity in the words given; false for a finite d, which it leaves to the caller. */

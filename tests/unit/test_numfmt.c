@@ -2,7 +2,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -26,6 +30,58 @@ static void expect_all(void (*fmt)(struct buf *, double), const struct want *w, 
 }
 
 #define EXPECT_ALL(fmt, w) expect_all(fmt, w, sizeof(w) / sizeof(w[0]))
+
+/* Whether some decimal of n digits near d (d's own rounding to n digits, or one unit of its
+ * last digit either side) reads back as d. */
+static bool n_digits_read_back(double d, int n)
+{
+    char s[40], t[48];
+
+    if (n < 1)
+        return false;
+    snprintf(s, sizeof(s), "%.*e", n - 1, d);
+    char *e = strchr(s, 'e');
+    long long m = 0;
+    int digits = 0;
+    for (const char *p = s + (s[0] == '-'); p < e; p++)
+        if (*p != '.') {
+            m = m * 10 + (*p - '0');
+            digits++;
+        }
+    int low = atoi(e + 1) - (digits - 1);
+    for (long long k = m - 1; k <= m + 1; k++) {
+        snprintf(t, sizeof(t), "%s%llde%d", s[0] == '-' ? "-" : "", k, low);
+        if (k > 0 && strtod(t, NULL) == d)
+            return true;
+    }
+    return false;
+}
+
+/* Powers of two, where the interval that reads back is lopsided: the digits of d's nearest
+ * decimal are not always the fewest (Python's repr, Go and JavaScript print these). */
+static void test_shortest_at_powers_of_two(void **state)
+{
+    static const struct {
+        int exp;
+        const char *digits;
+    } cases[] = {{-24, "5960464477539063"}, {-44, "5684341886080802"}, {89, "6189700196426902"}};
+    struct numfmt_digits g;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        numfmt_shortest(ldexp(1, cases[i].exp), &g);
+        assert_string_equal(g.digits, cases[i].digits);
+    }
+    for (int exp = -1074; exp <= 1023; exp++) {
+        double d = ldexp(1, exp);
+        char s[48];
+        numfmt_shortest(d, &g);
+        snprintf(s, sizeof(s), "0.%se%d", g.digits, g.point);
+        assert_true(strtod(s, NULL) == d);
+        if (n_digits_read_back(d, g.n - 1))
+            fail_msg("2^%d: %s is not the fewest digits", exp, g.digits);
+    }
+}
 
 static void test_shortest_digits(void **state)
 {
@@ -141,6 +197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shortest_digits),
+        cmocka_unit_test(test_shortest_at_powers_of_two),
         cmocka_unit_test(test_go_g),
         cmocka_unit_test(test_go_f),
         cmocka_unit_test(test_json),
