@@ -330,14 +330,20 @@ static void flush_cut(struct pollsock *ps)
     io_uring_sqe_set_data64(sqe, 0);
 }
 
-/* A close's queue has gone (or failed): its deadline is taken back, then the close ends. */
-static void flush_done(struct pollsock *ps)
+/* Takes back ps's flush deadline before it passes: the close ends once it has gone. */
+static void deadline_remove(struct pollsock *ps)
 {
     struct io_uring_sqe *sqe = sqe_get(ps->ring);
 
-    flush_end(ps);
     io_uring_prep_timeout_remove(sqe, ud_of(ps, OP_TIMEOUT), 0);
     io_uring_sqe_set_data64(sqe, 0);
+}
+
+/* A close's queue has gone (or failed): its deadline is taken back, then the close ends. */
+static void flush_done(struct pollsock *ps)
+{
+    flush_end(ps);
+    deadline_remove(ps);
 }
 
 static void on_send(struct pollsock *ps, int res)
@@ -668,7 +674,10 @@ void psu_loop_stop(uv_loop_t *loop, unsigned flush_ms)
                                                .tv_nsec = (flush_ms % 1000) * 1000000LL};
     LIST_FOR_EACH(ps, &r->flushing, flush_link) {
         if (flush_ms == 0) {
+            /* the deadline is no operation on ps's fd, so the cut leaves it in flight: the
+             * close would wait for it, up to the earlier bound */
             flush_cut(ps); /* leaves the list */
+            deadline_remove(ps);
             continue;
         }
         /* from now: a deadline already nearer may move out to flush_ms, never past it */

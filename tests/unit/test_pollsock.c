@@ -7,7 +7,8 @@
  * Every test runs twice, on the epoll backend and on the io_uring one (skipped where this
  * kernel or a seccomp filter refuses io_uring); the io_uring run adds its own: the send
  * queue's bound, a shutdown after queued bytes, a close with operations in flight, a close
- * whose queue a peer never takes, and more sockets with input than the buffer pool holds.
+ * whose queue a peer never takes, the bounds a shutdown puts on such closes, and more sockets
+ * with input than the buffer pool holds.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -572,6 +573,38 @@ static void test_uring_stop_bounds_the_flushes(void **state)
 }
 
 /*
+ * A stop with a bound, then one with 0 while a close still flushes to a peer that never reads
+ * (a drain's stop, then the process's exit): the second drops the queue at once, and the close
+ * ends with it rather than when the first stop's deadline passes.
+ */
+static void test_uring_stop_zero_cuts_a_flush_under_way(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct probe p;
+    int sv[2];
+    enum { BOUND_MS = 5000 };
+
+    loop_open(&loop);
+    open_pair(&loop, &p, sv);
+    fill_and_queue(&loop, &p);
+    pollsock_close(&p.ps, on_closed);
+    pollsock_loop_stop(&loop, BOUND_MS);
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.closed, 0); /* flushing, for BOUND_MS at most */
+    uint64_t t0 = uv_hrtime();
+    pollsock_loop_stop(&loop, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(p.closed, 1);
+    /* at once, against the bound's 5 s: a wide margin for a slow machine */
+    assert_true(uv_hrtime() - t0 < (uint64_t)BOUND_MS * 1000000 * 2 / 5);
+    assert_int_equal(p.done, 0);
+    loop_finish(&loop);
+    close(sv[1]);
+}
+
+/*
  * More sockets with input waiting than the pool has buffers, none of it read at first: the
  * ones the pool cannot serve wait for readable instead, and every byte arrives once the owners
  * read.
@@ -656,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_uring_close_waits_for_its_operations),
         cmocka_unit_test(test_uring_close_gives_up_on_a_peer_that_never_reads),
         cmocka_unit_test(test_uring_stop_bounds_the_flushes),
+        cmocka_unit_test(test_uring_stop_zero_cuts_a_flush_under_way),
         cmocka_unit_test(test_uring_more_sockets_than_buffers),
     };
     int failed = cmocka_run_group_tests_name("epoll", both, use_epoll, NULL);
