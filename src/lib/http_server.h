@@ -179,10 +179,11 @@ void http_server_answer_held(struct http_server *srv, int status, const char *te
 const struct http_header *http_request_header(const struct http_request *req, const char *name);
 
 /*
- * Whether req's Accept-Encoding takes gzip (RFC 9110 section 12.5.3): "gzip" listed (any case)
- * with a weight above 0, or no weight; else "*" listed so. The weight is the q (or Q) parameter
- * wherever it stands among the coding's parameters ("gzip;foo=1;q=0" is not gzip); a malformed
- * one counts as 0. Not for HEAD requests, whose answers carry no body to compress.
+ * Whether req's Accept-Encoding takes gzip: "gzip" named (any case) with a weight above 0, or
+ * no weight, its last mention deciding; "*" alone is not gzip, as Consul's gzip handler reads
+ * the field. The weight is read as RFC 9110 section 12.5.3 has it: the q (or Q) parameter
+ * wherever it stands among the coding's parameters ("gzip;foo=1;q=0" is not gzip), a malformed
+ * one counting as 0. Not for HEAD requests, whose answers carry no body to compress.
  */
 bool http_request_accepts_gzip(const struct http_request *req);
 
