@@ -171,6 +171,14 @@ static void on_delay(uv_timer_t *t)
 
     if (!w->app)
         return;
+    /* An instance is still being stopped or started (the last restart, a stop, a reload): the
+     * change came after what that gives, so it restarts them once it is done, not never. */
+    for (size_t k = 0; k < w->app->ninsts; k++) {
+        if (pm_inst_busy(w->app->insts[k])) {
+            uv_timer_start(&w->delay, on_delay, PM_WATCH_FOLD_MS, 0);
+            return;
+        }
+    }
     /* What is queued happened before this restart, which the new processes will see: it folds
      * in, rather than restart them again at once (one save is several events). */
     w->draining = true;

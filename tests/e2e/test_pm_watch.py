@@ -154,6 +154,26 @@ def test_watch_paths_with_dot_components_watch_with_the_default_ignore_list(pm, 
     assert detected(pm, "r") == ["src/a.js", "b.js"], pm.log()
 
 
+def test_a_change_during_a_watch_restart_starts_another(pm, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    # SIGTERM ignored (and so by sleep too): each stop lasts the kill timeout, a window in which
+    # the instance is being restarted.
+    pm.run("start", "k", "-cwd", app, "-watch", "-min-uptime", "1h", "-kill-timeout", "6s",
+           "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+    pm.wait_status("k", "online")
+    wait_until(lambda: "k: watching 1 directory" in pm.log(), 10, interval=0.1,
+               what="the watch set up")
+    touch(app / "a.js")
+    wait_until(lambda: pm.app("k")[0]["status"] == "stopping", 20, interval=0.05,
+               what="k being restarted")
+    touch(app / "b.js")
+    wait_until(lambda: "b.js" in detected(pm, "k"), 20, interval=0.1, what="b.js named")
+    row = restarted(pm, "k", 2)
+    assert row["unstable_restarts"] == 0, row
+    assert detected(pm, "k") == ["a.js", "b.js"], pm.log()
+
+
 def test_bad_watch_keys_are_refused_with_file_and_line(pm, tmp_path):
     eco = tmp_path / "eco.json"
     eco.write_text('{"apps": [\n {"name": "a", "script": "sleep",\n  "watch": 5}\n]}\n')
