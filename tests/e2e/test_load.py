@@ -306,10 +306,12 @@ def test_percentiles_match_a_known_latency(mesh, tmp_path, server):
     rt = rep["aggregate"]["summaries"]["http.response_time"]
     assert rt["count"] == 20
     # every request takes at least the sleep, so no percentile may read below it by more than
-    # the histogram's bound; above it only the server's and the loopback's overhead may add
+    # the histogram's bound; above it only the server's and the loopback's overhead may add,
+    # which a loaded machine stretches (p90 190 ms and max 214 ms seen at a load average of 11):
+    # the upper bound only tells milliseconds from another unit or from a wrong start
     for key in ("min", "p50", "median", "p75", "p90", "p95", "p99", "p999", "max"):
         assert rt[key] >= sleep_ms * (1 - HIST_ERR), (key, rt)
-        assert rt[key] <= sleep_ms * (1 + HIST_ERR) + 60, (key, rt)
+        assert rt[key] <= sleep_ms * 5, (key, rt)
     assert rt["min"] <= rt["p50"] <= rt["p95"] <= rt["p99"] <= rt["max"]
 
 
@@ -322,8 +324,9 @@ def test_think_time_is_not_response_time(mesh, tmp_path, server):
     rt = rep["aggregate"]["summaries"]["http.response_time"]
     assert rt["count"] == 10
     # the second request of each user follows a 1 s think: its response time is still the
-    # server's 100 ms, as in test_percentiles_match_a_known_latency
-    assert rt["max"] <= sleep_ms * (1 + HIST_ERR) + 60, rt
+    # server's 100 ms plus what a loaded machine adds (356 ms seen at a load average of 11),
+    # never the think's 1,000 ms on top
+    assert rt["max"] < sleep_ms + 800, rt
 
 
 def test_ensure_breaks_the_run(mesh, tmp_path, server):
