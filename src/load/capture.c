@@ -226,10 +226,9 @@ static const char *expr_of(const struct load_capture *c, const json_t *vars, uin
 }
 
 void load_captures_head(const struct load_request *r, const struct http_response_head *h,
-                        const json_t *vars, uint64_t *rng, json_t *found)
+                        json_t **headers, const json_t *vars, uint64_t *rng, json_t *found)
 {
     struct buf tmp = BUF_INIT;
-    json_t *headers = NULL;
     const json_t *v;
     char *name;
 
@@ -238,18 +237,17 @@ void load_captures_head(const struct load_request *r, const struct http_response
 
         if (c->kind != LOAD_CAPTURE_HEADER)
             continue;
-        if (!headers)
-            headers = load_node_headers(h);
+        if (!*headers)
+            *headers = load_node_headers(h);
         /* extractHeader: headers[name] || "", from Node's headers (a repeated Set-Cookie is a
          * list); the name in any case, where Artillery finds lower-case names only */
         name = xstrdup(expr_of(c, vars, rng, &tmp));
         for (char *p = name; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-        v = json_object_get(headers, name);
+        v = json_object_get(*headers, name);
         free(name);
         found_set(found, i, v ? json_incref((json_t *)v) : json_string(""));
     }
-    json_decref(headers);
     buf_free(&tmp);
 }
 

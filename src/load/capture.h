@@ -51,11 +51,13 @@ enum load_rx_found load_regexp_extract(const regex_t *re, int group, bool named,
 /* What r's captures and matches find, into found, each under its index in r->captures ("0"),
  * as Artillery's extractors give it ("" from a regexp that does not match or a header not
  * there; nothing for undefined): the head's (header) while its slices are valid, then the
- * body's (json, regexp and selector).
+ * body's (json, regexp and selector). *headers is h's headers as Node gives them
+ * (node_headers.h): made here when a header capture needs them and *headers is NULL, so the
+ * caller (which releases it) makes them once for its hooks too.
  * An expression's templates render from vars, as Artillery renders them; rng for them and for
  * picking one of several values. */
 void load_captures_head(const struct load_request *r, const struct http_response_head *h,
-                        const json_t *vars, uint64_t *rng, json_t *found);
+                        json_t **headers, const json_t *vars, uint64_t *rng, json_t *found);
 void load_captures_body(const struct load_request *r, const struct buf *body, const json_t *vars,
                         uint64_t *rng, json_t *found);
 

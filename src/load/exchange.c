@@ -120,13 +120,6 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = dst->cap - dst->len - 1;
 }
 
-/* The response's headers as Node gives them (node_headers.h), for afterResponse hooks. */
-static void collect_headers(struct load_vu *vu, const struct http_response_head *h)
-{
-    json_decref(vu->res_headers);
-    vu->res_headers = load_node_headers(h);
-}
-
 /* Wall-clock ms now, for cookie expiry. */
 static int64_t epoch_ms(const struct load_engine *eng)
 {
@@ -178,6 +171,7 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
 {
     const struct load_request *r = vu->req;
     const struct http_header *sb = http_find_header(h->headers, h->num_headers, "X-Served-By");
+    json_t *headers = NULL; /* as Node gives them: made once for header captures and hooks */
     uint64_t now = uv_hrtime();
 
     c->status = h->status;
@@ -190,10 +184,13 @@ static void on_head(struct load_vu *vu, struct load_conn *c, const struct http_r
     if (r->n_captures) {
         if (!vu->found)
             vu->found = json_object();
-        load_captures_head(r, h, vu->vars, &vu->w->rng, vu->found);
+        load_captures_head(r, h, &headers, vu->vars, &vu->w->rng, vu->found);
     }
-    if (r->after.n)
-        collect_headers(vu, h);
+    if (r->after.n) {
+        json_decref(vu->res_headers);
+        vu->res_headers = headers ? json_incref(headers) : load_node_headers(h);
+    }
+    json_decref(headers);
 served_by:
     if (sb)
         load_record_served_by(vu->w, now, sb->value.p, sb->value.n < 128 ? sb->value.n : 128);
