@@ -886,36 +886,34 @@ static bool valid_host(struct str v)
  * Go's net/http's rules for the request line and Host (server.go readRequest, request.go
  * readRequest): an HTTP/1.1 request needs a Host field, also with an absolute-form target,
  * whose authority then stands for it; a Host holds only valid_host's bytes; a target is "/...", "*"
- * or an absolute URI ("invalid URI for request" otherwise), but for CONNECT. Returns NULL, or the
- * text of the 400 (Go's words).
+ * or an absolute URI ("invalid URI for request" otherwise), but for CONNECT. Returns NULL, with
+ * *t the target's parse for start_request, or the text of the 400 (Go's words).
  */
-static const char *refusal(const struct http_server *srv, const struct http_request_head *h)
+static const char *refusal(const struct http_server *srv, const struct http_request_head *h,
+                           struct http_target *t)
 {
     bool connect = str_eq_cstr(h->method, "CONNECT");
     bool has_host = h->framing.fields & (1u << HTTP_FIELD_HOST);
-    struct http_target t;
 
     if (h->minor_version == 1 && !has_host && !connect && !srv->cfg.host_optional)
         return "400 Bad Request: missing required Host header";
     for (size_t i = 0; has_host && i < h->num_headers; i++)
         if (h->headers[i].id == HTTP_FIELD_HOST && !valid_host(h->headers[i].value))
             return "400 Bad Request: malformed Host header";
-    http_target_parse(h->target, &t);
-    if (t.form == HTTP_TARGET_OTHER && !connect)
+    http_target_parse(h->target, t);
+    if (t->form == HTTP_TARGET_OTHER && !connect)
         return "400 Bad Request: invalid URI for request";
     return NULL;
 }
 
-/* Sets req's target to the origin-form part of its target (as sent), then its path and query. */
-static void split_target(struct http_request *req)
+/* Sets req's target to the origin-form part of its target (origin, the parse's, moved onto
+ * req's copy), then its path and query. */
+static void split_target(struct http_request *req, enum http_target_form form, struct str origin)
 {
-    struct http_target t;
-
-    http_target_parse(req->target, &t);
-    if (t.form == HTTP_TARGET_ABSOLUTE && t.origin.n && t.origin.p[0] == '/') {
-        req->target = t.origin;
-    } else if (t.form == HTTP_TARGET_ABSOLUTE) {
-        req->_target = xasprintf("/%.*s", STR_FMT(t.origin));
+    if (form == HTTP_TARGET_ABSOLUTE && origin.n && origin.p[0] == '/') {
+        req->target = origin;
+    } else if (form == HTTP_TARGET_ABSOLUTE) {
+        req->_target = xasprintf("/%.*s", STR_FMT(origin));
         req->target = str_from(req->_target);
     }
     const char *q = memchr(req->target.p, '?', req->target.n);
@@ -929,11 +927,11 @@ static void split_target(struct http_request *req)
 }
 
 /*
- * The complete head at the front of c->in, parsed as head (its slices point into c->in):
- * makes a request that owns a copy of the bytes, the slices moved onto it.
+ * The complete head at the front of c->in, parsed as head and its target as t (their slices
+ * point into c->in): makes a request that owns a copy of the bytes, the slices moved onto it.
  */
 static void start_request(struct http_conn *c, size_t head_len,
-                          const struct http_request_head *head)
+                          const struct http_request_head *head, const struct http_target *t)
 {
     size_t n = head->num_headers;
     struct http_request *req = xcalloc(1, sizeof(*req) + n * sizeof(req->_fields[0]));
@@ -956,7 +954,7 @@ static void start_request(struct http_conn *c, size_t head_len,
     req->server = c->srv;
     req->conn = c;
     req->_keep_alive = head->framing.keep_alive && !c->srv->closing;
-    split_target(req);
+    split_target(req, t->form, rebase(t->origin, in, raw, head_len));
     memcpy(req->peer, c->peer, sizeof(req->peer));
     c->req = req;
 }
@@ -1003,12 +1001,13 @@ static bool process_head(struct http_conn *c)
         conn_fail(c, 431, "request header fields too large\n");
         return false;
     }
-    const char *why = rc < 0 ? "malformed HTTP request\n" : refusal(c->srv, &head);
+    struct http_target target = {0};
+    const char *why = rc < 0 ? "malformed HTTP request\n" : refusal(c->srv, &head, &target);
     if (why) {
         conn_fail(c, 400, why);
         return false;
     }
-    start_request(c, (size_t)rc, &head);
+    start_request(c, (size_t)rc, &head, &target);
     const struct http_framing *f = &c->req->_framing;
     if (f->chunked) {
         c->dec = HTTP_CHUNKED_DECODER_INIT;
