@@ -60,7 +60,7 @@ void reg_api_catalog_services(struct reg_api_call *c, struct reg_api_result *res
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
     json_t *out = json_object();
-    reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_tags, out);
+    reg_catalog_foreach_visible(c, res, &f, NULL, false, false, add_service_tags, out);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, c->api->state->services_index);
     reg_api_result_json(c, res, out);
@@ -80,7 +80,7 @@ static void service_nodes(struct reg_api_call *c, struct reg_api_result *res, bo
         return;
     json_t *list = json_array();
     uint64_t index =
-        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, add_service_node, list);
+        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, true, add_service_node, list);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), list, reg_render_entry_node);

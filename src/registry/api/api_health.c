@@ -49,7 +49,7 @@ static void health_entries(struct reg_api_call *c, struct reg_api_result *res, b
         return;
     ctx.list = json_array();
     uint64_t index =
-        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, add_health_entry, &ctx);
+        reg_catalog_foreach_visible(c, res, &f, c->arg, connect, true, add_health_entry, &ctx);
     reg_catalog_filter_free(&f);
     reg_catalog_result_index(res, index);
     c->api->ops->sort_near(c->api->agent, reg_api_query(c, "near"), ctx.list,

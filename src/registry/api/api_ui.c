@@ -88,7 +88,6 @@ void reg_api_ui_serve(struct reg_api_call *c)
 
 struct ui_services_ctx {
     struct reg_api_call *c;
-    struct reg_api_result *res;
     struct smap by_name; /* service name -> summary object (owned), walked in name order */
     struct err e;        /* why the call's filter could not be evaluated */
     bool failed;         /* ... and so the answer is that 400 */
@@ -142,11 +141,6 @@ static bool instance_selected(struct ui_services_ctx *ctx, const struct reg_serv
 
     if (ctx->failed)
         return false;
-    /* Consul summarises its service dump, whose ACL filter keeps an instance only with node:read
-     * too: the summary's Nodes, and a ?filter over Node, never show a node the token may not
-     * read. */
-    if (!reg_api_acl_service_visible(ctx->c, ctx->res, s, true))
-        return false;
     if (!ctx->c->filter)
         return true;
     json_t *entry =
@@ -193,8 +187,10 @@ void reg_api_ui_services(struct reg_api_call *c, struct reg_api_result *res)
 
     if (reg_catalog_filter_parse(c, &f, res) < 0)
         return;
-    struct ui_services_ctx ctx = {c, res, SMAP_INIT, {{0}}, false};
-    reg_catalog_foreach_visible(c, res, &f, NULL, false, add_service_summary, &ctx);
+    struct ui_services_ctx ctx = {c, SMAP_INIT, {{0}}, false};
+    /* Consul summarises its service dump, whose ACL filter keeps an instance only with node:read
+     * too: a summary's Nodes, and a ?filter over Node, never show a node the token may not read */
+    reg_catalog_foreach_visible(c, res, &f, NULL, false, true, add_service_summary, &ctx);
     reg_catalog_filter_free(&f);
     /* Consul's order: summaries by name, each one's Tags and Nodes sorted. */
     json_t *out = json_array();

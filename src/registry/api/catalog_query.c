@@ -135,7 +135,7 @@ uint64_t reg_catalog_foreach_connect(const struct reg_state *st, const struct re
 struct visible {
     struct reg_api_call *c;
     struct reg_api_result *res;
-    bool need_node; /* an instance read: node:read too, as Consul filters them */
+    bool need_node; /* node:read too (reg_catalog_foreach_visible) */
     reg_catalog_service_fn fn;
     void *ctx;
 };
@@ -150,9 +150,10 @@ static void visit_if_visible(const struct reg_service *s, void *data)
 
 uint64_t reg_catalog_foreach_visible(struct reg_api_call *c, struct reg_api_result *res,
                                      const struct reg_catalog_filter *f, const char *name,
-                                     bool connect, reg_catalog_service_fn fn, void *ctx)
+                                     bool connect, bool need_node, reg_catalog_service_fn fn,
+                                     void *ctx)
 {
-    struct visible v = {c, res, name != NULL, fn, ctx};
+    struct visible v = {c, res, need_node, fn, ctx};
 
     MESH_BUG_ON(connect && !name);
     if (connect && name)

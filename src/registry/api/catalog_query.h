@@ -48,16 +48,18 @@ uint64_t reg_catalog_foreach_connect(const struct reg_state *st, const struct re
 /*
  * The instances a read answers with, those the call's token may read (one left out marks res
  * filtered), each passed to fn in catalog order:
- *   - name NULL: every instance matching the filter whose service the token may read (the
- *     lists of services: /v1/catalog/services, the UI's);
+ *   - name NULL: every instance matching the filter (the lists of services:
+ *     /v1/catalog/services, the UI's);
  *   - else the instances of name (/v1/catalog/service/NAME, /v1/health/service/NAME) or, with
- *     connect, its Connect endpoints (their /connect/ twins, as reg_catalog_foreach_connect),
- *     whose service and node the token may read.
- * Returns the index covering an instance read (undefined for name NULL).
+ *     connect, its Connect endpoints (their /connect/ twins, as reg_catalog_foreach_connect).
+ * The token must read each one's service, and its node too with need_node: Consul filters
+ * instance reads and its service dump (the UI's summaries) so, its list of names by service
+ * alone. Returns the index covering an instance read (undefined for name NULL).
  */
 uint64_t reg_catalog_foreach_visible(struct reg_api_call *c, struct reg_api_result *res,
                                      const struct reg_catalog_filter *f, const char *name,
-                                     bool connect, reg_catalog_service_fn fn, void *ctx);
+                                     bool connect, bool need_node, reg_catalog_service_fn fn,
+                                     void *ctx);
 typedef json_t *(*reg_catalog_node_render_fn)(struct reg_api_call *c, struct reg_api_result *res,
                                               const struct reg_node *n);
 /*
