@@ -157,9 +157,7 @@ static int check_path(const struct tmpl_file_write *w, const char *dir, struct e
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT)
             return os_error(w, "stat", dir, -errno, e);
-        char *probe = xasprintf("%s/x", dir);
-        int rc = file_mkdir_parents(probe, 0777);
-        free(probe);
+        int rc = file_mkdir_all(dir, 0777);
         if (rc < 0)
             return os_error(w, "mkdir", dir, rc, e);
     }
