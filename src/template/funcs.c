@@ -371,23 +371,26 @@ static int fn_printf(struct tmpl_eval *ev, json_t *const *args, size_t nargs, js
     return 0;
 }
 
-static int fn_print(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+/* Go's fmt.Sprint (ln false) or Sprintln, as a string value */
+static json_t *sprint(json_t *const *args, size_t nargs, bool ln)
 {
     struct buf b = BUF_INIT;
 
-    tmpl_sprint(&b, args, nargs, false);
-    *out = buf_string(&b);
+    tmpl_sprint(&b, args, nargs, ln);
+    json_t *s = buf_string(&b);
     buf_free(&b);
+    return s;
+}
+
+static int fn_print(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
+{
+    *out = sprint(args, nargs, false);
     return 0;
 }
 
 static int fn_println(struct tmpl_eval *ev, json_t *const *args, size_t nargs, json_t **out)
 {
-    struct buf b = BUF_INIT;
-
-    tmpl_sprint(&b, args, nargs, true);
-    *out = buf_string(&b);
-    buf_free(&b);
+    *out = sprint(args, nargs, true);
     return 0;
 }
 
