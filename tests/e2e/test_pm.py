@@ -20,6 +20,7 @@ import time
 import pytest
 
 from helpers import HOST, SANITIZER_MARKERS, mesh_bin, request, wait_until
+from test_nofile import hard_limit, low_soft_limit
 
 CMD_TIMEOUT = 30  # seconds for one `mesh pm` command
 
@@ -92,6 +93,13 @@ class PM:
         return wait_until(lambda: (lambda rows: rows if rows and all(
             r["status"] == status for r in rows) else None)(self.app(name)),
             timeout, interval=0.1, what=f"{name} {status}")
+
+    def wait_restarts(self, name, restarts, timeout=40):
+        """The rows of app `name` once each instance is online with at least `restarts`
+        restarts."""
+        return wait_until(lambda: (lambda rows: rows if rows and all(
+            r["status"] == "online" and r["restarts"] >= restarts for r in rows) else None)(
+            self.app(name)), timeout, interval=0.1, what=f"{name}: {restarts} restarts")
 
     def log(self):
         try:
@@ -710,14 +718,7 @@ def test_daemon_raises_its_open_files_limit_and_apps_inherit_it(pm):
     """Each instance holds descriptors in the daemon (a pidfd or a process handle, its log
     files while it starts): the daemon raises its soft limit to the hard one, as PM2's node
     does, and the apps inherit it, as PM2's do."""
-    low = 256
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and hard <= low:
-        pytest.skip(f"the hard limit on open files ({hard}) leaves nothing to raise")
-
-    def low_soft_limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
-
+    hard = hard_limit()
     subprocess.run([mesh_bin(), "pm", "-home", pm.home, "daemon"], check=True,
                    timeout=CMD_TIMEOUT, preexec_fn=low_soft_limit)
     pm._note_daemon()

@@ -37,26 +37,17 @@ def cmdline(pid):
         return None
 
 
-def restarted(pm, name, restarts):
-    """The rows of app `name` once each instance is online with at least `restarts` restarts."""
-    def done():
-        rows = pm.app(name)
-        return rows if rows and all(r["status"] == "online" and r["restarts"] >= restarts
-                                    for r in rows) else None
-    return wait_until(done, 40, interval=0.1, what=f"{name}: {restarts} cron restarts")
-
-
 def test_cron_restart_restarts_every_instance_on_schedule(pm, tmp_path):
     pm.run("start", "tick", "-i", 2, "--cron-restart", "*/2 * * * * *", "--", "sleep", "600")
     first = {r["instance"]: r["pid"] for r in pm.wait_status("tick", "online")}
-    rows = restarted(pm, "tick", 2)
+    rows = pm.wait_restarts("tick", 2)
     assert all(r["pid"] != first[r["instance"]] for r in rows), (first, rows)
     assert 'tick: cron_restart "*/2 * * * * *": restarting' in pm.log()
     spec = json.loads(pm.run("describe", "tick", "-json").stdout)[0]["spec"]
     assert spec["cron_restart"] == "*/2 * * * * *"
     # As in PM2, a stop leaves the schedule running: the next time starts the app again.
     pm.run("stop", "tick")
-    restarted(pm, "tick", rows[0]["restarts"] + 1)
+    pm.wait_restarts("tick", rows[0]["restarts"] + 1)
     # delete ends it: its processes are gone and nothing starts again, past two more times of
     # the same schedule, which a witness app with that schedule marks in the log.
     pm.run("start", "clock", "-c", "*/2 * * * * *", "--", "sleep", "601")
@@ -86,8 +77,8 @@ def test_cron_restart_from_an_ecosystem_file_and_the_short_flag(pm, tmp_path):
     ]}))
     pm.run("start", str(eco))
     pm.run("start", "short", "-c", "*/2 * * * * *", "--", "sleep", "600")
-    restarted(pm, "eco", 1)
-    restarted(pm, "short", 1)
+    pm.wait_restarts("eco", 1)
+    pm.wait_restarts("short", 1)
     spec = json.loads(pm.run("describe", "off", "-json").stdout)[0]["spec"]
     assert "cron_restart" not in spec  # "0" is PM2's "no schedule"
     assert pm.app("off")[0]["restarts"] == 0

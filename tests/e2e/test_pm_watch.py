@@ -16,15 +16,6 @@ from test_pm import pm  # noqa: F401 (pm is a fixture)
 DETECTED = "Change detected on path "
 
 
-def restarted(pm, name, restarts):
-    """The row of single-instance app `name` once online with at least `restarts` restarts."""
-    def done():
-        rows = pm.app(name)
-        return rows[0] if rows and rows[0]["status"] == "online" and \
-            rows[0]["restarts"] >= restarts else None
-    return wait_until(done, 30, interval=0.1, what=f"{name}: {restarts} restarts")
-
-
 def detected(pm, name):
     """The paths named by the daemon's log for app `name`'s watch restarts, in order."""
     tail = f" for app {name} - restarting"
@@ -62,7 +53,7 @@ def test_a_change_restarts_an_ignored_one_does_not(pm, tmp_path):
     touch(app / ".git" / "HEAD")
     touch(app / ".env")  # in a watched directory: its event comes, and is ignored
     touch(app / "lib" / "a.js")
-    row = restarted(pm, "w", 1)
+    row = pm.wait_restarts("w", 1)[0]
     assert row["pid"] != first and row["unstable_restarts"] == 0, row
     assert detected(pm, "w")[0] == "lib/a.js", pm.log()
 
@@ -74,7 +65,7 @@ def test_a_change_restarts_an_ignored_one_does_not(pm, tmp_path):
     touch(app / "lib" / "sub" / "b.js")
     wait_until(lambda: "lib/sub/b.js" in detected(pm, "w")[before:], 20, interval=0.1,
                what="lib/sub/b.js named")
-    row = restarted(pm, "w", row["restarts"] + 2)
+    row = pm.wait_restarts("w", row["restarts"] + 2)[0]
     assert row["unstable_restarts"] == 0, row
     assert not any(p.startswith(("node_modules", ".git", ".env")) for p in detected(pm, "w"))
 
@@ -83,7 +74,7 @@ def test_a_change_restarts_an_ignored_one_does_not(pm, tmp_path):
     pm.run("stop", "w")
     before = len(detected(pm, "w"))
     touch(app / "lib" / "a.js")
-    restarted(pm, "w", row["restarts"] + 1)
+    pm.wait_restarts("w", row["restarts"] + 1)[0]
     assert detected(pm, "w")[before:] == ["lib/a.js"], pm.log()
     pm.run("delete", "w")
     assert pm.ls() == []
@@ -115,7 +106,7 @@ def test_watch_paths_ignore_watch_and_delay_from_an_ecosystem_file(pm, tmp_path)
     for name in ("a.js", "b.js", "c.js"):
         touch(app / "src" / name)
     quick = time.monotonic() - t0 < 0.5
-    row = restarted(pm, "e", 1)
+    row = pm.wait_restarts("e", 1)[0]
     assert row["pid"] != first and row["unstable_restarts"] == 0, row
     assert detected(pm, "e")[0] == "src/a.js", pm.log()
     if quick:  # the changes came well inside the 1.5 s (this machine may stall the test)
@@ -142,15 +133,15 @@ def test_watch_paths_with_dot_components_watch_with_the_default_ignore_list(pm, 
                "d: watching 1 directory" in pm.log(), 10, interval=0.1, what="the watches set up")
 
     touch(dot / "x.js")
-    restarted(pm, "d", 1)
+    pm.wait_restarts("d", 1)[0]
     assert detected(pm, "d") == ["x.js"], pm.log()
 
     touch(app / "src" / "a.js")
-    row = restarted(pm, "r", 1)
+    row = pm.wait_restarts("r", 1)[0]
     assert detected(pm, "r") == ["src/a.js"], pm.log()
     wait_until(lambda: settled(pm, "r"), 20, interval=0.1, what="its restart")
     touch(tmp_path / "shared" / "b.js")  # outside the app's directory: named from its root
-    row = restarted(pm, "r", row["restarts"] + 1)
+    row = pm.wait_restarts("r", row["restarts"] + 1)[0]
     assert detected(pm, "r") == ["src/a.js", "b.js"], pm.log()
 
 
@@ -169,7 +160,7 @@ def test_a_change_during_a_watch_restart_starts_another(pm, tmp_path):
                what="k being restarted")
     touch(app / "b.js")
     wait_until(lambda: "b.js" in detected(pm, "k"), 20, interval=0.1, what="b.js named")
-    row = restarted(pm, "k", 2)
+    row = pm.wait_restarts("k", 2)[0]
     assert row["unstable_restarts"] == 0, row
     assert detected(pm, "k") == ["a.js", "b.js"], pm.log()
 
