@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fd_limit.h"
+#include "sleeper.h"
 #include "scratch.h"
 
 #include "lib/alloc.h"
@@ -300,20 +301,6 @@ static void test_sample_without_start_ticks(void **state)
 }
 
 /* A child in its own session that waits to be killed (gone anyway after 120 s). */
-static pid_t sleeper(void)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        setsid();
-        alarm(120);
-        pause();
-        _exit(0);
-    }
-    assert_true(pid > 0);
-    return pid;
-}
-
 /* A daemon's table loaded from state_path (in a loop of its own, with the pids and logs
  * directories given) with `spare` file descriptors to spare. */
 static void load_short_of_fds(struct pm_daemon *d, uv_loop_t *loop, char *pids, char *logs,
@@ -348,6 +335,7 @@ static void retired_kept(int spare)
     int status = 0;
     pid_t child = sleeper();
 
+    assert_true(child > 0);
     snprintf(pids, sizeof(pids), "%s/retired-pids-%d", scratch_dir, spare);
     snprintf(state_path, sizeof(state_path), "%s/retired-state.json", scratch_dir);
     assert_int_equal(mkdir(pids, 0755), 0);
@@ -399,6 +387,7 @@ static void test_revive_retries_adoption_when_out_of_descriptors(void **state)
     json_t *root;
     int status = 0;
 
+    assert_true(child[0] > 0 && child[1] > 0);
     snprintf(pids, sizeof(pids), "%s/adopt-pids", scratch_dir);
     snprintf(logs, sizeof(logs), "%s/adopt-logs", scratch_dir);
     snprintf(state_path, sizeof(state_path), "%s/adopt-state.json", scratch_dir);

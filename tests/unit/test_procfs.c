@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fd_limit.h"
+#include "sleeper.h"
 #include "scratch.h"
 
 #include "lib/procfs.h"
@@ -78,12 +79,8 @@ static void test_pidfile_live(void **state)
 {
     char path[600], text[64];
     struct err e;
-    pid_t child = fork();
+    pid_t child = sleeper();
 
-    if (child == 0) {
-        pause();
-        _exit(0);
-    }
     assert_true(child > 0);
     snprintf(path, sizeof(path), "%s/x.pid", scratch_dir);
     uint64_t start = 0;
@@ -131,12 +128,8 @@ static void test_pidfile_check_tells_gone_from_unreadable(void **state)
     struct err e;
     uint64_t start = 0;
     pid_t pid = 0;
-    pid_t child = fork();
+    pid_t child = sleeper();
 
-    if (child == 0) {
-        pause();
-        _exit(0);
-    }
     assert_true(child > 0);
     snprintf(path, sizeof(path), "%s/check.pid", scratch_dir);
     snprintf(none, sizeof(none), "%s/none.pid", scratch_dir);
